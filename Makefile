@@ -1,0 +1,169 @@
+# outboard build.
+#
+# Sources are found by walking src/, so a new file needs no edit here. Naming carries the rules:
+#   src/cli/*.c            -> build/outboard (the only code with main())
+#   src/**/*_avx2.c        -> compiled with AVX2/FMA/F16C flags, x86-64 only
+#   src/**/*_avx512.c      -> compiled with AVX-512 (F/BW/VL/DQ/VNNI/BF16) flags, x86-64 only
+#   src/**/*_neon.c        -> compiled with NEON dot-product flags, aarch64 only
+#   src/cuda/*.cu          -> compiled by nvcc when it is on PATH (CUDA=0 forces it off)
+#   everything else        -> build/liboutboard.a
+#   tests/**/*_test.c      -> one test binary each, run by `make test`
+#   tests/**/*_fuzz.c      -> libFuzzer targets, built by `make fuzz` (clang)
+# Runtime dispatch chooses among the ISA files, so the library runs on any CPU of its arch.
+
+CC      ?= cc
+BUILD   ?= build
+SHARED  ?= $(abspath ../shared)
+ARCH    ?= $(shell $(CC) -dumpmachine | cut -d- -f1)
+UNAME   := $(shell uname -s)
+# The checkout's own virtual environment (scripts/setup.sh) when there is one.
+PYTHON  ?= $(if $(wildcard .venv/bin/python),$(abspath .venv/bin/python),python3)
+
+# Platform libraries, found with pkg-config (Debian -dev packages / Homebrew formulae).
+PKGS    := jansson libpcre2-8 libutf8proc
+PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
+PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
+
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CPPFLAGS += -Iinclude -Isrc $(PKG_CFLAGS)
+ifeq ($(UNAME),Darwin)
+CPPFLAGS += -D_DARWIN_C_SOURCE
+else
+CPPFLAGS += -D_GNU_SOURCE
+endif
+# EXTRA_CFLAGS: additions from the command line (CFLAGS itself is assembled here).
+CFLAGS  := -std=c11 $(OPT) -g $(WARN) -pthread -fno-strict-aliasing $(EXTRA_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -pthread
+
+# `make SAN=1` (used by `make check`): AddressSanitizer + UndefinedBehaviorSanitizer.
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
+ISA_NEON   := -march=armv8.2-a+dotprod+fp16
+
+# LIB_DIRS narrows the library (the NEON cross-build takes only the dependency-free kernels).
+LIB_DIRS ?= src
+ALL_LIB_SRC := $(shell find $(LIB_DIRS) -name '*.c' -not -path 'src/cli/*' | sort)
+ifeq ($(filter x86_64 amd64,$(ARCH)),)
+LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_LIB_SRC))
+else
+LIB_SRC := $(filter-out %_neon.c,$(ALL_LIB_SRC))
+endif
+ifeq ($(filter aarch64 arm64,$(ARCH)),)
+LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC))
+endif
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(shell find tests -name '*_test.c' | sort)
+FUZZ_SRC := $(shell find tests -name '*_fuzz.c' | sort)
+
+# CUDA: on when nvcc is found, unless CUDA=0. Kernels are compiled for every supported
+# generation plus PTX so a newer card JITs them.
+NVCC    ?= $(shell command -v nvcc 2>/dev/null)
+CUDA    ?= $(if $(NVCC),1,0)
+CU_SRC  := $(if $(filter 1,$(CUDA)),$(shell find src/cuda -name '*.cu' 2>/dev/null | sort))
+NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+             -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O2 -std=c++17 $(NVCC_ARCH) -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -Werror all-warnings -Iinclude -Isrc
+ifneq ($(CU_SRC),)
+CPPFLAGS += -DOB_HAVE_CUDA=1
+CUDA_HOME ?= $(abspath $(dir $(NVCC))/..)
+LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
+endif
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
+LIB      := $(BUILD)/liboutboard.a
+CLI      := $(BUILD)/outboard
+
+.PHONY: all test test-c check fuzz fuzz-run clean neon-test format
+all: $(CLI) $(LIB)
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(CLI): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_AVX2) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_AVX512) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_neon.o: %_neon.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_NEON) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+# A test may #include the .c it tests to reach its statics; the linker then takes the
+# test's copy and never pulls that archive member, so there is no clash.
+$(BUILD)/tests/%: tests/%.c $(LIB) tests/test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# `make test`: every C test binary, then the Python reference tests (pytest), one summary line.
+test: all $(TEST_BIN)
+	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) $(PYTHON) tests/run_tests.py
+
+# The C tests alone (fast inner loop; also what the NEON cross-build runs under qemu).
+test-c: all $(TEST_BIN)
+	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) $(PYTHON) tests/run_tests.py --c-only
+
+# `make check`: the same suite built with ASan + UBSan in its own build folder.
+check:
+	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
+
+# NEON: cross-build the library and C tests for aarch64 and run them under qemu-user.
+NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/%,$(TEST_BIN))
+neon-test:
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 \
+	    PKGS= LIB_DIRS="src/core src/quant src/cpu" neon-tests-only
+neon-tests-only: $(LIB)
+	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 PKGS= LIB_DIRS="$(LIB_DIRS)" $(NEON_TESTS)
+	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
+	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu
+
+# libFuzzer targets (clang only). FUZZ_SECONDS bounds each target in `make fuzz-run`.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 30
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 SAN=1 OPT=-O1 \
+	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/liboutboard.a $(FUZZ_SRC:tests/%.c=build-fuzz/fuzz/%)
+build-fuzz/fuzz/%_fuzz: tests/%_fuzz.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+fuzz-run: fuzz
+	$(PYTHON) tests/run_fuzz.py --seconds $(FUZZ_SECONDS)
+
+format:
+	clang-format -i $$(find src include tests bench -name '*.[ch]')
+
+clean:
+	rm -rf build build-san build-fuzz build-aarch64
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# `make run`: the main job. Fetches the default model (scripts/fetch-default-model.sh) and
+# generates from it. Replaced by the server once it exists.
+run: all
+	@if [ -x scripts/fetch-default-model.sh ]; then scripts/fetch-default-model.sh; fi
+	@if [ -x scripts/run-default.sh ]; then scripts/run-default.sh; \
+	 else echo "outboard: the default model runner is not built yet; try: build/outboard info FILE.gguf"; fi
+.PHONY: run

@@ -1,0 +1,44 @@
+/*
+ * outboard's entry point: dispatches `outboard <command> ...` to the command's file.
+ * To add a command, declare it in cli.h and add a row to COMMANDS.
+ */
+#include "cli/cli.h"
+#include "outboard.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} cli_command;
+
+static const cli_command COMMANDS[] = {
+    {"info", cli_cmd_info, "describe a GGUF model: architecture, shapes, quantization, tokenizer"},
+};
+
+static void print_usage(FILE *to) {
+    fprintf(to, "outboard %s: local LLM inference\n\nusage: outboard <command> [options]\n\n",
+            OB_VERSION_STRING);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        fprintf(to, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(to, "\n`outboard <command> --help` describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+        !strcmp(argv[1], "help")) {
+        print_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("outboard %s\n", OB_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "outboard: unknown command '%s'\n\n", argv[1]);
+    print_usage(stderr);
+    return 2;
+}
