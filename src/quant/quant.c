@@ -1,0 +1,191 @@
+/*
+ * The dispatch table: for every type, its geometry, the type its dot products take on the
+ * activation side, and one kernel set per ISA. On first use each (type, ISA) pair is resolved
+ * into a complete quant_traits (fields the ISA does not accelerate come from the ISA below), and
+ * the best one this CPU can run becomes quant_traits_get's answer.
+ */
+#include "quant/quant_impl.h"
+
+#include "core/cpu_features.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+
+_Static_assert(sizeof(quant_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+_Static_assert(sizeof(quant_block_q4_1) == 20, "Q4_1 block is 20 bytes");
+_Static_assert(sizeof(quant_block_q5_0) == 22, "Q5_0 block is 22 bytes");
+_Static_assert(sizeof(quant_block_q5_1) == 24, "Q5_1 block is 24 bytes");
+_Static_assert(sizeof(quant_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+_Static_assert(sizeof(quant_block_q8_1) == 36, "Q8_1 block is 36 bytes");
+
+/* Kernel files exist only for their architecture; these keep the table one piece. */
+#if defined(__x86_64__) || defined(_M_X64)
+#define X86(p) (p)
+#else
+#define X86(p) NULL
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define ARM(p) (p)
+#else
+#define ARM(p) NULL
+#endif
+
+typedef struct quant_row {
+    const char *name;
+    int64_t block_size;
+    size_t type_size;
+    uint32_t vec_dot_type;
+    const quant_impl *impl[QUANT_ISA_COUNT]; /* scalar, avx2, avx512, neon; NULL = none */
+} quant_row;
+
+/* Rows with a NULL scalar set are unsupported types. */
+static const quant_row ROWS[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_F32] = {"F32", 1, 4, OB_QTYPE_F32,
+        {&quant_f32_scalar, NULL, NULL, NULL}},
+    [OB_QTYPE_F16] = {"F16", 1, 2, OB_QTYPE_F16,
+        {&quant_f16_scalar, NULL, NULL, NULL}},
+    [OB_QTYPE_BF16] = {"BF16", 1, 2, OB_QTYPE_BF16,
+        {&quant_bf16_scalar, NULL, NULL,
+         NULL}},
+    [OB_QTYPE_Q4_0] = {"Q4_0", 32, 18, OB_QTYPE_Q8_0,
+        {&quant_q4_0_scalar, NULL, NULL,
+         NULL}},
+    [OB_QTYPE_Q4_1] = {"Q4_1", 32, 20, OB_QTYPE_Q8_1,
+        {&quant_q4_1_scalar, NULL, NULL,
+         NULL}},
+    [OB_QTYPE_Q5_0] = {"Q5_0", 32, 22, OB_QTYPE_Q8_0,
+        {&quant_q5_0_scalar, NULL, NULL,
+         NULL}},
+    [OB_QTYPE_Q5_1] = {"Q5_1", 32, 24, OB_QTYPE_Q8_1,
+        {&quant_q5_1_scalar, NULL, NULL,
+         NULL}},
+    [OB_QTYPE_Q8_0] = {"Q8_0", 32, 34, OB_QTYPE_Q8_0,
+        {&quant_q8_0_scalar, NULL, NULL,
+         NULL}},
+    [OB_QTYPE_Q8_1] = {"Q8_1", 32, 36, OB_QTYPE_Q8_1,
+        {&quant_q8_1_scalar, NULL, NULL,
+         NULL}},
+
+    /* ---- K-quants and IQ4: slots for q2_k*.c ... q8_k*.c and iq4_*.c ----
+     * To switch a type on, replace a NULL by its set, e.g. &quant_q4_k_scalar in the first
+     * slot, then X86(&quant_q4_k_avx2), X86(&quant_q4_k_avx512), ARM(&quant_q4_k_neon)
+     * for the ISA sets that exist (the sets are declared in quant_impl.h). A NULL first slot means "unsupported". */
+    [OB_QTYPE_Q2_K] = {"Q2_K", 256, 84, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_Q3_K] = {"Q3_K", 256, 110, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_Q4_K] = {"Q4_K", 256, 144, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_Q5_K] = {"Q5_K", 256, 176, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_Q6_K] = {"Q6_K", 256, 210, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_Q8_K] = {"Q8_K", 256, 292, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_IQ4_NL] = {"IQ4_NL", 32, 18, OB_QTYPE_Q8_0, {NULL, NULL, NULL, NULL}},
+    [OB_QTYPE_IQ4_XS] = {"IQ4_XS", 256, 136, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+};
+
+static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+
+static quant_traits g_traits[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
+static bool g_have[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
+static int g_best[OB_QTYPE_COUNT]; /* -1: unsupported */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* Whether this CPU (after OB_ISA) runs the ISA's baseline plus the set's extra needs. */
+static bool quant_isa_ok(int isa, const quant_impl *impl, const ob_cpu_features *cpu) {
+    bool ok;
+    switch (isa) {
+    case QUANT_ISA_SCALAR: ok = true; break;
+    case QUANT_ISA_AVX2: ok = cpu->avx2 && cpu->fma && cpu->f16c; break;
+    case QUANT_ISA_AVX512:
+        ok = cpu->avx2 && cpu->avx512f && cpu->avx512bw && cpu->avx512vl && cpu->avx512dq &&
+             cpu->avx512vnni;
+        break;
+    case QUANT_ISA_NEON: ok = cpu->neon && cpu->dotprod; break;
+    default: ok = false;
+    }
+    if ((impl->needs & QUANT_NEEDS_AVX512BF16) && !cpu->avx512bf16) ok = false;
+    return ok;
+}
+
+/* Overlays the non-NULL fields of one kernel set. */
+static void quant_overlay(quant_traits *t, const quant_impl *impl) {
+    if (impl->to_f32) t->to_f32 = impl->to_f32;
+    if (impl->from_f32) t->from_f32 = impl->from_f32;
+    if (impl->vec_dot) t->vec_dot = impl->vec_dot;
+    if (impl->dot_tile) t->dot_tile = impl->dot_tile;
+}
+
+/* Resolves every usable (type, ISA) pair. The chains are scalar -> avx2 -> avx512 on x86 and
+ * scalar -> neon on Arm; a set the CPU cannot run is skipped, and so is every set above it. */
+static void quant_init(void) {
+    const ob_cpu_features *cpu = ob_cpu_features_get();
+    static const int chain_x86[] = {QUANT_ISA_AVX2, QUANT_ISA_AVX512};
+    for (uint32_t type = 0; type < OB_QTYPE_COUNT; type++) {
+        const quant_row *row = &ROWS[type];
+        g_best[type] = -1;
+        if (!row->impl[QUANT_ISA_SCALAR]) continue;
+        quant_traits t = {
+            .type = type, .name = row->name, .block_size = row->block_size,
+            .type_size = row->type_size, .vec_dot_type = row->vec_dot_type, .isa = "scalar",
+        };
+        quant_overlay(&t, row->impl[QUANT_ISA_SCALAR]);
+        g_traits[type][QUANT_ISA_SCALAR] = t;
+        g_have[type][QUANT_ISA_SCALAR] = true;
+        g_best[type] = QUANT_ISA_SCALAR;
+        quant_traits cur = t;
+        for (size_t k = 0; k < sizeof chain_x86 / sizeof chain_x86[0]; k++) {
+            int isa = chain_x86[k];
+            const quant_impl *impl = row->impl[isa];
+            if (!impl) continue; /* nothing of its own: the next ISA builds on the one below */
+            if (!quant_isa_ok(isa, impl, cpu)) break;
+            quant_overlay(&cur, impl);
+            cur.isa = ISA_NAMES[isa];
+            g_traits[type][isa] = cur;
+            g_have[type][isa] = true;
+            g_best[type] = isa;
+        }
+        const quant_impl *neon = row->impl[QUANT_ISA_NEON];
+        if (neon && quant_isa_ok(QUANT_ISA_NEON, neon, cpu)) {
+            quant_traits n = t;
+            quant_overlay(&n, neon);
+            n.isa = ISA_NAMES[QUANT_ISA_NEON];
+            g_traits[type][QUANT_ISA_NEON] = n;
+            g_have[type][QUANT_ISA_NEON] = true;
+            g_best[type] = QUANT_ISA_NEON;
+        }
+    }
+}
+
+const quant_traits *quant_traits_get(uint32_t type) {
+    if (type >= OB_QTYPE_COUNT) return NULL;
+    pthread_once(&g_once, quant_init);
+    return g_best[type] < 0 ? NULL : &g_traits[type][g_best[type]];
+}
+
+const quant_traits *quant_traits_ref(uint32_t type) {
+    return quant_traits_isa(type, "scalar");
+}
+
+const quant_traits *quant_traits_isa(uint32_t type, const char *isa) {
+    if (type >= OB_QTYPE_COUNT || !isa) return NULL;
+    pthread_once(&g_once, quant_init);
+    for (int i = 0; i < QUANT_ISA_COUNT; i++)
+        if (strcmp(isa, ISA_NAMES[i]) == 0) return g_have[type][i] ? &g_traits[type][i] : NULL;
+    return NULL;
+}
+
+void quant_dot_tile(const quant_traits *t, int64_t n, int64_t nx, int64_t ny, float *out,
+                    size_t out_stride, const void *x, size_t x_stride, const void *y,
+                    size_t y_stride) {
+    if (t->dot_tile) {
+        t->dot_tile(n, nx, ny, out, out_stride, x, x_stride, y, y_stride);
+        return;
+    }
+    for (int64_t j = 0; j < ny; j++)
+        for (int64_t i = 0; i < nx; i++)
+            t->vec_dot(n, &out[j * out_stride + i], (const uint8_t *)x + i * x_stride,
+                       (const uint8_t *)y + j * y_stride);
+}
+
+float quant_f16_to_f32(uint16_t h) { return quant_f16(h); }
+uint16_t quant_f32_to_f16(float f) { return quant_to_f16(f); }
+float quant_bf16_to_f32(uint16_t h) { return quant_bf16(h); }
+uint16_t quant_f32_to_bf16(float f) { return quant_to_bf16(f); }

@@ -1,0 +1,293 @@
+/*
+ * Tests of the block kernels behind quant_traits (src/quant/): the scalar reference against
+ * first principles (dequantized dot products, quantization error bounds), and every SIMD
+ * variant this CPU runs against the scalar reference on random data, tails and odd sizes
+ * included:
+ *   to_f32 and from_f32   bit for bit (both are exact integer/float-rounding work);
+ *   vec_dot, dot_tile     |got - ref| <= 1e-4 * sum |x_i * y_i| (float summation order and,
+ *                         for F16/BF16, float vs double accumulation are the only differences).
+ */
+#include "quant/quant.h"
+
+#include "core/alloc.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdbool.h>
+
+static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16,
+                                 OB_QTYPE_Q4_0, OB_QTYPE_Q4_1, OB_QTYPE_Q5_0,
+                                 OB_QTYPE_Q5_1, OB_QTYPE_Q8_0, OB_QTYPE_Q8_1};
+#define N_TYPES (sizeof TYPES / sizeof TYPES[0])
+static const char *const SIMD_ISAS[] = {"avx2", "avx512", "neon"};
+
+static uint64_t rng_state = 0x243f6a8885a308d3ull;
+static uint32_t rng32(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 16);
+}
+/* Roughly normal values with a few outliers, like weights and activations. */
+static float rng_value(void) {
+    float s = 0;
+    for (int k = 0; k < 4; k++) s += (float)rng32() / 4294967296.0f - 0.5f;
+    if (rng32() % 97 == 0) s *= 12.0f;
+    return s;
+}
+static void fill(float *x, int64_t n) {
+    float scale = 0.01f + (float)(rng32() % 1000) / 100.0f;
+    for (int64_t i = 0; i < n; i++) x[i] = rng_value() * scale;
+}
+
+static size_t row_bytes(const quant_traits *t, int64_t n) {
+    return (size_t)(n / t->block_size) * t->type_size;
+}
+
+/* Element counts to test: odd sizes for plain types, 1..many blocks for block types. */
+static int64_t test_size(const quant_traits *t, int k) {
+    static const int64_t plain[] = {1, 3, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 127, 200, 1031};
+    static const int64_t blocks[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, 2, 1, 64};
+    return t->block_size == 1 ? plain[k] : blocks[k] * t->block_size;
+}
+#define N_SIZES 15
+
+/* Dot of dequantized rows in double, and the sum of |products| that scales the tolerance. */
+static double ref_dot(const quant_traits *tx, const quant_traits *ty, int64_t n, const void *x,
+                      const void *y, double *abs_sum) {
+    float *a = ob_alloc((size_t)n, sizeof(float)), *b = ob_alloc((size_t)n, sizeof(float));
+    tx->to_f32(x, a, n);
+    ty->to_f32(y, b, n);
+    double s = 0, as = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s += (double)a[i] * b[i];
+        as += fabs((double)a[i] * b[i]);
+    }
+    ob_free(a);
+    ob_free(b);
+    *abs_sum = as;
+    return s;
+}
+
+TEST(table_is_consistent) {
+    for (size_t k = 0; k < N_TYPES; k++) {
+        const quant_traits *r = quant_traits_ref(TYPES[k]), *g = quant_traits_get(TYPES[k]);
+        CHECK(r && g);
+        CHECK_EQ_INT(r->type, TYPES[k]);
+        CHECK_EQ_STR(r->isa, "scalar");
+        CHECK_EQ_STR(g->name, r->name);
+        CHECK(r->to_f32 && r->from_f32 && r->vec_dot && g->to_f32 && g->vec_dot);
+        CHECK(quant_traits_ref(r->vec_dot_type) != NULL);
+        CHECK_EQ_INT(quant_traits_ref(r->vec_dot_type)->block_size, r->block_size);
+    }
+    CHECK_EQ_INT(quant_traits_ref(OB_QTYPE_Q4_0)->vec_dot_type, OB_QTYPE_Q8_0);
+    CHECK_EQ_INT(quant_traits_ref(OB_QTYPE_Q5_1)->vec_dot_type, OB_QTYPE_Q8_1);
+    CHECK_EQ_INT(quant_traits_ref(OB_QTYPE_Q4_0)->type_size, 18);
+    CHECK(quant_traits_get(OB_QTYPE_COUNT) == NULL);
+    CHECK(quant_traits_get(4) == NULL); /* a retired id */
+    CHECK(quant_traits_isa(OB_QTYPE_Q4_0, "sse9") == NULL);
+}
+
+/* Reference quantizers: error per element within half a step of the block's scale, and the
+ * dequantized value reproduces exactly on a second round trip. */
+TEST(reference_quantize_error_is_bounded) {
+    static const struct { uint32_t type; double steps; } T[] = {
+        {OB_QTYPE_Q4_0, 16}, {OB_QTYPE_Q4_1, 15}, {OB_QTYPE_Q5_0, 32},
+        {OB_QTYPE_Q5_1, 31}, {OB_QTYPE_Q8_0, 254}, {OB_QTYPE_Q8_1, 254}};
+    enum { N = 32 * 64 };
+    float *x = ob_alloc(N, sizeof(float)), *y = ob_alloc(N, sizeof(float));
+    uint8_t *q = ob_alloc(N, 4);
+    for (size_t k = 0; k < sizeof T / sizeof T[0]; k++) {
+        const quant_traits *t = quant_traits_ref(T[k].type);
+        fill(x, N);
+        t->from_f32(x, q, N);
+        t->to_f32(q, y, N);
+        for (int b = 0; b < N / 32; b++) {
+            float lo = x[b * 32], hi = x[b * 32];
+            for (int j = 0; j < 32; j++) {
+                lo = fminf(lo, x[b * 32 + j]);
+                hi = fmaxf(hi, x[b * 32 + j]);
+            }
+            bool sym = T[k].type == OB_QTYPE_Q4_0 || T[k].type == OB_QTYPE_Q5_0 ||
+                       T[k].type >= OB_QTYPE_Q8_0;
+            double amax = fmax(fabs(lo), fabs(hi)), range = sym ? 2 * amax : hi - lo;
+            /* Half a step; a whole one for Q4_0/Q5_0, whose top level (+8, +16) is clamped
+             * away so values near -d*8 lose up to a step; plus the f16 rounding of d and m. */
+            bool clamped = T[k].type == OB_QTYPE_Q4_0 || T[k].type == OB_QTYPE_Q5_0;
+            double bound = range / T[k].steps * (clamped ? 1.0 : 0.5) + 1e-3 * amax + 1e-6;
+            for (int j = 0; j < 32; j++)
+                CHECK_MSG(fabs((double)x[b * 32 + j] - y[b * 32 + j]) <= bound,
+                          "%s block %d elem %d: %g -> %g (bound %g)", t->name, b, j,
+                          x[b * 32 + j], y[b * 32 + j], bound);
+        }
+    }
+    ob_free(x);
+    ob_free(y);
+    ob_free(q);
+}
+
+/* Reference vec_dot against the dot of the dequantized rows. Q4_1/Q5_1 use the activation's
+ * stored f16 sum (s = d * sum q), as ggml does, which costs up to 2^-11 of that term. */
+TEST(reference_vec_dot_matches_dequantized_dot) {
+    enum { NMAX = 32 * 64 };
+    float *x = ob_alloc(NMAX, sizeof(float)), *y = ob_alloc(NMAX, sizeof(float));
+    uint8_t *qx = ob_alloc(NMAX, 4), *qy = ob_alloc(NMAX, 4);
+    for (size_t k = 0; k < N_TYPES; k++) {
+        const quant_traits *t = quant_traits_ref(TYPES[k]);
+        const quant_traits *ty = quant_traits_ref(t->vec_dot_type);
+        for (int s = 0; s < N_SIZES; s++) {
+            int64_t n = test_size(t, s);
+            fill(x, n);
+            fill(y, n);
+            t->from_f32(x, qx, n);
+            ty->from_f32(y, qy, n);
+            float got;
+            t->vec_dot(n, &got, qx, qy);
+            double abs_sum, want = ref_dot(t, ty, n, qx, qy, &abs_sum);
+            double tol = (ty->type == OB_QTYPE_Q8_1 ? 2e-3 : 1e-5) * abs_sum + 1e-30;
+            CHECK_MSG(fabs(got - want) <= tol, "%s n=%lld: %.9g, dequantized %.9g", t->name,
+                      (long long)n, got, want);
+        }
+    }
+    ob_free(x);
+    ob_free(y);
+    ob_free(qx);
+    ob_free(qy);
+}
+
+/* Random blocks straight from bytes, with finite f16 scales, so dequantization sees every bit
+ * pattern of the quants. */
+static void random_blocks(const quant_traits *t, uint8_t *dst, int64_t n) {
+    size_t bytes = row_bytes(t, n);
+    for (size_t i = 0; i < bytes; i++) dst[i] = (uint8_t)rng32();
+    if (t->type == OB_QTYPE_F32) {
+        float *f = (float *)dst;
+        for (int64_t i = 0; i < n; i++) f[i] = rng_value();
+        return;
+    }
+    if (t->block_size == 1) { /* F16 / BF16: every element is a finite half */
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t v = t->type == OB_QTYPE_BF16 ? quant_f32_to_bf16(rng_value())
+                                                  : quant_f32_to_f16(rng_value());
+            memcpy(dst + 2 * i, &v, 2);
+        }
+        return;
+    }
+    /* d (and m or s) are the leading f16 fields of every 32-element block */
+    size_t n_halves = (t->type == OB_QTYPE_Q4_1 || t->type == OB_QTYPE_Q5_1 ||
+                       t->type == OB_QTYPE_Q8_1) ? 2 : 1;
+    for (int64_t b = 0; b < n / t->block_size; b++) {
+        for (size_t h = 0; h < n_halves; h++) {
+            uint16_t v = quant_f32_to_f16(rng_value());
+            memcpy(dst + (size_t)b * t->type_size + 2 * h, &v, 2);
+        }
+    }
+}
+
+static bool same_floats(const float *a, const float *b, int64_t n, int64_t *where) {
+    for (int64_t i = 0; i < n; i++) {
+        if (memcmp(&a[i], &b[i], 4) != 0) {
+            *where = i;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* One type on one ISA against the reference: to_f32, from_f32, vec_dot, dot_tile. */
+static int check_isa(const quant_traits *t, const quant_traits *r) {
+    enum { NMAX = 32 * 64 + 1031 };
+    const quant_traits *ty = quant_traits_isa(t->vec_dot_type, t->isa);
+    const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
+    if (!ty) ty = quant_traits_get(t->vec_dot_type);
+    float *x = ob_alloc(NMAX, sizeof(float)), *y = ob_alloc(NMAX, sizeof(float));
+    float *a = ob_alloc(NMAX, sizeof(float)), *b = ob_alloc(NMAX, sizeof(float));
+    uint8_t *qx = ob_alloc(4 * NMAX, 4), *qy = ob_alloc(3 * NMAX, 4), *qz = ob_alloc(NMAX, 4);
+    int failed = 0;
+    for (int s = 0; s < N_SIZES && !failed; s++) {
+        int64_t n = test_size(t, s), where = 0;
+        size_t rb = row_bytes(t, n), yb = row_bytes(ry, n);
+        random_blocks(t, qx, n);
+        t->to_f32(qx, a, n);
+        r->to_f32(qx, b, n);
+        if (!same_floats(a, b, n, &where)) {
+            fprintf(stderr, "  %s/%s to_f32 n=%lld: [%lld] %a, ref %a\n", t->name, t->isa,
+                    (long long)n, (long long)where, a[where], b[where]);
+            failed = 1;
+        }
+        fill(x, n);
+        t->from_f32(x, qx, n);
+        r->from_f32(x, qz, n);
+        if (memcmp(qx, qz, rb) != 0) {
+            fprintf(stderr, "  %s/%s from_f32 n=%lld differs\n", t->name, t->isa, (long long)n);
+            failed = 1;
+        }
+        /* four weight rows, three activation rows, for the tile */
+        for (int i = 1; i < 4; i++) {
+            fill(x, n);
+            r->from_f32(x, qx + i * rb, n);
+        }
+        for (int j = 0; j < 3; j++) {
+            fill(y, n);
+            ry->from_f32(y, qy + j * yb, n);
+        }
+        float tile[3][4];
+        quant_dot_tile(t, n, 4, 3, &tile[0][0], 4, qx, rb, qy, yb);
+        for (int j = 0; j < 3; j++) {
+            for (int i = 0; i < 4; i++) {
+                float got, want;
+                t->vec_dot(n, &got, qx + i * rb, qy + j * yb);
+                r->vec_dot(n, &want, qx + i * rb, qy + j * yb);
+                double abs_sum;
+                ref_dot(r, ry, n, qx + i * rb, qy + j * yb, &abs_sum);
+                double tol = 1e-4 * abs_sum + 1e-30;
+                if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol) {
+                    fprintf(stderr, "  %s/%s n=%lld row %d x %d: vec_dot %.9g tile %.9g ref %.9g\n",
+                            t->name, t->isa, (long long)n, i, j, got, tile[j][i], want);
+                    failed = 1;
+                }
+            }
+        }
+    }
+    ob_free(x);
+    ob_free(y);
+    ob_free(a);
+    ob_free(b);
+    ob_free(qx);
+    ob_free(qy);
+    ob_free(qz);
+    return failed;
+}
+
+TEST(simd_variants_match_reference) {
+    int tested = 0;
+    for (size_t k = 0; k < N_TYPES; k++) {
+        const quant_traits *r = quant_traits_ref(TYPES[k]);
+        for (size_t i = 0; i < sizeof SIMD_ISAS / sizeof SIMD_ISAS[0]; i++) {
+            const quant_traits *t = quant_traits_isa(TYPES[k], SIMD_ISAS[i]);
+            if (!t) continue;
+            CHECK_MSG(check_isa(t, r) == 0, "%s on %s differs from the reference", t->name,
+                      t->isa);
+            tested++;
+        }
+    }
+    fprintf(stderr, "  %d (type, ISA) variants compared with the reference\n", tested);
+    if (tested == 0) SKIP("no SIMD variant runs on this CPU");
+}
+
+/* The reference itself through quant_dot_tile's fallback and through check_isa's harness. */
+TEST(reference_passes_its_own_harness) {
+    for (size_t k = 0; k < N_TYPES; k++) {
+        const quant_traits *r = quant_traits_ref(TYPES[k]);
+        CHECK_MSG(check_isa(r, r) == 0, "%s", r->name);
+    }
+}
+
+int main(void) {
+    RUN(table_is_consistent);
+    RUN(reference_quantize_error_is_bounded);
+    RUN(reference_vec_dot_matches_dequantized_dot);
+    RUN(reference_passes_its_own_harness);
+    RUN(simd_variants_match_reference);
+    return t_summary();
+}
