@@ -170,7 +170,8 @@ ob_status gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type
                                  uint32_t n_dims, const int64_t *ne, const void *data,
                                  size_t nbytes, ob_err *err);
 
-/* Sets general.alignment for the data region (default 32; a power of two). */
+/* Sets general.alignment for the data region (default 32; a power of two, else OB_ERR_ARG).
+ * Setting or copying the key "general.alignment" directly has the same effect. */
 ob_status gguf_writer_set_alignment(gguf_writer *w, uint32_t alignment);
 
 /* Writes the file (header, metadata, tensor infos, aligned data). */
