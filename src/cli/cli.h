@@ -8,5 +8,6 @@
 #define OB_CLI_H
 
 int cli_cmd_info(int argc, char **argv);
+int cli_cmd_tokenize(int argc, char **argv);
 
 #endif

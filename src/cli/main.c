@@ -16,6 +16,7 @@ typedef struct cli_command {
 
 static const cli_command COMMANDS[] = {
     {"info", cli_cmd_info, "describe a GGUF model: architecture, shapes, quantization, tokenizer"},
+    {"tokenize", cli_cmd_tokenize, "show the token ids and pieces a model's vocabulary makes of a text"},
 };
 
 static void print_usage(FILE *to) {
