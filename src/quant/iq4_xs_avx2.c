@@ -1,0 +1,5 @@
+/*
+ * IQ4_XS x Q8_K and IQ4_NL x Q8_0 dot products, AVX2. The kernel is written once in iq4_xs_x86.h for 256-bit registers; this file
+ * compiles it with its ISA's flags, which pick the function names and the accumulate step.
+ */
+#include "quant/iq4_xs_x86.h"

@@ -1,0 +1,5 @@
+/*
+ * Q2_K x Q8_K dot product, AVX2. The kernel is written once in q2_k_x86.h for 256-bit registers; this file
+ * compiles it with its ISA's flags, which pick the function names and the accumulate step.
+ */
+#include "quant/q2_k_x86.h"
