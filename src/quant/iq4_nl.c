@@ -5,7 +5,7 @@
  * published reference quantizer does. Layout: iq4_nl.h.
  */
 #include "quant/iq4_nl.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 #include <math.h>
 
@@ -82,7 +82,7 @@ void quant_iq4_quantize_block(const float *x, int nsub, uint16_t *dh, uint8_t *q
         *scales_h = 0;
         memset(scales_l, 0, (size_t)nsub / 2);
         float d = -max_scale / 32, id = d ? 1 / d : 0.f;
-        *dh = quant_f32_to_f16(d);
+        *dh = quant_to_f16(d);
         for (int ib = 0; ib < nsub; ib++) {
             int l = kq_nearest_int(id * scales[ib]);
             l = l < -32 ? -32 : l > 31 ? 31 : l;
@@ -93,7 +93,7 @@ void quant_iq4_quantize_block(const float *x, int nsub, uint16_t *dh, uint8_t *q
             *scales_h |= (uint16_t)((l >> 4) << (2 * ib));
         }
     } else {
-        *dh = quant_f32_to_f16(scales[0]);
+        *dh = quant_to_f16(scales[0]);
         float id = scales[0] ? 1 / scales[0] : 0;
         for (int j = 0; j < 32; j++) L[j] = (uint8_t)nearest_level(id * x[j]);
     }
@@ -105,7 +105,7 @@ void quant_iq4_quantize_block(const float *x, int nsub, uint16_t *dh, uint8_t *q
 void quant_iq4_nl_to_f32(const void *src, float *dst, int64_t n) {
     const block_iq4_nl *x = src;
     for (int64_t b = 0; b < n / QK4_NL; b++, dst += QK4_NL) {
-        const float d = quant_f16_to_f32(x[b].d);
+        const float d = quant_f16(x[b].d);
         for (int j = 0; j < 16; j++) {
             dst[j] = d * quant_iq4_levels[x[b].qs[j] & 0xF];
             dst[j + 16] = d * quant_iq4_levels[x[b].qs[j] >> 4];
@@ -121,14 +121,17 @@ void quant_iq4_nl_from_f32(const float *src, void *dst, int64_t n) {
 
 void quant_iq4_nl_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
     const block_iq4_nl *x = vx;
-    const iq4_q8_0_block *y = vy;
+    const quant_block_q8_0 *y = vy;
     float acc = 0;
     for (int64_t b = 0; b < n / QK4_NL; b++) {
         int32_t s = 0;
         for (int j = 0; j < 16; j++)
             s += quant_iq4_levels[x[b].qs[j] & 0xF] * y[b].qs[j] +
                  quant_iq4_levels[x[b].qs[j] >> 4] * y[b].qs[j + 16];
-        acc = iq4_fold(acc, quant_f16_to_f32(x[b].d) * quant_f16_to_f32(y[b].d), s);
+        acc = iq4_fold(acc, quant_f16(x[b].d) * quant_f16(y[b].d), s);
     }
     *out = acc;
 }
+
+const quant_impl quant_iq4_nl_scalar = {quant_iq4_nl_to_f32, quant_iq4_nl_from_f32,
+                                        quant_iq4_nl_vec_dot, NULL, 0};

@@ -11,6 +11,7 @@
 #define OB_QUANT_IQ4_NL_H
 
 #include "quant/q8_k.h"
+#include "quant/quant_impl.h"
 
 #include <stdint.h>
 
@@ -33,15 +34,8 @@ typedef struct block_iq4_xs {
     uint8_t qs[QK_K / 2];      /* (128) 16 bytes per sub-block of 32, as in IQ4_NL */
 } block_iq4_xs;
 
-/* The Q8_0 activation block IQ4_NL is dotted with (GGUF's layout, 34 bytes). */
-typedef struct iq4_q8_0_block {
-    uint16_t d;    /* fp16 scale */
-    int8_t qs[32];
-} iq4_q8_0_block;
-
 _Static_assert(sizeof(block_iq4_nl) == 18, "IQ4_NL block layout");
 _Static_assert(sizeof(block_iq4_xs) == 136, "IQ4_XS block layout");
-_Static_assert(sizeof(iq4_q8_0_block) == 34, "Q8_0 block layout");
 
 /* Sub-block ib's 6-bit IQ4_XS scale, minus 32 (in -32..31). */
 static inline int iq4_xs_scale(const block_iq4_xs *x, int ib) {

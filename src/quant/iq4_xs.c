@@ -4,12 +4,12 @@
  * quantizer is shared with IQ4_NL (iq4_nl.c).
  */
 #include "quant/iq4_nl.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 void quant_iq4_xs_to_f32(const void *src, float *dst, int64_t n) {
     const block_iq4_xs *x = src;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = quant_f16_to_f32(x[b].d);
+        const float d = quant_f16(x[b].d);
         for (int ib = 0; ib < QK_K / 32; ib++, dst += 32) {
             const float dl = d * iq4_xs_scale(&x[b], ib);
             const uint8_t *qs = x[b].qs + 16 * ib;
@@ -42,7 +42,10 @@ void quant_iq4_xs_vec_dot(int64_t n, float *out, const void *vx, const void *vy)
                 s += quant_iq4_levels[qs[j] & 0xF] * q8[j] + quant_iq4_levels[qs[j] >> 4] * q8[j + 16];
             isum += iq4_xs_scale(&x[b], ib) * s;
         }
-        acc = iq4_fold(acc, quant_f16_to_f32(x[b].d) * y[b].d, isum);
+        acc = iq4_fold(acc, quant_f16(x[b].d) * y[b].d, isum);
     }
     *out = acc;
 }
+
+const quant_impl quant_iq4_xs_scalar = {quant_iq4_xs_to_f32, quant_iq4_xs_from_f32,
+                                        quant_iq4_xs_vec_dot, NULL, 0};

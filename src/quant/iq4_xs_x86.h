@@ -35,7 +35,7 @@ void KQ_ISA(quant_iq4_xs_vec_dot)(int64_t n, float *out, const void *vx, const v
 
 void KQ_ISA(quant_iq4_nl_vec_dot)(int64_t n, float *out, const void *vx, const void *vy) {
     const block_iq4_nl *x = vx;
-    const iq4_q8_0_block *y = vy;
+    const quant_block_q8_0 *y = vy;
     const __m128i lut = _mm_loadu_si128((const __m128i *)quant_iq4_levels);
     const __m256i ones = _mm256_set1_epi16(1);
     float acc = 0;

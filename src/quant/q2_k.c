@@ -4,14 +4,14 @@
  * byte qs[32h + l] holds elements l, l+32, l+64, l+96 in bit pairs 0, 2, 4, 6. Layout: q8_k.h.
  */
 #include "quant/q8_k.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 #include <math.h>
 
 void quant_q2_k_to_f32(const void *src, float *dst, int64_t n) {
     const block_q2_k *x = src;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = quant_f16_to_f32(x[b].d), dmin = quant_f16_to_f32(x[b].dmin);
+        const float d = quant_f16(x[b].d), dmin = quant_f16(x[b].dmin);
         for (int j = 0; j < QK_K / 16; j++) {
             /* Sub-block j: half j/8, bit pair (j%8)/2, bytes 16*(j%2).. of that half. */
             const uint8_t *q = x[b].qs + 32 * (j / 8) + 16 * (j % 2);
@@ -39,24 +39,24 @@ void quant_q2_k_from_f32(const float *src, void *dst, int64_t n) {
             if (mins[j] > max_min) max_min = mins[j];
         }
         memset(y[b].scales, 0, sizeof y[b].scales);
-        y[b].d = quant_f32_to_f16(0.f);
-        y[b].dmin = quant_f32_to_f16(0.f);
+        y[b].d = quant_to_f16(0.f);
+        y[b].dmin = quant_to_f16(0.f);
         if (max_scale > 0) {
             float iscale = q4scale / max_scale;
             for (int j = 0; j < QK_K / 16; j++)
                 y[b].scales[j] = (uint8_t)kq_nearest_int(iscale * scales[j]);
-            y[b].d = quant_f32_to_f16(max_scale / q4scale);
+            y[b].d = quant_to_f16(max_scale / q4scale);
         }
         if (max_min > 0) {
             float iscale = q4scale / max_min;
             for (int j = 0; j < QK_K / 16; j++)
                 y[b].scales[j] |= (uint8_t)(kq_nearest_int(iscale * mins[j]) << 4);
-            y[b].dmin = quant_f32_to_f16(max_min / q4scale);
+            y[b].dmin = quant_to_f16(max_min / q4scale);
         }
         for (int j = 0; j < QK_K / 16; j++) {
-            const float d = quant_f16_to_f32(y[b].d) * (y[b].scales[j] & 0xF);
+            const float d = quant_f16(y[b].d) * (y[b].scales[j] & 0xF);
             if (!d) continue;
-            const float dm = quant_f16_to_f32(y[b].dmin) * (y[b].scales[j] >> 4);
+            const float dm = quant_f16(y[b].dmin) * (y[b].scales[j] >> 4);
             for (int i = 0; i < 16; i++) {
                 int l = kq_nearest_int((src[16 * j + i] + dm) / d);
                 L[16 * j + i] = (uint8_t)(l < 0 ? 0 : l > 3 ? 3 : l);
@@ -84,8 +84,10 @@ void quant_q2_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             isum += (x[b].scales[j] & 0xF) * s;
             msum += (x[b].scales[j] >> 4) * y[b].bsums[j];
         }
-        acc = kq_fold(acc, quant_f16_to_f32(x[b].d) * y[b].d, isum,
-                      quant_f16_to_f32(x[b].dmin) * y[b].d, msum);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum,
+                      quant_f16(x[b].dmin) * y[b].d, msum);
     }
     *out = acc;
 }
+
+const quant_impl quant_q2_k_scalar = {quant_q2_k_to_f32, quant_q2_k_from_f32, quant_q2_k_vec_dot, NULL, 0};

@@ -4,7 +4,7 @@
  * hmask[j%32] for element j; a set bit means "no -4 offset"). Layout: q8_k.h.
  */
 #include "quant/q8_k.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 #include <math.h>
 
@@ -19,7 +19,7 @@ void quant_q3_k_to_f32(const void *src, float *dst, int64_t n) {
     const block_q3_k *x = src;
     int8_t sc[16];
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = quant_f16_to_f32(x[b].d);
+        const float d = quant_f16(x[b].d);
         kq_q3_scales(x[b].scales, sc);
         for (int j = 0; j < QK_K; j++) {
             const float dl = d * sc[j / 16];
@@ -60,14 +60,14 @@ void quant_q3_k_from_f32(const float *src, void *dst, int64_t n) {
                 ls[j] = (l < -32 ? -32 : l > 31 ? 31 : l) + 32;
             }
             q3_pack_scales(ls, y[b].scales);
-            y[b].d = quant_f32_to_f16(1 / iscale);
+            y[b].d = quant_to_f16(1 / iscale);
         } else {
             memset(y[b].scales, 0, 12);
-            y[b].d = quant_f32_to_f16(0.f);
+            y[b].d = quant_to_f16(0.f);
         }
         kq_q3_scales(y[b].scales, sc);
         for (int j = 0; j < QK_K / 16; j++) {
-            const float d = quant_f16_to_f32(y[b].d) * sc[j];
+            const float d = quant_f16(y[b].d) * sc[j];
             if (!d) continue;
             for (int i = 0; i < 16; i++) {
                 int l = kq_nearest_int(src[16 * j + i] / d);
@@ -101,7 +101,9 @@ void quant_q3_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             for (int l = 16 * j; l < 16 * j + 16; l++) s += q3_value(&x[b], l) * y[b].qs[l];
             isum += sc[j] * s;
         }
-        acc = kq_fold(acc, quant_f16_to_f32(x[b].d) * y[b].d, isum, 0.f, 0);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum, 0.f, 0);
     }
     *out = acc;
 }
+
+const quant_impl quant_q3_k_scalar = {quant_q3_k_to_f32, quant_q3_k_from_f32, quant_q3_k_vec_dot, NULL, 0};

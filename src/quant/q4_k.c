@@ -5,14 +5,14 @@
  * Layout and block comments: q8_k.h.
  */
 #include "quant/q8_k.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 #include <math.h>
 
 void quant_q4_k_to_f32(const void *src, float *dst, int64_t n) {
     const block_q4_k *x = src;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = quant_f16_to_f32(x[b].d), dmin = quant_f16_to_f32(x[b].dmin);
+        const float d = quant_f16(x[b].d), dmin = quant_f16(x[b].dmin);
         const uint8_t *q = x[b].qs;
         for (int c = 0; c < 4; c++, q += 32) {
             uint8_t sc, m;
@@ -69,9 +69,9 @@ void quant_kq_quantize_k4(const float *x, int nmax, float rmin, int nstep, uint1
         lm[j] = (uint8_t)(b > 63 ? 63 : b);
     }
     quant_kq_pack_scales_k4(ls, lm, scales);
-    *d_out = quant_f32_to_f16(max_scale / 63.f);
-    *dmin_out = quant_f32_to_f16(max_min / 63.f);
-    const float dd = quant_f16_to_f32(*d_out), dm = quant_f16_to_f32(*dmin_out);
+    *d_out = quant_to_f16(max_scale / 63.f);
+    *dmin_out = quant_to_f16(max_min / 63.f);
+    const float dd = quant_f16(*d_out), dm = quant_f16(*dmin_out);
     for (int j = 0; j < QK_K / 32; j++) {
         const float d = dd * ls[j];
         if (!d) continue;
@@ -115,8 +115,10 @@ void quant_q4_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             msum += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
         }
-        acc = kq_fold(acc, quant_f16_to_f32(x[b].d) * y[b].d, isum,
-                      quant_f16_to_f32(x[b].dmin) * y[b].d, msum);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum,
+                      quant_f16(x[b].dmin) * y[b].d, msum);
     }
     *out = acc;
 }
+
+const quant_impl quant_q4_k_scalar = {quant_q4_k_to_f32, quant_q4_k_from_f32, quant_q4_k_vec_dot, NULL, 0};

@@ -5,6 +5,7 @@
  * weighted by the sub-block scale with madd into int32. The min term uses the activation's
  * 16-value sums. Integer sums are exact, so the result equals quant_q4_k_vec_dot bit for bit.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -43,3 +44,5 @@ void quant_q4_k_vec_dot_avx2(int64_t n, float *out, const void *vx, const void *
     }
     *out = acc;
 }
+
+const quant_impl quant_q4_k_avx2 = {NULL, NULL, quant_q4_k_vec_dot_avx2, NULL, 0};

@@ -5,6 +5,7 @@
  * VNNI's dpwssd multiplies them by the per-half scale and accumulates in int32 in one step.
  * Exact integer sums: equals quant_q4_k_vec_dot bit for bit.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -48,3 +49,5 @@ void quant_q4_k_vec_dot_avx512(int64_t n, float *out, const void *vx, const void
     }
     *out = acc;
 }
+
+const quant_impl quant_q4_k_avx512 = {NULL, NULL, quant_q4_k_vec_dot_avx512, NULL, 0};

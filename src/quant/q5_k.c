@@ -4,12 +4,12 @@
  * high bit of element l and bit 2c+1 that of element l+32. Layout: q8_k.h.
  */
 #include "quant/q8_k.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 void quant_q5_k_to_f32(const void *src, float *dst, int64_t n) {
     const block_q5_k *x = src;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = quant_f16_to_f32(x[b].d), dmin = quant_f16_to_f32(x[b].dmin);
+        const float d = quant_f16(x[b].d), dmin = quant_f16(x[b].dmin);
         const uint8_t *ql = x[b].qs, *qh = x[b].qh;
         for (int c = 0; c < 4; c++, ql += 32) {
             uint8_t sc, m;
@@ -63,8 +63,10 @@ void quant_q5_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             msum += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
         }
-        acc = kq_fold(acc, quant_f16_to_f32(x[b].d) * y[b].d, isum,
-                      quant_f16_to_f32(x[b].dmin) * y[b].d, msum);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum,
+                      quant_f16(x[b].dmin) * y[b].d, msum);
     }
     *out = acc;
 }
+
+const quant_impl quant_q5_k_scalar = {quant_q5_k_to_f32, quant_q5_k_from_f32, quant_q5_k_vec_dot, NULL, 0};

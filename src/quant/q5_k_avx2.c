@@ -3,6 +3,7 @@
  * quant taken from qh (bit 2c for chunk c's low nibbles, 2c+1 for its high nibbles) before
  * maddubs; quants stay within 0..31. Equals quant_q5_k_vec_dot bit for bit.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -41,3 +42,5 @@ void quant_q5_k_vec_dot_avx2(int64_t n, float *out, const void *vx, const void *
     }
     *out = acc;
 }
+
+const quant_impl quant_q5_k_avx2 = {NULL, NULL, quant_q5_k_vec_dot_avx2, NULL, 0};

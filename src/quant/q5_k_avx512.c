@@ -3,6 +3,7 @@
  * 64-weight chunk per register with low nibbles below and high nibbles above, plus the fifth
  * bits from qh. dpwssd applies the two sub-block scales. Equals quant_q5_k_vec_dot exactly.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -46,3 +47,5 @@ void quant_q5_k_vec_dot_avx512(int64_t n, float *out, const void *vx, const void
     }
     *out = acc;
 }
+
+const quant_impl quant_q5_k_avx512 = {NULL, NULL, quant_q5_k_vec_dot_avx512, NULL, 0};

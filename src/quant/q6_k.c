@@ -5,7 +5,7 @@
  * l, l+32, l+64, l+96 in bit pairs 0, 2, 4, 6. Layout: q8_k.h.
  */
 #include "quant/q8_k.h"
-#include "quant/quant.h"
+#include "quant/quant_impl.h"
 
 #include <math.h>
 
@@ -18,7 +18,7 @@ static inline int q6_value(const uint8_t *ql, const uint8_t *qh, int l, int k) {
 void quant_q6_k_to_f32(const void *src, float *dst, int64_t n) {
     const block_q6_k *x = src;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = quant_f16_to_f32(x[b].d);
+        const float d = quant_f16(x[b].d);
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[b].ql + 64 * h, *qh = x[b].qh + 32 * h;
             const int8_t *sc = x[b].scales + 8 * h;
@@ -47,13 +47,13 @@ void quant_q6_k_from_f32(const float *src, void *dst, int64_t n) {
         if (max_abs < 1e-15f) continue; /* all zero: d = 0 */
         /* The int8 scales use -128 for the extreme, as the quants do. */
         const float iscale = -128.f / max_scale;
-        y[b].d = quant_f32_to_f16(1 / iscale);
+        y[b].d = quant_to_f16(1 / iscale);
         for (int j = 0; j < QK_K / 16; j++) {
             int v = kq_nearest_int(iscale * scales[j]);
             y[b].scales[j] = (int8_t)(v > 127 ? 127 : v);
         }
         for (int j = 0; j < QK_K / 16; j++) {
-            const float d = quant_f16_to_f32(y[b].d) * y[b].scales[j];
+            const float d = quant_f16(y[b].d) * y[b].scales[j];
             if (!d) continue;
             for (int i = 0; i < 16; i++) {
                 int l = kq_nearest_int(src[16 * j + i] / d);
@@ -91,7 +91,9 @@ void quant_q6_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
                 }
             }
         }
-        acc = kq_fold(acc, quant_f16_to_f32(x[b].d) * y[b].d, isum, 0.f, 0);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum, 0.f, 0);
     }
     *out = acc;
 }
+
+const quant_impl quant_q6_k_scalar = {quant_q6_k_to_f32, quant_q6_k_from_f32, quant_q6_k_vec_dot, NULL, 0};

@@ -4,6 +4,7 @@
  * Each 32-weight step covers two 16-weight sub-blocks, one per 128-bit lane, with their two
  * scales selected by kq_pair_scales. Equals quant_q6_k_vec_dot bit for bit.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -45,3 +46,5 @@ void quant_q6_k_vec_dot_avx2(int64_t n, float *out, const void *vx, const void *
     }
     *out = acc;
 }
+
+const quant_impl quant_q6_k_avx2 = {NULL, NULL, quant_q6_k_vec_dot_avx2, NULL, 0};

@@ -5,6 +5,7 @@
  * 16-weight sub-block, so vpermw spreads the 16 scales lane by lane and dpwssd applies them.
  * The -32 offset returns as 32 * sum(sc * bsum). Equals quant_q6_k_vec_dot bit for bit.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -49,3 +50,5 @@ void quant_q6_k_vec_dot_avx512(int64_t n, float *out, const void *vx, const void
     }
     *out = acc;
 }
+
+const quant_impl quant_q6_k_avx512 = {NULL, NULL, quant_q6_k_vec_dot_avx512, NULL, 0};

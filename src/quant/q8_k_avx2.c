@@ -4,6 +4,7 @@
  * vector max then a compare; cvtps rounds to nearest-even like the scalar rounding trick.
  * The 16-value sums use sad_epu8 on the bytes biased to unsigned.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -58,3 +59,5 @@ void quant_q8_k_from_f32_avx2(const float *src, void *dst, int64_t n) {
         y[b].d = 1 / iscale;
     }
 }
+
+const quant_impl quant_q8_k_avx2 = {NULL, quant_q8_k_from_f32_avx2, NULL, NULL, 0};

@@ -3,6 +3,7 @@
  * per register make one 16-value group, so each bsum is one horizontal add and the int8
  * narrowing (vpmovsdb) keeps element order.
  */
+#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
 
@@ -39,3 +40,5 @@ void quant_q8_k_from_f32_avx512(const float *src, void *dst, int64_t n) {
         y[b].d = 1 / iscale;
     }
 }
+
+const quant_impl quant_q8_k_avx512 = {NULL, quant_q8_k_from_f32_avx512, NULL, NULL, 0};

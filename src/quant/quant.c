@@ -67,18 +67,31 @@ static const quant_row ROWS[OB_QTYPE_COUNT] = {
         {&quant_q8_1_scalar, NULL, NULL,
          NULL}},
 
-    /* ---- K-quants and IQ4: slots for q2_k*.c ... q8_k*.c and iq4_*.c ----
-     * To switch a type on, replace a NULL by its set, e.g. &quant_q4_k_scalar in the first
-     * slot, then X86(&quant_q4_k_avx2), X86(&quant_q4_k_avx512), ARM(&quant_q4_k_neon)
-     * for the ISA sets that exist (the sets are declared in quant_impl.h). A NULL first slot means "unsupported". */
-    [OB_QTYPE_Q2_K] = {"Q2_K", 256, 84, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_Q3_K] = {"Q3_K", 256, 110, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_Q4_K] = {"Q4_K", 256, 144, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_Q5_K] = {"Q5_K", 256, 176, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_Q6_K] = {"Q6_K", 256, 210, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_Q8_K] = {"Q8_K", 256, 292, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_IQ4_NL] = {"IQ4_NL", 32, 18, OB_QTYPE_Q8_0, {NULL, NULL, NULL, NULL}},
-    [OB_QTYPE_IQ4_XS] = {"IQ4_XS", 256, 136, OB_QTYPE_Q8_K, {NULL, NULL, NULL, NULL}},
+    /* ---- K-quants and IQ4 (q2_k*.c ... q8_k*.c, iq4_*.c) ---- */
+    [OB_QTYPE_Q2_K] = {"Q2_K", 256, 84, OB_QTYPE_Q8_K,
+        {&quant_q2_k_scalar, X86(&quant_q2_k_avx2), X86(&quant_q2_k_avx512),
+         NULL}},
+    [OB_QTYPE_Q3_K] = {"Q3_K", 256, 110, OB_QTYPE_Q8_K,
+        {&quant_q3_k_scalar, X86(&quant_q3_k_avx2), X86(&quant_q3_k_avx512),
+         NULL}},
+    [OB_QTYPE_Q4_K] = {"Q4_K", 256, 144, OB_QTYPE_Q8_K,
+        {&quant_q4_k_scalar, X86(&quant_q4_k_avx2), X86(&quant_q4_k_avx512),
+         NULL}},
+    [OB_QTYPE_Q5_K] = {"Q5_K", 256, 176, OB_QTYPE_Q8_K,
+        {&quant_q5_k_scalar, X86(&quant_q5_k_avx2), X86(&quant_q5_k_avx512),
+         NULL}},
+    [OB_QTYPE_Q6_K] = {"Q6_K", 256, 210, OB_QTYPE_Q8_K,
+        {&quant_q6_k_scalar, X86(&quant_q6_k_avx2), X86(&quant_q6_k_avx512),
+         NULL}},
+    [OB_QTYPE_Q8_K] = {"Q8_K", 256, 292, OB_QTYPE_Q8_K,
+        {&quant_q8_k_scalar, X86(&quant_q8_k_avx2), X86(&quant_q8_k_avx512),
+         NULL}},
+    [OB_QTYPE_IQ4_NL] = {"IQ4_NL", 32, 18, OB_QTYPE_Q8_0,
+        {&quant_iq4_nl_scalar, X86(&quant_iq4_nl_avx2), X86(&quant_iq4_nl_avx512),
+         NULL}},
+    [OB_QTYPE_IQ4_XS] = {"IQ4_XS", 256, 136, OB_QTYPE_Q8_K,
+        {&quant_iq4_xs_scalar, X86(&quant_iq4_xs_avx2), X86(&quant_iq4_xs_avx512),
+         NULL}},
 };
 
 static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};

@@ -14,57 +14,26 @@
 
 #include <math.h>
 
-typedef void (*dot_fn)(int64_t, float *, const void *, const void *);
-typedef void (*to_fn)(const void *, float *, int64_t);
-typedef void (*from_fn)(const float *, void *, int64_t);
-
 typedef struct kq_type {
-    const char *name;
-    int64_t block;   /* elements per block */
-    size_t size;     /* bytes per block */
+    uint32_t type;
     size_t d_off[2]; /* byte offsets of fp16 scale fields to keep finite in raw blocks */
     int nd;
-    to_fn to;
-    from_fn from;
-    dot_fn dot;
     int q8_0;        /* activations are Q8_0 (IQ4_NL) rather than Q8_K */
-    dot_fn isa_dot[3]; /* avx2, avx512, neon (NULL where not built) */
 } kq_type;
 
-#if defined(__x86_64__)
-#define ISA_X86(t) quant_##t##_vec_dot_avx2, quant_##t##_vec_dot_avx512, NULL
-#elif defined(__aarch64__)
-#define ISA_X86(t) NULL, NULL, quant_##t##_vec_dot_neon
-#else
-#define ISA_X86(t) NULL, NULL, NULL
-#endif
-
 static const kq_type TYPES[] = {
-    {"Q2_K", 256, 84, {80, 82}, 2, quant_q2_k_to_f32, quant_q2_k_from_f32, quant_q2_k_vec_dot, 0, {ISA_X86(q2_k)}},
-    {"Q3_K", 256, 110, {108, 0}, 1, quant_q3_k_to_f32, quant_q3_k_from_f32, quant_q3_k_vec_dot, 0, {ISA_X86(q3_k)}},
-    {"Q4_K", 256, 144, {0, 2}, 2, quant_q4_k_to_f32, quant_q4_k_from_f32, quant_q4_k_vec_dot, 0, {ISA_X86(q4_k)}},
-    {"Q5_K", 256, 176, {0, 2}, 2, quant_q5_k_to_f32, quant_q5_k_from_f32, quant_q5_k_vec_dot, 0, {ISA_X86(q5_k)}},
-    {"Q6_K", 256, 210, {208, 0}, 1, quant_q6_k_to_f32, quant_q6_k_from_f32, quant_q6_k_vec_dot, 0, {ISA_X86(q6_k)}},
-    {"IQ4_NL", 32, 18, {0, 0}, 1, quant_iq4_nl_to_f32, quant_iq4_nl_from_f32, quant_iq4_nl_vec_dot, 1, {ISA_X86(iq4_nl)}},
-    {"IQ4_XS", 256, 136, {0, 0}, 1, quant_iq4_xs_to_f32, quant_iq4_xs_from_f32, quant_iq4_xs_vec_dot, 0, {ISA_X86(iq4_xs)}},
+    {OB_QTYPE_Q2_K, {80, 82}, 2, 0},  {OB_QTYPE_Q3_K, {108, 0}, 1, 0},
+    {OB_QTYPE_Q4_K, {0, 2}, 2, 0},    {OB_QTYPE_Q5_K, {0, 2}, 2, 0},
+    {OB_QTYPE_Q6_K, {208, 0}, 1, 0},  {OB_QTYPE_IQ4_NL, {0, 0}, 1, 1},
+    {OB_QTYPE_IQ4_XS, {0, 0}, 1, 0},
 };
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 static const char *const ISA_NAMES[3] = {"avx2", "avx512", "neon"};
 
-/* Whether this CPU runs the kernels of ISA slot i. */
-static int isa_ok(int i) {
-#if defined(__x86_64__)
-    if (i == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (i == 1)
-        return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512vnni");
-    return 0;
-#elif defined(__aarch64__)
-    return i == 2;
-#else
-    (void)i;
-    return 0;
-#endif
+/* The ISA's own variant of a type, or NULL when it is not built or this CPU lacks it. */
+static const quant_traits *isa_traits(uint32_t type, int i) {
+    const quant_traits *t = quant_traits_isa(type, ISA_NAMES[i]);
+    return t && strcmp(t->isa, ISA_NAMES[i]) == 0 ? t : NULL;
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -83,9 +52,10 @@ static float rnd_weight(void) {
 
 /* Raw blocks with random bytes everywhere except finite, moderate fp16 scales. */
 static void fill_raw(const kq_type *t, uint8_t *q, int64_t nblocks) {
+    const size_t size = quant_traits_ref(t->type)->type_size;
     for (int64_t b = 0; b < nblocks; b++) {
-        uint8_t *blk = q + b * (int64_t)t->size;
-        for (size_t i = 0; i < t->size; i++) blk[i] = (uint8_t)rnd();
+        uint8_t *blk = q + b * (int64_t)size;
+        for (size_t i = 0; i < size; i++) blk[i] = (uint8_t)rnd();
         for (int k = 0; k < t->nd; k++) {
             uint16_t h = quant_f32_to_f16(rnd_unit() * 0.01f);
             memcpy(blk + t->d_off[k], &h, 2);
@@ -99,7 +69,7 @@ static void make_act(const kq_type *t, const float *a, void *out, int64_t n) {
         quant_q8_k_from_f32(a, out, n);
         return;
     }
-    iq4_q8_0_block *y = out;
+    quant_block_q8_0 *y = out;
     for (int64_t b = 0; b < n / 32; b++) {
         y[b].d = quant_f32_to_f16(rnd_unit() * 0.02f);
         for (int j = 0; j < 32; j++) y[b].qs[j] = (int8_t)(rnd() % 255 - 127);
@@ -111,10 +81,11 @@ static void act_to_f32(const kq_type *t, const void *q, float *out, int64_t n) {
         quant_q8_k_to_f32(q, out, n);
         return;
     }
-    const iq4_q8_0_block *y = q;
+    const quant_block_q8_0 *y = q;
     for (int64_t i = 0; i < n; i++) out[i] = quant_f16_to_f32(y[i / 32].d) * y[i / 32].qs[i % 32];
 }
 
+static long n_isa_checks;
 static const int64_t NBLOCKS[] = {1, 2, 3, 7};
 #define MAX_N (7 * 256)
 #define MAX_ROWS 3
@@ -122,17 +93,20 @@ static const int64_t NBLOCKS[] = {1, 2, 3, 7};
 /* Compares every built ISA's vec_dot with the scalar one on `rows` rows of x against y. */
 static int compare_isas(const kq_type *t, const uint8_t *qx, const void *qy, int64_t n,
                         int rows, const char *what) {
-    size_t row_bytes = (size_t)(n / t->block) * t->size;
+    const quant_traits *ref = quant_traits_ref(t->type);
+    size_t row_bytes = (size_t)(n / ref->block_size) * ref->type_size;
     for (int r = 0; r < rows; r++) {
-        float ref, got;
-        t->dot(n, &ref, qx + r * row_bytes, qy);
+        float want, got;
+        ref->vec_dot(n, &want, qx + r * row_bytes, qy);
         for (int i = 0; i < 3; i++) {
-            if (!t->isa_dot[i] || !isa_ok(i)) continue;
+            const quant_traits *isa = isa_traits(t->type, i);
+            if (!isa) continue;
+            n_isa_checks++;
             got = -12345.f;
-            t->isa_dot[i](n, &got, qx + r * row_bytes, qy);
-            if (memcmp(&got, &ref, sizeof got) != 0) {
-                fprintf(stderr, "  %s %s n=%lld row %d (%s): %.9g != scalar %.9g\n", t->name,
-                        ISA_NAMES[i], (long long)n, r, what, got, ref);
+            isa->vec_dot(n, &got, qx + r * row_bytes, qy);
+            if (memcmp(&got, &want, sizeof got) != 0) {
+                fprintf(stderr, "  %s %s n=%lld row %d (%s): %.9g != scalar %.9g\n", ref->name,
+                        ISA_NAMES[i], (long long)n, r, what, got, want);
                 return 0;
             }
         }
@@ -145,17 +119,21 @@ TEST(simd_vec_dot_equals_scalar) {
     static uint8_t qx[MAX_ROWS * MAX_N * 2], qy[MAX_N * 2];
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const kq_type *t = &TYPES[ti];
+        const quant_traits *ref = quant_traits_ref(t->type);
+        CHECK(ref && ref->vec_dot_type == (t->q8_0 ? OB_QTYPE_Q8_0 : OB_QTYPE_Q8_K));
         for (size_t k = 0; k < sizeof NBLOCKS / sizeof NBLOCKS[0]; k++) {
             const int64_t n = NBLOCKS[k] * 256;
             for (int64_t i = 0; i < MAX_ROWS * n; i++) xf[i] = rnd_weight();
             for (int64_t i = 0; i < n; i++) af[i] = rnd_weight();
-            t->from(xf, qx, MAX_ROWS * n);
+            ref->from_f32(xf, qx, MAX_ROWS * n);
             make_act(t, af, qy, n);
             CHECK(compare_isas(t, qx, qy, n, MAX_ROWS, "quantized"));
-            fill_raw(t, qx, MAX_ROWS * n / t->block);
+            fill_raw(t, qx, MAX_ROWS * n / ref->block_size);
             CHECK(compare_isas(t, qx, qy, n, MAX_ROWS, "raw blocks"));
         }
     }
+    fprintf(stderr, "simd_vec_dot_equals_scalar: %ld comparisons with SIMD variants\n",
+            n_isa_checks);
 }
 
 /* The scalar vec_dot equals the dot of the dequantized rows (up to float rounding). */
@@ -164,16 +142,17 @@ TEST(scalar_vec_dot_matches_dequantized_dot) {
     static uint8_t qx[MAX_N * 2], qy[MAX_N * 2];
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const kq_type *t = &TYPES[ti];
+        const quant_traits *ref = quant_traits_ref(t->type);
         const int64_t n = 3 * 256;
         for (int rep = 0; rep < 2; rep++) {
             for (int64_t i = 0; i < n; i++) {
                 xf[i] = rnd_weight();
                 af[i] = rnd_weight();
             }
-            if (rep == 0) t->from(xf, qx, n);
-            else fill_raw(t, qx, n / t->block);
+            if (rep == 0) ref->from_f32(xf, qx, n);
+            else fill_raw(t, qx, n / ref->block_size);
             make_act(t, af, qy, n);
-            t->to(qx, xd, n);
+            ref->to_f32(qx, xd, n);
             act_to_f32(t, qy, ad, n);
             double want = 0, mag = 0;
             for (int64_t i = 0; i < n; i++) {
@@ -181,9 +160,9 @@ TEST(scalar_vec_dot_matches_dequantized_dot) {
                 mag += fabs((double)xd[i] * ad[i]);
             }
             float got;
-            t->dot(n, &got, qx, qy);
+            ref->vec_dot(n, &got, qx, qy);
             CHECK_MSG(fabs(got - want) <= 1e-5 * mag + 1e-30, "%s: dot %.9g, dequantized %.9g",
-                      t->name, got, want);
+                      ref->name, got, want);
         }
     }
 }
@@ -195,11 +174,11 @@ TEST(quantizer_error_bounds) {
     static uint8_t q[4 * 256 * 2];
     const double bound[N_TYPES] = {0.40, 0.22, 0.11, 0.055, 0.028, 0.11, 0.11};
     for (size_t ti = 0; ti < N_TYPES; ti++) {
-        const kq_type *t = &TYPES[ti];
+        const quant_traits *t = quant_traits_ref(TYPES[ti].type);
         double err = 0, ss = 0;
         for (int64_t i = 0; i < 1024; i++) x[i] = rnd_weight();
-        t->from(x, q, 1024);
-        t->to(q, back, 1024);
+        t->from_f32(x, q, 1024);
+        t->to_f32(q, back, 1024);
         for (int64_t i = 0; i < 1024; i++) {
             err += (back[i] - x[i]) * (double)(back[i] - x[i]);
             ss += (double)x[i] * x[i];
@@ -208,8 +187,8 @@ TEST(quantizer_error_bounds) {
                   sqrt(err / ss));
         /* An all-zero input quantizes to exact zeros. */
         memset(x, 0, sizeof x);
-        t->from(x, q, 256);
-        t->to(q, back, 256);
+        t->from_f32(x, q, 256);
+        t->to_f32(q, back, 256);
         for (int i = 0; i < 256; i++) CHECK_MSG(back[i] == 0.f, "%s: zero input", t->name);
     }
 }
@@ -219,14 +198,6 @@ static int q8k_same(const void *a, const void *b, int64_t nblocks) {
 }
 
 TEST(q8_k_quantizers_equal_scalar) {
-    typedef void (*q8_fn)(const float *, void *, int64_t);
-#if defined(__x86_64__)
-    q8_fn isa[3] = {quant_q8_k_from_f32_avx2, quant_q8_k_from_f32_avx512, NULL};
-#elif defined(__aarch64__)
-    q8_fn isa[3] = {NULL, NULL, quant_q8_k_from_f32_neon};
-#else
-    q8_fn isa[3] = {NULL, NULL, NULL};
-#endif
     static float x[5 * 256];
     static block_q8_k ref[5], got[5];
     for (int rep = 0; rep < 20; rep++) {
@@ -236,12 +207,13 @@ TEST(q8_k_quantizers_equal_scalar) {
         x[3 * 256 + 3] = 1000.f;                         /* +m then -m: the first one wins */
         x[3 * 256 + 200] = -1000.f;
         for (int i = 0; i < 256; i++) x[4 * 256 + i] = (float)(i % 21 - 10) * 0.5f; /* ties */
-        quant_q8_k_from_f32(x, ref, 5 * 256);
+        quant_traits_ref(OB_QTYPE_Q8_K)->from_f32(x, ref, 5 * 256);
         CHECK(ref[1].d == 0.f && ref[3].qs[3] == -127 && ref[3].qs[200] == 127);
         for (int i = 0; i < 3; i++) {
-            if (!isa[i] || !isa_ok(i)) continue;
+            const quant_traits *isa = isa_traits(OB_QTYPE_Q8_K, i);
+            if (!isa) continue;
             memset(got, 0x55, sizeof got);
-            isa[i](x, got, 5 * 256);
+            isa->from_f32(x, got, 5 * 256);
             CHECK_MSG(q8k_same(ref, got, 5), "Q8_K %s differs from scalar (rep %d)",
                       ISA_NAMES[i], rep);
         }
