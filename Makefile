@@ -8,6 +8,7 @@
 #   src/cuda/*.cu          -> compiled by nvcc when it is on PATH (CUDA=0 forces it off)
 #   everything else        -> build/liboutboard.a
 #   tests/**/*_test.c      -> one test binary each, run by `make test`
+#   tests/**/*_tool.c      -> helper programs for the Python tests, built by `make test`
 #   tests/**/*_fuzz.c      -> libFuzzer targets, built by `make fuzz` (clang)
 # Runtime dispatch chooses among the ISA files, so the library runs on any CPU of its arch.
 
@@ -59,6 +60,8 @@ LIB_SRC := $(filter-out %_neon.c,$(LIB_SRC))
 endif
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(shell find tests -name '*_test.c' | sort)
+# tests/**/*_tool.c: helper programs the Python tests drive (built by `make test`, not run).
+TOOL_SRC := $(shell find tests -name '*_tool.c' | sort)
 FUZZ_SRC := $(shell find tests -name '*_fuzz.c' | sort)
 
 # CUDA: on when nvcc is found, unless CUDA=0. Kernels are compiled for every supported
@@ -79,6 +82,7 @@ endif
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
+TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 LIB      := $(BUILD)/liboutboard.a
 CLI      := $(BUILD)/outboard
 
@@ -119,11 +123,11 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/test.h
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # `make test`: every C test binary, then the Python reference tests (pytest), one summary line.
-test: all $(TEST_BIN)
+test: all $(TEST_BIN) $(TOOL_BIN)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) $(PYTHON) tests/run_tests.py
 
 # The C tests alone (fast inner loop; also what the NEON cross-build runs under qemu).
-test-c: all $(TEST_BIN)
+test-c: all $(TEST_BIN) $(TOOL_BIN)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) $(PYTHON) tests/run_tests.py --c-only
 
 # `make check`: the same suite built with ASan + UBSan in its own build folder.
