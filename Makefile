@@ -9,6 +9,7 @@
 #   everything else        -> build/liboutboard.a
 #   tests/**/*_test.c      -> one test binary each, run by `make test`
 #   tests/**/*_tool.c      -> helper programs for the Python tests, built by `make test`
+#   bench/*.c              -> micro-benchmarks, built by `make bench`
 #   tests/**/*_fuzz.c      -> libFuzzer targets, built by `make fuzz` (clang)
 # Runtime dispatch chooses among the ISA files, so the library runs on any CPU of its arch.
 
@@ -86,7 +87,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 LIB      := $(BUILD)/liboutboard.a
 CLI      := $(BUILD)/outboard
 
-.PHONY: all test test-c check fuzz fuzz-run clean neon-test format
+.PHONY: all test test-c check fuzz fuzz-run clean neon-test format bench
 all: $(CLI) $(LIB)
 
 $(LIB): $(LIB_OBJ)
@@ -155,6 +156,14 @@ build-fuzz/fuzz/%_fuzz: tests/%_fuzz.c $(LIB)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 fuzz-run: fuzz
 	$(PYTHON) tests/run_fuzz.py --seconds $(FUZZ_SECONDS)
+
+# `make bench`: builds bench/*.c into build/bench/ (micro-benchmarks; never run by tests).
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+bench: $(BENCH_BIN)
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 format:
 	clang-format -i $$(find src include tests bench -name '*.[ch]')

@@ -1,0 +1,134 @@
+/*
+ * Micro-benchmark of the quantized dot products, the decode hot path: a matrix-vector product
+ * over a weight set far larger than the caches, one thread, for every type and every ISA variant
+ * this CPU runs. Prints weight bytes streamed per second (GB/s) and elements per second, plus
+ * the speed of the activation quantizers.
+ *
+ *   build/bench/quant_bench [MB of weights per type, default 256] [seconds per case, 0.3]
+ *   OB_ISA=avx2 build/bench/quant_bench        caps the ISAs as everywhere else
+ */
+#include "quant/quant.h"
+
+#include "core/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static float rng_value(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)(rng_state >> 40) / 16777216.0f - 0.5f;
+}
+
+static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16, OB_QTYPE_Q4_0,
+                                 OB_QTYPE_Q4_1, OB_QTYPE_Q5_0, OB_QTYPE_Q5_1, OB_QTYPE_Q8_0,
+                                 OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K, OB_QTYPE_Q5_K,
+                                 OB_QTYPE_Q6_K, OB_QTYPE_IQ4_NL, OB_QTYPE_IQ4_XS};
+static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon"};
+
+enum { N = 4096 }; /* elements per row: a typical hidden size */
+
+static float g_sink;
+
+/* Matrix-vector products over `rows` rows of `t` until `secs` pass; returns GB/s of weights. */
+static double bench_matvec(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
+                           float *out, double secs, double *gelem) {
+    size_t row = (size_t)(N / t->block_size) * t->type_size;
+    int64_t passes = 0;
+    double start = now(), elapsed;
+    do {
+        quant_dot_tile(t, N, rows, 1, out, (size_t)rows, w, row, qy, 0);
+        g_sink += out[passes % rows];
+        passes++;
+        elapsed = now() - start;
+    } while (elapsed < secs);
+    *gelem = (double)passes * (double)rows * N / elapsed * 1e-9;
+    return (double)passes * (double)rows * (double)row / elapsed * 1e-9;
+}
+
+static void bench_type(uint32_t type, size_t mb, double secs) {
+    const quant_traits *ref = quant_traits_ref(type);
+    if (!ref) return;
+    size_t row = (size_t)(N / ref->block_size) * ref->type_size;
+    int64_t rows = (int64_t)(mb * 1024 * 1024 / row);
+    uint8_t *w = ob_alloc_aligned(64, (size_t)rows * row);
+    float *x = ob_alloc(N, sizeof(float)), *out = ob_alloc((size_t)rows, sizeof(float));
+    const quant_traits *ry = quant_traits_ref(ref->vec_dot_type);
+    void *qy = ob_alloc((size_t)(N / ry->block_size), ry->type_size);
+    if (!w || !x || !out || !qy) {
+        fprintf(stderr, "quant_bench: out of memory for %s\n", ref->name);
+        goto done;
+    }
+    /* 64 distinct quantized rows repeated over the set: real data, no cache reuse */
+    for (int64_t r = 0; r < rows; r++) {
+        if (r < 64) {
+            for (int i = 0; i < N; i++) x[i] = rng_value();
+            if (ref->from_f32) ref->from_f32(x, w + r * row, N);
+            else memset(w + r * row, 0x11, row);
+        } else {
+            memcpy(w + r * row, w + (r % 64) * row, row);
+        }
+    }
+    for (int i = 0; i < N; i++) x[i] = rng_value();
+    ry->from_f32(x, qy, N);
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        const quant_traits *t = quant_traits_isa(type, ISAS[k]);
+        if (!t) continue;
+        double gelem, gbs = bench_matvec(t, w, rows, qy, out, secs, &gelem);
+        printf("%-7s %-7s %8.2f GB/s %8.2f Gelem/s\n", t->name, t->isa, gbs, gelem);
+    }
+done:
+    ob_free_aligned(w);
+    ob_free(x);
+    ob_free(out);
+    ob_free(qy);
+}
+
+/* Activation quantizer speed: f32 bytes in per second, on a cache-resident row. */
+static void bench_quantizer(uint32_t type, double secs) {
+    float *x = ob_alloc(N, sizeof(float));
+    void *q = ob_alloc(N, 4);
+    for (int i = 0; i < N; i++) x[i] = rng_value();
+    for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
+        const quant_traits *t = quant_traits_isa(type, ISAS[k]);
+        if (!t || !t->from_f32) continue;
+        int64_t reps = 0;
+        double start = now(), elapsed;
+        do {
+            t->from_f32(x, q, N);
+            reps++;
+            elapsed = now() - start;
+        } while (elapsed < secs);
+        printf("%-7s %-7s %8.2f GB/s of f32 quantized\n", t->name, t->isa,
+               (double)reps * N * 4 / elapsed * 1e-9);
+    }
+    ob_free(x);
+    ob_free(q);
+}
+
+int main(int argc, char **argv) {
+    size_t mb = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 256;
+    double secs = argc > 2 ? strtod(argv[2], NULL) : 0.3;
+    if (mb == 0 || secs <= 0) {
+        fprintf(stderr, "usage: quant_bench [MB of weights per type] [seconds per case]\n");
+        return 1;
+    }
+    printf("matrix-vector, rows of %d, %zu MB of weights per type, 1 thread\n", N, mb);
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) bench_type(TYPES[i], mb, secs);
+    printf("activation quantizers, rows of %d\n", N);
+    bench_quantizer(OB_QTYPE_Q8_0, secs);
+    bench_quantizer(OB_QTYPE_Q8_1, secs);
+    bench_quantizer(OB_QTYPE_F16, secs);
+    bench_quantizer(OB_QTYPE_BF16, secs);
+    return (int)(g_sink * 0.0f);
+}
