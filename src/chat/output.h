@@ -1,0 +1,138 @@
+/*
+ * Chat output parsing: turns the text a chat model generated back into what an API returns,
+ * namely the visible content, the reasoning ("thinking") and the tool calls. Each model family
+ * marks these parts its own way (<think>, <tool_call>, [TOOL_CALLS], Harmony channels, ...);
+ * the family is detected from the chat template's text or the model's name.
+ *
+ * Two forms share one engine, so they cannot disagree:
+ *  - chat_output_parse: the whole generated text at once;
+ *  - chat_output_stream_*: chunks as they are generated. Each feed returns the content and
+ *    reasoning that became final (tool-call markup is held back, also a tag split across two
+ *    chunks), and the tool calls that completed; finish returns the same result as the batch form.
+ *
+ * A tool call that cannot be read is never shown as content. In strict mode it fails the parse
+ * with OB_ERR_FORMAT naming the family and the byte offset; in lenient mode it is listed in
+ * chat_output.invalid and parsing goes on.
+ */
+#ifndef OB_CHAT_OUTPUT_H
+#define OB_CHAT_OUTPUT_H
+
+#include "outboard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* How a model family writes reasoning and tool calls (one value per distinct format). */
+typedef enum chat_family {
+    CHAT_FAMILY_PLAIN = 0,   /* no markup: Phi-3.5, unknown templates */
+    CHAT_FAMILY_LLAMA3,      /* {"name":..,"parameters":..}, <|python_tag|> (Llama 3.1/3.2/3.3) */
+    CHAT_FAMILY_HERMES,      /* <tool_call>{json}</tool_call>, <think> (Qwen2.5, QwQ, Qwen3, SmolLM3) */
+    CHAT_FAMILY_QWEN3_CODER, /* <tool_call><function=f><parameter=p>v</parameter>.. (Qwen3-Coder, Qwen3.5) */
+    CHAT_FAMILY_DEEPSEEK_R1, /* <think>, <｜tool▁call▁begin｜>function<｜tool▁sep｜>name ```json``` */
+    CHAT_FAMILY_DEEPSEEK_V31, /* <think>, <｜tool▁call▁begin｜>name<｜tool▁sep｜>{args} */
+    CHAT_FAMILY_MISTRAL,     /* [TOOL_CALLS][{..}] or [TOOL_CALLS]name[ARGS]{..}, [THINK] */
+    CHAT_FAMILY_GRANITE,     /* <|tool_call|>[{..}], <think>..</think><response>..</response> */
+    CHAT_FAMILY_COMMAND_R7B, /* <|START_THINKING|>, <|START_ACTION|>[..]<|END_ACTION|>, <|START_RESPONSE|> */
+    CHAT_FAMILY_GEMMA,       /* Gemma 2/3: plain text ending in <end_of_turn> */
+    CHAT_FAMILY_GEMMA4,      /* <|channel>thought..<channel|>, <|tool_call>call:f{k:<|"|>v<|"|>}<tool_call|> */
+    CHAT_FAMILY_GPT_OSS,     /* Harmony: <|channel|>analysis/final/commentary to=functions.f */
+    CHAT_FAMILY_COUNT
+} chat_family;
+
+/* Flags for chat_output_parse and chat_output_stream_new. */
+enum {
+    CHAT_OUTPUT_STRICT = 1u << 0,     /* an unreadable tool call fails with OB_ERR_FORMAT */
+    CHAT_OUTPUT_THINK_OPEN = 1u << 1, /* the prompt already opened reasoning (ends in <think>) */
+};
+
+/* One tool call. All strings are owned by the chat_output (or stream) that holds the call. */
+typedef struct chat_tool_call {
+    char *id;        /* the model's own call id, or NULL when it wrote none */
+    char *name;      /* function name, NUL-terminated */
+    char *arguments; /* a JSON object as compact text (jansson), never NULL ("{}" when empty) */
+} chat_tool_call;
+
+/* A tool call that could not be read (lenient mode). */
+typedef struct chat_output_invalid {
+    size_t offset; /* byte offset of the call's markup in the generated text */
+    char *text;    /* the raw markup, owned */
+    char *reason;  /* one line saying what was wrong, owned */
+} chat_output_invalid;
+
+/* The parsed output. Every pointer is owned; release with chat_output_clear. */
+typedef struct chat_output {
+    char *content;   /* visible text, trimmed, NUL-terminated, never NULL after a parse */
+    size_t content_len;
+    char *reasoning; /* reasoning text, trimmed, NUL-terminated, never NULL after a parse */
+    size_t reasoning_len;
+    chat_tool_call *calls; /* (n_calls) */
+    size_t n_calls;
+    chat_output_invalid *invalid; /* (n_invalid) unreadable tool calls, lenient mode only */
+    size_t n_invalid;
+    /* True when a reasoning close tag came with no opening tag and CHAT_OUTPUT_THINK_OPEN was
+     * not set: the text before it became reasoning, so a stream had already shown it as
+     * content. Pass CHAT_OUTPUT_THINK_OPEN (see chat_output_prompt_flags) to stream it right. */
+    bool reasoning_reclassified;
+} chat_output;
+
+/* A stable lower-case name for a family ("hermes"), or "unknown" when out of range. */
+const char *chat_family_name(chat_family family);
+
+/* The family with that name (as chat_family_name writes it); OB_ERR_ARG when none. */
+ob_status chat_family_from_name(const char *name, chat_family *out, ob_err *err);
+
+/* Detects the family from a chat template's text (may be NULL) and, when the template says
+ * nothing, from the model's architecture or name (may be NULL: "qwen3", "gpt-oss", ...).
+ * Never fails: CHAT_FAMILY_PLAIN when neither is recognised. */
+chat_family chat_output_detect(const char *tmpl, size_t tmpl_len, const char *model_name);
+
+/* Flags a caller should add for a rendered prompt: CHAT_OUTPUT_THINK_OPEN when the prompt ends
+ * inside an open reasoning block (a template that writes "<think>\n" after the assistant
+ * header), so the output's first bytes are reasoning even though they carry no tag. */
+unsigned chat_output_prompt_flags(chat_family family, const char *prompt, size_t len);
+
+/* Parses one whole generated text. `out` is overwritten (call chat_output_clear on it first if
+ * it held a result). On success the caller owns out's contents. Errors: OB_ERR_FORMAT (strict
+ * mode, unreadable call: names family and byte offset), OB_ERR_NOMEM, OB_ERR_ARG (bad family);
+ * on error `out` is left empty. */
+ob_status chat_output_parse(chat_family family, const char *text, size_t len, unsigned flags,
+                            chat_output *out, ob_err *err);
+
+/* Frees everything chat_output owns and zeroes it; NULL is a no-op. */
+void chat_output_clear(chat_output *out);
+
+/* ---- streaming ---- */
+
+typedef struct chat_output_stream chat_output_stream;
+
+/* What one feed made final. Pointers are borrowed from the stream, valid until the next call
+ * on it. */
+typedef struct chat_output_delta {
+    const char *content; /* new visible text (content_len bytes, not NUL-terminated) */
+    size_t content_len;
+    const char *reasoning; /* new reasoning text */
+    size_t reasoning_len;
+    const chat_tool_call *calls; /* tool calls completed by this feed (n_calls) */
+    size_t n_calls;
+} chat_output_delta;
+
+/* A new stream for one generated answer; NULL when out of memory or family is out of range.
+ * Free with chat_output_stream_free. */
+chat_output_stream *chat_output_stream_new(chat_family family, unsigned flags);
+
+/* Feeds the next `len` bytes and fills `delta` (may be NULL). Errors: OB_ERR_FORMAT (strict
+ * mode, unreadable call), OB_ERR_NOMEM, OB_ERR_ARG (feed after finish); the stream is then
+ * unusable. */
+ob_status chat_output_stream_feed(chat_output_stream *s, const char *text, size_t len,
+                                  chat_output_delta *delta, ob_err *err);
+
+/* Ends the stream: flushes held-back text into `delta` (may be NULL), parses any unterminated
+ * call, and moves the whole result into `out` (same as chat_output_parse on the concatenated
+ * text). `out` is overwritten; the caller owns it. */
+ob_status chat_output_stream_finish(chat_output_stream *s, chat_output_delta *delta,
+                                    chat_output *out, ob_err *err);
+
+/* Frees the stream; NULL is a no-op. */
+void chat_output_stream_free(chat_output_stream *s);
+
+#endif
