@@ -17,6 +17,7 @@ typedef struct cli_command {
 static const cli_command COMMANDS[] = {
     {"info", cli_cmd_info, "describe a GGUF model: architecture, shapes, quantization, tokenizer"},
     {"tokenize", cli_cmd_tokenize, "show the token ids and pieces a model's vocabulary makes of a text"},
+    {"template", cli_cmd_template, "render a conversation with a model's chat template"},
 };
 
 static void print_usage(FILE *to) {

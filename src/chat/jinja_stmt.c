@@ -1,0 +1,324 @@
+/*
+ * The Jinja parser, statements: template data, {{ output }}, and the block tags chat templates
+ * use: if/elif/else, for (with an `if` filter and an else branch), set (plain, to a namespace
+ * attribute, tuple unpacking, and the block form), macro, call, filter, break/continue
+ * (jinja2's loopcontrols extension) and transformers' {% generation %}. Any other tag name is an
+ * error naming it.
+ */
+#include "chat/jinja_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener, int *which);
+
+static bool expect_end(jparser *P) {
+    if (jp_cur(P)->type == JT_BLOCK_END) {
+        P->i++;
+        return true;
+    }
+    jp_unexpected(P, "end of block tag '%}'");
+    return false;
+}
+
+static bool expect_name(jparser *P, ob_str *out) {
+    if (jp_cur(P)->type != JT_NAME) {
+        jp_unexpected(P, "a name");
+        return false;
+    }
+    *out = jp_cur(P)->text;
+    P->i++;
+    return true;
+}
+
+/* Body up to one of `ends`; consumes the end tag's name and `%}`. *which = the index. */
+static jnode *body_until(jparser *P, const char *const *ends, const jtok *opener, int *which) {
+    jnode *b = parse_body(P, ends, opener, which);
+    if (!b) return NULL;
+    P->i++; /* the end tag's name */
+    return b;
+}
+
+static jnode *parse_if(jparser *P, const jtok *at) {
+    static const char *const ends[] = {"elif", "else", "endif", NULL};
+    jnode *top = jp_node(P, JN_IF, at), *n = top;
+    if (!n) return NULL;
+    for (;;) {
+        n->a = jp_parse_tuple(P, false, false);
+        if (!n->a || !expect_end(P)) return NULL;
+        int which;
+        n->body = body_until(P, ends, at, &which);
+        if (!n->body) return NULL;
+        if (which == 0) { /* elif */
+            jnode *next = jp_node(P, JN_IF, jp_peek(P, 0));
+            if (!next) return NULL;
+            n->orelse = next;
+            n = next;
+            continue;
+        }
+        if (which == 1) { /* else */
+            static const char *const ends2[] = {"endif", NULL};
+            if (!expect_end(P)) return NULL;
+            n->orelse = body_until(P, ends2, at, &which);
+            if (!n->orelse) return NULL;
+        }
+        return expect_end(P) ? top : NULL;
+    }
+}
+
+static jnode *parse_for(jparser *P, const jtok *at) {
+    static const char *const ends[] = {"else", "endfor", NULL};
+    static const char *const ends2[] = {"endfor", NULL};
+    jnode *n = jp_node(P, JN_FOR, at);
+    if (!n) return NULL;
+    n->b = jp_parse_tuple(P, false, true);
+    if (!n->b) return NULL;
+    if (!jp_skip_name(P, "in")) {
+        jp_unexpected(P, "'in'");
+        return NULL;
+    }
+    n->a = jp_parse_tuple(P, false, false);
+    if (!n->a) return NULL;
+    if (jp_skip_name(P, "if")) {
+        n->c = jp_parse_expr(P, true);
+        if (!n->c) return NULL;
+    }
+    if (jp_skip_name(P, "recursive")) {
+        jp_pfail_at(P, jp_cur(P), "%s", "recursive for loops are not supported");
+        return NULL;
+    }
+    if (!expect_end(P)) return NULL;
+    int which;
+    n->body = body_until(P, ends, at, &which);
+    if (!n->body) return NULL;
+    if (which == 0) {
+        if (!expect_end(P)) return NULL;
+        n->orelse = body_until(P, ends2, at, &which);
+        if (!n->orelse) return NULL;
+    }
+    return expect_end(P) ? n : NULL;
+}
+
+/* set target: a name, ns.attr, or names separated by commas. */
+static jnode *parse_set_target(jparser *P) {
+    const jtok *t = jp_cur(P);
+    if (t->type == JT_NAME && jp_is_op(jp_peek(P, 1), ".") && jp_peek(P, 2)->type == JT_NAME) {
+        jnode *obj = jp_node(P, JN_NAME, t), *n = jp_node(P, JN_GETATTR, jp_peek(P, 1));
+        if (!obj || !n) return NULL;
+        obj->name = t->text;
+        n->a = obj;
+        n->name = jp_peek(P, 2)->text;
+        P->i += 3;
+        return n;
+    }
+    jkids k;
+    jp_kids_init(&k);
+    do {
+        t = jp_cur(P);
+        if (t->type != JT_NAME) {
+            jp_unexpected(P, "a name to assign to");
+            return NULL;
+        }
+        jnode *nm = jp_node(P, JN_NAME, t);
+        if (nm) nm->name = t->text;
+        if (!jp_kids_push(P, &k, nm, (ob_str){NULL, 0})) return NULL;
+        P->i++;
+    } while (jp_skip_op(P, ","));
+    if (k.n == 1) return k.v[0];
+    jnode *tup = jp_node(P, JN_TUPLE, t);
+    return tup && jp_kids_store(P, &k, tup) ? tup : NULL;
+}
+
+static jnode *parse_set(jparser *P, const jtok *at) {
+    jnode *target = parse_set_target(P);
+    if (!target) return NULL;
+    if (jp_skip_op(P, "=")) {
+        jnode *n = jp_node(P, JN_SET, at);
+        if (!n) return NULL;
+        n->b = target;
+        n->a = jp_parse_tuple(P, true, false);
+        return n->a && expect_end(P) ? n : NULL;
+    }
+    static const char *const ends[] = {"endset", NULL};
+    jnode *n = jp_node(P, JN_SETBLOCK, at);
+    if (!n) return NULL;
+    if (target->kind != JN_NAME) {
+        jp_pfail_at(P, at, "%s", "a block set assigns to one name");
+        return NULL;
+    }
+    n->b = target;
+    if (jp_is_op(jp_cur(P), "|")) {
+        n->a = jp_parse_filter(P, NULL, false);
+        if (!n->a) return NULL;
+    }
+    int which;
+    if (!expect_end(P)) return NULL;
+    n->body = body_until(P, ends, at, &which);
+    return n->body && expect_end(P) ? n : NULL;
+}
+
+/* (a, b=default, ...) of a macro or a call block. */
+static bool parse_params(jparser *P, jnode *into) {
+    jkids k;
+    jp_kids_init(&k);
+    if (jp_expect_op(P, "(")) return false;
+    while (!jp_is_op(jp_cur(P), ")")) {
+        if (k.n && jp_expect_op(P, ",")) return false;
+        ob_str nm;
+        if (!expect_name(P, &nm)) return false;
+        jnode *def = NULL;
+        if (jp_skip_op(P, "=")) {
+            def = jp_parse_expr(P, true);
+            if (!def) return false;
+        }
+        /* A placeholder keeps push from refusing NULL; a parameter without default is NULL. */
+        if (!jp_kids_push(P, &k, into, nm)) return false;
+        k.v[k.n - 1] = def;
+    }
+    P->i++;
+    return jp_kids_store(P, &k, into);
+}
+
+static jnode *parse_macro(jparser *P, const jtok *at) {
+    static const char *const ends[] = {"endmacro", NULL};
+    jnode *n = jp_node(P, JN_MACRO, at);
+    if (!n || !expect_name(P, &n->name) || !parse_params(P, n) || !expect_end(P)) return NULL;
+    int which;
+    n->body = body_until(P, ends, at, &which);
+    return n->body && expect_end(P) ? n : NULL;
+}
+
+static jnode *parse_callblock(jparser *P, const jtok *at) {
+    static const char *const ends[] = {"endcall", NULL};
+    jnode *n = jp_node(P, JN_CALLBLOCK, at);
+    if (!n) return NULL;
+    if (jp_is_op(jp_cur(P), "(") && !parse_params(P, n)) return NULL;
+    n->a = jp_parse_expr(P, true);
+    if (!n->a) return NULL;
+    if (n->a->kind != JN_CALL) {
+        jp_pfail_at(P, at, "%s", "{% call %} needs a macro call");
+        return NULL;
+    }
+    if (!expect_end(P)) return NULL;
+    int which;
+    n->body = body_until(P, ends, at, &which);
+    return n->body && expect_end(P) ? n : NULL;
+}
+
+static jnode *parse_simple_body(jparser *P, const jtok *at, jn_kind kind, const char *end) {
+    const char *const ends[] = {end, NULL};
+    jnode *n = jp_node(P, kind, at);
+    if (!n) return NULL;
+    if (kind == JN_FILTERBLOCK) {
+        n->a = jp_parse_filter(P, NULL, true);
+        if (!n->a) return NULL;
+    }
+    if (!expect_end(P)) return NULL;
+    int which;
+    n->body = body_until(P, ends, at, &which);
+    return n->body && expect_end(P) ? n : NULL;
+}
+
+/* One {% tag %} after the name token. */
+static jnode *parse_statement(jparser *P) {
+    const jtok *at = jp_cur(P);
+    if (at->type != JT_NAME) {
+        jp_unexpected(P, "a tag name");
+        return NULL;
+    }
+    P->i++;
+    if (jp_is_name(at, "if")) return parse_if(P, at);
+    if (jp_is_name(at, "for")) return parse_for(P, at);
+    if (jp_is_name(at, "set")) return parse_set(P, at);
+    if (jp_is_name(at, "macro")) return parse_macro(P, at);
+    if (jp_is_name(at, "call")) return parse_callblock(P, at);
+    if (jp_is_name(at, "filter")) return parse_simple_body(P, at, JN_FILTERBLOCK, "endfilter");
+    if (jp_is_name(at, "generation")) return parse_simple_body(P, at, JN_BODY, "endgeneration");
+    if (jp_is_name(at, "break") || jp_is_name(at, "continue")) {
+        jnode *n = jp_node(P, jp_is_name(at, "break") ? JN_BREAK : JN_CONTINUE, at);
+        return n && expect_end(P) ? n : NULL;
+    }
+    char nm[80];
+    snprintf(nm, sizeof nm, "%.*s", OB_STR_FMT(at->text));
+    jp_pfail_at(P, at, "unknown tag '%s'", nm);
+    return NULL;
+}
+
+static int end_index(const jtok *t, const char *const *ends) {
+    for (int i = 0; ends && ends[i]; i++)
+        if (jp_is_name(t, ends[i])) return i;
+    return -1;
+}
+
+/* Statements until one of `ends` (a NULL list: until the end of the template). Leaves the
+ * parser on the end tag's name. */
+static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener, int *which) {
+    jnode *body = jp_node(P, JN_BODY, jp_cur(P));
+    if (!body) return NULL;
+    if (++P->depth > CHAT_JINJA_MAX_NESTING) {
+        jp_pfail_at(P, opener ? opener : jp_cur(P), "%s", "blocks nested too deeply");
+        return NULL;
+    }
+    jkids k;
+    jp_kids_init(&k);
+    for (;;) {
+        const jtok *t = jp_cur(P);
+        jnode *s = NULL;
+        if (t->type == JT_EOF) {
+            if (ends) {
+                char msg[120];
+                snprintf(msg, sizeof msg, "'%.*s' is never closed (expected '%s')",
+                         OB_STR_FMT(opener->text), ends[0]);
+                for (int i = 0; ends[i]; i++)
+                    if (!strncmp(ends[i], "end", 3)) {
+                        snprintf(msg, sizeof msg, "'%.*s' is never closed (expected '%s')",
+                                 OB_STR_FMT(opener->text), ends[i]);
+                        break;
+                    }
+                jp_pfail_at(P, opener, "%s", msg);
+                return NULL;
+            }
+            break;
+        }
+        if (t->type == JT_TEXT) {
+            s = jp_node(P, JN_TEXT, t);
+            if (s) s->val = chat_val_str_view(t->text.ptr, t->text.len);
+            P->i++;
+        } else if (t->type == JT_VAR_BEGIN) {
+            P->i++;
+            s = jp_node(P, JN_OUTPUT, t);
+            if (s) s->a = jp_parse_tuple(P, true, false);
+            if (!s || !s->a) return NULL;
+            if (jp_cur(P)->type != JT_VAR_END) {
+                jp_unexpected(P, "end of print statement '}}'");
+                return NULL;
+            }
+            P->i++;
+        } else if (t->type == JT_BLOCK_BEGIN) {
+            int idx = end_index(jp_peek(P, 1), ends);
+            if (idx >= 0) {
+                P->i++;
+                *which = idx;
+                break;
+            }
+            P->i++;
+            s = parse_statement(P);
+        } else {
+            jp_unexpected(P, NULL);
+            return NULL;
+        }
+        if (!jp_kids_push(P, &k, s, (ob_str){NULL, 0})) return NULL;
+    }
+    P->depth--;
+    return jp_kids_store(P, &k, body) ? body : NULL;
+}
+
+ob_status chat_jinja_build(const jtok_list *toks, const char *name, chat_arena *a, jnode **root,
+                           ob_err *err) {
+    jparser P = {.t = toks->toks, .n = toks->n, .a = a, .name = name, .err = err};
+    int which = -1;
+    *root = parse_body(&P, NULL, NULL, &which);
+    if (*root) return OB_OK;
+    if (!P.failed) return ob_fail(err, OB_ERR_FORMAT, "%s: parse error", name);
+    return err && strstr(err->msg, "out of memory") ? OB_ERR_NOMEM : OB_ERR_FORMAT;
+}

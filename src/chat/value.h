@@ -1,0 +1,164 @@
+/*
+ * Template values: what a chat template computes with. A chat_val is a small tagged union passed
+ * by value; strings, lists, dicts and callables live in a chat_arena that belongs to one render,
+ * so a whole render's values are freed at once and no value needs a reference count. Lists and
+ * dicts are shared by pointer (Python's reference semantics: `ns.x = ...` and `.append()` are
+ * seen by every holder). Dicts keep insertion order, as Python's do.
+ *
+ * The printing rules follow Python: str(None) is "None", floats print as repr() does (shortest
+ * round-trip digits), lists and dicts print as their repr(). JSON comes in through jansson and
+ * goes out as json.dumps would write it (chat_val_to_json).
+ */
+#ifndef OB_CHAT_VALUE_H
+#define OB_CHAT_VALUE_H
+
+#include "outboard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- arena ----------------------------------------------------------------------------- */
+
+/* A bump allocator over ob_alloc'd chunks with a byte cap; freeing it frees everything. */
+typedef struct chat_arena chat_arena;
+
+/* A new arena that refuses to grow past `cap` bytes in all. NULL on allocation failure. */
+chat_arena *chat_arena_new(size_t cap);
+void chat_arena_free(chat_arena *a);
+
+/* `size` bytes aligned for any value, or NULL when out of memory or past the cap
+ * (chat_arena_over_cap tells which). */
+void *chat_arena_alloc(chat_arena *a, size_t size);
+bool chat_arena_over_cap(const chat_arena *a);
+
+/* ---- values ---------------------------------------------------------------------------- */
+
+typedef enum chat_vtype {
+    CHAT_UNDEF = 0, /* jinja2's Undefined: prints empty, is false, fails on use */
+    CHAT_NONE,
+    CHAT_BOOL,
+    CHAT_INT,
+    CHAT_FLOAT,
+    CHAT_STR,
+    CHAT_LIST, /* also tuples (flag CHAT_F_TUPLE) */
+    CHAT_DICT, /* also namespace() objects (flag CHAT_F_NS) */
+    CHAT_FUNC,
+    CHAT_LOOP, /* the `loop` object of a for loop */
+} chat_vtype;
+
+#define CHAT_F_TUPLE 1u
+#define CHAT_F_NS 2u
+#define CHAT_F_SAFE 4u /* a string marked |safe (printing is the same: nothing is escaped) */
+
+typedef struct chat_list chat_list;
+typedef struct chat_dict chat_dict;
+typedef struct chat_func chat_func;
+typedef struct chat_loop chat_loop;
+
+typedef struct chat_val {
+    uint16_t type; /* chat_vtype */
+    uint16_t flags;
+    union {
+        bool b;
+        int64_t i;
+        double f;
+        struct {
+            const char *p; /* UTF-8, not NUL-terminated; immutable once made */
+            size_t n;
+        } s;
+        chat_list *l;
+        chat_dict *d;
+        chat_func *fn;
+        chat_loop *loop;
+        const char *hint; /* CHAT_UNDEF: why it is undefined (NUL-terminated) or NULL */
+    } u;
+} chat_val;
+
+struct chat_list {
+    size_t n, cap;
+    chat_val *items; /* (cap) values, first n used */
+};
+
+struct chat_dict {
+    size_t n, cap;
+    chat_val *keys; /* (cap) keys, first n used, in insertion order */
+    chat_val *vals; /* (cap) values parallel to keys */
+};
+
+/* Constructors for scalars (no allocation). */
+chat_val chat_val_undef(const char *hint);
+chat_val chat_val_none(void);
+chat_val chat_val_bool(bool b);
+chat_val chat_val_int(int64_t i);
+chat_val chat_val_float(double f);
+
+/* A string copied into the arena / a view of bytes that outlive the arena's use. On allocation
+ * failure the result has type CHAT_UNDEF with hint NULL and chat_val_failed() is true. */
+chat_val chat_val_str(chat_arena *a, const char *p, size_t n);
+chat_val chat_val_str_view(const char *p, size_t n);
+chat_val chat_val_cstr(chat_arena *a, const char *s);
+bool chat_val_failed(chat_val v);
+/* The failure marker itself, for helpers that make values. */
+chat_val chat_val_fail(void);
+
+/* New empty list / dict (NULL pointer inside => allocation failure, see chat_val_failed). */
+chat_val chat_val_list(chat_arena *a, size_t cap);
+chat_val chat_val_dict(chat_arena *a, size_t cap);
+
+/* Appends to a list; -1 on allocation failure. */
+int chat_list_push(chat_arena *a, chat_list *l, chat_val v);
+
+/* Looks a key up; NULL when absent. */
+chat_val *chat_dict_find(const chat_dict *d, chat_val key);
+chat_val *chat_dict_find_cstr(const chat_dict *d, const char *key);
+/* Sets (replacing in place when present, else appending); -1 on allocation failure. */
+int chat_dict_set(chat_arena *a, chat_dict *d, chat_val key, chat_val v);
+int chat_dict_set_cstr(chat_arena *a, chat_dict *d, const char *key, chat_val v);
+/* Removes a key (keeping the order of the rest); returns 1 when it was there. */
+int chat_dict_del(chat_dict *d, chat_val key);
+
+/* Python truthiness. */
+bool chat_val_truthy(chat_val v);
+/* Python ==, deep for lists and dicts; int, float and bool compare by number. */
+bool chat_val_equal(chat_val a, chat_val b);
+/* Python ordering for numbers with numbers, strings with strings, lists element-wise: sets
+ * *cmp to -1/0/1 and returns 0, or returns -1 when the two cannot be ordered. */
+int chat_val_compare(chat_val a, chat_val b, int *cmp);
+/* "str", "int", "dict object"-style names for messages. */
+const char *chat_val_type_name(chat_val v);
+
+/* ---- text ------------------------------------------------------------------------------ */
+
+/* A growable byte buffer in the arena. */
+typedef struct chat_buf {
+    chat_arena *a;
+    char *p;
+    size_t n, cap;
+    bool failed; /* an append ran out of memory; the contents are then incomplete */
+} chat_buf;
+
+void chat_buf_init(chat_buf *b, chat_arena *a);
+void chat_buf_add(chat_buf *b, const char *p, size_t n);
+void chat_buf_adds(chat_buf *b, const char *s);
+/* The contents as a string value (shares the buffer). */
+chat_val chat_buf_val(const chat_buf *b);
+
+/* Python str(v) appended to b (repr for items inside lists and dicts). */
+void chat_val_write_str(chat_buf *b, chat_val v);
+/* Python repr(v). */
+void chat_val_write_repr(chat_buf *b, chat_val v);
+/* Python repr() of a float: shortest digits that read back to the same double. */
+void chat_float_repr(double f, char out[32]);
+
+/* json.dumps(v, ensure_ascii, indent, separators): indent < 0 means None; item_sep and key_sep
+ * NULL mean Python's defaults for the indent given. sort_keys sorts dict keys. Returns -1 and
+ * writes a message into `why` (64 bytes) for values JSON cannot hold. */
+int chat_val_to_json(chat_buf *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
+                     const char *key_sep, bool sort_keys, char *why);
+
+/* A value from parsed JSON (a jansson json_t *, passed as void * to keep jansson out of this
+ * header). Objects keep their key order. OB_ERR_NOMEM / OB_ERR_LIMIT on failure. */
+ob_status chat_val_from_json(chat_arena *a, const void *json, chat_val *out, ob_err *err);
+
+#endif

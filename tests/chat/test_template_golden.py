@@ -1,0 +1,109 @@
+"""Chat templates rendered by `outboard template` against jinja2 (the reference, pinned).
+
+For every real template in $OB_SHARED/templates and every conversation recorded for it in
+tests/chat/golden/ (written by gen_template_goldens.py with jinja2 configured as transformers
+configures it), the output must be byte-identical; where jinja2 failed, outboard must fail too,
+and where the template itself raised (raise_exception), with the template's message.
+
+The default model's template (models/*.gguf, when fetched) is checked live: jinja2 renders it
+here from the GGUF's tokenizer.chat_template (read with the gguf package) and outboard renders
+it with -m.
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+GOLDEN = os.path.join(HERE, "golden")
+BUILD = os.environ.get("OB_BUILD", os.path.join(ROOT, "build"))
+SHARED = os.environ.get("OB_SHARED", os.path.join(ROOT, "..", "shared"))
+OUTBOARD = os.path.join(BUILD, "outboard")
+
+sys.path.insert(0, HERE)
+import gen_template_goldens as gen  # noqa: E402
+
+
+def cases():
+    out = []
+    for tdir in sorted(glob.glob(os.path.join(GOLDEN, "*"))):
+        stem = os.path.basename(tdir)
+        if stem == "conversations" or not os.path.isdir(tdir):
+            continue
+        for f in sorted(os.listdir(tdir)):
+            name, ext = os.path.splitext(f)
+            out.append(pytest.param(stem, name, ext, id=f"{stem}/{name}"))
+    return out
+
+
+def run_template(args, conv_path):
+    return subprocess.run([OUTBOARD, "template", *args, "--input", conv_path, "--now",
+                           str(gen.NOW)], capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("stem,conv,ext", cases())
+def test_golden(stem, conv, ext):
+    template = os.path.join(SHARED, "templates", stem + ".jinja")
+    if not os.path.exists(template):
+        pytest.skip(f"{template} not found (OB_SHARED)")
+    conv_path = os.path.join(GOLDEN, "conversations", conv + ".json")
+    proc = run_template(["--file", template], conv_path)
+    with open(os.path.join(GOLDEN, stem, conv + ext), "rb") as f:
+        expected = f.read()
+    if ext == ".txt":
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        assert proc.stdout == expected
+        return
+    kind, message = expected.decode().split("\n", 1)
+    assert proc.returncode == 1, f"expected a failure ({kind}), got output {proc.stdout[:300]!r}"
+    assert proc.stdout == b""
+    if kind == "raise":
+        assert message.strip() in proc.stderr.decode(), proc.stderr
+
+
+def test_every_template_has_goldens():
+    tdir = os.path.join(SHARED, "templates")
+    if not os.path.isdir(tdir):
+        pytest.skip("no shared templates")
+    for f in os.listdir(tdir):
+        if f.endswith(".jinja"):
+            done = os.listdir(os.path.join(GOLDEN, f[:-6]))
+            assert len(done) >= 6, f
+
+
+def test_default_model_template(tmp_path):
+    models = sorted(glob.glob(os.path.join(ROOT, "models", "*.gguf")))
+    if not models:
+        pytest.skip("no default model in models/ (scripts/fetch-default-model.sh)")
+    import gguf
+
+    reader = gguf.GGUFReader(models[0])
+
+    def field(key):
+        f = reader.fields.get(key)
+        return None if f is None else f.contents()
+
+    source = field("tokenizer.chat_template")
+    if source is None:
+        pytest.skip(f"{models[0]} has no tokenizer.chat_template")
+    tokens = field("tokenizer.ggml.tokens")
+    bos_id, eos_id = field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id")
+    bos = tokens[bos_id] if bos_id is not None else None
+    eos = tokens[eos_id] if eos_id is not None else None
+    checked = 0
+    for name, conv in gen.conversations_for(source).items():
+        kind, text = gen.render(source, conv, bos, eos)
+        path = tmp_path / (name + ".json")
+        path.write_text(json.dumps(conv, ensure_ascii=False))
+        proc = run_template(["-m", models[0]], str(path))
+        if kind == "ok":
+            assert proc.returncode == 0, (name, proc.stderr)
+            assert proc.stdout.decode() == text, name
+            checked += 1
+        else:
+            assert proc.returncode == 1, name
+    assert checked >= 4
