@@ -5,6 +5,7 @@
  * the speed of the activation quantizers.
  *
  *   build/bench/quant_bench [MB of weights per type, default 256] [seconds per case, 0.3]
+ *                           [type names to run, e.g. Q4_0,Q8_0; default all]
  *   OB_ISA=avx2 build/bench/quant_bench        caps the ISAs as everywhere else
  */
 #include "quant/quant.h"
@@ -16,9 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+/* CPU time of this thread: on a shared machine, time spent descheduled is not counted. */
 static double now(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -37,22 +39,33 @@ static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16, OB
 static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon"};
 
 enum { N = 4096 }; /* elements per row: a typical hidden size */
+enum { NY = 4 };    /* activation rows of the batched case */
 
 static float g_sink;
 
-/* Matrix-vector products over `rows` rows of `t` until `secs` pass; returns GB/s of weights. */
+/* Products of `rows` weight rows with `ny` activation rows until `secs` pass, either by one
+ * vec_dot call per pair or through quant_dot_tile; returns GB/s of weights streamed. */
 static double bench_matvec(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
-                           float *out, double secs, double *gelem) {
+                           int64_t ny, int tile, float *out, double secs, double *gelem) {
     size_t row = (size_t)(N / t->block_size) * t->type_size;
+    const quant_traits *ty = quant_traits_ref(t->vec_dot_type);
+    size_t yrow = (size_t)(N / ty->block_size) * ty->type_size;
     int64_t passes = 0;
     double start = now(), elapsed;
     do {
-        quant_dot_tile(t, N, rows, 1, out, (size_t)rows, w, row, qy, 0);
+        if (tile) {
+            quant_dot_tile(t, N, rows, ny, out, (size_t)rows, w, row, qy, yrow);
+        } else {
+            for (int64_t j = 0; j < ny; j++)
+                for (int64_t r = 0; r < rows; r++)
+                    t->vec_dot(N, &out[j * rows + r], w + (size_t)r * row,
+                               (const uint8_t *)qy + j * yrow);
+        }
         g_sink += out[passes % rows];
         passes++;
         elapsed = now() - start;
     } while (elapsed < secs);
-    *gelem = (double)passes * (double)rows * N / elapsed * 1e-9;
+    *gelem = (double)passes * (double)rows * (double)ny * N / elapsed * 1e-9;
     return (double)passes * (double)rows * (double)row / elapsed * 1e-9;
 }
 
@@ -62,9 +75,9 @@ static void bench_type(uint32_t type, size_t mb, double secs) {
     size_t row = (size_t)(N / ref->block_size) * ref->type_size;
     int64_t rows = (int64_t)(mb * 1024 * 1024 / row);
     uint8_t *w = ob_alloc_aligned(64, (size_t)rows * row);
-    float *x = ob_alloc(N, sizeof(float)), *out = ob_alloc((size_t)rows, sizeof(float));
+    float *x = ob_alloc(N, sizeof(float)), *out = ob_alloc((size_t)rows * NY, sizeof(float));
     const quant_traits *ry = quant_traits_ref(ref->vec_dot_type);
-    void *qy = ob_alloc((size_t)(N / ry->block_size), ry->type_size);
+    uint8_t *qy = ob_alloc((size_t)(N / ry->block_size) * NY, ry->type_size);
     if (!w || !x || !out || !qy) {
         fprintf(stderr, "quant_bench: out of memory for %s\n", ref->name);
         goto done;
@@ -79,13 +92,20 @@ static void bench_type(uint32_t type, size_t mb, double secs) {
             memcpy(w + r * row, w + (r % 64) * row, row);
         }
     }
-    for (int i = 0; i < N; i++) x[i] = rng_value();
-    ry->from_f32(x, qy, N);
+    size_t yrow = (size_t)(N / ry->block_size) * ry->type_size;
+    for (int j = 0; j < NY; j++) {
+        for (int i = 0; i < N; i++) x[i] = rng_value();
+        ry->from_f32(x, qy + j * yrow, N);
+    }
     for (size_t k = 0; k < sizeof ISAS / sizeof ISAS[0]; k++) {
         const quant_traits *t = quant_traits_isa(type, ISAS[k]);
         if (!t) continue;
-        double gelem, gbs = bench_matvec(t, w, rows, qy, out, secs, &gelem);
-        printf("%-7s %-7s %8.2f GB/s %8.2f Gelem/s\n", t->name, t->isa, gbs, gelem);
+        double e1, et, e4;
+        double g1 = bench_matvec(t, w, rows, qy, 1, 0, out, secs, &e1);
+        double gt = bench_matvec(t, w, rows, qy, 1, 1, out, secs, &et);
+        bench_matvec(t, w, rows, qy, NY, 1, out, secs, &e4);
+        printf("%-7s %-7s %8.2f %8.2f GB/s %8.2f %8.2f %8.2f Gelem/s\n", t->name, t->isa, g1,
+               gt, e1, et, e4);
     }
 done:
     ob_free_aligned(w);
@@ -123,8 +143,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: quant_bench [MB of weights per type] [seconds per case]\n");
         return 1;
     }
-    printf("matrix-vector, rows of %d, %zu MB of weights per type, 1 thread\n", N, mb);
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) bench_type(TYPES[i], mb, secs);
+    printf("rows of %d, %zu MB of weights per type, 1 thread, per second of thread CPU time\n"
+           "columns: GB/s of weights for one activation row by vec_dot per row | by dot_tile;\n"
+           "         Gelem/s (multiply-adds) for the same two | dot_tile on %d activation rows\n",
+           N, mb, NY);
+    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++) {
+        const quant_traits *r = quant_traits_ref(TYPES[i]);
+        if (r && (argc <= 3 || strstr(argv[3], r->name))) bench_type(TYPES[i], mb, secs);
+    }
     printf("activation quantizers, rows of %d\n", N);
     bench_quantizer(OB_QTYPE_Q8_0, secs);
     bench_quantizer(OB_QTYPE_Q8_1, secs);

@@ -5,9 +5,15 @@
  */
 #include "quant/legacy_x86.h"
 
-const quant_impl quant_q4_0_avx512 = {.vec_dot = x86_q4_0_vec_dot};
-const quant_impl quant_q4_1_avx512 = {.vec_dot = x86_q4_1_vec_dot};
-const quant_impl quant_q5_0_avx512 = {.vec_dot = x86_q5_0_vec_dot};
-const quant_impl quant_q5_1_avx512 = {.vec_dot = x86_q5_1_vec_dot};
-const quant_impl quant_q8_0_avx512 = {.from_f32 = x86_q8_0_from_f32, .vec_dot = x86_q8_0_vec_dot};
-const quant_impl quant_q8_1_avx512 = {.from_f32 = x86_q8_1_from_f32, .vec_dot = x86_q8_1_vec_dot};
+const quant_impl quant_q4_0_avx512 = {.vec_dot = x86_q4_0_vec_dot,
+    .dot_tile = x86_q4_0_dot_tile};
+const quant_impl quant_q4_1_avx512 = {.vec_dot = x86_q4_1_vec_dot,
+    .dot_tile = x86_q4_1_dot_tile};
+const quant_impl quant_q5_0_avx512 = {.vec_dot = x86_q5_0_vec_dot,
+    .dot_tile = x86_q5_0_dot_tile};
+const quant_impl quant_q5_1_avx512 = {.vec_dot = x86_q5_1_vec_dot,
+    .dot_tile = x86_q5_1_dot_tile};
+const quant_impl quant_q8_0_avx512 = {.from_f32 = x86_q8_0_from_f32, .vec_dot = x86_q8_0_vec_dot,
+    .dot_tile = x86_q8_0_dot_tile};
+const quant_impl quant_q8_1_avx512 = {.from_f32 = x86_q8_1_from_f32, .vec_dot = x86_q8_1_vec_dot,
+    .dot_tile = x86_q8_1_dot_tile};

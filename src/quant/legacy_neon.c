@@ -36,110 +36,143 @@ static inline float neon_f16(uint16_t h) {
     return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
 }
 
-/* ---- block products ---- */
+/* ---- block products ----
+ * Each kernel is one always-inlined body specialised by a constant `kind` (the switches fold
+ * away); blocks are addressed as bytes so one body serves every layout. */
 
-static inline int32x4_t q4_0_block(const quant_block_q4_0 *x, const quant_block_q8_0 *y) {
-    int8x16_t lo, hi;
-    neon_nibbles(x->qs, &lo, &hi);
-    const int8x16_t eight = vdupq_n_s8(8);
-    return neon_dot32(vsubq_s8(lo, eight), vsubq_s8(hi, eight), y->qs);
+#define NEON_INLINE static inline __attribute__((always_inline))
+
+enum { LK_Q4_0, LK_Q4_1, LK_Q5_0, LK_Q5_1, LK_Q8_0, LK_Q8_1 };
+
+NEON_INLINE size_t lk_xsize(int kind) {
+    static const size_t S[] = {18, 20, 22, 24, 34, 36};
+    return S[kind];
+}
+NEON_INLINE size_t lk_ysize(int kind) {
+    return kind == LK_Q4_1 || kind == LK_Q5_1 || kind == LK_Q8_1 ? 36 : 34;
+}
+NEON_INLINE int lk_has_min(int kind) { return kind == LK_Q4_1 || kind == LK_Q5_1; }
+
+NEON_INLINE float lk_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return neon_f16(h);
 }
 
-static inline int32x4_t q4_1_block(const quant_block_q4_1 *x, const quant_block_q8_1 *y) {
-    int8x16_t lo, hi;
-    neon_nibbles(x->qs, &lo, &hi);
-    return neon_dot32(lo, hi, y->qs);
-}
-
-static inline int32x4_t q5_0_block(const quant_block_q5_0 *x, const quant_block_q8_0 *y) {
+/* 4 int32 partial sums of one weight block (x) times one activation block (y). */
+NEON_INLINE int32x4_t lk_block(int kind, const uint8_t *x, const uint8_t *y) {
+    const int8_t *qy = (const int8_t *)(y + lk_ysize(kind) - 32);
     int8x16_t lo, hi, blo, bhi;
-    neon_nibbles(x->qs, &lo, &hi);
-    neon_bit4(x->qh, &blo, &bhi);
-    const int8x16_t sixteen = vdupq_n_s8(16);
-    return neon_dot32(vsubq_s8(vorrq_s8(lo, blo), sixteen), vsubq_s8(vorrq_s8(hi, bhi), sixteen),
-                      y->qs);
+    switch (kind) {
+    case LK_Q4_0:
+        neon_nibbles(x + 2, &lo, &hi);
+        return neon_dot32(vsubq_s8(lo, vdupq_n_s8(8)), vsubq_s8(hi, vdupq_n_s8(8)), qy);
+    case LK_Q4_1:
+        neon_nibbles(x + 4, &lo, &hi);
+        return neon_dot32(lo, hi, qy);
+    case LK_Q5_0:
+        neon_nibbles(x + 6, &lo, &hi);
+        neon_bit4(x + 2, &blo, &bhi);
+        return neon_dot32(vsubq_s8(vorrq_s8(lo, blo), vdupq_n_s8(16)),
+                          vsubq_s8(vorrq_s8(hi, bhi), vdupq_n_s8(16)), qy);
+    case LK_Q5_1:
+        neon_nibbles(x + 8, &lo, &hi);
+        neon_bit4(x + 4, &blo, &bhi);
+        return neon_dot32(vorrq_s8(lo, blo), vorrq_s8(hi, bhi), qy);
+    case LK_Q8_0:
+        return neon_dot32(vld1q_s8((const int8_t *)x + 2), vld1q_s8((const int8_t *)x + 18), qy);
+    default:
+        return neon_dot32(vld1q_s8((const int8_t *)x + 4), vld1q_s8((const int8_t *)x + 20), qy);
+    }
 }
 
-static inline int32x4_t q5_1_block(const quant_block_q5_1 *x, const quant_block_q8_1 *y) {
-    int8x16_t lo, hi, blo, bhi;
-    neon_nibbles(x->qs, &lo, &hi);
-    neon_bit4(x->qh, &blo, &bhi);
-    return neon_dot32(vorrq_s8(lo, blo), vorrq_s8(hi, bhi), y->qs);
-}
-
-static inline int32x4_t q8_0_block(const quant_block_q8_0 *x, const quant_block_q8_0 *y) {
-    return neon_dot32(vld1q_s8(x->qs), vld1q_s8(x->qs + 16), y->qs);
-}
-
-static inline int32x4_t q8_1_block(const quant_block_q8_1 *x, const quant_block_q8_1 *y) {
-    return neon_dot32(vld1q_s8(x->qs), vld1q_s8(x->qs + 16), y->qs);
-}
-
-/* ---- row dot products: acc += d_x * d_y * (int sums), two blocks per step ---- */
-
-#define NEON_DOT_LOOP(BLOCK, bx, by, nb, out)                                                   \
-    do {                                                                                        \
-        float32x4_t acc0_ = vdupq_n_f32(0), acc1_ = vdupq_n_f32(0);                            \
-        int64_t i_ = 0;                                                                         \
-        for (; i_ + 1 < (nb); i_ += 2) {                                                        \
-            float d0 = neon_f16(bx[i_].d) * neon_f16(by[i_].d);                                 \
-            float d1 = neon_f16(bx[i_ + 1].d) * neon_f16(by[i_ + 1].d);                         \
-            acc0_ = vfmaq_n_f32(acc0_, vcvtq_f32_s32(BLOCK(&bx[i_], &by[i_])), d0);             \
-            acc1_ = vfmaq_n_f32(acc1_, vcvtq_f32_s32(BLOCK(&bx[i_ + 1], &by[i_ + 1])), d1);     \
-        }                                                                                       \
-        if (i_ < (nb)) {                                                                        \
-            float d0 = neon_f16(bx[i_].d) * neon_f16(by[i_].d);                                 \
-            acc0_ = vfmaq_n_f32(acc0_, vcvtq_f32_s32(BLOCK(&bx[i_], &by[i_])), d0);             \
-        }                                                                                       \
-        out = vaddvq_f32(vaddq_f32(acc0_, acc1_));                                              \
-    } while (0)
-
-/* Sum over blocks of m_x * s_y, the offset term of the _1 types. */
-static inline float neon_min_sum(const uint16_t *m, size_t m_stride, const uint16_t *s,
-                                 size_t s_stride, int64_t nb) {
-    float sum = 0.0f;
+/* Sum over blocks of m_x * s_y, the offset term of the _1 types (zero for the others). */
+NEON_INLINE float lk_min_sum(int kind, int64_t nb, const uint8_t *x, const uint8_t *y) {
+    float s = 0.0f;
+    if (!lk_has_min(kind)) return s;
     for (int64_t i = 0; i < nb; i++)
-        sum += neon_f16(m[i * m_stride]) * neon_f16(s[i * s_stride]);
-    return sum;
+        s += lk_half(x + i * lk_xsize(kind) + 2) * lk_half(y + i * lk_ysize(kind) + 2);
+    return s;
 }
 
-static void q4_0_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q4_0 *bx = x;
-    const quant_block_q8_0 *by = y;
-    NEON_DOT_LOOP(q4_0_block, bx, by, n / 32, *out);
+/* One row pair: acc += d_x * d_y * (int sums), two blocks per step, two accumulators. */
+NEON_INLINE float lk_vec_dot(int kind, int64_t n, const uint8_t *x, const uint8_t *y) {
+    const size_t xs = lk_xsize(kind), ys = lk_ysize(kind);
+    const int64_t nb = n / 32;
+    float32x4_t acc0 = vdupq_n_f32(0), acc1 = vdupq_n_f32(0);
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const uint8_t *x0 = x + i * xs, *y0 = y + i * ys;
+        float d0 = lk_half(x0) * lk_half(y0), d1 = lk_half(x0 + xs) * lk_half(y0 + ys);
+        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(lk_block(kind, x0, y0)), d0);
+        acc1 = vfmaq_n_f32(acc1, vcvtq_f32_s32(lk_block(kind, x0 + xs, y0 + ys)), d1);
+    }
+    if (i < nb) {
+        float d0 = lk_half(x + i * xs) * lk_half(y + i * ys);
+        acc0 = vfmaq_n_f32(acc0, vcvtq_f32_s32(lk_block(kind, x + i * xs, y + i * ys)), d0);
+    }
+    return vaddvq_f32(vaddq_f32(acc0, acc1)) + lk_min_sum(kind, nb, x, y);
 }
 
-static void q4_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q4_1 *bx = x;
-    const quant_block_q8_1 *by = y;
-    float s;
-    NEON_DOT_LOOP(q4_1_block, bx, by, n / 32, s);
-    *out = s + neon_min_sum(&bx[0].m, sizeof *bx / 2, &by[0].s, sizeof *by / 2, n / 32);
+/* One weight row x RY activation rows (RY <= 4, constant after inlining); each weight block
+ * is unpacked once for all of them. out[c * os] = dot(x, y row c). */
+NEON_INLINE void lk_micro(int kind, int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
+                          const uint8_t *y, size_t ystride) {
+    const size_t xs = lk_xsize(kind), ys = lk_ysize(kind);
+    float32x4_t acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) acc[c] = vdupq_n_f32(0);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *xb = x + i * xs;
+        float dx = lk_half(xb);
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            const uint8_t *yb = y + c * ystride + i * ys;
+            acc[c] = vfmaq_n_f32(acc[c], vcvtq_f32_s32(lk_block(kind, xb, yb)), dx * lk_half(yb));
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        out[c * os] = vaddvq_f32(acc[c]) + lk_min_sum(kind, nb, x, y + c * ystride);
 }
 
-static void q5_0_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q5_0 *bx = x;
-    const quant_block_q8_0 *by = y;
-    NEON_DOT_LOOP(q5_0_block, bx, by, n / 32, *out);
+/* Activation rows in groups of four, weight rows one at a time (one sequential weight stream,
+ * activations in L1). Arguments as quant_dot_tile_fn. */
+NEON_INLINE void lk_tile(int kind, int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                         const void *xv, size_t xstride, const void *yv, size_t ystride) {
+    const uint8_t *x = xv, *y = yv;
+    const int64_t nb = n / 32;
+    for (int64_t c = 0; c < ny; c += 4) {
+        const uint8_t *yc = y + c * ystride;
+        float *oc = out + c * os;
+        for (int64_t r = 0; r < nx; r++) {
+            const uint8_t *xr = x + r * xstride;
+            switch (ny - c) {
+            case 1: oc[r] = lk_vec_dot(kind, n, xr, yc); break;
+            case 2: lk_micro(kind, 2, nb, oc + r, os, xr, yc, ystride); break;
+            case 3: lk_micro(kind, 3, nb, oc + r, os, xr, yc, ystride); break;
+            default: lk_micro(kind, 4, nb, oc + r, os, xr, yc, ystride);
+            }
+        }
+    }
 }
 
-static void q5_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q5_1 *bx = x;
-    const quant_block_q8_1 *by = y;
-    float s;
-    NEON_DOT_LOOP(q5_1_block, bx, by, n / 32, s);
-    *out = s + neon_min_sum(&bx[0].m, sizeof *bx / 2, &by[0].s, sizeof *by / 2, n / 32);
-}
+/* ---- entry points ---- */
 
-static void q8_0_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q8_0 *bx = x, *by = y;
-    NEON_DOT_LOOP(q8_0_block, bx, by, n / 32, *out);
-}
-
-static void q8_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q8_1 *bx = x, *by = y;
-    NEON_DOT_LOOP(q8_1_block, bx, by, n / 32, *out);
-}
+#define NEON_ENTRY(type, kind)                                                                  \
+    static void type##_vec_dot(int64_t n, float *out, const void *x, const void *y) {          \
+        *out = lk_vec_dot(kind, n, x, y);                                                       \
+    }                                                                                           \
+    static void type##_dot_tile(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,       \
+                                const void *x, size_t xs, const void *y, size_t ys) {           \
+        lk_tile(kind, n, nx, ny, out, os, x, xs, y, ys);                                        \
+    }
+NEON_ENTRY(q4_0, LK_Q4_0)
+NEON_ENTRY(q4_1, LK_Q4_1)
+NEON_ENTRY(q5_0, LK_Q5_0)
+NEON_ENTRY(q5_1, LK_Q5_1)
+NEON_ENTRY(q8_0, LK_Q8_0)
+NEON_ENTRY(q8_1, LK_Q8_1)
 
 /* ---- activation quantizers ---- */
 
@@ -184,9 +217,15 @@ static void q8_1_from_f32(const float *src, void *dst, int64_t n) {
     }
 }
 
-const quant_impl quant_q4_0_neon = {.vec_dot = q4_0_vec_dot};
-const quant_impl quant_q4_1_neon = {.vec_dot = q4_1_vec_dot};
-const quant_impl quant_q5_0_neon = {.vec_dot = q5_0_vec_dot};
-const quant_impl quant_q5_1_neon = {.vec_dot = q5_1_vec_dot};
-const quant_impl quant_q8_0_neon = {.from_f32 = q8_0_from_f32, .vec_dot = q8_0_vec_dot};
-const quant_impl quant_q8_1_neon = {.from_f32 = q8_1_from_f32, .vec_dot = q8_1_vec_dot};
+const quant_impl quant_q4_0_neon = {.vec_dot = q4_0_vec_dot,
+    .dot_tile = q4_0_dot_tile};
+const quant_impl quant_q4_1_neon = {.vec_dot = q4_1_vec_dot,
+    .dot_tile = q4_1_dot_tile};
+const quant_impl quant_q5_0_neon = {.vec_dot = q5_0_vec_dot,
+    .dot_tile = q5_0_dot_tile};
+const quant_impl quant_q5_1_neon = {.vec_dot = q5_1_vec_dot,
+    .dot_tile = q5_1_dot_tile};
+const quant_impl quant_q8_0_neon = {.from_f32 = q8_0_from_f32, .vec_dot = q8_0_vec_dot,
+    .dot_tile = q8_0_dot_tile};
+const quant_impl quant_q8_1_neon = {.from_f32 = q8_1_from_f32, .vec_dot = q8_1_vec_dot,
+    .dot_tile = q8_1_dot_tile};

@@ -4,125 +4,171 @@
  * (the same code where x86_dot_i8/x86_dot_u8 become AVX-512 VNNI VPDPBUSD). The including
  * file defines the kernel sets.
  *
- * Every dot product turns a block pair into 8 exact int32 partial sums, converts them to float
- * and accumulates scale * sums with FMA; two accumulators hide the FMA latency.
+ * A block pair gives 8 exact int32 partial sums, converted to float and accumulated as
+ * scale * sums with FMA. Each kernel is one always-inlined body specialised by a constant
+ * `kind`, so the switch statements fold away and each type gets straight-line code.
+ *
+ * The tile kernel unpacks each weight block once for up to four activation rows (batched
+ * prompt processing) and reads the weights as one sequential stream.
  */
 #ifndef OB_QUANT_LEGACY_X86_H
 #define OB_QUANT_LEGACY_X86_H
 
 #include "quant/simd_x86.h"
 
-/* ---- block products (8 int32 partial sums each) ---- */
+#define LEGACY_INLINE static inline __attribute__((always_inline))
 
-static inline __m256i q4_0_block(const quant_block_q4_0 *x, const quant_block_q8_0 *y) {
-    __m256i qx = _mm256_sub_epi8(x86_nibbles32(x->qs), _mm256_set1_epi8(8));
-    return x86_dot_i8(qx, _mm256_loadu_si256((const __m256i *)y->qs));
+enum { LK_Q4_0, LK_Q4_1, LK_Q5_0, LK_Q5_1, LK_Q8_0, LK_Q8_1 };
+
+/* Bytes per weight block and per activation block. */
+LEGACY_INLINE size_t lk_xsize(int kind) {
+    static const size_t S[] = {18, 20, 22, 24, 34, 36};
+    return S[kind];
+}
+LEGACY_INLINE size_t lk_ysize(int kind) {
+    return kind == LK_Q4_1 || kind == LK_Q5_1 || kind == LK_Q8_1 ? 36 : 34;
+}
+/* Whether the pair has the m_x * s_y offset term (weight types with a minimum). */
+LEGACY_INLINE int lk_has_min(int kind) { return kind == LK_Q4_1 || kind == LK_Q5_1; }
+
+LEGACY_INLINE float lk_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return x86_f16(h);
 }
 
-static inline __m256i q4_1_block(const quant_block_q4_1 *x, const quant_block_q8_1 *y) {
-    return x86_dot_u8(x86_nibbles32(x->qs), _mm256_loadu_si256((const __m256i *)y->qs));
+/* 8 int32 partial sums of one weight block (x) times one activation block (y). */
+LEGACY_INLINE __m256i lk_block(int kind, const uint8_t *x, const uint8_t *y) {
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)(y + lk_ysize(kind) - 32));
+    __m256i qx;
+    switch (kind) {
+    case LK_Q4_0:
+        qx = _mm256_sub_epi8(x86_nibbles32(x + 2), _mm256_set1_epi8(8));
+        return x86_dot_i8(qx, qy);
+    case LK_Q4_1: return x86_dot_u8(x86_nibbles32(x + 4), qy);
+    case LK_Q5_0:
+        /* q - 16 as a signed byte: where the high bit is clear, OR-ing 0xf0 onto the nibble
+         * gives exactly nibble - 16; where it is set, the nibble itself is q - 16 */
+        qx = _mm256_or_si256(x86_nibbles32(x + 6),
+                             _mm256_andnot_si256(x86_bits32(x + 2), _mm256_set1_epi8((char)0xf0)));
+        return x86_dot_i8(qx, qy);
+    case LK_Q5_1:
+        qx = _mm256_or_si256(x86_nibbles32(x + 8),
+                             _mm256_and_si256(x86_bits32(x + 4), _mm256_set1_epi8(0x10)));
+        return x86_dot_u8(qx, qy);
+    case LK_Q8_0: return x86_dot_i8(_mm256_loadu_si256((const __m256i *)(x + 2)), qy);
+    default: return x86_dot_i8(_mm256_loadu_si256((const __m256i *)(x + 4)), qy);
+    }
 }
 
-static inline __m256i q5_0_block(const quant_block_q5_0 *x, const quant_block_q8_0 *y) {
-    /* q - 16 as a signed byte: where the high bit is clear, OR-ing 0xf0 onto the nibble gives
-     * exactly nibble - 16; where it is set, the nibble itself is q - 16 */
-    __m256i hi = _mm256_andnot_si256(x86_bits32(x->qh), _mm256_set1_epi8((char)0xf0));
-    __m256i qx = _mm256_or_si256(x86_nibbles32(x->qs), hi);
-    return x86_dot_i8(qx, _mm256_loadu_si256((const __m256i *)y->qs));
+/* Sum over blocks of m_x * s_y (zero for types without a minimum). */
+LEGACY_INLINE float lk_min_sum(int kind, int64_t nb, const uint8_t *x, const uint8_t *y) {
+    float s = 0.0f;
+    if (!lk_has_min(kind)) return s;
+    for (int64_t i = 0; i < nb; i++)
+        s += lk_half(x + i * lk_xsize(kind) + 2) * lk_half(y + i * lk_ysize(kind) + 2);
+    return s;
 }
 
-static inline __m256i q5_1_block(const quant_block_q5_1 *x, const quant_block_q8_1 *y) {
-    __m256i hi = _mm256_and_si256(x86_bits32(x->qh), _mm256_set1_epi8(0x10));
-    __m256i qx = _mm256_or_si256(x86_nibbles32(x->qs), hi);
-    return x86_dot_u8(qx, _mm256_loadu_si256((const __m256i *)y->qs));
+/* One row pair, two accumulators to hide the FMA latency. */
+LEGACY_INLINE float lk_vec_dot(int kind, int64_t n, const uint8_t *x, const uint8_t *y) {
+    const size_t xs = lk_xsize(kind), ys = lk_ysize(kind);
+    const int64_t nb = n / 32;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const uint8_t *x0 = x + i * xs, *y0 = y + i * ys;
+        __m256 d0 = _mm256_set1_ps(lk_half(x0) * lk_half(y0));
+        __m256 d1 = _mm256_set1_ps(lk_half(x0 + xs) * lk_half(y0 + ys));
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(lk_block(kind, x0, y0)), acc0);
+        acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(lk_block(kind, x0 + xs, y0 + ys)), acc1);
+    }
+    if (i < nb) {
+        __m256 d0 = _mm256_set1_ps(lk_half(x + i * xs) * lk_half(y + i * ys));
+        acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(lk_block(kind, x + i * xs, y + i * ys)),
+                               acc0);
+    }
+    return x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + lk_min_sum(kind, nb, x, y);
 }
 
-static inline __m256i q8_0_block(const quant_block_q8_0 *x, const quant_block_q8_0 *y) {
-    return x86_dot_i8(_mm256_loadu_si256((const __m256i *)x->qs),
-                      _mm256_loadu_si256((const __m256i *)y->qs));
+/* One weight row x RY activation rows (RY <= 4, a constant after inlining):
+ * out[c * os] = dot(x, y row c). Each weight block is unpacked once for all RY rows. */
+LEGACY_INLINE void lk_micro(int kind, int RY, int64_t nb, float *out, size_t os,
+                            const uint8_t *x, const uint8_t *y, size_t ystride) {
+    const size_t xs = lk_xsize(kind), ys = lk_ysize(kind);
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *xb = x + i * xs;
+        float dx = lk_half(xb);
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            const uint8_t *yb = y + c * ystride + i * ys;
+            __m256i s = lk_block(kind, xb, yb);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * lk_half(yb)), _mm256_cvtepi32_ps(s),
+                                     acc[c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        out[c * os] = x86_hsum_ps(acc[c]) + lk_min_sum(kind, nb, x, y + c * ystride);
 }
 
-static inline __m256i q8_1_block(const quant_block_q8_1 *x, const quant_block_q8_1 *y) {
-    return x86_dot_i8(_mm256_loadu_si256((const __m256i *)x->qs),
-                      _mm256_loadu_si256((const __m256i *)y->qs));
+/* The whole tile: activation rows in groups of four, weight rows one at a time, so the weights
+ * are read as one sequential stream (which the hardware prefetcher follows; several
+ * interleaved short row streams it does not) while the activation rows stay in L1. */
+LEGACY_INLINE void lk_tile(int kind, int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                           const void *xv, size_t xstride, const void *yv, size_t ystride) {
+    const uint8_t *x = xv, *y = yv;
+    const int64_t nb = n / 32;
+    for (int64_t c = 0; c < ny; c += 4) {
+        const uint8_t *yc = y + c * ystride;
+        float *oc = out + c * os;
+        for (int64_t r = 0; r < nx; r++) {
+            const uint8_t *xr = x + r * xstride;
+            switch (ny - c) {
+            case 1: oc[r] = lk_vec_dot(kind, n, xr, yc); break;
+            case 2: lk_micro(kind, 2, nb, oc + r, os, xr, yc, ystride); break;
+            case 3: lk_micro(kind, 3, nb, oc + r, os, xr, yc, ystride); break;
+            default: lk_micro(kind, 4, nb, oc + r, os, xr, yc, ystride);
+            }
+        }
+    }
 }
 
-/* ---- row dot products ---- */
-
-/* acc += d_x * d_y * (int sums of block i), two blocks per step. */
-#define LEGACY_DOT_LOOP(BLOCK, bx, by, nb, acc0, acc1)                                          \
-    do {                                                                                        \
-        int64_t i_ = 0;                                                                         \
-        for (; i_ + 1 < (nb); i_ += 2) {                                                        \
-            __m256 d0 = _mm256_set1_ps(x86_f16(bx[i_].d) * x86_f16(by[i_].d));                  \
-            __m256 d1 = _mm256_set1_ps(x86_f16(bx[i_ + 1].d) * x86_f16(by[i_ + 1].d));          \
-            acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(BLOCK(&bx[i_], &by[i_])), acc0);       \
-            acc1 = _mm256_fmadd_ps(d1, _mm256_cvtepi32_ps(BLOCK(&bx[i_ + 1], &by[i_ + 1])),     \
-                                   acc1);                                                       \
-        }                                                                                       \
-        if (i_ < (nb)) {                                                                        \
-            __m256 d0 = _mm256_set1_ps(x86_f16(bx[i_].d) * x86_f16(by[i_].d));                  \
-            acc0 = _mm256_fmadd_ps(d0, _mm256_cvtepi32_ps(BLOCK(&bx[i_], &by[i_])), acc0);       \
-        }                                                                                       \
-    } while (0)
-
-/* Sum over blocks of m_x * s_y, the offset term of the _1 types. */
-#define LEGACY_MIN_SUM(bx, by, nb, out)                                                         \
-    do {                                                                                        \
-        float s_ = 0.0f;                                                                        \
-        for (int64_t i_ = 0; i_ < (nb); i_++) s_ += x86_f16(bx[i_].m) * x86_f16(by[i_].s);    \
-        out = s_;                                                                               \
-    } while (0)
+/* ---- entry points ---- */
 
 static void x86_q4_0_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q4_0 *bx = x;
-    const quant_block_q8_0 *by = y;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    LEGACY_DOT_LOOP(q4_0_block, bx, by, n / 32, acc0, acc1);
-    *out = x86_hsum_ps(_mm256_add_ps(acc0, acc1));
+    *out = lk_vec_dot(LK_Q4_0, n, x, y);
 }
-
 static void x86_q4_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q4_1 *bx = x;
-    const quant_block_q8_1 *by = y;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float ms;
-    LEGACY_DOT_LOOP(q4_1_block, bx, by, n / 32, acc0, acc1);
-    LEGACY_MIN_SUM(bx, by, n / 32, ms);
-    *out = x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + ms;
+    *out = lk_vec_dot(LK_Q4_1, n, x, y);
 }
-
 static void x86_q5_0_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q5_0 *bx = x;
-    const quant_block_q8_0 *by = y;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    LEGACY_DOT_LOOP(q5_0_block, bx, by, n / 32, acc0, acc1);
-    *out = x86_hsum_ps(_mm256_add_ps(acc0, acc1));
+    *out = lk_vec_dot(LK_Q5_0, n, x, y);
 }
-
 static void x86_q5_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q5_1 *bx = x;
-    const quant_block_q8_1 *by = y;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float ms;
-    LEGACY_DOT_LOOP(q5_1_block, bx, by, n / 32, acc0, acc1);
-    LEGACY_MIN_SUM(bx, by, n / 32, ms);
-    *out = x86_hsum_ps(_mm256_add_ps(acc0, acc1)) + ms;
+    *out = lk_vec_dot(LK_Q5_1, n, x, y);
 }
-
 static void x86_q8_0_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q8_0 *bx = x, *by = y;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    LEGACY_DOT_LOOP(q8_0_block, bx, by, n / 32, acc0, acc1);
-    *out = x86_hsum_ps(_mm256_add_ps(acc0, acc1));
+    *out = lk_vec_dot(LK_Q8_0, n, x, y);
+}
+static void x86_q8_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
+    *out = lk_vec_dot(LK_Q8_1, n, x, y);
 }
 
-static void x86_q8_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {
-    const quant_block_q8_1 *bx = x, *by = y;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    LEGACY_DOT_LOOP(q8_1_block, bx, by, n / 32, acc0, acc1);
-    *out = x86_hsum_ps(_mm256_add_ps(acc0, acc1));
-}
+#define LEGACY_TILE_FN(name, kind)                                                              \
+    static void name(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *x,   \
+                     size_t xs, const void *y, size_t ys) {                                     \
+        lk_tile(kind, n, nx, ny, out, os, x, xs, y, ys);                                        \
+    }
+LEGACY_TILE_FN(x86_q4_0_dot_tile, LK_Q4_0)
+LEGACY_TILE_FN(x86_q4_1_dot_tile, LK_Q4_1)
+LEGACY_TILE_FN(x86_q5_0_dot_tile, LK_Q5_0)
+LEGACY_TILE_FN(x86_q5_1_dot_tile, LK_Q5_1)
+LEGACY_TILE_FN(x86_q8_0_dot_tile, LK_Q8_0)
+LEGACY_TILE_FN(x86_q8_1_dot_tile, LK_Q8_1)
 
 /* ---- activation quantizers (bit-exact with the reference) ---- */
 

@@ -195,6 +195,7 @@ static bool same_floats(const float *a, const float *b, int64_t n, int64_t *wher
 }
 
 /* One type on one ISA against the reference: to_f32, from_f32, vec_dot, dot_tile. */
+enum { TX = 7, TY = 5 };
 static int check_isa(const quant_traits *t, const quant_traits *r) {
     enum { NMAX = 32 * 64 + 1031 };
     const quant_traits *ty = quant_traits_isa(t->vec_dot_type, t->isa);
@@ -202,7 +203,7 @@ static int check_isa(const quant_traits *t, const quant_traits *r) {
     if (!ty) ty = quant_traits_get(t->vec_dot_type);
     float *x = ob_alloc(NMAX, sizeof(float)), *y = ob_alloc(NMAX, sizeof(float));
     float *a = ob_alloc(NMAX, sizeof(float)), *b = ob_alloc(NMAX, sizeof(float));
-    uint8_t *qx = ob_alloc(4 * NMAX, 4), *qy = ob_alloc(3 * NMAX, 4), *qz = ob_alloc(NMAX, 4);
+    uint8_t *qx = ob_alloc(TX * NMAX, 4), *qy = ob_alloc(TY * NMAX, 4), *qz = ob_alloc(NMAX, 4);
     int failed = 0;
     for (int s = 0; s < N_SIZES && !failed; s++) {
         int64_t n = test_size(t, s), where = 0;
@@ -222,29 +223,34 @@ static int check_isa(const quant_traits *t, const quant_traits *r) {
             fprintf(stderr, "  %s/%s from_f32 n=%lld differs\n", t->name, t->isa, (long long)n);
             failed = 1;
         }
-        /* four weight rows, three activation rows, for the tile */
-        for (int i = 1; i < 4; i++) {
+        /* TX weight rows, TY activation rows, for the tile (odd counts exercise the
+         * remainder paths of blocked kernels) */
+        for (int i = 1; i < TX; i++) {
             fill(x, n);
             r->from_f32(x, qx + i * rb, n);
         }
-        for (int j = 0; j < 3; j++) {
+        for (int j = 0; j < TY; j++) {
             fill(y, n);
             ry->from_f32(y, qy + j * yb, n);
         }
-        float tile[3][4];
-        quant_dot_tile(t, n, 4, 3, &tile[0][0], 4, qx, rb, qy, yb);
-        for (int j = 0; j < 3; j++) {
-            for (int i = 0; i < 4; i++) {
-                float got, want;
-                t->vec_dot(n, &got, qx + i * rb, qy + j * yb);
-                r->vec_dot(n, &want, qx + i * rb, qy + j * yb);
-                double abs_sum;
-                ref_dot(r, ry, n, qx + i * rb, qy + j * yb, &abs_sum);
-                double tol = 1e-4 * abs_sum + 1e-30;
-                if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol) {
-                    fprintf(stderr, "  %s/%s n=%lld row %d x %d: vec_dot %.9g tile %.9g ref %.9g\n",
-                            t->name, t->isa, (long long)n, i, j, got, tile[j][i], want);
-                    failed = 1;
+        /* every activation count 1..TY, so each grouping of a blocked tile kernel runs */
+        for (int ny = 1; ny <= TY && !failed; ny++) {
+            float tile[TY][TX];
+            quant_dot_tile(t, n, TX, ny, &tile[0][0], TX, qx, rb, qy, yb);
+            for (int j = 0; j < ny; j++) {
+                for (int i = 0; i < TX; i++) {
+                    float got, want;
+                    t->vec_dot(n, &got, qx + i * rb, qy + j * yb);
+                    r->vec_dot(n, &want, qx + i * rb, qy + j * yb);
+                    double abs_sum;
+                    ref_dot(r, ry, n, qx + i * rb, qy + j * yb, &abs_sum);
+                    double tol = 1e-4 * abs_sum + 1e-30;
+                    if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol) {
+                        fprintf(stderr, "  %s/%s n=%lld ny=%d row %d x %d: vec_dot %.9g tile %.9g "
+                                "ref %.9g\n", t->name, t->isa, (long long)n, ny, i, j, got,
+                                tile[j][i], want);
+                        failed = 1;
+                    }
                 }
             }
         }
