@@ -10,5 +10,6 @@
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_template(int argc, char **argv);
+int cli_cmd_quantize(int argc, char **argv);
 
 #endif

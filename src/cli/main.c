@@ -16,6 +16,7 @@ typedef struct cli_command {
 
 static const cli_command COMMANDS[] = {
     {"info", cli_cmd_info, "describe a GGUF model: architecture, shapes, quantization, tokenizer"},
+    {"quantize", cli_cmd_quantize, "convert a model to a quantization preset (Q4_K_M, Q8_0, ...)"},
     {"tokenize", cli_cmd_tokenize, "show the token ids and pieces a model's vocabulary makes of a text"},
     {"template", cli_cmd_template, "render a conversation with a model's chat template"},
 };
