@@ -49,7 +49,8 @@ static void f16_to_f32(const void *src, float *dst, int64_t n) {
 static void f16_from_f32(const float *src, void *dst, int64_t n) {
     uint16_t *d = dst;
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) vst1_u16(d + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    for (; i + 4 <= n; i += 4)
+        vst1_u16(d + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
     for (; i < n; i++) d[i] = quant_to_f16(src[i]);
 }
 

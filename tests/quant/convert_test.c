@@ -106,7 +106,8 @@ TEST(f16_matches_hardware) {
 #ifdef HAVE_HW_F16
     if (!HAVE_HW_F16) SKIP("no hardware f16 conversion on this CPU");
     for (uint32_t h = 0; h < 65536; h++) {
-        uint32_t a = f32_bits(quant_f16_to_f32((uint16_t)h)), b = f32_bits(hw_f16_to_f32((uint16_t)h));
+        uint32_t a = f32_bits(quant_f16_to_f32((uint16_t)h));
+        uint32_t b = f32_bits(hw_f16_to_f32((uint16_t)h));
         CHECK_MSG(a == b, "f16 0x%04x: 0x%08x, hardware 0x%08x", h, a, b);
     }
     for (int i = 0; i < 2000000; i++) {

@@ -194,74 +194,89 @@ static bool same_floats(const float *a, const float *b, int64_t n, int64_t *wher
     return true;
 }
 
-/* One type on one ISA against the reference: to_f32, from_f32, vec_dot, dot_tile. */
-enum { TX = 7, TY = 5 };
-static int check_isa(const quant_traits *t, const quant_traits *r) {
-    enum { NMAX = 32 * 64 + 1031 };
-    const quant_traits *ty = quant_traits_isa(t->vec_dot_type, t->isa);
+/* Scratch rows shared by the checks (sized for the largest case). */
+enum { NMAX = 32 * 64 + 1031, TX = 7, TY = 5 };
+typedef struct scratch {
+    float *x, *y, *a, *b; /* (NMAX) f32 each */
+    uint8_t *qx, *qy, *qz; /* TX rows, TY rows, 1 row of NMAX elements of any type */
+} scratch;
+
+/* to_f32 on random blocks and from_f32 on random floats: bit for bit. */
+static int check_convert(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
+    int64_t where = 0;
+    random_blocks(t, s->qx, n);
+    t->to_f32(s->qx, s->a, n);
+    r->to_f32(s->qx, s->b, n);
+    if (!same_floats(s->a, s->b, n, &where)) {
+        fprintf(stderr, "  %s/%s to_f32 n=%lld: [%lld] %a, ref %a\n", t->name, t->isa,
+                (long long)n, (long long)where, s->a[where], s->b[where]);
+        return 1;
+    }
+    fill(s->x, n);
+    t->from_f32(s->x, s->qx, n);
+    r->from_f32(s->x, s->qz, n);
+    if (memcmp(s->qx, s->qz, row_bytes(t, n)) != 0) {
+        fprintf(stderr, "  %s/%s from_f32 n=%lld differs\n", t->name, t->isa, (long long)n);
+        return 1;
+    }
+    return 0;
+}
+
+/* vec_dot and dot_tile on TX weight rows x 1..TY activation rows (so each grouping of a
+ * blocked tile kernel runs) against the reference vec_dot. */
+static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
     const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
-    if (!ty) ty = quant_traits_get(t->vec_dot_type);
-    float *x = ob_alloc(NMAX, sizeof(float)), *y = ob_alloc(NMAX, sizeof(float));
-    float *a = ob_alloc(NMAX, sizeof(float)), *b = ob_alloc(NMAX, sizeof(float));
-    uint8_t *qx = ob_alloc(TX * NMAX, 4), *qy = ob_alloc(TY * NMAX, 4), *qz = ob_alloc(NMAX, 4);
-    int failed = 0;
-    for (int s = 0; s < N_SIZES && !failed; s++) {
-        int64_t n = test_size(t, s), where = 0;
-        size_t rb = row_bytes(t, n), yb = row_bytes(ry, n);
-        random_blocks(t, qx, n);
-        t->to_f32(qx, a, n);
-        r->to_f32(qx, b, n);
-        if (!same_floats(a, b, n, &where)) {
-            fprintf(stderr, "  %s/%s to_f32 n=%lld: [%lld] %a, ref %a\n", t->name, t->isa,
-                    (long long)n, (long long)where, a[where], b[where]);
-            failed = 1;
-        }
-        fill(x, n);
-        t->from_f32(x, qx, n);
-        r->from_f32(x, qz, n);
-        if (memcmp(qx, qz, rb) != 0) {
-            fprintf(stderr, "  %s/%s from_f32 n=%lld differs\n", t->name, t->isa, (long long)n);
-            failed = 1;
-        }
-        /* TX weight rows, TY activation rows, for the tile (odd counts exercise the
-         * remainder paths of blocked kernels) */
-        for (int i = 1; i < TX; i++) {
-            fill(x, n);
-            r->from_f32(x, qx + i * rb, n);
-        }
-        for (int j = 0; j < TY; j++) {
-            fill(y, n);
-            ry->from_f32(y, qy + j * yb, n);
-        }
-        /* every activation count 1..TY, so each grouping of a blocked tile kernel runs */
-        for (int ny = 1; ny <= TY && !failed; ny++) {
-            float tile[TY][TX];
-            quant_dot_tile(t, n, TX, ny, &tile[0][0], TX, qx, rb, qy, yb);
-            for (int j = 0; j < ny; j++) {
-                for (int i = 0; i < TX; i++) {
-                    float got, want;
-                    t->vec_dot(n, &got, qx + i * rb, qy + j * yb);
-                    r->vec_dot(n, &want, qx + i * rb, qy + j * yb);
-                    double abs_sum;
-                    ref_dot(r, ry, n, qx + i * rb, qy + j * yb, &abs_sum);
-                    double tol = 1e-4 * abs_sum + 1e-30;
-                    if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol) {
-                        fprintf(stderr, "  %s/%s n=%lld ny=%d row %d x %d: vec_dot %.9g tile %.9g "
-                                "ref %.9g\n", t->name, t->isa, (long long)n, ny, i, j, got,
-                                tile[j][i], want);
-                        failed = 1;
-                    }
+    size_t rb = row_bytes(t, n), yb = row_bytes(ry, n);
+    for (int i = 0; i < TX; i++) {
+        fill(s->x, n);
+        r->from_f32(s->x, s->qx + i * rb, n);
+    }
+    for (int j = 0; j < TY; j++) {
+        fill(s->y, n);
+        ry->from_f32(s->y, s->qy + j * yb, n);
+    }
+    for (int ny = 1; ny <= TY; ny++) {
+        float tile[TY][TX];
+        quant_dot_tile(t, n, TX, ny, &tile[0][0], TX, s->qx, rb, s->qy, yb);
+        for (int j = 0; j < ny; j++) {
+            for (int i = 0; i < TX; i++) {
+                float got, want;
+                t->vec_dot(n, &got, s->qx + i * rb, s->qy + j * yb);
+                r->vec_dot(n, &want, s->qx + i * rb, s->qy + j * yb);
+                double abs_sum;
+                ref_dot(r, ry, n, s->qx + i * rb, s->qy + j * yb, &abs_sum);
+                double tol = 1e-4 * abs_sum + 1e-30;
+                if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol) {
+                    fprintf(stderr, "  %s/%s n=%lld ny=%d row %d x %d: vec_dot %.9g tile %.9g "
+                            "ref %.9g\n", t->name, t->isa, (long long)n, ny, i, j, got,
+                            tile[j][i], want);
+                    return 1;
                 }
             }
         }
     }
-    ob_free(x);
-    ob_free(y);
-    ob_free(a);
-    ob_free(b);
-    ob_free(qx);
-    ob_free(qy);
-    ob_free(qz);
+    return 0;
+}
+
+/* One type on one ISA against the reference, over every test size. */
+static int check_isa(const quant_traits *t, const quant_traits *r) {
+    scratch s = {
+        ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)),
+        ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)),
+        ob_alloc(TX * NMAX, 4), ob_alloc(TY * NMAX, 4), ob_alloc(NMAX, 4),
+    };
+    int failed = 0;
+    for (int k = 0; k < N_SIZES && !failed; k++) {
+        int64_t n = test_size(t, k);
+        failed = check_convert(t, r, n, &s) || check_dots(t, r, n, &s);
+    }
+    ob_free(s.x);
+    ob_free(s.y);
+    ob_free(s.a);
+    ob_free(s.b);
+    ob_free(s.qx);
+    ob_free(s.qy);
+    ob_free(s.qz);
     return failed;
 }
 
