@@ -98,6 +98,15 @@ unsigned chat_output_prompt_flags(chat_family family, const char *prompt, size_t
 ob_status chat_output_parse(chat_family family, const char *text, size_t len, unsigned flags,
                             chat_output *out, ob_err *err);
 
+/* chat_output_parse with the request's tools: `tools` is the OpenAI "tools" array as JSON text
+ * (tools_len bytes; NULL or empty for none). Parameters the model writes as bare text
+ * (Qwen3-Coder XML) then take the type their JSON schema declares, so a string parameter
+ * whose value is "123" stays a string. Errors as chat_output_parse, plus OB_ERR_FORMAT when
+ * tools is not a JSON array. */
+ob_status chat_output_parse_tools(chat_family family, const char *text, size_t len,
+                                  unsigned flags, const char *tools, size_t tools_len,
+                                  chat_output *out, ob_err *err);
+
 /* Frees everything chat_output owns and zeroes it; NULL is a no-op. */
 void chat_output_clear(chat_output *out);
 
@@ -119,6 +128,11 @@ typedef struct chat_output_delta {
 /* A new stream for one generated answer; NULL when out of memory or family is out of range.
  * Free with chat_output_stream_free. */
 chat_output_stream *chat_output_stream_new(chat_family family, unsigned flags);
+
+/* Gives the stream the request's tools (see chat_output_parse_tools); call before the first
+ * feed. The text is copied. Errors: OB_ERR_FORMAT when it is not a JSON array. */
+ob_status chat_output_stream_set_tools(chat_output_stream *s, const char *tools, size_t len,
+                                       ob_err *err);
 
 /* Feeds the next `len` bytes and fills `delta` (may be NULL). Errors: OB_ERR_FORMAT (strict
  * mode, unreadable call), OB_ERR_NOMEM, OB_ERR_ARG (feed after finish); the stream is then

@@ -40,6 +40,7 @@ typedef struct chat_call_sink {
     const char *body; /* the body being parsed (borrowed during one parse_body call) */
     size_t body_len;
     size_t base; /* absolute offset of body[0] in the generated text */
+    json_t *tools; /* the request's tools array (borrowed from the stream), or NULL */
 } chat_call_sink;
 
 /* Adds a call. name is copied (name_len bytes); id may be NULL; args is borrowed and must be an
@@ -81,6 +82,10 @@ size_t chat_skip_space(const char *p, size_t n, size_t i);
  * taken (whitespace included) and the value is returned (caller decrefs); NULL when the text is
  * not valid JSON there. */
 json_t *chat_json_prefix(const char *p, size_t n, size_t *used);
+
+/* The JSON-schema "properties" object of the named tool's parameters in tools (an OpenAI
+ * tools array), or NULL when tools is NULL or has no such tool. Borrowed from tools. */
+json_t *chat_tool_properties(json_t *tools, const char *name, size_t name_len);
 
 /* Parses a run of JSON values separated by whitespace, ';' or ',' into calls. Text that is not
  * JSON is recorded as a bad call. Returns OB_ERR_NOMEM only. */

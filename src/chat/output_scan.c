@@ -30,6 +30,7 @@ struct chat_output_stream {
     size_t content_sent, reasoning_sent; /* raw offsets up to which deltas were handed out */
     size_t calls_sent;
     chat_call_sink sink;
+    json_t *tools; /* the request's tools (owned), or NULL */
     bool tool_seen, reclassified, failed, finished;
 };
 
@@ -53,7 +54,27 @@ void chat_output_stream_free(chat_output_stream *s) {
     chat_buf_free(&s->reasoning);
     chat_buf_free(&s->body);
     chat_sink_free(&s->sink);
+    json_decref(s->tools);
     ob_free(s);
+}
+
+ob_status chat_output_stream_set_tools(chat_output_stream *s, const char *tools, size_t len,
+                                       ob_err *err) {
+    if (!s) return ob_fail(err, OB_ERR_ARG, "chat output stream: NULL argument");
+    json_decref(s->tools);
+    s->tools = NULL;
+    s->sink.tools = NULL;
+    if (!tools || len == 0) return OB_OK;
+    json_error_t je;
+    json_t *t = json_loadb(tools, len, 0, &je);
+    if (!json_is_array(t)) {
+        json_decref(t);
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tools: %s at byte %d", s->spec->name,
+                       t ? "not a JSON array" : je.text, je.position);
+    }
+    s->tools = t;
+    s->sink.tools = t;
+    return OB_OK;
 }
 
 /* ---- the state machine ---- */
@@ -288,6 +309,12 @@ ob_status chat_output_stream_finish(chat_output_stream *s, chat_output_delta *de
 
 ob_status chat_output_parse(chat_family family, const char *text, size_t len, unsigned flags,
                             chat_output *out, ob_err *err) {
+    return chat_output_parse_tools(family, text, len, flags, NULL, 0, out, err);
+}
+
+ob_status chat_output_parse_tools(chat_family family, const char *text, size_t len,
+                                  unsigned flags, const char *tools, size_t tools_len,
+                                  chat_output *out, ob_err *err) {
     if (!out) return ob_fail(err, OB_ERR_ARG, "chat_output_parse: NULL result");
     memset(out, 0, sizeof *out);
     if (!chat_family_spec_get(family))
@@ -295,7 +322,8 @@ ob_status chat_output_parse(chat_family family, const char *text, size_t len, un
     if (!text && len) return ob_fail(err, OB_ERR_ARG, "chat_output_parse: NULL text");
     chat_output_stream *s = chat_output_stream_new(family, flags);
     if (!s) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", chat_family_name(family));
-    ob_status st = chat_output_stream_feed(s, text ? text : "", len, NULL, err);
+    ob_status st = chat_output_stream_set_tools(s, tools, tools_len, err);
+    if (!st) st = chat_output_stream_feed(s, text ? text : "", len, NULL, err);
     if (!st) st = chat_output_stream_finish(s, NULL, out, err);
     chat_output_stream_free(s);
     return st;

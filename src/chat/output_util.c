@@ -100,6 +100,22 @@ json_t *chat_json_prefix(const char *p, size_t n, size_t *used) {
     return v;
 }
 
+json_t *chat_tool_properties(json_t *tools, const char *name, size_t name_len) {
+    size_t i;
+    json_t *t;
+    json_array_foreach(tools, i, t) {
+        json_t *fn = json_object_get(t, "function");
+        if (!json_is_object(fn)) fn = t; /* {"name", "parameters"} without the wrapper */
+        json_t *n = json_object_get(fn, "name");
+        if (json_is_string(n) && json_string_length(n) == name_len &&
+            memcmp(json_string_value(n), name, name_len) == 0) {
+            json_t *props = json_object_get(json_object_get(fn, "parameters"), "properties");
+            return json_is_object(props) ? props : NULL;
+        }
+    }
+    return NULL;
+}
+
 /* Copies a string with its length (NUL-terminated). */
 static char *dup_n(const char *s, size_t n) {
     return ob_strndup(s, n);

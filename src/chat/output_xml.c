@@ -28,16 +28,32 @@ static void trim(const char *p, size_t *a, size_t *b) {
 
 /* ---- Qwen3-Coder XML ---- */
 
-/* A parameter's text as a JSON value: numbers, booleans, null, arrays and objects when the text
- * is exactly one of those, otherwise the text itself as a string. Without the tool's schema
- * this is a guess: a string parameter whose value reads as a number becomes a number. */
-static json_t *xml_value(const char *p, size_t a, size_t b) {
+/* True when a parameter's JSON schema says it is text: "type": "string", or a list of types
+ * that holds "string" and nothing that parses (["string", "null"]). */
+static bool schema_is_string(json_t *schema) {
+    json_t *type = json_object_get(schema, "type");
+    if (json_is_string(type)) return strcmp(json_string_value(type), "string") == 0;
+    size_t i;
+    json_t *t;
+    bool str = false;
+    json_array_foreach(type, i, t) {
+        const char *v = json_string_value(t);
+        if (v && strcmp(v, "string") == 0) str = true;
+        else if (v && strcmp(v, "null") != 0) return false;
+    }
+    return str;
+}
+
+/* A parameter's text as a JSON value. With the tool's schema (`schema` may be NULL) a string
+ * parameter stays text, even "123"; otherwise numbers, booleans, null, arrays and objects are
+ * read when the text is exactly one of those, and anything else is the text itself. */
+static json_t *xml_value(const char *p, size_t a, size_t b, json_t *schema) {
     /* The template writes "<parameter=p>\nvalue\n</parameter>": one newline each side is layout. */
     if (a < b && p[a] == '\n') a++;
     if (b > a && p[b - 1] == '\n') b--;
     size_t ta = a, tb = b, used = 0;
     trim(p, &ta, &tb);
-    if (ta < tb) {
+    if (ta < tb && !schema_is_string(schema)) {
         json_t *v = chat_json_prefix(p + ta, tb - ta, &used);
         if (v && used == tb - ta && !json_is_string(v)) return v;
         json_decref(v);
@@ -45,8 +61,10 @@ static json_t *xml_value(const char *p, size_t a, size_t b) {
     return json_stringn(p + a, b - a);
 }
 
-/* Reads <parameter=...> elements in [i, end) into args; returns the status. */
-static ob_status xml_params(chat_call_sink *s, size_t i, size_t end, json_t *args) {
+/* Reads <parameter=...> elements in [i, end) into args, typed by props (the tool's schema
+ * properties, may be NULL); returns the status. */
+static ob_status xml_params(chat_call_sink *s, size_t i, size_t end, json_t *args,
+                            json_t *props) {
     const char *p = s->body;
     for (;;) {
         i = chat_skip_space(p, end, i);
@@ -62,15 +80,13 @@ static ob_status xml_params(chat_call_sink *s, size_t i, size_t end, json_t *arg
         size_t close = va + chat_find(p + va, end - va, "</parameter>");
         size_t next = va + chat_find(p + va, end - va, "<parameter=");
         size_t vb = close < next ? close : next;
-        json_t *v = xml_value(p, va, vb);
-        if (!chat_utf8_valid(p + ka, kb - ka)) {
-            json_decref(v);
+        if (!chat_utf8_valid(p + ka, kb - ka))
             return chat_sink_bad(s, i, gt - i, "parameter name is not UTF-8 text");
-        }
         char *key = ob_strndup(p + ka, kb - ka);
-        if (!key) json_decref(v);
+        if (!key) return OB_ERR_NOMEM;
+        json_t *v = xml_value(p, va, vb, json_object_get(props, key));
         /* json_object_set_new takes v even when it fails. */
-        if (!v || !key || json_object_set_new(args, key, v)) {
+        if (!v || json_object_set_new(args, key, v)) {
             ob_free(key);
             return v ? OB_ERR_NOMEM : chat_sink_bad(s, va, vb - va, "value is not UTF-8");
         }
@@ -102,7 +118,10 @@ ob_status chat_xml_function(chat_call_sink *s, size_t from, size_t to) {
             json_t *args = json_object();
             if (!args) return OB_ERR_NOMEM;
             size_t before = s->n_bad;
-            st = xml_params(s, body_a, fend, args);
+            size_t nb = gt;
+            trim(p, &na, &nb);
+            json_t *props = chat_tool_properties(s->tools, p + na, nb - na);
+            st = xml_params(s, body_a, fend, args, props);
             if (!st && s->n_bad == before) st = chat_sink_call(s, p + na, gt - na, NULL, args, i);
             json_decref(args);
         }

@@ -99,10 +99,14 @@ static const char *diff(json_t *c, const chat_output *o) {
 /* Feeds text cut at the given offsets (ascending, ending with len); checks the result and that
  * the deltas add up. Returns NULL on success or what went wrong. */
 static const char *stream_run(chat_family fam, unsigned flags, json_t *c, const char *text,
-                              size_t len, const size_t *cuts, size_t n_cuts) {
+                              size_t len, const size_t *cuts, size_t n_cuts, const char *tools) {
     static char why[1200];
     chat_output_stream *s = chat_output_stream_new(fam, flags);
     if (!s) return "stream_new failed";
+    if (chat_output_stream_set_tools(s, tools, tools ? strlen(tools) : 0, NULL)) {
+        chat_output_stream_free(s);
+        return "set_tools failed";
+    }
     char *dc = calloc(len + 1, 1), *dr = calloc(len + 1, 1);
     size_t ndc = 0, ndr = 0, ncalls = 0, at = 0;
     ob_err err = {{0}};
@@ -153,17 +157,31 @@ static const char *stream_run(chat_family fam, unsigned flags, json_t *c, const 
 
 /* ---- one case ---- */
 
+static void run_case_with(const char *file, chat_family fam, json_t *c, const char *text,
+                          size_t len, unsigned flags, const char *tools, size_t tlen);
+
 static void run_case(const char *file, chat_family fam, json_t *c) {
     const char *name = str_or(c, "name", "?");
     const char *text = str_or(c, "text", NULL);
     CHECK_MSG(text, "%s: case %s has no text", file, name);
     size_t len = strlen(text);
     unsigned flags = case_flags(c);
+    n_cases_run++;
+    /* Optional: the request's tools, whose schemas type bare-text parameters. */
+    json_t *tj = json_object_get(c, "tools");
+    char *tools = tj ? json_dumps(tj, JSON_COMPACT) : NULL;
+    size_t tlen = tools ? strlen(tools) : 0;
+    run_case_with(file, fam, c, text, len, flags, tools, tlen);
+    free(tools);
+}
+
+static void run_case_with(const char *file, chat_family fam, json_t *c, const char *text,
+                          size_t len, unsigned flags, const char *tools, size_t tlen) {
+    const char *name = str_or(c, "name", "?");
     ob_err err = {{0}};
     chat_output out;
-    n_cases_run++;
-
-    CHECK_STATUS(chat_output_parse(fam, text, len, flags, &out, &err), OB_OK, &err, "");
+    CHECK_STATUS(chat_output_parse_tools(fam, text, len, flags, tools, tlen, &out, &err), OB_OK,
+                 &err, "");
     const char *d = diff(c, &out);
     size_t first_bad = out.n_invalid ? out.invalid[0].offset : 0;
     size_t n_invalid = out.n_invalid;
@@ -171,7 +189,8 @@ static void run_case(const char *file, chat_family fam, json_t *c) {
     CHECK_MSG(*d == 0, "%s: %s: %s", file, name, d);
 
     /* Strict: same result, or a format error naming the family and the first bad offset. */
-    ob_status st = chat_output_parse(fam, text, len, flags | CHAT_OUTPUT_STRICT, &out, &err);
+    ob_status st = chat_output_parse_tools(fam, text, len, flags | CHAT_OUTPUT_STRICT, tools,
+                                           tlen, &out, &err);
     if (n_invalid) {
         char where[64];
         snprintf(where, sizeof where, "%s: tool call at byte %zu", chat_family_name(fam),
@@ -192,12 +211,12 @@ static void run_case(const char *file, chat_family fam, json_t *c) {
     for (size_t k = 0; k <= len; k++) {
         cut[0] = k;
         cut[1] = len;
-        const char *r = stream_run(fam, flags, c, text, len, cut, 2);
+        const char *r = stream_run(fam, flags, c, text, len, cut, 2, tools);
         CHECK_MSG(!r, "%s: %s: cut at %zu: %s", file, name, k, r);
     }
     size_t *bytes = malloc((len + 1) * sizeof *bytes);
     for (size_t k = 0; k < len; k++) bytes[k] = k + 1;
-    const char *r = stream_run(fam, flags, c, text, len, bytes, len);
+    const char *r = stream_run(fam, flags, c, text, len, bytes, len, tools);
     free(bytes);
     CHECK_MSG(!r, "%s: %s: byte by byte: %s", file, name, r);
 }
@@ -328,6 +347,11 @@ TEST(rejects_bad_arguments) {
                  "NULL");
     chat_family f;
     CHECK_STATUS(chat_family_from_name("nope", &f, &err), OB_ERR_ARG, &err, "'nope'");
+    CHECK_STATUS(chat_output_parse_tools(CHAT_FAMILY_QWEN3_CODER, "x", 1, 0, "{\"a\":1}", 7,
+                                         &out, &err),
+                 OB_ERR_FORMAT, &err, "tools: not a JSON array");
+    CHECK_STATUS(chat_output_parse_tools(CHAT_FAMILY_QWEN3_CODER, "x", 1, 0, "[1,", 3, &out, &err),
+                 OB_ERR_FORMAT, &err, "tools:");
     CHECK(chat_output_stream_new(CHAT_FAMILY_COUNT, 0) == NULL);
     chat_output_stream *s = chat_output_stream_new(CHAT_FAMILY_HERMES, 0);
     CHECK(s);

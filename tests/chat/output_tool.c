@@ -3,10 +3,10 @@
  * prints the result as JSON, so the Python test can compare it with what jinja2 rendered from
  * the real chat templates.
  *
- *   output_tool FAMILY [--stream] [--strict] [--prompt FILE] < generated.txt
+ *   output_tool FAMILY [--stream] [--strict] [--prompt FILE] [--tools FILE] < generated.txt
  *
  * --stream feeds the text one byte at a time; --prompt computes the flags from the rendered
- * prompt (chat_output_prompt_flags). Prints
+ * prompt (chat_output_prompt_flags); --tools passes the request's tools array. Prints
  *   {"content": .., "reasoning": .., "tool_calls": [{"id", "name", "arguments"}], "invalid": n}
  * and exits 0, or prints the error to stderr and exits 1 (2 on bad usage).
  */
@@ -29,10 +29,10 @@ static char *slurp(FILE *f, size_t *len) {
 }
 
 static ob_status parse_stream(chat_family fam, unsigned flags, const char *text, size_t len,
-                              chat_output *out, ob_err *err) {
+                              const char *tools, size_t tlen, chat_output *out, ob_err *err) {
     chat_output_stream *s = chat_output_stream_new(fam, flags);
     if (!s) return OB_ERR_NOMEM;
-    ob_status st = OB_OK;
+    ob_status st = chat_output_stream_set_tools(s, tools, tlen, err);
     for (size_t i = 0; i < len && !st; i++) st = chat_output_stream_feed(s, text + i, 1, NULL, err);
     if (!st) st = chat_output_stream_finish(s, NULL, out, err);
     chat_output_stream_free(s);
@@ -72,11 +72,21 @@ int main(int argc, char **argv) {
     }
     unsigned flags = 0;
     int stream = 0;
+    char *tools = NULL;
+    size_t tlen = 0;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--stream")) {
             stream = 1;
         } else if (!strcmp(argv[i], "--strict")) {
             flags |= CHAT_OUTPUT_STRICT;
+        } else if (!strcmp(argv[i], "--tools") && i + 1 < argc) {
+            FILE *f = fopen(argv[++i], "rb");
+            tools = f ? slurp(f, &tlen) : NULL;
+            if (f) fclose(f);
+            if (!tools) {
+                fprintf(stderr, "%s: cannot read\n", argv[i]);
+                return 2;
+            }
         } else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) {
             FILE *f = fopen(argv[++i], "rb");
             size_t n = 0;
@@ -96,9 +106,11 @@ int main(int argc, char **argv) {
     size_t len = 0;
     char *text = slurp(stdin, &len);
     chat_output out;
-    ob_status st = stream ? parse_stream(fam, flags, text ? text : "", len, &out, &err)
-                          : chat_output_parse(fam, text ? text : "", len, flags, &out, &err);
+    ob_status st = stream ? parse_stream(fam, flags, text ? text : "", len, tools, tlen, &out, &err)
+                          : chat_output_parse_tools(fam, text ? text : "", len, flags, tools, tlen,
+                                                    &out, &err);
     free(text);
+    free(tools);
     if (st) {
         fprintf(stderr, "%s: %s\n", ob_status_name(st), err.msg);
         return 1;

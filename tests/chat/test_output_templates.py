@@ -64,11 +64,13 @@ TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {
         "location": {"type": "string", "description": "City"},
-        "days": {"type": "integer", "description": "Days ahead"}},
+        "days": {"type": "integer", "description": "Days ahead"},
+        "zip": {"type": "string", "description": "Postal code"}},
         "required": ["location"]}}}]
 
 CALLS = [
-    {"name": "get_weather", "arguments": {"location": "Paris", "days": 3}},
+    # "zip" is text that reads as a number: only the schema keeps it a string in XML forms.
+    {"name": "get_weather", "arguments": {"location": "Paris", "days": 3, "zip": "75001"}},
     {"name": "get_weather", "arguments": {"location": "Zürich, \"CH\"", "days": 1}},
 ]
 
@@ -113,12 +115,16 @@ def parse(family, text, prompt, stream):
     args = [TOOL, family] + (["--stream"] if stream else [])
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(prompt or "")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as t:
+        json.dump(TOOLS, t)
     try:
         if prompt is not None:
             args += ["--prompt", f.name]
+        args += ["--tools", t.name]
         proc = subprocess.run(args, input=text.encode(), capture_output=True, timeout=60)
     finally:
         os.unlink(f.name)
+        os.unlink(t.name)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     return json.loads(proc.stdout)
 
