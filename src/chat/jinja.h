@@ -36,7 +36,8 @@ void chat_jinja_free(chat_jinja *t);
 
 /* Options for one render. */
 typedef struct chat_jinja_opts {
-    int64_t now; /* seconds since the epoch for strftime_now (local time); 0 = the clock */
+    int64_t now;       /* seconds since the epoch for strftime_now (local time); 0 = the clock */
+    int64_t max_steps; /* 0 = CHAT_JINJA_MAX_STEPS */
 } chat_jinja_opts;
 
 /* Renders with the variables of `vars` (a CHAT_DICT made in `arena`, which also receives the

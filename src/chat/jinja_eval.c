@@ -23,6 +23,11 @@ ob_status jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...) 
     return ob_fail(c->err, st, "%s: %s", c->t->name, msg);
 }
 
+ob_status jx_step_limit(jctx *c, const jnode *at) {
+    return jx_fail(c, at, OB_ERR_LIMIT, "template ran more than %lld steps (an endless loop?)",
+                   (long long)c->max_steps);
+}
+
 ob_status jx_nomem(jctx *c, const jnode *at) {
     if (chat_arena_over_cap(c->a))
         return jx_fail(c, at, OB_ERR_LIMIT, "render used more than %u MiB of memory",
@@ -115,14 +120,14 @@ static ob_status assign(jctx *c, const jnode *target, chat_val v) {
 
 /* Runs `body` with output going to a fresh buffer; *out is the text. */
 static ob_status capture(jctx *c, const jnode *body, chat_val *out) {
-    chat_buf buf, *saved = c->out;
-    chat_buf_init(&buf, c->a);
+    chat_text buf, *saved = c->out;
+    chat_text_init(&buf, c->a);
     c->out = &buf;
     ob_status st = jx_exec(c, body);
     c->out = saved;
     if (st) return st;
     if (buf.failed) return jx_nomem(c, body);
-    *out = chat_buf_val(&buf);
+    *out = chat_text_val(&buf);
     return OB_OK;
 }
 
@@ -166,9 +171,8 @@ static ob_status exec_for(jctx *c, const jnode *s) {
     chat_loop *lp = chat_arena_alloc(c->a, sizeof *lp);
     if (!st && !lp) st = jx_nomem(c, s);
     if (!st) {
-        chat_val *parent = scope_find(outer, (ob_str){"loop", 4});
         lp->items = items;
-        lp->depth = parent && parent->type == CHAT_LOOP ? parent->u.loop->depth + 1 : 1;
+        lp->depth = 1; /* only recursive loops (not supported) go deeper in jinja2 */
         chat_val lv = {.type = CHAT_LOOP};
         lv.u.loop = lp;
         st = scope_set(c, s, inner, (ob_str){"loop", 4}, lv);
@@ -246,16 +250,14 @@ static ob_status exec_macro_def(jctx *c, const jnode *s) {
 }
 
 ob_status jx_exec(jctx *c, const jnode *s) {
-    if (++c->steps > CHAT_JINJA_MAX_STEPS)
-        return jx_fail(c, s, OB_ERR_LIMIT, "template ran more than %d steps (an endless loop?)",
-                       CHAT_JINJA_MAX_STEPS);
+    if (++c->steps > c->max_steps) return jx_step_limit(c, s);
     ob_status st = OB_OK;
     chat_val v;
     switch ((jn_kind)s->kind) {
     case JN_BODY:
         for (size_t i = 0; i < s->nkids && !st && !c->loop_ctl; i++) st = jx_exec(c, s->kids[i]);
         break;
-    case JN_TEXT: chat_buf_add(c->out, s->val.u.s.p, s->val.u.s.n); break;
+    case JN_TEXT: chat_text_add(c->out, s->val.u.s.p, s->val.u.s.n); break;
     case JN_OUTPUT:
         if (!(st = jx_eval(c, s->a, &v))) chat_val_write_str(c->out, v);
         break;
@@ -361,6 +363,7 @@ ob_status chat_jinja_render(const chat_jinja *t, chat_arena *arena, chat_val var
                             ob_err *err) {
     jctx c = {.t = t, .a = arena, .err = err};
     c.now = opts && opts->now ? opts->now : (int64_t)time(NULL);
+    c.max_steps = opts && opts->max_steps > 0 ? opts->max_steps : CHAT_JINJA_MAX_STEPS;
     if (vars.type != CHAT_DICT) return jx_fail(&c, NULL, OB_ERR_ARG, "variables must be a dict");
     jscope *builtins = scope_new(&c, NULL), *globals = builtins ? scope_new(&c, builtins) : NULL;
     if (!globals) return jx_nomem(&c, NULL);
@@ -372,8 +375,8 @@ ob_status chat_jinja_render(const chat_jinja *t, chat_arena *arena, chat_val var
         if ((st = scope_set(&c, NULL, globals, (ob_str){k.u.s.p, k.u.s.n}, vars.u.d->vals[i])))
             return st;
     }
-    chat_buf buf;
-    chat_buf_init(&buf, arena);
+    chat_text buf;
+    chat_text_init(&buf, arena);
     c.out = &buf;
     c.scope = c.globals = globals;
     if ((st = jx_exec(&c, t->root))) return st;

@@ -29,11 +29,11 @@ ob_status jx_to_str(jctx *c, const jnode *at, chat_val v, chat_val *out) {
         *out = v;
         return OB_OK;
     }
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     chat_val_write_str(&b, v);
     if (b.failed) return jx_nomem(c, at);
-    *out = chat_buf_val(&b);
+    *out = chat_text_val(&b);
     return OB_OK;
 }
 
@@ -148,10 +148,10 @@ ob_status jx_getitem(jctx *c, const jnode *at, chat_val obj, chat_val key, chat_
         }
     }
     if (key.type == CHAT_STR) return jx_getattr(c, at, obj, (ob_str){key.u.s.p, key.u.s.n}, out);
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     chat_val_write_repr(&b, key);
-    chat_buf_add(&b, "", 1);
+    chat_text_add(&b, "", 1);
     *out = jx_undef(c, "'%s' has no attribute %s", obj_name(obj), b.failed ? "?" : b.p);
     return OB_OK;
 }
@@ -200,8 +200,8 @@ static ob_status eval_slice(jctx *c, const jnode *e, chat_val *out) {
     size_t n = is_str ? jx_utf8_len(obj.u.s.p, obj.u.s.n) : obj.u.l->n;
     int64_t start = 0, stop = 0, step = 1;
     if ((st = slice_bounds(c, e, v, n, &start, &stop, &step))) return st;
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     chat_val res = is_str ? chat_val_str_view("", 0) : chat_val_list(c->a, 0);
     if (chat_val_failed(res)) return jx_nomem(c, e);
     res.flags = obj.flags & CHAT_F_TUPLE;
@@ -209,14 +209,14 @@ static ob_status eval_slice(jctx *c, const jnode *e, chat_val *out) {
         if (is_str) {
             size_t s0 = jx_utf8_offset(obj.u.s.p, obj.u.s.n, (size_t)i);
             size_t s1 = jx_utf8_offset(obj.u.s.p, obj.u.s.n, (size_t)i + 1);
-            chat_buf_add(&b, obj.u.s.p + s0, s1 - s0);
+            chat_text_add(&b, obj.u.s.p + s0, s1 - s0);
         } else if (chat_list_push(c->a, res.u.l, obj.u.l->items[i])) {
             return jx_nomem(c, e);
         }
-        if (++c->steps > CHAT_JINJA_MAX_STEPS) return jx_fail(c, e, OB_ERR_LIMIT, "step limit");
+        if (++c->steps > c->max_steps) return jx_step_limit(c, e);
     }
     if (b.failed) return jx_nomem(c, e);
-    *out = is_str ? chat_buf_val(&b) : res;
+    *out = is_str ? chat_text_val(&b) : res;
     return OB_OK;
 }
 
@@ -428,9 +428,7 @@ static ob_status eval_unary(jctx *c, const jnode *e, chat_val *out) {
 }
 
 ob_status jx_eval(jctx *c, const jnode *e, chat_val *out) {
-    if (++c->steps > CHAT_JINJA_MAX_STEPS)
-        return jx_fail(c, e, OB_ERR_LIMIT, "template ran more than %d steps (an endless loop?)",
-                       CHAT_JINJA_MAX_STEPS);
+    if (++c->steps > c->max_steps) return jx_step_limit(c, e);
     chat_val x, y;
     ob_status st;
     switch ((jn_kind)e->kind) {

@@ -97,17 +97,17 @@ static ob_status f_escape(jctx *c, const jnode *at, chat_val in, const jargs *a,
         *out = s;
         return OB_OK;
     }
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     for (size_t i = 0; i < s.u.s.n; i++) {
         char ch = s.u.s.p[i];
         const char *r = ch == '&' ? "&amp;" : ch == '<' ? "&lt;" : ch == '>' ? "&gt;"
                       : ch == '"' ? "&#34;" : ch == '\'' ? "&#39;" : NULL;
-        if (r) chat_buf_adds(&b, r);
-        else chat_buf_add(&b, &ch, 1);
+        if (r) chat_text_adds(&b, r);
+        else chat_text_add(&b, &ch, 1);
     }
     if (b.failed) return jx_nomem(c, at);
-    *out = chat_buf_val(&b);
+    *out = chat_text_val(&b);
     out->flags |= CHAT_F_SAFE;
     return OB_OK;
 }
@@ -247,24 +247,24 @@ static ob_status f_indent(jctx *c, const jnode *at, chat_val in, const jargs *a,
         memset(sp, ' ', (size_t)n);
         pre = chat_val_str_view(sp, (size_t)n);
     }
-    chat_buf b;
-    chat_buf_init(&b, c->a);
-    if (first) chat_buf_add(&b, pre.u.s.p, pre.u.s.n);
+    chat_text b;
+    chat_text_init(&b, c->a);
+    if (first) chat_text_add(&b, pre.u.s.p, pre.u.s.n);
     /* Lines as str.splitlines(s + "\n") gives them: a trailing newline makes an empty line. */
     size_t i = 0, n = s.u.s.n;
     for (bool line_one = true;; line_one = false) {
         size_t e = i;
         while (e < n && s.u.s.p[e] != '\n' && s.u.s.p[e] != '\r') e++;
         if (!line_one) {
-            chat_buf_add(&b, "\n", 1);
-            if (blank || e > i) chat_buf_add(&b, pre.u.s.p, pre.u.s.n);
+            chat_text_add(&b, "\n", 1);
+            if (blank || e > i) chat_text_add(&b, pre.u.s.p, pre.u.s.n);
         }
-        chat_buf_add(&b, s.u.s.p + i, e - i);
+        chat_text_add(&b, s.u.s.p + i, e - i);
         if (e >= n) break;
         i = e + (s.u.s.p[e] == '\r' && e + 1 < n && s.u.s.p[e + 1] == '\n' ? 2 : 1);
     }
     if (b.failed) return jx_nomem(c, at);
-    *out = chat_buf_val(&b);
+    *out = chat_text_val(&b);
     return OB_OK;
 }
 
@@ -301,19 +301,25 @@ static ob_status f_tojson(jctx *c, const jnode *at, chat_val in, const jargs *a,
     } else if (sep.type != CHAT_NONE) {
         return jx_fail(c, at, OB_ERR_FORMAT, "tojson: separators must be a pair of strings");
     }
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     char why[64] = "";
     if (chat_val_to_json(&b, in, chat_val_truthy(asc), indent, is, ks, chat_val_truthy(sk), why))
         return jx_fail(c, at, OB_ERR_FORMAT, "tojson: %s", why);
     if (b.failed) return jx_nomem(c, at);
-    *out = chat_buf_val(&b);
+    *out = chat_text_val(&b);
     return OB_OK;
 }
 
 static ob_status f_attr(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_val nm = jx_arg(a, 0, "name", chat_val_undef(""));
     if (nm.type != CHAT_STR) return jx_fail(c, at, OB_ERR_FORMAT, "attr: name must be a string");
+    /* Python getattr only: a dict's keys are not attributes. */
+    if (in.type == CHAT_DICT && !(in.flags & CHAT_F_NS) &&
+        !jx_method_exists(in, (ob_str){nm.u.s.p, nm.u.s.n})) {
+        *out = jx_undef(c, "'dict object' has no attribute '%.*s'", (int)nm.u.s.n, nm.u.s.p);
+        return OB_OK;
+    }
     return jx_getattr(c, at, in, (ob_str){nm.u.s.p, nm.u.s.n}, out);
 }
 

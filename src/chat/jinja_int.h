@@ -202,8 +202,8 @@ typedef struct jctx {
     ob_err *err;
     jscope *scope;
     jscope *globals;
-    chat_buf *out;
-    int64_t steps;
+    chat_text *out;
+    int64_t steps, max_steps;
     int depth;
     int loop_ctl; /* 1 = break, 2 = continue, pending */
     int64_t now;
@@ -211,6 +211,8 @@ typedef struct jctx {
 
 /* Writes "NAME:LINE:COL: message" (at `at`, which may be NULL) and returns st. */
 ob_status jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...) OB_PRINTF(4, 5);
+/* The step-limit error (a template that runs too long). */
+ob_status jx_step_limit(jctx *c, const jnode *at);
 /* The out-of-memory error (over the memory cap: OB_ERR_LIMIT). */
 ob_status jx_nomem(jctx *c, const jnode *at);
 

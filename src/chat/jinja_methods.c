@@ -101,15 +101,15 @@ static ob_status str_join(jctx *c, const jnode *at, chat_val sep, chat_val seq, 
     chat_list *items;
     ob_status st = jx_iterate(c, at, seq, &items);
     if (st) return st;
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     for (size_t i = 0; i < items->n; i++) {
         if ((st = want_str(c, at, items->items[i], "join"))) return st;
-        if (i) chat_buf_add(&b, sep.u.s.p, sep.u.s.n);
-        chat_buf_add(&b, items->items[i].u.s.p, items->items[i].u.s.n);
+        if (i) chat_text_add(&b, sep.u.s.p, sep.u.s.n);
+        chat_text_add(&b, items->items[i].u.s.p, items->items[i].u.s.n);
     }
     if (b.failed) return jx_nomem(c, at);
-    *out = chat_buf_val(&b);
+    *out = chat_text_val(&b);
     return OB_OK;
 }
 

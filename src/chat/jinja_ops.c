@@ -33,16 +33,18 @@ static ob_status unsupported(jctx *c, const jnode *at, int op, chat_val x, chat_
 static ob_status repeat(jctx *c, const jnode *at, chat_val seq, int64_t n, chat_val *out) {
     if (n < 0) n = 0;
     if (seq.type == CHAT_STR) {
-        if (seq.u.s.n && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / seq.u.s.n) return jx_nomem(c, at);
-        chat_buf b;
-        chat_buf_init(&b, c->a);
-        for (int64_t i = 0; i < n; i++) chat_buf_add(&b, seq.u.s.p, seq.u.s.n);
+        if (seq.u.s.n && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / seq.u.s.n)
+            return jx_fail(c, at, OB_ERR_LIMIT, "string repeated %lld times is over the memory limit", (long long)n);
+        chat_text b;
+        chat_text_init(&b, c->a);
+        for (int64_t i = 0; i < n; i++) chat_text_add(&b, seq.u.s.p, seq.u.s.n);
         if (b.failed) return jx_nomem(c, at);
-        *out = chat_buf_val(&b);
+        *out = chat_text_val(&b);
         return OB_OK;
     }
     size_t len = seq.u.l->n;
-    if (len && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / (len * sizeof(chat_val))) return jx_nomem(c, at);
+    if (len && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / (len * sizeof(chat_val)))
+        return jx_fail(c, at, OB_ERR_LIMIT, "list repeated %lld times is over the memory limit", (long long)n);
     *out = chat_val_list(c->a, len * (size_t)n);
     if (chat_val_failed(*out)) return jx_nomem(c, at);
     for (int64_t i = 0; i < n; i++)
@@ -53,12 +55,12 @@ static ob_status repeat(jctx *c, const jnode *at, chat_val seq, int64_t n, chat_
 
 static ob_status concat(jctx *c, const jnode *at, chat_val x, chat_val y, chat_val *out) {
     if (x.type == CHAT_STR) {
-        chat_buf b;
-        chat_buf_init(&b, c->a);
-        chat_buf_add(&b, x.u.s.p, x.u.s.n);
-        chat_buf_add(&b, y.u.s.p, y.u.s.n);
+        chat_text b;
+        chat_text_init(&b, c->a);
+        chat_text_add(&b, x.u.s.p, x.u.s.n);
+        chat_text_add(&b, y.u.s.p, y.u.s.n);
         if (b.failed) return jx_nomem(c, at);
-        *out = chat_buf_val(&b);
+        *out = chat_text_val(&b);
         return OB_OK;
     }
     *out = chat_val_list(c->a, x.u.l->n + y.u.l->n);

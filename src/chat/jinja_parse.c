@@ -204,15 +204,15 @@ static jnode *parse_primary(jparser *P) {
         /* Adjacent string literals join, as in Python. */
         n = jp_node(P, JN_CONST, t);
         if (!n) return NULL;
-        chat_buf b;
-        chat_buf_init(&b, P->a);
+        chat_text b;
+        chat_text_init(&b, P->a);
         size_t count = 0;
         while (jp_cur(P)->type == JT_STRING) {
-            chat_buf_add(&b, jp_cur(P)->text.ptr, jp_cur(P)->text.len);
+            chat_text_add(&b, jp_cur(P)->text.ptr, jp_cur(P)->text.len);
             P->i++;
             count++;
         }
-        n->val = count == 1 ? chat_val_str_view(t->text.ptr, t->text.len) : chat_buf_val(&b);
+        n->val = count == 1 ? chat_val_str_view(t->text.ptr, t->text.len) : chat_text_val(&b);
         return n;
     }
     case JT_INT:

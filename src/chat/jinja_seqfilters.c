@@ -65,16 +65,16 @@ ob_status jx_f_join(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_
     ob_status st = items_of(c, at, in, &l);
     if (!st) st = jx_to_str(c, at, sep, &sep);
     if (st) return st;
-    chat_buf b;
-    chat_buf_init(&b, c->a);
+    chat_text b;
+    chat_text_init(&b, c->a);
     for (size_t i = 0; i < l->n; i++) {
         chat_val v = l->items[i];
         if (attr.type != CHAT_NONE && (st = attr_path(c, at, v, attr, &v))) return st;
-        if (i) chat_buf_add(&b, sep.u.s.p, sep.u.s.n);
+        if (i) chat_text_add(&b, sep.u.s.p, sep.u.s.n);
         chat_val_write_str(&b, v);
     }
     if (b.failed) return jx_nomem(c, at);
-    *out = chat_buf_val(&b);
+    *out = chat_text_val(&b);
     return OB_OK;
 }
 
@@ -113,7 +113,7 @@ ob_status jx_f_reverse(jctx *c, const jnode *at, chat_val in, const jargs *a, ch
 /* The arguments after the first `skip` positional ones, for passing on to a filter or test. */
 static jargs rest_args(const jargs *a, size_t skip) {
     jargs r = *a;
-    r.pos += skip < a->npos ? skip : a->npos;
+    if (r.pos) r.pos += skip < a->npos ? skip : a->npos;
     r.npos = skip < a->npos ? a->npos - skip : 0;
     return r;
 }
@@ -206,7 +206,7 @@ static ob_status sort_pairs(jctx *c, const jnode *at, chat_val *keys, chat_val *
             t = vals[j];
             vals[j] = vals[j - 1];
             vals[j - 1] = t;
-            if (++c->steps > CHAT_JINJA_MAX_STEPS) return jx_fail(c, at, OB_ERR_LIMIT, "step limit");
+            if (++c->steps > c->max_steps) return jx_step_limit(c, at);
         }
     }
     return OB_OK;

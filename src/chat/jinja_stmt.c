@@ -216,7 +216,8 @@ static jnode *parse_simple_body(jparser *P, const jtok *at, jn_kind kind, const 
     if (!expect_end(P)) return NULL;
     int which;
     n->body = body_until(P, ends, at, &which);
-    return n->body && expect_end(P) ? n : NULL;
+    if (!n->body || !expect_end(P)) return NULL;
+    return kind == JN_BODY ? n->body : n; /* {% generation %} is just its body */
 }
 
 /* One {% tag %} after the name token. */

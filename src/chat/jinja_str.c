@@ -86,8 +86,8 @@ static bool is_cased_letter(uint32_t cp) {
 }
 
 chat_val jx_case(chat_arena *a, chat_val s, int how) {
-    chat_buf b;
-    chat_buf_init(&b, a);
+    chat_text b;
+    chat_text_init(&b, a);
     bool prev_cased = false, first = true;
     for (size_t i = 0, len; i < s.u.s.n; i += len) {
         uint32_t cp = decode_at(s.u.s.p, s.u.s.n, i, &len);
@@ -108,48 +108,48 @@ chat_val jx_case(chat_arena *a, chat_val s, int how) {
         }
         first = false;
         if (m == cp) {
-            chat_buf_add(&b, s.u.s.p + i, len);
+            chat_text_add(&b, s.u.s.p + i, len);
         } else {
             utf8proc_uint8_t enc[4];
             utf8proc_ssize_t k = utf8proc_encode_char((utf8proc_int32_t)m, enc);
-            chat_buf_add(&b, (const char *)enc, (size_t)k);
+            chat_text_add(&b, (const char *)enc, (size_t)k);
         }
     }
     if (b.failed) return chat_val_fail();
-    return chat_buf_val(&b);
+    return chat_text_val(&b);
 }
 
 chat_val jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, int64_t count) {
-    chat_buf b;
-    chat_buf_init(&b, a);
+    chat_text b;
+    chat_text_init(&b, a);
     const char *p = s.u.s.p;
     size_t n = s.u.s.n, i = 0;
     if (old.u.s.n == 0) {
         /* Python inserts `new` between every character and at both ends. */
         for (size_t len; i <= n && count != 0; i += len, count--) {
-            chat_buf_add(&b, neu.u.s.p, neu.u.s.n);
+            chat_text_add(&b, neu.u.s.p, neu.u.s.n);
             if (i == n) {
                 i = n + 1;
                 break;
             }
             decode_at(p, n, i, &len);
-            chat_buf_add(&b, p + i, len);
+            chat_text_add(&b, p + i, len);
         }
-        if (i < n) chat_buf_add(&b, p + i, n - i);
+        if (i < n) chat_text_add(&b, p + i, n - i);
     } else {
         while (count != 0) {
             const char *hit = i < n ? memmem(p + i, n - i, old.u.s.p, old.u.s.n) : NULL;
             if (!hit) break;
             size_t at = (size_t)(hit - p);
-            chat_buf_add(&b, p + i, at - i);
-            chat_buf_add(&b, neu.u.s.p, neu.u.s.n);
+            chat_text_add(&b, p + i, at - i);
+            chat_text_add(&b, neu.u.s.p, neu.u.s.n);
             i = at + old.u.s.n;
             if (count > 0) count--;
         }
-        chat_buf_add(&b, p + i, n - i);
+        chat_text_add(&b, p + i, n - i);
     }
     if (b.failed) return chat_val_fail();
-    return chat_buf_val(&b);
+    return chat_text_val(&b);
 }
 
 static int push_piece(chat_arena *a, chat_val list, const char *p, size_t n) {

@@ -342,12 +342,12 @@ const char *chat_val_type_name(chat_val v) {
 
 /* ---- text ------------------------------------------------------------------------------ */
 
-void chat_buf_init(chat_buf *b, chat_arena *a) {
+void chat_text_init(chat_text *b, chat_arena *a) {
     memset(b, 0, sizeof *b);
     b->a = a;
 }
 
-void chat_buf_add(chat_buf *b, const char *p, size_t n) {
+void chat_text_add(chat_text *b, const char *p, size_t n) {
     if (b->failed || n == 0) return;
     if (b->cap - b->n < n) {
         size_t need;
@@ -369,16 +369,16 @@ void chat_buf_add(chat_buf *b, const char *p, size_t n) {
     b->n += n;
 }
 
-void chat_buf_adds(chat_buf *b, const char *s) { chat_buf_add(b, s, strlen(s)); }
+void chat_text_adds(chat_text *b, const char *s) { chat_text_add(b, s, strlen(s)); }
 
-chat_val chat_buf_val(const chat_buf *b) { return chat_val_str_view(b->p, b->n); }
+chat_val chat_text_val(const chat_text *b) { return chat_val_str_view(b->p, b->n); }
 
 /* Python's repr of a str: single quotes unless the text has ' and no ", escapes for the quote,
  * backslash and control characters; other characters as they are. */
-static void write_str_repr(chat_buf *b, const char *p, size_t n) {
+static void write_str_repr(chat_text *b, const char *p, size_t n) {
     bool has_sq = memchr(p, '\'', n) != NULL, has_dq = memchr(p, '"', n) != NULL;
     char q = has_sq && !has_dq ? '"' : '\'';
-    chat_buf_add(b, &q, 1);
+    chat_text_add(b, &q, 1);
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
@@ -394,60 +394,60 @@ static void write_str_repr(chat_buf *b, const char *p, size_t n) {
             esc = tmp;
         }
         if (!esc) continue;
-        chat_buf_add(b, p + start, i - start);
-        chat_buf_adds(b, esc);
+        chat_text_add(b, p + start, i - start);
+        chat_text_adds(b, esc);
         start = i + 1;
     }
-    chat_buf_add(b, p + start, n - start);
-    chat_buf_add(b, &q, 1);
+    chat_text_add(b, p + start, n - start);
+    chat_text_add(b, &q, 1);
 }
 
-static void write_any(chat_buf *b, chat_val v, bool repr) {
+static void write_any(chat_text *b, chat_val v, bool repr) {
     char tmp[40];
     switch ((chat_vtype)v.type) {
-    case CHAT_UNDEF: chat_buf_adds(b, repr ? "Undefined" : ""); return;
-    case CHAT_NONE: chat_buf_adds(b, "None"); return;
-    case CHAT_BOOL: chat_buf_adds(b, v.u.b ? "True" : "False"); return;
+    case CHAT_UNDEF: chat_text_adds(b, repr ? "Undefined" : ""); return;
+    case CHAT_NONE: chat_text_adds(b, "None"); return;
+    case CHAT_BOOL: chat_text_adds(b, v.u.b ? "True" : "False"); return;
     case CHAT_INT:
         snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i);
-        chat_buf_adds(b, tmp);
+        chat_text_adds(b, tmp);
         return;
     case CHAT_FLOAT:
         chat_float_repr(v.u.f, tmp);
-        chat_buf_adds(b, tmp);
+        chat_text_adds(b, tmp);
         return;
     case CHAT_STR:
         if (repr) write_str_repr(b, v.u.s.p, v.u.s.n);
-        else chat_buf_add(b, v.u.s.p, v.u.s.n);
+        else chat_text_add(b, v.u.s.p, v.u.s.n);
         return;
     case CHAT_LIST: {
         bool tup = v.flags & CHAT_F_TUPLE;
-        chat_buf_adds(b, tup ? "(" : "[");
+        chat_text_adds(b, tup ? "(" : "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
-            if (i) chat_buf_adds(b, ", ");
+            if (i) chat_text_adds(b, ", ");
             write_any(b, v.u.l->items[i], true);
         }
-        if (tup && v.u.l->n == 1) chat_buf_adds(b, ",");
-        chat_buf_adds(b, tup ? ")" : "]");
+        if (tup && v.u.l->n == 1) chat_text_adds(b, ",");
+        chat_text_adds(b, tup ? ")" : "]");
         return;
     }
     case CHAT_DICT:
-        chat_buf_adds(b, v.flags & CHAT_F_NS ? "<Namespace {" : "{");
+        chat_text_adds(b, v.flags & CHAT_F_NS ? "<Namespace {" : "{");
         for (size_t i = 0; i < v.u.d->n; i++) {
-            if (i) chat_buf_adds(b, ", ");
+            if (i) chat_text_adds(b, ", ");
             write_any(b, v.u.d->keys[i], true);
-            chat_buf_adds(b, ": ");
+            chat_text_adds(b, ": ");
             write_any(b, v.u.d->vals[i], true);
         }
-        chat_buf_adds(b, v.flags & CHAT_F_NS ? "}>" : "}");
+        chat_text_adds(b, v.flags & CHAT_F_NS ? "}>" : "}");
         return;
-    case CHAT_FUNC: chat_buf_adds(b, "<function>"); return;
-    case CHAT_LOOP: chat_buf_adds(b, "<LoopContext>"); return;
+    case CHAT_FUNC: chat_text_adds(b, "<function>"); return;
+    case CHAT_LOOP: chat_text_adds(b, "<LoopContext>"); return;
     }
 }
 
-void chat_val_write_str(chat_buf *b, chat_val v) { write_any(b, v, false); }
-void chat_val_write_repr(chat_buf *b, chat_val v) { write_any(b, v, true); }
+void chat_val_write_str(chat_text *b, chat_val v) { write_any(b, v, false); }
+void chat_val_write_repr(chat_text *b, chat_val v) { write_any(b, v, true); }
 
 /* Python's float repr: the shortest %.{p}e that strtod reads back exactly, then laid out as
  * fixed notation when the decimal exponent is in [-4, 16), else as d.ddde+XX. */

@@ -131,30 +131,30 @@ const char *chat_val_type_name(chat_val v);
 /* ---- text ------------------------------------------------------------------------------ */
 
 /* A growable byte buffer in the arena. */
-typedef struct chat_buf {
+typedef struct chat_text {
     chat_arena *a;
     char *p;
     size_t n, cap;
     bool failed; /* an append ran out of memory; the contents are then incomplete */
-} chat_buf;
+} chat_text;
 
-void chat_buf_init(chat_buf *b, chat_arena *a);
-void chat_buf_add(chat_buf *b, const char *p, size_t n);
-void chat_buf_adds(chat_buf *b, const char *s);
+void chat_text_init(chat_text *b, chat_arena *a);
+void chat_text_add(chat_text *b, const char *p, size_t n);
+void chat_text_adds(chat_text *b, const char *s);
 /* The contents as a string value (shares the buffer). */
-chat_val chat_buf_val(const chat_buf *b);
+chat_val chat_text_val(const chat_text *b);
 
 /* Python str(v) appended to b (repr for items inside lists and dicts). */
-void chat_val_write_str(chat_buf *b, chat_val v);
+void chat_val_write_str(chat_text *b, chat_val v);
 /* Python repr(v). */
-void chat_val_write_repr(chat_buf *b, chat_val v);
+void chat_val_write_repr(chat_text *b, chat_val v);
 /* Python repr() of a float: shortest digits that read back to the same double. */
 void chat_float_repr(double f, char out[32]);
 
 /* json.dumps(v, ensure_ascii, indent, separators): indent < 0 means None; item_sep and key_sep
  * NULL mean Python's defaults for the indent given. sort_keys sorts dict keys. Returns -1 and
  * writes a message into `why` (64 bytes) for values JSON cannot hold. */
-int chat_val_to_json(chat_buf *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
+int chat_val_to_json(chat_text *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
                      const char *key_sep, bool sort_keys, char *why);
 
 /* A value from parsed JSON (a jansson json_t *, passed as void * to keep jansson out of this

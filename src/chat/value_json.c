@@ -37,10 +37,10 @@ static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp) {
     return len;
 }
 
-static void json_write_string(chat_buf *b, const char *s, size_t n, bool ensure_ascii) {
+static void json_write_string(chat_text *b, const char *s, size_t n, bool ensure_ascii) {
     const unsigned char *p = (const unsigned char *)s;
     char tmp[16];
-    chat_buf_add(b, "\"", 1);
+    chat_text_add(b, "\"", 1);
     size_t start = 0, i = 0;
     while (i < n) {
         unsigned char c = p[i];
@@ -69,14 +69,14 @@ static void json_write_string(chat_buf *b, const char *s, size_t n, bool ensure_
             esc = tmp;
         }
         if (esc) {
-            chat_buf_add(b, s + start, i - start);
-            chat_buf_adds(b, esc);
+            chat_text_add(b, s + start, i - start);
+            chat_text_adds(b, esc);
             start = i + adv;
         }
         i += adv;
     }
-    chat_buf_add(b, s + start, n - start);
-    chat_buf_add(b, "\"", 1);
+    chat_text_add(b, s + start, n - start);
+    chat_text_add(b, "\"", 1);
 }
 
 typedef struct json_opts {
@@ -86,17 +86,17 @@ typedef struct json_opts {
     char *why;
 } json_opts;
 
-static void json_newline(chat_buf *b, const json_opts *o, int level) {
+static void json_newline(chat_text *b, const json_opts *o, int level) {
     if (o->indent < 0) return;
-    chat_buf_add(b, "\n", 1);
-    for (int i = 0; i < level * o->indent; i++) chat_buf_add(b, " ", 1);
+    chat_text_add(b, "\n", 1);
+    for (int i = 0; i < level * o->indent; i++) chat_text_add(b, " ", 1);
 }
 
-static int json_write(chat_buf *b, chat_val v, const json_opts *o, int level);
+static int json_write(chat_text *b, chat_val v, const json_opts *o, int level);
 
 /* A dict key as json.dumps converts it: strings as they are, numbers, bools and None as their
  * JSON text. */
-static int json_key(chat_buf *b, chat_val k, const json_opts *o) {
+static int json_key(chat_text *b, chat_val k, const json_opts *o) {
     char tmp[40];
     switch (k.type) {
     case CHAT_STR: json_write_string(b, k.u.s.p, k.u.s.n, o->ensure_ascii); return 0;
@@ -114,13 +114,13 @@ static int json_key(chat_buf *b, chat_val k, const json_opts *o) {
                  chat_val_type_name(k));
         return -1;
     }
-    chat_buf_adds(b, tmp);
+    chat_text_adds(b, tmp);
     return 0;
 }
 
-static int json_write_dict(chat_buf *b, chat_dict *d, const json_opts *o, int level) {
+static int json_write_dict(chat_text *b, chat_dict *d, const json_opts *o, int level) {
     if (d->n == 0) {
-        chat_buf_adds(b, "{}");
+        chat_text_adds(b, "{}");
         return 0;
     }
     /* (n) visiting order: insertion order, or sorted by key text for sort_keys. */
@@ -139,51 +139,51 @@ static int json_write_dict(chat_buf *b, chat_dict *d, const json_opts *o, int le
                 order[j - 1] = t;
             }
     }
-    chat_buf_adds(b, "{");
+    chat_text_adds(b, "{");
     for (size_t i = 0; i < d->n; i++) {
-        if (i) chat_buf_adds(b, o->item_sep);
+        if (i) chat_text_adds(b, o->item_sep);
         json_newline(b, o, level + 1);
         if (json_key(b, d->keys[order[i]], o)) return -1;
-        chat_buf_adds(b, o->key_sep);
+        chat_text_adds(b, o->key_sep);
         if (json_write(b, d->vals[order[i]], o, level + 1)) return -1;
     }
     json_newline(b, o, level);
-    chat_buf_adds(b, "}");
+    chat_text_adds(b, "}");
     return 0;
 }
 
-static int json_write(chat_buf *b, chat_val v, const json_opts *o, int level) {
+static int json_write(chat_text *b, chat_val v, const json_opts *o, int level) {
     char tmp[40];
     if (level > 512) return snprintf(o->why, 64, "nesting deeper than 512"), -1;
     switch ((chat_vtype)v.type) {
-    case CHAT_NONE: chat_buf_adds(b, "null"); return 0;
-    case CHAT_BOOL: chat_buf_adds(b, v.u.b ? "true" : "false"); return 0;
+    case CHAT_NONE: chat_text_adds(b, "null"); return 0;
+    case CHAT_BOOL: chat_text_adds(b, v.u.b ? "true" : "false"); return 0;
     case CHAT_INT:
         snprintf(tmp, sizeof tmp, "%lld", (long long)v.u.i);
-        chat_buf_adds(b, tmp);
+        chat_text_adds(b, tmp);
         return 0;
     case CHAT_FLOAT:
-        if (isnan(v.u.f)) chat_buf_adds(b, "NaN");
-        else if (isinf(v.u.f)) chat_buf_adds(b, v.u.f < 0 ? "-Infinity" : "Infinity");
+        if (isnan(v.u.f)) chat_text_adds(b, "NaN");
+        else if (isinf(v.u.f)) chat_text_adds(b, v.u.f < 0 ? "-Infinity" : "Infinity");
         else {
             chat_float_repr(v.u.f, tmp);
-            chat_buf_adds(b, tmp);
+            chat_text_adds(b, tmp);
         }
         return 0;
     case CHAT_STR: json_write_string(b, v.u.s.p, v.u.s.n, o->ensure_ascii); return 0;
     case CHAT_LIST:
         if (v.u.l->n == 0) {
-            chat_buf_adds(b, "[]");
+            chat_text_adds(b, "[]");
             return 0;
         }
-        chat_buf_adds(b, "[");
+        chat_text_adds(b, "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
-            if (i) chat_buf_adds(b, o->item_sep);
+            if (i) chat_text_adds(b, o->item_sep);
             json_newline(b, o, level + 1);
             if (json_write(b, v.u.l->items[i], o, level + 1)) return -1;
         }
         json_newline(b, o, level);
-        chat_buf_adds(b, "]");
+        chat_text_adds(b, "]");
         return 0;
     case CHAT_DICT:
         if (!(v.flags & CHAT_F_NS)) return json_write_dict(b, v.u.d, o, level);
@@ -194,7 +194,7 @@ static int json_write(chat_buf *b, chat_val v, const json_opts *o, int level) {
     return -1;
 }
 
-int chat_val_to_json(chat_buf *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
+int chat_val_to_json(chat_text *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
                      const char *key_sep, bool sort_keys, char *why) {
     json_opts o = {ensure_ascii, sort_keys, indent, item_sep, key_sep, why};
     if (!o.item_sep) o.item_sep = indent >= 0 ? "," : ", ";

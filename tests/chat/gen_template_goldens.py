@@ -28,7 +28,7 @@ import sys
 
 import jinja2
 import jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GOLDEN = os.path.join(HERE, "golden")
@@ -120,7 +120,7 @@ class GenerationTracker(jinja2.ext.Extension):
         return caller()
 
 
-def make_env(now=NOW):
+def make_env(now=NOW, mutable=False):
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
 
@@ -131,7 +131,10 @@ def make_env(now=NOW):
     def strftime_now(format):
         return datetime.datetime.fromtimestamp(now).strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+    # transformers' environment refuses list.append and dict.update; `mutable` is for testing
+    # that outboard's (which allows them) behaves as Python does.
+    cls = SandboxedEnvironment if mutable else ImmutableSandboxedEnvironment
+    env = cls(trim_blocks=True, lstrip_blocks=True,
                                         extensions=[GenerationTracker, jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
@@ -139,13 +142,13 @@ def make_env(now=NOW):
     return env
 
 
-def render(source, conv, bos=BOS, eos=EOS):
+def render(source, conv, bos=BOS, eos=EOS, mutable=False):
     """Returns ("ok", text) or (kind, message) as the golden files record them."""
     variables = {"tools": None, "documents": None, "add_generation_prompt": False,
                  "bos_token": bos, "eos_token": eos}
     variables.update(conv)
     try:
-        return "ok", make_env().from_string(source).render(**variables)
+        return "ok", make_env(mutable=mutable).from_string(source).render(**variables)
     except jinja2.exceptions.TemplateError as e:
         kind = "raise" if type(e) is jinja2.exceptions.TemplateError else type(e).__name__
         return kind, str(e)
