@@ -46,7 +46,8 @@ static const char *const FIM_SEP_TEXTS[] = {"<|file_sep|>", NULL};
 static const char *const EOG_TEXTS[] = {
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
     "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-    "<|end_of_text|>", "<end_of_utterance>", "<turn|>", "<|tool_response>", NULL};
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "</s>",
+    "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", "[e~[", NULL};
 
 static int32_t find_text(const tok_vocab *v, const char *s) {
     return tok_map_get(&v->map, s, strlen(s));
@@ -110,6 +111,9 @@ static void setup_eog(tok_vocab *v) {
     if (end >= 0 && ((ret >= 0 && (call >= 0 || calls >= 0)) || (flush >= 0 && (call >= 0 ||
                                                                                  calls >= 0))))
         v->tok[end].attr = TOK_ATTR_USER_DEFINED;
+    /* where <|tool_response> exists, </s> is ordinary text, not an end of generation */
+    int32_t s_end = find_text(v, "</s>");
+    if (s_end >= 0 && find_text(v, "<|tool_response>") >= 0) v->tok[s_end].attr = TOK_ATTR_NORMAL;
 }
 
 /* ---- the special set -------------------------------------------------------------------- */
@@ -141,7 +145,7 @@ static ob_status build_special(tok_vocab *v, ob_err *err) {
         if (is_special_attr(v->tok[i].attr)) n++, prefixes += v->tok[i].len;
     v->special = ob_alloc(n ? n : 1, sizeof *v->special);
     int32_t *tmp = ob_alloc(n ? n : 1, sizeof *tmp);
-    if (!v->special || !tmp || tok_map_init(&v->special_map, prefixes + 1)) {
+    if (!v->special || !tmp || tok_map_init(&v->special_map, prefixes + 1, v->pool)) {
         ob_free(tmp);
         return ob_fail(err, OB_ERR_NOMEM, "no memory for %zu special tokens", n);
     }

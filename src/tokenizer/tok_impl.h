@@ -30,21 +30,25 @@ typedef enum tok_type { TOK_TYPE_SPM, TOK_TYPE_BPE, TOK_TYPE_WPM } tok_type;
 #define TOK_MAX_REGEX 8
 #define TOK_MAX_TEXT (1u << 30) /* bytes one tok_encode call accepts */
 
-/* ---- string -> int32 hash map (open addressing, keys are views into a pool) ------------- */
+/* ---- string -> int32 hash map (open addressing, keys are views into one pool) ------------ */
 typedef struct tok_map_slot {
     uint32_t hash;
     uint32_t len;
-    const char *key; /* borrowed from the owner's pool; NULL = empty slot */
+    uint32_t off; /* key = base + off; a slot is empty when val == TOK_MAP_EMPTY */
     int32_t val;
-} tok_map_slot;
+} tok_map_slot; /* 16 bytes: a 262k-entry table stays small enough to cache well */
+
+#define TOK_MAP_EMPTY INT32_MIN
 
 typedef struct tok_map {
     tok_map_slot *slots; /* (cap) */
     size_t cap;          /* power of two */
     size_t n;
+    const char *base; /* the pool every key lies in (borrowed) */
 } tok_map;
 
-ob_status tok_map_init(tok_map *m, size_t expected);
+/* keys put later must lie in base[0, 4 GiB) */
+ob_status tok_map_init(tok_map *m, size_t expected, const char *base);
 void tok_map_free(tok_map *m);
 /* Inserts key -> val; returns false if the key is already there (the old value is kept). */
 bool tok_map_put(tok_map *m, const char *key, size_t len, int32_t val);

@@ -17,12 +17,24 @@ static uint32_t fnv(uint32_t h, const char *s, size_t n) {
     return h;
 }
 
-ob_status tok_map_init(tok_map *m, size_t expected) {
+/* FNV's low bits cluster on similar keys (merges differ in a byte or two); mixing them before
+ * masking keeps linear probing short. */
+static uint32_t mix(uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    return h ^ (h >> 16);
+}
+
+ob_status tok_map_init(tok_map *m, size_t expected, const char *base) {
     size_t cap = 16;
     while (cap < expected * 2 + 1) cap <<= 1; /* load factor <= 0.5 keeps probes short */
-    m->slots = ob_calloc(cap, sizeof *m->slots);
+    m->slots = ob_alloc(cap, sizeof *m->slots);
     m->cap = m->slots ? cap : 0;
     m->n = 0;
+    m->base = base;
+    for (size_t i = 0; i < m->cap; i++) m->slots[i].val = TOK_MAP_EMPTY;
     return m->slots ? OB_OK : OB_ERR_NOMEM;
 }
 
@@ -33,24 +45,24 @@ void tok_map_free(tok_map *m) {
 }
 
 bool tok_map_put(tok_map *m, const char *key, size_t len, int32_t val) {
-    uint32_t h = fnv(FNV_INIT, key, len);
+    uint32_t h = mix(fnv(FNV_INIT, key, len));
     size_t i = h & (m->cap - 1);
-    while (m->slots[i].key) {
+    while (m->slots[i].val != TOK_MAP_EMPTY) {
         tok_map_slot *s = &m->slots[i];
-        if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0) return false;
+        if (s->hash == h && s->len == len && memcmp(m->base + s->off, key, len) == 0) return false;
         i = (i + 1) & (m->cap - 1);
     }
-    m->slots[i] = (tok_map_slot){h, (uint32_t)len, key, val};
+    m->slots[i] = (tok_map_slot){h, (uint32_t)len, (uint32_t)(key - m->base), val};
     m->n++;
     return true;
 }
 
 int32_t tok_map_get(const tok_map *m, const char *key, size_t len) {
     if (!m->cap) return -1;
-    uint32_t h = fnv(FNV_INIT, key, len);
-    for (size_t i = h & (m->cap - 1); m->slots[i].key; i = (i + 1) & (m->cap - 1)) {
+    uint32_t h = mix(fnv(FNV_INIT, key, len));
+    for (size_t i = h & (m->cap - 1); m->slots[i].val != TOK_MAP_EMPTY; i = (i + 1) & (m->cap - 1)) {
         const tok_map_slot *s = &m->slots[i];
-        if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0) return s->val;
+        if (s->hash == h && s->len == len && memcmp(m->base + s->off, key, len) == 0) return s->val;
     }
     return -1;
 }
@@ -59,12 +71,13 @@ int32_t tok_map_get_pair(const tok_map *m, const char *a, size_t alen, char sep,
                          size_t blen) {
     if (!m->cap) return -1;
     size_t slen = sep ? 1 : 0, len = alen + slen + blen;
-    uint32_t h = fnv(fnv(fnv(FNV_INIT, a, alen), &sep, slen), b, blen);
-    for (size_t i = h & (m->cap - 1); m->slots[i].key; i = (i + 1) & (m->cap - 1)) {
+    uint32_t h = mix(fnv(fnv(fnv(FNV_INIT, a, alen), &sep, slen), b, blen));
+    for (size_t i = h & (m->cap - 1); m->slots[i].val != TOK_MAP_EMPTY; i = (i + 1) & (m->cap - 1)) {
         const tok_map_slot *s = &m->slots[i];
         if (s->hash != h || s->len != len) continue;
-        if (memcmp(s->key, a, alen) == 0 && (!sep || s->key[alen] == sep) &&
-            memcmp(s->key + alen + slen, b, blen) == 0)
+        const char *k = m->base + s->off;
+        if (memcmp(k, a, alen) == 0 && (!sep || k[alen] == sep) &&
+            memcmp(k + alen + slen, b, blen) == 0)
             return s->val;
     }
     return -1;
@@ -195,16 +208,16 @@ static bool byte_is_printable(unsigned b) {
 
 uint32_t tok_byte_to_cp(uint8_t b) {
     if (byte_is_printable(b)) return b;
-    uint32_t k = 0;
-    for (unsigned i = 0; i < b; i++) k += !byte_is_printable(i);
-    return 0x100 + k;
+    /* the 68 others, in order: 0x00-0x20 (33), 0x7F-0xA0 (34), 0xAD (1) */
+    if (b <= 0x20) return 0x100u + b;
+    if (b <= 0xA0) return 0x100u + 33 + (b - 0x7Fu);
+    return 0x100u + 67; /* 0xAD */
 }
 
 int tok_cp_to_byte(uint32_t cp) {
     if (cp < 0x100) return byte_is_printable(cp) ? (int)cp : -1;
-    if (cp >= 0x100 + 68) return -1;
     uint32_t k = cp - 0x100;
-    for (unsigned i = 0; i < 256; i++)
-        if (!byte_is_printable(i) && k-- == 0) return (int)i;
-    return -1;
+    if (k < 33) return (int)k;
+    if (k < 67) return (int)(0x7F + k - 33);
+    return k == 67 ? 0xAD : -1;
 }

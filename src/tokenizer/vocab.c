@@ -65,7 +65,7 @@ static ob_status load_tokens(tok_vocab *v, const gguf_file *f, ob_err *err) {
     for (int64_t i = 0; i < v->n; i++) total += gguf_arr_str(list, (uint64_t)i).len + 24;
     v->tok = ob_calloc((size_t)v->n, sizeof *v->tok);
     v->pool = ob_alloc(total, 1);
-    if (!v->tok || !v->pool || tok_map_init(&v->map, (size_t)v->n))
+    if (!v->tok || !v->pool || tok_map_init(&v->map, (size_t)v->n, v->pool))
         return ob_fail(err, OB_ERR_NOMEM, "%s: no memory for %" PRId64 " tokens", gguf_name(f),
                        v->n);
     size_t off = 0;
@@ -105,8 +105,11 @@ static ob_status load_merges(tok_vocab *v, const gguf_file *f, ob_err *err) {
                        KEY("merges"), m->arr_len);
     size_t total = 0;
     for (uint64_t i = 0; i < m->arr_len; i++) total += gguf_arr_str(m, i).len + 1;
+    if (total > UINT32_MAX) /* merge keys are 32-bit offsets into one pool */
+        return ob_fail(err, OB_ERR_LIMIT, "%s: key '%s': merge texts over 4 GiB", gguf_name(f),
+                       KEY("merges"));
     v->merge_pool = ob_alloc(total ? total : 1, 1);
-    if (!v->merge_pool || tok_map_init(&v->merges, (size_t)m->arr_len))
+    if (!v->merge_pool || tok_map_init(&v->merges, (size_t)m->arr_len, v->merge_pool))
         return ob_fail(err, OB_ERR_NOMEM, "%s: no memory for %" PRIu64 " merges", gguf_name(f),
                        m->arr_len);
     size_t off = 0;
