@@ -21,6 +21,10 @@ UNAME   := $(shell uname -s)
 # The checkout's own virtual environment (scripts/setup.sh) when there is one.
 PYTHON  ?= $(if $(wildcard .venv/bin/python),$(abspath .venv/bin/python),python3)
 
+# The default model (scripts/fetch-default-model.sh puts it there); tests skip what needs it
+# when it is absent.
+DEFAULT_MODEL ?= $(abspath models/gemma-3-270m-q4_k_m.gguf)
+
 # Platform libraries, found with pkg-config (Debian -dev packages / Homebrew formulae).
 PKGS    := jansson libpcre2-8 libutf8proc
 PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
@@ -125,11 +129,11 @@ $(BUILD)/tests/%: tests/%.c $(LIB) tests/test.h
 
 # `make test`: every C test binary, then the Python reference tests (pytest), one summary line.
 test: all $(TEST_BIN) $(TOOL_BIN)
-	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) $(PYTHON) tests/run_tests.py
+	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_DEFAULT_MODEL=$(DEFAULT_MODEL) $(PYTHON) tests/run_tests.py
 
 # The C tests alone (fast inner loop; also what the NEON cross-build runs under qemu).
 test-c: all $(TEST_BIN) $(TOOL_BIN)
-	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) $(PYTHON) tests/run_tests.py --c-only
+	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_DEFAULT_MODEL=$(DEFAULT_MODEL) $(PYTHON) tests/run_tests.py --c-only
 
 # `make check`: the same suite built with ASan + UBSan in its own build folder.
 check:
