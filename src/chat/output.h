@@ -26,15 +26,19 @@
 typedef enum chat_family {
     CHAT_FAMILY_PLAIN = 0,   /* no markup: Phi-3.5, unknown templates */
     CHAT_FAMILY_LLAMA3,      /* {"name":..,"parameters":..}, <|python_tag|> (Llama 3.1/3.2/3.3) */
-    CHAT_FAMILY_HERMES,      /* <tool_call>{json}</tool_call>, <think> (Qwen2.5, QwQ, Qwen3, SmolLM3) */
-    CHAT_FAMILY_QWEN3_CODER, /* <tool_call><function=f><parameter=p>v</parameter>.. (Qwen3-Coder, Qwen3.5) */
+    /* <tool_call>{json}</tool_call>, <think> (Qwen2.5, QwQ, Qwen3, SmolLM3) */
+    CHAT_FAMILY_HERMES,
+    /* <tool_call><function=f><parameter=p>v</parameter>.. (Qwen3-Coder, Qwen3.5) */
+    CHAT_FAMILY_QWEN3_CODER,
     CHAT_FAMILY_DEEPSEEK_R1, /* <think>, <｜tool▁call▁begin｜>function<｜tool▁sep｜>name ```json``` */
     CHAT_FAMILY_DEEPSEEK_V31, /* <think>, <｜tool▁call▁begin｜>name<｜tool▁sep｜>{args} */
     CHAT_FAMILY_MISTRAL,     /* [TOOL_CALLS][{..}] or [TOOL_CALLS]name[ARGS]{..}, [THINK] */
     CHAT_FAMILY_GRANITE,     /* <|tool_call|>[{..}], <think>..</think><response>..</response> */
-    CHAT_FAMILY_COMMAND_R7B, /* <|START_THINKING|>, <|START_ACTION|>[..]<|END_ACTION|>, <|START_RESPONSE|> */
+    /* <|START_THINKING|>, <|START_ACTION|>[..]<|END_ACTION|>, <|START_RESPONSE|> */
+    CHAT_FAMILY_COMMAND_R7B,
     CHAT_FAMILY_GEMMA,       /* Gemma 2/3: plain text ending in <end_of_turn> */
-    CHAT_FAMILY_GEMMA4,      /* <|channel>thought..<channel|>, <|tool_call>call:f{k:<|"|>v<|"|>}<tool_call|> */
+    /* <|channel>thought..<channel|>, <|tool_call>call:f{k:<|"|>v<|"|>}<tool_call|> */
+    CHAT_FAMILY_GEMMA4,
     CHAT_FAMILY_GPT_OSS,     /* Harmony: <|channel|>analysis/final/commentary to=functions.f */
     CHAT_FAMILY_COUNT
 } chat_family;

@@ -108,7 +108,8 @@ ob_status chat_body_llama3(chat_call_sink *s, bool *as_content) {
     if (from >= to) return chat_sink_bad(s, 0, n, "empty tool call");
     if (p[from] == '{' || p[from] == '[') {
         /* Without the python tag the JSON was only a guess from its first key. */
-        return tag ? chat_sink_json_run(s, from, to) : chat_body_json_guess(s, from, to, as_content);
+        return tag ? chat_sink_json_run(s, from, to)
+                   : chat_body_json_guess(s, from, to, as_content);
     }
     if (!tag) return chat_sink_bad(s, 0, n, "tool call is not JSON");
     /* Builtin tools: brave_search.call(query="...") */

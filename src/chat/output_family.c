@@ -112,7 +112,8 @@ static const chat_marker gemma4_tool[] = {MK("<tool_call|>", CHAT_MK_TOOL_END),
 /* The prompt ends in "<|start|>assistant", so a call's header may begin right away with its
  * recipient (" to=functions.f<|channel|>commentary json<|message|>"). */
 static const chat_marker oss_content[] = {
-    {"to=", NULL, CHAT_MK_HEADER, 1}, MK("<|channel|>", CHAT_MK_HEADER), MK("<|start|>", CHAT_MK_HEADER),
+    {"to=", NULL, CHAT_MK_HEADER, 1}, MK("<|channel|>", CHAT_MK_HEADER),
+    MK("<|start|>", CHAT_MK_HEADER),
     MK("<|end|>", CHAT_MK_DROP), MK("<|return|>", CHAT_MK_DROP), MK("<|call|>", CHAT_MK_DROP),
     MK("<|message|>", CHAT_MK_DROP), END};
 static const chat_marker oss_reasoning[] = {

@@ -272,7 +272,8 @@ ob_status chat_body_gemma4(chat_call_sink *s, bool *as_content) {
     const char *p = s->body;
     size_t n = s->body_len, tag = strlen("<|tool_call>");
     size_t i = chat_skip_space(p, n, n >= tag && memcmp(p, "<|tool_call>", tag) == 0 ? tag : 0);
-    if (n - i < 5 || memcmp(p + i, "call:", 5) != 0) return chat_sink_bad(s, 0, n, "expected call:");
+    if (n - i < 5 || memcmp(p + i, "call:", 5) != 0)
+        return chat_sink_bad(s, 0, n, "expected call:");
     size_t na = i + 5, brace = na + chat_find(p + na, n - na, "{");
     if (brace >= n) return chat_sink_bad(s, 0, n, "no '{' after the name");
     size_t j = brace;
@@ -371,8 +372,9 @@ int chat_python_call(chat_call_sink *s, size_t from, size_t to) {
     if (dot >= to) return 0;
     for (size_t k = from; k < dot; k++) {
         char c = p[k];
-        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
-            return 0;
+        bool word = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    (c >= '0' && c <= '9');
+        if (!word) return 0;
     }
     json_t *args = json_object();
     if (!args) return -1;
