@@ -78,10 +78,14 @@ NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=s
              -gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 NVCCFLAGS ?= -O2 -std=c++17 $(NVCC_ARCH) -Xcompiler -Wall,-Wextra,-Werror,-Wno-unused-parameter -Werror all-warnings -Iinclude -Isrc
+# The runtime is linked statically so a CUDA build still starts on a machine without CUDA (it
+# then reports "no CUDA device"); cuBLAS is opened with dlopen at run time (src/cuda/device.cu).
+# Without nvcc, src/cuda/stub.c supplies the same entry points.
 ifneq ($(CU_SRC),)
 CPPFLAGS += -DOB_HAVE_CUDA=1
 CUDA_HOME ?= $(abspath $(dir $(NVCC))/..)
-LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart -lcublas -lstdc++
+NVCCFLAGS += -DOB_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
 endif
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)

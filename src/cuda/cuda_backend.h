@@ -1,0 +1,192 @@
+/*
+ * The CUDA backend's C interface: devices, device buffers, the one counted host<->device copy
+ * path, and the transformer ops (the same set as src/cpu) on device memory. The kernels live in
+ * the .cu files of src/cuda behind extern "C" entry points declared here; a build without nvcc links
+ * src/cuda/stub.c instead, whose entry points report "built without CUDA", so callers need no
+ * #ifdef.
+ *
+ * Model code reaches these functions through the backend op table (src/model/backend.h): a CUDA
+ * backend holds a range of layers, their weights (uploaded once) and KV cache in device memory;
+ * only the hidden state (n_tok, n_embd) f32 crosses the link, once per range per step.
+ *
+ * Conventions:
+ *  - every op is asynchronous on the context's stream and returns OB_ERR_CUDA (naming the
+ *    kernel and cudaGetErrorString) when the launch fails; cuda_ctx_sync waits and reports
+ *    errors raised while kernels ran;
+ *  - pointers named *_dev are device memory from cuda_buf_alloc; "(n_tok, n) f32" means n_tok
+ *    rows of n contiguous floats, as in src/cpu/ops.h;
+ *  - weight types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS,
+ *    with GGUF's block layouts unchanged (cuda_type_supported).
+ */
+#ifndef OB_CUDA_BACKEND_H
+#define OB_CUDA_BACKEND_H
+
+#include "outboard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- devices ---------------------------------------------------------------------------- */
+
+typedef struct cuda_device_info {
+    int id;
+    char name[256];     /* "NVIDIA GeForce RTX 4090" */
+    int cc_major, cc_minor; /* compute capability */
+    int sm_count;       /* streaming multiprocessors */
+    size_t mem_free, mem_total; /* bytes, at the time of the call */
+} cuda_device_info;
+
+/* True when this build contains CUDA kernels (nvcc was found at build time). */
+bool cuda_compiled(void);
+
+/* Number of usable CUDA devices in *n. With no driver, no device, or a build without CUDA, *n
+ * is 0 and the status is OB_ERR_UNSUPPORTED with a message that starts "no CUDA device: using
+ * the CPU" and says why (driver missing, no device, built without CUDA). Never crashes. */
+ob_status cuda_device_count(int *n, ob_err *err);
+
+/* Properties of device `dev` (0 <= dev < count). OB_ERR_ARG for a bad index. */
+ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err *err);
+
+/* ---- context: one device, one stream, scratch, cuBLAS ------------------------------------- */
+
+typedef struct cuda_ctx cuda_ctx;
+
+/* Opens device `dev`: a stream, a small scratch area, and cuBLAS when the library can be
+ * loaded (it is optional: without it, matrix-matrix products run on the matrix-vector kernel).
+ * *out owned by the caller (cuda_ctx_free). Status as cuda_device_count when there is none. */
+ob_status cuda_ctx_new(int dev, cuda_ctx **out, ob_err *err);
+void cuda_ctx_free(cuda_ctx *c); /* NULL is a no-op */
+
+/* Waits for all work queued on the context; OB_ERR_CUDA for an error raised by a kernel. */
+ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err);
+
+/* Whether cuBLAS was loaded (prefill uses GemmEx on F16 tiles when it was). */
+bool cuda_ctx_has_cublas(const cuda_ctx *c);
+
+/* ---- device buffers ----------------------------------------------------------------------- */
+
+/* bytes of device memory in *out (uninitialised). `what` names the buffer for messages. Out of
+ * memory gives OB_ERR_NOMEM: "cuda: <what>: out of device memory: need N bytes, M free of T". */
+ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out, ob_err *err);
+void cuda_buf_free(cuda_ctx *c, void *p_dev); /* NULL is a no-op */
+
+/* Sets bytes of device memory to zero (asynchronous). */
+ob_status cuda_buf_zero(cuda_ctx *c, void *p_dev, size_t bytes, ob_err *err);
+
+/* ---- the counted copy path: every byte between host and device goes through these two ---- */
+
+/* Host -> device and device -> host copies of `bytes`. They are synchronous with respect to
+ * the host (the source may be reused on return; the destination is ready) and are counted in
+ * the process-wide statistics below. */
+ob_status cuda_copy_h2d(cuda_ctx *c, void *dst_dev, const void *src, size_t bytes, ob_err *err);
+ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src_dev, size_t bytes, ob_err *err);
+
+typedef struct cuda_copy_stats {
+    uint64_t h2d_bytes, h2d_count; /* host -> device */
+    uint64_t d2h_bytes, d2h_count; /* device -> host */
+} cuda_copy_stats;
+
+/* Totals since the start of the process (or the last reset), for --verbose and /metrics.
+ * Thread-safe. */
+void cuda_copy_stats_get(cuda_copy_stats *out);
+void cuda_copy_stats_reset(void);
+
+/* ---- weights -------------------------------------------------------------------------------- */
+
+/* A weight matrix in device memory, rows as GGUF stores them. */
+typedef struct cuda_weight {
+    const char *name;   /* borrowed tensor name, for messages */
+    void *data_dev;     /* (n_out rows, row_size bytes) of `type`, owned */
+    uint32_t type;      /* ob_qtype */
+    int64_t n_in, n_out;
+    size_t row_size;
+} cuda_weight;
+
+/* Whether the kernels read this ob_qtype. */
+bool cuda_type_supported(uint32_t type);
+
+/* Copies a host weight (n_out rows of n_in elements of `type`) to the device through the
+ * counted path. OB_ERR_UNSUPPORTED naming the tensor and type for a type the kernels lack;
+ * OB_ERR_FORMAT when n_in does not fill whole blocks. */
+ob_status cuda_weight_upload(cuda_ctx *c, const char *name, const void *host, uint32_t type,
+                             int64_t n_in, int64_t n_out, cuda_weight *out, ob_err *err);
+void cuda_weight_free(cuda_ctx *c, cuda_weight *w); /* frees data_dev; NULL is a no-op */
+
+/* ---- ops (all pointers are device memory) ------------------------------------------------- */
+
+/* out (n, w->n_in) f32 = rows ids[0..n) of w, dequantized. Ids out of [0, n_out) give zeros. */
+ob_status cuda_get_rows(cuda_ctx *c, const cuda_weight *w, const int32_t *ids_dev, int64_t n,
+                        float *out_dev, ob_err *err);
+
+/* y (n_tok, w->n_out) f32 = x (n_tok, w->n_in) f32 times W^T. Up to 8 tokens: a kernel that
+ * reads the quantized weights once and dots them in f32 (decode). More: W is dequantized to
+ * F16 in tiles of rows and multiplied by cuBLAS GemmEx (F16 inputs, F32 accumulate), or, when
+ * cuBLAS is absent, by the first kernel in groups of 8 tokens. */
+ob_status cuda_matmul(cuda_ctx *c, float *y_dev, const cuda_weight *w, const float *x_dev,
+                      int64_t n_tok, ob_err *err);
+
+/* out (n_rows, n) = x / sqrt(mean(x^2) + eps) * w (n); out may alias x. */
+ob_status cuda_rmsnorm(cuda_ctx *c, float *out_dev, const float *x_dev, const float *w_dev,
+                       int64_t n_rows, int64_t n, float eps, ob_err *err);
+
+typedef struct cuda_rope_params {
+    int64_t n_dims;          /* rotated dims per head (<= head_dim, even) */
+    float freq_base;         /* theta_i = pos * base^(-2i/n_dims) */
+    float freq_scale;        /* linear position scaling (1 = none) */
+    const float *freq_factors_dev; /* (n_dims/2) f32 divisors of theta, or NULL */
+    bool neox;               /* pairs (i, i + n_dims/2) instead of (2i, 2i+1) */
+} cuda_rope_params;
+
+/* Rotates x (n_tok, n_head * head_dim) f32 in place; token t is at position pos_dev[t]. */
+ob_status cuda_rope(cuda_ctx *c, float *x_dev, int64_t n_tok, int64_t n_head, int64_t head_dim,
+                    const int32_t *pos_dev, const cuda_rope_params *rp, ob_err *err);
+
+/* out (n) = silu(gate) * up; out may alias gate or up. */
+ob_status cuda_swiglu(cuda_ctx *c, float *out_dev, const float *gate_dev, const float *up_dev,
+                      int64_t n, ob_err *err);
+/* out (n) = gelu(gate) * up, gelu with ggml's tanh approximation; out may alias. */
+ob_status cuda_geglu(cuda_ctx *c, float *out_dev, const float *gate_dev, const float *up_dev,
+                     int64_t n, ob_err *err);
+/* x (n) += y (n). */
+ob_status cuda_add(cuda_ctx *c, float *x_dev, const float *y_dev, int64_t n, ob_err *err);
+/* Each row of x (n_rows, n) <- softmax(row * scale); -INFINITY entries become 0. */
+ob_status cuda_softmax(cuda_ctx *c, float *x_dev, int64_t n_rows, int64_t n, float scale,
+                       ob_err *err);
+
+/* Writes k, v (n_tok, kv_stride) f32 as F16 into rows pos0..pos0+n_tok of k_cache, v_cache
+ * (n_ctx, kv_stride) f16. The caller has checked pos0 + n_tok <= n_ctx. */
+ob_status cuda_kv_store(cuda_ctx *c, uint16_t *k_cache_dev, uint16_t *v_cache_dev,
+                        int64_t kv_stride, const float *k_dev, const float *v_dev, int64_t pos0,
+                        int64_t n_tok, ob_err *err);
+
+typedef struct cuda_attn_args {
+    const float *q;     /* (n_tok, n_head * head_dim) f32, rotated */
+    const uint16_t *k;  /* (n_kv, kv_stride) f16 key cache of this layer */
+    const uint16_t *v;  /* (n_kv, kv_stride) f16 value cache */
+    float *out;         /* (n_tok, n_head * head_dim) f32 */
+    int64_t n_tok;      /* query tokens */
+    int64_t pos0;       /* position of the first query token; token t sees kv 0..pos0+t */
+    int64_t n_head, n_head_kv, head_dim; /* head_dim <= 256; n_head % n_head_kv == 0 */
+    int64_t kv_stride;  /* elements per cache row (n_head_kv * head_dim) */
+    float scale;        /* usually 1/sqrt(head_dim) */
+} cuda_attn_args;
+
+/* Causal grouped-query attention over the F16 cache. Decode splits the cache across blocks
+ * (flash-decoding: partial softmax per split, then a merge); prefill runs one block per
+ * (token, head). OB_ERR_ARG for head_dim > 256 or heads that do not divide. */
+ob_status cuda_attention(cuda_ctx *c, const cuda_attn_args *a, ob_err *err);
+
+/* out_dev[r] = index of the largest entry of row r of x (n_rows, n) (the first on ties; NaN
+ * never wins). Greedy sampling without copying logits to the host. */
+ob_status cuda_argmax(cuda_ctx *c, const float *x_dev, int64_t n_rows, int64_t n,
+                      int32_t *out_dev, ob_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
