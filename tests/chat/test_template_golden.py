@@ -107,3 +107,91 @@ def test_default_model_template(tmp_path):
         else:
             assert proc.returncode == 1, name
     assert checked >= 4
+
+
+# Gemma 3's template (google/gemma-3-*-it tokenizer_config.json), the default model's family;
+# used here through a GGUF so the -m path (tokenizer.chat_template, BOS/EOS token texts) is
+# checked even before the default model is fetched.
+GEMMA3 = """{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\\n'}}
+{%- endif -%}
+"""
+
+
+@pytest.mark.parametrize("which", ["gemma3", "llama31"])
+def test_template_from_gguf(tmp_path, which):
+    import gguf
+
+    if which == "gemma3":
+        source, tokens, bos_id, eos_id = GEMMA3, ["<pad>", "<eos>", "<bos>", "x"], 2, 1
+    else:
+        path = os.path.join(SHARED, "templates", "meta-llama-Llama-3.1-8B-Instruct.jinja")
+        if not os.path.exists(path):
+            pytest.skip("no shared templates")
+        with open(path, encoding="utf-8", newline="") as f:
+            source = f.read()
+        tokens, bos_id, eos_id = ["<|begin_of_text|>", "<|eot_id|>", "y"], 0, 1
+    model = tmp_path / "m.gguf"
+    w = gguf.GGUFWriter(str(model), "llama")
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_bos_token_id(bos_id)
+    w.add_eos_token_id(eos_id)
+    w.add_chat_template(source)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    checked = failed = 0
+    for name, conv in gen.conversations_for(source).items():
+        kind, text = gen.render(source, conv, tokens[bos_id], tokens[eos_id])
+        path = tmp_path / (name + ".json")
+        path.write_text(json.dumps(conv, ensure_ascii=False))
+        proc = run_template(["-m", str(model)], str(path))
+        if kind == "ok":
+            assert proc.returncode == 0, (name, proc.stderr)
+            assert proc.stdout.decode() == text, name
+            checked += 1
+        else:
+            assert proc.returncode == 1, name
+            if kind == "raise":
+                assert text in proc.stderr.decode()
+            failed += 1
+    assert checked >= 4
