@@ -21,11 +21,11 @@
 typedef struct chat_jinja chat_jinja;
 
 /* Named limits (OB_ERR_LIMIT beyond them). */
-#define CHAT_JINJA_MAX_SOURCE (16u << 20) /* template bytes */
-#define CHAT_JINJA_MAX_NESTING 200        /* nested expressions and blocks while parsing */
-#define CHAT_JINJA_MAX_STEPS 20000000     /* statements + expressions evaluated per render */
-#define CHAT_JINJA_MAX_CALL_DEPTH 100     /* nested macro calls */
-#define CHAT_JINJA_MAX_MEMORY (512u << 20) /* bytes of values made by one render */
+#define CHAT_JINJA_MAX_SOURCE     (16u << 20)  /* template bytes */
+#define CHAT_JINJA_MAX_NESTING    200          /* nested expressions and blocks while parsing */
+#define CHAT_JINJA_MAX_STEPS      20000000     /* statements + expressions evaluated per render */
+#define CHAT_JINJA_MAX_CALL_DEPTH 100          /* nested macro calls */
+#define CHAT_JINJA_MAX_MEMORY     (512u << 20) /* bytes of values made by one render */
 
 /* Parses src[0..len). `name` (copied) prefixes error messages. On success *out owns a copy of
  * the source; free it with chat_jinja_free. On failure *out is NULL and err says

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-ob_status jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...) {
+ob_status chat_jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
@@ -23,19 +23,19 @@ ob_status jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...) 
     return ob_fail(c->err, st, "%s: %s", c->t->name, msg);
 }
 
-ob_status jx_step_limit(jctx *c, const jnode *at) {
-    return jx_fail(c, at, OB_ERR_LIMIT, "template ran more than %lld steps (an endless loop?)",
-                   (long long)c->max_steps);
+ob_status chat_jx_step_limit(jctx *c, const jnode *at) {
+    return chat_jx_fail(c, at, OB_ERR_LIMIT, "template ran more than %lld steps (an endless loop?)",
+                        (long long)c->max_steps);
 }
 
-ob_status jx_nomem(jctx *c, const jnode *at) {
+ob_status chat_jx_nomem(jctx *c, const jnode *at) {
     if (chat_arena_over_cap(c->a))
-        return jx_fail(c, at, OB_ERR_LIMIT, "render used more than %u MiB of memory",
-                       (unsigned)(CHAT_JINJA_MAX_MEMORY >> 20));
-    return jx_fail(c, at, OB_ERR_NOMEM, "out of memory");
+        return chat_jx_fail(c, at, OB_ERR_LIMIT, "render used more than %u MiB of memory",
+                            (unsigned)(CHAT_JINJA_MAX_MEMORY >> 20));
+    return chat_jx_fail(c, at, OB_ERR_NOMEM, "out of memory");
 }
 
-chat_val jx_undef(jctx *c, const char *fmt, ...) {
+chat_val chat_jx_undef(jctx *c, const char *fmt, ...) {
     char msg[300];
     va_list ap;
     va_start(ap, fmt);
@@ -46,9 +46,9 @@ chat_val jx_undef(jctx *c, const char *fmt, ...) {
     return chat_val_undef(h ? h : "undefined value");
 }
 
-ob_status jx_check_defined(jctx *c, const jnode *at, chat_val v) {
+ob_status chat_jx_check_defined(jctx *c, const jnode *at, chat_val v) {
     if (v.type != CHAT_UNDEF) return OB_OK;
-    return jx_fail(c, at, OB_ERR_FORMAT, "%s", *v.u.hint ? v.u.hint : "value is undefined");
+    return chat_jx_fail(c, at, OB_ERR_FORMAT, "%s", *v.u.hint ? v.u.hint : "value is undefined");
 }
 
 /* ---- scopes ---------------------------------------------------------------------------- */
@@ -74,20 +74,20 @@ static chat_val *scope_find(jscope *s, ob_str name) {
 static ob_status scope_set(jctx *c, const jnode *at, jscope *s, ob_str name, chat_val v) {
     if (s->vars.cap == 0) {
         chat_val d = chat_val_dict(c->a, 8);
-        if (chat_val_failed(d)) return jx_nomem(c, at);
+        if (chat_val_failed(d)) return chat_jx_nomem(c, at);
         s->vars = *d.u.d;
     }
     if (chat_dict_set(c->a, &s->vars, chat_val_str_view(name.ptr, name.len), v))
-        return jx_nomem(c, at);
+        return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
 /* Name lookup for expressions (jinja_expr.c). */
-chat_val jx_lookup(jctx *c, ob_str name);
-chat_val jx_lookup(jctx *c, ob_str name) {
+chat_val chat_jx_lookup(jctx *c, ob_str name);
+chat_val chat_jx_lookup(jctx *c, ob_str name) {
     chat_val *v = scope_find(c->scope, name);
     if (v) return *v;
-    return jx_undef(c, "'%.*s' is undefined", OB_STR_FMT(name));
+    return chat_jx_undef(c, "'%.*s' is undefined", OB_STR_FMT(name));
 }
 
 /* ---- assignment ------------------------------------------------------------------------ */
@@ -96,11 +96,11 @@ static ob_status assign(jctx *c, const jnode *target, chat_val v) {
     if (target->kind == JN_NAME) return scope_set(c, target, c->scope, target->name, v);
     if (target->kind == JN_TUPLE) {
         if (v.type != CHAT_LIST)
-            return jx_fail(c, target, OB_ERR_FORMAT, "cannot unpack a %s into %zu names",
-                           chat_val_type_name(v), target->nkids);
+            return chat_jx_fail(c, target, OB_ERR_FORMAT, "cannot unpack a %s into %zu names",
+                                chat_val_type_name(v), target->nkids);
         if (v.u.l->n != target->nkids)
-            return jx_fail(c, target, OB_ERR_FORMAT, "expected %zu values to unpack, got %zu",
-                           target->nkids, v.u.l->n);
+            return chat_jx_fail(c, target, OB_ERR_FORMAT, "expected %zu values to unpack, got %zu",
+                                target->nkids, v.u.l->n);
         for (size_t i = 0; i < target->nkids; i++) {
             ob_status st = assign(c, target->kids[i], v.u.l->items[i]);
             if (st) return st;
@@ -108,11 +108,12 @@ static ob_status assign(jctx *c, const jnode *target, chat_val v) {
         return OB_OK;
     }
     /* ns.attr = value */
-    chat_val ns = jx_lookup(c, target->a->name);
+    chat_val ns = chat_jx_lookup(c, target->a->name);
     if (ns.type != CHAT_DICT || !(ns.flags & CHAT_F_NS))
-        return jx_fail(c, target, OB_ERR_FORMAT, "cannot assign attribute on non-namespace object");
+        return chat_jx_fail(c, target, OB_ERR_FORMAT,
+                            "cannot assign attribute on non-namespace object");
     chat_val key = chat_val_str_view(target->name.ptr, target->name.len);
-    if (chat_dict_set(c->a, ns.u.d, key, v)) return jx_nomem(c, target);
+    if (chat_dict_set(c->a, ns.u.d, key, v)) return chat_jx_nomem(c, target);
     return OB_OK;
 }
 
@@ -123,10 +124,10 @@ static ob_status capture(jctx *c, const jnode *body, chat_val *out) {
     chat_text buf, *saved = c->out;
     chat_text_init(&buf, c->a);
     c->out = &buf;
-    ob_status st = jx_exec(c, body);
+    ob_status st = chat_jx_exec(c, body);
     c->out = saved;
     if (st) return st;
-    if (buf.failed) return jx_nomem(c, body);
+    if (buf.failed) return chat_jx_nomem(c, body);
     *out = chat_text_val(&buf);
     return OB_OK;
 }
@@ -144,32 +145,32 @@ static ob_status apply_chain(jctx *c, const jnode *f, chat_val in, chat_val *out
     jnode konst = {.kind = JN_CONST, .line = f->line, .col = f->col, .val = inner};
     jnode copy = *f;
     copy.a = &konst;
-    return jx_eval(c, &copy, out);
+    return chat_jx_eval(c, &copy, out);
 }
 
 static ob_status exec_for(jctx *c, const jnode *s) {
     chat_val seq;
-    ob_status st = jx_eval(c, s->a, &seq);
+    ob_status st = chat_jx_eval(c, s->a, &seq);
     if (st) return st;
     chat_list *items;
-    if ((st = jx_iterate(c, s->a, seq, &items))) return st;
+    if ((st = chat_jx_iterate(c, s->a, seq, &items))) return st;
     jscope *outer = c->scope, *inner = scope_new(c, outer);
-    if (!inner) return jx_nomem(c, s);
+    if (!inner) return chat_jx_nomem(c, s);
     c->scope = inner;
     if (s->c) { /* for x in y if cond: the filter runs before loop.* counts */
         chat_val kept = chat_val_list(c->a, items->n);
-        if (chat_val_failed(kept)) return jx_nomem(c, s);
+        if (chat_val_failed(kept)) return chat_jx_nomem(c, s);
         for (size_t i = 0; i < items->n && !st; i++) {
             chat_val ok;
             if ((st = assign(c, s->b, items->items[i]))) break;
-            if ((st = jx_eval(c, s->c, &ok))) break;
+            if ((st = chat_jx_eval(c, s->c, &ok))) break;
             if (chat_val_truthy(ok) && chat_list_push(c->a, kept.u.l, items->items[i]))
-                st = jx_nomem(c, s);
+                st = chat_jx_nomem(c, s);
         }
         items = kept.u.l;
     }
     chat_loop *lp = chat_arena_alloc(c->a, sizeof *lp);
-    if (!st && !lp) st = jx_nomem(c, s);
+    if (!st && !lp) st = chat_jx_nomem(c, s);
     if (!st) {
         lp->items = items;
         lp->depth = 1; /* only recursive loops (not supported) go deeper in jinja2 */
@@ -180,7 +181,7 @@ static ob_status exec_for(jctx *c, const jnode *s) {
     for (size_t i = 0; !st && i < items->n; i++) {
         lp->index0 = i;
         if ((st = assign(c, s->b, items->items[i]))) break;
-        st = jx_exec(c, s->body);
+        st = chat_jx_exec(c, s->body);
         if (c->loop_ctl == 1) {
             c->loop_ctl = 0;
             break;
@@ -188,13 +189,13 @@ static ob_status exec_for(jctx *c, const jnode *s) {
         c->loop_ctl = 0;
     }
     c->scope = outer;
-    if (!st && items->n == 0 && s->orelse) st = jx_exec(c, s->orelse);
+    if (!st && items->n == 0 && s->orelse) st = chat_jx_exec(c, s->orelse);
     return st;
 }
 
 static ob_status exec_callblock(jctx *c, const jnode *s) {
     chat_func *caller = chat_arena_alloc(c->a, sizeof *caller);
-    if (!caller) return jx_nomem(c, s);
+    if (!caller) return chat_jx_nomem(c, s);
     memset(caller, 0, sizeof *caller);
     caller->kind = JF_MACRO;
     caller->name = (ob_str){"caller", 6};
@@ -205,12 +206,12 @@ static ob_status exec_callblock(jctx *c, const jnode *s) {
     cv.u.fn = caller;
     const jnode *call = s->a;
     chat_val fn;
-    ob_status st = jx_eval(c, call->a, &fn);
+    ob_status st = chat_jx_eval(c, call->a, &fn);
     if (st) return st;
     /* (nkids + 1) arguments: the call's own, then caller=. */
     chat_val *vals = chat_arena_alloc(c->a, (call->nkids + 1) * sizeof(chat_val));
     ob_str *kwn = chat_arena_alloc(c->a, (call->nkids + 1) * sizeof(ob_str));
-    if (!vals || !kwn) return jx_nomem(c, s);
+    if (!vals || !kwn) return chat_jx_nomem(c, s);
     jargs args = {.pos = vals, .kwn = kwn};
     size_t nk = 0;
     for (size_t i = 0; i < call->nkids; i++)
@@ -218,7 +219,7 @@ static ob_status exec_callblock(jctx *c, const jnode *s) {
     args.kwv = vals + args.npos;
     for (size_t i = 0, p = 0; i < call->nkids; i++) {
         chat_val v;
-        if ((st = jx_eval(c, call->kids[i], &v))) return st;
+        if ((st = chat_jx_eval(c, call->kids[i], &v))) return st;
         if (call->names[i].ptr) {
             kwn[nk] = call->names[i];
             args.kwv[nk++] = v;
@@ -230,14 +231,14 @@ static ob_status exec_callblock(jctx *c, const jnode *s) {
     args.kwv[nk++] = cv;
     args.nkw = nk;
     chat_val out;
-    if ((st = jx_call(c, call, fn, &args, &out))) return st;
+    if ((st = chat_jx_call(c, call, fn, &args, &out))) return st;
     chat_val_write_str(c->out, out);
     return OB_OK;
 }
 
 static ob_status exec_macro_def(jctx *c, const jnode *s) {
     chat_func *f = chat_arena_alloc(c->a, sizeof *f);
-    if (!f) return jx_nomem(c, s);
+    if (!f) return chat_jx_nomem(c, s);
     memset(f, 0, sizeof *f);
     f->kind = JF_MACRO;
     f->name = s->name;
@@ -249,26 +250,29 @@ static ob_status exec_macro_def(jctx *c, const jnode *s) {
     return scope_set(c, s, c->scope, s->name, v);
 }
 
-ob_status jx_exec(jctx *c, const jnode *s) {
-    if (++c->steps > c->max_steps) return jx_step_limit(c, s);
+ob_status chat_jx_exec(jctx *c, const jnode *s) {
+    if (++c->steps > c->max_steps) return chat_jx_step_limit(c, s);
     ob_status st = OB_OK;
     chat_val v;
     switch ((jn_kind)s->kind) {
     case JN_BODY:
-        for (size_t i = 0; i < s->nkids && !st && !c->loop_ctl; i++) st = jx_exec(c, s->kids[i]);
+        for (size_t i = 0; i < s->nkids && !st && !c->loop_ctl; i++)
+            st = chat_jx_exec(c, s->kids[i]);
         break;
     case JN_TEXT: chat_text_add(c->out, s->val.u.s.p, s->val.u.s.n); break;
     case JN_OUTPUT:
-        if (!(st = jx_eval(c, s->a, &v))) chat_val_write_str(c->out, v);
+        if (!(st = chat_jx_eval(c, s->a, &v))) chat_val_write_str(c->out, v);
         break;
     case JN_IF:
-        if ((st = jx_eval(c, s->a, &v))) break;
-        if (chat_val_truthy(v)) st = jx_exec(c, s->body);
-        else if (s->orelse) st = jx_exec(c, s->orelse);
+        if ((st = chat_jx_eval(c, s->a, &v))) break;
+        if (chat_val_truthy(v))
+            st = chat_jx_exec(c, s->body);
+        else if (s->orelse)
+            st = chat_jx_exec(c, s->orelse);
         break;
     case JN_FOR: st = exec_for(c, s); break;
     case JN_SET:
-        if (!(st = jx_eval(c, s->a, &v))) st = assign(c, s->b, v);
+        if (!(st = chat_jx_eval(c, s->a, &v))) st = assign(c, s->b, v);
         break;
     case JN_SETBLOCK:
         if ((st = capture(c, s->body, &v))) break;
@@ -282,26 +286,29 @@ ob_status jx_exec(jctx *c, const jnode *s) {
     case JN_CALLBLOCK: st = exec_callblock(c, s); break;
     case JN_BREAK: c->loop_ctl = 1; break;
     case JN_CONTINUE: c->loop_ctl = 2; break;
-    default: return jx_fail(c, s, OB_ERR_FORMAT, "internal: node %d is not a statement", s->kind);
+    default:
+        return chat_jx_fail(c, s, OB_ERR_FORMAT, "internal: node %d is not a statement", s->kind);
     }
-    if (!st && c->out->failed) return jx_nomem(c, s);
+    if (!st && c->out->failed) return chat_jx_nomem(c, s);
     return st;
 }
 
 /* Calls a macro (or a call block's caller): binds parameters in a new scope, runs the body. */
-ob_status jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *args, chat_val *out);
-ob_status jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *args, chat_val *out) {
+ob_status chat_jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *args,
+                             chat_val *out);
+ob_status chat_jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *args,
+                             chat_val *out) {
     const jnode *m = f->macro;
     char nm[64];
     snprintf(nm, sizeof nm, "%.*s", OB_STR_FMT(f->name));
     if (c->depth >= CHAT_JINJA_MAX_CALL_DEPTH)
-        return jx_fail(c, at, OB_ERR_LIMIT, "macro '%s': calls nested deeper than %d", nm,
-                       CHAT_JINJA_MAX_CALL_DEPTH);
+        return chat_jx_fail(c, at, OB_ERR_LIMIT, "macro '%s': calls nested deeper than %d", nm,
+                            CHAT_JINJA_MAX_CALL_DEPTH);
     if (args->npos > m->nkids)
-        return jx_fail(c, at, OB_ERR_FORMAT, "macro '%s' takes not more than %zu argument(s)", nm,
-                       m->nkids);
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "macro '%s' takes not more than %zu argument(s)",
+                            nm, m->nkids);
     jscope *s = scope_new(c, f->closure), *saved = c->scope;
-    if (!s) return jx_nomem(c, at);
+    if (!s) return chat_jx_nomem(c, at);
     c->scope = s;
     ob_status st = OB_OK;
     for (size_t i = 0; i < m->nkids && !st; i++) {
@@ -311,8 +318,10 @@ ob_status jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *arg
         for (size_t k = 0; k < args->nkw && !have; k++)
             if (ob_str_eq(args->kwn[k], m->names[i])) v = args->kwv[k], have = true;
         if (!have) {
-            if (m->kids[i]) st = jx_eval(c, m->kids[i], &v);
-            else v = jx_undef(c, "parameter '%.*s' was not provided", OB_STR_FMT(m->names[i]));
+            if (m->kids[i])
+                st = chat_jx_eval(c, m->kids[i], &v);
+            else
+                v = chat_jx_undef(c, "parameter '%.*s' was not provided", OB_STR_FMT(m->names[i]));
         }
         if (!st) st = scope_set(c, at, s, m->names[i], v);
     }
@@ -323,10 +332,11 @@ ob_status jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *arg
             continue;
         }
         bool known = false;
-        for (size_t i = 0; i < m->nkids; i++) known |= ob_str_eq(args->kwn[k], m->names[i]);
+        for (size_t i = 0; i < m->nkids; i++)
+            known |= ob_str_eq(args->kwn[k], m->names[i]);
         if (!known)
-            st = jx_fail(c, at, OB_ERR_FORMAT, "macro '%s' takes no keyword argument '%.*s'", nm,
-                         OB_STR_FMT(args->kwn[k]));
+            st = chat_jx_fail(c, at, OB_ERR_FORMAT, "macro '%s' takes no keyword argument '%.*s'",
+                              nm, OB_STR_FMT(args->kwn[k]));
     }
     if (!st && m->kind == JN_MACRO) st = scope_set(c, at, s, (ob_str){"caller", 6}, caller);
     c->depth++;
@@ -339,13 +349,13 @@ ob_status jx_call_macro(jctx *c, const jnode *at, chat_func *f, const jargs *arg
 /* ---- entry ----------------------------------------------------------------------------- */
 
 /* The global functions every template sees, shadowed by variables of the same name. */
-static const char *const BUILTINS[] = {"range", "namespace", "dict", "raise_exception",
-                                       "strftime_now", NULL};
+static const char *const BUILTINS[] = {"range",           "namespace",    "dict",
+                                       "raise_exception", "strftime_now", NULL};
 
 static ob_status add_builtins(jctx *c, jscope *s) {
     for (int i = 0; BUILTINS[i]; i++) {
         chat_func *f = chat_arena_alloc(c->a, sizeof *f);
-        if (!f) return jx_nomem(c, NULL);
+        if (!f) return chat_jx_nomem(c, NULL);
         memset(f, 0, sizeof *f);
         f->kind = JF_BUILTIN;
         f->name = ob_str_from_cstr(BUILTINS[i]);
@@ -364,9 +374,10 @@ ob_status chat_jinja_render(const chat_jinja *t, chat_arena *arena, chat_val var
     jctx c = {.t = t, .a = arena, .err = err};
     c.now = opts && opts->now ? opts->now : (int64_t)time(NULL);
     c.max_steps = opts && opts->max_steps > 0 ? opts->max_steps : CHAT_JINJA_MAX_STEPS;
-    if (vars.type != CHAT_DICT) return jx_fail(&c, NULL, OB_ERR_ARG, "variables must be a dict");
+    if (vars.type != CHAT_DICT)
+        return chat_jx_fail(&c, NULL, OB_ERR_ARG, "variables must be a dict");
     jscope *builtins = scope_new(&c, NULL), *globals = builtins ? scope_new(&c, builtins) : NULL;
-    if (!globals) return jx_nomem(&c, NULL);
+    if (!globals) return chat_jx_nomem(&c, NULL);
     ob_status st = add_builtins(&c, builtins);
     if (st) return st;
     for (size_t i = 0; i < vars.u.d->n; i++) {
@@ -379,8 +390,8 @@ ob_status chat_jinja_render(const chat_jinja *t, chat_arena *arena, chat_val var
     chat_text_init(&buf, arena);
     c.out = &buf;
     c.scope = c.globals = globals;
-    if ((st = jx_exec(&c, t->root))) return st;
-    if (buf.failed) return jx_nomem(&c, NULL);
+    if ((st = chat_jx_exec(&c, t->root))) return st;
+    if (buf.failed) return chat_jx_nomem(&c, NULL);
     *out = buf.p ? buf.p : "";
     *out_len = buf.n;
     return OB_OK;

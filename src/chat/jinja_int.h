@@ -53,11 +53,11 @@ ob_status chat_jinja_lex(const char *src, size_t len, const char *name, chat_are
 
 typedef enum jn_kind {
     /* expressions */
-    JN_CONST, /* val */
-    JN_NAME,  /* name */
-    JN_LIST,  /* kids */
-    JN_TUPLE, /* kids */
-    JN_DICT,  /* kids: key, value, key, value ... */
+    JN_CONST,   /* val */
+    JN_NAME,    /* name */
+    JN_LIST,    /* kids */
+    JN_TUPLE,   /* kids */
+    JN_DICT,    /* kids: key, value, key, value ... */
     JN_GETATTR, /* a.name */
     JN_GETITEM, /* a[b] */
     JN_SLICE,   /* a[b:c:d], each of b c d may be NULL */
@@ -70,15 +70,15 @@ typedef enum jn_kind {
     JN_OR,
     JN_COND, /* a if b else c (c may be NULL) */
     /* statements */
-    JN_BODY,   /* kids */
-    JN_TEXT,   /* val */
-    JN_OUTPUT, /* {{ a }} */
-    JN_IF,     /* if a: body else: orelse (an elif is an IF inside orelse) */
-    JN_FOR,    /* for b in a [if c]: body else: orelse */
-    JN_SET,    /* set b = a */
-    JN_SETBLOCK, /* set b: body, then filter a (a JN_FILTER chain with a NULL input, or NULL) */
-    JN_MACRO,    /* macro name(names = kids defaults, NULL where none): body */
-    JN_CALLBLOCK, /* call(names = kids) a: body */
+    JN_BODY,        /* kids */
+    JN_TEXT,        /* val */
+    JN_OUTPUT,      /* {{ a }} */
+    JN_IF,          /* if a: body else: orelse (an elif is an IF inside orelse) */
+    JN_FOR,         /* for b in a [if c]: body else: orelse */
+    JN_SET,         /* set b = a */
+    JN_SETBLOCK,    /* set b: body, then filter a (a JN_FILTER chain with a NULL input, or NULL) */
+    JN_MACRO,       /* macro name(names = kids defaults, NULL where none): body */
+    JN_CALLBLOCK,   /* call(names = kids) a: body */
     JN_FILTERBLOCK, /* filter a: body */
     JN_BREAK,
     JN_CONTINUE,
@@ -86,9 +86,25 @@ typedef enum jn_kind {
 
 typedef enum jop {
     JOP_NONE = 0,
-    JOP_ADD, JOP_SUB, JOP_MUL, JOP_DIV, JOP_FLOORDIV, JOP_MOD, JOP_POW, JOP_CONCAT,
-    JOP_EQ, JOP_NE, JOP_LT, JOP_LE, JOP_GT, JOP_GE, JOP_IN, JOP_NOTIN,
-    JOP_NOT, JOP_NEG, JOP_POS,
+    JOP_ADD,
+    JOP_SUB,
+    JOP_MUL,
+    JOP_DIV,
+    JOP_FLOORDIV,
+    JOP_MOD,
+    JOP_POW,
+    JOP_CONCAT,
+    JOP_EQ,
+    JOP_NE,
+    JOP_LT,
+    JOP_LE,
+    JOP_GT,
+    JOP_GE,
+    JOP_IN,
+    JOP_NOTIN,
+    JOP_NOT,
+    JOP_NEG,
+    JOP_POS,
 } jop;
 
 typedef struct jnode jnode;
@@ -127,7 +143,7 @@ typedef struct jparser {
     bool failed; /* an error is already written; later ones keep the first */
 } jparser;
 
-/* A growable child list, copied into its node by jp_kids_store. */
+/* A growable child list, copied into its node by chat_jp_kids_store. */
 typedef struct jkids {
     jnode *small[16];
     ob_str small_names[16];
@@ -136,25 +152,25 @@ typedef struct jkids {
     size_t n, cap;
 } jkids;
 
-const jtok *jp_cur(jparser *P);
-const jtok *jp_peek(jparser *P, size_t k);
-ob_status jp_pfail_at(jparser *P, const jtok *t, const char *fmt, const char *arg);
-ob_status jp_unexpected(jparser *P, const char *expected);
-bool jp_is_op(const jtok *t, const char *op);
-bool jp_is_name(const jtok *t, const char *nm);
-bool jp_skip_op(jparser *P, const char *op);
-bool jp_skip_name(jparser *P, const char *nm);
-ob_status jp_expect_op(jparser *P, const char *op);
-jnode *jp_node(jparser *P, jn_kind kind, const jtok *at);
-void jp_kids_init(jkids *k);
-bool jp_kids_push(jparser *P, jkids *k, jnode *x, ob_str nm);
-bool jp_kids_store(jparser *P, jkids *k, jnode *into);
-jnode *jp_parse_expr(jparser *P, bool with_cond);
+const jtok *chat_jp_cur(jparser *P);
+const jtok *chat_jp_peek(jparser *P, size_t k);
+ob_status chat_jp_pfail_at(jparser *P, const jtok *t, const char *fmt, const char *arg);
+ob_status chat_jp_unexpected(jparser *P, const char *expected);
+bool chat_jp_is_op(const jtok *t, const char *op);
+bool chat_jp_is_name(const jtok *t, const char *nm);
+bool chat_jp_skip_op(jparser *P, const char *op);
+bool chat_jp_skip_name(jparser *P, const char *nm);
+ob_status chat_jp_expect_op(jparser *P, const char *op);
+jnode *chat_jp_node(jparser *P, jn_kind kind, const jtok *at);
+void chat_jp_kids_init(jkids *k);
+bool chat_jp_kids_push(jparser *P, jkids *k, jnode *x, ob_str nm);
+bool chat_jp_kids_store(jparser *P, jkids *k, jnode *into);
+jnode *chat_jp_parse_expr(jparser *P, bool with_cond);
 /* for_target: names only, stopping at `in`. */
-jnode *jp_parse_tuple(jparser *P, bool with_cond, bool for_target);
+jnode *chat_jp_parse_tuple(jparser *P, bool with_cond, bool for_target);
 /* Filters after `|` (or, with start_inline, a filter name right away as in {% filter %}). */
-jnode *jp_parse_filter(jparser *P, jnode *e, bool start_inline);
-bool jp_parse_call_args(jparser *P, jnode *into);
+jnode *chat_jp_parse_filter(jparser *P, jnode *e, bool start_inline);
+bool chat_jp_parse_call_args(jparser *P, jnode *into);
 
 /* ---- rendering ------------------------------------------------------------------------- */
 
@@ -167,18 +183,18 @@ struct jscope {
 typedef enum jfn_kind {
     JF_BUILTIN, /* a global function: range, namespace, dict, raise_exception, ... */
     JF_MACRO,
-    JF_METHOD,  /* self.name(...) on a str, list or dict */
-    JF_CYCLE,   /* loop.cycle */
+    JF_METHOD, /* self.name(...) on a str, list or dict */
+    JF_CYCLE,  /* loop.cycle */
 } jfn_kind;
 
 struct chat_func {
     jfn_kind kind;
     ob_str name;
-    chat_val self;       /* JF_METHOD: the object; JF_MACRO: the `caller` passed, or undef */
-    const jnode *macro;     /* JF_MACRO: the JN_MACRO or JN_CALLBLOCK node */
-    jscope *closure;     /* JF_MACRO: the scope it was defined in */
-    int builtin;         /* JF_BUILTIN: which one */
-    chat_loop *loop;     /* JF_CYCLE */
+    chat_val self;      /* JF_METHOD: the object; JF_MACRO: the `caller` passed, or undef */
+    const jnode *macro; /* JF_MACRO: the JN_MACRO or JN_CALLBLOCK node */
+    jscope *closure;    /* JF_MACRO: the scope it was defined in */
+    int builtin;        /* JF_BUILTIN: which one */
+    chat_loop *loop;    /* JF_CYCLE */
 };
 
 struct chat_loop {
@@ -210,58 +226,60 @@ typedef struct jctx {
 } jctx;
 
 /* Writes "NAME:LINE:COL: message" (at `at`, which may be NULL) and returns st. */
-ob_status jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...) OB_PRINTF(4, 5);
+ob_status chat_jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, ...)
+    OB_PRINTF(4, 5);
 /* The step-limit error (a template that runs too long). */
-ob_status jx_step_limit(jctx *c, const jnode *at);
+ob_status chat_jx_step_limit(jctx *c, const jnode *at);
 /* The out-of-memory error (over the memory cap: OB_ERR_LIMIT). */
-ob_status jx_nomem(jctx *c, const jnode *at);
+ob_status chat_jx_nomem(jctx *c, const jnode *at);
 
-ob_status jx_eval(jctx *c, const jnode *e, chat_val *out);
-ob_status jx_exec(jctx *c, const jnode *s);
-ob_status jx_call(jctx *c, const jnode *at, chat_val fn, const jargs *args, chat_val *out);
+ob_status chat_jx_eval(jctx *c, const jnode *e, chat_val *out);
+ob_status chat_jx_exec(jctx *c, const jnode *s);
+ob_status chat_jx_call(jctx *c, const jnode *at, chat_val fn, const jargs *args, chat_val *out);
 
 /* An argument by position or keyword name; `def` when absent. */
-chat_val jx_arg(const jargs *args, size_t pos, const char *kw, chat_val def);
+chat_val chat_jx_arg(const jargs *args, size_t pos, const char *kw, chat_val def);
 /* str(v) as a new string value. */
-ob_status jx_to_str(jctx *c, const jnode *at, chat_val v, chat_val *out);
+ob_status chat_jx_to_str(jctx *c, const jnode *at, chat_val v, chat_val *out);
 /* Python's obj.name / obj[key] as jinja2's environment does them; missing gives undefined. */
-ob_status jx_getattr(jctx *c, const jnode *at, chat_val obj, ob_str name, chat_val *out);
-ob_status jx_getitem(jctx *c, const jnode *at, chat_val obj, chat_val key, chat_val *out);
+ob_status chat_jx_getattr(jctx *c, const jnode *at, chat_val obj, ob_str name, chat_val *out);
+ob_status chat_jx_getitem(jctx *c, const jnode *at, chat_val obj, chat_val key, chat_val *out);
 /* The values a for loop visits (list items, dict keys, string characters). */
-ob_status jx_iterate(jctx *c, const jnode *at, chat_val v, chat_list **out);
+ob_status chat_jx_iterate(jctx *c, const jnode *at, chat_val v, chat_list **out);
 /* Fails with the undefined value's message when v is undefined (for uses jinja2 refuses). */
-ob_status jx_check_defined(jctx *c, const jnode *at, chat_val v);
+ob_status chat_jx_check_defined(jctx *c, const jnode *at, chat_val v);
 /* Makes an undefined value whose message is the formatted text. */
-chat_val jx_undef(jctx *c, const char *fmt, ...) OB_PRINTF(2, 3);
+chat_val chat_jx_undef(jctx *c, const char *fmt, ...) OB_PRINTF(2, 3);
 /* Binary operators (arithmetic, comparisons, membership). */
-ob_status jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out);
+ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out);
 
 /* Filters, tests, methods: each returns OB_ERR_FORMAT naming an unknown name. */
-ob_status jx_filter(jctx *c, const jnode *at, ob_str name, chat_val in, const jargs *args,
-                    chat_val *out);
-bool jx_filter_exists(ob_str name);
-ob_status jx_test(jctx *c, const jnode *at, ob_str name, chat_val in, const jargs *args, bool *out);
-bool jx_test_exists(ob_str name);
+ob_status chat_jx_filter(jctx *c, const jnode *at, ob_str name, chat_val in, const jargs *args,
+                         chat_val *out);
+bool chat_jx_filter_exists(ob_str name);
+ob_status chat_jx_test(jctx *c, const jnode *at, ob_str name, chat_val in, const jargs *args,
+                       bool *out);
+bool chat_jx_test_exists(ob_str name);
 /* 1 when `name` is a method of obj's type (then *is is set), else 0. */
-bool jx_method_exists(chat_val obj, ob_str name);
-ob_status jx_method(jctx *c, const jnode *at, chat_val self, ob_str name, const jargs *args,
-                    chat_val *out);
+bool chat_jx_method_exists(chat_val obj, ob_str name);
+ob_status chat_jx_method(jctx *c, const jnode *at, chat_val self, ob_str name, const jargs *args,
+                         chat_val *out);
 
 /* ---- string helpers (jinja_str.c) ------------------------------------------------------ */
 
 /* Number of code points in a UTF-8 string. */
-size_t jx_utf8_len(const char *p, size_t n);
+size_t chat_jx_utf8_len(const char *p, size_t n);
 /* Byte offset of code point `idx` (clamped to n). */
-size_t jx_utf8_offset(const char *p, size_t n, size_t idx);
+size_t chat_jx_utf8_offset(const char *p, size_t n, size_t idx);
 /* Python's str.strip/lstrip/rstrip: chars NULL means whitespace. which: 1 left, 2 right. */
-chat_val jx_strip(chat_val s, const chat_val *chars, int which);
+chat_val chat_jx_strip(chat_val s, const chat_val *chars, int which);
 /* upper / lower / title / capitalize into a new string. */
-chat_val jx_case(chat_arena *a, chat_val s, int how);
+chat_val chat_jx_case(chat_arena *a, chat_val s, int how);
 enum { JX_UPPER, JX_LOWER, JX_TITLE, JX_CAPITALIZE };
 /* s.replace(old, new, count) (count < 0: all). */
-chat_val jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, int64_t count);
+chat_val chat_jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, int64_t count);
 /* s.split(sep, maxsplit) (sep undefined/none: runs of whitespace); rsplit when from_right. */
-chat_val jx_split(chat_arena *a, chat_val s, chat_val sep, int64_t maxsplit, bool from_right);
-bool jx_is_space(uint32_t cp);
+chat_val chat_jx_split(chat_arena *a, chat_val s, chat_val sep, int64_t maxsplit, bool from_right);
+bool chat_jx_is_space(uint32_t cp);
 
 #endif

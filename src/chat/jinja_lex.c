@@ -86,7 +86,8 @@ static size_t tag_end(const lexer *L, size_t at, char second, bool trim_nl) {
     char end[3] = {second, '}', 0};
     if (L->s[at] == '-' && starts(L, at + 1, end)) {
         size_t e = at + 3;
-        while (e < L->n && is_ws(L->s[e])) e++;
+        while (e < L->n && is_ws(L->s[e]))
+            e++;
         return e - at;
     }
     if (L->s[at] == '+' && second != '}' && starts(L, at + 1, end)) return 3;
@@ -101,12 +102,14 @@ static size_t tag_end(const lexer *L, size_t at, char second, bool trim_nl) {
 /* The data before a tag, trimmed as the tag's sign and lstrip_blocks say. */
 static size_t trim_data(const lexer *L, size_t from, size_t to, char sign, bool lstrip_ok) {
     if (sign == '-') {
-        while (to > from && is_ws(L->s[to - 1])) to--;
+        while (to > from && is_ws(L->s[to - 1]))
+            to--;
         return to;
     }
     if (sign == '+' || !lstrip_ok) return to;
     size_t lpos = to;
-    while (lpos > from && L->s[lpos - 1] != '\n') lpos--;
+    while (lpos > from && L->s[lpos - 1] != '\n')
+        lpos--;
     if (lpos == from && !L->line_starting) return to;
     for (size_t i = lpos; i < to; i++)
         if (!is_ws(L->s[i])) return to;
@@ -132,9 +135,17 @@ static ob_status decode_string(lexer *L, size_t at, size_t from, size_t to, jtok
             continue;
         }
         char e = L->s[++i];
-        char simple = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b'
-                    : e == 'f' ? '\f' : e == 'v' ? '\v' : e == 'a' ? '\a' : e == '\\' ? '\\'
-                    : e == '\'' ? '\'' : e == '"' ? '"' : 0;
+        char simple = e == 'n'    ? '\n'
+                      : e == 't'  ? '\t'
+                      : e == 'r'  ? '\r'
+                      : e == 'b'  ? '\b'
+                      : e == 'f'  ? '\f'
+                      : e == 'v'  ? '\v'
+                      : e == 'a'  ? '\a'
+                      : e == '\\' ? '\\'
+                      : e == '\'' ? '\''
+                      : e == '"'  ? '"'
+                                  : 0;
         if (simple) {
             o[n++] = simple;
         } else if (e == '\n') {
@@ -144,13 +155,17 @@ static ob_status decode_string(lexer *L, size_t at, size_t from, size_t to, jtok
             uint32_t cp = 0;
             for (int k = 0; k < digits; k++) {
                 char h = i + 1 + k < to ? L->s[i + 1 + k] : 0;
-                if (!isxdigit((unsigned char)h)) return lex_fail(L, at, "bad escape in string", NULL);
-                cp = cp * 16 + (uint32_t)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
+                if (!isxdigit((unsigned char)h))
+                    return lex_fail(L, at, "bad escape in string", NULL);
+                cp = cp * 16 +
+                     (uint32_t)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
             }
             i += (size_t)digits;
             if (cp > 0x10FFFF) return lex_fail(L, at, "bad escape in string", NULL);
-            if (cp < 0x80) o[n++] = (char)cp;
-            else if (cp < 0x800) o[n++] = (char)(0xC0 | (cp >> 6)), o[n++] = (char)(0x80 | (cp & 0x3F));
+            if (cp < 0x80)
+                o[n++] = (char)cp;
+            else if (cp < 0x800)
+                o[n++] = (char)(0xC0 | (cp >> 6)), o[n++] = (char)(0x80 | (cp & 0x3F));
             else if (cp < 0x10000) {
                 o[n++] = (char)(0xE0 | (cp >> 12));
                 o[n++] = (char)(0x80 | ((cp >> 6) & 0x3F));
@@ -164,10 +179,13 @@ static ob_status decode_string(lexer *L, size_t at, size_t from, size_t to, jtok
         } else if (e >= '0' && e <= '7') {
             uint32_t v = 0;
             int k = 0;
-            for (; k < 3 && i < to && L->s[i] >= '0' && L->s[i] <= '7'; k++, i++) v = v * 8 + (uint32_t)(L->s[i] - '0');
+            for (; k < 3 && i < to && L->s[i] >= '0' && L->s[i] <= '7'; k++, i++)
+                v = v * 8 + (uint32_t)(L->s[i] - '0');
             i--;
-            if (v < 0x80) o[n++] = (char)v;
-            else o[n++] = (char)(0xC0 | (v >> 6)), o[n++] = (char)(0x80 | (v & 0x3F));
+            if (v < 0x80)
+                o[n++] = (char)v;
+            else
+                o[n++] = (char)(0xC0 | (v >> 6)), o[n++] = (char)(0x80 | (v & 0x3F));
         } else {
             /* Unknown escapes keep their backslash, as Python's codec does. */
             o[n++] = '\\';
@@ -179,7 +197,8 @@ static ob_status decode_string(lexer *L, size_t at, size_t from, size_t to, jtok
     return OB_OK;
 }
 
-/* One token inside {{ }} or {% %}: number, name, string or operator. */
+/* One token inside {{ }} or {% %}: number, name, string or operator. One piece because each
+ * branch is a few lines of jinja2's token regexes, read top to bottom in its rule order. */
 static ob_status lex_one(lexer *L, int *balance, char *stack) {
     size_t at = L->pos;
     const char *s = L->s;
@@ -187,12 +206,14 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
     jtok *t;
     if (isdigit((unsigned char)c)) {
         size_t e = at;
-        while (e < L->n && (isdigit((unsigned char)s[e]) || s[e] == '_')) e++;
+        while (e < L->n && (isdigit((unsigned char)s[e]) || s[e] == '_'))
+            e++;
         bool is_float = false;
         if (e + 1 < L->n && s[e] == '.' && isdigit((unsigned char)s[e + 1])) {
             is_float = true;
             e++;
-            while (e < L->n && (isdigit((unsigned char)s[e]) || s[e] == '_')) e++;
+            while (e < L->n && (isdigit((unsigned char)s[e]) || s[e] == '_'))
+                e++;
         }
         if (e < L->n && (s[e] == 'e' || s[e] == 'E')) {
             size_t x = e + 1;
@@ -200,7 +221,8 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
             if (x < L->n && isdigit((unsigned char)s[x])) {
                 is_float = true;
                 e = x;
-                while (e < L->n && isdigit((unsigned char)s[e])) e++;
+                while (e < L->n && isdigit((unsigned char)s[e]))
+                    e++;
             }
         }
         char buf[64];
@@ -210,7 +232,8 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
         buf[k] = 0;
         t = push(L, is_float ? JT_FLOAT : JT_INT, at, s + at, e - at);
         if (!t) goto nomem;
-        if (is_float) t->f = strtod(buf, NULL);
+        if (is_float)
+            t->f = strtod(buf, NULL);
         else {
             errno = 0;
             t->i = strtoll(buf, NULL, 10);
@@ -221,14 +244,16 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
     }
     if (isalpha((unsigned char)c) || c == '_') {
         size_t e = at;
-        while (e < L->n && (isalnum((unsigned char)s[e]) || s[e] == '_')) e++;
+        while (e < L->n && (isalnum((unsigned char)s[e]) || s[e] == '_'))
+            e++;
         if (!push(L, JT_NAME, at, s + at, e - at)) goto nomem;
         advance(L, e);
         return OB_OK;
     }
     if (c == '\'' || c == '"') {
         size_t e = at + 1;
-        while (e < L->n && s[e] != c) e += s[e] == '\\' ? 2 : 1;
+        while (e < L->n && s[e] != c)
+            e += s[e] == '\\' ? 2 : 1;
         if (e >= L->n) return lex_fail(L, at, "unterminated string", NULL);
         t = push(L, JT_STRING, at, NULL, 0);
         if (!t) goto nomem;
@@ -237,9 +262,9 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
         advance(L, e + 1);
         return OB_OK;
     }
-    static const char *ops[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~",
-                                "[", "]", "(", ")", "{", "}", ">", "<", "=", ".", ":", "|",
-                                ",", ";"};
+    static const char *ops[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                ">",  "<",  "=",  ".",  ":",  "|",  ",", ";"};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         if (!starts(L, at, ops[i])) continue;
         size_t k = strlen(ops[i]);
@@ -247,8 +272,13 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
             if (*balance >= 255) return lex_fail(L, at, "brackets nested too deeply", NULL);
             stack[(*balance)++] = c == '[' ? ']' : c == '(' ? ')' : '}';
         } else if (k == 1 && strchr("])}", c)) {
-            if (*balance == 0) return lex_fail(L, at, "unexpected '", c == ']' ? "]'" : c == ')' ? ")'" : "}'");
-            if (stack[--*balance] != c) return lex_fail(L, at, "unexpected closing bracket ", c == ']' ? "']'" : c == ')' ? "')'" : "'}'");
+            if (*balance == 0)
+                return lex_fail(L, at, "unexpected '", c == ']' ? "]'" : c == ')' ? ")'" : "}'");
+            if (stack[--*balance] != c)
+                return lex_fail(L, at, "unexpected closing bracket ",
+                                c == ']'   ? "']'"
+                                : c == ')' ? "')'"
+                                           : "'}'");
         }
         if (!push(L, JT_OP, at, s + at, k)) goto nomem;
         advance(L, at + k);
@@ -266,7 +296,8 @@ static ob_status lex_tag(lexer *L, bool is_block, size_t open_at) {
     char stack[256];
     for (;;) {
         if (L->pos >= L->n)
-            return lex_fail(L, open_at, is_block ? "unclosed block tag '{%'" : "unclosed '{{'", NULL);
+            return lex_fail(L, open_at, is_block ? "unclosed block tag '{%'" : "unclosed '{{'",
+                            NULL);
         size_t e = balance ? 0 : tag_end(L, L->pos, is_block ? '%' : '}', is_block);
         if (e && !(!is_block && L->s[L->pos] == '+')) {
             if (!push(L, is_block ? JT_BLOCK_END : JT_VAR_END, L->pos, L->s + L->pos, e))
@@ -291,10 +322,12 @@ static ob_status lex_raw(lexer *L, size_t open_at) {
         size_t j = i + 2;
         char sign = 0;
         if (j < L->n && (L->s[j] == '-' || L->s[j] == '+')) sign = L->s[j++];
-        while (j < L->n && is_ws(L->s[j])) j++;
+        while (j < L->n && is_ws(L->s[j]))
+            j++;
         if (!starts(L, j, "endraw")) continue;
         j += 6;
-        while (j < L->n && is_ws(L->s[j])) j++;
+        while (j < L->n && is_ws(L->s[j]))
+            j++;
         size_t e = j < L->n ? tag_end(L, j, '%', true) : 0;
         if (!e) continue;
         size_t to = trim_data(L, L->pos, i, sign, true);
@@ -310,15 +343,18 @@ static ob_status lex_raw(lexer *L, size_t open_at) {
 /* Is there `raw` at the start of this block tag (after the sign)? Returns the end of the
  * opening tag, or 0. */
 static size_t raw_open(const lexer *L, size_t j) {
-    while (j < L->n && is_ws(L->s[j])) j++;
+    while (j < L->n && is_ws(L->s[j]))
+        j++;
     if (!starts(L, j, "raw")) return 0;
     j += 3;
     size_t k = j;
-    while (k < L->n && is_ws(L->s[k])) k++;
+    while (k < L->n && is_ws(L->s[k]))
+        k++;
     if (k == j && k < L->n && L->s[k] != '-' && L->s[k] != '%') return 0;
     if (L->s[k] == '-' && starts(L, k + 1, "%}")) {
         k += 3;
-        while (k < L->n && is_ws(L->s[k])) k++;
+        while (k < L->n && is_ws(L->s[k]))
+            k++;
         return k;
     }
     return starts(L, k, "%}") ? k + 2 : 0;
@@ -327,8 +363,10 @@ static size_t raw_open(const lexer *L, size_t j) {
 static ob_status lex_comment(lexer *L, size_t open_at) {
     for (size_t i = L->pos; i < L->n; i++) {
         size_t e = 0;
-        if (L->s[i] == '+' && starts(L, i + 1, "#}")) e = 3;
-        else if (L->s[i] == '-' || L->s[i] == '#') e = tag_end(L, i, '#', true);
+        if (L->s[i] == '+' && starts(L, i + 1, "#}"))
+            e = 3;
+        else if (L->s[i] == '-' || L->s[i] == '#')
+            e = tag_end(L, i, '#', true);
         if (!e) continue;
         L->line_starting = L->s[i + e - 1] == '\n';
         advance(L, i + e);
@@ -364,7 +402,8 @@ ob_status chat_jinja_lex(const char *src, size_t len, const char *name, chat_are
     while (L.pos < L.n) {
         /* Find the next tag opening. */
         size_t at = L.pos;
-        while (at + 1 < L.n && !(L.s[at] == '{' && strchr("{%#", L.s[at + 1]))) at++;
+        while (at + 1 < L.n && !(L.s[at] == '{' && strchr("{%#", L.s[at + 1])))
+            at++;
         if (at + 1 >= L.n) {
             ob_status st = emit_text(&L, L.pos, L.n);
             if (st) return st;
@@ -393,7 +432,8 @@ ob_status chat_jinja_lex(const char *src, size_t len, const char *name, chat_are
         }
         if (st) return st;
     }
-    if (!push(&L, JT_EOF, L.n, L.s + L.n, 0)) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", name);
+    if (!push(&L, JT_EOF, L.n, L.s + L.n, 0))
+        return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", name);
     out->toks = L.toks;
     out->n = L.ntok;
     return OB_OK;

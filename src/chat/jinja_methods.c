@@ -10,14 +10,15 @@
 #include <string.h>
 
 static const char *const STR_METHODS[] = {
-    "strip", "lstrip", "rstrip", "split", "rsplit", "startswith", "endswith", "lower", "upper",
-    "title", "capitalize", "replace", "find", "rfind", "count", "join", "splitlines", "isdigit",
-    "isalpha", "isalnum", "isspace", "islower", "isupper", "removeprefix", "removesuffix",
-    "index", NULL};
-static const char *const LIST_METHODS[] = {"append", "pop", "index", "count", "insert", "extend",
-                                           "remove", "reverse", "copy", "clear", NULL};
-static const char *const DICT_METHODS[] = {"get", "items", "keys", "values", "pop", "update",
-                                           "copy", "setdefault", "clear", NULL};
+    "strip",   "lstrip",  "rstrip",       "split",        "rsplit",  "startswith", "endswith",
+    "lower",   "upper",   "title",        "capitalize",   "replace", "find",       "rfind",
+    "count",   "join",    "splitlines",   "isdigit",      "isalpha", "isalnum",    "isspace",
+    "islower", "isupper", "removeprefix", "removesuffix", "index",   NULL};
+static const char *const LIST_METHODS[] = {"append", "pop",    "index",  "count",
+                                           "insert", "extend", "remove", "reverse",
+                                           "copy",   "clear",  NULL};
+static const char *const DICT_METHODS[] = {"get",    "items", "keys",       "values", "pop",
+                                           "update", "copy",  "setdefault", "clear",  NULL};
 
 static int find_name(const char *const *names, ob_str name) {
     for (int i = 0; names[i]; i++)
@@ -25,16 +26,18 @@ static int find_name(const char *const *names, ob_str name) {
     return -1;
 }
 
-bool jx_method_exists(chat_val obj, ob_str name) {
+bool chat_jx_method_exists(chat_val obj, ob_str name) {
     if (obj.type == CHAT_STR) return find_name(STR_METHODS, name) >= 0;
     if (obj.type == CHAT_LIST) return find_name(LIST_METHODS, name) >= 0;
-    if (obj.type == CHAT_DICT && !(obj.flags & CHAT_F_NS)) return find_name(DICT_METHODS, name) >= 0;
+    if (obj.type == CHAT_DICT && !(obj.flags & CHAT_F_NS))
+        return find_name(DICT_METHODS, name) >= 0;
     return false;
 }
 
 static ob_status want_str(jctx *c, const jnode *at, chat_val v, const char *what) {
     if (v.type == CHAT_STR) return OB_OK;
-    return jx_fail(c, at, OB_ERR_FORMAT, "%s: expected a string, got %s", what, chat_val_type_name(v));
+    return chat_jx_fail(c, at, OB_ERR_FORMAT, "%s: expected a string, got %s", what,
+                        chat_val_type_name(v));
 }
 
 static int64_t int_or(chat_val v, int64_t def) {
@@ -67,9 +70,15 @@ static ob_status str_predicate(chat_val s, int which, chat_val *out) {
         case 0: ok = ch >= '0' && ch <= '9'; break;
         case 1: ok = (ch | 32) >= 'a' && (ch | 32) <= 'z'; break;
         case 2: ok = ((ch | 32) >= 'a' && (ch | 32) <= 'z') || (ch >= '0' && ch <= '9'); break;
-        case 3: ok = jx_is_space(ch); break;
-        case 4: ok = !(ch >= 'A' && ch <= 'Z'); any_cased |= ch >= 'a' && ch <= 'z'; break;
-        case 5: ok = !(ch >= 'a' && ch <= 'z'); any_cased |= ch >= 'A' && ch <= 'Z'; break;
+        case 3: ok = chat_jx_is_space(ch); break;
+        case 4:
+            ok = !(ch >= 'A' && ch <= 'Z');
+            any_cased |= ch >= 'a' && ch <= 'z';
+            break;
+        case 5:
+            ok = !(ch >= 'a' && ch <= 'z');
+            any_cased |= ch >= 'A' && ch <= 'Z';
+            break;
         }
     }
     if (which >= 4) ok = ok && any_cased;
@@ -77,7 +86,8 @@ static ob_status str_predicate(chat_val s, int which, chat_val *out) {
     return OB_OK;
 }
 
-static ob_status str_find(jctx *c, const jnode *at, chat_val s, chat_val sub, int how, chat_val *out) {
+static ob_status str_find(jctx *c, const jnode *at, chat_val s, chat_val sub, int how,
+                          chat_val *out) {
     ob_status st = want_str(c, at, sub, "find");
     if (st) return st;
     int64_t pos = -1, count = 0;
@@ -89,17 +99,19 @@ static ob_status str_find(jctx *c, const jnode *at, chat_val s, chat_val sub, in
             i += k ? k - 1 : 0;
             continue;
         }
-        pos = (int64_t)jx_utf8_len(s.u.s.p, i);
+        pos = (int64_t)chat_jx_utf8_len(s.u.s.p, i);
         if (how == 0) break;
     }
-    if (how == 2) *out = chat_val_int(k ? count : (int64_t)jx_utf8_len(s.u.s.p, s.u.s.n) + 1);
-    else *out = chat_val_int(pos);
+    if (how == 2)
+        *out = chat_val_int(k ? count : (int64_t)chat_jx_utf8_len(s.u.s.p, s.u.s.n) + 1);
+    else
+        *out = chat_val_int(pos);
     return OB_OK;
 }
 
 static ob_status str_join(jctx *c, const jnode *at, chat_val sep, chat_val seq, chat_val *out) {
     chat_list *items;
-    ob_status st = jx_iterate(c, at, seq, &items);
+    ob_status st = chat_jx_iterate(c, at, seq, &items);
     if (st) return st;
     chat_text b;
     chat_text_init(&b, c->a);
@@ -108,39 +120,60 @@ static ob_status str_join(jctx *c, const jnode *at, chat_val sep, chat_val seq, 
         if (i) chat_text_add(&b, sep.u.s.p, sep.u.s.n);
         chat_text_add(&b, items->items[i].u.s.p, items->items[i].u.s.n);
     }
-    if (b.failed) return jx_nomem(c, at);
+    if (b.failed) return chat_jx_nomem(c, at);
     *out = chat_text_val(&b);
     return OB_OK;
 }
 
-static ob_status str_method(jctx *c, const jnode *at, chat_val s, int m, const jargs *a, chat_val *out) {
-    chat_val a0 = jx_arg(a, 0, NULL, chat_val_none()), a1 = jx_arg(a, 1, NULL, chat_val_none());
+/* One branch per str method, indexed as STR_METHODS lists them: a dispatch table in one place
+ * reads better than 26 tiny functions. */
+static ob_status str_method(jctx *c, const jnode *at, chat_val s, int m, const jargs *a,
+                            chat_val *out) {
+    chat_val a0 = chat_jx_arg(a, 0, NULL, chat_val_none()),
+             a1 = chat_jx_arg(a, 1, NULL, chat_val_none());
     ob_status st = OB_OK;
     bool flag;
     switch (m) {
-    case 0: case 1: case 2: { /* strip lstrip rstrip */
-        chat_val chars = jx_arg(a, 0, "chars", chat_val_none());
+    case 0:
+    case 1:
+    case 2: { /* strip lstrip rstrip */
+        chat_val chars = chat_jx_arg(a, 0, "chars", chat_val_none());
         if (chars.type != CHAT_NONE && (st = want_str(c, at, chars, "strip"))) return st;
-        *out = jx_strip(s, chars.type == CHAT_STR ? &chars : NULL, m == 0 ? 3 : m == 1 ? 1 : 2);
+        *out = chat_jx_strip(s, chars.type == CHAT_STR ? &chars : NULL,
+                             m == 0   ? 3
+                             : m == 1 ? 1
+                                      : 2);
         return OB_OK;
     }
-    case 3: case 4: { /* split rsplit */
-        chat_val sep = jx_arg(a, 0, "sep", chat_val_none());
+    case 3:
+    case 4: { /* split rsplit */
+        chat_val sep = chat_jx_arg(a, 0, "sep", chat_val_none());
         if (sep.type == CHAT_STR && sep.u.s.n == 0)
-            return jx_fail(c, at, OB_ERR_FORMAT, "split: empty separator");
-        *out = jx_split(c->a, s, sep, int_or(jx_arg(a, 1, "maxsplit", chat_val_int(-1)), -1), m == 4);
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "split: empty separator");
+        *out = chat_jx_split(c->a, s, sep,
+                             int_or(chat_jx_arg(a, 1, "maxsplit", chat_val_int(-1)), -1), m == 4);
         break;
     }
-    case 5: case 6:
+    case 5:
+    case 6:
         if ((st = affix(c, at, s, a0, m == 6, &flag))) return st;
         *out = chat_val_bool(flag);
         return OB_OK;
-    case 7: case 8: case 9: case 10:
-        *out = jx_case(c->a, s, m == 7 ? JX_LOWER : m == 8 ? JX_UPPER : m == 9 ? JX_TITLE : JX_CAPITALIZE);
+    case 7:
+    case 8:
+    case 9:
+    case 10:
+        *out = chat_jx_case(c->a, s,
+                            m == 7   ? JX_LOWER
+                            : m == 8 ? JX_UPPER
+                            : m == 9 ? JX_TITLE
+                                     : JX_CAPITALIZE);
         break;
     case 11:
-        if ((st = want_str(c, at, a0, "replace")) || (st = want_str(c, at, a1, "replace"))) return st;
-        *out = jx_replace(c->a, s, a0, a1, int_or(jx_arg(a, 2, "count", chat_val_int(-1)), -1));
+        if ((st = want_str(c, at, a0, "replace")) || (st = want_str(c, at, a1, "replace")))
+            return st;
+        *out = chat_jx_replace(c->a, s, a0, a1,
+                               int_or(chat_jx_arg(a, 2, "count", chat_val_int(-1)), -1));
         break;
     case 12: return str_find(c, at, s, a0, 0, out);
     case 13: return str_find(c, at, s, a0, 1, out);
@@ -148,59 +181,70 @@ static ob_status str_method(jctx *c, const jnode *at, chat_val s, int m, const j
     case 15: return str_join(c, at, s, a0, out);
     case 16: { /* splitlines */
         *out = chat_val_list(c->a, 4);
-        if (chat_val_failed(*out)) return jx_nomem(c, at);
+        if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
         size_t i = 0, start = 0, n = s.u.s.n;
         while (i < n) {
             char ch = s.u.s.p[i];
-            if (ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f' || (ch >= 0x1c && ch <= 0x1e)) {
+            if (ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f' ||
+                (ch >= 0x1c && ch <= 0x1e)) {
                 if (chat_list_push(c->a, out->u.l, chat_val_str_view(s.u.s.p + start, i - start)))
-                    return jx_nomem(c, at);
+                    return chat_jx_nomem(c, at);
                 i += ch == '\r' && i + 1 < n && s.u.s.p[i + 1] == '\n' ? 2 : 1;
                 start = i;
             } else {
                 i++;
             }
         }
-        if (start < n && chat_list_push(c->a, out->u.l, chat_val_str_view(s.u.s.p + start, n - start)))
-            return jx_nomem(c, at);
+        if (start < n &&
+            chat_list_push(c->a, out->u.l, chat_val_str_view(s.u.s.p + start, n - start)))
+            return chat_jx_nomem(c, at);
         return OB_OK;
     }
-    case 17: case 18: case 19: case 20: case 21: case 22: return str_predicate(s, m - 17, out);
-    case 23: case 24: { /* removeprefix removesuffix */
+    case 17:
+    case 18:
+    case 19:
+    case 20:
+    case 21:
+    case 22: return str_predicate(s, m - 17, out);
+    case 23:
+    case 24: { /* removeprefix removesuffix */
         if ((st = want_str(c, at, a0, "removeprefix"))) return st;
         if ((st = affix(c, at, s, a0, m == 24, &flag))) return st;
-        *out = !flag ? s : m == 23 ? chat_val_str_view(s.u.s.p + a0.u.s.n, s.u.s.n - a0.u.s.n)
-                                   : chat_val_str_view(s.u.s.p, s.u.s.n - a0.u.s.n);
+        *out = !flag     ? s
+               : m == 23 ? chat_val_str_view(s.u.s.p + a0.u.s.n, s.u.s.n - a0.u.s.n)
+                         : chat_val_str_view(s.u.s.p, s.u.s.n - a0.u.s.n);
         return OB_OK;
     }
     case 25:
         if ((st = str_find(c, at, s, a0, 0, out))) return st;
-        if (out->u.i < 0) return jx_fail(c, at, OB_ERR_FORMAT, "substring not found");
+        if (out->u.i < 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "substring not found");
         return OB_OK;
     }
-    if (chat_val_failed(*out)) return jx_nomem(c, at);
+    if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
+/* One branch per list method, indexed as LIST_METHODS lists them. */
 static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, const jargs *a,
                              chat_val *out) {
     chat_list *l = self.u.l;
-    chat_val a0 = jx_arg(a, 0, NULL, chat_val_undef(""));
+    chat_val a0 = chat_jx_arg(a, 0, NULL, chat_val_undef(""));
     *out = chat_val_none();
     switch (m) {
-    case 0: /* append */
-        return chat_list_push(c->a, l, a0) ? jx_nomem(c, at) : OB_OK;
+    case 0: /* append */ return chat_list_push(c->a, l, a0) ? chat_jx_nomem(c, at) : OB_OK;
     case 1: { /* pop */
-        if (l->n == 0) return jx_fail(c, at, OB_ERR_FORMAT, "pop from empty list");
+        if (l->n == 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "pop from empty list");
         int64_t i = int_or(a0, -1);
         if (i < 0) i += (int64_t)l->n;
-        if (i < 0 || i >= (int64_t)l->n) return jx_fail(c, at, OB_ERR_FORMAT, "pop index out of range");
+        if (i < 0 || i >= (int64_t)l->n)
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "pop index out of range");
         *out = l->items[i];
         memmove(&l->items[i], &l->items[i + 1], (l->n - (size_t)i - 1) * sizeof(chat_val));
         l->n--;
         return OB_OK;
     }
-    case 2: case 3: { /* index count */
+    case 2:
+    case 3: { /* index count */
         int64_t count = 0;
         for (size_t i = 0; i < l->n; i++) {
             if (!chat_val_equal(l->items[i], a0)) continue;
@@ -210,28 +254,28 @@ static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, con
             }
             count++;
         }
-        if (m == 2) return jx_fail(c, at, OB_ERR_FORMAT, "value is not in list");
+        if (m == 2) return chat_jx_fail(c, at, OB_ERR_FORMAT, "value is not in list");
         *out = chat_val_int(count);
         return OB_OK;
     }
     case 4: { /* insert */
         int64_t i = int_or(a0, 0);
-        chat_val v = jx_arg(a, 1, NULL, chat_val_none());
+        chat_val v = chat_jx_arg(a, 1, NULL, chat_val_none());
         if (i < 0) i += (int64_t)l->n;
         if (i < 0) i = 0;
         if (i > (int64_t)l->n) i = (int64_t)l->n;
-        if (chat_list_push(c->a, l, v)) return jx_nomem(c, at);
+        if (chat_list_push(c->a, l, v)) return chat_jx_nomem(c, at);
         memmove(&l->items[i + 1], &l->items[i], (l->n - 1 - (size_t)i) * sizeof(chat_val));
         l->items[i] = v;
         return OB_OK;
     }
     case 5: { /* extend */
         chat_list *src;
-        ob_status st = jx_iterate(c, at, a0, &src);
+        ob_status st = chat_jx_iterate(c, at, a0, &src);
         if (st) return st;
         size_t n = src->n;
         for (size_t i = 0; i < n; i++)
-            if (chat_list_push(c->a, l, src->items[i])) return jx_nomem(c, at);
+            if (chat_list_push(c->a, l, src->items[i])) return chat_jx_nomem(c, at);
         return OB_OK;
     }
     case 6: /* remove */
@@ -241,7 +285,7 @@ static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, con
                 l->n--;
                 return OB_OK;
             }
-        return jx_fail(c, at, OB_ERR_FORMAT, "list.remove(x): x not in list");
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "list.remove(x): x not in list");
     case 7: /* reverse */
         for (size_t i = 0, j = l->n; i + 1 < j; i++, j--) {
             chat_val t = l->items[i];
@@ -251,8 +295,9 @@ static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, con
         return OB_OK;
     case 8: /* copy */
         *out = chat_val_list(c->a, l->n);
-        if (chat_val_failed(*out)) return jx_nomem(c, at);
-        for (size_t i = 0; i < l->n; i++) chat_list_push(c->a, out->u.l, l->items[i]);
+        if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
+        for (size_t i = 0; i < l->n; i++)
+            chat_list_push(c->a, out->u.l, l->items[i]);
         return OB_OK;
     case 9: l->n = 0; return OB_OK;
     }
@@ -262,17 +307,17 @@ static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, con
 /* items(), keys(), values() of a dict. */
 static ob_status dict_view(jctx *c, const jnode *at, chat_dict *d, int which, chat_val *out) {
     *out = chat_val_list(c->a, d->n);
-    if (chat_val_failed(*out)) return jx_nomem(c, at);
+    if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
     for (size_t i = 0; i < d->n; i++) {
         chat_val item = which == 1 ? d->keys[i] : d->vals[i];
         if (which == 0) {
             item = chat_val_list(c->a, 2);
-            if (chat_val_failed(item)) return jx_nomem(c, at);
+            if (chat_val_failed(item)) return chat_jx_nomem(c, at);
             item.flags = CHAT_F_TUPLE;
             chat_list_push(c->a, item.u.l, d->keys[i]);
             chat_list_push(c->a, item.u.l, d->vals[i]);
         }
-        if (chat_list_push(c->a, out->u.l, item)) return jx_nomem(c, at);
+        if (chat_list_push(c->a, out->u.l, item)) return chat_jx_nomem(c, at);
     }
     return OB_OK;
 }
@@ -280,11 +325,11 @@ static ob_status dict_view(jctx *c, const jnode *at, chat_dict *d, int which, ch
 static ob_status dict_method(jctx *c, const jnode *at, chat_val self, int m, const jargs *a,
                              chat_val *out) {
     chat_dict *d = self.u.d;
-    chat_val a0 = jx_arg(a, 0, NULL, chat_val_undef("")), *v;
+    chat_val a0 = chat_jx_arg(a, 0, NULL, chat_val_undef("")), *v;
     switch (m) {
     case 0: /* get */
         v = chat_dict_find(d, a0);
-        *out = v ? *v : jx_arg(a, 1, "default", chat_val_none());
+        *out = v ? *v : chat_jx_arg(a, 1, "default", chat_val_none());
         return OB_OK;
     case 1: return dict_view(c, at, d, 0, out);
     case 2: return dict_view(c, at, d, 1, out);
@@ -292,7 +337,7 @@ static ob_status dict_method(jctx *c, const jnode *at, chat_val self, int m, con
     case 4: /* pop */
         v = chat_dict_find(d, a0);
         if (!v) {
-            if (a->npos < 2) return jx_fail(c, at, OB_ERR_FORMAT, "pop: key not found");
+            if (a->npos < 2) return chat_jx_fail(c, at, OB_ERR_FORMAT, "pop: key not found");
             *out = a->pos[1];
             return OB_OK;
         }
@@ -302,17 +347,18 @@ static ob_status dict_method(jctx *c, const jnode *at, chat_val self, int m, con
     case 5: /* update */
         if (a0.type == CHAT_DICT)
             for (size_t i = 0; i < a0.u.d->n; i++)
-                if (chat_dict_set(c->a, d, a0.u.d->keys[i], a0.u.d->vals[i])) return jx_nomem(c, at);
+                if (chat_dict_set(c->a, d, a0.u.d->keys[i], a0.u.d->vals[i]))
+                    return chat_jx_nomem(c, at);
         for (size_t i = 0; i < a->nkw; i++)
             if (chat_dict_set(c->a, d, chat_val_str_view(a->kwn[i].ptr, a->kwn[i].len), a->kwv[i]))
-                return jx_nomem(c, at);
+                return chat_jx_nomem(c, at);
         *out = chat_val_none();
         return OB_OK;
     case 6: /* copy */
         *out = chat_val_dict(c->a, d->n);
-        if (chat_val_failed(*out)) return jx_nomem(c, at);
+        if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
         for (size_t i = 0; i < d->n; i++)
-            if (chat_dict_set(c->a, out->u.d, d->keys[i], d->vals[i])) return jx_nomem(c, at);
+            if (chat_dict_set(c->a, out->u.d, d->keys[i], d->vals[i])) return chat_jx_nomem(c, at);
         return OB_OK;
     case 7: /* setdefault */
         v = chat_dict_find(d, a0);
@@ -320,15 +366,18 @@ static ob_status dict_method(jctx *c, const jnode *at, chat_val self, int m, con
             *out = *v;
             return OB_OK;
         }
-        *out = jx_arg(a, 1, NULL, chat_val_none());
-        return chat_dict_set(c->a, d, a0, *out) ? jx_nomem(c, at) : OB_OK;
-    case 8: d->n = 0; *out = chat_val_none(); return OB_OK;
+        *out = chat_jx_arg(a, 1, NULL, chat_val_none());
+        return chat_dict_set(c->a, d, a0, *out) ? chat_jx_nomem(c, at) : OB_OK;
+    case 8:
+        d->n = 0;
+        *out = chat_val_none();
+        return OB_OK;
     }
     return OB_OK;
 }
 
-ob_status jx_method(jctx *c, const jnode *at, chat_val self, ob_str name, const jargs *args,
-                    chat_val *out) {
+ob_status chat_jx_method(jctx *c, const jnode *at, chat_val self, ob_str name, const jargs *args,
+                         chat_val *out) {
     int m;
     if (self.type == CHAT_STR && (m = find_name(STR_METHODS, name)) >= 0)
         return str_method(c, at, self, m, args, out);
@@ -336,6 +385,6 @@ ob_status jx_method(jctx *c, const jnode *at, chat_val self, ob_str name, const 
         return list_method(c, at, self, m, args, out);
     if (self.type == CHAT_DICT && (m = find_name(DICT_METHODS, name)) >= 0)
         return dict_method(c, at, self, m, args, out);
-    return jx_fail(c, at, OB_ERR_FORMAT, "'%s' object has no method '%.*s'",
-                   chat_val_type_name(self), OB_STR_FMT(name));
+    return chat_jx_fail(c, at, OB_ERR_FORMAT, "'%s' object has no method '%.*s'",
+                        chat_val_type_name(self), OB_STR_FMT(name));
 }

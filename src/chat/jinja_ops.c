@@ -11,22 +11,31 @@
 #include <string.h>
 
 static const char *op_text(int op) {
-    static const char *t[] = {"", "+", "-", "*", "/", "//", "%", "**", "~", "==", "!=", "<",
-                              "<=", ">", ">=", "in", "not in"};
+    static const char *t[] = {"",   "+",  "-", "*",  "/", "//", "%",  "**",    "~",
+                              "==", "!=", "<", "<=", ">", ">=", "in", "not in"};
     return op >= 0 && op <= JOP_NOTIN ? t[op] : "?";
 }
 
-static bool is_int(chat_val v) { return v.type == CHAT_INT || v.type == CHAT_BOOL; }
-static bool is_num(chat_val v) { return is_int(v) || v.type == CHAT_FLOAT; }
-static int64_t as_i(chat_val v) { return v.type == CHAT_INT ? v.u.i : v.u.b; }
-static double as_f(chat_val v) { return v.type == CHAT_FLOAT ? v.u.f : (double)as_i(v); }
+static bool is_int(chat_val v) {
+    return v.type == CHAT_INT || v.type == CHAT_BOOL;
+}
+static bool is_num(chat_val v) {
+    return is_int(v) || v.type == CHAT_FLOAT;
+}
+static int64_t as_i(chat_val v) {
+    return v.type == CHAT_INT ? v.u.i : v.u.b;
+}
+static double as_f(chat_val v) {
+    return v.type == CHAT_FLOAT ? v.u.f : (double)as_i(v);
+}
 
 static ob_status unsupported(jctx *c, const jnode *at, int op, chat_val x, chat_val y) {
     if (op >= JOP_LT && op <= JOP_GE)
-        return jx_fail(c, at, OB_ERR_FORMAT, "'%s' not supported between instances of '%s' and '%s'",
-                       op_text(op), chat_val_type_name(x), chat_val_type_name(y));
-    return jx_fail(c, at, OB_ERR_FORMAT, "unsupported operand type(s) for %s: '%s' and '%s'",
-                   op_text(op), chat_val_type_name(x), chat_val_type_name(y));
+        return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                            "'%s' not supported between instances of '%s' and '%s'", op_text(op),
+                            chat_val_type_name(x), chat_val_type_name(y));
+    return chat_jx_fail(c, at, OB_ERR_FORMAT, "unsupported operand type(s) for %s: '%s' and '%s'",
+                        op_text(op), chat_val_type_name(x), chat_val_type_name(y));
 }
 
 /* seq * n for strings and lists. */
@@ -34,22 +43,26 @@ static ob_status repeat(jctx *c, const jnode *at, chat_val seq, int64_t n, chat_
     if (n < 0) n = 0;
     if (seq.type == CHAT_STR) {
         if (seq.u.s.n && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / seq.u.s.n)
-            return jx_fail(c, at, OB_ERR_LIMIT, "string repeated %lld times is over the memory limit", (long long)n);
+            return chat_jx_fail(c, at, OB_ERR_LIMIT,
+                                "string repeated %lld times is over the memory limit",
+                                (long long)n);
         chat_text b;
         chat_text_init(&b, c->a);
-        for (int64_t i = 0; i < n; i++) chat_text_add(&b, seq.u.s.p, seq.u.s.n);
-        if (b.failed) return jx_nomem(c, at);
+        for (int64_t i = 0; i < n; i++)
+            chat_text_add(&b, seq.u.s.p, seq.u.s.n);
+        if (b.failed) return chat_jx_nomem(c, at);
         *out = chat_text_val(&b);
         return OB_OK;
     }
     size_t len = seq.u.l->n;
     if (len && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / (len * sizeof(chat_val)))
-        return jx_fail(c, at, OB_ERR_LIMIT, "list repeated %lld times is over the memory limit", (long long)n);
+        return chat_jx_fail(c, at, OB_ERR_LIMIT,
+                            "list repeated %lld times is over the memory limit", (long long)n);
     *out = chat_val_list(c->a, len * (size_t)n);
-    if (chat_val_failed(*out)) return jx_nomem(c, at);
+    if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
     for (int64_t i = 0; i < n; i++)
         for (size_t k = 0; k < len; k++)
-            if (chat_list_push(c->a, out->u.l, seq.u.l->items[k])) return jx_nomem(c, at);
+            if (chat_list_push(c->a, out->u.l, seq.u.l->items[k])) return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
@@ -59,17 +72,17 @@ static ob_status concat(jctx *c, const jnode *at, chat_val x, chat_val y, chat_v
         chat_text_init(&b, c->a);
         chat_text_add(&b, x.u.s.p, x.u.s.n);
         chat_text_add(&b, y.u.s.p, y.u.s.n);
-        if (b.failed) return jx_nomem(c, at);
+        if (b.failed) return chat_jx_nomem(c, at);
         *out = chat_text_val(&b);
         return OB_OK;
     }
     *out = chat_val_list(c->a, x.u.l->n + y.u.l->n);
-    if (chat_val_failed(*out)) return jx_nomem(c, at);
+    if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
     out->flags = x.flags & CHAT_F_TUPLE;
     for (size_t i = 0; i < x.u.l->n; i++)
-        if (chat_list_push(c->a, out->u.l, x.u.l->items[i])) return jx_nomem(c, at);
+        if (chat_list_push(c->a, out->u.l, x.u.l->items[i])) return chat_jx_nomem(c, at);
     for (size_t i = 0; i < y.u.l->n; i++)
-        if (chat_list_push(c->a, out->u.l, y.u.l->items[i])) return jx_nomem(c, at);
+        if (chat_list_push(c->a, out->u.l, y.u.l->items[i])) return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
@@ -82,7 +95,7 @@ static ob_status int_arith(jctx *c, const jnode *at, int op, int64_t a, int64_t 
     case JOP_MUL: ovf = __builtin_mul_overflow(a, b, &r); break;
     case JOP_FLOORDIV:
     case JOP_MOD:
-        if (b == 0) return jx_fail(c, at, OB_ERR_FORMAT, "integer division or modulo by zero");
+        if (b == 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "integer division or modulo by zero");
         if (a == INT64_MIN && b == -1) {
             ovf = true;
             break;
@@ -107,7 +120,7 @@ static ob_status int_arith(jctx *c, const jnode *at, int op, int64_t a, int64_t 
         }
         break;
     }
-    if (ovf) return jx_fail(c, at, OB_ERR_FORMAT, "integer overflow in '%s'", op_text(op));
+    if (ovf) return chat_jx_fail(c, at, OB_ERR_FORMAT, "integer overflow in '%s'", op_text(op));
     *out = chat_val_int(r);
     return OB_OK;
 }
@@ -119,12 +132,12 @@ static ob_status float_arith(jctx *c, const jnode *at, int op, double a, double 
     case JOP_SUB: r = a - b; break;
     case JOP_MUL: r = a * b; break;
     case JOP_DIV:
-        if (b == 0) return jx_fail(c, at, OB_ERR_FORMAT, "division by zero");
+        if (b == 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "division by zero");
         r = a / b;
         break;
     case JOP_FLOORDIV:
     case JOP_MOD:
-        if (b == 0) return jx_fail(c, at, OB_ERR_FORMAT, "float modulo or division by zero");
+        if (b == 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "float modulo or division by zero");
         r = fmod(a, b);
         if (r != 0 && ((r < 0) != (b < 0))) r += b;
         if (op == JOP_FLOORDIV) r = floor(a / b);
@@ -139,24 +152,26 @@ static ob_status contains(jctx *c, const jnode *at, chat_val item, chat_val box,
     switch (box.type) {
     case CHAT_STR:
         if (item.type != CHAT_STR)
-            return jx_fail(c, at, OB_ERR_FORMAT, "'in <string>' requires string as left operand, not %s",
-                           chat_val_type_name(item));
+            return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                                "'in <string>' requires string as left operand, not %s",
+                                chat_val_type_name(item));
         *out = item.u.s.n == 0 ||
                (item.u.s.n <= box.u.s.n && memmem(box.u.s.p, box.u.s.n, item.u.s.p, item.u.s.n));
         return OB_OK;
     case CHAT_LIST:
         *out = false;
-        for (size_t i = 0; i < box.u.l->n && !*out; i++) *out = chat_val_equal(box.u.l->items[i], item);
+        for (size_t i = 0; i < box.u.l->n && !*out; i++)
+            *out = chat_val_equal(box.u.l->items[i], item);
         return OB_OK;
     case CHAT_DICT: *out = chat_dict_find(box.u.d, item) != NULL; return OB_OK;
     case CHAT_UNDEF: *out = false; return OB_OK; /* iterating Undefined yields nothing */
     default:
-        return jx_fail(c, at, OB_ERR_FORMAT, "argument of type '%s' is not iterable",
-                       chat_val_type_name(box));
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "argument of type '%s' is not iterable",
+                            chat_val_type_name(box));
     }
 }
 
-ob_status jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out) {
+ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out) {
     ob_status st;
     if (op == JOP_EQ || op == JOP_NE) {
         bool eq = chat_val_equal(x, y);
@@ -165,26 +180,30 @@ ob_status jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, cha
     }
     if (op == JOP_CONCAT) {
         chat_val a, b;
-        if ((st = jx_to_str(c, at, x, &a)) || (st = jx_to_str(c, at, y, &b))) return st;
+        if ((st = chat_jx_to_str(c, at, x, &a)) || (st = chat_jx_to_str(c, at, y, &b))) return st;
         return concat(c, at, a, b, out);
     }
     if (op == JOP_IN || op == JOP_NOTIN) {
-        if ((st = jx_check_defined(c, at, x))) return st;
+        /* An undefined item is simply not found (Python compares with ==). */
         bool r = false;
         if ((st = contains(c, at, x, y, &r))) return st;
         *out = chat_val_bool(op == JOP_IN ? r : !r);
         return OB_OK;
     }
-    if ((st = jx_check_defined(c, at, x)) || (st = jx_check_defined(c, at, y))) return st;
+    if ((st = chat_jx_check_defined(c, at, x)) || (st = chat_jx_check_defined(c, at, y))) return st;
     if (op >= JOP_LT && op <= JOP_GE) {
         int cmp;
         if (chat_val_compare(x, y, &cmp)) return unsupported(c, at, op, x, y);
-        bool r = op == JOP_LT ? cmp < 0 : op == JOP_LE ? cmp <= 0 : op == JOP_GT ? cmp > 0 : cmp >= 0;
+        bool r = op == JOP_LT   ? cmp < 0
+                 : op == JOP_LE ? cmp <= 0
+                 : op == JOP_GT ? cmp > 0
+                                : cmp >= 0;
         *out = chat_val_bool(r);
         return OB_OK;
     }
     if (is_num(x) && is_num(y)) {
-        if (is_int(x) && is_int(y) && op != JOP_DIV) return int_arith(c, at, op, as_i(x), as_i(y), out);
+        if (is_int(x) && is_int(y) && op != JOP_DIV)
+            return int_arith(c, at, op, as_i(x), as_i(y), out);
         return float_arith(c, at, op, as_f(x), as_f(y), out);
     }
     if (op == JOP_ADD && x.type == y.type && (x.type == CHAT_STR || x.type == CHAT_LIST))

@@ -11,8 +11,9 @@
 
 /* item.attr.sub as jinja2's make_attrgetter: dotted, integer parts index lists. */
 static ob_status attr_path(jctx *c, const jnode *at, chat_val item, chat_val path, chat_val *out) {
-    if (path.type == CHAT_INT) return jx_getitem(c, at, item, path, out);
-    if (path.type != CHAT_STR) return jx_fail(c, at, OB_ERR_FORMAT, "attribute must be a string");
+    if (path.type == CHAT_INT) return chat_jx_getitem(c, at, item, path, out);
+    if (path.type != CHAT_STR)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "attribute must be a string");
     const char *p = path.u.s.p, *end = p + path.u.s.n;
     while (p <= end) {
         const char *dot = memchr(p, '.', (size_t)(end - p));
@@ -25,7 +26,7 @@ static ob_status attr_path(jctx *c, const jnode *at, chat_val item, chat_val pat
             num = num * 10 + (*q - '0');
             if (num > (1 << 30)) digits = false;
         }
-        ob_status st = jx_getitem(c, at, item, digits ? chat_val_int(num) : key, &item);
+        ob_status st = chat_jx_getitem(c, at, item, digits ? chat_val_int(num) : key, &item);
         if (st) return st;
         p = dot + 1;
     }
@@ -34,36 +35,36 @@ static ob_status attr_path(jctx *c, const jnode *at, chat_val item, chat_val pat
 }
 
 static ob_status items_of(jctx *c, const jnode *at, chat_val in, chat_list **out) {
-    return jx_iterate(c, at, in, out);
+    return chat_jx_iterate(c, at, in, out);
 }
 
 static ob_status new_list(jctx *c, const jnode *at, size_t cap, chat_val *out) {
     *out = chat_val_list(c->a, cap);
-    return chat_val_failed(*out) ? jx_nomem(c, at) : OB_OK;
+    return chat_val_failed(*out) ? chat_jx_nomem(c, at) : OB_OK;
 }
 
-ob_status jx_f_first(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_first(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st) return st;
-    *out = l->n ? l->items[0] : jx_undef(c, "No first item, sequence was empty.");
+    *out = l->n ? l->items[0] : chat_jx_undef(c, "No first item, sequence was empty.");
     return OB_OK;
 }
 
-ob_status jx_f_last(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_last(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st) return st;
-    *out = l->n ? l->items[l->n - 1] : jx_undef(c, "No last item, sequence was empty.");
+    *out = l->n ? l->items[l->n - 1] : chat_jx_undef(c, "No last item, sequence was empty.");
     return OB_OK;
 }
 
-ob_status jx_f_join(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
-    chat_val sep = jx_arg(a, 0, "d", chat_val_str_view("", 0));
-    chat_val attr = jx_arg(a, 1, "attribute", chat_val_none());
+ob_status chat_jx_f_join(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    chat_val sep = chat_jx_arg(a, 0, "d", chat_val_str_view("", 0));
+    chat_val attr = chat_jx_arg(a, 1, "attribute", chat_val_none());
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
-    if (!st) st = jx_to_str(c, at, sep, &sep);
+    if (!st) st = chat_jx_to_str(c, at, sep, &sep);
     if (st) return st;
     chat_text b;
     chat_text_init(&b, c->a);
@@ -73,39 +74,40 @@ ob_status jx_f_join(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_
         if (i) chat_text_add(&b, sep.u.s.p, sep.u.s.n);
         chat_val_write_str(&b, v);
     }
-    if (b.failed) return jx_nomem(c, at);
+    if (b.failed) return chat_jx_nomem(c, at);
     *out = chat_text_val(&b);
     return OB_OK;
 }
 
-ob_status jx_f_list(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_list(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
     for (size_t i = 0; i < l->n; i++)
-        if (chat_list_push(c->a, out->u.l, l->items[i])) return jx_nomem(c, at);
+        if (chat_list_push(c->a, out->u.l, l->items[i])) return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
-ob_status jx_f_items(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_items(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     if (in.type == CHAT_UNDEF) return new_list(c, at, 0, out);
     if (in.type != CHAT_DICT)
-        return jx_fail(c, at, OB_ERR_FORMAT, "items: can only get item pairs from a mapping, not %s",
-                       chat_val_type_name(in));
+        return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                            "items: can only get item pairs from a mapping, not %s",
+                            chat_val_type_name(in));
     jargs none = {0};
-    return jx_method(c, at, in, (ob_str){"items", 5}, &none, out);
+    return chat_jx_method(c, at, in, (ob_str){"items", 5}, &none, out);
 }
 
-ob_status jx_f_reverse(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_reverse(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
     for (size_t i = l->n; i > 0; i--)
-        if (chat_list_push(c->a, out->u.l, l->items[i - 1])) return jx_nomem(c, at);
+        if (chat_list_push(c->a, out->u.l, l->items[i - 1])) return chat_jx_nomem(c, at);
     if (in.type != CHAT_STR) return OB_OK;
     chat_val joined;
     jargs none = {0};
-    if ((st = jx_f_join(c, at, *out, &none, &joined))) return st;
+    if ((st = chat_jx_f_join(c, at, *out, &none, &joined))) return st;
     *out = joined;
     return OB_OK;
 }
@@ -118,15 +120,15 @@ static jargs rest_args(const jargs *a, size_t skip) {
     return r;
 }
 
-ob_status jx_f_map(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_map(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
-    chat_val attr = jx_arg(a, a->npos ? 99 : 0, "attribute", chat_val_none());
-    chat_val def = jx_arg(a, 99, "default", chat_val_undef(""));
+    chat_val attr = chat_jx_arg(a, a->npos ? 99 : 0, "attribute", chat_val_none());
+    chat_val def = chat_jx_arg(a, 99, "default", chat_val_undef(""));
     chat_val fname = a->npos ? a->pos[0] : chat_val_none();
     if (attr.type == CHAT_NONE && fname.type != CHAT_STR)
-        return jx_fail(c, at, OB_ERR_FORMAT, "map: needs a filter name or attribute=");
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "map: needs a filter name or attribute=");
     jargs fargs = rest_args(a, 1);
     fargs.nkw = 0;
     for (size_t i = 0; i < l->n; i++) {
@@ -134,10 +136,11 @@ ob_status jx_f_map(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_v
         if (attr.type != CHAT_NONE) {
             if ((st = attr_path(c, at, v, attr, &v))) return st;
             if (v.type == CHAT_UNDEF && def.type != CHAT_UNDEF) v = def;
-        } else if ((st = jx_filter(c, at, (ob_str){fname.u.s.p, fname.u.s.n}, v, &fargs, &v))) {
+        } else if ((st =
+                        chat_jx_filter(c, at, (ob_str){fname.u.s.p, fname.u.s.n}, v, &fargs, &v))) {
             return st;
         }
-        if (chat_list_push(c->a, out->u.l, v)) return jx_nomem(c, at);
+        if (chat_list_push(c->a, out->u.l, v)) return chat_jx_nomem(c, at);
     }
     return OB_OK;
 }
@@ -149,56 +152,64 @@ static ob_status select_impl(jctx *c, const jnode *at, chat_val in, const jargs 
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
     size_t skip = attr ? 1 : 0;
-    if (attr && a->npos < 1) return jx_fail(c, at, OB_ERR_FORMAT, "selectattr: missing attribute");
+    if (attr && a->npos < 1)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "selectattr: missing attribute");
     chat_val test = a->npos > skip ? a->pos[skip] : chat_val_none();
     if (test.type != CHAT_NONE && test.type != CHAT_STR)
-        return jx_fail(c, at, OB_ERR_FORMAT, "select: test name must be a string");
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "select: test name must be a string");
     jargs targs = rest_args(a, skip + 1);
     for (size_t i = 0; i < l->n; i++) {
         chat_val v = l->items[i];
         if (attr && (st = attr_path(c, at, v, a->pos[0], &v))) return st;
         bool r;
-        if (test.type == CHAT_NONE) r = chat_val_truthy(v);
-        else if ((st = jx_test(c, at, (ob_str){test.u.s.p, test.u.s.n}, v, &targs, &r))) return st;
-        if (r == keep && chat_list_push(c->a, out->u.l, l->items[i])) return jx_nomem(c, at);
+        if (test.type == CHAT_NONE)
+            r = chat_val_truthy(v);
+        else if ((st = chat_jx_test(c, at, (ob_str){test.u.s.p, test.u.s.n}, v, &targs, &r)))
+            return st;
+        if (r == keep && chat_list_push(c->a, out->u.l, l->items[i])) return chat_jx_nomem(c, at);
     }
     return OB_OK;
 }
 
-ob_status jx_f_select(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_select(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     return select_impl(c, at, in, a, false, true, out);
 }
-ob_status jx_f_reject(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_reject(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     return select_impl(c, at, in, a, false, false, out);
 }
-ob_status jx_f_selectattr(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_selectattr(jctx *c, const jnode *at, chat_val in, const jargs *a,
+                               chat_val *out) {
     return select_impl(c, at, in, a, true, true, out);
 }
-ob_status jx_f_rejectattr(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_rejectattr(jctx *c, const jnode *at, chat_val in, const jargs *a,
+                               chat_val *out) {
     return select_impl(c, at, in, a, true, false, out);
 }
 
 /* The key a sort or unique compares: the attribute if given, lowered when not case
  * sensitive (jinja2's ignore_case). */
-static ob_status sort_key(jctx *c, const jnode *at, chat_val v, chat_val attr, bool cs, chat_val *out) {
+static ob_status sort_key(jctx *c, const jnode *at, chat_val v, chat_val attr, bool cs,
+                          chat_val *out) {
     ob_status st;
     if (attr.type != CHAT_NONE && (st = attr_path(c, at, v, attr, &v))) return st;
     if (!cs && v.type == CHAT_STR) {
-        v = jx_case(c->a, v, JX_LOWER);
-        if (chat_val_failed(v)) return jx_nomem(c, at);
+        v = chat_jx_case(c->a, v, JX_LOWER);
+        if (chat_val_failed(v)) return chat_jx_nomem(c, at);
     }
     *out = v;
     return OB_OK;
 }
 
 /* Stable insertion sort of vals by keys (lists are short in templates). */
-static ob_status sort_pairs(jctx *c, const jnode *at, chat_val *keys, chat_val *vals, size_t n, bool rev) {
+static ob_status sort_pairs(jctx *c, const jnode *at, chat_val *keys, chat_val *vals, size_t n,
+                            bool rev) {
     for (size_t i = 1; i < n; i++) {
         for (size_t j = i; j > 0; j--) {
             int cmp;
             if (chat_val_compare(keys[j - 1], keys[j], &cmp))
-                return jx_fail(c, at, OB_ERR_FORMAT, "'<' not supported between instances of '%s' and '%s'",
-                               chat_val_type_name(keys[j]), chat_val_type_name(keys[j - 1]));
+                return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                                    "'<' not supported between instances of '%s' and '%s'",
+                                    chat_val_type_name(keys[j]), chat_val_type_name(keys[j - 1]));
             if (rev ? cmp >= 0 : cmp <= 0) break;
             chat_val t = keys[j];
             keys[j] = keys[j - 1];
@@ -206,7 +217,7 @@ static ob_status sort_pairs(jctx *c, const jnode *at, chat_val *keys, chat_val *
             t = vals[j];
             vals[j] = vals[j - 1];
             vals[j - 1] = t;
-            if (++c->steps > c->max_steps) return jx_step_limit(c, at);
+            if (++c->steps > c->max_steps) return chat_jx_step_limit(c, at);
         }
     }
     return OB_OK;
@@ -216,7 +227,7 @@ static ob_status sorted(jctx *c, const jnode *at, chat_list *l, chat_val attr, b
                         chat_val *out) {
     ob_status st = new_list(c, at, l->n, out);
     chat_val *keys = l->n ? chat_arena_alloc(c->a, l->n * sizeof(chat_val)) : NULL;
-    if (st || (l->n && !keys)) return st ? st : jx_nomem(c, at);
+    if (st || (l->n && !keys)) return st ? st : chat_jx_nomem(c, at);
     for (size_t i = 0; i < l->n; i++) {
         if ((st = sort_key(c, at, l->items[i], attr, cs, &keys[i]))) return st;
         chat_list_push(c->a, out->u.l, l->items[i]);
@@ -224,90 +235,95 @@ static ob_status sorted(jctx *c, const jnode *at, chat_list *l, chat_val attr, b
     return sort_pairs(c, at, keys, out->u.l->items, l->n, rev);
 }
 
-ob_status jx_f_sort(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
-    bool rev = chat_val_truthy(jx_arg(a, 0, "reverse", chat_val_bool(false)));
-    bool cs = chat_val_truthy(jx_arg(a, 1, "case_sensitive", chat_val_bool(false)));
-    chat_val attr = jx_arg(a, 2, "attribute", chat_val_none());
+ob_status chat_jx_f_sort(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    bool rev = chat_val_truthy(chat_jx_arg(a, 0, "reverse", chat_val_bool(false)));
+    bool cs = chat_val_truthy(chat_jx_arg(a, 1, "case_sensitive", chat_val_bool(false)));
+    chat_val attr = chat_jx_arg(a, 2, "attribute", chat_val_none());
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     return st ? st : sorted(c, at, l, attr, cs, rev, out);
 }
 
-ob_status jx_f_dictsort(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
-    bool cs = chat_val_truthy(jx_arg(a, 0, "case_sensitive", chat_val_bool(false)));
-    chat_val by = jx_arg(a, 1, "by", chat_val_str_view("key", 3));
-    bool rev = chat_val_truthy(jx_arg(a, 2, "reverse", chat_val_bool(false)));
-    if (in.type != CHAT_DICT) return jx_fail(c, at, OB_ERR_FORMAT, "dictsort: expected a dict");
+ob_status chat_jx_f_dictsort(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    bool cs = chat_val_truthy(chat_jx_arg(a, 0, "case_sensitive", chat_val_bool(false)));
+    chat_val by = chat_jx_arg(a, 1, "by", chat_val_str_view("key", 3));
+    bool rev = chat_val_truthy(chat_jx_arg(a, 2, "reverse", chat_val_bool(false)));
+    if (in.type != CHAT_DICT)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "dictsort: expected a dict");
     chat_val pairs;
     jargs none = {0};
-    ob_status st = jx_method(c, at, in, (ob_str){"items", 5}, &none, &pairs);
+    ob_status st = chat_jx_method(c, at, in, (ob_str){"items", 5}, &none, &pairs);
     if (st) return st;
     bool by_value = by.type == CHAT_STR && ob_str_eq_cstr((ob_str){by.u.s.p, by.u.s.n}, "value");
     return sorted(c, at, pairs.u.l, chat_val_int(by_value ? 1 : 0), cs, rev, out);
 }
 
-ob_status jx_f_unique(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
-    bool cs = chat_val_truthy(jx_arg(a, 0, "case_sensitive", chat_val_bool(false)));
-    chat_val attr = jx_arg(a, 1, "attribute", chat_val_none());
+ob_status chat_jx_f_unique(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    bool cs = chat_val_truthy(chat_jx_arg(a, 0, "case_sensitive", chat_val_bool(false)));
+    chat_val attr = chat_jx_arg(a, 1, "attribute", chat_val_none());
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
     chat_val seen = chat_val_list(c->a, l->n);
-    if (chat_val_failed(seen)) return jx_nomem(c, at);
+    if (chat_val_failed(seen)) return chat_jx_nomem(c, at);
     for (size_t i = 0; i < l->n; i++) {
         chat_val k;
         bool dup = false;
         if ((st = sort_key(c, at, l->items[i], attr, cs, &k))) return st;
-        for (size_t j = 0; j < seen.u.l->n && !dup; j++) dup = chat_val_equal(seen.u.l->items[j], k);
+        for (size_t j = 0; j < seen.u.l->n && !dup; j++)
+            dup = chat_val_equal(seen.u.l->items[j], k);
         if (dup) continue;
         if (chat_list_push(c->a, seen.u.l, k) || chat_list_push(c->a, out->u.l, l->items[i]))
-            return jx_nomem(c, at);
+            return chat_jx_nomem(c, at);
     }
     return OB_OK;
 }
 
-ob_status jx_f_batch(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
-    chat_val cnt = jx_arg(a, 0, "linecount", chat_val_int(0));
-    chat_val fill = jx_arg(a, 1, "fill_with", chat_val_none());
-    if (cnt.type != CHAT_INT || cnt.u.i <= 0) return jx_fail(c, at, OB_ERR_FORMAT, "batch: linecount must be positive");
+ob_status chat_jx_f_batch(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    chat_val cnt = chat_jx_arg(a, 0, "linecount", chat_val_int(0));
+    chat_val fill = chat_jx_arg(a, 1, "fill_with", chat_val_none());
+    if (cnt.type != CHAT_INT || cnt.u.i <= 0)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "batch: linecount must be positive");
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, 0, out))) return st;
     chat_val row = chat_val_none();
     for (size_t i = 0; i < l->n; i++) {
         if (row.type == CHAT_NONE || row.u.l->n == (size_t)cnt.u.i) {
-            if ((st = new_list(c, at, (size_t)cnt.u.i < 64 ? (size_t)cnt.u.i : 64, &row))) return st;
-            if (chat_list_push(c->a, out->u.l, row)) return jx_nomem(c, at);
+            if ((st = new_list(c, at, (size_t)cnt.u.i < 64 ? (size_t)cnt.u.i : 64, &row)))
+                return st;
+            if (chat_list_push(c->a, out->u.l, row)) return chat_jx_nomem(c, at);
         }
-        if (chat_list_push(c->a, row.u.l, l->items[i])) return jx_nomem(c, at);
+        if (chat_list_push(c->a, row.u.l, l->items[i])) return chat_jx_nomem(c, at);
     }
     if (row.type == CHAT_LIST && a->npos + a->nkw > 1)
         while (row.u.l->n < (size_t)cnt.u.i)
-            if (chat_list_push(c->a, row.u.l, fill)) return jx_nomem(c, at);
+            if (chat_list_push(c->a, row.u.l, fill)) return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
-ob_status jx_f_sum(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
-    chat_val attr = jx_arg(a, 0, "attribute", chat_val_none());
-    *out = jx_arg(a, 1, "start", chat_val_int(0));
+ob_status chat_jx_f_sum(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    chat_val attr = chat_jx_arg(a, 0, "attribute", chat_val_none());
+    *out = chat_jx_arg(a, 1, "start", chat_val_int(0));
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     for (size_t i = 0; !st && i < l->n; i++) {
         chat_val v = l->items[i];
         if (attr.type != CHAT_NONE && (st = attr_path(c, at, v, attr, &v))) break;
-        st = jx_binop(c, at, JOP_ADD, *out, v, out);
+        st = chat_jx_binop(c, at, JOP_ADD, *out, v, out);
     }
     return st;
 }
 
-static ob_status min_max(jctx *c, const jnode *at, chat_val in, const jargs *a, bool max, chat_val *out) {
-    bool cs = chat_val_truthy(jx_arg(a, 0, "case_sensitive", chat_val_bool(false)));
-    chat_val attr = jx_arg(a, 1, "attribute", chat_val_none());
+static ob_status min_max(jctx *c, const jnode *at, chat_val in, const jargs *a, bool max,
+                         chat_val *out) {
+    bool cs = chat_val_truthy(chat_jx_arg(a, 0, "case_sensitive", chat_val_bool(false)));
+    chat_val attr = chat_jx_arg(a, 1, "attribute", chat_val_none());
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st) return st;
     if (l->n == 0) {
-        *out = jx_undef(c, "No aggregated item, sequence was empty.");
+        *out = chat_jx_undef(c, "No aggregated item, sequence was empty.");
         return OB_OK;
     }
     chat_val best_key;
@@ -318,17 +334,18 @@ static ob_status min_max(jctx *c, const jnode *at, chat_val in, const jargs *a, 
         int cmp;
         if ((st = sort_key(c, at, l->items[i], attr, cs, &k))) return st;
         if (chat_val_compare(k, best_key, &cmp))
-            return jx_fail(c, at, OB_ERR_FORMAT, "'<' not supported between instances of '%s' and '%s'",
-                           chat_val_type_name(k), chat_val_type_name(best_key));
+            return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                                "'<' not supported between instances of '%s' and '%s'",
+                                chat_val_type_name(k), chat_val_type_name(best_key));
         if (max ? cmp > 0 : cmp < 0) best = i, best_key = k;
     }
     *out = l->items[best];
     return OB_OK;
 }
 
-ob_status jx_f_min(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_min(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     return min_max(c, at, in, a, false, out);
 }
-ob_status jx_f_max(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+ob_status chat_jx_f_max(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     return min_max(c, at, in, a, true, out);
 }

@@ -13,20 +13,20 @@
 static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener, int *which);
 
 static bool expect_end(jparser *P) {
-    if (jp_cur(P)->type == JT_BLOCK_END) {
+    if (chat_jp_cur(P)->type == JT_BLOCK_END) {
         P->i++;
         return true;
     }
-    jp_unexpected(P, "end of block tag '%}'");
+    chat_jp_unexpected(P, "end of block tag '%}'");
     return false;
 }
 
 static bool expect_name(jparser *P, ob_str *out) {
-    if (jp_cur(P)->type != JT_NAME) {
-        jp_unexpected(P, "a name");
+    if (chat_jp_cur(P)->type != JT_NAME) {
+        chat_jp_unexpected(P, "a name");
         return false;
     }
-    *out = jp_cur(P)->text;
+    *out = chat_jp_cur(P)->text;
     P->i++;
     return true;
 }
@@ -41,16 +41,16 @@ static jnode *body_until(jparser *P, const char *const *ends, const jtok *opener
 
 static jnode *parse_if(jparser *P, const jtok *at) {
     static const char *const ends[] = {"elif", "else", "endif", NULL};
-    jnode *top = jp_node(P, JN_IF, at), *n = top;
+    jnode *top = chat_jp_node(P, JN_IF, at), *n = top;
     if (!n) return NULL;
     for (;;) {
-        n->a = jp_parse_tuple(P, false, false);
+        n->a = chat_jp_parse_tuple(P, false, false);
         if (!n->a || !expect_end(P)) return NULL;
         int which;
         n->body = body_until(P, ends, at, &which);
         if (!n->body) return NULL;
         if (which == 0) { /* elif */
-            jnode *next = jp_node(P, JN_IF, jp_peek(P, 0));
+            jnode *next = chat_jp_node(P, JN_IF, chat_jp_peek(P, 0));
             if (!next) return NULL;
             n->orelse = next;
             n = next;
@@ -69,22 +69,22 @@ static jnode *parse_if(jparser *P, const jtok *at) {
 static jnode *parse_for(jparser *P, const jtok *at) {
     static const char *const ends[] = {"else", "endfor", NULL};
     static const char *const ends2[] = {"endfor", NULL};
-    jnode *n = jp_node(P, JN_FOR, at);
+    jnode *n = chat_jp_node(P, JN_FOR, at);
     if (!n) return NULL;
-    n->b = jp_parse_tuple(P, false, true);
+    n->b = chat_jp_parse_tuple(P, false, true);
     if (!n->b) return NULL;
-    if (!jp_skip_name(P, "in")) {
-        jp_unexpected(P, "'in'");
+    if (!chat_jp_skip_name(P, "in")) {
+        chat_jp_unexpected(P, "'in'");
         return NULL;
     }
-    n->a = jp_parse_tuple(P, false, false);
+    n->a = chat_jp_parse_tuple(P, false, false);
     if (!n->a) return NULL;
-    if (jp_skip_name(P, "if")) {
-        n->c = jp_parse_expr(P, true);
+    if (chat_jp_skip_name(P, "if")) {
+        n->c = chat_jp_parse_expr(P, true);
         if (!n->c) return NULL;
     }
-    if (jp_skip_name(P, "recursive")) {
-        jp_pfail_at(P, jp_cur(P), "%s", "recursive for loops are not supported");
+    if (chat_jp_skip_name(P, "recursive")) {
+        chat_jp_pfail_at(P, chat_jp_cur(P), "%s", "recursive for loops are not supported");
         return NULL;
     }
     if (!expect_end(P)) return NULL;
@@ -101,54 +101,56 @@ static jnode *parse_for(jparser *P, const jtok *at) {
 
 /* set target: a name, ns.attr, or names separated by commas. */
 static jnode *parse_set_target(jparser *P) {
-    const jtok *t = jp_cur(P);
-    if (t->type == JT_NAME && jp_is_op(jp_peek(P, 1), ".") && jp_peek(P, 2)->type == JT_NAME) {
-        jnode *obj = jp_node(P, JN_NAME, t), *n = jp_node(P, JN_GETATTR, jp_peek(P, 1));
+    const jtok *t = chat_jp_cur(P);
+    if (t->type == JT_NAME && chat_jp_is_op(chat_jp_peek(P, 1), ".") &&
+        chat_jp_peek(P, 2)->type == JT_NAME) {
+        jnode *obj = chat_jp_node(P, JN_NAME, t),
+              *n = chat_jp_node(P, JN_GETATTR, chat_jp_peek(P, 1));
         if (!obj || !n) return NULL;
         obj->name = t->text;
         n->a = obj;
-        n->name = jp_peek(P, 2)->text;
+        n->name = chat_jp_peek(P, 2)->text;
         P->i += 3;
         return n;
     }
     jkids k;
-    jp_kids_init(&k);
+    chat_jp_kids_init(&k);
     do {
-        t = jp_cur(P);
+        t = chat_jp_cur(P);
         if (t->type != JT_NAME) {
-            jp_unexpected(P, "a name to assign to");
+            chat_jp_unexpected(P, "a name to assign to");
             return NULL;
         }
-        jnode *nm = jp_node(P, JN_NAME, t);
+        jnode *nm = chat_jp_node(P, JN_NAME, t);
         if (nm) nm->name = t->text;
-        if (!jp_kids_push(P, &k, nm, (ob_str){NULL, 0})) return NULL;
+        if (!chat_jp_kids_push(P, &k, nm, (ob_str){NULL, 0})) return NULL;
         P->i++;
-    } while (jp_skip_op(P, ","));
+    } while (chat_jp_skip_op(P, ","));
     if (k.n == 1) return k.v[0];
-    jnode *tup = jp_node(P, JN_TUPLE, t);
-    return tup && jp_kids_store(P, &k, tup) ? tup : NULL;
+    jnode *tup = chat_jp_node(P, JN_TUPLE, t);
+    return tup && chat_jp_kids_store(P, &k, tup) ? tup : NULL;
 }
 
 static jnode *parse_set(jparser *P, const jtok *at) {
     jnode *target = parse_set_target(P);
     if (!target) return NULL;
-    if (jp_skip_op(P, "=")) {
-        jnode *n = jp_node(P, JN_SET, at);
+    if (chat_jp_skip_op(P, "=")) {
+        jnode *n = chat_jp_node(P, JN_SET, at);
         if (!n) return NULL;
         n->b = target;
-        n->a = jp_parse_tuple(P, true, false);
+        n->a = chat_jp_parse_tuple(P, true, false);
         return n->a && expect_end(P) ? n : NULL;
     }
     static const char *const ends[] = {"endset", NULL};
-    jnode *n = jp_node(P, JN_SETBLOCK, at);
+    jnode *n = chat_jp_node(P, JN_SETBLOCK, at);
     if (!n) return NULL;
     if (target->kind != JN_NAME) {
-        jp_pfail_at(P, at, "%s", "a block set assigns to one name");
+        chat_jp_pfail_at(P, at, "%s", "a block set assigns to one name");
         return NULL;
     }
     n->b = target;
-    if (jp_is_op(jp_cur(P), "|")) {
-        n->a = jp_parse_filter(P, NULL, false);
+    if (chat_jp_is_op(chat_jp_cur(P), "|")) {
+        n->a = chat_jp_parse_filter(P, NULL, false);
         if (!n->a) return NULL;
     }
     int which;
@@ -160,28 +162,28 @@ static jnode *parse_set(jparser *P, const jtok *at) {
 /* (a, b=default, ...) of a macro or a call block. */
 static bool parse_params(jparser *P, jnode *into) {
     jkids k;
-    jp_kids_init(&k);
-    if (jp_expect_op(P, "(")) return false;
-    while (!jp_is_op(jp_cur(P), ")")) {
-        if (k.n && jp_expect_op(P, ",")) return false;
+    chat_jp_kids_init(&k);
+    if (chat_jp_expect_op(P, "(")) return false;
+    while (!chat_jp_is_op(chat_jp_cur(P), ")")) {
+        if (k.n && chat_jp_expect_op(P, ",")) return false;
         ob_str nm;
         if (!expect_name(P, &nm)) return false;
         jnode *def = NULL;
-        if (jp_skip_op(P, "=")) {
-            def = jp_parse_expr(P, true);
+        if (chat_jp_skip_op(P, "=")) {
+            def = chat_jp_parse_expr(P, true);
             if (!def) return false;
         }
         /* A placeholder keeps push from refusing NULL; a parameter without default is NULL. */
-        if (!jp_kids_push(P, &k, into, nm)) return false;
+        if (!chat_jp_kids_push(P, &k, into, nm)) return false;
         k.v[k.n - 1] = def;
     }
     P->i++;
-    return jp_kids_store(P, &k, into);
+    return chat_jp_kids_store(P, &k, into);
 }
 
 static jnode *parse_macro(jparser *P, const jtok *at) {
     static const char *const ends[] = {"endmacro", NULL};
-    jnode *n = jp_node(P, JN_MACRO, at);
+    jnode *n = chat_jp_node(P, JN_MACRO, at);
     if (!n || !expect_name(P, &n->name) || !parse_params(P, n) || !expect_end(P)) return NULL;
     int which;
     n->body = body_until(P, ends, at, &which);
@@ -190,13 +192,13 @@ static jnode *parse_macro(jparser *P, const jtok *at) {
 
 static jnode *parse_callblock(jparser *P, const jtok *at) {
     static const char *const ends[] = {"endcall", NULL};
-    jnode *n = jp_node(P, JN_CALLBLOCK, at);
+    jnode *n = chat_jp_node(P, JN_CALLBLOCK, at);
     if (!n) return NULL;
-    if (jp_is_op(jp_cur(P), "(") && !parse_params(P, n)) return NULL;
-    n->a = jp_parse_expr(P, true);
+    if (chat_jp_is_op(chat_jp_cur(P), "(") && !parse_params(P, n)) return NULL;
+    n->a = chat_jp_parse_expr(P, true);
     if (!n->a) return NULL;
     if (n->a->kind != JN_CALL) {
-        jp_pfail_at(P, at, "%s", "{% call %} needs a macro call");
+        chat_jp_pfail_at(P, at, "%s", "{% call %} needs a macro call");
         return NULL;
     }
     if (!expect_end(P)) return NULL;
@@ -207,10 +209,10 @@ static jnode *parse_callblock(jparser *P, const jtok *at) {
 
 static jnode *parse_simple_body(jparser *P, const jtok *at, jn_kind kind, const char *end) {
     const char *const ends[] = {end, NULL};
-    jnode *n = jp_node(P, kind, at);
+    jnode *n = chat_jp_node(P, kind, at);
     if (!n) return NULL;
     if (kind == JN_FILTERBLOCK) {
-        n->a = jp_parse_filter(P, NULL, true);
+        n->a = chat_jp_parse_filter(P, NULL, true);
         if (!n->a) return NULL;
     }
     if (!expect_end(P)) return NULL;
@@ -222,48 +224,49 @@ static jnode *parse_simple_body(jparser *P, const jtok *at, jn_kind kind, const 
 
 /* One {% tag %} after the name token. */
 static jnode *parse_statement(jparser *P) {
-    const jtok *at = jp_cur(P);
+    const jtok *at = chat_jp_cur(P);
     if (at->type != JT_NAME) {
-        jp_unexpected(P, "a tag name");
+        chat_jp_unexpected(P, "a tag name");
         return NULL;
     }
     P->i++;
-    if (jp_is_name(at, "if")) return parse_if(P, at);
-    if (jp_is_name(at, "for")) return parse_for(P, at);
-    if (jp_is_name(at, "set")) return parse_set(P, at);
-    if (jp_is_name(at, "macro")) return parse_macro(P, at);
-    if (jp_is_name(at, "call")) return parse_callblock(P, at);
-    if (jp_is_name(at, "filter")) return parse_simple_body(P, at, JN_FILTERBLOCK, "endfilter");
-    if (jp_is_name(at, "generation")) return parse_simple_body(P, at, JN_BODY, "endgeneration");
-    if (jp_is_name(at, "break") || jp_is_name(at, "continue")) {
-        jnode *n = jp_node(P, jp_is_name(at, "break") ? JN_BREAK : JN_CONTINUE, at);
+    if (chat_jp_is_name(at, "if")) return parse_if(P, at);
+    if (chat_jp_is_name(at, "for")) return parse_for(P, at);
+    if (chat_jp_is_name(at, "set")) return parse_set(P, at);
+    if (chat_jp_is_name(at, "macro")) return parse_macro(P, at);
+    if (chat_jp_is_name(at, "call")) return parse_callblock(P, at);
+    if (chat_jp_is_name(at, "filter")) return parse_simple_body(P, at, JN_FILTERBLOCK, "endfilter");
+    if (chat_jp_is_name(at, "generation"))
+        return parse_simple_body(P, at, JN_BODY, "endgeneration");
+    if (chat_jp_is_name(at, "break") || chat_jp_is_name(at, "continue")) {
+        jnode *n = chat_jp_node(P, chat_jp_is_name(at, "break") ? JN_BREAK : JN_CONTINUE, at);
         return n && expect_end(P) ? n : NULL;
     }
     char nm[80];
     snprintf(nm, sizeof nm, "%.*s", OB_STR_FMT(at->text));
-    jp_pfail_at(P, at, "unknown tag '%s'", nm);
+    chat_jp_pfail_at(P, at, "unknown tag '%s'", nm);
     return NULL;
 }
 
 static int end_index(const jtok *t, const char *const *ends) {
     for (int i = 0; ends && ends[i]; i++)
-        if (jp_is_name(t, ends[i])) return i;
+        if (chat_jp_is_name(t, ends[i])) return i;
     return -1;
 }
 
 /* Statements until one of `ends` (a NULL list: until the end of the template). Leaves the
  * parser on the end tag's name. */
 static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener, int *which) {
-    jnode *body = jp_node(P, JN_BODY, jp_cur(P));
+    jnode *body = chat_jp_node(P, JN_BODY, chat_jp_cur(P));
     if (!body) return NULL;
     if (++P->depth > CHAT_JINJA_MAX_NESTING) {
-        jp_pfail_at(P, opener ? opener : jp_cur(P), "%s", "blocks nested too deeply");
+        chat_jp_pfail_at(P, opener ? opener : chat_jp_cur(P), "%s", "blocks nested too deeply");
         return NULL;
     }
     jkids k;
-    jp_kids_init(&k);
+    chat_jp_kids_init(&k);
     for (;;) {
-        const jtok *t = jp_cur(P);
+        const jtok *t = chat_jp_cur(P);
         jnode *s = NULL;
         if (t->type == JT_EOF) {
             if (ends) {
@@ -276,27 +279,27 @@ static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener
                                  OB_STR_FMT(opener->text), ends[i]);
                         break;
                     }
-                jp_pfail_at(P, opener, "%s", msg);
+                chat_jp_pfail_at(P, opener, "%s", msg);
                 return NULL;
             }
             break;
         }
         if (t->type == JT_TEXT) {
-            s = jp_node(P, JN_TEXT, t);
+            s = chat_jp_node(P, JN_TEXT, t);
             if (s) s->val = chat_val_str_view(t->text.ptr, t->text.len);
             P->i++;
         } else if (t->type == JT_VAR_BEGIN) {
             P->i++;
-            s = jp_node(P, JN_OUTPUT, t);
-            if (s) s->a = jp_parse_tuple(P, true, false);
+            s = chat_jp_node(P, JN_OUTPUT, t);
+            if (s) s->a = chat_jp_parse_tuple(P, true, false);
             if (!s || !s->a) return NULL;
-            if (jp_cur(P)->type != JT_VAR_END) {
-                jp_unexpected(P, "end of print statement '}}'");
+            if (chat_jp_cur(P)->type != JT_VAR_END) {
+                chat_jp_unexpected(P, "end of print statement '}}'");
                 return NULL;
             }
             P->i++;
         } else if (t->type == JT_BLOCK_BEGIN) {
-            int idx = end_index(jp_peek(P, 1), ends);
+            int idx = end_index(chat_jp_peek(P, 1), ends);
             if (idx >= 0) {
                 P->i++;
                 *which = idx;
@@ -305,13 +308,13 @@ static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener
             P->i++;
             s = parse_statement(P);
         } else {
-            jp_unexpected(P, NULL);
+            chat_jp_unexpected(P, NULL);
             return NULL;
         }
-        if (!jp_kids_push(P, &k, s, (ob_str){NULL, 0})) return NULL;
+        if (!chat_jp_kids_push(P, &k, s, (ob_str){NULL, 0})) return NULL;
     }
     P->depth--;
-    return jp_kids_store(P, &k, body) ? body : NULL;
+    return chat_jp_kids_store(P, &k, body) ? body : NULL;
 }
 
 ob_status chat_jinja_build(const jtok_list *toks, const char *name, chat_arena *a, jnode **root,

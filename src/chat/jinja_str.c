@@ -8,18 +8,19 @@
 #include <string.h>
 #include <utf8proc.h>
 
-size_t jx_utf8_len(const char *p, size_t n) {
+size_t chat_jx_utf8_len(const char *p, size_t n) {
     size_t count = 0;
     for (size_t i = 0; i < n; i++)
         if (((unsigned char)p[i] & 0xC0) != 0x80) count++;
     return count;
 }
 
-size_t jx_utf8_offset(const char *p, size_t n, size_t idx) {
+size_t chat_jx_utf8_offset(const char *p, size_t n, size_t idx) {
     size_t i = 0;
     while (i < n && idx > 0) {
         i++;
-        while (i < n && ((unsigned char)p[i] & 0xC0) == 0x80) i++;
+        while (i < n && ((unsigned char)p[i] & 0xC0) == 0x80)
+            i++;
         idx--;
     }
     return i;
@@ -28,7 +29,8 @@ size_t jx_utf8_offset(const char *p, size_t n, size_t idx) {
 /* Decodes the code point at p[i..n); *len gets its byte length (1 for a bad byte). */
 static uint32_t decode_at(const char *p, size_t n, size_t i, size_t *len) {
     utf8proc_int32_t cp;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)p + i, (utf8proc_ssize_t)(n - i), &cp);
+    utf8proc_ssize_t k =
+        utf8proc_iterate((const utf8proc_uint8_t *)p + i, (utf8proc_ssize_t)(n - i), &cp);
     if (k <= 0) {
         *len = 1;
         return 0xFFFD;
@@ -40,7 +42,8 @@ static uint32_t decode_at(const char *p, size_t n, size_t i, size_t *len) {
 /* The code point that ends at p[..end), and its start. */
 static uint32_t decode_before(const char *p, size_t end, size_t *start) {
     size_t s = end - 1;
-    while (s > 0 && ((unsigned char)p[s] & 0xC0) == 0x80 && end - s < 4) s--;
+    while (s > 0 && ((unsigned char)p[s] & 0xC0) == 0x80 && end - s < 4)
+        s--;
     size_t len;
     uint32_t cp = decode_at(p, end, s, &len);
     if (s + len != end) {
@@ -51,7 +54,7 @@ static uint32_t decode_before(const char *p, size_t end, size_t *start) {
     return cp;
 }
 
-bool jx_is_space(uint32_t cp) {
+bool chat_jx_is_space(uint32_t cp) {
     if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x1F) || cp == 0x85 ||
         cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
         cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000)
@@ -60,7 +63,7 @@ bool jx_is_space(uint32_t cp) {
 }
 
 static bool in_chars(uint32_t cp, const chat_val *chars) {
-    if (!chars) return jx_is_space(cp);
+    if (!chars) return chat_jx_is_space(cp);
     const char *p = chars->u.s.p;
     size_t n = chars->u.s.n;
     for (size_t i = 0, len; i < n; i += len)
@@ -68,24 +71,27 @@ static bool in_chars(uint32_t cp, const chat_val *chars) {
     return false;
 }
 
-chat_val jx_strip(chat_val s, const chat_val *chars, int which) {
+chat_val chat_jx_strip(chat_val s, const chat_val *chars, int which) {
     const char *p = s.u.s.p;
     size_t b = 0, e = s.u.s.n, len;
     if (which & 1)
-        while (b < e && in_chars(decode_at(p, e, b, &len), chars)) b += len;
+        while (b < e && in_chars(decode_at(p, e, b, &len), chars))
+            b += len;
     if (which & 2) {
         size_t start;
-        while (e > b && in_chars(decode_before(p, e, &start), chars)) e = start;
+        while (e > b && in_chars(decode_before(p, e, &start), chars))
+            e = start;
     }
     return chat_val_str_view(p + b, e - b);
 }
 
 static bool is_cased_letter(uint32_t cp) {
     utf8proc_category_t cat = utf8proc_category((utf8proc_int32_t)cp);
-    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
+    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+           cat == UTF8PROC_CATEGORY_LT;
 }
 
-chat_val jx_case(chat_arena *a, chat_val s, int how) {
+chat_val chat_jx_case(chat_arena *a, chat_val s, int how) {
     chat_text b;
     chat_text_init(&b, a);
     bool prev_cased = false, first = true;
@@ -119,7 +125,7 @@ chat_val jx_case(chat_arena *a, chat_val s, int how) {
     return chat_text_val(&b);
 }
 
-chat_val jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, int64_t count) {
+chat_val chat_jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, int64_t count) {
     chat_text b;
     chat_text_init(&b, a);
     const char *p = s.u.s.p;
@@ -164,15 +170,17 @@ static chat_val split_ws(chat_arena *a, chat_val s, int64_t maxsplit, bool from_
     if (!from_right) {
         size_t i = 0;
         while (i < n) {
-            while (i < n && jx_is_space(decode_at(p, n, i, &len))) i += len;
+            while (i < n && chat_jx_is_space(decode_at(p, n, i, &len)))
+                i += len;
             if (i >= n) break;
             if (maxsplit == 0) {
-                chat_val rest = jx_strip(chat_val_str_view(p + i, n - i), NULL, 2);
+                chat_val rest = chat_jx_strip(chat_val_str_view(p + i, n - i), NULL, 2);
                 if (push_piece(a, out, rest.u.s.p, rest.u.s.n)) return chat_val_fail();
                 break;
             }
             size_t start = i;
-            while (i < n && !jx_is_space(decode_at(p, n, i, &len))) i += len;
+            while (i < n && !chat_jx_is_space(decode_at(p, n, i, &len)))
+                i += len;
             if (push_piece(a, out, p + start, i - start)) return chat_val_fail();
             if (maxsplit > 0) maxsplit--;
         }
@@ -181,15 +189,17 @@ static chat_val split_ws(chat_arena *a, chat_val s, int64_t maxsplit, bool from_
     /* rsplit: collect from the right, then reverse. */
     size_t e = n, start;
     while (e > 0) {
-        while (e > 0 && jx_is_space(decode_before(p, e, &start))) e = start;
+        while (e > 0 && chat_jx_is_space(decode_before(p, e, &start)))
+            e = start;
         if (e == 0) break;
         if (maxsplit == 0) {
-            chat_val rest = jx_strip(chat_val_str_view(p, e), NULL, 1);
+            chat_val rest = chat_jx_strip(chat_val_str_view(p, e), NULL, 1);
             if (push_piece(a, out, rest.u.s.p, rest.u.s.n)) return chat_val_fail();
             break;
         }
         size_t end = e;
-        while (e > 0 && !jx_is_space(decode_before(p, e, &start))) e = start;
+        while (e > 0 && !chat_jx_is_space(decode_before(p, e, &start)))
+            e = start;
         if (push_piece(a, out, p + e, end - e)) return chat_val_fail();
         if (maxsplit > 0) maxsplit--;
     }
@@ -201,7 +211,7 @@ static chat_val split_ws(chat_arena *a, chat_val s, int64_t maxsplit, bool from_
     return out;
 }
 
-chat_val jx_split(chat_arena *a, chat_val s, chat_val sep, int64_t maxsplit, bool from_right) {
+chat_val chat_jx_split(chat_arena *a, chat_val s, chat_val sep, int64_t maxsplit, bool from_right) {
     chat_val out = chat_val_list(a, 4);
     if (chat_val_failed(out)) return out;
     if (sep.type != CHAT_STR) return split_ws(a, s, maxsplit, from_right, out);

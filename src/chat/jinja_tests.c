@@ -17,14 +17,16 @@ static ob_status want_int(jctx *c, const jnode *at, chat_val v, const char *test
         *out = v.type == CHAT_INT ? v.u.i : v.u.b;
         return OB_OK;
     }
-    if (v.type == CHAT_UNDEF) return jx_check_defined(c, at, v);
-    return jx_fail(c, at, OB_ERR_FORMAT, "test '%s' needs an integer, got %s", test, chat_val_type_name(v));
+    if (v.type == CHAT_UNDEF) return chat_jx_check_defined(c, at, v);
+    return chat_jx_fail(c, at, OB_ERR_FORMAT, "test '%s' needs an integer, got %s", test,
+                        chat_val_type_name(v));
 }
 
-static ob_status compare_test(jctx *c, const jnode *at, int op, chat_val x, const jargs *a, bool *out) {
+static ob_status compare_test(jctx *c, const jnode *at, int op, chat_val x, const jargs *a,
+                              bool *out) {
     chat_val r;
-    chat_val y = jx_arg(a, 0, NULL, chat_val_undef(""));
-    ob_status st = jx_binop(c, at, op, x, y, &r);
+    chat_val y = chat_jx_arg(a, 0, NULL, chat_val_undef(""));
+    ob_status st = chat_jx_binop(c, at, op, x, y, &r);
     if (st) return st;
     *out = r.u.b;
     return OB_OK;
@@ -42,10 +44,12 @@ static bool str_cased(chat_val v, bool upper) {
 }
 
 static const char *const TESTS[] = {
-    "defined", "undefined", "none", "boolean", "false", "true", "integer", "float", "number",
-    "string", "mapping", "sequence", "iterable", "callable", "sameas", "escaped", "in", "odd",
-    "even", "divisibleby", "lower", "upper", "equalto", "eq", "==", "ne", "!=", "lt", "<",
-    "lessthan", "le", "<=", "gt", ">", "greaterthan", "ge", ">=", NULL};
+    "defined", "undefined", "none",   "boolean", "false",    "true",        "integer",
+    "float",   "number",    "string", "mapping", "sequence", "iterable",    "callable",
+    "sameas",  "escaped",   "in",     "odd",     "even",     "divisibleby", "lower",
+    "upper",   "equalto",   "eq",     "==",      "ne",       "!=",          "lt",
+    "<",       "lessthan",  "le",     "<=",      "gt",       ">",           "greaterthan",
+    "ge",      ">=",        NULL};
 
 static int find_test(ob_str name) {
     for (int i = 0; TESTS[i]; i++)
@@ -53,13 +57,17 @@ static int find_test(ob_str name) {
     return -1;
 }
 
-bool jx_test_exists(ob_str name) { return find_test(name) >= 0; }
+bool chat_jx_test_exists(ob_str name) {
+    return find_test(name) >= 0;
+}
 
-ob_status jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const jargs *a, bool *out) {
+/* One case per entry of TESTS, in the same order. */
+ob_status chat_jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const jargs *a,
+                       bool *out) {
     int t = find_test(name);
     int64_t i, d;
     ob_status st;
-    chat_val arg = jx_arg(a, 0, NULL, chat_val_undef(""));
+    chat_val arg = chat_jx_arg(a, 0, NULL, chat_val_undef(""));
     switch (t) {
     case 0: *out = v.type != CHAT_UNDEF; return OB_OK;
     case 1: *out = v.type == CHAT_UNDEF; return OB_OK;
@@ -72,17 +80,19 @@ ob_status jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const jargs
     case 8: *out = is_number(v); return OB_OK;
     case 9: *out = v.type == CHAT_STR; return OB_OK;
     case 10: *out = v.type == CHAT_DICT && !(v.flags & CHAT_F_NS); return OB_OK;
-    case 11: *out = v.type == CHAT_STR || v.type == CHAT_LIST || v.type == CHAT_UNDEF ||
-                    (v.type == CHAT_DICT && !(v.flags & CHAT_F_NS));
+    case 11:
+        *out = v.type == CHAT_STR || v.type == CHAT_LIST || v.type == CHAT_UNDEF ||
+               (v.type == CHAT_DICT && !(v.flags & CHAT_F_NS));
         return OB_OK;
-    case 12: *out = v.type == CHAT_STR || v.type == CHAT_LIST || v.type == CHAT_DICT ||
-                    v.type == CHAT_UNDEF || v.type == CHAT_LOOP;
+    case 12:
+        *out = v.type == CHAT_STR || v.type == CHAT_LIST || v.type == CHAT_DICT ||
+               v.type == CHAT_UNDEF || v.type == CHAT_LOOP;
         return OB_OK;
     case 13: *out = v.type == CHAT_FUNC || v.type == CHAT_UNDEF; return OB_OK;
     case 14: /* sameas: identity; for values without identity, equality of the same type */
-        *out = v.type == arg.type &&
-               (v.type == CHAT_LIST ? v.u.l == arg.u.l : v.type == CHAT_DICT ? v.u.d == arg.u.d
-                                                                           : chat_val_equal(v, arg));
+        *out = v.type == arg.type && (v.type == CHAT_LIST   ? v.u.l == arg.u.l
+                                      : v.type == CHAT_DICT ? v.u.d == arg.u.d
+                                                            : chat_val_equal(v, arg));
         return OB_OK;
     case 15: *out = (v.flags & CHAT_F_SAFE) != 0; return OB_OK;
     case 16: return compare_test(c, at, JOP_IN, v, a, out);
@@ -92,19 +102,29 @@ ob_status jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const jargs
         *out = (i % 2 != 0) == (t == 17);
         return OB_OK;
     case 19:
-        if ((st = want_int(c, at, v, "divisibleby", &i)) || (st = want_int(c, at, arg, "divisibleby", &d)))
+        if ((st = want_int(c, at, v, "divisibleby", &i)) ||
+            (st = want_int(c, at, arg, "divisibleby", &d)))
             return st;
-        if (d == 0) return jx_fail(c, at, OB_ERR_FORMAT, "divisibleby 0");
+        if (d == 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "divisibleby 0");
         *out = d == -1 || i % d == 0;
         return OB_OK;
     case 20: *out = str_cased(v, false); return OB_OK;
     case 21: *out = str_cased(v, true); return OB_OK;
-    case 22: case 23: case 24: return compare_test(c, at, JOP_EQ, v, a, out);
-    case 25: case 26: return compare_test(c, at, JOP_NE, v, a, out);
-    case 27: case 28: case 29: return compare_test(c, at, JOP_LT, v, a, out);
-    case 30: case 31: return compare_test(c, at, JOP_LE, v, a, out);
-    case 32: case 33: case 34: return compare_test(c, at, JOP_GT, v, a, out);
-    case 35: case 36: return compare_test(c, at, JOP_GE, v, a, out);
+    case 22:
+    case 23:
+    case 24: return compare_test(c, at, JOP_EQ, v, a, out);
+    case 25:
+    case 26: return compare_test(c, at, JOP_NE, v, a, out);
+    case 27:
+    case 28:
+    case 29: return compare_test(c, at, JOP_LT, v, a, out);
+    case 30:
+    case 31: return compare_test(c, at, JOP_LE, v, a, out);
+    case 32:
+    case 33:
+    case 34: return compare_test(c, at, JOP_GT, v, a, out);
+    case 35:
+    case 36: return compare_test(c, at, JOP_GE, v, a, out);
     }
-    return jx_fail(c, at, OB_ERR_FORMAT, "unknown test '%.*s'", OB_STR_FMT(name));
+    return chat_jx_fail(c, at, OB_ERR_FORMAT, "unknown test '%.*s'", OB_STR_FMT(name));
 }

@@ -40,8 +40,12 @@ void chat_template_free(chat_template *t) {
     ob_free(t);
 }
 
-const char *chat_template_bos(const chat_template *t) { return t->bos; }
-const char *chat_template_eos(const chat_template *t) { return t->eos; }
+const char *chat_template_bos(const chat_template *t) {
+    return t->bos;
+}
+const char *chat_template_eos(const chat_template *t) {
+    return t->eos;
+}
 
 /* The text of token `key` (an id) in tokenizer.ggml.tokens; NULL result when absent. */
 static ob_status token_text(const gguf_file *f, const char *key, char **out, ob_err *err) {
@@ -91,13 +95,15 @@ static ob_status set_token(chat_arena *a, chat_dict *vars, const json_t *conv, c
     } else {
         return OB_OK;
     }
-    return chat_dict_set_cstr(a, vars, key, v) ? ob_fail(err, OB_ERR_NOMEM, "out of memory") : OB_OK;
+    return chat_dict_set_cstr(a, vars, key, v) ? ob_fail(err, OB_ERR_NOMEM, "out of memory")
+                                               : OB_OK;
 }
 
 /* Builds the variables apply_chat_template would pass. */
 static ob_status build_vars(const chat_template *t, chat_arena *a, const json_t *conv,
                             const chat_template_opts *o, chat_val *vars, ob_err *err) {
-    if (!json_is_object(conv)) return ob_fail(err, OB_ERR_ARG, "conversation: expected a JSON object");
+    if (!json_is_object(conv))
+        return ob_fail(err, OB_ERR_ARG, "conversation: expected a JSON object");
     const json_t *msgs = json_object_get(conv, "messages");
     if (!json_is_array(msgs))
         return ob_fail(err, OB_ERR_ARG, "conversation: \"messages\" must be an array");
@@ -113,8 +119,10 @@ static ob_status build_vars(const chat_template *t, chat_arena *a, const json_t 
         chat_dict_set_cstr(a, d, "documents", chat_val_none()) ||
         chat_dict_set_cstr(a, d, "add_generation_prompt", chat_val_bool(agp)))
         return ob_fail(err, OB_ERR_NOMEM, "out of memory");
-    ob_status st = set_token(a, d, conv, "bos_token", o && o->bos_token ? o->bos_token : t->bos, err);
-    if (!st) st = set_token(a, d, conv, "eos_token", o && o->eos_token ? o->eos_token : t->eos, err);
+    ob_status st =
+        set_token(a, d, conv, "bos_token", o && o->bos_token ? o->bos_token : t->bos, err);
+    if (!st)
+        st = set_token(a, d, conv, "eos_token", o && o->eos_token ? o->eos_token : t->eos, err);
     if (st) return st;
     json_object_foreach((json_t *)conv, key, val) {
         if (!strcmp(key, "bos_token") || !strcmp(key, "eos_token")) continue;
@@ -140,8 +148,10 @@ ob_status chat_template_render(const chat_template *t, const struct json_t *conv
     if (!st) st = chat_jinja_render(t->jinja, a, vars, &jo, &text, &n, err);
     if (!st) {
         *out = ob_strndup(text, n);
-        if (!*out) st = ob_fail(err, OB_ERR_NOMEM, "out of memory");
-        else *out_len = n;
+        if (!*out)
+            st = ob_fail(err, OB_ERR_NOMEM, "out of memory");
+        else
+            *out_len = n;
     }
     chat_arena_free(a);
     return st;

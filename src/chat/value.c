@@ -43,7 +43,9 @@ void chat_arena_free(chat_arena *a) {
     ob_free(a);
 }
 
-bool chat_arena_over_cap(const chat_arena *a) { return a->over_cap; }
+bool chat_arena_over_cap(const chat_arena *a) {
+    return a->over_cap;
+}
 
 void *chat_arena_alloc(chat_arena *a, size_t size) {
     size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
@@ -87,7 +89,9 @@ chat_val chat_val_undef(const char *hint) {
     return v;
 }
 
-chat_val chat_val_none(void) { return (chat_val){.type = CHAT_NONE}; }
+chat_val chat_val_none(void) {
+    return (chat_val){.type = CHAT_NONE};
+}
 
 chat_val chat_val_bool(bool b) {
     chat_val v = {.type = CHAT_BOOL};
@@ -108,11 +112,17 @@ chat_val chat_val_float(double f) {
 }
 
 /* The failure marker: an undefined value with a NULL hint (never made otherwise). */
-static chat_val failed_val(void) { return (chat_val){.type = CHAT_UNDEF}; }
+static chat_val failed_val(void) {
+    return (chat_val){.type = CHAT_UNDEF};
+}
 
-chat_val chat_val_fail(void) { return failed_val(); }
+chat_val chat_val_fail(void) {
+    return failed_val();
+}
 
-bool chat_val_failed(chat_val v) { return v.type == CHAT_UNDEF && v.u.hint == NULL; }
+bool chat_val_failed(chat_val v) {
+    return v.type == CHAT_UNDEF && v.u.hint == NULL;
+}
 
 chat_val chat_val_str_view(const char *p, size_t n) {
     chat_val v = {.type = CHAT_STR};
@@ -129,7 +139,9 @@ chat_val chat_val_str(chat_arena *a, const char *p, size_t n) {
     return chat_val_str_view(q, n);
 }
 
-chat_val chat_val_cstr(chat_arena *a, const char *s) { return chat_val_str(a, s, strlen(s)); }
+chat_val chat_val_cstr(chat_arena *a, const char *s) {
+    return chat_val_str(a, s, strlen(s));
+}
 
 chat_val chat_val_list(chat_arena *a, size_t cap) {
     chat_list *l = chat_arena_alloc(a, sizeof *l);
@@ -261,7 +273,9 @@ static double num_f(chat_val v) {
     return v.type == CHAT_FLOAT ? v.u.f : v.type == CHAT_INT ? (double)v.u.i : (double)v.u.b;
 }
 
-static int64_t num_i(chat_val v) { return v.type == CHAT_INT ? v.u.i : (int64_t)v.u.b; }
+static int64_t num_i(chat_val v) {
+    return v.type == CHAT_INT ? v.u.i : (int64_t)v.u.b;
+}
 
 bool chat_val_equal(chat_val a, chat_val b) {
     if (is_num(a) && is_num(b)) {
@@ -369,9 +383,13 @@ void chat_text_add(chat_text *b, const char *p, size_t n) {
     b->n += n;
 }
 
-void chat_text_adds(chat_text *b, const char *s) { chat_text_add(b, s, strlen(s)); }
+void chat_text_adds(chat_text *b, const char *s) {
+    chat_text_add(b, s, strlen(s));
+}
 
-chat_val chat_text_val(const chat_text *b) { return chat_val_str_view(b->p, b->n); }
+chat_val chat_text_val(const chat_text *b) {
+    return chat_val_str_view(b->p, b->n);
+}
 
 /* Python's repr of a str: single quotes unless the text has ' and no ", escapes for the quote,
  * backslash and control characters; other characters as they are. */
@@ -384,11 +402,16 @@ static void write_str_repr(chat_text *b, const char *p, size_t n) {
         unsigned char c = (unsigned char)p[i];
         const char *esc = NULL;
         char tmp[8];
-        if (c == (unsigned char)q) esc = q == '\'' ? "\\'" : "\\\"";
-        else if (c == '\\') esc = "\\\\";
-        else if (c == '\n') esc = "\\n";
-        else if (c == '\r') esc = "\\r";
-        else if (c == '\t') esc = "\\t";
+        if (c == (unsigned char)q)
+            esc = q == '\'' ? "\\'" : "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
         else if (c < 0x20 || c == 0x7f) {
             snprintf(tmp, sizeof tmp, "\\x%02x", c);
             esc = tmp;
@@ -417,8 +440,10 @@ static void write_any(chat_text *b, chat_val v, bool repr) {
         chat_text_adds(b, tmp);
         return;
     case CHAT_STR:
-        if (repr) write_str_repr(b, v.u.s.p, v.u.s.n);
-        else chat_text_add(b, v.u.s.p, v.u.s.n);
+        if (repr)
+            write_str_repr(b, v.u.s.p, v.u.s.n);
+        else
+            chat_text_add(b, v.u.s.p, v.u.s.n);
         return;
     case CHAT_LIST: {
         bool tup = v.flags & CHAT_F_TUPLE;
@@ -446,8 +471,12 @@ static void write_any(chat_text *b, chat_val v, bool repr) {
     }
 }
 
-void chat_val_write_str(chat_text *b, chat_val v) { write_any(b, v, false); }
-void chat_val_write_repr(chat_text *b, chat_val v) { write_any(b, v, true); }
+void chat_val_write_str(chat_text *b, chat_val v) {
+    write_any(b, v, false);
+}
+void chat_val_write_repr(chat_text *b, chat_val v) {
+    write_any(b, v, true);
+}
 
 /* Python's float repr: the shortest %.{p}e that strtod reads back exactly, then laid out as
  * fixed notation when the decimal exponent is in [-4, 16), else as d.ddde+XX. */
@@ -474,7 +503,8 @@ void chat_float_repr(double f, char out[32]) {
     for (; *s && *s != 'e'; s++)
         if (*s >= '0' && *s <= '9') digits[nd++] = *s;
     int exp10 = atoi(s + 1);
-    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
     digits[nd] = 0;
     int decpt = exp10 + 1; /* the value is 0.DIGITS * 10^decpt */
     char *o = out;
@@ -483,11 +513,13 @@ void chat_float_repr(double f, char out[32]) {
         if (decpt <= 0) {
             *o++ = '0';
             *o++ = '.';
-            for (int i = 0; i < -decpt; i++) *o++ = '0';
+            for (int i = 0; i < -decpt; i++)
+                *o++ = '0';
             memcpy(o, digits, (size_t)nd);
             o += nd;
         } else {
-            for (int i = 0; i < decpt; i++) *o++ = i < nd ? digits[i] : '0';
+            for (int i = 0; i < decpt; i++)
+                *o++ = i < nd ? digits[i] : '0';
             *o++ = '.';
             if (nd > decpt) {
                 memcpy(o, digits + decpt, (size_t)(nd - decpt));

@@ -48,8 +48,8 @@ typedef enum chat_vtype {
 } chat_vtype;
 
 #define CHAT_F_TUPLE 1u
-#define CHAT_F_NS 2u
-#define CHAT_F_SAFE 4u /* a string marked |safe (printing is the same: nothing is escaped) */
+#define CHAT_F_NS    2u
+#define CHAT_F_SAFE  4u /* a string marked |safe (printing is the same: nothing is escaped) */
 
 typedef struct chat_list chat_list;
 typedef struct chat_dict chat_dict;

@@ -46,13 +46,20 @@ static void json_write_string(chat_text *b, const char *s, size_t n, bool ensure
         unsigned char c = p[i];
         const char *esc = NULL;
         size_t adv = 1;
-        if (c == '"') esc = "\\\"";
-        else if (c == '\\') esc = "\\\\";
-        else if (c == '\n') esc = "\\n";
-        else if (c == '\r') esc = "\\r";
-        else if (c == '\t') esc = "\\t";
-        else if (c == '\b') esc = "\\b";
-        else if (c == '\f') esc = "\\f";
+        if (c == '"')
+            esc = "\\\"";
+        else if (c == '\\')
+            esc = "\\\\";
+        else if (c == '\n')
+            esc = "\\n";
+        else if (c == '\r')
+            esc = "\\r";
+        else if (c == '\t')
+            esc = "\\t";
+        else if (c == '\b')
+            esc = "\\b";
+        else if (c == '\f')
+            esc = "\\f";
         else if (c < 0x20 || (ensure_ascii && c == 0x7f)) {
             snprintf(tmp, sizeof tmp, "\\u%04x", c);
             esc = tmp;
@@ -89,7 +96,8 @@ typedef struct json_opts {
 static void json_newline(chat_text *b, const json_opts *o, int level) {
     if (o->indent < 0) return;
     chat_text_add(b, "\n", 1);
-    for (int i = 0; i < level * o->indent; i++) chat_text_add(b, " ", 1);
+    for (int i = 0; i < level * o->indent; i++)
+        chat_text_add(b, " ", 1);
 }
 
 static int json_write(chat_text *b, chat_val v, const json_opts *o, int level);
@@ -127,13 +135,13 @@ static int json_write_dict(chat_text *b, chat_dict *d, const json_opts *o, int l
     size_t order_small[64];
     size_t *order = order_small;
     if (d->n > 64) return snprintf(o->why, 64, "sort_keys on a dict over 64 keys"), -1;
-    for (size_t i = 0; i < d->n; i++) order[i] = i;
+    for (size_t i = 0; i < d->n; i++)
+        order[i] = i;
     if (o->sort_keys) {
         for (size_t i = 1; i < d->n; i++)
             for (size_t j = i; j > 0; j--) {
                 int c = 0;
-                if (chat_val_compare(d->keys[order[j - 1]], d->keys[order[j]], &c) || c <= 0)
-                    break;
+                if (chat_val_compare(d->keys[order[j - 1]], d->keys[order[j]], &c) || c <= 0) break;
                 size_t t = order[j];
                 order[j] = order[j - 1];
                 order[j - 1] = t;
@@ -163,8 +171,10 @@ static int json_write(chat_text *b, chat_val v, const json_opts *o, int level) {
         chat_text_adds(b, tmp);
         return 0;
     case CHAT_FLOAT:
-        if (isnan(v.u.f)) chat_text_adds(b, "NaN");
-        else if (isinf(v.u.f)) chat_text_adds(b, v.u.f < 0 ? "-Infinity" : "Infinity");
+        if (isnan(v.u.f))
+            chat_text_adds(b, "NaN");
+        else if (isinf(v.u.f))
+            chat_text_adds(b, v.u.f < 0 ? "-Infinity" : "Infinity");
         else {
             chat_float_repr(v.u.f, tmp);
             chat_text_adds(b, tmp);
@@ -204,8 +214,7 @@ int chat_val_to_json(chat_text *b, chat_val v, bool ensure_ascii, int indent, co
 
 /* ---- reading --------------------------------------------------------------------------- */
 
-static ob_status from_json(chat_arena *a, const json_t *j, chat_val *out, int depth,
-                           ob_err *err) {
+static ob_status from_json(chat_arena *a, const json_t *j, chat_val *out, int depth, ob_err *err) {
     if (depth > 1000) return ob_fail(err, OB_ERR_LIMIT, "JSON nested deeper than 1000 levels");
     switch (json_typeof(j)) {
     case JSON_NULL: *out = chat_val_none(); return OB_OK;
@@ -213,9 +222,7 @@ static ob_status from_json(chat_arena *a, const json_t *j, chat_val *out, int de
     case JSON_FALSE: *out = chat_val_bool(false); return OB_OK;
     case JSON_INTEGER: *out = chat_val_int((int64_t)json_integer_value(j)); return OB_OK;
     case JSON_REAL: *out = chat_val_float(json_real_value(j)); return OB_OK;
-    case JSON_STRING:
-        *out = chat_val_str(a, json_string_value(j), json_string_length(j));
-        break;
+    case JSON_STRING: *out = chat_val_str(a, json_string_value(j), json_string_length(j)); break;
     case JSON_ARRAY: {
         *out = chat_val_list(a, json_array_size(j));
         if (chat_val_failed(*out)) break;
@@ -223,7 +230,8 @@ static ob_status from_json(chat_arena *a, const json_t *j, chat_val *out, int de
             chat_val item;
             ob_status st = from_json(a, json_array_get(j, i), &item, depth + 1, err);
             if (st) return st;
-            if (chat_list_push(a, out->u.l, item)) return ob_fail(err, OB_ERR_NOMEM, "JSON: out of memory");
+            if (chat_list_push(a, out->u.l, item))
+                return ob_fail(err, OB_ERR_NOMEM, "JSON: out of memory");
         }
         return OB_OK;
     }

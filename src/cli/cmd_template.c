@@ -78,10 +78,14 @@ int cli_cmd_template(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         bool next = i + 1 < argc;
-        if ((!strcmp(s, "-m") || !strcmp(s, "--model")) && next) model = argv[++i];
-        else if (!strcmp(s, "--file") && next) file = argv[++i];
-        else if ((!strcmp(s, "-i") || !strcmp(s, "--input")) && next) input = argv[++i];
-        else if (!strcmp(s, "--now") && next) now = atoll(argv[++i]);
+        if ((!strcmp(s, "-m") || !strcmp(s, "--model")) && next)
+            model = argv[++i];
+        else if (!strcmp(s, "--file") && next)
+            file = argv[++i];
+        else if ((!strcmp(s, "-i") || !strcmp(s, "--input")) && next)
+            input = argv[++i];
+        else if (!strcmp(s, "--now") && next)
+            now = atoll(argv[++i]);
         else if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
             usage(stdout);
             return 0;
@@ -102,9 +106,11 @@ int cli_cmd_template(int argc, char **argv) {
         return 1;
     }
     json_error_t jerr;
-    json_t *conv = !strcmp(input, "-") ? json_loadf(stdin, 0, &jerr) : json_load_file(input, 0, &jerr);
+    json_t *conv =
+        !strcmp(input, "-") ? json_loadf(stdin, 0, &jerr) : json_load_file(input, 0, &jerr);
     if (!conv) {
-        fprintf(stderr, "outboard template: %s:%d:%d: %s\n", input, jerr.line, jerr.column, jerr.text);
+        fprintf(stderr, "outboard template: %s:%d:%d: %s\n", input, jerr.line, jerr.column,
+                jerr.text);
         chat_template_free(t);
         return 1;
     }

@@ -15,7 +15,8 @@ static const char *VARS =
     "{\"messages\": [{\"role\": \"system\", \"content\": \"sys\"},"
     " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"hi\"}]},"
     " {\"role\": \"assistant\", \"content\": null, \"reasoning_content\": \"think\","
-    "  \"tool_calls\": [{\"id\": \"c1\", \"function\": {\"name\": \"f\", \"arguments\": {\"a\": 1.5}}}]},"
+    "  \"tool_calls\": [{\"id\": \"c1\", \"function\": {\"name\": \"f\", \"arguments\": {\"a\": "
+    "1.5}}}]},"
     " {\"role\": \"tool\", \"content\": \"{\\\"r\\\": 2}\"}],"
     " \"tools\": [{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {}}}],"
     " \"add_generation_prompt\": true, \"bos_token\": \"<s>\", \"enable_thinking\": false}";

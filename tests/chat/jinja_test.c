@@ -38,7 +38,8 @@ static ob_status render_opts(const char *src, const char *vars, int64_t max_step
     return st;
 }
 
-static ob_status render(const char *src, const char *vars, char *out, size_t out_size, ob_err *err) {
+static ob_status render(const char *src, const char *vars, char *out, size_t out_size,
+                        ob_err *err) {
     return render_opts(src, vars, 0, 0, out, out_size, err);
 }
 
@@ -77,8 +78,8 @@ TEST(malformed_templates_name_line_and_column) {
         ob_status st = chat_jinja_parse(cases[i].src, strlen(cases[i].src), "t", &t, &err);
         CHECK_MSG(st == OB_ERR_FORMAT && !t, "case %zu (%s): status %s", i, cases[i].src,
                   ob_status_name(st));
-        CHECK_MSG(strstr(err.msg, cases[i].where) == err.msg, "case %zu: '%s' lacks %s", i,
-                  err.msg, cases[i].where);
+        CHECK_MSG(strstr(err.msg, cases[i].where) == err.msg, "case %zu: '%s' lacks %s", i, err.msg,
+                  cases[i].where);
         CHECK_MSG(strstr(err.msg, cases[i].what), "case %zu: '%s' lacks %s", i, err.msg,
                   cases[i].what);
     }
@@ -91,8 +92,7 @@ TEST(runtime_errors_name_line_and_column) {
     CHECK(strstr(err.msg, "'int object' has no attribute 'x'"));
     CHECK_STATUS(render("{{ missing.attr }}", NULL, NULL, 0, &err), OB_ERR_FORMAT, &err,
                  "'missing' is undefined");
-    CHECK_STATUS(render("\n\n   {{ 1 + 'a' }}", NULL, NULL, 0, &err), OB_ERR_FORMAT, &err,
-                 "t:3:");
+    CHECK_STATUS(render("\n\n   {{ 1 + 'a' }}", NULL, NULL, 0, &err), OB_ERR_FORMAT, &err, "t:3:");
     CHECK(strstr(err.msg, "unsupported operand type(s) for +: 'int' and 'str'"));
     CHECK_STATUS(render("{{ [1].nosuch() }}", NULL, NULL, 0, &err), OB_ERR_FORMAT, &err,
                  "has no attribute 'nosuch'");
@@ -101,8 +101,8 @@ TEST(runtime_errors_name_line_and_column) {
                  "expected 2 values to unpack, got 1");
     CHECK_STATUS(render("{% set x = 1 %}{% set x.y = 2 %}", NULL, NULL, 0, &err), OB_ERR_FORMAT,
                  &err, "non-namespace");
-    CHECK_STATUS(render("{{ 9223372036854775807 + 1 }}", NULL, NULL, 0, &err), OB_ERR_FORMAT,
-                 &err, "overflow");
+    CHECK_STATUS(render("{{ 9223372036854775807 + 1 }}", NULL, NULL, 0, &err), OB_ERR_FORMAT, &err,
+                 "overflow");
 }
 
 TEST(raise_exception_carries_the_message) {
@@ -114,14 +114,16 @@ TEST(raise_exception_carries_the_message) {
                  &err, "t:2:");
     CHECK(strstr(err.msg, "Conversation must start with a user turn"));
     char out[64];
-    CHECK_EQ_INT(render(src, "{\"messages\": [{\"role\": \"user\"}]}", out, sizeof out, &err), OB_OK);
+    CHECK_EQ_INT(render(src, "{\"messages\": [{\"role\": \"user\"}]}", out, sizeof out, &err),
+                 OB_OK);
     CHECK_EQ_STR(out, "");
 }
 
 TEST(endless_loops_stop_at_the_step_limit) {
     ob_err err;
-    const char *src = "{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
-                      "{% endfor %}{% endfor %}{% endfor %}";
+    const char *src =
+        "{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
+        "{% endfor %}{% endfor %}{% endfor %}";
     CHECK_STATUS(render_opts(src, NULL, 100000, 0, NULL, 0, &err), OB_ERR_LIMIT, &err,
                  "more than 100000 steps");
     CHECK_STATUS(render("{{ range(100000000)|length }}", NULL, NULL, 0, &err), OB_ERR_LIMIT, &err,
@@ -130,9 +132,9 @@ TEST(endless_loops_stop_at_the_step_limit) {
 
 TEST(runaway_recursion_stops) {
     ob_err err;
-    CHECK_STATUS(render("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, NULL, 0,
-                        &err),
-                 OB_ERR_LIMIT, &err, "macro 'r': calls nested deeper than");
+    CHECK_STATUS(
+        render("{% macro r(n) %}{{ r(n + 1) }}{% endmacro %}{{ r(0) }}", NULL, NULL, 0, &err),
+        OB_ERR_LIMIT, &err, "macro 'r': calls nested deeper than");
 }
 
 TEST(deep_nesting_is_refused_while_parsing) {
@@ -140,9 +142,11 @@ TEST(deep_nesting_is_refused_while_parsing) {
     static char src[10100];
     size_t n = 0;
     n += (size_t)snprintf(src, sizeof src, "{{ ");
-    for (int i = 0; i < 5000; i++) src[n++] = '(';
+    for (int i = 0; i < 5000; i++)
+        src[n++] = '(';
     src[n++] = '1';
-    for (int i = 0; i < 5000; i++) src[n++] = ')';
+    for (int i = 0; i < 5000; i++)
+        src[n++] = ')';
     snprintf(src + n, sizeof src - n, " }}");
     ob_err err;
     chat_jinja *t;
@@ -151,7 +155,8 @@ TEST(deep_nesting_is_refused_while_parsing) {
     /* Blocks nested too deep: 300 ifs. */
     static char blk[300 * 20 + 10];
     n = 0;
-    for (int i = 0; i < 300; i++) n += (size_t)snprintf(blk + n, sizeof blk - n, "{%% if 1 %%}");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(blk + n, sizeof blk - n, "{%% if 1 %%}");
     CHECK_EQ_INT(chat_jinja_parse(blk, n, "t", &t, &err), OB_ERR_FORMAT);
     CHECK(strstr(err.msg, "nested too deeply"));
 }
@@ -170,9 +175,11 @@ TEST(append_and_update_mutate_in_place) {
     /* transformers' sandbox refuses these; outboard allows them with Python's semantics. */
     ob_err err;
     char out[128];
-    CHECK_EQ_INT(render("{% set x = [] %}{% for i in range(3) %}{% set _ = x.append(i * i) %}"
-                        "{% endfor %}{{ x }}{% set d = {} %}{% set _ = d.update({'k': x|length}) %}{{ d }}",
-                        NULL, out, sizeof out, &err), OB_OK);
+    CHECK_EQ_INT(
+        render("{% set x = [] %}{% for i in range(3) %}{% set _ = x.append(i * i) %}"
+               "{% endfor %}{{ x }}{% set d = {} %}{% set _ = d.update({'k': x|length}) %}{{ d }}",
+               NULL, out, sizeof out, &err),
+        OB_OK);
     CHECK_EQ_STR(out, "[0, 1, 4]{'k': 3}");
 }
 
@@ -181,10 +188,19 @@ TEST(float_repr_matches_python) {
         double v;
         const char *py; /* Python's repr(v) */
     } cases[] = {
-        {0.1, "0.1"}, {1.0 / 3, "0.3333333333333333"}, {100.0, "100.0"}, {1e16, "1e+16"},
-        {1e15, "1000000000000000.0"}, {1e-5, "1e-05"}, {0.0001, "0.0001"}, {-0.0, "-0.0"},
-        {5e-324, "5e-324"}, {1.7976931348623157e308, "1.7976931348623157e+308"},
-        {123456789.125, "123456789.125"}, {2.5e-7, "2.5e-07"}, {1.5e300, "1.5e+300"},
+        {0.1, "0.1"},
+        {1.0 / 3, "0.3333333333333333"},
+        {100.0, "100.0"},
+        {1e16, "1e+16"},
+        {1e15, "1000000000000000.0"},
+        {1e-5, "1e-05"},
+        {0.0001, "0.0001"},
+        {-0.0, "-0.0"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {123456789.125, "123456789.125"},
+        {2.5e-7, "2.5e-07"},
+        {1.5e300, "1.5e+300"},
         {0.30000000000000004, "0.30000000000000004"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -202,8 +218,9 @@ TEST(allocation_failures_are_reported) {
                       "<|{{ m.role }}|>{{ m.content|trim }}{{ m|tojson }}{% endfor %}"
                       "{% macro f(x) %}[{{ x|upper }}]{% endmacro %}{{ f('a') }}{{ ns.n }}"
                       "{{ messages|map(attribute='role')|join(',') }}{{ 'a b'.split() }}";
-    const char *conv = "{\"messages\": [{\"role\": \"system\", \"content\": \" s \"}, "
-                       "{\"role\": \"user\", \"content\": \"hi\"}], \"add_generation_prompt\": true}";
+    const char *conv =
+        "{\"messages\": [{\"role\": \"system\", \"content\": \" s \"}, "
+        "{\"role\": \"user\", \"content\": \"hi\"}], \"add_generation_prompt\": true}";
     json_t *j = json_loads(conv, 0, NULL);
     CHECK(j);
     int64_t n;
@@ -232,13 +249,15 @@ TEST(allocation_failures_are_reported) {
 }
 
 TEST(template_render_api) {
-    const char *src = "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}"
-                      "{% if add_generation_prompt %}assistant:{% endif %}{{ tools is none }}{{ extra }}";
+    const char *src =
+        "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}{{ tools is none }}{{ extra }}";
     chat_template *t;
     ob_err err;
     CHECK_EQ_INT(chat_template_new(src, strlen(src), "t", &t, &err), OB_OK);
     json_t *conv = json_loads("{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], "
-                              "\"extra\": 5}", 0, NULL);
+                              "\"extra\": 5}",
+                              0, NULL);
     chat_template_opts o = {.bos_token = "<s>", .add_generation_prompt = true};
     char *out;
     size_t n;
