@@ -221,6 +221,15 @@ static size_t elem_size(gguf_vtype t) {
     }
 }
 
+/* A float converted to int64, truncating toward zero; NaN gives 0 and values beyond the range
+ * saturate (a plain cast would be undefined behaviour for them). */
+static int64_t f64_to_i64(double v) {
+    if (v != v) return 0;
+    if (v >= 9223372036854775808.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
 int64_t gguf_arr_i64(const gguf_kv *kv, uint64_t i) {
     size_t es = elem_size(kv->arr_type);
     if (es == 0 || i >= kv->arr_len) return 0;
@@ -228,8 +237,8 @@ int64_t gguf_arr_i64(const gguf_kv *kv, uint64_t i) {
     bool neg;
     uint64_t mag;
     if (kv->arr_type == GGUF_VTYPE_BOOL) return p[0] != 0;
-    if (kv->arr_type == GGUF_VTYPE_FLOAT32) return (int64_t)load_f32(p);
-    if (kv->arr_type == GGUF_VTYPE_FLOAT64) return (int64_t)load_f64(p);
+    if (kv->arr_type == GGUF_VTYPE_FLOAT32) return f64_to_i64(load_f32(p));
+    if (kv->arr_type == GGUF_VTYPE_FLOAT64) return f64_to_i64(load_f64(p));
     int_value(kv->arr_type, p, &neg, &mag);
     return neg ? (int64_t)(0 - mag) : (int64_t)mag;
 }

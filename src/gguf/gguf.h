@@ -119,7 +119,9 @@ ob_status gguf_get_bool_or(const gguf_file *f, const char *key, bool def, bool *
 /* An array of the given element type: *out points at the pair. Use gguf_arr_* to read it. */
 ob_status gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype elem, const gguf_kv **out,
                        ob_err *err);
-/* Element i of a numeric array converted to the type asked for (i < arr_len, caller checks). */
+/* Element i of a numeric or bool array converted to the type asked for (i < arr_len, caller
+ * checks; out of range gives 0). Floats convert to int64 truncating toward zero, saturating
+ * beyond its range, NaN giving 0. */
 int64_t gguf_arr_i64(const gguf_kv *kv, uint64_t i);
 double gguf_arr_f64(const gguf_kv *kv, uint64_t i);
 /* Element i of a string array. */

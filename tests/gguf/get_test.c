@@ -18,6 +18,7 @@ static int setup(void) {
     if (!w) return -1;
     static const int32_t toks[] = {-3, 0, 70000};
     static const float scores[] = {-1.25f, 0.5f};
+    static const double bigs[] = {-1e300, 1e300, NAN};
     ob_str strs[2] = {{"<s>", 3}, {"</s>", 4}};
     float data[4] = {1, 2, 3, 4};
     ob_err e = {{0}};
@@ -29,6 +30,7 @@ static int setup(void) {
               gguf_writer_set_str(w, "k.str", "llama") |
               gguf_writer_set_arr(w, "k.arr.i32", GGUF_VTYPE_INT32, toks, 3) |
               gguf_writer_set_arr(w, "k.arr.f32", GGUF_VTYPE_FLOAT32, scores, 2) |
+              gguf_writer_set_arr(w, "k.arr.f64", GGUF_VTYPE_FLOAT64, bigs, 3) |
               gguf_writer_set_arr_str(w, "k.arr.str", strs, 2) |
               gguf_writer_add_tensor(w, "w", OB_QTYPE_F32, 2, (int64_t[]){2, 2}, data, 16, &e);
     size_t size = 0;
@@ -144,6 +146,12 @@ TEST(arrays) {
     CHECK_STATUS(gguf_get_arr(file, "k.arr.f32", GGUF_VTYPE_FLOAT32, &kv, &e), OB_OK, &e, "");
     CHECK(gguf_arr_f64(kv, 0) == -1.25);
     CHECK(gguf_arr_f64(kv, 1) == 0.5);
+    CHECK_EQ_INT(gguf_arr_i64(kv, 0), -1); /* truncated toward zero */
+    CHECK_STATUS(gguf_get_arr(file, "k.arr.f64", GGUF_VTYPE_FLOAT64, &kv, &e), OB_OK, &e, "");
+    CHECK(gguf_arr_i64(kv, 0) == INT64_MIN); /* saturates instead of overflowing */
+    CHECK(gguf_arr_i64(kv, 1) == INT64_MAX);
+    CHECK_EQ_INT(gguf_arr_i64(kv, 2), 0); /* NaN */
+    CHECK(gguf_arr_f64(kv, 1) == 1e300);
     CHECK_STATUS(gguf_get_arr(file, "k.arr.str", GGUF_VTYPE_STRING, &kv, &e), OB_OK, &e, "");
     CHECK(ob_str_eq_cstr(gguf_arr_str(kv, 1), "</s>"));
     CHECK(gguf_arr_str(kv, 2).ptr == NULL); /* out of range gives an empty view */

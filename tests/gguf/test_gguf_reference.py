@@ -173,6 +173,18 @@ def test_shared_model_matches_gguf_reader(path):
     compare(path)
 
 
+SEEDS = sorted(os.path.join(ROOT, "tests", "fuzz_corpus", "parse_fuzz", f)
+               for f in os.listdir(os.path.join(ROOT, "tests", "fuzz_corpus", "parse_fuzz"))
+               if f.endswith(".gguf"))
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=os.path.basename)
+def test_our_writer_output_matches_gguf_reader(path):
+    """The fuzz seeds come from our writer (writer_test with OB_FUZZ_SEED_DIR): the reference
+    reader must see in them exactly what we do."""
+    compare(path)
+
+
 def test_shared_models_exist():
     if not os.path.isdir(os.path.join(SHARED, "models")):
         pytest.skip(f"no shared models folder at {SHARED}/models")

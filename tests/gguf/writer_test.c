@@ -289,8 +289,87 @@ TEST(writer_alloc_failure_sweep) {
     CHECK(done);
 }
 
+/* ---- fuzz seeds ------------------------------------------------------------------------ */
+
+/* Small, valid images for tests/fuzz_corpus/parse_fuzz/, written when OB_FUZZ_SEED_DIR is set:
+ *   OB_FUZZ_SEED_DIR=tests/fuzz_corpus/parse_fuzz build/tests/gguf/writer_test */
+static int write_seed(const char *dir, const char *name, gguf_writer *w, int version) {
+    uint8_t *buf = NULL;
+    size_t size = 0;
+    ob_err e = {{0}};
+    int rc = -1;
+    if (w && gguf_writer_to_buffer(w, &buf, &size, &e) == OB_OK) {
+        buf[4] = (uint8_t)version; /* v2 has the same layout as v3 */
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        FILE *fp = fopen(path, "wb");
+        if (fp && fwrite(buf, 1, size, fp) == size) rc = 0;
+        if (fp) fclose(fp);
+    }
+    ob_free(buf);
+    gguf_writer_free(w);
+    return rc;
+}
+
+static int write_fuzz_seeds(const char *dir) {
+    static const float scores[4] = {0, -1, -2.5f, -3};
+    static const int32_t ttypes[4] = {2, 3, 1, 1};
+    ob_str toks[4] = {{"<unk>", 5}, {"<s>", 3}, {"\xe2\x96\x81" "a", 4}, {"b", 1}};
+    ob_err e = {{0}};
+    int rc = 0;
+
+    gguf_writer *w = gguf_writer_new();
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_u32(w, "llama.block_count", 1);
+    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 4);
+    gguf_writer_set_arr(w, "tokenizer.ggml.scores", GGUF_VTYPE_FLOAT32, scores, 4);
+    gguf_writer_set_arr(w, "tokenizer.ggml.token_type", GGUF_VTYPE_INT32, ttypes, 4);
+    gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_writer_add_tensor(w, "token_embd.weight", OB_QTYPE_F32, 2, (int64_t[]){4, 4}, DATA[0], 64, &e);
+    gguf_writer_add_tensor(w, "blk.0.attn_q.weight", OB_QTYPE_Q4_0, 2, (int64_t[]){32, 2}, DATA[1], 36, &e);
+    rc |= write_seed(dir, "llama-tiny.gguf", w, 3);
+
+    w = gguf_writer_new();
+    gguf_writer_set_str(w, "general.architecture", "gemma3");
+    gguf_writer_add_tensor(w, "q4_k", OB_QTYPE_Q4_K, 1, (int64_t[]){256}, DATA[2], 144, &e);
+    gguf_writer_add_tensor(w, "q6_k", OB_QTYPE_Q6_K, 1, (int64_t[]){256}, DATA[3], 210, &e);
+    gguf_writer_add_tensor(w, "f16", OB_QTYPE_F16, 3, (int64_t[]){2, 1, 3}, DATA[0], 12, &e);
+    gguf_writer_set_alignment(w, 64);
+    rc |= write_seed(dir, "kquants-v2.gguf", w, 2);
+
+    /* Every value type, no tensors (like a vocab-only file). */
+    w = gguf_writer_new();
+    gguf_writer_set_u8(w, "u8", 1);
+    gguf_writer_set_i8(w, "i8", -1);
+    gguf_writer_set_u16(w, "u16", 2);
+    gguf_writer_set_i16(w, "i16", -2);
+    gguf_writer_set_u32(w, "u32", 3);
+    gguf_writer_set_i32(w, "i32", -3);
+    gguf_writer_set_u64(w, "u64", 4);
+    gguf_writer_set_i64(w, "i64", -4);
+    gguf_writer_set_f32(w, "f32", 0.5f);
+    gguf_writer_set_f64(w, "f64", 0.25);
+    gguf_writer_set_bool(w, "bool", true);
+    gguf_writer_set_str(w, "str", "s");
+    gguf_writer_set_arr(w, "arr.u16", GGUF_VTYPE_UINT16, U16S, 3);
+    gguf_writer_set_arr(w, "arr.i64", GGUF_VTYPE_INT64, I64S, 3);
+    gguf_writer_set_arr(w, "arr.f64", GGUF_VTYPE_FLOAT64, F64S, 3);
+    gguf_writer_set_arr(w, "arr.bool", GGUF_VTYPE_BOOL, BOOLS, 3);
+    gguf_writer_set_arr_str(w, "arr.str", toks, 2);
+    rc |= write_seed(dir, "all-types.gguf", w, 3);
+    return rc;
+}
+
 int main(void) {
     fill_data();
+    const char *seed_dir = getenv("OB_FUZZ_SEED_DIR");
+    if (seed_dir) {
+        int rc = write_fuzz_seeds(seed_dir);
+        fprintf(stderr, "fuzz seeds %s in %s\n", rc ? "NOT written" : "written", seed_dir);
+        return rc ? 1 : 0;
+    }
     RUN(round_trip_in_memory);
     RUN(round_trip_through_a_file);
     RUN(copy_kv_reproduces_the_file);
