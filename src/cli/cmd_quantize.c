@@ -28,8 +28,8 @@
 #include <unistd.h>
 
 #define QZ_CHUNK_FLOATS ((int64_t)1 << 22) /* source elements per worker per chunk (16 MiB f32) */
-#define QZ_MAX_THREADS 64
-#define QZ_NO_OFFSET UINT64_MAX
+#define QZ_MAX_THREADS  64
+#define QZ_NO_OFFSET    UINT64_MAX
 
 typedef struct qz_args {
     const char *in, *out, *type;
@@ -60,7 +60,8 @@ typedef struct qz_job {
 static void usage(FILE *to) {
     fprintf(to, "usage: outboard quantize [options] IN.gguf OUT.gguf TYPE\n\n"
                 "  TYPE is a preset:");
-    for (size_t i = 0; i < quant_preset_count(); i++) fprintf(to, " %s", quant_preset_at(i)->name);
+    for (size_t i = 0; i < quant_preset_count(); i++)
+        fprintf(to, " %s", quant_preset_at(i)->name);
     fprintf(to, "\n\n"
                 "  -t, --threads N       worker threads (default 2)\n"
                 "      --pure            every weight gets TYPE's base type (no per-tensor rules)\n"
@@ -84,14 +85,19 @@ static int parse_args(int argc, char **argv, qz_args *a) {
                 return 2;
             }
             a->threads = (int)v;
-        } else if (!strcmp(s, "--pure")) a->pure = true;
-        else if (!strcmp(s, "--allow-requantize")) a->allow_requant = true;
-        else if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) a->quiet = true;
-        else if (!strcmp(s, "-h") || !strcmp(s, "--help")) return usage(stdout), 0;
+        } else if (!strcmp(s, "--pure"))
+            a->pure = true;
+        else if (!strcmp(s, "--allow-requantize"))
+            a->allow_requant = true;
+        else if (!strcmp(s, "-q") || !strcmp(s, "--quiet"))
+            a->quiet = true;
+        else if (!strcmp(s, "-h") || !strcmp(s, "--help"))
+            return usage(stdout), 0;
         else if (s[0] == '-' && s[1]) {
             fprintf(stderr, "outboard quantize: unknown option '%s'\n", s);
             return usage(stderr), 2;
-        } else if (npos < 3) pos[npos++] = s;
+        } else if (npos < 3)
+            pos[npos++] = s;
         else {
             fprintf(stderr, "outboard quantize: unexpected argument '%s'\n", s);
             return usage(stderr), 2;
@@ -141,7 +147,8 @@ static ob_status plan_tensor(const gguf_tensor *t, const quant_preset *p, const 
     if (a->pure)
         type = quant_mix_quantizable(name, t->n_dims) ? quant_mix_fit_row(p->base_type, t->ne[0])
                                                       : t->type;
-    else type = quant_mix_tensor_type_ex(p, m, name, -1, t->ne, t->n_dims, t->type);
+    else
+        type = quant_mix_tensor_type_ex(p, m, name, -1, t->ne, t->n_dims, t->type);
     out->src = t;
     out->type = type;
     out->tmp_off = QZ_NO_OFFSET;
@@ -178,8 +185,10 @@ static void *convert_rows(void *arg) {
             j->from->to_f32(s, j->scratch, j->ne0);
             f = j->scratch;
         }
-        if (j->to->type == OB_QTYPE_F32) memcpy(d, f, (size_t)j->ne0 * sizeof(float));
-        else j->to->from_f32(f, d, j->ne0);
+        if (j->to->type == OB_QTYPE_F32)
+            memcpy(d, f, (size_t)j->ne0 * sizeof(float));
+        else
+            j->to->from_f32(f, d, j->ne0);
     }
     return NULL;
 }
@@ -200,9 +209,9 @@ static ob_status pwrite_all(int fd, const uint8_t *buf, size_t n, uint64_t off, 
 /* Scratch buffers shared by every tensor's conversion, sized for the widest row seen. */
 typedef struct qz_work {
     int threads;
-    uint8_t *out;       /* (threads * chunk rows, dst_row) converted bytes of one chunk */
+    uint8_t *out; /* (threads * chunk rows, dst_row) converted bytes of one chunk */
     size_t out_cap;
-    float *scratch;     /* (threads, ne0) f32 rows */
+    float *scratch;      /* (threads, ne0) f32 rows */
     int64_t scratch_cap; /* floats per thread */
 } qz_work;
 
@@ -241,9 +250,15 @@ static ob_status convert_tensor(const qz_plan *plan, qz_work *w, int fd, ob_err 
         int started = 0;
         for (int k = 0; k < w->threads; k++) {
             const int64_t a = k * share, b = a + share < rows ? a + share : rows;
-            jobs[k] = (qz_job){from, to, (const uint8_t *)t->data + (size_t)(r0 + a) * src_row,
-                               src_row, w->out + (size_t)a * dst_row, dst_row, ne0,
-                               b > a ? b - a : 0, w->scratch + (size_t)k * (size_t)ne0};
+            jobs[k] = (qz_job){from,
+                               to,
+                               (const uint8_t *)t->data + (size_t)(r0 + a) * src_row,
+                               src_row,
+                               w->out + (size_t)a * dst_row,
+                               dst_row,
+                               ne0,
+                               b > a ? b - a : 0,
+                               w->scratch + (size_t)k * (size_t)ne0};
         }
         /* Workers 1.. run on their own threads; worker 0 on this one. */
         for (int k = 1; k < w->threads; k++, started++)
@@ -269,13 +284,15 @@ typedef struct qz_state {
     gguf_file *in;
     qz_plan *plans; /* (n_tensors) */
     int64_t n_tensors;
-    int fd;          /* scratch file (unlinked), -1 when none */
+    int fd; /* scratch file (unlinked), -1 when none */
     uint64_t tmp_size;
-    void *map;       /* (tmp_size) mapping of the scratch file, or NULL */
+    void *map; /* (tmp_size) mapping of the scratch file, or NULL */
     gguf_writer *w;
 } qz_state;
 
-static double mib(uint64_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+static double mib(uint64_t bytes) {
+    return (double)bytes / (1024.0 * 1024.0);
+}
 
 /* Plans every tensor and lays the converted ones out in the scratch file. */
 static ob_status plan_all(qz_state *s, ob_err *err) {
@@ -347,8 +364,8 @@ static ob_status build_output(qz_state *s, ob_err *err) {
         const qz_plan *p = &s->plans[i];
         char name[512];
         snprintf(name, sizeof name, "%.*s", (int)p->src->name.len, p->src->name.ptr);
-        const void *data = p->tmp_off == QZ_NO_OFFSET ? p->src->data
-                                                       : (const uint8_t *)s->map + p->tmp_off;
+        const void *data =
+            p->tmp_off == QZ_NO_OFFSET ? p->src->data : (const uint8_t *)s->map + p->tmp_off;
         st = gguf_writer_add_tensor(s->w, name, p->type, p->src->n_dims, p->src->ne, data,
                                     p->nbytes, err);
         if (st) return st;
@@ -397,7 +414,8 @@ int cli_cmd_quantize(int argc, char **argv) {
             in_bytes += s.plans[i].src->nbytes;
             out_bytes += s.plans[i].nbytes;
         }
-        fprintf(stderr, "outboard quantize: %s -> %s (%s): tensors %.2f MiB -> %.2f MiB in %.1f s\n",
+        fprintf(stderr,
+                "outboard quantize: %s -> %s (%s): tensors %.2f MiB -> %.2f MiB in %.1f s\n",
                 s.args.in, s.args.out, s.preset->name, mib(in_bytes), mib(out_bytes),
                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
     }

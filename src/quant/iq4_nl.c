@@ -19,8 +19,10 @@ static int nearest_level(float v) {
     if (v >= quant_iq4_levels[15]) return 15;
     while (hi - lo > 1) { /* invariant: levels[lo] < v < levels[hi] or equal at an end */
         int mid = (lo + hi) / 2;
-        if (v < quant_iq4_levels[mid]) hi = mid;
-        else lo = mid;
+        if (v < quant_iq4_levels[mid])
+            hi = mid;
+        else
+            lo = mid;
     }
     return 2 * v >= (float)(quant_iq4_levels[lo] + quant_iq4_levels[hi]) ? hi : lo;
 }
@@ -87,7 +89,8 @@ void quant_iq4_quantize_block(const float *x, int nsub, uint16_t *dh, uint8_t *q
             int l = kq_nearest_int(id * scales[ib]);
             l = l < -32 ? -32 : l > 31 ? 31 : l;
             float dl = d * l, idl = dl ? 1 / dl : 0.f;
-            for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)nearest_level(idl * x[32 * ib + j]);
+            for (int j = 0; j < 32; j++)
+                L[32 * ib + j] = (uint8_t)nearest_level(idl * x[32 * ib + j]);
             l += 32;
             scales_l[ib / 2] |= (uint8_t)((l & 0xF) << (4 * (ib % 2)));
             *scales_h |= (uint16_t)((l >> 4) << (2 * ib));
@@ -95,7 +98,8 @@ void quant_iq4_quantize_block(const float *x, int nsub, uint16_t *dh, uint8_t *q
     } else {
         *dh = quant_to_f16(scales[0]);
         float id = scales[0] ? 1 / scales[0] : 0;
-        for (int j = 0; j < 32; j++) L[j] = (uint8_t)nearest_level(id * x[j]);
+        for (int j = 0; j < 32; j++)
+            L[j] = (uint8_t)nearest_level(id * x[j]);
     }
     for (int ib = 0; ib < nsub; ib++)
         for (int j = 0; j < 16; j++)

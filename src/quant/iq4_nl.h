@@ -22,16 +22,16 @@ extern const int8_t quant_iq4_levels[16];
 
 /* 4.5 bits/weight. 18 bytes. */
 typedef struct block_iq4_nl {
-    uint16_t d;            /* fp16 scale */
+    uint16_t d;             /* fp16 scale */
     uint8_t qs[QK4_NL / 2]; /* (16) element l in the low nibble of qs[l], l+16 in the high */
 } block_iq4_nl;
 
 /* 4.25 bits/weight. 136 bytes. */
 typedef struct block_iq4_xs {
-    uint16_t d;                /* fp16 super-scale */
-    uint16_t scales_h;         /* top 2 bits of the 8 6-bit scales, 2 per sub-block */
+    uint16_t d;                  /* fp16 super-scale */
+    uint16_t scales_h;           /* top 2 bits of the 8 6-bit scales, 2 per sub-block */
     uint8_t scales_l[QK_K / 64]; /* (4) low 4 bits, 2 sub-blocks per byte */
-    uint8_t qs[QK_K / 2];      /* (128) 16 bytes per sub-block of 32, as in IQ4_NL */
+    uint8_t qs[QK_K / 2];        /* (128) 16 bytes per sub-block of 32, as in IQ4_NL */
 } block_iq4_xs;
 
 _Static_assert(sizeof(block_iq4_nl) == 18, "IQ4_NL block layout");
@@ -66,8 +66,8 @@ void quant_iq4_xs_vec_dot(int64_t n, float *out, const void *x, const void *y);
 void quant_iq4_quantize_block(const float *x, int nsub, uint16_t *dh, uint8_t *qs,
                               uint16_t *scales_h, uint8_t *scales_l);
 
-#define IQ4_DECLARE_ISA(isa)                                                                   \
-    void quant_iq4_nl_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);      \
+#define IQ4_DECLARE_ISA(isa)                                                                       \
+    void quant_iq4_nl_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);          \
     void quant_iq4_xs_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);
 
 IQ4_DECLARE_ISA(avx2)

@@ -39,7 +39,8 @@ void quant_iq4_xs_vec_dot(int64_t n, float *out, const void *vx, const void *vy)
             const int8_t *q8 = y[b].qs + 32 * ib;
             int32_t s = 0;
             for (int j = 0; j < 16; j++)
-                s += quant_iq4_levels[qs[j] & 0xF] * q8[j] + quant_iq4_levels[qs[j] >> 4] * q8[j + 16];
+                s += quant_iq4_levels[qs[j] & 0xF] * q8[j] +
+                     quant_iq4_levels[qs[j] >> 4] * q8[j + 16];
             isum += iq4_xs_scale(&x[b], ib) * s;
         }
         acc = iq4_fold(acc, quant_f16(x[b].d) * y[b].d, isum);

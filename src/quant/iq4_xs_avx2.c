@@ -3,8 +3,8 @@
  * The kernel is written once in iq4_xs_x86.h for 256-bit registers; this file
  * compiles it with its ISA's flags, which pick the function names and the accumulate step.
  */
-#include "quant/quant_impl.h"
 #include "quant/iq4_xs_x86.h"
+#include "quant/quant_impl.h"
 
 const quant_impl quant_iq4_xs_avx2 = {NULL, NULL, quant_iq4_xs_vec_dot_avx2, NULL, 0};
 const quant_impl quant_iq4_nl_avx2 = {NULL, NULL, quant_iq4_nl_vec_dot_avx2, NULL, 0};

@@ -13,9 +13,22 @@
 #include <strings.h>
 
 enum {
-    FT_F32 = 0, FT_F16 = 1, FT_Q4_0 = 2, FT_Q8_0 = 7, FT_Q2_K = 10, FT_Q3_K_S = 11,
-    FT_Q3_K_M = 12, FT_Q3_K_L = 13, FT_Q4_K_S = 14, FT_Q4_K_M = 15, FT_Q5_K_S = 16,
-    FT_Q5_K_M = 17, FT_Q6_K = 18, FT_IQ4_NL = 25, FT_IQ4_XS = 30, FT_BF16 = 32,
+    FT_F32 = 0,
+    FT_F16 = 1,
+    FT_Q4_0 = 2,
+    FT_Q8_0 = 7,
+    FT_Q2_K = 10,
+    FT_Q3_K_S = 11,
+    FT_Q3_K_M = 12,
+    FT_Q3_K_L = 13,
+    FT_Q4_K_S = 14,
+    FT_Q4_K_M = 15,
+    FT_Q5_K_S = 16,
+    FT_Q5_K_M = 17,
+    FT_Q6_K = 18,
+    FT_IQ4_NL = 25,
+    FT_IQ4_XS = 30,
+    FT_BF16 = 32,
 };
 
 static const quant_preset PRESETS[] = {
@@ -37,9 +50,13 @@ const quant_preset *quant_preset_find(const char *name) {
     return NULL;
 }
 
-size_t quant_preset_count(void) { return N_PRESETS; }
+size_t quant_preset_count(void) {
+    return N_PRESETS;
+}
 
-const quant_preset *quant_preset_at(size_t i) { return i < N_PRESETS ? &PRESETS[i] : NULL; }
+const quant_preset *quant_preset_at(size_t i) {
+    return i < N_PRESETS ? &PRESETS[i] : NULL;
+}
 
 static bool ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -57,7 +74,13 @@ bool quant_mix_quantizable(const char *name, uint32_t n_dims) {
 }
 
 typedef enum category {
-    CAT_OTHER, CAT_OUTPUT, CAT_TOKEN_EMBD, CAT_ATTN_V, CAT_ATTN_K, CAT_ATTN_OUTPUT, CAT_FFN_DOWN,
+    CAT_OTHER,
+    CAT_OUTPUT,
+    CAT_TOKEN_EMBD,
+    CAT_ATTN_V,
+    CAT_ATTN_K,
+    CAT_ATTN_OUTPUT,
+    CAT_FFN_DOWN,
 } category;
 
 static category tensor_category(const char *name) {
@@ -81,12 +104,18 @@ static bool use_more_bits(int64_t i, int64_t n) {
 
 static uint32_t attn_v_type(uint32_t ft, uint32_t t, const quant_mix_model *m, int64_t i,
                             int64_t n) {
-    if (ft == FT_Q2_K) t = m->n_gqa >= 4 ? OB_QTYPE_Q4_K : OB_QTYPE_Q3_K;
-    else if (ft == FT_Q3_K_M) t = i < 2 ? OB_QTYPE_Q5_K : OB_QTYPE_Q4_K;
-    else if (ft == FT_Q3_K_L) t = OB_QTYPE_Q5_K;
-    else if ((ft == FT_IQ4_NL || ft == FT_IQ4_XS) && m->n_gqa >= 4) t = OB_QTYPE_Q5_K;
-    else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && use_more_bits(i, n)) t = OB_QTYPE_Q6_K;
-    else if (ft == FT_Q4_K_S && i < 4) t = OB_QTYPE_Q5_K;
+    if (ft == FT_Q2_K)
+        t = m->n_gqa >= 4 ? OB_QTYPE_Q4_K : OB_QTYPE_Q3_K;
+    else if (ft == FT_Q3_K_M)
+        t = i < 2 ? OB_QTYPE_Q5_K : OB_QTYPE_Q4_K;
+    else if (ft == FT_Q3_K_L)
+        t = OB_QTYPE_Q5_K;
+    else if ((ft == FT_IQ4_NL || ft == FT_IQ4_XS) && m->n_gqa >= 4)
+        t = OB_QTYPE_Q5_K;
+    else if ((ft == FT_Q4_K_M || ft == FT_Q5_K_M) && use_more_bits(i, n))
+        t = OB_QTYPE_Q6_K;
+    else if (ft == FT_Q4_K_S && i < 4)
+        t = OB_QTYPE_Q5_K;
     /* With 8 experts these tensors are a tiny share of the model: spend the bits. */
     if (m->n_expert == 8) t = OB_QTYPE_Q8_0;
     return t;
@@ -131,9 +160,9 @@ uint32_t quant_mix_fit_row(uint32_t t, int64_t ne0) {
     return ne0 % 32 == 0 ? t : OB_QTYPE_F16;
 }
 
-uint32_t quant_mix_tensor_type_ex(const quant_preset *p, const quant_mix_model *m,
-                                  const char *name, int64_t layer, const int64_t *ne,
-                                  uint32_t n_dims, uint32_t src_type) {
+uint32_t quant_mix_tensor_type_ex(const quant_preset *p, const quant_mix_model *m, const char *name,
+                                  int64_t layer, const int64_t *ne, uint32_t n_dims,
+                                  uint32_t src_type) {
     if (!p || !m || !ne || !quant_mix_quantizable(name, n_dims)) return src_type;
     uint32_t t = p->base_type;
     if (t == OB_QTYPE_F32 || t == OB_QTYPE_F16 || t == OB_QTYPE_BF16) return t;
@@ -149,8 +178,10 @@ uint32_t quant_mix_tensor_type_ex(const quant_preset *p, const quant_mix_model *
     switch (cat) {
     case CAT_TOKEN_EMBD: break;
     case CAT_OUTPUT:
-        if (ne[0] % 256 != 0) t = OB_QTYPE_Q8_0;
-        else if (t != OB_QTYPE_Q8_0) t = OB_QTYPE_Q6_K;
+        if (ne[0] % 256 != 0)
+            t = OB_QTYPE_Q8_0;
+        else if (t != OB_QTYPE_Q8_0)
+            t = OB_QTYPE_Q6_K;
         break;
     case CAT_ATTN_V: t = attn_v_type(ft, t, m, layer, n); break;
     case CAT_ATTN_K:
@@ -165,7 +196,7 @@ uint32_t quant_mix_tensor_type_ex(const quant_preset *p, const quant_mix_model *
 
 uint32_t quant_mix_tensor_type(const quant_preset *p, const char *name, int64_t layer,
                                int64_t n_layer, const int64_t *ne, uint32_t n_dims) {
-    const quant_mix_model m = {.n_layer = n_layer, .n_gqa = 1, .n_expert = 0,
-                               .tied_embeddings = false};
+    const quant_mix_model m = {
+        .n_layer = n_layer, .n_gqa = 1, .n_expert = 0, .tied_embeddings = false};
     return quant_mix_tensor_type_ex(p, &m, name, layer, ne, n_dims, OB_QTYPE_F32);
 }

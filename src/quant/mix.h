@@ -49,9 +49,9 @@ bool quant_mix_quantizable(const char *name, uint32_t n_dims);
  * by `m`, currently of type src_type. `layer` is its block index, or -1 to read it from a
  * "blk.N." name. Tensors the preset does not quantize keep src_type. Never fails: the result
  * always divides ne[0] into whole blocks (F16 as the last resort). */
-uint32_t quant_mix_tensor_type_ex(const quant_preset *p, const quant_mix_model *m,
-                                  const char *name, int64_t layer, const int64_t *ne,
-                                  uint32_t n_dims, uint32_t src_type);
+uint32_t quant_mix_tensor_type_ex(const quant_preset *p, const quant_mix_model *m, const char *name,
+                                  int64_t layer, const int64_t *ne, uint32_t n_dims,
+                                  uint32_t src_type);
 
 /* `type` itself when its blocks divide a row of ne0 elements, else the fallback chain above
  * (for `outboard quantize --pure`, which skips the per-tensor exceptions). */

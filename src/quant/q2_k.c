@@ -18,7 +18,8 @@ void quant_q2_k_to_f32(const void *src, float *dst, int64_t n) {
             const int shift = 2 * ((j % 8) / 2);
             const uint8_t sc = x[b].scales[j];
             const float dl = d * (sc & 0xF), ml = dmin * (sc >> 4);
-            for (int l = 0; l < 16; l++) *dst++ = dl * ((q[l] >> shift) & 3) - ml;
+            for (int l = 0; l < 16; l++)
+                *dst++ = dl * ((q[l] >> shift) & 3) - ml;
         }
     }
 }
@@ -31,10 +32,11 @@ void quant_q2_k_from_f32(const float *src, void *dst, int64_t n) {
     for (int64_t b = 0; b < n / QK_K; b++, src += QK_K) {
         float max_scale = 0, max_min = 0;
         for (int j = 0; j < QK_K / 16; j++) {
-            for (int l = 0; l < 16; l++) weights[l] = fabsf(src[16 * j + l]);
+            for (int l = 0; l < 16; l++)
+                weights[l] = fabsf(src[16 * j + l]);
             /* Two-bit levels are coarse: minimise absolute (not squared) error. */
-            scales[j] = quant_kq_make_qkx2(16, 3, src + 16 * j, weights, L + 16 * j, &mins[j],
-                                           laux, -0.5f, 0.1f, 15, 1);
+            scales[j] = quant_kq_make_qkx2(16, 3, src + 16 * j, weights, L + 16 * j, &mins[j], laux,
+                                           -0.5f, 0.1f, 15, 1);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -80,14 +82,15 @@ void quant_q2_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             const uint8_t *q = x[b].qs + 32 * (j / 8) + 16 * (j % 2);
             const int shift = 2 * ((j % 8) / 2);
             int32_t s = 0;
-            for (int l = 0; l < 16; l++) s += ((q[l] >> shift) & 3) * q8[16 * j + l];
+            for (int l = 0; l < 16; l++)
+                s += ((q[l] >> shift) & 3) * q8[16 * j + l];
             isum += (x[b].scales[j] & 0xF) * s;
             msum += (x[b].scales[j] >> 4) * y[b].bsums[j];
         }
-        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum,
-                      quant_f16(x[b].dmin) * y[b].d, msum);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum, quant_f16(x[b].dmin) * y[b].d, msum);
     }
     *out = acc;
 }
 
-const quant_impl quant_q2_k_scalar = {quant_q2_k_to_f32, quant_q2_k_from_f32, quant_q2_k_vec_dot, NULL, 0};
+const quant_impl quant_q2_k_scalar = {quant_q2_k_to_f32, quant_q2_k_from_f32, quant_q2_k_vec_dot,
+                                      NULL, 0};

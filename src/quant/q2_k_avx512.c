@@ -3,7 +3,7 @@
  * The kernel is written once in q2_k_x86.h for 256-bit registers; this file
  * compiles it with its ISA's flags, which pick the function names and the accumulate step.
  */
-#include "quant/quant_impl.h"
 #include "quant/q2_k_x86.h"
+#include "quant/quant_impl.h"
 
 const quant_impl quant_q2_k_avx512 = {NULL, NULL, quant_q2_k_vec_dot_avx512, NULL, 0};

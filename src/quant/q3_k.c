@@ -33,8 +33,10 @@ static void q3_pack_scales(const int ls[16], uint8_t out[12]) {
     memset(out, 0, 12);
     for (int j = 0; j < 16; j++) {
         int l = ls[j];
-        if (j < 8) out[j] = (uint8_t)(l & 0xF);
-        else out[j - 8] |= (uint8_t)((l & 0xF) << 4);
+        if (j < 8)
+            out[j] = (uint8_t)(l & 0xF);
+        else
+            out[j - 8] |= (uint8_t)((l & 0xF) << 4);
         out[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
     }
 }
@@ -98,7 +100,8 @@ void quant_q3_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
         int32_t isum = 0;
         for (int j = 0; j < QK_K / 16; j++) {
             int32_t s = 0;
-            for (int l = 16 * j; l < 16 * j + 16; l++) s += q3_value(&x[b], l) * y[b].qs[l];
+            for (int l = 16 * j; l < 16 * j + 16; l++)
+                s += q3_value(&x[b], l) * y[b].qs[l];
             isum += sc[j] * s;
         }
         acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum, 0.f, 0);
@@ -106,4 +109,5 @@ void quant_q3_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
     *out = acc;
 }
 
-const quant_impl quant_q3_k_scalar = {quant_q3_k_to_f32, quant_q3_k_from_f32, quant_q3_k_vec_dot, NULL, 0};
+const quant_impl quant_q3_k_scalar = {quant_q3_k_to_f32, quant_q3_k_from_f32, quant_q3_k_vec_dot,
+                                      NULL, 0};

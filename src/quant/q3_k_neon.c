@@ -26,8 +26,8 @@ void quant_q3_k_vec_dot_neon(int64_t n, float *out, const void *vx, const void *
             for (int k = 0; k < 4; k++) {
                 for (int s = 0; s < 2; s++) {
                     /* hmask bit 4h+k of byte l is the high bit of weight 128h + 32k + l. */
-                    const uint8x16_t q = vorrq_u8(vandq_u8(qs.val[s], m3),
-                                                  vshlq_n_u8(vandq_u8(hm.val[s], m1), 2));
+                    const uint8x16_t q =
+                        vorrq_u8(vandq_u8(qs.val[s], m3), vshlq_n_u8(vandq_u8(hm.val[s], m1), 2));
                     const int8x16_t v = vsubq_s8(vreinterpretq_s8_u8(q), m4);
                     const int32x4_t d = vdotq_s32(zero, v, vld1q_s8(q8 + 32 * k + 16 * s));
                     sum = vmlaq_n_s32(sum, d, sc[8 * h + 2 * k + s]);

@@ -20,8 +20,10 @@ void quant_q4_k_to_f32(const void *src, float *dst, int64_t n) {
             const float d1 = d * sc, m1 = dmin * m;
             kq_scale_min_k4(2 * c + 1, x[b].scales, &sc, &m);
             const float d2 = d * sc, m2 = dmin * m;
-            for (int l = 0; l < 32; l++) *dst++ = d1 * (q[l] & 0xF) - m1;
-            for (int l = 0; l < 32; l++) *dst++ = d2 * (q[l] >> 4) - m2;
+            for (int l = 0; l < 32; l++)
+                *dst++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++)
+                *dst++ = d2 * (q[l] >> 4) - m2;
         }
     }
 }
@@ -53,11 +55,13 @@ void quant_kq_quantize_k4(const float *x, int nmax, float rmin, int nstep, uint1
     for (int j = 0; j < QK_K / 32; j++) {
         /* Weights favour large values and the group's RMS, as the reference quantizer does. */
         float sum_x2 = 0;
-        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        for (int l = 0; l < 32; l++)
+            sum_x2 += x[32 * j + l] * x[32 * j + l];
         float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-        sc[j] = quant_kq_make_qkx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], laux,
-                                   rmin, 0.1f, nstep, 0);
+        for (int l = 0; l < 32; l++)
+            weights[l] = av_x + fabsf(x[32 * j + l]);
+        sc[j] = quant_kq_make_qkx2(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], laux, rmin,
+                                   0.1f, nstep, 0);
         if (sc[j] > max_scale) max_scale = sc[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -90,7 +94,8 @@ void quant_q4_k_from_f32(const float *src, void *dst, int64_t n) {
         quant_kq_quantize_k4(src, 15, -1.f, 20, &y[b].d, &y[b].dmin, y[b].scales, L);
         uint8_t *q = y[b].qs;
         for (int j = 0; j < QK_K; j += 64, q += 32)
-            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+            for (int l = 0; l < 32; l++)
+                q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
     }
 }
 
@@ -115,10 +120,10 @@ void quant_q4_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             msum += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
         }
-        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum,
-                      quant_f16(x[b].dmin) * y[b].d, msum);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum, quant_f16(x[b].dmin) * y[b].d, msum);
     }
     *out = acc;
 }
 
-const quant_impl quant_q4_k_scalar = {quant_q4_k_to_f32, quant_q4_k_from_f32, quant_q4_k_vec_dot, NULL, 0};
+const quant_impl quant_q4_k_scalar = {quant_q4_k_to_f32, quant_q4_k_from_f32, quant_q4_k_vec_dot,
+                                      NULL, 0};

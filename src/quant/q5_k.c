@@ -18,8 +18,10 @@ void quant_q5_k_to_f32(const void *src, float *dst, int64_t n) {
             kq_scale_min_k4(2 * c + 1, x[b].scales, &sc, &m);
             const float d2 = d * sc, m2 = dmin * m;
             const uint8_t u1 = (uint8_t)(1u << (2 * c)), u2 = (uint8_t)(2u << (2 * c));
-            for (int l = 0; l < 32; l++) *dst++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
-            for (int l = 0; l < 32; l++) *dst++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
+            for (int l = 0; l < 32; l++)
+                *dst++ = d1 * ((ql[l] & 0xF) + (qh[l] & u1 ? 16 : 0)) - m1;
+            for (int l = 0; l < 32; l++)
+                *dst++ = d2 * ((ql[l] >> 4) + (qh[l] & u2 ? 16 : 0)) - m2;
         }
     }
 }
@@ -63,10 +65,10 @@ void quant_q5_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
             msum += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
         }
-        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum,
-                      quant_f16(x[b].dmin) * y[b].d, msum);
+        acc = kq_fold(acc, quant_f16(x[b].d) * y[b].d, isum, quant_f16(x[b].dmin) * y[b].d, msum);
     }
     *out = acc;
 }
 
-const quant_impl quant_q5_k_scalar = {quant_q5_k_to_f32, quant_q5_k_from_f32, quant_q5_k_vec_dot, NULL, 0};
+const quant_impl quant_q5_k_scalar = {quant_q5_k_to_f32, quant_q5_k_from_f32, quant_q5_k_vec_dot,
+                                      NULL, 0};

@@ -96,4 +96,5 @@ void quant_q6_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) {
     *out = acc;
 }
 
-const quant_impl quant_q6_k_scalar = {quant_q6_k_to_f32, quant_q6_k_from_f32, quant_q6_k_vec_dot, NULL, 0};
+const quant_impl quant_q6_k_scalar = {quant_q6_k_to_f32, quant_q6_k_from_f32, quant_q6_k_vec_dot,
+                                      NULL, 0};

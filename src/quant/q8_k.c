@@ -7,8 +7,8 @@
  * This scalar quantizer is the reference; the SIMD ones (q8_k_avx2.c, ...) produce the same
  * bytes. to_f32 exists for tests and tools.
  */
-#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
+#include "quant/quant_impl.h"
 
 #include <math.h>
 
@@ -34,7 +34,8 @@ void quant_q8_k_from_f32(const float *src, void *dst, int64_t n) {
         }
         for (int j = 0; j < QK_K / 16; j++) {
             int sum = 0;
-            for (int i = 0; i < 16; i++) sum += y[b].qs[16 * j + i];
+            for (int i = 0; i < 16; i++)
+                sum += y[b].qs[16 * j + i];
             y[b].bsums[j] = (int16_t)sum;
         }
         y[b].d = 1 / iscale;
@@ -44,7 +45,8 @@ void quant_q8_k_from_f32(const float *src, void *dst, int64_t n) {
 void quant_q8_k_to_f32(const void *src, float *dst, int64_t n) {
     const block_q8_k *x = src;
     for (int64_t b = 0; b < n / QK_K; b++)
-        for (int j = 0; j < QK_K; j++) *dst++ = x[b].d * x[b].qs[j];
+        for (int j = 0; j < QK_K; j++)
+            *dst++ = x[b].d * x[b].qs[j];
 }
 
 /* Q8_K x Q8_K: not used by models (Q8_K is only ever the activation side) but it completes
@@ -54,10 +56,12 @@ static void q8_k_vec_dot(int64_t n, float *out, const void *vx, const void *vy) 
     float acc = 0;
     for (int64_t b = 0; b < n / QK_K; b++) {
         int32_t s = 0;
-        for (int j = 0; j < QK_K; j++) s += x[b].qs[j] * y[b].qs[j];
+        for (int j = 0; j < QK_K; j++)
+            s += x[b].qs[j] * y[b].qs[j];
         acc = kq_fold(acc, x[b].d * y[b].d, s, 0.f, 0);
     }
     *out = acc;
 }
 
-const quant_impl quant_q8_k_scalar = {quant_q8_k_to_f32, quant_q8_k_from_f32, q8_k_vec_dot, NULL, 0};
+const quant_impl quant_q8_k_scalar = {quant_q8_k_to_f32, quant_q8_k_from_f32, q8_k_vec_dot, NULL,
+                                      0};

@@ -19,8 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define QK_K 256           /* elements per super-block */
-#define K_SCALE_SIZE 12    /* bytes of packed 6-bit scales and mins in Q4_K / Q5_K */
+#define QK_K         256 /* elements per super-block */
+#define K_SCALE_SIZE 12  /* bytes of packed 6-bit scales and mins in Q4_K / Q5_K */
 
 /* 2.625 bits/weight: 16 sub-blocks of 16, 4-bit scale and 4-bit min each. 84 bytes. */
 typedef struct block_q2_k {
@@ -40,10 +40,10 @@ typedef struct block_q3_k {
 
 /* 4.5 bits/weight: 8 sub-blocks of 32 with 6-bit scales and mins. 144 bytes. */
 typedef struct block_q4_k {
-    uint16_t d;                    /* fp16 super-scale of the scales */
-    uint16_t dmin;                 /* fp16 super-scale of the mins */
-    uint8_t scales[K_SCALE_SIZE];  /* 8 scales + 8 mins, 6 bits each */
-    uint8_t qs[QK_K / 2];          /* (128) 4-bit quants: 64-element chunks, low nibbles first */
+    uint16_t d;                   /* fp16 super-scale of the scales */
+    uint16_t dmin;                /* fp16 super-scale of the mins */
+    uint8_t scales[K_SCALE_SIZE]; /* 8 scales + 8 mins, 6 bits each */
+    uint8_t qs[QK_K / 2];         /* (128) 4-bit quants: 64-element chunks, low nibbles first */
 } block_q4_k;
 
 /* 5.5 bits/weight: Q4_K plus one high bit per quant. 176 bytes. */
@@ -57,17 +57,17 @@ typedef struct block_q5_k {
 
 /* 6.5625 bits/weight: 16 sub-blocks of 16 with int8 scales. 210 bytes. */
 typedef struct block_q6_k {
-    uint8_t ql[QK_K / 2];      /* (128) low 4 bits */
-    uint8_t qh[QK_K / 4];      /* (64) high 2 bits */
-    int8_t scales[QK_K / 16];  /* (16) */
-    uint16_t d;                /* fp16 super-scale */
+    uint8_t ql[QK_K / 2];     /* (128) low 4 bits */
+    uint8_t qh[QK_K / 4];     /* (64) high 2 bits */
+    int8_t scales[QK_K / 16]; /* (16) */
+    uint16_t d;               /* fp16 super-scale */
 } block_q6_k;
 
 /* Activations for K-quant dot products. 292 bytes. */
 typedef struct block_q8_k {
-    float d;                   /* scale: value = d * qs[i] */
-    int8_t qs[QK_K];           /* (256) in [-127, 127] */
-    int16_t bsums[QK_K / 16];  /* (16) sum of each 16 consecutive qs */
+    float d;                  /* scale: value = d * qs[i] */
+    int8_t qs[QK_K];          /* (256) in [-127, 127] */
+    int16_t bsums[QK_K / 16]; /* (16) sum of each 16 consecutive qs */
 } block_q8_k;
 
 _Static_assert(sizeof(block_q2_k) == 84, "Q2_K block layout");
@@ -125,7 +125,8 @@ static inline void kq_q3_scales(const uint8_t *packed, int8_t out[16]) {
     r[3] = ((a[1] >> 4) & m4) | (((a[2] >> 6) & m2) << 4);
     uint8_t u[16];
     memcpy(u, r, 16);
-    for (int j = 0; j < 16; j++) out[j] = (int8_t)(u[j] - 32);
+    for (int j = 0; j < 16; j++)
+        out[j] = (int8_t)(u[j] - 32);
 }
 
 /* One super-block's contribution to a dot product: d * isum - dmin * msum, where d and dmin
@@ -168,9 +169,9 @@ void quant_kq_quantize_k4(const float *x, int nmax, float rmin, int nstep, uint1
 /* to_f32 / from_f32: n is a multiple of QK_K. vec_dot: x is a row of the type, y a row of
  * Q8_K, both n elements; *out = their dot product. */
 
-#define KQ_DECLARE(t)                                                                          \
-    void quant_##t##_to_f32(const void *src, float *dst, int64_t n);                           \
-    void quant_##t##_from_f32(const float *src, void *dst, int64_t n);                         \
+#define KQ_DECLARE(t)                                                                              \
+    void quant_##t##_to_f32(const void *src, float *dst, int64_t n);                               \
+    void quant_##t##_from_f32(const float *src, void *dst, int64_t n);                             \
     void quant_##t##_vec_dot(int64_t n, float *out, const void *x, const void *y);
 
 KQ_DECLARE(q2_k)
@@ -183,12 +184,12 @@ void quant_q8_k_to_f32(const void *src, float *dst, int64_t n);
 void quant_q8_k_from_f32(const float *src, void *dst, int64_t n);
 
 /* SIMD variants, each equal to the scalar function of the same name without the suffix. */
-#define KQ_DECLARE_ISA(isa)                                                                    \
-    void quant_q2_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);        \
-    void quant_q3_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);        \
-    void quant_q4_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);        \
-    void quant_q5_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);        \
-    void quant_q6_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);        \
+#define KQ_DECLARE_ISA(isa)                                                                        \
+    void quant_q2_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);            \
+    void quant_q3_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);            \
+    void quant_q4_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);            \
+    void quant_q5_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);            \
+    void quant_q6_k_vec_dot_##isa(int64_t n, float *out, const void *x, const void *y);            \
     void quant_q8_k_from_f32_##isa(const float *src, void *dst, int64_t n);
 
 KQ_DECLARE_ISA(avx2)

@@ -4,15 +4,16 @@
  * vector max then a compare; cvtps rounds to nearest-even like the scalar rounding trick.
  * The 16-value sums use sad_epu8 on the bytes biased to unsigned.
  */
-#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
+#include "quant/quant_impl.h"
 
 /* The first element of x[0..256) whose magnitude is the largest, or 0 when all are zero. */
 static float first_absmax(const float *x) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 vmax = _mm256_setzero_ps();
-    for (int i = 0; i < QK_K; i += 8) vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+    for (int i = 0; i < QK_K; i += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_movehdup_ps(m));
@@ -45,8 +46,8 @@ void quant_q8_k_from_f32_avx2(const float *src, void *dst, int64_t n) {
             for (int k = 0; k < 4; k++)
                 v[k] = _mm256_min_epi32(
                     _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(src + i + 8 * k))), lim);
-            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]),
-                                           _mm256_packs_epi32(v[2], v[3]));
+            __m256i p =
+                _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
             p = _mm256_permutevar8x32_epi32(p, perm);
             _mm256_storeu_si256((__m256i *)(y[b].qs + i), p);
             /* sad against zero sums each 8 biased bytes; two of them make one 16-sum. */

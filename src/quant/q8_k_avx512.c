@@ -3,13 +3,14 @@
  * per register make one 16-value group, so each bsum is one horizontal add and the int8
  * narrowing (vpmovsdb) keeps element order.
  */
-#include "quant/quant_impl.h"
 #include "quant/q8_k.h"
 #include "quant/q8_k_x86.h"
+#include "quant/quant_impl.h"
 
 static float first_absmax(const float *x) {
     __m512 vmax = _mm512_setzero_ps();
-    for (int i = 0; i < QK_K; i += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    for (int i = 0; i < QK_K; i += 16)
+        vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
     const float amax = _mm512_reduce_max_ps(vmax);
     if (!(amax > 0)) return 0.f;
     const __m512 va = _mm512_set1_ps(amax);

@@ -11,7 +11,8 @@
 
 static float first_absmax(const float *x) {
     float32x4_t vmax = vdupq_n_f32(0);
-    for (int i = 0; i < QK_K; i += 4) vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
+    for (int i = 0; i < QK_K; i += 4)
+        vmax = vmaxq_f32(vmax, vabsq_f32(vld1q_f32(x + i)));
     const float amax = vmaxvq_f32(vmax);
     if (!(amax > 0)) return 0.f;
     for (int i = 0; i < QK_K; i++)
@@ -32,7 +33,8 @@ void quant_q8_k_from_f32_neon(const float *src, void *dst, int64_t n) {
         for (int i = 0; i < QK_K; i += 16) {
             int32x4_t v[4];
             for (int k = 0; k < 4; k++)
-                v[k] = vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src + i + 4 * k), iscale)), lim);
+                v[k] =
+                    vminq_s32(vcvtnq_s32_f32(vmulq_n_f32(vld1q_f32(src + i + 4 * k), iscale)), lim);
             const int16x8_t a = vcombine_s16(vqmovn_s32(v[0]), vqmovn_s32(v[1]));
             const int16x8_t c = vcombine_s16(vqmovn_s32(v[2]), vqmovn_s32(v[3]));
             vst1q_s8(y[b].qs + i, vcombine_s8(vqmovn_s16(a), vqmovn_s16(c)));

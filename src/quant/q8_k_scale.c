@@ -13,7 +13,9 @@
 /* Below this the group is treated as all zero (no meaningful scale). */
 #define KQ_GROUP_EPS 1e-15f
 
-static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int clampi(int v, int lo, int hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 /* The element of largest magnitude, with its sign; 0 when all are (near) zero. */
 static float signed_absmax(int n, const float *x) {
@@ -105,7 +107,8 @@ float quant_kq_make_q3(int n, int nmax, const float *x, int8_t *L) {
         }
         if (!changed) break;
     }
-    for (int i = 0; i < n; i++) L[i] = (int8_t)(L[i] + nmax);
+    for (int i = 0; i < n; i++)
+        L[i] = (int8_t)(L[i] + nmax);
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 

@@ -18,13 +18,13 @@ typedef struct kq_type {
     uint32_t type;
     size_t d_off[2]; /* byte offsets of fp16 scale fields to keep finite in raw blocks */
     int nd;
-    int q8_0;        /* activations are Q8_0 (IQ4_NL) rather than Q8_K */
+    int q8_0; /* activations are Q8_0 (IQ4_NL) rather than Q8_K */
 } kq_type;
 
 static const kq_type TYPES[] = {
-    {OB_QTYPE_Q2_K, {80, 82}, 2, 0},  {OB_QTYPE_Q3_K, {108, 0}, 1, 0},
-    {OB_QTYPE_Q4_K, {0, 2}, 2, 0},    {OB_QTYPE_Q5_K, {0, 2}, 2, 0},
-    {OB_QTYPE_Q6_K, {208, 0}, 1, 0},  {OB_QTYPE_IQ4_NL, {0, 0}, 1, 1},
+    {OB_QTYPE_Q2_K, {80, 82}, 2, 0}, {OB_QTYPE_Q3_K, {108, 0}, 1, 0},
+    {OB_QTYPE_Q4_K, {0, 2}, 2, 0},   {OB_QTYPE_Q5_K, {0, 2}, 2, 0},
+    {OB_QTYPE_Q6_K, {208, 0}, 1, 0}, {OB_QTYPE_IQ4_NL, {0, 0}, 1, 1},
     {OB_QTYPE_IQ4_XS, {0, 0}, 1, 0},
 };
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
@@ -43,7 +43,9 @@ static uint64_t rnd(void) {
     rng_state ^= rng_state << 17;
     return rng_state;
 }
-static float rnd_unit(void) { return (float)((rnd() >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f; }
+static float rnd_unit(void) {
+    return (float)((rnd() >> 40) * (1.0 / 16777216.0)) * 2.f - 1.f;
+}
 /* Roughly normal with occasional outliers, like trained weights. */
 static float rnd_weight(void) {
     float s = rnd_unit() + rnd_unit() + rnd_unit();
@@ -55,7 +57,8 @@ static void fill_raw(const kq_type *t, uint8_t *q, int64_t nblocks) {
     const size_t size = quant_traits_ref(t->type)->type_size;
     for (int64_t b = 0; b < nblocks; b++) {
         uint8_t *blk = q + b * (int64_t)size;
-        for (size_t i = 0; i < size; i++) blk[i] = (uint8_t)rnd();
+        for (size_t i = 0; i < size; i++)
+            blk[i] = (uint8_t)rnd();
         for (int k = 0; k < t->nd; k++) {
             uint16_t h = quant_f32_to_f16(rnd_unit() * 0.01f);
             memcpy(blk + t->d_off[k], &h, 2);
@@ -72,7 +75,8 @@ static void make_act(const kq_type *t, const float *a, void *out, int64_t n) {
     quant_block_q8_0 *y = out;
     for (int64_t b = 0; b < n / 32; b++) {
         y[b].d = quant_f32_to_f16(rnd_unit() * 0.02f);
-        for (int j = 0; j < 32; j++) y[b].qs[j] = (int8_t)(rnd() % 255 - 127);
+        for (int j = 0; j < 32; j++)
+            y[b].qs[j] = (int8_t)(rnd() % 255 - 127);
     }
 }
 
@@ -82,17 +86,18 @@ static void act_to_f32(const kq_type *t, const void *q, float *out, int64_t n) {
         return;
     }
     const quant_block_q8_0 *y = q;
-    for (int64_t i = 0; i < n; i++) out[i] = quant_f16_to_f32(y[i / 32].d) * y[i / 32].qs[i % 32];
+    for (int64_t i = 0; i < n; i++)
+        out[i] = quant_f16_to_f32(y[i / 32].d) * y[i / 32].qs[i % 32];
 }
 
 static long n_isa_checks;
 static const int64_t NBLOCKS[] = {1, 2, 3, 7};
-#define MAX_N (7 * 256)
+#define MAX_N    (7 * 256)
 #define MAX_ROWS 3
 
 /* Compares every built ISA's vec_dot with the scalar one on `rows` rows of x against y. */
-static int compare_isas(const kq_type *t, const uint8_t *qx, const void *qy, int64_t n,
-                        int rows, const char *what) {
+static int compare_isas(const kq_type *t, const uint8_t *qx, const void *qy, int64_t n, int rows,
+                        const char *what) {
     const quant_traits *ref = quant_traits_ref(t->type);
     size_t row_bytes = (size_t)(n / ref->block_size) * ref->type_size;
     for (int r = 0; r < rows; r++) {
@@ -123,8 +128,10 @@ TEST(simd_vec_dot_equals_scalar) {
         CHECK(ref && ref->vec_dot_type == (t->q8_0 ? OB_QTYPE_Q8_0 : OB_QTYPE_Q8_K));
         for (size_t k = 0; k < sizeof NBLOCKS / sizeof NBLOCKS[0]; k++) {
             const int64_t n = NBLOCKS[k] * 256;
-            for (int64_t i = 0; i < MAX_ROWS * n; i++) xf[i] = rnd_weight();
-            for (int64_t i = 0; i < n; i++) af[i] = rnd_weight();
+            for (int64_t i = 0; i < MAX_ROWS * n; i++)
+                xf[i] = rnd_weight();
+            for (int64_t i = 0; i < n; i++)
+                af[i] = rnd_weight();
             ref->from_f32(xf, qx, MAX_ROWS * n);
             make_act(t, af, qy, n);
             CHECK(compare_isas(t, qx, qy, n, MAX_ROWS, "quantized"));
@@ -149,8 +156,10 @@ TEST(scalar_vec_dot_matches_dequantized_dot) {
                 xf[i] = rnd_weight();
                 af[i] = rnd_weight();
             }
-            if (rep == 0) ref->from_f32(xf, qx, n);
-            else fill_raw(t, qx, n / ref->block_size);
+            if (rep == 0)
+                ref->from_f32(xf, qx, n);
+            else
+                fill_raw(t, qx, n / ref->block_size);
             make_act(t, af, qy, n);
             ref->to_f32(qx, xd, n);
             act_to_f32(t, qy, ad, n);
@@ -176,7 +185,8 @@ TEST(quantizer_error_bounds) {
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const quant_traits *t = quant_traits_ref(TYPES[ti].type);
         double err = 0, ss = 0;
-        for (int64_t i = 0; i < 1024; i++) x[i] = rnd_weight();
+        for (int64_t i = 0; i < 1024; i++)
+            x[i] = rnd_weight();
         t->from_f32(x, q, 1024);
         t->to_f32(q, back, 1024);
         for (int64_t i = 0; i < 1024; i++) {
@@ -189,7 +199,8 @@ TEST(quantizer_error_bounds) {
         memset(x, 0, sizeof x);
         t->from_f32(x, q, 256);
         t->to_f32(q, back, 256);
-        for (int i = 0; i < 256; i++) CHECK_MSG(back[i] == 0.f, "%s: zero input", t->name);
+        for (int i = 0; i < 256; i++)
+            CHECK_MSG(back[i] == 0.f, "%s: zero input", t->name);
     }
 }
 
@@ -201,12 +212,14 @@ TEST(q8_k_quantizers_equal_scalar) {
     static float x[5 * 256];
     static block_q8_k ref[5], got[5];
     for (int rep = 0; rep < 20; rep++) {
-        for (int i = 0; i < 5 * 256; i++) x[i] = rnd_weight() * (rep + 1);
-        memset(x + 256, 0, 256 * sizeof(float));       /* an all-zero block */
-        x[2 * 256 + 7] = -1000.f;            /* the extreme is negative */
-        x[3 * 256 + 3] = 1000.f;                         /* +m then -m: the first one wins */
+        for (int i = 0; i < 5 * 256; i++)
+            x[i] = rnd_weight() * (rep + 1);
+        memset(x + 256, 0, 256 * sizeof(float)); /* an all-zero block */
+        x[2 * 256 + 7] = -1000.f;                /* the extreme is negative */
+        x[3 * 256 + 3] = 1000.f;                 /* +m then -m: the first one wins */
         x[3 * 256 + 200] = -1000.f;
-        for (int i = 0; i < 256; i++) x[4 * 256 + i] = (float)(i % 21 - 10) * 0.5f; /* ties */
+        for (int i = 0; i < 256; i++)
+            x[4 * 256 + i] = (float)(i % 21 - 10) * 0.5f; /* ties */
         quant_traits_ref(OB_QTYPE_Q8_K)->from_f32(x, ref, 5 * 256);
         CHECK(ref[1].d == 0.f && ref[3].qs[3] == -127 && ref[3].qs[200] == 127);
         for (int i = 0; i < 3; i++) {
@@ -214,8 +227,8 @@ TEST(q8_k_quantizers_equal_scalar) {
             if (!isa) continue;
             memset(got, 0x55, sizeof got);
             isa->from_f32(x, got, 5 * 256);
-            CHECK_MSG(q8k_same(ref, got, 5), "Q8_K %s differs from scalar (rep %d)",
-                      ISA_NAMES[i], rep);
+            CHECK_MSG(q8k_same(ref, got, 5), "Q8_K %s differs from scalar (rep %d)", ISA_NAMES[i],
+                      rep);
         }
     }
 }
@@ -224,13 +237,15 @@ TEST(q8_k_quantizers_equal_scalar) {
 TEST(q8_k_reference_invariants) {
     static float x[2 * 256], back[2 * 256];
     static block_q8_k q[2];
-    for (int i = 0; i < 512; i++) x[i] = rnd_weight();
+    for (int i = 0; i < 512; i++)
+        x[i] = rnd_weight();
     quant_q8_k_from_f32(x, q, 512);
     quant_q8_k_to_f32(q, back, 512);
     for (int b = 0; b < 2; b++) {
         for (int j = 0; j < 16; j++) {
             int s = 0;
-            for (int i = 0; i < 16; i++) s += q[b].qs[16 * j + i];
+            for (int i = 0; i < 16; i++)
+                s += q[b].qs[16 * j + i];
             CHECK_EQ_INT(q[b].bsums[j], s);
         }
         for (int i = 0; i < 256; i++) {

@@ -70,8 +70,7 @@ TEST(unquantized_tensors_keep_their_type) {
     const int64_t ne1[1] = {256};
     const quant_preset *p = quant_preset_find("Q4_K_M");
     CHECK_EQ_INT(quant_mix_tensor_type(p, "blk.0.attn_norm.weight", 0, 16, ne1, 1), OB_QTYPE_F32);
-    CHECK_EQ_INT(quant_mix_tensor_type(p, "blk.0.ffn_gate_inp.weight", 0, 16, SQ, 2),
-                 OB_QTYPE_F32);
+    CHECK_EQ_INT(quant_mix_tensor_type(p, "blk.0.ffn_gate_inp.weight", 0, 16, SQ, 2), OB_QTYPE_F32);
     CHECK_EQ_INT(quant_mix_tensor_type(p, "blk.0.attn_q.bias", 0, 16, SQ, 2), OB_QTYPE_F32);
     CHECK(!quant_mix_quantizable("output_norm.weight", 2));
     CHECK(quant_mix_quantizable("blk.0.ffn_up.weight", 2));
@@ -97,8 +96,7 @@ TEST(model_facts) {
                  OB_QTYPE_Q4_K);
     CHECK_EQ_INT(quant_mix_tensor_type_ex(p, &m, "token_embd.weight", -1, SQ, 2, OB_QTYPE_F16),
                  OB_QTYPE_Q6_K);
-    CHECK_EQ_INT(quant_mix_tensor_type_ex(p, &m, "blk.0.attn_norm.weight", -1, SQ, 1,
-                                          OB_QTYPE_F16),
+    CHECK_EQ_INT(quant_mix_tensor_type_ex(p, &m, "blk.0.attn_norm.weight", -1, SQ, 1, OB_QTYPE_F16),
                  OB_QTYPE_F16);
     CHECK_EQ_INT(quant_mix_tensor_type_ex(quant_preset_find("IQ4_NL"), &m, "blk.9.attn_v.weight",
                                           -1, SQ, 2, OB_QTYPE_F32),
@@ -106,8 +104,8 @@ TEST(model_facts) {
     m.n_expert = 8;
     CHECK_EQ_INT(quant_mix_tensor_type_ex(p, &m, "blk.0.attn_k.weight", -1, SQ, 2, OB_QTYPE_F32),
                  OB_QTYPE_Q8_0);
-    CHECK_EQ_INT(quant_mix_tensor_type_ex(quant_preset_find("F16"), &m, "blk.0.attn_k.weight",
-                                          -1, SQ, 2, OB_QTYPE_F32),
+    CHECK_EQ_INT(quant_mix_tensor_type_ex(quant_preset_find("F16"), &m, "blk.0.attn_k.weight", -1,
+                                          SQ, 2, OB_QTYPE_F32),
                  OB_QTYPE_F16);
 }
 
