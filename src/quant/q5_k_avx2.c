@@ -16,7 +16,7 @@ static inline void q5k_block(const void *vx, const void *vy, __m256i *isum, __m2
     const __m256i m4 = _mm256_set1_epi8(0xF), one = _mm256_set1_epi8(1);
     const __m128i sm = kq_unpack_k4_x86(x->scales); /* 8 scales, 8 mins */
     const __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
-    const __m128i s16 = _mm_cvtepu8_epi16(sm);
+    const __m256i s16x2 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
     *msum = _mm256_madd_epi16(
         _mm256_loadu_si256((const __m256i *)y->bsums),
         _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16)));
@@ -33,8 +33,7 @@ static inline void q5k_block(const void *vx, const void *vy, __m256i *isum, __m2
         const int8_t *q8 = y->qs + 64 * c;
         const __m256i p0 = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
         const __m256i p1 = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
-        const __m256i sc = _mm256_broadcastw_epi16(_mm_srli_si128(s16, 4 * c));
-        const __m256i sc1 = _mm256_broadcastw_epi16(_mm_srli_si128(s16, 4 * c + 2));
+        const __m256i sc = kq_bcast16(s16x2, 2 * c), sc1 = kq_bcast16(s16x2, 2 * c + 1);
         sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(p0, sc));
         sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(p1, sc1));
     }
