@@ -125,6 +125,7 @@ __global__ void k_attn_merge(attn_params p) {
 }
 
 extern "C" ob_status cuda_attention(cuda_ctx *c, const cuda_attn_args *a, ob_err *err) {
+    CUDA_USE(c);
     if (a->head_dim <= 0 || a->head_dim > 32 * ATTN_MAX_PER_LANE || a->n_head_kv <= 0 ||
         a->n_head % a->n_head_kv)
         return ob_fail(err, OB_ERR_ARG,

@@ -50,6 +50,10 @@ ob_status cuda_fail_call(ob_err *err, const char *call, cudaError_t e, const cha
 /* "cuda: launch <kernel>: <cudaGetErrorString>", OB_ERR_CUDA. */
 ob_status cuda_fail_launch(ob_err *err, const char *kernel, cudaError_t e);
 
+/* Makes the context's device current on this thread: runtime calls and launches go to the
+ * current device, and a process may hold contexts on several devices. */
+#define CUDA_USE(c) CUDA_CHECK(cudaSetDevice((c)->dev))
+
 /* Ensures *buf holds at least `bytes` (freeing the old one first); `what` names it. */
 ob_status cuda_scratch(cuda_ctx *c, void **buf, size_t *have, size_t bytes, const char *what,
                        ob_err *err);

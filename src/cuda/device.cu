@@ -171,6 +171,7 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
 }
 
 extern "C" ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) {
+    CUDA_USE(c);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return OB_OK;
 }
@@ -206,6 +207,7 @@ extern "C" void cuda_buf_free(cuda_ctx *c, void *p) {
 }
 
 extern "C" ob_status cuda_buf_zero(cuda_ctx *c, void *p, size_t bytes, ob_err *err) {
+    CUDA_USE(c);
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
     return OB_OK;
 }
@@ -230,6 +232,7 @@ static std::atomic<uint64_t> copy_h2d_bytes, copy_h2d_count, copy_d2h_bytes, cop
 
 extern "C" ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes,
                                    ob_err *err) {
+    CUDA_USE(c);
     if (!bytes) return OB_OK;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     /* synchronous: a pageable source must stay valid until the copy has read it */
@@ -241,6 +244,7 @@ extern "C" ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size
 
 extern "C" ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src, size_t bytes,
                                    ob_err *err) {
+    CUDA_USE(c);
     if (!bytes) return OB_OK;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));

@@ -62,7 +62,7 @@ __global__ void k_matvec(const uint8_t *w, size_t row_size, int64_t n_in, int64_
     const uint8_t *r = w + row * row_size;
     const int64_t nc = (n_in + 31) / 32;
     /* float4 loads of x need every row of x 16-byte aligned */
-    const bool vec = (n_in % 4) == 0;
+    const bool vec = (n_in % 4) == 0 && ((uintptr_t)x % 16) == 0;
     float acc[MATVEC_MAX_TOK];
 #pragma unroll
     for (int t = 0; t < MATVEC_MAX_TOK; t++) acc[t] = 0.0f;
@@ -192,6 +192,7 @@ extern "C" void cuda_weight_free(cuda_ctx *c, cuda_weight *w) {
 
 extern "C" ob_status cuda_get_rows(cuda_ctx *c, const cuda_weight *w, const int32_t *ids,
                                    int64_t n, float *out, ob_err *err) {
+    CUDA_USE(c);
     ob_status st = check_weight(w, err);
     if (st || n <= 0) return st;
     const uint8_t *wd = (const uint8_t *)w->data_dev;
@@ -250,11 +251,13 @@ static ob_status gemm(cuda_ctx *c, float *y, const cuda_weight *w, const float *
     if (tile_rows < 64) tile_rows = 64;
     if (tile_rows > n_out) tile_rows = n_out;
     /* scratch: (n_tok, n_in) f16 activations, then (tile_rows, n_in) f16 weights */
-    size_t x_bytes = (size_t)n_tok * n_in * 2, w_bytes = (size_t)tile_rows * n_in * 2;
+    /* the weight tile starts 256-byte aligned, as tensor-core GEMM algorithms want */
+    size_t x_bytes = ((size_t)n_tok * n_in * 2 + 255) & ~(size_t)255;
+    size_t w_bytes = (size_t)tile_rows * n_in * 2;
     ob_status st = cuda_scratch(c, &c->gemm_ws, &c->gemm_ws_bytes, x_bytes + w_bytes,
                                 "matmul scratch", err);
     if (st) return st;
-    __half *x16 = (__half *)c->gemm_ws, *w16 = x16 + (size_t)n_tok * n_in;
+    __half *x16 = (__half *)c->gemm_ws, *w16 = (__half *)((char *)c->gemm_ws + x_bytes);
     k_f32_to_f16<<<cuda_blocks(n_tok * n_in, 256) < 4096 ? cuda_blocks(n_tok * n_in, 256) : 4096,
                    256, 0, c->stream>>>(x, x16, n_tok * n_in);
     CUDA_LAUNCHED("k_f32_to_f16");
@@ -271,6 +274,7 @@ static ob_status gemm(cuda_ctx *c, float *y, const cuda_weight *w, const float *
 
 extern "C" ob_status cuda_matmul(cuda_ctx *c, float *y, const cuda_weight *w, const float *x,
                                  int64_t n_tok, ob_err *err) {
+    CUDA_USE(c);
     ob_status st = check_weight(w, err);
     if (st || n_tok <= 0) return st;
     if (w->n_in > INT32_MAX || w->n_out > INT32_MAX || n_tok > INT32_MAX)

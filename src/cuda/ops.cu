@@ -50,6 +50,7 @@ __global__ void k_rmsnorm(float *out, const float *x, const float *w, int64_t n,
 
 extern "C" ob_status cuda_rmsnorm(cuda_ctx *c, float *out, const float *x, const float *w,
                                   int64_t n_rows, int64_t n, float eps, ob_err *err) {
+    CUDA_USE(c);
     if (n_rows <= 0 || n <= 0) return OB_OK;
     k_rmsnorm<<<(unsigned)n_rows, ROW_THREADS, 0, c->stream>>>(out, x, w, n, eps);
     CUDA_LAUNCHED("k_rmsnorm");
@@ -83,6 +84,7 @@ __global__ void k_rope(float *x, int64_t n_tok, int64_t n_head, int64_t head_dim
 extern "C" ob_status cuda_rope(cuda_ctx *c, float *x, int64_t n_tok, int64_t n_head,
                                int64_t head_dim, const int32_t *pos, const cuda_rope_params *rp,
                                ob_err *err) {
+    CUDA_USE(c);
     if (rp->n_dims <= 0 || rp->n_dims > head_dim || rp->n_dims % 2)
         return ob_fail(err, OB_ERR_ARG, "cuda: rope: n_dims %lld, expected even and <= %lld",
                        (long long)rp->n_dims, (long long)head_dim);
@@ -114,6 +116,7 @@ __global__ void k_binary(float *out, const float *g, const float *u, int64_t n, 
 
 static ob_status binary(cuda_ctx *c, float *out, const float *g, const float *u, int64_t n,
                         int op, ob_err *err) {
+    CUDA_USE(c);
     if (n <= 0) return OB_OK;
     unsigned grid = cuda_blocks(n, 256);
     if (grid > 65535) grid = 65535; /* grid-stride loop covers the rest */
@@ -160,6 +163,7 @@ __global__ void k_softmax(float *x, int64_t n, float scale) {
 
 extern "C" ob_status cuda_softmax(cuda_ctx *c, float *x, int64_t n_rows, int64_t n, float scale,
                                   ob_err *err) {
+    CUDA_USE(c);
     if (n_rows <= 0 || n <= 0) return OB_OK;
     k_softmax<<<(unsigned)n_rows, ROW_THREADS, 0, c->stream>>>(x, n, scale);
     CUDA_LAUNCHED("k_softmax");
@@ -179,6 +183,7 @@ __global__ void k_kv_store(__half *kc, __half *vc, const float *k, const float *
 extern "C" ob_status cuda_kv_store(cuda_ctx *c, uint16_t *k_cache, uint16_t *v_cache,
                                    int64_t kv_stride, const float *k, const float *v,
                                    int64_t pos0, int64_t n_tok, ob_err *err) {
+    CUDA_USE(c);
     const int64_t n = n_tok * kv_stride;
     if (n <= 0) return OB_OK;
     unsigned grid = cuda_blocks(n, 256);
@@ -228,6 +233,7 @@ __global__ void k_argmax(const float *x, int64_t n, int32_t *out) {
 
 extern "C" ob_status cuda_argmax(cuda_ctx *c, const float *x, int64_t n_rows, int64_t n,
                                  int32_t *out, ob_err *err) {
+    CUDA_USE(c);
     if (n_rows <= 0 || n <= 0) return OB_OK;
     if (n > INT32_MAX) return ob_fail(err, OB_ERR_LIMIT, "cuda: argmax: row of %lld", (long long)n);
     k_argmax<<<(unsigned)n_rows, ROW_THREADS, 0, c->stream>>>(x, n, out);
