@@ -72,7 +72,20 @@ ob_status chat_body_json_guess(chat_call_sink *s, size_t from, size_t to, bool *
     return chat_sink_json_run(s, from, to);
 }
 
-int chat_match_json_call(const char *p, size_t n, size_t *mlen) {
+/* The decision once a call-like first key is there: parse the whole value. */
+static int json_call_decision(const char *p, size_t n, bool eof) {
+    json_error_t je;
+    json_t *v = json_loadb(p, n, JSON_DISABLE_EOF_CHECK, &je);
+    if (v) {
+        bool call = names_function(v);
+        json_decref(v);
+        return call ? 1 : 0;
+    }
+    if (json_error_code(&je) == json_error_premature_end_of_input && !eof) return -1;
+    return 1;
+}
+
+int chat_match_json_call(const char *p, size_t n, bool eof, size_t *mlen) {
     static const char *const keys[] = {"name", "function", "type", "parameters", "arguments",
                                        "tool_name", NULL};
     if (n == 0 || (p[0] != '{' && p[0] != '[')) return 0;
@@ -92,8 +105,9 @@ int chat_match_json_call(const char *p, size_t n, size_t *mlen) {
         if (memcmp(p + i, *k, have < m ? have : m) != 0) continue;
         if (have < m + 1) return -1;
         if (p[i + m] == '"') {
+            int r = json_call_decision(p, n, eof);
             *mlen = 1;
-            return 1;
+            return r;
         }
     }
     return 0;

@@ -23,7 +23,8 @@ static const chat_marker none[] = {END};
 static const chat_marker llama_content[] = {
     MK("<|python_tag|>", CHAT_MK_TOOL), MK_JSON_START, MK("<|eot_id|>", CHAT_MK_DROP),
     MK("<|eom_id|>", CHAT_MK_DROP), MK("<|end_of_text|>", CHAT_MK_DROP), END};
-static const chat_marker llama_tool[] = {MK("<|eot_id|>", CHAT_MK_TOOL_END),
+static const chat_marker llama_tool[] = {MK("<|python_tag|>", CHAT_MK_TOOL_NEXT),
+                                         MK("<|eot_id|>", CHAT_MK_TOOL_END),
                                          MK("<|eom_id|>", CHAT_MK_TOOL_END),
                                          MK("<|end_of_text|>", CHAT_MK_TOOL_END), END};
 
@@ -34,7 +35,9 @@ static const chat_marker hermes_content[] = {
 static const chat_marker hermes_reasoning[] = {
     MK("</think>", CHAT_MK_CONTENT), MK("<think>", CHAT_MK_DROP), MK("<tool_call>", CHAT_MK_TOOL),
     MK("<|im_end|>", CHAT_MK_DROP), MK("<|endoftext|>", CHAT_MK_DROP), END};
+/* A <tool_call> inside a body: the previous call lost its closing tag. */
 static const chat_marker hermes_tool[] = {MK("</tool_call>", CHAT_MK_TOOL_END),
+                                          MK("<tool_call>", CHAT_MK_TOOL_NEXT),
                                           MK("<|im_end|>", CHAT_MK_TOOL_END),
                                           MK("<|endoftext|>", CHAT_MK_TOOL_END), END};
 
@@ -67,7 +70,8 @@ static const chat_marker mistral_content[] = {
 static const chat_marker mistral_reasoning[] = {
     MK("[/THINK]", CHAT_MK_CONTENT), MK("[THINK]", CHAT_MK_DROP),
     MK("[TOOL_CALLS]", CHAT_MK_TOOL), MK("</s>", CHAT_MK_DROP), END};
-static const chat_marker mistral_tool[] = {MK("</s>", CHAT_MK_TOOL_END), END};
+static const chat_marker mistral_tool[] = {MK("</s>", CHAT_MK_TOOL_END),
+                                           MK("[TOOL_CALLS]", CHAT_MK_TOOL_NEXT), END};
 
 static const chat_marker granite_content[] = {
     MK("<think>", CHAT_MK_REASONING), MK("</think>", CHAT_MK_UNOPENED_CLOSE),
@@ -76,7 +80,8 @@ static const chat_marker granite_content[] = {
 static const chat_marker granite_reasoning[] = {
     MK("</think>", CHAT_MK_CONTENT), MK("<think>", CHAT_MK_DROP),
     MK("<|tool_call|>", CHAT_MK_TOOL), MK("<|end_of_text|>", CHAT_MK_DROP), END};
-static const chat_marker granite_tool[] = {MK("<|end_of_text|>", CHAT_MK_TOOL_END), END};
+static const chat_marker granite_tool[] = {MK("<|end_of_text|>", CHAT_MK_TOOL_END),
+                                           MK("<|tool_call|>", CHAT_MK_TOOL_NEXT), END};
 
 static const chat_marker cmdr_content[] = {
     MK("<|START_THINKING|>", CHAT_MK_REASONING), MK("<|END_THINKING|>", CHAT_MK_UNOPENED_CLOSE),
@@ -88,6 +93,7 @@ static const chat_marker cmdr_reasoning[] = {
     MK("<|START_ACTION|>", CHAT_MK_TOOL), MK("<|START_RESPONSE|>", CHAT_MK_CONTENT),
     MK("<|END_OF_TURN_TOKEN|>", CHAT_MK_DROP), END};
 static const chat_marker cmdr_tool[] = {MK("<|END_ACTION|>", CHAT_MK_TOOL_END),
+                                        MK("<|START_ACTION|>", CHAT_MK_TOOL_NEXT),
                                         MK("<|END_OF_TURN_TOKEN|>", CHAT_MK_TOOL_END), END};
 
 static const chat_marker plain_content[] = {
@@ -105,6 +111,7 @@ static const chat_marker gemma4_reasoning[] = {
     MK("<channel|>", CHAT_MK_CONTENT), MK("<|tool_call>", CHAT_MK_TOOL),
     MK("<turn|>", CHAT_MK_DROP), END};
 static const chat_marker gemma4_tool[] = {MK("<tool_call|>", CHAT_MK_TOOL_END),
+                                          MK("<|tool_call>", CHAT_MK_TOOL_NEXT),
                                           MK("<turn|>", CHAT_MK_TOOL_END), END};
 
 /* Harmony: every message is <|start|>role<|channel|>name[ to=recipient]<|message|>text<|end|>;

@@ -107,14 +107,16 @@ typedef enum chat_mk_action {
     CHAT_MK_REASONING,      /* switch to reasoning */
     CHAT_MK_TOOL,           /* open a tool body; the marker's bytes start the body */
     CHAT_MK_TOOL_END,       /* close the tool body (marker dropped) and parse it */
+    CHAT_MK_TOOL_NEXT,      /* inside a body: close and parse it, then open the next one */
     CHAT_MK_HEADER,         /* open a header; the marker's bytes start it */
     CHAT_MK_HEADER_END,     /* close the header; the family's header_done picks what follows */
     CHAT_MK_UNOPENED_CLOSE, /* a reasoning close tag in content: the content so far was reasoning */
 } chat_mk_action;
 
 /* A matcher for markers that are patterns rather than fixed text: 1 = match of *mlen bytes,
- * 0 = no match, -1 = p[0..n) is too short to tell. */
-typedef int (*chat_mk_match_fn)(const char *p, size_t n, size_t *mlen);
+ * 0 = no match, -1 = p[0..n) is too short to tell (only when !eof: at the end of the answer
+ * it must decide). */
+typedef int (*chat_mk_match_fn)(const char *p, size_t n, bool eof, size_t *mlen);
 
 typedef struct chat_marker {
     const char *text;       /* fixed marker text, or NULL when match is set */
@@ -158,8 +160,11 @@ chat_seg chat_harmony_header(const char *hdr, size_t len);
  * it names a function and has arguments. When it is not, *as_content is set. */
 ob_status chat_body_json_guess(chat_call_sink *s, size_t from, size_t to, bool *as_content);
 
-/* Matches '{' or '[{' followed by a key models use for calls ("name", "function", ...). */
-int chat_match_json_call(const char *p, size_t n, size_t *mlen);
+/* Matches a bare JSON call: '{' or '[{' followed by a key models use for calls ("name",
+ * "function", ...), whose whole value, once it has arrived, names a function with arguments.
+ * A JSON answer that is not a call stays content; JSON that breaks off or is malformed after
+ * such a key counts as a (bad) call, so it is reported rather than shown. */
+int chat_match_json_call(const char *p, size_t n, bool eof, size_t *mlen);
 
 /* Qwen3-Coder XML: <function=name><parameter=p>v</parameter>...</function> at body[from..to). */
 ob_status chat_xml_function(chat_call_sink *s, size_t from, size_t to);

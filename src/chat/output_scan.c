@@ -141,9 +141,12 @@ static ob_status apply(chat_output_stream *s, const chat_marker *m, const char *
     case CHAT_MK_DROP: break;
     case CHAT_MK_CONTENT: s->seg = CHAT_SEG_CONTENT; break;
     case CHAT_MK_REASONING: s->seg = CHAT_SEG_REASONING; break;
+    case CHAT_MK_TOOL_NEXT:
     case CHAT_MK_TOOL:
     case CHAT_MK_HEADER:
-        s->seg = m->action == CHAT_MK_TOOL ? CHAT_SEG_TOOL : CHAT_SEG_HEADER;
+        /* A body's own opening marker inside it: the previous body ends here. */
+        if (m->action == CHAT_MK_TOOL_NEXT && (st = end_body(s, err))) return st;
+        s->seg = m->action == CHAT_MK_HEADER ? CHAT_SEG_HEADER : CHAT_SEG_TOOL;
         s->body.len = 0;
         s->body_abs = abs;
         st = chat_buf_add(&s->body, p, n);
@@ -166,8 +169,8 @@ static ob_status apply(chat_output_stream *s, const chat_marker *m, const char *
 }
 
 /* Matches one marker at p[0..n): 1 (with *mlen), 0, or -1 when more bytes are needed. */
-static int match_one(const chat_marker *m, const char *p, size_t n, size_t *mlen) {
-    if (m->match) return m->match(p, n, mlen);
+static int match_one(const chat_marker *m, const char *p, size_t n, bool eof, size_t *mlen) {
+    if (m->match) return m->match(p, n, eof, mlen);
     if (p[0] != m->text[0]) return 0;
     size_t k = strlen(m->text);
     if (n < k) return memcmp(p, m->text, n) == 0 ? -1 : 0;
@@ -192,7 +195,7 @@ static ob_status scan(chat_output_stream *s, bool eof, ob_err *err) {
         size_t blen = 0, ml = 0;
         for (int k = 0; ms[k].text || ms[k].match; k++) {
             if (ms[k].at_start && !start_ok) continue;
-            int r = match_one(&ms[k], p + i, n - i, &ml);
+            int r = match_one(&ms[k], p + i, n - i, eof, &ml);
             if (r < 0 && !eof) wait = 1;
             if (r > 0 && ml > blen) {
                 best = k;
