@@ -75,6 +75,10 @@ bool cuda_ctx_has_cublas(const cuda_ctx *c);
 ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out, ob_err *err);
 void cuda_buf_free(cuda_ctx *c, void *p_dev); /* NULL is a no-op */
 
+/* Whether p is device (or managed) memory that kernels can read; false for host memory, NULL,
+ * and always in a build without CUDA. */
+bool cuda_ptr_is_device(const void *p);
+
 /* Sets bytes of device memory to zero (asynchronous). */
 ob_status cuda_buf_zero(cuda_ctx *c, void *p_dev, size_t bytes, ob_err *err);
 

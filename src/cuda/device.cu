@@ -206,6 +206,16 @@ extern "C" void cuda_buf_free(cuda_ctx *c, void *p) {
     if (p) cudaFree(p);
 }
 
+extern "C" bool cuda_ptr_is_device(const void *p) {
+    if (!p) return false;
+    cudaPointerAttributes a;
+    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not an error worth keeping: the answer is "no" */
+        return false;
+    }
+    return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+}
+
 extern "C" ob_status cuda_buf_zero(cuda_ctx *c, void *p, size_t bytes, ob_err *err) {
     CUDA_USE(c);
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));

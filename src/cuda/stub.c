@@ -45,6 +45,7 @@ ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out
 }
 
 void cuda_buf_free(cuda_ctx *c, void *p) {}
+bool cuda_ptr_is_device(const void *p) { return false; }
 ob_status cuda_buf_zero(cuda_ctx *c, void *p, size_t bytes, ob_err *err) { return no_cuda(err); }
 
 ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes, ob_err *err) {
