@@ -254,8 +254,11 @@ static ob_status f_indent(jctx *c, const jnode *at, chat_val in, const jargs *a,
     chat_val s, w = chat_jx_arg(a, 0, "width", chat_val_int(4));
     bool first = chat_val_truthy(chat_jx_arg(a, 1, "first", chat_val_bool(false)));
     bool blank = chat_val_truthy(chat_jx_arg(a, 2, "blank", chat_val_bool(false)));
-    ob_status st = text_of(c, at, in, &s);
-    if (st) return st;
+    /* jinja2 appends "\n" to the input, which only a string allows. */
+    if (in.type != CHAT_STR)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "indent: expected a string, got %s",
+                            chat_val_type_name(in));
+    s = in;
     chat_val pre;
     if (w.type == CHAT_STR)
         pre = w;

@@ -8,6 +8,7 @@
 #include "chat/jinja_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *op_text(int op) {
@@ -163,12 +164,87 @@ static ob_status contains(jctx *c, const jnode *at, chat_val item, chat_val box,
         for (size_t i = 0; i < box.u.l->n && !*out; i++)
             *out = chat_val_equal(box.u.l->items[i], item);
         return OB_OK;
-    case CHAT_DICT: *out = chat_dict_find(box.u.d, item) != NULL; return OB_OK;
+    case CHAT_DICT:
+        if ((item.type == CHAT_LIST && !(item.flags & CHAT_F_TUPLE)) || item.type == CHAT_DICT)
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "unhashable type: '%s'",
+                                chat_val_type_name(item));
+        *out = chat_dict_find(box.u.d, item) != NULL;
+        return OB_OK;
     case CHAT_UNDEF: *out = false; return OB_OK; /* iterating Undefined yields nothing */
     default:
         return chat_jx_fail(c, at, OB_ERR_FORMAT, "argument of type '%s' is not iterable",
                             chat_val_type_name(box));
     }
+}
+
+/* Python's printf-style str % args for the common conversions: %s %r %d %i %f %x %%, with
+ * flags, width and precision. A dict or undefined right side with no conversions is allowed,
+ * as Python treats a mapping argument. */
+static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val args, chat_val *out) {
+    bool tuple = args.type == CHAT_LIST && (args.flags & CHAT_F_TUPLE);
+    size_t nargs = tuple ? args.u.l->n : 1, used = 0;
+    chat_text b;
+    chat_text_init(&b, c->a);
+    const char *p = fmt.u.s.p, *end = p + fmt.u.s.n;
+    while (p < end) {
+        const char *pct = memchr(p, '%', (size_t)(end - p));
+        if (!pct) pct = end;
+        chat_text_add(&b, p, (size_t)(pct - p));
+        if (pct == end) break;
+        const char *q = pct + 1;
+        while (q < end && strchr("-+ #0", *q))
+            q++;
+        while (q < end && ((*q >= '0' && *q <= '9') || *q == '.'))
+            q++;
+        if (q >= end || (q - pct) > 20)
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "incomplete format");
+        char conv = *q, spec[32];
+        p = q + 1;
+        if (conv == '%') {
+            chat_text_add(&b, "%", 1);
+            continue;
+        }
+        if (used >= nargs)
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "not enough arguments for format string");
+        chat_val v = tuple ? args.u.l->items[used] : args;
+        used++;
+        snprintf(spec, sizeof spec, "%.*s", (int)(q - pct), pct);
+        char buf[128];
+        if (conv == 's' || conv == 'r') {
+            chat_text t;
+            chat_text_init(&t, c->a);
+            if (conv == 'r')
+                chat_val_write_repr(&t, v);
+            else
+                chat_val_write_str(&t, v);
+            if (t.failed) return chat_jx_nomem(c, at);
+            chat_text_add(&b, t.p, t.n); /* width and precision for %s are not applied */
+        } else if (strchr("dixXf", conv) &&
+                   (v.type == CHAT_INT || v.type == CHAT_BOOL || v.type == CHAT_FLOAT)) {
+            double f = v.type == CHAT_FLOAT ? v.u.f : (double)(v.type == CHAT_INT ? v.u.i : v.u.b);
+            long long i = v.type == CHAT_FLOAT ? (long long)v.u.f : (long long)f;
+            if (v.type == CHAT_INT) i = v.u.i;
+            char full[40];
+            if (conv == 'f') {
+                snprintf(full, sizeof full, "%sf", spec);
+                snprintf(buf, sizeof buf, full, f);
+            } else {
+                snprintf(full, sizeof full, "%sll%c", spec, conv == 'i' ? 'd' : conv);
+                snprintf(buf, sizeof buf, full, i);
+            }
+            chat_text_adds(&b, buf);
+        } else {
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "unsupported format '%%%c' for %s", conv,
+                                chat_val_type_name(v));
+        }
+    }
+    bool mapping = !tuple && (args.type == CHAT_DICT || args.type == CHAT_UNDEF);
+    if (used < nargs && !(used == 0 && mapping))
+        return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                            "not all arguments converted during string formatting");
+    if (b.failed) return chat_jx_nomem(c, at);
+    *out = chat_text_val(&b);
+    return OB_OK;
 }
 
 ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out) {
@@ -190,6 +266,7 @@ ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y
         *out = chat_val_bool(op == JOP_IN ? r : !r);
         return OB_OK;
     }
+    if (op == JOP_MOD && x.type == CHAT_STR) return str_format(c, at, x, y, out);
     if ((st = chat_jx_check_defined(c, at, x)) || (st = chat_jx_check_defined(c, at, y))) return st;
     if (op >= JOP_LT && op <= JOP_GE) {
         int cmp;

@@ -122,6 +122,7 @@ static jargs rest_args(const jargs *a, size_t skip) {
 
 ob_status chat_jx_f_map(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_list *l;
+    if (!chat_val_truthy(in)) return new_list(c, at, 0, out); /* jinja2: `if value:` first */
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
     chat_val attr = chat_jx_arg(a, a->npos ? 99 : 0, "attribute", chat_val_none());
@@ -149,6 +150,7 @@ ob_status chat_jx_f_map(jctx *c, const jnode *at, chat_val in, const jargs *a, c
 static ob_status select_impl(jctx *c, const jnode *at, chat_val in, const jargs *a, bool attr,
                              bool keep, chat_val *out) {
     chat_list *l;
+    if (!chat_val_truthy(in)) return new_list(c, at, 0, out); /* jinja2: `if value:` first */
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
     size_t skip = attr ? 1 : 0;

@@ -12,16 +12,6 @@ static bool is_number(chat_val v) {
     return v.type == CHAT_INT || v.type == CHAT_FLOAT || v.type == CHAT_BOOL;
 }
 
-static ob_status want_int(jctx *c, const jnode *at, chat_val v, const char *test, int64_t *out) {
-    if (v.type == CHAT_INT || v.type == CHAT_BOOL) {
-        *out = v.type == CHAT_INT ? v.u.i : v.u.b;
-        return OB_OK;
-    }
-    if (v.type == CHAT_UNDEF) return chat_jx_check_defined(c, at, v);
-    return chat_jx_fail(c, at, OB_ERR_FORMAT, "test '%s' needs an integer, got %s", test,
-                        chat_val_type_name(v));
-}
-
 static ob_status compare_test(jctx *c, const jnode *at, int op, chat_val x, const jargs *a,
                               bool *out) {
     chat_val r;
@@ -65,7 +55,6 @@ bool chat_jx_test_exists(ob_str name) {
 ob_status chat_jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const jargs *a,
                        bool *out) {
     int t = find_test(name);
-    int64_t i, d;
     ob_status st;
     chat_val arg = chat_jx_arg(a, 0, NULL, chat_val_undef(""));
     switch (t) {
@@ -98,16 +87,13 @@ ob_status chat_jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const 
     case 16: return compare_test(c, at, JOP_IN, v, a, out);
     case 17:
     case 18:
-        if ((st = want_int(c, at, v, t == 17 ? "odd" : "even", &i))) return st;
-        *out = (i % 2 != 0) == (t == 17);
+    case 19: { /* odd even divisibleby: Python's value % n == 0, floats included */
+        chat_val r, n = t == 19 ? arg : chat_val_int(2);
+        if ((st = chat_jx_binop(c, at, JOP_MOD, v, n, &r))) return st;
+        bool zero = r.type == CHAT_FLOAT ? r.u.f == 0 : r.u.i == 0;
+        *out = t == 17 ? !zero : zero;
         return OB_OK;
-    case 19:
-        if ((st = want_int(c, at, v, "divisibleby", &i)) ||
-            (st = want_int(c, at, arg, "divisibleby", &d)))
-            return st;
-        if (d == 0) return chat_jx_fail(c, at, OB_ERR_FORMAT, "divisibleby 0");
-        *out = d == -1 || i % d == 0;
-        return OB_OK;
+    }
     case 20: *out = str_cased(v, false); return OB_OK;
     case 21: *out = str_cased(v, true); return OB_OK;
     case 22:

@@ -6,6 +6,7 @@
 #include "chat/template.h"
 
 #include "chat/jinja.h"
+#include "chat/template_builtin.h"
 #include "chat/value.h"
 #include "core/alloc.h"
 #include "core/err.h"
@@ -66,9 +67,24 @@ static ob_status token_text(const gguf_file *f, const char *key, char **out, ob_
 
 ob_status chat_template_from_gguf(const gguf_file *f, chat_template **out, ob_err *err) {
     *out = NULL;
-    ob_str src;
-    ob_status st = gguf_get_str(f, "tokenizer.chat_template", &src, err);
-    if (st) return st;
+    ob_str src, arch = {"", 0};
+    ob_status st;
+    if (!gguf_kv_find(f, "tokenizer.chat_template")) {
+        /* No template in the file: a built-in one for the architecture, as the model's maker
+         * publishes it, else the error names the missing key. */
+        if (gguf_kv_find(f, "general.architecture") &&
+            (st = gguf_get_str(f, "general.architecture", &arch, err)))
+            return st;
+        const char *builtin = chat_template_builtin(arch.ptr, arch.len);
+        if (!builtin)
+            return ob_fail(err, OB_ERR_FORMAT,
+                           "%s: key 'tokenizer.chat_template' not found and no built-in template "
+                           "for architecture '%.*s'",
+                           gguf_name(f), OB_STR_FMT(arch));
+        src = ob_str_from_cstr(builtin);
+    } else if ((st = gguf_get_str(f, "tokenizer.chat_template", &src, err))) {
+        return st;
+    }
     chat_template *t;
     if ((st = chat_template_new(src.ptr, src.len, gguf_name(f), &t, err))) return st;
     if ((st = token_text(f, "tokenizer.ggml.bos_token_id", &t->bos, err)) ||

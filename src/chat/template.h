@@ -33,8 +33,9 @@ ob_status chat_template_new(const char *src, size_t len, const char *name, chat_
                             ob_err *err);
 
 /* The template of a GGUF model (tokenizer.chat_template) with the model's BOS and EOS token
- * texts, which become the template's defaults. OB_ERR_FORMAT naming the key when the file
- * has no template. The template does not borrow from f. */
+ * texts, which become the template's defaults. A file without a template gets the built-in one
+ * for its architecture (template_builtin.c: gemma3); OB_ERR_FORMAT naming the key when there
+ * is neither. The template does not borrow from f. */
 ob_status chat_template_from_gguf(const gguf_file *f, chat_template **out, ob_err *err);
 
 void chat_template_free(chat_template *t);

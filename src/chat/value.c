@@ -326,7 +326,8 @@ int chat_val_compare(chat_val a, chat_val b, int *cmp) {
         *cmp = c < 0 ? -1 : c > 0 ? 1 : 0;
         return 0;
     }
-    if (a.type == CHAT_LIST && b.type == CHAT_LIST) {
+    if (a.type == CHAT_LIST && b.type == CHAT_LIST &&
+        (a.flags & CHAT_F_TUPLE) == (b.flags & CHAT_F_TUPLE)) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             if (chat_val_equal(a.u.l->items[i], b.u.l->items[i])) continue;

@@ -5,6 +5,7 @@ it (gen_template_goldens.make_env), renders it here; `outboard template --file` 
 the outputs must be byte-identical, or both must fail (and, for raise_exception, with the same
 message).
 """
+import copy
 import json
 import os
 import subprocess
@@ -138,6 +139,9 @@ CASES = [
     "{{ 'a\\nb' }}|{{ 'tab\\there' }}|{{ '\\u00e9\\U0001F600\\x41' }}|{{ 'back\\\\slash' }}|{{ 'unknown\\q' }}",
     "{{ none is none and missing is undefined }}{{ [] is sequence }}{{ {} is mapping }}{{ '' is string }}",
     "{{ l[0:10:3] }}{{ 'abcdef'[-2:] }}{{ 'abcdef'[:-2] }}{{ 'abcdef'[::-2] }}{{ 'abcdef'[4:1:-1] }}{{ l[:] }}",
+    "{{ '%s-%d' % ('a', 3) }}{{ '%05.2f|%x|%r|%%' % (3.14159, 255, 'q') }}{{ 'no args' % d }}{{ '%s' % l }}{{ '%i' % 2.7 }}",
+    "{{ '%s %s' % ('only one',) }}",
+    "{{ 'x' % 1 }}",
     # jinja2 odds and ends
     "{{ 'x' ~ 1.0 ~ 1e100 ~ -0.0 ~ 1.5e-7 ~ 100000000000000000000.0 }}",
     "{% set d2 = {'k': [1, {'z': none}], 'q': \"it's\"} %}{{ d2 }}{{ [\"a'b\", 'c\"d', 'e\\'f\"'] }}",
@@ -160,7 +164,7 @@ def outboard_render(tmp_path, source, variables):
 @pytest.mark.parametrize("idx", range(len(CASES)))
 def test_case(tmp_path, idx):
     source = CASES[idx]
-    kind, text = gen.render(source, {"messages": [], **V}, None, None,
+    kind, text = gen.render(source, {"messages": [], **copy.deepcopy(V)}, None, None,
                             mutable=".append(" in source or ".update(" in source)
     proc = outboard_render(tmp_path, source, V)
     if kind == "ok":

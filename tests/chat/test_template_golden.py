@@ -89,7 +89,11 @@ def test_default_model_template(tmp_path):
 
     source = field("tokenizer.chat_template")
     if source is None:
-        pytest.skip(f"{models[0]} has no tokenizer.chat_template")
+        # outboard then uses its built-in template for the architecture, which must be the
+        # maker's own: compare with jinja2 rendering that.
+        if field("general.architecture") != "gemma3":
+            pytest.skip(f"{models[0]} has no tokenizer.chat_template")
+        source = GEMMA3
     tokens = field("tokenizer.ggml.tokens")
     bos_id, eos_id = field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id")
     bos = tokens[bos_id] if bos_id is not None else None
