@@ -12,6 +12,7 @@
 #ifndef OUTBOARD_H
 #define OUTBOARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,117 @@ typedef struct ob_err {
 
 /* A short stable name for a status ("OB_ERR_FORMAT"). Never NULL. */
 const char *ob_status_name(ob_status status);
+
+/* ==== models ============================================================================ */
+
+/* A loaded model: weights mapped from a GGUF file, hyperparameters, tokenizer. Read-only after
+ * loading, so several contexts (and threads) may share one. */
+typedef struct ob_model ob_model;
+
+/* An inference session on a model: the KV cache (F16, n_ctx positions), scratch buffers, a
+ * thread pool and the logits of the last evaluated batch. One thread at a time per context. */
+typedef struct ob_context ob_context;
+
+/* Load progress in [0, 1]. Return false to cancel: ob_model_load then fails with OB_ERR_ARG. */
+typedef bool (*ob_progress_fn)(float progress, void *user);
+
+typedef struct ob_model_params {
+    ob_progress_fn progress; /* may be NULL */
+    void *progress_user;     /* passed to progress, borrowed */
+    bool prefault;           /* read every weight page during load (default true), so the first
+                                tokens do not pay for page faults and progress is meaningful */
+} ob_model_params;
+
+/* Fills p with the defaults. */
+void ob_model_params_init(ob_model_params *p);
+
+/* Maps and checks a GGUF model. Errors: OB_ERR_IO (file), OB_ERR_FORMAT (a key or tensor is
+ * missing or has the wrong shape or type: the message names it, expected and actual),
+ * OB_ERR_UNSUPPORTED (architecture or tensor type outboard does not run, named). params may be
+ * NULL for the defaults. *out is owned by the caller: ob_model_free. */
+ob_status ob_model_load(const char *path, const ob_model_params *params, ob_model **out,
+                        ob_err *err);
+void ob_model_free(ob_model *m);
+
+typedef struct ob_model_info {
+    const char *arch;      /* "llama"; borrowed from the model */
+    const char *name;      /* general.name, or "" */
+    const char *type_name; /* the type most weight bytes are in ("Q4_0") */
+    int64_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    uint64_t n_params;     /* elements of all tensors */
+    uint64_t n_bytes;      /* bytes of all tensors */
+    float rope_freq_base;
+    int32_t bos_id, eos_id; /* tokenizer.ggml.bos/eos_token_id, -1 when absent */
+} ob_model_info;
+
+/* Fills *out; strings live as long as the model. */
+void ob_model_get_info(const ob_model *m, ob_model_info *out);
+
+/* ==== contexts ========================================================================== */
+
+typedef struct ob_context_params {
+    int64_t n_ctx;   /* positions in the KV cache; 0 = the model's training context, capped
+                        at 4096 */
+    int64_t n_batch; /* tokens per forward pass; longer inputs are evaluated in pieces (512) */
+    int n_threads;   /* 0 = the machine's physical cores */
+} ob_context_params;
+
+void ob_context_params_init(ob_context_params *p);
+
+/* Allocates the KV cache and buffers and starts the threads. The context borrows the model,
+ * which must outlive it. p may be NULL for the defaults. */
+ob_status ob_context_new(ob_model *m, const ob_context_params *p, ob_context **out,
+                         ob_err *err);
+void ob_context_free(ob_context *c);
+
+int64_t ob_context_n_ctx(const ob_context *c);
+int64_t ob_context_n_past(const ob_context *c); /* positions already in the cache */
+int ob_context_n_threads(const ob_context *c);
+
+/* Forgets cache positions >= n_past (0 clears it), e.g. to reuse a shared prefix. */
+ob_status ob_context_truncate(ob_context *c, int64_t n_past, ob_err *err);
+
+/* Evaluates n_tokens tokens at positions n_past.. in one forward pass per n_batch tokens
+ * (prefill as matrix-matrix products; one token is decode). Afterwards ob_logits(c, i) holds
+ * the logits of token i of this call when all_logits, else only of the last token (i = -1 or
+ * n_tokens - 1). Errors: OB_ERR_LIMIT when n_past + n_tokens exceeds n_ctx (the message gives
+ * both counts), OB_ERR_ARG for a token id outside the vocabulary (named with its index). On
+ * error the cache is left as it was before the call. */
+ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool all_logits,
+                  ob_err *err);
+
+/* Logits (n_vocab floats) of token i of the last ob_eval, -1 for the last token; NULL when that
+ * token's logits were not kept. Valid until the next ob_eval on this context. */
+const float *ob_logits(const ob_context *c, int64_t i);
+
+/* ==== sampling ========================================================================== */
+
+typedef struct ob_sampler ob_sampler;
+
+typedef struct ob_sampler_params {
+    float temp;           /* 0 = greedy (argmax) */
+    int32_t top_k;        /* 0 = off */
+    float top_p;          /* 1 = off */
+    float min_p;          /* 0 = off */
+    float repeat_penalty; /* 1 = off; divides positive logits of recent tokens, multiplies
+                             negative ones */
+    int32_t repeat_last_n; /* how many recent tokens the penalty looks at */
+    uint64_t seed;        /* same seed, same logits: same tokens */
+} ob_sampler_params;
+
+/* temp 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty 1.0 over 64, seed 42. */
+void ob_sampler_params_init(ob_sampler_params *p);
+
+ob_status ob_sampler_new(const ob_sampler_params *p, int64_t n_vocab, ob_sampler **out,
+                         ob_err *err);
+void ob_sampler_free(ob_sampler *s);
+
+/* Picks the next token from logits (n_vocab floats, not modified) and records it for the
+ * repeat penalty. */
+int32_t ob_sampler_sample(ob_sampler *s, const float *logits);
+
+/* Records a token the sampler did not pick (the prompt) for the repeat penalty. */
+void ob_sampler_accept(ob_sampler *s, int32_t token);
 
 #ifdef __cplusplus
 }

@@ -7,9 +7,39 @@
 #ifndef OB_CLI_H
 #define OB_CLI_H
 
+#include "outboard.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_template(int argc, char **argv);
 int cli_cmd_quantize(int argc, char **argv);
+int cli_cmd_synth(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_run(int argc, char **argv);
+int cli_cmd_bench(int argc, char **argv);
+
+/* ---- helpers shared by the engine commands (cmd_run.c, cli_text.c) ---- */
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+/* "1,2,3" -> new array (*out, ob_free) of *n ids; prints the problem and returns -1 if bad. */
+int cli_parse_tokens(const char *s, int32_t **out, size_t *n);
+/* ob_model_load with a progress bar on stderr when loading takes a moment; prints errors. */
+int cli_load_model(const char *path, ob_model **out);
+
+/* Prompt ids from --tokens, -p text or -f file (text through the model's tokenizer). */
+ob_status cli_prompt_tokens(const ob_model *m, const char *prompt, const char *file,
+                            const char *tokens, int32_t **ids, size_t *n, ob_err *err);
+/* Streams generated ids to stdout as text (complete UTF-8 characters only). */
+typedef struct cli_text cli_text;
+ob_status cli_text_new(const ob_model *m, cli_text **out, ob_err *err);
+void cli_text_put(cli_text *t, int32_t id);
+void cli_text_flush(cli_text *t);
+bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos);
+void cli_text_free(cli_text *t);
 
 #endif

@@ -19,13 +19,18 @@ static const cli_command COMMANDS[] = {
     {"quantize", cli_cmd_quantize, "convert a model to a quantization preset (Q4_K_M, Q8_0, ...)"},
     {"tokenize", cli_cmd_tokenize, "show the token ids and pieces a model's vocabulary makes of a text"},
     {"template", cli_cmd_template, "render a conversation with a model's chat template"},
+    {"run", cli_cmd_run, "generate text from a prompt"},
+    {"bench", cli_cmd_bench, "measure prompt processing and generation speed (pp / tg)"},
+    {"synth", cli_cmd_synth, "write a random-weight model of a real model's shape"},
+    {"eval", cli_cmd_eval, NULL}, /* developer: logits of every position */
 };
 
 static void print_usage(FILE *to) {
     fprintf(to, "outboard %s: local LLM inference\n\nusage: outboard <command> [options]\n\n",
             OB_VERSION_STRING);
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        fprintf(to, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+        if (COMMANDS[i].summary) /* commands without a summary are for developers */
+            fprintf(to, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(to, "\n`outboard <command> --help` describes a command's options.\n");
 }
 

@@ -1,0 +1,196 @@
+/*
+ * `outboard run -m MODEL.gguf -p "Once upon a time" -n 128`: prefill the prompt in one pass,
+ * then sample and decode one token at a time, streaming text as it is produced; the last line
+ * (stderr) gives prompt tokens, prompt tok/s, generated tokens and generation tok/s.
+ * `--tokens 1,2,3` gives the prompt as token ids and `--ids` prints ids instead of text.
+ *
+ * Also the helpers other engine commands share: token-list parsing and model loading with a
+ * progress bar that appears only when loading takes more than a moment.
+ */
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "outboard.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int cli_parse_tokens(const char *s, int32_t **out, size_t *n) {
+    size_t cap = 16, len = 0;
+    int32_t *ids = ob_alloc(cap, sizeof *ids);
+    while (ids && *s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            fprintf(stderr, "outboard: token list: '%s' is not a token id\n", s);
+            ob_free(ids);
+            return -1;
+        }
+        if (len == cap) {
+            int32_t *grown = ob_realloc(ids, cap *= 2, sizeof *ids);
+            if (!grown) ob_free(ids);
+            ids = grown;
+            if (!ids) break;
+        }
+        ids[len++] = (int32_t)v;
+        s = *end ? end + 1 : end;
+    }
+    if (!ids || len == 0) {
+        fprintf(stderr, "outboard: token list: %s\n", ids ? "empty" : "out of memory");
+        ob_free(ids);
+        return -1;
+    }
+    *out = ids;
+    *n = len;
+    return 0;
+}
+
+typedef struct load_bar {
+    double start;
+    int drawn; /* percent last drawn, -1 before the first */
+} load_bar;
+
+/* Draws a bar on stderr once loading has taken half a second, and only on a terminal. */
+static bool load_progress(float p, void *user) {
+    load_bar *b = user;
+    if (cli_now() - b->start < 0.5 || !isatty(2)) return true;
+    int pct = (int)(p * 100.0f);
+    if (pct == b->drawn) return true;
+    b->drawn = pct;
+    char bar[41];
+    for (int i = 0; i < 40; i++) bar[i] = i < pct * 40 / 100 ? '#' : ' ';
+    bar[40] = 0;
+    fprintf(stderr, "\rloading [%s] %3d%%%s", bar, pct, pct >= 100 ? "\n" : "");
+    return true;
+}
+
+int cli_load_model(const char *path, ob_model **out) {
+    load_bar bar = {cli_now(), -1};
+    ob_model_params mp;
+    ob_model_params_init(&mp);
+    mp.progress = load_progress;
+    mp.progress_user = &bar;
+    ob_err err = {{0}};
+    if (ob_model_load(path, &mp, out, &err)) {
+        if (bar.drawn >= 0 && bar.drawn < 100) fputc('\n', stderr);
+        fprintf(stderr, "outboard: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct run_opts {
+    const char *model, *prompt, *file, *tokens;
+    int64_t n_predict;
+    bool ids, ignore_eos;
+    ob_sampler_params sp;
+    ob_context_params cp;
+} run_opts;
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
+            "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
+            "  --repeat-penalty R (1.0)  --seed S  --ctx N  --threads N (physical cores)\n"
+            "  --ids (print token ids)  --ignore-eos\n");
+    return 2;
+}
+
+static int parse_opts(int argc, char **argv, run_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = 128;
+    ob_sampler_params_init(&o->sp);
+    ob_context_params_init(&o->cp);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--ids")) { o->ids = true; continue; }
+        if (!strcmp(a, "--ignore-eos")) { o->ignore_eos = true; continue; }
+        const char *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v) return -1;
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "-p")) o->prompt = v;
+        else if (!strcmp(a, "-f")) o->file = v;
+        else if (!strcmp(a, "--tokens")) o->tokens = v;
+        else if (!strcmp(a, "-n")) o->n_predict = atoll(v);
+        else if (!strcmp(a, "--temp")) o->sp.temp = strtof(v, NULL);
+        else if (!strcmp(a, "--top-k")) o->sp.top_k = atoi(v);
+        else if (!strcmp(a, "--top-p")) o->sp.top_p = strtof(v, NULL);
+        else if (!strcmp(a, "--min-p")) o->sp.min_p = strtof(v, NULL);
+        else if (!strcmp(a, "--repeat-penalty")) o->sp.repeat_penalty = strtof(v, NULL);
+        else if (!strcmp(a, "--seed")) o->sp.seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--ctx")) o->cp.n_ctx = atoll(v);
+        else if (!strcmp(a, "--threads")) o->cp.n_threads = atoi(v);
+        else return -1;
+    }
+    int sources = !!o->prompt + !!o->file + !!o->tokens;
+    return o->model && sources == 1 && o->n_predict >= 0 ? 0 : -1;
+}
+
+/* Generates up to n_predict tokens after the prompt; prints them as they come. */
+static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const run_opts *o,
+                          int32_t eos, int64_t *n_gen, ob_err *err) {
+    *n_gen = 0;
+    for (int64_t i = 0; i < o->n_predict; i++) {
+        int32_t id = ob_sampler_sample(s, ob_logits(c, -1));
+        ++*n_gen;
+        if (!o->ignore_eos && cli_text_is_eog(tx, id, eos)) break;
+        if (o->ids) printf("%s%d", i ? " " : "", id);
+        else cli_text_put(tx, id);
+        fflush(stdout);
+        if (i + 1 == o->n_predict) break;
+        ob_status st = ob_eval(c, &id, 1, false, err);
+        if (st) return st;
+    }
+    if (!o->ids) cli_text_flush(tx);
+    printf("\n");
+    return OB_OK;
+}
+
+int cli_cmd_run(int argc, char **argv) {
+    run_opts o;
+    if (parse_opts(argc, argv, &o)) return usage();
+    ob_model *m = NULL;
+    ob_context *c = NULL;
+    ob_sampler *s = NULL;
+    cli_text *tx = NULL;
+    int32_t *prompt = NULL;
+    size_t n_prompt = 0;
+    ob_err err = {{0}};
+    int rc = 1;
+    if (cli_load_model(o.model, &m)) return 1;
+    ob_model_info info;
+    ob_model_get_info(m, &info);
+    if (cli_text_new(m, &tx, &err) || cli_prompt_tokens(m, o.prompt, o.file, o.tokens, &prompt,
+                                                        &n_prompt, &err))
+        goto done;
+    if (ob_context_new(m, &o.cp, &c, &err) || ob_sampler_new(&o.sp, info.n_vocab, &s, &err))
+        goto done;
+    for (size_t i = 0; i < n_prompt; i++) ob_sampler_accept(s, prompt[i]);
+    double t0 = cli_now();
+    if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
+    double t1 = cli_now();
+    int64_t n_gen = 0;
+    if (generate(c, s, tx, &o, info.eos_id, &n_gen, &err)) goto done;
+    double t2 = cli_now();
+    /* The first sampled token came from the prompt pass, so n_gen - 1 decode passes ran. */
+    fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generated: %lld tokens, %.2f tok/s\n",
+            n_prompt, (double)n_prompt / (t1 - t0), (long long)n_gen,
+            n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0);
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "outboard run: %s\n", err.msg);
+    cli_text_free(tx);
+    ob_free(prompt);
+    ob_sampler_free(s);
+    ob_context_free(c);
+    ob_model_free(m);
+    return rc;
+}

@@ -1,0 +1,271 @@
+/*
+ * `outboard synth --arch llama --shape tiny|1b|8b --type TYPE -o FILE.gguf [--vocab V.gguf]`:
+ * writes a model of a real model's shape with random weights, through the GGUF writer. Used to
+ * test every tensor type against llama.cpp and to benchmark at real sizes without downloading
+ * a model. The tokenizer is copied from a vocabulary GGUF (--vocab), or is a built-in byte
+ * vocabulary (259 tokens: <unk> <s> </s> and the 256 byte tokens) that llama.cpp also loads.
+ *
+ * Weights are uniform with variance 1/n_in per matrix (so activations keep unit scale through
+ * the layers and logits are well separated), norms near 1, embeddings in [-1, 1).
+ */
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct synth_shape {
+    const char *name;
+    int64_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx;
+    float rope_base, rope_factor; /* rope_factor > 0: Llama 3 rope_freqs tensor */
+} synth_shape;
+
+static const synth_shape SHAPES[] = {
+    {"tiny", 256, 2, 4, 2, 768, 4096, 10000.0f, 0.0f},
+    {"1b", 2048, 16, 32, 8, 8192, 131072, 500000.0f, 32.0f},   /* Llama 3.2 1B */
+    {"8b", 4096, 32, 32, 8, 14336, 131072, 500000.0f, 8.0f},   /* Llama 3.1 8B */
+};
+
+typedef struct synth_opts {
+    const char *arch, *shape, *type, *out, *vocab;
+    uint64_t seed;
+    int rope_freqs; /* -1: as the shape says, 0/1: force */
+} synth_opts;
+
+typedef struct synth_state {
+    gguf_writer *w;
+    void **bufs; /* tensor data the writer borrows until it writes */
+    size_t n_bufs;
+    uint64_t rng;
+    ob_err err;
+} synth_state;
+
+static float synth_rand(uint64_t *s) { /* uniform [-1, 1) */
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return (float)(*s >> 40) / (float)(1 << 23) - 1.0f;
+}
+
+static int keep_buf(synth_state *st, void *p) {
+    void **grown = ob_realloc(st->bufs, st->n_bufs + 1, sizeof *grown);
+    if (!grown) {
+        ob_free(p);
+        return -1;
+    }
+    st->bufs = grown;
+    st->bufs[st->n_bufs++] = p;
+    return 0;
+}
+
+/* Adds an F32 vector (1 + noise * u). */
+static int add_vector(synth_state *st, const char *name, int64_t n, float base, float noise) {
+    float *v = ob_alloc((size_t)n, sizeof(float));
+    if (!v || keep_buf(st, v)) return -1;
+    for (int64_t i = 0; i < n; i++) v[i] = base + noise * synth_rand(&st->rng);
+    return gguf_writer_add_tensor(st->w, name, OB_QTYPE_F32, 1, &n, v, (size_t)n * 4, &st->err)
+               ? -1 : 0;
+}
+
+/* Adds a [n_in, n_out] matrix of `type`, uniform with the given half-width, row by row. */
+static int add_matrix(synth_state *st, const char *name, uint32_t type, int64_t n_in,
+                      int64_t n_out, float amp) {
+    const quant_traits *qt = quant_traits_ref(type);
+    if (!qt || (type != OB_QTYPE_F32 && !qt->from_f32) || n_in % qt->block_size) {
+        snprintf(st->err.msg, sizeof st->err.msg, "tensor '%s': cannot write type %s with "
+                 "rows of %lld", name, gguf_qtype_name(type), (long long)n_in);
+        return -1;
+    }
+    size_t row = (size_t)(n_in / qt->block_size) * qt->type_size;
+    char *data = ob_alloc((size_t)n_out, row);
+    float *tmp = ob_alloc((size_t)n_in, sizeof(float));
+    if (!data || !tmp || keep_buf(st, data)) {
+        ob_free(tmp);
+        snprintf(st->err.msg, sizeof st->err.msg, "tensor '%s': out of memory", name);
+        return -1;
+    }
+    for (int64_t r = 0; r < n_out; r++) {
+        for (int64_t i = 0; i < n_in; i++) tmp[i] = amp * synth_rand(&st->rng);
+        if (type == OB_QTYPE_F32) memcpy(data + (size_t)r * row, tmp, row);
+        else qt->from_f32(tmp, data + (size_t)r * row, n_in);
+    }
+    ob_free(tmp);
+    int64_t ne[2] = {n_in, n_out};
+    return gguf_writer_add_tensor(st->w, name, type, 2, ne, data, (size_t)n_out * row, &st->err)
+               ? -1 : 0;
+}
+
+/* The built-in byte vocabulary, or every tokenizer.* pair of --vocab. Sets *n_vocab. */
+static int write_vocab(synth_state *st, const char *vocab_path, int64_t *n_vocab) {
+    if (vocab_path) {
+        gguf_file *vf;
+        if (gguf_open(vocab_path, &vf, &st->err)) return -1;
+        const gguf_kv *toks = gguf_kv_find(vf, "tokenizer.ggml.tokens");
+        *n_vocab = toks ? (int64_t)toks->arr_len : 0;
+        for (int64_t i = 0; i < gguf_kv_count(vf); i++) {
+            const gguf_kv *kv = gguf_kv_at(vf, i);
+            if (kv->key.len > 10 && !memcmp(kv->key.ptr, "tokenizer.", 10))
+                gguf_writer_copy_kv(st->w, kv);
+        }
+        gguf_close(vf);
+        if (*n_vocab == 0) {
+            snprintf(st->err.msg, sizeof st->err.msg, "%s: no tokenizer.ggml.tokens", vocab_path);
+            return -1;
+        }
+        return 0;
+    }
+    enum { NV = 259 };
+    static char names[NV][8];
+    ob_str strs[NV];
+    float scores[NV];
+    int32_t types[NV];
+    for (int i = 0; i < NV; i++) {
+        if (i < 3) snprintf(names[i], sizeof names[i], "%s", (const char *[]){"<unk>", "<s>", "</s>"}[i]);
+        else snprintf(names[i], sizeof names[i], "<0x%02X>", i - 3);
+        strs[i] = ob_str_from_cstr(names[i]);
+        scores[i] = 0.0f;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : 6; /* unknown, control, byte */
+    }
+    *n_vocab = NV;
+    gguf_writer_set_str(st->w, "tokenizer.ggml.model", "llama");
+    gguf_writer_set_arr_str(st->w, "tokenizer.ggml.tokens", strs, NV);
+    gguf_writer_set_arr(st->w, "tokenizer.ggml.scores", GGUF_VTYPE_FLOAT32, scores, NV);
+    gguf_writer_set_arr(st->w, "tokenizer.ggml.token_type", GGUF_VTYPE_INT32, types, NV);
+    gguf_writer_set_u32(st->w, "tokenizer.ggml.bos_token_id", 1);
+    gguf_writer_set_u32(st->w, "tokenizer.ggml.eos_token_id", 2);
+    gguf_writer_set_u32(st->w, "tokenizer.ggml.unknown_token_id", 0);
+    return 0;
+}
+
+static void write_hparams(synth_state *st, const synth_shape *sh, const synth_opts *o,
+                          int64_t n_vocab) {
+    gguf_writer *w = st->w;
+    char name[128];
+    snprintf(name, sizeof name, "outboard-synth-%s-%s", sh->name, o->type);
+    gguf_writer_set_str(w, "general.architecture", "llama");
+    gguf_writer_set_str(w, "general.name", name);
+    gguf_writer_set_u32(w, "llama.context_length", (uint32_t)sh->n_ctx);
+    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)sh->n_embd);
+    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)sh->n_layer);
+    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)sh->n_ff);
+    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)sh->n_head);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)sh->n_head_kv);
+    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_writer_set_f32(w, "llama.rope.freq_base", sh->rope_base);
+    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)(sh->n_embd / sh->n_head));
+    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab);
+}
+
+static int write_tensors(synth_state *st, const synth_shape *sh, uint32_t type,
+                         int64_t n_vocab, int rope_freqs) {
+    const int64_t e = sh->n_embd, hd = e / sh->n_head, kvd = sh->n_head_kv * hd;
+    const float a_e = sqrtf(3.0f / (float)e), a_ff = sqrtf(3.0f / (float)sh->n_ff);
+    if (add_matrix(st, "token_embd.weight", type, e, n_vocab, 1.0f) ||
+        add_vector(st, "output_norm.weight", e, 1.0f, 0.1f) ||
+        add_matrix(st, "output.weight", type, e, n_vocab, a_e))
+        return -1;
+    if (rope_freqs) {
+        float *f = ob_alloc((size_t)hd / 2, sizeof(float));
+        if (!f || keep_buf(st, f)) return -1;
+        model_llama3_rope_factors(sh->rope_base, hd, sh->rope_factor > 0 ? sh->rope_factor : 8,
+                                  1.0f, 4.0f, 8192.0f, f);
+        int64_t n = hd / 2;
+        if (gguf_writer_add_tensor(st->w, "rope_freqs.weight", OB_QTYPE_F32, 1, &n, f,
+                                   (size_t)n * 4, &st->err))
+            return -1;
+    }
+    for (int64_t il = 0; il < sh->n_layer; il++) {
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%lld." s, (long long)il), n)
+        if (add_vector(st, NAME("attn_norm.weight"), e, 1.0f, 0.1f) ||
+            add_matrix(st, NAME("attn_q.weight"), type, e, e, a_e) ||
+            add_matrix(st, NAME("attn_k.weight"), type, e, kvd, a_e) ||
+            add_matrix(st, NAME("attn_v.weight"), type, e, kvd, a_e) ||
+            add_matrix(st, NAME("attn_output.weight"), type, e, e, a_e) ||
+            add_vector(st, NAME("ffn_norm.weight"), e, 1.0f, 0.1f) ||
+            add_matrix(st, NAME("ffn_gate.weight"), type, e, sh->n_ff, a_e) ||
+            add_matrix(st, NAME("ffn_up.weight"), type, e, sh->n_ff, a_e) ||
+            add_matrix(st, NAME("ffn_down.weight"), type, sh->n_ff, e, a_ff))
+            return -1;
+#undef NAME
+    }
+    return 0;
+}
+
+static int parse_type(const char *s, uint32_t *out) {
+    for (uint32_t t = 0; t < OB_QTYPE_COUNT; t++) {
+        const char *name = gguf_qtype_name(t);
+        if (strcasecmp(name, s) == 0 && quant_traits_ref(t)) {
+            *out = t;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
+                    "[--arch llama] [--vocab VOCAB.gguf] [--seed N] [--rope-freqs|--no-rope-freqs]\n"
+                    "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 and the K-quants built in\n");
+    return 2;
+}
+
+static int parse_opts(int argc, char **argv, synth_opts *o) {
+    *o = (synth_opts){.arch = "llama", .shape = "tiny", .type = "f32", .seed = 1,
+                      .rope_freqs = -1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--rope-freqs")) o->rope_freqs = 1;
+        else if (!strcmp(a, "--no-rope-freqs")) o->rope_freqs = 0;
+        else if (!v) return -1;
+        else if (!strcmp(a, "--arch")) o->arch = v, i++;
+        else if (!strcmp(a, "--shape")) o->shape = v, i++;
+        else if (!strcmp(a, "--type")) o->type = v, i++;
+        else if (!strcmp(a, "-o")) o->out = v, i++;
+        else if (!strcmp(a, "--vocab")) o->vocab = v, i++;
+        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10), i++;
+        else return -1;
+    }
+    return o->out ? 0 : -1;
+}
+
+int cli_cmd_synth(int argc, char **argv) {
+    synth_opts o;
+    if (parse_opts(argc, argv, &o)) return usage();
+    if (strcmp(o.arch, "llama")) {
+        fprintf(stderr, "outboard synth: architecture '%s' is not supported (llama)\n", o.arch);
+        return 2;
+    }
+    const synth_shape *sh = NULL;
+    for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
+        if (!strcmp(SHAPES[i].name, o.shape)) sh = &SHAPES[i];
+    uint32_t type;
+    if (!sh || parse_type(o.type, &type)) {
+        fprintf(stderr, "outboard synth: unknown %s '%s'\n", sh ? "type" : "shape",
+                sh ? o.type : o.shape);
+        return 2;
+    }
+    synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1};
+    int64_t n_vocab = 0;
+    int rc = 1;
+    int rope_freqs = o.rope_freqs >= 0 ? o.rope_freqs : sh->rope_factor > 0;
+    if (st.w && !write_vocab(&st, o.vocab, &n_vocab)) {
+        write_hparams(&st, sh, &o, n_vocab);
+        if (!write_tensors(&st, sh, type, n_vocab, rope_freqs) &&
+            !gguf_writer_write(st.w, o.out, &st.err))
+            rc = 0;
+    }
+    if (rc) fprintf(stderr, "outboard synth: %s\n", st.w ? st.err.msg : "out of memory");
+    else fprintf(stderr, "wrote %s: llama %s, %s, %lld tokens\n", o.out, sh->name,
+                 gguf_qtype_name(type), (long long)n_vocab);
+    for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
+    ob_free(st.bufs);
+    gguf_writer_free(st.w);
+    return rc;
+}

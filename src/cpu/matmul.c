@@ -1,0 +1,100 @@
+/*
+ * Quantized matmul: activation conversion, then weight rows dealt to threads in chunks that a
+ * shared counter hands out (threads on a busy machine run at different speeds, so a static
+ * split would leave the fast ones idle). See matmul.h for the tiling.
+ */
+#include "cpu/matmul.h"
+
+#include "core/err.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+#define MM_ROWS 16   /* weight rows per chunk handed out */
+#define MM_TOKENS 32 /* tokens per tile: a weight row is reused from L1 across this many */
+
+ob_status cpu_weight_init(cpu_weight *w, ob_err *err) {
+    w->qt = quant_traits_get(w->type);
+    if (!w->qt || !w->qt->vec_dot)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "tensor '%s': type id %u has no CPU kernels",
+                       w->name, (unsigned)w->type);
+    w->act = quant_traits_get(w->qt->vec_dot_type);
+    if (!w->act || !w->act->from_f32)
+        return ob_fail(err, OB_ERR_UNSUPPORTED,
+                       "tensor '%s': activation type id %u has no quantizer", w->name,
+                       (unsigned)w->qt->vec_dot_type);
+    if (w->n_in % w->qt->block_size || w->n_in % w->act->block_size)
+        return ob_fail(err, OB_ERR_FORMAT,
+                       "tensor '%s': row length %lld is not a multiple of the %s block (%lld)",
+                       w->name, (long long)w->n_in, w->qt->name, (long long)w->qt->block_size);
+    w->act_row_size = (size_t)(w->n_in / w->act->block_size) * w->act->type_size;
+    return OB_OK;
+}
+
+static int act_is_f32(const cpu_weight *w) { return w->qt->vec_dot_type == OB_QTYPE_F32; }
+
+size_t cpu_matmul_wsize(const cpu_weight *w, int64_t n_tok) {
+    return act_is_f32(w) ? 0 : (size_t)n_tok * w->act_row_size;
+}
+
+typedef struct mm_task {
+    float *y;
+    const cpu_weight *w;
+    const float *x;   /* (n_tok, n_in) f32 */
+    const char *xq;   /* (n_tok, act_row_size) vec_dot_type */
+    int64_t n_tok;
+    atomic_llong next; /* next chunk of rows to hand out */
+} mm_task;
+
+static void convert_run(void *arg, int ith, int nth) {
+    mm_task *t = arg;
+    int64_t lo, hi;
+    cpu_split(t->n_tok, ith, nth, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++)
+        t->w->act->from_f32(t->x + r * t->w->n_in, (void *)(t->xq + r * t->w->act_row_size),
+                            t->w->n_in);
+}
+
+/* Rows [r_lo, r_hi) of W against every token, a tile of MM_TOKENS tokens at a time: the
+ * chunk's weight rows stay in cache across the tiles, and quant_dot_tile shares loads between
+ * rows and tokens inside a tile (register tiling). */
+static void mm_chunk(const mm_task *t, int64_t r_lo, int64_t r_hi) {
+    const cpu_weight *w = t->w;
+    const char *wrows = (const char *)w->data + (size_t)r_lo * w->row_size;
+    for (int64_t t0 = 0; t0 < t->n_tok; t0 += MM_TOKENS) {
+        int64_t nt = t->n_tok - t0 < MM_TOKENS ? t->n_tok - t0 : MM_TOKENS;
+        quant_dot_tile(w->qt, w->n_in, r_hi - r_lo, nt, &t->y[t0 * w->n_out + r_lo],
+                       (size_t)w->n_out, wrows, w->row_size,
+                       t->xq + (size_t)t0 * w->act_row_size, w->act_row_size);
+    }
+}
+
+static void mm_run(void *arg, int ith, int nth) {
+    mm_task *t = arg;
+    (void)ith;
+    (void)nth;
+    const int64_t n_out = t->w->n_out;
+    for (;;) {
+        int64_t r_lo = atomic_fetch_add(&t->next, MM_ROWS);
+        if (r_lo >= n_out) break;
+        mm_chunk(t, r_lo, r_lo + MM_ROWS < n_out ? r_lo + MM_ROWS : n_out);
+    }
+}
+
+void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, int64_t n_tok,
+                void *wsp) {
+    mm_task t = {.y = y, .w = w, .x = x, .xq = act_is_f32(w) ? (const char *)x : wsp,
+                 .n_tok = n_tok};
+    atomic_init(&t.next, 0);
+    if (!act_is_f32(w)) {
+        if (n_tok == 1) convert_run(&t, 0, 1);
+        else cpu_pool_run(pool, convert_run, &t);
+    }
+    cpu_pool_run(pool, mm_run, &t);
+}
+
+void cpu_get_rows(const cpu_weight *w, const int32_t *ids, int64_t n, float *out) {
+    for (int64_t i = 0; i < n; i++)
+        w->qt->to_f32((const char *)w->data + (size_t)ids[i] * w->row_size, out + i * w->n_in,
+                      w->n_in);
+}

@@ -1,0 +1,75 @@
+/*
+ * The op table a backend implements so model code can run on it. A backend owns a contiguous
+ * range of layers: their KV cache and whatever copy of their weights it needs. Model code
+ * (llama.c and its kin) calls only these ops, so a CUDA backend, or any other, runs the same
+ * forward step by filling the same table; only the hidden state (n_tok, n_embd) f32 crosses
+ * between backends, once per range per step.
+ *
+ * Activations are host-addressable F32 buffers that the backend hands out (model_backend_ops
+ * .buf), so a device backend can return device memory and keep the whole range on the device.
+ */
+#ifndef OB_MODEL_BACKEND_H
+#define OB_MODEL_BACKEND_H
+
+#include "cpu/matmul.h"
+#include "cpu/ops.h"
+#include "outboard.h"
+
+#include <stdint.h>
+
+typedef struct model_backend model_backend;
+
+typedef struct model_backend_ops {
+    const char *name; /* "cpu" */
+
+    /* out (n, w->n_in) f32 = rows ids of w (token embedding lookup). */
+    void (*get_rows)(model_backend *be, const cpu_weight *w, const int32_t *ids, int64_t n,
+                     float *out);
+    /* out (n_rows, n) = rmsnorm(x) * w; out may alias x. */
+    void (*rmsnorm)(model_backend *be, float *out, const float *x, const float *w,
+                    int64_t n_rows, int64_t n, float eps);
+    /* y (n_tok, w->n_out) = x (n_tok, w->n_in) W^T. */
+    void (*matmul)(model_backend *be, float *y, const cpu_weight *w, const float *x,
+                   int64_t n_tok);
+    /* In-place rotation of x (n_tok, n_head * head_dim); token t at position pos[t]. */
+    void (*rope)(model_backend *be, float *x, int64_t n_tok, int64_t n_head, int64_t head_dim,
+                 const int32_t *pos, const cpu_rope_params *rp);
+    /* Writes k, v (n_tok, n_head_kv * head_dim) f32 into layer il's cache at pos0.. as F16. */
+    void (*kv_store)(model_backend *be, int64_t il, const float *k, const float *v,
+                     int64_t pos0, int64_t n_tok);
+    /* out (n_tok, n_head * head_dim) = causal attention of q over layer il's cache 0..pos0+t. */
+    void (*attention)(model_backend *be, int64_t il, float *out, const float *q, int64_t pos0,
+                      int64_t n_tok, float scale);
+    /* out (n) = silu(gate) * up. */
+    void (*swiglu)(model_backend *be, float *out, const float *gate, const float *up,
+                   int64_t n);
+    /* x (n) += y (n). */
+    void (*add)(model_backend *be, float *x, const float *y, int64_t n);
+    /* Drops the cache rows >= n_past (nothing to do on the CPU: rows are overwritten). */
+    void (*kv_truncate)(model_backend *be, int64_t n_past);
+    void (*free)(model_backend *be);
+} model_backend_ops;
+
+struct model_backend {
+    const model_backend_ops *ops;
+    int64_t layer_lo, layer_hi; /* layers [lo, hi) run here */
+};
+
+/* Sizes a backend needs to allocate its cache and scratch. */
+typedef struct model_backend_shape {
+    int64_t n_layer;     /* layers in this backend's range */
+    int64_t n_ctx;       /* cache positions */
+    int64_t n_batch;     /* most tokens per forward pass */
+    int64_t n_head, n_head_kv, head_dim;
+    size_t matmul_wsize; /* largest cpu_matmul_wsize over the model's weights at n_batch */
+} model_backend_shape;
+
+/* The CPU backend (backend_cpu.c): KV cache (n_layer, n_ctx, n_head_kv * head_dim) f16 for K
+ * and for V, a thread pool of n_threads. *out owned by the caller (ops->free). */
+ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_lo,
+                                int n_threads, model_backend **out, ob_err *err);
+
+/* The CPU backend's thread count (for reports). */
+int model_backend_cpu_threads(const model_backend *be);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * Architecture `llama`: Llama 2 and 3.x, Mistral (without sliding-window attention),
+ * TinyStories. Hyperparameters come only from the GGUF metadata; tensors are bound by name
+ * with their shapes checked; the forward step below reads top to bottom.
+ *
+ *   x = embed(tokens)
+ *   for each layer:  x += Wo attention(rope(Wq rmsnorm(x)), rope(Wk ..), Wv ..)
+ *                    x += Wdown (silu(Wgate rmsnorm(x)) * Wup rmsnorm(x))
+ *   logits = Wout rmsnorm(x)
+ */
+#include "model/model.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define LLAMA_MAX_LAYERS 4096
+#define LLAMA_MAX_HEAD_DIM 1024
+
+/* ---- hyperparameters ------------------------------------------------------------------- */
+
+static ob_status read_sizes(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    ob_status st;
+    if ((st = model_key_i64(m, "embedding_length", &hp->n_embd, err))) return st;
+    if ((st = model_key_i64(m, "block_count", &hp->n_layer, err))) return st;
+    if ((st = model_key_i64(m, "feed_forward_length", &hp->n_ff, err))) return st;
+    if ((st = model_key_i64(m, "attention.head_count", &hp->n_head, err))) return st;
+    if ((st = model_key_i64_or(m, "context_length", 2048, &hp->n_ctx_train, err))) return st;
+    if ((st = model_key_i64_or(m, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err)))
+        return st;
+    if (hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 || hp->n_ff <= 0 ||
+        hp->n_layer <= 0 || hp->n_layer > LLAMA_MAX_LAYERS || hp->n_ctx_train <= 0)
+        return ob_fail(err, OB_ERR_FORMAT,
+                       "%s: hyperparameters out of range: n_embd %lld, n_layer %lld, n_head "
+                       "%lld, n_head_kv %lld, n_ff %lld, context_length %lld",
+                       gguf_name(m->file), (long long)hp->n_embd, (long long)hp->n_layer,
+                       (long long)hp->n_head, (long long)hp->n_head_kv, (long long)hp->n_ff,
+                       (long long)hp->n_ctx_train);
+    if (hp->n_head % hp->n_head_kv)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: head_count %lld is not a multiple of "
+                       "head_count_kv %lld", gguf_name(m->file), (long long)hp->n_head,
+                       (long long)hp->n_head_kv);
+    if ((st = model_key_i64_or(m, "attention.key_length", hp->n_embd / hp->n_head,
+                               &hp->head_dim, err)))
+        return st;
+    int64_t v_len;
+    if ((st = model_key_i64_or(m, "attention.value_length", hp->head_dim, &v_len, err)))
+        return st;
+    if ((st = model_key_i64_or(m, "rope.dimension_count", hp->head_dim, &hp->n_rot, err)))
+        return st;
+    if (hp->head_dim <= 0 || hp->head_dim > LLAMA_MAX_HEAD_DIM || v_len != hp->head_dim ||
+        hp->n_rot <= 0 || hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return ob_fail(err, OB_ERR_UNSUPPORTED,
+                       "%s: head dims key %lld, value %lld, rope %lld: expected key = value "
+                       "<= %d and an even rope dimension <= key",
+                       gguf_name(m->file), (long long)hp->head_dim, (long long)v_len,
+                       (long long)hp->n_rot, LLAMA_MAX_HEAD_DIM);
+    return OB_OK;
+}
+
+/* Llama 3.1 frequency factors computed from rope.scaling.* when the file has no rope_freqs
+ * tensor (the converter usually writes one; then that tensor is used as it is). */
+static ob_status llama3_factors(ob_model *m, float factor, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    float lo_f, hi_f, orig_f;
+    ob_status st;
+    if ((st = model_key_f32_or(m, "rope.scaling.low_freq_factor", 1.0f, &lo_f, err))) return st;
+    if ((st = model_key_f32_or(m, "rope.scaling.high_freq_factor", 4.0f, &hi_f, err))) return st;
+    if ((st = model_key_f32_or(m, "rope.scaling.original_context_length", 8192.0f, &orig_f, err)))
+        return st;
+    if (hi_f <= lo_f)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: rope.scaling high_freq_factor %g <= "
+                       "low_freq_factor %g", gguf_name(m->file), hi_f, lo_f);
+    m->w.rope_freqs = ob_alloc((size_t)hp->n_rot / 2, sizeof(float));
+    if (!m->w.rope_freqs) return ob_fail(err, OB_ERR_NOMEM, "rope factors: out of memory");
+    model_llama3_rope_factors(hp->rope_base, hp->n_rot, factor, lo_f, hi_f, orig_f,
+                              m->w.rope_freqs);
+    return OB_OK;
+}
+
+void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo_f, float hi_f,
+                               float orig_ctx, float *out) {
+    const double lo_wave = orig_ctx / lo_f, hi_wave = orig_ctx / hi_f;
+    for (int64_t i = 0; i < n_rot / 2; i++) {
+        double freq = 1.0 / pow(base, (double)(2 * i) / (double)n_rot);
+        double wave = 2.0 * M_PI / freq, f;
+        if (wave < hi_wave) f = 1.0;
+        else if (wave > lo_wave) f = factor;
+        else {
+            double smooth = (orig_ctx / wave - lo_f) / (hi_f - lo_f);
+            f = 1.0 / ((1.0 - smooth) / factor + smooth);
+        }
+        out[i] = (float)f;
+    }
+}
+
+/* RoPE base, linear scaling, Llama 3 frequency factors. */
+static ob_status read_rope(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    ob_status st;
+    if ((st = model_key_f32_or(m, "rope.freq_base", 10000.0f, &hp->rope_base, err))) return st;
+    if ((st = model_key_f32_or(m, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps, err)))
+        return st;
+    hp->rope_freq_scale = 1.0f;
+    if (gguf_tensor_find(m->file, "rope_freqs.weight"))
+        return model_bind_vector(m, "rope_freqs.weight", hp->n_rot / 2, &m->w.rope_freqs, err);
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch_name);
+    if (!gguf_kv_find(m->file, key)) return OB_OK;
+    ob_str type;
+    float factor;
+    if ((st = gguf_get_str(m->file, key, &type, err))) return st;
+    if ((st = model_key_f32_or(m, "rope.scaling.factor", 1.0f, &factor, err))) return st;
+    if (ob_str_eq_cstr(type, "none")) return OB_OK;
+    if (factor <= 0.0f)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.rope.scaling.factor %g, expected > 0",
+                       gguf_name(m->file), hp->arch_name, factor);
+    if (ob_str_eq_cstr(type, "linear")) {
+        hp->rope_freq_scale = 1.0f / factor;
+        return OB_OK;
+    }
+    if (ob_str_eq_cstr(type, "llama3")) return llama3_factors(m, factor, err);
+    return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: %s '%.*s' is not supported (none, linear, "
+                   "llama3)", gguf_name(m->file), key, OB_STR_FMT(type));
+}
+
+/* ---- tensors --------------------------------------------------------------------------- */
+
+static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
+    const model_hparams *hp = &m->hp;
+    const int64_t e = hp->n_embd, qd = hp->n_head * hp->head_dim,
+                  kvd = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
+    char name[96];
+    ob_status st;
+#define MATRIX(field, suffix, n_in, n_out)                                                      \
+    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
+    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
+#define VECTOR(field, suffix, n)                                                                \
+    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
+    if ((st = model_bind_vector(m, name, n, &l->field, err))) return st
+    VECTOR(attn_norm, "attn_norm.weight", e);
+    MATRIX(wq, "attn_q.weight", e, qd);
+    MATRIX(wk, "attn_k.weight", e, kvd);
+    MATRIX(wv, "attn_v.weight", e, kvd);
+    MATRIX(wo, "attn_output.weight", qd, e);
+    VECTOR(ffn_norm, "ffn_norm.weight", e);
+    MATRIX(w_gate, "ffn_gate.weight", e, ff);
+    MATRIX(w_up, "ffn_up.weight", e, ff);
+    MATRIX(w_down, "ffn_down.weight", ff, e);
+#undef MATRIX
+#undef VECTOR
+    return OB_OK;
+}
+
+static ob_status bind_tensors(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    const gguf_tensor *te = gguf_tensor_find(m->file, "token_embd.weight");
+    if (!te)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor 'token_embd.weight' not found",
+                       gguf_name(m->file));
+    hp->n_vocab = te->ne[1];
+    ob_status st = model_bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab,
+                                     &m->w.tok_embd, err);
+    if (!st) st = model_bind_vector(m, "output_norm.weight", hp->n_embd, &m->w.output_norm, err);
+    if (st) return st;
+    hp->flags.tied_output = gguf_tensor_find(m->file, "output.weight") == NULL;
+    if (hp->flags.tied_output) m->w.output = m->w.tok_embd;
+    else if ((st = model_bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, &m->w.output,
+                                     err)))
+        return st;
+    m->w.layers = ob_calloc((size_t)hp->n_layer, sizeof *m->w.layers);
+    if (!m->w.layers) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+    for (int64_t il = 0; il < hp->n_layer; il++)
+        if ((st = bind_layer(m, il, &m->w.layers[il], err))) return st;
+    return OB_OK;
+}
+
+ob_status model_llama_load(ob_model *m, ob_err *err) {
+    ob_status st = read_sizes(m, err);
+    if (!st) st = read_rope(m, err);
+    if (!st) st = bind_tensors(m, err);
+    m->hp.flags.rope_neox = false;
+    return st;
+}
+
+/* ---- forward --------------------------------------------------------------------------- */
+
+/* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd). */
+static void llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
+                         int64_t n_tok, int64_t pos0) {
+    const model_hparams *hp = &m->hp;
+    const model_backend_ops *op = be->ops;
+    const int64_t e = hp->n_embd, hd = hp->head_dim;
+    const cpu_rope_params rp = {.n_dims = hp->n_rot, .freq_base = hp->rope_base,
+                                .freq_scale = hp->rope_freq_scale,
+                                .freq_factors = m->w.rope_freqs, .neox = hp->flags.rope_neox};
+    const float kq_scale = 1.0f / sqrtf((float)hd);
+    for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
+        const model_layer *l = &m->w.layers[il];
+        /* attention block */
+        op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps); /* (n_tok, e) */
+        op->matmul(be, b->q, &l->wq, b->xn, n_tok);              /* (n_tok, n_head * hd) */
+        op->matmul(be, b->k, &l->wk, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
+        op->matmul(be, b->v, &l->wv, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
+        op->rope(be, b->q, n_tok, hp->n_head, hd, b->pos, &rp);
+        op->rope(be, b->k, n_tok, hp->n_head_kv, hd, b->pos, &rp);
+        op->kv_store(be, il, b->k, b->v, pos0, n_tok);           /* cache rows pos0.. (f16) */
+        op->attention(be, il, b->attn, b->q, pos0, n_tok, kq_scale); /* (n_tok, n_head * hd) */
+        op->matmul(be, b->proj, &l->wo, b->attn, n_tok);         /* (n_tok, e) */
+        op->add(be, b->x, b->proj, n_tok * e);
+        /* feed-forward block */
+        op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
+        op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
+        op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
+        op->swiglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
+        op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
+        op->add(be, b->x, b->proj, n_tok * e);
+    }
+}
+
+void model_llama_forward(const ob_model *m, model_backend *be, model_buffers *b,
+                         const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
+                         int64_t n_out) {
+    const model_hparams *hp = &m->hp;
+    const int64_t e = hp->n_embd;
+    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = (int32_t)(pos0 + t);
+    be->ops->get_rows(be, &m->w.tok_embd, tokens, n_tok, b->x);  /* (n_tok, e) */
+    llama_layers(m, be, b, n_tok, pos0);
+    if (n_out == 0) return; /* a middle piece of a long prompt: only the cache matters */
+    /* Only the last n_out rows need logits: norm and project just those. */
+    const float *last = b->x + (n_tok - n_out) * e;               /* (n_out, e) */
+    be->ops->rmsnorm(be, b->xn, last, m->w.output_norm, n_out, e, hp->norm_eps);
+    be->ops->matmul(be, logits, &m->w.output, b->xn, n_out);      /* (n_out, n_vocab) */
+}

@@ -1,0 +1,251 @@
+/*
+ * Loading a model: map the GGUF, pick the architecture from general.architecture (refusing
+ * ones outboard does not run, by name), let the architecture read its hyperparameters and bind
+ * its tensors, then touch every weight page while reporting progress. Also the helpers the
+ * architecture files share for binding tensors and reading "<arch>.*" keys, and the public
+ * model accessors.
+ */
+#include "model/model.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "quant/quant.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct model_arch_entry {
+    const char *name;
+    model_arch arch;
+    ob_status (*load)(ob_model *m, ob_err *err);
+    model_forward_fn forward;
+} model_arch_entry;
+
+static const model_arch_entry ARCHES[] = {
+    {"llama", MODEL_ARCH_LLAMA, model_llama_load, model_llama_forward},
+};
+#define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
+
+model_forward_fn model_forward_of(const ob_model *m) {
+    for (size_t i = 0; i < N_ARCHES; i++)
+        if (ARCHES[i].arch == m->hp.arch) return ARCHES[i].forward;
+    return NULL;
+}
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+static void arch_key(const ob_model *m, const char *suffix, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s.%s", m->hp.arch_name, suffix);
+}
+
+ob_status model_key_i64(const ob_model *m, const char *suffix, int64_t *out, ob_err *err) {
+    char key[160];
+    arch_key(m, suffix, key, sizeof key);
+    return gguf_get_i64(m->file, key, out, err);
+}
+
+ob_status model_key_i64_or(const ob_model *m, const char *suffix, int64_t def, int64_t *out,
+                           ob_err *err) {
+    char key[160];
+    arch_key(m, suffix, key, sizeof key);
+    if (!gguf_kv_find(m->file, key)) {
+        *out = def;
+        return OB_OK;
+    }
+    return gguf_get_i64(m->file, key, out, err);
+}
+
+ob_status model_key_f32_or(const ob_model *m, const char *suffix, float def, float *out,
+                           ob_err *err) {
+    char key[160];
+    arch_key(m, suffix, key, sizeof key);
+    return gguf_get_f32_or(m->file, key, def, out, err);
+}
+
+/* ---- tensors --------------------------------------------------------------------------- */
+
+ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, int64_t n_out,
+                            cpu_weight *out, ob_err *err) {
+    const gguf_tensor *t = gguf_tensor_find(m->file, name);
+    if (!t)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld, %lld])",
+                       gguf_name(m->file), name, (long long)n_in, (long long)n_out);
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != 1 || t->ne[3] != 1)
+        return ob_fail(err, OB_ERR_FORMAT,
+                       "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                       gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
+                       (long long)t->ne[2], (long long)t->ne[3], (long long)n_in,
+                       (long long)n_out);
+    if (!quant_traits_get(t->type))
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s is not supported",
+                       gguf_name(m->file), name, gguf_qtype_name(t->type));
+    *out = (cpu_weight){.name = t->name.ptr, .data = t->data, .type = t->type, .n_in = n_in,
+                        .n_out = n_out, .row_size = t->nbytes / (size_t)n_out};
+    ob_status st = cpu_weight_init(out, err);
+    if (st) ob_err_prefix(err, gguf_name(m->file));
+    return st;
+}
+
+ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
+                            ob_err *err) {
+    *out = NULL;
+    const gguf_tensor *t = gguf_tensor_find(m->file, name);
+    if (!t)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld])",
+                       gguf_name(m->file), name, (long long)n);
+    if (gguf_tensor_nelements(t) != n || t->ne[0] != n)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld], expected [%lld]",
+                       gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
+                       (long long)n);
+    const quant_traits *qt = quant_traits_get(t->type);
+    if (!qt || !qt->to_f32 || n % qt->block_size)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s cannot be read as f32",
+                       gguf_name(m->file), name, gguf_qtype_name(t->type));
+    *out = ob_alloc((size_t)n, sizeof(float));
+    if (!*out) return ob_fail(err, OB_ERR_NOMEM, "tensor '%s': out of memory", name);
+    qt->to_f32(t->data, *out, n);
+    return OB_OK;
+}
+
+size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
+    size_t best = cpu_matmul_wsize(&m->w.output, n_tok);
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->w.layers[il];
+        const cpu_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
+                                  &l->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            size_t s = cpu_matmul_wsize(ws[i], n_tok);
+            if (s > best) best = s;
+        }
+    }
+    return best;
+}
+
+/* ---- load ------------------------------------------------------------------------------ */
+
+/* Totals and the type holding most weight bytes, for ob_model_info. */
+static void model_tally(ob_model *m) {
+    uint64_t by_type[OB_QTYPE_COUNT] = {0};
+    for (int64_t i = 0; i < gguf_tensor_count(m->file); i++) {
+        const gguf_tensor *t = gguf_tensor_at(m->file, i);
+        m->n_params += (uint64_t)gguf_tensor_nelements(t);
+        m->n_bytes += t->nbytes;
+        if (t->type < OB_QTYPE_COUNT && t->ne[1] > 1) by_type[t->type] += t->nbytes;
+    }
+    uint32_t best = 0;
+    for (uint32_t i = 0; i < OB_QTYPE_COUNT; i++)
+        if (by_type[i] > by_type[best]) best = i;
+    m->type_name = gguf_qtype_name(best);
+}
+
+/* Reads every page of the tensor data so the first forward pass does not fault them in one by
+ * one; reports progress about every 1% and stops when the callback says so. */
+static ob_status prefault(const ob_model *m, const ob_model_params *p, ob_err *err) {
+    const uint64_t total = m->n_bytes ? m->n_bytes : 1;
+    uint64_t done = 0, next_report = 0;
+    volatile uint8_t sink = 0;
+    for (int64_t i = 0; i < gguf_tensor_count(m->file); i++) {
+        const gguf_tensor *t = gguf_tensor_at(m->file, i);
+        const volatile uint8_t *d = t->data;
+        for (size_t off = 0; off < t->nbytes; off += 4096) {
+            if (p->prefault) sink ^= d[off];
+            if (p->progress && done + off >= next_report) {
+                if (!p->progress((float)(done + off) / (float)total, p->progress_user))
+                    return ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
+                next_report = done + off + total / 100;
+            }
+        }
+        done += t->nbytes;
+    }
+    (void)sink;
+    if (p->progress) p->progress(1.0f, p->progress_user);
+    return OB_OK;
+}
+
+/* A special token id from the metadata, -1 when absent or "none" (0xffffffff). */
+static int32_t special_id(const gguf_file *f, const char *key) {
+    uint32_t v;
+    if (!gguf_kv_find(f, key) || gguf_get_u32(f, key, &v, NULL) || v > INT32_MAX) return -1;
+    return (int32_t)v;
+}
+
+static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *err) {
+    ob_str arch;
+    ob_status st = gguf_get_str(m->file, "general.architecture", &arch, err);
+    if (st) return st;
+    for (size_t i = 0; i < N_ARCHES; i++) {
+        if (ob_str_eq_cstr(arch, ARCHES[i].name)) {
+            *out = &ARCHES[i];
+            snprintf(m->hp.arch_name, sizeof m->hp.arch_name, "%s", ARCHES[i].name);
+            m->hp.arch = ARCHES[i].arch;
+            return OB_OK;
+        }
+    }
+    return ob_fail(err, OB_ERR_UNSUPPORTED,
+                   "%s: architecture '%.*s' is not supported (supported: llama)",
+                   gguf_name(m->file), OB_STR_FMT(arch));
+}
+
+void ob_model_params_init(ob_model_params *p) {
+    *p = (ob_model_params){.progress = NULL, .progress_user = NULL, .prefault = true};
+}
+
+ob_status ob_model_load(const char *path, const ob_model_params *params, ob_model **out,
+                        ob_err *err) {
+    ob_model_params defaults;
+    ob_model_params_init(&defaults);
+    const ob_model_params *p = params ? params : &defaults;
+    *out = NULL;
+    ob_model *m = ob_calloc(1, sizeof *m);
+    if (!m) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path);
+    const model_arch_entry *arch = NULL;
+    ob_status st = gguf_open(path, &m->file, err);
+    if (!st) st = pick_arch(m, &arch, err);
+    if (!st) st = arch->load(m, err);
+    if (!st) {
+        ob_str name = {"", 0};
+        if (gguf_kv_find(m->file, "general.name")) gguf_get_str(m->file, "general.name", &name, NULL);
+        m->name = ob_strndup(name.ptr, name.len);
+        if (!m->name) st = ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (!st) {
+        m->bos_id = special_id(m->file, "tokenizer.ggml.bos_token_id");
+        m->eos_id = special_id(m->file, "tokenizer.ggml.eos_token_id");
+        model_tally(m);
+        st = prefault(m, p, err);
+    }
+    if (st) {
+        ob_model_free(m);
+        return st;
+    }
+    *out = m;
+    return OB_OK;
+}
+
+void ob_model_free(ob_model *m) {
+    if (!m) return;
+    if (m->w.layers) {
+        for (int64_t il = 0; il < m->hp.n_layer; il++) {
+            ob_free(m->w.layers[il].attn_norm);
+            ob_free(m->w.layers[il].ffn_norm);
+        }
+    }
+    ob_free(m->w.layers);
+    ob_free(m->w.output_norm);
+    ob_free(m->w.rope_freqs);
+    ob_free(m->name);
+    gguf_close(m->file);
+    ob_free(m);
+}
+
+void ob_model_get_info(const ob_model *m, ob_model_info *out) {
+    const model_hparams *hp = &m->hp;
+    *out = (ob_model_info){
+        .arch = hp->arch_name, .name = m->name ? m->name : "", .type_name = m->type_name,
+        .n_vocab = hp->n_vocab, .n_ctx_train = hp->n_ctx_train, .n_embd = hp->n_embd,
+        .n_layer = hp->n_layer, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+        .head_dim = hp->head_dim, .n_ff = hp->n_ff, .n_params = m->n_params,
+        .n_bytes = m->n_bytes, .rope_freq_base = hp->rope_base, .bos_id = m->bos_id,
+        .eos_id = m->eos_id,
+    };
+}

@@ -1,0 +1,140 @@
+/*
+ * The model as the engine sees it: hyperparameters read from GGUF metadata, per-architecture
+ * flags, the weights bound by name (views into the mapped file), and the forward step.
+ *
+ * An architecture is a row in the table of model.c: a name as general.architecture spells it,
+ * a function that reads its hyperparameters and binds its tensors, and a forward function.
+ * The llama family (Llama 2/3.x, Mistral without sliding windows, TinyStories) is llama.c.
+ * Families that differ in a few places (qwen2: q/k/v biases; qwen3: per-head q/k RMSNorm;
+ * gemma3: scaled embeddings, extra norms, GELU) add flags to model_flags and tensors to
+ * model_layer and reuse the rest.
+ */
+#ifndef OB_MODEL_MODEL_H
+#define OB_MODEL_MODEL_H
+
+#include "cpu/matmul.h"
+#include "gguf/gguf.h"
+#include "model/backend.h"
+#include "outboard.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum model_arch {
+    MODEL_ARCH_LLAMA = 0,
+} model_arch;
+
+/* Switches that distinguish architectures sharing the llama-style block. */
+typedef struct model_flags {
+    bool rope_neox;     /* rotate pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+    bool tied_output;   /* no output.weight: logits use token_embd.weight */
+} model_flags;
+
+typedef struct model_hparams {
+    model_arch arch;
+    char arch_name[32];   /* general.architecture */
+    int64_t n_vocab;      /* rows of token_embd.weight */
+    int64_t n_ctx_train;  /* <arch>.context_length */
+    int64_t n_embd;       /* <arch>.embedding_length */
+    int64_t n_layer;      /* <arch>.block_count */
+    int64_t n_head;       /* <arch>.attention.head_count */
+    int64_t n_head_kv;    /* <arch>.attention.head_count_kv (default n_head) */
+    int64_t head_dim;     /* <arch>.attention.key_length (default n_embd / n_head) */
+    int64_t n_ff;         /* <arch>.feed_forward_length */
+    int64_t n_rot;        /* <arch>.rope.dimension_count (default head_dim) */
+    float norm_eps;       /* <arch>.attention.layer_norm_rms_epsilon */
+    float rope_base;      /* <arch>.rope.freq_base (default 10000) */
+    float rope_freq_scale; /* 1 / <arch>.rope.scaling.factor for linear scaling, else 1 */
+    model_flags flags;
+} model_hparams;
+
+/* One transformer block's weights. Matrices are views into the file; norm vectors are F32
+ * copies (files store them F32, F16 or BF16; the ops want F32). */
+typedef struct model_layer {
+    float *attn_norm;   /* (n_embd) */
+    cpu_weight wq;      /* blk.N.attn_q.weight      [n_embd -> n_head * head_dim] */
+    cpu_weight wk;      /* blk.N.attn_k.weight      [n_embd -> n_head_kv * head_dim] */
+    cpu_weight wv;      /* blk.N.attn_v.weight      [n_embd -> n_head_kv * head_dim] */
+    cpu_weight wo;      /* blk.N.attn_output.weight [n_head * head_dim -> n_embd] */
+    float *ffn_norm;    /* (n_embd) */
+    cpu_weight w_gate;  /* blk.N.ffn_gate.weight    [n_embd -> n_ff] */
+    cpu_weight w_up;    /* blk.N.ffn_up.weight      [n_embd -> n_ff] */
+    cpu_weight w_down;  /* blk.N.ffn_down.weight    [n_ff -> n_embd] */
+} model_layer;
+
+typedef struct model_weights {
+    cpu_weight tok_embd;  /* token_embd.weight [n_embd -> n_vocab rows] */
+    float *output_norm;   /* (n_embd) */
+    cpu_weight output;    /* output.weight, or token_embd.weight when tied */
+    float *rope_freqs;    /* (n_rot / 2) divisors of the RoPE angle (Llama 3), or NULL */
+    model_layer *layers;  /* (n_layer) */
+} model_weights;
+
+struct ob_model {
+    gguf_file *file;      /* owned: the mapping the weights point into */
+    model_hparams hp;
+    model_weights w;
+    char *name;           /* general.name, owned */
+    const char *type_name; /* dominant weight type */
+    uint64_t n_params, n_bytes;
+    int32_t bos_id, eos_id; /* from tokenizer.ggml.*_token_id, -1 when absent */
+    void *vocab;          /* tok_vocab * once a tokenizer is loaded, else NULL */
+};
+
+/* Activation buffers of one forward pass, sized for n_batch tokens (owned by the context). */
+typedef struct model_buffers {
+    float *x;      /* (n_batch, n_embd)              residual stream */
+    float *xn;     /* (n_batch, n_embd)              normed input of a sub-block */
+    float *q;      /* (n_batch, n_head * head_dim) */
+    float *k;      /* (n_batch, n_head_kv * head_dim) */
+    float *v;      /* (n_batch, n_head_kv * head_dim) */
+    float *attn;   /* (n_batch, n_head * head_dim)   attention output */
+    float *proj;   /* (n_batch, n_embd)              projection back to the stream */
+    float *gate;   /* (n_batch, n_ff) */
+    float *up;     /* (n_batch, n_ff) */
+    int32_t *pos;  /* (n_batch) positions */
+} model_buffers;
+
+/* One forward pass: tokens (n_tok) at positions pos0.. through every layer on `be`; writes
+ * logits (n_out, n_vocab) of the last n_out tokens. The caller checked ids and room. */
+typedef void (*model_forward_fn)(const ob_model *m, model_backend *be, model_buffers *buf,
+                                 const int32_t *tokens, int64_t n_tok, int64_t pos0,
+                                 float *logits, int64_t n_out);
+
+/* ---- shared by the architecture files ------------------------------------------------- */
+
+/* Binds a 2-D weight of [n_in, n_out] (ne order) named `name`: checks it exists, its shape and
+ * that its type has kernels. Errors name the tensor, expected and actual shape. */
+ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, int64_t n_out,
+                            cpu_weight *out, ob_err *err);
+
+/* Binds a 1-D vector of n elements as a new F32 array (*out owned by the model). */
+ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
+                            ob_err *err);
+
+/* Reads "<arch>.<suffix>" as u32 (required or with a default). */
+ob_status model_key_i64(const ob_model *m, const char *suffix, int64_t *out, ob_err *err);
+ob_status model_key_i64_or(const ob_model *m, const char *suffix, int64_t def, int64_t *out,
+                           ob_err *err);
+ob_status model_key_f32_or(const ob_model *m, const char *suffix, float def, float *out,
+                           ob_err *err);
+
+/* llama.c */
+ob_status model_llama_load(ob_model *m, ob_err *err);
+void model_llama_forward(const ob_model *m, model_backend *be, model_buffers *buf,
+                         const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
+                         int64_t n_out);
+
+/* Llama 3.1 RoPE frequency divisors (n_rot / 2 of them into out) from rope.scaling.factor,
+ * low_freq_factor, high_freq_factor and original_context_length, as the Llama 3.1 reference
+ * computes them. */
+void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo_f, float hi_f,
+                               float orig_ctx, float *out);
+
+/* The forward function of the model's architecture. */
+model_forward_fn model_forward_of(const ob_model *m);
+
+/* Largest cpu_matmul_wsize over the model's matrices for n_tok tokens. */
+size_t model_matmul_wsize(const ob_model *m, int64_t n_tok);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * Token sampling: logits -> next token id. The chain, in llama.cpp's default order:
+ * repeat penalty over the last repeat_last_n tokens, top-k, top-p, min-p, temperature, then a
+ * draw from the remaining distribution with the sampler's own seeded generator (xoshiro256**,
+ * so the same seed and logits give the same tokens on every platform). Temperature 0 is greedy
+ * (argmax, lowest id on ties) and skips the rest.
+ */
+#include "core/alloc.h"
+#include "core/err.h"
+#include "outboard.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cand {
+    int32_t id;
+    float logit;
+} cand;
+
+struct ob_sampler {
+    ob_sampler_params p;
+    int64_t n_vocab;
+    cand *cands;       /* (n_vocab) working set */
+    double *probs;     /* (n_vocab) */
+    int32_t *history;  /* (repeat_last_n) ring of recent tokens */
+    int64_t n_hist, hist_pos;
+    uint64_t rng[4];
+};
+
+void ob_sampler_params_init(ob_sampler_params *p) {
+    *p = (ob_sampler_params){.temp = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
+                             .repeat_penalty = 1.0f, .repeat_last_n = 64, .seed = 42};
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static uint64_t rng_next(uint64_t *s) {
+    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return out;
+}
+
+/* Uniform in [0, 1) with 53 random bits. */
+static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x1p-53; }
+
+ob_status ob_sampler_new(const ob_sampler_params *p, int64_t n_vocab, ob_sampler **out,
+                         ob_err *err) {
+    *out = NULL;
+    if (n_vocab < 1 || p->temp < 0 || p->top_k < 0 || p->top_p <= 0 || p->top_p > 1 ||
+        p->min_p < 0 || p->min_p > 1 || p->repeat_penalty <= 0 || p->repeat_last_n < 0)
+        return ob_fail(err, OB_ERR_ARG,
+                       "sampler: temp %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, "
+                       "repeat_last_n %d: expected temp >= 0, top_k >= 0, 0 < top_p <= 1, "
+                       "0 <= min_p <= 1, repeat_penalty > 0", p->temp, p->top_k, p->top_p,
+                       p->min_p, p->repeat_penalty, p->repeat_last_n);
+    ob_sampler *s = ob_calloc(1, sizeof *s);
+    if (!s) return ob_fail(err, OB_ERR_NOMEM, "sampler: out of memory");
+    s->p = *p;
+    s->n_vocab = n_vocab;
+    s->cands = ob_alloc((size_t)n_vocab, sizeof *s->cands);
+    s->probs = ob_alloc((size_t)n_vocab, sizeof *s->probs);
+    s->history = ob_alloc((size_t)p->repeat_last_n + 1, sizeof *s->history);
+    if (!s->cands || !s->probs || !s->history) {
+        ob_sampler_free(s);
+        return ob_fail(err, OB_ERR_NOMEM, "sampler: out of memory for %lld tokens",
+                       (long long)n_vocab);
+    }
+    uint64_t seed = p->seed;
+    for (int i = 0; i < 4; i++) s->rng[i] = splitmix64(&seed);
+    *out = s;
+    return OB_OK;
+}
+
+void ob_sampler_free(ob_sampler *s) {
+    if (!s) return;
+    ob_free(s->cands);
+    ob_free(s->probs);
+    ob_free(s->history);
+    ob_free(s);
+}
+
+void ob_sampler_accept(ob_sampler *s, int32_t token) {
+    if (s->p.repeat_last_n == 0) return;
+    s->history[s->hist_pos] = token;
+    s->hist_pos = (s->hist_pos + 1) % s->p.repeat_last_n;
+    if (s->n_hist < s->p.repeat_last_n) s->n_hist++;
+}
+
+/* Descending by logit, ascending id on ties (a total order, so qsort is deterministic). */
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->logit != y->logit) return x->logit > y->logit ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Moves the k best candidates to the front, sorted (quickselect, then sort the k). */
+static void keep_top_k(cand *c, int64_t n, int64_t k) {
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        cand pivot = c[(lo + hi) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (cand_cmp(&c[i], &pivot) < 0) i++;
+            while (cand_cmp(&c[j], &pivot) > 0) j--;
+            if (i <= j) {
+                cand t = c[i];
+                c[i++] = c[j];
+                c[j--] = t;
+            }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
+    qsort(c, (size_t)k, sizeof *c, cand_cmp);
+}
+
+static void apply_penalty(ob_sampler *s) {
+    if (s->p.repeat_penalty == 1.0f) return;
+    /* Each distinct recent token is penalised once, however often it occurred. */
+    for (int64_t i = 0; i < s->n_hist; i++) {
+        int32_t id = s->history[i];
+        if (id < 0 || id >= s->n_vocab) continue;
+        int dup = 0;
+        for (int64_t j = 0; j < i && !dup; j++) dup = s->history[j] == id;
+        if (dup) continue;
+        float *l = &s->cands[id].logit;
+        *l = *l > 0 ? *l / s->p.repeat_penalty : *l * s->p.repeat_penalty;
+    }
+}
+
+/* probs[0..n) = softmax(cands[0..n).logit / temp); cands sorted, so [0] is the max. */
+static void softmax_cands(ob_sampler *s, int64_t n, float temp) {
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        s->probs[i] = exp((double)(s->cands[i].logit - s->cands[0].logit) / temp);
+        sum += s->probs[i];
+    }
+    for (int64_t i = 0; i < n; i++) s->probs[i] /= sum;
+}
+
+static int32_t pick(ob_sampler *s, int32_t id) {
+    ob_sampler_accept(s, id);
+    return id;
+}
+
+int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
+    const int64_t nv = s->n_vocab;
+    for (int64_t i = 0; i < nv; i++) s->cands[i] = (cand){(int32_t)i, logits[i]};
+    apply_penalty(s);
+    if (s->p.temp <= 0.0f) {
+        int64_t best = 0;
+        for (int64_t i = 1; i < nv; i++)
+            if (s->cands[i].logit > s->cands[best].logit) best = i;
+        return pick(s, (int32_t)best);
+    }
+    int64_t n = nv;
+    if (s->p.top_k > 0 && s->p.top_k < nv) n = s->p.top_k;
+    keep_top_k(s->cands, nv, n);
+    if (s->p.top_p < 1.0f) { /* smallest prefix whose probability reaches top_p */
+        softmax_cands(s, n, 1.0f);
+        double cum = 0;
+        for (int64_t i = 0; i < n; i++) {
+            cum += s->probs[i];
+            if (cum >= s->p.top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    if (s->p.min_p > 0.0f) { /* keep p >= min_p * p_max, i.e. logit >= max + log(min_p) */
+        const float floor = s->cands[0].logit + logf(s->p.min_p);
+        int64_t keep = 1;
+        while (keep < n && s->cands[keep].logit >= floor) keep++;
+        n = keep;
+    }
+    softmax_cands(s, n, s->p.temp);
+    double u = rng_uniform(s->rng), cum = 0;
+    for (int64_t i = 0; i < n; i++) {
+        cum += s->probs[i];
+        if (u < cum) return pick(s, s->cands[i].id);
+    }
+    return pick(s, s->cands[n - 1].id);
+}
