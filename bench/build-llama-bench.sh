@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds llama.cpp's llama-bench from the llama-cpp-python sdist pinned in tests/requirements.txt
+# (its vendor/llama.cpp), for the side-by-side numbers in BENCHMARKS.md. x86-64 ISA flags are
+# set by hand rather than -march=native: AVX2/FMA/F16C and AVX-512 (with VNNI/BF16) when this CPU
+# has them, never AMX (seen advertised by cpuid yet faulting under hypervisors).
+# Output: bench/llama.cpp/build/bin/llama-bench (bench/llama.cpp/ is ignored by git).
+set -euo pipefail
+cd "$(dirname "$0")"
+VERSION=0.3.36
+OUT=llama.cpp
+if [ -x "$OUT/build/bin/llama-bench" ]; then echo "$OUT/build/bin/llama-bench"; exit 0; fi
+mkdir -p "$OUT"
+if [ ! -d "$OUT/src/vendor/llama.cpp" ]; then
+    python3 -m pip download --no-binary :all: --no-deps -d "$OUT" "llama-cpp-python==$VERSION" >&2
+    mkdir -p "$OUT/src"
+    tar -xzf "$OUT/llama_cpp_python-$VERSION.tar.gz" -C "$OUT/src" --strip-components=1
+fi
+flags="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+if [ "$(uname -m)" = x86_64 ]; then
+    has() { grep -qw "$1" /proc/cpuinfo; }
+    flags="$flags -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+    if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
+        flags="$flags -DGGML_AVX512=ON"
+        has avx512_vnni && flags="$flags -DGGML_AVX512_VNNI=ON"
+        has avx512_bf16 && flags="$flags -DGGML_AVX512_BF16=ON"
+        has avx512vbmi && flags="$flags -DGGML_AVX512_VBMI=ON"
+    fi
+fi
+# shellcheck disable=SC2086
+cmake -S "$OUT/src/vendor/llama.cpp" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF $flags >&2
+cmake --build "$OUT/build" --target llama-bench -j "${JOBS:-2}" >&2
+echo "$OUT/build/bin/llama-bench"
