@@ -17,7 +17,7 @@ static float frand(void) {
 }
 
 static void check_type(uint32_t type, int64_t n_tok, cpu_pool *pool, int *ok) {
-    enum { K = 128, M = 37 };
+    enum { K = 512, M = 37 }; /* K: two 256-element K-quant super-blocks */
     const quant_traits *qt = quant_traits_get(type);
     *ok = 0;
     if (!qt || !qt->from_f32) {
