@@ -87,6 +87,30 @@ typedef struct ob_model_info {
 /* Fills *out; strings live as long as the model. */
 void ob_model_get_info(const ob_model *m, ob_model_info *out);
 
+/* ==== text ============================================================================== */
+
+/* text (len bytes of UTF-8) -> token ids with the model's own tokenizer. add_special: BOS/EOS
+ * as the vocabulary asks; parse_special: special-token text ("<|im_start|>") becomes that
+ * token. *ids is new (ob_tokens_free). OB_ERR_UNSUPPORTED when the model has no usable
+ * tokenizer (the message says why). */
+ob_status ob_tokenize(const ob_model *m, const char *text, size_t len, bool add_special,
+                      bool parse_special, int32_t **ids, size_t *n_ids, ob_err *err);
+void ob_tokens_free(int32_t *ids);
+
+/* Whether id ends generation (EOS, EOT and the like). */
+bool ob_token_is_eog(const ob_model *m, int32_t id);
+
+/* Streaming detokenizer: push ids, get complete UTF-8 (a character split across tokens is held
+ * back until whole). Borrows the model. render_special: write control tokens' text. */
+typedef struct ob_detok ob_detok;
+ob_status ob_detok_new(const ob_model *m, bool render_special, ob_detok **out, ob_err *err);
+/* The stream continues a prompt: keep the leading space of the first token. */
+void ob_detok_continue(ob_detok *d);
+/* Bytes written to out (at most cap; the rest stays queued for the next call). */
+size_t ob_detok_push(ob_detok *d, int32_t id, char *out, size_t cap);
+size_t ob_detok_flush(ob_detok *d, char *out, size_t cap);
+void ob_detok_free(ob_detok *d);
+
 /* ==== contexts ========================================================================== */
 
 typedef struct ob_context_params {

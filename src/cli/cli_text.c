@@ -1,6 +1,6 @@
 /*
  * Text in and out of the engine commands: the prompt as token ids (from --tokens, or text
- * through the model's tokenizer) and generated ids streamed as UTF-8 text. Without a
+ * through the model's tokenizer) and generated ids streamed as UTF-8 text. Without a usable
  * tokenizer the ids themselves are printed, so the engine stays usable on a model whose
  * vocabulary cannot be loaded.
  */
@@ -14,37 +14,91 @@
 
 struct cli_text {
     const ob_model *model; /* borrowed */
+    ob_detok *detok;       /* NULL: print ids */
 };
 
 ob_status cli_text_new(const ob_model *m, cli_text **out, ob_err *err) {
     *out = ob_calloc(1, sizeof **out);
     if (!*out) return ob_fail(err, OB_ERR_NOMEM, "out of memory");
     (*out)->model = m;
+    if (ob_detok_new(m, false, &(*out)->detok, NULL) == OB_OK) ob_detok_continue((*out)->detok);
     return OB_OK;
 }
 
-void cli_text_free(cli_text *t) { ob_free(t); }
-
-void cli_text_put(cli_text *t, int32_t id) {
-    (void)t;
-    printf("[%d]", id);
+void cli_text_free(cli_text *t) {
+    if (!t) return;
+    ob_detok_free(t->detok);
+    ob_free(t);
 }
 
-void cli_text_flush(cli_text *t) { (void)t; }
+void cli_text_put(cli_text *t, int32_t id) {
+    if (!t->detok) {
+        printf("[%d]", id);
+        return;
+    }
+    char buf[256];
+    size_t n;
+    while ((n = ob_detok_push(t->detok, id, buf, sizeof buf)) > 0) {
+        fwrite(buf, 1, n, stdout);
+        if (n < sizeof buf) break;
+        id = -1; /* more queued: drain it with flush below */
+        while ((n = ob_detok_flush(t->detok, buf, sizeof buf)) > 0) fwrite(buf, 1, n, stdout);
+        break;
+    }
+}
+
+void cli_text_flush(cli_text *t) {
+    if (!t->detok) return;
+    char buf[256];
+    size_t n;
+    while ((n = ob_detok_flush(t->detok, buf, sizeof buf)) > 0) fwrite(buf, 1, n, stdout);
+}
 
 bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos) {
-    (void)t;
-    return id == eos;
+    (void)eos;
+    return ob_token_is_eog(t->model, id);
+}
+
+/* Reads a whole file into a new NUL-terminated buffer. */
+static ob_status read_file(const char *path, char **out, size_t *len, ob_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return ob_fail(err, OB_ERR_IO, "%s: cannot open", path);
+    size_t cap = 4096, n = 0;
+    char *buf = ob_alloc(cap, 1);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n < cap - 1) break;
+        char *grown = ob_realloc(buf, cap *= 2, 1);
+        if (!grown) ob_free(buf);
+        buf = grown;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        ob_free(buf);
+        return ob_fail(err, buf ? OB_ERR_IO : OB_ERR_NOMEM, "%s: read failed", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return OB_OK;
 }
 
 ob_status cli_prompt_tokens(const ob_model *m, const char *prompt, const char *file,
                             const char *tokens, int32_t **ids, size_t *n, ob_err *err) {
-    (void)m;
     if (tokens) {
         if (cli_parse_tokens(tokens, ids, n))
             return ob_fail(err, OB_ERR_ARG, "--tokens: expected ids like 1,2,3");
         return OB_OK;
     }
-    return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: text prompts need the tokenizer; give "
-                   "--tokens 1,2,3", prompt ? "-p" : file);
+    char *text = NULL;
+    size_t len = prompt ? strlen(prompt) : 0;
+    if (file) {
+        ob_status st = read_file(file, &text, &len, err);
+        if (st) return st;
+    }
+    ob_status st = ob_tokenize(m, file ? text : prompt, len, true, false, ids, n, err);
+    ob_free(text);
+    if (!st && *n == 0) st = ob_fail(err, OB_ERR_ARG, "the prompt is empty");
+    return st;
 }

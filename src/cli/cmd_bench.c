@@ -1,11 +1,160 @@
-/* `outboard bench`: placeholder, filled in below. */
+/*
+ * `outboard bench -m MODEL.gguf -p 512 -n 128 -r 3 [-t THREADS] [--json]`: prompt processing
+ * (pp: one pass over p tokens from an empty cache) and text generation (tg: n single-token
+ * passes from an empty cache) speed, measured the way llama-bench measures them (random token
+ * ids, one warm-up run, then r timed runs), printed as a markdown table or JSON. The table
+ * gives the median of the runs (what BENCHMARKS.md quotes on a shared, noisy machine) and the
+ * mean with its standard deviation.
+ */
 #include "cli/cli.h"
+#include "core/alloc.h"
+#include "outboard.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct bench_opts {
+    const char *model;
+    int64_t n_prompt, n_gen, reps;
+    int threads;
+    bool json;
+} bench_opts;
+
+typedef struct bench_result {
+    const char *test; /* "pp" or "tg" */
+    int64_t n;
+    double *ts;       /* (reps) tokens per second of each run */
+    double median, mean, sd;
+} bench_result;
+
+static int usage(void) {
+    fprintf(stderr, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] "
+                    "[--json]\n");
+    return 2;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void summarize(bench_result *r, int64_t reps) {
+    double *sorted = ob_alloc((size_t)reps, sizeof *sorted);
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < reps; i++) sum += r->ts[i];
+    r->mean = sum / (double)reps;
+    for (int64_t i = 0; i < reps; i++) sq += (r->ts[i] - r->mean) * (r->ts[i] - r->mean);
+    r->sd = reps > 1 ? sqrt(sq / (double)(reps - 1)) : 0.0;
+    if (sorted) {
+        memcpy(sorted, r->ts, (size_t)reps * sizeof *sorted);
+        qsort(sorted, (size_t)reps, sizeof *sorted, cmp_double);
+        r->median = reps % 2 ? sorted[reps / 2] : (sorted[reps / 2 - 1] + sorted[reps / 2]) / 2;
+        ob_free(sorted);
+    }
+}
+
+/* One timed run: pp evaluates all tokens in one call, tg one token per call. Returns tok/s. */
+static ob_status run_once(ob_context *c, const int32_t *toks, int64_t n, bool pp, double *ts,
+                          ob_err *err) {
+    ob_status st = ob_context_truncate(c, 0, err);
+    if (st) return st;
+    double t0 = cli_now();
+    if (pp) st = ob_eval(c, toks, n, false, err);
+    for (int64_t i = 0; !pp && !st && i < n; i++) st = ob_eval(c, toks + i, 1, false, err);
+    *ts = (double)n / (cli_now() - t0);
+    return st;
+}
+
+static ob_status measure(ob_context *c, const int32_t *toks, bench_result *r, int64_t reps,
+                         ob_err *err) {
+    bool pp = r->test[0] == 'p';
+    double warm;
+    ob_status st = run_once(c, toks, r->n, pp, &warm, err);
+    for (int64_t i = 0; !st && i < reps; i++) st = run_once(c, toks, r->n, pp, &r->ts[i], err);
+    if (!st) summarize(r, reps);
+    return st;
+}
+
+static void print_results(const bench_opts *o, const ob_model_info *info, const char *name,
+                          bench_result *rs, int n_rs, int threads) {
+    if (o->json) {
+        printf("[\n");
+        for (int i = 0; i < n_rs; i++) {
+            printf("  {\"model\": \"%s\", \"type\": \"%s\", \"n_params\": %llu, \"size\": %llu, "
+                   "\"n_threads\": %d, \"test\": \"%s%lld\", \"samples_ts\": [", name,
+                   info->type_name, (unsigned long long)info->n_params,
+                   (unsigned long long)info->n_bytes, threads, rs[i].test, (long long)rs[i].n);
+            for (int64_t k = 0; k < o->reps; k++) printf("%s%.3f", k ? ", " : "", rs[i].ts[k]);
+            printf("], \"median_ts\": %.3f, \"avg_ts\": %.3f, \"stddev_ts\": %.3f}%s\n",
+                   rs[i].median, rs[i].mean, rs[i].sd, i + 1 < n_rs ? "," : "");
+        }
+        printf("]\n");
+        return;
+    }
+    printf("| model | type | size | params | backend | threads | test | t/s (median) | t/s (mean ± sd) |\n");
+    printf("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n_rs; i++)
+        printf("| %s | %s | %.2f GiB | %.2f B | CPU | %d | %s%lld | %.2f | %.2f ± %.2f |\n",
+               name, info->type_name, (double)info->n_bytes / 1073741824.0,
+               (double)info->n_params / 1e9, threads, rs[i].test, (long long)rs[i].n,
+               rs[i].median, rs[i].mean, rs[i].sd);
+}
+
+static int parse_opts(int argc, char **argv, bench_opts *o) {
+    *o = (bench_opts){.n_prompt = 512, .n_gen = 128, .reps = 5};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) { o->json = true; continue; }
+        const char *a = argv[i], *v = i + 1 < argc ? argv[++i] : NULL;
+        if (!v) return -1;
+        if (!strcmp(a, "-m")) o->model = v;
+        else if (!strcmp(a, "-p")) o->n_prompt = atoll(v);
+        else if (!strcmp(a, "-n")) o->n_gen = atoll(v);
+        else if (!strcmp(a, "-r")) o->reps = atoll(v);
+        else if (!strcmp(a, "-t")) o->threads = atoi(v);
+        else return -1;
+    }
+    return o->model && o->n_prompt >= 0 && o->n_gen >= 0 && o->reps >= 1 ? 0 : -1;
+}
 
 int cli_cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "outboard bench: not built yet\n");
-    return 1;
+    bench_opts o;
+    if (parse_opts(argc, argv, &o)) return usage();
+    ob_model *m = NULL;
+    if (cli_load_model(o.model, &m)) return 1;
+    ob_model_info info;
+    ob_model_get_info(m, &info);
+    int64_t n_max = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
+    ob_context_params cp;
+    ob_context_params_init(&cp);
+    cp.n_ctx = n_max > 0 ? n_max : 1;
+    cp.n_batch = o.n_prompt > 0 ? o.n_prompt : 1;
+    cp.n_threads = o.threads;
+    ob_context *c = NULL;
+    ob_err err = {{0}};
+    int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
+    double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);
+    bench_result rs[2];
+    int n_rs = 0, rc = 1;
+    if (!toks || !ts || ob_context_new(m, &cp, &c, &err)) goto done;
+    uint64_t rng = 1234567;
+    for (int64_t i = 0; i < cp.n_ctx; i++) { /* random ids, as llama-bench uses */
+        rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+        toks[i] = (int32_t)((rng >> 33) % (uint64_t)info.n_vocab);
+    }
+    if (o.n_prompt > 0) rs[n_rs++] = (bench_result){"pp", o.n_prompt, ts, 0, 0, 0};
+    if (o.n_gen > 0) rs[n_rs++] = (bench_result){"tg", o.n_gen, ts + o.reps, 0, 0, 0};
+    for (int i = 0; i < n_rs; i++)
+        if (measure(c, toks, &rs[i], o.reps, &err)) goto done;
+    const char *name = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
+    print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c));
+    rc = 0;
+done:
+    if (rc) fprintf(stderr, "outboard bench: %s\n", err.msg[0] ? err.msg : "out of memory");
+    ob_context_free(c);
+    ob_free(toks);
+    ob_free(ts);
+    ob_model_free(m);
+    return rc;
 }

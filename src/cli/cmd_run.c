@@ -174,6 +174,7 @@ int cli_cmd_run(int argc, char **argv) {
     if (ob_context_new(m, &o.cp, &c, &err) || ob_sampler_new(&o.sp, info.n_vocab, &s, &err))
         goto done;
     for (size_t i = 0; i < n_prompt; i++) ob_sampler_accept(s, prompt[i]);
+    if (!o.ids && o.prompt) fputs(o.prompt, stdout); /* the generated text continues it */
     double t0 = cli_now();
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
     double t1 = cli_now();

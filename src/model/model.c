@@ -212,6 +212,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
         m->bos_id = special_id(m->file, "tokenizer.ggml.bos_token_id");
         m->eos_id = special_id(m->file, "tokenizer.ggml.eos_token_id");
         model_tally(m);
+        model_vocab_load(m);
         st = prefault(m, p, err);
     }
     if (st) {
@@ -234,6 +235,7 @@ void ob_model_free(ob_model *m) {
     ob_free(m->w.output_norm);
     ob_free(m->w.rope_freqs);
     ob_free(m->name);
+    model_vocab_free(m);
     gguf_close(m->file);
     ob_free(m);
 }

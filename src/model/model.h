@@ -78,7 +78,8 @@ struct ob_model {
     const char *type_name; /* dominant weight type */
     uint64_t n_params, n_bytes;
     int32_t bos_id, eos_id; /* from tokenizer.ggml.*_token_id, -1 when absent */
-    void *vocab;          /* tok_vocab * once a tokenizer is loaded, else NULL */
+    struct tok_vocab *vocab; /* owned; NULL when the vocabulary could not be loaded */
+    ob_err vocab_err;     /* why vocab is NULL */
 };
 
 /* Activation buffers of one forward pass, sized for n_batch tokens (owned by the context). */
@@ -118,6 +119,10 @@ ob_status model_key_i64_or(const ob_model *m, const char *suffix, int64_t def, i
                            ob_err *err);
 ob_status model_key_f32_or(const ob_model *m, const char *suffix, float def, float *out,
                            ob_err *err);
+
+/* api_tok.c: loads the tokenizer (failure is kept in vocab_err, not fatal) / frees it. */
+void model_vocab_load(ob_model *m);
+void model_vocab_free(ob_model *m);
 
 /* llama.c */
 ob_status model_llama_load(ob_model *m, ob_err *err);
