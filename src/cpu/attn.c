@@ -12,6 +12,7 @@
  * (softmax sum in double), and the probabilities are rounded to F16 before meeting V.
  */
 #include "cpu/ops.h"
+#include "cpu/vec.h"
 
 #include <math.h>
 
@@ -25,41 +26,30 @@ size_t cpu_attn_scratch_floats(int64_t n_kv, int64_t head_dim, int nth) {
 static inline float round_f16(float x) { return cpu_f16_to_f32(cpu_f32_to_f16(x)); }
 
 /* One query head of one token against rows [0, n_see) of the F32 copies kf, vf. */
-static void attend_one(float *out, const float *q, const float *kf, const float *vf,
-                       int64_t n_see, int64_t hd, float scale, float *scores, float *qr) {
+static void attend_one(const cpu_vec_ops *vo, float *out, const float *q, const float *kf,
+                       const float *vf, int64_t n_see, int64_t hd, float scale, float *scores,
+                       float *qr) {
     for (int64_t d = 0; d < hd; d++) qr[d] = round_f16(q[d]);
-    for (int64_t j = 0; j < n_see; j++) {
-        const float *kr = kf + j * hd;
-        float s = 0.0f;
-        for (int64_t d = 0; d < hd; d++) s += qr[d] * kr[d];
-        scores[j] = s;
-    }
+    for (int64_t j = 0; j < n_see; j++) scores[j] = vo->dot(qr, kf + j * hd, hd);
     cpu_softmax_row(scores, n_see, scale);
     for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int64_t j = 0; j < n_see; j++) {
-        const float p = round_f16(scores[j]);
-        const float *vr = vf + j * hd;
-        for (int64_t d = 0; d < hd; d++) out[d] += p * vr[d];
-    }
+    for (int64_t j = 0; j < n_see; j++) vo->axpy(out, round_f16(scores[j]), vf + j * hd, hd);
 }
 
 static void attn_task(const cpu_attn_args *a, int64_t g, int64_t t_lo, int64_t t_hi,
                       float *scratch) {
+    const cpu_vec_ops *vo = cpu_vec_get();
     const int64_t hd = a->head_dim, n_group = a->n_head / a->n_head_kv;
     const int64_t n_kv = a->pos0 + t_hi; /* rows the last token of the chunk can see */
     float *kf = scratch, *vf = kf + n_kv * hd, *scores = vf + n_kv * hd, *qr = scores + n_kv;
     for (int64_t j = 0; j < n_kv; j++) {
-        const uint16_t *kr = a->k + j * a->kv_stride + g * hd;
-        const uint16_t *vr = a->v + j * a->kv_stride + g * hd;
-        for (int64_t d = 0; d < hd; d++) {
-            kf[j * hd + d] = cpu_f16_to_f32(kr[d]);
-            vf[j * hd + d] = cpu_f16_to_f32(vr[d]);
-        }
+        vo->f16_to_f32(a->k + j * a->kv_stride + g * hd, kf + j * hd, hd);
+        vo->f16_to_f32(a->v + j * a->kv_stride + g * hd, vf + j * hd, hd);
     }
     const int64_t q_stride = a->n_head * hd;
     for (int64_t t = t_lo; t < t_hi; t++) {
         for (int64_t h = g * n_group; h < (g + 1) * n_group; h++) {
-            attend_one(a->out + t * q_stride + h * hd, a->q + t * q_stride + h * hd, kf, vf,
+            attend_one(vo, a->out + t * q_stride + h * hd, a->q + t * q_stride + h * hd, kf, vf,
                        a->pos0 + t + 1, hd, a->scale, scores, qr);
         }
     }
