@@ -113,11 +113,19 @@ void ob_detok_free(ob_detok *d);
 
 /* ==== contexts ========================================================================== */
 
+/* Where a context runs its layers. */
+typedef enum ob_device {
+    OB_DEVICE_CPU = 0, /* the default */
+    OB_DEVICE_CUDA,    /* the first CUDA device; ob_context_new fails when there is none */
+    OB_DEVICE_AUTO,    /* CUDA when a device is present, else the CPU */
+} ob_device;
+
 typedef struct ob_context_params {
     int64_t n_ctx;   /* positions in the KV cache; 0 = the model's training context, capped
                         at 4096 */
     int64_t n_batch; /* tokens per forward pass; longer inputs are evaluated in pieces (512) */
     int n_threads;   /* 0 = the machine's physical cores */
+    ob_device device; /* OB_DEVICE_CPU unless asked */
 } ob_context_params;
 
 void ob_context_params_init(ob_context_params *p);

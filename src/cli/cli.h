@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 int cli_cmd_info(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
@@ -41,5 +42,10 @@ void cli_text_put(cli_text *t, int32_t id);
 void cli_text_flush(cli_text *t);
 bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos);
 void cli_text_free(cli_text *t);
+
+/* --device cpu|cuda|auto (cli_device.c); prints the problem and returns -1 if bad. */
+int cli_parse_device(const char *s, ob_device *out);
+/* One line on `to` with the host<->device copies so far; nothing when there were none. */
+void cli_device_report(FILE *to);
 
 #endif

@@ -19,6 +19,7 @@ typedef struct bench_opts {
     const char *model;
     int64_t n_prompt, n_gen, reps;
     int threads;
+    ob_device device;
     bool json;
 } bench_opts;
 
@@ -31,7 +32,7 @@ typedef struct bench_result {
 
 static int usage(void) {
     fprintf(stderr, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] "
-                    "[--json]\n");
+                    "[--device cpu|cuda|auto] [--json]\n");
     return 2;
 }
 
@@ -113,7 +114,9 @@ static int parse_opts(int argc, char **argv, bench_opts *o) {
         else if (!strcmp(a, "-n")) o->n_gen = atoll(v);
         else if (!strcmp(a, "-r")) o->reps = atoll(v);
         else if (!strcmp(a, "-t")) o->threads = atoi(v);
-        else return -1;
+        else if (!strcmp(a, "--device")) {
+            if (cli_parse_device(v, &o->device)) return -1;
+        } else return -1;
     }
     return o->model && o->n_prompt >= 0 && o->n_gen >= 0 && o->reps >= 1 ? 0 : -1;
 }
@@ -131,6 +134,7 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.n_ctx = n_max > 0 ? n_max : 1;
     cp.n_batch = o.n_prompt > 0 ? o.n_prompt : 1;
     cp.n_threads = o.threads;
+    cp.device = o.device;
     ob_context *c = NULL;
     ob_err err = {{0}};
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
@@ -149,6 +153,7 @@ int cli_cmd_bench(int argc, char **argv) {
         if (measure(c, toks, &rs[i], o.reps, &err)) goto done;
     const char *name = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
     print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c));
+    cli_device_report(stderr);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "outboard bench: %s\n", err.msg[0] ? err.msg : "out of memory");

@@ -72,4 +72,14 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
 /* The CPU backend's thread count (for reports). */
 int model_backend_cpu_threads(const model_backend *be);
 
+/* The CUDA backend (backend_cuda.c) on device `dev`: KV cache and weights in device memory
+ * (weights uploaded on first use). Without a device: OB_ERR_UNSUPPORTED, "no CUDA device: ...".
+ * *out owned by the caller (ops->free). */
+ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
+                                 model_backend **out, ob_err *err);
+
+/* The CUDA backend's ops return nothing, so it keeps the first failure: this waits for the
+ * device and returns that status (copying its message into err), OB_OK when all went well. */
+ob_status model_backend_cuda_status(model_backend *be, ob_err *err);
+
 #endif

@@ -105,7 +105,11 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
         .matmul_wsize = model_matmul_wsize(m, p.n_batch),
     };
-    st = model_backend_cpu_new(&shape, 0, p.n_threads, &c->be, err);
+    st = OB_ERR_UNSUPPORTED;
+    if (p.device == OB_DEVICE_CUDA || p.device == OB_DEVICE_AUTO)
+        st = model_backend_cuda_new(&shape, 0, 0, &c->be, err);
+    if (st && p.device != OB_DEVICE_CUDA) /* auto without a device: the CPU, as its message says */
+        st = model_backend_cpu_new(&shape, 0, p.n_threads, &c->be, err);
     if (!st) st = buffers_new(&c->buf, hp, p.n_batch, err);
     if (st) {
         ob_context_free(c);
@@ -114,6 +118,8 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
     *out = c;
     return OB_OK;
 }
+
+static bool is_cuda(const ob_context *c) { return !strcmp(c->be->ops->name, "cuda"); }
 
 void ob_context_free(ob_context *c) {
     if (!c) return;
@@ -125,7 +131,9 @@ void ob_context_free(ob_context *c) {
 
 int64_t ob_context_n_ctx(const ob_context *c) { return c->n_ctx; }
 int64_t ob_context_n_past(const ob_context *c) { return c->n_past; }
-int ob_context_n_threads(const ob_context *c) { return model_backend_cpu_threads(c->be); }
+int ob_context_n_threads(const ob_context *c) {
+    return is_cuda(c) ? 0 : model_backend_cpu_threads(c->be);
+}
 
 ob_status ob_context_truncate(ob_context *c, int64_t n_past, ob_err *err) {
     if (n_past < 0 || n_past > c->n_past)
@@ -178,6 +186,7 @@ ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool a
         int64_t n_out = all_logits ? nb : (last ? 1 : 0);
         float *dst = all_logits ? c->logits + (size_t)i * (size_t)n_vocab : c->logits;
         forward(c->model, c->be, &c->buf, tokens + i, nb, c->n_past, dst, n_out);
+        if (is_cuda(c) && (st = model_backend_cuda_status(c->be, err))) return st;
         c->n_past += nb;
     }
     c->n_logits = rows;
