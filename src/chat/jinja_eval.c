@@ -236,6 +236,22 @@ static ob_status exec_callblock(jctx *c, const jnode *s) {
     return OB_OK;
 }
 
+/* {% with %}: every value is computed in the enclosing scope (none sees another), then the
+ * body runs in a new scope holding them. */
+static ob_status exec_with(jctx *c, const jnode *s) {
+    jscope *outer = c->scope, *inner = scope_new(c, outer);
+    if (!inner) return chat_jx_nomem(c, s);
+    ob_status st = OB_OK;
+    for (size_t i = 0; i < s->nkids && !st; i++) {
+        chat_val v;
+        if (!(st = chat_jx_eval(c, s->kids[i], &v))) st = scope_set(c, s, inner, s->names[i], v);
+    }
+    c->scope = inner;
+    if (!st) st = chat_jx_exec(c, s->body);
+    c->scope = outer;
+    return st;
+}
+
 static ob_status exec_macro_def(jctx *c, const jnode *s) {
     chat_func *f = chat_arena_alloc(c->a, sizeof *f);
     if (!f) return chat_jx_nomem(c, s);
@@ -282,6 +298,7 @@ ob_status chat_jx_exec(jctx *c, const jnode *s) {
         if ((st = capture(c, s->body, &v))) break;
         if (!(st = apply_chain(c, s->a, v, &v))) chat_val_write_str(c->out, v);
         break;
+    case JN_WITH: st = exec_with(c, s); break;
     case JN_MACRO: st = exec_macro_def(c, s); break;
     case JN_CALLBLOCK: st = exec_callblock(c, s); break;
     case JN_BREAK: c->loop_ctl = 1; break;

@@ -353,6 +353,18 @@ static ob_status f_attr(jctx *c, const jnode *at, chat_val in, const jargs *a, c
     return chat_jx_getattr(c, at, in, (ob_str){nm.u.s.p, nm.u.s.n}, out);
 }
 
+/* "%s ..."|format(args): Python's str % (args,). */
+static ob_status f_format(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
+    chat_val s, tup = chat_val_list(c->a, a->npos);
+    ob_status st = text_of(c, at, in, &s);
+    if (st) return st;
+    if (chat_val_failed(tup)) return chat_jx_nomem(c, at);
+    tup.flags = CHAT_F_TUPLE;
+    for (size_t i = 0; i < a->npos; i++)
+        if (chat_list_push(c->a, tup.u.l, a->pos[i])) return chat_jx_nomem(c, at);
+    return chat_jx_binop(c, at, JOP_MOD, s, tup, out);
+}
+
 typedef struct filter_entry {
     const char *name;
     chat_jx_filter_fn fn;
@@ -370,6 +382,7 @@ static const filter_entry FILTERS[] = {{"abs", f_abs},
                                        {"escape", f_escape},
                                        {"first", chat_jx_f_first},
                                        {"float", f_float},
+                                       {"format", f_format},
                                        {"indent", f_indent},
                                        {"int", f_int},
                                        {"items", chat_jx_f_items},

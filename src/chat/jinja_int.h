@@ -80,6 +80,7 @@ typedef enum jn_kind {
     JN_MACRO,       /* macro name(names = kids defaults, NULL where none): body */
     JN_CALLBLOCK,   /* call(names = kids) a: body */
     JN_FILTERBLOCK, /* filter a: body */
+    JN_WITH,        /* with names = kids: body, in a new scope */
     JN_BREAK,
     JN_CONTINUE,
 } jn_kind;

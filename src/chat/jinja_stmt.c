@@ -2,8 +2,8 @@
  * The Jinja parser, statements: template data, {{ output }}, and the block tags chat templates
  * use: if/elif/else, for (with an `if` filter and an else branch), set (plain, to a namespace
  * attribute, tuple unpacking, and the block form), macro, call, filter, break/continue
- * (jinja2's loopcontrols extension) and transformers' {% generation %}. Any other tag name is an
- * error naming it.
+ * (jinja2's loopcontrols extension), with, and transformers' {% generation %}. Any other tag name
+ * is an error naming it.
  */
 #include "chat/jinja_int.h"
 
@@ -222,6 +222,25 @@ static jnode *parse_simple_body(jparser *P, const jtok *at, jn_kind kind, const 
     return kind == JN_BODY ? n->body : n; /* {% generation %} is just its body */
 }
 
+/* {% with a = 1, b = a + 1 %} ... {% endwith %} */
+static jnode *parse_with(jparser *P, const jtok *at) {
+    static const char *const ends[] = {"endwith", NULL};
+    jnode *n = chat_jp_node(P, JN_WITH, at);
+    if (!n) return NULL;
+    jkids k;
+    chat_jp_kids_init(&k);
+    while (chat_jp_cur(P)->type != JT_BLOCK_END) {
+        ob_str nm;
+        if (k.n && chat_jp_expect_op(P, ",")) return NULL;
+        if (!expect_name(P, &nm) || chat_jp_expect_op(P, "=")) return NULL;
+        if (!chat_jp_kids_push(P, &k, chat_jp_parse_expr(P, true), nm)) return NULL;
+    }
+    if (!chat_jp_kids_store(P, &k, n) || !expect_end(P)) return NULL;
+    int which;
+    n->body = body_until(P, ends, at, &which);
+    return n->body && expect_end(P) ? n : NULL;
+}
+
 /* One {% tag %} after the name token. */
 static jnode *parse_statement(jparser *P) {
     const jtok *at = chat_jp_cur(P);
@@ -236,6 +255,7 @@ static jnode *parse_statement(jparser *P) {
     if (chat_jp_is_name(at, "macro")) return parse_macro(P, at);
     if (chat_jp_is_name(at, "call")) return parse_callblock(P, at);
     if (chat_jp_is_name(at, "filter")) return parse_simple_body(P, at, JN_FILTERBLOCK, "endfilter");
+    if (chat_jp_is_name(at, "with")) return parse_with(P, at);
     if (chat_jp_is_name(at, "generation"))
         return parse_simple_body(P, at, JN_BODY, "endgeneration");
     if (chat_jp_is_name(at, "break") || chat_jp_is_name(at, "continue")) {
