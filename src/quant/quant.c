@@ -190,7 +190,9 @@ const quant_traits *quant_traits_isa(uint32_t type, const char *isa) {
 void quant_dot_tile(const quant_traits *t, int64_t n, int64_t nx, int64_t ny, float *out,
                     size_t out_stride, const void *x, size_t x_stride, const void *y,
                     size_t y_stride) {
-    if (t->dot_tile) {
+    /* One activation row is a plain matrix-vector product: the variant's own vec_dot over
+     * the rows (a tile inherited from a lower ISA would be slower than it). */
+    if (t->dot_tile && ny > 1) {
         t->dot_tile(n, nx, ny, out, out_stride, x, x_stride, y, y_stride);
         return;
     }

@@ -74,8 +74,9 @@ const quant_traits *quant_traits_ref(uint32_t type);
  * "neon" needs the dot-product extension. */
 const quant_traits *quant_traits_isa(uint32_t type, const char *isa);
 
-/* Runs t->dot_tile, or nx * ny calls of t->vec_dot when the variant has none. Arguments as
- * quant_dot_tile_fn. */
+/* Runs t->dot_tile, or nx * ny calls of t->vec_dot when the variant has none or ny == 1 (a
+ * matrix-vector product, where vec_dot row by row is the fastest path). Arguments as
+ * quant_dot_tile_fn. Thread-safe; callers split nx (or ny) across threads. */
 void quant_dot_tile(const quant_traits *t, int64_t n, int64_t nx, int64_t ny, float *out,
                     size_t out_stride, const void *x, size_t x_stride, const void *y,
                     size_t y_stride);
