@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
+#include "quant/mix.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -40,6 +41,8 @@ typedef struct synth_opts {
 
 typedef struct synth_state {
     gguf_writer *w;
+    const quant_preset *preset; /* per-tensor types as llama-quantize picks them, or NULL */
+    quant_mix_model mix;
     void **bufs; /* tensor data the writer borrows until it writes */
     size_t n_bufs;
     uint64_t rng;
@@ -76,6 +79,10 @@ static int add_vector(synth_state *st, const char *name, int64_t n, float base, 
 /* Adds a [n_in, n_out] matrix of `type`, uniform with the given half-width, row by row. */
 static int add_matrix(synth_state *st, const char *name, uint32_t type, int64_t n_in,
                       int64_t n_out, float amp) {
+    if (st->preset) {
+        int64_t shape[2] = {n_in, n_out};
+        type = quant_mix_tensor_type_ex(st->preset, &st->mix, name, -1, shape, 2, OB_QTYPE_F32);
+    }
     const quant_traits *qt = quant_traits_ref(type);
     if (!qt || (type != OB_QTYPE_F32 && !qt->from_f32) || n_in % qt->block_size) {
         snprintf(st->err.msg, sizeof st->err.msg, "tensor '%s': cannot write type %s with "
@@ -212,7 +219,8 @@ static int parse_type(const char *s, uint32_t *out) {
 static int usage(void) {
     fprintf(stderr, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
                     "[--arch llama] [--vocab VOCAB.gguf] [--seed N] [--rope-freqs|--no-rope-freqs]\n"
-                    "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 and the K-quants built in\n");
+                    "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
+                    "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return 2;
 }
 
@@ -245,25 +253,31 @@ int cli_cmd_synth(int argc, char **argv) {
     const synth_shape *sh = NULL;
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++)
         if (!strcmp(SHAPES[i].name, o.shape)) sh = &SHAPES[i];
-    uint32_t type;
-    if (!sh || parse_type(o.type, &type)) {
+    uint32_t type = OB_QTYPE_F32;
+    const quant_preset *preset = NULL;
+    if (sh && parse_type(o.type, &type) && (preset = quant_preset_find(o.type)) != NULL)
+        type = preset->base_type;
+    if (!sh || (!preset && parse_type(o.type, &type))) {
         fprintf(stderr, "outboard synth: unknown %s '%s'\n", sh ? "type" : "shape",
                 sh ? o.type : o.shape);
         return 2;
     }
-    synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1};
+    synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1,
+                      .preset = preset,
+                      .mix = {.n_layer = sh->n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
     int64_t n_vocab = 0;
     int rc = 1;
     int rope_freqs = o.rope_freqs >= 0 ? o.rope_freqs : sh->rope_factor > 0;
     if (st.w && !write_vocab(&st, o.vocab, &n_vocab)) {
         write_hparams(&st, sh, &o, n_vocab);
+        if (preset) gguf_writer_set_u32(st.w, "general.file_type", preset->file_type);
         if (!write_tensors(&st, sh, type, n_vocab, rope_freqs) &&
             !gguf_writer_write(st.w, o.out, &st.err))
             rc = 0;
     }
     if (rc) fprintf(stderr, "outboard synth: %s\n", st.w ? st.err.msg : "out of memory");
     else fprintf(stderr, "wrote %s: llama %s, %s, %lld tokens\n", o.out, sh->name,
-                 gguf_qtype_name(type), (long long)n_vocab);
+                 preset ? preset->name : gguf_qtype_name(type), (long long)n_vocab);
     for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
     ob_free(st.bufs);
     gguf_writer_free(st.w);

@@ -4,7 +4,7 @@ tiny shape written by `outboard synth` for every tensor type.
 
 Tolerance: max |ours - llama.cpp| over all logits, divided by the reference logit range
 (max - min) of that position, worst position. F32: 1e-3, F16/BF16: 5e-3 (half-precision KV
-cache and F16 activations; summation order), quantized: 1.5e-2 (activations are quantized to
+cache and F16 activations; summation order), quantized: 2e-2 (activations are quantized to
 Q8_0/Q8_1/Q8_K as llama.cpp does, and a rounding step that flips one 8-bit activation moves
 logits by about 1% of their range; such a flip propagates to later positions via attention).
 Argmax must match at every position whose reference top-2 gap is wider than the tolerance
@@ -20,7 +20,7 @@ import pytest
 from conftest import compare, llama_cpp_logits, outboard, outboard_logits, shared
 
 TOL = {"F32": 1e-3, "F16": 5e-3, "BF16": 5e-3}
-QUANT_TOL = 1.5e-2
+QUANT_TOL = 2e-2
 
 STORIES = [("stories260K.gguf", "stories260K.greedy.json", "F32"),
            ("generated/stories260K-f16.gguf", "stories260K-f16.greedy.json", "F16"),
@@ -28,7 +28,7 @@ STORIES = [("stories260K.gguf", "stories260K.greedy.json", "F32"),
            ("generated/stories260K-q4_0.gguf", "stories260K-q4_0.greedy.json", "Q4_0")]
 
 SYNTH_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
-               "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs"]
+               "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_nl", "iq4_xs", "q4_k_m", "q5_k_s"]
 
 
 def check(ours, ref, kind, label):
