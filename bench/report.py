@@ -44,7 +44,7 @@ def main():
     a = ap.parse_args()
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
-    print("# Benchmarks\n")
+    print("## Engine: outboard vs llama.cpp (llama-bench)\n")
     print("outboard against llama.cpp on the same GGUF files and the same machine. Produced by "
           "`bench/run.sh` (do not edit by hand); numbers are tokens per second, the **median** "
           f"of {a.rounds} rounds in which the two programs took turns (the machine is shared "

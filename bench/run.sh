@@ -6,7 +6,8 @@
 #
 # The machine may be shared and noisy, so the two programs take turns: ROUNDS rounds, each one
 # llama-bench run and one outboard run per file (each run itself a warm-up plus one timed
-# repetition), and the report quotes medians over the rounds. Writes BENCHMARKS.md.
+# repetition), and the report quotes medians over the rounds. Writes its section of
+# BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
@@ -35,5 +36,15 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 python3 bench/report.py --threads "$THREADS" --rounds "$ROUNDS" --types "$TYPES" \
-    --llama-cmd "$LB_CMD" --outboard-cmd "$OB_CMD" > BENCHMARKS.md
-cat BENCHMARKS.md
+    --llama-cmd "$LB_CMD" --outboard-cmd "$OB_CMD" > bench/out/engine.md
+# Replace this section of BENCHMARKS.md (other sections belong to other benchmarks).
+python3 - <<'PY'
+import re
+text = open("BENCHMARKS.md").read() if __import__("os").path.exists("BENCHMARKS.md") else "# Benchmarks\n"
+sec = open("bench/out/engine.md").read()
+head = "## Engine: outboard vs llama.cpp (llama-bench)"
+pat = re.compile(re.escape(head) + r".*?(?=^## |\Z)", re.S | re.M)
+text = pat.sub(lambda m: sec + "\n", text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
+open("BENCHMARKS.md", "w").write(text)
+PY
+cat bench/out/engine.md
