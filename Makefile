@@ -147,7 +147,7 @@ check:
 NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/%,$(TEST_BIN))
 neon-test:
 	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 \
-	    PKGS= LIB_DIRS="src/core src/quant src/cpu" neon-tests-only
+	    PKGS= LIB_DIRS="src/core src/quant src/cpu src/gguf/qtype.c" neon-tests-only
 neon-tests-only: $(LIB)
 	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 PKGS= LIB_DIRS="$(LIB_DIRS)" $(NEON_TESTS)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
