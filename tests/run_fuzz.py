@@ -12,6 +12,16 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def crash_report(lines):
+    """The sanitizer or libFuzzer report when there is one, else the end of the log: the
+    progress lines before a crash say nothing about it."""
+    markers = ("==ERROR", "ERROR: libFuzzer", "runtime error", "deadly signal", "SUMMARY:")
+    for i, line in enumerate(lines):
+        if any(m in line for m in markers):
+            return lines[max(0, i - 2):i + 60]
+    return lines[-40:]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=30)
@@ -35,7 +45,8 @@ def main():
         failed += not ok
         print(f"{'ok' if ok else 'FAILED':6} fuzz {name} ({args.seconds}s)")
         if not ok:
-            print("\n".join("    " + l for l in proc.stderr.splitlines()[-40:]))
+            print(f"    exit status {proc.returncode}")
+            print("\n".join("    " + l for l in crash_report(proc.stderr.splitlines())))
     print(f"{len(targets) - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -11,6 +11,27 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Python allows any width; real templates use a few digits, and a bound keeps the buffer fixed. */
+#define FORMAT_FIELD_MAX 100
+
+/* %s and %r as Python applies them: precision keeps that many characters (code points),
+ * width pads with spaces on the left, or on the right with the '-' flag. */
+static void add_padded(chat_text *b, const char *p, size_t n, int width, bool left, int prec) {
+    size_t keep = 0;
+    int chars = 0;
+    while (keep < n && (prec < 0 || chars < prec)) {
+        keep++;
+        while (keep < n && ((unsigned char)p[keep] & 0xC0) == 0x80)
+            keep++;
+        chars++;
+    }
+    for (int i = chars; !left && i < width; i++)
+        chat_text_add(b, " ", 1);
+    chat_text_add(b, p, keep);
+    for (int i = chars; left && i < width; i++)
+        chat_text_add(b, " ", 1);
+}
+
 static const char *op_text(int op) {
     static const char *t[] = {"",   "+",  "-", "*",  "/", "//", "%",  "**",    "~",
                               "==", "!=", "<", "<=", ">", ">=", "in", "not in"};
@@ -192,10 +213,23 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
         chat_text_add(&b, p, (size_t)(pct - p));
         if (pct == end) break;
         const char *q = pct + 1;
+        bool left = false, has_prec = false;
         while (q < end && strchr("-+ #0", *q))
+            left |= *q++ == '-';
+        /* Width and precision are read here rather than handed to printf unchecked: a spec
+         * such as "%.5.f" is undefined for printf, and a huge width would allocate. */
+        int width = 0, prec = 0;
+        while (q < end && *q >= '0' && *q <= '9' && width <= FORMAT_FIELD_MAX)
+            width = width * 10 + (*q++ - '0');
+        if (q < end && *q == '.') {
             q++;
-        while (q < end && ((*q >= '0' && *q <= '9') || *q == '.'))
-            q++;
+            has_prec = true;
+            while (q < end && *q >= '0' && *q <= '9' && prec <= FORMAT_FIELD_MAX)
+                prec = prec * 10 + (*q++ - '0');
+        }
+        if (width > FORMAT_FIELD_MAX || prec > FORMAT_FIELD_MAX)
+            return chat_jx_fail(c, at, OB_ERR_FORMAT, "format width or precision above %d",
+                                FORMAT_FIELD_MAX);
         if (q >= end || (q - pct) > 20)
             return chat_jx_fail(c, at, OB_ERR_FORMAT, "incomplete format");
         char conv = *q, spec[32];
@@ -209,7 +243,7 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
         chat_val v = tuple ? args.u.l->items[used] : args;
         used++;
         snprintf(spec, sizeof spec, "%.*s", (int)(q - pct), pct);
-        char buf[128];
+        char buf[FORMAT_FIELD_MAX + 360]; /* widest %f of a double plus the padding */
         if (conv == 's' || conv == 'r') {
             chat_text t;
             chat_text_init(&t, c->a);
@@ -218,7 +252,7 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
             else
                 chat_val_write_str(&t, v);
             if (t.failed) return chat_jx_nomem(c, at);
-            chat_text_add(&b, t.p, t.n); /* width and precision for %s are not applied */
+            add_padded(&b, t.p, t.n, width, left, has_prec ? prec : -1);
         } else if (strchr("dixXf", conv) &&
                    (v.type == CHAT_INT || v.type == CHAT_BOOL || v.type == CHAT_FLOAT)) {
             double f = v.type == CHAT_FLOAT ? v.u.f : (double)(v.type == CHAT_INT ? v.u.i : v.u.b);
