@@ -32,7 +32,20 @@ def c_programs(build, only):
     return sorted(found)
 
 
-def run_c(build, only, totals):
+SKIP_LINE = re.compile(r"^skip [^:]+: (.*)$")
+
+
+def count_skip_reasons(out, reasons):
+    """Adds up "skip TEST: REASON (details)" lines by REASON, so a run says what it did not
+    test and why (for example "skipped: no GPU")."""
+    for line in out.splitlines():
+        m = SKIP_LINE.match(line.strip())
+        if m:
+            reason = m.group(1).split(" (")[0]
+            reasons[reason] = reasons.get(reason, 0) + 1
+
+
+def run_c(build, only, totals, reasons):
     runner = shlex.split(os.environ.get("OB_RUNNER", ""))
     for prog in c_programs(build, only):
         name = os.path.relpath(prog, build)
@@ -54,6 +67,7 @@ def run_c(build, only, totals):
             counts[1] = 1
         for i in range(3):
             totals[i] += counts[i]
+        count_skip_reasons(out, reasons)
         status = "ok" if counts[1] == 0 else "FAILED"
         print(f"{status:6} {name}: {counts[0]} passed, {counts[1]} failed, {counts[2]} skipped"
               f" ({time.time() - start:.1f}s)")
@@ -94,10 +108,12 @@ def main():
     args = ap.parse_args()
     build = os.environ.get("OB_BUILD", os.path.join(ROOT, "build"))
     only = [s for s in args.only.split(",") if s]
-    totals = [0, 0, 0]
-    run_c(build, only, totals)
+    totals, reasons = [0, 0, 0], {}
+    run_c(build, only, totals, reasons)
     if not args.c_only:
         run_pytest(totals)
+    for reason, n in sorted(reasons.items()):
+        print(f"{n:6} C tests {reason}")
     print(f"{totals[0]} passed, {totals[1]} failed, {totals[2]} skipped")
     return 1 if totals[1] else 0
 
