@@ -22,6 +22,7 @@ int cli_cmd_synth(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_run(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
+int cli_cmd_chat(int argc, char **argv);
 
 /* ---- helpers shared by the engine commands (cmd_run.c, cli_text.c) ---- */
 
@@ -42,6 +43,16 @@ void cli_text_put(cli_text *t, int32_t id);
 void cli_text_flush(cli_text *t);
 bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos);
 void cli_text_free(cli_text *t);
+
+/* Engine flags shared by run and chat (cli_opts.c): --temp --top-k --top-p --min-p
+ * --repeat-penalty --seed into sp, --ctx --threads --device into cp. Returns 1 when `a` is one of
+ * them (its value v consumed), 0 when it is not, -1 after printing why v is bad. */
+int cli_parse_engine_opt(const char *a, const char *v, ob_sampler_params *sp,
+                         ob_context_params *cp);
+/* Their usage lines, for a command's help text. */
+extern const char CLI_ENGINE_OPTS_HELP[];
+/* Reads a whole file into *out (new, NUL-terminated, ob_free) of *len bytes (cli_text.c). */
+ob_status cli_read_file(const char *path, char **out, size_t *len, ob_err *err);
 
 /* --device cpu|cuda|auto (cli_device.c); prints the problem and returns -1 if bad. */
 int cli_parse_device(const char *s, ob_device *out);

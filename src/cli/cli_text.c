@@ -59,8 +59,7 @@ bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos) {
     return ob_token_is_eog(t->model, id);
 }
 
-/* Reads a whole file into a new NUL-terminated buffer. */
-static ob_status read_file(const char *path, char **out, size_t *len, ob_err *err) {
+ob_status cli_read_file(const char *path, char **out, size_t *len, ob_err *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return ob_fail(err, OB_ERR_IO, "%s: cannot open", path);
     size_t cap = 4096, n = 0;
@@ -94,7 +93,7 @@ ob_status cli_prompt_tokens(const ob_model *m, const char *prompt, const char *f
     char *text = NULL;
     size_t len = prompt ? strlen(prompt) : 0;
     if (file) {
-        ob_status st = read_file(file, &text, &len, err);
+        ob_status st = cli_read_file(file, &text, &len, err);
         if (st) return st;
     }
     ob_status st = ob_tokenize(m, file ? text : prompt, len, true, false, ids, n, err);

@@ -98,9 +98,8 @@ typedef struct run_opts {
 static int usage(void) {
     fprintf(stderr,
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
-            "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
-            "  --repeat-penalty R (1.0)  --seed S  --ctx N  --threads N (physical cores)\n"
-            "  --ids (print token ids)  --ignore-eos  --device cpu|cuda|auto (cpu)\n");
+            "%s  --ids (print token ids)  --ignore-eos\n",
+            CLI_ENGINE_OPTS_HELP);
     return 2;
 }
 
@@ -120,17 +119,7 @@ static int parse_opts(int argc, char **argv, run_opts *o) {
         else if (!strcmp(a, "-f")) o->file = v;
         else if (!strcmp(a, "--tokens")) o->tokens = v;
         else if (!strcmp(a, "-n")) o->n_predict = atoll(v);
-        else if (!strcmp(a, "--temp")) o->sp.temp = strtof(v, NULL);
-        else if (!strcmp(a, "--top-k")) o->sp.top_k = atoi(v);
-        else if (!strcmp(a, "--top-p")) o->sp.top_p = strtof(v, NULL);
-        else if (!strcmp(a, "--min-p")) o->sp.min_p = strtof(v, NULL);
-        else if (!strcmp(a, "--repeat-penalty")) o->sp.repeat_penalty = strtof(v, NULL);
-        else if (!strcmp(a, "--seed")) o->sp.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--ctx")) o->cp.n_ctx = atoll(v);
-        else if (!strcmp(a, "--threads")) o->cp.n_threads = atoi(v);
-        else if (!strcmp(a, "--device")) {
-            if (cli_parse_device(v, &o->cp.device)) return -1;
-        } else return -1;
+        else if (cli_parse_engine_opt(a, v, &o->sp, &o->cp) != 1) return -1;
     }
     int sources = !!o->prompt + !!o->file + !!o->tokens;
     return o->model && sources == 1 && o->n_predict >= 0 ? 0 : -1;

@@ -20,6 +20,7 @@ static const cli_command COMMANDS[] = {
     {"tokenize", cli_cmd_tokenize, "show the token ids and pieces a model's vocabulary makes of a text"},
     {"template", cli_cmd_template, "render a conversation with a model's chat template"},
     {"run", cli_cmd_run, "generate text from a prompt"},
+    {"chat", cli_cmd_chat, "chat with a model in the terminal (its chat template, history kept)"},
     {"bench", cli_cmd_bench, "measure prompt processing and generation speed (pp / tg)"},
     {"synth", cli_cmd_synth, "write a random-weight model of a real model's shape"},
     {"eval", cli_cmd_eval, NULL}, /* developer: logits of every position */

@@ -1,0 +1,111 @@
+/*
+ * The chat's context and a record of what its KV cache holds, so a turn costs only its new
+ * tokens. Each turn renders the whole conversation again (templates may change earlier text,
+ * e.g. drop old reasoning), tokenizes it, and compares it with the cached ids: the longest
+ * common prefix stays, the cache forgets everything after it (ob_context_truncate), and only
+ * the rest is evaluated. A reply's own tokens are in the cache too, so the next turn usually
+ * starts evaluating at the end of the previous answer.
+ */
+#include "cli/chat.h"
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <string.h>
+
+ob_status cli_chat_engine_init(cli_chat_engine *e, ob_model *m, const ob_context_params *cp,
+                               ob_err *err) {
+    memset(e, 0, sizeof *e);
+    e->model = m;
+    ob_model_info info;
+    ob_model_get_info(m, &info);
+    e->bos = info.bos_id;
+    /* Whether the vocabulary adds BOS by itself: what it does to an empty text. */
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (ob_tokenize(m, "", 0, true, false, &ids, &n, NULL) == OB_OK)
+        e->add_bos = n > 0 && e->bos >= 0 && ids[0] == e->bos;
+    ob_tokens_free(ids);
+    ob_status st = ob_context_new(m, cp, &e->ctx, err);
+    if (st) return st;
+    e->n_ctx = ob_context_n_ctx(e->ctx);
+    e->cap = 256;
+    e->cache = ob_alloc(e->cap, sizeof *e->cache);
+    if (!e->cache) {
+        cli_chat_engine_clear(e);
+        return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+    }
+    return OB_OK;
+}
+
+void cli_chat_engine_clear(cli_chat_engine *e) {
+    ob_context_free(e->ctx);
+    ob_free(e->cache);
+    memset(e, 0, sizeof *e);
+}
+
+ob_status cli_chat_tokenize(const cli_chat_engine *e, const char *text, size_t len,
+                            int32_t **ids, size_t *n, ob_err *err) {
+    int32_t *raw = NULL;
+    size_t n_raw = 0;
+    ob_status st = ob_tokenize(e->model, text, len, false, true, &raw, &n_raw, err);
+    if (st) return st;
+    /* A template that writes {{ bos_token }} already produced it; add one only otherwise, as
+     * a single BOS is what the model saw in training. */
+    bool add = e->add_bos && (n_raw == 0 || raw[0] != e->bos);
+    int32_t *out = ob_alloc(n_raw + add + 1, sizeof *out);
+    if (!out) {
+        ob_tokens_free(raw);
+        return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+    }
+    if (add) out[0] = e->bos;
+    if (n_raw) memcpy(out + add, raw, n_raw * sizeof *raw);
+    ob_tokens_free(raw);
+    /* ob_tokens_free is ob_free for arrays the tokenizer made; ours is made the same way. */
+    *ids = out;
+    *n = n_raw + add;
+    return OB_OK;
+}
+
+/* Makes room for `need` cached ids. */
+static ob_status reserve(cli_chat_engine *e, size_t need, ob_err *err) {
+    if (need <= e->cap) return OB_OK;
+    size_t cap = e->cap;
+    while (cap < need) cap *= 2;
+    int32_t *grown = ob_realloc(e->cache, cap, sizeof *grown);
+    if (!grown) return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+    e->cache = grown;
+    e->cap = cap;
+    return OB_OK;
+}
+
+ob_status cli_chat_engine_prefill(cli_chat_engine *e, const int32_t *ids, size_t n,
+                                  size_t *n_evaluated, ob_err *err) {
+    *n_evaluated = 0;
+    if (n == 0) return ob_fail(err, OB_ERR_ARG, "the prompt is empty");
+    size_t keep = 0;
+    while (keep < e->n_cache && keep < n && e->cache[keep] == ids[keep]) keep++;
+    /* The logits of the prompt's last token are needed to sample, and the context keeps only
+     * the last evaluated batch's: evaluate at least that one token again. */
+    if (keep == n) keep = n - 1;
+    ob_status st = reserve(e, n, err);
+    if (!st) st = ob_context_truncate(e->ctx, (int64_t)keep, err);
+    if (st) return st;
+    e->n_cache = keep;
+    st = ob_eval(e->ctx, ids + keep, (int64_t)(n - keep), false, err);
+    if (st) return st; /* the cache is as before the call: the common prefix */
+    memcpy(e->cache + keep, ids + keep, (n - keep) * sizeof *ids);
+    e->n_cache = n;
+    *n_evaluated = n - keep;
+    return OB_OK;
+}
+
+ob_status cli_chat_engine_push(cli_chat_engine *e, int32_t id, ob_err *err) {
+    if ((int64_t)e->n_cache >= e->n_ctx)
+        return ob_fail(err, OB_ERR_LIMIT, "the context is full (%lld tokens)",
+                       (long long)e->n_ctx);
+    ob_status st = reserve(e, e->n_cache + 1, err);
+    if (!st) st = ob_eval(e->ctx, &id, 1, false, err);
+    if (st) return st;
+    e->cache[e->n_cache++] = id;
+    return OB_OK;
+}

@@ -1,0 +1,151 @@
+/*
+ * One answer of `outboard chat`: sample a token, evaluate it, turn it into text and pass the
+ * text through the output parser of the model's family (src/chat/output.h), which separates
+ * the visible content from reasoning (<think>...</think> and the like) and tool calls while
+ * the answer streams. On a terminal reasoning is dimmed; otherwise it goes to stderr so stdout
+ * carries only the reply. The parser's final result is what the conversation keeps.
+ *
+ * The answer ends at an end-of-generation token (not shown, not evaluated), after n_predict
+ * tokens, when the context is full, or when Ctrl-C sets cli_chat_interrupted.
+ */
+#include "cli/chat.h"
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define DIM "\x1b[2m"
+#define CYAN "\x1b[36m"
+#define RESET "\x1b[0m"
+
+/* What has been shown of the answer so far. */
+typedef struct view {
+    bool tty;
+    bool dimmed; /* the terminal is in reasoning colours */
+} view;
+
+static void show_calls(view *v, const chat_tool_call *calls, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        printf("%s[tool call] %s %s%s\n", v->tty ? CYAN : "", calls[i].name,
+               calls[i].arguments, v->tty ? RESET : "");
+}
+
+static void show(view *v, const chat_output_delta *d) {
+    if (d->reasoning_len) {
+        if (v->tty && !v->dimmed) fputs(DIM, stdout);
+        v->dimmed = v->tty;
+        fwrite(d->reasoning, 1, d->reasoning_len, v->tty ? stdout : stderr);
+    }
+    if ((d->content_len || d->n_calls) && v->dimmed) {
+        fputs(RESET "\n", stdout);
+        v->dimmed = false;
+    }
+    fwrite(d->content, 1, d->content_len, stdout);
+    show_calls(v, d->calls, d->n_calls);
+    fflush(stdout);
+    if (!v->tty) fflush(stderr);
+}
+
+/* Feeds text to the parser and shows what became final. */
+static ob_status feed(chat_output_stream *ps, view *v, const char *text, size_t n,
+                      ob_err *err) {
+    if (!n) return OB_OK;
+    chat_output_delta d;
+    ob_status st = chat_output_stream_feed(ps, text, n, &d, err);
+    if (!st) show(v, &d);
+    return st;
+}
+
+/* Detokenizes id (a negative id drains what is queued) and feeds the text. */
+static ob_status put_token(ob_detok *dt, chat_output_stream *ps, view *v, int32_t id,
+                           ob_err *err) {
+    char buf[4096];
+    size_t n = ob_detok_push(dt, id, buf, sizeof buf);
+    ob_status st = feed(ps, v, buf, n, err);
+    while (!st && n == sizeof buf) { /* a piece longer than buf: the rest is queued */
+        n = ob_detok_push(dt, -1, buf, sizeof buf);
+        st = feed(ps, v, buf, n, err);
+    }
+    return st;
+}
+
+static ob_status keep_id(cli_chat_reply *r, size_t *cap, int32_t id, ob_err *err) {
+    if (r->n_ids == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        int32_t *grown = ob_realloc(r->ids, c, sizeof *grown);
+        if (!grown) return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+        r->ids = grown;
+        *cap = c;
+    }
+    r->ids[r->n_ids++] = id;
+    return OB_OK;
+}
+
+/* The sampling loop: tokens until EOG, n_predict, a full context or Ctrl-C. */
+static ob_status generate(cli_chat_engine *e, ob_sampler *s, const cli_chat_reply_opts *o,
+                          ob_detok *dt, chat_output_stream *ps, view *v, cli_chat_reply *r,
+                          ob_err *err) {
+    size_t cap = 0;
+    ob_status st = OB_OK;
+    for (int64_t i = 0; !st && (o->n_predict < 0 || i < o->n_predict); i++) {
+        if (cli_chat_interrupted) {
+            r->interrupted = true;
+            break;
+        }
+        int32_t id = ob_sampler_sample(s, ob_logits(e->ctx, -1));
+        if (!o->ignore_eos && ob_token_is_eog(e->model, id)) break;
+        if ((st = keep_id(r, &cap, id, err)) || (st = put_token(dt, ps, v, id, err))) break;
+        if (i + 1 == o->n_predict) break; /* its logits would not be used */
+        if ((int64_t)e->n_cache >= e->n_ctx) {
+            r->ctx_full = true;
+            break;
+        }
+        st = cli_chat_engine_push(e, id, err);
+    }
+    return st;
+}
+
+ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, chat_family family,
+                             const cli_chat_reply_opts *o, cli_chat_reply *r, ob_err *err) {
+    memset(r, 0, sizeof *r);
+    ob_detok *dt = NULL;
+    ob_status st = ob_detok_new(e->model, o->render_special, &dt, err);
+    if (st) return st;
+    chat_output_stream *ps = chat_output_stream_new(family, o->parse_flags);
+    if (!ps) {
+        ob_detok_free(dt);
+        return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+    }
+    view v = {.tty = o->tty};
+    double t0 = cli_now();
+    st = generate(e, s, o, dt, ps, &v, r, err);
+    r->seconds = cli_now() - t0;
+    /* Whatever was generated is finished into a result, also after an error or Ctrl-C, so
+     * the conversation keeps the partial answer. */
+    char buf[4096];
+    size_t n;
+    ob_err ferr = {{0}};
+    ob_status fst = OB_OK;
+    while (!fst && (n = ob_detok_flush(dt, buf, sizeof buf)) > 0)
+        fst = feed(ps, &v, buf, n, &ferr);
+    chat_output_delta d;
+    if (!fst) fst = chat_output_stream_finish(ps, &d, &r->out, &ferr);
+    if (!fst) show(&v, &d);
+    if (v.dimmed) fputs(RESET, stdout);
+    fflush(stdout);
+    chat_output_stream_free(ps);
+    ob_detok_free(dt);
+    if (!st && fst) {
+        st = fst;
+        if (err) *err = ferr;
+    }
+    return st;
+}
+
+void cli_chat_reply_clear(cli_chat_reply *r) {
+    chat_output_clear(&r->out);
+    ob_free(r->ids);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,253 @@
+"""`outboard chat` driven over a pipe (each stdin line a user message, replies on stdout).
+
+Against the references (pinned):
+- every prompt the chat renders (--show-prompt) equals jinja2 rendering the GGUF's own
+  tokenizer.chat_template (read with the gguf package), configured as transformers does;
+- every greedy reply equals llama.cpp's (llama-cpp-python) greedy decoding of that same prompt,
+  tokenized by llama.cpp, with the same stop rule (an end-of-generation token, or -n tokens);
+- the tokens a turn evaluates are those past the longest common prefix of the cache (previous
+  prompt + reply, tokenized by llama.cpp) and the new prompt;
+- a conversation written by /save renders with `outboard template` as jinja2 renders it.
+Mechanics (/reset, /load, Ctrl-C mid-answer, the fallback template, a too-small context) run on
+stories260K, which has no chat template, and on SmolLM2 where an answer must be long enough.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("OB_BUILD", os.path.join(ROOT, "build"))
+SHARED = os.environ.get("OB_SHARED", os.path.join(ROOT, "..", "shared"))
+OUTBOARD = os.path.join(BUILD, "outboard")
+SMOLLM2 = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+BAND = 0.02  # near tie: top-2 gap under 2% of the logit range (see tests/model/test_smollm2.py)
+
+sys.path.insert(0, HERE)
+import gen_template_goldens as gen  # noqa: E402
+
+PROMPT_RE = re.compile(r"--- prompt \((\d+) tokens\) ---\n(.*?)\n--- end of prompt ---\n", re.S)
+TURN_RE = re.compile(r"chat: turn (\d+): prompt (\d+) tokens \((\d+) cached, (\d+) evaluated")
+IDS_RE = re.compile(r"chat: reply ids:([ \d]*)\n")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    if not os.path.exists(SMOLLM2):
+        pytest.skip(f"{SMOLLM2} absent: run scripts/fetch-smollm2.sh")
+    return SMOLLM2
+
+
+@pytest.fixture(scope="module")
+def stories():
+    path = os.path.join(SHARED, "models", "stories260K.gguf")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} absent (OB_SHARED)")
+    return path
+
+
+def chat(model, lines, *args, timeout=300):
+    proc = subprocess.run([OUTBOARD, "chat", "-m", model, "--threads", "2", *map(str, args)],
+                          input="".join(line + "\n" for line in lines), capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def gguf_template(model):
+    import gguf
+
+    reader = gguf.GGUFReader(model)
+
+    def field(key):
+        f = reader.fields.get(key)
+        return None if f is None else f.contents()
+
+    tokens = field("tokenizer.ggml.tokens")
+    bos, eos = field("tokenizer.ggml.bos_token_id"), field("tokenizer.ggml.eos_token_id")
+    return (field("tokenizer.chat_template"), tokens[bos] if bos is not None else None,
+            tokens[eos] if eos is not None else None)
+
+
+def jinja(model, messages, add_generation_prompt):
+    source, bos, eos = gguf_template(model)
+    kind, text = gen.render(source, {"messages": messages,
+                                     "add_generation_prompt": add_generation_prompt}, bos, eos)
+    assert kind == "ok", text
+    return text
+
+
+def llama_greedy(llm, prompt_ids, n):
+    """llama.cpp greedy decoding: (ids, the step and gap/range where a near tie occurred)."""
+    import llama_cpp
+
+    llm.reset()
+    llm.eval(prompt_ids)
+    out, ties = [], []
+    for step in range(n):
+        logits = np.array(llm.scores[llm.n_tokens - 1])
+        top2 = np.sort(logits)[-2:]
+        if top2[1] - top2[0] < BAND * (logits.max() - logits.min()):
+            ties.append(step)
+        tok = int(np.argmax(logits))
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok):
+            break
+        out.append(tok)
+        if step + 1 < n:
+            llm.eval([tok])
+    return out, ties
+
+
+def test_smollm2_prompts_and_replies_match_references(smollm2, tmp_path):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    n = 32
+    system = "You are a helpful assistant. Answer briefly."
+    users = ["What is the capital of France?", "And of Germany?", "Name a river that flows "
+             "through both countries."]
+    saved = tmp_path / "conv.json"
+    proc = chat(smollm2, users + [f"/save {saved}"], "--temp", 0, "-n", n, "--ctx", 1024,
+                "--system", system, "--show-prompt", "--verbose")
+    prompts = PROMPT_RE.findall(proc.stderr)
+    turns = TURN_RE.findall(proc.stderr)
+    ids = [[int(t) for t in m.split()] for m in IDS_RE.findall(proc.stderr)]
+    assert len(prompts) == len(turns) == len(ids) == 3, proc.stderr
+    messages = json.loads(saved.read_text())["messages"]
+    assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * 3
+    assert messages[0]["content"] == system
+    assert [messages[1 + 2 * i]["content"] for i in range(3)] == users
+
+    # One thread: llama.cpp's workers spin, which costs dearly on a busy two-core machine.
+    llm = llama_cpp.Llama(model_path=smollm2, n_ctx=1024, n_threads=1, logits_all=True,
+                          verbose=False)
+    cache = []
+    compared = 0
+    for i, ((count, text), turn) in enumerate(zip(prompts, turns)):
+        # The prompt: jinja2 over the same messages (our replies as the conversation kept them).
+        assert text == jinja(smollm2, messages[: 2 + 2 * i], True), f"turn {i + 1}"
+        ref_ids = llm.tokenize(text.encode(), add_bos=True, special=True)
+        assert int(count) == len(ref_ids), f"turn {i + 1}: prompt tokens"
+        # Prompt-cache reuse: only what follows the common prefix with the cache is evaluated.
+        common = 0
+        while common < min(len(cache), len(ref_ids)) and cache[common] == ref_ids[common]:
+            common += 1
+        common = min(common, len(ref_ids) - 1)
+        assert int(turn[3]) == len(ref_ids) - common, f"turn {i + 1}: evaluated tokens"
+        # The reply: llama.cpp greedy on the same prompt.
+        want, ties = llama_greedy(llm, ref_ids, n)
+        got = ids[i]
+        if got != want:
+            first = next(k for k in range(min(len(got), len(want)) + 1)
+                         if k >= min(len(got), len(want)) or got[k] != want[k])
+            assert first in ties, f"turn {i + 1}: replies part at token {first}: {got} vs {want}"
+            print(f"turn {i + 1}: parted at a near tie (token {first}); later turns unchecked")
+            break
+        reply = llm.detokenize(want).decode()
+        assert messages[2 + 2 * i]["content"] == reply.strip(), f"turn {i + 1}"
+        cache = ref_ids + want[: n - 1] if len(want) == n else ref_ids + want
+        compared += 1
+    llm.close()
+    assert compared >= 2
+    assert int(turns[1][3]) < int(turns[1][1]) // 2  # the second turn reused most of its prompt
+
+    # /save: the file renders with `outboard template` as jinja2 renders it.
+    out = subprocess.run([OUTBOARD, "template", "-m", smollm2, "--input", str(saved)],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode() == jinja(smollm2, messages, False)
+
+
+def test_fallback_template_reset_save_load(stories, tmp_path):
+    saved = tmp_path / "saved.json"
+    proc = chat(stories, ["Hello there", "How are you?", f"/save {saved}", "/reset",
+                          "Tell me a story", f"/load {saved}", "Go on"],
+                "--temp", 0, "-n", 6, "--system", "Be kind.", "--show-prompt")
+    assert "has no chat template" in proc.stderr and "ChatML" in proc.stderr
+    prompts = [p[1] for p in PROMPT_RE.findall(proc.stderr)]
+    assert len(prompts) == 4
+    sys_part = "<|im_start|>system\nBe kind.<|im_end|>\n"
+    assert prompts[0] == sys_part + "<|im_start|>user\nHello there<|im_end|>\n" \
+        "<|im_start|>assistant\n"
+    assert prompts[1].startswith(prompts[0]) and "How are you?" in prompts[1]
+    # After /reset only the system prompt is left.
+    assert prompts[2] == sys_part + "<|im_start|>user\nTell me a story<|im_end|>\n" \
+        "<|im_start|>assistant\n"
+    # /load continues the saved conversation.
+    saved_msgs = json.loads(saved.read_text())["messages"]
+    assert [m["role"] for m in saved_msgs] == ["system", "user", "assistant", "user",
+                                               "assistant"]
+    assert "Tell me a story" not in prompts[3]
+    assert prompts[3].startswith(prompts[1]) and prompts[3].endswith(
+        "<|im_start|>user\nGo on<|im_end|>\n<|im_start|>assistant\n")
+    assert len(proc.stdout.splitlines()) >= 4
+    assert "saved 5 messages" in proc.stderr and "loaded 5 messages" in proc.stderr
+
+
+def test_context_overflow(stories):
+    long_line = " ".join(["word"] * 300)
+    lines = [f"Message number {i} is about a cat and a dog." for i in range(6)]
+    proc = chat(stories, lines[:3] + [long_line] + lines[3:], "--temp", 0, "-n", 8, "--ctx",
+                96, "--show-prompt")
+    assert "does not fit" in proc.stderr and "context holds 96" in proc.stderr
+    assert "dropped the" in proc.stderr
+    prompts = PROMPT_RE.findall(proc.stderr)
+    assert len(prompts) == 6  # every message but the long one was answered
+    assert all(int(count) <= 96 - 8 for count, _ in prompts)
+    assert "Message number 5" in prompts[-1][1] and "Message number 0" not in prompts[-1][1]
+
+
+def test_sigint_stops_the_answer(smollm2, tmp_path):
+    saved = tmp_path / "after.json"
+    p = subprocess.Popen([OUTBOARD, "chat", "-m", smollm2, "--threads", "2", "--temp", "0",
+                          "-n", "400", "--ignore-eos"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(b"Write a long story about a dragon who learns to fly.\n")
+    p.stdin.flush()
+    first = os.read(p.stdout.fileno(), 64)  # the answer is streaming
+    assert first
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    out, err = p.communicate(input=f"/save {saved}\n".encode(), timeout=600)
+    assert p.returncode == 0, err.decode()
+    assert b"interrupted" in err
+    msgs = json.loads(saved.read_text())["messages"]
+    assert [m["role"] for m in msgs] == ["user", "assistant"]
+    partial = msgs[1]["content"]
+    assert partial and len(partial) < 1500  # far from 400 tokens: it stopped early
+    assert (first + out).decode(errors="replace").strip().startswith(partial[:20])
+
+
+def test_bad_input(stories, tmp_path):
+    proc = subprocess.run([OUTBOARD, "chat", "-m", str(tmp_path / "missing.gguf")],
+                          input="", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "missing.gguf" in proc.stderr
+    proc = subprocess.run([OUTBOARD, "chat", "-m", stories, "--template",
+                           str(tmp_path / "none.jinja")], input="", capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and "none.jinja" in proc.stderr
+    bad = tmp_path / "bad.jinja"
+    bad.write_text("{% for m in messages %}{{ m.content | nosuchfilter }}{% endfor %}")
+    proc = subprocess.run([OUTBOARD, "chat", "-m", stories, "--template", str(bad)], input="",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "bad.jinja:1:" in proc.stderr, proc.stderr
+    failing = tmp_path / "failing.jinja"  # fails only while rendering a second message
+    failing.write_text("{% for m in messages %}{{ m.content + (loop.index0 if loop.index0 > 1 "
+                       "else '') }}{% endfor %}")
+    proc = chat(stories, ["Hello", "Again", "/help"], "--template", failing, "-n", 4,
+                "--show-prompt")
+    assert "the template failed" in proc.stderr and "failing.jinja" in proc.stderr
+    assert "/reset" in proc.stderr  # the chat went on: /help answered
+    assert len(PROMPT_RE.findall(proc.stderr)) == 1
+    raising = tmp_path / "raise.jinja"
+    raising.write_text("{% if messages|length > 1 %}{{ raise_exception('only one message') }}"
+                       "{% endif %}{{ messages[0].content }}")
+    proc = chat(stories, ["Hello", "Again"], "--template", raising, "-n", 4, "--show-prompt")
+    assert "only one message" in proc.stderr
+    assert len(PROMPT_RE.findall(proc.stderr)) == 1  # the first answered, the second refused
+    assert "unknown command" in chat(stories, ["/nosuch"]).stderr
