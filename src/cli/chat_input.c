@@ -58,7 +58,7 @@ static int fill(cli_chat_input *in) {
 static int next_line(cli_chat_input *in, size_t *consumed, const char **piece, size_t *n) {
     size_t scanned = 0;
     while (in->skip) {
-        char *nl = memchr(in->buf, '\n', in->len);
+        char *nl = in->len ? memchr(in->buf, '\n', in->len) : NULL;
         if (nl) {
             in->len -= (size_t)(nl + 1 - in->buf);
             memmove(in->buf, nl + 1, in->len);
@@ -74,7 +74,7 @@ static int next_line(cli_chat_input *in, size_t *consumed, const char **piece, s
         if (got < 0) return got;
     }
     for (;;) {
-        char *nl = memchr(in->buf + scanned, '\n', in->len - scanned);
+        char *nl = in->len > scanned ? memchr(in->buf + scanned, '\n', in->len - scanned) : NULL;
         if (nl) {
             *piece = in->buf;
             *n = (size_t)(nl - in->buf);
