@@ -1,6 +1,10 @@
 /*
- * `outboard synth --arch llama --shape tiny|1b|8b --type TYPE -o FILE.gguf [--vocab V.gguf]`:
- * writes a model of a real model's shape with random weights, through the GGUF writer. Used to
+ * `outboard synth --arch llama|qwen2|qwen3|gemma3 --shape tiny|1b|8b --type TYPE -o FILE.gguf
+ * [--vocab V.gguf] [--swa N]`: writes a model of a real model's shape with random weights,
+ * through the GGUF writer. qwen2 adds q/k/v biases; qwen3 per-head q/k norms and a head size
+ * that is not n_embd / n_head; gemma3 those norms, post-norms, a tied output, and (tiny) six
+ * layers so that one is global, with a sliding window of 64 (--swa sets it; for llama it writes
+ * llama.attention.sliding_window). Used to
  * test every tensor type against llama.cpp and to benchmark at real sizes without downloading
  * a model. The tokenizer is copied from a vocabulary GGUF (--vocab), or is a built-in byte
  * vocabulary (259 tokens: <unk> <s> </s> and the 256 byte tokens) that llama.cpp also loads.
@@ -37,7 +41,29 @@ typedef struct synth_opts {
     const char *arch, *shape, *type, *out, *vocab;
     uint64_t seed;
     int rope_freqs; /* -1: as the shape says, 0/1: force */
+    int64_t swa;    /* sliding window, -1: the architecture's default */
 } synth_opts;
+
+/* What an architecture adds to the llama tensors and keys. */
+typedef struct synth_arch {
+    const char *name;
+    bool qkv_bias, qk_norm, post_norms, tied;
+    int64_t head_mult;   /* head size = head_mult * n_embd / n_head */
+    int64_t tiny_layers; /* layers of the tiny shape */
+    int64_t swa;         /* default sliding window, 0 = none */
+} synth_arch;
+
+static const synth_arch ARCHS[] = {
+    {"llama", false, false, false, false, 1, 2, 0},
+    {"qwen2", true, false, false, false, 1, 2, 0},
+    {"qwen3", false, true, false, false, 2, 2, 0},
+    {"gemma3", false, true, true, true, 2, 6, 64},
+};
+
+/* The shape as this architecture writes it. */
+typedef struct synth_dims {
+    int64_t n_layer, head_dim, swa;
+} synth_dims;
 
 typedef struct synth_state {
     gguf_writer *w;
@@ -150,32 +176,74 @@ static int write_vocab(synth_state *st, const char *vocab_path, int64_t *n_vocab
     return 0;
 }
 
-static void write_hparams(synth_state *st, const synth_shape *sh, const synth_opts *o,
-                          int64_t n_vocab) {
-    gguf_writer *w = st->w;
-    char name[128];
-    snprintf(name, sizeof name, "outboard-synth-%s-%s", sh->name, o->type);
-    gguf_writer_set_str(w, "general.architecture", "llama");
-    gguf_writer_set_str(w, "general.name", name);
-    gguf_writer_set_u32(w, "llama.context_length", (uint32_t)sh->n_ctx);
-    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)sh->n_embd);
-    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)sh->n_layer);
-    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)sh->n_ff);
-    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)sh->n_head);
-    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)sh->n_head_kv);
-    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    gguf_writer_set_f32(w, "llama.rope.freq_base", sh->rope_base);
-    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)(sh->n_embd / sh->n_head));
-    gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab);
+/* Sets "<arch>.<key>" as u32. */
+static void set_arch_u32(gguf_writer *w, const char *arch, const char *key, uint32_t v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    gguf_writer_set_u32(w, k, v);
 }
 
-static int write_tensors(synth_state *st, const synth_shape *sh, uint32_t type,
-                         int64_t n_vocab, int rope_freqs) {
-    const int64_t e = sh->n_embd, hd = e / sh->n_head, kvd = sh->n_head_kv * hd;
-    const float a_e = sqrtf(3.0f / (float)e), a_ff = sqrtf(3.0f / (float)sh->n_ff);
+static void set_arch_f32(gguf_writer *w, const char *arch, const char *key, float v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    gguf_writer_set_f32(w, k, v);
+}
+
+static void write_hparams(synth_state *st, const synth_shape *sh, const synth_arch *ar,
+                          const synth_dims *d, const synth_opts *o, int64_t n_vocab) {
+    gguf_writer *w = st->w;
+    const char *a = ar->name;
+    char name[128];
+    snprintf(name, sizeof name, "outboard-synth-%s-%s-%s", a, sh->name, o->type);
+    gguf_writer_set_str(w, "general.architecture", a);
+    gguf_writer_set_str(w, "general.name", name);
+    set_arch_u32(w, a, "context_length", (uint32_t)sh->n_ctx);
+    set_arch_u32(w, a, "embedding_length", (uint32_t)sh->n_embd);
+    set_arch_u32(w, a, "block_count", (uint32_t)d->n_layer);
+    set_arch_u32(w, a, "feed_forward_length", (uint32_t)sh->n_ff);
+    set_arch_u32(w, a, "attention.head_count", (uint32_t)sh->n_head);
+    set_arch_u32(w, a, "attention.head_count_kv", (uint32_t)sh->n_head_kv);
+    set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", ar->post_norms ? 1e-6f : 1e-5f);
+    set_arch_f32(w, a, "rope.freq_base", sh->rope_base);
+    set_arch_u32(w, a, "rope.dimension_count", (uint32_t)d->head_dim);
+    set_arch_u32(w, a, "vocab_size", (uint32_t)n_vocab);
+    if (d->head_dim != sh->n_embd / sh->n_head) {
+        set_arch_u32(w, a, "attention.key_length", (uint32_t)d->head_dim);
+        set_arch_u32(w, a, "attention.value_length", (uint32_t)d->head_dim);
+    }
+    if (d->swa > 0) set_arch_u32(w, a, "attention.sliding_window", (uint32_t)d->swa);
+}
+
+/* The extra tensors of one layer: biases, per-head norms, post-norms. */
+static int write_layer_extras(synth_state *st, const synth_shape *sh, const synth_arch *ar,
+                              const synth_dims *d, int64_t il) {
+    const int64_t hd = d->head_dim, qd = sh->n_head * hd, kvd = sh->n_head_kv * hd;
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%lld." s, (long long)il), n)
+    if (ar->qkv_bias && (add_vector(st, NAME("attn_q.bias"), qd, 0.0f, 0.5f) ||
+                         add_vector(st, NAME("attn_k.bias"), kvd, 0.0f, 0.5f) ||
+                         add_vector(st, NAME("attn_v.bias"), kvd, 0.0f, 0.5f)))
+        return -1;
+    if (ar->qk_norm && (add_vector(st, NAME("attn_q_norm.weight"), hd, 1.0f, 0.2f) ||
+                        add_vector(st, NAME("attn_k_norm.weight"), hd, 1.0f, 0.2f)))
+        return -1;
+    if (ar->post_norms &&
+        (add_vector(st, NAME("post_attention_norm.weight"), sh->n_embd, 1.0f, 0.1f) ||
+         add_vector(st, NAME("post_ffw_norm.weight"), sh->n_embd, 1.0f, 0.1f)))
+        return -1;
+#undef NAME
+    return 0;
+}
+
+static int write_tensors(synth_state *st, const synth_shape *sh, const synth_arch *ar,
+                         const synth_dims *d, uint32_t type, int64_t n_vocab, int rope_freqs) {
+    const int64_t e = sh->n_embd, hd = d->head_dim, qd = sh->n_head * hd,
+                  kvd = sh->n_head_kv * hd;
+    const float a_e = sqrtf(3.0f / (float)e), a_ff = sqrtf(3.0f / (float)sh->n_ff),
+                a_q = sqrtf(3.0f / (float)qd);
     if (add_matrix(st, "token_embd.weight", type, e, n_vocab, 1.0f) ||
         add_vector(st, "output_norm.weight", e, 1.0f, 0.1f) ||
-        add_matrix(st, "output.weight", type, e, n_vocab, a_e))
+        (!ar->tied && add_matrix(st, "output.weight", type, e, n_vocab, a_e)))
         return -1;
     if (rope_freqs) {
         float *f = ob_alloc((size_t)hd / 2, sizeof(float));
@@ -187,18 +255,19 @@ static int write_tensors(synth_state *st, const synth_shape *sh, uint32_t type,
                                    (size_t)n * 4, &st->err))
             return -1;
     }
-    for (int64_t il = 0; il < sh->n_layer; il++) {
+    for (int64_t il = 0; il < d->n_layer; il++) {
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%lld." s, (long long)il), n)
         if (add_vector(st, NAME("attn_norm.weight"), e, 1.0f, 0.1f) ||
-            add_matrix(st, NAME("attn_q.weight"), type, e, e, a_e) ||
+            add_matrix(st, NAME("attn_q.weight"), type, e, qd, a_e) ||
             add_matrix(st, NAME("attn_k.weight"), type, e, kvd, a_e) ||
             add_matrix(st, NAME("attn_v.weight"), type, e, kvd, a_e) ||
-            add_matrix(st, NAME("attn_output.weight"), type, e, e, a_e) ||
+            add_matrix(st, NAME("attn_output.weight"), type, qd, e, a_q) ||
             add_vector(st, NAME("ffn_norm.weight"), e, 1.0f, 0.1f) ||
             add_matrix(st, NAME("ffn_gate.weight"), type, e, sh->n_ff, a_e) ||
             add_matrix(st, NAME("ffn_up.weight"), type, e, sh->n_ff, a_e) ||
-            add_matrix(st, NAME("ffn_down.weight"), type, sh->n_ff, e, a_ff))
+            add_matrix(st, NAME("ffn_down.weight"), type, sh->n_ff, e, a_ff) ||
+            write_layer_extras(st, sh, ar, d, il))
             return -1;
 #undef NAME
     }
@@ -218,7 +287,8 @@ static int parse_type(const char *s, uint32_t *out) {
 
 static int usage(void) {
     fprintf(stderr, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
-                    "[--arch llama] [--vocab VOCAB.gguf] [--seed N] [--rope-freqs|--no-rope-freqs]\n"
+                    "[--arch llama|qwen2|qwen3|gemma3] [--vocab VOCAB.gguf] [--seed N]\n"
+                    "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                     "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return 2;
@@ -226,7 +296,7 @@ static int usage(void) {
 
 static int parse_opts(int argc, char **argv, synth_opts *o) {
     *o = (synth_opts){.arch = "llama", .shape = "tiny", .type = "f32", .seed = 1,
-                      .rope_freqs = -1};
+                      .rope_freqs = -1, .swa = -1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--rope-freqs")) o->rope_freqs = 1;
@@ -238,6 +308,7 @@ static int parse_opts(int argc, char **argv, synth_opts *o) {
         else if (!strcmp(a, "-o")) o->out = v, i++;
         else if (!strcmp(a, "--vocab")) o->vocab = v, i++;
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--swa")) o->swa = strtoll(v, NULL, 10), i++;
         else return -1;
     }
     return o->out ? 0 : -1;
@@ -246,8 +317,12 @@ static int parse_opts(int argc, char **argv, synth_opts *o) {
 int cli_cmd_synth(int argc, char **argv) {
     synth_opts o;
     if (parse_opts(argc, argv, &o)) return usage();
-    if (strcmp(o.arch, "llama")) {
-        fprintf(stderr, "outboard synth: architecture '%s' is not supported (llama)\n", o.arch);
+    const synth_arch *ar = NULL;
+    for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
+        if (!strcmp(ARCHS[i].name, o.arch)) ar = &ARCHS[i];
+    if (!ar) {
+        fprintf(stderr, "outboard synth: architecture '%s' is not supported (llama, qwen2, "
+                        "qwen3, gemma3)\n", o.arch);
         return 2;
     }
     const synth_shape *sh = NULL;
@@ -262,21 +337,24 @@ int cli_cmd_synth(int argc, char **argv) {
                 sh ? o.type : o.shape);
         return 2;
     }
+    synth_dims d = {.n_layer = strcmp(sh->name, "tiny") ? sh->n_layer : ar->tiny_layers,
+                    .head_dim = ar->head_mult * sh->n_embd / sh->n_head,
+                    .swa = o.swa >= 0 ? o.swa : ar->swa};
     synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1,
                       .preset = preset,
-                      .mix = {.n_layer = sh->n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
+                      .mix = {.n_layer = d.n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
     int64_t n_vocab = 0;
     int rc = 1;
     int rope_freqs = o.rope_freqs >= 0 ? o.rope_freqs : sh->rope_factor > 0;
     if (st.w && !write_vocab(&st, o.vocab, &n_vocab)) {
-        write_hparams(&st, sh, &o, n_vocab);
+        write_hparams(&st, sh, ar, &d, &o, n_vocab);
         if (preset) gguf_writer_set_u32(st.w, "general.file_type", preset->file_type);
-        if (!write_tensors(&st, sh, type, n_vocab, rope_freqs) &&
+        if (!write_tensors(&st, sh, ar, &d, type, n_vocab, rope_freqs) &&
             !gguf_writer_write(st.w, o.out, &st.err))
             rc = 0;
     }
     if (rc) fprintf(stderr, "outboard synth: %s\n", st.w ? st.err.msg : "out of memory");
-    else fprintf(stderr, "wrote %s: llama %s, %s, %lld tokens\n", o.out, sh->name,
+    else fprintf(stderr, "wrote %s: %s %s, %s, %lld tokens\n", o.out, ar->name, sh->name,
                  preset ? preset->name : gguf_qtype_name(type), (long long)n_vocab);
     for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
     ob_free(st.bufs);

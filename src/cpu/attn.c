@@ -7,6 +7,10 @@
  * prefill a K row is converted once per chunk rather than once per query token and head.
  * Tasks are dealt round-robin because later chunks see more of the cache (causal) and cost more.
  *
+ * A sliding-window layer (n_swa) sees only the last n_swa positions, and its cache may be a ring
+ * of n_rows rows holding position p in row p % n_rows: copies are made in position order, so
+ * the inner loops are the same for both.
+ *
  * Rounding follows llama.cpp's CPU path: Q is rounded to F16 before the dot with K (it converts
  * activations to the weight type of a matmul, here the F16 cache), scores and softmax are F32
  * (softmax sum in double), and the probabilities are rounded to F16 before meeting V.
@@ -36,21 +40,35 @@ static void attend_one(const cpu_vec_ops *vo, float *out, const float *q, const 
     for (int64_t j = 0; j < n_see; j++) vo->axpy(out, round_f16(scores[j]), vf + j * hd, hd);
 }
 
+/* First position a query at position p sees. */
+static inline int64_t first_seen(const cpu_attn_args *a, int64_t p) {
+    return a->n_swa > 0 && p - a->n_swa + 1 > 0 ? p - a->n_swa + 1 : 0;
+}
+
+/* Cache row of position p (the ring of a sliding-window layer wraps). */
+static inline int64_t row_of(const cpu_attn_args *a, int64_t p) {
+    return a->n_rows > 0 ? p % a->n_rows : p;
+}
+
 static void attn_task(const cpu_attn_args *a, int64_t g, int64_t t_lo, int64_t t_hi,
                       float *scratch) {
     const cpu_vec_ops *vo = cpu_vec_get();
     const int64_t hd = a->head_dim, n_group = a->n_head / a->n_head_kv;
-    const int64_t n_kv = a->pos0 + t_hi; /* rows the last token of the chunk can see */
+    /* positions [lo, hi) are what some token of the chunk sees; copied in position order */
+    const int64_t lo = first_seen(a, a->pos0 + t_lo), hi = a->pos0 + t_hi, n_kv = hi - lo;
     float *kf = scratch, *vf = kf + n_kv * hd, *scores = vf + n_kv * hd, *qr = scores + n_kv;
     for (int64_t j = 0; j < n_kv; j++) {
-        vo->f16_to_f32(a->k + j * a->kv_stride + g * hd, kf + j * hd, hd);
-        vo->f16_to_f32(a->v + j * a->kv_stride + g * hd, vf + j * hd, hd);
+        const int64_t r = row_of(a, lo + j);
+        vo->f16_to_f32(a->k + r * a->kv_stride + g * hd, kf + j * hd, hd);
+        vo->f16_to_f32(a->v + r * a->kv_stride + g * hd, vf + j * hd, hd);
     }
     const int64_t q_stride = a->n_head * hd;
     for (int64_t t = t_lo; t < t_hi; t++) {
+        const int64_t p = a->pos0 + t, first = first_seen(a, p) - lo;
         for (int64_t h = g * n_group; h < (g + 1) * n_group; h++) {
-            attend_one(vo, a->out + t * q_stride + h * hd, a->q + t * q_stride + h * hd, kf, vf,
-                       a->pos0 + t + 1, hd, a->scale, scores, qr);
+            attend_one(vo, a->out + t * q_stride + h * hd, a->q + t * q_stride + h * hd,
+                       kf + first * hd, vf + first * hd, p - lo - first + 1, hd, a->scale,
+                       scores, qr);
         }
     }
 }
@@ -88,19 +106,21 @@ void cpu_attention_ref(const cpu_attn_args *a) {
         for (int64_t h = 0; h < a->n_head; h++) {
             const float *q = a->q + (t * a->n_head + h) * hd;
             float *out = a->out + (t * a->n_head + h) * hd;
-            const int64_t g = h / n_group, n_see = a->pos0 + t + 1;
+            const int64_t g = h / n_group, p = a->pos0 + t, first = first_seen(a, p);
+            const int64_t n_see = p - first + 1;
             for (int64_t d = 0; d < hd; d++) qr[d] = round_f16(q[d]);
             for (int64_t j = 0; j < n_see; j++) {
+                const uint16_t *k = a->k + row_of(a, first + j) * a->kv_stride + g * hd;
                 float s = 0.0f;
-                for (int64_t d = 0; d < hd; d++)
-                    s += qr[d] * cpu_f16_to_f32(a->k[j * a->kv_stride + g * hd + d]);
+                for (int64_t d = 0; d < hd; d++) s += qr[d] * cpu_f16_to_f32(k[d]);
                 scores[j] = s;
             }
             cpu_softmax_row(scores, n_see, a->scale);
             for (int64_t d = 0; d < hd; d++) {
                 float acc = 0.0f;
                 for (int64_t j = 0; j < n_see; j++)
-                    acc += round_f16(scores[j]) * cpu_f16_to_f32(a->v[j * a->kv_stride + g * hd + d]);
+                    acc += round_f16(scores[j]) *
+                           cpu_f16_to_f32(a->v[row_of(a, first + j) * a->kv_stride + g * hd + d]);
                 out[d] = acc;
             }
         }

@@ -209,3 +209,71 @@ void cpu_add(cpu_pool *pool, float *x, const float *y, int64_t n) {
     if (n <= 4096) add_run(&t, 0, 1);
     else cpu_pool_run(pool, add_run, &t);
 }
+
+/* ---- GeGLU, scale, bias (Gemma 3, Qwen2) -------------------------------------------------- */
+
+float cpu_gelu_tanh(float x) {
+    const float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef_a = 0.044715f;
+    return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + coef_a * x * x)));
+}
+
+static void geglu_run(void *arg, int ith, int nth) {
+    const ew_task *t = arg;
+    int64_t lo, hi;
+    ew_range(t->n, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        const float g = t->a[i];
+        float act;
+        /* llama.cpp's CPU backend reads GELU from a table indexed by the F16 of the input and
+         * holding F16 results, saturating outside [-10, 10]; the same rounding here keeps the
+         * logits within its tolerance of llama.cpp's. */
+        if (g <= -10.0f) act = 0.0f;
+        else if (g >= 10.0f) act = g;
+        else act = cpu_f16_to_f32(cpu_f32_to_f16(cpu_gelu_tanh(cpu_f16_to_f32(cpu_f32_to_f16(g)))));
+        t->out[i] = act * t->b[i];
+    }
+}
+
+void cpu_geglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {
+    ew_task t = {out, gate, up, n};
+    cpu_pool_run(pool, geglu_run, &t);
+}
+
+typedef struct scale_task {
+    float *x;
+    int64_t n;
+    float s;
+} scale_task;
+
+static void scale_run(void *arg, int ith, int nth) {
+    const scale_task *t = arg;
+    int64_t lo, hi;
+    ew_range(t->n, ith, nth, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) t->x[i] *= t->s;
+}
+
+void cpu_scale(cpu_pool *pool, float *x, int64_t n, float s) {
+    scale_task t = {x, n, s};
+    if (n <= 4096) scale_run(&t, 0, 1);
+    else cpu_pool_run(pool, scale_run, &t);
+}
+
+typedef struct bias_task {
+    float *x;
+    const float *b;
+    int64_t n_rows, n;
+} bias_task;
+
+static void bias_run(void *arg, int ith, int nth) {
+    const bias_task *t = arg;
+    int64_t lo, hi;
+    cpu_split(t->n_rows, ith, nth, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++)
+        for (int64_t i = 0; i < t->n; i++) t->x[r * t->n + i] += t->b[i];
+}
+
+void cpu_add_bias(cpu_pool *pool, float *x, const float *b, int64_t n_rows, int64_t n) {
+    bias_task t = {x, b, n_rows, n};
+    if (n_rows * n <= 4096) bias_run(&t, 0, 1);
+    else cpu_pool_run(pool, bias_run, &t);
+}

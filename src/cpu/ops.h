@@ -48,6 +48,20 @@ void cpu_swiglu(cpu_pool *pool, float *out, const float *gate, const float *up, 
 /* x (n) += y (n). */
 void cpu_add(cpu_pool *pool, float *x, const float *y, int64_t n);
 
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+float cpu_gelu_tanh(float x);
+
+/* out (n) = gelu_tanh(gate) * up (Gemma's GeGLU), the GELU of gate rounded through F16 on
+ * input and output and saturated outside [-10, 10] as llama.cpp's CPU backend does. out may
+ * alias gate or up. */
+void cpu_geglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n);
+
+/* x (n) *= s. */
+void cpu_scale(cpu_pool *pool, float *x, int64_t n, float s);
+
+/* x (n_rows, n) += b (n) on every row (projection biases). */
+void cpu_add_bias(cpu_pool *pool, float *x, const float *b, int64_t n_rows, int64_t n);
+
 /* f16 <-> f32 for the KV cache (IEEE half, round to nearest even). */
 float cpu_f16_to_f32(uint16_t h);
 uint16_t cpu_f32_to_f16(float f);
@@ -56,21 +70,27 @@ uint16_t cpu_f32_to_f16(float f);
 
 typedef struct cpu_attn_args {
     const float *q;      /* (n_tok, n_head * head_dim) f32, already rotated */
-    const uint16_t *k;   /* (n_kv, kv_stride) f16: this layer's key cache, row j = position j */
-    const uint16_t *v;   /* (n_kv, kv_stride) f16: value cache, same layout */
+    const uint16_t *k;   /* (n_rows, kv_stride) f16: this layer's key cache, position p in
+                            row p % n_rows */
+    const uint16_t *v;   /* (n_rows, kv_stride) f16: value cache, same layout */
     float *out;          /* (n_tok, n_head * head_dim) f32 */
     int64_t n_tok;       /* query tokens in this batch */
-    int64_t pos0;        /* position of the first query token; token t sees kv 0..pos0+t */
+    int64_t pos0;        /* position of the first query token; token t sees kv 0..pos0+t, or
+                            only the last n_swa of those */
     int64_t n_head, n_head_kv, head_dim;
     int64_t kv_stride;   /* elements per cache row (n_head_kv * head_dim) */
     float scale;         /* usually 1/sqrt(head_dim) */
     float *scratch;      /* cpu_attn_scratch_floats(...) floats, one slice per thread */
+    int64_t n_swa;       /* sliding window: a query at p sees keys p - n_swa + 1 .. p; 0 = all */
+    int64_t n_rows;      /* cache rows: a ring (position p in row p % n_rows) when the window
+                            keeps fewer rows than positions; 0 = row p holds position p */
 } cpu_attn_args;
 
 /* Scratch floats cpu_attention needs for n_kv cache rows with nth threads. */
 size_t cpu_attn_scratch_floats(int64_t n_kv, int64_t head_dim, int nth);
 
-/* Causal grouped-query attention: query head h reads kv head h / (n_head / n_head_kv). */
+/* Causal grouped-query attention: query head h reads kv head h / (n_head / n_head_kv); with
+ * n_swa, each query sees only the last n_swa positions (itself included). */
 void cpu_attention(cpu_pool *pool, const cpu_attn_args *a);
 
 /* The same computed naively, one query head at a time (the reference for tests). */

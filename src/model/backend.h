@@ -15,6 +15,7 @@
 #include "cpu/ops.h"
 #include "outboard.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct model_backend model_backend;
@@ -45,6 +46,13 @@ typedef struct model_backend_ops {
                    int64_t n);
     /* x (n) += y (n). */
     void (*add)(model_backend *be, float *x, const float *y, int64_t n);
+    /* out (n) = gelu_tanh(gate) * up (Gemma's GeGLU). */
+    void (*geglu)(model_backend *be, float *out, const float *gate, const float *up,
+                  int64_t n);
+    /* x (n) *= s. */
+    void (*scale)(model_backend *be, float *x, int64_t n, float s);
+    /* x (n_rows, n) += b (n) on every row; b is a host vector the model owns. */
+    void (*add_bias)(model_backend *be, float *x, const float *b, int64_t n_rows, int64_t n);
     /* Drops the cache rows >= n_past (nothing to do on the CPU: rows are overwritten). */
     void (*kv_truncate)(model_backend *be, int64_t n_past);
     void (*free)(model_backend *be);
@@ -57,15 +65,36 @@ struct model_backend {
 
 /* Sizes a backend needs to allocate its cache and scratch. */
 typedef struct model_backend_shape {
+    const char *arch;    /* general.architecture, for messages */
     int64_t n_layer;     /* layers in this backend's range */
     int64_t n_ctx;       /* cache positions */
+    int64_t n_swa;       /* sliding window (positions a query sees), 0 = none */
+    const bool *swa;     /* borrowed (n_layer of the model, indexed by model layer): layer uses
+                            the window; its cache is a ring of model_swa_rows(..) rows */
     int64_t n_batch;     /* most tokens per forward pass */
     int64_t n_head, n_head_kv, head_dim;
     size_t matmul_wsize; /* largest cpu_matmul_wsize over the model's weights at n_batch */
 } model_backend_shape;
 
-/* The CPU backend (backend_cpu.c): KV cache (n_layer, n_ctx, n_head_kv * head_dim) f16 for K
- * and for V, a thread pool of n_threads. *out owned by the caller (ops->free). */
+/* Cache rows of a sliding-window layer: the window plus one batch, so a batch never
+ * overwrites a position one of its own queries still sees; at most n_ctx. */
+static inline int64_t model_swa_rows(const model_backend_shape *s) {
+    int64_t r = s->n_swa + s->n_batch;
+    return r < s->n_ctx ? r : s->n_ctx;
+}
+
+/* Rows of layer il's cache (il a model layer index in the shape's range). */
+static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il) {
+    return s->n_swa > 0 && s->swa && s->swa[il] ? model_swa_rows(s) : s->n_ctx;
+}
+
+/* Bytes of F16 K and V cache for layers [layer_lo, layer_lo + n_layer): what the CPU backend
+ * allocates (0 when the size overflows). */
+size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo);
+
+/* The CPU backend (backend_cpu.c): KV cache per layer, (model_layer_rows, n_head_kv *
+ * head_dim) f16 for K and for V (a ring on sliding-window layers), a thread pool of
+ * n_threads. *out owned by the caller (ops->free). */
 ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_lo,
                                 int n_threads, model_backend **out, ob_err *err);
 

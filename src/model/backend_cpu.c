@@ -14,8 +14,9 @@ typedef struct cpu_backend {
     model_backend base;
     model_backend_shape shape;
     cpu_pool *pool;
-    uint16_t *k_cache; /* (n_layer, n_ctx, n_head_kv * head_dim) f16 */
-    uint16_t *v_cache; /* (n_layer, n_ctx, n_head_kv * head_dim) f16 */
+    uint16_t *k_cache; /* per layer (model_layer_rows, n_head_kv * head_dim) f16, back to back */
+    uint16_t *v_cache; /* same layout */
+    size_t *layer_off; /* (n_layer + 1) element offset of each layer's cache */
     void *wsp;         /* shape.matmul_wsize bytes: activations in vec_dot_type */
     float *attn_scratch; /* cpu_attn_scratch_floats(n_ctx, head_dim, n_threads) */
 } cpu_backend;
@@ -25,11 +26,34 @@ static cpu_backend *as_cpu(model_backend *be) { return (cpu_backend *)be; }
 static int64_t kv_row(const cpu_backend *b) { return b->shape.n_head_kv * b->shape.head_dim; }
 
 static uint16_t *layer_k(cpu_backend *b, int64_t il) {
-    return b->k_cache + (size_t)(il - b->base.layer_lo) * b->shape.n_ctx * kv_row(b);
+    return b->k_cache + b->layer_off[il - b->base.layer_lo];
 }
 
 static uint16_t *layer_v(cpu_backend *b, int64_t il) {
-    return b->v_cache + (size_t)(il - b->base.layer_lo) * b->shape.n_ctx * kv_row(b);
+    return b->v_cache + b->layer_off[il - b->base.layer_lo];
+}
+
+/* Element offsets of each layer's cache into off (n_layer + 1); false on overflow. */
+static bool layer_offsets(const model_backend_shape *s, int64_t layer_lo, size_t *off) {
+    const size_t row = (size_t)(s->n_head_kv * s->head_dim);
+    off[0] = 0;
+    for (int64_t l = 0; l < s->n_layer; l++) {
+        size_t n;
+        if (ob_mul_size((size_t)model_layer_rows(s, layer_lo + l), row, &n) ||
+            off[l] + n < off[l])
+            return false;
+        off[l + 1] = off[l] + n;
+    }
+    return true;
+}
+
+size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo) {
+    size_t *off = ob_alloc((size_t)s->n_layer + 1, sizeof *off), bytes = 0;
+    if (off && layer_offsets(s, layer_lo, off) &&
+        ob_mul_size(off[s->n_layer], 2 * sizeof(uint16_t), &bytes))
+        bytes = 0;
+    ob_free(off);
+    return bytes;
 }
 
 static void be_get_rows(model_backend *be, const cpu_weight *w, const int32_t *ids, int64_t n,
@@ -57,10 +81,14 @@ static void be_kv_store(model_backend *be, int64_t il, const float *k, const flo
                         int64_t pos0, int64_t n_tok) {
     cpu_backend *b = as_cpu(be);
     const int64_t row = kv_row(b);
-    uint16_t *kc = layer_k(b, il) + pos0 * row, *vc = layer_v(b, il) + pos0 * row;
-    for (int64_t i = 0; i < n_tok * row; i++) {
-        kc[i] = cpu_f32_to_f16(k[i]);
-        vc[i] = cpu_f32_to_f16(v[i]);
+    const int64_t rows = model_layer_rows(&b->shape, il);
+    for (int64_t t = 0; t < n_tok; t++) {
+        const int64_t r = (pos0 + t) % rows; /* a ring on sliding-window layers */
+        uint16_t *kc = layer_k(b, il) + r * row, *vc = layer_v(b, il) + r * row;
+        for (int64_t i = 0; i < row; i++) {
+            kc[i] = cpu_f32_to_f16(k[t * row + i]);
+            vc[i] = cpu_f32_to_f16(v[t * row + i]);
+        }
     }
 }
 
@@ -71,7 +99,8 @@ static void be_attention(model_backend *be, int64_t il, float *out, const float 
         .q = q, .k = layer_k(b, il), .v = layer_v(b, il), .out = out, .n_tok = n_tok,
         .pos0 = pos0, .n_head = b->shape.n_head, .n_head_kv = b->shape.n_head_kv,
         .head_dim = b->shape.head_dim, .kv_stride = kv_row(b), .scale = scale,
-        .scratch = b->attn_scratch,
+        .scratch = b->attn_scratch, .n_rows = model_layer_rows(&b->shape, il),
+        .n_swa = b->shape.swa && b->shape.swa[il] ? b->shape.n_swa : 0,
     };
     cpu_attention(b->pool, &a);
 }
@@ -83,6 +112,20 @@ static void be_swiglu(model_backend *be, float *out, const float *gate, const fl
 
 static void be_add(model_backend *be, float *x, const float *y, int64_t n) {
     cpu_add(as_cpu(be)->pool, x, y, n);
+}
+
+static void be_geglu(model_backend *be, float *out, const float *gate, const float *up,
+                     int64_t n) {
+    cpu_geglu(as_cpu(be)->pool, out, gate, up, n);
+}
+
+static void be_scale(model_backend *be, float *x, int64_t n, float s) {
+    cpu_scale(as_cpu(be)->pool, x, n, s);
+}
+
+static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t n_rows,
+                        int64_t n) {
+    cpu_add_bias(as_cpu(be)->pool, x, bias, n_rows, n);
 }
 
 static void be_kv_truncate(model_backend *be, int64_t n_past) {
@@ -98,13 +141,15 @@ static void be_free(model_backend *be) {
     ob_free_aligned(b->v_cache);
     ob_free_aligned(b->wsp);
     ob_free_aligned(b->attn_scratch);
+    ob_free(b->layer_off);
     ob_free(b);
 }
 
 static const model_backend_ops CPU_OPS = {
     .name = "cpu", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
-    .add = be_add, .kv_truncate = be_kv_truncate, .free = be_free,
+    .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
+    .kv_truncate = be_kv_truncate, .free = be_free,
 };
 
 /* Aligned buffer of n * size bytes (at least one byte), or NULL on overflow/failure. */
@@ -128,13 +173,17 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
         be_free(&b->base);
         return st;
     }
-    size_t cache_elems;
-    if (ob_mul_size((size_t)shape->n_layer * (size_t)shape->n_ctx,
-                    (size_t)(shape->n_head_kv * shape->head_dim), &cache_elems)) {
+    b->layer_off = ob_alloc((size_t)shape->n_layer + 1, sizeof *b->layer_off);
+    if (!b->layer_off) {
+        be_free(&b->base);
+        return ob_fail(err, OB_ERR_NOMEM, "cpu backend: out of memory");
+    }
+    if (!layer_offsets(shape, layer_lo, b->layer_off)) {
         be_free(&b->base);
         return ob_fail(err, OB_ERR_LIMIT, "KV cache: size overflows (n_ctx %lld)",
                        (long long)shape->n_ctx);
     }
+    const size_t cache_elems = b->layer_off[shape->n_layer];
     b->k_cache = alloc_buf(cache_elems, sizeof(uint16_t));
     b->v_cache = alloc_buf(cache_elems, sizeof(uint16_t));
     b->wsp = alloc_buf(shape->matmul_wsize, 1);

@@ -160,6 +160,33 @@ static void be_add(model_backend *be, float *x, const float *y, int64_t n) {
     binary(as_cuda(be), x, x, y, n, 0);
 }
 
+/* GeGLU, scale and bias add have no kernels yet: architectures that need them are refused
+ * when the backend is made (model_backend_cuda_new); these keep that promise if one is
+ * reached anyway, failing the step with the op's name rather than computing nothing. */
+static void unsupported_op(model_backend *be, const char *op) {
+    cuda_backend *b = as_cuda(be);
+    failed(b, ob_fail(&b->err, OB_ERR_UNSUPPORTED, "cuda backend: op '%s' (architecture '%s') "
+                      "is not implemented on the CUDA device", op,
+                      b->shape.arch ? b->shape.arch : "?"));
+}
+
+static void be_geglu(model_backend *be, float *out, const float *gate, const float *up,
+                     int64_t n) {
+    (void)out, (void)gate, (void)up, (void)n;
+    unsupported_op(be, "geglu");
+}
+
+static void be_scale(model_backend *be, float *x, int64_t n, float s) {
+    (void)x, (void)n, (void)s;
+    unsupported_op(be, "scale");
+}
+
+static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t n_rows,
+                        int64_t n) {
+    (void)x, (void)bias, (void)n_rows, (void)n;
+    unsupported_op(be, "add_bias");
+}
+
 static void be_kv_truncate(model_backend *be, int64_t n_past) {
     (void)be;
     (void)n_past; /* rows past n_past are overwritten before they are read */
@@ -176,12 +203,20 @@ static void be_free(model_backend *be) {
 static const model_backend_ops CUDA_OPS = {
     .name = "cuda", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
-    .add = be_add, .kv_truncate = be_kv_truncate, .free = be_free,
+    .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
+    .kv_truncate = be_kv_truncate, .free = be_free,
 };
 
 ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
                                  model_backend **out, ob_err *err) {
     *out = NULL;
+    /* The CUDA kernels cover the llama block with full attention; other architectures (GeGLU,
+     * biases, per-head norms, sliding windows) run on the CPU until they have kernels. */
+    const char *arch = shape->arch ? shape->arch : "llama";
+    if (strcmp(arch, "llama") || shape->n_swa > 0)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: architecture '%s'%s is not "
+                       "supported on the CUDA device (use --device cpu)", arch,
+                       shape->n_swa > 0 ? " with sliding-window attention" : "");
     cuda_backend *b = ob_calloc(1, sizeof *b);
     if (!b) return ob_fail(err, OB_ERR_NOMEM, "cuda backend: out of memory");
     b->base.ops = &CUDA_OPS;

@@ -20,6 +20,8 @@ struct ob_context {
     model_backend *be;     /* owned: all layers on the CPU */
     model_buffers buf;     /* owned: one forward pass of n_batch tokens */
     int64_t n_ctx, n_batch, n_past;
+    int64_t swa_rows;      /* rows of a sliding-window layer's ring cache, 0 = no such layer */
+    size_t kv_bytes;       /* K and V cache bytes (model_kv_bytes) */
     float *logits;         /* (logits_cap / n_vocab, n_vocab) f32 */
     size_t logits_cap;     /* floats allocated */
     int64_t n_logits;      /* rows valid from the last ob_eval */
@@ -101,10 +103,13 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
     c->n_batch = p.n_batch;
     const model_hparams *hp = &m->hp;
     model_backend_shape shape = {
+        .arch = hp->arch_name, .n_swa = hp->n_swa, .swa = hp->swa,
         .n_layer = hp->n_layer, .n_ctx = p.n_ctx, .n_batch = p.n_batch, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
         .matmul_wsize = model_matmul_wsize(m, p.n_batch),
     };
+    c->kv_bytes = model_kv_bytes(&shape, 0);
+    c->swa_rows = hp->n_swa > 0 ? model_swa_rows(&shape) : 0;
     st = OB_ERR_UNSUPPORTED;
     if (p.device == OB_DEVICE_CUDA || p.device == OB_DEVICE_AUTO)
         st = model_backend_cuda_new(&shape, 0, 0, &c->be, err);
@@ -135,10 +140,20 @@ int ob_context_n_threads(const ob_context *c) {
     return is_cuda(c) ? 0 : model_backend_cpu_threads(c->be);
 }
 
+size_t model_context_kv_bytes(const ob_context *c) { return c->kv_bytes; }
+
 ob_status ob_context_truncate(ob_context *c, int64_t n_past, ob_err *err) {
     if (n_past < 0 || n_past > c->n_past)
         return ob_fail(err, OB_ERR_ARG, "truncate: n_past %lld, expected 0..%lld",
                        (long long)n_past, (long long)c->n_past);
+    /* A sliding-window layer's ring has overwritten the positions older than its last
+     * swa_rows; going back more than swa_rows - n_swa would expose overwritten rows. */
+    const int64_t back = c->swa_rows - c->model->hp.n_swa;
+    if (c->swa_rows && n_past > 0 && c->n_past > c->swa_rows && n_past < c->n_past - back)
+        return ob_fail(err, OB_ERR_LIMIT, "truncate: n_past %lld: the sliding-window cache "
+                       "keeps the last %lld positions of %lld; expected 0 or %lld..%lld",
+                       (long long)n_past, (long long)c->swa_rows, (long long)c->n_past,
+                       (long long)(c->n_past - back), (long long)c->n_past);
     c->be->ops->kv_truncate(c->be, n_past);
     c->n_past = n_past;
     c->n_logits = 0;

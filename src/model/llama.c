@@ -1,6 +1,7 @@
 /*
- * Architecture `llama`: Llama 2 and 3.x, Mistral (without sliding-window attention),
- * TinyStories. Hyperparameters come only from the GGUF metadata; tensors are bound by name
+ * Architecture `llama`: Llama 2 and 3.x, Mistral (with its sliding window when the file sets
+ * llama.attention.sliding_window), TinyStories. Its hyperparameter reading, tensor binding and
+ * layer loop also serve qwen2 (q/k/v biases) and qwen3 (per-head q/k norms) through flags. Hyperparameters come only from the GGUF metadata; tensors are bound by name
  * with their shapes checked; the forward step below reads top to bottom.
  *
  *   x = embed(tokens)
@@ -156,7 +157,7 @@ static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err
     return OB_OK;
 }
 
-static ob_status bind_tensors(ob_model *m, ob_err *err) {
+ob_status model_llama_bind(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     const gguf_tensor *te = gguf_tensor_find(m->file, "token_embd.weight");
     if (!te)
@@ -179,15 +180,70 @@ static ob_status bind_tensors(ob_model *m, ob_err *err) {
     return OB_OK;
 }
 
-ob_status model_llama_load(ob_model *m, ob_err *err) {
+ob_status model_llama_read_hparams(ob_model *m, ob_err *err) {
     ob_status st = read_sizes(m, err);
     if (!st) st = read_rope(m, err);
-    if (!st) st = bind_tensors(m, err);
+    return st;
+}
+
+ob_status model_llama_read_swa(ob_model *m, int64_t pattern, bool required, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    hp->rope_base_swa = hp->rope_base;
+    hp->rope_scale_swa = hp->rope_freq_scale;
+    ob_status st = required ? model_key_i64(m, "attention.sliding_window", &hp->n_swa, err)
+                            : model_key_i64_or(m, "attention.sliding_window", 0, &hp->n_swa, err);
+    if (st) return st;
+    if (hp->n_swa < 0)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.attention.sliding_window %lld, expected >= 0",
+                       gguf_name(m->file), hp->arch_name, (long long)hp->n_swa);
+    if (hp->n_swa == 0) return OB_OK;
+    hp->swa = ob_calloc((size_t)hp->n_layer, sizeof *hp->swa);
+    if (!hp->swa) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+    /* As llama.cpp: with a pattern of n, layers n-1, 2n-1, ... are global; 0 = none is. */
+    for (int64_t il = 0; il < hp->n_layer; il++)
+        hp->swa[il] = pattern == 0 || il % pattern < pattern - 1;
+    return OB_OK;
+}
+
+ob_status model_llama_load(ob_model *m, ob_err *err) {
+    ob_status st = model_llama_read_hparams(m, err);
+    /* Mistral-style: every layer sees the last sliding_window positions when the file says so */
+    if (!st) st = model_llama_read_swa(m, 0, false, err);
+    if (!st) st = model_llama_bind(m, err);
     m->hp.flags.rope_neox = false;
     return st;
 }
 
 /* ---- forward --------------------------------------------------------------------------- */
+
+/* q, k, v (n_tok rows) of layer l from buf->xn: projections, biases (qwen2), per-head norms
+ * (qwen3), RoPE with the layer's base. */
+void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
+                     int64_t n_tok) {
+    const model_hparams *hp = &m->hp;
+    const model_backend_ops *op = be->ops;
+    const model_layer *l = &m->w.layers[il];
+    const int64_t hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
+    const bool swa = hp->swa && hp->swa[il];
+    const cpu_rope_params rp = {.n_dims = hp->n_rot,
+                                .freq_base = swa ? hp->rope_base_swa : hp->rope_base,
+                                .freq_scale = swa ? hp->rope_scale_swa : hp->rope_freq_scale,
+                                .freq_factors = m->w.rope_freqs, .neox = hp->flags.rope_neox};
+    op->matmul(be, b->q, &l->wq, b->xn, n_tok);              /* (n_tok, n_head * hd) */
+    op->matmul(be, b->k, &l->wk, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
+    op->matmul(be, b->v, &l->wv, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
+    if (hp->flags.qkv_bias) {
+        op->add_bias(be, b->q, l->bq, n_tok, qd);
+        op->add_bias(be, b->k, l->bk, n_tok, kvd);
+        op->add_bias(be, b->v, l->bv, n_tok, kvd);
+    }
+    if (hp->flags.qk_norm) { /* each head's row of hd is one RMSNorm row */
+        op->rmsnorm(be, b->q, b->q, l->q_norm, n_tok * hp->n_head, hd, hp->norm_eps);
+        op->rmsnorm(be, b->k, b->k, l->k_norm, n_tok * hp->n_head_kv, hd, hp->norm_eps);
+    }
+    op->rope(be, b->q, n_tok, hp->n_head, hd, b->pos, &rp);
+    op->rope(be, b->k, n_tok, hp->n_head_kv, hd, b->pos, &rp);
+}
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd). */
 static void llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
@@ -195,19 +251,12 @@ static void llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
     const int64_t e = hp->n_embd, hd = hp->head_dim;
-    const cpu_rope_params rp = {.n_dims = hp->n_rot, .freq_base = hp->rope_base,
-                                .freq_scale = hp->rope_freq_scale,
-                                .freq_factors = m->w.rope_freqs, .neox = hp->flags.rope_neox};
     const float kq_scale = 1.0f / sqrtf((float)hd);
     for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
         const model_layer *l = &m->w.layers[il];
         /* attention block */
         op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps); /* (n_tok, e) */
-        op->matmul(be, b->q, &l->wq, b->xn, n_tok);              /* (n_tok, n_head * hd) */
-        op->matmul(be, b->k, &l->wk, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
-        op->matmul(be, b->v, &l->wv, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
-        op->rope(be, b->q, n_tok, hp->n_head, hd, b->pos, &rp);
-        op->rope(be, b->k, n_tok, hp->n_head_kv, hd, b->pos, &rp);
+        model_llama_qkv(m, be, b, il, n_tok);
         op->kv_store(be, il, b->k, b->v, pos0, n_tok);           /* cache rows pos0.. (f16) */
         op->attention(be, il, b->attn, b->q, pos0, n_tok, kq_scale); /* (n_tok, n_head * hd) */
         op->matmul(be, b->proj, &l->wo, b->attn, n_tok);         /* (n_tok, e) */

@@ -23,6 +23,9 @@ typedef struct model_arch_entry {
 
 static const model_arch_entry ARCHES[] = {
     {"llama", MODEL_ARCH_LLAMA, model_llama_load, model_llama_forward},
+    {"qwen2", MODEL_ARCH_QWEN2, model_qwen2_load, model_llama_forward},
+    {"qwen3", MODEL_ARCH_QWEN3, model_qwen3_load, model_llama_forward},
+    {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_forward},
 };
 #define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
 
@@ -107,6 +110,13 @@ ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, floa
     return OB_OK;
 }
 
+ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,
+                                  float **out, ob_err *err) {
+    char name[128];
+    snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, suffix);
+    return model_bind_vector(m, name, n, out, err);
+}
+
 size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
     size_t best = cpu_matmul_wsize(&m->w.output, n_tok);
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
@@ -182,7 +192,8 @@ static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *er
         }
     }
     return ob_fail(err, OB_ERR_UNSUPPORTED,
-                   "%s: architecture '%.*s' is not supported (supported: llama)",
+                   "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
+                   "gemma3)",
                    gguf_name(m->file), OB_STR_FMT(arch));
 }
 
@@ -227,10 +238,13 @@ void ob_model_free(ob_model *m) {
     if (!m) return;
     if (m->w.layers) {
         for (int64_t il = 0; il < m->hp.n_layer; il++) {
-            ob_free(m->w.layers[il].attn_norm);
-            ob_free(m->w.layers[il].ffn_norm);
+            model_layer *l = &m->w.layers[il];
+            float *vs[] = {l->attn_norm, l->ffn_norm, l->bq, l->bk, l->bv, l->q_norm,
+                           l->k_norm, l->post_attn_norm, l->post_ffn_norm};
+            for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) ob_free(vs[i]);
         }
     }
+    ob_free(m->hp.swa);
     ob_free(m->w.layers);
     ob_free(m->w.output_norm);
     ob_free(m->w.rope_freqs);

@@ -22,12 +22,17 @@
 
 typedef enum model_arch {
     MODEL_ARCH_LLAMA = 0,
+    MODEL_ARCH_QWEN2,
+    MODEL_ARCH_QWEN3,
+    MODEL_ARCH_GEMMA3,
 } model_arch;
 
 /* Switches that distinguish architectures sharing the llama-style block. */
 typedef struct model_flags {
     bool rope_neox;     /* rotate pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
     bool tied_output;   /* no output.weight: logits use token_embd.weight */
+    bool qkv_bias;      /* q, k, v projections add a bias (qwen2) */
+    bool qk_norm;       /* per-head RMSNorm of q and k before RoPE (qwen3, gemma3) */
 } model_flags;
 
 typedef struct model_hparams {
@@ -45,6 +50,12 @@ typedef struct model_hparams {
     float norm_eps;       /* <arch>.attention.layer_norm_rms_epsilon */
     float rope_base;      /* <arch>.rope.freq_base (default 10000) */
     float rope_freq_scale; /* 1 / <arch>.rope.scaling.factor for linear scaling, else 1 */
+    int64_t n_swa;        /* <arch>.attention.sliding_window, 0 = every layer sees all */
+    bool *swa;            /* (n_layer) owned: layer il uses the sliding window */
+    float rope_base_swa;  /* RoPE base of sliding-window layers (gemma3: 10000) */
+    float rope_scale_swa; /* their linear scaling (gemma3: 1) */
+    float attn_scale;     /* multiplies q before attention (gemma3), or 0: 1/sqrt(head_dim)
+                             applied in the softmax */
     model_flags flags;
 } model_hparams;
 
@@ -60,6 +71,12 @@ typedef struct model_layer {
     cpu_weight w_gate;  /* blk.N.ffn_gate.weight    [n_embd -> n_ff] */
     cpu_weight w_up;    /* blk.N.ffn_up.weight      [n_embd -> n_ff] */
     cpu_weight w_down;  /* blk.N.ffn_down.weight    [n_ff -> n_embd] */
+    float *bq, *bk, *bv; /* blk.N.attn_{q,k,v}.bias (n_head * head_dim), (n_head_kv * head_dim)
+                            x2, or NULL (qwen2) */
+    float *q_norm;      /* blk.N.attn_q_norm.weight (head_dim), or NULL (qwen3, gemma3) */
+    float *k_norm;      /* blk.N.attn_k_norm.weight (head_dim), or NULL */
+    float *post_attn_norm; /* blk.N.post_attention_norm.weight (n_embd), or NULL (gemma3) */
+    float *post_ffn_norm;  /* blk.N.post_ffw_norm.weight (n_embd), or NULL (gemma3) */
 } model_layer;
 
 typedef struct model_weights {
@@ -124,8 +141,19 @@ ob_status model_key_f32_or(const ob_model *m, const char *suffix, float def, flo
 void model_vocab_load(ob_model *m);
 void model_vocab_free(ob_model *m);
 
-/* llama.c */
+/* llama.c: the llama family, and the parts its kin share. model_llama_read_hparams reads the
+ * sizes, RoPE and norm epsilon of "<arch>.*"; model_llama_bind reads token_embd, output_norm,
+ * output (or ties it) and every layer's llama tensors; model_llama_read_swa reads
+ * "<arch>.attention.sliding_window" and marks layers (pattern: every n-th layer global, 0 =
+ * all layers use the window). */
+ob_status model_llama_read_hparams(ob_model *m, ob_err *err);
+ob_status model_llama_bind(ob_model *m, ob_err *err);
+ob_status model_llama_read_swa(ob_model *m, int64_t pattern, bool required, ob_err *err);
 ob_status model_llama_load(ob_model *m, ob_err *err);
+/* q, k, v (n_tok rows) of layer il from buf->xn: projections, biases and per-head norms as
+ * the flags say, RoPE with the layer's base (sliding-window layers may have their own). */
+void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
+                     int64_t n_tok);
 void model_llama_forward(const ob_model *m, model_backend *be, model_buffers *buf,
                          const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
                          int64_t n_out);
@@ -136,8 +164,23 @@ void model_llama_forward(const ob_model *m, model_backend *be, model_buffers *bu
 void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo_f, float hi_f,
                                float orig_ctx, float *out);
 
+/* qwen2.c, qwen3.c, gemma3.c */
+ob_status model_qwen2_load(ob_model *m, ob_err *err);
+ob_status model_qwen3_load(ob_model *m, ob_err *err);
+ob_status model_gemma3_load(ob_model *m, ob_err *err);
+void model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *buf,
+                          const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
+                          int64_t n_out);
+
+/* Binds "blk.<il>.<suffix>" as an F32 vector of n (*out owned by the model). */
+ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,
+                                  float **out, ob_err *err);
+
 /* The forward function of the model's architecture. */
 model_forward_fn model_forward_of(const ob_model *m);
+
+/* context.c: bytes of the context's K and V cache (the figure its backend allocated). */
+size_t model_context_kv_bytes(const ob_context *c);
 
 /* Largest cpu_matmul_wsize over the model's matrices for n_tok tokens. */
 size_t model_matmul_wsize(const ob_model *m, int64_t n_tok);

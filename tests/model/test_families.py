@@ -1,0 +1,98 @@
+"""Model families against llama.cpp (pinned llama-cpp-python) on synthetic models written by
+`outboard synth`: qwen2 (q/k/v biases), qwen3 (per-head q/k RMSNorm, head size != n_embd /
+n_head), gemma3 (scaled embeddings, q/k norms, post-norms, GeGLU, tied output, six layers of
+which one is global, sliding window 64 on the others with its own RoPE base). Each in two tensor
+types (F32 and Q8_0), over 64 positions and again at position 1500 (well past the window, the
+ring cache of the local layers having wrapped twice), the latter also fed in uneven pieces.
+
+The tolerance rule is test_logits.py's: max |ours - llama.cpp| / reference logit range, F32
+1e-3, quantized 2e-2, argmax equal wherever the reference top-2 gap is outside the band.
+The 1500-position runs are the slowest reference runs; the sanitizer pass skips them (and says
+so) to keep CI time modest, since the 64-position runs already go through every line.
+"""
+import os
+
+import numpy as np
+import pytest
+
+from conftest import BUILD, llama_cpp_logits, outboard, outboard_logits
+from test_logits import check
+
+ARCHES = ["qwen2", "qwen3", "gemma3"]
+TYPES = ["f32", "q8_0"]
+SANITIZED = os.path.basename(os.path.normpath(BUILD)) == "build-san"
+KV_TOOL = os.path.join(BUILD, "tests", "model", "kv_tool")
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("families")
+
+
+def synth(synth_dir, arch, qtype):
+    path = synth_dir / f"{arch}-{qtype}.gguf"
+    if not path.exists():
+        outboard("synth", "--arch", arch, "--shape", "tiny", "--type", qtype, "-o", path)
+    return str(path)
+
+
+def tokens(n, seed):
+    rng = np.random.default_rng(seed)
+    return [1] + rng.integers(3, 259, size=n - 1).tolist()
+
+
+@pytest.mark.parametrize("qtype", TYPES)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_family_logits_match_llama_cpp(arch, qtype, synth_dir, tmp_path):
+    path = synth(synth_dir, arch, qtype)
+    toks = tokens(64, 7)
+    ours = outboard_logits(path, toks, tmp_path)
+    check(ours, llama_cpp_logits(path, toks), qtype, f"synth {arch} {qtype}, 64 positions")
+
+
+@pytest.mark.skipif(SANITIZED, reason="1500-position reference runs skipped under sanitizers "
+                                      "(slow); the normal pass runs them")
+@pytest.mark.parametrize("qtype", TYPES)
+@pytest.mark.parametrize("arch", ARCHES)
+def test_family_logits_at_position_1500(arch, qtype, synth_dir, tmp_path):
+    path = synth(synth_dir, arch, qtype)
+    toks = tokens(1504, 11)
+    ref = llama_cpp_logits(path, toks, n_ctx=1504)[-4:]
+    ours = outboard_logits(path, toks, tmp_path, ctx=1504)[-4:]
+    check(ours, ref, qtype, f"synth {arch} {qtype}, positions 1500..1503")
+    if arch == "gemma3":  # the ring wraps mid-piece when fed 333 at a time
+        pieces = outboard_logits(path, toks, tmp_path, ctx=1504, chunk=333)[-4:]
+        check(pieces, ref, qtype, f"synth {arch} {qtype}, 1504 tokens in pieces of 333")
+
+
+def kv_tool(*args):
+    if not os.path.exists(KV_TOOL):
+        pytest.skip(f"{KV_TOOL} not built (make test builds it)")
+    import subprocess
+    proc = subprocess.run([KV_TOOL, *map(str, args)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return dict(line.split(" ", 1) for line in proc.stdout.strip().splitlines())
+
+
+def test_gemma3_window_layers_keep_only_the_window(synth_dir):
+    """Tiny gemma3: 6 layers, 1 global; kv row 2 heads x 128 dims; n_batch 512, window 64: the
+    five local layers keep 64 + 512 rows, the global one all 8192."""
+    path = synth(synth_dir, "gemma3", "f32")
+    out = kv_tool(path, 8192)
+    row_bytes = 2 * 128 * 2 * 2  # K and V, f16
+    assert int(out["kv_bytes"]) == (8192 + 5 * (64 + 512)) * row_bytes
+    assert int(out["full_bytes"]) == 6 * 8192 * row_bytes
+
+
+def test_gemma3_truncate_within_and_beyond_the_ring(synth_dir):
+    path = synth(synth_dir, "gemma3", "f32")
+    assert kv_tool(path, 2048, 1500, 990)["truncate"] == "ok"
+    assert kv_tool(path, 2048, 1500, 0)["truncate"] == "ok"
+    msg = kv_tool(path, 2048, 1500, 900)["truncate"]
+    assert msg.startswith("error:") and "sliding-window" in msg and "988" in msg, msg
+
+
+def test_llama_family_arch_without_window_keeps_full_cache(synth_dir):
+    path = synth(synth_dir, "qwen3", "f32")
+    out = kv_tool(path, 4096)
+    assert out["kv_bytes"] == out["full_bytes"]
