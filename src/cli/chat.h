@@ -7,6 +7,7 @@
  *  - chat_reply.c: one answer: sampling, streaming through the family's output parser, showing
  *    reasoning and tool calls apart from the content;
  *  - chat_input.c: reading user lines (continuations, Ctrl-C, Ctrl-D) and the SIGINT flag;
+ *  - chat_edit.c: line editing and history on a terminal;
  *  - chat_history.c: the conversation as JSON messages: save, load, dropping old turns.
  */
 #ifndef OB_CLI_CHAT_H
@@ -117,6 +118,9 @@ typedef struct cli_chat_input {
     size_t len, cap;
     bool eof;
     bool skip; /* dropping the rest of a line that was too long */
+    bool edit; /* a terminal on both sides: lines are edited (chat_edit.c) */
+    char **hist; /* (n_hist) lines entered, oldest first, owned */
+    size_t n_hist, cap_hist;
 } cli_chat_input;
 
 enum {
@@ -132,6 +136,16 @@ enum {
  * new (ob_free) when CLI_CHAT_LINE is returned; otherwise one of the codes above. */
 int cli_chat_input_read(cli_chat_input *in, bool tty, char **line);
 void cli_chat_input_clear(cli_chat_input *in);
+
+/* ---- chat_edit.c ---- */
+
+/* Reads one line from the terminal with editing and history (in->hist); prompt (may hold
+ * colour codes, prompt_w columns wide) is drawn first. *line is new (ob_free) when
+ * CLI_CHAT_LINE is returned; CLI_CHAT_INTR for Ctrl-C on an empty line, CLI_CHAT_EOF for
+ * Ctrl-D on an empty line or the end of input. */
+int cli_chat_edit_line(cli_chat_input *in, const char *prompt, size_t prompt_w, char **line);
+/* Frees the history. */
+void cli_chat_edit_clear(cli_chat_input *in);
 
 /* ---- chat_history.c ---- */
 

@@ -111,18 +111,36 @@ static int append(char **msg, size_t *mlen, const char *s, size_t len) {
     return 0;
 }
 
+/* One physical line: from the line editor, or from stdin (with a plain prompt on a terminal).
+ * p, n: the line, valid until the next call; *edited: to free (editor) or NULL; *consumed: bytes
+ * to drop from in->buf. Returns 1, 0 (end), -1 (Ctrl-C) or -2 (too long) as next_line. */
+static int physical_line(cli_chat_input *in, bool tty, bool first, const char **p, size_t *n,
+                         char **edited, size_t *consumed) {
+    *edited = NULL;
+    *consumed = 0;
+    if (!in->edit) {
+        if (tty) {
+            fputs(first ? "\x1b[1m> \x1b[0m" : "\x1b[1m. \x1b[0m", stdout);
+            fflush(stdout);
+        }
+        return next_line(in, consumed, p, n);
+    }
+    int got = cli_chat_edit_line(in, first ? "\x1b[1m> \x1b[0m" : "\x1b[1m. \x1b[0m", 2, edited);
+    if (got != CLI_CHAT_LINE) return got == CLI_CHAT_INTR ? -1 : got == CLI_CHAT_EOF ? 0 : -2;
+    *p = *edited;
+    *n = strlen(*edited);
+    return 1;
+}
+
 int cli_chat_input_read(cli_chat_input *in, bool tty, char **line) {
     char *msg = NULL;
     size_t mlen = 0;
     *line = NULL;
     for (bool first = true;; first = false) {
-        if (tty) {
-            fputs(first ? "\x1b[1m> \x1b[0m" : "\x1b[1m. \x1b[0m", stdout);
-            fflush(stdout);
-        }
         const char *p;
+        char *edited;
         size_t n, consumed;
-        int got = next_line(in, &consumed, &p, &n);
+        int got = physical_line(in, tty, first, &p, &n, &edited, &consumed);
         if (got <= 0) {
             /* Ctrl-D after a continuation line still sends what was typed. */
             if (got == 0 && msg) break;
@@ -136,8 +154,11 @@ int cli_chat_input_read(cli_chat_input *in, bool tty, char **line) {
         if (keep && p[keep - 1] == '\r') keep--; /* a CRLF file */
         int bad = append(&msg, &mlen, p, keep);
         if (!bad && more) bad = append(&msg, &mlen, "\n", 1);
-        memmove(in->buf, in->buf + consumed, in->len - consumed);
-        in->len -= consumed;
+        ob_free(edited);
+        if (consumed) { /* in->buf may be NULL when the editor read the line */
+            memmove(in->buf, in->buf + consumed, in->len - consumed);
+            in->len -= consumed;
+        }
         if (bad) {
             ob_free(msg);
             return CLI_CHAT_TOOLONG;
@@ -149,6 +170,7 @@ int cli_chat_input_read(cli_chat_input *in, bool tty, char **line) {
 }
 
 void cli_chat_input_clear(cli_chat_input *in) {
+    cli_chat_edit_clear(in);
     ob_free(in->buf);
     memset(in, 0, sizeof *in);
 }

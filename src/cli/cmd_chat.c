@@ -322,6 +322,8 @@ static void banner(const chat *c) {
 static void session(chat *c) {
     cli_chat_input in;
     memset(&in, 0, sizeof in);
+    const char *term = getenv("TERM");
+    in.edit = c->interactive && isatty(1) && !(term && !strcmp(term, "dumb"));
     for (;;) {
         cli_chat_interrupted = 0;
         char *line = NULL;

@@ -200,6 +200,13 @@ def test_context_overflow(stories):
     assert len(prompts) == 6  # every message but the long one was answered
     assert all(int(count) <= 96 - 8 for count, _ in prompts)
     assert "Message number 5" in prompts[-1][1] and "Message number 0" not in prompts[-1][1]
+    # No reply limit: the answer runs into the end of the context, and the next turn makes room.
+    proc = chat(stories, ["Once upon a time", "And then?"], "--temp", 0, "--ctx", 64,
+                "--show-prompt", "--verbose")
+    assert proc.stderr.count("the context is full (64 tokens)") >= 1
+    assert "dropped the 2 oldest messages" in proc.stderr
+    turns = TURN_RE.findall(proc.stderr)
+    assert len(turns) == 2 and all(int(t[1]) < 64 for t in turns)
 
 
 def test_sigint_stops_the_answer(smollm2, tmp_path):
@@ -251,3 +258,62 @@ def test_bad_input(stories, tmp_path):
     assert "only one message" in proc.stderr
     assert len(PROMPT_RE.findall(proc.stderr)) == 1  # the first answered, the second refused
     assert "unknown command" in chat(stories, ["/nosuch"]).stderr
+
+
+def test_terminal_editing_and_history(stories, tmp_path):
+    """On a terminal (a pty): prompts, cursor keys, history, Ctrl-W/A/E/C/D, UTF-8 editing."""
+    pty = pytest.importorskip("pty")
+    import select
+
+    saved = tmp_path / "typed.json"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.environ["TERM"] = "xterm"
+        os.environ.pop("NO_COLOR", None)
+        os.execv(OUTBOARD, [OUTBOARD, "chat", "-m", stories, "--temp", "0", "-n", "4",
+                            "--threads", "1"])
+
+    def read_for(seconds):
+        out, end = b"", time.time() + seconds
+        while time.time() < end:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    break
+        return out
+
+    def until_prompt(limit=60):
+        """Reads until a fresh prompt follows a new row (the line was taken), so keys never
+        arrive while an answer runs and the terminal is not in raw mode."""
+        out, end = b"", time.time() + limit
+        while time.time() < end:
+            out += read_for(0.05)
+            tail = out[out.rfind(b"\n"):] if b"\n" in out else b""
+            if b"\x1b[1m> " in tail or b"\x1b[1m. " in tail:
+                break
+        return out
+
+    banner = until_prompt()
+    keys = [b"abc\x1b[D\x1b[DX\r",                    # left, left, insert: aXbc
+            b"\x1b[A\r",                               # up: the same line again
+            b"hello world\x17there\r",                 # Ctrl-W drops "world"
+            b"junk\x03",                               # Ctrl-C clears a typed line
+            b"xy\x01Z\x05W\x7f\r",                     # Ctrl-A, Ctrl-E, backspace: Zxy
+            "été".encode() + b"\x1b[D\x1b[D\x7f\r",    # a two-byte character deleted whole
+            b"line one \\\r", b"line two\r",           # a continued message
+            f"/save {saved}\r".encode()]
+    screen = b""
+    for k in keys:
+        os.write(fd, k)
+        screen += until_prompt()
+    os.write(fd, b"\x03")  # Ctrl-C at an empty prompt leaves
+    screen += read_for(0.5)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert b"/help" in banner
+    users = [m["content"] for m in json.loads(saved.read_text())["messages"]
+             if m["role"] == "user"]
+    assert users == ["aXbc", "aXbc", "hello there", "Zxy", "té", "line one \nline two"]
+    assert b"^C" in screen

@@ -4,6 +4,7 @@
  * last line needs no newline, a message over the limit is refused and the next one still
  * reads, and a SIGINT during the wait returns CLI_CHAT_INTR.
  */
+#include "../../src/cli/chat_edit.c"
 #include "../../src/cli/chat_input.c"
 
 #include "test.h"
