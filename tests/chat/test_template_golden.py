@@ -75,8 +75,14 @@ def test_every_template_has_goldens():
             assert len(done) >= 6, f
 
 
+def default_model():
+    path = os.environ.get("OB_DEFAULT_MODEL") or os.path.join(ROOT, "models",
+                                                              "gemma-3-270m-q4_k_m.gguf")
+    return [path] if os.path.exists(path) else []
+
+
 def test_default_model_template(tmp_path):
-    models = sorted(glob.glob(os.path.join(ROOT, "models", "*.gguf")))
+    models = default_model()
     if not models:
         pytest.skip("no default model in models/ (scripts/fetch-default-model.sh)")
     import gguf
@@ -111,6 +117,44 @@ def test_default_model_template(tmp_path):
         else:
             assert proc.returncode == 1, name
     assert checked >= 4
+
+
+def test_builtin_gemma3_matches_llama_cpp(tmp_path):
+    """The built-in Gemma 3 template (used when the GGUF has none) against llama.cpp's own
+    Gemma formatting (llama_chat_apply_template "gemma"), an implementation written apart from
+    ours, for plain conversations; llama.cpp leaves BOS to the tokenizer."""
+    models = default_model()
+    if not models:
+        pytest.skip("no default model in models/ (scripts/fetch-default-model.sh)")
+    import ctypes
+
+    import llama_cpp
+
+    convs = [
+        [("user", "Hello")],
+        [("system", "Be brief."), ("user", "What is 2+2?")],
+        [("system", "S"), ("user", "a"), ("assistant", "b"), ("user", "c")],
+        [("user", "x\ny"), ("assistant", " spaced "), ("user", "\u00e9t\u00e9 \U0001F600")],
+    ]
+    for i, conv in enumerate(convs):
+        for add_gen in (True, False):
+            arr = (llama_cpp.llama_chat_message * len(conv))()
+            keep = []
+            for j, (role, content) in enumerate(conv):
+                keep += [role.encode(), content.encode()]
+                arr[j].role, arr[j].content = keep[-2], keep[-1]
+            buf = ctypes.create_string_buffer(1 << 14)
+            n = llama_cpp.llama_chat_apply_template(b"gemma", arr, len(conv), add_gen, buf,
+                                                    len(buf))
+            assert 0 < n < len(buf)
+            expected = b"<bos>" + buf.raw[:n]
+            path = tmp_path / f"c{i}.json"
+            path.write_text(json.dumps({
+                "messages": [{"role": r, "content": c} for r, c in conv],
+                "add_generation_prompt": add_gen}))
+            proc = run_template(["-m", models[0]], str(path))
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout == expected, (conv, add_gen)
 
 
 # Gemma 3's template (google/gemma-3-*-it tokenizer_config.json), the default model's family;
