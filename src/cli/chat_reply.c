@@ -23,7 +23,8 @@
 /* What has been shown of the answer so far. */
 typedef struct view {
     bool tty;
-    bool dimmed; /* the terminal is in reasoning colours */
+    bool dimmed;   /* the terminal is in reasoning colours */
+    bool reasoned; /* some reasoning was shown */
 } view;
 
 static void show_calls(view *v, const chat_tool_call *calls, size_t n) {
@@ -36,6 +37,7 @@ static void show(view *v, const chat_output_delta *d) {
     if (d->reasoning_len) {
         if (v->tty && !v->dimmed) fputs(DIM, stdout);
         v->dimmed = v->tty;
+        v->reasoned = true;
         fwrite(d->reasoning, 1, d->reasoning_len, v->tty ? stdout : stderr);
     }
     if ((d->content_len || d->n_calls) && v->dimmed) {
@@ -134,6 +136,7 @@ ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, chat_family fami
     if (!fst) fst = chat_output_stream_finish(ps, &d, &r->out, &ferr);
     if (!fst) show(&v, &d);
     if (v.dimmed) fputs(RESET, stdout);
+    if (v.reasoned && !v.tty) fputc('\n', stderr); /* the reasoning's own line ends */
     fflush(stdout);
     chat_output_stream_free(ps);
     ob_detok_free(dt);

@@ -359,6 +359,9 @@ int cli_cmd_chat(int argc, char **argv) {
         const char *nc = getenv("NO_COLOR");
         c.color = c.interactive && isatty(1) && !(nc && *nc);
         if (c.interactive) banner(&c);
+        else if (c.o.verbose)
+            fprintf(stderr, "chat: context %lld tokens, output format %s\n",
+                    (long long)c.eng.n_ctx, chat_family_name(c.tmpl.family));
         cli_chat_signals_install();
         session(&c);
         rc = 0;

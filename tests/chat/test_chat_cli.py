@@ -189,6 +189,29 @@ def test_fallback_template_reset_save_load(stories, tmp_path):
     assert "saved 5 messages" in proc.stderr and "loaded 5 messages" in proc.stderr
 
 
+THINK_TEMPLATE = """{%- for m in messages %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant
+<think>
+{% endif %}"""
+
+
+def test_reasoning_kept_apart(stories, tmp_path):
+    """A template whose generation prompt opens <think>: everything the model writes before
+    </think> is reasoning, so stdout gets an empty reply, stderr the reasoning, and the saved
+    conversation keeps it in reasoning_content, out of content."""
+    tmpl = tmp_path / "think.jinja"
+    tmpl.write_text(THINK_TEMPLATE)
+    saved = tmp_path / "think.json"
+    proc = chat(stories, ["Hello", f"/save {saved}"], "--template", tmpl, "--temp", 0, "-n", 6,
+                "--verbose")
+    assert "output format hermes" in proc.stderr
+    assert proc.stdout == "\n"
+    reply = json.loads(saved.read_text())["messages"][1]
+    assert reply["content"] == "" and reply["reasoning_content"]
+    assert reply["reasoning_content"] in proc.stderr
+
+
 def test_context_overflow(stories):
     long_line = " ".join(["word"] * 300)
     lines = [f"Message number {i} is about a cat and a dog." for i in range(6)]
@@ -266,12 +289,14 @@ def test_terminal_editing_and_history(stories, tmp_path):
     import select
 
     saved = tmp_path / "typed.json"
+    tmpl = tmp_path / "think.jinja"
+    tmpl.write_text(THINK_TEMPLATE)
     pid, fd = pty.fork()
     if pid == 0:
         os.environ["TERM"] = "xterm"
         os.environ.pop("NO_COLOR", None)
         os.execv(OUTBOARD, [OUTBOARD, "chat", "-m", stories, "--temp", "0", "-n", "4",
-                            "--threads", "1"])
+                            "--threads", "1", "--template", str(tmpl)])
 
     def read_for(seconds):
         out, end = b"", time.time() + seconds
@@ -317,3 +342,41 @@ def test_terminal_editing_and_history(stories, tmp_path):
              if m["role"] == "user"]
     assert users == ["aXbc", "aXbc", "hello there", "Zxy", "té", "line one \nline two"]
     assert b"^C" in screen
+    assert b"\x1b[2m" in screen  # the reasoning, dimmed
+
+
+def test_default_model_builtin_gemma_template(tmp_path):
+    """The default model (Gemma 3 270M) carries no template: the chat says it uses the built-in
+    Gemma 3 one, renders as jinja2 renders the maker's template, sends one BOS (the template
+    writes it and the vocabulary would add it: llama.cpp strips the text one) and answers as
+    llama.cpp's greedy decoding does."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    model = os.environ.get("OB_DEFAULT_MODEL",
+                           os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf"))
+    if not os.path.exists(model):
+        pytest.skip(f"{model} absent: run scripts/fetch-default-model.sh")
+    from test_template_golden import GEMMA3
+
+    n = 8
+    proc = chat(model, ["What is the capital of France?"], "--temp", 0, "-n", n, "--ctx", 256,
+                "--show-prompt", "--verbose", "--system", "Answer in one word.")
+    assert "using the built-in Gemma 3 template" in proc.stderr
+    (count, text), = PROMPT_RE.findall(proc.stderr)
+    _, bos, eos = gguf_template(model)
+    kind, want = gen.render(GEMMA3, {"messages": [
+        {"role": "system", "content": "Answer in one word."},
+        {"role": "user", "content": "What is the capital of France?"}],
+        "add_generation_prompt": True}, bos, eos)
+    assert kind == "ok" and text == want
+    llm = llama_cpp.Llama(model_path=model, n_ctx=256, n_threads=1, logits_all=True,
+                          verbose=False)
+    ids = llm.tokenize(text[len(bos):].encode(), add_bos=True, special=True)
+    assert int(count) == len(ids) and ids.count(llm.token_bos()) == 1
+    want_ids, ties = llama_greedy(llm, ids, n)
+    llm.close()
+    got = [int(t) for t in IDS_RE.findall(proc.stderr)[0].split()]
+    print("outboard", got, "llama.cpp", want_ids)
+    if got != want_ids:
+        first = next(k for k in range(len(got) + 1)
+                     if k >= min(len(got), len(want_ids)) or got[k] != want_ids[k])
+        assert first in ties, f"replies part at token {first}: {got} vs {want_ids}"
