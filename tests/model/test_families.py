@@ -96,3 +96,15 @@ def test_llama_family_arch_without_window_keeps_full_cache(synth_dir):
     path = synth(synth_dir, "qwen3", "f32")
     out = kv_tool(path, 4096)
     assert out["kv_bytes"] == out["full_bytes"]
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_cuda_device_refuses_family_by_name(arch, synth_dir):
+    """No CUDA kernels for these families yet: --device cuda names the architecture (checked
+    before looking for a device, so also on machines without one); auto runs on the CPU."""
+    path = synth(synth_dir, arch, "f32")
+    proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, "--device", "cuda",
+                    check=False)
+    assert proc.returncode == 1 and f"architecture '{arch}'" in proc.stderr, proc.stderr
+    proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, "--device", "auto", "--ids")
+    assert len(proc.stdout.split()) == 2
