@@ -43,17 +43,21 @@ enum { NY = 4 };    /* activation rows of the batched case */
 
 static float g_sink;
 
-/* Products of `rows` weight rows with `ny` activation rows until `secs` pass, either by one
- * vec_dot call per pair or through quant_dot_tile; returns GB/s of weights streamed. */
-static double bench_matvec(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
-                           int64_t ny, int tile, float *out, double secs, double *gelem) {
+/* Products of `rows` weight rows with `ny` activation rows until `secs` pass: by one vec_dot
+ * call per pair (tile 0), through quant_dot_tile (1), or through dot_packed on rows of `prow`
+ * bytes packed by act_pack (2); returns GB/s of weights streamed. */
+static double bench_run(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
+                        size_t prow, int64_t ny, int tile, float *out, double secs,
+                        double *gelem) {
     size_t row = (size_t)(N / t->block_size) * t->type_size;
     const quant_traits *ty = quant_traits_ref(t->vec_dot_type);
     size_t yrow = (size_t)(N / ty->block_size) * ty->type_size;
     int64_t passes = 0;
     double start = now(), elapsed;
     do {
-        if (tile) {
+        if (tile == 2) {
+            t->dot_packed(N, rows, ny, out, (size_t)rows, w, row, qy, prow);
+        } else if (tile) {
             quant_dot_tile(t, N, rows, ny, out, (size_t)rows, w, row, qy, yrow);
         } else {
             for (int64_t j = 0; j < ny; j++)
@@ -67,6 +71,13 @@ static double bench_matvec(const quant_traits *t, const uint8_t *w, int64_t rows
     } while (elapsed < secs);
     *gelem = (double)passes * (double)rows * (double)ny * N / elapsed * 1e-9;
     return (double)passes * (double)rows * (double)row / elapsed * 1e-9;
+}
+
+/* Products of `rows` weight rows with `ny` activation rows until `secs` pass, either by one
+ * vec_dot call per pair or through quant_dot_tile; returns GB/s of weights streamed. */
+static double bench_matvec(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
+                           int64_t ny, int tile, float *out, double secs, double *gelem) {
+    return bench_run(t, w, rows, qy, 0, ny, tile, out, secs, gelem);
 }
 
 static void bench_type(uint32_t type, size_t mb, double secs) {
@@ -106,6 +117,21 @@ static void bench_type(uint32_t type, size_t mb, double secs) {
         bench_matvec(t, w, rows, qy, NY, 1, out, secs, &e4);
         printf("%-7s %-7s %8.2f %8.2f GB/s %8.2f %8.2f %8.2f Gelem/s\n", t->name, t->isa, g1,
                gt, e1, et, e4);
+        if (t->dot_packed) {
+            size_t prow = t->act_pack_size(N);
+            uint8_t *qp = ob_alloc_aligned(64, prow * NY);
+            for (int j = 0; j < NY && qp; j++) {
+                for (int i = 0; i < N; i++) x[i] = rng_value();
+                t->act_pack(x, qp + j * prow, N);
+            }
+            if (qp) {
+                double p1 = bench_run(t, w, rows, qp, prow, 1, 2, out, secs, &e1);
+                bench_run(t, w, rows, qp, prow, NY, 2, out, secs, &e4);
+                printf("%-7s %-7s %8.2f %8s GB/s %8.2f %8s %8.2f Gelem/s (packed)\n", t->name,
+                       t->isa, p1, "", e1, "", e4);
+            }
+            ob_free_aligned(qp);
+        }
     }
 done:
     ob_free_aligned(w);

@@ -28,21 +28,31 @@ ob_status cpu_weight_init(cpu_weight *w, ob_err *err) {
                        "tensor '%s': row length %lld is not a multiple of the %s block (%lld)",
                        w->name, (long long)w->n_in, w->qt->name, (long long)w->qt->block_size);
     w->act_row_size = (size_t)(w->n_in / w->act->block_size) * w->act->type_size;
+    w->pack_row_size = w->qt->dot_packed ? w->qt->act_pack_size(w->n_in) : 0;
     return OB_OK;
 }
 
 static int act_is_f32(const cpu_weight *w) { return w->qt->vec_dot_type == OB_QTYPE_F32; }
 
+/* Whether this product runs on packed activations: single-token products (decode), where
+ * the packed kernels are fastest. */
+static int use_packed(const cpu_weight *w, int64_t n_tok) {
+    return n_tok == 1 && w->pack_row_size > 0;
+}
+
 size_t cpu_matmul_wsize(const cpu_weight *w, int64_t n_tok) {
-    return act_is_f32(w) ? 0 : (size_t)n_tok * w->act_row_size;
+    if (act_is_f32(w)) return 0;
+    size_t plain = (size_t)n_tok * w->act_row_size;
+    return plain > w->pack_row_size ? plain : w->pack_row_size;
 }
 
 typedef struct mm_task {
     float *y;
     const cpu_weight *w;
     const float *x;   /* (n_tok, n_in) f32 */
-    const char *xq;   /* (n_tok, act_row_size) vec_dot_type */
+    const char *xq;   /* (n_tok, act_row_size) vec_dot_type, or (1, pack_row_size) packed */
     int64_t n_tok;
+    int packed;       /* use_packed() */
     atomic_llong next; /* next chunk of rows to hand out */
 } mm_task;
 
@@ -61,6 +71,11 @@ static void convert_run(void *arg, int ith, int nth) {
 static void mm_chunk(const mm_task *t, int64_t r_lo, int64_t r_hi) {
     const cpu_weight *w = t->w;
     const char *wrows = (const char *)w->data + (size_t)r_lo * w->row_size;
+    if (t->packed) {
+        w->qt->dot_packed(w->n_in, r_hi - r_lo, 1, &t->y[r_lo], (size_t)w->n_out, wrows,
+                          w->row_size, t->xq, w->pack_row_size);
+        return;
+    }
     for (int64_t t0 = 0; t0 < t->n_tok; t0 += MM_TOKENS) {
         int64_t nt = t->n_tok - t0 < MM_TOKENS ? t->n_tok - t0 : MM_TOKENS;
         quant_dot_tile(w->qt, w->n_in, r_hi - r_lo, nt, &t->y[t0 * w->n_out + r_lo],
@@ -84,9 +99,11 @@ static void mm_run(void *arg, int ith, int nth) {
 void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, int64_t n_tok,
                 void *wsp) {
     mm_task t = {.y = y, .w = w, .x = x, .xq = act_is_f32(w) ? (const char *)x : wsp,
-                 .n_tok = n_tok};
+                 .n_tok = n_tok, .packed = use_packed(w, n_tok)};
     atomic_init(&t.next, 0);
-    if (!act_is_f32(w)) {
+    if (t.packed) {
+        w->qt->act_pack(x, wsp, w->n_in);
+    } else if (!act_is_f32(w)) {
         if (n_tok == 1) convert_run(&t, 0, 1);
         else cpu_pool_run(pool, convert_run, &t);
     }

@@ -7,7 +7,8 @@
  * Decode (one token) streams every weight row once. Prefill (many tokens) walks W in chunks of
  * rows and, inside a chunk, the tokens in tiles, so a weight row is read from memory once and
  * then reused from cache across a tile of tokens; where the quant module offers a kernel that
- * takes several rows and tokens per call, register tiling comes from it.
+ * takes several rows and tokens per call, register tiling comes from it. Where the kernel
+ * variant has its own activation layout (quant_traits.act_pack), decode uses it.
  */
 #ifndef OB_CPU_MATMUL_H
 #define OB_CPU_MATMUL_H
@@ -28,6 +29,7 @@ typedef struct cpu_weight {
     const quant_traits *qt;   /* kernels for this CPU */
     const quant_traits *act;  /* traits of qt->vec_dot_type (converts activations) */
     size_t act_row_size;      /* bytes of one activation row in vec_dot_type */
+    size_t pack_row_size;     /* bytes of one packed activation row (qt->act_pack), 0 if none */
 } cpu_weight;
 
 /* Fills w's kernel fields from its type. OB_ERR_UNSUPPORTED naming the tensor when the quant

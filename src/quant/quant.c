@@ -5,6 +5,7 @@
  * the best one this CPU can run becomes quant_traits_get's answer.
  */
 #include "quant/quant_impl.h"
+#include "quant/pack.h"
 
 #include "core/cpu_features.h"
 
@@ -96,6 +97,12 @@ static const quant_row ROWS[OB_QTYPE_COUNT] = {
          ARM(&quant_iq4_xs_neon)}},
 };
 
+/* Packed-activation kernels (pack.h), added to the AVX-512 variant of their type. */
+static const quant_pack_impl *const PACKED_AVX512[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = X86(&quant_q4_0_pack_avx512),
+    [OB_QTYPE_Q8_0] = X86(&quant_q8_0_pack_avx512),
+};
+
 static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
 
 static quant_traits g_traits[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
@@ -153,6 +160,12 @@ static void quant_init(void) {
             if (!quant_isa_ok(isa, impl, cpu)) break;
             quant_overlay(&cur, impl);
             cur.isa = ISA_NAMES[isa];
+            const quant_pack_impl *pk = isa == QUANT_ISA_AVX512 ? PACKED_AVX512[type] : NULL;
+            if (pk) {
+                cur.act_pack_size = pk->size;
+                cur.act_pack = pk->pack;
+                cur.dot_packed = pk->dot;
+            }
             g_traits[type][isa] = cur;
             g_have[type][isa] = true;
             g_best[type] = isa;

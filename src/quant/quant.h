@@ -41,6 +41,9 @@ typedef void (*quant_dot_tile_fn)(int64_t n, int64_t nx, int64_t ny, float *out,
                                   size_t out_stride, const void *x, size_t x_stride,
                                   const void *y, size_t y_stride);
 
+/* Bytes of one packed activation row of n elements (see act_pack). */
+typedef size_t (*quant_pack_size_fn)(int64_t n);
+
 typedef struct quant_traits {
     uint32_t type;            /* ob_qtype id */
     const char *name;         /* "Q4_0" */
@@ -58,6 +61,14 @@ typedef struct quant_traits {
     /* Extensions beyond the agreed interface. */
     quant_dot_tile_fn dot_tile; /* NULL when the variant has none; quant_dot_tile() then loops
                                    over vec_dot */
+    /* Packed activations (all NULL on variants without them): act_pack quantizes an f32 row
+     * of n elements into act_pack_size(n) bytes of a layout private to this variant (the
+     * same quants as vec_dot_type's from_f32, arranged for the kernel), and dot_packed is a
+     * quant_dot_tile_fn whose y rows are in that layout, for any ny >= 1. Results equal
+     * vec_dot on vec_dot_type rows up to float summation order. */
+    quant_pack_size_fn act_pack_size;
+    quant_from_f32_fn act_pack;
+    quant_dot_tile_fn dot_packed;
 } quant_traits;
 
 /* Best variant for this CPU (after OB_ISA); NULL when the type is not supported. The result is

@@ -4,8 +4,9 @@
  * variant this CPU runs against the scalar reference on random data, tails and odd sizes
  * included:
  *   to_f32 and from_f32   bit for bit (both are exact integer/float-rounding work);
- *   vec_dot, dot_tile     |got - ref| <= 1e-4 * sum |x_i * y_i| (float summation order and,
- *                         for F16/BF16, float vs double accumulation are the only differences).
+ *   vec_dot, dot_tile,    |got - ref| <= 1e-4 * sum |x_i * y_i| (float summation order and,
+ *   dot_packed            for F16/BF16, float vs double accumulation are the only differences;
+ *                         dot_packed's activations come from its own act_pack).
  */
 #include "quant/quant.h"
 
@@ -258,6 +259,44 @@ static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, s
     return 0;
 }
 
+/* dot_packed on TX weight rows x 1..TY activation rows packed by act_pack, against the
+ * reference vec_dot on the same activations quantized by the reference vec_dot_type. */
+static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
+    if (!t->dot_packed) return 0;
+    const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
+    size_t rb = row_bytes(t, n), yb = row_bytes(ry, n), pb = t->act_pack_size(n);
+    uint8_t *packed = ob_alloc(TY, pb);
+    for (int i = 0; i < TX; i++) {
+        fill(s->x, n);
+        r->from_f32(s->x, s->qx + i * rb, n);
+    }
+    for (int j = 0; j < TY; j++) {
+        fill(s->y, n);
+        ry->from_f32(s->y, s->qy + j * yb, n);
+        t->act_pack(s->y, packed + j * pb, n);
+    }
+    int failed = 0;
+    for (int ny = 1; ny <= TY && !failed; ny++) {
+        float tile[TY][TX];
+        t->dot_packed(n, TX, ny, &tile[0][0], TX, s->qx, rb, packed, pb);
+        for (int j = 0; j < ny && !failed; j++) {
+            for (int i = 0; i < TX && !failed; i++) {
+                float want;
+                r->vec_dot(n, &want, s->qx + i * rb, s->qy + j * yb);
+                double abs_sum;
+                ref_dot(r, ry, n, s->qx + i * rb, s->qy + j * yb, &abs_sum);
+                if (fabs(tile[j][i] - want) > 1e-4 * abs_sum + 1e-30) {
+                    fprintf(stderr, "  %s/%s packed n=%lld ny=%d row %d x %d: %.9g ref %.9g\n",
+                            t->name, t->isa, (long long)n, ny, i, j, tile[j][i], want);
+                    failed = 1;
+                }
+            }
+        }
+    }
+    ob_free(packed);
+    return failed;
+}
+
 /* One type on one ISA against the reference, over every test size. */
 static int check_isa(const quant_traits *t, const quant_traits *r) {
     scratch s = {
@@ -268,7 +307,8 @@ static int check_isa(const quant_traits *t, const quant_traits *r) {
     int failed = 0;
     for (int k = 0; k < N_SIZES && !failed; k++) {
         int64_t n = test_size(t, k);
-        failed = check_convert(t, r, n, &s) || check_dots(t, r, n, &s);
+        failed = check_convert(t, r, n, &s) || check_dots(t, r, n, &s) ||
+                 check_packed(t, r, n, &s);
     }
     ob_free(s.x);
     ob_free(s.y);
