@@ -10,7 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#define MM_ROWS 16   /* weight rows per chunk handed out */
+#define MM_ROWS 16   /* weight rows per chunk handed out (a multiple of every rp_rows) */
 #define MM_TOKENS 32 /* tokens per tile: a weight row is reused from L1 across this many */
 
 ob_status cpu_weight_init(cpu_weight *w, ob_err *err) {
@@ -29,6 +29,7 @@ ob_status cpu_weight_init(cpu_weight *w, ob_err *err) {
                        w->name, (long long)w->n_in, w->qt->name, (long long)w->qt->block_size);
     w->act_row_size = (size_t)(w->n_in / w->act->block_size) * w->act->type_size;
     w->pack_row_size = w->qt->dot_packed ? w->qt->act_pack_size(w->n_in) : 0;
+    cpu_weight_repack(w);
     return OB_OK;
 }
 
@@ -42,6 +43,7 @@ static int use_packed(const cpu_weight *w, int64_t n_tok) {
 
 size_t cpu_matmul_wsize(const cpu_weight *w, int64_t n_tok) {
     if (act_is_f32(w)) return 0;
+    if (w->rp) return (size_t)n_tok * w->rp_act_row_size;
     size_t plain = (size_t)n_tok * w->act_row_size;
     return plain > w->pack_row_size ? plain : w->pack_row_size;
 }
@@ -53,6 +55,8 @@ typedef struct mm_task {
     const char *xq;   /* (n_tok, act_row_size) vec_dot_type, or (1, pack_row_size) packed */
     int64_t n_tok;
     int packed;       /* use_packed() */
+    quant_from_f32_fn conv; /* f32 row -> xq row */
+    size_t xq_row;    /* bytes per xq row */
     atomic_llong next; /* next chunk of rows to hand out */
 } mm_task;
 
@@ -61,8 +65,7 @@ static void convert_run(void *arg, int ith, int nth) {
     int64_t lo, hi;
     cpu_split(t->n_tok, ith, nth, &lo, &hi);
     for (int64_t r = lo; r < hi; r++)
-        t->w->act->from_f32(t->x + r * t->w->n_in, (void *)(t->xq + r * t->w->act_row_size),
-                            t->w->n_in);
+        t->conv(t->x + r * t->w->n_in, (void *)(t->xq + r * t->xq_row), t->w->n_in);
 }
 
 /* Rows [r_lo, r_hi) of W against every token, a tile of MM_TOKENS tokens at a time: the
@@ -71,6 +74,16 @@ static void convert_run(void *arg, int ith, int nth) {
 static void mm_chunk(const mm_task *t, int64_t r_lo, int64_t r_hi) {
     const cpu_weight *w = t->w;
     const char *wrows = (const char *)w->data + (size_t)r_lo * w->row_size;
+    if (w->rp) {
+        const char *rows = (const char *)w->rp + (size_t)(r_lo / w->qt->rp_rows) * w->rp_group;
+        for (int64_t t0 = 0; t0 < t->n_tok; t0 += MM_TOKENS) {
+            int64_t nt = t->n_tok - t0 < MM_TOKENS ? t->n_tok - t0 : MM_TOKENS;
+            w->qt->rp_dot(w->n_in, r_hi - r_lo, nt, &t->y[t0 * w->n_out + r_lo],
+                          (size_t)w->n_out, rows, w->rp_group,
+                          t->xq + (size_t)t0 * w->rp_act_row_size, w->rp_act_row_size);
+        }
+        return;
+    }
     if (t->packed) {
         w->qt->dot_packed(w->n_in, r_hi - r_lo, 1, &t->y[r_lo], (size_t)w->n_out, wrows,
                           w->row_size, t->xq, w->pack_row_size);
@@ -99,7 +112,12 @@ static void mm_run(void *arg, int ith, int nth) {
 void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, int64_t n_tok,
                 void *wsp) {
     mm_task t = {.y = y, .w = w, .x = x, .xq = act_is_f32(w) ? (const char *)x : wsp,
-                 .n_tok = n_tok, .packed = use_packed(w, n_tok)};
+                 .n_tok = n_tok, .packed = !w->rp && use_packed(w, n_tok),
+                 .conv = w->act->from_f32, .xq_row = w->act_row_size};
+    if (w->rp) {
+        t.conv = w->qt->rp_act;
+        t.xq_row = w->rp_act_row_size;
+    }
     atomic_init(&t.next, 0);
     if (t.packed) {
         w->qt->act_pack(x, wsp, w->n_in);

@@ -30,11 +30,27 @@ typedef struct cpu_weight {
     const quant_traits *act;  /* traits of qt->vec_dot_type (converts activations) */
     size_t act_row_size;      /* bytes of one activation row in vec_dot_type */
     size_t pack_row_size;     /* bytes of one packed activation row (qt->act_pack), 0 if none */
+    const void *rp;           /* (n_out / qt->rp_rows groups of rp_group bytes) the rows
+                                 repacked for qt->rp_dot (repack.c, shared), or NULL */
+    size_t rp_group;          /* bytes of one repacked group */
+    size_t rp_act_row_size;   /* bytes of one activation row from qt->rp_act */
 } cpu_weight;
 
-/* Fills w's kernel fields from its type. OB_ERR_UNSUPPORTED naming the tensor when the quant
- * module has no kernels for the type; OB_ERR_FORMAT when n_in does not fit its blocks. */
+/* Fills w's kernel fields from its type (and repacks it, see cpu_weight_repack: the data's
+ * owner must call cpu_weight_release(w->data) before freeing it). OB_ERR_UNSUPPORTED naming
+ * the tensor when the quant module has no kernels for the type; OB_ERR_FORMAT when n_in does
+ * not fit its blocks. */
 ob_status cpu_weight_init(cpu_weight *w, ob_err *err);
+
+/* Gives w a repacked copy of its rows when its kernels have a repacked layout and n_out
+ * fits it (repack.c); copies are shared by weights bound to the same data. Leaves w->rp NULL
+ * (the file's layout is then used) when the layout does not apply, memory is short, or the
+ * environment sets OB_REPACK=0. Called by cpu_weight_init. */
+void cpu_weight_repack(cpu_weight *w);
+
+/* Frees the repacked copy made from `data`, if any: the owner of the weight data calls it for
+ * each tensor before the data goes away; every cpu_weight bound to it is then invalid. */
+void cpu_weight_release(const void *data);
 
 /* Bytes of scratch cpu_matmul needs for n_tok activation rows. */
 size_t cpu_matmul_wsize(const cpu_weight *w, int64_t n_tok);

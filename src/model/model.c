@@ -250,6 +250,9 @@ void ob_model_free(ob_model *m) {
     ob_free(m->w.rope_freqs);
     ob_free(m->name);
     model_vocab_free(m);
+    /* repacked copies of the weights (src/cpu/repack.c) go with the mapping */
+    for (int64_t i = 0; m->file && i < gguf_tensor_count(m->file); i++)
+        cpu_weight_release(gguf_tensor_at(m->file, i)->data);
     gguf_close(m->file);
     ob_free(m);
 }

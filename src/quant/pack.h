@@ -1,8 +1,8 @@
 /*
- * Packed activation rows (pack_avx512.c): the Q8_0 quantization of an activation row laid out
- * for the AVX-512 VNNI kernels of Q4_0 and Q8_0 weights, which quant_traits offers as
- * act_pack / dot_packed. The layout is private to those kernels: only the matching
- * dot_packed reads a row that act_pack wrote.
+ * Kernel-specific layouts of the Q4_0 / Q8_0 AVX-512 VNNI kernels, which quant_traits offers
+ * as extensions: packed activation rows (pack_avx512.c: act_pack / dot_packed) and weights
+ * repacked 16 rows at a time with their own activation rows (repack_avx512.c: rp_*). The
+ * layouts are private to those kernels: only the matching dot reads what its pack wrote.
  */
 #ifndef OB_QUANT_PACK_H
 #define OB_QUANT_PACK_H
@@ -19,8 +19,18 @@ typedef struct quant_pack_impl {
     quant_dot_tile_fn dot;
 } quant_pack_impl;
 
+/* The entry points of quant_traits' repacked weights (repack_avx512.c). */
+typedef struct quant_repack_impl {
+    int64_t rows;
+    quant_repack_fn pack;
+    quant_pack_size_fn act_size;
+    quant_from_f32_fn act;
+    quant_dot_tile_fn dot;
+} quant_repack_impl;
+
 #if defined(__x86_64__) || defined(_M_X64)
 extern const quant_pack_impl quant_q4_0_pack_avx512, quant_q8_0_pack_avx512;
+extern const quant_repack_impl quant_q4_0_repack_avx512, quant_q8_0_repack_avx512;
 #endif
 
 #endif

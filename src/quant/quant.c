@@ -102,6 +102,10 @@ static const quant_pack_impl *const PACKED_AVX512[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_0] = X86(&quant_q4_0_pack_avx512),
     [OB_QTYPE_Q8_0] = X86(&quant_q8_0_pack_avx512),
 };
+static const quant_repack_impl *const REPACKED_AVX512[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = X86(&quant_q4_0_repack_avx512),
+    [OB_QTYPE_Q8_0] = X86(&quant_q8_0_repack_avx512),
+};
 
 static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
 
@@ -165,6 +169,14 @@ static void quant_init(void) {
                 cur.act_pack_size = pk->size;
                 cur.act_pack = pk->pack;
                 cur.dot_packed = pk->dot;
+            }
+            const quant_repack_impl *rp = isa == QUANT_ISA_AVX512 ? REPACKED_AVX512[type] : NULL;
+            if (rp) {
+                cur.rp_rows = rp->rows;
+                cur.rp_pack = rp->pack;
+                cur.rp_act_size = rp->act_size;
+                cur.rp_act = rp->act;
+                cur.rp_dot = rp->dot;
             }
             g_traits[type][isa] = cur;
             g_have[type][isa] = true;

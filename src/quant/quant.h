@@ -43,6 +43,9 @@ typedef void (*quant_dot_tile_fn)(int64_t n, int64_t nx, int64_t ny, float *out,
 
 /* Bytes of one packed activation row of n elements (see act_pack). */
 typedef size_t (*quant_pack_size_fn)(int64_t n);
+/* Repacks rp_rows weight rows of n elements (src_stride bytes apart) into one group of the
+ * variant's interleaved layout, rp_rows * row bytes long. */
+typedef void (*quant_repack_fn)(const void *src, size_t src_stride, void *dst, int64_t n);
 
 typedef struct quant_traits {
     uint32_t type;            /* ob_qtype id */
@@ -69,6 +72,16 @@ typedef struct quant_traits {
     quant_pack_size_fn act_pack_size;
     quant_from_f32_fn act_pack;
     quant_dot_tile_fn dot_packed;
+    /* Repacked weights (rp_rows 0 on variants without them): rp_pack interleaves groups of
+     * rp_rows rows once at load; rp_act quantizes an f32 activation row into rp_act_size(n)
+     * bytes; rp_dot is a quant_dot_tile_fn whose x is nx / rp_rows repacked groups (nx a
+     * multiple of rp_rows, x_stride bytes between groups) and whose y rows come from rp_act.
+     * Results equal vec_dot up to float summation order. */
+    int64_t rp_rows;
+    quant_repack_fn rp_pack;
+    quant_pack_size_fn rp_act_size;
+    quant_from_f32_fn rp_act;
+    quant_dot_tile_fn rp_dot;
 } quant_traits;
 
 /* Best variant for this CPU (after OB_ISA); NULL when the type is not supported. The result is

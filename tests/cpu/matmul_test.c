@@ -16,8 +16,10 @@ static float frand(void) {
     return (float)((rng_state >> 40) & 0xffffff) / (float)(1 << 23) - 1.0f;
 }
 
-static void check_type(uint32_t type, int64_t n_tok, cpu_pool *pool, int *ok) {
-    enum { K = 512, M = 37 }; /* K: two 256-element K-quant super-blocks */
+/* M weight rows: 37 (not a multiple of a chunk) or 48 (three groups of 16, so kernels with
+ * repacked rows take them). */
+static void check_type(uint32_t type, int64_t n_tok, int64_t M, cpu_pool *pool, int *ok) {
+    enum { K = 512 }; /* K: two 256-element K-quant super-blocks */
     const quant_traits *qt = quant_traits_get(type);
     *ok = 0;
     if (!qt || !qt->from_f32) {
@@ -69,6 +71,7 @@ static void check_type(uint32_t type, int64_t n_tok, cpu_pool *pool, int *ok) {
     int32_t id = 5;
     cpu_get_rows(&w, &id, 1, row0);
     for (int k = 0; k < K; k++) *ok &= row0[k] == wf[5 * K + k];
+    cpu_weight_release(w.data);
     ob_free(wf), ob_free(x), ob_free(wq), ob_free(xs), ob_free(xq), ob_free(y);
     ob_free_aligned(wsp);
 }
@@ -82,12 +85,13 @@ TEST(matmul_matches_naive_for_every_type) {
         cpu_pool *pool;
         CHECK(cpu_pool_new(nth, &pool, NULL) == OB_OK);
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-            for (size_t j = 0; j < 3; j++) {
-                int ok;
-                check_type(types[i], toks[j], pool, &ok);
-                CHECK_MSG(ok, "type %s, %lld tokens, %d threads", gguf_qtype_name(types[i]),
-                          (long long)toks[j], nth);
-            }
+            for (size_t j = 0; j < 3; j++)
+                for (int64_t m = 37; m <= 48; m += 11) {
+                    int ok;
+                    check_type(types[i], toks[j], m, pool, &ok);
+                    CHECK_MSG(ok, "type %s, %lld tokens, %lld rows, %d threads",
+                              gguf_qtype_name(types[i]), (long long)toks[j], (long long)m, nth);
+                }
         cpu_pool_free(pool);
     }
 }

@@ -5,8 +5,9 @@
  * included:
  *   to_f32 and from_f32   bit for bit (both are exact integer/float-rounding work);
  *   vec_dot, dot_tile,    |got - ref| <= 1e-4 * sum |x_i * y_i| (float summation order and,
- *   dot_packed            for F16/BF16, float vs double accumulation are the only differences;
- *                         dot_packed's activations come from its own act_pack).
+ *   dot_packed, rp_dot    for F16/BF16, float vs double accumulation are the only differences;
+ *                         dot_packed's and rp_dot's activations come from their own quantizers,
+ *                         rp_dot's weights through rp_pack).
  */
 #include "quant/quant.h"
 
@@ -297,6 +298,52 @@ static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n,
     return failed;
 }
 
+/* rp_dot on two repacked groups of rows x 1..TY activation rows from rp_act, against the
+ * reference vec_dot on the file layout and the reference activation quantization. */
+static int check_repacked(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
+    if (!t->rp_rows) return 0;
+    const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
+    const int64_t rows = 2 * t->rp_rows;
+    size_t rb = row_bytes(t, n), yb = row_bytes(ry, n), ab = t->rp_act_size(n);
+    uint8_t *w = ob_alloc((size_t)rows, rb), *rp = ob_alloc((size_t)rows, rb);
+    uint8_t *act = ob_alloc(TY, ab);
+    float *tile = ob_alloc((size_t)(rows * TY), sizeof(float));
+    for (int64_t i = 0; i < rows; i++) {
+        fill(s->x, n);
+        r->from_f32(s->x, w + i * rb, n);
+    }
+    for (int64_t g = 0; g < 2; g++)
+        t->rp_pack(w + g * t->rp_rows * rb, rb, rp + g * t->rp_rows * rb, n);
+    for (int j = 0; j < TY; j++) {
+        fill(s->y, n);
+        ry->from_f32(s->y, s->qy + j * yb, n);
+        t->rp_act(s->y, act + j * ab, n);
+    }
+    int failed = 0;
+    for (int ny = 1; ny <= TY && !failed; ny++) {
+        t->rp_dot(n, rows, ny, tile, (size_t)rows, rp, t->rp_rows * rb, act, ab);
+        for (int j = 0; j < ny && !failed; j++) {
+            for (int64_t i = 0; i < rows && !failed; i++) {
+                float want;
+                r->vec_dot(n, &want, w + i * rb, s->qy + j * yb);
+                double abs_sum;
+                ref_dot(r, ry, n, w + i * rb, s->qy + j * yb, &abs_sum);
+                if (fabs(tile[j * rows + i] - want) > 1e-4 * abs_sum + 1e-30) {
+                    fprintf(stderr, "  %s/%s repacked n=%lld ny=%d row %lld x %d: %.9g ref "
+                            "%.9g\n", t->name, t->isa, (long long)n, ny, (long long)i, j,
+                            tile[j * rows + i], want);
+                    failed = 1;
+                }
+            }
+        }
+    }
+    ob_free(w);
+    ob_free(rp);
+    ob_free(act);
+    ob_free(tile);
+    return failed;
+}
+
 /* One type on one ISA against the reference, over every test size. */
 static int check_isa(const quant_traits *t, const quant_traits *r) {
     scratch s = {
@@ -308,7 +355,7 @@ static int check_isa(const quant_traits *t, const quant_traits *r) {
     for (int k = 0; k < N_SIZES && !failed; k++) {
         int64_t n = test_size(t, k);
         failed = check_convert(t, r, n, &s) || check_dots(t, r, n, &s) ||
-                 check_packed(t, r, n, &s);
+                 check_packed(t, r, n, &s) || check_repacked(t, r, n, &s);
     }
     ob_free(s.x);
     ob_free(s.y);

@@ -1,0 +1,81 @@
+/*
+ * Repacked weight copies (quant_traits.rp_*): made once when a weight is bound and shared by
+ * every cpu_weight bound to the same data (tied embeddings and output), kept in a process-wide
+ * list keyed by the source address and freed when the model releases its tensors
+ * (cpu_weight_release). Repacking is an optimisation: when memory is short, or OB_REPACK=0 is
+ * set, the weight simply keeps the file's layout.
+ */
+#include "cpu/matmul.h"
+
+#include "core/alloc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct repack_entry {
+    struct repack_entry *next;
+    const void *src;  /* the file's weight data (borrowed) */
+    uint32_t type;
+    void *copy;       /* (n_out / rp_rows groups) repacked, owned, 64-byte aligned */
+} repack_entry;
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static repack_entry *g_list;
+
+static int repack_enabled(void) {
+    const char *e = getenv("OB_REPACK");
+    return !e || strcmp(e, "0") != 0;
+}
+
+/* Builds the copy: n_out / rows groups of rows * row_size bytes. NULL on allocation failure. */
+static void *repack_build(const cpu_weight *w) {
+    const quant_traits *qt = w->qt;
+    const int64_t groups = w->n_out / qt->rp_rows;
+    const size_t group = (size_t)qt->rp_rows * w->row_size;
+    char *copy = ob_alloc_aligned(64, (size_t)groups * group);
+    if (!copy) return NULL;
+    for (int64_t g = 0; g < groups; g++)
+        qt->rp_pack((const char *)w->data + (size_t)g * group, w->row_size, copy + g * group,
+                    w->n_in);
+    return copy;
+}
+
+void cpu_weight_repack(cpu_weight *w) {
+    w->rp = NULL;
+    if (!w->qt->rp_rows || w->n_out % w->qt->rp_rows || !repack_enabled()) return;
+    pthread_mutex_lock(&g_mu);
+    repack_entry *e = g_list;
+    while (e && !(e->src == w->data && e->type == w->type)) e = e->next;
+    if (!e) {
+        e = ob_calloc(1, sizeof *e);
+        void *copy = e ? repack_build(w) : NULL;
+        if (copy) {
+            *e = (repack_entry){g_list, w->data, w->type, copy};
+            g_list = e;
+        } else {
+            ob_free(e);
+            e = NULL;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    if (!e) return;
+    w->rp = e->copy;
+    w->rp_group = (size_t)w->qt->rp_rows * w->row_size;
+    w->rp_act_row_size = w->qt->rp_act_size(w->n_in);
+}
+
+void cpu_weight_release(const void *data) {
+    pthread_mutex_lock(&g_mu);
+    for (repack_entry **p = &g_list; *p;) {
+        repack_entry *e = *p;
+        if (e->src == data) {
+            *p = e->next;
+            ob_free_aligned(e->copy);
+            ob_free(e);
+        } else {
+            p = &e->next;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+}
