@@ -383,6 +383,32 @@ TEST(simd_variants_match_reference) {
     if (tested == 0) SKIP("no SIMD variant runs on this CPU");
 }
 
+/* The K-quant variants with repacked rows, on 1..8 super-blocks. */
+TEST(repacked_kquants_match_reference) {
+    const uint32_t types[] = {OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K, OB_QTYPE_Q5_K,
+                              OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS};
+    scratch s = {
+        ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)),
+        ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)),
+        ob_alloc(TX * NMAX, 4), ob_alloc(TY * NMAX, 4), ob_alloc(NMAX, 4),
+    };
+    int tested = 0;
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const quant_traits *r = quant_traits_ref(types[k]);
+        for (size_t i = 0; r && i < sizeof SIMD_ISAS / sizeof SIMD_ISAS[0]; i++) {
+            const quant_traits *t = quant_traits_isa(types[k], SIMD_ISAS[i]);
+            if (!t || !t->rp_rows) continue;
+            for (int64_t nb = 1; nb <= 8; nb = nb * 2 + 1)
+                CHECK_MSG(check_repacked(t, r, nb * 256, &s) == 0, "%s on %s, %lld elements",
+                          t->name, t->isa, (long long)(nb * 256));
+            tested++;
+        }
+    }
+    ob_free(s.x), ob_free(s.y), ob_free(s.a), ob_free(s.b);
+    ob_free(s.qx), ob_free(s.qy), ob_free(s.qz);
+    if (tested == 0) SKIP("no K-quant variant with repacked rows runs on this CPU");
+}
+
 /* The reference itself through quant_dot_tile's fallback and through check_isa's harness. */
 TEST(reference_passes_its_own_harness) {
     for (size_t k = 0; k < N_TYPES; k++) {
@@ -397,5 +423,6 @@ int main(void) {
     RUN(reference_vec_dot_matches_dequantized_dot);
     RUN(reference_passes_its_own_harness);
     RUN(simd_variants_match_reference);
+    RUN(repacked_kquants_match_reference);
     return t_summary();
 }
