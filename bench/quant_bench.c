@@ -44,8 +44,9 @@ enum { NY = 4 };    /* activation rows of the batched case */
 static float g_sink;
 
 /* Products of `rows` weight rows with `ny` activation rows until `secs` pass: by one vec_dot
- * call per pair (tile 0), through quant_dot_tile (1), or through dot_packed on rows of `prow`
- * bytes packed by act_pack (2); returns GB/s of weights streamed. */
+ * call per pair (tile 0), through quant_dot_tile (1), through dot_packed on rows of `prow`
+ * bytes packed by act_pack (2), or through rp_dot on repacked weights and rp_act rows of
+ * `prow` bytes (3); returns GB/s of weights streamed. */
 static double bench_run(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
                         size_t prow, int64_t ny, int tile, float *out, double secs,
                         double *gelem) {
@@ -55,7 +56,9 @@ static double bench_run(const quant_traits *t, const uint8_t *w, int64_t rows, c
     int64_t passes = 0;
     double start = now(), elapsed;
     do {
-        if (tile == 2) {
+        if (tile == 3) {
+            t->rp_dot(N, rows, ny, out, (size_t)rows, w, row * (size_t)t->rp_rows, qy, prow);
+        } else if (tile == 2) {
             t->dot_packed(N, rows, ny, out, (size_t)rows, w, row, qy, prow);
         } else if (tile) {
             quant_dot_tile(t, N, rows, ny, out, (size_t)rows, w, row, qy, yrow);
@@ -78,6 +81,30 @@ static double bench_run(const quant_traits *t, const uint8_t *w, int64_t rows, c
 static double bench_matvec(const quant_traits *t, const uint8_t *w, int64_t rows, const void *qy,
                            int64_t ny, int tile, float *out, double secs, double *gelem) {
     return bench_run(t, w, rows, qy, 0, ny, tile, out, secs, gelem);
+}
+
+/* The repacked kernels (rp_dot) on the same weights, repacked, for 1 and NY activation rows. */
+static void bench_repacked(const quant_traits *t, const uint8_t *w, int64_t rows, float *x,
+                           float *out, double secs) {
+    size_t row = (size_t)(N / t->block_size) * t->type_size, arow = t->rp_act_size(N);
+    int64_t groups = rows / t->rp_rows;
+    uint8_t *rp = ob_alloc_aligned(64, (size_t)groups * t->rp_rows * row);
+    uint8_t *act = ob_alloc_aligned(64, arow * NY);
+    if (rp && act) {
+        for (int64_t g = 0; g < groups; g++)
+            t->rp_pack(w + g * t->rp_rows * row, row, rp + g * t->rp_rows * row, N);
+        for (int j = 0; j < NY; j++) {
+            for (int i = 0; i < N; i++) x[i] = rng_value();
+            t->rp_act(x, act + j * arow, N);
+        }
+        double e1, e4;
+        double g1 = bench_run(t, rp, groups * t->rp_rows, act, arow, 1, 3, out, secs, &e1);
+        bench_run(t, rp, groups * t->rp_rows, act, arow, NY, 3, out, secs, &e4);
+        printf("%-7s %-7s %8.2f %8s GB/s %8.2f %8s %8.2f Gelem/s (repacked)\n", t->name,
+               t->isa, g1, "", e1, "", e4);
+    }
+    ob_free_aligned(rp);
+    ob_free_aligned(act);
 }
 
 static void bench_type(uint32_t type, size_t mb, double secs) {
@@ -132,6 +159,7 @@ static void bench_type(uint32_t type, size_t mb, double secs) {
             }
             ob_free_aligned(qp);
         }
+        if (t->rp_rows) bench_repacked(t, w, rows, x, out, secs);
     }
 done:
     ob_free_aligned(w);

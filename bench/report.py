@@ -78,6 +78,8 @@ def header(a, bw, bw_all):
           "n_embd 2048, 16 layers, 32 heads, 8 KV heads, ff 8192; 8b: Llama 3.1 8B dimensions, "
           "n_embd 4096, 32 layers, 32 heads, 8 KV heads, ff 14336; random weights; 32000-token "
           "vocabulary, so the output layer is smaller than the real models')")
+    print("- outboard repacks Q4_0, Q8_0, Q4_K and Q6_K weights 16 rows at a time when it loads "
+          "them (AVX-512 VNNI kernels; `OB_REPACK=0` keeps the file's layout)")
     print(f"- commands (per round and file): `{a.llama_cmd} FILE` and `{a.outboard_cmd} FILE`; "
           f"bandwidth: `{a.bw_cmd}` once per round")
     if bw:

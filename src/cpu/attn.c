@@ -33,11 +33,12 @@ static inline float round_f16(float x) { return cpu_f16_to_f32(cpu_f32_to_f16(x)
 static void attend_one(const cpu_vec_ops *vo, float *out, const float *q, const float *kf,
                        const float *vf, int64_t n_see, int64_t hd, float scale, float *scores,
                        float *qr) {
-    for (int64_t d = 0; d < hd; d++) qr[d] = round_f16(q[d]);
+    vo->round_f16(q, qr, hd);
     for (int64_t j = 0; j < n_see; j++) scores[j] = vo->dot(qr, kf + j * hd, hd);
     cpu_softmax_row(scores, n_see, scale);
+    vo->round_f16(scores, scores, n_see);
     for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int64_t j = 0; j < n_see; j++) vo->axpy(out, round_f16(scores[j]), vf + j * hd, hd);
+    for (int64_t j = 0; j < n_see; j++) vo->axpy(out, scores[j], vf + j * hd, hd);
 }
 
 /* First position a query at position p sees. */

@@ -24,7 +24,11 @@ static void f16_to_f32_c(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(src[i]);
 }
 
-static const cpu_vec_ops VEC_C = {dot_c, axpy_c, f16_to_f32_c, "c"};
+static void round_f16_c(const float *src, float *dst, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
+}
+
+static const cpu_vec_ops VEC_C = {dot_c, axpy_c, f16_to_f32_c, round_f16_c, "c"};
 
 const cpu_vec_ops *cpu_vec_ref(void) { return &VEC_C; }
 

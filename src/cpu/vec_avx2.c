@@ -36,4 +36,13 @@ static void f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n) {
     for (; i < n; i++) dst[i] = cpu_f16_to_f32(src[i]);
 }
 
-const cpu_vec_ops cpu_vec_avx2 = {dot_avx2, axpy_avx2, f16_to_f32_avx2, "avx2"};
+static void round_f16_avx2(const float *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
+}
+
+const cpu_vec_ops cpu_vec_avx2 = {dot_avx2, axpy_avx2, f16_to_f32_avx2, round_f16_avx2, "avx2"};

@@ -279,6 +279,13 @@ TEST(vec_kernels_match_portable) {
     fast->f16_to_f32(h, f1, 77);
     ref->f16_to_f32(h, f2, 77);
     for (int i = 0; i < 77; i++) CHECK(fabsf(y1[i] - y2[i]) < 1e-6f && f1[i] == f2[i]);
+    /* rounding through F16, bit for bit: ordinary values, ties, subnormals, overflow */
+    float r[80], r1[80], r2[80];
+    for (int i = 0; i < 77; i++) r[i] = frand() * (i % 3 == 0 ? 1e-5f : 3.0f);
+    r[77] = 1.0f + 0x1p-11f, r[78] = 0x1p-25f * 3.0f, r[79] = 70000.0f;
+    fast->round_f16(r, r1, 80);
+    ref->round_f16(r, r2, 80);
+    CHECK(memcmp(r1, r2, sizeof r1) == 0);
 }
 
 int main(void) {
