@@ -4,6 +4,7 @@ each program, file and test, the ratio outboard / llama.cpp against the targets,
 generation speed as a share of the memory-bandwidth limit (weight bytes read per token divided
 by the measured read bandwidth)."""
 import argparse
+import datetime
 import glob
 import json
 import os
@@ -31,7 +32,7 @@ def samples(prog, name):
 
 def bandwidth():
     vals = [json.load(open(p))["read_gbs"] for p in sorted(glob.glob("bench/out/bw-*.json"))]
-    return (statistics.median(vals), vals) if vals else (None, [])
+    return (max(vals), vals) if vals else (None, [])
 
 
 def bytes_per_token(path):
@@ -68,7 +69,9 @@ def header(a, bw, bw_all):
           "`bench/run.sh` (do not edit by hand); numbers are tokens per second, the **median** "
           f"of {a.rounds} rounds in which the two programs took turns (the machine is shared "
           "and noisy, so means are not quoted).\n")
-    print(f"- machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {a.threads} threads used")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"- date: {when}; machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
+          f"{a.threads} threads used")
     print(f"- outboard: commit {rev}; llama.cpp: llama-bench from the llama-cpp-python 0.3.36 "
           "sdist (vendor/llama.cpp), built by `bench/build-llama-bench.sh` (ISA flags set by "
           "hand: AVX2/FMA/F16C and AVX-512 with VNNI/BF16 where present, no AMX; its CPU "
@@ -83,9 +86,10 @@ def header(a, bw, bw_all):
     print(f"- commands (per round and file): `{a.llama_cmd} FILE` and `{a.outboard_cmd} FILE`; "
           f"bandwidth: `{a.bw_cmd}` once per round")
     if bw:
-        print(f"- read bandwidth, {a.threads} threads: median {bw:.1f} GB/s "
-              f"(rounds: {[round(x, 1) for x in bw_all]}); the limit for generation is that "
-              "divided by the weight bytes a token reads (all tensors but the token embedding)")
+        print(f"- read bandwidth, {a.threads} threads: best {bw:.1f} GB/s "
+              f"(rounds: {[round(x, 1) for x in bw_all]}; the best is the machine's ceiling, "
+              "lower rounds met other load); the limit for generation is that divided by the "
+              "weight bytes a token reads (all tensors but the token embedding)")
     print()
 
 
@@ -97,6 +101,8 @@ def main():
     ap.add_argument("--llama-cmd", required=True)
     ap.add_argument("--outboard-cmd", required=True)
     ap.add_argument("--bw-cmd", required=True)
+    ap.add_argument("--pp", type=int, default=512)
+    ap.add_argument("--tg", type=int, default=128)
     a = ap.parse_args()
     bw, bw_all = bandwidth()
     header(a, bw, bw_all)
@@ -123,7 +129,7 @@ def main():
                 limit = bw * 1e9 / bpt
                 share = f"{100 * m_ll / limit:.0f}% / {100 * m_ob / limit:.0f}% " \
                         f"(limit {limit:.1f} t/s)"
-            n = "512" if test == "pp" else "128"
+            n = a.pp if test == "pp" else a.tg
             print(f"| {name}.gguf | {test}{n} | {m_ll:.2f} | {m_ob:.2f} | **{ratio:.2f}x** | "
                   f"{mark} | {share} |")
     print("\nSamples (t/s, in round order):\n")

@@ -17,12 +17,15 @@ ROUNDS=${ROUNDS:-3}
 PP=${PP:-512}
 TG=${TG:-128}
 FILES=${FILES:-"1b:q8_0 1b:q4_0 1b:q4_k_m 1b:q6_k 8b:q4_k_m"}
+# KEEP=1 keeps earlier results in bench/out (to add files in a later run); REPORT_FILES names
+# every file the report covers (default FILES).
+REPORT_FILES=${REPORT_FILES:-$FILES}
 VOCAB=${VOCAB:-../shared/models/vocab/ggml-vocab-llama-spm.gguf}
 
 LLAMA_BENCH=bench/$(bash bench/build-llama-bench.sh)
 make -j2 build/outboard build/bench/bw_bench >&2
 mkdir -p models bench/out
-rm -f bench/out/*.json
+[ "${KEEP:-0}" = 1 ] || rm -f bench/out/*.json
 for spec in $FILES; do
     f=models/synth-${spec%%:*}-${spec#*:}.gguf
     [ -f "$f" ] || build/outboard synth --shape "${spec%%:*}" --type "${spec#*:}" \
@@ -32,7 +35,7 @@ LB_CMD="$LLAMA_BENCH -p $PP -n $TG -r 1 -t $THREADS -o json -m"
 OB_CMD="build/outboard bench -p $PP -n $TG -r 1 -t $THREADS --json -m"
 BW_CMD="build/bench/bw_bench $THREADS 1024 5 --json"
 for r in $(seq 1 "$ROUNDS"); do
-    $BW_CMD > "bench/out/bw-$r.json"
+    $BW_CMD > "bench/out/bw-$(date +%s)-$r.json"
     for spec in $FILES; do
         name=synth-${spec%%:*}-${spec#*:}
         echo "round $r/$ROUNDS: $name" >&2
@@ -42,8 +45,9 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python  # the gguf package reads the tensor sizes
-$PY bench/report.py --threads "$THREADS" --rounds "$ROUNDS" --files "$FILES" \
-    --llama-cmd "$LB_CMD" --outboard-cmd "$OB_CMD" --bw-cmd "$BW_CMD" > bench/out/engine.md
+$PY bench/report.py --threads "$THREADS" --rounds "$ROUNDS" --files "$REPORT_FILES" \
+    --llama-cmd "$LB_CMD" --outboard-cmd "$OB_CMD" --bw-cmd "$BW_CMD" --pp "$PP" --tg "$TG" \
+    > bench/out/engine.md
 # Replace this section of BENCHMARKS.md (other sections belong to other benchmarks).
 python3 - <<'PY'
 import re
