@@ -47,8 +47,8 @@ static const char HELP[] =
     "  A line ending in \\ continues on the next line; Ctrl-C stops an answer, and at an\n"
     "  empty prompt leaves. Start a message with // to send a line beginning with /.\n";
 
-static int usage(void) {
-    fprintf(stderr,
+static int usage(FILE *to) {
+    fprintf(to,
             "usage: outboard chat -m MODEL.gguf [options]\n"
             "  --system TEXT | --system-file FILE   the system prompt\n"
             "  --template FILE   a Jinja chat template instead of the model's own\n"
@@ -59,7 +59,7 @@ static int usage(void) {
             "  --ignore-eos    do not stop at end-of-generation tokens\n"
             "commands, typed as a message:\n%s",
             CLI_ENGINE_OPTS_HELP, HELP);
-    return 2;
+    return to == stdout ? 0 : 2;
 }
 
 static int parse_opts(int argc, char **argv, chat_opts *o) {
@@ -72,7 +72,7 @@ static int parse_opts(int argc, char **argv, chat_opts *o) {
         if (!strcmp(a, "--show-prompt")) o->show_prompt = true;
         else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) o->verbose = true;
         else if (!strcmp(a, "--ignore-eos")) o->ignore_eos = true;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
         else {
             const char *v = i + 1 < argc ? argv[++i] : NULL;
             if (!v) {
@@ -83,7 +83,15 @@ static int parse_opts(int argc, char **argv, chat_opts *o) {
             else if (!strcmp(a, "--template")) o->template_file = v;
             else if (!strcmp(a, "--system")) o->system = v;
             else if (!strcmp(a, "--system-file")) o->system_file = v;
-            else if (!strcmp(a, "-n")) o->n_predict = atoll(v) < 0 ? -1 : atoll(v);
+            else if (!strcmp(a, "-n")) {
+                char *end;
+                long long n = strtoll(v, &end, 10);
+                if (end == v || *end) {
+                    fprintf(stderr, "outboard chat: -n '%s': expected a whole number\n", v);
+                    return -1;
+                }
+                o->n_predict = n < 0 ? -1 : n;
+            }
             else {
                 int r = cli_parse_engine_opt(a, v, &o->sp, &o->cp);
                 if (r == 0) fprintf(stderr, "outboard chat: unknown option '%s'\n", a);
@@ -327,7 +335,8 @@ static void session(chat *c) {
     for (;;) {
         cli_chat_interrupted = 0;
         char *line = NULL;
-        int got = cli_chat_input_read(&in, c->interactive, &line);
+        /* Prompts only where the user sees them, not into a file that collects the replies. */
+        int got = cli_chat_input_read(&in, c->interactive && isatty(1), &line);
         if (got == CLI_CHAT_EOF || got == CLI_CHAT_INTR) {
             if (c->interactive) fputc('\n', stdout);
             break;
@@ -352,7 +361,8 @@ static void session(chat *c) {
 int cli_cmd_chat(int argc, char **argv) {
     chat c;
     memset(&c, 0, sizeof c);
-    if (parse_opts(argc, argv, &c.o)) return usage();
+    int parsed = parse_opts(argc, argv, &c.o);
+    if (parsed) return usage(parsed > 0 ? stdout : stderr);
     int rc = 1;
     if (setup(&c) == 0) {
         c.interactive = isatty(0);
