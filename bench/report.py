@@ -67,8 +67,8 @@ def header(a, bw, bw_all):
     print("## Engine: outboard vs llama.cpp (llama-bench)\n")
     print("outboard against llama.cpp on the same GGUF files and the same machine. Produced by "
           "`bench/run.sh` (do not edit by hand); numbers are tokens per second, the **median** "
-          f"of {a.rounds} rounds in which the two programs took turns (the machine is shared "
-          "and noisy, so means are not quoted).\n")
+          "over rounds in which the two programs took turns (the machine is shared and noisy, "
+          "so means are not quoted; every round's figure is listed under Samples).\n")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"- date: {when}; machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
           f"{a.threads} threads used")
@@ -85,6 +85,15 @@ def header(a, bw, bw_all):
           "them (AVX-512 VNNI kernels; `OB_REPACK=0` keeps the file's layout)")
     print(f"- commands (per round and file): `{a.llama_cmd} FILE` and `{a.outboard_cmd} FILE`; "
           f"bandwidth: `{a.bw_cmd}` once per round")
+    try:
+        load = open("/proc/loadavg").read().split()[:3]
+        print(f"- machine load when the report was written (1/5/15-minute load averages on "
+              f"{os.cpu_count()} CPUs): {' / '.join(load)}. With other jobs running, "
+              "llama.cpp's generation (its threads wait by spinning) loses far more than "
+              "outboard's (its pool yields, then sleeps), so ratios measured under load "
+              "overstate what an idle machine would show")
+    except OSError:
+        pass
     if bw:
         print(f"- read bandwidth, {a.threads} threads: best {bw:.1f} GB/s "
               f"(rounds: {[round(x, 1) for x in bw_all]}; the best is the machine's ceiling, "
