@@ -188,13 +188,6 @@ TEST(rope_matches_definition) {
 /* ---- attention ------------------------------------------------------------------------- */
 
 /* Causal GQA in double with no F16 rounding of q or the probabilities. */
-/* gcc 12 for aarch64 stops with an internal error vectorizing the double-precision reductions of
- * the attention test (tree-vect-loop.cc:7457); test code needs no speed. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define REFERENCE_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
-#else
-#define REFERENCE_NO_VECTORIZE
-#endif
 
 static void attn_double(const cpu_attn_args *a, double *out) {
     const int64_t hd = a->head_dim, grp = a->n_head / a->n_head_kv;
@@ -221,7 +214,7 @@ static void attn_double(const cpu_attn_args *a, double *out) {
         }
 }
 
-REFERENCE_NO_VECTORIZE TEST(attention_matches_naive) {
+TEST(attention_matches_naive) {
     enum { NH = 8, NKV = 2, HD = 16, POS0 = 57, NT = 70, NKVROWS = POS0 + NT };
     const int64_t stride = NKV * HD;
     float *q = ob_alloc(NT * NH * HD, sizeof(float));
