@@ -81,7 +81,14 @@ static int json_call_decision(const char *p, size_t n, bool eof) {
         json_decref(v);
         return call ? 1 : 0;
     }
-    if (json_error_code(&je) == json_error_premature_end_of_input && !eof) return -1;
+    if (!eof) {
+        /* Cut off mid-value, or mid-character (a chunk may end inside a multi-byte UTF-8
+         * sequence, which jansson reports as invalid UTF-8): wait for more bytes, so the
+         * decision does not depend on where the chunks were cut. */
+        if (json_error_code(&je) == json_error_premature_end_of_input) return -1;
+        if (json_error_code(&je) == json_error_invalid_utf8 && chat_utf8_complete(p, n) < n)
+            return -1;
+    }
     return 1;
 }
 
