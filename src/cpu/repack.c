@@ -10,8 +10,10 @@
 #include "core/alloc.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct repack_entry {
     struct repack_entry *next;
@@ -28,6 +30,30 @@ static int repack_enabled(void) {
     return !e || strcmp(e, "0") != 0;
 }
 
+typedef struct repack_job {
+    const cpu_weight *w;
+    char *copy;
+    int64_t g_lo, g_hi; /* groups of rp_rows rows this job packs */
+} repack_job;
+
+static void repack_groups(const repack_job *j) {
+    const quant_traits *qt = j->w->qt;
+    const size_t group = (size_t)qt->rp_rows * j->w->row_size;
+    for (int64_t g = j->g_lo; g < j->g_hi; g++)
+        qt->rp_pack((const char *)j->w->data + (size_t)g * group, j->w->row_size,
+                    j->copy + g * group, j->w->n_in);
+}
+
+static void *repack_thread(void *arg) {
+    repack_groups(arg);
+    return NULL;
+}
+
+/* Large weights are packed by several threads (an 8B model's 4 GB took 11 s on one core, half
+ * of it the kernel zeroing the new pages, which the touching thread pays for). */
+#define REPACK_MAX_THREADS 16
+#define REPACK_BYTES_PER_THREAD (8u << 20)
+
 /* Builds the copy: n_out / rows groups of rows * row_size bytes. NULL on allocation failure. */
 static void *repack_build(const cpu_weight *w) {
     const quant_traits *qt = w->qt;
@@ -35,9 +61,25 @@ static void *repack_build(const cpu_weight *w) {
     const size_t group = (size_t)qt->rp_rows * w->row_size;
     char *copy = ob_alloc_aligned(64, (size_t)groups * group);
     if (!copy) return NULL;
-    for (int64_t g = 0; g < groups; g++)
-        qt->rp_pack((const char *)w->data + (size_t)g * group, w->row_size, copy + g * group,
-                    w->n_in);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t n = (int64_t)((size_t)groups * group / REPACK_BYTES_PER_THREAD);
+    if (n > cpus) n = cpus;
+    if (n > REPACK_MAX_THREADS) n = REPACK_MAX_THREADS;
+    if (n > groups) n = groups;
+    if (n < 1) n = 1;
+    repack_job jobs[REPACK_MAX_THREADS];
+    pthread_t threads[REPACK_MAX_THREADS];
+    bool started[REPACK_MAX_THREADS] = {false};
+    for (int64_t i = 0; i < n; i++) {
+        jobs[i] = (repack_job){w, copy, groups * i / n, groups * (i + 1) / n};
+        /* Job 0 runs here; a thread that cannot start leaves its job to this one too. */
+        if (i > 0) started[i] = pthread_create(&threads[i], NULL, repack_thread, &jobs[i]) == 0;
+    }
+    repack_groups(&jobs[0]);
+    for (int64_t i = 1; i < n; i++) {
+        if (started[i]) pthread_join(threads[i], NULL);
+        else repack_groups(&jobs[i]);
+    }
     return copy;
 }
 
