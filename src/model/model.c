@@ -1,7 +1,7 @@
 /*
  * Loading a model: map the GGUF, pick the architecture from general.architecture (refusing
- * ones outboard does not run, by name), let the architecture read its hyperparameters and bind
- * its tensors, then touch every weight page while reporting progress. Also the helpers the
+ * ones outboard does not run, by name), touch every weight page, then let the architecture read
+ * its hyperparameters and bind its tensors (repacking some), reporting progress through both. Also the helpers the
  * architecture files share for binding tensors and reading "<arch>.*" keys, and the public
  * model accessors.
  */
@@ -85,8 +85,13 @@ ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, i
     *out = (cpu_weight){.name = t->name.ptr, .data = t->data, .type = t->type, .n_in = n_in,
                         .n_out = n_out, .row_size = t->nbytes / (size_t)n_out};
     ob_status st = cpu_weight_init(out, err);
-    if (st) ob_err_prefix(err, gguf_name(m->file));
-    return st;
+    if (st) {
+        ob_err_prefix(err, gguf_name(m->file));
+        return st;
+    }
+    if (!model_load_advance(m, t->nbytes))
+        return ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
+    return OB_OK;
 }
 
 ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
@@ -148,27 +153,34 @@ static void model_tally(ob_model *m) {
     m->type_name = gguf_qtype_name(best);
 }
 
+bool model_load_advance(const ob_model *m, uint64_t bytes) {
+    model_load_progress *lp = m->loading;
+    if (!lp || lp->cancelled) return !lp;
+    lp->done += bytes;
+    if (lp->params->progress && lp->done >= lp->next_report) {
+        float f = lp->total ? (float)lp->done / (float)lp->total : 1.0f;
+        if (!lp->params->progress(f < 1.0f ? f : 1.0f, lp->params->progress_user))
+            lp->cancelled = true;
+        lp->next_report = lp->done + lp->total / 100;
+    }
+    return !lp->cancelled;
+}
+
 /* Reads every page of the tensor data so the first forward pass does not fault them in one by
- * one; reports progress about every 1% and stops when the callback says so. */
+ * one (the file's pages, or with a cold cache the disk, is the slow part of loading). */
 static ob_status prefault(const ob_model *m, const ob_model_params *p, ob_err *err) {
-    const uint64_t total = m->n_bytes ? m->n_bytes : 1;
-    uint64_t done = 0, next_report = 0;
     volatile uint8_t sink = 0;
     for (int64_t i = 0; i < gguf_tensor_count(m->file); i++) {
         const gguf_tensor *t = gguf_tensor_at(m->file, i);
         const volatile uint8_t *d = t->data;
         for (size_t off = 0; off < t->nbytes; off += 4096) {
             if (p->prefault) sink ^= d[off];
-            if (p->progress && done + off >= next_report) {
-                if (!p->progress((float)(done + off) / (float)total, p->progress_user))
-                    return ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
-                next_report = done + off + total / 100;
-            }
+            size_t step = t->nbytes - off < 4096 ? t->nbytes - off : 4096;
+            if (!model_load_advance(m, step))
+                return ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
         }
-        done += t->nbytes;
     }
     (void)sink;
-    if (p->progress) p->progress(1.0f, p->progress_user);
     return OB_OK;
 }
 
@@ -212,7 +224,15 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
     const model_arch_entry *arch = NULL;
     ob_status st = gguf_open(path, &m->file, err);
     if (!st) st = pick_arch(m, &arch, err);
+    model_load_progress lp = {.params = p};
+    if (!st) {
+        model_tally(m);
+        lp.total = 2 * m->n_bytes; /* the page pass, then binding */
+        m->loading = &lp;
+        st = prefault(m, p, err);
+    }
     if (!st) st = arch->load(m, err);
+    m->loading = NULL;
     if (!st) {
         ob_str name = {"", 0};
         if (gguf_kv_find(m->file, "general.name")) gguf_get_str(m->file, "general.name", &name, NULL);
@@ -222,9 +242,9 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
     if (!st) {
         m->bos_id = special_id(m->file, "tokenizer.ggml.bos_token_id");
         m->eos_id = special_id(m->file, "tokenizer.ggml.eos_token_id");
-        model_tally(m);
         model_vocab_load(m);
-        st = prefault(m, p, err);
+        if (p->progress && !p->progress(1.0f, p->progress_user))
+            st = ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
     }
     if (st) {
         ob_model_free(m);

@@ -87,8 +87,17 @@ typedef struct model_weights {
     model_layer *layers;  /* (n_layer) */
 } model_weights;
 
+/* Progress of ob_model_load over its two passes, each in proportion to bytes: reading every
+ * weight page, then binding the weights (which, for repacked types, copies them). */
+typedef struct model_load_progress {
+    const ob_model_params *params;
+    uint64_t done, total, next_report;
+    bool cancelled;
+} model_load_progress;
+
 struct ob_model {
     gguf_file *file;      /* owned: the mapping the weights point into */
+    model_load_progress *loading; /* during ob_model_load only, else NULL */
     model_hparams hp;
     model_weights w;
     char *name;           /* general.name, owned */
@@ -123,6 +132,11 @@ typedef void (*model_forward_fn)(const ob_model *m, model_backend *be, model_buf
 
 /* Binds a 2-D weight of [n_in, n_out] (ne order) named `name`: checks it exists, its shape and
  * that its type has kernels. Errors name the tensor, expected and actual shape. */
+/* Counts `bytes` of loading work done and reports progress when a callback was given; false
+ * once the callback has asked to cancel (the caller then fails with "loading cancelled").
+ * Outside ob_model_load it does nothing and returns true. */
+bool model_load_advance(const ob_model *m, uint64_t bytes);
+
 ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, int64_t n_out,
                             cpu_weight *out, ob_err *err);
 
