@@ -4,7 +4,9 @@
  * The work is cut into tasks of (kv head, chunk of query tokens). A task converts the cache
  * rows its chunk can see, for its one kv head, from F16 to F32 once into the thread's scratch,
  * and every query head of the group and every token of the chunk then reads that copy: during
- * prefill a K row is converted once per chunk rather than once per query token and head.
+ * prefill a K row is converted once per chunk rather than once per query token and head. The
+ * K copy is transposed (element d of every key in one run) so that scores are computed for
+ * many keys at once without horizontal sums (vec.h).
  * Tasks are dealt round-robin because later chunks see more of the cache (causal) and cost more.
  *
  * A sliding-window layer (n_swa) sees only the last n_swa positions, and its cache may be a ring
@@ -29,16 +31,16 @@ size_t cpu_attn_scratch_floats(int64_t n_kv, int64_t head_dim, int nth) {
 
 static inline float round_f16(float x) { return cpu_f16_to_f32(cpu_f32_to_f16(x)); }
 
-/* One query head of one token against rows [0, n_see) of the F32 copies kf, vf. */
-static void attend_one(const cpu_vec_ops *vo, float *out, const float *q, const float *kf,
-                       const float *vf, int64_t n_see, int64_t hd, float scale, float *scores,
-                       float *qr) {
+/* One query head of one token against keys [0, n_see) of the copies: kt transposed with
+ * leading dimension ld (key j's element d at kt[d * ld + j]), vf row-major. */
+static void attend_one(const cpu_vec_ops *vo, float *out, const float *q, const float *kt,
+                       int64_t ld, const float *vf, int64_t n_see, int64_t hd, float scale,
+                       float *scores, float *qr) {
     vo->round_f16(q, qr, hd);
-    for (int64_t j = 0; j < n_see; j++) scores[j] = vo->dot(qr, kf + j * hd, hd);
+    vo->scores(scores, qr, kt, ld, n_see, hd);
     cpu_softmax_row(scores, n_see, scale);
     vo->round_f16(scores, scores, n_see);
-    for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int64_t j = 0; j < n_see; j++) vo->axpy(out, scores[j], vf + j * hd, hd);
+    vo->mix(out, scores, vf, n_see, hd);
 }
 
 /* First position a query at position p sees. */
@@ -60,15 +62,18 @@ static void attn_task(const cpu_attn_args *a, int64_t g, int64_t t_lo, int64_t t
     float *kf = scratch, *vf = kf + n_kv * hd, *scores = vf + n_kv * hd, *qr = scores + n_kv;
     for (int64_t j = 0; j < n_kv; j++) {
         const int64_t r = row_of(a, lo + j);
-        vo->f16_to_f32(a->k + r * a->kv_stride + g * hd, kf + j * hd, hd);
-        vo->f16_to_f32(a->v + r * a->kv_stride + g * hd, vf + j * hd, hd);
+        /* K row j lands in column j of kf (transposed), through vf's next row as a buffer */
+        float *row = vf + j * hd;
+        vo->f16_to_f32(a->k + r * a->kv_stride + g * hd, row, hd);
+        for (int64_t d = 0; d < hd; d++) kf[d * n_kv + j] = row[d];
+        vo->f16_to_f32(a->v + r * a->kv_stride + g * hd, row, hd);
     }
     const int64_t q_stride = a->n_head * hd;
     for (int64_t t = t_lo; t < t_hi; t++) {
         const int64_t p = a->pos0 + t, first = first_seen(a, p) - lo;
         for (int64_t h = g * n_group; h < (g + 1) * n_group; h++) {
             attend_one(vo, a->out + t * q_stride + h * hd, a->q + t * q_stride + h * hd,
-                       kf + first * hd, vf + first * hd, p - lo - first + 1, hd, a->scale,
+                       kf + first, n_kv, vf + first * hd, p - lo - first + 1, hd, a->scale,
                        scores, qr);
         }
     }

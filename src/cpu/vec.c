@@ -6,18 +6,17 @@
 #include "core/cpu_features.h"
 #include "cpu/ops.h"
 
-static float dot_c(const float *a, const float *b, int64_t n) {
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
-    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
+static void scores_c(float *out, const float *q, const float *kt, int64_t ld, int64_t n,
+                     int64_t hd) {
+    for (int64_t j = 0; j < n; j++) out[j] = 0.0f;
+    for (int64_t d = 0; d < hd; d++)
+        for (int64_t j = 0; j < n; j++) out[j] += q[d] * kt[d * ld + j];
 }
 
-static void axpy_c(float *y, float a, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+static void mix_c(float *out, const float *p, const float *v, int64_t n, int64_t hd) {
+    for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t d = 0; d < hd; d++) out[d] += p[j] * v[j * hd + d];
 }
 
 static void f16_to_f32_c(const uint16_t *src, float *dst, int64_t n) {
@@ -28,7 +27,7 @@ static void round_f16_c(const float *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
 }
 
-static const cpu_vec_ops VEC_C = {dot_c, axpy_c, f16_to_f32_c, round_f16_c, "c"};
+static const cpu_vec_ops VEC_C = {scores_c, mix_c, f16_to_f32_c, round_f16_c, "c"};
 
 const cpu_vec_ops *cpu_vec_ref(void) { return &VEC_C; }
 

@@ -1,8 +1,12 @@
 /*
- * Small vector kernels the attention loop runs millions of times: a dot product, y += a * x,
- * F16 -> F32 row conversion and rounding through F16. A portable C version and, on x86-64 with AVX2/FMA/F16C, an
- * intrinsics version (vec_avx2.c) chosen once at run time (cpu_vec_get). The C dot product
- * keeps 8 partial sums, so both versions add in the same lane order up to the final fold.
+ * Small vector kernels the attention loop runs millions of times: the scores of one query
+ * against many keys, the probability-weighted sum of value rows, F16 -> F32 row conversion and
+ * rounding through F16. A portable C version and, on x86-64 with AVX2/FMA/F16C, an intrinsics
+ * version (vec_avx2.c) chosen once at run time (cpu_vec_get).
+ *
+ * The keys come transposed (kt[d * ld + j] is element d of key j), so a vector register holds
+ * one element of 8 consecutive keys and a score needs no horizontal sum: the scores of 8 keys
+ * cost head_dim multiply-adds.
  */
 #ifndef OB_CPU_VEC_H
 #define OB_CPU_VEC_H
@@ -10,8 +14,11 @@
 #include <stdint.h>
 
 typedef struct cpu_vec_ops {
-    float (*dot)(const float *a, const float *b, int64_t n);   /* sum a[i] * b[i] */
-    void (*axpy)(float *y, float a, const float *x, int64_t n); /* y[i] += a * x[i] */
+    /* out[j] = sum over d < hd of q[d] * kt[d * ld + j], for j < n */
+    void (*scores)(float *out, const float *q, const float *kt, int64_t ld, int64_t n,
+                   int64_t hd);
+    /* out[d] = sum over j < n of p[j] * v[j * hd + d], for d < hd */
+    void (*mix)(float *out, const float *p, const float *v, int64_t n, int64_t hd);
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     /* dst[i] = src[i] rounded to the nearest F16 value (ties to even) and back; dst may be
      * src. Exact for finite inputs, so every version gives the same bits. */

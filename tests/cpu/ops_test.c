@@ -264,14 +264,29 @@ TEST(vec_kernels_match_portable) {
         a[i] = frand(), b[i] = frand(), y1[i] = y2[i] = frand();
         h[i] = cpu_f32_to_f16(frand() * 100);
     }
-    for (int n = 0; n <= 77; n += 7) { /* tails of every length mod 8 */
-        CHECK(fabsf(fast->dot(a, b, n) - ref->dot(a, b, n)) < 1e-5f);
+    /* scores: n keys of hd elements, transposed with leading dimension 40 (n <= 37: every
+     * tail length mod 16 and mod 8), hd odd and even */
+    enum { LD = 40, HDMAX = 9 };
+    float kt[HDMAX * LD], s1[LD], s2[LD];
+    for (int i = 0; i < HDMAX * LD; i++) kt[i] = frand();
+    for (int hd = 1; hd <= HDMAX; hd += 4) {
+        for (int n = 0; n <= 37; n++) {
+            fast->scores(s1, a, kt, LD, n, hd);
+            ref->scores(s2, a, kt, LD, n, hd);
+            for (int j = 0; j < n; j++) CHECK(fabsf(s1[j] - s2[j]) < 1e-5f);
+        }
     }
-    fast->axpy(y1, 0.3f, a, 77);
-    ref->axpy(y2, 0.3f, a, 77);
+    /* mix: n value rows of hd elements (from kt), hd covering the 32-, 8- and 1-wide paths */
+    for (int hd = 1; hd <= 71; hd += 7) {
+        for (int n = 0; n * hd <= HDMAX * LD && n <= 5; n++) {
+            fast->mix(y1, b, kt, n, hd);
+            ref->mix(y2, b, kt, n, hd);
+            for (int d = 0; d < hd; d++) CHECK(fabsf(y1[d] - y2[d]) < 1e-5f);
+        }
+    }
     fast->f16_to_f32(h, f1, 77);
     ref->f16_to_f32(h, f2, 77);
-    for (int i = 0; i < 77; i++) CHECK(fabsf(y1[i] - y2[i]) < 1e-6f && f1[i] == f2[i]);
+    for (int i = 0; i < 77; i++) CHECK(f1[i] == f2[i]);
     /* rounding through F16, bit for bit: ordinary values, ties, subnormals, overflow */
     float r[80], r1[80], r2[80];
     for (int i = 0; i < 77; i++) r[i] = frand() * (i % 3 == 0 ? 1e-5f : 3.0f);

@@ -197,7 +197,7 @@ static bool same_floats(const float *a, const float *b, int64_t n, int64_t *wher
 }
 
 /* Scratch rows shared by the checks (sized for the largest case). */
-enum { NMAX = 32 * 64 + 1031, TX = 7, TY = 5 };
+enum { NMAX = 32 * 64 + 1031, TX = 7, TY = 17 };
 typedef struct scratch {
     float *x, *y, *a, *b; /* (NMAX) f32 each */
     uint8_t *qx, *qy, *qz; /* TX rows, TY rows, 1 row of NMAX elements of any type */
