@@ -6,6 +6,7 @@
  * multiplication), the same order is used here and said so.
  */
 #include "cpu/ops.h"
+#include "cpu/vec.h"
 
 #include <math.h>
 #include <string.h>
@@ -159,12 +160,7 @@ void cpu_softmax_row(float *x, int64_t n, float scale) {
         x[i] *= scale;
         if (x[i] > mx) mx = x[i];
     }
-    double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        float e = x[i] == -INFINITY ? 0.0f : expf(x[i] - mx);
-        x[i] = e;
-        sum += (double)e;
-    }
+    const double sum = cpu_vec_get()->exp_sum(x, n, mx);
     const float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
@@ -186,10 +182,7 @@ static void swiglu_run(void *arg, int ith, int nth) {
     const ew_task *t = arg;
     int64_t lo, hi;
     ew_range(t->n, ith, nth, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) {
-        float g = t->a[i];
-        t->out[i] = g / (1.0f + expf(-g)) * t->b[i];
-    }
+    cpu_vec_get()->swiglu(t->out + lo, t->a + lo, t->b + lo, hi - lo);
 }
 
 void cpu_swiglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {

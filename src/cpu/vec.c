@@ -6,6 +6,8 @@
 #include "core/cpu_features.h"
 #include "cpu/ops.h"
 
+#include <math.h>
+
 static void scores_c(float *out, const float *q, const float *kt, int64_t ld, int64_t n,
                      int64_t hd) {
     for (int64_t j = 0; j < n; j++) out[j] = 0.0f;
@@ -19,6 +21,19 @@ static void mix_c(float *out, const float *p, const float *v, int64_t n, int64_t
         for (int64_t d = 0; d < hd; d++) out[d] += p[j] * v[j * hd + d];
 }
 
+static double exp_sum_c(float *x, int64_t n, float mx) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = x[i] == -INFINITY ? 0.0f : expf(x[i] - mx);
+        sum += (double)x[i];
+    }
+    return sum;
+}
+
+static void swiglu_c(float *out, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static void f16_to_f32_c(const uint16_t *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(src[i]);
 }
@@ -27,7 +42,7 @@ static void round_f16_c(const float *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
 }
 
-static const cpu_vec_ops VEC_C = {scores_c, mix_c, f16_to_f32_c, round_f16_c, "c"};
+static const cpu_vec_ops VEC_C = {scores_c, mix_c, exp_sum_c, swiglu_c, f16_to_f32_c, round_f16_c, "c"};
 
 const cpu_vec_ops *cpu_vec_ref(void) { return &VEC_C; }
 

@@ -7,6 +7,9 @@
  * The keys come transposed (kt[d * ld + j] is element d of key j), so a vector register holds
  * one element of 8 consecutive keys and a score needs no horizontal sum: the scores of 8 keys
  * cost head_dim multiply-adds.
+ *
+ * exp in the AVX2 set is a polynomial (range reduction by ln 2, degree-7 Taylor): within 2 ulp
+ * of expf, as llama.cpp's own vectorised exp is; results below exp(-86) are flushed to 0.
  */
 #ifndef OB_CPU_VEC_H
 #define OB_CPU_VEC_H
@@ -19,6 +22,10 @@ typedef struct cpu_vec_ops {
                    int64_t hd);
     /* out[d] = sum over j < n of p[j] * v[j * hd + d], for d < hd */
     void (*mix)(float *out, const float *p, const float *v, int64_t n, int64_t hd);
+    /* x[i] = exp(x[i] - mx) (0 for -inf), returning the sum in double: softmax's middle step */
+    double (*exp_sum)(float *x, int64_t n, float mx);
+    /* out[i] = silu(g[i]) * u[i], silu(g) = g / (1 + exp(-g)); out may be g */
+    void (*swiglu)(float *out, const float *g, const float *u, int64_t n);
     void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     /* dst[i] = src[i] rounded to the nearest F16 value (ties to even) and back; dst may be
      * src. Exact for finite inputs, so every version gives the same bits. */

@@ -1,12 +1,12 @@
 /*
- * AVX2/FMA/F16C versions of the attention vector kernels (vec.h). The dot product keeps one
- * 8-lane accumulator and folds it in the same pairwise order as the portable version.
+ * AVX2/FMA/F16C versions of the vector kernels of attention and the FFN activation (vec.h).
  */
 #include "cpu/vec.h"
 
 #include "cpu/ops.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 /* Eight keys per register, two registers of keys per pass and two chains over d each, so four
  * independent multiply-add chains hide the FMA latency. */
@@ -78,6 +78,77 @@ static void mix_avx2(float *out, const float *p, const float *v, int64_t n, int6
     }
 }
 
+/* exp(x): x = n ln2 + r with |r| <= ln2 / 2 (ln 2 split in two for an exact product), e^r by
+ * its Taylor polynomial to r^7 (error < 2e-8 relative), 2^n added to the exponent. x is
+ * clamped to [-86, 88] first so 2^n stays normal; below -86 (and -inf) gives 0, above 88.7
+ * +inf, NaN stays NaN. */
+static inline __m256 exp8(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-86.0f), hi = _mm256_set1_ps(88.0f);
+    const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    const __m256 over = _mm256_cmp_ps(x, _mm256_set1_ps(88.72283f), _CMP_GT_OQ);
+    const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
+    __m256 y = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
+    y = _mm256_andnot_ps(under, y);
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(INFINITY), over);
+    return _mm256_blendv_ps(y, x, nan);
+}
+
+static double exp_sum_avx2(float *x, int64_t n, float mx) {
+    const __m256 vm = _mm256_set1_ps(mx);
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double t[4];
+    _mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
+    double sum = (t[0] + t[1]) + (t[2] + t[3]);
+    if (i < n) { /* the tail through the same exp, so a value never depends on its position */
+        float b[8] = {0};
+        for (int64_t k = i; k < n; k++) b[k - i] = x[k] - mx;
+        _mm256_storeu_ps(b, exp8(_mm256_loadu_ps(b)));
+        for (int64_t k = i; k < n; k++) {
+            x[k] = b[k - i];
+            sum += (double)x[k];
+        }
+    }
+    return sum;
+}
+
+static void swiglu_avx2(float *out, const float *g, const float *u, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 vg = _mm256_loadu_ps(g + i);
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), vg));
+        const __m256 silu = _mm256_div_ps(vg, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
+    }
+    if (i < n) { /* the tail through the same exp, as in exp_sum_avx2 */
+        float b[8] = {0};
+        for (int64_t k = i; k < n; k++) b[k - i] = -g[k];
+        _mm256_storeu_ps(b, exp8(_mm256_loadu_ps(b)));
+        for (int64_t k = i; k < n; k++) out[k] = g[k] / (1.0f + b[k - i]) * u[k];
+    }
+}
+
 static void f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -94,4 +165,4 @@ static void round_f16_avx2(const float *src, float *dst, int64_t n) {
     for (; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
 }
 
-const cpu_vec_ops cpu_vec_avx2 = {scores_avx2, mix_avx2, f16_to_f32_avx2, round_f16_avx2, "avx2"};
+const cpu_vec_ops cpu_vec_avx2 = {scores_avx2, mix_avx2, exp_sum_avx2, swiglu_avx2, f16_to_f32_avx2, round_f16_avx2, "avx2"};

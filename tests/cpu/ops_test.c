@@ -287,6 +287,37 @@ TEST(vec_kernels_match_portable) {
     fast->f16_to_f32(h, f1, 77);
     ref->f16_to_f32(h, f2, 77);
     for (int i = 0; i < 77; i++) CHECK(f1[i] == f2[i]);
+    /* exp_sum and swiglu: within 4e-7 relative of libm's expf on the range they see, -inf and
+     * the far tails included; a value does not depend on where in the row it sits */
+    float e1[77], e2[77];
+    for (int i = 0; i < 77; i++) e1[i] = e2[i] = (float)(i - 70) * 1.37f + frand();
+    e1[3] = e2[3] = -INFINITY;
+    e1[5] = e2[5] = -1e30f;
+    e1[9] = e2[9] = 1.7f; /* the maximum */
+    double sum1 = fast->exp_sum(e1, 77, 1.7f), sum2 = ref->exp_sum(e2, 77, 1.7f);
+    CHECK(fabs(sum1 - sum2) <= 4e-7 * sum2);
+    for (int i = 0; i < 77; i++)
+        CHECK_MSG(fabsf(e1[i] - e2[i]) <= 4e-7f * e2[i] + 1e-37f, "exp at %d: %g vs %g", i, (double)e1[i],
+                  (double)e2[i]);
+    CHECK(e1[3] == 0.0f && e1[5] == 0.0f && e1[9] == 1.0f);
+    float g[77], u[77];
+    for (int i = 0; i < 77; i++) g[i] = (float)(i - 38) * 0.9f + frand(), u[i] = frand();
+    g[0] = -1e30f, g[1] = 1e30f, g[2] = 100.0f, g[4] = -100.0f, g[6] = 0.0f;
+    fast->swiglu(y1, g, u, 77);
+    ref->swiglu(y2, g, u, 77);
+    for (int i = 0; i < 77; i++)
+        CHECK_MSG(fabsf(y1[i] - y2[i]) <= 1e-6f * fabsf(y2[i]) + 1e-30f, "swiglu at %d: %g vs %g",
+                  i, (double)y1[i], (double)y2[i]);
+    fast->swiglu(g, g, u, 77); /* in place */
+    for (int i = 0; i < 77; i++) CHECK(g[i] == y1[i]);
+    for (int off = 1; off < 8; off++) { /* the same elements, shifted against the vectors */
+        float z[77];
+        for (int i = 0; i < 77; i++) e1[i] = (float)(i - 70) * 1.37f;
+        fast->exp_sum(e1, 77, 0.0f);
+        for (int i = 0; i < 77 - off; i++) z[i] = (float)(i + off - 70) * 1.37f;
+        fast->exp_sum(z, 77 - off, 0.0f);
+        for (int i = 0; i < 77 - off; i++) CHECK(z[i] == e1[i + off]);
+    }
     /* rounding through F16, bit for bit: ordinary values, ties, subnormals, overflow */
     float r[80], r1[80], r2[80];
     for (int i = 0; i < 77; i++) r[i] = frand() * (i % 3 == 0 ? 1e-5f : 3.0f);
