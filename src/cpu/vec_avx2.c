@@ -6,6 +6,7 @@
 #include "cpu/ops.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 #include <math.h>
 
 /* Eight keys per register, two registers of keys per pass and two chains over d each, so four
@@ -107,45 +108,43 @@ static inline __m256 exp8(__m256 x) {
     return _mm256_blendv_ps(y, x, nan);
 }
 
+/* Lanes [0, r) set: the partial last vector of a row is loaded and stored masked, so its
+ * elements go through the same arithmetic as the others (a value never depends on where in
+ * the row it sits, which keeps decode equal to prefill). */
+static inline __m256i lanes_below(int64_t r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 static double exp_sum_avx2(float *x, int64_t n, float mx) {
     const __m256 vm = _mm256_set1_ps(mx);
     __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
-        _mm256_storeu_ps(x + i, e);
+    for (int64_t i = 0; i < n; i += 8) {
+        const bool full = n - i >= 8;
+        const __m256i m = full ? _mm256_set1_epi32(-1) : lanes_below(n - i);
+        const __m256 v = full ? _mm256_loadu_ps(x + i) : _mm256_maskload_ps(x + i, m);
+        /* masked-off lanes hold exp(-mx), perhaps inf: cleared before the sum */
+        const __m256 e = _mm256_and_ps(exp8(_mm256_sub_ps(v, vm)), _mm256_castsi256_ps(m));
+        if (full) _mm256_storeu_ps(x + i, e);
+        else _mm256_maskstore_ps(x + i, m, e);
         s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
         s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
     }
     double t[4];
     _mm256_storeu_pd(t, _mm256_add_pd(s0, s1));
-    double sum = (t[0] + t[1]) + (t[2] + t[3]);
-    if (i < n) { /* the tail through the same exp, so a value never depends on its position */
-        float b[8] = {0};
-        for (int64_t k = i; k < n; k++) b[k - i] = x[k] - mx;
-        _mm256_storeu_ps(b, exp8(_mm256_loadu_ps(b)));
-        for (int64_t k = i; k < n; k++) {
-            x[k] = b[k - i];
-            sum += (double)x[k];
-        }
-    }
-    return sum;
+    return (t[0] + t[1]) + (t[2] + t[3]);
 }
 
 static void swiglu_avx2(float *out, const float *g, const float *u, int64_t n) {
     const __m256 one = _mm256_set1_ps(1.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 vg = _mm256_loadu_ps(g + i);
+    for (int64_t i = 0; i < n; i += 8) {
+        const bool full = n - i >= 8;
+        const __m256i m = full ? _mm256_set1_epi32(-1) : lanes_below(n - i);
+        const __m256 vg = full ? _mm256_loadu_ps(g + i) : _mm256_maskload_ps(g + i, m);
+        const __m256 vu = full ? _mm256_loadu_ps(u + i) : _mm256_maskload_ps(u + i, m);
         const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), vg));
-        const __m256 silu = _mm256_div_ps(vg, _mm256_add_ps(one, e));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
-    }
-    if (i < n) { /* the tail through the same exp, as in exp_sum_avx2 */
-        float b[8] = {0};
-        for (int64_t k = i; k < n; k++) b[k - i] = -g[k];
-        _mm256_storeu_ps(b, exp8(_mm256_loadu_ps(b)));
-        for (int64_t k = i; k < n; k++) out[k] = g[k] / (1.0f + b[k - i]) * u[k];
+        const __m256 y = _mm256_mul_ps(_mm256_div_ps(vg, _mm256_add_ps(one, e)), vu);
+        if (full) _mm256_storeu_ps(out + i, y);
+        else _mm256_maskstore_ps(out + i, m, y);
     }
 }
 
