@@ -1,17 +1,18 @@
 /*
  * Causal grouped-query attention over the F16 KV cache, for a batch of query tokens.
  *
- * The work is cut into tasks of (kv head, chunk of query tokens). A task converts the cache
- * rows its chunk can see, for its one kv head, from F16 to F32 once into the thread's scratch,
- * and every query head of the group and every token of the chunk then reads that copy: during
- * prefill a K row is converted once per chunk rather than once per query token and head. The
- * K copy is transposed (element d of every key in one run) so that scores are computed for
- * many keys at once without horizontal sums (vec.h).
- * Tasks are dealt round-robin because later chunks see more of the cache (causal) and cost more.
+ * The work is cut into tasks of (kv head, chunk of query tokens). For each token of its chunk a
+ * task takes the query heads of the kv head's group up to ATTN_QB at a time: their scores
+ * against every visible key come from one pass over the F16 K rows, and their outputs from one
+ * pass over the F16 V rows (vec.h), each row converted once for all of them where it lies in
+ * the cache. Nothing is copied first, so a decode step reads the visible cache once, which is
+ * what long contexts pay for. Tasks are dealt round-robin because later chunks see more of the
+ * cache (causal) and cost more.
  *
  * A sliding-window layer (n_swa) sees only the last n_swa positions, and its cache may be a ring
- * of n_rows rows holding position p in row p % n_rows: copies are made in position order, so
- * the inner loops are the same for both.
+ * of n_rows rows holding position p in row p % n_rows: the visible positions are then at most
+ * two runs of rows, taken in position order, so the scores and sums see keys in the same order
+ * as without a ring.
  *
  * Rounding follows llama.cpp's CPU path: Q is rounded to F16 before the dot with K (it converts
  * activations to the weight type of a matmul, here the F16 cache), scores and softmax are F32
@@ -21,27 +22,17 @@
 #include "cpu/vec.h"
 
 #include <math.h>
+#include <string.h>
 
 #define ATTN_CHUNK 32 /* query tokens per task */
+#define ATTN_QB 4     /* query heads sharing one pass over the cache rows */
 
 size_t cpu_attn_scratch_floats(int64_t n_kv, int64_t head_dim, int nth) {
-    /* per thread: K and V copies (n_kv, head_dim), scores (n_kv), rounded q (head_dim) */
-    return (size_t)nth * (size_t)(2 * n_kv * head_dim + n_kv + head_dim);
+    /* per thread: scores (ATTN_QB, n_kv) and rounded queries (ATTN_QB, head_dim) */
+    return (size_t)nth * ATTN_QB * (size_t)(n_kv + head_dim);
 }
 
 static inline float round_f16(float x) { return cpu_f16_to_f32(cpu_f32_to_f16(x)); }
-
-/* One query head of one token against keys [0, n_see) of the copies: kt transposed with
- * leading dimension ld (key j's element d at kt[d * ld + j]), vf row-major. */
-static void attend_one(const cpu_vec_ops *vo, float *out, const float *q, const float *kt,
-                       int64_t ld, const float *vf, int64_t n_see, int64_t hd, float scale,
-                       float *scores, float *qr) {
-    vo->round_f16(q, qr, hd);
-    vo->scores(scores, qr, kt, ld, n_see, hd);
-    cpu_softmax_row(scores, n_see, scale);
-    vo->round_f16(scores, scores, n_see);
-    vo->mix(out, scores, vf, n_see, hd);
-}
 
 /* First position a query at position p sees. */
 static inline int64_t first_seen(const cpu_attn_args *a, int64_t p) {
@@ -53,30 +44,49 @@ static inline int64_t row_of(const cpu_attn_args *a, int64_t p) {
     return a->n_rows > 0 ? p % a->n_rows : p;
 }
 
+/* The cache rows of positions [first, first + n) in position order: at most two runs,
+ * run i starting at row row[i] with len[i] rows. Returns the number of runs. */
+static int visible_runs(const cpu_attn_args *a, int64_t first, int64_t n, int64_t row[2],
+                        int64_t len[2]) {
+    row[0] = row_of(a, first);
+    len[0] = a->n_rows > 0 && a->n_rows - row[0] < n ? a->n_rows - row[0] : n;
+    row[1] = 0;
+    len[1] = n - len[0];
+    return len[1] > 0 ? 2 : 1;
+}
+
+/* Query heads [h0, h0 + nq) of token t, all reading kv head g. */
+static void attend_heads(const cpu_vec_ops *vo, const cpu_attn_args *a, int64_t g, int64_t t,
+                         int64_t h0, int64_t nq, float *scores, int64_t ld, float *qr) {
+    const int64_t hd = a->head_dim, q_stride = a->n_head * hd, p = a->pos0 + t;
+    const int64_t first = first_seen(a, p), n_see = p - first + 1;
+    int64_t row[2], len[2];
+    const int runs = visible_runs(a, first, n_see, row, len);
+    vo->round_f16(a->q + t * q_stride + h0 * hd, qr, nq * hd);
+    for (int r = 0; r < runs; r++)
+        vo->scores(scores + (r ? len[0] : 0), ld, qr, nq, a->k + row[r] * a->kv_stride + g * hd,
+                   a->kv_stride, len[r], hd);
+    for (int64_t i = 0; i < nq; i++) {
+        cpu_softmax_row(scores + i * ld, n_see, a->scale);
+        vo->round_f16(scores + i * ld, scores + i * ld, n_see);
+    }
+    float *out = a->out + t * q_stride + h0 * hd;
+    memset(out, 0, (size_t)(nq * hd) * sizeof *out);
+    for (int r = 0; r < runs; r++)
+        vo->mix(out, scores + (r ? len[0] : 0), ld, nq, a->v + row[r] * a->kv_stride + g * hd,
+                a->kv_stride, len[r], hd);
+}
+
 static void attn_task(const cpu_attn_args *a, int64_t g, int64_t t_lo, int64_t t_hi,
                       float *scratch) {
     const cpu_vec_ops *vo = cpu_vec_get();
-    const int64_t hd = a->head_dim, n_group = a->n_head / a->n_head_kv;
-    /* positions [lo, hi) are what some token of the chunk sees; copied in position order */
-    const int64_t lo = first_seen(a, a->pos0 + t_lo), hi = a->pos0 + t_hi, n_kv = hi - lo;
-    float *kf = scratch, *vf = kf + n_kv * hd, *scores = vf + n_kv * hd, *qr = scores + n_kv;
-    for (int64_t j = 0; j < n_kv; j++) {
-        const int64_t r = row_of(a, lo + j);
-        /* K row j lands in column j of kf (transposed), through vf's next row as a buffer */
-        float *row = vf + j * hd;
-        vo->f16_to_f32(a->k + r * a->kv_stride + g * hd, row, hd);
-        for (int64_t d = 0; d < hd; d++) kf[d * n_kv + j] = row[d];
-        vo->f16_to_f32(a->v + r * a->kv_stride + g * hd, row, hd);
-    }
-    const int64_t q_stride = a->n_head * hd;
-    for (int64_t t = t_lo; t < t_hi; t++) {
-        const int64_t p = a->pos0 + t, first = first_seen(a, p) - lo;
-        for (int64_t h = g * n_group; h < (g + 1) * n_group; h++) {
-            attend_one(vo, a->out + t * q_stride + h * hd, a->q + t * q_stride + h * hd,
-                       kf + first, n_kv, vf + first * hd, p - lo - first + 1, hd, a->scale,
-                       scores, qr);
+    const int64_t n_group = a->n_head / a->n_head_kv, ld = a->pos0 + a->n_tok;
+    float *scores = scratch, *qr = scores + ATTN_QB * ld;
+    for (int64_t t = t_lo; t < t_hi; t++)
+        for (int64_t h0 = g * n_group; h0 < (g + 1) * n_group; h0 += ATTN_QB) {
+            const int64_t nq = (g + 1) * n_group - h0 < ATTN_QB ? (g + 1) * n_group - h0 : ATTN_QB;
+            attend_heads(vo, a, g, t, h0, nq, scores, ld, qr);
         }
-    }
 }
 
 typedef struct attn_ctx {

@@ -8,17 +8,22 @@
 
 #include <math.h>
 
-static void scores_c(float *out, const float *q, const float *kt, int64_t ld, int64_t n,
-                     int64_t hd) {
-    for (int64_t j = 0; j < n; j++) out[j] = 0.0f;
-    for (int64_t d = 0; d < hd; d++)
-        for (int64_t j = 0; j < n; j++) out[j] += q[d] * kt[d * ld + j];
+static void scores_c(float *out, int64_t ldo, const float *q, int64_t n_q, const uint16_t *k,
+                     int64_t ks, int64_t n, int64_t hd) {
+    for (int64_t i = 0; i < n_q; i++)
+        for (int64_t j = 0; j < n; j++) {
+            float s = 0.0f;
+            for (int64_t d = 0; d < hd; d++) s += q[i * hd + d] * cpu_f16_to_f32(k[j * ks + d]);
+            out[i * ldo + j] = s;
+        }
 }
 
-static void mix_c(float *out, const float *p, const float *v, int64_t n, int64_t hd) {
-    for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int64_t j = 0; j < n; j++)
-        for (int64_t d = 0; d < hd; d++) out[d] += p[j] * v[j * hd + d];
+static void mix_c(float *out, const float *p, int64_t ldp, int64_t n_q, const uint16_t *v,
+                  int64_t vs, int64_t n, int64_t hd) {
+    for (int64_t i = 0; i < n_q; i++)
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t d = 0; d < hd; d++)
+                out[i * hd + d] += p[i * ldp + j] * cpu_f16_to_f32(v[j * vs + d]);
 }
 
 static double exp_sum_c(float *x, int64_t n, float mx) {

@@ -258,31 +258,45 @@ TEST(attention_matches_naive) {
 
 TEST(vec_kernels_match_portable) {
     const cpu_vec_ops *fast = cpu_vec_get(), *ref = cpu_vec_ref();
-    float a[77], b[77], y1[77], y2[77], f1[77], f2[77];
+    float y1[77], y2[77], f1[77], f2[77];
     uint16_t h[77];
     for (int i = 0; i < 77; i++) {
-        a[i] = frand(), b[i] = frand(), y1[i] = y2[i] = frand();
+        y1[i] = y2[i] = frand();
         h[i] = cpu_f32_to_f16(frand() * 100);
     }
-    /* scores: n keys of hd elements, transposed with leading dimension 40 (n <= 37: every
-     * tail length mod 16 and mod 8), hd odd and even */
-    enum { LD = 40, HDMAX = 9 };
-    float kt[HDMAX * LD], s1[LD], s2[LD];
-    for (int i = 0; i < HDMAX * LD; i++) kt[i] = frand();
-    for (int hd = 1; hd <= HDMAX; hd += 4) {
-        for (int n = 0; n <= 37; n++) {
-            fast->scores(s1, a, kt, LD, n, hd);
-            ref->scores(s2, a, kt, LD, n, hd);
-            for (int j = 0; j < n; j++) CHECK(fabsf(s1[j] - s2[j]) < 1e-5f);
-        }
+    /* scores and mix: n_q queries (1..6: a partial and a second group of four) against n F16
+     * rows of a cache with row stride KS (n <= 37: pairs and a lone last key), hd on the
+     * vector path (multiples of 8) and off it (odd) */
+    enum { KS = 80, NMAX = 37, QMAX = 6, LDO = 40 };
+    static uint16_t kc[NMAX * KS];
+    static float qv[QMAX * 72], s1[QMAX * LDO], s2[QMAX * LDO], m1[QMAX * 72], m2[QMAX * 72];
+    for (int i = 0; i < NMAX * KS; i++) kc[i] = cpu_f32_to_f16(frand() * 2);
+    for (int i = 0; i < QMAX * 72; i++) qv[i] = frand();
+    const int hds[] = {8, 16, 24, 64, 72, 5};
+    for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++) {
+        const int hd = hds[hi];
+        for (int nq = 1; nq <= QMAX; nq++)
+            for (int n = 0; n <= NMAX; n++) {
+                fast->scores(s1, LDO, qv, nq, kc + 3, KS, n, hd);
+                ref->scores(s2, LDO, qv, nq, kc + 3, KS, n, hd);
+                for (int i = 0; i < nq; i++)
+                    for (int j = 0; j < n; j++)
+                        CHECK_MSG(fabsf(s1[i * LDO + j] - s2[i * LDO + j]) < 1e-4f,
+                                  "scores hd %d nq %d n %d at (%d,%d)", hd, nq, n, i, j);
+                /* mix accumulates onto what out holds; probabilities from the scores */
+                for (int i = 0; i < nq * hd; i++) m1[i] = m2[i] = frand();
+                fast->mix(m1, s2, LDO, nq, kc + 1, KS, n, hd);
+                ref->mix(m2, s2, LDO, nq, kc + 1, KS, n, hd);
+                for (int i = 0; i < nq * hd; i++)
+                    CHECK_MSG(fabsf(m1[i] - m2[i]) < 1e-3f, "mix hd %d nq %d n %d at %d", hd,
+                              nq, n, i);
+            }
     }
-    /* mix: n value rows of hd elements (from kt), hd covering the 32-, 8- and 1-wide paths */
-    for (int hd = 1; hd <= 71; hd += 7) {
-        for (int n = 0; n * hd <= HDMAX * LD && n <= 5; n++) {
-            fast->mix(y1, b, kt, n, hd);
-            ref->mix(y2, b, kt, n, hd);
-            for (int d = 0; d < hd; d++) CHECK(fabsf(y1[d] - y2[d]) < 1e-5f);
-        }
+    /* a key's score does not depend on its place in the run or its pairing */
+    fast->scores(s1, LDO, qv, 4, kc, KS, 9, 64);
+    for (int j = 0; j < 9; j++) {
+        fast->scores(s2, LDO, qv, 4, kc + j * KS, KS, 1, 64);
+        for (int i = 0; i < 4; i++) CHECK(s1[i * LDO + j] == s2[i * LDO]);
     }
     fast->f16_to_f32(h, f1, 77);
     ref->f16_to_f32(h, f2, 77);
