@@ -8,16 +8,19 @@
 #include "core/err.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <string.h>
 
-/* Weight rows per chunk handed out: about MM_CHUNKS_PER_THREAD chunks per thread, so a thread
- * slowed by other load leaves little to the end, but never fewer than MM_MIN_ROWS rows, a
- * multiple of MM_ROW_STEP (every rp_rows divides it). Long chunks matter for decode: each is one
- * sequential run through memory, and with short ones (16 rows, 18 KB of Q4_K) the two threads'
- * interleaved jumps kept the hardware prefetchers from ramping up (tg 33 t/s against 43-52 t/s
- * with 64 rows or more, 1B Q4_K_M, 2 threads). */
-#define MM_CHUNKS_PER_THREAD 4
-#define MM_MIN_ROWS 64
+/* Weight rows are handed out in shrinking chunks (guided scheduling): each claim takes
+ * 1/(MM_GUIDE * n_threads) of the rows still left, rounded down to a multiple of MM_ROW_STEP
+ * (every rp_rows divides it) and at least MM_MIN_ROWS. The first chunks are long, which matters
+ * for decode: each is one sequential run through memory, and with short ones (16 rows, 18 KB of
+ * Q4_K) the two threads' interleaved jumps kept the hardware prefetchers from ramping up (tg 33
+ * t/s against 43-52 t/s with 64 rows or more, 1B Q4_K_M, 2 threads). The last ones are short,
+ * so the thread that finishes first waits for at most a short chunk at the end of each product
+ * instead of up to an eighth of it. */
+#define MM_GUIDE 2
+#define MM_MIN_ROWS 32
 #define MM_ROW_STEP 16
 #define MM_TOKENS 32 /* tokens per tile: a weight row is reused from L1 across this many */
 
@@ -65,8 +68,8 @@ typedef struct mm_task {
     int packed;       /* use_packed() */
     quant_from_f32_fn conv; /* f32 row -> xq row */
     size_t xq_row;    /* bytes per xq row */
-    atomic_llong next; /* next chunk of rows to hand out */
-    int64_t chunk;     /* rows per chunk */
+    atomic_llong next; /* first row not yet handed out */
+    int64_t div;       /* a claim takes the rows left / div (MM_GUIDE * threads) */
 } mm_task;
 
 static void convert_run(void *arg, int ith, int nth) {
@@ -118,16 +121,31 @@ static void mm_chunk(const mm_task *t, int64_t r_lo, int64_t r_hi) {
         mm_rows(t, r, r + MM_ROW_STEP < r_hi ? r + MM_ROW_STEP : r_hi);
 }
 
+/* Claims the next chunk of rows, [*lo, *hi); false when none are left. */
+static bool mm_claim(mm_task *t, int64_t *lo, int64_t *hi) {
+    const int64_t n_out = t->w->n_out;
+    int64_t r = atomic_load_explicit(&t->next, memory_order_relaxed);
+    for (;;) {
+        if (r >= n_out) return false;
+        int64_t n = (n_out - r) / t->div;
+        n -= n % MM_ROW_STEP;
+        if (n < MM_MIN_ROWS) n = MM_MIN_ROWS;
+        if (n > n_out - r) n = n_out - r;
+        if (atomic_compare_exchange_weak_explicit(&t->next, &r, r + n, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *lo = r;
+            *hi = r + n;
+            return true;
+        }
+    }
+}
+
 static void mm_run(void *arg, int ith, int nth) {
     mm_task *t = arg;
     (void)ith;
     (void)nth;
-    const int64_t n_out = t->w->n_out;
-    for (;;) {
-        int64_t r_lo = atomic_fetch_add(&t->next, t->chunk);
-        if (r_lo >= n_out) break;
-        mm_chunk(t, r_lo, r_lo + t->chunk < n_out ? r_lo + t->chunk : n_out);
-    }
+    int64_t lo, hi;
+    while (mm_claim(t, &lo, &hi)) mm_chunk(t, lo, hi);
 }
 
 void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, int64_t n_tok,
@@ -140,9 +158,7 @@ void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, i
         t.xq_row = w->rp_act_row_size;
     }
     atomic_init(&t.next, 0);
-    t.chunk = w->n_out / ((int64_t)cpu_pool_n_threads(pool) * MM_CHUNKS_PER_THREAD);
-    t.chunk -= t.chunk % MM_ROW_STEP;
-    if (t.chunk < MM_MIN_ROWS) t.chunk = MM_MIN_ROWS;
+    t.div = (int64_t)cpu_pool_n_threads(pool) * MM_GUIDE;
     if (t.packed) {
         w->qt->act_pack(x, wsp, w->n_in);
     } else if (!act_is_f32(w)) {
