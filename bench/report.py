@@ -1,6 +1,7 @@
 """Reads bench/out/{llama,outboard}-FILE-ROUND.json and bench/out/bw-ROUND.json (written by
 bench/run.sh) and prints the engine section of BENCHMARKS.md: median tokens/s over the rounds for
-each program, file and test, the ratio outboard / llama.cpp against the targets, and each
+each program, file and test, the median of the per-round ratios outboard / llama.cpp (the
+two programs ran back to back in each round) against the targets, and each
 generation speed as a share of the memory-bandwidth limit (weight bytes read per token divided
 by the measured read bandwidth)."""
 import argparse
@@ -67,8 +68,11 @@ def header(a, bw, bw_all):
     print("## Engine: outboard vs llama.cpp (llama-bench)\n")
     print("outboard against llama.cpp on the same GGUF files and the same machine. Produced by "
           "`bench/run.sh` (do not edit by hand); numbers are tokens per second, the **median** "
-          "over rounds in which the two programs took turns (the machine is shared and noisy, "
-          "so means are not quoted; every round's figure is listed under Samples).\n")
+          "over rounds in which the two programs took turns, back to back, in an order swapped "
+          "every round (the machine is shared and noisy, so means are not quoted; every round's "
+          "figure is listed under Samples). The ratio judged against the target is the median "
+          "of the per-round ratios: a slow minute slows both runs of its round, so it moves "
+          "that ratio far less than either program's median.\n")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"- date: {when}; machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
           f"{a.threads} threads used")
@@ -83,7 +87,8 @@ def header(a, bw, bw_all):
           "vocabulary, so the output layer is smaller than the real models')")
     print("- outboard repacks Q4_0, Q8_0, Q4_K and Q6_K weights 16 rows at a time when it loads "
           "them (AVX-512 VNNI kernels; `OB_REPACK=0` keeps the file's layout)")
-    print(f"- commands (per round and file): `{a.llama_cmd} FILE` and `{a.outboard_cmd} FILE`; "
+    print(f"- commands (per round and file, prompt processing then generation): "
+          f"`{a.llama_cmd} -m FILE` and `{a.outboard_cmd} -m FILE`; "
           f"bandwidth: `{a.bw_cmd}` once per round")
     try:
         load = open("/proc/loadavg").read().split()[:3]
@@ -115,9 +120,9 @@ def main():
     a = ap.parse_args()
     bw, bw_all = bandwidth()
     header(a, bw, bw_all)
-    print("| file | test | llama.cpp t/s | outboard t/s | outboard / llama.cpp | target | "
-          "% of bandwidth limit (llama.cpp / outboard) |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| file | test | llama.cpp t/s | outboard t/s | ratio of medians | median of "
+          "per-round ratios | target | % of bandwidth limit (llama.cpp / outboard) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     names = []
     for spec in a.files.split():
         shape, qtype = spec.split(":")
@@ -129,7 +134,7 @@ def main():
             if not ll[test] or not ob[test]:
                 continue
             m_ll, m_ob = statistics.median(ll[test]), statistics.median(ob[test])
-            ratio = m_ob / m_ll
+            ratio = statistics.median(o / l for l, o in zip(ll[test], ob[test]))
             target = TARGETS.get(qtype, (None, None))[i]
             mark = "-" if target is None else \
                 f">= {target}x ({'met' if ratio >= target else 'not met'})"
@@ -139,8 +144,8 @@ def main():
                 share = f"{100 * m_ll / limit:.0f}% / {100 * m_ob / limit:.0f}% " \
                         f"(limit {limit:.1f} t/s)"
             n = a.pp if test == "pp" else a.tg
-            print(f"| {name}.gguf | {test}{n} | {m_ll:.2f} | {m_ob:.2f} | **{ratio:.2f}x** | "
-                  f"{mark} | {share} |")
+            print(f"| {name}.gguf | {test}{n} | {m_ll:.2f} | {m_ob:.2f} | {m_ob / m_ll:.2f}x | "
+                  f"**{ratio:.2f}x** | {mark} | {share} |")
     print("\nSamples (t/s, in round order):\n")
     for name in names:
         ll, ob = samples("llama", name), samples("outboard", name)

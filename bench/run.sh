@@ -6,14 +6,18 @@
 # THREADS threads (2), plus the machine's read bandwidth (bench/bw_bench.c) so generation can
 # be quoted as a share of its memory-bandwidth limit.
 #
-# The machine may be shared and noisy, so the two programs take turns: ROUNDS rounds, each one
-# llama-bench run and one outboard run per file (each run itself a warm-up plus one timed
-# repetition) and one bandwidth probe, and the report quotes medians over the rounds. Writes
-# its section of BENCHMARKS.md.
+# The machine may be shared and noisy (its read bandwidth has been seen to move between 26 and
+# 40 GB/s from one minute to the next), so the two programs take turns at short range: ROUNDS
+# rounds, and in each round, for every file, a prompt-processing pair and then a generation pair
+# (one llama-bench run and one outboard run each, each run a warm-up plus one timed repetition,
+# the order swapped every round), plus one bandwidth probe per round. The report quotes medians
+# over the rounds and judges the targets on the median of the per-pair ratios, which a slow
+# minute affects far less than it affects either program's own median. Writes its section of
+# BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PP=${PP:-512}
 TG=${TG:-128}
 FILES=${FILES:-"1b:q8_0 1b:q4_0 1b:q4_k_m 1b:q6_k 8b:q4_k_m"}
@@ -31,22 +35,26 @@ for spec in $FILES; do
     [ -f "$f" ] || build/outboard synth --shape "${spec%%:*}" --type "${spec#*:}" \
         --vocab "$VOCAB" -o "$f"
 done
-LB_CMD="$LLAMA_BENCH -p $PP -n $TG -r 1 -t $THREADS -o json -m"
-OB_CMD="build/outboard bench -p $PP -n $TG -r 1 -t $THREADS --json -m"
+LB_CMD="$LLAMA_BENCH -r 1 -t $THREADS -o json"
+OB_CMD="build/outboard bench -r 1 -t $THREADS --json"
 BW_CMD="build/bench/bw_bench $THREADS 1024 5 --json"
 for r in $(seq 1 "$ROUNDS"); do
     $BW_CMD > "bench/out/bw-$(date +%s)-$r.json"
     for spec in $FILES; do
         name=synth-${spec%%:*}-${spec#*:}
         echo "round $r/$ROUNDS: $name" >&2
-        $LB_CMD "models/$name.gguf" > "bench/out/llama-$name-$r.json" 2>/dev/null
-        $OB_CMD "models/$name.gguf" > "bench/out/outboard-$name-$r.json"
+        for test in pp tg; do
+            if [ "$test" = pp ]; then sizes="-p $PP -n 0"; else sizes="-p 0 -n $TG"; fi
+            llama() { $LB_CMD $sizes -m "models/$name.gguf" > "bench/out/llama-$name-$r-$test.json" 2>/dev/null; }
+            ours() { $OB_CMD $sizes -m "models/$name.gguf" > "bench/out/outboard-$name-$r-$test.json"; }
+            if [ $((r % 2)) = 1 ]; then llama; ours; else ours; llama; fi
+        done
     done
 done
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python  # the gguf package reads the tensor sizes
 $PY bench/report.py --threads "$THREADS" --rounds "$ROUNDS" --files "$REPORT_FILES" \
-    --llama-cmd "$LB_CMD" --outboard-cmd "$OB_CMD" --bw-cmd "$BW_CMD" --pp "$PP" --tg "$TG" \
+    --llama-cmd "$LB_CMD -p $PP -n 0 | -p 0 -n $TG" --outboard-cmd "$OB_CMD -p $PP -n 0 | -p 0 -n $TG" --bw-cmd "$BW_CMD" --pp "$PP" --tg "$TG" \
     > bench/out/engine.md
 # Replace this section of BENCHMARKS.md (other sections belong to other benchmarks).
 python3 - <<'PY'
