@@ -1,6 +1,6 @@
 /*
- * Q4_0 and Q8_0 weights repacked 16 rows at a time, AVX-512 VNNI: the matmul kernels for both
- * decode and prefill on CPUs with VPDPBUSD.
+ * Q4_0, Q5_0 and Q8_0 weights repacked 16 rows at a time, AVX-512 VNNI: the matmul kernels for
+ * both decode and prefill on CPUs with VPDPBUSD.
  *
  * Repacked layout (made once at load, quant_traits.rp_pack): for each block column b of a group
  * of 16 rows,
@@ -8,17 +8,22 @@
  *     quants              Q4_0: 4 x 64 bytes; 64-byte piece g holds, for row r at bytes
  *                         4r..4r+3, the block's qs[4g..4g+3] (low nibbles: elements 4g..4g+3,
  *                         high nibbles: elements 16+4g..16+4g+3).
+ *                         Q5_0: Q4_0's 4 x 64 bytes of low nibbles, then 64 bytes of fifth
+ *                         bits: row r's byte 4r + k holds, at bit g, the fifth bit of element
+ *                         4g + k and, at bit 4 + g, that of element 16 + 4g + k (a permutation
+ *                         of the block's qh, so that one shift and mask puts the bits of piece
+ *                         g under its nibbles).
  *                         Q8_0: 8 x 64 bytes; piece g holds row r's elements 4g..4g+3 at
  *                         bytes 4r..4r+3, stored as w + 128 (unsigned).
  * so one 512-bit register holds 4 consecutive quants of 16 rows, and VPDPBUSD against one
  * broadcast 4-byte group of activation quants adds to 16 row sums at once: the 16 int32 lanes
  * are the 16 rows, and nothing is summed across lanes. Each block's 16 row sums become floats
  * once and are scaled by d_row * d_activation with one FMA. Q4_0 costs 18 bytes per row-block
- * and Q8_0 34, as in the file.
+ * Q5_0 22 and Q8_0 34, as in the file.
  *
  * Activation rows (rp_act) are Q8_0's quantization of the f32 row (same d, same quants) in
  * 40-byte blocks { int8 qs[32]; float d; int32 start; } where start = -off * sum(qs) removes
- * the weights' unsigned offset (8 for Q4_0 nibbles, 128 for Q8_0): the integer sums are exact,
+ * the weights' unsigned offset (8 for Q4_0 nibbles, 16 for Q5_0, 128 for Q8_0): the integer sums are exact,
  * and the results equal the Q8_0 reference vec_dot up to float summation order.
  */
 #include "quant/pack.h"
@@ -29,9 +34,9 @@
 #define RP_ROWS 16
 #define RP_ABLOCK 40 /* bytes of one activation block */
 
-enum { RP_Q4_0, RP_Q8_0 };
+enum { RP_Q4_0, RP_Q5_0, RP_Q8_0 };
 
-RP_INLINE size_t rp_xsize(int kind) { return kind == RP_Q4_0 ? 18 : 34; }
+RP_INLINE size_t rp_xsize(int kind) { return kind == RP_Q4_0 ? 18 : kind == RP_Q5_0 ? 22 : 34; }
 
 /* ---- load-time repacking ---- */
 
@@ -42,6 +47,27 @@ static void rp_pack_q4_0(const void *src, size_t stride, void *dst, int64_t n) {
             const uint8_t *blk = (const uint8_t *)src + r * stride + b * 18;
             memcpy(o + 2 * r, blk, 2);
             for (int g = 0; g < 4; g++) memcpy(o + 32 + 64 * g + 4 * r, blk + 2 + 4 * g, 4);
+        }
+    }
+}
+
+static void rp_pack_q5_0(const void *src, size_t stride, void *dst, int64_t n) {
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / 32; b++, o += RP_ROWS * 22) {
+        for (int r = 0; r < RP_ROWS; r++) {
+            const quant_block_q5_0 *x =
+                (const quant_block_q5_0 *)((const uint8_t *)src + r * stride) + b;
+            uint32_t qh;
+            memcpy(&qh, x->qh, 4);
+            memcpy(o + 2 * r, &x->d, 2);
+            for (int g = 0; g < 4; g++) memcpy(o + 32 + 64 * g + 4 * r, x->qs + 4 * g, 4);
+            for (int k = 0; k < 4; k++) {
+                uint8_t h = 0;
+                for (int g = 0; g < 4; g++)
+                    h |= (uint8_t)(((qh >> (4 * g + k)) & 1) << g |
+                                   ((qh >> (16 + 4 * g + k)) & 1) << (4 + g));
+                o[288 + 4 * r + k] = h;
+            }
         }
     }
 }
@@ -75,6 +101,7 @@ static void rp_act(const float *src, uint8_t *dst, int64_t n, int off) {
 }
 
 static void rp_act_q4_0(const float *src, void *dst, int64_t n) { rp_act(src, dst, n, 8); }
+static void rp_act_q5_0(const float *src, void *dst, int64_t n) { rp_act(src, dst, n, 16); }
 static void rp_act_q8_0(const float *src, void *dst, int64_t n) { rp_act(src, dst, n, 128); }
 
 /* ---- kernel ---- */
@@ -91,13 +118,23 @@ RP_INLINE void rp_block(int kind, int RY, __m512 *acc, const uint8_t *xb, const 
                         size_t ys) {
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xb));
     __m512i q[8];
-    if (kind == RP_Q4_0) {
+    if (kind == RP_Q4_0 || kind == RP_Q5_0) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
             const __m512i v = _mm512_loadu_si512(xb + 32 + 64 * g);
             q[g] = _mm512_and_si512(v, m4);                         /* elements 4g.. */
             q[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4); /* elements 16+4g.. */
+        }
+        if (kind == RP_Q5_0) { /* fifth bits: bit g (bit 4 + g) of each byte to bit 4 */
+            const __m512i h = _mm512_loadu_si512(xb + 288), m10 = _mm512_set1_epi8(0x10);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                /* shifts within 16-bit lanes: what crosses from the neighbour byte lands
+                 * outside bit 4 and is masked off */
+                q[g] = _mm512_or_si512(q[g], _mm512_and_si512(_mm512_slli_epi16(h, 4 - g), m10));
+                q[g + 4] = _mm512_or_si512(q[g + 4], _mm512_and_si512(_mm512_srli_epi16(h, g), m10));
+            }
         }
     } else {
 #pragma GCC unroll 8
@@ -156,6 +193,11 @@ static void rp_dot_q4_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os
     rp_tile(RP_Q4_0, n, nx, ny, out, os, x, xs, y, ys);
 }
 
+static void rp_dot_q5_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                        const void *x, size_t xs, const void *y, size_t ys) {
+    rp_tile(RP_Q5_0, n, nx, ny, out, os, x, xs, y, ys);
+}
+
 static void rp_dot_q8_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
                         const void *x, size_t xs, const void *y, size_t ys) {
     rp_tile(RP_Q8_0, n, nx, ny, out, os, x, xs, y, ys);
@@ -163,5 +205,7 @@ static void rp_dot_q8_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os
 
 const quant_repack_impl quant_q4_0_repack_avx512 = {RP_ROWS, rp_pack_q4_0, rp_act_size,
                                                    rp_act_q4_0, rp_dot_q4_0};
+const quant_repack_impl quant_q5_0_repack_avx512 = {RP_ROWS, rp_pack_q5_0, rp_act_size,
+                                                   rp_act_q5_0, rp_dot_q5_0};
 const quant_repack_impl quant_q8_0_repack_avx512 = {RP_ROWS, rp_pack_q8_0, rp_act_size,
                                                    rp_act_q8_0, rp_dot_q8_0};
