@@ -68,7 +68,7 @@ typedef struct mm_task {
     int packed;       /* use_packed() */
     quant_from_f32_fn conv; /* f32 row -> xq row */
     size_t xq_row;    /* bytes per xq row */
-    atomic_llong next; /* first row not yet handed out */
+    _Atomic int64_t next; /* first row not yet handed out */
     int64_t div;       /* a claim takes the rows left / div (MM_GUIDE * threads) */
 } mm_task;
 
