@@ -9,6 +9,7 @@
 #include "cpu/vec.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #define CPU_ROPE_MAX_DIMS 1024
@@ -210,6 +211,18 @@ float cpu_gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(sqrt_2_over_pi * x * (1.0f + coef_a * x * x)));
 }
 
+/* llama.cpp's CPU backend reads GELU from a table indexed by the F16 of the input and holding
+ * F16 results, saturating outside [-10, 10]; the same rounding here keeps the logits within its
+ * tolerance of llama.cpp's. The table (every F16 input's rounded result, as f32) also replaces a
+ * tanhf per element, which took 3.5% of the default model's decode. */
+static float g_gelu_table[1 << 16];
+static pthread_once_t g_gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_table_init(void) {
+    for (uint32_t h = 0; h < (1u << 16); h++)
+        g_gelu_table[h] = cpu_f16_to_f32(cpu_f32_to_f16(cpu_gelu_tanh(cpu_f16_to_f32((uint16_t)h))));
+}
+
 static void geglu_run(void *arg, int ith, int nth) {
     const ew_task *t = arg;
     int64_t lo, hi;
@@ -217,17 +230,15 @@ static void geglu_run(void *arg, int ith, int nth) {
     for (int64_t i = lo; i < hi; i++) {
         const float g = t->a[i];
         float act;
-        /* llama.cpp's CPU backend reads GELU from a table indexed by the F16 of the input and
-         * holding F16 results, saturating outside [-10, 10]; the same rounding here keeps the
-         * logits within its tolerance of llama.cpp's. */
         if (g <= -10.0f) act = 0.0f;
         else if (g >= 10.0f) act = g;
-        else act = cpu_f16_to_f32(cpu_f32_to_f16(cpu_gelu_tanh(cpu_f16_to_f32(cpu_f32_to_f16(g)))));
+        else act = g_gelu_table[cpu_f32_to_f16(g)];
         t->out[i] = act * t->b[i];
     }
 }
 
 void cpu_geglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {
+    pthread_once(&g_gelu_once, gelu_table_init);
     ew_task t = {out, gate, up, n};
     cpu_pool_run(pool, geglu_run, &t);
 }
