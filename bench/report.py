@@ -85,7 +85,12 @@ def header(a, bw, bw_all):
           "n_embd 2048, 16 layers, 32 heads, 8 KV heads, ff 8192; 8b: Llama 3.1 8B dimensions, "
           "n_embd 4096, 32 layers, 32 heads, 8 KV heads, ff 14336; random weights; 32000-token "
           "vocabulary, so the output layer is smaller than the real models')")
-    print("- outboard repacks Q4_0, Q8_0, Q4_K and Q6_K weights 16 rows at a time when it loads "
+    real = [f for f in a.files.split() if f.endswith(".gguf")]
+    if real:
+        print(f"- real models: {', '.join('`' + f + '`' for f in real)} (the default model, "
+              "Gemma 3 270M Q4_K_M, as scripts/fetch-default-model.sh assembles it; see "
+              "docs/MODELS.md); no target of their own")
+    print("- outboard repacks Q4_0, Q5_0, Q8_0, Q4_K and Q6_K weights 16 rows at a time when it loads "
           "them (AVX-512 VNNI kernels; `OB_REPACK=0` keeps the file's layout)")
     print(f"- commands (per round and file, prompt processing then generation): "
           f"`{a.llama_cmd} -m FILE` and `{a.outboard_cmd} -m FILE`; "
@@ -111,7 +116,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--rounds", type=int, required=True)
-    ap.add_argument("--files", required=True, help="shape:type pairs, e.g. '1b:q8_0 8b:q4_k_m'")
+    ap.add_argument("--files", required=True,
+                    help="shape:type pairs or model paths, e.g. '1b:q8_0 models/x.gguf'")
     ap.add_argument("--llama-cmd", required=True)
     ap.add_argument("--outboard-cmd", required=True)
     ap.add_argument("--bw-cmd", required=True)
@@ -125,8 +131,11 @@ def main():
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     names = []
     for spec in a.files.split():
-        shape, qtype = spec.split(":")
-        name = f"synth-{shape}-{qtype}"
+        if spec.endswith(".gguf"):  # a real model: no target of its own
+            name, qtype = os.path.basename(spec)[:-len(".gguf")], None
+        else:
+            shape, qtype = spec.split(":")
+            name = f"synth-{shape}-{qtype}"
         names.append(name)
         ll, ob = samples("llama", name), samples("outboard", name)
         bpt = bytes_per_token(f"models/{name}.gguf")

@@ -2,7 +2,8 @@
 # Side-by-side speed of outboard and llama.cpp (llama-bench, built from the pinned
 # llama-cpp-python sdist by bench/build-llama-bench.sh) on the same files: random-weight models
 # of Llama 3.2 1B's and Llama 3.1 8B's shapes (outboard synth --shape 1b|8b, Llama 2 tokenizer
-# of 32000 tokens), FILES as shape:type pairs, prompt processing (pp) and generation (tg),
+# of 32000 tokens), FILES as shape:type pairs or paths of real models under models/ (the
+# default model: models/gemma-3-270m-q4_k_m.gguf), prompt processing (pp) and generation (tg),
 # THREADS threads (2), plus the machine's read bandwidth (bench/bw_bench.c) so generation can
 # be quoted as a share of its memory-bandwidth limit.
 #
@@ -30,8 +31,11 @@ LLAMA_BENCH=bench/$(bash bench/build-llama-bench.sh)
 make -j2 build/outboard build/bench/bw_bench >&2
 mkdir -p models bench/out
 [ "${KEEP:-0}" = 1 ] || rm -f bench/out/*.json
+# name of a FILES entry: the file models/NAME.gguf
+file_name() { case "$1" in *.gguf) basename "$1" .gguf ;; *) echo "synth-${1%%:*}-${1#*:}" ;; esac; }
 for spec in $FILES; do
-    f=models/synth-${spec%%:*}-${spec#*:}.gguf
+    f=models/$(file_name "$spec").gguf
+    case "$spec" in *.gguf) [ -f "$f" ] || { echo "$f: not found" >&2; exit 1; }; continue ;; esac
     [ -f "$f" ] || build/outboard synth --shape "${spec%%:*}" --type "${spec#*:}" \
         --vocab "$VOCAB" -o "$f"
 done
@@ -41,7 +45,7 @@ BW_CMD="build/bench/bw_bench $THREADS 1024 5 --json"
 for r in $(seq 1 "$ROUNDS"); do
     $BW_CMD > "bench/out/bw-$(date +%s)-$r.json"
     for spec in $FILES; do
-        name=synth-${spec%%:*}-${spec#*:}
+        name=$(file_name "$spec")
         echo "round $r/$ROUNDS: $name" >&2
         for test in pp tg; do
             if [ "$test" = pp ]; then sizes="-p $PP -n 0"; else sizes="-p 0 -n $TG"; fi
