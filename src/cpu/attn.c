@@ -82,11 +82,11 @@ static void attn_task(const cpu_attn_args *a, int64_t g, int64_t t_lo, int64_t t
     const cpu_vec_ops *vo = cpu_vec_get();
     const int64_t n_group = a->n_head / a->n_head_kv, ld = a->pos0 + a->n_tok;
     float *scores = scratch, *qr = scores + ATTN_QB * ld;
+    const int64_t h_end = (g + 1) * n_group; /* query heads [g * n_group, h_end) read head g */
     for (int64_t t = t_lo; t < t_hi; t++)
-        for (int64_t h0 = g * n_group; h0 < (g + 1) * n_group; h0 += ATTN_QB) {
-            const int64_t nq = (g + 1) * n_group - h0 < ATTN_QB ? (g + 1) * n_group - h0 : ATTN_QB;
-            attend_heads(vo, a, g, t, h0, nq, scores, ld, qr);
-        }
+        for (int64_t h0 = g * n_group; h0 < h_end; h0 += ATTN_QB)
+            attend_heads(vo, a, g, t, h0, h_end - h0 < ATTN_QB ? h_end - h0 : ATTN_QB, scores, ld,
+                         qr);
 }
 
 typedef struct attn_ctx {

@@ -39,15 +39,11 @@ static void swiglu_c(float *out, const float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-static void f16_to_f32_c(const uint16_t *src, float *dst, int64_t n) {
-    for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(src[i]);
-}
-
 static void round_f16_c(const float *src, float *dst, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
 }
 
-static const cpu_vec_ops VEC_C = {scores_c, mix_c, exp_sum_c, swiglu_c, f16_to_f32_c, round_f16_c, "c"};
+static const cpu_vec_ops VEC_C = {scores_c, mix_c, exp_sum_c, swiglu_c, round_f16_c, "c"};
 
 const cpu_vec_ops *cpu_vec_ref(void) { return &VEC_C; }
 

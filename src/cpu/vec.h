@@ -1,7 +1,7 @@
 /*
  * Small vector kernels the attention loop runs millions of times: the scores of a few query
- * heads against many keys, the probability-weighted sums of value rows, F16 -> F32 row
- * conversion and rounding through F16. A portable C version and, on x86-64 with AVX2/FMA/F16C,
+ * heads against many keys, the probability-weighted sums of value rows, softmax's exp, SwiGLU,
+ * and rounding through F16. A portable C version and, on x86-64 with AVX2/FMA/F16C,
  * an intrinsics version (vec_avx2.c) chosen once at run time (cpu_vec_get).
  *
  * The attention kernels read the F16 cache rows where they lie (row j at k + j * ks), for up to
@@ -32,7 +32,6 @@ typedef struct cpu_vec_ops {
     double (*exp_sum)(float *x, int64_t n, float mx);
     /* out[i] = silu(g[i]) * u[i], silu(g) = g / (1 + exp(-g)); out may be g */
     void (*swiglu)(float *out, const float *g, const float *u, int64_t n);
-    void (*f16_to_f32)(const uint16_t *src, float *dst, int64_t n);
     /* dst[i] = src[i] rounded to the nearest F16 value (ties to even) and back; dst may be
      * src. Exact for finite inputs, so every version gives the same bits. */
     void (*round_f16)(const float *src, float *dst, int64_t n);

@@ -204,13 +204,6 @@ static void swiglu_avx2(float *out, const float *g, const float *u, int64_t n) {
     }
 }
 
-static void f16_to_f32_avx2(const uint16_t *src, float *dst, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++) dst[i] = cpu_f16_to_f32(src[i]);
-}
-
 static void round_f16_avx2(const float *src, float *dst, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -220,4 +213,4 @@ static void round_f16_avx2(const float *src, float *dst, int64_t n) {
     for (; i < n; i++) dst[i] = cpu_f16_to_f32(cpu_f32_to_f16(src[i]));
 }
 
-const cpu_vec_ops cpu_vec_avx2 = {scores_avx2, mix_avx2, exp_sum_avx2, swiglu_avx2, f16_to_f32_avx2, round_f16_avx2, "avx2"};
+const cpu_vec_ops cpu_vec_avx2 = {scores_avx2, mix_avx2, exp_sum_avx2, swiglu_avx2, round_f16_avx2, "avx2"};

@@ -1,5 +1,5 @@
 /*
- * Kernel-specific layouts of the Q4_0 / Q8_0 AVX-512 VNNI kernels, which quant_traits offers
+ * Kernel-specific layouts of the AVX-512 VNNI kernels, which quant_traits offers
  * as extensions: packed activation rows (pack_avx512.c: act_pack / dot_packed) and weights
  * repacked 16 rows at a time with their own activation rows (repack_avx512.c for Q4_0/Q5_0/Q8_0,
  * repack_k_avx512.c for Q4_K/Q6_K: rp_*). The

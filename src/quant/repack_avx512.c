@@ -18,13 +18,13 @@
  * so one 512-bit register holds 4 consecutive quants of 16 rows, and VPDPBUSD against one
  * broadcast 4-byte group of activation quants adds to 16 row sums at once: the 16 int32 lanes
  * are the 16 rows, and nothing is summed across lanes. Each block's 16 row sums become floats
- * once and are scaled by d_row * d_activation with one FMA. Q4_0 costs 18 bytes per row-block
+ * once and are scaled by d_row * d_activation with one FMA. Q4_0 costs 18 bytes per row-block,
  * Q5_0 22 and Q8_0 34, as in the file.
  *
  * Activation rows (rp_act) are Q8_0's quantization of the f32 row (same d, same quants) in
  * 40-byte blocks { int8 qs[32]; float d; int32 start; } where start = -off * sum(qs) removes
- * the weights' unsigned offset (8 for Q4_0 nibbles, 16 for Q5_0, 128 for Q8_0): the integer sums are exact,
- * and the results equal the Q8_0 reference vec_dot up to float summation order.
+ * the weights' unsigned offset (8 for Q4_0 nibbles, 16 for Q5_0, 128 for Q8_0): the integer
+ * sums are exact, and the results equal the Q8_0 reference vec_dot up to float summation order.
  */
 #include "quant/pack.h"
 
