@@ -256,6 +256,16 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
         } else if (strchr("dixXf", conv) &&
                    (v.type == CHAT_INT || v.type == CHAT_BOOL || v.type == CHAT_FLOAT)) {
             double f = v.type == CHAT_FLOAT ? v.u.f : (double)(v.type == CHAT_INT ? v.u.i : v.u.b);
+            if (v.type == CHAT_FLOAT && conv != 'f' && !(fabs(f) < 0x1p63)) {
+                /* beyond long long: Python prints %d of the truncated value exactly and
+                 * refuses infinities, NaN and %x of such a float */
+                if (!isfinite(f) || conv == 'x' || conv == 'X')
+                    return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                                        "cannot format float %g with '%%%c'", f, conv);
+                snprintf(buf, sizeof buf, "%.0f", trunc(f));
+                add_padded(&b, buf, strlen(buf), width, left, -1);
+                continue;
+            }
             long long i = v.type == CHAT_FLOAT ? (long long)v.u.f : (long long)f;
             if (v.type == CHAT_INT) i = v.u.i;
             char full[40];

@@ -142,6 +142,8 @@ CASES = [
     "{{ '%s-%d' % ('a', 3) }}{{ '%05.2f|%x|%r|%%' % (3.14159, 255, 'q') }}{{ 'no args' % d }}{{ '%s' % l }}{{ '%i' % 2.7 }}",
     "{{ '%s %s' % ('only one',) }}",
     "[{{ '%6s|%-6s|%.2s|%-8.3s|%5r' % ('ab', 'cd', 'héllo', 'wxyz', 'q') }}][{{ '%-+6d|%+.3f|% d|%#x' % (42, 2.5, 7, 255) }}]",
+    # floats beyond long long under %d: the exact digits of the truncated value
+    "{{ '%d|%5d|%-32d|' % (2.2e29, 1e30, -3e20) }}",
     "{{ 'x' % 1 }}",
     "{% with a = 1, b = n + 1, n = 0 %}{{ a }}{{ b }}{% set c = 3 %}{{ c }}{% endwith %}[{{ a }}{{ c }}]{{ '%s=%d'|format('k', 4) }}",
     # jinja2 odds and ends
