@@ -266,13 +266,12 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
                 add_padded(&b, buf, strlen(buf), width, left, -1);
                 continue;
             }
-            long long i = v.type == CHAT_FLOAT ? (long long)v.u.f : (long long)f;
-            if (v.type == CHAT_INT) i = v.u.i;
             char full[40];
             if (conv == 'f') {
                 snprintf(full, sizeof full, "%sf", spec);
                 snprintf(buf, sizeof buf, full, f);
-            } else {
+            } else { /* a float here is within long long (checked above) */
+                const long long i = v.type == CHAT_INT ? v.u.i : (long long)f;
                 snprintf(full, sizeof full, "%sll%c", spec, conv == 'i' ? 'd' : conv);
                 snprintf(buf, sizeof buf, full, i);
             }
