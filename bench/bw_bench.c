@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     size_t words = mib * 1024 * 1024 / 8;
-    uint64_t *buf = ob_alloc_aligned(64, words * 8);
+    uint64_t *buf = ob_alloc_streamed(words * 8); /* as the weights are held */
     slice *sl = ob_calloc((size_t)threads, sizeof *sl);
     pthread_t *tid = ob_calloc((size_t)threads, sizeof *tid);
     if (!buf || !sl || !tid) {

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Atomic int64_t fail_countdown = -1;
 static _Atomic int64_t alloc_count = 0;
@@ -56,6 +57,18 @@ void *ob_alloc_aligned(size_t align, size_t size) {
     if (ob_add_size(size ? size : 1, align - 1, &rounded)) return NULL;
     rounded &= ~(align - 1);
     if (posix_memalign(&p, align, rounded) != 0) return NULL;
+    return p;
+}
+
+void *ob_alloc_streamed(size_t size) {
+    enum { HUGE_PAGE = 2u << 20 };
+    if (size < HUGE_PAGE) return ob_alloc_aligned(64, size);
+    void *p = ob_alloc_aligned(HUGE_PAGE, size);
+#ifdef MADV_HUGEPAGE
+    /* Only a hint: where transparent huge pages are off, or none are free, the kernel gives
+     * small pages and nothing else changes. */
+    if (p) (void)madvise(p, size, MADV_HUGEPAGE);
+#endif
     return p;
 }
 

@@ -22,6 +22,12 @@ void *ob_realloc(void *p, size_t n, size_t size);
 void *ob_alloc_aligned(size_t align, size_t size);
 void ob_free_aligned(void *p);
 
+/* Memory for a large buffer that is read from end to end over and over (weights, the KV cache):
+ * 64-byte aligned, and from 2 MiB up aligned to 2 MiB and marked for transparent huge pages, so
+ * that streaming it costs one TLB entry per 2 MiB instead of per 4 KiB. Free with
+ * ob_free_aligned. */
+void *ob_alloc_streamed(size_t size);
+
 /* free(p); ob_free(NULL) is a no-op. */
 void ob_free(void *p);
 

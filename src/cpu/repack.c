@@ -59,7 +59,7 @@ static void *repack_build(const cpu_weight *w) {
     const quant_traits *qt = w->qt;
     const int64_t groups = w->n_out / qt->rp_rows;
     const size_t group = (size_t)qt->rp_rows * w->row_size;
-    char *copy = ob_alloc_aligned(64, (size_t)groups * group);
+    char *copy = ob_alloc_streamed((size_t)groups * group);
     if (!copy) return NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t n = (int64_t)((size_t)groups * group / REPACK_BYTES_PER_THREAD);

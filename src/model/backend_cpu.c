@@ -184,8 +184,12 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
                        (long long)shape->n_ctx);
     }
     const size_t cache_elems = b->layer_off[shape->n_layer];
-    b->k_cache = alloc_buf(cache_elems, sizeof(uint16_t));
-    b->v_cache = alloc_buf(cache_elems, sizeof(uint16_t));
+    size_t cache_bytes;
+    if (!ob_mul_size(cache_elems, sizeof(uint16_t), &cache_bytes)) {
+        /* read end to end by every decode step, like the weights */
+        b->k_cache = ob_alloc_streamed(cache_bytes ? cache_bytes : 64);
+        b->v_cache = ob_alloc_streamed(cache_bytes ? cache_bytes : 64);
+    }
     b->wsp = alloc_buf(shape->matmul_wsize, 1);
     b->attn_scratch = alloc_buf(cpu_attn_scratch_floats(shape->n_ctx, shape->head_dim, n_threads),
                                 sizeof(float));

@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <stdint.h>
+#include <string.h>
 
 TEST(alloc_rejects_overflowing_sizes) {
     CHECK(ob_alloc(SIZE_MAX / 2, 3) == NULL);
@@ -32,6 +33,20 @@ TEST(aligned_alloc_is_aligned) {
     ob_free_aligned(p);
 }
 
+TEST(streamed_alloc_is_aligned_and_fails_on_demand) {
+    uint8_t *small = ob_alloc_streamed(100), *big = ob_alloc_streamed((3u << 20) + 5);
+    CHECK(small != NULL && big != NULL);
+    CHECK(((uintptr_t)small & 63) == 0);
+    CHECK(((uintptr_t)big & ((2u << 20) - 1)) == 0); /* huge-page boundary */
+    memset(big, 0x5a, (3u << 20) + 5);                /* every byte is usable */
+    CHECK(big[(3u << 20) + 4] == 0x5a);
+    ob_free_aligned(small);
+    ob_free_aligned(big);
+    ob_alloc_fail_after(0);
+    CHECK(ob_alloc_streamed(4u << 20) == NULL);
+    ob_alloc_fail_after(-1);
+}
+
 TEST(strndup_copies_and_terminates) {
     char *s = ob_strndup("abcdef", 3);
     CHECK_EQ_STR(s, "abc");
@@ -53,6 +68,7 @@ int main(void) {
     RUN(alloc_rejects_overflowing_sizes);
     RUN(fail_after_counts_allocations);
     RUN(aligned_alloc_is_aligned);
+    RUN(streamed_alloc_is_aligned_and_fails_on_demand);
     RUN(strndup_copies_and_terminates);
     RUN(fail_writes_message_and_returns_status);
     return t_summary();
