@@ -1,6 +1,6 @@
 /*
- * Q4_K weights repacked 16 rows at a time, AVX-512 VNNI: the K-quant counterpart of
- * repack_avx512.c (read that first), for decode and prefill.
+ * Q4_K, Q5_K and Q6_K weights repacked 16 rows at a time, AVX-512 VNNI: the K-quant
+ * counterpart of repack_avx512.c (read that first), for decode and prefill.
  *
  * Repacked layout of one super-block column (256 elements) of a group of 16 rows, 2304 bytes
  * (16 x 144, as in the file):
@@ -17,6 +17,13 @@
  * exact; each super-block is folded as d * dy * isum - dmin * dy * msum, so results equal the
  * Q4_K reference vec_dot up to float rounding order.
  *
+ * Q5_K (2816 bytes, 16 x 176) is Q4_K's layout with each chunk's fifth bits in front of its
+ * quants (chunk c at 256 + 640c): two 64-byte planes H0, H1 where bit g of byte 4r + k is the
+ * fifth bit of row r's element 64c + 4g + k (H0, under the low nibbles) or 64c + 32 + 4g + k
+ * (H1), so piece g shifts its plane by 4 - g and masks bit 4 to complete its 5-bit quants.
+ * The planes lie in reading order: placed after all the quants they were read ~2 KB ahead of
+ * the stream, missed the prefetchers every time and ran decode at a third of the speed.
+ *
  * Activation rows (rp_act): Q8_K's quantization (same d, same quants) in 292-byte blocks
  * { int8 qs[256]; float d; int16 ys[8]; pad } where ys[j] is the sum of sub-block j's 32 quants.
  */
@@ -31,17 +38,46 @@
 
 /* ---- load-time repacking ---- */
 
+/* Chunk c's quants of a super-block column: Q4_K's right after the scales, Q5_K's each behind
+ * its 128 bytes of fifth bits. */
+#define RK_CHUNK(five, c) (256 + ((five) ? 640 : 512) * (c) + ((five) ? 128 : 0))
+
+/* Row r's d, dmin, scales and low nibbles into a Q4_K or Q5_K super-block column. */
+static void rk_pack_k4_row(uint8_t *o, int five, int r, const uint16_t *d, const uint16_t *dmin,
+                           const uint8_t *scales, const uint8_t *qs) {
+    memcpy(o + 2 * r, d, 2);
+    memcpy(o + 32 + 2 * r, dmin, 2);
+    for (int k = 0; k < 3; k++) memcpy(o + 64 + 64 * k + 4 * r, scales + 4 * k, 4);
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < 8; g++)
+            memcpy(o + RK_CHUNK(five, c) + 64 * g + 4 * r, qs + 32 * c + 4 * g, 4);
+}
+
 static void rk_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n) {
     uint8_t *o = dst;
     for (int64_t b = 0; b < n / QK_K; b++, o += RK_ROWS * sizeof(block_q4_k)) {
         for (int r = 0; r < RK_ROWS; r++) {
             const block_q4_k *x = (const block_q4_k *)((const uint8_t *)src + r * stride) + b;
-            memcpy(o + 2 * r, &x->d, 2);
-            memcpy(o + 32 + 2 * r, &x->dmin, 2);
-            for (int k = 0; k < 3; k++) memcpy(o + 64 + 64 * k + 4 * r, x->scales + 4 * k, 4);
+            rk_pack_k4_row(o, 0, r, &x->d, &x->dmin, x->scales, x->qs);
+        }
+    }
+}
+
+static void rk_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n) {
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, o += RK_ROWS * sizeof(block_q5_k)) {
+        for (int c = 0; c < 4; c++) memset(o + RK_CHUNK(1, c) - 128, 0, 128);
+        for (int r = 0; r < RK_ROWS; r++) {
+            const block_q5_k *x = (const block_q5_k *)((const uint8_t *)src + r * stride) + b;
+            rk_pack_k4_row(o, 1, r, &x->d, &x->dmin, x->scales, x->qs);
             for (int c = 0; c < 4; c++)
                 for (int g = 0; g < 8; g++)
-                    memcpy(o + 256 + 512 * c + 64 * g + 4 * r, x->qs + 32 * c + 4 * g, 4);
+                    for (int k = 0; k < 4; k++) {
+                        const int l = 4 * g + k; /* qh[l]: bits 2c, 2c + 1 */
+                        uint8_t *h = o + RK_CHUNK(1, c) - 128 + 4 * r + k;
+                        h[0] |= (uint8_t)(((x->qh[l] >> (2 * c)) & 1) << g);
+                        h[64] |= (uint8_t)(((x->qh[l] >> (2 * c + 1)) & 1) << g);
+                    }
         }
     }
 }
@@ -121,8 +157,19 @@ RK_INLINE void rk_scales(const uint8_t *p, __m512i sc[8], __m512i mp[4]) {
     mp[3] = _mm512_shuffle_epi8(r3, _mm512_load_si512(RK_PAIR[1]));
 }
 
-/* One super-block column of 16 rows against RY activation rows: acc[c] += products. */
-RK_INLINE void rk_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y, size_t ys) {
+/* Fifth bits of piece g from plane h, at bit 4 of each byte (shifts within 16-bit lanes: what
+ * crosses from the neighbour byte lands outside bit 4 and is masked off). */
+RK_INLINE __m512i rk_fifth(__m512i h, int g) {
+    const __m512i m = _mm512_set1_epi8(0x10);
+    if (g < 4) return _mm512_and_si512(_mm512_slli_epi16(h, 4 - g), m);
+    if (g == 4) return _mm512_and_si512(h, m);
+    return _mm512_and_si512(_mm512_srli_epi16(h, g - 4), m);
+}
+
+/* One super-block column of 16 rows against RY activation rows: acc[c] += products. Q4_K, or
+ * Q5_K when five (constant after inlining): the same walk with the fifth bits merged in. */
+RK_INLINE void rk4_block(int five, int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y,
+                         size_t ys) {
     __m512i sc[8], mp[4], isum[4];
     rk_scales(xb + 64, sc, mp);
 #pragma GCC unroll 4
@@ -133,11 +180,22 @@ RK_INLINE void rk_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
         __m512i slo[4], shi[4];
 #pragma GCC unroll 4
         for (int c = 0; c < RY; c++) slo[c] = shi[c] = _mm512_setzero_si512();
+        __m512i h0 = _mm512_setzero_si512(), h1 = _mm512_setzero_si512();
+        if (five) {
+            h0 = _mm512_loadu_si512(xb + RK_CHUNK(1, cc) - 128);
+            h1 = _mm512_loadu_si512(xb + RK_CHUNK(1, cc) - 64);
+        }
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
-            const __m512i v = _mm512_loadu_si512(xb + 256 + 512 * cc + 64 * g);
-            const __m512i lo = _mm512_and_si512(v, m4);
-            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            const __m512i v = _mm512_loadu_si512(xb + RK_CHUNK(five, cc) + 64 * g);
+            __m512i lo, hi;
+            if (five) { /* (nibble & 15) | fifth bit, one ternary-logic op each */
+                lo = _mm512_ternarylogic_epi32(v, rk_fifth(h0, g), m4, 0xEC);
+                hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), rk_fifth(h1, g), m4, 0xEC);
+            } else {
+                lo = _mm512_and_si512(v, m4);
+                hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            }
 #pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
                 const uint8_t *q = y + c * ys + 64 * cc + 4 * g;
@@ -166,49 +224,17 @@ RK_INLINE void rk_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
     }
 }
 
-/* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
-RK_INLINE void rk_group(int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
-                        const uint8_t *y, size_t ys) {
-    __m512 acc[4];
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++)
-        rk_block(RY, acc, x + b * RK_ROWS * sizeof(block_q4_k), y + b * RK_ABLOCK, ys);
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
-}
-
-static void rk_dot_q4_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    const int64_t nb = n / QK_K;
-    for (int64_t r = 0; r < nx; r += RK_ROWS) {
-        const uint8_t *xr = x + (r / RK_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 4) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: rk_group(1, nb, oc, os, xr, yc, ystride); break;
-            case 2: rk_group(2, nb, oc, os, xr, yc, ystride); break;
-            case 3: rk_group(3, nb, oc, os, xr, yc, ystride); break;
-            default: rk_group(4, nb, oc, os, xr, yc, ystride);
-            }
-        }
-    }
-}
-
-const quant_repack_impl quant_q4_k_repack_avx512 = {RK_ROWS, rk_pack_q4_k, rk_act_size,
-                                                   rk_act_q4_k, rk_dot_q4_k};
 
 /* ==== Q6_K ================================================================================
  * Repacked layout of one super-block column of 16 rows, 3360 bytes (16 x 210):
  *     uint16 d[16]
  *     int8 sc[8][16][2]      pair k of row r: (scale 2k, scale 2k + 1)
  *     8 chunks of 32 elements, 384 bytes each, u = the 6-bit quant + 32 (0..63):
- *       L[4][64]             piece g, row r, byte k: low nibble u[32c + 4g + k] & 15, high
- *                            nibble u[32c + 16 + 4g + k] & 15
  *       H[2][64]             row r, byte k: bits 2g..2g+1 = u[32c + 4g + k] >> 4 (H[0]) and
  *                            u[32c + 16 + 4g + k] >> 4 (H[1])
+ *       L[4][64]             piece g, row r, byte k: low nibble u[32c + 4g + k] & 15, high
+ *                            nibble u[32c + 16 + 4g + k] & 15
+ *     (the high bits first, as the kernel reads them: every load follows the last in memory)
  * The -32 offset is applied as 32 * sum(scale_j * bsum_j) (VPDPWSSD on the scale pairs against
  * the activation's 16-element sums), exact in int32 like everything else.
  * Activation rows: Q8_K's quantization as { int8 qs[256]; float d; int16 bsums[16] }.
@@ -245,9 +271,9 @@ static void rk_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
                     for (int k = 0; k < 4; k++) {
                         const int ua = u[32 * c + 4 * g + k];
                         const int ub = u[32 * c + 16 + 4 * g + k];
-                        ch[64 * g + 4 * r + k] = (uint8_t)((ua & 15) | (ub & 15) << 4);
-                        ch[256 + 4 * r + k] |= (uint8_t)((ua >> 4) << (2 * g));
-                        ch[320 + 4 * r + k] |= (uint8_t)((ub >> 4) << (2 * g));
+                        ch[128 + 64 * g + 4 * r + k] = (uint8_t)((ua & 15) | (ub & 15) << 4);
+                        ch[4 * r + k] |= (uint8_t)((ua >> 4) << (2 * g));
+                        ch[64 + 4 * r + k] |= (uint8_t)((ub >> 4) << (2 * g));
                     }
             }
         }
@@ -291,13 +317,13 @@ RK_INLINE void rk6_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *
         const __m512i pair = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(xb + 32 + 32 * ch)));
         const __m512i sca = _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
         const __m512i scb = _mm512_srai_epi32(pair, 16);
-        const __m512i h0 = _mm512_loadu_si512(cb + 256), h1 = _mm512_loadu_si512(cb + 320);
+        const __m512i h0 = _mm512_loadu_si512(cb), h1 = _mm512_loadu_si512(cb + 64);
         __m512i sa[4], sb[4];
 #pragma GCC unroll 4
         for (int c = 0; c < RY; c++) sa[c] = sb[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
-            const __m512i l = _mm512_loadu_si512(cb + 64 * g);
+            const __m512i l = _mm512_loadu_si512(cb + 128 + 64 * g);
             const __m512i qa = rk_q6_merge(l, rk_q6_high(h0, g));
             const __m512i qb = rk_q6_merge(_mm512_srli_epi16(l, 4), rk_q6_high(h1, g));
 #pragma GCC unroll 4
@@ -325,19 +351,30 @@ RK_INLINE void rk6_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *
     }
 }
 
-RK_INLINE void rk6_group(int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
-                         const uint8_t *y, size_t ys) {
+/* ==== both types ========================================================================== */
+
+enum { RK_Q4_K, RK_Q5_K, RK_Q6_K };
+
+/* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
+RK_INLINE void rk_group(int kind, int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
+                        const uint8_t *y, size_t ys) {
+    const size_t xb = RK_ROWS * (kind == RK_Q4_K   ? sizeof(block_q4_k)
+                                 : kind == RK_Q5_K ? sizeof(block_q5_k)
+                                                   : sizeof(block_q6_k));
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++)
-        rk6_block(RY, acc, x + b * RK_ROWS * sizeof(block_q6_k), y + b * RK_ABLOCK, ys);
+    for (int64_t b = 0; b < nb; b++) {
+        if (kind == RK_Q6_K) rk6_block(RY, acc, x + b * xb, y + b * RK_ABLOCK, ys);
+        else rk4_block(kind == RK_Q5_K, RY, acc, x + b * xb, y + b * RK_ABLOCK, ys);
+    }
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
-static void rk_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *xv, size_t xstride, const void *yv, size_t ystride) {
+/* nx rows (a multiple of 16: nx / 16 groups xstride bytes apart) x ny activation rows. */
+RK_INLINE void rk_tile(int kind, int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                       const void *xv, size_t xstride, const void *yv, size_t ystride) {
     const uint8_t *x = xv, *y = yv;
     const int64_t nb = n / QK_K;
     for (int64_t r = 0; r < nx; r += RK_ROWS) {
@@ -346,14 +383,34 @@ static void rk_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os
             const uint8_t *yc = y + c * ystride;
             float *oc = out + c * os + r;
             switch (ny - c) {
-            case 1: rk6_group(1, nb, oc, os, xr, yc, ystride); break;
-            case 2: rk6_group(2, nb, oc, os, xr, yc, ystride); break;
-            case 3: rk6_group(3, nb, oc, os, xr, yc, ystride); break;
-            default: rk6_group(4, nb, oc, os, xr, yc, ystride);
+            case 1: rk_group(kind, 1, nb, oc, os, xr, yc, ystride); break;
+            case 2: rk_group(kind, 2, nb, oc, os, xr, yc, ystride); break;
+            case 3: rk_group(kind, 3, nb, oc, os, xr, yc, ystride); break;
+            default: rk_group(kind, 4, nb, oc, os, xr, yc, ystride);
             }
         }
     }
 }
 
+static void rk_dot_q4_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                        const void *x, size_t xs, const void *y, size_t ys) {
+    rk_tile(RK_Q4_K, n, nx, ny, out, os, x, xs, y, ys);
+}
+
+static void rk_dot_q5_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                        const void *x, size_t xs, const void *y, size_t ys) {
+    rk_tile(RK_Q5_K, n, nx, ny, out, os, x, xs, y, ys);
+}
+
+static void rk_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                        const void *x, size_t xs, const void *y, size_t ys) {
+    rk_tile(RK_Q6_K, n, nx, ny, out, os, x, xs, y, ys);
+}
+
+const quant_repack_impl quant_q4_k_repack_avx512 = {RK_ROWS, rk_pack_q4_k, rk_act_size,
+                                                   rk_act_q4_k, rk_dot_q4_k};
+/* Q5_K's activation rows are Q4_K's (the same sub-block sums meet the same mins). */
+const quant_repack_impl quant_q5_k_repack_avx512 = {RK_ROWS, rk_pack_q5_k, rk_act_size,
+                                                   rk_act_q4_k, rk_dot_q5_k};
 const quant_repack_impl quant_q6_k_repack_avx512 = {RK_ROWS, rk_pack_q6_k, rk_act_size,
                                                    rk_act_q6_k, rk_dot_q6_k};
