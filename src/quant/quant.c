@@ -109,6 +109,7 @@ static const quant_repack_impl *const REPACKED_AVX512[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_K] = X86(&quant_q4_k_repack_avx512),
     [OB_QTYPE_Q5_K] = X86(&quant_q5_k_repack_avx512),
     [OB_QTYPE_Q6_K] = X86(&quant_q6_k_repack_avx512),
+    [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_repack_avx512),
 };
 
 static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};

@@ -84,9 +84,9 @@ static void rk_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n) {
 
 /* ---- activations ---- */
 
-static size_t rk_act_size(int64_t n) { return (size_t)(n / QK_K) * RK_ABLOCK; }
+size_t quant_rk_act_size(int64_t n) { return (size_t)(n / QK_K) * RK_ABLOCK; }
 
-static void rk_act_q4_k(const float *src, void *dst, int64_t n) {
+void quant_rk_act_k4(const float *src, void *dst, int64_t n) {
     uint8_t *o = dst;
     for (int64_t b = 0; b < n / QK_K; b++, o += RK_ABLOCK) {
         block_q8_k q;
@@ -407,10 +407,10 @@ static void rk_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os
     rk_tile(RK_Q6_K, n, nx, ny, out, os, x, xs, y, ys);
 }
 
-const quant_repack_impl quant_q4_k_repack_avx512 = {RK_ROWS, rk_pack_q4_k, rk_act_size,
-                                                   rk_act_q4_k, rk_dot_q4_k};
+const quant_repack_impl quant_q4_k_repack_avx512 = {RK_ROWS, rk_pack_q4_k, quant_rk_act_size,
+                                                   quant_rk_act_k4, rk_dot_q4_k};
 /* Q5_K's activation rows are Q4_K's (the same sub-block sums meet the same mins). */
-const quant_repack_impl quant_q5_k_repack_avx512 = {RK_ROWS, rk_pack_q5_k, rk_act_size,
-                                                   rk_act_q4_k, rk_dot_q5_k};
-const quant_repack_impl quant_q6_k_repack_avx512 = {RK_ROWS, rk_pack_q6_k, rk_act_size,
+const quant_repack_impl quant_q5_k_repack_avx512 = {RK_ROWS, rk_pack_q5_k, quant_rk_act_size,
+                                                   quant_rk_act_k4, rk_dot_q5_k};
+const quant_repack_impl quant_q6_k_repack_avx512 = {RK_ROWS, rk_pack_q6_k, quant_rk_act_size,
                                                    rk_act_q6_k, rk_dot_q6_k};
