@@ -280,7 +280,7 @@ static void rk_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
     }
 }
 
-static void rk_act_q6_k(const float *src, void *dst, int64_t n) {
+void quant_rk_act_b16(const float *src, void *dst, int64_t n) {
     uint8_t *o = dst;
     for (int64_t b = 0; b < n / QK_K; b++, o += RK_ABLOCK) {
         block_q8_k q;
@@ -413,4 +413,4 @@ const quant_repack_impl quant_q4_k_repack_avx512 = {RK_ROWS, rk_pack_q4_k, quant
 const quant_repack_impl quant_q5_k_repack_avx512 = {RK_ROWS, rk_pack_q5_k, quant_rk_act_size,
                                                    quant_rk_act_k4, rk_dot_q5_k};
 const quant_repack_impl quant_q6_k_repack_avx512 = {RK_ROWS, rk_pack_q6_k, quant_rk_act_size,
-                                                   rk_act_q6_k, rk_dot_q6_k};
+                                                   quant_rk_act_b16, rk_dot_q6_k};
