@@ -1,11 +1,10 @@
 /*
  * Kernel-specific layouts of the AVX-512 VNNI kernels, which quant_traits offers
  * as extensions: packed activation rows (pack_avx512.c: act_pack / dot_packed) and weights
- * repacked 16 rows at a time with their own activation rows (repack_avx512.c for Q4_0/Q5_0/Q8_0,
- * repack_k_avx512.c for Q4_K/Q5_K/Q6_K,
- * repack_iq4_avx512.c for IQ4_XS,
- * repack_q3_k_avx512.c for Q3_K: rp_*). The
- * layouts are private to those kernels: only the matching dot reads what its pack wrote.
+ * repacked 16 rows at a time with their own activation rows (rp_*: repack_avx512.c for
+ * Q4_0/Q5_0/Q8_0, repack_k_avx512.c for Q4_K/Q5_K/Q6_K, repack_q3_k_avx512.c, repack_q2_k_avx512.c
+ * and repack_iq4_avx512.c for IQ4_XS). The layouts are private to those kernels: only the
+ * matching dot reads what its pack wrote.
  */
 #ifndef OB_QUANT_PACK_H
 #define OB_QUANT_PACK_H
@@ -36,13 +35,14 @@ extern const quant_pack_impl quant_q4_0_pack_avx512, quant_q8_0_pack_avx512;
 extern const quant_repack_impl quant_q4_0_repack_avx512, quant_q5_0_repack_avx512,
     quant_q8_0_repack_avx512;
 extern const quant_repack_impl quant_q4_k_repack_avx512, quant_q5_k_repack_avx512,
-    quant_q6_k_repack_avx512, quant_iq4_xs_repack_avx512, quant_q3_k_repack_avx512;
+    quant_q6_k_repack_avx512, quant_iq4_xs_repack_avx512, quant_q3_k_repack_avx512,
+    quant_q2_k_repack_avx512;
 
 /* The activation rows of the repacked Q4_K, Q5_K and IQ4_XS kernels (repack_k_avx512.c): Q8_K's
  * quantization with the sums of each 32 quants. */
 size_t quant_rk_act_size(int64_t n);
 void quant_rk_act_k4(const float *src, void *dst, int64_t n);
-/* ... and of the Q3_K and Q6_K kernels: the same quants with Q8_K's sums of each 16. */
+/* ... and of the Q2_K, Q3_K and Q6_K kernels: the same quants with Q8_K's sums of each 16. */
 void quant_rk_act_b16(const float *src, void *dst, int64_t n);
 #endif
 
