@@ -2,9 +2,9 @@
  * Kernel-specific layouts of the AVX-512 VNNI kernels, which quant_traits offers
  * as extensions: packed activation rows (pack_avx512.c: act_pack / dot_packed) and weights
  * repacked 16 rows at a time with their own activation rows (rp_*: repack_avx512.c for
- * Q4_0/Q5_0/Q8_0, repack_k_avx512.c for Q4_K/Q5_K/Q6_K, repack_q3_k_avx512.c, repack_q2_k_avx512.c
- * and repack_iq4_avx512.c for IQ4_XS). The layouts are private to those kernels: only the
- * matching dot reads what its pack wrote.
+ * Q4_0/Q5_0/Q8_0/IQ4_NL, repack_k_avx512.c for Q4_K/Q5_K/Q6_K, repack_q3_k_avx512.c,
+ * repack_q2_k_avx512.c and repack_iq4_avx512.c for IQ4_XS). The layouts are private to those
+ * kernels: only the matching dot reads what its pack wrote.
  */
 #ifndef OB_QUANT_PACK_H
 #define OB_QUANT_PACK_H
@@ -33,7 +33,7 @@ typedef struct quant_repack_impl {
 #if defined(__x86_64__) || defined(_M_X64)
 extern const quant_pack_impl quant_q4_0_pack_avx512, quant_q8_0_pack_avx512;
 extern const quant_repack_impl quant_q4_0_repack_avx512, quant_q5_0_repack_avx512,
-    quant_q8_0_repack_avx512;
+    quant_q8_0_repack_avx512, quant_iq4_nl_repack_avx512;
 extern const quant_repack_impl quant_q4_k_repack_avx512, quant_q5_k_repack_avx512,
     quant_q6_k_repack_avx512, quant_iq4_xs_repack_avx512, quant_q3_k_repack_avx512,
     quant_q2_k_repack_avx512;

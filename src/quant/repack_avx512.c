@@ -1,6 +1,6 @@
 /*
- * Q4_0, Q5_0 and Q8_0 weights repacked 16 rows at a time, AVX-512 VNNI: the matmul kernels for
- * both decode and prefill on CPUs with VPDPBUSD.
+ * Q4_0, Q5_0, Q8_0 and IQ4_NL weights repacked 16 rows at a time, AVX-512 VNNI: the matmul
+ * kernels for both decode and prefill on CPUs with VPDPBUSD.
  *
  * Repacked layout (made once at load, quant_traits.rp_pack): for each block column b of a group
  * of 16 rows,
@@ -15,6 +15,8 @@
  *                         g under its nibbles).
  *                         Q8_0: 8 x 64 bytes; piece g holds row r's elements 4g..4g+3 at
  *                         bytes 4r..4r+3, stored as w + 128 (unsigned).
+ *                         IQ4_NL: Q4_0's layout (its block is Q4_0's with a level index in
+ *                         each nibble); one VPSHUFB turns a nibble into its level + 128.
  * so one 512-bit register holds 4 consecutive quants of 16 rows, and VPDPBUSD against one
  * broadcast 4-byte group of activation quants adds to 16 row sums at once: the 16 int32 lanes
  * are the 16 rows, and nothing is summed across lanes. Each block's 16 row sums become floats
@@ -23,9 +25,10 @@
  *
  * Activation rows (rp_act) are Q8_0's quantization of the f32 row (same d, same quants) in
  * 40-byte blocks { int8 qs[32]; float d; int32 start; } where start = -off * sum(qs) removes
- * the weights' unsigned offset (8 for Q4_0 nibbles, 16 for Q5_0, 128 for Q8_0): the integer
+ * the weights' unsigned offset (8 for Q4_0 nibbles, 16 for Q5_0, 128 for Q8_0 and IQ4_NL): the integer
  * sums are exact, and the results equal the Q8_0 reference vec_dot up to float summation order.
  */
+#include "quant/iq4_nl.h"
 #include "quant/pack.h"
 
 #include "quant/simd_x86.h"
@@ -34,9 +37,11 @@
 #define RP_ROWS 16
 #define RP_ABLOCK 40 /* bytes of one activation block */
 
-enum { RP_Q4_0, RP_Q5_0, RP_Q8_0 };
+enum { RP_Q4_0, RP_Q5_0, RP_Q8_0, RP_IQ4_NL };
 
-RP_INLINE size_t rp_xsize(int kind) { return kind == RP_Q4_0 ? 18 : kind == RP_Q5_0 ? 22 : 34; }
+RP_INLINE size_t rp_xsize(int kind) {
+    return kind == RP_Q4_0 || kind == RP_IQ4_NL ? 18 : kind == RP_Q5_0 ? 22 : 34;
+}
 
 /* ---- load-time repacking ---- */
 
@@ -118,7 +123,18 @@ RP_INLINE void rp_block(int kind, int RY, __m512 *acc, const uint8_t *xb, const 
                         size_t ys) {
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xb));
     __m512i q[8];
-    if (kind == RP_Q4_0 || kind == RP_Q5_0) {
+    if (kind == RP_IQ4_NL) {
+        uint8_t lv[16];
+        for (int i = 0; i < 16; i++) lv[i] = (uint8_t)(quant_iq4_levels[i] + 128);
+        const __m512i levels = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lv));
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            const __m512i v = _mm512_loadu_si512(xb + 32 + 64 * g);
+            q[g] = _mm512_shuffle_epi8(levels, _mm512_and_si512(v, m4));
+            q[g + 4] = _mm512_shuffle_epi8(levels, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        }
+    } else if (kind == RP_Q4_0 || kind == RP_Q5_0) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
@@ -203,9 +219,16 @@ static void rp_dot_q8_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os
     rp_tile(RP_Q8_0, n, nx, ny, out, os, x, xs, y, ys);
 }
 
+static void rp_dot_iq4_nl(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                          const void *x, size_t xs, const void *y, size_t ys) {
+    rp_tile(RP_IQ4_NL, n, nx, ny, out, os, x, xs, y, ys);
+}
+
 const quant_repack_impl quant_q4_0_repack_avx512 = {RP_ROWS, rp_pack_q4_0, rp_act_size,
                                                    rp_act_q4_0, rp_dot_q4_0};
 const quant_repack_impl quant_q5_0_repack_avx512 = {RP_ROWS, rp_pack_q5_0, rp_act_size,
                                                    rp_act_q5_0, rp_dot_q5_0};
 const quant_repack_impl quant_q8_0_repack_avx512 = {RP_ROWS, rp_pack_q8_0, rp_act_size,
                                                    rp_act_q8_0, rp_dot_q8_0};
+const quant_repack_impl quant_iq4_nl_repack_avx512 = {RP_ROWS, rp_pack_q4_0, rp_act_size,
+                                                     rp_act_q8_0, rp_dot_iq4_nl};

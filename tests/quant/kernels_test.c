@@ -383,10 +383,10 @@ TEST(simd_variants_match_reference) {
     if (tested == 0) SKIP("no SIMD variant runs on this CPU");
 }
 
-/* The K-quant variants with repacked rows, on 1..8 super-blocks. */
+/* The K-quant and IQ4 variants with repacked rows, on 1..8 super-blocks. */
 TEST(repacked_kquants_match_reference) {
-    const uint32_t types[] = {OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K, OB_QTYPE_Q5_K,
-                              OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS};
+    const uint32_t types[] = {OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K,  OB_QTYPE_Q5_K,
+                              OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS, OB_QTYPE_IQ4_NL};
     scratch s = {
         ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)),
         ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)),
