@@ -28,9 +28,8 @@
  * the weights' unsigned offset (8 for Q4_0 nibbles, 16 for Q5_0, 128 for Q8_0 and IQ4_NL): the integer
  * sums are exact, and the results equal the Q8_0 reference vec_dot up to float summation order.
  */
-#include "quant/iq4_nl.h"
 #include "quant/pack.h"
-
+#include "quant/repack_x86.h"
 #include "quant/simd_x86.h"
 
 #define RP_INLINE static inline __attribute__((always_inline))
@@ -111,12 +110,6 @@ static void rp_act_q8_0(const float *src, void *dst, int64_t n) { rp_act(src, ds
 
 /* ---- kernel ---- */
 
-RP_INLINE __m512i rp_bcast(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
-
 /* One block column of 16 rows against RY activation rows: acc[c] += products. Two int32
  * chains per activation row halve the VPDPBUSD dependency length. */
 RP_INLINE void rp_block(int kind, int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y,
@@ -124,9 +117,7 @@ RP_INLINE void rp_block(int kind, int RY, __m512 *acc, const uint8_t *xb, const 
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xb));
     __m512i q[8];
     if (kind == RP_IQ4_NL) {
-        uint8_t lv[16];
-        for (int i = 0; i < 16; i++) lv[i] = (uint8_t)(quant_iq4_levels[i] + 128);
-        const __m512i levels = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lv));
+        const __m512i levels = rp_iq4_levels();
         const __m512i m4 = _mm512_set1_epi8(0x0F);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
@@ -159,11 +150,11 @@ RP_INLINE void rp_block(int kind, int RY, __m512 *acc, const uint8_t *xb, const 
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         const uint8_t *yb = y + c * ys;
-        __m512i s0 = rp_bcast(yb + 36), s1 = _mm512_setzero_si512();
+        __m512i s0 = rp_bcast4(yb + 36), s1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
-            s0 = _mm512_dpbusd_epi32(s0, q[g], rp_bcast(yb + 4 * g));
-            s1 = _mm512_dpbusd_epi32(s1, q[g + 4], rp_bcast(yb + 16 + 4 * g));
+            s0 = _mm512_dpbusd_epi32(s0, q[g], rp_bcast4(yb + 4 * g));
+            s1 = _mm512_dpbusd_epi32(s1, q[g + 4], rp_bcast4(yb + 16 + 4 * g));
         }
         float dy;
         memcpy(&dy, yb + 32, 4);
@@ -173,8 +164,9 @@ RP_INLINE void rp_block(int kind, int RY, __m512 *acc, const uint8_t *xb, const 
 }
 
 /* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
-RP_INLINE void rp_group(int kind, int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
+RP_INLINE void rp_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                         const uint8_t *y, size_t ys) {
+    const int64_t nb = n / 32;
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm512_setzero_ps();
@@ -184,45 +176,10 @@ RP_INLINE void rp_group(int kind, int RY, int64_t nb, float *out, size_t os, con
     for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
-/* nx rows (a multiple of 16: nx / 16 groups xstride bytes apart) x ny activation rows. */
-RP_INLINE void rp_tile(int kind, int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                       const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    const int64_t nb = n / 32;
-    for (int64_t r = 0; r < nx; r += RP_ROWS) {
-        const uint8_t *xr = x + (r / RP_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 4) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: rp_group(kind, 1, nb, oc, os, xr, yc, ystride); break;
-            case 2: rp_group(kind, 2, nb, oc, os, xr, yc, ystride); break;
-            case 3: rp_group(kind, 3, nb, oc, os, xr, yc, ystride); break;
-            default: rp_group(kind, 4, nb, oc, os, xr, yc, ystride);
-            }
-        }
-    }
-}
-
-static void rp_dot_q4_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *x, size_t xs, const void *y, size_t ys) {
-    rp_tile(RP_Q4_0, n, nx, ny, out, os, x, xs, y, ys);
-}
-
-static void rp_dot_q5_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *x, size_t xs, const void *y, size_t ys) {
-    rp_tile(RP_Q5_0, n, nx, ny, out, os, x, xs, y, ys);
-}
-
-static void rp_dot_q8_0(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *x, size_t xs, const void *y, size_t ys) {
-    rp_tile(RP_Q8_0, n, nx, ny, out, os, x, xs, y, ys);
-}
-
-static void rp_dot_iq4_nl(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                          const void *x, size_t xs, const void *y, size_t ys) {
-    rp_tile(RP_IQ4_NL, n, nx, ny, out, os, x, xs, y, ys);
-}
+RP_DEFINE_DOT(rp_dot_q4_0, rp_group, RP_Q4_0)
+RP_DEFINE_DOT(rp_dot_q5_0, rp_group, RP_Q5_0)
+RP_DEFINE_DOT(rp_dot_q8_0, rp_group, RP_Q8_0)
+RP_DEFINE_DOT(rp_dot_iq4_nl, rp_group, RP_IQ4_NL)
 
 const quant_repack_impl quant_q4_0_repack_avx512 = {RP_ROWS, rp_pack_q4_0, rp_act_size,
                                                    rp_act_q4_0, rp_dot_q4_0};

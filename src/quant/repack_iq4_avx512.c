@@ -20,10 +20,9 @@
  * Activation rows: Q4_K's (quant_rk_act_k4): Q8_K's quants with their sub-block
  * sums of 32, which is what the +128 correction needs.
  */
-#include "quant/iq4_nl.h"
 #include "quant/pack.h"
 
-#include <immintrin.h>
+#include "quant/repack_x86.h"
 
 #define RI_INLINE static inline __attribute__((always_inline))
 #define RI_ROWS 16
@@ -42,12 +41,6 @@ static void ri_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n)
                     memcpy(o + 128 + 256 * s + 64 * g + 4 * r, x->qs + 16 * s + 4 * g, 4);
         }
     }
-}
-
-RI_INLINE __m512i ri_bcast(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
 }
 
 /* One super-block column of 16 rows against RY activation rows: acc[c] += products. */
@@ -83,8 +76,8 @@ RI_INLINE void ri_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
 #pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
                 const uint8_t *q = y + c * ys + 32 * s + 4 * g;
-                sum[c] = _mm512_dpbusd_epi32(sum[c], lo, ri_bcast(q));
-                sum[c] = _mm512_dpbusd_epi32(sum[c], hi, ri_bcast(q + 16));
+                sum[c] = _mm512_dpbusd_epi32(sum[c], lo, rp_bcast4(q));
+                sum[c] = _mm512_dpbusd_epi32(sum[c], hi, rp_bcast4(q + 16));
             }
         }
 #pragma GCC unroll 4
@@ -101,8 +94,10 @@ RI_INLINE void ri_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
 }
 
 /* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
-RI_INLINE void ri_group(int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
-                        const uint8_t *y, size_t ys, __m512i levels) {
+RI_INLINE void ri_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                        const uint8_t *y, size_t ys) { /* kind: unused, one type */
+    const int64_t nb = n / QK_K;
+    const __m512i levels = rp_iq4_levels();
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm512_setzero_ps();
@@ -112,27 +107,7 @@ RI_INLINE void ri_group(int RY, int64_t nb, float *out, size_t os, const uint8_t
     for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
-static void ri_dot_iq4_xs(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                          const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    const int64_t nb = n / QK_K;
-    uint8_t lv[16];
-    for (int i = 0; i < 16; i++) lv[i] = (uint8_t)(quant_iq4_levels[i] + 128);
-    const __m512i levels = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lv));
-    for (int64_t r = 0; r < nx; r += RI_ROWS) {
-        const uint8_t *xr = x + (r / RI_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 4) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: ri_group(1, nb, oc, os, xr, yc, ystride, levels); break;
-            case 2: ri_group(2, nb, oc, os, xr, yc, ystride, levels); break;
-            case 3: ri_group(3, nb, oc, os, xr, yc, ystride, levels); break;
-            default: ri_group(4, nb, oc, os, xr, yc, ystride, levels);
-            }
-        }
-    }
-}
+RP_DEFINE_DOT(ri_dot_iq4_xs, ri_group, 0)
 
 const quant_repack_impl quant_iq4_xs_repack_avx512 = {RI_ROWS, ri_pack_iq4_xs, quant_rk_act_size,
                                                      quant_rk_act_k4, ri_dot_iq4_xs};

@@ -29,8 +29,7 @@
  */
 #include "quant/pack.h"
 #include "quant/q8_k.h"
-
-#include <immintrin.h>
+#include "quant/repack_x86.h"
 
 #define RK_INLINE static inline __attribute__((always_inline))
 #define RK_ROWS 16
@@ -101,12 +100,6 @@ void quant_rk_act_k4(const float *src, void *dst, int64_t n) {
 }
 
 /* ---- kernel ---- */
-
-RK_INLINE __m512i rk_bcast(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
-}
 
 /* pshufb patterns (per 128-bit lane, so per row dword): byte j of each dword zero-extended to
  * the dword (scale j), and bytes (2k, 2k+1) as the int16 pair (m, m)... see rk_scales. */
@@ -199,8 +192,8 @@ RK_INLINE void rk4_block(int five, int RY, __m512 *acc, const uint8_t *xb, const
 #pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
                 const uint8_t *q = y + c * ys + 64 * cc + 4 * g;
-                slo[c] = _mm512_dpbusd_epi32(slo[c], lo, rk_bcast(q));
-                shi[c] = _mm512_dpbusd_epi32(shi[c], hi, rk_bcast(q + 32));
+                slo[c] = _mm512_dpbusd_epi32(slo[c], lo, rp_bcast4(q));
+                shi[c] = _mm512_dpbusd_epi32(shi[c], hi, rp_bcast4(q + 32));
             }
         }
 #pragma GCC unroll 4
@@ -215,7 +208,7 @@ RK_INLINE void rk4_block(int five, int RY, __m512 *acc, const uint8_t *xb, const
         const uint8_t *yb = y + c * ys;
         __m512i msum = _mm512_setzero_si512();
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) msum = _mm512_dpwssd_epi32(msum, mp[k], rk_bcast(yb + 260 + 4 * k));
+        for (int k = 0; k < 4; k++) msum = _mm512_dpwssd_epi32(msum, mp[k], rp_bcast4(yb + 260 + 4 * k));
         float dy;
         memcpy(&dy, yb + 256, 4);
         const __m512 vdy = _mm512_set1_ps(dy);
@@ -329,15 +322,15 @@ RK_INLINE void rk6_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *
 #pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
                 const uint8_t *q = y + c * ys + 32 * ch + 4 * g;
-                sa[c] = _mm512_dpbusd_epi32(sa[c], qa, rk_bcast(q));
-                sb[c] = _mm512_dpbusd_epi32(sb[c], qb, rk_bcast(q + 16));
+                sa[c] = _mm512_dpbusd_epi32(sa[c], qa, rp_bcast4(q));
+                sb[c] = _mm512_dpbusd_epi32(sb[c], qb, rp_bcast4(q + 16));
             }
         }
 #pragma GCC unroll 4
         for (int c = 0; c < RY; c++) {
             isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(sa[c], sca),
                                                                  _mm512_mullo_epi32(sb[c], scb)));
-            msum[c] = _mm512_dpwssd_epi32(msum[c], pair, rk_bcast(y + c * ys + 260 + 4 * ch));
+            msum[c] = _mm512_dpwssd_epi32(msum[c], pair, rp_bcast4(y + c * ys + 260 + 4 * ch));
         }
     }
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xb));
@@ -356,8 +349,9 @@ RK_INLINE void rk6_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *
 enum { RK_Q4_K, RK_Q5_K, RK_Q6_K };
 
 /* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
-RK_INLINE void rk_group(int kind, int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
+RK_INLINE void rk_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                         const uint8_t *y, size_t ys) {
+    const int64_t nb = n / QK_K;
     const size_t xb = RK_ROWS * (kind == RK_Q4_K   ? sizeof(block_q4_k)
                                  : kind == RK_Q5_K ? sizeof(block_q5_k)
                                                    : sizeof(block_q6_k));
@@ -372,40 +366,9 @@ RK_INLINE void rk_group(int kind, int RY, int64_t nb, float *out, size_t os, con
     for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
-/* nx rows (a multiple of 16: nx / 16 groups xstride bytes apart) x ny activation rows. */
-RK_INLINE void rk_tile(int kind, int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                       const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    const int64_t nb = n / QK_K;
-    for (int64_t r = 0; r < nx; r += RK_ROWS) {
-        const uint8_t *xr = x + (r / RK_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 4) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: rk_group(kind, 1, nb, oc, os, xr, yc, ystride); break;
-            case 2: rk_group(kind, 2, nb, oc, os, xr, yc, ystride); break;
-            case 3: rk_group(kind, 3, nb, oc, os, xr, yc, ystride); break;
-            default: rk_group(kind, 4, nb, oc, os, xr, yc, ystride);
-            }
-        }
-    }
-}
-
-static void rk_dot_q4_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *x, size_t xs, const void *y, size_t ys) {
-    rk_tile(RK_Q4_K, n, nx, ny, out, os, x, xs, y, ys);
-}
-
-static void rk_dot_q5_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *x, size_t xs, const void *y, size_t ys) {
-    rk_tile(RK_Q5_K, n, nx, ny, out, os, x, xs, y, ys);
-}
-
-static void rk_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *x, size_t xs, const void *y, size_t ys) {
-    rk_tile(RK_Q6_K, n, nx, ny, out, os, x, xs, y, ys);
-}
+RP_DEFINE_DOT(rk_dot_q4_k, rk_group, RK_Q4_K)
+RP_DEFINE_DOT(rk_dot_q5_k, rk_group, RK_Q5_K)
+RP_DEFINE_DOT(rk_dot_q6_k, rk_group, RK_Q6_K)
 
 const quant_repack_impl quant_q4_k_repack_avx512 = {RK_ROWS, rk_pack_q4_k, quant_rk_act_size,
                                                    quant_rk_act_k4, rk_dot_q4_k};

@@ -19,7 +19,7 @@
 #include "quant/pack.h"
 #include "quant/q8_k.h"
 
-#include <immintrin.h>
+#include "quant/repack_x86.h"
 
 #define R2_INLINE static inline __attribute__((always_inline))
 #define R2_ROWS 16
@@ -41,12 +41,6 @@ static void r2_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n) {
             }
         }
     }
-}
-
-R2_INLINE __m512i r2_bcast(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
 }
 
 /* bytes (b, b+1) of each dword as two zero-extended int16 (b = 0 or 2): a (min, min) pair */
@@ -82,7 +76,7 @@ R2_INLINE void r2_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
             const __m512i q = _mm512_and_si512(s ? _mm512_srli_epi16(l, s) : l, m3);
 #pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
-                const __m512i a = r2_bcast(y + c * ys + 32 * ch + 4 * g);
+                const __m512i a = rp_bcast4(y + c * ys + 32 * ch + 4 * g);
                 if (g < 4) sa[c] = _mm512_dpbusd_epi32(sa[c], q, a);
                 else sb[c] = _mm512_dpbusd_epi32(sb[c], q, a);
             }
@@ -98,7 +92,7 @@ R2_INLINE void r2_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
         for (int c = 0; c < RY; c++) {
             isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(sa[c], sca),
                                                                  _mm512_mullo_epi32(sb[c], scb)));
-            msum[c] = _mm512_dpwssd_epi32(msum[c], mp, r2_bcast(y + c * ys + 260 + 4 * ch));
+            msum[c] = _mm512_dpwssd_epi32(msum[c], mp, rp_bcast4(y + c * ys + 260 + 4 * ch));
         }
     }
     const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)xb));
@@ -114,8 +108,9 @@ R2_INLINE void r2_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
 }
 
 /* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
-R2_INLINE void r2_group(int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
-                        const uint8_t *y, size_t ys) {
+R2_INLINE void r2_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                        const uint8_t *y, size_t ys) { /* kind: unused, one type */
+    const int64_t nb = n / QK_K;
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm512_setzero_ps();
@@ -125,24 +120,7 @@ R2_INLINE void r2_group(int RY, int64_t nb, float *out, size_t os, const uint8_t
     for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
-static void r2_dot_q2_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    const int64_t nb = n / QK_K;
-    for (int64_t r = 0; r < nx; r += R2_ROWS) {
-        const uint8_t *xr = x + (r / R2_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 4) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: r2_group(1, nb, oc, os, xr, yc, ystride); break;
-            case 2: r2_group(2, nb, oc, os, xr, yc, ystride); break;
-            case 3: r2_group(3, nb, oc, os, xr, yc, ystride); break;
-            default: r2_group(4, nb, oc, os, xr, yc, ystride);
-            }
-        }
-    }
-}
+RP_DEFINE_DOT(r2_dot_q2_k, r2_group, 0)
 
 const quant_repack_impl quant_q2_k_repack_avx512 = {R2_ROWS, r2_pack_q2_k, quant_rk_act_size,
                                                    quant_rk_act_b16, r2_dot_q2_k};

@@ -21,7 +21,7 @@
 #include "quant/pack.h"
 #include "quant/q8_k.h"
 
-#include <immintrin.h>
+#include "quant/repack_x86.h"
 
 #define RQ_INLINE static inline __attribute__((always_inline))
 #define RQ_ROWS 16
@@ -57,12 +57,6 @@ static void rq_pack_q3_k(const void *src, size_t stride, void *dst, int64_t n) {
             }
         }
     }
-}
-
-RQ_INLINE __m512i rq_bcast(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm512_set1_epi32(v);
 }
 
 /* The 16 rows' scale of sub-block j (constant after inlining) as int32 in -32..31, from the
@@ -117,7 +111,7 @@ RQ_INLINE void rq_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
             const __m512i q = rq_piece(h, l0, l1, g);
 #pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
-                const __m512i a = rq_bcast(y + c * ys + 32 * ch + 4 * g);
+                const __m512i a = rp_bcast4(y + c * ys + 32 * ch + 4 * g);
                 if (g < 4) sa[c] = _mm512_dpbusd_epi32(sa[c], q, a);
                 else sb[c] = _mm512_dpbusd_epi32(sb[c], q, a);
             }
@@ -139,8 +133,9 @@ RQ_INLINE void rq_block(int RY, __m512 *acc, const uint8_t *xb, const uint8_t *y
 }
 
 /* One group of 16 rows against RY (1..4, constant after inlining) activation rows. */
-RQ_INLINE void rq_group(int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
-                        const uint8_t *y, size_t ys) {
+RQ_INLINE void rq_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                        const uint8_t *y, size_t ys) { /* kind: unused, one type */
+    const int64_t nb = n / QK_K;
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm512_setzero_ps();
@@ -150,24 +145,7 @@ RQ_INLINE void rq_group(int RY, int64_t nb, float *out, size_t os, const uint8_t
     for (int c = 0; c < RY; c++) _mm512_storeu_ps(out + c * os, acc[c]);
 }
 
-static void rq_dot_q3_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    const int64_t nb = n / QK_K;
-    for (int64_t r = 0; r < nx; r += RQ_ROWS) {
-        const uint8_t *xr = x + (r / RQ_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 4) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: rq_group(1, nb, oc, os, xr, yc, ystride); break;
-            case 2: rq_group(2, nb, oc, os, xr, yc, ystride); break;
-            case 3: rq_group(3, nb, oc, os, xr, yc, ystride); break;
-            default: rq_group(4, nb, oc, os, xr, yc, ystride);
-            }
-        }
-    }
-}
+RP_DEFINE_DOT(rq_dot_q3_k, rq_group, 0)
 
 const quant_repack_impl quant_q3_k_repack_avx512 = {RQ_ROWS, rq_pack_q3_k, quant_rk_act_size,
                                                    quant_rk_act_b16, rq_dot_q3_k};
