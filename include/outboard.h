@@ -32,6 +32,8 @@ typedef enum ob_status {
     OB_ERR_LIMIT,       /* a named limit was exceeded (context length, request size) */
     OB_ERR_CUDA,        /* the CUDA runtime reported an error */
     OB_ERR_ARG,         /* the caller passed an invalid argument */
+    OB_ERR_NUMERIC,     /* the model computed NaN or infinite values (broken weights or
+                           metadata): the message names the model and the position */
 } ob_status;
 
 /* Room for one error line. Callers own it, usually on the stack. */
@@ -86,6 +88,11 @@ typedef struct ob_model_info {
 
 /* Fills *out; strings live as long as the model. */
 void ob_model_get_info(const ob_model *m, ob_model_info *out);
+
+/* What the loader ignored or repaired in the file's metadata (a special token id outside the
+ * vocabulary, a token type that means nothing, ...), one line each ending in '\n'; "" when
+ * nothing. Programs print it after loading. Lives as long as the model. */
+const char *ob_model_warnings(const ob_model *m);
 
 /* ==== text ============================================================================== */
 
@@ -147,8 +154,9 @@ ob_status ob_context_truncate(ob_context *c, int64_t n_past, ob_err *err);
  * (prefill as matrix-matrix products; one token is decode). Afterwards ob_logits(c, i) holds
  * the logits of token i of this call when all_logits, else only of the last token (i = -1 or
  * n_tokens - 1). Errors: OB_ERR_LIMIT when n_past + n_tokens exceeds n_ctx (the message gives
- * both counts), OB_ERR_ARG for a token id outside the vocabulary (named with its index). On
- * error the cache is left as it was before the call. */
+ * both counts), OB_ERR_ARG for a token id outside the vocabulary (named with its index),
+ * OB_ERR_NUMERIC when a kept row of logits holds NaN or an infinity (named with its position).
+ * On error the cache is left as it was before the call. */
 ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool all_logits,
                   ob_err *err);
 
@@ -179,7 +187,9 @@ ob_status ob_sampler_new(const ob_sampler_params *p, int64_t n_vocab, ob_sampler
 void ob_sampler_free(ob_sampler *s);
 
 /* Picks the next token from logits (n_vocab floats, not modified) and records it for the
- * repeat penalty. */
+ * repeat penalty. A NaN logit is never picked (it counts as -inf) and +inf counts as the
+ * largest float. Returns -1, recording nothing, when no logit is finite (all NaN or -inf):
+ * there is no token to draw, and the caller reports it. */
 int32_t ob_sampler_sample(ob_sampler *s, const float *logits);
 
 /* Records a token the sampler did not pick (the prompt) for the repeat penalty. */

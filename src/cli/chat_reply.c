@@ -97,6 +97,11 @@ static ob_status generate(cli_chat_engine *e, ob_sampler *s, const cli_chat_repl
             break;
         }
         int32_t id = ob_sampler_sample(s, ob_logits(e->ctx, -1));
+        if (id < 0) {
+            st = ob_fail(err, OB_ERR_FORMAT, "reply token %lld: no logit is finite, nothing "
+                         "to sample", (long long)i);
+            break;
+        }
         if (!o->ignore_eos && ob_token_is_eog(e->model, id)) break;
         if ((st = keep_id(r, &cap, id, err)) || (st = put_token(dt, ps, v, id, err))) break;
         if (i + 1 == o->n_predict) break; /* its logits would not be used */

@@ -9,6 +9,7 @@
  */
 #include "cli/cli.h"
 #include "core/alloc.h"
+#include "core/err.h"
 #include "outboard.h"
 
 #include <stdio.h>
@@ -84,6 +85,12 @@ int cli_load_model(const char *path, ob_model **out) {
         fprintf(stderr, "outboard: %s\n", err.msg);
         return -1;
     }
+    for (const char *w = ob_model_warnings(*out); *w;) { /* lines ending in '\n' */
+        const char *eol = strchr(w, '\n');
+        int len = eol ? (int)(eol - w) : (int)strlen(w);
+        fprintf(stderr, "outboard: warning: %.*s\n", len, w);
+        w += len + (eol != NULL);
+    }
     return 0;
 }
 
@@ -131,6 +138,9 @@ static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const run_
     *n_gen = 0;
     for (int64_t i = 0; i < o->n_predict; i++) {
         int32_t id = ob_sampler_sample(s, ob_logits(c, -1));
+        if (id < 0)
+            return ob_fail(err, OB_ERR_FORMAT, "token %lld: no logit is finite, nothing to "
+                           "sample", (long long)i);
         ++*n_gen;
         if (!o->ignore_eos && cli_text_is_eog(tx, id, eos)) break;
         if (o->ids) printf("%s%d", i ? " " : "", id);

@@ -10,7 +10,9 @@
 #include "cpu/pool.h"
 #include "model/model.h"
 
+#include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CTX_DEFAULT_MAX 4096
 #define CTX_MAX (1 << 24)
@@ -81,11 +83,29 @@ static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *e
     if (p->n_ctx < 1 || p->n_ctx > CTX_MAX)
         return ob_fail(err, OB_ERR_ARG, "context: n_ctx %lld, expected 1..%d",
                        (long long)p->n_ctx, CTX_MAX);
+    /* Positions past the trained context give garbage (RoPE angles the model never saw), and
+     * a typo such as --ctx 10000000 would otherwise size a cache of gigabytes. */
+    if (p->n_ctx > m->hp.n_ctx_train)
+        return ob_fail(err, OB_ERR_LIMIT, "context: n_ctx %lld exceeds the %lld positions %s "
+                       "was trained for", (long long)p->n_ctx, (long long)m->hp.n_ctx_train,
+                       gguf_name(m->file));
     if (p->n_batch < 1 || p->n_threads < 1)
         return ob_fail(err, OB_ERR_ARG, "context: n_batch %lld, n_threads %d, expected >= 1",
                        (long long)p->n_batch, p->n_threads);
     if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
     return OB_OK;
+}
+
+/* A host cache larger than the machine's memory would be allocated lazily and then fail
+ * page by page deep in a forward step; refuse it up front with the figures. */
+static ob_status check_host_memory(size_t kv_bytes, int64_t n_ctx, ob_err *err) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return OB_OK; /* unknown: nothing to compare with */
+    const double have = (double)pages * (double)page;
+    if ((double)kv_bytes <= have) return OB_OK;
+    return ob_fail(err, OB_ERR_LIMIT, "context: the KV cache of %lld positions needs %.1f GiB, "
+                   "more than the machine's %.1f GiB of memory", (long long)n_ctx,
+                   (double)kv_bytes / (1 << 30), have / (1 << 30));
 }
 
 ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_context **out,
@@ -110,6 +130,10 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
     };
     c->kv_bytes = model_kv_bytes(&shape, 0);
     c->swa_rows = hp->n_swa > 0 ? model_swa_rows(&shape) : 0;
+    if (p.device == OB_DEVICE_CPU && (st = check_host_memory(c->kv_bytes, p.n_ctx, err))) {
+        ob_free(c);
+        return st;
+    }
     st = OB_ERR_UNSUPPORTED;
     if (p.device == OB_DEVICE_CUDA || p.device == OB_DEVICE_AUTO)
         st = model_backend_cuda_new(&shape, 0, 0, &c->be, err);
@@ -177,6 +201,16 @@ static ob_status check_eval(const ob_context *c, const int32_t *tokens, int64_t 
     return OB_OK;
 }
 
+/* The first non-finite value among rows (n_rows, n_vocab), or -1. A model file with broken
+ * weights or metadata (NaN in a tensor, a negative norm epsilon) shows it here first; the
+ * scan costs one read of the logits, nothing beside a forward step. */
+static int64_t first_non_finite(const float *rows, int64_t n_rows, int64_t n_vocab) {
+    const size_t n = (size_t)n_rows * (size_t)n_vocab;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(rows[i])) return (int64_t)i;
+    return -1;
+}
+
 ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool all_logits,
                   ob_err *err) {
     ob_status st = check_eval(c, tokens, n_tokens, err);
@@ -195,6 +229,7 @@ ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool a
         c->logits_cap = need;
     }
     model_forward_fn forward = model_forward_of(c->model);
+    const int64_t n_past0 = c->n_past;
     for (int64_t i = 0; i < n_tokens; i += c->n_batch) {
         int64_t nb = n_tokens - i < c->n_batch ? n_tokens - i : c->n_batch;
         bool last = i + nb == n_tokens;
@@ -202,6 +237,21 @@ ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool a
         float *dst = all_logits ? c->logits + (size_t)i * (size_t)n_vocab : c->logits;
         forward(c->model, c->be, &c->buf, tokens + i, nb, c->n_past, dst, n_out);
         if (is_cuda(c) && (st = model_backend_cuda_status(c->be, err))) return st;
+        int64_t bad = first_non_finite(dst, n_out, n_vocab);
+        if (bad >= 0) {
+            /* keep the contract: the cache as it was before the call */
+            c->be->ops->kv_truncate(c->be, n_past0);
+            c->n_past = n_past0;
+            c->n_logits = 0;
+            const int64_t row = bad / n_vocab, tok = i + nb - n_out + row;
+            const float v = dst[bad];
+            return ob_fail(err, OB_ERR_NUMERIC,
+                           "%s: the logits of position %lld hold %s (token id %lld): the "
+                           "model's weights or metadata are broken",
+                           gguf_name(c->model->file), (long long)(n_past0 + tok),
+                           isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"),
+                           (long long)(bad % n_vocab));
+        }
         c->n_past += nb;
     }
     c->n_logits = rows;

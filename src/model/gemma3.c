@@ -34,11 +34,13 @@ static ob_status gemma3_hparams(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     ob_status st = model_llama_read_hparams(m, err);
     if (st) return st;
-    if ((st = model_key_f32_or(m, "attention.layer_norm_rms_epsilon", 1e-6f, &hp->norm_eps, err)))
+    if ((st = model_key_f32_in(m, "attention.layer_norm_rms_epsilon", 1e-6f, 0.0f,
+                               MODEL_MAX_NORM_EPS, &hp->norm_eps, err)))
         return st;
     if ((st = model_llama_read_swa(m, GEMMA3_SWA_PATTERN, false, err))) return st;
     /* local layers: their own RoPE base, no position scaling */
-    if ((st = model_key_f32_or(m, "rope.freq_base_swa", 10000.0f, &hp->rope_base_swa, err)))
+    if ((st = model_key_f32_in(m, "rope.freq_base_swa", 10000.0f, 0.0f, MODEL_MAX_ROPE_BASE,
+                               &hp->rope_base_swa, err)))
         return st;
     hp->rope_scale_swa = 1.0f;
     if (m->w.rope_freqs)

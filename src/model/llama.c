@@ -34,13 +34,15 @@ static ob_status read_sizes(ob_model *m, ob_err *err) {
     if ((st = model_key_i64_or(m, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err)))
         return st;
     if (hp->n_embd <= 0 || hp->n_head <= 0 || hp->n_head_kv <= 0 || hp->n_ff <= 0 ||
-        hp->n_layer <= 0 || hp->n_layer > LLAMA_MAX_LAYERS || hp->n_ctx_train <= 0)
+        hp->n_layer <= 0 || hp->n_layer > LLAMA_MAX_LAYERS || hp->n_ctx_train <= 0 ||
+        hp->n_ctx_train > MODEL_MAX_CTX)
         return ob_fail(err, OB_ERR_FORMAT,
                        "%s: hyperparameters out of range: n_embd %lld, n_layer %lld, n_head "
-                       "%lld, n_head_kv %lld, n_ff %lld, context_length %lld",
+                       "%lld, n_head_kv %lld, n_ff %lld, context_length %lld (expected "
+                       "positive, block_count <= %d, context_length <= %d)",
                        gguf_name(m->file), (long long)hp->n_embd, (long long)hp->n_layer,
                        (long long)hp->n_head, (long long)hp->n_head_kv, (long long)hp->n_ff,
-                       (long long)hp->n_ctx_train);
+                       (long long)hp->n_ctx_train, LLAMA_MAX_LAYERS, MODEL_MAX_CTX);
     if (hp->n_head % hp->n_head_kv)
         return ob_fail(err, OB_ERR_FORMAT, "%s: head_count %lld is not a multiple of "
                        "head_count_kv %lld", gguf_name(m->file), (long long)hp->n_head,
@@ -69,9 +71,12 @@ static ob_status llama3_factors(ob_model *m, float factor, ob_err *err) {
     model_hparams *hp = &m->hp;
     float lo_f, hi_f, orig_f;
     ob_status st;
-    if ((st = model_key_f32_or(m, "rope.scaling.low_freq_factor", 1.0f, &lo_f, err))) return st;
-    if ((st = model_key_f32_or(m, "rope.scaling.high_freq_factor", 4.0f, &hi_f, err))) return st;
-    if ((st = model_key_f32_or(m, "rope.scaling.original_context_length", 8192.0f, &orig_f, err)))
+    if ((st = model_key_f32_in(m, "rope.scaling.low_freq_factor", 1.0f, 0.0f,
+                               MODEL_MAX_ROPE_FACTOR, &lo_f, err)) ||
+        (st = model_key_f32_in(m, "rope.scaling.high_freq_factor", 4.0f, 0.0f,
+                               MODEL_MAX_ROPE_FACTOR, &hi_f, err)) ||
+        (st = model_key_f32_in(m, "rope.scaling.original_context_length", 8192.0f, 0.0f,
+                               (float)MODEL_MAX_CTX, &orig_f, err)))
         return st;
     if (hi_f <= lo_f)
         return ob_fail(err, OB_ERR_FORMAT, "%s: rope.scaling high_freq_factor %g <= "
@@ -103,8 +108,11 @@ void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo
 static ob_status read_rope(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     ob_status st;
-    if ((st = model_key_f32_or(m, "rope.freq_base", 10000.0f, &hp->rope_base, err))) return st;
-    if ((st = model_key_f32_or(m, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->norm_eps, err)))
+    if ((st = model_key_f32_in(m, "rope.freq_base", 10000.0f, 0.0f, MODEL_MAX_ROPE_BASE,
+                               &hp->rope_base, err)))
+        return st;
+    if ((st = model_key_f32_in(m, "attention.layer_norm_rms_epsilon", 1e-5f, 0.0f,
+                               MODEL_MAX_NORM_EPS, &hp->norm_eps, err)))
         return st;
     hp->rope_freq_scale = 1.0f;
     if (gguf_tensor_find(m->file, "rope_freqs.weight"))
@@ -115,11 +123,10 @@ static ob_status read_rope(ob_model *m, ob_err *err) {
     ob_str type;
     float factor;
     if ((st = gguf_get_str(m->file, key, &type, err))) return st;
-    if ((st = model_key_f32_or(m, "rope.scaling.factor", 1.0f, &factor, err))) return st;
     if (ob_str_eq_cstr(type, "none")) return OB_OK;
-    if (factor <= 0.0f)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.rope.scaling.factor %g, expected > 0",
-                       gguf_name(m->file), hp->arch_name, factor);
+    if ((st = model_key_f32_in(m, "rope.scaling.factor", 1.0f, 0.0f, MODEL_MAX_ROPE_FACTOR,
+                               &factor, err)))
+        return st;
     if (ob_str_eq_cstr(type, "linear")) {
         hp->rope_freq_scale = 1.0f / factor;
         return OB_OK;
@@ -193,9 +200,10 @@ ob_status model_llama_read_swa(ob_model *m, int64_t pattern, bool required, ob_e
     ob_status st = required ? model_key_i64(m, "attention.sliding_window", &hp->n_swa, err)
                             : model_key_i64_or(m, "attention.sliding_window", 0, &hp->n_swa, err);
     if (st) return st;
-    if (hp->n_swa < 0)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.attention.sliding_window %lld, expected >= 0",
-                       gguf_name(m->file), hp->arch_name, (long long)hp->n_swa);
+    if (hp->n_swa < 0 || hp->n_swa > MODEL_MAX_CTX)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.attention.sliding_window %lld, expected "
+                       "0..%d", gguf_name(m->file), hp->arch_name, (long long)hp->n_swa,
+                       MODEL_MAX_CTX);
     if (hp->n_swa == 0) return OB_OK;
     hp->swa = ob_calloc((size_t)hp->n_layer, sizeof *hp->swa);
     if (!hp->swa) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));

@@ -10,7 +10,9 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "quant/quant.h"
+#include "tokenizer/tokenizer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,7 +64,24 @@ ob_status model_key_f32_or(const ob_model *m, const char *suffix, float def, flo
                            ob_err *err) {
     char key[160];
     arch_key(m, suffix, key, sizeof key);
-    return gguf_get_f32_or(m->file, key, def, out, err);
+    ob_status st = gguf_get_f32_or(m->file, key, def, out, err);
+    if (st) return st;
+    /* no hyperparameter is meaningful as NaN or an infinity, and either poisons every
+     * activation it touches */
+    if (!isfinite(*out))
+        return ob_fail(err, OB_ERR_FORMAT, "%s: key '%s' is %g, expected a finite number",
+                       gguf_name(m->file), key, *out);
+    return OB_OK;
+}
+
+ob_status model_key_f32_in(const ob_model *m, const char *suffix, float def, float lo, float hi,
+                           float *out, ob_err *err) {
+    ob_status st = model_key_f32_or(m, suffix, def, out, err);
+    if (st) return st;
+    if (!(*out > lo && *out <= hi))
+        return ob_fail(err, OB_ERR_FORMAT, "%s: key '%s.%s' is %g, expected a value in (%g, %g]",
+                       gguf_name(m->file), m->hp.arch_name, suffix, *out, lo, hi);
+    return OB_OK;
 }
 
 /* ---- tensors --------------------------------------------------------------------------- */
@@ -184,10 +203,13 @@ static ob_status prefault(const ob_model *m, const ob_model_params *p, ob_err *e
     return OB_OK;
 }
 
-/* A special token id from the metadata, -1 when absent or "none" (0xffffffff). */
-static int32_t special_id(const gguf_file *f, const char *key) {
+/* A special token id from the metadata, -1 when absent, "none" (0xffffffff) or outside the
+ * vocabulary (the tokenizer's warnings say so). */
+static int32_t special_id(const ob_model *m, const char *key) {
     uint32_t v;
-    if (!gguf_kv_find(f, key) || gguf_get_u32(f, key, &v, NULL) || v > INT32_MAX) return -1;
+    if (!gguf_kv_find(m->file, key) || gguf_get_u32(m->file, key, &v, NULL) ||
+        (int64_t)v >= m->hp.n_vocab)
+        return -1;
     return (int32_t)v;
 }
 
@@ -240,8 +262,8 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
         if (!m->name) st = ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path);
     }
     if (!st) {
-        m->bos_id = special_id(m->file, "tokenizer.ggml.bos_token_id");
-        m->eos_id = special_id(m->file, "tokenizer.ggml.eos_token_id");
+        m->bos_id = special_id(m, "tokenizer.ggml.bos_token_id");
+        m->eos_id = special_id(m, "tokenizer.ggml.eos_token_id");
         model_vocab_load(m);
         if (p->progress && !p->progress(1.0f, p->progress_user))
             st = ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
@@ -275,6 +297,10 @@ void ob_model_free(ob_model *m) {
         cpu_weight_release(gguf_tensor_at(m->file, i)->data);
     gguf_close(m->file);
     ob_free(m);
+}
+
+const char *ob_model_warnings(const ob_model *m) {
+    return m->vocab ? tok_vocab_warnings(m->vocab) : "";
 }
 
 void ob_model_get_info(const ob_model *m, ob_model_info *out) {

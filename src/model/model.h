@@ -150,6 +150,18 @@ ob_status model_key_i64_or(const ob_model *m, const char *suffix, int64_t def, i
                            ob_err *err);
 ob_status model_key_f32_or(const ob_model *m, const char *suffix, float def, float *out,
                            ob_err *err);
+/* Reads "<arch>.<suffix>" as a finite f32 in (lo, hi] (def when absent); the error names the
+ * key, the value and the range. model_key_f32_or refuses NaN and infinities too. */
+ob_status model_key_f32_in(const ob_model *m, const char *suffix, float def, float lo, float hi,
+                           float *out, ob_err *err);
+
+/* Ranges of hyperparameters outside of which a file is refused: a norm epsilon is a small
+ * positive number, a RoPE base or scaling factor a positive one of sane size, and a context
+ * length fits the engine's position counters and caches (16M positions). */
+#define MODEL_MAX_NORM_EPS 1.0f
+#define MODEL_MAX_ROPE_BASE 1e12f
+#define MODEL_MAX_ROPE_FACTOR 1e6f
+#define MODEL_MAX_CTX (1 << 24)
 
 /* api_tok.c: loads the tokenizer (failure is kept in vocab_err, not fatal) / frees it. */
 void model_vocab_load(ob_model *m);

@@ -45,7 +45,9 @@ static void pk_pack(const float *src, uint8_t *dst, int64_t n, int off) {
         float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)pair + 32 * (j & 1), &sum);
         d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
         memcpy(g + 4 * j, &d, 4);
-        const __m256i init = _mm256_setr_epi32(-off * sum, 0, 0, 0, 0, 0, 0, 0);
+        /* wrapping, not undefined, when a NaN activation made `sum` garbage */
+        const int32_t start = (int32_t)(0u - (uint32_t)off * (uint32_t)sum);
+        const __m256i init = _mm256_setr_epi32(start, 0, 0, 0, 0, 0, 0, 0);
         _mm256_storeu_si256((__m256i *)(pair + 64 + 32 * (j & 1)), init);
     }
 }

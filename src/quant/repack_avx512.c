@@ -98,7 +98,9 @@ static void rp_act(const float *src, uint8_t *dst, int64_t n, int off) {
         int sum;
         float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum);
         d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
-        int32_t start = -off * sum;
+        /* in unsigned arithmetic: a NaN activation (a broken model file) makes `sum` garbage,
+         * and the garbage must wrap, not be undefined; the NaN check of the logits reports it */
+        int32_t start = (int32_t)(0u - (uint32_t)off * (uint32_t)sum);
         memcpy(dst + 32, &d, 4);
         memcpy(dst + 36, &start, 4);
     }

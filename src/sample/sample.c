@@ -4,14 +4,23 @@
  * draw from the remaining distribution with the sampler's own seeded generator (xoshiro256**,
  * so the same seed and logits give the same tokens on every platform). Temperature 0 is greedy
  * (argmax, lowest id on ties) and skips the rest.
+ *
+ * Logits come from model files strangers wrote, so they may hold NaN or infinities: a NaN is
+ * never drawn (it counts as -inf), +inf counts as the largest float, and when no candidate is
+ * finite the sampler says so (-1) instead of inventing a token. Every comparison below then
+ * works on a total order, which the selection and sort rely on to stay inside the array.
  */
 #include "core/alloc.h"
 #include "core/err.h"
 #include "outboard.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The penalty window's limit: its ring is allocated up front. */
+#define SAMPLE_MAX_REPEAT_LAST_N (1 << 20)
 
 typedef struct cand {
     int32_t id;
@@ -24,6 +33,7 @@ struct ob_sampler {
     cand *cands;       /* (n_vocab) working set */
     double *probs;     /* (n_vocab) */
     int32_t *history;  /* (repeat_last_n) ring of recent tokens */
+    uint8_t *seen;     /* (n_vocab) zero between calls: marks tokens already penalised */
     int64_t n_hist, hist_pos;
     uint64_t rng[4];
 };
@@ -59,13 +69,17 @@ static double rng_uniform(uint64_t *s) { return (double)(rng_next(s) >> 11) * 0x
 ob_status ob_sampler_new(const ob_sampler_params *p, int64_t n_vocab, ob_sampler **out,
                          ob_err *err) {
     *out = NULL;
-    if (n_vocab < 1 || p->temp < 0 || p->top_k < 0 || p->top_p <= 0 || p->top_p > 1 ||
-        p->min_p < 0 || p->min_p > 1 || p->repeat_penalty <= 0 || p->repeat_last_n < 0)
+    /* Written as !(x in range) so a NaN parameter fails too. */
+    if (n_vocab < 1 || n_vocab > INT32_MAX || !(p->temp >= 0 && p->temp <= FLT_MAX) ||
+        p->top_k < 0 || p->repeat_last_n > SAMPLE_MAX_REPEAT_LAST_N ||
+        !(p->top_p > 0 && p->top_p <= 1) || !(p->min_p >= 0 && p->min_p <= 1) ||
+        !(p->repeat_penalty > 0 && p->repeat_penalty <= FLT_MAX) || p->repeat_last_n < 0)
         return ob_fail(err, OB_ERR_ARG,
                        "sampler: temp %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, "
-                       "repeat_last_n %d: expected temp >= 0, top_k >= 0, 0 < top_p <= 1, "
-                       "0 <= min_p <= 1, repeat_penalty > 0", p->temp, p->top_k, p->top_p,
-                       p->min_p, p->repeat_penalty, p->repeat_last_n);
+                       "repeat_last_n %d: expected finite temp >= 0, top_k >= 0, "
+                       "0 < top_p <= 1, 0 <= min_p <= 1, finite repeat_penalty > 0, "
+                       "0 <= repeat_last_n <= %d", p->temp, p->top_k, p->top_p, p->min_p,
+                       p->repeat_penalty, p->repeat_last_n, SAMPLE_MAX_REPEAT_LAST_N);
     ob_sampler *s = ob_calloc(1, sizeof *s);
     if (!s) return ob_fail(err, OB_ERR_NOMEM, "sampler: out of memory");
     s->p = *p;
@@ -73,7 +87,8 @@ ob_status ob_sampler_new(const ob_sampler_params *p, int64_t n_vocab, ob_sampler
     s->cands = ob_alloc((size_t)n_vocab, sizeof *s->cands);
     s->probs = ob_alloc((size_t)n_vocab, sizeof *s->probs);
     s->history = ob_alloc((size_t)p->repeat_last_n + 1, sizeof *s->history);
-    if (!s->cands || !s->probs || !s->history) {
+    s->seen = ob_calloc((size_t)n_vocab, 1);
+    if (!s->cands || !s->probs || !s->history || !s->seen) {
         ob_sampler_free(s);
         return ob_fail(err, OB_ERR_NOMEM, "sampler: out of memory for %lld tokens",
                        (long long)n_vocab);
@@ -89,6 +104,7 @@ void ob_sampler_free(ob_sampler *s) {
     ob_free(s->cands);
     ob_free(s->probs);
     ob_free(s->history);
+    ob_free(s->seen);
     ob_free(s);
 }
 
@@ -128,17 +144,26 @@ static void keep_top_k(cand *c, int64_t n, int64_t k) {
     qsort(c, (size_t)k, sizeof *c, cand_cmp);
 }
 
+/* NaN -> -inf (never drawn), +inf -> FLT_MAX (so differences of logits stay numbers). */
+static float sane_logit(float x) {
+    if (isnan(x)) return -INFINITY;
+    return x > FLT_MAX ? FLT_MAX : x;
+}
+
 static void apply_penalty(ob_sampler *s) {
     if (s->p.repeat_penalty == 1.0f) return;
-    /* Each distinct recent token is penalised once, however often it occurred. */
+    /* Each distinct recent token is penalised once, however often it occurred (marked in
+     * `seen`, so a long window costs its length, not its square). */
     for (int64_t i = 0; i < s->n_hist; i++) {
         int32_t id = s->history[i];
-        if (id < 0 || id >= s->n_vocab) continue;
-        int dup = 0;
-        for (int64_t j = 0; j < i && !dup; j++) dup = s->history[j] == id;
-        if (dup) continue;
+        if (id < 0 || id >= s->n_vocab || s->seen[id]) continue;
+        s->seen[id] = 1;
         float *l = &s->cands[id].logit;
-        *l = *l > 0 ? *l / s->p.repeat_penalty : *l * s->p.repeat_penalty;
+        *l = sane_logit(*l > 0 ? *l / s->p.repeat_penalty : *l * s->p.repeat_penalty);
+    }
+    for (int64_t i = 0; i < s->n_hist; i++) {
+        int32_t id = s->history[i];
+        if (id >= 0 && id < s->n_vocab) s->seen[id] = 0;
     }
 }
 
@@ -146,7 +171,8 @@ static void apply_penalty(ob_sampler *s) {
 static void softmax_cands(ob_sampler *s, int64_t n, float temp) {
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
-        s->probs[i] = exp((double)(s->cands[i].logit - s->cands[0].logit) / temp);
+        /* in double: the difference of two finite floats can overflow a float */
+        s->probs[i] = exp(((double)s->cands[i].logit - (double)s->cands[0].logit) / temp);
         sum += s->probs[i];
     }
     for (int64_t i = 0; i < n; i++) s->probs[i] /= sum;
@@ -159,17 +185,22 @@ static int32_t pick(ob_sampler *s, int32_t id) {
 
 int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
     const int64_t nv = s->n_vocab;
-    for (int64_t i = 0; i < nv; i++) s->cands[i] = (cand){(int32_t)i, logits[i]};
+    for (int64_t i = 0; i < nv; i++) s->cands[i] = (cand){(int32_t)i, sane_logit(logits[i])};
     apply_penalty(s);
     if (s->p.temp <= 0.0f) {
         int64_t best = 0;
         for (int64_t i = 1; i < nv; i++)
             if (s->cands[i].logit > s->cands[best].logit) best = i;
+        if (s->cands[best].logit == -INFINITY) return -1;
         return pick(s, (int32_t)best);
     }
     int64_t n = nv;
     if (s->p.top_k > 0 && s->p.top_k < nv) n = s->p.top_k;
     keep_top_k(s->cands, nv, n);
+    /* -inf candidates have probability 0: drop them so the draw's fallback (the last one kept)
+     * can never land on one. */
+    while (n > 0 && s->cands[n - 1].logit == -INFINITY) n--;
+    if (n == 0) return -1;
     if (s->p.top_p < 1.0f) { /* smallest prefix whose probability reaches top_p */
         softmax_cands(s, n, 1.0f);
         double cum = 0;

@@ -127,7 +127,12 @@ struct tok_vocab {
 
     pcre2_code *re[TOK_MAX_REGEX];
     size_t n_re;
+
+    char warnings[1024]; /* lines about metadata that was ignored or repaired at load, or "" */
 };
+
+/* vocab.c: appends one line to v->warnings (the first ones are kept when it is full). */
+void tok_vocab_warn(tok_vocab *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* special.c */
 ob_status tok_special_setup(tok_vocab *v, const gguf_file *f, ob_err *err);

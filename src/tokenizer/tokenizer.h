@@ -36,6 +36,9 @@ ob_status tok_vocab_load(const gguf_file *f, tok_vocab **out, ob_err *err);
 void tok_vocab_free(tok_vocab *v);
 
 int64_t tok_n_vocab(const tok_vocab *v);
+/* Lines (each ending in '\n') about metadata the loader ignored or repaired: a special token
+ * id outside the vocabulary, a token type or score that means nothing. "" when none. */
+const char *tok_vocab_warnings(const tok_vocab *v);
 int32_t tok_bos(const tok_vocab *v); /* -1 if none */
 int32_t tok_eos(const tok_vocab *v); /* -1 if none */
 int32_t tok_eot(const tok_vocab *v); /* end of turn; -1 if none */

@@ -9,6 +9,8 @@
 #include "tokenizer/tok_impl.h"
 
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +71,7 @@ static ob_status load_tokens(tok_vocab *v, const gguf_file *f, ob_err *err) {
         return ob_fail(err, OB_ERR_NOMEM, "%s: no memory for %" PRId64 " tokens", gguf_name(f),
                        v->n);
     size_t off = 0;
+    int64_t bad_scores = 0, bad_types = 0;
     for (int64_t i = 0; i < v->n; i++) {
         ob_str s = gguf_arr_str(list, (uint64_t)i);
         char *dst = v->pool + off;
@@ -83,7 +86,17 @@ static ob_status load_tokens(tok_vocab *v, const gguf_file *f, ob_err *err) {
         t->off = (uint32_t)off;
         t->len = (uint32_t)len;
         t->score = scores ? (float)gguf_arr_f64(scores, (uint64_t)i) : 0.0f;
-        t->attr = types ? attr_from_type(gguf_arr_i64(types, (uint64_t)i)) : TOK_ATTR_NORMAL;
+        if (isnan(t->score)) { /* merge order compares scores: keep it a total order */
+            if (!bad_scores++)
+                tok_vocab_warn(v, "%s: token %" PRId64 " has score NaN; NaN scores count as "
+                               "-inf", KEY("scores"), i);
+            t->score = -INFINITY;
+        }
+        int64_t type = types ? gguf_arr_i64(types, (uint64_t)i) : 1;
+        t->attr = attr_from_type(type);
+        if (t->attr == TOK_ATTR_UNDEFINED && type != 0 && !bad_types++)
+            tok_vocab_warn(v, "%s: token %" PRId64 " has type %" PRId64 ", expected 0..6; such "
+                           "tokens are treated as undefined", KEY("token_type"), i, type);
         if (!tok_map_put(&v->map, dst, len, (int32_t)i))
             return ob_fail(err, OB_ERR_FORMAT, "%s: key '%s': duplicate token '%.*s' at id %"
                            PRId64 " (first at %d)", gguf_name(f), KEY("tokens"), (int)len, dst,
@@ -125,6 +138,24 @@ static ob_status load_merges(tok_vocab *v, const gguf_file *f, ob_err *err) {
     return OB_OK;
 }
 
+void tok_vocab_warn(tok_vocab *v, const char *fmt, ...) {
+    size_t used = strlen(v->warnings), cap = sizeof v->warnings;
+    if (used + 2 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(v->warnings + used, cap - used - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        v->warnings[used] = 0;
+        return;
+    }
+    used = strlen(v->warnings);
+    v->warnings[used] = '\n';
+    v->warnings[used + 1] = 0;
+}
+
+const char *tok_vocab_warnings(const tok_vocab *v) { return v->warnings; }
+
 /* ---- type defaults and switches --------------------------------------------------------- */
 
 static ob_status set_type(tok_vocab *v, const gguf_file *f, ob_err *err) {
@@ -156,10 +187,13 @@ static ob_status set_type(tok_vocab *v, const gguf_file *f, ob_err *err) {
 
 /* An id key overrides the default only when it names a token (files write u32 0xFFFFFFFF for
  * "none", which the reference ignores in the same way). */
-static void read_id(const tok_vocab *v, const gguf_file *f, const char *key, int32_t *id) {
+static void read_id(tok_vocab *v, const gguf_file *f, const char *key, int32_t *id) {
     int64_t x;
     if (!gguf_kv_find(f, key) || gguf_get_i64(f, key, &x, NULL)) return;
     if (x >= 0 && x < v->n) *id = (int32_t)x;
+    else if (x != -1 && x != UINT32_MAX)
+        tok_vocab_warn(v, "%s is %" PRId64 ", outside the vocabulary of %" PRId64 " tokens; "
+                       "ignored", key, x, v->n);
 }
 
 static ob_status read_switches(tok_vocab *v, const gguf_file *f, ob_err *err) {

@@ -107,6 +107,89 @@ TEST(bad_parameters_are_named) {
     CHECK_STATUS(ob_sampler_new(&p, 10, &s, &err), OB_ERR_ARG, &err, "top_p 1.5");
 }
 
+TEST(nan_parameters_are_refused) {
+    const float bad[] = {NAN, INFINITY, -1.0f};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ob_sampler_params p;
+        ob_sampler *s = NULL;
+        ob_sampler_params_init(&p);
+        p.temp = bad[i];
+        CHECK(ob_sampler_new(&p, 10, &s, NULL) == OB_ERR_ARG && !s);
+        ob_sampler_params_init(&p);
+        p.top_p = isinf(bad[i]) ? NAN : bad[i];
+        CHECK(ob_sampler_new(&p, 10, &s, NULL) == OB_ERR_ARG && !s);
+        ob_sampler_params_init(&p);
+        p.min_p = bad[i];
+        CHECK(ob_sampler_new(&p, 10, &s, NULL) == OB_ERR_ARG && !s);
+        ob_sampler_params_init(&p);
+        p.repeat_penalty = bad[i];
+        CHECK(ob_sampler_new(&p, 10, &s, NULL) == OB_ERR_ARG && !s);
+    }
+}
+
+/* The defect behind NaN logits: the selection compared with a relation that is not an order
+ * and ran off the array. Every chain (greedy, top-k 0/1/40, top-p, min-p, penalty) on logits
+ * holding NaN and infinities must return an id whose logit is not NaN. */
+TEST(nan_and_inf_logits_are_never_drawn) {
+    enum { NV = 97 };
+    float l[NV];
+    uint64_t x = 12345;
+    const float temps[] = {0.0f, 0.8f, 1e-30f, 100.0f};
+    const int top_ks[] = {0, 1, 40};
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < NV; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned r = (unsigned)(x >> 33) % 10;
+            l[i] = r < 4 ? NAN : r == 4 ? INFINITY : r == 5 ? -INFINITY
+                 : (float)((int)(x >> 40) % 2000) * 0.01f;
+        }
+        for (size_t t = 0; t < sizeof temps / sizeof temps[0]; t++)
+            for (size_t k = 0; k < sizeof top_ks / sizeof top_ks[0]; k++) {
+                ob_sampler *s = make(temps[t], top_ks[k], round % 2 ? 0.9f : 1.0f,
+                                     round % 3 ? 0.05f : 0.0f, round % 5 ? 1.0f : 1.3f,
+                                     (uint64_t)round, NV);
+                CHECK(s);
+                int32_t id = ob_sampler_sample(s, l);
+                ob_sampler_free(s);
+                CHECK_MSG(id >= 0 && id < NV && !isnan(l[id]), "round %d: id %d", round, id);
+            }
+    }
+}
+
+TEST(infinity_wins_and_all_nan_is_no_token) {
+    float l[4] = {NAN, 1.0f, INFINITY, 2.0f};
+    ob_sampler *s = make(0.8f, 40, 0.95f, 0.05f, 1.0f, 1, 4);
+    CHECK(s);
+    for (int i = 0; i < 20; i++) CHECK_EQ_INT(ob_sampler_sample(s, l), 2);
+    float none[4] = {NAN, NAN, -INFINITY, NAN};
+    CHECK_EQ_INT(ob_sampler_sample(s, none), -1);
+    ob_sampler_free(s);
+    ob_sampler *g = make(0.0f, 40, 0.95f, 0.05f, 1.0f, 1, 4);
+    CHECK(g);
+    CHECK_EQ_INT(ob_sampler_sample(g, none), -1);
+    float one[4] = {NAN, NAN, 0.5f, NAN};
+    CHECK_EQ_INT(ob_sampler_sample(g, one), 2);
+    ob_sampler_free(g);
+}
+
+/* The penalty window is limited (its ring is allocated up front) and costs its length. */
+TEST(repeat_window_is_bounded) {
+    ob_sampler_params p;
+    ob_sampler_params_init(&p);
+    p.repeat_last_n = INT32_MAX;
+    ob_sampler *s = NULL;
+    ob_err err;
+    CHECK_STATUS(ob_sampler_new(&p, 10, &s, &err), OB_ERR_ARG, &err, "repeat_last_n");
+    p.repeat_last_n = 1 << 20;
+    p.repeat_penalty = 1.1f;
+    CHECK(!ob_sampler_new(&p, 10, &s, NULL));
+    for (int i = 0; i < (1 << 20); i++) ob_sampler_accept(s, i % 10);
+    float l[10] = {0};
+    l[3] = 1.0f;
+    CHECK(ob_sampler_sample(s, l) >= 0);
+    ob_sampler_free(s);
+}
+
 int main(void) {
     RUN(greedy_is_argmax_lowest_id_on_ties);
     RUN(top_k_top_p_min_p_keep_what_they_define);
@@ -114,5 +197,9 @@ int main(void) {
     RUN(repeat_penalty_changes_recent_tokens);
     RUN(seed_fixes_the_sequence);
     RUN(bad_parameters_are_named);
+    RUN(nan_parameters_are_refused);
+    RUN(nan_and_inf_logits_are_never_drawn);
+    RUN(infinity_wins_and_all_nan_is_no_token);
+    RUN(repeat_window_is_bounded);
     return t_summary();
 }
