@@ -95,7 +95,7 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 LIB      := $(BUILD)/liboutboard.a
 CLI      := $(BUILD)/outboard
 
-.PHONY: all test test-c check fuzz fuzz-run clean neon-test format bench
+.PHONY: all test test-c check fuzz fuzz-run fuzz-long clean neon-test format bench
 all: $(CLI) $(LIB)
 
 $(LIB): $(LIB_OBJ)
@@ -168,6 +168,12 @@ build-fuzz/fuzz/%_fuzz: tests/%_fuzz.c $(LIB)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 fuzz-run: fuzz
 	$(PYTHON) tests/run_fuzz.py --seconds $(FUZZ_SECONDS)
+# `make fuzz-long`: every target for an hour (FUZZ_LONG_SECONDS), FUZZ_JOBS targets at a time;
+# the corpus grows in build-fuzz/corpus/<target> and carries over between runs.
+FUZZ_LONG_SECONDS ?= 3600
+FUZZ_JOBS ?= 1
+fuzz-long: fuzz
+	$(PYTHON) tests/run_fuzz.py --seconds $(FUZZ_LONG_SECONDS) --jobs $(FUZZ_JOBS)
 
 # `make bench`: builds bench/*.c into build/bench/ (micro-benchmarks; never run by tests).
 BENCH_SRC := $(sort $(wildcard bench/*.c))
