@@ -35,8 +35,9 @@ typedef struct cli_chat_tmpl {
 
 /* Picks the template: `file` when non-NULL, else the GGUF's tokenizer.chat_template, else the
  * built-in one for the architecture, else ChatML (the last two explain themselves in t->note).
- * Errors: OB_ERR_IO (unreadable file), OB_ERR_FORMAT (malformed template, named with line and
- * column). On error *t is left empty. */
+ * The file is read (cli_read_file, at most CLI_MAX_TEMPLATE_FILE) before the GGUF is opened.
+ * Errors: those of cli_read_file (named with --template), OB_ERR_FORMAT (malformed template,
+ * named with line and column). On error *t is left empty. */
 ob_status cli_chat_tmpl_load(const char *model_path, const char *file, cli_chat_tmpl *t,
                              ob_err *err);
 void cli_chat_tmpl_clear(cli_chat_tmpl *t);
@@ -165,8 +166,9 @@ void cli_chat_history_reset(json_t *messages);
 size_t cli_chat_history_drop_oldest(json_t *messages);
 /* Writes {"messages": [...]}, the input `outboard template --input` reads. */
 ob_status cli_chat_history_save(const json_t *messages, const char *path, ob_err *err);
-/* Reads a file written by save (or a bare messages array); *out is new (json_decref). Errors:
- * OB_ERR_IO, OB_ERR_FORMAT naming the file, line and what was wrong. */
+/* Reads a file written by save (or a bare messages array), at most CLI_MAX_CONVERSATION_FILE
+ * bytes; *out is new (json_decref). Errors: those of cli_read_file (named with /load),
+ * OB_ERR_FORMAT naming the file, line and what was wrong. */
 ob_status cli_chat_history_load(const char *path, json_t **out, ob_err *err);
 
 #endif

@@ -5,6 +5,7 @@
  * so a saved chat can be rendered again outside the chat; loading accepts that or a bare array.
  */
 #include "cli/chat.h"
+#include "cli/cli.h"
 #include "core/err.h"
 
 #include <string.h>
@@ -112,13 +113,12 @@ static ob_status check_messages(const char *path, const json_t *msgs, ob_err *er
 
 ob_status cli_chat_history_load(const char *path, json_t **out, ob_err *err) {
     *out = NULL;
-    json_error_t je;
-    json_t *doc = json_load_file(path, 0, &je);
-    if (!doc)
-        return ob_fail(err, je.line < 0 ? OB_ERR_IO : OB_ERR_FORMAT, "%s:%d:%d: %s", path,
-                       je.line, je.column, je.text);
+    json_t *doc = NULL;
+    const cli_file_use use = {"/load", CLI_MAX_CONVERSATION_FILE, false};
+    ob_status st = cli_read_json(path, &use, &doc, err);
+    if (st) return st;
     json_t *msgs = json_is_object(doc) ? json_object_get(doc, "messages") : doc;
-    ob_status st = check_messages(path, msgs, err);
+    st = check_messages(path, msgs, err);
     if (!st) *out = json_incref(msgs);
     json_decref(doc);
     return st;

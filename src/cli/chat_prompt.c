@@ -41,13 +41,9 @@ static char *token_text(const gguf_file *f, const char *key) {
     return ob_strndup(s.ptr, s.len);
 }
 
-/* The template text: from the file, the GGUF or the fallbacks; sets t->note for a fallback. */
-static ob_status pick_source(const gguf_file *g, const char *model_path, const char *file,
-                             cli_chat_tmpl *t, ob_err *err) {
-    if (file) {
-        size_t len;
-        return cli_read_file(file, &t->source, &len, err);
-    }
+/* The template text from the GGUF or the fallbacks; sets t->note for a fallback. */
+static ob_status pick_source(const gguf_file *g, const char *model_path, cli_chat_tmpl *t,
+                             ob_err *err) {
     ob_str src = {NULL, 0}, arch = {"", 0};
     if (gguf_kv_find(g, "tokenizer.chat_template")) {
         ob_status st = gguf_get_str(g, "tokenizer.chat_template", &src, err);
@@ -72,10 +68,20 @@ static ob_status pick_source(const gguf_file *g, const char *model_path, const c
 ob_status cli_chat_tmpl_load(const char *model_path, const char *file, cli_chat_tmpl *t,
                              ob_err *err) {
     memset(t, 0, sizeof *t);
+    /* The file first: a bad --template fails before the model is opened. */
+    size_t len;
+    const cli_file_use use = {"--template", CLI_MAX_TEMPLATE_FILE, false};
+    if (file) {
+        ob_status st = cli_read_file(file, &use, &t->source, &len, err);
+        if (st) return st;
+    }
     gguf_file *g;
     ob_status st = gguf_open(model_path, &g, err);
-    if (st) return st;
-    st = pick_source(g, model_path, file, t, err);
+    if (st) {
+        cli_chat_tmpl_clear(t);
+        return st;
+    }
+    if (!file) st = pick_source(g, model_path, t, err);
     if (!st)
         st = chat_template_new(t->source, strlen(t->source), file ? file : model_path, &t->tmpl,
                                err);

@@ -9,6 +9,8 @@
 
 #include "outboard.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,14 +30,14 @@ int cli_cmd_chat(int argc, char **argv);
 
 /* Seconds on a monotonic clock. */
 double cli_now(void);
-/* "1,2,3" -> new array (*out, ob_free) of *n ids; prints the problem and returns -1 if bad. */
-int cli_parse_tokens(const char *s, int32_t **out, size_t *n);
 /* ob_model_load with a progress bar on stderr when loading takes a moment; prints errors. */
 int cli_load_model(const char *path, ob_model **out);
 
-/* Prompt ids from --tokens, -p text or -f file (text through the model's tokenizer). */
-ob_status cli_prompt_tokens(const ob_model *m, const char *prompt, const char *file,
-                            const char *tokens, int32_t **ids, size_t *n, ob_err *err);
+/* Prompt ids (new, ob_free) from the --tokens list when tokens is non-NULL, else from text
+ * (len bytes: -p or the -f file's contents) through the model's tokenizer. OB_ERR_ARG names a
+ * bad id or says the prompt is empty. */
+ob_status cli_prompt_tokens(const ob_model *m, const char *text, size_t len, const char *tokens,
+                            int32_t **ids, size_t *n, ob_err *err);
 /* Streams generated ids to stdout as text (complete UTF-8 characters only). */
 typedef struct cli_text cli_text;
 ob_status cli_text_new(const ob_model *m, cli_text **out, ob_err *err);
@@ -44,18 +46,89 @@ void cli_text_flush(cli_text *t);
 bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos);
 void cli_text_free(cli_text *t);
 
-/* Engine flags shared by run and chat (cli_opts.c): --temp --top-k --top-p --min-p
- * --repeat-penalty --seed into sp, --ctx --threads --device into cp. Returns 1 when `a` is one of
- * them (its value v consumed), 0 when it is not, -1 after printing why v is bad. */
-int cli_parse_engine_opt(const char *a, const char *v, ob_sampler_params *sp,
-                         ob_context_params *cp);
+/* ---- strict values (cli_opts.c) ---- */
+
+/* Ceilings of the numeric flags. CLI_MAX_CTX is the library's own limit on context positions
+ * (src/model/context.c), so a bad --ctx fails while parsing, before a model is loaded. */
+#define CLI_MAX_CTX            ((int64_t)1 << 24)
+#define CLI_MAX_THREADS        1024
+#define CLI_MAX_TEMP           100.0 /* above it sampling is uniform noise anyway */
+#define CLI_MAX_REPEAT_PENALTY 100.0
+
+/* A value as error messages echo it: at most CLI_SHOWN_MAX bytes of s with "..." after a cut,
+ * control bytes as '?', so a message stays one line whatever argv holds. buf has room for
+ * CLI_SHOWN_SIZE bytes; returns buf. */
+#define CLI_SHOWN_MAX  48
+#define CLI_SHOWN_SIZE (CLI_SHOWN_MAX + 4)
+const char *cli_shown(const char *s, char *buf);
+
+/* Each parser reads the whole of `text` as the value of `flag` (named in errors) and fails
+ * with OB_ERR_ARG, writing `FLAG: 'TEXT' is not an integer` or `FLAG: TEXT is outside [MIN,
+ * MAX]` into err, on NULL (a missing value), an empty string, leading blanks, trailing junk,
+ * overflow, or a value out of range. *out is written only on success. */
+ob_status cli_parse_i64(const char *flag, const char *text, int64_t min, int64_t max,
+                        int64_t *out, ob_err *err);
+ob_status cli_parse_u64(const char *flag, const char *text, uint64_t max, uint64_t *out,
+                        ob_err *err);
+/* Decimal or hex floating point; NaN and infinities are never accepted. min_open excludes min
+ * itself ("(0, 1]"). */
+ob_status cli_parse_f64(const char *flag, const char *text, double min, double max,
+                        bool min_open, double *out, ob_err *err);
+/* cli_parse_f64 stored as float: min and max must lie within float's range. */
+ob_status cli_parse_f32(const char *flag, const char *text, double min, double max,
+                        bool min_open, float *out, ob_err *err);
+/* cpu | cuda | auto. */
+ob_status cli_parse_device(const char *flag, const char *text, ob_device *out, ob_err *err);
+/* A list of token ids in [0, max_id], separated by commas, blanks or brackets ("1,2,3",
+ * "[1, 2, 3]"). *ids is new (ob_free) with *n >= 1 entries. OB_ERR_ARG names the flag and the
+ * first bad id (as written); an empty list is an error too. */
+ob_status cli_parse_ids(const char *flag, const char *text, int64_t max_id, int32_t **ids,
+                        size_t *n, ob_err *err);
+
+/* Engine flags shared by run and chat: --temp --top-k --top-p --min-p --repeat-penalty --seed
+ * into sp, --ctx --threads --device into cp. Each takes a value. */
+bool cli_engine_opt_known(const char *flag);
+/* Sets engine flag `flag` from `text`; OB_ERR_ARG naming the flag for a bad value or a flag
+ * that is not an engine flag. */
+ob_status cli_engine_opt_set(const char *flag, const char *text, ob_sampler_params *sp,
+                             ob_context_params *cp, ob_err *err);
 /* Their usage lines, for a command's help text. */
 extern const char CLI_ENGINE_OPTS_HELP[];
-/* Reads a whole file into *out (new, NUL-terminated, ob_free) of *len bytes (cli_text.c). */
-ob_status cli_read_file(const char *path, char **out, size_t *len, ob_err *err);
+/* Before a context is made: when n_ctx is above the context the model was trained on, warns on
+ * stderr ("outboard CMD: warning: --ctx N is above ...") with the trained length and the most
+ * the KV cache can take, so an absurd --ctx is explained before it is allocated. */
+void cli_ctx_warn(const char *cmd, const ob_model *m, int64_t n_ctx);
 
-/* --device cpu|cuda|auto (cli_device.c); prints the problem and returns -1 if bad. */
-int cli_parse_device(const char *s, ob_device *out);
+/* ---- files given on the command line (cli_file.c) ---- */
+
+/* The size limits of the files the commands read, one per use. */
+#define CLI_MAX_PROMPT_FILE       ((size_t)64 << 20) /* run -f, tokenize -f: a prompt's text */
+#define CLI_MAX_SYSTEM_FILE       ((size_t)16 << 20) /* chat --system-file, as a chat message */
+#define CLI_MAX_CONVERSATION_FILE ((size_t)64 << 20) /* template --input, chat /load (JSON) */
+/* Templates: CLI_MAX_TEMPLATE_FILE in cli_file.c is src/chat's CHAT_JINJA_MAX_SOURCE. */
+extern const size_t CLI_MAX_TEMPLATE_FILE;
+
+/* How one flag reads its file: the flag named in errors, the size limit, and whether "-"
+ * means standard input. */
+typedef struct cli_file_use {
+    const char *flag; /* "--system-file" */
+    size_t limit;     /* bytes */
+    bool allow_stdin;
+} cli_file_use;
+
+/* Reads a whole file (or standard input for "-" when use->allow_stdin) into *out (new,
+ * NUL-terminated, ob_free) of *len bytes. Regular files, pipes and character devices are read
+ * (a FIFO's open waits for its writer, as a shell's `<` would); a directory, block device or
+ * socket is refused before any read. Reading stops as soon as the file passes use->limit.
+ * Errors, each starting "FLAG PATH: ": OB_ERR_IO (cannot open or read), OB_ERR_ARG (not a file
+ * of a readable kind, or "-" where stdin is not accepted), OB_ERR_LIMIT (over the limit, which
+ * is named), OB_ERR_NOMEM. */
+ob_status cli_read_file(const char *path, const cli_file_use *use, char **out, size_t *len,
+                        ob_err *err);
+/* cli_read_file, then the text parsed as one JSON value into *out (new, json_decref). Errors:
+ * those of cli_read_file, OB_ERR_FORMAT "FLAG PATH:LINE:COLUMN: what" for bad JSON. */
+ob_status cli_read_json(const char *path, const cli_file_use *use, json_t **out, ob_err *err);
+
 /* One line on `to` with the host<->device copies so far; nothing when there were none. */
 void cli_device_report(FILE *to);
 

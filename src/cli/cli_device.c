@@ -1,26 +1,13 @@
 /*
- * The --device option shared by the commands that run a model: cpu (the default), cuda (the
- * first CUDA device, an error without one) or auto (CUDA when present, else the CPU). With
- * --verbose-style reporting in mind, cli_device_report prints what crossed the host<->device
- * link, from the CUDA layer's counted copy path.
+ * What crossed the host<->device link, for the commands that run a model with --device (its
+ * value, cpu, cuda or auto, is parsed in cli_opts.c): cli_device_report prints the CUDA
+ * layer's counted copies.
  */
 #include "cli/cli.h"
 
 #include "cuda/cuda_backend.h"
 
 #include <stdio.h>
-#include <string.h>
-
-int cli_parse_device(const char *s, ob_device *out) {
-    if (!strcmp(s, "cpu")) *out = OB_DEVICE_CPU;
-    else if (!strcmp(s, "cuda")) *out = OB_DEVICE_CUDA;
-    else if (!strcmp(s, "auto")) *out = OB_DEVICE_AUTO;
-    else {
-        fprintf(stderr, "outboard: --device '%s': expected cpu, cuda or auto\n", s);
-        return -1;
-    }
-    return 0;
-}
 
 void cli_device_report(FILE *to) {
     cuda_copy_stats s;

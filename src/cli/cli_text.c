@@ -59,45 +59,10 @@ bool cli_text_is_eog(const cli_text *t, int32_t id, int32_t eos) {
     return ob_token_is_eog(t->model, id);
 }
 
-ob_status cli_read_file(const char *path, char **out, size_t *len, ob_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return ob_fail(err, OB_ERR_IO, "%s: cannot open", path);
-    size_t cap = 4096, n = 0;
-    char *buf = ob_alloc(cap, 1);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *grown = ob_realloc(buf, cap *= 2, 1);
-        if (!grown) ob_free(buf);
-        buf = grown;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        ob_free(buf);
-        return ob_fail(err, buf ? OB_ERR_IO : OB_ERR_NOMEM, "%s: read failed", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return OB_OK;
-}
-
-ob_status cli_prompt_tokens(const ob_model *m, const char *prompt, const char *file,
-                            const char *tokens, int32_t **ids, size_t *n, ob_err *err) {
-    if (tokens) {
-        if (cli_parse_tokens(tokens, ids, n))
-            return ob_fail(err, OB_ERR_ARG, "--tokens: expected ids like 1,2,3");
-        return OB_OK;
-    }
-    char *text = NULL;
-    size_t len = prompt ? strlen(prompt) : 0;
-    if (file) {
-        ob_status st = cli_read_file(file, &text, &len, err);
-        if (st) return st;
-    }
-    ob_status st = ob_tokenize(m, file ? text : prompt, len, true, false, ids, n, err);
-    ob_free(text);
+ob_status cli_prompt_tokens(const ob_model *m, const char *text, size_t len, const char *tokens,
+                            int32_t **ids, size_t *n, ob_err *err) {
+    if (tokens) return cli_parse_ids("--tokens", tokens, INT32_MAX, ids, n, err);
+    ob_status st = ob_tokenize(m, text, len, true, false, ids, n, err);
     if (!st && *n == 0) st = ob_fail(err, OB_ERR_ARG, "the prompt is empty");
     return st;
 }

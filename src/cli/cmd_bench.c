@@ -7,6 +7,7 @@
  * mean with its standard deviation.
  */
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "outboard.h"
 
@@ -15,14 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct bench_opts {
-    const char *model;
-    int64_t n_prompt, n_gen, reps;
-    int threads;
-    ob_device device;
-    bool json;
-} bench_opts;
-
 typedef struct bench_result {
     const char *test; /* "pp" or "tg" */
     int64_t n;
@@ -30,10 +23,10 @@ typedef struct bench_result {
     double median, mean, sd;
 } bench_result;
 
-static int usage(void) {
-    fprintf(stderr, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 3] [-t THREADS] "
-                    "[--device cpu|cuda|auto] [--json]\n");
-    return 2;
+static int usage(FILE *to) {
+    fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] "
+                "[--device cpu|cuda|auto] [--json]\n");
+    return to == stdout ? 0 : 2;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -78,7 +71,7 @@ static ob_status measure(ob_context *c, const int32_t *toks, bench_result *r, in
     return st;
 }
 
-static void print_results(const bench_opts *o, const ob_model_info *info, const char *name,
+static void print_results(const cli_bench_args *o, const ob_model_info *info, const char *name,
                           bench_result *rs, int n_rs, int threads) {
     if (o->json) {
         printf("[\n");
@@ -103,27 +96,14 @@ static void print_results(const bench_opts *o, const ob_model_info *info, const 
                rs[i].median, rs[i].mean, rs[i].sd);
 }
 
-static int parse_opts(int argc, char **argv, bench_opts *o) {
-    *o = (bench_opts){.n_prompt = 512, .n_gen = 128, .reps = 5};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) { o->json = true; continue; }
-        const char *a = argv[i], *v = i + 1 < argc ? argv[++i] : NULL;
-        if (!v) return -1;
-        if (!strcmp(a, "-m")) o->model = v;
-        else if (!strcmp(a, "-p")) o->n_prompt = atoll(v);
-        else if (!strcmp(a, "-n")) o->n_gen = atoll(v);
-        else if (!strcmp(a, "-r")) o->reps = atoll(v);
-        else if (!strcmp(a, "-t")) o->threads = atoi(v);
-        else if (!strcmp(a, "--device")) {
-            if (cli_parse_device(v, &o->device)) return -1;
-        } else return -1;
-    }
-    return o->model && o->n_prompt >= 0 && o->n_gen >= 0 && o->reps >= 1 ? 0 : -1;
-}
-
 int cli_cmd_bench(int argc, char **argv) {
-    bench_opts o;
-    if (parse_opts(argc, argv, &o)) return usage();
+    cli_bench_args o;
+    ob_err err = {{0}};
+    if (cli_bench_args_parse(argc, argv, &o, &err)) {
+        fprintf(stderr, "outboard bench: %s\n", err.msg);
+        return usage(stderr);
+    }
+    if (o.help) return usage(stdout);
     ob_model *m = NULL;
     if (cli_load_model(o.model, &m)) return 1;
     ob_model_info info;
@@ -136,11 +116,11 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.n_threads = o.threads;
     cp.device = o.device;
     ob_context *c = NULL;
-    ob_err err = {{0}};
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
     double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);
     bench_result rs[2];
     int n_rs = 0, rc = 1;
+    cli_ctx_warn("bench", m, cp.n_ctx);
     if (!toks || !ts || ob_context_new(m, &cp, &c, &err)) goto done;
     uint64_t rng = 1234567;
     for (int64_t i = 0; i < cp.n_ctx; i++) { /* random ids, as llama-bench uses */

@@ -11,6 +11,7 @@
  */
 #include "cli/chat.h"
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "core/err.h"
 
@@ -19,16 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct chat_opts {
-    const char *model, *template_file, *system, *system_file;
-    int64_t n_predict; /* -1: until end of generation or a full context */
-    bool show_prompt, verbose, ignore_eos;
-    ob_sampler_params sp;
-    ob_context_params cp;
-} chat_opts;
-
 typedef struct chat {
-    chat_opts o;
+    cli_chat_args o;
     ob_model *model;
     cli_chat_tmpl tmpl;
     cli_chat_engine eng;
@@ -50,7 +43,7 @@ static const char HELP[] =
 static int usage(FILE *to) {
     fprintf(to,
             "usage: outboard chat -m MODEL.gguf [options]\n"
-            "  --system TEXT | --system-file FILE   the system prompt\n"
+            "  --system TEXT | --system-file FILE   the system prompt (a file of at most 16 MiB)\n"
             "  --template FILE   a Jinja chat template instead of the model's own\n"
             "  -n N   reply tokens at most (-1: until the model stops or the context is full)\n"
             "%s"
@@ -60,47 +53,6 @@ static int usage(FILE *to) {
             "commands, typed as a message:\n%s",
             CLI_ENGINE_OPTS_HELP, HELP);
     return to == stdout ? 0 : 2;
-}
-
-static int parse_opts(int argc, char **argv, chat_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->n_predict = -1;
-    ob_sampler_params_init(&o->sp);
-    ob_context_params_init(&o->cp);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--show-prompt")) o->show_prompt = true;
-        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) o->verbose = true;
-        else if (!strcmp(a, "--ignore-eos")) o->ignore_eos = true;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return 1;
-        else {
-            const char *v = i + 1 < argc ? argv[++i] : NULL;
-            if (!v) {
-                fprintf(stderr, "outboard chat: '%s' needs a value (or is unknown)\n", a);
-                return -1;
-            }
-            if (!strcmp(a, "-m") || !strcmp(a, "--model")) o->model = v;
-            else if (!strcmp(a, "--template")) o->template_file = v;
-            else if (!strcmp(a, "--system")) o->system = v;
-            else if (!strcmp(a, "--system-file")) o->system_file = v;
-            else if (!strcmp(a, "-n")) {
-                char *end;
-                long long n = strtoll(v, &end, 10);
-                if (end == v || *end) {
-                    fprintf(stderr, "outboard chat: -n '%s': expected a whole number\n", v);
-                    return -1;
-                }
-                o->n_predict = n < 0 ? -1 : n;
-            }
-            else {
-                int r = cli_parse_engine_opt(a, v, &o->sp, &o->cp);
-                if (r == 0) fprintf(stderr, "outboard chat: unknown option '%s'\n", a);
-                if (r != 1) return -1;
-            }
-        }
-    }
-    if (!o->model) fprintf(stderr, "outboard chat: -m MODEL.gguf is required\n");
-    return o->model ? 0 : -1;
 }
 
 /* ---- prompts -------------------------------------------------------------------------- */
@@ -288,19 +240,23 @@ static int command(chat *c, const char *line) {
 
 /* ---- the session ---------------------------------------------------------------------- */
 
-/* Loads everything a chat needs; prints what failed. */
+/* Loads everything a chat needs; prints what failed. The files named by flags are read
+ * first, so a bad --system-file or --template fails before the model loads. */
 static int setup(chat *c) {
     ob_err err = {{0}};
     char *sys = NULL;
     size_t len = 0;
-    if (c->o.system_file && cli_read_file(c->o.system_file, &sys, &len, &err)) goto fail;
+    const cli_file_use sys_use = {"--system-file", CLI_MAX_SYSTEM_FILE, false};
+    if (c->o.system_file && cli_read_file(c->o.system_file, &sys_use, &sys, &len, &err))
+        goto fail;
     while (len && (sys[len - 1] == '\n' || sys[len - 1] == '\r')) sys[--len] = 0;
+    if (cli_chat_tmpl_load(c->o.model, c->o.template_file, &c->tmpl, &err)) goto fail;
+    if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
     if (cli_load_model(c->o.model, &c->model)) {
         ob_free(sys);
         return -1;
     }
-    if (cli_chat_tmpl_load(c->o.model, c->o.template_file, &c->tmpl, &err)) goto fail;
-    if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
+    cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
     c->messages = json_array();
     if (!c->messages) {
@@ -361,8 +317,12 @@ static void session(chat *c) {
 int cli_cmd_chat(int argc, char **argv) {
     chat c;
     memset(&c, 0, sizeof c);
-    int parsed = parse_opts(argc, argv, &c.o);
-    if (parsed) return usage(parsed > 0 ? stdout : stderr);
+    ob_err err = {{0}};
+    if (cli_chat_args_parse(argc, argv, &c.o, &err)) {
+        fprintf(stderr, "outboard chat: %s\n", err.msg);
+        return usage(stderr);
+    }
+    if (c.o.help) return usage(stdout);
     int rc = 1;
     if (setup(&c) == 0) {
         c.interactive = isatty(0);

@@ -7,6 +7,7 @@
  * llama.cpp. Prints "n_tokens n_vocab" on stdout.
  */
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "outboard.h"
 
@@ -14,53 +15,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr, "usage: outboard eval -m MODEL.gguf --tokens 1,2,3 [--logits OUT.bin] "
-                    "[--chunk N] [--ctx N] [--threads N] [--batch N]\n");
-    return 2;
+static int usage(FILE *to) {
+    fprintf(to, "usage: outboard eval -m MODEL.gguf --tokens 1,2,3 [--logits OUT.bin] "
+                "[--chunk N] [--ctx N] [--threads N] [--batch N]\n");
+    return to == stdout ? 0 : 2;
 }
 
 int cli_cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *tokens_arg = NULL, *out_path = NULL;
-    int64_t chunk = 0;
-    ob_context_params cp;
-    ob_context_params_init(&cp);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[++i] : NULL;
-        if (!v) return usage();
-        if (!strcmp(a, "-m")) model_path = v;
-        else if (!strcmp(a, "--tokens")) tokens_arg = v;
-        else if (!strcmp(a, "--logits")) out_path = v;
-        else if (!strcmp(a, "--chunk")) chunk = atoll(v);
-        else if (!strcmp(a, "--ctx")) cp.n_ctx = atoll(v);
-        else if (!strcmp(a, "--threads")) cp.n_threads = atoi(v);
-        else if (!strcmp(a, "--batch")) cp.n_batch = atoll(v);
-        else return usage();
+    cli_eval_args o;
+    ob_err err = {{0}};
+    if (cli_eval_args_parse(argc, argv, &o, &err)) {
+        fprintf(stderr, "outboard eval: %s\n", err.msg);
+        return usage(stderr);
     }
-    if (!model_path || !tokens_arg) return usage();
+    if (o.help) return usage(stdout);
     int32_t *toks = NULL;
     size_t n_toks = 0;
-    if (cli_parse_tokens(tokens_arg, &toks, &n_toks)) return 2;
-    ob_err err = {{0}};
+    if (cli_parse_ids("--tokens", o.tokens, INT32_MAX, &toks, &n_toks, &err)) {
+        fprintf(stderr, "outboard eval: %s\n", err.msg);
+        return 2;
+    }
     ob_model *m = NULL;
     ob_context *c = NULL;
     FILE *out = NULL;
     int rc = 1;
-    if (ob_model_load(model_path, NULL, &m, &err) || ob_context_new(m, &cp, &c, &err)) goto done;
+    if (ob_model_load(o.model, NULL, &m, &err)) goto done;
+    cli_ctx_warn("eval", m, o.cp.n_ctx);
+    if (ob_context_new(m, &o.cp, &c, &err)) goto done;
     ob_model_info info;
     ob_model_get_info(m, &info);
-    if (out_path && !(out = fopen(out_path, "wb"))) {
-        snprintf(err.msg, sizeof err.msg, "%s: cannot open for writing", out_path);
+    if (o.logits && !(out = fopen(o.logits, "wb"))) {
+        snprintf(err.msg, sizeof err.msg, "%s: cannot open for writing", o.logits);
         goto done;
     }
-    if (chunk <= 0) chunk = (int64_t)n_toks;
+    int64_t chunk = o.chunk > 0 ? o.chunk : (int64_t)n_toks;
     for (size_t i = 0; i < n_toks; i += (size_t)chunk) {
         int64_t n = (int64_t)n_toks - (int64_t)i < chunk ? (int64_t)n_toks - (int64_t)i : chunk;
         if (ob_eval(c, toks + i, n, true, &err)) goto done;
         for (int64_t t = 0; out && t < n; t++)
             if (fwrite(ob_logits(c, t), sizeof(float), (size_t)info.n_vocab, out) !=
                 (size_t)info.n_vocab) {
-                snprintf(err.msg, sizeof err.msg, "%s: write failed", out_path);
+                snprintf(err.msg, sizeof err.msg, "%s: write failed", o.logits);
                 goto done;
             }
     }

@@ -9,6 +9,7 @@
  * memory beyond the mapping, so `info` on a 70 GB model is instant.
  */
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/str.h"
 #include "gguf/gguf.h"
 
@@ -17,11 +18,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-typedef struct info_opts {
-    const char *path;
-    int tensors, kv, json;
-} info_opts;
 
 /* Per tensor type: how many tensors and bytes (indexed by ob_qtype id). */
 typedef struct type_mix {
@@ -344,7 +340,7 @@ static json_t *json_summary(const gguf_file *f, const type_mix *mix) {
     return o;
 }
 
-static int print_json(const gguf_file *f, const type_mix *mix, const info_opts *o) {
+static int print_json(const gguf_file *f, const type_mix *mix, const cli_info_args *o) {
     json_t *root = json_summary(f, mix);
     if (root && o->kv) json_object_set_new(root, "kv", json_kvs(f));
     if (root && o->tensors) json_object_set_new(root, "tensors", json_tensors(f));
@@ -370,30 +366,18 @@ static void usage(FILE *to) {
 }
 
 int cli_cmd_info(int argc, char **argv) {
-    info_opts o = {0};
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tensors")) o.tensors = 1;
-        else if (!strcmp(argv[i], "--kv")) o.kv = 1;
-        else if (!strcmp(argv[i], "--json")) o.json = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "outboard info: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        } else if (o.path) {
-            fprintf(stderr, "outboard info: one model file at a time ('%s' and '%s')\n", o.path,
-                    argv[i]);
-            return 2;
-        } else o.path = argv[i];
-    }
-    if (!o.path) {
+    cli_info_args o;
+    ob_err err = {{0}};
+    if (cli_info_args_parse(argc, argv, &o, &err)) {
+        fprintf(stderr, "outboard info: %s\n", err.msg);
         usage(stderr);
         return 2;
     }
+    if (o.help) {
+        usage(stdout);
+        return 0;
+    }
     gguf_file *f = NULL;
-    ob_err err = {{0}};
     if (gguf_open(o.path, &f, &err) != OB_OK) {
         fprintf(stderr, "outboard info: %s\n", err.msg); /* the message names the file */
         return 1;

@@ -10,6 +10,7 @@
  * while it writes OUT, so no tensor is ever held whole in anonymous memory.
  */
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "core/err.h"
 #include "gguf/gguf.h"
@@ -28,14 +29,7 @@
 #include <unistd.h>
 
 #define QZ_CHUNK_FLOATS ((int64_t)1 << 22) /* source elements per worker per chunk (16 MiB f32) */
-#define QZ_MAX_THREADS  64
 #define QZ_NO_OFFSET    UINT64_MAX
-
-typedef struct qz_args {
-    const char *in, *out, *type;
-    int threads;
-    bool pure, allow_requant, quiet;
-} qz_args;
 
 /* One tensor of the output: where its bytes come from. */
 typedef struct qz_plan {
@@ -69,47 +63,6 @@ static void usage(FILE *to) {
                 "  -q, --quiet           no per-tensor progress lines\n");
 }
 
-static int parse_args(int argc, char **argv, qz_args *a) {
-    memset(a, 0, sizeof *a);
-    a->threads = 2;
-    const char *pos[3];
-    int npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *s = argv[i];
-        if ((!strcmp(s, "-t") || !strcmp(s, "--threads")) && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > QZ_MAX_THREADS) {
-                fprintf(stderr, "outboard quantize: --threads '%s': expected 1..%d\n", argv[i],
-                        QZ_MAX_THREADS);
-                return 2;
-            }
-            a->threads = (int)v;
-        } else if (!strcmp(s, "--pure"))
-            a->pure = true;
-        else if (!strcmp(s, "--allow-requantize"))
-            a->allow_requant = true;
-        else if (!strcmp(s, "-q") || !strcmp(s, "--quiet"))
-            a->quiet = true;
-        else if (!strcmp(s, "-h") || !strcmp(s, "--help"))
-            return usage(stdout), 0;
-        else if (s[0] == '-' && s[1]) {
-            fprintf(stderr, "outboard quantize: unknown option '%s'\n", s);
-            return usage(stderr), 2;
-        } else if (npos < 3)
-            pos[npos++] = s;
-        else {
-            fprintf(stderr, "outboard quantize: unexpected argument '%s'\n", s);
-            return usage(stderr), 2;
-        }
-    }
-    if (npos != 3) return usage(stderr), 2;
-    a->in = pos[0];
-    a->out = pos[1];
-    a->type = pos[2];
-    return -1; /* go on */
-}
-
 /* ---- per-tensor type choice ---------------------------------------------------------------- */
 
 /* Model facts the presets use, read from "<arch>.*" keys; absent or odd-typed keys (per-layer
@@ -140,7 +93,7 @@ static bool is_float_type(uint32_t t) {
 /* Decides one tensor's output type; fails when it would need a conversion outboard cannot do
  * or that was not allowed. */
 static ob_status plan_tensor(const gguf_tensor *t, const quant_preset *p, const quant_mix_model *m,
-                             const qz_args *a, qz_plan *out, ob_err *err) {
+                             const cli_quantize_args *a, qz_plan *out, ob_err *err) {
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.ptr);
     uint32_t type;
@@ -242,8 +195,8 @@ static ob_status convert_tensor(const qz_plan *plan, qz_work *w, int fd, ob_err 
     const int64_t chunk = per * w->threads;
     ob_status st = work_reserve(w, (size_t)(chunk < nrows ? chunk : nrows) * dst_row, ne0, err);
     if (st) return st;
-    pthread_t tid[QZ_MAX_THREADS];
-    qz_job jobs[QZ_MAX_THREADS];
+    pthread_t tid[CLI_MAX_QUANT_THREADS];
+    qz_job jobs[CLI_MAX_QUANT_THREADS];
     for (int64_t r0 = 0; r0 < nrows; r0 += chunk) {
         const int64_t rows = nrows - r0 < chunk ? nrows - r0 : chunk;
         const int64_t share = (rows + w->threads - 1) / w->threads;
@@ -279,7 +232,7 @@ static ob_status convert_tensor(const qz_plan *plan, qz_work *w, int fd, ob_err 
 /* ---- the command ----------------------------------------------------------------------------- */
 
 typedef struct qz_state {
-    qz_args args;
+    cli_quantize_args args;
     const quant_preset *preset;
     gguf_file *in;
     qz_plan *plans; /* (n_tensors) */
@@ -393,8 +346,16 @@ static void state_free(qz_state *s) {
 
 int cli_cmd_quantize(int argc, char **argv) {
     qz_state s = {.fd = -1};
-    int rc = parse_args(argc, argv, &s.args);
-    if (rc >= 0) return rc;
+    ob_err err = {0};
+    if (cli_quantize_args_parse(argc, argv, &s.args, &err)) {
+        fprintf(stderr, "outboard quantize: %s\n", err.msg);
+        usage(stderr);
+        return 2;
+    }
+    if (s.args.help) {
+        usage(stdout);
+        return 0;
+    }
     s.preset = quant_preset_find(s.args.type);
     if (!s.preset) {
         fprintf(stderr, "outboard quantize: unknown type '%s'\n", s.args.type);
@@ -402,7 +363,6 @@ int cli_cmd_quantize(int argc, char **argv) {
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    ob_err err = {0};
     ob_status st = run(&s, &err);
     if (st) {
         fprintf(stderr, "outboard quantize: %s\n", err.msg);

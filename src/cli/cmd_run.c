@@ -4,10 +4,11 @@
  * (stderr) gives prompt tokens, prompt tok/s, generated tokens and generation tok/s.
  * `--tokens 1,2,3` gives the prompt as token ids and `--ids` prints ids instead of text.
  *
- * Also the helpers other engine commands share: token-list parsing and model loading with a
- * progress bar that appears only when loading takes more than a moment.
+ * Also the helpers other engine commands share: the clock and model loading with a progress
+ * bar that appears only when loading takes more than a moment.
  */
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "core/err.h"
 #include "outboard.h"
@@ -22,36 +23,6 @@ double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-int cli_parse_tokens(const char *s, int32_t **out, size_t *n) {
-    size_t cap = 16, len = 0;
-    int32_t *ids = ob_alloc(cap, sizeof *ids);
-    while (ids && *s) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
-            fprintf(stderr, "outboard: token list: '%s' is not a token id\n", s);
-            ob_free(ids);
-            return -1;
-        }
-        if (len == cap) {
-            int32_t *grown = ob_realloc(ids, cap *= 2, sizeof *ids);
-            if (!grown) ob_free(ids);
-            ids = grown;
-            if (!ids) break;
-        }
-        ids[len++] = (int32_t)v;
-        s = *end ? end + 1 : end;
-    }
-    if (!ids || len == 0) {
-        fprintf(stderr, "outboard: token list: %s\n", ids ? "empty" : "out of memory");
-        ob_free(ids);
-        return -1;
-    }
-    *out = ids;
-    *n = len;
-    return 0;
 }
 
 typedef struct load_bar {
@@ -94,46 +65,17 @@ int cli_load_model(const char *path, ob_model **out) {
     return 0;
 }
 
-typedef struct run_opts {
-    const char *model, *prompt, *file, *tokens;
-    int64_t n_predict;
-    bool ids, ignore_eos;
-    ob_sampler_params sp;
-    ob_context_params cp;
-} run_opts;
-
-static int usage(void) {
-    fprintf(stderr,
+static int usage(FILE *to) {
+    fprintf(to,
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
+            "  -f FILE: the prompt's text ('-' = standard input), at most 64 MiB\n"
             "%s  --ids (print token ids)  --ignore-eos\n",
             CLI_ENGINE_OPTS_HELP);
-    return 2;
-}
-
-static int parse_opts(int argc, char **argv, run_opts *o) {
-    memset(o, 0, sizeof *o);
-    o->n_predict = 128;
-    ob_sampler_params_init(&o->sp);
-    ob_context_params_init(&o->cp);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--ids")) { o->ids = true; continue; }
-        if (!strcmp(a, "--ignore-eos")) { o->ignore_eos = true; continue; }
-        const char *v = i + 1 < argc ? argv[++i] : NULL;
-        if (!v) return -1;
-        if (!strcmp(a, "-m")) o->model = v;
-        else if (!strcmp(a, "-p")) o->prompt = v;
-        else if (!strcmp(a, "-f")) o->file = v;
-        else if (!strcmp(a, "--tokens")) o->tokens = v;
-        else if (!strcmp(a, "-n")) o->n_predict = atoll(v);
-        else if (cli_parse_engine_opt(a, v, &o->sp, &o->cp) != 1) return -1;
-    }
-    int sources = !!o->prompt + !!o->file + !!o->tokens;
-    return o->model && sources == 1 && o->n_predict >= 0 ? 0 : -1;
+    return to == stdout ? 0 : 2;
 }
 
 /* Generates up to n_predict tokens after the prompt; prints them as they come. */
-static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const run_opts *o,
+static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const cli_run_args *o,
                           int32_t eos, int64_t *n_gen, ob_err *err) {
     *n_gen = 0;
     for (int64_t i = 0; i < o->n_predict; i++) {
@@ -156,22 +98,39 @@ static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const run_
 }
 
 int cli_cmd_run(int argc, char **argv) {
-    run_opts o;
-    if (parse_opts(argc, argv, &o)) return usage();
+    cli_run_args o;
+    ob_err err = {{0}};
+    if (cli_run_args_parse(argc, argv, &o, &err)) {
+        fprintf(stderr, "outboard run: %s\n", err.msg);
+        return usage(stderr);
+    }
+    if (o.help) return usage(stdout);
     ob_model *m = NULL;
     ob_context *c = NULL;
     ob_sampler *s = NULL;
     cli_text *tx = NULL;
     int32_t *prompt = NULL;
     size_t n_prompt = 0;
-    ob_err err = {{0}};
     int rc = 1;
-    if (cli_load_model(o.model, &m)) return 1;
+    /* The prompt file before the model: a bad -f fails at once, not after a long load. */
+    char *file_text = NULL;
+    size_t len = o.prompt ? strlen(o.prompt) : 0;
+    const cli_file_use use = {"-f", CLI_MAX_PROMPT_FILE, true};
+    if (o.file && cli_read_file(o.file, &use, &file_text, &len, &err)) {
+        fprintf(stderr, "outboard run: %s\n", err.msg);
+        return 1;
+    }
+    if (cli_load_model(o.model, &m)) {
+        ob_free(file_text);
+        return 1;
+    }
     ob_model_info info;
     ob_model_get_info(m, &info);
-    if (cli_text_new(m, &tx, &err) || cli_prompt_tokens(m, o.prompt, o.file, o.tokens, &prompt,
-                                                        &n_prompt, &err))
+    if (cli_text_new(m, &tx, &err) ||
+        cli_prompt_tokens(m, o.file ? file_text : o.prompt, len, o.tokens, &prompt, &n_prompt,
+                          &err))
         goto done;
+    cli_ctx_warn("run", m, o.cp.n_ctx);
     if (ob_context_new(m, &o.cp, &c, &err) || ob_sampler_new(&o.sp, info.n_vocab, &s, &err))
         goto done;
     for (size_t i = 0; i < n_prompt; i++) ob_sampler_accept(s, prompt[i]);
@@ -190,6 +149,7 @@ int cli_cmd_run(int argc, char **argv) {
 done:
     if (rc) fprintf(stderr, "outboard run: %s\n", err.msg);
     cli_text_free(tx);
+    ob_free(file_text);
     ob_free(prompt);
     ob_sampler_free(s);
     ob_context_free(c);

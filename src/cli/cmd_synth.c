@@ -13,6 +13,7 @@
  * the layers and logits are well separated), norms near 1, embeddings in [-1, 1).
  */
 #include "cli/cli.h"
+#include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -36,13 +37,6 @@ static const synth_shape SHAPES[] = {
     {"1b", 2048, 16, 32, 8, 8192, 131072, 500000.0f, 32.0f},   /* Llama 3.2 1B */
     {"8b", 4096, 32, 32, 8, 14336, 131072, 500000.0f, 8.0f},   /* Llama 3.1 8B */
 };
-
-typedef struct synth_opts {
-    const char *arch, *shape, *type, *out, *vocab;
-    uint64_t seed;
-    int rope_freqs; /* -1: as the shape says, 0/1: force */
-    int64_t swa;    /* sliding window, -1: the architecture's default */
-} synth_opts;
 
 /* What an architecture adds to the llama tensors and keys. */
 typedef struct synth_arch {
@@ -190,7 +184,7 @@ static void set_arch_f32(gguf_writer *w, const char *arch, const char *key, floa
 }
 
 static void write_hparams(synth_state *st, const synth_shape *sh, const synth_arch *ar,
-                          const synth_dims *d, const synth_opts *o, int64_t n_vocab) {
+                          const synth_dims *d, const cli_synth_args *o, int64_t n_vocab) {
     gguf_writer *w = st->w;
     const char *a = ar->name;
     char name[128];
@@ -285,38 +279,23 @@ static int parse_type(const char *s, uint32_t *out) {
     return -1;
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
+static int usage(FILE *to) {
+    fprintf(to, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
                     "[--arch llama|qwen2|qwen3|gemma3] [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
-                    "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
-    return 2;
-}
-
-static int parse_opts(int argc, char **argv, synth_opts *o) {
-    *o = (synth_opts){.arch = "llama", .shape = "tiny", .type = "f32", .seed = 1,
-                      .rope_freqs = -1, .swa = -1};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--rope-freqs")) o->rope_freqs = 1;
-        else if (!strcmp(a, "--no-rope-freqs")) o->rope_freqs = 0;
-        else if (!v) return -1;
-        else if (!strcmp(a, "--arch")) o->arch = v, i++;
-        else if (!strcmp(a, "--shape")) o->shape = v, i++;
-        else if (!strcmp(a, "--type")) o->type = v, i++;
-        else if (!strcmp(a, "-o")) o->out = v, i++;
-        else if (!strcmp(a, "--vocab")) o->vocab = v, i++;
-        else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10), i++;
-        else if (!strcmp(a, "--swa")) o->swa = strtoll(v, NULL, 10), i++;
-        else return -1;
-    }
-    return o->out ? 0 : -1;
+                "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
+    return to == stdout ? 0 : 2;
 }
 
 int cli_cmd_synth(int argc, char **argv) {
-    synth_opts o;
-    if (parse_opts(argc, argv, &o)) return usage();
+    cli_synth_args o;
+    ob_err err = {{0}};
+    if (cli_synth_args_parse(argc, argv, &o, &err)) {
+        fprintf(stderr, "outboard synth: %s\n", err.msg);
+        return usage(stderr);
+    }
+    if (o.help) return usage(stdout);
     const synth_arch *ar = NULL;
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (!strcmp(ARCHS[i].name, o.arch)) ar = &ARCHS[i];

@@ -81,7 +81,10 @@ typedef struct gguf_file gguf_file;
 ob_status gguf_parse(const void *buf, size_t size, const char *name, gguf_file **out,
                      ob_err *err);
 
-/* Maps `path` read-only and parses it. The mapping belongs to the returned gguf_file. */
+/* Maps `path` read-only and parses it. The mapping belongs to the returned gguf_file. Errors:
+ * OB_ERR_IO naming the path (cannot open; "not a regular file (a named pipe)" for a FIFO,
+ * directory or device, refused without waiting on it), OB_ERR_FORMAT from gguf_parse (an
+ * empty or truncated file reads as "truncated at byte offset N"). */
 ob_status gguf_open(const char *path, gguf_file **out, ob_err *err);
 
 /* Unmaps (when opened from a file) and frees. gguf_close(NULL) is a no-op. */

@@ -1,7 +1,8 @@
 /*
  * Maps a GGUF file read-only and hands the bytes to gguf_parse. The mapping lives as long as
  * the gguf_file, so tensor data and strings are views into the page cache: loading a model
- * costs no copy, and the OS pages weights in as they are first touched.
+ * costs no copy, and the OS pages weights in as they are first touched. Only a regular file
+ * is mapped: a named pipe, directory or device is refused by name, without blocking.
  */
 #include "gguf/gguf_impl.h"
 
@@ -17,11 +18,23 @@
 
 void gguf_unmap(void *map, size_t size) { munmap(map, size); }
 
+/* What a path that is not a regular file is, for the message. */
+static const char *file_kind(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a named pipe";
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a plain file";
+}
+
 ob_status gguf_open(const char *path, gguf_file **out, ob_err *err) {
     if (!out) return ob_fail(err, OB_ERR_ARG, "gguf_open: out is NULL");
     *out = NULL;
     if (!path) return ob_fail(err, OB_ERR_ARG, "gguf_open: path is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever, before
+     * fstat could say it is not a model file (a device may block on open as well). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return ob_fail(err, OB_ERR_IO, "%s: open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
@@ -31,7 +44,15 @@ ob_status gguf_open(const char *path, gguf_file **out, ob_err *err) {
     }
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
-        return ob_fail(err, OB_ERR_IO, "%s: not a regular file", path);
+        return ob_fail(err, OB_ERR_IO, "%s: not a regular file (%s)", path,
+                       file_kind(sb.st_mode));
+    }
+    /* A regular file: back to blocking mode, which is what reads of it mean anyway. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        int e = errno;
+        close(fd);
+        return ob_fail(err, OB_ERR_IO, "%s: fcntl: %s", path, strerror(e));
     }
     if ((uint64_t)sb.st_size > SIZE_MAX) {
         close(fd);

@@ -6,6 +6,7 @@
  * with the file named.
  */
 #include "../../src/cli/chat_history.c"
+#include "../../src/cli/cli_file.c"
 
 #include "test.h"
 
