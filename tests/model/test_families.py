@@ -76,12 +76,12 @@ def kv_tool(*args):
 
 def test_gemma3_window_layers_keep_only_the_window(synth_dir):
     """Tiny gemma3: 6 layers, 1 global; kv row 2 heads x 128 dims; n_batch 512, window 64: the
-    five local layers keep 64 + 512 rows, the global one all 8192."""
+    five local layers keep 64 + 512 rows, the global one all 4096 (the trained context)."""
     path = synth(synth_dir, "gemma3", "f32")
-    out = kv_tool(path, 8192)
+    out = kv_tool(path, 4096)
     row_bytes = 2 * 128 * 2 * 2  # K and V, f16
-    assert int(out["kv_bytes"]) == (8192 + 5 * (64 + 512)) * row_bytes
-    assert int(out["full_bytes"]) == 6 * 8192 * row_bytes
+    assert int(out["kv_bytes"]) == (4096 + 5 * (64 + 512)) * row_bytes
+    assert int(out["full_bytes"]) == 6 * 4096 * row_bytes
 
 
 def test_gemma3_truncate_within_and_beyond_the_ring(synth_dir):
