@@ -34,6 +34,7 @@ typedef enum ob_status {
     OB_ERR_ARG,         /* the caller passed an invalid argument */
     OB_ERR_NUMERIC,     /* the model computed NaN or infinite values (broken weights or
                            metadata): the message names the model and the position */
+    OB_ERR_CANCELLED,   /* the caller's abort callback stopped the operation */
 } ob_status;
 
 /* Room for one error line. Callers own it, usually on the stack. */
@@ -50,8 +51,9 @@ const char *ob_status_name(ob_status status);
  * loading, so several contexts (and threads) may share one. */
 typedef struct ob_model ob_model;
 
-/* An inference session on a model: the KV cache (F16, n_ctx positions), scratch buffers, a
- * thread pool and the logits of the last evaluated batch. One thread at a time per context. */
+/* An inference session on a model: a KV cache shared by up to n_seq_max sequences (F16, a pool
+ * of kv_size positions in blocks), scratch buffers, a thread pool and the logits of the last
+ * evaluated batch. One thread at a time per context. */
 typedef struct ob_context ob_context;
 
 /* Load progress in [0, 1]. Return false to cancel: ob_model_load then fails with OB_ERR_ARG. */
@@ -128,11 +130,16 @@ typedef enum ob_device {
 } ob_device;
 
 typedef struct ob_context_params {
-    int64_t n_ctx;   /* positions in the KV cache; 0 = the model's training context, capped
-                        at 4096 */
+    int64_t n_ctx;   /* positions one sequence may use (<= the trained context); 0 = the
+                        model's training context, capped at 4096 */
     int64_t n_batch; /* tokens per forward pass; longer inputs are evaluated in pieces (512) */
     int n_threads;   /* 0 = the machine's physical cores */
     ob_device device; /* OB_DEVICE_CPU unless asked */
+    int32_t n_seq_max; /* sequences that may hold cache at once, ids 0..n_seq_max-1 (1); the
+                          CUDA device runs 1 for now */
+    int64_t kv_size; /* positions in the shared KV pool (0 = n_ctx), rounded up to whole
+                        blocks: any one sequence may use up to n_ctx of them while the pool
+                        has room */
 } ob_context_params;
 
 void ob_context_params_init(ob_context_params *p);
@@ -144,10 +151,15 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *p, ob_context **o
 void ob_context_free(ob_context *c);
 
 int64_t ob_context_n_ctx(const ob_context *c);
-int64_t ob_context_n_past(const ob_context *c); /* positions already in the cache */
+int64_t ob_context_n_past(const ob_context *c); /* sequence 0's positions in the cache */
 int ob_context_n_threads(const ob_context *c);
 
-/* Forgets cache positions >= n_past (0 clears it), e.g. to reuse a shared prefix. */
+/* The single-sequence calls below (ob_context_truncate, ob_eval, ob_logits) work on sequence
+ * 0; the batch calls further down on any. */
+
+/* Forgets sequence 0's cache positions >= n_past (0 clears it), e.g. to reuse a shared prefix.
+ * On a model with sliding-window layers the window's ring keeps only the last positions:
+ * going back further fails with OB_ERR_LIMIT naming the range allowed. */
 ob_status ob_context_truncate(ob_context *c, int64_t n_past, ob_err *err);
 
 /* Evaluates n_tokens tokens at positions n_past.. in one forward pass per n_batch tokens
@@ -163,6 +175,81 @@ ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool a
 /* Logits (n_vocab floats) of token i of the last ob_eval, -1 for the last token; NULL when that
  * token's logits were not kept. Valid until the next ob_eval on this context. */
 const float *ob_logits(const ob_context *c, int64_t i);
+
+/* ==== many sequences ==================================================================== */
+
+/* A batch of entries for ob_decode, caller-owned (ob_batch_new / ob_batch_free). Entry i is
+ * token[i] at position pos[i] of sequence seq[i]; logits[i] asks for its logits. The arrays
+ * have `capacity` entries, the first n in use; fill them with ob_batch_add or directly. */
+typedef struct ob_batch {
+    int64_t n, capacity;
+    int32_t *token; /* (capacity) token ids */
+    int64_t *pos;   /* (capacity) position within the sequence */
+    int32_t *seq;   /* (capacity) sequence id, 0..n_seq_max-1 */
+    bool *logits;   /* (capacity) keep this entry's logits */
+} ob_batch;
+
+/* A batch of `capacity` entries (n = 0). *out owned by the caller. OB_ERR_ARG when capacity
+ * < 1, OB_ERR_NOMEM. */
+ob_status ob_batch_new(int64_t capacity, ob_batch **out, ob_err *err);
+void ob_batch_free(ob_batch *b);
+void ob_batch_clear(ob_batch *b); /* n = 0 */
+/* Appends an entry; OB_ERR_LIMIT when the batch is full (naming its capacity). */
+ob_status ob_batch_add(ob_batch *b, int32_t token, int64_t pos, int32_t seq, bool logits,
+                       ob_err *err);
+
+/* Evaluates a batch holding any mix of sequences, prefill and decode, in one forward pass per
+ * n_batch entries: every matrix product runs once over all rows of the pass, attention per
+ * sequence over that sequence's cached positions. A sequence's entries must continue it: the
+ * k-th entry of sequence s has pos == ob_seq_n_past(c, s) + k.
+ * Errors, each leaving every sequence's cache as it was:
+ *   OB_ERR_ARG    a sequence id, token id or position that is wrong (the entry named, with the
+ *                 expected value);
+ *   OB_ERR_LIMIT  a position at or past n_ctx; or the pool lacks free blocks for the batch
+ *                 (the message gives blocks needed and free: a scheduler frees or preempts
+ *                 sequences and retries);
+ *   OB_ERR_NUMERIC logits asked for hold NaN or an infinity (the position named);
+ *   OB_ERR_CANCELLED the abort callback (ob_context_set_abort) returned true.
+ * Afterwards ob_batch_logits gives the logits of the entries that asked. */
+ob_status ob_decode(ob_context *c, const ob_batch *b, ob_err *err);
+
+/* Logits (n_vocab floats) of entry i of the last ob_decode, NULL when it did not ask for them
+ * (or i is out of range). Valid until the next ob_decode or ob_eval on this context. */
+const float *ob_batch_logits(const ob_context *c, int64_t i);
+
+/* Called between layers of ob_decode and ob_eval; returning true stops the call with
+ * OB_ERR_CANCELLED and its effects rolled back. fn NULL removes it; user is borrowed. */
+void ob_context_set_abort(ob_context *c, bool (*fn)(void *user), void *user);
+
+/* Positions in sequence seq's cache (0 for an id out of range). */
+int64_t ob_seq_n_past(const ob_context *c, int32_t seq);
+/* Drops sequence seq's cache. Its full blocks stay in the pool as a prefix cache until the
+ * pool needs them. An id out of range is ignored. */
+void ob_seq_free(ob_context *c, int32_t seq);
+/* Sequence dst (its cache dropped first) continues from src's cache: they share src's blocks,
+ * and a shared block is copied when one of them first writes into it. OB_ERR_ARG for ids out
+ * of range or equal. */
+ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err);
+/* Keeps sequence seq's first n_past positions (OB_ERR_ARG when n_past exceeds its length;
+ * OB_ERR_LIMIT beyond what a sliding-window ring keeps, as ob_context_truncate). */
+ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *err);
+/* On an empty sequence: attaches the longest run of cached blocks whose tokens equal the
+ * start of tokens (n of them), so only the rest needs evaluating; *n_attached gets the
+ * positions attached (a multiple of the block size, at most n - 1 so the last token is
+ * evaluated and has logits; 0 when nothing matched, and always 0 on a model with
+ * sliding-window layers or on the CUDA device, which keep no prefix cache for now).
+ * OB_ERR_ARG when seq is out of range or not empty. */
+ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
+                               int64_t *n_attached, ob_err *err);
+
+/* The KV pool's state, for monitoring. */
+typedef struct ob_kv_stats {
+    int64_t block_size;   /* positions per block */
+    int64_t blocks_total, blocks_used, blocks_cached, blocks_free;
+    int64_t prefix_hit_blocks, prefix_hit_tokens; /* attached by ob_seq_attach_prefix */
+} ob_kv_stats;
+
+void ob_kv_stats_get(const ob_context *c, ob_kv_stats *out);
 
 /* ==== sampling ========================================================================== */
 

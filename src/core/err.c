@@ -18,6 +18,7 @@ const char *ob_status_name(ob_status status) {
     case OB_ERR_CUDA: return "OB_ERR_CUDA";
     case OB_ERR_ARG: return "OB_ERR_ARG";
     case OB_ERR_NUMERIC: return "OB_ERR_NUMERIC";
+    case OB_ERR_CANCELLED: return "OB_ERR_CANCELLED";
     }
     return "OB_ERR_UNKNOWN";
 }

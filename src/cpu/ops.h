@@ -84,6 +84,15 @@ typedef struct cpu_attn_args {
     int64_t n_swa;       /* sliding window: a query at p sees keys p - n_swa + 1 .. p; 0 = all */
     int64_t n_rows;      /* cache rows: a ring (position p in row p % n_rows) when the window
                             keeps fewer rows than positions; 0 = row p holds position p */
+    /* Batches of several sequences (all NULL / 0 for one sequence at pos0..): */
+    const int32_t *pos;  /* (n_tok) position of token t, or NULL: pos0 + t */
+    const int32_t *seq;  /* (n_tok) token t's ring is rows [seq[t] * n_rows, + n_rows), or NULL:
+                            the ring starts at row 0 */
+    const int32_t *const *blocks; /* (n_tok) token t's block table, or NULL: position p lives
+                            in row p (or its ring row); else in row blocks[t][p / block_size] *
+                            block_size + p % block_size */
+    int64_t block_size;  /* positions per block when blocks is set */
+    int64_t n_kv;        /* largest position + 1 over the tokens, or 0: pos0 + n_tok */
 } cpu_attn_args;
 
 /* Scratch floats cpu_attention needs for n_kv cache rows with nth threads. */

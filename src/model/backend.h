@@ -13,12 +13,26 @@
 
 #include "cpu/matmul.h"
 #include "cpu/ops.h"
+#include "model/kv_pool.h"
 #include "outboard.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
 typedef struct model_backend model_backend;
+
+/* Where the rows of one forward pass live in the KV cache and what each one sees. Rows may
+ * belong to different sequences in any order; a sequence's rows continue it in order, so after
+ * kv_store every position a row attends to is in the cache. Everything is borrowed for the
+ * pass. */
+typedef struct model_kv_batch {
+    int64_t n_tok;
+    const int32_t *pos;           /* (n_tok) position of row t within its sequence */
+    const int32_t *seq;           /* (n_tok) its sequence (selects a sliding-window ring) */
+    const int32_t *slot;          /* (n_tok) its pool row: block * KV_BLOCK + pos % KV_BLOCK */
+    const int32_t *const *blocks; /* (n_tok) its sequence's block table (kv_pool) */
+    int64_t n_kv;                 /* largest pos + 1 over the rows */
+} model_kv_batch;
 
 typedef struct model_backend_ops {
     const char *name; /* "cpu" */
@@ -35,12 +49,20 @@ typedef struct model_backend_ops {
     /* In-place rotation of x (n_tok, n_head * head_dim); token t at position pos[t]. */
     void (*rope)(model_backend *be, float *x, int64_t n_tok, int64_t n_head, int64_t head_dim,
                  const int32_t *pos, const cpu_rope_params *rp);
-    /* Writes k, v (n_tok, n_head_kv * head_dim) f32 into layer il's cache at pos0.. as F16. */
+    /* Writes k, v (kv->n_tok, n_head_kv * head_dim) f32 into layer il's cache as F16: row t
+     * at its pool slot, or on a sliding-window layer in its sequence's ring. */
     void (*kv_store)(model_backend *be, int64_t il, const float *k, const float *v,
-                     int64_t pos0, int64_t n_tok);
-    /* out (n_tok, n_head * head_dim) = causal attention of q over layer il's cache 0..pos0+t. */
-    void (*attention)(model_backend *be, int64_t il, float *out, const float *q, int64_t pos0,
-                      int64_t n_tok, float scale);
+                     const model_kv_batch *kv);
+    /* out (n_tok, n_head * head_dim) = causal attention of q (n_tok, n_head * head_dim): row t
+     * over its sequence's positions 0..pos[t] of layer il (the last n_swa of them on a
+     * sliding-window layer). */
+    void (*attention)(model_backend *be, int64_t il, float *out, const float *q,
+                      const model_kv_batch *kv, float scale);
+    /* Copy-on-write: for each of the n copies, pool rows [0, n_rows) of block src into block
+     * dst on every full-attention layer of the range. */
+    void (*kv_copy)(model_backend *be, const kv_copy *copies, int64_t n);
+    /* Fork: sequence dst's sliding-window rings become copies of src's. */
+    void (*seq_copy)(model_backend *be, int32_t src, int32_t dst);
     /* out (n) = silu(gate) * up. */
     void (*swiglu)(model_backend *be, float *out, const float *gate, const float *up,
                    int64_t n);
@@ -53,8 +75,6 @@ typedef struct model_backend_ops {
     void (*scale)(model_backend *be, float *x, int64_t n, float s);
     /* x (n_rows, n) += b (n) on every row; b is a host vector the model owns. */
     void (*add_bias)(model_backend *be, float *x, const float *b, int64_t n_rows, int64_t n);
-    /* Drops the cache rows >= n_past (nothing to do on the CPU: rows are overwritten). */
-    void (*kv_truncate)(model_backend *be, int64_t n_past);
     void (*free)(model_backend *be);
 } model_backend_ops;
 
@@ -67,10 +87,13 @@ struct model_backend {
 typedef struct model_backend_shape {
     const char *arch;    /* general.architecture, for messages */
     int64_t n_layer;     /* layers in this backend's range */
-    int64_t n_ctx;       /* cache positions */
+    int64_t n_ctx;       /* positions one sequence may use */
+    int64_t n_kv_rows;   /* rows of the KV pool (its blocks * KV_BLOCK): full-attention layers */
+    int64_t n_seq;       /* sequences (each has its own ring on sliding-window layers) */
     int64_t n_swa;       /* sliding window (positions a query sees), 0 = none */
     const bool *swa;     /* borrowed (n_layer of the model, indexed by model layer): layer uses
-                            the window; its cache is a ring of model_swa_rows(..) rows */
+                            the window; its cache is a ring of model_swa_rows(..) rows per
+                            sequence */
     int64_t n_batch;     /* most tokens per forward pass */
     int64_t n_head, n_head_kv, head_dim;
     size_t matmul_wsize; /* largest cpu_matmul_wsize over the model's weights at n_batch */
@@ -83,9 +106,15 @@ static inline int64_t model_swa_rows(const model_backend_shape *s) {
     return r < s->n_ctx ? r : s->n_ctx;
 }
 
-/* Rows of layer il's cache (il a model layer index in the shape's range). */
+/* Whether model layer il uses the sliding window. */
+static inline bool model_layer_is_swa(const model_backend_shape *s, int64_t il) {
+    return s->n_swa > 0 && s->swa && s->swa[il];
+}
+
+/* Rows of layer il's cache (il a model layer index in the shape's range): the pool, or one
+ * ring per sequence. */
 static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il) {
-    return s->n_swa > 0 && s->swa && s->swa[il] ? model_swa_rows(s) : s->n_ctx;
+    return model_layer_is_swa(s, il) ? s->n_seq * model_swa_rows(s) : s->n_kv_rows;
 }
 
 /* Bytes of F16 K and V cache for layers [layer_lo, layer_lo + n_layer): what the CPU backend
@@ -93,8 +122,8 @@ static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il)
 size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo);
 
 /* The CPU backend (backend_cpu.c): KV cache per layer, (model_layer_rows, n_head_kv *
- * head_dim) f16 for K and for V (a ring on sliding-window layers), a thread pool of
- * n_threads. *out owned by the caller (ops->free). */
+ * head_dim) f16 for K and for V (the pool's rows, or a ring per sequence on sliding-window
+ * layers), a thread pool of n_threads. *out owned by the caller (ops->free). */
 ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_lo,
                                 int n_threads, model_backend **out, ob_err *err);
 

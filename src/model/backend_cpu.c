@@ -1,6 +1,9 @@
 /*
  * The CPU backend: the op table of backend.h over src/cpu/, with the F16 KV cache and the
- * matmul scratch it owns. Layer il of the model is row il - layer_lo of the cache.
+ * matmul scratch it owns. Layer il of the model is layer il - layer_lo of the cache. A
+ * full-attention layer's cache has one row per KV pool position (block b's rows are
+ * b * KV_BLOCK..), read through each sequence's block table; a sliding-window layer's has one
+ * ring of model_swa_rows rows per sequence, sequence s's at rows s * model_swa_rows...
  */
 #include "model/backend.h"
 
@@ -77,13 +80,19 @@ static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
     cpu_rope(as_cpu(be)->pool, x, n_tok, n_head, head_dim, pos, rp);
 }
 
+/* Cache row of batch row t on layer il: its pool slot, or its sequence's ring row. */
+static int64_t store_row(const cpu_backend *b, int64_t il, const model_kv_batch *kv, int64_t t) {
+    if (!model_layer_is_swa(&b->shape, il)) return kv->slot[t];
+    const int64_t rows = model_swa_rows(&b->shape);
+    return kv->seq[t] * rows + kv->pos[t] % rows;
+}
+
 static void be_kv_store(model_backend *be, int64_t il, const float *k, const float *v,
-                        int64_t pos0, int64_t n_tok) {
+                        const model_kv_batch *kv) {
     cpu_backend *b = as_cpu(be);
     const int64_t row = kv_row(b);
-    const int64_t rows = model_layer_rows(&b->shape, il);
-    for (int64_t t = 0; t < n_tok; t++) {
-        const int64_t r = (pos0 + t) % rows; /* a ring on sliding-window layers */
+    for (int64_t t = 0; t < kv->n_tok; t++) {
+        const int64_t r = store_row(b, il, kv, t);
         uint16_t *kc = layer_k(b, il) + r * row, *vc = layer_v(b, il) + r * row;
         for (int64_t i = 0; i < row; i++) {
             kc[i] = cpu_f32_to_f16(k[t * row + i]);
@@ -93,16 +102,47 @@ static void be_kv_store(model_backend *be, int64_t il, const float *k, const flo
 }
 
 static void be_attention(model_backend *be, int64_t il, float *out, const float *q,
-                         int64_t pos0, int64_t n_tok, float scale) {
+                         const model_kv_batch *kv, float scale) {
     cpu_backend *b = as_cpu(be);
+    const bool swa = model_layer_is_swa(&b->shape, il);
     cpu_attn_args a = {
-        .q = q, .k = layer_k(b, il), .v = layer_v(b, il), .out = out, .n_tok = n_tok,
-        .pos0 = pos0, .n_head = b->shape.n_head, .n_head_kv = b->shape.n_head_kv,
+        .q = q, .k = layer_k(b, il), .v = layer_v(b, il), .out = out, .n_tok = kv->n_tok,
+        .n_head = b->shape.n_head, .n_head_kv = b->shape.n_head_kv,
         .head_dim = b->shape.head_dim, .kv_stride = kv_row(b), .scale = scale,
-        .scratch = b->attn_scratch, .n_rows = model_layer_rows(&b->shape, il),
-        .n_swa = b->shape.swa && b->shape.swa[il] ? b->shape.n_swa : 0,
+        .scratch = b->attn_scratch, .pos = kv->pos, .n_kv = kv->n_kv,
+        .n_swa = swa ? b->shape.n_swa : 0,
+        /* a ring per sequence on sliding-window layers, the pool's blocks elsewhere */
+        .n_rows = swa ? model_swa_rows(&b->shape) : 0, .seq = swa ? kv->seq : NULL,
+        .blocks = swa ? NULL : kv->blocks, .block_size = KV_BLOCK,
     };
     cpu_attention(b->pool, &a);
+}
+
+static void be_kv_copy(model_backend *be, const kv_copy *copies, int64_t n) {
+    cpu_backend *b = as_cpu(be);
+    const size_t row = (size_t)kv_row(b);
+    for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
+        if (model_layer_is_swa(&b->shape, il)) continue;
+        for (int64_t i = 0; i < n; i++) {
+            const size_t src = (size_t)copies[i].src * KV_BLOCK * row;
+            const size_t dst = (size_t)copies[i].dst * KV_BLOCK * row;
+            const size_t bytes = (size_t)copies[i].n_rows * row * sizeof(uint16_t);
+            memcpy(layer_k(b, il) + dst, layer_k(b, il) + src, bytes);
+            memcpy(layer_v(b, il) + dst, layer_v(b, il) + src, bytes);
+        }
+    }
+}
+
+static void be_seq_copy(model_backend *be, int32_t src, int32_t dst) {
+    cpu_backend *b = as_cpu(be);
+    const size_t ring = (size_t)model_swa_rows(&b->shape) * (size_t)kv_row(b);
+    for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
+        if (!model_layer_is_swa(&b->shape, il) || src == dst) continue;
+        memcpy(layer_k(b, il) + (size_t)dst * ring, layer_k(b, il) + (size_t)src * ring,
+               ring * sizeof(uint16_t));
+        memcpy(layer_v(b, il) + (size_t)dst * ring, layer_v(b, il) + (size_t)src * ring,
+               ring * sizeof(uint16_t));
+    }
 }
 
 static void be_swiglu(model_backend *be, float *out, const float *gate, const float *up,
@@ -128,11 +168,6 @@ static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t 
     cpu_add_bias(as_cpu(be)->pool, x, bias, n_rows, n);
 }
 
-static void be_kv_truncate(model_backend *be, int64_t n_past) {
-    (void)be;
-    (void)n_past;
-}
-
 static void be_free(model_backend *be) {
     cpu_backend *b = as_cpu(be);
     if (!b) return;
@@ -149,7 +184,7 @@ static const model_backend_ops CPU_OPS = {
     .name = "cpu", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
-    .kv_truncate = be_kv_truncate, .free = be_free,
+    .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free,
 };
 
 /* Aligned buffer of n * size bytes (at least one byte), or NULL on overflow/failure. */
@@ -180,8 +215,8 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
     }
     if (!layer_offsets(shape, layer_lo, b->layer_off)) {
         be_free(&b->base);
-        return ob_fail(err, OB_ERR_LIMIT, "KV cache: size overflows (n_ctx %lld)",
-                       (long long)shape->n_ctx);
+        return ob_fail(err, OB_ERR_LIMIT, "KV cache: size overflows (%lld pool rows, %lld "
+                       "sequences)", (long long)shape->n_kv_rows, (long long)shape->n_seq);
     }
     const size_t cache_elems = b->layer_off[shape->n_layer];
     size_t cache_bytes;
@@ -196,7 +231,7 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
     if (!b->k_cache || !b->v_cache || !b->wsp || !b->attn_scratch) {
         be_free(&b->base);
         return ob_fail(err, OB_ERR_NOMEM, "KV cache: out of memory for %lld positions x %lld "
-                       "layers (%.1f MiB)", (long long)shape->n_ctx, (long long)shape->n_layer,
+                       "layers (%.1f MiB)", (long long)shape->n_kv_rows, (long long)shape->n_layer,
                        (double)cache_elems * 4.0 / 1048576.0);
     }
     *out = &b->base;

@@ -102,33 +102,51 @@ static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
     failed(b, cuda_range_stage_back(b->r, 0, x, xb, &b->err));
 }
 
+/* The CUDA kernels address the cache by position: they run one sequence (ob_context_new
+ * refuses more) whose block table is 0, 1, 2, ... (the pool hands blocks out in order and
+ * keeps no prefix cache then), so row t's slot is its position. Anything else fails the step
+ * rather than reading the wrong rows. */
+static bool positions_are_rows(cuda_backend *b, const model_kv_batch *kv) {
+    for (int64_t t = 0; t < kv->n_tok; t++)
+        if (kv->seq[t] != 0 || kv->slot[t] != kv->pos[t] || kv->pos[t] != kv->pos[0] + t) {
+            failed(b, ob_fail(&b->err, OB_ERR_UNSUPPORTED, "cuda backend: batch row %lld "
+                              "(sequence %d, position %d, pool row %d): the CUDA device runs "
+                              "one sequence in pool order only", (long long)t, kv->seq[t],
+                              kv->pos[t], kv->slot[t]));
+            return false;
+        }
+    return true;
+}
+
 static void be_kv_store(model_backend *be, int64_t il, const float *k, const float *v,
-                        int64_t pos0, int64_t n_tok) {
+                        const model_kv_batch *kv) {
     cuda_backend *b = as_cuda(be);
     const int64_t row = b->shape.n_head_kv * b->shape.head_dim, l = il - b->base.layer_lo;
-    const size_t bytes = (size_t)(n_tok * row) * 4;
+    const size_t bytes = (size_t)(kv->n_tok * row) * 4;
     const void *dk, *dv;
-    if (b->st || failed(b, cuda_range_stage_in(b->r, 0, k, bytes, &dk, &b->err)) ||
+    if (b->st || !positions_are_rows(b, kv) ||
+        failed(b, cuda_range_stage_in(b->r, 0, k, bytes, &dk, &b->err)) ||
         failed(b, cuda_range_stage_in(b->r, 1, v, bytes, &dv, &b->err)))
         return;
     failed(b, cuda_kv_store(b->ctx, cuda_range_k(b->r, l), cuda_range_v(b->r, l), row, dk, dv,
-                            pos0, n_tok, &b->err));
+                            kv->pos[0], kv->n_tok, &b->err));
 }
 
 static void be_attention(model_backend *be, int64_t il, float *out, const float *q,
-                         int64_t pos0, int64_t n_tok, float scale) {
+                         const model_kv_batch *kv, float scale) {
     cuda_backend *b = as_cuda(be);
     const model_backend_shape *s = &b->shape;
-    const int64_t l = il - b->base.layer_lo;
+    const int64_t l = il - b->base.layer_lo, n_tok = kv->n_tok;
     const size_t bytes = (size_t)(n_tok * s->n_head * s->head_dim) * 4;
     const void *dq;
     void *dout;
-    if (b->st || failed(b, cuda_range_stage_in(b->r, 0, q, bytes, &dq, &b->err)) ||
+    if (b->st || !positions_are_rows(b, kv) ||
+        failed(b, cuda_range_stage_in(b->r, 0, q, bytes, &dq, &b->err)) ||
         failed(b, cuda_range_stage_out(b->r, 1, out, bytes, &dout, &b->err)))
         return;
-    cuda_attn_args a = {dq, cuda_range_k(b->r, l), cuda_range_v(b->r, l), dout, n_tok, pos0,
-                        s->n_head, s->n_head_kv, s->head_dim, s->n_head_kv * s->head_dim,
-                        scale};
+    cuda_attn_args a = {dq, cuda_range_k(b->r, l), cuda_range_v(b->r, l), dout, n_tok,
+                        kv->pos[0], s->n_head, s->n_head_kv, s->head_dim,
+                        s->n_head_kv * s->head_dim, scale};
     if (failed(b, cuda_attention(b->ctx, &a, &b->err))) return;
     failed(b, cuda_range_stage_back(b->r, 1, out, bytes, &b->err));
 }
@@ -187,9 +205,15 @@ static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t 
     unsupported_op(be, "add_bias");
 }
 
-static void be_kv_truncate(model_backend *be, int64_t n_past) {
-    (void)be;
-    (void)n_past; /* rows past n_past are overwritten before they are read */
+/* Copy-on-write and forks need a second sequence, which the CUDA backend is never given. */
+static void be_kv_copy(model_backend *be, const kv_copy *copies, int64_t n) {
+    (void)copies, (void)n;
+    unsupported_op(be, "kv_copy");
+}
+
+static void be_seq_copy(model_backend *be, int32_t src, int32_t dst) {
+    (void)src, (void)dst;
+    unsupported_op(be, "seq_copy");
 }
 
 static void be_free(model_backend *be) {
@@ -204,7 +228,7 @@ static const model_backend_ops CUDA_OPS = {
     .name = "cuda", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
-    .kv_truncate = be_kv_truncate, .free = be_free,
+    .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free,
 };
 
 ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
@@ -223,7 +247,11 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
     b->base.layer_lo = layer_lo;
     b->base.layer_hi = layer_lo + shape->n_layer;
     b->shape = *shape;
-    cuda_range_shape rs = {shape->n_layer, shape->n_ctx, shape->n_head_kv, shape->head_dim};
+    if (shape->n_seq != 1)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: %lld sequences: the CUDA device "
+                       "runs one sequence per context for now (n_seq_max 1)",
+                       (long long)shape->n_seq);
+    cuda_range_shape rs = {shape->n_layer, shape->n_kv_rows, shape->n_head_kv, shape->head_dim};
     ob_status st = cuda_ctx_new(dev, &b->ctx, err);
     if (!st) st = cuda_range_new(b->ctx, &rs, &b->r, err);
     if (st) {

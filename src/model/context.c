@@ -1,14 +1,13 @@
 /*
- * ob_context: one inference session. Owns the backend (KV cache, thread pool, matmul
- * scratch), the activation buffers of one forward pass and the logits of the last ob_eval.
- * A long input is cut into passes of n_batch tokens; each pass is one forward step over the
- * whole piece (matrix-matrix products), and only the rows whose logits are asked for are
- * projected to the vocabulary.
+ * ob_context: one inference session over up to n_seq_max sequences. Owns the backend (KV
+ * cache, thread pool, matmul scratch), the KV pool's bookkeeping, the activation buffers of
+ * one forward pass and the logits of the last decode (decode.c). This file creates it and
+ * runs the sequence operations (free, fork, truncate, prefix attach).
  */
 #include "core/alloc.h"
 #include "core/err.h"
 #include "cpu/pool.h"
-#include "model/model.h"
+#include "model/context.h"
 
 #include <math.h>
 #include <string.h>
@@ -17,21 +16,12 @@
 #define CTX_DEFAULT_MAX 4096
 #define CTX_MAX (1 << 24)
 
-struct ob_context {
-    ob_model *model;       /* borrowed */
-    model_backend *be;     /* owned: all layers on the CPU */
-    model_buffers buf;     /* owned: one forward pass of n_batch tokens */
-    int64_t n_ctx, n_batch, n_past;
-    int64_t swa_rows;      /* rows of a sliding-window layer's ring cache, 0 = no such layer */
-    size_t kv_bytes;       /* K and V cache bytes (model_kv_bytes) */
-    float *logits;         /* (logits_cap / n_vocab, n_vocab) f32 */
-    size_t logits_cap;     /* floats allocated */
-    int64_t n_logits;      /* rows valid from the last ob_eval */
-    int64_t logits_first;  /* token index (within that call) of row 0 */
-};
+#define CTX_MAX_SEQ 4096    /* sequences per context */
+#define CTX_MAX_KV (1 << 26) /* positions in the KV pool */
 
 void ob_context_params_init(ob_context_params *p) {
-    *p = (ob_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0};
+    *p = (ob_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1,
+                             .kv_size = 0};
 }
 
 static void buffers_free(model_buffers *b) {
@@ -93,19 +83,51 @@ static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *e
         return ob_fail(err, OB_ERR_ARG, "context: n_batch %lld, n_threads %d, expected >= 1",
                        (long long)p->n_batch, p->n_threads);
     if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
+    if (p->n_seq_max == 0) p->n_seq_max = 1;
+    if (p->kv_size == 0) p->kv_size = p->n_ctx;
+    if (p->n_seq_max < 1 || p->n_seq_max > CTX_MAX_SEQ || p->kv_size < 1 ||
+        p->kv_size > CTX_MAX_KV)
+        return ob_fail(err, OB_ERR_ARG, "context: n_seq_max %d, kv_size %lld, expected 1..%d "
+                       "and 1..%d", p->n_seq_max, (long long)p->kv_size, CTX_MAX_SEQ,
+                       CTX_MAX_KV);
     return OB_OK;
 }
 
 /* A host cache larger than the machine's memory would be allocated lazily and then fail
  * page by page deep in a forward step; refuse it up front with the figures. */
-static ob_status check_host_memory(size_t kv_bytes, int64_t n_ctx, ob_err *err) {
+static ob_status check_host_memory(size_t kv_bytes, int64_t kv_size, ob_err *err) {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     if (pages <= 0 || page <= 0) return OB_OK; /* unknown: nothing to compare with */
     const double have = (double)pages * (double)page;
     if ((double)kv_bytes <= have) return OB_OK;
     return ob_fail(err, OB_ERR_LIMIT, "context: the KV cache of %lld positions needs %.1f GiB, "
-                   "more than the machine's %.1f GiB of memory", (long long)n_ctx,
+                   "more than the machine's %.1f GiB of memory", (long long)kv_size,
                    (double)kv_bytes / (1 << 30), have / (1 << 30));
+}
+
+static bool is_cuda(const ob_context *c) { return !strcmp(c->be->ops->name, "cuda"); }
+
+/* The per-context arrays beside the backend: activations, step scratch, the pool. */
+static ob_status context_arrays_new(ob_context *c, const model_backend_shape *shape,
+                                    ob_err *err) {
+    ob_status st = buffers_new(&c->buf, &c->model->hp, c->n_batch, err);
+    if (st) return st;
+    const size_t nb = (size_t)c->n_batch;
+    c->step_pos = ob_alloc(nb, sizeof(int32_t));
+    c->step_seq = ob_alloc(nb, sizeof(int32_t));
+    c->step_slot = ob_alloc(nb, sizeof(int32_t));
+    c->step_out = ob_alloc(nb, sizeof(int32_t));
+    c->step_blocks = ob_alloc(nb, sizeof *c->step_blocks);
+    c->seq_new = ob_calloc((size_t)c->n_seq, sizeof *c->seq_new);
+    c->swa_lo = ob_calloc((size_t)c->n_seq, sizeof *c->swa_lo);
+    if (!c->step_pos || !c->step_seq || !c->step_slot || !c->step_out || !c->step_blocks ||
+        !c->seq_new || !c->swa_lo)
+        return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
+    /* Prefix caching needs copy-on-write and arbitrary block tables, which the CUDA kernels
+     * lack; and a sliding-window layer's ring holds no blocks to share. */
+    const bool hashing = !is_cuda(c) && c->swa_rows == 0;
+    return kv_pool_new(shape->n_kv_rows / KV_BLOCK, c->n_seq,
+                       (c->n_ctx + KV_BLOCK - 1) / KV_BLOCK, hashing, &c->pool, err);
 }
 
 ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_context **out,
@@ -121,16 +143,19 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
     c->model = m;
     c->n_ctx = p.n_ctx;
     c->n_batch = p.n_batch;
+    c->n_seq = p.n_seq_max;
+    c->kv_size = p.kv_size;
     const model_hparams *hp = &m->hp;
     model_backend_shape shape = {
-        .arch = hp->arch_name, .n_swa = hp->n_swa, .swa = hp->swa,
-        .n_layer = hp->n_layer, .n_ctx = p.n_ctx, .n_batch = p.n_batch, .n_head = hp->n_head,
+        .arch = hp->arch_name, .n_swa = hp->n_swa, .swa = hp->swa, .n_layer = hp->n_layer,
+        .n_ctx = p.n_ctx, .n_kv_rows = (p.kv_size + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK,
+        .n_seq = p.n_seq_max, .n_batch = p.n_batch, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
         .matmul_wsize = model_matmul_wsize(m, p.n_batch),
     };
     c->kv_bytes = model_kv_bytes(&shape, 0);
     c->swa_rows = hp->n_swa > 0 ? model_swa_rows(&shape) : 0;
-    if (p.device == OB_DEVICE_CPU && (st = check_host_memory(c->kv_bytes, p.n_ctx, err))) {
+    if (p.device == OB_DEVICE_CPU && (st = check_host_memory(c->kv_bytes, p.kv_size, err))) {
         ob_free(c);
         return st;
     }
@@ -139,7 +164,7 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         st = model_backend_cuda_new(&shape, 0, 0, &c->be, err);
     if (st && p.device != OB_DEVICE_CUDA) /* auto without a device: the CPU, as its message says */
         st = model_backend_cpu_new(&shape, 0, p.n_threads, &c->be, err);
-    if (!st) st = buffers_new(&c->buf, hp, p.n_batch, err);
+    if (!st) st = context_arrays_new(c, &shape, err);
     if (st) {
         ob_context_free(c);
         return st;
@@ -148,18 +173,19 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
     return OB_OK;
 }
 
-static bool is_cuda(const ob_context *c) { return !strcmp(c->be->ops->name, "cuda"); }
-
 void ob_context_free(ob_context *c) {
     if (!c) return;
     if (c->be) c->be->ops->free(c->be);
     buffers_free(&c->buf);
-    ob_free(c->logits);
+    kv_pool_free(c->pool);
+    void *bufs[] = {c->logits, c->entry_row, c->step_pos, c->step_seq, c->step_slot,
+                    c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);
 }
 
 int64_t ob_context_n_ctx(const ob_context *c) { return c->n_ctx; }
-int64_t ob_context_n_past(const ob_context *c) { return c->n_past; }
+int64_t ob_context_n_past(const ob_context *c) { return kv_pool_seq_len(c->pool, 0); }
 int ob_context_n_threads(const ob_context *c) {
     return is_cuda(c) ? 0 : model_backend_cpu_threads(c->be);
 }
@@ -167,101 +193,86 @@ int ob_context_n_threads(const ob_context *c) {
 size_t model_context_kv_bytes(const ob_context *c) { return c->kv_bytes; }
 
 ob_status ob_context_truncate(ob_context *c, int64_t n_past, ob_err *err) {
-    if (n_past < 0 || n_past > c->n_past)
+    return ob_seq_truncate(c, 0, n_past, err);
+}
+
+/* ---- sequences ------------------------------------------------------------------------- */
+
+static ob_status check_seq(const ob_context *c, const char *what, int32_t seq, ob_err *err) {
+    if (seq >= 0 && seq < c->n_seq) return OB_OK;
+    return ob_fail(err, OB_ERR_ARG, "%s: sequence %d, expected 0..%d", what, seq, c->n_seq - 1);
+}
+
+int64_t ob_seq_n_past(const ob_context *c, int32_t seq) {
+    return seq >= 0 && seq < c->n_seq ? kv_pool_seq_len(c->pool, seq) : 0;
+}
+
+void ob_seq_free(ob_context *c, int32_t seq) {
+    if (seq < 0 || seq >= c->n_seq) return;
+    kv_pool_seq_free(c->pool, seq);
+    c->swa_lo[seq] = 0;
+}
+
+ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
+    ob_status st = check_seq(c, "fork", src, err);
+    if (!st) st = check_seq(c, "fork", dst, err);
+    if (st) return st;
+    if (src == dst)
+        return ob_fail(err, OB_ERR_ARG, "fork: source and destination are both sequence %d", src);
+    kv_pool_seq_fork(c->pool, src, dst);
+    if (c->swa_rows) c->be->ops->seq_copy(c->be, src, dst); /* the rings are per sequence */
+    c->swa_lo[dst] = c->swa_lo[src];
+    return OB_OK;
+}
+
+ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *err) {
+    ob_status st = check_seq(c, "truncate", seq, err);
+    if (st) return st;
+    const int64_t len = kv_pool_seq_len(c->pool, seq);
+    if (n_past < 0 || n_past > len)
         return ob_fail(err, OB_ERR_ARG, "truncate: n_past %lld, expected 0..%lld",
-                       (long long)n_past, (long long)c->n_past);
-    /* A sliding-window layer's ring has overwritten the positions older than its last
-     * swa_rows; going back more than swa_rows - n_swa would expose overwritten rows. */
-    const int64_t back = c->swa_rows - c->model->hp.n_swa;
-    if (c->swa_rows && n_past > 0 && c->n_past > c->swa_rows && n_past < c->n_past - back)
+                       (long long)n_past, (long long)len);
+    /* A sliding-window ring has overwritten the rows of positions below swa_lo; a query at
+     * n_past would see from n_past - n_swa + 1, so going back below swa_lo + n_swa would
+     * expose overwritten rows. */
+    const int64_t lo = c->swa_lo[seq] + c->model->hp.n_swa;
+    if (c->swa_rows && n_past > 0 && c->swa_lo[seq] > 0 && n_past < lo)
         return ob_fail(err, OB_ERR_LIMIT, "truncate: n_past %lld: the sliding-window cache "
                        "keeps the last %lld positions of %lld; expected 0 or %lld..%lld",
-                       (long long)n_past, (long long)c->swa_rows, (long long)c->n_past,
-                       (long long)(c->n_past - back), (long long)c->n_past);
-    c->be->ops->kv_truncate(c->be, n_past);
-    c->n_past = n_past;
-    c->n_logits = 0;
+                       (long long)n_past, (long long)c->swa_rows, (long long)len,
+                       (long long)lo, (long long)len);
+    kv_pool_seq_truncate(c->pool, seq, n_past);
+    if (n_past == 0) c->swa_lo[seq] = 0;
+    if (seq == 0) c->n_entries = 0; /* as before: ob_logits forgets the last ob_eval */
     return OB_OK;
 }
 
-static ob_status check_eval(const ob_context *c, const int32_t *tokens, int64_t n,
-                            ob_err *err) {
-    if (n <= 0 || !tokens)
-        return ob_fail(err, OB_ERR_ARG, "eval: %lld tokens, expected at least 1", (long long)n);
-    if (n > c->n_ctx - c->n_past)
-        return ob_fail(err, OB_ERR_LIMIT,
-                       "%lld tokens do not fit in the context: %lld positions, %lld already "
-                       "used (%lld free)", (long long)n, (long long)c->n_ctx,
-                       (long long)c->n_past, (long long)(c->n_ctx - c->n_past));
-    const int64_t n_vocab = c->model->hp.n_vocab;
-    for (int64_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return ob_fail(err, OB_ERR_ARG, "eval: token %lld is id %d, expected 0..%lld",
-                           (long long)i, tokens[i], (long long)(n_vocab - 1));
-    return OB_OK;
-}
-
-/* The first non-finite value among rows (n_rows, n_vocab), or -1. A model file with broken
- * weights or metadata (NaN in a tensor, a negative norm epsilon) shows it here first; the
- * scan costs one read of the logits, nothing beside a forward step. */
-static int64_t first_non_finite(const float *rows, int64_t n_rows, int64_t n_vocab) {
-    const size_t n = (size_t)n_rows * (size_t)n_vocab;
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(rows[i])) return (int64_t)i;
-    return -1;
-}
-
-ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool all_logits,
-                  ob_err *err) {
-    ob_status st = check_eval(c, tokens, n_tokens, err);
+ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
+                               int64_t *n_attached, ob_err *err) {
+    *n_attached = 0;
+    ob_status st = check_seq(c, "attach prefix", seq, err);
     if (st) return st;
-    const int64_t n_vocab = c->model->hp.n_vocab;
-    const int64_t rows = all_logits ? n_tokens : 1;
-    size_t need;
-    if (ob_mul_size((size_t)rows, (size_t)n_vocab, &need))
-        return ob_fail(err, OB_ERR_LIMIT, "eval: logits of %lld tokens overflow", (long long)rows);
-    if (need > c->logits_cap) {
-        float *grown = ob_realloc(c->logits, need, sizeof(float));
-        if (!grown)
-            return ob_fail(err, OB_ERR_NOMEM, "eval: out of memory for %lld rows of logits",
-                           (long long)rows);
-        c->logits = grown;
-        c->logits_cap = need;
-    }
-    model_forward_fn forward = model_forward_of(c->model);
-    const int64_t n_past0 = c->n_past;
-    for (int64_t i = 0; i < n_tokens; i += c->n_batch) {
-        int64_t nb = n_tokens - i < c->n_batch ? n_tokens - i : c->n_batch;
-        bool last = i + nb == n_tokens;
-        int64_t n_out = all_logits ? nb : (last ? 1 : 0);
-        float *dst = all_logits ? c->logits + (size_t)i * (size_t)n_vocab : c->logits;
-        forward(c->model, c->be, &c->buf, tokens + i, nb, c->n_past, dst, n_out);
-        if (is_cuda(c) && (st = model_backend_cuda_status(c->be, err))) return st;
-        int64_t bad = first_non_finite(dst, n_out, n_vocab);
-        if (bad >= 0) {
-            /* keep the contract: the cache as it was before the call */
-            c->be->ops->kv_truncate(c->be, n_past0);
-            c->n_past = n_past0;
-            c->n_logits = 0;
-            const int64_t row = bad / n_vocab, tok = i + nb - n_out + row;
-            const float v = dst[bad];
-            return ob_fail(err, OB_ERR_NUMERIC,
-                           "%s: the logits of position %lld hold %s (token id %lld): the "
-                           "model's weights or metadata are broken",
-                           gguf_name(c->model->file), (long long)(n_past0 + tok),
-                           isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"),
-                           (long long)(bad % n_vocab));
-        }
-        c->n_past += nb;
-    }
-    c->n_logits = rows;
-    c->logits_first = n_tokens - rows;
+    if (kv_pool_seq_len(c->pool, seq) != 0)
+        return ob_fail(err, OB_ERR_ARG, "attach prefix: sequence %d holds %lld positions, "
+                       "expected an empty sequence", seq,
+                       (long long)kv_pool_seq_len(c->pool, seq));
+    if (n < 0 || (n > 0 && !tokens))
+        return ob_fail(err, OB_ERR_ARG, "attach prefix: %lld tokens", (long long)n);
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, n < c->n_ctx ? n : c->n_ctx);
     return OB_OK;
 }
 
-const float *ob_logits(const ob_context *c, int64_t i) {
-    if (c->n_logits == 0) return NULL;
-    if (i < 0) i = c->logits_first + c->n_logits - 1;
-    if (i < c->logits_first || i >= c->logits_first + c->n_logits) return NULL;
-    return c->logits + (size_t)(i - c->logits_first) * (size_t)c->model->hp.n_vocab;
+void ob_kv_stats_get(const ob_context *c, ob_kv_stats *out) {
+    kv_pool_stats ps;
+    kv_pool_stats_get(c->pool, &ps);
+    *out = (ob_kv_stats){
+        .block_size = KV_BLOCK, .blocks_total = ps.blocks_total, .blocks_used = ps.blocks_used,
+        .blocks_cached = ps.blocks_cached, .blocks_free = ps.blocks_free,
+        .prefix_hit_blocks = ps.hit_blocks, .prefix_hit_tokens = ps.hit_tokens,
+    };
+}
+
+void ob_context_set_abort(ob_context *c, bool (*fn)(void *user), void *user) {
+    c->abort = fn;
+    c->abort_user = user;
 }

@@ -77,22 +77,24 @@ ob_status model_gemma3_load(ob_model *m, ob_err *err) {
     return OB_OK;
 }
 
-/* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd). */
-static void gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b,
-                          int64_t n_tok, int64_t pos0) {
+/* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
+ * s->abort stopped them between two layers. */
+static bool gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b,
+                          const model_step *s) {
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
-    const int64_t e = hp->n_embd, qd = hp->n_head * hp->head_dim;
+    const int64_t e = hp->n_embd, qd = hp->n_head * hp->head_dim, n_tok = s->kv.n_tok;
     for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
         const model_layer *l = &m->w.layers[il];
+        if (s->abort && s->abort(s->abort_user)) return false;
         /* attention block */
         op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps); /* (n_tok, e) */
         model_llama_qkv(m, be, b, il, n_tok);          /* q (n_tok, qd), k, v (n_tok, kvd) */
         /* q is scaled before it meets the cache (not in the softmax), as llama.cpp does: the
          * F16 rounding of q then happens on the same values */
         op->scale(be, b->q, n_tok * qd, hp->attn_scale);
-        op->kv_store(be, il, b->k, b->v, pos0, n_tok);
-        op->attention(be, il, b->attn, b->q, pos0, n_tok, 1.0f); /* (n_tok, qd) */
+        op->kv_store(be, il, b->k, b->v, &s->kv);
+        op->attention(be, il, b->attn, b->q, &s->kv, 1.0f);      /* (n_tok, qd) */
         op->matmul(be, b->proj, &l->wo, b->attn, n_tok);         /* (n_tok, e) */
         op->rmsnorm(be, b->proj, b->proj, l->post_attn_norm, n_tok, e, hp->norm_eps);
         op->add(be, b->x, b->proj, n_tok * e);
@@ -105,19 +107,16 @@ static void gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b
         op->rmsnorm(be, b->proj, b->proj, l->post_ffn_norm, n_tok, e, hp->norm_eps);
         op->add(be, b->x, b->proj, n_tok * e);
     }
+    return true;
 }
 
-void model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *b,
-                          const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
-                          int64_t n_out) {
-    const model_hparams *hp = &m->hp;
-    const int64_t e = hp->n_embd;
-    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = (int32_t)(pos0 + t);
-    be->ops->get_rows(be, &m->w.tok_embd, tokens, n_tok, b->x);  /* (n_tok, e) */
+bool model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *b,
+                          const model_step *s) {
+    const int64_t e = m->hp.n_embd, n_tok = s->kv.n_tok;
+    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
+    be->ops->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x); /* (n_tok, e) */
     be->ops->scale(be, b->x, n_tok * e, sqrtf((float)e));
-    gemma3_layers(m, be, b, n_tok, pos0);
-    if (n_out == 0) return;
-    const float *last = b->x + (n_tok - n_out) * e;               /* (n_out, e) */
-    be->ops->rmsnorm(be, b->xn, last, m->w.output_norm, n_out, e, hp->norm_eps);
-    be->ops->matmul(be, logits, &m->w.output, b->xn, n_out);      /* (n_out, n_vocab) */
+    if (!gemma3_layers(m, be, b, s)) return false;
+    model_forward_logits(m, be, b, s);
+    return true;
 }

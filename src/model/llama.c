@@ -253,20 +253,22 @@ void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int
     op->rope(be, b->k, n_tok, hp->n_head_kv, hd, b->pos, &rp);
 }
 
-/* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd). */
-static void llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
-                         int64_t n_tok, int64_t pos0) {
+/* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
+ * s->abort stopped them between two layers. */
+static bool llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
+                         const model_step *s) {
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
-    const int64_t e = hp->n_embd, hd = hp->head_dim;
+    const int64_t e = hp->n_embd, hd = hp->head_dim, n_tok = s->kv.n_tok;
     const float kq_scale = 1.0f / sqrtf((float)hd);
     for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
         const model_layer *l = &m->w.layers[il];
+        if (s->abort && s->abort(s->abort_user)) return false;
         /* attention block */
         op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps); /* (n_tok, e) */
         model_llama_qkv(m, be, b, il, n_tok);
-        op->kv_store(be, il, b->k, b->v, pos0, n_tok);           /* cache rows pos0.. (f16) */
-        op->attention(be, il, b->attn, b->q, pos0, n_tok, kq_scale); /* (n_tok, n_head * hd) */
+        op->kv_store(be, il, b->k, b->v, &s->kv);                /* each row's cache row (f16) */
+        op->attention(be, il, b->attn, b->q, &s->kv, kq_scale);  /* (n_tok, n_head * hd) */
         op->matmul(be, b->proj, &l->wo, b->attn, n_tok);         /* (n_tok, e) */
         op->add(be, b->x, b->proj, n_tok * e);
         /* feed-forward block */
@@ -277,19 +279,31 @@ static void llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
         op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
         op->add(be, b->x, b->proj, n_tok * e);
     }
+    return true;
 }
 
-void model_llama_forward(const ob_model *m, model_backend *be, model_buffers *b,
-                         const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
-                         int64_t n_out) {
-    const model_hparams *hp = &m->hp;
-    const int64_t e = hp->n_embd;
-    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = (int32_t)(pos0 + t);
-    be->ops->get_rows(be, &m->w.tok_embd, tokens, n_tok, b->x);  /* (n_tok, e) */
-    llama_layers(m, be, b, n_tok, pos0);
+void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b,
+                          const model_step *s) {
+    const int64_t e = m->hp.n_embd, n_out = s->n_out;
     if (n_out == 0) return; /* a middle piece of a long prompt: only the cache matters */
-    /* Only the last n_out rows need logits: norm and project just those. */
-    const float *last = b->x + (n_tok - n_out) * e;               /* (n_out, e) */
-    be->ops->rmsnorm(be, b->xn, last, m->w.output_norm, n_out, e, hp->norm_eps);
-    be->ops->matmul(be, logits, &m->w.output, b->xn, n_out);      /* (n_out, n_vocab) */
+    /* Only the rows asked for need logits: norm and project just those. The last n_out rows
+     * (a prompt's last token, or all of them) are read in place. */
+    const float *rows = b->x + (s->kv.n_tok - n_out) * e;      /* (n_out, e) */
+    if (s->out_rows[0] != s->kv.n_tok - n_out) {
+        for (int64_t i = 0; i < n_out; i++)
+            memcpy(b->proj + i * e, b->x + s->out_rows[i] * e, (size_t)e * sizeof(float));
+        rows = b->proj;
+    }
+    be->ops->rmsnorm(be, b->xn, rows, m->w.output_norm, n_out, e, m->hp.norm_eps);
+    be->ops->matmul(be, s->logits, &m->w.output, b->xn, n_out); /* (n_out, n_vocab) */
+}
+
+bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *b,
+                         const model_step *s) {
+    const int64_t n_tok = s->kv.n_tok;
+    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
+    be->ops->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x); /* (n_tok, e) */
+    if (!llama_layers(m, be, b, s)) return false;
+    model_forward_logits(m, be, b, s);
+    return true;
 }

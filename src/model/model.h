@@ -122,11 +122,27 @@ typedef struct model_buffers {
     int32_t *pos;  /* (n_batch) positions */
 } model_buffers;
 
-/* One forward pass: tokens (n_tok) at positions pos0.. through every layer on `be`; writes
- * logits (n_out, n_vocab) of the last n_out tokens. The caller checked ids and room. */
-typedef void (*model_forward_fn)(const ob_model *m, model_backend *be, model_buffers *buf,
-                                 const int32_t *tokens, int64_t n_tok, int64_t pos0,
-                                 float *logits, int64_t n_out);
+/* One forward pass over a batch of rows (any mix of sequences), everything borrowed. */
+typedef struct model_step {
+    const int32_t *tokens;   /* (kv.n_tok) token ids, checked against the vocabulary */
+    model_kv_batch kv;       /* positions, sequences and cache rows of the rows */
+    const int32_t *out_rows; /* (n_out) rows whose logits are wanted, ascending */
+    int64_t n_out;
+    float *logits;           /* (n_out, n_vocab) f32, written in out_rows' order */
+    bool (*abort)(void *user); /* asked before each layer; true stops the pass, or NULL */
+    void *abort_user;
+} model_step;
+
+/* Runs a step through every layer on `be`. Returns false when s->abort stopped it (the cache
+ * rows of its positions are then partly written; the caller rolls them back). The caller
+ * checked ids and reserved the cache rows. */
+typedef bool (*model_forward_fn)(const ob_model *m, model_backend *be, model_buffers *buf,
+                                 const model_step *s);
+
+/* The logits of s->out_rows from the final hidden state in buf->x: the output norm and
+ * projection of just those rows (gathered into buf->proj when they are not the last ones). */
+void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *buf,
+                          const model_step *s);
 
 /* ---- shared by the architecture files ------------------------------------------------- */
 
@@ -180,9 +196,8 @@ ob_status model_llama_load(ob_model *m, ob_err *err);
  * the flags say, RoPE with the layer's base (sliding-window layers may have their own). */
 void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
                      int64_t n_tok);
-void model_llama_forward(const ob_model *m, model_backend *be, model_buffers *buf,
-                         const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
-                         int64_t n_out);
+bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *buf,
+                         const model_step *s);
 
 /* Llama 3.1 RoPE frequency divisors (n_rot / 2 of them into out) from rope.scaling.factor,
  * low_freq_factor, high_freq_factor and original_context_length, as the Llama 3.1 reference
@@ -194,9 +209,8 @@ void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo
 ob_status model_qwen2_load(ob_model *m, ob_err *err);
 ob_status model_qwen3_load(ob_model *m, ob_err *err);
 ob_status model_gemma3_load(ob_model *m, ob_err *err);
-void model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *buf,
-                          const int32_t *tokens, int64_t n_tok, int64_t pos0, float *logits,
-                          int64_t n_out);
+bool model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *buf,
+                          const model_step *s);
 
 /* Binds "blk.<il>.<suffix>" as an F32 vector of n (*out owned by the model). */
 ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,

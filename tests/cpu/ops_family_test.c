@@ -130,7 +130,8 @@ TEST(sliding_window_ring_matches_plain_cache) {
     cpu_pool *p;
     CHECK(cpu_pool_new(2, &p, NULL) == OB_OK);
     float *scratch = ob_alloc(cpu_attn_scratch_floats(npos, HD, 2), sizeof(float));
-    cpu_attn_args a = {q, kr, vr, o1, NT, POS0, NH, NKV, HD, stride, 0.25f, scratch, SWA, RING};
+    cpu_attn_args a = {q,    kr,   vr,   o1,   NT, POS0, NH, NKV, HD, stride, 0.25f, scratch, SWA,
+                       RING, NULL, NULL, NULL, 0,  0};
     cpu_attention(p, &a);
     a.out = o2;
     cpu_attention_ref(&a);

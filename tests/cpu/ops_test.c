@@ -229,7 +229,8 @@ TEST(attention_matches_naive) {
     cpu_pool *p;
     CHECK(cpu_pool_new(3, &p, NULL) == OB_OK);
     float *scratch = ob_alloc(cpu_attn_scratch_floats(NKVROWS, HD, 3), sizeof(float));
-    cpu_attn_args a = {q, k, v, o1, NT, POS0, NH, NKV, HD, stride, 0.25f, scratch, 0, 0};
+    cpu_attn_args a = {q, k, v, o1, NT, POS0, NH, NKV, HD, stride, 0.25f, scratch, 0, 0,
+                       NULL, NULL, NULL, 0, 0};
     cpu_attention(p, &a);
     a.out = o2;
     cpu_attention_ref(&a);

@@ -1,0 +1,39 @@
+/*
+ * The inside of an ob_context, shared by context.c (creation, sequence operations) and
+ * decode.c (ob_decode, ob_eval and their logits).
+ */
+#ifndef OB_MODEL_CONTEXT_H
+#define OB_MODEL_CONTEXT_H
+
+#include "model/kv_pool.h"
+#include "model/model.h"
+
+struct ob_context {
+    ob_model *model;       /* borrowed */
+    model_backend *be;     /* owned: all layers on one device */
+    model_buffers buf;     /* owned: one forward pass of n_batch rows */
+    kv_pool *pool;         /* owned: which pool rows hold which sequence's positions */
+    int64_t n_ctx, n_batch, kv_size;
+    int32_t n_seq;         /* n_seq_max */
+    int64_t swa_rows;      /* rows of one sequence's sliding-window ring, 0 = no such layer */
+    int64_t *swa_lo;       /* (n_seq) lowest position whose ring row is still intact */
+    size_t kv_bytes;       /* K and V cache bytes (model_kv_bytes) */
+    float *logits;         /* (logits_cap / n_vocab, n_vocab) f32: rows of the last decode */
+    size_t logits_cap;     /* floats allocated */
+    int32_t *entry_row;    /* (entries_cap) logits row of each entry of the last decode, or -1 */
+    size_t entries_cap;
+    int64_t n_entries;     /* entries of the last successful decode, 0 = no logits */
+    /* scratch of one forward pass, (n_batch) each */
+    int32_t *step_pos, *step_seq, *step_slot, *step_out;
+    const int32_t **step_blocks;
+    int64_t *seq_new;      /* (n_seq) positions a batch adds to each sequence */
+    bool (*abort)(void *user); /* ob_context_set_abort, or NULL */
+    void *abort_user;
+};
+
+/* decode.c: evaluates n entries (token, pos, seq, want logits), all borrowed: ob_decode's
+ * contract (checks, reservation, passes of n_batch, rollback on any error). */
+ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos,
+                           const int32_t *seq, const bool *want, int64_t n, ob_err *err);
+
+#endif

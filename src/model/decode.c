@@ -1,0 +1,292 @@
+/*
+ * Evaluation: ob_decode runs a batch of (token, position, sequence, wants logits) entries of
+ * any mix of sequences; ob_eval is the single-sequence form over sequence 0. Both go through
+ * model_decode_run, which
+ *   1. checks every entry (sequence id, token id, position continuing its sequence, room in
+ *      n_ctx) before touching anything;
+ *   2. reserves every KV block the batch needs in the pool (OB_ERR_LIMIT, nothing changed,
+ *      when the pool is short) and has the backend make the copy-on-write copies;
+ *   3. runs one forward pass per n_batch entries: each matrix product over all rows of the
+ *      pass, attention per row over its own sequence's positions;
+ *   4. commits the positions to their sequences, or, on NaN logits, cancellation or a device
+ *      error, rolls the reservation back so every sequence is as it was.
+ * Only the rows whose logits are asked for are projected to the vocabulary.
+ */
+#include "core/alloc.h"
+#include "core/err.h"
+#include "model/context.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- batches --------------------------------------------------------------------------- */
+
+void ob_batch_free(ob_batch *b) {
+    if (!b) return;
+    ob_free(b->token);
+    ob_free(b->pos);
+    ob_free(b->seq);
+    ob_free(b->logits);
+    ob_free(b);
+}
+
+ob_status ob_batch_new(int64_t capacity, ob_batch **out, ob_err *err) {
+    *out = NULL;
+    if (capacity < 1 || capacity > INT32_MAX)
+        return ob_fail(err, OB_ERR_ARG, "batch: capacity %lld, expected 1..%d",
+                       (long long)capacity, INT32_MAX);
+    ob_batch *b = ob_calloc(1, sizeof *b);
+    const size_t n = (size_t)capacity;
+    if (b) {
+        b->capacity = capacity;
+        b->token = ob_alloc(n, sizeof *b->token);
+        b->pos = ob_alloc(n, sizeof *b->pos);
+        b->seq = ob_alloc(n, sizeof *b->seq);
+        b->logits = ob_alloc(n, sizeof *b->logits);
+    }
+    if (!b || !b->token || !b->pos || !b->seq || !b->logits) {
+        ob_batch_free(b);
+        return ob_fail(err, OB_ERR_NOMEM, "batch: out of memory for %lld entries",
+                       (long long)capacity);
+    }
+    *out = b;
+    return OB_OK;
+}
+
+void ob_batch_clear(ob_batch *b) { b->n = 0; }
+
+ob_status ob_batch_add(ob_batch *b, int32_t token, int64_t pos, int32_t seq, bool logits,
+                       ob_err *err) {
+    if (b->n >= b->capacity)
+        return ob_fail(err, OB_ERR_LIMIT, "batch: full at its capacity of %lld entries",
+                       (long long)b->capacity);
+    b->token[b->n] = token;
+    b->pos[b->n] = pos;
+    b->seq[b->n] = seq;
+    b->logits[b->n] = logits;
+    b->n++;
+    return OB_OK;
+}
+
+/* ---- checks ---------------------------------------------------------------------------- */
+
+/* Checks every entry and counts the positions each sequence gains into c->seq_new. */
+static ob_status check_entries(ob_context *c, const int32_t *tok, const int64_t *pos,
+                               const int32_t *seq, int64_t n, ob_err *err) {
+    const int64_t n_vocab = c->model->hp.n_vocab;
+    memset(c->seq_new, 0, (size_t)c->n_seq * sizeof *c->seq_new);
+    for (int64_t i = 0; i < n; i++) {
+        const int32_t s = seq[i];
+        if (s < 0 || s >= c->n_seq)
+            return ob_fail(err, OB_ERR_ARG, "decode: entry %lld: sequence %d, expected 0..%d",
+                           (long long)i, s, c->n_seq - 1);
+        if (tok[i] < 0 || tok[i] >= n_vocab)
+            return ob_fail(err, OB_ERR_ARG, "decode: entry %lld: token id %d, expected 0..%lld",
+                           (long long)i, tok[i], (long long)(n_vocab - 1));
+        const int64_t len = kv_pool_seq_len(c->pool, s), expect = len + c->seq_new[s];
+        if (pos[i] != expect)
+            return ob_fail(err, OB_ERR_ARG, "decode: entry %lld: sequence %d at position %lld, "
+                           "expected %lld (the sequence holds %lld positions)", (long long)i, s,
+                           (long long)pos[i], (long long)expect, (long long)len);
+        if (pos[i] >= c->n_ctx)
+            return ob_fail(err, OB_ERR_LIMIT, "decode: entry %lld: position %lld of sequence "
+                           "%d does not fit in the context of %lld positions", (long long)i,
+                           (long long)pos[i], s, (long long)c->n_ctx);
+        c->seq_new[s]++;
+    }
+    return OB_OK;
+}
+
+/* Room for rows of logits and n entries' row numbers. */
+static ob_status grow_outputs(ob_context *c, int64_t n, int64_t rows, ob_err *err) {
+    size_t need;
+    if (ob_mul_size((size_t)rows, (size_t)c->model->hp.n_vocab, &need))
+        return ob_fail(err, OB_ERR_LIMIT, "decode: logits of %lld entries overflow",
+                       (long long)rows);
+    if (need > c->logits_cap) {
+        float *grown = ob_realloc(c->logits, need, sizeof(float));
+        if (!grown)
+            return ob_fail(err, OB_ERR_NOMEM, "decode: out of memory for %lld rows of logits",
+                           (long long)rows);
+        c->logits = grown;
+        c->logits_cap = need;
+    }
+    if ((size_t)n > c->entries_cap) {
+        int32_t *grown = ob_realloc(c->entry_row, (size_t)n, sizeof(int32_t));
+        if (!grown)
+            return ob_fail(err, OB_ERR_NOMEM, "decode: out of memory for %lld entries",
+                           (long long)n);
+        c->entry_row = grown;
+        c->entries_cap = (size_t)n;
+    }
+    return OB_OK;
+}
+
+/* The first non-finite value among rows (n_rows, n_vocab), or -1. A model file with broken
+ * weights or metadata (NaN in a tensor, a negative norm epsilon) shows it here first; the
+ * scan costs one read of the logits, nothing beside a forward step. */
+static int64_t first_non_finite(const float *rows, int64_t n_rows, int64_t n_vocab) {
+    const size_t n = (size_t)n_rows * (size_t)n_vocab;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(rows[i])) return (int64_t)i;
+    return -1;
+}
+
+/* ---- passes ---------------------------------------------------------------------------- */
+
+/* Where entries [i0, i0 + nb) go in the cache and which of them want logits (rows of c->logits
+ * from *row on); fills c's step scratch. */
+static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, const int32_t *seq,
+                      const bool *want, int64_t i0, int64_t nb, int64_t row, model_step *s) {
+    *s = (model_step){.tokens = tok + i0, .out_rows = c->step_out, .abort = c->abort,
+                      .abort_user = c->abort_user};
+    s->kv = (model_kv_batch){.n_tok = nb, .pos = c->step_pos, .seq = c->step_seq,
+                             .slot = c->step_slot, .blocks = c->step_blocks};
+    for (int64_t t = 0; t < nb; t++) {
+        const int64_t p = pos[i0 + t];
+        const int32_t *table = kv_pool_seq_table(c->pool, seq[i0 + t]);
+        c->step_pos[t] = (int32_t)p;
+        c->step_seq[t] = seq[i0 + t];
+        c->step_blocks[t] = table;
+        c->step_slot[t] = table[p / KV_BLOCK] * KV_BLOCK + (int32_t)(p % KV_BLOCK);
+        if (p + 1 > s->kv.n_kv) s->kv.n_kv = p + 1;
+        c->entry_row[i0 + t] = -1;
+        if (want[i0 + t]) {
+            c->entry_row[i0 + t] = (int32_t)(row + s->n_out);
+            c->step_out[s->n_out++] = (int32_t)t;
+        }
+    }
+    s->logits = c->logits + (size_t)row * (size_t)c->model->hp.n_vocab;
+}
+
+/* One forward pass over entries [i0, i0 + nb); *row advances past its rows of logits. */
+static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
+                          const int32_t *seq, const bool *want, int64_t i0, int64_t nb,
+                          int64_t *row, ob_err *err) {
+    model_step s;
+    pass_plan(c, tok, pos, seq, want, i0, nb, *row, &s);
+    const bool done = model_forward_of(c->model)(c->model, c->be, &c->buf, &s);
+    ob_status st;
+    if (!strcmp(c->be->ops->name, "cuda") && (st = model_backend_cuda_status(c->be, err)))
+        return st;
+    if (!done)
+        return ob_fail(err, OB_ERR_CANCELLED, "decode: cancelled by the abort callback "
+                       "(entries %lld..%lld of the batch)", (long long)i0,
+                       (long long)(i0 + nb - 1));
+    const int64_t n_vocab = c->model->hp.n_vocab;
+    const int64_t bad = first_non_finite(s.logits, s.n_out, n_vocab);
+    if (bad >= 0) {
+        const int64_t e = i0 + s.out_rows[bad / n_vocab];
+        const float v = s.logits[bad];
+        char which[48] = "";
+        if (seq[e] != 0) snprintf(which, sizeof which, " of sequence %d", seq[e]);
+        return ob_fail(err, OB_ERR_NUMERIC,
+                       "%s: the logits of position %lld%s hold %s (token id %lld): the "
+                       "model's weights or metadata are broken", gguf_name(c->model->file),
+                       (long long)pos[e], which, isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"),
+                       (long long)(bad % n_vocab));
+    }
+    *row += s.n_out;
+    return OB_OK;
+}
+
+/* The rows of positions below this are overwritten in a sequence's sliding-window ring once
+ * it has written up to position end - 1. */
+static void note_ring_writes(ob_context *c) {
+    if (!c->swa_rows) return;
+    for (int32_t s = 0; s < c->n_seq; s++) {
+        const int64_t lo = kv_pool_seq_len(c->pool, s) + c->seq_new[s] - c->swa_rows;
+        if (c->seq_new[s] > 0 && lo > c->swa_lo[s]) c->swa_lo[s] = lo;
+    }
+}
+
+ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos,
+                           const int32_t *seq, const bool *want, int64_t n, ob_err *err) {
+    if (n < 1 || !tok || !pos || !seq || !want)
+        return ob_fail(err, OB_ERR_ARG, "decode: %lld entries, expected at least 1",
+                       (long long)n);
+    ob_status st = check_entries(c, tok, pos, seq, n, err);
+    int64_t rows = 0;
+    for (int64_t i = 0; i < n; i++) rows += want[i];
+    if (!st) st = grow_outputs(c, n, rows, err);
+    if (!st) st = kv_pool_reserve(c->pool, c->seq_new, err);
+    if (st) return st;
+    c->n_entries = 0;
+    int64_t n_copies;
+    const kv_copy *copies = kv_pool_copies(c->pool, &n_copies);
+    if (n_copies) c->be->ops->kv_copy(c->be, copies, n_copies);
+    int64_t row = 0;
+    for (int64_t i0 = 0; i0 < n && !st; i0 += c->n_batch)
+        st = pass_run(c, tok, pos, seq, want, i0, n - i0 < c->n_batch ? n - i0 : c->n_batch,
+                      &row, err);
+    /* The rings were written either way (a ring has no blocks to give back). */
+    note_ring_writes(c);
+    if (st) {
+        kv_pool_rollback(c->pool); /* every sequence as it was before the call */
+        return st;
+    }
+    kv_pool_commit(c->pool, tok, pos, seq, n);
+    c->n_entries = n;
+    return OB_OK;
+}
+
+ob_status ob_decode(ob_context *c, const ob_batch *b, ob_err *err) {
+    if (!b) return ob_fail(err, OB_ERR_ARG, "decode: no batch");
+    return model_decode_run(c, b->token, b->pos, b->seq, b->logits, b->n, err);
+}
+
+const float *ob_batch_logits(const ob_context *c, int64_t i) {
+    if (i < 0 || i >= c->n_entries || c->entry_row[i] < 0) return NULL;
+    return c->logits + (size_t)c->entry_row[i] * (size_t)c->model->hp.n_vocab;
+}
+
+/* ---- one sequence ---------------------------------------------------------------------- */
+
+static ob_status check_eval(const ob_context *c, const int32_t *tokens, int64_t n,
+                            ob_err *err) {
+    const int64_t n_past = kv_pool_seq_len(c->pool, 0);
+    if (n <= 0 || !tokens)
+        return ob_fail(err, OB_ERR_ARG, "eval: %lld tokens, expected at least 1", (long long)n);
+    if (n > c->n_ctx - n_past)
+        return ob_fail(err, OB_ERR_LIMIT,
+                       "%lld tokens do not fit in the context: %lld positions, %lld already "
+                       "used (%lld free)", (long long)n, (long long)c->n_ctx,
+                       (long long)n_past, (long long)(c->n_ctx - n_past));
+    const int64_t n_vocab = c->model->hp.n_vocab;
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return ob_fail(err, OB_ERR_ARG, "eval: token %lld is id %d, expected 0..%lld",
+                           (long long)i, tokens[i], (long long)(n_vocab - 1));
+    return OB_OK;
+}
+
+ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool all_logits,
+                  ob_err *err) {
+    ob_status st = check_eval(c, tokens, n_tokens, err);
+    if (st) return st;
+    const size_t n = (size_t)n_tokens;
+    int64_t *pos = ob_alloc(n, sizeof *pos);
+    int32_t *seq = ob_calloc(n, sizeof *seq); /* all sequence 0 */
+    bool *want = ob_alloc(n, sizeof *want);
+    if (!pos || !seq || !want) {
+        st = ob_fail(err, OB_ERR_NOMEM, "eval: out of memory for %lld tokens",
+                     (long long)n_tokens);
+    } else {
+        const int64_t n_past = kv_pool_seq_len(c->pool, 0);
+        for (int64_t i = 0; i < n_tokens; i++) {
+            pos[i] = n_past + i;
+            want[i] = all_logits || i == n_tokens - 1;
+        }
+        st = model_decode_run(c, tokens, pos, seq, want, n_tokens, err);
+    }
+    ob_free(pos);
+    ob_free(seq);
+    ob_free(want);
+    return st;
+}
+
+const float *ob_logits(const ob_context *c, int64_t i) {
+    if (c->n_entries == 0) return NULL;
+    return ob_batch_logits(c, i < 0 ? c->n_entries - 1 : i);
+}

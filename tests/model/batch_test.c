@@ -1,0 +1,439 @@
+/*
+ * ob_decode over many sequences against ob_eval of each sequence alone, on random-weight tiny
+ * models of every architecture (outboard synth; gemma3 with its sliding window of 64 over
+ * sequences of up to 150 positions, so its per-sequence rings wrap), in F32 and Q8_0:
+ * sequences of different lengths mixing prefill and decode in one batch and split into passes,
+ * fork then diverge, truncate then evaluate again, prefix attach then evaluate the rest, a
+ * cancelled batch and a pool too small for a batch leaving every cache as it was, and argument
+ * errors naming the entry.
+ *
+ * Tolerance: the batched and the single-sequence runs put different numbers of rows through
+ * each matrix product, and the matmul kernels pick their path (one row, a few rows, repacked
+ * tiles) by row count, summing in different orders; attention, the F16 cache and everything
+ * per row are identical. So the logits may differ by the rounding of a sum: max |a - b| <=
+ * TOL * max(1, max |b|), TOL 1e-5 for F32 and 1e-4 for Q8_0 (blocks of rows go through other
+ * kernels than one row). Measured on AVX-512: F32 identical, Q8_0 at most 1.7e-7.
+ */
+#include "model/model.h"
+#include "outboard.h"
+
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define MAX_LEN 160
+#define N_SEQ 4
+
+static char tmp_dir[256];
+
+/* A tiny synthetic model of arch and type, made once per run (NULL when that fails). */
+static ob_model *load_synth(const char *arch, const char *type) {
+    if (!tmp_dir[0]) {
+        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_batch_test_XXXXXX");
+        if (!mkdtemp(tmp_dir)) return NULL;
+    }
+    const char *build = getenv("OB_BUILD");
+    char path[512], cmd[1400];
+    snprintf(path, sizeof path, "%s/%s-%s.gguf", tmp_dir, arch, type);
+    if (access(path, R_OK) != 0) {
+        snprintf(cmd, sizeof cmd, "%s/outboard synth --arch %s --shape tiny --type %s -o %s "
+                 ">/dev/null 2>&1", build ? build : "build", arch, type, path);
+        if (system(cmd) != 0) return NULL;
+    }
+    ob_model *m = NULL;
+    ob_err err = {{0}};
+    if (ob_model_load(path, NULL, &m, &err)) {
+        fprintf(stderr, "load %s: %s\n", path, err.msg);
+        return NULL;
+    }
+    return m;
+}
+
+static ob_context *ctx_new(ob_model *m, int32_t n_seq, int64_t kv_size, int64_t n_batch) {
+    ob_context_params p;
+    ob_context_params_init(&p);
+    p.n_ctx = 256;
+    p.n_threads = 2;
+    p.n_seq_max = n_seq;
+    p.kv_size = kv_size;
+    p.n_batch = n_batch;
+    ob_context *c = NULL;
+    ob_err err = {{0}};
+    if (ob_context_new(m, &p, &c, &err)) fprintf(stderr, "context: %s\n", err.msg);
+    return c;
+}
+
+/* Logits (n, n_vocab) of tokens evaluated alone from position 0, all rows; owned by caller. */
+static float *ref_logits(ob_model *m, const int32_t *toks, int64_t n) {
+    ob_context *c = ctx_new(m, 1, 0, 512);
+    const int64_t nv = m->hp.n_vocab;
+    float *out = malloc((size_t)(n * nv) * sizeof *out);
+    ob_err err = {{0}};
+    if (!c || !out || ob_eval(c, toks, n, true, &err)) {
+        fprintf(stderr, "reference: %s\n", err.msg);
+        free(out);
+        ob_context_free(c);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        memcpy(out + i * nv, ob_logits(c, i), (size_t)nv * sizeof *out);
+    ob_context_free(c);
+    return out;
+}
+
+/* max |a - b| / max(1, max |b|) over n floats. */
+static double rel_diff(const float *a, const float *b, int64_t n) {
+    double d = 0.0, scale = 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (fabs((double)b[i]) > scale) scale = fabs((double)b[i]);
+        if (!(fabs((double)a[i] - (double)b[i]) <= d)) d = fabs((double)a[i] - (double)b[i]);
+    }
+    return d / scale;
+}
+
+static void make_tokens(int32_t *toks, int64_t n, uint32_t seed) {
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        toks[i] = 3 + (int32_t)((seed >> 8) % 250);
+    }
+}
+
+/* One model under test. */
+typedef struct fixture {
+    const char *arch, *type;
+    ob_model *m;
+    double tol;
+    bool swa;
+} fixture;
+
+static fixture fx;
+static double worst;
+
+/* Every entry of b asked for logits: each must match ref[seq] at its position. */
+static bool check_batch(ob_context *c, const ob_batch *b, float *const *ref) {
+    const int64_t nv = fx.m->hp.n_vocab;
+    for (int64_t i = 0; i < b->n; i++) {
+        const float *got = ob_batch_logits(c, i);
+        if (!got) return false;
+        const double d = rel_diff(got, ref[b->seq[i]] + b->pos[i] * nv, nv);
+        if (d > worst) worst = d;
+        if (d > fx.tol) {
+            fprintf(stderr, "%s %s: entry %lld (seq %d pos %lld): diff %g > %g\n", fx.arch,
+                    fx.type, (long long)i, b->seq[i], (long long)b->pos[i], d, fx.tol);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Adds the next k tokens of sequence s (from toks[s]) to b. */
+static void add_run(ob_batch *b, ob_context *c, int32_t s, int32_t *const *toks, int64_t k,
+                    int64_t *next) {
+    (void)c;
+    for (int64_t j = 0; j < k; j++, next[s]++)
+        ob_batch_add(b, toks[s][next[s]], next[s], s, true, NULL);
+}
+
+/* Three sequences of 150, 90 and 40 tokens fed in batches that mix prefill and decode, passes
+ * of 32 entries; every entry's logits checked. */
+TEST(mixed_prefill_and_decode_match_single_sequences) {
+    int32_t buf[3][MAX_LEN], *toks[3] = {buf[0], buf[1], buf[2]};
+    const int64_t len[3] = {150, 90, 40};
+    float *ref[3] = {NULL, NULL, NULL};
+    for (int s = 0; s < 3; s++) {
+        make_tokens(toks[s], len[s], 7u + (uint32_t)s);
+        ref[s] = ref_logits(fx.m, toks[s], len[s]);
+    }
+    ob_context *c = ctx_new(fx.m, N_SEQ, 1024, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref[0] && ref[1] && ref[2] && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    /* step 1: seq 1 prefill 10, seq 0 prefill 70 (80 entries: three passes) */
+    add_run(b, c, 1, toks, 10, next);
+    add_run(b, c, 0, toks, 70, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    /* step 2: seq 0 decodes one, seq 2 starts with 20, seq 1 continues with 60 */
+    ob_batch_clear(b);
+    add_run(b, c, 0, toks, 1, next);
+    add_run(b, c, 2, toks, 20, next);
+    add_run(b, c, 1, toks, 60, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    /* decode steps of all three, seq 0 catching up by 15 a step, to the ends */
+    while (next[0] < len[0] || next[1] < len[1] || next[2] < len[2]) {
+        ob_batch_clear(b);
+        for (int32_t s = 2; s >= 0; s--) {
+            int64_t k = s == 0 ? 15 : 1;
+            if (k > len[s] - next[s]) k = len[s] - next[s];
+            add_run(b, c, s, toks, k, next);
+        }
+        CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+        CHECK(check_batch(c, b, ref));
+    }
+    CHECK_EQ_INT(ob_seq_n_past(c, 0), 150);
+    CHECK_EQ_INT(ob_seq_n_past(c, 2), 40);
+    ob_batch_free(b);
+    ob_context_free(c);
+    for (int s = 0; s < 3; s++) free(ref[s]);
+}
+
+/* Sequence 1 forks from 0 after 45 tokens; both continue differently in one batch. */
+TEST(fork_then_diverge) {
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 120, 11);
+    memcpy(toks[1], toks[0], 45 * sizeof(int32_t));
+    make_tokens(toks[1] + 45, 75, 12);
+    float *ref[2] = {ref_logits(fx.m, toks[0], 120), ref_logits(fx.m, toks[1], 120)};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref[0] && ref[1] && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 45, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_seq_fork(c, 0, 1, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(ob_seq_n_past(c, 1), 45);
+    next[1] = 45;
+    for (int step = 0; step < 3; step++) {
+        ob_batch_clear(b);
+        add_run(b, c, 0, toks, 1, next);
+        add_run(b, c, 1, toks, step == 1 ? 70 : 1, next);
+        CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+        CHECK(check_batch(c, b, ref));
+    }
+    /* forking onto a sequence that holds positions replaces them */
+    CHECK_STATUS(ob_seq_fork(c, 1, 0, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(ob_seq_n_past(c, 0), ob_seq_n_past(c, 1));
+    CHECK_STATUS(ob_seq_fork(c, 1, 1, &err), OB_ERR_ARG, &err, "both sequence 1");
+    CHECK_STATUS(ob_seq_fork(c, 1, N_SEQ, &err), OB_ERR_ARG, &err, "expected 0..3");
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref[0]);
+    free(ref[1]);
+}
+
+/* Truncating to 50 and evaluating other tokens equals evaluating those from scratch. */
+TEST(truncate_then_evaluate_equals_fresh) {
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 80, 21);
+    memcpy(toks[1], toks[0], 50 * sizeof(int32_t));
+    make_tokens(toks[1] + 50, 30, 22);
+    float *ref1 = ref_logits(fx.m, toks[1], 80);
+    float *ref[2] = {ref1, ref1}; /* sequence 0 ends up with toks[1] */
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref1 && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 80, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_seq_truncate(c, 0, 50, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_seq_truncate(c, 0, 51, &err), OB_ERR_ARG, &err, "expected 0..50");
+    ob_batch_clear(b);
+    next[0] = 50;
+    int32_t *t1[2] = {toks[1], toks[1]};
+    add_run(b, c, 0, t1, 30, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref1);
+}
+
+/* A prompt whose first blocks were evaluated by a finished sequence attaches them and
+ * evaluates the rest; its logits equal a full evaluation. On gemma3 (sliding window) the
+ * prefix cache is off: nothing attaches, and evaluating it all still agrees. */
+TEST(prefix_attach_then_evaluate_the_rest) {
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 100, 31);
+    memcpy(toks[1], toks[0], 100 * sizeof(int32_t));
+    make_tokens(toks[1] + 70, 30, 32); /* shares 70 tokens: two whole blocks */
+    float *ref[2] = {ref_logits(fx.m, toks[0], 100), ref_logits(fx.m, toks[1], 100)};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref[0] && ref[1] && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 100, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    ob_seq_free(c, 0);
+    ob_kv_stats ks;
+    ob_kv_stats_get(c, &ks);
+    CHECK_EQ_INT(ks.blocks_used, 0);
+    CHECK_EQ_INT(ks.blocks_cached, fx.swa ? 0 : 3);
+    int64_t got = -1;
+    CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[1], 100, &got, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(got, fx.swa ? 0 : 64);
+    ob_kv_stats_get(c, &ks);
+    CHECK_EQ_INT(ks.prefix_hit_tokens, got);
+    if (!fx.swa)
+        CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[1], 100, &got, &err), OB_ERR_ARG, &err,
+                     "expected an empty sequence");
+    ob_batch_clear(b);
+    next[1] = ob_seq_n_past(c, 1);
+    add_run(b, c, 1, toks, 100 - next[1], next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref[0]);
+    free(ref[1]);
+}
+
+static int abort_after; /* calls of the callback before it says stop */
+
+static bool abort_cb(void *user) {
+    (void)user;
+    return abort_after-- <= 0;
+}
+
+/* A batch cancelled in its second pass leaves both sequences as they were; the same batch then
+ * runs and agrees with the references. */
+TEST(cancel_leaves_caches_unchanged) {
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 100, 41);
+    make_tokens(toks[1], 100, 42);
+    float *ref[2] = {ref_logits(fx.m, toks[0], 100), ref_logits(fx.m, toks[1], 100)};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref[0] && ref[1] && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 30, next);
+    add_run(b, c, 1, toks, 5, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    ob_batch_clear(b);
+
+    add_run(b, c, 1, toks, 40, next);
+    add_run(b, c, 0, toks, 3, next);
+    ob_context_set_abort(c, abort_cb, NULL);
+    abort_after = (int)fx.m->hp.n_layer + 1; /* into the second pass */
+    CHECK_STATUS(ob_decode(c, b, &err), OB_ERR_CANCELLED, &err, "cancelled");
+    CHECK_EQ_INT(ob_seq_n_past(c, 0), 30);
+    CHECK_EQ_INT(ob_seq_n_past(c, 1), 5);
+    CHECK(ob_batch_logits(c, 0) == NULL);
+    ob_kv_stats ks;
+    ob_kv_stats_get(c, &ks);
+    CHECK_EQ_INT(ks.blocks_used, 2); /* 30 and 5 positions: one block each */
+    ob_context_set_abort(c, NULL, NULL);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref[0]);
+    free(ref[1]);
+}
+
+/* A pool of 3 blocks: a batch needing more fails with OB_ERR_LIMIT naming the counts and
+ * changes nothing; after freeing a sequence it runs. A sequence may use far more than
+ * kv_size / n_seq_max. */
+TEST(pool_too_small_fails_and_changes_nothing) {
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 100, 51);
+    make_tokens(toks[1], 100, 52);
+    float *ref[2] = {ref_logits(fx.m, toks[0], 100), ref_logits(fx.m, toks[1], 100)};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 96, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref[0] && ref[1] && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 70, next); /* 3 blocks: the whole pool for one of 4 sequences */
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    ob_batch_clear(b);
+    add_run(b, c, 0, toks, 1, next);
+    add_run(b, c, 1, toks, 10, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_ERR_LIMIT, &err, "needs 1 blocks");
+    CHECK(strstr(err.msg, "0 are free") != NULL);
+    CHECK_EQ_INT(ob_seq_n_past(c, 0), 70);
+    CHECK_EQ_INT(ob_seq_n_past(c, 1), 0);
+    ob_seq_truncate(c, 0, 32, &err);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_ERR_ARG, &err, "expected 32");
+    ob_seq_free(c, 0);
+    ob_batch_clear(b);
+    next[0] = next[1] = 0;
+    add_run(b, c, 1, toks, 90, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref[0]);
+    free(ref[1]);
+}
+
+TEST(bad_entries_are_named) {
+    ob_context *c = ctx_new(fx.m, 2, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(c);
+    CHECK_STATUS(ob_batch_new(2, &b, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_batch_add(b, 5, 0, 0, true, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_batch_add(b, 5, 2, 0, true, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_batch_add(b, 5, 2, 0, true, &err), OB_ERR_LIMIT, &err, "capacity of 2");
+    CHECK_STATUS(ob_decode(c, b, &err), OB_ERR_ARG, &err, "entry 1: sequence 0 at position 2, "
+                 "expected 1");
+    b->seq[1] = 2;
+    CHECK_STATUS(ob_decode(c, b, &err), OB_ERR_ARG, &err, "entry 1: sequence 2, expected 0..1");
+    b->seq[1] = 1;
+    b->pos[1] = 0;
+    b->token[1] = 100000;
+    CHECK_STATUS(ob_decode(c, b, &err), OB_ERR_ARG, &err, "entry 1: token id 100000");
+    b->token[1] = 6;
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(ob_batch_logits(c, 1) != NULL && ob_batch_logits(c, 2) == NULL);
+    CHECK(ob_batch_logits(c, -1) == NULL);
+    b->logits[0] = false;
+    b->pos[0] = b->pos[1] = 1;
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(ob_batch_logits(c, 0) == NULL && ob_batch_logits(c, 1) != NULL);
+    CHECK_EQ_INT(ob_context_n_past(c), 2); /* the single-sequence view is sequence 0 */
+    ob_batch_free(b);
+    ob_context_free(c);
+}
+
+static const struct {
+    const char *arch, *type;
+    double tol;
+} CASES[] = {
+    {"llama", "f32", 1e-5},  {"llama", "q8_0", 1e-4},  {"qwen2", "f32", 1e-5},
+    {"qwen2", "q8_0", 1e-4}, {"qwen3", "f32", 1e-5},   {"qwen3", "q8_0", 1e-4},
+    {"gemma3", "f32", 1e-5}, {"gemma3", "q8_0", 1e-4},
+};
+
+int main(void) {
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        fx = (fixture){CASES[i].arch, CASES[i].type, NULL, CASES[i].tol, false};
+        fx.m = load_synth(fx.arch, fx.type);
+        if (!fx.m) {
+            fprintf(stderr, "skip %s %s: no synthetic model (build/outboard synth failed)\n",
+                    fx.arch, fx.type);
+            t_skipped++;
+            continue;
+        }
+        fx.swa = fx.m->hp.n_swa > 0;
+        worst = 0.0;
+        RUN(mixed_prefill_and_decode_match_single_sequences);
+        RUN(fork_then_diverge);
+        RUN(truncate_then_evaluate_equals_fresh);
+        RUN(prefix_attach_then_evaluate_the_rest);
+        RUN(cancel_leaves_caches_unchanged);
+        RUN(pool_too_small_fails_and_changes_nothing);
+        RUN(bad_entries_are_named);
+        fprintf(stderr, "%s %s: largest relative difference %.3g (tolerance %g)\n", fx.arch,
+                fx.type, worst, fx.tol);
+        ob_model_free(fx.m);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
+    if (tmp_dir[0] && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp_dir);
+    return t_summary();
+}
