@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     cp.n_threads = threads;
     cp.n_ctx = ctx + 2 * rounds + 8;
     cp.n_seq_max = max_n;
-    cp.kv_size = (int64_t)max_n * cp.n_ctx;
+    cp.kv_size = (int64_t)max_n * (cp.n_ctx + 32); /* whole blocks for every sequence */
     if (ob_model_load(argv[1], NULL, &m, &err)) return fail("load", &err);
     if (ob_context_new(m, &cp, &c, &err)) return fail("context", &err);
     if (ob_batch_new(ctx > max_n ? ctx : max_n, &b, &err)) return fail("batch", &err);
