@@ -28,7 +28,22 @@ ob_status chat_jx_step_limit(jctx *c, const jnode *at) {
                         (long long)c->max_steps);
 }
 
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+ob_status chat_jx_check_clock(jctx *c, const jnode *at) {
+    if (now_ns() < c->deadline_ns) return OB_OK;
+    return chat_jx_fail(c, at, OB_ERR_LIMIT, "template rendering took longer than %g s",
+                        c->max_seconds);
+}
+
 ob_status chat_jx_nomem(jctx *c, const jnode *at) {
+    if (chat_arena_take_too_deep(c->a))
+        return chat_jx_fail(c, at, OB_ERR_LIMIT, "value nested deeper than %d levels",
+                            CHAT_VAL_MAX_DEPTH);
     if (chat_arena_over_cap(c->a))
         return chat_jx_fail(c, at, OB_ERR_LIMIT, "render used more than %u MiB of memory",
                             (unsigned)(CHAT_JINJA_MAX_MEMORY >> 20));
@@ -92,7 +107,7 @@ chat_val chat_jx_lookup(jctx *c, ob_str name) {
 
 /* ---- assignment ------------------------------------------------------------------------ */
 
-static ob_status assign(jctx *c, const jnode *target, chat_val v) {
+JX_NOINLINE static ob_status assign(jctx *c, const jnode *target, chat_val v) {
     if (target->kind == JN_NAME) return scope_set(c, target, c->scope, target->name, v);
     if (target->kind == JN_TUPLE) {
         if (v.type != CHAT_LIST)
@@ -148,7 +163,7 @@ static ob_status apply_chain(jctx *c, const jnode *f, chat_val in, chat_val *out
     return chat_jx_eval(c, &copy, out);
 }
 
-static ob_status exec_for(jctx *c, const jnode *s) {
+JX_NOINLINE static ob_status exec_for(jctx *c, const jnode *s) {
     chat_val seq;
     ob_status st = chat_jx_eval(c, s->a, &seq);
     if (st) return st;
@@ -193,7 +208,7 @@ static ob_status exec_for(jctx *c, const jnode *s) {
     return st;
 }
 
-static ob_status exec_callblock(jctx *c, const jnode *s) {
+JX_NOINLINE static ob_status exec_callblock(jctx *c, const jnode *s) {
     chat_func *caller = chat_arena_alloc(c->a, sizeof *caller);
     if (!caller) return chat_jx_nomem(c, s);
     memset(caller, 0, sizeof *caller);
@@ -238,7 +253,7 @@ static ob_status exec_callblock(jctx *c, const jnode *s) {
 
 /* {% with %}: every value is computed in the enclosing scope (none sees another), then the
  * body runs in a new scope holding them. */
-static ob_status exec_with(jctx *c, const jnode *s) {
+JX_NOINLINE static ob_status exec_with(jctx *c, const jnode *s) {
     jscope *outer = c->scope, *inner = scope_new(c, outer);
     if (!inner) return chat_jx_nomem(c, s);
     ob_status st = OB_OK;
@@ -252,7 +267,7 @@ static ob_status exec_with(jctx *c, const jnode *s) {
     return st;
 }
 
-static ob_status exec_macro_def(jctx *c, const jnode *s) {
+JX_NOINLINE static ob_status exec_macro_def(jctx *c, const jnode *s) {
     chat_func *f = chat_arena_alloc(c->a, sizeof *f);
     if (!f) return chat_jx_nomem(c, s);
     memset(f, 0, sizeof *f);
@@ -266,8 +281,19 @@ static ob_status exec_macro_def(jctx *c, const jnode *s) {
     return scope_set(c, s, c->scope, s->name, v);
 }
 
-ob_status chat_jx_exec(jctx *c, const jnode *s) {
-    if (++c->steps > c->max_steps) return chat_jx_step_limit(c, s);
+/* {% set x | filters %}...{% endset %} and {% filter f %}...{% endfilter %}. */
+JX_NOINLINE static ob_status exec_capture_block(jctx *c, const jnode *s) {
+    chat_val v;
+    ob_status st = capture(c, s->body, &v);
+    if (!st) st = apply_chain(c, s->a, v, &v);
+    if (st) return st;
+    if (s->kind == JN_SETBLOCK) return assign(c, s->b, v);
+    chat_val_write_str(c->out, v);
+    return OB_OK;
+}
+
+/* One statement; chat_jx_exec wraps it with the step and depth accounting. */
+static ob_status exec_node(jctx *c, const jnode *s) {
     ob_status st = OB_OK;
     chat_val v;
     switch ((jn_kind)s->kind) {
@@ -291,13 +317,7 @@ ob_status chat_jx_exec(jctx *c, const jnode *s) {
         if (!(st = chat_jx_eval(c, s->a, &v))) st = assign(c, s->b, v);
         break;
     case JN_SETBLOCK:
-        if ((st = capture(c, s->body, &v))) break;
-        if (!(st = apply_chain(c, s->a, v, &v))) st = assign(c, s->b, v);
-        break;
-    case JN_FILTERBLOCK:
-        if ((st = capture(c, s->body, &v))) break;
-        if (!(st = apply_chain(c, s->a, v, &v))) chat_val_write_str(c->out, v);
-        break;
+    case JN_FILTERBLOCK: st = exec_capture_block(c, s); break;
     case JN_WITH: st = exec_with(c, s); break;
     case JN_MACRO: st = exec_macro_def(c, s); break;
     case JN_CALLBLOCK: st = exec_callblock(c, s); break;
@@ -307,6 +327,18 @@ ob_status chat_jx_exec(jctx *c, const jnode *s) {
         return chat_jx_fail(c, s, OB_ERR_FORMAT, "internal: node %d is not a statement", s->kind);
     }
     if (!st && c->out->failed) return chat_jx_nomem(c, s);
+    return st;
+}
+
+ob_status chat_jx_exec(jctx *c, const jnode *s) {
+    ob_status st = chat_jx_step(c, s);
+    if (st) return st;
+    if (c->nest >= CHAT_JINJA_MAX_EVAL_DEPTH)
+        return chat_jx_fail(c, s, OB_ERR_LIMIT, "template evaluation nested deeper than %d levels",
+                            CHAT_JINJA_MAX_EVAL_DEPTH);
+    c->nest++;
+    st = exec_node(c, s);
+    c->nest--;
     return st;
 }
 
@@ -391,6 +423,10 @@ ob_status chat_jinja_render(const chat_jinja *t, chat_arena *arena, chat_val var
     jctx c = {.t = t, .a = arena, .err = err};
     c.now = opts && opts->now ? opts->now : (int64_t)time(NULL);
     c.max_steps = opts && opts->max_steps > 0 ? opts->max_steps : CHAT_JINJA_MAX_STEPS;
+    c.max_seconds = opts && opts->max_seconds > 0 ? opts->max_seconds : CHAT_JINJA_MAX_SECONDS;
+    /* Budgets past a year are a year: the deadline must not overflow. */
+    double ns = (c.max_seconds < 3.2e7 ? c.max_seconds : 3.2e7) * 1e9;
+    c.deadline_ns = now_ns() + (int64_t)ns;
     if (vars.type != CHAT_DICT)
         return chat_jx_fail(&c, NULL, OB_ERR_ARG, "variables must be a dict");
     jscope *builtins = scope_new(&c, NULL), *globals = builtins ? scope_new(&c, builtins) : NULL;
@@ -421,8 +457,10 @@ ob_status chat_jinja_parse(const char *src, size_t len, const char *name, chat_j
     if (len > CHAT_JINJA_MAX_SOURCE)
         return ob_fail(err, OB_ERR_LIMIT, "%s: template of %zu bytes, limit %u", name, len,
                        CHAT_JINJA_MAX_SOURCE);
-    /* Tokens and tree take a few times the source; the cap only guards against bugs. */
-    chat_arena *a = chat_arena_new((size_t)64 * len + (1u << 20));
+    /* The tree takes a few times the source for real templates, and at most about 128 bytes a
+     * token for the densest (`[-1,-1,...]`): the token limit keeps that under the cap, which
+     * backs it up. */
+    chat_arena *a = chat_arena_new(CHAT_JINJA_MAX_PARSE_MEMORY);
     chat_jinja *t = a ? chat_arena_alloc(a, sizeof *t) : NULL;
     char *nm = t ? chat_arena_alloc(a, strlen(name) + 1) : NULL;
     if (!nm) {
@@ -435,6 +473,7 @@ ob_status chat_jinja_parse(const char *src, size_t len, const char *name, chat_j
     jtok_list toks;
     ob_status st = chat_jinja_lex(src, len, nm, a, &toks, err);
     if (!st) st = chat_jinja_build(&toks, nm, a, &t->root, err);
+    ob_free(toks.toks);
     if (st) {
         chat_arena_free(a);
         return st;

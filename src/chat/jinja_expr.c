@@ -35,7 +35,7 @@ ob_status chat_jx_to_str(jctx *c, const jnode *at, chat_val v, chat_val *out) {
     chat_val_write_str(&b, v);
     if (b.failed) return chat_jx_nomem(c, at);
     *out = chat_text_val(&b);
-    return OB_OK;
+    return chat_jx_work(c, at, *out);
 }
 
 static chat_val bound_method(jctx *c, chat_val self, ob_str name) {
@@ -130,7 +130,7 @@ static int64_t norm_index(int64_t i, size_t n) {
 
 ob_status chat_jx_getitem(jctx *c, const jnode *at, chat_val obj, chat_val key, chat_val *out) {
     ob_status st = chat_jx_check_defined(c, at, obj);
-    if (st) return st;
+    if (st || (obj.type == CHAT_STR && (st = chat_jx_work(c, at, obj)))) return st;
     if (obj.type == CHAT_DICT && !(obj.flags & CHAT_F_NS)) {
         chat_val *v = chat_dict_find(obj.u.d, key);
         if (v) {
@@ -199,13 +199,55 @@ static ob_status slice_bounds(jctx *c, const jnode *at, chat_val v[3], size_t n,
     return OB_OK;
 }
 
-static ob_status eval_slice(jctx *c, const jnode *e, chat_val *out) {
+/* A string slice in one pass over the string (indexing each code point from the start would be
+ * quadratic): a step-1 slice is a view, others collect every step-th code point. */
+static ob_status slice_str(jctx *c, const jnode *at, chat_val s, int64_t start, int64_t stop,
+                           int64_t step, chat_val *out) {
+    const char *p = s.u.s.p;
+    size_t n = s.u.s.n;
+    if (step == 1) {
+        size_t b = start < stop ? chat_jx_utf8_offset(p, n, (size_t)start) : 0;
+        size_t e = start < stop ? b + chat_jx_utf8_offset(p + b, n - b, (size_t)(stop - start)) : 0;
+        *out = chat_val_str_view(p + b, e - b);
+        return OB_OK;
+    }
+    chat_text b;
+    chat_text_init(&b, c->a);
+    /* Walk code points in the direction of the step, numbering them as Python does. */
+    int64_t idx = step > 0 ? 0 : (int64_t)chat_jx_utf8_len(p, n) - 1;
+    size_t pos = step > 0 ? 0 : n;
+    while (step > 0 ? idx < stop : idx > stop) {
+        size_t cp_start, cp_len;
+        if (step > 0) {
+            if (pos >= n) break;
+            cp_start = pos;
+            cp_len = chat_jx_utf8_offset(p + pos, n - pos, 1);
+            pos += cp_len;
+        } else {
+            if (pos == 0) break;
+            size_t q = pos - 1;
+            while (q > 0 && ((unsigned char)p[q] & 0xC0) == 0x80)
+                q--;
+            cp_start = q;
+            cp_len = pos - q;
+            pos = q;
+        }
+        bool in_range = step > 0 ? idx >= start : idx <= start;
+        if (in_range && (idx - start) % step == 0) chat_text_add(&b, p + cp_start, cp_len);
+        idx += step > 0 ? 1 : -1;
+    }
+    if (b.failed) return chat_jx_nomem(c, at);
+    *out = chat_text_val(&b);
+    return OB_OK;
+}
+
+JX_NOINLINE static ob_status eval_slice(jctx *c, const jnode *e, chat_val *out) {
     chat_val obj, v[3] = {chat_val_undef(""), chat_val_undef(""), chat_val_undef("")};
     ob_status st = chat_jx_eval(c, e->a, &obj);
     const jnode *parts[3] = {e->b, e->c, e->d};
     for (int k = 0; k < 3 && !st; k++)
         if (parts[k]) st = chat_jx_eval(c, parts[k], &v[k]);
-    if (st || (st = chat_jx_check_defined(c, e, obj))) return st;
+    if (st || (st = chat_jx_check_defined(c, e, obj)) || (st = chat_jx_work(c, e, obj))) return st;
     if (obj.type != CHAT_LIST && obj.type != CHAT_STR)
         return chat_jx_fail(c, e, OB_ERR_FORMAT, "'%s' object is not subscriptable",
                             chat_val_type_name(obj));
@@ -213,28 +255,20 @@ static ob_status eval_slice(jctx *c, const jnode *e, chat_val *out) {
     size_t n = is_str ? chat_jx_utf8_len(obj.u.s.p, obj.u.s.n) : obj.u.l->n;
     int64_t start = 0, stop = 0, step = 1;
     if ((st = slice_bounds(c, e, v, n, &start, &stop, &step))) return st;
-    chat_text b;
-    chat_text_init(&b, c->a);
-    chat_val res = is_str ? chat_val_str_view("", 0) : chat_val_list(c->a, 0);
+    if (is_str) return slice_str(c, e, obj, start, stop, step, out);
+    chat_val res = chat_val_list(c->a, 0);
     if (chat_val_failed(res)) return chat_jx_nomem(c, e);
     res.flags = obj.flags & CHAT_F_TUPLE;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-        if (is_str) {
-            size_t s0 = chat_jx_utf8_offset(obj.u.s.p, obj.u.s.n, (size_t)i);
-            size_t s1 = chat_jx_utf8_offset(obj.u.s.p, obj.u.s.n, (size_t)i + 1);
-            chat_text_add(&b, obj.u.s.p + s0, s1 - s0);
-        } else if (chat_list_push(c->a, res.u.l, obj.u.l->items[i])) {
-            return chat_jx_nomem(c, e);
-        }
-        if (++c->steps > c->max_steps) return chat_jx_step_limit(c, e);
-    }
-    if (b.failed) return chat_jx_nomem(c, e);
-    *out = is_str ? chat_text_val(&b) : res;
+    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step)
+        if (chat_list_push(c->a, res.u.l, obj.u.l->items[i])) return chat_jx_nomem(c, e);
+    *out = res;
     return OB_OK;
 }
 
 ob_status chat_jx_iterate(jctx *c, const jnode *at, chat_val v, chat_list **out) {
     chat_val l;
+    ob_status st = chat_jx_work(c, at, v);
+    if (st) return st;
     switch (v.type) {
     case CHAT_LIST: *out = v.u.l; return OB_OK;
     case CHAT_UNDEF:
@@ -308,23 +342,54 @@ static ob_status builtin_dict(jctx *c, const jnode *at, const jargs *a, bool ns,
     return OB_OK;
 }
 
+/* strftime_now(format): transformers' datetime.now().strftime(format). datetime first replaces
+ * %z and %Z (empty for a naive time) and %f (microseconds: 000000 for a whole-second clock) and
+ * stops at a NUL byte; time.strftime then formats with the C library, in a buffer that doubles
+ * from 1 KiB until the text fits or reaches 256 bytes per format byte (an empty result stays
+ * empty). The same here, so the output is the whole text however long the format. */
 static ob_status builtin_strftime(jctx *c, const jnode *at, const jargs *a, chat_val *out) {
     chat_val fmt = chat_jx_arg(a, 0, "format", chat_val_undef(""));
     if (fmt.type != CHAT_STR)
         return chat_jx_fail(c, at, OB_ERR_FORMAT, "strftime_now needs a format string");
-    char f[256], buf[512];
-    snprintf(f, sizeof f, "%.*s", (int)(fmt.u.s.n < 255 ? fmt.u.s.n : 255), fmt.u.s.p);
+    const char *p = fmt.u.s.p;
+    size_t n = fmt.u.s.n, k = 0;
+    const char *nul = memchr(p, 0, n);
+    if (nul) n = (size_t)(nul - p);
+    /* (3n + 1) bytes: %f (2 bytes) becomes 6; the rest shrink or stay. */
+    char *f = n <= CHAT_JINJA_MAX_MEMORY / 3 ? chat_arena_alloc(c->a, 3 * n + 1) : NULL;
+    if (!f) return chat_jx_nomem(c, at);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != '%' || i + 1 == n) {
+            f[k++] = p[i];
+        } else if (p[i + 1] == 'z' || p[i + 1] == 'Z' || p[i + 1] == 'f') {
+            if (p[i + 1] == 'f') memcpy(f + k, "000000", 6), k += 6;
+            i++;
+        } else {
+            f[k++] = p[i];
+            f[k++] = p[++i];
+        }
+    }
+    f[k] = 0;
     time_t now = (time_t)c->now;
     struct tm tm;
     if (!localtime_r(&now, &tm))
         return chat_jx_fail(c, at, OB_ERR_FORMAT, "strftime_now: bad time");
-    size_t n = f[0] ? strftime(buf, sizeof buf, f, &tm) : 0;
-    *out = chat_val_str(c->a, buf, n);
-    return chat_val_failed(*out) ? chat_jx_nomem(c, at) : OB_OK;
+    size_t len = 0;
+    char *buf = NULL;
+    for (size_t size = 1024; k; size *= 2) {
+        if (size > CHAT_JINJA_MAX_MEMORY)
+            return chat_jx_fail(c, at, OB_ERR_LIMIT, "strftime_now: text over %u MiB",
+                                (unsigned)(CHAT_JINJA_MAX_MEMORY >> 20));
+        if (!(buf = chat_arena_alloc(c->a, size))) return chat_jx_nomem(c, at);
+        len = strftime(buf, size, f, &tm);
+        if (len > 0 || size / 256 >= k) break;
+    }
+    *out = len ? chat_val_str_view(buf, len) : chat_val_str_view("", 0);
+    return OB_OK;
 }
 
-static ob_status call_builtin(jctx *c, const jnode *at, chat_func *f, const jargs *a,
-                              chat_val *out) {
+JX_NOINLINE static ob_status call_builtin(jctx *c, const jnode *at, chat_func *f, const jargs *a,
+                                          chat_val *out) {
     switch (f->builtin) {
     case 0: return builtin_range(c, at, a, out);
     case 1: return builtin_dict(c, at, a, true, out);
@@ -387,7 +452,7 @@ static ob_status eval_args(jctx *c, const jnode *e, jargs *a) {
     return OB_OK;
 }
 
-static ob_status eval_call(jctx *c, const jnode *e, chat_val *out) {
+JX_NOINLINE static ob_status eval_call(jctx *c, const jnode *e, chat_val *out) {
     chat_val fn;
     ob_status st;
     jargs args;
@@ -410,7 +475,7 @@ static ob_status eval_call(jctx *c, const jnode *e, chat_val *out) {
 
 /* ---- expressions ----------------------------------------------------------------------- */
 
-static ob_status eval_collection(jctx *c, const jnode *e, chat_val *out) {
+JX_NOINLINE static ob_status eval_collection(jctx *c, const jnode *e, chat_val *out) {
     bool dict = e->kind == JN_DICT;
     *out = dict ? chat_val_dict(c->a, e->nkids / 2) : chat_val_list(c->a, e->nkids);
     if (chat_val_failed(*out)) return chat_jx_nomem(c, e);
@@ -429,7 +494,7 @@ static ob_status eval_collection(jctx *c, const jnode *e, chat_val *out) {
     return OB_OK;
 }
 
-static ob_status eval_unary(jctx *c, const jnode *e, chat_val *out) {
+JX_NOINLINE static ob_status eval_unary(jctx *c, const jnode *e, chat_val *out) {
     chat_val v;
     ob_status st = chat_jx_eval(c, e->a, &v);
     if (st) return st;
@@ -452,9 +517,33 @@ static ob_status eval_unary(jctx *c, const jnode *e, chat_val *out) {
     return OB_OK;
 }
 
-ob_status chat_jx_eval(jctx *c, const jnode *e, chat_val *out) {
-    if (++c->steps > c->max_steps) return chat_jx_step_limit(c, e);
+/* x|name(args) or x is [not] name(args). */
+JX_NOINLINE static ob_status eval_filter_or_test(jctx *c, const jnode *e, chat_val *out) {
+    jargs args;
+    chat_val x;
+    ob_status st;
+    if ((st = chat_jx_eval(c, e->a, &x)) || (st = eval_args(c, e, &args))) return st;
+    if (e->kind == JN_FILTER) return chat_jx_filter(c, e, e->name, x, &args, out);
+    bool r;
+    if ((st = chat_jx_test(c, e, e->name, x, &args, &r))) return st;
+    *out = chat_val_bool(e->op ? !r : r);
+    return OB_OK;
+}
+
+/* a.name, a[b], and the binary operators. */
+JX_NOINLINE static ob_status eval_access_or_binop(jctx *c, const jnode *e, chat_val *out) {
     chat_val x, y;
+    ob_status st;
+    if ((st = chat_jx_eval(c, e->a, &x))) return st;
+    if (e->kind == JN_GETATTR) return chat_jx_getattr(c, e, x, e->name, out);
+    if ((st = chat_jx_eval(c, e->b, &y))) return st;
+    if (e->kind == JN_GETITEM) return chat_jx_getitem(c, e, x, y, out);
+    return chat_jx_binop(c, e, e->op, x, y, out);
+}
+
+/* One expression; chat_jx_eval wraps it with the step and depth accounting. */
+static ob_status eval_node(jctx *c, const jnode *e, chat_val *out) {
+    chat_val x;
     ob_status st;
     switch ((jn_kind)e->kind) {
     case JN_CONST: *out = e->val; return OB_OK;
@@ -463,30 +552,13 @@ ob_status chat_jx_eval(jctx *c, const jnode *e, chat_val *out) {
     case JN_TUPLE:
     case JN_DICT: return eval_collection(c, e, out);
     case JN_GETATTR:
-        if ((st = chat_jx_eval(c, e->a, &x))) return st;
-        return chat_jx_getattr(c, e, x, e->name, out);
     case JN_GETITEM:
-        if ((st = chat_jx_eval(c, e->a, &x)) || (st = chat_jx_eval(c, e->b, &y))) return st;
-        return chat_jx_getitem(c, e, x, y, out);
+    case JN_BINOP: return eval_access_or_binop(c, e, out);
     case JN_SLICE: return eval_slice(c, e, out);
     case JN_CALL: return eval_call(c, e, out);
-    case JN_FILTER: {
-        jargs args;
-        if ((st = chat_jx_eval(c, e->a, &x)) || (st = eval_args(c, e, &args))) return st;
-        return chat_jx_filter(c, e, e->name, x, &args, out);
-    }
-    case JN_TEST: {
-        jargs args;
-        bool r;
-        if ((st = chat_jx_eval(c, e->a, &x)) || (st = eval_args(c, e, &args))) return st;
-        if ((st = chat_jx_test(c, e, e->name, x, &args, &r))) return st;
-        *out = chat_val_bool(e->op ? !r : r);
-        return OB_OK;
-    }
+    case JN_FILTER:
+    case JN_TEST: return eval_filter_or_test(c, e, out);
     case JN_UNARY: return eval_unary(c, e, out);
-    case JN_BINOP:
-        if ((st = chat_jx_eval(c, e->a, &x)) || (st = chat_jx_eval(c, e->b, &y))) return st;
-        return chat_jx_binop(c, e, e->op, x, y, out);
     case JN_AND:
     case JN_OR:
         if ((st = chat_jx_eval(c, e->a, &x))) return st;
@@ -507,4 +579,18 @@ ob_status chat_jx_eval(jctx *c, const jnode *e, chat_val *out) {
     default:
         return chat_jx_fail(c, e, OB_ERR_FORMAT, "internal: node %d is not an expression", e->kind);
     }
+}
+
+ob_status chat_jx_eval(jctx *c, const jnode *e, chat_val *out) {
+    ob_status st = chat_jx_step(c, e);
+    if (st) return st;
+    /* The parser bounds one expression's depth; this bounds everything nested at run time
+     * (blocks, expressions, macro calls inside macro calls) against the C stack. */
+    if (c->nest >= CHAT_JINJA_MAX_EVAL_DEPTH)
+        return chat_jx_fail(c, e, OB_ERR_LIMIT, "template evaluation nested deeper than %d levels",
+                            CHAT_JINJA_MAX_EVAL_DEPTH);
+    c->nest++;
+    st = eval_node(c, e, out);
+    c->nest--;
+    return st;
 }

@@ -333,8 +333,11 @@ static ob_status f_tojson(jctx *c, const jnode *at, chat_val in, const jargs *a,
     chat_text b;
     chat_text_init(&b, c->a);
     char why[64] = "";
-    if (chat_val_to_json(&b, in, chat_val_truthy(asc), indent, is, ks, chat_val_truthy(sk), why))
-        return chat_jx_fail(c, at, OB_ERR_FORMAT, "tojson: %s", why);
+    int r =
+        chat_val_to_json(&b, in, chat_val_truthy(asc), indent, is, ks, chat_val_truthy(sk), why);
+    if (r)
+        return chat_jx_fail(c, at, r == CHAT_VAL_TOO_DEEP ? OB_ERR_LIMIT : OB_ERR_FORMAT,
+                            "tojson: %s", why);
     if (b.failed) return chat_jx_nomem(c, at);
     *out = chat_text_val(&b);
     return OB_OK;
@@ -429,5 +432,6 @@ ob_status chat_jx_filter(jctx *c, const jnode *at, ob_str name, chat_val in, con
     if (!fn) return chat_jx_fail(c, at, OB_ERR_FORMAT, "unknown filter '%.*s'", OB_STR_FMT(name));
     /* Filters other than default/length/string-likes refuse undefined input, as jinja2's do
      * when they touch it; the text filters print it as "". */
-    return fn(c, at, in, args, out);
+    ob_status st = chat_jx_work(c, at, in);
+    return st ? st : fn(c, at, in, args, out);
 }

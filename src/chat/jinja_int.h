@@ -40,12 +40,15 @@ typedef struct jtok {
 } jtok;
 
 typedef struct jtok_list {
-    jtok *toks; /* (n) tokens, the last one JT_EOF; in the template's arena */
+    jtok *toks; /* (n) tokens, the last one JT_EOF; owned (ob_free), since the tree does not
+                 * refer to them and they are half of a template's parse memory */
     size_t n;
 } jtok_list;
 
 /* Splits a template into tokens with transformers' whitespace settings (trim_blocks,
- * lstrip_blocks). Strings and tokens are made in `a`. */
+ * lstrip_blocks). Decoded strings and the normalized source are made in `a` (the tree refers
+ * to them); out->toks is new (ob_free it), NULL on error. OB_ERR_LIMIT past
+ * CHAT_JINJA_MAX_TOKENS or CHAT_JINJA_MAX_PARSE_MEMORY, naming the line and column. */
 ob_status chat_jinja_lex(const char *src, size_t len, const char *name, chat_arena *a,
                          jtok_list *out, ob_err *err);
 
@@ -110,8 +113,9 @@ typedef enum jop {
 
 typedef struct jnode jnode;
 struct jnode {
-    uint8_t kind; /* jn_kind */
-    uint8_t op;   /* jop, or a flag as noted above */
+    uint8_t kind;   /* jn_kind */
+    uint8_t op;     /* jop, or a flag as noted above */
+    uint16_t depth; /* expressions: 1 + the deepest operand (<= CHAT_JINJA_MAX_NESTING) */
     uint32_t line, col;
     chat_val val;
     ob_str name;
@@ -140,8 +144,10 @@ typedef struct jparser {
     chat_arena *a;
     const char *name;
     ob_err *err;
-    int depth;
-    bool failed; /* an error is already written; later ones keep the first */
+    int depth;        /* expression parse functions in progress that nest (brackets, unary) */
+    int blocks;       /* block bodies in progress */
+    bool failed;      /* an error is already written; later ones keep the first */
+    ob_status status; /* the first error's status */
 } jparser;
 
 /* A growable child list, copied into its node by chat_jp_kids_store. */
@@ -163,6 +169,13 @@ bool chat_jp_skip_op(jparser *P, const char *op);
 bool chat_jp_skip_name(jparser *P, const char *nm);
 ob_status chat_jp_expect_op(jparser *P, const char *op);
 jnode *chat_jp_node(jparser *P, jn_kind kind, const jtok *at);
+/* Sets an expression node's depth from its operands (a b c d and kids) once they are in place;
+ * NULL with "expression nested deeper than N" at the node when past CHAT_JINJA_MAX_NESTING.
+ * Every recursive walk of the tree (evaluation) is bounded by that. NULL in, NULL out. */
+jnode *chat_jp_deepen(jparser *P, jnode *n);
+/* The parse error for an allocation that failed: OB_ERR_LIMIT naming the parse memory cap and
+ * the token's line:column when the arena is over it, else OB_ERR_NOMEM. */
+void chat_jp_nomem(jparser *P);
 void chat_jp_kids_init(jkids *k);
 bool chat_jp_kids_push(jparser *P, jkids *k, jnode *x, ob_str nm);
 bool chat_jp_kids_store(jparser *P, jkids *k, jnode *into);
@@ -213,6 +226,17 @@ typedef struct jargs {
     size_t nkw;
 } jargs;
 
+/* A string made by `~` or `+` whose buffer has room after it: the next concatenation onto that
+ * exact string appends in place instead of copying, so `{% set s = s ~ x %}` in a loop is
+ * linear, not quadratic. Strings are immutable views, and the bytes after `n` are written by
+ * no one else, so other holders of the shorter string never see the change. */
+typedef struct jgrow {
+    char *p;
+    size_t n, cap;
+} jgrow;
+
+#define JX_GROW_SLOTS 4 /* strings growing at once (a few accumulators in one loop) */
+
 typedef struct jctx {
     const chat_jinja *t;
     chat_arena *a;
@@ -221,9 +245,15 @@ typedef struct jctx {
     jscope *globals;
     chat_text *out;
     int64_t steps, max_steps;
-    int depth;
+    int depth;    /* macro calls in progress */
+    int nest;     /* chat_jx_eval / chat_jx_exec frames in progress */
     int loop_ctl; /* 1 = break, 2 = continue, pending */
     int64_t now;
+    double max_seconds;
+    int64_t deadline_ns; /* CLOCK_MONOTONIC time at which the render gives up */
+    size_t work;         /* bytes charged by chat_jx_work since the clock was last read */
+    jgrow grow[JX_GROW_SLOTS];
+    unsigned grow_next;
 } jctx;
 
 /* Writes "NAME:LINE:COL: message" (at `at`, which may be NULL) and returns st. */
@@ -231,6 +261,36 @@ ob_status chat_jx_fail(jctx *c, const jnode *at, ob_status st, const char *fmt, 
     OB_PRINTF(4, 5);
 /* The step-limit error (a template that runs too long). */
 ob_status chat_jx_step_limit(jctx *c, const jnode *at);
+/* OB_ERR_LIMIT "template rendering took longer than X s" once the deadline has passed. */
+ob_status chat_jx_check_clock(jctx *c, const jnode *at);
+
+/* Keeps a helper's locals out of the recursive evaluator's frames (chat_jx_eval, chat_jx_exec):
+ * the stack one level of template nesting takes is what CHAT_JINJA_MAX_EVAL_DEPTH multiplies,
+ * and inlined helpers would add all their locals to every level. */
+#define JX_NOINLINE __attribute__((noinline))
+
+/* Counts one step (each statement and expression evaluated) at `at`: the step limit, and every
+ * 1024 steps the wall clock (a clock read costs about as much as a few dozen steps). */
+static inline ob_status chat_jx_step(jctx *c, const jnode *at) {
+    if (++c->steps > c->max_steps) return chat_jx_step_limit(c, at);
+    if ((c->steps & 1023) == 0) return chat_jx_check_clock(c, at);
+    return OB_OK;
+}
+
+/* Charges the size of a value one step works over: operators, filters, tests, methods, slices
+ * and loops call it with their operands, and every 64 MiB charged reads the clock. One step can
+ * scan a string of hundreds of megabytes (s.find(x) repeated in a loop allocates nothing, so
+ * the memory cap does not stop it); counted in steps alone, 1024 of them could outrun the
+ * budget by minutes. */
+static inline ob_status chat_jx_work(jctx *c, const jnode *at, chat_val v) {
+    size_t bytes = v.type == CHAT_STR    ? v.u.s.n
+                   : v.type == CHAT_LIST ? v.u.l->n * sizeof(chat_val)
+                   : v.type == CHAT_DICT ? v.u.d->n * 2 * sizeof(chat_val)
+                                         : 0;
+    if ((c->work += bytes) < (64u << 20)) return OB_OK;
+    c->work = 0;
+    return chat_jx_check_clock(c, at);
+}
 /* The out-of-memory error (over the memory cap: OB_ERR_LIMIT). */
 ob_status chat_jx_nomem(jctx *c, const jnode *at);
 
@@ -253,6 +313,11 @@ ob_status chat_jx_check_defined(jctx *c, const jnode *at, chat_val v);
 chat_val chat_jx_undef(jctx *c, const char *fmt, ...) OB_PRINTF(2, 3);
 /* Binary operators (arithmetic, comparisons, membership). */
 ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out);
+/* Python == (*out), failing with OB_ERR_LIMIT for values nested past CHAT_VAL_MAX_DEPTH. */
+ob_status chat_jx_equal(jctx *c, const jnode *at, chat_val x, chat_val y, bool *out);
+/* The error for chat_val_compare's failure r on x and y: unorderable types or too deep. */
+ob_status chat_jx_compare_fail(jctx *c, const jnode *at, int r, const char *op, chat_val x,
+                               chat_val y);
 
 /* Filters, tests, methods: each returns OB_ERR_FORMAT naming an unknown name. */
 ob_status chat_jx_filter(jctx *c, const jnode *at, ob_str name, chat_val in, const jargs *args,
@@ -281,6 +346,9 @@ enum { JX_UPPER, JX_LOWER, JX_TITLE, JX_CAPITALIZE };
 chat_val chat_jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, int64_t count);
 /* s.split(sep, maxsplit) (sep undefined/none: runs of whitespace); rsplit when from_right. */
 chat_val chat_jx_split(chat_arena *a, chat_val s, chat_val sep, int64_t maxsplit, bool from_right);
+/* Byte offset of the last occurrence of needle[0..k) in hay[0..n): -1 when absent, -2 when out
+ * of memory. Linear time (a backward scan comparing k bytes at each offset would be O(n*k)). */
+int64_t chat_jx_rfind(chat_arena *a, const char *hay, size_t n, const char *needle, size_t k);
 bool chat_jx_is_space(uint32_t cp);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,15 +31,33 @@ typedef struct lexer {
     size_t ntok, cap;
     bool line_starting; /* the previous tag's match ended with a newline */
     ob_err *err;
+    ob_status st; /* the error push() or lex_nomem() wrote */
 } lexer;
 
-static ob_status lex_fail(lexer *L, size_t at, const char *msg, const char *extra) {
+/* Writes "NAME:LINE:COL: msg extra" for byte `at` with status st. */
+static ob_status lex_fail_st(lexer *L, ob_status st, size_t at, const char *msg,
+                             const char *extra) {
     uint32_t line = 1;
     size_t ls = 0;
     for (size_t i = 0; i < at && i < L->n; i++)
         if (L->s[i] == '\n') line++, ls = i + 1;
-    return ob_fail(L->err, OB_ERR_FORMAT, "%s:%u:%zu: %s%s", L->name, line, at - ls + 1, msg,
+    return ob_fail(L->err, st, "%s:%u:%zu: %s%s", L->name, line, at - ls + 1, msg,
                    extra ? extra : "");
+}
+
+static ob_status lex_fail(lexer *L, size_t at, const char *msg, const char *extra) {
+    return lex_fail_st(L, OB_ERR_FORMAT, at, msg, extra);
+}
+
+/* An allocation failed at byte `at`: OB_ERR_LIMIT naming the parse memory cap when the arena is
+ * over it (with the line:column reached, for templates of very many tokens), else NOMEM. */
+static ob_status lex_nomem(lexer *L, size_t at) {
+    if (!chat_arena_over_cap(L->a))
+        return L->st = ob_fail(L->err, OB_ERR_NOMEM, "%s: out of memory", L->name);
+    char msg[80];
+    snprintf(msg, sizeof msg, "parsing the template needs more than %u MiB of memory",
+             CHAT_JINJA_MAX_PARSE_MEMORY >> 20);
+    return L->st = lex_fail_st(L, OB_ERR_LIMIT, at, msg, NULL);
 }
 
 /* Moves pos to `to`, counting lines. */
@@ -48,12 +67,25 @@ static void advance(lexer *L, size_t to) {
     L->pos = to;
 }
 
+/* A new token; NULL with L->st and the error written when over CHAT_JINJA_MAX_TOKENS or out
+ * of memory. */
 static jtok *push(lexer *L, jtok_type type, size_t at, const char *p, size_t len) {
+    if (L->ntok == CHAT_JINJA_MAX_TOKENS) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "template has more than %u tokens", CHAT_JINJA_MAX_TOKENS);
+        L->st = lex_fail_st(L, OB_ERR_LIMIT, at, msg, NULL);
+        return NULL;
+    }
     if (L->ntok == L->cap) {
         size_t ncap = L->cap * 2 + 64;
-        jtok *t = chat_arena_alloc(L->a, ncap * sizeof *t);
-        if (!t) return NULL;
+        if (ncap > CHAT_JINJA_MAX_TOKENS) ncap = CHAT_JINJA_MAX_TOKENS;
+        jtok *t = ob_alloc(ncap, sizeof *t);
+        if (!t) {
+            L->st = ob_fail(L->err, OB_ERR_NOMEM, "%s: out of memory", L->name);
+            return NULL;
+        }
         if (L->ntok) memcpy(t, L->toks, L->ntok * sizeof *t);
+        ob_free(L->toks);
         L->toks = t;
         L->cap = ncap;
     }
@@ -118,15 +150,14 @@ static size_t trim_data(const lexer *L, size_t from, size_t to, char sign, bool 
 
 static ob_status emit_text(lexer *L, size_t from, size_t to) {
     if (to <= from) return OB_OK;
-    if (!push(L, JT_TEXT, from, L->s + from, to - from))
-        return ob_fail(L->err, OB_ERR_NOMEM, "%s: out of memory", L->name);
+    if (!push(L, JT_TEXT, from, L->s + from, to - from)) return L->st;
     return OB_OK;
 }
 
 /* Decodes a string literal body the way Python's "unicode-escape" codec does. */
 static ob_status decode_string(lexer *L, size_t at, size_t from, size_t to, jtok *t) {
     char *o = chat_arena_alloc(L->a, to - from + 1);
-    if (!o) return ob_fail(L->err, OB_ERR_NOMEM, "%s: out of memory", L->name);
+    if (!o) return lex_nomem(L, at);
     size_t n = 0;
     for (size_t i = from; i < to; i++) {
         char c = L->s[i];
@@ -287,7 +318,7 @@ static ob_status lex_one(lexer *L, int *balance, char *stack) {
     char what[8] = {'\'', c, '\'', 0};
     return lex_fail(L, at, "unexpected character ", what);
 nomem:
-    return ob_fail(L->err, OB_ERR_NOMEM, "%s: out of memory", L->name);
+    return L->st;
 }
 
 /* The inside of {{ ... }} or {% ... %}, up to and including its end. */
@@ -301,7 +332,7 @@ static ob_status lex_tag(lexer *L, bool is_block, size_t open_at) {
         size_t e = balance ? 0 : tag_end(L, L->pos, is_block ? '%' : '}', is_block);
         if (e && !(!is_block && L->s[L->pos] == '+')) {
             if (!push(L, is_block ? JT_BLOCK_END : JT_VAR_END, L->pos, L->s + L->pos, e))
-                return ob_fail(L->err, OB_ERR_NOMEM, "%s: out of memory", L->name);
+                return L->st;
             L->line_starting = L->s[L->pos + e - 1] == '\n';
             advance(L, L->pos + e);
             return OB_OK;
@@ -394,46 +425,58 @@ static char *normalize(chat_arena *a, const char *src, size_t len, size_t *out_l
     return o;
 }
 
-ob_status chat_jinja_lex(const char *src, size_t len, const char *name, chat_arena *a,
-                         jtok_list *out, ob_err *err) {
-    lexer L = {.name = name, .a = a, .line = 1, .line_starting = true, .err = err};
-    L.s = normalize(a, src, len, &L.n);
-    if (!L.s) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", name);
-    while (L.pos < L.n) {
+/* The token loop of chat_jinja_lex; on error L->toks is left for the caller to free. */
+static ob_status lex_all(lexer *L) {
+    while (L->pos < L->n) {
         /* Find the next tag opening. */
-        size_t at = L.pos;
-        while (at + 1 < L.n && !(L.s[at] == '{' && strchr("{%#", L.s[at + 1])))
+        size_t at = L->pos;
+        while (at + 1 < L->n && !(L->s[at] == '{' && strchr("{%#", L->s[at + 1])))
             at++;
-        if (at + 1 >= L.n) {
-            ob_status st = emit_text(&L, L.pos, L.n);
+        if (at + 1 >= L->n) {
+            ob_status st = emit_text(L, L->pos, L->n);
             if (st) return st;
-            advance(&L, L.n);
+            advance(L, L->n);
             break;
         }
-        char kind = L.s[at + 1];
-        char sign = at + 2 < L.n && (L.s[at + 2] == '-' || L.s[at + 2] == '+') ? L.s[at + 2] : 0;
-        size_t to = trim_data(&L, L.pos, at, sign, kind != '{');
-        ob_status st = emit_text(&L, L.pos, to);
+        char kind = L->s[at + 1];
+        char sign =
+            at + 2 < L->n && (L->s[at + 2] == '-' || L->s[at + 2] == '+') ? L->s[at + 2] : 0;
+        size_t to = trim_data(L, L->pos, at, sign, kind != '{');
+        ob_status st = emit_text(L, L->pos, to);
         if (st) return st;
         size_t body = at + 2 + (sign ? 1 : 0);
-        size_t raw_end = kind == '%' ? raw_open(&L, body) : 0;
+        size_t raw_end = kind == '%' ? raw_open(L, body) : 0;
         if (raw_end) {
-            L.line_starting = L.s[raw_end - 1] == '\n';
-            advance(&L, raw_end);
-            st = lex_raw(&L, at);
+            L->line_starting = L->s[raw_end - 1] == '\n';
+            advance(L, raw_end);
+            st = lex_raw(L, at);
         } else if (kind == '#') {
-            advance(&L, body);
-            st = lex_comment(&L, at);
+            advance(L, body);
+            st = lex_comment(L, at);
         } else {
-            if (!push(&L, kind == '%' ? JT_BLOCK_BEGIN : JT_VAR_BEGIN, at, L.s + at, body - at))
-                return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", name);
-            advance(&L, body);
-            st = lex_tag(&L, kind == '%', at);
+            if (!push(L, kind == '%' ? JT_BLOCK_BEGIN : JT_VAR_BEGIN, at, L->s + at, body - at))
+                return L->st;
+            advance(L, body);
+            st = lex_tag(L, kind == '%', at);
         }
         if (st) return st;
     }
-    if (!push(&L, JT_EOF, L.n, L.s + L.n, 0))
-        return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", name);
+    if (!push(L, JT_EOF, L->n, L->s + L->n, 0)) return L->st;
+    return OB_OK;
+}
+
+ob_status chat_jinja_lex(const char *src, size_t len, const char *name, chat_arena *a,
+                         jtok_list *out, ob_err *err) {
+    out->toks = NULL;
+    out->n = 0;
+    lexer L = {.name = name, .a = a, .line = 1, .line_starting = true, .err = err};
+    L.s = normalize(a, src, len, &L.n);
+    if (!L.s) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", name);
+    ob_status st = lex_all(&L);
+    if (st) {
+        ob_free(L.toks);
+        return st;
+    }
     out->toks = L.toks;
     out->n = L.ntok;
     return OB_OK;

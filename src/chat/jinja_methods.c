@@ -26,8 +26,15 @@ static int find_name(const char *const *names, ob_str name) {
     return -1;
 }
 
+/* A tuple has only index and count: it never changes, which dict keys rely on (value_dict.c
+ * hashes a tuple by its items). */
+static bool tuple_method(ob_str name) {
+    return ob_str_eq_cstr(name, "index") || ob_str_eq_cstr(name, "count");
+}
+
 bool chat_jx_method_exists(chat_val obj, ob_str name) {
     if (obj.type == CHAT_STR) return find_name(STR_METHODS, name) >= 0;
+    if (obj.type == CHAT_LIST && (obj.flags & CHAT_F_TUPLE)) return tuple_method(name);
     if (obj.type == CHAT_LIST) return find_name(LIST_METHODS, name) >= 0;
     if (obj.type == CHAT_DICT && !(obj.flags & CHAT_F_NS))
         return find_name(DICT_METHODS, name) >= 0;
@@ -44,20 +51,19 @@ static int64_t int_or(chat_val v, int64_t def) {
     return v.type == CHAT_INT ? v.u.i : v.type == CHAT_BOOL ? v.u.b : def;
 }
 
-/* startswith/endswith with a string or a tuple of strings. */
+/* startswith/endswith with a string or a tuple of strings (one level, as Python allows: a
+ * nested tuple is an error, not a recursion). */
 static ob_status affix(jctx *c, const jnode *at, chat_val s, chat_val arg, bool end, bool *out) {
+    const char *what = end ? "endswith" : "startswith";
+    size_t n = arg.type == CHAT_LIST ? arg.u.l->n : 1;
     *out = false;
-    if (arg.type == CHAT_LIST) {
-        for (size_t i = 0; i < arg.u.l->n && !*out; i++) {
-            ob_status st = affix(c, at, s, arg.u.l->items[i], end, out);
-            if (st) return st;
-        }
-        return OB_OK;
+    for (size_t i = 0; i < n && !*out; i++) {
+        chat_val x = arg.type == CHAT_LIST ? arg.u.l->items[i] : arg;
+        ob_status st = want_str(c, at, x, what);
+        if (st) return st;
+        size_t k = x.u.s.n;
+        *out = k <= s.u.s.n && memcmp(s.u.s.p + (end ? s.u.s.n - k : 0), x.u.s.p, k) == 0;
     }
-    ob_status st = want_str(c, at, arg, end ? "endswith" : "startswith");
-    if (st) return st;
-    size_t k = arg.u.s.n;
-    *out = k <= s.u.s.n && memcmp(s.u.s.p + (end ? s.u.s.n - k : 0), arg.u.s.p, k) == 0;
     return OB_OK;
 }
 
@@ -86,26 +92,34 @@ static ob_status str_predicate(chat_val s, int which, chat_val *out) {
     return OB_OK;
 }
 
+/* find (how 0), rfind (1) and count (2) of a substring; positions count code points. memmem
+ * keeps them linear in the string's length whatever the substring. */
 static ob_status str_find(jctx *c, const jnode *at, chat_val s, chat_val sub, int how,
                           chat_val *out) {
     ob_status st = want_str(c, at, sub, "find");
     if (st) return st;
-    int64_t pos = -1, count = 0;
-    size_t k = sub.u.s.n;
-    for (size_t i = 0; i + k <= s.u.s.n; i++) {
-        if (memcmp(s.u.s.p + i, sub.u.s.p, k)) continue;
-        if (how == 2) { /* count: non-overlapping */
-            count++;
-            i += k ? k - 1 : 0;
-            continue;
+    const char *p = s.u.s.p;
+    size_t n = s.u.s.n, k = sub.u.s.n;
+    if (how == 2) {
+        int64_t count = 0;
+        if (k == 0) count = (int64_t)chat_jx_utf8_len(p, n) + 1;
+        for (size_t i = 0; k && i + k <= n; count++) { /* non-overlapping, as Python counts */
+            const char *hit = memmem(p + i, n - i, sub.u.s.p, k);
+            if (!hit) break;
+            i = (size_t)(hit - p) + k;
         }
-        pos = (int64_t)chat_jx_utf8_len(s.u.s.p, i);
-        if (how == 0) break;
+        *out = chat_val_int(count);
+        return OB_OK;
     }
-    if (how == 2)
-        *out = chat_val_int(k ? count : (int64_t)chat_jx_utf8_len(s.u.s.p, s.u.s.n) + 1);
-    else
-        *out = chat_val_int(pos);
+    int64_t pos;
+    if (how == 1) {
+        pos = chat_jx_rfind(c->a, p, n, sub.u.s.p, k);
+        if (pos == -2) return chat_jx_nomem(c, at);
+    } else {
+        const char *hit = k <= n ? memmem(p, n, sub.u.s.p, k) : NULL;
+        pos = hit ? hit - p : -1;
+    }
+    *out = chat_val_int(pos < 0 ? -1 : (int64_t)chat_jx_utf8_len(p, (size_t)pos));
     return OB_OK;
 }
 
@@ -247,7 +261,10 @@ static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, con
     case 3: { /* index count */
         int64_t count = 0;
         for (size_t i = 0; i < l->n; i++) {
-            if (!chat_val_equal(l->items[i], a0)) continue;
+            bool eq = false;
+            ob_status st = chat_jx_equal(c, at, l->items[i], a0, &eq);
+            if (st) return st;
+            if (!eq) continue;
             if (m == 2) {
                 *out = chat_val_int((int64_t)i);
                 return OB_OK;
@@ -279,12 +296,15 @@ static ob_status list_method(jctx *c, const jnode *at, chat_val self, int m, con
         return OB_OK;
     }
     case 6: /* remove */
-        for (size_t i = 0; i < l->n; i++)
-            if (chat_val_equal(l->items[i], a0)) {
-                memmove(&l->items[i], &l->items[i + 1], (l->n - i - 1) * sizeof(chat_val));
-                l->n--;
-                return OB_OK;
-            }
+        for (size_t i = 0; i < l->n; i++) {
+            bool eq = false;
+            ob_status st = chat_jx_equal(c, at, l->items[i], a0, &eq);
+            if (st) return st;
+            if (!eq) continue;
+            memmove(&l->items[i], &l->items[i + 1], (l->n - i - 1) * sizeof(chat_val));
+            l->n--;
+            return OB_OK;
+        }
         return chat_jx_fail(c, at, OB_ERR_FORMAT, "list.remove(x): x not in list");
     case 7: /* reverse */
         for (size_t i = 0, j = l->n; i + 1 < j; i++, j--) {
@@ -369,7 +389,7 @@ static ob_status dict_method(jctx *c, const jnode *at, chat_val self, int m, con
         *out = chat_jx_arg(a, 1, NULL, chat_val_none());
         return chat_dict_set(c->a, d, a0, *out) ? chat_jx_nomem(c, at) : OB_OK;
     case 8:
-        d->n = 0;
+        chat_dict_clear(d);
         *out = chat_val_none();
         return OB_OK;
     }
@@ -379,9 +399,13 @@ static ob_status dict_method(jctx *c, const jnode *at, chat_val self, int m, con
 ob_status chat_jx_method(jctx *c, const jnode *at, chat_val self, ob_str name, const jargs *args,
                          chat_val *out) {
     int m;
+    ob_status st = chat_jx_work(c, at, self);
+    if (!st && args->npos) st = chat_jx_work(c, at, args->pos[0]);
+    if (st) return st;
     if (self.type == CHAT_STR && (m = find_name(STR_METHODS, name)) >= 0)
         return str_method(c, at, self, m, args, out);
-    if (self.type == CHAT_LIST && (m = find_name(LIST_METHODS, name)) >= 0)
+    if (self.type == CHAT_LIST && (!(self.flags & CHAT_F_TUPLE) || tuple_method(name)) &&
+        (m = find_name(LIST_METHODS, name)) >= 0)
         return list_method(c, at, self, m, args, out);
     if (self.type == CHAT_DICT && (m = find_name(DICT_METHODS, name)) >= 0)
         return dict_method(c, at, self, m, args, out);

@@ -7,6 +7,8 @@
  */
 #include "chat/jinja_int.h"
 
+#include "core/alloc.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,6 +53,25 @@ static double as_f(chat_val v) {
     return v.type == CHAT_FLOAT ? v.u.f : (double)as_i(v);
 }
 
+ob_status chat_jx_equal(jctx *c, const jnode *at, chat_val x, chat_val y, bool *out) {
+    int r = chat_val_eq(x, y);
+    if (r == CHAT_VAL_TOO_DEEP)
+        return chat_jx_fail(c, at, OB_ERR_LIMIT, "comparing values nested deeper than %d levels",
+                            CHAT_VAL_MAX_DEPTH);
+    *out = r == 1;
+    return OB_OK;
+}
+
+ob_status chat_jx_compare_fail(jctx *c, const jnode *at, int r, const char *op, chat_val x,
+                               chat_val y) {
+    if (r == CHAT_VAL_TOO_DEEP)
+        return chat_jx_fail(c, at, OB_ERR_LIMIT, "comparing values nested deeper than %d levels",
+                            CHAT_VAL_MAX_DEPTH);
+    return chat_jx_fail(c, at, OB_ERR_FORMAT,
+                        "'%s' not supported between instances of '%s' and '%s'", op,
+                        chat_val_type_name(x), chat_val_type_name(y));
+}
+
 static ob_status unsupported(jctx *c, const jnode *at, int op, chat_val x, chat_val y) {
     if (op >= JOP_LT && op <= JOP_GE)
         return chat_jx_fail(c, at, OB_ERR_FORMAT,
@@ -61,43 +82,70 @@ static ob_status unsupported(jctx *c, const jnode *at, int op, chat_val x, chat_
 }
 
 /* seq * n for strings and lists. */
+/* seq * n for strings and lists, in one allocation of the exact size (an empty sequence gives an
+ * empty result at once, however large n is). */
 static ob_status repeat(jctx *c, const jnode *at, chat_val seq, int64_t n, chat_val *out) {
-    if (n < 0) n = 0;
+    size_t len = seq.type == CHAT_STR ? seq.u.s.n : seq.u.l->n;
+    size_t unit = seq.type == CHAT_STR ? 1 : sizeof(chat_val);
+    if (n < 0 || len == 0) n = 0;
+    if (n && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / (len * unit))
+        return chat_jx_fail(c, at, OB_ERR_LIMIT, "%s repeated %lld times is over the memory limit",
+                            seq.type == CHAT_STR ? "string" : "list", (long long)n);
+    size_t total = len * (size_t)n; /* items */
     if (seq.type == CHAT_STR) {
-        if (seq.u.s.n && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / seq.u.s.n)
-            return chat_jx_fail(c, at, OB_ERR_LIMIT,
-                                "string repeated %lld times is over the memory limit",
-                                (long long)n);
-        chat_text b;
-        chat_text_init(&b, c->a);
-        for (int64_t i = 0; i < n; i++)
-            chat_text_add(&b, seq.u.s.p, seq.u.s.n);
-        if (b.failed) return chat_jx_nomem(c, at);
-        *out = chat_text_val(&b);
+        char *p = total ? chat_arena_alloc(c->a, total) : NULL;
+        if (total && !p) return chat_jx_nomem(c, at);
+        /* Copy once, then double the filled part. */
+        if (total) memcpy(p, seq.u.s.p, len);
+        for (size_t done = len; done < total; done *= 2)
+            memcpy(p + done, p, done < total - done ? done : total - done);
+        *out = chat_val_str_view(p, total);
         return OB_OK;
     }
-    size_t len = seq.u.l->n;
-    if (len && (uint64_t)n > CHAT_JINJA_MAX_MEMORY / (len * sizeof(chat_val)))
-        return chat_jx_fail(c, at, OB_ERR_LIMIT,
-                            "list repeated %lld times is over the memory limit", (long long)n);
-    *out = chat_val_list(c->a, len * (size_t)n);
+    *out = chat_val_list(c->a, total);
     if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
+    out->flags = seq.flags & CHAT_F_TUPLE;
     for (int64_t i = 0; i < n; i++)
         for (size_t k = 0; k < len; k++)
             if (chat_list_push(c->a, out->u.l, seq.u.l->items[k])) return chat_jx_nomem(c, at);
     return OB_OK;
 }
 
-static ob_status concat(jctx *c, const jnode *at, chat_val x, chat_val y, chat_val *out) {
-    if (x.type == CHAT_STR) {
-        chat_text b;
-        chat_text_init(&b, c->a);
-        chat_text_add(&b, x.u.s.p, x.u.s.n);
-        chat_text_add(&b, y.u.s.p, y.u.s.n);
-        if (b.failed) return chat_jx_nomem(c, at);
-        *out = chat_text_val(&b);
-        return OB_OK;
+/* x + y for strings. When x is exactly a string an earlier concatenation made and its buffer
+ * has room, y goes in place after it (see jgrow); else the result gets a new buffer, with twice
+ * the room when x was such a string already (so a string built up in a loop doubles its buffer
+ * and the copying is linear overall, while one-off joins take only what they need). */
+static ob_status concat_str(jctx *c, const jnode *at, chat_val x, chat_val y, chat_val *out) {
+    size_t need;
+    if (ob_add_size(x.u.s.n, y.u.s.n, &need) || need > CHAT_JINJA_MAX_MEMORY)
+        return chat_jx_fail(c, at, OB_ERR_LIMIT,
+                            "string of %zu + %zu bytes is over the memory limit", x.u.s.n, y.u.s.n);
+    bool grown = false;
+    for (int i = 0; i < JX_GROW_SLOTS; i++) {
+        jgrow *g = &c->grow[i];
+        if (!g->p || x.u.s.p != g->p || x.u.s.n != g->n) continue;
+        if (g->cap - g->n >= y.u.s.n) {
+            memmove(g->p + g->n, y.u.s.p, y.u.s.n);
+            g->n += y.u.s.n;
+            *out = chat_val_str_view(g->p, g->n);
+            return OB_OK;
+        }
+        grown = true;
+        g->p = NULL; /* replaced below */
     }
+    size_t cap = grown && need <= CHAT_JINJA_MAX_MEMORY / 2 ? 2 * need : need;
+    char *p = chat_arena_alloc(c->a, cap ? cap : 1);
+    if (!p) return chat_jx_nomem(c, at);
+    memcpy(p, x.u.s.p, x.u.s.n);
+    memcpy(p + x.u.s.n, y.u.s.p, y.u.s.n);
+    jgrow *g = &c->grow[c->grow_next++ % JX_GROW_SLOTS];
+    *g = (jgrow){p, need, cap};
+    *out = chat_val_str_view(p, need);
+    return OB_OK;
+}
+
+static ob_status concat(jctx *c, const jnode *at, chat_val x, chat_val y, chat_val *out) {
+    if (x.type == CHAT_STR) return concat_str(c, at, x, y, out);
     *out = chat_val_list(c->a, x.u.l->n + y.u.l->n);
     if (chat_val_failed(*out)) return chat_jx_nomem(c, at);
     out->flags = x.flags & CHAT_F_TUPLE;
@@ -182,8 +230,10 @@ static ob_status contains(jctx *c, const jnode *at, chat_val item, chat_val box,
         return OB_OK;
     case CHAT_LIST:
         *out = false;
-        for (size_t i = 0; i < box.u.l->n && !*out; i++)
-            *out = chat_val_equal(box.u.l->items[i], item);
+        for (size_t i = 0; i < box.u.l->n && !*out; i++) {
+            ob_status st = chat_jx_equal(c, at, box.u.l->items[i], item, out);
+            if (st) return st;
+        }
         return OB_OK;
     case CHAT_DICT:
         if ((item.type == CHAT_LIST && !(item.flags & CHAT_F_TUPLE)) || item.type == CHAT_DICT)
@@ -260,8 +310,8 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
                 /* beyond long long: Python prints %d of the truncated value exactly and
                  * refuses infinities, NaN and %x of such a float */
                 if (!isfinite(f) || conv == 'x' || conv == 'X')
-                    return chat_jx_fail(c, at, OB_ERR_FORMAT,
-                                        "cannot format float %g with '%%%c'", f, conv);
+                    return chat_jx_fail(c, at, OB_ERR_FORMAT, "cannot format float %g with '%%%c'",
+                                        f, conv);
                 snprintf(buf, sizeof buf, "%.0f", trunc(f));
                 add_padded(&b, buf, strlen(buf), width, left, -1);
                 continue;
@@ -292,8 +342,10 @@ static ob_status str_format(jctx *c, const jnode *at, chat_val fmt, chat_val arg
 
 ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y, chat_val *out) {
     ob_status st;
+    if ((st = chat_jx_work(c, at, x)) || (st = chat_jx_work(c, at, y))) return st;
     if (op == JOP_EQ || op == JOP_NE) {
-        bool eq = chat_val_equal(x, y);
+        bool eq = false;
+        if ((st = chat_jx_equal(c, at, x, y, &eq))) return st;
         *out = chat_val_bool(op == JOP_EQ ? eq : !eq);
         return OB_OK;
     }
@@ -312,8 +364,8 @@ ob_status chat_jx_binop(jctx *c, const jnode *at, int op, chat_val x, chat_val y
     if (op == JOP_MOD && x.type == CHAT_STR) return str_format(c, at, x, y, out);
     if ((st = chat_jx_check_defined(c, at, x)) || (st = chat_jx_check_defined(c, at, y))) return st;
     if (op >= JOP_LT && op <= JOP_GE) {
-        int cmp;
-        if (chat_val_compare(x, y, &cmp)) return unsupported(c, at, op, x, y);
+        int cmp, fail = chat_val_compare(x, y, &cmp);
+        if (fail) return chat_jx_compare_fail(c, at, fail, op_text(op), x, y);
         bool r = op == JOP_LT   ? cmp < 0
                  : op == JOP_LE ? cmp <= 0
                  : op == JOP_GT ? cmp > 0

@@ -4,7 +4,10 @@
  * * / // %, **, unary - +, then postfix (.attr, [item], [a:b:c], call) and filters/tests
  * (|f(args), is [not] t). Unknown filters and tests are refused here, as jinja2 refuses them
  * when it compiles. Nesting is bounded (CHAT_JINJA_MAX_NESTING) so a hostile template cannot
- * exhaust the C stack.
+ * exhaust the C stack: the parser's own recursion (brackets, unary operators) by P->depth, and
+ * the tree it builds by each node's depth, since left-associative chains (`1+1+1...`,
+ * `a.b.c...`, `x|f|f...`) are parsed by loops but make trees as deep as they are long, which
+ * the evaluator then walks recursively.
  */
 #include "chat/jinja_int.h"
 
@@ -21,9 +24,52 @@ const jtok *chat_jp_peek(jparser *P, size_t k) {
 ob_status chat_jp_pfail_at(jparser *P, const jtok *t, const char *fmt, const char *arg) {
     if (P->failed) return OB_ERR_FORMAT;
     P->failed = true;
+    P->status = OB_ERR_FORMAT;
     char msg[300];
     snprintf(msg, sizeof msg, fmt, arg);
     return ob_fail(P->err, OB_ERR_FORMAT, "%s:%u:%u: %s", P->name, t->line, t->col, msg);
+}
+
+void chat_jp_nomem(jparser *P) {
+    if (P->failed) return;
+    P->failed = true;
+    const jtok *t = chat_jp_cur(P);
+    if (chat_arena_over_cap(P->a)) {
+        P->status = ob_fail(P->err, OB_ERR_LIMIT,
+                            "%s:%u:%u: parsing the template needs more than %u MiB of memory",
+                            P->name, t->line, t->col, CHAT_JINJA_MAX_PARSE_MEMORY >> 20);
+        return;
+    }
+    P->status = ob_fail(P->err, OB_ERR_NOMEM, "%s:%u:%u: out of memory while parsing", P->name,
+                        t->line, t->col);
+}
+
+/* "expression nested deeper than N levels" at t. */
+static void too_deep(jparser *P, const jtok *t) {
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", CHAT_JINJA_MAX_NESTING);
+    chat_jp_pfail_at(P, t, "expression nested deeper than %s levels", lim);
+}
+
+static int node_depth(const jnode *n) {
+    return n ? n->depth : 0;
+}
+
+jnode *chat_jp_deepen(jparser *P, jnode *n) {
+    if (!n) return NULL;
+    int d = node_depth(n->a);
+    const jnode *more[3] = {n->b, n->c, n->d};
+    for (int i = 0; i < 3; i++)
+        if (node_depth(more[i]) > d) d = node_depth(more[i]);
+    for (size_t i = 0; i < n->nkids; i++)
+        if (node_depth(n->kids[i]) > d) d = node_depth(n->kids[i]);
+    if (d + 1 > CHAT_JINJA_MAX_NESTING) {
+        jtok at = {.line = n->line, .col = n->col};
+        too_deep(P, &at);
+        return NULL;
+    }
+    n->depth = (uint16_t)(d + 1);
+    return n;
 }
 
 static const char *tok_desc(const jtok *t) {
@@ -82,12 +128,12 @@ ob_status chat_jp_expect_op(jparser *P, const char *op) {
 jnode *chat_jp_node(jparser *P, jn_kind kind, const jtok *at) {
     jnode *n = chat_arena_alloc(P->a, sizeof *n);
     if (!n) {
-        if (!P->failed) ob_fail(P->err, OB_ERR_NOMEM, "%s: out of memory while parsing", P->name);
-        P->failed = true;
+        chat_jp_nomem(P);
         return NULL;
     }
     memset(n, 0, sizeof *n);
     n->kind = (uint8_t)kind;
+    n->depth = 1;
     n->line = at->line;
     n->col = at->col;
     return n;
@@ -108,9 +154,7 @@ bool chat_jp_kids_push(jparser *P, jkids *k, jnode *x, ob_str nm) {
         jnode **v = chat_arena_alloc(P->a, ncap * sizeof *v);
         ob_str *names = chat_arena_alloc(P->a, ncap * sizeof *names);
         if (!v || !names) {
-            if (!P->failed)
-                ob_fail(P->err, OB_ERR_NOMEM, "%s: out of memory while parsing", P->name);
-            P->failed = true;
+            chat_jp_nomem(P);
             return false;
         }
         memcpy(v, k->v, k->n * sizeof *v);
@@ -131,8 +175,7 @@ bool chat_jp_kids_store(jparser *P, jkids *k, jnode *into) {
     into->kids = chat_arena_alloc(P->a, k->n * sizeof(jnode *));
     into->names = chat_arena_alloc(P->a, k->n * sizeof(ob_str));
     if (!into->kids || !into->names) {
-        if (!P->failed) ob_fail(P->err, OB_ERR_NOMEM, "%s: out of memory while parsing", P->name);
-        P->failed = true;
+        chat_jp_nomem(P);
         return false;
     }
     memcpy(into->kids, k->v, k->n * sizeof(jnode *));
@@ -187,7 +230,7 @@ static jnode *parse_list_or_dict(jparser *P, bool dict) {
         }
     }
     P->i++;
-    return chat_jp_kids_store(P, &k, n) ? n : NULL;
+    return chat_jp_kids_store(P, &k, n) ? chat_jp_deepen(P, n) : NULL;
 }
 
 static jnode *parse_primary(jparser *P) {
@@ -220,6 +263,10 @@ static jnode *parse_primary(jparser *P) {
             chat_text_add(&b, chat_jp_cur(P)->text.ptr, chat_jp_cur(P)->text.len);
             P->i++;
             count++;
+        }
+        if (b.failed) {
+            chat_jp_nomem(P);
+            return NULL;
         }
         n->val = count == 1 ? chat_val_str_view(t->text.ptr, t->text.len) : chat_text_val(&b);
         return n;
@@ -278,7 +325,7 @@ static jnode *parse_subscript(jparser *P, jnode *obj, const jtok *at) {
     n->b = part[0];
     n->c = part[1];
     n->d = part[2];
-    return n;
+    return chat_jp_deepen(P, n);
 }
 
 static jnode *parse_postfix(jparser *P, jnode *e) {
@@ -292,14 +339,14 @@ static jnode *parse_postfix(jparser *P, jnode *e) {
                 if (!n) return NULL;
                 n->a = e;
                 n->name = nt->text;
-                e = n;
+                e = chat_jp_deepen(P, n);
             } else if (nt->type == JT_INT) {
                 jnode *n = chat_jp_node(P, JN_GETITEM, t), *k = chat_jp_node(P, JN_CONST, nt);
                 if (!n || !k) return NULL;
                 k->val = chat_val_int(nt->i);
                 n->a = e;
                 n->b = k;
-                e = n;
+                e = chat_jp_deepen(P, n);
             } else {
                 chat_jp_unexpected(P, "a name after '.'");
                 return NULL;
@@ -312,7 +359,7 @@ static jnode *parse_postfix(jparser *P, jnode *e) {
             jnode *n = chat_jp_node(P, JN_CALL, t);
             if (!n || !chat_jp_parse_call_args(P, n)) return NULL;
             n->a = e;
-            e = n;
+            e = chat_jp_deepen(P, n);
         } else {
             break;
         }
@@ -350,7 +397,7 @@ jnode *chat_jp_parse_filter(jparser *P, jnode *e, bool start_inline) {
         }
         if (chat_jp_is_op(chat_jp_cur(P), "(") && !chat_jp_parse_call_args(P, n)) return NULL;
         n->a = e;
-        e = n;
+        if (!(e = chat_jp_deepen(P, n))) return NULL;
     }
     return e;
 }
@@ -385,12 +432,15 @@ static jnode *parse_test(jparser *P, jnode *e) {
         if (!arg) return NULL;
         n->kids = chat_arena_alloc(P->a, sizeof(jnode *));
         n->names = chat_arena_alloc(P->a, sizeof(ob_str));
-        if (!n->kids || !n->names) return NULL;
+        if (!n->kids || !n->names) {
+            chat_jp_nomem(P);
+            return NULL;
+        }
         n->kids[0] = arg;
         n->names[0] = NO_NAME;
         n->nkids = 1;
     }
-    return n;
+    return chat_jp_deepen(P, n);
 }
 
 static jnode *parse_filter_expr(jparser *P, jnode *e) {
@@ -413,15 +463,16 @@ static jnode *parse_unary(jparser *P, bool with_filter) {
     if (chat_jp_is_op(t, "-") || chat_jp_is_op(t, "+")) {
         P->i++;
         if (++P->depth > CHAT_JINJA_MAX_NESTING) {
-            chat_jp_pfail_at(P, t, "%s", "expression nested too deeply");
+            too_deep(P, t);
             return NULL;
         }
         jnode *inner = parse_unary(P, false);
         P->depth--;
-        e = chat_jp_node(P, JN_UNARY, t);
-        if (!e || !inner) return NULL;
+        e = inner ? chat_jp_node(P, JN_UNARY, t) : NULL;
+        if (!e) return NULL;
         e->op = chat_jp_is_op(t, "-") ? JOP_NEG : JOP_POS;
         e->a = inner;
+        e = chat_jp_deepen(P, e);
     } else {
         e = parse_primary(P);
     }
@@ -436,7 +487,7 @@ static jnode *binop(jparser *P, jn_kind kind, int op, const jtok *at, jnode *x, 
     n->op = (uint8_t)op;
     n->a = x;
     n->b = y;
-    return n;
+    return chat_jp_deepen(P, n);
 }
 
 static jnode *parse_pow(jparser *P) {
@@ -517,16 +568,16 @@ static jnode *parse_not(jparser *P) {
     if (!chat_jp_is_name(t, "not")) return parse_compare(P);
     P->i++;
     if (++P->depth > CHAT_JINJA_MAX_NESTING) {
-        chat_jp_pfail_at(P, t, "%s", "expression nested too deeply");
+        too_deep(P, t);
         return NULL;
     }
     jnode *inner = parse_not(P);
     P->depth--;
-    jnode *n = chat_jp_node(P, JN_UNARY, t);
-    if (!n || !inner) return NULL;
+    jnode *n = inner ? chat_jp_node(P, JN_UNARY, t) : NULL;
+    if (!n) return NULL;
     n->op = JOP_NOT;
     n->a = inner;
-    return n;
+    return chat_jp_deepen(P, n);
 }
 
 static jnode *parse_and(jparser *P) {
@@ -552,7 +603,7 @@ static jnode *parse_or(jparser *P) {
 jnode *chat_jp_parse_expr(jparser *P, bool with_cond) {
     const jtok *start = chat_jp_cur(P);
     if (++P->depth > CHAT_JINJA_MAX_NESTING) {
-        chat_jp_pfail_at(P, start, "%s", "expression nested too deeply");
+        too_deep(P, start);
         return NULL;
     }
     jnode *e = parse_or(P);
@@ -568,7 +619,7 @@ jnode *chat_jp_parse_expr(jparser *P, bool with_cond) {
             n->c = chat_jp_parse_expr(P, true);
             if (!n->c) return NULL;
         }
-        e = n;
+        if (!(e = chat_jp_deepen(P, n))) return NULL;
     }
     P->depth--;
     return e;
@@ -611,5 +662,5 @@ jnode *chat_jp_parse_tuple(jparser *P, bool with_cond, bool for_target) {
     }
     if (k.n == 1 && !comma) return k.v[0];
     jnode *n = chat_jp_node(P, JN_TUPLE, at);
-    return n && chat_jp_kids_store(P, &k, n) ? n : NULL;
+    return n && chat_jp_kids_store(P, &k, n) ? chat_jp_deepen(P, n) : NULL;
 }

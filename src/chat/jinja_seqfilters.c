@@ -202,26 +202,23 @@ static ob_status sort_key(jctx *c, const jnode *at, chat_val v, chat_val attr, b
     return OB_OK;
 }
 
-/* Stable insertion sort of vals by keys (lists are short in templates). */
+/* vals sorted stably by keys (both (n)), in place: a merge sort of their indices. */
 static ob_status sort_pairs(jctx *c, const jnode *at, chat_val *keys, chat_val *vals, size_t n,
                             bool rev) {
-    for (size_t i = 1; i < n; i++) {
-        for (size_t j = i; j > 0; j--) {
-            int cmp;
-            if (chat_val_compare(keys[j - 1], keys[j], &cmp))
-                return chat_jx_fail(c, at, OB_ERR_FORMAT,
-                                    "'<' not supported between instances of '%s' and '%s'",
-                                    chat_val_type_name(keys[j]), chat_val_type_name(keys[j - 1]));
-            if (rev ? cmp >= 0 : cmp <= 0) break;
-            chat_val t = keys[j];
-            keys[j] = keys[j - 1];
-            keys[j - 1] = t;
-            t = vals[j];
-            vals[j] = vals[j - 1];
-            vals[j - 1] = t;
-            if (++c->steps > c->max_steps) return chat_jx_step_limit(c, at);
-        }
-    }
+    if (n < 2) return OB_OK;
+    /* (2n) indices: the order and the sort's scratch; (n) values to permute vals through. A
+     * list fits in memory, so 2n indices cannot overflow. */
+    size_t *order = chat_arena_alloc(c->a, 2 * n * sizeof *order);
+    chat_val *tmp = order ? chat_arena_alloc(c->a, n * sizeof *tmp) : NULL;
+    if (!tmp) return chat_jx_nomem(c, at);
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    size_t bad[2];
+    int r = chat_val_sort_index(keys, order, order + n, n, rev, bad);
+    if (r) return chat_jx_compare_fail(c, at, r, "<", keys[bad[1]], keys[bad[0]]);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = vals[order[i]];
+    memcpy(vals, tmp, n * sizeof *tmp);
     return OB_OK;
 }
 
@@ -266,16 +263,15 @@ ob_status chat_jx_f_unique(jctx *c, const jnode *at, chat_val in, const jargs *a
     chat_list *l;
     ob_status st = items_of(c, at, in, &l);
     if (st || (st = new_list(c, at, l->n, out))) return st;
-    chat_val seen = chat_val_list(c->a, l->n);
+    /* The keys seen so far, as a dict used as a set: hashed, so unique is linear. */
+    chat_val seen = chat_val_dict(c->a, 0);
     if (chat_val_failed(seen)) return chat_jx_nomem(c, at);
     for (size_t i = 0; i < l->n; i++) {
         chat_val k;
-        bool dup = false;
         if ((st = sort_key(c, at, l->items[i], attr, cs, &k))) return st;
-        for (size_t j = 0; j < seen.u.l->n && !dup; j++)
-            dup = chat_val_equal(seen.u.l->items[j], k);
-        if (dup) continue;
-        if (chat_list_push(c->a, seen.u.l, k) || chat_list_push(c->a, out->u.l, l->items[i]))
+        if (chat_dict_find(seen.u.d, k)) continue;
+        if (chat_dict_set(c->a, seen.u.d, k, chat_val_none()) ||
+            chat_list_push(c->a, out->u.l, l->items[i]))
             return chat_jx_nomem(c, at);
     }
     return OB_OK;
@@ -333,12 +329,10 @@ static ob_status min_max(jctx *c, const jnode *at, chat_val in, const jargs *a, 
     if ((st = sort_key(c, at, l->items[0], attr, cs, &best_key))) return st;
     for (size_t i = 1; i < l->n; i++) {
         chat_val k;
-        int cmp;
+        int cmp, r;
         if ((st = sort_key(c, at, l->items[i], attr, cs, &k))) return st;
-        if (chat_val_compare(k, best_key, &cmp))
-            return chat_jx_fail(c, at, OB_ERR_FORMAT,
-                                "'<' not supported between instances of '%s' and '%s'",
-                                chat_val_type_name(k), chat_val_type_name(best_key));
+        if ((r = chat_val_compare(k, best_key, &cmp)))
+            return chat_jx_compare_fail(c, at, r, "<", k, best_key);
         if (max ? cmp > 0 : cmp < 0) best = i, best_key = k;
     }
     *out = l->items[best];

@@ -279,8 +279,11 @@ static int end_index(const jtok *t, const char *const *ends) {
 static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener, int *which) {
     jnode *body = chat_jp_node(P, JN_BODY, chat_jp_cur(P));
     if (!body) return NULL;
-    if (++P->depth > CHAT_JINJA_MAX_NESTING) {
-        chat_jp_pfail_at(P, opener ? opener : chat_jp_cur(P), "%s", "blocks nested too deeply");
+    if (++P->blocks > CHAT_JINJA_MAX_NESTING) {
+        char lim[16];
+        snprintf(lim, sizeof lim, "%d", CHAT_JINJA_MAX_NESTING);
+        chat_jp_pfail_at(P, opener ? opener : chat_jp_cur(P), "blocks nested deeper than %s levels",
+                         lim);
         return NULL;
     }
     jkids k;
@@ -333,7 +336,7 @@ static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener
         }
         if (!chat_jp_kids_push(P, &k, s, (ob_str){NULL, 0})) return NULL;
     }
-    P->depth--;
+    P->blocks--;
     return chat_jp_kids_store(P, &k, body) ? body : NULL;
 }
 
@@ -344,5 +347,5 @@ ob_status chat_jinja_build(const jtok_list *toks, const char *name, chat_arena *
     *root = parse_body(&P, NULL, NULL, &which);
     if (*root) return OB_OK;
     if (!P.failed) return ob_fail(err, OB_ERR_FORMAT, "%s: parse error", name);
-    return err && strstr(err->msg, "out of memory") ? OB_ERR_NOMEM : OB_ERR_FORMAT;
+    return P.status;
 }

@@ -158,6 +158,33 @@ chat_val chat_jx_replace(chat_arena *a, chat_val s, chat_val old, chat_val neu, 
     return chat_text_val(&b);
 }
 
+/* Needles up to this long are found from the right by a backward scan (at most this many
+ * bytes compared per offset); longer ones by memmem over reversed copies, which is linear
+ * where the scan would be O(n * k). */
+#define RFIND_SCAN_MAX 16
+
+/* p[0..n) reversed, in the arena; NULL when out of memory. */
+static char *reversed(chat_arena *a, const char *p, size_t n) {
+    char *r = chat_arena_alloc(a, n ? n : 1);
+    if (r)
+        for (size_t i = 0; i < n; i++)
+            r[i] = p[n - 1 - i];
+    return r;
+}
+
+int64_t chat_jx_rfind(chat_arena *a, const char *hay, size_t n, const char *needle, size_t k) {
+    if (k > n) return -1;
+    if (k <= RFIND_SCAN_MAX) {
+        for (size_t j = n - k + 1; j-- > 0;)
+            if (memcmp(hay + j, needle, k) == 0) return (int64_t)j;
+        return -1;
+    }
+    char *rh = reversed(a, hay, n), *rn = rh ? reversed(a, needle, k) : NULL;
+    if (!rn) return -2;
+    const char *hit = memmem(rh, n, rn, k);
+    return hit ? (int64_t)(n - (size_t)(hit - rh) - k) : -1;
+}
+
 static int push_piece(chat_arena *a, chat_val list, const char *p, size_t n) {
     return chat_list_push(a, list.u.l, chat_val_str_view(p, n));
 }
@@ -228,17 +255,26 @@ chat_val chat_jx_split(chat_arena *a, chat_val s, chat_val sep, int64_t maxsplit
         if (push_piece(a, out, p + i, n - i)) return chat_val_fail();
         return out;
     }
+    /* From the right: a long separator is searched for in reversed copies, once, so the whole
+     * split stays linear (see chat_jx_rfind). */
     size_t e = n;
+    const char *rp = NULL, *rsep = NULL;
+    if (k > RFIND_SCAN_MAX) {
+        rp = reversed(a, p, n);
+        rsep = rp ? reversed(a, sep.u.s.p, k) : NULL;
+        if (!rsep) return chat_val_fail();
+    }
     for (; maxsplit != 0 && e >= k; maxsplit--) {
-        size_t j = e - k + 1, found = SIZE_MAX;
-        while (j-- > 0)
-            if (memcmp(p + j, sep.u.s.p, k) == 0) {
-                found = j;
-                break;
-            }
-        if (found == SIZE_MAX) break;
-        if (push_piece(a, out, p + found + k, e - found - k)) return chat_val_fail();
-        e = found;
+        int64_t found;
+        if (rp) {
+            const char *hit = memmem(rp + (n - e), e, rsep, k);
+            found = hit ? (int64_t)(n - (size_t)(hit - rp) - k) : -1;
+        } else {
+            found = chat_jx_rfind(a, p, e, sep.u.s.p, k);
+        }
+        if (found < 0) break;
+        if (push_piece(a, out, p + found + k, e - (size_t)found - k)) return chat_val_fail();
+        e = (size_t)found;
     }
     if (push_piece(a, out, p, e)) return chat_val_fail();
     for (size_t i = 0, j = out.u.l->n; i + 1 < j; i++, j--) {

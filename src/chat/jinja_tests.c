@@ -55,7 +55,8 @@ bool chat_jx_test_exists(ob_str name) {
 ob_status chat_jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const jargs *a,
                        bool *out) {
     int t = find_test(name);
-    ob_status st;
+    ob_status st = chat_jx_work(c, at, v);
+    if (st) return st;
     chat_val arg = chat_jx_arg(a, 0, NULL, chat_val_undef(""));
     switch (t) {
     case 0: *out = v.type != CHAT_UNDEF; return OB_OK;
@@ -81,7 +82,7 @@ ob_status chat_jx_test(jctx *c, const jnode *at, ob_str name, chat_val v, const 
     case 14: /* sameas: identity; for values without identity, equality of the same type */
         *out = v.type == arg.type && (v.type == CHAT_LIST   ? v.u.l == arg.u.l
                                       : v.type == CHAT_DICT ? v.u.d == arg.u.d
-                                                            : chat_val_equal(v, arg));
+                                                            : chat_val_eq(v, arg) == 1);
         return OB_OK;
     case 15: *out = (v.flags & CHAT_F_SAFE) != 0; return OB_OK;
     case 16: return compare_test(c, at, JOP_IN, v, a, out);

@@ -160,7 +160,12 @@ ob_status chat_template_render(const chat_template *t, const struct json_t *conv
     ob_status st = build_vars(t, a, (const json_t *)conv, opts, &vars, err);
     const char *text = NULL;
     size_t n = 0;
-    chat_jinja_opts jo = {.now = opts ? opts->now : 0};
+    chat_jinja_opts jo = {0};
+    if (opts) {
+        jo.now = opts->now;
+        jo.max_steps = opts->max_steps;
+        jo.max_seconds = opts->max_seconds;
+    }
     if (!st) st = chat_jinja_render(t->jinja, a, vars, &jo, &text, &n, err);
     if (!st) {
         *out = ob_strndup(text, n);

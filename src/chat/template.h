@@ -49,7 +49,9 @@ typedef struct chat_template_opts {
     const char *bos_token; /* NULL: the template's own (from the GGUF), else not passed */
     const char *eos_token; /* likewise */
     bool add_generation_prompt;
-    int64_t now; /* seconds since the epoch for strftime_now; 0 = the clock */
+    int64_t now;        /* seconds since the epoch for strftime_now; 0 = the clock */
+    int64_t max_steps;  /* 0 = CHAT_JINJA_MAX_STEPS */
+    double max_seconds; /* wall-clock budget; 0 = CHAT_JINJA_MAX_SECONDS */
 } chat_template_opts;
 
 /* Renders `conv`, a JSON object {"messages": [...], "tools": [...], "add_generation_prompt":
@@ -57,8 +59,8 @@ typedef struct chat_template_opts {
  * NULL. On success *out is a new NUL-terminated string (free with ob_free) of *out_len bytes.
  * Errors: OB_ERR_ARG for a bad conversation or a template's raise_exception (the message is
  * the template's), OB_ERR_FORMAT for a template that fails while rendering (undefined value
- * used, bad operand, unknown method), OB_ERR_LIMIT for runaway templates; every message names
- * the template line and column. */
+ * used, bad operand, unknown method), OB_ERR_LIMIT for runaway templates (steps, time, memory,
+ * depth); every message names the template line and column. */
 ob_status chat_template_render(const chat_template *t, const struct json_t *conv,
                                const chat_template_opts *opts, char **out, size_t *out_len,
                                ob_err *err);

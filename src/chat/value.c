@@ -1,6 +1,6 @@
 /*
- * Template values: the arena, constructors, lists and dicts, and Python's truthiness, equality,
- * ordering, str() and repr(). JSON in and out lives in value_json.c.
+ * Template values: the arena, constructors, lists, and Python's truthiness, equality, ordering,
+ * str() and repr(). Dicts live in value_dict.c, JSON in and out in value_json.c.
  */
 #include "chat/value.h"
 
@@ -23,6 +23,7 @@ struct chat_arena {
     arena_chunk *head;
     size_t total, cap;
     bool over_cap;
+    bool too_deep; /* a value printed into this arena passed CHAT_VAL_MAX_DEPTH */
 };
 
 #define ARENA_CHUNK 65536
@@ -45,6 +46,16 @@ void chat_arena_free(chat_arena *a) {
 
 bool chat_arena_over_cap(const chat_arena *a) {
     return a->over_cap;
+}
+
+void chat_arena_set_too_deep(chat_arena *a) {
+    a->too_deep = true;
+}
+
+bool chat_arena_take_too_deep(chat_arena *a) {
+    bool r = a->too_deep;
+    a->too_deep = false;
+    return r;
 }
 
 void *chat_arena_alloc(chat_arena *a, size_t size) {
@@ -159,6 +170,8 @@ chat_val chat_val_dict(chat_arena *a, size_t cap) {
     chat_dict *d = chat_arena_alloc(a, sizeof *d);
     if (!d) return failed_val();
     d->n = 0;
+    d->index = NULL;
+    d->index_cap = 0;
     d->cap = cap ? cap : 4;
     if (d->cap > SIZE_MAX / sizeof(chat_val)) return failed_val();
     d->keys = chat_arena_alloc(a, d->cap * sizeof(chat_val));
@@ -187,63 +200,6 @@ int chat_list_push(chat_arena *a, chat_list *l, chat_val v) {
         l->items = p;
     }
     l->items[l->n++] = v;
-    return 0;
-}
-
-/* Dict keys hash the Python way for equal numbers (1 == 1.0 == True), so lookups use
- * chat_val_equal; dicts in templates are small, so a linear scan is fine. */
-chat_val *chat_dict_find(const chat_dict *d, chat_val key) {
-    for (size_t i = 0; i < d->n; i++)
-        if (chat_val_equal(d->keys[i], key)) return &d->vals[i];
-    return NULL;
-}
-
-chat_val *chat_dict_find_cstr(const chat_dict *d, const char *key) {
-    size_t n = strlen(key);
-    for (size_t i = 0; i < d->n; i++) {
-        const chat_val *k = &d->keys[i];
-        if (k->type == CHAT_STR && k->u.s.n == n && memcmp(k->u.s.p, key, n) == 0)
-            return &d->vals[i];
-    }
-    return NULL;
-}
-
-int chat_dict_set(chat_arena *a, chat_dict *d, chat_val key, chat_val v) {
-    chat_val *slot = chat_dict_find(d, key);
-    if (slot) {
-        *slot = v;
-        return 0;
-    }
-    if (d->n == d->cap) {
-        size_t cap = d->cap;
-        chat_val *k = grow(a, d->keys, d->n, &cap);
-        size_t cap2 = d->cap;
-        chat_val *vv = grow(a, d->vals, d->n, &cap2);
-        if (!k || !vv) return -1;
-        d->keys = k;
-        d->vals = vv;
-        d->cap = cap;
-    }
-    d->keys[d->n] = key;
-    d->vals[d->n] = v;
-    d->n++;
-    return 0;
-}
-
-int chat_dict_set_cstr(chat_arena *a, chat_dict *d, const char *key, chat_val v) {
-    chat_val k = chat_val_cstr(a, key);
-    if (chat_val_failed(k)) return -1;
-    return chat_dict_set(a, d, k, v);
-}
-
-int chat_dict_del(chat_dict *d, chat_val key) {
-    for (size_t i = 0; i < d->n; i++) {
-        if (!chat_val_equal(d->keys[i], key)) continue;
-        memmove(&d->keys[i], &d->keys[i + 1], (d->n - i - 1) * sizeof(chat_val));
-        memmove(&d->vals[i], &d->vals[i + 1], (d->n - i - 1) * sizeof(chat_val));
-        d->n--;
-        return 1;
-    }
     return 0;
 }
 
@@ -277,38 +233,52 @@ static int64_t num_i(chat_val v) {
     return v.type == CHAT_INT ? v.u.i : (int64_t)v.u.b;
 }
 
-bool chat_val_equal(chat_val a, chat_val b) {
+/* Equality `depth` levels down: the walk stops at CHAT_VAL_MAX_DEPTH. The same list or dict
+ * on both sides is equal without looking inside, as Python's identity shortcut makes it, so
+ * `x == x` holds even for a list that contains itself. */
+static int eq_at(chat_val a, chat_val b, int depth) {
     if (is_num(a) && is_num(b)) {
         if (a.type == CHAT_FLOAT || b.type == CHAT_FLOAT) return num_f(a) == num_f(b);
         return num_i(a) == num_i(b);
     }
-    if (a.type != b.type) return false;
+    if (a.type != b.type) return 0;
     switch ((chat_vtype)a.type) {
     case CHAT_UNDEF:
-    case CHAT_NONE: return true;
+    case CHAT_NONE: return 1;
     case CHAT_STR: return a.u.s.n == b.u.s.n && memcmp(a.u.s.p, b.u.s.p, a.u.s.n) == 0;
     case CHAT_LIST:
-        if ((a.flags & CHAT_F_TUPLE) != (b.flags & CHAT_F_TUPLE)) return false;
-        if (a.u.l->n != b.u.l->n) return false;
-        for (size_t i = 0; i < a.u.l->n; i++)
-            if (!chat_val_equal(a.u.l->items[i], b.u.l->items[i])) return false;
-        return true;
+        if ((a.flags & CHAT_F_TUPLE) != (b.flags & CHAT_F_TUPLE)) return 0;
+        if (a.u.l == b.u.l) return 1;
+        if (a.u.l->n != b.u.l->n) return 0;
+        if (depth >= CHAT_VAL_MAX_DEPTH) return CHAT_VAL_TOO_DEEP;
+        for (size_t i = 0; i < a.u.l->n; i++) {
+            int r = eq_at(a.u.l->items[i], b.u.l->items[i], depth + 1);
+            if (r != 1) return r;
+        }
+        return 1;
     case CHAT_DICT:
-        if (a.u.d == b.u.d) return true;
-        if ((a.flags | b.flags) & CHAT_F_NS) return false;
-        if (a.u.d->n != b.u.d->n) return false;
+        if (a.u.d == b.u.d) return 1;
+        if ((a.flags | b.flags) & CHAT_F_NS) return 0;
+        if (a.u.d->n != b.u.d->n) return 0;
+        if (depth >= CHAT_VAL_MAX_DEPTH) return CHAT_VAL_TOO_DEEP;
         for (size_t i = 0; i < a.u.d->n; i++) {
             chat_val *o = chat_dict_find(b.u.d, a.u.d->keys[i]);
-            if (!o || !chat_val_equal(a.u.d->vals[i], *o)) return false;
+            if (!o) return 0;
+            int r = eq_at(a.u.d->vals[i], *o, depth + 1);
+            if (r != 1) return r;
         }
-        return true;
+        return 1;
     case CHAT_FUNC: return a.u.fn == b.u.fn;
     case CHAT_LOOP: return a.u.loop == b.u.loop;
-    default: return false;
+    default: return 0;
     }
 }
 
-int chat_val_compare(chat_val a, chat_val b, int *cmp) {
+int chat_val_eq(chat_val a, chat_val b) {
+    return eq_at(a, b, 0);
+}
+
+static int compare_at(chat_val a, chat_val b, int *cmp, int depth) {
     if (is_num(a) && is_num(b)) {
         if (a.type == CHAT_FLOAT || b.type == CHAT_FLOAT) {
             double x = num_f(a), y = num_f(b);
@@ -328,15 +298,64 @@ int chat_val_compare(chat_val a, chat_val b, int *cmp) {
     }
     if (a.type == CHAT_LIST && b.type == CHAT_LIST &&
         (a.flags & CHAT_F_TUPLE) == (b.flags & CHAT_F_TUPLE)) {
+        if (depth >= CHAT_VAL_MAX_DEPTH) return CHAT_VAL_TOO_DEEP;
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
-            if (chat_val_equal(a.u.l->items[i], b.u.l->items[i])) continue;
-            return chat_val_compare(a.u.l->items[i], b.u.l->items[i], cmp);
+            int r = eq_at(a.u.l->items[i], b.u.l->items[i], depth + 1);
+            if (r == 1) continue;
+            if (r < 0) return r;
+            return compare_at(a.u.l->items[i], b.u.l->items[i], cmp, depth + 1);
         }
         *cmp = a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n ? 1 : 0;
         return 0;
     }
     return -1;
+}
+
+int chat_val_compare(chat_val a, chat_val b, int *cmp) {
+    return compare_at(a, b, cmp, 0);
+}
+
+/* Merges order[lo..mid) and order[mid..hi) into tmp[lo..hi). */
+static int merge_runs(const chat_val *keys, const size_t *order, size_t *tmp, size_t lo, size_t mid,
+                      size_t hi, bool rev, size_t bad[2]) {
+    size_t i = lo, j = mid, k = lo;
+    while (i < mid && j < hi) {
+        int cmp, r = chat_val_compare(keys[order[i]], keys[order[j]], &cmp);
+        if (r) {
+            bad[0] = order[i];
+            bad[1] = order[j];
+            return r;
+        }
+        /* The right item goes first only when strictly before: equal items keep their order,
+         * reversed or not, as Python's sorted(reverse=True) keeps them. */
+        bool right_first = rev ? cmp < 0 : cmp > 0;
+        tmp[k++] = right_first ? order[j++] : order[i++];
+    }
+    while (i < mid)
+        tmp[k++] = order[i++];
+    while (j < hi)
+        tmp[k++] = order[j++];
+    return 0;
+}
+
+int chat_val_sort_index(const chat_val *keys, size_t *order, size_t *tmp, size_t n, bool rev,
+                        size_t bad[2]) {
+    /* Bottom-up merge sort: O(n log n), no recursion. Runs alternate between order and tmp. */
+    size_t *src = order, *dst = tmp;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            int r = merge_runs(keys, src, dst, lo, mid, hi, rev, bad);
+            if (r) return r;
+        }
+        size_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != order) memcpy(order, src, n * sizeof *order);
+    return 0;
 }
 
 const char *chat_val_type_name(chat_val v) {
@@ -426,8 +445,21 @@ static void write_str_repr(chat_text *b, const char *p, size_t n) {
     chat_text_add(b, &q, 1);
 }
 
-static void write_any(chat_text *b, chat_val v, bool repr) {
+/* The lists and dicts being printed, outermost first: one met again is inside itself. */
+typedef struct write_path {
+    const void *item[CHAT_VAL_MAX_DEPTH];
+    int n;
+} write_path;
+
+static bool on_path(const write_path *path, const void *p) {
+    for (int i = 0; i < path->n; i++)
+        if (path->item[i] == p) return true;
+    return false;
+}
+
+static void write_any(chat_text *b, chat_val v, bool repr, write_path *path) {
     char tmp[40];
+    bool tup = v.flags & CHAT_F_TUPLE, ns = v.flags & CHAT_F_NS;
     switch ((chat_vtype)v.type) {
     case CHAT_UNDEF: chat_text_adds(b, repr ? "Undefined" : ""); return;
     case CHAT_NONE: chat_text_adds(b, "None"); return;
@@ -446,37 +478,67 @@ static void write_any(chat_text *b, chat_val v, bool repr) {
         else
             chat_text_add(b, v.u.s.p, v.u.s.n);
         return;
-    case CHAT_LIST: {
-        bool tup = v.flags & CHAT_F_TUPLE;
+    case CHAT_FUNC: chat_text_adds(b, "<function>"); return;
+    case CHAT_LOOP: chat_text_adds(b, "<LoopContext>"); return;
+    case CHAT_LIST:
+    case CHAT_DICT: break;
+    }
+    const void *self = v.type == CHAT_LIST ? (const void *)v.u.l : (const void *)v.u.d;
+    if (on_path(path, self)) { /* Python's reprlib guard */
+        chat_text_adds(b, v.type == CHAT_LIST ? (tup ? "(...)" : "[...]")
+                          : ns                ? "<Namespace {...}>"
+                                              : "{...}");
+        return;
+    }
+    if (path->n >= CHAT_VAL_MAX_DEPTH) {
+        b->failed = true;
+        chat_arena_set_too_deep(b->a);
+        return;
+    }
+    path->item[path->n++] = self;
+    if (v.type == CHAT_LIST) {
         chat_text_adds(b, tup ? "(" : "[");
-        for (size_t i = 0; i < v.u.l->n; i++) {
+        for (size_t i = 0; i < v.u.l->n && !b->failed; i++) {
             if (i) chat_text_adds(b, ", ");
-            write_any(b, v.u.l->items[i], true);
+            write_any(b, v.u.l->items[i], true, path);
         }
         if (tup && v.u.l->n == 1) chat_text_adds(b, ",");
         chat_text_adds(b, tup ? ")" : "]");
-        return;
-    }
-    case CHAT_DICT:
-        chat_text_adds(b, v.flags & CHAT_F_NS ? "<Namespace {" : "{");
-        for (size_t i = 0; i < v.u.d->n; i++) {
+    } else {
+        chat_text_adds(b, ns ? "<Namespace {" : "{");
+        for (size_t i = 0; i < v.u.d->n && !b->failed; i++) {
             if (i) chat_text_adds(b, ", ");
-            write_any(b, v.u.d->keys[i], true);
+            write_any(b, v.u.d->keys[i], true, path);
             chat_text_adds(b, ": ");
-            write_any(b, v.u.d->vals[i], true);
+            write_any(b, v.u.d->vals[i], true, path);
         }
-        chat_text_adds(b, v.flags & CHAT_F_NS ? "}>" : "}");
-        return;
-    case CHAT_FUNC: chat_text_adds(b, "<function>"); return;
-    case CHAT_LOOP: chat_text_adds(b, "<LoopContext>"); return;
+        chat_text_adds(b, ns ? "}>" : "}");
     }
+    path->n--;
+}
+
+/* Scalars print without the path (a 4 KiB array) on the stack. */
+static void write_top(chat_text *b, chat_val v, bool repr) {
+    if (v.type != CHAT_LIST && v.type != CHAT_DICT) {
+        write_path none = {.n = 0};
+        write_any(b, v, repr, &none);
+        return;
+    }
+    write_path *path = ob_alloc(1, sizeof *path);
+    if (!path) {
+        b->failed = true;
+        return;
+    }
+    path->n = 0;
+    write_any(b, v, repr, path);
+    ob_free(path);
 }
 
 void chat_val_write_str(chat_text *b, chat_val v) {
-    write_any(b, v, false);
+    write_top(b, v, false);
 }
 void chat_val_write_repr(chat_text *b, chat_val v) {
-    write_any(b, v, true);
+    write_top(b, v, true);
 }
 
 /* Python's float repr: the shortest %.{p}e that strtod reads back exactly, then laid out as

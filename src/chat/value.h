@@ -8,6 +8,11 @@
  * The printing rules follow Python: str(None) is "None", floats print as repr() does (shortest
  * round-trip digits), lists and dicts print as their repr(). JSON comes in through jansson and
  * goes out as json.dumps would write it (chat_val_to_json).
+ *
+ * A template can build values of any depth (`{% set ns.x = [ns.x] %}` in a loop) and values that
+ * contain themselves (`x.append(x)`), so every walk over a value (printing, comparing, JSON) is
+ * bounded by CHAT_VAL_MAX_DEPTH and fails past it instead of exhausting the C stack; printing
+ * shows a value inside itself as Python does ([...]).
  */
 #ifndef OB_CHAT_VALUE_H
 #define OB_CHAT_VALUE_H
@@ -31,6 +36,10 @@ void chat_arena_free(chat_arena *a);
  * (chat_arena_over_cap tells which). */
 void *chat_arena_alloc(chat_arena *a, size_t size);
 bool chat_arena_over_cap(const chat_arena *a);
+/* Printing a value into a chat_text in this arena stopped at CHAT_VAL_MAX_DEPTH (the text is
+ * then marked failed, like an allocation failure). _take reads the mark and clears it. */
+void chat_arena_set_too_deep(chat_arena *a);
+bool chat_arena_take_too_deep(chat_arena *a);
 
 /* ---- values ---------------------------------------------------------------------------- */
 
@@ -80,10 +89,17 @@ struct chat_list {
     chat_val *items; /* (cap) values, first n used */
 };
 
+/* How deep printing, comparing and JSON go into nested lists and dicts (Python stops at its
+ * recursion limit, about 1000 frames). */
+#define CHAT_VAL_MAX_DEPTH 512
+
 struct chat_dict {
     size_t n, cap;
-    chat_val *keys; /* (cap) keys, first n used, in insertion order */
-    chat_val *vals; /* (cap) values parallel to keys */
+    chat_val *keys;   /* (cap) keys, first n used, in insertion order */
+    chat_val *vals;   /* (cap) values parallel to keys */
+    uint32_t *index;  /* (index_cap) hash slots: 0 = empty, else entry number + 1; NULL while
+                       * the dict is small enough to scan */
+    size_t index_cap; /* a power of two, at least twice n */
 };
 
 /* Constructors for scalars (no allocation). */
@@ -109,22 +125,36 @@ chat_val chat_val_dict(chat_arena *a, size_t cap);
 /* Appends to a list; -1 on allocation failure. */
 int chat_list_push(chat_arena *a, chat_list *l, chat_val v);
 
-/* Looks a key up; NULL when absent. */
+/* Dicts (value_dict.c) keep a hash index once they pass a few entries, so lookups and inserts
+ * take constant time on average whatever the size (templates build dicts in loops). */
+
+/* Looks a key up; NULL when absent (also for keys nested past CHAT_VAL_MAX_DEPTH). */
 chat_val *chat_dict_find(const chat_dict *d, chat_val key);
 chat_val *chat_dict_find_cstr(const chat_dict *d, const char *key);
 /* Sets (replacing in place when present, else appending); -1 on allocation failure. */
 int chat_dict_set(chat_arena *a, chat_dict *d, chat_val key, chat_val v);
 int chat_dict_set_cstr(chat_arena *a, chat_dict *d, const char *key, chat_val v);
-/* Removes a key (keeping the order of the rest); returns 1 when it was there. */
+/* Removes a key (keeping the order of the rest: O(n)); returns 1 when it was there. */
 int chat_dict_del(chat_dict *d, chat_val key);
+/* Removes every entry (the storage stays for reuse). */
+void chat_dict_clear(chat_dict *d);
 
 /* Python truthiness. */
 bool chat_val_truthy(chat_val v);
-/* Python ==, deep for lists and dicts; int, float and bool compare by number. */
-bool chat_val_equal(chat_val a, chat_val b);
+/* Python ==, deep for lists and dicts; int, float and bool compare by number. Returns 1 (equal),
+ * 0 (not equal) or CHAT_VAL_TOO_DEEP when the walk passes CHAT_VAL_MAX_DEPTH (two values that
+ * contain themselves, or very deep ones: Python raises RecursionError there). */
+int chat_val_eq(chat_val a, chat_val b);
+#define CHAT_VAL_TOO_DEEP (-2)
 /* Python ordering for numbers with numbers, strings with strings, lists element-wise: sets
- * *cmp to -1/0/1 and returns 0, or returns -1 when the two cannot be ordered. */
+ * *cmp to -1/0/1 and returns 0, or returns -1 when the two cannot be ordered, or
+ * CHAT_VAL_TOO_DEEP. */
 int chat_val_compare(chat_val a, chat_val b, int *cmp);
+/* Sorts order[0..n) (indices into keys) stably by chat_val_compare of keys[order[i]], largest
+ * first when rev; tmp is scratch of n entries. Returns 0, or chat_val_compare's failure with the
+ * two indices it could not order in bad[0..1]. O(n log n). */
+int chat_val_sort_index(const chat_val *keys, size_t *order, size_t *tmp, size_t n, bool rev,
+                        size_t bad[2]);
 /* "str", "int", "dict object"-style names for messages. */
 const char *chat_val_type_name(chat_val v);
 
@@ -144,16 +174,20 @@ void chat_text_adds(chat_text *b, const char *s);
 /* The contents as a string value (shares the buffer). */
 chat_val chat_text_val(const chat_text *b);
 
-/* Python str(v) appended to b (repr for items inside lists and dicts). */
+/* Python str(v) appended to b (repr for items inside lists and dicts). A list or dict inside
+ * itself prints as [...] or {...}; past CHAT_VAL_MAX_DEPTH, b is marked failed and the arena
+ * too deep (chat_arena_take_too_deep). */
 void chat_val_write_str(chat_text *b, chat_val v);
-/* Python repr(v). */
+/* Python repr(v), likewise. */
 void chat_val_write_repr(chat_text *b, chat_val v);
 /* Python repr() of a float: shortest digits that read back to the same double. */
 void chat_float_repr(double f, char out[32]);
 
 /* json.dumps(v, ensure_ascii, indent, separators): indent < 0 means None; item_sep and key_sep
  * NULL mean Python's defaults for the indent given. sort_keys sorts dict keys. Returns -1 and
- * writes a message into `why` (64 bytes) for values JSON cannot hold. */
+ * writes a message into `why` (64 bytes) for values JSON cannot hold, values that contain
+ * themselves ("Circular reference detected", as Python says), or CHAT_VAL_TOO_DEEP for values
+ * nested deeper than CHAT_VAL_MAX_DEPTH. */
 int chat_val_to_json(chat_text *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
                      const char *key_sep, bool sort_keys, char *why);
 

@@ -6,6 +6,7 @@
  */
 #include "chat/value.h"
 
+#include "core/alloc.h"
 #include "core/err.h"
 
 #include <jansson.h>
@@ -91,6 +92,8 @@ typedef struct json_opts {
     int indent;
     const char *item_sep, *key_sep;
     char *why;
+    const void **path; /* (CHAT_VAL_MAX_DEPTH) the lists and dicts being written, outermost
+                        * first: one met again contains itself */
 } json_opts;
 
 static void json_newline(chat_text *b, const json_opts *o, int level) {
@@ -131,38 +134,65 @@ static int json_write_dict(chat_text *b, chat_dict *d, const json_opts *o, int l
         chat_text_adds(b, "{}");
         return 0;
     }
-    /* (n) visiting order: insertion order, or sorted by key text for sort_keys. */
-    size_t order_small[64];
-    size_t *order = order_small;
-    if (d->n > 64) return snprintf(o->why, 64, "sort_keys on a dict over 64 keys"), -1;
-    for (size_t i = 0; i < d->n; i++)
-        order[i] = i;
+    /* (n) visiting order: insertion order, or sorted by key for sort_keys (then with n more
+     * entries of scratch for the sort). */
+    size_t *order = NULL;
     if (o->sort_keys) {
-        for (size_t i = 1; i < d->n; i++)
-            for (size_t j = i; j > 0; j--) {
-                int c = 0;
-                if (chat_val_compare(d->keys[order[j - 1]], d->keys[order[j]], &c) || c <= 0) break;
-                size_t t = order[j];
-                order[j] = order[j - 1];
-                order[j - 1] = t;
-            }
+        order = ob_alloc(d->n, 2 * sizeof *order);
+        if (!order) {
+            b->failed = true; /* the caller reports it as out of memory */
+            return 0;
+        }
+        for (size_t i = 0; i < d->n; i++)
+            order[i] = i;
+        size_t bad[2];
+        int r = chat_val_sort_index(d->keys, order, order + d->n, d->n, false, bad);
+        if (r) {
+            if (r == CHAT_VAL_TOO_DEEP)
+                snprintf(o->why, 64, "keys nested deeper than %d", CHAT_VAL_MAX_DEPTH);
+            else
+                snprintf(o->why, 64, "'<' not supported between instances of '%s' and '%s'",
+                         chat_val_type_name(d->keys[bad[1]]), chat_val_type_name(d->keys[bad[0]]));
+            ob_free(order);
+            return r == CHAT_VAL_TOO_DEEP ? r : -1;
+        }
     }
+    int st = 0;
     chat_text_adds(b, "{");
-    for (size_t i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n && !st; i++) {
+        size_t k = order ? order[i] : i;
         if (i) chat_text_adds(b, o->item_sep);
         json_newline(b, o, level + 1);
-        if (json_key(b, d->keys[order[i]], o)) return -1;
+        st = json_key(b, d->keys[k], o);
         chat_text_adds(b, o->key_sep);
-        if (json_write(b, d->vals[order[i]], o, level + 1)) return -1;
+        if (!st) st = json_write(b, d->vals[k], o, level + 1);
     }
+    ob_free(order);
+    if (st) return st;
     json_newline(b, o, level);
     chat_text_adds(b, "}");
     return 0;
 }
 
+/* Enters a list or dict at `level`: -1 with the reason when it contains itself, CHAT_VAL_TOO_DEEP
+ * when it is too deep. */
+static int json_enter(const json_opts *o, const void *self, int level) {
+    for (int i = 0; i < level; i++)
+        if (o->path[i] == self) return snprintf(o->why, 64, "Circular reference detected"), -1;
+    if (level >= CHAT_VAL_MAX_DEPTH)
+        return snprintf(o->why, 64, "nesting deeper than %d", CHAT_VAL_MAX_DEPTH),
+               CHAT_VAL_TOO_DEEP;
+    o->path[level] = self;
+    return 0;
+}
+
 static int json_write(chat_text *b, chat_val v, const json_opts *o, int level) {
     char tmp[40];
-    if (level > 512) return snprintf(o->why, 64, "nesting deeper than 512"), -1;
+    int st;
+    if ((v.type == CHAT_LIST || (v.type == CHAT_DICT && !(v.flags & CHAT_F_NS))) &&
+        (st =
+             json_enter(o, v.type == CHAT_LIST ? (const void *)v.u.l : (const void *)v.u.d, level)))
+        return st;
     switch ((chat_vtype)v.type) {
     case CHAT_NONE: chat_text_adds(b, "null"); return 0;
     case CHAT_BOOL: chat_text_adds(b, v.u.b ? "true" : "false"); return 0;
@@ -190,7 +220,7 @@ static int json_write(chat_text *b, chat_val v, const json_opts *o, int level) {
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) chat_text_adds(b, o->item_sep);
             json_newline(b, o, level + 1);
-            if (json_write(b, v.u.l->items[i], o, level + 1)) return -1;
+            if ((st = json_write(b, v.u.l->items[i], o, level + 1))) return st;
         }
         json_newline(b, o, level);
         chat_text_adds(b, "]");
@@ -206,10 +236,18 @@ static int json_write(chat_text *b, chat_val v, const json_opts *o, int level) {
 
 int chat_val_to_json(chat_text *b, chat_val v, bool ensure_ascii, int indent, const char *item_sep,
                      const char *key_sep, bool sort_keys, char *why) {
-    json_opts o = {ensure_ascii, sort_keys, indent, item_sep, key_sep, why};
+    json_opts o = {ensure_ascii, sort_keys, indent, item_sep, key_sep, why, NULL};
     if (!o.item_sep) o.item_sep = indent >= 0 ? "," : ", ";
     if (!o.key_sep) o.key_sep = ": ";
-    return json_write(b, v, &o, 0);
+    if (v.type != CHAT_LIST && v.type != CHAT_DICT) return json_write(b, v, &o, 0);
+    o.path = ob_alloc(CHAT_VAL_MAX_DEPTH, sizeof *o.path);
+    if (!o.path) {
+        b->failed = true; /* reported as out of memory by the caller's check of b */
+        return 0;
+    }
+    int r = json_write(b, v, &o, 0);
+    ob_free(o.path);
+    return r;
 }
 
 /* ---- reading --------------------------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for the Jinja interpreter: the input is a template; it is parsed and, when
  * it parses, rendered with a fixed conversation (messages with tool calls, tools, extra flags)
- * under a small step limit and memory cap, so slow or greedy inputs end quickly. Any status is
- * fine; a crash, a leak or a sanitizer report is a bug.
+ * under a small step limit, wall-clock budget and memory cap, so slow or greedy inputs end
+ * quickly. Any status is fine; a crash, a leak or a sanitizer report is a bug.
  */
 #include "chat/jinja.h"
 #include "chat/value.h"
@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_t *j = json_loads(VARS, 0, NULL);
     chat_val v;
     if (a && j && !chat_val_from_json(a, j, &v, NULL)) {
-        chat_jinja_opts o = {.now = 1741953600, .max_steps = 200000};
+        chat_jinja_opts o = {.now = 1741953600, .max_steps = 200000, .max_seconds = 0.5};
         const char *out;
         size_t n;
         chat_jinja_render(t, a, v, &o, &out, &n, NULL);

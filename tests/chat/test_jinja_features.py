@@ -152,6 +152,26 @@ CASES = [
     "{% if msgs[0]['role'] == 'system' %}{% set loop_messages = msgs[1:] %}{% else %}{% set loop_messages = msgs %}{% endif %}{{ loop_messages|length }}",
     "{{ msgs[-1].tool_calls[0].arguments|tojson }}{% for tc in msgs[-1].tool_calls %}{{ tc.arguments.a }}{% endfor %}",
     "{{ '%s' }}{{ 'a' if 'b' in 'abc' and not none else 'c' }}{{ (n > 5) and (n < 10) }}{{ n is number and n > 1 }}",
+    # strftime_now returns the whole text, whatever the format's length; datetime's own codes
+    "{{ strftime_now('%Y' * 100000)|length }}{{ strftime_now('%a %d %b' * 300)[-30:] }}[{{ strftime_now('%z|%Z|%f|%%|%') }}][{{ strftime_now('') }}]",
+    # values that contain themselves print as Python prints them; JSON refuses them
+    "{% set x = [1] %}{% set _ = x.append(x) %}{% set d = {} %}{% set _ = d.update({'me': d}) %}{{ x }}{{ d }}{{ x == x }}{{ [x, d] }}{{ (x,) }}",
+    "{% set x = [] %}{% set _ = x.append(x) %}{{ x|tojson }}",
+    # a chain one link under the nesting limit (a longer one is refused; jinja2 fails at a few hundred)
+    "{{ 1" + " + 1" * 199 + " }}{{ s" + "|trim" * 150 + " }}{{ n" + " - 1" * 150 + " }}",
+    # dicts past the size where they are hashed: numbers that compare equal are one key
+    "{% set d = {} %}{% for i in range(20) %}{% set _ = d.update({i: i * i}) %}{% endfor %}{{ d[7] }}{{ d.get(19) }}{{ 3 in d }}{{ 3.0 in d }}{{ true in d }}{{ d|length }}{{ d.pop(5) }}{{ d.get(6) }}{{ d.get(5) }}{{ d|list }}{% set _ = d.clear() %}{{ d }}{% set _ = d.update({1: 2}) %}{{ d }}",
+    "{% set d = {} %}{% for i in range(20) %}{% set _ = d.update({(i, 'x'): i}) %}{% endfor %}{{ d[(3, 'x')] }}{{ (4, 'x') in d }}{{ (4, 'y') in d }}{{ {1: 'a', 1.0: 'b', true: 'c'} }}{{ (1,) * 2 }}{{ (1, 2).index(2) }}",
+    "{% set d = {} %}{% for i in range(100) %}{% set _ = d.update({'k' ~ (99 - i): i}) %}{% endfor %}{{ d|tojson }}{{ d|tojson(sort_keys=true) }}",
+    # sort (stable, reversed too) and unique
+    "{{ [1, 1.0, true, '1', 2, 2.0]|unique|list }}{{ [(1, 'a'), (0, 'b'), (1, 'c'), (0, 'd')]|sort(attribute='0', reverse=true) }}{{ ['b', 'A', 'a', 'B']|sort }}{{ ['b', 'A', 'a', 'B']|sort(reverse=true) }}{{ range(30)|reverse|sort|list }}",
+    # string slices and searches
+    "{{ 'héllo wörld'[1:8:2] }}|{{ 'héllo'[::-1] }}|{{ 'héllo'[-2::-2] }}|{{ 'abc'[5:1] }}|{{ 'héllo'[1:-1] }}|{{ 'héllo'[10:] }}|{{ 'héllo'[-10:2] }}|{{ 'abcdef'[4::-3] }}",
+    "{{ ('a' * 30 ~ 'b' ~ 'a' * 30 ~ 'b').rfind('a' * 20) }}|{{ ('ab' * 40).rfind('ab' * 10) }}|{{ ('ab' * 40).find('ba' * 10) }}|{{ ('ab' * 40).count('ab' * 9) }}|{{ 'aaaa'.count('aa') }}|{{ 'abc'.count('') }}|{{ 'abc'.rfind('') }}|{{ 'héllo'.rfind('l') }}{{ ('x' ~ '-' * 20 ~ 'y' ~ '-' * 20 ~ 'z').rsplit('-' * 20, 1) }}{{ ('-' * 50).rsplit('-' * 20) }}",
+    # repeating an empty sequence any number of times is empty at once
+    "{{ ('' * 1000000000000000000)|length }}{{ ([] * 1000000000000000000)|length }}{{ ('ab' * 3) * 2 }}{{ (1, 2) * 2 }}{{ 'x' * -1 }}",
+    # strings built by ~ and + grow in place; the shorter ones they grew from stay as they were
+    "{% set a = 'x' ~ 'y' %}{% set b = a ~ '1' %}{% set c = a ~ '2' %}{{ a }}{{ b }}{{ c }}|{% set s = 'ab' ~ 'c' %}{% set t = s ~ 'd' %}{% set u = s ~ 'e' %}{% set v = t ~ t %}{{ s }} {{ t }} {{ u }} {{ v }}|{% set ns = namespace(a='', b='') %}{% for i in range(50) %}{% set ns.a = ns.a ~ i %}{% set ns.b = ns.b + ns.a[-1:] %}{% endfor %}{{ ns.a }}|{{ ns.b }}",
 ]
 
 
