@@ -27,6 +27,8 @@ typedef struct chat {
     cli_chat_engine eng;
     json_t *messages;  /* the conversation (owned) */
     bool interactive;  /* stdin is a terminal: prompts */
+    bool failed;       /* a turn got no answer (template, tokenizer or engine error): a script
+                          feeding stdin sees a non-zero exit status */
     bool color;        /* stdout is a terminal too, and NO_COLOR is unset */
     int turn;
 } chat;
@@ -148,7 +150,10 @@ static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_c
     ob_sampler_free(s);
     fputc('\n', stdout);
     fflush(stdout);
-    if (st) fprintf(stderr, "outboard chat: the answer stopped: %s\n", err.msg);
+    if (st) {
+        fprintf(stderr, "outboard chat: the answer stopped: %s\n", err.msg);
+        c->failed = true;
+    }
     if (r->interrupted)
         fprintf(stderr, "outboard chat: interrupted; the partial answer stays in the "
                         "conversation\n");
@@ -173,14 +178,17 @@ static void turn(chat *c, const char *line) {
     if (build_prompt(c, &text, &ids, &n)) {
         /* Not sent: the message leaves the conversation again. */
         json_array_remove(c->messages, json_array_size(c->messages) - 1);
+        c->failed = true;
         return;
     }
     if (c->o.show_prompt)
         fprintf(stderr, "--- prompt (%zu tokens) ---\n%s\n--- end of prompt ---\n", n, text);
     cli_chat_reply r;
     memset(&r, 0, sizeof r);
-    if (answer(c, text, ids, n, &r)) /* no answer: the message is not kept either */
+    if (answer(c, text, ids, n, &r)) { /* no answer: the message is not kept either */
         json_array_remove(c->messages, json_array_size(c->messages) - 1);
+        c->failed = true;
+    }
     else if (cli_chat_history_add_reply(c->messages, &r.out, &err))
         fprintf(stderr, "outboard chat: %s\n", err.msg);
     cli_chat_reply_clear(&r);
@@ -334,7 +342,7 @@ int cli_cmd_chat(int argc, char **argv) {
                     (long long)c.eng.n_ctx, chat_family_name(c.tmpl.family));
         cli_chat_signals_install();
         session(&c);
-        rc = 0;
+        rc = c.failed && !c.interactive;
     }
     json_decref(c.messages);
     cli_chat_engine_clear(&c.eng);

@@ -53,11 +53,13 @@ def stories():
     return path
 
 
-def chat(model, lines, *args, timeout=300):
+def chat(model, lines, *args, timeout=300, status=0):
+    """Runs `outboard chat` on piped lines; status: the exit status expected (1 when a turn
+    is expected to go unanswered)."""
     proc = subprocess.run([OUTBOARD, "chat", "-m", model, "--threads", "2", *map(str, args)],
                           input="".join(line + "\n" for line in lines), capture_output=True,
                           text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == status, proc.stderr
     return proc
 
 
@@ -215,8 +217,9 @@ def test_reasoning_kept_apart(stories, tmp_path):
 def test_context_overflow(stories):
     long_line = " ".join(["word"] * 300)
     lines = [f"Message number {i} is about a cat and a dog." for i in range(6)]
+    # the long message goes unanswered, which a script sees in the exit status
     proc = chat(stories, lines[:3] + [long_line] + lines[3:], "--temp", 0, "-n", 8, "--ctx",
-                96, "--show-prompt")
+                96, "--show-prompt", status=1)
     assert "does not fit" in proc.stderr and "context holds 96" in proc.stderr
     assert "dropped the" in proc.stderr
     prompts = PROMPT_RE.findall(proc.stderr)
@@ -270,14 +273,15 @@ def test_bad_input(stories, tmp_path):
     failing.write_text("{% for m in messages %}{{ m.content + (loop.index0 if loop.index0 > 1 "
                        "else '') }}{% endfor %}")
     proc = chat(stories, ["Hello", "Again", "/help"], "--template", failing, "-n", 4,
-                "--show-prompt")
+                "--show-prompt", status=1)
     assert "the template failed" in proc.stderr and "failing.jinja" in proc.stderr
     assert "/reset" in proc.stderr  # the chat went on: /help answered
     assert len(PROMPT_RE.findall(proc.stderr)) == 1
     raising = tmp_path / "raise.jinja"
     raising.write_text("{% if messages|length > 1 %}{{ raise_exception('only one message') }}"
                        "{% endif %}{{ messages[0].content }}")
-    proc = chat(stories, ["Hello", "Again"], "--template", raising, "-n", 4, "--show-prompt")
+    proc = chat(stories, ["Hello", "Again"], "--template", raising, "-n", 4, "--show-prompt",
+                status=1)
     assert "only one message" in proc.stderr
     assert len(PROMPT_RE.findall(proc.stderr)) == 1  # the first answered, the second refused
     assert "unknown command" in chat(stories, ["/nosuch"]).stderr

@@ -112,3 +112,23 @@ def test_the_intact_model_still_runs_without_warnings():
                     check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "warning" not in proc.stderr, proc.stderr
+
+
+def test_chat_with_nan_weights_fails_with_the_position(tmp_path):
+    path = broken_copy(tmp_path, "nan.gguf", nan_first_tensor)
+    proc = outboard("chat", "-m", path, "-n", "4", input="Hello\n", check=False, timeout=60)
+    no_crash(proc)
+    assert proc.returncode != 0
+    assert "NaN" in proc.stderr and "position" in proc.stderr, proc.stderr
+
+
+def test_chat_template_error_at_render_is_a_failed_run(tmp_path):
+    """A script feeding `outboard chat` sees a template that fails while rendering as a
+    non-zero exit status, with the template's line:column."""
+    tmpl = tmp_path / "raise.jinja"
+    tmpl.write_text("{{ raise_exception('no such role') }}")
+    proc = outboard("chat", "-m", shared("models/stories260K.gguf"), "--template", tmpl,
+                    "-n", "4", input="Hello\n", check=False, timeout=60)
+    no_crash(proc)
+    assert proc.returncode != 0
+    assert "raise.jinja:1:" in proc.stderr and "no such role" in proc.stderr, proc.stderr
