@@ -1,0 +1,204 @@
+/*
+ * `outboard serve`: the HTTP server. Parses its flags strictly (serve_args_parse, no I/O),
+ * starts listening at once so /health answers "loading" while the model maps, loads the model,
+ * prints one start-up line, and runs until SIGINT or SIGTERM, then stops the HTTP server
+ * (open streams are cancelled and connection threads joined) before freeing the model.
+ */
+#include "cli/cli.h"
+#include "core/err.h"
+#include "serve/serve_app.h"
+#include "serve/serve_http.h"
+#include "serve/serve_metrics.h"
+#include "serve/serve_model.h"
+
+#include <stddef.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct serve_args {
+    const char *model, *host, *api_key, *alias; /* borrowed from argv */
+    int64_t port;     /* 8080 */
+    int64_t parallel; /* sequences decoded together, 4 */
+    int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
+    int64_t kv_size;  /* KV pool in tokens; 0 = ctx * parallel */
+    int64_t threads;  /* 0 = the physical cores */
+    int64_t queue;    /* requests waiting beyond the running ones before 503, 64 */
+    int64_t max_body; /* request body limit in bytes, 8 MiB */
+    int64_t timeout;  /* seconds a connection may stay silent mid-request, 30 */
+    bool help;
+} serve_args;
+
+static const char USAGE[] =
+    "usage: outboard serve -m MODEL.gguf [options]\n"
+    "  --host ADDR       address to listen on (127.0.0.1; 0.0.0.0 opens it to the network)\n"
+    "  --port N          TCP port (8080)\n"
+    "  --parallel N      sequences decoded together (4)\n"
+    "  --ctx N           context per request in tokens (the model's, at most 4096)\n"
+    "  --kv-size N       KV pool in tokens shared by all requests (ctx * parallel)\n"
+    "  --threads N       compute threads (physical cores)\n"
+    "  --queue N         requests that may wait for a slot before 503 (64)\n"
+    "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
+    "  --timeout S       seconds a half-sent request may stall (30)\n"
+    "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
+    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n";
+
+/* A whole decimal number in [lo, hi], optionally with a K/M/G (x1024) suffix when `sized`. */
+static ob_status parse_num(const char *flag, const char *v, int64_t lo, int64_t hi, bool sized,
+                           int64_t *out, ob_err *err) {
+    const char *p = v;
+    int64_t x = 0;
+    bool digits = false;
+    for (; *p >= '0' && *p <= '9'; p++, digits = true) {
+        if (x > (INT64_MAX - (*p - '0')) / 10) goto bad;
+        x = x * 10 + (*p - '0');
+    }
+    if (sized && digits && *p && !p[1]) {
+        int shift = *p == 'K' || *p == 'k' ? 10 : *p == 'M' || *p == 'm' ? 20
+                  : *p == 'G' || *p == 'g' ? 30 : -1;
+        if (shift < 0 || x > (INT64_MAX >> shift)) goto bad;
+        x <<= shift;
+        p++;
+    }
+    if (!digits || *p || x < lo || x > hi) goto bad;
+    *out = x;
+    return OB_OK;
+bad:
+    return ob_fail(err, OB_ERR_ARG, "%s '%s': expected a whole number from %lld to %lld%s", flag,
+                   v, (long long)lo, (long long)hi, sized ? " (K/M/G suffixes allowed)" : "");
+}
+
+static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err *err) {
+    static const struct {
+        const char *flag;
+        size_t off;
+        int64_t lo, hi;
+        bool sized;
+    } NUMS[] = {
+        {"--port", offsetof(serve_args, port), 0, 65535, false},
+        {"--parallel", offsetof(serve_args, parallel), 1, 256, false},
+        {"--ctx", offsetof(serve_args, ctx), 0, 1 << 24, false},
+        {"--kv-size", offsetof(serve_args, kv_size), 0, (int64_t)1 << 28, false},
+        {"--threads", offsetof(serve_args, threads), 0, 1024, false},
+        {"--queue", offsetof(serve_args, queue), 0, 1 << 20, false},
+        {"--max-body", offsetof(serve_args, max_body), 1024, (int64_t)1 << 30, true},
+        {"--timeout", offsetof(serve_args, timeout), 1, 86400, false},
+    };
+    for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
+        if (!strcmp(f, NUMS[i].flag))
+            return parse_num(f, v, NUMS[i].lo, NUMS[i].hi, NUMS[i].sized,
+                             (int64_t *)((char *)a + NUMS[i].off), err);
+    if (!strcmp(f, "-m") || !strcmp(f, "--model")) a->model = v;
+    else if (!strcmp(f, "--host")) a->host = v;
+    else if (!strcmp(f, "--api-key")) a->api_key = v;
+    else if (!strcmp(f, "--alias")) a->alias = v;
+    else return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", f);
+    if (!v[0]) return ob_fail(err, OB_ERR_ARG, "%s: expected a value, got an empty string", f);
+    return OB_OK;
+}
+
+/* Fills a from argv (argv[0] = "serve"). Prints nothing; OB_ERR_ARG names the bad flag. */
+static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *err) {
+    memset(a, 0, sizeof *a);
+    a->host = "127.0.0.1";
+    a->port = 8080;
+    a->parallel = 4;
+    a->queue = 64;
+    a->max_body = 8 << 20;
+    a->timeout = 30;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
+            a->help = true;
+            return OB_OK;
+        }
+        if (f[0] != '-') return ob_fail(err, OB_ERR_ARG, "unexpected argument '%s'", f);
+        if (i + 1 >= argc) return ob_fail(err, OB_ERR_ARG, "%s: expected a value", f);
+        ob_status st = parse_flag(a, f, argv[++i], err);
+        if (st) return st;
+    }
+    if (!a->model) return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf: required");
+    return OB_OK;
+}
+
+/* Blocks SIGINT and SIGTERM in this thread and every thread started after, so that only
+ * sigwait in main receives them. */
+static void block_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+typedef struct server {
+    serve_metrics *metrics;
+    serve_app app;
+    serve_http *http;
+    ob_model *model;
+    serve_model_desc desc;
+} server;
+
+static int serve_start(const serve_args *a, server *s) {
+    ob_err err = {{0}};
+    serve_app_config cfg = {.model = &s->desc, .max_body = (size_t)a->max_body,
+                            .api_key = a->api_key};
+    if (serve_metrics_new(&s->metrics, &err)) goto fail;
+    cfg.metrics = s->metrics;
+    serve_app_init(&s->app, &cfg);
+    serve_http_opts ho = {a->host, (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024,
+                          serve_app_handle, &s->app};
+    if (serve_http_start(&ho, &s->http, &err)) goto fail;
+    if (cli_load_model(a->model, &s->model)) return 1;
+    ob_model_info in;
+    ob_model_get_info(s->model, &in);
+    int64_t ctx = a->ctx ? a->ctx : in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
+    if (ctx > in.n_ctx_train) {
+        fprintf(stderr, "outboard: --ctx %lld: the model was trained for %lld positions\n",
+                (long long)ctx, (long long)in.n_ctx_train);
+        return 2;
+    }
+    int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
+    if (serve_model_desc_init(&s->desc, s->model, a->model, a->alias, ctx, kv, &err)) goto fail;
+    serve_app_set_ready(&s->app, true);
+    char threads[32] = "physical cores";
+    if (a->threads) snprintf(threads, sizeof threads, "%lld", (long long)a->threads);
+    printf("outboard serve: http://%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
+           "parallel %lld  threads %s\n",
+           a->host, serve_http_port(s->http), s->desc.id, a->model, (long long)ctx,
+           (long long)kv, (long long)a->parallel, threads);
+    fflush(stdout);
+    return 0;
+fail:
+    fprintf(stderr, "outboard: %s\n", err.msg);
+    return 1;
+}
+
+int cli_cmd_serve(int argc, char **argv) {
+    serve_args a;
+    ob_err err = {{0}};
+    if (serve_args_parse(argc, argv, &a, &err)) {
+        fprintf(stderr, "outboard serve: %s\n\n%s", err.msg, USAGE);
+        return 2;
+    }
+    if (a.help) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    sigset_t set;
+    block_signals(&set);
+    server s;
+    memset(&s, 0, sizeof s);
+    int rc = serve_start(&a, &s);
+    if (rc == 0) {
+        int sig = 0;
+        while (sigwait(&set, &sig) != 0) continue;
+        fprintf(stderr, "outboard serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    serve_http_stop(s.http); /* joins every connection thread before the model goes */
+    serve_model_desc_clear(&s.desc);
+    ob_model_free(s.model);
+    serve_metrics_free(s.metrics);
+    return rc;
+}

@@ -1,0 +1,314 @@
+/*
+ * Routes (serve_app.h). One table lists every path with its method, dialect and handler; a
+ * path in the table with another method is a 405 naming the allowed one, a path not in it a
+ * 404. The dialect of a path decides the error shape: /api/... is Ollama's, the rest OpenAI's.
+ */
+#include "serve/serve_app.h"
+
+#include "core/alloc.h"
+#include "serve/serve_json.h"
+#include "serve/serve_response.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef void (*route_fn)(serve_app *app, const serve_http_req *req, serve_http_resp *resp);
+
+typedef struct route {
+    const char *method;
+    const char *path; /* exact, or a prefix ending in '/' with prefix = true */
+    bool prefix;
+    serve_dialect dialect;
+    route_fn fn;
+} route;
+
+void serve_app_error(serve_dialect d, const serve_error *e, serve_http_resp *resp) {
+    memset(resp, 0, sizeof *resp);
+    resp->status = e->status ? e->status : 500;
+    resp->retry_after = e->retry_after;
+    resp->body = serve_error_body(e, d, &resp->body_len);
+    if (!resp->body) resp->status = 500; /* an empty body: the status still says it */
+}
+
+static void reply_json(json_t *v, serve_dialect d, serve_http_resp *resp) {
+    size_t len = 0;
+    char *body = v ? serve_json_body(v, &len) : NULL;
+    json_decref(v);
+    if (!body) {
+        serve_error e;
+        serve_error_set(&e, 500, "server_error", "out_of_memory", NULL,
+                        "out of memory while writing the response");
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    resp->status = 200;
+    resp->body = body;
+    resp->body_len = len;
+}
+
+static void reply_text(const char *text, const char *type, int status, serve_http_resp *resp) {
+    resp->status = status;
+    resp->content_type = type;
+    resp->body = ob_strndup(text, strlen(text));
+    resp->body_len = resp->body ? strlen(text) : 0;
+}
+
+/* ---- routes that need no engine ---- */
+
+static void r_root(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    reply_text("outboard is running\n", "text/plain; charset=utf-8", 200, resp);
+}
+
+static void r_health(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    bool ok = atomic_load(&app->ready);
+    reply_json(json_pack("{s:s}", "status", ok ? "ok" : "loading"), SERVE_DIALECT_OPENAI, resp);
+    if (ok) return;
+    resp->status = 503;
+    resp->retry_after = 1;
+}
+
+static void r_metrics(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    size_t len = 0;
+    char *text = serve_metrics_render(app->cfg.metrics, &len);
+    if (!text) {
+        reply_text("out of memory\n", "text/plain; charset=utf-8", 500, resp);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    resp->body = text;
+    resp->body_len = len;
+}
+
+static void r_models(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    reply_json(serve_models_openai_list(app->cfg.model), SERVE_DIALECT_OPENAI, resp);
+}
+
+static void r_model_one(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    const char *name = req->path + strlen("/v1/models/");
+    if (!serve_model_match(app->cfg.model, name) || !name[0]) {
+        serve_error e;
+        serve_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                        "model '%.200s' not found; this server has '%s'", name,
+                        app->cfg.model->id);
+        serve_app_error(SERVE_DIALECT_OPENAI, &e, resp);
+        return;
+    }
+    reply_json(serve_models_openai_model(app->cfg.model), SERVE_DIALECT_OPENAI, resp);
+}
+
+static void r_tags(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    reply_json(serve_models_ollama_tags(app->cfg.model), SERVE_DIALECT_OLLAMA, resp);
+}
+
+static void r_ps(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    /* The model stays loaded while the server runs: "expires" a day from now. */
+    reply_json(serve_models_ollama_ps(app->cfg.model, (int64_t)time(NULL) + 86400),
+               SERVE_DIALECT_OLLAMA, resp);
+}
+
+static void r_version(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    reply_json(serve_models_ollama_version(), SERVE_DIALECT_OLLAMA, resp);
+}
+
+/* 404 naming the model asked for and the one served. */
+static int unknown_model(serve_app *app, const char *name, serve_error *e) {
+    return serve_error_set(e, 404, "invalid_request_error", "model_not_found", "model",
+                           "model '%.200s' not found; this server has '%s'", name,
+                           app->cfg.model->id);
+}
+
+static void r_show(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    json_t *body = NULL;
+    serve_error e;
+    const char *name = NULL;
+    if (serve_body_parse(req->body, req->body_len, &body, &e) ||
+        serve_json_get_string(body, "", "model", SERVE_MAX_NAME, &name, NULL, &e) < 0 ||
+        (!name && serve_json_get_string(body, "", "name", SERVE_MAX_NAME, &name, NULL, &e) < 0)) {
+        json_decref(body);
+        serve_app_error(SERVE_DIALECT_OLLAMA, &e, resp);
+        return;
+    }
+    if (!name || !name[0]) serve_error_bad(&e, "missing_field", "model", "model: required, got nothing");
+    else if (!serve_model_match(app->cfg.model, name)) unknown_model(app, name, &e);
+    else e.status = 0;
+    json_decref(body);
+    if (e.status) {
+        serve_app_error(SERVE_DIALECT_OLLAMA, &e, resp);
+        return;
+    }
+    reply_json(serve_models_ollama_show(app->cfg.model), SERVE_DIALECT_OLLAMA, resp);
+}
+
+/* ---- generation routes: parse, check the model, hand over ---- */
+
+typedef int (*parse_fn)(const char *, size_t, const serve_limits *, serve_gen_req **,
+                        serve_error *);
+
+static void generation(serve_app *app, const serve_http_req *req, serve_http_resp *resp,
+                       serve_dialect d, parse_fn parse) {
+    serve_limits lim = {app->cfg.model->n_vocab};
+    serve_gen_req *r = NULL;
+    serve_error e;
+    if (parse(req->body, req->body_len, &lim, &r, &e)) {
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    if (!serve_model_match(app->cfg.model, r->model)) {
+        unknown_model(app, r->model, &e);
+        serve_gen_req_free(r);
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    if (!app->cfg.generate) {
+        serve_gen_req_free(r);
+        serve_error_set(&e, 503, "server_error", "engine_unavailable", NULL,
+                        "generation engine not available in this build of the server");
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    app->cfg.generate(app->cfg.generate_user, r, resp);
+}
+
+static void r_chat(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    generation(app, req, resp, SERVE_DIALECT_OPENAI, serve_openai_chat_parse);
+}
+static void r_completions(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    generation(app, req, resp, SERVE_DIALECT_OPENAI, serve_openai_completion_parse);
+}
+static void r_ollama_chat(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    generation(app, req, resp, SERVE_DIALECT_OLLAMA, serve_ollama_chat_parse);
+}
+static void r_generate(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    generation(app, req, resp, SERVE_DIALECT_OLLAMA, serve_ollama_generate_parse);
+}
+
+static const route ROUTES[] = {
+    {"GET", "/", false, SERVE_DIALECT_OPENAI, r_root},
+    {"GET", "/health", false, SERVE_DIALECT_OPENAI, r_health},
+    {"GET", "/metrics", false, SERVE_DIALECT_OPENAI, r_metrics},
+    {"GET", "/v1/models", false, SERVE_DIALECT_OPENAI, r_models},
+    {"GET", "/v1/models/", true, SERVE_DIALECT_OPENAI, r_model_one},
+    {"POST", "/v1/chat/completions", false, SERVE_DIALECT_OPENAI, r_chat},
+    {"POST", "/v1/completions", false, SERVE_DIALECT_OPENAI, r_completions},
+    {"POST", "/api/chat", false, SERVE_DIALECT_OLLAMA, r_ollama_chat},
+    {"POST", "/api/generate", false, SERVE_DIALECT_OLLAMA, r_generate},
+    {"GET", "/api/tags", false, SERVE_DIALECT_OLLAMA, r_tags},
+    {"POST", "/api/show", false, SERVE_DIALECT_OLLAMA, r_show},
+    {"GET", "/api/version", false, SERVE_DIALECT_OLLAMA, r_version},
+    {"GET", "/api/ps", false, SERVE_DIALECT_OLLAMA, r_ps},
+};
+#define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
+
+static bool path_is(const route *r, const char *path) {
+    if (!r->prefix) return !strcmp(path, r->path);
+    return !strncmp(path, r->path, strlen(r->path));
+}
+
+/* ---- dispatch ---- */
+
+void serve_app_init(serve_app *app, const serve_app_config *cfg) {
+    memset(app, 0, sizeof *app);
+    app->cfg = *cfg;
+    atomic_init(&app->ready, false);
+    app->started = (int64_t)time(NULL);
+}
+
+void serve_app_set_ready(serve_app *app, bool ready) { atomic_store(&app->ready, ready); }
+
+/* Compares in time independent of where the strings differ, so response timing does not
+ * reveal how much of a guessed key was right. */
+static bool key_eq(const char *given, const char *key) {
+    size_t gl = strlen(given), kl = strlen(key);
+    unsigned char diff = gl != kl;
+    for (size_t i = 0; i < kl; i++) diff |= (unsigned char)(key[i] ^ (i < gl ? given[i] : 0));
+    return diff == 0;
+}
+
+static int check_auth(const serve_app *app, const serve_http_req *req, serve_error *e) {
+    const char *key = app->cfg.api_key;
+    if (!key || !key[0]) return 0;
+    const char *auth = req->header(req, "Authorization");
+    const char *xkey = req->header(req, "x-api-key");
+    const char *given = NULL, *where = "x-api-key";
+    if (auth) {
+        where = "Authorization";
+        if (strncasecmp(auth, "Bearer ", 7))
+            return serve_error_set(e, 401, "authentication_error", "invalid_api_key", NULL,
+                                   "Authorization: expected 'Bearer KEY'");
+        given = auth + 7;
+    } else if (xkey) {
+        given = xkey;
+    }
+    if (!given)
+        return serve_error_set(e, 401, "authentication_error", "invalid_api_key", NULL,
+                               "missing API key: send 'Authorization: Bearer KEY' or "
+                               "'x-api-key: KEY'");
+    if (!key_eq(given, key))
+        return serve_error_set(e, 401, "authentication_error", "invalid_api_key", NULL,
+                               "%s: the API key is not valid", where);
+    return 0;
+}
+
+static serve_dialect dialect_of(const char *path) {
+    return !strncmp(path, "/api/", 5) || !strcmp(path, "/api") ? SERVE_DIALECT_OLLAMA
+                                                                 : SERVE_DIALECT_OPENAI;
+}
+
+/* The route for (method, path); *other = a route with this path but another method. */
+static const route *route_find(const char *method, const char *path, const route **other) {
+    *other = NULL;
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (!path_is(&ROUTES[i], path)) continue;
+        /* HEAD is GET without the body (MHD drops it). */
+        if (!strcmp(method, ROUTES[i].method) ||
+            (!strcmp(method, "HEAD") && !strcmp(ROUTES[i].method, "GET")))
+            return &ROUTES[i];
+        *other = &ROUTES[i];
+    }
+    return NULL;
+}
+
+static void dispatch(serve_app *app, const serve_http_req *req, serve_http_resp *resp,
+                     const route *r, const route *other) {
+    serve_dialect d = dialect_of(req->path);
+    serve_error e;
+    if (strcmp(req->path, "/health") && check_auth(app, req, &e)) {
+        serve_app_error(d, &e, resp);
+        resp->www_auth = "Bearer";
+    } else if (req->body_too_large) {
+        serve_error_set(&e, 413, "invalid_request_error", "request_too_large", NULL,
+                        "request body: %llu bytes, the limit (--max-body) is %zu",
+                        (unsigned long long)req->body_seen, app->cfg.max_body);
+        serve_app_error(d, &e, resp);
+    } else if (!r && other) {
+        serve_error_set(&e, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "%.16s %.200s: method not allowed; use %s", req->method, req->path,
+                        other->method);
+        serve_app_error(d, &e, resp);
+        resp->allow = other->method;
+    } else if (r && !atomic_load(&app->ready) && r->fn != r_health && r->fn != r_root) {
+        serve_error_set(&e, 503, "server_error", "loading", NULL,
+                        "the model is still loading; retry shortly");
+        serve_app_error(d, &e, resp);
+        resp->retry_after = 1;
+    } else if (!r) {
+        serve_error_set(&e, 404, "invalid_request_error", "not_found", NULL,
+                        "%.16s %.200s: no such route", req->method, req->path);
+        serve_app_error(d, &e, resp);
+    } else {
+        r->fn(app, req, resp);
+    }
+}
+
+void serve_app_handle(void *user, const serve_http_req *req, serve_http_resp *resp) {
+    serve_app *app = user;
+    memset(resp, 0, sizeof *resp);
+    const route *other, *r = route_find(req->method, req->path, &other);
+    dispatch(app, req, resp, r, other);
+    const route *named = r ? r : other;
+    const char *label = !named ? "other" : named->prefix ? "/v1/models/{id}" : named->path;
+    if (app->cfg.metrics) serve_metrics_request(app->cfg.metrics, label, resp->status);
+}

@@ -1,0 +1,45 @@
+/*
+ * The server's routes: authentication, routing with 404/405, the dialect's error objects,
+ * metrics per route and status, and the handlers of the routes that need no engine (health,
+ * metrics, model listings). Generation requests are parsed and validated here, then handed
+ * to the generate hook; without one (the engine not wired in) they answer 503.
+ *
+ * serve_app_handle is a serve_handler_fn (serve_http.h): tests call it with a plain request
+ * struct, no socket.
+ */
+#ifndef OB_SERVE_APP_H
+#define OB_SERVE_APP_H
+
+#include "serve/serve_http.h"
+#include "serve/serve_metrics.h"
+#include "serve/serve_model.h"
+#include "serve/serve_request.h"
+
+#include <stdatomic.h>
+
+/* Takes r (transfers) and fills resp: a whole answer, or a stream it keeps writing to. */
+typedef void (*serve_generate_fn)(void *user, serve_gen_req *r, serve_http_resp *resp);
+
+typedef struct serve_app_config {
+    const serve_model_desc *model; /* borrowed for the app's life */
+    serve_metrics *metrics;        /* borrowed */
+    const char *api_key;           /* borrowed; NULL or "" = no authentication */
+    size_t max_body;               /* for the 413 message */
+    serve_generate_fn generate;    /* NULL: generation routes answer 503 */
+    void *generate_user;
+} serve_app_config;
+
+typedef struct serve_app {
+    serve_app_config cfg;
+    atomic_bool ready; /* false while loading: /health says "loading" with 503 */
+    int64_t started;   /* Unix seconds */
+} serve_app;
+
+void serve_app_init(serve_app *app, const serve_app_config *cfg);
+void serve_app_set_ready(serve_app *app, bool ready);
+void serve_app_handle(void *app, const serve_http_req *req, serve_http_resp *resp);
+
+/* resp = the error in the dialect's shape (a helper the generation side uses too). */
+void serve_app_error(serve_dialect d, const serve_error *e, serve_http_resp *resp);
+
+#endif

@@ -1,0 +1,240 @@
+/*
+ * Routes without a socket (serve_app.c): a plain request struct in, the response struct out.
+ * Covers authentication, 404/405/413, /health while loading, the model listings, the
+ * generation routes' validation in each dialect's error shape, the generate hook and metrics.
+ */
+#include "core/alloc.h"
+#include "serve/serve_app.h"
+
+#include "test.h"
+
+typedef struct fake_headers {
+    const char *names[4], *values[4];
+} fake_headers;
+
+static const char *fake_header(const serve_http_req *req, const char *name) {
+    const fake_headers *h = req->conn;
+    for (int i = 0; h && i < 4 && h->names[i]; i++)
+        if (!strcasecmp(h->names[i], name)) return h->values[i];
+    return NULL;
+}
+
+static serve_model_desc DESC;
+static serve_metrics *METRICS;
+static serve_gen_req *handed; /* what the generate hook received */
+
+static void fake_generate(void *user, serve_gen_req *r, serve_http_resp *resp) {
+    serve_gen_req_free(handed);
+    handed = r;
+    resp->status = 200;
+    resp->body = ob_strndup("{}", 2);
+    resp->body_len = 2;
+}
+
+static void app_setup(serve_app *app, const char *key, bool ready, bool engine) {
+    memset(&DESC, 0, sizeof DESC);
+    strcpy(DESC.id, "tiny");
+    strcpy(DESC.arch, "llama");
+    DESC.n_vocab = 512;
+    DESC.n_ctx_train = 2048;
+    if (!METRICS) serve_metrics_new(&METRICS, NULL);
+    serve_app_config cfg = {&DESC, METRICS, key, 1024, engine ? fake_generate : NULL, NULL};
+    serve_app_init(app, &cfg);
+    serve_app_set_ready(app, ready);
+}
+
+static json_t *call(serve_app *app, const char *method, const char *path, const char *body,
+                    fake_headers *h, serve_http_resp *resp) {
+    serve_http_req req = {method, path, body ? body : "", body ? strlen(body) : 0, false, 0,
+                          fake_header, h};
+    serve_app_handle(app, &req, resp);
+    json_t *v = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
+    ob_free(resp->body);
+    resp->body = NULL;
+    return v;
+}
+
+static const char *oai_msg(json_t *v) {
+    return json_string_value(json_object_get(json_object_get(v, "error"), "message"));
+}
+static const char *oai_code(json_t *v) {
+    return json_string_value(json_object_get(json_object_get(v, "error"), "code"));
+}
+
+TEST(routing_404_405) {
+    serve_app app;
+    app_setup(&app, NULL, true, false);
+    serve_http_resp r;
+    json_t *v = call(&app, "GET", "/v2/nothing", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 404);
+    CHECK(strstr(oai_msg(v), "GET /v2/nothing: no such route"));
+    json_decref(v);
+    v = call(&app, "GET", "/v1/chat/completions", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 405);
+    CHECK_EQ_STR(r.allow, "POST");
+    CHECK_EQ_STR(oai_code(v), "method_not_allowed");
+    json_decref(v);
+    v = call(&app, "POST", "/api/tags", "{}", NULL, &r);
+    CHECK_EQ_INT(r.status, 405);
+    CHECK(json_is_string(json_object_get(v, "error"))); /* Ollama's shape under /api/ */
+    json_decref(v);
+    v = call(&app, "HEAD", "/health", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(v);
+}
+
+TEST(auth_with_api_key) {
+    serve_app app;
+    app_setup(&app, "s3cret", true, false);
+    serve_http_resp r;
+    json_t *v = call(&app, "GET", "/health", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 200); /* /health needs no key */
+    json_decref(v);
+    v = call(&app, "GET", "/v1/models", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 401);
+    CHECK_EQ_STR(oai_code(v), "invalid_api_key");
+    CHECK(strstr(oai_msg(v), "missing API key"));
+    CHECK_EQ_STR(r.www_auth, "Bearer");
+    json_decref(v);
+    fake_headers wrong = {{"Authorization"}, {"Bearer nope"}};
+    v = call(&app, "GET", "/v1/models", NULL, &wrong, &r);
+    CHECK_EQ_INT(r.status, 401);
+    CHECK(strstr(oai_msg(v), "Authorization: the API key is not valid"));
+    json_decref(v);
+    fake_headers basic = {{"Authorization"}, {"Basic czNjcmV0"}};
+    v = call(&app, "GET", "/v1/models", NULL, &basic, &r);
+    CHECK_EQ_INT(r.status, 401);
+    json_decref(v);
+    fake_headers prefix = {{"x-api-key"}, {"s3cre"}};
+    v = call(&app, "GET", "/api/tags", NULL, &prefix, &r);
+    CHECK_EQ_INT(r.status, 401);
+    CHECK(json_is_string(json_object_get(v, "error")));
+    json_decref(v);
+    fake_headers good = {{"authorization"}, {"bearer s3cret"}};
+    v = call(&app, "GET", "/v1/models", NULL, &good, &r);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(v);
+    fake_headers xk = {{"X-Api-Key"}, {"s3cret"}};
+    v = call(&app, "GET", "/api/tags", NULL, &xk, &r);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(v);
+}
+
+TEST(body_too_large_is_413) {
+    serve_app app;
+    app_setup(&app, NULL, true, false);
+    serve_http_req req = {"POST", "/api/chat", "", 0, true, 5000, fake_header, NULL};
+    serve_http_resp r;
+    serve_app_handle(&app, &req, &r);
+    CHECK_EQ_INT(r.status, 413);
+    CHECK(r.body && strstr(r.body, "5000 bytes, the limit (--max-body) is 1024"));
+    ob_free(r.body);
+}
+
+TEST(health_while_loading) {
+    serve_app app;
+    app_setup(&app, NULL, false, false);
+    serve_http_resp r;
+    json_t *v = call(&app, "GET", "/health", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "status")), "loading");
+    json_decref(v);
+    v = call(&app, "GET", "/v1/models", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_EQ_INT(r.retry_after, 1);
+    json_decref(v);
+    serve_app_set_ready(&app, true);
+    v = call(&app, "GET", "/health", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "status")), "ok");
+    json_decref(v);
+}
+
+TEST(model_routes) {
+    serve_app app;
+    app_setup(&app, NULL, true, false);
+    serve_http_resp r;
+    json_t *v = call(&app, "GET", "/v1/models/tiny", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "id")), "tiny");
+    json_decref(v);
+    v = call(&app, "GET", "/v1/models/gpt-4", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 404);
+    CHECK_EQ_STR(oai_code(v), "model_not_found");
+    json_decref(v);
+    v = call(&app, "POST", "/api/show", "{\"model\":\"tiny:latest\"}", NULL, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(json_object_get(v, "model_info"));
+    json_decref(v);
+    v = call(&app, "POST", "/api/show", "{\"name\":\"other\"}", NULL, &r);
+    CHECK_EQ_INT(r.status, 404);
+    CHECK(strstr(json_string_value(json_object_get(v, "error")), "model 'other' not found"));
+    json_decref(v);
+    v = call(&app, "POST", "/api/show", "{\"model\":3}", NULL, &r);
+    CHECK_EQ_INT(r.status, 400);
+    json_decref(v);
+    v = call(&app, "POST", "/api/show", "{}", NULL, &r);
+    CHECK_EQ_INT(r.status, 400);
+    json_decref(v);
+    v = call(&app, "GET", "/api/version", NULL, NULL, &r);
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "version")), OB_VERSION_STRING);
+    json_decref(v);
+    v = call(&app, "GET", "/api/ps", NULL, NULL, &r);
+    CHECK_EQ_INT(json_array_size(json_object_get(v, "models")), 1);
+    json_decref(v);
+}
+
+TEST(generation_routes_validate_then_hand_over) {
+    serve_app app;
+    app_setup(&app, NULL, true, false);
+    serve_http_resp r;
+    json_t *v = call(&app, "POST", "/v1/chat/completions", "{\"messages\":3}", NULL, &r);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "error"), "param")),
+                 "messages");
+    json_decref(v);
+    v = call(&app, "POST", "/v1/chat/completions",
+             "{\"model\":\"gpt-4\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", NULL,
+             &r);
+    CHECK_EQ_INT(r.status, 404);
+    json_decref(v);
+    v = call(&app, "POST", "/api/generate", "{\"model\":\"tiny\",\"prompt\":\"x\"}", NULL, &r);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK(strstr(json_string_value(json_object_get(v, "error")), "generation engine not available"));
+    json_decref(v);
+    v = call(&app, "POST", "/v1/completions", "{\"prompt\":[600]}", NULL, &r);
+    CHECK_EQ_INT(r.status, 400); /* token id past the model's 512 */
+    json_decref(v);
+    app_setup(&app, NULL, true, true);
+    v = call(&app, "POST", "/api/chat",
+             "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", NULL,
+             &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(handed && handed->dialect == SERVE_DIALECT_OLLAMA && handed->stream);
+    json_decref(v);
+    serve_gen_req_free(handed);
+    handed = NULL;
+}
+
+TEST(requests_are_counted) {
+    char *t = serve_metrics_render(METRICS, NULL);
+    CHECK(t);
+    CHECK(strstr(t, "route=\"/v1/chat/completions\",status=\"405\""));
+    CHECK(strstr(t, "route=\"other\",status=\"404\""));
+    CHECK(strstr(t, "route=\"/v1/models/{id}\",status=\"404\""));
+    CHECK(strstr(t, "route=\"/api/generate\",status=\"503\""));
+    ob_free(t);
+    serve_metrics_free(METRICS);
+    METRICS = NULL;
+}
+
+int main(void) {
+    RUN(routing_404_405);
+    RUN(auth_with_api_key);
+    RUN(body_too_large_is_413);
+    RUN(health_while_loading);
+    RUN(model_routes);
+    RUN(generation_routes_validate_then_hand_over);
+    RUN(requests_are_counted);
+    return t_summary();
+}
