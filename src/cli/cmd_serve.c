@@ -10,6 +10,8 @@
 #include "serve/serve_http.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
+#include "serve/serve_prompt.h"
+#include "serve/serve_sched.h"
 
 #include <stddef.h>
 #include <pthread.h>
@@ -137,8 +139,29 @@ typedef struct server {
     serve_app app;
     serve_http *http;
     ob_model *model;
+    ob_context *ctx;
+    serve_prompter prompter;
+    serve_sched *sched;
     serve_model_desc desc;
 } server;
+
+/* The engine: one context with a slot per parallel sequence over a shared KV pool, the prompt
+ * renderer and the scheduler thread that owns the context from now on. */
+static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64_t kv,
+                              ob_err *err) {
+    ob_context_params cp;
+    ob_context_params_init(&cp);
+    cp.n_ctx = ctx;
+    cp.n_threads = (int)a->threads;
+    cp.n_seq_max = (int32_t)a->parallel;
+    cp.kv_size = kv;
+    ob_status st = ob_context_new(s->model, &cp, &s->ctx, err);
+    if (!st) st = serve_prompter_init(&s->prompter, s->model, a->model, ctx, err);
+    if (st) return st;
+    serve_sched_opts so = {s->model, s->ctx, &s->prompter, s->metrics, s->desc.id,
+                           (int)a->parallel, a->queue, 512};
+    return serve_sched_start(&so, &s->sched, err);
+}
 
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
@@ -160,8 +183,13 @@ static int serve_start(const serve_args *a, server *s) {
         return 2;
     }
     int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
-    if (serve_model_desc_init(&s->desc, s->model, a->model, a->alias, ctx, kv, &err)) goto fail;
-    serve_app_set_ready(&s->app, true);
+    if (kv < ctx) kv = ctx; /* one request may always use the whole context */
+    if (serve_model_desc_init(&s->desc, s->model, a->model, a->alias, ctx, kv, &err) ||
+        engine_start(a, s, ctx, kv, &err))
+        goto fail;
+    s->app.cfg.generate = serve_sched_generate;
+    s->app.cfg.generate_user = s->sched;
+    serve_app_set_ready(&s->app, true); /* publishes the fields above to the HTTP threads */
     char threads[32] = "physical cores";
     if (a->threads) snprintf(threads, sizeof threads, "%lld", (long long)a->threads);
     printf("outboard serve: http://%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
@@ -196,7 +224,13 @@ int cli_cmd_serve(int argc, char **argv) {
         while (sigwait(&set, &sig) != 0) continue;
         fprintf(stderr, "outboard serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
-    serve_http_stop(s.http); /* joins every connection thread before the model goes */
+    /* The scheduler first: it ends every request (waiting HTTP threads get their answer),
+     * then the transport joins its connection threads, then the engine's memory goes. */
+    serve_sched_stop(s.sched);
+    serve_http_stop(s.http);
+    serve_sched_free(s.sched);
+    serve_prompter_clear(&s.prompter);
+    ob_context_free(s.ctx);
     serve_model_desc_clear(&s.desc);
     ob_model_free(s.model);
     serve_metrics_free(s.metrics);

@@ -37,7 +37,7 @@ struct serve_metrics {
     pthread_mutex_t mu;
     series requests[SERVE_METRICS_MAX_SERIES];
     size_t n_requests;
-    uint64_t prompt_tokens, generated_tokens, prefix_hits, prefix_tokens;
+    uint64_t prompt_tokens, generated_tokens, prefix_hits, prefix_tokens, preemptions;
     int64_t waiting, running, kv_used, kv_total;
     histogram ttft, itl;
 };
@@ -94,6 +94,12 @@ void serve_metrics_prefix_hit(serve_metrics *m, int64_t n_tokens) {
     pthread_mutex_lock(&m->mu);
     m->prefix_hits++;
     m->prefix_tokens += (uint64_t)(n_tokens > 0 ? n_tokens : 0);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_preempt(serve_metrics *m) {
+    pthread_mutex_lock(&m->mu);
+    m->preemptions++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -188,6 +194,9 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
                "Prompts that reused a cached prefix.", (long long)m->prefix_hits);
     put_scalar(&b, "outboard_prefix_cache_tokens_total", "counter",
                "Prompt tokens taken from the prefix cache.", (long long)m->prefix_tokens);
+    put_scalar(&b, "outboard_preemptions_total", "counter",
+               "Sequences that gave their KV blocks back when the pool ran out.",
+               (long long)m->preemptions);
     put_scalar(&b, "outboard_queue_depth", "gauge", "Requests waiting for a sequence slot.",
                (long long)m->waiting);
     put_scalar(&b, "outboard_sequences_running", "gauge", "Sequences being generated.",

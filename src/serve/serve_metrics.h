@@ -26,6 +26,8 @@ void serve_metrics_request(serve_metrics *m, const char *route, int status);
 void serve_metrics_tokens(serve_metrics *m, int64_t prompt, int64_t generated);
 /* A prompt whose first n_tokens came from the prefix cache. */
 void serve_metrics_prefix_hit(serve_metrics *m, int64_t n_tokens);
+/* A sequence gave its KV blocks back to make room (it is recomputed later). */
+void serve_metrics_preempt(serve_metrics *m);
 void serve_metrics_set_queue(serve_metrics *m, int64_t waiting, int64_t running);
 void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_total);
 void serve_metrics_ttft(serve_metrics *m, double seconds);

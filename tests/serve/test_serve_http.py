@@ -245,16 +245,6 @@ def test_refused_requests(server, case):
         assert hdrs.get("Allow") in ("GET", "POST")
 
 
-def test_generation_waits_for_the_engine(server):
-    # Valid requests pass validation and reach the generation stage, which is not wired in.
-    status, raw, _ = server.request("POST", CHAT, {"model": MODEL_ID, "messages": MSG})
-    assert status == 503
-    assert json.loads(raw)["error"]["code"] == "engine_unavailable"
-    status, raw, _ = server.request("POST", "/api/chat",
-                                    {"model": MODEL_ID + ":latest", "messages": MSG})
-    assert status == 503 and "engine" in json.loads(raw)["error"]
-
-
 def test_declared_body_too_large_refused_before_it_is_sent(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
         s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"

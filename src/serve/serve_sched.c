@@ -1,0 +1,472 @@
+/*
+ * The engine thread (serve_sched.h). One loop: admit waiting sequences into free slots while
+ * the KV pool has blocks, build one batch (every decoding sequence's next token first, then
+ * prefill chunks in admission order up to n_batch entries), ob_decode it, sample for every
+ * entry that asked for logits, emit text, and retire finished or cancelled sequences. Only
+ * this thread touches the context, so the engine needs no locks; the queue is the one thing
+ * HTTP threads share with it, under `mu`.
+ */
+#include "serve/serve_sched_int.h"
+
+#include "core/alloc.h"
+#include "serve/serve_app.h"
+
+#include "serve/serve_response.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- finishing ---- */
+
+static void task_complete(serve_sched *s, serve_task *t) {
+    if (s->o.metrics) {
+        int64_t gen = 0;
+        for (int i = 0; i < t->n_seqs; i++) gen += t->seqs[i].n_gen;
+        serve_metrics_tokens(s->o.metrics, t->prompt_tokens, gen);
+    }
+    if (t->stream) {
+        if (t->failed) serve_emit_error(t, &t->err);
+        else serve_emit_end(t);
+        sched_task_free(t); /* a streamed task belongs to this thread */
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    t->done = true; /* the HTTP thread takes it from here */
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Takes q out of the engine (its cache dropped, the prefix kept in the pool). */
+static void seq_unslot(serve_sched *s, serve_seq *q) {
+    if (q->slot < 0) return;
+    ob_seq_free(s->o.ctx, q->slot);
+    s->slot_used[q->slot] = false;
+    q->slot = -1;
+    for (int i = 0; i < s->n_running; i++)
+        if (s->running[i] == q) {
+            s->running[i] = s->running[--s->n_running];
+            break;
+        }
+}
+
+static void seq_done(serve_sched *s, serve_seq *q, const char *reason) {
+    serve_task *t = q->task;
+    if (!t->failed && reason) {
+        sched_seq_flush(s, q, reason);
+        serve_emit_finish(t, q);
+    }
+    pthread_mutex_lock(&s->mu);
+    if (q->slot >= 0) s->hold = false; /* its blocks are free now */
+    seq_unslot(s, q);
+    pthread_mutex_unlock(&s->mu);
+    q->phase = SERVE_SEQ_DONE;
+    if (++t->n_done == t->n_seqs) task_complete(s, t);
+}
+
+/* Fails the whole task; its seqs end as the loop meets them (running ones at once). */
+static void task_fail(serve_sched *s, serve_task *t, const serve_error *e) {
+    if (!t->failed) {
+        t->failed = true;
+        t->err = *e;
+    }
+}
+
+static bool task_gone(serve_task *t) {
+    return t->failed || (t->stream && serve_stream_cancelled(t->stream));
+}
+
+/* ---- admission ---- */
+
+/* Whether the pool can hold q's tokens plus one (blocks that only cache a prefix count as
+ * free: the pool evicts them on demand). With nothing running, admit anyway: the pool is
+ * never smaller than one context. */
+static bool pool_has_room(serve_sched *s, const serve_seq *q) {
+    if (s->n_running == 0) return true;
+    ob_kv_stats st;
+    ob_kv_stats_get(s->o.ctx, &st);
+    int64_t bs = st.block_size > 0 ? st.block_size : 1;
+    int64_t need = ((int64_t)q->n_tokens + 1 + bs - 1) / bs;
+    return st.blocks_free + st.blocks_cached >= need;
+}
+
+/* Moves waiting seqs into free slots; called with mu held. Cancelled ones are retired. */
+static void admit(serve_sched *s) {
+    while (s->n_waiting > 0) {
+        serve_seq *q = s->waiting[0];
+        bool gone = task_gone(q->task);
+        /* After a preemption the pool is known to be short: readmitting the preempted
+         * sequence at once would take back the blocks the others need (and it would be
+         * preempted again, for ever), so admission waits until a sequence finishes. */
+        if (s->n_running == 0) s->hold = false;
+        if (!gone && (s->hold || s->n_running >= s->o.n_parallel || !pool_has_room(s, q)))
+            break;
+        memmove(s->waiting, s->waiting + 1, --s->n_waiting * sizeof *s->waiting);
+        if (gone) {
+            pthread_mutex_unlock(&s->mu);
+            seq_done(s, q, NULL);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        int slot = 0;
+        while (s->slot_used[slot]) slot++;
+        s->slot_used[slot] = true;
+        q->slot = slot;
+        q->phase = SERVE_SEQ_PREFILL;
+        q->order = s->next_order++;
+        s->running[s->n_running++] = q;
+    }
+}
+
+/* The pool ran out mid-step: the youngest sequence gives its blocks back and waits at the
+ * front of the queue; its tokens so far are evaluated again when it returns, and its sampler,
+ * stop matcher and parser carry on where they were. */
+static void preempt_youngest(serve_sched *s) {
+    serve_seq *young = NULL;
+    for (int i = 0; i < s->n_running; i++)
+        if (!young || s->running[i]->order > young->order) young = s->running[i];
+    pthread_mutex_lock(&s->mu);
+    seq_unslot(s, young);
+    young->phase = SERVE_SEQ_WAITING;
+    s->hold = true;
+    if (s->o.metrics) serve_metrics_preempt(s->o.metrics);
+    young->n_past = 0;
+    memmove(s->waiting + 1, s->waiting, s->n_waiting * sizeof *s->waiting);
+    s->waiting[0] = young;
+    s->n_waiting++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- one step ---- */
+
+static void batch_add(serve_sched *s, serve_seq *q, int32_t tok, int64_t pos, bool logits) {
+    ob_batch *b = s->batch;
+    s->entry[b->n] = q;
+    ob_batch_add(b, tok, pos, q->slot, logits, NULL);
+}
+
+/* A prompt entering the engine first takes what the prefix cache has of it. */
+static void attach_prefix(serve_sched *s, serve_seq *q) {
+    int64_t got = 0;
+    if (ob_seq_attach_prefix(s->o.ctx, q->slot, q->tokens, (int64_t)q->n_tokens, &got, NULL) ||
+        got <= 0)
+        return;
+    q->n_past = got;
+    if (q->n_gen == 0) {
+        q->n_cached = got;
+        q->task->cached_tokens += got;
+    }
+    if (s->o.metrics) serve_metrics_prefix_hit(s->o.metrics, got);
+}
+
+static void build_batch(serve_sched *s) {
+    ob_batch_clear(s->batch);
+    int64_t budget = s->o.n_batch;
+    for (int i = 0; i < s->n_running; i++) {
+        serve_seq *q = s->running[i];
+        if (q->phase != SERVE_SEQ_DECODE) continue;
+        batch_add(s, q, q->tokens[q->n_tokens - 1], q->n_past, true);
+        budget--;
+    }
+    for (int i = 0; i < s->n_running && budget > 0; i++) {
+        serve_seq *q = s->running[i];
+        if (q->phase != SERVE_SEQ_PREFILL) continue;
+        if (q->n_past == 0) attach_prefix(s, q);
+        int64_t left = (int64_t)q->n_tokens - q->n_past;
+        int64_t take = left < budget ? left : budget;
+        for (int64_t k = 0; k < take; k++)
+            batch_add(s, q, q->tokens[q->n_past + k], q->n_past + k, k == left - 1);
+        budget -= take;
+    }
+}
+
+static bool seq_push(serve_seq *q, int32_t tok) {
+    if (q->n_tokens == q->cap) {
+        int32_t *grown = ob_realloc(q->tokens, q->cap * 2, sizeof *grown);
+        if (!grown) return false;
+        q->tokens = grown;
+        q->cap *= 2;
+    }
+    q->tokens[q->n_tokens++] = tok;
+    return true;
+}
+
+static void timing(serve_sched *s, serve_seq *q) {
+    int64_t now = serve_now_ns();
+    if (s->o.metrics) {
+        if (!q->t_first_ns) serve_metrics_ttft(s->o.metrics, (now - q->task->t_start_ns) / 1e9);
+        else serve_metrics_itl(s->o.metrics, (now - q->t_last_ns) / 1e9);
+    }
+    if (!q->t_first_ns) q->t_first_ns = now;
+    q->t_last_ns = now;
+}
+
+/* Samples q's next token from its logits and moves its text on. */
+static void sample(serve_sched *s, serve_seq *q, const float *logits) {
+    const serve_gen_req *r = q->task->req;
+    if (task_gone(q->task)) {
+        seq_done(s, q, NULL);
+        return;
+    }
+    if (r->max_tokens == 0) {
+        seq_done(s, q, "length");
+        return;
+    }
+    int32_t tok = ob_sampler_sample(q->sampler, sched_seq_logits(s, q, logits));
+    if (tok < 0 || !seq_push(q, tok)) {
+        serve_error e;
+        serve_error_set(&e, 500, "server_error", "numeric_error", NULL,
+                        "the model produced no finite logit at position %lld",
+                        (long long)q->n_tokens);
+        task_fail(s, q->task, &e);
+        seq_done(s, q, NULL);
+        return;
+    }
+    timing(s, q);
+    q->n_gen++;
+    if (q->counts) q->counts[tok]++;
+    q->phase = SERVE_SEQ_DECODE;
+    const char *end = NULL;
+    if (ob_token_is_eog(s->o.model, tok) || sched_seq_text(s, q, tok)) end = "stop";
+    else if ((r->max_tokens > 0 && q->n_gen >= r->max_tokens) || (int64_t)q->n_tokens >= s->n_ctx)
+        end = "length";
+    if (end) seq_done(s, q, end);
+}
+
+static void fail_running(serve_sched *s, const char *what, const ob_err *err) {
+    serve_error e;
+    serve_error_set(&e, 500, "server_error", "engine_error", NULL, "%s: %s", what, err->msg);
+    while (s->n_running > 0) {
+        serve_seq *q = s->running[0];
+        task_fail(s, q->task, &e);
+        seq_done(s, q, NULL);
+    }
+}
+
+static void step(serve_sched *s) {
+    build_batch(s);
+    ob_batch *b = s->batch;
+    if (b->n == 0) return;
+    ob_err err;
+    ob_status st = ob_decode(s->o.ctx, b, &err);
+    if (st == OB_ERR_LIMIT && s->n_running > 1) {
+        preempt_youngest(s);
+        return;
+    }
+    if (st == OB_ERR_CANCELLED) return; /* shutting down */
+    if (st) {
+        fail_running(s, "ob_decode", &err);
+        return;
+    }
+    for (int64_t i = 0; i < b->n; i++) s->entry[i]->n_past++;
+    for (int64_t i = 0; i < b->n; i++)
+        if (b->logits[i] && s->entry[i]->phase != SERVE_SEQ_DONE)
+            sample(s, s->entry[i], ob_batch_logits(s->o.ctx, i));
+}
+
+/* Running sequences whose task failed or whose client left. */
+static void retire_gone(serve_sched *s) {
+    for (int i = 0; i < s->n_running;) {
+        serve_seq *q = s->running[i];
+        if (task_gone(q->task)) seq_done(s, q, NULL); /* removes it from running[] */
+        else i++;
+    }
+}
+
+static void update_gauges(serve_sched *s) {
+    if (!s->o.metrics) return;
+    ob_kv_stats st;
+    ob_kv_stats_get(s->o.ctx, &st);
+    serve_metrics_set_kv(s->o.metrics, st.blocks_used, st.blocks_total);
+    serve_metrics_set_queue(s->o.metrics, (int64_t)s->n_waiting, s->n_running);
+}
+
+/* Shutdown: every queued and running request ends with a 503. */
+static void drain(serve_sched *s) {
+    serve_error e;
+    serve_error_set(&e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
+    pthread_mutex_lock(&s->mu);
+    while (s->n_waiting > 0) {
+        serve_seq *q = s->waiting[--s->n_waiting];
+        task_fail(s, q->task, &e);
+        pthread_mutex_unlock(&s->mu);
+        seq_done(s, q, NULL);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    while (s->n_running > 0) {
+        task_fail(s, s->running[0]->task, &e);
+        seq_done(s, s->running[0], NULL);
+    }
+}
+
+static void *engine_main(void *arg) {
+    serve_sched *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        admit(s);
+        update_gauges(s);
+        bool stop = atomic_load(&s->stopping);
+        if (!stop && s->n_running == 0) pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+        if (stop) break;
+        retire_gone(s);
+        if (s->n_running > 0) step(s);
+    }
+    drain(s);
+    return NULL;
+}
+
+/* ---- the HTTP side ---- */
+
+static bool abort_cb(void *user) { return atomic_load(&((serve_sched *)user)->stopping); }
+
+ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err *err) {
+    if (o->n_parallel < 1 || o->n_batch < 1)
+        return ob_fail(err, OB_ERR_ARG, "scheduler: n_parallel %d and n_batch %lld must be >= 1",
+                       o->n_parallel, (long long)o->n_batch);
+    serve_sched *s = ob_calloc(1, sizeof *s);
+    if (!s) return ob_fail(err, OB_ERR_NOMEM, "out of memory for the scheduler");
+    s->o = *o;
+    ob_model_info info;
+    ob_model_get_info(o->model, &info);
+    s->n_vocab = info.n_vocab;
+    s->n_ctx = ob_context_n_ctx(o->ctx);
+    atomic_init(&s->stopping, false);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    /* Admission keeps the queue within max_queue + free slots; preempted seqs come back from
+     * the running ones: this bound is never passed. */
+    s->cap_waiting = (size_t)o->max_queue + 2 * (size_t)o->n_parallel + 1;
+    s->waiting = ob_calloc(s->cap_waiting, sizeof *s->waiting);
+    s->running = ob_calloc((size_t)o->n_parallel, sizeof *s->running);
+    s->slot_used = ob_calloc((size_t)o->n_parallel, sizeof *s->slot_used);
+    s->entry = ob_calloc((size_t)(o->n_batch + o->n_parallel), sizeof *s->entry);
+    ob_status st = !s->waiting || !s->running || !s->slot_used || !s->entry
+                       ? ob_fail(err, OB_ERR_NOMEM, "out of memory for the scheduler")
+                       : ob_batch_new(o->n_batch + o->n_parallel, &s->batch, err);
+    if (!st && pthread_create(&s->thread, NULL, engine_main, s))
+        st = ob_fail(err, OB_ERR_NOMEM, "scheduler: cannot start the engine thread");
+    if (st) {
+        serve_sched_free(s);
+        return st;
+    }
+    s->started = true;
+    ob_context_set_abort(o->ctx, abort_cb, s);
+    *out = s;
+    return OB_OK;
+}
+
+void serve_sched_stop(serve_sched *s) {
+    if (!s || !s->started) return;
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->stopping, true);
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    s->started = false;
+    ob_context_set_abort(s->o.ctx, NULL, NULL);
+}
+
+void serve_sched_free(serve_sched *s) {
+    if (!s) return;
+    serve_sched_stop(s);
+    ob_batch_free(s->batch);
+    ob_free(s->waiting);
+    ob_free(s->running);
+    ob_free(s->slot_used);
+    ob_free(s->entry);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    ob_free(s);
+}
+
+/* Queues every seq of t, or refuses: 503 with Retry-After when the queue is full or the
+ * server is stopping. */
+static int submit(serve_sched *s, serve_task *t, serve_error *e) {
+    pthread_mutex_lock(&s->mu);
+    int64_t free_slots = s->o.n_parallel - s->n_running;
+    int rc = 0;
+    if (atomic_load(&s->stopping)) {
+        rc = serve_error_set(e, 503, "server_error", "shutting_down", NULL,
+                             "the server is shutting down");
+    } else if ((int64_t)s->n_waiting + t->n_seqs > s->o.max_queue + (free_slots > 0 ? free_slots : 0)) {
+        rc = serve_error_set(e, 503, "server_error", "queue_full", NULL,
+                             "the queue is full: %zu sequences waiting, the limit is %lld "
+                             "(--queue); retry later",
+                             s->n_waiting, (long long)s->o.max_queue);
+        e->retry_after = 1;
+    } else {
+        for (int i = 0; i < t->n_seqs; i++) s->waiting[s->n_waiting++] = &t->seqs[i];
+        pthread_cond_signal(&s->cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Ollama's "load the model" request (no prompt, no messages): done at once. */
+static bool load_only(serve_sched *s, serve_gen_req *r, serve_http_resp *resp) {
+    bool empty = r->kind == SERVE_KIND_CHAT ? json_array_size(r->messages) == 0 : r->n_prompts == 0;
+    if (r->dialect != SERVE_DIALECT_OLLAMA || !empty) return false;
+    serve_choice ch = {.text = "", .finish_reason = "load"};
+    serve_ollama_stats st = {0};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    const char *model = r->model[0] ? r->model : s->o.model_id;
+    json_t *v = r->kind == SERVE_KIND_CHAT ? serve_ollama_chat(model, now, &ch, &st)
+                                           : serve_ollama_generate(model, now, &ch, &st);
+    resp->status = 200;
+    resp->body = v ? serve_ndjson_line(v, &resp->body_len) : NULL;
+    json_decref(v);
+    if (!resp->body) resp->status = 500;
+    return true;
+}
+
+void serve_sched_generate(void *user, serve_gen_req *r, serve_http_resp *resp) {
+    serve_sched *s = user;
+    serve_dialect d = r->dialect;
+    bool stream = r->stream;
+    serve_task *t = NULL;
+    serve_error e;
+    if (load_only(s, r, resp)) {
+        serve_gen_req_free(r);
+        return;
+    }
+    if (sched_task_new(s, r, &t, &e)) { /* r is freed */
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    if (stream && !(t->stream = serve_stream_new())) {
+        sched_task_free(t);
+        serve_req_nomem(&e, "the stream");
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    serve_stream *st = t->stream;
+    if (st) serve_stream_ref(st); /* the response's reference, taken before the engine runs */
+    if (submit(s, t, &e)) {
+        serve_stream_unref(st);
+        sched_task_free(t);
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    if (st) {
+        resp->status = 200;
+        resp->content_type = d == SERVE_DIALECT_OPENAI ? "text/event-stream"
+                                                       : "application/x-ndjson";
+        resp->stream = st;
+        return;
+    }
+    pthread_mutex_lock(&t->mu);
+    while (!t->done) pthread_cond_wait(&t->cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (t->failed) {
+        serve_app_error(d, &t->err, resp);
+    } else {
+        resp->status = 200;
+        resp->body = serve_emit_body(t, &resp->body_len);
+        if (!resp->body) resp->status = 500;
+    }
+    sched_task_free(t);
+}

@@ -1,0 +1,44 @@
+/*
+ * The scheduler: one engine thread owns the context and runs continuous batching. Every step
+ * is one ob_decode holding the next token of every running sequence plus a chunk of waiting
+ * prompts' prefill; each sequence samples with its own sampler, stop strings and output
+ * parser. Requests wait in a bounded queue (full: 503 with Retry-After), are admitted while the
+ * KV pool has blocks for them, reuse cached prefixes, and when the pool runs out the youngest
+ * sequence is preempted (its cache dropped, recomputed later from its tokens). A client that
+ * disconnects cancels its sequences.
+ */
+#ifndef OB_SERVE_SCHED_H
+#define OB_SERVE_SCHED_H
+
+#include "serve/serve_http.h"
+#include "serve/serve_metrics.h"
+#include "serve/serve_prompt.h"
+#include "serve/serve_request.h"
+
+typedef struct serve_sched_opts {
+    ob_model *model;                 /* borrowed */
+    ob_context *ctx;                 /* borrowed; only the engine thread uses it from start on */
+    const serve_prompter *prompter;  /* borrowed */
+    serve_metrics *metrics;          /* borrowed, may be NULL */
+    const char *model_id;            /* borrowed: the name answers carry by default */
+    int n_parallel;                  /* sequences in the engine at once (= n_seq_max) */
+    int64_t max_queue;               /* sequences that may wait beyond free slots */
+    int64_t n_batch;                 /* entries per step (decode tokens + prefill chunk) */
+} serve_sched_opts;
+
+typedef struct serve_sched serve_sched;
+
+/* Starts the engine thread. Errors: OB_ERR_NOMEM, OB_ERR_ARG (n_parallel < 1). */
+ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err *err);
+/* Ends every queued and running request with a 503 "shutting down", stops and joins the engine
+ * thread. Requests arriving afterwards get 503 at once. The struct stays valid until
+ * serve_sched_free, so HTTP threads may still call in while the transport stops. */
+void serve_sched_stop(serve_sched *s);
+void serve_sched_free(serve_sched *s);
+
+/* A serve_generate_fn (serve_app.h): renders and tokenizes the prompt (400 when it does not fit
+ * the context), queues the request, and answers: a stream that the engine thread fills, or the
+ * whole body once generation ends (this thread waits for it). Takes r. */
+void serve_sched_generate(void *sched, serve_gen_req *r, serve_http_resp *resp);
+
+#endif

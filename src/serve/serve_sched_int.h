@@ -1,0 +1,47 @@
+/*
+ * What the scheduler's two files share (serve_sched.c: the engine thread; serve_sched_task.c:
+ * building tasks on the HTTP thread and the text path of one sequence). Private to them.
+ */
+#ifndef OB_SERVE_SCHED_INT_H
+#define OB_SERVE_SCHED_INT_H
+
+#include "serve/serve_sched.h"
+#include "serve/serve_task.h"
+
+#include <stdatomic.h>
+
+struct serve_sched {
+    serve_sched_opts o;
+    int64_t n_vocab, n_ctx;
+    pthread_t thread;
+    bool started;
+    atomic_bool stopping;
+    pthread_mutex_t mu; /* guards waiting, n_running (for admission), task ids */
+    pthread_cond_t cv;
+    serve_seq **waiting; /* owned array (cap_waiting) of borrowed seqs, FIFO from index 0 */
+    size_t n_waiting, cap_waiting;
+    serve_seq **running; /* owned array (n_parallel); engine thread only */
+    int n_running;
+    bool *slot_used;     /* (n_parallel) */
+    int64_t next_order;
+    bool hold;           /* a sequence was preempted: admit nothing until one finishes */
+    uint64_t next_id;
+    ob_batch *batch;     /* owned */
+    serve_seq **entry;   /* owned (batch capacity): the seq of each batch entry */
+};
+
+/* ---- serve_sched_task.c ---- */
+
+/* Builds the task of request r (taken): prompts tokenized, one seq per choice with its
+ * sampler, detokenizer, stop matcher and output parser. -1 with e filled (r freed). */
+int sched_task_new(serve_sched *s, serve_gen_req *r, serve_task **out, serve_error *e);
+void sched_task_free(serve_task *t);
+/* The sampled token's text through detokenizer, stop strings and output parser to the
+ * emitter. Returns true when a stop string ended the answer. */
+bool sched_seq_text(serve_sched *s, serve_seq *q, int32_t token);
+/* Ends the answer's text: held-back bytes, the parser's last delta, the finish reason. */
+void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason);
+/* The logits the sampler sees: logit_bias and presence/frequency penalties applied. */
+const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * Tasks and the text path of a sequence (serve_sched_int.h). A task is built entirely on the
+ * HTTP thread (templates and tokenization are not the engine's work), so the engine thread
+ * only ever evaluates, samples and emits.
+ */
+#include "serve/serve_sched_int.h"
+
+#include "core/alloc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+void sched_task_free(serve_task *t) {
+    if (!t) return;
+    for (int i = 0; i < t->n_seqs; i++) {
+        serve_seq *q = &t->seqs[i];
+        ob_free(q->tokens);
+        ob_sampler_free(q->sampler);
+        ob_detok_free(q->detok);
+        serve_stop_free(q->stop);
+        chat_output_stream_free(q->out);
+        ob_free(q->counts);
+        ob_free(q->scratch);
+        serve_buf_clear(&q->text);
+        serve_buf_clear(&q->reasoning);
+        json_decref(q->calls);
+    }
+    ob_free(t->seqs);
+    serve_stream_unref(t->stream);
+    serve_gen_req_free(t->req);
+    ob_free(t->prompt_text);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    ob_free(t);
+}
+
+static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
+    const serve_sampling *sp = &q->task->req->sampling;
+    ob_sampler_params p;
+    ob_sampler_params_init(&p);
+    p.temp = sp->temperature;
+    p.top_k = sp->top_k;
+    p.top_p = sp->top_p;
+    p.min_p = sp->min_p;
+    p.repeat_penalty = sp->repeat_penalty;
+    p.repeat_last_n = sp->repeat_last_n < 0 ? (int32_t)s->n_ctx : sp->repeat_last_n;
+    /* Without a seed every choice draws differently; with one, choice i uses seed + i so n > 1
+     * gives n answers that are each reproducible. */
+    p.seed = sp->has_seed ? sp->seed + (uint64_t)q->index
+                          : (uint64_t)serve_now_ns() ^ ((uint64_t)q->index << 32);
+    ob_err err;
+    if (ob_sampler_new(&p, s->n_vocab, &q->sampler, &err))
+        return serve_error_bad(e, "invalid_value", NULL, "sampling parameters: %s", err.msg);
+    for (size_t i = 0; i < q->n_prompt; i++) ob_sampler_accept(q->sampler, q->tokens[i]);
+    return 0;
+}
+
+static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *ids, size_t n,
+                    serve_error *e) {
+    const serve_gen_req *r = t->req;
+    q->task = t;
+    q->slot = -1;
+    q->cap = n + 64;
+    q->tokens = ob_alloc(q->cap, sizeof *q->tokens);
+    if (!q->tokens) return serve_req_nomem(e, "the prompt");
+    memcpy(q->tokens, ids, n * sizeof *ids);
+    q->n_tokens = q->n_prompt = n;
+    if (seq_sampler(s, q, e)) return -1;
+    ob_err err;
+    if (ob_detok_new(s->o.model, false, &q->detok, &err) ||
+        serve_stop_new((const char *const *)r->stop, r->n_stop, &q->stop, &err))
+        return serve_req_nomem(e, "the detokenizer");
+    if (r->kind == SERVE_KIND_COMPLETION) ob_detok_continue(q->detok);
+    if (r->kind == SERVE_KIND_CHAT) {
+        q->out = chat_output_stream_new(t->family, t->out_flags);
+        if (!q->out) return serve_req_nomem(e, "the output parser");
+        char *tools = r->tools ? json_dumps(r->tools, JSON_COMPACT) : NULL;
+        if (tools) chat_output_stream_set_tools(q->out, tools, strlen(tools), NULL);
+        free(tools);
+    }
+    const serve_sampling *sp = &r->sampling;
+    if (sp->presence_penalty != 0 || sp->frequency_penalty != 0) {
+        q->counts = ob_calloc((size_t)s->n_vocab, sizeof *q->counts);
+        if (!q->counts) return serve_req_nomem(e, "penalties");
+    }
+    if (q->counts || sp->n_logit_bias) {
+        q->scratch = ob_alloc((size_t)s->n_vocab, sizeof *q->scratch);
+        if (!q->scratch) return serve_req_nomem(e, "logit_bias");
+    }
+    return 0;
+}
+
+/* Tokenizes prompt p of r and makes its n choices (seqs from *at on). */
+static int task_prompt(serve_sched *s, serve_task *t, size_t p, int *at, serve_error *e) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    unsigned flags = 0;
+    if (serve_prompt_tokens(s->o.prompter, t->req, p, &ids, &n, &flags, e)) return -1;
+    t->out_flags = flags;
+    t->prompt_tokens += (int64_t)n;
+    int rc = 0;
+    for (int j = 0; j < t->req->n && !rc; j++) {
+        serve_seq *q = &t->seqs[*at];
+        q->index = (*at)++;
+        rc = seq_init(s, t, q, ids, n, e);
+    }
+    ob_free(ids);
+    return rc;
+}
+
+static int task_setup(serve_sched *s, serve_task *t, serve_error *e) {
+    serve_gen_req *r = t->req;
+    size_t n_prompts = r->kind == SERVE_KIND_CHAT ? 1 : r->n_prompts;
+    t->n_seqs = (int)n_prompts * r->n;
+    t->seqs = ob_calloc((size_t)t->n_seqs, sizeof *t->seqs);
+    if (!t->seqs) return serve_req_nomem(e, "the request");
+    t->family = s->o.prompter->family;
+    t->model = r->model[0] ? r->model : s->o.model_id;
+    t->created = (int64_t)time(NULL);
+    t->t_start_ns = serve_now_ns();
+    pthread_mutex_lock(&s->mu);
+    uint64_t id = ++s->next_id;
+    pthread_mutex_unlock(&s->mu);
+    snprintf(t->id, sizeof t->id, "%s-%llx%08llx", r->kind == SERVE_KIND_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)t->created, (unsigned long long)id);
+    if (r->kind == SERVE_KIND_COMPLETION && r->n_prompts == 1 && r->prompts[0].text &&
+        serve_req_strdup(&t->prompt_text, r->prompts[0].text, r->prompts[0].text_len, e))
+        return -1;
+    int at = 0;
+    for (size_t p = 0; p < n_prompts; p++)
+        if (task_prompt(s, t, p, &at, e)) return -1;
+    return 0;
+}
+
+int sched_task_new(serve_sched *s, serve_gen_req *r, serve_task **out, serve_error *e) {
+    serve_task *t = ob_calloc(1, sizeof *t);
+    if (!t) {
+        serve_gen_req_free(r);
+        return serve_req_nomem(e, "the request");
+    }
+    t->req = r;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (task_setup(s, t, e)) {
+        sched_task_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
+/* Released text to the output parser (chat) or straight to the emitter. */
+static void deliver(serve_seq *q, const char *text, size_t n) {
+    if (!q->out) {
+        serve_emit_delta(q->task, q, text, n, NULL, 0, NULL, 0);
+        return;
+    }
+    chat_output_delta d;
+    memset(&d, 0, sizeof d);
+    if (n && chat_output_stream_feed(q->out, text, n, &d, NULL) == OB_OK)
+        serve_emit_delta(q->task, q, d.content, d.content_len, d.reasoning, d.reasoning_len,
+                         d.calls, d.n_calls);
+}
+
+bool sched_seq_text(serve_sched *s, serve_seq *q, int32_t token) {
+    char buf[1024];
+    size_t n = ob_detok_push(q->detok, token, buf, sizeof buf);
+    const char *out;
+    size_t k = serve_stop_push(q->stop, buf, n, &out);
+    deliver(q, out, k);
+    return serve_stop_hit(q->stop) >= 0;
+}
+
+void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason) {
+    if (serve_stop_hit(q->stop) < 0) {
+        char buf[64];
+        size_t n = ob_detok_flush(q->detok, buf, sizeof buf);
+        const char *out;
+        size_t k = serve_stop_push(q->stop, buf, n, &out);
+        deliver(q, out, k);
+        k = serve_stop_flush(q->stop, &out);
+        deliver(q, out, k);
+    }
+    q->finish = reason;
+    if (!q->out) return;
+    chat_output_delta d;
+    chat_output res;
+    memset(&d, 0, sizeof d);
+    memset(&res, 0, sizeof res);
+    if (chat_output_stream_finish(q->out, &d, &res, NULL) != OB_OK) return;
+    serve_emit_delta(q->task, q, d.content, d.content_len, d.reasoning, d.reasoning_len, d.calls,
+                     d.n_calls);
+    if (!q->task->stream) {
+        /* The whole answer as the parser gives it (trimmed), rather than the deltas. */
+        serve_buf_clear(&q->text);
+        serve_buf_clear(&q->reasoning);
+        serve_buf_append(&q->text, res.content ? res.content : "", res.content_len);
+        if (res.reasoning_len) serve_buf_append(&q->reasoning, res.reasoning, res.reasoning_len);
+    }
+    if (q->n_calls_sent > 0 && !strcmp(reason, "stop")) q->finish = "tool_calls";
+    chat_output_clear(&res);
+}
+
+const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits) {
+    if (!q->scratch) return logits;
+    const serve_sampling *sp = &q->task->req->sampling;
+    memcpy(q->scratch, logits, (size_t)s->n_vocab * sizeof *logits);
+    for (size_t i = 0; i < sp->n_logit_bias; i++) {
+        const serve_logit_bias *b = &sp->logit_bias[i];
+        if (b->token >= s->n_vocab) continue;
+        /* OpenAI: -100 bans a token; anything else shifts its logit. */
+        q->scratch[b->token] = b->bias <= -100.0f ? -INFINITY : q->scratch[b->token] + b->bias;
+    }
+    if (q->counts)
+        for (int64_t v = 0; v < s->n_vocab; v++)
+            if (q->counts[v])
+                q->scratch[v] -= sp->presence_penalty + sp->frequency_penalty * (float)q->counts[v];
+    return q->scratch;
+}

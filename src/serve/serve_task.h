@@ -1,0 +1,96 @@
+/*
+ * One generation request inside the scheduler (serve_task) and one of its choices, a sequence
+ * in the engine (serve_seq). The scheduler (serve_sched.c) moves sequences through waiting ->
+ * prefill -> decode -> done; the emitter (serve_emit.c) turns their text into each dialect's
+ * stream chunks or final body.
+ *
+ * Ownership: a streamed task belongs to the engine thread, which frees it when its last
+ * sequence ends; a non-streamed task is handed back to the HTTP thread waiting on `cv`, which
+ * builds the body and frees it.
+ */
+#ifndef OB_SERVE_TASK_H
+#define OB_SERVE_TASK_H
+
+#include "chat/output.h"
+#include "serve/serve_buf.h"
+#include "serve/serve_request.h"
+#include "serve/serve_stop.h"
+#include "serve/serve_stream.h"
+
+#include <pthread.h>
+
+typedef enum serve_seq_phase {
+    SERVE_SEQ_WAITING = 0, /* queued for a slot */
+    SERVE_SEQ_PREFILL,     /* has a slot; prompt (or recompute) tokens still to evaluate */
+    SERVE_SEQ_DECODE,      /* generating one token per step */
+    SERVE_SEQ_DONE,
+} serve_seq_phase;
+
+struct serve_task;
+
+typedef struct serve_seq {
+    struct serve_task *task; /* borrowed: the task owns its seqs */
+    int index;               /* choice index in the response */
+    serve_seq_phase phase;
+    int32_t slot;            /* engine sequence id while it has one, else -1 */
+    int64_t order;           /* admission order: the youngest is preempted first */
+    int32_t *tokens;         /* owned (cap): prompt, then generated tokens */
+    size_t n_tokens, cap;
+    size_t n_prompt;         /* tokens of the original prompt */
+    int64_t n_past;          /* positions of tokens[] in the engine's cache */
+    int64_t n_gen;
+    int64_t n_cached;        /* prompt positions taken from the prefix cache */
+    ob_sampler *sampler;     /* owned */
+    ob_detok *detok;         /* owned */
+    serve_stop *stop;        /* owned */
+    chat_output_stream *out; /* owned, chat requests: reasoning and tool calls */
+    int32_t *counts;         /* owned (n_vocab) or NULL: generated-token counts (penalties) */
+    float *scratch;          /* owned (n_vocab) or NULL: logits after bias and penalties */
+    serve_buf text, reasoning;  /* whole answer, for non-streamed responses */
+    json_t *calls;           /* owned array of OpenAI tool calls (arguments as strings) */
+    int n_calls_sent;
+    const char *finish;      /* "stop", "length", "tool_calls"; static */
+    bool sent_role;
+    int64_t t_first_ns, t_last_ns;
+} serve_seq;
+
+typedef struct serve_task {
+    serve_gen_req *req;     /* owned */
+    serve_seq *seqs;        /* owned (n_seqs) */
+    int n_seqs, n_done;
+    serve_stream *stream;   /* one reference, or NULL for a whole-body answer */
+    pthread_mutex_t mu;     /* guards done (whole-body answers) */
+    pthread_cond_t cv;
+    bool done;
+    bool failed;
+    serve_error err;        /* when failed */
+    char id[48];
+    const char *model;      /* borrowed: the name the client used, or the server's id */
+    int64_t created;        /* Unix seconds */
+    int64_t t_start_ns;     /* monotonic */
+    int64_t prompt_tokens, cached_tokens;
+    chat_family family;
+    unsigned out_flags;
+    char *prompt_text;      /* owned or NULL: echoed prompt (completions, echo) */
+} serve_task;
+
+/* Monotonic nanoseconds. */
+int64_t serve_now_ns(void);
+
+/* ---- emission (serve_emit.c) ---- */
+
+/* New text of a choice: streamed as a chunk or kept for the body. calls: completed tool calls
+ * of this step (may be NULL). */
+void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t clen,
+                      const char *reasoning, size_t rlen, const chat_tool_call *calls,
+                      size_t n_calls);
+/* A choice ended (q->finish set): its closing chunk when streaming. */
+void serve_emit_finish(serve_task *t, serve_seq *q);
+/* Every choice ended: usage and the end marker when streaming, then the stream closes. */
+void serve_emit_end(serve_task *t);
+/* A failure mid-stream: the dialect's error object as an event/line. */
+void serve_emit_error(serve_task *t, const serve_error *e);
+/* The whole-body answer of a finished task: new string (ob_free), NULL when out of memory. */
+char *serve_emit_body(serve_task *t, size_t *len);
+
+#endif
