@@ -65,12 +65,44 @@ static json_t *calls_array(const serve_seq *q, const chat_tool_call *calls, size
     return arr;
 }
 
+/* The legacy completions form of the entries (OpenAI's /v1/completions logprobs). */
+static json_t *legacy_logprobs(serve_seq *q, json_t *entries) {
+    json_t *toks = json_array(), *lps = json_array(), *tops = json_array(), *offs = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(entries, i, e) {
+        json_t *top = json_object(), *alt;
+        size_t j;
+        json_array_foreach(json_object_get(e, "top_logprobs"), j, alt)
+            json_object_set(top, json_string_value(json_object_get(alt, "token")),
+                            json_object_get(alt, "logprob"));
+        json_array_append(toks, json_object_get(e, "token"));
+        json_array_append(lps, json_object_get(e, "logprob"));
+        json_array_append_new(tops, top);
+        json_array_append_new(offs, json_integer(q->lp_offset));
+        q->lp_offset += (int64_t)json_array_size(json_object_get(e, "bytes"));
+    }
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps,
+                     "top_logprobs", tops, "text_offset", offs);
+}
+
+json_t *serve_emit_logprobs(serve_task *t, serve_seq *q) {
+    if (!q->lp || !json_array_size(q->lp)) return NULL;
+    json_t *entries = q->lp;
+    q->lp = NULL;
+    json_t *v = is_chat(t) ? json_pack("{s:O}", "content", entries) : legacy_logprobs(q, entries);
+    json_decref(entries);
+    return v;
+}
+
 static void stream_delta(serve_task *t, serve_seq *q, const char *c, size_t cl, const char *r,
                          size_t rl, const chat_tool_call *calls, size_t n_calls) {
     json_t *tc = n_calls ? calls_array(q, calls, n_calls, is_openai(t)) : NULL;
     serve_choice ch = {.index = q->index, .text = c, .text_len = cl, .reasoning = r,
                        .reasoning_len = rl, .tool_calls = tc};
     serve_resp_meta m = {t->id, t->created, t->model};
+    json_t *lp = is_openai(t) ? serve_emit_logprobs(t, q) : NULL;
+    ch.logprobs = lp;
     if (!is_openai(t)) {
         if (!ch.text) ch.text = "";
         send_json(t, is_chat(t) ? serve_ollama_chat(t->model, wall_ns(), &ch, NULL)
@@ -83,6 +115,7 @@ static void stream_delta(serve_task *t, serve_seq *q, const char *c, size_t cl, 
         send_json(t, serve_oai_text_chunk(&m, &ch));
     }
     json_decref(tc);
+    json_decref(lp);
 }
 
 void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t clen,
@@ -125,6 +158,8 @@ void serve_emit_finish(serve_task *t, serve_seq *q) {
     if (!t->stream) return;
     serve_choice ch = {.index = q->index, .finish_reason = q->finish};
     serve_resp_meta m = {t->id, t->created, t->model};
+    json_t *lp = is_openai(t) ? serve_emit_logprobs(t, q) : NULL; /* held-back entries */
+    ch.logprobs = lp;
     if (!is_openai(t)) {
         serve_ollama_stats st = stats_of(t, q);
         ch.text = "";
@@ -137,6 +172,7 @@ void serve_emit_finish(serve_task *t, serve_seq *q) {
     } else {
         send_json(t, serve_oai_text_chunk(&m, &ch));
     }
+    json_decref(lp);
 }
 
 void serve_emit_end(serve_task *t) {
@@ -189,7 +225,10 @@ char *serve_emit_body(serve_task *t, size_t *len) {
     } else {
         serve_choice *chs = ob_calloc((size_t)t->n_seqs, sizeof *chs);
         if (!chs) return NULL;
-        for (int i = 0; i < t->n_seqs; i++) chs[i] = choice_of(t, &t->seqs[i]);
+        for (int i = 0; i < t->n_seqs; i++) {
+            chs[i] = choice_of(t, &t->seqs[i]);
+            chs[i].logprobs = serve_emit_logprobs(t, &t->seqs[i]);
+        }
         /* echo: the prompt's text before the answer (completions only) */
         serve_buf echoed[1] = {{0}};
         if (!is_chat(t) && t->req->echo && t->prompt_text && t->n_seqs == 1) {
@@ -201,6 +240,7 @@ char *serve_emit_body(serve_task *t, size_t *len) {
         v = is_chat(t) ? serve_oai_chat_completion(&m, chs, (size_t)t->n_seqs, &u)
                        : serve_oai_text_completion(&m, chs, (size_t)t->n_seqs, &u);
         serve_buf_clear(echoed);
+        for (int i = 0; i < t->n_seqs; i++) json_decref(chs[i].logprobs);
         ob_free(chs);
     }
     char *body = v ? serve_json_body(v, len) : NULL;

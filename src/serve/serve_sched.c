@@ -212,7 +212,8 @@ static void sample(serve_sched *s, serve_seq *q, const float *logits) {
         seq_done(s, q, "length");
         return;
     }
-    int32_t tok = ob_sampler_sample(q->sampler, sched_seq_logits(s, q, logits));
+    const float *seen = sched_seq_logits(s, q, logits);
+    int32_t tok = ob_sampler_sample(q->sampler, seen);
     if (tok < 0 || !seq_push(q, tok)) {
         serve_error e;
         serve_error_set(&e, 500, "server_error", "numeric_error", NULL,
@@ -223,6 +224,7 @@ static void sample(serve_sched *s, serve_seq *q, const float *logits) {
         return;
     }
     timing(s, q);
+    if (r->logprobs) sched_seq_logprobs(s, q, seen, tok);
     q->n_gen++;
     if (q->counts) q->counts[tok]++;
     q->phase = SERVE_SEQ_DECODE;

@@ -41,6 +41,8 @@ void sched_task_free(serve_task *t);
 bool sched_seq_text(serve_sched *s, serve_seq *q, int32_t token);
 /* Ends the answer's text: held-back bytes, the parser's last delta, the finish reason. */
 void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason);
+/* Records the logprob of the sampled token and the top_logprobs alternatives. */
+void sched_seq_logprobs(serve_sched *s, serve_seq *q, const float *logits, int32_t tok);
 /* The logits the sampler sees: logit_bias and presence/frequency penalties applied. */
 const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits);
 

@@ -6,6 +6,7 @@
 #include "serve/serve_sched_int.h"
 
 #include "core/alloc.h"
+#include "serve/serve_response.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ void sched_task_free(serve_task *t) {
         serve_buf_clear(&q->text);
         serve_buf_clear(&q->reasoning);
         json_decref(q->calls);
+        json_decref(q->lp);
     }
     ob_free(t->seqs);
     serve_stream_unref(t->stream);
@@ -218,4 +220,50 @@ const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits)
             if (q->counts[v])
                 q->scratch[v] -= sp->presence_penalty + sp->frequency_penalty * (float)q->counts[v];
     return q->scratch;
+}
+
+/* The text of one token alone (a fresh detokenizer, leading space kept). */
+static size_t token_piece(const ob_model *m, int32_t id, char *buf, size_t cap) {
+    ob_detok *d = NULL;
+    if (ob_detok_new(m, false, &d, NULL)) return 0;
+    ob_detok_continue(d);
+    size_t n = ob_detok_push(d, id, buf, cap);
+    n += ob_detok_flush(d, buf + n, cap - n);
+    ob_detok_free(d);
+    return n;
+}
+
+static json_t *lp_entry(serve_sched *s, int32_t id, double lp, json_t *top) {
+    char piece[256];
+    size_t n = token_piece(s->o.model, id, piece, sizeof piece);
+    json_t *e = serve_oai_logprob(piece, n, lp, top);
+    if (e && !top) json_object_del(e, "top_logprobs");
+    return e;
+}
+
+void sched_seq_logprobs(serve_sched *s, serve_seq *q, const float *logits, int32_t tok) {
+    int k = q->task->req->top_logprobs;
+    /* log-softmax: logprob(v) = logits[v] - (max + log(sum(exp(logits - max)))) */
+    float max = -INFINITY;
+    for (int64_t v = 0; v < s->n_vocab; v++)
+        if (logits[v] > max) max = logits[v];
+    double sum = 0;
+    for (int64_t v = 0; v < s->n_vocab; v++) sum += exp((double)logits[v] - max);
+    double lse = max + log(sum);
+    json_t *top = json_array();
+    int32_t picked[SERVE_MAX_TOP_LOGPROBS];
+    /* k passes of a max scan: k <= 20, and n_vocab reads are cheap next to a forward pass */
+    for (int j = 0; top && j < k; j++) {
+        int32_t best = -1;
+        for (int64_t v = 0; v < s->n_vocab; v++) {
+            bool taken = false;
+            for (int i = 0; i < j; i++) taken |= picked[i] == v;
+            if (!taken && (best < 0 || logits[v] > logits[best])) best = (int32_t)v;
+        }
+        picked[j] = best;
+        json_array_append_new(top, lp_entry(s, best, logits[best] - lse, NULL));
+    }
+    if (!q->lp) q->lp = json_array();
+    json_array_append_new(q->lp, lp_entry(s, tok, logits[tok] - lse, top));
+    json_decref(top);
 }

@@ -49,6 +49,9 @@ typedef struct serve_seq {
     serve_buf text, reasoning;  /* whole answer, for non-streamed responses */
     json_t *calls;           /* owned array of OpenAI tool calls (arguments as strings) */
     int n_calls_sent;
+    json_t *lp;              /* owned array or NULL: logprobs entries not yet sent (stream) or
+                                all of them (whole body), serve_oai_logprob objects */
+    int64_t lp_offset;       /* text_offset of the next entry (completions' legacy form) */
     const char *finish;      /* "stop", "length", "tool_calls"; static */
     bool sent_role;
     int64_t t_first_ns, t_last_ns;
@@ -78,6 +81,10 @@ typedef struct serve_task {
 int64_t serve_now_ns(void);
 
 /* ---- emission (serve_emit.c) ---- */
+
+/* The choice's logprobs in its API's form, taking q->lp (chat: {"content": [...]}; legacy
+ * completions: {"tokens", "token_logprobs", "top_logprobs", "text_offset"}); NULL when none. */
+json_t *serve_emit_logprobs(serve_task *t, serve_seq *q);
 
 /* New text of a choice: streamed as a chunk or kept for the body. calls: completed tool calls
  * of this step (may be NULL). */

@@ -248,3 +248,23 @@ def test_metrics_count_tokens(srv):
     text = srv.request("GET", "/metrics")[1].decode()
     assert re.search(r"outboard_time_to_first_token_seconds_count [1-9]", text)
     assert re.search(r"outboard_kv_blocks_total [1-9]", text)
+
+
+def test_logprobs(srv):
+    client = openai_client(srv)
+    r = client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": "Hi"}],
+                                       max_tokens=4, temperature=0, logprobs=True,
+                                       top_logprobs=3)
+    entries = r.choices[0].logprobs.content
+    assert len(entries) == 4
+    for e in entries:
+        assert e.logprob <= 0 and len(e.top_logprobs) == 3
+        # greedy: the token taken is the most likely one
+        assert e.top_logprobs[0].token == e.token
+        assert e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob >= e.top_logprobs[2].logprob
+        assert bytes(e.bytes).decode() == e.token
+    legacy = complete(srv, "Once upon", 3, logprobs=2)["choices"][0]
+    lp = legacy["logprobs"]
+    assert "".join(lp["tokens"]) == legacy["text"]
+    assert all(len(t) <= 2 for t in lp["top_logprobs"]) and len(lp["token_logprobs"]) == 3
+    assert lp["text_offset"][0] == 0

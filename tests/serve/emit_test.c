@@ -1,0 +1,178 @@
+/*
+ * serve_emit.c: a task's text, reasoning and tool calls on the wire, over a serve_stream read
+ * back in memory. OpenAI: role in the first chunk only, tool calls as indexed deltas with
+ * string arguments, finish chunk, usage chunk, [DONE]. Ollama: NDJSON lines with thinking and
+ * tool calls whose arguments are objects, then the final line with statistics. Whole bodies
+ * carry the accumulated text, reasoning, calls and usage.
+ */
+#include "core/alloc.h"
+#include "serve/serve_task.h"
+
+#include "test.h"
+
+static serve_gen_req *REQ;
+
+static serve_task *task(serve_dialect d, serve_kind k, bool stream, bool usage) {
+    serve_task *t = ob_calloc(1, sizeof *t);
+    REQ = serve_gen_req_new(d, k);
+    REQ->include_usage = usage;
+    t->req = REQ;
+    t->n_seqs = 1;
+    t->seqs = ob_calloc(1, sizeof *t->seqs);
+    t->seqs[0].task = t;
+    t->model = "tiny";
+    strcpy(t->id, "chatcmpl-1");
+    t->prompt_tokens = 7;
+    t->t_start_ns = serve_now_ns();
+    if (stream) t->stream = serve_stream_new();
+    return t;
+}
+
+static void task_drop(serve_task *t) {
+    serve_buf_clear(&t->seqs[0].text);
+    serve_buf_clear(&t->seqs[0].reasoning);
+    json_decref(t->seqs[0].calls);
+    json_decref(t->seqs[0].lp);
+    ob_free(t->seqs);
+    serve_stream_unref(t->stream);
+    serve_gen_req_free(t->req);
+    ob_free(t);
+}
+
+/* Everything written to the stream so far. */
+static char *drain(serve_task *t) {
+    static char buf[16384];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = serve_stream_read(t->stream, buf + got, sizeof buf - 1 - got, 10);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return buf;
+}
+
+static chat_tool_call CALL = {NULL, "get_weather", "{\"city\":\"Oslo\"}"};
+
+TEST(openai_chat_stream) {
+    serve_task *t = task(SERVE_DIALECT_OPENAI, SERVE_KIND_CHAT, true, true);
+    serve_seq *q = &t->seqs[0];
+    serve_emit_delta(t, q, "Hel", 3, NULL, 0, NULL, 0);
+    serve_emit_delta(t, q, "lo", 2, "hmm", 3, NULL, 0);
+    serve_emit_delta(t, q, NULL, 0, NULL, 0, &CALL, 1);
+    serve_emit_delta(t, q, "", 0, NULL, 0, NULL, 0); /* nothing: no chunk */
+    q->n_gen = 5;
+    q->finish = "tool_calls";
+    serve_emit_finish(t, q);
+    serve_emit_end(t);
+    char *out = drain(t);
+    char *lines[8];
+    int n = 0;
+    for (char *p = strtok(out, "\n"); p && n < 8; p = strtok(NULL, "\n")) lines[n++] = p;
+    CHECK_EQ_INT(n, 6);
+    json_t *c0 = json_loads(lines[0] + 6, 0, NULL), *c1 = json_loads(lines[1] + 6, 0, NULL);
+    json_t *c2 = json_loads(lines[2] + 6, 0, NULL), *c3 = json_loads(lines[3] + 6, 0, NULL);
+    json_t *c4 = json_loads(lines[4] + 6, 0, NULL);
+    json_t *d0 = json_object_get(json_array_get(json_object_get(c0, "choices"), 0), "delta");
+    json_t *d1 = json_object_get(json_array_get(json_object_get(c1, "choices"), 0), "delta");
+    json_t *d2 = json_object_get(json_array_get(json_object_get(c2, "choices"), 0), "delta");
+    CHECK_EQ_STR(json_string_value(json_object_get(d0, "role")), "assistant");
+    CHECK(!json_object_get(d1, "role"));
+    CHECK_EQ_STR(json_string_value(json_object_get(d1, "reasoning_content")), "hmm");
+    json_t *call = json_array_get(json_object_get(d2, "tool_calls"), 0);
+    CHECK_EQ_INT(json_integer_value(json_object_get(call, "index")), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(call, "id")), "call_0");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(call, "function"),
+                                                   "arguments")), "{\"city\":\"Oslo\"}");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(c3, "choices"),
+                                                                  0), "finish_reason")),
+                 "tool_calls");
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(c4, "usage"),
+                                                    "completion_tokens")), 5);
+    CHECK_EQ_STR(lines[5], "data: [DONE]");
+    json_decref(c0), json_decref(c1), json_decref(c2), json_decref(c3), json_decref(c4);
+    task_drop(t);
+}
+
+TEST(ollama_chat_stream) {
+    serve_task *t = task(SERVE_DIALECT_OLLAMA, SERVE_KIND_CHAT, true, false);
+    serve_seq *q = &t->seqs[0];
+    serve_emit_delta(t, q, "Hi", 2, "think", 5, NULL, 0);
+    serve_emit_delta(t, q, NULL, 0, NULL, 0, &CALL, 1);
+    q->n_gen = 3;
+    q->finish = "stop";
+    serve_emit_finish(t, q);
+    serve_emit_end(t);
+    char *out = drain(t);
+    char *lines[4];
+    int n = 0;
+    for (char *p = strtok(out, "\n"); p && n < 4; p = strtok(NULL, "\n")) lines[n++] = p;
+    CHECK_EQ_INT(n, 3);
+    json_t *l0 = json_loads(lines[0], 0, NULL), *l1 = json_loads(lines[1], 0, NULL);
+    json_t *l2 = json_loads(lines[2], 0, NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(l0, "message"), "thinking")),
+                 "think");
+    json_t *args = json_object_get(json_object_get(json_array_get(json_object_get(
+        json_object_get(l1, "message"), "tool_calls"), 0), "function"), "arguments");
+    CHECK(json_is_object(args));
+    CHECK_EQ_STR(json_string_value(json_object_get(args, "city")), "Oslo");
+    CHECK(json_is_true(json_object_get(l2, "done")));
+    CHECK_EQ_INT(json_integer_value(json_object_get(l2, "eval_count")), 3);
+    CHECK_EQ_INT(json_integer_value(json_object_get(l2, "prompt_eval_count")), 7);
+    CHECK(!strstr(out, "[DONE]"));
+    json_decref(l0), json_decref(l1), json_decref(l2);
+    task_drop(t);
+}
+
+TEST(whole_bodies) {
+    serve_task *t = task(SERVE_DIALECT_OPENAI, SERVE_KIND_CHAT, false, false);
+    serve_seq *q = &t->seqs[0];
+    serve_emit_delta(t, q, "Hel", 3, "r1", 2, NULL, 0);
+    serve_emit_delta(t, q, "lo", 2, NULL, 0, &CALL, 1);
+    q->n_gen = 2;
+    q->finish = "tool_calls";
+    size_t len;
+    char *body = serve_emit_body(t, &len);
+    json_t *v = json_loadb(body, len, 0, NULL);
+    json_t *msg = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "message");
+    CHECK_EQ_STR(json_string_value(json_object_get(msg, "content")), "Hello");
+    CHECK_EQ_STR(json_string_value(json_object_get(msg, "reasoning_content")), "r1");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(json_array_get(
+                     json_object_get(msg, "tool_calls"), 0), "function"), "name")),
+                 "get_weather");
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(v, "usage"), "total_tokens")),
+                 9);
+    json_decref(v);
+    ob_free(body);
+    task_drop(t);
+    t = task(SERVE_DIALECT_OLLAMA, SERVE_KIND_COMPLETION, false, false);
+    serve_emit_delta(t, &t->seqs[0], "once", 4, NULL, 0, NULL, 0);
+    t->seqs[0].finish = "length";
+    body = serve_emit_body(t, &len);
+    v = json_loadb(body, len, 0, NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "response")), "once");
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "done_reason")), "length");
+    json_decref(v);
+    ob_free(body);
+    task_drop(t);
+}
+
+TEST(error_mid_stream) {
+    serve_task *t = task(SERVE_DIALECT_OPENAI, SERVE_KIND_COMPLETION, true, false);
+    serve_error e;
+    serve_error_set(&e, 503, "server_error", "shutting_down", NULL, "the server is shutting down");
+    serve_emit_error(t, &e);
+    char *out = drain(t);
+    CHECK(strstr(out, "data: {\"error\":{\"message\":\"the server is shutting down\""));
+    CHECK(strstr(out, "data: [DONE]\n\n"));
+    CHECK_EQ_INT(serve_stream_read(t->stream, out, 10, 10), -1); /* closed */
+    task_drop(t);
+}
+
+int main(void) {
+    RUN(openai_chat_stream);
+    RUN(ollama_chat_stream);
+    RUN(whole_bodies);
+    RUN(error_mid_stream);
+    return t_summary();
+}
