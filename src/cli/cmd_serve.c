@@ -47,29 +47,27 @@ static const char USAGE[] =
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
     "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n";
 
-/* A whole decimal number in [lo, hi], optionally with a K/M/G (x1024) suffix when `sized`. */
+/* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
+ * (x1024). */
 static ob_status parse_num(const char *flag, const char *v, int64_t lo, int64_t hi, bool sized,
                            int64_t *out, ob_err *err) {
-    const char *p = v;
-    int64_t x = 0;
-    bool digits = false;
-    for (; *p >= '0' && *p <= '9'; p++, digits = true) {
-        if (x > (INT64_MAX - (*p - '0')) / 10) goto bad;
-        x = x * 10 + (*p - '0');
+    size_t n = strlen(v);
+    int shift = 0;
+    if (sized && n > 1) {
+        char u = v[n - 1];
+        shift = u == 'K' || u == 'k' ? 10 : u == 'M' || u == 'm' ? 20 : u == 'G' || u == 'g' ? 30 : 0;
     }
-    if (sized && digits && *p && !p[1]) {
-        int shift = *p == 'K' || *p == 'k' ? 10 : *p == 'M' || *p == 'm' ? 20
-                  : *p == 'G' || *p == 'g' ? 30 : -1;
-        if (shift < 0 || x > (INT64_MAX >> shift)) goto bad;
-        x <<= shift;
-        p++;
-    }
-    if (!digits || *p || x < lo || x > hi) goto bad;
-    *out = x;
+    if (!shift) return cli_parse_i64(flag, v, lo, hi, out, err);
+    char digits[32], shown[CLI_SHOWN_SIZE];
+    int64_t x;
+    if (n - 1 >= sizeof digits ||
+        (memcpy(digits, v, n - 1), digits[n - 1] = '\0',
+         cli_parse_i64(flag, digits, 0, hi >> shift, &x, NULL)) ||
+        (x << shift) < lo)
+        return ob_fail(err, OB_ERR_ARG, "%s: '%s' is not a size in [%lld, %lld] (K/M/G allowed)",
+                       flag, cli_shown(v, shown), (long long)lo, (long long)hi);
+    *out = x << shift;
     return OB_OK;
-bad:
-    return ob_fail(err, OB_ERR_ARG, "%s '%s': expected a whole number from %lld to %lld%s", flag,
-                   v, (long long)lo, (long long)hi, sized ? " (K/M/G suffixes allowed)" : "");
 }
 
 static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err *err) {
@@ -96,7 +94,10 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
     else if (!strcmp(f, "--host")) a->host = v;
     else if (!strcmp(f, "--api-key")) a->api_key = v;
     else if (!strcmp(f, "--alias")) a->alias = v;
-    else return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", f);
+    else {
+        char shown[CLI_SHOWN_SIZE];
+        return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, shown));
+    }
     if (!v[0]) return ob_fail(err, OB_ERR_ARG, "%s: expected a value, got an empty string", f);
     return OB_OK;
 }
@@ -116,7 +117,9 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
             a->help = true;
             return OB_OK;
         }
-        if (f[0] != '-') return ob_fail(err, OB_ERR_ARG, "unexpected argument '%s'", f);
+        char shown[CLI_SHOWN_SIZE];
+        if (f[0] != '-')
+            return ob_fail(err, OB_ERR_ARG, "unexpected argument '%s'", cli_shown(f, shown));
         if (i + 1 >= argc) return ob_fail(err, OB_ERR_ARG, "%s: expected a value", f);
         ob_status st = parse_flag(a, f, argv[++i], err);
         if (st) return st;

@@ -268,3 +268,28 @@ def test_logprobs(srv):
     assert "".join(lp["tokens"]) == legacy["text"]
     assert all(len(t) <= 2 for t in lp["top_logprobs"]) and len(lp["token_logprobs"]) == 3
     assert lp["text_offset"][0] == 0
+
+
+SMOLLM2 = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def test_chat_equals_outboard_chat():
+    # A model with its own chat template: the server's greedy answer is the one `outboard chat`
+    # gives for the same message (same template, same BOS rule, same sampler).
+    if not os.path.exists(SMOLLM2):
+        pytest.skip(f"{SMOLLM2} absent: run scripts/fetch-smollm2.sh")
+    ref = subprocess.run([OUTBOARD, "chat", "-m", SMOLLM2, "--temp", "0", "-n", "24",
+                          "--threads", "1"], input="What is the capital of France?\n",
+                         capture_output=True, text=True, timeout=120)
+    assert ref.returncode == 0, ref.stderr
+    s = Server("--parallel", "2", model=SMOLLM2)
+    try:
+        status, raw, _ = s.request("POST", "/v1/chat/completions", {
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 24, "temperature": 0}, timeout=120)
+        assert status == 200, raw
+        got = json.loads(raw)["choices"][0]["message"]["content"]
+        assert got.strip() == ref.stdout.strip()
+    finally:
+        s.stop()

@@ -39,12 +39,12 @@ def free_port():
 
 
 class Server:
-    def __init__(self, *args):
-        if not os.path.exists(MODEL):
-            pytest.skip(f"{MODEL} absent (OB_SHARED)")
+    def __init__(self, *args, model=MODEL):
+        if not os.path.exists(model):
+            pytest.skip(f"{model} absent")
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [OUTBOARD, "serve", "-m", MODEL, "--host", "127.0.0.1", "--port", str(self.port),
+            [OUTBOARD, "serve", "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
              "--threads", "1", *map(str, args)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.url = f"http://127.0.0.1:{self.port}"
@@ -331,10 +331,11 @@ def test_startup_line_and_clean_stop():
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--port", "70000"], "--port '70000'"),
-    (["--port", "80x"], "--port '80x'"),
-    (["--parallel", "0"], "--parallel '0'"),
-    (["--max-body", "1T"], "--max-body '1T'"),
+    (["--port", "70000"], "--port: 70000 is outside [0, 65535]"),
+    (["--port", "80x"], "--port: '80x' is not an integer"),
+    (["--parallel", "0"], "--parallel: 0 is outside [1, 256]"),
+    (["--max-body", "1T"], "--max-body: '1T' is not an integer"),
+    (["--max-body", "5G"], "--max-body: '5G' is not a size"),
     (["--frobnicate", "1"], "unknown option '--frobnicate'"),
     (["--port"], "--port: expected a value"),
 ])
