@@ -169,7 +169,7 @@ static void generation(serve_app *app, const serve_http_req *req, serve_http_res
         serve_app_error(d, &e, resp);
         return;
     }
-    app->cfg.generate(app->cfg.generate_user, r, resp);
+    app->cfg.generate(app->cfg.generate_user, req, r, resp);
 }
 
 static void r_chat(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {

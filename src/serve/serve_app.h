@@ -17,8 +17,11 @@
 
 #include <stdatomic.h>
 
-/* Takes r (transfers) and fills resp: a whole answer, or a stream it keeps writing to. */
-typedef void (*serve_generate_fn)(void *user, serve_gen_req *r, serve_http_resp *resp);
+/* Takes r (transfers) and fills resp: a whole answer, or a stream it keeps writing to. req is
+ * the HTTP request (borrowed for the call: its gone() tells a waiting handler the client
+ * left). */
+typedef void (*serve_generate_fn)(void *user, const serve_http_req *req, serve_gen_req *r,
+                                  serve_http_resp *resp);
 
 typedef struct serve_app_config {
     const serve_model_desc *model; /* borrowed for the app's life */

@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,19 @@ typedef struct conn_state {
 
 static const char *header_of(const serve_http_req *req, const char *name) {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* The peer closed when its socket reads as end-of-file without blocking; bytes it sent ahead
+ * (a pipelined request) only mean it is still there. */
+static bool client_gone(const serve_http_req *req) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return false;
+    struct pollfd p = {ci->connect_fd, POLLIN | POLLRDHUP, 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
+    char c;
+    return recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 static bool body_append(conn_state *st, const char *data, size_t n, size_t max_body) {
@@ -110,7 +124,7 @@ static struct MHD_Response *make_response(serve_http_resp *r) {
 static enum MHD_Result respond(serve_http *h, struct MHD_Connection *c, conn_state *st,
                                const char *url, const char *method) {
     serve_http_req req = {method, url, st->body ? st->body : "", st->len, st->too_large,
-                          st->seen, header_of, c};
+                          st->seen, header_of, client_gone, c};
     serve_http_resp r = {0};
     h->o.handler(h->o.user, &req, &r);
     bool streamed = r.stream != NULL;

@@ -28,7 +28,10 @@ struct serve_http_req {
     bool body_too_large; /* the body passed max_body: it was not kept, answer 413 */
     uint64_t body_seen;  /* bytes received or declared when body_too_large */
     serve_header_fn header;
-    void *conn; /* the transport's connection, for header */
+    /* Whether the client closed its end (a handler that waits long checks it now and then);
+     * may be NULL (never gone). */
+    bool (*gone)(const serve_http_req *req);
+    void *conn; /* the transport's connection, for header and gone */
 };
 
 typedef struct serve_http_resp {

@@ -73,7 +73,8 @@ static void task_fail(serve_sched *s, serve_task *t, const serve_error *e) {
 }
 
 static bool task_gone(serve_task *t) {
-    return t->failed || (t->stream && serve_stream_cancelled(t->stream));
+    return t->failed || atomic_load(&t->cancelled) ||
+           (t->stream && serve_stream_cancelled(t->stream));
 }
 
 /* ---- admission ---- */
@@ -425,7 +426,27 @@ static bool load_only(serve_sched *s, serve_gen_req *r, serve_http_resp *resp) {
     return true;
 }
 
-void serve_sched_generate(void *user, serve_gen_req *r, serve_http_resp *resp) {
+/* Waits for a whole-body task; a client that leaves meanwhile cancels it (checked every
+ * 200 ms: the engine keeps running other requests, so this costs nothing but the wake-up). */
+static void wait_done(serve_task *t, const serve_http_req *req) {
+    pthread_mutex_lock(&t->mu);
+    while (!t->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&t->cv, &t->mu, &until);
+        if (!t->done && req && req->gone && !atomic_load(&t->cancelled) && req->gone(req))
+            atomic_store(&t->cancelled, true);
+    }
+    pthread_mutex_unlock(&t->mu);
+}
+
+void serve_sched_generate(void *user, const serve_http_req *req, serve_gen_req *r,
+                          serve_http_resp *resp) {
     serve_sched *s = user;
     serve_dialect d = r->dialect;
     bool stream = r->stream;
@@ -460,9 +481,7 @@ void serve_sched_generate(void *user, serve_gen_req *r, serve_http_resp *resp) {
         resp->stream = st;
         return;
     }
-    pthread_mutex_lock(&t->mu);
-    while (!t->done) pthread_cond_wait(&t->cv, &t->mu);
-    pthread_mutex_unlock(&t->mu);
+    wait_done(t, req);
     if (t->failed) {
         serve_app_error(d, &t->err, resp);
     } else {

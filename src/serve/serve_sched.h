@@ -39,6 +39,7 @@ void serve_sched_free(serve_sched *s);
 /* A serve_generate_fn (serve_app.h): renders and tokenizes the prompt (400 when it does not fit
  * the context), queues the request, and answers: a stream that the engine thread fills, or the
  * whole body once generation ends (this thread waits for it). Takes r. */
-void serve_sched_generate(void *sched, serve_gen_req *r, serve_http_resp *resp);
+void serve_sched_generate(void *sched, const serve_http_req *req, serve_gen_req *r,
+                          serve_http_resp *resp);
 
 #endif

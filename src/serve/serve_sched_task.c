@@ -143,6 +143,7 @@ int sched_task_new(serve_sched *s, serve_gen_req *r, serve_task **out, serve_err
         return serve_req_nomem(e, "the request");
     }
     t->req = r;
+    atomic_init(&t->cancelled, false);
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (task_setup(s, t, e)) {

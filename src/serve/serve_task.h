@@ -18,6 +18,7 @@
 #include "serve/serve_stream.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 typedef enum serve_seq_phase {
     SERVE_SEQ_WAITING = 0, /* queued for a slot */
@@ -65,6 +66,7 @@ typedef struct serve_task {
     pthread_mutex_t mu;     /* guards done (whole-body answers) */
     pthread_cond_t cv;
     bool done;
+    atomic_bool cancelled;  /* the client of a whole-body answer left */
     bool failed;
     serve_error err;        /* when failed */
     char id[48];

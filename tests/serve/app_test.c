@@ -23,7 +23,8 @@ static serve_model_desc DESC;
 static serve_metrics *METRICS;
 static serve_gen_req *handed; /* what the generate hook received */
 
-static void fake_generate(void *user, serve_gen_req *r, serve_http_resp *resp) {
+static void fake_generate(void *user, const serve_http_req *req, serve_gen_req *r,
+                          serve_http_resp *resp) {
     serve_gen_req_free(handed);
     handed = r;
     resp->status = 200;
@@ -46,7 +47,7 @@ static void app_setup(serve_app *app, const char *key, bool ready, bool engine) 
 static json_t *call(serve_app *app, const char *method, const char *path, const char *body,
                     fake_headers *h, serve_http_resp *resp) {
     serve_http_req req = {method, path, body ? body : "", body ? strlen(body) : 0, false, 0,
-                          fake_header, h};
+                          fake_header, NULL, h};
     serve_app_handle(app, &req, resp);
     json_t *v = resp->body ? json_loadb(resp->body, resp->body_len, 0, NULL) : NULL;
     ob_free(resp->body);
@@ -123,7 +124,7 @@ TEST(auth_with_api_key) {
 TEST(body_too_large_is_413) {
     serve_app app;
     app_setup(&app, NULL, true, false);
-    serve_http_req req = {"POST", "/api/chat", "", 0, true, 5000, fake_header, NULL};
+    serve_http_req req = {"POST", "/api/chat", "", 0, true, 5000, fake_header, NULL, NULL};
     serve_http_resp r;
     serve_app_handle(&app, &req, &r);
     CHECK_EQ_INT(r.status, 413);

@@ -50,7 +50,16 @@ static void *produce(void *arg) {
     return NULL;
 }
 
+static atomic_int saw_gone;
+
 static void handler(void *user, const serve_http_req *req, serve_http_resp *resp) {
+    if (!strcmp(req->path, "/wait")) {
+        /* a long whole-body answer: poll gone() as the scheduler's waiting thread does */
+        for (int i = 0; i < 300 && !req->gone(req); i++) sleep_ms(10);
+        atomic_store(&saw_gone, req->gone(req));
+        resp->status = 200;
+        return;
+    }
     if (req->body_too_large) {
         resp->status = 413;
         return;
@@ -226,6 +235,28 @@ TEST(stop_with_an_open_stream) {
     CHECK(atomic_load(&producer_done));
 }
 
+TEST(gone_sees_a_client_that_left) {
+    serve_http *h = start();
+    CHECK(h);
+    atomic_store(&saw_gone, 0);
+    int fd = dial(serve_http_port(h));
+    send_str(fd, "GET /wait HTTP/1.1\r\nHost: a\r\n\r\n");
+    sleep_ms(100);
+    close(fd);
+    serve_http_stop(h); /* joins the handler's thread */
+    CHECK(atomic_load(&saw_gone));
+    /* and a client that stays is not gone */
+    h = start();
+    fd = dial(serve_http_port(h));
+    atomic_store(&saw_gone, 1);
+    send_str(fd, "GET /wait HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    char buf[512];
+    read_all(fd, buf, sizeof buf, 6000);
+    close(fd);
+    serve_http_stop(h);
+    CHECK(!atomic_load(&saw_gone));
+}
+
 TEST(port_in_use_is_named) {
     serve_http *h = start();
     CHECK(h);
@@ -248,6 +279,7 @@ int main(void) {
     RUN(disconnect_cancels_the_producer);
     RUN(half_sent_request_times_out);
     RUN(stop_with_an_open_stream);
+    RUN(gone_sees_a_client_that_left);
     RUN(port_in_use_is_named);
     return t_summary();
 }

@@ -241,6 +241,26 @@ def test_disconnect_frees_the_sequence_and_queue_full():
         s.stop()
 
 
+def test_disconnect_cancels_a_whole_body_request():
+    s = Server("--parallel", "1")
+    try:
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        body = json.dumps({"prompt": "Once", "max_tokens": 100000, "temperature": 1.0})
+        sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                     f"{len(body)}\r\n\r\n{body}".encode())
+        deadline = time.time() + 10
+        while metric(s, "outboard_sequences_running") != 1 and time.time() < deadline:
+            time.sleep(0.05)
+        sock.close()
+        deadline = time.time() + 10
+        while metric(s, "outboard_sequences_running") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert metric(s, "outboard_sequences_running") == 0
+        assert complete(s, "Once", 4)["usage"]["completion_tokens"] == 4
+    finally:
+        s.stop()
+
+
 def test_metrics_count_tokens(srv):
     before = metric(srv, "outboard_generated_tokens_total")
     complete(srv, PROMPTS[3], 5)
