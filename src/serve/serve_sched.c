@@ -468,6 +468,9 @@ void serve_sched_generate(void *user, const serve_http_req *req, serve_gen_req *
     }
     serve_stream *st = t->stream;
     if (st) serve_stream_ref(st); /* the response's reference, taken before the engine runs */
+    if (st && t->prompt_text && t->req->echo && t->n_seqs == 1) /* echo: the prompt first */
+        serve_emit_delta(t, &t->seqs[0], t->prompt_text, strlen(t->prompt_text), NULL, 0, NULL,
+                         0);
     if (submit(s, t, &e)) {
         serve_stream_unref(st);
         sched_task_free(t);

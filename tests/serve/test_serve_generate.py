@@ -92,6 +92,16 @@ def test_completion_stream_with_client(srv):
     assert "".join(p.choices[0].text for p in parts) == whole.choices[0].text
 
 
+def test_echo(srv):
+    client = openai_client(srv)
+    whole = client.completions.create(model=MODEL_ID, prompt=PROMPTS[4], max_tokens=6,
+                                      temperature=0, echo=True)
+    assert whole.choices[0].text.startswith(PROMPTS[4])
+    parts = client.completions.create(model=MODEL_ID, prompt=PROMPTS[4], max_tokens=6,
+                                      temperature=0, echo=True, stream=True)
+    assert "".join(p.choices[0].text for p in parts) == whole.choices[0].text
+
+
 def test_stop_string_is_never_streamed(srv):
     full = complete(srv, PROMPTS[0], 30)["choices"][0]["text"]
     assert " little" in full
