@@ -81,9 +81,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         out, err = self.proc.communicate()
-        # Under `make check` the server is built with ASan/UBSan: any report fails the test
-        # that owned this server.
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        # Under `make check` the server is built with ASan/UBSan (and by hand with TSan): any
+        # report fails the test that owned this server.
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer"):
             assert marker not in err, err[-4000:]
         return self.proc.returncode, out, err
 
