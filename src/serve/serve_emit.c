@@ -210,6 +210,8 @@ static serve_choice choice_of(const serve_task *t, serve_seq *q) {
         ch.reasoning = q->reasoning.data;
         ch.reasoning_len = q->reasoning.len;
     }
+    /* OpenAI: an answer that only calls tools has "content": null. */
+    if (is_openai(t) && is_chat(t) && q->calls && !q->text.len) ch.text = NULL;
     return ch;
 }
 

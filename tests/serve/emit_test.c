@@ -145,6 +145,16 @@ TEST(whole_bodies) {
     json_decref(v);
     ob_free(body);
     task_drop(t);
+    t = task(SERVE_DIALECT_OPENAI, SERVE_KIND_CHAT, false, false);
+    serve_emit_delta(t, &t->seqs[0], NULL, 0, NULL, 0, &CALL, 1);
+    t->seqs[0].finish = "tool_calls";
+    body = serve_emit_body(t, &len);
+    v = json_loadb(body, len, 0, NULL);
+    msg = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "message");
+    CHECK(json_is_null(json_object_get(msg, "content"))); /* calls only: content null */
+    json_decref(v);
+    ob_free(body);
+    task_drop(t);
     t = task(SERVE_DIALECT_OLLAMA, SERVE_KIND_COMPLETION, false, false);
     serve_emit_delta(t, &t->seqs[0], "once", 4, NULL, 0, NULL, 0);
     t->seqs[0].finish = "length";
