@@ -13,17 +13,17 @@
 #include "serve/serve_prompt.h"
 #include "serve/serve_sched.h"
 
-#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct serve_args {
     const char *model, *host, *api_key, *alias; /* borrowed from argv */
-    int64_t port;     /* 8080 */
-    int64_t parallel; /* sequences decoded together, 4 */
+    int64_t port;                               /* 8080 */
+    int64_t parallel;                           /* sequences decoded together, 4 */
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
     int64_t kv_size;  /* KV pool in tokens; 0 = ctx * parallel */
     int64_t threads;  /* 0 = the physical cores */
@@ -55,7 +55,10 @@ static ob_status parse_num(const char *flag, const char *v, int64_t lo, int64_t 
     int shift = 0;
     if (sized && n > 1) {
         char u = v[n - 1];
-        shift = u == 'K' || u == 'k' ? 10 : u == 'M' || u == 'm' ? 20 : u == 'G' || u == 'g' ? 30 : 0;
+        shift = u == 'K' || u == 'k'   ? 10
+                : u == 'M' || u == 'm' ? 20
+                : u == 'G' || u == 'g' ? 30
+                                       : 0;
     }
     if (!shift) return cli_parse_i64(flag, v, lo, hi, out, err);
     char digits[32], shown[CLI_SHOWN_SIZE];
@@ -90,10 +93,14 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         if (!strcmp(f, NUMS[i].flag))
             return parse_num(f, v, NUMS[i].lo, NUMS[i].hi, NUMS[i].sized,
                              (int64_t *)((char *)a + NUMS[i].off), err);
-    if (!strcmp(f, "-m") || !strcmp(f, "--model")) a->model = v;
-    else if (!strcmp(f, "--host")) a->host = v;
-    else if (!strcmp(f, "--api-key")) a->api_key = v;
-    else if (!strcmp(f, "--alias")) a->alias = v;
+    if (!strcmp(f, "-m") || !strcmp(f, "--model"))
+        a->model = v;
+    else if (!strcmp(f, "--host"))
+        a->host = v;
+    else if (!strcmp(f, "--api-key"))
+        a->api_key = v;
+    else if (!strcmp(f, "--alias"))
+        a->alias = v;
     else {
         char shown[CLI_SHOWN_SIZE];
         return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, shown));
@@ -161,20 +168,21 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
     ob_status st = ob_context_new(s->model, &cp, &s->ctx, err);
     if (!st) st = serve_prompter_init(&s->prompter, s->model, a->model, ctx, err);
     if (st) return st;
-    serve_sched_opts so = {s->model, s->ctx, &s->prompter, s->metrics, s->desc.id,
-                           (int)a->parallel, a->queue, 512};
+    serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
+                           s->desc.id, (int)a->parallel, a->queue,     512};
     return serve_sched_start(&so, &s->sched, err);
 }
 
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
-    serve_app_config cfg = {.model = &s->desc, .max_body = (size_t)a->max_body,
-                            .api_key = a->api_key};
+    serve_app_config cfg = {
+        .model = &s->desc, .max_body = (size_t)a->max_body, .api_key = a->api_key};
     if (serve_metrics_new(&s->metrics, &err)) goto fail;
     cfg.metrics = s->metrics;
     serve_app_init(&s->app, &cfg);
-    serve_http_opts ho = {a->host, (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024,
-                          serve_app_handle, &s->app};
+    serve_http_opts ho = {
+        a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024,
+        serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
     if (cli_load_model(a->model, &s->model)) return 1;
     ob_model_info in;
@@ -197,8 +205,8 @@ static int serve_start(const serve_args *a, server *s) {
     if (a->threads) snprintf(threads, sizeof threads, "%lld", (long long)a->threads);
     printf("outboard serve: http://%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
            "parallel %lld  threads %s\n",
-           a->host, serve_http_port(s->http), s->desc.id, a->model, (long long)ctx,
-           (long long)kv, (long long)a->parallel, threads);
+           a->host, serve_http_port(s->http), s->desc.id, a->model, (long long)ctx, (long long)kv,
+           (long long)a->parallel, threads);
     fflush(stdout);
     return 0;
 fail:
@@ -224,7 +232,8 @@ int cli_cmd_serve(int argc, char **argv) {
     int rc = serve_start(&a, &s);
     if (rc == 0) {
         int sig = 0;
-        while (sigwait(&set, &sig) != 0) continue;
+        while (sigwait(&set, &sig) != 0)
+            continue;
         fprintf(stderr, "outboard serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     /* The scheduler first: it ends every request (waiting HTTP threads get their answer),

@@ -91,8 +91,7 @@ static void r_model_one(serve_app *app, const serve_http_req *req, serve_http_re
     if (!serve_model_match(app->cfg.model, name) || !name[0]) {
         serve_error e;
         serve_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
-                        "model '%.200s' not found; this server has '%s'", name,
-                        app->cfg.model->id);
+                        "model '%.200s' not found; this server has '%s'", name, app->cfg.model->id);
         serve_app_error(SERVE_DIALECT_OPENAI, &e, resp);
         return;
     }
@@ -131,9 +130,12 @@ static void r_show(serve_app *app, const serve_http_req *req, serve_http_resp *r
         serve_app_error(SERVE_DIALECT_OLLAMA, &e, resp);
         return;
     }
-    if (!name || !name[0]) serve_error_bad(&e, "missing_field", "model", "model: required, got nothing");
-    else if (!serve_model_match(app->cfg.model, name)) unknown_model(app, name, &e);
-    else e.status = 0;
+    if (!name || !name[0])
+        serve_error_bad(&e, "missing_field", "model", "model: required, got nothing");
+    else if (!serve_model_match(app->cfg.model, name))
+        unknown_model(app, name, &e);
+    else
+        e.status = 0;
     json_decref(body);
     if (e.status) {
         serve_app_error(SERVE_DIALECT_OLLAMA, &e, resp);
@@ -216,14 +218,17 @@ void serve_app_init(serve_app *app, const serve_app_config *cfg) {
     app->started = (int64_t)time(NULL);
 }
 
-void serve_app_set_ready(serve_app *app, bool ready) { atomic_store(&app->ready, ready); }
+void serve_app_set_ready(serve_app *app, bool ready) {
+    atomic_store(&app->ready, ready);
+}
 
 /* Compares in time independent of where the strings differ, so response timing does not
  * reveal how much of a guessed key was right. */
 static bool key_eq(const char *given, const char *key) {
     size_t gl = strlen(given), kl = strlen(key);
     unsigned char diff = gl != kl;
-    for (size_t i = 0; i < kl; i++) diff |= (unsigned char)(key[i] ^ (i < gl ? given[i] : 0));
+    for (size_t i = 0; i < kl; i++)
+        diff |= (unsigned char)(key[i] ^ (i < gl ? given[i] : 0));
     return diff == 0;
 }
 
@@ -254,7 +259,7 @@ static int check_auth(const serve_app *app, const serve_http_req *req, serve_err
 
 static serve_dialect dialect_of(const char *path) {
     return !strncmp(path, "/api/", 5) || !strcmp(path, "/api") ? SERVE_DIALECT_OLLAMA
-                                                                 : SERVE_DIALECT_OPENAI;
+                                                               : SERVE_DIALECT_OPENAI;
 }
 
 /* The route for (method, path); *other = a route with this path but another method. */

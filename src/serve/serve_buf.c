@@ -15,7 +15,8 @@ static bool reserve(serve_buf *b, size_t extra) {
     }
     if (need <= b->cap) return true;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
     char *grown = ob_realloc(b->data, cap, 1);
     if (!grown) {
         b->failed = true;
@@ -33,7 +34,9 @@ void serve_buf_append(serve_buf *b, const char *s, size_t n) {
     b->data[b->len] = '\0';
 }
 
-void serve_buf_puts(serve_buf *b, const char *s) { serve_buf_append(b, s, strlen(s)); }
+void serve_buf_puts(serve_buf *b, const char *s) {
+    serve_buf_append(b, s, strlen(s));
+}
 
 void serve_buf_printf(serve_buf *b, const char *fmt, ...) {
     va_list ap;

@@ -24,8 +24,12 @@ static int64_t wall_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static bool is_openai(const serve_task *t) { return t->req->dialect == SERVE_DIALECT_OPENAI; }
-static bool is_chat(const serve_task *t) { return t->req->kind == SERVE_KIND_CHAT; }
+static bool is_openai(const serve_task *t) {
+    return t->req->dialect == SERVE_DIALECT_OPENAI;
+}
+static bool is_chat(const serve_task *t) {
+    return t->req->kind == SERVE_KIND_CHAT;
+}
 
 /* Writes v to the stream as an SSE event (OpenAI) or an NDJSON line (Ollama); consumes v. A
  * failed write means the client left: the scheduler sees the stream cancelled. */
@@ -41,8 +45,10 @@ static void send_json(serve_task *t, json_t *v) {
 /* An OpenAI tool call; delta form carries its index in the message's list. */
 static json_t *oai_call(const chat_tool_call *c, int index, bool delta) {
     char id[64];
-    if (c->id) snprintf(id, sizeof id, "%s", c->id);
-    else snprintf(id, sizeof id, "call_%d", index);
+    if (c->id)
+        snprintf(id, sizeof id, "%s", c->id);
+    else
+        snprintf(id, sizeof id, "call_%d", index);
     json_t *v = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "function", "function",
                           "name", c->name, "arguments", c->arguments);
     if (v && delta) json_object_set_new(v, "index", json_integer(index));
@@ -56,8 +62,7 @@ static json_t *ollama_call(const chat_tool_call *c) {
     return json_pack("{s:{s:s, s:o}}", "function", "name", c->name, "arguments", args);
 }
 
-static json_t *calls_array(const serve_seq *q, const chat_tool_call *calls, size_t n,
-                           bool openai) {
+static json_t *calls_array(const serve_seq *q, const chat_tool_call *calls, size_t n, bool openai) {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, openai ? oai_call(&calls[i], q->n_calls_sent + (int)i, true)
@@ -73,17 +78,16 @@ static json_t *legacy_logprobs(serve_seq *q, json_t *entries) {
     json_array_foreach(entries, i, e) {
         json_t *top = json_object(), *alt;
         size_t j;
-        json_array_foreach(json_object_get(e, "top_logprobs"), j, alt)
-            json_object_set(top, json_string_value(json_object_get(alt, "token")),
-                            json_object_get(alt, "logprob"));
+        json_array_foreach(json_object_get(e, "top_logprobs"), j, alt) json_object_set(
+            top, json_string_value(json_object_get(alt, "token")), json_object_get(alt, "logprob"));
         json_array_append(toks, json_object_get(e, "token"));
         json_array_append(lps, json_object_get(e, "logprob"));
         json_array_append_new(tops, top);
         json_array_append_new(offs, json_integer(q->lp_offset));
         q->lp_offset += (int64_t)json_array_size(json_object_get(e, "bytes"));
     }
-    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps,
-                     "top_logprobs", tops, "text_offset", offs);
+    return json_pack("{s:o, s:o, s:o, s:o}", "tokens", toks, "token_logprobs", lps, "top_logprobs",
+                     tops, "text_offset", offs);
 }
 
 json_t *serve_emit_logprobs(serve_task *t, serve_seq *q) {
@@ -98,8 +102,12 @@ json_t *serve_emit_logprobs(serve_task *t, serve_seq *q) {
 static void stream_delta(serve_task *t, serve_seq *q, const char *c, size_t cl, const char *r,
                          size_t rl, const chat_tool_call *calls, size_t n_calls) {
     json_t *tc = n_calls ? calls_array(q, calls, n_calls, is_openai(t)) : NULL;
-    serve_choice ch = {.index = q->index, .text = c, .text_len = cl, .reasoning = r,
-                       .reasoning_len = rl, .tool_calls = tc};
+    serve_choice ch = {.index = q->index,
+                       .text = c,
+                       .text_len = cl,
+                       .reasoning = r,
+                       .reasoning_len = rl,
+                       .tool_calls = tc};
     serve_resp_meta m = {t->id, t->created, t->model};
     json_t *lp = is_openai(t) ? serve_emit_logprobs(t, q) : NULL;
     ch.logprobs = lp;
@@ -131,9 +139,9 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
         if (reasoning) serve_buf_append(&q->reasoning, reasoning, rlen);
         for (size_t i = 0; i < n_calls; i++) {
             if (!q->calls) q->calls = json_array();
-            json_array_append_new(q->calls,
-                                  is_openai(t) ? oai_call(&calls[i], q->n_calls_sent + (int)i, false)
-                                               : ollama_call(&calls[i]));
+            json_array_append_new(
+                q->calls, is_openai(t) ? oai_call(&calls[i], q->n_calls_sent + (int)i, false)
+                                       : ollama_call(&calls[i]));
         }
     }
     q->n_calls_sent += (int)n_calls;
@@ -141,16 +149,17 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
 
 static serve_usage usage_of(const serve_task *t) {
     serve_usage u = {t->prompt_tokens, 0, t->cached_tokens};
-    for (int i = 0; i < t->n_seqs; i++) u.completion_tokens += t->seqs[i].n_gen;
+    for (int i = 0; i < t->n_seqs; i++)
+        u.completion_tokens += t->seqs[i].n_gen;
     return u;
 }
 
 static serve_ollama_stats stats_of(const serve_task *t, const serve_seq *q) {
     int64_t now = serve_now_ns();
     int64_t first = q->t_first_ns ? q->t_first_ns : now;
-    serve_ollama_stats st = {now - t->t_start_ns, 0, t->prompt_tokens - t->cached_tokens,
-                             first - t->t_start_ns, q->n_gen,
-                             (q->t_last_ns ? q->t_last_ns : now) - first};
+    serve_ollama_stats st = {
+        now - t->t_start_ns,   0,        t->prompt_tokens - t->cached_tokens,
+        first - t->t_start_ns, q->n_gen, (q->t_last_ns ? q->t_last_ns : now) - first};
     return st;
 }
 
@@ -181,8 +190,8 @@ void serve_emit_end(serve_task *t) {
         serve_resp_meta m = {t->id, t->created, t->model};
         serve_usage u = usage_of(t);
         if (t->req->include_usage)
-            send_json(t, serve_oai_usage_chunk(&m, is_chat(t) ? "chat.completion.chunk"
-                                                              : "text_completion", &u));
+            send_json(t, serve_oai_usage_chunk(
+                             &m, is_chat(t) ? "chat.completion.chunk" : "text_completion", &u));
         serve_stream_write(t->stream, SERVE_SSE_DONE, strlen(SERVE_SSE_DONE));
     }
     serve_stream_close(t->stream);
@@ -203,8 +212,10 @@ void serve_emit_error(serve_task *t, const serve_error *e) {
 
 /* The choice as a serve_choice over the seq's buffers. */
 static serve_choice choice_of(const serve_task *t, serve_seq *q) {
-    serve_choice ch = {.index = q->index, .text = q->text.data ? q->text.data : "",
-                       .text_len = q->text.len, .finish_reason = q->finish,
+    serve_choice ch = {.index = q->index,
+                       .text = q->text.data ? q->text.data : "",
+                       .text_len = q->text.len,
+                       .finish_reason = q->finish,
                        .tool_calls = q->calls};
     if (q->reasoning.len) {
         ch.reasoning = q->reasoning.data;
@@ -242,7 +253,8 @@ char *serve_emit_body(serve_task *t, size_t *len) {
         v = is_chat(t) ? serve_oai_chat_completion(&m, chs, (size_t)t->n_seqs, &u)
                        : serve_oai_text_completion(&m, chs, (size_t)t->n_seqs, &u);
         serve_buf_clear(echoed);
-        for (int i = 0; i < t->n_seqs; i++) json_decref(chs[i].logprobs);
+        for (int i = 0; i < t->n_seqs; i++)
+            json_decref(chs[i].logprobs);
         ob_free(chs);
     }
     char *body = v ? serve_json_body(v, len) : NULL;

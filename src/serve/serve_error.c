@@ -90,8 +90,7 @@ char *serve_error_body(const serve_error *e, serve_dialect dialect, size_t *len)
     char msg[sizeof e->message], param[sizeof e->param];
     utf8_sanitize(e->message, msg, sizeof msg);
     utf8_sanitize(e->param, param, sizeof param);
-    if (dialect == SERVE_DIALECT_OLLAMA)
-        return dump_owned(json_pack("{s:s}", "error", msg), len);
+    if (dialect == SERVE_DIALECT_OLLAMA) return dump_owned(json_pack("{s:s}", "error", msg), len);
     json_t *inner = json_pack("{s:s, s:s}", "message", msg, "type",
                               e->type ? e->type : "invalid_request_error");
     if (!inner) return NULL;

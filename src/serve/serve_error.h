@@ -27,7 +27,7 @@ typedef struct serve_error {
     const char *code; /* OpenAI "code" (static) or NULL: "invalid_type", "missing_field", ... */
     char param[160];  /* JSON path of the offending field, "" when none */
     char message[512];
-    int retry_after;  /* seconds for a Retry-After header (503 queue full); 0 = none */
+    int retry_after; /* seconds for a Retry-After header (503 queue full); 0 = none */
 } serve_error;
 
 /* Fills e (when non-NULL) and returns -1, so parsers can `return serve_error_set(...)`. param

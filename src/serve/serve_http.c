@@ -27,9 +27,9 @@ struct serve_http {
 typedef struct conn_state {
     char *body; /* owned, NUL-terminated */
     size_t len, cap;
-    uint64_t seen;     /* body bytes received, kept or not */
-    bool too_large;    /* seen passed max_body: the rest is read and dropped */
-    bool answered;     /* a response was queued already (an early 413) */
+    uint64_t seen;        /* body bytes received, kept or not */
+    bool too_large;       /* seen passed max_body: the rest is read and dropped */
+    bool answered;        /* a response was queued already (an early 413) */
     serve_stream *stream; /* a reference while a streamed response is open */
 } conn_state;
 
@@ -62,7 +62,8 @@ static bool body_append(conn_state *st, const char *data, size_t n, size_t max_b
     }
     if (st->len + n + 1 > st->cap) {
         size_t cap = st->cap ? st->cap : 1024;
-        while (cap < st->len + n + 1) cap *= 2;
+        while (cap < st->len + n + 1)
+            cap *= 2;
         if (cap > max_body + 1) cap = max_body + 1;
         char *grown = ob_realloc(st->body, cap, 1);
         if (!grown) return false;
@@ -123,8 +124,9 @@ static struct MHD_Response *make_response(serve_http_resp *r) {
 /* Runs the handler and queues its answer. */
 static enum MHD_Result respond(serve_http *h, struct MHD_Connection *c, conn_state *st,
                                const char *url, const char *method) {
-    serve_http_req req = {method, url, st->body ? st->body : "", st->len, st->too_large,
-                          st->seen, header_of, client_gone, c};
+    serve_http_req req = {method,    url,           st->body ? st->body : "",
+                          st->len,   st->too_large, st->seen,
+                          header_of, client_gone,   c};
     serve_http_resp r = {0};
     h->o.handler(h->o.user, &req, &r);
     bool streamed = r.stream != NULL;
@@ -156,8 +158,8 @@ static uint64_t declared_length(struct MHD_Connection *c) {
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls) {
     (void)version;
     serve_http *h = cls;
     conn_state *st = *con_cls;
@@ -248,7 +250,9 @@ ob_status serve_http_start(const serve_http_opts *o, serve_http **out, ob_err *e
     return OB_OK;
 }
 
-int serve_http_port(const serve_http *h) { return h->port; }
+int serve_http_port(const serve_http *h) {
+    return h->port;
+}
 
 void serve_http_stop(serve_http *h) {
     if (!h) return;

@@ -39,10 +39,10 @@ typedef struct serve_http_resp {
     const char *content_type; /* static string; "application/json" when NULL */
     char *body;               /* owned by the response (ob_free), or NULL */
     size_t body_len;
-    serve_stream *stream;     /* instead of body: a reference the response takes over */
-    int retry_after;          /* Retry-After seconds when > 0 */
-    const char *allow;        /* Allow header (405), static */
-    const char *www_auth;     /* WWW-Authenticate header (401), static */
+    serve_stream *stream; /* instead of body: a reference the response takes over */
+    int retry_after;      /* Retry-After seconds when > 0 */
+    const char *allow;    /* Allow header (405), static */
+    const char *www_auth; /* WWW-Authenticate header (401), static */
 } serve_http_resp;
 
 /* Fills resp for req. Called on the connection's thread; may block (a non-streamed
@@ -50,13 +50,13 @@ typedef struct serve_http_resp {
 typedef void (*serve_handler_fn)(void *user, const serve_http_req *req, serve_http_resp *resp);
 
 typedef struct serve_http_opts {
-    const char *host;        /* numeric address or name to bind, "127.0.0.1" by default */
-    int port;                /* 0 = any free port (serve_http_port says which) */
-    size_t max_body;         /* request body limit in bytes */
-    unsigned timeout_s;      /* idle time-out for a connection that sends nothing */
-    unsigned max_conns;      /* simultaneous connections */
+    const char *host;   /* numeric address or name to bind, "127.0.0.1" by default */
+    int port;           /* 0 = any free port (serve_http_port says which) */
+    size_t max_body;    /* request body limit in bytes */
+    unsigned timeout_s; /* idle time-out for a connection that sends nothing */
+    unsigned max_conns; /* simultaneous connections */
     serve_handler_fn handler;
-    void *user;              /* passed to handler, borrowed */
+    void *user; /* passed to handler, borrowed */
 } serve_http_opts;
 
 typedef struct serve_http serve_http;

@@ -9,8 +9,10 @@
 #include <string.h>
 
 void serve_path_key(char *buf, size_t cap, const char *parent, const char *key) {
-    if (parent && parent[0]) snprintf(buf, cap, "%s.%s", parent, key);
-    else snprintf(buf, cap, "%s", key);
+    if (parent && parent[0])
+        snprintf(buf, cap, "%s.%s", parent, key);
+    else
+        snprintf(buf, cap, "%s", key);
 }
 
 void serve_path_index(char *buf, size_t cap, const char *parent, size_t i) {
@@ -76,8 +78,8 @@ int serve_json_get_number(const json_t *obj, const char *parent, const char *key
     if (!json_is_number(v)) return serve_json_type_error(e, path, "a number", v);
     double x = json_number_value(v);
     if (!isfinite(x) || x < lo || x > hi)
-        return serve_error_bad(e, "invalid_value", path, "%s: expected a number from %g to %g, got %g",
-                               path, lo, hi, x);
+        return serve_error_bad(e, "invalid_value", path,
+                               "%s: expected a number from %g to %g, got %g", path, lo, hi, x);
     *out = x;
     return 1;
 }
@@ -90,8 +92,7 @@ bool serve_json_whole(const json_t *v, int64_t *out) {
     if (!json_is_real(v)) return false;
     double x = json_real_value(v);
     /* 2^63 is the first double past int64's range; the comparison is exact. */
-    if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0) || x != floor(x))
-        return false;
+    if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0) || x != floor(x)) return false;
     *out = (int64_t)x;
     return true;
 }

@@ -90,8 +90,8 @@ static int content_parse(const json_t *m, const char *p, const char *role, json_
     if (!c || json_is_null(c)) {
         /* An assistant turn that only calls tools has no content. */
         if (!strcmp(role, "assistant")) return json_object_set_new(msg, "content", json_null());
-        return serve_error_bad(e, "missing_field", cp, "%s: required for role %s, got %s", cp,
-                               role, c ? "null" : "nothing");
+        return serve_error_bad(e, "missing_field", cp, "%s: required for role %s, got %s", cp, role,
+                               c ? "null" : "nothing");
     }
     if (json_is_string(c)) {
         if (json_string_length(c) > SERVE_MAX_TEXT)
@@ -144,8 +144,10 @@ static int tool_call_parse(const json_t *tc, const char *tp, json_t *out, serve_
         serve_json_get_object(tc, tp, "function", &fn, e) < 0)
         return -1;
     if (strcmp(type, "function"))
-        return serve_error_bad(e, "invalid_value", tp, "%s.type: expected \"function\", got "
-                               "\"%.64s\"", tp, type);
+        return serve_error_bad(e, "invalid_value", tp,
+                               "%s.type: expected \"function\", got "
+                               "\"%.64s\"",
+                               tp, type);
     if (!fn) return serve_error_bad(e, "missing_field", fp, "%s: required, got nothing", fp);
     if (serve_json_get_string(fn, fp, "name", SERVE_MAX_NAME, &name, NULL, e) < 0) return -1;
     if (!name) return serve_error_bad(e, "missing_field", np, "%s: required, got nothing", np);

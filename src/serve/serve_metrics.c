@@ -30,8 +30,7 @@ typedef struct series {
 } series;
 
 static const double TTFT_BOUNDS[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
-static const double ITL_BOUNDS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                    1,     5};
+static const double ITL_BOUNDS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
 struct serve_metrics {
     pthread_mutex_t mu;
@@ -119,7 +118,8 @@ void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_
 
 static void hist_observe(histogram *h, double v) {
     size_t i = 0;
-    while (i < h->n_bounds && v > h->bounds[i]) i++;
+    while (i < h->n_bounds && v > h->bounds[i])
+        i++;
     h->counts[i]++;
     h->sum += v;
     h->count++;
@@ -142,10 +142,14 @@ void serve_metrics_itl(serve_metrics *m, double seconds) {
 /* A label value with Prometheus's escapes (backslash, double quote, newline). */
 static void put_label(serve_buf *b, const char *s) {
     for (; *s; s++) {
-        if (*s == '\\') serve_buf_puts(b, "\\\\");
-        else if (*s == '"') serve_buf_puts(b, "\\\"");
-        else if (*s == '\n') serve_buf_puts(b, "\\n");
-        else serve_buf_append(b, s, 1);
+        if (*s == '\\')
+            serve_buf_puts(b, "\\\\");
+        else if (*s == '"')
+            serve_buf_puts(b, "\\\"");
+        else if (*s == '\n')
+            serve_buf_puts(b, "\\n");
+        else
+            serve_buf_append(b, s, 1);
     }
 }
 
@@ -207,8 +211,7 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
                (long long)m->kv_total);
     put_hist(&b, "outboard_time_to_first_token_seconds", "Time from request to first token.",
              &m->ttft);
-    put_hist(&b, "outboard_inter_token_latency_seconds", "Time between generated tokens.",
-             &m->itl);
+    put_hist(&b, "outboard_inter_token_latency_seconds", "Time between generated tokens.", &m->itl);
     pthread_mutex_unlock(&m->mu);
     return serve_buf_take(&b, len);
 }

@@ -14,10 +14,10 @@
 #include <stdint.h>
 
 typedef struct serve_model_desc {
-    char id[256];        /* the name clients use: --alias, else the file name without .gguf */
-    char arch[64];       /* "llama" */
-    char quant[32];      /* "Q4_K_M"-like type name of most weight bytes */
-    char digest[72];     /* "sha256:"-free hex id of the file (size, mtime, path), 64 chars */
+    char id[256];    /* the name clients use: --alias, else the file name without .gguf */
+    char arch[64];   /* "llama" */
+    char quant[32];  /* "Q4_K_M"-like type name of most weight bytes */
+    char digest[72]; /* "sha256:"-free hex id of the file (size, mtime, path), 64 chars */
     int64_t n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab;
     uint64_t n_params, n_bytes;
     int64_t n_ctx;       /* the server's context per request */
@@ -31,8 +31,7 @@ typedef struct serve_model_desc {
 /* Fills d from a loaded model and its file (re-opened for the chat template and the mtime).
  * Errors: OB_ERR_IO naming the path. Frees nothing on failure beyond what it set. */
 ob_status serve_model_desc_init(serve_model_desc *d, const ob_model *m, const char *path,
-                                const char *alias, int64_t n_ctx, int64_t kv_tokens,
-                                ob_err *err);
+                                const char *alias, int64_t n_ctx, int64_t kv_tokens, ob_err *err);
 void serve_model_desc_clear(serve_model_desc *d);
 /* Capabilities read from a chat template's source ("tools", "thinking"). */
 void serve_model_caps(serve_model_desc *d, const char *tmpl);
@@ -49,6 +48,6 @@ json_t *serve_models_openai_model(const serve_model_desc *d); /* one entry of it
 json_t *serve_models_ollama_tags(const serve_model_desc *d);  /* GET /api/tags */
 json_t *serve_models_ollama_show(const serve_model_desc *d);  /* POST /api/show */
 json_t *serve_models_ollama_ps(const serve_model_desc *d, int64_t expires_unix); /* /api/ps */
-json_t *serve_models_ollama_version(void);                    /* GET /api/version */
+json_t *serve_models_ollama_version(void); /* GET /api/version */
 
 #endif

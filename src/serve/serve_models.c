@@ -57,15 +57,16 @@ static void read_template(serve_model_desc *d, const char *path) {
 }
 
 ob_status serve_model_desc_init(serve_model_desc *d, const ob_model *m, const char *path,
-                                const char *alias, int64_t n_ctx, int64_t kv_tokens,
-                                ob_err *err) {
+                                const char *alias, int64_t n_ctx, int64_t kv_tokens, ob_err *err) {
     memset(d, 0, sizeof *d);
     struct stat st;
     if (stat(path, &st)) return ob_fail(err, OB_ERR_IO, "%s: cannot stat the model file", path);
     ob_model_info in;
     ob_model_get_info(m, &in);
-    if (alias && alias[0]) snprintf(d->id, sizeof d->id, "%s", alias);
-    else id_from_path(path, d->id, sizeof d->id);
+    if (alias && alias[0])
+        snprintf(d->id, sizeof d->id, "%s", alias);
+    else
+        id_from_path(path, d->id, sizeof d->id);
     snprintf(d->arch, sizeof d->arch, "%s", in.arch ? in.arch : "");
     snprintf(d->quant, sizeof d->quant, "%s", in.type_name ? in.type_name : "");
     digest_of(path, &st, d->digest);
@@ -132,9 +133,9 @@ static json_t *tag_entry(const serve_model_desc *d) {
     char at[40], name[300];
     serve_rfc3339(d->modified_at * 1000000000LL, at);
     snprintf(name, sizeof name, "%s%s", d->id, strchr(d->id, ':') ? "" : ":latest");
-    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", name, "model", name,
-                     "modified_at", at, "size", (json_int_t)d->n_bytes, "digest", d->digest,
-                     "details", details(d));
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "name", name, "model", name, "modified_at",
+                     at, "size", (json_int_t)d->n_bytes, "digest", d->digest, "details",
+                     details(d));
 }
 
 json_t *serve_models_ollama_tags(const serve_model_desc *d) {
@@ -142,13 +143,13 @@ json_t *serve_models_ollama_tags(const serve_model_desc *d) {
 }
 
 static json_t *model_info(const serve_model_desc *d) {
-    json_t *mi = json_pack("{s:s, s:I}", "general.architecture", d->arch,
-                           "general.parameter_count", (json_int_t)d->n_params);
-    static const char *const KEYS[] = {"context_length", "embedding_length", "block_count",
-                                       "attention.head_count", "attention.head_count_kv",
-                                       "feed_forward_length", "vocab_size"};
-    const int64_t vals[] = {d->n_ctx_train, d->n_embd,    d->n_layer,  d->n_head,
-                            d->n_head_kv,   d->n_ff,      d->n_vocab};
+    json_t *mi = json_pack("{s:s, s:I}", "general.architecture", d->arch, "general.parameter_count",
+                           (json_int_t)d->n_params);
+    static const char *const KEYS[] = {
+        "context_length",          "embedding_length",    "block_count", "attention.head_count",
+        "attention.head_count_kv", "feed_forward_length", "vocab_size"};
+    const int64_t vals[] = {d->n_ctx_train, d->n_embd, d->n_layer, d->n_head,
+                            d->n_head_kv,   d->n_ff,   d->n_vocab};
     for (size_t i = 0; mi && i < sizeof KEYS / sizeof KEYS[0]; i++) {
         char key[128];
         snprintf(key, sizeof key, "%s.%s", d->arch, KEYS[i]);

@@ -108,7 +108,8 @@ static int common_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
         serve_req_parse_ollama_format(r, b, e))
         return -1;
     json_t *ka = json_object_get(b, "keep_alive"), *think = json_object_get(b, "think");
-    if (ka && json_is_number(ka)) r->keep_alive = json_number_value(ka);
+    if (ka && json_is_number(ka))
+        r->keep_alive = json_number_value(ka);
     else if (ka && json_is_string(ka) && duration_parse(json_string_value(ka), &r->keep_alive))
         return serve_error_bad(e, "invalid_value", "keep_alive",
                                "keep_alive: expected a duration such as \"5m\" or a number of "
@@ -150,8 +151,7 @@ static int parse_with(const char *body, size_t len, serve_kind kind,
     return 0;
 }
 
-static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim,
-                     serve_error *e) {
+static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim, serve_error *e) {
     (void)lim;
     /* Ollama's chat with no messages loads the model and answers done: an empty list is fine
      * there, so it is checked here rather than by serve_messages_parse. */

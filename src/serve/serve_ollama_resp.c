@@ -37,9 +37,8 @@ static json_t *tail(json_t *obj, const serve_choice *c, const serve_ollama_stats
                               c->finish_reason ? c->finish_reason : "stop", "total_duration",
                               (json_int_t)st->total_ns, "load_duration", (json_int_t)st->load_ns,
                               "prompt_eval_count", (json_int_t)st->prompt_eval_count,
-                              "prompt_eval_duration", (json_int_t)st->prompt_eval_ns,
-                              "eval_count", (json_int_t)st->eval_count, "eval_duration",
-                              (json_int_t)st->eval_ns);
+                              "prompt_eval_duration", (json_int_t)st->prompt_eval_ns, "eval_count",
+                              (json_int_t)st->eval_count, "eval_duration", (json_int_t)st->eval_ns);
         bad |= !s || json_object_update(obj, s);
         json_decref(s);
     }
@@ -70,8 +69,9 @@ json_t *serve_ollama_chat(const char *model, int64_t now_ns, const serve_choice 
 json_t *serve_ollama_generate(const char *model, int64_t now_ns, const serve_choice *c,
                               const serve_ollama_stats *final) {
     json_t *obj = head(model, now_ns);
-    int bad = !obj || json_object_set_new(obj, "response", json_stringn(c->text ? c->text : "",
-                                                                        c->text ? c->text_len : 0));
+    int bad = !obj ||
+              json_object_set_new(obj, "response",
+                                  json_stringn(c->text ? c->text : "", c->text ? c->text_len : 0));
     if (!bad && c->reasoning)
         bad |= json_object_set_new(obj, "thinking", json_stringn(c->reasoning, c->reasoning_len));
     if (bad) {

@@ -32,8 +32,7 @@ static int sampling_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (got) s->presence_penalty = (float)x;
     if ((got = serve_json_get_number(b, "", "frequency_penalty", -2, 2, &x, e)) < 0) return -1;
     if (got) s->frequency_penalty = (float)x;
-    if ((got = serve_json_get_number(b, "", "repetition_penalty", 0.01, 10, &x, e)) < 0)
-        return -1;
+    if ((got = serve_json_get_number(b, "", "repetition_penalty", 0.01, 10, &x, e)) < 0) return -1;
     if (got) s->repeat_penalty = (float)x;
     if ((got = serve_json_get_int(b, "", "seed", INT64_MIN, INT64_MAX, &k, e)) < 0) return -1;
     if (got) {
@@ -52,9 +51,8 @@ static int stream_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (!r->stream)
         return serve_error_bad(e, "invalid_value", "stream_options",
                                "stream_options: only allowed when stream is true");
-    return serve_json_get_bool(so, "stream_options", "include_usage", &r->include_usage, e) < 0
-               ? -1
-               : 0;
+    return serve_json_get_bool(so, "stream_options", "include_usage", &r->include_usage, e) < 0 ? -1
+                                                                                                : 0;
 }
 
 int serve_req_parse_openai_common(serve_gen_req *r, const json_t *b, const serve_limits *lim,
@@ -100,7 +98,8 @@ static int chat_extras(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (effort) {
         static const char *const OK[] = {"none", "minimal", "low", "medium", "high"};
         bool known = false;
-        for (size_t i = 0; i < sizeof OK / sizeof OK[0]; i++) known |= !strcmp(effort, OK[i]);
+        for (size_t i = 0; i < sizeof OK / sizeof OK[0]; i++)
+            known |= !strcmp(effort, OK[i]);
         if (!known)
             return serve_error_bad(e, "invalid_value", "reasoning_effort",
                                    "reasoning_effort: expected none, minimal, low, medium or "
@@ -131,8 +130,7 @@ static int parse_with(const char *body, size_t len, serve_kind kind, const serve
     return 0;
 }
 
-static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim,
-                     serve_error *e) {
+static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim, serve_error *e) {
     if (serve_messages_parse(r, b, e) || serve_req_parse_openai_common(r, b, lim, e) ||
         chat_logprobs(r, b, e) || serve_req_parse_tools(r, b, e) ||
         serve_req_parse_tool_choice(r, b, e) || serve_req_parse_response_format(r, b, e) ||
@@ -148,8 +146,8 @@ int serve_openai_chat_parse(const char *body, size_t len, const serve_limits *li
 
 /* ---- /v1/completions ---- */
 
-static int prompt_ids(const json_t *arr, const char *path, const serve_limits *lim,
-                      serve_prompt *p, serve_error *e) {
+static int prompt_ids(const json_t *arr, const char *path, const serve_limits *lim, serve_prompt *p,
+                      serve_error *e) {
     size_t n = json_array_size(arr);
     if (n > SERVE_MAX_PROMPT_TOKENS)
         return serve_error_bad(e, "limit_exceeded", path, "%s: %zu token ids, the limit is %d",
@@ -174,8 +172,8 @@ static int prompt_ids(const json_t *arr, const char *path, const serve_limits *l
     return 0;
 }
 
-static int prompt_one(serve_gen_req *r, const json_t *v, const char *path,
-                      const serve_limits *lim, serve_error *e) {
+static int prompt_one(serve_gen_req *r, const json_t *v, const char *path, const serve_limits *lim,
+                      serve_error *e) {
     serve_prompt *p = &r->prompts[r->n_prompts];
     memset(p, 0, sizeof *p);
     r->n_prompts++; /* counted before filling, so serve_gen_req_free releases a partial one */
@@ -203,8 +201,8 @@ static int prompts_parse(serve_gen_req *r, const json_t *b, const serve_limits *
         return serve_error_bad(e, "invalid_value", "prompt",
                                "prompt: expected a string or token ids, got an empty array");
     if (n > SERVE_MAX_PROMPTS)
-        return serve_error_bad(e, "limit_exceeded", "prompt", "prompt: %zu prompts, the limit is %d",
-                               n, SERVE_MAX_PROMPTS);
+        return serve_error_bad(e, "limit_exceeded", "prompt",
+                               "prompt: %zu prompts, the limit is %d", n, SERVE_MAX_PROMPTS);
     r->prompts = ob_calloc(n, sizeof *r->prompts);
     if (!r->prompts) return serve_req_nomem(e, "prompt");
     if (!many) return prompt_one(r, v, "prompt", lim, e);

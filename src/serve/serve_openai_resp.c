@@ -13,7 +13,9 @@
 
 /* Strings released by serve_stop are whole UTF-8 characters; jansson checks anyway and gives
  * NULL for anything else, which the callers report as a failed build. */
-static json_t *str_or_null(const char *s, size_t n) { return s ? json_stringn(s, n) : json_null(); }
+static json_t *str_or_null(const char *s, size_t n) {
+    return s ? json_stringn(s, n) : json_null();
+}
 
 json_t *serve_oai_usage(const serve_usage *u) {
     json_t *v = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens,
@@ -42,7 +44,8 @@ static json_t *message(const serve_choice *c, bool delta) {
     if (!msg) return NULL;
     int bad = 0;
     if (!delta || c->role) bad |= json_object_set_new(msg, "role", json_string("assistant"));
-    if (!delta || c->text) bad |= json_object_set_new(msg, "content", str_or_null(c->text, c->text_len));
+    if (!delta || c->text)
+        bad |= json_object_set_new(msg, "content", str_or_null(c->text, c->text_len));
     if (c->reasoning)
         bad |= json_object_set_new(msg, "reasoning_content",
                                    json_stringn(c->reasoning, c->reasoning_len));
@@ -71,13 +74,13 @@ static json_t *with_choices(json_t *obj, const serve_choice *c, size_t n, bool d
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        json_t *ch = text ? json_pack("{s:o, s:i, s:O*, s:o}", "text",
-                                      c[i].text ? json_stringn(c[i].text, c[i].text_len)
-                                                : json_string(""),
-                                      "index", c[i].index, "logprobs",
-                                      c[i].logprobs ? c[i].logprobs : json_null(),
-                                      "finish_reason", finish(&c[i]))
-                          : chat_choice(&c[i], delta);
+        json_t *ch =
+            text ? json_pack("{s:o, s:i, s:O*, s:o}", "text",
+                             c[i].text ? json_stringn(c[i].text, c[i].text_len) : json_string(""),
+                             "index", c[i].index, "logprobs",
+                             c[i].logprobs ? c[i].logprobs : json_null(), "finish_reason",
+                             finish(&c[i]))
+                 : chat_choice(&c[i], delta);
         if (!ch || json_array_append_new(arr, ch)) {
             json_decref(obj);
             return NULL;
@@ -112,8 +115,7 @@ json_t *serve_oai_text_chunk(const serve_resp_meta *m, const serve_choice *c) {
     return with_choices(base(m, "text_completion"), c, 1, true, true);
 }
 
-json_t *serve_oai_usage_chunk(const serve_resp_meta *m, const char *object,
-                              const serve_usage *u) {
+json_t *serve_oai_usage_chunk(const serve_resp_meta *m, const char *object, const serve_usage *u) {
     return with_usage(with_choices(base(m, object), NULL, 0, true, false), u);
 }
 
@@ -150,6 +152,12 @@ static char *framed(const json_t *v, const char *pre, const char *post, size_t *
     return serve_buf_take(&b, len);
 }
 
-char *serve_sse_frame(const json_t *v, size_t *len) { return framed(v, "data: ", "\n\n", len); }
-char *serve_ndjson_line(const json_t *v, size_t *len) { return framed(v, "", "\n", len); }
-char *serve_json_body(const json_t *v, size_t *len) { return framed(v, "", "", len); }
+char *serve_sse_frame(const json_t *v, size_t *len) {
+    return framed(v, "data: ", "\n\n", len);
+}
+char *serve_ndjson_line(const json_t *v, size_t *len) {
+    return framed(v, "", "\n", len);
+}
+char *serve_json_body(const json_t *v, size_t *len) {
+    return framed(v, "", "", len);
+}

@@ -20,8 +20,8 @@ static const char GENERIC_CHATML[] =
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif -%}\n";
 
-ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *path,
-                              int64_t n_ctx, ob_err *err) {
+ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *path, int64_t n_ctx,
+                              ob_err *err) {
     memset(p, 0, sizeof *p);
     p->model = m;
     p->n_ctx = n_ctx;
@@ -44,8 +44,8 @@ ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *
         st = chat_template_from_gguf(g, &p->tmpl, err);
     } else {
         p->generic_template = true;
-        st = chat_template_new(GENERIC_CHATML, strlen(GENERIC_CHATML), "generic ChatML",
-                               &p->tmpl, err);
+        st = chat_template_new(GENERIC_CHATML, strlen(GENERIC_CHATML), "generic ChatML", &p->tmpl,
+                               err);
     }
     p->family = chat_output_detect(src.ptr, src.len, info.arch);
     gguf_close(g);
@@ -94,15 +94,15 @@ static json_t *conversation(const serve_gen_req *r, json_t *messages) {
 /* Ollama /api/generate without raw: the prompt (and system) as one user turn. */
 static json_t *generate_messages(const serve_gen_req *r, size_t i) {
     json_t *m = json_array();
-    if (r->system) json_array_append_new(m, json_pack("{s:s, s:s}", "role", "system", "content",
-                                                      r->system));
-    json_array_append_new(m, json_pack("{s:s, s:s%}", "role", "user", "content",
-                                       r->prompts[i].text, r->prompts[i].text_len));
+    if (r->system)
+        json_array_append_new(m, json_pack("{s:s, s:s}", "role", "system", "content", r->system));
+    json_array_append_new(m, json_pack("{s:s, s:s%}", "role", "user", "content", r->prompts[i].text,
+                                       r->prompts[i].text_len));
     return m;
 }
 
-static int render(const serve_prompter *p, const serve_gen_req *r, json_t *messages,
-                  int32_t **ids, size_t *n, unsigned *flags, serve_error *e) {
+static int render(const serve_prompter *p, const serve_gen_req *r, json_t *messages, int32_t **ids,
+                  size_t *n, unsigned *flags, serve_error *e) {
     json_t *conv = conversation(r, messages);
     if (!conv) return serve_req_nomem(e, "the conversation");
     chat_template_opts o = {.add_generation_prompt = true};
@@ -158,8 +158,8 @@ int serve_prompt_tokens(const serve_prompter *p, const serve_gen_req *r, size_t 
                                r->kind == SERVE_KIND_CHAT ? "messages" : "prompt",
                                "%s: %lld tokens, the context holds %lld (--ctx); at least one "
                                "position must stay free for the answer",
-                               r->kind == SERVE_KIND_CHAT ? "messages" : "prompt",
-                               (long long)got, (long long)p->n_ctx);
+                               r->kind == SERVE_KIND_CHAT ? "messages" : "prompt", (long long)got,
+                               (long long)p->n_ctx);
     }
     return 0;
 }

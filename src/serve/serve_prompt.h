@@ -23,8 +23,8 @@ typedef struct serve_prompter {
 
 /* Reads the chat template of the model file at path. Errors: OB_ERR_IO (file), OB_ERR_FORMAT
  * (a template that does not parse, with its line). */
-ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *path,
-                              int64_t n_ctx, ob_err *err);
+ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *path, int64_t n_ctx,
+                              ob_err *err);
 void serve_prompter_clear(serve_prompter *p);
 
 /* Prompt `i` of r as token ids (*ids new, ob_free; *n of them). For chat requests i is 0 and

@@ -61,7 +61,8 @@ void serve_gen_req_free(serve_gen_req *r) {
     ob_free(r->suffix);
     ob_free(r->system);
     ob_free(r->sampling.logit_bias);
-    for (size_t i = 0; i < r->n_stop; i++) ob_free(r->stop[i]);
+    for (size_t i = 0; i < r->n_stop; i++)
+        ob_free(r->stop[i]);
     ob_free(r->stop);
     ob_free(r);
 }
@@ -104,8 +105,8 @@ static int stop_add(serve_gen_req *r, const json_t *s, const char *path, serve_e
                                "%s: stop string of %zu bytes, the limit is %d", path, n,
                                SERVE_MAX_STOP_LEN);
     if (r->n_stop >= SERVE_MAX_STOP)
-        return serve_error_bad(e, "limit_exceeded", path,
-                               "%s: more than %d stop strings", path, SERVE_MAX_STOP);
+        return serve_error_bad(e, "limit_exceeded", path, "%s: more than %d stop strings", path,
+                               SERVE_MAX_STOP);
     char **grown = ob_realloc(r->stop, r->n_stop + 1, sizeof *grown);
     if (!grown) return serve_req_nomem(e, path);
     r->stop = grown;
@@ -171,8 +172,7 @@ int serve_req_parse_logit_bias(serve_gen_req *r, const json_t *body, const serve
     size_t n = json_object_size(obj);
     if (n > SERVE_MAX_LOGIT_BIAS)
         return serve_error_bad(e, "limit_exceeded", "logit_bias",
-                               "logit_bias: %zu entries, the limit is %d", n,
-                               SERVE_MAX_LOGIT_BIAS);
+                               "logit_bias: %zu entries, the limit is %d", n, SERVE_MAX_LOGIT_BIAS);
     if (n == 0) return 0;
     r->sampling.logit_bias = ob_alloc(n, sizeof *r->sampling.logit_bias);
     if (!r->sampling.logit_bias) return serve_req_nomem(e, "logit_bias");

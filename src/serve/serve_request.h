@@ -24,19 +24,19 @@
 #include <stdint.h>
 
 /* Named limits on one request; over any of them the request is refused with the limit named. */
-#define SERVE_MAX_MESSAGES 4096        /* entries of messages[] */
-#define SERVE_MAX_CONTENT_PARTS 256    /* entries of one message's content array */
-#define SERVE_MAX_TEXT (16u << 20)     /* bytes of one string (content, prompt, arguments) */
-#define SERVE_MAX_NAME 256             /* bytes of a role, name, id or model name */
-#define SERVE_MAX_STOP 16              /* stop strings */
-#define SERVE_MAX_STOP_LEN 256         /* bytes of one stop string */
-#define SERVE_MAX_N 16                 /* choices per request (n) */
-#define SERVE_MAX_TOP_LOGPROBS 20      /* alternatives per position (top_logprobs) */
-#define SERVE_MAX_TOOLS 128            /* entries of tools[] */
-#define SERVE_MAX_TOOL_NAME 64         /* bytes of a function name ([A-Za-z0-9_-]) */
-#define SERVE_MAX_LOGIT_BIAS 1024      /* entries of logit_bias */
-#define SERVE_MAX_PROMPTS 64           /* prompts of one /v1/completions request */
-#define SERVE_MAX_PROMPT_TOKENS (1 << 24) /* token ids of one prompt given as ids */
+#define SERVE_MAX_MESSAGES      4096        /* entries of messages[] */
+#define SERVE_MAX_CONTENT_PARTS 256         /* entries of one message's content array */
+#define SERVE_MAX_TEXT          (16u << 20) /* bytes of one string (content, prompt, arguments) */
+#define SERVE_MAX_NAME          256         /* bytes of a role, name, id or model name */
+#define SERVE_MAX_STOP          16          /* stop strings */
+#define SERVE_MAX_STOP_LEN      256         /* bytes of one stop string */
+#define SERVE_MAX_N             16          /* choices per request (n) */
+#define SERVE_MAX_TOP_LOGPROBS  20          /* alternatives per position (top_logprobs) */
+#define SERVE_MAX_TOOLS         128         /* entries of tools[] */
+#define SERVE_MAX_TOOL_NAME     64          /* bytes of a function name ([A-Za-z0-9_-]) */
+#define SERVE_MAX_LOGIT_BIAS    1024        /* entries of logit_bias */
+#define SERVE_MAX_PROMPTS       64          /* prompts of one /v1/completions request */
+#define SERVE_MAX_PROMPT_TOKENS (1 << 24)   /* token ids of one prompt given as ids */
 
 typedef enum serve_kind {
     SERVE_KIND_CHAT = 0,   /* messages through the chat template */
@@ -105,10 +105,10 @@ typedef struct serve_gen_req {
     /* completion: prompts (OpenAI may send several; Ollama one) */
     serve_prompt *prompts; /* owned, n_prompts */
     size_t n_prompts;
-    char *suffix;  /* owned or NULL */
-    char *system;  /* owned or NULL: Ollama /api/generate system prompt */
-    bool raw;      /* Ollama generate: no template */
-    bool echo;     /* OpenAI completions: the prompt comes back before the answer */
+    char *suffix; /* owned or NULL */
+    char *system; /* owned or NULL: Ollama /api/generate system prompt */
+    bool raw;     /* Ollama generate: no template */
+    bool echo;    /* OpenAI completions: the prompt comes back before the answer */
 
     serve_sampling sampling;
     char **stop; /* owned, n_stop strings (each owned, NUL-terminated, non-empty) */
@@ -119,8 +119,8 @@ typedef struct serve_gen_req {
     bool stream;
     bool include_usage; /* OpenAI stream_options.include_usage */
     bool logprobs;
-    int top_logprobs;   /* 0..SERVE_MAX_TOP_LOGPROBS */
-    double keep_alive;  /* Ollama keep_alive in seconds (accepted; the model stays loaded) */
+    int top_logprobs;  /* 0..SERVE_MAX_TOP_LOGPROBS */
+    double keep_alive; /* Ollama keep_alive in seconds (accepted; the model stays loaded) */
 } serve_gen_req;
 
 /* Frees r and everything it owns; NULL is a no-op. */

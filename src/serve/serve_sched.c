@@ -22,12 +22,15 @@
 static void task_complete(serve_sched *s, serve_task *t) {
     if (s->o.metrics) {
         int64_t gen = 0;
-        for (int i = 0; i < t->n_seqs; i++) gen += t->seqs[i].n_gen;
+        for (int i = 0; i < t->n_seqs; i++)
+            gen += t->seqs[i].n_gen;
         serve_metrics_tokens(s->o.metrics, t->prompt_tokens, gen);
     }
     if (t->stream) {
-        if (t->failed) serve_emit_error(t, &t->err);
-        else serve_emit_end(t);
+        if (t->failed)
+            serve_emit_error(t, &t->err);
+        else
+            serve_emit_end(t);
         sched_task_free(t); /* a streamed task belongs to this thread */
         return;
     }
@@ -100,8 +103,7 @@ static void admit(serve_sched *s) {
          * sequence at once would take back the blocks the others need (and it would be
          * preempted again, for ever), so admission waits until a sequence finishes. */
         if (s->n_running == 0) s->hold = false;
-        if (!gone && (s->hold || s->n_running >= s->o.n_parallel || !pool_has_room(s, q)))
-            break;
+        if (!gone && (s->hold || s->n_running >= s->o.n_parallel || !pool_has_room(s, q))) break;
         memmove(s->waiting, s->waiting + 1, --s->n_waiting * sizeof *s->waiting);
         if (gone) {
             pthread_mutex_unlock(&s->mu);
@@ -110,7 +112,8 @@ static void admit(serve_sched *s) {
             continue;
         }
         int slot = 0;
-        while (s->slot_used[slot]) slot++;
+        while (s->slot_used[slot])
+            slot++;
         s->slot_used[slot] = true;
         q->slot = slot;
         q->phase = SERVE_SEQ_PREFILL;
@@ -195,8 +198,10 @@ static bool seq_push(serve_seq *q, int32_t tok) {
 static void timing(serve_sched *s, serve_seq *q) {
     int64_t now = serve_now_ns();
     if (s->o.metrics) {
-        if (!q->t_first_ns) serve_metrics_ttft(s->o.metrics, (now - q->task->t_start_ns) / 1e9);
-        else serve_metrics_itl(s->o.metrics, (now - q->t_last_ns) / 1e9);
+        if (!q->t_first_ns)
+            serve_metrics_ttft(s->o.metrics, (now - q->task->t_start_ns) / 1e9);
+        else
+            serve_metrics_itl(s->o.metrics, (now - q->t_last_ns) / 1e9);
     }
     if (!q->t_first_ns) q->t_first_ns = now;
     q->t_last_ns = now;
@@ -230,7 +235,8 @@ static void sample(serve_sched *s, serve_seq *q, const float *logits) {
     if (q->counts) q->counts[tok]++;
     q->phase = SERVE_SEQ_DECODE;
     const char *end = NULL;
-    if (ob_token_is_eog(s->o.model, tok) || sched_seq_text(s, q, tok)) end = "stop";
+    if (ob_token_is_eog(s->o.model, tok) || sched_seq_text(s, q, tok))
+        end = "stop";
     else if ((r->max_tokens > 0 && q->n_gen >= r->max_tokens) || (int64_t)q->n_tokens >= s->n_ctx)
         end = "length";
     if (end) seq_done(s, q, end);
@@ -261,7 +267,8 @@ static void step(serve_sched *s) {
         fail_running(s, "ob_decode", &err);
         return;
     }
-    for (int64_t i = 0; i < b->n; i++) s->entry[i]->n_past++;
+    for (int64_t i = 0; i < b->n; i++)
+        s->entry[i]->n_past++;
     for (int64_t i = 0; i < b->n; i++)
         if (b->logits[i] && s->entry[i]->phase != SERVE_SEQ_DONE)
             sample(s, s->entry[i], ob_batch_logits(s->o.ctx, i));
@@ -271,8 +278,10 @@ static void step(serve_sched *s) {
 static void retire_gone(serve_sched *s) {
     for (int i = 0; i < s->n_running;) {
         serve_seq *q = s->running[i];
-        if (task_gone(q->task)) seq_done(s, q, NULL); /* removes it from running[] */
-        else i++;
+        if (task_gone(q->task))
+            seq_done(s, q, NULL); /* removes it from running[] */
+        else
+            i++;
     }
 }
 
@@ -322,7 +331,9 @@ static void *engine_main(void *arg) {
 
 /* ---- the HTTP side ---- */
 
-static bool abort_cb(void *user) { return atomic_load(&((serve_sched *)user)->stopping); }
+static bool abort_cb(void *user) {
+    return atomic_load(&((serve_sched *)user)->stopping);
+}
 
 ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err *err) {
     if (o->n_parallel < 1 || o->n_batch < 1)
@@ -393,14 +404,16 @@ static int submit(serve_sched *s, serve_task *t, serve_error *e) {
     if (atomic_load(&s->stopping)) {
         rc = serve_error_set(e, 503, "server_error", "shutting_down", NULL,
                              "the server is shutting down");
-    } else if ((int64_t)s->n_waiting + t->n_seqs > s->o.max_queue + (free_slots > 0 ? free_slots : 0)) {
+    } else if ((int64_t)s->n_waiting + t->n_seqs >
+               s->o.max_queue + (free_slots > 0 ? free_slots : 0)) {
         rc = serve_error_set(e, 503, "server_error", "queue_full", NULL,
                              "the queue is full: %zu sequences waiting, the limit is %lld "
                              "(--queue); retry later",
                              s->n_waiting, (long long)s->o.max_queue);
         e->retry_after = 1;
     } else {
-        for (int i = 0; i < t->n_seqs; i++) s->waiting[s->n_waiting++] = &t->seqs[i];
+        for (int i = 0; i < t->n_seqs; i++)
+            s->waiting[s->n_waiting++] = &t->seqs[i];
         pthread_cond_signal(&s->cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -469,8 +482,7 @@ void serve_sched_generate(void *user, const serve_http_req *req, serve_gen_req *
     serve_stream *st = t->stream;
     if (st) serve_stream_ref(st); /* the response's reference, taken before the engine runs */
     if (st && t->prompt_text && t->req->echo && t->n_seqs == 1) /* echo: the prompt first */
-        serve_emit_delta(t, &t->seqs[0], t->prompt_text, strlen(t->prompt_text), NULL, 0, NULL,
-                         0);
+        serve_emit_delta(t, &t->seqs[0], t->prompt_text, strlen(t->prompt_text), NULL, 0, NULL, 0);
     if (submit(s, t, &e)) {
         serve_stream_unref(st);
         sched_task_free(t);
@@ -479,8 +491,8 @@ void serve_sched_generate(void *user, const serve_http_req *req, serve_gen_req *
     }
     if (st) {
         resp->status = 200;
-        resp->content_type = d == SERVE_DIALECT_OPENAI ? "text/event-stream"
-                                                       : "application/x-ndjson";
+        resp->content_type =
+            d == SERVE_DIALECT_OPENAI ? "text/event-stream" : "application/x-ndjson";
         resp->stream = st;
         return;
     }

@@ -16,14 +16,14 @@
 #include "serve/serve_request.h"
 
 typedef struct serve_sched_opts {
-    ob_model *model;                 /* borrowed */
-    ob_context *ctx;                 /* borrowed; only the engine thread uses it from start on */
-    const serve_prompter *prompter;  /* borrowed */
-    serve_metrics *metrics;          /* borrowed, may be NULL */
-    const char *model_id;            /* borrowed: the name answers carry by default */
-    int n_parallel;                  /* sequences in the engine at once (= n_seq_max) */
-    int64_t max_queue;               /* sequences that may wait beyond free slots */
-    int64_t n_batch;                 /* entries per step (decode tokens + prefill chunk) */
+    ob_model *model;                /* borrowed */
+    ob_context *ctx;                /* borrowed; only the engine thread uses it from start on */
+    const serve_prompter *prompter; /* borrowed */
+    serve_metrics *metrics;         /* borrowed, may be NULL */
+    const char *model_id;           /* borrowed: the name answers carry by default */
+    int n_parallel;                 /* sequences in the engine at once (= n_seq_max) */
+    int64_t max_queue;              /* sequences that may wait beyond free slots */
+    int64_t n_batch;                /* entries per step (decode tokens + prefill chunk) */
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;

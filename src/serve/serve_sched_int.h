@@ -22,12 +22,12 @@ struct serve_sched {
     size_t n_waiting, cap_waiting;
     serve_seq **running; /* owned array (n_parallel); engine thread only */
     int n_running;
-    bool *slot_used;     /* (n_parallel) */
+    bool *slot_used; /* (n_parallel) */
     int64_t next_order;
-    bool hold;           /* a sequence was preempted: admit nothing until one finishes */
+    bool hold; /* a sequence was preempted: admit nothing until one finishes */
     uint64_t next_id;
-    ob_batch *batch;     /* owned */
-    serve_seq **entry;   /* owned (batch capacity): the seq of each batch entry */
+    ob_batch *batch;   /* owned */
+    serve_seq **entry; /* owned (batch capacity): the seq of each batch entry */
 };
 
 /* ---- serve_sched_task.c ---- */

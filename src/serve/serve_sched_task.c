@@ -55,7 +55,8 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
     ob_err err;
     if (ob_sampler_new(&p, s->n_vocab, &q->sampler, &err))
         return serve_error_bad(e, "invalid_value", NULL, "sampling parameters: %s", err.msg);
-    for (size_t i = 0; i < q->n_prompt; i++) ob_sampler_accept(q->sampler, q->tokens[i]);
+    for (size_t i = 0; i < q->n_prompt; i++)
+        ob_sampler_accept(q->sampler, q->tokens[i]);
     return 0;
 }
 
@@ -249,7 +250,8 @@ void sched_seq_logprobs(serve_sched *s, serve_seq *q, const float *logits, int32
     for (int64_t v = 0; v < s->n_vocab; v++)
         if (logits[v] > max) max = logits[v];
     double sum = 0;
-    for (int64_t v = 0; v < s->n_vocab; v++) sum += exp((double)logits[v] - max);
+    for (int64_t v = 0; v < s->n_vocab; v++)
+        sum += exp((double)logits[v] - max);
     double lse = max + log(sum);
     json_t *top = json_array();
     int32_t picked[SERVE_MAX_TOP_LOGPROBS];
@@ -258,7 +260,8 @@ void sched_seq_logprobs(serve_sched *s, serve_seq *q, const float *logits, int32
         int32_t best = -1;
         for (int64_t v = 0; v < s->n_vocab; v++) {
             bool taken = false;
-            for (int i = 0; i < j; i++) taken |= picked[i] == v;
+            for (int i = 0; i < j; i++)
+                taken |= picked[i] == v;
             if (!taken && (best < 0 || logits[v] > logits[best])) best = (int32_t)v;
         }
         picked[j] = best;

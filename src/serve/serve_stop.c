@@ -49,7 +49,8 @@ nomem:
 
 void serve_stop_free(serve_stop *s) {
     if (!s) return;
-    for (size_t i = 0; i < s->n_stops; i++) ob_free(s->stops[i]);
+    for (size_t i = 0; i < s->n_stops; i++)
+        ob_free(s->stops[i]);
     ob_free(s->stops);
     ob_free(s->lens);
     ob_free(s->index);
@@ -57,9 +58,15 @@ void serve_stop_free(serve_stop *s) {
     ob_free(s);
 }
 
-int serve_stop_hit(const serve_stop *s) { return s->hit; }
-int serve_stop_failed(const serve_stop *s) { return s->failed; }
-size_t serve_stop_held(const serve_stop *s) { return s->len - s->released; }
+int serve_stop_hit(const serve_stop *s) {
+    return s->hit;
+}
+int serve_stop_failed(const serve_stop *s) {
+    return s->failed;
+}
+size_t serve_stop_held(const serve_stop *s) {
+    return s->len - s->released;
+}
 
 /* Drops what the previous call released. */
 static void drop_released(serve_stop *s) {

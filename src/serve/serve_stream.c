@@ -65,7 +65,8 @@ static bool reserve(serve_stream *s, size_t extra) {
     }
     if (s->len + extra <= s->cap) return true;
     size_t cap = s->cap ? s->cap : 4096;
-    while (cap < s->len + extra) cap *= 2;
+    while (cap < s->len + extra)
+        cap *= 2;
     char *grown = ob_realloc(s->buf, cap, 1);
     if (!grown) return false;
     s->buf = grown;

@@ -33,50 +33,50 @@ typedef struct serve_seq {
     struct serve_task *task; /* borrowed: the task owns its seqs */
     int index;               /* choice index in the response */
     serve_seq_phase phase;
-    int32_t slot;            /* engine sequence id while it has one, else -1 */
-    int64_t order;           /* admission order: the youngest is preempted first */
-    int32_t *tokens;         /* owned (cap): prompt, then generated tokens */
+    int32_t slot;    /* engine sequence id while it has one, else -1 */
+    int64_t order;   /* admission order: the youngest is preempted first */
+    int32_t *tokens; /* owned (cap): prompt, then generated tokens */
     size_t n_tokens, cap;
-    size_t n_prompt;         /* tokens of the original prompt */
-    int64_t n_past;          /* positions of tokens[] in the engine's cache */
+    size_t n_prompt; /* tokens of the original prompt */
+    int64_t n_past;  /* positions of tokens[] in the engine's cache */
     int64_t n_gen;
-    int64_t n_cached;        /* prompt positions taken from the prefix cache */
-    ob_sampler *sampler;     /* owned */
-    ob_detok *detok;         /* owned */
-    serve_stop *stop;        /* owned */
-    chat_output_stream *out; /* owned, chat requests: reasoning and tool calls */
-    int32_t *counts;         /* owned (n_vocab) or NULL: generated-token counts (penalties) */
-    float *scratch;          /* owned (n_vocab) or NULL: logits after bias and penalties */
-    serve_buf text, reasoning;  /* whole answer, for non-streamed responses */
-    json_t *calls;           /* owned array of OpenAI tool calls (arguments as strings) */
+    int64_t n_cached;          /* prompt positions taken from the prefix cache */
+    ob_sampler *sampler;       /* owned */
+    ob_detok *detok;           /* owned */
+    serve_stop *stop;          /* owned */
+    chat_output_stream *out;   /* owned, chat requests: reasoning and tool calls */
+    int32_t *counts;           /* owned (n_vocab) or NULL: generated-token counts (penalties) */
+    float *scratch;            /* owned (n_vocab) or NULL: logits after bias and penalties */
+    serve_buf text, reasoning; /* whole answer, for non-streamed responses */
+    json_t *calls;             /* owned array of OpenAI tool calls (arguments as strings) */
     int n_calls_sent;
-    json_t *lp;              /* owned array or NULL: logprobs entries not yet sent (stream) or
-                                all of them (whole body), serve_oai_logprob objects */
-    int64_t lp_offset;       /* text_offset of the next entry (completions' legacy form) */
-    const char *finish;      /* "stop", "length", "tool_calls"; static */
+    json_t *lp;         /* owned array or NULL: logprobs entries not yet sent (stream) or
+                           all of them (whole body), serve_oai_logprob objects */
+    int64_t lp_offset;  /* text_offset of the next entry (completions' legacy form) */
+    const char *finish; /* "stop", "length", "tool_calls"; static */
     bool sent_role;
     int64_t t_first_ns, t_last_ns;
 } serve_seq;
 
 typedef struct serve_task {
-    serve_gen_req *req;     /* owned */
-    serve_seq *seqs;        /* owned (n_seqs) */
+    serve_gen_req *req; /* owned */
+    serve_seq *seqs;    /* owned (n_seqs) */
     int n_seqs, n_done;
-    serve_stream *stream;   /* one reference, or NULL for a whole-body answer */
-    pthread_mutex_t mu;     /* guards done (whole-body answers) */
+    serve_stream *stream; /* one reference, or NULL for a whole-body answer */
+    pthread_mutex_t mu;   /* guards done (whole-body answers) */
     pthread_cond_t cv;
     bool done;
-    atomic_bool cancelled;  /* the client of a whole-body answer left */
+    atomic_bool cancelled; /* the client of a whole-body answer left */
     bool failed;
-    serve_error err;        /* when failed */
+    serve_error err; /* when failed */
     char id[48];
-    const char *model;      /* borrowed: the name the client used, or the server's id */
-    int64_t created;        /* Unix seconds */
-    int64_t t_start_ns;     /* monotonic */
+    const char *model;  /* borrowed: the name the client used, or the server's id */
+    int64_t created;    /* Unix seconds */
+    int64_t t_start_ns; /* monotonic */
     int64_t prompt_tokens, cached_tokens;
     chat_family family;
     unsigned out_flags;
-    char *prompt_text;      /* owned or NULL: echoed prompt (completions, echo) */
+    char *prompt_text; /* owned or NULL: echoed prompt (completions, echo) */
 } serve_task;
 
 /* Monotonic nanoseconds. */

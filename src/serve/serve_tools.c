@@ -33,14 +33,13 @@ static int tool_parse(const json_t *tools, size_t i, serve_error *e) {
     if (serve_json_get_string(t, p, "type", SERVE_MAX_NAME, &type, NULL, e) < 0) return -1;
     serve_path_key(fp, sizeof fp, p, "type");
     if (strcmp(type, "function"))
-        return serve_error_bad(e, "invalid_value", fp, "%s: expected \"function\", got \"%s\"",
-                               fp, type);
+        return serve_error_bad(e, "invalid_value", fp, "%s: expected \"function\", got \"%s\"", fp,
+                               type);
     json_t *fn = NULL, *params;
     if (serve_json_get_object(t, p, "function", &fn, e) < 0) return -1;
     serve_path_key(fp, sizeof fp, p, "function");
     if (!fn) return serve_error_bad(e, "missing_field", fp, "%s: required, got nothing", fp);
-    if (serve_json_get_string(fn, fp, "name", SERVE_MAX_TOOL_NAME * 4, &name, &n, e) < 0)
-        return -1;
+    if (serve_json_get_string(fn, fp, "name", SERVE_MAX_TOOL_NAME * 4, &name, &n, e) < 0) return -1;
     char np[SERVE_PATH_MAX];
     serve_path_key(np, sizeof np, fp, "name");
     if (!name) return serve_error_bad(e, "missing_field", np, "%s: required, got nothing", np);
@@ -96,8 +95,8 @@ static int tool_choice_object(serve_gen_req *r, const json_t *v, serve_error *e)
         return serve_error_bad(e, "invalid_value", "tool_choice.type",
                                "tool_choice.type: expected \"function\", got %s%s%s",
                                type ? "\"" : "", type ? type : "nothing", type ? "\"" : "");
-    if (fn && serve_json_get_string(fn, "tool_choice.function", "name", SERVE_MAX_NAME, &name,
-                                    &n, e) < 0)
+    if (fn &&
+        serve_json_get_string(fn, "tool_choice.function", "name", SERVE_MAX_NAME, &name, &n, e) < 0)
         return -1;
     if (!name)
         return serve_error_bad(e, "missing_field", "tool_choice.function.name",
@@ -117,9 +116,12 @@ int serve_req_parse_tool_choice(serve_gen_req *r, const json_t *body, serve_erro
         return serve_json_type_error(e, "tool_choice",
                                      "\"none\", \"auto\", \"required\" or an object", v);
     const char *s = json_string_value(v);
-    if (!strcmp(s, "auto")) r->tool_choice = SERVE_TOOL_CHOICE_AUTO;
-    else if (!strcmp(s, "none")) r->tool_choice = SERVE_TOOL_CHOICE_NONE;
-    else if (!strcmp(s, "required")) r->tool_choice = SERVE_TOOL_CHOICE_REQUIRED;
+    if (!strcmp(s, "auto"))
+        r->tool_choice = SERVE_TOOL_CHOICE_AUTO;
+    else if (!strcmp(s, "none"))
+        r->tool_choice = SERVE_TOOL_CHOICE_NONE;
+    else if (!strcmp(s, "required"))
+        r->tool_choice = SERVE_TOOL_CHOICE_REQUIRED;
     else
         return serve_error_bad(e, "invalid_value", "tool_choice",
                                "tool_choice: expected \"none\", \"auto\" or \"required\", got "
