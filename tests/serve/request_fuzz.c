@@ -4,7 +4,11 @@
  * the body, a parser must either fill a request or report an error with an HTTP status, and
  * that error must serialise in both dialects as valid JSON; an accepted request's stop strings
  * then drive the stop matcher over its own text split at a fuzz-chosen stride.
+ * A first byte from 0xC0 up drives the whole route layer instead (serve_app_handle: method,
+ * route, API key and body from the input, no engine): every answer must have a status from 200
+ * to 599 and, when it is JSON, a body that parses.
  */
+#include "serve/serve_app.h"
 #include "serve/serve_request.h"
 #include "serve/serve_stop.h"
 
@@ -13,6 +17,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void check_error_bodies(const serve_error *e) {
     if (e->status < 400 || e->status > 599) abort();
@@ -44,8 +49,55 @@ static void drive_stops(const serve_gen_req *r, const char *text, size_t len, si
     serve_stop_free(s);
 }
 
+static const char *fake_header(const serve_http_req *req, const char *name) {
+    const uint8_t *flags = req->conn;
+    if (!strcasecmp(name, "Authorization")) return (*flags & 1) ? "Bearer k" : NULL;
+    if (!strcasecmp(name, "x-api-key")) return (*flags & 2) ? "wrong" : NULL;
+    return NULL;
+}
+
+static void drive_app(const uint8_t *data, size_t size) {
+    static const char *const METHODS[] = {"GET", "POST", "PUT", "DELETE", "HEAD"};
+    static const char *const PATHS[] = {
+        "/",           "/health",        "/metrics",           "/v1/models",
+        "/v1/models/m", "/v1/models/",   "/v1/chat/completions", "/v1/completions",
+        "/api/chat",   "/api/generate",  "/api/tags",          "/api/show",
+        "/api/version", "/api/ps",       "/api/pull",          "/nothing"};
+    if (size < 3) return;
+    static serve_metrics *metrics;
+    if (!metrics && serve_metrics_new(&metrics, NULL)) return;
+    serve_model_desc d;
+    memset(&d, 0, sizeof d);
+    strcpy(d.id, "m");
+    strcpy(d.arch, "llama");
+    d.n_vocab = 512;
+    serve_app_config cfg = {&d, metrics, (data[1] & 4) ? "k" : NULL, 1024, NULL, NULL};
+    serve_app app;
+    serve_app_init(&app, &cfg);
+    serve_app_set_ready(&app, !(data[1] & 8));
+    uint8_t flags = data[1];
+    char *body = ob_strndup((const char *)data + 3, size - 3);
+    if (!body) return;
+    serve_http_req req = {METHODS[data[2] % 5], PATHS[(data[2] / 5) % 16], body, size - 3,
+                          (data[1] & 16) != 0, size, fake_header, NULL, &flags};
+    serve_http_resp resp;
+    serve_app_handle(&app, &req, &resp);
+    if (resp.status < 200 || resp.status > 599 || resp.stream) abort();
+    if (!resp.content_type && resp.body) {
+        json_t *v = json_loadb(resp.body, resp.body_len, 0, NULL);
+        if (!json_is_object(v)) abort();
+        json_decref(v);
+    }
+    ob_free(resp.body);
+    ob_free(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
+    if (data[0] >= 0xc0) {
+        drive_app(data, size);
+        return 0;
+    }
     static int (*const PARSERS[])(const char *, size_t, const serve_limits *, serve_gen_req **,
                                   serve_error *) = {
         serve_openai_chat_parse, serve_openai_completion_parse, serve_ollama_chat_parse,
