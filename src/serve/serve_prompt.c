@@ -84,7 +84,9 @@ static json_t *conversation(const serve_gen_req *r, json_t *messages) {
     json_t *conv = json_pack("{s:O}", "messages", messages);
     if (!conv) return NULL;
     if (r->template_kwargs) json_object_update(conv, r->template_kwargs);
-    if (r->tools) json_object_set(conv, "tools", r->tools);
+    /* tool_choice "none": the model is not shown the tools, so it does not call them. */
+    if (r->tools && r->tool_choice != SERVE_TOOL_CHOICE_NONE)
+        json_object_set(conv, "tools", r->tools);
     if (r->think >= 0) json_object_set_new(conv, "enable_thinking", json_boolean(r->think));
     if (r->reasoning_effort)
         json_object_set_new(conv, "reasoning_effort", json_string(r->reasoning_effort));

@@ -79,7 +79,8 @@ static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *
     if (r->kind == SERVE_KIND_CHAT) {
         q->out = chat_output_stream_new(t->family, t->out_flags);
         if (!q->out) return serve_req_nomem(e, "the output parser");
-        char *tools = r->tools ? json_dumps(r->tools, JSON_COMPACT) : NULL;
+        bool with_tools = r->tools && r->tool_choice != SERVE_TOOL_CHOICE_NONE;
+        char *tools = with_tools ? json_dumps(r->tools, JSON_COMPACT) : NULL;
         if (tools) chat_output_stream_set_tools(q->out, tools, strlen(tools), NULL);
         free(tools);
     }
