@@ -153,6 +153,8 @@ typedef struct server {
     serve_prompter prompter;
     serve_sched *sched;
     serve_model_desc desc;
+    int n_threads;     /* as the context started them */
+    int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } server;
 
 /* The engine: one context with a slot per parallel sequence over a shared KV pool, the prompt
@@ -168,6 +170,11 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
     ob_status st = ob_context_new(s->model, &cp, &s->ctx, err);
     if (!st) st = serve_prompter_init(&s->prompter, s->model, a->model, ctx, err);
     if (st) return st;
+    /* Read before the engine thread owns the context. */
+    ob_kv_stats ks;
+    ob_kv_stats_get(s->ctx, &ks);
+    s->kv_tokens = ks.blocks_total * ks.block_size;
+    s->n_threads = ob_context_n_threads(s->ctx);
     serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
                            s->desc.id, (int)a->parallel, a->queue,     512};
     return serve_sched_start(&so, &s->sched, err);
@@ -200,13 +207,12 @@ static int serve_start(const serve_args *a, server *s) {
         goto fail;
     s->app.cfg.generate = serve_sched_generate;
     s->app.cfg.generate_user = s->sched;
-    serve_app_set_ready(&s->app, true); /* publishes the fields above to the HTTP threads */
-    char threads[32] = "physical cores";
-    if (a->threads) snprintf(threads, sizeof threads, "%lld", (long long)a->threads);
-    printf("outboard serve: http://%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
-           "parallel %lld  threads %s\n",
-           a->host, serve_http_port(s->http), s->desc.id, a->model, (long long)ctx, (long long)kv,
-           (long long)a->parallel, threads);
+    serve_app_set_ready(&s->app, true);     /* publishes the fields above to the HTTP threads */
+    bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+    printf("outboard serve: http://%s%s%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
+           "parallel %lld  threads %d\n",
+           v6 ? "[" : "", a->host, v6 ? "]" : "", serve_http_port(s->http), s->desc.id, a->model,
+           (long long)ctx, (long long)s->kv_tokens, (long long)a->parallel, s->n_threads);
     fflush(stdout);
     return 0;
 fail:
