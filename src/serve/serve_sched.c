@@ -117,7 +117,8 @@ static void admit(serve_sched *s) {
         s->slot_used[slot] = true;
         q->slot = slot;
         q->phase = SERVE_SEQ_PREFILL;
-        q->order = s->next_order++;
+        /* A preempted sequence keeps its first admission's place: age decides who yields. */
+        if (!q->order) q->order = ++s->next_order;
         s->running[s->n_running++] = q;
     }
 }
@@ -404,6 +405,13 @@ static int submit(serve_sched *s, serve_task *t, serve_error *e) {
     if (atomic_load(&s->stopping)) {
         rc = serve_error_set(e, 503, "server_error", "shutting_down", NULL,
                              "the server is shutting down");
+    } else if (t->n_seqs > s->o.max_queue + s->o.n_parallel) {
+        /* never admissible, whatever the load: a client error, not a retry */
+        rc = serve_error_bad(e, "limit_exceeded", "n",
+                             "n: %d sequences (choices x prompts), this server holds at most "
+                             "%lld at once (--parallel %d + --queue %lld)",
+                             t->n_seqs, (long long)(s->o.max_queue + s->o.n_parallel),
+                             s->o.n_parallel, (long long)s->o.max_queue);
     } else if ((int64_t)s->n_waiting + t->n_seqs >
                s->o.max_queue + (free_slots > 0 ? free_slots : 0)) {
         rc = serve_error_set(e, 503, "server_error", "queue_full", NULL,

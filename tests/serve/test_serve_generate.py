@@ -241,6 +241,10 @@ def test_disconnect_frees_the_sequence_and_queue_full():
                                          {"prompt": "x", "max_tokens": 2})
         assert status == 503 and headers.get("Retry-After") == "1"
         assert json.loads(raw)["error"]["code"] == "queue_full"
+        # more choices than the server can ever hold at once: 400, not a retry
+        status, raw, _ = s.request("POST", "/v1/completions",
+                                   {"prompt": "x", "max_tokens": 2, "n": 3})
+        assert status == 400 and json.loads(raw)["error"]["param"] == "n"
         sock.close()
         deadline = time.time() + 10
         while metric(s, "outboard_sequences_running") != 0 and time.time() < deadline:
