@@ -188,7 +188,7 @@ static int serve_start(const serve_args *a, server *s) {
     cfg.metrics = s->metrics;
     serve_app_init(&s->app, &cfg);
     serve_http_opts ho = {
-        a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024,
+        a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024, 0,
         serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
     if (cli_load_model(a->model, &s->model)) return 1;

@@ -13,16 +13,24 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 struct serve_http {
     struct MHD_Daemon *d;
     serve_http_opts o;
     int port;
+    atomic_int active; /* requests between their first byte and their response's end */
 };
+
+/* How long serve_http_stop lets requests in flight finish (their answers are usually already
+ * decided: the scheduler has stopped) before closing every connection. */
+#define STOP_GRACE_MS 5000
 
 typedef struct conn_state {
     char *body; /* owned, NUL-terminated */
@@ -167,6 +175,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st = ob_calloc(1, sizeof *st);
         if (!st) return MHD_NO;
         *con_cls = st;
+        atomic_fetch_add(&h->active, 1);
         uint64_t declared = declared_length(c);
         if (declared > h->o.max_body) {
             /* Refused before a byte of the body is read: MHD then closes the connection
@@ -189,10 +198,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode why) {
-    (void)cls;
     (void)c;
+    serve_http *h = cls;
     conn_state *st = *con_cls;
     if (!st) return;
+    atomic_fetch_sub(&h->active, 1);
     if (st->stream) {
         if (why != MHD_REQUEST_TERMINATED_COMPLETED_OK) serve_stream_cancel(st->stream);
         serve_stream_unref(st->stream);
@@ -225,6 +235,7 @@ ob_status serve_http_start(const serve_http_opts *o, serve_http **out, ob_err *e
     serve_http *h = ob_calloc(1, sizeof *h);
     if (!h) return ob_fail(err, OB_ERR_NOMEM, "out of memory for the HTTP server");
     h->o = *o;
+    atomic_init(&h->active, 0);
     if (!h->o.host) h->o.host = "127.0.0.1";
     struct sockaddr_storage ss;
     ob_status st = resolve(&h->o, &ss, err);
@@ -232,7 +243,8 @@ ob_status serve_http_start(const serve_http_opts *o, serve_http **out, ob_err *e
         ob_free(h);
         return st;
     }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD;
+    /* ITC: lets serve_http_stop stop accepting (MHD_quiesce_daemon) while answers finish. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     h->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -256,6 +268,15 @@ int serve_http_port(const serve_http *h) {
 
 void serve_http_stop(serve_http *h) {
     if (!h) return;
+    /* Stop accepting, let the requests in flight send their answers (a 503 "shutting down"
+     * from a stopped scheduler, the end of a stream), then close whatever is left. */
+    unsigned grace = h->o.stop_grace_ms ? h->o.stop_grace_ms : STOP_GRACE_MS;
+    MHD_socket ls = MHD_quiesce_daemon(h->d);
+    for (int waited = 0; atomic_load(&h->active) > 0 && waited < (int)grace; waited += 10) {
+        struct timespec ts = {0, 10000000L};
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(h->d);
+    if (ls != MHD_INVALID_SOCKET) close(ls); /* quiesce hands the listening socket to us */
     ob_free(h);
 }

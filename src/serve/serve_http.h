@@ -50,11 +50,12 @@ typedef struct serve_http_resp {
 typedef void (*serve_handler_fn)(void *user, const serve_http_req *req, serve_http_resp *resp);
 
 typedef struct serve_http_opts {
-    const char *host;   /* numeric address or name to bind, "127.0.0.1" by default */
-    int port;           /* 0 = any free port (serve_http_port says which) */
-    size_t max_body;    /* request body limit in bytes */
-    unsigned timeout_s; /* idle time-out for a connection that sends nothing */
-    unsigned max_conns; /* simultaneous connections */
+    const char *host;       /* numeric address or name to bind, "127.0.0.1" by default */
+    int port;               /* 0 = any free port (serve_http_port says which) */
+    size_t max_body;        /* request body limit in bytes */
+    unsigned timeout_s;     /* idle time-out for a connection that sends nothing */
+    unsigned max_conns;     /* simultaneous connections */
+    unsigned stop_grace_ms; /* serve_http_stop waits this long for answers in flight (0: 5 s) */
     serve_handler_fn handler;
     void *user; /* passed to handler, borrowed */
 } serve_http_opts;

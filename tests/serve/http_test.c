@@ -87,7 +87,7 @@ static void handler(void *user, const serve_http_req *req, serve_http_resp *resp
 }
 
 static serve_http *start(void) {
-    serve_http_opts o = {"127.0.0.1", 0, 4096, 1, 64, handler, NULL};
+    serve_http_opts o = {"127.0.0.1", 0, 4096, 1, 64, 300, handler, NULL};
     serve_http *h = NULL;
     ob_err err;
     if (serve_http_start(&o, &h, &err)) fprintf(stderr, "start: %s\n", err.msg);
@@ -260,7 +260,7 @@ TEST(gone_sees_a_client_that_left) {
 TEST(port_in_use_is_named) {
     serve_http *h = start();
     CHECK(h);
-    serve_http_opts o = {"127.0.0.1", serve_http_port(h), 4096, 1, 64, handler, NULL};
+    serve_http_opts o = {"127.0.0.1", serve_http_port(h), 4096, 1, 64, 300, handler, NULL};
     serve_http *h2 = NULL;
     ob_err err;
     ob_status st = serve_http_start(&o, &h2, &err);

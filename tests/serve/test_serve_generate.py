@@ -327,3 +327,53 @@ def test_chat_equals_outboard_chat():
         assert got.strip() == ref.stdout.strip()
     finally:
         s.stop()
+
+
+def test_shutdown_ends_requests_in_flight():
+    # SIGTERM while one answer streams and one waits for its whole body (and one more waits
+    # in the queue): each gets the dialect's 503 "shutting down", the process exits 0.
+    s = Server("--parallel", "2")
+    results = {}
+
+    def whole(name, path, body):
+        try:
+            results[name] = s.request("POST", path, body, timeout=30)[:2]
+        except OSError as e:
+            results[name] = ("error", str(e))
+
+    try:
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+        body = json.dumps({"prompt": "Once", "max_tokens": 1000000, "stream": True})
+        sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                     f"{len(body)}\r\n\r\n{body}".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        threads = [
+            concurrent.futures.ThreadPoolExecutor(1).submit(
+                whole, "openai", "/v1/completions", {"prompt": "Once", "max_tokens": 1000000}),
+            concurrent.futures.ThreadPoolExecutor(1).submit(
+                whole, "ollama", "/api/generate",
+                {"model": MODEL_ID, "prompt": "Once", "stream": False,
+                 "options": {"num_predict": -1}}),
+        ]
+        deadline = time.time() + 10
+        while metric(s, "outboard_sequences_running") < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        t0 = time.time()
+        rc, out, err = s.stop()
+        assert rc == 0 and time.time() - t0 < 10, err
+        for f in threads:
+            f.result(timeout=30)
+        rest = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        sock.close()
+        assert b'"code":"shutting_down"' in rest and b"data: [DONE]" in rest
+        for name, (status, raw) in results.items():
+            assert status == 503, (name, raw)
+            err = json.loads(raw)["error"]
+            assert "shutting down" in (err if name == "ollama" else err["message"])
+    finally:
+        s.stop()
