@@ -360,14 +360,16 @@ ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err
     ob_status st = !s->waiting || !s->running || !s->slot_used || !s->entry
                        ? ob_fail(err, OB_ERR_NOMEM, "out of memory for the scheduler")
                        : ob_batch_new(o->n_batch + o->n_parallel, &s->batch, err);
+    /* Before the thread starts: from then on only the engine thread touches the context. */
+    if (!st) ob_context_set_abort(o->ctx, abort_cb, s);
     if (!st && pthread_create(&s->thread, NULL, engine_main, s))
         st = ob_fail(err, OB_ERR_NOMEM, "scheduler: cannot start the engine thread");
     if (st) {
+        ob_context_set_abort(o->ctx, NULL, NULL);
         serve_sched_free(s);
         return st;
     }
     s->started = true;
-    ob_context_set_abort(o->ctx, abort_cb, s);
     *out = s;
     return OB_OK;
 }
