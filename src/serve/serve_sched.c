@@ -164,6 +164,26 @@ static void attach_prefix(serve_sched *s, serve_seq *q) {
     if (s->o.metrics) serve_metrics_prefix_hit(s->o.metrics, got);
 }
 
+/* n > 1: a later choice of a prompt starts from the first choice's cache (blocks shared,
+ * copied on write) once that one has evaluated the prompt, then evaluates only the prompt's
+ * last token again for its own logits. Returns false while it should wait for that. When the
+ * first choice is not there to share (ended, preempted, waiting), it evaluates on its own. */
+static bool follow_leader(serve_sched *s, serve_seq *q) {
+    serve_seq *l = q->leader;
+    if (!l || q->n_gen > 0 || q->n_past > 0) return true;
+    int64_t np = (int64_t)q->n_prompt;
+    if (l->phase == SERVE_SEQ_PREFILL && l->slot >= 0 && l->n_past < np) return false;
+    q->leader = NULL;
+    if (l->phase == SERVE_SEQ_DONE || l->slot < 0 || l->n_past < np) return true;
+    if (ob_seq_fork(s->o.ctx, l->slot, q->slot, NULL) ||
+        ob_seq_truncate(s->o.ctx, q->slot, np - 1, NULL)) {
+        ob_seq_free(s->o.ctx, q->slot); /* back to an empty sequence: evaluate it all */
+        return true;
+    }
+    q->n_past = np - 1;
+    return true;
+}
+
 static void build_batch(serve_sched *s) {
     ob_batch_clear(s->batch);
     int64_t budget = s->o.n_batch;
@@ -175,7 +195,7 @@ static void build_batch(serve_sched *s) {
     }
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         serve_seq *q = s->running[i];
-        if (q->phase != SERVE_SEQ_PREFILL) continue;
+        if (q->phase != SERVE_SEQ_PREFILL || !follow_leader(s, q)) continue;
         if (q->n_past == 0) attach_prefix(s, q);
         int64_t left = (int64_t)q->n_tokens - q->n_past;
         int64_t take = left < budget ? left : budget;

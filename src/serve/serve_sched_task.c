@@ -105,9 +105,11 @@ static int task_prompt(serve_sched *s, serve_task *t, size_t p, int *at, serve_e
     t->out_flags = flags;
     t->prompt_tokens += (int64_t)n;
     int rc = 0;
+    serve_seq *first = &t->seqs[*at];
     for (int j = 0; j < t->req->n && !rc; j++) {
         serve_seq *q = &t->seqs[*at];
         q->index = (*at)++;
+        q->leader = j ? first : NULL;
         rc = seq_init(s, t, q, ids, n, e);
     }
     ob_free(ids);

@@ -30,8 +30,10 @@ typedef enum serve_seq_phase {
 struct serve_task;
 
 typedef struct serve_seq {
-    struct serve_task *task; /* borrowed: the task owns its seqs */
-    int index;               /* choice index in the response */
+    struct serve_task *task;  /* borrowed: the task owns its seqs */
+    int index;                /* choice index in the response */
+    struct serve_seq *leader; /* n > 1: the prompt's first choice, whose cache this one forks
+                                 instead of evaluating the same prompt again; NULL once done */
     serve_seq_phase phase;
     int32_t slot;    /* engine sequence id while it has one, else -1 */
     int64_t order;   /* admission order: the youngest is preempted first */

@@ -41,8 +41,8 @@ def openai_client(s):
     return openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0)
 
 
-def complete(s, prompt, n=24, **kw):
-    body = {"prompt": prompt, "max_tokens": n, "temperature": 0, **kw}
+def complete(s, prompt, max_tokens=24, **kw):
+    body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, **kw}
     status, raw, _ = s.request("POST", "/v1/completions", body, timeout=60)
     assert status == 200, raw
     return json.loads(raw)
@@ -185,6 +185,20 @@ def test_sampling_controls(srv):
     assert two["usage"]["completion_tokens"] <= 24
     assert base["choices"][0]["message"]["content"]
     assert ids  # the tokenizer ran
+
+
+def test_n_choices_share_the_prompt(srv):
+    # Greedy: every choice is the one answer; choices after the first start from the first
+    # one's cache (fork), so a wrong fork would show as a different answer.
+    one = complete(srv, PROMPTS[5], 20)["choices"][0]["text"]
+    many = complete(srv, PROMPTS[5], 20, n=3)
+    assert [c["text"] for c in many["choices"]] == [one] * 3
+    assert [c["index"] for c in many["choices"]] == [0, 1, 2]
+    assert many["usage"]["completion_tokens"] == 60
+    two = complete(srv, [PROMPTS[0], PROMPTS[1]], 10, n=2)
+    texts = [c["text"] for c in two["choices"]]
+    assert texts[0] == texts[1] == complete(srv, PROMPTS[0], 10)["choices"][0]["text"]
+    assert texts[2] == texts[3] == complete(srv, PROMPTS[1], 10)["choices"][0]["text"]
 
 
 def test_logit_bias_bans_a_token(srv):
