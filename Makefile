@@ -192,9 +192,12 @@ clean:
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # `make run`: the main job. Fetches the default model (scripts/fetch-default-model.sh) and
-# generates from it. Replaced by the server once it exists.
+# serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh) until Ctrl-C.
+# `make story`: the same model writes a story on the terminal (scripts/run-default.sh).
 run: all
-	@if [ -x scripts/fetch-default-model.sh ]; then scripts/fetch-default-model.sh; fi
-	@if [ -x scripts/run-default.sh ]; then scripts/run-default.sh; \
-	 else echo "outboard: the default model runner is not built yet; try: build/outboard info FILE.gguf"; fi
-.PHONY: run
+	scripts/fetch-default-model.sh
+	scripts/serve-default.sh
+story: all
+	scripts/fetch-default-model.sh
+	scripts/run-default.sh
+.PHONY: run story
