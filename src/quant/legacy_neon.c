@@ -114,26 +114,37 @@ NEON_INLINE float lk_vec_dot(int kind, int64_t n, const uint8_t *x, const uint8_
     return vaddvq_f32(vaddq_f32(acc0, acc1)) + lk_min_sum(kind, nb, x, y);
 }
 
+/* One weight block times RY activation blocks (y row c at y + c * ystride) into acc[c]. */
+NEON_INLINE void lk_micro_block(int kind, int RY, const uint8_t *xb, const uint8_t *y,
+                                size_t ystride, float32x4_t *acc) {
+    const float dx = lk_half(xb);
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        const uint8_t *yb = y + c * ystride;
+        acc[c] = vfmaq_n_f32(acc[c], vcvtq_f32_s32(lk_block(kind, xb, yb)), dx * lk_half(yb));
+    }
+}
+
 /* One weight row x RY activation rows (RY <= 4, constant after inlining); each weight block
- * is unpacked once for all of them. out[c * os] = dot(x, y row c). */
+ * is unpacked once for all of them. out[c * os] = dot(x, y row c). Each row accumulates
+ * exactly as lk_vec_dot does (even blocks, odd blocks, then their sum), so a token's result
+ * does not depend on how many tokens share the matmul. */
 NEON_INLINE void lk_micro(int kind, int RY, int64_t nb, float *out, size_t os, const uint8_t *x,
                           const uint8_t *y, size_t ystride) {
     const size_t xs = lk_xsize(kind), ys = lk_ysize(kind);
-    float32x4_t acc[4];
+    float32x4_t acc0[4], acc1[4];
 #pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) acc[c] = vdupq_n_f32(0);
-    for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *xb = x + i * xs;
-        float dx = lk_half(xb);
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const uint8_t *yb = y + c * ystride + i * ys;
-            acc[c] = vfmaq_n_f32(acc[c], vcvtq_f32_s32(lk_block(kind, xb, yb)), dx * lk_half(yb));
-        }
+    for (int c = 0; c < RY; c++) acc0[c] = acc1[c] = vdupq_n_f32(0);
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        lk_micro_block(kind, RY, x + i * xs, y + i * ys, ystride, acc0);
+        lk_micro_block(kind, RY, x + (i + 1) * xs, y + (i + 1) * ys, ystride, acc1);
     }
+    if (i < nb) lk_micro_block(kind, RY, x + i * xs, y + i * ys, ystride, acc0);
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++)
-        out[c * os] = vaddvq_f32(acc[c]) + lk_min_sum(kind, nb, x, y + c * ystride);
+        out[c * os] = vaddvq_f32(vaddq_f32(acc0[c], acc1[c])) +
+                      lk_min_sum(kind, nb, x, y + c * ystride);
 }
 
 /* Activation rows in groups of four, weight rows one at a time (one sequential weight stream,

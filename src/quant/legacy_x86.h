@@ -92,27 +92,37 @@ LEGACY_INLINE float lk_vec_dot(int kind, int64_t n, const uint8_t *x, const uint
 }
 
 /* One weight row x RY activation rows (RY <= 4, a constant after inlining):
- * out[c * os] = dot(x, y row c). Each weight block is unpacked once for all RY rows. */
+ * out[c * os] = dot(x, y row c). Each weight block is unpacked once for all RY rows. Each row
+ * accumulates exactly as lk_vec_dot does (even blocks in one accumulator, odd blocks in the
+ * other, then their sum), so a token's result does not depend on how many tokens share the
+ * matmul: a sequence decoded alone and one decoded in a batch get the same bits. */
+LEGACY_INLINE void lk_micro_block(int kind, int RY, const uint8_t *xb, const uint8_t *y,
+                                  size_t ystride, __m256 *acc) {
+    const float dx = lk_half(xb);
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        const uint8_t *yb = y + c * ystride;
+        acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * lk_half(yb)),
+                                 _mm256_cvtepi32_ps(lk_block(kind, xb, yb)), acc[c]);
+    }
+}
+
 LEGACY_INLINE void lk_micro(int kind, int RY, int64_t nb, float *out, size_t os,
                             const uint8_t *x, const uint8_t *y, size_t ystride) {
     const size_t xs = lk_xsize(kind), ys = lk_ysize(kind);
-    __m256 acc[4];
+    __m256 acc0[4], acc1[4];
 #pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *xb = x + i * xs;
-        float dx = lk_half(xb);
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const uint8_t *yb = y + c * ystride + i * ys;
-            __m256i s = lk_block(kind, xb, yb);
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * lk_half(yb)), _mm256_cvtepi32_ps(s),
-                                     acc[c]);
-        }
+    for (int c = 0; c < RY; c++) acc0[c] = acc1[c] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        lk_micro_block(kind, RY, x + i * xs, y + i * ys, ystride, acc0);
+        lk_micro_block(kind, RY, x + (i + 1) * xs, y + (i + 1) * ys, ystride, acc1);
     }
+    if (i < nb) lk_micro_block(kind, RY, x + i * xs, y + i * ys, ystride, acc0);
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++)
-        out[c * os] = x86_hsum_ps(acc[c]) + lk_min_sum(kind, nb, x, y + c * ystride);
+        out[c * os] = x86_hsum_ps(_mm256_add_ps(acc0[c], acc1[c])) +
+                      lk_min_sum(kind, nb, x, y + c * ystride);
 }
 
 /* The whole tile: activation rows in groups of four, weight rows one at a time, so the weights

@@ -4,6 +4,9 @@
  * variant this CPU runs against the scalar reference on random data, tails and odd sizes
  * included:
  *   to_f32 and from_f32   bit for bit (both are exact integer/float-rounding work);
+ *   dot_tile              bit for bit with the same variant's vec_dot, for any number of
+ *                         activation rows (a token's logits must not depend on how many
+ *                         sequences share the batch: served greedy answers are exact);
  *   vec_dot, dot_tile,    |got - ref| <= 1e-4 * sum |x_i * y_i| (float summation order and,
  *   dot_packed, rp_dot    for F16/BF16, float vs double accumulation are the only differences;
  *                         dot_packed's and rp_dot's activations come from their own quantizers,
@@ -248,7 +251,8 @@ static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, s
                 double abs_sum;
                 ref_dot(r, ry, n, s->qx + i * rb, s->qy + j * yb, &abs_sum);
                 double tol = 1e-4 * abs_sum + 1e-30;
-                if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol) {
+                if (fabs(got - want) > tol || fabs(tile[j][i] - want) > tol ||
+                    memcmp(&tile[j][i], &got, sizeof got) != 0) {
                     fprintf(stderr, "  %s/%s n=%lld ny=%d row %d x %d: vec_dot %.9g tile %.9g "
                             "ref %.9g\n", t->name, t->isa, (long long)n, ny, i, j, got,
                             tile[j][i], want);
