@@ -130,9 +130,11 @@ ssize_t serve_stream_read(serve_stream *s, char *buf, size_t max, int timeout_ms
     if (s->cancelled || (s->head == s->len && s->closed)) {
         n = -1;
     } else {
+        /* a wait that timed out before anything was written finds nothing (and s->buf may
+         * still be NULL, which memcpy must not get even for 0 bytes) */
         size_t avail = s->len - s->head;
         size_t take = avail < max ? avail : max;
-        memcpy(buf, s->buf + s->head, take);
+        if (take > 0) memcpy(buf, s->buf + s->head, take);
         s->head += take;
         n = (ssize_t)take;
     }

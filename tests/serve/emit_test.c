@@ -179,10 +179,26 @@ TEST(error_mid_stream) {
     task_drop(t);
 }
 
+/* A read that times out before the producer wrote anything returns 0 bytes (the stream's
+ * buffer is still NULL then: under UBSan a memcpy from it, even of 0 bytes, aborted the
+ * server when a slow first token outlasted the read timeout). */
+TEST(read_times_out_on_an_empty_stream) {
+    serve_stream *s = serve_stream_new();
+    char buf[16];
+    CHECK_EQ_INT(serve_stream_read(s, buf, sizeof buf, 1), 0);
+    CHECK_EQ_INT(serve_stream_write(s, "ab", 2), 0);
+    CHECK_EQ_INT(serve_stream_read(s, buf, sizeof buf, 1), 2);
+    CHECK_EQ_INT(serve_stream_read(s, buf, sizeof buf, 1), 0);
+    serve_stream_close(s);
+    CHECK_EQ_INT(serve_stream_read(s, buf, sizeof buf, 1), -1);
+    serve_stream_unref(s);
+}
+
 int main(void) {
     RUN(openai_chat_stream);
     RUN(ollama_chat_stream);
     RUN(whole_bodies);
     RUN(error_mid_stream);
+    RUN(read_times_out_on_an_empty_stream);
     return t_summary();
 }
