@@ -133,24 +133,6 @@ static int common_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
     return serve_req_strdup(&r->reasoning_effort, lvl, strlen(lvl), e);
 }
 
-/* Runs `fill` on the parsed body; on failure frees the half-filled request. */
-static int parse_with(const char *body, size_t len, serve_kind kind,
-                      int (*fill)(serve_gen_req *, const json_t *, const serve_limits *,
-                                  serve_error *),
-                      const serve_limits *lim, serve_gen_req **out, serve_error *e) {
-    json_t *root = NULL;
-    if (serve_body_parse(body, len, &root, e)) return -1;
-    serve_gen_req *r = serve_gen_req_new(SERVE_DIALECT_OLLAMA, kind);
-    int rc = r ? fill(r, root, lim, e) : serve_req_nomem(e, "the request");
-    json_decref(root);
-    if (rc) {
-        serve_gen_req_free(r);
-        return -1;
-    }
-    *out = r;
-    return 0;
-}
-
 static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim, serve_error *e) {
     (void)lim;
     /* Ollama's chat with no messages loads the model and answers done: an empty list is fine
@@ -170,7 +152,8 @@ static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim,
 
 int serve_ollama_chat_parse(const char *body, size_t len, const serve_limits *lim,
                             serve_gen_req **out, serve_error *e) {
-    return parse_with(body, len, SERVE_KIND_CHAT, chat_fill, lim, out, e);
+    return serve_req_parse_body(SERVE_DIALECT_OLLAMA, SERVE_KIND_CHAT, body, len,
+                                chat_fill, lim, out, e);
 }
 
 static int generate_strings(serve_gen_req *r, const json_t *b, serve_error *e) {
@@ -212,5 +195,6 @@ static int generate_fill(serve_gen_req *r, const json_t *b, const serve_limits *
 
 int serve_ollama_generate_parse(const char *body, size_t len, const serve_limits *lim,
                                 serve_gen_req **out, serve_error *e) {
-    return parse_with(body, len, SERVE_KIND_COMPLETION, generate_fill, lim, out, e);
+    return serve_req_parse_body(SERVE_DIALECT_OLLAMA, SERVE_KIND_COMPLETION, body, len,
+                                generate_fill, lim, out, e);
 }

@@ -112,24 +112,6 @@ static int chat_extras(serve_gen_req *r, const json_t *b, serve_error *e) {
     return 0;
 }
 
-/* Runs `fill` on the parsed body; on failure frees the half-filled request. */
-static int parse_with(const char *body, size_t len, serve_kind kind, const serve_limits *lim,
-                      int (*fill)(serve_gen_req *, const json_t *, const serve_limits *,
-                                  serve_error *),
-                      serve_gen_req **out, serve_error *e) {
-    json_t *root = NULL;
-    if (serve_body_parse(body, len, &root, e)) return -1;
-    serve_gen_req *r = serve_gen_req_new(SERVE_DIALECT_OPENAI, kind);
-    int rc = r ? fill(r, root, lim, e) : serve_req_nomem(e, "the request");
-    json_decref(root);
-    if (rc) {
-        serve_gen_req_free(r);
-        return -1;
-    }
-    *out = r;
-    return 0;
-}
-
 static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim, serve_error *e) {
     if (serve_messages_parse(r, b, e) || serve_req_parse_openai_common(r, b, lim, e) ||
         chat_logprobs(r, b, e) || serve_req_parse_tools(r, b, e) ||
@@ -141,7 +123,8 @@ static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim,
 
 int serve_openai_chat_parse(const char *body, size_t len, const serve_limits *lim,
                             serve_gen_req **out, serve_error *e) {
-    return parse_with(body, len, SERVE_KIND_CHAT, lim, chat_fill, out, e);
+    return serve_req_parse_body(SERVE_DIALECT_OPENAI, SERVE_KIND_CHAT, body, len,
+                                chat_fill, lim, out, e);
 }
 
 /* ---- /v1/completions ---- */
@@ -247,5 +230,6 @@ static int completion_fill(serve_gen_req *r, const json_t *b, const serve_limits
 
 int serve_openai_completion_parse(const char *body, size_t len, const serve_limits *lim,
                                   serve_gen_req **out, serve_error *e) {
-    return parse_with(body, len, SERVE_KIND_COMPLETION, lim, completion_fill, out, e);
+    return serve_req_parse_body(SERVE_DIALECT_OPENAI, SERVE_KIND_COMPLETION, body, len,
+                                completion_fill, lim, out, e);
 }

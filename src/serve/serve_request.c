@@ -96,6 +96,22 @@ int serve_body_parse(const char *body, size_t len, json_t **out, serve_error *e)
     return 0;
 }
 
+int serve_req_parse_body(serve_dialect dialect, serve_kind kind, const char *body, size_t len,
+                         serve_req_fill_fn fill, const serve_limits *lim, serve_gen_req **out,
+                         serve_error *e) {
+    json_t *root = NULL;
+    if (serve_body_parse(body, len, &root, e)) return -1;
+    serve_gen_req *r = serve_gen_req_new(dialect, kind);
+    int rc = r ? fill(r, root, lim, e) : serve_req_nomem(e, "the request");
+    json_decref(root);
+    if (rc) {
+        serve_gen_req_free(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
 static int stop_add(serve_gen_req *r, const json_t *s, const char *path, serve_error *e) {
     if (!json_is_string(s)) return serve_json_type_error(e, path, "a string", s);
     size_t n = json_string_length(s);

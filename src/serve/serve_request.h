@@ -147,6 +147,17 @@ int serve_ollama_generate_parse(const char *body, size_t len, const serve_limits
  * reference. Shared by every POST route (/api/show reads it too). */
 int serve_body_parse(const char *body, size_t len, json_t **out, serve_error *e);
 
+/* Fills one field group of a request from its parsed body (a dialect's parser). */
+typedef int (*serve_req_fill_fn)(serve_gen_req *r, const json_t *body, const serve_limits *lim,
+                                 serve_error *e);
+
+/* Parses body as JSON and runs fill on a new request of the dialect and kind; on failure the
+ * half-filled request is freed and *out stays untouched. *out transfers to the caller
+ * (serve_gen_req_free). */
+int serve_req_parse_body(serve_dialect dialect, serve_kind kind, const char *body, size_t len,
+                         serve_req_fill_fn fill, const serve_limits *lim, serve_gen_req **out,
+                         serve_error *e);
+
 /* ---- shared pieces of the dialect parsers (serve_request.c) ---- */
 
 /* A new request with the defaults of `dialect` (OpenAI: temperature 1, top_p 1, n 1; Ollama:
