@@ -17,6 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+/* Most prompt tokens in a step that also carries decoding streams (see build_batch). */
+#define SCHED_PREFILL_WHILE_DECODING 128
+
 /* ---- finishing ---- */
 
 static void task_complete(serve_sched *s, serve_task *t) {
@@ -186,13 +189,18 @@ static bool follow_leader(serve_sched *s, serve_seq *q) {
 
 static void build_batch(serve_sched *s) {
     ob_batch_clear(s->batch);
-    int64_t budget = s->o.n_batch;
+    int64_t budget = s->o.n_batch, n_decoding = 0;
     for (int i = 0; i < s->n_running; i++) {
         serve_seq *q = s->running[i];
         if (q->phase != SERVE_SEQ_DECODE) continue;
         batch_add(s, q, q->tokens[q->n_tokens - 1], q->n_past, true);
         budget--;
+        n_decoding++;
     }
+    /* Every decoding stream waits for the whole step, prefill chunk included: while streams
+     * decode, a prompt is taken in smaller chunks so their inter-token gap stays short. */
+    if (n_decoding && budget > SCHED_PREFILL_WHILE_DECODING)
+        budget = SCHED_PREFILL_WHILE_DECODING;
     for (int i = 0; i < s->n_running && budget > 0; i++) {
         serve_seq *q = s->running[i];
         if (q->phase != SERVE_SEQ_PREFILL || !follow_leader(s, q)) continue;
