@@ -148,8 +148,10 @@ def test_smollm2_prompts_and_replies_match_references(smollm2, tmp_path):
             first = next(k for k in range(min(len(got), len(want)) + 1)
                          if k >= min(len(got), len(want)) or got[k] != want[k])
             assert first in ties, f"turn {i + 1}: replies part at token {first}: {got} vs {want}"
-            print(f"turn {i + 1}: parted at a near tie (token {first}); later turns unchecked")
-            break
+            # The conversation goes on with outboard's reply (the prompts above are rendered
+            # from the saved messages), so later turns stay comparable.
+            print(f"turn {i + 1}: parted at a near tie (token {first}); going on with ours")
+            want = got
         reply = llm.detokenize(want).decode()
         assert messages[2 + 2 * i]["content"] == reply.strip(), f"turn {i + 1}"
         cache = ref_ids + want[: n - 1] if len(want) == n else ref_ids + want
