@@ -177,3 +177,11 @@ ob_status chat_template_render(const chat_template *t, const struct json_t *conv
     chat_arena_free(a);
     return st;
 }
+
+const char CHAT_TEMPLATE_CHATML[] =
+    "{%- for message in messages -%}\n"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string %}{{ message['content'] }}{% endif -%}\n"
+    "{{ '<|im_end|>\\n' }}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif -%}\n";

@@ -27,6 +27,11 @@ struct json_t; /* jansson */
 
 typedef struct chat_template chat_template;
 
+/* ChatML (<|im_start|>role ... <|im_end|>): the most common format among instruction-tuned
+ * models, so the likeliest to mean something to a model that carries no template. Content
+ * that is not a string (a tool call's null) renders as nothing instead of failing. */
+extern const char CHAT_TEMPLATE_CHATML[];
+
 /* Parses a template held in src[0..len). `name` (copied) prefixes error messages. Errors:
  * OB_ERR_FORMAT "NAME:LINE:COL: what" for a malformed template, OB_ERR_LIMIT, OB_ERR_NOMEM. */
 ob_status chat_template_new(const char *src, size_t len, const char *name, chat_template **out,

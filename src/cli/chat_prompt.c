@@ -17,17 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ChatML (<|im_start|>role ... <|im_end|>): the most common format among instruction-tuned
- * models, so the likeliest to mean something to a model that carries no template. Content
- * that is not a string (a tool call's null) renders as nothing instead of failing. */
-static const char CHATML[] =
-    "{%- for message in messages -%}\n"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string %}{{ message['content'] }}{% endif -%}\n"
-    "{{ '<|im_end|>\\n' }}\n"
-    "{%- endfor -%}\n"
-    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif -%}\n";
-
 /* The text of the token whose id is under `key`, or NULL (the key or vocabulary is absent or
  * does not hold it: the template then gets no such variable). */
 static char *token_text(const gguf_file *f, const char *key) {
@@ -59,7 +48,7 @@ static ob_status pick_source(const gguf_file *g, const char *model_path, cli_cha
                  model_path, !builtin ? "a generic ChatML template" : "the built-in ",
                  builtin && !gemma ? (int)arch.len : 0, arch.ptr,
                  !builtin ? "" : gemma ? "Gemma 3 template" : " template");
-        src = ob_str_from_cstr(builtin ? builtin : CHATML);
+        src = ob_str_from_cstr(builtin ? builtin : CHAT_TEMPLATE_CHATML);
     }
     t->source = ob_strndup(src.ptr, src.len);
     return t->source ? OB_OK : ob_fail(err, OB_ERR_NOMEM, "out of memory");

@@ -11,15 +11,6 @@
 
 #include <string.h>
 
-/* For models whose GGUF has no tokenizer.chat_template (base models such as stories260K). */
-static const char GENERIC_CHATML[] =
-    "{%- for message in messages -%}\n"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['content'] is string %}{{ message['content'] }}{% endif -%}\n"
-    "{{ '<|im_end|>\\n' }}\n"
-    "{%- endfor -%}\n"
-    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif -%}\n";
-
 ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *path, int64_t n_ctx,
                               ob_err *err) {
     memset(p, 0, sizeof *p);
@@ -44,8 +35,8 @@ ob_status serve_prompter_init(serve_prompter *p, const ob_model *m, const char *
         st = chat_template_from_gguf(g, &p->tmpl, err);
     } else {
         p->generic_template = true;
-        st = chat_template_new(GENERIC_CHATML, strlen(GENERIC_CHATML), "generic ChatML", &p->tmpl,
-                               err);
+        st = chat_template_new(CHAT_TEMPLATE_CHATML, strlen(CHAT_TEMPLATE_CHATML),
+                               "generic ChatML", &p->tmpl, err);
     }
     p->family = chat_output_detect(src.ptr, src.len, info.arch);
     gguf_close(g);
