@@ -282,6 +282,151 @@ int32_t ob_sampler_sample(ob_sampler *s, const float *logits);
 /* Records a token the sampler did not pick (the prompt) for the repeat penalty. */
 void ob_sampler_accept(ob_sampler *s, int32_t token);
 
+/* ==== chat ============================================================================== */
+
+/* A model's chat format, for programs that serve conversations: the template that turns
+ * messages into the prompt text the model was trained on, how that text becomes tokens, and
+ * how the model's answers mark reasoning and tool calls. Borrows the model (which must outlive
+ * it); read-only once made, so threads may share one. */
+typedef struct ob_chat ob_chat;
+
+/* Where the template came from. Only the first is what the model's maker wrote; the others
+ * are guesses a program should tell its user about. */
+typedef enum ob_chat_source {
+    OB_CHAT_SOURCE_MODEL = 0, /* the GGUF's tokenizer.chat_template */
+    OB_CHAT_SOURCE_BUILTIN,   /* none in the file: outboard's template for the architecture
+                                 (Gemma 3 files often ship without one) */
+    OB_CHAT_SOURCE_GENERIC,   /* neither: a generic ChatML template */
+    OB_CHAT_SOURCE_CALLER,    /* the template text the caller gave */
+} ob_chat_source;
+
+/* The model's chat format. tmpl: NULL for the model's own template (falling back as
+ * ob_chat_source lists), else Jinja source of tmpl_len bytes, named `name` in messages (may be
+ * NULL). Errors: OB_ERR_FORMAT for a template that does not parse ("NAME:LINE:COL: what"),
+ * OB_ERR_LIMIT for one past the parser's limits, OB_ERR_NOMEM. *out: ob_chat_free. */
+ob_status ob_chat_new(const ob_model *m, const char *tmpl, size_t tmpl_len, const char *name,
+                      ob_chat **out, ob_err *err);
+void ob_chat_free(ob_chat *c);
+
+ob_chat_source ob_chat_get_source(const ob_chat *c);
+/* The template's Jinja text (*len bytes, NUL-terminated), borrowed from c. */
+const char *ob_chat_template(const ob_chat *c, size_t *len);
+/* How answers mark reasoning and tool calls: a stable lower-case name ("hermes", "llama3",
+ * "qwen3_coder", "gpt_oss", ...; "plain" when there is no markup). */
+const char *ob_chat_format(const ob_chat *c);
+/* Whether that markup is written in control tokens (Llama 3's <|python_tag|>, Harmony's
+ * <|channel|>): text fed to ob_chat_parser must then come from a detokenizer that renders
+ * them (ob_detok_new's render_special), or the parser never sees the markup. */
+bool ob_chat_markup_is_special(const ob_chat *c);
+
+typedef struct ob_chat_render_params {
+    bool add_generation_prompt; /* end with the header of the assistant's turn (true) */
+    int64_t now;                /* seconds since the epoch for strftime_now; 0 = the clock */
+    double max_seconds;         /* wall-clock budget of one render; 0 = 5 s */
+} ob_chat_render_params;
+
+void ob_chat_render_params_init(ob_chat_render_params *p);
+
+/* Renders a conversation given as JSON text (len bytes): {"messages": [...], "tools": [...],
+ * ...}, the variables transformers' apply_chat_template passes. Messages are OpenAI-style
+ * (content a string or a list of parts, tool_calls, reasoning_content); any other key
+ * (enable_thinking, reasoning_effort, ...) reaches the template as a variable; bos_token and
+ * eos_token default to the model's. p NULL: the defaults. *text is new (ob_string_free), *len
+ * bytes. Errors: OB_ERR_FORMAT for JSON that does not parse (byte offset named) or a template
+ * that fails while rendering, OB_ERR_ARG for a conversation of the wrong shape or the
+ * template's own raise_exception (its message), OB_ERR_LIMIT for a runaway template (steps,
+ * time, memory, depth); template errors name its line and column. */
+ob_status ob_chat_render(const ob_chat *c, const char *conversation, size_t len,
+                         const ob_chat_render_params *p, char **text, size_t *text_len,
+                         ob_err *err);
+void ob_string_free(char *s);
+
+/* A prompt as token ids, starting with one BOS when the vocabulary wants one and the text did
+ * not produce it (a template that writes {{ bos_token }}). parse_special: special-token text
+ * becomes its token, as a rendered prompt needs (the template wrote it); false for raw text
+ * from a user, where "<|im_end|>" stays text. *ids: ob_tokens_free. Errors: those of
+ * ob_tokenize. */
+ob_status ob_chat_tokenize(const ob_chat *c, const char *text, size_t len, bool parse_special,
+                           int32_t **ids, size_t *n_ids, ob_err *err);
+
+/* One tool call in an answer. Strings are NUL-terminated; who owns them is said where a call
+ * is handed out. */
+typedef struct ob_tool_call {
+    char *id;        /* the model's own call id, or NULL when it wrote none */
+    char *name;      /* the function's name */
+    char *arguments; /* a JSON object as compact text, never NULL ("{}" when empty) */
+} ob_tool_call;
+
+/* A tool call that could not be read (not strict: it is neither content nor a call). */
+typedef struct ob_invalid_call {
+    size_t offset; /* byte offset in the answer of the text that did not read as a call */
+    char *text;    /* that text */
+    char *reason;  /* one line: what was wrong */
+} ob_invalid_call;
+
+/* A whole answer taken apart; every pointer is owned (ob_chat_reply_clear). */
+typedef struct ob_chat_reply {
+    char *content;   /* the visible text, trimmed, never NULL once parsed */
+    size_t content_len;
+    char *reasoning; /* the reasoning ("thinking") text, trimmed, never NULL once parsed */
+    size_t reasoning_len;
+    ob_tool_call *calls; /* (n_calls) in the order written */
+    size_t n_calls;
+    ob_invalid_call *invalid; /* (n_invalid) */
+    size_t n_invalid;
+    /* A reasoning close tag came without its opening tag and the prompt had not opened one:
+     * what came before it became reasoning, after a stream had already shown it as content. */
+    bool reasoning_reclassified;
+} ob_chat_reply;
+
+/* Frees what the reply owns and zeroes it; NULL is a no-op. */
+void ob_chat_reply_clear(ob_chat_reply *r);
+
+/* What one piece of a streamed answer made final; borrowed from the parser until its next
+ * call. Tool-call markup is held back until the call is complete, also a tag split across
+ * pieces, so it never shows as content. */
+typedef struct ob_chat_delta {
+    const char *content; /* content_len bytes, not NUL-terminated */
+    size_t content_len;
+    const char *reasoning;
+    size_t reasoning_len;
+    const ob_tool_call *calls; /* calls completed by this piece */
+    size_t n_calls;
+} ob_chat_delta;
+
+typedef struct ob_chat_parse_params {
+    const char *prompt;  /* the rendered prompt (prompt_len bytes) the answer follows, or NULL:
+                            a prompt ending inside an open reasoning block makes the answer's
+                            first bytes reasoning */
+    size_t prompt_len;
+    const char *tools;   /* the request's OpenAI "tools" array as JSON text, or NULL: bare
+                            parameter values take the type their schema declares */
+    size_t tools_len;
+    bool strict;         /* an unreadable tool call fails with OB_ERR_FORMAT (else it goes to
+                            ob_chat_reply.invalid) */
+} ob_chat_parse_params;
+
+/* Takes a whole answer apart. p may be NULL. *out is overwritten; the caller owns it.
+ * Errors: OB_ERR_FORMAT (strict, an unreadable call: the format and byte offset named; or
+ * tools that are not a JSON array), OB_ERR_NOMEM; *out is then empty. */
+ob_status ob_chat_parse(const ob_chat *c, const ob_chat_parse_params *p, const char *text,
+                        size_t len, ob_chat_reply *out, ob_err *err);
+
+/* The same for an answer that streams: feed pieces as they are generated, then finish. The
+ * result equals ob_chat_parse on the whole text. */
+typedef struct ob_chat_parser ob_chat_parser;
+
+ob_status ob_chat_parser_new(const ob_chat *c, const ob_chat_parse_params *p,
+                             ob_chat_parser **out, ob_err *err);
+/* Feeds len bytes; *delta (may be NULL) gets what became final. After an error the parser
+ * takes no more. */
+ob_status ob_chat_parser_feed(ob_chat_parser *ps, const char *text, size_t len,
+                              ob_chat_delta *delta, ob_err *err);
+/* Ends the answer: *delta gets what was held back, *out the whole reply (caller-owned). */
+ob_status ob_chat_parser_finish(ob_chat_parser *ps, ob_chat_delta *delta, ob_chat_reply *out,
+                                ob_err *err);
+void ob_chat_parser_free(ob_chat_parser *ps);
+
 #ifdef __cplusplus
 }
 #endif

@@ -49,35 +49,11 @@ enum {
     CHAT_OUTPUT_THINK_OPEN = 1u << 1, /* the prompt already opened reasoning (ends in <think>) */
 };
 
-/* One tool call. All strings are owned by the chat_output (or stream) that holds the call. */
-typedef struct chat_tool_call {
-    char *id;        /* the model's own call id, or NULL when it wrote none */
-    char *name;      /* function name, NUL-terminated */
-    char *arguments; /* a JSON object as compact text (jansson), never NULL ("{}" when empty) */
-} chat_tool_call;
-
-/* A tool call that could not be read (lenient mode). */
-typedef struct chat_output_invalid {
-    size_t offset; /* byte offset of the call's markup in the generated text */
-    char *text;    /* the raw markup, owned */
-    char *reason;  /* one line saying what was wrong, owned */
-} chat_output_invalid;
-
-/* The parsed output. Every pointer is owned; release with chat_output_clear. */
-typedef struct chat_output {
-    char *content;   /* visible text, trimmed, NUL-terminated, never NULL after a parse */
-    size_t content_len;
-    char *reasoning; /* reasoning text, trimmed, NUL-terminated, never NULL after a parse */
-    size_t reasoning_len;
-    chat_tool_call *calls; /* (n_calls) */
-    size_t n_calls;
-    chat_output_invalid *invalid; /* (n_invalid) unreadable tool calls, lenient mode only */
-    size_t n_invalid;
-    /* True when a reasoning close tag came with no opening tag and CHAT_OUTPUT_THINK_OPEN was
-     * not set: the text before it became reasoning, so a stream had already shown it as
-     * content. Pass CHAT_OUTPUT_THINK_OPEN (see chat_output_prompt_flags) to stream it right. */
-    bool reasoning_reclassified;
-} chat_output;
+/* The parsed parts are the public types (outboard.h): a tool call, an unreadable one, and the
+ * whole output. Every string a chat_output holds is owned by it (chat_output_clear). */
+typedef ob_tool_call chat_tool_call;
+typedef ob_invalid_call chat_output_invalid;
+typedef ob_chat_reply chat_output;
 
 /* A stable lower-case name for a family ("hermes"), or "unknown" when out of range. */
 const char *chat_family_name(chat_family family);
@@ -118,16 +94,9 @@ void chat_output_clear(chat_output *out);
 
 typedef struct chat_output_stream chat_output_stream;
 
-/* What one feed made final. Pointers are borrowed from the stream, valid until the next call
- * on it. */
-typedef struct chat_output_delta {
-    const char *content; /* new visible text (content_len bytes, not NUL-terminated) */
-    size_t content_len;
-    const char *reasoning; /* new reasoning text */
-    size_t reasoning_len;
-    const chat_tool_call *calls; /* tool calls completed by this feed (n_calls) */
-    size_t n_calls;
-} chat_output_delta;
+/* What one feed made final (ob_chat_delta): borrowed from the stream, valid until the next
+ * call on it. */
+typedef ob_chat_delta chat_output_delta;
 
 /* A new stream for one generated answer; NULL when out of memory or family is out of range.
  * Free with chat_output_stream_free. */

@@ -1,7 +1,8 @@
 /*
  * The parts of `outboard chat` (cmd_chat.c) that live in their own files:
  *  - chat_prompt.c: which chat template renders the conversation (the GGUF's own, a built-in
- *    one for the architecture, a generic ChatML one, or --template FILE) and rendering it;
+ *    one for the architecture, a generic ChatML one, or --template FILE: ob_chat) and
+ *    rendering it;
  *  - chat_engine.c: the KV cache as a token list, so a turn evaluates only the tokens past the
  *    longest prefix the cache already holds;
  *  - chat_reply.c: one answer: sampling, streaming through the family's output parser, showing
@@ -13,8 +14,6 @@
 #ifndef OB_CLI_CHAT_H
 #define OB_CLI_CHAT_H
 
-#include "chat/output.h"
-#include "chat/template.h"
 #include "outboard.h"
 
 #include <jansson.h>
@@ -26,24 +25,28 @@
 /* ---- chat_prompt.c ---- */
 
 typedef struct cli_chat_tmpl {
-    chat_template *tmpl; /* owned */
-    char *source;        /* the template's text (owned), for detecting the output family */
-    chat_family family;  /* how the model marks reasoning and tool calls */
-    char *bos, *eos;     /* the model's BOS/EOS token texts (owned, NULL when absent) */
-    char note[384];      /* which fallback is used and why; "" for the model's own template */
+    ob_chat *chat;      /* owned: the model's chat format (ob_chat_new) */
+    char *file_src;     /* --template FILE's text (owned), or NULL */
+    size_t file_len;
+    const char *file;   /* borrowed: --template FILE, or NULL */
+    char note[384];     /* which fallback is used and why; "" for the model's own template */
 } cli_chat_tmpl;
 
-/* Picks the template: `file` when non-NULL, else the GGUF's tokenizer.chat_template, else the
- * built-in one for the architecture, else ChatML (the last two explain themselves in t->note).
- * The file is read (cli_read_file, at most CLI_MAX_TEMPLATE_FILE) before the GGUF is opened.
- * Errors: those of cli_read_file (named with --template), OB_ERR_FORMAT (malformed template,
- * named with line and column). On error *t is left empty. */
-ob_status cli_chat_tmpl_load(const char *model_path, const char *file, cli_chat_tmpl *t,
+/* Reads --template FILE (cli_read_file, at most CLI_MAX_TEMPLATE_FILE) and checks that it
+ * parses, before the model loads; file NULL does nothing. Errors: those of cli_read_file
+ * (named with --template), OB_ERR_FORMAT (malformed template, named with line and column).
+ * On error *t is left empty. */
+ob_status cli_chat_tmpl_read(const char *file, cli_chat_tmpl *t, ob_err *err);
+
+/* The chat format of the loaded model: the file read before, else the model's own template,
+ * a built-in one for the architecture or ChatML (the last two explain themselves in
+ * t->note). Errors: those of ob_chat_new. */
+ob_status cli_chat_tmpl_bind(cli_chat_tmpl *t, const ob_model *m, const char *model_path,
                              ob_err *err);
 void cli_chat_tmpl_clear(cli_chat_tmpl *t);
 
 /* Renders `messages` (a JSON array, borrowed) with the generation prompt when add_gen. *out is
- * new (ob_free). Errors: those of chat_template_render (the template's own message). */
+ * new (ob_string_free). Errors: those of ob_chat_render (the template's own message). */
 ob_status cli_chat_tmpl_render(const cli_chat_tmpl *t, json_t *messages, bool add_gen,
                                char **out, size_t *len, ob_err *err);
 
@@ -55,20 +58,12 @@ typedef struct cli_chat_engine {
     int32_t *cache;  /* (n_cache) ids held in KV positions 0..n_cache-1, owned */
     size_t n_cache, cap;
     int64_t n_ctx;
-    int32_t bos;  /* -1 when the vocabulary has none */
-    bool add_bos; /* the vocabulary asks for BOS at the start of a text */
 } cli_chat_engine;
 
 /* Creates the context. Errors: those of ob_context_new. */
 ob_status cli_chat_engine_init(cli_chat_engine *e, ob_model *m, const ob_context_params *cp,
                                ob_err *err);
 void cli_chat_engine_clear(cli_chat_engine *e);
-
-/* A rendered prompt -> ids: special-token text becomes the token (the template wrote it), and
- * BOS is prepended when the vocabulary asks for it and the template did not write it. *ids is
- * new (ob_tokens_free). */
-ob_status cli_chat_tokenize(const cli_chat_engine *e, const char *text, size_t len,
-                            int32_t **ids, size_t *n, ob_err *err);
 
 /* Brings the cache to hold exactly ids[0..n): keeps the longest common prefix (at least one
  * token is evaluated, for its logits), forgets the rest and evaluates the remainder.
@@ -86,12 +81,11 @@ typedef struct cli_chat_reply_opts {
     int64_t n_predict;     /* reply tokens at most; < 0: until EOG or a full context */
     bool tty;              /* stdout is a terminal: colours; else plain text */
     bool ignore_eos;       /* keep going past end-of-generation tokens */
-    unsigned parse_flags;  /* CHAT_OUTPUT_* for this prompt */
-    bool render_special;   /* the family's markup is made of control tokens */
+    const char *prompt;    /* the rendered prompt the answer follows (for the output parser) */
 } cli_chat_reply_opts;
 
 typedef struct cli_chat_reply {
-    chat_output out;   /* content, reasoning and tool calls (owned; chat_output_clear) */
+    ob_chat_reply out; /* content, reasoning and tool calls (owned; ob_chat_reply_clear) */
     int32_t *ids;      /* (n_ids) the generated ids, EOG excluded (owned, ob_free) */
     size_t n_ids;
     bool interrupted;  /* Ctrl-C stopped it */
@@ -102,7 +96,7 @@ typedef struct cli_chat_reply {
 /* Samples an answer after a prefilled prompt, streaming it to stdout (reasoning dimmed on a
  * terminal, on stderr otherwise; tool calls as "[tool call] name {args}"). `r` is filled
  * (free with cli_chat_reply_clear) even on error, with what was generated before it. */
-ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, chat_family family,
+ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, const ob_chat *chat,
                              const cli_chat_reply_opts *o, cli_chat_reply *r, ob_err *err);
 void cli_chat_reply_clear(cli_chat_reply *r);
 
@@ -155,7 +149,7 @@ ob_status cli_chat_history_add(json_t *messages, const char *role, const char *t
                                ob_err *err);
 /* Appends the assistant's message for a reply: content, reasoning_content when there was
  * reasoning, tool_calls when there were calls. */
-ob_status cli_chat_history_add_reply(json_t *messages, const chat_output *out, ob_err *err);
+ob_status cli_chat_history_add_reply(json_t *messages, const ob_chat_reply *out, ob_err *err);
 /* Sets the system prompt (text NULL or "": removes it). */
 ob_status cli_chat_history_set_system(json_t *messages, const char *text, ob_err *err);
 /* Drops every message but the system prompt. */

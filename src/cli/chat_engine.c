@@ -16,15 +16,6 @@ ob_status cli_chat_engine_init(cli_chat_engine *e, ob_model *m, const ob_context
                                ob_err *err) {
     memset(e, 0, sizeof *e);
     e->model = m;
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    e->bos = info.bos_id;
-    /* Whether the vocabulary adds BOS by itself: what it does to an empty text. */
-    int32_t *ids = NULL;
-    size_t n = 0;
-    if (ob_tokenize(m, "", 0, true, false, &ids, &n, NULL) == OB_OK)
-        e->add_bos = n > 0 && e->bos >= 0 && ids[0] == e->bos;
-    ob_tokens_free(ids);
     ob_status st = ob_context_new(m, cp, &e->ctx, err);
     if (st) return st;
     e->n_ctx = ob_context_n_ctx(e->ctx);
@@ -41,29 +32,6 @@ void cli_chat_engine_clear(cli_chat_engine *e) {
     ob_context_free(e->ctx);
     ob_free(e->cache);
     memset(e, 0, sizeof *e);
-}
-
-ob_status cli_chat_tokenize(const cli_chat_engine *e, const char *text, size_t len,
-                            int32_t **ids, size_t *n, ob_err *err) {
-    int32_t *raw = NULL;
-    size_t n_raw = 0;
-    ob_status st = ob_tokenize(e->model, text, len, false, true, &raw, &n_raw, err);
-    if (st) return st;
-    /* A template that writes {{ bos_token }} already produced it; add one only otherwise, as
-     * a single BOS is what the model saw in training. */
-    bool add = e->add_bos && (n_raw == 0 || raw[0] != e->bos);
-    int32_t *out = ob_alloc(n_raw + add + 1, sizeof *out);
-    if (!out) {
-        ob_tokens_free(raw);
-        return ob_fail(err, OB_ERR_NOMEM, "out of memory");
-    }
-    if (add) out[0] = e->bos;
-    if (n_raw) memcpy(out + add, raw, n_raw * sizeof *raw);
-    ob_tokens_free(raw);
-    /* ob_tokens_free is ob_free for arrays the tokenizer made; ours is made the same way. */
-    *ids = out;
-    *n = n_raw + add;
-    return OB_OK;
 }
 
 /* Makes room for `need` cached ids. */

@@ -20,10 +20,10 @@ ob_status cli_chat_history_add(json_t *messages, const char *role, const char *t
 
 /* The calls as transformers passes them to templates: {"type": "function", "function":
  * {"name", "arguments"}} with the arguments as a JSON object (templates write it with tojson). */
-static json_t *calls_json(const chat_output *out) {
+static json_t *calls_json(const ob_chat_reply *out) {
     json_t *calls = json_array();
     for (size_t i = 0; calls && i < out->n_calls; i++) {
-        const chat_tool_call *c = &out->calls[i];
+        const ob_tool_call *c = &out->calls[i];
         json_t *args = json_loads(c->arguments, JSON_DECODE_ANY, NULL);
         json_t *call = json_pack("{s:s, s:{s:s, s:o}}", "type", "function", "function", "name",
                                  c->name, "arguments", args ? args : json_object());
@@ -36,7 +36,7 @@ static json_t *calls_json(const chat_output *out) {
     return calls;
 }
 
-ob_status cli_chat_history_add_reply(json_t *messages, const chat_output *out, ob_err *err) {
+ob_status cli_chat_history_add_reply(json_t *messages, const ob_chat_reply *out, ob_err *err) {
     json_t *m = json_pack("{s:s, s:s}", "role", "assistant", "content",
                           out->content ? out->content : "");
     if (m && out->reasoning && out->reasoning_len)

@@ -1,6 +1,6 @@
 /*
  * One answer of `outboard chat`: sample a token, evaluate it, turn it into text and pass the
- * text through the output parser of the model's family (src/chat/output.h), which separates
+ * text through the output parser of the model's chat format (ob_chat_parser), which separates
  * the visible content from reasoning (<think>...</think> and the like) and tool calls while
  * the answer streams. On a terminal reasoning is dimmed; otherwise it goes to stderr so stdout
  * carries only the reply. The parser's final result is what the conversation keeps.
@@ -27,13 +27,13 @@ typedef struct view {
     bool reasoned; /* some reasoning was shown */
 } view;
 
-static void show_calls(view *v, const chat_tool_call *calls, size_t n) {
+static void show_calls(view *v, const ob_tool_call *calls, size_t n) {
     for (size_t i = 0; i < n; i++)
         printf("%s[tool call] %s %s%s\n", v->tty ? CYAN : "", calls[i].name,
                calls[i].arguments, v->tty ? RESET : "");
 }
 
-static void show(view *v, const chat_output_delta *d) {
+static void show(view *v, const ob_chat_delta *d) {
     if (d->reasoning_len) {
         if (v->tty && !v->dimmed) fputs(DIM, stdout);
         v->dimmed = v->tty;
@@ -51,17 +51,17 @@ static void show(view *v, const chat_output_delta *d) {
 }
 
 /* Feeds text to the parser and shows what became final. */
-static ob_status feed(chat_output_stream *ps, view *v, const char *text, size_t n,
+static ob_status feed(ob_chat_parser *ps, view *v, const char *text, size_t n,
                       ob_err *err) {
     if (!n) return OB_OK;
-    chat_output_delta d;
-    ob_status st = chat_output_stream_feed(ps, text, n, &d, err);
+    ob_chat_delta d;
+    ob_status st = ob_chat_parser_feed(ps, text, n, &d, err);
     if (!st) show(v, &d);
     return st;
 }
 
 /* Detokenizes id (a negative id drains what is queued) and feeds the text. */
-static ob_status put_token(ob_detok *dt, chat_output_stream *ps, view *v, int32_t id,
+static ob_status put_token(ob_detok *dt, ob_chat_parser *ps, view *v, int32_t id,
                            ob_err *err) {
     char buf[4096];
     size_t n = ob_detok_push(dt, id, buf, sizeof buf);
@@ -87,7 +87,7 @@ static ob_status keep_id(cli_chat_reply *r, size_t *cap, int32_t id, ob_err *err
 
 /* The sampling loop: tokens until EOG, n_predict, a full context or Ctrl-C. */
 static ob_status generate(cli_chat_engine *e, ob_sampler *s, const cli_chat_reply_opts *o,
-                          ob_detok *dt, chat_output_stream *ps, view *v, cli_chat_reply *r,
+                          ob_detok *dt, ob_chat_parser *ps, view *v, cli_chat_reply *r,
                           ob_err *err) {
     size_t cap = 0;
     ob_status st = OB_OK;
@@ -114,16 +114,17 @@ static ob_status generate(cli_chat_engine *e, ob_sampler *s, const cli_chat_repl
     return st;
 }
 
-ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, chat_family family,
+ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, const ob_chat *chat,
                              const cli_chat_reply_opts *o, cli_chat_reply *r, ob_err *err) {
     memset(r, 0, sizeof *r);
     ob_detok *dt = NULL;
-    ob_status st = ob_detok_new(e->model, o->render_special, &dt, err);
+    ob_status st = ob_detok_new(e->model, ob_chat_markup_is_special(chat), &dt, err);
     if (st) return st;
-    chat_output_stream *ps = chat_output_stream_new(family, o->parse_flags);
-    if (!ps) {
+    ob_chat_parse_params pp = {.prompt = o->prompt, .prompt_len = o->prompt ? strlen(o->prompt) : 0};
+    ob_chat_parser *ps = NULL;
+    if ((st = ob_chat_parser_new(chat, &pp, &ps, err))) {
         ob_detok_free(dt);
-        return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+        return st;
     }
     view v = {.tty = o->tty};
     double t0 = cli_now();
@@ -137,13 +138,13 @@ ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, chat_family fami
     ob_status fst = OB_OK;
     while (!fst && (n = ob_detok_flush(dt, buf, sizeof buf)) > 0)
         fst = feed(ps, &v, buf, n, &ferr);
-    chat_output_delta d;
-    if (!fst) fst = chat_output_stream_finish(ps, &d, &r->out, &ferr);
+    ob_chat_delta d;
+    if (!fst) fst = ob_chat_parser_finish(ps, &d, &r->out, &ferr);
     if (!fst) show(&v, &d);
     if (v.dimmed) fputs(RESET, stdout);
     if (v.reasoned && !v.tty) fputc('\n', stderr); /* the reasoning's own line ends */
     fflush(stdout);
-    chat_output_stream_free(ps);
+    ob_chat_parser_free(ps);
     ob_detok_free(dt);
     if (!st && fst) {
         st = fst;
@@ -153,7 +154,7 @@ ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, chat_family fami
 }
 
 void cli_chat_reply_clear(cli_chat_reply *r) {
-    chat_output_clear(&r->out);
+    ob_chat_reply_clear(&r->out);
     ob_free(r->ids);
     memset(r, 0, sizeof *r);
 }

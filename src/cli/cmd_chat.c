@@ -77,7 +77,7 @@ static int build_prompt(chat *c, char **text, int32_t **ids, size_t *n) {
             fprintf(stderr, "outboard chat: the template failed: %s\n", err.msg);
             return -1;
         }
-        if (cli_chat_tokenize(&c->eng, *text, len, ids, n, &err)) {
+        if (ob_chat_tokenize(c->tmpl.chat, *text, len, true, ids, n, &err)) {
             fprintf(stderr, "outboard chat: %s\n", err.msg);
             ob_free(*text);
             return -1;
@@ -138,15 +138,13 @@ static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_c
     }
     double t_eval = cli_now() - t0;
     for (size_t i = 0; i < n; i++) ob_sampler_accept(s, ids[i]);
-    chat_family fam = c->tmpl.family;
     cli_chat_reply_opts ro = {
         .n_predict = c->o.n_predict,
         .tty = c->color,
         .ignore_eos = c->o.ignore_eos,
-        .parse_flags = chat_output_prompt_flags(fam, text, strlen(text)),
-        .render_special = fam != CHAT_FAMILY_PLAIN && fam != CHAT_FAMILY_GEMMA,
+        .prompt = text,
     };
-    ob_status st = cli_chat_reply_run(&c->eng, s, fam, &ro, r, &err);
+    ob_status st = cli_chat_reply_run(&c->eng, s, c->tmpl.chat, &ro, r, &err);
     ob_sampler_free(s);
     fputc('\n', stdout);
     fflush(stdout);
@@ -258,12 +256,13 @@ static int setup(chat *c) {
     if (c->o.system_file && cli_read_file(c->o.system_file, &sys_use, &sys, &len, &err))
         goto fail;
     while (len && (sys[len - 1] == '\n' || sys[len - 1] == '\r')) sys[--len] = 0;
-    if (cli_chat_tmpl_load(c->o.model, c->o.template_file, &c->tmpl, &err)) goto fail;
-    if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
+    if (cli_chat_tmpl_read(c->o.template_file, &c->tmpl, &err)) goto fail;
     if (cli_load_model(c->o.model, &c->model)) {
         ob_free(sys);
         return -1;
     }
+    if (cli_chat_tmpl_bind(&c->tmpl, c->model, c->o.model, &err)) goto fail;
+    if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
     c->messages = json_array();
@@ -287,7 +286,7 @@ static void banner(const chat *c) {
             "outboard chat: %s (%s, %s), context %lld tokens, output format %s\n"
             "/help lists the commands; Ctrl-C stops an answer; Ctrl-D or /quit leaves.\n",
             info.name[0] ? info.name : c->o.model, info.arch, info.type_name,
-            (long long)c->eng.n_ctx, chat_family_name(c->tmpl.family));
+            (long long)c->eng.n_ctx, ob_chat_format(c->tmpl.chat));
 }
 
 /* Reads messages until the end of input, /quit or Ctrl-C at an empty prompt. */
@@ -339,7 +338,7 @@ int cli_cmd_chat(int argc, char **argv) {
         if (c.interactive) banner(&c);
         else if (c.o.verbose)
             fprintf(stderr, "chat: context %lld tokens, output format %s\n",
-                    (long long)c.eng.n_ctx, chat_family_name(c.tmpl.family));
+                    (long long)c.eng.n_ctx, ob_chat_format(c.tmpl.chat));
         cli_chat_signals_install();
         session(&c);
         rc = c.failed && !c.interactive;

@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "serve/serve_app.h"
 #include "serve/serve_http.h"
+#include "serve/serve_json.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
 #include "serve/serve_prompt.h"
@@ -168,7 +169,6 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
     cp.n_seq_max = (int32_t)a->parallel;
     cp.kv_size = kv;
     ob_status st = ob_context_new(s->model, &cp, &s->ctx, err);
-    if (!st) st = serve_prompter_init(&s->prompter, s->model, a->model, ctx, err);
     if (st) return st;
     /* Read before the engine thread owns the context. */
     ob_kv_stats ks;
@@ -182,6 +182,7 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
 
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
+    serve_json_alloc_init();
     serve_app_config cfg = {
         .model = &s->desc, .max_body = (size_t)a->max_body, .api_key = a->api_key};
     if (serve_metrics_new(&s->metrics, &err)) goto fail;
@@ -202,7 +203,9 @@ static int serve_start(const serve_args *a, server *s) {
     }
     int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
     if (kv < ctx) kv = ctx; /* one request may always use the whole context */
-    if (serve_model_desc_init(&s->desc, s->model, a->model, a->alias, ctx, kv, &err) ||
+    if (serve_prompter_init(&s->prompter, s->model, ctx, &err) ||
+        serve_model_desc_init(&s->desc, s->model, a->model, a->alias,
+                              ob_chat_template(s->prompter.chat, NULL), ctx, kv, &err) ||
         engine_start(a, s, ctx, kv, &err))
         goto fail;
     s->app.cfg.generate = serve_sched_generate;

@@ -43,7 +43,7 @@ static void send_json(serve_task *t, json_t *v) {
 }
 
 /* An OpenAI tool call; delta form carries its index in the message's list. */
-static json_t *oai_call(const chat_tool_call *c, int index, bool delta) {
+static json_t *oai_call(const ob_tool_call *c, int index, bool delta) {
     char id[64];
     if (c->id)
         snprintf(id, sizeof id, "%s", c->id);
@@ -56,13 +56,13 @@ static json_t *oai_call(const chat_tool_call *c, int index, bool delta) {
 }
 
 /* Ollama's form: arguments as an object. */
-static json_t *ollama_call(const chat_tool_call *c) {
+static json_t *ollama_call(const ob_tool_call *c) {
     json_t *args = json_loads(c->arguments, 0, NULL);
     if (!args) args = json_object();
     return json_pack("{s:{s:s, s:o}}", "function", "name", c->name, "arguments", args);
 }
 
-static json_t *calls_array(const serve_seq *q, const chat_tool_call *calls, size_t n, bool openai) {
+static json_t *calls_array(const serve_seq *q, const ob_tool_call *calls, size_t n, bool openai) {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
         json_array_append_new(arr, openai ? oai_call(&calls[i], q->n_calls_sent + (int)i, true)
@@ -100,7 +100,7 @@ json_t *serve_emit_logprobs(serve_task *t, serve_seq *q) {
 }
 
 static void stream_delta(serve_task *t, serve_seq *q, const char *c, size_t cl, const char *r,
-                         size_t rl, const chat_tool_call *calls, size_t n_calls) {
+                         size_t rl, const ob_tool_call *calls, size_t n_calls) {
     json_t *tc = n_calls ? calls_array(q, calls, n_calls, is_openai(t)) : NULL;
     serve_choice ch = {.index = q->index,
                        .text = c,
@@ -127,7 +127,7 @@ static void stream_delta(serve_task *t, serve_seq *q, const char *c, size_t cl, 
 }
 
 void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t clen,
-                      const char *reasoning, size_t rlen, const chat_tool_call *calls,
+                      const char *reasoning, size_t rlen, const ob_tool_call *calls,
                       size_t n_calls) {
     if (!clen) content = NULL;
     if (!rlen) reasoning = NULL;

@@ -25,13 +25,15 @@ typedef struct serve_model_desc {
     int64_t modified_at; /* file mtime, Unix seconds */
     bool cap_tools;      /* the chat template renders tools */
     bool cap_thinking;   /* the chat template has a reasoning section */
-    char *template_src;  /* owned or NULL: tokenizer.chat_template */
+    char *template_src;  /* owned or NULL: the chat template in use (ob_chat_template) */
 } serve_model_desc;
 
-/* Fills d from a loaded model and its file (re-opened for the chat template and the mtime).
- * Errors: OB_ERR_IO naming the path. Frees nothing on failure beyond what it set. */
+/* Fills d from a loaded model, its file's mtime and the chat template in use (tmpl, copied;
+ * may be NULL). Errors: OB_ERR_IO naming the path, OB_ERR_NOMEM. On failure the caller
+ * clears d. */
 ob_status serve_model_desc_init(serve_model_desc *d, const ob_model *m, const char *path,
-                                const char *alias, int64_t n_ctx, int64_t kv_tokens, ob_err *err);
+                                const char *alias, const char *tmpl, int64_t n_ctx,
+                                int64_t kv_tokens, ob_err *err);
 void serve_model_desc_clear(serve_model_desc *d);
 /* Capabilities read from a chat template's source ("tools", "thinking"). */
 void serve_model_caps(serve_model_desc *d, const char *tmpl);

@@ -8,7 +8,6 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "core/str.h"
-#include "gguf/gguf.h"
 #include "serve/serve_response.h"
 
 #include <stdio.h>
@@ -45,19 +44,9 @@ static void id_from_path(const char *path, char *out, size_t cap) {
     snprintf(out, cap, "%.*s", (int)n, base);
 }
 
-static void read_template(serve_model_desc *d, const char *path) {
-    gguf_file *g = NULL;
-    ob_str src = {NULL, 0};
-    if (gguf_open(path, &g, NULL)) return;
-    if (gguf_kv_find(g, "tokenizer.chat_template") &&
-        !gguf_get_str(g, "tokenizer.chat_template", &src, NULL))
-        d->template_src = ob_strndup(src.ptr, src.len);
-    gguf_close(g);
-    serve_model_caps(d, d->template_src);
-}
-
 ob_status serve_model_desc_init(serve_model_desc *d, const ob_model *m, const char *path,
-                                const char *alias, int64_t n_ctx, int64_t kv_tokens, ob_err *err) {
+                                const char *alias, const char *tmpl, int64_t n_ctx,
+                                int64_t kv_tokens, ob_err *err) {
     memset(d, 0, sizeof *d);
     struct stat st;
     if (stat(path, &st)) return ob_fail(err, OB_ERR_IO, "%s: cannot stat the model file", path);
@@ -82,7 +71,9 @@ ob_status serve_model_desc_init(serve_model_desc *d, const ob_model *m, const ch
     d->n_ctx = n_ctx;
     d->kv_tokens = kv_tokens;
     d->modified_at = (int64_t)st.st_mtime;
-    read_template(d, path);
+    if (tmpl && !(d->template_src = ob_strndup(tmpl, strlen(tmpl))))
+        return ob_fail(err, OB_ERR_NOMEM, "out of memory");
+    serve_model_caps(d, d->template_src);
     return OB_OK;
 }
 

@@ -21,7 +21,7 @@ void sched_task_free(serve_task *t) {
         ob_sampler_free(q->sampler);
         ob_detok_free(q->detok);
         serve_stop_free(q->stop);
-        chat_output_stream_free(q->out);
+        ob_chat_parser_free(q->out);
         ob_free(q->counts);
         ob_free(q->scratch);
         serve_buf_clear(&q->text);
@@ -61,7 +61,7 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
 }
 
 static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *ids, size_t n,
-                    serve_error *e) {
+                    const char *prompt_text, serve_error *e) {
     const serve_gen_req *r = t->req;
     q->task = t;
     q->slot = -1;
@@ -72,17 +72,21 @@ static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *
     q->n_tokens = q->n_prompt = n;
     if (seq_sampler(s, q, e)) return -1;
     ob_err err;
-    if (ob_detok_new(s->o.model, false, &q->detok, &err) ||
+    const ob_chat *chat = s->o.prompter->chat;
+    bool special = r->kind == SERVE_KIND_CHAT && ob_chat_markup_is_special(chat);
+    if (ob_detok_new(s->o.model, special, &q->detok, &err) ||
         serve_stop_new((const char *const *)r->stop, r->n_stop, &q->stop, &err))
         return serve_req_nomem(e, "the detokenizer");
     if (r->kind == SERVE_KIND_COMPLETION) ob_detok_continue(q->detok);
     if (r->kind == SERVE_KIND_CHAT) {
-        q->out = chat_output_stream_new(t->family, t->out_flags);
-        if (!q->out) return serve_req_nomem(e, "the output parser");
         bool with_tools = r->tools && r->tool_choice != SERVE_TOOL_CHOICE_NONE;
         char *tools = with_tools ? json_dumps(r->tools, JSON_COMPACT) : NULL;
-        if (tools) chat_output_stream_set_tools(q->out, tools, strlen(tools), NULL);
+        ob_chat_parse_params pp = {.prompt = prompt_text,
+                                   .prompt_len = prompt_text ? strlen(prompt_text) : 0,
+                                   .tools = tools, .tools_len = tools ? strlen(tools) : 0};
+        ob_status st = ob_chat_parser_new(chat, &pp, &q->out, &err);
         free(tools);
+        if (st) return serve_req_nomem(e, "the output parser");
     }
     const serve_sampling *sp = &r->sampling;
     if (sp->presence_penalty != 0 || sp->frequency_penalty != 0) {
@@ -100,9 +104,8 @@ static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *
 static int task_prompt(serve_sched *s, serve_task *t, size_t p, int *at, serve_error *e) {
     int32_t *ids = NULL;
     size_t n = 0;
-    unsigned flags = 0;
-    if (serve_prompt_tokens(s->o.prompter, t->req, p, &ids, &n, &flags, e)) return -1;
-    t->out_flags = flags;
+    char *text = NULL;
+    if (serve_prompt_tokens(s->o.prompter, t->req, p, &ids, &n, &text, e)) return -1;
     t->prompt_tokens += (int64_t)n;
     int rc = 0;
     serve_seq *first = &t->seqs[*at];
@@ -110,9 +113,10 @@ static int task_prompt(serve_sched *s, serve_task *t, size_t p, int *at, serve_e
         serve_seq *q = &t->seqs[*at];
         q->index = (*at)++;
         q->leader = j ? first : NULL;
-        rc = seq_init(s, t, q, ids, n, e);
+        rc = seq_init(s, t, q, ids, n, text, e);
     }
     ob_free(ids);
+    ob_string_free(text);
     return rc;
 }
 
@@ -122,7 +126,6 @@ static int task_setup(serve_sched *s, serve_task *t, serve_error *e) {
     t->n_seqs = (int)n_prompts * r->n;
     t->seqs = ob_calloc((size_t)t->n_seqs, sizeof *t->seqs);
     if (!t->seqs) return serve_req_nomem(e, "the request");
-    t->family = s->o.prompter->family;
     t->model = r->model[0] ? r->model : s->o.model_id;
     t->created = (int64_t)time(NULL);
     t->t_start_ns = serve_now_ns();
@@ -164,9 +167,9 @@ static void deliver(serve_seq *q, const char *text, size_t n) {
         serve_emit_delta(q->task, q, text, n, NULL, 0, NULL, 0);
         return;
     }
-    chat_output_delta d;
+    ob_chat_delta d;
     memset(&d, 0, sizeof d);
-    if (n && chat_output_stream_feed(q->out, text, n, &d, NULL) == OB_OK)
+    if (n && ob_chat_parser_feed(q->out, text, n, &d, NULL) == OB_OK)
         serve_emit_delta(q->task, q, d.content, d.content_len, d.reasoning, d.reasoning_len,
                          d.calls, d.n_calls);
 }
@@ -192,11 +195,11 @@ void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason) {
     }
     q->finish = reason;
     if (!q->out) return;
-    chat_output_delta d;
-    chat_output res;
+    ob_chat_delta d;
+    ob_chat_reply res;
     memset(&d, 0, sizeof d);
     memset(&res, 0, sizeof res);
-    if (chat_output_stream_finish(q->out, &d, &res, NULL) != OB_OK) return;
+    if (ob_chat_parser_finish(q->out, &d, &res, NULL) != OB_OK) return;
     serve_emit_delta(q->task, q, d.content, d.content_len, d.reasoning, d.reasoning_len, d.calls,
                      d.n_calls);
     if (!q->task->stream) {
@@ -207,7 +210,7 @@ void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason) {
         if (res.reasoning_len) serve_buf_append(&q->reasoning, res.reasoning, res.reasoning_len);
     }
     if (q->n_calls_sent > 0 && !strcmp(reason, "stop")) q->finish = "tool_calls";
-    chat_output_clear(&res);
+    ob_chat_reply_clear(&res);
 }
 
 const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits) {

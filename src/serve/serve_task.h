@@ -11,7 +11,6 @@
 #ifndef OB_SERVE_TASK_H
 #define OB_SERVE_TASK_H
 
-#include "chat/output.h"
 #include "serve/serve_buf.h"
 #include "serve/serve_request.h"
 #include "serve/serve_stop.h"
@@ -46,7 +45,7 @@ typedef struct serve_seq {
     ob_sampler *sampler;       /* owned */
     ob_detok *detok;           /* owned */
     serve_stop *stop;          /* owned */
-    chat_output_stream *out;   /* owned, chat requests: reasoning and tool calls */
+    ob_chat_parser *out;       /* owned, chat requests: reasoning and tool calls */
     int32_t *counts;           /* owned (n_vocab) or NULL: generated-token counts (penalties) */
     float *scratch;            /* owned (n_vocab) or NULL: logits after bias and penalties */
     serve_buf text, reasoning; /* whole answer, for non-streamed responses */
@@ -76,8 +75,6 @@ typedef struct serve_task {
     int64_t created;    /* Unix seconds */
     int64_t t_start_ns; /* monotonic */
     int64_t prompt_tokens, cached_tokens;
-    chat_family family;
-    unsigned out_flags;
     char *prompt_text; /* owned or NULL: echoed prompt (completions, echo) */
 } serve_task;
 
@@ -93,7 +90,7 @@ json_t *serve_emit_logprobs(serve_task *t, serve_seq *q);
 /* New text of a choice: streamed as a chunk or kept for the body. calls: completed tool calls
  * of this step (may be NULL). */
 void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t clen,
-                      const char *reasoning, size_t rlen, const chat_tool_call *calls,
+                      const char *reasoning, size_t rlen, const ob_tool_call *calls,
                       size_t n_calls);
 /* A choice ended (q->finish set): its closing chunk when streaming. */
 void serve_emit_finish(serve_task *t, serve_seq *q);

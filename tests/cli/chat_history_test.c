@@ -28,8 +28,8 @@ static const char *content(json_t *m, size_t i) {
 }
 
 TEST(reply_keeps_reasoning_and_calls_apart) {
-    chat_tool_call call = {.id = "c1", .name = "get_weather", .arguments = "{\"city\":\"Paris\"}"};
-    chat_output out = {.content = "It is sunny.", .content_len = 12, .reasoning = "Look it up.",
+    ob_tool_call call = {.id = "c1", .name = "get_weather", .arguments = "{\"city\":\"Paris\"}"};
+    ob_chat_reply out = {.content = "It is sunny.", .content_len = 12, .reasoning = "Look it up.",
                        .reasoning_len = 11, .calls = &call, .n_calls = 1};
     json_t *m = json_array();
     CHECK(cli_chat_history_add_reply(m, &out, NULL) == OB_OK);
@@ -41,7 +41,7 @@ TEST(reply_keeps_reasoning_and_calls_apart) {
                             "\"type\":\"function\"}]}"),
               "%s", text);
     free(text);
-    chat_output plain = {.content = NULL};
+    ob_chat_reply plain = {.content = NULL};
     CHECK(cli_chat_history_add_reply(m, &plain, NULL) == OB_OK);
     CHECK(!strcmp(content(m, 1), ""));
     CHECK(!json_object_get(json_array_get(m, 1), "reasoning_content"));

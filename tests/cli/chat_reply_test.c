@@ -6,6 +6,7 @@
  */
 #include "../../src/cli/chat_engine.c"
 #include "../../src/cli/chat_reply.c"
+#include "../../src/model/api_chat.c"
 
 #include "test.h"
 
@@ -54,25 +55,26 @@ static void capture_end(capture *c, char *out, char *err, size_t cap) {
 
 /* Streams ANSWER in 3-byte pieces as the reply loop does, then finishes; *res gets the
  * parsed result. */
-static int stream_answer(bool tty, chat_output *res) {
-    chat_output_stream *ps = chat_output_stream_new(CHAT_FAMILY_HERMES, 0);
-    if (!ps) return -1;
+static int stream_answer(bool tty, ob_chat_reply *res) {
+    ob_chat hermes = {.family = CHAT_FAMILY_HERMES}; /* a chat format without a model */
+    ob_chat_parser *ps = NULL;
+    if (ob_chat_parser_new(&hermes, NULL, &ps, NULL)) return -1;
     view v = {.tty = tty};
     size_t len = strlen(ANSWER);
     for (size_t i = 0; i < len; i += 3)
         if (feed(ps, &v, ANSWER + i, len - i < 3 ? len - i : 3, NULL)) return -1;
-    chat_output_delta d;
-    if (chat_output_stream_finish(ps, &d, res, NULL)) return -1;
+    ob_chat_delta d;
+    if (ob_chat_parser_finish(ps, &d, res, NULL)) return -1;
     show(&v, &d);
     if (v.dimmed) fputs(RESET, stdout);
-    chat_output_stream_free(ps);
+    ob_chat_parser_free(ps);
     return 0;
 }
 
 TEST(pipe_keeps_stdout_for_content) {
     static char out[4096], err[4096];
     capture c;
-    chat_output res = {0};
+    ob_chat_reply res = {0};
     capture_begin(&c);
     int rc = stream_answer(false, &res);
     capture_end(&c, out, err, sizeof out);
@@ -83,13 +85,13 @@ TEST(pipe_keeps_stdout_for_content) {
     CHECK_MSG(strstr(err, "plan it") && !strstr(err, "Sure"), "stderr: '%s'", err);
     CHECK(!strcmp(res.content, "Sure, calling it.") && !strcmp(res.reasoning, "plan it"));
     CHECK(res.n_calls == 1 && !strcmp(res.calls[0].name, "get_weather"));
-    chat_output_clear(&res);
+    ob_chat_reply_clear(&res);
 }
 
 TEST(terminal_dims_reasoning) {
     static char out[4096], err[4096];
     capture c;
-    chat_output res = {0};
+    ob_chat_reply res = {0};
     capture_begin(&c);
     int rc = stream_answer(true, &res);
     capture_end(&c, out, err, sizeof out);
@@ -99,7 +101,7 @@ TEST(terminal_dims_reasoning) {
     CHECK_MSG(dim && plan && reset && content && call, "stdout: '%s'", out);
     CHECK(dim < plan && plan < reset && reset < content && content < call);
     CHECK(err[0] == 0);
-    chat_output_clear(&res);
+    ob_chat_reply_clear(&res);
 }
 
 int main(void) {

@@ -52,7 +52,7 @@ static char *drain(serve_task *t) {
     return buf;
 }
 
-static chat_tool_call CALL = {NULL, "get_weather", "{\"city\":\"Oslo\"}"};
+static ob_tool_call CALL = {NULL, "get_weather", "{\"city\":\"Oslo\"}"};
 
 TEST(openai_chat_stream) {
     serve_task *t = task(SERVE_DIALECT_OPENAI, SERVE_KIND_CHAT, true, true);
