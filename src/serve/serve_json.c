@@ -4,9 +4,29 @@
  */
 #include "serve/serve_json.h"
 
+#include "core/alloc.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+
+/* Set when an allocation for jansson failed on this thread: jansson reports some of those as
+ * syntax errors, so a parser asks here before blaming the client. */
+static _Thread_local bool json_oom;
+
+static void *json_alloc(size_t size) {
+    void *p = ob_alloc(1, size);
+    if (!p) json_oom = true;
+    return p;
+}
+
+bool serve_json_take_oom(void) {
+    bool was = json_oom;
+    json_oom = false;
+    return was;
+}
+
+void serve_json_alloc_init(void) { json_set_alloc_funcs(json_alloc, ob_free); }
 
 void serve_path_key(char *buf, size_t cap, const char *parent, const char *key) {
     if (parent && parent[0])

@@ -20,6 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Routes jansson's allocations through ob_alloc (process-wide; call once before any JSON is
+ * made), so that memory running out inside jansson takes the same error paths as our own
+ * allocations, and tests that fail the Nth allocation reach jansson's too. */
+void serve_json_alloc_init(void);
+/* Whether an allocation for jansson failed on this thread since the last call (and clears
+ * it): jansson reports some of those as syntax errors. */
+bool serve_json_take_oom(void);
+
 /* Room for a JSON path such as "messages[4095].tool_calls[12].function.arguments". */
 #define SERVE_PATH_MAX 160
 

@@ -81,7 +81,13 @@ int serve_body_parse(const char *body, size_t len, json_t **out, serve_error *e)
                                "request body: expected a JSON object, got an empty body");
     json_error_t je;
     /* JSON_DISABLE_EOF_CHECK off: trailing garbage after the object is an error too. */
+    serve_json_take_oom();
     json_t *root = json_loadb(body, len, 0, &je);
+    /* Out of memory is ours, not a malformed body, whatever jansson's message says. */
+    if (serve_json_take_oom()) {
+        json_decref(root);
+        return serve_req_nomem(e, "the request body");
+    }
     if (!root)
         return serve_error_bad(e, "invalid_json", NULL,
                                "request body: malformed JSON at line %d, column %d: %s", je.line,
