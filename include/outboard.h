@@ -236,8 +236,11 @@ ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *er
 /* On an empty sequence: attaches the longest run of cached blocks whose tokens equal the
  * start of tokens (n of them), so only the rest needs evaluating; *n_attached gets the
  * positions attached (a multiple of the block size, at most n - 1 so the last token is
- * evaluated and has logits; 0 when nothing matched, and always 0 on a model with
- * sliding-window layers or on the CUDA device, which keep no prefix cache for now).
+ * evaluated and has logits; 0 when nothing matched, and always 0 on the CUDA device, which
+ * keeps no prefix cache for now). On a model with sliding-window layers the window before
+ * the attached positions must also be at hand: it is the freed sequence's own, so a prefix
+ * attaches when it continues a freed sequence to within n_batch positions of its end (the
+ * next turn of a conversation), as long as that sequence's slot was not written since.
  * OB_ERR_ARG when seq is out of range or not empty. */
 ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
                                int64_t *n_attached, ob_err *err);

@@ -124,10 +124,17 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
         !c->seq_new || !c->swa_lo)
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
     /* Prefix caching needs copy-on-write and arbitrary block tables, which the CUDA kernels
-     * lack; and a sliding-window layer's ring holds no blocks to share. */
-    const bool hashing = !is_cuda(c) && c->swa_rows == 0;
-    return kv_pool_new(shape->n_kv_rows / KV_BLOCK, c->n_seq,
-                       (c->n_ctx + KV_BLOCK - 1) / KV_BLOCK, hashing, &c->pool, err);
+     * lack. Sliding-window layers share no blocks: a prefix continues a parked ring. */
+    const bool hashing = !is_cuda(c);
+    const int64_t max_blocks = (c->n_ctx + KV_BLOCK - 1) / KV_BLOCK;
+    if (hashing && c->swa_rows) {
+        st = ring_park_new(c->n_seq, c->model->hp.n_swa, c->swa_rows, &c->park, err);
+        if (st) return st;
+        c->match_hash = ob_alloc((size_t)max_blocks, sizeof *c->match_hash);
+        if (!c->match_hash) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory");
+    }
+    return kv_pool_new(shape->n_kv_rows / KV_BLOCK, c->n_seq, max_blocks, hashing, &c->pool,
+                       err);
 }
 
 ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_context **out,
@@ -178,8 +185,9 @@ void ob_context_free(ob_context *c) {
     if (c->be) c->be->ops->free(c->be);
     buffers_free(&c->buf);
     kv_pool_free(c->pool);
-    void *bufs[] = {c->logits, c->entry_row, c->step_pos, c->step_seq, c->step_slot,
-                    c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo};
+    ring_park_free(c->park);
+    void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
+                    c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);
 }
@@ -209,6 +217,8 @@ int64_t ob_seq_n_past(const ob_context *c, int32_t seq) {
 
 void ob_seq_free(ob_context *c, int32_t seq) {
     if (seq < 0 || seq >= c->n_seq) return;
+    const int64_t len = kv_pool_seq_len(c->pool, seq);
+    if (c->park && len > 0) ring_park_save(c->park, c->pool, seq, len, c->swa_lo[seq]);
     kv_pool_seq_free(c->pool, seq);
     c->swa_lo[seq] = 0;
 }
@@ -220,6 +230,7 @@ ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
     if (src == dst)
         return ob_fail(err, OB_ERR_ARG, "fork: source and destination are both sequence %d", src);
     kv_pool_seq_fork(c->pool, src, dst);
+    if (c->park) ring_park_drop(c->park, dst);
     if (c->swa_rows) c->be->ops->seq_copy(c->be, src, dst); /* the rings are per sequence */
     c->swa_lo[dst] = c->swa_lo[src];
     return OB_OK;
@@ -247,6 +258,22 @@ ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *er
     return OB_OK;
 }
 
+/* On a model with sliding-window layers: the cached blocks go only as far as a parked ring
+ * holds the window before them, and that ring becomes seq's. */
+static ob_status attach_with_ring(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
+                                  int64_t *n_attached) {
+    const int64_t matched = kv_pool_match(c->pool, tokens, n, c->match_hash);
+    int32_t from = -1;
+    int64_t lo = 0;
+    const int64_t k = ring_park_find(c->park, c->match_hash, matched, &from, &lo);
+    ring_park_drop(c->park, seq); /* written from now on, whichever ring it gets */
+    if (k == 0) return OB_OK;
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1);
+    if (from != seq) c->be->ops->seq_copy(c->be, from, seq);
+    c->swa_lo[seq] = lo;
+    return OB_OK;
+}
+
 ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
                                int64_t *n_attached, ob_err *err) {
     *n_attached = 0;
@@ -258,7 +285,9 @@ ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens
                        (long long)kv_pool_seq_len(c->pool, seq));
     if (n < 0 || (n > 0 && !tokens))
         return ob_fail(err, OB_ERR_ARG, "attach prefix: %lld tokens", (long long)n);
-    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, n < c->n_ctx ? n : c->n_ctx);
+    if (n > c->n_ctx) n = c->n_ctx;
+    if (c->park) return attach_with_ring(c, seq, tokens, n, n_attached);
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, n);
     return OB_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include "model/kv_pool.h"
 #include "model/model.h"
+#include "model/ring_park.h"
 
 struct ob_context {
     ob_model *model;       /* borrowed */
@@ -17,6 +18,9 @@ struct ob_context {
     int32_t n_seq;         /* n_seq_max */
     int64_t swa_rows;      /* rows of one sequence's sliding-window ring, 0 = no such layer */
     int64_t *swa_lo;       /* (n_seq) lowest position whose ring row is still intact */
+    ring_park *park;       /* owned: freed sequences' rings kept for prefix reuse, or NULL
+                              (no sliding-window layers, or no prefix cache) */
+    uint64_t *match_hash;  /* (blocks of n_ctx) scratch of ob_seq_attach_prefix, or NULL */
     size_t kv_bytes;       /* K and V cache bytes (model_kv_bytes) */
     float *logits;         /* (logits_cap / n_vocab, n_vocab) f32: rows of the last decode */
     size_t logits_cap;     /* floats allocated */

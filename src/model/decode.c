@@ -198,6 +198,7 @@ static void note_ring_writes(ob_context *c) {
     for (int32_t s = 0; s < c->n_seq; s++) {
         const int64_t lo = kv_pool_seq_len(c->pool, s) + c->seq_new[s] - c->swa_rows;
         if (c->seq_new[s] > 0 && lo > c->swa_lo[s]) c->swa_lo[s] = lo;
+        if (c->seq_new[s] > 0 && c->park) ring_park_drop(c->park, s); /* no longer parked */
     }
 }
 

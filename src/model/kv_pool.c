@@ -337,9 +337,12 @@ void kv_pool_seq_fork(kv_pool *p, int32_t src, int32_t dst) {
     d->n = d->n_res = s->n;
 }
 
-int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n) {
-    kv_seq *s = &p->seqs[seq];
-    if (!p->hashing || s->n != 0 || n < 1) return 0;
+/* Blocks of tokens (n of them) that attach would take: the longest run of listed full blocks
+ * equal to their first blocks, leaving at least one token. hashes (may be NULL) gets the chain
+ * hash of each; blocks (may be NULL) the block ids. */
+static int64_t pool_match(const kv_pool *p, const int32_t *tokens, int64_t n, uint64_t *hashes,
+                          int32_t *blocks) {
+    if (!p->hashing || n < 1) return 0;
     int64_t max = (n - 1) / KV_BLOCK; /* at least one token stays to be evaluated */
     if (max > p->max_blocks) max = p->max_blocks;
     uint64_t prev = HASH_SEED;
@@ -349,15 +352,37 @@ int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64
         const uint64_t h = block_hash(prev, toks);
         const int32_t b = table_find(p, h, prev, toks);
         if (b < 0) break;
-        if (p->ref[b] == 0) lru_unlink(p, b);
-        p->ref[b]++;
-        s->blocks[i] = b;
+        if (hashes) hashes[i] = h;
+        if (blocks) blocks[i] = b;
         prev = h;
     }
-    s->n = s->n_res = i * KV_BLOCK;
-    p->hit_blocks += i;
-    p->hit_tokens += i * KV_BLOCK;
-    return i * KV_BLOCK;
+    return i;
+}
+
+int64_t kv_pool_match(const kv_pool *p, const int32_t *tokens, int64_t n, uint64_t *hashes) {
+    return pool_match(p, tokens, n, hashes, NULL);
+}
+
+int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n) {
+    kv_seq *s = &p->seqs[seq];
+    if (s->n != 0) return 0;
+    const int64_t k = pool_match(p, tokens, n, NULL, s->blocks);
+    for (int64_t i = 0; i < k; i++) {
+        const int32_t b = s->blocks[i];
+        if (p->ref[b] == 0) lru_unlink(p, b);
+        p->ref[b]++;
+    }
+    s->n = s->n_res = k * KV_BLOCK;
+    p->hit_blocks += k;
+    p->hit_tokens += k * KV_BLOCK;
+    return k * KV_BLOCK;
+}
+
+uint64_t kv_pool_prefix_hash(const kv_pool *p, int32_t seq, int64_t k) {
+    const kv_seq *s = &p->seqs[seq];
+    if (k < 1 || k > s->n / KV_BLOCK) return 0;
+    const int32_t b = s->blocks[k - 1];
+    return p->state[b] & BLOCK_HASHED ? p->hash[b] : 0;
 }
 
 void kv_pool_stats_get(const kv_pool *p, kv_pool_stats *out) {

@@ -86,6 +86,14 @@ void kv_pool_seq_fork(kv_pool *p, int32_t src, int32_t dst);
  * blocks of tokens (n of them), leaving at least one token unattached. Returns positions
  * attached (a multiple of KV_BLOCK, 0 when nothing matched or hashing is off). */
 int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n);
+/* The blocks kv_pool_seq_attach would attach for tokens (n of them), changing nothing;
+ * hashes (may be NULL, room for (n - 1) / KV_BLOCK) gets the chain hash of each, i.e. of the
+ * prefix of tokens up to and including that block. 0 when hashing is off. */
+int64_t kv_pool_match(const kv_pool *p, const int32_t *tokens, int64_t n, uint64_t *hashes);
+/* The chain hash of sequence seq's first k blocks (those of its positions below k *
+ * KV_BLOCK), as kv_pool_match gives it for the same tokens; 0 when they are not all full
+ * and hashed. */
+uint64_t kv_pool_prefix_hash(const kv_pool *p, int32_t seq, int64_t k);
 
 typedef struct kv_pool_stats {
     int64_t blocks_total, blocks_used, blocks_cached, blocks_free;

@@ -249,7 +249,9 @@ TEST(truncate_then_evaluate_equals_fresh) {
 
 /* A prompt whose first blocks were evaluated by a finished sequence attaches them and
  * evaluates the rest; its logits equal a full evaluation. On gemma3 (sliding window) the
- * prefix cache is off: nothing attaches, and evaluating it all still agrees. */
+ * freed sequence's ring (window 64 + batch 32 rows) holds the window of a 96-position prefix
+ * only, not of the 64 positions shared here: nothing attaches, and evaluating it all still
+ * agrees. */
 TEST(prefix_attach_then_evaluate_the_rest) {
     int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
     make_tokens(toks[0], 100, 31);
@@ -268,7 +270,7 @@ TEST(prefix_attach_then_evaluate_the_rest) {
     ob_kv_stats ks;
     ob_kv_stats_get(c, &ks);
     CHECK_EQ_INT(ks.blocks_used, 0);
-    CHECK_EQ_INT(ks.blocks_cached, fx.swa ? 0 : 3);
+    CHECK_EQ_INT(ks.blocks_cached, 3);
     int64_t got = -1;
     CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[1], 100, &got, &err), OB_OK, &err, "");
     CHECK_EQ_INT(got, fx.swa ? 0 : 64);
@@ -286,6 +288,75 @@ TEST(prefix_attach_then_evaluate_the_rest) {
     ob_context_free(c);
     free(ref[0]);
     free(ref[1]);
+}
+
+/* Evaluates the rest of sequence s (toks[s], n tokens) after what it holds; every entry's
+ * logits must match ref. */
+static void finish_seq(ob_context *c, ob_batch *b, int32_t s, int32_t *const *toks, int64_t n,
+                       float *const *ref) {
+    ob_err err = {{0}};
+    int64_t next[N_SEQ] = {0};
+    next[s] = ob_seq_n_past(c, s);
+    ob_batch_clear(b);
+    add_run(b, c, s, toks, n - next[s], next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+}
+
+/* The next turn of a conversation: the whole previous sequence (but its last partial block)
+ * comes from the cache, on gemma3 too, whose sliding-window layers then continue the freed
+ * sequence's ring, copied into another slot or in its own. Once the freed slot is written
+ * again its ring is gone, and gemma3 attaches nothing. */
+TEST(prefix_continues_a_freed_conversation) {
+    int32_t buf[N_SEQ][MAX_LEN], *toks[N_SEQ] = {buf[0], buf[1], buf[2], buf[3]};
+    make_tokens(toks[0], 100, 41);
+    memcpy(toks[1], toks[0], 100 * sizeof(int32_t));
+    make_tokens(toks[1] + 100, 30, 42);
+    memcpy(toks[2], toks[1], 130 * sizeof(int32_t));
+    make_tokens(toks[2] + 130, 20, 43);
+    make_tokens(toks[3], 60, 44);
+    float *ref[N_SEQ] = {ref_logits(fx.m, toks[0], 100), ref_logits(fx.m, toks[1], 130),
+                         ref_logits(fx.m, toks[2], 150), ref_logits(fx.m, toks[3], 60)};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref[0] && ref[1] && ref[2] && ref[3] && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    finish_seq(c, b, 0, toks, 100, ref);
+    ob_seq_free(c, 0);
+    /* Into another slot: 3 blocks; the ring comes from slot 0. */
+    int64_t got = -1;
+    CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[1], 130, &got, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(got, 96);
+    float *ref1[N_SEQ] = {NULL, ref[1], NULL, NULL};
+    finish_seq(c, b, 1, toks, 130, ref1);
+    /* The turn after, in its own slot: 4 blocks. */
+    ob_seq_free(c, 1);
+    CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[2], 150, &got, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(got, 128);
+    float *ref2[N_SEQ] = {NULL, ref[2], NULL, NULL};
+    int32_t *t2[N_SEQ] = {NULL, toks[2], NULL, NULL};
+    finish_seq(c, b, 1, t2, 150, ref2);
+    /* Slot 0 was parked with the first 100 tokens; writing another prompt there drops it. */
+    int32_t *t3[N_SEQ] = {toks[3], NULL, NULL, NULL};
+    float *ref3[N_SEQ] = {ref[3], NULL, NULL, NULL};
+    finish_seq(c, b, 0, t3, 60, ref3);
+    ob_seq_free(c, 0);
+    ob_seq_free(c, 1);
+    /* toks[0] with another ending: its 3 cached blocks are continued by slot 0's ring only
+     * (slot 1's holds the windows of 128 and more positions). */
+    memcpy(toks[3], toks[0], 100 * sizeof(int32_t));
+    make_tokens(toks[3] + 100, 20, 45);
+    float *ref4[N_SEQ] = {NULL, NULL, ref_logits(fx.m, toks[3], 120), NULL};
+    CHECK(ref4[2] != NULL);
+    CHECK_STATUS(ob_seq_attach_prefix(c, 2, toks[3], 120, &got, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(got, fx.swa ? 0 : 96);
+    int32_t *t4[N_SEQ] = {NULL, NULL, toks[3], NULL};
+    finish_seq(c, b, 2, t4, 120, ref4);
+    free(ref4[2]);
+    ob_batch_free(b);
+    ob_context_free(c);
+    for (int i = 0; i < N_SEQ; i++) free(ref[i]);
 }
 
 static int abort_after; /* calls of the callback before it says stop */
@@ -425,6 +496,7 @@ int main(void) {
         RUN(fork_then_diverge);
         RUN(truncate_then_evaluate_equals_fresh);
         RUN(prefix_attach_then_evaluate_the_rest);
+        RUN(prefix_continues_a_freed_conversation);
         RUN(cancel_leaves_caches_unchanged);
         RUN(pool_too_small_fails_and_changes_nothing);
         RUN(bad_entries_are_named);

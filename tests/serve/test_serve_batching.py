@@ -1,6 +1,5 @@
 """Continuous batching in a real `outboard serve` process on 127.0.0.1, with stories260K
-(F32) and SmolLM2-135M (Q4_1/Q8_0): neither has sliding-window layers, so the prefix cache is
-on.
+(F32), SmolLM2-135M (Q4_1/Q8_0) and the default model, Gemma 3 270M (sliding-window layers).
 
 - 16 concurrent greedy streams with prompts of 3..60 tokens give exactly what each gives
   alone, with --parallel 16 and again with a KV pool so small that sequences are preempted
@@ -10,6 +9,9 @@ on.
   few seconds while 4 other streams finish with their full answers;
 - a second prompt sharing a 200-token prefix evaluates only its new tokens (prefix-cache
   metrics, usage.prompt_tokens_details.cached_tokens, Ollama prompt_eval_count);
+- the next turn of a chat with Gemma 3 270M takes the previous turn from the prefix cache
+  (its sliding-window layers continue the finished turn's ring) and answers exactly what a
+  fresh server answers;
 - 4 concurrent `ollama` clients streaming /api/generate and /api/chat get the answers they
   get one at a time.
 Every server is stopped in a finally block; the file runs in about 30 s on two busy cores.
@@ -29,6 +31,7 @@ import pytest
 from test_serve_http import MODEL, MODEL_ID, OUTBOARD, ROOT, Server
 
 SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+GEMMA = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
 
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in "
          "the sun with her dog Max. One day, they found a big red ball in the park. ")
@@ -210,6 +213,38 @@ def test_shared_prefix_evaluates_only_new_tokens():
         assert metric(s, "outboard_prefix_cache_hits_total") == hits + 3
     finally:
         s.stop()
+
+
+def chat_turn(s, messages):
+    body = {"messages": messages, "max_tokens": 12, "temperature": 0}
+    status, raw, _ = s.request("POST", "/v1/chat/completions", body, timeout=120)
+    assert status == 200, raw
+    return json.loads(raw)
+
+
+def test_gemma3_next_chat_turn_reuses_the_previous_one():
+    turn1 = [{"role": "user", "content": "Name three colours of the rainbow. " + STORY}]
+    s = Server("--parallel", "2", "--ctx", "2048", model=GEMMA)
+    try:
+        first = chat_turn(s, turn1)
+        reply = first["choices"][0]["message"]["content"]
+        turn2 = turn1 + [{"role": "assistant", "content": reply},
+                         {"role": "user", "content": "And three more?"}]
+        second = chat_turn(s, turn2)
+        reused = second["usage"]["prompt_tokens_details"]["cached_tokens"]
+        # every whole block of the first turn's prompt, at least
+        assert reused >= first["usage"]["prompt_tokens"] // 32 * 32 > 0, second["usage"]
+        assert metric(s, "outboard_prefix_cache_tokens_total") == reused
+    finally:
+        s.stop()
+    fresh = Server("--parallel", "2", "--ctx", "2048", model=GEMMA)
+    try:
+        alone = chat_turn(fresh, turn2)
+        assert alone["usage"].get("prompt_tokens_details", {}).get("cached_tokens", 0) == 0
+        assert (alone["choices"][0]["message"]["content"] ==
+                second["choices"][0]["message"]["content"])
+    finally:
+        fresh.stop()
 
 
 def test_ollama_concurrent_streams_equal_alone():
