@@ -210,6 +210,7 @@ static int serve_start(const serve_args *a, server *s) {
         goto fail;
     s->app.cfg.generate = serve_sched_generate;
     s->app.cfg.generate_user = s->sched;
+    s->app.cfg.count_tokens = serve_sched_count_tokens;
     serve_app_set_ready(&s->app, true);     /* publishes the fields above to the HTTP threads */
     bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
     printf("outboard serve: http://%s%s%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "

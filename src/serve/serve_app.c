@@ -1,7 +1,8 @@
 /*
  * Routes (serve_app.h). One table lists every path with its method, dialect and handler; a
  * path in the table with another method is a 405 naming the allowed one, a path not in it a
- * 404. The dialect of a path decides the error shape: /api/... is Ollama's, the rest OpenAI's.
+ * 404. The dialect of a path decides the error shape: /api/... is Ollama's, /v1/messages...
+ * Anthropic's, the rest OpenAI's.
  */
 #include "serve/serve_app.h"
 
@@ -187,6 +188,33 @@ static void r_generate(serve_app *app, const serve_http_req *req, serve_http_res
     generation(app, req, resp, SERVE_DIALECT_OLLAMA, serve_ollama_generate_parse);
 }
 
+static void r_messages(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    generation(app, req, resp, SERVE_DIALECT_ANTHROPIC, serve_anthropic_messages_parse);
+}
+
+/* {"input_tokens": N}: the prompt the same body would be answered from, rendered and
+ * tokenized. */
+static void r_count_tokens(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    serve_limits lim = {app->cfg.model->n_vocab};
+    serve_gen_req *r = NULL;
+    serve_error e;
+    int64_t n = 0;
+    if (serve_anthropic_count_parse(req->body, req->body_len, &lim, &r, &e)) {
+        serve_app_error(SERVE_DIALECT_ANTHROPIC, &e, resp);
+        return;
+    }
+    if (!serve_model_match(app->cfg.model, r->model)) unknown_model(app, r->model, &e);
+    else if (!app->cfg.count_tokens)
+        serve_error_set(&e, 503, "server_error", "engine_unavailable", NULL,
+                        "token counting not available in this build of the server");
+    else if (app->cfg.count_tokens(app->cfg.generate_user, r, &n, &e) == 0)
+        e.status = 0;
+    serve_gen_req_free(r);
+    if (e.status) serve_app_error(SERVE_DIALECT_ANTHROPIC, &e, resp);
+    else reply_json(json_pack("{s:I}", "input_tokens", (json_int_t)n), SERVE_DIALECT_ANTHROPIC,
+                    resp);
+}
+
 static const route ROUTES[] = {
     {"GET", "/", false, SERVE_DIALECT_OPENAI, r_root},
     {"GET", "/health", false, SERVE_DIALECT_OPENAI, r_health},
@@ -195,6 +223,8 @@ static const route ROUTES[] = {
     {"GET", "/v1/models/", true, SERVE_DIALECT_OPENAI, r_model_one},
     {"POST", "/v1/chat/completions", false, SERVE_DIALECT_OPENAI, r_chat},
     {"POST", "/v1/completions", false, SERVE_DIALECT_OPENAI, r_completions},
+    {"POST", "/v1/messages", false, SERVE_DIALECT_ANTHROPIC, r_messages},
+    {"POST", "/v1/messages/count_tokens", false, SERVE_DIALECT_ANTHROPIC, r_count_tokens},
     {"POST", "/api/chat", false, SERVE_DIALECT_OLLAMA, r_ollama_chat},
     {"POST", "/api/generate", false, SERVE_DIALECT_OLLAMA, r_generate},
     {"GET", "/api/tags", false, SERVE_DIALECT_OLLAMA, r_tags},
@@ -258,8 +288,10 @@ static int check_auth(const serve_app *app, const serve_http_req *req, serve_err
 }
 
 static serve_dialect dialect_of(const char *path) {
-    return !strncmp(path, "/api/", 5) || !strcmp(path, "/api") ? SERVE_DIALECT_OLLAMA
-                                                               : SERVE_DIALECT_OPENAI;
+    if (!strncmp(path, "/api/", 5) || !strcmp(path, "/api")) return SERVE_DIALECT_OLLAMA;
+    if (!strncmp(path, "/v1/messages", 12) && (!path[12] || path[12] == '/'))
+        return SERVE_DIALECT_ANTHROPIC;
+    return SERVE_DIALECT_OPENAI;
 }
 
 /* The route for (method, path); *other = a route with this path but another method. */

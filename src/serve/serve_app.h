@@ -30,6 +30,9 @@ typedef struct serve_app_config {
     size_t max_body;               /* for the 413 message */
     serve_generate_fn generate;    /* NULL: generation routes answer 503 */
     void *generate_user;
+    /* The prompt tokens of a chat request (POST /v1/messages/count_tokens): *n, or -1 with e
+     * filled; NULL: that route answers 503. Called with generate_user. */
+    int (*count_tokens)(void *user, const serve_gen_req *r, int64_t *n, serve_error *e);
 } serve_app_config;
 
 typedef struct serve_app {

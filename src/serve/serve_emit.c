@@ -30,6 +30,18 @@ static bool is_openai(const serve_task *t) {
 static bool is_chat(const serve_task *t) {
     return t->req->kind == SERVE_KIND_CHAT;
 }
+static bool is_anthropic(const serve_task *t) {
+    return t->req->dialect == SERVE_DIALECT_ANTHROPIC;
+}
+
+void serve_emit_event(serve_task *t, const char *event, json_t *v) {
+    if (!v) return;
+    size_t len = 0;
+    char *s = serve_sse_event_frame(event, v, &len);
+    json_decref(v);
+    if (s) serve_stream_write(t->stream, s, len);
+    ob_free(s);
+}
 
 /* Writes v to the stream as an SSE event (OpenAI) or an NDJSON line (Ollama); consumes v. A
  * failed write means the client left: the scheduler sees the stream cancelled. */
@@ -132,7 +144,9 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
     if (!clen) content = NULL;
     if (!rlen) reasoning = NULL;
     if (!content && !reasoning && !n_calls) return;
-    if (t->stream) {
+    if (t->stream && is_anthropic(t)) {
+        serve_anthropic_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
+    } else if (t->stream) {
         stream_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
     } else {
         if (content) serve_buf_append(&q->text, content, clen);
@@ -140,8 +154,9 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
         for (size_t i = 0; i < n_calls; i++) {
             if (!q->calls) q->calls = json_array();
             json_array_append_new(
-                q->calls, is_openai(t) ? oai_call(&calls[i], q->n_calls_sent + (int)i, false)
-                                       : ollama_call(&calls[i]));
+                q->calls, t->req->dialect != SERVE_DIALECT_OLLAMA
+                              ? oai_call(&calls[i], q->n_calls_sent + (int)i, false)
+                              : ollama_call(&calls[i]));
         }
     }
     q->n_calls_sent += (int)n_calls;
@@ -165,6 +180,10 @@ static serve_ollama_stats stats_of(const serve_task *t, const serve_seq *q) {
 
 void serve_emit_finish(serve_task *t, serve_seq *q) {
     if (!t->stream) return;
+    if (is_anthropic(t)) {
+        serve_anthropic_finish(t, q);
+        return;
+    }
     serve_choice ch = {.index = q->index, .finish_reason = q->finish};
     serve_resp_meta m = {t->id, t->created, t->model};
     json_t *lp = is_openai(t) ? serve_emit_logprobs(t, q) : NULL; /* held-back entries */
@@ -199,6 +218,11 @@ void serve_emit_end(serve_task *t) {
 
 void serve_emit_error(serve_task *t, const serve_error *e) {
     if (!t->stream) return;
+    if (is_anthropic(t)) {
+        serve_anthropic_error(t, e);
+        serve_stream_close(t->stream);
+        return;
+    }
     size_t len = 0;
     char *body = serve_error_body(e, t->req->dialect, &len);
     if (body) {
@@ -230,7 +254,9 @@ char *serve_emit_body(serve_task *t, size_t *len) {
     serve_resp_meta m = {t->id, t->created, t->model};
     serve_usage u = usage_of(t);
     json_t *v = NULL;
-    if (!is_openai(t)) {
+    if (is_anthropic(t)) {
+        v = serve_anthropic_body(t);
+    } else if (!is_openai(t)) {
         serve_choice ch = choice_of(t, &t->seqs[0]);
         serve_ollama_stats st = stats_of(t, &t->seqs[0]);
         v = is_chat(t) ? serve_ollama_chat(t->model, wall_ns(), &ch, &st)

@@ -86,11 +86,29 @@ static void utf8_sanitize(const char *in, char *out, size_t cap) {
     out[o] = '\0';
 }
 
+/* Anthropic's error types by status (its API reference, "Errors"). */
+static const char *anthropic_type(int status) {
+    switch (status) {
+    case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503: return "overloaded_error";
+    default: return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
 char *serve_error_body(const serve_error *e, serve_dialect dialect, size_t *len) {
     char msg[sizeof e->message], param[sizeof e->param];
     utf8_sanitize(e->message, msg, sizeof msg);
     utf8_sanitize(e->param, param, sizeof param);
     if (dialect == SERVE_DIALECT_OLLAMA) return dump_owned(json_pack("{s:s}", "error", msg), len);
+    if (dialect == SERVE_DIALECT_ANTHROPIC)
+        return dump_owned(json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                                    anthropic_type(e->status), "message", msg),
+                          len);
     json_t *inner = json_pack("{s:s, s:s}", "message", msg, "type",
                               e->type ? e->type : "invalid_request_error");
     if (!inner) return NULL;

@@ -19,6 +19,7 @@
 typedef enum serve_dialect {
     SERVE_DIALECT_OPENAI = 0, /* /v1/..., /health, /metrics */
     SERVE_DIALECT_OLLAMA,     /* /api/... */
+    SERVE_DIALECT_ANTHROPIC,  /* /v1/messages... */
 } serve_dialect;
 
 typedef struct serve_error {

@@ -155,6 +155,11 @@ static char *framed(const json_t *v, const char *pre, const char *post, size_t *
 char *serve_sse_frame(const json_t *v, size_t *len) {
     return framed(v, "data: ", "\n\n", len);
 }
+char *serve_sse_event_frame(const char *event, const json_t *v, size_t *len) {
+    char pre[96];
+    snprintf(pre, sizeof pre, "event: %s\ndata: ", event);
+    return framed(v, pre, "\n\n", len);
+}
 char *serve_ndjson_line(const json_t *v, size_t *len) {
     return framed(v, "", "\n", len);
 }

@@ -30,8 +30,8 @@ serve_gen_req *serve_gen_req_new(serve_dialect dialect, serve_kind kind) {
     s->top_p = 1.0f;
     s->repeat_penalty = 1.0f;
     s->repeat_last_n = 64;
-    if (dialect == SERVE_DIALECT_OPENAI) {
-        s->temperature = 1.0f; /* OpenAI's documented default */
+    if (dialect != SERVE_DIALECT_OLLAMA) {
+        s->temperature = 1.0f; /* OpenAI's and Anthropic's documented default */
     } else {
         /* Ollama's defaults, so clients that send no options get what Ollama would do. */
         s->temperature = 0.8f;

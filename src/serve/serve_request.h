@@ -142,6 +142,15 @@ int serve_ollama_chat_parse(const char *body, size_t len, const serve_limits *li
 int serve_ollama_generate_parse(const char *body, size_t len, const serve_limits *lim,
                                 serve_gen_req **out, serve_error *e);
 
+/* POST /v1/messages (Anthropic Messages: model and max_tokens required, system, messages of
+ * text / thinking / tool_use / tool_result blocks, tools with input_schema, tool_choice,
+ * thinking, stop_sequences, temperature 0..1, top_p, top_k, stream) and POST
+ * /v1/messages/count_tokens (the same body without max_tokens). */
+int serve_anthropic_messages_parse(const char *body, size_t len, const serve_limits *lim,
+                                   serve_gen_req **out, serve_error *e);
+int serve_anthropic_count_parse(const char *body, size_t len, const serve_limits *lim,
+                                serve_gen_req **out, serve_error *e);
+
 /* A request body parsed as one JSON object: malformed JSON names the line, column and what
  * jansson says; a top-level value of another type is a 400 naming its type. *out is a new
  * reference. Shared by every POST route (/api/show reads it too). */

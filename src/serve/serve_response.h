@@ -79,6 +79,8 @@ json_t *serve_ollama_generate(const char *model, int64_t now_ns, const serve_cho
 
 /* `data: JSON\n\n` (new string, ob_free; *len bytes); NULL when out of memory. */
 char *serve_sse_frame(const json_t *v, size_t *len);
+/* `event: NAME\ndata: JSON\n\n` (Anthropic's and the Responses API's named events). */
+char *serve_sse_event_frame(const char *event, const json_t *v, size_t *len);
 /* The stream's end marker. */
 extern const char SERVE_SSE_DONE[]; /* "data: [DONE]\n\n" */
 /* `JSON\n` (new string, ob_free). */

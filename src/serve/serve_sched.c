@@ -530,7 +530,7 @@ void serve_sched_generate(void *user, const serve_http_req *req, serve_gen_req *
     if (st) {
         resp->status = 200;
         resp->content_type =
-            d == SERVE_DIALECT_OPENAI ? "text/event-stream" : "application/x-ndjson";
+            d == SERVE_DIALECT_OLLAMA ? "application/x-ndjson" : "text/event-stream";
         resp->stream = st;
         return;
     }
@@ -543,4 +543,14 @@ void serve_sched_generate(void *user, const serve_http_req *req, serve_gen_req *
         if (!resp->body) resp->status = 500;
     }
     sched_task_free(t);
+}
+
+int serve_sched_count_tokens(void *user, const serve_gen_req *r, int64_t *n, serve_error *e) {
+    serve_sched *s = user;
+    int32_t *ids = NULL;
+    size_t got = 0;
+    if (serve_prompt_tokens(s->o.prompter, r, 0, &ids, &got, NULL, e)) return -1;
+    ob_free(ids);
+    *n = (int64_t)got;
+    return 0;
 }

@@ -65,6 +65,7 @@ static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *
     const serve_gen_req *r = t->req;
     q->task = t;
     q->slot = -1;
+    q->block = -1;
     q->cap = n + 64;
     q->tokens = ob_alloc(q->cap, sizeof *q->tokens);
     if (!q->tokens) return serve_req_nomem(e, "the prompt");

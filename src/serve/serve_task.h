@@ -56,6 +56,9 @@ typedef struct serve_seq {
     int64_t lp_offset;  /* text_offset of the next entry (completions' legacy form) */
     const char *finish; /* "stop", "length", "tool_calls"; static */
     bool sent_role;
+    /* Anthropic's content blocks: the one open (-1: none), its kind, how many were opened */
+    int block, block_kind, n_blocks;
+    bool started; /* message_start sent */
     int64_t t_first_ns, t_last_ns;
 } serve_seq;
 
@@ -100,5 +103,15 @@ void serve_emit_end(serve_task *t);
 void serve_emit_error(serve_task *t, const serve_error *e);
 /* The whole-body answer of a finished task: new string (ob_free), NULL when out of memory. */
 char *serve_emit_body(serve_task *t, size_t *len);
+
+/* ---- Anthropic Messages (serve_anthropic_emit.c), called by the functions above ---- */
+void serve_anthropic_delta(serve_task *t, serve_seq *q, const char *content, size_t clen,
+                           const char *reasoning, size_t rlen, const ob_tool_call *calls,
+                           size_t n_calls);
+void serve_anthropic_finish(serve_task *t, serve_seq *q);
+void serve_anthropic_error(serve_task *t, const serve_error *e);
+json_t *serve_anthropic_body(serve_task *t);
+/* Writes one named event (consumes v). */
+void serve_emit_event(serve_task *t, const char *event, json_t *v);
 
 #endif

@@ -39,7 +39,8 @@ static void app_setup(serve_app *app, const char *key, bool ready, bool engine) 
     DESC.n_vocab = 512;
     DESC.n_ctx_train = 2048;
     if (!METRICS) serve_metrics_new(&METRICS, NULL);
-    serve_app_config cfg = {&DESC, METRICS, key, 1024, engine ? fake_generate : NULL, NULL};
+    serve_app_config cfg = {&DESC, METRICS, key, 1024, engine ? fake_generate : NULL, NULL,
+                            NULL};
     serve_app_init(app, &cfg);
     serve_app_set_ready(app, ready);
 }
@@ -217,6 +218,49 @@ TEST(generation_routes_validate_then_hand_over) {
     handed = NULL;
 }
 
+/* Anthropic's routes answer in Anthropic's error shape: 405, 401, a bad body, an unknown
+ * model, and no engine (503 overloaded_error); a valid body reaches the engine. */
+TEST(anthropic_routes_use_anthropic_errors) {
+    serve_app app;
+    app_setup(&app, "k", true, false);
+    serve_http_resp r;
+    fake_headers h = {{"x-api-key"}, {"k"}};
+    json_t *v = call(&app, "GET", "/v1/messages", NULL, &h, &r);
+    CHECK_EQ_INT(r.status, 405);
+    CHECK_EQ_STR(json_string_value(json_object_get(v, "type")), "error");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "error"), "type")),
+                 "invalid_request_error");
+    json_decref(v);
+    v = call(&app, "POST", "/v1/messages", "{}", NULL, &r);
+    CHECK_EQ_INT(r.status, 401);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "error"), "type")),
+                 "authentication_error");
+    json_decref(v);
+    const char *ok = "{\"model\":\"tiny\",\"max_tokens\":4,\"messages\":[{\"role\":"
+                     "\"user\",\"content\":\"hi\"}]}";
+    v = call(&app, "POST", "/v1/messages", ok, &h, &r);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "error"), "type")),
+                 "overloaded_error");
+    json_decref(v);
+    v = call(&app, "POST", "/v1/messages/count_tokens",
+             "{\"model\":\"other\",\"messages\":[]}", &h, &r);
+    CHECK_EQ_INT(r.status, 404);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(v, "error"), "type")),
+                 "not_found_error");
+    json_decref(v);
+    v = call(&app, "POST", "/v1/messages",
+             "{\"model\":\"tiny\",\"max_tokens\":0,\"messages\":[]}", &h, &r);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK(strstr(json_string_value(json_object_get(json_object_get(v, "error"), "message")),
+                 "max_tokens"));
+    json_decref(v);
+    app_setup(&app, NULL, true, true);
+    v = call(&app, "POST", "/v1/messages", ok, NULL, &r);
+    CHECK_EQ_INT(r.status, 200);
+    json_decref(v);
+}
+
 TEST(requests_are_counted) {
     char *t = serve_metrics_render(METRICS, NULL);
     CHECK(t);
@@ -236,6 +280,7 @@ int main(void) {
     RUN(health_while_loading);
     RUN(model_routes);
     RUN(generation_routes_validate_then_hand_over);
+    RUN(anthropic_routes_use_anthropic_errors);
     RUN(requests_are_counted);
     return t_summary();
 }

@@ -3,7 +3,9 @@
  * back in memory. OpenAI: role in the first chunk only, tool calls as indexed deltas with
  * string arguments, finish chunk, usage chunk, [DONE]. Ollama: NDJSON lines with thinking and
  * tool calls whose arguments are objects, then the final line with statistics. Whole bodies
- * carry the accumulated text, reasoning, calls and usage.
+ * carry the accumulated text, reasoning, calls and usage. Anthropic: the named-event grammar
+ * (message_start, ping, a block per kind in order written, deltas, block stops, message_delta
+ * with the stop reason, message_stop), checked event by event against a golden transcript.
  */
 #include "core/alloc.h"
 #include "serve/serve_task.h"
@@ -194,11 +196,131 @@ TEST(read_times_out_on_an_empty_stream) {
     serve_stream_unref(s);
 }
 
+/* The stream as "event|data" lines, one per event. */
+static int events(char *out, char **ev, char **data, int cap) {
+    int n = 0;
+    for (char *p = out; *p && n < cap;) {
+        char *end = strstr(p, "\n\n");
+        if (!end) break;
+        *end = '\0';
+        if (strncmp(p, "event: ", 7)) return -1;
+        char *nl = strchr(p, '\n');
+        if (!nl || strncmp(nl + 1, "data: ", 6)) return -1;
+        *nl = '\0';
+        ev[n] = p + 7;
+        data[n++] = nl + 7;
+        p = end + 2;
+    }
+    return n;
+}
+
+TEST(anthropic_stream_golden) {
+    serve_task *t = task(SERVE_DIALECT_ANTHROPIC, SERVE_KIND_CHAT, true, false);
+    serve_seq *q = &t->seqs[0];
+    q->block = -1;
+    t->cached_tokens = 2;
+    serve_emit_delta(t, q, NULL, 0, "plan", 4, NULL, 0);
+    serve_emit_delta(t, q, "Hel", 3, NULL, 0, NULL, 0);
+    serve_emit_delta(t, q, "lo", 2, NULL, 0, NULL, 0);
+    serve_emit_delta(t, q, NULL, 0, NULL, 0, &CALL, 1);
+    q->n_gen = 9;
+    q->finish = "tool_calls";
+    serve_emit_finish(t, q);
+    serve_emit_end(t);
+    char *ev[32], *data[32];
+    int n = events(drain(t), ev, data, 32);
+    static const char *const GOLDEN[][2] = {
+        {"message_start", "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\","
+                          "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"tiny\","
+                          "\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+                          "\"usage\":{\"input_tokens\":5,\"output_tokens\":0,"
+                          "\"cache_read_input_tokens\":2,\"cache_creation_input_tokens\":0}}}"},
+        {"ping", "{\"type\":\"ping\"}"},
+        {"content_block_start", "{\"type\":\"content_block_start\",\"index\":0,"
+                                "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\","
+                                "\"signature\":\"\"}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":"
+                                "{\"type\":\"thinking_delta\",\"thinking\":\"plan\"}}"},
+        {"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":0}"},
+        {"content_block_start", "{\"type\":\"content_block_start\",\"index\":1,"
+                                "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                                "{\"type\":\"text_delta\",\"text\":\"Hel\"}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":1,\"delta\":"
+                                "{\"type\":\"text_delta\",\"text\":\"lo\"}}"},
+        {"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":1}"},
+        {"content_block_start", "{\"type\":\"content_block_start\",\"index\":2,"
+                                "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1_0\","
+                                "\"name\":\"get_weather\",\"input\":{}}}"},
+        {"content_block_delta", "{\"type\":\"content_block_delta\",\"index\":2,\"delta\":"
+                                "{\"type\":\"input_json_delta\","
+                                "\"partial_json\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}}"},
+        {"content_block_stop", "{\"type\":\"content_block_stop\",\"index\":2}"},
+        {"message_delta", "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":"
+                          "\"tool_use\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":5,"
+                          "\"output_tokens\":9,\"cache_read_input_tokens\":2,"
+                          "\"cache_creation_input_tokens\":0}}"},
+        {"message_stop", "{\"type\":\"message_stop\"}"},
+    };
+    const int want = (int)(sizeof GOLDEN / sizeof GOLDEN[0]);
+    CHECK_MSG(n == want, "%d events, expected %d", n, want);
+    for (int i = 0; i < n && i < want; i++) {
+        CHECK_MSG(!strcmp(ev[i], GOLDEN[i][0]), "event %d: %s, expected %s", i, ev[i],
+                  GOLDEN[i][0]);
+        json_t *got = json_loads(data[i], 0, NULL), *exp = json_loads(GOLDEN[i][1], 0, NULL);
+        CHECK_MSG(got && exp && json_equal(got, exp), "event %d (%s): %s", i, ev[i], data[i]);
+        json_decref(got);
+        json_decref(exp);
+    }
+    task_drop(t);
+}
+
+TEST(anthropic_body_and_error) {
+    serve_task *t = task(SERVE_DIALECT_ANTHROPIC, SERVE_KIND_CHAT, false, false);
+    serve_seq *q = &t->seqs[0];
+    serve_emit_delta(t, q, "It is ", 6, "look", 4, NULL, 0);
+    serve_emit_delta(t, q, "cold.", 5, NULL, 0, &CALL, 1);
+    q->n_gen = 4;
+    q->finish = "length";
+    size_t len = 0;
+    char *body = serve_emit_body(t, &len);
+    json_t *v = body ? json_loads(body, 0, NULL) : NULL;
+    CHECK_MSG(v != NULL, "%s", body ? body : "(null)");
+    json_t *content = json_object_get(v, "content");
+    CHECK(json_array_size(content) == 3);
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(content, 0), "thinking")),
+                  "look"));
+    CHECK(!strcmp(json_string_value(json_object_get(json_array_get(content, 1), "text")),
+                  "It is cold."));
+    json_t *tool = json_array_get(content, 2);
+    CHECK(!strcmp(json_string_value(json_object_get(tool, "type")), "tool_use"));
+    CHECK(!strcmp(json_string_value(json_object_get(json_object_get(tool, "input"), "city")),
+                  "Oslo"));
+    CHECK(!strcmp(json_string_value(json_object_get(v, "stop_reason")), "max_tokens"));
+    CHECK(json_integer_value(json_object_get(json_object_get(v, "usage"), "output_tokens")) == 4);
+    json_decref(v);
+    ob_free(body);
+    task_drop(t);
+    /* An error mid-stream: an "error" event in Anthropic's shape, then the stream ends. */
+    t = task(SERVE_DIALECT_ANTHROPIC, SERVE_KIND_CHAT, true, false);
+    t->seqs[0].block = -1;
+    serve_error e;
+    serve_error_set(&e, 503, "server_error", "overloaded", NULL, "too busy");
+    serve_emit_error(t, &e);
+    char *out = drain(t);
+    CHECK_MSG(!strcmp(out, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":"
+                           "\"overloaded_error\",\"message\":\"too busy\"}}\n\n"),
+              "%s", out);
+    task_drop(t);
+}
+
 int main(void) {
     RUN(openai_chat_stream);
     RUN(ollama_chat_stream);
     RUN(whole_bodies);
     RUN(error_mid_stream);
     RUN(read_times_out_on_an_empty_stream);
+    RUN(anthropic_stream_golden);
+    RUN(anthropic_body_and_error);
     return t_summary();
 }
