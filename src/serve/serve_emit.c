@@ -33,6 +33,9 @@ static bool is_chat(const serve_task *t) {
 static bool is_anthropic(const serve_task *t) {
     return t->req->dialect == SERVE_DIALECT_ANTHROPIC;
 }
+static bool is_responses(const serve_task *t) {
+    return t->req->dialect == SERVE_DIALECT_RESPONSES;
+}
 
 void serve_emit_event(serve_task *t, const char *event, json_t *v) {
     if (!v) return;
@@ -146,6 +149,8 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
     if (!content && !reasoning && !n_calls) return;
     if (t->stream && is_anthropic(t)) {
         serve_anthropic_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
+    } else if (t->stream && is_responses(t)) {
+        serve_responses_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
     } else if (t->stream) {
         stream_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
     } else {
@@ -184,6 +189,10 @@ void serve_emit_finish(serve_task *t, serve_seq *q) {
         serve_anthropic_finish(t, q);
         return;
     }
+    if (is_responses(t)) {
+        serve_responses_finish(t, q);
+        return;
+    }
     serve_choice ch = {.index = q->index, .finish_reason = q->finish};
     serve_resp_meta m = {t->id, t->created, t->model};
     json_t *lp = is_openai(t) ? serve_emit_logprobs(t, q) : NULL; /* held-back entries */
@@ -218,8 +227,9 @@ void serve_emit_end(serve_task *t) {
 
 void serve_emit_error(serve_task *t, const serve_error *e) {
     if (!t->stream) return;
-    if (is_anthropic(t)) {
-        serve_anthropic_error(t, e);
+    if (is_anthropic(t) || is_responses(t)) {
+        if (is_anthropic(t)) serve_anthropic_error(t, e);
+        else serve_responses_error(t, e);
         serve_stream_close(t->stream);
         return;
     }
@@ -256,6 +266,8 @@ char *serve_emit_body(serve_task *t, size_t *len) {
     json_t *v = NULL;
     if (is_anthropic(t)) {
         v = serve_anthropic_body(t);
+    } else if (is_responses(t)) {
+        v = serve_responses_body(t);
     } else if (!is_openai(t)) {
         serve_choice ch = choice_of(t, &t->seqs[0]);
         serve_ollama_stats st = stats_of(t, &t->seqs[0]);

@@ -20,6 +20,7 @@ typedef enum serve_dialect {
     SERVE_DIALECT_OPENAI = 0, /* /v1/..., /health, /metrics */
     SERVE_DIALECT_OLLAMA,     /* /api/... */
     SERVE_DIALECT_ANTHROPIC,  /* /v1/messages... */
+    SERVE_DIALECT_RESPONSES,  /* /v1/responses: OpenAI's error shape */
 } serve_dialect;
 
 typedef struct serve_error {

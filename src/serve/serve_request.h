@@ -151,6 +151,13 @@ int serve_anthropic_messages_parse(const char *body, size_t len, const serve_lim
 int serve_anthropic_count_parse(const char *body, size_t len, const serve_limits *lim,
                                 serve_gen_req **out, serve_error *e);
 
+/* POST /v1/responses (OpenAI Responses, stateless: input as a string or items of messages,
+ * function_call, function_call_output and reasoning; instructions; function tools;
+ * tool_choice; max_output_tokens; temperature; top_p; reasoning.effort; text.format;
+ * stream). */
+int serve_responses_parse(const char *body, size_t len, const serve_limits *lim,
+                          serve_gen_req **out, serve_error *e);
+
 /* A request body parsed as one JSON object: malformed JSON names the line, column and what
  * jansson says; a top-level value of another type is a 400 naming its type. *out is a new
  * reference. Shared by every POST route (/api/show reads it too). */

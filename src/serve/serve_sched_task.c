@@ -27,6 +27,7 @@ void sched_task_free(serve_task *t) {
         serve_buf_clear(&q->text);
         serve_buf_clear(&q->reasoning);
         json_decref(q->calls);
+        json_decref(q->items);
         json_decref(q->lp);
     }
     ob_free(t->seqs);

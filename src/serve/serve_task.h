@@ -58,7 +58,12 @@ typedef struct serve_seq {
     bool sent_role;
     /* Anthropic's content blocks: the one open (-1: none), its kind, how many were opened */
     int block, block_kind, n_blocks;
-    bool started; /* message_start sent */
+    bool started; /* message_start / response.created sent */
+    /* the Responses API: output items finished so far (owned array), events sent, where the
+     * open message item's text begins in `text` */
+    json_t *items;
+    int64_t n_events;
+    size_t item_from;
     int64_t t_first_ns, t_last_ns;
 } serve_seq;
 
@@ -111,6 +116,14 @@ void serve_anthropic_delta(serve_task *t, serve_seq *q, const char *content, siz
 void serve_anthropic_finish(serve_task *t, serve_seq *q);
 void serve_anthropic_error(serve_task *t, const serve_error *e);
 json_t *serve_anthropic_body(serve_task *t);
+/* ---- OpenAI Responses (serve_responses_emit.c) ---- */
+void serve_responses_delta(serve_task *t, serve_seq *q, const char *content, size_t clen,
+                           const char *reasoning, size_t rlen, const ob_tool_call *calls,
+                           size_t n_calls);
+void serve_responses_finish(serve_task *t, serve_seq *q);
+void serve_responses_error(serve_task *t, const serve_error *e);
+json_t *serve_responses_body(serve_task *t);
+
 /* Writes one named event (consumes v). */
 void serve_emit_event(serve_task *t, const char *event, json_t *v);
 

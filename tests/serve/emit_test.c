@@ -35,6 +35,7 @@ static void task_drop(serve_task *t) {
     serve_buf_clear(&t->seqs[0].reasoning);
     json_decref(t->seqs[0].calls);
     json_decref(t->seqs[0].lp);
+    json_decref(t->seqs[0].items);
     ob_free(t->seqs);
     serve_stream_unref(t->stream);
     serve_gen_req_free(t->req);
@@ -314,6 +315,71 @@ TEST(anthropic_body_and_error) {
     task_drop(t);
 }
 
+/* The Responses stream: reasoning item, message item, function_call item, each with its events
+ * in order, sequence numbers from 0, output indexes 0, 1, 2, and the final response holding
+ * the three items. */
+TEST(responses_stream_golden) {
+    serve_task *t = task(SERVE_DIALECT_RESPONSES, SERVE_KIND_CHAT, true, false);
+    serve_seq *q = &t->seqs[0];
+    q->block = -1;
+    serve_emit_delta(t, q, NULL, 0, "plan", 4, NULL, 0);
+    serve_emit_delta(t, q, "Hel", 3, NULL, 0, NULL, 0);
+    serve_emit_delta(t, q, "lo", 2, NULL, 0, NULL, 0);
+    serve_emit_delta(t, q, NULL, 0, NULL, 0, &CALL, 1);
+    q->n_gen = 9;
+    q->finish = "tool_calls";
+    serve_emit_finish(t, q);
+    serve_emit_end(t);
+    char *ev[48], *data[48];
+    int n = events(drain(t), ev, data, 48);
+    static const struct {
+        const char *type;
+        int output_index; /* -1: none */
+        const char *check; /* a member that must be in the data, or NULL */
+    } GOLDEN[] = {
+        {"response.created", -1, "\"status\":\"in_progress\""},
+        {"response.in_progress", -1, NULL},
+        {"response.output_item.added", 0, "\"type\":\"reasoning\",\"id\":\"rs_1_0\""},
+        {"response.reasoning_text.delta", 0, "\"delta\":\"plan\""},
+        {"response.reasoning_text.done", 0, "\"text\":\"plan\""},
+        {"response.output_item.done", 0, "\"reasoning_text\""},
+        {"response.output_item.added", 1, "\"id\":\"msg_1_1\""},
+        {"response.content_part.added", 1, "\"item_id\":\"msg_1_1\""},
+        {"response.output_text.delta", 1, "\"delta\":\"Hel\""},
+        {"response.output_text.delta", 1, "\"delta\":\"lo\""},
+        {"response.output_text.done", 1, "\"text\":\"Hello\""},
+        {"response.content_part.done", 1, "\"text\":\"Hello\""},
+        {"response.output_item.done", 1, "\"status\":\"completed\""},
+        {"response.output_item.added", 2, "\"call_id\":\"call_1_0\""},
+        {"response.function_call_arguments.delta", 2, "\"item_id\":\"fc_1_2\""},
+        {"response.function_call_arguments.done", 2, "\"name\":\"get_weather\""},
+        {"response.output_item.done", 2, "\"arguments\":\"{\\\"city\\\":\\\"Oslo\\\"}\""},
+        {"response.completed", -1, "\"output_tokens\":9"},
+    };
+    const int want = (int)(sizeof GOLDEN / sizeof GOLDEN[0]);
+    CHECK_MSG(n == want, "%d events, expected %d", n, want);
+    for (int i = 0; i < n && i < want; i++) {
+        json_t *v = json_loads(data[i], 0, NULL);
+        CHECK_MSG(v && !strcmp(ev[i], GOLDEN[i].type), "event %d: %s, expected %s", i, ev[i],
+                  GOLDEN[i].type);
+        CHECK(!strcmp(json_string_value(json_object_get(v, "type")), ev[i]));
+        CHECK_MSG(json_integer_value(json_object_get(v, "sequence_number")) == i, "event %d", i);
+        json_t *oi = json_object_get(v, "output_index");
+        CHECK_MSG(GOLDEN[i].output_index < 0 ? !oi : json_integer_value(oi) == GOLDEN[i].output_index,
+                  "event %d (%s): output_index", i, ev[i]);
+        CHECK_MSG(!GOLDEN[i].check || strstr(data[i], GOLDEN[i].check), "event %d (%s): %s", i,
+                  ev[i], data[i]);
+        if (i == want - 1) {
+            json_t *out = json_object_get(json_object_get(v, "response"), "output");
+            CHECK(json_array_size(out) == 3);
+            CHECK(!strcmp(json_string_value(json_object_get(json_array_get(out, 2), "type")),
+                          "function_call"));
+        }
+        json_decref(v);
+    }
+    task_drop(t);
+}
+
 int main(void) {
     RUN(openai_chat_stream);
     RUN(ollama_chat_stream);
@@ -322,5 +388,6 @@ int main(void) {
     RUN(read_times_out_on_an_empty_stream);
     RUN(anthropic_stream_golden);
     RUN(anthropic_body_and_error);
+    RUN(responses_stream_golden);
     return t_summary();
 }
