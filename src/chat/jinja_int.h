@@ -148,7 +148,19 @@ typedef struct jparser {
     int blocks;       /* block bodies in progress */
     bool failed;      /* an error is already written; later ones keep the first */
     ob_status status; /* the first error's status */
+    /* Unknown filters and tests are an error at parse time only outside an if statement or a
+     * conditional expression (jinja2's "soft" frames); inside one they fail when evaluated.
+     * soft: such a frame is being parsed; pending: the first unknown name met outside one,
+     * held until the statement ends, since a conditional expression learns it is one only
+     * after its first operand. */
+    bool soft;
+    const jtok *pending;
+    char pending_what[96];
 } jparser;
+
+/* An unknown filter or test named in `what` ("filter 'x'") at t: an error at the end of the
+ * statement unless a soft frame covers it. */
+void chat_jp_unknown_name(jparser *P, const jtok *t, const char *what, ob_str name);
 
 /* A growable child list, copied into its node by chat_jp_kids_store. */
 typedef struct jkids {

@@ -382,6 +382,13 @@ static bool parse_dotted(jparser *P, ob_str *out) {
     return true;
 }
 
+void chat_jp_unknown_name(jparser *P, const jtok *t, const char *what, ob_str name) {
+    if (P->soft || P->pending) return;
+    P->pending = t;
+    snprintf(P->pending_what, sizeof P->pending_what, "unknown %s '%.*s'", what,
+             (int)(name.len < 64 ? name.len : 64), name.ptr);
+}
+
 jnode *chat_jp_parse_filter(jparser *P, jnode *e, bool start_inline) {
     while (start_inline || chat_jp_is_op(chat_jp_cur(P), "|")) {
         if (!start_inline) P->i++;
@@ -389,12 +396,7 @@ jnode *chat_jp_parse_filter(jparser *P, jnode *e, bool start_inline) {
         const jtok *at = chat_jp_cur(P);
         jnode *n = chat_jp_node(P, JN_FILTER, at);
         if (!n || !parse_dotted(P, &n->name)) return NULL;
-        if (!chat_jx_filter_exists(n->name)) {
-            char nm[80];
-            snprintf(nm, sizeof nm, "%.*s", OB_STR_FMT(n->name));
-            chat_jp_pfail_at(P, at, "unknown filter '%s'", nm);
-            return NULL;
-        }
+        if (!chat_jx_filter_exists(n->name)) chat_jp_unknown_name(P, at, "filter", n->name);
         if (chat_jp_is_op(chat_jp_cur(P), "(") && !chat_jp_parse_call_args(P, n)) return NULL;
         n->a = e;
         if (!(e = chat_jp_deepen(P, n))) return NULL;
@@ -410,12 +412,7 @@ static jnode *parse_test(jparser *P, jnode *e) {
     if (chat_jp_skip_name(P, "not")) n->op = 1;
     const jtok *nt = chat_jp_cur(P);
     if (!parse_dotted(P, &n->name)) return NULL;
-    if (!chat_jx_test_exists(n->name)) {
-        char nm[80];
-        snprintf(nm, sizeof nm, "%.*s", OB_STR_FMT(n->name));
-        chat_jp_pfail_at(P, nt, "unknown test '%s'", nm);
-        return NULL;
-    }
+    if (!chat_jx_test_exists(n->name)) chat_jp_unknown_name(P, nt, "test", n->name);
     n->a = e;
     const jtok *t = chat_jp_cur(P);
     if (chat_jp_is_op(t, "(")) {
@@ -606,19 +603,23 @@ jnode *chat_jp_parse_expr(jparser *P, bool with_cond) {
         too_deep(P, start);
         return NULL;
     }
+    const jtok *pending = P->pending;
     jnode *e = parse_or(P);
     while (with_cond && e && chat_jp_is_name(chat_jp_cur(P), "if")) {
         const jtok *at = chat_jp_cur(P);
         P->i++;
         jnode *n = chat_jp_node(P, JN_COND, at);
         if (!n) return NULL;
+        /* a conditional expression is soft as a whole, its first operand included */
+        P->pending = pending;
+        const bool soft = P->soft;
+        P->soft = true;
         n->a = e;
         n->b = parse_or(P);
-        if (!n->b) return NULL;
-        if (chat_jp_skip_name(P, "else")) {
-            n->c = chat_jp_parse_expr(P, true);
-            if (!n->c) return NULL;
-        }
+        bool has_else = n->b && chat_jp_skip_name(P, "else");
+        if (has_else) n->c = chat_jp_parse_expr(P, true);
+        P->soft = soft;
+        if (!n->b || (has_else && !n->c)) return NULL;
         if (!(e = chat_jp_deepen(P, n))) return NULL;
     }
     P->depth--;

@@ -39,7 +39,22 @@ static jnode *body_until(jparser *P, const char *const *ends, const jtok *opener
     return b;
 }
 
+/* An if statement is a soft frame (jinja_int.h), its tests and branches alike. */
+static jnode *parse_if_branches(jparser *P, const jtok *at);
+
 static jnode *parse_if(jparser *P, const jtok *at) {
+    const bool soft = P->soft;
+    P->soft = true;
+    jnode *n = parse_if_branches(P, at);
+    P->soft = soft;
+    return n;
+}
+
+/* The bodies of loops, macros, call, filter, with and set blocks are frames of their own,
+ * never soft, whatever surrounds them. */
+static jnode *body_hard(jparser *P, const char *const *ends, const jtok *opener, int *which);
+
+static jnode *parse_if_branches(jparser *P, const jtok *at) {
     static const char *const ends[] = {"elif", "else", "endif", NULL};
     jnode *top = chat_jp_node(P, JN_IF, at), *n = top;
     if (!n) return NULL;
@@ -80,7 +95,10 @@ static jnode *parse_for(jparser *P, const jtok *at) {
     n->a = chat_jp_parse_tuple(P, false, false);
     if (!n->a) return NULL;
     if (chat_jp_skip_name(P, "if")) {
+        const bool soft = P->soft;
+        P->soft = false;
         n->c = chat_jp_parse_expr(P, true);
+        P->soft = soft;
         if (!n->c) return NULL;
     }
     if (chat_jp_skip_name(P, "recursive")) {
@@ -89,11 +107,11 @@ static jnode *parse_for(jparser *P, const jtok *at) {
     }
     if (!expect_end(P)) return NULL;
     int which;
-    n->body = body_until(P, ends, at, &which);
+    n->body = body_hard(P, ends, at, &which);
     if (!n->body) return NULL;
     if (which == 0) {
         if (!expect_end(P)) return NULL;
-        n->orelse = body_until(P, ends2, at, &which);
+        n->orelse = body_hard(P, ends2, at, &which);
         if (!n->orelse) return NULL;
     }
     return expect_end(P) ? n : NULL;
@@ -155,7 +173,7 @@ static jnode *parse_set(jparser *P, const jtok *at) {
     }
     int which;
     if (!expect_end(P)) return NULL;
-    n->body = body_until(P, ends, at, &which);
+    n->body = body_hard(P, ends, at, &which);
     return n->body && expect_end(P) ? n : NULL;
 }
 
@@ -186,7 +204,7 @@ static jnode *parse_macro(jparser *P, const jtok *at) {
     jnode *n = chat_jp_node(P, JN_MACRO, at);
     if (!n || !expect_name(P, &n->name) || !parse_params(P, n) || !expect_end(P)) return NULL;
     int which;
-    n->body = body_until(P, ends, at, &which);
+    n->body = body_hard(P, ends, at, &which);
     return n->body && expect_end(P) ? n : NULL;
 }
 
@@ -203,7 +221,7 @@ static jnode *parse_callblock(jparser *P, const jtok *at) {
     }
     if (!expect_end(P)) return NULL;
     int which;
-    n->body = body_until(P, ends, at, &which);
+    n->body = body_hard(P, ends, at, &which);
     return n->body && expect_end(P) ? n : NULL;
 }
 
@@ -211,13 +229,17 @@ static jnode *parse_simple_body(jparser *P, const jtok *at, jn_kind kind, const 
     const char *const ends[] = {end, NULL};
     jnode *n = chat_jp_node(P, kind, at);
     if (!n) return NULL;
-    if (kind == JN_FILTERBLOCK) {
+    if (kind == JN_FILTERBLOCK) { /* the block's filter belongs to its own frame */
+        const bool soft = P->soft;
+        P->soft = false;
         n->a = chat_jp_parse_filter(P, NULL, true);
+        P->soft = soft;
         if (!n->a) return NULL;
     }
     if (!expect_end(P)) return NULL;
     int which;
-    n->body = body_until(P, ends, at, &which);
+    n->body = kind == JN_FILTERBLOCK ? body_hard(P, ends, at, &which)
+                                     : body_until(P, ends, at, &which);
     if (!n->body || !expect_end(P)) return NULL;
     return kind == JN_BODY ? n->body : n; /* {% generation %} is just its body */
 }
@@ -237,8 +259,16 @@ static jnode *parse_with(jparser *P, const jtok *at) {
     }
     if (!chat_jp_kids_store(P, &k, n) || !expect_end(P)) return NULL;
     int which;
-    n->body = body_until(P, ends, at, &which);
+    n->body = body_hard(P, ends, at, &which);
     return n->body && expect_end(P) ? n : NULL;
+}
+
+static jnode *body_hard(jparser *P, const char *const *ends, const jtok *opener, int *which) {
+    const bool soft = P->soft;
+    P->soft = false;
+    jnode *b = body_until(P, ends, opener, which);
+    P->soft = soft;
+    return b;
 }
 
 /* One {% tag %} after the name token. */
@@ -332,6 +362,10 @@ static jnode *parse_body(jparser *P, const char *const *ends, const jtok *opener
             s = parse_statement(P);
         } else {
             chat_jp_unexpected(P, NULL);
+            return NULL;
+        }
+        if (s && P->pending) { /* an unknown name outside any soft frame */
+            chat_jp_pfail_at(P, P->pending, "%s", P->pending_what);
             return NULL;
         }
         if (!chat_jp_kids_push(P, &k, s, (ob_str){NULL, 0})) return NULL;

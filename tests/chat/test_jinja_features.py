@@ -168,6 +168,18 @@ CASES = [
     # string slices and searches
     "{{ 'héllo wörld'[1:8:2] }}|{{ 'héllo'[::-1] }}|{{ 'héllo'[-2::-2] }}|{{ 'abc'[5:1] }}|{{ 'héllo'[1:-1] }}|{{ 'héllo'[10:] }}|{{ 'héllo'[-10:2] }}|{{ 'abcdef'[4::-3] }}",
     "{{ ('a' * 30 ~ 'b' ~ 'a' * 30 ~ 'b').rfind('a' * 20) }}|{{ ('ab' * 40).rfind('ab' * 10) }}|{{ ('ab' * 40).find('ba' * 10) }}|{{ ('ab' * 40).count('ab' * 9) }}|{{ 'aaaa'.count('aa') }}|{{ 'abc'.count('') }}|{{ 'abc'.rfind('') }}|{{ 'héllo'.rfind('l') }}{{ ('x' ~ '-' * 20 ~ 'y' ~ '-' * 20 ~ 'z').rsplit('-' * 20, 1) }}{{ ('-' * 50).rsplit('-' * 20) }}",
+    # unknown filters and tests: an error when compiled outside an if statement or a
+    # conditional expression, else only when evaluated; loop, macro and block bodies are frames
+    # of their own even inside an if
+    "{% if false %}{{ x | nosuchfilter }}{% endif %}{% if false and 1 is nosuchtest %}x{% endif %}ok",
+    "{% if t %}{{ 1 | nosuchfilter }}{% endif %}",
+    "{{ 1 | nosuchfilter }}",
+    "{{ 'a' if t else (1 | nosuch) }}{{ (1 | nosuch) if false else 'b' }}{{ 'c' if 1 is nosuchtest }}",
+    "{% if false %}{% for i in l %}{{ i | nosuch }}{% endfor %}{% endif %}ok",
+    "{% if false %}{% macro m() %}{{ 1 | nosuch }}{% endmacro %}{% endif %}ok",
+    "{% if false %}{% set x = 1 | nosuch %}{% elif t %}y{% else %}{{ 2 is nosuchtest }}{% endif %}ok",
+    "{% for i in l if i is nosuchtest %}{{ i }}{% endfor %}",
+    "{% if false %}{% filter nosuch %}x{% endfilter %}{% endif %}ok",
     # repeating an empty sequence any number of times is empty at once
     "{{ ('' * 1000000000000000000)|length }}{{ ([] * 1000000000000000000)|length }}{{ ('ab' * 3) * 2 }}{{ (1, 2) * 2 }}{{ 'x' * -1 }}",
     # strings built by ~ and + grow in place; the shorter ones they grew from stay as they were
