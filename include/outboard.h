@@ -106,6 +106,16 @@ ob_status ob_tokenize(const ob_model *m, const char *text, size_t len, bool add_
                       bool parse_special, int32_t **ids, size_t *n_ids, ob_err *err);
 void ob_tokens_free(int32_t *ids);
 
+/* Fill-in-the-middle tokens for code completion: tokenizer.ggml.fim_*_token_id, else the
+ * vocabulary's known texts (<|fim_prefix|>, <fim_prefix>, <PRE>, ...); -1 when absent. A
+ * model can fill in the middle when pre, suf and mid are all present. */
+typedef struct ob_fim_tokens {
+    int32_t pre, suf, mid; /* before the prefix, before the suffix, where the middle goes */
+    int32_t pad, rep, sep; /* padding; repository name; file separator (repo-level prompts) */
+} ob_fim_tokens;
+
+void ob_model_fim_tokens(const ob_model *m, ob_fim_tokens *out);
+
 /* Whether id ends generation (EOS, EOT and the like). */
 bool ob_token_is_eog(const ob_model *m, int32_t id);
 

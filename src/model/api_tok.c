@@ -43,6 +43,12 @@ ob_status ob_tokenize(const ob_model *m, const char *text, size_t len, bool add_
 
 void ob_tokens_free(int32_t *ids) { ob_free(ids); }
 
+void ob_model_fim_tokens(const ob_model *m, ob_fim_tokens *out) {
+    int32_t ids[6] = {-1, -1, -1, -1, -1, -1};
+    if (m->vocab) tok_fim_ids(m->vocab, ids);
+    *out = (ob_fim_tokens){ids[0], ids[1], ids[2], ids[3], ids[4], ids[5]};
+}
+
 bool ob_token_is_eog(const ob_model *m, int32_t id) {
     return m->vocab ? tok_is_eog(m->vocab, id) : id == m->eos_id;
 }

@@ -188,6 +188,9 @@ static void r_generate(serve_app *app, const serve_http_req *req, serve_http_res
     generation(app, req, resp, SERVE_DIALECT_OLLAMA, serve_ollama_generate_parse);
 }
 
+static void r_infill(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    generation(app, req, resp, SERVE_DIALECT_LLAMACPP, serve_infill_parse);
+}
 static void r_responses(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
     generation(app, req, resp, SERVE_DIALECT_RESPONSES, serve_responses_parse);
 }
@@ -227,6 +230,7 @@ static const route ROUTES[] = {
     {"POST", "/v1/chat/completions", false, SERVE_DIALECT_OPENAI, r_chat},
     {"POST", "/v1/completions", false, SERVE_DIALECT_OPENAI, r_completions},
     {"POST", "/v1/responses", false, SERVE_DIALECT_RESPONSES, r_responses},
+    {"POST", "/infill", false, SERVE_DIALECT_LLAMACPP, r_infill},
     {"POST", "/v1/messages", false, SERVE_DIALECT_ANTHROPIC, r_messages},
     {"POST", "/v1/messages/count_tokens", false, SERVE_DIALECT_ANTHROPIC, r_count_tokens},
     {"POST", "/api/chat", false, SERVE_DIALECT_OLLAMA, r_ollama_chat},

@@ -36,6 +36,27 @@ static bool is_anthropic(const serve_task *t) {
 static bool is_responses(const serve_task *t) {
     return t->req->dialect == SERVE_DIALECT_RESPONSES;
 }
+static bool is_llamacpp(const serve_task *t) {
+    return t->req->dialect == SERVE_DIALECT_LLAMACPP;
+}
+
+/* llama.cpp's server's completion object: {"index", "content", "stop"} while streaming, and
+ * with the counts and why it stopped at the end. */
+static json_t *llamacpp_obj(const serve_task *t, const serve_seq *q, const char *text,
+                            size_t len, bool final) {
+    json_t *v = json_pack("{s:i, s:s%, s:b}", "index", q->index, "content", text ? text : "",
+                          text ? len : 0, "stop", final);
+    if (!v || !final) return v;
+    const char *type = !q->finish || !strcmp(q->finish, "length") ? "limit"
+                       : q->stop && serve_stop_hit(q->stop) >= 0  ? "word"
+                                                                  : "eos";
+    json_t *more = json_pack("{s:s, s:I, s:I, s:s, s:b}", "model", t->model, "tokens_predicted",
+                             (json_int_t)q->n_gen, "tokens_evaluated",
+                             (json_int_t)t->prompt_tokens, "stop_type", type, "truncated", 0);
+    json_object_update(v, more);
+    json_decref(more);
+    return v;
+}
 
 void serve_emit_event(serve_task *t, const char *event, json_t *v) {
     if (!v) return;
@@ -51,7 +72,8 @@ void serve_emit_event(serve_task *t, const char *event, json_t *v) {
 static void send_json(serve_task *t, json_t *v) {
     if (!v) return;
     size_t len = 0;
-    char *s = is_openai(t) ? serve_sse_frame(v, &len) : serve_ndjson_line(v, &len);
+    char *s = t->req->dialect != SERVE_DIALECT_OLLAMA ? serve_sse_frame(v, &len)
+                                                      : serve_ndjson_line(v, &len);
     json_decref(v);
     if (s) serve_stream_write(t->stream, s, len);
     ob_free(s);
@@ -151,6 +173,8 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
         serve_anthropic_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
     } else if (t->stream && is_responses(t)) {
         serve_responses_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
+    } else if (t->stream && is_llamacpp(t)) {
+        if (content) send_json(t, llamacpp_obj(t, q, content, clen, false));
     } else if (t->stream) {
         stream_delta(t, q, content, clen, reasoning, rlen, calls, n_calls);
     } else {
@@ -191,6 +215,10 @@ void serve_emit_finish(serve_task *t, serve_seq *q) {
     }
     if (is_responses(t)) {
         serve_responses_finish(t, q);
+        return;
+    }
+    if (is_llamacpp(t)) {
+        send_json(t, llamacpp_obj(t, q, NULL, 0, true));
         return;
     }
     serve_choice ch = {.index = q->index, .finish_reason = q->finish};
@@ -268,6 +296,9 @@ char *serve_emit_body(serve_task *t, size_t *len) {
         v = serve_anthropic_body(t);
     } else if (is_responses(t)) {
         v = serve_responses_body(t);
+    } else if (is_llamacpp(t)) {
+        serve_seq *q = &t->seqs[0];
+        v = llamacpp_obj(t, q, q->text.data ? q->text.data : "", q->text.len, true);
     } else if (!is_openai(t)) {
         serve_choice ch = choice_of(t, &t->seqs[0]);
         serve_ollama_stats st = stats_of(t, &t->seqs[0]);

@@ -21,6 +21,7 @@ typedef enum serve_dialect {
     SERVE_DIALECT_OLLAMA,     /* /api/... */
     SERVE_DIALECT_ANTHROPIC,  /* /v1/messages... */
     SERVE_DIALECT_RESPONSES,  /* /v1/responses: OpenAI's error shape */
+    SERVE_DIALECT_LLAMACPP,   /* /infill: llama.cpp's server's answers, OpenAI's errors */
 } serve_dialect;
 
 typedef struct serve_error {

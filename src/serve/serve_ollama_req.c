@@ -165,6 +165,7 @@ static int generate_strings(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (got && serve_req_strdup(&r->system, s, n, e)) return -1;
     if ((got = serve_json_get_string(b, "", "suffix", SERVE_MAX_TEXT, &s, &n, e)) < 0) return -1;
     if (got && serve_req_strdup(&r->suffix, s, n, e)) return -1;
+    r->fim = got > 0;
     if (serve_json_get_string(b, "", "template", SERVE_MAX_TEXT, &s, &n, e) < 0 ||
         serve_json_get_bool(b, "", "raw", &r->raw, e) < 0 ||
         serve_json_get_array(b, "", "images", &images, e) < 0)

@@ -218,6 +218,7 @@ static int completion_fill(serve_gen_req *r, const json_t *b, const serve_limits
                                "best_of: only best_of = n (%d) is supported, got %lld", r->n,
                                (long long)best_of);
     if (suffix && serve_req_strdup(&r->suffix, suffix, n, e)) return -1;
+    r->fim = suffix != NULL; /* the prompt is the code before the cursor */
     /* The legacy API's logprobs is a count of alternatives (0..5), not a boolean. */
     if ((got = serve_json_get_int(b, "", "logprobs", 0, 5, &k, e)) < 0) return -1;
     if (got) {

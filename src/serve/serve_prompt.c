@@ -86,6 +86,7 @@ static int render(const serve_prompter *p, const serve_gen_req *r, json_t *messa
 static int prompt_any(const serve_prompter *p, const serve_gen_req *r, size_t i, int32_t **ids,
                       size_t *n, char **text, serve_error *e) {
     if (r->kind == SERVE_KIND_CHAT) return render(p, r, r->messages, ids, n, text, e);
+    if (r->fim) return serve_fim_tokens(p, r, i, ids, n, e);
     const serve_prompt *pr = &r->prompts[i];
     if (pr->tokens) {
         *ids = ob_alloc(pr->n_tokens + 1, sizeof **ids);

@@ -30,4 +30,10 @@ void serve_prompter_clear(serve_prompter *p);
 int serve_prompt_tokens(const serve_prompter *p, const serve_gen_req *r, size_t i, int32_t **ids,
                         size_t *n, char **text, serve_error *e);
 
+/* serve_fim.c: prompt `i` of a fill-in-the-middle request (r->fim) as token ids, laid out as
+ * llama.cpp's server lays out /infill (*ids new, ob_free). Errors: 400 when the model has no
+ * FIM tokens, 500 when out of memory. */
+int serve_fim_tokens(const serve_prompter *p, const serve_gen_req *r, size_t i, int32_t **ids,
+                     size_t *n, serve_error *e);
+
 #endif

@@ -64,6 +64,8 @@ void serve_gen_req_free(serve_gen_req *r) {
     for (size_t i = 0; i < r->n_stop; i++)
         ob_free(r->stop[i]);
     ob_free(r->stop);
+    json_decref(r->fim_extra);
+    ob_free(r->fim_prompt);
     ob_free(r);
 }
 

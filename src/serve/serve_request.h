@@ -121,6 +121,12 @@ typedef struct serve_gen_req {
     bool logprobs;
     int top_logprobs;  /* 0..SERVE_MAX_TOP_LOGPROBS */
     double keep_alive; /* Ollama keep_alive in seconds (accepted; the model stays loaded) */
+
+    /* fill-in-the-middle (serve_fim.c): each prompt is the code before the cursor, suffix
+     * the code after it */
+    bool fim;
+    json_t *fim_extra;  /* owned reference or NULL: /infill input_extra [{filename, text}] */
+    char *fim_prompt;   /* owned or NULL: /infill prompt, written after the prefix */
 } serve_gen_req;
 
 /* Frees r and everything it owns; NULL is a no-op. */
@@ -157,6 +163,12 @@ int serve_anthropic_count_parse(const char *body, size_t len, const serve_limits
  * stream). */
 int serve_responses_parse(const char *body, size_t len, const serve_limits *lim,
                           serve_gen_req **out, serve_error *e);
+
+/* POST /infill (llama.cpp's server): input_prefix and input_suffix required, input_extra
+ * [{filename, text}], prompt, n_predict, temperature, top_k, top_p, min_p, seed, stop,
+ * stream. */
+int serve_infill_parse(const char *body, size_t len, const serve_limits *lim,
+                       serve_gen_req **out, serve_error *e);
 
 /* A request body parsed as one JSON object: malformed JSON names the line, column and what
  * jansson says; a top-level value of another type is a 400 naming its type. *out is a new

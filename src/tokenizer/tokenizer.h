@@ -45,6 +45,9 @@ int32_t tok_eot(const tok_vocab *v); /* end of turn; -1 if none */
 int32_t tok_unk(const tok_vocab *v); /* -1 if none */
 int32_t tok_sep(const tok_vocab *v); /* -1 if none */
 int32_t tok_pad(const tok_vocab *v); /* -1 if none */
+/* Fill-in-the-middle tokens (prefix, suffix, middle, pad, repo, file separator), each -1 if
+ * none: the tokenizer.ggml.fim_*_token_id keys, else the texts llama.cpp recognises. */
+void tok_fim_ids(const tok_vocab *v, int32_t out[6]);
 
 /* Whether tok_encode(add_special = true) puts BOS in front / EOS at the end: what the metadata
  * says (tokenizer.ggml.add_bos_token / add_eos_token), else the model type's default. */

@@ -399,6 +399,10 @@ int32_t tok_eot(const tok_vocab *v) { return v->eot; }
 int32_t tok_unk(const tok_vocab *v) { return v->unk; }
 int32_t tok_sep(const tok_vocab *v) { return v->sep; }
 int32_t tok_pad(const tok_vocab *v) { return v->pad; }
+void tok_fim_ids(const tok_vocab *v, int32_t out[6]) {
+    const int32_t ids[6] = {v->fim_pre, v->fim_suf, v->fim_mid, v->fim_pad, v->fim_rep, v->fim_sep};
+    for (int i = 0; i < 6; i++) out[i] = ids[i];
+}
 bool tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 bool tok_add_eos(const tok_vocab *v) { return v->add_eos; }
 

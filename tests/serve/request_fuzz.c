@@ -1,7 +1,7 @@
 /*
  * libFuzzer target for the request side of the server: the first byte picks a parser (OpenAI
  * chat, OpenAI completions, Ollama chat, Ollama generate, Anthropic messages and
- * count_tokens, OpenAI responses) and the rest is the body. Whatever
+ * count_tokens, OpenAI responses, llama.cpp's infill) and the rest is the body. Whatever
  * the body, a parser must either fill a request or report an error with an HTTP status, and
  * that error must serialise in every dialect as valid JSON; an accepted request's stop strings
  * then drive the stop matcher over its own text split at a fuzz-chosen stride.
@@ -22,7 +22,7 @@
 
 static void check_error_bodies(const serve_error *e) {
     if (e->status < 400 || e->status > 599) abort();
-    for (int d = 0; d <= SERVE_DIALECT_RESPONSES; d++) {
+    for (int d = 0; d <= SERVE_DIALECT_LLAMACPP; d++) {
         size_t len;
         char *body = serve_error_body(e, (serve_dialect)d, &len);
         if (!body) abort(); /* the sanitiser makes any message valid UTF-8 */
@@ -64,7 +64,7 @@ static void drive_app(const uint8_t *data, size_t size) {
         "/v1/models/m", "/v1/models/",   "/v1/chat/completions", "/v1/completions",
         "/api/chat",   "/api/generate",  "/api/tags",          "/api/show",
         "/api/version", "/api/ps",       "/api/pull",          "/nothing",
-        "/v1/messages", "/v1/messages/count_tokens", "/v1/responses"};
+        "/v1/messages", "/v1/messages/count_tokens", "/v1/responses", "/infill"};
     if (size < 3) return;
     static serve_metrics *metrics;
     if (!metrics && serve_metrics_new(&metrics, NULL)) return;
@@ -80,7 +80,7 @@ static void drive_app(const uint8_t *data, size_t size) {
     uint8_t flags = data[1];
     char *body = ob_strndup((const char *)data + 3, size - 3);
     if (!body) return;
-    serve_http_req req = {METHODS[data[2] % 5], PATHS[(data[2] / 5) % 19], body, size - 3,
+    serve_http_req req = {METHODS[data[2] % 5], PATHS[(data[2] / 5) % 20], body, size - 3,
                           (data[1] & 16) != 0, size, fake_header, NULL, &flags};
     serve_http_resp resp;
     serve_app_handle(&app, &req, &resp);
@@ -104,19 +104,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                   serve_error *) = {
         serve_openai_chat_parse,     serve_openai_completion_parse, serve_ollama_chat_parse,
         serve_ollama_generate_parse, serve_anthropic_messages_parse, serve_anthropic_count_parse,
-        serve_responses_parse};
+        serve_responses_parse,       serve_infill_parse};
     const serve_limits lim = {32000};
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
     serve_gen_req *r = NULL;
     serve_error e;
     memset(&e, 0, sizeof e);
-    if (PARSERS[data[0] % 7](body, len, &lim, &r, &e)) {
+    if (PARSERS[data[0] % 8](body, len, &lim, &r, &e)) {
         check_error_bodies(&e);
         return 0;
     }
     if (!r || r->n < 1 || r->n_stop > SERVE_MAX_STOP) abort();
-    drive_stops(r, body, len, 1 + data[0] / 7);
+    drive_stops(r, body, len, 1 + data[0] / 8);
     serve_gen_req_free(r);
     return 0;
 }
