@@ -136,8 +136,9 @@ static int tool_use(const json_t *b, const char *p, json_t *calls, serve_error *
         serve_path_key(fp, sizeof fp, p, "input");
         return serve_json_type_error(e, fp, "an object", input);
     }
-    json_t *c = json_pack("{s:s, s:s, s:{s:s, s:O}}", "id", id, "type", "function", "function",
-                          "name", name, "arguments", input ? input : json_object());
+    /* "o" takes the reference: one of the request's, or a new empty object */
+    json_t *c = json_pack("{s:s, s:s, s:{s:s, s:o}}", "id", id, "type", "function", "function",
+                          "name", name, "arguments", input ? json_incref(input) : json_object());
     return !c || json_array_append_new(calls, c) ? serve_req_nomem(e, "the messages") : 0;
 }
 
@@ -299,8 +300,8 @@ static int tools_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
         if (!name) return missing(e, fp);
         /* Server tools (web_search, bash, ...) run on Anthropic's side: not here. */
         if (type && strcmp(type, "custom")) continue;
-        json_t *fn = json_pack("{s:s, s:O}", "name", name, "parameters",
-                               schema ? schema : json_object());
+        json_t *fn = json_pack("{s:s, s:o}", "name", name, "parameters",
+                               schema ? json_incref(schema) : json_object());
         if (fn && desc) json_object_set_new(fn, "description", json_string(desc));
         json_t *tool = fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn) : NULL;
         if (!tool || json_array_append_new(r->tools, tool)) return serve_req_nomem(e, "tools");
