@@ -22,11 +22,12 @@ struct cpu_moe_scratch {
     float *w;        /* (n_batch, n_used) their weights */
     int32_t *start;  /* (n_expert + 1) first entry of each expert in `order` */
     int32_t *order;  /* (n_batch * n_used) entries t * n_used + j grouped by expert */
-    float *xg;       /* (n_batch, n_embd) rows gathered for one expert */
-    float *g, *u;    /* (n_batch, max(n_ff, n_ff_sh)) gate and up products */
-    float *d;        /* (n_batch, n_embd) down product */
-    float *ex;       /* (n_batch, n_used, n_embd) each entry's expert output */
+    int32_t *at;     /* (n_batch * n_used) where each entry sits in `order` */
+    float *xg;       /* (n_batch * n_used, n_embd) each entry's input row, in `order` */
+    float *g, *u;    /* (n_batch * n_used, max(n_ff, n_ff_sh)) gate and up products */
+    float *d;        /* (n_batch * n_used, n_embd) down products */
     float *sh;       /* (n_batch) shared-expert gate logits */
+    cpu_matmul_job *jobs; /* (2 * n_expert) products of one pass */
 };
 
 static _Atomic uint64_t g_bytes;
@@ -46,11 +47,13 @@ void cpu_moe_counts_reset(void) {
 
 void cpu_moe_scratch_free(cpu_moe_scratch *s) {
     if (!s) return;
-    float *fs[] = {s->logits, s->w, s->xg, s->g, s->u, s->d, s->ex, s->sh};
+    float *fs[] = {s->logits, s->w, s->xg, s->g, s->u, s->d, s->sh};
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) ob_free_aligned(fs[i]);
     ob_free(s->sel);
     ob_free(s->start);
     ob_free(s->order);
+    ob_free(s->at);
+    ob_free(s->jobs);
     ob_free(s);
 }
 
@@ -70,21 +73,22 @@ cpu_moe_scratch *cpu_moe_scratch_new(int64_t n_batch, int64_t n_embd, int64_t n_
         return NULL;
     cpu_moe_scratch *s = ob_calloc(1, sizeof *s);
     if (!s) return NULL;
-    const int64_t ff = n_ff > n_ff_sh ? n_ff : n_ff_sh;
+    const int64_t ff = n_ff > n_ff_sh ? n_ff : n_ff_sh, rows = n_batch * n_used;
     s->n_batch = n_batch;
     s->logits = floats(n_batch, n_expert);
     s->w = floats(n_batch, n_used);
-    s->xg = floats(n_batch, n_embd);
-    s->g = floats(n_batch, ff);
-    s->u = floats(n_batch, ff);
-    s->d = floats(n_batch, n_embd);
-    s->ex = floats(n_batch * n_used, n_embd);
+    s->xg = floats(rows, n_embd);
+    s->g = floats(rows, ff);
+    s->u = floats(rows, ff);
+    s->d = floats(rows, n_embd);
     s->sh = floats(n_batch, 1);
-    s->sel = ob_alloc((size_t)(n_batch * n_used), sizeof *s->sel);
-    s->order = ob_alloc((size_t)(n_batch * n_used), sizeof *s->order);
+    s->sel = ob_alloc((size_t)rows, sizeof *s->sel);
+    s->order = ob_alloc((size_t)rows, sizeof *s->order);
+    s->at = ob_alloc((size_t)rows, sizeof *s->at);
     s->start = ob_alloc((size_t)n_expert + 1, sizeof *s->start);
-    if (!s->logits || !s->w || !s->xg || !s->g || !s->u || !s->d || !s->ex || !s->sh ||
-        !s->sel || !s->order || !s->start) {
+    s->jobs = ob_alloc(2 * (size_t)n_expert, sizeof *s->jobs);
+    if (!s->logits || !s->w || !s->xg || !s->g || !s->u || !s->d || !s->sh || !s->sel ||
+        !s->order || !s->at || !s->start || !s->jobs) {
         cpu_moe_scratch_free(s);
         return NULL;
     }
@@ -93,13 +97,23 @@ cpu_moe_scratch *cpu_moe_scratch_new(int64_t n_batch, int64_t n_embd, int64_t n_
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Scratch of cpu_matmul_many over one kind of matrix (`ws`, one per expert) for n_rows rows
+ * spread over at most n_jobs experts: job e takes round64(cpu_matmul_wsize(ws[e], c_e)) <=
+ * c_e * cpu_matmul_wsize(ws[e], 1) + 64 bytes (activation rows, or one packed row). */
+static size_t many_bound(const cpu_weight *ws, int64_t n_expert, int64_t n_rows,
+                         int64_t n_jobs) {
+    size_t row = 0;
+    for (int64_t e = 0; e < n_expert; e++) row = max_size(row, cpu_matmul_wsize(&ws[e], 1));
+    return (size_t)n_rows * row + (size_t)n_jobs * 64;
+}
+
 size_t cpu_moe_wsize(const cpu_moe *moe, int64_t n_tok) {
+    const int64_t rows = n_tok * moe->n_used;
+    const int64_t jobs = rows < moe->n_expert ? rows : moe->n_expert;
     size_t best = cpu_matmul_wsize(&moe->router, n_tok);
-    for (int64_t e = 0; e < moe->n_expert; e++) {
-        best = max_size(best, cpu_matmul_wsize(&moe->gate[e], n_tok));
-        best = max_size(best, cpu_matmul_wsize(&moe->up[e], n_tok));
-        best = max_size(best, cpu_matmul_wsize(&moe->down[e], n_tok));
-    }
+    best = max_size(best, many_bound(moe->gate, moe->n_expert, rows, jobs) +
+                              many_bound(moe->up, moe->n_expert, rows, jobs));
+    best = max_size(best, many_bound(moe->down, moe->n_expert, rows, jobs));
     if (moe->n_ff_sh > 0) {
         best = max_size(best, cpu_matmul_wsize(&moe->sh_gate, n_tok));
         best = max_size(best, cpu_matmul_wsize(&moe->sh_up, n_tok));
@@ -150,6 +164,7 @@ static void route(const cpu_moe *moe, cpu_moe_scratch *s, int64_t n_tok) {
     }
     for (int64_t e = ne; e > 0; e--) s->start[e] = s->start[e - 1];
     s->start[0] = 0;
+    for (int64_t i = 0; i < n_tok * k; i++) s->at[s->order[i]] = (int32_t)i;
 }
 
 /* ---- experts --------------------------------------------------------------------------- */
@@ -171,29 +186,37 @@ static void expert_run(cpu_pool *pool, cpu_moe_scratch *s, const cpu_weight *gat
     cpu_matmul(pool, s->d, down, s->g, n, wsp);
 }
 
-/* Each expert that some entry chose, once, on the rows routed to it; its output rows land in
- * s->ex at their entries. */
+/* Every expert some entry chose, once, on the rows routed to it (gathered in `order`, so
+ * expert e's rows are start[e]..start[e + 1] of xg, g, u and d): all gate and up products in
+ * one pass of the pool, SwiGLU, all down products in another. */
 static void run_experts(cpu_pool *pool, cpu_moe_scratch *s, const float *x, const cpu_moe *moe,
                         int64_t n_tok, void *wsp) {
-    const int64_t n_embd = moe->n_embd, k = moe->n_used;
+    const int64_t n_embd = moe->n_embd, ff = moe->n_ff, k = moe->n_used, rows = n_tok * k;
     const size_t row = (size_t)n_embd * sizeof(float);
+    /* one token: every entry's row is x itself */
+    if (n_tok > 1)
+        for (int64_t i = 0; i < rows; i++)
+            memcpy(s->xg + (size_t)i * (size_t)n_embd, x + (size_t)(s->order[i] / k) *
+                   (size_t)n_embd, row);
+    int n = 0;
     for (int64_t e = 0; e < moe->n_expert; e++) {
-        const int32_t lo = s->start[e], hi = s->start[e + 1];
-        if (lo == hi) continue;
+        const int32_t lo = s->start[e], c = s->start[e + 1] - lo;
+        if (c == 0) continue;
         const cpu_weight *ws[3] = {&moe->gate[e], &moe->up[e], &moe->down[e]};
         count_read(e, ws);
-        const float *in = x; /* one token: its row is x itself */
-        if (n_tok > 1) {
-            for (int32_t i = lo; i < hi; i++)
-                memcpy(s->xg + (size_t)(i - lo) * (size_t)n_embd,
-                       x + (size_t)(s->order[i] / k) * (size_t)n_embd, row);
-            in = s->xg;
-        }
-        expert_run(pool, s, ws[0], ws[1], ws[2], in, hi - lo, wsp);
-        for (int32_t i = lo; i < hi; i++)
-            memcpy(s->ex + (size_t)s->order[i] * (size_t)n_embd,
-                   s->d + (size_t)(i - lo) * (size_t)n_embd, row);
+        const float *in = n_tok > 1 ? s->xg + (size_t)lo * (size_t)n_embd : x;
+        s->jobs[n++] = (cpu_matmul_job){s->g + (size_t)lo * (size_t)ff, ws[0], in, c};
+        s->jobs[n++] = (cpu_matmul_job){s->u + (size_t)lo * (size_t)ff, ws[1], in, c};
     }
+    cpu_matmul_many(pool, s->jobs, n, wsp);
+    cpu_swiglu(pool, s->g, s->g, s->u, rows * ff);
+    for (int i = 0; i < n / 2; i++) {
+        const int64_t lo = (s->jobs[2 * i].y - s->g) / ff;
+        const int64_t e = s->jobs[2 * i].w - moe->gate;
+        s->jobs[i] = (cpu_matmul_job){s->d + lo * n_embd, &moe->down[e], s->g + lo * ff,
+                                      s->jobs[2 * i].n_tok};
+    }
+    cpu_matmul_many(pool, s->jobs, n / 2, wsp);
 }
 
 /* out (n_tok, n_embd) += sigmoid(g . x) * shared expert(x). */
@@ -220,10 +243,12 @@ void cpu_moe_ffn(cpu_pool *pool, cpu_moe_scratch *s, float *out, const float *x,
     for (int64_t t = 0; t < n_tok; t++) {
         float *o = out + t * n_embd;
         const float *w = s->w + t * k;
-        const float *ex = s->ex + (size_t)t * (size_t)(k * n_embd);
-        for (int64_t i = 0; i < n_embd; i++) o[i] = ex[i] * w[0];
-        for (int64_t j = 1; j < k; j++)
-            for (int64_t i = 0; i < n_embd; i++) o[i] += ex[j * n_embd + i] * w[j];
+        const float *d0 = s->d + (size_t)s->at[t * k] * (size_t)n_embd;
+        for (int64_t i = 0; i < n_embd; i++) o[i] = d0[i] * w[0];
+        for (int64_t j = 1; j < k; j++) {
+            const float *dj = s->d + (size_t)s->at[t * k + j] * (size_t)n_embd;
+            for (int64_t i = 0; i < n_embd; i++) o[i] += dj[i] * w[j];
+        }
     }
     if (moe->n_ff_sh > 0) shared_expert(pool, s, out, x, moe, n_tok, wsp);
 }

@@ -4,7 +4,8 @@
  * expert times the sigmoid of its gate), on F32 weights with random values: 6 experts, 3 used,
  * with and without a shared expert, one token and a batch. Also: a batch equals each of its
  * tokens alone (grouping by expert changes which rows share a product, not a row's result),
- * in F32 and Q8_0 (views into one buffer of all experts, as the loader makes them).
+ * in F32 and Q8_0 (views into one buffer of all experts, as the loader makes them); and
+ * cpu_matmul_many, which runs the chosen experts' products together, against cpu_matmul.
  */
 #include "core/alloc.h"
 #include "cpu/moe.h"
@@ -82,6 +83,7 @@ static void block_init(block *b, uint32_t type, bool shared, bool norm, float sc
 }
 
 static void block_free(block *b) {
+    for (int i = 0; i < 3 * NX; i++) cpu_weight_release(b->views[i].data);
     for (int i = 0; i < 8; i++) ob_free(b->bufs[i]);
 }
 
@@ -223,11 +225,64 @@ TEST(counts_each_chosen_expert_once_per_batch) {
     cpu_pool_free(pool);
 }
 
+/* cpu_matmul_many gives each job exactly what cpu_matmul gives it, in types with plain,
+ * packed (one token) and repacked kernels, for 40 jobs (more than one pass of the pool). */
+static void check_many(uint32_t type) {
+    enum { KI = 256, MO = 48, NJ = 40 };
+    const quant_traits *qt = quant_traits_ref(type);
+    const size_t row = (size_t)(KI / qt->block_size) * qt->type_size;
+    char *wq = ob_alloc(NJ * MO, row);
+    float *wf = ob_alloc(KI, sizeof(float)), *x = ob_alloc(NJ * 5 * KI, sizeof(float));
+    float *y1 = ob_alloc(NJ * 5 * MO, sizeof(float)), *y2 = ob_alloc(NJ * 5 * MO, sizeof(float));
+    cpu_weight *w = ob_alloc(NJ, sizeof *w);
+    cpu_matmul_job *jobs = ob_alloc(NJ, sizeof *jobs);
+    cpu_pool *pool = NULL;
+    cpu_pool_new(2, &pool, NULL);
+    for (int r = 0; r < NJ * MO; r++) {
+        for (int i = 0; i < KI; i++) wf[i] = frand();
+        if (type == OB_QTYPE_F32) memcpy(wq + (size_t)r * row, wf, row);
+        else qt->from_f32(wf, wq + (size_t)r * row, KI);
+    }
+    for (int i = 0; i < NJ * 5 * KI; i++) x[i] = frand();
+    size_t ws = 0;
+    for (int j = 0; j < NJ; j++) {
+        weight(&w[j], type, wq + (size_t)j * MO * row, KI, MO, row);
+        const int64_t n = j % 5 + (j % 3 == 0 ? 0 : 1) - (j % 5 == 4 ? 4 : 0); /* 1..5 */
+        jobs[j] = (cpu_matmul_job){y2 + j * 5 * MO, &w[j], x + j * 5 * KI, n > 0 ? n : 1};
+        ws = cpu_matmul_wsize(&w[j], 5) > ws ? cpu_matmul_wsize(&w[j], 5) : ws;
+    }
+    void *wsp = ob_alloc_aligned(64, cpu_matmul_many_wsize(jobs, NJ) + ws + 64);
+    memset(y1, 0, NJ * 5 * MO * sizeof(float));
+    memset(y2, 0, NJ * 5 * MO * sizeof(float));
+    for (int j = 0; j < NJ; j++)
+        cpu_matmul(pool, y1 + j * 5 * MO, &w[j], jobs[j].x, jobs[j].n_tok, wsp);
+    cpu_matmul_many(pool, jobs, NJ, wsp);
+    CHECK_MSG(!memcmp(y1, y2, NJ * 5 * MO * sizeof(float)), "%s: cpu_matmul_many differs",
+              gguf_qtype_name(type));
+    for (int j = 0; j < NJ; j++) cpu_weight_release(w[j].data);
+    ob_free_aligned(wsp);
+    cpu_pool_free(pool);
+    ob_free(wq);
+    ob_free(wf);
+    ob_free(x);
+    ob_free(y1);
+    ob_free(y2);
+    ob_free(w);
+    ob_free(jobs);
+}
+
+TEST(matmul_many_equals_one_product_at_a_time) {
+    const uint32_t types[] = {OB_QTYPE_F32, OB_QTYPE_F16, OB_QTYPE_Q8_0, OB_QTYPE_Q4_0,
+                              OB_QTYPE_Q4_K, OB_QTYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_many(types[i]);
+}
+
 int main(void) {
     fill();
     for (int i = 0; i < NT * NE; i++) X[i] = frand() * 2;
     RUN(block_matches_reference);
     RUN(batch_equals_one_token_at_a_time);
     RUN(counts_each_chosen_expert_once_per_batch);
+    RUN(matmul_many_equals_one_product_at_a_time);
     return t_summary();
 }
