@@ -124,6 +124,33 @@ def test_info_shows_experts(synth_dir):
     assert info["parameters"] - info["parameters_active"] == 2 * 6 * expert
 
 
+HOSTILE = [("expert_used_count", 9, "expert_used_count 9"),
+           ("expert_used_count", 0, "expert_used_count 0"),
+           ("expert_count", 100000, "expert_count 100000"),
+           ("expert_count", 4, "blk.0.ffn_gate_inp.weight': shape [256, 8, 1, 1], expected"),
+           ("expert_feed_forward_length", 0, "expert_feed_forward_length 0"),
+           ("expert_feed_forward_length", 1 << 30, "expert_feed_forward_length 1073741824"),
+           ("expert_feed_forward_length", 256, "blk.0.ffn_gate_exps.weight': shape [256, 512, "
+                                               "8, 1], expected [256, 256, 8]")]
+
+
+@pytest.mark.parametrize("key,value,needle", HOSTILE, ids=[f"{h[0]}={h[1]}" for h in HOSTILE])
+def test_hostile_expert_metadata_is_refused(key, value, needle, synth_dir, tmp_path):
+    """A synthetic file with one expert key changed in place: a clear error naming the key or
+    the tensor whose shape no longer fits, never a crash."""
+    import shutil
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "hostile.gguf"
+    shutil.copy(synth(synth_dir, "q8_0"), path)
+    r = gguf.GGUFReader(path, "r+")
+    f = r.fields[f"qwen3moe.{key}"]
+    f.parts[f.data[0]][0] = value
+    del r
+    proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, check=False)
+    assert proc.returncode == 1 and needle in proc.stderr, proc.stderr
+    assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr, proc.stderr
+
+
 def test_cuda_device_refuses_qwen3moe(synth_dir):
     path = synth(synth_dir, "f32")
     proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, "--device", "cuda",
