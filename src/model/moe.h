@@ -36,7 +36,13 @@ typedef struct model_moe_layer {
 
 /* Reads the expert hyperparameters into m->hp.moe (after the llama-style sizes): OB_ERR_FORMAT
  * naming the key when one is missing or out of range. `shared`: the architecture has a shared
- * expert whose width defaults to n_ff. norm_w is the architecture's to set. */
+ * expert whose width defaults to n_ff. norm_w is the architecture's to set (llama.cpp
+ * renormalises for qwen3moe, qwen35moe and qwen3next alike, whatever the file says).
+ *
+ * A family with MoE layers calls, in its load function, this after the llama-style sizes,
+ * then model_moe_bind_layer for each MoE layer; its layer loop calls model_moe_ffn on the
+ * normed input in place of the dense FFN. Contexts size the backend's expert scratch from
+ * m->hp.moe (model_moe_shape) and refuse a backend whose ops lack moe_ffn. */
 ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err);
 
 /* Binds layer il's block into m->w.layers[il].moe (allocated here, freed by model_moe_free):
