@@ -66,6 +66,7 @@ typedef struct cli_synth_args {
     int rope_freqs; /* -1: as the shape says, 0/1: force */
     int64_t swa;    /* sliding window, -1: the architecture's default */
     bool help;
+    bool merged_experts; /* --merged-experts: ffn_gate_up_exps instead of gate and up */
 } cli_synth_args;
 
 typedef struct cli_tokenize_args {

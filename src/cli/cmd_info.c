@@ -74,6 +74,19 @@ static void count_types(const gguf_file *f, type_mix *mix) {
     }
 }
 
+/* Parameters one token uses: all, less the experts a mixture-of-experts layer leaves idle
+ * (of each 3-D "*_exps" tensor over expert_count experts, expert_used_count are read). */
+static int64_t active_params(const gguf_file *f, ob_str arch, int64_t total) {
+    const int64_t n = arch_int(f, arch, "expert_count"), k = arch_int(f, arch, "expert_used_count");
+    if (n <= 0 || k <= 0 || k > n) return total;
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        if (t->ne[2] == n && memmem(t->name.ptr, t->name.len, "_exps.", 6))
+            total -= gguf_tensor_nelements(t) / n * (n - k);
+    }
+    return total;
+}
+
 /* Vocabulary size: <arch>.vocab_size when the file states it, else the token list length. */
 static int64_t vocab_size(const gguf_file *f, ob_str arch) {
     int64_t n = arch_int(f, arch, "vocab_size");
@@ -116,6 +129,13 @@ static void print_summary(const gguf_file *f, const type_mix *mix) {
     printf("%-17s %.*s\n", "architecture", OB_STR_FMT(dash(arch)));
     printf("%-17s %.*s\n", "name", OB_STR_FMT(dash(name)));
     printf("%-17s %" PRId64 " (%.2f M)\n", "parameters", mix->params, mix->params / 1e6);
+    const int64_t n_exp = arch_int(f, arch, "expert_count");
+    if (n_exp > 0) {
+        const int64_t active = active_params(f, arch, mix->params);
+        printf("%-17s %" PRId64 ", %" PRId64 " used per token\n", "experts", n_exp,
+               arch_int(f, arch, "expert_used_count"));
+        printf("%-17s %" PRId64 " (%.2f M) per token\n", "active params", active, active / 1e6);
+    }
     uint32_t ft;
     if (gguf_kv_find(f, "general.file_type") && !gguf_get_u32(f, "general.file_type", &ft, NULL))
         printf("%-17s %s (%u)\n", "file type", file_type_name(ft), ft);
@@ -311,6 +331,10 @@ static json_t *json_summary(const gguf_file *f, const type_mix *mix) {
     json_object_set_new(o, "architecture", json_str_key(f, "general.architecture"));
     json_object_set_new(o, "name", json_str_key(f, "general.name"));
     json_object_set_new(o, "parameters", json_integer(mix->params));
+    json_object_set_new(o, "parameters_active", json_integer(active_params(f, arch, mix->params)));
+    json_object_set_new(o, "expert_count", json_int_or_null(arch_int(f, arch, "expert_count")));
+    json_object_set_new(o, "expert_used_count",
+                        json_int_or_null(arch_int(f, arch, "expert_used_count")));
     uint32_t ft;
     if (gguf_kv_find(f, "general.file_type") && !gguf_get_u32(f, "general.file_type", &ft, NULL))
         json_object_set_new(o, "file_type", json_pack("{s:i, s:s}", "id", (int)ft, "name",

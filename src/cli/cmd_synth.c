@@ -1,5 +1,5 @@
 /*
- * `outboard synth --arch llama|qwen2|qwen3|gemma3 --shape tiny|1b|8b --type TYPE -o FILE.gguf
+ * `outboard synth --arch llama|qwen2|qwen3|gemma3|qwen3moe --shape tiny|1b|8b|30b-a3b --type TYPE -o FILE.gguf
  * [--vocab V.gguf] [--swa N]`: writes a model of a real model's shape with random weights,
  * through the GGUF writer. qwen2 adds q/k/v biases; qwen3 per-head q/k norms and a head size
  * that is not n_embd / n_head; gemma3 those norms, post-norms, a tied output, and (tiny) six
@@ -14,6 +14,7 @@
  */
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "cli/synth_moe.h"
 #include "core/alloc.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -36,6 +37,8 @@ static const synth_shape SHAPES[] = {
     {"tiny", 256, 2, 4, 2, 768, 4096, 10000.0f, 0.0f},
     {"1b", 2048, 16, 32, 8, 8192, 131072, 500000.0f, 32.0f},   /* Llama 3.2 1B */
     {"8b", 4096, 32, 32, 8, 14336, 131072, 500000.0f, 8.0f},   /* Llama 3.1 8B */
+    /* Qwen3-30B-A3B's layer shape, 12 of its 48 layers (experts: synth_moe.c) */
+    {"30b-a3b", 2048, 12, 32, 4, 6144, 40960, 1000000.0f, 0.0f},
 };
 
 /* What an architecture adds to the llama tensors and keys. */
@@ -52,6 +55,7 @@ static const synth_arch ARCHS[] = {
     {"qwen2", true, false, false, false, 1, 2, 0},
     {"qwen3", false, true, false, false, 2, 2, 0},
     {"gemma3", false, true, true, true, 2, 6, 64},
+    {"qwen3moe", false, true, false, false, 2, 2, 0}, /* + experts (synth_moe.c) */
 };
 
 /* The shape as this architecture writes it. */
@@ -67,6 +71,7 @@ typedef struct synth_state {
     size_t n_bufs;
     uint64_t rng;
     ob_err err;
+    synth_moe *moe; /* the experts of a mixture-of-experts architecture, or NULL */
 } synth_state;
 
 static float synth_rand(uint64_t *s) { /* uniform [-1, 1) */
@@ -258,9 +263,11 @@ static int write_tensors(synth_state *st, const synth_shape *sh, const synth_arc
             add_matrix(st, NAME("attn_v.weight"), type, e, kvd, a_e) ||
             add_matrix(st, NAME("attn_output.weight"), type, qd, e, a_q) ||
             add_vector(st, NAME("ffn_norm.weight"), e, 1.0f, 0.1f) ||
-            add_matrix(st, NAME("ffn_gate.weight"), type, e, sh->n_ff, a_e) ||
-            add_matrix(st, NAME("ffn_up.weight"), type, e, sh->n_ff, a_e) ||
-            add_matrix(st, NAME("ffn_down.weight"), type, sh->n_ff, e, a_ff) ||
+            (st->moe ? synth_moe_layer(st->moe, st->w, il, e, type, st->preset, &st->mix,
+                                       &st->err)
+                     : add_matrix(st, NAME("ffn_gate.weight"), type, e, sh->n_ff, a_e) ||
+                           add_matrix(st, NAME("ffn_up.weight"), type, e, sh->n_ff, a_e) ||
+                           add_matrix(st, NAME("ffn_down.weight"), type, sh->n_ff, e, a_ff)) ||
             write_layer_extras(st, sh, ar, d, il))
             return -1;
 #undef NAME
@@ -281,8 +288,9 @@ static int parse_type(const char *s, uint32_t *out) {
 
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
-                    "[--arch llama|qwen2|qwen3|gemma3] [--vocab VOCAB.gguf] [--seed N]\n"
+                    "[--arch llama|qwen2|qwen3|gemma3|qwen3moe] [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
+                    "  [--merged-experts (qwen3moe: one ffn_gate_up_exps per layer)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                 "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return to == stdout ? 0 : 2;
@@ -301,7 +309,7 @@ int cli_cmd_synth(int argc, char **argv) {
         if (!strcmp(ARCHS[i].name, o.arch)) ar = &ARCHS[i];
     if (!ar) {
         fprintf(stderr, "outboard synth: architecture '%s' is not supported (llama, qwen2, "
-                        "qwen3, gemma3)\n", o.arch);
+                        "qwen3, gemma3, qwen3moe)\n", o.arch);
         return 2;
     }
     const synth_shape *sh = NULL;
@@ -322,11 +330,18 @@ int cli_cmd_synth(int argc, char **argv) {
     synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1,
                       .preset = preset,
                       .mix = {.n_layer = d.n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
+    synth_moe_dims md;
+    if (synth_moe_dims_for(ar->name, sh->name, &md)) {
+        md.merged = o.merged_experts;
+        st.mix.n_expert = md.n_expert;
+        if (!(st.moe = synth_moe_new(&md, o.seed))) st.w = (gguf_writer_free(st.w), NULL);
+    }
     int64_t n_vocab = 0;
     int rc = 1;
     int rope_freqs = o.rope_freqs >= 0 ? o.rope_freqs : sh->rope_factor > 0;
     if (st.w && !write_vocab(&st, o.vocab, &n_vocab)) {
         write_hparams(&st, sh, ar, &d, &o, n_vocab);
+        if (st.moe) synth_moe_hparams(st.moe, st.w, ar->name);
         if (preset) gguf_writer_set_u32(st.w, "general.file_type", preset->file_type);
         if (!write_tensors(&st, sh, ar, &d, type, n_vocab, rope_freqs) &&
             !gguf_writer_write(st.w, o.out, &st.err))
@@ -338,5 +353,6 @@ int cli_cmd_synth(int argc, char **argv) {
     for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
     ob_free(st.bufs);
     gguf_writer_free(st.w);
+    synth_moe_free(st.moe);
     return rc;
 }

@@ -168,6 +168,85 @@ void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, i
     cpu_pool_run(pool, mm_run, &t);
 }
 
+/* ---- several products in one pass ------------------------------------------------------ */
+
+/* Jobs per pass of the pool (their tasks live on the caller's stack). */
+#define MANY_GROUP 32
+
+/* The mm_task of job j, its activations converted into xq. */
+static void many_task(mm_task *t, const cpu_matmul_job *j, char *xq) {
+    const cpu_weight *w = j->w;
+    *t = (mm_task){.y = j->y, .w = w, .x = j->x, .xq = act_is_f32(w) ? (const char *)j->x : xq,
+                   .n_tok = j->n_tok, .packed = !w->rp && use_packed(w, j->n_tok),
+                   .conv = w->act->from_f32, .xq_row = w->act_row_size};
+    if (w->rp) {
+        t->conv = w->qt->rp_act;
+        t->xq_row = w->rp_act_row_size;
+    }
+    atomic_init(&t->next, 0);
+}
+
+typedef struct many_run {
+    mm_task *tasks;
+    int n;
+} many_run;
+
+/* Activations of every job, the jobs' tokens dealt to the threads. */
+static void many_convert(void *arg, int ith, int nth) {
+    const many_run *m = arg;
+    for (int i = 0; i < m->n; i++) {
+        mm_task *t = &m->tasks[i];
+        if (act_is_f32(t->w) || t->packed) continue;
+        int64_t lo, hi;
+        cpu_split(t->n_tok, ith, nth, &lo, &hi);
+        for (int64_t r = lo; r < hi; r++)
+            t->conv(t->x + r * t->w->n_in, (void *)(t->xq + r * t->xq_row), t->w->n_in);
+    }
+}
+
+/* Every thread walks the jobs in order, taking chunks of each until none is left. */
+static void many_mm(void *arg, int ith, int nth) {
+    const many_run *m = arg;
+    for (int i = 0; i < m->n; i++) mm_run(&m->tasks[i], ith, nth);
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+size_t cpu_matmul_many_wsize(const cpu_matmul_job *jobs, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += round64(cpu_matmul_wsize(jobs[i].w, jobs[i].n_tok));
+    return total;
+}
+
+/* Jobs [0, n) with n <= MANY_GROUP: their conversions in one pass, their products in one. */
+static void many_group(cpu_pool *pool, const cpu_matmul_job *jobs, int n, char *xq) {
+    mm_task tasks[MANY_GROUP];
+    bool convert = false, one_row = true;
+    const int64_t div = (int64_t)cpu_pool_n_threads(pool) * MM_GUIDE;
+    for (int i = 0; i < n; i++) {
+        many_task(&tasks[i], &jobs[i], xq);
+        tasks[i].div = div;
+        xq += round64(cpu_matmul_wsize(jobs[i].w, jobs[i].n_tok));
+        if (tasks[i].packed)
+            jobs[i].w->qt->act_pack(jobs[i].x, (void *)tasks[i].xq, jobs[i].w->n_in);
+        else convert |= !act_is_f32(jobs[i].w);
+        one_row &= jobs[i].n_tok <= 1;
+    }
+    many_run m = {tasks, n};
+    if (convert && one_row) many_convert(&m, 0, 1);
+    else if (convert) cpu_pool_run(pool, many_convert, &m);
+    cpu_pool_run(pool, many_mm, &m);
+}
+
+void cpu_matmul_many(cpu_pool *pool, const cpu_matmul_job *jobs, int n, void *wsp) {
+    char *xq = wsp;
+    for (int i = 0; i < n; i += MANY_GROUP) {
+        const int g = n - i < MANY_GROUP ? n - i : MANY_GROUP;
+        many_group(pool, jobs + i, g, xq);
+        xq += cpu_matmul_many_wsize(jobs + i, g);
+    }
+}
+
 void cpu_get_rows(const cpu_weight *w, const int32_t *ids, int64_t n, float *out) {
     for (int64_t i = 0; i < n; i++)
         w->qt->to_f32((const char *)w->data + (size_t)ids[i] * w->row_size, out + i * w->n_in,

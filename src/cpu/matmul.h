@@ -60,6 +60,23 @@ size_t cpu_matmul_wsize(const cpu_weight *w, int64_t n_tok);
 void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, int64_t n_tok,
                 void *wsp);
 
+/* One product of cpu_matmul_many: y (n_tok, w->n_out) = x (n_tok, w->n_in) W^T. */
+typedef struct cpu_matmul_job {
+    float *y;
+    const cpu_weight *w;
+    const float *x;
+    int64_t n_tok;
+} cpu_matmul_job;
+
+/* Bytes of scratch cpu_matmul_many needs for these jobs. */
+size_t cpu_matmul_many_wsize(const cpu_matmul_job *jobs, int n);
+
+/* n independent products, each exactly as cpu_matmul computes it, in a few passes of the pool
+ * instead of one or two per product: the threads take chunks of the first job's rows, then of
+ * the next, and so on, so many small products (a mixture of experts' chosen experts) pay for
+ * one wake-up and one barrier together. wsp: cpu_matmul_many_wsize bytes, aligned to 64. */
+void cpu_matmul_many(cpu_pool *pool, const cpu_matmul_job *jobs, int n, void *wsp);
+
 /* out (n, n_in) f32 = rows ids[0..n) of W, dequantized (the token embedding lookup). The
  * caller has checked 0 <= ids[i] < n_out. */
 void cpu_get_rows(const cpu_weight *w, const int32_t *ids, int64_t n, float *out);

@@ -12,6 +12,7 @@
 #define OB_MODEL_BACKEND_H
 
 #include "cpu/matmul.h"
+#include "cpu/moe.h"
 #include "cpu/ops.h"
 #include "model/kv_pool.h"
 #include "outboard.h"
@@ -76,6 +77,12 @@ typedef struct model_backend_ops {
     /* x (n_rows, n) += b (n) on every row; b is a host vector the model owns. */
     void (*add_bias)(model_backend *be, float *x, const float *b, int64_t n_rows, int64_t n);
     void (*free)(model_backend *be);
+    /* out (n_tok, moe->n_embd) = the mixture-of-experts block of x (n_tok, n_embd), as
+     * cpu/moe.h defines it: router softmax, top-k, the chosen experts' SwiGLU, their weighted
+     * sum, plus the gated shared expert when moe has one. out must not alias x. NULL in a
+     * backend without MoE kernels: contexts of MoE models then refuse that backend. */
+    void (*moe_ffn)(model_backend *be, float *out, const float *x, const cpu_moe *moe,
+                    int64_t n_tok);
 } model_backend_ops;
 
 struct model_backend {
@@ -97,6 +104,8 @@ typedef struct model_backend_shape {
     int64_t n_batch;     /* most tokens per forward pass */
     int64_t n_head, n_head_kv, head_dim;
     size_t matmul_wsize; /* largest cpu_matmul_wsize over the model's weights at n_batch */
+    /* mixture-of-experts blocks (model_hparams.moe), all 0 for a dense model */
+    int64_t n_embd, n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
 } model_backend_shape;
 
 /* Cache rows of a sliding-window layer: the window plus one batch, so a batch never

@@ -22,6 +22,7 @@ typedef struct cpu_backend {
     size_t *layer_off; /* (n_layer + 1) element offset of each layer's cache */
     void *wsp;         /* shape.matmul_wsize bytes: activations in vec_dot_type */
     float *attn_scratch; /* cpu_attn_scratch_floats(n_ctx, head_dim, n_threads) */
+    cpu_moe_scratch *moe; /* MoE blocks' scratch for n_batch tokens, NULL when dense */
 } cpu_backend;
 
 static cpu_backend *as_cpu(model_backend *be) { return (cpu_backend *)be; }
@@ -168,9 +169,15 @@ static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t 
     cpu_add_bias(as_cpu(be)->pool, x, bias, n_rows, n);
 }
 
+static void be_moe_ffn(model_backend *be, float *out, const float *x, const cpu_moe *moe,
+                       int64_t n_tok) {
+    cpu_moe_ffn(as_cpu(be)->pool, as_cpu(be)->moe, out, x, moe, n_tok, as_cpu(be)->wsp);
+}
+
 static void be_free(model_backend *be) {
     cpu_backend *b = as_cpu(be);
     if (!b) return;
+    cpu_moe_scratch_free(b->moe);
     cpu_pool_free(b->pool);
     ob_free_aligned(b->k_cache);
     ob_free_aligned(b->v_cache);
@@ -184,7 +191,7 @@ static const model_backend_ops CPU_OPS = {
     .name = "cpu", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
-    .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free,
+    .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free, .moe_ffn = be_moe_ffn,
 };
 
 /* Aligned buffer of n * size bytes (at least one byte), or NULL on overflow/failure. */
@@ -228,6 +235,14 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
     b->wsp = alloc_buf(shape->matmul_wsize, 1);
     b->attn_scratch = alloc_buf(cpu_attn_scratch_floats(shape->n_ctx, shape->head_dim, n_threads),
                                 sizeof(float));
+    if (shape->n_expert > 0 &&
+        !(b->moe = cpu_moe_scratch_new(shape->n_batch, shape->n_embd, shape->n_expert,
+                                       shape->n_expert_used, shape->n_ff_exp,
+                                       shape->n_ff_shexp))) {
+        be_free(&b->base);
+        return ob_fail(err, OB_ERR_NOMEM, "cpu backend: out of memory for the expert scratch "
+                       "of a batch of %lld", (long long)shape->n_batch);
+    }
     if (!b->k_cache || !b->v_cache || !b->wsp || !b->attn_scratch) {
         be_free(&b->base);
         return ob_fail(err, OB_ERR_NOMEM, "KV cache: out of memory for %lld positions x %lld "

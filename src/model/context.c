@@ -160,6 +160,7 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
         .matmul_wsize = model_matmul_wsize(m, p.n_batch),
     };
+    model_moe_shape(m, &shape);
     c->kv_bytes = model_kv_bytes(&shape, 0);
     c->swa_rows = hp->n_swa > 0 ? model_swa_rows(&shape) : 0;
     if (p.device == OB_DEVICE_CPU && (st = check_host_memory(c->kv_bytes, p.kv_size, err))) {
@@ -171,6 +172,10 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         st = model_backend_cuda_new(&shape, 0, 0, &c->be, err);
     if (st && p.device != OB_DEVICE_CUDA) /* auto without a device: the CPU, as its message says */
         st = model_backend_cpu_new(&shape, 0, p.n_threads, &c->be, err);
+    if (!st && hp->moe.n_expert > 0 && !c->be->ops->moe_ffn)
+        st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
+                     "mixture-of-experts layers, which this backend does not run (use --device "
+                     "cpu)", c->be->ops->name, hp->arch_name);
     if (!st) st = context_arrays_new(c, &shape, err);
     if (st) {
         ob_context_free(c);

@@ -156,6 +156,7 @@ static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err
     MATRIX(wv, "attn_v.weight", e, kvd);
     MATRIX(wo, "attn_output.weight", qd, e);
     VECTOR(ffn_norm, "ffn_norm.weight", e);
+    if (hp->moe.n_expert > 0) return OB_OK; /* a mixture of experts instead (moe.c) */
     MATRIX(w_gate, "ffn_gate.weight", e, ff);
     MATRIX(w_up, "ffn_up.weight", e, ff);
     MATRIX(w_down, "ffn_down.weight", ff, e);

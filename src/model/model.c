@@ -28,6 +28,7 @@ static const model_arch_entry ARCHES[] = {
     {"qwen2", MODEL_ARCH_QWEN2, model_qwen2_load, model_llama_forward},
     {"qwen3", MODEL_ARCH_QWEN3, model_qwen3_load, model_llama_forward},
     {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_forward},
+    {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_qwen3moe_forward},
 };
 #define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
 
@@ -148,9 +149,13 @@ size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
         const cpu_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
                                   &l->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            if (!ws[i]->qt) continue; /* not bound: the layer's FFN is a mixture of experts */
             size_t s = cpu_matmul_wsize(ws[i], n_tok);
             if (s > best) best = s;
         }
+        /* an expert may get every row of the batch */
+        if (l->moe && cpu_moe_wsize(&l->moe->ffn, n_tok) > best)
+            best = cpu_moe_wsize(&l->moe->ffn, n_tok);
     }
     return best;
 }
@@ -227,7 +232,7 @@ static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *er
     }
     return ob_fail(err, OB_ERR_UNSUPPORTED,
                    "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                   "gemma3)",
+                   "gemma3, qwen3moe)",
                    gguf_name(m->file), OB_STR_FMT(arch));
 }
 
@@ -278,6 +283,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
 
 void ob_model_free(ob_model *m) {
     if (!m) return;
+    model_moe_free(m);
     if (m->w.layers) {
         for (int64_t il = 0; il < m->hp.n_layer; il++) {
             model_layer *l = &m->w.layers[il];

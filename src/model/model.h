@@ -15,6 +15,7 @@
 #include "cpu/matmul.h"
 #include "gguf/gguf.h"
 #include "model/backend.h"
+#include "model/moe.h"
 #include "outboard.h"
 
 #include <stdbool.h>
@@ -25,6 +26,7 @@ typedef enum model_arch {
     MODEL_ARCH_QWEN2,
     MODEL_ARCH_QWEN3,
     MODEL_ARCH_GEMMA3,
+    MODEL_ARCH_QWEN3MOE,
 } model_arch;
 
 /* Switches that distinguish architectures sharing the llama-style block. */
@@ -57,6 +59,7 @@ typedef struct model_hparams {
     float attn_scale;     /* multiplies q before attention (gemma3), or 0: 1/sqrt(head_dim)
                              applied in the softmax */
     model_flags flags;
+    model_moe_hparams moe; /* mixture-of-experts blocks (n_expert 0 = dense) */
 } model_hparams;
 
 /* One transformer block's weights. Matrices are views into the file; norm vectors are F32
@@ -77,6 +80,8 @@ typedef struct model_layer {
     float *k_norm;      /* blk.N.attn_k_norm.weight (head_dim), or NULL */
     float *post_attn_norm; /* blk.N.post_attention_norm.weight (n_embd), or NULL (gemma3) */
     float *post_ffn_norm;  /* blk.N.post_ffw_norm.weight (n_embd), or NULL (gemma3) */
+    model_moe_layer *moe;  /* owned: the layer's mixture-of-experts FFN (moe.h) in place of
+                              w_gate/w_up/w_down, or NULL */
 } model_layer;
 
 typedef struct model_weights {
@@ -205,12 +210,15 @@ bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *bu
 void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo_f, float hi_f,
                                float orig_ctx, float *out);
 
-/* qwen2.c, qwen3.c, gemma3.c */
+/* qwen2.c, qwen3.c, gemma3.c, qwen3moe.c */
 ob_status model_qwen2_load(ob_model *m, ob_err *err);
 ob_status model_qwen3_load(ob_model *m, ob_err *err);
 ob_status model_gemma3_load(ob_model *m, ob_err *err);
 bool model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *buf,
                           const model_step *s);
+ob_status model_qwen3moe_load(ob_model *m, ob_err *err);
+bool model_qwen3moe_forward(const ob_model *m, model_backend *be, model_buffers *buf,
+                            const model_step *s);
 
 /* Binds "blk.<il>.<suffix>" as an F32 vector of n (*out owned by the model). */
 ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,

@@ -1,7 +1,8 @@
 /*
  * ob_decode over many sequences against ob_eval of each sequence alone, on random-weight tiny
  * models of every architecture (outboard synth; gemma3 with its sliding window of 64 over
- * sequences of up to 150 positions, so its per-sequence rings wrap), in F32 and Q8_0:
+ * sequences of up to 150 positions, so its per-sequence rings wrap; qwen3moe, whose batches
+ * group their rows by expert), in F32 and Q8_0:
  * sequences of different lengths mixing prefill and decode in one batch and split into passes,
  * fork then diverge, truncate then evaluate again, prefix attach then evaluate the rest, a
  * cancelled batch and a pool too small for a batch leaving every cache as it was, and argument
@@ -499,7 +500,8 @@ static const struct {
 } CASES[] = {
     {"llama", "f32", 1e-5},  {"llama", "q8_0", 1e-4},  {"qwen2", "f32", 1e-5},
     {"qwen2", "q8_0", 1e-4}, {"qwen3", "f32", 1e-5},   {"qwen3", "q8_0", 1e-4},
-    {"gemma3", "f32", 1e-5}, {"gemma3", "q8_0", 1e-4},
+    {"gemma3", "f32", 1e-5}, {"gemma3", "q8_0", 1e-4}, {"qwen3moe", "f32", 1e-5},
+    {"qwen3moe", "q8_0", 1e-4},
 };
 
 int main(void) {

@@ -44,7 +44,8 @@ def tensor(w, name, shape, qtype=gguf.GGMLQuantizationType.F32):
         w.add_tensor(name, gguf.quants.quantize(data, qtype), raw_dtype=qtype)
 
 
-def model(path, arch, n_embd=8, n_head=2, n_kv=1, n_ff=16, n_layer=1, mat=None, tied=False):
+def model(path, arch, n_embd=8, n_head=2, n_kv=1, n_ff=16, n_layer=1, mat=None, tied=False,
+          experts=0):
     mat = mat or gguf.GGMLQuantizationType.F32
     hd = n_embd // n_head
     w = gguf.GGUFWriter(path, arch)
@@ -59,6 +60,10 @@ def model(path, arch, n_embd=8, n_head=2, n_kv=1, n_ff=16, n_layer=1, mat=None, 
     w.add_rope_freq_base(10000.0)
     if arch == "gemma3":
         w.add_sliding_window(4)
+    if experts:
+        w.add_expert_count(experts)
+        w.add_expert_used_count(2)
+        w.add_expert_feed_forward_length(n_ff // 2)
     vocab(w)
     tensor(w, "token_embd.weight", (N_VOCAB, n_embd), mat)
     tensor(w, "output_norm.weight", (n_embd,))
@@ -72,14 +77,20 @@ def model(path, arch, n_embd=8, n_head=2, n_kv=1, n_ff=16, n_layer=1, mat=None, 
         tensor(w, b + "attn_v.weight", (n_kv * hd, n_embd), mat)
         tensor(w, b + "attn_output.weight", (n_embd, n_head * hd), mat)
         tensor(w, b + "ffn_norm.weight", (n_embd,))
-        tensor(w, b + "ffn_gate.weight", (n_ff, n_embd), mat)
-        tensor(w, b + "ffn_up.weight", (n_ff, n_embd), mat)
-        tensor(w, b + "ffn_down.weight", (n_embd, n_ff), mat)
+        if experts:  # 3-D, (n_expert, rows, row length) as numpy holds them
+            tensor(w, b + "ffn_gate_inp.weight", (experts, n_embd))
+            tensor(w, b + "ffn_gate_exps.weight", (experts, n_ff // 2, n_embd), mat)
+            tensor(w, b + "ffn_up_exps.weight", (experts, n_ff // 2, n_embd), mat)
+            tensor(w, b + "ffn_down_exps.weight", (experts, n_embd, n_ff // 2), mat)
+        else:
+            tensor(w, b + "ffn_gate.weight", (n_ff, n_embd), mat)
+            tensor(w, b + "ffn_up.weight", (n_ff, n_embd), mat)
+            tensor(w, b + "ffn_down.weight", (n_embd, n_ff), mat)
         if arch == "qwen2":
             tensor(w, b + "attn_q.bias", (n_head * hd,))
             tensor(w, b + "attn_k.bias", (n_kv * hd,))
             tensor(w, b + "attn_v.bias", (n_kv * hd,))
-        if arch in ("qwen3", "gemma3"):
+        if arch in ("qwen3", "gemma3", "qwen3moe"):
             tensor(w, b + "attn_q_norm.weight", (hd,))
             tensor(w, b + "attn_k_norm.weight", (hd,))
         if arch == "gemma3":
@@ -101,6 +112,8 @@ def main():
     model(os.path.join(out, "qwen2-f32"), "qwen2")
     model(os.path.join(out, "qwen3-f32-tied"), "qwen3", tied=True)
     model(os.path.join(out, "gemma3-f32"), "gemma3", tied=True)
+    model(os.path.join(out, "qwen3moe-q8_0-4experts"), "qwen3moe", n_embd=32, n_head=4, n_kv=2,
+          n_ff=64, n_layer=2, mat=q8, experts=4)
 
 
 if __name__ == "__main__":

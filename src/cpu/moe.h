@@ -1,0 +1,74 @@
+/*
+ * Mixture-of-experts feed-forward on the CPU: a router picks n_used of n_expert SwiGLU experts
+ * per token and the block's output is their weighted sum, plus an optional shared expert
+ * scaled by a sigmoid gate (qwen35moe, qwen3next).
+ *
+ *   p = softmax(Wr x)                       (n_expert) per token
+ *   sel = the n_used largest p, in descending order; w = p[sel] (/ sum when norm, * scale)
+ *   out = sum_j w_j * down_sel_j(silu(gate_sel_j x) * up_sel_j x)
+ *       + sigmoid(g . x) * down_sh(silu(gate_sh x) * up_sh x)     (shared expert, if any)
+ *
+ * Each expert is a set of cpu_weight views into the file's 3-D tensors (no copies unless the
+ * kernels repack). A batch is grouped by expert: the rows routed to one expert are gathered,
+ * multiplied by its three matrices once, and scattered back, so an expert's bytes are read
+ * once per batch whatever the number of tokens that chose it, and experts nobody chose are
+ * not read at all.
+ */
+#ifndef OB_CPU_MOE_H
+#define OB_CPU_MOE_H
+
+#include "cpu/matmul.h"
+#include "cpu/pool.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Experts per layer the engine accepts (llama.cpp's limit too). */
+#define CPU_MOE_MAX_EXPERTS 512
+
+/* One MoE feed-forward block's weights (all borrowed from the model). */
+typedef struct cpu_moe {
+    int64_t n_expert, n_used; /* experts, and experts per token (1..n_expert) */
+    int64_t n_embd, n_ff;     /* model width; each expert's hidden width */
+    bool norm;                /* renormalise the chosen weights to sum 1 */
+    float scale;              /* multiplies the chosen weights (1 = none) */
+    cpu_weight router;        /* [n_embd -> n_expert] */
+    const cpu_weight *gate;   /* (n_expert) [n_embd -> n_ff] */
+    const cpu_weight *up;     /* (n_expert) [n_embd -> n_ff] */
+    const cpu_weight *down;   /* (n_expert) [n_ff -> n_embd] */
+    /* shared expert, or n_ff_sh = 0 */
+    int64_t n_ff_sh;
+    cpu_weight sh_gate, sh_up;    /* [n_embd -> n_ff_sh] */
+    cpu_weight sh_down;           /* [n_ff_sh -> n_embd] */
+    cpu_weight sh_gate_w;         /* [n_embd -> 1] its gate: sigmoid(sh_gate_w x) */
+} cpu_moe;
+
+/* Scratch of cpu_moe_ffn for batches of up to n_batch tokens (owned by its creator). */
+typedef struct cpu_moe_scratch cpu_moe_scratch;
+
+/* Scratch for n_batch tokens of a model whose MoE blocks have at most these sizes; NULL when
+ * memory is short or the sizes overflow. */
+cpu_moe_scratch *cpu_moe_scratch_new(int64_t n_batch, int64_t n_embd, int64_t n_expert,
+                                     int64_t n_used, int64_t n_ff, int64_t n_ff_sh);
+void cpu_moe_scratch_free(cpu_moe_scratch *s);
+
+/* Bytes of matmul scratch (cpu_matmul's wsp) the block needs for n_tok tokens. */
+size_t cpu_moe_wsize(const cpu_moe *moe, int64_t n_tok);
+
+/* out (n_tok, n_embd) f32 = the block applied to x (n_tok, n_embd) f32 (out must not alias
+ * x). wsp: cpu_moe_wsize bytes, aligned to 64. n_tok <= the scratch's n_batch. */
+void cpu_moe_ffn(cpu_pool *pool, cpu_moe_scratch *s, float *out, const float *x,
+                 const cpu_moe *moe, int64_t n_tok, void *wsp);
+
+/* Process-wide counters of the expert weights cpu_moe_ffn read, for tests and reports:
+ * bytes of routed-expert matrices multiplied, and per expert id how many times its matrices
+ * were read (once per batch that routed a token to it). Relaxed atomics. */
+typedef struct cpu_moe_counts {
+    uint64_t bytes;
+    uint64_t reads[CPU_MOE_MAX_EXPERTS];
+} cpu_moe_counts;
+
+void cpu_moe_counts_get(cpu_moe_counts *out);
+void cpu_moe_counts_reset(void);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * Mixture-of-experts feed-forward blocks as the model binds them: the hyperparameters from
+ * "<arch>.expert_*" keys, and per layer the router (blk.N.ffn_gate_inp), the experts' 3-D
+ * tensors (blk.N.ffn_{gate,up,down}_exps, or the merged blk.N.ffn_gate_up_exps with gate in
+ * the first half of each expert's rows) viewed one expert at a time straight from the mapped
+ * file, and the optional shared expert (blk.N.ffn_{gate,up,down}_shexp with its gate
+ * blk.N.ffn_gate_inp_shexp). Any architecture's layer loop runs the block with model_moe_ffn.
+ */
+#ifndef OB_MODEL_MOE_H
+#define OB_MODEL_MOE_H
+
+#include "cpu/moe.h"
+#include "model/backend.h"
+#include "outboard.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct model_moe_hparams {
+    int64_t n_expert;      /* <arch>.expert_count, 0 = a dense model */
+    int64_t n_expert_used; /* <arch>.expert_used_count, 1..n_expert */
+    int64_t n_ff_exp;      /* <arch>.expert_feed_forward_length (default n_ff / n_expert_used) */
+    int64_t n_ff_shexp;    /* <arch>.expert_shared_feed_forward_length, 0 = no shared expert */
+    bool norm_w;           /* chosen weights renormalised to sum 1 (per architecture) */
+    float w_scale;         /* <arch>.expert_weights_scale, 0 or 1 = none */
+} model_moe_hparams;
+
+/* One layer's block: the weights cpu_moe_ffn reads, and the views it points into. */
+typedef struct model_moe_layer {
+    cpu_moe ffn;        /* router, shared expert; gate/up/down point into views */
+    cpu_weight *views;  /* (3 * n_expert) owned: gate views, then up, then down */
+} model_moe_layer;
+
+/* Most experts per token, and most expert width, the loader accepts. */
+#define MODEL_MAX_EXPERT_FF (1 << 20)
+
+/* Reads the expert hyperparameters into m->hp.moe (after the llama-style sizes): OB_ERR_FORMAT
+ * naming the key when one is missing or out of range. `shared`: the architecture has a shared
+ * expert whose width defaults to n_ff. norm_w is the architecture's to set (llama.cpp
+ * renormalises for qwen3moe, qwen35moe and qwen3next alike, whatever the file says).
+ *
+ * A family with MoE layers calls, in its load function, this after the llama-style sizes,
+ * then model_moe_bind_layer for each MoE layer; its layer loop calls model_moe_ffn on the
+ * normed input in place of the dense FFN. Contexts size the backend's expert scratch from
+ * m->hp.moe (model_moe_shape) and refuse a backend whose ops lack moe_ffn. */
+ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err);
+
+/* Binds layer il's block into m->w.layers[il].moe (allocated here, freed by model_moe_free):
+ * shapes and types checked against m->hp.moe, errors naming the tensor. */
+ob_status model_moe_bind_layer(ob_model *m, int64_t il, ob_err *err);
+
+/* Frees every layer's block (and the repacked copies of its expert views). */
+void model_moe_free(ob_model *m);
+
+/* out (n_tok, n_embd) = layer il's MoE block of xn (n_tok, n_embd), the normed input; out must
+ * not alias xn. The FFN half of any family's layer loop with MoE layers. */
+void model_moe_ffn(const ob_model *m, model_backend *be, float *out, const float *xn,
+                   int64_t il, int64_t n_tok);
+
+/* Fills the MoE fields of a backend shape from the model (zeros when dense). */
+void model_moe_shape(const ob_model *m, model_backend_shape *shape);
+
+#endif

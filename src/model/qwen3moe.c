@@ -1,0 +1,70 @@
+/*
+ * Architecture `qwen3moe`: Qwen3 mixture-of-experts models (Qwen3-30B-A3B, 235B-A22B). The
+ * attention half is qwen3's (per-head q/k RMSNorm before NeoX RoPE, no biases); the FFN half
+ * of every layer is a mixture of experts (moe.h) without a shared expert, its chosen weights
+ * always renormalised to sum 1 (llama.cpp does so for this architecture whatever the file's
+ * norm_topk_prob was).
+ *
+ *   x = embed(tokens)
+ *   for each layer:  x += Wo attention(rope(qnorm(Wq rmsnorm(x))), rope(knorm(Wk ..)), Wv ..)
+ *                    x += moe(rmsnorm(x))
+ *   logits = Wout rmsnorm(x)
+ */
+#include "model/model.h"
+
+#include <math.h>
+
+ob_status model_qwen3moe_load(ob_model *m, ob_err *err) {
+    ob_status st = model_llama_read_hparams(m, err);
+    if (!st) st = model_moe_read_hparams(m, false, err);
+    if (st) return st;
+    m->hp.moe.norm_w = true;
+    if ((st = model_llama_bind(m, err))) return st;
+    const int64_t hd = m->hp.head_dim;
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        model_layer *l = &m->w.layers[il];
+        if ((st = model_bind_layer_vector(m, il, "attn_q_norm.weight", hd, &l->q_norm, err)) ||
+            (st = model_bind_layer_vector(m, il, "attn_k_norm.weight", hd, &l->k_norm, err)) ||
+            (st = model_moe_bind_layer(m, il, err)))
+            return st;
+    }
+    m->hp.flags.rope_neox = true;
+    m->hp.flags.qk_norm = true;
+    return OB_OK;
+}
+
+/* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
+ * s->abort stopped them between two layers. */
+static bool qwen3moe_layers(const ob_model *m, model_backend *be, model_buffers *b,
+                            const model_step *s) {
+    const model_hparams *hp = &m->hp;
+    const model_backend_ops *op = be->ops;
+    const int64_t e = hp->n_embd, n_tok = s->kv.n_tok;
+    const float kq_scale = 1.0f / sqrtf((float)hp->head_dim);
+    for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
+        const model_layer *l = &m->w.layers[il];
+        if (s->abort && s->abort(s->abort_user)) return false;
+        /* attention block */
+        op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps); /* (n_tok, e) */
+        model_llama_qkv(m, be, b, il, n_tok);
+        op->kv_store(be, il, b->k, b->v, &s->kv);
+        op->attention(be, il, b->attn, b->q, &s->kv, kq_scale);  /* (n_tok, n_head * hd) */
+        op->matmul(be, b->proj, &l->wo, b->attn, n_tok);         /* (n_tok, e) */
+        op->add(be, b->x, b->proj, n_tok * e);
+        /* mixture-of-experts block */
+        op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
+        model_moe_ffn(m, be, b->proj, b->xn, il, n_tok);          /* (n_tok, e) */
+        op->add(be, b->x, b->proj, n_tok * e);
+    }
+    return true;
+}
+
+bool model_qwen3moe_forward(const ob_model *m, model_backend *be, model_buffers *b,
+                            const model_step *s) {
+    const int64_t n_tok = s->kv.n_tok;
+    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
+    be->ops->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x); /* (n_tok, n_embd) */
+    if (!qwen3moe_layers(m, be, b, s)) return false;
+    model_forward_logits(m, be, b, s);
+    return true;
+}
