@@ -5,9 +5,11 @@ partial RoPE (16 of 64 dims) with dimension_sections. In F32, F16, Q8_0 and Q4_K
 in one batch and token by token, and positions 1000..1003 (the recurrence over 16 chunks of
 64, across n_batch passes), also fed in pieces of 333 (chunk boundaries inside pieces).
 Tolerances are test_logits.py's. Greedy generations equal llama.cpp's token for token where the
-reference top-2 gap is clear. The truncation and memory checks go through kv_tool.
+reference top-2 gap is clear. The truncation and memory checks go through kv_tool; keys patched
+to hostile values are refused at load by name.
 """
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -113,3 +115,27 @@ def test_qwen35_info_shows_layer_kinds(synth_dir):
     out = outboard("info", synth(synth_dir, "f32")).stdout
     assert "layer kinds" in out and "3 deltanet, 1 attention" in out, out
     assert "state per seq" in out and "210.0 KiB" in out, out
+
+
+HOSTILE = [("qwen35.ssm.state_size", 1 << 30, "ssm keys out of range"),
+           ("qwen35.ssm.time_step_rank", 3, "a multiple of group_count"),
+           ("qwen35.ssm.conv_kernel", 1000, "conv_kernel 1000"),
+           ("qwen35.ssm.inner_size", 7, "inner_size 7"),
+           ("qwen35.full_attention_interval", 0, "full_attention_interval 0"),
+           ("qwen35.rope.dimension_sections", 1 << 20, "dimension_sections[0]")]
+
+
+@pytest.mark.parametrize("key,value,message", HOSTILE,
+                         ids=[h[0].split(".", 1)[1] for h in HOSTILE])
+def test_qwen35_hostile_keys_are_named(key, value, message, synth_dir, tmp_path):
+    """A key patched to a value no real file has: refused at load with a message naming it."""
+    gguf = pytest.importorskip("gguf")
+    path = tmp_path / "hostile.gguf"
+    shutil.copy(synth(synth_dir, "f32"), path)
+    r = gguf.GGUFReader(path, "r+")
+    f = r.fields[key]
+    f.parts[f.data[0]][0] = value
+    del r
+    proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, check=False)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr, proc.stderr
