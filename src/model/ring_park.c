@@ -30,7 +30,9 @@ ob_status ring_park_new(int32_t n_seq, int64_t n_swa, int64_t ring_rows, ring_pa
     if (!rp) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for ring parking");
     rp->n_seq = n_seq;
     rp->n_swa = n_swa;
-    rp->max_k = (ring_rows - n_swa) / KV_BLOCK + 1;
+    /* A ring no longer than the window (a context shorter than it) never wraps: every block
+     * prefix of the context keeps its window. */
+    rp->max_k = (ring_rows > n_swa ? ring_rows - n_swa : ring_rows) / KV_BLOCK + 1;
     rp->slots = ob_calloc((size_t)n_seq, sizeof *rp->slots);
     rp->hashes = ob_calloc((size_t)n_seq, (size_t)rp->max_k * sizeof *rp->hashes);
     if (!rp->slots || !rp->hashes) {
