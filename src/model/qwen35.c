@@ -63,6 +63,21 @@ static ob_status read_ssm(ob_model *m, ob_err *err) {
     return OB_OK;
 }
 
+/* Files with multi-token-prediction blocks count them in block_count and name how many in
+ * nextn_predict_layers; they follow the main stack and are not run in the main pass (as in
+ * llama.cpp), so the model is the layers before them. */
+static ob_status skip_nextn(ob_model *m, ob_err *err) {
+    int64_t nextn;
+    ob_status st = model_key_i64_or(m, "nextn_predict_layers", 0, &nextn, err);
+    if (st) return st;
+    if (nextn < 0 || nextn >= m->hp.n_layer)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.nextn_predict_layers %lld, expected "
+                       "0..%lld", gguf_name(m->file), (long long)nextn,
+                       (long long)(m->hp.n_layer - 1));
+    m->hp.n_layer -= nextn;
+    return OB_OK;
+}
+
 /* Which layers are DeltaNet: attention.recurrent_layers (one flag per layer), else every layer
  * but the last of each full_attention_interval (default 4, as llama.cpp). */
 static ob_status read_kinds(ob_model *m, ob_err *err) {
@@ -72,9 +87,9 @@ static ob_status read_kinds(ob_model *m, ob_err *err) {
     const gguf_kv *kv = gguf_kv_find(m->file, "qwen35.attention.recurrent_layers");
     if (kv) {
         if (kv->type != GGUF_VTYPE_ARRAY || kv->arr_type == GGUF_VTYPE_STRING ||
-            kv->arr_len != (uint64_t)hp->n_layer)
+            kv->arr_len < (uint64_t)hp->n_layer)
             return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.attention.recurrent_layers: "
-                           "expected an array of %lld flags", gguf_name(m->file),
+                           "expected an array of at least %lld flags", gguf_name(m->file),
                            (long long)hp->n_layer);
         for (int64_t il = 0; il < hp->n_layer; il++)
             hp->recurrent[il] = gguf_arr_i64(kv, (uint64_t)il) != 0;
@@ -240,6 +255,7 @@ ob_status model_qwen35_load(ob_model *m, ob_err *err) {
         st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s: qwen35 with rope_freqs / llama3 rope scaling "
                      "is not supported", gguf_name(m->file));
     if (!st) st = read_ssm(m, err);
+    if (!st) st = skip_nextn(m, err);
     if (!st) st = read_kinds(m, err);
     if (!st) st = read_sections(m, err);
     if (!st) st = bind_all(m, err);
