@@ -139,3 +139,39 @@ def test_qwen35_hostile_keys_are_named(key, value, message, synth_dir, tmp_path)
     proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, check=False)
     assert proc.returncode == 1 and message in proc.stderr, proc.stderr
     assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr, proc.stderr
+
+
+def with_recurrent_layers(src, dst, flags, interval):
+    """src rewritten with qwen35.attention.recurrent_layers = flags and full_attention_interval
+    = interval (F32 files only: their tensors copy as plain arrays)."""
+    gguf = pytest.importorskip("gguf")
+    r = gguf.GGUFReader(src)
+    w = gguf.GGUFWriter(dst, "qwen35")
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        value = interval if name == "qwen35.full_attention_interval" else f.contents()
+        sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(name, value, f.types[0], sub)
+    w.add_key_value("qwen35.attention.recurrent_layers", flags, gguf.GGUFValueType.ARRAY,
+                    gguf.GGUFValueType.BOOL)
+    for t in r.tensors:
+        w.add_tensor(t.name, np.array(t.data))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_qwen35_recurrent_layers_key_decides_layer_kinds(synth_dir, tmp_path):
+    """attention.recurrent_layers names the DeltaNet layers one by one and wins over
+    full_attention_interval (set to a contradicting 2 here): the same logits as the file that
+    has only the interval."""
+    src = synth(synth_dir, "f32")
+    dst = str(tmp_path / "flags.gguf")
+    with_recurrent_layers(src, dst, [True, True, True, False], 2)
+    toks = tokens(40, 5)
+    a = outboard_logits(src, toks, tmp_path)
+    b = outboard_logits(dst, toks, tmp_path)
+    assert np.array_equal(a, b)
+    assert "3 deltanet, 1 attention" in outboard("info", dst).stdout
