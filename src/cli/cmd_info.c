@@ -95,6 +95,34 @@ static int64_t vocab_size(const gguf_file *f, ob_str arch) {
     return kv && kv->type == GGUF_VTYPE_ARRAY ? (int64_t)kv->arr_len : -1;
 }
 
+/* Hybrid recurrent models (qwen35): which layers are DeltaNet and the recurrent state one
+ * sequence keeps (conv state and delta-rule state per DeltaNet layer, f32; the engine keeps a
+ * second copy as the sequence's checkpoint). Nothing for other architectures. */
+static void print_recurrent(const gguf_file *f, ob_str arch) {
+    const int64_t ds = arch_int(f, arch, "ssm.state_size");
+    const int64_t nk = arch_int(f, arch, "ssm.group_count");
+    const int64_t nv = arch_int(f, arch, "ssm.time_step_rank");
+    const int64_t conv = arch_int(f, arch, "ssm.conv_kernel");
+    const int64_t n_layer = arch_int(f, arch, "block_count");
+    if (ds <= 0 || nk <= 0 || nv <= 0 || conv <= 0 || n_layer <= 0) return;
+    char key[256];
+    snprintf(key, sizeof key, "%.*s.attention.recurrent_layers", OB_STR_FMT(arch));
+    const gguf_kv *kv = gguf_kv_find(f, key);
+    int64_t every = arch_int(f, arch, "full_attention_interval"), n_rec = 0;
+    if (every <= 0) every = 4;
+    for (int64_t il = 0; il < n_layer; il++)
+        n_rec += kv && kv->type == GGUF_VTYPE_ARRAY && kv->arr_type != GGUF_VTYPE_STRING &&
+                         (uint64_t)il < kv->arr_len
+                     ? gguf_arr_i64(kv, (uint64_t)il) != 0
+                     : !kv && (il + 1) % every != 0;
+    printf("%-17s %" PRId64 " deltanet, %" PRId64 " attention\n", "layer kinds", n_rec,
+           n_layer - n_rec);
+    const double per_layer = ((double)(conv - 1) * (double)((2 * nk + nv) * ds) +
+                              (double)nv * (double)ds * (double)ds) * 4.0;
+    printf("%-17s %.1f KiB recurrent (%.1f KiB with its checkpoint)\n", "state per seq",
+           per_layer * (double)n_rec / 1024.0, 2.0 * per_layer * (double)n_rec / 1024.0);
+}
+
 /* ---- text output ------------------------------------------------------------------------ */
 
 /* "-" for an absent string. */
@@ -151,6 +179,7 @@ static void print_summary(const gguf_file *f, const type_mix *mix) {
     print_int_line("layers", arch_int(f, arch, "block_count"));
     print_int_line("heads", arch_int(f, arch, "attention.head_count"));
     print_int_line("kv heads", arch_int(f, arch, "attention.head_count_kv"));
+    print_recurrent(f, arch);
     print_int_line("vocab size", vocab_size(f, arch));
     ob_str model = str_key(f, "tokenizer.ggml.model"), pre = str_key(f, "tokenizer.ggml.pre");
     printf("%-17s %.*s (pre: %.*s)\n", "tokenizer", OB_STR_FMT(dash(model)), OB_STR_FMT(dash(pre)));

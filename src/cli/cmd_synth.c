@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/cli_args.h"
 #include "cli/synth_moe.h"
+#include "cli/synth.h"
 #include "core/alloc.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -62,17 +63,6 @@ static const synth_arch ARCHS[] = {
 typedef struct synth_dims {
     int64_t n_layer, head_dim, swa;
 } synth_dims;
-
-typedef struct synth_state {
-    gguf_writer *w;
-    const quant_preset *preset; /* per-tensor types as llama-quantize picks them, or NULL */
-    quant_mix_model mix;
-    void **bufs; /* tensor data the writer borrows until it writes */
-    size_t n_bufs;
-    uint64_t rng;
-    ob_err err;
-    synth_moe *moe; /* the experts of a mixture-of-experts architecture, or NULL */
-} synth_state;
 
 static float synth_rand(uint64_t *s) { /* uniform [-1, 1) */
     *s ^= *s << 13;
@@ -288,7 +278,7 @@ static int parse_type(const char *s, uint32_t *out) {
 
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
-                    "[--arch llama|qwen2|qwen3|gemma3|qwen3moe] [--vocab VOCAB.gguf] [--seed N]\n"
+                    "[--arch llama|qwen2|qwen3|gemma3|qwen3moe|qwen35] [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  [--merged-experts (qwen3moe: one ffn_gate_up_exps per layer)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
@@ -304,12 +294,13 @@ int cli_cmd_synth(int argc, char **argv) {
         return usage(stderr);
     }
     if (o.help) return usage(stdout);
+    if (!strcmp(o.arch, "qwen35")) return cli_synth_qwen35(&o); /* synth_qwen35.c */
     const synth_arch *ar = NULL;
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (!strcmp(ARCHS[i].name, o.arch)) ar = &ARCHS[i];
     if (!ar) {
         fprintf(stderr, "outboard synth: architecture '%s' is not supported (llama, qwen2, "
-                        "qwen3, gemma3, qwen3moe)\n", o.arch);
+                        "qwen3, gemma3, qwen3moe, qwen35)\n", o.arch);
         return 2;
     }
     const synth_shape *sh = NULL;
@@ -355,4 +346,45 @@ int cli_cmd_synth(int argc, char **argv) {
     gguf_writer_free(st.w);
     synth_moe_free(st.moe);
     return rc;
+}
+
+/* ---- shared with the architecture files (synth.h) -------------------------------------- */
+
+float cli_synth_rand(synth_state *st) { return synth_rand(&st->rng); }
+
+int cli_synth_vector(synth_state *st, const char *name, int64_t n, float base, float noise) {
+    return add_vector(st, name, n, base, noise);
+}
+
+int cli_synth_matrix(synth_state *st, const char *name, uint32_t type, int64_t n_in,
+                     int64_t n_out, float amp) {
+    return add_matrix(st, name, type, n_in, n_out, amp);
+}
+
+int cli_synth_f32(synth_state *st, const char *name, int n_dims, const int64_t *ne, float *data) {
+    if (keep_buf(st, data)) return -1;
+    size_t n = 1;
+    for (int i = 0; i < n_dims; i++) n *= (size_t)ne[i];
+    return gguf_writer_add_tensor(st->w, name, OB_QTYPE_F32, n_dims, ne, data, n * 4, &st->err)
+               ? -1 : 0;
+}
+
+int cli_synth_vocab(synth_state *st, const char *vocab_path, int64_t *n_vocab) {
+    return write_vocab(st, vocab_path, n_vocab);
+}
+
+void cli_synth_u32(gguf_writer *w, const char *arch, const char *key, uint32_t v) {
+    set_arch_u32(w, arch, key, v);
+}
+
+void cli_synth_f32_key(gguf_writer *w, const char *arch, const char *key, float v) {
+    set_arch_f32(w, arch, key, v);
+}
+
+int cli_synth_type(const char *name, uint32_t *type, const quant_preset **preset) {
+    *preset = NULL;
+    if (!parse_type(name, type)) return 0;
+    if ((*preset = quant_preset_find(name)) == NULL) return -1;
+    *type = (*preset)->base_type;
+    return 0;
 }

@@ -35,6 +35,16 @@ typedef struct model_kv_batch {
     int64_t n_kv;                 /* largest pos + 1 over the rows */
 } model_kv_batch;
 
+/* The weights of one Gated DeltaNet layer that the deltanet op reads: host F32 vectors owned
+ * by the model. */
+typedef struct model_dnet_weights {
+    const float *conv;    /* (conv_dim, conv_kernel) depthwise causal convolution */
+    const float *dt_bias; /* (n_v_head) added to alpha before the softplus */
+    const float *a;       /* (n_v_head) -exp(A_log): g = a * softplus(alpha + dt_bias) */
+    const float *norm;    /* (d_state) gated RMSNorm weight, shared by the heads */
+    float eps;            /* of the L2 norms of q and k and of the gated RMSNorm */
+} model_dnet_weights;
+
 typedef struct model_backend_ops {
     const char *name; /* "cpu" */
 
@@ -83,6 +93,28 @@ typedef struct model_backend_ops {
      * backend without MoE kernels: contexts of MoE models then refuse that backend. */
     void (*moe_ffn)(model_backend *be, float *out, const float *x, const cpu_moe *moe,
                     int64_t n_tok);
+
+    /* ---- recurrent layers (Gated DeltaNet, qwen35); a backend without them leaves these
+     * NULL and ob_context_new refuses such an architecture on it ---- */
+
+    /* The core of DeltaNet layer il for rows of any mix of sequences: qkv (n_tok, conv_dim)
+     * raw projections, convolved in place over each sequence's conv state, then SiLU; q and k
+     * heads L2-normalised (q scaled by 1/sqrt(d_state)); alpha (n_tok, n_v_head) becomes the
+     * log decay g, beta (n_tok, n_v_head) its sigmoid; the delta rule per value head (value
+     * head h reads key head h % n_k_head) over the sequence's state, chunked when a sequence
+     * has several rows; out (n_tok, n_v_head * d_state) = rmsnorm(o) * norm * silu(z) per
+     * head. A row at position 0 starts its sequence from a zero state. */
+    void (*deltanet)(model_backend *be, int64_t il, float *out, float *qkv, const float *z,
+                     float *alpha, float *beta, const model_kv_batch *kv,
+                     const model_dnet_weights *w);
+    /* Copies sequence src's recurrent state slot (0 = live, 1 = checkpoint) over dst's slot,
+     * on every recurrent layer of the range (fork, checkpoint, restore). */
+    void (*rs_copy)(model_backend *be, int32_t src, int src_slot, int32_t dst, int dst_slot);
+    /* q (n_rows, hd), gate (n_rows, hd) from qg (n_rows, 2, hd): each head's q then its gate. */
+    void (*split_gate)(model_backend *be, float *q, float *gate, const float *qg,
+                       int64_t n_rows, int64_t hd);
+    /* x (n) *= sigmoid(gate (n)). */
+    void (*sigmoid_mul)(model_backend *be, float *x, const float *gate, int64_t n);
 } model_backend_ops;
 
 struct model_backend {
@@ -106,7 +138,32 @@ typedef struct model_backend_shape {
     size_t matmul_wsize; /* largest cpu_matmul_wsize over the model's weights at n_batch */
     /* mixture-of-experts blocks (model_hparams.moe), all 0 for a dense model */
     int64_t n_embd, n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    const bool *recurrent; /* borrowed (n_layer of the model) or NULL: layer il is a Gated
+                              DeltaNet layer, with recurrent state per sequence and no KV */
+    int64_t ssm_conv, ssm_d_state, ssm_n_k_head, ssm_n_v_head; /* DeltaNet sizes */
 } model_backend_shape;
+
+/* Whether model layer il is recurrent (no KV cache rows). */
+static inline bool model_layer_is_recurrent(const model_backend_shape *s, int64_t il) {
+    return s->recurrent && s->recurrent[il];
+}
+
+/* Channels of a DeltaNet layer's convolution: q, k (n_k_head each) and v (n_v_head). */
+static inline int64_t model_dnet_conv_dim(const model_backend_shape *s) {
+    return (2 * s->ssm_n_k_head + s->ssm_n_v_head) * s->ssm_d_state;
+}
+
+/* Floats of one sequence's state slot on one DeltaNet layer: the conv state (conv - 1,
+ * conv_dim) and the delta-rule state (n_v_head, d_state, d_state). */
+static inline int64_t model_dnet_slot_floats(const model_backend_shape *s) {
+    return (s->ssm_conv - 1) * model_dnet_conv_dim(s) +
+           s->ssm_n_v_head * s->ssm_d_state * s->ssm_d_state;
+}
+
+/* Bytes of recurrent state for layers [layer_lo, layer_lo + n_layer): two slots (live and
+ * checkpoint) per sequence per DeltaNet layer, f32; what the CPU backend allocates (0 when
+ * the size overflows or there is none). */
+size_t model_rs_bytes(const model_backend_shape *s, int64_t layer_lo);
 
 /* Cache rows of a sliding-window layer: the window plus one batch, so a batch never
  * overwrites a position one of its own queries still sees; at most n_ctx. */
@@ -123,6 +180,7 @@ static inline bool model_layer_is_swa(const model_backend_shape *s, int64_t il) 
 /* Rows of layer il's cache (il a model layer index in the shape's range): the pool, or one
  * ring per sequence. */
 static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il) {
+    if (model_layer_is_recurrent(s, il)) return 0;
     return model_layer_is_swa(s, il) ? s->n_seq * model_swa_rows(s) : s->n_kv_rows;
 }
 

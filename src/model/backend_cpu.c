@@ -6,6 +6,7 @@
  * ring of model_swa_rows rows per sequence, sequence s's at rows s * model_swa_rows...
  */
 #include "model/backend.h"
+#include "model/backend_cpu_rs.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -23,6 +24,7 @@ typedef struct cpu_backend {
     void *wsp;         /* shape.matmul_wsize bytes: activations in vec_dot_type */
     float *attn_scratch; /* cpu_attn_scratch_floats(n_ctx, head_dim, n_threads) */
     cpu_moe_scratch *moe; /* MoE blocks' scratch for n_batch tokens, NULL when dense */
+    model_cpu_rs *rs;  /* recurrent state of the DeltaNet layers (backend_cpu_rs.c), or NULL */
 } cpu_backend;
 
 static cpu_backend *as_cpu(model_backend *be) { return (cpu_backend *)be; }
@@ -123,7 +125,8 @@ static void be_kv_copy(model_backend *be, const kv_copy *copies, int64_t n) {
     cpu_backend *b = as_cpu(be);
     const size_t row = (size_t)kv_row(b);
     for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
-        if (model_layer_is_swa(&b->shape, il)) continue;
+        if (model_layer_is_swa(&b->shape, il) || model_layer_is_recurrent(&b->shape, il))
+            continue;
         for (int64_t i = 0; i < n; i++) {
             const size_t src = (size_t)copies[i].src * KV_BLOCK * row;
             const size_t dst = (size_t)copies[i].dst * KV_BLOCK * row;
@@ -174,6 +177,30 @@ static void be_moe_ffn(model_backend *be, float *out, const float *x, const cpu_
     cpu_moe_ffn(as_cpu(be)->pool, as_cpu(be)->moe, out, x, moe, n_tok, as_cpu(be)->wsp);
 }
 
+static void be_deltanet(model_backend *be, int64_t il, float *out, float *qkv, const float *z,
+                        float *alpha, float *beta, const model_kv_batch *kv,
+                        const model_dnet_weights *w) {
+    model_cpu_rs_deltanet(as_cpu(be)->rs, as_cpu(be)->pool, il, out, qkv, z, alpha, beta, kv, w);
+}
+
+static void be_rs_copy(model_backend *be, int32_t src, int src_slot, int32_t dst, int dst_slot) {
+    model_cpu_rs_copy(as_cpu(be)->rs, src, src_slot, dst, dst_slot);
+}
+
+static void be_split_gate(model_backend *be, float *q, float *gate, const float *qg,
+                          int64_t n_rows, int64_t hd) {
+    (void)be;
+    for (int64_t r = 0; r < n_rows; r++) {
+        memcpy(q + r * hd, qg + 2 * r * hd, (size_t)hd * sizeof(float));
+        memcpy(gate + r * hd, qg + (2 * r + 1) * hd, (size_t)hd * sizeof(float));
+    }
+}
+
+static void be_sigmoid_mul(model_backend *be, float *x, const float *gate, int64_t n) {
+    (void)be;
+    for (int64_t i = 0; i < n; i++) x[i] *= 1.0f / (1.0f + expf(-gate[i]));
+}
+
 static void be_free(model_backend *be) {
     cpu_backend *b = as_cpu(be);
     if (!b) return;
@@ -184,6 +211,7 @@ static void be_free(model_backend *be) {
     ob_free_aligned(b->wsp);
     ob_free_aligned(b->attn_scratch);
     ob_free(b->layer_off);
+    model_cpu_rs_free(b->rs);
     ob_free(b);
 }
 
@@ -192,6 +220,8 @@ static const model_backend_ops CPU_OPS = {
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
     .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free, .moe_ffn = be_moe_ffn,
+    .deltanet = be_deltanet, .rs_copy = be_rs_copy, .split_gate = be_split_gate,
+    .sigmoid_mul = be_sigmoid_mul,
 };
 
 /* Aligned buffer of n * size bytes (at least one byte), or NULL on overflow/failure. */
@@ -242,6 +272,11 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
         be_free(&b->base);
         return ob_fail(err, OB_ERR_NOMEM, "cpu backend: out of memory for the expert scratch "
                        "of a batch of %lld", (long long)shape->n_batch);
+    }
+    if (b->k_cache && b->v_cache && b->wsp && b->attn_scratch &&
+        (st = model_cpu_rs_new(shape, layer_lo, n_threads, &b->rs, err))) {
+        be_free(&b->base);
+        return st;
     }
     if (!b->k_cache || !b->v_cache || !b->wsp || !b->attn_scratch) {
         be_free(&b->base);

@@ -10,6 +10,7 @@
 #include "model/context.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@ void ob_context_params_init(ob_context_params *p) {
 }
 
 static void buffers_free(model_buffers *b) {
-    float **fs[] = {&b->x, &b->xn, &b->q, &b->k, &b->v, &b->attn, &b->proj, &b->gate, &b->up};
+    float **fs[] = {&b->x,    &b->xn,   &b->q,  &b->k,  &b->v,
+                    &b->attn, &b->proj, &b->gate, &b->up, &b->extra};
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
         ob_free_aligned(*fs[i]);
         *fs[i] = NULL;
@@ -45,6 +47,7 @@ static ob_status buffers_new(model_buffers *b, const model_hparams *hp, int64_t 
         {&b->q, hp->n_head * hp->head_dim},    {&b->k, hp->n_head_kv * hp->head_dim},
         {&b->v, hp->n_head_kv * hp->head_dim}, {&b->attn, hp->n_head * hp->head_dim},
         {&b->proj, hp->n_embd}, {&b->gate, hp->n_ff}, {&b->up, hp->n_ff},
+        {&b->extra, hp->n_extra > 0 ? hp->n_extra : 1},
     };
     memset(b, 0, sizeof *b);
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
@@ -120,12 +123,17 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
     c->step_blocks = ob_alloc(nb, sizeof *c->step_blocks);
     c->seq_new = ob_calloc((size_t)c->n_seq, sizeof *c->seq_new);
     c->swa_lo = ob_calloc((size_t)c->n_seq, sizeof *c->swa_lo);
+    const bool recurrent = c->model->hp.recurrent != NULL;
+    if (recurrent && (c->rs_ckpt = ob_alloc((size_t)c->n_seq, sizeof *c->rs_ckpt)))
+        for (int32_t s = 0; s < c->n_seq; s++) c->rs_ckpt[s] = -1;
     if (!c->step_pos || !c->step_seq || !c->step_slot || !c->step_out || !c->step_blocks ||
-        !c->seq_new || !c->swa_lo)
+        !c->seq_new || !c->swa_lo || (recurrent && !c->rs_ckpt))
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
     /* Prefix caching needs copy-on-write and arbitrary block tables, which the CUDA kernels
-     * lack. Sliding-window layers share no blocks: a prefix continues a parked ring. */
-    const bool hashing = !is_cuda(c);
+     * lack. Sliding-window layers share no blocks: a prefix continues a parked ring. Cached
+     * KV blocks are of no use to a model with recurrent layers without the state at the
+     * block's end, which is not kept: no prefix cache there. */
+    const bool hashing = !is_cuda(c) && !recurrent;
     const int64_t max_blocks = (c->n_ctx + KV_BLOCK - 1) / KV_BLOCK;
     if (hashing && c->swa_rows) {
         st = ring_park_new(c->n_seq, c->model->hp.n_swa, c->swa_rows, &c->park, err);
@@ -159,9 +167,11 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         .n_seq = p.n_seq_max, .n_batch = p.n_batch, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
         .matmul_wsize = model_matmul_wsize(m, p.n_batch),
+        .recurrent = hp->recurrent, .ssm_conv = hp->ssm_conv, .ssm_d_state = hp->ssm_d_state,
+        .ssm_n_k_head = hp->ssm_n_k_head, .ssm_n_v_head = hp->ssm_n_v_head,
     };
     model_moe_shape(m, &shape);
-    c->kv_bytes = model_kv_bytes(&shape, 0);
+    c->kv_bytes = model_kv_bytes(&shape, 0) + model_rs_bytes(&shape, 0);
     c->swa_rows = hp->n_swa > 0 ? model_swa_rows(&shape) : 0;
     if (p.device == OB_DEVICE_CPU && (st = check_host_memory(c->kv_bytes, p.kv_size, err))) {
         ob_free(c);
@@ -176,6 +186,10 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
                      "mixture-of-experts layers, which this backend does not run (use --device "
                      "cpu)", c->be->ops->name, hp->arch_name);
+    if (!st && hp->recurrent && !c->be->ops->deltanet)
+        st = ob_fail(err, OB_ERR_UNSUPPORTED, "context: the %s backend has no recurrent-layer "
+                     "ops, which architecture '%s' needs (use --device cpu)", c->be->ops->name,
+                     hp->arch_name);
     if (!st) st = context_arrays_new(c, &shape, err);
     if (st) {
         ob_context_free(c);
@@ -192,7 +206,8 @@ void ob_context_free(ob_context *c) {
     kv_pool_free(c->pool);
     ring_park_free(c->park);
     void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
-                    c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash};
+                    c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash,
+                    c->rs_ckpt};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);
 }
@@ -226,6 +241,7 @@ void ob_seq_free(ob_context *c, int32_t seq) {
     if (c->park && len > 0) ring_park_save(c->park, c->pool, seq, len, c->swa_lo[seq]);
     kv_pool_seq_free(c->pool, seq);
     c->swa_lo[seq] = 0;
+    if (c->rs_ckpt) c->rs_ckpt[seq] = -1; /* its next decode starts at position 0: zero state */
 }
 
 ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
@@ -238,6 +254,28 @@ ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
     if (c->park) ring_park_drop(c->park, dst);
     if (c->swa_rows) c->be->ops->seq_copy(c->be, src, dst); /* the rings are per sequence */
     c->swa_lo[dst] = c->swa_lo[src];
+    if (c->rs_ckpt) { /* the recurrent state is per sequence too; dst has no checkpoint yet */
+        c->be->ops->rs_copy(c->be, src, 0, dst, 0);
+        c->rs_ckpt[dst] = -1;
+    }
+    return OB_OK;
+}
+
+/* A recurrent state summarises every position, so it can go back only to where a copy of it
+ * was kept: position 0 (the next decode starts from a zero state) or the sequence's checkpoint
+ * (its length before its last decode). Anything else is refused, never kept wrong. */
+static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int64_t len,
+                                ob_err *err) {
+    if (!c->rs_ckpt || n_past == len || n_past == 0) return OB_OK;
+    if (n_past != c->rs_ckpt[seq]) {
+        char ck[64] = "";
+        if (c->rs_ckpt[seq] >= 0)
+            snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "truncate: sequence %d of %lld positions to "
+                       "%lld: %s has recurrent layers, whose state can return only to 0%s",
+                       seq, (long long)len, (long long)n_past, c->model->hp.arch_name, ck);
+    }
+    c->be->ops->rs_copy(c->be, seq, 1, seq, 0);
     return OB_OK;
 }
 
@@ -257,6 +295,7 @@ ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *er
                        "keeps the last %lld positions of %lld; expected 0 or %lld..%lld",
                        (long long)n_past, (long long)c->swa_rows, (long long)len,
                        (long long)lo, (long long)len);
+    if ((st = truncate_state(c, seq, n_past, len, err))) return st;
     kv_pool_seq_truncate(c->pool, seq, n_past);
     if (n_past == 0) c->swa_lo[seq] = 0;
     if (seq == 0) c->n_entries = 0; /* as before: ob_logits forgets the last ob_eval */

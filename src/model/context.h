@@ -21,7 +21,11 @@ struct ob_context {
     ring_park *park;       /* owned: freed sequences' rings kept for prefix reuse, or NULL
                               (no sliding-window layers, or no prefix cache) */
     uint64_t *match_hash;  /* (blocks of n_ctx) scratch of ob_seq_attach_prefix, or NULL */
-    size_t kv_bytes;       /* K and V cache bytes (model_kv_bytes) */
+    size_t kv_bytes;       /* K and V cache bytes (model_kv_bytes) plus recurrent state
+                              (model_rs_bytes) */
+    int64_t *rs_ckpt;      /* (n_seq) with recurrent layers: the position of the state in each
+                              sequence's checkpoint slot (its length before its last decode),
+                              -1 = none; NULL without recurrent layers */
     float *logits;         /* (logits_cap / n_vocab, n_vocab) f32: rows of the last decode */
     size_t logits_cap;     /* floats allocated */
     int32_t *entry_row;    /* (entries_cap) logits row of each entry of the last decode, or -1 */

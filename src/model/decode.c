@@ -214,6 +214,13 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     if (!st) st = kv_pool_reserve(c->pool, c->seq_new, err);
     if (st) return st;
     c->n_entries = 0;
+    /* the recurrent state of every sequence the batch touches is kept in its checkpoint slot,
+     * to restore on failure (and for a truncation back to this length) */
+    for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++) {
+        if (c->seq_new[q] == 0) continue;
+        c->be->ops->rs_copy(c->be, q, 0, q, 1);
+        c->rs_ckpt[q] = kv_pool_seq_len(c->pool, q);
+    }
     int64_t n_copies;
     const kv_copy *copies = kv_pool_copies(c->pool, &n_copies);
     if (n_copies) c->be->ops->kv_copy(c->be, copies, n_copies);
@@ -225,6 +232,8 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     note_ring_writes(c);
     if (st) {
         kv_pool_rollback(c->pool); /* every sequence as it was before the call */
+        for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++)
+            if (c->seq_new[q]) c->be->ops->rs_copy(c->be, q, 1, q, 0);
         return st;
     }
     kv_pool_commit(c->pool, tok, pos, seq, n);

@@ -29,6 +29,7 @@ static const model_arch_entry ARCHES[] = {
     {"qwen3", MODEL_ARCH_QWEN3, model_qwen3_load, model_llama_forward},
     {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_forward},
     {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_qwen3moe_forward},
+    {"qwen35", MODEL_ARCH_QWEN35, model_qwen35_load, model_qwen35_forward},
 };
 #define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
 
@@ -147,9 +148,11 @@ size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->w.layers[il];
         const cpu_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
-                                  &l->w_down};
+                                  &l->w_down, &l->ssm_qkv, &l->ssm_z, &l->ssm_alpha,
+                                  &l->ssm_beta, &l->ssm_out};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
-            if (!ws[i]->qt) continue; /* not bound: the layer's FFN is a mixture of experts */
+            if (!ws[i]->qt) continue; /* not bound: a tensor other layer kinds have (the
+                                         FFN of a mixture-of-experts layer, ...) */
             size_t s = cpu_matmul_wsize(ws[i], n_tok);
             if (s > best) best = s;
         }
@@ -232,7 +235,7 @@ static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *er
     }
     return ob_fail(err, OB_ERR_UNSUPPORTED,
                    "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                   "gemma3, qwen3moe)",
+                   "gemma3, qwen3moe, qwen35)",
                    gguf_name(m->file), OB_STR_FMT(arch));
 }
 
@@ -288,11 +291,13 @@ void ob_model_free(ob_model *m) {
         for (int64_t il = 0; il < m->hp.n_layer; il++) {
             model_layer *l = &m->w.layers[il];
             float *vs[] = {l->attn_norm, l->ffn_norm, l->bq, l->bk, l->bv, l->q_norm,
-                           l->k_norm, l->post_attn_norm, l->post_ffn_norm};
+                           l->k_norm, l->post_attn_norm, l->post_ffn_norm, l->ssm_conv,
+                           l->ssm_dt, l->ssm_a, l->ssm_norm};
             for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) ob_free(vs[i]);
         }
     }
     ob_free(m->hp.swa);
+    ob_free(m->hp.recurrent);
     ob_free(m->w.layers);
     ob_free(m->w.output_norm);
     ob_free(m->w.rope_freqs);

@@ -27,6 +27,7 @@ typedef enum model_arch {
     MODEL_ARCH_QWEN3,
     MODEL_ARCH_GEMMA3,
     MODEL_ARCH_QWEN3MOE,
+    MODEL_ARCH_QWEN35,
 } model_arch;
 
 /* Switches that distinguish architectures sharing the llama-style block. */
@@ -60,6 +61,13 @@ typedef struct model_hparams {
                              applied in the softmax */
     model_flags flags;
     model_moe_hparams moe; /* mixture-of-experts blocks (n_expert 0 = dense) */
+    /* Gated DeltaNet (qwen35): recurrent layers and their sizes, all 0 / NULL elsewhere */
+    bool *recurrent;      /* (n_layer) owned: layer il is a DeltaNet layer, or NULL */
+    int64_t ssm_conv;     /* <arch>.ssm.conv_kernel */
+    int64_t ssm_d_state;  /* <arch>.ssm.state_size: key and value head size */
+    int64_t ssm_n_k_head; /* <arch>.ssm.group_count */
+    int64_t ssm_n_v_head; /* <arch>.ssm.time_step_rank */
+    int64_t n_extra;      /* floats per row of model_buffers.extra (0: none) */
 } model_hparams;
 
 /* One transformer block's weights. Matrices are views into the file; norm vectors are F32
@@ -82,6 +90,17 @@ typedef struct model_layer {
     float *post_ffn_norm;  /* blk.N.post_ffw_norm.weight (n_embd), or NULL (gemma3) */
     model_moe_layer *moe;  /* owned: the layer's mixture-of-experts FFN (moe.h) in place of
                               w_gate/w_up/w_down, or NULL */
+    /* qwen35 Gated DeltaNet layers (conv_dim = (2 n_k_head + n_v_head) d_state, value_dim =
+     * n_v_head d_state); the vectors NULL elsewhere */
+    cpu_weight ssm_qkv;   /* blk.N.attn_qkv.weight   [n_embd -> conv_dim] */
+    cpu_weight ssm_z;     /* blk.N.attn_gate.weight  [n_embd -> value_dim] */
+    cpu_weight ssm_alpha; /* blk.N.ssm_alpha.weight  [n_embd -> n_v_head] */
+    cpu_weight ssm_beta;  /* blk.N.ssm_beta.weight   [n_embd -> n_v_head] */
+    cpu_weight ssm_out;   /* blk.N.ssm_out.weight    [value_dim -> n_embd] */
+    float *ssm_conv;      /* blk.N.ssm_conv1d.weight (conv_dim, conv_kernel) */
+    float *ssm_dt;        /* blk.N.ssm_dt.bias (n_v_head) */
+    float *ssm_a;         /* blk.N.ssm_a (n_v_head) */
+    float *ssm_norm;      /* blk.N.ssm_norm.weight (d_state) */
 } model_layer;
 
 typedef struct model_weights {
@@ -125,6 +144,7 @@ typedef struct model_buffers {
     float *gate;   /* (n_batch, n_ff) */
     float *up;     /* (n_batch, n_ff) */
     int32_t *pos;  /* (n_batch) positions */
+    float *extra;  /* (n_batch, hp.n_extra) an architecture's own activations (qwen35) */
 } model_buffers;
 
 /* One forward pass over a batch of rows (any mix of sequences), everything borrowed. */
@@ -219,6 +239,11 @@ bool model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *b
 ob_status model_qwen3moe_load(ob_model *m, ob_err *err);
 bool model_qwen3moe_forward(const ob_model *m, model_backend *be, model_buffers *buf,
                             const model_step *s);
+
+/* qwen35.c: Qwen3.5, Gated DeltaNet layers and gated full attention. */
+ob_status model_qwen35_load(ob_model *m, ob_err *err);
+bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *buf,
+                          const model_step *s);
 
 /* Binds "blk.<il>.<suffix>" as an F32 vector of n (*out owned by the model). */
 ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,

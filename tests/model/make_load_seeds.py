@@ -102,6 +102,63 @@ def model(path, arch, n_embd=8, n_head=2, n_kv=1, n_ff=16, n_layer=1, mat=None, 
     w.close()
 
 
+def qwen35(path, n_embd=8, n_head=2, n_kv=1, hd=4, n_ff=16, ds=4, n_k=1, n_v=2):
+    """Two layers: a Gated DeltaNet layer, then gated full attention (interval 2)."""
+    w = gguf.GGUFWriter(path, "qwen35")
+    w.add_name("seed-qwen35")
+    w.add_context_length(64)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(2)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(n_head)
+    w.add_head_count_kv(n_kv)
+    w.add_key_length(hd)
+    w.add_value_length(hd)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(2)
+    w.add_rope_dimension_sections([1, 0, 0, 0])
+    w.add_ssm_conv_kernel(4)
+    w.add_ssm_state_size(ds)
+    w.add_ssm_group_count(n_k)
+    w.add_ssm_time_step_rank(n_v)
+    w.add_ssm_inner_size(n_v * ds)
+    w.add_full_attention_interval(2)
+    vocab(w)
+    conv_dim, vd = (2 * n_k + n_v) * ds, n_v * ds
+    tensor(w, "token_embd.weight", (N_VOCAB, n_embd))
+    tensor(w, "output_norm.weight", (n_embd,))
+    tensor(w, "output.weight", (N_VOCAB, n_embd))
+    for il in range(2):
+        b = f"blk.{il}."
+        tensor(w, b + "attn_norm.weight", (n_embd,))
+        tensor(w, b + "post_attention_norm.weight", (n_embd,))
+        if il == 0:
+            tensor(w, b + "attn_qkv.weight", (conv_dim, n_embd))
+            tensor(w, b + "attn_gate.weight", (vd, n_embd))
+            tensor(w, b + "ssm_conv1d.weight", (conv_dim, 4))
+            tensor(w, b + "ssm_dt.bias", (n_v,))
+            w.add_tensor(b + "ssm_a", -np.abs(rng.standard_normal(n_v)).astype(np.float32))
+            tensor(w, b + "ssm_alpha.weight", (n_v, n_embd))
+            tensor(w, b + "ssm_beta.weight", (n_v, n_embd))
+            tensor(w, b + "ssm_norm.weight", (ds,))
+            tensor(w, b + "ssm_out.weight", (n_embd, vd))
+        else:
+            tensor(w, b + "attn_q.weight", (2 * n_head * hd, n_embd))
+            tensor(w, b + "attn_k.weight", (n_kv * hd, n_embd))
+            tensor(w, b + "attn_v.weight", (n_kv * hd, n_embd))
+            tensor(w, b + "attn_output.weight", (n_embd, n_head * hd))
+            tensor(w, b + "attn_q_norm.weight", (hd,))
+            tensor(w, b + "attn_k_norm.weight", (hd,))
+        tensor(w, b + "ffn_gate.weight", (n_ff, n_embd))
+        tensor(w, b + "ffn_up.weight", (n_ff, n_embd))
+        tensor(w, b + "ffn_down.weight", (n_embd, n_ff))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fuzz_corpus/model_load_fuzz"
     os.makedirs(out, exist_ok=True)
@@ -114,6 +171,7 @@ def main():
     model(os.path.join(out, "gemma3-f32"), "gemma3", tied=True)
     model(os.path.join(out, "qwen3moe-q8_0-4experts"), "qwen3moe", n_embd=32, n_head=4, n_kv=2,
           n_ff=64, n_layer=2, mat=q8, experts=4)
+    qwen35(os.path.join(out, "qwen35-f32"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,346 @@
+/*
+ * Architecture `qwen35`: Qwen3.5 dense models, a hybrid of Gated DeltaNet (linear attention
+ * with a recurrent state) and gated full attention. Of every full_attention_interval layers the
+ * last is full attention (or attention.recurrent_layers marks the DeltaNet layers one by one):
+ *
+ *   x = embed(tokens)
+ *   for each layer:
+ *     h = rmsnorm(x)
+ *     DeltaNet:  qkv = conv1d_causal(W_qkv h) then SiLU (conv state: the last kernel-1 inputs)
+ *                q, k = l2norm per head (q / sqrt(d_state)); v
+ *                g = ssm_a * softplus(W_alpha h + dt_bias), beta = sigmoid(W_beta h)
+ *                o = delta rule per value head over the sequence's state
+ *                x += W_out (rmsnorm(o) * ssm_norm * silu(W_gate h))
+ *     attention: q | gate = W_q h (per head: q then its gate), k = W_k h, v = W_v h
+ *                q, k = per-head rmsnorm, then NeoX RoPE over rope.dimension_count dims
+ *                x += W_o (attention(q, k, v) * sigmoid(gate))
+ *     x += Wdown (silu(Wgate rmsnorm_post(x)) * Wup rmsnorm_post(x))  (post_attention_norm)
+ *   logits = Wout rmsnorm(x)
+ *
+ * RoPE: llama.cpp rotates these heads with interleaved multi-axis RoPE (the vision-language
+ * form), whose sections rope.dimension_sections name; for text the three position axes all
+ * hold the token's position and the fourth holds 0, so a pair in the fourth section is not
+ * rotated. That is NeoX RoPE with the fourth section's pairs left alone, which the frequency
+ * divisors express (an infinite divisor: angle 0). Hyperparameters only from "qwen35.*".
+ */
+#include "model/model.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "quant/quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define Q35_MAX_HEADS 1024
+#define Q35_MAX_STATE 1024
+#define Q35_MAX_CONV 16
+
+/* ---- hyperparameters ------------------------------------------------------------------- */
+
+static ob_status read_ssm(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    int64_t inner;
+    ob_status st;
+    if ((st = model_key_i64(m, "ssm.conv_kernel", &hp->ssm_conv, err)) ||
+        (st = model_key_i64(m, "ssm.state_size", &hp->ssm_d_state, err)) ||
+        (st = model_key_i64(m, "ssm.group_count", &hp->ssm_n_k_head, err)) ||
+        (st = model_key_i64(m, "ssm.time_step_rank", &hp->ssm_n_v_head, err)) ||
+        (st = model_key_i64(m, "ssm.inner_size", &inner, err)))
+        return st;
+    if (hp->ssm_conv < 1 || hp->ssm_conv > Q35_MAX_CONV || hp->ssm_d_state < 1 ||
+        hp->ssm_d_state > Q35_MAX_STATE || hp->ssm_n_k_head < 1 ||
+        hp->ssm_n_v_head > Q35_MAX_HEADS || hp->ssm_n_k_head > hp->ssm_n_v_head ||
+        hp->ssm_n_v_head % hp->ssm_n_k_head || inner != hp->ssm_n_v_head * hp->ssm_d_state)
+        return ob_fail(err, OB_ERR_FORMAT,
+                       "%s: ssm keys out of range: conv_kernel %lld (1..%d), state_size %lld "
+                       "(1..%d), group_count %lld, time_step_rank %lld (a multiple of "
+                       "group_count, <= %d), inner_size %lld (expected time_step_rank * "
+                       "state_size)", gguf_name(m->file), (long long)hp->ssm_conv, Q35_MAX_CONV,
+                       (long long)hp->ssm_d_state, Q35_MAX_STATE, (long long)hp->ssm_n_k_head,
+                       (long long)hp->ssm_n_v_head, Q35_MAX_HEADS, (long long)inner);
+    return OB_OK;
+}
+
+/* Files with multi-token-prediction blocks count them in block_count and name how many in
+ * nextn_predict_layers; they follow the main stack and are not run in the main pass (as in
+ * llama.cpp), so the model is the layers before them. */
+static ob_status skip_nextn(ob_model *m, ob_err *err) {
+    int64_t nextn;
+    ob_status st = model_key_i64_or(m, "nextn_predict_layers", 0, &nextn, err);
+    if (st) return st;
+    if (nextn < 0 || nextn >= m->hp.n_layer)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.nextn_predict_layers %lld, expected "
+                       "0..%lld", gguf_name(m->file), (long long)nextn,
+                       (long long)(m->hp.n_layer - 1));
+    m->hp.n_layer -= nextn;
+    return OB_OK;
+}
+
+/* Which layers are DeltaNet: attention.recurrent_layers (one flag per layer), else every layer
+ * but the last of each full_attention_interval (default 4, as llama.cpp). */
+static ob_status read_kinds(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    hp->recurrent = ob_calloc((size_t)hp->n_layer, sizeof *hp->recurrent);
+    if (!hp->recurrent) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+    const gguf_kv *kv = gguf_kv_find(m->file, "qwen35.attention.recurrent_layers");
+    if (kv) {
+        if (kv->type != GGUF_VTYPE_ARRAY || kv->arr_type == GGUF_VTYPE_STRING ||
+            kv->arr_len < (uint64_t)hp->n_layer)
+            return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.attention.recurrent_layers: "
+                           "expected an array of at least %lld flags", gguf_name(m->file),
+                           (long long)hp->n_layer);
+        for (int64_t il = 0; il < hp->n_layer; il++)
+            hp->recurrent[il] = gguf_arr_i64(kv, (uint64_t)il) != 0;
+        return OB_OK;
+    }
+    int64_t every;
+    ob_status st = model_key_i64_or(m, "full_attention_interval", 4, &every, err);
+    if (st) return st;
+    if (every < 1 || every > hp->n_layer)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.full_attention_interval %lld, expected "
+                       "1..%lld", gguf_name(m->file), (long long)every, (long long)hp->n_layer);
+    for (int64_t il = 0; il < hp->n_layer; il++) hp->recurrent[il] = (il + 1) % every != 0;
+    return OB_OK;
+}
+
+/* rope.dimension_sections as frequency divisors (1: rotated, infinity: the fourth section, at
+ * position 0); none when every pair rotates. */
+static ob_status read_sections(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    const gguf_kv *kv = gguf_kv_find(m->file, "qwen35.rope.dimension_sections");
+    if (!kv || kv->type != GGUF_VTYPE_ARRAY || kv->arr_type == GGUF_VTYPE_STRING ||
+        kv->arr_len < 1 || kv->arr_len > 4)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.rope.dimension_sections: expected an "
+                       "array of up to 4 integers", gguf_name(m->file));
+    int64_t sec[4] = {0, 0, 0, 0}, sum = 0;
+    for (uint64_t i = 0; i < kv->arr_len; i++) {
+        sec[i] = gguf_arr_i64(kv, i);
+        if (sec[i] < 0 || sec[i] > hp->n_rot)
+            return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.rope.dimension_sections[%llu] = "
+                           "%lld, expected 0..%lld", gguf_name(m->file), (unsigned long long)i,
+                           (long long)sec[i], (long long)hp->n_rot);
+        sum += sec[i];
+    }
+    if (sum <= 0)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.rope.dimension_sections sum to 0",
+                       gguf_name(m->file));
+    const int64_t n_pairs = hp->n_rot / 2;
+    bool all = true;
+    float *f = ob_alloc((size_t)n_pairs, sizeof(float));
+    if (!f) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+    for (int64_t i = 0; i < n_pairs; i++) { /* interleaved sections: t h w t h w ... */
+        const int64_t sector = i % sum, axis = sector % 3;
+        const bool rotated = sector < 3 * sec[axis];
+        f[i] = rotated ? 1.0f : INFINITY;
+        all = all && rotated;
+    }
+    if (all) ob_free(f);
+    else m->w.rope_freqs = f;
+    return OB_OK;
+}
+
+/* ---- tensors --------------------------------------------------------------------------- */
+
+static ob_status bind_deltanet(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
+    const model_hparams *hp = &m->hp;
+    const int64_t e = hp->n_embd, ds = hp->ssm_d_state, nv = hp->ssm_n_v_head,
+                  vd = nv * ds, conv_dim = (2 * hp->ssm_n_k_head + nv) * ds;
+    char name[96];
+    ob_status st;
+#define MATRIX(field, suffix, n_in, n_out)                                                      \
+    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
+    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
+#define VECTOR(field, suffix, n)                                                                \
+    if ((st = model_bind_layer_vector(m, il, suffix, n, &l->field, err))) return st
+    MATRIX(ssm_qkv, "attn_qkv.weight", e, conv_dim);
+    MATRIX(ssm_z, "attn_gate.weight", e, vd);
+    MATRIX(ssm_alpha, "ssm_alpha.weight", e, nv);
+    MATRIX(ssm_beta, "ssm_beta.weight", e, nv);
+    MATRIX(ssm_out, "ssm_out.weight", vd, e);
+    VECTOR(ssm_dt, "ssm_dt.bias", nv);
+    VECTOR(ssm_a, "ssm_a", nv);
+    VECTOR(ssm_norm, "ssm_norm.weight", ds);
+#undef MATRIX
+#undef VECTOR
+    /* the kernel is (conv_dim rows of conv_kernel taps): read as one vector of their product */
+    snprintf(name, sizeof name, "blk.%lld.ssm_conv1d.weight", (long long)il);
+    const gguf_tensor *t = gguf_tensor_find(m->file, name);
+    if (t && (t->ne[0] != hp->ssm_conv || t->ne[1] != conv_dim))
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld], expected "
+                       "[%lld, %lld]", gguf_name(m->file), name, (long long)t->ne[0],
+                       (long long)t->ne[1], (long long)hp->ssm_conv, (long long)conv_dim);
+    if (!t)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found", gguf_name(m->file), name);
+    const quant_traits *qt = quant_traits_get(t->type);
+    const int64_t n = conv_dim * hp->ssm_conv;
+    if (!qt || !qt->to_f32 || n % qt->block_size || gguf_tensor_nelements(t) != n)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s cannot be read as f32",
+                       gguf_name(m->file), name, gguf_qtype_name(t->type));
+    if (!(l->ssm_conv = ob_alloc((size_t)n, sizeof(float))))
+        return ob_fail(err, OB_ERR_NOMEM, "tensor '%s': out of memory", name);
+    qt->to_f32(t->data, l->ssm_conv, n);
+    return OB_OK;
+}
+
+static ob_status bind_attention(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
+    const model_hparams *hp = &m->hp;
+    const int64_t e = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd,
+                  kvd = hp->n_head_kv * hd;
+    char name[96];
+    ob_status st;
+#define MATRIX(field, suffix, n_in, n_out)                                                      \
+    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
+    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
+    MATRIX(wq, "attn_q.weight", e, 2 * qd); /* per head: q, then its gate */
+    MATRIX(wk, "attn_k.weight", e, kvd);
+    MATRIX(wv, "attn_v.weight", e, kvd);
+    MATRIX(wo, "attn_output.weight", qd, e);
+#undef MATRIX
+    if ((st = model_bind_layer_vector(m, il, "attn_q_norm.weight", hd, &l->q_norm, err)) ||
+        (st = model_bind_layer_vector(m, il, "attn_k_norm.weight", hd, &l->k_norm, err)))
+        return st;
+    return OB_OK;
+}
+
+static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
+    const model_hparams *hp = &m->hp;
+    const int64_t e = hp->n_embd, ff = hp->n_ff;
+    char name[96];
+    ob_status st;
+    if ((st = model_bind_layer_vector(m, il, "attn_norm.weight", e, &l->attn_norm, err)) ||
+        (st = model_bind_layer_vector(m, il, "post_attention_norm.weight", e, &l->ffn_norm,
+                                      err)))
+        return st;
+    st = hp->recurrent[il] ? bind_deltanet(m, il, l, err) : bind_attention(m, il, l, err);
+    if (st) return st;
+#define MATRIX(field, suffix, n_in, n_out)                                                      \
+    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
+    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
+    MATRIX(w_gate, "ffn_gate.weight", e, ff);
+    MATRIX(w_up, "ffn_up.weight", e, ff);
+    MATRIX(w_down, "ffn_down.weight", ff, e);
+#undef MATRIX
+    return OB_OK;
+}
+
+static ob_status bind_all(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    const gguf_tensor *te = gguf_tensor_find(m->file, "token_embd.weight");
+    if (!te)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor 'token_embd.weight' not found",
+                       gguf_name(m->file));
+    hp->n_vocab = te->ne[1];
+    ob_status st = model_bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab,
+                                     &m->w.tok_embd, err);
+    if (!st) st = model_bind_vector(m, "output_norm.weight", hp->n_embd, &m->w.output_norm, err);
+    if (st) return st;
+    hp->flags.tied_output = gguf_tensor_find(m->file, "output.weight") == NULL;
+    if (hp->flags.tied_output) m->w.output = m->w.tok_embd;
+    else if ((st = model_bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, &m->w.output,
+                                     err)))
+        return st;
+    m->w.layers = ob_calloc((size_t)hp->n_layer, sizeof *m->w.layers);
+    if (!m->w.layers) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+    for (int64_t il = 0; il < hp->n_layer; il++)
+        if ((st = bind_layer(m, il, &m->w.layers[il], err))) return st;
+    return OB_OK;
+}
+
+ob_status model_qwen35_load(ob_model *m, ob_err *err) {
+    model_hparams *hp = &m->hp;
+    ob_status st = model_llama_read_hparams(m, err);
+    if (!st && m->w.rope_freqs)
+        st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s: qwen35 with rope_freqs / llama3 rope scaling "
+                     "is not supported", gguf_name(m->file));
+    if (!st) st = read_ssm(m, err);
+    if (!st) st = skip_nextn(m, err);
+    if (!st) st = read_kinds(m, err);
+    if (!st) st = read_sections(m, err);
+    if (!st) st = bind_all(m, err);
+    if (st) return st;
+    hp->flags.rope_neox = true;
+    hp->flags.qk_norm = true;
+    const int64_t ds = hp->ssm_d_state, nv = hp->ssm_n_v_head, vd = nv * ds,
+                  conv_dim = (2 * hp->ssm_n_k_head + nv) * ds,
+                  attn = 3 * hp->n_head * hp->head_dim, dnet = conv_dim + 2 * vd + 2 * nv;
+    hp->n_extra = attn > dnet ? attn : dnet;
+    return OB_OK;
+}
+
+/* ---- forward --------------------------------------------------------------------------- */
+
+/* x += the DeltaNet mixer of layer il on b->xn (n_tok rows). */
+static void deltanet_layer(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
+                           const model_step *s) {
+    const model_hparams *hp = &m->hp;
+    const model_backend_ops *op = be->ops;
+    const model_layer *l = &m->w.layers[il];
+    const int64_t n_tok = s->kv.n_tok, ds = hp->ssm_d_state, nv = hp->ssm_n_v_head,
+                  vd = nv * ds, conv_dim = (2 * hp->ssm_n_k_head + nv) * ds;
+    float *qkv = b->extra;                    /* (n_tok, conv_dim) */
+    float *z = qkv + n_tok * conv_dim;        /* (n_tok, vd) */
+    float *alpha = z + n_tok * vd;            /* (n_tok, nv) */
+    float *beta = alpha + n_tok * nv;         /* (n_tok, nv) */
+    float *o = beta + n_tok * nv;             /* (n_tok, vd) */
+    const model_dnet_weights w = {.conv = l->ssm_conv, .dt_bias = l->ssm_dt, .a = l->ssm_a,
+                                  .norm = l->ssm_norm, .eps = hp->norm_eps};
+    op->matmul(be, qkv, &l->ssm_qkv, b->xn, n_tok);
+    op->matmul(be, z, &l->ssm_z, b->xn, n_tok);
+    op->matmul(be, alpha, &l->ssm_alpha, b->xn, n_tok);
+    op->matmul(be, beta, &l->ssm_beta, b->xn, n_tok);
+    op->deltanet(be, il, o, qkv, z, alpha, beta, &s->kv, &w);
+    op->matmul(be, b->proj, &l->ssm_out, o, n_tok);          /* (n_tok, e) */
+}
+
+/* x += the gated full attention of layer il on b->xn. */
+static void attention_layer(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
+                            const model_step *s) {
+    const model_hparams *hp = &m->hp;
+    const model_backend_ops *op = be->ops;
+    const model_layer *l = &m->w.layers[il];
+    const int64_t n_tok = s->kv.n_tok, hd = hp->head_dim, qd = hp->n_head * hd;
+    float *qg = b->extra, *gate = qg + n_tok * 2 * qd;  /* (n_tok, 2 qd), (n_tok, qd) */
+    const cpu_rope_params rp = {.n_dims = hp->n_rot, .freq_base = hp->rope_base,
+                                .freq_scale = hp->rope_freq_scale,
+                                .freq_factors = m->w.rope_freqs, .neox = true};
+    op->matmul(be, qg, &l->wq, b->xn, n_tok);
+    op->split_gate(be, b->q, gate, qg, n_tok * hp->n_head, hd);
+    op->matmul(be, b->k, &l->wk, b->xn, n_tok);
+    op->matmul(be, b->v, &l->wv, b->xn, n_tok);
+    op->rmsnorm(be, b->q, b->q, l->q_norm, n_tok * hp->n_head, hd, hp->norm_eps);
+    op->rmsnorm(be, b->k, b->k, l->k_norm, n_tok * hp->n_head_kv, hd, hp->norm_eps);
+    op->rope(be, b->q, n_tok, hp->n_head, hd, b->pos, &rp);
+    op->rope(be, b->k, n_tok, hp->n_head_kv, hd, b->pos, &rp);
+    op->kv_store(be, il, b->k, b->v, &s->kv);
+    op->attention(be, il, b->attn, b->q, &s->kv, 1.0f / sqrtf((float)hd));
+    op->sigmoid_mul(be, b->attn, gate, n_tok * qd);
+    op->matmul(be, b->proj, &l->wo, b->attn, n_tok);          /* (n_tok, e) */
+}
+
+bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *b,
+                          const model_step *s) {
+    const model_hparams *hp = &m->hp;
+    const model_backend_ops *op = be->ops;
+    const int64_t e = hp->n_embd, n_tok = s->kv.n_tok;
+    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
+    op->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x);
+    for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
+        const model_layer *l = &m->w.layers[il];
+        if (s->abort && s->abort(s->abort_user)) return false;
+        op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps);
+        if (hp->recurrent[il]) deltanet_layer(m, be, b, il, s);
+        else attention_layer(m, be, b, il, s);
+        op->add(be, b->x, b->proj, n_tok * e);
+        /* feed-forward block, normed by post_attention_norm */
+        op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
+        op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
+        op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
+        op->swiglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
+        op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
+        op->add(be, b->x, b->proj, n_tok * e);
+    }
+    model_forward_logits(m, be, b, s);
+    return true;
+}
