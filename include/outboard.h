@@ -35,6 +35,8 @@ typedef enum ob_status {
     OB_ERR_NUMERIC,     /* the model computed NaN or infinite values (broken weights or
                            metadata): the message names the model and the position */
     OB_ERR_CANCELLED,   /* the caller's abort callback stopped the operation */
+    OB_ERR_DEVICE,      /* a GPU API (Vulkan) reported an error: device lost, out of device
+                           memory, a failed submit; the message names the call */
 } ob_status;
 
 /* Room for one error line. Callers own it, usually on the stack. */
