@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 int cli_cmd_info(int argc, char **argv);
+int cli_cmd_devices(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_template(int argc, char **argv);
 int cli_cmd_quantize(int argc, char **argv);
