@@ -21,9 +21,13 @@ int vulkan_device_default(const vulkan_device_info *list, int n, bool discrete_o
     return -1;
 }
 
-uint64_t vulkan_validation_messages(void) { return 0; }
+uint64_t vulkan_validation_messages(void) {
+    return 0;
+}
 
-void vulkan_fault_set(int kind) { (void)kind; }
+void vulkan_fault_set(int kind) {
+    (void)kind;
+}
 
 ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
                                    const cpu_weight *const *weights, int64_t n_weights,

@@ -19,7 +19,6 @@
 #include <math.h>
 #include <string.h>
 
-
 /* ---- operands ---------------------------------------------------------------------------- */
 
 static bool in_region(vulkan_backend *b, const void *p, size_t bytes, vulkan_ref *ref) {
@@ -68,7 +67,7 @@ static void grid(const vulkan_backend *b, uint64_t n, uint32_t *gx, uint32_t *gy
 }
 
 void vulkan_be_dispatch(vulkan_backend *b, const char *shader, const vulkan_ref *refs, int n_refs,
-                     const uint32_t *pc, int n_pc, uint64_t groups, uint32_t gz) {
+                        const uint32_t *pc, int n_pc, uint64_t groups, uint32_t gz) {
     const int pipe = vulkan_pipe_find(b->c, shader);
     uint32_t gx, gy;
     grid(b, groups, &gx, &gy);
@@ -105,24 +104,30 @@ static const char *type_shader(uint32_t type) {
 }
 
 static void weight_free(vulkan_backend *b, vb_weight *w) {
-    for (int i = 0; i < w->n_pieces; i++) vulkan_buf_free(b->c, &w->pieces[i]);
+    for (int i = 0; i < w->n_pieces; i++)
+        vulkan_buf_free(b->c, &w->pieces[i]);
     ob_free(w->pieces);
 }
 
 /* Uploads w in pieces of whole rows no larger than one binding may be. */
-static ob_status weight_upload(vulkan_backend *b, const cpu_weight *cw, vb_weight *w,
-                               ob_err *err) {
+static ob_status weight_upload(vulkan_backend *b, const cpu_weight *cw, vb_weight *w, ob_err *err) {
     memset(w, 0, sizeof *w);
     if (!type_shader(cw->type))
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "vulkan backend: tensor '%s': type %s has no "
-                       "Vulkan kernel", cw->name, gguf_qtype_name(cw->type));
-    *w = (vb_weight){.data = cw->data, .type = cw->type, .n_in = cw->n_in, .n_out = cw->n_out,
+        return ob_fail(err, OB_ERR_UNSUPPORTED,
+                       "vulkan backend: tensor '%s': type %s has no "
+                       "Vulkan kernel",
+                       cw->name, gguf_qtype_name(cw->type));
+    *w = (vb_weight){.data = cw->data,
+                     .type = cw->type,
+                     .n_in = cw->n_in,
+                     .n_out = cw->n_out,
                      .row_bytes = cw->row_size};
     w->rows_per_piece = (int64_t)(b->c->max_range / cw->row_size);
     if (w->rows_per_piece < 1)
-        return ob_fail(err, OB_ERR_LIMIT, "vulkan backend: tensor '%s': a row of %zu bytes "
-                       "exceeds the device's binding limit of %llu bytes", cw->name,
-                       cw->row_size, (unsigned long long)b->c->max_range);
+        return ob_fail(err, OB_ERR_LIMIT,
+                       "vulkan backend: tensor '%s': a row of %zu bytes "
+                       "exceeds the device's binding limit of %llu bytes",
+                       cw->name, cw->row_size, (unsigned long long)b->c->max_range);
     if (w->rows_per_piece > cw->n_out) w->rows_per_piece = cw->n_out;
     w->n_pieces = (int)((cw->n_out + w->rows_per_piece - 1) / w->rows_per_piece);
     w->pieces = ob_calloc((size_t)w->n_pieces, sizeof *w->pieces);
@@ -207,11 +212,17 @@ static void be_get_rows(model_backend *be, const cpu_weight *cw, const int32_t *
     }
     for (int i = 0; i < w->n_pieces; i++) {
         const int64_t lo = i * w->rows_per_piece;
-        const int64_t rows = cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
+        const int64_t rows =
+            cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
         r[1] = (vulkan_ref){w->pieces[i].buf, 0, w->pieces[i].size};
         r[2] = r[0];
-        const uint32_t pc[] = {(uint32_t)cw->n_in, (uint32_t)rows, (uint32_t)n,
-                               (uint32_t)cw->row_size, 1, (uint32_t)lo, 0};
+        const uint32_t pc[] = {(uint32_t)cw->n_in,
+                               (uint32_t)rows,
+                               (uint32_t)n,
+                               (uint32_t)cw->row_size,
+                               1,
+                               (uint32_t)lo,
+                               0};
         vulkan_be_dispatch(b, type_shader(cw->type), r, 4, pc, 7, (uint64_t)n, 1);
     }
     vulkan_be_op_done(b);
@@ -234,10 +245,11 @@ static void be_matmul(model_backend *be, float *y, const cpu_weight *cw, const f
         const int64_t lo = i * w->rows_per_piece;
         const int64_t n = cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
         r[1] = (vulkan_ref){w->pieces[i].buf, 0, w->pieces[i].size};
-        const uint32_t pc[] = {(uint32_t)cw->n_in, (uint32_t)n, (uint32_t)n_tok,
-                               (uint32_t)cw->row_size, 0, (uint32_t)lo, (uint32_t)cw->n_out};
+        const uint32_t pc[] = {(uint32_t)cw->n_in,     (uint32_t)n, (uint32_t)n_tok,
+                               (uint32_t)cw->row_size, 0,           (uint32_t)lo,
+                               (uint32_t)cw->n_out};
         vulkan_be_dispatch(b, type_shader(cw->type), r, 4, pc, 7, (uint64_t)n,
-                 (uint32_t)((n_tok + 7) / 8));
+                           (uint32_t)((n_tok + 7) / 8));
     }
     vulkan_be_op_done(b);
     weight_put(b, &tmp);
@@ -252,7 +264,8 @@ static void be_rmsnorm(model_backend *be, float *out, const float *x, const floa
     if (out == x) {
         if (!vulkan_be_ref_out(b, out, bytes, true, &r[0])) return;
         r[1] = r[0];
-    } else if (!vulkan_be_ref_in(b, x, bytes, &r[1]) || !vulkan_be_ref_out(b, out, bytes, false, &r[0])) {
+    } else if (!vulkan_be_ref_in(b, x, bytes, &r[1]) ||
+               !vulkan_be_ref_out(b, out, bytes, false, &r[0])) {
         return;
     }
     if (!vulkan_be_ref_in(b, w, (size_t)n * 4, &r[2])) return;
@@ -261,8 +274,8 @@ static void be_rmsnorm(model_backend *be, float *out, const float *x, const floa
     vulkan_be_op_done(b);
 }
 
-static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
-                    int64_t head_dim, const int32_t *pos, const cpu_rope_params *rp) {
+static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head, int64_t head_dim,
+                    const int32_t *pos, const cpu_rope_params *rp) {
     vulkan_backend *b = as_vb(be);
     vulkan_ref r[3];
     if (vulkan_op_begin(b->c, (size_t)(n_tok * n_head * head_dim + n_tok + rp->n_dims) * 4) ||
@@ -270,14 +283,19 @@ static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
         !vulkan_be_ref_in(b, pos, (size_t)n_tok * 4, &r[1]))
         return;
     r[2] = r[1];
-    if (rp->freq_factors && !vulkan_be_ref_in(b, rp->freq_factors, (size_t)rp->n_dims / 2 * 4, &r[2]))
+    if (rp->freq_factors &&
+        !vulkan_be_ref_in(b, rp->freq_factors, (size_t)rp->n_dims / 2 * 4, &r[2]))
         return;
-    const uint32_t pc[] = {(uint32_t)n_tok, (uint32_t)n_head, (uint32_t)head_dim,
+    const uint32_t pc[] = {(uint32_t)n_tok,
+                           (uint32_t)n_head,
+                           (uint32_t)head_dim,
                            (uint32_t)rp->n_dims,
                            vulkan_be_fbits(powf(rp->freq_base, -2.0f / (float)rp->n_dims)),
-                           vulkan_be_fbits(rp->freq_scale), rp->neox ? 1u : 0u,
+                           vulkan_be_fbits(rp->freq_scale),
+                           rp->neox ? 1u : 0u,
                            rp->freq_factors ? 1u : 0u};
-    vulkan_be_dispatch(b, "rope", r, 3, pc, 8, ((uint64_t)(n_tok * n_head * (rp->n_dims / 2)) + 63) / 64, 1);
+    vulkan_be_dispatch(b, "rope", r, 3, pc, 8,
+                       ((uint64_t)(n_tok * n_head * (rp->n_dims / 2)) + 63) / 64, 1);
     vulkan_be_op_done(b);
 }
 
@@ -310,13 +328,11 @@ static void be_swiglu(model_backend *be, float *out, const float *gate, const fl
     eltwise(as_vb(be), 2, out, gate, (size_t)n, up, n, n, 0);
 }
 
-static void be_geglu(model_backend *be, float *out, const float *gate, const float *up,
-                     int64_t n) {
+static void be_geglu(model_backend *be, float *out, const float *gate, const float *up, int64_t n) {
     eltwise(as_vb(be), 3, out, gate, (size_t)n, up, n, n, 0);
 }
 
-static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t n_rows,
-                        int64_t n) {
+static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t n_rows, int64_t n) {
     eltwise(as_vb(be), 4, x, bias, (size_t)n, NULL, n_rows * n, n, 0);
 }
 
@@ -346,8 +362,10 @@ static void be_free(model_backend *be) {
     if (!b) return;
     if (b->c) {
         if (b->c->dev) vkDeviceWaitIdle(b->c->dev);
-        for (int64_t i = 0; i < b->n_w; i++) weight_free(b, &b->w[i]);
-        for (int i = 0; i < b->n_regions; i++) vulkan_buf_free(b->c, &b->regions[i].buf);
+        for (int64_t i = 0; i < b->n_w; i++)
+            weight_free(b, &b->w[i]);
+        for (int i = 0; i < b->n_regions; i++)
+            vulkan_buf_free(b->c, &b->regions[i].buf);
         for (int64_t l = 0; b->k && l < b->shape.n_layer; l++) {
             vulkan_buf_free(b->c, &b->k[l]);
             vulkan_buf_free(b->c, &b->v[l]);
@@ -361,11 +379,23 @@ static void be_free(model_backend *be) {
 }
 
 static const model_backend_ops VULKAN_OPS = {
-    .name = "vulkan", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
-    .rope = be_rope, .kv_store = vulkan_kv_store, .attention = vulkan_attention,
-    .swiglu = be_swiglu, .add = be_add, .geglu = be_geglu, .scale = be_scale,
-    .add_bias = be_add_bias, .kv_copy = vulkan_kv_copy, .seq_copy = vulkan_seq_copy,
-    .sync = be_sync, .host_buf = be_host_buf, .free = be_free,
+    .name = "vulkan",
+    .get_rows = be_get_rows,
+    .rmsnorm = be_rmsnorm,
+    .matmul = be_matmul,
+    .rope = be_rope,
+    .kv_store = vulkan_kv_store,
+    .attention = vulkan_attention,
+    .swiglu = be_swiglu,
+    .add = be_add,
+    .geglu = be_geglu,
+    .scale = be_scale,
+    .add_bias = be_add_bias,
+    .kv_copy = vulkan_kv_copy,
+    .seq_copy = vulkan_seq_copy,
+    .sync = be_sync,
+    .host_buf = be_host_buf,
+    .free = be_free,
 };
 
 /* Refuses, before anything is uploaded, a model whose weights and cache exceed the device's
@@ -375,14 +405,16 @@ static ob_status check_fits(vulkan_backend *b, const cpu_weight *const *ws, int6
     uint64_t need = 0;
     for (int64_t i = 0; i < n; i++) {
         bool dup = false;
-        for (int64_t j = 0; j < i && !dup; j++) dup = ws[j]->data == ws[i]->data;
+        for (int64_t j = 0; j < i && !dup; j++)
+            dup = ws[j]->data == ws[i]->data;
         if (!dup) need += (uint64_t)ws[i]->n_out * ws[i]->row_size;
     }
     for (int64_t l = 0; l < b->shape.n_layer; l++)
         need += 2 * (uint64_t)vulkan_kv_layer_bytes(&b->shape, b->base.layer_lo + l);
     const uint64_t have = vulkan_free_bytes(b->c);
     if (need <= have) return OB_OK;
-    return ob_fail(err, OB_ERR_LIMIT, "vulkan backend: %s: weights and KV cache need %.1f MiB, "
+    return ob_fail(err, OB_ERR_LIMIT,
+                   "vulkan backend: %s: weights and KV cache need %.1f MiB, "
                    "the device has %.1f MiB free (use --device cpu or a smaller --ctx)",
                    b->c->info.name, (double)need / 1048576.0, (double)have / 1048576.0);
 }
@@ -391,11 +423,11 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
                                    const cpu_weight *const *weights, int64_t n_weights,
                                    model_backend **out, ob_err *err) {
     *out = NULL;
-    if ((shape->n_head_kv * shape->head_dim) % 2 || shape->head_dim % 2 ||
-        shape->head_dim > 1024)
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "vulkan backend: head_dim %lld x %lld KV heads: "
-                       "the kernels need an even head_dim <= 1024", (long long)shape->head_dim,
-                       (long long)shape->n_head_kv);
+    if ((shape->n_head_kv * shape->head_dim) % 2 || shape->head_dim % 2 || shape->head_dim > 1024)
+        return ob_fail(err, OB_ERR_UNSUPPORTED,
+                       "vulkan backend: head_dim %lld x %lld KV heads: "
+                       "the kernels need an even head_dim <= 1024",
+                       (long long)shape->head_dim, (long long)shape->n_head_kv);
     vulkan_backend *b = ob_calloc(1, sizeof *b);
     if (!b) return ob_fail(err, OB_ERR_NOMEM, "vulkan backend: out of memory");
     b->base.ops = &VULKAN_OPS;
@@ -405,7 +437,8 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
     ob_status st = vulkan_ctx_open(dev, &b->c, err);
     if (!st) st = check_fits(b, weights, n_weights, err);
     if (!st) st = vulkan_kv_new(&b->base, err);
-    for (int64_t i = 0; !st && i < n_weights; i++) st = weight_add(b, weights[i], err);
+    for (int64_t i = 0; !st && i < n_weights; i++)
+        st = weight_add(b, weights[i], err);
     if (!st && (st = vulkan_flush(b->c)) && err) *err = b->c->err;
     if (st) {
         be_free(&b->base);

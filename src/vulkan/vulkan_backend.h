@@ -18,15 +18,15 @@
 /* One physical device as the loader shows it (after merging a GPU seen through two drivers,
  * by deviceUUID). */
 typedef struct vulkan_device_info {
-    int index;            /* what --device vulkan:N takes */
+    int index; /* what --device vulkan:N takes */
     char name[256];
-    char vendor[32];      /* "NVIDIA", "AMD", "Intel", "Apple", "Mesa" or the PCI id */
-    char type[16];        /* "discrete", "integrated", "virtual", "cpu", "other" */
-    char driver[160];     /* driver name and version text */
-    char api[16];         /* "1.3.239" */
-    uint64_t mem_bytes;   /* largest device-local heap */
+    char vendor[32];    /* "NVIDIA", "AMD", "Intel", "Apple", "Mesa" or the PCI id */
+    char type[16];      /* "discrete", "integrated", "virtual", "cpu", "other" */
+    char driver[160];   /* driver name and version text */
+    char api[16];       /* "1.3.239" */
+    uint64_t mem_bytes; /* largest device-local heap */
     bool is_cpu, is_discrete;
-    char pci[16];         /* "0000:01:00.0", or "" when the driver does not say */
+    char pci[16];             /* "0000:01:00.0", or "" when the driver does not say */
     int pcie_gen, pcie_width; /* current link from sysfs (Linux), 0 when unknown */
     uint32_t subgroup_size;   /* 0 when compute shaders have no subgroups */
 } vulkan_device_info;
@@ -46,7 +46,7 @@ int vulkan_device_default(const vulkan_device_info *list, int n, bool discrete_o
 uint64_t vulkan_validation_messages(void);
 
 /* Test hook: kind 1 makes the next device allocation fail as out of device memory, kind 2
- * the next submit report a lost device. */
+ * the next submit report a lost device, kind 3 the next free-memory query say 1 MiB. */
 void vulkan_fault_set(int kind);
 
 #endif

@@ -12,31 +12,33 @@
 #define VB_MAX_REGIONS 32
 
 typedef struct vb_weight {
-    const void *data;     /* the host tensor it was made from (the lookup key) */
+    const void *data; /* the host tensor it was made from (the lookup key) */
     uint32_t type;
     int64_t n_in, n_out, rows_per_piece;
     size_t row_bytes;
     int n_pieces;
-    vulkan_buf *pieces;   /* (n_pieces) rows [i * rows_per_piece, ...) */
+    vulkan_buf *pieces; /* (n_pieces) rows [i * rows_per_piece, ...) */
 } vb_weight;
 
 typedef struct vb_region {
-    vulkan_buf buf;       /* host-visible; map is what host_buf returned */
+    vulkan_buf buf; /* host-visible; map is what host_buf returned */
 } vb_region;
 
 typedef struct vulkan_backend {
     model_backend base;
     model_backend_shape shape;
-    vulkan_ctx *c;        /* owned */
-    vb_weight *w;         /* (n_w) */
+    vulkan_ctx *c; /* owned */
+    vb_weight *w;  /* (n_w) */
     int64_t n_w, cap_w;
-    vulkan_buf *k, *v;    /* (n_layer) per layer (model_layer_rows, n_head_kv * head_dim) f16 */
+    vulkan_buf *k, *v; /* (n_layer) per layer (model_layer_rows, n_head_kv * head_dim) f16 */
     vb_region regions[VB_MAX_REGIONS];
     int n_regions;
     bool pending_readback; /* an op staged a result: flush before returning */
 } vulkan_backend;
 
-static inline vulkan_backend *as_vb(model_backend *be) { return (vulkan_backend *)be; }
+static inline vulkan_backend *as_vb(model_backend *be) {
+    return (vulkan_backend *)be;
+}
 
 /* An input of `bytes` at host p: bound in place inside a host_buf region, else staged. False
  * after a failure (kept in the context). */
@@ -50,8 +52,8 @@ bool vulkan_be_ref_out(vulkan_backend *b, void *p, size_t bytes, bool copy_in, v
 void vulkan_be_op_done(vulkan_backend *b);
 
 /* Records shader over `groups` workgroups (spread over x and y) times gz. */
-void vulkan_be_dispatch(vulkan_backend *b, const char *shader, const vulkan_ref *refs,
-                        int n_refs, const uint32_t *pc, int n_pc, uint64_t groups, uint32_t gz);
+void vulkan_be_dispatch(vulkan_backend *b, const char *shader, const vulkan_ref *refs, int n_refs,
+                        const uint32_t *pc, int n_pc, uint64_t groups, uint32_t gz);
 
 uint32_t vulkan_be_fbits(float f);
 

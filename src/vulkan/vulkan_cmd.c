@@ -14,7 +14,7 @@
 
 /* How long a flush waits before it calls the device hung (ns). */
 #define VULKAN_FLUSH_TIMEOUT_NS (120ull * 1000000000ull)
-#define VULKAN_ARENA_MIN ((size_t)4 << 20)
+#define VULKAN_ARENA_MIN        ((size_t)4 << 20)
 /* Recorded commands after which an op flushes by itself, so one long prompt never builds an
  * unbounded command buffer. */
 #define VULKAN_MAX_RECORDED 4096
@@ -34,7 +34,8 @@ static ob_status pool_new(vulkan_ctx *c) {
     const VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                      .descriptorCount = VULKAN_SETS_PER_FLUSH * VULKAN_BINDINGS};
     const VkDescriptorPoolCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-                                           .maxSets = VULKAN_SETS_PER_FLUSH, .poolSizeCount = 1,
+                                           .maxSets = VULKAN_SETS_PER_FLUSH,
+                                           .poolSizeCount = 1,
                                            .pPoolSizes = &ps};
     return vulkan_check(c, vkCreateDescriptorPool(c->dev, &pi, NULL, &c->dpool),
                         "vkCreateDescriptorPool");
@@ -75,13 +76,11 @@ void vulkan_cmd_free(vulkan_ctx *c) {
 }
 
 static void barrier(vulkan_ctx *c) {
-    const VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT |
-                                                 VK_ACCESS_TRANSFER_WRITE_BIT,
-                                .dstAccessMask = VK_ACCESS_SHADER_READ_BIT |
-                                                 VK_ACCESS_SHADER_WRITE_BIT |
-                                                 VK_ACCESS_TRANSFER_READ_BIT |
-                                                 VK_ACCESS_TRANSFER_WRITE_BIT};
+    const VkMemoryBarrier mb = {
+        .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+        .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
+        .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                         VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
     const VkPipelineStageFlags st =
         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
     vkCmdPipelineBarrier(c->cmd, st, st, 0, 1, &mb, 0, NULL, 0, NULL);
@@ -102,7 +101,8 @@ ob_status vulkan_dispatch(vulkan_ctx *c, int pipe, const vulkan_ref *refs, int n
         return OB_OK; /* nothing to do (an empty grid), or our bug: the op table never asks */
     VkDescriptorSet set;
     const VkDescriptorSetAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-                                            .descriptorPool = c->dpool, .descriptorSetCount = 1,
+                                            .descriptorPool = c->dpool,
+                                            .descriptorSetCount = 1,
                                             .pSetLayouts = &c->dsl};
     if (vulkan_check(c, vkAllocateDescriptorSets(c->dev, &ai, &set), "vkAllocateDescriptorSets"))
         return c->st;
@@ -122,7 +122,8 @@ ob_status vulkan_dispatch(vulkan_ctx *c, int pipe, const vulkan_ref *refs, int n
             bi[i] = (VkDescriptorBufferInfo){c->dummy.buf, 0, VK_WHOLE_SIZE};
         }
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-                                      .dstSet = set, .dstBinding = (uint32_t)i,
+                                      .dstSet = set,
+                                      .dstBinding = (uint32_t)i,
                                       .descriptorCount = 1,
                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                       .pBufferInfo = &bi[i]};
@@ -130,8 +131,7 @@ ob_status vulkan_dispatch(vulkan_ctx *c, int pipe, const vulkan_ref *refs, int n
     vkUpdateDescriptorSets(c->dev, VULKAN_BINDINGS, w, 0, NULL);
     if (n_pc > 0) memcpy(words + VULKAN_BINDINGS, pc, (size_t)n_pc * 4);
     vkCmdBindPipeline(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipes[pipe].pipe);
-    vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, 1, &set, 0,
-                            NULL);
+    vkCmdBindDescriptorSets(c->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(c->cmd, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof words, words);
     vkCmdDispatch(c->cmd, gx, gy, gz);
     barrier(c);
@@ -153,7 +153,8 @@ ob_status vulkan_copy(vulkan_ctx *c, VkBuffer dst, VkDeviceSize dst_off, VkBuffe
 /* A bigger arena (after a flush, so nothing in flight uses the old one). */
 static ob_status arena_grow(vulkan_ctx *c, size_t need) {
     size_t cap = c->arena.size * 2;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     vulkan_buf_free(c, &c->arena);
     return vulkan_buf_new(c, cap, true, "staging arena", &c->arena);
 }
@@ -211,17 +212,22 @@ static ob_status submit_wait(vulkan_ctx *c) {
     if (vulkan_check(c, vkEndCommandBuffer(c->cmd), "vkEndCommandBuffer")) return c->st;
     c->recording = false;
     const uint64_t value = ++c->timeline_value;
-    const VkTimelineSemaphoreSubmitInfo ti = {
-        .sType = VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
-        .signalSemaphoreValueCount = 1, .pSignalSemaphoreValues = &value};
-    const VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .pNext = &ti,
-                             .commandBufferCount = 1, .pCommandBuffers = &c->cmd,
-                             .signalSemaphoreCount = 1, .pSignalSemaphores = &c->timeline};
+    const VkTimelineSemaphoreSubmitInfo ti = {.sType =
+                                                  VK_STRUCTURE_TYPE_TIMELINE_SEMAPHORE_SUBMIT_INFO,
+                                              .signalSemaphoreValueCount = 1,
+                                              .pSignalSemaphoreValues = &value};
+    const VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                             .pNext = &ti,
+                             .commandBufferCount = 1,
+                             .pCommandBuffers = &c->cmd,
+                             .signalSemaphoreCount = 1,
+                             .pSignalSemaphores = &c->timeline};
     VkResult r = vulkan_fault_take(2) ? VK_ERROR_DEVICE_LOST
                                       : vkQueueSubmit(c->queue, 1, &si, VK_NULL_HANDLE);
     if (vulkan_check(c, r, "vkQueueSubmit")) return c->st;
     const VkSemaphoreWaitInfo wi = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO,
-                                    .semaphoreCount = 1, .pSemaphores = &c->timeline,
+                                    .semaphoreCount = 1,
+                                    .pSemaphores = &c->timeline,
                                     .pValues = &value};
     return vulkan_check(c, vkWaitSemaphores(c->dev, &wi, VULKAN_FLUSH_TIMEOUT_NS),
                         "vkWaitSemaphores");

@@ -34,8 +34,9 @@ void vulkan_ctx_close(vulkan_ctx *c) {
         vkDestroyDevice(c->dev, NULL);
     }
     if (c->messenger) {
-        PFN_vkDestroyDebugUtilsMessengerEXT destroy = (PFN_vkDestroyDebugUtilsMessengerEXT)
-            vkGetInstanceProcAddr(c->inst, "vkDestroyDebugUtilsMessengerEXT");
+        PFN_vkDestroyDebugUtilsMessengerEXT destroy =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+                c->inst, "vkDestroyDebugUtilsMessengerEXT");
         if (destroy) destroy(c->inst, c->messenger, NULL);
     }
     if (c->inst) vkDestroyInstance(c->inst, NULL);

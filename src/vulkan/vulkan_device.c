@@ -8,9 +8,11 @@
 
 #include <string.h>
 
-static int g_fault; /* vulkan_fault_set: 1 out of memory, 2 device lost */
+static int g_fault; /* vulkan_fault_set: 1 out of memory, 2 device lost, 3 1 MiB free */
 
-void vulkan_fault_set(int kind) { g_fault = kind; }
+void vulkan_fault_set(int kind) {
+    g_fault = kind;
+}
 
 bool vulkan_fault_take(int kind) {
     if (g_fault != kind) return false;
@@ -44,8 +46,7 @@ ob_status vulkan_check(vulkan_ctx *c, VkResult r, const char *what) {
     const ob_status st = r == VK_ERROR_OUT_OF_HOST_MEMORY || r == VK_ERROR_OUT_OF_DEVICE_MEMORY
                              ? OB_ERR_NOMEM
                              : OB_ERR_DEVICE;
-    c->st = ob_fail(&c->err, st, "vulkan (%s): %s: %s", c->info.name, what,
-                    vulkan_result_name(r));
+    c->st = ob_fail(&c->err, st, "vulkan (%s): %s: %s", c->info.name, what, vulkan_result_name(r));
     return c->st;
 }
 
@@ -63,6 +64,7 @@ static int memory_type(const vulkan_ctx *c, uint32_t bits, VkMemoryPropertyFlags
 }
 
 uint64_t vulkan_free_bytes(vulkan_ctx *c) {
+    if (vulkan_fault_take(3)) return 1 << 20; /* the test of a model too large */
     VkPhysicalDeviceMemoryBudgetPropertiesEXT b = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
     VkPhysicalDeviceMemoryProperties2 p = {
@@ -70,13 +72,12 @@ uint64_t vulkan_free_bytes(vulkan_ctx *c) {
     vkGetPhysicalDeviceMemoryProperties2(c->phys, &p);
     uint64_t best = 0;
     for (uint32_t h = 0; h < p.memoryProperties.memoryHeapCount; h++) {
-        if (!(p.memoryProperties.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT))
-            continue;
+        if (!(p.memoryProperties.memoryHeaps[h].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT)) continue;
         /* without the extension the budget stays 0: the heap's size is all we know */
-        uint64_t have = b.heapBudget[h] ? b.heapBudget[h] - (b.heapBudget[h] > b.heapUsage[h]
-                                                                 ? b.heapUsage[h]
-                                                                 : b.heapBudget[h])
-                                        : p.memoryProperties.memoryHeaps[h].size;
+        uint64_t have = b.heapBudget[h]
+                            ? b.heapBudget[h] - (b.heapBudget[h] > b.heapUsage[h] ? b.heapUsage[h]
+                                                                                  : b.heapBudget[h])
+                            : p.memoryProperties.memoryHeaps[h].size;
         if (have > best) best = have;
     }
     return best;
@@ -88,32 +89,42 @@ ob_status vulkan_buf_new(vulkan_ctx *c, VkDeviceSize size, bool host, const char
     if (c->st) return c->st;
     if (size < 4) size = 4;
     size = (size + 3) & ~(VkDeviceSize)3;
-    if (vulkan_fault_take(1))
-        return vulkan_check(c, VK_ERROR_OUT_OF_DEVICE_MEMORY, what);
-    const VkBufferCreateInfo bi = {
-        .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = size,
-        .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                 VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-        .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    if (vulkan_fault_take(1)) return vulkan_check(c, VK_ERROR_OUT_OF_DEVICE_MEMORY, what);
+    const VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
+                                   .size = size,
+                                   .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                            VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
+                                            VK_BUFFER_USAGE_TRANSFER_DST_BIT,
+                                   .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
     VkResult r = vkCreateBuffer(c->dev, &bi, NULL, &out->buf);
     if (vulkan_check(c, r, what)) return c->st;
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(c->dev, out->buf, &req);
     const VkMemoryPropertyFlags hv =
         VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    /* Device memory the host can also map is taken where it is the device's own (integrated
+     * GPUs, lavapipe); on a discrete card it is the small BAR window, kept for staging. */
+    const VkMemoryPropertyFlags dl = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT;
     int type = host ? memory_type(c, req.memoryTypeBits, hv, VK_MEMORY_PROPERTY_HOST_CACHED_BIT)
-                    : memory_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
-                                  hv);
+                    : memory_type(c, req.memoryTypeBits, dl, c->info.is_discrete ? 0 : hv);
     if (type < 0) type = memory_type(c, req.memoryTypeBits, 0, 0);
-    const VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
-                                     .allocationSize = req.size, .memoryTypeIndex = (uint32_t)type};
+    VkMemoryAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
+                               .allocationSize = req.size,
+                               .memoryTypeIndex = (uint32_t)type};
     r = vkAllocateMemory(c->dev, &ai, NULL, &out->mem);
+    const int plain = host ? -1 : memory_type(c, req.memoryTypeBits, dl, 0);
+    if (r != VK_SUCCESS && plain >= 0 && plain != type) { /* its heap full: any device memory */
+        ai.memoryTypeIndex = (uint32_t)(type = plain);
+        r = vkAllocateMemory(c->dev, &ai, NULL, &out->mem);
+    }
     if (r != VK_SUCCESS) {
         vkDestroyBuffer(c->dev, out->buf, NULL);
         out->buf = VK_NULL_HANDLE;
-        c->st = ob_fail(&c->err, OB_ERR_NOMEM, "vulkan (%s): %s: %.1f MiB of device memory: "
-                        "%s (%.1f MiB free)", c->info.name, what, (double)size / 1048576.0,
-                        vulkan_result_name(r), (double)vulkan_free_bytes(c) / 1048576.0);
+        c->st = ob_fail(&c->err, OB_ERR_NOMEM,
+                        "vulkan (%s): %s: %.1f MiB of device memory: "
+                        "%s (%.1f MiB free)",
+                        c->info.name, what, (double)size / 1048576.0, vulkan_result_name(r),
+                        (double)vulkan_free_bytes(c) / 1048576.0);
         return c->st;
     }
     out->size = size;

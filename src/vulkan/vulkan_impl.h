@@ -27,9 +27,9 @@
 #include <stdint.h>
 #include <vulkan/vulkan.h>
 
-#define VULKAN_BINDINGS 6
-#define VULKAN_PC_WORDS 32 /* 128 bytes: the push-constant size every device offers */
-#define VULKAN_MAX_PIPES 48
+#define VULKAN_BINDINGS       6
+#define VULKAN_PC_WORDS       32 /* 128 bytes: the push-constant size every device offers */
+#define VULKAN_MAX_PIPES      48
 #define VULKAN_SETS_PER_FLUSH 1024
 
 /* A buffer and its memory. map is the host address of the whole buffer when its memory is
@@ -65,14 +65,14 @@ typedef struct vulkan_ctx {
     VkDevice dev;
     VkQueue queue;
     uint32_t qfam;
-    vulkan_device_info info;            /* what `outboard devices` shows for it */
+    vulkan_device_info info; /* what `outboard devices` shows for it */
     VkPhysicalDeviceMemoryProperties memp;
-    VkDeviceSize align;                 /* minStorageBufferOffsetAlignment */
-    VkDeviceSize max_range;             /* maxStorageBufferRange (or OB_VK_MAX_RANGE) */
-    uint32_t max_groups;                /* maxComputeWorkGroupCount[0] */
-    uint32_t subgroup_size;             /* 0 when the device reports no compute subgroups */
-    bool subgroup_arith;                /* subgroupAdd and kin in compute shaders */
-    bool unified;                       /* some memory type is device-local and host-visible */
+    VkDeviceSize align;     /* minStorageBufferOffsetAlignment */
+    VkDeviceSize max_range; /* maxStorageBufferRange (or OB_VK_MAX_RANGE) */
+    uint32_t max_groups;    /* maxComputeWorkGroupCount[0] */
+    uint32_t subgroup_size; /* 0 when the device reports no compute subgroups */
+    bool subgroup_arith;    /* subgroupAdd and kin in compute shaders */
+    bool unified;           /* some memory type is device-local and host-visible */
 
     VkPipelineCache pcache;
     VkDescriptorSetLayout dsl;
@@ -83,20 +83,20 @@ typedef struct vulkan_ctx {
     VkCommandPool cpool;
     VkCommandBuffer cmd;
     bool recording;
-    uint32_t n_recorded;                /* dispatches and copies since the last flush */
+    uint32_t n_recorded; /* dispatches and copies since the last flush */
     VkDescriptorPool dpool;
-    uint32_t n_sets;                    /* sets taken from dpool since the last flush */
+    uint32_t n_sets; /* sets taken from dpool since the last flush */
     VkSemaphore timeline;
     uint64_t timeline_value;
 
-    vulkan_buf dummy;                   /* bound to the bindings an op leaves unused */
-    vulkan_buf arena;                   /* host-visible staging, reused after each flush */
+    vulkan_buf dummy; /* bound to the bindings an op leaves unused */
+    vulkan_buf arena; /* host-visible staging, reused after each flush */
     size_t arena_used;
     vulkan_readback *readbacks;
     size_t n_readbacks, readbacks_cap;
 
-    uint64_t device_bytes;              /* device memory allocated through vulkan_buf_new */
-    ob_status st;                       /* first failure, OB_OK while all is well */
+    uint64_t device_bytes; /* device memory allocated through vulkan_buf_new */
+    ob_status st;          /* first failure, OB_OK while all is well */
     ob_err err;
 } vulkan_ctx;
 

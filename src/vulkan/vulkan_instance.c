@@ -12,8 +12,12 @@
 
 static uint64_t g_validation_msgs;
 
-uint64_t vulkan_validation_messages(void) { return g_validation_msgs; }
-uint64_t vulkan_validation_count(void) { return g_validation_msgs; }
+uint64_t vulkan_validation_messages(void) {
+    return g_validation_msgs;
+}
+uint64_t vulkan_validation_count(void) {
+    return g_validation_msgs;
+}
 
 static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
                                                  VkDebugUtilsMessageTypeFlagsEXT type,
@@ -39,7 +43,8 @@ static bool has_layer(const char *name) {
     VkLayerProperties *p = calloc(n, sizeof *p);
     bool found = false;
     if (p && vkEnumerateInstanceLayerProperties(&n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].layerName, name);
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(p[i].layerName, name);
     free(p);
     return found;
 }
@@ -51,7 +56,8 @@ static bool has_instance_ext(const char *name) {
     VkExtensionProperties *p = calloc(n, sizeof *p);
     bool found = false;
     if (p && vkEnumerateInstanceExtensionProperties(NULL, &n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].extensionName, name);
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(p[i].extensionName, name);
     free(p);
     return found;
 }
@@ -79,8 +85,10 @@ static ob_status instance_new(bool validate, VkInstance *inst, VkDebugUtilsMesse
                                    .pApplicationName = "outboard",
                                    .apiVersion = VK_API_VERSION_1_2};
     const VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
-                                     .flags = flags, .pApplicationInfo = &app,
-                                     .enabledLayerCount = n_layer, .ppEnabledLayerNames = layers,
+                                     .flags = flags,
+                                     .pApplicationInfo = &app,
+                                     .enabledLayerCount = n_layer,
+                                     .ppEnabledLayerNames = layers,
                                      .enabledExtensionCount = n_ext,
                                      .ppEnabledExtensionNames = exts};
     *msgr = VK_NULL_HANDLE;
@@ -89,8 +97,9 @@ static ob_status instance_new(bool validate, VkInstance *inst, VkDebugUtilsMesse
         return ob_fail(err, OB_ERR_UNSUPPORTED, "no Vulkan: vkCreateInstance: %s",
                        vulkan_result_name(r));
     if (!validate) return OB_OK;
-    PFN_vkCreateDebugUtilsMessengerEXT create = (PFN_vkCreateDebugUtilsMessengerEXT)
-        vkGetInstanceProcAddr(*inst, "vkCreateDebugUtilsMessengerEXT");
+    PFN_vkCreateDebugUtilsMessengerEXT create =
+        (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(*inst,
+                                                                  "vkCreateDebugUtilsMessengerEXT");
     const VkDebugUtilsMessengerCreateInfoEXT mi = {
         .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
         .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT |
@@ -105,8 +114,9 @@ static ob_status instance_new(bool validate, VkInstance *inst, VkDebugUtilsMesse
 
 static void instance_free(VkInstance inst, VkDebugUtilsMessengerEXT msgr) {
     if (msgr) {
-        PFN_vkDestroyDebugUtilsMessengerEXT destroy = (PFN_vkDestroyDebugUtilsMessengerEXT)
-            vkGetInstanceProcAddr(inst, "vkDestroyDebugUtilsMessengerEXT");
+        PFN_vkDestroyDebugUtilsMessengerEXT destroy =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+                inst, "vkDestroyDebugUtilsMessengerEXT");
         if (destroy) destroy(inst, msgr, NULL);
     }
     if (inst) vkDestroyInstance(inst, NULL);
@@ -142,7 +152,8 @@ static bool has_device_ext(VkPhysicalDevice pd, const char *name) {
     VkExtensionProperties *p = calloc(n, sizeof *p);
     bool found = false;
     if (p && vkEnumerateDeviceExtensionProperties(pd, NULL, &n, p) == VK_SUCCESS)
-        for (uint32_t i = 0; i < n && !found; i++) found = !strcmp(p[i].extensionName, name);
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = !strcmp(p[i].extensionName, name);
     free(p);
     return found;
 }
@@ -226,7 +237,8 @@ static int enumerate(VkInstance inst, VkPhysicalDevice *pds, vulkan_device_info 
         for (uint32_t i = 0; i < n && kept < cap; i++) {
             describe(all[i], kept, &out[kept], uuids[kept]);
             bool dup = false;
-            for (int j = 0; j < kept && !dup; j++) dup = !memcmp(uuids[j], uuids[kept], 16);
+            for (int j = 0; j < kept && !dup; j++)
+                dup = !memcmp(uuids[j], uuids[kept], 16);
             if (dup) continue; /* the same GPU through a second driver: the first one stays */
             pds[kept++] = all[i];
         }
@@ -273,8 +285,7 @@ static ob_status pick_queue(vulkan_ctx *c, ob_err *err) {
     }
     free(q);
     if (best == UINT32_MAX)
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "vulkan: %s has no compute queue",
-                       c->info.name);
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "vulkan: %s has no compute queue", c->info.name);
     c->qfam = best;
     return OB_OK;
 }
@@ -295,7 +306,8 @@ static ob_status device_new(vulkan_ctx *c, ob_err *err) {
         .timelineSemaphore = VK_TRUE};
     const float prio = 1.0f;
     const VkDeviceQueueCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO,
-                                        .queueFamilyIndex = c->qfam, .queueCount = 1,
+                                        .queueFamilyIndex = c->qfam,
+                                        .queueCount = 1,
                                         .pQueuePriorities = &prio};
     const char *exts[2];
     uint32_t n_ext = 0;
@@ -304,8 +316,10 @@ static ob_status device_new(vulkan_ctx *c, ob_err *err) {
     if (has_device_ext(c->phys, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME))
         exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     const VkDeviceCreateInfo di = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-                                   .pNext = &on12, .queueCreateInfoCount = 1,
-                                   .pQueueCreateInfos = &qi, .enabledExtensionCount = n_ext,
+                                   .pNext = &on12,
+                                   .queueCreateInfoCount = 1,
+                                   .pQueueCreateInfos = &qi,
+                                   .enabledExtensionCount = n_ext,
                                    .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(c->phys, &di, NULL, &c->dev);
     if (r != VK_SUCCESS)
@@ -352,14 +366,18 @@ ob_status vulkan_instance_open(vulkan_ctx *c, int index, ob_err *err) {
     if (index < 0) index = vulkan_device_default(list, n, false);
     if (index < 0 || index >= n) {
         int cpu = -1;
-        for (int i = 0; i < n && cpu < 0; i++) cpu = list[i].is_cpu ? i : -1;
+        for (int i = 0; i < n && cpu < 0; i++)
+            cpu = list[i].is_cpu ? i : -1;
         if (n == 0) return ob_fail(err, OB_ERR_UNSUPPORTED, "no Vulkan device");
         if (cpu >= 0 && index < 0)
-            return ob_fail(err, OB_ERR_UNSUPPORTED, "no Vulkan GPU: only the CPU "
+            return ob_fail(err, OB_ERR_UNSUPPORTED,
+                           "no Vulkan GPU: only the CPU "
                            "implementation '%s' (choose it with --device vulkan:%d)",
                            list[cpu].name, cpu);
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "no Vulkan device %d (%d devices: see "
-                       "`outboard devices`)", index, n);
+        return ob_fail(err, OB_ERR_UNSUPPORTED,
+                       "no Vulkan device %d (%d devices: see "
+                       "`outboard devices`)",
+                       index, n);
     }
     c->phys = pds[index];
     c->info = list[index];

@@ -9,7 +9,9 @@
 
 #include <string.h>
 
-static int64_t kv_row(const vulkan_backend *b) { return b->shape.n_head_kv * b->shape.head_dim; }
+static int64_t kv_row(const vulkan_backend *b) {
+    return b->shape.n_head_kv * b->shape.head_dim;
+}
 
 size_t vulkan_kv_layer_bytes(const model_backend_shape *s, int64_t il) {
     return (size_t)model_layer_rows(s, il) * (size_t)(s->n_head_kv * s->head_dim) * 2;
@@ -24,9 +26,11 @@ ob_status vulkan_kv_new(model_backend *be, ob_err *err) {
     for (int64_t l = 0; l < n; l++) {
         const size_t bytes = vulkan_kv_layer_bytes(&b->shape, be->layer_lo + l);
         if (bytes > b->c->max_range)
-            return ob_fail(err, OB_ERR_LIMIT, "vulkan backend: layer %lld's K cache of %zu "
+            return ob_fail(err, OB_ERR_LIMIT,
+                           "vulkan backend: layer %lld's K cache of %zu "
                            "bytes exceeds the device's binding limit of %llu bytes (use a "
-                           "smaller --ctx)", (long long)(be->layer_lo + l), bytes,
+                           "smaller --ctx)",
+                           (long long)(be->layer_lo + l), bytes,
                            (unsigned long long)b->c->max_range);
         if (vulkan_buf_new(b->c, bytes, false, "KV cache", &b->k[l]) ||
             vulkan_buf_new(b->c, bytes, false, "KV cache", &b->v[l])) {
@@ -44,8 +48,7 @@ ob_status vulkan_kv_new(model_backend *be, ob_err *err) {
 }
 
 /* Cache row of batch row t on layer il: its pool slot, or its sequence's ring row. */
-static int32_t store_row(const vulkan_backend *b, int64_t il, const model_kv_batch *kv,
-                         int64_t t) {
+static int32_t store_row(const vulkan_backend *b, int64_t il, const model_kv_batch *kv, int64_t t) {
     if (!model_layer_is_swa(&b->shape, il)) return kv->slot[t];
     const int64_t rows = model_swa_rows(&b->shape);
     return (int32_t)(kv->seq[t] * rows + kv->pos[t] % rows);
@@ -61,7 +64,8 @@ void vulkan_kv_store(model_backend *be, int64_t il, const float *k, const float 
     if (vulkan_op_begin(b->c, 2 * bytes + (size_t)n * 4) ||
         vulkan_stage(b->c, (size_t)n * 4, &r[4], (void **)&rows))
         return;
-    for (int64_t t = 0; t < n; t++) rows[t] = store_row(b, il, kv, t);
+    for (int64_t t = 0; t < n; t++)
+        rows[t] = store_row(b, il, kv, t);
     if (!vulkan_be_ref_in(b, k, bytes, &r[2]) || !vulkan_be_ref_in(b, v, bytes, &r[3])) return;
     r[0] = (vulkan_ref){b->k[l].buf, 0, b->k[l].size};
     r[1] = (vulkan_ref){b->v[l].buf, 0, b->v[l].size};
@@ -96,10 +100,16 @@ void vulkan_attention(model_backend *be, int64_t il, float *out, const float *q,
         return;
     r[2] = (vulkan_ref){b->k[l].buf, 0, b->k[l].size};
     r[3] = (vulkan_ref){b->v[l].buf, 0, b->v[l].size};
-    const uint32_t pc[] = {(uint32_t)n, (uint32_t)s->n_head, (uint32_t)s->n_head_kv,
-                           (uint32_t)s->head_dim, (uint32_t)kv_row(b), vulkan_be_fbits(scale),
+    const uint32_t pc[] = {(uint32_t)n,
+                           (uint32_t)s->n_head,
+                           (uint32_t)s->n_head_kv,
+                           (uint32_t)s->head_dim,
+                           (uint32_t)kv_row(b),
+                           vulkan_be_fbits(scale),
                            swa ? (uint32_t)s->n_swa : 0u,
-                           swa ? (uint32_t)model_swa_rows(s) : 0u, KV_BLOCK, (uint32_t)stride};
+                           swa ? (uint32_t)model_swa_rows(s) : 0u,
+                           KV_BLOCK,
+                           (uint32_t)stride};
     vulkan_be_dispatch(b, "attention", r, 5, pc, 10, (uint64_t)(n * s->n_head), 1);
     vulkan_be_op_done(b);
 }

@@ -37,14 +37,16 @@ ob_status vulkan_pipelines_new(vulkan_ctx *c) {
                                               .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     const VkDescriptorSetLayoutCreateInfo li = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = VULKAN_BINDINGS, .pBindings = b};
+        .bindingCount = VULKAN_BINDINGS,
+        .pBindings = b};
     if (vulkan_check(c, vkCreateDescriptorSetLayout(c->dev, &li, NULL, &c->dsl),
                      "vkCreateDescriptorSetLayout"))
         return c->st;
-    const VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0,
-                                     .size = VULKAN_PC_WORDS * 4};
+    const VkPushConstantRange pcr = {
+        .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0, .size = VULKAN_PC_WORDS * 4};
     const VkPipelineLayoutCreateInfo pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
-                                           .setLayoutCount = 1, .pSetLayouts = &c->dsl,
+                                           .setLayoutCount = 1,
+                                           .pSetLayouts = &c->dsl,
                                            .pushConstantRangeCount = 1,
                                            .pPushConstantRanges = &pcr};
     if (vulkan_check(c, vkCreatePipelineLayout(c->dev, &pi, NULL, &c->layout),
@@ -57,7 +59,8 @@ ob_status vulkan_pipelines_new(vulkan_ctx *c) {
 
 void vulkan_pipelines_free(vulkan_ctx *c) {
     if (!c->dev) return;
-    for (int i = 0; i < c->n_pipes; i++) vkDestroyPipeline(c->dev, c->pipes[i].pipe, NULL);
+    for (int i = 0; i < c->n_pipes; i++)
+        vkDestroyPipeline(c->dev, c->pipes[i].pipe, NULL);
     c->n_pipes = 0;
     if (c->pcache) vkDestroyPipelineCache(c->dev, c->pcache, NULL);
     if (c->layout) vkDestroyPipelineLayout(c->dev, c->layout, NULL);
@@ -72,13 +75,16 @@ static bool use_subgroups(const vulkan_ctx *c) {
 /* A compute pipeline of shader s. */
 static ob_status pipe_make(vulkan_ctx *c, const vulkan_spv *s, VkPipeline *out) {
     const VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
-                                         .codeSize = s->n_words * 4, .pCode = s->words};
+                                         .codeSize = s->n_words * 4,
+                                         .pCode = s->words};
     VkShaderModule mod;
     if (vulkan_check(c, vkCreateShaderModule(c->dev, &mi, NULL, &mod), s->name)) return c->st;
     const VkComputePipelineCreateInfo pi = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
-                  .stage = VK_SHADER_STAGE_COMPUTE_BIT, .module = mod, .pName = "main"},
+                  .stage = VK_SHADER_STAGE_COMPUTE_BIT,
+                  .module = mod,
+                  .pName = "main"},
         .layout = c->layout};
     VkResult r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pi, NULL, out);
     vkDestroyShaderModule(c->dev, mod, NULL);

@@ -5,7 +5,8 @@
 #include "wtype.glsl"
 float deq(uint rb, uint i) {
     const uint b = rb + (i / 256) * 210, e = i % 256, h = e / 128, k = (e % 128) / 32, l = e % 32;
-    const uint lo = (byte_at(b + 64 * h + l + ((k & 1u) != 0 ? 32 : 0)) >> ((k & 2u) != 0 ? 4 : 0)) & 15u;
+    const uint ql = byte_at(b + 64 * h + l + ((k & 1u) != 0 ? 32 : 0));
+    const uint lo = (ql >> ((k & 2u) != 0 ? 4 : 0)) & 15u;
     const uint hi = (byte_at(b + 128 + 32 * h + l) >> (2 * k)) & 3u;
     const int sc = i8_at(b + 192 + 8 * h + l / 16 + 2 * k);
     return f16_at(b + 208) * float(sc) * float(int(lo | (hi << 4)) - 32);

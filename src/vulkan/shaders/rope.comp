@@ -25,7 +25,8 @@ void main() {
     const float th = pc.freq_scale * (theta / f);
     const float c = cos(th), s = sin(th);
     const uint base = pc.o_x + (t * pc.n_head + h) * pc.head_dim;
-    const uint ia = base + (pc.neox != 0 ? i : 2 * i), ib = base + (pc.neox != 0 ? i + half_ : 2 * i + 1);
+    const uint ia = base + (pc.neox != 0 ? i : 2 * i);
+    const uint ib = base + (pc.neox != 0 ? i + half_ : 2 * i + 1);
     const float x0 = x[ia], x1 = x[ib];
     x[ia] = x0 * c - x1 * s;
     x[ib] = x0 * s + x1 * c;
