@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-static double gib(double bytes) { return bytes / (1024.0 * 1024.0 * 1024.0); }
+static double gib(double bytes) {
+    return bytes / (1024.0 * 1024.0 * 1024.0);
+}
 
 /* The CPU's model name from /proc/cpuinfo (Linux), or "CPU". */
 static void cpu_name(char *out, size_t cap) {
@@ -51,9 +53,8 @@ static void list_cuda(void) {
     for (int i = 0; i < n; i++) {
         cuda_device_info d;
         if (cuda_device_get_info(i, &d, &err)) continue;
-        printf("cuda:%-5d %s: compute %d.%d, %d SMs, %.1f GiB (%.1f free)\n", i, d.name,
-               d.cc_major, d.cc_minor, d.sm_count, gib((double)d.mem_total),
-               gib((double)d.mem_free));
+        printf("cuda:%-5d %s: compute %d.%d, %d SMs, %.1f GiB (%.1f free)\n", i, d.name, d.cc_major,
+               d.cc_minor, d.sm_count, gib((double)d.mem_total), gib((double)d.mem_free));
     }
 }
 
@@ -69,12 +70,11 @@ static void list_vulkan(void) {
         const vulkan_device_info *d = &list[i];
         char link[64] = "";
         if (d->pcie_gen > 0)
-            snprintf(link, sizeof link, ", PCIe %s gen %d x%d", d->pci, d->pcie_gen,
-                     d->pcie_width);
+            snprintf(link, sizeof link, ", PCIe %s gen %d x%d", d->pci, d->pcie_gen, d->pcie_width);
         else if (d->pci[0])
             snprintf(link, sizeof link, ", PCI %s", d->pci);
-        printf("vulkan:%-3d %s: %s %s, %.1f GiB, Vulkan %s, driver %s%s%s\n", i, d->name,
-               d->vendor, d->type, gib((double)d->mem_bytes), d->api, d->driver, link,
+        printf("vulkan:%-3d %s: %s %s, %.1f GiB, Vulkan %s, driver %s%s%s\n", i, d->name, d->vendor,
+               d->type, gib((double)d->mem_bytes), d->api, d->driver, link,
                d->is_cpu ? " (CPU implementation: only by index)" : "");
     }
 }
