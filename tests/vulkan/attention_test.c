@@ -14,18 +14,25 @@
 
 #include <math.h>
 
-#define N_HEAD 4
+#define N_HEAD    4
 #define N_HEAD_KV 2
-#define HEAD_DIM 40
-#define QD (N_HEAD * HEAD_DIM)
-#define KVD (N_HEAD_KV * HEAD_DIM)
-#define MAX_TOK 48
+#define HEAD_DIM  40
+#define QD        (N_HEAD * HEAD_DIM)
+#define KVD       (N_HEAD_KV * HEAD_DIM)
+#define MAX_TOK   48
 
 static model_backend_shape shape_of(int64_t n_swa, const bool *swa) {
-    return (model_backend_shape){.arch = "llama", .n_layer = 1, .n_ctx = 128,
-                                 .n_kv_rows = 4 * KV_BLOCK, .n_seq = 2, .n_swa = n_swa,
-                                 .swa = swa, .n_batch = MAX_TOK, .n_head = N_HEAD,
-                                 .n_head_kv = N_HEAD_KV, .head_dim = HEAD_DIM,
+    return (model_backend_shape){.arch = "llama",
+                                 .n_layer = 1,
+                                 .n_ctx = 128,
+                                 .n_kv_rows = 4 * KV_BLOCK,
+                                 .n_seq = 2,
+                                 .n_swa = n_swa,
+                                 .swa = swa,
+                                 .n_batch = MAX_TOK,
+                                 .n_head = N_HEAD,
+                                 .n_head_kv = N_HEAD_KV,
+                                 .head_dim = HEAD_DIM,
                                  .matmul_wsize = 1 << 16};
 }
 
@@ -60,8 +67,8 @@ static bool step(pair *p, const int32_t *seq, const int32_t *pos, int64_t n,
         slot[t] = blocks[t][pos[t] / KV_BLOCK] * KV_BLOCK + pos[t] % KV_BLOCK;
         if (pos[t] + 1 > n_kv) n_kv = pos[t] + 1;
     }
-    const model_kv_batch kv = {.n_tok = n, .pos = pos, .seq = seq, .slot = slot,
-                               .blocks = blocks, .n_kv = n_kv};
+    const model_kv_batch kv = {
+        .n_tok = n, .pos = pos, .seq = seq, .slot = slot, .blocks = blocks, .n_kv = n_kv};
     float k[MAX_TOK * KVD], v[MAX_TOK * KVD], q[MAX_TOK * QD], a[MAX_TOK * QD], b[MAX_TOK * QD];
     vk_fill(k, n * KVD, 1.0f);
     vk_fill(v, n * KVD, 1.0f);
@@ -128,7 +135,8 @@ TEST(sliding_window_rings) {
     int32_t t0[] = {0, 1, 2, 3}, t1[] = {0, 1, 2, 3};
     const int32_t *tables[2] = {t0, t1};
     int32_t seq[MAX_TOK] = {0}, pos[MAX_TOK];
-    for (int32_t i = 0; i < 30; i++) pos[i] = i;
+    for (int32_t i = 0; i < 30; i++)
+        pos[i] = i;
     CHECK(step(&p, seq, pos, 30, tables, "window prefill"));
     p.vk->ops->seq_copy(p.vk, 0, 1);
     p.cpu->ops->seq_copy(p.cpu, 0, 1);

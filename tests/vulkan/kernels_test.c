@@ -17,19 +17,27 @@
 
 #include <math.h>
 
-static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,   OB_QTYPE_BF16, OB_QTYPE_Q4_0,
-                                 OB_QTYPE_Q4_1, OB_QTYPE_Q5_0,  OB_QTYPE_Q5_1, OB_QTYPE_Q8_0,
-                                 OB_QTYPE_Q2_K, OB_QTYPE_Q3_K,  OB_QTYPE_Q4_K, OB_QTYPE_Q5_K,
+static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,    OB_QTYPE_BF16,  OB_QTYPE_Q4_0,
+                                 OB_QTYPE_Q4_1, OB_QTYPE_Q5_0,   OB_QTYPE_Q5_1,  OB_QTYPE_Q8_0,
+                                 OB_QTYPE_Q2_K, OB_QTYPE_Q3_K,   OB_QTYPE_Q4_K,  OB_QTYPE_Q5_K,
                                  OB_QTYPE_Q6_K, OB_QTYPE_IQ4_NL, OB_QTYPE_IQ4_XS};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
 
 /* A small shape: 4 query heads over 2 KV heads of 40 (less than a workgroup), 4 pool blocks,
  * 2 sequences; n_swa > 0 makes every layer a sliding-window layer (rings of n_swa + n_batch). */
 static model_backend_shape shape_of(int64_t n_swa, const bool *swa) {
-    return (model_backend_shape){.arch = "llama", .n_layer = 1, .n_ctx = 128,
-                                 .n_kv_rows = 4 * KV_BLOCK, .n_seq = 2, .n_swa = n_swa,
-                                 .swa = swa, .n_batch = 16, .n_head = 4, .n_head_kv = 2,
-                                 .head_dim = 40, .matmul_wsize = 1 << 16};
+    return (model_backend_shape){.arch = "llama",
+                                 .n_layer = 1,
+                                 .n_ctx = 128,
+                                 .n_kv_rows = 4 * KV_BLOCK,
+                                 .n_seq = 2,
+                                 .n_swa = n_swa,
+                                 .swa = swa,
+                                 .n_batch = 16,
+                                 .n_head = 4,
+                                 .n_head_kv = 2,
+                                 .head_dim = 40,
+                                 .matmul_wsize = 1 << 16};
 }
 
 static model_backend *vk_new(int dev, const model_backend_shape *s) {
@@ -88,8 +96,12 @@ static void weight_make(uint32_t type, int64_t n_in, int64_t n_out, test_weight 
         ref->to_f32(tw->q + o * row, tw->deq + o * n_in, n_in);
     }
     ob_free(src);
-    tw->w = (cpu_weight){.name = "test.weight", .data = tw->q, .type = type, .n_in = n_in,
-                         .n_out = n_out, .row_size = row};
+    tw->w = (cpu_weight){.name = "test.weight",
+                         .data = tw->q,
+                         .type = type,
+                         .n_in = n_in,
+                         .n_out = n_out,
+                         .row_size = row};
 }
 
 static void weight_free(test_weight *tw) {
@@ -109,7 +121,8 @@ static bool check_weight(model_backend *be, uint32_t type, int64_t n_in, int64_t
     float *rows = ob_alloc((size_t)(n_tok * n_in), sizeof(float));
     int32_t *ids = ob_alloc((size_t)n_tok, sizeof(int32_t));
     vk_fill(x, n_tok * n_in, 2.0f);
-    for (int64_t t = 0; t < n_tok; t++) ids[t] = (int32_t)(vk_rng32() % (uint32_t)n_out);
+    for (int64_t t = 0; t < n_tok; t++)
+        ids[t] = (int32_t)(vk_rng32() % (uint32_t)n_out);
     be->ops->matmul(be, y, &tw.w, x, n_tok);
     be->ops->get_rows(be, &tw.w, ids, n_tok, rows);
     bool ok = synced(be) == OB_OK;
@@ -122,9 +135,11 @@ static bool check_weight(model_backend *be, uint32_t type, int64_t n_in, int64_t
             }
             const double got = y[t * n_out + o];
             if (!(fabs(got - ref) <= 1e-5 * mag + 1e-6)) {
-                fprintf(stderr, "  %s matmul [%lld x %lld] n_tok %lld: y[%lld][%lld] = %g, "
-                        "expected %g\n", gguf_qtype_name(type), (long long)n_out,
-                        (long long)n_in, (long long)n_tok, (long long)t, (long long)o, got, ref);
+                fprintf(stderr,
+                        "  %s matmul [%lld x %lld] n_tok %lld: y[%lld][%lld] = %g, "
+                        "expected %g\n",
+                        gguf_qtype_name(type), (long long)n_out, (long long)n_in, (long long)n_tok,
+                        (long long)t, (long long)o, got, ref);
                 ok = false;
             }
         }
@@ -162,7 +177,9 @@ static void weights_all(void) {
     be->ops->free(be);
 }
 
-TEST(weights_every_type) { weights_all(); }
+TEST(weights_every_type) {
+    weights_all();
+}
 
 TEST(weights_every_type_without_subgroups) {
     setenv("OB_VK_NO_SUBGROUP", "1", 1);
@@ -251,8 +268,7 @@ TEST(elementwise_ops) {
     model_backend_shape s = shape_of(0, NULL);
     model_backend *vk = vk_new(dev, &s), *cpu = cpu_new(&s);
     CHECK(vk && cpu);
-    const int64_t n3[] = {1001, 1001, 1001}, norm[] = {5 * 67, 5 * 67, 67},
-                  bias[] = {7 * 143, 143};
+    const int64_t n3[] = {1001, 1001, 1001}, norm[] = {5 * 67, 5 * 67, 67}, bias[] = {7 * 143, 143};
     CHECK(same_op(vk, cpu, op_rmsnorm, NULL, norm, 3, 0, 2e-6, "rmsnorm"));
     CHECK(same_op(vk, cpu, op_rmsnorm, NULL, norm, 3, 1, 2e-6, "rmsnorm in place"));
     CHECK(same_op(vk, cpu, op_add, NULL, n3, 2, 0, 1e-6, "add"));
@@ -283,12 +299,15 @@ TEST(rope_variants) {
     model_backend *vk = vk_new(dev, &s), *cpu = cpu_new(&s);
     CHECK(vk && cpu);
     float ff[20];
-    for (int i = 0; i < 20; i++) ff[i] = 1.0f + (float)i * 0.5f;
+    for (int i = 0; i < 20; i++)
+        ff[i] = 1.0f + (float)i * 0.5f;
     const int64_t sz[] = {6 * 3 * 40};
     for (int v = 0; v < 6; v++) {
-        rope_arg a = {.rp = {.n_dims = v % 3 == 2 ? 24 : 40, .freq_base = 10000.0f,
+        rope_arg a = {.rp = {.n_dims = v % 3 == 2 ? 24 : 40,
+                             .freq_base = 10000.0f,
                              .freq_scale = v == 1 ? 0.25f : 1.0f,
-                             .freq_factors = v % 3 == 1 ? ff : NULL, .neox = v >= 3},
+                             .freq_factors = v % 3 == 1 ? ff : NULL,
+                             .neox = v >= 3},
                       .pos = {0, 1, 7, 63, 500, 2000}};
         if (a.rp.freq_factors && a.rp.n_dims != 40) a.rp.freq_factors = NULL;
         CHECK_MSG(same_op(vk, cpu, op_rope, &a, sz, 1, 0, 1e-4, "rope"), "variant %d", v);
@@ -296,7 +315,6 @@ TEST(rope_variants) {
     vk->ops->free(vk);
     cpu->ops->free(cpu);
 }
-
 
 TEST(validation_layer_silent) {
     NEED_VULKAN(dev);
