@@ -1,7 +1,7 @@
 /*
  * Shared by the Vulkan backend's files (vulkan_backend.c: weights, element-wise ops and the
  * table; vulkan_kv.c: the KV cache and attention): the backend's state and its operand
- * helpers.
+ * functions.
  */
 #ifndef OB_VULKAN_BE_H
 #define OB_VULKAN_BE_H
