@@ -6,6 +6,9 @@
 #   src/**/*_avx512.c      -> compiled with AVX-512 (F/BW/VL/DQ/VNNI/BF16) flags, x86-64 only
 #   src/**/*_neon.c        -> compiled with NEON dot-product flags, aarch64 only
 #   src/cuda/*.cu          -> compiled by nvcc when it is on PATH (CUDA=0 forces it off)
+#   src/vulkan/*.c         -> compiled when pkg-config finds `vulkan` and glslc is on PATH
+#                             (VULKAN=0 forces it off; src/vulkan/stub.c stands in then)
+#   src/vulkan/shaders/*.comp -> SPIR-V by glslc, embedded in the library (build/spv/)
 #   everything else        -> build/liboutboard.a
 #   tests/**/*_test.c      -> one test binary each, run by `make test`
 #   tests/**/*_tool.c      -> helper programs for the Python tests, built by `make test`
@@ -88,7 +91,24 @@ NVCCFLAGS += -DOB_HAVE_CUDA=1 -I$(CUDA_HOME)/include
 LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
 endif
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o)
+# Vulkan: on when pkg-config finds the loader and headers and glslc is on PATH, unless
+# VULKAN=0. Each shader becomes a C initializer of SPIR-V words (glslc -mfmt=c) and
+# build/spv/vulkan_spv.c gathers them into one table (scripts/vulkan-spv-table.sh).
+GLSLC   ?= $(shell command -v glslc 2>/dev/null)
+VULKAN  ?= $(if $(GLSLC),$(shell pkg-config --exists vulkan 2>/dev/null && echo 1 || echo 0),0)
+VK_COMP := $(sort $(wildcard src/vulkan/shaders/*.comp))
+VK_NAMES := $(VK_COMP:src/vulkan/shaders/%.comp=%) $(VK_COMP:src/vulkan/shaders/%.comp=%__sg)
+VK_INC  := $(VK_NAMES:%=$(BUILD)/spv/%.inc)
+ifeq ($(VULKAN),1)
+CPPFLAGS += -DOB_HAVE_VULKAN=1 $(shell pkg-config --cflags vulkan)
+LDLIBS  += $(shell pkg-config --libs vulkan)
+VK_OBJ  := $(BUILD)/obj/spv/vulkan_spv.o
+else
+LIB_SRC := $(filter-out src/vulkan/%,$(LIB_SRC)) $(filter src/vulkan/stub.c,$(LIB_SRC))
+VK_OBJ  :=
+endif
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o) $(VK_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
@@ -121,6 +141,22 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
+# Each shader twice: plain, and with OB_SUBGROUP (reductions by subgroup arithmetic).
+GLSLC_FLAGS := --target-env=vulkan1.2 -O -Werror -Isrc/vulkan/shaders
+$(BUILD)/spv/%__sg.inc: src/vulkan/shaders/%.comp
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) -DOB_SUBGROUP=1 -MD -MF $@.d -mfmt=c $< -o $@
+$(BUILD)/spv/%.inc: src/vulkan/shaders/%.comp
+	@mkdir -p $(dir $@)
+	$(GLSLC) $(GLSLC_FLAGS) -MD -MF $@.d -mfmt=c $< -o $@
+
+$(BUILD)/spv/vulkan_spv.c: $(VK_INC) scripts/vulkan-spv-table.sh
+	sh scripts/vulkan-spv-table.sh $(VK_NAMES) > $@
+
+$(BUILD)/obj/spv/vulkan_spv.o: $(BUILD)/spv/vulkan_spv.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
@@ -146,13 +182,13 @@ check:
 # NEON: cross-build the library and C tests for aarch64 and run them under qemu-user.
 NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/%,$(TEST_BIN))
 neon-test:
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 \
+	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
 	    PKGS= LIB_DIRS="src/core src/quant src/cpu src/gguf/qtype.c" neon-tests-only
 # The test programs are built without the loop vectorizer: gcc 12 for aarch64 stops with an
 # internal error (tree-vect-loop.cc:7457) on the double-precision reductions of the reference
 # code in the tests. The library itself keeps its normal flags.
 neon-tests-only: $(LIB)
-	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 PKGS= LIB_DIRS="$(LIB_DIRS)" \
+	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 VULKAN=0 PKGS= LIB_DIRS="$(LIB_DIRS)" \
 	    TEST_CFLAGS=-fno-tree-vectorize $(NEON_TESTS)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
 	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu
@@ -161,7 +197,7 @@ neon-tests-only: $(LIB)
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 SAN=1 OPT=-O1 \
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 VULKAN=0 SAN=1 OPT=-O1 \
 	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/liboutboard.a $(FUZZ_SRC:tests/%.c=build-fuzz/fuzz/%)
 build-fuzz/fuzz/%_fuzz: tests/%_fuzz.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -189,7 +225,7 @@ format:
 clean:
 	rm -rf build build-san build-fuzz build-aarch64
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/spv -name '*.d' 2>/dev/null)
 
 # `make run`: the main job. Fetches the default model (scripts/fetch-default-model.sh) and
 # serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh) until Ctrl-C.

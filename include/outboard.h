@@ -35,6 +35,8 @@ typedef enum ob_status {
     OB_ERR_NUMERIC,     /* the model computed NaN or infinite values (broken weights or
                            metadata): the message names the model and the position */
     OB_ERR_CANCELLED,   /* the caller's abort callback stopped the operation */
+    OB_ERR_DEVICE,      /* a GPU API (Vulkan) reported an error: device lost, out of device
+                           memory, a failed submit; the message names the call */
 } ob_status;
 
 /* Room for one error line. Callers own it, usually on the stack. */
@@ -136,7 +138,10 @@ void ob_detok_free(ob_detok *d);
 typedef enum ob_device {
     OB_DEVICE_CPU = 0, /* the default */
     OB_DEVICE_CUDA,    /* the first CUDA device; ob_context_new fails when there is none */
-    OB_DEVICE_AUTO,    /* CUDA when a device is present, else the CPU */
+    OB_DEVICE_AUTO,    /* CUDA when a device is present, else a discrete Vulkan GPU, else the
+                          CPU */
+    OB_DEVICE_VULKAN,  /* a Vulkan device (device_index; -1 = the first GPU, CPU
+                          implementations such as lavapipe only by index) */
 } ob_device;
 
 typedef struct ob_context_params {
@@ -145,6 +150,7 @@ typedef struct ob_context_params {
     int64_t n_batch; /* tokens per forward pass; longer inputs are evaluated in pieces (512) */
     int n_threads;   /* 0 = the machine's physical cores */
     ob_device device; /* OB_DEVICE_CPU unless asked */
+    int device_index; /* which CUDA or Vulkan device (`outboard devices`); -1 = the default */
     int32_t n_seq_max; /* sequences that may hold cache at once, ids 0..n_seq_max-1 (1); the
                           CUDA device runs 1 for now */
     int64_t kv_size; /* positions in the shared KV pool (0 = n_ctx), rounded up to whole
@@ -163,6 +169,8 @@ void ob_context_free(ob_context *c);
 int64_t ob_context_n_ctx(const ob_context *c);
 int64_t ob_context_n_past(const ob_context *c); /* sequence 0's positions in the cache */
 int ob_context_n_threads(const ob_context *c);
+/* The backend the context runs on: "cpu", "cuda" or "vulkan" (static storage). */
+const char *ob_context_device(const ob_context *c);
 
 /* The single-sequence calls below (ob_context_truncate, ob_eval, ob_logits) work on sequence
  * 0; the batch calls further down on any. */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 int cli_cmd_info(int argc, char **argv);
+int cli_cmd_devices(int argc, char **argv);
 int cli_cmd_tokenize(int argc, char **argv);
 int cli_cmd_template(int argc, char **argv);
 int cli_cmd_quantize(int argc, char **argv);
@@ -79,7 +80,8 @@ ob_status cli_parse_f64(const char *flag, const char *text, double min, double m
 ob_status cli_parse_f32(const char *flag, const char *text, double min, double max,
                         bool min_open, float *out, ob_err *err);
 /* cpu | cuda | auto. */
-ob_status cli_parse_device(const char *flag, const char *text, ob_device *out, ob_err *err);
+ob_status cli_parse_device(const char *flag, const char *text, ob_device *out, int *index,
+                           ob_err *err);
 /* A list of token ids in [0, max_id], separated by commas, blanks or brackets ("1,2,3",
  * "[1, 2, 3]"). *ids is new (ob_free) with *n >= 1 entries. OB_ERR_ARG names the flag and the
  * first bad id (as written); an empty list is an error too. */
@@ -132,5 +134,8 @@ ob_status cli_read_json(const char *path, const cli_file_use *use, json_t **out,
 
 /* One line on `to` with the host<->device copies so far; nothing when there were none. */
 void cli_device_report(FILE *to);
+
+/* One line on `to` naming the device --device auto took; nothing for an explicit device. */
+void cli_device_chosen(FILE *to, const ob_context_params *cp, const ob_context *c);
 
 #endif

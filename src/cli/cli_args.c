@@ -67,10 +67,10 @@ static ob_status take_u64(argv_cursor *c, uint64_t *out, ob_err *err) {
     return st ? st : cli_parse_u64(flag, v, UINT64_MAX, out, err);
 }
 
-static ob_status take_device(argv_cursor *c, ob_device *out, ob_err *err) {
+static ob_status take_device(argv_cursor *c, ob_device *out, int *index, ob_err *err) {
     const char *flag = c->argv[c->i], *v = NULL;
     ob_status st = take_str(c, &v, err);
-    return st ? st : cli_parse_device(flag, v, out, err);
+    return st ? st : cli_parse_device(flag, v, out, index, err);
 }
 
 /* A token list checked for syntax now (the vocabulary bounds come later, from the model). */
@@ -153,7 +153,7 @@ ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *e
 }
 
 ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err *err) {
-    *o = (cli_bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5};
+    *o = (cli_bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5, .device_index = -1};
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
@@ -165,7 +165,7 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "-n", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->n_gen, err);
         else if (is(a, "-r", NULL)) st = take_i64(&c, 1, CLI_MAX_BENCH_REPS, &o->reps, err);
         else if (is(a, "-t", NULL)) st = take_int(&c, 0, CLI_MAX_THREADS, &o->threads, err);
-        else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, err);
+        else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, &o->device_index, err);
         else st = unknown(a, err);
         if (st) return st;
     }

@@ -44,6 +44,7 @@ typedef struct cli_bench_args {
     int64_t n_prompt, n_gen, reps; /* -p 512, -n 128, -r 5 */
     int threads;                   /* 0: the physical cores */
     ob_device device;
+    int device_index; /* --device kind:N, -1 without N */
     bool json, help;
 } cli_bench_args;
 

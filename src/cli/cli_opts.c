@@ -22,7 +22,7 @@
 const char CLI_ENGINE_OPTS_HELP[] =
     "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
     "  --repeat-penalty R (1.0)  --seed S  --ctx N  --threads N (physical cores)\n"
-    "  --device cpu|cuda|auto (cpu)\n";
+    "  --device cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n";
 
 /* ---- values -------------------------------------------------------------------------------- */
 
@@ -112,15 +112,26 @@ ob_status cli_parse_f32(const char *flag, const char *text, double min, double m
     return st;
 }
 
-ob_status cli_parse_device(const char *flag, const char *text, ob_device *out, ob_err *err) {
+ob_status cli_parse_device(const char *flag, const char *text, ob_device *out, int *index,
+                           ob_err *err) {
     if (!text) return missing(flag, err);
     char sh[CLI_SHOWN_SIZE];
-    if (!strcmp(text, "cpu")) *out = OB_DEVICE_CPU;
-    else if (!strcmp(text, "cuda")) *out = OB_DEVICE_CUDA;
-    else if (!strcmp(text, "auto")) *out = OB_DEVICE_AUTO;
+    const char *colon = strchr(text, ':');
+    const size_t kind = colon ? (size_t)(colon - text) : strlen(text);
+    *index = -1;
+    if (kind == 3 && !strncmp(text, "cpu", 3) && !colon) *out = OB_DEVICE_CPU;
+    else if (kind == 4 && !strncmp(text, "cuda", 4)) *out = OB_DEVICE_CUDA;
+    else if (kind == 6 && !strncmp(text, "vulkan", 6)) *out = OB_DEVICE_VULKAN;
+    else if (kind == 4 && !strncmp(text, "auto", 4) && !colon) *out = OB_DEVICE_AUTO;
     else
-        return ob_fail(err, OB_ERR_ARG, "%s: '%s': expected cpu, cuda or auto", flag,
-                       cli_shown(text, sh));
+        return ob_fail(err, OB_ERR_ARG, "%s: '%s': expected cpu, cuda[:N], vulkan[:N] or auto",
+                       flag, cli_shown(text, sh));
+    if (colon) {
+        int64_t n;
+        ob_status st = cli_parse_i64(flag, colon + 1, 0, 63, &n, err);
+        if (st) return st;
+        *index = (int)n;
+    }
     return OB_OK;
 }
 
@@ -215,7 +226,8 @@ ob_status cli_engine_opt_set(const char *flag, const char *text, ob_sampler_para
         return cli_parse_f32(flag, text, 0, CLI_MAX_REPEAT_PENALTY, true, &sp->repeat_penalty,
                              err);
     if (!strcmp(flag, "--seed")) return cli_parse_u64(flag, text, UINT64_MAX, &sp->seed, err);
-    if (!strcmp(flag, "--device")) return cli_parse_device(flag, text, &cp->device, err);
+    if (!strcmp(flag, "--device"))
+        return cli_parse_device(flag, text, &cp->device, &cp->device_index, err);
     if (!strcmp(flag, "--top-k")) {
         if (!(st = cli_parse_i64(flag, text, 0, INT32_MAX, &n, err))) sp->top_k = (int32_t)n;
     } else if (!strcmp(flag, "--ctx")) { /* 0: the model's own (capped) */

@@ -25,7 +25,7 @@ typedef struct bench_result {
 
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] "
-                "[--device cpu|cuda|auto] [--json]\n");
+                "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--json]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -115,6 +115,7 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.n_batch = o.n_prompt > 0 ? o.n_prompt : 1;
     cp.n_threads = o.threads;
     cp.device = o.device;
+    cp.device_index = o.device_index;
     ob_context *c = NULL;
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
     double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);
@@ -122,6 +123,7 @@ int cli_cmd_bench(int argc, char **argv) {
     int n_rs = 0, rc = 1;
     cli_ctx_warn("bench", m, cp.n_ctx);
     if (!toks || !ts || ob_context_new(m, &cp, &c, &err)) goto done;
+    cli_device_chosen(stderr, &cp, c);
     uint64_t rng = 1234567;
     for (int64_t i = 0; i < cp.n_ctx; i++) { /* random ids, as llama-bench uses */
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;

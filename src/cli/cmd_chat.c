@@ -265,6 +265,7 @@ static int setup(chat *c) {
     if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
+    cli_device_chosen(stderr, &c->o.cp, c->eng.ctx);
     c->messages = json_array();
     if (!c->messages) {
         ob_fail(&err, OB_ERR_NOMEM, "out of memory");

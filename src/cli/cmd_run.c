@@ -133,6 +133,7 @@ int cli_cmd_run(int argc, char **argv) {
     cli_ctx_warn("run", m, o.cp.n_ctx);
     if (ob_context_new(m, &o.cp, &c, &err) || ob_sampler_new(&o.sp, info.n_vocab, &s, &err))
         goto done;
+    cli_device_chosen(stderr, &o.cp, c);
     for (size_t i = 0; i < n_prompt; i++) ob_sampler_accept(s, prompt[i]);
     if (!o.ids && o.prompt) fputs(o.prompt, stdout); /* the generated text continues it */
     double t0 = cli_now();

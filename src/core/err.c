@@ -19,6 +19,7 @@ const char *ob_status_name(ob_status status) {
     case OB_ERR_ARG: return "OB_ERR_ARG";
     case OB_ERR_NUMERIC: return "OB_ERR_NUMERIC";
     case OB_ERR_CANCELLED: return "OB_ERR_CANCELLED";
+    case OB_ERR_DEVICE: return "OB_ERR_DEVICE";
     }
     return "OB_ERR_UNKNOWN";
 }

@@ -5,8 +5,10 @@
  * forward step by filling the same table; only the hidden state (n_tok, n_embd) f32 crosses
  * between backends, once per range per step.
  *
- * Activations are host-addressable F32 buffers that the backend hands out (model_backend_ops
- * .buf), so a device backend can return device memory and keep the whole range on the device.
+ * Activations are host-addressable F32 buffers that the backend may hand out
+ * (model_backend_ops.host_buf), so a device backend can return memory its device reads and
+ * writes directly and keep the whole range on the device; such a backend records ops and runs
+ * them later, so the host reads activations only after ops.sync.
  */
 #ifndef OB_MODEL_BACKEND_H
 #define OB_MODEL_BACKEND_H
@@ -86,6 +88,14 @@ typedef struct model_backend_ops {
     void (*scale)(model_backend *be, float *x, int64_t n, float s);
     /* x (n_rows, n) += b (n) on every row; b is a host vector the model owns. */
     void (*add_bias)(model_backend *be, float *x, const float *b, int64_t n_rows, int64_t n);
+    /* Optional (NULL on the CPU): waits until every op so far has run and returns the first
+     * failure since the backend was made (copying its message into err), OB_OK if none. Ops
+     * return nothing, so a device backend keeps its first failure for this. */
+    ob_status (*sync)(model_backend *be, ob_err *err);
+    /* Optional (NULL: the caller allocates): `bytes` of host-addressable memory the device
+     * reads and writes in place, for the activation buffers; NULL when there is no room.
+     * Valid until ops->free. */
+    float *(*host_buf)(model_backend *be, size_t bytes);
     void (*free)(model_backend *be);
     /* out (n_tok, moe->n_embd) = the mixture-of-experts block of x (n_tok, n_embd), as
      * cpu/moe.h defines it: router softmax, top-k, the chosen experts' SwiGLU, their weighted
@@ -206,5 +216,14 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
 /* The CUDA backend's ops return nothing, so it keeps the first failure: this waits for the
  * device and returns that status (copying its message into err), OB_OK when all went well. */
 ob_status model_backend_cuda_status(model_backend *be, ob_err *err);
+
+/* The Vulkan backend (src/vulkan/vulkan_backend.c) on device `dev` of vulkan_devices_list
+ * (-1: the first GPU). The n_weights matrices (borrowed for the backend's life; duplicates
+ * allowed) are uploaded to device memory here, after checking that they, the KV cache and
+ * the activations fit in the device's free memory (OB_ERR_LIMIT giving both figures).
+ * Without Vulkan: OB_ERR_UNSUPPORTED, "no Vulkan ...". *out owned by the caller (ops->free). */
+ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
+                                   const cpu_weight *const *weights, int64_t n_weights,
+                                   model_backend **out, ob_err *err);
 
 #endif

@@ -224,11 +224,15 @@ static void be_free(model_backend *be) {
     ob_free(b);
 }
 
+static ob_status be_sync(model_backend *be, ob_err *err) {
+    return model_backend_cuda_status(be, err);
+}
+
 static const model_backend_ops CUDA_OPS = {
     .name = "cuda", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
     .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
-    .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free,
+    .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .sync = be_sync, .free = be_free,
 };
 
 ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer_lo, int dev,

@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "cpu/pool.h"
 #include "model/context.h"
+#include "vulkan/vulkan_backend.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,22 +23,25 @@
 
 void ob_context_params_init(ob_context_params *p) {
     *p = (ob_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1,
-                             .kv_size = 0};
+                             .kv_size = 0, .device_index = -1};
 }
 
-static void buffers_free(model_buffers *b) {
-    float **fs[] = {&b->x,    &b->xn,   &b->q,  &b->k,  &b->v,
+/* Frees the activation buffers; from_be: they belong to the backend (ops->host_buf). */
+static void buffers_free(model_buffers *b, bool from_be) {
+    float **fs[] = {&b->x,    &b->xn,   &b->q,    &b->k,  &b->v,
                     &b->attn, &b->proj, &b->gate, &b->up, &b->extra};
     for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
-        ob_free_aligned(*fs[i]);
+        if (!from_be) ob_free_aligned(*fs[i]);
         *fs[i] = NULL;
     }
     ob_free(b->pos);
     b->pos = NULL;
 }
 
-static ob_status buffers_new(model_buffers *b, const model_hparams *hp, int64_t n,
-                             ob_err *err) {
+/* The activation buffers of a pass of n rows: from the backend when it hands them out (a
+ * device backend then keeps them on the device), else from the heap. */
+static ob_status buffers_new(model_buffers *b, model_backend *be, const model_hparams *hp,
+                             int64_t n, ob_err *err) {
     const size_t nb = (size_t)n;
     struct {
         float **p;
@@ -53,15 +57,16 @@ static ob_status buffers_new(model_buffers *b, const model_hparams *hp, int64_t 
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
         size_t bytes;
         if (ob_mul_size(nb * sizeof(float), (size_t)plan[i].width, &bytes) ||
-            !(*plan[i].p = ob_alloc_aligned(64, bytes))) {
-            buffers_free(b);
+            !(*plan[i].p = be->ops->host_buf ? be->ops->host_buf(be, bytes)
+                                             : ob_alloc_aligned(64, bytes))) {
+            buffers_free(b, be->ops->host_buf != NULL);
             return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
                            (long long)n);
         }
     }
     b->pos = ob_alloc(nb, sizeof(int32_t));
     if (!b->pos) {
-        buffers_free(b);
+        buffers_free(b, be->ops->host_buf != NULL);
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
                        (long long)n);
     }
@@ -110,10 +115,62 @@ static ob_status check_host_memory(size_t kv_bytes, int64_t kv_size, ob_err *err
 
 static bool is_cuda(const ob_context *c) { return !strcmp(c->be->ops->name, "cuda"); }
 
+/* The model's weight matrices, for a backend that binds its own copy; *out owned by the
+ * caller (ob_free). */
+static ob_status model_matrices(const ob_model *m, const cpu_weight ***out, int64_t *n,
+                                ob_err *err) {
+    const int64_t per_layer = 7, total = 2 + per_layer * m->hp.n_layer;
+    const cpu_weight **w = ob_alloc((size_t)total, sizeof *w);
+    if (!w) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory");
+    int64_t k = 0;
+    w[k++] = &m->w.tok_embd;
+    w[k++] = &m->w.output;
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        const model_layer *l = &m->w.layers[il];
+        const cpu_weight *lw[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
+                                  &l->w_down};
+        for (int j = 0; j < per_layer; j++) w[k++] = lw[j];
+    }
+    *out = w;
+    *n = k;
+    return OB_OK;
+}
+
+static ob_status vulkan_new(ob_context *c, const model_backend_shape *shape, int index,
+                            ob_err *err) {
+    const cpu_weight **w = NULL;
+    int64_t n = 0;
+    ob_status st = model_matrices(c->model, &w, &n, err);
+    if (!st) st = model_backend_vulkan_new(shape, 0, index, w, n, &c->be, err);
+    ob_free(w);
+    return st;
+}
+
+/* The backend p asks for. auto: a CUDA device, else a discrete Vulkan GPU, else the CPU. */
+static ob_status backend_new(ob_context *c, const ob_context_params *p,
+                             const model_backend_shape *shape, ob_err *err) {
+    const int index = p->device_index;
+    switch (p->device) {
+    case OB_DEVICE_CUDA:
+        return model_backend_cuda_new(shape, 0, index < 0 ? 0 : index, &c->be, err);
+    case OB_DEVICE_VULKAN: return vulkan_new(c, shape, index, err);
+    case OB_DEVICE_AUTO: {
+        if (!model_backend_cuda_new(shape, 0, 0, &c->be, NULL)) return OB_OK;
+        vulkan_device_info list[VULKAN_MAX_DEVICES];
+        int n = 0, gpu = -1;
+        if (!vulkan_devices_list(list, VULKAN_MAX_DEVICES, &n, NULL))
+            gpu = vulkan_device_default(list, n, true);
+        if (gpu >= 0 && !vulkan_new(c, shape, gpu, NULL)) return OB_OK;
+        return model_backend_cpu_new(shape, 0, p->n_threads, &c->be, err);
+    }
+    default: return model_backend_cpu_new(shape, 0, p->n_threads, &c->be, err);
+    }
+}
+
 /* The per-context arrays beside the backend: activations, step scratch, the pool. */
 static ob_status context_arrays_new(ob_context *c, const model_backend_shape *shape,
                                     ob_err *err) {
-    ob_status st = buffers_new(&c->buf, &c->model->hp, c->n_batch, err);
+    ob_status st = buffers_new(&c->buf, c->be, &c->model->hp, c->n_batch, err);
     if (st) return st;
     const size_t nb = (size_t)c->n_batch;
     c->step_pos = ob_alloc(nb, sizeof(int32_t));
@@ -177,11 +234,7 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         ob_free(c);
         return st;
     }
-    st = OB_ERR_UNSUPPORTED;
-    if (p.device == OB_DEVICE_CUDA || p.device == OB_DEVICE_AUTO)
-        st = model_backend_cuda_new(&shape, 0, 0, &c->be, err);
-    if (st && p.device != OB_DEVICE_CUDA) /* auto without a device: the CPU, as its message says */
-        st = model_backend_cpu_new(&shape, 0, p.n_threads, &c->be, err);
+    st = backend_new(c, &p, &shape, err);
     if (!st && hp->moe.n_expert > 0 && !c->be->ops->moe_ffn)
         st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
                      "mixture-of-experts layers, which this backend does not run (use --device "
@@ -201,8 +254,8 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
 
 void ob_context_free(ob_context *c) {
     if (!c) return;
+    buffers_free(&c->buf, c->be && c->be->ops->host_buf);
     if (c->be) c->be->ops->free(c->be);
-    buffers_free(&c->buf);
     kv_pool_free(c->pool);
     ring_park_free(c->park);
     void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
@@ -215,8 +268,10 @@ void ob_context_free(ob_context *c) {
 int64_t ob_context_n_ctx(const ob_context *c) { return c->n_ctx; }
 int64_t ob_context_n_past(const ob_context *c) { return kv_pool_seq_len(c->pool, 0); }
 int ob_context_n_threads(const ob_context *c) {
-    return is_cuda(c) ? 0 : model_backend_cpu_threads(c->be);
+    return strcmp(c->be->ops->name, "cpu") ? 0 : model_backend_cpu_threads(c->be);
 }
+
+const char *ob_context_device(const ob_context *c) { return c->be->ops->name; }
 
 size_t model_context_kv_bytes(const ob_context *c) { return c->kv_bytes; }
 

@@ -168,8 +168,7 @@ static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
     pass_plan(c, tok, pos, seq, want, i0, nb, *row, &s);
     const bool done = model_forward_of(c->model)(c->model, c->be, &c->buf, &s);
     ob_status st;
-    if (!strcmp(c->be->ops->name, "cuda") && (st = model_backend_cuda_status(c->be, err)))
-        return st;
+    if (c->be->ops->sync && (st = c->be->ops->sync(c->be, err))) return st;
     if (!done)
         return ob_fail(err, OB_ERR_CANCELLED, "decode: cancelled by the abort callback "
                        "(entries %lld..%lld of the batch)", (long long)i0,

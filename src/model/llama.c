@@ -291,6 +291,9 @@ void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b
      * (a prompt's last token, or all of them) are read in place. */
     const float *rows = b->x + (s->kv.n_tok - n_out) * e;      /* (n_out, e) */
     if (s->out_rows[0] != s->kv.n_tok - n_out) {
+        /* read on the host: a device backend must have run the layers first (a failure
+         * there is reported by the step's own sync) */
+        if (be->ops->sync) be->ops->sync(be, NULL);
         for (int64_t i = 0; i < n_out; i++)
             memcpy(b->proj + i * e, b->x + s->out_rows[i] * e, (size_t)e * sizeof(float));
         rows = b->proj;

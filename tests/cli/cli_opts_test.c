@@ -71,11 +71,12 @@ TEST(missing_value_names_the_flag) {
     uint64_t u;
     double d;
     ob_device dev;
+    int idx;
     CHECK_STATUS(cli_parse_i64("-n", NULL, 0, 1, &i, &e), OB_ERR_ARG, &e, "-n needs a value");
     CHECK_STATUS(cli_parse_u64("--seed", NULL, 1, &u, &e), OB_ERR_ARG, &e, "--seed needs");
     CHECK_STATUS(cli_parse_f64("--temp", NULL, 0, 1, false, &d, &e), OB_ERR_ARG, &e,
                  "--temp needs a value");
-    CHECK_STATUS(cli_parse_device("--device", NULL, &dev, &e), OB_ERR_ARG, &e, "needs a value");
+    CHECK_STATUS(cli_parse_device("--device", NULL, &dev, &idx, &e), OB_ERR_ARG, &e, "needs a value");
 }
 
 TEST(long_values_are_shortened_in_the_message) {
@@ -174,12 +175,21 @@ TEST(f32_stores_a_float) {
 TEST(device_names) {
     ob_err e = {{0}};
     ob_device d = OB_DEVICE_CPU;
-    CHECK_STATUS(cli_parse_device("--device", "cuda", &d, &e), OB_OK, &e, "");
-    CHECK(d == OB_DEVICE_CUDA);
-    CHECK_STATUS(cli_parse_device("--device", "auto", &d, &e), OB_OK, &e, "");
+    int idx = 7;
+    CHECK_STATUS(cli_parse_device("--device", "cuda", &d, &idx, &e), OB_OK, &e, "");
+    CHECK(d == OB_DEVICE_CUDA && idx == -1);
+    CHECK_STATUS(cli_parse_device("--device", "auto", &d, &idx, &e), OB_OK, &e, "");
     CHECK(d == OB_DEVICE_AUTO);
-    CHECK_STATUS(cli_parse_device("--device", "gpu", &d, &e), OB_ERR_ARG, &e,
-                 "--device: 'gpu': expected cpu, cuda or auto");
+    CHECK_STATUS(cli_parse_device("--device", "vulkan:2", &d, &idx, &e), OB_OK, &e, "");
+    CHECK(d == OB_DEVICE_VULKAN && idx == 2);
+    CHECK_STATUS(cli_parse_device("--device", "vulkan", &d, &idx, &e), OB_OK, &e, "");
+    CHECK(d == OB_DEVICE_VULKAN && idx == -1);
+    CHECK_STATUS(cli_parse_device("--device", "cuda:1", &d, &idx, &e), OB_OK, &e, "");
+    CHECK(d == OB_DEVICE_CUDA && idx == 1);
+    CHECK_STATUS(cli_parse_device("--device", "vulkan:x", &d, &idx, &e), OB_ERR_ARG, &e, "");
+    CHECK_STATUS(cli_parse_device("--device", "cpu:0", &d, &idx, &e), OB_ERR_ARG, &e, "");
+    CHECK_STATUS(cli_parse_device("--device", "gpu", &d, &idx, &e), OB_ERR_ARG, &e,
+                 "--device: 'gpu': expected cpu, cuda[:N], vulkan[:N] or auto");
 }
 
 /* Parses an id list and checks it against want[0..n). */

@@ -1,0 +1,11 @@
+#version 450
+/* Q4_K: super-blocks of 256 in 144 bytes: f16 d, f16 dmin, 12 bytes of scales and mins, 128
+ * bytes of nibbles in chunks of 64 (32 bytes: low nibbles the first 32, high the next). */
+#include "wtype.glsl"
+#include "kscale.glsl"
+float deq(uint rb, uint i) {
+    const uint b = rb + (i / 256) * 144, e = i % 256, c = e / 64, w = e % 64;
+    const uint q = (byte_at(b + 16 + 32 * c + w % 32) >> (w < 32 ? 0 : 4)) & 15u;
+    const uvec2 sm = scale_min_k4(b + 4, 2 * c + w / 32);
+    return f16_at(b) * float(sm.x) * float(q) - f16_at(b + 2) * float(sm.y);
+}
