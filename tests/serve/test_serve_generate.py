@@ -369,8 +369,11 @@ def test_shutdown_ends_requests_in_flight():
                 {"model": MODEL_ID, "prompt": "Once", "stream": False,
                  "options": {"num_predict": -1}}),
         ]
-        deadline = time.time() + 10
-        while metric(s, "outboard_sequences_running") < 2 and time.time() < deadline:
+        # both whole-body requests have reached the scheduler (one runs, one queues) before
+        # the signal, however slowly a busy machine lets them in
+        deadline = time.time() + 30
+        while (metric(s, "outboard_sequences_running") < 2 or
+               metric(s, "outboard_queue_depth") < 1) and time.time() < deadline:
             time.sleep(0.05)
         t0 = time.time()
         rc, out, err = s.stop()
