@@ -165,7 +165,7 @@ static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err
     return OB_OK;
 }
 
-ob_status model_llama_bind(ob_model *m, ob_err *err) {
+ob_status model_bind_all(ob_model *m, model_bind_layer_fn bind, ob_err *err) {
     model_hparams *hp = &m->hp;
     const gguf_tensor *te = gguf_tensor_find(m->file, "token_embd.weight");
     if (!te)
@@ -184,9 +184,11 @@ ob_status model_llama_bind(ob_model *m, ob_err *err) {
     m->w.layers = ob_calloc((size_t)hp->n_layer, sizeof *m->w.layers);
     if (!m->w.layers) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
     for (int64_t il = 0; il < hp->n_layer; il++)
-        if ((st = bind_layer(m, il, &m->w.layers[il], err))) return st;
+        if ((st = bind(m, il, &m->w.layers[il], err))) return st;
     return OB_OK;
 }
+
+ob_status model_llama_bind(ob_model *m, ob_err *err) { return model_bind_all(m, bind_layer, err); }
 
 ob_status model_llama_read_hparams(ob_model *m, ob_err *err) {
     ob_status st = read_sizes(m, err);

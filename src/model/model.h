@@ -214,6 +214,11 @@ void model_vocab_free(ob_model *m);
  * "<arch>.attention.sliding_window" and marks layers (pattern: every n-th layer global, 0 =
  * all layers use the window). */
 ob_status model_llama_read_hparams(ob_model *m, ob_err *err);
+/* Binds one layer's tensors (an architecture's own). */
+typedef ob_status (*model_bind_layer_fn)(ob_model *m, int64_t il, model_layer *l, ob_err *err);
+/* Binds token_embd (n_vocab from its shape), output_norm, output (tied to token_embd when the
+ * file has none), then every layer through `bind`. */
+ob_status model_bind_all(ob_model *m, model_bind_layer_fn bind, ob_err *err);
 ob_status model_llama_bind(ob_model *m, ob_err *err);
 ob_status model_llama_read_swa(ob_model *m, int64_t pattern, bool required, ob_err *err);
 ob_status model_llama_load(ob_model *m, ob_err *err);

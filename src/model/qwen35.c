@@ -225,28 +225,7 @@ static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err
     return OB_OK;
 }
 
-static ob_status bind_all(ob_model *m, ob_err *err) {
-    model_hparams *hp = &m->hp;
-    const gguf_tensor *te = gguf_tensor_find(m->file, "token_embd.weight");
-    if (!te)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor 'token_embd.weight' not found",
-                       gguf_name(m->file));
-    hp->n_vocab = te->ne[1];
-    ob_status st = model_bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab,
-                                     &m->w.tok_embd, err);
-    if (!st) st = model_bind_vector(m, "output_norm.weight", hp->n_embd, &m->w.output_norm, err);
-    if (st) return st;
-    hp->flags.tied_output = gguf_tensor_find(m->file, "output.weight") == NULL;
-    if (hp->flags.tied_output) m->w.output = m->w.tok_embd;
-    else if ((st = model_bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, &m->w.output,
-                                     err)))
-        return st;
-    m->w.layers = ob_calloc((size_t)hp->n_layer, sizeof *m->w.layers);
-    if (!m->w.layers) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    for (int64_t il = 0; il < hp->n_layer; il++)
-        if ((st = bind_layer(m, il, &m->w.layers[il], err))) return st;
-    return OB_OK;
-}
+static ob_status bind_all(ob_model *m, ob_err *err) { return model_bind_all(m, bind_layer, err); }
 
 ob_status model_qwen35_load(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
