@@ -133,4 +133,15 @@ ob_status cli_read_json(const char *path, const cli_file_use *use, json_t **out,
 /* One line on `to` with the host<->device copies so far; nothing when there were none. */
 void cli_device_report(FILE *to);
 
+/* cmd_run_grammar.c: the grammar of `outboard run --grammar FILE | --json-schema FILE`. */
+typedef struct cli_grammar {
+    ob_grammar *grammar;   /* owned, NULL without a constraint */
+    ob_vocab_trie *trie;   /* owned */
+    ob_matcher *matcher;   /* owned */
+} cli_grammar;
+/* Reads and compiles the file (neither given: nothing to do). Errors name the file. */
+ob_status cli_grammar_open(cli_grammar *g, const ob_model *m, const char *gbnf_file,
+                           const char *schema_file, ob_err *err);
+void cli_grammar_close(cli_grammar *g);
+
 #endif
