@@ -74,7 +74,7 @@ void sb_literal(sb *b, const char *s, size_t n) {
 
 /* The primitive rules every translation may use, named PREFIX-ws, PREFIX-string, ... */
 void sb_primitives(sb *b, const char *p) {
-    sb_printf(b, "%s-ws ::= | \" \" | \"\\n\" [ \\t]{0,20}\n", p);
+    sb_printf(b, "%s-ws ::= | \" \" | \"\\n\" [ \\t]{0,12}\n", p);
     sb_printf(b, "%s-char ::= [^\"\\\\\\x00-\\x1F\\x7F] | \"\\\\\" ([\"\\\\/bfnrt] | "
                  "\"u\" [0-9a-fA-F]{4})\n", p);
     sb_printf(b, "%s-string ::= \"\\\"\" %s-char* \"\\\"\"\n", p, p);

@@ -64,6 +64,7 @@ void serve_gen_req_free(serve_gen_req *r) {
     for (size_t i = 0; i < r->n_stop; i++)
         ob_free(r->stop[i]);
     ob_free(r->stop);
+    ob_free(r->grammar);
     ob_free(r);
 }
 

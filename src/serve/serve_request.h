@@ -121,6 +121,7 @@ typedef struct serve_gen_req {
     bool logprobs;
     int top_logprobs;  /* 0..SERVE_MAX_TOP_LOGPROBS */
     double keep_alive; /* Ollama keep_alive in seconds (accepted; the model stays loaded) */
+    char *grammar;     /* owned or NULL: the "grammar" field (GBNF), serve_constraint.h */
 } serve_gen_req;
 
 /* Frees r and everything it owns; NULL is a no-op. */

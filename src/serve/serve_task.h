@@ -57,6 +57,7 @@ typedef struct serve_seq {
     const char *finish; /* "stop", "length", "tool_calls"; static */
     bool sent_role;
     int64_t t_first_ns, t_last_ns;
+    ob_matcher *matcher; /* owned or NULL: the grammar its sampler follows */
 } serve_seq;
 
 typedef struct serve_task {
@@ -76,6 +77,7 @@ typedef struct serve_task {
     int64_t t_start_ns; /* monotonic */
     int64_t prompt_tokens, cached_tokens;
     char *prompt_text; /* owned or NULL: echoed prompt (completions, echo) */
+    ob_grammar *grammar; /* owned or NULL: what the output must follow (serve_constraint.h) */
 } serve_task;
 
 /* Monotonic nanoseconds. */
