@@ -1,8 +1,9 @@
 /*
  * Parked sliding-window rings (ring_park.h). A prefix of k blocks (P = k * KV_BLOCK positions)
  * can continue a freed sequence of len positions whose ring is intact from lo on when P <= len
- * and its window is intact: max(0, P - n_swa) >= lo. Since the ring holds n_swa + n_batch
- * rows, that leaves at most n_batch / KV_BLOCK + 1 such k per slot, each kept with its hash.
+ * and its window is intact: max(0, P - n_swa) >= lo. Since the ring holds its rows' worth of
+ * positions before len, that leaves at most rows / KV_BLOCK + 1 such k per slot, each kept
+ * with its hash.
  */
 #include "model/ring_park.h"
 
@@ -30,7 +31,9 @@ ob_status ring_park_new(int32_t n_seq, int64_t n_swa, int64_t ring_rows, ring_pa
     if (!rp) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for ring parking");
     rp->n_seq = n_seq;
     rp->n_swa = n_swa;
-    rp->max_k = (ring_rows - n_swa) / KV_BLOCK + 1;
+    /* The prefixes a ring continues end within its rows: at most one per block of them (a
+     * ring may be shorter than the window, when it holds the whole context). */
+    rp->max_k = ring_rows / KV_BLOCK + 1;
     rp->slots = ob_calloc((size_t)n_seq, sizeof *rp->slots);
     rp->hashes = ob_calloc((size_t)n_seq, (size_t)rp->max_k * sizeof *rp->hashes);
     if (!rp->slots || !rp->hashes) {

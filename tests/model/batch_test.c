@@ -359,6 +359,28 @@ TEST(prefix_continues_a_freed_conversation) {
     for (int i = 0; i < N_SEQ; i++) free(ref[i]);
 }
 
+/* A context shorter than the sliding window (its rings hold the whole context) still parks
+ * rings and attaches them. */
+TEST(prefix_in_a_context_shorter_than_the_window) {
+    ob_context_params p;
+    ob_context_params_init(&p);
+    p.n_ctx = 48;
+    p.n_threads = 2;
+    p.n_seq_max = 2;
+    ob_context *c = NULL;
+    ob_err err = {{0}};
+    CHECK_STATUS(ob_context_new(fx.m, &p, &c, &err), OB_OK, &err, "");
+    if (!c) return;
+    int32_t toks[48];
+    make_tokens(toks, 48, 51);
+    CHECK_STATUS(ob_eval(c, toks, 40, false, &err), OB_OK, &err, "");
+    ob_seq_free(c, 0);
+    int64_t got = -1;
+    CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks, 48, &got, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(got, 32);
+    ob_context_free(c);
+}
+
 static int abort_after; /* calls of the callback before it says stop */
 
 static bool abort_cb(void *user) {
@@ -497,6 +519,7 @@ int main(void) {
         RUN(truncate_then_evaluate_equals_fresh);
         RUN(prefix_attach_then_evaluate_the_rest);
         RUN(prefix_continues_a_freed_conversation);
+        RUN(prefix_in_a_context_shorter_than_the_window);
         RUN(cancel_leaves_caches_unchanged);
         RUN(pool_too_small_fails_and_changes_nothing);
         RUN(bad_entries_are_named);
