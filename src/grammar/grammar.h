@@ -101,6 +101,30 @@ typedef struct gram_state {
     uint32_t min; /* smallest code point the lead byte allows (overlong forms are invalid) */
 } gram_state;
 
+/* A lazily built DFA over the matcher's stack sets (dfa.c): every set a walk meets is interned
+ * once (an id), and each (set, code point) transition is computed once, so walking a 262k-token
+ * trie costs a table lookup per viable prefix after the first time. */
+typedef struct gram_dfa {
+    uint32_t *arena; /* (cap_arena) contents of every interned set */
+    size_t n_arena, cap_arena;
+    uint32_t *set_off, *set_n; /* (cap_sets) where set i lies in the arena */
+    size_t n_sets, cap_sets;
+    uint32_t *set_slots; /* (n_set_slots) hash table of set id + 1 */
+    size_t n_set_slots;
+    uint64_t *tr_key; /* (n_tr_slots) set id << 32 | code point, UINT64_MAX = empty */
+    uint32_t *tr_val; /* (n_tr_slots) next set id, or GRAM_DEAD */
+    size_t n_tr, n_tr_slots;
+} gram_dfa;
+
+#define GRAM_DEAD UINT32_MAX
+#define GRAM_MAX_DFA (1u << 22) /* interned sets, arena entries / 4 and transitions */
+
+/* A state of a walk: an interned set and a partial code point (as in gram_state). */
+typedef struct gram_dstate {
+    uint32_t set, cp, min;
+    uint8_t rem;
+} gram_dstate;
+
 typedef struct gram_match {
     const ob_grammar *g; /* borrowed */
     gram_nodes nodes;
@@ -110,6 +134,7 @@ typedef struct gram_match {
     uint32_t *tmp; /* scratch for closures (cap_tmp) */
     size_t n_tmp, cap_tmp;
     bool oom; /* a node or set allocation failed: the matcher refuses everything */
+    gram_dfa dfa;
 } gram_match;
 
 /* Starts g at its root. OB_ERR_NOMEM. */
@@ -123,6 +148,17 @@ ob_status gram_match_copy(gram_match *dst, const gram_match *src, ob_err *err);
  * out: m->oom). */
 bool gram_match_step(gram_match *m, const gram_state *from, uint8_t b, gram_state *to,
                      uint32_t **buf, size_t *n_buf, size_t *cap_buf);
+/* The closure of the stacks of `from` whose class takes cp, into m->tmp (sorted). */
+void gram_match_advance(gram_match *m, const gram_state *from, uint32_t cp);
+/* Whether some stack of st may match a code point in [lo, hi]. */
+bool gram_match_may_match(const gram_match *m, const gram_state *st, uint32_t lo, uint32_t hi);
+
+/* dfa.c: the id of set[0..n) (interned when new); GRAM_DEAD with m->oom when out of room. */
+uint32_t gram_dfa_intern(gram_match *m, const uint32_t *set, uint32_t n);
+/* One byte from `from` (see gram_match_step); false when it is not viable. */
+bool gram_dfa_step(gram_match *m, const gram_dstate *from, uint8_t b, gram_dstate *to);
+void gram_dfa_free(gram_dfa *d);
+
 /* Advances the current state by len bytes; false (state unchanged) when they do not fit. */
 bool gram_match_feed(gram_match *m, const char *s, size_t len);
 /* Whether the grammar may end in state st (the empty stack is in it, no partial code point). */

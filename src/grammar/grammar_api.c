@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 
+#include <math.h>
 #include <string.h>
 
 ob_status ob_grammar_new(const char *gbnf, size_t len, const char *root, ob_grammar **out,
@@ -173,7 +174,7 @@ ob_status ob_matcher_mask(ob_matcher *mt, float *logits, ob_err *err) {
     for (size_t w = 0; w < words; w++) {
         if (bits[w] == ~0ull) continue;
         for (int64_t id = (int64_t)w * 64, e = id + 64; id < e && id < mt->t->n_vocab; id++)
-            if (!(bits[w] >> (id & 63) & 1)) logits[id] = -__builtin_inff();
+            if (!(bits[w] >> (id & 63) & 1)) logits[id] = -INFINITY;
     }
     return OB_OK;
 }

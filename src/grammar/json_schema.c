@@ -2,8 +2,10 @@
  * JSON schema -> GBNF, so structured output is enforced by the same matcher as any grammar.
  *
  * Supported: type (one or a list), enum, const, properties / required / additionalProperties
- * (false, true or a schema; absent counts as false, so the output is exactly the declared
- * properties, in their order, the optional ones skippable), items / minItems / maxItems,
+ * (false, true or a schema; absent counts as false when properties are declared, so the output
+ * has exactly those, in their order, the optional ones skippable, and as true when none are;
+ * a required name not declared is added with the additional properties' schema), items /
+ * minItems / maxItems,
  * anyOf and oneOf (as alternatives: oneOf's exclusivity is not enforced), allOf of object
  * schemas (merged), $ref into the same document (#, #/$defs/..., #/definitions/..., recursion
  * allowed), minLength / maxLength, pattern (a regular-expression subset, schema_regex.c),
@@ -257,6 +259,9 @@ static int kv_rule(conv *c, const char *key, json_t *schema, const char *path, c
     return 0;
 }
 
+static int object_rules(conv *c, json_t *props, json_t *req, json_t *extra, sb *b,
+                        const char *path);
+
 static bool is_required(json_t *req, const char *key) {
     for (size_t i = 0; i < json_array_size(req); i++)
         if (json_is_string(json_array_get(req, i)) &&
@@ -274,13 +279,32 @@ static int body_object(conv *c, json_t *s, sb *b, const char *path) {
     if (props && !json_is_object(props))
         return fail(c, OB_ERR_FORMAT, path, "properties: expected an object");
     if (req && !json_is_array(req)) return fail(c, OB_ERR_FORMAT, path, "required: expected an array");
-    for (size_t i = 0; i < json_array_size(req); i++) {
+    /* Without declared properties an object schema means any object; with them, only those. */
+    json_t *any_extra = NULL;
+    if (!extra && !props) extra = any_extra = json_true();
+    /* A required name that is not declared is declared here, with the additional properties'
+     * schema, so the output has it. */
+    json_t *all = props ? json_copy(props) : json_object();
+    int rc = all ? 0 : fail(c, OB_ERR_NOMEM, path, "out of memory");
+    for (size_t i = 0; i < json_array_size(req) && !rc; i++) {
         const char *k = json_string_value(json_array_get(req, i));
-        if (!k) return fail(c, OB_ERR_FORMAT, path, "required[%zu]: expected a string", i);
-        if (!json_object_get(props, k) && !(extra && !json_is_false(extra)))
-            return fail(c, OB_ERR_UNSUPPORTED, path,
-                        "required: \"%.64s\" is not among the properties", k);
+        if (!k) rc = fail(c, OB_ERR_FORMAT, path, "required[%zu]: expected a string", i);
+        else if (!json_object_get(all, k) && json_is_false(extra))
+            rc = fail(c, OB_ERR_UNSUPPORTED, path,
+                      "required: \"%.64s\" is neither declared nor allowed as an additional "
+                      "property", k);
+        else if (!json_object_get(all, k))
+            json_object_set_new(all, k, extra && !json_is_true(extra) ? json_incref(extra)
+                                                                     : json_true());
     }
+    if (!rc) rc = object_rules(c, all, req, extra, b, path);
+    json_decref(all);
+    json_decref(any_extra);
+    return rc;
+}
+
+static int object_rules(conv *c, json_t *props, json_t *req, json_t *extra, sb *b,
+                        const char *path) {
     size_t n = json_object_size(props);
     char(*kv)[96] = ob_calloc(n + 1, sizeof *kv);
     bool *must = ob_calloc(n + 1, sizeof *must);

@@ -185,6 +185,7 @@ void gram_match_free(gram_match *m) {
     ob_free(m->nodes.slots);
     ob_free(m->cur);
     ob_free(m->tmp);
+    gram_dfa_free(&m->dfa);
     memset(m, 0, sizeof *m);
 }
 
@@ -218,7 +219,7 @@ ob_status gram_match_copy(gram_match *dst, const gram_match *src, ob_err *err) {
 
 /* Whether some stack of st may match a code point in [lo, hi] (a partial character). A negated
  * class is taken to allow it: the exact test happens when the character is complete. */
-static bool may_match(const gram_match *m, const gram_state *st, uint32_t lo, uint32_t hi) {
+bool gram_match_may_match(const gram_match *m, const gram_state *st, uint32_t lo, uint32_t hi) {
     const ob_grammar *g = m->g;
     for (uint32_t i = 0; i < st->n; i++) {
         if (!st->set[i]) continue;
@@ -231,7 +232,7 @@ static bool may_match(const gram_match *m, const gram_state *st, uint32_t lo, ui
 }
 
 /* The closure of every stack of `from` whose class takes cp, into m->tmp (sorted). */
-static void advance(gram_match *m, const gram_state *from, uint32_t cp) {
+void gram_match_advance(gram_match *m, const gram_state *from, uint32_t cp) {
     m->n_tmp = 0;
     next_gen(m);
     const ob_grammar *g = m->g;
@@ -268,11 +269,11 @@ bool gram_match_step(gram_match *m, const gram_state *from, uint8_t b, gram_stat
         uint32_t shift = 6u * to->rem;
         uint32_t lo = to->cp << shift, hi = lo | ((1u << shift) - 1);
         if (lo < to->min) lo = to->min;
-        return lo <= hi && may_match(m, to, lo, hi > 0x10FFFF ? 0x10FFFF : hi);
+        return lo <= hi && gram_match_may_match(m, to, lo, hi > 0x10FFFF ? 0x10FFFF : hi);
     }
     uint32_t cp = to->cp;
     if (cp < from->min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    advance(m, from, cp);
+    gram_match_advance(m, from, cp);
     if (m->oom || m->n_tmp == 0) return false;
     if (*n_buf + m->n_tmp > *cap_buf) {
         size_t cap = *cap_buf ? *cap_buf * 2 : 1024;

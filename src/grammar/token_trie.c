@@ -167,8 +167,7 @@ ob_status ob_vocab_trie_new(const ob_model *m, ob_vocab_trie **out, ob_err *err)
 
 typedef struct frame {
     uint32_t node, child; /* the node and its next child to try */
-    size_t off, mark;     /* its set at buf[off..]; buf's length before the set was added */
-    gram_state st;        /* set pointer refreshed from off before use */
+    gram_dstate st;       /* the matcher's state after the node's bytes */
 } frame;
 
 ob_status gram_trie_walk(ob_matcher *mt, ob_err *err) {
@@ -176,50 +175,31 @@ ob_status gram_trie_walk(ob_matcher *mt, ob_err *err) {
     gram_match *m = &mt->m;
     size_t words = ((size_t)t->n_vocab + 63) / 64;
     memset(mt->bits, 0, words * sizeof *mt->bits);
-    size_t depth_cap = t->max_len + 2;
-    frame *fr = ob_alloc(depth_cap, sizeof *fr);
+    frame *fr = ob_alloc(t->max_len + 2, sizeof *fr);
     if (!fr) return ob_fail(err, OB_ERR_NOMEM, "grammar mask: out of memory");
-    size_t n_buf = 0;
-    fr[0] = (frame){0, 1, 0, 0, m->st};
-    /* the current set, copied so every set of the walk lives in buf */
-    if (mt->cap_buf < m->st.n + 1) {
-        uint32_t *b = ob_realloc(mt->buf, m->st.n + 1024, sizeof *b);
-        if (!b) m->oom = true;
-        else mt->buf = b, mt->cap_buf = m->st.n + 1024;
-    }
-    if (!m->oom) {
-        memcpy(mt->buf, m->st.set, m->st.n * sizeof *mt->buf);
-        n_buf = m->st.n;
-    }
+    uint32_t start = gram_dfa_intern(m, m->st.set, m->st.n);
+    fr[0] = (frame){0, 1, {start, m->st.cp, m->st.min, m->st.rem}};
     size_t depth = m->oom ? 0 : 1;
     while (depth > 0 && !m->oom) {
         frame *f = &fr[depth - 1];
         if (f->child >= t->end[f->node]) {
-            n_buf = f->mark;
             depth--;
             continue;
         }
         uint32_t c = f->child;
         f->child = t->end[c];
-        gram_state from = f->st, to;
-        from.set = mt->buf + f->off;
-        size_t before = n_buf;
-        if (!gram_match_step(m, &from, t->byte[c], &to, &mt->buf, &n_buf, &mt->cap_buf)) continue;
+        gram_dstate to;
+        if (!gram_dfa_step(m, &f->st, t->byte[c], &to)) continue;
         for (uint32_t k = 0; k < t->tok_n[c]; k++) {
             int32_t id = t->toks[t->tok_first[c] + k];
             mt->bits[id >> 6] |= 1ull << (id & 63);
         }
-        if (t->end[c] == c + 1) {
-            n_buf = before;
-            continue;
-        }
-        size_t off = to.set == from.set ? f->off : (size_t)(to.set - mt->buf);
-        fr[depth++] = (frame){c, c + 1, off, before, to};
+        if (t->end[c] > c + 1) fr[depth++] = (frame){c, c + 1, to};
     }
     ob_free(fr);
     if (m->oom)
-        return ob_fail(err, OB_ERR_LIMIT, "grammar mask: the grammar's stacks outgrew %u nodes "
-                       "(or memory ran out)", GRAM_MAX_NODES);
+        return ob_fail(err, OB_ERR_LIMIT, "grammar mask: the grammar's states outgrew the "
+                       "matcher's tables (%u entries) or memory ran out", GRAM_MAX_DFA);
     if (gram_state_can_end(&m->st))
         for (int64_t id = 0; id < t->n_vocab; id++)
             if (t->kind[id] == VT_EOG) mt->bits[id >> 6] |= 1ull << (id & 63);

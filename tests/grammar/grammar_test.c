@@ -126,6 +126,20 @@ TEST(schema_objects) {
     g = schema(NULL);
     CHECK(g && matches(g, "{\"a\":[1,{\"b\":null}],\"c\":\"\\u00e9\"}") && !matches(g, "[1]"));
     ob_grammar_free(g);
+    /* no properties declared: any object; a required name not declared is still required */
+    g = schema("{\"type\":\"object\"}");
+    CHECK(g && matches(g, "{}") && matches(g, "{\"k\":[true]}") && !matches(g, "[]"));
+    ob_grammar_free(g);
+    g = schema("{\"type\":\"object\",\"required\":[\"id\"],"
+               "\"additionalProperties\":{\"type\":\"integer\"}}");
+    CHECK(g && matches(g, "{\"id\":3}") && matches(g, "{\"id\":3,\"z\":4}") &&
+          !matches(g, "{}") && !matches(g, "{\"id\":\"x\"}"));
+    ob_grammar_free(g);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(ob_json_schema_to_gbnf("{\"const\":1}", 11, "call", &text, &len, NULL) == OB_OK);
+    CHECK(strstr(text, "call ::= call-1\n") && strstr(text, "call-1 ::= \"1\"\n"));
+    ob_string_free(text);
 }
 
 TEST(schema_combinators) {
