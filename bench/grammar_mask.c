@@ -5,6 +5,8 @@
  * (ob_matcher_allows). Prints the trie build time and the mean / max per token.
  *
  *     build/bench/grammar_mask MODEL.gguf SCHEMA.json DOCUMENT.json
+ *
+ * bench/grammar/person_schema.json and person.json are the pair BENCHMARKS.md uses.
  */
 #include "outboard.h"
 

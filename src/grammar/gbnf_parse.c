@@ -116,10 +116,16 @@ static int class_range(parser *p, uint32_t lo, uint32_t hi) {
     return 0;
 }
 
+static int64_t rule_new(parser *p, const char *s, size_t n, size_t at);
+
 /* The id of the rule named s[0..n), made (undefined) when new; -1 on no memory. */
 static int64_t rule_id(parser *p, const char *s, size_t n, size_t at) {
     for (size_t r = 0; r < p->n_rules; r++)
         if (strlen(p->rules[r].name) == n && !memcmp(p->rules[r].name, s, n)) return (int64_t)r;
+    return rule_new(p, s, n, at);
+}
+
+static int64_t rule_new(parser *p, const char *s, size_t n, size_t at) {
     if (!grow((void **)&p->rules, &p->cap_rules, p->n_rules + 1, sizeof *p->rules))
         return nomem(p);
     char *name = ob_alloc(n + 1, 1);
@@ -130,11 +136,12 @@ static int64_t rule_id(parser *p, const char *s, size_t n, size_t at) {
     return (int64_t)p->n_rules++;
 }
 
-/* A helper rule for a group or repetition inside rule `parent`: "parent_K". */
+/* A helper rule for a group or repetition inside rule `parent`: "parent/K", a name no rule of
+ * the source can have ('/' is not a name character), so it never meets a user's rule. */
 static int64_t rule_helper(parser *p, uint32_t parent) {
     char name[320];
-    snprintf(name, sizeof name, "%.256s_%zu", p->rules[parent].name, p->n_rules);
-    int64_t id = rule_id(p, name, strlen(name), p->i);
+    snprintf(name, sizeof name, "%.256s/%zu", p->rules[parent].name, p->n_rules);
+    int64_t id = rule_new(p, name, strlen(name), p->i);
     if (id >= 0) p->rules[id].defined = true;
     return id;
 }

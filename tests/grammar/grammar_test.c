@@ -49,6 +49,10 @@ TEST(gbnf_basics) {
     CHECK(matches(g, "abc") && matches(g, "cab") && matches(g, "ccc") && matches(g, "ababab"));
     CHECK(!matches(g, "c") && !matches(g, "cccc") && !matches(g, "abca"));
     ob_grammar_free(g);
+    /* rules named like the parser's helpers do not meet them */
+    g = compile("root ::= (\"a\" root_1)* (\"c\"){1,2}\nroot_1 ::= \"b\"\nroot_2 ::= \"x\"");
+    CHECK(g && matches(g, "ababc") && matches(g, "cc") && !matches(g, "abx"));
+    ob_grammar_free(g);
     g = compile("root ::= [^a-z]+ x? y+ .\nx ::= \"-\"\ny ::= \"!\"");
     CHECK(g);
     CHECK(matches(g, "AB1-!!z") && matches(g, "Q!\xc3\xa9"));

@@ -305,3 +305,26 @@ def test_bad_grammar_is_400(srv):
         "messages": [{"role": "user", "content": "x"}], "grammar": 'root ::= "a"',
         "response_format": {"type": "json_object"}})
     assert status == 400, raw
+
+
+def test_outboard_run_grammar_and_schema(tmp_path):
+    import subprocess
+    from test_serve_http import MODEL, OUTBOARD
+    gbnf = tmp_path / "g.gbnf"
+    gbnf.write_text('root ::= ("yes" | "no") " " [a-z]{3,8}\n')
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps(SCHEMAS[5]))
+    for flag, path in (("--grammar", gbnf), ("--json-schema", schema)):
+        out = subprocess.run([OUTBOARD, "run", "-m", MODEL, "-p", "Once", "-n", "300", "--seed",
+                              "3", flag, str(path), "--threads", "1"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        text = out.stdout[len("Once"):].rstrip("\n")
+        if flag == "--grammar":
+            assert re.fullmatch(r"(yes|no) [a-z]{3,8}", text), text
+        else:
+            jsonschema.validate(json.loads(text), SCHEMAS[5])
+    schema.write_text('{"type": "integer", "multipleOf": 2}')
+    out = subprocess.run([OUTBOARD, "run", "-m", MODEL, "-p", "x", "--json-schema", str(schema)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "multipleOf" in out.stderr and str(schema) in out.stderr
