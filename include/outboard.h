@@ -303,6 +303,70 @@ int32_t ob_sampler_sample(ob_sampler *s, const float *logits);
 /* Records a token the sampler did not pick (the prompt) for the repeat penalty. */
 void ob_sampler_accept(ob_sampler *s, int32_t token);
 
+/* Constrains the picks to a grammar from now on (ob_matcher below): a token the grammar does
+ * not allow is never returned, and the matcher advances on every pick. The sampler first draws
+ * from the whole distribution and keeps the draw when the grammar allows it (one token to
+ * check, the common case); only otherwise does it mask every disallowed token (-inf) and draw
+ * again, which gives the distribution restricted to the allowed tokens. m is borrowed (NULL
+ * removes it). ob_sampler_sample returns -1 when the grammar allows no token. */
+typedef struct ob_matcher ob_matcher;
+void ob_sampler_set_matcher(ob_sampler *s, ob_matcher *m);
+
+/* ==== constrained decoding ============================================================== */
+
+/* A compiled grammar: immutable once made, so threads and sequences may share one. */
+typedef struct ob_grammar ob_grammar;
+
+/* Compiles GBNF text (len bytes; the dialect llama.cpp reads: `name ::= alternatives` rules,
+ * string literals with escapes, [a-z] / [^"] classes, `.`, groups, * + ? {m} {m,} {m,n},
+ * # comments) with `root` (NULL: "root") as the start rule. Errors: OB_ERR_FORMAT
+ * "grammar:LINE:COL: what" (syntax, an undefined rule, left recursion), OB_ERR_LIMIT (size,
+ * nesting, repetition counts), OB_ERR_NOMEM. *out: ob_grammar_free. */
+ob_status ob_grammar_new(const char *gbnf, size_t len, const char *root, ob_grammar **out,
+                         ob_err *err);
+/* A grammar for the JSON values a JSON schema (JSON text of len bytes) accepts; schema NULL:
+ * any JSON object (OpenAI's json_object mode). Errors: OB_ERR_FORMAT for a schema that is not
+ * JSON, OB_ERR_UNSUPPORTED naming a keyword that cannot be enforced and its JSON path
+ * ("schema.properties.age: keyword 'multipleOf' is not supported"). */
+ob_status ob_grammar_from_json_schema(const char *schema, size_t len, ob_grammar **out,
+                                      ob_err *err);
+/* The GBNF the call above compiles (*gbnf new, ob_string_free). prefix names the rules
+ * (prefix "call" gives call ::= ..., call-1 ::= ...; NULL gives root), so the text can be
+ * embedded in a larger grammar. Errors as ob_grammar_from_json_schema. */
+ob_status ob_json_schema_to_gbnf(const char *schema, size_t len, const char *prefix,
+                                 char **gbnf, size_t *gbnf_len, ob_err *err);
+void ob_grammar_free(ob_grammar *g);
+
+/* Every token's text of a model arranged as a byte trie, so a grammar masks a whole vocabulary
+ * by walking only the prefixes it allows. Built once per model (a few tens of ms for 262k
+ * tokens) and shared read-only; borrows the model. Control tokens are left out: a grammar
+ * never produces them, except that end-of-generation tokens are allowed where the grammar may
+ * end. OB_ERR_UNSUPPORTED without a vocabulary, OB_ERR_NOMEM. */
+typedef struct ob_vocab_trie ob_vocab_trie;
+ob_status ob_vocab_trie_new(const ob_model *m, ob_vocab_trie **out, ob_err *err);
+void ob_vocab_trie_free(ob_vocab_trie *t);
+
+/* A grammar's progress through one generated sequence. Borrows g and t (they must outlive it);
+ * one thread at a time. *out: ob_matcher_free. */
+ob_status ob_matcher_new(const ob_grammar *g, const ob_vocab_trie *t, ob_matcher **out,
+                         ob_err *err);
+/* An independent copy at the same point (n > 1 choices fork the prompt's matcher). */
+ob_status ob_matcher_clone(const ob_matcher *m, ob_matcher **out, ob_err *err);
+void ob_matcher_free(ob_matcher *m);
+/* Back to the start of the grammar. */
+void ob_matcher_reset(ob_matcher *m);
+/* Whether token may come next (an end-of-generation token: whether the grammar may end). */
+bool ob_matcher_allows(ob_matcher *m, int32_t token);
+/* Sets logits (n_vocab floats) of every token the grammar does not allow next to -inf. */
+ob_status ob_matcher_mask(ob_matcher *m, float *logits, ob_err *err);
+/* Advances past token. OB_ERR_ARG (nothing changed) when the grammar does not allow it. */
+ob_status ob_matcher_accept(ob_matcher *m, int32_t token, ob_err *err);
+/* Advances past len bytes of text (a forced prefix); OB_ERR_ARG when they do not fit. */
+ob_status ob_matcher_accept_text(ob_matcher *m, const char *text, size_t len, ob_err *err);
+/* Whether the grammar may end here / may do nothing but end. */
+bool ob_matcher_can_end(const ob_matcher *m);
+bool ob_matcher_is_done(const ob_matcher *m);
+
 /* ==== chat ============================================================================== */
 
 /* A model's chat format, for programs that serve conversations: the template that turns

@@ -137,5 +137,15 @@ void cli_device_report(FILE *to);
 
 /* One line on `to` naming the device --device auto took; nothing for an explicit device. */
 void cli_device_chosen(FILE *to, const ob_context_params *cp, const ob_context *c);
+/* cmd_run_grammar.c: the grammar of `outboard run --grammar FILE | --json-schema FILE`. */
+typedef struct cli_grammar {
+    ob_grammar *grammar;   /* owned, NULL without a constraint */
+    ob_vocab_trie *trie;   /* owned */
+    ob_matcher *matcher;   /* owned */
+} cli_grammar;
+/* Reads and compiles the file (neither given: nothing to do). Errors name the file. */
+ob_status cli_grammar_open(cli_grammar *g, const ob_model *m, const char *gbnf_file,
+                           const char *schema_file, ob_err *err);
+void cli_grammar_close(cli_grammar *g);
 
 #endif

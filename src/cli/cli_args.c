@@ -116,12 +116,16 @@ ob_status cli_run_args_parse(int argc, char **argv, cli_run_args *o, ob_err *err
         else if (is(a, "-f", NULL)) st = take_str(&c, &o->file, err);
         else if (is(a, "--tokens", NULL)) st = take_ids(&c, &o->tokens, err);
         else if (is(a, "-n", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->n_predict, err);
+        else if (is(a, "--grammar", NULL)) st = take_str(&c, &o->grammar_file, err);
+        else if (is(a, "--json-schema", NULL)) st = take_str(&c, &o->schema_file, err);
         else st = take_engine(&c, &o->sp, &o->cp, err);
         if (st) return st;
     }
     if (!o->model) return required("-m MODEL.gguf", err);
     if (!!o->prompt + !!o->file + !!o->tokens != 1)
         return ob_fail(err, OB_ERR_ARG, "give exactly one of -p PROMPT, -f FILE, --tokens IDS");
+    if (o->grammar_file && o->schema_file)
+        return ob_fail(err, OB_ERR_ARG, "give at most one of --grammar FILE, --json-schema FILE");
     return OB_OK;
 }
 

@@ -29,6 +29,7 @@ typedef struct cli_run_args {
     bool ids, ignore_eos, help;
     ob_sampler_params sp;
     ob_context_params cp;
+    const char *grammar_file, *schema_file; /* --grammar GBNF / --json-schema: at most one */
 } cli_run_args;
 
 typedef struct cli_chat_args {

@@ -3,6 +3,7 @@
  * then sample and decode one token at a time, streaming text as it is produced; the last line
  * (stderr) gives prompt tokens, prompt tok/s, generated tokens and generation tok/s.
  * `--tokens 1,2,3` gives the prompt as token ids and `--ids` prints ids instead of text.
+ * `--grammar FILE` (GBNF) or `--json-schema FILE` constrains the output (cmd_run_grammar).
  *
  * Also the helpers other engine commands share: the clock and model loading with a progress
  * bar that appears only when loading takes more than a moment.
@@ -69,6 +70,7 @@ static int usage(FILE *to) {
     fprintf(to,
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
             "  -f FILE: the prompt's text ('-' = standard input), at most 64 MiB\n"
+            "  --grammar FILE (GBNF) | --json-schema FILE: constrain the output\n"
             "%s  --ids (print token ids)  --ignore-eos\n",
             CLI_ENGINE_OPTS_HELP);
     return to == stdout ? 0 : 2;
@@ -108,6 +110,7 @@ int cli_cmd_run(int argc, char **argv) {
     ob_model *m = NULL;
     ob_context *c = NULL;
     ob_sampler *s = NULL;
+    cli_grammar gr = {0};
     cli_text *tx = NULL;
     int32_t *prompt = NULL;
     size_t n_prompt = 0;
@@ -135,6 +138,8 @@ int cli_cmd_run(int argc, char **argv) {
         goto done;
     cli_device_chosen(stderr, &o.cp, c);
     for (size_t i = 0; i < n_prompt; i++) ob_sampler_accept(s, prompt[i]);
+    if (cli_grammar_open(&gr, m, o.grammar_file, o.schema_file, &err)) goto done;
+    ob_sampler_set_matcher(s, gr.matcher);
     if (!o.ids && o.prompt) fputs(o.prompt, stdout); /* the generated text continues it */
     double t0 = cli_now();
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
@@ -153,6 +158,7 @@ done:
     ob_free(file_text);
     ob_free(prompt);
     ob_sampler_free(s);
+    cli_grammar_close(&gr);
     ob_context_free(c);
     ob_model_free(m);
     return rc;

@@ -3,7 +3,8 @@
  * repeat penalty over the last repeat_last_n tokens, top-k, top-p, min-p, temperature, then a
  * draw from the remaining distribution with the sampler's own seeded generator (xoshiro256**,
  * so the same seed and logits give the same tokens on every platform). Temperature 0 is greedy
- * (argmax, lowest id on ties) and skips the rest.
+ * (argmax, lowest id on ties) and skips the rest. Under a grammar (ob_sampler_set_matcher) a
+ * pick the grammar does not allow is replaced by a draw from the masked logits.
  *
  * Logits come from model files strangers wrote, so they may hold NaN or infinities: a NaN is
  * never drawn (it counts as -inf), +inf counts as the largest float, and when no candidate is
@@ -36,6 +37,8 @@ struct ob_sampler {
     uint8_t *seen;     /* (n_vocab) zero between calls: marks tokens already penalised */
     int64_t n_hist, hist_pos;
     uint64_t rng[4];
+    ob_matcher *matcher; /* borrowed or NULL: the grammar the picks must follow */
+    float *masked;       /* (n_vocab) or NULL until first needed: logits with the mask */
 };
 
 void ob_sampler_params_init(ob_sampler_params *p) {
@@ -105,6 +108,7 @@ void ob_sampler_free(ob_sampler *s) {
     ob_free(s->probs);
     ob_free(s->history);
     ob_free(s->seen);
+    ob_free(s->masked);
     ob_free(s);
 }
 
@@ -178,12 +182,10 @@ static void softmax_cands(ob_sampler *s, int64_t n, float temp) {
     for (int64_t i = 0; i < n; i++) s->probs[i] /= sum;
 }
 
-static int32_t pick(ob_sampler *s, int32_t id) {
-    ob_sampler_accept(s, id);
-    return id;
-}
+void ob_sampler_set_matcher(ob_sampler *s, ob_matcher *m) { s->matcher = m; }
 
-int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
+/* The chain's choice from logits, recording nothing; -1 when no logit is finite. */
+static int32_t choose(ob_sampler *s, const float *logits) {
     const int64_t nv = s->n_vocab;
     for (int64_t i = 0; i < nv; i++) s->cands[i] = (cand){(int32_t)i, sane_logit(logits[i])};
     apply_penalty(s);
@@ -192,7 +194,7 @@ int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
         for (int64_t i = 1; i < nv; i++)
             if (s->cands[i].logit > s->cands[best].logit) best = i;
         if (s->cands[best].logit == -INFINITY) return -1;
-        return pick(s, (int32_t)best);
+        return (int32_t)best;
     }
     int64_t n = nv;
     if (s->p.top_k > 0 && s->p.top_k < nv) n = s->p.top_k;
@@ -222,7 +224,25 @@ int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
     double u = rng_uniform(s->rng), cum = 0;
     for (int64_t i = 0; i < n; i++) {
         cum += s->probs[i];
-        if (u < cum) return pick(s, s->cands[i].id);
+        if (u < cum) return s->cands[i].id;
     }
-    return pick(s, s->cands[n - 1].id);
+    return s->cands[n - 1].id;
+}
+
+int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
+    int32_t id = choose(s, logits);
+    /* Under a grammar: the unconstrained choice stands when the grammar allows it (a check of
+     * one token's bytes); otherwise every disallowed token is masked and the chain runs again.
+     * Drawing first and falling back to the masked distribution picks each allowed token with
+     * its probability renormalised over the allowed ones, as masking first would. */
+    if (id >= 0 && s->matcher && !ob_matcher_allows(s->matcher, id)) {
+        if (!s->masked) s->masked = ob_alloc((size_t)s->n_vocab, sizeof *s->masked);
+        if (!s->masked) return -1;
+        memcpy(s->masked, logits, (size_t)s->n_vocab * sizeof *logits);
+        if (ob_matcher_mask(s->matcher, s->masked, NULL)) return -1;
+        id = choose(s, s->masked);
+    }
+    if (id < 0 || (s->matcher && ob_matcher_accept(s->matcher, id, NULL))) return -1;
+    ob_sampler_accept(s, id);
+    return id;
 }

@@ -5,6 +5,7 @@
  * Options Ollama has that mean nothing here (num_gpu, use_mmap, mirostat, ...) are accepted and
  * ignored, as Ollama itself ignores unknown ones.
  */
+#include "serve/serve_constraint.h"
 #include "serve/serve_request.h"
 
 #include "core/alloc.h"
@@ -105,7 +106,7 @@ static int duration_parse(const char *s, double *out) {
 static int common_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (serve_req_parse_model(r, b, true, e) || options_parse(r, b, e) ||
         serve_json_get_bool(b, "", "stream", &r->stream, e) < 0 ||
-        serve_req_parse_ollama_format(r, b, e))
+        serve_req_parse_ollama_format(r, b, e) || serve_req_parse_grammar(r, b, e))
         return -1;
     json_t *ka = json_object_get(b, "keep_alive"), *think = json_object_get(b, "think");
     if (ka && json_is_number(ka))

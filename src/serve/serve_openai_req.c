@@ -4,6 +4,7 @@
  * server does, since clients send extras (user, metadata, store) this server has no use for;
  * every known field is type- and range-checked with its JSON path in the error.
  */
+#include "serve/serve_constraint.h"
 #include "serve/serve_request.h"
 
 #include "core/alloc.h"
@@ -116,7 +117,7 @@ static int chat_fill(serve_gen_req *r, const json_t *b, const serve_limits *lim,
     if (serve_messages_parse(r, b, e) || serve_req_parse_openai_common(r, b, lim, e) ||
         chat_logprobs(r, b, e) || serve_req_parse_tools(r, b, e) ||
         serve_req_parse_tool_choice(r, b, e) || serve_req_parse_response_format(r, b, e) ||
-        chat_extras(r, b, e))
+        chat_extras(r, b, e) || serve_req_parse_grammar(r, b, e))
         return -1;
     return 0;
 }
@@ -211,7 +212,8 @@ static int completion_fill(serve_gen_req *r, const json_t *b, const serve_limits
     if (prompts_parse(r, b, lim, e) || serve_req_parse_openai_common(r, b, lim, e) ||
         serve_json_get_bool(b, "", "echo", &r->echo, e) < 0 ||
         serve_json_get_string(b, "", "suffix", SERVE_MAX_TEXT, &suffix, &n, e) < 0 ||
-        serve_json_get_int(b, "", "best_of", 1, SERVE_MAX_N, &best_of, e) < 0)
+        serve_json_get_int(b, "", "best_of", 1, SERVE_MAX_N, &best_of, e) < 0 ||
+        serve_req_parse_grammar(r, b, e))
         return -1;
     if (best_of && best_of != r->n)
         return serve_error_bad(e, "unsupported_value", "best_of",

@@ -66,6 +66,7 @@ void serve_gen_req_free(serve_gen_req *r) {
     ob_free(r->stop);
     json_decref(r->fim_extra);
     ob_free(r->fim_prompt);
+    ob_free(r->grammar);
     ob_free(r);
 }
 

@@ -127,6 +127,8 @@ typedef struct serve_gen_req {
     bool fim;
     json_t *fim_extra;  /* owned reference or NULL: /infill input_extra [{filename, text}] */
     char *fim_prompt;   /* owned or NULL: /infill prompt, written after the prefix */
+
+    char *grammar;     /* owned or NULL: the "grammar" field (GBNF), serve_constraint.h */
 } serve_gen_req;
 
 /* Frees r and everything it owns; NULL is a no-op. */

@@ -377,6 +377,7 @@ ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err
     s->n_ctx = ob_context_n_ctx(o->ctx);
     atomic_init(&s->stopping, false);
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->trie_mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     /* Admission keeps the queue within max_queue + free slots; preempted seqs come back from
      * the running ones: this bound is never passed. */
@@ -422,6 +423,8 @@ void serve_sched_free(serve_sched *s) {
     ob_free(s->slot_used);
     ob_free(s->entry);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->trie_mu);
+    ob_vocab_trie_free(s->trie);
     pthread_cond_destroy(&s->cv);
     ob_free(s);
 }

@@ -28,6 +28,8 @@ struct serve_sched {
     uint64_t next_id;
     ob_batch *batch;   /* owned */
     serve_seq **entry; /* owned (batch capacity): the seq of each batch entry */
+    pthread_mutex_t trie_mu; /* guards trie's first build */
+    ob_vocab_trie *trie;     /* owned or NULL until a constrained request comes */
 };
 
 /* ---- serve_sched_task.c ---- */

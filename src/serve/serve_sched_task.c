@@ -6,6 +6,7 @@
 #include "serve/serve_sched_int.h"
 
 #include "core/alloc.h"
+#include "serve/serve_constraint.h"
 #include "serve/serve_response.h"
 
 #include <math.h>
@@ -19,6 +20,7 @@ void sched_task_free(serve_task *t) {
         serve_seq *q = &t->seqs[i];
         ob_free(q->tokens);
         ob_sampler_free(q->sampler);
+        ob_matcher_free(q->matcher);
         ob_detok_free(q->detok);
         serve_stop_free(q->stop);
         ob_chat_parser_free(q->out);
@@ -34,6 +36,7 @@ void sched_task_free(serve_task *t) {
     serve_stream_unref(t->stream);
     serve_gen_req_free(t->req);
     ob_free(t->prompt_text);
+    ob_grammar_free(t->grammar);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->cv);
     ob_free(t);
@@ -58,6 +61,10 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
         return serve_error_bad(e, "invalid_value", NULL, "sampling parameters: %s", err.msg);
     for (size_t i = 0; i < q->n_prompt; i++)
         ob_sampler_accept(q->sampler, q->tokens[i]);
+    if (!q->task->grammar) return 0;
+    if (ob_matcher_new(q->task->grammar, s->trie, &q->matcher, &err))
+        return serve_req_nomem(e, "the grammar matcher");
+    ob_sampler_set_matcher(q->sampler, q->matcher);
     return 0;
 }
 
@@ -122,6 +129,21 @@ static int task_prompt(serve_sched *s, serve_task *t, size_t p, int *at, serve_e
     return rc;
 }
 
+/* The request's grammar, and the vocabulary trie the first time one is needed. */
+static int task_grammar(serve_sched *s, serve_task *t, serve_error *e) {
+    if (serve_constraint_build(t->req, s->o.prompter->chat, &t->grammar, e)) return -1;
+    if (!t->grammar) return 0;
+    ob_err err = {{0}};
+    pthread_mutex_lock(&s->trie_mu);
+    ob_status st = s->trie ? OB_OK : ob_vocab_trie_new(s->o.model, &s->trie, &err);
+    pthread_mutex_unlock(&s->trie_mu);
+    if (st == OB_ERR_NOMEM) return serve_req_nomem(e, "the vocabulary trie");
+    if (st)
+        return serve_error_bad(e, "unsupported_value", "grammar", "constrained output: %s",
+                               err.msg);
+    return 0;
+}
+
 static int task_setup(serve_sched *s, serve_task *t, serve_error *e) {
     serve_gen_req *r = t->req;
     size_t n_prompts = r->kind == SERVE_KIND_CHAT ? 1 : r->n_prompts;
@@ -139,6 +161,7 @@ static int task_setup(serve_sched *s, serve_task *t, serve_error *e) {
     if (r->kind == SERVE_KIND_COMPLETION && r->n_prompts == 1 && r->prompts[0].text &&
         serve_req_strdup(&t->prompt_text, r->prompts[0].text, r->prompts[0].text_len, e))
         return -1;
+    if (task_grammar(s, t, e)) return -1;
     int at = 0;
     for (size_t p = 0; p < n_prompts; p++)
         if (task_prompt(s, t, p, &at, e)) return -1;

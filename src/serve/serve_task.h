@@ -65,6 +65,7 @@ typedef struct serve_seq {
     int64_t n_events;
     size_t item_from;
     int64_t t_first_ns, t_last_ns;
+    ob_matcher *matcher; /* owned or NULL: the grammar its sampler follows */
 } serve_seq;
 
 typedef struct serve_task {
@@ -84,6 +85,7 @@ typedef struct serve_task {
     int64_t t_start_ns; /* monotonic */
     int64_t prompt_tokens, cached_tokens;
     char *prompt_text; /* owned or NULL: echoed prompt (completions, echo) */
+    ob_grammar *grammar; /* owned or NULL: what the output must follow (serve_constraint.h) */
 } serve_task;
 
 /* Monotonic nanoseconds. */

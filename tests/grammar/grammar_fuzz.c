@@ -1,0 +1,75 @@
+/*
+ * libFuzzer target: GBNF compilation and matching. The input is grammar text, a NUL byte, then
+ * bytes to walk: each byte is fed when the grammar allows it (skipped when not), and every few
+ * bytes the token mask over a small fixed vocabulary is computed and compared with token-by-
+ * token checks. Without a NUL the whole input is also tried as a JSON schema.
+ */
+#include "grammar/grammar_int.h"
+
+#include "core/alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const fuzz_vocab[] = {"a", "ab", "{", "}", "\"", ":", ",", " ", "1", "-",
+                                         "\xc3", "\xa9", "\xc3\xa9", "x\"", "[", "]", "true"};
+#define FUZZ_N ((int64_t)(sizeof fuzz_vocab / sizeof *fuzz_vocab) + 1)
+
+static ob_vocab_trie *fuzz_trie(void) {
+    ob_vocab_trie *t = ob_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->n_vocab = FUZZ_N;
+    t->kind = ob_calloc(FUZZ_N, 1);
+    t->text = ob_calloc(FUZZ_N, sizeof *t->text);
+    t->text_len = ob_calloc(FUZZ_N, sizeof *t->text_len);
+    if (!t->kind || !t->text || !t->text_len) {
+        ob_vocab_trie_free(t);
+        return NULL;
+    }
+    for (int64_t i = 0; i < FUZZ_N - 1; i++) {
+        t->text[i] = fuzz_vocab[i];
+        t->text_len[i] = (uint32_t)strlen(fuzz_vocab[i]);
+    }
+    t->text[FUZZ_N - 1] = "";
+    t->kind[FUZZ_N - 1] = VT_EOG;
+    if (gram_trie_build(t, NULL)) {
+        ob_vocab_trie_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void walk(const ob_grammar *g, const ob_vocab_trie *t, const uint8_t *d, size_t n) {
+    ob_matcher *m = NULL;
+    if (ob_matcher_new(g, t, &m, NULL)) return;
+    float logits[FUZZ_N];
+    for (size_t i = 0; i < n && i < 4096; i++) {
+        if (i % 8 == 0) {
+            for (int64_t k = 0; k < FUZZ_N; k++) logits[k] = 0;
+            if (ob_matcher_mask(m, logits, NULL) == OB_OK)
+                for (int64_t k = 0; k < FUZZ_N; k++)
+                    if ((logits[k] == 0) != ob_matcher_allows(m, (int32_t)k)) abort();
+        }
+        ob_matcher_accept_text(m, (const char *)d + i, 1, NULL);
+    }
+    (void)ob_matcher_can_end(m);
+    ob_matcher_free(m);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static ob_vocab_trie *t;
+    if (!t && !(t = fuzz_trie())) return 0;
+    const uint8_t *nul = memchr(data, 0, size);
+    size_t glen = nul ? (size_t)(nul - data) : size;
+    ob_grammar *g = NULL;
+    if (ob_grammar_new((const char *)data, glen, NULL, &g, NULL) == OB_OK) {
+        walk(g, t, nul ? nul + 1 : data, nul ? size - glen - 1 : 0);
+        ob_grammar_free(g);
+    }
+    if (!nul && ob_grammar_from_json_schema((const char *)data, size, &g, NULL) == OB_OK) {
+        walk(g, t, (const uint8_t *)"{\"a\": [1, true]}", 16);
+        ob_grammar_free(g);
+    }
+    return 0;
+}

@@ -1,0 +1,322 @@
+/*
+ * The grammar engine without a model: GBNF parsing (accepted and rejected strings, error
+ * messages with line:column), JSON schema translation (valid and invalid documents, exact
+ * integer and number ranges checked against brute force, refused keywords), and token masks
+ * over a synthetic vocabulary compared with token-by-token checks.
+ */
+#include "grammar/grammar_int.h"
+
+#include "core/alloc.h"
+#include "test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static ob_grammar *compile(const char *src) {
+    ob_grammar *g = NULL;
+    ob_err err = {{0}};
+    if (ob_grammar_new(src, strlen(src), NULL, &g, &err)) fprintf(stderr, "  %s\n", err.msg);
+    return g;
+}
+
+/* Whether g matches all of s (and may end there). */
+static bool matches(const ob_grammar *g, const char *s) {
+    gram_match m;
+    if (gram_match_init(&m, g, NULL)) return false;
+    bool ok = gram_match_feed(&m, s, strlen(s)) && gram_state_can_end(&m.st);
+    gram_match_free(&m);
+    return ok;
+}
+
+static bool prefix_ok(const ob_grammar *g, const char *s) {
+    gram_match m;
+    if (gram_match_init(&m, g, NULL)) return false;
+    bool ok = gram_match_feed(&m, s, strlen(s));
+    gram_match_free(&m);
+    return ok;
+}
+
+TEST(gbnf_basics) {
+    ob_grammar *g = compile("root ::= \"a\" [b-d]* \"e\"\n");
+    CHECK(g);
+    CHECK(matches(g, "ae") && matches(g, "abcde") && matches(g, "adddbe"));
+    CHECK(!matches(g, "af") && !matches(g, "a") && !matches(g, "aee") && !matches(g, ""));
+    CHECK(prefix_ok(g, "abc") && !prefix_ok(g, "ax"));
+    ob_grammar_free(g);
+    g = compile("root ::= (\"ab\" | \"c\"){2,3}");
+    CHECK(g);
+    CHECK(matches(g, "abc") && matches(g, "cab") && matches(g, "ccc") && matches(g, "ababab"));
+    CHECK(!matches(g, "c") && !matches(g, "cccc") && !matches(g, "abca"));
+    ob_grammar_free(g);
+    /* rules named like the parser's helpers do not meet them */
+    g = compile("root ::= (\"a\" root_1)* (\"c\"){1,2}\nroot_1 ::= \"b\"\nroot_2 ::= \"x\"");
+    CHECK(g && matches(g, "ababc") && matches(g, "cc") && !matches(g, "abx"));
+    ob_grammar_free(g);
+    g = compile("root ::= [^a-z]+ x? y+ .\nx ::= \"-\"\ny ::= \"!\"");
+    CHECK(g);
+    CHECK(matches(g, "AB1-!!z") && matches(g, "Q!\xc3\xa9"));
+    CHECK(!matches(g, "Ab!z") && !matches(g, "A-z"));
+    ob_grammar_free(g);
+}
+
+TEST(gbnf_escapes_utf8_comments) {
+    ob_grammar *g = compile("root ::= \"\\x41\\u00e9\\n\\\"\" [\\]\\\\] [α-ω]+");
+    CHECK(g);
+    CHECK(matches(g, "A\xc3\xa9\n\"]\xce\xb1\xce\xb2") && matches(g, "A\xc3\xa9\n\"\\\xcf\x89"));
+    CHECK(!matches(g, "A\xc3\xa9\n\"]a"));
+    /* a token may end inside a character: the partial bytes are viable */
+    CHECK(prefix_ok(g, "A\xc3") && !prefix_ok(g, "A\xc4"));
+    ob_grammar_free(g);
+    g = compile("# a comment\nroot ::= a | b  # trailing\na ::= \"x\" (\n   \"y\" |\n \"z\"\n)\n\n"
+                "b ::= \"w\"{0,2}\n");
+    CHECK(g);
+    CHECK(matches(g, "xy") && matches(g, "xz") && matches(g, "") && matches(g, "ww"));
+    CHECK(!matches(g, "www") && !matches(g, "x"));
+    ob_grammar_free(g);
+    g = compile("root ::= \"(\" root \")\" | \"\"");
+    CHECK(g && matches(g, "((()))") && matches(g, "") && !matches(g, "(()"));
+    ob_grammar_free(g);
+}
+
+static void expect_error(const char *src, ob_status want, const char *part) {
+    ob_grammar *g = NULL;
+    ob_err err = {{0}};
+    ob_status st = ob_grammar_new(src, strlen(src), NULL, &g, &err);
+    CHECK_MSG(st == want && !g && strstr(err.msg, part), "%s -> %s (%s), want %s", src,
+              err.msg, ob_status_name(st), part);
+}
+
+TEST(gbnf_errors) {
+    expect_error("root ::= \"a", OB_ERR_FORMAT, "grammar:1:10: unterminated string literal");
+    expect_error("root ::= foo", OB_ERR_FORMAT, "grammar:1:10: undefined rule 'foo'");
+    expect_error("root ::= \"a\"\nb ::= [a-", OB_ERR_FORMAT, "grammar:2:7: unterminated");
+    expect_error("root ::= root \"a\" | \"b\"", OB_ERR_FORMAT, "left-recursive");
+    expect_error("root ::= (\"a\"?)*", OB_ERR_FORMAT, "left-recursive");
+    expect_error("a ::= \"x\"", OB_ERR_FORMAT, "no rule named 'root'");
+    expect_error("root ::= \"\\q\"", OB_ERR_FORMAT, "grammar:1:11: unknown escape");
+    expect_error("root ::= \"a\"{3,2}", OB_ERR_FORMAT, "n below m");
+    expect_error("root ::= \"a\"{5000}", OB_ERR_LIMIT, "limit");
+    expect_error("root ::= \"a\" )", OB_ERR_FORMAT, "grammar:1:14");
+    expect_error("root = \"a\"", OB_ERR_FORMAT, "grammar:1:6: expected '::='");
+    expect_error("root ::= \"a\"\nroot ::= \"b\"", OB_ERR_FORMAT, "defined twice");
+    expect_error("root ::= [z-a]", OB_ERR_FORMAT, "range end below");
+}
+
+/* ---- JSON schema ------------------------------------------------------------------------- */
+
+static ob_grammar *schema(const char *s) {
+    ob_grammar *g = NULL;
+    ob_err err = {{0}};
+    if (ob_grammar_from_json_schema(s, s ? strlen(s) : 0, &g, &err)) fprintf(stderr, "  %s\n", err.msg);
+    return g;
+}
+
+TEST(schema_objects) {
+    ob_grammar *g = schema("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},"
+                           "\"b\":{\"type\":\"string\"},\"c\":{\"type\":\"boolean\"}},"
+                           "\"required\":[\"a\",\"c\"]}");
+    CHECK(g);
+    CHECK(matches(g, "{\"a\":1,\"c\":true}") && matches(g, "{\"a\":-12,\"b\":\"x\\\"y\",\"c\":false}"));
+    CHECK(matches(g, "{ \"a\" : 1 ,\n  \"c\" : true }"));
+    CHECK(!matches(g, "{\"c\":true}") && !matches(g, "{\"a\":1}") && !matches(g, "{\"a\":1.5,\"c\":true}"));
+    CHECK(!matches(g, "{\"a\":1,\"c\":true,\"d\":1}") && !matches(g, "{\"a\":01,\"c\":true}"));
+    ob_grammar_free(g);
+    g = schema("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"null\"}},"
+               "\"additionalProperties\":{\"type\":\"number\"}}");
+    CHECK(g && matches(g, "{}") && matches(g, "{\"x\":null,\"k\":2.5e3,\"j\":-1}") &&
+          matches(g, "{\"k\":1}") && !matches(g, "{\"k\":\"s\"}"));
+    ob_grammar_free(g);
+    g = schema(NULL);
+    CHECK(g && matches(g, "{\"a\":[1,{\"b\":null}],\"c\":\"\\u00e9\"}") && !matches(g, "[1]"));
+    ob_grammar_free(g);
+    /* no properties declared: any object; a required name not declared is still required */
+    g = schema("{\"type\":\"object\"}");
+    CHECK(g && matches(g, "{}") && matches(g, "{\"k\":[true]}") && !matches(g, "[]"));
+    ob_grammar_free(g);
+    g = schema("{\"type\":\"object\",\"required\":[\"id\"],"
+               "\"additionalProperties\":{\"type\":\"integer\"}}");
+    CHECK(g && matches(g, "{\"id\":3}") && matches(g, "{\"id\":3,\"z\":4}") &&
+          !matches(g, "{}") && !matches(g, "{\"id\":\"x\"}"));
+    ob_grammar_free(g);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(ob_json_schema_to_gbnf("{\"const\":1}", 11, "call", &text, &len, NULL) == OB_OK);
+    CHECK(strstr(text, "call ::= call-1\n") && strstr(text, "call-1 ::= \"1\"\n"));
+    ob_string_free(text);
+}
+
+TEST(schema_combinators) {
+    ob_grammar *g = schema("{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{"
+                           "\"v\":{\"enum\":[\"x\",1,null]},\"kids\":{\"type\":\"array\","
+                           "\"items\":{\"$ref\":\"#/$defs/node\"},\"maxItems\":2}},"
+                           "\"required\":[\"v\"]}},\"$ref\":\"#/$defs/node\"}");
+    CHECK(g);
+    CHECK(matches(g, "{\"v\":\"x\",\"kids\":[{\"v\":1},{\"v\":null,\"kids\":[]}]}"));
+    CHECK(!matches(g, "{\"v\":2}") && !matches(g, "{\"v\":1,\"kids\":[{\"v\":1},{\"v\":1},{\"v\":1}]}"));
+    ob_grammar_free(g);
+    g = schema("{\"anyOf\":[{\"type\":\"string\",\"minLength\":2,\"maxLength\":3},"
+               "{\"const\":{\"k\":[1,2]}}, {\"type\":\"array\",\"items\":{\"type\":\"boolean\"},"
+               "\"minItems\":2}]}");
+    CHECK(g && matches(g, "\"ab\"") && matches(g, "\"abc\"") && !matches(g, "\"a\"") &&
+          !matches(g, "\"abcd\"") && matches(g, "{\"k\":[1,2]}") && matches(g, "[true,false]") &&
+          !matches(g, "[true]"));
+    ob_grammar_free(g);
+    g = schema("{\"allOf\":[{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
+               "{\"properties\":{\"b\":{\"type\":\"integer\"}},\"required\":[\"b\"]}]}");
+    CHECK(g && matches(g, "{\"a\":1,\"b\":2}") && !matches(g, "{\"a\":1}"));
+    ob_grammar_free(g);
+    g = schema("{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}-\\\\d{3}(x|yz)?$\"}");
+    CHECK(g && matches(g, "\"AB-123\"") && matches(g, "\"QQ-000yz\"") && !matches(g, "\"A-123\"") &&
+          !matches(g, "\"AB-12\""));
+    ob_grammar_free(g);
+    g = schema("{\"type\":[\"string\",\"null\"],\"format\":\"date\"}");
+    CHECK(g && matches(g, "\"2024-02-29\"") && matches(g, "null") && !matches(g, "\"2024-13-01\""));
+    ob_grammar_free(g);
+    g = schema("{\"type\":\"string\",\"format\":\"uuid\"}");
+    CHECK(g && matches(g, "\"123e4567-e89b-12d3-a456-426614174000\"") && !matches(g, "\"x\""));
+    ob_grammar_free(g);
+}
+
+/* Integers from -1100 to 1100 against a range, both bounds optional. */
+static void check_int_range(const char *bounds, double lo, double hi, bool integer) {
+    char s[256];
+    snprintf(s, sizeof s, "{\"type\":\"%s\"%s}", integer ? "integer" : "number", bounds);
+    ob_grammar *g = schema(s);
+    CHECK_MSG(g, "%s", s);
+    for (int v = -1100; v <= 1100; v++) {
+        char num[32];
+        snprintf(num, sizeof num, "%d", v);
+        bool want = v >= lo && v <= hi;
+        CHECK_MSG(matches(g, num) == want, "%s: %s should be %s", s, num, want ? "in" : "out");
+        if (!integer && v % 7 == 0) { /* and a fraction */
+            snprintf(num, sizeof num, "%s%d.25", v < 0 || (v == 0 && lo < 0 && (v & 1)) ? "-" : "",
+                     abs(v));
+            double x = v < 0 ? v - 0.25 : v + 0.25;
+            if (matches(g, num)) CHECK_MSG(x >= lo && x <= hi, "%s: %s is out of range", s, num);
+        }
+    }
+    ob_grammar_free(g);
+}
+
+TEST(schema_ranges) {
+    check_int_range(",\"minimum\":-5,\"maximum\":137", -5, 137, true);
+    check_int_range(",\"minimum\":10", 10, INFINITY, true);
+    check_int_range(",\"maximum\":-17", -INFINITY, -17, true);
+    check_int_range(",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1000", 1, 999, true);
+    check_int_range(",\"minimum\":-1000,\"maximum\":-100", -1000, -100, true);
+    check_int_range(",\"minimum\":0,\"maximum\":10", 0, 10, false);
+    check_int_range(",\"minimum\":-2.5,\"maximum\":99.5", -2.5, 99.5, false);
+    check_int_range(",\"maximum\":3", -INFINITY, 3, false);
+    ob_grammar *g = schema("{\"type\":\"number\",\"minimum\":0,\"maximum\":10}");
+    CHECK(g && matches(g, "9.999") && matches(g, "10") && !matches(g, "10.5") &&
+          !matches(g, "-0.5") && !matches(g, "1e3"));
+    ob_grammar_free(g);
+}
+
+static void expect_schema_error(const char *s, ob_status want, const char *part) {
+    ob_grammar *g = NULL;
+    ob_err err = {{0}};
+    ob_status st = ob_grammar_from_json_schema(s, strlen(s), &g, &err);
+    CHECK_MSG(st == want && !g && strstr(err.msg, part), "%s -> %s, want %s", s, err.msg, part);
+}
+
+TEST(schema_refusals) {
+    expect_schema_error("{\"type\":\"integer\",\"multipleOf\":3}", OB_ERR_UNSUPPORTED,
+                        "schema: keyword 'multipleOf' is not supported");
+    expect_schema_error("{\"properties\":{\"a\":{\"type\":\"object\",\"minProperties\":1}}}",
+                        OB_ERR_UNSUPPORTED, "schema.properties.a: keyword 'minProperties'");
+    expect_schema_error("{\"type\":\"string\",\"pattern\":\"(?=a)b\"}", OB_ERR_UNSUPPORTED,
+                        "pattern: lookaround");
+    expect_schema_error("{\"$ref\":\"http://x/y\"}", OB_ERR_UNSUPPORTED, "same document");
+    expect_schema_error("{\"$ref\":\"#/$defs/none\"}", OB_ERR_FORMAT, "points at nothing");
+    expect_schema_error("{\"type\":\"array\",\"uniqueItems\":true}", OB_ERR_UNSUPPORTED,
+                        "uniqueItems");
+    expect_schema_error("{\"type\":", OB_ERR_FORMAT, "JSON schema: line 1");
+    expect_schema_error("{\"type\":\"integer\",\"minimum\":5,\"maximum\":4}", OB_ERR_UNSUPPORTED,
+                        "no integer");
+}
+
+/* ---- masks over a synthetic vocabulary ---------------------------------------------- */
+
+static const char *const vocab_text[] = {
+    "{", "}", "\"", "\"a", "a", "ab", "\":", ":", ",", " ", "\n", "1", "12", "-", ".", "5",
+    "true", "tr", "ue", "null", "[", "]", "[{", "}]", "\",", "\"}", "\xc3", "\xa9", "\xc3\xa9",
+    "x\"", "\\", "\\n", "e", "E+", "\"a\":", "{\"", "\"b", "b\"", "f", "false", "{}", "",
+};
+
+static ob_vocab_trie *synthetic_vocab(int32_t *eog) {
+    int64_t n = sizeof vocab_text / sizeof *vocab_text + 1;
+    ob_vocab_trie *t = ob_calloc(1, sizeof *t);
+    t->n_vocab = n;
+    t->kind = ob_alloc((size_t)n, 1);
+    t->text = ob_alloc((size_t)n, sizeof *t->text);
+    t->text_len = ob_alloc((size_t)n, sizeof *t->text_len);
+    for (int64_t i = 0; i < n - 1; i++) {
+        t->text[i] = vocab_text[i];
+        t->text_len[i] = (uint32_t)strlen(vocab_text[i]);
+        t->kind[i] = t->text_len[i] ? VT_TEXT : VT_NEVER;
+    }
+    t->text[n - 1] = "";
+    t->text_len[n - 1] = 0;
+    t->kind[n - 1] = VT_EOG;
+    *eog = (int32_t)(n - 1);
+    if (gram_trie_build(t, NULL)) return NULL;
+    return t;
+}
+
+TEST(mask_equals_token_checks) {
+    int32_t eog;
+    ob_vocab_trie *t = synthetic_vocab(&eog);
+    CHECK(t);
+    ob_grammar *g = schema("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\","
+                           "\"items\":{\"type\":\"number\"}},\"b\":{\"enum\":[\"é\",true]}},"
+                           "\"required\":[\"a\"]}");
+    CHECK(g);
+    int64_t n = t->n_vocab;
+    float *logits = ob_alloc((size_t)n, sizeof *logits);
+    uint64_t rng = 7;
+    for (int walk = 0; walk < 40; walk++) {
+        ob_matcher *m = NULL;
+        CHECK(ob_matcher_new(g, t, &m, NULL) == OB_OK);
+        for (int step = 0; step < 40; step++) {
+            for (int64_t i = 0; i < n; i++) logits[i] = 0;
+            CHECK(ob_matcher_mask(m, logits, NULL) == OB_OK);
+            int32_t allowed[64];
+            int n_allowed = 0;
+            for (int64_t i = 0; i < n; i++) {
+                bool a = ob_matcher_allows(m, (int32_t)i);
+                CHECK_MSG(a == (logits[i] == 0), "walk %d step %d token %lld ('%s'): mask %d, "
+                          "check %d", walk, step, (long long)i, t->text[i], logits[i] == 0, a);
+                if (a) allowed[n_allowed++] = (int32_t)i;
+            }
+            CHECK(n_allowed > 0);
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int32_t pick = allowed[(rng >> 33) % (uint64_t)n_allowed];
+            if (pick == eog) break;
+            CHECK(ob_matcher_accept(m, pick, NULL) == OB_OK);
+        }
+        ob_matcher *c = NULL;
+        CHECK(ob_matcher_clone(m, &c, NULL) == OB_OK);
+        CHECK(ob_matcher_can_end(c) == ob_matcher_can_end(m));
+        ob_matcher_reset(c);
+        CHECK(ob_matcher_allows(c, 0) && !ob_matcher_allows(c, 1)); /* "{" only at the start */
+        ob_matcher_free(c);
+        ob_matcher_free(m);
+    }
+    ob_free(logits);
+    ob_grammar_free(g);
+    ob_vocab_trie_free(t);
+}
+
+int main(void) {
+    RUN(gbnf_basics);
+    RUN(gbnf_escapes_utf8_comments);
+    RUN(gbnf_errors);
+    RUN(schema_objects);
+    RUN(schema_combinators);
+    RUN(schema_ranges);
+    RUN(schema_refusals);
+    RUN(mask_equals_token_checks);
+    return t_summary();
+}
