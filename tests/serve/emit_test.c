@@ -215,11 +215,9 @@ static int events(char *out, char **ev, char **data, int cap) {
     return n;
 }
 
-TEST(anthropic_stream_golden) {
-    serve_task *t = task(SERVE_DIALECT_ANTHROPIC, SERVE_KIND_CHAT, true, false);
-    serve_seq *q = &t->seqs[0];
-    q->block = -1;
-    t->cached_tokens = 2;
+/* The answer both named-event grammars are checked on: reasoning, text in two pieces, a tool
+ * call, finished by the call. */
+static void emit_sample(serve_task *t, serve_seq *q) {
     serve_emit_delta(t, q, NULL, 0, "plan", 4, NULL, 0);
     serve_emit_delta(t, q, "Hel", 3, NULL, 0, NULL, 0);
     serve_emit_delta(t, q, "lo", 2, NULL, 0, NULL, 0);
@@ -228,6 +226,14 @@ TEST(anthropic_stream_golden) {
     q->finish = "tool_calls";
     serve_emit_finish(t, q);
     serve_emit_end(t);
+}
+
+TEST(anthropic_stream_golden) {
+    serve_task *t = task(SERVE_DIALECT_ANTHROPIC, SERVE_KIND_CHAT, true, false);
+    serve_seq *q = &t->seqs[0];
+    q->block = -1;
+    t->cached_tokens = 2;
+    emit_sample(t, q);
     char *ev[32], *data[32];
     int n = events(drain(t), ev, data, 32);
     static const char *const GOLDEN[][2] = {
@@ -322,14 +328,7 @@ TEST(responses_stream_golden) {
     serve_task *t = task(SERVE_DIALECT_RESPONSES, SERVE_KIND_CHAT, true, false);
     serve_seq *q = &t->seqs[0];
     q->block = -1;
-    serve_emit_delta(t, q, NULL, 0, "plan", 4, NULL, 0);
-    serve_emit_delta(t, q, "Hel", 3, NULL, 0, NULL, 0);
-    serve_emit_delta(t, q, "lo", 2, NULL, 0, NULL, 0);
-    serve_emit_delta(t, q, NULL, 0, NULL, 0, &CALL, 1);
-    q->n_gen = 9;
-    q->finish = "tool_calls";
-    serve_emit_finish(t, q);
-    serve_emit_end(t);
+    emit_sample(t, q);
     char *ev[48], *data[48];
     int n = events(drain(t), ev, data, 48);
     static const struct {

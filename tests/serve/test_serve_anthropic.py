@@ -10,13 +10,12 @@ SSE, with SmolLM2-135M-Instruct (its own chat template):
   max_tokens, an image block, an unknown model, a wrong x-api-key.
 The event-by-event golden transcript with thinking and tool_use blocks is in emit_test.c.
 """
-import http.client
 import json
 import os
 
 import pytest
 
-from test_serve_http import ROOT, Server
+from test_serve_http import ROOT, Server, named_events
 
 anthropic = pytest.importorskip("anthropic")
 
@@ -40,25 +39,7 @@ def client(server):
 
 
 def raw_events(server, body):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    try:
-        conn.request("POST", "/v1/messages", body=json.dumps(body),
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        assert resp.status == 200
-        assert resp.getheader("Content-Type").startswith("text/event-stream")
-        events = []
-        for frame in resp.read().decode().split("\n\n"):
-            if not frame.strip():
-                continue
-            name, data = frame.split("\n", 1)
-            assert name.startswith("event: ") and data.startswith("data: "), frame
-            payload = json.loads(data[6:])
-            assert payload["type"] == name[7:], frame
-            events.append(payload)
-        return events
-    finally:
-        conn.close()
+    return named_events(server.port, "/v1/messages", body)
 
 
 def test_whole_and_streamed_messages_agree(server, client):

@@ -38,6 +38,31 @@ def free_port():
         return s.getsockname()[1]
 
 
+def named_events(port, path, body):
+    """POSTs body with stream on and returns the named SSE events' data objects, checking that
+    each frame is `event: NAME` then `data: {...}` whose "type" is NAME (the Anthropic and
+    Responses stream grammars)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", path, body=json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type").startswith("text/event-stream")
+        events = []
+        for frame in resp.read().decode().split("\n\n"):
+            if not frame.strip():
+                continue
+            name, data = frame.split("\n", 1)
+            assert name.startswith("event: ") and data.startswith("data: "), frame
+            payload = json.loads(data[len("data: "):])
+            assert payload["type"] == name[len("event: "):], frame
+            events.append(payload)
+        return events
+    finally:
+        conn.close()
+
+
 class Server:
     def __init__(self, *args, model=MODEL):
         if not os.path.exists(model):

@@ -12,13 +12,12 @@ SSE, with SmolLM2-135M-Instruct:
 - previous_response_id is refused (nothing is stored), images are refused, errors are OpenAI's.
 The golden transcript with reasoning and function_call items is in emit_test.c.
 """
-import http.client
 import json
 import os
 
 import pytest
 
-from test_serve_http import ROOT, Server
+from test_serve_http import ROOT, Server, named_events
 
 openai = pytest.importorskip("openai")
 
@@ -40,22 +39,7 @@ def client(server):
 
 
 def raw_events(server, body):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    try:
-        conn.request("POST", "/v1/responses", body=json.dumps(body),
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        assert resp.status == 200
-        events = []
-        for frame in resp.read().decode().split("\n\n"):
-            if frame.strip():
-                name, data = frame.split("\n", 1)
-                payload = json.loads(data[len("data: "):])
-                assert name == "event: " + payload["type"], frame
-                events.append(payload)
-        return events
-    finally:
-        conn.close()
+    return named_events(server.port, "/v1/responses", body)
 
 
 def test_whole_streamed_and_helper_agree(server, client):
