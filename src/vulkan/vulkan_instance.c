@@ -6,6 +6,7 @@
  */
 #include "vulkan/vulkan_impl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,15 +113,6 @@ static ob_status instance_new(bool validate, VkInstance *inst, VkDebugUtilsMesse
     return OB_OK;
 }
 
-static void instance_free(VkInstance inst, VkDebugUtilsMessengerEXT msgr) {
-    if (msgr) {
-        PFN_vkDestroyDebugUtilsMessengerEXT destroy =
-            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
-                inst, "vkDestroyDebugUtilsMessengerEXT");
-        if (destroy) destroy(inst, msgr, NULL);
-    }
-    if (inst) vkDestroyInstance(inst, NULL);
-}
 
 /* ---- device descriptions --------------------------------------------------------------- */
 
@@ -248,15 +240,29 @@ static int enumerate(VkInstance inst, VkPhysicalDevice *pds, vulkan_device_info 
     return kept;
 }
 
+/* The instance that lists devices, made once and kept for the life of the process. Listing
+ * happens whenever a context looks for a device (--device auto); keeping it avoids loading
+ * and unloading every driver each time, and it keeps the drivers loaded while contexts come
+ * and go: Mesa's lavapipe leaves a buffer behind each time it is unloaded. */
+static pthread_once_t g_list_once = PTHREAD_ONCE_INIT;
+static VkInstance g_list_inst;
+static ob_err g_list_err;
+static ob_status g_list_st;
+
+static void list_instance_open(void) {
+    VkDebugUtilsMessengerEXT msgr = VK_NULL_HANDLE;
+    g_list_st = instance_new(false, &g_list_inst, &msgr, &g_list_err);
+}
+
 ob_status vulkan_devices_list(vulkan_device_info *out, int cap, int *n, ob_err *err) {
-    VkInstance inst;
-    VkDebugUtilsMessengerEXT msgr;
     VkPhysicalDevice pds[VULKAN_MAX_DEVICES];
     *n = 0;
-    ob_status st = instance_new(false, &inst, &msgr, err);
-    if (st) return st;
-    *n = enumerate(inst, pds, out, cap < VULKAN_MAX_DEVICES ? cap : VULKAN_MAX_DEVICES);
-    instance_free(inst, msgr);
+    pthread_once(&g_list_once, list_instance_open);
+    if (g_list_st) {
+        if (err) *err = g_list_err;
+        return g_list_st;
+    }
+    *n = enumerate(g_list_inst, pds, out, cap < VULKAN_MAX_DEVICES ? cap : VULKAN_MAX_DEVICES);
     return OB_OK;
 }
 
@@ -358,6 +364,7 @@ static void read_limits(vulkan_ctx *c) {
 }
 
 ob_status vulkan_instance_open(vulkan_ctx *c, int index, ob_err *err) {
+    pthread_once(&g_list_once, list_instance_open); /* the drivers stay loaded (see above) */
     ob_status st = instance_new(want_validation(), &c->inst, &c->messenger, err);
     if (st) return st;
     VkPhysicalDevice pds[VULKAN_MAX_DEVICES];
