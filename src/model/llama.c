@@ -275,12 +275,7 @@ static bool llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
         op->matmul(be, b->proj, &l->wo, b->attn, n_tok);         /* (n_tok, e) */
         op->add(be, b->x, b->proj, n_tok * e);
         /* feed-forward block */
-        op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
-        op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
-        op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
-        op->swiglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
-        op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
-        op->add(be, b->x, b->proj, n_tok * e);
+        model_llama_ffn(m, be, b, l, n_tok);
     }
     return true;
 }
@@ -302,6 +297,19 @@ void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b
     }
     be->ops->rmsnorm(be, b->xn, rows, m->w.output_norm, n_out, e, m->hp.norm_eps);
     be->ops->matmul(be, s->logits, &m->w.output, b->xn, n_out); /* (n_out, n_vocab) */
+}
+
+void model_llama_ffn(const ob_model *m, model_backend *be, model_buffers *b,
+                     const model_layer *l, int64_t n_tok) {
+    const model_backend_ops *op = be->ops;
+    const model_hparams *hp = &m->hp;
+    const int64_t e = hp->n_embd;
+    op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
+    op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
+    op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
+    op->swiglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
+    op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
+    op->add(be, b->x, b->proj, n_tok * e);
 }
 
 bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *b,

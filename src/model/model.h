@@ -226,6 +226,10 @@ ob_status model_llama_load(ob_model *m, ob_err *err);
  * the flags say, RoPE with the layer's base (sliding-window layers may have their own). */
 void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
                      int64_t n_tok);
+/* x += Wdown (silu(Wgate rmsnorm(x)) * Wup rmsnorm(x)) with layer l's ffn_norm: the SwiGLU
+ * feed-forward block of the llama family and of qwen35. */
+void model_llama_ffn(const ob_model *m, model_backend *be, model_buffers *b,
+                     const model_layer *l, int64_t n_tok);
 bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *buf,
                          const model_step *s);
 

@@ -313,12 +313,7 @@ bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *b
         else attention_layer(m, be, b, il, s);
         op->add(be, b->x, b->proj, n_tok * e);
         /* feed-forward block, normed by post_attention_norm */
-        op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
-        op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
-        op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
-        op->swiglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
-        op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
-        op->add(be, b->x, b->proj, n_tok * e);
+        model_llama_ffn(m, be, b, l, n_tok);
     }
     model_forward_logits(m, be, b, s);
     return true;
