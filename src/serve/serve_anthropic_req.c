@@ -300,11 +300,7 @@ static int tools_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
         if (!name) return missing(e, fp);
         /* Server tools (web_search, bash, ...) run on Anthropic's side: not here. */
         if (type && strcmp(type, "custom")) continue;
-        json_t *fn = json_pack("{s:s, s:o}", "name", name, "parameters",
-                               schema ? json_incref(schema) : json_object());
-        if (fn && desc) json_object_set_new(fn, "description", json_string(desc));
-        json_t *tool = fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn) : NULL;
-        if (!tool || json_array_append_new(r->tools, tool)) return serve_req_nomem(e, "tools");
+        if (serve_req_add_function_tool(r, name, desc, schema, e)) return -1;
     }
     return 0;
 }

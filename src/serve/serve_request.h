@@ -199,6 +199,11 @@ int serve_req_strdup(char **dst, const char *src, size_t len, serve_error *e);
 int serve_req_parse_stop(serve_gen_req *r, const json_t *v, const char *path, serve_error *e);
 /* "tools": OpenAI function tools (also Ollama's, which share the shape). */
 int serve_req_parse_tools(serve_gen_req *r, const json_t *body, serve_error *e);
+/* Appends {"type": "function", "function": {name, description, parameters}} to r->tools
+ * (made when absent): the form the other dialects' tools are turned into. params borrowed,
+ * NULL for an empty object. */
+int serve_req_add_function_tool(serve_gen_req *r, const char *name, const char *desc,
+                                json_t *params, serve_error *e);
 /* "model": a string of at most SERVE_MAX_NAME bytes; required says whether absence is a 400. */
 int serve_req_parse_model(serve_gen_req *r, const json_t *body, bool required, serve_error *e);
 /* "logit_bias": {"token id": bias in [-100, 100]}. */

@@ -291,12 +291,7 @@ static int tools_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
             return -1;
         serve_path_key(fp, sizeof fp, p, "name");
         if (!name) return missing(e, fp);
-        json_t *fn = json_pack("{s:s, s:o}", "name", name, "parameters",
-                               params ? json_incref(params) : json_object());
-        if (fn && desc) json_object_set_new(fn, "description", json_string(desc));
-        json_t *tool = fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn) : NULL;
-        if (!r->tools && !(r->tools = json_array())) return nomem(e);
-        if (!tool || json_array_append_new(r->tools, tool)) return nomem(e);
+        if (serve_req_add_function_tool(r, name, desc, params, e)) return -1;
     }
     return 0;
 }

@@ -62,6 +62,19 @@ static int tool_parse(const json_t *tools, size_t i, serve_error *e) {
     return 0;
 }
 
+int serve_req_add_function_tool(serve_gen_req *r, const char *name, const char *desc,
+                                json_t *params, serve_error *e) {
+    json_t *fn = json_pack("{s:s, s:o}", "name", name, "parameters",
+                           params ? json_incref(params) : json_object());
+    if (fn && desc) json_object_set_new(fn, "description", json_string(desc));
+    json_t *tool = fn ? json_pack("{s:s, s:o}", "type", "function", "function", fn) : NULL;
+    if (!r->tools && !(r->tools = json_array())) {
+        json_decref(tool);
+        return serve_req_nomem(e, "the tools");
+    }
+    return !tool || json_array_append_new(r->tools, tool) ? serve_req_nomem(e, "the tools") : 0;
+}
+
 int serve_req_parse_tools(serve_gen_req *r, const json_t *body, serve_error *e) {
     json_t *tools = NULL;
     int got = serve_json_get_array(body, "", "tools", &tools, e);
