@@ -12,7 +12,9 @@
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
 #include "serve/serve_prompt.h"
+#include "serve/serve_policy.h"
 #include "serve/serve_sched.h"
+#include "serve/serve_upstream.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -23,6 +25,7 @@
 
 typedef struct serve_args {
     const char *model, *host, *api_key, *alias; /* borrowed from argv */
+    const char *policy;                         /* --policy FILE, or NULL */
     int64_t port;                               /* 8080 */
     int64_t parallel;                           /* sequences decoded together, 4 */
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
@@ -46,7 +49,9 @@ static const char USAGE[] =
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
-    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n";
+    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n"
+    "  --policy FILE     which requests may go to an upstream server (JSON; see README);\n"
+    "                    without one, nothing leaves this machine\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -102,6 +107,8 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         a->api_key = v;
     else if (!strcmp(f, "--alias"))
         a->alias = v;
+    else if (!strcmp(f, "--policy"))
+        a->policy = v;
     else {
         char shown[CLI_SHOWN_SIZE];
         return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, shown));
@@ -154,6 +161,7 @@ typedef struct server {
     serve_prompter prompter;
     serve_sched *sched;
     serve_model_desc desc;
+    serve_policy *policy;
     int n_threads;     /* as the context started them */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } server;
@@ -185,6 +193,15 @@ static int serve_start(const serve_args *a, server *s) {
     serve_json_alloc_init();
     serve_app_config cfg = {
         .model = &s->desc, .max_body = (size_t)a->max_body, .api_key = a->api_key};
+    if (a->policy) {
+        serve_error pe;
+        if (serve_policy_load(a->policy, &s->policy, &pe)) {
+            fprintf(stderr, "outboard: --policy %s\n", pe.message);
+            return 2;
+        }
+        serve_upstream_global_init();
+        cfg.policy = s->policy;
+    }
     if (serve_metrics_new(&s->metrics, &err)) goto fail;
     cfg.metrics = s->metrics;
     serve_app_init(&s->app, &cfg);
@@ -217,6 +234,9 @@ static int serve_start(const serve_args *a, server *s) {
            "parallel %lld  threads %d\n",
            v6 ? "[" : "", a->host, v6 ? "]" : "", serve_http_port(s->http), s->desc.id, a->model,
            (long long)ctx, (long long)s->kv_tokens, (long long)a->parallel, s->n_threads);
+    if (s->policy)
+        printf("outboard serve: policy %s: %zu upstreams, %zu rules\n", a->policy,
+               serve_policy_n_upstreams(s->policy), serve_policy_n_rules(s->policy));
     fflush(stdout);
     return 0;
 fail:
@@ -249,12 +269,15 @@ int cli_cmd_serve(int argc, char **argv) {
     /* The scheduler first: it ends every request (waiting HTTP threads get their answer),
      * then the transport joins its connection threads, then the engine's memory goes. */
     serve_sched_stop(s.sched);
+    serve_upstream_stop_all();
     serve_http_stop(s.http);
+    serve_upstream_wait_idle(); /* relays still ending write to the metrics */
     serve_sched_free(s.sched);
     serve_prompter_clear(&s.prompter);
     ob_context_free(s.ctx);
     serve_model_desc_clear(&s.desc);
     ob_model_free(s.model);
     serve_metrics_free(s.metrics);
+    serve_policy_free(s.policy);
     return rc;
 }

@@ -159,20 +159,20 @@ static void generation(serve_app *app, const serve_http_req *req, serve_http_res
         serve_app_error(d, &e, resp);
         return;
     }
+    if (app->cfg.policy && serve_app_route(app, req, r, resp)) return;
     if (!serve_model_match(app->cfg.model, r->model)) {
         unknown_model(app, r->model, &e);
         serve_gen_req_free(r);
         serve_app_error(d, &e, resp);
-        return;
-    }
-    if (!app->cfg.generate) {
+    } else if (!app->cfg.generate) {
         serve_gen_req_free(r);
         serve_error_set(&e, 503, "server_error", "engine_unavailable", NULL,
                         "generation engine not available in this build of the server");
         serve_app_error(d, &e, resp);
-        return;
+    } else {
+        app->cfg.generate(app->cfg.generate_user, req, r, resp);
     }
-    app->cfg.generate(app->cfg.generate_user, req, r, resp);
+    if (app->cfg.policy) snprintf(resp->route, sizeof resp->route, "local");
 }
 
 static void r_chat(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
@@ -289,7 +289,7 @@ static int check_auth(const serve_app *app, const serve_http_req *req, serve_err
         return serve_error_set(e, 401, "authentication_error", "invalid_api_key", NULL,
                                "missing API key: send 'Authorization: Bearer KEY' or "
                                "'x-api-key: KEY'");
-    if (!key_eq(given, key))
+    if (!key_eq(given, key) && !serve_policy_knows_key(app->cfg.policy, given))
         return serve_error_set(e, 401, "authentication_error", "invalid_api_key", NULL,
                                "%s: the API key is not valid", where);
     return 0;

@@ -13,6 +13,7 @@
 #include "serve/serve_http.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
+#include "serve/serve_policy.h"
 #include "serve/serve_request.h"
 
 #include <stdatomic.h>
@@ -33,6 +34,8 @@ typedef struct serve_app_config {
     /* The prompt tokens of a chat request (POST /v1/messages/count_tokens): *n, or -1 with e
      * filled; NULL: that route answers 503. Called with generate_user. */
     int (*count_tokens)(void *user, const serve_gen_req *r, int64_t *n, serve_error *e);
+    /* The routing policy (borrowed) or NULL: every request is served here. */
+    const serve_policy *policy;
 } serve_app_config;
 
 typedef struct serve_app {
@@ -44,6 +47,14 @@ typedef struct serve_app {
 void serve_app_init(serve_app *app, const serve_app_config *cfg);
 void serve_app_set_ready(serve_app *app, bool ready);
 void serve_app_handle(void *app, const serve_http_req *req, serve_http_resp *resp);
+
+/* With a policy: decides where the parsed request r goes. Returns true when it answered the
+ * client (relayed upstream, or refused; r is taken), false when r is to be served here (r
+ * stays the caller's). serve_route.c. */
+bool serve_app_route(serve_app *app, const serve_http_req *req, serve_gen_req *r,
+                     serve_http_resp *resp);
+/* The API key the client presented (Authorization: Bearer, else x-api-key), or NULL. */
+const char *serve_app_client_key(const serve_http_req *req);
 
 /* resp = the error in the dialect's shape (a helper the generation side uses too). */
 void serve_app_error(serve_dialect d, const serve_error *e, serve_http_resp *resp);

@@ -126,6 +126,7 @@ static struct MHD_Response *make_response(serve_http_resp *r) {
     }
     if (r->allow) MHD_add_response_header(resp, "Allow", r->allow);
     if (r->www_auth) MHD_add_response_header(resp, "WWW-Authenticate", r->www_auth);
+    if (r->route[0]) MHD_add_response_header(resp, "X-Outboard-Route", r->route);
     return resp;
 }
 

@@ -43,6 +43,8 @@ typedef struct serve_http_resp {
     int retry_after;      /* Retry-After seconds when > 0 */
     const char *allow;    /* Allow header (405), static */
     const char *www_auth; /* WWW-Authenticate header (401), static */
+    char route[192];      /* X-Outboard-Route header when non-empty: where the routing policy
+                             sent the request ("local", "upstream=NAME; rule=NAME") */
 } serve_http_resp;
 
 /* Fills resp for req. Called on the connection's thread; may block (a non-streamed

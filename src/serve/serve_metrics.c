@@ -29,6 +29,15 @@ typedef struct series {
     uint64_t count;
 } series;
 
+/* Requests sent upstream by the policy (serve_policy.h), keyed by upstream, rule and how the
+ * exchange ended. */
+typedef struct route_series {
+    char upstream[64], rule[64], result[16];
+    uint64_t count;
+} route_series;
+
+#define ROUTE_MAX_SERIES 64
+
 static const double TTFT_BOUNDS[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 static const double ITL_BOUNDS[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
 
@@ -39,6 +48,9 @@ struct serve_metrics {
     uint64_t prompt_tokens, generated_tokens, prefix_hits, prefix_tokens, preemptions;
     int64_t waiting, running, kv_used, kv_total;
     histogram ttft, itl;
+    route_series routes[ROUTE_MAX_SERIES];
+    size_t n_routes;
+    uint64_t policy_refused;
 };
 
 ob_status serve_metrics_new(serve_metrics **out, ob_err *err) {
@@ -137,6 +149,46 @@ void serve_metrics_itl(serve_metrics *m, double seconds) {
     pthread_mutex_unlock(&m->mu);
 }
 
+void serve_metrics_upstream(serve_metrics *m, const char *upstream, const char *rule,
+                            const char *result) {
+    pthread_mutex_lock(&m->mu);
+    route_series *r = NULL;
+    for (size_t i = 0; i < m->n_routes && !r; i++)
+        if (!strcmp(m->routes[i].upstream, upstream) && !strcmp(m->routes[i].rule, rule) &&
+            !strcmp(m->routes[i].result, result))
+            r = &m->routes[i];
+    /* The policy bounds upstreams and rules; the last slot absorbs anything beyond. */
+    if (!r && m->n_routes < ROUTE_MAX_SERIES) {
+        r = &m->routes[m->n_routes++];
+        snprintf(r->upstream, sizeof r->upstream, "%s", upstream);
+        snprintf(r->rule, sizeof r->rule, "%s", rule);
+        snprintf(r->result, sizeof r->result, "%s", result);
+    }
+    if (!r) r = &m->routes[ROUTE_MAX_SERIES - 1];
+    r->count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_policy_refused(serve_metrics *m) {
+    pthread_mutex_lock(&m->mu);
+    m->policy_refused++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+int64_t serve_metrics_queue_waiting(serve_metrics *m) {
+    pthread_mutex_lock(&m->mu);
+    int64_t w = m->waiting;
+    pthread_mutex_unlock(&m->mu);
+    return w;
+}
+
+double serve_metrics_decode_tok_s(serve_metrics *m) {
+    pthread_mutex_lock(&m->mu);
+    double v = m->itl.count && m->itl.sum > 0 ? (double)m->itl.count / m->itl.sum : 0;
+    pthread_mutex_unlock(&m->mu);
+    return v;
+}
+
 /* ---- exposition ---- */
 
 /* A label value with Prometheus's escapes (backslash, double quote, newline). */
@@ -186,6 +238,23 @@ static void put_requests(serve_buf *b, const serve_metrics *m) {
     }
 }
 
+static void put_routes(serve_buf *b, const serve_metrics *m) {
+    put_head(b, "outboard_upstream_requests_total", "counter",
+             "Requests the policy sent upstream, by upstream, rule and result.");
+    for (size_t i = 0; i < m->n_routes; i++) {
+        serve_buf_puts(b, "outboard_upstream_requests_total{upstream=\"");
+        put_label(b, m->routes[i].upstream);
+        serve_buf_puts(b, "\",rule=\"");
+        put_label(b, m->routes[i].rule);
+        serve_buf_puts(b, "\",result=\"");
+        put_label(b, m->routes[i].result);
+        serve_buf_printf(b, "\"} %llu\n", (unsigned long long)m->routes[i].count);
+    }
+    put_scalar(b, "outboard_policy_refused_total", "counter",
+               "Requests refused because they could not be served here and might not leave.",
+               (long long)m->policy_refused);
+}
+
 char *serve_metrics_render(serve_metrics *m, size_t *len) {
     serve_buf b = {0};
     pthread_mutex_lock(&m->mu);
@@ -212,6 +281,7 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
     put_hist(&b, "outboard_time_to_first_token_seconds", "Time from request to first token.",
              &m->ttft);
     put_hist(&b, "outboard_inter_token_latency_seconds", "Time between generated tokens.", &m->itl);
+    put_routes(&b, m);
     pthread_mutex_unlock(&m->mu);
     return serve_buf_take(&b, len);
 }

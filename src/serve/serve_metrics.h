@@ -33,6 +33,16 @@ void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_
 void serve_metrics_ttft(serve_metrics *m, double seconds);
 void serve_metrics_itl(serve_metrics *m, double seconds);
 
+/* A request the routing policy sent upstream; result is "ok", "error" or "cancelled". */
+void serve_metrics_upstream(serve_metrics *m, const char *upstream, const char *rule,
+                            const char *result);
+/* A request refused because it could not be served here and the policy kept it here. */
+void serve_metrics_policy_refused(serve_metrics *m);
+/* What the policy reads: sequences waiting, and the decode speed of one stream (tok/s, from
+ * the mean inter-token latency; 0 before any was measured). */
+int64_t serve_metrics_queue_waiting(serve_metrics *m);
+double serve_metrics_decode_tok_s(serve_metrics *m);
+
 /* The exposition text: new string (ob_free) of *len bytes, NULL when out of memory. */
 char *serve_metrics_render(serve_metrics *m, size_t *len);
 
