@@ -27,6 +27,7 @@ int cli_cmd_run(int argc, char **argv);
 int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_chat(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_policy(int argc, char **argv);
 
 /* ---- helpers shared by the engine commands (cmd_run.c, cli_text.c) ---- */
 

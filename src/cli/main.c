@@ -22,6 +22,7 @@ static const cli_command COMMANDS[] = {
     {"run", cli_cmd_run, "generate text from a prompt"},
     {"chat", cli_cmd_chat, "chat with a model in the terminal (its chat template, history kept)"},
     {"serve", cli_cmd_serve, "serve a model over HTTP (OpenAI and Ollama APIs)"},
+    {"policy", cli_cmd_policy, "check a serve --policy file: its rules, and where sample requests go"},
     {"bench", cli_cmd_bench, "measure prompt processing and generation speed (pp / tg)"},
     {"devices", cli_cmd_devices, "list the CPU, CUDA and Vulkan devices a model can run on"},
     {"synth", cli_cmd_synth, "write a random-weight model of a real model's shape"},
