@@ -8,7 +8,6 @@
 
 #include "core/alloc.h"
 #include "serve/serve_json.h"
-#include "serve/serve_request.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -304,7 +303,7 @@ static int parse_never_leave(serve_policy *p, const json_t *root, serve_error *e
 static int parse_root(serve_policy *p, const json_t *root, serve_error *e) {
     static const char *const keys[] = {"upstreams", "rules", "local_only_keys", "never_leave",
                                        NULL};
-    if (!json_is_object(root)) return serve_json_type_error(e, "policy", "an object", root);
+    if (!json_is_object(root)) return serve_json_type_error(e, "the policy", "an object", root);
     if (only_keys(root, "", keys, e)) return -1;
     json_t *ups = NULL, *rules = NULL;
     if (serve_json_get_object(root, "", "upstreams", &ups, e) < 0) return -1;
@@ -340,8 +339,11 @@ static int parse_root(serve_policy *p, const json_t *root, serve_error *e) {
 }
 
 int serve_policy_parse(const char *text, size_t len, serve_policy **out, serve_error *e) {
-    json_t *root = NULL;
-    if (serve_body_parse(text, len, &root, e)) return -1;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return serve_error_bad(e, "invalid_json", NULL, "not valid JSON at line %d, column %d: %s",
+                               je.line, je.column, je.text);
     serve_policy *p = ob_calloc(1, sizeof *p);
     if (!p) {
         json_decref(root);
