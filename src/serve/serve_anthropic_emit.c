@@ -25,10 +25,12 @@
 enum { BLOCK_THINKING = 1, BLOCK_TEXT, BLOCK_TOOL };
 
 static json_t *usage_json(const serve_task *t, int64_t output) {
-    return json_pack("{s:I, s:I, s:I, s:I}", "input_tokens",
+    json_t *v = json_pack("{s:I, s:I, s:I, s:I}", "input_tokens",
                      (json_int_t)(t->prompt_tokens - t->cached_tokens), "output_tokens",
                      (json_int_t)output, "cache_read_input_tokens",
                      (json_int_t)t->cached_tokens, "cache_creation_input_tokens", (json_int_t)0);
+    if (v && t->route[0]) json_object_set_new(v, "outboard_route", json_string(t->route));
+    return v;
 }
 
 /* "msg_..." from the task's id, and tool ids "toolu_..." that are unique per message. */

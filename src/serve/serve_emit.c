@@ -192,7 +192,7 @@ void serve_emit_delta(serve_task *t, serve_seq *q, const char *content, size_t c
 }
 
 static serve_usage usage_of(const serve_task *t) {
-    serve_usage u = {t->prompt_tokens, 0, t->cached_tokens};
+    serve_usage u = {t->prompt_tokens, 0, t->cached_tokens, t->route[0] ? t->route : NULL};
     for (int i = 0; i < t->n_seqs; i++)
         u.completion_tokens += t->seqs[i].n_gen;
     return u;

@@ -24,6 +24,7 @@ json_t *serve_oai_usage(const serve_usage *u) {
     if (v && u->cached_tokens)
         json_object_set_new(v, "prompt_tokens_details",
                             json_pack("{s:I}", "cached_tokens", (json_int_t)u->cached_tokens));
+    if (v && u->route) json_object_set_new(v, "outboard_route", json_string(u->route));
     return v;
 }
 

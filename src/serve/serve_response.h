@@ -18,6 +18,8 @@ typedef struct serve_usage {
     int64_t prompt_tokens;
     int64_t completion_tokens;
     int64_t cached_tokens; /* prompt tokens served from the prefix cache */
+    const char *route;     /* NULL, or where the routing policy sent the request
+                              ("upstream=NAME; rule=NAME"): usage.outboard_route */
 } serve_usage;
 
 /* What every OpenAI object of one response shares. */

@@ -38,10 +38,13 @@ static bool incomplete(const serve_seq *q) { return q->finish && !strcmp(q->fini
 
 static json_t *usage_json(const serve_task *t, const serve_seq *q) {
     int64_t in = t->prompt_tokens, out = q->n_gen;
-    return json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", (json_int_t)in,
-                     "input_tokens_details", "cached_tokens", (json_int_t)t->cached_tokens,
-                     "output_tokens", (json_int_t)out, "output_tokens_details",
-                     "reasoning_tokens", (json_int_t)0, "total_tokens", (json_int_t)(in + out));
+    json_t *v = json_pack("{s:I, s:{s:I}, s:I, s:{s:I}, s:I}", "input_tokens", (json_int_t)in,
+                          "input_tokens_details", "cached_tokens", (json_int_t)t->cached_tokens,
+                          "output_tokens", (json_int_t)out, "output_tokens_details",
+                          "reasoning_tokens", (json_int_t)0, "total_tokens",
+                          (json_int_t)(in + out));
+    if (v && t->route[0]) json_object_set_new(v, "outboard_route", json_string(t->route));
+    return v;
 }
 
 /* The response object; status "in_progress" (no usage yet), "completed" or "incomplete". */

@@ -86,6 +86,8 @@ typedef struct serve_task {
     int64_t prompt_tokens, cached_tokens;
     char *prompt_text; /* owned or NULL: echoed prompt (completions, echo) */
     ob_grammar *grammar; /* owned or NULL: what the output must follow (serve_constraint.h) */
+    char route[160];     /* "" for a local answer; "upstream=NAME; rule=NAME" for one relayed
+                            by the routing policy (shown in usage) */
 } serve_task;
 
 /* Monotonic nanoseconds. */

@@ -367,6 +367,8 @@ void serve_upstream_generate(const serve_upstream_ctx *ctx, const serve_route_de
     x->task = t;
     x->up = d->upstream;
     snprintf(x->rule, sizeof x->rule, "%s", d->rule->name);
+    snprintf(t->route, sizeof t->route, "upstream=%.64s; rule=%.64s", d->upstream->name,
+             d->rule->name);
     x->metrics = ctx->metrics;
     x->req = req;
     atomic_init(&x->client_gone, false);

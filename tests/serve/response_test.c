@@ -18,7 +18,7 @@ TEST(chat_completion_object) {
     serve_choice c[2] = {{.index = 0, .text = "Hi", .text_len = 2, .finish_reason = "stop"},
                          {.index = 1, .text = "Yo!", .text_len = 2, .reasoning = "r",
                           .reasoning_len = 1, .finish_reason = "length"}};
-    serve_usage u = {10, 4, 6};
+    serve_usage u = {10, 4, 6, NULL};
     json_t *v = serve_oai_chat_completion(&META, c, 2, &u);
     CHECK(v);
     CHECK_EQ_STR(sget(v, "object"), "chat.completion");
@@ -57,7 +57,7 @@ TEST(chat_chunks_and_sse) {
     d = json_object_get(json_array_get(json_object_get(v, "choices"), 0), "delta");
     CHECK(!json_object_get(d, "role") && !json_object_get(d, "content"));
     json_decref(v);
-    serve_usage u = {3, 2, 0};
+    serve_usage u = {3, 2, 0, NULL};
     v = serve_oai_usage_chunk(&META, "chat.completion.chunk", &u);
     CHECK_EQ_INT(json_array_size(json_object_get(v, "choices")), 0);
     CHECK_EQ_INT(iget(json_object_get(v, "usage"), "completion_tokens"), 2);
@@ -89,7 +89,7 @@ TEST(text_completion_and_logprobs) {
     json_t *lps = json_pack("{s:[o]}", "content", lp);
     serve_choice c = {.index = 0, .text = "upon", .text_len = 4, .finish_reason = "length",
                       .logprobs = lps};
-    serve_usage u = {1, 1, 0};
+    serve_usage u = {1, 1, 0, NULL};
     json_t *v = serve_oai_text_completion(&META, &c, 1, &u);
     CHECK_EQ_STR(sget(v, "object"), "text_completion");
     json_t *ch = json_array_get(json_object_get(v, "choices"), 0);

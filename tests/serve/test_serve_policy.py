@@ -138,10 +138,12 @@ def test_a_rule_routes_exactly_its_model(routed, upstream, stub):
     assert body["model"] == "big"  # the name the client used
     assert body["choices"][0]["message"]["content"]
     assert body["usage"]["completion_tokens"] == 8
+    assert body["usage"]["outboard_route"] == "upstream=team; rule=big-model"
     assert upstream_count(upstream) == before + 1
     # the local model stays local
     status, body, hdrs = chat(routed, MODEL_ID)
     assert status == 200 and hdrs["X-Outboard-Route"] == "local"
+    assert "outboard_route" not in body["usage"]
     assert upstream_count(upstream) == before + 1 and len(stub.requests) == stub_before
 
 
@@ -280,6 +282,7 @@ def test_anthropic_client_through_either_upstream(routed, model):
         assert texts == ["Hello from the stub."] and msg.stop_reason == "end_turn"
     else:
         assert msg.stop_reason == "max_tokens" and msg.usage.output_tokens == 8
+        assert msg.usage.model_extra["outboard_route"] == "upstream=team; rule=big-model"
     with client.messages.stream(model=model, max_tokens=8,
                                 messages=[{"role": "user", "content": "Once upon"}]) as s:
         streamed = "".join(s.text_stream)
