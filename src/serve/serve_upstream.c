@@ -47,6 +47,7 @@ typedef struct relay {
     serve_buf err_body;   /* the body of a non-success answer */
     serve_error err;      /* set when failed */
     bool failed, got_finish;
+    bool streamed; /* the client's stream got the answer (or its error event) */
     /* the handler and the transfer thread meet here */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -268,6 +269,7 @@ static void *relay_thread(void *arg) {
     if (x->metrics) serve_metrics_upstream(x->metrics, x->up->name, x->rule, result_of(x));
     pthread_mutex_lock(&x->mu);
     bool streaming = x->phase == RELAY_STREAMING && x->task->stream;
+    x->streamed = streaming;
     pthread_mutex_unlock(&x->mu);
     serve_task *t = x->task;
     if (streaming) {
@@ -402,15 +404,16 @@ void serve_upstream_generate(const serve_upstream_ctx *ctx, const serve_route_de
     x->req = NULL; /* the handler returns: the request is gone after this */
     if (done) {
         pthread_mutex_unlock(&x->mu);
-        if (x->failed) {
-            serve_app_error(dialect, &x->err, resp);
-        } else if (t->stream) {
-            /* Finished before the handler looked: the whole stream is queued already. */
+        if (t->stream && x->streamed) {
+            /* Ended before the handler looked: the whole stream is queued already, an error
+             * event at its end when the upstream failed after it began. */
             serve_stream_ref(t->stream);
             resp->status = 200;
             resp->content_type = dialect == SERVE_DIALECT_OLLAMA ? "application/x-ndjson"
                                                                  : "text/event-stream";
             resp->stream = t->stream;
+        } else if (x->failed) {
+            serve_app_error(dialect, &x->err, resp);
         } else {
             if (!t->seqs[0].finish) t->seqs[0].finish = "stop";
             resp->status = 200;

@@ -43,6 +43,8 @@ def policy(up_url, stub_url, dead_url):
             "hosted": {"base_url": stub_url, "dialect": "anthropic",
                        "api_key_env": "OB_TEST_HOSTED_KEY", "timeout_s": 30},
             "dead": {"base_url": dead_url, "dialect": "openai", "connect_timeout_s": 2},
+            "impatient": {"base_url": stub_url, "dialect": "anthropic", "timeout_s": 1,
+                          "models": {"slow-timeout": "stub-slow"}},
         },
         "local_only_keys": ["local-key"],
         "never_leave": {"headers": ["X-Private"], "patterns": ["SECRET-[0-9]+"]},
@@ -50,6 +52,7 @@ def policy(up_url, stub_url, dead_url):
             {"name": "big-model", "upstream": "team", "models": ["big"]},
             {"name": "hosted-models", "upstream": "hosted", "models": ["stub-*"]},
             {"name": "gone", "upstream": "dead", "models": ["gone"]},
+            {"name": "too-slow", "upstream": "impatient", "models": ["slow-timeout"]},
             {"name": "asked", "upstream": "team", "requested": True},
         ],
     }
@@ -304,10 +307,12 @@ def test_upstream_dying_mid_stream_is_a_clean_error(routed):
 
 @pytest.mark.parametrize("model,status,words", [
     ("gone", 502, "upstream dead"),
+    ("slow-timeout", 504, "upstream impatient"),
     ("stub-401", 502, "upstream hosted answered 401: invalid x-api-key"),
 ])
 def test_upstream_failures_are_clean_errors(routed, model, status, words):
-    for stream in (False, True):
+    # a stream that has begun ends with an error event instead (test below)
+    for stream in (False, True) if model != "slow-timeout" else (False,):
         got, body, hdrs = chat(routed, model, stream=stream)
         assert got == status and words in body["error"]["message"], body
         assert hdrs["X-Outboard-Route"].startswith("upstream=")
@@ -317,6 +322,17 @@ def test_upstream_failures_are_clean_errors(routed, model, status, words):
                                messages=[{"role": "user", "content": "hi"}])
     assert err.value.status_code == status and words in str(err.value)
     assert chat(routed, MODEL_ID)[0] == 200
+
+
+def test_ollama_client_through_an_upstream(routed):
+    ollama = pytest.importorskip("ollama")
+    client = ollama.Client(host=routed.url)
+    r = client.chat(model="stub-text", messages=[{"role": "user", "content": "hi"}])
+    assert r.message.content == "Hello from the stub." and r.done
+    text = "".join(p.message.content for p in client.chat(
+        model="big", messages=[{"role": "user", "content": "Once upon"}], stream=True,
+        options={"num_predict": 6}))
+    assert text
 
 
 def test_a_client_that_leaves_cancels_the_upstream_request(routed, stub):
