@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Packs what the GPU checks need into .gpu/pack.tgz, on a machine WITHOUT a GPU, so that a
+# borrowed GPU machine (no network, no Debian -dev packages, minutes of time) only unpacks and
+# runs (scripts/gpu-check.sh; docs/GPU.md says how).
+#
+# The pack: outboard and the CUDA and Vulkan test programs, built for one GPU generation
+# (CUDA_ARCH, default 90 = Hopper) and stripped; the shared libraries they load that a bare
+# CUDA image lacks (everything ldd finds except the C and C++ runtimes); the small test models.
+# .gpu/ is kept out of git through .git/info/exclude.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ARCH=${CUDA_ARCH:-90}
+SHARED=${SHARED:-../shared}
+BUILD=build-gpu
+JOBS=${JOBS:-$(nproc)}
+
+grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
+make -j"$JOBS" BUILD=$BUILD NVCC_ARCH="-gencode arch=compute_$ARCH,code=sm_$ARCH" \
+    $BUILD/outboard $(find tests/cuda tests/vulkan -name '*_test.c' | sed "s|^tests/|$BUILD/tests/|; s|\.c$||")
+
+rm -rf .gpu/stage && mkdir -p .gpu/stage/bin .gpu/stage/lib .gpu/stage/shared/models
+cp $BUILD/outboard .gpu/stage/bin/
+for t in $(find $BUILD/tests/cuda $BUILD/tests/vulkan -name '*_test' -type f); do
+    d=.gpu/stage/bin/tests/$(basename "$(dirname "$t")")
+    mkdir -p "$d" && cp "$t" "$d/"
+done
+find .gpu/stage/bin -type f -exec strip --strip-debug {} +
+# Libraries the image lacks: all that ldd resolves but the C/C++ runtimes, which the image's
+# own (newer) copies serve.
+ldd $BUILD/outboard .gpu/stage/bin/tests/*/* 2>/dev/null | awk '$3 ~ /^\// {print $3}' | sort -u |
+    grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|libresolv)\.so' |
+    while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
+cp "$SHARED"/models/stories260K.gguf "$SHARED"/models/llama-2-tiny-random.gguf .gpu/stage/shared/models/
+cp scripts/gpu-check.sh .gpu/stage/
+tar -C .gpu/stage -czf .gpu/pack.tgz .
+rm -rf .gpu/stage
+echo "gpu-pack: .gpu/pack.tgz $(du -h .gpu/pack.tgz | cut -f1) (sm_$ARCH); run it with docs/GPU.md's call"
