@@ -14,7 +14,9 @@ SHARED=${SHARED:-../shared}
 BUILD=build-gpu
 JOBS=${JOBS:-$(nproc)}
 
-grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
+EXCLUDE=$(git rev-parse --git-path info/exclude)
+mkdir -p "$(dirname "$EXCLUDE")"
+grep -qx '/.gpu/' "$EXCLUDE" 2>/dev/null || echo '/.gpu/' >>"$EXCLUDE"
 make -j"$JOBS" BUILD=$BUILD NVCC_ARCH="-gencode arch=compute_$ARCH,code=sm_$ARCH" \
     $BUILD/outboard $(find tests/cuda tests/vulkan -name '*_test.c' | sed "s|^tests/|$BUILD/tests/|; s|\.c$||")
 
