@@ -1,0 +1,98 @@
+/*
+ * The interleaved weight layouts of the repacked kernels, written for any group height: the
+ * AVX2 kernels take groups of 8 rows (one int32 lane per row in a 256-bit register), and the
+ * AVX-512 kernels' layouts (repack_avx512.c, repack_k_avx512.c, which describe them in full)
+ * are the same ones at 16 rows. Plain C: repacking runs once at load, on any CPU.
+ *
+ * A "piece" is 4 * rows bytes: 4 consecutive quants of each row, row r at bytes 4r..4r+3, so
+ * one register holds the same 4 elements of every row of the group and a 4-byte broadcast of
+ * activation quants meets all of them at once.
+ */
+#include "quant/pack.h"
+
+#include "quant/q8_k.h"
+
+void quant_rp_pack_q4_0(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / 32; b++, o += (size_t)rows * 18) {
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *blk = (const uint8_t *)src + r * stride + b * 18;
+            memcpy(o + 2 * r, blk, 2);
+            for (int g = 0; g < 4; g++) memcpy(o + 2 * rows + piece * g + 4 * r, blk + 2 + 4 * g, 4);
+        }
+    }
+}
+
+void quant_rp_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n, int rows,
+                        uint8_t flip) {
+    const size_t piece = 4 * (size_t)rows;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / 32; b++, o += (size_t)rows * 34) {
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *blk = (const uint8_t *)src + r * stride + b * 34;
+            memcpy(o + 2 * r, blk, 2);
+            for (int g = 0; g < 8; g++)
+                for (int k = 0; k < 4; k++)
+                    o[2 * rows + piece * g + 4 * r + k] = (uint8_t)(blk[2 + 4 * g + k] ^ flip);
+        }
+    }
+}
+
+void quant_rp_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, o += (size_t)rows * sizeof(block_q4_k)) {
+        for (int r = 0; r < rows; r++) {
+            const block_q4_k *x = (const block_q4_k *)((const uint8_t *)src + r * stride) + b;
+            memcpy(o + 2 * r, &x->d, 2);
+            memcpy(o + 2 * rows + 2 * r, &x->dmin, 2);
+            for (int k = 0; k < 3; k++) memcpy(o + piece * (1 + k) + 4 * r, x->scales + 4 * k, 4);
+            for (int c = 0; c < 4; c++)
+                for (int g = 0; g < 8; g++)
+                    memcpy(o + piece * (4 + 8 * c + g) + 4 * r, x->qs + 32 * c + 4 * g, 4);
+        }
+    }
+}
+
+/* The 256 quants of a Q6_K super-block as unsigned 0..63, in element order (the reference
+ * dequantization's walk: two halves of 128, each four runs of 32). */
+static void q6_unpack(const block_q6_k *x, uint8_t u[QK_K]) {
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+        uint8_t *o = u + 128 * h;
+        for (int l = 0; l < 32; l++) {
+            o[l] = (uint8_t)((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+            o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+            o[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+        }
+    }
+}
+
+void quant_rp_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows, block = (size_t)rows * sizeof(block_q6_k);
+    uint8_t *o = dst;
+    uint8_t u[QK_K];
+    for (int64_t b = 0; b < n / QK_K; b++, o += block) {
+        memset(o, 0, block);
+        for (int r = 0; r < rows; r++) {
+            const block_q6_k *x = (const block_q6_k *)((const uint8_t *)src + r * stride) + b;
+            q6_unpack(x, u);
+            memcpy(o + 2 * r, &x->d, 2);
+            for (int k = 0; k < 8; k++)
+                memcpy(o + 2 * rows + 2 * rows * k + 2 * r, x->scales + 2 * k, 2);
+            for (int c = 0; c < 8; c++) {
+                uint8_t *ch = o + 18 * rows + 6 * piece * c;
+                for (int g = 0; g < 4; g++)
+                    for (int k = 0; k < 4; k++) {
+                        const int ua = u[32 * c + 4 * g + k];
+                        const int ub = u[32 * c + 16 + 4 * g + k];
+                        ch[piece * (2 + g) + 4 * r + k] = (uint8_t)((ua & 15) | (ub & 15) << 4);
+                        ch[4 * r + k] |= (uint8_t)((ua >> 4) << (2 * g));
+                        ch[piece + 4 * r + k] |= (uint8_t)((ub >> 4) << (2 * g));
+                    }
+            }
+        }
+    }
+}
