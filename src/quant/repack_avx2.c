@@ -91,6 +91,7 @@ R2_INLINE void r2_block(int kind, int RY, __m256 *acc, const uint8_t *xb, const 
                 const uint8_t *yb = y + c * ys;
                 s[c] = _mm256_add_epi16(s[c], _mm256_maddubs_epi16(lo, r2_bcast4(yb + 4 * g)));
                 s[c] = _mm256_add_epi16(s[c], _mm256_maddubs_epi16(hi, r2_bcast4(yb + 16 + 4 * g)));
+                R2_KEEP(s[c]);
             }
         }
 #pragma GCC unroll 4
@@ -107,6 +108,7 @@ R2_INLINE void r2_block(int kind, int RY, __m256 *acc, const uint8_t *xb, const 
             for (int c = 0; c < RY; c++) {
                 const __m256i a = _mm256_sign_epi8(r2_bcast4(y + c * ys + 4 * g), w);
                 s[c] = _mm256_add_epi32(s[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, a), ones));
+                R2_KEEP(s[c]);
             }
         }
     }

@@ -32,6 +32,11 @@ R2_INLINE float r2_load_f32(const uint8_t *p) {
     return v;
 }
 
+/* Pins v in a register at this point. GCC otherwise reassociates a chain of integer adds into
+ * a tree, computing every VPMADDUBSW of a block first and spilling most of them to the stack
+ * (measured: half the speed); one empty asm per step keeps the chain a chain. */
+#define R2_KEEP(v) __asm__("" : "+x"(v))
+
 /* Defines NAME, a quant_dot_tile_fn on repacked weights: nx rows (nx / 8 groups, xstride bytes
  * apart) x ny activation rows, four at a time, through
  *     GROUP(KIND, RY, n, out, os, x, y, ys)

@@ -95,6 +95,8 @@ R2_INLINE void rk2_q4_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
                 const uint8_t *q = y + c * ys + 4 + 64 * cc + 4 * g;
                 slo[c] = _mm256_add_epi16(slo[c], _mm256_maddubs_epi16(lo, r2_bcast4(q)));
                 shi[c] = _mm256_add_epi16(shi[c], _mm256_maddubs_epi16(hi, r2_bcast4(q + 32)));
+                R2_KEEP(slo[c]);
+                R2_KEEP(shi[c]);
             }
         }
 #pragma GCC unroll 4
@@ -170,6 +172,7 @@ R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
                                                     _mm256_maddubs_epi16(qb[1], r2_bcast4(q + 20)));
                 isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(ta, sca),
                                                                      _mm256_madd_epi16(tb, scb)));
+                R2_KEEP(isum[c]);
             }
         }
 #pragma GCC unroll 4
