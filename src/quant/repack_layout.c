@@ -24,6 +24,28 @@ void quant_rp_pack_q4_0(const void *src, size_t stride, void *dst, int64_t n, in
     }
 }
 
+void quant_rp_pack_q5_0(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / 32; b++, o += (size_t)rows * 22) {
+        for (int r = 0; r < rows; r++) {
+            const quant_block_q5_0 *x =
+                (const quant_block_q5_0 *)((const uint8_t *)src + r * stride) + b;
+            uint32_t qh;
+            memcpy(&qh, x->qh, 4);
+            memcpy(o + 2 * r, &x->d, 2);
+            for (int g = 0; g < 4; g++) memcpy(o + 2 * rows + piece * g + 4 * r, x->qs + 4 * g, 4);
+            for (int k = 0; k < 4; k++) {
+                uint8_t h = 0;
+                for (int g = 0; g < 4; g++)
+                    h |= (uint8_t)(((qh >> (4 * g + k)) & 1) << g |
+                                   ((qh >> (16 + 4 * g + k)) & 1) << (4 + g));
+                o[2 * rows + piece * 4 + 4 * r + k] = h;
+            }
+        }
+    }
+}
+
 void quant_rp_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n, int rows,
                         uint8_t flip) {
     const size_t piece = 4 * (size_t)rows;
