@@ -10,6 +10,7 @@
  */
 #include "quant/pack.h"
 
+#include "quant/iq4_nl.h"
 #include "quant/q8_k.h"
 
 void quant_rp_pack_q4_0(const void *src, size_t stride, void *dst, int64_t n, int rows) {
@@ -115,6 +116,22 @@ void quant_rp_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n, in
                         ch[piece + 4 * r + k] |= (uint8_t)((ub >> 4) << (2 * g));
                     }
             }
+        }
+    }
+}
+
+void quant_rp_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, o += (size_t)rows * sizeof(block_iq4_xs)) {
+        for (int r = 0; r < rows; r++) {
+            const block_iq4_xs *x = (const block_iq4_xs *)((const uint8_t *)src + r * stride) + b;
+            memcpy(o + 2 * r, &x->d, 2);
+            memcpy(o + 2 * rows + 4 * r, x->scales_l, 4);
+            memcpy(o + 6 * rows + 2 * r, &x->scales_h, 2);
+            for (int s = 0; s < 8; s++)
+                for (int g = 0; g < 4; g++)
+                    memcpy(o + 8 * rows + piece * (4 * s + g) + 4 * r, x->qs + 16 * s + 4 * g, 4);
         }
     }
 }
