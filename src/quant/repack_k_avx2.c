@@ -1,11 +1,13 @@
 /*
- * Q4_K and Q6_K weights repacked 8 rows at a time, AVX2: the K-quant counterpart of
+ * Q4_K, Q5_K and Q6_K weights repacked 8 rows at a time, AVX2: the K-quant counterpart of
  * repack_avx2.c (read that first), for decode and prefill.
  *
  * Layouts (repack_layout.c at 8 rows, 32-byte pieces), one super-block column of the group:
  *   Q4_K, 1152 bytes (8 x 144): f16 d[8], dmin[8]; the rows' three 4-byte scale words as three
  *     pieces; then 4 chunks of 8 pieces, piece g of chunk c holding row r's
  *     qs[32c + 4g .. 32c + 4g + 3] (low nibbles: sub-block 2c, high nibbles: sub-block 2c + 1).
+ *   Q5_K, 1408 bytes (8 x 176): Q4_K's, with each chunk's two pieces of fifth bits in front of
+ *     its quants (layout comment of repack_k_avx512.c's Q5_K, at 8 rows).
  *   Q6_K, 1680 bytes (8 x 210): f16 d[8]; int8 scale pairs (2k, 2k + 1) of the 8 rows for each
  *     k < 8; then 8 chunks of 32 elements, each two pieces of high bits and four of low nibbles
  *     (layout comment of repack_k_avx512.c's Q6_K, at 8 rows).
@@ -13,7 +15,8 @@
  *
  * Int16 bounds: a Q4_K nibble times an activation quant pairs to at most 2 * 15 * 127 = 3810,
  * so a sub-block's 8 VPMADDUBSW sums stay in int16 (30480) and meet the rows' 6-bit scales in
- * one VPMADDWD against (scale, scale) pairs. Q6_K quants are taken unsigned (u = q + 32, up to
+ * one VPMADDWD against (scale, scale) pairs; Q5_K's 5-bit quants pair to at most 7874, so they
+ * meet the scales after every 4 products (31496). Q6_K quants are taken unsigned (u = q + 32, up to
  * 63): 2 * 63 * 127 = 16002, so two VPMADDUBSW share a VPMADDWD with the int8 scales, and the
  * offset comes back as 32 * sum(scale * bsum). Every sum is exact in int32; results equal the
  * reference vec_dot up to float rounding order.
@@ -30,13 +33,17 @@ static void rk2_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n) 
     quant_rp_pack_q4_k(src, stride, dst, n, R2_ROWS);
 }
 
+static void rk2_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q5_k(src, stride, dst, n, R2_ROWS);
+}
+
 static void rk2_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
     quant_rp_pack_q6_k(src, stride, dst, n, R2_ROWS);
 }
 
 static size_t rk2_act_size(int64_t n) { return (size_t)(n / QK_K) * RK2_ABLOCK; }
 
-/* ---- Q4_K ---- */
+/* ---- Q4_K and Q5_K ---- */
 
 /* pshufb patterns per row dword: byte j as the int16 pair (b_j, b_j) */
 #define DUP(j) j, 0x80, j, 0x80
@@ -72,38 +79,62 @@ R2_INLINE void rk2_scales(const uint8_t *p, __m256i sc[8], __m256i mn[8]) {
     }
 }
 
-R2_INLINE void rk2_q4_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y,
-                              size_t ys) {
+/* Fifth bits of piece g from plane h, at bit 4 of each byte (shifts within 16-bit lanes: what
+ * crosses from the neighbour byte lands outside bit 4 and is masked off). */
+R2_INLINE __m256i rk2_fifth(__m256i h, int g) {
+    const __m256i m = _mm256_set1_epi8(0x10);
+    if (g < 4) return _mm256_and_si256(_mm256_slli_epi16(h, 4 - g), m);
+    if (g == 4) return _mm256_and_si256(h, m);
+    return _mm256_and_si256(_mm256_srli_epi16(h, g - 4), m);
+}
+
+/* Q4_K, or Q5_K when five (constant after inlining): the same walk with the fifth bits merged
+ * in and the int16 sums flushed every 4 pieces instead of 8. */
+R2_INLINE void rk2_k4_block(int five, int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y,
+                            size_t ys) {
     __m256i sc[8], mn[8], isum[4];
     rk2_scales(xb + 32, sc, mn);
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) isum[c] = _mm256_setzero_si256();
     const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const int span = five ? 4 : 8; /* pieces per int16 sum */
 #pragma GCC unroll 1
     for (int cc = 0; cc < 4; cc++) {
-        const uint8_t *qc = xb + 128 + 256 * cc;
-        __m256i slo[4], shi[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) slo[c] = shi[c] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int g = 0; g < 8; g++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(qc + 32 * g));
-            const __m256i lo = _mm256_and_si256(v, m4);
-            const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-#pragma GCC unroll 4
-            for (int c = 0; c < RY; c++) {
-                const uint8_t *q = y + c * ys + 4 + 64 * cc + 4 * g;
-                slo[c] = _mm256_add_epi16(slo[c], _mm256_maddubs_epi16(lo, r2_bcast4(q)));
-                shi[c] = _mm256_add_epi16(shi[c], _mm256_maddubs_epi16(hi, r2_bcast4(q + 32)));
-                R2_KEEP(slo[c]);
-                R2_KEEP(shi[c]);
-            }
+        const uint8_t *qc = xb + (five ? 128 + 64 + 320 * cc : 128 + 256 * cc);
+        __m256i h0 = _mm256_setzero_si256(), h1 = _mm256_setzero_si256();
+        if (five) {
+            h0 = _mm256_loadu_si256((const __m256i *)(qc - 64));
+            h1 = _mm256_loadu_si256((const __m256i *)(qc - 32));
         }
+#pragma GCC unroll 2
+        for (int g0 = 0; g0 < 8; g0 += span) {
+            __m256i slo[4], shi[4];
 #pragma GCC unroll 4
-        for (int c = 0; c < RY; c++)
-            isum[c] = _mm256_add_epi32(isum[c],
-                _mm256_add_epi32(_mm256_madd_epi16(slo[c], sc[2 * cc]),
-                                 _mm256_madd_epi16(shi[c], sc[2 * cc + 1])));
+            for (int c = 0; c < RY; c++) slo[c] = shi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = g0; g < g0 + span; g++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(qc + 32 * g));
+                __m256i lo = _mm256_and_si256(v, m4);
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                if (five) {
+                    lo = _mm256_or_si256(lo, rk2_fifth(h0, g));
+                    hi = _mm256_or_si256(hi, rk2_fifth(h1, g));
+                }
+#pragma GCC unroll 4
+                for (int c = 0; c < RY; c++) {
+                    const uint8_t *q = y + c * ys + 4 + 64 * cc + 4 * g;
+                    slo[c] = _mm256_add_epi16(slo[c], _mm256_maddubs_epi16(lo, r2_bcast4(q)));
+                    shi[c] = _mm256_add_epi16(shi[c], _mm256_maddubs_epi16(hi, r2_bcast4(q + 32)));
+                    R2_KEEP(slo[c]);
+                    R2_KEEP(shi[c]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int c = 0; c < RY; c++)
+                isum[c] = _mm256_add_epi32(isum[c],
+                    _mm256_add_epi32(_mm256_madd_epi16(slo[c], sc[2 * cc]),
+                                     _mm256_madd_epi16(shi[c], sc[2 * cc + 1])));
+        }
     }
     const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xb));
     const __m256 mx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(xb + 16)));
@@ -191,28 +222,33 @@ R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
 
 /* ---- both types ---- */
 
-enum { RK2_Q4_K, RK2_Q6_K };
+enum { RK2_Q4_K, RK2_Q5_K, RK2_Q6_K };
 
 /* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
 R2_INLINE void rk2_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
     const int64_t nb = n / QK_K;
-    const size_t xb = R2_ROWS * (kind == RK2_Q4_K ? sizeof(block_q4_k) : sizeof(block_q6_k));
+    const size_t xb = R2_ROWS * (kind == RK2_Q4_K   ? sizeof(block_q4_k)
+                                 : kind == RK2_Q5_K ? sizeof(block_q5_k)
+                                                    : sizeof(block_q6_k));
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         if (kind == RK2_Q6_K) rk2_q6_k_block(RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
-        else rk2_q4_k_block(RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
+        else rk2_k4_block(kind == RK2_Q5_K, RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
     }
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) _mm256_storeu_ps(out + c * os, acc[c]);
 }
 
 R2_DEFINE_DOT(rk2_dot_q4_k, rk2_group, RK2_Q4_K)
+R2_DEFINE_DOT(rk2_dot_q5_k, rk2_group, RK2_Q5_K)
 R2_DEFINE_DOT(rk2_dot_q6_k, rk2_group, RK2_Q6_K)
 
 const quant_repack_impl quant_q4_k_repack_avx2 = {R2_ROWS, rk2_pack_q4_k, rk2_act_size,
                                                  quant_q8_k_from_f32_avx2, rk2_dot_q4_k};
+const quant_repack_impl quant_q5_k_repack_avx2 = {R2_ROWS, rk2_pack_q5_k, rk2_act_size,
+                                                 quant_q8_k_from_f32_avx2, rk2_dot_q5_k};
 const quant_repack_impl quant_q6_k_repack_avx2 = {R2_ROWS, rk2_pack_q6_k, rk2_act_size,
                                                  quant_q8_k_from_f32_avx2, rk2_dot_q6_k};

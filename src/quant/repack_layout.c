@@ -62,18 +62,51 @@ void quant_rp_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n, in
     }
 }
 
-void quant_rp_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+/* Byte offset of chunk c's quants in a Q4_K (five 0) or Q5_K (five 1) super-block column of
+ * `rows` rows: Q4_K's right after the 16 * rows bytes of scales, Q5_K's each behind its two
+ * pieces of fifth bits (so every load of the kernel follows the last in memory). */
+static size_t k4_chunk(int five, int c, int rows) {
+    return (size_t)rows * (16 + (five ? 40 : 32) * (size_t)c + (five ? 8 : 0));
+}
+
+/* Row r's d, dmin, scale words and nibbles into a Q4_K or Q5_K super-block column. */
+static void k4_pack_row(uint8_t *o, int five, int r, int rows, const uint16_t *d,
+                        const uint16_t *dmin, const uint8_t *scales, const uint8_t *qs) {
     const size_t piece = 4 * (size_t)rows;
+    memcpy(o + 2 * r, d, 2);
+    memcpy(o + 2 * rows + 2 * r, dmin, 2);
+    for (int k = 0; k < 3; k++) memcpy(o + piece * (1 + k) + 4 * r, scales + 4 * k, 4);
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < 8; g++)
+            memcpy(o + k4_chunk(five, c, rows) + piece * g + 4 * r, qs + 32 * c + 4 * g, 4);
+}
+
+void quant_rp_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
     uint8_t *o = dst;
     for (int64_t b = 0; b < n / QK_K; b++, o += (size_t)rows * sizeof(block_q4_k)) {
         for (int r = 0; r < rows; r++) {
             const block_q4_k *x = (const block_q4_k *)((const uint8_t *)src + r * stride) + b;
-            memcpy(o + 2 * r, &x->d, 2);
-            memcpy(o + 2 * rows + 2 * r, &x->dmin, 2);
-            for (int k = 0; k < 3; k++) memcpy(o + piece * (1 + k) + 4 * r, x->scales + 4 * k, 4);
+            k4_pack_row(o, 0, r, rows, &x->d, &x->dmin, x->scales, x->qs);
+        }
+    }
+}
+
+void quant_rp_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows;
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, o += (size_t)rows * sizeof(block_q5_k)) {
+        for (int c = 0; c < 4; c++) memset(o + k4_chunk(1, c, rows) - 2 * piece, 0, 2 * piece);
+        for (int r = 0; r < rows; r++) {
+            const block_q5_k *x = (const block_q5_k *)((const uint8_t *)src + r * stride) + b;
+            k4_pack_row(o, 1, r, rows, &x->d, &x->dmin, x->scales, x->qs);
             for (int c = 0; c < 4; c++)
                 for (int g = 0; g < 8; g++)
-                    memcpy(o + piece * (4 + 8 * c + g) + 4 * r, x->qs + 32 * c + 4 * g, 4);
+                    for (int k = 0; k < 4; k++) {
+                        const int l = 4 * g + k; /* qh[l]: bits 2c, 2c + 1 */
+                        uint8_t *h = o + k4_chunk(1, c, rows) - 2 * piece + 4 * r + k;
+                        h[0] |= (uint8_t)(((x->qh[l] >> (2 * c)) & 1) << g);
+                        h[piece] |= (uint8_t)(((x->qh[l] >> (2 * c + 1)) & 1) << g);
+                    }
         }
     }
 }
