@@ -168,3 +168,22 @@ void quant_rp_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n, 
         }
     }
 }
+
+void quant_rp_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows, block = (size_t)rows * sizeof(block_q2_k);
+    uint8_t *o = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, o += block) {
+        memset(o, 0, block);
+        for (int r = 0; r < rows; r++) {
+            const block_q2_k *x = (const block_q2_k *)((const uint8_t *)src + r * stride) + b;
+            memcpy(o + 2 * r, &x->d, 2);
+            memcpy(o + 2 * rows + 2 * r, &x->dmin, 2);
+            for (int k = 0; k < 4; k++) memcpy(o + piece * (1 + k) + 4 * r, x->scales + 4 * k, 4);
+            for (int j = 0; j < QK_K; j++) { /* element j: see q2_k.c */
+                const int q = (x->qs[32 * (j / 128) + j % 32] >> (2 * ((j % 128) / 32))) & 3;
+                const int c = j / 32, g = (j % 32) / 4, k = j % 4;
+                o[piece * (5 + 2 * c + g / 4) + 4 * r + k] |= (uint8_t)(q << (2 * (g % 4)));
+            }
+        }
+    }
+}
