@@ -113,7 +113,7 @@ def header_avx2(a, bw_all, ops_all):
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     print(f"- date: {when}; machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
           f"{a.threads} threads used; outboard commit {rev}")
-    print("- outboard repacks Q4_0, Q5_0, Q8_0, IQ4_NL, Q2_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights 8 rows at a time on this "
+    print("- outboard repacks Q4_0, Q5_0, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights 8 rows at a time on this "
           "path (src/quant/repack*_avx2.c); the other types run the file layout")
     print("- files: as in the engine section (`outboard synth --shape 1b`), and the default model")
     print(f"- commands: `{a.llama_cmd} -m FILE` and `{a.outboard_cmd} -m FILE`; limits: "

@@ -121,6 +121,7 @@ static const quant_repack_impl *const REPACKED_AVX2[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q8_0] = X86(&quant_q8_0_repack_avx2),
     [OB_QTYPE_IQ4_NL] = X86(&quant_iq4_nl_repack_avx2),
     [OB_QTYPE_Q2_K] = X86(&quant_q2_k_repack_avx2),
+    [OB_QTYPE_Q3_K] = X86(&quant_q3_k_repack_avx2),
     [OB_QTYPE_Q4_K] = X86(&quant_q4_k_repack_avx2),
     [OB_QTYPE_Q5_K] = X86(&quant_q5_k_repack_avx2),
     [OB_QTYPE_Q6_K] = X86(&quant_q6_k_repack_avx2),

@@ -187,3 +187,37 @@ void quant_rp_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n, in
         }
     }
 }
+
+/* The 256 quants of a Q3_K super-block as u = quant + 4 (0..7), in element order. */
+static void q3_unpack(const block_q3_k *x, uint8_t u[QK_K]) {
+    for (int j = 0; j < QK_K; j++) {
+        const int half = j / 128, pair = (j % 128) / 32, l = j % 32;
+        const int lo = (x->qs[32 * half + l] >> (2 * pair)) & 3;
+        u[j] = (uint8_t)(lo | (((x->hmask[l] >> (j / 32)) & 1) << 2));
+    }
+}
+
+void quant_rp_pack_q3_k(const void *src, size_t stride, void *dst, int64_t n, int rows) {
+    const size_t piece = 4 * (size_t)rows, block = (size_t)rows * sizeof(block_q3_k);
+    uint8_t *o = dst;
+    uint8_t u[QK_K];
+    for (int64_t b = 0; b < n / QK_K; b++, o += block) {
+        memset(o, 0, block);
+        for (int r = 0; r < rows; r++) {
+            const block_q3_k *x = (const block_q3_k *)((const uint8_t *)src + r * stride) + b;
+            q3_unpack(x, u);
+            memcpy(o + 2 * r, &x->d, 2);
+            for (int k = 0; k < 3; k++)
+                memcpy(o + 2 * rows + piece * k + 4 * r, x->scales + 4 * k, 4);
+            for (int c = 0; c < 8; c++) {
+                uint8_t *ch = o + 14 * (size_t)rows + 3 * piece * c;
+                for (int g = 0; g < 8; g++)
+                    for (int k = 0; k < 4; k++) {
+                        const int v = u[32 * c + 4 * g + k];
+                        ch[4 * r + k] |= (uint8_t)((v >> 2) << g);
+                        ch[piece * (1 + g / 4) + 4 * r + k] |= (uint8_t)((v & 3) << (2 * (g % 4)));
+                    }
+            }
+        }
+    }
+}

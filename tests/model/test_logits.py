@@ -97,7 +97,7 @@ def cpu_has_avx2():
 
 
 # The types with AVX2 kernels on repacked rows (src/quant/repack*_avx2.c).
-AVX2_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q4_k", "q5_k", "q6_k", "iq4_xs", "q4_k_m"]
+AVX2_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs", "q4_k_m"]
 
 
 @pytest.mark.skipif(not cpu_has_avx2(), reason="needs an x86-64 CPU with AVX2, FMA and F16C")
