@@ -3,12 +3,21 @@
 # (its vendor/llama.cpp), for the side-by-side numbers in BENCHMARKS.md. x86-64 ISA flags are
 # set by hand rather than -march=native: AVX2/FMA/F16C and AVX-512 (with VNNI/BF16) when this CPU
 # has them, never AMX (seen advertised by cpuid yet faulting under hypervisors).
-# Output: bench/llama.cpp/build/bin/llama-bench (bench/llama.cpp/ is ignored by git).
+# LLAMA_ISA=avx2 builds it without AVX-512 (AVX2/FMA/F16C only), the reference for outboard's
+# AVX2 path (OB_ISA=avx2) on this machine.
+# Output: bench/llama.cpp/build/bin/llama-bench, or build-avx2/ for LLAMA_ISA=avx2
+# (bench/llama.cpp/ is ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")"
 VERSION=0.3.36
 OUT=llama.cpp
-if [ -x "$OUT/build/bin/llama-bench" ]; then echo "$OUT/build/bin/llama-bench"; exit 0; fi
+ISA=${LLAMA_ISA:-native}
+case "$ISA" in
+native) BUILD=build ;;
+avx2) BUILD=build-avx2 ;;
+*) echo "LLAMA_ISA: native or avx2, not '$ISA'" >&2; exit 2 ;;
+esac
+if [ -x "$OUT/$BUILD/bin/llama-bench" ]; then echo "$OUT/$BUILD/bin/llama-bench"; exit 0; fi
 mkdir -p "$OUT"
 if [ ! -d "$OUT/src/vendor/llama.cpp" ]; then
     python3 -m pip download --no-binary :all: --no-deps -d "$OUT" "llama-cpp-python==$VERSION" >&2
@@ -19,7 +28,8 @@ flags="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=O
 if [ "$(uname -m)" = x86_64 ]; then
     has() { grep -qw "$1" /proc/cpuinfo; }
     flags="$flags -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-    if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
+    [ "$ISA" = avx2 ] && flags="$flags -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF"
+    if [ "$ISA" = native ] && has avx512f && has avx512bw && has avx512vl && has avx512dq; then
         flags="$flags -DGGML_AVX512=ON"
         has avx512_vnni && flags="$flags -DGGML_AVX512_VNNI=ON"
         has avx512_bf16 && flags="$flags -DGGML_AVX512_BF16=ON"
@@ -27,7 +37,7 @@ if [ "$(uname -m)" = x86_64 ]; then
     fi
 fi
 # shellcheck disable=SC2086
-cmake -S "$OUT/src/vendor/llama.cpp" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release \
+cmake -S "$OUT/src/vendor/llama.cpp" -B "$OUT/$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF $flags >&2
-cmake --build "$OUT/build" --target llama-bench -j "${JOBS:-2}" >&2
-echo "$OUT/build/bin/llama-bench"
+cmake --build "$OUT/$BUILD" --target llama-bench -j "${JOBS:-2}" >&2
+echo "$OUT/$BUILD/bin/llama-bench"

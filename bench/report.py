@@ -1,5 +1,6 @@
-"""Reads bench/out/{llama,outboard}-FILE-ROUND.json and bench/out/bw-ROUND.json (written by
-bench/run.sh) and prints the engine section of BENCHMARKS.md: median tokens/s over the rounds for
+"""Reads OUT/{llama,outboard}-FILE-ROUND.json and OUT/bw-ROUND.json or OUT/peak-ROUND.json
+(written by bench/run.sh; OUT is bench/out, or bench/out-avx2 for the AVX2 section) and prints
+the engine section of BENCHMARKS.md (--isa native) or its AVX2-path section (--isa avx2): median tokens/s over the rounds for
 each program, file and test, the median of the per-round ratios outboard / llama.cpp (the
 two programs ran back to back in each round) against the targets, and each
 generation speed as a share of the memory-bandwidth limit (weight bytes read per token divided
@@ -20,11 +21,15 @@ TARGETS = {"q4_0": (0.8, 1.0), "q8_0": (1.0, 1.15), "q4_k_m": (1.0, 1.15),
            "q6_k": (1.0, 1.15)}
 TARGETS.update({t: (1.0, 1.0) for t in ("q2_k", "q3_k_m", "q4_k_s", "q5_k_m", "q5_k_s",
                                          "iq4_nl", "iq4_xs")})
+# The AVX2 path (OB_ISA=avx2) against llama.cpp built for AVX2 only: pp 1.5x, tg 1.2x, real
+# models (key None) included.
+TARGETS_AVX2 = {t: (1.5, 1.2) for t in ("q4_0", "q8_0", "q4_k_m", "q6_k", None)}
+OUT = "bench/out"
 
 
 def samples(prog, name):
     out = {"pp": [], "tg": []}
-    for path in sorted(glob.glob(f"bench/out/{prog}-{name}-*.json")):
+    for path in sorted(glob.glob(f"{OUT}/{prog}-{name}-*.json")):
         for row in json.load(open(path)):
             if prog == "llama":
                 test = "pp" if row["n_gen"] == 0 else "tg"
@@ -35,8 +40,36 @@ def samples(prog, name):
 
 
 def bandwidth():
-    vals = [json.load(open(p))["read_gbs"] for p in sorted(glob.glob("bench/out/bw-*.json"))]
+    vals = [json.load(open(p))["read_gbs"] for p in sorted(glob.glob(f"{OUT}/bw-*.json"))]
     return (max(vals), vals) if vals else (None, [])
+
+
+def peak(isa, threads):
+    """Best int8 multiply-adds/s and read GB/s of bench/peak's rounds for isa at threads."""
+    ops, gbs = [], []
+    for p in sorted(glob.glob(f"{OUT}/peak-*.json")):
+        d = json.load(open(p))
+        if isa in d["int8_gops"]:
+            ops.append(d["int8_gops"][isa][threads - 1])
+        if isa in d["read_gbs"]:
+            gbs.append(d["read_gbs"][isa][threads - 1])
+    return ops, gbs
+
+
+def macs_per_token(path):
+    """int8 multiply-adds of one token through the weight matrices (every 2-D tensor but the
+    token embedding, which counts when it is also the output matrix); attention's own products
+    are left out (about 1% at 512 tokens of the 1B shape)."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return None
+    names = {t.name: int(t.n_elements) for t in GGUFReader(path).tensors
+             if len([d for d in t.shape if d > 1]) == 2}
+    total = sum(v for k, v in names.items() if k != "token_embd.weight")
+    if "output.weight" not in names:
+        total += names.get("token_embd.weight", 0)
+    return total
 
 
 def bytes_per_token(path):
@@ -63,6 +96,43 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def header_avx2(a, bw_all, ops_all):
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip()
+    print("## AVX2 path: outboard (OB_ISA=avx2) vs llama.cpp built for AVX2\n")
+    print("The kernels that x86 CPUs without AVX-512 run (most laptops and desktops: Intel client "
+          "CPUs, AMD Zen 2/3), measured on this AVX-512 machine with outboard capped by "
+          "`OB_ISA=avx2` and llama.cpp built without AVX-512 (`LLAMA_ISA=avx2 "
+          "bench/build-llama-bench.sh`: -DGGML_NATIVE=OFF, AVX/AVX2/FMA/F16C on, "
+          "-DGGML_AVX512=OFF, no AVX-VNNI), both on the same files and threads. Produced by "
+          "`ISA=avx2 bench/run.sh` (do not edit by hand); tokens per second, median over rounds "
+          "in which the two programs took turns in an order swapped every round; the target is "
+          "judged on the median of the per-round ratios.\n")
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"- date: {when}; machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
+          f"{a.threads} threads used; outboard commit {rev}")
+    print("- outboard repacks Q4_0, Q5_0, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights 8 rows at a time on this "
+          "path (src/quant/repack*_avx2.c); the other types run the file layout")
+    print("- files: as in the engine section (`outboard synth --shape 1b`), and the default model")
+    print(f"- commands: `{a.llama_cmd} -m FILE` and `{a.outboard_cmd} -m FILE`; limits: "
+          f"`{a.peak_cmd}` once per round")
+    try:
+        load = open("/proc/loadavg").read().split()[:3]
+        print(f"- machine load when the report was written (1/5/15-minute load averages on "
+              f"{os.cpu_count()} CPUs): {' / '.join(load)}: other jobs were running, so single "
+              "figures are noisy; the spread is in Samples")
+    except OSError:
+        pass
+    if ops_all:
+        print(f"- limits, {a.threads} threads, AVX2 forms (bench/peak, per-thread CPU time): int8 "
+              f"multiply-adds best {max(ops_all):.0f} G/s (rounds {[round(x) for x in ops_all]}; "
+              f"VPMADDUBSW + VPADDW), read bandwidth best {max(bw_all):.1f} GB/s (rounds "
+              f"{[round(x, 1) for x in bw_all]}). Prompt processing is quoted against the int8 "
+              "limit (weight multiply-adds per token x tokens/s), generation against bandwidth "
+              "(weight bytes per token x tokens/s)")
+    print()
 
 
 def header(a, bw, bw_all):
@@ -126,11 +196,25 @@ def main():
     ap.add_argument("--bw-cmd", required=True)
     ap.add_argument("--pp", type=int, default=512)
     ap.add_argument("--tg", type=int, default=128)
+    ap.add_argument("--isa", choices=("native", "avx2"), default="native")
+    ap.add_argument("--out", default="bench/out")
+    ap.add_argument("--models", default="models")
+    ap.add_argument("--peak-cmd", default="")
     a = ap.parse_args()
-    bw, bw_all = bandwidth()
-    header(a, bw, bw_all)
+    global OUT
+    OUT = a.out
+    ops_all = []
+    if a.isa == "avx2":
+        ops_all, bw_all = peak("avx2", a.threads)
+        bw = max(bw_all) if bw_all else None
+        header_avx2(a, bw_all, ops_all)
+    else:
+        bw, bw_all = bandwidth()
+        header(a, bw, bw_all)
+    ops = max(ops_all) if ops_all else None
+    targets = TARGETS_AVX2 if a.isa == "avx2" else TARGETS
     print("| file | test | llama.cpp t/s | outboard t/s | ratio of medians | median of "
-          "per-round ratios | target | % of bandwidth limit (llama.cpp / outboard) |")
+          "per-round ratios | target | % of the limit (llama.cpp / outboard) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     names = []
     for spec in a.files.split():
@@ -141,20 +225,25 @@ def main():
             name = f"synth-{shape}-{qtype}"
         names.append(name)
         ll, ob = samples("llama", name), samples("outboard", name)
-        bpt = bytes_per_token(f"models/{name}.gguf")
+        bpt = bytes_per_token(f"{a.models}/{name}.gguf")
+        mpt = macs_per_token(f"{a.models}/{name}.gguf") if ops else None
         for i, test in enumerate(("pp", "tg")):
             if not ll[test] or not ob[test]:
                 continue
             m_ll, m_ob = statistics.median(ll[test]), statistics.median(ob[test])
             ratio = statistics.median(o / l for l, o in zip(ll[test], ob[test]))
-            target = TARGETS.get(qtype, (None, None))[i]
+            target = targets.get(qtype, (None, None))[i]
             mark = "-" if target is None else \
                 f">= {target}x ({'met' if ratio >= target else 'not met'})"
             share = ""
             if test == "tg" and bw and bpt:
                 limit = bw * 1e9 / bpt
                 share = f"{100 * m_ll / limit:.0f}% / {100 * m_ob / limit:.0f}% " \
-                        f"(limit {limit:.1f} t/s)"
+                        f"(bandwidth: {limit:.1f} t/s)"
+            if test == "pp" and ops and mpt:
+                limit = ops * 1e9 / mpt
+                share = f"{100 * m_ll / limit:.0f}% / {100 * m_ob / limit:.0f}% " \
+                        f"(int8 peak: {limit:.0f} t/s)"
             n = a.pp if test == "pp" else a.tg
             print(f"| {name}.gguf | {test}{n} | {m_ll:.2f} | {m_ob:.2f} | {m_ob / m_ll:.2f}x | "
                   f"**{ratio:.2f}x** | {mark} | {share} |")

@@ -15,6 +15,11 @@
 # over the rounds and judges the targets on the median of the per-pair ratios, which a slow
 # minute affects far less than it affects either program's own median. Writes its section of
 # BENCHMARKS.md.
+#
+# ISA=avx2 measures the AVX2 path instead: outboard under OB_ISA=avx2 against llama-bench built
+# without AVX-512 (LLAMA_ISA=avx2 bench/build-llama-bench.sh), with bench/peak (int8
+# multiply-add and read bandwidth limits) as the per-round probe; results in bench/out-avx2 and
+# the "AVX2 path" section. MODELS names the folder of the files (default models/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
@@ -26,31 +31,40 @@ FILES=${FILES:-"1b:q8_0 1b:q4_0 1b:q4_k_m 1b:q6_k 8b:q4_k_m"}
 # every file the report covers (default FILES).
 REPORT_FILES=${REPORT_FILES:-$FILES}
 VOCAB=${VOCAB:-../shared/models/vocab/ggml-vocab-llama-spm.gguf}
+ISA=${ISA:-native}
+MODELS=${MODELS:-models}
+case "$ISA" in
+native) OUT=bench/out; OB_ENV="" ;;
+avx2) OUT=bench/out-avx2; OB_ENV="env OB_ISA=avx2 " ;;
+*) echo "ISA: native or avx2, not '$ISA'" >&2; exit 2 ;;
+esac
 
-LLAMA_BENCH=bench/$(bash bench/build-llama-bench.sh)
-make -j2 build/outboard build/bench/bw_bench >&2
-mkdir -p models bench/out
-[ "${KEEP:-0}" = 1 ] || rm -f bench/out/*.json
-# name of a FILES entry: the file models/NAME.gguf
+LLAMA_BENCH=bench/$(LLAMA_ISA=$ISA bash bench/build-llama-bench.sh)
+make -j2 build/outboard build/bench/bw_bench build/bench/peak >&2
+mkdir -p "$MODELS" "$OUT"
+[ "${KEEP:-0}" = 1 ] || rm -f "$OUT"/*.json
+# name of a FILES entry: the file $MODELS/NAME.gguf
 file_name() { case "$1" in *.gguf) basename "$1" .gguf ;; *) echo "synth-${1%%:*}-${1#*:}" ;; esac; }
 for spec in $FILES; do
-    f=models/$(file_name "$spec").gguf
+    f=$MODELS/$(file_name "$spec").gguf
     case "$spec" in *.gguf) [ -f "$f" ] || { echo "$f: not found" >&2; exit 1; }; continue ;; esac
     [ -f "$f" ] || build/outboard synth --shape "${spec%%:*}" --type "${spec#*:}" \
         --vocab "$VOCAB" -o "$f"
 done
 LB_CMD="$LLAMA_BENCH -r 1 -t $THREADS -o json"
-OB_CMD="build/outboard bench -r 1 -t $THREADS --json"
+OB_CMD="${OB_ENV}build/outboard bench -r 1 -t $THREADS --json"
 BW_CMD="build/bench/bw_bench $THREADS 1024 5 --json"
+PEAK_CMD="build/bench/peak $THREADS 1024 3 --json"
 for r in $(seq 1 "$ROUNDS"); do
-    $BW_CMD > "bench/out/bw-$(date +%s)-$r.json"
+    if [ "$ISA" = native ]; then $BW_CMD > "$OUT/bw-$(date +%s)-$r.json"
+    else $PEAK_CMD > "$OUT/peak-$(date +%s)-$r.json"; fi
     for spec in $FILES; do
         name=$(file_name "$spec")
         echo "round $r/$ROUNDS: $name" >&2
         for test in pp tg; do
             if [ "$test" = pp ]; then sizes="-p $PP -n 0"; else sizes="-p 0 -n $TG"; fi
-            llama() { $LB_CMD $sizes -m "models/$name.gguf" > "bench/out/llama-$name-$r-$test.json" 2>/dev/null; }
-            ours() { $OB_CMD $sizes -m "models/$name.gguf" > "bench/out/outboard-$name-$r-$test.json"; }
+            llama() { $LB_CMD $sizes -m "$MODELS/$name.gguf" > "$OUT/llama-$name-$r-$test.json" 2>/dev/null; }
+            ours() { $OB_CMD $sizes -m "$MODELS/$name.gguf" > "$OUT/outboard-$name-$r-$test.json"; }
             if [ $((r % 2)) = 1 ]; then llama; ours; else ours; llama; fi
         done
     done
@@ -59,15 +73,17 @@ PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python  # the gguf package reads the tensor sizes
 $PY bench/report.py --threads "$THREADS" --rounds "$ROUNDS" --files "$REPORT_FILES" \
     --llama-cmd "$LB_CMD -p $PP -n 0 | -p 0 -n $TG" --outboard-cmd "$OB_CMD -p $PP -n 0 | -p 0 -n $TG" --bw-cmd "$BW_CMD" --pp "$PP" --tg "$TG" \
-    > bench/out/engine.md
+    --isa "$ISA" --out "$OUT" --models "$MODELS" --peak-cmd "$PEAK_CMD" \
+    > "$OUT/engine.md"
 # Replace this section of BENCHMARKS.md (other sections belong to other benchmarks).
-python3 - <<'PY'
-import re
-text = open("BENCHMARKS.md").read() if __import__("os").path.exists("BENCHMARKS.md") else "# Benchmarks\n"
-sec = open("bench/out/engine.md").read()
-head = "## Engine: outboard vs llama.cpp (llama-bench)"
+OUT=$OUT ISA=$ISA python3 - <<'PY'
+import os, re
+text = open("BENCHMARKS.md").read() if os.path.exists("BENCHMARKS.md") else "# Benchmarks\n"
+sec = open(os.environ["OUT"] + "/engine.md").read()
+head = ("## AVX2 path: outboard (OB_ISA=avx2) vs llama.cpp built for AVX2"
+        if os.environ["ISA"] == "avx2" else "## Engine: outboard vs llama.cpp (llama-bench)")
 pat = re.compile(re.escape(head) + r".*?(?=^## |\Z)", re.S | re.M)
 text = pat.sub(lambda m: sec + "\n", text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
 open("BENCHMARKS.md", "w").write(text)
 PY
-cat bench/out/engine.md
+cat "$OUT/engine.md"

@@ -39,14 +39,20 @@ static void cpu_detect_arch(ob_cpu_features *f) {
     f->avx2 = ((b7 >> 5) & 1) && fma && f16c;
     f->fma = fma;
     f->f16c = f16c;
+    unsigned a7_1 = 0;
+    if (a >= 1) { /* leaf 7's sub-leaf count, in its first EAX */
+        unsigned b1, c1, d1;
+        __cpuid_count(7, 1, a7_1, b1, c1, d1);
+    }
+    /* ymm state is all AVX-VNNI needs from the OS (checked above) */
+    f->avxvnni = f->avx2 && ((a7_1 >> 4) & 1);
     if (!zmm_ok || !f->avx2) return;
     f->avx512f = (b7 >> 16) & 1;
     f->avx512dq = f->avx512f && ((b7 >> 17) & 1);
     f->avx512bw = f->avx512f && ((b7 >> 30) & 1);
     f->avx512vl = f->avx512f && ((b7 >> 31) & 1);
     f->avx512vnni = f->avx512f && ((c7 >> 11) & 1);
-    __cpuid_count(7, 1, a, b, c, d);
-    f->avx512bf16 = f->avx512f && ((a >> 5) & 1);
+    f->avx512bf16 = f->avx512f && ((a7_1 >> 5) & 1);
 }
 
 #elif defined(__aarch64__) || defined(_M_ARM64)

@@ -21,6 +21,8 @@ typedef struct ob_cpu_features {
     bool avx2, fma, f16c;                     /* x86-64: AVX2 set with its companions */
     bool avx512f, avx512bw, avx512vl, avx512dq; /* x86-64: AVX-512 foundation + integer ext. */
     bool avx512vnni, avx512bf16;              /* x86-64: int8 dot (VPDPBUSD), bf16 dot */
+    bool avxvnni;                             /* x86-64: VEX VPDPBUSD on 256-bit registers
+                                                 (AVX-VNNI, CPUs with AVX2 and no AVX-512) */
     bool neon, dotprod;                       /* aarch64: Advanced SIMD (always), SDOT/UDOT */
 } ob_cpu_features;
 

@@ -30,7 +30,29 @@ typedef struct quant_repack_impl {
     quant_dot_tile_fn dot;
 } quant_repack_impl;
 
+/* The repacked layouts for a group of `rows` rows (repack_layout.c): Q4_0 and IQ4_NL's, Q5_0's,
+ * Q8_0's (each quant XOR flip: 0x80 makes them unsigned, 0 keeps them signed), Q2_K's, Q3_K's,
+ * Q4_K's, Q5_K's, Q6_K's and IQ4_XS's. */
+void quant_rp_pack_q4_0(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_q5_0(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n, int rows,
+                        uint8_t flip);
+void quant_rp_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_q3_k(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n, int rows);
+void quant_rp_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n, int rows);
+
 #if defined(__x86_64__) || defined(_M_X64)
+/* AVX2 kernels on groups of 8 rows (repack_avx2.c, repack_k_avx2.c, repack_iq4_avx2.c,
+ * repack_q2_k_avx2.c, repack_q3_k_avx2.c). */
+extern const quant_repack_impl quant_q4_0_repack_avx2, quant_q5_0_repack_avx2,
+    quant_q8_0_repack_avx2,
+    quant_iq4_nl_repack_avx2, quant_q4_k_repack_avx2, quant_q5_k_repack_avx2,
+    quant_q6_k_repack_avx2,
+    quant_iq4_xs_repack_avx2, quant_q2_k_repack_avx2, quant_q3_k_repack_avx2;
+
 extern const quant_pack_impl quant_q4_0_pack_avx512, quant_q8_0_pack_avx512;
 extern const quant_repack_impl quant_q4_0_repack_avx512, quant_q5_0_repack_avx512,
     quant_q8_0_repack_avx512, quant_iq4_nl_repack_avx512;

@@ -115,6 +115,19 @@ static const quant_repack_impl *const REPACKED_AVX512[OB_QTYPE_COUNT] = {
     [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_repack_avx512),
 };
 
+static const quant_repack_impl *const REPACKED_AVX2[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = X86(&quant_q4_0_repack_avx2),
+    [OB_QTYPE_Q5_0] = X86(&quant_q5_0_repack_avx2),
+    [OB_QTYPE_Q8_0] = X86(&quant_q8_0_repack_avx2),
+    [OB_QTYPE_IQ4_NL] = X86(&quant_iq4_nl_repack_avx2),
+    [OB_QTYPE_Q2_K] = X86(&quant_q2_k_repack_avx2),
+    [OB_QTYPE_Q3_K] = X86(&quant_q3_k_repack_avx2),
+    [OB_QTYPE_Q4_K] = X86(&quant_q4_k_repack_avx2),
+    [OB_QTYPE_Q5_K] = X86(&quant_q5_k_repack_avx2),
+    [OB_QTYPE_Q6_K] = X86(&quant_q6_k_repack_avx2),
+    [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_repack_avx2),
+};
+
 static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
 
 static quant_traits g_traits[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
@@ -178,7 +191,9 @@ static void quant_init(void) {
                 cur.act_pack = pk->pack;
                 cur.dot_packed = pk->dot;
             }
-            const quant_repack_impl *rp = isa == QUANT_ISA_AVX512 ? REPACKED_AVX512[type] : NULL;
+            const quant_repack_impl *rp = isa == QUANT_ISA_AVX512 ? REPACKED_AVX512[type]
+                                          : isa == QUANT_ISA_AVX2 ? REPACKED_AVX2[type]
+                                                                  : NULL;
             if (rp) {
                 cur.rp_rows = rp->rows;
                 cur.rp_pack = rp->pack;

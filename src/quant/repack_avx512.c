@@ -44,49 +44,17 @@ RP_INLINE size_t rp_xsize(int kind) {
 
 /* ---- load-time repacking ---- */
 
+/* The layouts above at 16 rows (repack_layout.c writes them for any group height). */
 static void rp_pack_q4_0(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / 32; b++, o += RP_ROWS * 18) {
-        for (int r = 0; r < RP_ROWS; r++) {
-            const uint8_t *blk = (const uint8_t *)src + r * stride + b * 18;
-            memcpy(o + 2 * r, blk, 2);
-            for (int g = 0; g < 4; g++) memcpy(o + 32 + 64 * g + 4 * r, blk + 2 + 4 * g, 4);
-        }
-    }
+    quant_rp_pack_q4_0(src, stride, dst, n, RP_ROWS);
 }
 
 static void rp_pack_q5_0(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / 32; b++, o += RP_ROWS * 22) {
-        for (int r = 0; r < RP_ROWS; r++) {
-            const quant_block_q5_0 *x =
-                (const quant_block_q5_0 *)((const uint8_t *)src + r * stride) + b;
-            uint32_t qh;
-            memcpy(&qh, x->qh, 4);
-            memcpy(o + 2 * r, &x->d, 2);
-            for (int g = 0; g < 4; g++) memcpy(o + 32 + 64 * g + 4 * r, x->qs + 4 * g, 4);
-            for (int k = 0; k < 4; k++) {
-                uint8_t h = 0;
-                for (int g = 0; g < 4; g++)
-                    h |= (uint8_t)(((qh >> (4 * g + k)) & 1) << g |
-                                   ((qh >> (16 + 4 * g + k)) & 1) << (4 + g));
-                o[288 + 4 * r + k] = h;
-            }
-        }
-    }
+    quant_rp_pack_q5_0(src, stride, dst, n, RP_ROWS);
 }
 
 static void rp_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / 32; b++, o += RP_ROWS * 34) {
-        for (int r = 0; r < RP_ROWS; r++) {
-            const uint8_t *blk = (const uint8_t *)src + r * stride + b * 34;
-            memcpy(o + 2 * r, blk, 2);
-            for (int g = 0; g < 8; g++)
-                for (int k = 0; k < 4; k++)
-                    o[32 + 64 * g + 4 * r + k] = (uint8_t)(blk[2 + 4 * g + k] ^ 0x80);
-        }
-    }
+    quant_rp_pack_q8_0(src, stride, dst, n, RP_ROWS, 0x80);
 }
 
 /* ---- activations ---- */

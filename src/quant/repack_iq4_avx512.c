@@ -28,19 +28,9 @@
 #define RI_ROWS 16
 #define RI_ABLOCK 292 /* bytes of one activation super-block (Q4_K's rp_act layout) */
 
+/* The layout above (repack_layout.c writes it for any group height). */
 static void ri_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / QK_K; b++, o += RI_ROWS * sizeof(block_iq4_xs)) {
-        for (int r = 0; r < RI_ROWS; r++) {
-            const block_iq4_xs *x = (const block_iq4_xs *)((const uint8_t *)src + r * stride) + b;
-            memcpy(o + 2 * r, &x->d, 2);
-            memcpy(o + 32 + 4 * r, x->scales_l, 4);
-            memcpy(o + 96 + 2 * r, &x->scales_h, 2);
-            for (int s = 0; s < 8; s++)
-                for (int g = 0; g < 4; g++)
-                    memcpy(o + 128 + 256 * s + 64 * g + 4 * r, x->qs + 16 * s + 4 * g, 4);
-        }
-    }
+    quant_rp_pack_iq4_xs(src, stride, dst, n, RI_ROWS);
 }
 
 /* One super-block column of 16 rows against RY activation rows: acc[c] += products. */

@@ -41,44 +41,13 @@
  * its 128 bytes of fifth bits. */
 #define RK_CHUNK(five, c) (256 + ((five) ? 640 : 512) * (c) + ((five) ? 128 : 0))
 
-/* Row r's d, dmin, scales and low nibbles into a Q4_K or Q5_K super-block column. */
-static void rk_pack_k4_row(uint8_t *o, int five, int r, const uint16_t *d, const uint16_t *dmin,
-                           const uint8_t *scales, const uint8_t *qs) {
-    memcpy(o + 2 * r, d, 2);
-    memcpy(o + 32 + 2 * r, dmin, 2);
-    for (int k = 0; k < 3; k++) memcpy(o + 64 + 64 * k + 4 * r, scales + 4 * k, 4);
-    for (int c = 0; c < 4; c++)
-        for (int g = 0; g < 8; g++)
-            memcpy(o + RK_CHUNK(five, c) + 64 * g + 4 * r, qs + 32 * c + 4 * g, 4);
-}
-
+/* The layouts above (repack_layout.c writes them for any group height). */
 static void rk_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / QK_K; b++, o += RK_ROWS * sizeof(block_q4_k)) {
-        for (int r = 0; r < RK_ROWS; r++) {
-            const block_q4_k *x = (const block_q4_k *)((const uint8_t *)src + r * stride) + b;
-            rk_pack_k4_row(o, 0, r, &x->d, &x->dmin, x->scales, x->qs);
-        }
-    }
+    quant_rp_pack_q4_k(src, stride, dst, n, RK_ROWS);
 }
 
 static void rk_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / QK_K; b++, o += RK_ROWS * sizeof(block_q5_k)) {
-        for (int c = 0; c < 4; c++) memset(o + RK_CHUNK(1, c) - 128, 0, 128);
-        for (int r = 0; r < RK_ROWS; r++) {
-            const block_q5_k *x = (const block_q5_k *)((const uint8_t *)src + r * stride) + b;
-            rk_pack_k4_row(o, 1, r, &x->d, &x->dmin, x->scales, x->qs);
-            for (int c = 0; c < 4; c++)
-                for (int g = 0; g < 8; g++)
-                    for (int k = 0; k < 4; k++) {
-                        const int l = 4 * g + k; /* qh[l]: bits 2c, 2c + 1 */
-                        uint8_t *h = o + RK_CHUNK(1, c) - 128 + 4 * r + k;
-                        h[0] |= (uint8_t)(((x->qh[l] >> (2 * c)) & 1) << g);
-                        h[64] |= (uint8_t)(((x->qh[l] >> (2 * c + 1)) & 1) << g);
-                    }
-        }
-    }
+    quant_rp_pack_q5_k(src, stride, dst, n, RK_ROWS);
 }
 
 /* ---- activations ---- */
@@ -233,44 +202,9 @@ RK_INLINE void rk4_block(int five, int RY, __m512 *acc, const uint8_t *xb, const
  * Activation rows: Q8_K's quantization as { int8 qs[256]; float d; int16 bsums[16] }.
  */
 
-/* The 256 quants of a Q6_K super-block as unsigned 0..63, in element order (the reference
- * dequantization's walk: two halves of 128, each four runs of 32). */
-static void rk_q6_unpack(const block_q6_k *x, uint8_t u[QK_K]) {
-    for (int h = 0; h < 2; h++) {
-        const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
-        uint8_t *o = u + 128 * h;
-        for (int l = 0; l < 32; l++) {
-            o[l] = (uint8_t)((ql[l] & 0xF) | ((qh[l] & 3) << 4));
-            o[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
-            o[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-            o[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-        }
-    }
-}
-
+/* The layout above (repack_layout.c writes it for any group height). */
 static void rk_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    uint8_t u[QK_K];
-    for (int64_t b = 0; b < n / QK_K; b++, o += RK_ROWS * sizeof(block_q6_k)) {
-        memset(o, 0, RK_ROWS * sizeof(block_q6_k));
-        for (int r = 0; r < RK_ROWS; r++) {
-            const block_q6_k *x = (const block_q6_k *)((const uint8_t *)src + r * stride) + b;
-            rk_q6_unpack(x, u);
-            memcpy(o + 2 * r, &x->d, 2);
-            for (int k = 0; k < 8; k++) memcpy(o + 32 + 32 * k + 2 * r, x->scales + 2 * k, 2);
-            for (int c = 0; c < 8; c++) {
-                uint8_t *ch = o + 288 + 384 * c;
-                for (int g = 0; g < 4; g++)
-                    for (int k = 0; k < 4; k++) {
-                        const int ua = u[32 * c + 4 * g + k];
-                        const int ub = u[32 * c + 16 + 4 * g + k];
-                        ch[128 + 64 * g + 4 * r + k] = (uint8_t)((ua & 15) | (ub & 15) << 4);
-                        ch[4 * r + k] |= (uint8_t)((ua >> 4) << (2 * g));
-                        ch[64 + 4 * r + k] |= (uint8_t)((ub >> 4) << (2 * g));
-                    }
-            }
-        }
-    }
+    quant_rp_pack_q6_k(src, stride, dst, n, RK_ROWS);
 }
 
 void quant_rk_act_b16(const float *src, void *dst, int64_t n) {

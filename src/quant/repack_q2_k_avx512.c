@@ -25,22 +25,9 @@
 #define R2_ROWS 16
 #define R2_ABLOCK 292 /* bytes of one activation super-block (quant_rk_act_b16) */
 
+/* The layout above (repack_layout.c writes it for any group height). */
 static void r2_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    for (int64_t b = 0; b < n / QK_K; b++, o += R2_ROWS * sizeof(block_q2_k)) {
-        memset(o, 0, R2_ROWS * sizeof(block_q2_k));
-        for (int r = 0; r < R2_ROWS; r++) {
-            const block_q2_k *x = (const block_q2_k *)((const uint8_t *)src + r * stride) + b;
-            memcpy(o + 2 * r, &x->d, 2);
-            memcpy(o + 32 + 2 * r, &x->dmin, 2);
-            for (int k = 0; k < 4; k++) memcpy(o + 64 + 64 * k + 4 * r, x->scales + 4 * k, 4);
-            for (int j = 0; j < QK_K; j++) { /* element j: see q2_k.c */
-                const int q = (x->qs[32 * (j / 128) + j % 32] >> (2 * ((j % 128) / 32))) & 3;
-                const int c = j / 32, g = (j % 32) / 4, k = j % 4;
-                o[320 + 128 * c + 64 * (g / 4) + 4 * r + k] |= (uint8_t)(q << (2 * (g % 4)));
-            }
-        }
-    }
+    quant_rp_pack_q2_k(src, stride, dst, n, R2_ROWS);
 }
 
 /* bytes (b, b+1) of each dword as two zero-extended int16 (b = 0 or 2): a (min, min) pair */

@@ -27,36 +27,9 @@
 #define RQ_ROWS 16
 #define RQ_ABLOCK 292 /* bytes of one activation super-block (quant_rk_act_b16) */
 
-/* The 256 quants of a Q3_K super-block as u = quant + 4 (0..7), in element order. */
-static void rq_unpack(const block_q3_k *x, uint8_t u[QK_K]) {
-    for (int j = 0; j < QK_K; j++) {
-        const int half = j / 128, pair = (j % 128) / 32, l = j % 32;
-        const int lo = (x->qs[32 * half + l] >> (2 * pair)) & 3;
-        u[j] = (uint8_t)(lo | (((x->hmask[l] >> (j / 32)) & 1) << 2));
-    }
-}
-
+/* The layout above (repack_layout.c writes it for any group height). */
 static void rq_pack_q3_k(const void *src, size_t stride, void *dst, int64_t n) {
-    uint8_t *o = dst;
-    uint8_t u[QK_K];
-    for (int64_t b = 0; b < n / QK_K; b++, o += RQ_ROWS * sizeof(block_q3_k)) {
-        memset(o, 0, RQ_ROWS * sizeof(block_q3_k));
-        for (int r = 0; r < RQ_ROWS; r++) {
-            const block_q3_k *x = (const block_q3_k *)((const uint8_t *)src + r * stride) + b;
-            rq_unpack(x, u);
-            memcpy(o + 2 * r, &x->d, 2);
-            for (int k = 0; k < 3; k++) memcpy(o + 32 + 64 * k + 4 * r, x->scales + 4 * k, 4);
-            for (int c = 0; c < 8; c++) {
-                uint8_t *ch = o + 224 + 192 * c;
-                for (int g = 0; g < 8; g++)
-                    for (int k = 0; k < 4; k++) {
-                        const int v = u[32 * c + 4 * g + k];
-                        ch[4 * r + k] |= (uint8_t)((v >> 2) << g);
-                        ch[64 + 64 * (g / 4) + 4 * r + k] |= (uint8_t)((v & 3) << (2 * (g % 4)));
-                    }
-            }
-        }
-    }
+    quant_rp_pack_q3_k(src, stride, dst, n, RQ_ROWS);
 }
 
 /* The 16 rows' scale of sub-block j (constant after inlining) as int32 in -32..31, from the

@@ -17,6 +17,7 @@ TEST(cap_clears_flags_above_it) {
     CHECK(!f.avx512f && !f.avx512vnni && !f.avx512bf16);
     ob_cpu_features full, bogus;
     cpu_features_detect(NULL, &full);
+    CHECK_EQ_INT(f.avxvnni, full.avxvnni); /* an AVX2-class extension: the avx2 cap keeps it */
     cpu_features_detect("no-such-isa", &bogus); /* ignored */
     CHECK(memcmp(&full, &bogus, sizeof full) == 0);
     CHECK_EQ_INT(f.avx2, full.avx2);
@@ -26,7 +27,7 @@ TEST(flags_are_consistent) {
     ob_cpu_features f;
     cpu_features_detect(NULL, &f);
     if (f.avx512vnni || f.avx512bw || f.avx512vl || f.avx512dq || f.avx512bf16) CHECK(f.avx512f);
-    if (f.avx512f) CHECK(f.avx2);
+    if (f.avx512f || f.avxvnni) CHECK(f.avx2);
     if (f.avx2) CHECK(f.fma && f.f16c);
     if (f.dotprod) CHECK(f.neon);
 #if defined(__aarch64__)
@@ -62,6 +63,7 @@ TEST(agrees_with_proc_cpuinfo) {
     cpu_features_detect(NULL, &f);
     CHECK_EQ_INT(f.avx2, cpuinfo_has("avx2") && cpuinfo_has("fma") && cpuinfo_has("f16c"));
     if (f.avx2) {
+        CHECK_EQ_INT(f.avxvnni, cpuinfo_has("avx_vnni"));
         CHECK_EQ_INT(f.avx512f, cpuinfo_has("avx512f"));
         if (f.avx512f) {
             CHECK_EQ_INT(f.avx512bw, cpuinfo_has("avx512bw"));

@@ -26,13 +26,14 @@ def outboard(*args, check=True, **kw):
     return proc
 
 
-def outboard_logits(model, tokens, tmp_path, chunk=0, ctx=None, threads=2):
+def outboard_logits(model, tokens, tmp_path, chunk=0, ctx=None, threads=2, env=None):
+    """env: variables added to this process's environment (e.g. OB_ISA) for the run."""
     out = tmp_path / "logits.bin"
     args = ["eval", "-m", model, "--tokens", ",".join(map(str, tokens)), "--logits", out,
             "--threads", threads, "--chunk", chunk]
     if ctx:
         args += ["--ctx", ctx]
-    outboard(*args)
+    outboard(*args, env={**os.environ, **env} if env else None)
     return np.fromfile(out, dtype=np.float32).reshape(len(tokens), -1)
 
 

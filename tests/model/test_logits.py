@@ -88,6 +88,31 @@ def test_synth_logits_match_llama_cpp(qtype, synth_dir, tmp_path):
     check(ours, llama_cpp_logits(path, tokens), qtype, f"synth tiny {qtype}")
 
 
+def cpu_has_avx2():
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return {"avx2", "fma", "f16c"} <= set(flags)
+
+
+# The types with AVX2 kernels on repacked rows (src/quant/repack*_avx2.c).
+AVX2_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs", "q4_k_m"]
+
+
+@pytest.mark.skipif(not cpu_has_avx2(), reason="needs an x86-64 CPU with AVX2, FMA and F16C")
+@pytest.mark.parametrize("qtype", AVX2_REPACKED)
+def test_synth_logits_on_the_avx2_path_match_llama_cpp(qtype, synth_dir, tmp_path):
+    """The AVX2 kernels (OB_ISA=avx2 caps the ISA on CPUs with AVX-512 too), in chunks of 7
+    tokens so that both register-tile heights (4 and 3 prompt rows) and the split of rows
+    between the 2 threads are exercised."""
+    path = synth(synth_dir, qtype)
+    rng = np.random.default_rng(11)
+    tokens = [1] + rng.integers(3, 259, size=63).tolist()
+    ours = outboard_logits(path, tokens, tmp_path, chunk=7, env={"OB_ISA": "avx2"})
+    check(ours, llama_cpp_logits(path, tokens), qtype, f"synth tiny {qtype}, OB_ISA=avx2")
+
+
 def test_llama3_rope_freqs_match_llama_cpp(synth_dir, tmp_path):
     """rope_freqs.weight (Llama 3.1 frequency factors) at positions where they matter."""
     path = synth(synth_dir, "f32", extra=("--rope-freqs",))

@@ -302,9 +302,18 @@ static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n,
     return failed;
 }
 
+/* Rows that quantize to the largest quants a type has: in every run of 16 one +1 (which sets
+ * the block scale's sign) and fifteen -1, which then round to the far end of the range. */
+static void fill_extreme(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = i % 16 == 0 ? 1.0f : -1.0f;
+}
+
 /* rp_dot on two repacked groups of rows x 1..TY activation rows from rp_act, against the
- * reference vec_dot on the file layout and the reference activation quantization. */
-static int check_repacked(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
+ * reference vec_dot on the file layout and the reference activation quantization. With
+ * `extreme`, weights from fill_extreme and activations of one sign (all at the largest quant):
+ * the products that kernels summing in 16 bits must keep below saturation. */
+static int check_repacked_data(const quant_traits *t, const quant_traits *r, int64_t n,
+                               scratch *s, bool extreme) {
     if (!t->rp_rows) return 0;
     const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
     const int64_t rows = 2 * t->rp_rows;
@@ -313,13 +322,16 @@ static int check_repacked(const quant_traits *t, const quant_traits *r, int64_t 
     uint8_t *act = ob_alloc(TY, ab);
     float *tile = ob_alloc((size_t)(rows * TY), sizeof(float));
     for (int64_t i = 0; i < rows; i++) {
-        fill(s->x, n);
+        if (extreme) fill_extreme(s->x, n);
+        else fill(s->x, n);
         r->from_f32(s->x, w + i * rb, n);
     }
     for (int64_t g = 0; g < 2; g++)
         t->rp_pack(w + g * t->rp_rows * rb, rb, rp + g * t->rp_rows * rb, n);
     for (int j = 0; j < TY; j++) {
-        fill(s->y, n);
+        if (extreme)
+            for (int64_t i = 0; i < n; i++) s->y[i] = j % 2 ? 1.0f : -1.0f;
+        else fill(s->y, n);
         ry->from_f32(s->y, s->qy + j * yb, n);
         t->rp_act(s->y, act + j * ab, n);
     }
@@ -346,6 +358,10 @@ static int check_repacked(const quant_traits *t, const quant_traits *r, int64_t 
     ob_free(act);
     ob_free(tile);
     return failed;
+}
+
+static int check_repacked(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
+    return check_repacked_data(t, r, n, s, false) || check_repacked_data(t, r, n, s, true);
 }
 
 /* One type on one ISA against the reference, over every test size. */
