@@ -45,6 +45,9 @@ typedef struct model_dnet_weights {
     const float *a;       /* (n_v_head) -exp(A_log): g = a * softplus(alpha + dt_bias) */
     const float *norm;    /* (d_state) gated RMSNorm weight, shared by the heads */
     float eps;            /* of the L2 norms of q and k and of the gated RMSNorm */
+    bool grouped_heads;   /* value head h reads key head h / (n_v_head / n_k_head), the value
+                             heads of a key head adjacent (qwen3next); else h % n_k_head, the
+                             value heads tiling the key heads (qwen35, qwen35moe) */
 } model_dnet_weights;
 
 typedef struct model_backend_ops {
@@ -104,16 +107,16 @@ typedef struct model_backend_ops {
     void (*moe_ffn)(model_backend *be, float *out, const float *x, const cpu_moe *moe,
                     int64_t n_tok);
 
-    /* ---- recurrent layers (Gated DeltaNet, qwen35); a backend without them leaves these
+    /* ---- recurrent layers (Gated DeltaNet, the qwen35 family); a backend without them leaves these
      * NULL and ob_context_new refuses such an architecture on it ---- */
 
     /* The core of DeltaNet layer il for rows of any mix of sequences: qkv (n_tok, conv_dim)
      * raw projections, convolved in place over each sequence's conv state, then SiLU; q and k
      * heads L2-normalised (q scaled by 1/sqrt(d_state)); alpha (n_tok, n_v_head) becomes the
-     * log decay g, beta (n_tok, n_v_head) its sigmoid; the delta rule per value head (value
-     * head h reads key head h % n_k_head) over the sequence's state, chunked when a sequence
-     * has several rows; out (n_tok, n_v_head * d_state) = rmsnorm(o) * norm * silu(z) per
-     * head. A row at position 0 starts its sequence from a zero state. */
+     * log decay g, beta (n_tok, n_v_head) its sigmoid; the delta rule per value head (reading
+     * the key head w->grouped_heads names) over the sequence's state, chunked when a
+     * sequence has several rows; out (n_tok, n_v_head * d_state) = rmsnorm(o) * norm *
+     * silu(z) per head. A row at position 0 starts its sequence from a zero state. */
     void (*deltanet)(model_backend *be, int64_t il, float *out, float *qkv, const float *z,
                      float *alpha, float *beta, const model_kv_batch *kv,
                      const model_dnet_weights *w);

@@ -171,7 +171,9 @@ static void delta_task(void *arg, int ith, int nth) {
         if (n == 0) continue;
         float *state = slot_ptr(rs, a->il, s, 0) + conv_floats + h * ds * ds;
         if (a->kv->pos[rs->rows[lo]] == 0) memset(state, 0, (size_t)(ds * ds) * sizeof(float));
-        const int64_t kh = h % nk; /* the converter's order: value heads tile the key heads */
+        /* the converter's order: the value heads of a key head are adjacent (qwen3next) or
+         * tile the key heads (qwen35) */
+        const int64_t kh = a->w->grouped_heads ? h / (nv / nk) : h % nk;
         cpu_dnet_head hd = {
             .n = n, .rows = rs->rows + lo, .dk = ds, .dv = ds,
             .q = a->qkv + kh * ds, .k = a->qkv + (nk + kh) * ds, .qk_stride = n_ch,

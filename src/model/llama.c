@@ -28,7 +28,13 @@ static ob_status read_sizes(ob_model *m, ob_err *err) {
     ob_status st;
     if ((st = model_key_i64(m, "embedding_length", &hp->n_embd, err))) return st;
     if ((st = model_key_i64(m, "block_count", &hp->n_layer, err))) return st;
-    if ((st = model_key_i64(m, "feed_forward_length", &hp->n_ff, err))) return st;
+    /* mixture-of-experts files may have no dense width (Qwen3.5 MoE): the experts' stands
+     * in for it (the shared expert's default) */
+    int64_t ff_exp;
+    if ((st = model_key_i64_or(m, "expert_feed_forward_length", 0, &ff_exp, err))) return st;
+    if (ff_exp > 0) st = model_key_i64_or(m, "feed_forward_length", ff_exp, &hp->n_ff, err);
+    else st = model_key_i64(m, "feed_forward_length", &hp->n_ff, err);
+    if (st) return st;
     if ((st = model_key_i64(m, "attention.head_count", &hp->n_head, err))) return st;
     if ((st = model_key_i64_or(m, "context_length", 2048, &hp->n_ctx_train, err))) return st;
     if ((st = model_key_i64_or(m, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err)))

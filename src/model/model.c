@@ -30,6 +30,8 @@ static const model_arch_entry ARCHES[] = {
     {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_forward},
     {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_qwen3moe_forward},
     {"qwen35", MODEL_ARCH_QWEN35, model_qwen35_load, model_qwen35_forward},
+    {"qwen35moe", MODEL_ARCH_QWEN35MOE, model_qwen35_load, model_qwen35_forward},
+    {"qwen3next", MODEL_ARCH_QWEN3NEXT, model_qwen35_load, model_qwen35_forward},
 };
 #define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
 
@@ -149,7 +151,7 @@ size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
         const model_layer *l = &m->w.layers[il];
         const cpu_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
                                   &l->w_down, &l->ssm_qkv, &l->ssm_z, &l->ssm_alpha,
-                                  &l->ssm_beta, &l->ssm_out};
+                                  &l->ssm_beta, &l->ssm_out, &l->ssm_ba};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
             if (!ws[i]->qt) continue; /* not bound: a tensor other layer kinds have (the
                                          FFN of a mixture-of-experts layer, ...) */
@@ -235,7 +237,7 @@ static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *er
     }
     return ob_fail(err, OB_ERR_UNSUPPORTED,
                    "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                   "gemma3, qwen3moe, qwen35)",
+                   "gemma3, qwen3moe, qwen35, qwen35moe, qwen3next)",
                    gguf_name(m->file), OB_STR_FMT(arch));
 }
 
