@@ -121,7 +121,8 @@ typedef struct model_backend_ops {
                      float *alpha, float *beta, const model_kv_batch *kv,
                      const model_dnet_weights *w);
     /* Copies sequence src's recurrent state slot (0 = live, 1 = checkpoint) over dst's slot,
-     * on every recurrent layer of the range (fork, checkpoint, restore). */
+     * on every recurrent layer of the range (fork, checkpoint, restore). Sequence numbers
+     * n_seq + i address snapshot i (model_backend_shape.n_rs_snap), slot 0 only. */
     void (*rs_copy)(model_backend *be, int32_t src, int src_slot, int32_t dst, int dst_slot);
     /* q (n_rows, hd), gate (n_rows, hd) from qg (n_rows, 2, hd): each head's q then its gate. */
     void (*split_gate)(model_backend *be, float *q, float *gate, const float *qg,
@@ -154,6 +155,8 @@ typedef struct model_backend_shape {
     const bool *recurrent; /* borrowed (n_layer of the model) or NULL: layer il is a Gated
                               DeltaNet layer, with recurrent state per sequence and no KV */
     int64_t ssm_conv, ssm_d_state, ssm_n_k_head, ssm_n_v_head; /* DeltaNet sizes */
+    int64_t n_rs_snap;   /* recurrent-state snapshots beside the sequences' slots, kept for
+                            prefix reuse (rs_park.h) */
 } model_backend_shape;
 
 /* Whether model layer il is recurrent (no KV cache rows). */
@@ -174,8 +177,8 @@ static inline int64_t model_dnet_slot_floats(const model_backend_shape *s) {
 }
 
 /* Bytes of recurrent state for layers [layer_lo, layer_lo + n_layer): two slots (live and
- * checkpoint) per sequence per DeltaNet layer, f32; what the CPU backend allocates (0 when
- * the size overflows or there is none). */
+ * checkpoint) per sequence and one per snapshot, per DeltaNet layer, f32; what the CPU
+ * backend allocates (0 when the size overflows or there is none). */
 size_t model_rs_bytes(const model_backend_shape *s, int64_t layer_lo);
 
 /* Cache rows of a sliding-window layer: the window plus one batch, so a batch never
