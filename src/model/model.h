@@ -73,9 +73,22 @@ typedef struct model_hparams {
     int64_t n_extra;      /* floats per row of model_buffers.extra (0: none) */
 } model_hparams;
 
+/* A layer's token mixer, set by model_bind_all from the hyperparameters before the family
+ * binds the layer: the one field forward passes and binding branch on. */
+typedef enum model_layer_kind {
+    MODEL_LAYER_ATTENTION = 0, /* causal attention over every earlier position */
+    MODEL_LAYER_SLIDING,       /* causal attention over the last n_swa positions (hp.swa) */
+    MODEL_LAYER_DELTANET,      /* Gated DeltaNet: recurrent state, no KV cache (hp.recurrent) */
+} model_layer_kind;
+
 /* One transformer block's weights. Matrices are views into the file; norm vectors are F32
- * copies (files store them F32, F16 or BF16; the ops want F32). */
+ * copies (files store them F32, F16 or BF16; the ops want F32). A layer binds the fields of
+ * its kind and family; the others stay zero. MODEL_LAYER_MATRICES and MODEL_LAYER_VECTORS
+ * list every field, so what visits all of a layer's weights (scratch sizing, freeing) has
+ * one list to follow, and a new field is added there too. The feed-forward half is the dense
+ * SwiGLU (w_gate, w_up, w_down) or, when moe is set, a mixture of experts. */
 typedef struct model_layer {
+    model_layer_kind kind;
     float *attn_norm;   /* (n_embd) */
     cpu_weight wq;      /* blk.N.attn_q.weight      [n_embd -> n_head * head_dim] */
     cpu_weight wk;      /* blk.N.attn_k.weight      [n_embd -> n_head_kv * head_dim] */
@@ -108,6 +121,20 @@ typedef struct model_layer {
     float *ssm_a;         /* blk.N.ssm_a (n_v_head) */
     float *ssm_norm;      /* blk.N.ssm_norm.weight (d_state) */
 } model_layer;
+
+/* offsetof every cpu_weight / every owned F32 vector field of model_layer (model.c). */
+extern const size_t MODEL_LAYER_MATRICES[];
+extern const size_t MODEL_LAYER_N_MATRICES;
+extern const size_t MODEL_LAYER_VECTORS[];
+extern const size_t MODEL_LAYER_N_VECTORS;
+
+static inline const cpu_weight *model_layer_matrix(const model_layer *l, size_t i) {
+    return (const cpu_weight *)((const char *)l + MODEL_LAYER_MATRICES[i]);
+}
+
+static inline float **model_layer_vector(model_layer *l, size_t i) {
+    return (float **)((char *)l + MODEL_LAYER_VECTORS[i]);
+}
 
 typedef struct model_weights {
     cpu_weight tok_embd;  /* token_embd.weight [n_embd -> n_vocab rows] */

@@ -240,7 +240,8 @@ static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err
         (st = model_bind_layer_vector(m, il, "post_attention_norm.weight", e, &l->ffn_norm,
                                       err)))
         return st;
-    st = hp->recurrent[il] ? bind_deltanet(m, il, l, err) : bind_attention(m, il, l, err);
+    st = l->kind == MODEL_LAYER_DELTANET ? bind_deltanet(m, il, l, err)
+                                         : bind_attention(m, il, l, err);
     if (st) return st;
     if (hp->moe.n_expert > 0) return model_moe_bind_layer(m, il, err);
 #define MATRIX(field, suffix, n_in, n_out)                                                      \
@@ -349,7 +350,7 @@ bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *b
         const model_layer *l = &m->w.layers[il];
         if (s->abort && s->abort(s->abort_user)) return false;
         op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps);
-        if (hp->recurrent[il]) deltanet_layer(m, be, b, il, s);
+        if (l->kind == MODEL_LAYER_DELTANET) deltanet_layer(m, be, b, il, s);
         else attention_layer(m, be, b, il, s);
         op->add(be, b->x, b->proj, n_tok * e);
         /* feed-forward block, normed by post_attention_norm */
