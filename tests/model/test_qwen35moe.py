@@ -6,9 +6,9 @@ scaled by its sigmoid gate. qwen3next differs in its fused beta/alpha projection
 which key head a value head reads (adjacent, not tiled: with 2 key and 4 value heads the two
 orders give different models) and in plain NeoX RoPE without dimension sections.
 
-64 positions in one batch and token by token, in F32, Q8_0, Q4_K and the Q4_K_M preset (per
-tensor types as llama-quantize picks them), the merged ffn_gate_up_exps form, and positions
-1000..1003 (the recurrence over many chunks, fed whole and in pieces of 333). Tolerances are
+64 positions in one batch and token by token, in F32, Q4_K and the Q4_K_M preset (per tensor
+types as llama-quantize picks them), the merged ffn_gate_up_exps form, positions 1000..1003
+in F32 (the recurrence over many chunks, fed in pieces of 333) and all 1004 positions in Q4_K. Tolerances are
 test_logits.py's. The prompts are ones without a router near-tie in the quantized files: where
 the top-k choice of a layer is within rounding of another (random weights have such ties at a
 few prompts, mostly in Q8_0), the two engines may pick different experts at that position and
@@ -40,7 +40,7 @@ def synth(synth_dir, arch, qtype, *extra):
     return str(path)
 
 
-@pytest.mark.parametrize("qtype", ["f32", "q8_0", "q4_k", "q4_k_m"])
+@pytest.mark.parametrize("qtype", ["f32", "q4_k", "q4_k_m"])
 @pytest.mark.parametrize("arch", ARCHS)
 def test_logits_match_llama_cpp(arch, qtype, synth_dir, tmp_path):
     path = synth(synth_dir, arch, qtype)
@@ -69,19 +69,18 @@ def test_merged_experts_match_llama_cpp(arch, synth_dir, tmp_path):
                                       "(slow); the normal pass runs them")
 @pytest.mark.parametrize("arch", ARCHS)
 def test_logits_at_position_1000(arch, synth_dir, tmp_path):
-    """F32: positions 1000..1003 within the F32 tolerance, whole and in pieces of 333."""
+    """F32: positions 1000..1003 within the F32 tolerance, the prompt fed in pieces of 333
+    (chunk boundaries inside pieces, the state carried across calls)."""
     path = synth(synth_dir, arch, "f32")
     toks = tokens(1004, 11)
     ref = llama_cpp_logits(path, toks, n_ctx=1004)[-4:]
-    check(outboard_logits(path, toks, tmp_path, ctx=1004)[-4:], ref, "f32",
-          f"{arch} f32, positions 1000..1003")
     check(outboard_logits(path, toks, tmp_path, ctx=1004, chunk=333)[-4:], ref, "f32",
           f"{arch} f32, 1004 tokens in pieces of 333")
 
 
 @pytest.mark.skipif(SANITIZED, reason="1004-position reference runs skipped under sanitizers "
                                       "(slow); the normal pass runs them")
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", ["qwen3next"])
 def test_quantized_logits_over_1004_positions(arch, synth_dir, tmp_path):
     """Q4_K over 1004 positions: across that many, some positions have a router near-tie (about
     1 in 100 here), where the engines may choose different experts; every other position is
