@@ -274,6 +274,8 @@ ob_status model_qwen35_load(ob_model *m, ob_err *err) {
     if ((st = bind_all(m, err))) return st;
     hp->flags.rope_neox = true;
     hp->flags.qk_norm = true;
+    /* per row: attention's q | gate and gate; DeltaNet's qkv, z, alpha, beta, o and (qwen3next)
+     * the fused beta/alpha projection before it is split */
     const int64_t ds = hp->ssm_d_state, nv = hp->ssm_n_v_head, vd = nv * ds,
                   conv_dim = (2 * hp->ssm_n_k_head + nv) * ds,
                   attn = 3 * hp->n_head * hp->head_dim, dnet = conv_dim + 2 * vd + 4 * nv;
