@@ -332,22 +332,43 @@ ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
     return OB_OK;
 }
 
+/* The snapshot of sequence seq's state after its first n positions, or -1 (none kept, or n
+ * not a block boundary). */
+static int64_t snapshot_of(ob_context *c, int32_t seq, int64_t n) {
+    if (!c->rs_park || n % KV_BLOCK) return -1;
+    const int64_t k = n / KV_BLOCK;
+    return rs_park_lookup(c->rs_park, k, kv_pool_prefix_hash(c->pool, seq, k));
+}
+
 /* A recurrent state summarises every position, so it can go back only to where a copy of it
- * was kept: position 0 (the next decode starts from a zero state) or the sequence's checkpoint
- * (its length before its last decode). Anything else is refused, never kept wrong. */
+ * was kept: position 0 (the next decode starts from a zero state), the sequence's checkpoint
+ * (its length before its last decode) or a block boundary of it whose state a snapshot holds
+ * (rs_park.h). Anything else is refused, never kept wrong. */
 static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int64_t len,
                                 ob_err *err) {
     if (!c->rs_ckpt || n_past == len || n_past == 0) return OB_OK;
-    if (n_past != c->rs_ckpt[seq]) {
-        char ck[64] = "";
-        if (c->rs_ckpt[seq] >= 0)
-            snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "truncate: sequence %d of %lld positions to "
-                       "%lld: %s has recurrent layers, whose state can return only to 0%s",
-                       seq, (long long)len, (long long)n_past, c->model->hp.arch_name, ck);
+    if (n_past == c->rs_ckpt[seq]) {
+        c->be->ops->rs_copy(c->be, seq, 1, seq, 0);
+        return OB_OK;
     }
-    c->be->ops->rs_copy(c->be, seq, 1, seq, 0);
-    return OB_OK;
+    const int64_t snap = snapshot_of(c, seq, n_past);
+    if (snap >= 0) {
+        c->be->ops->rs_copy(c->be, c->n_seq + (int32_t)snap, 0, seq, 0);
+        if (c->rs_ckpt[seq] > n_past) c->rs_ckpt[seq] = -1; /* past the new end */
+        return OB_OK;
+    }
+    char ck[64] = "", kept[160] = "";
+    if (c->rs_ckpt[seq] >= 0)
+        snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);
+    size_t used = 0;
+    for (int64_t p = KV_BLOCK; p < len && used + 24 < sizeof kept; p += KV_BLOCK)
+        if (snapshot_of(c, seq, p) >= 0)
+            used += (size_t)snprintf(kept + used, sizeof kept - used, "%s%lld",
+                                     used ? ", " : ", or a block boundary whose state was kept: ",
+                                     (long long)p);
+    return ob_fail(err, OB_ERR_UNSUPPORTED, "truncate: sequence %d of %lld positions to %lld: "
+                   "%s has recurrent layers, whose state can return only to 0%s%s", seq,
+                   (long long)len, (long long)n_past, c->model->hp.arch_name, ck, kept);
 }
 
 ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *err) {

@@ -82,3 +82,12 @@ int64_t rs_park_find(rs_park *rp, const uint64_t *hashes, int64_t n_match, int64
     if (*snap >= 0) rp->snap[*snap].used = ++rp->clock;
     return best_k;
 }
+
+int64_t rs_park_lookup(rs_park *rp, int64_t k, uint64_t hash) {
+    for (int64_t i = 0; hash && i < rp->n; i++)
+        if (rp->snap[i].hash == hash && rp->snap[i].k == k) {
+            rp->snap[i].used = ++rp->clock;
+            return i;
+        }
+    return -1;
+}

@@ -43,4 +43,8 @@ void rs_park_drop(rs_park *rp, int64_t i);
  * (marked as just used). 0 (and *snap -1) when none. */
 int64_t rs_park_find(rs_park *rp, const uint64_t *hashes, int64_t n_match, int64_t *snap);
 
+/* The snapshot holding the state after exactly k blocks whose chain hash is `hash` (marked
+ * as just used), or -1. */
+int64_t rs_park_lookup(rs_park *rp, int64_t k, uint64_t hash);
+
 #endif

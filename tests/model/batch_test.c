@@ -250,15 +250,49 @@ TEST(truncate_then_evaluate_equals_fresh) {
     ob_batch_clear(b);
     add_run(b, c, 0, toks, 30, next);
     CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
-    if (fx.recurrent)
+    if (fx.recurrent) /* the decodes kept the states at 32 and 64 too */
         CHECK_STATUS(ob_seq_truncate(c, 0, 49, &err), OB_ERR_UNSUPPORTED, &err,
-                     "can return only to 0 or 50");
+                     "can return only to 0 or 50 (its last checkpoint), or a block boundary "
+                     "whose state was kept: 32, 64");
     CHECK_STATUS(ob_seq_truncate(c, 0, 50, &err), OB_OK, &err, "");
     CHECK_STATUS(ob_seq_truncate(c, 0, 51, &err), OB_ERR_ARG, &err, "expected 0..50");
     ob_batch_clear(b);
     next[0] = 50;
     int32_t *t1[2] = {toks[1], toks[1]};
     add_run(b, c, 0, t1, 30, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref1);
+}
+
+/* A recurrent sequence truncated to a block boundary whose state a snapshot holds (the last
+ * one its decode crossed) continues from there to the logits of a fresh evaluation; a
+ * boundary without one is refused, naming the ones it can go back to. */
+TEST(recurrent_truncate_to_a_kept_block_boundary) {
+    if (!fx.recurrent) return;
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 80, 23);
+    memcpy(toks[1], toks[0], 64 * sizeof(int32_t));
+    make_tokens(toks[1] + 64, 16, 24);
+    float *ref1 = ref_logits(fx.m, toks[1], 80);
+    float *ref[2] = {ref1, ref1};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref1 && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 80, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_seq_truncate(c, 0, 32, &err), OB_ERR_UNSUPPORTED, &err,
+                 "a block boundary whose state was kept: 64");
+    CHECK_STATUS(ob_seq_truncate(c, 0, 64, &err), OB_OK, &err, "");
+    ob_batch_clear(b);
+    next[0] = 64;
+    int32_t *t1[2] = {toks[1], toks[1]};
+    add_run(b, c, 0, t1, 16, next);
     CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
     CHECK(check_batch(c, b, ref));
     ob_batch_free(b);
@@ -564,6 +598,7 @@ int main(void) {
         RUN(mixed_prefill_and_decode_match_single_sequences);
         RUN(fork_then_diverge);
         RUN(truncate_then_evaluate_equals_fresh);
+        RUN(recurrent_truncate_to_a_kept_block_boundary);
         RUN(prefix_attach_then_evaluate_the_rest);
         RUN(prefix_continues_a_freed_conversation);
         RUN(prefix_in_a_context_shorter_than_the_window);
