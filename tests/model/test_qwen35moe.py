@@ -139,3 +139,38 @@ def test_qwen3next_truncate_restores_or_refuses(synth_dir):
     assert kv_tool(path, 512, 100, 0)["truncate"] == "ok"
     msg = kv_tool(path, 512, 100, 99)["truncate"]
     assert msg.startswith("error:") and "recurrent" in msg, msg
+
+
+def renamed(src, dst, old, new):
+    """src (an F32 file: its tensors copy as plain arrays) rewritten with tensor old named
+    new."""
+    gguf = pytest.importorskip("gguf")
+    r = gguf.GGUFReader(src)
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(dst, arch)
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(name, f.contents(), f.types[0], sub)
+    for t in r.tensors:
+        w.add_tensor(new if t.name == old else t.name, np.array(t.data))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("blk.0.attn_qkv.weight", "blk.0.ssm_in.weight", "fused qkvz projection of early"),
+    ("blk.1.ssm_ba.weight", "blk.1.ssm_alpha.weight", "'blk.1.ssm_ba.weight' not found"),
+    ("blk.2.ffn_gate_inp_shexp.weight", "blk.2.gate.weight",
+     "'blk.2.ffn_gate_inp_shexp.weight' not found"),
+], ids=["legacy_ssm_in", "no_ssm_ba", "no_shared_gate"])
+def test_qwen3next_missing_tensors_are_named(old, new, message, synth_dir, tmp_path):
+    """A file without a tensor the architecture needs is refused at load, naming it."""
+    dst = str(tmp_path / "renamed.gguf")
+    renamed(synth(synth_dir, "qwen3next", "f32"), dst, old, new)
+    proc = outboard("run", "-m", dst, "--tokens", "1,2,3", "-n", 2, check=False)
+    assert proc.returncode == 1 and message in proc.stderr, proc.stderr
+    assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr, proc.stderr
