@@ -107,8 +107,8 @@ typedef struct model_backend_ops {
     void (*moe_ffn)(model_backend *be, float *out, const float *x, const cpu_moe *moe,
                     int64_t n_tok);
 
-    /* ---- recurrent layers (Gated DeltaNet, the qwen35 family); a backend without them leaves these
-     * NULL and ob_context_new refuses such an architecture on it ---- */
+    /* ---- recurrent layers (Gated DeltaNet, the qwen35 family); a backend without them leaves
+     * these NULL and ob_context_new refuses such an architecture on it ---- */
 
     /* The core of DeltaNet layer il for rows of any mix of sequences: qkv (n_tok, conv_dim)
      * raw projections, convolved in place over each sequence's conv state, then SiLU; q and k

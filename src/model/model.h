@@ -106,8 +106,8 @@ typedef struct model_layer {
     float *post_ffn_norm;  /* blk.N.post_ffw_norm.weight (n_embd), or NULL (gemma3) */
     model_moe_layer *moe;  /* owned: the layer's mixture-of-experts FFN (moe.h) in place of
                               w_gate/w_up/w_down, or NULL */
-    /* Gated DeltaNet layers (qwen35 family) (conv_dim = (2 n_k_head + n_v_head) d_state, value_dim =
-     * n_v_head d_state); the vectors NULL elsewhere */
+    /* Gated DeltaNet layers of the qwen35 family (conv_dim = (2 n_k_head + n_v_head) d_state,
+     * value_dim = n_v_head d_state); the vectors NULL elsewhere */
     cpu_weight ssm_qkv;   /* blk.N.attn_qkv.weight   [n_embd -> conv_dim] */
     cpu_weight ssm_z;     /* blk.N.attn_gate.weight  [n_embd -> value_dim] */
     cpu_weight ssm_alpha; /* blk.N.ssm_alpha.weight  [n_embd -> n_v_head] */

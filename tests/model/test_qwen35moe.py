@@ -7,12 +7,13 @@ which key head a value head reads (adjacent, not tiled: with 2 key and 4 value h
 orders give different models) and in plain NeoX RoPE without dimension sections.
 
 64 positions in one batch and token by token, in F32, Q4_K and the Q4_K_M preset (per tensor
-types as llama-quantize picks them), the merged ffn_gate_up_exps form, positions 1000..1003
-in F32 (the recurrence over many chunks, fed in pieces of 333) and all 1004 positions in Q4_K. Tolerances are
-test_logits.py's. The prompts are ones without a router near-tie in the quantized files: where
-the top-k choice of a layer is within rounding of another (random weights have such ties at a
-few prompts, mostly in Q8_0), the two engines may pick different experts at that position and
-no tolerance short of the whole logit range covers it; F32 files agree to ~1e-5 everywhere.
+types as llama-quantize picks them), the merged ffn_gate_up_exps form, positions 1000..1003 in
+F32 (the recurrence over many chunks, fed in pieces of 333) and all 1004 positions in Q4_K.
+Tolerances are test_logits.py's. The prompts are ones without a router near-tie in the
+quantized files: where the top-k choice of a layer is within rounding of another (random
+weights have such ties at a few prompts, mostly in Q8_0), the two engines may pick different
+experts at that position and no tolerance short of the whole logit range covers it; F32 files
+agree to ~1e-5 everywhere.
 """
 import os
 
