@@ -95,9 +95,10 @@ static int64_t vocab_size(const gguf_file *f, ob_str arch) {
     return kv && kv->type == GGUF_VTYPE_ARRAY ? (int64_t)kv->arr_len : -1;
 }
 
-/* Hybrid recurrent models (qwen35): which layers are DeltaNet and the recurrent state one
- * sequence keeps (conv state and delta-rule state per DeltaNet layer, f32; the engine keeps a
- * second copy as the sequence's checkpoint). Nothing for other architectures. */
+/* Hybrid recurrent models (qwen35, qwen35moe, qwen3next): which layers are DeltaNet and the
+ * recurrent state one sequence keeps (conv state and delta-rule state per DeltaNet layer, f32;
+ * a context keeps a checkpoint and two snapshots beside it, src/model/rs_park.h). Nothing for
+ * other architectures. */
 static void print_recurrent(const gguf_file *f, ob_str arch) {
     const int64_t ds = arch_int(f, arch, "ssm.state_size");
     const int64_t nk = arch_int(f, arch, "ssm.group_count");
@@ -119,8 +120,10 @@ static void print_recurrent(const gguf_file *f, ob_str arch) {
            n_layer - n_rec);
     const double per_layer = ((double)(conv - 1) * (double)((2 * nk + nv) * ds) +
                               (double)nv * (double)ds * (double)ds) * 4.0;
-    printf("%-17s %.1f KiB recurrent (%.1f KiB with its checkpoint)\n", "state per seq",
-           per_layer * (double)n_rec / 1024.0, 2.0 * per_layer * (double)n_rec / 1024.0);
+    /* a context keeps four copies per sequence: live, checkpoint, two prefix-reuse snapshots */
+    printf("%-17s %.1f KiB recurrent (%.1f KiB per sequence in a context: live, checkpoint and "
+           "2 prefix snapshots)\n", "state per seq", per_layer * (double)n_rec / 1024.0,
+           4.0 * per_layer * (double)n_rec / 1024.0);
 }
 
 /* ---- text output ------------------------------------------------------------------------ */

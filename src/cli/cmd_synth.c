@@ -1,5 +1,6 @@
 /*
  * `outboard synth --arch llama|qwen2|qwen3|gemma3|qwen3moe --shape tiny|1b|8b|30b-a3b --type TYPE -o FILE.gguf
+ * (qwen35, qwen35moe, qwen3next: synth_qwen35.c)
  * [--vocab V.gguf] [--swa N]`: writes a model of a real model's shape with random weights,
  * through the GGUF writer. qwen2 adds q/k/v biases; qwen3 per-head q/k norms and a head size
  * that is not n_embd / n_head; gemma3 those norms, post-norms, a tied output, and (tiny) six
@@ -277,10 +278,11 @@ static int parse_type(const char *s, uint32_t *out) {
 }
 
 static int usage(FILE *to) {
-    fprintf(to, "usage: outboard synth --shape tiny|1b|8b --type TYPE -o FILE.gguf "
-                    "[--arch llama|qwen2|qwen3|gemma3|qwen3moe|qwen35] [--vocab VOCAB.gguf] [--seed N]\n"
+    fprintf(to, "usage: outboard synth --shape tiny|1b|8b|30b-a3b|27b --type TYPE -o FILE.gguf\n"
+                    "  [--arch llama|qwen2|qwen3|gemma3|qwen3moe|qwen35|qwen35moe|qwen3next]\n"
+                    "  [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
-                    "  [--merged-experts (qwen3moe: one ffn_gate_up_exps per layer)]\n"
+                    "  [--merged-experts (qwen3moe, qwen35moe, qwen3next: ffn_gate_up_exps)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                 "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return to == stdout ? 0 : 2;
@@ -294,13 +296,14 @@ int cli_cmd_synth(int argc, char **argv) {
         return usage(stderr);
     }
     if (o.help) return usage(stdout);
-    if (!strcmp(o.arch, "qwen35")) return cli_synth_qwen35(&o); /* synth_qwen35.c */
+    if (!strcmp(o.arch, "qwen35") || !strcmp(o.arch, "qwen35moe") || !strcmp(o.arch, "qwen3next"))
+        return cli_synth_qwen35(&o); /* synth_qwen35.c */
     const synth_arch *ar = NULL;
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (!strcmp(ARCHS[i].name, o.arch)) ar = &ARCHS[i];
     if (!ar) {
         fprintf(stderr, "outboard synth: architecture '%s' is not supported (llama, qwen2, "
-                        "qwen3, gemma3, qwen3moe, qwen35)\n", o.arch);
+                        "qwen3, gemma3, qwen3moe, qwen35, qwen35moe, qwen3next)\n", o.arch);
         return 2;
     }
     const synth_shape *sh = NULL;

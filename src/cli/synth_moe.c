@@ -21,6 +21,15 @@ struct synth_moe {
 };
 
 bool synth_moe_dims_for(const char *arch, const char *shape, synth_moe_dims *out) {
+    if (!strcmp(arch, "qwen35moe") || !strcmp(arch, "qwen3next")) {
+        /* with a shared expert and its sigmoid gate; "27b" is the hybrid benchmark shape,
+         * with Qwen3.5-35B-A3B's experts */
+        *out = (synth_moe_dims){.n_expert = 8, .n_used = 2, .n_ff_exp = 256, .n_ff_shexp = 256};
+        if (!strcmp(shape, "27b"))
+            *out = (synth_moe_dims){.n_expert = 256, .n_used = 8, .n_ff_exp = 512,
+                                    .n_ff_shexp = 512};
+        return true;
+    }
     if (strcmp(arch, "qwen3moe")) return false;
     /* tiny: rows of 256 so every K-quant fits the experts' down matrices too */
     *out = (synth_moe_dims){.n_expert = 8, .n_used = 2, .n_ff_exp = 512};

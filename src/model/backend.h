@@ -45,6 +45,9 @@ typedef struct model_dnet_weights {
     const float *a;       /* (n_v_head) -exp(A_log): g = a * softplus(alpha + dt_bias) */
     const float *norm;    /* (d_state) gated RMSNorm weight, shared by the heads */
     float eps;            /* of the L2 norms of q and k and of the gated RMSNorm */
+    bool grouped_heads;   /* value head h reads key head h / (n_v_head / n_k_head), the value
+                             heads of a key head adjacent (qwen3next); else h % n_k_head, the
+                             value heads tiling the key heads (qwen35, qwen35moe) */
 } model_dnet_weights;
 
 typedef struct model_backend_ops {
@@ -104,21 +107,22 @@ typedef struct model_backend_ops {
     void (*moe_ffn)(model_backend *be, float *out, const float *x, const cpu_moe *moe,
                     int64_t n_tok);
 
-    /* ---- recurrent layers (Gated DeltaNet, qwen35); a backend without them leaves these
-     * NULL and ob_context_new refuses such an architecture on it ---- */
+    /* ---- recurrent layers (Gated DeltaNet, the qwen35 family); a backend without them leaves
+     * these NULL and ob_context_new refuses such an architecture on it ---- */
 
     /* The core of DeltaNet layer il for rows of any mix of sequences: qkv (n_tok, conv_dim)
      * raw projections, convolved in place over each sequence's conv state, then SiLU; q and k
      * heads L2-normalised (q scaled by 1/sqrt(d_state)); alpha (n_tok, n_v_head) becomes the
-     * log decay g, beta (n_tok, n_v_head) its sigmoid; the delta rule per value head (value
-     * head h reads key head h % n_k_head) over the sequence's state, chunked when a sequence
-     * has several rows; out (n_tok, n_v_head * d_state) = rmsnorm(o) * norm * silu(z) per
-     * head. A row at position 0 starts its sequence from a zero state. */
+     * log decay g, beta (n_tok, n_v_head) its sigmoid; the delta rule per value head (reading
+     * the key head w->grouped_heads names) over the sequence's state, chunked when a
+     * sequence has several rows; out (n_tok, n_v_head * d_state) = rmsnorm(o) * norm *
+     * silu(z) per head. A row at position 0 starts its sequence from a zero state. */
     void (*deltanet)(model_backend *be, int64_t il, float *out, float *qkv, const float *z,
                      float *alpha, float *beta, const model_kv_batch *kv,
                      const model_dnet_weights *w);
     /* Copies sequence src's recurrent state slot (0 = live, 1 = checkpoint) over dst's slot,
-     * on every recurrent layer of the range (fork, checkpoint, restore). */
+     * on every recurrent layer of the range (fork, checkpoint, restore). Sequence numbers
+     * n_seq + i address snapshot i (model_backend_shape.n_rs_snap), slot 0 only. */
     void (*rs_copy)(model_backend *be, int32_t src, int src_slot, int32_t dst, int dst_slot);
     /* q (n_rows, hd), gate (n_rows, hd) from qg (n_rows, 2, hd): each head's q then its gate. */
     void (*split_gate)(model_backend *be, float *q, float *gate, const float *qg,
@@ -151,6 +155,8 @@ typedef struct model_backend_shape {
     const bool *recurrent; /* borrowed (n_layer of the model) or NULL: layer il is a Gated
                               DeltaNet layer, with recurrent state per sequence and no KV */
     int64_t ssm_conv, ssm_d_state, ssm_n_k_head, ssm_n_v_head; /* DeltaNet sizes */
+    int64_t n_rs_snap;   /* recurrent-state snapshots beside the sequences' slots, kept for
+                            prefix reuse (rs_park.h) */
 } model_backend_shape;
 
 /* Whether model layer il is recurrent (no KV cache rows). */
@@ -171,8 +177,8 @@ static inline int64_t model_dnet_slot_floats(const model_backend_shape *s) {
 }
 
 /* Bytes of recurrent state for layers [layer_lo, layer_lo + n_layer): two slots (live and
- * checkpoint) per sequence per DeltaNet layer, f32; what the CPU backend allocates (0 when
- * the size overflows or there is none). */
+ * checkpoint) per sequence and one per snapshot, per DeltaNet layer, f32; what the CPU
+ * backend allocates (0 when the size overflows or there is none). */
 size_t model_rs_bytes(const model_backend_shape *s, int64_t layer_lo);
 
 /* Cache rows of a sliding-window layer: the window plus one batch, so a batch never

@@ -1,7 +1,8 @@
 /*
- * The CPU backend's recurrent state and its deltanet op (backend_cpu_rs.h). Layout: one block
- * of model_dnet_slot_floats per (recurrent layer, sequence, slot), the conv state
- * (conv - 1, conv_dim) first, then the delta-rule state (n_v_head, d_state, d_state).
+ * The CPU backend's recurrent state and its deltanet op (backend_cpu_rs.h). Layout: per
+ * recurrent layer, one block of model_dnet_slot_floats per (sequence, slot), then one per
+ * snapshot; a block holds the conv state (conv - 1, conv_dim) first, then the delta-rule state
+ * (n_v_head, d_state, d_state).
  *
  * A batch's rows are grouped by sequence (a sequence's rows are in position order), then the op
  * runs in four parallel phases: the convolution split by channels, the per-row norms and gates,
@@ -24,7 +25,8 @@ struct model_cpu_rs {
     int64_t *layer_idx;  /* (n_layer) index among the range's recurrent layers, or -1 */
     int64_t n_recurrent;
     size_t slot;         /* floats per slot */
-    float *state;        /* (n_recurrent, n_seq, 2, slot) */
+    size_t per_layer;    /* slots per layer: 2 n_seq + n_rs_snap */
+    float *state;        /* (n_recurrent, per_layer, slot) */
     float *scratch;      /* (nth, cpu_dnet_scratch_floats) */
     size_t scratch_per;
     int nth;
@@ -32,18 +34,22 @@ struct model_cpu_rs {
     int64_t *seq_off;    /* (n_seq + 1) each sequence's range in rows */
 };
 
+/* seq >= n_seq: snapshot seq - n_seq (slot 0). */
 static float *slot_ptr(model_cpu_rs *rs, int64_t il, int32_t seq, int slot) {
-    const int64_t l = rs->layer_idx[il - rs->layer_lo];
-    return rs->state + (((size_t)l * (size_t)rs->shape.n_seq + (size_t)seq) * 2 + (size_t)slot) *
-                           rs->slot;
+    const int64_t l = rs->layer_idx[il - rs->layer_lo], n_seq = rs->shape.n_seq;
+    const size_t i = seq < n_seq ? (size_t)seq * 2 + (size_t)slot
+                                 : (size_t)(2 * n_seq) + (size_t)(seq - n_seq);
+    return rs->state + ((size_t)l * rs->per_layer + i) * rs->slot;
 }
 
 size_t model_rs_bytes(const model_backend_shape *s, int64_t layer_lo) {
     int64_t n = 0;
     for (int64_t l = 0; l < s->n_layer; l++) n += model_layer_is_recurrent(s, layer_lo + l);
     size_t bytes = 0, per;
-    if (n == 0 || ob_mul_size((size_t)model_dnet_slot_floats(s), 2 * sizeof(float), &per) ||
-        ob_mul_size(per, (size_t)s->n_seq, &per) || ob_mul_size(per, (size_t)n, &bytes))
+    if (n == 0 || s->n_rs_snap < 0 ||
+        ob_mul_size((size_t)model_dnet_slot_floats(s), sizeof(float), &per) ||
+        ob_mul_size(per, (size_t)(2 * s->n_seq + s->n_rs_snap), &per) ||
+        ob_mul_size(per, (size_t)n, &bytes))
         return 0;
     return bytes;
 }
@@ -72,6 +78,7 @@ ob_status model_cpu_rs_new(const model_backend_shape *shape, int64_t layer_lo, i
     rs->layer_lo = layer_lo;
     rs->nth = nth;
     rs->slot = (size_t)model_dnet_slot_floats(shape);
+    rs->per_layer = (size_t)(2 * shape->n_seq + shape->n_rs_snap);
     rs->scratch_per = cpu_dnet_scratch_floats(shape->ssm_d_state, shape->ssm_d_state);
     rs->layer_idx = ob_alloc((size_t)shape->n_layer, sizeof *rs->layer_idx);
     rs->state = ob_alloc_aligned(64, bytes);
@@ -171,7 +178,9 @@ static void delta_task(void *arg, int ith, int nth) {
         if (n == 0) continue;
         float *state = slot_ptr(rs, a->il, s, 0) + conv_floats + h * ds * ds;
         if (a->kv->pos[rs->rows[lo]] == 0) memset(state, 0, (size_t)(ds * ds) * sizeof(float));
-        const int64_t kh = h % nk; /* the converter's order: value heads tile the key heads */
+        /* the converter's order: the value heads of a key head are adjacent (qwen3next) or
+         * tile the key heads (qwen35) */
+        const int64_t kh = a->w->grouped_heads ? h / (nv / nk) : h % nk;
         cpu_dnet_head hd = {
             .n = n, .rows = rs->rows + lo, .dk = ds, .dv = ds,
             .q = a->qkv + kh * ds, .k = a->qkv + (nk + kh) * ds, .qk_stride = n_ch,

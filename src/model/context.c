@@ -181,23 +181,32 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
     c->seq_new = ob_calloc((size_t)c->n_seq, sizeof *c->seq_new);
     c->swa_lo = ob_calloc((size_t)c->n_seq, sizeof *c->swa_lo);
     const bool recurrent = c->model->hp.recurrent != NULL;
-    if (recurrent && (c->rs_ckpt = ob_alloc((size_t)c->n_seq, sizeof *c->rs_ckpt)))
-        for (int32_t s = 0; s < c->n_seq; s++) c->rs_ckpt[s] = -1;
+    if (recurrent) {
+        c->rs_ckpt = ob_alloc((size_t)c->n_seq, sizeof *c->rs_ckpt);
+        c->rs_mark = ob_calloc((size_t)c->n_seq, sizeof *c->rs_mark);
+        c->rs_snap_at = ob_alloc(2 * (size_t)c->n_seq, sizeof *c->rs_snap_at);
+        c->rs_snap_id = ob_alloc(2 * (size_t)c->n_seq, sizeof *c->rs_snap_id);
+        for (int32_t s = 0; c->rs_ckpt && s < c->n_seq; s++) c->rs_ckpt[s] = -1;
+    }
     if (!c->step_pos || !c->step_seq || !c->step_slot || !c->step_out || !c->step_blocks ||
-        !c->seq_new || !c->swa_lo || (recurrent && !c->rs_ckpt))
+        !c->seq_new || !c->swa_lo ||
+        (recurrent && (!c->rs_ckpt || !c->rs_mark || !c->rs_snap_at || !c->rs_snap_id)))
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
     /* Prefix caching needs copy-on-write and arbitrary block tables, which the CUDA kernels
      * lack. Sliding-window layers share no blocks: a prefix continues a parked ring. Cached
-     * KV blocks are of no use to a model with recurrent layers without the state at the
-     * block's end, which is not kept: no prefix cache there. */
-    const bool hashing = !is_cuda(c) && !recurrent;
+     * KV blocks are of use to a model with recurrent layers only up to a snapshot of the
+     * state (rs_park.h). */
+    const bool hashing = !is_cuda(c);
     const int64_t max_blocks = (c->n_ctx + KV_BLOCK - 1) / KV_BLOCK;
-    if (hashing && c->swa_rows) {
-        st = ring_park_new(c->n_seq, c->model->hp.n_swa, c->swa_rows, &c->park, err);
-        if (st) return st;
+    if (hashing && (c->swa_rows || recurrent)) {
         c->match_hash = ob_alloc((size_t)max_blocks, sizeof *c->match_hash);
         if (!c->match_hash) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory");
     }
+    if (hashing && c->swa_rows &&
+        (st = ring_park_new(c->n_seq, c->model->hp.n_swa, c->swa_rows, &c->park, err)))
+        return st;
+    if (hashing && recurrent && (st = rs_park_new(shape->n_rs_snap, &c->rs_park, err)))
+        return st;
     return kv_pool_new(shape->n_kv_rows / KV_BLOCK, c->n_seq, max_blocks, hashing, &c->pool,
                        err);
 }
@@ -226,6 +235,9 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         .matmul_wsize = model_matmul_wsize(m, p.n_batch),
         .recurrent = hp->recurrent, .ssm_conv = hp->ssm_conv, .ssm_d_state = hp->ssm_d_state,
         .ssm_n_k_head = hp->ssm_n_k_head, .ssm_n_v_head = hp->ssm_n_v_head,
+        /* two snapshots per sequence: its latest block boundary and where its prompt left a
+         * cached one (rs_park.h) */
+        .n_rs_snap = hp->recurrent && p.device != OB_DEVICE_CUDA ? 2 * (int64_t)p.n_seq_max : 0,
     };
     model_moe_shape(m, &shape);
     c->kv_bytes = model_kv_bytes(&shape, 0) + model_rs_bytes(&shape, 0);
@@ -258,9 +270,10 @@ void ob_context_free(ob_context *c) {
     if (c->be) c->be->ops->free(c->be);
     kv_pool_free(c->pool);
     ring_park_free(c->park);
+    rs_park_free(c->rs_park);
     void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
                     c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash,
-                    c->rs_ckpt};
+                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);
 }
@@ -296,7 +309,10 @@ void ob_seq_free(ob_context *c, int32_t seq) {
     if (c->park && len > 0) ring_park_save(c->park, c->pool, seq, len, c->swa_lo[seq]);
     kv_pool_seq_free(c->pool, seq);
     c->swa_lo[seq] = 0;
-    if (c->rs_ckpt) c->rs_ckpt[seq] = -1; /* its next decode starts at position 0: zero state */
+    if (c->rs_ckpt) { /* its next decode starts at position 0: zero state */
+        c->rs_ckpt[seq] = -1;
+        c->rs_mark[seq] = 0;
+    }
 }
 
 ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
@@ -316,22 +332,43 @@ ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
     return OB_OK;
 }
 
+/* The snapshot of sequence seq's state after its first n positions, or -1 (none kept, or n
+ * not a block boundary). */
+static int64_t snapshot_of(ob_context *c, int32_t seq, int64_t n) {
+    if (!c->rs_park || n % KV_BLOCK) return -1;
+    const int64_t k = n / KV_BLOCK;
+    return rs_park_lookup(c->rs_park, k, kv_pool_prefix_hash(c->pool, seq, k));
+}
+
 /* A recurrent state summarises every position, so it can go back only to where a copy of it
- * was kept: position 0 (the next decode starts from a zero state) or the sequence's checkpoint
- * (its length before its last decode). Anything else is refused, never kept wrong. */
+ * was kept: position 0 (the next decode starts from a zero state), the sequence's checkpoint
+ * (its length before its last decode) or a block boundary of it whose state a snapshot holds
+ * (rs_park.h). Anything else is refused, never kept wrong. */
 static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int64_t len,
                                 ob_err *err) {
     if (!c->rs_ckpt || n_past == len || n_past == 0) return OB_OK;
-    if (n_past != c->rs_ckpt[seq]) {
-        char ck[64] = "";
-        if (c->rs_ckpt[seq] >= 0)
-            snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "truncate: sequence %d of %lld positions to "
-                       "%lld: %s has recurrent layers, whose state can return only to 0%s",
-                       seq, (long long)len, (long long)n_past, c->model->hp.arch_name, ck);
+    if (n_past == c->rs_ckpt[seq]) {
+        c->be->ops->rs_copy(c->be, seq, 1, seq, 0);
+        return OB_OK;
     }
-    c->be->ops->rs_copy(c->be, seq, 1, seq, 0);
-    return OB_OK;
+    const int64_t snap = snapshot_of(c, seq, n_past);
+    if (snap >= 0) {
+        c->be->ops->rs_copy(c->be, c->n_seq + (int32_t)snap, 0, seq, 0);
+        if (c->rs_ckpt[seq] > n_past) c->rs_ckpt[seq] = -1; /* past the new end */
+        return OB_OK;
+    }
+    char ck[64] = "", kept[160] = "";
+    if (c->rs_ckpt[seq] >= 0)
+        snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);
+    size_t used = 0;
+    for (int64_t p = KV_BLOCK; p < len && used + 24 < sizeof kept; p += KV_BLOCK)
+        if (snapshot_of(c, seq, p) >= 0)
+            used += (size_t)snprintf(kept + used, sizeof kept - used, "%s%lld",
+                                     used ? ", " : ", or a block boundary whose state was kept: ",
+                                     (long long)p);
+    return ob_fail(err, OB_ERR_UNSUPPORTED, "truncate: sequence %d of %lld positions to %lld: "
+                   "%s has recurrent layers, whose state can return only to 0%s%s", seq,
+                   (long long)len, (long long)n_past, c->model->hp.arch_name, ck, kept);
 }
 
 ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *err) {
@@ -373,6 +410,25 @@ static ob_status attach_with_ring(ob_context *c, int32_t seq, const int32_t *tok
     return OB_OK;
 }
 
+/* On a model with recurrent layers: the cached blocks go only as far as a snapshot holds the
+ * state after them, and a copy of that snapshot becomes seq's state. Without a prefix cache
+ * (rs_park NULL) nothing is attached. */
+static ob_status attach_with_state(ob_context *c, int32_t seq, const int32_t *tokens,
+                                   int64_t n, int64_t *n_attached) {
+    if (!c->rs_park) return OB_OK;
+    const int64_t matched = kv_pool_match(c->pool, tokens, n, c->match_hash);
+    int64_t snap;
+    const int64_t k = rs_park_find(c->rs_park, c->match_hash, matched, &snap);
+    /* where this prompt parts from a cached one is likely a prefix others share too (a
+     * system prompt): keep the state there when the prefill gets to it */
+    c->rs_mark[seq] = matched > k ? matched : 0;
+    if (k == 0) return OB_OK;
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1);
+    c->be->ops->rs_copy(c->be, c->n_seq + (int32_t)snap, 0, seq, 0);
+    c->rs_ckpt[seq] = -1;
+    return OB_OK;
+}
+
 ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
                                int64_t *n_attached, ob_err *err) {
     *n_attached = 0;
@@ -386,6 +442,7 @@ ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens
         return ob_fail(err, OB_ERR_ARG, "attach prefix: %lld tokens", (long long)n);
     if (n > c->n_ctx) n = c->n_ctx;
     if (c->park) return attach_with_ring(c, seq, tokens, n, n_attached);
+    if (c->rs_ckpt) return attach_with_state(c, seq, tokens, n, n_attached);
     *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, n);
     return OB_OK;
 }

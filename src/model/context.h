@@ -8,6 +8,7 @@
 #include "model/kv_pool.h"
 #include "model/model.h"
 #include "model/ring_park.h"
+#include "model/rs_park.h"
 
 struct ob_context {
     ob_model *model;       /* borrowed */
@@ -26,6 +27,14 @@ struct ob_context {
     int64_t *rs_ckpt;      /* (n_seq) with recurrent layers: the position of the state in each
                               sequence's checkpoint slot (its length before its last decode),
                               -1 = none; NULL without recurrent layers */
+    rs_park *rs_park;      /* owned with recurrent layers: which backend snapshot (sequence
+                              number n_seq + i of rs_copy) holds the state after which prefix */
+    int64_t *rs_mark;      /* (n_seq) blocks of a sequence's prompt that matched cached blocks
+                              beyond the snapshot it started from: its state there is kept when
+                              its prefill passes it (a prefix other prompts share), 0 = none */
+    int64_t *rs_snap_at;   /* (2 n_seq) decode scratch: entries after which a sequence's state
+                              is kept (decode.c), -1 = none */
+    int64_t *rs_snap_id;   /* (2 n_seq) decode scratch: the snapshot each went to, -1 = none */
     float *logits;         /* (logits_cap / n_vocab, n_vocab) f32: rows of the last decode */
     size_t logits_cap;     /* floats allocated */
     int32_t *entry_row;    /* (entries_cap) logits row of each entry of the last decode, or -1 */

@@ -7,7 +7,8 @@
  *   2. reserves every KV block the batch needs in the pool (OB_ERR_LIMIT, nothing changed,
  *      when the pool is short) and has the backend make the copy-on-write copies;
  *   3. runs one forward pass per n_batch entries: each matrix product over all rows of the
- *      pass, attention per row over its own sequence's positions;
+ *      pass, attention per row over its own sequence's positions (on a model with recurrent
+ *      layers a pass may end early, at a block boundary whose state is kept: rs_park.h);
  *   4. commits the positions to their sequences, or, on NaN logits, cancellation or a device
  *      error, rolls the reservation back so every sequence is as it was.
  * Only the rows whose logits are asked for are projected to the vocabulary.
@@ -201,6 +202,71 @@ static void note_ring_writes(ob_context *c) {
     }
 }
 
+/* ---- recurrent-state snapshots (rs_park.h) -------------------------------------------- */
+
+/* Up to two snapshot points per sequence the batch extends, entries after which its state is
+ * kept: c->rs_snap_at[2 q] at the last block boundary the batch crosses, c->rs_snap_at[2 q + 1]
+ * at the boundary c->rs_mark[q] asks for (where a cached prefix of its prompt ended). */
+static void plan_snapshots(ob_context *c, const int64_t *pos, const int32_t *seq, int64_t n) {
+    for (int64_t j = 0; j < 2 * (int64_t)c->n_seq; j++) c->rs_snap_at[j] = c->rs_snap_id[j] = -1;
+    if (!c->rs_park) return;
+    for (int64_t i = 0; i < n; i++) {
+        if ((pos[i] + 1) % KV_BLOCK) continue;
+        const int32_t q = seq[i];
+        c->rs_snap_at[2 * q] = i; /* the last one wins */
+        if ((pos[i] + 1) / KV_BLOCK == c->rs_mark[q]) c->rs_snap_at[2 * q + 1] = i;
+    }
+    for (int32_t q = 0; q < c->n_seq; q++) /* one copy when both points are the same entry */
+        if (c->rs_snap_at[2 * q + 1] == c->rs_snap_at[2 * q]) c->rs_snap_at[2 * q + 1] = -1;
+}
+
+/* The end of the pass that starts at entry i0 (at most n_batch entries): cut right after a
+ * snapshot point when a later entry of its sequence would follow it in the same pass (the
+ * state after the pass would then be a later one). */
+static int64_t pass_end(const ob_context *c, const int32_t *seq, int64_t i0, int64_t n) {
+    int64_t end = n - i0 < c->n_batch ? n : i0 + c->n_batch;
+    if (!c->rs_park) return end;
+    for (int64_t j = 0; j < 2 * (int64_t)c->n_seq; j++) {
+        const int64_t at = c->rs_snap_at[j];
+        if (at < i0 || at >= end - 1) continue;
+        for (int64_t t = at + 1; t < end; t++)
+            if (seq[t] == seq[at]) {
+                end = at + 1;
+                break;
+            }
+    }
+    return end;
+}
+
+/* After the pass over [i0, end): copies the state of each sequence whose snapshot point it
+ * ran into a snapshot (named once the positions are committed). */
+static void take_snapshots(ob_context *c, const int32_t *seq, int64_t i0, int64_t end) {
+    for (int64_t j = 0; c->rs_park && j < 2 * (int64_t)c->n_seq; j++) {
+        const int64_t at = c->rs_snap_at[j];
+        if (at < i0 || at >= end) continue;
+        /* at most 2 n_seq are taken at once, as many as there are: never -1 in practice */
+        if ((c->rs_snap_id[j] = rs_park_take(c->rs_park)) < 0) continue;
+        c->be->ops->rs_copy(c->be, seq[at], 0, c->n_seq + (int32_t)c->rs_snap_id[j], 0);
+    }
+}
+
+/* Names the snapshots of a committed batch by their prefix's chain hash, or, when the batch
+ * failed, gives them up. */
+static void finish_snapshots(ob_context *c, const int64_t *pos, const int32_t *seq,
+                             bool committed) {
+    for (int64_t j = 0; c->rs_park && j < 2 * (int64_t)c->n_seq; j++) {
+        const int64_t id = c->rs_snap_id[j], at = c->rs_snap_at[j];
+        if (id < 0) continue;
+        const int64_t k = (pos[at] + 1) / KV_BLOCK;
+        if (!committed) {
+            rs_park_drop(c->rs_park, id);
+            continue;
+        }
+        rs_park_commit(c->rs_park, id, k, kv_pool_prefix_hash(c->pool, seq[at], k));
+        if (k == c->rs_mark[seq[at]]) c->rs_mark[seq[at]] = 0;
+    }
+}
+
 ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos,
                            const int32_t *seq, const bool *want, int64_t n, ob_err *err) {
     if (n < 1 || !tok || !pos || !seq || !want)
@@ -224,18 +290,23 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     const kv_copy *copies = kv_pool_copies(c->pool, &n_copies);
     if (n_copies) c->be->ops->kv_copy(c->be, copies, n_copies);
     int64_t row = 0;
-    for (int64_t i0 = 0; i0 < n && !st; i0 += c->n_batch)
-        st = pass_run(c, tok, pos, seq, want, i0, n - i0 < c->n_batch ? n - i0 : c->n_batch,
-                      &row, err);
+    if (c->rs_ckpt) plan_snapshots(c, pos, seq, n);
+    for (int64_t i0 = 0, end; i0 < n && !st; i0 = end) {
+        end = pass_end(c, seq, i0, n);
+        st = pass_run(c, tok, pos, seq, want, i0, end - i0, &row, err);
+        if (!st) take_snapshots(c, seq, i0, end);
+    }
     /* The rings were written either way (a ring has no blocks to give back). */
     note_ring_writes(c);
     if (st) {
         kv_pool_rollback(c->pool); /* every sequence as it was before the call */
         for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++)
             if (c->seq_new[q]) c->be->ops->rs_copy(c->be, q, 1, q, 0);
+        finish_snapshots(c, pos, seq, false);
         return st;
     }
     kv_pool_commit(c->pool, tok, pos, seq, n);
+    finish_snapshots(c, pos, seq, true);
     c->n_entries = n;
     return OB_OK;
 }

@@ -28,7 +28,13 @@ static ob_status read_sizes(ob_model *m, ob_err *err) {
     ob_status st;
     if ((st = model_key_i64(m, "embedding_length", &hp->n_embd, err))) return st;
     if ((st = model_key_i64(m, "block_count", &hp->n_layer, err))) return st;
-    if ((st = model_key_i64(m, "feed_forward_length", &hp->n_ff, err))) return st;
+    /* mixture-of-experts files may have no dense width (Qwen3.5 MoE): the experts' stands
+     * in for it (the shared expert's default) */
+    int64_t ff_exp;
+    if ((st = model_key_i64_or(m, "expert_feed_forward_length", 0, &ff_exp, err))) return st;
+    if (ff_exp > 0) st = model_key_i64_or(m, "feed_forward_length", ff_exp, &hp->n_ff, err);
+    else st = model_key_i64(m, "feed_forward_length", &hp->n_ff, err);
+    if (st) return st;
     if ((st = model_key_i64(m, "attention.head_count", &hp->n_head, err))) return st;
     if ((st = model_key_i64_or(m, "context_length", 2048, &hp->n_ctx_train, err))) return st;
     if ((st = model_key_i64_or(m, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err)))
@@ -183,8 +189,13 @@ ob_status model_bind_all(ob_model *m, model_bind_layer_fn bind, ob_err *err) {
         return st;
     m->w.layers = ob_calloc((size_t)hp->n_layer, sizeof *m->w.layers);
     if (!m->w.layers) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    for (int64_t il = 0; il < hp->n_layer; il++)
-        if ((st = bind(m, il, &m->w.layers[il], err))) return st;
+    for (int64_t il = 0; il < hp->n_layer; il++) {
+        model_layer *l = &m->w.layers[il];
+        l->kind = hp->recurrent && hp->recurrent[il] ? MODEL_LAYER_DELTANET
+                  : hp->swa && hp->swa[il]           ? MODEL_LAYER_SLIDING
+                                                     : MODEL_LAYER_ATTENTION;
+        if ((st = bind(m, il, l, err))) return st;
+    }
     return OB_OK;
 }
 
@@ -235,7 +246,7 @@ void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int
     const model_backend_ops *op = be->ops;
     const model_layer *l = &m->w.layers[il];
     const int64_t hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
-    const bool swa = hp->swa && hp->swa[il];
+    const bool swa = l->kind == MODEL_LAYER_SLIDING;
     const cpu_rope_params rp = {.n_dims = hp->n_rot,
                                 .freq_base = swa ? hp->rope_base_swa : hp->rope_base,
                                 .freq_scale = swa ? hp->rope_scale_swa : hp->rope_freq_scale,

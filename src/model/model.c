@@ -13,6 +13,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +31,8 @@ static const model_arch_entry ARCHES[] = {
     {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_forward},
     {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_qwen3moe_forward},
     {"qwen35", MODEL_ARCH_QWEN35, model_qwen35_load, model_qwen35_forward},
+    {"qwen35moe", MODEL_ARCH_QWEN35MOE, model_qwen35_load, model_qwen35_forward},
+    {"qwen3next", MODEL_ARCH_QWEN3NEXT, model_qwen35_load, model_qwen35_forward},
 };
 #define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
 
@@ -143,17 +146,34 @@ ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suf
     return model_bind_vector(m, name, n, out, err);
 }
 
+#define LAYER_FIELD(f) offsetof(model_layer, f)
+const size_t MODEL_LAYER_MATRICES[] = {
+    LAYER_FIELD(wq),        LAYER_FIELD(wk),        LAYER_FIELD(wv),
+    LAYER_FIELD(wo),        LAYER_FIELD(w_gate),    LAYER_FIELD(w_up),
+    LAYER_FIELD(w_down),    LAYER_FIELD(ssm_qkv),   LAYER_FIELD(ssm_z),
+    LAYER_FIELD(ssm_alpha), LAYER_FIELD(ssm_beta),  LAYER_FIELD(ssm_ba),
+    LAYER_FIELD(ssm_out),
+};
+const size_t MODEL_LAYER_N_MATRICES = sizeof MODEL_LAYER_MATRICES / sizeof(size_t);
+const size_t MODEL_LAYER_VECTORS[] = {
+    LAYER_FIELD(attn_norm), LAYER_FIELD(ffn_norm),       LAYER_FIELD(bq),
+    LAYER_FIELD(bk),        LAYER_FIELD(bv),             LAYER_FIELD(q_norm),
+    LAYER_FIELD(k_norm),    LAYER_FIELD(post_attn_norm), LAYER_FIELD(post_ffn_norm),
+    LAYER_FIELD(ssm_conv),  LAYER_FIELD(ssm_dt),         LAYER_FIELD(ssm_a),
+    LAYER_FIELD(ssm_norm),
+};
+const size_t MODEL_LAYER_N_VECTORS = sizeof MODEL_LAYER_VECTORS / sizeof(size_t);
+#undef LAYER_FIELD
+
 size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
     size_t best = cpu_matmul_wsize(&m->w.output, n_tok);
     for (int64_t il = 0; il < m->hp.n_layer; il++) {
         const model_layer *l = &m->w.layers[il];
-        const cpu_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
-                                  &l->w_down, &l->ssm_qkv, &l->ssm_z, &l->ssm_alpha,
-                                  &l->ssm_beta, &l->ssm_out};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
-            if (!ws[i]->qt) continue; /* not bound: a tensor other layer kinds have (the
-                                         FFN of a mixture-of-experts layer, ...) */
-            size_t s = cpu_matmul_wsize(ws[i], n_tok);
+        for (size_t i = 0; i < MODEL_LAYER_N_MATRICES; i++) {
+            const cpu_weight *w = model_layer_matrix(l, i);
+            if (!w->qt) continue; /* not bound: a tensor other layer kinds have (the FFN of a
+                                     mixture-of-experts layer, ...) */
+            size_t s = cpu_matmul_wsize(w, n_tok);
             if (s > best) best = s;
         }
         /* an expert may get every row of the batch */
@@ -235,7 +255,7 @@ static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *er
     }
     return ob_fail(err, OB_ERR_UNSUPPORTED,
                    "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                   "gemma3, qwen3moe, qwen35)",
+                   "gemma3, qwen3moe, qwen35, qwen35moe, qwen3next)",
                    gguf_name(m->file), OB_STR_FMT(arch));
 }
 
@@ -287,15 +307,9 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
 void ob_model_free(ob_model *m) {
     if (!m) return;
     model_moe_free(m);
-    if (m->w.layers) {
-        for (int64_t il = 0; il < m->hp.n_layer; il++) {
-            model_layer *l = &m->w.layers[il];
-            float *vs[] = {l->attn_norm, l->ffn_norm, l->bq, l->bk, l->bv, l->q_norm,
-                           l->k_norm, l->post_attn_norm, l->post_ffn_norm, l->ssm_conv,
-                           l->ssm_dt, l->ssm_a, l->ssm_norm};
-            for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) ob_free(vs[i]);
-        }
-    }
+    for (int64_t il = 0; m->w.layers && il < m->hp.n_layer; il++)
+        for (size_t i = 0; i < MODEL_LAYER_N_VECTORS; i++)
+            ob_free(*model_layer_vector(&m->w.layers[il], i));
     ob_free(m->hp.swa);
     ob_free(m->hp.recurrent);
     ob_free(m->w.layers);

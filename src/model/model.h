@@ -28,6 +28,8 @@ typedef enum model_arch {
     MODEL_ARCH_GEMMA3,
     MODEL_ARCH_QWEN3MOE,
     MODEL_ARCH_QWEN35,
+    MODEL_ARCH_QWEN35MOE,
+    MODEL_ARCH_QWEN3NEXT,
 } model_arch;
 
 /* Switches that distinguish architectures sharing the llama-style block. */
@@ -67,12 +69,26 @@ typedef struct model_hparams {
     int64_t ssm_d_state;  /* <arch>.ssm.state_size: key and value head size */
     int64_t ssm_n_k_head; /* <arch>.ssm.group_count */
     int64_t ssm_n_v_head; /* <arch>.ssm.time_step_rank */
+    bool ssm_grouped_heads; /* value heads of a key head adjacent (qwen3next), else tiled */
     int64_t n_extra;      /* floats per row of model_buffers.extra (0: none) */
 } model_hparams;
 
+/* A layer's token mixer, set by model_bind_all from the hyperparameters before the family
+ * binds the layer: the one field forward passes and binding branch on. */
+typedef enum model_layer_kind {
+    MODEL_LAYER_ATTENTION = 0, /* causal attention over every earlier position */
+    MODEL_LAYER_SLIDING,       /* causal attention over the last n_swa positions (hp.swa) */
+    MODEL_LAYER_DELTANET,      /* Gated DeltaNet: recurrent state, no KV cache (hp.recurrent) */
+} model_layer_kind;
+
 /* One transformer block's weights. Matrices are views into the file; norm vectors are F32
- * copies (files store them F32, F16 or BF16; the ops want F32). */
+ * copies (files store them F32, F16 or BF16; the ops want F32). A layer binds the fields of
+ * its kind and family; the others stay zero. MODEL_LAYER_MATRICES and MODEL_LAYER_VECTORS
+ * list every field, so what visits all of a layer's weights (scratch sizing, freeing) has
+ * one list to follow, and a new field is added there too. The feed-forward half is the dense
+ * SwiGLU (w_gate, w_up, w_down) or, when moe is set, a mixture of experts. */
 typedef struct model_layer {
+    model_layer_kind kind;
     float *attn_norm;   /* (n_embd) */
     cpu_weight wq;      /* blk.N.attn_q.weight      [n_embd -> n_head * head_dim] */
     cpu_weight wk;      /* blk.N.attn_k.weight      [n_embd -> n_head_kv * head_dim] */
@@ -90,18 +106,35 @@ typedef struct model_layer {
     float *post_ffn_norm;  /* blk.N.post_ffw_norm.weight (n_embd), or NULL (gemma3) */
     model_moe_layer *moe;  /* owned: the layer's mixture-of-experts FFN (moe.h) in place of
                               w_gate/w_up/w_down, or NULL */
-    /* qwen35 Gated DeltaNet layers (conv_dim = (2 n_k_head + n_v_head) d_state, value_dim =
-     * n_v_head d_state); the vectors NULL elsewhere */
+    /* Gated DeltaNet layers of the qwen35 family (conv_dim = (2 n_k_head + n_v_head) d_state,
+     * value_dim = n_v_head d_state); the vectors NULL elsewhere */
     cpu_weight ssm_qkv;   /* blk.N.attn_qkv.weight   [n_embd -> conv_dim] */
     cpu_weight ssm_z;     /* blk.N.attn_gate.weight  [n_embd -> value_dim] */
     cpu_weight ssm_alpha; /* blk.N.ssm_alpha.weight  [n_embd -> n_v_head] */
     cpu_weight ssm_beta;  /* blk.N.ssm_beta.weight   [n_embd -> n_v_head] */
+    cpu_weight ssm_ba;    /* blk.N.ssm_ba.weight     [n_embd -> 2 n_v_head] (qwen3next, in
+                             place of alpha and beta): per key head, its value heads' beta
+                             rows then their alpha rows */
     cpu_weight ssm_out;   /* blk.N.ssm_out.weight    [value_dim -> n_embd] */
     float *ssm_conv;      /* blk.N.ssm_conv1d.weight (conv_dim, conv_kernel) */
     float *ssm_dt;        /* blk.N.ssm_dt.bias (n_v_head) */
     float *ssm_a;         /* blk.N.ssm_a (n_v_head) */
     float *ssm_norm;      /* blk.N.ssm_norm.weight (d_state) */
 } model_layer;
+
+/* offsetof every cpu_weight / every owned F32 vector field of model_layer (model.c). */
+extern const size_t MODEL_LAYER_MATRICES[];
+extern const size_t MODEL_LAYER_N_MATRICES;
+extern const size_t MODEL_LAYER_VECTORS[];
+extern const size_t MODEL_LAYER_N_VECTORS;
+
+static inline const cpu_weight *model_layer_matrix(const model_layer *l, size_t i) {
+    return (const cpu_weight *)((const char *)l + MODEL_LAYER_MATRICES[i]);
+}
+
+static inline float **model_layer_vector(model_layer *l, size_t i) {
+    return (float **)((char *)l + MODEL_LAYER_VECTORS[i]);
+}
 
 typedef struct model_weights {
     cpu_weight tok_embd;  /* token_embd.weight [n_embd -> n_vocab rows] */
@@ -249,7 +282,9 @@ ob_status model_qwen3moe_load(ob_model *m, ob_err *err);
 bool model_qwen3moe_forward(const ob_model *m, model_backend *be, model_buffers *buf,
                             const model_step *s);
 
-/* qwen35.c: Qwen3.5, Gated DeltaNet layers and gated full attention. */
+/* qwen35.c: Qwen3.5, Gated DeltaNet layers and gated full attention, with a dense FFN
+ * (qwen35) or a mixture of experts with a gated shared expert (qwen35moe, qwen3next; the
+ * file's comment says where qwen3next differs). */
 ob_status model_qwen35_load(ob_model *m, ob_err *err);
 bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *buf,
                           const model_step *s);

@@ -1,7 +1,8 @@
 /*
- * Architecture `qwen35`: Qwen3.5 dense models, a hybrid of Gated DeltaNet (linear attention
- * with a recurrent state) and gated full attention. Of every full_attention_interval layers the
- * last is full attention (or attention.recurrent_layers marks the DeltaNet layers one by one):
+ * Architectures `qwen35` (Qwen3.5 dense models), `qwen35moe` (Qwen3.5-35B-A3B and kin) and
+ * `qwen3next` (Qwen3-Next-80B-A3B): a hybrid of Gated DeltaNet (linear attention with a
+ * recurrent state) and gated full attention. Of every full_attention_interval layers the last
+ * is full attention (or attention.recurrent_layers marks the DeltaNet layers one by one):
  *
  *   x = embed(tokens)
  *   for each layer:
@@ -15,7 +16,18 @@
  *                q, k = per-head rmsnorm, then NeoX RoPE over rope.dimension_count dims
  *                x += W_o (attention(q, k, v) * sigmoid(gate))
  *     x += Wdown (silu(Wgate rmsnorm_post(x)) * Wup rmsnorm_post(x))  (post_attention_norm)
+ *          or, qwen35moe and qwen3next: x += moe(rmsnorm_post(x)), routed experts plus the
+ *          shared expert scaled by its sigmoid gate (moe.h)
  *   logits = Wout rmsnorm(x)
+ *
+ * Where qwen3next files differ from qwen35moe ones (llama.cpp's qwen3next graph and loader):
+ *   - beta and alpha come from one projection, blk.N.ssm_ba [n_embd, 2 n_v_head], laid out
+ *     per key head: that key head's value heads' beta rows, then their alpha rows;
+ *   - the value heads of a key head are adjacent (value head h reads key head h / (n_v /
+ *     n_k)), where qwen35's converter reorders them to tile the key heads (h % n_k);
+ *   - RoPE is plain NeoX over rope.dimension_count dims, no dimension_sections;
+ *   - the converter adds 1 to every RMSNorm weight but ssm_norm's (the checkpoints store
+ *     w - 1), so the file's norms are used as they are, the same as qwen35's.
  *
  * RoPE: llama.cpp rotates these heads with interleaved multi-axis RoPE (the vision-language
  * form), whose sections rope.dimension_sections name; for text the three position axes all
@@ -71,8 +83,8 @@ static ob_status skip_nextn(ob_model *m, ob_err *err) {
     ob_status st = model_key_i64_or(m, "nextn_predict_layers", 0, &nextn, err);
     if (st) return st;
     if (nextn < 0 || nextn >= m->hp.n_layer)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.nextn_predict_layers %lld, expected "
-                       "0..%lld", gguf_name(m->file), (long long)nextn,
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.nextn_predict_layers %lld, expected "
+                       "0..%lld", gguf_name(m->file), m->hp.arch_name, (long long)nextn,
                        (long long)(m->hp.n_layer - 1));
     m->hp.n_layer -= nextn;
     return OB_OK;
@@ -84,13 +96,14 @@ static ob_status read_kinds(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     hp->recurrent = ob_calloc((size_t)hp->n_layer, sizeof *hp->recurrent);
     if (!hp->recurrent) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    const gguf_kv *kv = gguf_kv_find(m->file, "qwen35.attention.recurrent_layers");
+    char key[96];
+    snprintf(key, sizeof key, "%s.attention.recurrent_layers", hp->arch_name);
+    const gguf_kv *kv = gguf_kv_find(m->file, key);
     if (kv) {
         if (kv->type != GGUF_VTYPE_ARRAY || kv->arr_type == GGUF_VTYPE_STRING ||
             kv->arr_len < (uint64_t)hp->n_layer)
-            return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.attention.recurrent_layers: "
-                           "expected an array of at least %lld flags", gguf_name(m->file),
-                           (long long)hp->n_layer);
+            return ob_fail(err, OB_ERR_FORMAT, "%s: %s: expected an array of at least %lld "
+                           "flags", gguf_name(m->file), key, (long long)hp->n_layer);
         for (int64_t il = 0; il < hp->n_layer; il++)
             hp->recurrent[il] = gguf_arr_i64(kv, (uint64_t)il) != 0;
         return OB_OK;
@@ -99,8 +112,9 @@ static ob_status read_kinds(ob_model *m, ob_err *err) {
     ob_status st = model_key_i64_or(m, "full_attention_interval", 4, &every, err);
     if (st) return st;
     if (every < 1 || every > hp->n_layer)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.full_attention_interval %lld, expected "
-                       "1..%lld", gguf_name(m->file), (long long)every, (long long)hp->n_layer);
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s.full_attention_interval %lld, expected "
+                       "1..%lld", gguf_name(m->file), hp->arch_name, (long long)every,
+                       (long long)hp->n_layer);
     for (int64_t il = 0; il < hp->n_layer; il++) hp->recurrent[il] = (il + 1) % every != 0;
     return OB_OK;
 }
@@ -109,23 +123,24 @@ static ob_status read_kinds(ob_model *m, ob_err *err) {
  * position 0); none when every pair rotates. */
 static ob_status read_sections(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
-    const gguf_kv *kv = gguf_kv_find(m->file, "qwen35.rope.dimension_sections");
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.dimension_sections", hp->arch_name);
+    const gguf_kv *kv = gguf_kv_find(m->file, key);
     if (!kv || kv->type != GGUF_VTYPE_ARRAY || kv->arr_type == GGUF_VTYPE_STRING ||
         kv->arr_len < 1 || kv->arr_len > 4)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.rope.dimension_sections: expected an "
-                       "array of up to 4 integers", gguf_name(m->file));
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s: expected an array of up to 4 integers",
+                       gguf_name(m->file), key);
     int64_t sec[4] = {0, 0, 0, 0}, sum = 0;
     for (uint64_t i = 0; i < kv->arr_len; i++) {
         sec[i] = gguf_arr_i64(kv, i);
         if (sec[i] < 0 || sec[i] > hp->n_rot)
-            return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.rope.dimension_sections[%llu] = "
-                           "%lld, expected 0..%lld", gguf_name(m->file), (unsigned long long)i,
-                           (long long)sec[i], (long long)hp->n_rot);
+            return ob_fail(err, OB_ERR_FORMAT, "%s: %s[%llu] = %lld, expected 0..%lld",
+                           gguf_name(m->file), key, (unsigned long long)i, (long long)sec[i],
+                           (long long)hp->n_rot);
         sum += sec[i];
     }
     if (sum <= 0)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: qwen35.rope.dimension_sections sum to 0",
-                       gguf_name(m->file));
+        return ob_fail(err, OB_ERR_FORMAT, "%s: %s sum to 0", gguf_name(m->file), key);
     const int64_t n_pairs = hp->n_rot / 2;
     bool all = true;
     float *f = ob_alloc((size_t)n_pairs, sizeof(float));
@@ -154,10 +169,22 @@ static ob_status bind_deltanet(ob_model *m, int64_t il, model_layer *l, ob_err *
     if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
 #define VECTOR(field, suffix, n)                                                                \
     if ((st = model_bind_layer_vector(m, il, suffix, n, &l->field, err))) return st
+    snprintf(name, sizeof name, "blk.%lld.attn_qkv.weight", (long long)il);
+    if (!gguf_tensor_find(m->file, name)) {
+        snprintf(name, sizeof name, "blk.%lld.ssm_in.weight", (long long)il);
+        if (gguf_tensor_find(m->file, name)) /* early converters' fused q, k, v, z */
+            return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': the fused qkvz "
+                           "projection of early conversions is not supported (convert the "
+                           "model again: attn_qkv and attn_gate)", gguf_name(m->file), name);
+    }
     MATRIX(ssm_qkv, "attn_qkv.weight", e, conv_dim);
     MATRIX(ssm_z, "attn_gate.weight", e, vd);
-    MATRIX(ssm_alpha, "ssm_alpha.weight", e, nv);
-    MATRIX(ssm_beta, "ssm_beta.weight", e, nv);
+    if (hp->arch == MODEL_ARCH_QWEN3NEXT) {
+        MATRIX(ssm_ba, "ssm_ba.weight", e, 2 * nv);
+    } else {
+        MATRIX(ssm_alpha, "ssm_alpha.weight", e, nv);
+        MATRIX(ssm_beta, "ssm_beta.weight", e, nv);
+    }
     MATRIX(ssm_out, "ssm_out.weight", vd, e);
     VECTOR(ssm_dt, "ssm_dt.bias", nv);
     VECTOR(ssm_a, "ssm_a", nv);
@@ -213,8 +240,10 @@ static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err
         (st = model_bind_layer_vector(m, il, "post_attention_norm.weight", e, &l->ffn_norm,
                                       err)))
         return st;
-    st = hp->recurrent[il] ? bind_deltanet(m, il, l, err) : bind_attention(m, il, l, err);
+    st = l->kind == MODEL_LAYER_DELTANET ? bind_deltanet(m, il, l, err)
+                                         : bind_attention(m, il, l, err);
     if (st) return st;
+    if (hp->moe.n_expert > 0) return model_moe_bind_layer(m, il, err);
 #define MATRIX(field, suffix, n_in, n_out)                                                      \
     snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
     if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
@@ -229,21 +258,27 @@ static ob_status bind_all(ob_model *m, ob_err *err) { return model_bind_all(m, b
 
 ob_status model_qwen35_load(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
+    const bool moe = hp->arch != MODEL_ARCH_QWEN35, next = hp->arch == MODEL_ARCH_QWEN3NEXT;
     ob_status st = model_llama_read_hparams(m, err);
     if (!st && m->w.rope_freqs)
-        st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s: qwen35 with rope_freqs / llama3 rope scaling "
-                     "is not supported", gguf_name(m->file));
+        st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s: %s with rope_freqs / llama3 rope scaling "
+                     "is not supported", gguf_name(m->file), hp->arch_name);
+    if (!st && moe) st = model_moe_read_hparams(m, true, err);
     if (!st) st = read_ssm(m, err);
     if (!st) st = skip_nextn(m, err);
     if (!st) st = read_kinds(m, err);
-    if (!st) st = read_sections(m, err);
-    if (!st) st = bind_all(m, err);
+    if (!st && !next) st = read_sections(m, err);
     if (st) return st;
+    hp->moe.norm_w = true; /* llama.cpp renormalises the chosen weights for both */
+    hp->ssm_grouped_heads = next;
+    if ((st = bind_all(m, err))) return st;
     hp->flags.rope_neox = true;
     hp->flags.qk_norm = true;
+    /* per row: attention's q | gate and gate; DeltaNet's qkv, z, alpha, beta, o and (qwen3next)
+     * the fused beta/alpha projection before it is split */
     const int64_t ds = hp->ssm_d_state, nv = hp->ssm_n_v_head, vd = nv * ds,
                   conv_dim = (2 * hp->ssm_n_k_head + nv) * ds,
-                  attn = 3 * hp->n_head * hp->head_dim, dnet = conv_dim + 2 * vd + 2 * nv;
+                  attn = 3 * hp->n_head * hp->head_dim, dnet = conv_dim + 2 * vd + 4 * nv;
     hp->n_extra = attn > dnet ? attn : dnet;
     return OB_OK;
 }
@@ -264,11 +299,19 @@ static void deltanet_layer(const ob_model *m, model_backend *be, model_buffers *
     float *beta = alpha + n_tok * nv;         /* (n_tok, nv) */
     float *o = beta + n_tok * nv;             /* (n_tok, vd) */
     const model_dnet_weights w = {.conv = l->ssm_conv, .dt_bias = l->ssm_dt, .a = l->ssm_a,
-                                  .norm = l->ssm_norm, .eps = hp->norm_eps};
+                                  .norm = l->ssm_norm, .eps = hp->norm_eps,
+                                  .grouped_heads = hp->ssm_grouped_heads};
     op->matmul(be, qkv, &l->ssm_qkv, b->xn, n_tok);
     op->matmul(be, z, &l->ssm_z, b->xn, n_tok);
-    op->matmul(be, alpha, &l->ssm_alpha, b->xn, n_tok);
-    op->matmul(be, beta, &l->ssm_beta, b->xn, n_tok);
+    if (l->ssm_ba.qt) { /* qwen3next: per key head, (beta, alpha) of its value heads */
+        float *ba = o + n_tok * vd;           /* (n_tok, 2 nv) */
+        const int64_t nk = hp->ssm_n_k_head;
+        op->matmul(be, ba, &l->ssm_ba, b->xn, n_tok);
+        op->split_gate(be, beta, alpha, ba, n_tok * nk, nv / nk);
+    } else {
+        op->matmul(be, alpha, &l->ssm_alpha, b->xn, n_tok);
+        op->matmul(be, beta, &l->ssm_beta, b->xn, n_tok);
+    }
     op->deltanet(be, il, o, qkv, z, alpha, beta, &s->kv, &w);
     op->matmul(be, b->proj, &l->ssm_out, o, n_tok);          /* (n_tok, e) */
 }
@@ -309,11 +352,17 @@ bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *b
         const model_layer *l = &m->w.layers[il];
         if (s->abort && s->abort(s->abort_user)) return false;
         op->rmsnorm(be, b->xn, b->x, l->attn_norm, n_tok, e, hp->norm_eps);
-        if (hp->recurrent[il]) deltanet_layer(m, be, b, il, s);
+        if (l->kind == MODEL_LAYER_DELTANET) deltanet_layer(m, be, b, il, s);
         else attention_layer(m, be, b, il, s);
         op->add(be, b->x, b->proj, n_tok * e);
         /* feed-forward block, normed by post_attention_norm */
-        model_llama_ffn(m, be, b, l, n_tok);
+        if (l->moe) {
+            op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
+            model_moe_ffn(m, be, b->proj, b->xn, il, n_tok);
+            op->add(be, b->x, b->proj, n_tok * e);
+        } else {
+            model_llama_ffn(m, be, b, l, n_tok);
+        }
     }
     model_forward_logits(m, be, b, s);
     return true;

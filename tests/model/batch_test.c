@@ -250,9 +250,10 @@ TEST(truncate_then_evaluate_equals_fresh) {
     ob_batch_clear(b);
     add_run(b, c, 0, toks, 30, next);
     CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
-    if (fx.recurrent)
+    if (fx.recurrent) /* the decodes kept the states at 32 and 64 too */
         CHECK_STATUS(ob_seq_truncate(c, 0, 49, &err), OB_ERR_UNSUPPORTED, &err,
-                     "can return only to 0 or 50");
+                     "can return only to 0 or 50 (its last checkpoint), or a block boundary "
+                     "whose state was kept: 32, 64");
     CHECK_STATUS(ob_seq_truncate(c, 0, 50, &err), OB_OK, &err, "");
     CHECK_STATUS(ob_seq_truncate(c, 0, 51, &err), OB_ERR_ARG, &err, "expected 0..50");
     ob_batch_clear(b);
@@ -266,11 +267,45 @@ TEST(truncate_then_evaluate_equals_fresh) {
     free(ref1);
 }
 
+/* A recurrent sequence truncated to a block boundary whose state a snapshot holds (the last
+ * one its decode crossed) continues from there to the logits of a fresh evaluation; a
+ * boundary without one is refused, naming the ones it can go back to. */
+TEST(recurrent_truncate_to_a_kept_block_boundary) {
+    if (!fx.recurrent) return;
+    int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
+    make_tokens(toks[0], 80, 23);
+    memcpy(toks[1], toks[0], 64 * sizeof(int32_t));
+    make_tokens(toks[1] + 64, 16, 24);
+    float *ref1 = ref_logits(fx.m, toks[1], 80);
+    float *ref[2] = {ref1, ref1};
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ref1 && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int64_t next[N_SEQ] = {0};
+    add_run(b, c, 0, toks, 80, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK_STATUS(ob_seq_truncate(c, 0, 32, &err), OB_ERR_UNSUPPORTED, &err,
+                 "a block boundary whose state was kept: 64");
+    CHECK_STATUS(ob_seq_truncate(c, 0, 64, &err), OB_OK, &err, "");
+    ob_batch_clear(b);
+    next[0] = 64;
+    int32_t *t1[2] = {toks[1], toks[1]};
+    add_run(b, c, 0, t1, 16, next);
+    CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+    CHECK(check_batch(c, b, ref));
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ref1);
+}
+
 /* A prompt whose first blocks were evaluated by a finished sequence attaches them and
  * evaluates the rest; its logits equal a full evaluation. On gemma3 (sliding window) the
  * freed sequence's ring (window 64 + batch 32 rows) holds the window of a 96-position prefix
  * only, not of the 64 positions shared here: nothing attaches, and evaluating it all still
- * agrees. */
+ * agrees. On qwen35 (recurrent layers) the state was kept at 96 only, not at 64: nothing
+ * attaches either. */
 TEST(prefix_attach_then_evaluate_the_rest) {
     int32_t buf[2][MAX_LEN], *toks[2] = {buf[0], buf[1]};
     make_tokens(toks[0], 100, 31);
@@ -290,7 +325,7 @@ TEST(prefix_attach_then_evaluate_the_rest) {
     ob_kv_stats_get(c, &ks);
     CHECK_EQ_INT(ks.blocks_used, 0);
     const bool no_prefix = fx.swa || fx.recurrent;
-    CHECK_EQ_INT(ks.blocks_cached, fx.recurrent ? 0 : 3);
+    CHECK_EQ_INT(ks.blocks_cached, 3);
     int64_t got = -1;
     CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[1], 100, &got, &err), OB_OK, &err, "");
     CHECK_EQ_INT(got, no_prefix ? 0 : 64);
@@ -347,13 +382,13 @@ TEST(prefix_continues_a_freed_conversation) {
     /* Into another slot: 3 blocks; the ring comes from slot 0. */
     int64_t got = -1;
     CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[1], 130, &got, &err), OB_OK, &err, "");
-    CHECK_EQ_INT(got, fx.recurrent ? 0 : 96); /* no prefix cache with recurrent layers */
+    CHECK_EQ_INT(got, 96); /* recurrent layers: the state kept at 96 comes along */
     float *ref1[N_SEQ] = {NULL, ref[1], NULL, NULL};
     finish_seq(c, b, 1, toks, 130, ref1);
     /* The turn after, in its own slot: 4 blocks. */
     ob_seq_free(c, 1);
     CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks[2], 150, &got, &err), OB_OK, &err, "");
-    CHECK_EQ_INT(got, fx.recurrent ? 0 : 128);
+    CHECK_EQ_INT(got, 128);
     float *ref2[N_SEQ] = {NULL, ref[2], NULL, NULL};
     int32_t *t2[N_SEQ] = {NULL, toks[2], NULL, NULL};
     finish_seq(c, b, 1, t2, 150, ref2);
@@ -370,10 +405,31 @@ TEST(prefix_continues_a_freed_conversation) {
     float *ref4[N_SEQ] = {NULL, NULL, ref_logits(fx.m, toks[3], 120), NULL};
     CHECK(ref4[2] != NULL);
     CHECK_STATUS(ob_seq_attach_prefix(c, 2, toks[3], 120, &got, &err), OB_OK, &err, "");
-    CHECK_EQ_INT(got, fx.swa || fx.recurrent ? 0 : 96);
+    CHECK_EQ_INT(got, fx.swa ? 0 : 96);
     int32_t *t4[N_SEQ] = {NULL, NULL, toks[3], NULL};
     finish_seq(c, b, 2, t4, 120, ref4);
     free(ref4[2]);
+    if (fx.recurrent) {
+        /* A prompt parting from toks[0] after 70 tokens: no state was kept at 64, so nothing
+         * attaches, but its evaluation keeps one there; the next prompt sharing those 70
+         * tokens attaches 64 positions and continues to the logits of a full evaluation. */
+        ob_seq_free(c, 2);
+        int32_t part[2][100], *tp[N_SEQ] = {NULL, NULL, NULL, NULL};
+        float *rp[N_SEQ] = {NULL, NULL, NULL, NULL};
+        for (int i = 0; i < 2; i++) {
+            memcpy(part[i], toks[0], 70 * sizeof(int32_t));
+            make_tokens(part[i] + 70, 30, 46 + i);
+            tp[1 + i] = part[i];
+            rp[1 + i] = ref_logits(fx.m, part[i], 100);
+            CHECK(rp[1 + i] != NULL);
+            CHECK_STATUS(ob_seq_attach_prefix(c, 1 + i, part[i], 100, &got, &err), OB_OK, &err,
+                         "");
+            CHECK_EQ_INT(got, i == 0 ? 0 : 64);
+            finish_seq(c, b, 1 + i, tp, 100, rp);
+        }
+        free(rp[1]);
+        free(rp[2]);
+    }
     ob_batch_free(b);
     ob_context_free(c);
     for (int i = 0; i < N_SEQ; i++) free(ref[i]);
@@ -397,7 +453,7 @@ TEST(prefix_in_a_context_shorter_than_the_window) {
     ob_seq_free(c, 0);
     int64_t got = -1;
     CHECK_STATUS(ob_seq_attach_prefix(c, 1, toks, 48, &got, &err), OB_OK, &err, "");
-    CHECK_EQ_INT(got, fx.recurrent ? 0 : 32); /* no prefix cache with recurrent layers */
+    CHECK_EQ_INT(got, 32); /* recurrent layers: the state kept at 32 comes along */
     ob_context_free(c);
 }
 
@@ -523,6 +579,7 @@ static const struct {
     {"qwen2", "q8_0", 1e-4}, {"qwen3", "f32", 1e-5},   {"qwen3", "q8_0", 1e-4},
     {"gemma3", "f32", 1e-5}, {"gemma3", "q8_0", 1e-4}, {"qwen3moe", "f32", 1e-5},
     {"qwen3moe", "q8_0", 1e-4}, {"qwen35", "f32", 1e-4}, {"qwen35", "f16", 5e-3},
+    {"qwen3next", "f32", 1e-4},
 };
 
 int main(void) {
@@ -541,6 +598,7 @@ int main(void) {
         RUN(mixed_prefill_and_decode_match_single_sequences);
         RUN(fork_then_diverge);
         RUN(truncate_then_evaluate_equals_fresh);
+        RUN(recurrent_truncate_to_a_kept_block_boundary);
         RUN(prefix_attach_then_evaluate_the_rest);
         RUN(prefix_continues_a_freed_conversation);
         RUN(prefix_in_a_context_shorter_than_the_window);

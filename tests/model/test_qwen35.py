@@ -102,12 +102,13 @@ def test_qwen35_truncate_restores_or_refuses(synth_dir):
 
 def test_qwen35_memory_counts_kv_of_attention_layers_and_state(synth_dir):
     """Only the one full-attention layer has a KV cache (2 kv heads x 64 dims, f16, K and V);
-    each of the 3 DeltaNet layers keeps, per sequence, two slots (live and checkpoint) of conv
-    state (3 x 512 f32) and delta-rule state (4 heads x 64 x 64 f32)."""
+    each of the 3 DeltaNet layers keeps, for the one sequence, two slots (live and checkpoint)
+    and two prefix-reuse snapshots of conv state (3 x 512 f32) and delta-rule state (4 heads x
+    64 x 64 f32)."""
     path = synth(synth_dir, "f32")
     out = kv_tool(path, 512)
     kv = 512 * 2 * 64 * 2 * 2
-    state = 3 * 2 * (3 * 512 + 4 * 64 * 64) * 4
+    state = 3 * (2 + 2) * (3 * 512 + 4 * 64 * 64) * 4
     assert int(out["kv_bytes"]) == kv + state
 
 
