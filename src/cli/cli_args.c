@@ -93,6 +93,22 @@ static ob_status take_engine(argv_cursor *c, ob_sampler_params *sp, ob_context_p
     return st ? st : cli_engine_opt_set(flag, v, sp, cp, err);
 }
 
+/* --spec MODE and --spec-max N, shared by run, chat and serve; false when a is neither. */
+static bool take_spec(argv_cursor *c, spec_params *p, ob_status *st, ob_err *err) {
+    const char *a = c->argv[c->i], *v = NULL;
+    if (is(a, "--spec-max", NULL)) {
+        *st = take_int(c, 1, SPEC_MAX_DRAFT, &p->max_draft, err);
+        return true;
+    }
+    if (!is(a, "--spec", NULL)) return false;
+    *st = take_str(c, &v, err);
+    if (!*st) {
+        *st = spec_mode_parse(v, &p->mode, err);
+        if (*st) ob_err_prefix(err, "--spec");
+    }
+    return true;
+}
+
 static ob_status required(const char *what, ob_err *err) {
     return ob_fail(err, OB_ERR_ARG, "%s is required", what);
 }
@@ -104,11 +120,14 @@ ob_status cli_run_args_parse(int argc, char **argv, cli_run_args *o, ob_err *err
     o->n_predict = 128;
     ob_sampler_params_init(&o->sp);
     ob_context_params_init(&o->cp);
+    spec_params_init(&o->spec);
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
         ob_status st = OB_OK;
         if (is_help(a)) return help(&o->help);
+        else if (take_spec(&c, &o->spec, &st, err)) {}
+        else if (is(a, "--verbose", "-v")) o->verbose = true;
         else if (is(a, "--ids", NULL)) o->ids = true;
         else if (is(a, "--ignore-eos", NULL)) o->ignore_eos = true;
         else if (is(a, "-m", NULL)) st = take_str(&c, &o->model, err);
@@ -134,11 +153,13 @@ ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *e
     o->n_predict = -1;
     ob_sampler_params_init(&o->sp);
     ob_context_params_init(&o->cp);
+    spec_params_init(&o->spec);
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
         ob_status st = OB_OK;
         if (is_help(a)) return help(&o->help);
+        else if (take_spec(&c, &o->spec, &st, err)) {}
         else if (is(a, "--show-prompt", NULL)) o->show_prompt = true;
         else if (is(a, "--verbose", "-v")) o->verbose = true;
         else if (is(a, "--ignore-eos", NULL)) o->ignore_eos = true;
