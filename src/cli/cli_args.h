@@ -31,6 +31,7 @@ typedef struct cli_run_args {
     ob_sampler_params sp;
     ob_context_params cp;
     spec_params spec; /* --spec MODE (auto), --spec-max N (16) */
+    const char *model_draft; /* --model-draft FILE: a draft model, or NULL */
     const char *grammar_file, *schema_file; /* --grammar GBNF / --json-schema: at most one */
 } cli_run_args;
 
@@ -41,6 +42,7 @@ typedef struct cli_chat_args {
     ob_sampler_params sp;
     ob_context_params cp;
     spec_params spec; /* --spec MODE (auto), --spec-max N (16) */
+    const char *model_draft; /* --model-draft FILE: a draft model, or NULL */
 } cli_chat_args;
 
 typedef struct cli_bench_args {

@@ -25,6 +25,8 @@ typedef struct chat {
     ob_model *model;
     cli_chat_tmpl tmpl;
     cli_chat_engine eng;
+    ob_model *draft_model;  /* --model-draft, or NULL */
+    spec_drafter *drafter;  /* owned, or NULL */
     json_t *messages;  /* the conversation (owned) */
     bool interactive;  /* stdin is a terminal: prompts */
     bool failed;       /* a turn got no answer (template, tokenizer or engine error): a script
@@ -50,9 +52,11 @@ static int usage(FILE *to) {
             "  -n N   reply tokens at most (-1: until the model stops or the context is full)\n"
             "%s"
             "  --show-prompt   print each rendered prompt on stderr\n"
-            "  --spec auto|off|ngram   speculative decoding by prompt lookup (auto: where it "
-            "pays)\n"
+            "  --spec auto|off|ngram|draft   speculative decoding by prompt lookup or a draft "
+            "model\n"
+            "                  (auto: the draft model if given, else lookup, where it pays)\n"
             "  --spec-max N    most draft tokens per pass (16)\n"
+            "  --model-draft FILE   a smaller model with the same vocabulary that drafts\n"
             "  --verbose       per-turn token counts, speed and speculation on stderr\n"
             "  --ignore-eos    do not stop at end-of-generation tokens\n"
             "commands, typed as a message:\n%s",
@@ -155,6 +159,7 @@ static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_c
     for (size_t i = 0; i < n; i++) ob_sampler_accept(s, ids[i]);
     spec_seq ss;
     spec_seq_init(&ss, &c->o.spec, c->eng.ctx);
+    spec_seq_set_drafter(&ss, c->drafter, 0);
     cli_chat_reply_opts ro = {
         .n_predict = c->o.n_predict,
         .tty = c->color,
@@ -287,6 +292,15 @@ static int setup(chat *c) {
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
     cli_device_chosen(stderr, &c->o.cp, c->eng.ctx);
+    if (c->o.model_draft) {
+        if (cli_load_model(c->o.model_draft, &c->draft_model)) {
+            ob_free(sys);
+            return -1;
+        }
+        if (spec_drafter_new(c->model, c->draft_model, 1, c->eng.n_ctx,
+                             ob_context_n_threads(c->eng.ctx), &c->drafter, &err))
+            goto fail;
+    }
     c->messages = json_array();
     if (!c->messages) {
         ob_fail(&err, OB_ERR_NOMEM, "out of memory");
@@ -367,6 +381,8 @@ int cli_cmd_chat(int argc, char **argv) {
     }
     json_decref(c.messages);
     cli_chat_engine_clear(&c.eng);
+    spec_drafter_free(c.drafter);
+    ob_model_free(c.draft_model);
     cli_chat_tmpl_clear(&c.tmpl);
     ob_model_free(c.model);
     return rc;

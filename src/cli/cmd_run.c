@@ -72,8 +72,10 @@ static int usage(FILE *to) {
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
             "  -f FILE: the prompt's text ('-' = standard input), at most 64 MiB\n"
             "  --grammar FILE (GBNF) | --json-schema FILE: constrain the output\n"
-            "  --spec auto|off|ngram: speculative decoding by prompt lookup (auto: where it\n"
-            "    pays)  --spec-max N: most draft tokens per pass (16)\n"
+            "  --spec auto|off|ngram|draft: speculative decoding by prompt lookup or a draft\n"
+            "    model (auto: the draft model if given, else lookup, where it pays)\n"
+            "  --spec-max N: most draft tokens per pass (16)  --model-draft FILE: a smaller\n"
+            "    model with the same vocabulary that drafts\n"
             "%s  --ids (print token ids)  --ignore-eos  --verbose (speculation figures)\n",
             CLI_ENGINE_OPTS_HELP);
     return to == stdout ? 0 : 2;
@@ -143,7 +145,8 @@ int cli_cmd_run(int argc, char **argv) {
         return usage(stderr);
     }
     if (o.help) return usage(stdout);
-    ob_model *m = NULL;
+    ob_model *m = NULL, *dm = NULL;
+    spec_drafter *drafter = NULL;
     ob_context *c = NULL;
     ob_sampler *s = NULL;
     cli_grammar gr = {0};
@@ -186,6 +189,16 @@ int cli_cmd_run(int argc, char **argv) {
     memcpy(hist, prompt, n_prompt * sizeof *hist);
     spec_seq ss;
     spec_seq_init(&ss, &o.spec, c);
+    if (o.model_draft) {
+        if (cli_load_model(o.model_draft, &dm)) {
+            snprintf(err.msg, sizeof err.msg, "draft model %s did not load", o.model_draft);
+            goto done;
+        }
+        if (spec_drafter_new(m, dm, 1, ob_context_n_ctx(c), ob_context_n_threads(c), &drafter,
+                             &err))
+            goto done;
+        spec_seq_set_drafter(&ss, drafter, 0);
+    }
     run_out out = {tx, &o, info.eos_id, 0};
     double t0 = cli_now();
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
@@ -208,6 +221,8 @@ done:
     ob_sampler_free(s);
     cli_grammar_close(&gr);
     ob_context_free(c);
+    spec_drafter_free(drafter);
+    ob_model_free(dm);
     ob_model_free(m);
     return rc;
 }

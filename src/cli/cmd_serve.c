@@ -111,6 +111,9 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
     else if (!strcmp(f, "--spec")) {
         ob_status st = spec_mode_parse(v, &a->spec, err);
         if (st) ob_err_prefix(err, f);
+        else if (a->spec == SPEC_MODE_DRAFT)
+            st = ob_fail(err, OB_ERR_ARG, "--spec draft: the server does not load a draft "
+                         "model; expected auto, off or ngram");
         return st;
     } else {
         char shown[CLI_SHOWN_SIZE];

@@ -38,12 +38,14 @@
 
 typedef enum spec_mode {
     SPEC_MODE_OFF = 0,
-    SPEC_MODE_AUTO,  /* the best drafter there is, dropped while it does not pay */
+    SPEC_MODE_AUTO,  /* the best drafter there is (the draft model when one is loaded, else
+                        prompt lookup), dropped while it does not pay */
     SPEC_MODE_NGRAM, /* prompt lookup, kept on whatever its acceptance */
+    SPEC_MODE_DRAFT, /* the draft model (spec_drafter), kept on whatever its acceptance */
 } spec_mode;
 
-/* "auto", "off", "ngram" -> *out. OB_ERR_ARG naming the value and the choices otherwise
- * ("draft" is refused with the reason: no draft model is loaded). */
+/* "auto", "off", "ngram", "draft" -> *out. OB_ERR_ARG naming the value and the choices
+ * otherwise. Whether a draft model is loaded is the caller's to check. */
 ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err);
 /* The mode's name ("auto"), static storage. */
 const char *spec_mode_name(spec_mode m);
@@ -72,12 +74,32 @@ bool spec_context_supported(const ob_context *c, const char **why);
  * match); *match_len (may be NULL) gets the match's length. */
 int spec_ngram_draft(const int32_t *hist, int64_t n, int max, int32_t *out, int *match_len);
 
+/* ---- a draft model (spec_draft.c) ---- */
+
+/* A smaller model with the target's vocabulary, drafting greedily in a context of its own with
+ * n_seq sequences of n_ctx positions (sequence ids as the target's). One thread at a time. */
+typedef struct spec_drafter spec_drafter;
+
+/* Checks that draft's vocabulary is the target's (every token's text; OB_ERR_ARG naming the
+ * first difference) and makes its context. Borrows both models. *out: spec_drafter_free. */
+ob_status spec_drafter_new(const ob_model *target, ob_model *draft, int32_t n_seq, int64_t n_ctx,
+                           int n_threads, spec_drafter **out, ob_err *err);
+void spec_drafter_free(spec_drafter *d);
+/* Sequence seq ended: its draft cache is dropped. */
+void spec_drafter_forget(spec_drafter *d, int32_t seq);
+/* Up to max greedy draft tokens after hist (n tokens) into out; the count (0 when the draft
+ * context cannot take them). Stops after an end-of-generation token. */
+int spec_drafter_draft(spec_drafter *d, int32_t seq, const int32_t *hist, int64_t n, int max,
+                       int32_t *out);
+
 /* ---- one sequence's drafting state (spec_seq.c) ---- */
 
 /* Per sequence: the adaptive draft length, whether drafting pays, and the counters reported
  * (--verbose, /metrics). Plain data: zero it with spec_seq_init, nothing to free. */
 typedef struct spec_seq {
     spec_params p;
+    spec_drafter *drafter; /* borrowed or NULL: drafts come from it in auto and draft mode */
+    int32_t seq;           /* the sequence id in the drafter's context */
     bool enabled;     /* false: mode off or the context cannot roll back */
     int k;            /* draft length for the next pass, 1..p.max_draft */
     double accept;    /* running mean of the accepted fraction of recent drafts */
@@ -92,8 +114,11 @@ typedef struct spec_seq {
 } spec_seq;
 
 /* Sets up s for a new sequence under p on context c (spec_context_supported decides whether
- * drafting is possible at all). */
+ * drafting is possible at all). Draft mode without a drafter (spec_seq_set_drafter) drafts
+ * nothing. */
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c);
+/* Drafts of sequence seq come from d (borrowed; NULL: prompt lookup). */
+void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq);
 
 /* The draft for the next pass after hist (n tokens: prompt, generated, and the pending token
  * last), at most room tokens (what the context and the batch have space for): written to out

@@ -28,17 +28,15 @@
 
 ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err) {
     static const struct { const char *name; spec_mode mode; } modes[] = {
-        {"auto", SPEC_MODE_AUTO}, {"off", SPEC_MODE_OFF}, {"ngram", SPEC_MODE_NGRAM}};
+        {"auto", SPEC_MODE_AUTO}, {"off", SPEC_MODE_OFF}, {"ngram", SPEC_MODE_NGRAM},
+        {"draft", SPEC_MODE_DRAFT}};
     for (size_t i = 0; text && i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(text, modes[i].name)) {
             *out = modes[i].mode;
             return OB_OK;
         }
-    if (text && !strcmp(text, "draft"))
-        return ob_fail(err, OB_ERR_ARG, "speculative mode 'draft' needs a draft model, which "
-                       "this build does not load; expected auto, off or ngram");
-    return ob_fail(err, OB_ERR_ARG, "speculative mode '%.40s': expected auto, off or ngram",
-                   text ? text : "");
+    return ob_fail(err, OB_ERR_ARG, "speculative mode '%.40s': expected auto, off, ngram or "
+                   "draft", text ? text : "");
 }
 
 const char *spec_mode_name(spec_mode m) {
@@ -46,6 +44,7 @@ const char *spec_mode_name(spec_mode m) {
     case SPEC_MODE_OFF: return "off";
     case SPEC_MODE_AUTO: return "auto";
     case SPEC_MODE_NGRAM: return "ngram";
+    case SPEC_MODE_DRAFT: return "draft";
     }
     return "?";
 }
@@ -74,6 +73,11 @@ void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
     s->backoff = SPEC_BACKOFF_MIN;
 }
 
+void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq) {
+    s->drafter = d;
+    s->seq = seq;
+}
+
 int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, int32_t *out) {
     if (!s->enabled) return 0;
     if (s->pause > 0) {
@@ -82,6 +86,10 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     }
     int max = s->k;
     if (room < max) max = room > 0 ? (int)room : 0;
+    if (max < 1) return 0;
+    if (s->drafter && s->p.mode != SPEC_MODE_NGRAM)
+        return spec_drafter_draft(s->drafter, s->seq, hist, n, max, out);
+    if (s->p.mode == SPEC_MODE_DRAFT) return 0; /* no draft model */
     return spec_ngram_draft(hist, n, max, out, NULL);
 }
 

@@ -25,6 +25,7 @@ ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sample
     int32_t tok[SPEC_MAX_DRAFT + 1], sq[SPEC_MAX_DRAFT + 1];
     int64_t pos[SPEC_MAX_DRAFT + 1];
     bool want[SPEC_MAX_DRAFT + 1];
+    const double t0 = now_s(); /* the draft's own cost counts (a draft model's passes) */
     const int d = spec_seq_draft(ss, hist, *n, room, tok + 1);
     tok[0] = hist[*n - 1];
     for (int i = 0; i <= d; i++) {
@@ -34,7 +35,6 @@ ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sample
     }
     ob_batch b = {.n = d + 1, .capacity = d + 1, .token = tok, .pos = pos, .seq = sq,
                   .logits = want};
-    const double t0 = now_s();
     ob_status st = ob_decode(c, &b, err);
     if (st) return st;
     /* Row i holds the distribution of the token after tok[i]; the draw from it is kept, and
