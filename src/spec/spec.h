@@ -107,6 +107,8 @@ typedef struct spec_seq {
     int64_t backoff;  /* the next pause's length: doubles each time drafting fails again */
     double t_plain;   /* running mean of seconds per pass without a draft, 0 = not timed */
     double spec_rate; /* running mean of tokens per second of passes with a draft, 0 = none */
+    double t_row;     /* running mean of the seconds a draft token adds to a pass, 0 = none */
+    double w_accepted, w_rejected; /* decaying sums: draft tokens kept, drafts cut short */
     /* counters */
     int64_t n_passes; /* forward passes this sequence took part in while generating */
     int64_t n_tokens; /* tokens those passes produced */

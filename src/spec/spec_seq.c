@@ -2,7 +2,8 @@
  * One sequence's drafting policy (spec.h): how long a draft to propose and whether to draft at
  * all. The draft length doubles while whole drafts are accepted and falls to just past the
  * accepted part on a rejection, so a run of copied text is taken in long strides and prose
- * that only now and then repeats a phrase wastes little.
+ * that only now and then repeats a phrase wastes little. When passes are timed, it is also
+ * held at the length that maximises the expected tokens per second (best_length).
  *
  * Whether drafting pays is measured, not assumed: a pass of k + 1 rows costs more than a pass
  * of one (on a small model on a CPU, a few tens of percent: the head's matrix product grows
@@ -95,6 +96,27 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
 
 static double ema(double old, double x) { return old <= 0 ? x : old + SPEC_EMA * (x - old); }
 
+/* Timed passes: the draft length with the most expected tokens per second, when each draft
+ * token is accepted with probability alpha once the ones before it were (estimated from the
+ * accepted tokens and the rejections) and a pass with k draft tokens costs t_plain + t_row * k.
+ * On a small model a row costs a good part of a pass (its vocabulary's product), and on a busy
+ * CPU rows cost compute time that plain decoding does not pay. */
+static int best_length(const spec_seq *s) {
+    const double alpha = s->w_accepted / (s->w_accepted + s->w_rejected);
+    double best_rate = 0, expect = 1, pa = 1;
+    int best = 1;
+    for (int k = 1; k <= s->p.max_draft; k++) {
+        pa *= alpha;
+        expect += pa; /* 1 + alpha + ... + alpha^k tokens per pass */
+        const double rate = expect / (s->t_plain + s->t_row * k);
+        if (rate > best_rate) {
+            best_rate = rate;
+            best = k;
+        }
+    }
+    return best;
+}
+
 void spec_seq_update(spec_seq *s, int n_draft, int n_accepted, int n_out, double seconds) {
     s->n_passes++;
     s->n_tokens += n_out;
@@ -107,8 +129,19 @@ void spec_seq_update(spec_seq *s, int n_draft, int n_accepted, int n_out, double
     const double frac = (double)n_accepted / n_draft;
     s->accept = s->accept + SPEC_EMA * (frac - s->accept);
     if (seconds > 0 && n_out > 0) s->spec_rate = ema(s->spec_rate, n_out / seconds);
+    /* recent passes weigh most: the sums decay by a tenth each pass */
+    s->w_accepted = 0.9 * s->w_accepted + n_accepted;
+    s->w_rejected = 0.9 * s->w_rejected + (n_accepted < n_draft);
+    if (seconds > 0 && s->t_plain > 0) {
+        const double row = (seconds - s->t_plain) / n_draft;
+        s->t_row = ema(s->t_row, row > 1e-7 ? row : 1e-7);
+    }
     if (n_accepted == n_draft) s->k = s->k * 2 < s->p.max_draft ? s->k * 2 : s->p.max_draft;
     else s->k = n_accepted + 1;
+    if (s->t_row > 0 && s->w_accepted + s->w_rejected > 0) {
+        const int best = best_length(s);
+        if (s->k > best) s->k = best;
+    }
     if (s->p.mode != SPEC_MODE_AUTO) return;
     const bool timed = s->t_plain > 0 && s->spec_rate > 0;
     const bool pays = timed ? s->spec_rate * s->t_plain >= 1.0 : s->accept >= SPEC_MIN_ACCEPT;

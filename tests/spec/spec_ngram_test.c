@@ -117,6 +117,28 @@ TEST(auto_mode_pauses_what_does_not_pay) {
     CHECK(s.pause > 0);
 }
 
+TEST(timed_draft_length_follows_the_cost) {
+    /* A plain pass of 17 ms, each draft row 2.5 ms more, drafts cut after 9 tokens (a draft
+     * token kept with probability 0.9): a draft of 16 expects 8.1 tokens in 57 ms, one of 8
+     * 6.1 in 37 ms, so the length settles below the maximum; with rows nearly free it goes to
+     * the maximum. */
+    spec_seq s;
+    policy(&s, SPEC_MODE_NGRAM, 16);
+    spec_seq_update(&s, 0, 0, 1, 0.017);
+    for (int i = 0; i < 40; i++) {
+        const int d = s.k, a = d < 9 ? d : 9;
+        spec_seq_update(&s, d, a, a + 1, 0.017 + 0.0025 * d);
+    }
+    CHECK_MSG(s.k >= 4 && s.k <= 12, "k = %d", s.k);
+    policy(&s, SPEC_MODE_NGRAM, 16);
+    spec_seq_update(&s, 0, 0, 1, 0.017);
+    for (int i = 0; i < 40; i++) {
+        const int d = s.k, a = d < 9 ? d : 9;
+        spec_seq_update(&s, d, a, a + 1, 0.017 + 0.00005 * d);
+    }
+    CHECK_MSG(s.k >= 8, "k = %d", s.k);
+}
+
 TEST(room_limits_the_draft) {
     spec_seq s;
     policy(&s, SPEC_MODE_NGRAM, 16);
@@ -150,6 +172,7 @@ int main(void) {
     RUN(match_length_is_capped);
     RUN(draft_length_adapts);
     RUN(auto_mode_pauses_what_does_not_pay);
+    RUN(timed_draft_length_follows_the_cost);
     RUN(room_limits_the_draft);
     RUN(mode_names);
     return t_summary();
