@@ -156,36 +156,43 @@ def main():
         open(edit_file, "w").write(edit_prompt())
         open(free_file, "w").write(FREE_PROMPT)
         server = None if a.no_llama or LOOKUP else LlamaServer(a)
-        edit_text = open(edit_file).read()
-        rows = {k: [] for k in ("edit_off", "edit_auto", "edit_llama", "free_off", "free_auto")}
-        ratios = {"edit_vs_plain": [], "edit_vs_llama": [], "free_vs_plain": []}
-        for rnd in range(a.rounds):
-            # alternate the order each round so a drifting load hits every engine alike
-            order = ["off", "auto", "llama"] if rnd % 2 == 0 else ["llama", "auto", "off"]
-            got = {}
-            for e in order:
-                if e == "llama":
-                    if server:
-                        got[e] = server.run(edit_text, a.gen)
-                    elif LOOKUP and not a.no_llama:
-                        got[e] = run_lookup(a, edit_file, a.gen)
-                else:
-                    got[e] = run_outboard(a, edit_file, a.gen, e)
-            for e, r in got.items():
-                rows["edit_" + e].append(r)
-            ratios["edit_vs_plain"].append(got["auto"]["tok_s"] / got["off"]["tok_s"])
-            if "llama" in got:
-                ratios["edit_vs_llama"].append(got["auto"]["tok_s"] / got["llama"]["tok_s"])
-            free = {}
-            for e in (["off", "auto"] if rnd % 2 == 0 else ["auto", "off"]):
-                free[e] = run_outboard(a, free_file, a.free_gen, e, temp="0.8")
-                rows["free_" + e].append(free[e])
-            ratios["free_vs_plain"].append(free["auto"]["tok_s"] / free["off"]["tok_s"])
-            print(f"round {rnd + 1}: " + ", ".join(
-                f"edit {e} {r['tok_s']:.1f}" for e, r in got.items()) + ", " + ", ".join(
-                f"free {e} {r['tok_s']:.1f}" for e, r in free.items()), flush=True)
-        if server:
-            server.stop()
+        try:
+            measure(a, server, edit_file, free_file)
+        finally:
+            if server:
+                server.stop()
+
+
+def measure(a, server, edit_file, free_file):
+    """The rounds, then the table and the ratios on stdout."""
+    edit_text = open(edit_file).read()
+    rows = {k: [] for k in ("edit_off", "edit_auto", "edit_llama", "free_off", "free_auto")}
+    ratios = {"edit_vs_plain": [], "edit_vs_llama": [], "free_vs_plain": []}
+    for rnd in range(a.rounds):
+        # alternate the order each round so a drifting load hits every engine alike
+        order = ["off", "auto", "llama"] if rnd % 2 == 0 else ["llama", "auto", "off"]
+        got = {}
+        for e in order:
+            if e == "llama":
+                if server:
+                    got[e] = server.run(edit_text, a.gen)
+                elif LOOKUP and not a.no_llama:
+                    got[e] = run_lookup(a, edit_file, a.gen)
+            else:
+                got[e] = run_outboard(a, edit_file, a.gen, e)
+        for e, r in got.items():
+            rows["edit_" + e].append(r)
+        ratios["edit_vs_plain"].append(got["auto"]["tok_s"] / got["off"]["tok_s"])
+        if "llama" in got:
+            ratios["edit_vs_llama"].append(got["auto"]["tok_s"] / got["llama"]["tok_s"])
+        free = {}
+        for e in (["off", "auto"] if rnd % 2 == 0 else ["auto", "off"]):
+            free[e] = run_outboard(a, free_file, a.free_gen, e, temp="0.8")
+            rows["free_" + e].append(free[e])
+        ratios["free_vs_plain"].append(free["auto"]["tok_s"] / free["off"]["tok_s"])
+        print(f"round {rnd + 1}: " + ", ".join(
+            f"edit {e} {r['tok_s']:.1f}" for e, r in got.items()) + ", " + ", ".join(
+            f"free {e} {r['tok_s']:.1f}" for e, r in free.items()), flush=True)
     print("\n| workload | engine | tok/s (median) | acceptance | tokens per pass |")
     print("| --- | --- | ---: | ---: | ---: |")
     names = {"off": "outboard, --spec off", "auto": "outboard, --spec auto",
