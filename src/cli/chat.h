@@ -15,6 +15,7 @@
 #define OB_CLI_CHAT_H
 
 #include "outboard.h"
+#include "spec/spec.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -75,6 +76,13 @@ ob_status cli_chat_engine_prefill(cli_chat_engine *e, const int32_t *ids, size_t
 /* Evaluates one generated token after the cache. OB_ERR_LIMIT when the context is full. */
 ob_status cli_chat_engine_push(cli_chat_engine *e, int32_t id, ob_err *err);
 
+/* Evaluates the pending token id after the cache, with a draft when ss has one, and draws the
+ * next tokens with s into emit (spec_step); *next gets the new pending token, *stopped whether
+ * emit stopped. Errors: those of spec_step (the cache then holds what the context holds). */
+ob_status cli_chat_engine_spec_step(cli_chat_engine *e, spec_seq *ss, ob_sampler *s,
+                                    int32_t id, spec_emit_fn emit, void *user, int32_t *next,
+                                    bool *stopped, ob_err *err);
+
 /* ---- chat_reply.c ---- */
 
 typedef struct cli_chat_reply_opts {
@@ -82,6 +90,7 @@ typedef struct cli_chat_reply_opts {
     bool tty;              /* stdout is a terminal: colours; else plain text */
     bool ignore_eos;       /* keep going past end-of-generation tokens */
     const char *prompt;    /* the rendered prompt the answer follows (for the output parser) */
+    spec_seq *spec;        /* speculative decoding state of this answer, borrowed */
 } cli_chat_reply_opts;
 
 typedef struct cli_chat_reply {

@@ -77,3 +77,19 @@ ob_status cli_chat_engine_push(cli_chat_engine *e, int32_t id, ob_err *err) {
     e->cache[e->n_cache++] = id;
     return OB_OK;
 }
+
+ob_status cli_chat_engine_spec_step(cli_chat_engine *e, spec_seq *ss, ob_sampler *s,
+                                    int32_t id, spec_emit_fn emit, void *user, int32_t *next,
+                                    bool *stopped, ob_err *err) {
+    *stopped = false;
+    /* The cache doubles as the history prompt lookup searches: the pending token goes after
+     * it, the step appends what it draws, and the context then holds all but the last. */
+    ob_status st = reserve(e, e->n_cache + SPEC_MAX_DRAFT + 2, err);
+    if (st) return st;
+    e->cache[e->n_cache] = id;
+    int64_t n = (int64_t)e->n_cache + 1;
+    st = spec_step(e->ctx, 0, ss, s, e->cache, &n, emit, user, stopped, err);
+    e->n_cache = (size_t)ob_context_n_past(e->ctx);
+    *next = e->cache[n - 1];
+    return st;
+}

@@ -85,33 +85,58 @@ static ob_status keep_id(cli_chat_reply *r, size_t *cap, int32_t id, ob_err *err
     return OB_OK;
 }
 
-/* The sampling loop: tokens until EOG, n_predict, a full context or Ctrl-C. */
+/* Where the answer's tokens go: the reply's ids and the streamed text. */
+typedef struct reply_sink {
+    const cli_chat_reply_opts *o;
+    const ob_model *model;
+    ob_detok *dt;
+    ob_chat_parser *ps;
+    view *v;
+    cli_chat_reply *r;
+    size_t cap;
+    int64_t n_drawn;
+    ob_status st;
+    ob_err *err;
+} reply_sink;
+
+/* Takes one drawn token; false at EOG, n_predict or an error (kept in the sink). */
+static bool reply_emit(void *user, int32_t id) {
+    reply_sink *k = user;
+    k->n_drawn++;
+    if (!k->o->ignore_eos && ob_token_is_eog(k->model, id)) return false;
+    if ((k->st = keep_id(k->r, &k->cap, id, k->err)) ||
+        (k->st = put_token(k->dt, k->ps, k->v, id, k->err)))
+        return false;
+    return k->n_drawn != k->o->n_predict; /* the last one's logits would not be used */
+}
+
+/* The sampling loop: tokens until EOG, n_predict, a full context or Ctrl-C. Each step
+ * evaluates the pending token, with a draft when speculation has one. */
 static ob_status generate(cli_chat_engine *e, ob_sampler *s, const cli_chat_reply_opts *o,
-                          ob_detok *dt, ob_chat_parser *ps, view *v, cli_chat_reply *r,
-                          ob_err *err) {
-    size_t cap = 0;
-    ob_status st = OB_OK;
-    for (int64_t i = 0; !st && (o->n_predict < 0 || i < o->n_predict); i++) {
-        if (cli_chat_interrupted) {
-            r->interrupted = true;
-            break;
-        }
-        int32_t id = ob_sampler_sample(s, ob_logits(e->ctx, -1));
-        if (id < 0) {
-            st = ob_fail(err, OB_ERR_FORMAT, "reply token %lld: no logit is finite, nothing "
-                         "to sample", (long long)i);
-            break;
-        }
-        if (!o->ignore_eos && ob_token_is_eog(e->model, id)) break;
-        if ((st = keep_id(r, &cap, id, err)) || (st = put_token(dt, ps, v, id, err))) break;
-        if (i + 1 == o->n_predict) break; /* its logits would not be used */
-        if ((int64_t)e->n_cache >= e->n_ctx) {
-            r->ctx_full = true;
-            break;
-        }
-        st = cli_chat_engine_push(e, id, err);
+                          reply_sink *k, ob_err *err) {
+    if (o->n_predict == 0) return OB_OK;
+    if (cli_chat_interrupted) {
+        k->r->interrupted = true;
+        return OB_OK;
     }
-    return st;
+    int32_t id = ob_sampler_sample(s, ob_logits(e->ctx, -1));
+    if (id < 0)
+        return ob_fail(err, OB_ERR_FORMAT, "reply token 0: no logit is finite, nothing to "
+                       "sample");
+    bool stopped = !reply_emit(k, id);
+    ob_status st = OB_OK;
+    while (!stopped && !st && !k->st) {
+        if (cli_chat_interrupted) {
+            k->r->interrupted = true;
+            break;
+        }
+        if ((int64_t)e->n_cache >= e->n_ctx) {
+            k->r->ctx_full = true;
+            break;
+        }
+        st = cli_chat_engine_spec_step(e, o->spec, s, id, reply_emit, k, &id, &stopped, err);
+    }
+    return st ? st : k->st;
 }
 
 ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, const ob_chat *chat,
@@ -127,8 +152,9 @@ ob_status cli_chat_reply_run(cli_chat_engine *e, ob_sampler *s, const ob_chat *c
         return st;
     }
     view v = {.tty = o->tty};
+    reply_sink k = {.o = o, .model = e->model, .dt = dt, .ps = ps, .v = &v, .r = r, .err = err};
     double t0 = cli_now();
-    st = generate(e, s, o, dt, ps, &v, r, err);
+    st = generate(e, s, o, &k, err);
     r->seconds = cli_now() - t0;
     /* Whatever was generated is finished into a result, also after an error or Ctrl-C, so
      * the conversation keeps the partial answer. */

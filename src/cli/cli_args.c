@@ -93,6 +93,35 @@ static ob_status take_engine(argv_cursor *c, ob_sampler_params *sp, ob_context_p
     return st ? st : cli_engine_opt_set(flag, v, sp, cp, err);
 }
 
+/* --spec MODE, --spec-max N and --model-draft FILE, shared by run and chat; false when a is
+ * none of them. */
+static bool take_spec(argv_cursor *c, spec_params *p, const char **draft, ob_status *st,
+                      ob_err *err) {
+    const char *a = c->argv[c->i], *v = NULL;
+    if (is(a, "--model-draft", NULL)) {
+        *st = take_str(c, draft, err);
+        return true;
+    }
+    if (is(a, "--spec-max", NULL)) {
+        *st = take_int(c, 1, SPEC_MAX_DRAFT, &p->max_draft, err);
+        return true;
+    }
+    if (!is(a, "--spec", NULL)) return false;
+    *st = take_str(c, &v, err);
+    if (!*st) {
+        *st = spec_mode_parse(v, &p->mode, err);
+        if (*st) ob_err_prefix(err, "--spec");
+    }
+    return true;
+}
+
+/* --spec draft without a draft model has nothing to draft with. */
+static ob_status check_spec(const spec_params *p, const char *draft, ob_err *err) {
+    if (p->mode == SPEC_MODE_DRAFT && !draft)
+        return ob_fail(err, OB_ERR_ARG, "--spec draft needs a draft model: --model-draft FILE");
+    return OB_OK;
+}
+
 static ob_status required(const char *what, ob_err *err) {
     return ob_fail(err, OB_ERR_ARG, "%s is required", what);
 }
@@ -104,11 +133,14 @@ ob_status cli_run_args_parse(int argc, char **argv, cli_run_args *o, ob_err *err
     o->n_predict = 128;
     ob_sampler_params_init(&o->sp);
     ob_context_params_init(&o->cp);
+    spec_params_init(&o->spec);
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
         ob_status st = OB_OK;
         if (is_help(a)) return help(&o->help);
+        else if (take_spec(&c, &o->spec, &o->model_draft, &st, err)) {}
+        else if (is(a, "--verbose", "-v")) o->verbose = true;
         else if (is(a, "--ids", NULL)) o->ids = true;
         else if (is(a, "--ignore-eos", NULL)) o->ignore_eos = true;
         else if (is(a, "-m", NULL)) st = take_str(&c, &o->model, err);
@@ -126,7 +158,7 @@ ob_status cli_run_args_parse(int argc, char **argv, cli_run_args *o, ob_err *err
         return ob_fail(err, OB_ERR_ARG, "give exactly one of -p PROMPT, -f FILE, --tokens IDS");
     if (o->grammar_file && o->schema_file)
         return ob_fail(err, OB_ERR_ARG, "give at most one of --grammar FILE, --json-schema FILE");
-    return OB_OK;
+    return check_spec(&o->spec, o->model_draft, err);
 }
 
 ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *err) {
@@ -134,11 +166,13 @@ ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *e
     o->n_predict = -1;
     ob_sampler_params_init(&o->sp);
     ob_context_params_init(&o->cp);
+    spec_params_init(&o->spec);
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
         ob_status st = OB_OK;
         if (is_help(a)) return help(&o->help);
+        else if (take_spec(&c, &o->spec, &o->model_draft, &st, err)) {}
         else if (is(a, "--show-prompt", NULL)) o->show_prompt = true;
         else if (is(a, "--verbose", "-v")) o->verbose = true;
         else if (is(a, "--ignore-eos", NULL)) o->ignore_eos = true;
@@ -153,7 +187,7 @@ ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *e
     if (!o->model) return required("-m MODEL.gguf", err);
     if (o->system && o->system_file)
         return ob_fail(err, OB_ERR_ARG, "give one of --system and --system-file, not both");
-    return OB_OK;
+    return check_spec(&o->spec, o->model_draft, err);
 }
 
 ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err *err) {

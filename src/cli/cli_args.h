@@ -13,6 +13,7 @@
 #define OB_CLI_ARGS_H
 
 #include "outboard.h"
+#include "spec/spec.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,9 +27,11 @@
 typedef struct cli_run_args {
     const char *model, *prompt, *file, *tokens; /* exactly one of prompt, file, tokens */
     int64_t n_predict;                          /* -n, 128 */
-    bool ids, ignore_eos, help;
+    bool ids, ignore_eos, verbose, help;
     ob_sampler_params sp;
     ob_context_params cp;
+    spec_params spec; /* --spec MODE (auto), --spec-max N (16) */
+    const char *model_draft; /* --model-draft FILE: a draft model, or NULL */
     const char *grammar_file, *schema_file; /* --grammar GBNF / --json-schema: at most one */
 } cli_run_args;
 
@@ -38,6 +41,8 @@ typedef struct cli_chat_args {
     bool show_prompt, verbose, ignore_eos, help;
     ob_sampler_params sp;
     ob_context_params cp;
+    spec_params spec; /* --spec MODE (auto), --spec-max N (16) */
+    const char *model_draft; /* --model-draft FILE: a draft model, or NULL */
 } cli_chat_args;
 
 typedef struct cli_bench_args {

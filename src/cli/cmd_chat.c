@@ -25,6 +25,8 @@ typedef struct chat {
     ob_model *model;
     cli_chat_tmpl tmpl;
     cli_chat_engine eng;
+    ob_model *draft_model;  /* --model-draft, or NULL */
+    spec_drafter *drafter;  /* owned, or NULL */
     json_t *messages;  /* the conversation (owned) */
     bool interactive;  /* stdin is a terminal: prompts */
     bool failed;       /* a turn got no answer (template, tokenizer or engine error): a script
@@ -50,7 +52,12 @@ static int usage(FILE *to) {
             "  -n N   reply tokens at most (-1: until the model stops or the context is full)\n"
             "%s"
             "  --show-prompt   print each rendered prompt on stderr\n"
-            "  --verbose       per-turn token counts and speed on stderr\n"
+            "  --spec auto|off|ngram|draft   speculative decoding by prompt lookup or a draft "
+            "model\n"
+            "                  (auto: the draft model if given, else lookup, where it pays)\n"
+            "  --spec-max N    most draft tokens per pass (16)\n"
+            "  --model-draft FILE   a smaller model with the same vocabulary that drafts\n"
+            "  --verbose       per-turn token counts, speed and speculation on stderr\n"
             "  --ignore-eos    do not stop at end-of-generation tokens\n"
             "commands, typed as a message:\n%s",
             CLI_ENGINE_OPTS_HELP, HELP);
@@ -120,6 +127,18 @@ static void print_stats(const chat *c, size_t n_prompt, size_t n_eval, double t_
     fputc('\n', stderr);
 }
 
+static void print_spec_stats(const spec_seq *ss) {
+    if (!ss->enabled) {
+        fprintf(stderr, "chat: speculative: off\n");
+        return;
+    }
+    fprintf(stderr, "chat: speculative: %s, %lld draft tokens, %lld accepted (%.1f%%), %.2f "
+            "tokens per pass\n", spec_mode_name(ss->p.mode), (long long)ss->n_drafted,
+            (long long)ss->n_accepted,
+            ss->n_drafted ? 100.0 * (double)ss->n_accepted / (double)ss->n_drafted : 0.0,
+            ss->n_passes ? (double)ss->n_tokens / (double)ss->n_passes : 0.0);
+}
+
 /* Prefills the prompt and streams the answer into r. Prints problems; -1 when no answer. */
 static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_chat_reply *r) {
     ob_err err = {{0}};
@@ -138,11 +157,15 @@ static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_c
     }
     double t_eval = cli_now() - t0;
     for (size_t i = 0; i < n; i++) ob_sampler_accept(s, ids[i]);
+    spec_seq ss;
+    spec_seq_init(&ss, &c->o.spec, c->eng.ctx);
+    spec_seq_set_drafter(&ss, c->drafter, 0);
     cli_chat_reply_opts ro = {
         .n_predict = c->o.n_predict,
         .tty = c->color,
         .ignore_eos = c->o.ignore_eos,
         .prompt = text,
+        .spec = &ss,
     };
     ob_status st = cli_chat_reply_run(&c->eng, s, c->tmpl.chat, &ro, r, &err);
     ob_sampler_free(s);
@@ -159,7 +182,10 @@ static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_c
         fprintf(stderr, "outboard chat: the context is full (%lld tokens): the answer was cut; "
                         "the oldest messages go next turn\n",
                 (long long)c->eng.n_ctx);
-    if (c->o.verbose) print_stats(c, n, n_eval, t_eval, r);
+    if (c->o.verbose) {
+        print_stats(c, n, n_eval, t_eval, r);
+        print_spec_stats(&ss);
+    }
     return 0;
 }
 
@@ -266,6 +292,15 @@ static int setup(chat *c) {
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
     cli_device_chosen(stderr, &c->o.cp, c->eng.ctx);
+    if (c->o.model_draft) {
+        if (cli_load_model(c->o.model_draft, &c->draft_model)) {
+            ob_free(sys);
+            return -1;
+        }
+        if (spec_drafter_new(c->model, c->draft_model, 1, c->eng.n_ctx,
+                             ob_context_n_threads(c->eng.ctx), &c->drafter, &err))
+            goto fail;
+    }
     c->messages = json_array();
     if (!c->messages) {
         ob_fail(&err, OB_ERR_NOMEM, "out of memory");
@@ -346,6 +381,8 @@ int cli_cmd_chat(int argc, char **argv) {
     }
     json_decref(c.messages);
     cli_chat_engine_clear(&c.eng);
+    spec_drafter_free(c.drafter);
+    ob_model_free(c.draft_model);
     cli_chat_tmpl_clear(&c.tmpl);
     ob_model_free(c.model);
     return rc;

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "outboard.h"
+#include "spec/spec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,32 +72,69 @@ static int usage(FILE *to) {
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
             "  -f FILE: the prompt's text ('-' = standard input), at most 64 MiB\n"
             "  --grammar FILE (GBNF) | --json-schema FILE: constrain the output\n"
-            "%s  --ids (print token ids)  --ignore-eos\n",
+            "  --spec auto|off|ngram|draft: speculative decoding by prompt lookup or a draft\n"
+            "    model (auto: the draft model if given, else lookup, where it pays)\n"
+            "  --spec-max N: most draft tokens per pass (16)  --model-draft FILE: a smaller\n"
+            "    model with the same vocabulary that drafts\n"
+            "%s  --ids (print token ids)  --ignore-eos  --verbose (speculation figures)\n",
             CLI_ENGINE_OPTS_HELP);
     return to == stdout ? 0 : 2;
 }
 
-/* Generates up to n_predict tokens after the prompt; prints them as they come. */
-static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const cli_run_args *o,
-                          int32_t eos, int64_t *n_gen, ob_err *err) {
-    *n_gen = 0;
-    for (int64_t i = 0; i < o->n_predict; i++) {
+/* Where generated tokens go: text (or ids) on stdout until end of generation or n_predict. */
+typedef struct run_out {
+    cli_text *tx;
+    const cli_run_args *o;
+    int32_t eos;
+    int64_t n_gen;
+} run_out;
+
+static bool run_emit(void *user, int32_t id) {
+    run_out *r = user;
+    r->n_gen++;
+    if (!r->o->ignore_eos && cli_text_is_eog(r->tx, id, r->eos)) return false;
+    if (r->o->ids) printf("%s%d", r->n_gen > 1 ? " " : "", id);
+    else cli_text_put(r->tx, id);
+    fflush(stdout);
+    return r->n_gen < r->o->n_predict;
+}
+
+/* Generates up to n_predict tokens after the prompt (hist, n_hist tokens, with room for
+ * n_predict + SPEC_MAX_DRAFT + 1 more); prints them as they come. Each step evaluates the
+ * last token with a draft when speculation has one (spec_step), else alone. */
+static ob_status generate(ob_context *c, ob_sampler *s, spec_seq *ss, run_out *r,
+                          int32_t *hist, int64_t n_hist, ob_err *err) {
+    ob_status st = OB_OK;
+    if (r->o->n_predict > 0) {
         int32_t id = ob_sampler_sample(s, ob_logits(c, -1));
         if (id < 0)
-            return ob_fail(err, OB_ERR_FORMAT, "token %lld: no logit is finite, nothing to "
-                           "sample", (long long)i);
-        ++*n_gen;
-        if (!o->ignore_eos && cli_text_is_eog(tx, id, eos)) break;
-        if (o->ids) printf("%s%d", i ? " " : "", id);
-        else cli_text_put(tx, id);
-        fflush(stdout);
-        if (i + 1 == o->n_predict) break;
-        ob_status st = ob_eval(c, &id, 1, false, err);
-        if (st) return st;
+            return ob_fail(err, OB_ERR_NUMERIC, "token 0: no logit is finite, nothing to "
+                           "sample");
+        hist[n_hist++] = id;
+        bool stopped = !run_emit(r, id);
+        while (!stopped && !st)
+            st = spec_step(c, 0, ss, s, hist, &n_hist, run_emit, r, &stopped, err);
     }
-    if (!o->ids) cli_text_flush(tx);
+    if (!r->o->ids) cli_text_flush(r->tx);
     printf("\n");
-    return OB_OK;
+    return st;
+}
+
+/* --verbose: what speculation did. */
+static void print_spec(const ob_context *c, const spec_seq *ss) {
+    const char *why = NULL;
+    if (ss->p.mode == SPEC_MODE_OFF) {
+        fprintf(stderr, "speculative: off\n");
+    } else if (!spec_context_supported(c, &why)) {
+        fprintf(stderr, "speculative: off (%s)\n", why);
+    } else {
+        fprintf(stderr, "speculative: %s, %lld draft tokens, %lld accepted (%.1f%%), "
+                "%.2f tokens per pass over %lld passes\n", spec_mode_name(ss->p.mode),
+                (long long)ss->n_drafted, (long long)ss->n_accepted,
+                ss->n_drafted ? 100.0 * (double)ss->n_accepted / (double)ss->n_drafted : 0.0,
+                ss->n_passes ? (double)ss->n_tokens / (double)ss->n_passes : 0.0,
+                (long long)ss->n_passes);
+    }
 }
 
 int cli_cmd_run(int argc, char **argv) {
@@ -107,12 +145,13 @@ int cli_cmd_run(int argc, char **argv) {
         return usage(stderr);
     }
     if (o.help) return usage(stdout);
-    ob_model *m = NULL;
+    ob_model *m = NULL, *dm = NULL;
+    spec_drafter *drafter = NULL;
     ob_context *c = NULL;
     ob_sampler *s = NULL;
     cli_grammar gr = {0};
     cli_text *tx = NULL;
-    int32_t *prompt = NULL;
+    int32_t *prompt = NULL, *hist = NULL;
     size_t n_prompt = 0;
     int rc = 1;
     /* The prompt file before the model: a bad -f fails at once, not after a long load. */
@@ -141,25 +180,49 @@ int cli_cmd_run(int argc, char **argv) {
     if (cli_grammar_open(&gr, m, o.grammar_file, o.schema_file, &err)) goto done;
     ob_sampler_set_matcher(s, gr.matcher);
     if (!o.ids && o.prompt) fputs(o.prompt, stdout); /* the generated text continues it */
+    /* The history prompt lookup searches: the prompt, then every generated token. */
+    hist = ob_alloc(n_prompt + (size_t)o.n_predict + SPEC_MAX_DRAFT + 2, sizeof *hist);
+    if (!hist) {
+        ob_fail(&err, OB_ERR_NOMEM, "out of memory for %lld tokens", (long long)o.n_predict);
+        goto done;
+    }
+    memcpy(hist, prompt, n_prompt * sizeof *hist);
+    spec_seq ss;
+    spec_seq_init(&ss, &o.spec, c);
+    if (o.model_draft) {
+        if (cli_load_model(o.model_draft, &dm)) {
+            snprintf(err.msg, sizeof err.msg, "draft model %s did not load", o.model_draft);
+            goto done;
+        }
+        if (spec_drafter_new(m, dm, 1, ob_context_n_ctx(c), ob_context_n_threads(c), &drafter,
+                             &err))
+            goto done;
+        spec_seq_set_drafter(&ss, drafter, 0);
+    }
+    run_out out = {tx, &o, info.eos_id, 0};
     double t0 = cli_now();
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
     double t1 = cli_now();
-    int64_t n_gen = 0;
-    if (generate(c, s, tx, &o, info.eos_id, &n_gen, &err)) goto done;
+    if (generate(c, s, &ss, &out, hist, (int64_t)n_prompt, &err)) goto done;
     double t2 = cli_now();
+    const int64_t n_gen = out.n_gen;
     /* The first sampled token came from the prompt pass, so n_gen - 1 decode passes ran. */
     fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generated: %lld tokens, %.2f tok/s\n",
             n_prompt, (double)n_prompt / (t1 - t0), (long long)n_gen,
             n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0);
+    if (o.verbose) print_spec(c, &ss);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "outboard run: %s\n", err.msg);
     cli_text_free(tx);
     ob_free(file_text);
     ob_free(prompt);
+    ob_free(hist);
     ob_sampler_free(s);
     cli_grammar_close(&gr);
     ob_context_free(c);
+    spec_drafter_free(drafter);
+    ob_model_free(dm);
     ob_model_free(m);
     return rc;
 }

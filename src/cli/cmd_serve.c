@@ -34,6 +34,8 @@ typedef struct serve_args {
     int64_t queue;    /* requests waiting beyond the running ones before 503, 64 */
     int64_t max_body; /* request body limit in bytes, 8 MiB */
     int64_t timeout;  /* seconds a connection may stay silent mid-request, 30 */
+    int64_t spec_max; /* --spec-max: most draft tokens per pass, 16 */
+    spec_mode spec;   /* --spec: auto */
     bool help;
 } serve_args;
 
@@ -51,7 +53,10 @@ static const char USAGE[] =
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
     "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n"
     "  --policy FILE     which requests may go to an upstream server (JSON; see README);\n"
-    "                    without one, nothing leaves this machine\n";
+    "                    without one, nothing leaves this machine\n"
+    "  --spec MODE       speculative decoding: auto (prompt lookup where it pays), off, ngram;\n"
+    "                    a request's \"speculative\" field overrides it\n"
+    "  --spec-max N      most draft tokens per pass (16)\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -94,6 +99,7 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--queue", offsetof(serve_args, queue), 0, 1 << 20, false},
         {"--max-body", offsetof(serve_args, max_body), 1024, (int64_t)1 << 30, true},
         {"--timeout", offsetof(serve_args, timeout), 1, 86400, false},
+        {"--spec-max", offsetof(serve_args, spec_max), 1, SPEC_MAX_DRAFT, false},
     };
     for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
         if (!strcmp(f, NUMS[i].flag))
@@ -109,7 +115,14 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         a->alias = v;
     else if (!strcmp(f, "--policy"))
         a->policy = v;
-    else {
+    else if (!strcmp(f, "--spec")) {
+        ob_status st = spec_mode_parse(v, &a->spec, err);
+        if (st) ob_err_prefix(err, f);
+        else if (a->spec == SPEC_MODE_DRAFT)
+            st = ob_fail(err, OB_ERR_ARG, "--spec draft: the server does not load a draft "
+                         "model; expected auto, off or ngram");
+        return st;
+    } else {
         char shown[CLI_SHOWN_SIZE];
         return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, shown));
     }
@@ -126,6 +139,10 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     a->queue = 64;
     a->max_body = 8 << 20;
     a->timeout = 30;
+    spec_params sp;
+    spec_params_init(&sp);
+    a->spec = sp.mode;
+    a->spec_max = sp.max_draft;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
@@ -184,7 +201,8 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
     s->kv_tokens = ks.blocks_total * ks.block_size;
     s->n_threads = ob_context_n_threads(s->ctx);
     serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
-                           s->desc.id, (int)a->parallel, a->queue,     512};
+                           s->desc.id, (int)a->parallel, a->queue,     512,
+                           {a->spec, (int)a->spec_max}};
     return serve_sched_start(&so, &s->sched, err);
 }
 

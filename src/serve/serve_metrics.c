@@ -46,6 +46,7 @@ struct serve_metrics {
     series requests[SERVE_METRICS_MAX_SERIES];
     size_t n_requests;
     uint64_t prompt_tokens, generated_tokens, prefix_hits, prefix_tokens, preemptions;
+    uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted;
     int64_t waiting, running, kv_used, kv_total;
     histogram ttft, itl;
     route_series routes[ROUTE_MAX_SERIES];
@@ -111,6 +112,15 @@ void serve_metrics_prefix_hit(serve_metrics *m, int64_t n_tokens) {
 void serve_metrics_preempt(serve_metrics *m) {
     pthread_mutex_lock(&m->mu);
     m->preemptions++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_spec(serve_metrics *m, int64_t drafted, int64_t accepted, int64_t produced) {
+    pthread_mutex_lock(&m->mu);
+    m->spec_passes++;
+    m->spec_tokens += (uint64_t)(produced > 0 ? produced : 0);
+    m->spec_drafted += (uint64_t)(drafted > 0 ? drafted : 0);
+    m->spec_accepted += (uint64_t)(accepted > 0 ? accepted : 0);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -270,6 +280,17 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
     put_scalar(&b, "outboard_preemptions_total", "counter",
                "Sequences that gave their KV blocks back when the pool ran out.",
                (long long)m->preemptions);
+    put_scalar(&b, "outboard_decode_passes_total", "counter",
+               "Decode steps of generating sequences (one forward pass each).",
+               (long long)m->spec_passes);
+    put_scalar(&b, "outboard_decode_pass_tokens_total", "counter",
+               "Tokens those steps produced (over passes: tokens per pass).",
+               (long long)m->spec_tokens);
+    put_scalar(&b, "outboard_spec_draft_tokens_total", "counter",
+               "Draft tokens proposed by speculative decoding.", (long long)m->spec_drafted);
+    put_scalar(&b, "outboard_spec_accepted_tokens_total", "counter",
+               "Draft tokens the model accepted (over drafted: acceptance rate).",
+               (long long)m->spec_accepted);
     put_scalar(&b, "outboard_queue_depth", "gauge", "Requests waiting for a sequence slot.",
                (long long)m->waiting);
     put_scalar(&b, "outboard_sequences_running", "gauge", "Sequences being generated.",

@@ -28,6 +28,9 @@ void serve_metrics_tokens(serve_metrics *m, int64_t prompt, int64_t generated);
 void serve_metrics_prefix_hit(serve_metrics *m, int64_t n_tokens);
 /* A sequence gave its KV blocks back to make room (it is recomputed later). */
 void serve_metrics_preempt(serve_metrics *m);
+/* One decode step of one generating sequence: drafted draft tokens evaluated with it,
+ * accepted of them kept, produced tokens drawn (1 + accepted, fewer when the answer ended). */
+void serve_metrics_spec(serve_metrics *m, int64_t drafted, int64_t accepted, int64_t produced);
 void serve_metrics_set_queue(serve_metrics *m, int64_t waiting, int64_t running);
 void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_total);
 void serve_metrics_ttft(serve_metrics *m, double seconds);

@@ -4,6 +4,7 @@
  * OpenAI's sampling fields). The dialect files hold what differs.
  */
 #include "serve/serve_request.h"
+#include "spec/spec.h"
 
 #include "core/alloc.h"
 #include "serve/serve_json.h"
@@ -26,6 +27,7 @@ serve_gen_req *serve_gen_req_new(serve_dialect dialect, serve_kind kind) {
     r->max_tokens = -1;
     r->n = 1;
     r->parallel_tool_calls = true;
+    r->speculative = -1;
     serve_sampling *s = &r->sampling;
     s->top_p = 1.0f;
     s->repeat_penalty = 1.0f;
@@ -105,6 +107,26 @@ int serve_body_parse(const char *body, size_t len, json_t **out, serve_error *e)
     return 0;
 }
 
+/* "speculative": "auto" | "off" | "ngram" (or true / false for auto / off), in every dialect's
+ * body: whether this request's sequences draft (spec.h). */
+static int speculative_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
+    const json_t *v = json_object_get(b, "speculative");
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_boolean(v)) {
+        r->speculative = json_is_true(v) ? SPEC_MODE_AUTO : SPEC_MODE_OFF;
+        return 0;
+    }
+    if (!json_is_string(v))
+        return serve_json_type_error(e, "speculative", "\"auto\", \"off\", \"ngram\" or a boolean",
+                                     v);
+    spec_mode m;
+    ob_err err;
+    if (spec_mode_parse(json_string_value(v), &m, &err))
+        return serve_error_bad(e, "invalid_value", "speculative", "speculative: %s", err.msg);
+    r->speculative = (int)m;
+    return 0;
+}
+
 int serve_req_parse_body(serve_dialect dialect, serve_kind kind, const char *body, size_t len,
                          serve_req_fill_fn fill, const serve_limits *lim, serve_gen_req **out,
                          serve_error *e) {
@@ -112,6 +134,7 @@ int serve_req_parse_body(serve_dialect dialect, serve_kind kind, const char *bod
     if (serve_body_parse(body, len, &root, e)) return -1;
     serve_gen_req *r = serve_gen_req_new(dialect, kind);
     int rc = r ? fill(r, root, lim, e) : serve_req_nomem(e, "the request");
+    if (!rc) rc = speculative_parse(r, root, e);
     json_decref(root);
     if (rc) {
         serve_gen_req_free(r);

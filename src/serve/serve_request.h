@@ -129,6 +129,7 @@ typedef struct serve_gen_req {
     char *fim_prompt;   /* owned or NULL: /infill prompt, written after the prefix */
 
     char *grammar;     /* owned or NULL: the "grammar" field (GBNF), serve_constraint.h */
+    int speculative;   /* "speculative": a spec_mode (spec.h), -1 = the server's --spec */
 } serve_gen_req;
 
 /* Frees r and everything it owns; NULL is a no-op. */

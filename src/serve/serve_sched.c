@@ -187,15 +187,39 @@ static bool follow_leader(serve_sched *s, serve_seq *q) {
     return true;
 }
 
-static void build_batch(serve_sched *s) {
+/* A decoding sequence's entries: its pending token, then the draft prompt lookup proposes (at
+ * most max tokens, none when drafting is off for this step). */
+static void add_decoding(serve_sched *s, serve_seq *q, int64_t max, bool drafting) {
+    q->verify_at = s->batch->n;
+    q->n_draft = 0;
+    const int64_t room = s->n_ctx - q->n_past - 1; /* positions after the pending token's */
+    if (drafting)
+        q->n_draft = spec_seq_draft(&q->spec, q->tokens, (int64_t)q->n_tokens,
+                                    room < max ? room : max, q->draft);
+    batch_add(s, q, q->tokens[q->n_tokens - 1], q->n_past, true);
+    for (int j = 0; j < q->n_draft; j++)
+        batch_add(s, q, q->draft[j], q->n_past + 1 + j, true);
+}
+
+/* drafting: whether decoding sequences may add drafts (false when a step with drafts did not
+ * fit the KV pool). Returns the draft entries added. */
+static int64_t build_batch(serve_sched *s, bool drafting) {
     ob_batch_clear(s->batch);
-    int64_t budget = s->o.n_batch, n_decoding = 0;
+    int64_t budget = s->o.n_batch, n_decoding = 0, n_drafts = 0;
+    for (int i = 0; i < s->n_running; i++) {
+        s->running[i]->verify_at = -1;
+        n_decoding += s->running[i]->phase == SERVE_SEQ_DECODE;
+    }
+    /* Drafts share what the step has beyond one entry per stream, leaving a prompt chunk room
+     * so that speculation never starves admission. */
+    const int64_t spare = s->o.n_batch - n_decoding - SCHED_PREFILL_WHILE_DECODING;
+    const int64_t per_seq = n_decoding && spare > 0 ? spare / n_decoding : 0;
     for (int i = 0; i < s->n_running; i++) {
         serve_seq *q = s->running[i];
         if (q->phase != SERVE_SEQ_DECODE) continue;
-        batch_add(s, q, q->tokens[q->n_tokens - 1], q->n_past, true);
-        budget--;
-        n_decoding++;
+        add_decoding(s, q, per_seq, drafting);
+        budget -= 1 + q->n_draft;
+        n_drafts += q->n_draft;
     }
     /* Every decoding stream waits for the whole step, prefill chunk included: while streams
      * decode, a prompt is taken in smaller chunks so their inter-token gap stays short. */
@@ -211,6 +235,7 @@ static void build_batch(serve_sched *s) {
             batch_add(s, q, q->tokens[q->n_past + k], q->n_past + k, k == left - 1);
         budget -= take;
     }
+    return n_drafts;
 }
 
 static bool seq_push(serve_seq *q, int32_t tok) {
@@ -236,16 +261,18 @@ static void timing(serve_sched *s, serve_seq *q) {
     q->t_last_ns = now;
 }
 
-/* Samples q's next token from its logits and moves its text on. */
-static void sample(serve_sched *s, serve_seq *q, const float *logits) {
+/* Samples q's next token from its logits and moves its text on. Returns false when q ended:
+ * its task may then be freed already (by this thread when streamed, else by the HTTP thread),
+ * so the caller must not touch q again. */
+static bool sample(serve_sched *s, serve_seq *q, const float *logits) {
     const serve_gen_req *r = q->task->req;
     if (task_gone(q->task)) {
         seq_done(s, q, NULL);
-        return;
+        return false;
     }
     if (r->max_tokens == 0) {
         seq_done(s, q, "length");
-        return;
+        return false;
     }
     const float *seen = sched_seq_logits(s, q, logits);
     int32_t tok = ob_sampler_sample(q->sampler, seen);
@@ -256,7 +283,7 @@ static void sample(serve_sched *s, serve_seq *q, const float *logits) {
                         (long long)q->n_tokens);
         task_fail(s, q->task, &e);
         seq_done(s, q, NULL);
-        return;
+        return false;
     }
     timing(s, q);
     if (r->logprobs) sched_seq_logprobs(s, q, seen, tok);
@@ -269,6 +296,7 @@ static void sample(serve_sched *s, serve_seq *q, const float *logits) {
     else if ((r->max_tokens > 0 && q->n_gen >= r->max_tokens) || (int64_t)q->n_tokens >= s->n_ctx)
         end = "length";
     if (end) seq_done(s, q, end);
+    return !end;
 }
 
 static void fail_running(serve_sched *s, const char *what, const ob_err *err) {
@@ -281,12 +309,58 @@ static void fail_running(serve_sched *s, const char *what, const ob_err *err) {
     }
 }
 
+/* A decoding sequence's rows after the step: draws from its pending token's row, then from
+ * each next draft row while the draw equals that draft token (spec.h: the rejection rule with
+ * the sequence's own sampler). The rejected positions are dropped by drop_rejected once every
+ * row of the step is read (truncating sequence 0 forgets the step's logits). */
+static void verify(serve_sched *s, serve_seq *q, int64_t i0) {
+    const int d = q->n_draft;
+    const int64_t base = q->n_past - (d + 1); /* positions before this step */
+    int m = 0, accepted = 0;
+    bool ended = false;
+    for (;; m++) {
+        if (!sample(s, q, ob_batch_logits(s->o.ctx, i0 + m))) {
+            ended = true; /* q is not to be touched again */
+            break;
+        }
+        const bool agrees = m < d && q->tokens[q->n_tokens - 1] == q->draft[m];
+        accepted += agrees;
+        if (!agrees) break;
+    }
+    if (s->o.metrics) serve_metrics_spec(s->o.metrics, d, accepted, m + 1);
+    if (ended) return;
+    spec_seq_update(&q->spec, d, accepted, m + 1, 0);
+    q->n_past = base + 1 + m; /* the cache follows in drop_rejected */
+}
+
+/* Brings every running sequence's cache back to its n_past after verify. */
+static void drop_rejected(serve_sched *s) {
+    for (int i = 0; i < s->n_running;) {
+        serve_seq *q = s->running[i];
+        ob_err err;
+        if (q->slot < 0 || ob_seq_n_past(s->o.ctx, q->slot) <= q->n_past ||
+            !ob_seq_truncate(s->o.ctx, q->slot, q->n_past, &err)) {
+            i++;
+            continue;
+        }
+        serve_error e;
+        serve_error_set(&e, 500, "server_error", "engine_error", NULL, "ob_seq_truncate: %s",
+                        err.msg);
+        task_fail(s, q->task, &e);
+        seq_done(s, q, NULL); /* removes it from running[] */
+    }
+}
+
 static void step(serve_sched *s) {
-    build_batch(s);
+    const int64_t n_drafts = build_batch(s, true);
     ob_batch *b = s->batch;
     if (b->n == 0) return;
     ob_err err;
     ob_status st = ob_decode(s->o.ctx, b, &err);
+    if (st == OB_ERR_LIMIT && n_drafts > 0) { /* the pool is short: the same step undrafted */
+        build_batch(s, false);
+        st = ob_decode(s->o.ctx, b, &err);
+    }
     if (st == OB_ERR_LIMIT && s->n_running > 1) {
         preempt_youngest(s);
         return;
@@ -298,9 +372,20 @@ static void step(serve_sched *s) {
     }
     for (int64_t i = 0; i < b->n; i++)
         s->entry[i]->n_past++;
-    for (int64_t i = 0; i < b->n; i++)
-        if (b->logits[i] && s->entry[i]->phase != SERVE_SEQ_DONE)
-            sample(s, s->entry[i], ob_batch_logits(s->o.ctx, i));
+    for (int64_t i = 0; i < b->n; i++) {
+        serve_seq *q = s->entry[i];
+        if (!b->logits[i] || q->phase == SERVE_SEQ_DONE) continue;
+        if (q->verify_at != i) {
+            sample(s, q, ob_batch_logits(s->o.ctx, i));
+            continue;
+        }
+        /* A decoding sequence's entries are contiguous: skip its draft rows, which verify
+         * reads, without looking at q again (it may have ended and been freed). */
+        const int64_t n_draft = q->n_draft;
+        verify(s, q, i);
+        i += n_draft;
+    }
+    if (n_drafts > 0) drop_rejected(s);
 }
 
 /* Running sequences whose task failed or whose client left. */

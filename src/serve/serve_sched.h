@@ -14,6 +14,7 @@
 #include "serve/serve_metrics.h"
 #include "serve/serve_prompt.h"
 #include "serve/serve_request.h"
+#include "spec/spec.h"
 
 typedef struct serve_sched_opts {
     ob_model *model;                /* borrowed */
@@ -24,6 +25,7 @@ typedef struct serve_sched_opts {
     int n_parallel;                 /* sequences in the engine at once (= n_seq_max) */
     int64_t max_queue;              /* sequences that may wait beyond free slots */
     int64_t n_batch;                /* entries per step (decode tokens + prefill chunk) */
+    spec_params spec;               /* speculative decoding unless a request says otherwise */
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;

@@ -15,6 +15,7 @@
 #include "serve/serve_request.h"
 #include "serve/serve_stop.h"
 #include "serve/serve_stream.h"
+#include "spec/spec.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,6 +67,11 @@ typedef struct serve_seq {
     size_t item_from;
     int64_t t_first_ns, t_last_ns;
     ob_matcher *matcher; /* owned or NULL: the grammar its sampler follows */
+    spec_seq spec;       /* speculative decoding: draft length, acceptance, counters */
+    int64_t verify_at;   /* this step: the batch entry of its pending token, -1 when it is
+                            not decoding */
+    int n_draft;         /* this step: draft tokens after the pending one in the batch */
+    int32_t draft[SPEC_MAX_DRAFT];
 } serve_seq;
 
 typedef struct serve_task {

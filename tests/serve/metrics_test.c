@@ -18,6 +18,8 @@ TEST(counters_and_gauges) {
     serve_metrics_prefix_hit(m, 8);
     serve_metrics_set_queue(m, 3, 2);
     serve_metrics_set_kv(m, 10, 64);
+    serve_metrics_spec(m, 8, 6, 7); /* a pass with a draft of 8, 6 kept */
+    serve_metrics_spec(m, 0, 0, 1); /* a plain pass */
     size_t len;
     char *t = serve_metrics_render(m, &len);
     CHECK(t && strlen(t) == len);
@@ -30,6 +32,10 @@ TEST(counters_and_gauges) {
     CHECK(strstr(t, "outboard_queue_depth 3\n"));
     CHECK(strstr(t, "outboard_kv_blocks_used 10\n"));
     CHECK(strstr(t, "outboard_kv_blocks_total 64\n"));
+    CHECK(strstr(t, "outboard_spec_draft_tokens_total 8\n"));
+    CHECK(strstr(t, "outboard_spec_accepted_tokens_total 6\n"));
+    CHECK(strstr(t, "outboard_decode_passes_total 2\n"));
+    CHECK(strstr(t, "outboard_decode_pass_tokens_total 8\n"));
     ob_free(t);
     serve_metrics_free(m);
 }
