@@ -23,6 +23,7 @@
 
 typedef struct serve_args {
     const char *model, *host, *api_key, *alias; /* borrowed from argv */
+    const char *pooling; /* --pooling, NULL = the model file's */
     int64_t port;                               /* 8080 */
     int64_t parallel;                           /* sequences decoded together, 4 */
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
@@ -46,7 +47,8 @@ static const char USAGE[] =
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
-    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n";
+    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n"
+    "  --pooling P       embeddings: none, mean, cls or last (the model file's pooling_type)\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -102,6 +104,14 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         a->api_key = v;
     else if (!strcmp(f, "--alias"))
         a->alias = v;
+    else if (!strcmp(f, "--pooling")) {
+        ob_pooling p;
+        char shown[CLI_SHOWN_SIZE];
+        if (!ob_pooling_parse(v, &p))
+            return ob_fail(err, OB_ERR_ARG, "--pooling: '%s', expected none, mean, cls or last",
+                           cli_shown(v, shown));
+        a->pooling = v;
+    }
     else {
         char shown[CLI_SHOWN_SIZE];
         return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, shown));
@@ -153,6 +163,7 @@ typedef struct server {
     ob_context *ctx;
     serve_prompter prompter;
     serve_sched *sched;
+    serve_embedder embedder;
     serve_model_desc desc;
     int n_threads;     /* as the context started them */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
@@ -211,6 +222,11 @@ static int serve_start(const serve_args *a, server *s) {
     s->app.cfg.generate = serve_sched_generate;
     s->app.cfg.generate_user = s->sched;
     s->app.cfg.count_tokens = serve_sched_count_tokens;
+    ob_pooling pooling = ob_model_pooling(s->model);
+    if (a->pooling) ob_pooling_parse(a->pooling, &pooling);
+    serve_embedder_init(&s->embedder, s->model, ctx, (int)a->threads, (int)pooling);
+    s->app.cfg.embed = serve_embedder_run;
+    s->app.cfg.embed_user = &s->embedder;
     serve_app_set_ready(&s->app, true);     /* publishes the fields above to the HTTP threads */
     bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
     printf("outboard serve: http://%s%s%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
@@ -252,6 +268,7 @@ int cli_cmd_serve(int argc, char **argv) {
     serve_http_stop(s.http);
     serve_sched_free(s.sched);
     serve_prompter_clear(&s.prompter);
+    serve_embedder_clear(&s.embedder);
     ob_context_free(s.ctx);
     serve_model_desc_clear(&s.desc);
     ob_model_free(s.model);
