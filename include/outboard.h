@@ -434,6 +434,10 @@ const char *ob_chat_format(const ob_chat *c);
  * <|channel|>): text fed to ob_chat_parser must then come from a detokenizer that renders
  * them (ob_detok_new's render_special), or the parser never sees the markup. */
 bool ob_chat_markup_is_special(const ob_chat *c);
+/* The markup that ends reasoning in that format ("</think>", "[/THINK]", ...), which a server
+ * writes into the answer to close reasoning after a budget of tokens; NULL when the format has
+ * no reasoning it could close that way. Static storage. */
+const char *ob_chat_reasoning_close(const ob_chat *c);
 
 typedef struct ob_chat_render_params {
     bool add_generation_prompt; /* end with the header of the assistant's turn (true) */
@@ -542,6 +546,8 @@ ob_status ob_chat_parser_feed(ob_chat_parser *ps, const char *text, size_t len,
 ob_status ob_chat_parser_finish(ob_chat_parser *ps, ob_chat_delta *delta, ob_chat_reply *out,
                                 ob_err *err);
 void ob_chat_parser_free(ob_chat_parser *ps);
+/* Whether the answer fed so far is inside reasoning (its thinking has not been closed). */
+bool ob_chat_parser_in_reasoning(const ob_chat_parser *ps);
 
 #ifdef __cplusplus
 }

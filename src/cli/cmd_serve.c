@@ -32,6 +32,7 @@ typedef struct serve_args {
     int64_t queue;    /* requests waiting beyond the running ones before 503, 64 */
     int64_t max_body; /* request body limit in bytes, 8 MiB */
     int64_t timeout;  /* seconds a connection may stay silent mid-request, 30 */
+    int64_t reasoning_budget; /* thinking tokens before the server closes reasoning; -1 none */
     bool help;
 } serve_args;
 
@@ -48,7 +49,8 @@ static const char USAGE[] =
     "  --timeout S       seconds a half-sent request may stall (30)\n"
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
     "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n"
-    "  --pooling P       embeddings: none, mean, cls or last (the model file's pooling_type)\n";
+    "  --pooling P       embeddings: none, mean, cls or last (the model file's pooling_type)\n"
+    "  --reasoning-budget N  close a thinking model's reasoning after N tokens (-1: no limit)\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -91,6 +93,7 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--queue", offsetof(serve_args, queue), 0, 1 << 20, false},
         {"--max-body", offsetof(serve_args, max_body), 1024, (int64_t)1 << 30, true},
         {"--timeout", offsetof(serve_args, timeout), 1, 86400, false},
+        {"--reasoning-budget", offsetof(serve_args, reasoning_budget), -1, INT32_MAX, false},
     };
     for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
         if (!strcmp(f, NUMS[i].flag))
@@ -129,6 +132,7 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     a->queue = 64;
     a->max_body = 8 << 20;
     a->timeout = 30;
+    a->reasoning_budget = -1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
@@ -187,7 +191,8 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
     s->kv_tokens = ks.blocks_total * ks.block_size;
     s->n_threads = ob_context_n_threads(s->ctx);
     serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
-                           s->desc.id, (int)a->parallel, a->queue,     512};
+                           s->desc.id, (int)a->parallel, a->queue,     512,
+                           a->reasoning_budget};
     return serve_sched_start(&so, &s->sched, err);
 }
 

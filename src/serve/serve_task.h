@@ -66,6 +66,11 @@ typedef struct serve_seq {
     size_t item_from;
     int64_t t_first_ns, t_last_ns;
     ob_matcher *matcher; /* owned or NULL: the grammar its sampler follows */
+    /* reasoning budget: thinking tokens generated so far; the closing tokens still to write
+     * in place of sampled ones (think_close[forced_at..n_think_close) of the scheduler) */
+    int64_t n_think;
+    size_t forced_at;
+    bool forcing, think_closed;
 } serve_seq;
 
 typedef struct serve_task {
