@@ -272,6 +272,37 @@ typedef struct ob_kv_stats {
 
 void ob_kv_stats_get(const ob_context *c, ob_kv_stats *out);
 
+/* ==== embeddings ======================================================================== */
+
+/* How a sequence's per-token hidden states become one vector, as <arch>.pooling_type numbers
+ * them in GGUF (llama.cpp's enum). */
+typedef enum ob_pooling {
+    OB_POOLING_NONE = 0, /* per token: no single vector (ob_embed refuses it) */
+    OB_POOLING_MEAN = 1, /* the average over the sequence's tokens */
+    OB_POOLING_CLS = 2,  /* the first token's */
+    OB_POOLING_LAST = 3, /* the last token's (Qwen3-Embedding and other causal embedders) */
+} ob_pooling;
+
+/* The pooling the model's file names (<arch>.pooling_type); OB_POOLING_NONE when the key is
+ * absent, as llama.cpp reads it, which is the case for most chat models. */
+ob_pooling ob_model_pooling(const ob_model *m);
+/* "none", "mean", "cls", "last"; ob_pooling_parse: the reverse, false for any other text. */
+const char *ob_pooling_name(ob_pooling p);
+bool ob_pooling_parse(const char *name, ob_pooling *out);
+
+/* Embeddings of n_inputs token sequences: each input's final hidden state after the output
+ * norm (what the logits are projected from), pooled over its tokens, L2-normalised when
+ * normalize; row i of out (n_inputs, n_embd) for input i. Inputs are evaluated together as
+ * multi-sequence ob_decode batches (as many per batch as the context has sequences and the KV
+ * pool room), on sequences that must be empty (they are emptied again afterwards). The
+ * attention is the model's own (causal). Errors: OB_ERR_ARG for pooling none, an empty input
+ * or a token id outside the vocabulary (the input named); OB_ERR_LIMIT for an input longer
+ * than n_ctx or the KV pool (its length and the limit given); those of ob_decode. out is
+ * unspecified on error. */
+ob_status ob_embed(ob_context *c, const int32_t *const *tokens, const int64_t *n_tokens,
+                   int64_t n_inputs, ob_pooling pooling, bool normalize, float *out,
+                   ob_err *err);
+
 /* ==== sampling ========================================================================== */
 
 typedef struct ob_sampler ob_sampler;
@@ -403,6 +434,10 @@ const char *ob_chat_format(const ob_chat *c);
  * <|channel|>): text fed to ob_chat_parser must then come from a detokenizer that renders
  * them (ob_detok_new's render_special), or the parser never sees the markup. */
 bool ob_chat_markup_is_special(const ob_chat *c);
+/* The markup that ends reasoning in that format ("</think>", "[/THINK]", ...), which a server
+ * writes into the answer to close reasoning after a budget of tokens; NULL when the format has
+ * no reasoning it could close that way. Static storage. */
+const char *ob_chat_reasoning_close(const ob_chat *c);
 
 typedef struct ob_chat_render_params {
     bool add_generation_prompt; /* end with the header of the assistant's turn (true) */
@@ -511,6 +546,8 @@ ob_status ob_chat_parser_feed(ob_chat_parser *ps, const char *text, size_t len,
 ob_status ob_chat_parser_finish(ob_chat_parser *ps, ob_chat_delta *delta, ob_chat_reply *out,
                                 ob_err *err);
 void ob_chat_parser_free(ob_chat_parser *ps);
+/* Whether the answer fed so far is inside reasoning (its thinking has not been closed). */
+bool ob_chat_parser_in_reasoning(const ob_chat_parser *ps);
 
 #ifdef __cplusplus
 }

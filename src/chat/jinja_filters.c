@@ -2,11 +2,13 @@
  * Jinja filters on scalars and strings, and the filter table. Sequence filters (map, select,
  * sort, join, ...) are in jinja_seqfilters.c. Each filter follows jinja2 3.1's builtin of the
  * same name, except tojson, which is the transformers one: json.dumps with ensure_ascii=False
- * and no HTML escaping.
+ * and no HTML escaping, and from_json, which jinja2 lacks and DeepSeek's templates (V3.2 on)
+ * use to read a tool call's arguments when they come as a JSON string: Python's json.loads.
  */
 #include "chat/jinja_int.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +345,24 @@ static ob_status f_tojson(jctx *c, const jnode *at, chat_val in, const jargs *a,
     return OB_OK;
 }
 
+/* json.loads of a string: objects keep their key order (the last of a repeated key wins, as in
+ * Python); anything but a string, or text that is not one JSON value, is an error. */
+static ob_status f_from_json(jctx *c, const jnode *at, chat_val in, const jargs *a,
+                             chat_val *out) {
+    if (in.type != CHAT_STR)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "from_json: expected a string, got %s",
+                            chat_val_type_name(in));
+    json_error_t je;
+    json_t *j = json_loadb(in.u.s.p, in.u.s.n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!j)
+        return chat_jx_fail(c, at, OB_ERR_FORMAT, "from_json: invalid JSON at character %d: %s",
+                            je.position, je.text);
+    ob_err why = {{0}}; /* not c->err: the failure message is written there from this one */
+    ob_status st = chat_val_from_json(c->a, j, out, &why);
+    json_decref(j);
+    return st ? chat_jx_fail(c, at, st, "from_json: %s", why.msg) : OB_OK;
+}
+
 static ob_status f_attr(jctx *c, const jnode *at, chat_val in, const jargs *a, chat_val *out) {
     chat_val nm = chat_jx_arg(a, 0, "name", chat_val_undef(""));
     if (nm.type != CHAT_STR)
@@ -386,6 +406,7 @@ static const filter_entry FILTERS[] = {{"abs", f_abs},
                                        {"first", chat_jx_f_first},
                                        {"float", f_float},
                                        {"format", f_format},
+                                       {"from_json", f_from_json},
                                        {"indent", f_indent},
                                        {"int", f_int},
                                        {"items", chat_jx_f_items},

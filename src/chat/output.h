@@ -58,6 +58,10 @@ typedef ob_chat_reply chat_output;
 /* A stable lower-case name for a family ("hermes"), or "unknown" when out of range. */
 const char *chat_family_name(chat_family family);
 
+/* The markup that closes reasoning in this family's answers ("</think>"), or NULL when it has
+ * none that a server could write to end reasoning early (no reasoning; Harmony's channels). */
+const char *chat_family_think_close(chat_family family);
+
 /* The family with that name (as chat_family_name writes it); OB_ERR_ARG when none. */
 ob_status chat_family_from_name(const char *name, chat_family *out, ob_err *err);
 
@@ -106,6 +110,10 @@ chat_output_stream *chat_output_stream_new(chat_family family, unsigned flags);
  * feed. The text is copied. Errors: OB_ERR_FORMAT when it is not a JSON array. */
 ob_status chat_output_stream_set_tools(chat_output_stream *s, const char *tools, size_t len,
                                        ob_err *err);
+
+/* Whether what was fed so far leaves the answer inside reasoning (a marker still being
+ * decided keeps the state it had before it). */
+bool chat_output_stream_in_reasoning(const chat_output_stream *s);
 
 /* Feeds the next `len` bytes and fills `delta` (may be NULL). Errors: OB_ERR_FORMAT (strict
  * mode, unreadable call), OB_ERR_NOMEM, OB_ERR_ARG (feed after finish); the stream is then

@@ -172,6 +172,11 @@ const char *chat_family_name(chat_family family) {
     return s ? s->name : "unknown";
 }
 
+const char *chat_family_think_close(chat_family family) {
+    const chat_family_spec *s = chat_family_spec_get(family);
+    return s && s->think_open ? s->think_close : NULL;
+}
+
 ob_status chat_family_from_name(const char *name, chat_family *out, ob_err *err) {
     for (int i = 0; name && i < CHAT_FAMILY_COUNT; i++) {
         if (strcmp(specs[i].name, name) == 0) {

@@ -47,6 +47,10 @@ chat_output_stream *chat_output_stream_new(chat_family family, unsigned flags) {
     return s;
 }
 
+bool chat_output_stream_in_reasoning(const chat_output_stream *s) {
+    return s && s->seg == CHAT_SEG_REASONING;
+}
+
 void chat_output_stream_free(chat_output_stream *s) {
     if (!s) return;
     chat_buf_free(&s->pend);

@@ -274,6 +274,13 @@ ob_status cli_synth_args_parse(int argc, char **argv, cli_synth_args *o, ob_err 
         else if (is(a, "-o", NULL)) st = take_str(&c, &o->out, err);
         else if (is(a, "--vocab", NULL)) st = take_str(&c, &o->vocab, err);
         else if (is(a, "--seed", NULL)) st = take_u64(&c, &o->seed, err);
+        else if (is(a, "--pooling", NULL)) {
+            ob_pooling p;
+            char sh[CLI_SHOWN_SIZE];
+            if (!(st = take_str(&c, &o->pooling, err)) && !ob_pooling_parse(o->pooling, &p))
+                st = ob_fail(err, OB_ERR_ARG, "--pooling: '%s', expected none, mean, cls or "
+                             "last", cli_shown(o->pooling, sh));
+        }
         /* The window is written as a u32 key and must fit a context. */
         else if (is(a, "--swa", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->swa, err);
         else st = unknown(a, err);

@@ -69,6 +69,7 @@ typedef struct cli_quantize_args {
 
 typedef struct cli_synth_args {
     const char *arch, *shape, *type, *out, *vocab;
+    const char *pooling; /* --pooling: <arch>.pooling_type to write, NULL = none written */
     uint64_t seed;
     int rope_freqs; /* -1: as the shape says, 0/1: force */
     int64_t swa;    /* sliding window, -1: the architecture's default */

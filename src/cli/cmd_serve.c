@@ -26,6 +26,7 @@
 typedef struct serve_args {
     const char *model, *host, *api_key, *alias; /* borrowed from argv */
     const char *policy;                         /* --policy FILE, or NULL */
+    const char *pooling; /* --pooling, NULL = the model file's */
     int64_t port;                               /* 8080 */
     int64_t parallel;                           /* sequences decoded together, 4 */
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
@@ -36,6 +37,7 @@ typedef struct serve_args {
     int64_t timeout;  /* seconds a connection may stay silent mid-request, 30 */
     int64_t spec_max; /* --spec-max: most draft tokens per pass, 16 */
     spec_mode spec;   /* --spec: auto */
+    int64_t reasoning_budget; /* thinking tokens before the server closes reasoning; -1 none */
     bool help;
 } serve_args;
 
@@ -56,7 +58,9 @@ static const char USAGE[] =
     "                    without one, nothing leaves this machine\n"
     "  --spec MODE       speculative decoding: auto (prompt lookup where it pays), off, ngram;\n"
     "                    a request's \"speculative\" field overrides it\n"
-    "  --spec-max N      most draft tokens per pass (16)\n";
+    "  --spec-max N      most draft tokens per pass (16)\n"
+    "  --pooling P       embeddings: none, mean, cls or last (the model file's pooling_type)\n"
+    "  --reasoning-budget N  close a thinking model's reasoning after N tokens (-1: no limit)\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -100,6 +104,7 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--max-body", offsetof(serve_args, max_body), 1024, (int64_t)1 << 30, true},
         {"--timeout", offsetof(serve_args, timeout), 1, 86400, false},
         {"--spec-max", offsetof(serve_args, spec_max), 1, SPEC_MAX_DRAFT, false},
+        {"--reasoning-budget", offsetof(serve_args, reasoning_budget), -1, INT32_MAX, false},
     };
     for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
         if (!strcmp(f, NUMS[i].flag))
@@ -122,6 +127,13 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
             st = ob_fail(err, OB_ERR_ARG, "--spec draft: the server does not load a draft "
                          "model; expected auto, off or ngram");
         return st;
+    } else if (!strcmp(f, "--pooling")) {
+        ob_pooling p;
+        char shown[CLI_SHOWN_SIZE];
+        if (!ob_pooling_parse(v, &p))
+            return ob_fail(err, OB_ERR_ARG, "--pooling: '%s', expected none, mean, cls or last",
+                           cli_shown(v, shown));
+        a->pooling = v;
     } else {
         char shown[CLI_SHOWN_SIZE];
         return ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, shown));
@@ -143,6 +155,7 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     spec_params_init(&sp);
     a->spec = sp.mode;
     a->spec_max = sp.max_draft;
+    a->reasoning_budget = -1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
@@ -177,6 +190,7 @@ typedef struct server {
     ob_context *ctx;
     serve_prompter prompter;
     serve_sched *sched;
+    serve_embedder embedder;
     serve_model_desc desc;
     serve_policy *policy;
     int n_threads;     /* as the context started them */
@@ -202,7 +216,8 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
     s->n_threads = ob_context_n_threads(s->ctx);
     serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
                            s->desc.id, (int)a->parallel, a->queue,     512,
-                           {a->spec, (int)a->spec_max}};
+                           {a->spec, (int)a->spec_max},
+                           a->reasoning_budget};
     return serve_sched_start(&so, &s->sched, err);
 }
 
@@ -246,6 +261,11 @@ static int serve_start(const serve_args *a, server *s) {
     s->app.cfg.generate = serve_sched_generate;
     s->app.cfg.generate_user = s->sched;
     s->app.cfg.count_tokens = serve_sched_count_tokens;
+    ob_pooling pooling = ob_model_pooling(s->model);
+    if (a->pooling) ob_pooling_parse(a->pooling, &pooling);
+    serve_embedder_init(&s->embedder, s->model, ctx, (int)a->threads, (int)pooling);
+    s->app.cfg.embed = serve_embedder_run;
+    s->app.cfg.embed_user = &s->embedder;
     serve_app_set_ready(&s->app, true);     /* publishes the fields above to the HTTP threads */
     bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
     printf("outboard serve: http://%s%s%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
@@ -292,6 +312,7 @@ int cli_cmd_serve(int argc, char **argv) {
     serve_upstream_wait_idle(); /* relays still ending write to the metrics */
     serve_sched_free(s.sched);
     serve_prompter_clear(&s.prompter);
+    serve_embedder_clear(&s.embedder);
     ob_context_free(s.ctx);
     serve_model_desc_clear(&s.desc);
     ob_model_free(s.model);

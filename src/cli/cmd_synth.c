@@ -202,6 +202,9 @@ static void write_hparams(synth_state *st, const synth_shape *sh, const synth_ar
         set_arch_u32(w, a, "attention.value_length", (uint32_t)d->head_dim);
     }
     if (d->swa > 0) set_arch_u32(w, a, "attention.sliding_window", (uint32_t)d->swa);
+    ob_pooling pooling;
+    if (o->pooling && ob_pooling_parse(o->pooling, &pooling))
+        set_arch_u32(w, a, "pooling_type", (uint32_t)pooling);
 }
 
 /* The extra tensors of one layer: biases, per-head norms, post-norms. */
@@ -283,6 +286,7 @@ static int usage(FILE *to) {
                     "  [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  [--merged-experts (qwen3moe, qwen35moe, qwen3next: ffn_gate_up_exps)]\n"
+                    "  [--pooling none|mean|cls|last (writes <arch>.pooling_type, for embeddings)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                 "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return to == stdout ? 0 : 2;

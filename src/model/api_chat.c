@@ -220,6 +220,14 @@ ob_status ob_chat_parser_new(const ob_chat *c, const ob_chat_parse_params *p,
     return OB_OK;
 }
 
+bool ob_chat_parser_in_reasoning(const ob_chat_parser *ps) {
+    return chat_output_stream_in_reasoning(ps->stream);
+}
+
+const char *ob_chat_reasoning_close(const ob_chat *c) {
+    return chat_family_think_close(c->family);
+}
+
 ob_status ob_chat_parser_feed(ob_chat_parser *ps, const char *text, size_t len,
                               ob_chat_delta *delta, ob_err *err) {
     return chat_output_stream_feed(ps->stream, text, len, delta, err);

@@ -40,6 +40,8 @@ struct ob_context {
     int32_t *entry_row;    /* (entries_cap) logits row of each entry of the last decode, or -1 */
     size_t entries_cap;
     int64_t n_entries;     /* entries of the last successful decode, 0 = no logits */
+    bool hidden_rows;      /* the rows of the last decode are hidden states (ob_embed), of
+                              n_embd floats, not logits */
     /* scratch of one forward pass, (n_batch) each */
     int32_t *step_pos, *step_seq, *step_slot, *step_out;
     const int32_t **step_blocks;
@@ -49,8 +51,11 @@ struct ob_context {
 };
 
 /* decode.c: evaluates n entries (token, pos, seq, want logits), all borrowed: ob_decode's
- * contract (checks, reservation, passes of n_batch, rollback on any error). */
+ * contract (checks, reservation, passes of n_batch, rollback on any error). hidden: the rows
+ * kept are the normed final hidden states (n_embd each, for ob_embed), not logits; entry i's
+ * row is c->logits + c->entry_row[i] * n_embd. */
 ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos,
-                           const int32_t *seq, const bool *want, int64_t n, ob_err *err);
+                           const int32_t *seq, const bool *want, int64_t n, bool hidden,
+                           ob_err *err);
 
 #endif

@@ -99,10 +99,11 @@ static ob_status check_entries(ob_context *c, const int32_t *tok, const int64_t 
     return OB_OK;
 }
 
-/* Room for rows of logits and n entries' row numbers. */
-static ob_status grow_outputs(ob_context *c, int64_t n, int64_t rows, ob_err *err) {
+/* Room for rows of `width` floats (logits, or hidden states) and n entries' row numbers. */
+static ob_status grow_outputs(ob_context *c, int64_t n, int64_t rows, int64_t width,
+                              ob_err *err) {
     size_t need;
-    if (ob_mul_size((size_t)rows, (size_t)c->model->hp.n_vocab, &need))
+    if (ob_mul_size((size_t)rows, (size_t)width, &need))
         return ob_fail(err, OB_ERR_LIMIT, "decode: logits of %lld entries overflow",
                        (long long)rows);
     if (need > c->logits_cap) {
@@ -139,9 +140,10 @@ static int64_t first_non_finite(const float *rows, int64_t n_rows, int64_t n_voc
 /* Where entries [i0, i0 + nb) go in the cache and which of them want logits (rows of c->logits
  * from *row on); fills c's step scratch. */
 static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, const int32_t *seq,
-                      const bool *want, int64_t i0, int64_t nb, int64_t row, model_step *s) {
+                      const bool *want, int64_t i0, int64_t nb, int64_t row, bool hidden,
+                      model_step *s) {
     *s = (model_step){.tokens = tok + i0, .out_rows = c->step_out, .abort = c->abort,
-                      .abort_user = c->abort_user};
+                      .abort_user = c->abort_user, .hidden = hidden};
     s->kv = (model_kv_batch){.n_tok = nb, .pos = c->step_pos, .seq = c->step_seq,
                              .slot = c->step_slot, .blocks = c->step_blocks};
     for (int64_t t = 0; t < nb; t++) {
@@ -158,15 +160,16 @@ static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, con
             c->step_out[s->n_out++] = (int32_t)t;
         }
     }
-    s->logits = c->logits + (size_t)row * (size_t)c->model->hp.n_vocab;
+    const int64_t width = hidden ? c->model->hp.n_embd : c->model->hp.n_vocab;
+    s->logits = c->logits + (size_t)row * (size_t)width;
 }
 
 /* One forward pass over entries [i0, i0 + nb); *row advances past its rows of logits. */
 static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
                           const int32_t *seq, const bool *want, int64_t i0, int64_t nb,
-                          int64_t *row, ob_err *err) {
+                          bool hidden, int64_t *row, ob_err *err) {
     model_step s;
-    pass_plan(c, tok, pos, seq, want, i0, nb, *row, &s);
+    pass_plan(c, tok, pos, seq, want, i0, nb, *row, hidden, &s);
     const bool done = model_forward_of(c->model)(c->model, c->be, &c->buf, &s);
     ob_status st;
     if (c->be->ops->sync && (st = c->be->ops->sync(c->be, err))) return st;
@@ -174,7 +177,7 @@ static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
         return ob_fail(err, OB_ERR_CANCELLED, "decode: cancelled by the abort callback "
                        "(entries %lld..%lld of the batch)", (long long)i0,
                        (long long)(i0 + nb - 1));
-    const int64_t n_vocab = c->model->hp.n_vocab;
+    const int64_t n_vocab = hidden ? c->model->hp.n_embd : c->model->hp.n_vocab;
     const int64_t bad = first_non_finite(s.logits, s.n_out, n_vocab);
     if (bad >= 0) {
         const int64_t e = i0 + s.out_rows[bad / n_vocab];
@@ -182,10 +185,11 @@ static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
         char which[48] = "";
         if (seq[e] != 0) snprintf(which, sizeof which, " of sequence %d", seq[e]);
         return ob_fail(err, OB_ERR_NUMERIC,
-                       "%s: the logits of position %lld%s hold %s (token id %lld): the "
-                       "model's weights or metadata are broken", gguf_name(c->model->file),
-                       (long long)pos[e], which, isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"),
-                       (long long)(bad % n_vocab));
+                       "%s: the %s of position %lld%s hold %s (%s %lld): the model's "
+                       "weights or metadata are broken", gguf_name(c->model->file),
+                       hidden ? "hidden state" : "logits", (long long)pos[e], which,
+                       isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"),
+                       hidden ? "element" : "token id", (long long)(bad % n_vocab));
     }
     *row += s.n_out;
     return OB_OK;
@@ -268,14 +272,16 @@ static void finish_snapshots(ob_context *c, const int64_t *pos, const int32_t *s
 }
 
 ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos,
-                           const int32_t *seq, const bool *want, int64_t n, ob_err *err) {
+                           const int32_t *seq, const bool *want, int64_t n, bool hidden,
+                           ob_err *err) {
     if (n < 1 || !tok || !pos || !seq || !want)
         return ob_fail(err, OB_ERR_ARG, "decode: %lld entries, expected at least 1",
                        (long long)n);
     ob_status st = check_entries(c, tok, pos, seq, n, err);
     int64_t rows = 0;
     for (int64_t i = 0; i < n; i++) rows += want[i];
-    if (!st) st = grow_outputs(c, n, rows, err);
+    if (!st)
+        st = grow_outputs(c, n, rows, hidden ? c->model->hp.n_embd : c->model->hp.n_vocab, err);
     if (!st) st = kv_pool_reserve(c->pool, c->seq_new, err);
     if (st) return st;
     c->n_entries = 0;
@@ -293,7 +299,8 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     if (c->rs_ckpt) plan_snapshots(c, pos, seq, n);
     for (int64_t i0 = 0, end; i0 < n && !st; i0 = end) {
         end = pass_end(c, seq, i0, n);
-        st = pass_run(c, tok, pos, seq, want, i0, end - i0, &row, err);
+        st = pass_run(c, tok, pos, seq, want, i0, end - i0, hidden, &row,
+                      err);
         if (!st) take_snapshots(c, seq, i0, end);
     }
     /* The rings were written either way (a ring has no blocks to give back). */
@@ -308,16 +315,17 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     kv_pool_commit(c->pool, tok, pos, seq, n);
     finish_snapshots(c, pos, seq, true);
     c->n_entries = n;
+    c->hidden_rows = hidden;
     return OB_OK;
 }
 
 ob_status ob_decode(ob_context *c, const ob_batch *b, ob_err *err) {
     if (!b) return ob_fail(err, OB_ERR_ARG, "decode: no batch");
-    return model_decode_run(c, b->token, b->pos, b->seq, b->logits, b->n, err);
+    return model_decode_run(c, b->token, b->pos, b->seq, b->logits, b->n, false, err);
 }
 
 const float *ob_batch_logits(const ob_context *c, int64_t i) {
-    if (i < 0 || i >= c->n_entries || c->entry_row[i] < 0) return NULL;
+    if (c->hidden_rows || i < 0 || i >= c->n_entries || c->entry_row[i] < 0) return NULL;
     return c->logits + (size_t)c->entry_row[i] * (size_t)c->model->hp.n_vocab;
 }
 
@@ -358,7 +366,7 @@ ob_status ob_eval(ob_context *c, const int32_t *tokens, int64_t n_tokens, bool a
             pos[i] = n_past + i;
             want[i] = all_logits || i == n_tokens - 1;
         }
-        st = model_decode_run(c, tokens, pos, seq, want, n_tokens, err);
+        st = model_decode_run(c, tokens, pos, seq, want, n_tokens, false, err);
     }
     ob_free(pos);
     ob_free(seq);

@@ -307,6 +307,11 @@ void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b
         rows = b->proj;
     }
     be->ops->rmsnorm(be, b->xn, rows, m->w.output_norm, n_out, e, m->hp.norm_eps);
+    if (s->hidden) { /* embeddings: the normed rows themselves, read on the host */
+        if (be->ops->sync) be->ops->sync(be, NULL);
+        memcpy(s->logits, b->xn, (size_t)(n_out * e) * sizeof(float));
+        return;
+    }
     be->ops->matmul(be, s->logits, &m->w.output, b->xn, n_out); /* (n_out, n_vocab) */
 }
 

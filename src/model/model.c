@@ -263,6 +263,20 @@ void ob_model_params_init(ob_model_params *p) {
     *p = (ob_model_params){.progress = NULL, .progress_user = NULL, .prefault = true};
 }
 
+/* <arch>.pooling_type: how embeddings pool (llama.cpp's numbering; 4, a reranker's score
+ * head, is not run). Absent: none, as llama.cpp reads it. */
+static ob_status read_pooling(ob_model *m, ob_err *err) {
+    int64_t v;
+    ob_status st = model_key_i64_or(m, "pooling_type", OB_POOLING_NONE, &v, err);
+    if (st) return st;
+    if (v < OB_POOLING_NONE || v > OB_POOLING_LAST)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: %s.pooling_type %lld is not supported "
+                       "(0 none, 1 mean, 2 cls, 3 last)", gguf_name(m->file), m->hp.arch_name,
+                       (long long)v);
+    m->hp.pooling = (ob_pooling)v;
+    return OB_OK;
+}
+
 ob_status ob_model_load(const char *path, const ob_model_params *params, ob_model **out,
                         ob_err *err) {
     ob_model_params defaults;
@@ -282,6 +296,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
         st = prefault(m, p, err);
     }
     if (!st) st = arch->load(m, err);
+    if (!st) st = read_pooling(m, err);
     m->loading = NULL;
     if (!st) {
         ob_str name = {"", 0};

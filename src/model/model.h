@@ -71,6 +71,7 @@ typedef struct model_hparams {
     int64_t ssm_n_v_head; /* <arch>.ssm.time_step_rank */
     bool ssm_grouped_heads; /* value heads of a key head adjacent (qwen3next), else tiled */
     int64_t n_extra;      /* floats per row of model_buffers.extra (0: none) */
+    ob_pooling pooling;   /* <arch>.pooling_type, OB_POOLING_NONE when absent */
 } model_hparams;
 
 /* A layer's token mixer, set by model_bind_all from the hyperparameters before the family
@@ -187,6 +188,8 @@ typedef struct model_step {
     const int32_t *out_rows; /* (n_out) rows whose logits are wanted, ascending */
     int64_t n_out;
     float *logits;           /* (n_out, n_vocab) f32, written in out_rows' order */
+    bool hidden;             /* logits gets (n_out, n_embd): the hidden states after the
+                                output norm, not projected (embeddings) */
     bool (*abort)(void *user); /* asked before each layer; true stops the pass, or NULL */
     void *abort_user;
 } model_step;

@@ -339,7 +339,7 @@ static int thinking_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (serve_json_get_object(b, "", "thinking", &th, e) < 0) return -1;
     if (!th) return 0;
     const char *type = NULL;
-    int64_t budget;
+    int64_t budget = -1;
     if (serve_json_get_string(th, "thinking", "type", SERVE_MAX_NAME, &type, NULL, e) < 0 ||
         serve_json_get_int(th, "thinking", "budget_tokens", 0, INT32_MAX, &budget, e) < 0)
         return -1;
@@ -348,6 +348,7 @@ static int thinking_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
         return serve_error_bad(e, "invalid_value", "thinking.type", "thinking.type: expected "
                                "enabled or disabled, got \"%.32s\"", type);
     r->think = strcmp(type, "disabled") != 0;
+    if (!strcmp(type, "enabled")) r->reasoning_budget = budget;
     return 0;
 }
 

@@ -221,6 +221,52 @@ static void r_count_tokens(serve_app *app, const serve_http_req *req, serve_http
                     resp);
 }
 
+/* POST /v1/embeddings, /api/embed and /api/embeddings. */
+static void embeddings(serve_app *app, const serve_http_req *req, serve_http_resp *resp,
+                       serve_embed_api api) {
+    const serve_dialect d = api == SERVE_EMBED_OPENAI ? SERVE_DIALECT_OPENAI
+                                                      : SERVE_DIALECT_OLLAMA;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    serve_embed_req *r = NULL;
+    serve_error e;
+    float *vecs = NULL;
+    int64_t n_tokens = 0;
+    if (serve_embed_parse(api, req->body, req->body_len, app->cfg.model->n_vocab, &r, &e)) {
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    if (!serve_model_match(app->cfg.model, r->model)) unknown_model(app, r->model, &e);
+    else if (!app->cfg.embed)
+        serve_error_set(&e, 503, "server_error", "engine_unavailable", NULL,
+                        "embeddings not available in this build of the server");
+    else if (app->cfg.embed(app->cfg.embed_user, r, &vecs, &n_tokens, &e) == 0)
+        e.status = 0;
+    if (e.status) {
+        serve_app_error(d, &e, resp);
+    } else {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL +
+                           (t1.tv_nsec - t0.tv_nsec);
+        const char *model = r->model[0] ? r->model : app->cfg.model->id;
+        reply_json(serve_embed_reply(r, vecs, app->cfg.model->n_embd, n_tokens, model, ns), d,
+                   resp);
+    }
+    ob_free(vecs);
+    serve_embed_req_free(r);
+}
+
+static void r_embeddings(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    embeddings(app, req, resp, SERVE_EMBED_OPENAI);
+}
+static void r_ollama_embed(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    embeddings(app, req, resp, SERVE_EMBED_OLLAMA);
+}
+static void r_ollama_embeddings(serve_app *app, const serve_http_req *req,
+                                serve_http_resp *resp) {
+    embeddings(app, req, resp, SERVE_EMBED_OLLAMA_LEGACY);
+}
+
 static const route ROUTES[] = {
     {"GET", "/", false, SERVE_DIALECT_OPENAI, r_root},
     {"GET", "/health", false, SERVE_DIALECT_OPENAI, r_health},
@@ -233,6 +279,9 @@ static const route ROUTES[] = {
     {"POST", "/infill", false, SERVE_DIALECT_LLAMACPP, r_infill},
     {"POST", "/v1/messages", false, SERVE_DIALECT_ANTHROPIC, r_messages},
     {"POST", "/v1/messages/count_tokens", false, SERVE_DIALECT_ANTHROPIC, r_count_tokens},
+    {"POST", "/v1/embeddings", false, SERVE_DIALECT_OPENAI, r_embeddings},
+    {"POST", "/api/embed", false, SERVE_DIALECT_OLLAMA, r_ollama_embed},
+    {"POST", "/api/embeddings", false, SERVE_DIALECT_OLLAMA, r_ollama_embeddings},
     {"POST", "/api/chat", false, SERVE_DIALECT_OLLAMA, r_ollama_chat},
     {"POST", "/api/generate", false, SERVE_DIALECT_OLLAMA, r_generate},
     {"GET", "/api/tags", false, SERVE_DIALECT_OLLAMA, r_tags},

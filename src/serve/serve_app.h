@@ -10,6 +10,7 @@
 #ifndef OB_SERVE_APP_H
 #define OB_SERVE_APP_H
 
+#include "serve/serve_embed.h"
 #include "serve/serve_http.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
@@ -36,6 +37,11 @@ typedef struct serve_app_config {
     int (*count_tokens)(void *user, const serve_gen_req *r, int64_t *n, serve_error *e);
     /* The routing policy (borrowed) or NULL: every request is served here. */
     const serve_policy *policy;
+    /* The embeddings of r (serve_embedder_run's contract); NULL: the embedding routes answer
+     * 503. */
+    int (*embed)(void *user, serve_embed_req *r, float **vecs, int64_t *n_tokens,
+                 serve_error *e);
+    void *embed_user;
 } serve_app_config;
 
 typedef struct serve_app {

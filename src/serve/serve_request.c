@@ -24,6 +24,7 @@ serve_gen_req *serve_gen_req_new(serve_dialect dialect, serve_kind kind) {
     r->dialect = dialect;
     r->kind = kind;
     r->think = -1;
+    r->reasoning_budget = -1;
     r->max_tokens = -1;
     r->n = 1;
     r->parallel_tool_calls = true;

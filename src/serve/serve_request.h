@@ -101,6 +101,8 @@ typedef struct serve_gen_req {
     json_t *template_kwargs; /* owned reference or NULL: extra template variables */
     int think;               /* -1 = as the template likes, 0 = off, 1 = on */
     char *reasoning_effort;  /* owned or NULL: "low", "medium", "high", ... */
+    int64_t reasoning_budget; /* thinking tokens before the server closes reasoning (Anthropic
+                                 thinking.budget_tokens); -1 = the server's --reasoning-budget */
 
     /* completion: prompts (OpenAI may send several; Ollama one) */
     serve_prompt *prompts; /* owned, n_prompts */

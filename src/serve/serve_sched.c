@@ -261,6 +261,32 @@ static void timing(serve_sched *s, serve_seq *q) {
     q->t_last_ns = now;
 }
 
+/* The reasoning budget of q's request (its own, else the server's), -1 for none. */
+static int64_t think_budget(const serve_sched *s, const serve_seq *q) {
+    const int64_t own = q->task->req->reasoning_budget;
+    return own >= 0 ? own : s->o.reasoning_budget;
+}
+
+/* Whether q's next token is one of the closing tokens the engine writes in place of a sampled
+ * one: once its thinking has reached the budget, the format's end of reasoning goes into the
+ * answer token by token (each evaluated like a sampled one) and the model continues after it.
+ * Constrained sequences are left alone: their grammar decides every token. */
+static bool next_is_forced(serve_sched *s, serve_seq *q) {
+    if (q->forcing) return true;
+    if (q->think_closed || !s->think_close || q->matcher || !q->out) return false;
+    const int64_t budget = think_budget(s, q);
+    if (budget < 0 || q->n_think < budget || !ob_chat_parser_in_reasoning(q->out)) return false;
+    q->forcing = q->think_closed = true;
+    q->forced_at = 0;
+    return true;
+}
+
+static int32_t forced_token(serve_sched *s, serve_seq *q) {
+    int32_t tok = s->think_close[q->forced_at++];
+    if (q->forced_at == s->n_think_close) q->forcing = false;
+    return tok;
+}
+
 /* Samples q's next token from its logits and moves its text on. Returns false when q ended:
  * its task may then be freed already (by this thread when streamed, else by the HTTP thread),
  * so the caller must not touch q again. */
@@ -275,7 +301,8 @@ static bool sample(serve_sched *s, serve_seq *q, const float *logits) {
         return false;
     }
     const float *seen = sched_seq_logits(s, q, logits);
-    int32_t tok = ob_sampler_sample(q->sampler, seen);
+    const bool forced = next_is_forced(s, q);
+    int32_t tok = forced ? forced_token(s, q) : ob_sampler_sample(q->sampler, seen);
     if (tok < 0 || !seq_push(q, tok)) {
         serve_error e;
         serve_error_set(&e, 500, "server_error", "numeric_error", NULL,
@@ -295,6 +322,7 @@ static bool sample(serve_sched *s, serve_seq *q, const float *logits) {
         end = "stop";
     else if ((r->max_tokens > 0 && q->n_gen >= r->max_tokens) || (int64_t)q->n_tokens >= s->n_ctx)
         end = "length";
+    if (!end && !forced && q->out && ob_chat_parser_in_reasoning(q->out)) q->n_think++;
     if (end) seq_done(s, q, end);
     return !end;
 }
@@ -449,6 +477,23 @@ static bool abort_cb(void *user) {
     return atomic_load(&((serve_sched *)user)->stopping);
 }
 
+/* The tokens written to close reasoning at a budget: the format's end marker on its own line
+ * followed by a blank line, as thinking templates lay it out ("\n</think>\n\n"); its
+ * special-token text becomes the special token. */
+static void think_close_tokens(serve_sched *s) {
+    const char *close = ob_chat_reasoning_close(s->o.prompter->chat);
+    char text[64];
+    if (!close || snprintf(text, sizeof text, "\n%s\n\n", close) >= (int)sizeof text) return;
+    size_t n = 0;
+    if (ob_tokenize(s->o.model, text, strlen(text), false, true, &s->think_close, &n, NULL) ||
+        n == 0) {
+        ob_tokens_free(s->think_close);
+        s->think_close = NULL;
+        return;
+    }
+    s->n_think_close = n;
+}
+
 ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err *err) {
     if (o->n_parallel < 1 || o->n_batch < 1)
         return ob_fail(err, OB_ERR_ARG, "scheduler: n_parallel %d and n_batch %lld must be >= 1",
@@ -460,6 +505,7 @@ ob_status serve_sched_start(const serve_sched_opts *o, serve_sched **out, ob_err
     ob_model_get_info(o->model, &info);
     s->n_vocab = info.n_vocab;
     s->n_ctx = ob_context_n_ctx(o->ctx);
+    think_close_tokens(s);
     atomic_init(&s->stopping, false);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->trie_mu, NULL);
@@ -510,6 +556,7 @@ void serve_sched_free(serve_sched *s) {
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->trie_mu);
     ob_vocab_trie_free(s->trie);
+    ob_tokens_free(s->think_close);
     pthread_cond_destroy(&s->cv);
     ob_free(s);
 }

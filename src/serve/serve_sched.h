@@ -26,6 +26,9 @@ typedef struct serve_sched_opts {
     int64_t max_queue;              /* sequences that may wait beyond free slots */
     int64_t n_batch;                /* entries per step (decode tokens + prefill chunk) */
     spec_params spec;               /* speculative decoding unless a request says otherwise */
+    int64_t reasoning_budget;       /* thinking tokens after which the engine writes the
+                                       format's end of reasoning itself; -1 = no limit (a
+                                       request's own budget applies either way) */
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;

@@ -30,6 +30,10 @@ struct serve_sched {
     serve_seq **entry; /* owned (batch capacity): the seq of each batch entry */
     pthread_mutex_t trie_mu; /* guards trie's first build */
     ob_vocab_trie *trie;     /* owned or NULL until a constrained request comes */
+    /* the tokens that close reasoning ("\n</think>\n\n"), written when a sequence's thinking
+     * reaches its budget; NULL when the chat format has no closable reasoning */
+    int32_t *think_close;
+    size_t n_think_close;
 };
 
 /* ---- serve_sched_task.c ---- */

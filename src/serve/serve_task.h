@@ -72,6 +72,11 @@ typedef struct serve_seq {
                             not decoding */
     int n_draft;         /* this step: draft tokens after the pending one in the batch */
     int32_t draft[SPEC_MAX_DRAFT];
+    /* reasoning budget: thinking tokens generated so far; the closing tokens still to write
+     * in place of sampled ones (think_close[forced_at..n_think_close) of the scheduler) */
+    int64_t n_think;
+    size_t forced_at;
+    bool forcing, think_closed;
 } serve_seq;
 
 typedef struct serve_task {

@@ -137,6 +137,9 @@ def make_env(now=NOW, mutable=False):
     env = cls(trim_blocks=True, lstrip_blocks=True,
                                         extensions=[GenerationTracker, jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
+    # Not in jinja2: DeepSeek's templates (V3.2 on) expect it from their runtime (llama.cpp's
+    # and outboard's have it) to read tool-call arguments given as a JSON string.
+    env.filters["from_json"] = json.loads
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
     return env

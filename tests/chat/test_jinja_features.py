@@ -180,6 +180,15 @@ CASES = [
     "{% if false %}{% set x = 1 | nosuch %}{% elif t %}y{% else %}{{ 2 is nosuchtest }}{% endif %}ok",
     "{% for i in l if i is nosuchtest %}{{ i }}{% endfor %}",
     "{% if false %}{% filter nosuch %}x{% endfilter %}{% endif %}ok",
+    # from_json (json.loads, registered on the jinja2 side): DeepSeek V3.2's use of it, values of
+    # every JSON type, key order, a repeated key, and what it refuses
+    "{% for tc in msgs[2].tool_calls %}{% set args = '{\"city\": \"Paris\", \"n\": 3, \"deep\": {\"l\": [1, null]}}' %}{% if args is string %}{% set args = args | from_json %}{% endif %}{% for key, val in args.items() %}<{{ key }} string=\"{{ val is string }}\">{% if val is string %}{{ val }}{% else %}{{ val | tojson }}{% endif %}</{{ key }}>{% endfor %}{% endfor %}",
+    "{% set a = '{\"z\": [1, 2.5, \"x\", null, true, false], \"a\": {\"k\": \"v\"}, \"z\": 0}' | from_json %}{{ a.z }}{{ a['a'].k }}{% for k in a %}{{ k }}{% endfor %}{{ a | tojson }}{{ a | length }}",
+    "{{ '3' | from_json + 1 }}|{{ '\"s\"' | from_json }}|{{ 'null' | from_json is none }}|{{ '[1, [2]]' | from_json | length }}|{{ '1e2' | from_json }}|{{ ' -0.5 ' | from_json }}|{{ '\"h\\u00e9\"' | from_json }}|{{ '[]' | from_json }}{{ '{}' | from_json }}",
+    "{{ '{bad' | from_json }}",
+    "{{ '[1] [2]' | from_json }}",
+    "{{ n | from_json }}",
+    "{{ l | from_json }}",
     # repeating an empty sequence any number of times is empty at once
     "{{ ('' * 1000000000000000000)|length }}{{ ([] * 1000000000000000000)|length }}{{ ('ab' * 3) * 2 }}{{ (1, 2) * 2 }}{{ 'x' * -1 }}",
     # strings built by ~ and + grow in place; the shorter ones they grew from stay as they were
