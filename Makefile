@@ -29,7 +29,7 @@ PYTHON  ?= $(if $(wildcard .venv/bin/python),$(abspath .venv/bin/python),python3
 DEFAULT_MODEL ?= $(abspath models/gemma-3-270m-q4_k_m.gguf)
 
 # Platform libraries, found with pkg-config (Debian -dev packages / Homebrew formulae).
-PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd
+PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl libcrypto
 PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
 

@@ -5,6 +5,7 @@
  * (open streams are cancelled and connection threads joined) before freeing the model.
  */
 #include "cli/cli.h"
+#include "core/alloc.h"
 #include "core/err.h"
 #include "serve/serve_app.h"
 #include "serve/serve_http.h"
@@ -154,6 +155,7 @@ typedef struct server {
     serve_prompter prompter;
     serve_sched *sched;
     serve_model_desc desc;
+    char *model_path; /* owned: the GGUF -m names (a file, or a store name resolved) */
     int n_threads;     /* as the context started them */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } server;
@@ -192,7 +194,10 @@ static int serve_start(const serve_args *a, server *s) {
         a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024, 0,
         serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
-    if (cli_load_model(a->model, &s->model)) return 1;
+    if (!(s->model_path = cli_model_path("serve", a->model))) return 1;
+    /* A model served by its store name is called that in the APIs unless --alias says. */
+    const char *alias = a->alias ? a->alias : strcmp(s->model_path, a->model) ? a->model : NULL;
+    if (cli_load_model(s->model_path, &s->model)) return 1;
     ob_model_info in;
     ob_model_get_info(s->model, &in);
     int64_t ctx = a->ctx ? a->ctx : in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
@@ -204,7 +209,7 @@ static int serve_start(const serve_args *a, server *s) {
     int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
     if (kv < ctx) kv = ctx; /* one request may always use the whole context */
     if (serve_prompter_init(&s->prompter, s->model, ctx, &err) ||
-        serve_model_desc_init(&s->desc, s->model, a->model, a->alias,
+        serve_model_desc_init(&s->desc, s->model, s->model_path, alias,
                               ob_chat_template(s->prompter.chat, NULL), ctx, kv, &err) ||
         engine_start(a, s, ctx, kv, &err))
         goto fail;
@@ -255,6 +260,7 @@ int cli_cmd_serve(int argc, char **argv) {
     ob_context_free(s.ctx);
     serve_model_desc_clear(&s.desc);
     ob_model_free(s.model);
+    ob_free(s.model_path);
     serve_metrics_free(s.metrics);
     return rc;
 }

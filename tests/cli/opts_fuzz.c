@@ -96,6 +96,11 @@ static void file_commands(int argc, char **argv) {
     st = cli_info_args_parse(argc, argv, &i, &e);
     if (st) check_failure(st, &e);
     else if (!i.help) FUZZ_ASSERT(i.path);
+    cli_store_args sa;
+    memset(&e, 0, sizeof e);
+    st = cli_store_args_parse(argc, argv, &sa, &e);
+    if (st) check_failure(st, &e);
+    else if (!sa.help) FUZZ_ASSERT(sa.ref || (argc > 0 && !strcmp(argv[0], "list")));
 }
 
 /* One piece through every value parser, with the ranges the commands use. */
