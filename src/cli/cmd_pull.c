@@ -99,7 +99,8 @@ static int usage(FILE *to) {
             "       first GGUF), or an http(s) URL of a .gguf file\n"
             "  --offline  never use the network (succeeds only if the model is in the store)\n"
             "The hub is OUTBOARD_HUB (%s), HF_TOKEN its token, the store OUTBOARD_MODELS\n"
-            "(`outboard list` shows where). An interrupted pull resumes when run again.\n",
+            "(`outboard list` shows where); a transfer that sends nothing for\n"
+            "OUTBOARD_HUB_TIMEOUT seconds (30) stops. An interrupted pull resumes when run again.\n",
             HUB_DEFAULT_BASE);
     return to == stdout ? 0 : 2;
 }
@@ -120,12 +121,18 @@ int cli_cmd_pull(int argc, char **argv) {
         return 1;
     }
     bar b = {.tty = isatty(2) != 0, .last_tenth = -1};
-    const char *token = getenv("HF_TOKEN");
+    const char *token = getenv("HF_TOKEN"), *stall = getenv("OUTBOARD_HUB_TIMEOUT");
+    int64_t stall_s = 0;
+    if (stall && cli_parse_i64("OUTBOARD_HUB_TIMEOUT", stall, 1, 86400, &stall_s, &err)) {
+        fprintf(stderr, "outboard pull: %s\n", err.msg);
+        return 2;
+    }
     hub_pull_opts po = {
         .revision = o.revision,
         .name = o.name,
         .offline = o.offline,
-        .http = {.token = token, .progress = on_progress, .progress_user = &b},
+        .http = {.token = token, .progress = on_progress, .progress_user = &b,
+                 .stall_timeout_s = (long)stall_s},
         .status = on_status,
         .status_user = &b,
     };

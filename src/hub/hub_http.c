@@ -316,7 +316,11 @@ ob_status hub_http_download(const hub_http *h, const char *url, const char *part
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-        if (t.have) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)t.have);
+        /* CURLOPT_RANGE rather than RESUME_FROM: libcurl then leaves a 200 (a server without
+         * ranges) to on_body_file, which starts over instead of failing. */
+        char range[32];
+        snprintf(range, sizeof range, "%llu-", (unsigned long long)t.have);
+        if (t.have) curl_easy_setopt(c, CURLOPT_RANGE, range);
         CURLcode rc = curl_easy_perform(c);
         bool ok_status = t.status == 200 || (t.status == 206 && t.have > 0);
         /* Without a listed size, 416 to "the rest from byte N" means the partial file already
