@@ -45,7 +45,9 @@ static void human(uint64_t b, char *out, size_t cap) {
     snprintf(out, cap, i ? "%.1f %s" : "%.0f %s", v, u[i]);
 }
 
-static bool on_progress(const char *file, uint64_t done, uint64_t total, void *user) {
+static bool on_progress(const char *file, const char *sha256, uint64_t done, uint64_t total,
+                        void *user) {
+    (void)sha256;
     bar *b = user;
     double now = cli_now();
     if (strcmp(b->file, file)) { /* a new file */

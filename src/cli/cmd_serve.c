@@ -12,6 +12,7 @@
 #include "serve/serve_json.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
+#include "store/store.h"
 #include "serve/serve_prompt.h"
 #include "serve/serve_sched.h"
 
@@ -156,6 +157,7 @@ typedef struct server {
     serve_sched *sched;
     serve_model_desc desc;
     char *model_path; /* owned: the GGUF -m names (a file, or a store name resolved) */
+    char store_root[4096];
     int n_threads;     /* as the context started them */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } server;
@@ -185,8 +187,13 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
     serve_json_alloc_init();
-    serve_app_config cfg = {
-        .model = &s->desc, .max_body = (size_t)a->max_body, .api_key = a->api_key};
+    if (!(s->model_path = cli_model_path("serve", a->model))) return 1;
+    serve_app_config cfg = {.model = &s->desc,
+                            .max_body = (size_t)a->max_body,
+                            .api_key = a->api_key,
+                            .model_path = s->model_path};
+    /* The store behind /api/pull and /api/delete; without one those routes answer 503. */
+    if (!store_root(s->store_root, sizeof s->store_root, NULL)) cfg.store_root = s->store_root;
     if (serve_metrics_new(&s->metrics, &err)) goto fail;
     cfg.metrics = s->metrics;
     serve_app_init(&s->app, &cfg);
@@ -194,7 +201,6 @@ static int serve_start(const serve_args *a, server *s) {
         a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024, 0,
         serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
-    if (!(s->model_path = cli_model_path("serve", a->model))) return 1;
     /* A model served by its store name is called that in the APIs unless --alias says. */
     const char *alias = a->alias ? a->alias : strcmp(s->model_path, a->model) ? a->model : NULL;
     if (cli_load_model(s->model_path, &s->model)) return 1;

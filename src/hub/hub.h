@@ -72,9 +72,11 @@ bool hub_file_quant(const char *path, char tag[STORE_PART_MAX + 1]);
 
 /* ---- HTTP (hub_http.c) ---- */
 
-/* Called as bytes arrive: done so far (resumed bytes included) of total (0 when unknown).
- * Return false to cancel (the download fails with OB_ERR_CANCELLED). */
-typedef bool (*hub_progress_fn)(const char *file, uint64_t done, uint64_t total, void *user);
+/* Called as bytes arrive for `file` (its published sha256 in hex, "" when none): done so far
+ * (resumed bytes included) of total (0 when unknown). Return false to cancel (the download
+ * fails with OB_ERR_CANCELLED). */
+typedef bool (*hub_progress_fn)(const char *file, const char *sha256, uint64_t done,
+                                uint64_t total, void *user);
 
 typedef struct hub_http {
     const char *token;     /* borrowed: bearer token, NULL for none */
@@ -95,7 +97,8 @@ ob_status hub_http_get(const hub_http *h, const char *url, size_t limit, char **
  * sends. On success sha256 holds the file's hash (hex) and etag the server's ETag ("" when
  * none). A failed download keeps the partial file for the next try. */
 ob_status hub_http_download(const hub_http *h, const char *url, const char *partial,
-                            const char *label, uint64_t expected_size, char sha256[65],
+                            const char *label, const char *digest, uint64_t expected_size,
+                            char sha256[65],
                             char etag[256], ob_err *err);
 
 /* SHA-256 (hex) of a whole file. */

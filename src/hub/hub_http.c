@@ -77,7 +77,7 @@ ob_status hub_sha256_file(const char *path, char out[65], ob_err *err) {
 
 typedef struct transfer {
     const hub_http *h;
-    const char *label;
+    const char *label, *digest;
     /* a GET into memory */
     char *body;
     size_t len, cap, limit;
@@ -171,7 +171,8 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     transfer *t = user;
     if (!t->h->progress || (t->status != 200 && t->status != 206)) return 0;
     uint64_t total = dltotal > 0 ? t->have + (uint64_t)dltotal : 0;
-    if (!t->h->progress(t->label, t->have + (uint64_t)dlnow, total, t->h->progress_user)) {
+    if (!t->h->progress(t->label, t->digest, t->have + (uint64_t)dlnow, total,
+                        t->h->progress_user)) {
         t->cancelled = true;
         return 1;
     }
@@ -299,9 +300,10 @@ static ob_status download_begin(transfer *t, uint64_t expected, ob_err *err) {
 }
 
 ob_status hub_http_download(const hub_http *h, const char *url, const char *partial,
-                            const char *label, uint64_t expected_size, char sha256[65],
-                            char etag[256], ob_err *err) {
-    transfer t = {.h = h, .label = label, .fd = -1, .path = partial};
+                            const char *label, const char *digest, uint64_t expected_size,
+                            char sha256[65], char etag[256], ob_err *err) {
+    transfer t = {.h = h, .label = label, .digest = digest ? digest : "", .fd = -1,
+                  .path = partial};
     ob_status st = download_begin(&t, expected_size, err);
     bool complete = !st && expected_size && t.have == expected_size;
     CURL *c = NULL;

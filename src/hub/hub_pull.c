@@ -163,7 +163,7 @@ static ob_status fetch_part(const char *root, const char *staged, const plan *p,
     snprintf(dest, sizeof dest, "%s/%s", staged, p->part[i].file);
     say(o, "pulling %s", p->part[i].file);
     ob_status st = hub_http_download(&o->http, p->part[i].url, partial, p->part[i].file,
-                                     p->part[i].size, got, etag, err);
+                                     p->part[i].sha256, p->part[i].size, got, etag, err);
     if (st) return st;
     if (p->part[i].sha256[0]) {
         say(o, "verifying sha256 digest");
@@ -292,6 +292,7 @@ ob_status hub_pull(const char *root, const char *ref, const hub_pull_opts *o, ch
     store_name_format(&p->name, name_out);
     if (up_to_date(root, p)) {
         say(o, "%s is up to date", name_out);
+        say(o, "success");
         goto done;
     }
     st = run_plan(root, &r, p, o, err);

@@ -33,6 +33,11 @@ typedef struct serve_app_config {
     /* The prompt tokens of a chat request (POST /v1/messages/count_tokens): *n, or -1 with e
      * filled; NULL: that route answers 503. Called with generate_user. */
     int (*count_tokens)(void *user, const serve_gen_req *r, int64_t *n, serve_error *e);
+    /* The local model store (/api/pull, /api/delete, /api/tags; serve_store.h): its folder,
+     * NULL for none (those routes answer 503), and the served GGUF's path, which
+     * /api/delete refuses to delete. Both borrowed for the app's life. */
+    const char *store_root;
+    const char *model_path;
 } serve_app_config;
 
 typedef struct serve_app {
