@@ -28,11 +28,16 @@ static ob_status take_part(const char *what, const char *s, size_t len, char *ou
     if (len > STORE_PART_MAX)
         return ob_fail(err, OB_ERR_ARG, "model name: the %s is longer than %d bytes", what,
                        STORE_PART_MAX);
-    if (!store_part_ok(s, len))
+    if (!store_part_ok(s, len)) {
+        char shown[STORE_PART_MAX + 1]; /* control bytes as '?': the message stays one line */
+        for (size_t i = 0; i < len; i++)
+            shown[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+        shown[len] = 0;
         return ob_fail(err, OB_ERR_ARG,
-                       "model name '%s': the %s '%.*s' may hold only letters, digits, '.', '_' "
+                       "model name '%s': the %s '%s' may hold only letters, digits, '.', '_' "
                        "and '-', and may not start with '.'",
-                       name, what, (int)len, s);
+                       name, what, shown);
+    }
     memcpy(out, s, len);
     out[len] = 0;
     return OB_OK;
