@@ -248,6 +248,8 @@ int cli_cmd_serve(int argc, char **argv) {
     }
     sigset_t set;
     block_signals(&set);
+    /* A file size limit (RLIMIT_FSIZE) must fail a /api/pull write with EFBIG, not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
     server s;
     memset(&s, 0, sizeof s);
     int rc = serve_start(&a, &s);

@@ -216,6 +216,21 @@ static bool up_to_date(const char *root, const plan *p) {
     return same;
 }
 
+/* After a failure: parts that arrived whole and matched their published hash go back to
+ * ROOT/.tmp as finished partial files, so the next pull of the set does not fetch them again. */
+static void keep_verified(const char *root, const char *staged, const plan *p,
+                          const store_manifest *m) {
+    for (size_t i = 0; i < m->n_files && i < p->n; i++) {
+        if (!p->part[i].sha256[0] || !m->files[i].name ||
+            strcmp(m->files[i].sha256, p->part[i].sha256))
+            continue;
+        char from[4400], to[4300];
+        snprintf(from, sizeof from, "%s/%s", staged, m->files[i].name);
+        snprintf(to, sizeof to, "%s/.tmp/%s.partial", root, p->part[i].sha256);
+        rename(from, to);
+    }
+}
+
 /* Fetches, validates and installs the plan through a staging folder. */
 static ob_status run_plan(const char *root, const hub_ref *r, const plan *p,
                           const hub_pull_opts *o, ob_err *err) {
@@ -237,6 +252,7 @@ static ob_status run_plan(const char *root, const hub_ref *r, const plan *p,
         if (i == 0) memcpy(etag, this_etag, sizeof etag);
     }
     if (!st) st = validate(staged, &m, err);
+    else keep_verified(root, staged, p, &m);
     if (!st) {
         m.source = ob_strndup(r->is_url ? "url" : "hub", r->is_url ? 3 : 3);
         m.repo = r->is_url ? NULL : ob_strndup(p->repo, strlen(p->repo));

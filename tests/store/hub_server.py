@@ -14,6 +14,7 @@ Each test sets `hub.faults` to make the hub misbehave the way real servers and n
     token="T"           every path needs "Authorization: Bearer T", else 401
     redirect_loop=True  resolve/ redirects to itself, forever
     no_range=True       Range is ignored (200 with the whole file)
+    only="TEXT"         the file faults above hit only files whose path holds TEXT
 
 `hub.requests` records (method, path, Range header, Authorization header) of every request.
 """
@@ -94,6 +95,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _file(self, repo, file):
         f = self.hub.faults
+        if f.get("only") and f["only"] not in file:
+            f = {}
         r = self.hub.repos.get(repo)
         if not r or file not in r.files:
             return self._error(404, "Entry not found")

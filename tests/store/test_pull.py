@@ -161,6 +161,19 @@ def test_split_model_is_fetched_as_a_set(store, hub):
     assert info_text(store, hub, "test/split-GGUF:Q8_0") == info_text(store, hub, STORIES)
 
 
+def test_a_split_set_that_fails_half_way_keeps_the_parts_that_arrived(store, hub):
+    hub.faults = {"drop_after": 100, "only": "00002-of"}
+    r = ob(store, hub, "pull", "test/split-GGUF:Q8_0")
+    assert r.returncode == 1 and "tiny-Q8_0-00002-of-00002.gguf" in r.stderr
+    assert listed(store, hub) == {} and no_leftovers(store) == []
+    hub.faults = {}
+    hub.requests.clear()
+    assert ob(store, hub, "pull", "test/split-GGUF:Q8_0").returncode == 0
+    fetched = [q[1] for q in hub.requests if q[1].startswith("/cdn/")]
+    assert fetched == ["/cdn/test/split-GGUF/Q8_0/tiny-Q8_0-00002-of-00002.gguf"]
+    assert "test/split-GGUF:Q8_0" in listed(store, hub)
+
+
 def test_plain_url(store, hub):
     url = hub.url + "/cdn/test/stories-GGUF/stories260K-Q8_0.gguf"
     r = ob(store, hub, "pull", url)
