@@ -299,6 +299,36 @@ static ob_status download_begin(transfer *t, uint64_t expected, ob_err *err) {
     return t->have ? hash_fd(t->fd, t->md, t->path, err) : OB_OK;
 }
 
+/* PARTIAL.etag: the ETag of the response a partial file came from, so that resuming it asks
+ * for the rest only of that same version (If-Range); a server whose file has changed then
+ * sends the whole new one. */
+static void etag_path(const char *partial, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s.etag", partial);
+}
+
+static void etag_load(const char *partial, char out[256]) {
+    char path[4400];
+    etag_path(partial, path, sizeof path);
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(out, 256, f)) out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\r\n")] = 0;
+}
+
+static void etag_save(const char *partial, const char *etag) {
+    char path[4400];
+    etag_path(partial, path, sizeof path);
+    FILE *f = etag[0] ? fopen(path, "w") : NULL;
+    if (f) {
+        fprintf(f, "%s\n", etag);
+        fclose(f);
+    } else {
+        unlink(path);
+    }
+}
+
 ob_status hub_http_download(const hub_http *h, const char *url, const char *partial,
                             const char *label, const char *digest, uint64_t expected_size,
                             char sha256[65], char etag[256], ob_err *err) {
@@ -322,13 +352,25 @@ ob_status hub_http_download(const hub_http *h, const char *url, const char *part
          * ranges) to on_body_file, which starts over instead of failing. */
         char range[32];
         snprintf(range, sizeof range, "%llu-", (unsigned long long)t.have);
+        char if_range[300], saved[256];
+        etag_load(partial, saved);
         if (t.have) curl_easy_setopt(c, CURLOPT_RANGE, range);
+        if (t.have && saved[0]) {
+            snprintf(if_range, sizeof if_range, "If-Range: %s", saved);
+            struct curl_slist *more = curl_slist_append(hdrs, if_range);
+            if (more) {
+                hdrs = more;
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+            }
+        }
         CURLcode rc = curl_easy_perform(c);
         bool ok_status = t.status == 200 || (t.status == 206 && t.have > 0);
         /* Without a listed size, 416 to "the rest from byte N" means the partial file already
          * holds all N bytes; the GGUF check after the download judges it. */
         if (rc == CURLE_OK && t.status == 416 && t.have > 0 && !expected_size) ok_status = true;
         if (rc != CURLE_OK || !ok_status) st = transfer_error(&t, rc, url, err);
+        /* What is in the file now came from this response's version of it. */
+        if (ok_status && t.have + t.written > 0) etag_save(partial, t.etag);
     }
     uint64_t got = t.have + t.written;
     if (!st && expected_size && got != expected_size)
@@ -337,7 +379,9 @@ ob_status hub_http_download(const hub_http *h, const char *url, const char *part
     if (!st && fsync(t.fd)) st = ob_fail(err, OB_ERR_IO, "fsync %s: %s", partial, strerror(errno));
     if (!st) {
         hex_digest(t.md, sha256);
-        snprintf(etag, 256, "%s", t.etag);
+        if (t.etag[0]) snprintf(etag, 256, "%s", t.etag);
+        else etag_load(partial, etag); /* a partial that was already whole */
+        etag_save(partial, ""); /* the partial is done with */
     }
     if (c) curl_easy_cleanup(c);
     curl_slist_free_all(hdrs);

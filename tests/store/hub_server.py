@@ -2,7 +2,7 @@
 
     GET /api/models/{org}/{repo}/tree/{rev}?recursive=true   the files, with LFS sha256 and size
     GET /{org}/{repo}/resolve/{rev}/{path}                   302 to /cdn/{org}/{repo}/{path}
-    GET /cdn/{org}/{repo}/{path}                             the bytes: Range, ETag
+    GET /cdn/{org}/{repo}/{path}                             the bytes: Range, If-Range, ETag
 
 Each test sets `hub.faults` to make the hub misbehave the way real servers and networks do:
 
@@ -104,6 +104,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         etag = '"' + hashlib.sha256(data).hexdigest() + '"'
         start, code = 0, 200
         rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and if_range != etag:
+            rng = None  # RFC 9110: another version of the file, so all of it
         if rng and not f.get("no_range") and rng.startswith("bytes="):
             start = int(rng[6:].split("-")[0])
             if start >= len(data):

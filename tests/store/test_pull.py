@@ -102,7 +102,7 @@ def no_leftovers(store):
     """Nothing half-done stays in the store's work area after a failure, apart from the
     partial download kept for resuming."""
     tmp = store / ".tmp"
-    return [p.name for p in tmp.iterdir() if not p.name.endswith(".partial")] if tmp.exists() else []
+    return [p.name for p in tmp.iterdir() if not p.name.endswith((".partial", ".partial.etag"))] if tmp.exists() else []
 
 
 # ---- the happy paths ---------------------------------------------------------------------------
@@ -172,6 +172,28 @@ def test_a_split_set_that_fails_half_way_keeps_the_parts_that_arrived(store, hub
     fetched = [q[1] for q in hub.requests if q[1].startswith("/cdn/")]
     assert fetched == ["/cdn/test/split-GGUF/Q8_0/tiny-Q8_0-00002-of-00002.gguf"]
     assert "test/split-GGUF:Q8_0" in listed(store, hub)
+
+
+def test_a_url_whose_file_changed_between_tries_is_fetched_whole(store, hub):
+    """The partial file's ETag goes back as If-Range: a changed file comes whole, never as
+    the old file's first half glued to the new one's second."""
+    repo = hub.repos["test/stories-GGUF"]
+    old = repo.files["stories260K-Q8_0.gguf"]
+    url = hub.url + "/cdn/test/stories-GGUF/stories260K-Q8_0.gguf"
+    hub.faults = {"drop_after": 5000}
+    try:
+        assert ob(store, hub, "pull", url).returncode == 1
+        repo.files["stories260K-Q8_0.gguf"] = _read(TINY)
+        hub.faults = {}
+        hub.requests.clear()
+        r = ob(store, hub, "pull", url)
+        assert r.returncode == 0, r.stderr
+    finally:
+        repo.files["stories260K-Q8_0.gguf"] = old
+    assert hub.requests[-1][2] == "bytes=5000-"
+    m = listed(store, hub)["url/stories260K-Q8_0:Q8_0"]
+    assert m["files"][0]["sha256"] == hashlib.sha256(_read(TINY)).hexdigest()
+    assert m["etag"] == '"' + hashlib.sha256(_read(TINY)).hexdigest() + '"'
 
 
 def test_plain_url(store, hub):
