@@ -30,6 +30,13 @@ DEFAULT_MODEL ?= $(abspath models/gemma-3-270m-q4_k_m.gguf)
 
 # Platform libraries, found with pkg-config (Debian -dev packages / Homebrew formulae).
 PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl libcrypto
+# Homebrew keeps curl and openssl@3 out of the default pkg-config path (keg-only formulae).
+ifeq ($(UNAME),Darwin)
+BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
+ifneq ($(BREW_PREFIX),)
+export PKG_CONFIG_PATH := $(BREW_PREFIX)/opt/curl/lib/pkgconfig:$(BREW_PREFIX)/opt/openssl@3/lib/pkgconfig:$(PKG_CONFIG_PATH)
+endif
+endif
 PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
 
