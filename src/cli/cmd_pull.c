@@ -34,6 +34,7 @@ typedef struct bar {
     double start, last_draw;
     uint64_t start_bytes; /* already on disk when this run began (a resume) */
     int last_tenth;       /* plain lines: the last 10% step printed */
+    bool finished;        /* the 100% line is out (libcurl reports the end more than once) */
     char file[128];
 } bar;
 
@@ -56,18 +57,24 @@ static bool on_progress(const char *file, const char *sha256, uint64_t done, uin
         b->start_bytes = done;
         b->last_tenth = -1;
         b->last_draw = 0;
+        b->finished = false;
     }
     bool end = total && done >= total;
+    if (b->finished) return true;
+    b->finished = end;
     if (b->tty ? now - b->last_draw < 0.1 && !end : false) return true;
     int tenth = total ? (int)(done * 10 / total) : -1;
     if (!b->tty && (!total || tenth == b->last_tenth)) return true;
     b->last_draw = now;
     b->last_tenth = tenth;
     double secs = now - b->start, rate = secs > 0 ? (double)(done - b->start_bytes) / secs : 0;
-    char d[32], t[32], r[32], eta[32] = "-";
+    char d[32], t[32], r[40] = "", eta[32] = "-";
     human(done, d, sizeof d);
     human(total, t, sizeof t);
-    human((uint64_t)rate, r, sizeof r);
+    if (rate >= 1) { /* nothing to say before a byte has been timed */
+        human((uint64_t)rate, r, sizeof r - 2);
+        strcat(r, "/s");
+    }
     if (total && rate > 0) {
         long s = (long)((double)(total - done) / rate);
         snprintf(eta, sizeof eta, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
@@ -77,10 +84,10 @@ static bool on_progress(const char *file, const char *sha256, uint64_t done, uin
         char fill[31];
         for (int i = 0; i < 30; i++) fill[i] = i < pct * 30 / 100 ? '#' : ' ';
         fill[30] = 0;
-        fprintf(stderr, "\r%.40s [%s] %3d%% %s / %s %s/s ETA %s\033[K%s", file, fill, pct, d, t,
-                r, eta, end ? "\n" : "");
+        fprintf(stderr, "\r%.40s [%s] %3d%% %s / %s %s ETA %s\033[K%s", file, fill, pct, d, t, r,
+                eta, end ? "\n" : "");
     } else {
-        fprintf(stderr, "%s: %3d%% %s / %s %s/s ETA %s\n", file, pct, d, t, r, eta);
+        fprintf(stderr, "%s: %3d%% %s / %s %s ETA %s\n", file, pct, d, t, r, eta);
     }
     return true;
 }

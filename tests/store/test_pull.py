@@ -112,6 +112,7 @@ def test_default_quant_is_q4_k_m_and_everything_takes_the_name(store, hub):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "test/stories-GGUF:Q4_K_M"
     assert "verifying sha256 digest" in r.stderr and "success" in r.stderr
+    assert "stories260K-Q4_K_M.gguf: 100% " in r.stderr  # the plain progress line, no TTY
     models = listed(store, hub)
     m = models["test/stories-GGUF:Q4_K_M"]
     want = hashlib.sha256(_read(TINY)).hexdigest()
