@@ -108,6 +108,7 @@ static ob_status plan_hub(const hub_ref *r, const hub_pull_opts *o, plan *p, ob_
         if (!store_part_ok(b, strlen(b))) {
             st = ob_fail(err, OB_ERR_FORMAT, "%s: file name '%s' is not one the store can hold",
                          r->repo, b);
+            if (err) store_text_scrub(err->msg);
             break;
         }
         snprintf(p->part[i].file, sizeof p->part[i].file, "%s", b);

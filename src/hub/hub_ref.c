@@ -86,7 +86,10 @@ ob_status hub_tree_parse(const char *json, size_t len, hub_tree *out, ob_err *er
     memset(out, 0, sizeof *out);
     json_error_t je;
     json_t *root = json_loadb(json, len, 0, &je);
-    if (!root) return ob_fail(err, OB_ERR_FORMAT, "tree listing:%d:%d: %s", je.line, je.column, je.text);
+    if (!root) {
+        store_text_scrub(je.text);
+        return ob_fail(err, OB_ERR_FORMAT, "tree listing:%d:%d: %s", je.line, je.column, je.text);
+    }
     ob_status st = OB_OK;
     size_t n = json_array_size(root);
     if (!json_is_array(root)) st = ob_fail(err, OB_ERR_FORMAT, "tree listing: not a JSON array");
@@ -101,6 +104,7 @@ ob_status hub_tree_parse(const char *json, size_t len, hub_tree *out, ob_err *er
     }
     json_decref(root);
     if (st) hub_tree_free(out);
+    if (st && err) store_text_scrub(err->msg); /* paths quoted from the listing */
     return st;
 }
 
@@ -260,7 +264,10 @@ ob_status hub_tree_choose(const hub_tree *t, const char *quant, size_t *idx, siz
         return ob_fail(err, OB_ERR_ARG, "the repository has no GGUF model files");
     }
     ob_status st = expand_split(t, pick, idx, n, err);
-    if (st) return st;
+    if (st) {
+        if (err) store_text_scrub(err->msg);
+        return st;
+    }
     if (quant && quant[0]) {
         size_t i = 0;
         for (; quant[i] && i < STORE_PART_MAX; i++) tag[i] = (char)toupper((unsigned char)quant[i]);

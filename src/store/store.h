@@ -44,6 +44,9 @@ ob_status store_name_parse(const char *text, store_name *out, ob_err *err);
 /* One part of a name (or a file name kept in the store): 1..STORE_PART_MAX bytes of
  * [A-Za-z0-9._-], not starting with '.'. */
 bool store_part_ok(const char *s, size_t len);
+/* Control bytes in s as '?', so a message quoting untrusted text (jansson's "near '...'")
+ * stays one line. */
+void store_text_scrub(char *s);
 /* "org/repo:tag" into buf (STORE_NAME_MAX + 1 bytes). */
 void store_name_format(const store_name *n, char *buf);
 

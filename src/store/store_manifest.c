@@ -110,13 +110,16 @@ ob_status store_manifest_parse(const char *text, size_t len, store_manifest *out
     memset(out, 0, sizeof *out);
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root)
+    if (!root) {
+        store_text_scrub(je.text);
         return ob_fail(err, OB_ERR_FORMAT, "manifest:%d:%d: %s", je.line, je.column, je.text);
+    }
     ob_status st = json_is_object(root)
                        ? parse_fields(root, out, err)
                        : ob_fail(err, OB_ERR_FORMAT, "manifest: not a JSON object");
     json_decref(root);
     if (st) store_manifest_clear(out);
+    if (st && err) store_text_scrub(err->msg);
     return st;
 }
 

@@ -67,6 +67,11 @@ ob_status store_name_parse(const char *text, store_name *out, ob_err *err) {
     return st;
 }
 
+void store_text_scrub(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 void store_name_format(const store_name *n, char *buf) {
     snprintf(buf, STORE_NAME_MAX + 1, "%s/%s%s%s", n->org, n->repo, n->tag[0] ? ":" : "",
              n->tag);

@@ -71,6 +71,10 @@ TEST(manifests) {
     }
     CHECK_STATUS(store_manifest_parse("[1]", 3, &m, &err), OB_ERR_FORMAT, &err, "not a JSON object");
     CHECK_STATUS(store_manifest_parse("{", 1, &m, &err), OB_ERR_FORMAT, &err, "manifest:");
+    /* jansson quotes the text near an error, raw newline included: the message stays a line. */
+    const char *nl = "{\"etag\":\"\\\n\"}";
+    CHECK_STATUS(store_manifest_parse(nl, strlen(nl), &m, &err), OB_ERR_FORMAT, &err, "manifest:");
+    CHECK(!strchr(err.msg, '\n'));
 }
 
 /* A model folder staged in ROOT/.tmp with one file of `size` bytes and its manifest. */
