@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -282,6 +283,11 @@ static ob_status check_space(const char *path, uint64_t need, ob_err *err) {
 static ob_status download_begin(transfer *t, uint64_t expected, ob_err *err) {
     t->fd = open(t->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (t->fd < 0) return ob_fail(err, OB_ERR_IO, "%s: %s", t->path, strerror(errno));
+    /* One writer per partial file: a second pull of the same file (another process, or the
+     * server and the CLI) would interleave its bytes with ours. The lock goes with the fd. */
+    if (flock(t->fd, LOCK_EX | LOCK_NB))
+        return ob_fail(err, OB_ERR_IO, "%s: another pull is downloading this file now (%s)",
+                       t->label, errno == EWOULDBLOCK ? "locked" : strerror(errno));
     struct stat sb;
     if (fstat(t->fd, &sb)) return ob_fail(err, OB_ERR_IO, "%s: %s", t->path, strerror(errno));
     t->have = (uint64_t)sb.st_size;

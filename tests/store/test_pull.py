@@ -8,6 +8,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -264,6 +265,26 @@ def test_a_stalled_server_is_given_up_on(store, hub):
     hub.faults = {"stall_after": 1000}
     r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0", env={"OUTBOARD_HUB_TIMEOUT": "2"})
     assert r.returncode == 1 and "stalled" in r.stderr
+    assert listed(store, hub) == {}
+
+
+def test_two_pulls_of_one_file_at_once(store, hub):
+    """The second finds the partial file locked and says so instead of writing into it."""
+    hub.faults = {"stall_after": 1000}
+    env = dict(os.environ, OUTBOARD_MODELS=str(store), OUTBOARD_HUB=hub.url,
+               OUTBOARD_HUB_TIMEOUT="10", NO_PROXY="*")
+    first = subprocess.Popen([OUTBOARD, "pull", "test/stories-GGUF:Q8_0"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 10
+        while not list((store / ".tmp").glob("*.partial")) if (store / ".tmp").exists() else True:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0")
+        assert r.returncode == 1 and "another pull is downloading" in r.stderr, r.stderr
+    finally:
+        first.kill()
+        first.communicate()
     assert listed(store, hub) == {}
 
 
