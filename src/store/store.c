@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,10 +57,36 @@ static ob_status make_dirs(const char *path, ob_err *err) {
     return OB_OK;
 }
 
+/* Folders in ROOT/.tmp named KIND-PID-... (staging, moved aside) whose process is gone are
+ * what a killed pull or rm left behind. Partial downloads stay: the next pull resumes them. */
+static void sweep_tmp(const char *tmp) {
+    static const char *const KINDS[] = {"stage-", "removed-", "replaced-"};
+    DIR *d = opendir(tmp);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++) {
+            size_t kl = strlen(KINDS[k]);
+            if (strncmp(e->d_name, KINDS[k], kl)) continue;
+            char *end = NULL;
+            long pid = strtol(e->d_name + kl, &end, 10);
+            if (pid <= 0 || *end != '-' || pid == (long)getpid()) break;
+            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) break; /* alive, or not ours to ask */
+            char path[4600];
+            snprintf(path, sizeof path, "%s/%s", tmp, e->d_name);
+            store_rmtree(path, NULL);
+            break;
+        }
+    }
+    closedir(d);
+}
+
 ob_status store_prepare(const char *root, ob_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s/.tmp", root);
-    return make_dirs(tmp, err);
+    ob_status st = make_dirs(tmp, err);
+    if (!st) sweep_tmp(tmp);
+    return st;
 }
 
 ob_status store_model_dir(const char *root, const store_name *n, char *buf, size_t cap,

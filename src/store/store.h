@@ -88,7 +88,8 @@ ob_status store_manifest_read(const char *dir, store_manifest *out, ob_err *err)
 /* The store's folder from the environment as described above, into buf (cap bytes).
  * OB_ERR_ARG when no variable gives a home, OB_ERR_LIMIT when the path is too long. */
 ob_status store_root(char *buf, size_t cap, ob_err *err);
-/* Creates ROOT and ROOT/.tmp when missing (mode 0755). */
+/* Creates ROOT and ROOT/.tmp when missing (mode 0755), and deletes what a killed pull or rm
+ * left in ROOT/.tmp (staging folders of processes that no longer run). */
 ob_status store_prepare(const char *root, ob_err *err);
 /* ROOT/ORG/REPO/TAG into buf (cap bytes). */
 ob_status store_model_dir(const char *root, const store_name *n, char *buf, size_t cap,

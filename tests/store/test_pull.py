@@ -288,6 +288,18 @@ def test_two_pulls_of_one_file_at_once(store, hub):
     assert listed(store, hub) == {}
 
 
+def test_what_a_killed_pull_left_is_swept(store, hub):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    left = store / ".tmp" / f"stage-{dead.pid}-1-0"
+    left.mkdir(parents=True)
+    (left / "half.gguf").write_bytes(b"GGUF")
+    alive = store / ".tmp" / f"stage-{os.getpid()}-1-0"  # a live process's: untouched
+    alive.mkdir()
+    assert ob(store, hub, "pull", "test/stories-GGUF:Q8_0").returncode == 0
+    assert not left.exists() and alive.exists()
+
+
 def test_a_wrong_hash_deletes_the_download(store, hub):
     hub.faults = {"wrong_hash": True}
     r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0")
