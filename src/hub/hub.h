@@ -25,6 +25,7 @@
 #define HUB_MAX_REDIRECTS 10
 #define HUB_MAX_LISTING ((size_t)16 << 20) /* bytes of a tree listing */
 #define HUB_MAX_LISTED 100000              /* entries of a tree listing */
+#define HUB_MAX_PAGES 1000                 /* pages of a tree listing */
 
 /* ---- references and file choice (hub_ref.c) ---- */
 
@@ -55,6 +56,9 @@ typedef struct hub_tree {
  * are skipped. OB_ERR_FORMAT naming the entry at fault, OB_ERR_LIMIT past HUB_MAX_LISTED. */
 ob_status hub_tree_parse(const char *json, size_t len, hub_tree *out, ob_err *err);
 void hub_tree_free(hub_tree *t);
+/* Moves src's entries to the end of dst (src is left empty). OB_ERR_LIMIT past
+ * HUB_MAX_LISTED in all. */
+ob_status hub_tree_append(hub_tree *dst, hub_tree *src, ob_err *err);
 
 /* The files to fetch, as llama.cpp's `-hf org/repo:QUANT` picks them: among the .gguf files
  * that are not projectors, imatrix or draft models, the first whose path matches QUANT
@@ -87,9 +91,12 @@ typedef struct hub_http {
 } hub_http;
 
 /* GET url into *body (new, NUL-terminated, ob_free), at most `limit` bytes. HTTP errors are
- * OB_ERR_IO with the status explained (401/403: a token, 404: not found). */
+ * OB_ERR_IO with the status explained (401/403: a token, 404: not found). next (HUB_URL_MAX
+ * bytes, may be NULL) gets the URL of the response's `Link: <URL>; rel="next"` header, ""
+ * when none: the hub pages long listings that way. */
+#define HUB_URL_MAX 4096
 ob_status hub_http_get(const hub_http *h, const char *url, size_t limit, char **body,
-                       size_t *len, ob_err *err);
+                       size_t *len, char *next, ob_err *err);
 
 /* Downloads url into `partial`, resuming from its current length with a Range request (a
  * server that answers 200 instead of 206 starts the file over), and hashes the whole file as

@@ -92,7 +92,30 @@ typedef struct transfer {
     bool over_limit, restart, cancelled;
     long status;     /* of the final response, read in the header callback */
     char etag[256];
+    char next[HUB_URL_MAX]; /* Link: <...>; rel="next" */
 } transfer;
+
+/* The URL of the rel="next" link in a Link header's value (RFC 8288), into next. */
+static void link_next(const char *v, size_t len, char next[HUB_URL_MAX]) {
+    char buf[2 * HUB_URL_MAX];
+    if (len >= sizeof buf) return;
+    memcpy(buf, v, len);
+    buf[len] = 0;
+    for (char *lt = strchr(buf, '<'); lt; lt = strchr(lt + 1, '<')) {
+        char *gt = strchr(lt, '>');
+        if (!gt) return;
+        char *params = gt + 1, *comma = strchr(params, ',');
+        if (comma) *comma = 0;
+        bool is_next = strstr(params, "rel=\"next\"") || strstr(params, "rel=next");
+        if (is_next && (size_t)(gt - lt - 1) < HUB_URL_MAX) {
+            memcpy(next, lt + 1, (size_t)(gt - lt - 1));
+            next[gt - lt - 1] = 0;
+            return;
+        }
+        if (!comma) return;
+        lt = comma;
+    }
+}
 
 /* The header callback sees every response of a redirect chain; only the final status counts,
  * and each new status line resets what the previous response said. */
@@ -103,6 +126,9 @@ static size_t on_header(char *data, size_t size, size_t n, void *user) {
         const char *sp = memchr(data, ' ', len);
         t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         t->etag[0] = 0;
+        t->next[0] = 0;
+    } else if (len > 5 && !strncasecmp(data, "link:", 5)) {
+        link_next(data + 5, len - 5, t->next);
     } else if (len > 5 && !strncasecmp(data, "etag:", 5)) {
         size_t s = 5, e = len;
         while (s < e && (data[s] == ' ' || data[s] == '\t')) s++;
@@ -242,7 +268,7 @@ static ob_status transfer_error(const transfer *t, CURLcode rc, const char *url,
 }
 
 ob_status hub_http_get(const hub_http *h, const char *url, size_t limit, char **body,
-                       size_t *len, ob_err *err) {
+                       size_t *len, char *next, ob_err *err) {
     transfer t = {.h = h, .limit = limit, .fd = -1};
     struct curl_slist *hdrs = NULL;
     *body = NULL;
@@ -262,6 +288,7 @@ ob_status hub_http_get(const hub_http *h, const char *url, size_t limit, char **
     if (!t.body && !(t.body = ob_calloc(1, 1))) return ob_fail(err, OB_ERR_NOMEM, "out of memory");
     *body = t.body;
     *len = t.len;
+    if (next) memcpy(next, t.next, sizeof t.next);
     return OB_OK;
 }
 

@@ -77,6 +77,33 @@ static const char *base_name(const char *path) {
     return s ? s + 1 : path;
 }
 
+/* The whole tree listing: page after page while the hub links a next one. */
+static ob_status list_pages(const hub_pull_opts *o, const char *base, const char *first,
+                            hub_tree *t, ob_err *err) {
+    char url[HUB_URL_MAX], next[HUB_URL_MAX];
+    snprintf(url, sizeof url, "%s", first);
+    ob_status st = OB_OK;
+    for (int page = 0; !st && url[0]; page++) {
+        if (page == HUB_MAX_PAGES)
+            return ob_fail(err, OB_ERR_LIMIT, "tree listing: more than %d pages", HUB_MAX_PAGES);
+        char *body = NULL;
+        size_t len = 0;
+        hub_tree part = {0};
+        next[0] = 0;
+        st = hub_http_get(&o->http, url, HUB_MAX_LISTING, &body, &len, next, err);
+        if (!st) st = hub_tree_parse(body, len, &part, err);
+        if (!st) st = hub_tree_append(t, &part, err);
+        hub_tree_free(&part);
+        ob_free(body);
+        /* An absolute link, or a path on the hub. */
+        if (next[0] == '/') snprintf(url, sizeof url, "%s%s", base, next);
+        else if (!strncmp(next, "http://", 7) || !strncmp(next, "https://", 8))
+            snprintf(url, sizeof url, "%s", next);
+        else url[0] = 0;
+    }
+    return st;
+}
+
 /* The listing, the choice, and each part's URL. */
 static ob_status plan_hub(const hub_ref *r, const hub_pull_opts *o, plan *p, ob_err *err) {
     const char *base = o->base ? o->base : hub_base();
@@ -85,12 +112,8 @@ static ob_status plan_hub(const hub_ref *r, const hub_pull_opts *o, plan *p, ob_
     append_escaped(url, sizeof url, p->revision, false);
     snprintf(url + strlen(url), sizeof url - strlen(url), "?recursive=true");
     say(o, "pulling manifest");
-    char *body = NULL;
-    size_t len = 0;
-    ob_status st = hub_http_get(&o->http, url, HUB_MAX_LISTING, &body, &len, err);
     hub_tree t = {0};
-    if (!st) st = hub_tree_parse(body, len, &t, err);
-    ob_free(body);
+    ob_status st = list_pages(o, base, url, &t, err);
     size_t idx[STORE_MAX_FILES];
     char tag[STORE_PART_MAX + 1];
     if (!st) st = hub_tree_choose(&t, r->quant, idx, &p->n, tag, err);

@@ -45,6 +45,21 @@ void hub_tree_free(hub_tree *t) {
     t->n = 0;
 }
 
+ob_status hub_tree_append(hub_tree *dst, hub_tree *src, ob_err *err) {
+    if (src->n == 0) return OB_OK;
+    if (dst->n + src->n > HUB_MAX_LISTED)
+        return ob_fail(err, OB_ERR_LIMIT, "tree listing: more than %d entries", HUB_MAX_LISTED);
+    hub_entry *v = ob_realloc(dst->v, dst->n + src->n, sizeof *v);
+    if (!v) return ob_fail(err, OB_ERR_NOMEM, "tree listing: out of memory");
+    memcpy(v + dst->n, src->v, src->n * sizeof *v);
+    dst->v = v;
+    dst->n += src->n;
+    ob_free(src->v);
+    src->v = NULL;
+    src->n = 0;
+    return OB_OK;
+}
+
 static bool hex64(const char *s) {
     if (strlen(s) != 64) return false;
     for (int i = 0; i < 64; i++)

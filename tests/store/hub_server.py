@@ -15,6 +15,7 @@ Each test sets `hub.faults` to make the hub misbehave the way real servers and n
     redirect_loop=True  resolve/ redirects to itself, forever
     no_range=True       Range is ignored (200 with the whole file)
     only="TEXT"         the file faults above hit only files whose path holds TEXT
+    page=N              the listing comes N entries a page, each linking the next (Link header)
 
 `hub.requests` records (method, path, Range header, Authorization header) of every request.
 """
@@ -65,7 +66,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._error(401, "Invalid credentials")
         parts = [urllib.parse.unquote(p) for p in path.split("/")[1:]]
         if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
-            return self._tree(parts[2] + "/" + parts[3])
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            return self._tree(parts[2] + "/" + parts[3], int(query.get("cursor", ["0"])[0]))
         if len(parts) >= 5 and parts[2] == "resolve":
             repo, file = parts[0] + "/" + parts[1], "/".join(parts[4:])
             if f.get("redirect_loop"):
@@ -78,7 +80,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._file(parts[1] + "/" + parts[2], "/".join(parts[3:]))
         return self._error(404, "Not found")
 
-    def _tree(self, repo):
+    def _tree(self, repo, cursor):
         if repo not in self.hub.repos:
             return self._error(404, "Repository not found")
         out = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": "sub"}]
@@ -91,7 +93,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if p.endswith(".gguf"):
                 e["lfs"] = {"oid": sha, "size": len(data), "pointerSize": 134}
             out.append(e)
-        self._send(200, json.dumps(out).encode())
+        page = self.hub.faults.get("page")
+        headers = {}
+        if page:
+            if cursor + page < len(out):
+                nxt = urllib.parse.urlsplit(self.path).path + f"?recursive=true&cursor={cursor + page}"
+                headers["Link"] = f'<{self.hub.url}{nxt}>; rel="next"'
+            out = out[cursor:cursor + page]
+        self._send(200, json.dumps(out).encode(), headers=headers)
 
     def _file(self, repo, file):
         f = self.hub.faults

@@ -146,6 +146,14 @@ def test_quant_match_ignores_case_and_run_uses_the_name(store, hub):
     assert "chat template:" in show.stdout and '"sha256"' in show.stdout
 
 
+def test_a_listing_in_pages(store, hub):
+    hub.faults = {"page": 1}
+    r = ob(store, hub, "pull", "test/stories-GGUF")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "test/stories-GGUF:Q4_K_M"  # the last page's file
+    assert len([q for q in hub.requests if q[1].startswith("/api/models/")]) == 5
+
+
 def test_second_pull_is_up_to_date_without_downloading(store, hub):
     assert ob(store, hub, "pull", "test/stories-GGUF:Q8_0").returncode == 0
     hub.requests.clear()
