@@ -206,6 +206,14 @@ def test_a_url_whose_file_changed_between_tries_is_fetched_whole(store, hub):
     assert m["etag"] == '"' + hashlib.sha256(_read(TINY)).hexdigest() + '"'
 
 
+def test_running_one_part_of_a_split_set_says_what_to_do(store, hub, tmp_path):
+    part = tmp_path / "m-Q8_0-00001-of-00002.gguf"
+    _small_gguf(str(part), 1.0)
+    r = ob(store, hub, "run", "-m", str(part), "-p", "x", "-n", "1")
+    assert r.returncode == 1
+    assert "part 1 of a 2-part split model" in r.stderr and "--merge" in r.stderr
+
+
 def test_plain_url(store, hub):
     url = hub.url + "/cdn/test/stories-GGUF/stories260K-Q8_0.gguf"
     r = ob(store, hub, "pull", url)
