@@ -16,6 +16,8 @@ Each test sets `hub.faults` to make the hub misbehave the way real servers and n
     no_range=True       Range is ignored (200 with the whole file)
     only="TEXT"         the file faults above hit only files whose path holds TEXT
     page=N              the listing comes N entries a page, each linking the next (Link header)
+    cdn_host="H"        resolve/ redirects to http://H:PORT/cdn/... (another host name, as the
+                        real hub's storage is)
 
 `hub.requests` records (method, path, Range header, Authorization header) of every request.
 """
@@ -75,6 +77,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if repo not in self.hub.repos or file not in self.hub.repos[repo].files:
                 return self._error(404, "Entry not found")
             loc = "/cdn/" + urllib.parse.quote(repo + "/" + file)
+            if f.get("cdn_host"):
+                loc = f"http://{f['cdn_host']}:{self.server.server_address[1]}{loc}"
             return self._send(302, headers={"Location": loc})
         if parts[:1] == ["cdn"] and len(parts) >= 4:
             return self._file(parts[1] + "/" + parts[2], "/".join(parts[3:]))

@@ -345,6 +345,16 @@ def test_401_without_a_token_and_success_with_it(store, hub):
     assert all(q[3] == "Bearer s3cret" for q in hub.requests[-3:])
 
 
+def test_the_token_stays_with_the_hub(store, hub):
+    """A redirect to another host (the hub's storage) does not carry the token."""
+    hub.faults = {"cdn_host": "localhost"}
+    r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0", env={"HF_TOKEN": "s3cret"})
+    assert r.returncode == 0, r.stderr
+    tree, resolve, cdn = [q for q in hub.requests if q[1].startswith(("/api/", "/test/", "/cdn/"))]
+    assert tree[3] == resolve[3] == "Bearer s3cret"
+    assert cdn[1].startswith("/cdn/") and cdn[3] is None
+
+
 def test_a_redirect_loop(store, hub):
     hub.faults = {"redirect_loop": True}
     r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0")
