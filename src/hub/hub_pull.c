@@ -301,7 +301,6 @@ static ob_status pull_offline(const char *root, const hub_ref *r, const hub_pull
     else if (r->is_url)
         return ob_fail(err, OB_ERR_ARG, "--offline: a URL can only be fetched from the network");
     else snprintf(name, sizeof name, "%s%s%s", r->repo, r->quant[0] ? ":" : "", r->quant);
-    for (char *c = strchr(name, ':'); c && *c; c++) *c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
     store_entry e;
     if (store_find(root, name, &e, err)) {
         ob_err_prefix(err, "--offline: nothing is fetched");

@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -247,9 +248,12 @@ ob_status store_find(const char *root, const char *name, store_entry *out, ob_er
     if (st) return st;
     char dir[4200];
     if ((st = store_model_dir(root, &n, dir, sizeof dir, err))) return st;
-    if (!load_entry(dir, &n, out))
-        return ob_fail(err, OB_ERR_ARG, "%s: not in the store at %s", name, root);
-    return OB_OK;
+    if (load_entry(dir, &n, out)) return OB_OK;
+    /* Pulls store the quantization upper-cased (as hub file names spell it): `:q4_k_m`. */
+    for (char *c = n.tag; *c; c++) *c = (char)toupper((unsigned char)*c);
+    if (!store_model_dir(root, &n, dir, sizeof dir, NULL) && load_entry(dir, &n, out))
+        return OB_OK;
+    return ob_fail(err, OB_ERR_ARG, "%s: not in the store at %s", name, root);
 }
 
 ob_status store_resolve_model(const char *arg, char **path, ob_err *err) {

@@ -139,8 +139,9 @@ def test_quant_match_ignores_case_and_run_uses_the_name(store, hub):
     ref = ob(store, hub, "run", "-m", STORIES, "-p", "Once upon a time", "-n", "4", "--temp", "0")
     assert out.returncode == 0, out.stderr
     assert out.stdout == ref.stdout
-    # org/repo alone means the only tag pulled.
+    # org/repo alone means the only tag pulled; the tag in any case.
     assert ob(store, hub, "info", "test/stories-GGUF").returncode == 0
+    assert ob(store, hub, "info", "test/stories-GGUF:q8_0").returncode == 0
     show = ob(store, hub, "show", "test/stories-GGUF:Q8_0")
     assert show.returncode == 0, show.stderr
     assert "chat template:" in show.stdout and '"sha256"' in show.stdout
