@@ -19,7 +19,8 @@ Each test sets `hub.faults` to make the hub misbehave the way real servers and n
     cdn_host="H"        resolve/ redirects to http://H:PORT/cdn/... (another host name, as the
                         real hub's storage is)
 
-`hub.requests` records (method, path, Range header, Authorization header) of every request.
+`hub.requests` records (method, path, Range header, Authorization header) of every request;
+`hub.proxied` the URLs of those that came to it as an HTTP proxy (absolute-form requests).
 """
 import hashlib
 import http.server
@@ -62,6 +63,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         f = self.hub.faults
         path = urllib.parse.urlsplit(self.path).path
+        if self.path.startswith("http://"):  # absolute form: asked as an HTTP proxy
+            self.hub.proxied.append(self.path)
         self.hub.requests.append((self.command, path, self.headers.get("Range"),
                                   self.headers.get("Authorization")))
         if f.get("token") and self.headers.get("Authorization") != f"Bearer {f['token']}":
@@ -161,6 +164,7 @@ class Hub:
         self.repos = repos
         self.faults = {}
         self.requests = []
+        self.proxied = []
         self.stalled = threading.Event()
         self.server = _Server(("127.0.0.1", 0), _Handler)
         self.server.daemon_threads = True

@@ -356,6 +356,17 @@ def test_the_token_stays_with_the_hub(store, hub):
     assert cdn[1].startswith("/cdn/") and cdn[3] is None
 
 
+def test_the_proxy_variables_are_honoured(store, hub):
+    """With http_proxy set, every request goes through the proxy (here the hub itself, which
+    answers absolute-form requests), even for a hub host name that does not resolve."""
+    hub.proxied.clear()
+    r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0",
+           env={"OUTBOARD_HUB": "http://hub.invalid", "http_proxy": hub.url, "NO_PROXY": ""})
+    assert r.returncode == 0, r.stderr
+    assert hub.proxied[0].startswith("http://hub.invalid/api/models/test/stories-GGUF/tree/")
+    assert any(u.startswith("http://hub.invalid/cdn/") for u in hub.proxied)
+
+
 def test_a_redirect_loop(store, hub):
     hub.faults = {"redirect_loop": True}
     r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0")
