@@ -93,6 +93,8 @@ typedef struct transfer {
     long status;     /* of the final response, read in the header callback */
     char etag[256];
     char next[HUB_URL_MAX]; /* Link: <...>; rel="next" */
+    int64_t range_start;    /* Content-Range: bytes START-..., -1 when none */
+    bool wrong_range;       /* a 206 that does not start where the partial file ends */
 } transfer;
 
 /* The URL of the rel="next" link in a Link header's value (RFC 8288), into next. */
@@ -127,6 +129,12 @@ static size_t on_header(char *data, size_t size, size_t n, void *user) {
         t->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         t->etag[0] = 0;
         t->next[0] = 0;
+        t->range_start = -1;
+    } else if (len > 20 && !strncasecmp(data, "content-range:", 14)) {
+        const char *b = data + 14;
+        while (b < data + len && (*b == ' ' || *b == '\t')) b++;
+        if ((size_t)(data + len - b) > 6 && !strncasecmp(b, "bytes ", 6))
+            t->range_start = strtoll(b + 6, NULL, 10);
     } else if (len > 5 && !strncasecmp(data, "link:", 5)) {
         link_next(data + 5, len - 5, t->next);
     } else if (len > 5 && !strncasecmp(data, "etag:", 5)) {
@@ -167,6 +175,10 @@ static size_t on_body_file(char *data, size_t size, size_t n, void *user) {
     transfer *t = user;
     size_t len = size * n;
     if (t->status != 200 && t->status != 206) return len; /* read, then reported by status */
+    if (t->status == 206 && t->written == 0 && t->range_start != (int64_t)t->have) {
+        t->wrong_range = true; /* these bytes belong elsewhere in the file */
+        return 0;
+    }
     if (t->have > 0 && t->status == 200 && !t->restart) {
         /* The server ignored the range: start the file and the hash over. */
         t->restart = true;
@@ -252,6 +264,10 @@ static ob_status transfer_error(const transfer *t, CURLcode rc, const char *url,
     if (t->write_errno)
         return ob_fail(err, OB_ERR_IO, "writing %s: %s", t->path, strerror(t->write_errno));
     if (t->cancelled) return ob_fail(err, OB_ERR_CANCELLED, "%s: cancelled", url);
+    if (t->wrong_range)
+        return ob_fail(err, OB_ERR_IO, "%s: asked for the bytes from %llu, the server sent "
+                       "them from %lld", url, (unsigned long long)t->have,
+                       (long long)t->range_start);
     if (t->over_limit) return ob_fail(err, OB_ERR_LIMIT, "%s: response over %zu bytes", url, t->limit);
     if (rc == CURLE_TOO_MANY_REDIRECTS)
         return ob_fail(err, OB_ERR_IO, "%s: more than %d redirects (a redirect loop?)", url,

@@ -14,6 +14,7 @@ Each test sets `hub.faults` to make the hub misbehave the way real servers and n
     token="T"           every path needs "Authorization: Bearer T", else 401
     redirect_loop=True  resolve/ redirects to itself, forever
     no_range=True       Range is ignored (200 with the whole file)
+    bad_range=True      a Range request gets 206 with the file from byte 0 (Content-Range says so)
     only="TEXT"         the file faults above hit only files whose path holds TEXT
     page=N              the listing comes N entries a page, each linking the next (Link header)
     cdn_host="H"        resolve/ redirects to http://H:PORT/cdn/... (another host name, as the
@@ -125,7 +126,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             rng = None  # RFC 9110: another version of the file, so all of it
         if rng and not f.get("no_range") and rng.startswith("bytes="):
             start = int(rng[6:].split("-")[0])
-            if start >= len(data):
+            if f.get("bad_range"):
+                start = 0
+            elif start >= len(data):
                 return self._send(416, headers={"Content-Range": f"bytes */{len(data)}"})
             code = 206
         body = data[start:]

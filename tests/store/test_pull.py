@@ -268,6 +268,19 @@ def test_a_dropped_download_resumes(store, hub):
     assert no_leftovers(store) == [] and not list((store / ".tmp").glob("*.partial"))
 
 
+def test_a_206_from_the_wrong_byte_is_refused(store, hub):
+    hub.faults = {"drop_after": 1000}
+    assert ob(store, hub, "pull", "test/stories-GGUF:Q8_0").returncode == 1
+    hub.faults = {"bad_range": True}
+    r = ob(store, hub, "pull", "test/stories-GGUF:Q8_0")
+    assert r.returncode == 1 and "asked for the bytes from 1000, the server sent them from 0" \
+        in r.stderr, r.stderr
+    hub.faults = {}
+    assert ob(store, hub, "pull", "test/stories-GGUF:Q8_0").returncode == 0
+    m = listed(store, hub)["test/stories-GGUF:Q8_0"]
+    assert m["files"][0]["sha256"] == hashlib.sha256(_read(STORIES)).hexdigest()
+
+
 def test_a_server_that_ignores_range_starts_over(store, hub):
     hub.faults = {"drop_after": 1000}
     assert ob(store, hub, "pull", "test/stories-GGUF:Q8_0").returncode == 1
