@@ -21,7 +21,7 @@ char *cli_model_path(const char *cmd, const char *arg) {
     char *path = NULL;
     ob_err err = {{0}};
     if (store_resolve_model(arg, &path, &err)) {
-        fprintf(stderr, "outboard %s: %s\n", cmd, err.msg);
+        fprintf(stderr, "outboard%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", err.msg);
         return NULL;
     }
     return path;

@@ -47,7 +47,7 @@ static bool load_progress(float p, void *user) {
 }
 
 int cli_load_model(const char *arg, ob_model **out) {
-    char *path = cli_model_path("load", arg);
+    char *path = cli_model_path(NULL, arg);
     if (!path) return -1;
     load_bar bar = {cli_now(), -1};
     ob_model_params mp;

@@ -269,10 +269,16 @@ ob_status store_resolve_model(const char *arg, char **path, ob_err *err) {
     store_entry e;
     ob_status st = store_root(root, sizeof root, err);
     if (!st) st = store_find(root, arg, &e, err);
-    if (st) {
-        ob_err_prefix(err, "no such file, and as a model name");
-        return st;
+    if (st && err) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        if (strstr(why, "not in the store"))
+            ob_fail(err, st, "%.200s: no such file, and no model of that name in the store at "
+                    "%.200s (`outboard pull NAME` fetches one)", arg, root);
+        else
+            ob_fail(err, st, "%.200s: no such file; as a model name: %.280s", arg, why);
     }
+    if (st) return st;
     char full[4400];
     snprintf(full, sizeof full, "%s/%s", e.dir, e.m.files[0].name);
     *path = ob_strndup(full, strlen(full));

@@ -143,7 +143,7 @@ TEST(install_list_find_resolve_remove) {
     CHECK(e.m.last_used > 0);
     store_manifest_clear(&e.m);
     CHECK_STATUS(store_resolve_model("org/nothing:Q4_0", &path, &err), OB_ERR_ARG, &err,
-                 "no such file, and as a model name");
+                 "no such file, and no model of that name");
     CHECK_EQ_INT(store_remove(root, "org/repo:Q4_0", &err), OB_OK);
     CHECK_EQ_INT(store_remove(root, "org/repo:Q8_0", &err), OB_OK);
     CHECK_STATUS(store_remove(root, "org/repo:Q8_0", &err), OB_ERR_ARG, &err, "not in the store");

@@ -426,4 +426,4 @@ def test_a_hand_broken_manifest_hides_the_model(store, hub):
     man.write_text('{"name": "test/stories-GGUF:Q8_0", "files": [{"name": "../x"}]}')
     assert listed(store, hub) == {}
     r = ob(store, hub, "info", "test/stories-GGUF:Q8_0")
-    assert r.returncode == 1 and "not in the store" in r.stderr
+    assert r.returncode == 1 and "no model of that name in the store" in r.stderr
