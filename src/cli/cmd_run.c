@@ -12,7 +12,6 @@
 #include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "core/err.h"
-#include "hub/hub.h"
 #include "outboard.h"
 
 #include <stdio.h>
@@ -56,17 +55,10 @@ int cli_load_model(const char *arg, ob_model **out) {
     mp.progress_user = &bar;
     ob_err err = {{0}};
     ob_status st = ob_model_load(path, &mp, out, &err);
-    int part, parts;
-    bool split = hub_file_split(path, &part, &parts) && parts > 1;
     ob_free(path);
     if (st) {
         if (bar.drawn >= 0 && bar.drawn < 100) fputc('\n', stderr);
         fprintf(stderr, "outboard: %s\n", err.msg);
-        /* The loader maps one file; the other parts' tensors are not in it. */
-        if (split)
-            fprintf(stderr, "outboard: note: this is part %d of a %d-part split model, and "
-                            "outboard loads single-file GGUFs only: merge the parts first "
-                            "(llama.cpp's llama-gguf-split --merge)\n", part, parts);
         return -1;
     }
     for (const char *w = ob_model_warnings(*out); *w;) { /* lines ending in '\n' */

@@ -70,10 +70,6 @@ ob_status hub_tree_append(hub_tree *dst, hub_tree *src, ob_err *err);
 ob_status hub_tree_choose(const hub_tree *t, const char *quant, size_t *idx, size_t *n,
                           char tag[STORE_PART_MAX + 1], ob_err *err);
 
-/* Whether path names a part of a split GGUF set (`-IIIII-of-NNNNN.gguf`): its index and the
- * set's count. */
-bool hub_file_split(const char *path, int *index, int *count);
-
 /* The quantization named by a GGUF file name ("model-Q4_K_M.gguf" -> "Q4_K_M"), upper-cased
  * into tag; false when the name has none. */
 bool hub_file_quant(const char *path, char tag[STORE_PART_MAX + 1]);

@@ -168,11 +168,6 @@ static bool split_info(const char *path, int *index, int *count, size_t *stem_le
     return true;
 }
 
-bool hub_file_split(const char *path, int *index, int *count) {
-    size_t stem;
-    return split_info(path, index, count, &stem);
-}
-
 /* Case-insensitive search for quant followed by '.' or '-' in path. */
 static bool matches_quant(const char *path, const char *quant) {
     size_t q = strlen(quant);
