@@ -434,7 +434,7 @@ int cli_cmd_info(int argc, char **argv) {
     gguf_file *f = NULL;
     char *path = cli_model_path("info", o.path);
     if (!path) return 1;
-    ob_status st = gguf_open(path, &f, &err);
+    ob_status st = gguf_open_set(path, &f, &err); /* a split set: all its tensors */
     ob_free(path);
     if (st != OB_OK) {
         fprintf(stderr, "outboard info: %s\n", err.msg); /* the message names the file */
