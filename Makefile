@@ -29,9 +29,17 @@ PYTHON  ?= $(if $(wildcard .venv/bin/python),$(abspath .venv/bin/python),python3
 DEFAULT_MODEL ?= $(abspath models/gemma-3-270m-q4_k_m.gguf)
 
 # Platform libraries, found with pkg-config (Debian -dev packages / Homebrew formulae).
-PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl
-PKG_CFLAGS := $(if $(PKGS),$(shell pkg-config --cflags $(PKGS)))
-PKG_LIBS   := $(if $(PKGS),$(shell pkg-config --libs $(PKGS)))
+PKGS    := jansson libpcre2-8 libutf8proc libmicrohttpd libcurl libcrypto
+# Homebrew keeps curl and openssl@3 out of the default pkg-config path (keg-only formulae).
+PKG_CONFIG := pkg-config
+ifeq ($(UNAME),Darwin)
+BREW_PREFIX := $(shell brew --prefix 2>/dev/null)
+ifneq ($(BREW_PREFIX),)
+PKG_CONFIG := env PKG_CONFIG_PATH="$(BREW_PREFIX)/opt/curl/lib/pkgconfig:$(BREW_PREFIX)/opt/openssl@3/lib/pkgconfig:$$PKG_CONFIG_PATH" pkg-config
+endif
+endif
+PKG_CFLAGS := $(if $(PKGS),$(shell $(PKG_CONFIG) --cflags $(PKGS)))
+PKG_LIBS   := $(if $(PKGS),$(shell $(PKG_CONFIG) --libs $(PKGS)))
 
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter

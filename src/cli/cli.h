@@ -28,6 +28,13 @@ int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_chat(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_policy(int argc, char **argv);
+int cli_cmd_pull(int argc, char **argv);
+int cli_cmd_store(int argc, char **argv); /* list, rm, show */
+
+/* A -m argument as a GGUF path (new, ob_free): an existing file as it is, else a model name
+ * in the local store (store_resolve_model). NULL after printing "outboard CMD: why" (cmd may
+ * be NULL: "outboard: why"). */
+char *cli_model_path(const char *cmd, const char *arg);
 
 /* ---- helpers shared by the engine commands (cmd_run.c, cli_text.c) ---- */
 

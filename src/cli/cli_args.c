@@ -362,3 +362,26 @@ ob_status cli_info_args_parse(int argc, char **argv, cli_info_args *o, ob_err *e
     }
     return o->path ? OB_OK : required("MODEL.gguf", err);
 }
+
+/* ---- the model store's commands ---------------------------------------------------------- */
+
+ob_status cli_store_args_parse(int argc, char **argv, cli_store_args *o, ob_err *err) {
+    memset(o, 0, sizeof *o);
+    const char *cmd = argc > 0 ? argv[0] : "";
+    bool pull = !strcmp(cmd, "pull"), list = !strcmp(cmd, "list");
+    argv_cursor c = {argc, argv, 1};
+    for (; c.i < argc; c.i++) {
+        const char *a = argv[c.i];
+        ob_status st = OB_OK;
+        if (is_help(a)) return help(&o->help);
+        else if (pull && is(a, "--name", NULL)) st = take_str(&c, &o->name, err);
+        else if (pull && is(a, "--revision", NULL)) st = take_str(&c, &o->revision, err);
+        else if (pull && is(a, "--offline", NULL)) o->offline = true;
+        else if (list && is(a, "--json", NULL)) o->json = true;
+        else if ((a[0] == '-' && a[1]) || list || o->ref) st = unknown(a, err);
+        else o->ref = a;
+        if (st) return st;
+    }
+    if (!list && !o->ref) return required(pull ? "REF (org/repo[:QUANT] or a URL)" : "NAME", err);
+    return OB_OK;
+}

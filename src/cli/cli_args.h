@@ -94,6 +94,14 @@ typedef struct cli_info_args {
     bool tensors, kv, json, help;
 } cli_info_args;
 
+/* pull / list / rm / show: the model store's commands (cmd_pull.c, cmd_store.c). */
+typedef struct cli_store_args {
+    const char *ref;      /* pull: REF; rm, show: NAME; list: none */
+    const char *name;     /* pull --name ORG/REPO:TAG */
+    const char *revision; /* pull --revision REV */
+    bool json, offline, help;
+} cli_store_args;
+
 ob_status cli_run_args_parse(int argc, char **argv, cli_run_args *o, ob_err *err);
 ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *err);
 ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err *err);
@@ -103,5 +111,7 @@ ob_status cli_synth_args_parse(int argc, char **argv, cli_synth_args *o, ob_err 
 ob_status cli_tokenize_args_parse(int argc, char **argv, cli_tokenize_args *o, ob_err *err);
 ob_status cli_template_args_parse(int argc, char **argv, cli_template_args *o, ob_err *err);
 ob_status cli_info_args_parse(int argc, char **argv, cli_info_args *o, ob_err *err);
+/* argv[0] is the command ("pull", "list", "rm" or "show"), which decides the flags taken. */
+ob_status cli_store_args_parse(int argc, char **argv, cli_store_args *o, ob_err *err);
 
 #endif

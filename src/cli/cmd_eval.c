@@ -39,7 +39,14 @@ int cli_cmd_eval(int argc, char **argv) {
     ob_context *c = NULL;
     FILE *out = NULL;
     int rc = 1;
-    if (ob_model_load(o.model, NULL, &m, &err)) goto done;
+    char *path = cli_model_path("eval", o.model);
+    if (!path) {
+        ob_free(toks);
+        return 1;
+    }
+    ob_status lst = ob_model_load(path, NULL, &m, &err);
+    ob_free(path);
+    if (lst) goto done;
     cli_ctx_warn("eval", m, o.cp.n_ctx);
     if (ob_context_new(m, &o.cp, &c, &err)) goto done;
     ob_model_info info;

@@ -10,6 +10,7 @@
  */
 #include "cli/cli.h"
 #include "cli/cli_args.h"
+#include "core/alloc.h"
 #include "core/str.h"
 #include "gguf/gguf.h"
 
@@ -434,7 +435,11 @@ int cli_cmd_info(int argc, char **argv) {
         return 0;
     }
     gguf_file *f = NULL;
-    if (gguf_open(o.path, &f, &err) != OB_OK) {
+    char *path = cli_model_path("info", o.path);
+    if (!path) return 1;
+    ob_status st = gguf_open_set(path, &f, &err); /* a split set: all its tensors */
+    ob_free(path);
+    if (st != OB_OK) {
         fprintf(stderr, "outboard info: %s\n", err.msg); /* the message names the file */
         return 1;
     }

@@ -46,14 +46,18 @@ static bool load_progress(float p, void *user) {
     return true;
 }
 
-int cli_load_model(const char *path, ob_model **out) {
+int cli_load_model(const char *arg, ob_model **out) {
+    char *path = cli_model_path(NULL, arg);
+    if (!path) return -1;
     load_bar bar = {cli_now(), -1};
     ob_model_params mp;
     ob_model_params_init(&mp);
     mp.progress = load_progress;
     mp.progress_user = &bar;
     ob_err err = {{0}};
-    if (ob_model_load(path, &mp, out, &err)) {
+    ob_status st = ob_model_load(path, &mp, out, &err);
+    ob_free(path);
+    if (st) {
         if (bar.drawn >= 0 && bar.drawn < 100) fputc('\n', stderr);
         fprintf(stderr, "outboard: %s\n", err.msg);
         return -1;

@@ -5,12 +5,14 @@
  * (open streams are cancelled and connection threads joined) before freeing the model.
  */
 #include "cli/cli.h"
+#include "core/alloc.h"
 #include "core/err.h"
 #include "serve/serve_app.h"
 #include "serve/serve_http.h"
 #include "serve/serve_json.h"
 #include "serve/serve_metrics.h"
 #include "serve/serve_model.h"
+#include "store/store.h"
 #include "serve/serve_prompt.h"
 #include "serve/serve_policy.h"
 #include "serve/serve_sched.h"
@@ -193,6 +195,8 @@ typedef struct server {
     serve_embedder embedder;
     serve_model_desc desc;
     serve_policy *policy;
+    char *model_path; /* owned: the GGUF -m names (a file, or a store name resolved) */
+    char store_root[4096];
     int n_threads;     /* as the context started them */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } server;
@@ -224,8 +228,13 @@ static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
     serve_json_alloc_init();
-    serve_app_config cfg = {
-        .model = &s->desc, .max_body = (size_t)a->max_body, .api_key = a->api_key};
+    if (!(s->model_path = cli_model_path("serve", a->model))) return 1;
+    serve_app_config cfg = {.model = &s->desc,
+                            .max_body = (size_t)a->max_body,
+                            .api_key = a->api_key,
+                            .model_path = s->model_path};
+    /* The store behind /api/pull and /api/delete; without one those routes answer 503. */
+    if (!store_root(s->store_root, sizeof s->store_root, NULL)) cfg.store_root = s->store_root;
     if (a->policy) {
         serve_error pe;
         if (serve_policy_load(a->policy, &s->policy, &pe)) {
@@ -242,7 +251,9 @@ static int serve_start(const serve_args *a, server *s) {
         a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024, 0,
         serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
-    if (cli_load_model(a->model, &s->model)) return 1;
+    /* A model served by its store name is called that in the APIs unless --alias says. */
+    const char *alias = a->alias ? a->alias : strcmp(s->model_path, a->model) ? a->model : NULL;
+    if (cli_load_model(s->model_path, &s->model)) return 1;
     ob_model_info in;
     ob_model_get_info(s->model, &in);
     int64_t ctx = a->ctx ? a->ctx : in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
@@ -254,7 +265,7 @@ static int serve_start(const serve_args *a, server *s) {
     int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
     if (kv < ctx) kv = ctx; /* one request may always use the whole context */
     if (serve_prompter_init(&s->prompter, s->model, ctx, &err) ||
-        serve_model_desc_init(&s->desc, s->model, a->model, a->alias,
+        serve_model_desc_init(&s->desc, s->model, s->model_path, alias,
                               ob_chat_template(s->prompter.chat, NULL), ctx, kv, &err) ||
         engine_start(a, s, ctx, kv, &err))
         goto fail;
@@ -295,6 +306,8 @@ int cli_cmd_serve(int argc, char **argv) {
     }
     sigset_t set;
     block_signals(&set);
+    /* A file size limit (RLIMIT_FSIZE) must fail a /api/pull write with EFBIG, not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
     server s;
     memset(&s, 0, sizeof s);
     int rc = serve_start(&a, &s);
@@ -316,6 +329,7 @@ int cli_cmd_serve(int argc, char **argv) {
     ob_context_free(s.ctx);
     serve_model_desc_clear(&s.desc);
     ob_model_free(s.model);
+    ob_free(s.model_path);
     serve_metrics_free(s.metrics);
     serve_policy_free(s.policy);
     return rc;

@@ -8,6 +8,7 @@
 #include "cli/cli_args.h"
 #include "core/alloc.h"
 #include "gguf/gguf.h"
+#include "store/store.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -30,7 +31,11 @@ static chat_template *load_template(const char *model, const char *file, ob_err 
     chat_template *t = NULL;
     if (model) {
         gguf_file *g;
-        if (gguf_open(model, &g, err)) return NULL;
+        char *path = NULL;
+        ob_status st = store_resolve_model(model, &path, err);
+        if (!st) st = gguf_open(path, &g, err);
+        ob_free(path);
+        if (st) return NULL;
         chat_template_from_gguf(g, &t, err);
         gguf_close(g);
         return t;

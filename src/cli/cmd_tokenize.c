@@ -104,13 +104,16 @@ int cli_cmd_tokenize(int argc, char **argv) {
     const char *text = a.file ? owned : a.text;
     gguf_file *f = NULL;
     tok_vocab *v = NULL;
-    if (gguf_open(a.model, &f, &err) || tok_vocab_load(f, &v, &err)) {
-        fprintf(stderr, "outboard tokenize: %s\n", err.msg);
+    char *path = cli_model_path("tokenize", a.model);
+    if (!path || gguf_open(path, &f, &err) || tok_vocab_load(f, &v, &err)) {
+        if (path) fprintf(stderr, "outboard tokenize: %s\n", err.msg);
+        ob_free(path);
         gguf_close(f);
         ob_free(owned);
         return 1;
     }
     gguf_close(f);
+    ob_free(path);
     int rc;
     if (a.detok) rc = detokenize(v, text);
     else {

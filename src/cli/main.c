@@ -24,6 +24,10 @@ static const cli_command COMMANDS[] = {
     {"serve", cli_cmd_serve, "serve a model over HTTP (OpenAI and Ollama APIs)"},
     {"policy", cli_cmd_policy, "check a serve --policy file: its rules, and where sample requests go"},
     {"bench", cli_cmd_bench, "measure prompt processing and generation speed (pp / tg)"},
+    {"pull", cli_cmd_pull, "fetch a model into the local store (org/repo:QUANT or a URL)"},
+    {"list", cli_cmd_store, "list the models in the local store"},
+    {"show", cli_cmd_store, "describe a stored model: info, chat template, manifest"},
+    {"rm", cli_cmd_store, "remove a model from the local store"},
     {"devices", cli_cmd_devices, "list the CPU, CUDA and Vulkan devices a model can run on"},
     {"synth", cli_cmd_synth, "write a random-weight model of a real model's shape"},
     {"eval", cli_cmd_eval, NULL}, /* developer: logits of every position */

@@ -75,6 +75,13 @@ typedef struct gguf_tensor {
 
 typedef struct gguf_file gguf_file;
 
+/* gguf_open, and for the first part of a split set (`NAME-00001-of-0000N.gguf` holding
+ * split.count = N) the other N - 1 parts beside it, whose tensors join the first part's table:
+ * the result reads as one file (metadata from the first part). Errors name the part at fault:
+ * missing, another set's (split.no / split.count), a tensor in two parts, or a tensor count
+ * that differs from split.tensors.count. */
+ob_status gguf_open_set(const char *path, gguf_file **out, ob_err *err);
+
 /* Parses a GGUF image held in buf[0..size). `name` (borrowed, for messages) is usually the
  * file path. On success *out is a new gguf_file that borrows buf (free it with gguf_close
  * before freeing buf). On failure *out is NULL and err names what was wrong. */

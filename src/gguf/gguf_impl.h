@@ -32,7 +32,15 @@ struct gguf_file {
     gguf_index tensor_index;
     void *map; /* the mapping gguf_open made (NULL for gguf_parse), owned */
     size_t map_size;
+    /* A split set's other parts (gguf_open_set), whose tensors were appended to this one's
+     * table and point into their mappings: owned, closed with it. */
+    gguf_file **parts;
+    size_t n_parts;
 };
+
+/* Appends part's tensors to f's table (names must not repeat) and takes ownership of part
+ * (closed by gguf_close(f)); on failure part is closed too. (parse.c) */
+ob_status gguf_adopt_part(gguf_file *f, gguf_file *part, ob_err *err);
 
 /* FNV-1a over a byte view: cheap and good enough for key and tensor names. */
 static inline uint64_t gguf_hash(const char *p, size_t len) {

@@ -488,8 +488,43 @@ ob_status gguf_parse(const void *buf, size_t size, const char *name, gguf_file *
     return OB_OK;
 }
 
+ob_status gguf_adopt_part(gguf_file *f, gguf_file *part, ob_err *err) {
+    gguf_file **parts = ob_realloc(f->parts, f->n_parts + 1, sizeof *parts);
+    if (!parts) {
+        gguf_close(part);
+        return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", part->name);
+    }
+    f->parts = parts;
+    f->parts[f->n_parts++] = part; /* owned from here on, whatever follows */
+    int64_t n = f->n_tensors + part->n_tensors;
+    if (n > GGUF_MAX_TENSORS)
+        return ob_fail(err, OB_ERR_LIMIT, "%s: more than %d tensors in the set", part->name,
+                       GGUF_MAX_TENSORS);
+    gguf_tensor *t = ob_realloc(f->tensors, (size_t)n, sizeof *t);
+    if (!t) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", part->name);
+    f->tensors = t;
+    memcpy(f->tensors + f->n_tensors, part->tensors, (size_t)part->n_tensors * sizeof *t);
+    /* The index is rebuilt for the new count; a name seen twice is an error, as in one file. */
+    gguf_index ix = {0};
+    if (index_init(&ix, (size_t)n)) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", part->name);
+    ob_free(f->tensor_index.slots);
+    f->tensor_index = ix;
+    f->n_tensors = n;
+    for (int64_t i = 0; i < n; i++) {
+        size_t slot = 0;
+        ob_str name = f->tensors[i].name;
+        if (index_probe(f, &f->tensor_index, tensor_name_at, name.ptr, name.len, &slot) >= 0)
+            return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%.*s' is in two parts of the set",
+                           part->name, (int)(name.len > 64 ? 64 : name.len), name.ptr);
+        f->tensor_index.slots[slot] = (uint32_t)i + 1;
+    }
+    return OB_OK;
+}
+
 void gguf_close(gguf_file *f) {
     if (!f) return;
+    for (size_t i = 0; i < f->n_parts; i++) gguf_close(f->parts[i]);
+    ob_free(f->parts);
     for (int64_t i = 0; i < f->n_kv; i++) ob_free(f->kv[i].strs);
     ob_free(f->kv);
     ob_free(f->tensors);

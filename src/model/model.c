@@ -286,7 +286,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
     ob_model *m = ob_calloc(1, sizeof *m);
     if (!m) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path);
     const model_arch_entry *arch = NULL;
-    ob_status st = gguf_open(path, &m->file, err);
+    ob_status st = gguf_open_set(path, &m->file, err); /* a split set reads as one file */
     if (!st) st = pick_arch(m, &arch, err);
     model_load_progress lp = {.params = p};
     if (!st) {

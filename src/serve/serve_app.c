@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "serve/serve_json.h"
 #include "serve/serve_response.h"
+#include "serve/serve_store.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -100,7 +101,9 @@ static void r_model_one(serve_app *app, const serve_http_req *req, serve_http_re
 }
 
 static void r_tags(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
-    reply_json(serve_models_ollama_tags(app->cfg.model), SERVE_DIALECT_OLLAMA, resp);
+    json_t *tags = serve_models_ollama_tags(app->cfg.model);
+    serve_store_tags_append(app, json_object_get(tags, "models"));
+    reply_json(tags, SERVE_DIALECT_OLLAMA, resp);
 }
 
 static void r_ps(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
@@ -288,6 +291,8 @@ static const route ROUTES[] = {
     {"POST", "/api/show", false, SERVE_DIALECT_OLLAMA, r_show},
     {"GET", "/api/version", false, SERVE_DIALECT_OLLAMA, r_version},
     {"GET", "/api/ps", false, SERVE_DIALECT_OLLAMA, r_ps},
+    {"POST", "/api/pull", false, SERVE_DIALECT_OLLAMA, serve_store_pull},
+    {"DELETE", "/api/delete", false, SERVE_DIALECT_OLLAMA, serve_store_delete},
 };
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 

@@ -42,6 +42,11 @@ typedef struct serve_app_config {
     int (*embed)(void *user, serve_embed_req *r, float **vecs, int64_t *n_tokens,
                  serve_error *e);
     void *embed_user;
+    /* The local model store (/api/pull, /api/delete, /api/tags; serve_store.h): its folder,
+     * NULL for none (those routes answer 503), and the served GGUF's path, which
+     * /api/delete refuses to delete. Both borrowed for the app's life. */
+    const char *store_root;
+    const char *model_path;
 } serve_app_config;
 
 typedef struct serve_app {

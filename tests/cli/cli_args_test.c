@@ -221,6 +221,45 @@ TEST(tokenize_template_info) {
     CHECK_BAD(cli_info_args_parse, cli_info_args, INFO);
 }
 
+TEST(store_commands) {
+    cli_store_args o;
+    ob_err e = {{0}};
+    {
+        ARGV("pull", "--offline", "o/r:Q8_0", "--name", "a/b:c", "--revision", "v1");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_OK, &e, "");
+        CHECK(o.offline && !strcmp(o.ref, "o/r:Q8_0") && !strcmp(o.name, "a/b:c"));
+        CHECK_EQ_STR(o.revision, "v1");
+    }
+    {
+        ARGV("list", "--json");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_OK, &e, "");
+        CHECK(o.json && !o.ref);
+    }
+    {
+        ARGV("pull");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_ERR_ARG, &e, "REF");
+    }
+    {
+        ARGV("list", "o/r");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_ERR_ARG, &e,
+                     "unexpected argument 'o/r'");
+    }
+    {
+        ARGV("rm", "--offline", "o/r");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_ERR_ARG, &e,
+                     "unknown option '--offline'");
+    }
+    {
+        ARGV("show", "a/b", "c/d");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_ERR_ARG, &e, "'c/d'");
+    }
+    {
+        ARGV("pull", "o/r", "--name");
+        CHECK_STATUS(cli_store_args_parse(argc_, argv_, &o, &e), OB_ERR_ARG, &e,
+                     "--name needs a value");
+    }
+}
+
 int main(void) {
     RUN(run_defaults_and_flags);
     RUN(run_refuses_bad_argv);
@@ -228,5 +267,6 @@ int main(void) {
     RUN(bench_and_eval);
     RUN(quantize_and_synth);
     RUN(tokenize_template_info);
+    RUN(store_commands);
     return t_summary();
 }

@@ -96,6 +96,19 @@ static void file_commands(int argc, char **argv) {
     st = cli_info_args_parse(argc, argv, &i, &e);
     if (st) check_failure(st, &e);
     else if (!i.help) FUZZ_ASSERT(i.path);
+    /* The store's commands take their flags by name: each name in turn as argv[0]. */
+    static const char *const STORE_CMDS[] = {"pull", "list", "rm", "show"};
+    char *const cmd = argv[0];
+    for (size_t k = 0; k < sizeof STORE_CMDS / sizeof STORE_CMDS[0]; k++) {
+        cli_store_args sa;
+        argv[0] = (char *)STORE_CMDS[k];
+        memset(&e, 0, sizeof e);
+        st = cli_store_args_parse(argc, argv, &sa, &e);
+        if (st) check_failure(st, &e);
+        else if (!sa.help) FUZZ_ASSERT(k == 1 ? !sa.ref : sa.ref != NULL);
+        if (!st && k != 0) FUZZ_ASSERT(!sa.name && !sa.revision && !sa.offline);
+    }
+    argv[0] = cmd;
 }
 
 /* One piece through every value parser, with the ranges the commands use. */

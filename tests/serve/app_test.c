@@ -39,8 +39,11 @@ static void app_setup(serve_app *app, const char *key, bool ready, bool engine) 
     DESC.n_vocab = 512;
     DESC.n_ctx_train = 2048;
     if (!METRICS) serve_metrics_new(&METRICS, NULL);
-    serve_app_config cfg = {&DESC, METRICS, key, 1024, engine ? fake_generate : NULL, NULL,
-                            NULL, NULL, NULL};
+    serve_app_config cfg = {.model = &DESC,
+                            .metrics = METRICS,
+                            .api_key = key,
+                            .max_body = 1024,
+                            .generate = engine ? fake_generate : NULL};
     serve_app_init(app, &cfg);
     serve_app_set_ready(app, ready);
 }
@@ -186,6 +189,32 @@ TEST(model_routes) {
     json_decref(v);
 }
 
+/* /api/pull and /api/delete check the body first, then need a store (none configured here:
+ * the end-to-end tests in tests/store/test_serve_store.py have one). */
+TEST(store_routes_without_a_store) {
+    serve_app app;
+    app_setup(&app, NULL, true, false);
+    serve_http_resp r;
+    json_t *v = call(&app, "POST", "/api/pull", "{\"model\":\"o/r:Q4_0\"}", NULL, &r);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK(strstr(json_string_value(json_object_get(v, "error")), "no model store"));
+    json_decref(v);
+    v = call(&app, "POST", "/api/pull", "{\"model\":\"o/r\",\"stream\":\"yes\"}", NULL, &r);
+    CHECK_EQ_INT(r.status, 400);
+    json_decref(v);
+    v = call(&app, "DELETE", "/api/delete", "{}", NULL, &r);
+    CHECK_EQ_INT(r.status, 400);
+    CHECK(strstr(json_string_value(json_object_get(v, "error")), "model: required"));
+    json_decref(v);
+    v = call(&app, "GET", "/api/delete", NULL, NULL, &r);
+    CHECK_EQ_INT(r.status, 405);
+    CHECK_EQ_STR(r.allow, "DELETE");
+    json_decref(v);
+    v = call(&app, "GET", "/api/tags", NULL, NULL, &r);
+    CHECK_EQ_INT(json_array_size(json_object_get(v, "models")), 1); /* the served model alone */
+    json_decref(v);
+}
+
 TEST(generation_routes_validate_then_hand_over) {
     serve_app app;
     app_setup(&app, NULL, true, false);
@@ -279,6 +308,7 @@ int main(void) {
     RUN(body_too_large_is_413);
     RUN(health_while_loading);
     RUN(model_routes);
+    RUN(store_routes_without_a_store);
     RUN(generation_routes_validate_then_hand_over);
     RUN(anthropic_routes_use_anthropic_errors);
     RUN(requests_are_counted);

@@ -18,6 +18,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -68,10 +69,14 @@ class Server:
         if not os.path.exists(model):
             pytest.skip(f"{model} absent")
         self.port = free_port()
+        # An empty model store of its own: /api/tags lists the store's models besides the
+        # served one, and the person running the tests may have pulled some.
+        self.store = tempfile.TemporaryDirectory(prefix="ob-serve-store-")
         self.proc = subprocess.Popen(
             [OUTBOARD, "serve", "-m", model, "--host", "127.0.0.1", "--port", str(self.port),
              "--threads", "1", *map(str, args)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, OUTBOARD_MODELS=self.store.name))
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -106,6 +111,7 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         out, err = self.proc.communicate()
+        self.store.cleanup()
         # Under `make check` the server is built with ASan/UBSan (and by hand with TSan): any
         # report fails the test that owned this server.
         for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
@@ -254,7 +260,8 @@ CASES = [
      "not found"),
     ("ollama show bad json", "POST", "/api/show", "nope", {}, 400, None, "malformed JSON"),
     ("ollama wrong method", "GET", "/api/chat", None, {}, 405, None, "use POST"),
-    ("ollama unknown route", "GET", "/api/pull", None, {}, 404, None, "no such route"),
+    ("ollama unknown route", "GET", "/api/no-such-route", None, {}, 404, None, "no such route"),
+    ("ollama store route, wrong method", "GET", "/api/pull", None, {}, 405, None, "use POST"),
     ("ollama body too large", "POST", "/api/chat", "y" * 70000, {}, 413, None, "--max-body"),
 ]
 
