@@ -95,7 +95,6 @@ static ob_status generate(ob_context *c, ob_sampler *s, cli_text *tx, const cli_
         if (st) return st;
     }
     if (!o->ids) cli_text_flush(tx);
-    printf("\n");
     return OB_OK;
 }
 
@@ -145,8 +144,14 @@ int cli_cmd_run(int argc, char **argv) {
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
     double t1 = cli_now();
     int64_t n_gen = 0;
-    if (generate(c, s, tx, &o, info.eos_id, &n_gen, &err)) goto done;
+    ob_status gen_st = generate(c, s, tx, &o, info.eos_id, &n_gen, &err);
     double t2 = cli_now();
+    /* The text's last line ends, and reaches the terminal or pipe, before anything goes to
+     * stderr: with both on one pipe (2>&1) a buffered stdout used to put its newline after the
+     * speed line. */
+    printf("\n");
+    fflush(stdout);
+    if (gen_st) goto done;
     /* The first sampled token came from the prompt pass, so n_gen - 1 decode passes ran. */
     fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generated: %lld tokens, %.2f tok/s\n",
             n_prompt, (double)n_prompt / (t1 - t0), (long long)n_gen,
