@@ -241,7 +241,8 @@ clean:
 -include $(shell find $(BUILD)/obj $(BUILD)/spv -name '*.d' 2>/dev/null)
 
 # `make run`: the main job. Fetches the default model (scripts/fetch-default-model.sh) and
-# serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh) until Ctrl-C.
+# serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh, which prints the chat page's
+# URL) until Ctrl-C. It needs no test tools.
 # `make story`: the same model writes a story on the terminal (scripts/run-default.sh).
 run: all
 	scripts/fetch-default-model.sh
