@@ -299,10 +299,15 @@ def test_markdown_rendered_and_html_never_run(browser, server, tmp_path):
     path = tmp_path / "hostile.json"
     path.write_text(json.dumps({"conversations": [{"title": "markdown", "messages": [
         {"role": "user", "content": "<i>not italic</i>"},
-        {"role": "assistant", "content": HOSTILE}]}]}))
+        {"role": "assistant", "content": HOSTILE},
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": "", "reasoning": "The user wants <b>weather</b>.",
+         "tool_calls": [{"id": "call_1", "type": "function", "function": {
+             "name": "get_weather", "arguments": "{\"city\": \"<Paris>\"}"}}],
+         "stats": {"prompt_tokens": 9, "completion_tokens": 14, "tps": 41.5}}]}]}))
     by_id(d, "importfile").send_keys(str(path))
-    wait(d, lambda: len(messages(d)) == 2, "the imported conversation")
-    user, reply = messages(d)
+    wait(d, lambda: len(messages(d)) == 4, "the imported conversation")
+    user, reply, _, call = messages(d)
     assert user.find_element(By.CLASS_NAME, "body").text == "<i>not italic</i>"
     assert not user.find_elements(By.TAG_NAME, "i")
     body = reply.find_element(By.CLASS_NAME, "body")
@@ -319,7 +324,27 @@ def test_markdown_rendered_and_html_never_run(browser, server, tmp_path):
     assert "[bad](javascript:alert(1))" in body.text
     assert "<script>window.pwned=2</script>" in body.text
     assert not body.find_elements(By.CSS_SELECTOR, "img, script, b")
+    # Reasoning is folded (shown once opened), the tool call named with its arguments.
+    reasoning = call.find_element(By.CSS_SELECTOR, "details.reasoning")
+    assert not reasoning.get_attribute("open")
+    assert not reasoning.find_element(By.TAG_NAME, "div").is_displayed()
+    reasoning.find_element(By.TAG_NAME, "summary").click()
+    assert reasoning.find_element(By.TAG_NAME, "div").text == "The user wants <b>weather</b>."
+    tool = call.find_element(By.CLASS_NAME, "toolcall")
+    assert tool.find_element(By.TAG_NAME, "strong").text == "get_weather"
+    assert tool.find_element(By.TAG_NAME, "code").text == '{"city": "<Paris>"}'
+    assert call.find_element(By.CLASS_NAME, "stats").text == \
+        "9 prompt tokens · 14 reply tokens · 41.5 tok/s"
     assert d.execute_script("return window.pwned === undefined")
+
+    # An export whose tool calls are not a list is refused, naming the field; nothing changes.
+    count = len(d.find_elements(By.CSS_SELECTOR, "#convs li"))
+    path.write_text(json.dumps({"conversations": [{"messages": [
+        {"role": "assistant", "content": "", "tool_calls": "oops"}]}]}))
+    by_id(d, "importfile").send_keys(str(path))
+    wait(d, lambda: by_id(d, "error").is_displayed(), "the import error")
+    assert "messages[0].tool_calls: expected an array" in by_id(d, "error").text
+    assert len(d.find_elements(By.CSS_SELECTOR, "#convs li")) == count
 
 
 def test_page_without_key_then_models_with_it(browser):
