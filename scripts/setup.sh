@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Installs what outboard needs to build and test, on Debian/Ubuntu (apt-get) or macOS (brew),
 # and the pinned Python test tools into .venv. Safe to run again: it only adds what is missing.
+# `setup.sh --run`: the system packages only, enough for `make run`; the test tools (whose
+# llama.cpp reference builds from source for minutes) are left for `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+test_tools=1
+case "${1:-}" in
+    --run) test_tools=0 ;;
+    "") ;;
+    *) echo "usage: scripts/setup.sh [--run]" >&2; exit 2 ;;
+esac
 
 packages() { grep -v '^#' "$1" | grep -v '^$'; }
 
@@ -23,6 +32,8 @@ elif command -v brew >/dev/null 2>&1; then
 else
     echo "setup.sh: neither apt-get nor brew found; install the packages in scripts/ by hand" >&2
 fi
+
+[ "$test_tools" = 1 ] || exit 0
 
 # Python test tools, pinned, in a virtual environment of the checkout's own.
 [ -x .venv/bin/python ] || python3 -m venv .venv

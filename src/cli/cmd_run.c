@@ -120,7 +120,11 @@ static ob_status generate(ob_context *c, ob_sampler *s, spec_seq *ss, run_out *r
             st = spec_step(c, 0, ss, s, hist, &n_hist, run_emit, r, &stopped, err);
     }
     if (!r->o->ids) cli_text_flush(r->tx);
+    /* The text's last line ends, and reaches the terminal or pipe, before anything goes to
+     * stderr: with both on one pipe (2>&1) a buffered stdout used to put its newline after the
+     * speed line. */
     printf("\n");
+    fflush(stdout);
     return st;
 }
 

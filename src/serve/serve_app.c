@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "serve/serve_json.h"
+#include "serve/serve_page.h"
 #include "serve/serve_response.h"
 #include "serve/serve_store.h"
 
@@ -59,8 +60,19 @@ static void reply_text(const char *text, const char *type, int status, serve_htt
 
 /* ---- routes that need no engine ---- */
 
+/* A browser (its Accept names text/html) gets the chat page; curl and API clients keep the
+ * one-line answer that says the server is up. */
 static void r_root(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
-    reply_text("outboard is running\n", "text/plain; charset=utf-8", 200, resp);
+    const char *accept = req->header(req, "Accept");
+    if (!accept || !strstr(accept, "text/html")) {
+        reply_text("outboard is running\n", "text/plain; charset=utf-8", 200, resp);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/html; charset=utf-8";
+    resp->body = ob_strndup((const char *)serve_page_chat_html, serve_page_chat_html_len);
+    resp->body_len = resp->body ? serve_page_chat_html_len : 0;
+    if (!resp->body) resp->status = 500;
 }
 
 static void r_health(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
@@ -374,7 +386,8 @@ static void dispatch(serve_app *app, const serve_http_req *req, serve_http_resp 
                      const route *r, const route *other) {
     serve_dialect d = dialect_of(req->path);
     serve_error e;
-    if (strcmp(req->path, "/health") && check_auth(app, req, &e)) {
+    /* /health and the chat page answer without a key: the page asks for it and sends it. */
+    if (strcmp(req->path, "/health") && strcmp(req->path, "/") && check_auth(app, req, &e)) {
         serve_app_error(d, &e, resp);
         resp->www_auth = "Bearer";
     } else if (req->body_too_large) {

@@ -103,9 +103,11 @@ void serve_model_param_size(uint64_t n, char out[16]) {
     snprintf(out, 16, "%llu", (unsigned long long)n);
 }
 
+/* OpenAI's four fields, and the context a request may use (the chat page's context bar). */
 json_t *serve_models_openai_model(const serve_model_desc *d) {
-    return json_pack("{s:s, s:s, s:I, s:s}", "id", d->id, "object", "model", "created",
-                     (json_int_t)d->modified_at, "owned_by", "outboard");
+    return json_pack("{s:s, s:s, s:I, s:s, s:I}", "id", d->id, "object", "model", "created",
+                     (json_int_t)d->modified_at, "owned_by", "outboard", "context_length",
+                     (json_int_t)d->n_ctx);
 }
 
 json_t *serve_models_openai_list(const serve_model_desc *d) {

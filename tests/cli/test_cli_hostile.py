@@ -292,3 +292,18 @@ def test_directory_tokenizes_nothing_any_more(tmp_path, stories):
     proc = outboard("tokenize", "-m", stories, "-f", tmp_path)
     assert proc.returncode == 1 and "not a regular file (a directory)" in proc.stderr
     assert proc.stdout == ""
+
+
+# ---- output order ---------------------------------------------------------------------------
+
+def test_run_text_ends_its_line_before_the_speed_line(stories):
+    """stdout and stderr on one pipe: the generated text's line ends before the speed line
+    starts, as a terminal shows it."""
+    proc = subprocess.run([OUTBOARD, "run", "-m", stories, "-p", "Once upon a time", "-n", "8",
+                           "--threads", "1"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout
+    lines = proc.stdout.splitlines()
+    assert lines[-1].startswith("prompt: ") and "| generated: 8 tokens" in lines[-1], lines
+    assert lines[-2].startswith("Once upon a time"), lines
+    assert "prompt: " not in lines[-2]

@@ -38,6 +38,7 @@ static void app_setup(serve_app *app, const char *key, bool ready, bool engine) 
     strcpy(DESC.arch, "llama");
     DESC.n_vocab = 512;
     DESC.n_ctx_train = 2048;
+    DESC.n_ctx = 1536;
     if (!METRICS) serve_metrics_new(&METRICS, NULL);
     serve_app_config cfg = {.model = &DESC,
                             .metrics = METRICS,
@@ -125,6 +126,28 @@ TEST(auth_with_api_key) {
     json_decref(v);
 }
 
+/* GET /: the chat page for a browser, even before the model is in and without the API key
+ * (the page asks for it); a one-line text for everything else. */
+TEST(root_page_for_browsers_text_for_others) {
+    serve_app app;
+    app_setup(&app, "s3cret", false, false);
+    serve_http_req req = {"GET", "/", "", 0, false, 0, fake_header, NULL, NULL};
+    serve_http_resp r;
+    serve_app_handle(&app, &req, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_STR(r.content_type, "text/plain; charset=utf-8");
+    CHECK(r.body_len == 20 && !memcmp(r.body, "outboard is running\n", 20));
+    ob_free(r.body);
+    fake_headers browser = {{"Accept"}, {"text/html,application/xhtml+xml,*/*;q=0.8"}};
+    req.conn = &browser;
+    serve_app_handle(&app, &req, &r);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_STR(r.content_type, "text/html; charset=utf-8");
+    CHECK(r.body_len > 1000 && !memcmp(r.body, "<!doctype html>", 15));
+    CHECK(strstr(r.body, "/v1/chat/completions") != NULL);
+    ob_free(r.body);
+}
+
 TEST(body_too_large_is_413) {
     serve_app app;
     app_setup(&app, NULL, true, false);
@@ -162,6 +185,7 @@ TEST(model_routes) {
     json_t *v = call(&app, "GET", "/v1/models/tiny", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 200);
     CHECK_EQ_STR(json_string_value(json_object_get(v, "id")), "tiny");
+    CHECK_EQ_INT(json_integer_value(json_object_get(v, "context_length")), 1536);
     json_decref(v);
     v = call(&app, "GET", "/v1/models/gpt-4", NULL, NULL, &r);
     CHECK_EQ_INT(r.status, 404);
@@ -305,6 +329,7 @@ TEST(requests_are_counted) {
 int main(void) {
     RUN(routing_404_405);
     RUN(auth_with_api_key);
+    RUN(root_page_for_browsers_text_for_others);
     RUN(body_too_large_is_413);
     RUN(health_while_loading);
     RUN(model_routes);

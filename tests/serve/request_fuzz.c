@@ -54,6 +54,7 @@ static const char *fake_header(const serve_http_req *req, const char *name) {
     const uint8_t *flags = req->conn;
     if (!strcasecmp(name, "Authorization")) return (*flags & 1) ? "Bearer k" : NULL;
     if (!strcasecmp(name, "x-api-key")) return (*flags & 2) ? "wrong" : NULL;
+    if (!strcasecmp(name, "Accept")) return (*flags & 32) ? "text/html,*/*;q=0.8" : NULL;
     return NULL;
 }
 
