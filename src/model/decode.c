@@ -177,10 +177,10 @@ static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
         return ob_fail(err, OB_ERR_CANCELLED, "decode: cancelled by the abort callback "
                        "(entries %lld..%lld of the batch)", (long long)i0,
                        (long long)(i0 + nb - 1));
-    const int64_t n_vocab = hidden ? c->model->hp.n_embd : c->model->hp.n_vocab;
-    const int64_t bad = first_non_finite(s.logits, s.n_out, n_vocab);
+    const int64_t width = hidden ? c->model->hp.n_embd : c->model->hp.n_vocab;
+    const int64_t bad = first_non_finite(s.logits, s.n_out, width);
     if (bad >= 0) {
-        const int64_t e = i0 + s.out_rows[bad / n_vocab];
+        const int64_t e = i0 + s.out_rows[bad / width];
         const float v = s.logits[bad];
         char which[48] = "";
         if (seq[e] != 0) snprintf(which, sizeof which, " of sequence %d", seq[e]);
@@ -189,7 +189,7 @@ static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
                        "weights or metadata are broken", gguf_name(c->model->file),
                        hidden ? "hidden state" : "logits", (long long)pos[e], which,
                        isnan(v) ? "NaN" : (v > 0 ? "+inf" : "-inf"),
-                       hidden ? "element" : "token id", (long long)(bad % n_vocab));
+                       hidden ? "element" : "token id", (long long)(bad % width));
     }
     *row += s.n_out;
     return OB_OK;

@@ -6,7 +6,7 @@ clients and raw HTTP:
 - a Qwen3-Embedding-style model: a synthetic `qwen3` GGUF whose qwen3.pooling_type says last
   (outboard synth --pooling last), with its own pooling and with --pooling mean;
 - SmolLM2-135M (models/, scripts/fetch-smollm2.sh) with --pooling mean, cls and last;
-- the default model, Gemma 3 270M, with --pooling mean and last.
+- the default model, Gemma 3 270M, with --pooling mean.
 Several inputs of different lengths go in one request (one multi-sequence batch); each vector
 must be within a cosine distance of TOL of llama.cpp's, except on Gemma 3 270M (see GEMMA_TOL).
 
@@ -112,8 +112,8 @@ def test_smollm2(pooling):
 
 
 @pytest.mark.skipif(SANITIZED, reason="real-model references are slow under sanitizers")
-@pytest.mark.parametrize("pooling", ["mean", "last"])
-def test_default_model(pooling):
+@pytest.mark.parametrize("pooling", ["mean"])  # last measured alike (see GEMMA_TOL); left out
+def test_default_model(pooling):                # to keep the suite's time down
     if not os.path.exists(GEMMA):
         pytest.skip(f"{GEMMA} absent: run scripts/fetch-default-model.sh")
     check_against_llama_cpp(GEMMA, pooling, GEMMA_TOL, "--pooling", pooling)
