@@ -1,8 +1,9 @@
 /*
  * `outboard serve`: the HTTP server. Parses its flags strictly (serve_args_parse, no I/O),
- * starts listening at once so /health answers "loading" while the model maps, loads the model,
+ * starts listening at once so /health answers "loading" while the first model maps, loads it,
  * prints one start-up line, and runs until SIGINT or SIGTERM, then stops the HTTP server
- * (open streams are cancelled and connection threads joined) before freeing the model.
+ * (open streams are cancelled and connection threads joined) before freeing the models. Other
+ * models (more -m files, --models-dir) load when a request names them (serve_registry.h).
  */
 #include "cli/cli.h"
 #include "core/err.h"
@@ -10,9 +11,7 @@
 #include "serve/serve_http.h"
 #include "serve/serve_json.h"
 #include "serve/serve_metrics.h"
-#include "serve/serve_model.h"
-#include "serve/serve_prompt.h"
-#include "serve/serve_sched.h"
+#include "serve/serve_registry.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -21,8 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_MODEL_FILES 64
+
 typedef struct serve_args {
-    const char *model, *host, *api_key, *alias; /* borrowed from argv */
+    const char *files[MAX_MODEL_FILES]; /* -m, repeatable; borrowed from argv */
+    size_t n_files;
+    const char *models_dir, *host, *api_key, *alias; /* borrowed from argv */
+    int64_t max_models;  /* loaded at once, 0 = no limit */
+    int64_t max_memory;  /* model file bytes loaded at once, 0 = no limit */
+    int64_t idle_unload; /* seconds an idle model stays loaded, 0 = for ever */
+    int64_t load_wait;   /* seconds a request waits for room to load its model, 10 */
     int64_t port;                               /* 8080 */
     int64_t parallel;                           /* sequences decoded together, 4 */
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
@@ -35,7 +42,14 @@ typedef struct serve_args {
 } serve_args;
 
 static const char USAGE[] =
-    "usage: outboard serve -m MODEL.gguf [options]\n"
+    "usage: outboard serve (-m MODEL.gguf ... | --models-dir DIR) [options]\n"
+    "  -m FILE           a model to serve; repeatable (the first is loaded at start and is the\n"
+    "                    default; the others load when a request names them)\n"
+    "  --models-dir DIR  also serve DIR's *.gguf files, by file name, loaded on demand\n"
+    "  --max-models N    models loaded at once; the least recently used idle one makes room\n"
+    "  --max-memory SIZE model file bytes loaded at once (K/M/G), the same way\n"
+    "  --idle-unload S   unload a model idle for S seconds (Ollama keep_alive overrides)\n"
+    "  --load-wait S     how long a request waits for room for its model before 503 (10)\n"
     "  --host ADDR       address to listen on (127.0.0.1; 0.0.0.0 opens it to the network)\n"
     "  --port N          TCP port (8080)\n"
     "  --parallel N      sequences decoded together (4)\n"
@@ -46,7 +60,7 @@ static const char USAGE[] =
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
-    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n";
+    "  --alias NAME      a single model's name in the APIs (the file name without .gguf)\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -89,13 +103,21 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--queue", offsetof(serve_args, queue), 0, 1 << 20, false},
         {"--max-body", offsetof(serve_args, max_body), 1024, (int64_t)1 << 30, true},
         {"--timeout", offsetof(serve_args, timeout), 1, 86400, false},
+        {"--max-models", offsetof(serve_args, max_models), 1, 1024, false},
+        {"--max-memory", offsetof(serve_args, max_memory), 1 << 20, (int64_t)1 << 50, true},
+        {"--idle-unload", offsetof(serve_args, idle_unload), 1, 1 << 30, false},
+        {"--load-wait", offsetof(serve_args, load_wait), 0, 3600, false},
     };
     for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
         if (!strcmp(f, NUMS[i].flag))
             return parse_num(f, v, NUMS[i].lo, NUMS[i].hi, NUMS[i].sized,
                              (int64_t *)((char *)a + NUMS[i].off), err);
-    if (!strcmp(f, "-m") || !strcmp(f, "--model"))
-        a->model = v;
+    if (!strcmp(f, "-m") || !strcmp(f, "--model")) {
+        if (a->n_files == MAX_MODEL_FILES)
+            return ob_fail(err, OB_ERR_ARG, "-m: at most %d files", MAX_MODEL_FILES);
+        a->files[a->n_files++] = v;
+    } else if (!strcmp(f, "--models-dir"))
+        a->models_dir = v;
     else if (!strcmp(f, "--host"))
         a->host = v;
     else if (!strcmp(f, "--api-key"))
@@ -119,6 +141,7 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     a->queue = 64;
     a->max_body = 8 << 20;
     a->timeout = 30;
+    a->load_wait = 10;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
@@ -132,7 +155,10 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
         ob_status st = parse_flag(a, f, argv[++i], err);
         if (st) return st;
     }
-    if (!a->model) return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf: required");
+    if (!a->n_files && !a->models_dir)
+        return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf or --models-dir DIR: required");
+    if (a->alias && a->n_files != 1)
+        return ob_fail(err, OB_ERR_ARG, "--alias names a single -m model; got %zu", a->n_files);
     return OB_OK;
 }
 
@@ -149,75 +175,58 @@ typedef struct server {
     serve_metrics *metrics;
     serve_app app;
     serve_http *http;
-    ob_model *model;
-    ob_context *ctx;
-    serve_prompter prompter;
-    serve_sched *sched;
-    serve_model_desc desc;
-    int n_threads;     /* as the context started them */
-    int64_t kv_tokens; /* the pool as allocated: whole blocks */
+    serve_registry *registry;
 } server;
 
-/* The engine: one context with a slot per parallel sequence over a shared KV pool, the prompt
- * renderer and the scheduler thread that owns the context from now on. */
-static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64_t kv,
-                              ob_err *err) {
-    ob_context_params cp;
-    ob_context_params_init(&cp);
-    cp.n_ctx = ctx;
-    cp.n_threads = (int)a->threads;
-    cp.n_seq_max = (int32_t)a->parallel;
-    cp.kv_size = kv;
-    ob_status st = ob_context_new(s->model, &cp, &s->ctx, err);
-    if (st) return st;
-    /* Read before the engine thread owns the context. */
-    ob_kv_stats ks;
-    ob_kv_stats_get(s->ctx, &ks);
-    s->kv_tokens = ks.blocks_total * ks.block_size;
-    s->n_threads = ob_context_n_threads(s->ctx);
-    serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
-                           s->desc.id, (int)a->parallel, a->queue,     512};
-    return serve_sched_start(&so, &s->sched, err);
+/* The start-up line: where it listens and what it serves. */
+static void print_start(const serve_args *a, server *s) {
+    bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+    printf("outboard serve: http://%s%s%s:%d", v6 ? "[" : "", a->host, v6 ? "]" : "",
+           serve_http_port(s->http));
+    serve_error e;
+    serve_registry_entry *h = a->n_files ? serve_registry_acquire(s->registry, "", &e) : NULL;
+    if (h) {
+        const serve_engine *eng = serve_registry_engine(h);
+        printf("  model %s (%s)  context %lld  KV pool %lld tokens  parallel %lld  threads %d",
+               eng->desc.id, a->files[0], (long long)eng->desc.n_ctx, (long long)eng->kv_tokens,
+               (long long)a->parallel, eng->n_threads);
+        serve_registry_release(s->registry, h, false, 0);
+    }
+    if (a->n_files > 1) printf("  +%zu more on demand", a->n_files - 1);
+    if (a->models_dir) printf("  models dir %s", a->models_dir);
+    printf("\n");
+    fflush(stdout);
 }
 
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
     serve_json_alloc_init();
-    serve_app_config cfg = {
-        .model = &s->desc, .max_body = (size_t)a->max_body, .api_key = a->api_key};
+    serve_app_config cfg = {.max_body = (size_t)a->max_body, .api_key = a->api_key};
     if (serve_metrics_new(&s->metrics, &err)) goto fail;
     cfg.metrics = s->metrics;
+    serve_registry_opts ro = {
+        .files = a->files,
+        .n_files = a->n_files,
+        .alias = a->alias,
+        .models_dir = a->models_dir,
+        .max_models = a->max_models,
+        .max_bytes = a->max_memory,
+        .idle_unload_s = (double)a->idle_unload,
+        .wait_s = (double)a->load_wait,
+        .engine = {a->ctx, a->kv_size, a->parallel, a->threads, a->queue},
+        .metrics = s->metrics,
+    };
+    if (serve_registry_new(&ro, &s->registry, &err)) goto fail;
+    cfg.registry = s->registry;
     serve_app_init(&s->app, &cfg);
     serve_http_opts ho = {
         a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024, 0,
         serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
-    if (cli_load_model(a->model, &s->model)) return 1;
-    ob_model_info in;
-    ob_model_get_info(s->model, &in);
-    int64_t ctx = a->ctx ? a->ctx : in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
-    if (ctx > in.n_ctx_train) {
-        fprintf(stderr, "outboard: --ctx %lld: the model was trained for %lld positions\n",
-                (long long)ctx, (long long)in.n_ctx_train);
-        return 2;
-    }
-    int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
-    if (kv < ctx) kv = ctx; /* one request may always use the whole context */
-    if (serve_prompter_init(&s->prompter, s->model, ctx, &err) ||
-        serve_model_desc_init(&s->desc, s->model, a->model, a->alias,
-                              ob_chat_template(s->prompter.chat, NULL), ctx, kv, &err) ||
-        engine_start(a, s, ctx, kv, &err))
-        goto fail;
-    s->app.cfg.generate = serve_sched_generate;
-    s->app.cfg.generate_user = s->sched;
-    s->app.cfg.count_tokens = serve_sched_count_tokens;
-    serve_app_set_ready(&s->app, true);     /* publishes the fields above to the HTTP threads */
-    bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
-    printf("outboard serve: http://%s%s%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
-           "parallel %lld  threads %d\n",
-           v6 ? "[" : "", a->host, v6 ? "]" : "", serve_http_port(s->http), s->desc.id, a->model,
-           (long long)ctx, (long long)s->kv_tokens, (long long)a->parallel, s->n_threads);
-    fflush(stdout);
+    /* The first -m model is loaded before the server says it is ready. */
+    if (a->n_files && serve_registry_preload(s->registry, "", &err)) goto fail;
+    serve_app_set_ready(&s->app, true);
+    print_start(a, s);
     return 0;
 fail:
     fprintf(stderr, "outboard: %s\n", err.msg);
@@ -246,15 +255,11 @@ int cli_cmd_serve(int argc, char **argv) {
             continue;
         fprintf(stderr, "outboard serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
-    /* The scheduler first: it ends every request (waiting HTTP threads get their answer),
-     * then the transport joins its connection threads, then the engine's memory goes. */
-    serve_sched_stop(s.sched);
+    /* The schedulers first: they end every request (waiting HTTP threads get their answer),
+     * then the transport joins its connection threads, then the engines' memory goes. */
+    serve_registry_stop(s.registry);
     serve_http_stop(s.http);
-    serve_sched_free(s.sched);
-    serve_prompter_clear(&s.prompter);
-    ob_context_free(s.ctx);
-    serve_model_desc_clear(&s.desc);
-    ob_model_free(s.model);
+    serve_registry_free(s.registry);
     serve_metrics_free(s.metrics);
     return rc;
 }

@@ -23,8 +23,11 @@
 typedef void (*serve_generate_fn)(void *user, const serve_http_req *req, serve_gen_req *r,
                                   serve_http_resp *resp);
 
+typedef struct serve_registry serve_registry;
+
 typedef struct serve_app_config {
-    const serve_model_desc *model; /* borrowed for the app's life */
+    /* One model (model, generate, count_tokens), or with registry set models by name. */
+    const serve_model_desc *model; /* borrowed for the app's life; NULL with a registry */
     serve_metrics *metrics;        /* borrowed */
     const char *api_key;           /* borrowed; NULL or "" = no authentication */
     size_t max_body;               /* for the 413 message */
@@ -33,6 +36,9 @@ typedef struct serve_app_config {
     /* The prompt tokens of a chat request (POST /v1/messages/count_tokens): *n, or -1 with e
      * filled; NULL: that route answers 503. Called with generate_user. */
     int (*count_tokens)(void *user, const serve_gen_req *r, int64_t *n, serve_error *e);
+    /* borrowed, or NULL: the models by name (serve_registry.h), which then answer the listings
+     * and each request goes to its model's engine; model, generate and count_tokens unused */
+    serve_registry *registry;
 } serve_app_config;
 
 typedef struct serve_app {

@@ -41,7 +41,7 @@ static void app_setup(serve_app *app, const char *key, bool ready, bool engine) 
     DESC.n_ctx = 1536;
     if (!METRICS) serve_metrics_new(&METRICS, NULL);
     serve_app_config cfg = {&DESC, METRICS, key, 1024, engine ? fake_generate : NULL, NULL,
-                            NULL};
+                            NULL, NULL};
     serve_app_init(app, &cfg);
     serve_app_set_ready(app, ready);
 }

@@ -74,7 +74,8 @@ static void drive_app(const uint8_t *data, size_t size) {
     strcpy(d.id, "m");
     strcpy(d.arch, "llama");
     d.n_vocab = 512;
-    serve_app_config cfg = {&d, metrics, (data[1] & 4) ? "k" : NULL, 1024, NULL, NULL, NULL};
+    serve_app_config cfg = {&d, metrics, (data[1] & 4) ? "k" : NULL, 1024, NULL, NULL, NULL,
+                            NULL};
     serve_app app;
     serve_app_init(&app, &cfg);
     serve_app_set_ready(&app, !(data[1] & 8));
