@@ -438,14 +438,18 @@ static json_t *each_known(serve_registry *r, entry_fn fn) {
         return NULL;
     }
     size_t n = dir_names(r, names, MAX_ENTRIES);
-    char buf[NAME_CAP], path[PATH_CAP], canon[NAME_CAP];
+    char buf[NAME_CAP], buf2[NAME_CAP], path[PATH_CAP], canon[NAME_CAP];
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->o.n_files + n; i++) {
         const char *name = i < r->o.n_files ? file_name(r, i, buf, sizeof buf)
                                             : names[i - r->o.n_files];
         if (serve_registry_resolve(r, name, path, sizeof path, canon, sizeof canon) ||
             strcmp(canon, name))
-            continue; /* a directory file shadowed by a -m file of the same name */
+            continue;
+        bool shadowed = false; /* a directory file named like a -m file: listed once, as that */
+        for (size_t k = 0; i >= r->o.n_files && k < r->o.n_files; k++)
+            shadowed |= !strcmp(name, file_name(r, k, buf2, sizeof buf2));
+        if (shadowed) continue;
         serve_registry_entry *e = NULL;
         for (size_t k = 0; k < r->n; k++)
             if (!strcmp(r->entries[k]->name, name)) e = r->entries[k];

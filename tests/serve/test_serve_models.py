@@ -163,6 +163,18 @@ def test_ten_racing_requests_load_once(stopper, tmp_path):
         assert "not found" in body["error"]["message"]
 
 
+def test_a_file_given_twice_is_listed_once(stopper, tmp_path):
+    need(STORIES, TINY)
+    shutil.copy(STORIES, tmp_path / "story.gguf")
+    shutil.copy(TINY, tmp_path / "tiny.gguf")
+    s = Server("--models-dir", tmp_path, model=str(tmp_path / "story.gguf"))
+    stopper(s)
+    status, body, _ = s.request("GET", "/v1/models")
+    assert [m["id"] for m in json.loads(body)["data"]] == ["story", "tiny"]
+    status, body, _ = s.request("GET", "/api/tags")
+    assert [m["name"] for m in json.loads(body)["models"]] == ["story:latest", "tiny:latest"]
+
+
 def test_model_over_the_budget_is_refused(stopper):
     need(STORIES, TINY)
     s = Server("-m", TINY, "--max-memory", "1500K", model=STORIES)
