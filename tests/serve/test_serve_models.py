@@ -11,19 +11,21 @@
 - a model larger than --max-memory gets 503 at once naming the budget; with every loaded model
   busy (--max-models 1 and a long answer from the default model) a request for another waits
   for it to end, or with --load-wait 0 gets 503 with Retry-After; names that try to leave
-  --models-dir and unknown names get 404 listing what is served.
+  --models-dir and unknown names get 404 listing what is served;
+- the new flags are checked: a model source is required, --alias names one model.
 """
 import concurrent.futures
 import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 import time
 
 import pytest
 
-from test_serve_http import MODEL as STORIES, SHARED, Server, free_port  # noqa: F401
+from test_serve_http import MODEL as STORIES, OUTBOARD, SHARED, Server, free_port
 
 TINY = os.path.join(SHARED, "models", "llama-2-tiny-random.gguf")
 DEFAULT_MODEL = os.environ.get("OB_DEFAULT_MODEL", "")
@@ -233,3 +235,17 @@ def test_busy_models_without_waiting_give_503(stopper):
     # Once the long answer is done, the same request loads its model in place of the idle one.
     assert complete(s, "stories260K")[0] == 200
     assert loaded(s) == ["stories260K:latest"]
+
+
+@pytest.mark.parametrize("args,code,words", [
+    ([], 2, "-m MODEL.gguf or --models-dir DIR: required"),
+    (["-m", "a.gguf", "-m", "b.gguf", "--alias", "x"], 2, "--alias names a single -m model"),
+    (["--models-dir", "/nonexistent"], 1, "--models-dir /nonexistent: not a directory"),
+    (["-m", "a.gguf", "--max-models", "0"], 2, "--max-models: 0 is outside [1, 1024]"),
+    (["-m", "a.gguf", "--max-memory", "5"], 2, "--max-memory: 5 is outside"),
+])
+def test_model_flags_are_checked(args, code, words):
+    proc = subprocess.run([OUTBOARD, "serve", "--port", str(free_port()), *args],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == code, proc.stderr
+    assert words in proc.stderr
