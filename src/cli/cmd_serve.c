@@ -1,8 +1,9 @@
 /*
  * `outboard serve`: the HTTP server. Parses its flags strictly (serve_args_parse, no I/O),
- * starts listening at once so /health answers "loading" while the model maps, loads the model,
+ * starts listening at once so /health answers "loading" while the first model maps, loads it,
  * prints one start-up line, and runs until SIGINT or SIGTERM, then stops the HTTP server
- * (open streams are cancelled and connection threads joined) before freeing the model.
+ * (open streams are cancelled and connection threads joined) before freeing the models. Other
+ * models (more -m files, --models-dir) load when a request names them (serve_registry.h).
  */
 #include "cli/cli.h"
 #include "core/alloc.h"
@@ -11,12 +12,10 @@
 #include "serve/serve_http.h"
 #include "serve/serve_json.h"
 #include "serve/serve_metrics.h"
-#include "serve/serve_model.h"
-#include "store/store.h"
-#include "serve/serve_prompt.h"
 #include "serve/serve_policy.h"
-#include "serve/serve_sched.h"
+#include "serve/serve_registry.h"
 #include "serve/serve_upstream.h"
+#include "store/store.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,10 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAX_MODEL_FILES 64
+
 typedef struct serve_args {
-    const char *model, *host, *api_key, *alias; /* borrowed from argv */
-    const char *policy;                         /* --policy FILE, or NULL */
-    const char *pooling; /* --pooling, NULL = the model file's */
+    const char *files[MAX_MODEL_FILES]; /* -m, repeatable; borrowed from argv */
+    size_t n_files;
+    const char *models_dir, *host, *api_key, *alias; /* borrowed from argv */
+    int64_t max_models;  /* loaded at once, 0 = no limit */
+    int64_t max_memory;  /* model file bytes loaded at once, 0 = no limit */
+    int64_t idle_unload; /* seconds an idle model stays loaded, 0 = for ever */
+    int64_t load_wait;   /* seconds a request waits for room to load its model, 10 */
     int64_t port;                               /* 8080 */
     int64_t parallel;                           /* sequences decoded together, 4 */
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
@@ -37,14 +42,23 @@ typedef struct serve_args {
     int64_t queue;    /* requests waiting beyond the running ones before 503, 64 */
     int64_t max_body; /* request body limit in bytes, 8 MiB */
     int64_t timeout;  /* seconds a connection may stay silent mid-request, 30 */
-    int64_t spec_max; /* --spec-max: most draft tokens per pass, 16 */
-    spec_mode spec;   /* --spec: auto */
+    const char *policy;       /* --policy FILE, or NULL */
+    const char *pooling;      /* --pooling, NULL = each model file's */
+    int64_t spec_max;         /* --spec-max: most draft tokens per pass, 16 */
+    spec_mode spec;           /* --spec: auto */
     int64_t reasoning_budget; /* thinking tokens before the server closes reasoning; -1 none */
     bool help;
 } serve_args;
 
 static const char USAGE[] =
-    "usage: outboard serve -m MODEL.gguf [options]\n"
+    "usage: outboard serve (-m MODEL.gguf ... | --models-dir DIR) [options]\n"
+    "  -m FILE           a model to serve; repeatable (the first is loaded at start and is the\n"
+    "                    default; the others load when a request names them)\n"
+    "  --models-dir DIR  also serve DIR's *.gguf files, by file name, loaded on demand\n"
+    "  --max-models N    models loaded at once; the least recently used idle one makes room\n"
+    "  --max-memory SIZE model file bytes loaded at once (K/M/G), the same way\n"
+    "  --idle-unload S   unload a model idle for S seconds (Ollama keep_alive overrides)\n"
+    "  --load-wait S     how long a request waits for room for its model before 503 (10)\n"
     "  --host ADDR       address to listen on (127.0.0.1; 0.0.0.0 opens it to the network)\n"
     "  --port N          TCP port (8080)\n"
     "  --parallel N      sequences decoded together (4)\n"
@@ -55,14 +69,15 @@ static const char USAGE[] =
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
     "  --api-key KEY     require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (not /health)\n"
-    "  --alias NAME      the model's name in the APIs (the file name without .gguf)\n"
+    "  --alias NAME      a single model's name in the APIs (the file name without .gguf)\n"
     "  --policy FILE     which requests may go to an upstream server (JSON; see README);\n"
     "                    without one, nothing leaves this machine\n"
     "  --spec MODE       speculative decoding: auto (prompt lookup where it pays), off, ngram;\n"
     "                    a request's \"speculative\" field overrides it\n"
     "  --spec-max N      most draft tokens per pass (16)\n"
     "  --pooling P       embeddings: none, mean, cls or last (the model file's pooling_type)\n"
-    "  --reasoning-budget N  close a thinking model's reasoning after N tokens (-1: no limit)\n";
+    "  --reasoning-budget N  close a thinking model's reasoning after N tokens (-1: no limit)\n"
+    "  A -m may also name a model in the local store (outboard pull).\n";
 
 /* A whole number in [lo, hi] (cli_parse_i64), or for a size a number with a K/M/G suffix
  * (x1024). */
@@ -105,6 +120,10 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--queue", offsetof(serve_args, queue), 0, 1 << 20, false},
         {"--max-body", offsetof(serve_args, max_body), 1024, (int64_t)1 << 30, true},
         {"--timeout", offsetof(serve_args, timeout), 1, 86400, false},
+        {"--max-models", offsetof(serve_args, max_models), 1, 1024, false},
+        {"--max-memory", offsetof(serve_args, max_memory), 1 << 20, (int64_t)1 << 50, true},
+        {"--idle-unload", offsetof(serve_args, idle_unload), 1, 1 << 30, false},
+        {"--load-wait", offsetof(serve_args, load_wait), 0, 3600, false},
         {"--spec-max", offsetof(serve_args, spec_max), 1, SPEC_MAX_DRAFT, false},
         {"--reasoning-budget", offsetof(serve_args, reasoning_budget), -1, INT32_MAX, false},
     };
@@ -112,8 +131,12 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         if (!strcmp(f, NUMS[i].flag))
             return parse_num(f, v, NUMS[i].lo, NUMS[i].hi, NUMS[i].sized,
                              (int64_t *)((char *)a + NUMS[i].off), err);
-    if (!strcmp(f, "-m") || !strcmp(f, "--model"))
-        a->model = v;
+    if (!strcmp(f, "-m") || !strcmp(f, "--model")) {
+        if (a->n_files == MAX_MODEL_FILES)
+            return ob_fail(err, OB_ERR_ARG, "-m: at most %d files", MAX_MODEL_FILES);
+        a->files[a->n_files++] = v;
+    } else if (!strcmp(f, "--models-dir"))
+        a->models_dir = v;
     else if (!strcmp(f, "--host"))
         a->host = v;
     else if (!strcmp(f, "--api-key"))
@@ -153,6 +176,7 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     a->queue = 64;
     a->max_body = 8 << 20;
     a->timeout = 30;
+    a->load_wait = 10;
     spec_params sp;
     spec_params_init(&sp);
     a->spec = sp.mode;
@@ -171,7 +195,10 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
         ob_status st = parse_flag(a, f, argv[++i], err);
         if (st) return st;
     }
-    if (!a->model) return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf: required");
+    if (!a->n_files && !a->models_dir)
+        return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf or --models-dir DIR: required");
+    if (a->alias && a->n_files != 1)
+        return ob_fail(err, OB_ERR_ARG, "--alias names a single -m model; got %zu", a->n_files);
     return OB_OK;
 }
 
@@ -188,53 +215,45 @@ typedef struct server {
     serve_metrics *metrics;
     serve_app app;
     serve_http *http;
-    ob_model *model;
-    ob_context *ctx;
-    serve_prompter prompter;
-    serve_sched *sched;
-    serve_embedder embedder;
-    serve_model_desc desc;
+    serve_registry *registry;
     serve_policy *policy;
-    char *model_path; /* owned: the GGUF -m names (a file, or a store name resolved) */
+    char *paths[MAX_MODEL_FILES]; /* owned: the GGUFs -m names (files, or store names resolved) */
     char store_root[4096];
-    int n_threads;     /* as the context started them */
-    int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } server;
 
-/* The engine: one context with a slot per parallel sequence over a shared KV pool, the prompt
- * renderer and the scheduler thread that owns the context from now on. */
-static ob_status engine_start(const serve_args *a, server *s, int64_t ctx, int64_t kv,
-                              ob_err *err) {
-    ob_context_params cp;
-    ob_context_params_init(&cp);
-    cp.n_ctx = ctx;
-    cp.n_threads = (int)a->threads;
-    cp.n_seq_max = (int32_t)a->parallel;
-    cp.kv_size = kv;
-    ob_status st = ob_context_new(s->model, &cp, &s->ctx, err);
-    if (st) return st;
-    /* Read before the engine thread owns the context. */
-    ob_kv_stats ks;
-    ob_kv_stats_get(s->ctx, &ks);
-    s->kv_tokens = ks.blocks_total * ks.block_size;
-    s->n_threads = ob_context_n_threads(s->ctx);
-    serve_sched_opts so = {s->model,   s->ctx,           &s->prompter, s->metrics,
-                           s->desc.id, (int)a->parallel, a->queue,     512,
-                           {a->spec, (int)a->spec_max},
-                           a->reasoning_budget};
-    return serve_sched_start(&so, &s->sched, err);
+/* The start-up line: where it listens and what it serves. */
+static void print_start(const serve_args *a, server *s) {
+    bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+    printf("outboard serve: http://%s%s%s:%d", v6 ? "[" : "", a->host, v6 ? "]" : "",
+           serve_http_port(s->http));
+    serve_error e;
+    serve_registry_entry *h = a->n_files ? serve_registry_acquire(s->registry, "", &e) : NULL;
+    if (h) {
+        const serve_engine *eng = serve_registry_engine(h);
+        printf("  model %s (%s)  context %lld  KV pool %lld tokens  parallel %lld  threads %d",
+               eng->desc.id, a->files[0], (long long)eng->desc.n_ctx, (long long)eng->kv_tokens,
+               (long long)a->parallel, eng->n_threads);
+        serve_registry_release(s->registry, h, false, 0);
+    }
+    if (a->n_files > 1) printf("  +%zu more on demand", a->n_files - 1);
+    if (a->models_dir) printf("  models dir %s", a->models_dir);
+    printf("\n");
+    fflush(stdout);
 }
 
 static int serve_start(const serve_args *a, server *s) {
     ob_err err = {{0}};
     serve_json_alloc_init();
-    if (!(s->model_path = cli_model_path("serve", a->model))) return 1;
-    serve_app_config cfg = {.model = &s->desc,
-                            .max_body = (size_t)a->max_body,
-                            .api_key = a->api_key,
-                            .model_path = s->model_path};
-    /* The store behind /api/pull and /api/delete; without one those routes answer 503. */
+    serve_app_config cfg = {.max_body = (size_t)a->max_body, .api_key = a->api_key};
+    for (size_t i = 0; i < a->n_files; i++)
+        if (!(s->paths[i] = cli_model_path("serve", a->files[i]))) return 1;
+    /* A model served by its store name is called that in the APIs unless --alias says. */
+    const char *alias = a->alias;
+    if (!alias && a->n_files == 1 && strcmp(s->paths[0], a->files[0])) alias = a->files[0];
+    /* The store behind /api/pull and /api/delete (which refuses the default model's file);
+     * without one those routes answer 503. */
     if (!store_root(s->store_root, sizeof s->store_root, NULL)) cfg.store_root = s->store_root;
+    cfg.model_path = a->n_files ? s->paths[0] : NULL;
     if (a->policy) {
         serve_error pe;
         if (serve_policy_load(a->policy, &s->policy, &pe)) {
@@ -246,47 +265,35 @@ static int serve_start(const serve_args *a, server *s) {
     }
     if (serve_metrics_new(&s->metrics, &err)) goto fail;
     cfg.metrics = s->metrics;
+    serve_registry_opts ro = {
+        .files = (const char *const *)s->paths,
+        .n_files = a->n_files,
+        .alias = alias,
+        .models_dir = a->models_dir,
+        .max_models = a->max_models,
+        .max_bytes = a->max_memory,
+        .idle_unload_s = (double)a->idle_unload,
+        .wait_s = (double)a->load_wait,
+        .engine = {a->ctx, a->kv_size, a->parallel, a->threads, a->queue,
+                   {a->spec, (int)a->spec_max}, a->reasoning_budget, a->pooling},
+        .metrics = s->metrics,
+    };
+    if (serve_registry_new(&ro, &s->registry, &err)) goto fail;
+    cfg.registry = s->registry;
     serve_app_init(&s->app, &cfg);
     serve_http_opts ho = {
         a->host,          (int)a->port, (size_t)a->max_body, (unsigned)a->timeout, 1024, 0,
         serve_app_handle, &s->app};
     if (serve_http_start(&ho, &s->http, &err)) goto fail;
-    /* A model served by its store name is called that in the APIs unless --alias says. */
-    const char *alias = a->alias ? a->alias : strcmp(s->model_path, a->model) ? a->model : NULL;
-    if (cli_load_model(s->model_path, &s->model)) return 1;
-    ob_model_info in;
-    ob_model_get_info(s->model, &in);
-    int64_t ctx = a->ctx ? a->ctx : in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
-    if (ctx > in.n_ctx_train) {
-        fprintf(stderr, "outboard: --ctx %lld: the model was trained for %lld positions\n",
-                (long long)ctx, (long long)in.n_ctx_train);
-        return 2;
-    }
-    int64_t kv = a->kv_size ? a->kv_size : ctx * a->parallel;
-    if (kv < ctx) kv = ctx; /* one request may always use the whole context */
-    if (serve_prompter_init(&s->prompter, s->model, ctx, &err) ||
-        serve_model_desc_init(&s->desc, s->model, s->model_path, alias,
-                              ob_chat_template(s->prompter.chat, NULL), ctx, kv, &err) ||
-        engine_start(a, s, ctx, kv, &err))
-        goto fail;
-    s->app.cfg.generate = serve_sched_generate;
-    s->app.cfg.generate_user = s->sched;
-    s->app.cfg.count_tokens = serve_sched_count_tokens;
-    ob_pooling pooling = ob_model_pooling(s->model);
-    if (a->pooling) ob_pooling_parse(a->pooling, &pooling);
-    serve_embedder_init(&s->embedder, s->model, ctx, (int)a->threads, (int)pooling);
-    s->app.cfg.embed = serve_embedder_run;
-    s->app.cfg.embed_user = &s->embedder;
-    serve_app_set_ready(&s->app, true);     /* publishes the fields above to the HTTP threads */
-    bool v6 = strchr(a->host, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
-    printf("outboard serve: http://%s%s%s:%d  model %s (%s)  context %lld  KV pool %lld tokens  "
-           "parallel %lld  threads %d\n",
-           v6 ? "[" : "", a->host, v6 ? "]" : "", serve_http_port(s->http), s->desc.id, a->model,
-           (long long)ctx, (long long)s->kv_tokens, (long long)a->parallel, s->n_threads);
-    if (s->policy)
+    /* The first -m model is loaded before the server says it is ready. */
+    if (a->n_files && serve_registry_preload(s->registry, "", &err)) goto fail;
+    serve_app_set_ready(&s->app, true);
+    print_start(a, s);
+    if (s->policy) {
         printf("outboard serve: policy %s: %zu upstreams, %zu rules\n", a->policy,
                serve_policy_n_upstreams(s->policy), serve_policy_n_rules(s->policy));
-    fflush(stdout);
+        fflush(stdout);
+    }
     return 0;
 fail:
     fprintf(stderr, "outboard: %s\n", err.msg);
@@ -317,20 +324,15 @@ int cli_cmd_serve(int argc, char **argv) {
             continue;
         fprintf(stderr, "outboard serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
-    /* The scheduler first: it ends every request (waiting HTTP threads get their answer),
-     * then the transport joins its connection threads, then the engine's memory goes. */
-    serve_sched_stop(s.sched);
+    /* The schedulers first: they end every request (waiting HTTP threads get their answer),
+     * then the transport joins its connection threads, then the engines' memory goes. */
+    serve_registry_stop(s.registry);
     serve_upstream_stop_all();
     serve_http_stop(s.http);
     serve_upstream_wait_idle(); /* relays still ending write to the metrics */
-    serve_sched_free(s.sched);
-    serve_prompter_clear(&s.prompter);
-    serve_embedder_clear(&s.embedder);
-    ob_context_free(s.ctx);
-    serve_model_desc_clear(&s.desc);
-    ob_model_free(s.model);
-    ob_free(s.model_path);
+    serve_registry_free(s.registry);
     serve_metrics_free(s.metrics);
     serve_policy_free(s.policy);
+    for (size_t i = 0; i < MAX_MODEL_FILES; i++) ob_free(s.paths[i]);
     return rc;
 }

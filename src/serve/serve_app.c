@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "serve/serve_json.h"
 #include "serve/serve_page.h"
+#include "serve/serve_registry.h"
 #include "serve/serve_response.h"
 #include "serve/serve_store.h"
 
@@ -83,9 +84,35 @@ static void r_health(serve_app *app, const serve_http_req *req, serve_http_resp 
     resp->retry_after = 1;
 }
 
+/* The registry's lines after the engine's: models loaded, loads, unloads by reason. */
+static char *registry_metrics(serve_registry *reg, char *text, size_t *len) {
+    int64_t loaded, loads, idle, evicted;
+    serve_registry_counts(reg, &loaded, &loads, &idle, &evicted);
+    char more[768];
+    int n = snprintf(more, sizeof more,
+                     "# HELP outboard_models_loaded Models loaded now.\n"
+                     "# TYPE outboard_models_loaded gauge\noutboard_models_loaded %lld\n"
+                     "# HELP outboard_model_loads_total Models loaded since start.\n"
+                     "# TYPE outboard_model_loads_total counter\noutboard_model_loads_total %lld\n"
+                     "# HELP outboard_model_unloads_total Models unloaded: idle, or to make "
+                     "room.\n# TYPE outboard_model_unloads_total counter\n"
+                     "outboard_model_unloads_total{reason=\"idle\"} %lld\n"
+                     "outboard_model_unloads_total{reason=\"evicted\"} %lld\n",
+                     (long long)loaded, (long long)loads, (long long)idle, (long long)evicted);
+    char *out = ob_alloc(*len + (size_t)n + 1, 1);
+    if (out) {
+        memcpy(out, text, *len);
+        memcpy(out + *len, more, (size_t)n + 1);
+        *len += (size_t)n;
+    }
+    ob_free(text);
+    return out;
+}
+
 static void r_metrics(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
     size_t len = 0;
     char *text = serve_metrics_render(app->cfg.metrics, &len);
+    if (text && app->cfg.registry) text = registry_metrics(app->cfg.registry, text, &len);
     if (!text) {
         reply_text("out of memory\n", "text/plain; charset=utf-8", 500, resp);
         return;
@@ -97,11 +124,38 @@ static void r_metrics(serve_app *app, const serve_http_req *req, serve_http_resp
 }
 
 static void r_models(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
-    reply_json(serve_models_openai_list(app->cfg.model), SERVE_DIALECT_OPENAI, resp);
+    if (app->cfg.registry)
+        reply_json(serve_registry_openai_list(app->cfg.registry), SERVE_DIALECT_OPENAI, resp);
+    else
+        reply_json(serve_models_openai_list(app->cfg.model), SERVE_DIALECT_OPENAI, resp);
+}
+
+/* GET /v1/models/{id} with a registry: the listing's entry, without loading the model. */
+static void registry_model_one(serve_app *app, const char *name, serve_http_resp *resp) {
+    char path[4096], canon[256];
+    serve_error e;
+    if (!name[0] || serve_registry_resolve(app->cfg.registry, name, path, sizeof path, canon,
+                                           sizeof canon)) {
+        serve_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
+                        "model '%.200s' not found; GET /v1/models lists those served", name);
+        serve_app_error(SERVE_DIALECT_OPENAI, &e, resp);
+        return;
+    }
+    json_t *all = serve_registry_openai_list(app->cfg.registry), *hit = NULL, *m;
+    size_t i;
+    json_array_foreach(json_object_get(all, "data"), i, m) {
+        if (!strcmp(json_string_value(json_object_get(m, "id")), canon)) hit = json_incref(m);
+    }
+    json_decref(all);
+    reply_json(hit, SERVE_DIALECT_OPENAI, resp);
 }
 
 static void r_model_one(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
     const char *name = req->path + strlen("/v1/models/");
+    if (app->cfg.registry) {
+        registry_model_one(app, name, resp);
+        return;
+    }
     if (!serve_model_match(app->cfg.model, name) || !name[0]) {
         serve_error e;
         serve_error_set(&e, 404, "invalid_request_error", "model_not_found", "model",
@@ -113,12 +167,17 @@ static void r_model_one(serve_app *app, const serve_http_req *req, serve_http_re
 }
 
 static void r_tags(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
-    json_t *tags = serve_models_ollama_tags(app->cfg.model);
+    json_t *tags = app->cfg.registry ? serve_registry_ollama_tags(app->cfg.registry)
+                                     : serve_models_ollama_tags(app->cfg.model);
     serve_store_tags_append(app, json_object_get(tags, "models"));
     reply_json(tags, SERVE_DIALECT_OLLAMA, resp);
 }
 
 static void r_ps(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
+    if (app->cfg.registry) {
+        reply_json(serve_registry_ollama_ps(app->cfg.registry), SERVE_DIALECT_OLLAMA, resp);
+        return;
+    }
     /* The model stays loaded while the server runs: "expires" a day from now. */
     reply_json(serve_models_ollama_ps(app->cfg.model, (int64_t)time(NULL) + 86400),
                SERVE_DIALECT_OLLAMA, resp);
@@ -146,9 +205,17 @@ static void r_show(serve_app *app, const serve_http_req *req, serve_http_resp *r
         serve_app_error(SERVE_DIALECT_OLLAMA, &e, resp);
         return;
     }
+    serve_model_desc loaded;
     if (!name || !name[0])
         serve_error_bad(&e, "missing_field", "model", "model: required, got nothing");
-    else if (!serve_model_match(app->cfg.model, name))
+    else if (app->cfg.registry) {
+        if (!serve_registry_describe(app->cfg.registry, name, &loaded, &e)) {
+            json_decref(body);
+            reply_json(serve_models_ollama_show(&loaded), SERVE_DIALECT_OLLAMA, resp);
+            serve_model_desc_clear(&loaded);
+            return;
+        }
+    } else if (!serve_model_match(app->cfg.model, name))
         unknown_model(app, name, &e);
     else
         e.status = 0;
@@ -165,9 +232,37 @@ static void r_show(serve_app *app, const serve_http_req *req, serve_http_resp *r
 typedef int (*parse_fn)(const char *, size_t, const serve_limits *, serve_gen_req **,
                         serve_error *);
 
+/* With a registry: the request's model, loaded if it was not, then the request parsed again
+ * against that model's vocabulary (token ids) and handed to its engine. */
+static void registry_generation(serve_app *app, const serve_http_req *req,
+                                serve_http_resp *resp, serve_dialect d, parse_fn parse,
+                                serve_gen_req *r) {
+    serve_error e;
+    serve_registry_entry *h = serve_registry_acquire(app->cfg.registry, r->model, &e);
+    if (!h) {
+        serve_gen_req_free(r);
+        serve_app_error(d, &e, resp);
+        return;
+    }
+    serve_engine *eng = serve_registry_engine(h);
+    serve_limits lim = {eng->desc.n_vocab};
+    serve_gen_req_free(r);
+    r = NULL;
+    bool keep_set = false;
+    double keep = 0;
+    if (parse(req->body, req->body_len, &lim, &r, &e)) {
+        serve_app_error(d, &e, resp);
+    } else {
+        keep_set = r->keep_alive_set;
+        keep = r->keep_alive;
+        serve_sched_generate(eng->sched, req, r, resp);
+    }
+    serve_registry_release(app->cfg.registry, h, keep_set, keep);
+}
+
 static void generation(serve_app *app, const serve_http_req *req, serve_http_resp *resp,
                        serve_dialect d, parse_fn parse) {
-    serve_limits lim = {app->cfg.model->n_vocab};
+    serve_limits lim = {app->cfg.model ? app->cfg.model->n_vocab : 0};
     serve_gen_req *r = NULL;
     serve_error e;
     if (parse(req->body, req->body_len, &lim, &r, &e)) {
@@ -175,7 +270,9 @@ static void generation(serve_app *app, const serve_http_req *req, serve_http_res
         return;
     }
     if (app->cfg.policy && serve_app_route(app, req, r, resp)) return;
-    if (!serve_model_match(app->cfg.model, r->model)) {
+    if (app->cfg.registry) {
+        registry_generation(app, req, resp, d, parse, r);
+    } else if (!serve_model_match(app->cfg.model, r->model)) {
         unknown_model(app, r->model, &e);
         serve_gen_req_free(r);
         serve_app_error(d, &e, resp);
@@ -216,7 +313,7 @@ static void r_messages(serve_app *app, const serve_http_req *req, serve_http_res
 /* {"input_tokens": N}: the prompt the same body would be answered from, rendered and
  * tokenized. */
 static void r_count_tokens(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
-    serve_limits lim = {app->cfg.model->n_vocab};
+    serve_limits lim = {app->cfg.model ? app->cfg.model->n_vocab : 0};
     serve_gen_req *r = NULL;
     serve_error e;
     int64_t n = 0;
@@ -224,7 +321,13 @@ static void r_count_tokens(serve_app *app, const serve_http_req *req, serve_http
         serve_app_error(SERVE_DIALECT_ANTHROPIC, &e, resp);
         return;
     }
-    if (!serve_model_match(app->cfg.model, r->model)) unknown_model(app, r->model, &e);
+    serve_registry_entry *h = NULL;
+    if (app->cfg.registry) {
+        if ((h = serve_registry_acquire(app->cfg.registry, r->model, &e)) &&
+            serve_sched_count_tokens(serve_registry_engine(h)->sched, r, &n, &e) == 0)
+            e.status = 0;
+        if (h) serve_registry_release(app->cfg.registry, h, false, 0);
+    } else if (!serve_model_match(app->cfg.model, r->model)) unknown_model(app, r->model, &e);
     else if (!app->cfg.count_tokens)
         serve_error_set(&e, 503, "server_error", "engine_unavailable", NULL,
                         "token counting not available in this build of the server");
@@ -247,11 +350,28 @@ static void embeddings(serve_app *app, const serve_http_req *req, serve_http_res
     serve_error e;
     float *vecs = NULL;
     int64_t n_tokens = 0;
-    if (serve_embed_parse(api, req->body, req->body_len, app->cfg.model->n_vocab, &r, &e)) {
+    /* The vocabulary bound of token inputs is checked again by the engine of the model named;
+     * a server of several models checks it there only. */
+    if (serve_embed_parse(api, req->body, req->body_len,
+                          app->cfg.model ? app->cfg.model->n_vocab : 0, &r, &e)) {
         serve_app_error(d, &e, resp);
         return;
     }
-    if (!serve_model_match(app->cfg.model, r->model)) unknown_model(app, r->model, &e);
+    serve_registry_entry *h = NULL;
+    const serve_model_desc *desc = app->cfg.model;
+    if (app->cfg.registry) {
+        if ((h = serve_registry_acquire(app->cfg.registry, r->model, &e))) {
+            serve_engine *eng = serve_registry_engine(h);
+            desc = &eng->desc;
+            /* again, now that the model's vocabulary bounds the token inputs */
+            serve_embed_req_free(r);
+            r = NULL;
+            if (!serve_embed_parse(api, req->body, req->body_len, desc->n_vocab, &r, &e) &&
+                serve_embedder_run(&eng->embedder, r, &vecs, &n_tokens, &e) == 0)
+                e.status = 0;
+        }
+    } else if (!serve_model_match(app->cfg.model, r->model))
+        unknown_model(app, r->model, &e);
     else if (!app->cfg.embed)
         serve_error_set(&e, 503, "server_error", "engine_unavailable", NULL,
                         "embeddings not available in this build of the server");
@@ -263,10 +383,10 @@ static void embeddings(serve_app *app, const serve_http_req *req, serve_http_res
         clock_gettime(CLOCK_MONOTONIC, &t1);
         const int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL +
                            (t1.tv_nsec - t0.tv_nsec);
-        const char *model = r->model[0] ? r->model : app->cfg.model->id;
-        reply_json(serve_embed_reply(r, vecs, app->cfg.model->n_embd, n_tokens, model, ns), d,
-                   resp);
+        const char *model = r->model[0] ? r->model : desc->id;
+        reply_json(serve_embed_reply(r, vecs, desc->n_embd, n_tokens, model, ns), d, resp);
     }
+    if (h) serve_registry_release(app->cfg.registry, h, false, 0);
     ob_free(vecs);
     serve_embed_req_free(r);
 }

@@ -25,8 +25,11 @@
 typedef void (*serve_generate_fn)(void *user, const serve_http_req *req, serve_gen_req *r,
                                   serve_http_resp *resp);
 
+typedef struct serve_registry serve_registry;
+
 typedef struct serve_app_config {
-    const serve_model_desc *model; /* borrowed for the app's life */
+    /* One model (model, generate, count_tokens), or with registry set models by name. */
+    const serve_model_desc *model; /* borrowed for the app's life; NULL with a registry */
     serve_metrics *metrics;        /* borrowed */
     const char *api_key;           /* borrowed; NULL or "" = no authentication */
     size_t max_body;               /* for the 413 message */
@@ -47,6 +50,9 @@ typedef struct serve_app_config {
      * /api/delete refuses to delete. Both borrowed for the app's life. */
     const char *store_root;
     const char *model_path;
+    /* borrowed, or NULL: the models by name (serve_registry.h), which then answer the listings
+     * and each request goes to its model's engine; model, generate and count_tokens unused */
+    serve_registry *registry;
 } serve_app_config;
 
 typedef struct serve_app {

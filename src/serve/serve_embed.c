@@ -57,7 +57,7 @@ static int token_input(serve_embed_req *r, size_t i, const json_t *arr, const ch
         if (!json_is_integer(v))
             return serve_json_type_error(e, at, "a token id (integer)", v);
         const json_int_t id = json_integer_value(v);
-        if (id < 0 || id >= n_vocab)
+        if (id < 0 || (n_vocab > 0 && id >= n_vocab)) /* 0: not known yet */
             return serve_error_bad(e, "invalid_value", at, "%s: token id %lld, expected 0..%lld",
                                    at, (long long)id, (long long)(n_vocab - 1));
         r->ids[i][t] = (int32_t)id;

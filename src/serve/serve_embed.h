@@ -43,8 +43,9 @@ typedef struct serve_embed_req {
     int64_t dimensions; /* asked for, 0 = not given */
 } serve_embed_req;
 
-/* Parses a body of the api's shape. n_vocab bounds token ids. -1 with e filled (400 naming
- * the field) on bad input; *out owned by the caller (serve_embed_req_free). */
+/* Parses a body of the api's shape. n_vocab bounds token ids (0: not known, unchecked). -1
+ * with e filled (400 naming the field) on bad input; *out owned by the caller
+ * (serve_embed_req_free). */
 int serve_embed_parse(serve_embed_api api, const char *body, size_t len, int64_t n_vocab,
                       serve_embed_req **out, serve_error *e);
 void serve_embed_req_free(serve_embed_req *r);

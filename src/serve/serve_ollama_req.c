@@ -118,6 +118,7 @@ static int common_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
                                json_string_value(ka));
     else if (ka && !json_is_null(ka) && !json_is_string(ka))
         return serve_json_type_error(e, "keep_alive", "a duration string or a number", ka);
+    r->keep_alive_set = ka && !json_is_null(ka);
     if (!think || json_is_null(think)) return 0;
     if (json_is_boolean(think)) {
         r->think = json_is_true(think);

@@ -122,7 +122,8 @@ typedef struct serve_gen_req {
     bool include_usage; /* OpenAI stream_options.include_usage */
     bool logprobs;
     int top_logprobs;  /* 0..SERVE_MAX_TOP_LOGPROBS */
-    double keep_alive; /* Ollama keep_alive in seconds (accepted; the model stays loaded) */
+    double keep_alive;   /* Ollama keep_alive in seconds: how long the model stays loaded */
+    bool keep_alive_set; /* the request sent keep_alive (else the server's --idle-unload) */
 
     /* fill-in-the-middle (serve_fim.c): each prompt is the code before the cursor, suffix
      * the code after it */

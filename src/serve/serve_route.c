@@ -6,6 +6,7 @@
  */
 #include "serve/serve_app.h"
 
+#include "serve/serve_registry.h"
 #include "serve/serve_upstream.h"
 
 #include <stdio.h>
@@ -31,11 +32,28 @@ static void log_route(const serve_http_req *req, const serve_gen_req *r,
             req->path, r->model, d->why);
 }
 
+/* With several models: whether this server has the model, and, when a rule needs the
+ * prompt's length, its context and the count (loading the model if it is not loaded). */
+static void gather_registry(serve_app *app, const serve_gen_req *r, bool count,
+                            serve_route_facts *f) {
+    char path[4096], canon[256];
+    f->model_local = !serve_registry_resolve(app->cfg.registry, r->model, path, sizeof path,
+                                             canon, sizeof canon);
+    if (!f->model_local || !count) return;
+    serve_error e;
+    serve_registry_entry *h = serve_registry_acquire(app->cfg.registry, r->model, &e);
+    if (!h) return;
+    serve_engine *eng = serve_registry_engine(h);
+    int64_t n = 0;
+    f->local_ctx = eng->desc.n_ctx;
+    if (serve_sched_count_tokens(eng->sched, r, &n, &e) == 0) f->prompt_tokens = n;
+    serve_registry_release(app->cfg.registry, h, false, 0);
+}
+
 static void gather(serve_app *app, const serve_http_req *req, const serve_gen_req *r,
                    serve_route_facts *f) {
     const serve_policy *p = app->cfg.policy;
     f->model = r->model;
-    f->model_local = serve_model_match(app->cfg.model, r->model);
     f->api_key = serve_app_client_key(req);
     f->body = req->body;
     f->body_len = req->body_len;
@@ -43,8 +61,13 @@ static void gather(serve_app *app, const serve_http_req *req, const serve_gen_re
         f->marked_header = req->header && req->header(req, serve_policy_private_header(p, i));
     f->queue_waiting = app->cfg.metrics ? serve_metrics_queue_waiting(app->cfg.metrics) : 0;
     f->local_tok_s = app->cfg.metrics ? serve_metrics_decode_tok_s(app->cfg.metrics) : 0;
-    f->local_ctx = app->cfg.model->n_ctx;
     f->prompt_tokens = -1;
+    if (app->cfg.registry) {
+        gather_registry(app, r, serve_policy_needs_prompt_tokens(p), f);
+        return;
+    }
+    f->model_local = serve_model_match(app->cfg.model, r->model);
+    f->local_ctx = app->cfg.model->n_ctx;
     if (f->model_local && serve_policy_needs_prompt_tokens(p) && app->cfg.count_tokens) {
         serve_error e;
         int64_t n = 0;
@@ -79,7 +102,7 @@ bool serve_app_route(serve_app *app, const serve_http_req *req, serve_gen_req *r
         snprintf(resp->route, sizeof resp->route, "local");
         return true;
     }
-    serve_upstream_ctx ctx = {app->cfg.metrics, app->cfg.model->id};
+    serve_upstream_ctx ctx = {app->cfg.metrics, app->cfg.model ? app->cfg.model->id : ""};
     serve_upstream_generate(&ctx, &dec, req, r, resp);
     snprintf(resp->route, sizeof resp->route, "upstream=%.80s; rule=%.80s", dec.upstream->name,
              dec.rule->name);

@@ -435,6 +435,13 @@ static void update_gauges(serve_sched *s) {
     serve_metrics_set_queue(s->o.metrics, (int64_t)s->n_waiting, s->n_running);
 }
 
+bool serve_sched_idle(serve_sched *s) {
+    pthread_mutex_lock(&s->mu);
+    bool idle = s->n_waiting == 0 && s->n_running == 0;
+    pthread_mutex_unlock(&s->mu);
+    return idle;
+}
+
 /* Shutdown: every queued and running request ends with a 503. */
 static void drain(serve_sched *s) {
     serve_error e;

@@ -44,6 +44,8 @@ void serve_sched_free(serve_sched *s);
 /* A serve_generate_fn (serve_app.h): renders and tokenizes the prompt (400 when it does not fit
  * the context), queues the request, and answers: a stream that the engine thread fills, or the
  * whole body once generation ends (this thread waits for it). Takes r. */
+/* Whether no request is queued or running (a model with none may be unloaded). */
+bool serve_sched_idle(serve_sched *s);
 /* serve_app_config.count_tokens: the prompt tokens r would be answered from (chat template
  * and tokenizer, on the calling thread). */
 int serve_sched_count_tokens(void *sched, const serve_gen_req *r, int64_t *n, serve_error *e);

@@ -1,0 +1,84 @@
+/*
+ * One served model (serve_engine.h): load, context, prompt renderer, scheduler.
+ */
+#include "serve/serve_engine.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <string.h>
+
+static ob_status start_sched(const serve_engine_params *p, serve_engine *e, int64_t ctx,
+                             int64_t kv, serve_metrics *metrics, ob_err *err) {
+    ob_context_params cp;
+    ob_context_params_init(&cp);
+    cp.n_ctx = ctx;
+    cp.n_threads = (int)p->threads;
+    cp.n_seq_max = (int32_t)p->parallel;
+    cp.kv_size = kv;
+    ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
+    if (st) return st;
+    /* Read before the engine thread owns the context. */
+    ob_kv_stats ks;
+    ob_kv_stats_get(e->ctx, &ks);
+    e->kv_tokens = ks.blocks_total * ks.block_size;
+    e->n_threads = ob_context_n_threads(e->ctx);
+    serve_sched_opts so = {e->model,   e->ctx,           &e->prompter, metrics,
+                           e->desc.id, (int)p->parallel, p->queue,     512,
+                           p->spec,    p->reasoning_budget};
+    return serve_sched_start(&so, &e->sched, err);
+}
+
+ob_status serve_engine_open(const serve_engine_params *p, const char *path, const char *name,
+                            serve_metrics *metrics, serve_engine **out, ob_err *err) {
+    *out = NULL;
+    serve_engine *e = ob_calloc(1, sizeof *e);
+    if (!e) return ob_fail(err, OB_ERR_NOMEM, "out of memory for the model %s", path);
+    ob_model_params mp;
+    ob_model_params_init(&mp);
+    ob_status st = ob_model_load(path, &mp, &e->model, err);
+    if (st) {
+        ob_free(e);
+        return st;
+    }
+    ob_model_info in;
+    ob_model_get_info(e->model, &in);
+    int64_t ctx = p->ctx ? p->ctx : in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
+    int64_t kv = p->kv_size ? p->kv_size : ctx * p->parallel;
+    if (kv < ctx) kv = ctx; /* one request may always use the whole context */
+    if (ctx > in.n_ctx_train)
+        st = ob_fail(err, OB_ERR_ARG, "--ctx %lld: %s was trained for %lld positions",
+                     (long long)ctx, path, (long long)in.n_ctx_train);
+    if (!st) st = serve_prompter_init(&e->prompter, e->model, ctx, err);
+    if (!st)
+        st = serve_model_desc_init(&e->desc, e->model, path, name,
+                                   ob_chat_template(e->prompter.chat, NULL), ctx, kv, err);
+    if (!st) st = start_sched(p, e, ctx, kv, metrics, err);
+    if (!st) {
+        ob_pooling pooling = ob_model_pooling(e->model);
+        if (p->pooling) ob_pooling_parse(p->pooling, &pooling);
+        serve_embedder_init(&e->embedder, e->model, ctx, (int)p->threads, (int)pooling);
+    }
+    if (st) {
+        serve_engine_close(e);
+        return st;
+    }
+    *out = e;
+    return OB_OK;
+}
+
+void serve_engine_close(serve_engine *e) {
+    if (!e) return;
+    serve_sched_stop(e->sched);
+    serve_sched_free(e->sched);
+    serve_prompter_clear(&e->prompter);
+    serve_embedder_clear(&e->embedder);
+    ob_context_free(e->ctx);
+    serve_model_desc_clear(&e->desc);
+    ob_model_free(e->model);
+    ob_free(e);
+}
+
+bool serve_engine_idle(serve_engine *e) {
+    return serve_sched_idle(e->sched);
+}

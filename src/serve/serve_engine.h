@@ -1,0 +1,48 @@
+/*
+ * One served model: the mapped model, its context with a slot per parallel sequence over one KV
+ * pool, the prompt renderer, the scheduler thread that owns the context, and the description
+ * the APIs list. The server holds one per loaded model (serve_registry.h).
+ */
+#ifndef OB_SERVE_ENGINE_H
+#define OB_SERVE_ENGINE_H
+
+#include "serve/serve_metrics.h"
+#include "serve/serve_model.h"
+#include "serve/serve_prompt.h"
+#include "serve/serve_embed.h"
+#include "serve/serve_sched.h"
+
+typedef struct serve_engine_params {
+    int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
+    int64_t kv_size;  /* KV pool in tokens; 0 = ctx * parallel */
+    int64_t parallel; /* sequences decoded together */
+    int64_t threads;  /* 0 = the physical cores */
+    int64_t queue;    /* requests that may wait beyond the running ones */
+    spec_params spec; /* speculative decoding unless a request says otherwise */
+    int64_t reasoning_budget; /* thinking tokens before reasoning is closed; -1 = no limit */
+    const char *pooling;      /* embeddings' pooling ("mean", ...), NULL = the file's */
+} serve_engine_params;
+
+typedef struct serve_engine {
+    ob_model *model;
+    ob_context *ctx;
+    serve_prompter prompter;
+    serve_sched *sched;
+    serve_model_desc desc;
+    serve_embedder embedder; /* embeddings, on a context of their own made on first use */
+    int n_threads;     /* as the context started them */
+    int64_t kv_tokens; /* the pool as allocated: whole blocks */
+} serve_engine;
+
+/* Loads the model at path and starts its scheduler; name is its name in the APIs (NULL: the
+ * file name without .gguf). Errors: the loader's (OB_ERR_IO, OB_ERR_FORMAT naming the file),
+ * OB_ERR_ARG when --ctx exceeds the trained context, OB_ERR_NOMEM. */
+ob_status serve_engine_open(const serve_engine_params *p, const char *path, const char *name,
+                            serve_metrics *metrics, serve_engine **out, ob_err *err);
+/* Ends its requests (503 "shutting down"), stops the scheduler, frees everything. NULL is a
+ * no-op. */
+void serve_engine_close(serve_engine *e);
+/* Whether no request is queued or running on it. */
+bool serve_engine_idle(serve_engine *e);
+
+#endif
