@@ -4,9 +4,10 @@
  * itself would have produced. Decode of one stream is bound by memory bandwidth, so a pass of
  * a few tokens costs little more than a pass of one.
  *
- * The drafter is prompt lookup (spec_ngram.c): the longest earlier occurrence of the most
- * recent tokens in the prompt and the generated text proposes what followed it there. That
- * pays when the answer repeats its input (an edit of a file, a quote).
+ * Drafts come from prompt lookup (spec_ngram.c): the longest earlier occurrence of the most
+ * recent tokens in the prompt and the generated text proposes what followed it there, which
+ * pays when the answer repeats its input (an edit of a file, a quote); or from a draft model
+ * (spec_draft.c), a smaller model with the same vocabulary drafting greedily.
  *
  * Verification (spec_step.c, and the server's scheduler the same way): the pass evaluates the
  * pending token and the draft d1..dK; the sampler draws the token after the pending one from
