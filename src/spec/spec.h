@@ -101,18 +101,18 @@ typedef struct spec_seq {
     spec_params p;
     spec_drafter *drafter; /* borrowed or NULL: drafts come from it in auto and draft mode */
     int32_t seq;           /* the sequence id in the drafter's context */
-    bool enabled;     /* false: mode off or the context cannot roll back */
-    int k;            /* draft length for the next pass, 1..p.max_draft */
-    double accept;    /* running mean of the accepted fraction of recent drafts */
-    int64_t pause;    /* passes left without drafting (auto mode, after drafts did not pay) */
-    int64_t backoff;  /* the next pause's length: doubles each time drafting fails again */
-    double t_plain;   /* running mean of seconds per pass without a draft, 0 = not timed */
-    double spec_rate; /* running mean of tokens per second of passes with a draft, 0 = none */
-    double t_row;     /* running mean of the seconds a draft token adds to a pass, 0 = none */
+    bool enabled;          /* false: mode off or the context cannot roll back */
+    int k;                 /* draft length for the next pass, 1..p.max_draft */
+    double accept;         /* running mean of the accepted fraction of recent drafts */
+    int64_t pause;         /* passes left without drafting (auto mode, after drafts did not pay) */
+    int64_t backoff;       /* the next pause's length: doubles each time drafting fails again */
+    double t_plain;        /* running mean of seconds per pass without a draft, 0 = not timed */
+    double spec_rate;      /* running mean of tokens per second of passes with a draft, 0 = none */
+    double t_row;          /* running mean of the seconds a draft token adds to a pass, 0 = none */
     double w_accepted, w_rejected; /* decaying sums: draft tokens kept, drafts cut short */
     /* counters */
-    int64_t n_passes; /* forward passes this sequence took part in while generating */
-    int64_t n_tokens; /* tokens those passes produced */
+    int64_t n_passes;              /* forward passes this sequence took part in while generating */
+    int64_t n_tokens;              /* tokens those passes produced */
     int64_t n_drafted, n_accepted; /* draft tokens proposed / kept */
 } spec_seq;
 
@@ -146,8 +146,7 @@ typedef bool (*spec_emit_fn)(void *user, int32_t token);
  * emit stopped. hist must have room for SPEC_MAX_DRAFT + 1 more tokens: the step appends
  * what it produces (*n grows). Errors: those of ob_decode and ob_seq_truncate; OB_ERR_NUMERIC
  * when no logit is finite. The cache then holds at most the positions it held before. */
-ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sampler,
-                    int32_t *hist, int64_t *n, spec_emit_fn emit, void *user, bool *stopped,
-                    ob_err *err);
+ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sampler, int32_t *hist,
+                    int64_t *n, spec_emit_fn emit, void *user, bool *stopped, ob_err *err);
 
 #endif

@@ -28,16 +28,22 @@
 #define SPEC_EMA 0.3
 
 ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err) {
-    static const struct { const char *name; spec_mode mode; } modes[] = {
-        {"auto", SPEC_MODE_AUTO}, {"off", SPEC_MODE_OFF}, {"ngram", SPEC_MODE_NGRAM},
-        {"draft", SPEC_MODE_DRAFT}};
+    static const struct {
+        const char *name;
+        spec_mode mode;
+    } modes[] = {{"auto", SPEC_MODE_AUTO},
+                 {"off", SPEC_MODE_OFF},
+                 {"ngram", SPEC_MODE_NGRAM},
+                 {"draft", SPEC_MODE_DRAFT}};
     for (size_t i = 0; text && i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(text, modes[i].name)) {
             *out = modes[i].mode;
             return OB_OK;
         }
-    return ob_fail(err, OB_ERR_ARG, "speculative mode '%.40s': expected auto, off, ngram or "
-                   "draft", text ? text : "");
+    return ob_fail(err, OB_ERR_ARG,
+                   "speculative mode '%.40s': expected auto, off, ngram or "
+                   "draft",
+                   text ? text : "");
 }
 
 const char *spec_mode_name(spec_mode m) {
@@ -50,12 +56,15 @@ const char *spec_mode_name(spec_mode m) {
     return "?";
 }
 
-void spec_params_init(spec_params *p) { *p = (spec_params){.mode = SPEC_MODE_AUTO, .max_draft = 16}; }
+void spec_params_init(spec_params *p) {
+    *p = (spec_params){.mode = SPEC_MODE_AUTO, .max_draft = 16};
+}
 
 bool spec_context_supported(const ob_context *c, const char **why) {
     if (c->rs_ckpt) { /* see truncate_state in model/context.c */
-        if (why) *why = "the model has recurrent layers, whose state cannot be taken back to "
-                        "an arbitrary position";
+        if (why)
+            *why = "the model has recurrent layers, whose state cannot be taken back to "
+                   "an arbitrary position";
         return false;
     }
     return true;
@@ -94,7 +103,9 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     return spec_ngram_draft(hist, n, max, out, NULL);
 }
 
-static double ema(double old, double x) { return old <= 0 ? x : old + SPEC_EMA * (x - old); }
+static double ema(double old, double x) {
+    return old <= 0 ? x : old + SPEC_EMA * (x - old);
+}
 
 /* Timed passes: the draft length with the most expected tokens per second, when each draft
  * token is accepted with probability alpha once the ones before it were (estimated from the
@@ -136,8 +147,10 @@ void spec_seq_update(spec_seq *s, int n_draft, int n_accepted, int n_out, double
         const double row = (seconds - s->t_plain) / n_draft;
         s->t_row = ema(s->t_row, row > 1e-7 ? row : 1e-7);
     }
-    if (n_accepted == n_draft) s->k = s->k * 2 < s->p.max_draft ? s->k * 2 : s->p.max_draft;
-    else s->k = n_accepted + 1;
+    if (n_accepted == n_draft)
+        s->k = s->k * 2 < s->p.max_draft ? s->k * 2 : s->p.max_draft;
+    else
+        s->k = n_accepted + 1;
     if (s->t_row > 0 && s->w_accepted + s->w_rejected > 0) {
         const int best = best_length(s);
         if (s->k > best) s->k = best;
