@@ -24,6 +24,8 @@
 /* Pauses (passes without drafting) after drafting did not pay: first and longest. */
 #define SPEC_BACKOFF_MIN 8
 #define SPEC_BACKOFF_MAX 512
+/* Auto mode: the shortest match of the recent tokens it drafts from. */
+#define SPEC_AUTO_MIN_MATCH 4
 /* Weight of the newest pass in the running means. */
 #define SPEC_EMA 0.3
 
@@ -100,7 +102,12 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     if (s->drafter && s->p.mode != SPEC_MODE_NGRAM)
         return spec_drafter_draft(s->drafter, s->seq, hist, n, max, out);
     if (s->p.mode == SPEC_MODE_DRAFT) return 0; /* no draft model */
-    return spec_ngram_draft(hist, n, max, out, NULL);
+    int match = 0;
+    const int got = spec_ngram_draft(hist, n, max, out, &match);
+    /* Auto mode drafts only from a match long enough to be a copy, not a common phrase: a pass
+     * with draft rows costs more than a plain one even when they are few, and short matches
+     * in free text are mostly wrong. */
+    return s->p.mode == SPEC_MODE_AUTO && match < SPEC_AUTO_MIN_MATCH ? 0 : got;
 }
 
 static double ema(double old, double x) {

@@ -95,8 +95,14 @@ TEST(draft_length_adapts) {
 TEST(auto_mode_pauses_what_does_not_pay) {
     spec_seq s;
     policy(&s, SPEC_MODE_AUTO, 16);
-    const int32_t h[] = {1, 2, 3, 9, 1, 2, 3};
+    const int32_t h[] = {1, 2, 3, 4, 9, 1, 2, 3, 4};
+    const int32_t short_match[] = {1, 2, 3, 9, 1, 2, 3};
     int32_t out[SPEC_MAX_DRAFT];
+    /* auto mode drafts from copies, not from a 3-token phrase seen before */
+    CHECK_EQ_INT(spec_seq_draft(&s, short_match, 7, 16, out), 0);
+    s.p.mode = SPEC_MODE_NGRAM;
+    CHECK(spec_seq_draft(&s, short_match, 7, 16, out) > 0);
+    s.p.mode = SPEC_MODE_AUTO;
     int passes = 0;
     while (s.pause == 0 && passes < 20) {
         spec_seq_update(&s, 4, 0, 1, 0); /* untimed: judged by the accepted fraction */
@@ -106,8 +112,8 @@ TEST(auto_mode_pauses_what_does_not_pay) {
     CHECK_EQ_INT(s.pause, 8);
     /* paused: no draft for 8 passes although the history matches, then a new try */
     for (int i = 0; i < 8; i++)
-        CHECK_EQ_INT(spec_seq_draft(&s, h, 7, 16, out), 0);
-    CHECK(spec_seq_draft(&s, h, 7, 16, out) > 0);
+        CHECK_EQ_INT(spec_seq_draft(&s, h, 9, 16, out), 0);
+    CHECK(spec_seq_draft(&s, h, 9, 16, out) > 0);
     while (s.pause == 0)
         spec_seq_update(&s, 4, 0, 1, 0);
     CHECK_EQ_INT(s.pause, 16); /* each failure pauses twice as long */
