@@ -4,9 +4,10 @@
  * itself would have produced. Decode of one stream is bound by memory bandwidth, so a pass of
  * a few tokens costs little more than a pass of one.
  *
- * The drafter is prompt lookup (spec_ngram.c): the longest earlier occurrence of the most
- * recent tokens in the prompt and the generated text proposes what followed it there. That
- * pays when the answer repeats its input (an edit of a file, a quote).
+ * Drafts come from prompt lookup (spec_ngram.c): the longest earlier occurrence of the most
+ * recent tokens in the prompt and the generated text proposes what followed it there, which
+ * pays when the answer repeats its input (an edit of a file, a quote); or from a draft model
+ * (spec_draft.c), a smaller model with the same vocabulary drafting greedily.
  *
  * Verification (spec_step.c, and the server's scheduler the same way): the pass evaluates the
  * pending token and the draft d1..dK; the sampler draws the token after the pending one from
@@ -100,18 +101,18 @@ typedef struct spec_seq {
     spec_params p;
     spec_drafter *drafter; /* borrowed or NULL: drafts come from it in auto and draft mode */
     int32_t seq;           /* the sequence id in the drafter's context */
-    bool enabled;     /* false: mode off or the context cannot roll back */
-    int k;            /* draft length for the next pass, 1..p.max_draft */
-    double accept;    /* running mean of the accepted fraction of recent drafts */
-    int64_t pause;    /* passes left without drafting (auto mode, after drafts did not pay) */
-    int64_t backoff;  /* the next pause's length: doubles each time drafting fails again */
-    double t_plain;   /* running mean of seconds per pass without a draft, 0 = not timed */
-    double spec_rate; /* running mean of tokens per second of passes with a draft, 0 = none */
-    double t_row;     /* running mean of the seconds a draft token adds to a pass, 0 = none */
+    bool enabled;          /* false: mode off or the context cannot roll back */
+    int k;                 /* draft length for the next pass, 1..p.max_draft */
+    double accept;         /* running mean of the accepted fraction of recent drafts */
+    int64_t pause;         /* passes left without drafting (auto mode, after drafts did not pay) */
+    int64_t backoff;       /* the next pause's length: doubles each time drafting fails again */
+    double t_plain;        /* running mean of seconds per pass without a draft, 0 = not timed */
+    double spec_rate;      /* running mean of tokens per second of passes with a draft, 0 = none */
+    double t_row;          /* running mean of the seconds a draft token adds to a pass, 0 = none */
     double w_accepted, w_rejected; /* decaying sums: draft tokens kept, drafts cut short */
     /* counters */
-    int64_t n_passes; /* forward passes this sequence took part in while generating */
-    int64_t n_tokens; /* tokens those passes produced */
+    int64_t n_passes;              /* forward passes this sequence took part in while generating */
+    int64_t n_tokens;              /* tokens those passes produced */
     int64_t n_drafted, n_accepted; /* draft tokens proposed / kept */
 } spec_seq;
 
@@ -145,8 +146,7 @@ typedef bool (*spec_emit_fn)(void *user, int32_t token);
  * emit stopped. hist must have room for SPEC_MAX_DRAFT + 1 more tokens: the step appends
  * what it produces (*n grows). Errors: those of ob_decode and ob_seq_truncate; OB_ERR_NUMERIC
  * when no logit is finite. The cache then holds at most the positions it held before. */
-ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sampler,
-                    int32_t *hist, int64_t *n, spec_emit_fn emit, void *user, bool *stopped,
-                    ob_err *err);
+ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sampler, int32_t *hist,
+                    int64_t *n, spec_emit_fn emit, void *user, bool *stopped, ob_err *err);
 
 #endif

@@ -22,7 +22,7 @@ struct spec_drafter {
     ob_context *ctx; /* owned */
     int32_t n_seq;
     int64_t n_ctx;
-    int32_t *cached; /* (n_seq, n_ctx) tokens in each sequence's draft cache */
+    int32_t *cached;   /* (n_seq, n_ctx) tokens in each sequence's draft cache */
     int64_t *n_cached; /* (n_seq) */
 };
 
@@ -35,21 +35,23 @@ static ob_status check_vocab(const ob_model *target, const ob_model *draft, ob_e
                        dname, target->vocab ? "the draft model" : "the target model");
     const int64_t nt = tok_n_vocab(target->vocab), nd = tok_n_vocab(draft->vocab);
     if (nt != nd)
-        return ob_fail(err, OB_ERR_ARG, "draft model %s: its vocabulary has %lld tokens, the "
-                       "target's (%s) %lld: a draft model needs the same vocabulary", dname,
-                       (long long)nd, gguf_name(target->file), (long long)nt);
+        return ob_fail(err, OB_ERR_ARG,
+                       "draft model %s: its vocabulary has %lld tokens, the "
+                       "target's (%s) %lld: a draft model needs the same vocabulary",
+                       dname, (long long)nd, gguf_name(target->file), (long long)nt);
     for (int64_t id = 0; id < nt; id++) {
         const ob_str a = tok_piece(target->vocab, (int32_t)id);
         const ob_str b = tok_piece(draft->vocab, (int32_t)id);
         if (a.len != b.len || memcmp(a.ptr, b.ptr, a.len))
-            return ob_fail(err, OB_ERR_ARG, "draft model %s: token %lld is '%.*s', in the "
+            return ob_fail(err, OB_ERR_ARG,
+                           "draft model %s: token %lld is '%.*s', in the "
                            "target (%s) '%.*s': a draft model needs the same vocabulary",
                            dname, (long long)id, (int)(b.len < 40 ? b.len : 40), b.ptr,
                            gguf_name(target->file), (int)(a.len < 40 ? a.len : 40), a.ptr);
     }
     if (draft->hp.n_vocab != target->hp.n_vocab)
-        return ob_fail(err, OB_ERR_ARG, "draft model %s: %lld output rows, the target %lld",
-                       dname, (long long)draft->hp.n_vocab, (long long)target->hp.n_vocab);
+        return ob_fail(err, OB_ERR_ARG, "draft model %s: %lld output rows, the target %lld", dname,
+                       (long long)draft->hp.n_vocab, (long long)target->hp.n_vocab);
     return OB_OK;
 }
 
@@ -109,7 +111,8 @@ static int32_t argmax(const float *l, int64_t n) {
 static bool eval(spec_drafter *d, int32_t seq, const int32_t *toks, int64_t n, int64_t pos) {
     ob_batch *b = NULL;
     if (ob_batch_new(n, &b, NULL)) return false;
-    for (int64_t i = 0; i < n; i++) ob_batch_add(b, toks[i], pos + i, seq, i == n - 1, NULL);
+    for (int64_t i = 0; i < n; i++)
+        ob_batch_add(b, toks[i], pos + i, seq, i == n - 1, NULL);
     const bool ok = !ob_decode(d->ctx, b, NULL);
     ob_batch_free(b);
     return ok;
@@ -122,7 +125,8 @@ int spec_drafter_draft(spec_drafter *d, int32_t seq, const int32_t *hist, int64_
     if (max < 1) return 0;
     int32_t *cached = d->cached + (size_t)seq * (size_t)d->n_ctx;
     int64_t keep = 0;
-    while (keep < d->n_cached[seq] && keep < n && cached[keep] == hist[keep]) keep++;
+    while (keep < d->n_cached[seq] && keep < n && cached[keep] == hist[keep])
+        keep++;
     if (keep == n) keep = n - 1; /* the last token is evaluated again, for its logits */
     if (ob_seq_truncate(d->ctx, seq, keep, NULL)) { /* a ring that cannot go back: start over */
         ob_seq_free(d->ctx, seq);

@@ -24,20 +24,28 @@
 /* Pauses (passes without drafting) after drafting did not pay: first and longest. */
 #define SPEC_BACKOFF_MIN 8
 #define SPEC_BACKOFF_MAX 512
+/* Auto mode: the shortest match of the recent tokens it drafts from. */
+#define SPEC_AUTO_MIN_MATCH 4
 /* Weight of the newest pass in the running means. */
 #define SPEC_EMA 0.3
 
 ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err) {
-    static const struct { const char *name; spec_mode mode; } modes[] = {
-        {"auto", SPEC_MODE_AUTO}, {"off", SPEC_MODE_OFF}, {"ngram", SPEC_MODE_NGRAM},
-        {"draft", SPEC_MODE_DRAFT}};
+    static const struct {
+        const char *name;
+        spec_mode mode;
+    } modes[] = {{"auto", SPEC_MODE_AUTO},
+                 {"off", SPEC_MODE_OFF},
+                 {"ngram", SPEC_MODE_NGRAM},
+                 {"draft", SPEC_MODE_DRAFT}};
     for (size_t i = 0; text && i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(text, modes[i].name)) {
             *out = modes[i].mode;
             return OB_OK;
         }
-    return ob_fail(err, OB_ERR_ARG, "speculative mode '%.40s': expected auto, off, ngram or "
-                   "draft", text ? text : "");
+    return ob_fail(err, OB_ERR_ARG,
+                   "speculative mode '%.40s': expected auto, off, ngram or "
+                   "draft",
+                   text ? text : "");
 }
 
 const char *spec_mode_name(spec_mode m) {
@@ -50,12 +58,15 @@ const char *spec_mode_name(spec_mode m) {
     return "?";
 }
 
-void spec_params_init(spec_params *p) { *p = (spec_params){.mode = SPEC_MODE_AUTO, .max_draft = 16}; }
+void spec_params_init(spec_params *p) {
+    *p = (spec_params){.mode = SPEC_MODE_AUTO, .max_draft = 16};
+}
 
 bool spec_context_supported(const ob_context *c, const char **why) {
     if (c->rs_ckpt) { /* see truncate_state in model/context.c */
-        if (why) *why = "the model has recurrent layers, whose state cannot be taken back to "
-                        "an arbitrary position";
+        if (why)
+            *why = "the model has recurrent layers, whose state cannot be taken back to "
+                   "an arbitrary position";
         return false;
     }
     return true;
@@ -91,10 +102,17 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     if (s->drafter && s->p.mode != SPEC_MODE_NGRAM)
         return spec_drafter_draft(s->drafter, s->seq, hist, n, max, out);
     if (s->p.mode == SPEC_MODE_DRAFT) return 0; /* no draft model */
-    return spec_ngram_draft(hist, n, max, out, NULL);
+    int match = 0;
+    const int got = spec_ngram_draft(hist, n, max, out, &match);
+    /* Auto mode drafts only from a match long enough to be a copy, not a common phrase: a pass
+     * with draft rows costs more than a plain one even when they are few, and short matches
+     * in free text are mostly wrong. */
+    return s->p.mode == SPEC_MODE_AUTO && match < SPEC_AUTO_MIN_MATCH ? 0 : got;
 }
 
-static double ema(double old, double x) { return old <= 0 ? x : old + SPEC_EMA * (x - old); }
+static double ema(double old, double x) {
+    return old <= 0 ? x : old + SPEC_EMA * (x - old);
+}
 
 /* Timed passes: the draft length with the most expected tokens per second, when each draft
  * token is accepted with probability alpha once the ones before it were (estimated from the
@@ -136,8 +154,10 @@ void spec_seq_update(spec_seq *s, int n_draft, int n_accepted, int n_out, double
         const double row = (seconds - s->t_plain) / n_draft;
         s->t_row = ema(s->t_row, row > 1e-7 ? row : 1e-7);
     }
-    if (n_accepted == n_draft) s->k = s->k * 2 < s->p.max_draft ? s->k * 2 : s->p.max_draft;
-    else s->k = n_accepted + 1;
+    if (n_accepted == n_draft)
+        s->k = s->k * 2 < s->p.max_draft ? s->k * 2 : s->p.max_draft;
+    else
+        s->k = n_accepted + 1;
     if (s->t_row > 0 && s->w_accepted + s->w_rejected > 0) {
         const int best = best_length(s);
         if (s->k > best) s->k = best;

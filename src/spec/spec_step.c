@@ -15,9 +15,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sampler,
-                    int32_t *hist, int64_t *n, spec_emit_fn emit, void *user, bool *stopped,
-                    ob_err *err) {
+ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sampler, int32_t *hist,
+                    int64_t *n, spec_emit_fn emit, void *user, bool *stopped, ob_err *err) {
     *stopped = false;
     const int64_t n_past = ob_seq_n_past(c, seq);
     /* Positions after the pending token's that the context still has. */
@@ -33,8 +32,8 @@ ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sample
         sq[i] = seq;
         want[i] = true;
     }
-    ob_batch b = {.n = d + 1, .capacity = d + 1, .token = tok, .pos = pos, .seq = sq,
-                  .logits = want};
+    ob_batch b = {
+        .n = d + 1, .capacity = d + 1, .token = tok, .pos = pos, .seq = sq, .logits = want};
     ob_status st = ob_decode(c, &b, err);
     if (st) return st;
     /* Row i holds the distribution of the token after tok[i]; the draw from it is kept, and
@@ -44,8 +43,10 @@ ob_status spec_step(ob_context *c, int32_t seq, spec_seq *ss, ob_sampler *sample
         const int32_t t = ob_sampler_sample(sampler, ob_batch_logits(c, m));
         if (t < 0) {
             ob_seq_truncate(c, seq, n_past + 1 + m, NULL);
-            return ob_fail(err, OB_ERR_NUMERIC, "position %lld: no logit is finite, nothing "
-                           "to sample", (long long)(n_past + 1 + m));
+            return ob_fail(err, OB_ERR_NUMERIC,
+                           "position %lld: no logit is finite, nothing "
+                           "to sample",
+                           (long long)(n_past + 1 + m));
         }
         hist[(*n)++] = t;
         const bool agrees = m < d && t == tok[m + 1];

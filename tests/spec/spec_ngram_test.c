@@ -52,7 +52,8 @@ TEST(short_or_absent_match_drafts_nothing) {
 
 TEST(match_length_is_capped) {
     int32_t h[200], out[4];
-    for (int i = 0; i < 200; i++) h[i] = i % 50; /* period 50: matches as long as allowed */
+    for (int i = 0; i < 200; i++)
+        h[i] = i % 50; /* period 50: matches as long as allowed */
     int len = 0;
     CHECK_EQ_INT(spec_ngram_draft(h, 200, 4, out, &len), 4);
     CHECK_EQ_INT(len, SPEC_NGRAM_MAX);
@@ -86,15 +87,22 @@ TEST(draft_length_adapts) {
     CHECK_EQ_INT(s.n_drafted, 44);
     CHECK_EQ_INT(s.n_accepted, 30);
     CHECK_EQ_INT(s.n_tokens, 34);
-    for (int i = 0; i < 20; i++) spec_seq_update(&s, 3, 0, 1, 0);
+    for (int i = 0; i < 20; i++)
+        spec_seq_update(&s, 3, 0, 1, 0);
     CHECK_EQ_INT(s.pause, 0); /* ngram mode drafts whatever its acceptance */
 }
 
 TEST(auto_mode_pauses_what_does_not_pay) {
     spec_seq s;
     policy(&s, SPEC_MODE_AUTO, 16);
-    const int32_t h[] = {1, 2, 3, 9, 1, 2, 3};
+    const int32_t h[] = {1, 2, 3, 4, 9, 1, 2, 3, 4};
+    const int32_t short_match[] = {1, 2, 3, 9, 1, 2, 3};
     int32_t out[SPEC_MAX_DRAFT];
+    /* auto mode drafts from copies, not from a 3-token phrase seen before */
+    CHECK_EQ_INT(spec_seq_draft(&s, short_match, 7, 16, out), 0);
+    s.p.mode = SPEC_MODE_NGRAM;
+    CHECK(spec_seq_draft(&s, short_match, 7, 16, out) > 0);
+    s.p.mode = SPEC_MODE_AUTO;
     int passes = 0;
     while (s.pause == 0 && passes < 20) {
         spec_seq_update(&s, 4, 0, 1, 0); /* untimed: judged by the accepted fraction */
@@ -103,14 +111,16 @@ TEST(auto_mode_pauses_what_does_not_pay) {
     CHECK(passes < 20);
     CHECK_EQ_INT(s.pause, 8);
     /* paused: no draft for 8 passes although the history matches, then a new try */
-    for (int i = 0; i < 8; i++) CHECK_EQ_INT(spec_seq_draft(&s, h, 7, 16, out), 0);
-    CHECK(spec_seq_draft(&s, h, 7, 16, out) > 0);
-    while (s.pause == 0) spec_seq_update(&s, 4, 0, 1, 0);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ_INT(spec_seq_draft(&s, h, 9, 16, out), 0);
+    CHECK(spec_seq_draft(&s, h, 9, 16, out) > 0);
+    while (s.pause == 0)
+        spec_seq_update(&s, 4, 0, 1, 0);
     CHECK_EQ_INT(s.pause, 16); /* each failure pauses twice as long */
     /* timed: the drafting rate against the plain passes' decides */
     policy(&s, SPEC_MODE_AUTO, 16);
-    spec_seq_update(&s, 0, 0, 1, 0.010);      /* plain: 100 tokens/s */
-    spec_seq_update(&s, 8, 8, 9, 0.030);      /* 300 tokens/s: pays */
+    spec_seq_update(&s, 0, 0, 1, 0.010); /* plain: 100 tokens/s */
+    spec_seq_update(&s, 8, 8, 9, 0.030); /* 300 tokens/s: pays */
     CHECK_EQ_INT(s.pause, 0);
     for (int i = 0; i < 10 && s.pause == 0; i++)
         spec_seq_update(&s, 8, 0, 1, 0.014); /* 71 tokens/s: loses */

@@ -86,8 +86,8 @@ static bool take(void *user, int32_t tok) {
 }
 
 /* Plain decoding: n tokens after prompt[0..np), one ob_eval per token. */
-static int plain(fixture *f, const int32_t *prompt, size_t np, float temp, uint64_t seed,
-                 int n, int32_t *out) {
+static int plain(fixture *f, const int32_t *prompt, size_t np, float temp, uint64_t seed, int n,
+                 int32_t *out) {
     ob_sampler *s = sampler(f, temp, seed);
     int got = 0;
     if (s && !ob_context_truncate(f->c, 0, NULL) &&
@@ -116,7 +116,8 @@ static int speculative(fixture *f, const int32_t *prompt, size_t np, float temp,
         hist[nh++] = ob_sampler_sample(s, ob_logits(f->c, -1));
         take(&k, hist[nh - 1]);
         bool stopped = k.n >= n;
-        while (!stopped && !spec_step(f->c, 0, ss, s, hist, &nh, take, &k, &stopped, NULL)) {}
+        while (!stopped && !spec_step(f->c, 0, ss, s, hist, &nh, take, &k, &stopped, NULL)) {
+        }
     }
     ob_sampler_free(s);
     memcpy(out, k.got, (size_t)k.n * sizeof *out);
@@ -144,8 +145,8 @@ TEST(greedy_and_seeded_output_equal_plain) {
             CHECK_EQ_INT(na, 150);
             CHECK_EQ_INT(nb, 150);
             for (int j = 0; j < na; j++)
-                CHECK_MSG(a[j] == b[j], "prompt %zu temp %g: token %d: plain %d, speculative %d",
-                          i, temp, j, a[j], b[j]);
+                CHECK_MSG(a[j] == b[j], "prompt %zu temp %g: token %d: plain %d, speculative %d", i,
+                          temp, j, a[j], b[j]);
             drafted += ss.n_drafted;
             accepted += ss.n_accepted;
             CHECK(ss.n_passes < 150); /* some passes produced more than one token */
@@ -188,9 +189,12 @@ static double chi_bound(int df) {
 
 static void softmax(const float *logits, int64_t nv, double temp, double *p) {
     double mx = -INFINITY, sum = 0;
-    for (int64_t v = 0; v < nv; v++) mx = logits[v] > mx ? logits[v] : mx;
-    for (int64_t v = 0; v < nv; v++) sum += p[v] = exp((logits[v] - mx) / temp);
-    for (int64_t v = 0; v < nv; v++) p[v] /= sum;
+    for (int64_t v = 0; v < nv; v++)
+        mx = logits[v] > mx ? logits[v] : mx;
+    for (int64_t v = 0; v < nv; v++)
+        sum += p[v] = exp((logits[v] - mx) / temp);
+    for (int64_t v = 0; v < nv; v++)
+        p[v] /= sum;
 }
 
 TEST(distribution_at_temperature_one_is_the_targets) {
@@ -208,14 +212,13 @@ TEST(distribution_at_temperature_one_is_the_targets) {
     double *wrong = calloc((size_t)nv, sizeof *wrong);
     int *c1 = calloc((size_t)nv, sizeof *c1), *c2 = calloc((size_t)nv, sizeof *c2);
     CHECK(p1 && p2 && wrong && c1 && c2);
-    CHECK(!ob_context_truncate(f.c, 0, NULL) &&
-          !ob_eval(f.c, prompt, (int64_t)np, false, NULL));
+    CHECK(!ob_context_truncate(f.c, 0, NULL) && !ob_eval(f.c, prompt, (int64_t)np, false, NULL));
     softmax(ob_logits(f.c, -1), nv, 1.0, p1);
     softmax(ob_logits(f.c, -1), nv, 0.7, wrong);
     CHECK(!ob_eval(f.c, &draft[0], 1, false, NULL));
     softmax(ob_logits(f.c, -1), nv, 1.0, p2);
-    fprintf(stderr, "spec_step_test: draft token %d has p = %.3f, the next %d p = %.3f\n",
-            draft[0], p1[draft[0]], draft[1], p2[draft[1]]);
+    fprintf(stderr, "spec_step_test: draft token %d has p = %.3f, the next %d p = %.3f\n", draft[0],
+            p1[draft[0]], draft[1], p2[draft[1]]);
     /* A moderate p(draft) exercises both acceptance and the residual draw. */
     CHECK(p1[draft[0]] > 0.05 && p1[draft[0]] < 0.95);
     /* The prompt but its last token is cached; each trial drafts from there afresh. */
@@ -250,7 +253,8 @@ TEST(distribution_at_temperature_one_is_the_targets) {
     const double x1 = chi_square(c1, p1, nv, N, &df1);
     const double x2 = chi_square(c2, p2, nv, n2, &df2);
     const double xw = chi_square(c1, wrong, nv, N, &dfw);
-    fprintf(stderr, "spec_step_test: first token chi2 %.1f (df %d, bound %.1f); second chi2 %.1f "
+    fprintf(stderr,
+            "spec_step_test: first token chi2 %.1f (df %d, bound %.1f); second chi2 %.1f "
             "(df %d over %d draws, bound %.1f); against temperature 0.7: %.1f (bound %.1f)\n",
             x1, df1, chi_bound(df1), x2, df2, n2, chi_bound(df2), xw, chi_bound(dfw));
     CHECK(df1 >= 2 && df2 >= 1 && n2 > 200);
@@ -269,7 +273,7 @@ TEST(rejected_first_token_keeps_only_the_pending_position) {
     size_t np = tokens(&f, "Once upon a", prompt, 64);
     CHECK(np >= 3);
     const size_t stem = np;
-    prompt[np++] = 400; /* an unlikely continuation */
+    prompt[np++] = 400;                                           /* an unlikely continuation */
     memcpy(prompt + np, prompt + 1, (stem - 1) * sizeof *prompt); /* "Once upon a" again */
     np += stem - 1;
     int n = plain(&f, prompt, np, 0.0f, 1, 30, want);
@@ -291,11 +295,13 @@ TEST(rejected_first_token_keeps_only_the_pending_position) {
     CHECK_EQ_INT(k.n, 1);
     CHECK_EQ_INT(ob_seq_n_past(f.c, 0), (int64_t)np); /* the pending token only */
     CHECK_EQ_INT(nh, (int64_t)np + 1);
-    while (!stopped && !spec_step(f.c, 0, &ss, s, hist, &nh, take, &k, &stopped, NULL)) {}
+    while (!stopped && !spec_step(f.c, 0, &ss, s, hist, &nh, take, &k, &stopped, NULL)) {
+    }
     memcpy(got, k.got, sizeof got);
     CHECK_EQ_INT(k.n, 30);
     /* plain decoding from the same cache state: the prompt's last token was pending */
-    for (int j = 0; j < 30; j++) CHECK_MSG(got[j] == want[j], "token %d", j);
+    for (int j = 0; j < 30; j++)
+        CHECK_MSG(got[j] == want[j], "token %d", j);
     ob_sampler_free(s);
     close_fixture(&f);
 }
@@ -321,8 +327,7 @@ TEST(stop_mid_draft_and_context_limit) {
     spec_seq_init(&ss, &sp, f.c);
     ob_sampler *s = sampler(&f, 0.0f, 1);
     static int32_t hist[CTX + SPEC_MAX_DRAFT + 2];
-    CHECK(!ob_context_truncate(f.c, 0, NULL) &&
-          !ob_eval(f.c, prompt, (int64_t)np, false, NULL));
+    CHECK(!ob_context_truncate(f.c, 0, NULL) && !ob_eval(f.c, prompt, (int64_t)np, false, NULL));
     memcpy(hist, prompt, np * sizeof *hist);
     int64_t nh = (int64_t)np;
     hist[nh++] = ob_sampler_sample(s, ob_logits(f.c, -1));
@@ -339,11 +344,13 @@ TEST(stop_mid_draft_and_context_limit) {
     k.limit = 1000;
     ob_err err = {{0}};
     ob_status st = OB_OK;
-    while (!st) st = spec_step(f.c, 0, &ss, s, hist, &nh, take, &k, &stopped, &err);
+    while (!st)
+        st = spec_step(f.c, 0, &ss, s, hist, &nh, take, &k, &stopped, &err);
     CHECK_MSG(st == OB_ERR_LIMIT, "%s: %s", ob_status_name(st), err.msg);
     CHECK_EQ_INT(1 + k.n, n);
     CHECK_EQ_INT(hist[np], want[0]);
-    for (int j = 0; j < k.n; j++) CHECK_MSG(k.got[j] == want[1 + j], "token %d", j + 1);
+    for (int j = 0; j < k.n; j++)
+        CHECK_MSG(k.got[j] == want[1 + j], "token %d", j + 1);
     ob_sampler_free(s);
     close_fixture(&f);
 }
@@ -365,8 +372,7 @@ TEST(cancelled_verification_changes_nothing) {
     spec_seq_init(&ss, &sp, f.c);
     ob_sampler *s = sampler(&f, 1.0f, 3);
     static int32_t hist[CTX + SPEC_MAX_DRAFT + 2];
-    CHECK(!ob_context_truncate(f.c, 0, NULL) &&
-          !ob_eval(f.c, prompt, (int64_t)np, false, NULL));
+    CHECK(!ob_context_truncate(f.c, 0, NULL) && !ob_eval(f.c, prompt, (int64_t)np, false, NULL));
     memcpy(hist, prompt, np * sizeof *hist);
     int64_t nh = (int64_t)np;
     hist[nh++] = ob_sampler_sample(s, ob_logits(f.c, -1));
@@ -389,7 +395,8 @@ TEST(cancelled_verification_changes_nothing) {
     }
     CHECK(cancelled > 3 && ss.n_accepted > 0);
     CHECK_EQ_INT(k.n, 40);
-    for (int j = 0; j < 40; j++) CHECK_MSG(k.got[j] == want[j], "token %d", j);
+    for (int j = 0; j < 40; j++)
+        CHECK_MSG(k.got[j] == want[j], "token %d", j);
     ob_sampler_free(s);
     close_fixture(&f);
 }
