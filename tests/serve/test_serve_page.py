@@ -9,7 +9,8 @@ conversation; export it as JSON, delete it, import it back; a malformed import a
 longer than the context each show the server's or the page's error. Imported model text with
 HTML and markdown shows that the page renders markdown and never runs model text as HTML. A
 server with an API key serves the page without one, and the page lists the models once the key
-is entered. The test saves docs/chat-page.png, the screenshot the README shows.
+is entered. The test saves a screenshot in the build folder; with OB_UPDATE_SCREENSHOT=1 it
+replaces docs/chat-page.png, the one the README shows.
 
 Skips, saying why, when selenium, chromium or chromedriver is missing (CI installs them:
 scripts/apt-packages.txt, tests/requirements.txt).
@@ -35,7 +36,10 @@ DEFAULT_MODEL = os.environ.get("OB_DEFAULT_MODEL",
 CTX = 1024
 # Generous: under `make check` the server runs with sanitizers.
 WAIT_S = 120
-SCREENSHOT = os.path.join(ROOT, "docs", "chat-page.png")
+SCREENSHOT = (os.path.join(ROOT, "docs", "chat-page.png")
+              if os.environ.get("OB_UPDATE_SCREENSHOT") == "1"
+              else os.path.join(os.environ.get("OB_BUILD", os.path.join(ROOT, "build")),
+                                "chat-page.png"))
 
 
 def find_browser():
