@@ -51,7 +51,9 @@ typedef struct serve_args {
 } serve_args;
 
 static const char USAGE[] =
-    "usage: outboard serve (-m MODEL.gguf ... | --models-dir DIR) [options]\n"
+    "usage: outboard serve [-m MODEL.gguf ...] [--models-dir DIR] [options]\n"
+    "  Serves the -m files, DIR's models and the local store's models (outboard pull), each\n"
+    "  by its name; with neither -m nor --models-dir, the store's first model is the default.\n"
     "  -m FILE           a model to serve; repeatable (the first is loaded at start and is the\n"
     "                    default; the others load when a request names them)\n"
     "  --models-dir DIR  also serve DIR's *.gguf files, by file name, loaded on demand\n"
@@ -195,8 +197,6 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
         ob_status st = parse_flag(a, f, argv[++i], err);
         if (st) return st;
     }
-    if (!a->n_files && !a->models_dir)
-        return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf or --models-dir DIR: required");
     if (a->alias && a->n_files != 1)
         return ob_fail(err, OB_ERR_ARG, "--alias names a single -m model; got %zu", a->n_files);
     return OB_OK;
@@ -237,6 +237,7 @@ static void print_start(const serve_args *a, server *s) {
     }
     if (a->n_files > 1) printf("  +%zu more on demand", a->n_files - 1);
     if (a->models_dir) printf("  models dir %s", a->models_dir);
+    if (s->app.cfg.store_root) printf("  store %s", s->app.cfg.store_root);
     printf("\n");
     fflush(stdout);
 }
@@ -270,6 +271,7 @@ static int serve_start(const serve_args *a, server *s) {
         .n_files = a->n_files,
         .alias = alias,
         .models_dir = a->models_dir,
+        .store_root = cfg.store_root,
         .max_models = a->max_models,
         .max_bytes = a->max_memory,
         .idle_unload_s = (double)a->idle_unload,
@@ -279,6 +281,14 @@ static int serve_start(const serve_args *a, server *s) {
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;
+    char path[4096], canon[256];
+    if (!a->n_files && !a->models_dir &&
+        serve_registry_resolve(s->registry, "", path, sizeof path, canon, sizeof canon)) {
+        fprintf(stderr, "outboard serve: no -m, no --models-dir, and no model in the store at %s "
+                        "(`outboard pull NAME` fetches one)\n",
+                cfg.store_root ? cfg.store_root : "(none: no home folder)");
+        return 2;
+    }
     cfg.registry = s->registry;
     serve_app_init(&s->app, &cfg);
     serve_http_opts ho = {

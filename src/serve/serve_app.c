@@ -169,7 +169,8 @@ static void r_model_one(serve_app *app, const serve_http_req *req, serve_http_re
 static void r_tags(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
     json_t *tags = app->cfg.registry ? serve_registry_ollama_tags(app->cfg.registry)
                                      : serve_models_ollama_tags(app->cfg.model);
-    serve_store_tags_append(app, json_object_get(tags, "models"));
+    /* The registry lists the store's models itself. */
+    if (!app->cfg.registry) serve_store_tags_append(app, json_object_get(tags, "models"));
     reply_json(tags, SERVE_DIALECT_OLLAMA, resp);
 }
 

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "serve/serve_model.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -109,6 +110,31 @@ static size_t dir_names(const serve_registry *r, char (*names)[NAME_CAP], size_t
     return n;
 }
 
+/* A model of the local store: by its name, or (want empty) the first one listed. */
+static int store_lookup(const serve_registry *r, const char *want, char *path, size_t path_cap,
+                        char *canon, size_t canon_cap) {
+    if (!r->o.store_root) return -1;
+    store_entry e;
+    if (want[0]) {
+        /* Store names always hold '/'; a name without one is never looked up there. */
+        if (!strchr(want, '/') || store_find(r->o.store_root, want, &e, NULL)) return -1;
+    } else {
+        store_entry *all = NULL;
+        size_t n = 0;
+        if (store_list(r->o.store_root, &all, &n, NULL) || n == 0) {
+            store_list_free(all, n);
+            return -1;
+        }
+        e = all[0];
+        memset(&all[0].m, 0, sizeof all[0].m); /* now e's */
+        store_list_free(all, n);
+    }
+    snprintf(path, path_cap, "%s/%s", e.dir, e.m.files[0].name);
+    snprintf(canon, canon_cap, "%s", e.m.name);
+    store_manifest_clear(&e.m);
+    return 0;
+}
+
 int serve_registry_resolve(serve_registry *r, const char *name, char *path, size_t path_cap,
                            char *canon, size_t canon_cap) {
     char want[NAME_CAP], buf[NAME_CAP];
@@ -121,20 +147,36 @@ int serve_registry_resolve(serve_registry *r, const char *name, char *path, size
             return 0;
         }
     }
-    if (!r->o.models_dir) return -1;
-    if (!want[0]) { /* no -m file: the first model of the directory */
+    if (!r->o.models_dir) return store_lookup(r, want, path, path_cap, canon, canon_cap);
+    char dir_want[NAME_CAP];
+    snprintf(dir_want, sizeof dir_want, "%s", want);
+    if (!dir_want[0]) { /* no -m file: the first model of the directory */
         char(*all)[NAME_CAP] = ob_alloc(MAX_ENTRIES, NAME_CAP);
         size_t n = all ? dir_names(r, all, MAX_ENTRIES) : 0;
-        if (n) snprintf(want, sizeof want, "%s", all[0]);
+        if (n) snprintf(dir_want, sizeof dir_want, "%s", all[0]);
         ob_free(all);
-        if (!n) return -1;
     }
-    if (!dir_name_ok(want)) return -1;
     struct stat st;
-    snprintf(path, path_cap, "%s/%s.gguf", r->o.models_dir, want);
-    if (stat(path, &st) || !S_ISREG(st.st_mode)) return -1;
-    snprintf(canon, canon_cap, "%s", want);
-    return 0;
+    if (dir_want[0] && dir_name_ok(dir_want)) {
+        snprintf(path, path_cap, "%s/%s.gguf", r->o.models_dir, dir_want);
+        if (!stat(path, &st) && S_ISREG(st.st_mode)) {
+            snprintf(canon, canon_cap, "%s", dir_want);
+            return 0;
+        }
+    }
+    return store_lookup(r, want, path, path_cap, canon, canon_cap);
+}
+
+/* The store's model names after the n names already in names (at most cap in all). */
+static size_t store_names(const serve_registry *r, char (*names)[NAME_CAP], size_t n,
+                          size_t cap) {
+    store_entry *all = NULL;
+    size_t k = 0;
+    if (!r->o.store_root || store_list(r->o.store_root, &all, &k, NULL)) return n;
+    for (size_t i = 0; i < k && n < cap; i++)
+        if (strlen(all[i].m.name) < NAME_CAP) snprintf(names[n++], NAME_CAP, "%s", all[i].m.name);
+    store_list_free(all, k);
+    return n;
 }
 
 /* The entry for a resolved name, made on first use. Called with mu held. */
@@ -363,8 +405,9 @@ static void *reaper_main(void *arg) {
 
 ob_status serve_registry_new(const serve_registry_opts *o, serve_registry **out, ob_err *err) {
     *out = NULL;
-    if (!o->n_files && !o->models_dir)
-        return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf or --models-dir DIR: required");
+    if (!o->n_files && !o->models_dir && !o->store_root)
+        return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf, --models-dir DIR or a model store: "
+                                        "required");
     if (o->models_dir) {
         struct stat st;
         if (stat(o->models_dir, &st) || !S_ISDIR(st.st_mode))
@@ -438,6 +481,7 @@ static json_t *each_known(serve_registry *r, entry_fn fn) {
         return NULL;
     }
     size_t n = dir_names(r, names, MAX_ENTRIES);
+    n = store_names(r, names, n, MAX_ENTRIES);
     char buf[NAME_CAP], buf2[NAME_CAP], path[PATH_CAP], canon[NAME_CAP];
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->o.n_files + n; i++) {

@@ -22,6 +22,8 @@ typedef struct serve_registry_opts {
     size_t n_files;
     const char *alias;      /* the name of files[0] when it is the only one; borrowed, or NULL */
     const char *models_dir; /* borrowed, or NULL */
+    const char *store_root; /* the local model store (store.h), borrowed, or NULL: its models
+                               are served by their names (org/repo:TAG) */
     int64_t max_models;     /* loaded at once; 0 = no limit */
     int64_t max_bytes;      /* model file bytes loaded at once; 0 = no limit */
     double idle_unload_s;   /* unload a model idle this long; 0 = keep it */

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -238,14 +239,16 @@ def test_busy_models_without_waiting_give_503(stopper):
 
 
 @pytest.mark.parametrize("args,code,words", [
-    ([], 2, "-m MODEL.gguf or --models-dir DIR: required"),
+    ([], 2, "no -m, no --models-dir, and no model in the store at"),
     (["-m", "a.gguf", "-m", "b.gguf", "--alias", "x"], 2, "--alias names a single -m model"),
     (["--models-dir", "/nonexistent"], 1, "--models-dir /nonexistent: not a directory"),
     (["-m", "a.gguf", "--max-models", "0"], 2, "--max-models: 0 is outside [1, 1024]"),
     (["-m", "a.gguf", "--max-memory", "5"], 2, "--max-memory: 5 is outside"),
 ])
 def test_model_flags_are_checked(args, code, words):
-    proc = subprocess.run([OUTBOARD, "serve", "--port", str(free_port()), *args],
-                          capture_output=True, text=True, timeout=30)
+    with tempfile.TemporaryDirectory() as store:  # an empty store
+        proc = subprocess.run([OUTBOARD, "serve", "--port", str(free_port()), *args],
+                              capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, OUTBOARD_MODELS=store))
     assert proc.returncode == code, proc.stderr
     assert words in proc.stderr

@@ -113,3 +113,43 @@ def test_errors_come_back_clearly(served, hub):
     hub.faults = {}
     assert "test/broken-GGUF:Q4_0" not in names(client)
     assert "test/stories-GGUF:Q4_K_M" not in names(client)
+
+
+def test_a_server_without_models_serves_the_store(hub, tmp_path):
+    """No -m and no --models-dir: the store's models are served by their names, the first one
+    by default, and listed."""
+    store = tmp_path / "store"
+    hub.faults = {}
+    for name in (SERVED, "test/stories-GGUF:Q4_K_M"):
+        assert ob(store, hub, "pull", name).returncode == 0
+    port = free_port()
+    env = dict(os.environ, OUTBOARD_MODELS=str(store))
+    proc = subprocess.Popen([OUTBOARD, "serve", "--host", "127.0.0.1", "--port", str(port),
+                             "--threads", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.05)
+        client = ollama.Client(host=url)
+        assert {SERVED, "test/stories-GGUF:Q4_K_M"} <= names(client)
+        for name in (SERVED, "test/stories-GGUF:Q4_K_M"):
+            r = client.generate(model=name, prompt="Once upon a time", options={
+                "num_predict": 4, "temperature": 0})
+            assert r.done and r.eval_count == 4
+        assert {m.model for m in client.ps().models} >= {SERVED, "test/stories-GGUF:Q4_K_M"}
+        with pytest.raises(ollama.ResponseError) as err:
+            client.generate(model="test/nothing-GGUF:Q4_0", prompt="hi")
+        assert err.value.status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err_text = proc.communicate(timeout=20)
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        assert marker not in err_text, err_text[-4000:]
