@@ -122,7 +122,11 @@ def header_avx2(a, bw_all, ops_all):
         load = open("/proc/loadavg").read().split()[:3]
         print(f"- machine load when the report was written (1/5/15-minute load averages on "
               f"{os.cpu_count()} CPUs): {' / '.join(load)}: other jobs were running, so single "
-              "figures are noisy; the spread is in Samples")
+              "figures are noisy; the spread is in Samples. Under load llama.cpp's generation "
+              "(its threads wait by spinning) collapses far more than outboard's (its pool "
+              "yields, then sleeps): rounds with llama.cpp tg near 1-2 t/s met such load, and "
+              "their ratios overstate what an idle machine shows; the quiet rounds are the "
+              "fairer comparison")
     except OSError:
         pass
     if ops_all:
