@@ -12,6 +12,7 @@
 #ifndef OB_QUANT_REPACK_AVX2_H
 #define OB_QUANT_REPACK_AVX2_H
 
+#include "quant/repack_tile.h"
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -37,27 +38,7 @@ R2_INLINE float r2_load_f32(const uint8_t *p) {
  * (measured: half the speed); one empty asm per step keeps the chain a chain. */
 #define R2_KEEP(v) __asm__("" : "+x"(v))
 
-/* Defines NAME, a quant_dot_tile_fn on repacked weights: nx rows (nx / 8 groups, xstride bytes
- * apart) x ny activation rows, four at a time, through
- *     GROUP(KIND, RY, n, out, os, x, y, ys)
- * with RY (1..4) a constant, so the group kernel is compiled once per row count. */
-#define R2_DEFINE_DOT(NAME, GROUP, KIND)                                                        \
-    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,  \
-                     size_t xstride, const void *yv, size_t ystride) {                         \
-        const uint8_t *x = xv, *y = yv;                                                        \
-        for (int64_t r = 0; r < nx; r += R2_ROWS) {                                            \
-            const uint8_t *xr = x + (r / R2_ROWS) * xstride;                                   \
-            for (int64_t c = 0; c < ny; c += 4) {                                              \
-                const uint8_t *yc = y + c * ystride;                                           \
-                float *oc = out + c * os + r;                                                  \
-                switch (ny - c) {                                                              \
-                case 1: GROUP(KIND, 1, n, oc, os, xr, yc, ystride); break;                     \
-                case 2: GROUP(KIND, 2, n, oc, os, xr, yc, ystride); break;                     \
-                case 3: GROUP(KIND, 3, n, oc, os, xr, yc, ystride); break;                     \
-                default: GROUP(KIND, 4, n, oc, os, xr, yc, ystride);                           \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }
+/* NAME: a quant_dot_tile_fn over groups of 8 rows (repack_tile.h). */
+#define R2_DEFINE_DOT(NAME, GROUP, KIND) REPACK_DEFINE_DOT(NAME, GROUP, KIND, R2_ROWS)
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef OB_QUANT_REPACK_X86_H
 #define OB_QUANT_REPACK_X86_H
 
+#include "quant/repack_tile.h"
 #include "quant/iq4_nl.h"
 
 #include <immintrin.h>
@@ -30,27 +31,7 @@ static inline __attribute__((always_inline)) __m512i rp_iq4_levels(void) {
     return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)lv));
 }
 
-/* Defines NAME, a quant_dot_tile_fn on repacked weights: nx rows (nx / 16 groups, xstride bytes
- * apart) x ny activation rows, four at a time, through
- *     GROUP(KIND, RY, n, out, os, x, y, ys)
- * with RY (1..4) a constant, so the group kernel is compiled once per row count. */
-#define RP_DEFINE_DOT(NAME, GROUP, KIND)                                                        \
-    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,  \
-                     size_t xstride, const void *yv, size_t ystride) {                         \
-        const uint8_t *x = xv, *y = yv;                                                        \
-        for (int64_t r = 0; r < nx; r += RP_GROUP_ROWS) {                                      \
-            const uint8_t *xr = x + (r / RP_GROUP_ROWS) * xstride;                             \
-            for (int64_t c = 0; c < ny; c += 4) {                                              \
-                const uint8_t *yc = y + c * ystride;                                           \
-                float *oc = out + c * os + r;                                                  \
-                switch (ny - c) {                                                              \
-                case 1: GROUP(KIND, 1, n, oc, os, xr, yc, ystride); break;                     \
-                case 2: GROUP(KIND, 2, n, oc, os, xr, yc, ystride); break;                     \
-                case 3: GROUP(KIND, 3, n, oc, os, xr, yc, ystride); break;                     \
-                default: GROUP(KIND, 4, n, oc, os, xr, yc, ystride);                           \
-                }                                                                              \
-            }                                                                                  \
-        }                                                                                      \
-    }
+/* NAME: a quant_dot_tile_fn over groups of 16 rows (repack_tile.h). */
+#define RP_DEFINE_DOT(NAME, GROUP, KIND) REPACK_DEFINE_DOT(NAME, GROUP, KIND, RP_GROUP_ROWS)
 
 #endif

@@ -1,0 +1,35 @@
+/*
+ * The loop every repacked dot-product kernel shares (repack_x86.h for AVX-512, repack_avx2.h
+ * for AVX2): weight rows in groups of ROWS interleaved rows, activation rows four at a time,
+ * the group kernel instantiated once per activation-row count.
+ */
+#ifndef OB_QUANT_REPACK_TILE_H
+#define OB_QUANT_REPACK_TILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Defines NAME, a quant_dot_tile_fn on repacked weights: nx rows (nx / ROWS groups, xstride
+ * bytes apart) x ny activation rows, four at a time, through
+ *     GROUP(KIND, RY, n, out, os, x, y, ys)
+ * with RY (1..4) a constant, so the group kernel is compiled once per row count. */
+#define REPACK_DEFINE_DOT(NAME, GROUP, KIND, ROWS)                                              \
+    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,  \
+                     size_t xstride, const void *yv, size_t ystride) {                         \
+        const uint8_t *x = xv, *y = yv;                                                        \
+        for (int64_t r = 0; r < nx; r += (ROWS)) {                                             \
+            const uint8_t *xr = x + (r / (ROWS)) * xstride;                                    \
+            for (int64_t c = 0; c < ny; c += 4) {                                              \
+                const uint8_t *yc = y + c * ystride;                                           \
+                float *oc = out + c * os + r;                                                  \
+                switch (ny - c) {                                                              \
+                case 1: GROUP(KIND, 1, n, oc, os, xr, yc, ystride); break;                     \
+                case 2: GROUP(KIND, 2, n, oc, os, xr, yc, ystride); break;                     \
+                case 3: GROUP(KIND, 3, n, oc, os, xr, yc, ystride); break;                     \
+                default: GROUP(KIND, 4, n, oc, os, xr, yc, ystride);                           \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+#endif
