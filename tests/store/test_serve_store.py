@@ -29,11 +29,19 @@ def served(hub, tmp_path_factory):
     store = tmp_path_factory.mktemp("served") / "store"
     hub.faults = {}
     assert ob(store, hub, "pull", SERVED).returncode == 0
-    port = free_port()
-    env = dict(os.environ, OUTBOARD_MODELS=str(store), OUTBOARD_HUB=hub.url, NO_PROXY="*")
+    env = dict(os.environ, OUTBOARD_HUB=hub.url, NO_PROXY="*")
     env.pop("HF_TOKEN", None)
-    proc = subprocess.Popen([OUTBOARD, "serve", "-m", SERVED, "--host", "127.0.0.1", "--port",
-                             str(port), "--threads", "1"], env=env, stdout=subprocess.PIPE,
+    proc, client = start_server(store, env, "-m", SERVED)
+    yield client, store
+    stop_server(proc)
+
+
+def start_server(store, env, *args):
+    """A real `outboard serve` on 127.0.0.1 whose store is `store`: (process, ollama client)."""
+    port = free_port()
+    proc = subprocess.Popen([OUTBOARD, "serve", *args, "--host", "127.0.0.1", "--port",
+                             str(port), "--threads", "1"],
+                            env=dict(env, OUTBOARD_MODELS=str(store)), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
@@ -41,11 +49,13 @@ def served(hub, tmp_path_factory):
         assert proc.poll() is None, proc.stderr.read()
         try:
             if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
-                break
+                return proc, ollama.Client(host=url)
         except OSError:
             assert time.time() < deadline, "server did not start"
             time.sleep(0.05)
-    yield ollama.Client(host=url), store
+
+
+def stop_server(proc):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
@@ -122,23 +132,8 @@ def test_a_server_without_models_serves_the_store(hub, tmp_path):
     hub.faults = {}
     for name in (SERVED, "test/stories-GGUF:Q4_K_M"):
         assert ob(store, hub, "pull", name).returncode == 0
-    port = free_port()
-    env = dict(os.environ, OUTBOARD_MODELS=str(store))
-    proc = subprocess.Popen([OUTBOARD, "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--threads", "1"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, client = start_server(store, dict(os.environ))
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while True:
-            assert proc.poll() is None, proc.stderr.read()
-            try:
-                if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                assert time.time() < deadline, "server did not start"
-                time.sleep(0.05)
-        client = ollama.Client(host=url)
         assert {SERVED, "test/stories-GGUF:Q4_K_M"} <= names(client)
         for name in (SERVED, "test/stories-GGUF:Q4_K_M"):
             r = client.generate(model=name, prompt="Once upon a time", options={
@@ -149,7 +144,4 @@ def test_a_server_without_models_serves_the_store(hub, tmp_path):
             client.generate(model="test/nothing-GGUF:Q4_0", prompt="hi")
         assert err.value.status_code == 404
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err_text = proc.communicate(timeout=20)
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-        assert marker not in err_text, err_text[-4000:]
+        stop_server(proc)
