@@ -81,7 +81,11 @@ static const char *base_name(const char *path) {
 static ob_status list_pages(const hub_pull_opts *o, const char *base, const char *first,
                             hub_tree *t, ob_err *err) {
     char url[HUB_URL_MAX], next[HUB_URL_MAX];
-    snprintf(url, sizeof url, "%s", first);
+    size_t first_len = strlen(first);
+    if (first_len >= sizeof url)
+        return ob_fail(err, OB_ERR_LIMIT, "tree listing: a URL of %zu bytes, the limit is %d",
+                       first_len, HUB_URL_MAX - 1);
+    memcpy(url, first, first_len + 1);
     ob_status st = OB_OK;
     for (int page = 0; !st && url[0]; page++) {
         if (page == HUB_MAX_PAGES)
