@@ -174,7 +174,7 @@ static size_t store_names(const serve_registry *r, char (*names)[NAME_CAP], size
     size_t k = 0;
     if (!r->o.store_root || store_list(r->o.store_root, &all, &k, NULL)) return n;
     for (size_t i = 0; i < k && n < cap; i++)
-        if (strlen(all[i].m.name) < NAME_CAP) snprintf(names[n++], NAME_CAP, "%s", all[i].m.name);
+        if (snprintf(names[n], NAME_CAP, "%s", all[i].m.name) < NAME_CAP) n++; /* else skipped */
     store_list_free(all, k);
     return n;
 }

@@ -187,7 +187,7 @@ static void scan_level(const char *root, store_name *n, int depth, entry_list *l
             continue;
         }
         char mdir[4400];
-        snprintf(mdir, sizeof mdir, "%s/%s", dir, e->d_name);
+        if (snprintf(mdir, sizeof mdir, "%s/%s", dir, e->d_name) >= (int)sizeof mdir) continue;
         if ((*st = list_push(l, err))) break;
         if (load_entry(mdir, n, &l->v[l->n])) l->n++;
     }
