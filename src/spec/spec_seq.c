@@ -42,10 +42,15 @@ ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err) {
             *out = modes[i].mode;
             return OB_OK;
         }
+    /* The value as typed, cut and with control bytes shown as '?', so the message stays one
+     * line whatever the caller passed. */
+    char shown[41];
+    size_t n = 0;
+    for (; text && text[n] && n < sizeof shown - 1; n++)
+        shown[n] = (unsigned char)text[n] < 0x20 || text[n] == 0x7f ? '?' : text[n];
+    shown[n] = 0;
     return ob_fail(err, OB_ERR_ARG,
-                   "speculative mode '%.40s': expected auto, off, ngram or "
-                   "draft",
-                   text ? text : "");
+                   "speculative mode '%s': expected auto, off, ngram or draft", shown);
 }
 
 const char *spec_mode_name(spec_mode m) {
