@@ -54,15 +54,7 @@ static void r2_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n) {
 static size_t r2_act_size(int64_t n) { return (size_t)(n / 32) * R2_ABLOCK; }
 
 static void r2_act(const float *src, uint8_t *dst, int64_t n, int off) {
-    for (int64_t b = 0; b < n / 32; b++, dst += R2_ABLOCK) {
-        int sum;
-        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum);
-        d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
-        /* unsigned arithmetic: a NaN activation makes `sum` garbage, which must wrap */
-        int32_t start = (int32_t)(0u - (uint32_t)off * (uint32_t)sum);
-        memcpy(dst + 32, &d, 4);
-        memcpy(dst + 36, &start, 4);
-    }
+    x86_repack_act(src, dst, n, off, R2_ABLOCK);
 }
 
 static void r2_act_q4_0(const float *src, void *dst, int64_t n) { r2_act(src, dst, n, 8); }

@@ -62,16 +62,7 @@ static void rp_pack_q8_0(const void *src, size_t stride, void *dst, int64_t n) {
 static size_t rp_act_size(int64_t n) { return (size_t)(n / 32) * RP_ABLOCK; }
 
 static void rp_act(const float *src, uint8_t *dst, int64_t n, int off) {
-    for (int64_t b = 0; b < n / 32; b++, dst += RP_ABLOCK) {
-        int sum;
-        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum);
-        d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
-        /* in unsigned arithmetic: a NaN activation (a broken model file) makes `sum` garbage,
-         * and the garbage must wrap, not be undefined; the NaN check of the logits reports it */
-        int32_t start = (int32_t)(0u - (uint32_t)off * (uint32_t)sum);
-        memcpy(dst + 32, &d, 4);
-        memcpy(dst + 36, &start, 4);
-    }
+    x86_repack_act(src, dst, n, off, RP_ABLOCK);
 }
 
 static void rp_act_q4_0(const float *src, void *dst, int64_t n) { rp_act(src, dst, n, 8); }

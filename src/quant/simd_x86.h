@@ -100,4 +100,22 @@ static inline float x86_quantize_q8_block(const float *x, int8_t *qs, int *sum) 
     return d;
 }
 
+/* An activation row for the repacked kernels (repack_avx2.c, repack_avx512.c): per 32 values a
+ * block of `ablock` bytes holding the Q8 quants, at byte 32 the scale as a Q8_0 block stores it
+ * (f32 of its f16) and at byte 36 the offset -off * sum(quants) that undoes unsigned weights
+ * whose zero point is `off`. */
+static inline void x86_repack_act(const float *src, uint8_t *dst, int64_t n, int off,
+                                  size_t ablock) {
+    for (int64_t b = 0; b < n / 32; b++, dst += ablock) {
+        int sum;
+        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum);
+        d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
+        /* in unsigned arithmetic: a NaN activation (a broken model file) makes `sum` garbage,
+         * and the garbage must wrap, not be undefined; the NaN check of the logits reports it */
+        int32_t start = (int32_t)(0u - (uint32_t)off * (uint32_t)sum);
+        memcpy(dst + 32, &d, 4);
+        memcpy(dst + 36, &start, 4);
+    }
+}
+
 #endif
