@@ -156,6 +156,12 @@ typedef struct ob_context_params {
     int64_t kv_size; /* positions in the shared KV pool (0 = n_ctx), rounded up to whole
                         blocks: any one sequence may use up to n_ctx of them while the pool
                         has room */
+    int64_t n_host_layers; /* with a GPU device: the first this-many layers (and the token
+                              embedding) run on the CPU, the rest on the device, only the
+                              hidden state crossing between them; 0 = all on the device */
+    ob_progress_fn progress; /* preparing the weights (repacking, or uploading to a device),
+                                per backend from 0 to 1; false cancels; may be NULL */
+    void *progress_user;
 } ob_context_params;
 
 void ob_context_params_init(ob_context_params *p);
@@ -169,8 +175,22 @@ void ob_context_free(ob_context *c);
 int64_t ob_context_n_ctx(const ob_context *c);
 int64_t ob_context_n_past(const ob_context *c); /* sequence 0's positions in the cache */
 int ob_context_n_threads(const ob_context *c);
-/* The backend the context runs on: "cpu", "cuda" or "vulkan" (static storage). */
+/* The backend the context runs on: "cpu", "cuda" or "vulkan" (static storage); with layers
+ * split between the CPU and a device, the device's. */
 const char *ob_context_device(const ob_context *c);
+
+/* Where the layers run, one line: "vulkan: layers 0-17" or "cpu: layers 0-8, vulkan: layers
+ * 9-17" (valid for the context's life). */
+const char *ob_context_placement(const ob_context *c);
+
+/* Copies of the hidden state between backends (a context with layers split between the CPU
+ * and a device makes one per forward pass): how many, their bytes, and the time spent in
+ * them, waiting for the device included. All 0 on one backend. */
+typedef struct ob_transfer_stats {
+    uint64_t copies, bytes, ns;
+} ob_transfer_stats;
+
+void ob_context_transfer_stats(const ob_context *c, ob_transfer_stats *out);
 
 /* The single-sequence calls below (ob_context_truncate, ob_eval, ob_logits) work on sequence
  * 0; the batch calls further down on any. */

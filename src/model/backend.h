@@ -13,10 +13,8 @@
 #ifndef OB_MODEL_BACKEND_H
 #define OB_MODEL_BACKEND_H
 
-#include "cpu/matmul.h"
-#include "cpu/moe.h"
-#include "cpu/ops.h"
 #include "model/kv_pool.h"
+#include "model/weight.h"
 #include "outboard.h"
 
 #include <stdbool.h>
@@ -50,21 +48,40 @@ typedef struct model_dnet_weights {
                              value heads tiling the key heads (qwen35, qwen35moe) */
 } model_dnet_weights;
 
+/* Rotary position embedding of one layer. */
+typedef struct model_rope {
+    int64_t n_dims;            /* rotated dims per head (<= head_dim; the rest pass through) */
+    float freq_base;           /* theta_i = pos * base^(-2i/n_dims) */
+    float freq_scale;          /* linear position scaling (1 = none) */
+    const float *freq_factors; /* (n_dims/2) divisors of theta (Llama 3 rope_freqs), or NULL */
+    bool neox;                 /* pairs (i, i + n_dims/2) instead of (2i, 2i+1) */
+} model_rope;
+
+/* What a backend can do, filled when it is created; the context asks these rather than the
+ * backend's name. Optional ops (moe_ffn, deltanet, ...) are capabilities by being non-NULL. */
+typedef struct model_backend_caps {
+    bool paged_kv;       /* cache rows at any pool slot through block tables: several sequences
+                            in one batch, copy-on-write, a prefix cache */
+    bool device_memory;  /* activations and weights live in a device's memory (host_buf hands
+                            out memory the device reads in place) */
+    int n_threads;       /* host threads it runs ops on, 0 for a device */
+} model_backend_caps;
+
 typedef struct model_backend_ops {
-    const char *name; /* "cpu" */
+    const char *name; /* "cpu", "vulkan", "cuda": for messages and reports only */
 
     /* out (n, w->n_in) f32 = rows ids of w (token embedding lookup). */
-    void (*get_rows)(model_backend *be, const cpu_weight *w, const int32_t *ids, int64_t n,
+    void (*get_rows)(model_backend *be, const model_weight *w, const int32_t *ids, int64_t n,
                      float *out);
     /* out (n_rows, n) = rmsnorm(x) * w; out may alias x. */
     void (*rmsnorm)(model_backend *be, float *out, const float *x, const float *w,
                     int64_t n_rows, int64_t n, float eps);
     /* y (n_tok, w->n_out) = x (n_tok, w->n_in) W^T. */
-    void (*matmul)(model_backend *be, float *y, const cpu_weight *w, const float *x,
+    void (*matmul)(model_backend *be, float *y, const model_weight *w, const float *x,
                    int64_t n_tok);
     /* In-place rotation of x (n_tok, n_head * head_dim); token t at position pos[t]. */
     void (*rope)(model_backend *be, float *x, int64_t n_tok, int64_t n_head, int64_t head_dim,
-                 const int32_t *pos, const cpu_rope_params *rp);
+                 const int32_t *pos, const model_rope *rp);
     /* Writes k, v (kv->n_tok, n_head_kv * head_dim) f32 into layer il's cache as F16: row t
      * at its pool slot, or on a sliding-window layer in its sequence's ring. */
     void (*kv_store)(model_backend *be, int64_t il, const float *k, const float *v,
@@ -100,12 +117,10 @@ typedef struct model_backend_ops {
      * Valid until ops->free. */
     float *(*host_buf)(model_backend *be, size_t bytes);
     void (*free)(model_backend *be);
-    /* out (n_tok, moe->n_embd) = the mixture-of-experts block of x (n_tok, n_embd), as
-     * cpu/moe.h defines it: router softmax, top-k, the chosen experts' SwiGLU, their weighted
-     * sum, plus the gated shared expert when moe has one. out must not alias x. NULL in a
+    /* out (n_tok, n_embd) = layer il's mixture-of-experts block (model_moe_block, bound
+     * when the backend was made) of x (n_tok, n_embd). out must not alias x. NULL in a
      * backend without MoE kernels: contexts of MoE models then refuse that backend. */
-    void (*moe_ffn)(model_backend *be, float *out, const float *x, const cpu_moe *moe,
-                    int64_t n_tok);
+    void (*moe_ffn)(model_backend *be, int64_t il, float *out, const float *x, int64_t n_tok);
 
     /* ---- recurrent layers (Gated DeltaNet, the qwen35 family); a backend without them leaves
      * these NULL and ob_context_new refuses such an architecture on it ---- */
@@ -133,6 +148,7 @@ typedef struct model_backend_ops {
 
 struct model_backend {
     const model_backend_ops *ops;
+    model_backend_caps caps;
     int64_t layer_lo, layer_hi; /* layers [lo, hi) run here */
 };
 
@@ -140,6 +156,9 @@ struct model_backend {
 typedef struct model_backend_shape {
     const char *arch;    /* general.architecture, for messages */
     int64_t n_layer;     /* layers in this backend's range */
+    int64_t n_layer_model; /* layers of the whole model */
+    const model_backend_weights *weights; /* the model's weights, of which the backend binds
+                                             those its range reads (borrowed) */
     int64_t n_ctx;       /* positions one sequence may use */
     int64_t n_kv_rows;   /* rows of the KV pool (its blocks * KV_BLOCK): full-attention layers */
     int64_t n_seq;       /* sequences (each has its own ring on sliding-window layers) */
@@ -149,7 +168,6 @@ typedef struct model_backend_shape {
                             sequence */
     int64_t n_batch;     /* most tokens per forward pass */
     int64_t n_head, n_head_kv, head_dim;
-    size_t matmul_wsize; /* largest cpu_matmul_wsize over the model's weights at n_batch */
     /* mixture-of-experts blocks (model_hparams.moe), all 0 for a dense model */
     int64_t n_embd, n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     const bool *recurrent; /* borrowed (n_layer of the model) or NULL: layer il is a Gated
@@ -204,18 +222,30 @@ static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il)
  * allocates (0 when the size overflows). */
 size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo);
 
+/* Bytes of the weights layers [layer_lo, layer_lo + s->n_layer) read (backend_bind.c). */
+uint64_t model_backend_weight_bytes(const model_backend_shape *s, int64_t layer_lo);
+
+/* Binds one weight in a backend's own form (user: the backend). */
+typedef ob_status (*model_bind_one_fn)(void *user, const model_weight *w, ob_err *err);
+
+/* Calls bind for each weight of s->weights that layers [layer_lo, layer_lo + s->n_layer) read,
+ * in id order, reporting progress in bytes; stops at the first failure, or with
+ * OB_ERR_CANCELLED when the progress callback asks ("<who>: ... cancelled"). */
+ob_status model_backend_bind_each(const model_backend_shape *s, int64_t layer_lo,
+                                  const char *who, model_bind_one_fn bind, void *user,
+                                  ob_err *err);
+
 /* The CPU backend (backend_cpu.c): KV cache per layer, (model_layer_rows, n_head_kv *
  * head_dim) f16 for K and for V (the pool's rows, or a ring per sequence on sliding-window
- * layers), a thread pool of n_threads. *out owned by the caller (ops->free). */
+ * layers), a thread pool of n_threads, and its layers' weights prepared for this CPU's
+ * kernels (repacked where a layout exists; copies are shared by every context of the model).
+ * *out owned by the caller (ops->free). */
 ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_lo,
                                 int n_threads, model_backend **out, ob_err *err);
 
-/* The CPU backend's thread count (for reports). */
-int model_backend_cpu_threads(const model_backend *be);
-
-/* The CUDA backend (backend_cuda.c) on device `dev`: KV cache and weights in device memory
- * (weights uploaded on first use). Without a device: OB_ERR_UNSUPPORTED, "no CUDA device: ...".
- * *out owned by the caller (ops->free). */
+/* The CUDA backend (backend_cuda.c) on device `dev`: KV cache and its layers' weights in
+ * device memory. Without a device: OB_ERR_UNSUPPORTED, "no CUDA device: ...". *out owned by
+ * the caller (ops->free). */
 ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
                                  model_backend **out, ob_err *err);
 
@@ -224,12 +254,11 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
 ob_status model_backend_cuda_status(model_backend *be, ob_err *err);
 
 /* The Vulkan backend (src/vulkan/vulkan_backend.c) on device `dev` of vulkan_devices_list
- * (-1: the first GPU). The n_weights matrices (borrowed for the backend's life; duplicates
- * allowed) are uploaded to device memory here, after checking that they, the KV cache and
- * the activations fit in the device's free memory (OB_ERR_LIMIT giving both figures).
- * Without Vulkan: OB_ERR_UNSUPPORTED, "no Vulkan ...". *out owned by the caller (ops->free). */
+ * (-1: the first GPU). The weights its range reads are uploaded to device memory here, after
+ * checking that they, the KV cache and the activations fit in the device's free memory
+ * (OB_ERR_LIMIT giving both figures). Without Vulkan: OB_ERR_UNSUPPORTED, "no Vulkan ...".
+ * *out owned by the caller (ops->free). */
 ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
-                                   const cpu_weight *const *weights, int64_t n_weights,
                                    model_backend **out, ob_err *err);
 
 #endif

@@ -10,8 +10,13 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "cpu/matmul.h"
+#include "cpu/moe.h"
+#include "cpu/ops.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct cpu_backend {
@@ -21,7 +26,12 @@ typedef struct cpu_backend {
     uint16_t *k_cache; /* per layer (model_layer_rows, n_head_kv * head_dim) f16, back to back */
     uint16_t *v_cache; /* same layout */
     size_t *layer_off; /* (n_layer + 1) element offset of each layer's cache */
-    void *wsp;         /* shape.matmul_wsize bytes: activations in vec_dot_type */
+    cpu_weight *w;     /* (shape.weights->n) by weight id: the weights its layers read,
+                          prepared for this CPU's kernels (.qt NULL for the others) */
+    int64_t n_w;
+    cpu_moe *moe_blk;  /* (n_layer) its layers' MoE blocks over w (n_expert 0 when dense) */
+    size_t wsize;      /* bytes of wsp: the largest matmul scratch over w at n_batch */
+    void *wsp;         /* activations in vec_dot_type */
     float *attn_scratch; /* cpu_attn_scratch_floats(n_ctx, head_dim, n_threads) */
     cpu_moe_scratch *moe; /* MoE blocks' scratch for n_batch tokens, NULL when dense */
     model_cpu_rs *rs;  /* recurrent state of the DeltaNet layers (backend_cpu_rs.c), or NULL */
@@ -62,10 +72,18 @@ size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo) {
     return bytes;
 }
 
-static void be_get_rows(model_backend *be, const cpu_weight *w, const int32_t *ids, int64_t n,
+/* The prepared form of w. The model's ops name only weights of the backend's range; any other
+ * is a broken invariant, where running on would read the wrong memory. */
+static const cpu_weight *prepared(const cpu_backend *b, const model_weight *w) {
+    if (w->id >= 0 && w->id < b->n_w && b->w[w->id].qt) return &b->w[w->id];
+    fprintf(stderr, "cpu backend: weight '%s' (id %d) is not one of layers %lld..%lld\n",
+            w->name, w->id, (long long)b->base.layer_lo, (long long)b->base.layer_hi - 1);
+    abort();
+}
+
+static void be_get_rows(model_backend *be, const model_weight *w, const int32_t *ids, int64_t n,
                         float *out) {
-    (void)be;
-    cpu_get_rows(w, ids, n, out);
+    cpu_get_rows(prepared(as_cpu(be), w), ids, n, out);
 }
 
 static void be_rmsnorm(model_backend *be, float *out, const float *x, const float *w,
@@ -73,14 +91,17 @@ static void be_rmsnorm(model_backend *be, float *out, const float *x, const floa
     cpu_rmsnorm(as_cpu(be)->pool, out, x, w, n_rows, n, eps);
 }
 
-static void be_matmul(model_backend *be, float *y, const cpu_weight *w, const float *x,
+static void be_matmul(model_backend *be, float *y, const model_weight *w, const float *x,
                       int64_t n_tok) {
-    cpu_matmul(as_cpu(be)->pool, y, w, x, n_tok, as_cpu(be)->wsp);
+    cpu_matmul(as_cpu(be)->pool, y, prepared(as_cpu(be), w), x, n_tok, as_cpu(be)->wsp);
 }
 
 static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
-                    int64_t head_dim, const int32_t *pos, const cpu_rope_params *rp) {
-    cpu_rope(as_cpu(be)->pool, x, n_tok, n_head, head_dim, pos, rp);
+                    int64_t head_dim, const int32_t *pos, const model_rope *rp) {
+    const cpu_rope_params p = {.n_dims = rp->n_dims, .freq_base = rp->freq_base,
+                               .freq_scale = rp->freq_scale, .freq_factors = rp->freq_factors,
+                               .neox = rp->neox};
+    cpu_rope(as_cpu(be)->pool, x, n_tok, n_head, head_dim, pos, &p);
 }
 
 /* Cache row of batch row t on layer il: its pool slot, or its sequence's ring row. */
@@ -172,9 +193,10 @@ static void be_add_bias(model_backend *be, float *x, const float *bias, int64_t 
     cpu_add_bias(as_cpu(be)->pool, x, bias, n_rows, n);
 }
 
-static void be_moe_ffn(model_backend *be, float *out, const float *x, const cpu_moe *moe,
+static void be_moe_ffn(model_backend *be, int64_t il, float *out, const float *x,
                        int64_t n_tok) {
-    cpu_moe_ffn(as_cpu(be)->pool, as_cpu(be)->moe, out, x, moe, n_tok, as_cpu(be)->wsp);
+    cpu_backend *b = as_cpu(be);
+    cpu_moe_ffn(b->pool, b->moe, out, x, &b->moe_blk[il - be->layer_lo], n_tok, b->wsp);
 }
 
 static void be_deltanet(model_backend *be, int64_t il, float *out, float *qkv, const float *z,
@@ -206,6 +228,8 @@ static void be_free(model_backend *be) {
     if (!b) return;
     cpu_moe_scratch_free(b->moe);
     cpu_pool_free(b->pool);
+    ob_free(b->w);
+    ob_free(b->moe_blk);
     ob_free_aligned(b->k_cache);
     ob_free_aligned(b->v_cache);
     ob_free_aligned(b->wsp);
@@ -231,20 +255,75 @@ static void *alloc_buf(size_t n, size_t size) {
     return ob_alloc_aligned(64, bytes ? bytes : 64);
 }
 
+/* Prepares one weight for this CPU's kernels (binding callback). */
+static ob_status bind_weight(void *user, const model_weight *mw, ob_err *err) {
+    cpu_backend *b = user;
+    cpu_weight *w = &b->w[mw->id];
+    *w = (cpu_weight){.name = mw->name, .data = mw->data, .type = mw->type, .n_in = mw->n_in,
+                      .n_out = mw->n_out, .row_size = mw->row_size};
+    ob_status st = cpu_weight_init(w, err);
+    if (st) {
+        w->qt = NULL;
+        return st;
+    }
+    const size_t ws = cpu_matmul_wsize(w, b->shape.n_batch);
+    if (ws > b->wsize) b->wsize = ws;
+    return OB_OK;
+}
+
+/* Layer il's MoE block over the prepared weights: each expert array is a run of consecutive
+ * ids (model_moe_block). */
+static void moe_block_of(cpu_backend *b, const model_moe_block *m, cpu_moe *out) {
+    *out = (cpu_moe){.n_expert = m->n_expert, .n_used = m->n_used, .n_embd = m->n_embd,
+                     .n_ff = m->n_ff, .norm = m->norm, .scale = m->scale,
+                     .router = b->w[m->router.id], .gate = &b->w[m->gate[0].id],
+                     .up = &b->w[m->up[0].id], .down = &b->w[m->down[0].id],
+                     .n_ff_sh = m->n_ff_sh};
+    if (m->n_ff_sh > 0) {
+        out->sh_gate = b->w[m->sh_gate.id];
+        out->sh_up = b->w[m->sh_up.id];
+        out->sh_down = b->w[m->sh_down.id];
+        out->sh_gate_w = b->w[m->sh_gate_w.id];
+    }
+    const size_t ws = cpu_moe_wsize(out, b->shape.n_batch); /* an expert may get every row */
+    if (ws > b->wsize) b->wsize = ws;
+}
+
+/* The weights of the backend's layers, prepared; the scratch their products need. */
+static ob_status bind_weights(cpu_backend *b, int64_t layer_lo, ob_err *err) {
+    const model_backend_shape *s = &b->shape;
+    b->wsize = 64;
+    if (s->weights) {
+        b->n_w = s->weights->n;
+        b->w = ob_calloc((size_t)(b->n_w ? b->n_w : 1), sizeof *b->w);
+        b->moe_blk = ob_calloc((size_t)s->n_layer, sizeof *b->moe_blk);
+        if (!b->w || !b->moe_blk) return ob_fail(err, OB_ERR_NOMEM, "cpu backend: out of memory");
+        ob_status st = model_backend_bind_each(s, layer_lo, "cpu backend", bind_weight, b, err);
+        if (st) return st;
+        for (int64_t l = 0; s->weights->moe && l < s->n_layer; l++)
+            if (s->weights->moe[layer_lo + l])
+                moe_block_of(b, s->weights->moe[layer_lo + l], &b->moe_blk[l]);
+    }
+    return OB_OK;
+}
+
 ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_lo,
                                 int n_threads, model_backend **out, ob_err *err) {
     *out = NULL;
     cpu_backend *b = ob_calloc(1, sizeof *b);
     if (!b) return ob_fail(err, OB_ERR_NOMEM, "cpu backend: out of memory");
     b->base.ops = &CPU_OPS;
+    b->base.caps = (model_backend_caps){.paged_kv = true, .n_threads = n_threads};
     b->base.layer_lo = layer_lo;
     b->base.layer_hi = layer_lo + shape->n_layer;
     b->shape = *shape;
-    ob_status st = cpu_pool_new(n_threads, &b->pool, err);
+    ob_status st = bind_weights(b, layer_lo, err);
+    if (!st) st = cpu_pool_new(n_threads, &b->pool, err);
     if (st) {
         be_free(&b->base);
         return st;
     }
+    b->base.caps.n_threads = cpu_pool_n_threads(b->pool);
     b->layer_off = ob_alloc((size_t)shape->n_layer + 1, sizeof *b->layer_off);
     if (!b->layer_off) {
         be_free(&b->base);
@@ -262,7 +341,7 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
         b->k_cache = ob_alloc_streamed(cache_bytes ? cache_bytes : 64);
         b->v_cache = ob_alloc_streamed(cache_bytes ? cache_bytes : 64);
     }
-    b->wsp = alloc_buf(shape->matmul_wsize, 1);
+    b->wsp = alloc_buf(b->wsize, 1);
     b->attn_scratch = alloc_buf(cpu_attn_scratch_floats(shape->n_ctx, shape->head_dim, n_threads),
                                 sizeof(float));
     if (shape->n_expert > 0 &&
@@ -286,8 +365,4 @@ ob_status model_backend_cpu_new(const model_backend_shape *shape, int64_t layer_
     }
     *out = &b->base;
     return OB_OK;
-}
-
-int model_backend_cpu_threads(const model_backend *be) {
-    return cpu_pool_n_threads(((const cpu_backend *)be)->pool);
 }

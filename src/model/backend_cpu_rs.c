@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 #include "cpu/deltanet.h"
+#include "cpu/ops.h"
 
 #include <math.h>
 #include <string.h>

@@ -6,6 +6,7 @@
 #ifndef OB_MODEL_BACKEND_CPU_RS_H
 #define OB_MODEL_BACKEND_CPU_RS_H
 
+#include "cpu/pool.h"
 #include "model/backend.h"
 
 typedef struct model_cpu_rs model_cpu_rs;

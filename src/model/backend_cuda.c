@@ -30,7 +30,7 @@ static bool failed(cuda_backend *b, ob_status st) {
     return b->st != OB_OK;
 }
 
-static const cuda_weight *weight(cuda_backend *b, const cpu_weight *w) {
+static const cuda_weight *weight(cuda_backend *b, const model_weight *w) {
     const cuda_weight *dw = NULL;
     if (b->st) return NULL;
     if (failed(b, cuda_range_weight(b->r, w->name, w->data, w->type, w->n_in, w->n_out, &dw,
@@ -39,7 +39,7 @@ static const cuda_weight *weight(cuda_backend *b, const cpu_weight *w) {
     return dw;
 }
 
-static void be_get_rows(model_backend *be, const cpu_weight *w, const int32_t *ids, int64_t n,
+static void be_get_rows(model_backend *be, const model_weight *w, const int32_t *ids, int64_t n,
                         float *out) {
     cuda_backend *b = as_cuda(be);
     const cuda_weight *dw = weight(b, w);
@@ -68,7 +68,7 @@ static void be_rmsnorm(model_backend *be, float *out, const float *x, const floa
     failed(b, cuda_range_stage_back(b->r, out == x ? 0 : 1, out, bytes, &b->err));
 }
 
-static void be_matmul(model_backend *be, float *y, const cpu_weight *w, const float *x,
+static void be_matmul(model_backend *be, float *y, const model_weight *w, const float *x,
                       int64_t n_tok) {
     cuda_backend *b = as_cuda(be);
     const cuda_weight *dw = weight(b, w);
@@ -83,7 +83,7 @@ static void be_matmul(model_backend *be, float *y, const cpu_weight *w, const fl
 }
 
 static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
-                    int64_t head_dim, const int32_t *pos, const cpu_rope_params *rp) {
+                    int64_t head_dim, const int32_t *pos, const model_rope *rp) {
     cuda_backend *b = as_cuda(be);
     const size_t xb = (size_t)(n_tok * n_head * head_dim) * 4;
     cuda_rope_params drp = {rp->n_dims, rp->freq_base, rp->freq_scale, NULL, rp->neox};
@@ -235,6 +235,13 @@ static const model_backend_ops CUDA_OPS = {
     .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .sync = be_sync, .free = be_free,
 };
 
+/* Uploads one of the range's weights (binding callback). */
+static ob_status bind_weight(void *user, const model_weight *w, ob_err *err) {
+    cuda_backend *b = user;
+    const cuda_weight *dw;
+    return cuda_range_weight(b->r, w->name, w->data, w->type, w->n_in, w->n_out, &dw, err);
+}
+
 ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
                                  model_backend **out, ob_err *err) {
     *out = NULL;
@@ -245,19 +252,21 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
         return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: architecture '%s'%s is not "
                        "supported on the CUDA device (use --device cpu)", arch,
                        shape->n_swa > 0 ? " with sliding-window attention" : "");
-    cuda_backend *b = ob_calloc(1, sizeof *b);
-    if (!b) return ob_fail(err, OB_ERR_NOMEM, "cuda backend: out of memory");
-    b->base.ops = &CUDA_OPS;
-    b->base.layer_lo = layer_lo;
-    b->base.layer_hi = layer_lo + shape->n_layer;
-    b->shape = *shape;
     if (shape->n_seq != 1)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: %lld sequences: the CUDA device "
                        "runs one sequence per context for now (n_seq_max 1)",
                        (long long)shape->n_seq);
+    cuda_backend *b = ob_calloc(1, sizeof *b);
+    if (!b) return ob_fail(err, OB_ERR_NOMEM, "cuda backend: out of memory");
+    b->base.ops = &CUDA_OPS;
+    b->base.caps = (model_backend_caps){.device_memory = true};
+    b->base.layer_lo = layer_lo;
+    b->base.layer_hi = layer_lo + shape->n_layer;
+    b->shape = *shape;
     cuda_range_shape rs = {shape->n_layer, shape->n_kv_rows, shape->n_head_kv, shape->head_dim};
     ob_status st = cuda_ctx_new(dev, &b->ctx, err);
     if (!st) st = cuda_range_new(b->ctx, &rs, &b->r, err);
+    if (!st) st = model_backend_bind_each(shape, layer_lo, "cuda backend", bind_weight, b, err);
     if (st) {
         be_free(&b->base);
         return st;

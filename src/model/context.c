@@ -8,7 +8,6 @@
 #include "core/err.h"
 #include "cpu/pool.h"
 #include "model/context.h"
-#include "vulkan/vulkan_backend.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -24,53 +23,6 @@
 void ob_context_params_init(ob_context_params *p) {
     *p = (ob_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1,
                              .kv_size = 0, .device_index = -1};
-}
-
-/* Frees the activation buffers; from_be: they belong to the backend (ops->host_buf). */
-static void buffers_free(model_buffers *b, bool from_be) {
-    float **fs[] = {&b->x,    &b->xn,   &b->q,    &b->k,  &b->v,
-                    &b->attn, &b->proj, &b->gate, &b->up, &b->extra};
-    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
-        if (!from_be) ob_free_aligned(*fs[i]);
-        *fs[i] = NULL;
-    }
-    ob_free(b->pos);
-    b->pos = NULL;
-}
-
-/* The activation buffers of a pass of n rows: from the backend when it hands them out (a
- * device backend then keeps them on the device), else from the heap. */
-static ob_status buffers_new(model_buffers *b, model_backend *be, const model_hparams *hp,
-                             int64_t n, ob_err *err) {
-    const size_t nb = (size_t)n;
-    struct {
-        float **p;
-        int64_t width;
-    } plan[] = {
-        {&b->x, hp->n_embd},    {&b->xn, hp->n_embd},
-        {&b->q, hp->n_head * hp->head_dim},    {&b->k, hp->n_head_kv * hp->head_dim},
-        {&b->v, hp->n_head_kv * hp->head_dim}, {&b->attn, hp->n_head * hp->head_dim},
-        {&b->proj, hp->n_embd}, {&b->gate, hp->n_ff}, {&b->up, hp->n_ff},
-        {&b->extra, hp->n_extra > 0 ? hp->n_extra : 1},
-    };
-    memset(b, 0, sizeof *b);
-    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
-        size_t bytes;
-        if (ob_mul_size(nb * sizeof(float), (size_t)plan[i].width, &bytes) ||
-            !(*plan[i].p = be->ops->host_buf ? be->ops->host_buf(be, bytes)
-                                             : ob_alloc_aligned(64, bytes))) {
-            buffers_free(b, be->ops->host_buf != NULL);
-            return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
-                           (long long)n);
-        }
-    }
-    b->pos = ob_alloc(nb, sizeof(int32_t));
-    if (!b->pos) {
-        buffers_free(b, be->ops->host_buf != NULL);
-        return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
-                       (long long)n);
-    }
-    return OB_OK;
 }
 
 static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *err) {
@@ -90,6 +42,9 @@ static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *e
     if (p->n_batch < 1 || p->n_threads < 1)
         return ob_fail(err, OB_ERR_ARG, "context: n_batch %lld, n_threads %d, expected >= 1",
                        (long long)p->n_batch, p->n_threads);
+    if (p->n_host_layers < 0)
+        return ob_fail(err, OB_ERR_ARG, "context: n_host_layers %lld, expected >= 0",
+                       (long long)p->n_host_layers);
     if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
     if (p->n_seq_max == 0) p->n_seq_max = 1;
     if (p->kv_size == 0) p->kv_size = p->n_ctx;
@@ -113,65 +68,10 @@ static ob_status check_host_memory(size_t kv_bytes, int64_t kv_size, ob_err *err
                    (double)kv_bytes / (1 << 30), have / (1 << 30));
 }
 
-static bool is_cuda(const ob_context *c) { return !strcmp(c->be->ops->name, "cuda"); }
-
-/* The model's weight matrices, for a backend that binds its own copy; *out owned by the
- * caller (ob_free). */
-static ob_status model_matrices(const ob_model *m, const cpu_weight ***out, int64_t *n,
-                                ob_err *err) {
-    const int64_t per_layer = 7, total = 2 + per_layer * m->hp.n_layer;
-    const cpu_weight **w = ob_alloc((size_t)total, sizeof *w);
-    if (!w) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory");
-    int64_t k = 0;
-    w[k++] = &m->w.tok_embd;
-    w[k++] = &m->w.output;
-    for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        const model_layer *l = &m->w.layers[il];
-        const cpu_weight *lw[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up,
-                                  &l->w_down};
-        for (int j = 0; j < per_layer; j++) w[k++] = lw[j];
-    }
-    *out = w;
-    *n = k;
-    return OB_OK;
-}
-
-static ob_status vulkan_new(ob_context *c, const model_backend_shape *shape, int index,
-                            ob_err *err) {
-    const cpu_weight **w = NULL;
-    int64_t n = 0;
-    ob_status st = model_matrices(c->model, &w, &n, err);
-    if (!st) st = model_backend_vulkan_new(shape, 0, index, w, n, &c->be, err);
-    ob_free(w);
-    return st;
-}
-
-/* The backend p asks for. auto: a CUDA device, else a discrete Vulkan GPU, else the CPU. */
-static ob_status backend_new(ob_context *c, const ob_context_params *p,
-                             const model_backend_shape *shape, ob_err *err) {
-    const int index = p->device_index;
-    switch (p->device) {
-    case OB_DEVICE_CUDA:
-        return model_backend_cuda_new(shape, 0, index < 0 ? 0 : index, &c->be, err);
-    case OB_DEVICE_VULKAN: return vulkan_new(c, shape, index, err);
-    case OB_DEVICE_AUTO: {
-        if (!model_backend_cuda_new(shape, 0, 0, &c->be, NULL)) return OB_OK;
-        vulkan_device_info list[VULKAN_MAX_DEVICES];
-        int n = 0, gpu = -1;
-        if (!vulkan_devices_list(list, VULKAN_MAX_DEVICES, &n, NULL))
-            gpu = vulkan_device_default(list, n, true);
-        if (gpu >= 0 && !vulkan_new(c, shape, gpu, NULL)) return OB_OK;
-        return model_backend_cpu_new(shape, 0, p->n_threads, &c->be, err);
-    }
-    default: return model_backend_cpu_new(shape, 0, p->n_threads, &c->be, err);
-    }
-}
-
 /* The per-context arrays beside the backend: activations, step scratch, the pool. */
 static ob_status context_arrays_new(ob_context *c, const model_backend_shape *shape,
                                     ob_err *err) {
-    ob_status st = buffers_new(&c->buf, c->be, &c->model->hp, c->n_batch, err);
-    if (st) return st;
+    ob_status st;
     const size_t nb = (size_t)c->n_batch;
     c->step_pos = ob_alloc(nb, sizeof(int32_t));
     c->step_seq = ob_alloc(nb, sizeof(int32_t));
@@ -192,11 +92,11 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
         !c->seq_new || !c->swa_lo ||
         (recurrent && (!c->rs_ckpt || !c->rs_mark || !c->rs_snap_at || !c->rs_snap_id)))
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
-    /* Prefix caching needs copy-on-write and arbitrary block tables, which the CUDA kernels
-     * lack. Sliding-window layers share no blocks: a prefix continues a parked ring. Cached
-     * KV blocks are of use to a model with recurrent layers only up to a snapshot of the
-     * state (rs_park.h). */
-    const bool hashing = !is_cuda(c);
+    /* Prefix caching needs copy-on-write and arbitrary block tables, which a backend without
+     * paged_kv lacks. Sliding-window layers share no blocks: a prefix continues a parked ring.
+     * Cached KV blocks are of use to a model with recurrent layers only up to a snapshot of
+     * the state (rs_park.h). */
+    const bool hashing = model_stages_paged(c);
     const int64_t max_blocks = (c->n_ctx + KV_BLOCK - 1) / KV_BLOCK;
     if (hashing && (c->swa_rows || recurrent)) {
         c->match_hash = ob_alloc((size_t)max_blocks, sizeof *c->match_hash);
@@ -232,12 +132,11 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         .n_ctx = p.n_ctx, .n_kv_rows = (p.kv_size + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK,
         .n_seq = p.n_seq_max, .n_batch = p.n_batch, .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-        .matmul_wsize = model_matmul_wsize(m, p.n_batch),
         .recurrent = hp->recurrent, .ssm_conv = hp->ssm_conv, .ssm_d_state = hp->ssm_d_state,
         .ssm_n_k_head = hp->ssm_n_k_head, .ssm_n_v_head = hp->ssm_n_v_head,
         /* two snapshots per sequence: its latest block boundary and where its prompt left a
          * cached one (rs_park.h) */
-        .n_rs_snap = hp->recurrent && p.device != OB_DEVICE_CUDA ? 2 * (int64_t)p.n_seq_max : 0,
+        .n_rs_snap = hp->recurrent ? 2 * (int64_t)p.n_seq_max : 0,
     };
     model_moe_shape(m, &shape);
     c->kv_bytes = model_kv_bytes(&shape, 0) + model_rs_bytes(&shape, 0);
@@ -246,15 +145,11 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
         ob_free(c);
         return st;
     }
-    st = backend_new(c, &p, &shape, err);
-    if (!st && hp->moe.n_expert > 0 && !c->be->ops->moe_ffn)
-        st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
-                     "mixture-of-experts layers, which this backend does not run (use --device "
-                     "cpu)", c->be->ops->name, hp->arch_name);
-    if (!st && hp->recurrent && !c->be->ops->deltanet)
-        st = ob_fail(err, OB_ERR_UNSUPPORTED, "context: the %s backend has no recurrent-layer "
-                     "ops, which architecture '%s' needs (use --device cpu)", c->be->ops->name,
-                     hp->arch_name);
+    st = model_stages_new(c, &p, &shape, err);
+    if (!st && c->n_seq > 1 && !model_stages_paged(c))
+        st = ob_fail(err, OB_ERR_UNSUPPORTED, "context: %d sequences: the %s backend runs one "
+                     "sequence per context (n_seq_max 1)", c->n_seq,
+                     c->stage[c->n_stage - 1].be->ops->name);
     if (!st) st = context_arrays_new(c, &shape, err);
     if (st) {
         ob_context_free(c);
@@ -266,8 +161,7 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
 
 void ob_context_free(ob_context *c) {
     if (!c) return;
-    buffers_free(&c->buf, c->be && c->be->ops->host_buf);
-    if (c->be) c->be->ops->free(c->be);
+    model_stages_free(c);
     kv_pool_free(c->pool);
     ring_park_free(c->park);
     rs_park_free(c->rs_park);
@@ -281,10 +175,19 @@ void ob_context_free(ob_context *c) {
 int64_t ob_context_n_ctx(const ob_context *c) { return c->n_ctx; }
 int64_t ob_context_n_past(const ob_context *c) { return kv_pool_seq_len(c->pool, 0); }
 int ob_context_n_threads(const ob_context *c) {
-    return strcmp(c->be->ops->name, "cpu") ? 0 : model_backend_cpu_threads(c->be);
+    int n = 0;
+    for (int i = 0; i < c->n_stage; i++)
+        if (c->stage[i].be->caps.n_threads > n) n = c->stage[i].be->caps.n_threads;
+    return n;
 }
 
-const char *ob_context_device(const ob_context *c) { return c->be->ops->name; }
+const char *ob_context_device(const ob_context *c) {
+    return c->stage[c->n_stage - 1].be->ops->name;
+}
+
+const char *ob_context_placement(const ob_context *c) { return c->placement; }
+
+void ob_context_transfer_stats(const ob_context *c, ob_transfer_stats *out) { *out = c->xfer; }
 
 size_t model_context_kv_bytes(const ob_context *c) { return c->kv_bytes; }
 
@@ -323,10 +226,10 @@ ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err) {
         return ob_fail(err, OB_ERR_ARG, "fork: source and destination are both sequence %d", src);
     kv_pool_seq_fork(c->pool, src, dst);
     if (c->park) ring_park_drop(c->park, dst);
-    if (c->swa_rows) c->be->ops->seq_copy(c->be, src, dst); /* the rings are per sequence */
+    if (c->swa_rows) model_stages_seq_copy(c, src, dst); /* the rings are per sequence */
     c->swa_lo[dst] = c->swa_lo[src];
     if (c->rs_ckpt) { /* the recurrent state is per sequence too; dst has no checkpoint yet */
-        c->be->ops->rs_copy(c->be, src, 0, dst, 0);
+        model_stages_rs_copy(c, src, 0, dst, 0);
         c->rs_ckpt[dst] = -1;
     }
     return OB_OK;
@@ -348,12 +251,12 @@ static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int6
                                 ob_err *err) {
     if (!c->rs_ckpt || n_past == len || n_past == 0) return OB_OK;
     if (n_past == c->rs_ckpt[seq]) {
-        c->be->ops->rs_copy(c->be, seq, 1, seq, 0);
+        model_stages_rs_copy(c, seq, 1, seq, 0);
         return OB_OK;
     }
     const int64_t snap = snapshot_of(c, seq, n_past);
     if (snap >= 0) {
-        c->be->ops->rs_copy(c->be, c->n_seq + (int32_t)snap, 0, seq, 0);
+        model_stages_rs_copy(c, c->n_seq + (int32_t)snap, 0, seq, 0);
         if (c->rs_ckpt[seq] > n_past) c->rs_ckpt[seq] = -1; /* past the new end */
         return OB_OK;
     }
@@ -405,7 +308,7 @@ static ob_status attach_with_ring(ob_context *c, int32_t seq, const int32_t *tok
     ring_park_drop(c->park, seq); /* written from now on, whichever ring it gets */
     if (k == 0) return OB_OK;
     *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1);
-    if (from != seq) c->be->ops->seq_copy(c->be, from, seq);
+    if (from != seq) model_stages_seq_copy(c, from, seq);
     c->swa_lo[seq] = lo;
     return OB_OK;
 }
@@ -424,7 +327,7 @@ static ob_status attach_with_state(ob_context *c, int32_t seq, const int32_t *to
     c->rs_mark[seq] = matched > k ? matched : 0;
     if (k == 0) return OB_OK;
     *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1);
-    c->be->ops->rs_copy(c->be, c->n_seq + (int32_t)snap, 0, seq, 0);
+    model_stages_rs_copy(c, c->n_seq + (int32_t)snap, 0, seq, 0);
     c->rs_ckpt[seq] = -1;
     return OB_OK;
 }

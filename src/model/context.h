@@ -10,10 +10,23 @@
 #include "model/ring_park.h"
 #include "model/rs_park.h"
 
+/* One backend of a context and the activations of a pass on it. */
+typedef struct model_stage {
+    model_backend *be;     /* owned: layers [be->layer_lo, be->layer_hi) */
+    model_buffers buf;     /* owned: one forward pass of n_batch rows, from be->ops->host_buf
+                              when it hands memory out */
+} model_stage;
+
+#define MODEL_MAX_STAGES 2 /* the host's layers, then the device's */
+
 struct ob_context {
     ob_model *model;       /* borrowed */
-    model_backend *be;     /* owned: all layers on one device */
-    model_buffers buf;     /* owned: one forward pass of n_batch rows */
+    model_stage stage[MODEL_MAX_STAGES]; /* consecutive layer ranges covering the model:
+                              stage 0 embeds the tokens, the last one computes the logits */
+    int n_stage;
+    model_backend_weights weights; /* the model's weights with this context's progress */
+    ob_transfer_stats xfer; /* hidden-state copies between stages */
+    char placement[128];   /* ob_context_placement */
     kv_pool *pool;         /* owned: which pool rows hold which sequence's positions */
     int64_t n_ctx, n_batch, kv_size;
     int32_t n_seq;         /* n_seq_max */
@@ -49,6 +62,27 @@ struct ob_context {
     bool (*abort)(void *user); /* ob_context_set_abort, or NULL */
     void *abort_user;
 };
+
+/* context_stages.c: the backends of a context for p (CPU, device, or the first
+ * p->n_host_layers layers on the CPU and the rest on the device), each with its activation
+ * buffers; the shape's weights are set here. */
+ob_status model_stages_new(ob_context *c, const ob_context_params *p,
+                           const model_backend_shape *shape, ob_err *err);
+void model_stages_free(ob_context *c);
+
+/* One forward pass of step s through every stage: embedding on the first, the hidden state
+ * copied from each stage to the next (counted in c->xfer), logits on the last, then every
+ * stage synchronised. OB_ERR_CANCELLED when s->abort stopped it; a device's failure as it
+ * reported it. */
+ob_status model_stages_forward(ob_context *c, const model_step *s, ob_err *err);
+
+/* The cache operations of backend.h, on every stage (each holds its layers' part). */
+void model_stages_kv_copy(ob_context *c, const kv_copy *copies, int64_t n);
+void model_stages_seq_copy(ob_context *c, int32_t src, int32_t dst);
+void model_stages_rs_copy(ob_context *c, int32_t src, int src_slot, int32_t dst, int dst_slot);
+
+/* Whether every stage can do what caps asks for (paged_kv). */
+bool model_stages_paged(const ob_context *c);
 
 /* decode.c: evaluates n entries (token, pos, seq, want logits), all borrowed: ob_decode's
  * contract (checks, reservation, passes of n_batch, rollback on any error). hidden: the rows

@@ -170,10 +170,9 @@ static ob_status pass_run(ob_context *c, const int32_t *tok, const int64_t *pos,
                           bool hidden, int64_t *row, ob_err *err) {
     model_step s;
     pass_plan(c, tok, pos, seq, want, i0, nb, *row, hidden, &s);
-    const bool done = model_forward_of(c->model)(c->model, c->be, &c->buf, &s);
-    ob_status st;
-    if (c->be->ops->sync && (st = c->be->ops->sync(c->be, err))) return st;
-    if (!done)
+    ob_status st = model_stages_forward(c, &s, err);
+    if (st && st != OB_ERR_CANCELLED) return st;
+    if (st)
         return ob_fail(err, OB_ERR_CANCELLED, "decode: cancelled by the abort callback "
                        "(entries %lld..%lld of the batch)", (long long)i0,
                        (long long)(i0 + nb - 1));
@@ -250,7 +249,7 @@ static void take_snapshots(ob_context *c, const int32_t *seq, int64_t i0, int64_
         if (at < i0 || at >= end) continue;
         /* at most 2 n_seq are taken at once, as many as there are: never -1 in practice */
         if ((c->rs_snap_id[j] = rs_park_take(c->rs_park)) < 0) continue;
-        c->be->ops->rs_copy(c->be, seq[at], 0, c->n_seq + (int32_t)c->rs_snap_id[j], 0);
+        model_stages_rs_copy(c, seq[at], 0, c->n_seq + (int32_t)c->rs_snap_id[j], 0);
     }
 }
 
@@ -289,12 +288,12 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
      * to restore on failure (and for a truncation back to this length) */
     for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++) {
         if (c->seq_new[q] == 0) continue;
-        c->be->ops->rs_copy(c->be, q, 0, q, 1);
+        model_stages_rs_copy(c, q, 0, q, 1);
         c->rs_ckpt[q] = kv_pool_seq_len(c->pool, q);
     }
     int64_t n_copies;
     const kv_copy *copies = kv_pool_copies(c->pool, &n_copies);
-    if (n_copies) c->be->ops->kv_copy(c->be, copies, n_copies);
+    if (n_copies) model_stages_kv_copy(c, copies, n_copies);
     int64_t row = 0;
     if (c->rs_ckpt) plan_snapshots(c, pos, seq, n);
     for (int64_t i0 = 0, end; i0 < n && !st; i0 = end) {
@@ -308,7 +307,7 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     if (st) {
         kv_pool_rollback(c->pool); /* every sequence as it was before the call */
         for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++)
-            if (c->seq_new[q]) c->be->ops->rs_copy(c->be, q, 1, q, 0);
+            if (c->seq_new[q]) model_stages_rs_copy(c, q, 1, q, 0);
         finish_snapshots(c, pos, seq, false);
         return st;
     }

@@ -79,7 +79,7 @@ ob_status model_gemma3_load(ob_model *m, ob_err *err) {
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */
-static bool gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b,
+bool model_gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b,
                           const model_step *s) {
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
@@ -110,13 +110,10 @@ static bool gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b
     return true;
 }
 
-bool model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *b,
-                          const model_step *s) {
+/* Gemma scales the embedding by sqrt(n_embd). */
+void model_gemma3_embed(const ob_model *m, model_backend *be, model_buffers *b,
+                        const model_step *s) {
     const int64_t e = m->hp.n_embd, n_tok = s->kv.n_tok;
-    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
     be->ops->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x); /* (n_tok, e) */
     be->ops->scale(be, b->x, n_tok * e, sqrtf((float)e));
-    if (!gemma3_layers(m, be, b, s)) return false;
-    model_forward_logits(m, be, b, s);
-    return true;
 }

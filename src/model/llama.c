@@ -247,7 +247,7 @@ void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int
     const model_layer *l = &m->w.layers[il];
     const int64_t hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_head_kv * hd;
     const bool swa = l->kind == MODEL_LAYER_SLIDING;
-    const cpu_rope_params rp = {.n_dims = hp->n_rot,
+    const model_rope rp = {.n_dims = hp->n_rot,
                                 .freq_base = swa ? hp->rope_base_swa : hp->rope_base,
                                 .freq_scale = swa ? hp->rope_scale_swa : hp->rope_freq_scale,
                                 .freq_factors = m->w.rope_freqs, .neox = hp->flags.rope_neox};
@@ -269,7 +269,7 @@ void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */
-static bool llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
+bool model_llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
                          const model_step *s) {
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
@@ -328,12 +328,7 @@ void model_llama_ffn(const ob_model *m, model_backend *be, model_buffers *b,
     op->add(be, b->x, b->proj, n_tok * e);
 }
 
-bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *b,
-                         const model_step *s) {
-    const int64_t n_tok = s->kv.n_tok;
-    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
-    be->ops->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x); /* (n_tok, e) */
-    if (!llama_layers(m, be, b, s)) return false;
-    model_forward_logits(m, be, b, s);
-    return true;
+void model_embed_tokens(const ob_model *m, model_backend *be, model_buffers *b,
+                        const model_step *s) {
+    be->ops->get_rows(be, &m->w.tok_embd, s->tokens, s->kv.n_tok, b->x); /* (n_tok, e) */
 }

@@ -9,38 +9,47 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "cpu/matmul.h"
 #include "quant/quant.h"
 #include "tokenizer/tokenizer.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct model_arch_entry {
     const char *name;
     model_arch arch;
     ob_status (*load)(ob_model *m, ob_err *err);
-    model_forward_fn forward;
+    model_embed_fn embed;
+    model_layers_fn layers;
 } model_arch_entry;
 
 static const model_arch_entry ARCHES[] = {
-    {"llama", MODEL_ARCH_LLAMA, model_llama_load, model_llama_forward},
-    {"qwen2", MODEL_ARCH_QWEN2, model_qwen2_load, model_llama_forward},
-    {"qwen3", MODEL_ARCH_QWEN3, model_qwen3_load, model_llama_forward},
-    {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_forward},
-    {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_qwen3moe_forward},
-    {"qwen35", MODEL_ARCH_QWEN35, model_qwen35_load, model_qwen35_forward},
-    {"qwen35moe", MODEL_ARCH_QWEN35MOE, model_qwen35_load, model_qwen35_forward},
-    {"qwen3next", MODEL_ARCH_QWEN3NEXT, model_qwen35_load, model_qwen35_forward},
+    {"llama", MODEL_ARCH_LLAMA, model_llama_load, model_embed_tokens, model_llama_layers},
+    {"qwen2", MODEL_ARCH_QWEN2, model_qwen2_load, model_embed_tokens, model_llama_layers},
+    {"qwen3", MODEL_ARCH_QWEN3, model_qwen3_load, model_embed_tokens, model_llama_layers},
+    {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_embed, model_gemma3_layers},
+    {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_embed_tokens,
+     model_qwen3moe_layers},
+    {"qwen35", MODEL_ARCH_QWEN35, model_qwen35_load, model_embed_tokens, model_qwen35_layers},
+    {"qwen35moe", MODEL_ARCH_QWEN35MOE, model_qwen35_load, model_embed_tokens,
+     model_qwen35_layers},
+    {"qwen3next", MODEL_ARCH_QWEN3NEXT, model_qwen35_load, model_embed_tokens,
+     model_qwen35_layers},
 };
 #define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
 
-model_forward_fn model_forward_of(const ob_model *m) {
+static const model_arch_entry *arch_of(const ob_model *m) {
     for (size_t i = 0; i < N_ARCHES; i++)
-        if (ARCHES[i].arch == m->hp.arch) return ARCHES[i].forward;
-    return NULL;
+        if (ARCHES[i].arch == m->hp.arch) return &ARCHES[i];
+    return &ARCHES[0];
 }
+
+model_embed_fn model_embed_of(const ob_model *m) { return arch_of(m)->embed; }
+model_layers_fn model_layers_of(const ob_model *m) { return arch_of(m)->layers; }
 
 /* ---- keys ------------------------------------------------------------------------------ */
 
@@ -91,8 +100,41 @@ ob_status model_key_f32_in(const ob_model *m, const char *suffix, float def, flo
 
 /* ---- tensors --------------------------------------------------------------------------- */
 
-ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, int64_t n_out,
-                            cpu_weight *out, ob_err *err) {
+/* The layer of a "blk.N.*" tensor, -1 for any other name. */
+static int32_t layer_of_name(const char *name) {
+    if (strncmp(name, "blk.", 4) != 0) return -1;
+    char *end;
+    const long il = strtol(name + 4, &end, 10);
+    return end != name + 4 && *end == '.' && il >= 0 && il < INT32_MAX ? (int32_t)il : -1;
+}
+
+ob_status model_weight_register(ob_model *m, model_weight *w, ob_err *err) {
+    const quant_traits *qt = quant_traits_get(w->type);
+    if (!qt)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s is not supported",
+                       gguf_name(m->file), w->name, gguf_qtype_name(w->type));
+    if (w->n_in % qt->block_size)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': rows of %lld elements do not fill "
+                       "whole %s blocks of %d", gguf_name(m->file), w->name, (long long)w->n_in,
+                       gguf_qtype_name(w->type), (int)qt->block_size);
+    model_weights *mw = &m->w;
+    if (mw->n_table == mw->cap_table) {
+        const int64_t cap = mw->cap_table ? 2 * mw->cap_table : 64;
+        model_weight **grown = ob_realloc(mw->table, (size_t)cap, sizeof *grown);
+        if (!grown) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+        mw->table = grown;
+        mw->cap_table = cap;
+    }
+    if (mw->n_table >= INT32_MAX)
+        return ob_fail(err, OB_ERR_LIMIT, "%s: too many tensors", gguf_name(m->file));
+    w->id = (int32_t)mw->n_table;
+    w->layer = layer_of_name(w->name);
+    mw->table[mw->n_table++] = w;
+    return OB_OK;
+}
+
+ob_status model_bind_matrix(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
+                            model_weight *out, ob_err *err) {
     const gguf_tensor *t = gguf_tensor_find(m->file, name);
     if (!t)
         return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld, %lld])",
@@ -103,19 +145,9 @@ ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, i
                        gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
                        (long long)t->ne[2], (long long)t->ne[3], (long long)n_in,
                        (long long)n_out);
-    if (!quant_traits_get(t->type))
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s is not supported",
-                       gguf_name(m->file), name, gguf_qtype_name(t->type));
-    *out = (cpu_weight){.name = t->name.ptr, .data = t->data, .type = t->type, .n_in = n_in,
-                        .n_out = n_out, .row_size = t->nbytes / (size_t)n_out};
-    ob_status st = cpu_weight_init(out, err);
-    if (st) {
-        ob_err_prefix(err, gguf_name(m->file));
-        return st;
-    }
-    if (!model_load_advance(m, t->nbytes))
-        return ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
-    return OB_OK;
+    *out = (model_weight){.name = t->name.ptr, .data = t->data, .type = t->type, .n_in = n_in,
+                          .n_out = n_out, .row_size = t->nbytes / (size_t)n_out};
+    return model_weight_register(m, out, err);
 }
 
 ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
@@ -165,25 +197,27 @@ const size_t MODEL_LAYER_VECTORS[] = {
 const size_t MODEL_LAYER_N_VECTORS = sizeof MODEL_LAYER_VECTORS / sizeof(size_t);
 #undef LAYER_FIELD
 
-size_t model_matmul_wsize(const ob_model *m, int64_t n_tok) {
-    size_t best = cpu_matmul_wsize(&m->w.output, n_tok);
-    for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        const model_layer *l = &m->w.layers[il];
-        for (size_t i = 0; i < MODEL_LAYER_N_MATRICES; i++) {
-            const cpu_weight *w = model_layer_matrix(l, i);
-            if (!w->qt) continue; /* not bound: a tensor other layer kinds have (the FFN of a
-                                     mixture-of-experts layer, ...) */
-            size_t s = cpu_matmul_wsize(w, n_tok);
-            if (s > best) best = s;
-        }
-        /* an expert may get every row of the batch */
-        if (l->moe && cpu_moe_wsize(&l->moe->ffn, n_tok) > best)
-            best = cpu_moe_wsize(&l->moe->ffn, n_tok);
-    }
-    return best;
-}
-
 /* ---- load ------------------------------------------------------------------------------ */
+
+/* After binding: marks the embedding and output weights (one weight when tied) and lists the
+ * MoE blocks, so backends can tell which weights their layer range reads. */
+static ob_status finish_weights(ob_model *m, ob_err *err) {
+    model_weights *w = &m->w;
+    w->table[w->tok_embd.id]->embed = true;
+    w->table[w->output.id]->head = true;
+    w->output.head = true; /* the copy a tied output holds */
+    bool any_moe = false;
+    for (int64_t il = 0; il < m->hp.n_layer; il++) any_moe |= w->layers[il].moe != NULL;
+    if (any_moe) {
+        w->moe = ob_calloc((size_t)m->hp.n_layer, sizeof *w->moe);
+        if (!w->moe) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
+        for (int64_t il = 0; il < m->hp.n_layer; il++)
+            if (w->layers[il].moe) w->moe[il] = &w->layers[il].moe->ffn;
+    }
+    w->for_backends = (model_backend_weights){
+        .table = (const model_weight *const *)w->table, .n = w->n_table, .moe = w->moe};
+    return OB_OK;
+}
 
 /* Totals and the type holding most weight bytes, for ob_model_info. */
 static void model_tally(ob_model *m) {
@@ -291,11 +325,12 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
     model_load_progress lp = {.params = p};
     if (!st) {
         model_tally(m);
-        lp.total = 2 * m->n_bytes; /* the page pass, then binding */
+        lp.total = m->n_bytes; /* the page pass */
         m->loading = &lp;
         st = prefault(m, p, err);
     }
     if (!st) st = arch->load(m, err);
+    if (!st) st = finish_weights(m, err);
     if (!st) st = read_pooling(m, err);
     m->loading = NULL;
     if (!st) {
@@ -328,6 +363,8 @@ void ob_model_free(ob_model *m) {
     ob_free(m->hp.swa);
     ob_free(m->hp.recurrent);
     ob_free(m->w.layers);
+    ob_free(m->w.table);
+    ob_free(m->w.moe);
     ob_free(m->w.output_norm);
     ob_free(m->w.rope_freqs);
     ob_free(m->name);

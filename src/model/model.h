@@ -12,7 +12,6 @@
 #ifndef OB_MODEL_MODEL_H
 #define OB_MODEL_MODEL_H
 
-#include "cpu/matmul.h"
 #include "gguf/gguf.h"
 #include "model/backend.h"
 #include "model/moe.h"
@@ -91,14 +90,14 @@ typedef enum model_layer_kind {
 typedef struct model_layer {
     model_layer_kind kind;
     float *attn_norm;   /* (n_embd) */
-    cpu_weight wq;      /* blk.N.attn_q.weight      [n_embd -> n_head * head_dim] */
-    cpu_weight wk;      /* blk.N.attn_k.weight      [n_embd -> n_head_kv * head_dim] */
-    cpu_weight wv;      /* blk.N.attn_v.weight      [n_embd -> n_head_kv * head_dim] */
-    cpu_weight wo;      /* blk.N.attn_output.weight [n_head * head_dim -> n_embd] */
+    model_weight wq;      /* blk.N.attn_q.weight      [n_embd -> n_head * head_dim] */
+    model_weight wk;      /* blk.N.attn_k.weight      [n_embd -> n_head_kv * head_dim] */
+    model_weight wv;      /* blk.N.attn_v.weight      [n_embd -> n_head_kv * head_dim] */
+    model_weight wo;      /* blk.N.attn_output.weight [n_head * head_dim -> n_embd] */
     float *ffn_norm;    /* (n_embd) */
-    cpu_weight w_gate;  /* blk.N.ffn_gate.weight    [n_embd -> n_ff] */
-    cpu_weight w_up;    /* blk.N.ffn_up.weight      [n_embd -> n_ff] */
-    cpu_weight w_down;  /* blk.N.ffn_down.weight    [n_ff -> n_embd] */
+    model_weight w_gate;  /* blk.N.ffn_gate.weight    [n_embd -> n_ff] */
+    model_weight w_up;    /* blk.N.ffn_up.weight      [n_embd -> n_ff] */
+    model_weight w_down;  /* blk.N.ffn_down.weight    [n_ff -> n_embd] */
     float *bq, *bk, *bv; /* blk.N.attn_{q,k,v}.bias (n_head * head_dim), (n_head_kv * head_dim)
                             x2, or NULL (qwen2) */
     float *q_norm;      /* blk.N.attn_q_norm.weight (head_dim), or NULL (qwen3, gemma3) */
@@ -109,28 +108,28 @@ typedef struct model_layer {
                               w_gate/w_up/w_down, or NULL */
     /* Gated DeltaNet layers of the qwen35 family (conv_dim = (2 n_k_head + n_v_head) d_state,
      * value_dim = n_v_head d_state); the vectors NULL elsewhere */
-    cpu_weight ssm_qkv;   /* blk.N.attn_qkv.weight   [n_embd -> conv_dim] */
-    cpu_weight ssm_z;     /* blk.N.attn_gate.weight  [n_embd -> value_dim] */
-    cpu_weight ssm_alpha; /* blk.N.ssm_alpha.weight  [n_embd -> n_v_head] */
-    cpu_weight ssm_beta;  /* blk.N.ssm_beta.weight   [n_embd -> n_v_head] */
-    cpu_weight ssm_ba;    /* blk.N.ssm_ba.weight     [n_embd -> 2 n_v_head] (qwen3next, in
+    model_weight ssm_qkv;   /* blk.N.attn_qkv.weight   [n_embd -> conv_dim] */
+    model_weight ssm_z;     /* blk.N.attn_gate.weight  [n_embd -> value_dim] */
+    model_weight ssm_alpha; /* blk.N.ssm_alpha.weight  [n_embd -> n_v_head] */
+    model_weight ssm_beta;  /* blk.N.ssm_beta.weight   [n_embd -> n_v_head] */
+    model_weight ssm_ba;    /* blk.N.ssm_ba.weight     [n_embd -> 2 n_v_head] (qwen3next, in
                              place of alpha and beta): per key head, its value heads' beta
                              rows then their alpha rows */
-    cpu_weight ssm_out;   /* blk.N.ssm_out.weight    [value_dim -> n_embd] */
+    model_weight ssm_out;   /* blk.N.ssm_out.weight    [value_dim -> n_embd] */
     float *ssm_conv;      /* blk.N.ssm_conv1d.weight (conv_dim, conv_kernel) */
     float *ssm_dt;        /* blk.N.ssm_dt.bias (n_v_head) */
     float *ssm_a;         /* blk.N.ssm_a (n_v_head) */
     float *ssm_norm;      /* blk.N.ssm_norm.weight (d_state) */
 } model_layer;
 
-/* offsetof every cpu_weight / every owned F32 vector field of model_layer (model.c). */
+/* offsetof every model_weight / every owned F32 vector field of model_layer (model.c). */
 extern const size_t MODEL_LAYER_MATRICES[];
 extern const size_t MODEL_LAYER_N_MATRICES;
 extern const size_t MODEL_LAYER_VECTORS[];
 extern const size_t MODEL_LAYER_N_VECTORS;
 
-static inline const cpu_weight *model_layer_matrix(const model_layer *l, size_t i) {
-    return (const cpu_weight *)((const char *)l + MODEL_LAYER_MATRICES[i]);
+static inline const model_weight *model_layer_matrix(const model_layer *l, size_t i) {
+    return (const model_weight *)((const char *)l + MODEL_LAYER_MATRICES[i]);
 }
 
 static inline float **model_layer_vector(model_layer *l, size_t i) {
@@ -138,15 +137,21 @@ static inline float **model_layer_vector(model_layer *l, size_t i) {
 }
 
 typedef struct model_weights {
-    cpu_weight tok_embd;  /* token_embd.weight [n_embd -> n_vocab rows] */
+    model_weight tok_embd;  /* token_embd.weight [n_embd -> n_vocab rows] */
     float *output_norm;   /* (n_embd) */
-    cpu_weight output;    /* output.weight, or token_embd.weight when tied */
+    model_weight output;    /* output.weight, or token_embd.weight when tied */
     float *rope_freqs;    /* (n_rot / 2) divisors of the RoPE angle (Llama 3), or NULL */
     model_layer *layers;  /* (n_layer) */
+    /* every matrix bound, numbered by its id (model_weight.id); views into layers and the
+     * fields above, so model_weights must not move once binding starts */
+    model_weight **table;
+    int64_t n_table, cap_table;
+    const model_moe_block **moe; /* (n_layer) each layer's MoE block or NULL; NULL if dense */
+    model_backend_weights for_backends; /* table and moe as backends take them */
 } model_weights;
 
-/* Progress of ob_model_load over its two passes, each in proportion to bytes: reading every
- * weight page, then binding the weights (which, for repacked types, copies them). */
+/* Progress of ob_model_load in proportion to bytes: reading every weight page. (Backends
+ * prepare their own form of the weights when a context is made, with progress of their own.) */
 typedef struct model_load_progress {
     const ob_model_params *params;
     uint64_t done, total, next_report;
@@ -194,11 +199,22 @@ typedef struct model_step {
     void *abort_user;
 } model_step;
 
-/* Runs a step through every layer on `be`. Returns false when s->abort stopped it (the cache
- * rows of its positions are then partly written; the caller rolls them back). The caller
- * checked ids and reserved the cache rows. */
-typedef bool (*model_forward_fn)(const ob_model *m, model_backend *be, model_buffers *buf,
-                                 const model_step *s);
+/* A forward step in three parts, so a context can run layer ranges on several backends in
+ * turn with only the hidden state buf->x (n_tok, n_embd) passing between them:
+ *   embed   buf->x of the step's tokens, on the backend holding layer 0;
+ *   layers  layers [be->layer_lo, be->layer_hi) on buf->x; false when s->abort stopped them
+ *           between two layers (the cache rows of the step are then partly written; the
+ *           caller rolls them back);
+ *   head    model_forward_logits, on the backend holding the last layer.
+ * buf->pos holds the rows' positions. The caller checked ids and reserved the cache rows. */
+typedef void (*model_embed_fn)(const ob_model *m, model_backend *be, model_buffers *buf,
+                               const model_step *s);
+typedef bool (*model_layers_fn)(const ob_model *m, model_backend *be, model_buffers *buf,
+                                const model_step *s);
+
+/* The token embedding lookup of the llama family (others scale it: gemma3). */
+void model_embed_tokens(const ob_model *m, model_backend *be, model_buffers *buf,
+                        const model_step *s);
 
 /* The logits of s->out_rows from the final hidden state in buf->x: the output norm and
  * projection of just those rows (gathered into buf->proj when they are not the last ones). */
@@ -207,15 +223,20 @@ void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b
 
 /* ---- shared by the architecture files ------------------------------------------------- */
 
-/* Binds a 2-D weight of [n_in, n_out] (ne order) named `name`: checks it exists, its shape and
- * that its type has kernels. Errors name the tensor, expected and actual shape. */
 /* Counts `bytes` of loading work done and reports progress when a callback was given; false
  * once the callback has asked to cancel (the caller then fails with "loading cancelled").
  * Outside ob_model_load it does nothing and returns true. */
 bool model_load_advance(const ob_model *m, uint64_t bytes);
 
-ob_status model_bind_matrix(const ob_model *m, const char *name, int64_t n_in, int64_t n_out,
-                            cpu_weight *out, ob_err *err);
+/* Binds a 2-D weight of [n_in, n_out] (ne order) named `name`: checks it exists, its shape and
+ * that its type has kernels, and numbers it in the weight table (its layer read from a
+ * "blk.N." name). Errors name the tensor, expected and actual shape. */
+ob_status model_bind_matrix(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
+                            model_weight *out, ob_err *err);
+
+/* Numbers w in the weight table (sets w->id); w must stay where it is for the model's life.
+ * Checks that its type has kernels and n_in fills whole blocks. */
+ob_status model_weight_register(ob_model *m, model_weight *w, ob_err *err);
 
 /* Binds a 1-D vector of n elements as a new F32 array (*out owned by the model). */
 ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
@@ -266,8 +287,8 @@ void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int
  * feed-forward block of the llama family and of qwen35. */
 void model_llama_ffn(const ob_model *m, model_backend *be, model_buffers *b,
                      const model_layer *l, int64_t n_tok);
-bool model_llama_forward(const ob_model *m, model_backend *be, model_buffers *buf,
-                         const model_step *s);
+bool model_llama_layers(const ob_model *m, model_backend *be, model_buffers *buf,
+                        const model_step *s);
 
 /* Llama 3.1 RoPE frequency divisors (n_rot / 2 of them into out) from rope.scaling.factor,
  * low_freq_factor, high_freq_factor and original_context_length, as the Llama 3.1 reference
@@ -279,30 +300,30 @@ void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo
 ob_status model_qwen2_load(ob_model *m, ob_err *err);
 ob_status model_qwen3_load(ob_model *m, ob_err *err);
 ob_status model_gemma3_load(ob_model *m, ob_err *err);
-bool model_gemma3_forward(const ob_model *m, model_backend *be, model_buffers *buf,
-                          const model_step *s);
+void model_gemma3_embed(const ob_model *m, model_backend *be, model_buffers *buf,
+                        const model_step *s);
+bool model_gemma3_layers(const ob_model *m, model_backend *be, model_buffers *buf,
+                         const model_step *s);
 ob_status model_qwen3moe_load(ob_model *m, ob_err *err);
-bool model_qwen3moe_forward(const ob_model *m, model_backend *be, model_buffers *buf,
-                            const model_step *s);
+bool model_qwen3moe_layers(const ob_model *m, model_backend *be, model_buffers *buf,
+                           const model_step *s);
 
 /* qwen35.c: Qwen3.5, Gated DeltaNet layers and gated full attention, with a dense FFN
  * (qwen35) or a mixture of experts with a gated shared expert (qwen35moe, qwen3next; the
  * file's comment says where qwen3next differs). */
 ob_status model_qwen35_load(ob_model *m, ob_err *err);
-bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *buf,
-                          const model_step *s);
+bool model_qwen35_layers(const ob_model *m, model_backend *be, model_buffers *buf,
+                         const model_step *s);
 
 /* Binds "blk.<il>.<suffix>" as an F32 vector of n (*out owned by the model). */
 ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,
                                   float **out, ob_err *err);
 
-/* The forward function of the model's architecture. */
-model_forward_fn model_forward_of(const ob_model *m);
+/* The embedding and layer functions of the model's architecture. */
+model_embed_fn model_embed_of(const ob_model *m);
+model_layers_fn model_layers_of(const ob_model *m);
 
 /* context.c: bytes of the context's K and V cache (the figure its backend allocated). */
 size_t model_context_kv_bytes(const ob_context *c);
-
-/* Largest cpu_matmul_wsize over the model's matrices for n_tok tokens. */
-size_t model_matmul_wsize(const ob_model *m, int64_t n_tok);
 
 #endif

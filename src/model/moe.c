@@ -1,13 +1,15 @@
 /*
  * Loading mixture-of-experts blocks (moe.h): hyperparameters from metadata only, range-checked
  * before anything is sized by them; the experts' 3-D tensors checked against them and cut into
- * one cpu_weight per expert and matrix, each a view of the mapped file (the CPU kernels may
+ * one model_weight per expert and matrix, each a view of the mapped file (the CPU kernels may
  * give a view a repacked copy, as for any weight).
  */
 #include "model/moe.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
+#include "cpu/matmul.h"
+#include "cpu/moe.h"
 #include "model/model.h"
 #include "quant/quant.h"
 
@@ -52,7 +54,7 @@ ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err) {
 /* Cuts the 3-D tensor `name`, [n_in, parts * n_out, n_expert], into views: part p of expert e
  * is out[p][e], rows p * n_out.. of that expert's slab. */
 static ob_status bind_experts(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
-                              int parts, cpu_weight *const *out, ob_err *err) {
+                              int parts, model_weight *const *out, ob_err *err) {
     const int64_t ne = m->hp.moe.n_expert;
     const gguf_tensor *t = gguf_tensor_find(m->file, name);
     if (!t)
@@ -71,26 +73,22 @@ static ob_status bind_experts(ob_model *m, const char *name, int64_t n_in, int64
     /* the parser sized the data as rows of ne[0] elements: nbytes = rows * row_size */
     const size_t row_size = t->nbytes / (size_t)(parts * n_out * ne);
     const size_t slab = row_size * (size_t)(parts * n_out);
-    for (int64_t e = 0; e < ne; e++) {
-        for (int p = 0; p < parts; p++) {
-            cpu_weight *w = &out[p][e];
-            *w = (cpu_weight){.name = t->name.ptr, .type = t->type, .n_in = n_in,
-                              .n_out = n_out, .row_size = row_size,
-                              .data = (const char *)t->data + (size_t)e * slab +
-                                      (size_t)p * (size_t)n_out * row_size};
-            ob_status st = cpu_weight_init(w, err);
-            if (st) {
-                ob_err_prefix(err, gguf_name(m->file));
-                return st;
-            }
+    /* part by part, so each part's experts have consecutive ids (model_moe_block) */
+    for (int p = 0; p < parts; p++) {
+        for (int64_t e = 0; e < ne; e++) {
+            model_weight *w = &out[p][e];
+            *w = (model_weight){.name = t->name.ptr, .type = t->type, .n_in = n_in,
+                                .n_out = n_out, .row_size = row_size,
+                                .data = (const char *)t->data + (size_t)e * slab +
+                                        (size_t)p * (size_t)n_out * row_size};
+            ob_status st = model_weight_register(m, w, err);
+            if (st) return st;
         }
     }
-    if (!model_load_advance(m, t->nbytes))
-        return ob_fail(err, OB_ERR_ARG, "%s: loading cancelled", gguf_name(m->file));
     return OB_OK;
 }
 
-static ob_status bind_shared(ob_model *m, int64_t il, cpu_moe *f, ob_err *err) {
+static ob_status bind_shared(ob_model *m, int64_t il, model_moe_block *f, ob_err *err) {
     const int64_t e = m->hp.n_embd, ff = f->n_ff_sh;
     char name[96];
     ob_status st;
@@ -113,15 +111,15 @@ ob_status model_moe_bind_layer(ob_model *m, int64_t il, ob_err *err) {
     m->w.layers[il].moe = l;
     l->views = ob_calloc((size_t)(3 * ne), sizeof *l->views);
     if (!l->views) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    cpu_moe *f = &l->ffn;
-    *f = (cpu_moe){.n_expert = ne, .n_used = mo->n_expert_used, .n_embd = e, .n_ff = ff,
+    model_moe_block *f = &l->ffn;
+    *f = (model_moe_block){.n_expert = ne, .n_used = mo->n_expert_used, .n_embd = e, .n_ff = ff,
                    .norm = mo->norm_w, .scale = mo->w_scale, .gate = l->views,
                    .up = l->views + ne, .down = l->views + 2 * ne, .n_ff_sh = mo->n_ff_shexp};
     char name[96];
     ob_status st;
     snprintf(name, sizeof name, "blk.%lld.ffn_gate_inp.weight", (long long)il);
     if ((st = model_bind_matrix(m, name, e, ne, &f->router, err))) return st;
-    cpu_weight *gate_up[2] = {l->views, l->views + ne}, *down[1] = {l->views + 2 * ne};
+    model_weight *gate_up[2] = {l->views, l->views + ne}, *down[1] = {l->views + 2 * ne};
     snprintf(name, sizeof name, "blk.%lld.ffn_gate_up_exps.weight", (long long)il);
     if (gguf_tensor_find(m->file, name)) {
         if ((st = bind_experts(m, name, e, ff, 2, gate_up, err))) return st;
@@ -152,7 +150,8 @@ void model_moe_free(ob_model *m) {
 
 void model_moe_ffn(const ob_model *m, model_backend *be, float *out, const float *xn,
                    int64_t il, int64_t n_tok) {
-    be->ops->moe_ffn(be, out, xn, &m->w.layers[il].moe->ffn, n_tok);
+    (void)m;
+    be->ops->moe_ffn(be, il, out, xn, n_tok);
 }
 
 void model_moe_shape(const ob_model *m, model_backend_shape *shape) {

@@ -9,7 +9,6 @@
 #ifndef OB_MODEL_MOE_H
 #define OB_MODEL_MOE_H
 
-#include "cpu/moe.h"
 #include "model/backend.h"
 #include "outboard.h"
 
@@ -25,10 +24,10 @@ typedef struct model_moe_hparams {
     float w_scale;         /* <arch>.expert_weights_scale, 0 or 1 = none */
 } model_moe_hparams;
 
-/* One layer's block: the weights cpu_moe_ffn reads, and the views it points into. */
+/* One layer's block, and the expert views it points into. */
 typedef struct model_moe_layer {
-    cpu_moe ffn;        /* router, shared expert; gate/up/down point into views */
-    cpu_weight *views;  /* (3 * n_expert) owned: gate views, then up, then down */
+    model_moe_block ffn;  /* router, shared expert; gate/up/down point into views */
+    model_weight *views;  /* (3 * n_expert) owned: gate views, then up, then down */
 } model_moe_layer;
 
 /* Most experts per token, and most expert width, the loader accepts. */

@@ -303,7 +303,7 @@ static void deltanet_layer(const ob_model *m, model_backend *be, model_buffers *
                                   .grouped_heads = hp->ssm_grouped_heads};
     op->matmul(be, qkv, &l->ssm_qkv, b->xn, n_tok);
     op->matmul(be, z, &l->ssm_z, b->xn, n_tok);
-    if (l->ssm_ba.qt) { /* qwen3next: per key head, (beta, alpha) of its value heads */
+    if (l->ssm_ba.data) { /* qwen3next: per key head, (beta, alpha) of its value heads */
         float *ba = o + n_tok * vd;           /* (n_tok, 2 nv) */
         const int64_t nk = hp->ssm_n_k_head;
         op->matmul(be, ba, &l->ssm_ba, b->xn, n_tok);
@@ -324,7 +324,7 @@ static void attention_layer(const ob_model *m, model_backend *be, model_buffers 
     const model_layer *l = &m->w.layers[il];
     const int64_t n_tok = s->kv.n_tok, hd = hp->head_dim, qd = hp->n_head * hd;
     float *qg = b->extra, *gate = qg + n_tok * 2 * qd;  /* (n_tok, 2 qd), (n_tok, qd) */
-    const cpu_rope_params rp = {.n_dims = hp->n_rot, .freq_base = hp->rope_base,
+    const model_rope rp = {.n_dims = hp->n_rot, .freq_base = hp->rope_base,
                                 .freq_scale = hp->rope_freq_scale,
                                 .freq_factors = m->w.rope_freqs, .neox = true};
     op->matmul(be, qg, &l->wq, b->xn, n_tok);
@@ -341,13 +341,11 @@ static void attention_layer(const ob_model *m, model_backend *be, model_buffers 
     op->matmul(be, b->proj, &l->wo, b->attn, n_tok);          /* (n_tok, e) */
 }
 
-bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *b,
-                          const model_step *s) {
+bool model_qwen35_layers(const ob_model *m, model_backend *be, model_buffers *b,
+                         const model_step *s) {
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
     const int64_t e = hp->n_embd, n_tok = s->kv.n_tok;
-    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
-    op->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x);
     for (int64_t il = be->layer_lo; il < be->layer_hi; il++) {
         const model_layer *l = &m->w.layers[il];
         if (s->abort && s->abort(s->abort_user)) return false;
@@ -364,6 +362,5 @@ bool model_qwen35_forward(const ob_model *m, model_backend *be, model_buffers *b
             model_llama_ffn(m, be, b, l, n_tok);
         }
     }
-    model_forward_logits(m, be, b, s);
     return true;
 }

@@ -35,7 +35,7 @@ ob_status model_qwen3moe_load(ob_model *m, ob_err *err) {
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */
-static bool qwen3moe_layers(const ob_model *m, model_backend *be, model_buffers *b,
+bool model_qwen3moe_layers(const ob_model *m, model_backend *be, model_buffers *b,
                             const model_step *s) {
     const model_hparams *hp = &m->hp;
     const model_backend_ops *op = be->ops;
@@ -56,15 +56,5 @@ static bool qwen3moe_layers(const ob_model *m, model_backend *be, model_buffers 
         model_moe_ffn(m, be, b->proj, b->xn, il, n_tok);          /* (n_tok, e) */
         op->add(be, b->x, b->proj, n_tok * e);
     }
-    return true;
-}
-
-bool model_qwen3moe_forward(const ob_model *m, model_backend *be, model_buffers *b,
-                            const model_step *s) {
-    const int64_t n_tok = s->kv.n_tok;
-    for (int64_t t = 0; t < n_tok; t++) b->pos[t] = s->kv.pos[t];
-    be->ops->get_rows(be, &m->w.tok_embd, s->tokens, n_tok, b->x); /* (n_tok, n_embd) */
-    if (!qwen3moe_layers(m, be, b, s)) return false;
-    model_forward_logits(m, be, b, s);
     return true;
 }

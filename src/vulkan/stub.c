@@ -30,9 +30,8 @@ void vulkan_fault_set(int kind) {
 }
 
 ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
-                                   const cpu_weight *const *weights, int64_t n_weights,
                                    model_backend **out, ob_err *err) {
-    (void)shape, (void)layer_lo, (void)dev, (void)weights, (void)n_weights;
+    (void)shape, (void)layer_lo, (void)dev;
     *out = NULL;
     return ob_fail(err, OB_ERR_UNSUPPORTED, "no Vulkan device: built without Vulkan");
 }

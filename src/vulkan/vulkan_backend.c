@@ -14,6 +14,7 @@
 #include "model/backend.h"
 
 #include "core/alloc.h"
+#include "gguf/qtype.h"
 #include "vulkan/vulkan_be.h"
 
 #include <math.h>
@@ -110,15 +111,14 @@ static void weight_free(vulkan_backend *b, vb_weight *w) {
 }
 
 /* Uploads w in pieces of whole rows no larger than one binding may be. */
-static ob_status weight_upload(vulkan_backend *b, const cpu_weight *cw, vb_weight *w, ob_err *err) {
+static ob_status weight_upload(vulkan_backend *b, const model_weight *cw, vb_weight *w, ob_err *err) {
     memset(w, 0, sizeof *w);
     if (!type_shader(cw->type))
         return ob_fail(err, OB_ERR_UNSUPPORTED,
                        "vulkan backend: tensor '%s': type %s has no "
                        "Vulkan kernel",
                        cw->name, gguf_qtype_name(cw->type));
-    *w = (vb_weight){.data = cw->data,
-                     .type = cw->type,
+    *w = (vb_weight){.type = cw->type,
                      .n_in = cw->n_in,
                      .n_out = cw->n_out,
                      .row_bytes = cw->row_size};
@@ -146,17 +146,16 @@ static ob_status weight_upload(vulkan_backend *b, const cpu_weight *cw, vb_weigh
     return OB_OK;
 }
 
-static vb_weight *weight_find(vulkan_backend *b, const void *data) {
-    for (int64_t i = 0; i < b->n_w; i++)
-        if (b->w[i].data == data) return &b->w[i];
+static vb_weight *weight_find(vulkan_backend *b, const model_weight *cw) {
+    if (cw->id >= 0 && cw->id < b->n_w && b->w[cw->id].n_pieces > 0) return &b->w[cw->id];
     return NULL;
 }
 
 /* The device copy of cw: uploaded at creation, or else uploaded now for this op alone into
  * *tmp (callers outside the model, such as tests; weight_put frees it once the op ran). NULL
  * after a failure (kept in the context). */
-static vb_weight *weight_get(vulkan_backend *b, const cpu_weight *cw, vb_weight *tmp) {
-    vb_weight *w = weight_find(b, cw->data);
+static vb_weight *weight_get(vulkan_backend *b, const model_weight *cw, vb_weight *tmp) {
+    vb_weight *w = weight_find(b, cw);
     memset(tmp, 0, sizeof *tmp);
     if (w || b->c->st) return w;
     ob_err err;
@@ -178,28 +177,17 @@ static void weight_put(vulkan_backend *b, vb_weight *tmp) {
     weight_free(b, tmp);
 }
 
-/* Uploads one of the model's weights for good (once per tensor). */
-static ob_status weight_add(vulkan_backend *b, const cpu_weight *cw, ob_err *err) {
-    if (weight_find(b, cw->data)) return OB_OK;
-    if (b->n_w == b->cap_w) {
-        const int64_t cap = b->cap_w ? 2 * b->cap_w : 16;
-        vb_weight *g = ob_realloc(b->w, (size_t)cap, sizeof *g);
-        if (!g) return ob_fail(err, OB_ERR_NOMEM, "vulkan backend: out of memory");
-        b->w = g;
-        b->cap_w = cap;
-    }
-    ob_status st = weight_upload(b, cw, &b->w[b->n_w], err);
-    if (st) {
-        weight_free(b, &b->w[b->n_w]);
-        return st;
-    }
-    b->n_w++;
-    return OB_OK;
+/* Uploads one of the model's weights for good (binding callback). */
+static ob_status weight_add(void *user, const model_weight *cw, ob_err *err) {
+    vulkan_backend *b = user;
+    ob_status st = weight_upload(b, cw, &b->w[cw->id], err);
+    if (st) weight_free(b, &b->w[cw->id]);
+    return st;
 }
 
 /* ---- ops --------------------------------------------------------------------------------- */
 
-static void be_get_rows(model_backend *be, const cpu_weight *cw, const int32_t *ids, int64_t n,
+static void be_get_rows(model_backend *be, const model_weight *cw, const int32_t *ids, int64_t n,
                         float *out) {
     vulkan_backend *b = as_vb(be);
     vb_weight tmp, *w = weight_get(b, cw, &tmp);
@@ -229,7 +217,7 @@ static void be_get_rows(model_backend *be, const cpu_weight *cw, const int32_t *
     weight_put(b, &tmp);
 }
 
-static void be_matmul(model_backend *be, float *y, const cpu_weight *cw, const float *x,
+static void be_matmul(model_backend *be, float *y, const model_weight *cw, const float *x,
                       int64_t n_tok) {
     vulkan_backend *b = as_vb(be);
     vb_weight tmp, *w = weight_get(b, cw, &tmp);
@@ -275,7 +263,7 @@ static void be_rmsnorm(model_backend *be, float *out, const float *x, const floa
 }
 
 static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head, int64_t head_dim,
-                    const int32_t *pos, const cpu_rope_params *rp) {
+                    const int32_t *pos, const model_rope *rp) {
     vulkan_backend *b = as_vb(be);
     vulkan_ref r[3];
     if (vulkan_op_begin(b->c, (size_t)(n_tok * n_head * head_dim + n_tok + rp->n_dims) * 4) ||
@@ -400,27 +388,20 @@ static const model_backend_ops VULKAN_OPS = {
 
 /* Refuses, before anything is uploaded, a model whose weights and cache exceed the device's
  * free memory. */
-static ob_status check_fits(vulkan_backend *b, const cpu_weight *const *ws, int64_t n,
-                            ob_err *err) {
-    uint64_t need = 0;
-    for (int64_t i = 0; i < n; i++) {
-        bool dup = false;
-        for (int64_t j = 0; j < i && !dup; j++)
-            dup = ws[j]->data == ws[i]->data;
-        if (!dup) need += (uint64_t)ws[i]->n_out * ws[i]->row_size;
-    }
+static ob_status check_fits(vulkan_backend *b, ob_err *err) {
+    uint64_t need = model_backend_weight_bytes(&b->shape, b->base.layer_lo);
     for (int64_t l = 0; l < b->shape.n_layer; l++)
         need += 2 * (uint64_t)vulkan_kv_layer_bytes(&b->shape, b->base.layer_lo + l);
     const uint64_t have = vulkan_free_bytes(b->c);
     if (need <= have) return OB_OK;
     return ob_fail(err, OB_ERR_LIMIT,
                    "vulkan backend: %s: weights and KV cache need %.1f MiB, "
-                   "the device has %.1f MiB free (use --device cpu or a smaller --ctx)",
+                   "the device has %.1f MiB free (use --device cpu, fewer --gpu-layers or a "
+                   "smaller --ctx)",
                    b->c->info.name, (double)need / 1048576.0, (double)have / 1048576.0);
 }
 
 ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t layer_lo, int dev,
-                                   const cpu_weight *const *weights, int64_t n_weights,
                                    model_backend **out, ob_err *err) {
     *out = NULL;
     if ((shape->n_head_kv * shape->head_dim) % 2 || shape->head_dim % 2 || shape->head_dim > 1024)
@@ -431,14 +412,17 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
     vulkan_backend *b = ob_calloc(1, sizeof *b);
     if (!b) return ob_fail(err, OB_ERR_NOMEM, "vulkan backend: out of memory");
     b->base.ops = &VULKAN_OPS;
+    b->base.caps = (model_backend_caps){.paged_kv = true, .device_memory = true};
     b->base.layer_lo = layer_lo;
     b->base.layer_hi = layer_lo + shape->n_layer;
     b->shape = *shape;
-    ob_status st = vulkan_ctx_open(dev, &b->c, err);
-    if (!st) st = check_fits(b, weights, n_weights, err);
+    b->n_w = shape->weights ? shape->weights->n : 0;
+    b->w = ob_calloc((size_t)(b->n_w ? b->n_w : 1), sizeof *b->w);
+    ob_status st = b->w ? OB_OK : ob_fail(err, OB_ERR_NOMEM, "vulkan backend: out of memory");
+    if (!st) st = vulkan_ctx_open(dev, &b->c, err);
+    if (!st) st = check_fits(b, err);
     if (!st) st = vulkan_kv_new(&b->base, err);
-    for (int64_t i = 0; !st && i < n_weights; i++)
-        st = weight_add(b, weights[i], err);
+    if (!st) st = model_backend_bind_each(shape, layer_lo, "vulkan backend", weight_add, b, err);
     if (!st && (st = vulkan_flush(b->c)) && err) *err = b->c->err;
     if (st) {
         be_free(&b->base);

@@ -12,7 +12,6 @@
 #define VB_MAX_REGIONS 32
 
 typedef struct vb_weight {
-    const void *data; /* the host tensor it was made from (the lookup key) */
     uint32_t type;
     int64_t n_in, n_out, rows_per_piece;
     size_t row_bytes;
@@ -28,8 +27,8 @@ typedef struct vulkan_backend {
     model_backend base;
     model_backend_shape shape;
     vulkan_ctx *c; /* owned */
-    vb_weight *w;  /* (n_w) */
-    int64_t n_w, cap_w;
+    vb_weight *w;  /* (n_w) by weight id; n_pieces 0 for weights outside its layers */
+    int64_t n_w;
     vulkan_buf *k, *v; /* (n_layer) per layer (model_layer_rows, n_head_kv * head_dim) f16 */
     vb_region regions[VB_MAX_REGIONS];
     int n_regions;

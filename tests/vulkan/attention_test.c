@@ -32,8 +32,7 @@ static model_backend_shape shape_of(int64_t n_swa, const bool *swa) {
                                  .n_batch = MAX_TOK,
                                  .n_head = N_HEAD,
                                  .n_head_kv = N_HEAD_KV,
-                                 .head_dim = HEAD_DIM,
-                                 .matmul_wsize = 1 << 16};
+                                 .head_dim = HEAD_DIM};
 }
 
 typedef struct pair {
@@ -43,7 +42,7 @@ typedef struct pair {
 static bool pair_new(int dev, const model_backend_shape *s, pair *p) {
     ob_err err = {{0}};
     p->vk = p->cpu = NULL;
-    if (model_backend_vulkan_new(s, 0, dev, NULL, 0, &p->vk, &err)) {
+    if (model_backend_vulkan_new(s, 0, dev, &p->vk, &err)) {
         fprintf(stderr, "  %s\n", err.msg);
         return false;
     }

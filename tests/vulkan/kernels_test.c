@@ -36,14 +36,13 @@ static model_backend_shape shape_of(int64_t n_swa, const bool *swa) {
                                  .n_batch = 16,
                                  .n_head = 4,
                                  .n_head_kv = 2,
-                                 .head_dim = 40,
-                                 .matmul_wsize = 1 << 16};
+                                 .head_dim = 40};
 }
 
 static model_backend *vk_new(int dev, const model_backend_shape *s) {
     model_backend *be = NULL;
     ob_err err = {{0}};
-    if (model_backend_vulkan_new(s, 0, dev, NULL, 0, &be, &err)) {
+    if (model_backend_vulkan_new(s, 0, dev, &be, &err)) {
         fprintf(stderr, "  vulkan backend: %s\n", err.msg);
         return NULL;
     }
@@ -79,7 +78,7 @@ static double max_diff(const float *a, const float *b, int64_t n, double *scale)
 /* ---- weights ------------------------------------------------------------------------------ */
 
 typedef struct {
-    cpu_weight w;
+    model_weight w;
     uint8_t *q;
     float *deq; /* (n_out, n_in) from the scalar reference */
 } test_weight;
@@ -96,7 +95,8 @@ static void weight_make(uint32_t type, int64_t n_in, int64_t n_out, test_weight 
         ref->to_f32(tw->q + o * row, tw->deq + o * n_in, n_in);
     }
     ob_free(src);
-    tw->w = (cpu_weight){.name = "test.weight",
+    tw->w = (model_weight){.name = "test.weight",
+                           .id = -1, /* in no model's table: uploaded for each op */
                          .data = tw->q,
                          .type = type,
                          .n_in = n_in,
@@ -281,7 +281,7 @@ TEST(elementwise_ops) {
 }
 
 typedef struct {
-    cpu_rope_params rp;
+    model_rope rp;
     int32_t pos[6];
 } rope_arg;
 

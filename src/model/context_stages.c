@@ -1,0 +1,238 @@
+/*
+ * The backends of a context (context.h): which devices run which layers, their activation
+ * buffers, the forward pass through them in turn, and the cache operations every one of them
+ * takes part in. A context runs all its layers on one backend, or the first n_host_layers on
+ * the CPU and the rest on a device; only the hidden state (n_tok, n_embd) f32 crosses, once
+ * per pass, through one copy that is counted (ob_context_transfer_stats).
+ */
+#include "core/alloc.h"
+#include "core/err.h"
+#include "model/context.h"
+#include "vulkan/vulkan_backend.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- activation buffers ---------------------------------------------------------------- */
+
+/* Frees the activation buffers; from_be: they belong to the backend (ops->host_buf). */
+static void buffers_free(model_buffers *b, bool from_be) {
+    float **fs[] = {&b->x,    &b->xn,   &b->q,    &b->k,  &b->v,
+                    &b->attn, &b->proj, &b->gate, &b->up, &b->extra};
+    for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++) {
+        if (!from_be) ob_free_aligned(*fs[i]);
+        *fs[i] = NULL;
+    }
+    ob_free(b->pos);
+    b->pos = NULL;
+}
+
+/* The activation buffers of a pass of n rows: from the backend when it hands them out (a
+ * device backend then keeps them on the device), else from the heap. */
+static ob_status buffers_new(model_buffers *b, model_backend *be, const model_hparams *hp,
+                             int64_t n, ob_err *err) {
+    const size_t nb = (size_t)n;
+    struct {
+        float **p;
+        int64_t width;
+    } plan[] = {
+        {&b->x, hp->n_embd},    {&b->xn, hp->n_embd},
+        {&b->q, hp->n_head * hp->head_dim},    {&b->k, hp->n_head_kv * hp->head_dim},
+        {&b->v, hp->n_head_kv * hp->head_dim}, {&b->attn, hp->n_head * hp->head_dim},
+        {&b->proj, hp->n_embd}, {&b->gate, hp->n_ff}, {&b->up, hp->n_ff},
+        {&b->extra, hp->n_extra > 0 ? hp->n_extra : 1},
+    };
+    memset(b, 0, sizeof *b);
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        size_t bytes;
+        if (ob_mul_size(nb * sizeof(float), (size_t)plan[i].width, &bytes) ||
+            !(*plan[i].p = be->ops->host_buf ? be->ops->host_buf(be, bytes)
+                                             : ob_alloc_aligned(64, bytes))) {
+            buffers_free(b, be->ops->host_buf != NULL);
+            return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
+                           (long long)n);
+        }
+    }
+    b->pos = ob_alloc(nb, sizeof(int32_t));
+    if (!b->pos) {
+        buffers_free(b, be->ops->host_buf != NULL);
+        return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
+                       (long long)n);
+    }
+    return OB_OK;
+}
+
+/* ---- backends -------------------------------------------------------------------------- */
+
+/* Reports a backend's weight preparation as the caller's fraction. */
+static bool bind_progress(uint64_t done, uint64_t total, void *user) {
+    const ob_context_params *p = user;
+    return p->progress((float)((double)done / (double)(total ? total : 1)), p->progress_user);
+}
+
+/* The device backend p asks for, over layers [lo, lo + shape->n_layer). auto: a CUDA
+ * device, else a discrete Vulkan GPU, else NULL with OB_OK (the caller uses the CPU). */
+static ob_status device_new(const ob_context_params *p, const model_backend_shape *shape,
+                            int64_t lo, model_backend **out, ob_err *err) {
+    const int index = p->device_index;
+    *out = NULL;
+    switch (p->device) {
+    case OB_DEVICE_CUDA:
+        return model_backend_cuda_new(shape, lo, index < 0 ? 0 : index, out, err);
+    case OB_DEVICE_VULKAN: return model_backend_vulkan_new(shape, lo, index, out, err);
+    case OB_DEVICE_AUTO: {
+        if (!model_backend_cuda_new(shape, lo, 0, out, NULL)) return OB_OK;
+        vulkan_device_info list[VULKAN_MAX_DEVICES];
+        int n = 0, gpu = -1;
+        if (!vulkan_devices_list(list, VULKAN_MAX_DEVICES, &n, NULL))
+            gpu = vulkan_device_default(list, n, true);
+        if (gpu >= 0 && !model_backend_vulkan_new(shape, lo, gpu, out, NULL)) return OB_OK;
+        *out = NULL;
+        return OB_OK;
+    }
+    default: return OB_OK;
+    }
+}
+
+/* Adds the stage of layers [lo, hi): on the device when `device`, else the CPU. */
+static ob_status stage_add(ob_context *c, const ob_context_params *p,
+                           const model_backend_shape *whole, int64_t lo, int64_t hi,
+                           bool device, ob_err *err) {
+    model_backend_shape shape = *whole;
+    shape.n_layer = hi - lo;
+    model_stage *st = &c->stage[c->n_stage];
+    ob_status s = device ? device_new(p, &shape, lo, &st->be, err) : OB_OK;
+    if (!s && !st->be) s = model_backend_cpu_new(&shape, lo, p->n_threads, &st->be, err);
+    if (s) return s;
+    c->n_stage++;
+    const model_hparams *hp = &c->model->hp;
+    const char *name = st->be->ops->name;
+    if (hp->moe.n_expert > 0 && !st->be->ops->moe_ffn)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
+                       "mixture-of-experts layers, which this backend does not run (use "
+                       "--device cpu)", name, hp->arch_name);
+    if (hp->recurrent && !st->be->ops->deltanet)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "context: the %s backend has no "
+                       "recurrent-layer ops, which architecture '%s' needs (use --device cpu)",
+                       name, hp->arch_name);
+    return buffers_new(&st->buf, st->be, hp, c->n_batch, err);
+}
+
+static void placement_describe(ob_context *c) {
+    size_t used = 0;
+    for (int i = 0; i < c->n_stage && used < sizeof c->placement; i++) {
+        const model_backend *be = c->stage[i].be;
+        int k = snprintf(c->placement + used, sizeof c->placement - used,
+                         "%s%s: layers %lld-%lld", i ? ", " : "", be->ops->name,
+                         (long long)be->layer_lo, (long long)be->layer_hi - 1);
+        if (k < 0) break;
+        used += (size_t)k;
+    }
+}
+
+ob_status model_stages_new(ob_context *c, const ob_context_params *p,
+                           const model_backend_shape *shape, ob_err *err) {
+    const int64_t n_layer = c->model->hp.n_layer;
+    c->weights = c->model->w.for_backends;
+    if (p->progress) {
+        c->weights.progress = bind_progress;
+        c->weights.progress_user = (void *)p; /* used only while the backends are made */
+    }
+    model_backend_shape whole = *shape;
+    whole.weights = &c->weights;
+    whole.n_layer_model = n_layer;
+    const bool device = p->device != OB_DEVICE_CPU;
+    const int64_t host = !device ? n_layer
+                         : p->n_host_layers > 0 && p->n_host_layers < n_layer ? p->n_host_layers
+                         : p->n_host_layers >= n_layer                        ? n_layer
+                                                                              : 0;
+    ob_status st = OB_OK;
+    if (host > 0) st = stage_add(c, p, &whole, 0, host, false, err);
+    if (!st && host < n_layer) st = stage_add(c, p, &whole, host, n_layer, true, err);
+    c->weights.progress = NULL;
+    c->weights.progress_user = NULL;
+    if (!st) placement_describe(c);
+    return st;
+}
+
+void model_stages_free(ob_context *c) {
+    for (int i = 0; i < c->n_stage; i++) {
+        model_stage *st = &c->stage[i];
+        buffers_free(&st->buf, st->be->ops->host_buf != NULL);
+        st->be->ops->free(st->be);
+        st->be = NULL;
+    }
+    c->n_stage = 0;
+}
+
+bool model_stages_paged(const ob_context *c) {
+    for (int i = 0; i < c->n_stage; i++)
+        if (!c->stage[i].be->caps.paged_kv) return false;
+    return true;
+}
+
+/* ---- the forward pass ------------------------------------------------------------------ */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static ob_status stage_sync(model_stage *st, ob_err *err) {
+    return st->be->ops->sync ? st->be->ops->sync(st->be, err) : OB_OK;
+}
+
+/* The hidden state of the pass from one stage's buffers to the next's: the source has run
+ * its layers first. The one place activations cross between backends. */
+static ob_status hidden_copy(ob_context *c, model_stage *from, model_stage *to, int64_t n_tok,
+                             ob_err *err) {
+    const uint64_t t0 = now_ns();
+    ob_status st = stage_sync(from, err);
+    if (st) return st;
+    const size_t bytes = (size_t)(n_tok * c->model->hp.n_embd) * sizeof(float);
+    memcpy(to->buf.x, from->buf.x, bytes);
+    c->xfer.copies++;
+    c->xfer.bytes += bytes;
+    c->xfer.ns += now_ns() - t0;
+    return OB_OK;
+}
+
+ob_status model_stages_forward(ob_context *c, const model_step *s, ob_err *err) {
+    const ob_model *m = c->model;
+    const int64_t n_tok = s->kv.n_tok;
+    ob_status st = OB_OK;
+    bool done = true;
+    for (int i = 0; i < c->n_stage && done && !st; i++) {
+        model_stage *sg = &c->stage[i];
+        for (int64_t t = 0; t < n_tok; t++) sg->buf.pos[t] = s->kv.pos[t];
+        if (i == 0) model_embed_of(m)(m, sg->be, &sg->buf, s);
+        else st = hidden_copy(c, &c->stage[i - 1], sg, n_tok, err);
+        if (!st) done = model_layers_of(m)(m, sg->be, &sg->buf, s);
+    }
+    model_stage *last = &c->stage[c->n_stage - 1];
+    if (!st && done) model_forward_logits(m, last->be, &last->buf, s);
+    for (int i = 0; i < c->n_stage; i++) { /* the first failure wins; every stage is idle after */
+        ob_err e2;
+        ob_status s2 = stage_sync(&c->stage[i], st ? &e2 : err);
+        if (!st) st = s2;
+    }
+    if (!st && !done) st = OB_ERR_CANCELLED; /* the caller words the message */
+    return st;
+}
+
+/* ---- cache operations ------------------------------------------------------------------ */
+
+void model_stages_kv_copy(ob_context *c, const kv_copy *copies, int64_t n) {
+    for (int i = 0; i < c->n_stage; i++) c->stage[i].be->ops->kv_copy(c->stage[i].be, copies, n);
+}
+
+void model_stages_seq_copy(ob_context *c, int32_t src, int32_t dst) {
+    for (int i = 0; i < c->n_stage; i++) c->stage[i].be->ops->seq_copy(c->stage[i].be, src, dst);
+}
+
+void model_stages_rs_copy(ob_context *c, int32_t src, int src_slot, int32_t dst, int dst_slot) {
+    for (int i = 0; i < c->n_stage; i++)
+        c->stage[i].be->ops->rs_copy(c->stage[i].be, src, src_slot, dst, dst_slot);
+}
