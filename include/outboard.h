@@ -156,9 +156,10 @@ typedef struct ob_context_params {
     int64_t kv_size; /* positions in the shared KV pool (0 = n_ctx), rounded up to whole
                         blocks: any one sequence may use up to n_ctx of them while the pool
                         has room */
-    int64_t n_host_layers; /* with a GPU device: the first this-many layers (and the token
-                              embedding) run on the CPU, the rest on the device, only the
-                              hidden state crossing between them; 0 = all on the device */
+    int64_t n_gpu_layers; /* with a GPU device: the last this-many layers run on it, the
+                             others (and the token embedding) on the CPU, only the hidden
+                             state crossing between them; -1 = all of them (the default),
+                             0 = none (the CPU alone) */
     ob_progress_fn progress; /* preparing the weights (repacking, or uploading to a device),
                                 per backend from 0 to 1; false cancels; may be NULL */
     void *progress_user;

@@ -43,6 +43,22 @@ double cli_now(void);
 /* ob_model_load with a progress bar on stderr when loading takes a moment; prints errors. */
 int cli_load_model(const char *path, ob_model **out);
 
+/* A progress bar on stderr, drawn once its work has taken half a second and only on a
+ * terminal: "loading  [#####     ]  50%". */
+typedef struct cli_bar {
+    const char *label;
+    double start;
+    int drawn; /* percent last drawn, -1 before the first */
+} cli_bar;
+void cli_bar_start(cli_bar *b, const char *label);
+bool cli_bar_progress(float p, void *user); /* an ob_progress_fn over a cli_bar */
+void cli_bar_end(cli_bar *b);               /* ends the line of a bar cut short */
+
+/* ob_context_new with a bar while the backends prepare the weights (repacking on the CPU,
+ * uploading to a device), then the line cli_device_chosen prints. */
+ob_status cli_context_new(ob_model *m, const ob_context_params *cp, ob_context **out,
+                          ob_err *err);
+
 /* Prompt ids (new, ob_free) from the --tokens list when tokens is non-NULL, else from text
  * (len bytes: -p or the -f file's contents) through the model's tokenizer. OB_ERR_ARG names a
  * bad id or says the prompt is empty. */
@@ -140,10 +156,12 @@ ob_status cli_read_file(const char *path, const cli_file_use *use, char **out, s
  * those of cli_read_file, OB_ERR_FORMAT "FLAG PATH:LINE:COLUMN: what" for bad JSON. */
 ob_status cli_read_json(const char *path, const cli_file_use *use, json_t **out, ob_err *err);
 
-/* One line on `to` with the host<->device copies so far; nothing when there were none. */
-void cli_device_report(FILE *to);
+/* Lines on `to` with the host<->device copies so far (the CUDA layer's, and c's hidden-state
+ * copies between the CPU and the device); nothing when there were none. */
+void cli_device_report(FILE *to, const ob_context *c);
 
-/* One line on `to` naming the device --device auto took; nothing for an explicit device. */
+/* One line on `to` naming where the layers run ("device: cpu: layers 0-8, vulkan: layers
+ * 9-17", with what --device auto took); nothing when all run on the CPU as asked. */
 void cli_device_chosen(FILE *to, const ob_context_params *cp, const ob_context *c);
 /* cmd_run_grammar.c: the grammar of `outboard run --grammar FILE | --json-schema FILE`. */
 typedef struct cli_grammar {

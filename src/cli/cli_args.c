@@ -191,7 +191,8 @@ ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *e
 }
 
 ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err *err) {
-    *o = (cli_bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5, .device_index = -1};
+    *o = (cli_bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5, .device_index = -1,
+                          .gpu_layers = -1};
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
@@ -204,6 +205,8 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "-r", NULL)) st = take_i64(&c, 1, CLI_MAX_BENCH_REPS, &o->reps, err);
         else if (is(a, "-t", NULL)) st = take_int(&c, 0, CLI_MAX_THREADS, &o->threads, err);
         else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, &o->device_index, err);
+        else if (is(a, "--gpu-layers", "-ngl"))
+            st = take_i64(&c, 0, CLI_MAX_CTX, &o->gpu_layers, err);
         else st = unknown(a, err);
         if (st) return st;
     }
@@ -226,6 +229,10 @@ ob_status cli_eval_args_parse(int argc, char **argv, cli_eval_args *o, ob_err *e
         else if (is(a, "--batch", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->cp.n_batch, err);
         else if (is(a, "--threads", NULL))
             st = take_int(&c, 0, CLI_MAX_THREADS, &o->cp.n_threads, err);
+        else if (is(a, "--device", NULL))
+            st = take_device(&c, &o->cp.device, &o->cp.device_index, err);
+        else if (is(a, "--gpu-layers", NULL))
+            st = take_i64(&c, 0, CLI_MAX_CTX, &o->cp.n_gpu_layers, err);
         else st = unknown(a, err);
         if (st) return st;
     }

@@ -51,6 +51,7 @@ typedef struct cli_bench_args {
     int threads;                   /* 0: the physical cores */
     ob_device device;
     int device_index; /* --device kind:N, -1 without N */
+    int64_t gpu_layers; /* --gpu-layers N, -1: all */
     bool json, help;
 } cli_bench_args;
 

@@ -22,7 +22,8 @@
 const char CLI_ENGINE_OPTS_HELP[] =
     "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
     "  --repeat-penalty R (1.0)  --seed S  --ctx N  --threads N (physical cores)\n"
-    "  --device cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n";
+    "  --device cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n"
+    "  --gpu-layers N (all): with a GPU device, the last N layers run on it, the rest on the CPU\n";
 
 /* ---- values -------------------------------------------------------------------------------- */
 
@@ -204,7 +205,8 @@ ob_status cli_parse_ids(const char *flag, const char *text, int64_t max_id, int3
 
 static const char *const ENGINE_FLAGS[] = {"--temp",           "--top-k", "--top-p",
                                            "--min-p",          "--seed",  "--ctx",
-                                           "--repeat-penalty", "--threads", "--device"};
+                                           "--repeat-penalty", "--threads", "--device",
+                                           "--gpu-layers"};
 
 bool cli_engine_opt_known(const char *flag) {
     for (size_t i = 0; i < sizeof ENGINE_FLAGS / sizeof ENGINE_FLAGS[0]; i++)
@@ -232,6 +234,8 @@ ob_status cli_engine_opt_set(const char *flag, const char *text, ob_sampler_para
         if (!(st = cli_parse_i64(flag, text, 0, INT32_MAX, &n, err))) sp->top_k = (int32_t)n;
     } else if (!strcmp(flag, "--ctx")) { /* 0: the model's own (capped) */
         st = cli_parse_i64(flag, text, 0, CLI_MAX_CTX, &cp->n_ctx, err);
+    } else if (!strcmp(flag, "--gpu-layers")) {
+        st = cli_parse_i64(flag, text, 0, CLI_MAX_CTX, &cp->n_gpu_layers, err);
     } else if (!strcmp(flag, "--threads")) { /* 0: the physical cores */
         if (!(st = cli_parse_i64(flag, text, 0, CLI_MAX_THREADS, &n, err))) cp->n_threads = (int)n;
     } else {

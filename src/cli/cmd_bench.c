@@ -25,7 +25,7 @@ typedef struct bench_result {
 
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] "
-                "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--json]\n");
+                "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N] [--json]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -116,14 +116,14 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.n_threads = o.threads;
     cp.device = o.device;
     cp.device_index = o.device_index;
+    cp.n_gpu_layers = o.gpu_layers;
     ob_context *c = NULL;
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
     double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);
     bench_result rs[2];
     int n_rs = 0, rc = 1;
     cli_ctx_warn("bench", m, cp.n_ctx);
-    if (!toks || !ts || ob_context_new(m, &cp, &c, &err)) goto done;
-    cli_device_chosen(stderr, &cp, c);
+    if (!toks || !ts || cli_context_new(m, &cp, &c, &err)) goto done;
     uint64_t rng = 1234567;
     for (int64_t i = 0; i < cp.n_ctx; i++) { /* random ids, as llama-bench uses */
         rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -135,7 +135,7 @@ int cli_cmd_bench(int argc, char **argv) {
         if (measure(c, toks, &rs[i], o.reps, &err)) goto done;
     const char *name = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
     print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c));
-    cli_device_report(stderr);
+    cli_device_report(stderr, c);
     rc = 0;
 done:
     if (rc) fprintf(stderr, "outboard bench: %s\n", err.msg[0] ? err.msg : "out of memory");

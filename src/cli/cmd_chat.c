@@ -291,7 +291,6 @@ static int setup(chat *c) {
     if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
-    cli_device_chosen(stderr, &c->o.cp, c->eng.ctx);
     if (c->o.model_draft) {
         if (cli_load_model(c->o.model_draft, &c->draft_model)) {
             ob_free(sys);

@@ -17,7 +17,8 @@
 
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard eval -m MODEL.gguf --tokens 1,2,3 [--logits OUT.bin] "
-                "[--chunk N] [--ctx N] [--threads N] [--batch N]\n");
+                "[--chunk N] [--ctx N] [--threads N] [--batch N]\n"
+                "  [--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -48,7 +49,7 @@ int cli_cmd_eval(int argc, char **argv) {
     ob_free(path);
     if (lst) goto done;
     cli_ctx_warn("eval", m, o.cp.n_ctx);
-    if (ob_context_new(m, &o.cp, &c, &err)) goto done;
+    if (cli_context_new(m, &o.cp, &c, &err)) goto done;
     ob_model_info info;
     ob_model_get_info(m, &info);
     if (o.logits && !(out = fopen(o.logits, "wb"))) {

@@ -27,14 +27,13 @@ double cli_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-typedef struct load_bar {
-    double start;
-    int drawn; /* percent last drawn, -1 before the first */
-} load_bar;
+void cli_bar_start(cli_bar *b, const char *label) {
+    *b = (cli_bar){.label = label, .start = cli_now(), .drawn = -1};
+}
 
-/* Draws a bar on stderr once loading has taken half a second, and only on a terminal. */
-static bool load_progress(float p, void *user) {
-    load_bar *b = user;
+/* Draws the bar once the work has taken half a second, and only on a terminal. */
+bool cli_bar_progress(float p, void *user) {
+    cli_bar *b = user;
     if (cli_now() - b->start < 0.5 || !isatty(2)) return true;
     int pct = (int)(p * 100.0f);
     if (pct == b->drawn) return true;
@@ -42,23 +41,29 @@ static bool load_progress(float p, void *user) {
     char bar[41];
     for (int i = 0; i < 40; i++) bar[i] = i < pct * 40 / 100 ? '#' : ' ';
     bar[40] = 0;
-    fprintf(stderr, "\rloading [%s] %3d%%%s", bar, pct, pct >= 100 ? "\n" : "");
+    fprintf(stderr, "\r%-9s [%s] %3d%%%s", b->label, bar, pct, pct >= 100 ? "\n" : "");
     return true;
+}
+
+void cli_bar_end(cli_bar *b) {
+    if (b->drawn >= 0 && b->drawn < 100) fputc('\n', stderr);
+    b->drawn = 100;
 }
 
 int cli_load_model(const char *arg, ob_model **out) {
     char *path = cli_model_path(NULL, arg);
     if (!path) return -1;
-    load_bar bar = {cli_now(), -1};
+    cli_bar bar;
+    cli_bar_start(&bar, "loading");
     ob_model_params mp;
     ob_model_params_init(&mp);
-    mp.progress = load_progress;
+    mp.progress = cli_bar_progress;
     mp.progress_user = &bar;
     ob_err err = {{0}};
     ob_status st = ob_model_load(path, &mp, out, &err);
     ob_free(path);
     if (st) {
-        if (bar.drawn >= 0 && bar.drawn < 100) fputc('\n', stderr);
+        cli_bar_end(&bar);
         fprintf(stderr, "outboard: %s\n", err.msg);
         return -1;
     }
@@ -181,9 +186,8 @@ int cli_cmd_run(int argc, char **argv) {
                           &err))
         goto done;
     cli_ctx_warn("run", m, o.cp.n_ctx);
-    if (ob_context_new(m, &o.cp, &c, &err) || ob_sampler_new(&o.sp, info.n_vocab, &s, &err))
+    if (cli_context_new(m, &o.cp, &c, &err) || ob_sampler_new(&o.sp, info.n_vocab, &s, &err))
         goto done;
-    cli_device_chosen(stderr, &o.cp, c);
     for (size_t i = 0; i < n_prompt; i++) ob_sampler_accept(s, prompt[i]);
     if (cli_grammar_open(&gr, m, o.grammar_file, o.schema_file, &err)) goto done;
     ob_sampler_set_matcher(s, gr.matcher);
@@ -218,7 +222,10 @@ int cli_cmd_run(int argc, char **argv) {
     fprintf(stderr, "prompt: %zu tokens, %.2f tok/s | generated: %lld tokens, %.2f tok/s\n",
             n_prompt, (double)n_prompt / (t1 - t0), (long long)n_gen,
             n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0);
-    if (o.verbose) print_spec(c, &ss);
+    if (o.verbose) {
+        print_spec(c, &ss);
+        cli_device_report(stderr, c);
+    }
     rc = 0;
 done:
     if (rc) fprintf(stderr, "outboard run: %s\n", err.msg);

@@ -47,6 +47,9 @@ typedef struct serve_args {
     int64_t spec_max;         /* --spec-max: most draft tokens per pass, 16 */
     spec_mode spec;           /* --spec: auto */
     int64_t reasoning_budget; /* thinking tokens before the server closes reasoning; -1 none */
+    ob_device device;         /* --device, cpu */
+    int device_index;         /* --device kind:N, -1 without N */
+    int64_t gpu_layers;       /* --gpu-layers, -1 = all */
     bool help;
 } serve_args;
 
@@ -67,6 +70,8 @@ static const char USAGE[] =
     "  --ctx N           context per request in tokens (the model's, at most 4096)\n"
     "  --kv-size N       KV pool in tokens shared by all requests (ctx * parallel)\n"
     "  --threads N       compute threads (physical cores)\n"
+    "  --device D        cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n"
+    "  --gpu-layers N    with a GPU device, its share: the last N layers (all)\n"
     "  --queue N         requests that may wait for a slot before 503 (64)\n"
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
@@ -128,6 +133,7 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--load-wait", offsetof(serve_args, load_wait), 0, 3600, false},
         {"--spec-max", offsetof(serve_args, spec_max), 1, SPEC_MAX_DRAFT, false},
         {"--reasoning-budget", offsetof(serve_args, reasoning_budget), -1, INT32_MAX, false},
+        {"--gpu-layers", offsetof(serve_args, gpu_layers), 0, 1 << 20, false},
     };
     for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
         if (!strcmp(f, NUMS[i].flag))
@@ -147,6 +153,8 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         a->alias = v;
     else if (!strcmp(f, "--policy"))
         a->policy = v;
+    else if (!strcmp(f, "--device"))
+        return cli_parse_device(f, v, &a->device, &a->device_index, err);
     else if (!strcmp(f, "--spec")) {
         ob_status st = spec_mode_parse(v, &a->spec, err);
         if (st) ob_err_prefix(err, f);
@@ -184,6 +192,8 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     a->spec = sp.mode;
     a->spec_max = sp.max_draft;
     a->reasoning_budget = -1;
+    a->device_index = -1;
+    a->gpu_layers = -1;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
@@ -233,6 +243,7 @@ static void print_start(const serve_args *a, server *s) {
         printf("  model %s (%s)  context %lld  KV pool %lld tokens  parallel %lld  threads %d",
                eng->desc.id, a->files[0], (long long)eng->desc.n_ctx, (long long)eng->kv_tokens,
                (long long)a->parallel, eng->n_threads);
+        if (a->device != OB_DEVICE_CPU) printf("  %s", eng->placement);
         serve_registry_release(s->registry, h, false, 0);
     }
     if (a->n_files > 1) printf("  +%zu more on demand", a->n_files - 1);
@@ -276,8 +287,12 @@ static int serve_start(const serve_args *a, server *s) {
         .max_bytes = a->max_memory,
         .idle_unload_s = (double)a->idle_unload,
         .wait_s = (double)a->load_wait,
-        .engine = {a->ctx, a->kv_size, a->parallel, a->threads, a->queue,
-                   {a->spec, (int)a->spec_max}, a->reasoning_budget, a->pooling},
+        .engine = {.ctx = a->ctx, .kv_size = a->kv_size, .parallel = a->parallel,
+                   .threads = a->threads, .queue = a->queue,
+                   .spec = {a->spec, (int)a->spec_max},
+                   .reasoning_budget = a->reasoning_budget, .pooling = a->pooling,
+                   .device = a->device, .device_index = a->device_index,
+                   .gpu_layers = a->gpu_layers},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;

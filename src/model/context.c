@@ -22,7 +22,7 @@
 
 void ob_context_params_init(ob_context_params *p) {
     *p = (ob_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1,
-                             .kv_size = 0, .device_index = -1};
+                             .kv_size = 0, .device_index = -1, .n_gpu_layers = -1};
 }
 
 static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *err) {
@@ -42,9 +42,9 @@ static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *e
     if (p->n_batch < 1 || p->n_threads < 1)
         return ob_fail(err, OB_ERR_ARG, "context: n_batch %lld, n_threads %d, expected >= 1",
                        (long long)p->n_batch, p->n_threads);
-    if (p->n_host_layers < 0)
-        return ob_fail(err, OB_ERR_ARG, "context: n_host_layers %lld, expected >= 0",
-                       (long long)p->n_host_layers);
+    if (p->n_gpu_layers < -1)
+        return ob_fail(err, OB_ERR_ARG, "context: n_gpu_layers %lld, expected -1 (all) or more",
+                       (long long)p->n_gpu_layers);
     if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
     if (p->n_seq_max == 0) p->n_seq_max = 1;
     if (p->kv_size == 0) p->kv_size = p->n_ctx;

@@ -63,8 +63,8 @@ struct ob_context {
     void *abort_user;
 };
 
-/* context_stages.c: the backends of a context for p (CPU, device, or the first
- * p->n_host_layers layers on the CPU and the rest on the device), each with its activation
+/* context_stages.c: the backends of a context for p (the CPU, a device, or the last
+ * p->n_gpu_layers layers on the device and the others on the CPU), each with its activation
  * buffers; the shape's weights are set here. */
 ob_status model_stages_new(ob_context *c, const ob_context_params *p,
                            const model_backend_shape *shape, ob_err *err);

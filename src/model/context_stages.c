@@ -1,9 +1,10 @@
 /*
  * The backends of a context (context.h): which devices run which layers, their activation
  * buffers, the forward pass through them in turn, and the cache operations every one of them
- * takes part in. A context runs all its layers on one backend, or the first n_host_layers on
+ * takes part in. A context runs all its layers on one backend, or the first layers on
  * the CPU and the rest on a device; only the hidden state (n_tok, n_embd) f32 crosses, once
- * per pass, through one copy that is counted (ob_context_transfer_stats).
+ * per pass, through one copy that is counted (ob_context_transfer_stats). The context's
+ * activations are per stage, so each backend keeps its own in memory it reads in place.
  */
 #include "core/alloc.h"
 #include "core/err.h"
@@ -143,10 +144,10 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
     whole.weights = &c->weights;
     whole.n_layer_model = n_layer;
     const bool device = p->device != OB_DEVICE_CPU;
-    const int64_t host = !device ? n_layer
-                         : p->n_host_layers > 0 && p->n_host_layers < n_layer ? p->n_host_layers
-                         : p->n_host_layers >= n_layer                        ? n_layer
-                                                                              : 0;
+    const int64_t on_device = !device                                          ? 0
+                              : p->n_gpu_layers < 0 || p->n_gpu_layers > n_layer ? n_layer
+                                                                               : p->n_gpu_layers;
+    const int64_t host = n_layer - on_device;
     ob_status st = OB_OK;
     if (host > 0) st = stage_add(c, p, &whole, 0, host, false, err);
     if (!st && host < n_layer) st = stage_add(c, p, &whole, host, n_layer, true, err);

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 #include "core/err.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static ob_status start_sched(const serve_engine_params *p, serve_engine *e, int64_t ctx,
@@ -16,8 +17,12 @@ static ob_status start_sched(const serve_engine_params *p, serve_engine *e, int6
     cp.n_threads = (int)p->threads;
     cp.n_seq_max = (int32_t)p->parallel;
     cp.kv_size = kv;
+    cp.device = p->device;
+    cp.device_index = p->device_index;
+    cp.n_gpu_layers = p->gpu_layers;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
+    snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
     /* Read before the engine thread owns the context. */
     ob_kv_stats ks;
     ob_kv_stats_get(e->ctx, &ks);

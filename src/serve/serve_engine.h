@@ -21,6 +21,9 @@ typedef struct serve_engine_params {
     spec_params spec; /* speculative decoding unless a request says otherwise */
     int64_t reasoning_budget; /* thinking tokens before reasoning is closed; -1 = no limit */
     const char *pooling;      /* embeddings' pooling ("mean", ...), NULL = the file's */
+    ob_device device;         /* where the model runs (--device), OB_DEVICE_CPU by default */
+    int device_index;         /* -1: the default device of that kind */
+    int64_t gpu_layers;       /* --gpu-layers: layers on the device, -1 = all */
 } serve_engine_params;
 
 typedef struct serve_engine {
@@ -31,6 +34,7 @@ typedef struct serve_engine {
     serve_model_desc desc;
     serve_embedder embedder; /* embeddings, on a context of their own made on first use */
     int n_threads;     /* as the context started them */
+    char placement[128]; /* where its layers run (ob_context_placement) */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } serve_engine;
 

@@ -48,6 +48,7 @@ struct serve_metrics {
     uint64_t prompt_tokens, generated_tokens, prefix_hits, prefix_tokens, preemptions;
     uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted;
     int64_t waiting, running, kv_used, kv_total;
+    uint64_t xfer_copies, xfer_bytes, xfer_ns;
     histogram ttft, itl;
     route_series routes[ROUTE_MAX_SERIES];
     size_t n_routes;
@@ -135,6 +136,14 @@ void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_
     pthread_mutex_lock(&m->mu);
     m->kv_used = blocks_used;
     m->kv_total = blocks_total;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_transfer(serve_metrics *m, uint64_t copies, uint64_t bytes, uint64_t ns) {
+    pthread_mutex_lock(&m->mu);
+    m->xfer_copies += copies;
+    m->xfer_bytes += bytes;
+    m->xfer_ns += ns;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -299,6 +308,14 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
                (long long)m->kv_used);
     put_scalar(&b, "outboard_kv_blocks_total", "gauge", "KV pool blocks in all.",
                (long long)m->kv_total);
+    put_scalar(&b, "outboard_hidden_copies_total", "counter",
+               "Copies of the hidden state between the CPU's and the device's layers.",
+               (long long)m->xfer_copies);
+    put_scalar(&b, "outboard_hidden_copy_bytes_total", "counter",
+               "Bytes of those copies.", (long long)m->xfer_bytes);
+    put_scalar(&b, "outboard_hidden_copy_microseconds_total", "counter",
+               "Time in those copies, waiting for the device included.",
+               (long long)(m->xfer_ns / 1000));
     put_hist(&b, "outboard_time_to_first_token_seconds", "Time from request to first token.",
              &m->ttft);
     put_hist(&b, "outboard_inter_token_latency_seconds", "Time between generated tokens.", &m->itl);

@@ -433,6 +433,11 @@ static void update_gauges(serve_sched *s) {
     ob_kv_stats_get(s->o.ctx, &st);
     serve_metrics_set_kv(s->o.metrics, st.blocks_used, st.blocks_total);
     serve_metrics_set_queue(s->o.metrics, (int64_t)s->n_waiting, s->n_running);
+    ob_transfer_stats x;
+    ob_context_transfer_stats(s->o.ctx, &x);
+    serve_metrics_transfer(s->o.metrics, x.copies - s->xfer_seen.copies,
+                           x.bytes - s->xfer_seen.bytes, x.ns - s->xfer_seen.ns);
+    s->xfer_seen = x;
 }
 
 bool serve_sched_idle(serve_sched *s) {

@@ -13,6 +13,7 @@
 struct serve_sched {
     serve_sched_opts o;
     int64_t n_vocab, n_ctx;
+    ob_transfer_stats xfer_seen; /* the context's hidden-state copies already in the metrics */
     pthread_t thread;
     bool started;
     atomic_bool stopping;
