@@ -65,8 +65,9 @@ def named_events(port, path, body):
 
 
 class Server:
-    def __init__(self, *args, model=MODEL):
-        """model: the first -m file, or None for none (the arguments then name the models)."""
+    def __init__(self, *args, model=MODEL, env=None):
+        """model: the first -m file, or None for none (the arguments then name the models);
+        env: variables added to the server's environment."""
         if model is not None and not os.path.exists(model):
             pytest.skip(f"{model} absent")
         self.port = free_port()
@@ -78,7 +79,7 @@ class Server:
             [OUTBOARD, "serve", *first, "--host", "127.0.0.1", "--port", str(self.port),
              "--threads", "1", *map(str, args)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, OUTBOARD_MODELS=self.store.name))
+            env=dict(os.environ, OUTBOARD_MODELS=self.store.name, **(env or {})))
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.time() + 30
         while time.time() < deadline:
