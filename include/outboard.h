@@ -159,13 +159,53 @@ typedef struct ob_context_params {
     int64_t n_gpu_layers; /* with a GPU device: the last this-many layers run on it, the
                              others (and the token embedding) on the CPU, only the hidden
                              state crossing between them; -1 = all of them (the default),
-                             0 = none (the CPU alone) */
+                             0 = none (the CPU alone), OB_GPU_LAYERS_AUTO = as many as
+                             vram_budget holds (ob_plan_context) */
+    uint64_t vram_budget; /* bytes of device memory the layers placed there may use (weights,
+                             KV cache, recurrent state, activations); 0 = the device's memory
+                             less a reserve */
+    double link_gbps;     /* > 0: emulate a host<->device link of this many GB/s (a Thunderbolt
+                             cable is about 3): each copy of a pass takes at least its bytes
+                             at that rate plus link_latency_us; 0 = as fast as it goes */
+    double link_latency_us;
     ob_progress_fn progress; /* preparing the weights (repacking, or uploading to a device),
                                 per backend from 0 to 1; false cancels; may be NULL */
     void *progress_user;
 } ob_context_params;
 
+#define OB_GPU_LAYERS_AUTO (-2)
+
 void ob_context_params_init(ob_context_params *p);
+
+/* What one backend of a context would hold: its layers [layer_lo, layer_hi) (empty when
+ * equal) and the bytes of each kind of memory it allocates for them. */
+typedef struct ob_plan_part {
+    char device[16];          /* "cpu", "vulkan" or "cuda" */
+    int64_t layer_lo, layer_hi;
+    uint64_t weights;         /* the weights its layers read (the CPU's repacked copies share
+                                 the model's pages; the figure is the tensors' bytes) */
+    uint64_t kv;              /* F16 K and V cache of its attention layers */
+    uint64_t state;           /* recurrent state of its DeltaNet layers */
+    uint64_t activations;     /* one forward pass of n_batch rows */
+} ob_plan_part;
+
+typedef struct ob_plan {
+    ob_plan_part host, device; /* the device part is empty without a GPU device */
+    int64_t n_layer, n_gpu_layers;
+    uint64_t budget;          /* device bytes the placement was given, 0 = none */
+    uint64_t link_token;      /* bytes crossing host<->device per decoded token */
+    uint64_t link_chunk;      /* ... per prompt chunk of n_batch tokens (one logits row) */
+    char why[256];            /* one line: why this placement */
+} ob_plan;
+
+/* What ob_context_new(m, p) would place where and allocate, computed by the same functions
+ * that size the real allocations, without allocating anything or opening a device (the
+ * device's memory comes from its properties, or p->vram_budget). With p->n_gpu_layers =
+ * OB_GPU_LAYERS_AUTO the most layers whose weights, cache, state and activations fit the
+ * budget go to the device; OB_ERR_LIMIT naming the figures when even the CPU alone would not
+ * fit the machine's memory. */
+ob_status ob_plan_context(const ob_model *m, const ob_context_params *p, ob_plan *out,
+                          ob_err *err);
 
 /* Allocates the KV cache and buffers and starts the threads. The context borrows the model,
  * which must outlive it. p may be NULL for the defaults. */
@@ -184,11 +224,13 @@ const char *ob_context_device(const ob_context *c);
  * 9-17" (valid for the context's life). */
 const char *ob_context_placement(const ob_context *c);
 
-/* Copies of the hidden state between backends (a context with layers split between the CPU
- * and a device makes one per forward pass): how many, their bytes, and the time spent in
- * them, waiting for the device included. All 0 on one backend. */
+/* What crossed the host<->device link per forward pass: the hidden state from the CPU's layers
+ * to the device's (one copy per pass on a split context: how many, their bytes, and the time
+ * spent in them, waiting for the device included), and the rows read back from a device at
+ * the end of a pass. All 0 on the CPU alone. Weight uploads are not counted here. */
 typedef struct ob_transfer_stats {
-    uint64_t copies, bytes, ns;
+    uint64_t copies, bytes, ns; /* hidden-state copies from the CPU's layers to the device's */
+    uint64_t bytes_back;        /* rows of logits (or hidden states) read back from a device */
 } ob_transfer_stats;
 
 void ob_context_transfer_stats(const ob_context *c, ob_transfer_stats *out);

@@ -28,6 +28,7 @@ int cli_cmd_bench(int argc, char **argv);
 int cli_cmd_chat(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_policy(int argc, char **argv);
+int cli_cmd_plan(int argc, char **argv);
 int cli_cmd_pull(int argc, char **argv);
 int cli_cmd_store(int argc, char **argv); /* list, rm, show */
 
@@ -103,6 +104,15 @@ ob_status cli_parse_f64(const char *flag, const char *text, double min, double m
 /* cli_parse_f64 stored as float: min and max must lie within float's range. */
 ob_status cli_parse_f32(const char *flag, const char *text, double min, double max,
                         bool min_open, float *out, ob_err *err);
+/* A size in bytes: a number with an optional K, M, G or T suffix (powers of 1024; "GiB" and
+ * "GB" read as G), fractions allowed ("7.5G"), in [lo, hi]. */
+ob_status cli_parse_size(const char *flag, const char *text, uint64_t lo, uint64_t hi,
+                         uint64_t *out, ob_err *err);
+/* --gpu-layers: a count, or "auto" (OB_GPU_LAYERS_AUTO). */
+ob_status cli_parse_gpu_layers(const char *flag, const char *text, int64_t *out, ob_err *err);
+/* --link-emulate GBPS[,LATENCY_US]. */
+ob_status cli_parse_link(const char *flag, const char *text, double *gbps, double *latency_us,
+                         ob_err *err);
 /* cpu | cuda | auto. */
 ob_status cli_parse_device(const char *flag, const char *text, ob_device *out, int *index,
                            ob_err *err);

@@ -54,6 +54,12 @@ static ob_status take_i64(argv_cursor *c, int64_t min, int64_t max, int64_t *out
     return st ? st : cli_parse_i64(flag, v, min, max, out, err);
 }
 
+static ob_status take_gpu_layers(argv_cursor *c, int64_t *out, ob_err *err) {
+    const char *flag = c->argv[c->i], *v = NULL;
+    ob_status st = take_str(c, &v, err);
+    return st ? st : cli_parse_gpu_layers(flag, v, out, err);
+}
+
 static ob_status take_int(argv_cursor *c, int min, int max, int *out, ob_err *err) {
     int64_t v = 0;
     ob_status st = take_i64(c, min, max, &v, err);
@@ -205,8 +211,7 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "-r", NULL)) st = take_i64(&c, 1, CLI_MAX_BENCH_REPS, &o->reps, err);
         else if (is(a, "-t", NULL)) st = take_int(&c, 0, CLI_MAX_THREADS, &o->threads, err);
         else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, &o->device_index, err);
-        else if (is(a, "--gpu-layers", "-ngl"))
-            st = take_i64(&c, 0, CLI_MAX_CTX, &o->gpu_layers, err);
+        else if (is(a, "--gpu-layers", "-ngl")) st = take_gpu_layers(&c, &o->gpu_layers, err);
         else st = unknown(a, err);
         if (st) return st;
     }
@@ -231,8 +236,7 @@ ob_status cli_eval_args_parse(int argc, char **argv, cli_eval_args *o, ob_err *e
             st = take_int(&c, 0, CLI_MAX_THREADS, &o->cp.n_threads, err);
         else if (is(a, "--device", NULL))
             st = take_device(&c, &o->cp.device, &o->cp.device_index, err);
-        else if (is(a, "--gpu-layers", NULL))
-            st = take_i64(&c, 0, CLI_MAX_CTX, &o->cp.n_gpu_layers, err);
+        else if (is(a, "--gpu-layers", NULL)) st = take_gpu_layers(&c, &o->cp.n_gpu_layers, err);
         else st = unknown(a, err);
         if (st) return st;
     }

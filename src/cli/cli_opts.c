@@ -23,7 +23,9 @@ const char CLI_ENGINE_OPTS_HELP[] =
     "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
     "  --repeat-penalty R (1.0)  --seed S  --ctx N  --threads N (physical cores)\n"
     "  --device cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n"
-    "  --gpu-layers N (all): with a GPU device, the last N layers run on it, the rest on the CPU\n";
+    "  --gpu-layers N|auto (all): with a GPU device, the last N layers run on it, the rest on\n"
+    "    the CPU; auto: as many as --vram-budget SIZE (the device's memory) holds\n"
+    "  --link-emulate GBPS[,LATENCY_US]: copies between the CPU and the device as slow as that\n";
 
 /* ---- values -------------------------------------------------------------------------------- */
 
@@ -201,12 +203,64 @@ ob_status cli_parse_ids(const char *flag, const char *text, int64_t max_id, int3
     return OB_OK;
 }
 
+ob_status cli_parse_size(const char *flag, const char *text, uint64_t lo, uint64_t hi,
+                         uint64_t *out, ob_err *err) {
+    char *end = NULL;
+    const double v = strtod(text, &end);
+    double mul = 1;
+    if (end && end != text) {
+        switch (*end) {
+        case 'K': case 'k': mul = 1024.0; end++; break;
+        case 'M': case 'm': mul = 1048576.0; end++; break;
+        case 'G': case 'g': mul = 1073741824.0; end++; break;
+        case 'T': case 't': mul = 1099511627776.0; end++; break;
+        default: break;
+        }
+        if (mul > 1 && (!strcmp(end, "iB") || !strcmp(end, "B"))) end += strlen(end);
+    }
+    const double bytes = v * mul;
+    char sh[CLI_SHOWN_SIZE];
+    if (!end || end == text || *end || !(bytes >= (double)lo && bytes <= (double)hi))
+        return ob_fail(err, OB_ERR_ARG, "%s: '%s' is not a size from %llu to %llu bytes "
+                       "(K, M, G, T allowed)", flag, cli_shown(text, sh),
+                       (unsigned long long)lo, (unsigned long long)hi);
+    *out = (uint64_t)bytes;
+    return OB_OK;
+}
+
+ob_status cli_parse_gpu_layers(const char *flag, const char *text, int64_t *out, ob_err *err) {
+    if (!strcmp(text, "auto")) {
+        *out = OB_GPU_LAYERS_AUTO;
+        return OB_OK;
+    }
+    ob_status st = cli_parse_i64(flag, text, 0, CLI_MAX_CTX, out, err);
+    if (st) ob_err_prefix(err, "expected a layer count or auto");
+    return st;
+}
+
+ob_status cli_parse_link(const char *flag, const char *text, double *gbps, double *latency_us,
+                         ob_err *err) {
+    char rate[64];
+    const char *comma = strchr(text, ',');
+    const size_t n = comma ? (size_t)(comma - text) : strlen(text);
+    char sh[CLI_SHOWN_SIZE];
+    if (n >= sizeof rate)
+        return ob_fail(err, OB_ERR_ARG, "%s: '%s', expected GBPS[,LATENCY_US]", flag,
+                       cli_shown(text, sh));
+    memcpy(rate, text, n);
+    rate[n] = '\0';
+    *latency_us = 0;
+    ob_status st = cli_parse_f64(flag, rate, 0, 1e4, true, gbps, err);
+    if (!st && comma) st = cli_parse_f64(flag, comma + 1, 0, 1e7, false, latency_us, err);
+    return st;
+}
+
 /* ---- engine flags ------------------------------------------------------------------------ */
 
 static const char *const ENGINE_FLAGS[] = {"--temp",           "--top-k", "--top-p",
                                            "--min-p",          "--seed",  "--ctx",
                                            "--repeat-penalty", "--threads", "--device",
-                                           "--gpu-layers"};
+                                           "--gpu-layers", "--vram-budget", "--link-emulate"};
 
 bool cli_engine_opt_known(const char *flag) {
     for (size_t i = 0; i < sizeof ENGINE_FLAGS / sizeof ENGINE_FLAGS[0]; i++)
@@ -235,7 +289,11 @@ ob_status cli_engine_opt_set(const char *flag, const char *text, ob_sampler_para
     } else if (!strcmp(flag, "--ctx")) { /* 0: the model's own (capped) */
         st = cli_parse_i64(flag, text, 0, CLI_MAX_CTX, &cp->n_ctx, err);
     } else if (!strcmp(flag, "--gpu-layers")) {
-        st = cli_parse_i64(flag, text, 0, CLI_MAX_CTX, &cp->n_gpu_layers, err);
+        st = cli_parse_gpu_layers(flag, text, &cp->n_gpu_layers, err);
+    } else if (!strcmp(flag, "--vram-budget")) {
+        st = cli_parse_size(flag, text, 1 << 20, (uint64_t)1 << 50, &cp->vram_budget, err);
+    } else if (!strcmp(flag, "--link-emulate")) {
+        st = cli_parse_link(flag, text, &cp->link_gbps, &cp->link_latency_us, err);
     } else if (!strcmp(flag, "--threads")) { /* 0: the physical cores */
         if (!(st = cli_parse_i64(flag, text, 0, CLI_MAX_THREADS, &n, err))) cp->n_threads = (int)n;
     } else {

@@ -50,6 +50,8 @@ typedef struct serve_args {
     ob_device device;         /* --device, cpu */
     int device_index;         /* --device kind:N, -1 without N */
     int64_t gpu_layers;       /* --gpu-layers, -1 = all */
+    uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
+    double link_gbps, link_latency_us; /* --link-emulate */
     bool help;
 } serve_args;
 
@@ -71,7 +73,9 @@ static const char USAGE[] =
     "  --kv-size N       KV pool in tokens shared by all requests (ctx * parallel)\n"
     "  --threads N       compute threads (physical cores)\n"
     "  --device D        cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n"
-    "  --gpu-layers N    with a GPU device, its share: the last N layers (all)\n"
+    "  --gpu-layers N|auto  with a GPU device, its share: the last N layers (all); auto:\n"
+    "                    as many as --vram-budget SIZE (the device's memory) holds\n"
+    "  --link-emulate GBPS[,LATENCY_US]  CPU<->device copies as slow as that link\n"
     "  --queue N         requests that may wait for a slot before 503 (64)\n"
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
@@ -133,7 +137,6 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         {"--load-wait", offsetof(serve_args, load_wait), 0, 3600, false},
         {"--spec-max", offsetof(serve_args, spec_max), 1, SPEC_MAX_DRAFT, false},
         {"--reasoning-budget", offsetof(serve_args, reasoning_budget), -1, INT32_MAX, false},
-        {"--gpu-layers", offsetof(serve_args, gpu_layers), 0, 1 << 20, false},
     };
     for (size_t i = 0; i < sizeof NUMS / sizeof NUMS[0]; i++)
         if (!strcmp(f, NUMS[i].flag))
@@ -155,6 +158,12 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         a->policy = v;
     else if (!strcmp(f, "--device"))
         return cli_parse_device(f, v, &a->device, &a->device_index, err);
+    else if (!strcmp(f, "--gpu-layers"))
+        return cli_parse_gpu_layers(f, v, &a->gpu_layers, err);
+    else if (!strcmp(f, "--vram-budget"))
+        return cli_parse_size(f, v, 1 << 20, (uint64_t)1 << 50, &a->vram_budget, err);
+    else if (!strcmp(f, "--link-emulate"))
+        return cli_parse_link(f, v, &a->link_gbps, &a->link_latency_us, err);
     else if (!strcmp(f, "--spec")) {
         ob_status st = spec_mode_parse(v, &a->spec, err);
         if (st) ob_err_prefix(err, f);
@@ -292,7 +301,8 @@ static int serve_start(const serve_args *a, server *s) {
                    .spec = {a->spec, (int)a->spec_max},
                    .reasoning_budget = a->reasoning_budget, .pooling = a->pooling,
                    .device = a->device, .device_index = a->device_index,
-                   .gpu_layers = a->gpu_layers},
+                   .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
+                   .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;

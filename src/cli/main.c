@@ -28,6 +28,7 @@ static const cli_command COMMANDS[] = {
     {"list", cli_cmd_store, "list the models in the local store"},
     {"show", cli_cmd_store, "describe a stored model: info, chat template, manifest"},
     {"rm", cli_cmd_store, "remove a model from the local store"},
+    {"plan", cli_cmd_plan, "where a model's layers would run and the memory each device needs"},
     {"devices", cli_cmd_devices, "list the CPU, CUDA and Vulkan devices a model can run on"},
     {"synth", cli_cmd_synth, "write a random-weight model of a real model's shape"},
     {"eval", cli_cmd_eval, NULL}, /* developer: logits of every position */

@@ -25,7 +25,7 @@ void ob_context_params_init(ob_context_params *p) {
                              .kv_size = 0, .device_index = -1, .n_gpu_layers = -1};
 }
 
-static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *err) {
+ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob_err *err) {
     if (p->n_ctx == 0)
         p->n_ctx = m->hp.n_ctx_train < CTX_DEFAULT_MAX ? m->hp.n_ctx_train : CTX_DEFAULT_MAX;
     if (p->n_batch == 0) p->n_batch = 512;
@@ -42,9 +42,13 @@ static ob_status check_params(const ob_model *m, ob_context_params *p, ob_err *e
     if (p->n_batch < 1 || p->n_threads < 1)
         return ob_fail(err, OB_ERR_ARG, "context: n_batch %lld, n_threads %d, expected >= 1",
                        (long long)p->n_batch, p->n_threads);
-    if (p->n_gpu_layers < -1)
-        return ob_fail(err, OB_ERR_ARG, "context: n_gpu_layers %lld, expected -1 (all) or more",
-                       (long long)p->n_gpu_layers);
+    if (p->n_gpu_layers < OB_GPU_LAYERS_AUTO)
+        return ob_fail(err, OB_ERR_ARG, "context: n_gpu_layers %lld, expected -1 (all), "
+                       "OB_GPU_LAYERS_AUTO or a count", (long long)p->n_gpu_layers);
+    if (!(p->link_gbps >= 0 && p->link_gbps <= 1e4) ||
+        !(p->link_latency_us >= 0 && p->link_latency_us <= 1e7))
+        return ob_fail(err, OB_ERR_ARG, "context: link emulation %g GB/s, %g us: expected "
+                       "0..10000 GB/s and 0..10000000 us", p->link_gbps, p->link_latency_us);
     if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
     if (p->n_seq_max == 0) p->n_seq_max = 1;
     if (p->kv_size == 0) p->kv_size = p->n_ctx;
@@ -111,13 +115,31 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
                        err);
 }
 
+void model_context_shape(const ob_model *m, const ob_context_params *p,
+                         model_backend_shape *out) {
+    const model_hparams *hp = &m->hp;
+    *out = (model_backend_shape){
+        .arch = hp->arch_name, .n_swa = hp->n_swa, .swa = hp->swa, .n_layer = hp->n_layer,
+        .n_layer_model = hp->n_layer, .weights = &m->w.for_backends,
+        .n_ctx = p->n_ctx, .n_kv_rows = (p->kv_size + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK,
+        .n_seq = p->n_seq_max, .n_batch = p->n_batch, .n_head = hp->n_head,
+        .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+        .recurrent = hp->recurrent, .ssm_conv = hp->ssm_conv, .ssm_d_state = hp->ssm_d_state,
+        .ssm_n_k_head = hp->ssm_n_k_head, .ssm_n_v_head = hp->ssm_n_v_head,
+        /* two snapshots per sequence: its latest block boundary and where its prompt left a
+         * cached one (rs_park.h) */
+        .n_rs_snap = hp->recurrent ? 2 * (int64_t)p->n_seq_max : 0,
+    };
+    model_moe_shape(m, out);
+}
+
 ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_context **out,
                          ob_err *err) {
     *out = NULL;
     ob_context_params p;
     if (params) p = *params;
     else ob_context_params_init(&p);
-    ob_status st = check_params(m, &p, err);
+    ob_status st = model_context_params_check(m, &p, err);
     if (st) return st;
     ob_context *c = ob_calloc(1, sizeof *c);
     if (!c) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory");
@@ -127,18 +149,8 @@ ob_status ob_context_new(ob_model *m, const ob_context_params *params, ob_contex
     c->n_seq = p.n_seq_max;
     c->kv_size = p.kv_size;
     const model_hparams *hp = &m->hp;
-    model_backend_shape shape = {
-        .arch = hp->arch_name, .n_swa = hp->n_swa, .swa = hp->swa, .n_layer = hp->n_layer,
-        .n_ctx = p.n_ctx, .n_kv_rows = (p.kv_size + KV_BLOCK - 1) / KV_BLOCK * KV_BLOCK,
-        .n_seq = p.n_seq_max, .n_batch = p.n_batch, .n_head = hp->n_head,
-        .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-        .recurrent = hp->recurrent, .ssm_conv = hp->ssm_conv, .ssm_d_state = hp->ssm_d_state,
-        .ssm_n_k_head = hp->ssm_n_k_head, .ssm_n_v_head = hp->ssm_n_v_head,
-        /* two snapshots per sequence: its latest block boundary and where its prompt left a
-         * cached one (rs_park.h) */
-        .n_rs_snap = hp->recurrent ? 2 * (int64_t)p.n_seq_max : 0,
-    };
-    model_moe_shape(m, &shape);
+    model_backend_shape shape;
+    model_context_shape(m, &p, &shape);
     c->kv_bytes = model_kv_bytes(&shape, 0) + model_rs_bytes(&shape, 0);
     c->swa_rows = hp->n_swa > 0 ? model_swa_rows(&shape) : 0;
     if (p.device == OB_DEVICE_CPU && (st = check_host_memory(c->kv_bytes, p.kv_size, err))) {

@@ -27,6 +27,7 @@ struct ob_context {
     model_backend_weights weights; /* the model's weights with this context's progress */
     ob_transfer_stats xfer; /* hidden-state copies between stages */
     char placement[128];   /* ob_context_placement */
+    double link_gbps, link_latency_us; /* an emulated link (ob_context_params), 0 = none */
     kv_pool *pool;         /* owned: which pool rows hold which sequence's positions */
     int64_t n_ctx, n_batch, kv_size;
     int32_t n_seq;         /* n_seq_max */
@@ -62,6 +63,22 @@ struct ob_context {
     bool (*abort)(void *user); /* ob_context_set_abort, or NULL */
     void *abort_user;
 };
+
+/* context.c: p checked and its defaults filled in, as ob_context_new does it. */
+ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob_err *err);
+
+/* context.c: the shape of a context for checked params p over the whole model (weights set). */
+void model_context_shape(const ob_model *m, const ob_context_params *p,
+                         model_backend_shape *out);
+
+/* context_stages.c: bytes of the activation buffers of a pass of n_batch rows. */
+size_t model_buffers_bytes(const model_hparams *hp, int64_t n_batch);
+
+/* plan.c: layers on the device for checked params p other than OB_GPU_LAYERS_AUTO; the
+ * placement for any, with shape from model_context_shape. */
+int64_t model_plan_gpu_layers(const ob_context_params *p, int64_t n_layer);
+ob_status model_plan(const ob_model *m, const ob_context_params *p,
+                     const model_backend_shape *shape, ob_plan *out, ob_err *err);
 
 /* context_stages.c: the backends of a context for p (the CPU, a device, or the last
  * p->n_gpu_layers layers on the device and the others on the CPU), each with its activation

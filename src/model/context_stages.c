@@ -29,33 +29,43 @@ static void buffers_free(model_buffers *b, bool from_be) {
     b->pos = NULL;
 }
 
+/* Floats per row of each activation buffer, in the order of `fields` below. */
+#define N_BUFFERS 10
+static void buffer_widths(const model_hparams *hp, int64_t *w) {
+    const int64_t q = hp->n_head * hp->head_dim, kv = hp->n_head_kv * hp->head_dim;
+    const int64_t widths[N_BUFFERS] = {hp->n_embd, hp->n_embd, q, kv, kv, q, hp->n_embd,
+                                       hp->n_ff, hp->n_ff, hp->n_extra > 0 ? hp->n_extra : 1};
+    memcpy(w, widths, sizeof widths);
+}
+
+size_t model_buffers_bytes(const model_hparams *hp, int64_t n_batch) {
+    int64_t w[N_BUFFERS];
+    buffer_widths(hp, w);
+    size_t floats = 0;
+    for (int i = 0; i < N_BUFFERS; i++) floats += (size_t)w[i];
+    return (size_t)n_batch * (floats * sizeof(float) + sizeof(int32_t));
+}
+
 /* The activation buffers of a pass of n rows: from the backend when it hands them out (a
  * device backend then keeps them on the device), else from the heap. */
 static ob_status buffers_new(model_buffers *b, model_backend *be, const model_hparams *hp,
                              int64_t n, ob_err *err) {
-    const size_t nb = (size_t)n;
-    struct {
-        float **p;
-        int64_t width;
-    } plan[] = {
-        {&b->x, hp->n_embd},    {&b->xn, hp->n_embd},
-        {&b->q, hp->n_head * hp->head_dim},    {&b->k, hp->n_head_kv * hp->head_dim},
-        {&b->v, hp->n_head_kv * hp->head_dim}, {&b->attn, hp->n_head * hp->head_dim},
-        {&b->proj, hp->n_embd}, {&b->gate, hp->n_ff}, {&b->up, hp->n_ff},
-        {&b->extra, hp->n_extra > 0 ? hp->n_extra : 1},
-    };
+    float **fields[N_BUFFERS] = {&b->x,    &b->xn,   &b->q,    &b->k,  &b->v,
+                                 &b->attn, &b->proj, &b->gate, &b->up, &b->extra};
+    int64_t w[N_BUFFERS];
+    buffer_widths(hp, w);
     memset(b, 0, sizeof *b);
-    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+    for (int i = 0; i < N_BUFFERS; i++) {
         size_t bytes;
-        if (ob_mul_size(nb * sizeof(float), (size_t)plan[i].width, &bytes) ||
-            !(*plan[i].p = be->ops->host_buf ? be->ops->host_buf(be, bytes)
-                                             : ob_alloc_aligned(64, bytes))) {
+        if (ob_mul_size((size_t)n * sizeof(float), (size_t)w[i], &bytes) ||
+            !(*fields[i] = be->ops->host_buf ? be->ops->host_buf(be, bytes)
+                                              : ob_alloc_aligned(64, bytes))) {
             buffers_free(b, be->ops->host_buf != NULL);
             return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
                            (long long)n);
         }
     }
-    b->pos = ob_alloc(nb, sizeof(int32_t));
+    b->pos = ob_alloc((size_t)n, sizeof(int32_t));
     if (!b->pos) {
         buffers_free(b, be->ops->host_buf != NULL);
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for a batch of %lld",
@@ -143,16 +153,20 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
     model_backend_shape whole = *shape;
     whole.weights = &c->weights;
     whole.n_layer_model = n_layer;
-    const bool device = p->device != OB_DEVICE_CPU;
-    const int64_t on_device = !device                                          ? 0
-                              : p->n_gpu_layers < 0 || p->n_gpu_layers > n_layer ? n_layer
-                                                                               : p->n_gpu_layers;
-    const int64_t host = n_layer - on_device;
     ob_status st = OB_OK;
+    int64_t on_device = model_plan_gpu_layers(p, n_layer);
+    if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO) { /* as the planner places them */
+        ob_plan plan;
+        if ((st = model_plan(c->model, p, &whole, &plan, err))) return st;
+        on_device = plan.n_gpu_layers;
+    }
+    const int64_t host = n_layer - on_device;
     if (host > 0) st = stage_add(c, p, &whole, 0, host, false, err);
     if (!st && host < n_layer) st = stage_add(c, p, &whole, host, n_layer, true, err);
     c->weights.progress = NULL;
     c->weights.progress_user = NULL;
+    c->link_gbps = p->link_gbps;
+    c->link_latency_us = p->link_latency_us;
     if (!st) placement_describe(c);
     return st;
 }
@@ -181,6 +195,18 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* With an emulated link: waits until a copy of `bytes` that started at t0 has taken as long
+ * as that link would take. */
+static void link_wait(const ob_context *c, uint64_t bytes, uint64_t t0) {
+    if (c->link_gbps <= 0) return;
+    const double want = (double)bytes / (c->link_gbps * 1e9) + c->link_latency_us * 1e-6;
+    const double left = want - (double)(now_ns() - t0) * 1e-9;
+    if (left <= 0) return;
+    struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
 static ob_status stage_sync(model_stage *st, ob_err *err) {
     return st->be->ops->sync ? st->be->ops->sync(st->be, err) : OB_OK;
 }
@@ -193,7 +219,9 @@ static ob_status hidden_copy(ob_context *c, model_stage *from, model_stage *to, 
     ob_status st = stage_sync(from, err);
     if (st) return st;
     const size_t bytes = (size_t)(n_tok * c->model->hp.n_embd) * sizeof(float);
+    const uint64_t t1 = now_ns();
     memcpy(to->buf.x, from->buf.x, bytes);
+    link_wait(c, bytes, t1);
     c->xfer.copies++;
     c->xfer.bytes += bytes;
     c->xfer.ns += now_ns() - t0;
@@ -218,6 +246,13 @@ ob_status model_stages_forward(ob_context *c, const model_step *s, ob_err *err) 
         ob_err e2;
         ob_status s2 = stage_sync(&c->stage[i], st ? &e2 : err);
         if (!st) st = s2;
+    }
+    if (!st && done && last->be->caps.device_memory) { /* the rows came back over the link */
+        const int64_t width = s->hidden ? m->hp.n_embd : m->hp.n_vocab;
+        const uint64_t back = (uint64_t)(s->n_out * width) * sizeof(float);
+        /* the copy itself ran inside the device's work: an emulated link adds all of it */
+        link_wait(c, back, now_ns());
+        c->xfer.bytes_back += back;
     }
     if (!st && !done) st = OB_ERR_CANCELLED; /* the caller words the message */
     return st;

@@ -20,6 +20,9 @@ static ob_status start_sched(const serve_engine_params *p, serve_engine *e, int6
     cp.device = p->device;
     cp.device_index = p->device_index;
     cp.n_gpu_layers = p->gpu_layers;
+    cp.vram_budget = p->vram_budget;
+    cp.link_gbps = p->link_gbps;
+    cp.link_latency_us = p->link_latency_us;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
     snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));

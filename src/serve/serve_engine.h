@@ -23,7 +23,10 @@ typedef struct serve_engine_params {
     const char *pooling;      /* embeddings' pooling ("mean", ...), NULL = the file's */
     ob_device device;         /* where the model runs (--device), OB_DEVICE_CPU by default */
     int device_index;         /* -1: the default device of that kind */
-    int64_t gpu_layers;       /* --gpu-layers: layers on the device, -1 = all */
+    int64_t gpu_layers;       /* --gpu-layers: layers on the device, -1 = all, or
+                                 OB_GPU_LAYERS_AUTO */
+    uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
+    double link_gbps, link_latency_us; /* --link-emulate, 0 = none */
 } serve_engine_params;
 
 typedef struct serve_engine {

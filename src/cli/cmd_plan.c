@@ -1,0 +1,156 @@
+/*
+ * `outboard plan -m MODEL [--ctx N] [--parallel N] [--kv-size N] [--batch N] [--device D]
+ * [--gpu-layers N|auto] [--vram-budget SIZE] [--json]`: where a context's layers would run and
+ * the memory each device would give them, from ob_plan_context (the functions that size the
+ * real allocations), before any weight is read: the file is mapped, its pages are not.
+ * --parallel N sizes the KV pool as the server does (N sequences of --ctx each).
+ */
+#include "cli/cli.h"
+#include "core/alloc.h"
+#include "core/err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char USAGE[] =
+    "usage: outboard plan -m MODEL.gguf [--ctx N] [--parallel N] [--kv-size N] [--batch N]\n"
+    "                     [--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
+    "                     [--vram-budget SIZE] [--json]\n"
+    "  Prints where the layers would run and the memory each device would hold for them\n"
+    "  (weights, KV cache, recurrent state, activations), and the bytes crossing between the\n"
+    "  CPU and the device per decoded token and per prompt chunk. Reads no weights.\n";
+
+typedef struct plan_args {
+    const char *model;
+    ob_context_params cp;
+    int64_t parallel;
+    bool json, help;
+} plan_args;
+
+static ob_status parse(int argc, char **argv, plan_args *a, ob_err *err) {
+    memset(a, 0, sizeof *a);
+    ob_context_params_init(&a->cp);
+    a->parallel = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
+            a->help = true;
+            return OB_OK;
+        }
+        if (!strcmp(f, "--json")) {
+            a->json = true;
+            continue;
+        }
+        if (i + 1 >= argc) return ob_fail(err, OB_ERR_ARG, "%s: expected a value", f);
+        const char *v = argv[++i];
+        ob_status st;
+        if (!strcmp(f, "-m")) {
+            a->model = v;
+            st = OB_OK;
+        } else if (!strcmp(f, "--parallel")) {
+            st = cli_parse_i64(f, v, 1, 4096, &a->parallel, err);
+        } else if (!strcmp(f, "--kv-size")) {
+            st = cli_parse_i64(f, v, 0, (int64_t)1 << 26, &a->cp.kv_size, err);
+        } else if (!strcmp(f, "--batch")) {
+            st = cli_parse_i64(f, v, 1, 1 << 20, &a->cp.n_batch, err);
+        } else if (cli_engine_opt_known(f)) {
+            ob_sampler_params sp;
+            ob_sampler_params_init(&sp);
+            st = cli_engine_opt_set(f, v, &sp, &a->cp, err);
+        } else {
+            char sh[CLI_SHOWN_SIZE];
+            st = ob_fail(err, OB_ERR_ARG, "unknown option '%s'", cli_shown(f, sh));
+        }
+        if (st) return st;
+    }
+    if (!a->model) return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf is required");
+    a->cp.n_seq_max = (int32_t)a->parallel;
+    return OB_OK;
+}
+
+static double gib(uint64_t b) { return (double)b / 1073741824.0; }
+
+static uint64_t total(const ob_plan_part *p) {
+    return p->weights + p->kv + p->state + p->activations;
+}
+
+static void print_part(const ob_plan_part *p) {
+    if (p->layer_hi == p->layer_lo) return;
+    printf("  %-8s layers %3lld-%-4lld %9.3f %9.3f %9.3f %11.3f %9.3f\n", p->device,
+           (long long)p->layer_lo, (long long)p->layer_hi - 1, gib(p->weights), gib(p->kv),
+           gib(p->state), gib(p->activations), gib(total(p)));
+}
+
+static void print_json_part(const char *key, const ob_plan_part *p, bool last) {
+    printf("  \"%s\": {\"device\": \"%s\", \"layer_lo\": %lld, \"layer_hi\": %lld, "
+           "\"weights\": %llu, \"kv\": %llu, \"state\": %llu, \"activations\": %llu, "
+           "\"total\": %llu}%s\n", key, p->device, (long long)p->layer_lo,
+           (long long)p->layer_hi, (unsigned long long)p->weights, (unsigned long long)p->kv,
+           (unsigned long long)p->state, (unsigned long long)p->activations,
+           (unsigned long long)total(p), last ? "" : ",");
+}
+
+static void print_plan(const plan_args *a, const ob_model_info *in, const ob_plan *p) {
+    if (a->json) {
+        printf("{\n  \"model\": \"%s\", \"arch\": \"%s\", \"n_layer\": %lld, "
+               "\"n_gpu_layers\": %lld, \"budget\": %llu,\n", in->name, in->arch,
+               (long long)p->n_layer, (long long)p->n_gpu_layers,
+               (unsigned long long)p->budget);
+        printf("  \"link_token\": %llu, \"link_chunk\": %llu,\n",
+               (unsigned long long)p->link_token, (unsigned long long)p->link_chunk);
+        print_json_part("host", &p->host, false);
+        print_json_part("device", &p->device, true);
+        printf("}\n");
+        return;
+    }
+    printf("model     %s (%s, %s, %lld layers, %.2f GiB of tensors)\n", a->model, in->arch,
+           in->type_name, (long long)in->n_layer, gib(in->n_bytes));
+    printf("context   %lld positions x %lld sequences, batch %lld\n", (long long)a->cp.n_ctx,
+           (long long)a->parallel, (long long)a->cp.n_batch);
+    if (p->budget) printf("device    %s, budget %.2f GiB\n", p->device.device, gib(p->budget));
+    printf("placement %s\n", p->why);
+    printf("  %-8s %-12s %9s %9s %9s %11s %9s  (GiB)\n", "", "", "weights", "KV", "state",
+           "activations", "total");
+    print_part(&p->host);
+    print_part(&p->device);
+    if (p->n_gpu_layers > 0)
+        printf("link      %llu bytes per decoded token, %llu per prompt chunk of %lld\n",
+               (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
+               (long long)a->cp.n_batch);
+}
+
+int cli_cmd_plan(int argc, char **argv) {
+    plan_args a;
+    ob_err err = {{0}};
+    if (parse(argc, argv, &a, &err)) {
+        fprintf(stderr, "outboard plan: %s\n%s", err.msg, USAGE);
+        return 2;
+    }
+    if (a.help) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    char *path = cli_model_path("plan", a.model);
+    if (!path) return 1;
+    ob_model_params mp;
+    ob_model_params_init(&mp);
+    mp.prefault = false; /* the plan reads no weights */
+    ob_model *m = NULL;
+    ob_status st = ob_model_load(path, &mp, &m, &err);
+    ob_free(path);
+    if (st) {
+        fprintf(stderr, "outboard plan: %s\n", err.msg);
+        return 1;
+    }
+    ob_model_info in;
+    ob_model_get_info(m, &in);
+    if (!a.cp.n_ctx) a.cp.n_ctx = in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
+    if (!a.cp.kv_size) a.cp.kv_size = a.cp.n_ctx * a.parallel;
+    if (a.cp.n_batch > a.cp.n_ctx) a.cp.n_batch = a.cp.n_ctx; /* as the context clips it */
+    ob_plan plan;
+    st = ob_plan_context(m, &a.cp, &plan, &err);
+    if (!st) print_plan(&a, &in, &plan);
+    else fprintf(stderr, "outboard plan: %s\n", err.msg);
+    ob_model_free(m);
+    return st ? 1 : 0;
+}
