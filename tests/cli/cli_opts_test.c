@@ -192,6 +192,43 @@ TEST(device_names) {
                  "--device: 'gpu': expected cpu, cuda[:N], vulkan[:N] or auto");
 }
 
+/* Sizes, layer counts and link figures: accepted forms and clear refusals. */
+TEST(sizes_layers_and_links) {
+    ob_err e = {{0}};
+    uint64_t b = 0;
+    CHECK_STATUS(cli_parse_size("--vram-budget", "8G", 1, 1ull << 50, &b, &e), OB_OK, &e, "");
+    CHECK(b == 8ull << 30);
+    CHECK_STATUS(cli_parse_size("--vram-budget", "7.5GiB", 1, 1ull << 50, &b, &e), OB_OK, &e, "");
+    CHECK(b == 15ull << 29);
+    CHECK_STATUS(cli_parse_size("--vram-budget", "512M", 1, 1ull << 50, &b, &e), OB_OK, &e, "");
+    CHECK(b == 512ull << 20);
+    CHECK_STATUS(cli_parse_size("--vram-budget", "4096", 1, 1ull << 50, &b, &e), OB_OK, &e, "");
+    CHECK(b == 4096);
+    const char *bad[] = {"", "G", "8X", "8GB2", "-1G", "nan", "1e30"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_STATUS(cli_parse_size("--vram-budget", bad[i], 1, 1ull << 50, &b, &e), OB_ERR_ARG,
+                     &e, "--vram-budget");
+    int64_t g = 0;
+    CHECK_STATUS(cli_parse_gpu_layers("--gpu-layers", "auto", &g, &e), OB_OK, &e, "");
+    CHECK(g == OB_GPU_LAYERS_AUTO);
+    CHECK_STATUS(cli_parse_gpu_layers("--gpu-layers", "12", &g, &e), OB_OK, &e, "");
+    CHECK(g == 12);
+    CHECK_STATUS(cli_parse_gpu_layers("--gpu-layers", "-1", &g, &e), OB_ERR_ARG, &e,
+                 "--gpu-layers");
+    CHECK_STATUS(cli_parse_gpu_layers("--gpu-layers", "all", &g, &e), OB_ERR_ARG, &e, "auto");
+    double gbps = 0, lat = 0;
+    CHECK_STATUS(cli_parse_link("--link-emulate", "3", &gbps, &lat, &e), OB_OK, &e, "");
+    CHECK(gbps == 3 && lat == 0);
+    CHECK_STATUS(cli_parse_link("--link-emulate", "2.5,40", &gbps, &lat, &e), OB_OK, &e, "");
+    CHECK(gbps == 2.5 && lat == 40);
+    CHECK_STATUS(cli_parse_link("--link-emulate", "0", &gbps, &lat, &e), OB_ERR_ARG, &e,
+                 "--link-emulate");
+    CHECK_STATUS(cli_parse_link("--link-emulate", "3,-1", &gbps, &lat, &e), OB_ERR_ARG, &e,
+                 "--link-emulate");
+    CHECK_STATUS(cli_parse_link("--link-emulate", "3,", &gbps, &lat, &e), OB_ERR_ARG, &e,
+                 "--link-emulate");
+}
+
 /* Parses an id list and checks it against want[0..n). */
 static bool ids_are(const char *text, int64_t max_id, const int32_t *want, size_t n) {
     int32_t *ids = NULL;
@@ -307,5 +344,6 @@ int main(void) {
     RUN(id_lists_name_the_bad_id);
     RUN(id_list_alloc_failure);
     RUN(engine_flags_and_their_ranges);
+    RUN(sizes_layers_and_links);
     return t_summary();
 }
