@@ -46,6 +46,7 @@ typedef struct serve_args {
     const char *pooling;      /* --pooling, NULL = each model file's */
     int64_t spec_max;         /* --spec-max: most draft tokens per pass, 16 */
     spec_mode spec;           /* --spec: auto */
+    const char *model_draft;  /* --model-draft FILE: drafts for the first -m model, or NULL */
     int64_t reasoning_budget; /* thinking tokens before the server closes reasoning; -1 none */
     ob_device device;         /* --device, cpu */
     int device_index;         /* --device kind:N, -1 without N */
@@ -83,8 +84,10 @@ static const char USAGE[] =
     "  --alias NAME      a single model's name in the APIs (the file name without .gguf)\n"
     "  --policy FILE     which requests may go to an upstream server (JSON; see README);\n"
     "                    without one, nothing leaves this machine\n"
-    "  --spec MODE       speculative decoding: auto (prompt lookup where it pays), off, ngram;\n"
-    "                    a request's \"speculative\" field overrides it\n"
+    "  --spec MODE       speculative decoding: auto (the draft model if given, else prompt\n"
+    "                    lookup, where it pays), off, ngram, draft; a request's\n"
+    "                    \"speculative\" field overrides it\n"
+    "  --model-draft FILE  a small model with the same vocabulary drafting for the first -m\n"
     "  --spec-max N      most draft tokens per pass (16)\n"
     "  --pooling P       embeddings: none, mean, cls or last (the model file's pooling_type)\n"
     "  --reasoning-budget N  close a thinking model's reasoning after N tokens (-1: no limit)\n"
@@ -167,10 +170,9 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
     else if (!strcmp(f, "--spec")) {
         ob_status st = spec_mode_parse(v, &a->spec, err);
         if (st) ob_err_prefix(err, f);
-        else if (a->spec == SPEC_MODE_DRAFT)
-            st = ob_fail(err, OB_ERR_ARG, "--spec draft: the server does not load a draft "
-                         "model; expected auto, off or ngram");
         return st;
+    } else if (!strcmp(f, "--model-draft")) {
+        a->model_draft = v;
     } else if (!strcmp(f, "--pooling")) {
         ob_pooling p;
         char shown[CLI_SHOWN_SIZE];
@@ -218,6 +220,10 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     }
     if (a->alias && a->n_files != 1)
         return ob_fail(err, OB_ERR_ARG, "--alias names a single -m model; got %zu", a->n_files);
+    if (a->model_draft && a->n_files == 0)
+        return ob_fail(err, OB_ERR_ARG, "--model-draft drafts for the first -m model; no -m given");
+    if (a->spec == SPEC_MODE_DRAFT && !a->model_draft)
+        return ob_fail(err, OB_ERR_ARG, "--spec draft needs a draft model: --model-draft FILE");
     return OB_OK;
 }
 
@@ -237,6 +243,7 @@ typedef struct server {
     serve_registry *registry;
     serve_policy *policy;
     char *paths[MAX_MODEL_FILES]; /* owned: the GGUFs -m names (files, or store names resolved) */
+    char *draft_path;             /* owned: --model-draft resolved, or NULL */
     char store_root[4096];
 } server;
 
@@ -268,6 +275,7 @@ static int serve_start(const serve_args *a, server *s) {
     serve_app_config cfg = {.max_body = (size_t)a->max_body, .api_key = a->api_key};
     for (size_t i = 0; i < a->n_files; i++)
         if (!(s->paths[i] = cli_model_path("serve", a->files[i]))) return 1;
+    if (a->model_draft && !(s->draft_path = cli_model_path("serve", a->model_draft))) return 1;
     /* A model served by its store name is called that in the APIs unless --alias says. */
     const char *alias = a->alias;
     if (!alias && a->n_files == 1 && strcmp(s->paths[0], a->files[0])) alias = a->files[0];
@@ -302,7 +310,8 @@ static int serve_start(const serve_args *a, server *s) {
                    .reasoning_budget = a->reasoning_budget, .pooling = a->pooling,
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
-                   .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us},
+                   .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
+                   .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;
@@ -369,5 +378,6 @@ int cli_cmd_serve(int argc, char **argv) {
     serve_metrics_free(s.metrics);
     serve_policy_free(s.policy);
     for (size_t i = 0; i < MAX_MODEL_FILES; i++) ob_free(s.paths[i]);
+    ob_free(s.draft_path);
     return rc;
 }

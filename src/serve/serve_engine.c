@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static ob_status start_sched(const serve_engine_params *p, serve_engine *e, int64_t ctx,
-                             int64_t kv, serve_metrics *metrics, ob_err *err) {
+static ob_status start_sched(const serve_engine_params *p, const char *path, serve_engine *e,
+                             int64_t ctx, int64_t kv, serve_metrics *metrics, ob_err *err) {
     ob_context_params cp;
     ob_context_params_init(&cp);
     cp.n_ctx = ctx;
@@ -31,9 +31,21 @@ static ob_status start_sched(const serve_engine_params *p, serve_engine *e, int6
     ob_kv_stats_get(e->ctx, &ks);
     e->kv_tokens = ks.blocks_total * ks.block_size;
     e->n_threads = ob_context_n_threads(e->ctx);
-    serve_sched_opts so = {e->model,   e->ctx,           &e->prompter, metrics,
-                           e->desc.id, (int)p->parallel, p->queue,     512,
-                           p->spec,    p->reasoning_budget};
+    if (p->model_draft && p->draft_target && !strcmp(p->draft_target, path)) {
+        ob_model_params mp;
+        ob_model_params_init(&mp);
+        if ((st = ob_model_load(p->model_draft, &mp, &e->draft_model, err)) ||
+            (st = spec_drafter_new(e->model, e->draft_model, (int32_t)p->parallel, ctx,
+                                   e->n_threads, &e->drafter, err))) {
+            ob_err_prefix(err, "--model-draft");
+            return st;
+        }
+    }
+    serve_sched_opts so = {.model = e->model, .ctx = e->ctx, .prompter = &e->prompter,
+                           .metrics = metrics, .model_id = e->desc.id,
+                           .n_parallel = (int)p->parallel, .max_queue = p->queue,
+                           .n_batch = 512, .spec = p->spec,
+                           .reasoning_budget = p->reasoning_budget, .drafter = e->drafter};
     return serve_sched_start(&so, &e->sched, err);
 }
 
@@ -61,7 +73,7 @@ ob_status serve_engine_open(const serve_engine_params *p, const char *path, cons
     if (!st)
         st = serve_model_desc_init(&e->desc, e->model, path, name,
                                    ob_chat_template(e->prompter.chat, NULL), ctx, kv, err);
-    if (!st) st = start_sched(p, e, ctx, kv, metrics, err);
+    if (!st) st = start_sched(p, path, e, ctx, kv, metrics, err);
     if (!st) {
         ob_pooling pooling = ob_model_pooling(e->model);
         if (p->pooling) ob_pooling_parse(p->pooling, &pooling);
@@ -79,6 +91,8 @@ void serve_engine_close(serve_engine *e) {
     if (!e) return;
     serve_sched_stop(e->sched);
     serve_sched_free(e->sched);
+    spec_drafter_free(e->drafter); /* after the engine thread that drafted with it */
+    ob_model_free(e->draft_model);
     serve_prompter_clear(&e->prompter);
     serve_embedder_clear(&e->embedder);
     ob_context_free(e->ctx);

@@ -27,6 +27,8 @@ typedef struct serve_engine_params {
                                  OB_GPU_LAYERS_AUTO */
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate, 0 = none */
+    const char *model_draft;  /* a draft model's file, or NULL */
+    const char *draft_target; /* the file of the model it drafts for (the others have none) */
 } serve_engine_params;
 
 typedef struct serve_engine {
@@ -36,6 +38,8 @@ typedef struct serve_engine {
     serve_sched *sched;
     serve_model_desc desc;
     serve_embedder embedder; /* embeddings, on a context of their own made on first use */
+    ob_model *draft_model;   /* owned: --model-draft for this model, or NULL */
+    spec_drafter *drafter;   /* owned: its context, a sequence per parallel slot, or NULL */
     int n_threads;     /* as the context started them */
     char placement[128]; /* where its layers run (ob_context_placement) */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */

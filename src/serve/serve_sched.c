@@ -47,6 +47,7 @@ static void task_complete(serve_sched *s, serve_task *t) {
 static void seq_unslot(serve_sched *s, serve_seq *q) {
     if (q->slot < 0) return;
     ob_seq_free(s->o.ctx, q->slot);
+    spec_drafter_forget(s->o.drafter, q->slot); /* its draft cache went with the slot */
     s->slot_used[q->slot] = false;
     q->slot = -1;
     for (int i = 0; i < s->n_running; i++)
@@ -119,6 +120,9 @@ static void admit(serve_sched *s) {
             slot++;
         s->slot_used[slot] = true;
         q->slot = slot;
+        /* the draft model's sequence is the slot's (a preempted sequence may come back in
+         * another one) */
+        if (s->o.drafter) spec_seq_set_drafter(&q->spec, s->o.drafter, slot);
         q->phase = SERVE_SEQ_PREFILL;
         /* A preempted sequence keeps its first admission's place: age decides who yields. */
         if (!q->order) q->order = ++s->next_order;

@@ -29,6 +29,8 @@ typedef struct serve_sched_opts {
     int64_t reasoning_budget;       /* thinking tokens after which the engine writes the
                                        format's end of reasoning itself; -1 = no limit (a
                                        request's own budget applies either way) */
+    spec_drafter *drafter;          /* borrowed, or NULL: a draft model with a sequence per
+                                       slot, used by the engine thread only */
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;

@@ -60,10 +60,10 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
     if (ob_sampler_new(&p, s->n_vocab, &q->sampler, &err))
         return serve_error_bad(e, "invalid_value", NULL, "sampling parameters: %s", err.msg);
     spec_params spec = s->o.spec;
-    if (q->task->req->speculative == SPEC_MODE_DRAFT)
+    if (q->task->req->speculative == SPEC_MODE_DRAFT && !s->o.drafter)
         return serve_error_bad(e, "invalid_value", "speculative", "speculative: 'draft' needs a "
-                               "draft model, which this server does not load; expected auto, "
-                               "off or ngram");
+                               "draft model, which this server does not load for this model "
+                               "(serve --model-draft); expected auto, off or ngram");
     if (q->task->req->speculative >= 0) spec.mode = (spec_mode)q->task->req->speculative;
     spec_seq_init(&q->spec, &spec, s->o.ctx); /* reads only what the context fixed at its start */
     for (size_t i = 0; i < q->n_prompt; i++)

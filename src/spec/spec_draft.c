@@ -70,6 +70,7 @@ ob_status spec_drafter_new(const ob_model *target, ob_model *draft, int32_t n_se
     cp.n_ctx = n_ctx;
     cp.n_threads = n_threads;
     cp.n_seq_max = n_seq;
+    cp.kv_size = n_ctx * n_seq; /* each sequence may draft over a whole context */
     if ((st = ob_context_new(draft, &cp, &d->ctx, err))) {
         ob_err_prefix(err, "draft model");
         spec_drafter_free(d);

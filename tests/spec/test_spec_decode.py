@@ -14,7 +14,10 @@ processes on 127.0.0.1.
   ("speculative": "ngram"), streams exactly the text each gives alone without speculation,
   stop strings included; /metrics counts drafts, accepted tokens and tokens per pass; a bad
   "speculative" value is a 400 naming the field; the server's --spec off is overridden per
-  request; a client that leaves mid-stream frees its sequence and the next answer is intact.
+  request; a client that leaves mid-stream frees its sequence and the next answer is intact;
+- serve --model-draft: each sequence of a batch drafts in its own slot of the draft model and
+  streams what plain decoding gives, with the target itself and a random model as drafts; a
+  draft model with another vocabulary stops the server at start.
 """
 import concurrent.futures
 import json
@@ -90,7 +93,7 @@ def test_run_modes_give_the_same_ids(model):
     (["--spec", "fast"], {"*": "'fast': expected auto, off, ngram or draft"}),
     (["--spec", "draft"], {"run": "--spec draft needs a draft model: --model-draft FILE",
                            "chat": "--spec draft needs a draft model: --model-draft FILE",
-                           "serve": "the server does not load a draft model"}),
+                           "serve": "--spec draft needs a draft model: --model-draft FILE"}),
     (["--spec-max", "0"], {"*": "--spec-max"}),
     (["--spec-max", "65"], {"*": "--spec-max"}),
 ])
@@ -192,6 +195,43 @@ def test_server_streams_with_speculation_equal_plain():
         assert s.request("GET", "/health")[0] == 200
     finally:
         s.stop()
+
+
+def test_server_draft_model_equals_plain(tmp_path):
+    """serve --model-draft: the target drafting for itself (nearly every draft accepted) and a
+    random-weight model with the same vocabulary (next to nothing accepted), each sequence of a
+    batch drafting in its own slot of the draft model, stream what plain decoding gives; a
+    draft model with another vocabulary stops the server at start, naming both counts."""
+    openai = pytest.importorskip("openai")
+    tiny = str(tmp_path / "tiny-stories.gguf")
+    out = subprocess.run([OUTBOARD, "synth", "--shape", "tiny", "--type", "f32", "--vocab", MODEL,
+                          "-o", tiny], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    prompts = [STORY, "Lily and Max played. Lily and Max", "The sun was hot. The sun"]
+    plain = Server("--parallel", "3", "--spec", "off")
+    try:
+        client = openai.OpenAI(base_url=plain.url + "/v1", api_key="unused", max_retries=0)
+        alone = [stream(client, p, "off") for p in prompts]
+    finally:
+        plain.stop()
+    for draft, good in ((MODEL, True), (tiny, False)):
+        s = Server("--parallel", "3", "--model-draft", draft)
+        try:
+            client = openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0)
+            together = concurrently(lambda p: stream(client, p, "draft"), prompts)
+            assert together == alone, draft
+            assert [stream(client, p, "auto") for p in prompts[:1]] == alone[:1]
+            drafted = metric(s, "outboard_spec_draft_tokens_total")
+            accepted = metric(s, "outboard_spec_accepted_tokens_total")
+            assert drafted > 0, draft
+            assert accepted >= 0.8 * drafted if good else accepted < 0.5 * drafted
+        finally:
+            s.stop()
+    if os.path.exists(SMOL):
+        out = subprocess.run([OUTBOARD, "serve", "-m", MODEL, "--port", "0", "--model-draft",
+                              SMOL], capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0
+        assert "--model-draft" in out.stderr and "49152" in out.stderr, out.stderr
 
 
 def test_client_leaving_mid_stream_with_speculation():
