@@ -32,6 +32,16 @@ find .gpu/stage/bin -type f -exec strip --strip-debug {} +
 ldd $BUILD/outboard .gpu/stage/bin/tests/*/* 2>/dev/null | awk '$3 ~ /^\// {print $3}' | sort -u |
     grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|libresolv)\.so' |
     while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
+# llama.cpp's llama-bench built with CUDA (this ARCH) and Vulkan, as the speed reference, when
+# one is at hand (LLAMA_BENCH; docs/GPU.md says how to build it), with the libraries it loads.
+LLAMA_BENCH=${LLAMA_BENCH:-}
+if [ -n "$LLAMA_BENCH" ] && [ -x "$LLAMA_BENCH" ]; then
+    mkdir -p .gpu/stage/llama
+    cp "$LLAMA_BENCH" .gpu/stage/llama/ && strip --strip-debug .gpu/stage/llama/llama-bench
+    ldd "$LLAMA_BENCH" 2>/dev/null | awk '$3 ~ /^\// {print $3}' | sort -u |
+        grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|libresolv|libcuda)\.so' |
+        while read -r lib; do cp -L "$lib" .gpu/stage/lib/; done
+fi
 cp "$SHARED"/models/stories260K.gguf "$SHARED"/models/llama-2-tiny-random.gguf .gpu/stage/shared/models/
 cp scripts/gpu-check.sh .gpu/stage/
 tar -C .gpu/stage -czf .gpu/pack.tgz .

@@ -212,6 +212,12 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "-t", NULL)) st = take_int(&c, 0, CLI_MAX_THREADS, &o->threads, err);
         else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, &o->device_index, err);
         else if (is(a, "--gpu-layers", "-ngl")) st = take_gpu_layers(&c, &o->gpu_layers, err);
+        else if (is(a, "--vram-budget", NULL) || is(a, "--link-emulate", NULL)) {
+            const char *v = NULL;
+            if (!(st = take_str(&c, &v, err)))
+                st = a[2] == 'v' ? cli_parse_size(a, v, 1 << 20, 1ull << 50, &o->vram_budget, err)
+                                 : cli_parse_link(a, v, &o->link_gbps, &o->link_latency_us, err);
+        }
         else st = unknown(a, err);
         if (st) return st;
     }

@@ -51,7 +51,9 @@ typedef struct cli_bench_args {
     int threads;                   /* 0: the physical cores */
     ob_device device;
     int device_index; /* --device kind:N, -1 without N */
-    int64_t gpu_layers; /* --gpu-layers N, -1: all */
+    int64_t gpu_layers; /* --gpu-layers N|auto, -1: all */
+    uint64_t vram_budget; /* --vram-budget SIZE, 0: the device's memory */
+    double link_gbps, link_latency_us; /* --link-emulate GBPS[,LATENCY_US] */
     bool json, help;
 } cli_bench_args;
 

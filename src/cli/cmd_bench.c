@@ -25,7 +25,8 @@ typedef struct bench_result {
 
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] "
-                "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N] [--json]\n");
+                "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
+                "  [--vram-budget SIZE] [--link-emulate GBPS[,LATENCY_US]] [--json]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -72,14 +73,15 @@ static ob_status measure(ob_context *c, const int32_t *toks, bench_result *r, in
 }
 
 static void print_results(const cli_bench_args *o, const ob_model_info *info, const char *name,
-                          bench_result *rs, int n_rs, int threads) {
+                          bench_result *rs, int n_rs, int threads, const char *backend) {
     if (o->json) {
         printf("[\n");
         for (int i = 0; i < n_rs; i++) {
             printf("  {\"model\": \"%s\", \"type\": \"%s\", \"n_params\": %llu, \"size\": %llu, "
-                   "\"n_threads\": %d, \"test\": \"%s%lld\", \"samples_ts\": [", name,
-                   info->type_name, (unsigned long long)info->n_params,
-                   (unsigned long long)info->n_bytes, threads, rs[i].test, (long long)rs[i].n);
+                   "\"n_threads\": %d, \"backend\": \"%s\", \"test\": \"%s%lld\", "
+                   "\"samples_ts\": [", name, info->type_name,
+                   (unsigned long long)info->n_params, (unsigned long long)info->n_bytes,
+                   threads, backend, rs[i].test, (long long)rs[i].n);
             for (int64_t k = 0; k < o->reps; k++) printf("%s%.3f", k ? ", " : "", rs[i].ts[k]);
             printf("], \"median_ts\": %.3f, \"avg_ts\": %.3f, \"stddev_ts\": %.3f}%s\n",
                    rs[i].median, rs[i].mean, rs[i].sd, i + 1 < n_rs ? "," : "");
@@ -90,9 +92,9 @@ static void print_results(const cli_bench_args *o, const ob_model_info *info, co
     printf("| model | type | size | params | backend | threads | test | t/s (median) | t/s (mean ± sd) |\n");
     printf("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
     for (int i = 0; i < n_rs; i++)
-        printf("| %s | %s | %.2f GiB | %.2f B | CPU | %d | %s%lld | %.2f | %.2f ± %.2f |\n",
+        printf("| %s | %s | %.2f GiB | %.2f B | %s | %d | %s%lld | %.2f | %.2f ± %.2f |\n",
                name, info->type_name, (double)info->n_bytes / 1073741824.0,
-               (double)info->n_params / 1e9, threads, rs[i].test, (long long)rs[i].n,
+               (double)info->n_params / 1e9, backend, threads, rs[i].test, (long long)rs[i].n,
                rs[i].median, rs[i].mean, rs[i].sd);
 }
 
@@ -117,6 +119,9 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.device = o.device;
     cp.device_index = o.device_index;
     cp.n_gpu_layers = o.gpu_layers;
+    cp.vram_budget = o.vram_budget;
+    cp.link_gbps = o.link_gbps;
+    cp.link_latency_us = o.link_latency_us;
     ob_context *c = NULL;
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
     double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);
@@ -134,7 +139,7 @@ int cli_cmd_bench(int argc, char **argv) {
     for (int i = 0; i < n_rs; i++)
         if (measure(c, toks, &rs[i], o.reps, &err)) goto done;
     const char *name = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
-    print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c));
+    print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c), ob_context_placement(c));
     cli_device_report(stderr, c);
     rc = 0;
 done:
