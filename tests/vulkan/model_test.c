@@ -12,37 +12,12 @@
 #include "outboard.h"
 
 #include "test.h"
+#include "vk_models.h"
 #include "vk_test.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-static char tmp_dir[256];
-
-/* A tiny synthetic model, made once per run (NULL when that fails). */
-static ob_model *load_synth(const char *arch, const char *type, const char *extra) {
-    if (!tmp_dir[0]) {
-        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_vk_model_test_XXXXXX");
-        if (!mkdtemp(tmp_dir)) return NULL;
-    }
-    const char *build = getenv("OB_BUILD");
-    char path[512], cmd[1400];
-    snprintf(path, sizeof path, "%s/%s-%s%s.gguf", tmp_dir, arch, type, extra[0] ? "-x" : "");
-    snprintf(cmd, sizeof cmd,
-             "%s/outboard synth --arch %s --shape tiny --type %s %s -o %s "
-             ">/dev/null 2>&1",
-             build ? build : "build", arch, type, extra, path);
-    if (system(cmd) != 0) return NULL;
-    ob_model *m = NULL;
-    ob_err err = {{0}};
-    if (ob_model_load(path, NULL, &m, &err)) {
-        fprintf(stderr, "  load %s: %s\n", path, err.msg);
-        return NULL;
-    }
-    unlink(path);
-    return m;
-}
 
 static ob_model *load_stories(void) {
     const char *path = t_shared_path("models/stories260K.gguf");
@@ -62,31 +37,6 @@ static ob_context *ctx_new(ob_model *m, ob_device dev, int index, ob_status *st,
     ob_context *c = NULL;
     *st = ob_context_new(m, &p, &c, err);
     return c;
-}
-
-static int32_t argmax(const float *x, int64_t n, float *gap) {
-    int64_t best = 0, second = -1;
-    for (int64_t i = 1; i < n; i++) {
-        if (x[i] > x[best])
-            second = best, best = i;
-        else if (second < 0 || x[i] > x[second])
-            second = i;
-    }
-    *gap = x[best] - x[second];
-    return (int32_t)best;
-}
-
-/* Largest |a - b| over n, relative to the range of b. */
-static double rel_diff(const float *a, const float *b, int64_t n) {
-    float lo = b[0], hi = b[0];
-    double d = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fminf(lo, b[i]);
-        hi = fmaxf(hi, b[i]);
-    }
-    return d / fmax(hi - lo, 1e-6);
 }
 
 static double g_worst; /* largest relative difference seen, for the report */
@@ -114,7 +64,7 @@ static bool compare(ob_model *m, int dev, int64_t n_prompt, int n_steps, double 
               ob_eval(c, prompt, n_prompt, true, &err) == OB_OK;
     if (!ok) fprintf(stderr, "  %s: prefill: %s\n", what, err.msg);
     for (int64_t t = 0; ok && t < n_prompt; t++) {
-        const double d = rel_diff(ob_logits(g, t), ob_logits(c, t), nv);
+        const double d = vk_rel_diff(ob_logits(g, t), ob_logits(c, t), nv);
         g_worst = fmax(g_worst, d);
         if (!(d <= tol)) {
             fprintf(stderr,
@@ -125,18 +75,18 @@ static bool compare(ob_model *m, int dev, int64_t n_prompt, int n_steps, double 
         }
     }
     float gap;
-    int32_t next = ok ? argmax(ob_logits(c, -1), nv, &gap) : 0;
+    int32_t next = ok ? vk_argmax(ob_logits(c, -1), nv, &gap) : 0;
     for (int step = 0; ok && step < n_steps; step++) {
         if (ob_eval(g, &next, 1, false, &err) || ob_eval(c, &next, 1, false, &err)) {
             fprintf(stderr, "  %s: decode step %d: %s\n", what, step, err.msg);
             ok = false;
             break;
         }
-        const double d = rel_diff(ob_logits(g, -1), ob_logits(c, -1), nv);
+        const double d = vk_rel_diff(ob_logits(g, -1), ob_logits(c, -1), nv);
         g_worst = fmax(g_worst, d);
         float ggap;
-        const int32_t a = argmax(ob_logits(g, -1), nv, &ggap),
-                      b = argmax(ob_logits(c, -1), nv, &gap);
+        const int32_t a = vk_argmax(ob_logits(g, -1), nv, &ggap),
+                      b = vk_argmax(ob_logits(c, -1), nv, &gap);
         if (!(d <= tol) || (a != b && gap > 2 * d * 1.0)) {
             fprintf(stderr,
                     "  %s: decode step %d: logits differ by %.3g of their range, "
@@ -164,7 +114,7 @@ TEST(stories260k_matches_cpu) {
  * for quantized ones (the CPU's Q8 activations; 1.7e-2 is the largest seen on lavapipe). */
 static void family(const char *arch, const char *type, const char *extra) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth(arch, type, extra);
+    ob_model *m = vk_load_synth(arch, type, extra);
     CHECK_MSG(m, "outboard synth --arch %s --type %s %s", arch, type, extra);
     char what[96];
     snprintf(what, sizeof what, "synth %s %s %s", arch, type, extra);
@@ -230,12 +180,12 @@ TEST(default_model_greedy_matches_cpu) {
     for (int step = 0; step < 3; step++) {
         float gap, ggap;
         const float *lg = ob_logits(g, -1), *lc = ob_logits(c, -1);
-        const int32_t a = argmax(lg, info.n_vocab, &ggap), b = argmax(lc, info.n_vocab, &gap);
+        const int32_t a = vk_argmax(lg, info.n_vocab, &ggap), b = vk_argmax(lc, info.n_vocab, &gap);
         int64_t second = b == 0 ? 1 : 0;
         for (int64_t i = 0; i < info.n_vocab; i++)
             if (i != b && lc[i] > lc[second]) second = i;
         const double moved = fabs((double)lg[b] - lc[b]) + fabs((double)lg[second] - lc[second]);
-        const double d = rel_diff(lg, lc, info.n_vocab);
+        const double d = vk_rel_diff(lg, lc, info.n_vocab);
         fprintf(stderr, "default model step %d: token %d, CPU top-2 gap %.3f, moved %.3f, "
                 "logits within %.3g of their range\n", step, b, gap, moved, d);
         CHECK_MSG(d <= 5e-2, "step %d: logits differ by %.3g of their range", step, d);
@@ -281,7 +231,7 @@ static bool two_sequences(ob_model *m, int dev, ob_device kind, float *out, int6
 
 TEST(two_sequences_in_one_batch) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("llama", "q8_0", "");
+    ob_model *m = vk_load_synth("llama", "q8_0", "");
     CHECK(m);
     ob_model_info info;
     ob_model_get_info(m, &info);
@@ -291,7 +241,7 @@ TEST(two_sequences_in_one_batch) {
     CHECK(two_sequences(m, dev, OB_DEVICE_VULKAN, a, nv) &&
           two_sequences(m, dev, OB_DEVICE_CPU, b, nv));
     for (int r = 0; r < 6; r++) {
-        const double d = rel_diff(a + r * nv, b + r * nv, nv);
+        const double d = vk_rel_diff(a + r * nv, b + r * nv, nv);
         CHECK_MSG(d <= 3e-2, "entry %d: logits differ by %.3g of their range", r, d);
     }
     free(a);
@@ -380,6 +330,6 @@ int main(void) {
     RUN(out_of_memory_is_reported);
     RUN(device_lost_is_reported);
     RUN(validation_layer_silent);
-    if (tmp_dir[0]) rmdir(tmp_dir);
+    vk_models_done();
     return t_summary();
 }

@@ -15,32 +15,12 @@
 #include "outboard.h"
 
 #include "test.h"
+#include "vk_models.h"
 #include "vk_test.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char tmp_dir[256];
-
-static ob_model *load_synth(const char *arch, const char *type) {
-    if (!tmp_dir[0]) {
-        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_vk_plan_test_XXXXXX");
-        if (!mkdtemp(tmp_dir)) return NULL;
-    }
-    const char *build = getenv("OB_BUILD");
-    char path[512], cmd[1400];
-    snprintf(path, sizeof path, "%s/%s-%s.gguf", tmp_dir, arch, type);
-    snprintf(cmd, sizeof cmd,
-             "%s/outboard synth --arch %s --shape tiny --type %s -o %s >/dev/null 2>&1",
-             build ? build : "build", arch, type, path);
-    if (system(cmd) != 0) return NULL;
-    ob_model *m = NULL;
-    ob_err err = {{0}};
-    if (ob_model_load(path, NULL, &m, &err)) return NULL;
-    unlink(path);
-    return m;
-}
 
 static void params(ob_context_params *p, int dev, int64_t gpu_layers, uint64_t budget) {
     ob_context_params_init(p);
@@ -61,7 +41,7 @@ static uint64_t total(const ob_plan_part *p) {
 
 static void auto_placement_boundaries(const char *arch) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth(arch, "q8_0");
+    ob_model *m = vk_load_synth(arch, "q8_0", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -98,7 +78,7 @@ TEST(auto_placement_fills_the_budget_gemma3) {
 /* Host and device parts against the context and the file. */
 TEST(parts_add_up) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("qwen3", "f16");
+    ob_model *m = vk_load_synth("qwen3", "f16", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -131,7 +111,7 @@ TEST(parts_add_up) {
  * what the plan said, to the byte. */
 TEST(link_bytes_equal_the_plan) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("llama", "q8_0");
+    ob_model *m = vk_load_synth("llama", "q8_0", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -161,7 +141,7 @@ TEST(link_bytes_equal_the_plan) {
 
 TEST(unbudgeted_auto_fits_the_device) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("llama", "f32");
+    ob_model *m = vk_load_synth("llama", "f32", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context_params p;
@@ -184,7 +164,7 @@ TEST(unbudgeted_auto_fits_the_device) {
  * rate plus the latency, counted in the copies' time. */
 TEST(link_emulation_slows_copies) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("llama", "f32");
+    ob_model *m = vk_load_synth("llama", "f32", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context_params p;
@@ -216,6 +196,6 @@ int main(void) {
     RUN(link_bytes_equal_the_plan);
     RUN(unbudgeted_auto_fits_the_device);
     RUN(link_emulation_slows_copies);
-    if (tmp_dir[0]) rmdir(tmp_dir);
+    vk_models_done();
     return t_summary();
 }

@@ -11,36 +11,13 @@
 #include "outboard.h"
 
 #include "test.h"
+#include "vk_models.h"
 #include "vk_test.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static char tmp_dir[256];
-
-static ob_model *load_synth(const char *arch, const char *type, const char *extra) {
-    if (!tmp_dir[0]) {
-        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_vk_split_test_XXXXXX");
-        if (!mkdtemp(tmp_dir)) return NULL;
-    }
-    const char *build = getenv("OB_BUILD");
-    char path[512], cmd[1400];
-    snprintf(path, sizeof path, "%s/%s-%s.gguf", tmp_dir, arch, type);
-    snprintf(cmd, sizeof cmd,
-             "%s/outboard synth --arch %s --shape tiny --type %s %s -o %s >/dev/null 2>&1",
-             build ? build : "build", arch, type, extra, path);
-    if (system(cmd) != 0) return NULL;
-    ob_model *m = NULL;
-    ob_err err = {{0}};
-    if (ob_model_load(path, NULL, &m, &err)) {
-        fprintf(stderr, "  load %s: %s\n", path, err.msg);
-        return NULL;
-    }
-    unlink(path);
-    return m;
-}
 
 static ob_context *ctx_new(ob_model *m, ob_device dev, int index, int64_t gpu_layers,
                            int32_t n_seq, ob_err *err) {
@@ -57,26 +34,6 @@ static ob_context *ctx_new(ob_model *m, ob_device dev, int index, int64_t gpu_la
     ob_context *c = NULL;
     if (ob_context_new(m, &p, &c, err)) return NULL;
     return c;
-}
-
-static int32_t argmax(const float *x, int64_t n) {
-    int64_t best = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return (int32_t)best;
-}
-
-/* Largest |a - b| over n, relative to the range of b. */
-static double rel_diff(const float *a, const float *b, int64_t n) {
-    float lo = b[0], hi = b[0];
-    double d = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fminf(lo, b[i]);
-        hi = fmaxf(hi, b[i]);
-    }
-    return d / fmax(hi - lo, 1e-6);
 }
 
 static double g_worst;
@@ -100,7 +57,7 @@ static bool compare_split(ob_model *m, int dev, int64_t gpu_layers, double tol,
               !ob_eval(c, prompt, n_prompt, true, &err);
     if (!ok) fprintf(stderr, "  %s: prefill: %s\n", what, err.msg);
     for (int64_t t = 0; ok && t < n_prompt; t++) {
-        const double d = rel_diff(ob_logits(s, t), ob_logits(c, t), nv);
+        const double d = vk_rel_diff(ob_logits(s, t), ob_logits(c, t), nv);
         g_worst = fmax(g_worst, d);
         if (!(d <= tol)) {
             fprintf(stderr, "  %s, %lld device layers: position %lld differs by %.3g "
@@ -108,13 +65,13 @@ static bool compare_split(ob_model *m, int dev, int64_t gpu_layers, double tol,
             ok = false;
         }
     }
-    int32_t next = ok ? argmax(ob_logits(c, -1), nv) : 0;
+    int32_t next = ok ? vk_argmax(ob_logits(c, -1), nv, NULL) : 0;
     for (int64_t step = 0; ok && step < n_steps; step++) {
         ok = !ob_eval(s, &next, 1, false, &err) && !ob_eval(c, &next, 1, false, &err);
-        const double d = ok ? rel_diff(ob_logits(s, -1), ob_logits(c, -1), nv) : INFINITY;
+        const double d = ok ? vk_rel_diff(ob_logits(s, -1), ob_logits(c, -1), nv) : INFINITY;
         g_worst = fmax(g_worst, d);
-        const int32_t a = ok ? argmax(ob_logits(s, -1), nv) : -1;
-        next = ok ? argmax(ob_logits(c, -1), nv) : 0;
+        const int32_t a = ok ? vk_argmax(ob_logits(s, -1), nv, NULL) : -1;
+        next = ok ? vk_argmax(ob_logits(c, -1), nv, NULL) : 0;
         if (!(d <= tol) || a != next) {
             fprintf(stderr, "  %s, %lld device layers: decode step %lld: difference %.3g, "
                     "tokens %d and %d %s\n", what, (long long)gpu_layers, (long long)step, d,
@@ -160,7 +117,7 @@ TEST(stories260k_every_split) {
 
 TEST(llama_q8_0_every_split) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("llama", "q8_0", "");
+    ob_model *m = vk_load_synth("llama", "q8_0", "");
     CHECK(m);
     every_split(m, dev, 3e-2, "synth llama q8_0");
     ob_model_free(m);
@@ -168,7 +125,7 @@ TEST(llama_q8_0_every_split) {
 
 TEST(gemma3_q4_k_window_every_split) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("gemma3", "q4_k", "--swa 4");
+    ob_model *m = vk_load_synth("gemma3", "q4_k", "--swa 4");
     CHECK(m);
     every_split(m, dev, 3e-2, "synth gemma3 q4_k");
     ob_model_free(m);
@@ -178,7 +135,7 @@ TEST(gemma3_q4_k_window_every_split) {
  * row's logits as a CPU context with the same calls gives them. */
 TEST(two_sequences_and_a_fork_on_a_split) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("llama", "f16", "");
+    ob_model *m = vk_load_synth("llama", "f16", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context *ctx[2] = {ctx_new(m, OB_DEVICE_VULKAN, dev, 1, 2, &err),
@@ -205,7 +162,7 @@ TEST(two_sequences_and_a_fork_on_a_split) {
         CHECK_MSG(!ob_decode(ctx[k], b, &err), "%s", err.msg);
         for (int i = 0; i < 3; i++) rows[k][i] = ob_batch_logits(ctx[k], i);
         for (int i = 0; i < 3 && k == 1; i++) {
-            const double d = rel_diff(rows[0][i], rows[1][i], info.n_vocab);
+            const double d = vk_rel_diff(rows[0][i], rows[1][i], info.n_vocab);
             CHECK_MSG(d <= 1e-3, "batch row %d differs by %.3g", i, d);
         }
     }
@@ -217,7 +174,7 @@ TEST(two_sequences_and_a_fork_on_a_split) {
 
 TEST(placement_names_both_devices) {
     NEED_VULKAN(dev);
-    ob_model *m = load_synth("qwen3", "f32", "");
+    ob_model *m = vk_load_synth("qwen3", "f32", "");
     CHECK(m);
     ob_model_info info;
     ob_model_get_info(m, &info);
@@ -254,6 +211,6 @@ int main(void) {
     RUN(two_sequences_and_a_fork_on_a_split);
     RUN(placement_names_both_devices);
     RUN(validation_layer_silent);
-    if (tmp_dir[0]) rmdir(tmp_dir);
+    vk_models_done();
     return t_summary();
 }
