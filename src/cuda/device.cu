@@ -74,6 +74,8 @@ extern "C" ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err
     out->cc_major = p.major;
     out->cc_minor = p.minor;
     out->sm_count = p.multiProcessorCount;
+    out->managed = p.managedMemory != 0;
+    out->concurrent_managed = p.concurrentManagedAccess != 0;
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaMemGetInfo(&out->mem_free, &out->mem_total));
     return OB_OK;
@@ -199,6 +201,49 @@ extern "C" ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what,
         *out = NULL;
         return cuda_fail_call(err, what, e, __FILE__, __LINE__);
     }
+    return OB_OK;
+}
+
+extern "C" ob_status cuda_managed_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out,
+                                        ob_err *err) {
+    *out = NULL;
+    CUDA_USE(c);
+    const size_t n = bytes ? bytes : 1;
+    cudaError_t e = cudaMallocManaged(out, n, cudaMemAttachGlobal);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        *out = NULL;
+        if (e == cudaErrorMemoryAllocation)
+            return ob_fail(err, OB_ERR_NOMEM,
+                           "cuda: %s: out of managed memory: need %zu bytes, %zu free of %zu",
+                           what, bytes, fr, tot);
+        return cuda_fail_call(err, what, e, __FILE__, __LINE__);
+    }
+    /* Advice is a hint: a device that ignores it still works, more slowly, so its failures
+     * are not errors. The pages live on the device; the host maps them when it reads. */
+#if CUDART_VERSION >= 13000
+    cudaMemLocation on_dev = {cudaMemLocationTypeDevice, c->dev};
+    cudaMemLocation on_host = {cudaMemLocationTypeHost, 0};
+    if (cudaMemAdvise(*out, n, cudaMemAdviseSetPreferredLocation, on_dev) != cudaSuccess ||
+        cudaMemAdvise(*out, n, cudaMemAdviseSetAccessedBy, on_host) != cudaSuccess ||
+        cudaMemPrefetchAsync(*out, n, on_dev, 0, c->stream) != cudaSuccess)
+        (void)cudaGetLastError();
+#else
+    if (cudaMemAdvise(*out, n, cudaMemAdviseSetPreferredLocation, c->dev) != cudaSuccess ||
+        cudaMemAdvise(*out, n, cudaMemAdviseSetAccessedBy, cudaCpuDeviceId) != cudaSuccess ||
+        cudaMemPrefetchAsync(*out, n, c->dev, c->stream) != cudaSuccess)
+        (void)cudaGetLastError();
+#endif
+    return OB_OK;
+}
+
+extern "C" ob_status cuda_copy_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                                   ob_err *err) {
+    CUDA_USE(c);
+    if (!bytes || dst == src) return OB_OK;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     return OB_OK;
 }
 

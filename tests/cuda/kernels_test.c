@@ -297,6 +297,28 @@ TEST(elementwise) {
     cuda_buf_free(c, od);
 }
 
+/* Scale and the per-row bias add (a bias of 77 over rows of a length that is no power of
+ * two); two f32 roundings, so within 1e-6 relative. */
+TEST(scale_and_bias) {
+    NEED_GPU(c);
+    enum { R = 901, N = 77 };
+    static float x[R * N], b[N], out[R * N];
+    fill(x, R * N, 4.0f);
+    fill(b, N, 1.0f);
+    float *xd = up(c, x, sizeof x), *bd = up(c, b, sizeof b);
+    ob_err err;
+    CHECK(cuda_scale(c, xd, 0.375f, R * N, &err) == OB_OK);
+    CHECK(cuda_add_bias(c, xd, bd, R, N, &err) == OB_OK);
+    CHECK(down(c, out, xd, sizeof out));
+    for (int i = 0; i < R * N; i++) {
+        const double want = (double)x[i] * 0.375 + b[i % N];
+        CHECK_MSG(fabs(out[i] - want) <= 1e-6 * fabs(want) + 1e-7, "[%d]: %g vs %g", i, out[i],
+                  want);
+    }
+    cuda_buf_free(c, xd);
+    cuda_buf_free(c, bd);
+}
+
 /* Softmax with a scale, -INFINITY entries (become 0) and a fully masked row (all 0). 1e-6. */
 TEST(softmax) {
     NEED_GPU(c);
@@ -351,7 +373,8 @@ TEST(kv_store) {
     cuda_buf_free(c, vf);
 }
 
-/* Attention reference in double over the F16 cache (decoded with quant_f16_to_f32). */
+/* Attention reference in double over the F16 cache (decoded with quant_f16_to_f32), q rounded
+ * to F16 first as the CPU does. */
 static void attn_ref(const cuda_attn_args *a, const float *q, const uint16_t *k,
                      const uint16_t *v, float *out) {
     const int64_t hd = a->head_dim, g = a->n_head / a->n_head_kv;
@@ -364,7 +387,8 @@ static void attn_ref(const cuda_attn_args *a, const float *q, const uint16_t *k,
             for (int64_t j = 0; j < n_kv; j++) {
                 double d = 0;
                 for (int64_t i = 0; i < hd; i++)
-                    d += (double)qh[i] * quant_f16_to_f32(k[j * a->kv_stride + kvh * hd + i]);
+                    d += (double)quant_f16_to_f32(quant_f32_to_f16(qh[i])) *
+                         quant_f16_to_f32(k[j * a->kv_stride + kvh * hd + i]);
                 w[j] = d * a->scale;
                 m = fmax(m, w[j]);
             }
@@ -391,7 +415,7 @@ static void check_attention(cuda_ctx *c, int64_t n_tok, int64_t pos0, int64_t n_
         v[i] = quant_f32_to_f16(rngf());
     }
     cuda_attn_args a = {NULL, NULL, NULL, NULL, n_tok, pos0, n_head, n_head_kv, hd, stride,
-                        1.0f / sqrtf((float)hd)};
+                        1.0f / sqrtf((float)hd), NULL};
     attn_ref(&a, q, k, v, want);
     a.q = up(c, q, (size_t)nq * 4);
     a.k = up(c, k, (size_t)(n_kv * stride) * 2);
@@ -459,7 +483,7 @@ TEST(argmax) {
 TEST(bad_arguments) {
     NEED_GPU(c);
     ob_err err;
-    cuda_attn_args a = {NULL, NULL, NULL, NULL, 1, 0, 6, 4, 64, 256, 0.125f};
+    cuda_attn_args a = {NULL, NULL, NULL, NULL, 1, 0, 6, 4, 64, 256, 0.125f, NULL};
     CHECK_STATUS(cuda_attention(c, &a, &err), OB_ERR_ARG, &err, "heads");
     a.n_head_kv = 2;
     a.head_dim = 512;
@@ -479,6 +503,7 @@ int main(void) {
     RUN(rmsnorm);
     RUN(rope_modes);
     RUN(elementwise);
+    RUN(scale_and_bias);
     RUN(softmax);
     RUN(kv_store);
     RUN(attention);
