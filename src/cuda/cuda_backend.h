@@ -58,6 +58,11 @@ ob_status cuda_device_count(int *n, ob_err *err);
 /* Properties of device `dev` (0 <= dev < count). OB_ERR_ARG for a bad index. */
 ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err *err);
 
+/* Test hook: kind 1 makes the next device allocation fail as out of device memory, kind 2
+ * the next cuda_ctx_sync report a kernel that failed (cudaErrorLaunchFailure), kind 3 the
+ * next cuda_device_get_info say 1 MiB free. 0 clears it. */
+void cuda_fault_set(int kind);
+
 /* ---- context: one device, one stream, scratch, cuBLAS ------------------------------------- */
 
 typedef struct cuda_ctx cuda_ctx;

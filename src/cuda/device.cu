@@ -35,6 +35,18 @@ ob_status cuda_fail_launch(ob_err *err, const char *kernel, cudaError_t e) {
     return ob_fail(err, OB_ERR_CUDA, "cuda: launch %s: %s", kernel, cudaGetErrorString(e));
 }
 
+/* ---- faults injected by tests (cuda_fault_set) ---------------------------------------- */
+
+static std::atomic<int> g_fault;
+
+extern "C" void cuda_fault_set(int kind) { g_fault.store(kind); }
+
+/* Whether fault `kind` is pending; it is taken (cleared) when it is. */
+static bool fault_take(int kind) {
+    int k = kind;
+    return g_fault.compare_exchange_strong(k, 0);
+}
+
 /* ---- devices ----------------------------------------------------------------------------- */
 
 extern "C" bool cuda_compiled(void) { return true; }
@@ -78,6 +90,7 @@ extern "C" ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err
     out->concurrent_managed = p.concurrentManagedAccess != 0;
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaMemGetInfo(&out->mem_free, &out->mem_total));
+    if (fault_take(3)) out->mem_free = (size_t)1 << 20;
     return OB_OK;
 }
 
@@ -174,7 +187,7 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
 
 extern "C" ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) {
     CUDA_USE(c);
-    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(fault_take(2) ? cudaErrorLaunchFailure : cudaStreamSynchronize(c->stream));
     return OB_OK;
 }
 
@@ -187,7 +200,7 @@ extern "C" ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what,
     *out = NULL;
     CUDA_CHECK(cudaSetDevice(c->dev));
     /* cudaMalloc(0) returns NULL with success; one byte keeps "allocated" and "non-NULL" equal */
-    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    cudaError_t e = fault_take(1) ? cudaErrorMemoryAllocation : cudaMalloc(out, bytes ? bytes : 1);
     if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
         size_t fr = 0, tot = 0;

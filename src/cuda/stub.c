@@ -36,6 +36,7 @@ ob_status cuda_ctx_new(int dev, cuda_ctx **out, ob_err *err) {
 }
 
 void cuda_ctx_free(cuda_ctx *c) {}
+void cuda_fault_set(int kind) {}
 ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) { return no_cuda(err); }
 bool cuda_ctx_has_cublas(const cuda_ctx *c) { return false; }
 
