@@ -60,7 +60,7 @@ ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err *err);
 
 /* Test hook: kind 1 makes the next device allocation fail as out of device memory, kind 2
  * the next cuda_ctx_sync report a kernel that failed (cudaErrorLaunchFailure), kind 3 the
- * next cuda_device_get_info say 1 MiB free. 0 clears it. */
+ * next cuda_device_get_info say 64 KiB free. 0 clears it. */
 void cuda_fault_set(int kind);
 
 /* ---- context: one device, one stream, scratch, cuBLAS ------------------------------------- */

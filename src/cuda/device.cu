@@ -90,7 +90,7 @@ extern "C" ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err
     out->concurrent_managed = p.concurrentManagedAccess != 0;
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaMemGetInfo(&out->mem_free, &out->mem_total));
-    if (fault_take(3)) out->mem_free = (size_t)1 << 20;
+    if (fault_take(3)) out->mem_free = (size_t)64 << 10;
     return OB_OK;
 }
 
@@ -187,7 +187,10 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
 
 extern "C" ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) {
     CUDA_USE(c);
-    CUDA_CHECK(fault_take(2) ? cudaErrorLaunchFailure : cudaStreamSynchronize(c->stream));
+    if (fault_take(2))
+        return cuda_fail_call(err, "cudaStreamSynchronize(c->stream)", cudaErrorLaunchFailure,
+                              __FILE__, __LINE__);
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return OB_OK;
 }
 
