@@ -254,7 +254,8 @@ static ob_status bind_weight(void *user, const model_weight *w, ob_err *err) {
 }
 
 /* Refuses, before anything is allocated, a device the kernels were not built for, a shape
- * they do not cover, or a model whose weights and cache exceed the device's free memory. */
+ * they do not cover (head sizes, mixture-of-experts or recurrent layers), or a model whose
+ * weights and cache exceed the device's free memory. */
 static ob_status check_device(const model_backend_shape *s, int64_t layer_lo, int dev,
                               const cuda_device_info *info, ob_err *err) {
     if (info->cc_major < CUDA_MIN_CC_MAJOR)
@@ -267,6 +268,15 @@ static ob_status check_device(const model_backend_shape *s, int64_t layer_lo, in
                        "over %lld KV heads: the attention kernel needs head_dim <= 256 and "
                        "whole groups (use --device cpu)", (long long)s->head_dim,
                        (long long)s->n_head, (long long)s->n_head_kv);
+    /* the op table has no moe_ffn or deltanet: say so before gigabytes of experts upload */
+    bool recurrent = false;
+    for (int64_t il = layer_lo; il < layer_lo + s->n_layer; il++)
+        recurrent = recurrent || model_layer_is_recurrent(s, il);
+    if (s->n_expert > 0 || recurrent)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: architecture '%s' has %s layers, "
+                       "which this backend does not run (use --device cpu)",
+                       s->arch ? s->arch : "?",
+                       s->n_expert > 0 ? "mixture-of-experts" : "recurrent (DeltaNet)");
     const uint64_t need = model_backend_weight_bytes(s, layer_lo) + model_kv_bytes(s, layer_lo);
     if (need > info->mem_free)
         return ob_fail(err, OB_ERR_LIMIT, "cuda backend: %s (device %d): weights and KV cache "

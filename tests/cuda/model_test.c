@@ -8,8 +8,8 @@
  * does not, so the tolerance is set by the weight type). Two sequences in one batch through
  * the KV pool, and layers split between the CPU and the device. Then faults: a model larger
  * than the free memory, the device out of memory at creation, and a kernel failing in the
- * middle of a run, each a clear error after which a CPU context on the same model still runs.
- * Without a GPU every test skips.
+ * middle of a run, each a clear error after which a CPU context on the same model still runs;
+ * mixture-of-experts and recurrent models refused by name. Without a GPU every test skips.
  */
 #include "outboard.h"
 
@@ -395,6 +395,27 @@ TEST(kernel_failure_is_reported) {
     ob_model_free(m);
 }
 
+/* Mixture-of-experts and recurrent (DeltaNet) models are refused when the backend is made,
+ * naming the kind of layer, and run on the CPU. */
+TEST(moe_and_recurrent_refused) {
+    NEED_CUDA(dev);
+    const char *arch[2] = {"qwen3moe", "qwen35"}, *kind[2] = {"mixture-of-experts", "recurrent"};
+    for (int i = 0; i < 2; i++) {
+        ob_model *m = load_synth(arch[i], "q8_0", "");
+        CHECK_MSG(m, "outboard synth --arch %s", arch[i]);
+        ob_status st;
+        ob_err err = {{0}};
+        ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
+        CHECK(g == NULL);
+        CHECK_STATUS(st, OB_ERR_UNSUPPORTED, &err, kind[i]);
+        ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+        const int32_t tok[3] = {1, 5, 9};
+        CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
+        ob_context_free(c);
+        ob_model_free(m);
+    }
+}
+
 TEST(report) {
     NEED_CUDA(dev);
     (void)dev;
@@ -417,6 +438,7 @@ int main(void) {
     RUN(too_large_for_the_device);
     RUN(out_of_memory_is_reported);
     RUN(kernel_failure_is_reported);
+    RUN(moe_and_recurrent_refused);
     RUN(report);
     if (tmp_dir[0]) rmdir(tmp_dir);
     return t_summary();
