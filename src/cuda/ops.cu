@@ -1,7 +1,8 @@
 /*
  * The small ops of a transformer step on the device: RMSNorm, RoPE (normal and NeoX, with
  * Llama 3 frequency factors), SwiGLU / GeGLU, residual add, scale, bias add, softmax, the F16
- * KV-cache stores (rows in position order, or through a paged map) and greedy argmax. Each is one kernel; rows map to blocks and elements to threads. The arithmetic
+ * KV-cache stores (rows in position order, or through a paged map) and greedy argmax. Each is
+ * one kernel; rows map to blocks and elements to threads. The arithmetic
  * follows src/cpu/ops.c (ggml's definitions) in f32: sums are f32 tree reductions rather than
  * the CPU's double loops, which the tests' tolerances account for.
  */

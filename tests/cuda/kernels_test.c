@@ -373,6 +373,53 @@ TEST(kv_store) {
     cuda_buf_free(c, vf);
 }
 
+/* The paged store: rows of two sequences to their pool slots (any order), then on a ring
+ * layout to seq * ring + pos % ring (positions past the ring wrap), bit for bit, nothing else
+ * written. */
+TEST(kv_store_map) {
+    NEED_GPU(c);
+    enum { ROWS = 24, S = 40, T = 4, STRIDE = CUDA_KV_META_TABLE + 1, RING = 10 };
+    static float k[T * S], v[T * S];
+    static uint16_t kc[ROWS * S], vc[ROWS * S];
+    /* (pos, seq, slot, one block-table entry) per row */
+    const int32_t meta[T * STRIDE] = {3, 0, 17, 0, 12, 1, 2, 0, 4, 0, 5, 0, 23, 1, 9, 0};
+    fill(k, T * S, 10.0f);
+    fill(v, T * S, 1.0f);
+    uint16_t *kd = NULL, *vd = NULL;
+    ob_err err;
+    CHECK(cuda_buf_alloc(c, sizeof kc, "k cache", (void **)&kd, &err) == OB_OK);
+    CHECK(cuda_buf_alloc(c, sizeof vc, "v cache", (void **)&vd, &err) == OB_OK);
+    float *kf = up(c, k, sizeof k), *vf = up(c, v, sizeof v);
+    int32_t *md = up(c, meta, sizeof meta);
+    for (int ring = 0; ring < 2; ring++) {
+        CHECK(cuda_buf_zero(c, kd, sizeof kc, &err) == OB_OK &&
+              cuda_buf_zero(c, vd, sizeof vc, &err) == OB_OK);
+        const cuda_kv_map map = {.meta_dev = md, .stride = STRIDE, .block = 32,
+                                 .ring_rows = ring ? RING : 0, .n_swa = ring ? 8 : 0,
+                                 .n_kv = 24};
+        CHECK(cuda_kv_store_map(c, kd, vd, S, kf, vf, T, &map, &err) == OB_OK);
+        CHECK(down(c, kc, kd, sizeof kc) && down(c, vc, vd, sizeof vc));
+        for (int r = 0; r < ROWS; r++) {
+            int src = -1;
+            for (int t = 0; t < T; t++) {
+                const int32_t *m = meta + t * STRIDE;
+                if ((ring ? m[1] * RING + m[0] % RING : m[2]) == r) src = t;
+            }
+            for (int i = 0; i < S; i++) {
+                uint16_t wk = src >= 0 ? quant_f32_to_f16(k[src * S + i]) : 0;
+                uint16_t wv = src >= 0 ? quant_f32_to_f16(v[src * S + i]) : 0;
+                CHECK_MSG(kc[r * S + i] == wk && vc[r * S + i] == wv, "ring %d row %d [%d]",
+                          ring, r, i);
+            }
+        }
+    }
+    cuda_buf_free(c, kd);
+    cuda_buf_free(c, vd);
+    cuda_buf_free(c, kf);
+    cuda_buf_free(c, vf);
+    cuda_buf_free(c, md);
+}
+
 /* Attention reference in double over the F16 cache (decoded with quant_f16_to_f32), q rounded
  * to F16 first as the CPU does. */
 static void attn_ref(const cuda_attn_args *a, const float *q, const uint16_t *k,
@@ -506,6 +553,7 @@ int main(void) {
     RUN(scale_and_bias);
     RUN(softmax);
     RUN(kv_store);
+    RUN(kv_store_map);
     RUN(attention);
     RUN(argmax);
     RUN(bad_arguments);
