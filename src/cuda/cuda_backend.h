@@ -113,6 +113,17 @@ ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src_dev, size_t byte
 ob_status cuda_copy_d2d(cuda_ctx *c, void *dst_dev, const void *src_dev, size_t bytes,
                         ob_err *err);
 
+/* Page-locked host memory of `bytes` (cudaMallocHost), the source cuda_copy_h2d_async needs;
+ * freed by cuda_host_free (NULL is a no-op). */
+ob_status cuda_host_alloc(cuda_ctx *c, size_t bytes, void **out, ob_err *err);
+void cuda_host_free(void *p);
+
+/* Host -> device copy of `bytes` from page-locked memory, queued on the context's stream and
+ * counted like cuda_copy_h2d; the source must stay unchanged until the stream has run it
+ * (cuda_ctx_sync). */
+ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst_dev, const void *pinned_src, size_t bytes,
+                              ob_err *err);
+
 typedef struct cuda_copy_stats {
     uint64_t h2d_bytes, h2d_count; /* host -> device */
     uint64_t d2h_bytes, d2h_count; /* device -> host */

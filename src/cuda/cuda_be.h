@@ -11,14 +11,17 @@
 
 /* Host arrays an op needs on the device (token ids, positions, the batch's cache map): each
  * kind has a device buffer holding the last array sent, which is reused while the host's
- * array is unchanged, so a step sends its positions and map once, not once per layer. */
+ * array is unchanged, so a step sends its positions and map once, not once per layer. The
+ * copy is queued from page-locked memory without waiting, so the host goes on recording ops;
+ * that memory is rewritten only after a sync. */
 enum { CB_UP_IDS, CB_UP_POS, CB_UP_META, CB_UP_N };
 
 typedef struct cb_upload {
     void *dev;       /* device copy (cap bytes) */
+    void *pinned;    /* page-locked host copy (cap bytes): what dev holds or will hold */
     size_t cap;
-    void *host;      /* what dev holds (bytes), for the comparison */
-    size_t bytes;
+    size_t bytes;    /* of the last array sent */
+    bool in_flight;  /* a copy from pinned may not have run yet (until the next sync) */
 } cb_upload;
 
 #define CB_MAX_REGIONS 16 /* managed activation buffers (ops.host_buf) */
@@ -50,8 +53,10 @@ static inline bool cb_failed(cuda_be *b, ob_status st) {
 }
 
 /* The device copy of host array `host` of `bytes` for kind `which` (cb_upload); NULL after a
- * failure (recorded). */
+ * failure (recorded) or for 0 bytes. */
 const void *cb_upload_get(cuda_be *b, int which, const void *host, size_t bytes);
+/* After a sync: no upload's copy is pending. */
+void cb_uploads_settled(cuda_be *b);
 
 /* ---- backend_kv.c ---- */
 ob_status cb_kv_new(cuda_be *b, ob_err *err);

@@ -313,6 +313,27 @@ extern "C" ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size
     return OB_OK;
 }
 
+extern "C" ob_status cuda_host_alloc(cuda_ctx *c, size_t bytes, void **out, ob_err *err) {
+    *out = NULL;
+    CUDA_USE(c);
+    CUDA_CHECK(cudaMallocHost(out, bytes ? bytes : 1));
+    return OB_OK;
+}
+
+extern "C" void cuda_host_free(void *p) {
+    if (p) cudaFreeHost(p);
+}
+
+extern "C" ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                                         ob_err *err) {
+    CUDA_USE(c);
+    if (!bytes) return OB_OK;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
+    copy_h2d_bytes.fetch_add(bytes);
+    copy_h2d_count.fetch_add(1);
+    return OB_OK;
+}
+
 extern "C" ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src, size_t bytes,
                                    ob_err *err) {
     CUDA_USE(c);

@@ -63,6 +63,18 @@ ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes, o
     return no_cuda(err);
 }
 
+ob_status cuda_host_alloc(cuda_ctx *c, size_t bytes, void **out, ob_err *err) {
+    *out = NULL;
+    return no_cuda(err);
+}
+
+void cuda_host_free(void *p) {}
+
+ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                              ob_err *err) {
+    return no_cuda(err);
+}
+
 ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src, size_t bytes, ob_err *err) {
     return no_cuda(err);
 }

@@ -3,8 +3,8 @@
  * reads are uploaded once when it is made and found again by their id; its KV cache
  * (src/cuda/backend_kv.c) is paged as the CPU backend's. Activations come from ops.host_buf:
  * managed memory that lives on the device, which every op reads and writes in place, so a
- * step's only traffic over the link is its token ids, positions and cache map (sent once per
- * step) and the rows the host reads after ops.sync. An operand in plain host memory (the
+ * step's only traffic over the link is its token ids, positions and cache map (each queued
+ * once per step, without waiting) and the rows the host reads after ops.sync. An operand in plain host memory (the
  * logits output, or a caller with its own buffers) is staged through the counted copy path
  * instead, per op.
  *
@@ -21,28 +21,32 @@
 
 const void *cb_upload_get(cuda_be *b, int which, const void *host, size_t bytes) {
     cb_upload *u = &b->up[which];
-    if (b->st) return NULL;
-    if (u->dev && u->bytes == bytes && !memcmp(u->host, host, bytes)) return u->dev;
-    if (u->cap < bytes) {
-        /* kernels queued on the stream may still read the old buffer */
+    if (b->st || !bytes) return NULL;
+    if (u->dev && u->bytes == bytes && !memcmp(u->pinned, host, bytes)) return u->dev;
+    /* the queued copy may still read pinned, and queued kernels the old device buffer */
+    if (u->in_flight || u->cap < bytes) {
         if (cb_failed(b, cuda_ctx_sync(b->ctx, &b->err))) return NULL;
+        cb_uploads_settled(b);
+    }
+    if (u->cap < bytes) {
         cuda_buf_free(b->ctx, u->dev);
-        ob_free(u->host);
+        cuda_host_free(u->pinned);
         memset(u, 0, sizeof *u);
-        u->host = ob_alloc(bytes, 1);
-        if (!u->host) {
-            cb_failed(b, ob_fail(&b->err, OB_ERR_NOMEM, "cuda backend: out of memory"));
-            return NULL;
-        }
-        if (cb_failed(b, cuda_buf_alloc(b->ctx, bytes, "batch indices", &u->dev, &b->err)))
+        if (cb_failed(b, cuda_buf_alloc(b->ctx, bytes, "batch indices", &u->dev, &b->err)) ||
+            cb_failed(b, cuda_host_alloc(b->ctx, bytes, &u->pinned, &b->err)))
             return NULL;
         u->cap = bytes;
     }
-    /* ordered after the kernels queued before it, which read the previous contents */
-    if (cb_failed(b, cuda_copy_h2d(b->ctx, u->dev, host, bytes, &b->err))) return NULL;
-    memcpy(u->host, host, bytes);
+    memcpy(u->pinned, host, bytes);
     u->bytes = bytes;
+    if (cb_failed(b, cuda_copy_h2d_async(b->ctx, u->dev, u->pinned, bytes, &b->err)))
+        return NULL;
+    u->in_flight = true;
     return u->dev;
+}
+
+void cb_uploads_settled(cuda_be *b) {
+    for (int i = 0; i < CB_UP_N; i++) b->up[i].in_flight = false;
 }
 
 /* A small host array (ids, positions) as the device reads it: in place when it is device or
@@ -214,7 +218,7 @@ static void be_free(model_backend *be) {
         for (int i = 0; i < b->n_regions; i++) cuda_buf_free(b->ctx, b->regions[i]);
         for (int i = 0; i < CB_UP_N; i++) {
             cuda_buf_free(b->ctx, b->up[i].dev);
-            ob_free(b->up[i].host);
+            cuda_host_free(b->up[i].pinned);
         }
         cb_kv_free(b);
     }
@@ -321,6 +325,7 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
 ob_status model_backend_cuda_status(model_backend *be, ob_err *err) {
     cuda_be *b = as_cb(be);
     if (!b->st) b->st = cuda_ctx_sync(b->ctx, &b->err);
+    if (!b->st) cb_uploads_settled(b); /* the stream has run every queued copy */
     if (b->st && err) *err = b->err;
     return b->st;
 }
