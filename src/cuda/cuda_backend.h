@@ -100,7 +100,9 @@ bool cuda_ptr_is_device(const void *p);
 /* Sets bytes of device memory to zero (asynchronous). */
 ob_status cuda_buf_zero(cuda_ctx *c, void *p_dev, size_t bytes, ob_err *err);
 
-/* ---- the counted copy path: every byte between host and device goes through these two ---- */
+/* ---- the counted copy path: every copy between host and device goes through these (the
+ * host's own reads and writes of managed memory, cuda_managed_alloc, are not copies and are
+ * not counted) ---- */
 
 /* Host -> device and device -> host copies of `bytes`. They are synchronous with respect to
  * the host (the source may be reused on return; the destination is ready) and are counted in
