@@ -4,9 +4,9 @@
  * (src/cuda/backend_kv.c) is paged as the CPU backend's. Activations come from ops.host_buf:
  * managed memory that lives on the device, which every op reads and writes in place, so a
  * step's only traffic over the link is its token ids, positions and cache map (each queued
- * once per step, without waiting) and the rows the host reads after ops.sync. An operand in plain host memory (the
- * logits output, or a caller with its own buffers) is staged through the counted copy path
- * instead, per op.
+ * once per step, without waiting) and the rows the host reads after ops.sync. An operand in
+ * plain host memory (the logits output, or a caller with its own buffers) is staged through
+ * the counted copy path instead, per op.
  *
  * Ops return void in the table, so the first failure is kept (model_backend_cuda_status,
  * ops.sync) and every later op does nothing until the context reads it.
@@ -145,10 +145,11 @@ static void binary(cuda_be *b, int op, float *out, const float *x, const float *
         cb_failed(b, cuda_range_stage_in(b->r, 1, y, bytes, &dy, &b->err)) ||
         cb_failed(b, cuda_range_stage_out(b->r, oslot, out, bytes, &dout, &b->err)))
         return;
-    ob_status st = op == EW_SWIGLU ? cuda_swiglu(b->ctx, dout, dx, dy, n, &b->err)
-                   : op == EW_GEGLU ? cuda_geglu(b->ctx, dout, dx, dy, n, &b->err)
-                   : dout == dx     ? cuda_add(b->ctx, dout, dy, n, &b->err)
-                                    : ob_fail(&b->err, OB_ERR_ARG, "cuda backend: add out of place");
+    ob_status st;
+    if (op == EW_SWIGLU) st = cuda_swiglu(b->ctx, dout, dx, dy, n, &b->err);
+    else if (op == EW_GEGLU) st = cuda_geglu(b->ctx, dout, dx, dy, n, &b->err);
+    else if (dout == dx) st = cuda_add(b->ctx, dout, dy, n, &b->err);
+    else st = ob_fail(&b->err, OB_ERR_ARG, "cuda backend: add out of place");
     if (cb_failed(b, st)) return;
     cb_failed(b, cuda_range_stage_back(b->r, oslot, out, bytes, &b->err));
 }
