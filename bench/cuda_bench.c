@@ -115,7 +115,8 @@ static void bench_attention(cuda_ctx *c, double secs) {
         goto out;
     }
     for (int64_t n_kv = 512; n_kv <= n_ctx; n_kv *= 4) {
-        cuda_attn_args a = {q, k, v, o, 1, n_kv - 1, 32, 8, 128, stride, 1.0f / sqrtf(128.0f)};
+        cuda_attn_args a = {q, k, v, o, 1, n_kv - 1, 32, 8, 128, stride,
+                            1.0f / sqrtf(128.0f), NULL};
         double t = timed(c, run_attn, &a, secs);
         printf("attention decode n_kv %6lld  %8.1f us %7.1f GB/s of KV\n", (long long)n_kv,
                t * 1e6, (double)(n_kv * stride * 2 * 2) / t / 1e9);

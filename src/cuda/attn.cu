@@ -11,6 +11,13 @@
  * cache is split across blocks (flash-decoding): each split writes its (m, l, o) to scratch and
  * k_attn_merge combines them. Prefill has enough (token, head) blocks to fill the GPU and runs
  * with one split, writing the output directly; its K/V reads across tokens are served by L2.
+ *
+ * Rows of a paged cache (cuda_kv_map): each query row has its own position and sequence, and
+ * position j of its sequence is found through its block table, or in its sequence's ring on a
+ * sliding-window layer, where it sees only the last n_swa positions. The splits then cut the
+ * positions a row sees (its window), not the whole cache.
+ *
+ * Rounding follows the CPU (src/cpu/attn.c): q is rounded to F16 before it meets the F16 keys.
  */
 #include "cuda/cuda_impl.cuh"
 
@@ -30,7 +37,28 @@ struct attn_params {
     int64_t pos0, n_head, group, head_dim, kv_stride;
     int64_t n_split, split_len;
     float scale;
+    /* paged cache (meta != NULL): per row `stride` ints (cuda_kv_map) */
+    const int32_t *meta;
+    int64_t stride, block, ring_rows, n_swa;
 };
+
+/* Position of query row t. */
+__device__ __forceinline__ int64_t attn_pos(const attn_params &p, int64_t t) {
+    return p.meta ? p.meta[t * p.stride + CUDA_KV_META_POS] : p.pos0 + t;
+}
+
+/* First position row t (at position pos) sees. */
+__device__ __forceinline__ int64_t attn_first(const attn_params &p, int64_t pos) {
+    return p.n_swa > 0 && pos + 1 > p.n_swa ? pos + 1 - p.n_swa : 0;
+}
+
+/* Cache row of position j of row t's sequence. */
+__device__ __forceinline__ int64_t attn_row(const attn_params &p, int64_t t, int64_t j) {
+    if (!p.meta) return j;
+    const int32_t *m = p.meta + t * p.stride;
+    if (p.ring_rows > 0) return (int64_t)m[CUDA_KV_META_SEQ] * p.ring_rows + j % p.ring_rows;
+    return (int64_t)m[CUDA_KV_META_TABLE + j / p.block] * p.block + j % p.block;
+}
 
 __global__ void __launch_bounds__(ATTN_WARPS * 32) k_attn(attn_params p) {
     __shared__ float sm_m[ATTN_WARPS], sm_l[ATTN_WARPS];
@@ -38,22 +66,23 @@ __global__ void __launch_bounds__(ATTN_WARPS * 32) k_attn(attn_params p) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int64_t h = blockIdx.x, t = blockIdx.y, s = blockIdx.z, hd = p.head_dim;
     const int64_t kvh = h / p.group;
-    const int64_t n_kv = p.pos0 + t + 1; /* causal: token t sees positions 0..pos0+t */
-    const int64_t lo = s * p.split_len;
-    const int64_t hi = lo + p.split_len < n_kv ? lo + p.split_len : n_kv;
+    const int64_t pos = attn_pos(p, t), end = pos + 1; /* causal: sees positions ..pos */
+    const int64_t lo = attn_first(p, pos) + s * p.split_len;
+    const int64_t hi = lo + p.split_len < end ? lo + p.split_len : end;
 
     float qv[ATTN_MAX_PER_LANE], o[ATTN_MAX_PER_LANE];
     const float *qh = p.q + (t * p.n_head + h) * hd;
 #pragma unroll
     for (int i = 0; i < ATTN_MAX_PER_LANE; i++) {
         const int64_t d = lane + 32 * i;
-        qv[i] = d < hd ? qh[d] * p.scale : 0.0f;
+        qv[i] = d < hd ? __half2float(__float2half_rn(qh[d])) * p.scale : 0.0f;
         o[i] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
     for (int64_t j = lo + warp; j < hi; j += ATTN_WARPS) {
-        const __half *kr = p.k + j * p.kv_stride + kvh * hd;
-        const __half *vr = p.v + j * p.kv_stride + kvh * hd;
+        const int64_t row = attn_row(p, t, j);
+        const __half *kr = p.k + row * p.kv_stride + kvh * hd;
+        const __half *vr = p.v + row * p.kv_stride + kvh * hd;
         float sc = 0.0f;
 #pragma unroll
         for (int i = 0; i < ATTN_MAX_PER_LANE; i++) {
@@ -148,9 +177,18 @@ extern "C" ob_status cuda_attention(cuda_ctx *c, const cuda_attn_args *a, ob_err
     p.head_dim = a->head_dim;
     p.kv_stride = a->kv_stride;
     p.scale = a->scale;
+    p.meta = a->map ? a->map->meta_dev : NULL;
+    p.stride = a->map ? a->map->stride : 0;
+    p.block = a->map && a->map->block > 0 ? a->map->block : 1;
+    p.ring_rows = a->map ? a->map->ring_rows : 0;
+    p.n_swa = a->map && a->map->ring_rows > 0 ? a->map->n_swa : 0;
 
-    /* splits: enough blocks for ~4 per SM, none shorter than ATTN_MIN_SPLIT_KV positions */
-    const int64_t n_kv = a->pos0 + a->n_tok, work = a->n_tok * a->n_head;
+    /* splits: enough blocks for ~4 per SM, none shorter than ATTN_MIN_SPLIT_KV positions; a
+     * split covers part of the positions one row sees (at most n_kv, or the window) */
+    int64_t n_kv = a->map ? a->map->n_kv : a->pos0 + a->n_tok;
+    if (p.n_swa > 0 && n_kv > p.n_swa) n_kv = p.n_swa;
+    if (n_kv < 1) n_kv = 1;
+    const int64_t work = a->n_tok * a->n_head;
     int64_t n_split = 1;
     if (work < 4 * (int64_t)c->sm_count) {
         n_split = (4 * (int64_t)c->sm_count + work - 1) / work;

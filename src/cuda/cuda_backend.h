@@ -39,7 +39,13 @@ typedef struct cuda_device_info {
     int cc_major, cc_minor; /* compute capability */
     int sm_count;       /* streaming multiprocessors */
     size_t mem_free, mem_total; /* bytes, at the time of the call */
+    bool managed;       /* can allocate managed memory (cuda_managed_alloc) */
+    bool concurrent_managed; /* the host may touch managed memory while kernels run */
 } cuda_device_info;
+
+/* The oldest compute capability the kernels are built for (the Makefile's NVCC_ARCH starts
+ * at sm_80: Ampere). */
+#define CUDA_MIN_CC_MAJOR 8
 
 /* True when this build contains CUDA kernels (nvcc was found at build time). */
 bool cuda_compiled(void);
@@ -51,6 +57,11 @@ ob_status cuda_device_count(int *n, ob_err *err);
 
 /* Properties of device `dev` (0 <= dev < count). OB_ERR_ARG for a bad index. */
 ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err *err);
+
+/* Test hook: kind 1 makes the next device allocation fail as out of device memory, kind 2
+ * the next cuda_ctx_sync report a kernel that failed (cudaErrorLaunchFailure), kind 3 the
+ * next cuda_device_get_info say 64 KiB free. 0 clears it. */
+void cuda_fault_set(int kind);
 
 /* ---- context: one device, one stream, scratch, cuBLAS ------------------------------------- */
 
@@ -75,6 +86,13 @@ bool cuda_ctx_has_cublas(const cuda_ctx *c);
 ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out, ob_err *err);
 void cuda_buf_free(cuda_ctx *c, void *p_dev); /* NULL is a no-op */
 
+/* bytes of managed memory in *out: one address the host and the device both use. It is
+ * advised to live on the device (the host's reads map it remotely rather than moving it) and
+ * prefetched there, so kernels read it in place at device speed and the host touches it only
+ * after cuda_ctx_sync. Errors as cuda_buf_alloc; freed by cuda_buf_free. */
+ob_status cuda_managed_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out,
+                             ob_err *err);
+
 /* Whether p is device (or managed) memory that kernels can read; false for host memory, NULL,
  * and always in a build without CUDA. */
 bool cuda_ptr_is_device(const void *p);
@@ -82,13 +100,31 @@ bool cuda_ptr_is_device(const void *p);
 /* Sets bytes of device memory to zero (asynchronous). */
 ob_status cuda_buf_zero(cuda_ctx *c, void *p_dev, size_t bytes, ob_err *err);
 
-/* ---- the counted copy path: every byte between host and device goes through these two ---- */
+/* ---- the counted copy path: every copy between host and device goes through these (the
+ * host's own reads and writes of managed memory, cuda_managed_alloc, are not copies and are
+ * not counted) ---- */
 
 /* Host -> device and device -> host copies of `bytes`. They are synchronous with respect to
  * the host (the source may be reused on return; the destination is ready) and are counted in
  * the process-wide statistics below. */
 ob_status cuda_copy_h2d(cuda_ctx *c, void *dst_dev, const void *src, size_t bytes, ob_err *err);
 ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src_dev, size_t bytes, ob_err *err);
+
+/* Device -> device copy of `bytes` on the context's stream (asynchronous, not counted: nothing
+ * crosses the link). */
+ob_status cuda_copy_d2d(cuda_ctx *c, void *dst_dev, const void *src_dev, size_t bytes,
+                        ob_err *err);
+
+/* Page-locked host memory of `bytes` (cudaMallocHost), the source cuda_copy_h2d_async needs;
+ * freed by cuda_host_free (NULL is a no-op). */
+ob_status cuda_host_alloc(cuda_ctx *c, size_t bytes, void **out, ob_err *err);
+void cuda_host_free(void *p);
+
+/* Host -> device copy of `bytes` from page-locked memory, queued on the context's stream and
+ * counted like cuda_copy_h2d; the source must stay unchanged until the stream has run it
+ * (cuda_ctx_sync). */
+ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst_dev, const void *pinned_src, size_t bytes,
+                              ob_err *err);
 
 typedef struct cuda_copy_stats {
     uint64_t h2d_bytes, h2d_count; /* host -> device */
@@ -158,6 +194,11 @@ ob_status cuda_geglu(cuda_ctx *c, float *out_dev, const float *gate_dev, const f
                      int64_t n, ob_err *err);
 /* x (n) += y (n). */
 ob_status cuda_add(cuda_ctx *c, float *x_dev, const float *y_dev, int64_t n, ob_err *err);
+/* x (n) *= s. */
+ob_status cuda_scale(cuda_ctx *c, float *x_dev, float s, int64_t n, ob_err *err);
+/* x (n_rows, n) += b (n) on every row. */
+ob_status cuda_add_bias(cuda_ctx *c, float *x_dev, const float *b_dev, int64_t n_rows,
+                        int64_t n, ob_err *err);
 /* Each row of x (n_rows, n) <- softmax(row * scale); -INFINITY entries become 0. */
 ob_status cuda_softmax(cuda_ctx *c, float *x_dev, int64_t n_rows, int64_t n, float scale,
                        ob_err *err);
@@ -167,6 +208,31 @@ ob_status cuda_softmax(cuda_ctx *c, float *x_dev, int64_t n_rows, int64_t n, flo
 ob_status cuda_kv_store(cuda_ctx *c, uint16_t *k_cache_dev, uint16_t *v_cache_dev,
                         int64_t kv_stride, const float *k_dev, const float *v_dev, int64_t pos0,
                         int64_t n_tok, ob_err *err);
+
+/* Where a batch's rows live in a paged KV cache (the layout of the CPU backend): per batch
+ * row, `stride` int32 of device memory: its position, its sequence, its pool slot, then its
+ * sequence's block table (block j holds positions j * block .. j * block + block - 1 at rows
+ * table[j] * block ..). A sliding-window layer keeps a ring of ring_rows rows per sequence
+ * instead: position p of sequence s at row s * ring_rows + p % ring_rows. */
+typedef struct cuda_kv_map {
+    const int32_t *meta_dev; /* (n_tok, stride) */
+    int64_t stride;          /* 3 + blocks in the table */
+    int64_t block;           /* rows per block (KV_BLOCK) */
+    int64_t ring_rows;       /* > 0 on a sliding-window layer */
+    int64_t n_swa;           /* positions a query sees on such a layer (the last n_swa) */
+    int64_t n_kv;            /* largest position + 1 over the batch */
+} cuda_kv_map;
+
+#define CUDA_KV_META_POS 0
+#define CUDA_KV_META_SEQ 1
+#define CUDA_KV_META_SLOT 2
+#define CUDA_KV_META_TABLE 3
+
+/* Writes k, v (n_tok, kv_stride) f32 as F16 into the cache rows the map gives each batch row:
+ * its pool slot, or its sequence's ring row on a sliding-window layer. */
+ob_status cuda_kv_store_map(cuda_ctx *c, uint16_t *k_cache_dev, uint16_t *v_cache_dev,
+                            int64_t kv_stride, const float *k_dev, const float *v_dev,
+                            int64_t n_tok, const cuda_kv_map *map, ob_err *err);
 
 typedef struct cuda_attn_args {
     const float *q;     /* (n_tok, n_head * head_dim) f32, rotated */
@@ -178,9 +244,14 @@ typedef struct cuda_attn_args {
     int64_t n_head, n_head_kv, head_dim; /* head_dim <= 256; n_head % n_head_kv == 0 */
     int64_t kv_stride;  /* elements per cache row (n_head_kv * head_dim) */
     float scale;        /* usually 1/sqrt(head_dim) */
+    const cuda_kv_map *map; /* NULL: one sequence whose cache rows are its positions (pos0 +
+                               t); else each row's own position, sequence and rows (pos0 and
+                               n_kv come from the map) */
 } cuda_attn_args;
 
-/* Causal grouped-query attention over the F16 cache. Decode splits the cache across blocks
+/* Causal grouped-query attention over the F16 cache. q is rounded to F16 first and the
+ * probabilities meet V in F32 (the CPU rounds them to F16 too: differences stay below the
+ * tests' tolerance). Decode splits the cache across blocks
  * (flash-decoding: partial softmax per split, then a merge); prefill runs one block per
  * (token, head). OB_ERR_ARG for head_dim > 256 or heads that do not divide. */
 ob_status cuda_attention(cuda_ctx *c, const cuda_attn_args *a, ob_err *err);

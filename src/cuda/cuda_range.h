@@ -25,9 +25,10 @@ ob_status cuda_range_kv_bytes(const cuda_range_shape *s, size_t *out, ob_err *er
 typedef struct cuda_range cuda_range;
 
 /* Allocates the KV cache, (n_layer, n_ctx, n_head_kv * head_dim) f16 for K and for V (not
- * zeroed: rows are written before they are read). c is borrowed and must outlive the range.
- * *out owned by the caller (cuda_range_free). Out of device memory: OB_ERR_NOMEM naming the
- * KV cache with the bytes needed and free. */
+ * zeroed: rows are written before they are read); none when s->n_layer is 0 (a backend
+ * that keeps its own cache uses the range for vectors and staging only). c is borrowed and
+ * must outlive the range. *out owned by the caller (cuda_range_free). Out of device memory:
+ * OB_ERR_NOMEM naming the KV cache with the bytes needed and free. */
 ob_status cuda_range_new(cuda_ctx *c, const cuda_range_shape *s, cuda_range **out,
                          ob_err *err);
 void cuda_range_free(cuda_range *r); /* frees the cache, weights and staging; NULL is a no-op */

@@ -35,6 +35,18 @@ ob_status cuda_fail_launch(ob_err *err, const char *kernel, cudaError_t e) {
     return ob_fail(err, OB_ERR_CUDA, "cuda: launch %s: %s", kernel, cudaGetErrorString(e));
 }
 
+/* ---- faults injected by tests (cuda_fault_set) ---------------------------------------- */
+
+static std::atomic<int> g_fault;
+
+extern "C" void cuda_fault_set(int kind) { g_fault.store(kind); }
+
+/* Whether fault `kind` is pending; it is taken (cleared) when it is. */
+static bool fault_take(int kind) {
+    int k = kind;
+    return g_fault.compare_exchange_strong(k, 0);
+}
+
 /* ---- devices ----------------------------------------------------------------------------- */
 
 extern "C" bool cuda_compiled(void) { return true; }
@@ -74,8 +86,11 @@ extern "C" ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err
     out->cc_major = p.major;
     out->cc_minor = p.minor;
     out->sm_count = p.multiProcessorCount;
+    out->managed = p.managedMemory != 0;
+    out->concurrent_managed = p.concurrentManagedAccess != 0;
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaMemGetInfo(&out->mem_free, &out->mem_total));
+    if (fault_take(3)) out->mem_free = (size_t)64 << 10;
     return OB_OK;
 }
 
@@ -172,6 +187,9 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
 
 extern "C" ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) {
     CUDA_USE(c);
+    if (fault_take(2))
+        return cuda_fail_call(err, "cudaStreamSynchronize(c->stream)", cudaErrorLaunchFailure,
+                              __FILE__, __LINE__);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return OB_OK;
 }
@@ -185,7 +203,7 @@ extern "C" ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what,
     *out = NULL;
     CUDA_CHECK(cudaSetDevice(c->dev));
     /* cudaMalloc(0) returns NULL with success; one byte keeps "allocated" and "non-NULL" equal */
-    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    cudaError_t e = fault_take(1) ? cudaErrorMemoryAllocation : cudaMalloc(out, bytes ? bytes : 1);
     if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
         size_t fr = 0, tot = 0;
@@ -199,6 +217,49 @@ extern "C" ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what,
         *out = NULL;
         return cuda_fail_call(err, what, e, __FILE__, __LINE__);
     }
+    return OB_OK;
+}
+
+extern "C" ob_status cuda_managed_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out,
+                                        ob_err *err) {
+    *out = NULL;
+    CUDA_USE(c);
+    const size_t n = bytes ? bytes : 1;
+    cudaError_t e = cudaMallocManaged(out, n, cudaMemAttachGlobal);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        *out = NULL;
+        if (e == cudaErrorMemoryAllocation)
+            return ob_fail(err, OB_ERR_NOMEM,
+                           "cuda: %s: out of managed memory: need %zu bytes, %zu free of %zu",
+                           what, bytes, fr, tot);
+        return cuda_fail_call(err, what, e, __FILE__, __LINE__);
+    }
+    /* Advice is a hint: a device that ignores it still works, more slowly, so its failures
+     * are not errors. The pages live on the device; the host maps them when it reads. */
+#if CUDART_VERSION >= 13000
+    cudaMemLocation on_dev = {cudaMemLocationTypeDevice, c->dev};
+    cudaMemLocation on_host = {cudaMemLocationTypeHost, 0};
+    if (cudaMemAdvise(*out, n, cudaMemAdviseSetPreferredLocation, on_dev) != cudaSuccess ||
+        cudaMemAdvise(*out, n, cudaMemAdviseSetAccessedBy, on_host) != cudaSuccess ||
+        cudaMemPrefetchAsync(*out, n, on_dev, 0, c->stream) != cudaSuccess)
+        (void)cudaGetLastError();
+#else
+    if (cudaMemAdvise(*out, n, cudaMemAdviseSetPreferredLocation, c->dev) != cudaSuccess ||
+        cudaMemAdvise(*out, n, cudaMemAdviseSetAccessedBy, cudaCpuDeviceId) != cudaSuccess ||
+        cudaMemPrefetchAsync(*out, n, c->dev, c->stream) != cudaSuccess)
+        (void)cudaGetLastError();
+#endif
+    return OB_OK;
+}
+
+extern "C" ob_status cuda_copy_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                                   ob_err *err) {
+    CUDA_USE(c);
+    if (!bytes || dst == src) return OB_OK;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     return OB_OK;
 }
 
@@ -247,6 +308,27 @@ extern "C" ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     /* synchronous: a pageable source must stay valid until the copy has read it */
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    copy_h2d_bytes.fetch_add(bytes);
+    copy_h2d_count.fetch_add(1);
+    return OB_OK;
+}
+
+extern "C" ob_status cuda_host_alloc(cuda_ctx *c, size_t bytes, void **out, ob_err *err) {
+    *out = NULL;
+    CUDA_USE(c);
+    CUDA_CHECK(cudaMallocHost(out, bytes ? bytes : 1));
+    return OB_OK;
+}
+
+extern "C" void cuda_host_free(void *p) {
+    if (p) cudaFreeHost(p);
+}
+
+extern "C" ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                                         ob_err *err) {
+    CUDA_USE(c);
+    if (!bytes) return OB_OK;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     copy_h2d_bytes.fetch_add(bytes);
     copy_h2d_count.fetch_add(1);
     return OB_OK;

@@ -1,7 +1,8 @@
 /*
  * The small ops of a transformer step on the device: RMSNorm, RoPE (normal and NeoX, with
- * Llama 3 frequency factors), SwiGLU / GeGLU, residual add, softmax, the F16 KV-cache store and
- * greedy argmax. Each is one kernel; rows map to blocks and elements to threads. The arithmetic
+ * Llama 3 frequency factors), SwiGLU / GeGLU, residual add, scale, bias add, softmax, the F16
+ * KV-cache stores (rows in position order, or through a paged map) and greedy argmax. Each is
+ * one kernel; rows map to blocks and elements to threads. The arithmetic
  * follows src/cpu/ops.c (ggml's definitions) in f32: sums are f32 tree reductions rather than
  * the CPU's double loops, which the tests' tolerances account for.
  */
@@ -139,6 +140,42 @@ extern "C" ob_status cuda_add(cuda_ctx *c, float *x, const float *y, int64_t n, 
     return binary(c, x, x, y, n, 2, err);
 }
 
+/* x (n) *= s. */
+__global__ void k_scale(float *x, float s, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] *= s;
+}
+
+/* x (n_rows, n) += b (n), element i of the flattened rows taking b[i % n]. */
+__global__ void k_add_bias(float *x, const float *b, int64_t total, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total;
+         i += (int64_t)gridDim.x * blockDim.x)
+        x[i] += b[i % n];
+}
+
+static unsigned flat_grid(int64_t n) {
+    unsigned grid = cuda_blocks(n, 256);
+    return grid > 65535 ? 65535 : grid; /* grid-stride loops cover the rest */
+}
+
+extern "C" ob_status cuda_scale(cuda_ctx *c, float *x, float s, int64_t n, ob_err *err) {
+    CUDA_USE(c);
+    if (n <= 0) return OB_OK;
+    k_scale<<<flat_grid(n), 256, 0, c->stream>>>(x, s, n);
+    CUDA_LAUNCHED("k_scale");
+    return OB_OK;
+}
+
+extern "C" ob_status cuda_add_bias(cuda_ctx *c, float *x, const float *b, int64_t n_rows,
+                                   int64_t n, ob_err *err) {
+    CUDA_USE(c);
+    if (n_rows <= 0 || n <= 0) return OB_OK;
+    k_add_bias<<<flat_grid(n_rows * n), 256, 0, c->stream>>>(x, b, n_rows * n, n);
+    CUDA_LAUNCHED("k_add_bias");
+    return OB_OK;
+}
+
 /* ---- softmax ------------------------------------------------------------------------------ */
 
 __global__ void k_softmax(float *x, int64_t n, float scale) {
@@ -192,6 +229,35 @@ extern "C" ob_status cuda_kv_store(cuda_ctx *c, uint16_t *k_cache, uint16_t *v_c
     k_kv_store<<<grid, 256, 0, c->stream>>>((__half *)(k_cache + pos0 * kv_stride),
                                             (__half *)(v_cache + pos0 * kv_stride), k, v, n);
     CUDA_LAUNCHED("k_kv_store");
+    return OB_OK;
+}
+
+/* Row t of k, v to the cache row the map gives it: its pool slot, or its ring row. */
+__global__ void k_kv_store_map(__half *kc, __half *vc, const float *k, const float *v,
+                               int64_t n, int64_t kv_stride, const int32_t *meta,
+                               int64_t stride, int64_t ring_rows) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = i / kv_stride, d = i % kv_stride;
+        const int32_t *m = meta + t * stride;
+        const int64_t row = ring_rows > 0 ? (int64_t)m[CUDA_KV_META_SEQ] * ring_rows +
+                                                m[CUDA_KV_META_POS] % ring_rows
+                                          : (int64_t)m[CUDA_KV_META_SLOT];
+        kc[row * kv_stride + d] = __float2half_rn(k[i]);
+        vc[row * kv_stride + d] = __float2half_rn(v[i]);
+    }
+}
+
+extern "C" ob_status cuda_kv_store_map(cuda_ctx *c, uint16_t *k_cache, uint16_t *v_cache,
+                                       int64_t kv_stride, const float *k, const float *v,
+                                       int64_t n_tok, const cuda_kv_map *map, ob_err *err) {
+    CUDA_USE(c);
+    const int64_t n = n_tok * kv_stride;
+    if (n <= 0) return OB_OK;
+    k_kv_store_map<<<flat_grid(n), 256, 0, c->stream>>>((__half *)k_cache, (__half *)v_cache,
+                                                        k, v, n, kv_stride, map->meta_dev,
+                                                        map->stride, map->ring_rows);
+    CUDA_LAUNCHED("k_kv_store_map");
     return OB_OK;
 }
 

@@ -60,8 +60,8 @@ ob_status cuda_range_new(cuda_ctx *c, const cuda_range_shape *s, cuda_range **ou
     r->c = c;
     r->s = *s;
     void *k = NULL, *v = NULL;
-    if ((st = cuda_buf_alloc(c, kv / 2, "KV cache (K)", &k, err)) ||
-        (st = cuda_buf_alloc(c, kv / 2, "KV cache (V)", &v, err))) {
+    if (kv && ((st = cuda_buf_alloc(c, kv / 2, "KV cache (K)", &k, err)) ||
+               (st = cuda_buf_alloc(c, kv / 2, "KV cache (V)", &v, err)))) {
         cuda_buf_free(c, k);
         ob_free(r);
         return st;

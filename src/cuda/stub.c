@@ -36,6 +36,7 @@ ob_status cuda_ctx_new(int dev, cuda_ctx **out, ob_err *err) {
 }
 
 void cuda_ctx_free(cuda_ctx *c) {}
+void cuda_fault_set(int kind) {}
 ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) { return no_cuda(err); }
 bool cuda_ctx_has_cublas(const cuda_ctx *c) { return false; }
 
@@ -45,10 +46,32 @@ ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out
 }
 
 void cuda_buf_free(cuda_ctx *c, void *p) {}
+
+ob_status cuda_managed_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out,
+                             ob_err *err) {
+    *out = NULL;
+    return no_cuda(err);
+}
+
+ob_status cuda_copy_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes, ob_err *err) {
+    return no_cuda(err);
+}
 bool cuda_ptr_is_device(const void *p) { return false; }
 ob_status cuda_buf_zero(cuda_ctx *c, void *p, size_t bytes, ob_err *err) { return no_cuda(err); }
 
 ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size_t bytes, ob_err *err) {
+    return no_cuda(err);
+}
+
+ob_status cuda_host_alloc(cuda_ctx *c, size_t bytes, void **out, ob_err *err) {
+    *out = NULL;
+    return no_cuda(err);
+}
+
+void cuda_host_free(void *p) {}
+
+ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst, const void *src, size_t bytes,
+                              ob_err *err) {
     return no_cuda(err);
 }
 
@@ -100,6 +123,21 @@ ob_status cuda_geglu(cuda_ctx *c, float *out, const float *gate, const float *up
 }
 
 ob_status cuda_add(cuda_ctx *c, float *x, const float *y, int64_t n, ob_err *err) {
+    return no_cuda(err);
+}
+
+ob_status cuda_scale(cuda_ctx *c, float *x, float s, int64_t n, ob_err *err) {
+    return no_cuda(err);
+}
+
+ob_status cuda_add_bias(cuda_ctx *c, float *x, const float *b, int64_t n_rows, int64_t n,
+                        ob_err *err) {
+    return no_cuda(err);
+}
+
+ob_status cuda_kv_store_map(cuda_ctx *c, uint16_t *k_cache, uint16_t *v_cache,
+                            int64_t kv_stride, const float *k, const float *v, int64_t n_tok,
+                            const cuda_kv_map *map, ob_err *err) {
     return no_cuda(err);
 }
 

@@ -297,6 +297,28 @@ TEST(elementwise) {
     cuda_buf_free(c, od);
 }
 
+/* Scale and the per-row bias add (a bias of 77 over rows of a length that is no power of
+ * two); two f32 roundings, so within 1e-6 relative. */
+TEST(scale_and_bias) {
+    NEED_GPU(c);
+    enum { R = 901, N = 77 };
+    static float x[R * N], b[N], out[R * N];
+    fill(x, R * N, 4.0f);
+    fill(b, N, 1.0f);
+    float *xd = up(c, x, sizeof x), *bd = up(c, b, sizeof b);
+    ob_err err;
+    CHECK(cuda_scale(c, xd, 0.375f, R * N, &err) == OB_OK);
+    CHECK(cuda_add_bias(c, xd, bd, R, N, &err) == OB_OK);
+    CHECK(down(c, out, xd, sizeof out));
+    for (int i = 0; i < R * N; i++) {
+        const double want = (double)x[i] * 0.375 + b[i % N];
+        CHECK_MSG(fabs(out[i] - want) <= 1e-6 * fabs(want) + 1e-7, "[%d]: %g vs %g", i, out[i],
+                  want);
+    }
+    cuda_buf_free(c, xd);
+    cuda_buf_free(c, bd);
+}
+
 /* Softmax with a scale, -INFINITY entries (become 0) and a fully masked row (all 0). 1e-6. */
 TEST(softmax) {
     NEED_GPU(c);
@@ -351,7 +373,55 @@ TEST(kv_store) {
     cuda_buf_free(c, vf);
 }
 
-/* Attention reference in double over the F16 cache (decoded with quant_f16_to_f32). */
+/* The paged store: rows of two sequences to their pool slots (any order), then on a ring
+ * layout to seq * ring + pos % ring (positions past the ring wrap), bit for bit, nothing else
+ * written. */
+TEST(kv_store_map) {
+    NEED_GPU(c);
+    enum { ROWS = 24, S = 40, T = 4, STRIDE = CUDA_KV_META_TABLE + 1, RING = 10 };
+    static float k[T * S], v[T * S];
+    static uint16_t kc[ROWS * S], vc[ROWS * S];
+    /* (pos, seq, slot, one block-table entry) per row */
+    const int32_t meta[T * STRIDE] = {3, 0, 17, 0, 12, 1, 2, 0, 4, 0, 5, 0, 23, 1, 9, 0};
+    fill(k, T * S, 10.0f);
+    fill(v, T * S, 1.0f);
+    uint16_t *kd = NULL, *vd = NULL;
+    ob_err err;
+    CHECK(cuda_buf_alloc(c, sizeof kc, "k cache", (void **)&kd, &err) == OB_OK);
+    CHECK(cuda_buf_alloc(c, sizeof vc, "v cache", (void **)&vd, &err) == OB_OK);
+    float *kf = up(c, k, sizeof k), *vf = up(c, v, sizeof v);
+    int32_t *md = up(c, meta, sizeof meta);
+    for (int ring = 0; ring < 2; ring++) {
+        CHECK(cuda_buf_zero(c, kd, sizeof kc, &err) == OB_OK &&
+              cuda_buf_zero(c, vd, sizeof vc, &err) == OB_OK);
+        const cuda_kv_map map = {.meta_dev = md, .stride = STRIDE, .block = 32,
+                                 .ring_rows = ring ? RING : 0, .n_swa = ring ? 8 : 0,
+                                 .n_kv = 24};
+        CHECK(cuda_kv_store_map(c, kd, vd, S, kf, vf, T, &map, &err) == OB_OK);
+        CHECK(down(c, kc, kd, sizeof kc) && down(c, vc, vd, sizeof vc));
+        for (int r = 0; r < ROWS; r++) {
+            int src = -1;
+            for (int t = 0; t < T; t++) {
+                const int32_t *m = meta + t * STRIDE;
+                if ((ring ? m[1] * RING + m[0] % RING : m[2]) == r) src = t;
+            }
+            for (int i = 0; i < S; i++) {
+                uint16_t wk = src >= 0 ? quant_f32_to_f16(k[src * S + i]) : 0;
+                uint16_t wv = src >= 0 ? quant_f32_to_f16(v[src * S + i]) : 0;
+                CHECK_MSG(kc[r * S + i] == wk && vc[r * S + i] == wv, "ring %d row %d [%d]",
+                          ring, r, i);
+            }
+        }
+    }
+    cuda_buf_free(c, kd);
+    cuda_buf_free(c, vd);
+    cuda_buf_free(c, kf);
+    cuda_buf_free(c, vf);
+    cuda_buf_free(c, md);
+}
+
+/* Attention reference in double over the F16 cache (decoded with quant_f16_to_f32), q rounded
+ * to F16 first as the CPU does. */
 static void attn_ref(const cuda_attn_args *a, const float *q, const uint16_t *k,
                      const uint16_t *v, float *out) {
     const int64_t hd = a->head_dim, g = a->n_head / a->n_head_kv;
@@ -364,7 +434,8 @@ static void attn_ref(const cuda_attn_args *a, const float *q, const uint16_t *k,
             for (int64_t j = 0; j < n_kv; j++) {
                 double d = 0;
                 for (int64_t i = 0; i < hd; i++)
-                    d += (double)qh[i] * quant_f16_to_f32(k[j * a->kv_stride + kvh * hd + i]);
+                    d += (double)quant_f16_to_f32(quant_f32_to_f16(qh[i])) *
+                         quant_f16_to_f32(k[j * a->kv_stride + kvh * hd + i]);
                 w[j] = d * a->scale;
                 m = fmax(m, w[j]);
             }
@@ -391,7 +462,7 @@ static void check_attention(cuda_ctx *c, int64_t n_tok, int64_t pos0, int64_t n_
         v[i] = quant_f32_to_f16(rngf());
     }
     cuda_attn_args a = {NULL, NULL, NULL, NULL, n_tok, pos0, n_head, n_head_kv, hd, stride,
-                        1.0f / sqrtf((float)hd)};
+                        1.0f / sqrtf((float)hd), NULL};
     attn_ref(&a, q, k, v, want);
     a.q = up(c, q, (size_t)nq * 4);
     a.k = up(c, k, (size_t)(n_kv * stride) * 2);
@@ -459,7 +530,7 @@ TEST(argmax) {
 TEST(bad_arguments) {
     NEED_GPU(c);
     ob_err err;
-    cuda_attn_args a = {NULL, NULL, NULL, NULL, 1, 0, 6, 4, 64, 256, 0.125f};
+    cuda_attn_args a = {NULL, NULL, NULL, NULL, 1, 0, 6, 4, 64, 256, 0.125f, NULL};
     CHECK_STATUS(cuda_attention(c, &a, &err), OB_ERR_ARG, &err, "heads");
     a.n_head_kv = 2;
     a.head_dim = 512;
@@ -479,8 +550,10 @@ int main(void) {
     RUN(rmsnorm);
     RUN(rope_modes);
     RUN(elementwise);
+    RUN(scale_and_bias);
     RUN(softmax);
     RUN(kv_store);
+    RUN(kv_store_map);
     RUN(attention);
     RUN(argmax);
     RUN(bad_arguments);
