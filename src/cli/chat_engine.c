@@ -7,7 +7,6 @@
  * starts evaluating at the end of the previous answer.
  */
 #include "cli/chat.h"
-#include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/err.h"
 
@@ -17,7 +16,7 @@ ob_status cli_chat_engine_init(cli_chat_engine *e, ob_model *m, const ob_context
                                ob_err *err) {
     memset(e, 0, sizeof *e);
     e->model = m;
-    ob_status st = cli_context_new(m, cp, &e->ctx, err);
+    ob_status st = ob_context_new(m, cp, &e->ctx, err);
     if (st) return st;
     e->n_ctx = ob_context_n_ctx(e->ctx);
     e->cap = 256;

@@ -290,7 +290,15 @@ static int setup(chat *c) {
     if (cli_chat_tmpl_bind(&c->tmpl, c->model, c->o.model, &err)) goto fail;
     if (c->tmpl.note[0]) fprintf(stderr, "outboard chat: %s\n", c->tmpl.note);
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
-    if (cli_chat_engine_init(&c->eng, c->model, &c->o.cp, &err)) goto fail;
+    cli_bar bar; /* while the backends prepare the weights */
+    ob_context_params cp = c->o.cp;
+    cli_bar_start(&bar, cp.device == OB_DEVICE_CPU ? "preparing" : "weights");
+    cp.progress = cli_bar_progress;
+    cp.progress_user = &bar;
+    ob_status est = cli_chat_engine_init(&c->eng, c->model, &cp, &err);
+    cli_bar_end(&bar);
+    if (est) goto fail;
+    cli_device_chosen(stderr, &c->o.cp, c->eng.ctx);
     if (c->o.model_draft) {
         if (cli_load_model(c->o.model_draft, &c->draft_model)) {
             ob_free(sys);

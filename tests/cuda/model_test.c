@@ -311,15 +311,15 @@ TEST(split_between_cpu_and_device) {
     p.n_threads = 1;
     p.device = OB_DEVICE_CUDA;
     p.device_index = dev;
-    p.n_host_layers = 1;
+    ob_model_info info;
+    ob_model_get_info(m, &info);
+    p.n_gpu_layers = info.n_layer - 1; /* layer 0 on the CPU, the rest on the device */
     ob_context *g = NULL, *c = NULL;
     ob_status st;
     ob_err err = {{0}};
     CHECK_MSG(ob_context_new(m, &p, &g, &err) == OB_OK, "%s", err.msg);
     c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
     CHECK(c);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
     const int32_t prompt[9] = {1, 5, 9, 13, 17, 21, 25, 29, 33};
     CHECK(ob_eval(g, prompt, 9, true, &err) == OB_OK && ob_eval(c, prompt, 9, true, &err) == OB_OK);
     for (int64_t t = 0; t < 9; t++) {
@@ -327,6 +327,9 @@ TEST(split_between_cpu_and_device) {
         CHECK_MSG(d <= 3e-2, "position %lld: logits differ by %.3g of their range", (long long)t,
                   d);
     }
+    ob_transfer_stats x; /* one hidden-state copy for the prompt's one pass */
+    ob_context_transfer_stats(g, &x);
+    CHECK(x.copies == 1 && x.bytes == (uint64_t)(9 * info.n_embd) * 4);
     ob_context_free(g);
     ob_context_free(c);
     ob_model_free(m);
