@@ -53,6 +53,7 @@ typedef struct serve_args {
     int64_t gpu_layers;       /* --gpu-layers, -1 = all */
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate */
+    bool gpu_required;        /* --device-policy gpu-required */
     bool help;
 } serve_args;
 
@@ -77,6 +78,7 @@ static const char USAGE[] =
     "  --gpu-layers N|auto  with a GPU device, its share: the last N layers (all); auto:\n"
     "                    as many as --vram-budget SIZE (the device's memory) holds\n"
     "  --link-emulate GBPS[,LATENCY_US]  CPU<->device copies as slow as that link\n"
+    "  --device-policy any|gpu-required  gpu-required: a model no GPU takes is not served\n"
     "  --queue N         requests that may wait for a slot before 503 (64)\n"
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
@@ -167,6 +169,13 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         return cli_parse_size(f, v, 1 << 20, (uint64_t)1 << 50, &a->vram_budget, err);
     else if (!strcmp(f, "--link-emulate"))
         return cli_parse_link(f, v, &a->link_gbps, &a->link_latency_us, err);
+    else if (!strcmp(f, "--device-policy")) {
+        char shown[CLI_SHOWN_SIZE];
+        if (strcmp(v, "any") && strcmp(v, "gpu-required"))
+            return ob_fail(err, OB_ERR_ARG, "--device-policy: '%s', expected any or gpu-required",
+                           cli_shown(v, shown));
+        a->gpu_required = !strcmp(v, "gpu-required");
+    }
     else if (!strcmp(f, "--spec")) {
         ob_status st = spec_mode_parse(v, &a->spec, err);
         if (st) ob_err_prefix(err, f);
@@ -222,6 +231,9 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
         return ob_fail(err, OB_ERR_ARG, "--alias names a single -m model; got %zu", a->n_files);
     if (a->model_draft && a->n_files == 0)
         return ob_fail(err, OB_ERR_ARG, "--model-draft drafts for the first -m model; no -m given");
+    if (a->gpu_required && a->device == OB_DEVICE_CPU)
+        return ob_fail(err, OB_ERR_ARG, "--device-policy gpu-required needs --device auto, cuda "
+                       "or vulkan");
     if (a->spec == SPEC_MODE_DRAFT && !a->model_draft)
         return ob_fail(err, OB_ERR_ARG, "--spec draft needs a draft model: --model-draft FILE");
     return OB_OK;
@@ -311,7 +323,7 @@ static int serve_start(const serve_args *a, server *s) {
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
                    .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
-                   .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
+                   .gpu_required = a->gpu_required, .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;

@@ -26,6 +26,9 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
     snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
+    if (p->gpu_required && !strcmp(ob_context_device(e->ctx), "cpu"))
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "--device-policy gpu-required: no GPU took the "
+                       "model (%s)", e->placement);
     /* Read before the engine thread owns the context. */
     ob_kv_stats ks;
     ob_kv_stats_get(e->ctx, &ks);

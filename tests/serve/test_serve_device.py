@@ -1,9 +1,11 @@
 """A real `outboard serve` with its layers split between the CPU and a Vulkan device (Mesa's
 lavapipe in CI): `--device vulkan:0 --gpu-layers 1` on a synthetic llama file answers greedy
 requests as the CPU alone does, its startup line names the placement, and /metrics counts the
-hidden-state copies between the two backends. Skipped where no Vulkan device is listed.
+hidden-state copies between the two backends; --device-policy gpu-required refuses a model left
+to the CPU. Skipped where no Vulkan device is listed.
 """
 import json
+import os
 import subprocess
 
 import pytest
@@ -57,9 +59,25 @@ def test_split_server_answers_as_the_cpu_and_counts_its_copies(tiny):
     assert "cpu: layers 0-" in out and ", vulkan: layers " in out, out
 
 
+def test_gpu_required_policy(tiny):
+    """--device-policy gpu-required serves a model a GPU took and refuses one left to the
+    CPU, naming the placement."""
+    s = Server("--device", "vulkan:0", "--device-policy", "gpu-required", model=tiny,
+               env={"LSAN_OPTIONS": "detect_leaks=0"})
+    try:
+        assert s.request("GET", "/health")[0] == 200
+    finally:
+        s.stop()
+    p = subprocess.run([OUTBOARD, "serve", "-m", tiny, "--port", "0", "--device", "vulkan:0",
+                        "--gpu-layers", "0", "--device-policy", "gpu-required"],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, LSAN_OPTIONS="detect_leaks=0"))
+    assert p.returncode != 0 and "no GPU took the model (cpu: layers 0-" in p.stderr, p.stderr
+
+
 def test_bad_device_flags_are_refused(tiny):
-    for args in (["--device", "warp"], ["--gpu-layers", "-3"]):
+    for args in (["--device", "warp"], ["--gpu-layers", "-3"],
+                 ["--device-policy", "gpu-required"], ["--device-policy", "maybe"]):
         p = subprocess.run([OUTBOARD, "serve", "-m", tiny, "--port", "0", *args],
                            capture_output=True, text=True, timeout=30)
-        assert p.returncode != 0 and ("--device" in p.stderr or "--gpu-layers" in p.stderr), \
-            p.stderr
+        assert p.returncode != 0 and args[0] in p.stderr, p.stderr
