@@ -9,6 +9,24 @@
 #include <stdio.h>
 #include <string.h>
 
+/* serve_sched_opts.replan: the device is lost; the model's layers move to the CPU. */
+static ob_status replan_to_cpu(void *user, ob_context **out, ob_err *err) {
+    serve_engine *e = user;
+    if (e->cp.device == OB_DEVICE_CPU)
+        return ob_fail(err, OB_ERR_DEVICE, "the model already runs on the CPU");
+    if (e->gpu_required)
+        return ob_fail(err, OB_ERR_DEVICE, "--device-policy gpu-required keeps it off the CPU");
+    ob_context_params cp = e->cp;
+    cp.device = OB_DEVICE_CPU;
+    ob_status st = ob_context_new(e->model, &cp, out, err);
+    if (st) return st;
+    ob_context_free(e->ctx); /* the engine thread, the one user of it, asked */
+    e->ctx = *out;
+    e->cp = cp;
+    snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
+    return OB_OK;
+}
+
 static ob_status start_sched(const serve_engine_params *p, const char *path, serve_engine *e,
                              int64_t ctx, int64_t kv, serve_metrics *metrics, ob_err *err) {
     ob_context_params cp;
@@ -25,6 +43,8 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     cp.link_latency_us = p->link_latency_us;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
+    e->cp = cp;
+    e->gpu_required = p->gpu_required;
     snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
     if (p->gpu_required && !strcmp(ob_context_device(e->ctx), "cpu"))
         return ob_fail(err, OB_ERR_UNSUPPORTED, "--device-policy gpu-required: no GPU took the "
@@ -48,7 +68,8 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
                            .metrics = metrics, .model_id = e->desc.id,
                            .n_parallel = (int)p->parallel, .max_queue = p->queue,
                            .n_batch = 512, .spec = p->spec,
-                           .reasoning_budget = p->reasoning_budget, .drafter = e->drafter};
+                           .reasoning_budget = p->reasoning_budget, .drafter = e->drafter,
+                           .replan = replan_to_cpu, .replan_user = e};
     return serve_sched_start(&so, &e->sched, err);
 }
 

@@ -43,6 +43,8 @@ typedef struct serve_engine {
     spec_drafter *drafter;   /* owned: its context, a sequence per parallel slot, or NULL */
     int n_threads;     /* as the context started them */
     char placement[128]; /* where its layers run (ob_context_placement) */
+    ob_context_params cp; /* what its context was made with (replan makes a CPU one) */
+    bool gpu_required;    /* --device-policy gpu-required: never replanned to the CPU */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } serve_engine;
 

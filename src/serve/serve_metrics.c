@@ -48,7 +48,7 @@ struct serve_metrics {
     uint64_t prompt_tokens, generated_tokens, prefix_hits, prefix_tokens, preemptions;
     uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted;
     int64_t waiting, running, kv_used, kv_total;
-    uint64_t xfer_copies, xfer_bytes, xfer_ns;
+    uint64_t xfer_copies, xfer_bytes, xfer_ns, devices_lost;
     histogram ttft, itl;
     route_series routes[ROUTE_MAX_SERIES];
     size_t n_routes;
@@ -136,6 +136,12 @@ void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_
     pthread_mutex_lock(&m->mu);
     m->kv_used = blocks_used;
     m->kv_total = blocks_total;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void serve_metrics_device_lost(serve_metrics *m) {
+    pthread_mutex_lock(&m->mu);
+    m->devices_lost++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -316,6 +322,9 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
     put_scalar(&b, "outboard_hidden_copy_microseconds_total", "counter",
                "Time in those copies, waiting for the device included.",
                (long long)(m->xfer_ns / 1000));
+    put_scalar(&b, "outboard_devices_lost_total", "counter",
+               "Devices lost while serving; their models moved to what remained.",
+               (long long)m->devices_lost);
     put_hist(&b, "outboard_time_to_first_token_seconds", "Time from request to first token.",
              &m->ttft);
     put_hist(&b, "outboard_inter_token_latency_seconds", "Time between generated tokens.", &m->itl);

@@ -33,6 +33,8 @@ void serve_metrics_preempt(serve_metrics *m);
 void serve_metrics_spec(serve_metrics *m, int64_t drafted, int64_t accepted, int64_t produced);
 void serve_metrics_set_queue(serve_metrics *m, int64_t waiting, int64_t running);
 void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_total);
+/* Counts a device lost while serving (its model moved to what remained). */
+void serve_metrics_device_lost(serve_metrics *m);
 /* Adds hidden-state copies between a context's CPU and device layers (ob_transfer_stats). */
 void serve_metrics_transfer(serve_metrics *m, uint64_t copies, uint64_t bytes, uint64_t ns);
 void serve_metrics_ttft(serve_metrics *m, double seconds);

@@ -383,6 +383,50 @@ static void drop_rejected(serve_sched *s) {
     }
 }
 
+/* The context's device is gone: every running sequence goes back to the front of the queue,
+ * oldest first, as a preempted one does (its tokens are evaluated again when it returns), and
+ * the engine carries on with the context replan gives it. When there is none, they end with
+ * the error and the engine stops trying. */
+static void device_lost(serve_sched *s, const ob_err *why) {
+    fprintf(stderr, "outboard serve: %s: %s: its layers move to what remains\n",
+            s->o.model_id, why->msg);
+    pthread_mutex_lock(&s->mu);
+    int moved = 0;
+    for (; s->n_running > 0; moved++) { /* the youngest first to the front: the oldest ends first */
+        serve_seq *young = s->running[0];
+        for (int i = 1; i < s->n_running; i++)
+            if (s->running[i]->order > young->order) young = s->running[i];
+        seq_unslot(s, young); /* the old context's bookkeeping, before it goes */
+        young->phase = SERVE_SEQ_WAITING;
+        young->n_past = 0;
+        memmove(s->waiting + 1, s->waiting, s->n_waiting * sizeof *s->waiting);
+        s->waiting[0] = young;
+        s->n_waiting++;
+    }
+    s->hold = false;
+    pthread_mutex_unlock(&s->mu);
+    ob_context *fresh = NULL;
+    ob_err err;
+    if (!s->o.replan(s->o.replan_user, &fresh, &err)) {
+        s->o.ctx = fresh;
+        s->xfer_seen = (ob_transfer_stats){0};
+        if (s->o.metrics) serve_metrics_device_lost(s->o.metrics);
+        return;
+    }
+    s->o.replan = NULL;
+    serve_error e;
+    serve_error_set(&e, 500, "server_error", "engine_error", NULL, "the device was lost (%s) "
+                    "and nothing else could take the model: %s", why->msg, err.msg);
+    for (; moved > 0; moved--) {
+        pthread_mutex_lock(&s->mu);
+        serve_seq *q = s->waiting[0];
+        memmove(s->waiting, s->waiting + 1, --s->n_waiting * sizeof *s->waiting);
+        pthread_mutex_unlock(&s->mu);
+        task_fail(s, q->task, &e);
+        seq_done(s, q, NULL);
+    }
+}
+
 static void step(serve_sched *s) {
     const int64_t n_drafts = build_batch(s, true);
     ob_batch *b = s->batch;
@@ -398,6 +442,10 @@ static void step(serve_sched *s) {
         return;
     }
     if (st == OB_ERR_CANCELLED) return; /* shutting down */
+    if (st == OB_ERR_DEVICE && s->o.replan) {
+        device_lost(s, &err);
+        return;
+    }
     if (st) {
         fail_running(s, "ob_decode", &err);
         return;

@@ -31,6 +31,12 @@ typedef struct serve_sched_opts {
                                        request's own budget applies either way) */
     spec_drafter *drafter;          /* borrowed, or NULL: a draft model with a sequence per
                                        slot, used by the engine thread only */
+    /* When ob_decode reports the context's device lost (OB_ERR_DEVICE): makes a context for
+     * the same model on what remains, which replaces ctx (the old one is the callee's to
+     * free); the running sequences then go back to the queue and are evaluated again there.
+     * NULL, or a failure: they end with the error. Called on the engine thread. */
+    ob_status (*replan)(void *user, ob_context **ctx, ob_err *err);
+    void *replan_user;
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;

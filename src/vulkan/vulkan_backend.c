@@ -428,6 +428,7 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
         be_free(&b->base);
         return st;
     }
+    b->c->serving = true;
     *out = &b->base;
     return OB_OK;
 }

@@ -222,8 +222,9 @@ static ob_status submit_wait(vulkan_ctx *c) {
                              .pCommandBuffers = &c->cmd,
                              .signalSemaphoreCount = 1,
                              .pSignalSemaphores = &c->timeline};
-    VkResult r = vulkan_fault_take(2) ? VK_ERROR_DEVICE_LOST
-                                      : vkQueueSubmit(c->queue, 1, &si, VK_NULL_HANDLE);
+    VkResult r = vulkan_fault_take(2) || (c->serving && vulkan_fault_lose_due())
+                     ? VK_ERROR_DEVICE_LOST
+                     : vkQueueSubmit(c->queue, 1, &si, VK_NULL_HANDLE);
     if (vulkan_check(c, r, "vkQueueSubmit")) return c->st;
     const VkSemaphoreWaitInfo wi = {.sType = VK_STRUCTURE_TYPE_SEMAPHORE_WAIT_INFO,
                                     .semaphoreCount = 1,

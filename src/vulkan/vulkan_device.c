@@ -6,6 +6,8 @@
  */
 #include "vulkan/vulkan_impl.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int g_fault; /* vulkan_fault_set: 1 out of memory, 2 device lost, 3 1 MiB free */
@@ -18,6 +20,19 @@ bool vulkan_fault_take(int kind) {
     if (g_fault != kind) return false;
     g_fault = 0;
     return true;
+}
+
+bool vulkan_fault_lose_due(void) {
+    static atomic_long left = -2; /* -2 before the environment is read, -1 never */
+    long n = atomic_load(&left);
+    if (n == -2) {
+        const char *e = getenv("OB_VK_LOSE_AFTER");
+        long want = e ? strtol(e, NULL, 10) : -1;
+        n = want > 0 ? want : -1;
+        long expect = -2;
+        if (!atomic_compare_exchange_strong(&left, &expect, n)) n = expect;
+    }
+    return n > 0 && atomic_fetch_sub(&left, 1) == 1;
 }
 
 const char *vulkan_result_name(VkResult r) {

@@ -59,6 +59,7 @@ typedef struct vulkan_pipe {
 } vulkan_pipe;
 
 typedef struct vulkan_ctx {
+    bool serving;   /* the backend is made: submits count for OB_VK_LOSE_AFTER */
     VkInstance inst;
     VkDebugUtilsMessengerEXT messenger; /* VK_NULL_HANDLE without validation */
     VkPhysicalDevice phys;
@@ -192,5 +193,8 @@ ob_status vulkan_flush(vulkan_ctx *c);
 
 /* True once when vulkan_fault_set(kind) asked for a fault (and clears it). */
 bool vulkan_fault_take(int kind);
+/* OB_VK_LOSE_AFTER=N (tests of a whole server): true at the N-th submit of a serving backend
+ * in this process, which then reports a lost device, as a card pulled out mid-run would. */
+bool vulkan_fault_lose_due(void);
 
 #endif

@@ -59,6 +59,34 @@ def test_split_server_answers_as_the_cpu_and_counts_its_copies(tiny):
     assert "cpu: layers 0-" in out and ", vulkan: layers " in out, out
 
 
+def test_device_lost_mid_stream_moves_to_the_cpu(tiny):
+    """The device is lost in the middle of a stream (OB_VK_LOSE_AFTER: a submit reports
+    VK_ERROR_DEVICE_LOST, as a pulled cable does): the model moves to the CPU, the stream goes
+    on and ends as the CPU alone writes it, later requests succeed, and /metrics counts it."""
+    openai = pytest.importorskip("openai")
+    prompt = "Once upon a time"
+    cpu = Server("--spec", "off", model=tiny)
+    try:
+        want = complete(cpu, prompt)
+    finally:
+        cpu.stop()
+    s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1", model=tiny,
+               env={"LSAN_OPTIONS": "detect_leaks=0", "OB_VK_LOSE_AFTER": "4"})
+    try:
+        client = openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0)
+        parts = []
+        for chunk in client.completions.create(model="llama", prompt=prompt, max_tokens=6,
+                                               temperature=0, stream=True):
+            parts.extend(c.text or "" for c in chunk.choices)
+        assert "".join(parts) == want
+        assert complete(s, prompt) == want
+        assert metric(s, "outboard_devices_lost_total") == 1
+        assert s.request("GET", "/health")[0] == 200
+    finally:
+        _, _, err = s.stop()
+    assert "VK_ERROR_DEVICE_LOST" in err and "move to what remains" in err, err[-2000:]
+
+
 def test_gpu_required_policy(tiny):
     """--device-policy gpu-required serves a model a GPU took and refuses one left to the
     CPU, naming the placement."""
