@@ -187,7 +187,8 @@ static int match_one(const chat_marker *m, const char *p, size_t n, bool eof, si
  * whole in p[0..n), or n when none has arrived yet. */
 static size_t body_end(const chat_output_stream *s, const char *p, size_t n) {
     size_t end = n;
-    for (const chat_marker *m = s->spec->markers[CHAT_SEG_TOOL]; m->text; m++) {
+    for (const chat_marker *m = s->spec->markers[CHAT_SEG_TOOL]; m->text || m->match; m++) {
+        if (!m->text) continue; /* the tool tables hold fixed text only */
         size_t at = chat_find(p, end, m->text);
         if (at < end) end = at;
     }
