@@ -194,8 +194,11 @@ static int32_t draw(ob_sampler *s, int64_t n);
 
 /* cands = the logits made sane, in id order, with the repeat penalty applied. */
 static void fill_cands(ob_sampler *s, const float *logits) {
-    for (int64_t i = 0; i < s->n_vocab; i++)
-        s->cands[i] = (cand){(int32_t)i, sane_logit(logits[i])};
+    /* Locals: without strict aliasing a store through cands could change s's fields, so they
+     * would be reloaded at every token of the vocabulary. */
+    cand *c = s->cands;
+    const int64_t nv = s->n_vocab;
+    for (int64_t i = 0; i < nv; i++) c[i] = (cand){(int32_t)i, sane_logit(logits[i])};
     apply_penalty(s);
 }
 
