@@ -268,8 +268,9 @@ static void sift_down(cand *h, int64_t n, int64_t i) {
 
 /* The k best of s->cands, sorted, into best[0..k): one pass that compares most candidates
  * with the worst of the k kept so far only (a heap), cheaper than a quickselect that moves
- * the whole array. k <= n_vocab. */
+ * the whole array. 0 < k <= n_vocab. */
 static void best_k(const ob_sampler *s, cand *best, int64_t k) {
+    if (k <= 0) return;
     for (int64_t i = 0; i < k; i++) {
         best[i] = s->cands[i];
         for (int64_t j = i; j > 0 && cand_cmp(&best[j], &best[(j - 1) / 2]) > 0; j = (j - 1) / 2) {
@@ -278,10 +279,14 @@ static void best_k(const ob_sampler *s, cand *best, int64_t k) {
             best[(j - 1) / 2] = t;
         }
     }
-    for (int64_t i = k; i < s->n_vocab; i++) {
-        if (cand_cmp(&s->cands[i], &best[0]) >= 0) continue;
-        best[0] = s->cands[i];
+    const cand *c = s->cands;
+    const int64_t nv = s->n_vocab;
+    float floor = best[0].logit; /* the worst kept: anything below it is out at one compare */
+    for (int64_t i = k; i < nv; i++) {
+        if (c[i].logit < floor || cand_cmp(&c[i], &best[0]) >= 0) continue;
+        best[0] = c[i];
         sift_down(best, k, 0);
+        floor = best[0].logit;
     }
     qsort(best, (size_t)k, sizeof *best, cand_cmp);
 }
