@@ -8,6 +8,10 @@ schema   Generation speed of a chat answer under a nested JSON schema (response_
          the first over the time from the first to the last streamed token. Reported per round
          and as the median of the per-round ratios (constrained / unconstrained, outboard /
          llama-server): a slow minute on a shared machine moves both runs of a round alike.
+         outboard's requests carry "speculative": --spec (default off): prompt lookup drafts
+         from text already seen, and the unconstrained answer, which goes on past its end,
+         repeats itself and drafts far more than the JSON does, so with it on the first ratio
+         measures how repetitive the two texts are rather than what the grammar costs.
 agent    Time to first token of the second turn of an agent conversation (a ~4,000-token system
          prompt, tools, a first exchange, then the next user message) against a fresh prompt
          of ~100 tokens; the first turn's (cold) TTFT too. The second turn should evaluate only
@@ -126,7 +130,7 @@ def decode_tok_s(times, n_tokens):
     return (n_tokens - 1) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
 
 
-def schema_round(ports, order, n_max):
+def schema_round(ports, order, n_max, spec):
     msgs = [{"role": "user", "content": "Describe a made-up person, their address and tags "
                                         "as JSON."}]
     fmt = {"type": "json_schema", "json_schema": {"name": "person", "strict": True,
@@ -136,9 +140,10 @@ def schema_round(ports, order, n_max):
     for kind in order:
         if kind == "unconstrained":
             continue
-        _, times, text, n = stream_chat(ports[kind], {"messages": msgs, "temperature": 0,
-                                                      "max_tokens": n_max,
-                                                      "response_format": fmt})
+        body = {"messages": msgs, "temperature": 0, "max_tokens": n_max, "response_format": fmt}
+        if kind == "outboard":
+            body["speculative"] = spec
+        _, times, text, n = stream_chat(ports[kind], body)
         try:  # a document of the schema's shape, unless the token limit cut it
             json.loads(text)
             whole = True
@@ -149,7 +154,7 @@ def schema_round(ports, order, n_max):
             n_constrained = n
     _, times, _, n = stream_chat(ports["outboard"], {"messages": msgs, "temperature": 0,
                                                      "max_tokens": n_constrained,
-                                                     "ignore_eos": True})
+                                                     "ignore_eos": True, "speculative": spec})
     out["unconstrained"] = (decode_tok_s(times, n), n, None)
     return out
 
@@ -202,9 +207,11 @@ def main():
     ap.add_argument("--sys-words", type=int, default=3000,
                     help="words of filler in the agent's system prompt (~4,000 tokens)")
     ap.add_argument("--skip", choices=["schema", "agent"], action="append", default=[])
+    ap.add_argument("--spec", default="off", choices=["off", "auto", "ngram"],
+                    help="outboard's speculative decoding in the schema rounds (default off)")
     a = ap.parse_args()
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; threads {a.threads}; "
-          f"model {os.path.basename(a.model)}")
+          f"model {os.path.basename(a.model)}; outboard speculative decoding {a.spec}")
     procs = []
     try:
         if "schema" not in a.skip:
@@ -220,7 +227,7 @@ def main():
             for i in range(a.rounds):
                 order = ["outboard", "llama-server"] if i % 2 == 0 else ["llama-server",
                                                                           "outboard"]
-                r = schema_round(ports, order, a.n)
+                r = schema_round(ports, order, a.n, a.spec)
                 vs_unc.append(r["outboard"][0] / r["unconstrained"][0])
                 vs_llama.append(r["outboard"][0] / r["llama-server"][0])
                 print(f"| {i + 1} | {r['outboard'][0]:.1f} | {r['unconstrained'][0]:.1f} | "

@@ -4,6 +4,12 @@
  * the full mask (ob_matcher_mask) and the one-token check the sampler tries first
  * (ob_matcher_allows). Prints the trie build time and the mean / max per token.
  *
+ * Then the greedy sampler's cost per token along the same document, against the same sampler
+ * without a grammar: at every position the document's next token is given the rank 1 (the
+ * draw stands after one check), 2 (one refused token above it: the sampler checks its next
+ * candidates) or 100 (99 refused tokens above it, more than the sampler checks one by one: the
+ * whole vocabulary is masked).
+ *
  *     build/bench/grammar_mask MODEL.gguf SCHEMA.json DOCUMENT.json
  *
  * bench/grammar/person_schema.json and person.json are the pair BENCHMARKS.md uses.
@@ -29,6 +35,49 @@ static char *slurp(const char *path, size_t *len) {
     fclose(f);
     if (buf) buf[*len] = 0;
     return buf;
+}
+
+/* Logits for a position: 0 everywhere, the document's token `want` at 5, and rank - 1 tokens
+ * the grammar refuses here above it. */
+static void ranked_logits(ob_matcher *mt, float *logits, int64_t n_vocab, int32_t want,
+                          int rank) {
+    for (int64_t v = 0; v < n_vocab; v++) logits[v] = 0;
+    logits[want] = 5;
+    int above = 0;
+    for (int64_t v = 1000; v < n_vocab && above < rank - 1; v += 37) {
+        if (v == want || ob_matcher_allows(mt, (int32_t)v)) continue;
+        logits[v] = 6 + 0.001f * (float)above++;
+    }
+}
+
+/* Mean seconds of one greedy ob_sampler_sample along the document's tokens with the
+ * document's token at `rank` (grammar: under the schema; else none); -1 when a pick differs
+ * from the document. */
+static double sample_cost(const ob_grammar *g, const ob_vocab_trie *t, const int32_t *ids,
+                          size_t n, int64_t n_vocab, int rank, bool grammar, float *logits) {
+    ob_sampler_params p;
+    ob_sampler_params_init(&p);
+    p.temp = 0;
+    ob_sampler *s = NULL;
+    ob_matcher *mt = NULL, *shadow = NULL; /* shadow: finds refused tokens without timing */
+    if (ob_sampler_new(&p, n_vocab, &s, NULL) || ob_matcher_new(g, t, &mt, NULL) ||
+        ob_matcher_new(g, t, &shadow, NULL))
+        return -1;
+    if (grammar) ob_sampler_set_matcher(s, mt);
+    double sum = 0;
+    for (size_t i = 0; i < n && sum >= 0; i++) {
+        ranked_logits(shadow, logits, n_vocab, ids[i], rank);
+        double a = now();
+        int32_t got = ob_sampler_sample(s, logits);
+        sum += now() - a;
+        /* Without the grammar only the top token is the document's. */
+        bool must_follow = grammar || rank == 1;
+        if ((must_follow && got != ids[i]) || ob_matcher_accept(shadow, ids[i], NULL)) sum = -1;
+    }
+    ob_sampler_free(s);
+    ob_matcher_free(mt);
+    ob_matcher_free(shadow);
+    return sum < 0 ? -1 : sum / (double)n;
 }
 
 int main(int argc, char **argv) {
@@ -85,6 +134,18 @@ int main(int argc, char **argv) {
     printf("full mask: mean %.3f ms, max %.3f ms per token (%.0f tokens allowed on average)\n",
            mask_sum / (double)n * 1e3, mask_max * 1e3, (double)allowed_sum / (double)n);
     printf("one-token check: mean %.2f us per token\n", check_sum / (double)n * 1e6);
+    printf("greedy sampler per token (ms), without a grammar / under it:\n");
+    for (int k = 0; k < 3; k++) {
+        static const int ranks[] = {1, 2, 100};
+        double plain = sample_cost(g, t, ids, n, info.n_vocab, ranks[k], false, logits);
+        double under = sample_cost(g, t, ids, n, info.n_vocab, ranks[k], true, logits);
+        if (plain < 0 || under < 0) {
+            fprintf(stderr, "grammar_mask: the sampler did not follow the document\n");
+            return 1;
+        }
+        printf("  document token at rank %3d: %.3f / %.3f\n", ranks[k], plain * 1e3,
+               under * 1e3);
+    }
     return 0;
 fail:
     fprintf(stderr, "grammar_mask: %s\n", err.msg);

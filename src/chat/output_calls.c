@@ -82,10 +82,13 @@ static int json_call_decision(const char *p, size_t n, bool eof) {
         return call ? 1 : 0;
     }
     if (!eof) {
-        /* Cut off mid-value, or mid-character (a chunk may end inside a multi-byte UTF-8
-         * sequence, which jansson reports as invalid UTF-8): wait for more bytes, so the
-         * decision does not depend on where the chunks were cut. */
-        if (json_error_code(&je) == json_error_premature_end_of_input) return -1;
+        /* The parser ran into the end of what has arrived: the value may be cut off anywhere,
+         * not only where jansson says "premature end" (it calls `"\` an invalid escape and
+         * `1.` or `tru` an invalid token), or mid-character (a chunk may end inside a UTF-8
+         * sequence, which it reports as invalid UTF-8 before the end). Wait for more bytes, so
+         * the decision does not depend on where the chunks were cut: an error found before the
+         * end stays an error whatever follows. */
+        if (je.position >= 0 && (size_t)je.position >= n) return -1;
         if (json_error_code(&je) == json_error_invalid_utf8 && chat_utf8_complete(p, n) < n)
             return -1;
     }
@@ -97,20 +100,22 @@ int chat_match_json_call(const char *p, size_t n, bool eof, size_t *mlen) {
                                        "tool_name", NULL};
     if (n == 0 || (p[0] != '{' && p[0] != '[')) return 0;
     size_t i = 1;
+    /* Too short to tell: wait, unless this is all there will be. */
+    int short_text = eof ? 0 : -1;
     if (p[0] == '[') {
         i = chat_skip_space(p, n, i);
-        if (i >= n) return -1;
+        if (i >= n) return short_text;
         if (p[i++] != '{') return 0;
     }
     i = chat_skip_space(p, n, i);
-    if (i >= n) return -1;
+    if (i >= n) return short_text;
     if (p[i++] != '"') return 0;
     for (const char *const *k = keys; *k; k++) {
         size_t m = strlen(*k);
         size_t have = n - i < m + 1 ? n - i : m + 1;
         /* Compare the key and its closing quote with what has arrived so far. */
         if (memcmp(p + i, *k, have < m ? have : m) != 0) continue;
-        if (have < m + 1) return -1;
+        if (have < m + 1) return short_text;
         if (p[i + m] == '"') {
             int r = json_call_decision(p, n, eof);
             *mlen = 1;

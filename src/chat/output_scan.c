@@ -183,6 +183,36 @@ static int match_one(const chat_marker *m, const char *p, size_t n, bool eof, si
     return 1;
 }
 
+/* Where a tool body opened at p[0] would end: at the first of the tool segment's markers found
+ * whole in p[0..n), or n when none has arrived yet. */
+static size_t body_end(const chat_output_stream *s, const char *p, size_t n) {
+    size_t end = n;
+    for (const chat_marker *m = s->spec->markers[CHAT_SEG_TOOL]; m->text || m->match; m++) {
+        if (!m->text) continue; /* the tool tables hold fixed text only */
+        size_t at = chat_find(p, end, m->text);
+        if (at < end) end = at;
+    }
+    return end;
+}
+
+/* Matches marker m at p[0..n). A pattern that opens a tool body (a bare JSON call) decides on
+ * the bytes that body would hold, up to the first marker that ends it, and, when that marker is
+ * there, decides now as if the answer ended with it: so the batch and streamed forms agree on
+ * where the call ends, and an end marker inside the JSON cuts the call short (a bad call is
+ * reported) rather than being read past by the decision and then ending the body. */
+static int match_at(const chat_output_stream *s, const chat_marker *m, const char *p, size_t n,
+                    bool eof, size_t *mlen) {
+    if (m->match && m->action == CHAT_MK_TOOL) {
+        size_t end = body_end(s, p, n);
+        if (end < n) {
+            n = end;
+            eof = true;
+        }
+    }
+    int r = n ? match_one(m, p, n, eof, mlen) : 0;
+    return r < 0 && eof ? 0 : r;
+}
+
 /* Runs the machine over the held-back input. Without eof it stops at the first position a
  * marker might start but cannot yet be decided; with eof everything is decided. */
 static ob_status scan(chat_output_stream *s, bool eof, ob_err *err) {
@@ -199,7 +229,7 @@ static ob_status scan(chat_output_stream *s, bool eof, ob_err *err) {
         size_t blen = 0, ml = 0;
         for (int k = 0; ms[k].text || ms[k].match; k++) {
             if (ms[k].at_start && !start_ok) continue;
-            int r = match_one(&ms[k], p + i, n - i, eof, &ml);
+            int r = match_at(s, &ms[k], p + i, n - i, eof, &ml);
             if (r < 0 && !eof) wait = 1;
             if (r > 0 && ml > blen) {
                 best = k;

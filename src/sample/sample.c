@@ -4,7 +4,8 @@
  * draw from the remaining distribution with the sampler's own seeded generator (xoshiro256**,
  * so the same seed and logits give the same tokens on every platform). Temperature 0 is greedy
  * (argmax, lowest id on ties) and skips the rest. Under a grammar (ob_sampler_set_matcher) a
- * pick the grammar does not allow is replaced by a draw from the masked logits.
+ * pick the grammar does not allow is replaced by the chain's pick from the masked logits,
+ * found by checking the best candidates one by one when they settle it (choose_allowed).
  *
  * Logits come from model files strangers wrote, so they may hold NaN or infinities: a NaN is
  * never drawn (it counts as -inf), +inf counts as the largest float, and when no candidate is
@@ -22,6 +23,11 @@
 
 /* The penalty window's limit: its ring is allocated up front. */
 #define SAMPLE_MAX_REPEAT_LAST_N (1 << 20)
+
+/* Candidates a draw the grammar refused checks one by one, best first, before masking the
+ * whole vocabulary (choose_allowed). Covers greedy and the default top_k of 40 with room for
+ * refused ones; a check costs microseconds, a mask of a 262k vocabulary a millisecond or more. */
+#define SAMPLE_GRAMMAR_TRIES 64
 
 typedef struct cand {
     int32_t id;
@@ -184,11 +190,22 @@ static void softmax_cands(ob_sampler *s, int64_t n, float temp) {
 
 void ob_sampler_set_matcher(ob_sampler *s, ob_matcher *m) { s->matcher = m; }
 
+static int32_t draw(ob_sampler *s, int64_t n);
+
+/* cands = the logits made sane, in id order, with the repeat penalty applied. */
+static void fill_cands(ob_sampler *s, const float *logits) {
+    /* Locals: without strict aliasing a store through cands could change s's fields, so they
+     * would be reloaded at every token of the vocabulary. */
+    cand *c = s->cands;
+    const int64_t nv = s->n_vocab;
+    for (int64_t i = 0; i < nv; i++) c[i] = (cand){(int32_t)i, sane_logit(logits[i])};
+    apply_penalty(s);
+}
+
 /* The chain's choice from logits, recording nothing; -1 when no logit is finite. */
 static int32_t choose(ob_sampler *s, const float *logits) {
     const int64_t nv = s->n_vocab;
-    for (int64_t i = 0; i < nv; i++) s->cands[i] = (cand){(int32_t)i, sane_logit(logits[i])};
-    apply_penalty(s);
+    fill_cands(s, logits);
     if (s->p.temp <= 0.0f) {
         int64_t best = 0;
         for (int64_t i = 1; i < nv; i++)
@@ -202,6 +219,12 @@ static int32_t choose(ob_sampler *s, const float *logits) {
     /* -inf candidates have probability 0: drop them so the draw's fallback (the last one kept)
      * can never land on one. */
     while (n > 0 && s->cands[n - 1].logit == -INFINITY) n--;
+    return draw(s, n);
+}
+
+/* The chain after top-k: top-p, min-p and temperature over cands[0..n) (sorted, finite), then
+ * the draw. -1 when n is 0. */
+static int32_t draw(ob_sampler *s, int64_t n) {
     if (n == 0) return -1;
     if (s->p.top_p < 1.0f) { /* smallest prefix whose probability reaches top_p */
         softmax_cands(s, n, 1.0f);
@@ -229,13 +252,88 @@ static int32_t choose(ob_sampler *s, const float *logits) {
     return s->cands[n - 1].id;
 }
 
+/* Restores the heap order of h[0..n) (the worst candidate at the root) below position i. */
+static void sift_down(cand *h, int64_t n, int64_t i) {
+    for (;;) {
+        int64_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && cand_cmp(&h[l], &h[w]) > 0) w = l;
+        if (r < n && cand_cmp(&h[r], &h[w]) > 0) w = r;
+        if (w == i) return;
+        cand t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* The k best of s->cands, sorted, into best[0..k): one pass that compares most candidates
+ * with the worst of the k kept so far only (a heap), cheaper than a quickselect that moves
+ * the whole array. 0 < k <= n_vocab. */
+static void best_k(const ob_sampler *s, cand *best, int64_t k) {
+    if (k <= 0) return;
+    for (int64_t i = 0; i < k; i++) {
+        best[i] = s->cands[i];
+        for (int64_t j = i; j > 0 && cand_cmp(&best[j], &best[(j - 1) / 2]) > 0; j = (j - 1) / 2) {
+            cand t = best[j];
+            best[j] = best[(j - 1) / 2];
+            best[(j - 1) / 2] = t;
+        }
+    }
+    const cand *c = s->cands;
+    const int64_t nv = s->n_vocab;
+    float floor = best[0].logit; /* the worst kept: anything below it is out at one compare */
+    for (int64_t i = k; i < nv; i++) {
+        if (c[i].logit < floor || cand_cmp(&c[i], &best[0]) >= 0) continue;
+        best[0] = c[i];
+        sift_down(best, k, 0);
+        floor = best[0].logit;
+    }
+    qsort(best, (size_t)k, sizeof *best, cand_cmp);
+}
+
+/* The chain's choice over the masked logits, found from the best candidates alone when it
+ * can be: after top-k, the chain sees only the top_k best allowed tokens (greedy: the best
+ * one), so when they lie among the SAMPLE_GRAMMAR_TRIES best candidates, checking those one
+ * token at a time (a few microseconds each) picks what masking the whole vocabulary (a
+ * memory pass over every token, or a trie walk for a state not seen before) would pick, with
+ * the same draw from the generator. Needs s->cands to hold every candidate with its
+ * penalised logit, as fill_cands and choose leave it (overwritten here). Returns the pick, -1
+ * when no allowed token has a finite logit, -2 when the best candidates do not settle it
+ * (top-k off or wider than the tries, or fewer allowed among them than top-k needs). */
+static int32_t choose_allowed(ob_sampler *s) {
+    const int64_t nv = s->n_vocab;
+    const int64_t need = s->p.temp <= 0.0f ? 1 : s->p.top_k;
+    const int64_t tries = nv < SAMPLE_GRAMMAR_TRIES ? nv : SAMPLE_GRAMMAR_TRIES;
+    if (need <= 0 || need > tries) return -2;
+    cand best[SAMPLE_GRAMMAR_TRIES];
+    best_k(s, best, tries);
+    int64_t n = 0, i = 0;
+    /* Past the first -inf every candidate is -inf: the allowed finite ones are all found. */
+    for (; i < tries && n < need && best[i].logit != -INFINITY; i++)
+        if (ob_matcher_allows(s->matcher, best[i].id)) s->cands[n++] = best[i];
+    bool settled = n == need || i == nv || (i < tries && best[i].logit == -INFINITY);
+    if (!settled) return -2;
+    if (s->p.temp <= 0.0f) return n ? s->cands[0].id : -1;
+    return draw(s, n);
+}
+
 int32_t ob_sampler_sample(ob_sampler *s, const float *logits) {
-    int32_t id = choose(s, logits);
+    int32_t id;
     /* Under a grammar: the unconstrained choice stands when the grammar allows it (a check of
-     * one token's bytes); otherwise every disallowed token is masked and the chain runs again.
-     * Drawing first and falling back to the masked distribution picks each allowed token with
-     * its probability renormalised over the allowed ones, as masking first would. */
-    if (id >= 0 && s->matcher && !ob_matcher_allows(s->matcher, id)) {
+     * one token's bytes); otherwise the choice is made again among the allowed tokens, from the
+     * best candidates when they settle it, else with every disallowed token masked. Drawing
+     * first and falling back to the masked distribution picks each allowed token with its
+     * probability renormalised over the allowed ones, as masking first would. Greedy goes
+     * straight to the best candidates: the first of them is the argmax, so the pass that finds
+     * them replaces the argmax's pass. */
+    if (s->matcher && s->p.temp <= 0.0f) {
+        fill_cands(s, logits);
+        id = choose_allowed(s);
+    } else {
+        id = choose(s, logits);
+        if (id >= 0 && s->matcher && !ob_matcher_allows(s->matcher, id)) id = choose_allowed(s);
+    }
+    if (id == -2) {
         if (!s->masked) s->masked = ob_alloc((size_t)s->n_vocab, sizeof *s->masked);
         if (!s->masked) return -1;
         memcpy(s->masked, logits, (size_t)s->n_vocab * sizeof *logits);

@@ -2,7 +2,9 @@
  * libFuzzer target: GBNF compilation and matching. The input is grammar text, a NUL byte, then
  * bytes to walk: each byte is fed when the grammar allows it (skipped when not), and every few
  * bytes the token mask over a small fixed vocabulary is computed and compared with token-by-
- * token checks. Without a NUL the whole input is also tried as a JSON schema.
+ * token checks, and a sampler under the grammar (greedy or top-k, logits from the next bytes)
+ * must pick what drawing again from the masked logits picks. Without a NUL the whole input is
+ * also tried as a JSON schema.
  */
 #include "grammar/grammar_int.h"
 
@@ -39,6 +41,37 @@ static ob_vocab_trie *fuzz_trie(void) {
     return t;
 }
 
+/* A sampler under a copy of m picks from logits made of d[0..n) (n >= 1) what the rule picks:
+ * the same chain without the grammar, drawn again from the masked logits when its pick is
+ * refused. */
+static void sample_like_mask(const ob_matcher *m, const uint8_t *d, size_t n) {
+    float logits[FUZZ_N], masked[FUZZ_N];
+    for (int64_t k = 0; k < FUZZ_N; k++) logits[k] = (float)(d[k % (int64_t)n] % 16) - 4;
+    ob_sampler_params p;
+    ob_sampler_params_init(&p);
+    p.temp = d[0] & 1 ? 0.0f : 0.9f;
+    p.top_k = d[0] >> 4;
+    p.seed = d[n - 1];
+    ob_matcher *c = NULL, *ref_m = NULL;
+    ob_sampler *s = NULL, *ref = NULL;
+    if (ob_matcher_clone(m, &c, NULL) || ob_matcher_clone(m, &ref_m, NULL) ||
+        ob_sampler_new(&p, FUZZ_N, &s, NULL) || ob_sampler_new(&p, FUZZ_N, &ref, NULL))
+        goto done;
+    ob_sampler_set_matcher(s, c);
+    int32_t want = ob_sampler_sample(ref, logits);
+    if (want >= 0 && !ob_matcher_allows(ref_m, want)) {
+        memcpy(masked, logits, sizeof masked);
+        if (ob_matcher_mask(ref_m, masked, NULL)) goto done; /* a grammar past the limits */
+        want = ob_sampler_sample(ref, masked);
+    }
+    if (ob_sampler_sample(s, logits) != want) abort();
+done:
+    ob_sampler_free(s);
+    ob_sampler_free(ref);
+    ob_matcher_free(c);
+    ob_matcher_free(ref_m);
+}
+
 static void walk(const ob_grammar *g, const ob_vocab_trie *t, const uint8_t *d, size_t n) {
     ob_matcher *m = NULL;
     if (ob_matcher_new(g, t, &m, NULL)) return;
@@ -49,6 +82,7 @@ static void walk(const ob_grammar *g, const ob_vocab_trie *t, const uint8_t *d, 
             if (ob_matcher_mask(m, logits, NULL) == OB_OK)
                 for (int64_t k = 0; k < FUZZ_N; k++)
                     if ((logits[k] == 0) != ob_matcher_allows(m, (int32_t)k)) abort();
+            sample_like_mask(m, d + i, n - i);
         }
         ob_matcher_accept_text(m, (const char *)d + i, 1, NULL);
     }

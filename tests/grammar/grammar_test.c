@@ -309,6 +309,101 @@ TEST(mask_equals_token_checks) {
     ob_vocab_trie_free(t);
 }
 
+/* ---- the sampler under a grammar ------------------------------------------------------- */
+
+/* The synthetic vocabulary and 200 more tokens ("w0".."w199") that only a free string takes,
+ * so a refused draw often finds no allowed token among the sampler's first checks. */
+static ob_vocab_trie *wide_vocab(int32_t *eog, char (*extra)[8], int n_extra) {
+    int64_t base = sizeof vocab_text / sizeof *vocab_text, n = base + n_extra + 1;
+    ob_vocab_trie *t = ob_calloc(1, sizeof *t);
+    t->n_vocab = n;
+    t->kind = ob_alloc((size_t)n, 1);
+    t->text = ob_alloc((size_t)n, sizeof *t->text);
+    t->text_len = ob_alloc((size_t)n, sizeof *t->text_len);
+    for (int64_t i = 0; i < n - 1; i++) {
+        if (i >= base) snprintf(extra[i - base], sizeof extra[0], "w%d", (int)(i - base));
+        t->text[i] = i < base ? vocab_text[i] : extra[i - base];
+        t->text_len[i] = (uint32_t)strlen(t->text[i]);
+        t->kind[i] = t->text_len[i] ? VT_TEXT : VT_NEVER;
+    }
+    t->text[n - 1] = "";
+    t->text_len[n - 1] = 0;
+    t->kind[n - 1] = VT_EOG;
+    *eog = (int32_t)(n - 1);
+    if (gram_trie_build(t, NULL)) return NULL;
+    return t;
+}
+
+/* The sampler draws first and, when the grammar refuses the draw, picks again among the
+ * allowed tokens, from its best candidates when they settle the pick. The reference is the
+ * rule written out: the same chain and seed without a grammar, and when its pick is refused,
+ * its next pick from the logits masked by ob_matcher_mask. Every pick must be the same, for
+ * greedy, top-k within and beyond the sampler's checks, top-k off, and ties. */
+TEST(sampler_picks_as_masking_does) {
+    static char extra[200][8];
+    int32_t eog;
+    ob_vocab_trie *t = wide_vocab(&eog, extra, 200);
+    CHECK(t);
+    ob_grammar *g = schema("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\","
+                           "\"items\":{\"type\":\"number\"}},\"c\":{\"type\":\"string\"}},"
+                           "\"required\":[\"a\",\"c\"]}");
+    CHECK(g);
+    static const struct {
+        float temp, top_p, min_p;
+        int32_t top_k;
+    } chains[] = {{0, 1, 0, 0}, {0.8f, 0.95f, 0.05f, 40}, {1.0f, 1, 0, 5},
+                  {0.7f, 0.9f, 0, 0}, {1.2f, 1, 0.02f, 100}, {1.0f, 1, 0, 64}};
+    int64_t n = t->n_vocab;
+    float *logits = ob_alloc((size_t)n, sizeof *logits);
+    float *masked = ob_alloc((size_t)n, sizeof *masked);
+    uint64_t rng = 11;
+    int refused = 0;
+    for (size_t c = 0; c < sizeof chains / sizeof *chains; c++) {
+        ob_sampler_params p;
+        ob_sampler_params_init(&p);
+        p.temp = chains[c].temp;
+        p.top_p = chains[c].top_p;
+        p.min_p = chains[c].min_p;
+        p.top_k = chains[c].top_k;
+        for (int walk = 0; walk < 12; walk++) {
+            p.seed = (uint64_t)(c * 100 + walk);
+            ob_sampler *s = NULL, *ref = NULL;
+            ob_matcher *m = NULL;
+            CHECK(ob_sampler_new(&p, n, &s, NULL) == OB_OK);
+            CHECK(ob_sampler_new(&p, n, &ref, NULL) == OB_OK);
+            CHECK(ob_matcher_new(g, t, &m, NULL) == OB_OK);
+            ob_sampler_set_matcher(s, m);
+            for (int step = 0; step < 40; step++) {
+                for (int64_t i = 0; i < n; i++) {
+                    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                    /* steps of 0.5 make ties; one token in 16 is -inf */
+                    logits[i] = (rng >> 60) == 0 ? -INFINITY : (float)((rng >> 40) % 21) * 0.5f;
+                }
+                logits[rng % (uint64_t)n] = 9; /* at least one finite */
+                int32_t want = ob_sampler_sample(ref, logits);
+                if (want >= 0 && !ob_matcher_allows(m, want)) {
+                    refused++;
+                    memcpy(masked, logits, (size_t)n * sizeof *masked);
+                    CHECK(ob_matcher_mask(m, masked, NULL) == OB_OK);
+                    want = ob_sampler_sample(ref, masked);
+                }
+                int32_t got = ob_sampler_sample(s, logits);
+                CHECK_MSG(got == want, "chain %zu walk %d step %d: picked %d, masking picks %d",
+                          c, walk, step, got, want);
+                if (got < 0 || got == eog) break;
+            }
+            ob_sampler_free(s);
+            ob_sampler_free(ref);
+            ob_matcher_free(m);
+        }
+    }
+    CHECK_MSG(refused > 100, "only %d refused draws: the test does not reach the re-pick", refused);
+    ob_free(logits);
+    ob_free(masked);
+    ob_grammar_free(g);
+    ob_vocab_trie_free(t);
+}
+
 int main(void) {
     RUN(gbnf_basics);
     RUN(gbnf_escapes_utf8_comments);
@@ -318,5 +413,6 @@ int main(void) {
     RUN(schema_ranges);
     RUN(schema_refusals);
     RUN(mask_equals_token_checks);
+    RUN(sampler_picks_as_masking_does);
     return t_summary();
 }
