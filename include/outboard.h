@@ -400,8 +400,10 @@ void ob_sampler_accept(ob_sampler *s, int32_t token);
 /* Constrains the picks to a grammar from now on (ob_matcher below): a token the grammar does
  * not allow is never returned, and the matcher advances on every pick. The sampler first draws
  * from the whole distribution and keeps the draw when the grammar allows it (one token to
- * check, the common case); only otherwise does it mask every disallowed token (-inf) and draw
- * again, which gives the distribution restricted to the allowed tokens. m is borrowed (NULL
+ * check, the common case); otherwise it draws again from the distribution restricted to the
+ * allowed tokens, checking its best candidates one by one first and masking every disallowed
+ * token (-inf) only when none of those is allowed; the pick is the one masking would give.
+ * m is borrowed (NULL
  * removes it). ob_sampler_sample returns -1 when the grammar allows no token. */
 typedef struct ob_matcher ob_matcher;
 void ob_sampler_set_matcher(ob_sampler *s, ob_matcher *m);
