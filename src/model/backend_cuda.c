@@ -261,12 +261,9 @@ static ob_status bind_weight(void *user, const model_weight *w, ob_err *err) {
 /* Refuses, before anything is allocated, a device the kernels were not built for, a shape
  * they do not cover (head sizes, mixture-of-experts or recurrent layers), or a model whose
  * weights and cache exceed the device's free memory. */
-static ob_status check_device(const model_backend_shape *s, int64_t layer_lo, int dev,
-                              const cuda_device_info *info, ob_err *err) {
-    if (info->cc_major < CUDA_MIN_CC_MAJOR)
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: %s has compute capability "
-                       "%d.%d; the kernels need %d.0 or newer (use --device vulkan or cpu)",
-                       info->name, info->cc_major, info->cc_minor, CUDA_MIN_CC_MAJOR);
+/* What the kernels cannot run, refused before a device is even looked for (so also on a
+ * machine without one). */
+static ob_status check_shape(const model_backend_shape *s, int64_t layer_lo, ob_err *err) {
     if (s->head_dim <= 0 || s->head_dim > 256 || s->n_head_kv <= 0 ||
         s->n_head % s->n_head_kv)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: head_dim %lld with %lld heads "
@@ -282,6 +279,17 @@ static ob_status check_device(const model_backend_shape *s, int64_t layer_lo, in
                        "which this backend does not run (use --device cpu)",
                        s->arch ? s->arch : "?",
                        s->n_expert > 0 ? "mixture-of-experts" : "recurrent (DeltaNet)");
+    return OB_OK;
+}
+
+/* What the device must have: the compute capability the build targets, and free memory for
+ * the range's weights and cache. */
+static ob_status check_device(const model_backend_shape *s, int64_t layer_lo, int dev,
+                              const cuda_device_info *info, ob_err *err) {
+    if (info->cc_major < CUDA_MIN_CC_MAJOR)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: %s has compute capability "
+                       "%d.%d; the kernels need %d.0 or newer (use --device vulkan or cpu)",
+                       info->name, info->cc_major, info->cc_minor, CUDA_MIN_CC_MAJOR);
     const uint64_t need = model_backend_weight_bytes(s, layer_lo) + model_kv_bytes(s, layer_lo);
     if (need > info->mem_free)
         return ob_fail(err, OB_ERR_LIMIT, "cuda backend: %s (device %d): weights and KV cache "
@@ -295,9 +303,10 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
                                  model_backend **out, ob_err *err) {
     *out = NULL;
     cuda_device_info info;
-    ob_status st = cuda_device_get_info(dev, &info, err);
+    ob_status st = check_shape(shape, layer_lo, err);
+    if (!st) st = cuda_device_get_info(dev, &info, err);
+    if (!st) st = check_device(shape, layer_lo, dev, &info, err);
     if (st) return st;
-    if ((st = check_device(shape, layer_lo, dev, &info, err))) return st;
     cuda_be *b = ob_calloc(1, sizeof *b);
     if (!b) return ob_fail(err, OB_ERR_NOMEM, "cuda backend: out of memory");
     b->base.ops = info.managed && info.concurrent_managed ? &CUDA_OPS : &CUDA_OPS_STAGED;

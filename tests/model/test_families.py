@@ -99,12 +99,14 @@ def test_llama_family_arch_without_window_keeps_full_cache(synth_dir):
 
 
 @pytest.mark.parametrize("arch", ARCHES)
-def test_cuda_device_refuses_family_by_name(arch, synth_dir):
-    """No CUDA kernels for these families yet: --device cuda names the architecture (checked
-    before looking for a device, so also on machines without one); auto runs on the CPU."""
+def test_cuda_device_takes_family_or_says_why_not(arch, synth_dir):
+    """The CUDA backend runs these families: --device cuda either runs (a machine with a
+    card) or fails naming why there is no device, never the architecture; auto runs on what
+    there is."""
     path = synth(synth_dir, arch, "f32")
     proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, "--device", "cuda",
                     check=False)
-    assert proc.returncode == 1 and f"architecture '{arch}'" in proc.stderr, proc.stderr
+    assert proc.returncode == 0 or "no CUDA device" in proc.stderr, proc.stderr
+    assert f"architecture '{arch}'" not in proc.stderr, proc.stderr
     proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, "--device", "auto", "--ids")
     assert len(proc.stdout.split()) == 2
