@@ -202,7 +202,8 @@ TEST(disconnect_cancels_the_producer) {
     char buf[512];
     CHECK(recv(fd, buf, sizeof buf, 0) > 0);
     close(fd);
-    for (int i = 0; i < 400 && !atomic_load(&producer_done); i++) sleep_ms(10);
+    /* a loaded machine may take seconds to schedule the producer again */
+    for (int i = 0; i < 1500 && !atomic_load(&producer_done); i++) sleep_ms(10);
     serve_http_stop(h);
     CHECK(atomic_load(&producer_saw_cancel));
 }
@@ -230,7 +231,8 @@ TEST(stop_with_an_open_stream) {
     char buf[512];
     CHECK(recv(fd, buf, sizeof buf, 0) > 0);
     serve_http_stop(h); /* must return although the stream never ends */
-    for (int i = 0; i < 400 && !atomic_load(&producer_done); i++) sleep_ms(10);
+    /* a loaded machine may take seconds to schedule the producer again */
+    for (int i = 0; i < 1500 && !atomic_load(&producer_done); i++) sleep_ms(10);
     close(fd);
     CHECK(atomic_load(&producer_done));
 }
