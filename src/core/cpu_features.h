@@ -24,6 +24,7 @@ typedef struct ob_cpu_features {
     bool avxvnni;                             /* x86-64: VEX VPDPBUSD on 256-bit registers
                                                  (AVX-VNNI, CPUs with AVX2 and no AVX-512) */
     bool neon, dotprod;                       /* aarch64: Advanced SIMD (always), SDOT/UDOT */
+    bool i8mm;                                /* aarch64: int8 matrix multiply (SMMLA) */
 } ob_cpu_features;
 
 /* The features of this CPU after the OB_ISA cap. Detected on the first call; thread-safe;
