@@ -145,6 +145,9 @@ static const quant_repack_impl *const REPACKED_NEON_I8MM[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q5_0] = ARM(&quant_q5_0_repack_i8mm),
     [OB_QTYPE_Q8_0] = ARM(&quant_q8_0_repack_i8mm),
     [OB_QTYPE_IQ4_NL] = ARM(&quant_iq4_nl_repack_i8mm),
+    [OB_QTYPE_Q4_K] = ARM(&quant_q4_k_repack_i8mm),
+    [OB_QTYPE_Q5_K] = ARM(&quant_q5_k_repack_i8mm),
+    [OB_QTYPE_Q6_K] = ARM(&quant_q6_k_repack_i8mm),
 };
 
 /* Copies a repacked kernel set into a variant. */

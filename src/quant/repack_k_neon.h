@@ -1,0 +1,102 @@
+/*
+ * What the repacked NEON K-quant kernels (repack_k_neon.c with SDOT, repack_k_i8mm_neon.c with
+ * SMMLA) share: the layouts' offsets, the unpacking of scales and of one piece of quants into
+ * signed bytes. Layouts and arithmetic: repack_k_neon.c's opening comment.
+ */
+#ifndef OB_QUANT_REPACK_K_NEON_H
+#define OB_QUANT_REPACK_K_NEON_H
+
+#include "quant/q8_k.h"
+#include "quant/repack_neon.h"
+
+#define RKN_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
+
+enum { RKN_Q4_K, RKN_Q5_K, RKN_Q6_K };
+
+/* ---- load-time repacking ---- */
+
+static inline void rkn_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q4_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q5_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q6_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline size_t rkn_act_size(int64_t n) { return (size_t)(n / QK_K) * RKN_ABLOCK; }
+
+/* Byte j (0..3, any value) of each int32 lane, zero-extended. */
+RN_INLINE int32x4_t rkn_byte(uint8x16_t v, int j) {
+    const uint32x4_t w = vshlq_u32(vreinterpretq_u32_u8(v), vdupq_n_s32(-8 * j));
+    return vreinterpretq_s32_u32(vandq_u32(w, vdupq_n_u32(0xff)));
+}
+
+/* ---- Q4_K and Q5_K ---- */
+
+/* The 4 rows' (one half's) 6-bit scales: sc[0] holds scales 0-3 as the bytes of each row's
+ * lane, sc[1] scales 4-7, mn[0..1] the mins alike; unpacked from the three scale words as the
+ * reference does per row. */
+RN_INLINE void rkn_scales(const uint8_t *p, uint8x16_t sc[2], uint8x16_t mn[2]) {
+    const uint8x16_t u0 = vld1q_u8(p), u1 = vld1q_u8(p + 32), u2 = vld1q_u8(p + 64);
+    const uint8x16_t m6 = vdupq_n_u8(0x3f), m4 = vdupq_n_u8(0x0f);
+    sc[0] = vandq_u8(u0, m6);
+    sc[1] = vorrq_u8(vandq_u8(u2, m4), vshlq_n_u8(vshrq_n_u8(u0, 6), 4));
+    mn[0] = vandq_u8(u1, m6);
+    mn[1] = vorrq_u8(vshrq_n_u8(u2, 4), vshlq_n_u8(vshrq_n_u8(u1, 6), 4));
+}
+
+/* Piece g (elements 4g..4g+3 of a 32-element sub-block) of half h (rows 4h..4h+3) of the
+ * Q4_K / Q5_K chunk at qc: low nibbles (hi 0, sub-block 2c) or high (hi 1, sub-block 2c + 1),
+ * with the fifth bits of plane fh (bit g) at bit 4 when five. */
+RN_INLINE int8x16_t rkn_k4_piece(int five, const uint8_t *qc, int g, int h, int hi,
+                                 uint8x16_t fh) {
+    const uint8x16_t v = vld1q_u8(qc + 32 * g + 16 * h);
+    uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
+    if (five) u = vorrq_u8(u, vandq_u8(vshlq_u8(fh, vdupq_n_s8((int8_t)(4 - g))), vdupq_n_u8(0x10)));
+    return vreinterpretq_s8_u8(u);
+}
+
+/* Piece g (elements 4g.. of a 16-element sub-block) of half h of the Q6_K chunk at ch: low
+ * nibbles (hi 0) or high (hi 1) of the nibble piece with their two high bits from plane hb
+ * (bits 2g..2g+1) at bits 4..5, as u = q + 32. */
+RN_INLINE int8x16_t rkn_q6_piece(const uint8_t *ch, int g, int h, int hi, uint8x16_t hb) {
+    const uint8x16_t v = vld1q_u8(ch + 64 + 32 * g + 16 * h);
+    const uint8x16_t lo = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
+    const uint8x16_t top =
+        vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(4 - 2 * g))), vdupq_n_u8(0x30));
+    return vreinterpretq_s8_u8(vorrq_u8(lo, top));
+}
+
+/* Half h's int8 Q6_K scales of sub-blocks 2k (sa) and 2k + 1 (sb), one row per lane. */
+RN_INLINE void rkn_q6_scales(const uint8_t *xb, int k, int h, int32x4_t *sa, int32x4_t *sb) {
+    /* the rows' int8 scale pairs (2k, 2k + 1), row r at int16 lane r */
+    const int16x8_t pr = vld1q_s16((const int16_t *)(xb + 16 + 16 * k));
+    const int16x4_t ph = h ? vget_high_s16(pr) : vget_low_s16(pr);
+    *sa = vmovl_s16(vshr_n_s16(vshl_n_s16(ph, 8), 8));
+    *sb = vmovl_s16(vshr_n_s16(ph, 8));
+}
+
+/* The f16 scales of half h at xb (d, or dmin at xb + 16). */
+RN_INLINE float32x4_t rkn_half_scales(const uint8_t *xb, int h) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)xb + 4 * h)));
+}
+
+/* Sum of sub-block j's 32 activation quants (Q8_K's two 16-sums). */
+RN_INLINE int32_t rkn_ysum32(const uint8_t *yb, int j) {
+    int16_t bs[2];
+    memcpy(bs, yb + 260 + 4 * j, sizeof bs);
+    return bs[0] + bs[1];
+}
+
+/* Sub-block j's 16-sum. */
+RN_INLINE int32_t rkn_ysum16(const uint8_t *yb, int j) {
+    int16_t b;
+    memcpy(&b, yb + 260 + 2 * j, sizeof b);
+    return b;
+}
+
+#endif
