@@ -74,10 +74,10 @@ void quant_rk_act_b16(const float *src, void *dst, int64_t n);
  * rows. */
 extern const quant_repack_impl quant_q4_0_repack_neon, quant_q5_0_repack_neon,
     quant_q8_0_repack_neon, quant_iq4_nl_repack_neon, quant_q4_k_repack_neon,
-    quant_q5_k_repack_neon, quant_q6_k_repack_neon;
+    quant_q5_k_repack_neon, quant_q6_k_repack_neon, quant_iq4_xs_repack_neon;
 extern const quant_repack_impl quant_q4_0_repack_i8mm, quant_q5_0_repack_i8mm,
     quant_q8_0_repack_i8mm, quant_iq4_nl_repack_i8mm, quant_q4_k_repack_i8mm,
-    quant_q5_k_repack_i8mm, quant_q6_k_repack_i8mm;
+    quant_q5_k_repack_i8mm, quant_q6_k_repack_i8mm, quant_iq4_xs_repack_i8mm;
 #endif
 
 #endif

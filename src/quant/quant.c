@@ -138,6 +138,7 @@ static const quant_repack_impl *const REPACKED_NEON[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_K] = ARM(&quant_q4_k_repack_neon),
     [OB_QTYPE_Q5_K] = ARM(&quant_q5_k_repack_neon),
     [OB_QTYPE_Q6_K] = ARM(&quant_q6_k_repack_neon),
+    [OB_QTYPE_IQ4_XS] = ARM(&quant_iq4_xs_repack_neon),
 };
 
 static const quant_repack_impl *const REPACKED_NEON_I8MM[OB_QTYPE_COUNT] = {
@@ -148,6 +149,7 @@ static const quant_repack_impl *const REPACKED_NEON_I8MM[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_K] = ARM(&quant_q4_k_repack_i8mm),
     [OB_QTYPE_Q5_K] = ARM(&quant_q5_k_repack_i8mm),
     [OB_QTYPE_Q6_K] = ARM(&quant_q6_k_repack_i8mm),
+    [OB_QTYPE_IQ4_XS] = ARM(&quant_iq4_xs_repack_i8mm),
 };
 
 /* Copies a repacked kernel set into a variant. */

@@ -1,5 +1,5 @@
 /*
- * Q4_K, Q5_K and Q6_K weights repacked 8 rows at a time, NEON with I8MM: the K-quant
+ * Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM: the K-quant
  * counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation rows of
  * repack_k_neon.c, whose SDOT kernel takes a single activation row.
  *
@@ -10,8 +10,6 @@
  * kernel's, element for element, so a row's result does not depend on the kernel.
  */
 #include "quant/repack_k_neon.h"
-
-enum { RKM_Q4_K, RKM_Q5_K, RKM_Q6_K };
 
 /* The two activation rows of pair p (the last row twice when RY is odd). */
 RN_INLINE void rkm_pair(const uint8_t *y, size_t ys, int RY, int p, const uint8_t **t0,
@@ -155,32 +153,77 @@ RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
     }
 }
 
+/* One IQ4_XS super-block column of half h against RY (2..4) activation rows. */
+RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+                            const uint8_t *y, size_t ys, int8x16_t levels) {
+    const int np = (RY + 1) / 2;
+    int32x4_t isum[2][2];
+    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
+    for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
+        int8x16_t b[2][4];
+        int32x4_t s[2][2];
+        for (int p = 0; p < np; p++) {
+            const uint8_t *t0, *t1;
+            rkm_pair(y, ys, RY, p, &t0, &t1);
+            rkm_b16(t0, t1, 4 + 32 * sb, b[p]);
+            rkm_b16(t0, t1, 4 + 32 * sb + 16, b[p] + 2);
+            s[0][p] = s[1][p] = vdupq_n_s32(0);
+        }
+        for (int kc = 0; kc < 4; kc++) {
+            int8x16_t m[2];
+            rkm_rows(rkn_xs_piece(xb, sb, 2 * kc, h, levels),
+                     rkn_xs_piece(xb, sb, 2 * kc + 1, h, levels), m);
+            for (int i = 0; i < 2; i++)
+                for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+        }
+        const int32x4_t sc = rkn_xs_scale(xb, sb, h);
+        for (int i = 0; i < 2; i++)
+            for (int p = 0; p < np; p++)
+                isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
+    }
+    const float32x4_t dx = rkn_half_scales(xb, h);
+    for (int p = 0; p < np; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        const float32x4_t dyy = rkm_dyy(t0, t1);
+        for (int i = 0; i < 2; i++) {
+            float32x4_t *a = &acc[2 * h + i][p];
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+        }
+    }
+}
+
 /* The SDOT kernel of each type, for a single activation row. */
 static const quant_repack_impl *const RKM_SDOT[] = {
-    [RKM_Q4_K] = &quant_q4_k_repack_neon,
-    [RKM_Q5_K] = &quant_q5_k_repack_neon,
-    [RKM_Q6_K] = &quant_q6_k_repack_neon,
+    [RKN_Q4_K] = &quant_q4_k_repack_neon,
+    [RKN_Q5_K] = &quant_q5_k_repack_neon,
+    [RKN_Q6_K] = &quant_q6_k_repack_neon,
+    [RKN_IQ4_XS] = &quant_iq4_xs_repack_neon,
 };
 
 /* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
 RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
-    const size_t xb = RN_ROWS * (kind == RKM_Q4_K   ? sizeof(block_q4_k)
-                                 : kind == RKM_Q5_K ? sizeof(block_q5_k)
-                                                    : sizeof(block_q6_k));
+    const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
+                                 : kind == RKN_Q5_K ? sizeof(block_q5_k)
+                                 : kind == RKN_Q6_K ? sizeof(block_q6_k)
+                                                    : sizeof(block_iq4_xs));
     if (RY == 1) {
         RKM_SDOT[kind]->dot(n, RN_ROWS, 1, out, os, x, xb * (size_t)(n / QK_K), y, ys);
         return;
     }
     const int np = (RY + 1) / 2;
+    const int8x16_t levels = vld1q_s8(quant_iq4_levels);
     float32x4_t acc[4][2];
     for (int rp = 0; rp < 4; rp++)
         for (int p = 0; p < np; p++) acc[rp][p] = vdupq_n_f32(0);
     for (int64_t b = 0; b < n / QK_K; b++) {
         for (int h = 0; h < 2; h++) {
             const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
-            if (kind == RKM_Q6_K) rkm_q6_block(RY, acc, h, xr, yr, ys);
-            else rkm_k4_block(kind == RKM_Q5_K, RY, acc, h, xr, yr, ys);
+            if (kind == RKN_Q6_K) rkm_q6_block(RY, acc, h, xr, yr, ys);
+            else if (kind == RKN_IQ4_XS) rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
+            else rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
         }
     }
     for (int p = 0; p < np; p++) {
@@ -194,9 +237,10 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
 
 #define RKM_DEFINE_DOT(NAME, KIND) REPACK_DEFINE_DOT(NAME, rkm_group, KIND, RN_ROWS)
 
-RKM_DEFINE_DOT(rkm_dot_q4_k, RKM_Q4_K)
-RKM_DEFINE_DOT(rkm_dot_q5_k, RKM_Q5_K)
-RKM_DEFINE_DOT(rkm_dot_q6_k, RKM_Q6_K)
+RKM_DEFINE_DOT(rkm_dot_q4_k, RKN_Q4_K)
+RKM_DEFINE_DOT(rkm_dot_q5_k, RKN_Q5_K)
+RKM_DEFINE_DOT(rkm_dot_q6_k, RKN_Q6_K)
+RKM_DEFINE_DOT(rkm_dot_iq4_xs, RKN_IQ4_XS)
 
 const quant_repack_impl quant_q4_k_repack_i8mm = {RN_ROWS, rkn_pack_q4_k, rkn_act_size,
                                                  quant_q8_k_from_f32_neon, rkm_dot_q4_k};
@@ -204,3 +248,5 @@ const quant_repack_impl quant_q5_k_repack_i8mm = {RN_ROWS, rkn_pack_q5_k, rkn_ac
                                                  quant_q8_k_from_f32_neon, rkm_dot_q5_k};
 const quant_repack_impl quant_q6_k_repack_i8mm = {RN_ROWS, rkn_pack_q6_k, rkn_act_size,
                                                  quant_q8_k_from_f32_neon, rkm_dot_q6_k};
+const quant_repack_impl quant_iq4_xs_repack_i8mm = {RN_ROWS, rkn_pack_iq4_xs, rkn_act_size,
+                                                   quant_q8_k_from_f32_neon, rkm_dot_iq4_xs};

@@ -11,7 +11,7 @@
 
 #define RKN_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
-enum { RKN_Q4_K, RKN_Q5_K, RKN_Q6_K };
+enum { RKN_Q4_K, RKN_Q5_K, RKN_Q6_K, RKN_IQ4_XS };
 
 /* ---- load-time repacking ---- */
 
@@ -25,6 +25,10 @@ static inline void rkn_pack_q5_k(const void *src, size_t stride, void *dst, int6
 
 static inline void rkn_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
     quant_rp_pack_q6_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_iq4_xs(src, stride, dst, n, RN_ROWS);
 }
 
 static inline size_t rkn_act_size(int64_t n) { return (size_t)(n / QK_K) * RKN_ABLOCK; }
@@ -78,6 +82,26 @@ RN_INLINE void rkn_q6_scales(const uint8_t *xb, int k, int h, int32x4_t *sa, int
     const int16x4_t ph = h ? vget_high_s16(pr) : vget_low_s16(pr);
     *sa = vmovl_s16(vshr_n_s16(vshl_n_s16(ph, 8), 8));
     *sb = vmovl_s16(vshr_n_s16(ph, 8));
+}
+
+/* IQ4_XS (layout of repack_iq4_avx2.c at 8 rows: f16 d[8], the rows' scales_l words at 16,
+ * their scales_h at 48, then 8 sub-blocks of 4 pieces from 64): elements 4g..4g+3 (g < 8) of
+ * sub-block s of half h as levels, from the low nibbles of piece g (g < 4) or the high ones of
+ * piece g - 4. */
+RN_INLINE int8x16_t rkn_xs_piece(const uint8_t *xb, int s, int g, int h, int8x16_t levels) {
+    const uint8x16_t v = vld1q_u8(xb + 64 + 32 * (4 * s + (g & 3)) + 16 * h);
+    const uint8x16_t u = g < 4 ? vandq_u8(v, vdupq_n_u8(0x0f)) : vshrq_n_u8(v, 4);
+    return vqtbl1q_s8(levels, u);
+}
+
+/* Half h's IQ4_XS scales of sub-block s (-32..31), one row per lane, as the reference forms
+ * them: 4 low bits from nibble s of the scales_l word, 2 high bits from bits 2s of scales_h. */
+RN_INLINE int32x4_t rkn_xs_scale(const uint8_t *xb, int s, int h) {
+    const uint32x4_t sl = vld1q_u32((const uint32_t *)(xb + 16 + 16 * h));
+    const uint32x4_t sh = vmovl_u16(vld1_u16((const uint16_t *)(xb + 48 + 8 * h)));
+    const uint32x4_t lo = vandq_u32(vshlq_u32(sl, vdupq_n_s32(-4 * s)), vdupq_n_u32(0xf));
+    const uint32x4_t hi = vandq_u32(vshlq_u32(sh, vdupq_n_s32(-2 * s)), vdupq_n_u32(3));
+    return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
 }
 
 /* The f16 scales of half h at xb (d, or dmin at xb + 16). */
