@@ -69,12 +69,14 @@ void quant_rk_act_b16(const float *src, void *dst, int64_t n);
 #endif
 
 #if defined(__aarch64__) || defined(_M_ARM64)
-/* NEON kernels on groups of 8 rows: SDOT (repack_neon.c, repack_k_neon.c) and, on CPUs with
+/* NEON kernels on groups of 8 rows: SDOT (repack_neon.c, repack_k_neon.c,
+ * repack_q23_k_neon.c) and, on CPUs with
  * I8MM, SMMLA (repack_i8mm_neon.c, repack_k_i8mm_neon.c) on the same layouts and activation
  * rows. */
 extern const quant_repack_impl quant_q4_0_repack_neon, quant_q5_0_repack_neon,
     quant_q8_0_repack_neon, quant_iq4_nl_repack_neon, quant_q4_k_repack_neon,
-    quant_q5_k_repack_neon, quant_q6_k_repack_neon, quant_iq4_xs_repack_neon;
+    quant_q5_k_repack_neon, quant_q6_k_repack_neon, quant_iq4_xs_repack_neon,
+    quant_q2_k_repack_neon, quant_q3_k_repack_neon;
 extern const quant_repack_impl quant_q4_0_repack_i8mm, quant_q5_0_repack_i8mm,
     quant_q8_0_repack_i8mm, quant_iq4_nl_repack_i8mm, quant_q4_k_repack_i8mm,
     quant_q5_k_repack_i8mm, quant_q6_k_repack_i8mm, quant_iq4_xs_repack_i8mm;

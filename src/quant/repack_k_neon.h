@@ -31,6 +31,14 @@ static inline void rkn_pack_iq4_xs(const void *src, size_t stride, void *dst, in
     quant_rp_pack_iq4_xs(src, stride, dst, n, RN_ROWS);
 }
 
+static inline void rkn_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q2_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q3_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q3_k(src, stride, dst, n, RN_ROWS);
+}
+
 static inline size_t rkn_act_size(int64_t n) { return (size_t)(n / QK_K) * RKN_ABLOCK; }
 
 /* Byte j (0..3, any value) of each int32 lane, zero-extended. */
@@ -101,6 +109,44 @@ RN_INLINE int32x4_t rkn_xs_scale(const uint8_t *xb, int s, int h) {
     const uint32x4_t sh = vmovl_u16(vld1_u16((const uint16_t *)(xb + 48 + 8 * h)));
     const uint32x4_t lo = vandq_u32(vshlq_u32(sl, vdupq_n_s32(-4 * s)), vdupq_n_u32(0xf));
     const uint32x4_t hi = vandq_u32(vshlq_u32(sh, vdupq_n_s32(-2 * s)), vdupq_n_u32(3));
+    return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
+}
+
+/* Q2_K (layout of repack_q2_k_avx2.c at 8 rows: f16 d[8], dmin[8], four scale words at 32,
+ * then 8 chunks of 32 elements from 160, each two pieces of 2-bit quants): elements 4g..4g+3
+ * (g < 8) of the chunk at cb, half h, as 0..3. */
+RN_INLINE int8x16_t rkn_q2_piece(const uint8_t *cb, int g, int h) {
+    const uint8x16_t l = vld1q_u8(cb + 32 * (g / 4) + 16 * h);
+    return vreinterpretq_s8_u8(
+        vandq_u8(vshlq_u8(l, vdupq_n_s8((int8_t)(-2 * (g % 4)))), vdupq_n_u8(3)));
+}
+
+/* Q2_K sub-block j's scale (sc) and min (mn) of half h's rows, 0..15 each. */
+RN_INLINE void rkn_q2_scale(const uint8_t *xb, int j, int h, int32x4_t *sc, int32x4_t *mn) {
+    const int32x4_t b = rkn_byte(vld1q_u8(xb + 32 + 32 * (j / 4) + 16 * h), j % 4);
+    *sc = vandq_s32(b, vdupq_n_s32(0xf));
+    *mn = vshrq_n_s32(b, 4);
+}
+
+/* Q3_K (layout of repack_q3_k_avx2.c at 8 rows: f16 d[8], three scale words at 16, then 8
+ * chunks of 32 elements from 112, each a piece of high bits and two of low bits): elements
+ * 4g..4g+3 (g < 8) of the chunk at ch, half h, as u = q + 4 (0..7). */
+RN_INLINE int8x16_t rkn_q3_piece(const uint8_t *ch, int g, int h) {
+    const uint8x16_t hb = vld1q_u8(ch + 16 * h), l = vld1q_u8(ch + 32 + 32 * (g / 4) + 16 * h);
+    const uint8x16_t lo = vandq_u8(vshlq_u8(l, vdupq_n_s8((int8_t)(-2 * (g % 4)))), vdupq_n_u8(3));
+    const uint8x16_t top = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(2 - g))), vdupq_n_u8(4));
+    return vreinterpretq_s8_u8(vorrq_u8(lo, top));
+}
+
+/* Q3_K sub-block j's scale (-32..31) of half h's rows: low 4 bits in byte j % 8 of words 0-1
+ * (its high nibble for j >= 8), high 2 bits at bits 2 (j / 4) of byte j % 4 of word 2. */
+RN_INLINE int32x4_t rkn_q3_scale(const uint8_t *xb, int j, int h) {
+    const uint32x4_t w = vld1q_u32((const uint32_t *)(xb + 16 + 32 * ((j % 8) / 4) + 16 * h));
+    const uint32x4_t w2 = vld1q_u32((const uint32_t *)(xb + 80 + 16 * h));
+    const uint32x4_t lo = vandq_u32(vshlq_u32(w, vdupq_n_s32(-(8 * (j % 4) + 4 * (j / 8)))),
+                                    vdupq_n_u32(0xf));
+    const uint32x4_t hi = vandq_u32(vshlq_u32(w2, vdupq_n_s32(-(8 * (j % 4) + 2 * (j / 4)))),
+                                    vdupq_n_u32(3));
     return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
 }
 

@@ -452,7 +452,8 @@ TEST(neon_repacked_kernels_are_chosen) {
     const ob_cpu_features *cpu = ob_cpu_features_get();
     if (!cpu->neon || !cpu->dotprod) SKIP("not an Arm CPU with the dot-product extension");
     const uint32_t types[] = {OB_QTYPE_Q4_0, OB_QTYPE_Q5_0, OB_QTYPE_Q8_0, OB_QTYPE_IQ4_NL,
-                              OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS};
+                              OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS,
+                              OB_QTYPE_Q2_K, OB_QTYPE_Q3_K};
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const quant_traits *t = quant_traits_isa(types[k], "neon");
         CHECK(t != NULL);
