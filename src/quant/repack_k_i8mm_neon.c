@@ -1,7 +1,8 @@
 /*
- * Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM: the K-quant
- * counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation rows of
- * repack_k_neon.c, whose SDOT kernel takes a single activation row.
+ * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM:
+ * the K-quant counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation
+ * rows of repack_k_neon.c and repack_q23_k_neon.c, whose SDOT kernels take a single activation
+ * row.
  *
  * Per sub-block, 2 x 2 SMMLA tiles (rows 2i, 2i + 1 x activation rows 2p, 2p + 1) sum its
  * quant products; the tile meets the rows' scales as [s0, s0, s1, s1] in one multiply-add. The
@@ -194,12 +195,80 @@ RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
     }
 }
 
+/* One Q2_K or Q3_K super-block column of half h against RY (2..4) activation rows: sub-blocks
+ * of 16, two SMMLA steps each; Q3_K's tiles start at -4 * bsum, Q2_K's min term is formed per
+ * activation row (as in repack_q23_k_neon.c) and zipped into tile order. */
+RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+                             const uint8_t *y, size_t ys) {
+    const int np = (RY + 1) / 2;
+    int32x4_t isum[2][2], msum[2][2]; /* msum[p][t]: per row, activation row 2p + t */
+    for (int i = 0; i < 2; i++)
+        for (int p = 0; p < np; p++) isum[i][p] = msum[p][i] = vdupq_n_s32(0);
+    for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
+        const uint8_t *cb = xb + (kind == RKN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
+        for (int hi = 0; hi < 2; hi++) {
+            const int j = 2 * k + hi;
+            int8x16_t b[2][2];
+            int32x4_t s[2][2];
+            for (int p = 0; p < np; p++) {
+                const uint8_t *t0, *t1;
+                rkm_pair(y, ys, RY, p, &t0, &t1);
+                rkm_b16(t0, t1, 4 + 16 * j, b[p]);
+                const int32_t b0 = kind == RKN_Q3_K ? -4 * rkn_ysum16(t0, j) : 0,
+                              b1 = kind == RKN_Q3_K ? -4 * rkn_ysum16(t1, j) : 0;
+                const int32_t st[4] = {b0, b1, b0, b1};
+                s[0][p] = s[1][p] = vld1q_s32(st);
+            }
+            for (int kc = 0; kc < 2; kc++) {
+                const int g = 4 * hi + 2 * kc;
+                int8x16_t m[2];
+                if (kind == RKN_Q3_K)
+                    rkm_rows(rkn_q3_piece(cb, g, h), rkn_q3_piece(cb, g + 1, h), m);
+                else rkm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
+                for (int i = 0; i < 2; i++)
+                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+            }
+            int32x4_t sc, mn = vdupq_n_s32(0);
+            if (kind == RKN_Q3_K) sc = rkn_q3_scale(xb, j, h);
+            else rkn_q2_scale(xb, j, h, &sc, &mn);
+            for (int i = 0; i < 2; i++)
+                for (int p = 0; p < np; p++)
+                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
+            if (kind == RKN_Q2_K) {
+                for (int p = 0; p < np; p++) {
+                    const uint8_t *t0, *t1;
+                    rkm_pair(y, ys, RY, p, &t0, &t1);
+                    msum[p][0] = vmlaq_n_s32(msum[p][0], mn, rkn_ysum16(t0, j));
+                    msum[p][1] = vmlaq_n_s32(msum[p][1], mn, rkn_ysum16(t1, j));
+                }
+            }
+        }
+    }
+    const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
+    for (int p = 0; p < np; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        const float32x4_t dyy = rkm_dyy(t0, t1);
+        for (int i = 0; i < 2; i++) {
+            float32x4_t *a = &acc[2 * h + i][p];
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+            if (kind == RKN_Q2_K) {
+                const int32x4_t mt =
+                    i ? vzip2q_s32(msum[p][0], msum[p][1]) : vzip1q_s32(msum[p][0], msum[p][1]);
+                *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkm_rows_f32(mx, i), dyy));
+            }
+        }
+    }
+}
+
 /* The SDOT kernel of each type, for a single activation row. */
 static const quant_repack_impl *const RKM_SDOT[] = {
     [RKN_Q4_K] = &quant_q4_k_repack_neon,
     [RKN_Q5_K] = &quant_q5_k_repack_neon,
     [RKN_Q6_K] = &quant_q6_k_repack_neon,
     [RKN_IQ4_XS] = &quant_iq4_xs_repack_neon,
+    [RKN_Q2_K] = &quant_q2_k_repack_neon,
+    [RKN_Q3_K] = &quant_q3_k_repack_neon,
 };
 
 /* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
@@ -208,6 +277,8 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
     const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
                                  : kind == RKN_Q5_K ? sizeof(block_q5_k)
                                  : kind == RKN_Q6_K ? sizeof(block_q6_k)
+                                 : kind == RKN_Q2_K ? sizeof(block_q2_k)
+                                 : kind == RKN_Q3_K ? sizeof(block_q3_k)
                                                     : sizeof(block_iq4_xs));
     if (RY == 1) {
         RKM_SDOT[kind]->dot(n, RN_ROWS, 1, out, os, x, xb * (size_t)(n / QK_K), y, ys);
@@ -223,6 +294,8 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
             const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
             if (kind == RKN_Q6_K) rkm_q6_block(RY, acc, h, xr, yr, ys);
             else if (kind == RKN_IQ4_XS) rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
+            else if (kind == RKN_Q2_K || kind == RKN_Q3_K)
+                rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
             else rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
         }
     }
@@ -241,6 +314,8 @@ RKM_DEFINE_DOT(rkm_dot_q4_k, RKN_Q4_K)
 RKM_DEFINE_DOT(rkm_dot_q5_k, RKN_Q5_K)
 RKM_DEFINE_DOT(rkm_dot_q6_k, RKN_Q6_K)
 RKM_DEFINE_DOT(rkm_dot_iq4_xs, RKN_IQ4_XS)
+RKM_DEFINE_DOT(rkm_dot_q2_k, RKN_Q2_K)
+RKM_DEFINE_DOT(rkm_dot_q3_k, RKN_Q3_K)
 
 const quant_repack_impl quant_q4_k_repack_i8mm = {RN_ROWS, rkn_pack_q4_k, rkn_act_size,
                                                  quant_q8_k_from_f32_neon, rkm_dot_q4_k};
@@ -250,3 +325,7 @@ const quant_repack_impl quant_q6_k_repack_i8mm = {RN_ROWS, rkn_pack_q6_k, rkn_ac
                                                  quant_q8_k_from_f32_neon, rkm_dot_q6_k};
 const quant_repack_impl quant_iq4_xs_repack_i8mm = {RN_ROWS, rkn_pack_iq4_xs, rkn_act_size,
                                                    quant_q8_k_from_f32_neon, rkm_dot_iq4_xs};
+const quant_repack_impl quant_q2_k_repack_i8mm = {RN_ROWS, rkn_pack_q2_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q2_k};
+const quant_repack_impl quant_q3_k_repack_i8mm = {RN_ROWS, rkn_pack_q3_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q3_k};

@@ -11,7 +11,7 @@
 
 #define RKN_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
-enum { RKN_Q4_K, RKN_Q5_K, RKN_Q6_K, RKN_IQ4_XS };
+enum { RKN_Q4_K, RKN_Q5_K, RKN_Q6_K, RKN_IQ4_XS, RKN_Q2_K, RKN_Q3_K };
 
 /* ---- load-time repacking ---- */
 

@@ -12,13 +12,11 @@
  */
 #include "quant/repack_k_neon.h"
 
-enum { RQN_Q2_K, RQN_Q3_K };
-
 /* Piece g of sub-block j (16 elements) against RY activation rows (a[c]: their 16 quants);
  * g is a literal where the lane must be one. */
 #define RQN_SDOT(g)                                                                            \
     do {                                                                                       \
-        const int8x16_t w = kind == RQN_Q3_K ? rkn_q3_piece(cb, 4 * hi + (g), h)               \
+        const int8x16_t w = kind == RKN_Q3_K ? rkn_q3_piece(cb, 4 * hi + (g), h)               \
                                              : rkn_q2_piece(cb, 4 * hi + (g), h);              \
         for (int c = 0; c < RY; c++) s[c] = vdotq_laneq_s32(s[c], w, a[c], (g));               \
     } while (0)
@@ -29,7 +27,7 @@ RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const u
     int32x4_t isum[4], msum[4];
     for (int c = 0; c < RY; c++) isum[c] = msum[c] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
-        const uint8_t *cb = xb + (kind == RQN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
+        const uint8_t *cb = xb + (kind == RKN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
             int8x16_t a[4];
@@ -37,13 +35,13 @@ RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const u
             for (int c = 0; c < RY; c++) {
                 const uint8_t *yb = y + c * ys;
                 a[c] = vld1q_s8((const int8_t *)yb + 4 + 16 * j);
-                s[c] = vdupq_n_s32(kind == RQN_Q3_K ? -4 * rkn_ysum16(yb, j) : 0);
+                s[c] = vdupq_n_s32(kind == RKN_Q3_K ? -4 * rkn_ysum16(yb, j) : 0);
             }
             RQN_SDOT(0);
             RQN_SDOT(1);
             RQN_SDOT(2);
             RQN_SDOT(3);
-            if (kind == RQN_Q3_K) {
+            if (kind == RKN_Q3_K) {
                 const int32x4_t sc = rkn_q3_scale(xb, j, h);
                 for (int c = 0; c < RY; c++) isum[c] = vmlaq_s32(isum[c], s[c], sc);
             } else {
@@ -60,7 +58,7 @@ RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const u
     for (int c = 0; c < RY; c++) {
         const float dy = rn_load_f32(y + c * ys);
         acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, dy));
-        if (kind == RQN_Q2_K)
+        if (kind == RKN_Q2_K)
             acc[c][h] = vfmsq_f32(acc[c][h], vcvtq_f32_s32(msum[c]),
                                   vmulq_n_f32(rkn_half_scales(xb + 16, h), dy));
     }
@@ -69,7 +67,7 @@ RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const u
 /* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
 RN_INLINE void rqn_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
-    const size_t xb = RN_ROWS * (kind == RQN_Q3_K ? sizeof(block_q3_k) : sizeof(block_q2_k));
+    const size_t xb = RN_ROWS * (kind == RKN_Q3_K ? sizeof(block_q3_k) : sizeof(block_q2_k));
     float32x4_t acc[4][2];
     for (int c = 0; c < RY; c++) acc[c][0] = acc[c][1] = vdupq_n_f32(0);
     for (int64_t b = 0; b < n / QK_K; b++)
@@ -82,8 +80,8 @@ RN_INLINE void rqn_group(int kind, int RY, int64_t n, float *out, size_t os, con
 
 #define RQN_DEFINE_DOT(NAME, KIND) REPACK_DEFINE_DOT(NAME, rqn_group, KIND, RN_ROWS)
 
-RQN_DEFINE_DOT(rqn_dot_q2_k, RQN_Q2_K)
-RQN_DEFINE_DOT(rqn_dot_q3_k, RQN_Q3_K)
+RQN_DEFINE_DOT(rqn_dot_q2_k, RKN_Q2_K)
+RQN_DEFINE_DOT(rqn_dot_q3_k, RKN_Q3_K)
 
 const quant_repack_impl quant_q2_k_repack_neon = {RN_ROWS, rkn_pack_q2_k, rkn_act_size,
                                                  quant_q8_k_from_f32_neon, rqn_dot_q2_k};
