@@ -68,7 +68,10 @@ RN_INLINE int8x16_t rkn_k4_piece(int five, const uint8_t *qc, int g, int h, int 
                                  uint8x16_t fh) {
     const uint8x16_t v = vld1q_u8(qc + 32 * g + 16 * h);
     uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
-    if (five) u = vorrq_u8(u, vandq_u8(vshlq_u8(fh, vdupq_n_s8((int8_t)(4 - g))), vdupq_n_u8(0x10)));
+    if (five) {
+        const uint8x16_t f = vshlq_u8(fh, vdupq_n_s8((int8_t)(4 - g)));
+        u = vorrq_u8(u, vandq_u8(f, vdupq_n_u8(0x10)));
+    }
     return vreinterpretq_s8_u8(u);
 }
 
