@@ -26,7 +26,7 @@ RN_INLINE void rm_block(int kind, int RY, float32x4_t acc[4][2], const uint8_t *
     int8x16_t b[2][4];
     int32x4_t s[4][2];
     float32x4_t dyy[2];
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
         const uint8_t *t0 = y + 2 * p * ys, *t1 = 2 * p + 1 < RY ? t0 + ys : t0;
         const int64x2_t a00 = vreinterpretq_s64_s8(vld1q_s8((const int8_t *)t0)),
@@ -37,39 +37,36 @@ RN_INLINE void rm_block(int kind, int RY, float32x4_t acc[4][2], const uint8_t *
         b[p][1] = vreinterpretq_s8_s64(vzip2q_s64(a00, a10)); /* 8..15 */
         b[p][2] = vreinterpretq_s8_s64(vzip1q_s64(a01, a11)); /* 16..23 */
         b[p][3] = vreinterpretq_s8_s64(vzip2q_s64(a01, a11)); /* 24..31 */
-        const int32_t st[4] = {rn_load_i32(t0 + 36), rn_load_i32(t1 + 36), rn_load_i32(t0 + 36),
-                               rn_load_i32(t1 + 36)};
-        const float dy[4] = {rn_load_f32(t0 + 32), rn_load_f32(t1 + 32), rn_load_f32(t0 + 32),
-                             rn_load_f32(t1 + 32)};
-        dyy[p] = vld1q_f32(dy);
-        #pragma GCC unroll 4
-        for (int rp = 0; rp < 4; rp++) s[rp][p] = vld1q_s32(st);
+        const int32x4_t st = rn_pair_s32(t0 + 36, t1 + 36);
+        dyy[p] = vreinterpretq_f32_s32(rn_pair_s32(t0 + 32, t1 + 32));
+#pragma GCC unroll 4
+        for (int rp = 0; rp < 4; rp++) s[rp][p] = st;
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int kc = 0; kc < 4; kc++) { /* elements 8kc..8kc+7: pieces 2kc, 2kc + 1 */
         int8x16_t w0[2], w1[2];
         rn_piece(kind, q, 2 * kc, levels, w0);
         rn_piece(kind, q, 2 * kc + 1, levels, w1);
         int8x16_t m[4];
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const int32x4_t u0 = vreinterpretq_s32_s8(w0[h]), u1 = vreinterpretq_s32_s8(w1[h]);
             m[2 * h] = vreinterpretq_s8_s32(vzip1q_s32(u0, u1));
             m[2 * h + 1] = vreinterpretq_s8_s32(vzip2q_s32(u0, u1));
         }
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int rp = 0; rp < 4; rp++)
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int p = 0; p < np; p++) s[rp][p] = vmmlaq_s32(s[rp][p], m[rp], b[p][kc]);
     }
     float32x4_t dx[2];
     rn_dx(xb, dx);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int rp = 0; rp < 4; rp++) {
         /* [dx 2rp, dx 2rp, dx 2rp+1, dx 2rp+1] */
         const float32x4_t dxx = rp % 2 ? vzip2q_f32(dx[rp / 2], dx[rp / 2])
                                        : vzip1q_f32(dx[rp / 2], dx[rp / 2]);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++)
             acc[rp][p] = vfmaq_f32(acc[rp][p], vcvtq_f32_s32(s[rp][p]), vmulq_f32(dxx, dyy[p]));
     }
@@ -85,16 +82,16 @@ RN_INLINE void rm_group(int kind, int RY, int64_t n, float *out, size_t os, cons
     const int np = (RY + 1) / 2;
     const int8x16_t levels = rn_levels(kind);
     float32x4_t acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int rp = 0; rp < 4; rp++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) acc[rp][p] = vdupq_n_f32(0);
     const size_t xb = RN_ROWS * rn_xsize(kind);
     for (int64_t b = 0; b < n / 32; b++)
         rm_block(kind, RY, acc, x + b * xb, y + b * RN_ABLOCK, ys, levels);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
             const float32x4_t a = acc[2 * h][p], c = acc[2 * h + 1][p];
             vst1q_f32(out + 2 * p * os + 4 * h, vuzp1q_f32(a, c));

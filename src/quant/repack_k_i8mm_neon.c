@@ -45,8 +45,7 @@ RN_INLINE float32x4_t rkm_rows_f32(float32x4_t v, int i) {
 
 /* [dy(t0), dy(t1), dy(t0), dy(t1)]. */
 RN_INLINE float32x4_t rkm_dyy(const uint8_t *t0, const uint8_t *t1) {
-    const float d[4] = {rn_load_f32(t0), rn_load_f32(t1), rn_load_f32(t0), rn_load_f32(t1)};
-    return vld1q_f32(d);
+    return vreinterpretq_f32_s32(rn_pair_s32(t0, t1));
 }
 
 /* One Q4_K / Q5_K super-block column of half h against RY (2..4) activation rows. */
@@ -56,19 +55,19 @@ RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
     uint8x16_t sc[2], mn[2];
     rkn_scales(xb + 32 + 16 * h, sc, mn);
     int32x4_t isum[2][2];
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
     for (int cc = 0; cc < 4; cc++) {
         const uint8_t *qc = xb + (five ? 192 + 320 * cc : 128 + 256 * cc);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) { /* sub-block 2cc + hi */
             const int j = 2 * cc + hi, at = 4 + 32 * j;
             const uint8x16_t fh = five ? vld1q_u8(qc - 64 + 32 * hi + 16 * h) : vdupq_n_u8(0);
             int8x16_t b[2][4];
             int32x4_t s[2][2];
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int p = 0; p < np; p++) {
                 const uint8_t *t0, *t1;
                 rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -76,38 +75,38 @@ RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
                 rkm_b16(t0, t1, at + 16, b[p] + 2);
                 s[0][p] = s[1][p] = vdupq_n_s32(0);
             }
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int kc = 0; kc < 4; kc++) {
                 int8x16_t m[2];
                 rkm_rows(rkn_k4_piece(five, qc, 2 * kc, h, hi, fh),
                          rkn_k4_piece(five, qc, 2 * kc + 1, h, hi, fh), m);
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int i = 0; i < 2; i++)
-                    #pragma GCC unroll 2
+#pragma GCC unroll 2
                     for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
             }
             const int32x4_t scj = rkn_byte(sc[j / 4], j % 4);
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int p = 0; p < np; p++)
                     isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         int32x4_t m0 = vdupq_n_s32(0), m1 = vdupq_n_s32(0); /* per row, for t0 and t1 */
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             const int32x4_t mnj = rkn_byte(mn[j / 4], j % 4);
             m0 = vmlaq_n_s32(m0, mnj, rkn_ysum32(t0, j));
             m1 = vmlaq_n_s32(m1, mnj, rkn_ysum32(t1, j));
         }
         const float32x4_t dyy = rkm_dyy(t0, t1);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             const int32x4_t mt = i ? vzip2q_s32(m0, m1) : vzip1q_s32(m0, m1);
             float32x4_t *a = &acc[2 * h + i][p];
@@ -122,21 +121,21 @@ RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
                             const uint8_t *y, size_t ys) {
     const int np = (RY + 1) / 2;
     int32x4_t isum[2][2];
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
         const uint8_t *ch = xb + 144 + 192 * k;
         int32x4_t sca, scb;
         rkn_q6_scales(xb, k, h, &sca, &scb);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
             const uint8x16_t hb = vld1q_u8(ch + 32 * hi + 16 * h);
             int8x16_t b[2][2];
             int32x4_t s[2][2];
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int p = 0; p < np; p++) {
                 const uint8_t *t0, *t1;
                 rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -145,31 +144,31 @@ RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
                 const int32_t st[4] = {b0, b1, b0, b1};
                 s[0][p] = s[1][p] = vld1q_s32(st);
             }
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int kc = 0; kc < 2; kc++) {
                 int8x16_t m[2];
                 rkm_rows(rkn_q6_piece(ch, 2 * kc, h, hi, hb),
                          rkn_q6_piece(ch, 2 * kc + 1, h, hi, hb), m);
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int i = 0; i < 2; i++)
-                    #pragma GCC unroll 2
+#pragma GCC unroll 2
                     for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
             }
             const int32x4_t scj = hi ? scb : sca;
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int p = 0; p < np; p++)
                     isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         const float32x4_t dyy = rkm_dyy(t0, t1);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             float32x4_t *a = &acc[2 * h + i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
@@ -182,14 +181,14 @@ RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
                             const uint8_t *y, size_t ys, int8x16_t levels) {
     const int np = (RY + 1) / 2;
     int32x4_t isum[2][2];
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
     for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
         int8x16_t b[2][4];
         int32x4_t s[2][2];
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) {
             const uint8_t *t0, *t1;
             rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -197,30 +196,30 @@ RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
             rkm_b16(t0, t1, 4 + 32 * sb + 16, b[p] + 2);
             s[0][p] = s[1][p] = vdupq_n_s32(0);
         }
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int kc = 0; kc < 4; kc++) {
             int8x16_t m[2];
             rkm_rows(rkn_xs_piece(xb, sb, 2 * kc, h, levels),
                      rkn_xs_piece(xb, sb, 2 * kc + 1, h, levels), m);
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
         }
         const int32x4_t sc = rkn_xs_scale(xb, sb, h);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int i = 0; i < 2; i++)
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int p = 0; p < np; p++)
                 isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         const float32x4_t dyy = rkm_dyy(t0, t1);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             float32x4_t *a = &acc[2 * h + i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
@@ -235,18 +234,18 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, con
                              const uint8_t *y, size_t ys) {
     const int np = (RY + 1) / 2;
     int32x4_t isum[2][2], msum[2][2]; /* msum[p][t]: per row, activation row 2p + t */
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) isum[i][p] = msum[p][i] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
         const uint8_t *cb = xb + (kind == RKN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
             int8x16_t b[2][2];
             int32x4_t s[2][2];
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int p = 0; p < np; p++) {
                 const uint8_t *t0, *t1;
                 rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -256,28 +255,28 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, con
                 const int32_t st[4] = {b0, b1, b0, b1};
                 s[0][p] = s[1][p] = vld1q_s32(st);
             }
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int kc = 0; kc < 2; kc++) {
                 const int g = 4 * hi + 2 * kc;
                 int8x16_t m[2];
                 if (kind == RKN_Q3_K)
                     rkm_rows(rkn_q3_piece(cb, g, h), rkn_q3_piece(cb, g + 1, h), m);
                 else rkm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int i = 0; i < 2; i++)
-                    #pragma GCC unroll 2
+#pragma GCC unroll 2
                     for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
             }
             int32x4_t sc, mn = vdupq_n_s32(0);
             if (kind == RKN_Q3_K) sc = rkn_q3_scale(xb, j, h);
             else rkn_q2_scale(xb, j, h, &sc, &mn);
-            #pragma GCC unroll 2
+#pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int p = 0; p < np; p++)
                     isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
             if (kind == RKN_Q2_K) {
-                #pragma GCC unroll 2
+#pragma GCC unroll 2
                 for (int p = 0; p < np; p++) {
                     const uint8_t *t0, *t1;
                     rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -288,12 +287,12 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, con
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         const float32x4_t dyy = rkm_dyy(t0, t1);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             float32x4_t *a = &acc[2 * h + i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
@@ -332,12 +331,12 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
     const int np = (RY + 1) / 2;
     const int8x16_t levels = vld1q_s8(quant_iq4_levels);
     float32x4_t acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int rp = 0; rp < 4; rp++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int p = 0; p < np; p++) acc[rp][p] = vdupq_n_f32(0);
     for (int64_t b = 0; b < n / QK_K; b++) {
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
             if (kind == RKN_Q6_K) rkm_q6_block(RY, acc, h, xr, yr, ys);
@@ -347,9 +346,9 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
             else rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
         }
     }
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int p = 0; p < np; p++) {
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
             const float32x4_t a = acc[2 * h][p], c = acc[2 * h + 1][p];
             vst1q_f32(out + 2 * p * os + 4 * h, vuzp1q_f32(a, c));

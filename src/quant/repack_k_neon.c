@@ -36,7 +36,7 @@
 RN_INLINE void rkn_k4_sub(int five, int RY, int32x4_t s[4], const uint8_t *qc, int h, int hi,
                           uint8x16_t fh, const uint8_t *y, size_t ys, int at) {
     int8x16_t a[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         a[c][0] = vld1q_s8((const int8_t *)y + c * ys + at);
         a[c][1] = vld1q_s8((const int8_t *)y + c * ys + at + 16);
@@ -58,26 +58,26 @@ RN_INLINE void rkn_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
     uint8x16_t sc[2], mn[2];
     rkn_scales(xb + 32 + 16 * h, sc, mn);
     int32x4_t isum[4], s[4];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) isum[c] = vdupq_n_s32(0);
     for (int cc = 0; cc < 4; cc++) {
         const uint8_t *qc = xb + (five ? 192 + 320 * cc : 128 + 256 * cc);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) { /* sub-block 2cc + hi */
             const int j = 2 * cc + hi;
             const uint8x16_t fh = five ? vld1q_u8(qc - 64 + 32 * hi + 16 * h) : vdupq_n_u8(0);
             rkn_k4_sub(five, RY, s, qc, h, hi, fh, y, ys, 4 + 32 * j);
             const int32x4_t scj = rkn_byte(sc[j / 4], j % 4);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int c = 0; c < RY; c++) isum[c] = vmlaq_s32(isum[c], s[c], scj);
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         const uint8_t *yb = y + c * ys;
         int32x4_t msum = vdupq_n_s32(0);
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
             msum = vmlaq_n_s32(msum, rkn_byte(mn[j / 4], j % 4), rkn_ysum32(yb, j));
         const float dy = rn_load_f32(yb);
@@ -98,19 +98,19 @@ RN_INLINE void rkn_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
 RN_INLINE void rkn_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
                             const uint8_t *y, size_t ys) {
     int32x4_t isum[4];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) isum[c] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
         const uint8_t *ch = xb + 144 + 192 * k;
         int32x4_t sca, scb;
         rkn_q6_scales(xb, k, h, &sca, &scb);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
             const uint8x16_t hb = vld1q_u8(ch + 32 * hi + 16 * h);
             int8x16_t a[4];
             int32x4_t s[4];
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
                 const uint8_t *yb = y + c * ys;
                 a[c] = vld1q_s8((const int8_t *)yb + 4 + 16 * j);
@@ -120,12 +120,12 @@ RN_INLINE void rkn_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
             RKN_Q6_PIECE(1);
             RKN_Q6_PIECE(2);
             RKN_Q6_PIECE(3);
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int c = 0; c < RY; c++) isum[c] = vmlaq_s32(isum[c], s[c], hi ? scb : sca);
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++)
         acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(isum[c]),
                               vmulq_n_f32(dx, rn_load_f32(y + c * ys)));
@@ -143,12 +143,12 @@ RN_INLINE void rkn_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
 RN_INLINE void rkn_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
                             const uint8_t *y, size_t ys, int8x16_t levels) {
     int32x4_t isum[4];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) isum[c] = vdupq_n_s32(0);
     for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
         int8x16_t a[4][2];
         int32x4_t s[4];
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int c = 0; c < RY; c++) {
             a[c][0] = vld1q_s8((const int8_t *)y + c * ys + 4 + 32 * sb);
             a[c][1] = vld1q_s8((const int8_t *)y + c * ys + 4 + 32 * sb + 16);
@@ -163,11 +163,11 @@ RN_INLINE void rkn_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
         RKN_XS_PIECE(6);
         RKN_XS_PIECE(7);
         const int32x4_t sc = rkn_xs_scale(xb, sb, h);
-        #pragma GCC unroll 4
+#pragma GCC unroll 4
         for (int c = 0; c < RY; c++) isum[c] = vmlaq_s32(isum[c], s[c], sc);
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++)
         acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(isum[c]),
                               vmulq_n_f32(dx, rn_load_f32(y + c * ys)));
@@ -186,10 +186,10 @@ RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, con
                                                     : sizeof(block_iq4_xs));
     const int8x16_t levels = vld1q_s8(quant_iq4_levels);
     float32x4_t acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c][0] = acc[c][1] = vdupq_n_f32(0);
     for (int64_t b = 0; b < n / QK_K; b++) {
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             if (kind == RKN_Q6_K) rkn_q6_block(RY, acc, h, x + b * xb, y + b * RKN_ABLOCK, ys);
             else if (kind == RKN_IQ4_XS)
@@ -198,7 +198,7 @@ RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, con
                 rkn_k4_block(kind == RKN_Q5_K, RY, acc, h, x + b * xb, y + b * RKN_ABLOCK, ys);
         }
     }
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         vst1q_f32(out + c * os, acc[c][0]);
         vst1q_f32(out + c * os + 4, acc[c][1]);

@@ -95,7 +95,7 @@ RN_INLINE void rn_piece(int kind, const uint8_t *q, int g, int8x16_t levels, int
         return;
     }
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
-    #pragma GCC unroll 2
+#pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const uint8x16_t v = vld1q_u8(q + 32 * (g & 3) + 16 * h);
         uint8x16_t u = g < 4 ? vandq_u8(v, m4) : vshrq_n_u8(v, 4);
@@ -133,6 +133,14 @@ RN_INLINE int32_t rn_load_i32(const uint8_t *p) {
     return v;
 }
 
+/* [v(t0), v(t1), v(t0), v(t1)] for the 32-bit values at t0 and t1 (4-byte aligned): the order
+ * of an SMMLA tile's activation rows, built in three instructions. */
+RN_INLINE int32x4_t rn_pair_s32(const uint8_t *t0, const uint8_t *t1) {
+    int32x2_t v = vld1_dup_s32((const int32_t *)t0);
+    v = vld1_lane_s32((const int32_t *)t1, v, 1);
+    return vcombine_s32(v, v);
+}
+
 /* ---- SDOT kernel ---- */
 
 /* One logical piece g against RY activation rows: lane g % 4 of register g / 4 holds their
@@ -154,7 +162,7 @@ RN_INLINE void rn_sdot_block(int kind, int RY, float32x4_t acc[4][2], const uint
     const uint8_t *q = xb + 2 * RN_ROWS;
     int8x16_t a[4][2];
     int32x4_t s[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         const uint8_t *yb = y + c * ys;
         a[c][0] = vld1q_s8((const int8_t *)yb);
@@ -171,10 +179,10 @@ RN_INLINE void rn_sdot_block(int kind, int RY, float32x4_t acc[4][2], const uint
     RN_SDOT_PIECE(7);
     float32x4_t dx[2];
     rn_dx(xb, dx);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         const float dy = rn_load_f32(y + c * ys + 32);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
             acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(s[c][h]), vmulq_n_f32(dx[h], dy));
     }
@@ -185,12 +193,12 @@ RN_INLINE void rn_sdot_group(int kind, int RY, int64_t n, float *out, size_t os,
                              const uint8_t *x, const uint8_t *y, size_t ys) {
     const int8x16_t levels = rn_levels(kind);
     float32x4_t acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c][0] = acc[c][1] = vdupq_n_f32(0);
     const size_t xb = RN_ROWS * rn_xsize(kind);
     for (int64_t b = 0; b < n / 32; b++)
         rn_sdot_block(kind, RY, acc, x + b * xb, y + b * RN_ABLOCK, ys, levels);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         vst1q_f32(out + c * os, acc[c][0]);
         vst1q_f32(out + c * os + 4, acc[c][1]);

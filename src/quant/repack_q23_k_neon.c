@@ -26,16 +26,16 @@
 RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
                          const uint8_t *y, size_t ys) {
     int32x4_t isum[4], msum[4];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) isum[c] = msum[c] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
         const uint8_t *cb = xb + (kind == RKN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
             int8x16_t a[4];
             int32x4_t s[4];
-            #pragma GCC unroll 4
+#pragma GCC unroll 4
             for (int c = 0; c < RY; c++) {
                 const uint8_t *yb = y + c * ys;
                 a[c] = vld1q_s8((const int8_t *)yb + 4 + 16 * j);
@@ -47,12 +47,12 @@ RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const u
             RQN_SDOT(3);
             if (kind == RKN_Q3_K) {
                 const int32x4_t sc = rkn_q3_scale(xb, j, h);
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int c = 0; c < RY; c++) isum[c] = vmlaq_s32(isum[c], s[c], sc);
             } else {
                 int32x4_t sc, mn;
                 rkn_q2_scale(xb, j, h, &sc, &mn);
-                #pragma GCC unroll 4
+#pragma GCC unroll 4
                 for (int c = 0; c < RY; c++) {
                     isum[c] = vmlaq_s32(isum[c], s[c], sc);
                     msum[c] = vmlaq_n_s32(msum[c], mn, rkn_ysum16(y + c * ys, j));
@@ -61,7 +61,7 @@ RN_INLINE void rqn_block(int kind, int RY, float32x4_t acc[4][2], int h, const u
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         const float dy = rn_load_f32(y + c * ys);
         acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, dy));
@@ -76,12 +76,12 @@ RN_INLINE void rqn_group(int kind, int RY, int64_t n, float *out, size_t os, con
                          const uint8_t *y, size_t ys) {
     const size_t xb = RN_ROWS * (kind == RKN_Q3_K ? sizeof(block_q3_k) : sizeof(block_q2_k));
     float32x4_t acc[4][2];
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c][0] = acc[c][1] = vdupq_n_f32(0);
     for (int64_t b = 0; b < n / QK_K; b++)
-        #pragma GCC unroll 2
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++) rqn_block(kind, RY, acc, h, x + b * xb, y + b * RKN_ABLOCK, ys);
-    #pragma GCC unroll 4
+#pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         vst1q_f32(out + c * os, acc[c][0]);
         vst1q_f32(out + c * os + 4, acc[c][1]);
