@@ -211,7 +211,8 @@ check:
 # as qemu's default CPU ("max": SDOT and I8MM, so the SMMLA kernels run) and as a Cortex-A76
 # (SDOT only, so the SDOT kernels run where the SMMLA ones would).
 NEON_CPU_NO_I8MM ?= cortex-a76
-NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/%,$(TEST_BIN))
+NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/% \
+    $(BUILD)/tests/core/cpu_features_test,$(TEST_BIN))
 neon-test:
 	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
 	    PKGS= LIB_DIRS="src/core src/quant src/cpu src/gguf/qtype.c" neon-tests-only
@@ -222,11 +223,11 @@ neon-tests-only: $(LIB)
 	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 VULKAN=0 PKGS= LIB_DIRS="$(LIB_DIRS)" \
 	    TEST_CFLAGS=-fno-tree-vectorize $(NEON_TESTS)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
-	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu
+	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
 	@echo "again as a CPU with SDOT and without I8MM (QEMU_CPU=$(NEON_CPU_NO_I8MM)):"
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
 	    QEMU_CPU=$(NEON_CPU_NO_I8MM) QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
-	    $(PYTHON) tests/run_tests.py --c-only --only quant,cpu
+	    $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
 
 # libFuzzer targets (clang only). FUZZ_SECONDS bounds each target in `make fuzz-run`.
 FUZZ_CC ?= clang

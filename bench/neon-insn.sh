@@ -18,7 +18,7 @@ TYPES=${1:-"Q4_0 Q8_0 Q4_K Q6_K"}
 ROWS=${2:-64}
 N=${3:-2048}
 NYS=${4:-"1 32"}
-BUILD=build-aarch64
+BUILD=build-aarch64-insn # its own folder: a rebuild elsewhere cannot swap the binary mid-run
 make -s BUILD=$BUILD CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 PKGS= \
     LIB_DIRS="src/core src/quant src/cpu src/gguf/qtype.c" \
     LDFLAGS=-static $BUILD/bench/matmul_once >/dev/null

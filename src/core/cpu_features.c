@@ -99,6 +99,9 @@ static void cpu_apply_cap(const char *cap, ob_cpu_features *f) {
         f->avx512vnni = f->avx512bf16 = false;
     } else if (strcmp(cap, "scalar") == 0) {
         memset(f, 0, sizeof *f);
+    } else if (strcmp(cap, "neon-sdot") == 0) {
+        /* Arm without I8MM: the SDOT kernels where the SMMLA ones would run */
+        f->i8mm = false;
     } else if (strcmp(cap, "neon") == 0) {
         /* On x86 "neon" names nothing we have: that caps at scalar. */
         bool neon = f->neon, dotprod = f->dotprod, i8mm = f->i8mm;

@@ -8,9 +8,9 @@
  * AMX is never reported or used: it has been seen advertised by CPUID yet faulting under
  * hypervisors.
  *
- * The environment variable OB_ISA=scalar|avx2|avx512|neon caps what is reported (flags above
- * the cap read false), so tests and benchmarks can force a slower path in every module at once.
- * An unknown value is ignored.
+ * The environment variable OB_ISA=scalar|avx2|avx512|neon|neon-sdot caps what is reported
+ * (flags above the cap read false; neon-sdot is Arm without I8MM), so tests and benchmarks can
+ * force a slower path in every module at once. An unknown value is ignored.
  */
 #ifndef OB_CORE_CPU_FEATURES_H
 #define OB_CORE_CPU_FEATURES_H
