@@ -98,13 +98,7 @@ RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
-        int32x4_t m0 = vdupq_n_s32(0), m1 = vdupq_n_s32(0); /* per row, for t0 and t1 */
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            const int32x4_t mnj = rkn_byte(mn[j / 4], j % 4);
-            m0 = vmlaq_n_s32(m0, mnj, rkn_ysum32(t0, j));
-            m1 = vmlaq_n_s32(m1, mnj, rkn_ysum32(t1, j));
-        }
+        const int32x4_t m0 = rkn_k4_msum(mn, t0), m1 = rkn_k4_msum(mn, t1); /* per row */
         const float32x4_t dyy = rkm_dyy(t0, t1);
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {

@@ -76,10 +76,7 @@ RN_INLINE void rkn_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
         const uint8_t *yb = y + c * ys;
-        int32x4_t msum = vdupq_n_s32(0);
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++)
-            msum = vmlaq_n_s32(msum, rkn_byte(mn[j / 4], j % 4), rkn_ysum32(yb, j));
+        const int32x4_t msum = rkn_k4_msum(mn, yb);
         const float dy = rn_load_f32(yb);
         acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, dy));
         acc[c][h] = vfmsq_f32(acc[c][h], vcvtq_f32_s32(msum), vmulq_n_f32(mx, dy));

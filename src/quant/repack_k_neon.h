@@ -61,6 +61,27 @@ RN_INLINE void rkn_scales(const uint8_t *p, uint8x16_t sc[2], uint8x16_t mn[2]) 
     mn[1] = vorrq_u8(vshrq_n_u8(u2, 4), vshlq_n_u8(vshrq_n_u8(u1, 6), 4));
 }
 
+/* Half h's Q4_K / Q5_K min term for the activation row at yb: per row (lane), the sum over the
+ * 8 sub-blocks of min * (the activation's sum of that sub-block's 32 quants, |.| <= 4064, so
+ * an int16), from the mins of rkn_scales widened to int16: eight widening multiply-adds and a
+ * pairwise reduction instead of one multiply-add per sub-block. */
+RN_INLINE int32x4_t rkn_k4_msum(const uint8x16_t mn[2], const uint8_t *yb) {
+    const int16x8_t ys = vpaddq_s16(vld1q_s16((const int16_t *)(yb + 260)),
+                                    vld1q_s16((const int16_t *)(yb + 276))); /* ys0..ys7 */
+    const int16x4_t y03 = vget_low_s16(ys), y47 = vget_high_s16(ys);
+    const int16x8_t y0303 = vcombine_s16(y03, y03), y4747 = vcombine_s16(y47, y47);
+    /* rows (0, 1) and (2, 3): mins 0-3 from mn[0], 4-7 from mn[1] */
+    const int16x8_t a01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn[0]))),
+                    a23 = vreinterpretq_s16_u16(vmovl_high_u8(mn[0])),
+                    b01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn[1]))),
+                    b23 = vreinterpretq_s16_u16(vmovl_high_u8(mn[1]));
+    const int32x4_t r0 = vmlal_s16(vmull_s16(vget_low_s16(a01), y03), vget_low_s16(b01), y47);
+    const int32x4_t r1 = vmlal_high_s16(vmull_high_s16(a01, y0303), b01, y4747);
+    const int32x4_t r2 = vmlal_s16(vmull_s16(vget_low_s16(a23), y03), vget_low_s16(b23), y47);
+    const int32x4_t r3 = vmlal_high_s16(vmull_high_s16(a23, y0303), b23, y4747);
+    return vpaddq_s32(vpaddq_s32(r0, r1), vpaddq_s32(r2, r3));
+}
+
 /* Piece g (elements 4g..4g+3 of a 32-element sub-block) of half h (rows 4h..4h+3) of the
  * Q4_K / Q5_K chunk at qc: low nibbles (hi 0, sub-block 2c) or high (hi 1, sub-block 2c + 1),
  * with the fifth bits of plane fh (bit g) at bit 4 when five. */
@@ -156,13 +177,6 @@ RN_INLINE int32x4_t rkn_q3_scale(const uint8_t *xb, int j, int h) {
 /* The f16 scales of half h at xb (d, or dmin at xb + 16). */
 RN_INLINE float32x4_t rkn_half_scales(const uint8_t *xb, int h) {
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)xb + 4 * h)));
-}
-
-/* Sum of sub-block j's 32 activation quants (Q8_K's two 16-sums). */
-RN_INLINE int32_t rkn_ysum32(const uint8_t *yb, int j) {
-    int16_t bs[2];
-    memcpy(bs, yb + 260 + 4 * j, sizeof bs);
-    return bs[0] + bs[1];
 }
 
 /* Sub-block j's 16-sum. */
