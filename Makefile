@@ -207,7 +207,8 @@ test-c: all $(TEST_BIN) $(TOOL_BIN)
 check:
 	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
 
-# NEON: cross-build the library and C tests for aarch64 and run them under qemu-user, twice:
+# NEON: cross-build the library and the quant, cpu and cpu_features tests for aarch64 and run
+# them under qemu-user, twice:
 # as qemu's default CPU ("max": SDOT and I8MM, so the SMMLA kernels run) and as a Cortex-A76
 # (SDOT only, so the SDOT kernels run where the SMMLA ones would).
 NEON_CPU_NO_I8MM ?= cortex-a76

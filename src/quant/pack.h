@@ -4,7 +4,8 @@
  * repacked 16 rows at a time with their own activation rows (rp_*: repack_avx512.c for
  * Q4_0/Q5_0/Q8_0/IQ4_NL, repack_k_avx512.c for Q4_K/Q5_K/Q6_K, repack_q3_k_avx512.c,
  * repack_q2_k_avx512.c and repack_iq4_avx512.c for IQ4_XS). The layouts are private to those
- * kernels: only the matching dot reads what its pack wrote.
+ * kernels: only the matching dot reads what its pack wrote. The AVX2 and NEON kernels (listed
+ * below) take the same layouts at 8 rows.
  */
 #ifndef OB_QUANT_PACK_H
 #define OB_QUANT_PACK_H
