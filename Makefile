@@ -5,6 +5,7 @@
 #   src/**/*_avx2.c        -> compiled with AVX2/FMA/F16C flags, x86-64 only
 #   src/**/*_avx512.c      -> compiled with AVX-512 (F/BW/VL/DQ/VNNI/BF16) flags, x86-64 only
 #   src/**/*_neon.c        -> compiled with NEON dot-product flags, aarch64 only
+#   src/**/*_i8mm_neon.c   -> the same plus the int8 matrix-multiply extension (I8MM)
 #   src/cuda/*.cu          -> compiled by nvcc when it is on PATH (CUDA=0 forces it off)
 #   src/vulkan/*.c         -> compiled when pkg-config finds `vulkan` and glslc is on PATH
 #                             (VULKAN=0 forces it off; src/vulkan/stub.c stands in then)
@@ -63,6 +64,7 @@ endif
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
 ISA_NEON   := -march=armv8.2-a+dotprod+fp16
+ISA_I8MM   := -march=armv8.2-a+dotprod+fp16+i8mm
 
 # LIB_DIRS narrows the library (the NEON cross-build takes only the dependency-free kernels).
 LIB_DIRS ?= src
@@ -146,6 +148,11 @@ $(BUILD)/obj/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_AVX512) -MMD -MP -c $< -o $@
 
+# (make takes the rule with the shorter stem, so *_i8mm_neon.c files get this one)
+$(BUILD)/obj/%_i8mm_neon.o: %_i8mm_neon.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_I8MM) -MMD -MP -c $< -o $@
+
 $(BUILD)/obj/%_neon.o: %_neon.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_NEON) -MMD -MP -c $< -o $@
@@ -200,8 +207,13 @@ test-c: all $(TEST_BIN) $(TOOL_BIN)
 check:
 	$(MAKE) BUILD=build-san SAN=1 OPT=-O1 test
 
-# NEON: cross-build the library and C tests for aarch64 and run them under qemu-user.
-NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/%,$(TEST_BIN))
+# NEON: cross-build the library and the quant, cpu and cpu_features tests for aarch64 and run
+# them under qemu-user, twice:
+# as qemu's default CPU ("max": SDOT and I8MM, so the SMMLA kernels run) and as a Cortex-A76
+# (SDOT only, so the SDOT kernels run where the SMMLA ones would).
+NEON_CPU_NO_I8MM ?= cortex-a76
+NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/% \
+    $(BUILD)/tests/core/cpu_features_test,$(TEST_BIN))
 neon-test:
 	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
 	    PKGS= LIB_DIRS="src/core src/quant src/cpu src/gguf/qtype.c" neon-tests-only
@@ -212,7 +224,11 @@ neon-tests-only: $(LIB)
 	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 VULKAN=0 PKGS= LIB_DIRS="$(LIB_DIRS)" \
 	    TEST_CFLAGS=-fno-tree-vectorize $(NEON_TESTS)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
-	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu
+	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
+	@echo "again as a CPU with SDOT and without I8MM (QEMU_CPU=$(NEON_CPU_NO_I8MM)):"
+	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
+	    QEMU_CPU=$(NEON_CPU_NO_I8MM) QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
+	    $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
 
 # libFuzzer targets (clang only). FUZZ_SECONDS bounds each target in `make fuzz-run`.
 FUZZ_CC ?= clang

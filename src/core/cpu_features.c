@@ -1,8 +1,9 @@
 /*
  * CPU feature detection. x86-64: CPUID for what the silicon has, XGETBV for what the operating
  * system has enabled (a CPU can report AVX-512 while the OS does not save ZMM registers; using it
- * then faults). aarch64: NEON is part of the base architecture; the dot-product extension comes
- * from the kernel's hardware capability bits on Linux and from sysctl on macOS.
+ * then faults). aarch64: NEON is part of the base architecture; the dot-product and int8
+ * matrix-multiply extensions come from the kernel's hardware capability bits on Linux and from
+ * sysctl on macOS.
  */
 #include "core/cpu_features.h"
 
@@ -68,6 +69,9 @@ static bool cpu_sysctl_flag(const char *name) {
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1UL << 20)
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1UL << 13)
+#endif
 #endif
 
 static void cpu_detect_arch(ob_cpu_features *f) {
@@ -75,8 +79,11 @@ static void cpu_detect_arch(ob_cpu_features *f) {
 #if defined(__APPLE__)
     f->dotprod = cpu_sysctl_flag("hw.optional.arm.FEAT_DotProd") ||
                  cpu_sysctl_flag("hw.optional.armv8_2_dotprod");
+    f->i8mm = f->dotprod && cpu_sysctl_flag("hw.optional.arm.FEAT_I8MM");
 #elif defined(__linux__)
     f->dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+    /* the I8MM kernels also use SDOT (one activation row), so they need both */
+    f->i8mm = f->dotprod && (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
 #endif
 }
 
@@ -92,12 +99,16 @@ static void cpu_apply_cap(const char *cap, ob_cpu_features *f) {
         f->avx512vnni = f->avx512bf16 = false;
     } else if (strcmp(cap, "scalar") == 0) {
         memset(f, 0, sizeof *f);
+    } else if (strcmp(cap, "neon-sdot") == 0) {
+        /* Arm without I8MM: the SDOT kernels where the SMMLA ones would run */
+        f->i8mm = false;
     } else if (strcmp(cap, "neon") == 0) {
         /* On x86 "neon" names nothing we have: that caps at scalar. */
-        bool neon = f->neon, dotprod = f->dotprod;
+        bool neon = f->neon, dotprod = f->dotprod, i8mm = f->i8mm;
         memset(f, 0, sizeof *f);
         f->neon = neon;
         f->dotprod = dotprod;
+        f->i8mm = i8mm;
     }
 }
 

@@ -8,9 +8,9 @@
  * AMX is never reported or used: it has been seen advertised by CPUID yet faulting under
  * hypervisors.
  *
- * The environment variable OB_ISA=scalar|avx2|avx512|neon caps what is reported (flags above
- * the cap read false), so tests and benchmarks can force a slower path in every module at once.
- * An unknown value is ignored.
+ * The environment variable OB_ISA=scalar|avx2|avx512|neon|neon-sdot caps what is reported
+ * (flags above the cap read false; neon-sdot is Arm without I8MM), so tests and benchmarks can
+ * force a slower path in every module at once. An unknown value is ignored.
  */
 #ifndef OB_CORE_CPU_FEATURES_H
 #define OB_CORE_CPU_FEATURES_H
@@ -24,6 +24,7 @@ typedef struct ob_cpu_features {
     bool avxvnni;                             /* x86-64: VEX VPDPBUSD on 256-bit registers
                                                  (AVX-VNNI, CPUs with AVX2 and no AVX-512) */
     bool neon, dotprod;                       /* aarch64: Advanced SIMD (always), SDOT/UDOT */
+    bool i8mm;                                /* aarch64: int8 matrix multiply (SMMLA) */
 } ob_cpu_features;
 
 /* The features of this CPU after the OB_ISA cap. Detected on the first call; thread-safe;

@@ -6,6 +6,7 @@
  * as roundf does).
  */
 #include "quant/quant_impl.h"
+#include "quant/simd_neon.h"
 
 #include <arm_neon.h>
 
@@ -186,29 +187,6 @@ NEON_ENTRY(q8_0, LK_Q8_0)
 NEON_ENTRY(q8_1, LK_Q8_1)
 
 /* ---- activation quantizers ---- */
-
-/* One block of 32 floats -> quants as the reference; returns d, sets *sum of the quants. */
-static inline float neon_quantize_q8_block(const float *x, int8_t *qs, int *sum) {
-    float32x4_t v[8], m = vdupq_n_f32(0);
-    for (int k = 0; k < 8; k++) {
-        v[k] = vld1q_f32(x + 4 * k);
-        m = vmaxq_f32(m, vabsq_f32(v[k]));
-    }
-    float amax = vmaxvq_f32(m);
-    float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
-    int32x4_t q[8], s = vdupq_n_s32(0);
-    for (int k = 0; k < 8; k++) {
-        q[k] = vcvtaq_s32_f32(vmulq_n_f32(v[k], id));
-        s = vaddq_s32(s, q[k]);
-    }
-    *sum = vaddvq_s32(s);
-    for (int k = 0; k < 8; k += 4) {
-        int16x8_t a = vcombine_s16(vqmovn_s32(q[k]), vqmovn_s32(q[k + 1]));
-        int16x8_t b = vcombine_s16(vqmovn_s32(q[k + 2]), vqmovn_s32(q[k + 3]));
-        vst1q_s8(qs + 4 * k, vcombine_s8(vqmovn_s16(a), vqmovn_s16(b)));
-    }
-    return d;
-}
 
 static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
     quant_block_q8_0 *b = dst;

@@ -4,7 +4,8 @@
  * repacked 16 rows at a time with their own activation rows (rp_*: repack_avx512.c for
  * Q4_0/Q5_0/Q8_0/IQ4_NL, repack_k_avx512.c for Q4_K/Q5_K/Q6_K, repack_q3_k_avx512.c,
  * repack_q2_k_avx512.c and repack_iq4_avx512.c for IQ4_XS). The layouts are private to those
- * kernels: only the matching dot reads what its pack wrote.
+ * kernels: only the matching dot reads what its pack wrote. The AVX2 and NEON kernels (listed
+ * below) take the same layouts at 8 rows.
  */
 #ifndef OB_QUANT_PACK_H
 #define OB_QUANT_PACK_H
@@ -66,6 +67,21 @@ size_t quant_rk_act_size(int64_t n);
 void quant_rk_act_k4(const float *src, void *dst, int64_t n);
 /* ... and of the Q2_K, Q3_K and Q6_K kernels: the same quants with Q8_K's sums of each 16. */
 void quant_rk_act_b16(const float *src, void *dst, int64_t n);
+#endif
+
+#if defined(__aarch64__) || defined(_M_ARM64)
+/* NEON kernels on groups of 8 rows: SDOT (repack_neon.c, repack_k_neon.c,
+ * repack_q23_k_neon.c) and, on CPUs with
+ * I8MM, SMMLA (repack_i8mm_neon.c, repack_k_i8mm_neon.c) on the same layouts and activation
+ * rows. */
+extern const quant_repack_impl quant_q4_0_repack_neon, quant_q5_0_repack_neon,
+    quant_q8_0_repack_neon, quant_iq4_nl_repack_neon, quant_q4_k_repack_neon,
+    quant_q5_k_repack_neon, quant_q6_k_repack_neon, quant_iq4_xs_repack_neon,
+    quant_q2_k_repack_neon, quant_q3_k_repack_neon;
+extern const quant_repack_impl quant_q4_0_repack_i8mm, quant_q5_0_repack_i8mm,
+    quant_q8_0_repack_i8mm, quant_iq4_nl_repack_i8mm, quant_q4_k_repack_i8mm,
+    quant_q5_k_repack_i8mm, quant_q6_k_repack_i8mm, quant_iq4_xs_repack_i8mm,
+    quant_q2_k_repack_i8mm, quant_q3_k_repack_i8mm;
 #endif
 
 #endif

@@ -128,6 +128,43 @@ static const quant_repack_impl *const REPACKED_AVX2[OB_QTYPE_COUNT] = {
     [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_repack_avx2),
 };
 
+/* NEON repacked kernels: SDOT ones, replaced by the SMMLA ones where the CPU has I8MM (both
+ * read the same repacked layout and activation rows, so a type may have either or both). */
+static const quant_repack_impl *const REPACKED_NEON[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = ARM(&quant_q4_0_repack_neon),
+    [OB_QTYPE_Q5_0] = ARM(&quant_q5_0_repack_neon),
+    [OB_QTYPE_Q8_0] = ARM(&quant_q8_0_repack_neon),
+    [OB_QTYPE_IQ4_NL] = ARM(&quant_iq4_nl_repack_neon),
+    [OB_QTYPE_Q4_K] = ARM(&quant_q4_k_repack_neon),
+    [OB_QTYPE_Q5_K] = ARM(&quant_q5_k_repack_neon),
+    [OB_QTYPE_Q6_K] = ARM(&quant_q6_k_repack_neon),
+    [OB_QTYPE_IQ4_XS] = ARM(&quant_iq4_xs_repack_neon),
+    [OB_QTYPE_Q2_K] = ARM(&quant_q2_k_repack_neon),
+    [OB_QTYPE_Q3_K] = ARM(&quant_q3_k_repack_neon),
+};
+
+static const quant_repack_impl *const REPACKED_NEON_I8MM[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = ARM(&quant_q4_0_repack_i8mm),
+    [OB_QTYPE_Q5_0] = ARM(&quant_q5_0_repack_i8mm),
+    [OB_QTYPE_Q8_0] = ARM(&quant_q8_0_repack_i8mm),
+    [OB_QTYPE_IQ4_NL] = ARM(&quant_iq4_nl_repack_i8mm),
+    [OB_QTYPE_Q4_K] = ARM(&quant_q4_k_repack_i8mm),
+    [OB_QTYPE_Q5_K] = ARM(&quant_q5_k_repack_i8mm),
+    [OB_QTYPE_Q6_K] = ARM(&quant_q6_k_repack_i8mm),
+    [OB_QTYPE_IQ4_XS] = ARM(&quant_iq4_xs_repack_i8mm),
+    [OB_QTYPE_Q2_K] = ARM(&quant_q2_k_repack_i8mm),
+    [OB_QTYPE_Q3_K] = ARM(&quant_q3_k_repack_i8mm),
+};
+
+/* Copies a repacked kernel set into a variant. */
+static void quant_set_repack(quant_traits *t, const quant_repack_impl *rp) {
+    t->rp_rows = rp->rows;
+    t->rp_pack = rp->pack;
+    t->rp_act_size = rp->act_size;
+    t->rp_act = rp->act;
+    t->rp_dot = rp->dot;
+}
+
 static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
 
 static quant_traits g_traits[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
@@ -194,13 +231,7 @@ static void quant_init(void) {
             const quant_repack_impl *rp = isa == QUANT_ISA_AVX512 ? REPACKED_AVX512[type]
                                           : isa == QUANT_ISA_AVX2 ? REPACKED_AVX2[type]
                                                                   : NULL;
-            if (rp) {
-                cur.rp_rows = rp->rows;
-                cur.rp_pack = rp->pack;
-                cur.rp_act_size = rp->act_size;
-                cur.rp_act = rp->act;
-                cur.rp_dot = rp->dot;
-            }
+            if (rp) quant_set_repack(&cur, rp);
             g_traits[type][isa] = cur;
             g_have[type][isa] = true;
             g_best[type] = isa;
@@ -210,6 +241,10 @@ static void quant_init(void) {
             quant_traits n = t;
             quant_overlay(&n, neon);
             n.isa = ISA_NAMES[QUANT_ISA_NEON];
+            const quant_repack_impl *rp =
+                cpu->i8mm && REPACKED_NEON_I8MM[type] ? REPACKED_NEON_I8MM[type]
+                                                      : REPACKED_NEON[type];
+            if (rp) quant_set_repack(&n, rp);
             g_traits[type][QUANT_ISA_NEON] = n;
             g_have[type][QUANT_ISA_NEON] = true;
             g_best[type] = QUANT_ISA_NEON;

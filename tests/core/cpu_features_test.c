@@ -21,6 +21,10 @@ TEST(cap_clears_flags_above_it) {
     cpu_features_detect("no-such-isa", &bogus); /* ignored */
     CHECK(memcmp(&full, &bogus, sizeof full) == 0);
     CHECK_EQ_INT(f.avx2, full.avx2);
+    cpu_features_detect("neon-sdot", &f); /* Arm without I8MM; x86 flags untouched */
+    CHECK(!f.i8mm);
+    CHECK_EQ_INT(f.dotprod, full.dotprod);
+    CHECK_EQ_INT(f.avx2, full.avx2);
 }
 
 TEST(flags_are_consistent) {
@@ -30,6 +34,7 @@ TEST(flags_are_consistent) {
     if (f.avx512f || f.avxvnni) CHECK(f.avx2);
     if (f.avx2) CHECK(f.fma && f.f16c);
     if (f.dotprod) CHECK(f.neon);
+    if (f.i8mm) CHECK(f.dotprod);
 #if defined(__aarch64__)
     CHECK(f.neon);
 #endif

@@ -15,10 +15,12 @@
 #include "quant/quant.h"
 
 #include "core/alloc.h"
+#include "core/cpu_features.h"
 #include "test.h"
 
 #include <math.h>
 #include <stdbool.h>
+#include <string.h>
 
 static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16,
                                  OB_QTYPE_Q4_0, OB_QTYPE_Q4_1, OB_QTYPE_Q5_0,
@@ -335,11 +337,24 @@ static int check_repacked_data(const quant_traits *t, const quant_traits *r, int
         ry->from_f32(s->y, s->qy + j * yb, n);
         t->rp_act(s->y, act + j * ab, n);
     }
+    /* Each activation row alone (the decode call), for the batch-invariance check below. */
+    float *alone = ob_alloc((size_t)(rows * TY), sizeof(float));
+    for (int j = 0; j < TY; j++)
+        t->rp_dot(n, rows, 1, alone + j * rows, (size_t)rows, rp, t->rp_rows * rb,
+                  act + j * ab, ab);
     int failed = 0;
     for (int ny = 1; ny <= TY && !failed; ny++) {
         t->rp_dot(n, rows, ny, tile, (size_t)rows, rp, t->rp_rows * rb, act, ab);
         for (int j = 0; j < ny && !failed; j++) {
             for (int64_t i = 0; i < rows && !failed; i++) {
+                /* a row's result must not depend on how many rows share the call (a served
+                 * token's logits must not depend on the batch): bit for bit */
+                if (memcmp(&tile[j * rows + i], &alone[j * rows + i], sizeof(float)) != 0) {
+                    fprintf(stderr, "  %s/%s repacked n=%lld ny=%d row %lld x %d: %.9g, alone "
+                            "%.9g\n", t->name, t->isa, (long long)n, ny, (long long)i, j,
+                            tile[j * rows + i], alone[j * rows + i]);
+                    failed = 1;
+                }
                 float want;
                 r->vec_dot(n, &want, w + i * rb, s->qy + j * yb);
                 double abs_sum;
@@ -357,6 +372,7 @@ static int check_repacked_data(const quant_traits *t, const quant_traits *r, int
     ob_free(rp);
     ob_free(act);
     ob_free(tile);
+    ob_free(alone);
     return failed;
 }
 
@@ -429,6 +445,24 @@ TEST(repacked_kquants_match_reference) {
     if (tested == 0) SKIP("no K-quant variant with repacked rows runs on this CPU");
 }
 
+/* On Arm with SDOT, these types have repacked NEON kernels (the tests above then check
+ * them); which kind runs, SMMLA or SDOT, follows I8MM (run the suite under both kinds of CPU:
+ * `make neon-test` does). */
+TEST(neon_repacked_kernels_are_chosen) {
+    const ob_cpu_features *cpu = ob_cpu_features_get();
+    if (!cpu->neon || !cpu->dotprod) SKIP("not an Arm CPU with the dot-product extension");
+    const uint32_t types[] = {OB_QTYPE_Q4_0, OB_QTYPE_Q5_0, OB_QTYPE_Q8_0, OB_QTYPE_IQ4_NL,
+                              OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS,
+                              OB_QTYPE_Q2_K, OB_QTYPE_Q3_K};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const quant_traits *t = quant_traits_isa(types[k], "neon");
+        CHECK(t != NULL);
+        CHECK_MSG(t->rp_rows == 8, "%s on neon: rp_rows %lld", t->name, (long long)t->rp_rows);
+        CHECK(quant_traits_get(types[k]) == t);
+    }
+    fprintf(stderr, "  repacked NEON kernels: %s\n", cpu->i8mm ? "SMMLA (I8MM)" : "SDOT");
+}
+
 /* The reference itself through quant_dot_tile's fallback and through check_isa's harness. */
 TEST(reference_passes_its_own_harness) {
     for (size_t k = 0; k < N_TYPES; k++) {
@@ -444,5 +478,6 @@ int main(void) {
     RUN(reference_passes_its_own_harness);
     RUN(simd_variants_match_reference);
     RUN(repacked_kquants_match_reference);
+    RUN(neon_repacked_kernels_are_chosen);
     return t_summary();
 }

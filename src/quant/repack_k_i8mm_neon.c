@@ -1,0 +1,374 @@
+/*
+ * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM:
+ * the K-quant counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation
+ * rows of repack_k_neon.c and repack_q23_k_neon.c, whose SDOT kernels take a single activation
+ * row.
+ *
+ * Per sub-block, 2 x 2 SMMLA tiles (rows 2i, 2i + 1 x activation rows 2p, 2p + 1) sum its
+ * quant products; the tile meets the rows' scales as [s0, s0, s1, s1] in one multiply-add. The
+ * Q4_K / Q5_K min term is formed per activation row as in the SDOT kernel and zipped into tile
+ * order; Q6_K's -32 * bsum starts each sub-block's tile. The float folding is the SDOT
+ * kernel's, element for element, so a row's result does not depend on the kernel.
+ */
+#include "quant/repack_k_neon.h"
+
+/* The two activation rows of pair p (the last row twice when RY is odd). */
+RN_INLINE void rkm_pair(const uint8_t *y, size_t ys, int RY, int p, const uint8_t **t0,
+                        const uint8_t **t1) {
+    *t0 = y + 2 * p * ys;
+    *t1 = 2 * p + 1 < RY ? *t0 + ys : *t0;
+}
+
+/* 16 quants at byte `at` of rows t0, t1 as two SMMLA operands (elements 0..7, 8..15). */
+RN_INLINE void rkm_b16(const uint8_t *t0, const uint8_t *t1, int at, int8x16_t b[2]) {
+    const int64x2_t a0 = vreinterpretq_s64_s8(vld1q_s8((const int8_t *)t0 + at)),
+                    a1 = vreinterpretq_s64_s8(vld1q_s8((const int8_t *)t1 + at));
+    b[0] = vreinterpretq_s8_s64(vzip1q_s64(a0, a1));
+    b[1] = vreinterpretq_s8_s64(vzip2q_s64(a0, a1));
+}
+
+/* Rows (0, 1) and (2, 3) of a half from pieces g, g + 1 (8 consecutive quants of each). */
+RN_INLINE void rkm_rows(int8x16_t w0, int8x16_t w1, int8x16_t m[2]) {
+    const int32x4_t u0 = vreinterpretq_s32_s8(w0), u1 = vreinterpretq_s32_s8(w1);
+    m[0] = vreinterpretq_s8_s32(vzip1q_s32(u0, u1));
+    m[1] = vreinterpretq_s8_s32(vzip2q_s32(u0, u1));
+}
+
+/* A per-row vector [v0, v1, v2, v3] in the order of row pair i's tiles: [v2i, v2i, v2i+1,
+ * v2i+1]. */
+RN_INLINE int32x4_t rkm_rows_s32(int32x4_t v, int i) {
+    return i ? vzip2q_s32(v, v) : vzip1q_s32(v, v);
+}
+RN_INLINE float32x4_t rkm_rows_f32(float32x4_t v, int i) {
+    return i ? vzip2q_f32(v, v) : vzip1q_f32(v, v);
+}
+
+/* [dy(t0), dy(t1), dy(t0), dy(t1)]. */
+RN_INLINE float32x4_t rkm_dyy(const uint8_t *t0, const uint8_t *t1) {
+    return vreinterpretq_f32_s32(rn_pair_s32(t0, t1));
+}
+
+/* One Q4_K / Q5_K super-block column of half h against RY (2..4) activation rows. */
+RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+                            const uint8_t *y, size_t ys) {
+    const int np = (RY + 1) / 2;
+    uint8x16_t sc[2], mn[2];
+    rkn_scales(xb + 32 + 16 * h, sc, mn);
+    int32x4_t isum[2][2];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
+    for (int cc = 0; cc < 4; cc++) {
+        const uint8_t *qc = xb + (five ? 192 + 320 * cc : 128 + 256 * cc);
+#pragma GCC unroll 2
+        for (int hi = 0; hi < 2; hi++) { /* sub-block 2cc + hi */
+            const int j = 2 * cc + hi, at = 4 + 32 * j;
+            const uint8x16_t fh = five ? vld1q_u8(qc - 64 + 32 * hi + 16 * h) : vdupq_n_u8(0);
+            int8x16_t b[2][4];
+            int32x4_t s[2][2];
+#pragma GCC unroll 2
+            for (int p = 0; p < np; p++) {
+                const uint8_t *t0, *t1;
+                rkm_pair(y, ys, RY, p, &t0, &t1);
+                rkm_b16(t0, t1, at, b[p]);
+                rkm_b16(t0, t1, at + 16, b[p] + 2);
+                s[0][p] = s[1][p] = vdupq_n_s32(0);
+            }
+#pragma GCC unroll 4
+            for (int kc = 0; kc < 4; kc++) {
+                int8x16_t m[2];
+                rkm_rows(rkn_k4_piece(five, qc, 2 * kc, h, hi, fh),
+                         rkn_k4_piece(five, qc, 2 * kc + 1, h, hi, fh), m);
+#pragma GCC unroll 2
+                for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+            }
+            const int32x4_t scj = rkn_byte(sc[j / 4], j % 4);
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                for (int p = 0; p < np; p++)
+                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
+        }
+    }
+    const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
+#pragma GCC unroll 2
+    for (int p = 0; p < np; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        const int32x4_t m0 = rkn_k4_msum(mn, t0), m1 = rkn_k4_msum(mn, t1); /* per row */
+        const float32x4_t dyy = rkm_dyy(t0, t1);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            const int32x4_t mt = i ? vzip2q_s32(m0, m1) : vzip1q_s32(m0, m1);
+            float32x4_t *a = &acc[2 * h + i][p];
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+            *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkm_rows_f32(mx, i), dyy));
+        }
+    }
+}
+
+/* One Q6_K super-block column of half h against RY (2..4) activation rows. */
+RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+                            const uint8_t *y, size_t ys) {
+    const int np = (RY + 1) / 2;
+    int32x4_t isum[2][2];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
+    for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
+        const uint8_t *ch = xb + 144 + 192 * k;
+        int32x4_t sca, scb;
+        rkn_q6_scales(xb, k, h, &sca, &scb);
+#pragma GCC unroll 2
+        for (int hi = 0; hi < 2; hi++) {
+            const int j = 2 * k + hi;
+            const uint8x16_t hb = vld1q_u8(ch + 32 * hi + 16 * h);
+            int8x16_t b[2][2];
+            int32x4_t s[2][2];
+#pragma GCC unroll 2
+            for (int p = 0; p < np; p++) {
+                const uint8_t *t0, *t1;
+                rkm_pair(y, ys, RY, p, &t0, &t1);
+                rkm_b16(t0, t1, 4 + 16 * j, b[p]);
+                const int32_t b0 = -32 * rkn_ysum16(t0, j), b1 = -32 * rkn_ysum16(t1, j);
+                const int32_t st[4] = {b0, b1, b0, b1};
+                s[0][p] = s[1][p] = vld1q_s32(st);
+            }
+#pragma GCC unroll 2
+            for (int kc = 0; kc < 2; kc++) {
+                int8x16_t m[2];
+                rkm_rows(rkn_q6_piece(ch, 2 * kc, h, hi, hb),
+                         rkn_q6_piece(ch, 2 * kc + 1, h, hi, hb), m);
+#pragma GCC unroll 2
+                for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+            }
+            const int32x4_t scj = hi ? scb : sca;
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                for (int p = 0; p < np; p++)
+                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
+        }
+    }
+    const float32x4_t dx = rkn_half_scales(xb, h);
+#pragma GCC unroll 2
+    for (int p = 0; p < np; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        const float32x4_t dyy = rkm_dyy(t0, t1);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            float32x4_t *a = &acc[2 * h + i][p];
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+        }
+    }
+}
+
+/* One IQ4_XS super-block column of half h against RY (2..4) activation rows. */
+RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+                            const uint8_t *y, size_t ys, int8x16_t levels) {
+    const int np = (RY + 1) / 2;
+    int32x4_t isum[2][2];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
+    for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
+        int8x16_t b[2][4];
+        int32x4_t s[2][2];
+#pragma GCC unroll 2
+        for (int p = 0; p < np; p++) {
+            const uint8_t *t0, *t1;
+            rkm_pair(y, ys, RY, p, &t0, &t1);
+            rkm_b16(t0, t1, 4 + 32 * sb, b[p]);
+            rkm_b16(t0, t1, 4 + 32 * sb + 16, b[p] + 2);
+            s[0][p] = s[1][p] = vdupq_n_s32(0);
+        }
+#pragma GCC unroll 4
+        for (int kc = 0; kc < 4; kc++) {
+            int8x16_t m[2];
+            rkm_rows(rkn_xs_piece(xb, sb, 2 * kc, h, levels),
+                     rkn_xs_piece(xb, sb, 2 * kc + 1, h, levels), m);
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+        }
+        const int32x4_t sc = rkn_xs_scale(xb, sb, h);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+            for (int p = 0; p < np; p++)
+                isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
+    }
+    const float32x4_t dx = rkn_half_scales(xb, h);
+#pragma GCC unroll 2
+    for (int p = 0; p < np; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        const float32x4_t dyy = rkm_dyy(t0, t1);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            float32x4_t *a = &acc[2 * h + i][p];
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+        }
+    }
+}
+
+/* One Q2_K or Q3_K super-block column of half h against RY (2..4) activation rows: sub-blocks
+ * of 16, two SMMLA steps each; Q3_K's tiles start at -4 * bsum, Q2_K's min term is formed per
+ * activation row (as in repack_q23_k_neon.c) and zipped into tile order. */
+RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+                             const uint8_t *y, size_t ys) {
+    const int np = (RY + 1) / 2;
+    int32x4_t isum[2][2], msum[2][2]; /* msum[p][t]: per row, activation row 2p + t */
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+        for (int p = 0; p < np; p++) isum[i][p] = msum[p][i] = vdupq_n_s32(0);
+    for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
+        const uint8_t *cb = xb + (kind == RKN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
+#pragma GCC unroll 2
+        for (int hi = 0; hi < 2; hi++) {
+            const int j = 2 * k + hi;
+            int8x16_t b[2][2];
+            int32x4_t s[2][2];
+#pragma GCC unroll 2
+            for (int p = 0; p < np; p++) {
+                const uint8_t *t0, *t1;
+                rkm_pair(y, ys, RY, p, &t0, &t1);
+                rkm_b16(t0, t1, 4 + 16 * j, b[p]);
+                const int32_t b0 = kind == RKN_Q3_K ? -4 * rkn_ysum16(t0, j) : 0,
+                              b1 = kind == RKN_Q3_K ? -4 * rkn_ysum16(t1, j) : 0;
+                const int32_t st[4] = {b0, b1, b0, b1};
+                s[0][p] = s[1][p] = vld1q_s32(st);
+            }
+#pragma GCC unroll 2
+            for (int kc = 0; kc < 2; kc++) {
+                const int g = 4 * hi + 2 * kc;
+                int8x16_t m[2];
+                if (kind == RKN_Q3_K)
+                    rkm_rows(rkn_q3_piece(cb, g, h), rkn_q3_piece(cb, g + 1, h), m);
+                else rkm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
+#pragma GCC unroll 2
+                for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+            }
+            int32x4_t sc, mn = vdupq_n_s32(0);
+            if (kind == RKN_Q3_K) sc = rkn_q3_scale(xb, j, h);
+            else rkn_q2_scale(xb, j, h, &sc, &mn);
+#pragma GCC unroll 2
+            for (int i = 0; i < 2; i++)
+#pragma GCC unroll 2
+                for (int p = 0; p < np; p++)
+                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
+            if (kind == RKN_Q2_K) {
+#pragma GCC unroll 2
+                for (int p = 0; p < np; p++) {
+                    const uint8_t *t0, *t1;
+                    rkm_pair(y, ys, RY, p, &t0, &t1);
+                    msum[p][0] = vmlaq_n_s32(msum[p][0], mn, rkn_ysum16(t0, j));
+                    msum[p][1] = vmlaq_n_s32(msum[p][1], mn, rkn_ysum16(t1, j));
+                }
+            }
+        }
+    }
+    const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
+#pragma GCC unroll 2
+    for (int p = 0; p < np; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        const float32x4_t dyy = rkm_dyy(t0, t1);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            float32x4_t *a = &acc[2 * h + i][p];
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+            if (kind == RKN_Q2_K) {
+                const int32x4_t mt =
+                    i ? vzip2q_s32(msum[p][0], msum[p][1]) : vzip1q_s32(msum[p][0], msum[p][1]);
+                *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkm_rows_f32(mx, i), dyy));
+            }
+        }
+    }
+}
+
+/* The SDOT kernel of each type, for a single activation row. */
+static const quant_repack_impl *const RKM_SDOT[] = {
+    [RKN_Q4_K] = &quant_q4_k_repack_neon,
+    [RKN_Q5_K] = &quant_q5_k_repack_neon,
+    [RKN_Q6_K] = &quant_q6_k_repack_neon,
+    [RKN_IQ4_XS] = &quant_iq4_xs_repack_neon,
+    [RKN_Q2_K] = &quant_q2_k_repack_neon,
+    [RKN_Q3_K] = &quant_q3_k_repack_neon,
+};
+
+/* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
+RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                         const uint8_t *y, size_t ys) {
+    const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
+                                 : kind == RKN_Q5_K ? sizeof(block_q5_k)
+                                 : kind == RKN_Q6_K ? sizeof(block_q6_k)
+                                 : kind == RKN_Q2_K ? sizeof(block_q2_k)
+                                 : kind == RKN_Q3_K ? sizeof(block_q3_k)
+                                                    : sizeof(block_iq4_xs));
+    if (RY == 1) {
+        RKM_SDOT[kind]->dot(n, RN_ROWS, 1, out, os, x, xb * (size_t)(n / QK_K), y, ys);
+        return;
+    }
+    const int np = (RY + 1) / 2;
+    const int8x16_t levels = vld1q_s8(quant_iq4_levels);
+    float32x4_t acc[4][2];
+#pragma GCC unroll 4
+    for (int rp = 0; rp < 4; rp++)
+#pragma GCC unroll 2
+        for (int p = 0; p < np; p++) acc[rp][p] = vdupq_n_f32(0);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
+            if (kind == RKN_Q6_K) rkm_q6_block(RY, acc, h, xr, yr, ys);
+            else if (kind == RKN_IQ4_XS) rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
+            else if (kind == RKN_Q2_K || kind == RKN_Q3_K)
+                rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
+            else rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
+        }
+    }
+#pragma GCC unroll 2
+    for (int p = 0; p < np; p++) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
+            const float32x4_t a = acc[2 * h][p], c = acc[2 * h + 1][p];
+            vst1q_f32(out + 2 * p * os + 4 * h, vuzp1q_f32(a, c));
+            if (2 * p + 1 < RY) vst1q_f32(out + (2 * p + 1) * os + 4 * h, vuzp2q_f32(a, c));
+        }
+    }
+}
+
+#define RKM_DEFINE_DOT(NAME, KIND) REPACK_DEFINE_DOT(NAME, rkm_group, KIND, RN_ROWS)
+
+RKM_DEFINE_DOT(rkm_dot_q4_k, RKN_Q4_K)
+RKM_DEFINE_DOT(rkm_dot_q5_k, RKN_Q5_K)
+RKM_DEFINE_DOT(rkm_dot_q6_k, RKN_Q6_K)
+RKM_DEFINE_DOT(rkm_dot_iq4_xs, RKN_IQ4_XS)
+RKM_DEFINE_DOT(rkm_dot_q2_k, RKN_Q2_K)
+RKM_DEFINE_DOT(rkm_dot_q3_k, RKN_Q3_K)
+
+const quant_repack_impl quant_q4_k_repack_i8mm = {RN_ROWS, rkn_pack_q4_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q4_k};
+const quant_repack_impl quant_q5_k_repack_i8mm = {RN_ROWS, rkn_pack_q5_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q5_k};
+const quant_repack_impl quant_q6_k_repack_i8mm = {RN_ROWS, rkn_pack_q6_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q6_k};
+const quant_repack_impl quant_iq4_xs_repack_i8mm = {RN_ROWS, rkn_pack_iq4_xs, rkn_act_size,
+                                                   quant_q8_k_from_f32_neon, rkm_dot_iq4_xs};
+const quant_repack_impl quant_q2_k_repack_i8mm = {RN_ROWS, rkn_pack_q2_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q2_k};
+const quant_repack_impl quant_q3_k_repack_i8mm = {RN_ROWS, rkn_pack_q3_k, rkn_act_size,
+                                                 quant_q8_k_from_f32_neon, rkm_dot_q3_k};

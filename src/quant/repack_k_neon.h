@@ -1,0 +1,189 @@
+/*
+ * What the repacked NEON K-quant kernels (repack_k_neon.c with SDOT, repack_k_i8mm_neon.c with
+ * SMMLA) share: the layouts' offsets, the unpacking of scales and of one piece of quants into
+ * signed bytes. Layouts and arithmetic: repack_k_neon.c's opening comment.
+ */
+#ifndef OB_QUANT_REPACK_K_NEON_H
+#define OB_QUANT_REPACK_K_NEON_H
+
+#include "quant/q8_k.h"
+#include "quant/repack_neon.h"
+
+#define RKN_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
+
+enum { RKN_Q4_K, RKN_Q5_K, RKN_Q6_K, RKN_IQ4_XS, RKN_Q2_K, RKN_Q3_K };
+
+/* ---- load-time repacking ---- */
+
+static inline void rkn_pack_q4_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q4_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q5_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q5_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q6_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q6_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_iq4_xs(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q2_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q2_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline void rkn_pack_q3_k(const void *src, size_t stride, void *dst, int64_t n) {
+    quant_rp_pack_q3_k(src, stride, dst, n, RN_ROWS);
+}
+
+static inline size_t rkn_act_size(int64_t n) { return (size_t)(n / QK_K) * RKN_ABLOCK; }
+
+/* Byte j (0..3, any value) of each int32 lane, zero-extended. */
+RN_INLINE int32x4_t rkn_byte(uint8x16_t v, int j) {
+    const uint32x4_t w = vshlq_u32(vreinterpretq_u32_u8(v), vdupq_n_s32(-8 * j));
+    return vreinterpretq_s32_u32(vandq_u32(w, vdupq_n_u32(0xff)));
+}
+
+/* ---- Q4_K and Q5_K ---- */
+
+/* The 4 rows' (one half's) 6-bit scales: sc[0] holds scales 0-3 as the bytes of each row's
+ * lane, sc[1] scales 4-7, mn[0..1] the mins alike; unpacked from the three scale words as the
+ * reference does per row. */
+RN_INLINE void rkn_scales(const uint8_t *p, uint8x16_t sc[2], uint8x16_t mn[2]) {
+    const uint8x16_t u0 = vld1q_u8(p), u1 = vld1q_u8(p + 32), u2 = vld1q_u8(p + 64);
+    const uint8x16_t m6 = vdupq_n_u8(0x3f), m4 = vdupq_n_u8(0x0f);
+    sc[0] = vandq_u8(u0, m6);
+    sc[1] = vorrq_u8(vandq_u8(u2, m4), vshlq_n_u8(vshrq_n_u8(u0, 6), 4));
+    mn[0] = vandq_u8(u1, m6);
+    mn[1] = vorrq_u8(vshrq_n_u8(u2, 4), vshlq_n_u8(vshrq_n_u8(u1, 6), 4));
+}
+
+/* Half h's Q4_K / Q5_K min term for the activation row at yb: per row (lane), the sum over the
+ * 8 sub-blocks of min * (the activation's sum of that sub-block's 32 quants, |.| <= 4064, so
+ * an int16), from the mins of rkn_scales widened to int16: eight widening multiply-adds and a
+ * pairwise reduction instead of one multiply-add per sub-block. */
+RN_INLINE int32x4_t rkn_k4_msum(const uint8x16_t mn[2], const uint8_t *yb) {
+    const int16x8_t ys = vpaddq_s16(vld1q_s16((const int16_t *)(yb + 260)),
+                                    vld1q_s16((const int16_t *)(yb + 276))); /* ys0..ys7 */
+    const int16x4_t y03 = vget_low_s16(ys), y47 = vget_high_s16(ys);
+    const int16x8_t y0303 = vcombine_s16(y03, y03), y4747 = vcombine_s16(y47, y47);
+    /* rows (0, 1) and (2, 3): mins 0-3 from mn[0], 4-7 from mn[1] */
+    const int16x8_t a01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn[0]))),
+                    a23 = vreinterpretq_s16_u16(vmovl_high_u8(mn[0])),
+                    b01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn[1]))),
+                    b23 = vreinterpretq_s16_u16(vmovl_high_u8(mn[1]));
+    const int32x4_t r0 = vmlal_s16(vmull_s16(vget_low_s16(a01), y03), vget_low_s16(b01), y47);
+    const int32x4_t r1 = vmlal_high_s16(vmull_high_s16(a01, y0303), b01, y4747);
+    const int32x4_t r2 = vmlal_s16(vmull_s16(vget_low_s16(a23), y03), vget_low_s16(b23), y47);
+    const int32x4_t r3 = vmlal_high_s16(vmull_high_s16(a23, y0303), b23, y4747);
+    return vpaddq_s32(vpaddq_s32(r0, r1), vpaddq_s32(r2, r3));
+}
+
+/* Piece g (elements 4g..4g+3 of a 32-element sub-block) of half h (rows 4h..4h+3) of the
+ * Q4_K / Q5_K chunk at qc: low nibbles (hi 0, sub-block 2c) or high (hi 1, sub-block 2c + 1),
+ * with the fifth bits of plane fh (bit g) at bit 4 when five. */
+RN_INLINE int8x16_t rkn_k4_piece(int five, const uint8_t *qc, int g, int h, int hi,
+                                 uint8x16_t fh) {
+    const uint8x16_t v = vld1q_u8(qc + 32 * g + 16 * h);
+    uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
+    if (five) {
+        const uint8x16_t f = vshlq_u8(fh, vdupq_n_s8((int8_t)(4 - g)));
+        u = vorrq_u8(u, vandq_u8(f, vdupq_n_u8(0x10)));
+    }
+    return vreinterpretq_s8_u8(u);
+}
+
+/* Piece g (elements 4g.. of a 16-element sub-block) of half h of the Q6_K chunk at ch: low
+ * nibbles (hi 0) or high (hi 1) of the nibble piece with their two high bits from plane hb
+ * (bits 2g..2g+1) at bits 4..5, as u = q + 32. */
+RN_INLINE int8x16_t rkn_q6_piece(const uint8_t *ch, int g, int h, int hi, uint8x16_t hb) {
+    const uint8x16_t v = vld1q_u8(ch + 64 + 32 * g + 16 * h);
+    const uint8x16_t lo = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
+    const uint8x16_t top =
+        vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(4 - 2 * g))), vdupq_n_u8(0x30));
+    return vreinterpretq_s8_u8(vorrq_u8(lo, top));
+}
+
+/* Half h's int8 Q6_K scales of sub-blocks 2k (sa) and 2k + 1 (sb), one row per lane. */
+RN_INLINE void rkn_q6_scales(const uint8_t *xb, int k, int h, int32x4_t *sa, int32x4_t *sb) {
+    /* the rows' int8 scale pairs (2k, 2k + 1), row r at int16 lane r */
+    const int16x8_t pr = vld1q_s16((const int16_t *)(xb + 16 + 16 * k));
+    const int16x4_t ph = h ? vget_high_s16(pr) : vget_low_s16(pr);
+    *sa = vmovl_s16(vshr_n_s16(vshl_n_s16(ph, 8), 8));
+    *sb = vmovl_s16(vshr_n_s16(ph, 8));
+}
+
+/* IQ4_XS (layout of repack_iq4_avx2.c at 8 rows: f16 d[8], the rows' scales_l words at 16,
+ * their scales_h at 48, then 8 sub-blocks of 4 pieces from 64): elements 4g..4g+3 (g < 8) of
+ * sub-block s of half h as levels, from the low nibbles of piece g (g < 4) or the high ones of
+ * piece g - 4. */
+RN_INLINE int8x16_t rkn_xs_piece(const uint8_t *xb, int s, int g, int h, int8x16_t levels) {
+    const uint8x16_t v = vld1q_u8(xb + 64 + 32 * (4 * s + (g & 3)) + 16 * h);
+    const uint8x16_t u = g < 4 ? vandq_u8(v, vdupq_n_u8(0x0f)) : vshrq_n_u8(v, 4);
+    return vqtbl1q_s8(levels, u);
+}
+
+/* Half h's IQ4_XS scales of sub-block s (-32..31), one row per lane, as the reference forms
+ * them: 4 low bits from nibble s of the scales_l word, 2 high bits from bits 2s of scales_h. */
+RN_INLINE int32x4_t rkn_xs_scale(const uint8_t *xb, int s, int h) {
+    const uint32x4_t sl = vld1q_u32((const uint32_t *)(xb + 16 + 16 * h));
+    const uint32x4_t sh = vmovl_u16(vld1_u16((const uint16_t *)(xb + 48 + 8 * h)));
+    const uint32x4_t lo = vandq_u32(vshlq_u32(sl, vdupq_n_s32(-4 * s)), vdupq_n_u32(0xf));
+    const uint32x4_t hi = vandq_u32(vshlq_u32(sh, vdupq_n_s32(-2 * s)), vdupq_n_u32(3));
+    return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
+}
+
+/* Q2_K (layout of repack_q2_k_avx2.c at 8 rows: f16 d[8], dmin[8], four scale words at 32,
+ * then 8 chunks of 32 elements from 160, each two pieces of 2-bit quants): elements 4g..4g+3
+ * (g < 8) of the chunk at cb, half h, as 0..3. */
+RN_INLINE int8x16_t rkn_q2_piece(const uint8_t *cb, int g, int h) {
+    const uint8x16_t l = vld1q_u8(cb + 32 * (g / 4) + 16 * h);
+    return vreinterpretq_s8_u8(
+        vandq_u8(vshlq_u8(l, vdupq_n_s8((int8_t)(-2 * (g % 4)))), vdupq_n_u8(3)));
+}
+
+/* Q2_K sub-block j's scale (sc) and min (mn) of half h's rows, 0..15 each. */
+RN_INLINE void rkn_q2_scale(const uint8_t *xb, int j, int h, int32x4_t *sc, int32x4_t *mn) {
+    const int32x4_t b = rkn_byte(vld1q_u8(xb + 32 + 32 * (j / 4) + 16 * h), j % 4);
+    *sc = vandq_s32(b, vdupq_n_s32(0xf));
+    *mn = vshrq_n_s32(b, 4);
+}
+
+/* Q3_K (layout of repack_q3_k_avx2.c at 8 rows: f16 d[8], three scale words at 16, then 8
+ * chunks of 32 elements from 112, each a piece of high bits and two of low bits): elements
+ * 4g..4g+3 (g < 8) of the chunk at ch, half h, as u = q + 4 (0..7). */
+RN_INLINE int8x16_t rkn_q3_piece(const uint8_t *ch, int g, int h) {
+    const uint8x16_t hb = vld1q_u8(ch + 16 * h), l = vld1q_u8(ch + 32 + 32 * (g / 4) + 16 * h);
+    const uint8x16_t lo = vandq_u8(vshlq_u8(l, vdupq_n_s8((int8_t)(-2 * (g % 4)))), vdupq_n_u8(3));
+    const uint8x16_t top = vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(2 - g))), vdupq_n_u8(4));
+    return vreinterpretq_s8_u8(vorrq_u8(lo, top));
+}
+
+/* Q3_K sub-block j's scale (-32..31) of half h's rows: low 4 bits in byte j % 8 of words 0-1
+ * (its high nibble for j >= 8), high 2 bits at bits 2 (j / 4) of byte j % 4 of word 2. */
+RN_INLINE int32x4_t rkn_q3_scale(const uint8_t *xb, int j, int h) {
+    const uint32x4_t w = vld1q_u32((const uint32_t *)(xb + 16 + 32 * ((j % 8) / 4) + 16 * h));
+    const uint32x4_t w2 = vld1q_u32((const uint32_t *)(xb + 80 + 16 * h));
+    const uint32x4_t lo = vandq_u32(vshlq_u32(w, vdupq_n_s32(-(8 * (j % 4) + 4 * (j / 8)))),
+                                    vdupq_n_u32(0xf));
+    const uint32x4_t hi = vandq_u32(vshlq_u32(w2, vdupq_n_s32(-(8 * (j % 4) + 2 * (j / 4)))),
+                                    vdupq_n_u32(3));
+    return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
+}
+
+/* The f16 scales of half h at xb (d, or dmin at xb + 16). */
+RN_INLINE float32x4_t rkn_half_scales(const uint8_t *xb, int h) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)xb + 4 * h)));
+}
+
+/* Sub-block j's 16-sum. */
+RN_INLINE int32_t rkn_ysum16(const uint8_t *yb, int j) {
+    int16_t b;
+    memcpy(&b, yb + 260 + 2 * j, sizeof b);
+    return b;
+}
+
+#endif
