@@ -15,149 +15,17 @@
 
 #include "test.h"
 #include "cuda_test.h"
+#include "device_models.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-static char tmp_dir[256];
-
-/* A tiny synthetic model, made once per run (NULL when that fails). */
-static ob_model *load_synth(const char *arch, const char *type, const char *extra) {
-    if (!tmp_dir[0]) {
-        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_cuda_model_test_XXXXXX");
-        if (!mkdtemp(tmp_dir)) return NULL;
-    }
-    const char *build = getenv("OB_BUILD");
-    char path[512], cmd[1400];
-    snprintf(path, sizeof path, "%s/%s-%s%s.gguf", tmp_dir, arch, type, extra[0] ? "-x" : "");
-    snprintf(cmd, sizeof cmd,
-             "%s/outboard synth --arch %s --shape tiny --type %s %s -o %s "
-             ">/dev/null 2>&1",
-             build ? build : "build", arch, type, extra, path);
-    if (system(cmd) != 0) return NULL;
-    ob_model *m = NULL;
-    ob_err err = {{0}};
-    if (ob_model_load(path, NULL, &m, &err)) {
-        fprintf(stderr, "  load %s: %s\n", path, err.msg);
-        return NULL;
-    }
-    unlink(path);
-    return m;
-}
-
-static ob_model *load_stories(void) {
-    const char *path = t_shared_path("models/stories260K.gguf");
-    ob_model *m = NULL;
-    ob_err err;
-    if (!path || ob_model_load(path, NULL, &m, &err)) return NULL;
-    return m;
-}
-
-static ob_context *ctx_new(ob_model *m, ob_device dev, int index, ob_status *st, ob_err *err) {
-    ob_context_params p;
-    ob_context_params_init(&p);
-    p.n_ctx = 64;
-    p.n_threads = 1;
-    p.device = dev;
-    p.device_index = index;
-    ob_context *c = NULL;
-    *st = ob_context_new(m, &p, &c, err);
-    return c;
-}
-
-static int32_t argmax(const float *x, int64_t n, float *gap) {
-    int64_t best = 0, second = -1;
-    for (int64_t i = 1; i < n; i++) {
-        if (x[i] > x[best])
-            second = best, best = i;
-        else if (second < 0 || x[i] > x[second])
-            second = i;
-    }
-    *gap = x[best] - x[second];
-    return (int32_t)best;
-}
-
-/* Largest |a - b| over n, relative to the range of b. */
-static double rel_diff(const float *a, const float *b, int64_t n) {
-    float lo = b[0], hi = b[0];
-    double d = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!isfinite(a[i])) return INFINITY;
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        lo = fminf(lo, b[i]);
-        hi = fmaxf(hi, b[i]);
-    }
-    return d / fmax(hi - lo, 1e-6);
-}
-
-static double g_worst; /* largest relative difference seen, for the report */
-
-/* n_prompt positions of prefill, then n_steps greedy decode steps, on a Vulkan and a CPU
- * context; logits within tol of their range everywhere and the same greedy tokens (a step
- * whose CPU top-2 gap is below the difference seen counts as a tie and follows the CPU). */
-static bool compare(ob_model *m, int dev, int64_t n_prompt, int n_steps, double tol,
-                    const char *what) {
-    ob_status st;
-    ob_err err = {{0}};
-    ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
-    if (!g) {
-        fprintf(stderr, "  %s: %s\n", what, err.msg);
-        return false;
-    }
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    const int64_t nv = info.n_vocab;
-    int32_t prompt[32];
-    for (int64_t i = 0; i < n_prompt; i++)
-        prompt[i] = (int32_t)(1 + (i * 37 + 11) % (nv - 1));
-    bool ok = c && ob_eval(g, prompt, n_prompt, true, &err) == OB_OK &&
-              ob_eval(c, prompt, n_prompt, true, &err) == OB_OK;
-    if (!ok) fprintf(stderr, "  %s: prefill: %s\n", what, err.msg);
-    for (int64_t t = 0; ok && t < n_prompt; t++) {
-        const double d = rel_diff(ob_logits(g, t), ob_logits(c, t), nv);
-        g_worst = fmax(g_worst, d);
-        if (!(d <= tol)) {
-            fprintf(stderr,
-                    "  %s: prompt position %lld: logits differ by %.3g of their range "
-                    "(tolerance %.3g)\n",
-                    what, (long long)t, d, tol);
-            ok = false;
-        }
-    }
-    float gap;
-    int32_t next = ok ? argmax(ob_logits(c, -1), nv, &gap) : 0;
-    for (int step = 0; ok && step < n_steps; step++) {
-        if (ob_eval(g, &next, 1, false, &err) || ob_eval(c, &next, 1, false, &err)) {
-            fprintf(stderr, "  %s: decode step %d: %s\n", what, step, err.msg);
-            ok = false;
-            break;
-        }
-        const double d = rel_diff(ob_logits(g, -1), ob_logits(c, -1), nv);
-        g_worst = fmax(g_worst, d);
-        float ggap;
-        const int32_t a = argmax(ob_logits(g, -1), nv, &ggap),
-                      b = argmax(ob_logits(c, -1), nv, &gap);
-        if (!(d <= tol) || (a != b && gap > 2 * d * 1.0)) {
-            fprintf(stderr,
-                    "  %s: decode step %d: logits differ by %.3g of their range, "
-                    "greedy %d vs CPU %d (CPU top-2 gap %g)\n",
-                    what, step, d, a, b, gap);
-            ok = false;
-        }
-        next = b;
-    }
-    ob_context_free(g);
-    ob_context_free(c);
-    return ok;
-}
-
 TEST(stories260k_matches_cpu) {
     NEED_CUDA(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
-    CHECK(compare(m, dev, 20, 12, 1e-3, "stories260K F32"));
+    CHECK(dm_compare(m, OB_DEVICE_CUDA, dev, 20, 12, 1e-3, "stories260K F32"));
     ob_model_free(m);
 }
 
@@ -167,12 +35,12 @@ TEST(stories260k_matches_cpu) {
  * of 13 tokens take the matrix-matrix path (more than 8 rows), decode the matrix-vector one. */
 static void family(const char *arch, const char *type, const char *extra) {
     NEED_CUDA(dev);
-    ob_model *m = load_synth(arch, type, extra);
+    ob_model *m = dm_load_synth(arch, type, extra);
     CHECK_MSG(m, "outboard synth --arch %s --type %s %s", arch, type, extra);
     char what[96];
     snprintf(what, sizeof what, "synth %s %s %s", arch, type, extra);
     const bool flt = type[0] == 'f' || type[0] == 'b';
-    CHECK(compare(m, dev, 13, 6, flt ? 1e-3 : 3e-2, what));
+    CHECK(dm_compare(m, OB_DEVICE_CUDA, dev, 13, 6, flt ? 1e-3 : 3e-2, what));
     ob_model_free(m);
 }
 
@@ -208,102 +76,21 @@ TEST(gemma3_q4_0_window) {
  * the same bound as on Vulkan). */
 TEST(default_model_greedy_matches_cpu) {
     NEED_CUDA(dev);
-    const char *path = getenv("OB_DEFAULT_MODEL");
-    ob_model *m = NULL;
-    ob_err err = {{0}};
-    if (!path || access(path, R_OK) || ob_model_load(path, NULL, &m, &err))
-        SKIP("the default model is not there (scripts/fetch-default-model.sh)");
-    ob_status st;
-    ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
-    CHECK_MSG(g, "%s", err.msg);
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    const char *text = "One, two, three, four,"; /* a clear continuation: gaps of 1.6..2.3 */
-    int32_t *prompt = NULL;
-    size_t n = 0;
-    CHECK(ob_tokenize(m, text, strlen(text), true, false, &prompt, &n, &err) == OB_OK);
-    const bool ran = ob_eval(g, prompt, (int64_t)n, false, &err) == OB_OK &&
-                     ob_eval(c, prompt, (int64_t)n, false, &err) == OB_OK;
-    ob_tokens_free(prompt);
-    CHECK_MSG(ran, "%s", err.msg);
-    for (int step = 0; step < 3; step++) {
-        float gap, ggap;
-        const float *lg = ob_logits(g, -1), *lc = ob_logits(c, -1);
-        const int32_t a = argmax(lg, info.n_vocab, &ggap), b = argmax(lc, info.n_vocab, &gap);
-        int64_t second = b == 0 ? 1 : 0;
-        for (int64_t i = 0; i < info.n_vocab; i++)
-            if (i != b && lc[i] > lc[second]) second = i;
-        const double moved = fabs((double)lg[b] - lc[b]) + fabs((double)lg[second] - lc[second]);
-        const double d = rel_diff(lg, lc, info.n_vocab);
-        fprintf(stderr, "default model step %d: token %d, CPU top-2 gap %.3f, moved %.3f, "
-                "logits within %.3g of their range\n", step, b, gap, moved, d);
-        CHECK_MSG(d <= 5e-2, "step %d: logits differ by %.3g of their range", step, d);
-        CHECK_MSG(a == b && gap > moved, "step %d: device %d, CPU %d (CPU gap %g, the two "
-                  "logits moved by %g)", step, a, b, gap, moved);
-        CHECK(ob_eval(g, &b, 1, false, &err) == OB_OK && ob_eval(c, &b, 1, false, &err) == OB_OK);
-    }
-    ob_context_free(g);
-    ob_context_free(c);
-    ob_model_free(m);
+    dm_default_model_greedy(OB_DEVICE_CUDA, dev);
 }
 
 /* Two sequences in one batch (a shared prefix forked, then both decoding side by side, with
  * the prefix cache of the KV pool): every entry's logits as the CPU's. */
-static bool two_sequences(ob_model *m, int dev, ob_device kind, float *out, int64_t nv) {
-    ob_context_params p;
-    ob_context_params_init(&p);
-    p.n_ctx = 64;
-    p.n_threads = 1;
-    p.n_seq_max = 2;
-    p.kv_size = 4 * 32;
-    p.device = kind;
-    p.device_index = kind == OB_DEVICE_CUDA ? dev : -1;
-    ob_context *c = NULL;
-    ob_batch *b = NULL;
-    ob_err err = {{0}};
-    bool ok = !ob_context_new(m, &p, &c, &err) && !ob_batch_new(16, &b, &err);
-    for (int32_t i = 0; ok && i < 9; i++)
-        ok = !ob_batch_add(b, 1 + i * 5, i, 0, false, &err);
-    ok = ok && !ob_decode(c, b, &err) && !ob_seq_fork(c, 0, 1, &err);
-    for (int step = 0; ok && step < 3; step++) {
-        ob_batch_clear(b);
-        ok = !ob_batch_add(b, 7 + step, 9 + step, 0, true, &err) &&
-             !ob_batch_add(b, 40 + step, 9 + step, 1, true, &err) && !ob_decode(c, b, &err);
-        for (int e = 0; ok && e < 2; e++)
-            memcpy(out + (step * 2 + e) * nv, ob_batch_logits(c, e), (size_t)nv * sizeof(float));
-    }
-    if (!ok) fprintf(stderr, "  two sequences on %s: %s\n", ob_context_device(c), err.msg);
-    ob_batch_free(b);
-    ob_context_free(c);
-    return ok;
-}
-
 TEST(two_sequences_in_one_batch) {
     NEED_CUDA(dev);
-    ob_model *m = load_synth("llama", "q8_0", "");
-    CHECK(m);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    const int64_t nv = info.n_vocab;
-    float *a = calloc((size_t)(6 * nv), sizeof(float)),
-          *b = calloc((size_t)(6 * nv), sizeof(float));
-    CHECK(two_sequences(m, dev, OB_DEVICE_CUDA, a, nv) &&
-          two_sequences(m, dev, OB_DEVICE_CPU, b, nv));
-    for (int r = 0; r < 6; r++) {
-        const double d = rel_diff(a + r * nv, b + r * nv, nv);
-        CHECK_MSG(d <= 3e-2, "entry %d: logits differ by %.3g of their range", r, d);
-    }
-    free(a);
-    free(b);
-    ob_model_free(m);
+    dm_two_sequences_match(OB_DEVICE_CUDA, dev);
 }
 
 /* Layers split: the first on the CPU, the rest on the device, only the hidden state
  * crossing; logits as a CPU context's. */
 TEST(split_between_cpu_and_device) {
     NEED_CUDA(dev);
-    ob_model *m = load_synth("qwen3", "q8_0", "");
+    ob_model *m = dm_load_synth("qwen3", "q8_0", "");
     CHECK(m);
     ob_context_params p;
     ob_context_params_init(&p);
@@ -318,12 +105,12 @@ TEST(split_between_cpu_and_device) {
     ob_status st;
     ob_err err = {{0}};
     CHECK_MSG(ob_context_new(m, &p, &g, &err) == OB_OK, "%s", err.msg);
-    c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+    c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
     CHECK(c);
     const int32_t prompt[9] = {1, 5, 9, 13, 17, 21, 25, 29, 33};
     CHECK(ob_eval(g, prompt, 9, true, &err) == OB_OK && ob_eval(c, prompt, 9, true, &err) == OB_OK);
     for (int64_t t = 0; t < 9; t++) {
-        const double d = rel_diff(ob_logits(g, t), ob_logits(c, t), info.n_vocab);
+        const double d = dm_rel_diff(ob_logits(g, t), ob_logits(c, t), info.n_vocab);
         CHECK_MSG(d <= 3e-2, "position %lld: logits differ by %.3g of their range", (long long)t,
                   d);
     }
@@ -339,12 +126,12 @@ TEST(split_between_cpu_and_device) {
  * both figures in the message. */
 TEST(too_large_for_the_device) {
     NEED_CUDA(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
     ob_status st;
     ob_err err = {{0}};
     cuda_fault_set(3);
-    ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
+    ob_context *g = dm_ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
     cuda_fault_set(0);
     CHECK(g == NULL);
     CHECK_STATUS(st, OB_ERR_LIMIT, &err, "MiB free");
@@ -356,16 +143,16 @@ TEST(too_large_for_the_device) {
  * context on the same model runs. */
 TEST(out_of_memory_is_reported) {
     NEED_CUDA(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
     ob_status st;
     ob_err err = {{0}};
     cuda_fault_set(1);
-    ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
+    ob_context *g = dm_ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
     cuda_fault_set(0);
     CHECK(g == NULL);
     CHECK_STATUS(st, OB_ERR_NOMEM, &err, "out of device memory");
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+    ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
     const int32_t tok[3] = {1, 403, 407};
     CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
     ob_context_free(c);
@@ -376,11 +163,11 @@ TEST(out_of_memory_is_reported) {
  * error, the sequence is as it was, and the CPU keeps working. */
 TEST(kernel_failure_is_reported) {
     NEED_CUDA(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
     ob_status st;
     ob_err err = {{0}};
-    ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
+    ob_context *g = dm_ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
     CHECK_MSG(g, "%s", err.msg);
     const int32_t tok[3] = {1, 403, 407};
     CHECK(ob_eval(g, tok, 2, false, &err) == OB_OK);
@@ -392,7 +179,7 @@ TEST(kernel_failure_is_reported) {
     CHECK_EQ_INT(ob_context_n_past(g), 2);
     CHECK(ob_eval(g, tok + 2, 1, false, &err) != OB_OK);
     ob_context_free(g);
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+    ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
     CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
     ob_context_free(c);
     ob_model_free(m);
@@ -404,14 +191,14 @@ TEST(moe_and_recurrent_refused) {
     NEED_CUDA(dev);
     const char *arch[2] = {"qwen3moe", "qwen35"}, *kind[2] = {"mixture-of-experts", "recurrent"};
     for (int i = 0; i < 2; i++) {
-        ob_model *m = load_synth(arch[i], "q8_0", "");
+        ob_model *m = dm_load_synth(arch[i], "q8_0", "");
         CHECK_MSG(m, "outboard synth --arch %s", arch[i]);
         ob_status st;
         ob_err err = {{0}};
-        ob_context *g = ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
+        ob_context *g = dm_ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
         CHECK(g == NULL);
         CHECK_STATUS(st, OB_ERR_UNSUPPORTED, &err, kind[i]);
-        ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+        ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
         const int32_t tok[3] = {1, 5, 9};
         CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
         ob_context_free(c);
@@ -422,7 +209,7 @@ TEST(moe_and_recurrent_refused) {
 TEST(report) {
     NEED_CUDA(dev);
     (void)dev;
-    fprintf(stderr, "largest logits difference: %.3g of the range\n", g_worst);
+    fprintf(stderr, "largest logits difference: %.3g of the range\n", dm_worst);
 }
 
 int main(void) {
@@ -443,6 +230,6 @@ int main(void) {
     RUN(kernel_failure_is_reported);
     RUN(moe_and_recurrent_refused);
     RUN(report);
-    if (tmp_dir[0]) rmdir(tmp_dir);
+    dm_models_done();
     return t_summary();
 }

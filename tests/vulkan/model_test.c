@@ -12,100 +12,18 @@
 #include "outboard.h"
 
 #include "test.h"
-#include "vk_models.h"
+#include "device_models.h"
 #include "vk_test.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-static ob_model *load_stories(void) {
-    const char *path = t_shared_path("models/stories260K.gguf");
-    ob_model *m = NULL;
-    ob_err err;
-    if (!path || ob_model_load(path, NULL, &m, &err)) return NULL;
-    return m;
-}
-
-static ob_context *ctx_new(ob_model *m, ob_device dev, int index, ob_status *st, ob_err *err) {
-    ob_context_params p;
-    ob_context_params_init(&p);
-    p.n_ctx = 64;
-    p.n_threads = 1;
-    p.device = dev;
-    p.device_index = index;
-    ob_context *c = NULL;
-    *st = ob_context_new(m, &p, &c, err);
-    return c;
-}
-
-static double g_worst; /* largest relative difference seen, for the report */
-
-/* n_prompt positions of prefill, then n_steps greedy decode steps, on a Vulkan and a CPU
- * context; logits within tol of their range everywhere and the same greedy tokens (a step
- * whose CPU top-2 gap is below the difference seen counts as a tie and follows the CPU). */
-static bool compare(ob_model *m, int dev, int64_t n_prompt, int n_steps, double tol,
-                    const char *what) {
-    ob_status st;
-    ob_err err = {{0}};
-    ob_context *g = ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
-    if (!g) {
-        fprintf(stderr, "  %s: %s\n", what, err.msg);
-        return false;
-    }
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    const int64_t nv = info.n_vocab;
-    int32_t prompt[32];
-    for (int64_t i = 0; i < n_prompt; i++)
-        prompt[i] = (int32_t)(1 + (i * 37 + 11) % (nv - 1));
-    bool ok = c && ob_eval(g, prompt, n_prompt, true, &err) == OB_OK &&
-              ob_eval(c, prompt, n_prompt, true, &err) == OB_OK;
-    if (!ok) fprintf(stderr, "  %s: prefill: %s\n", what, err.msg);
-    for (int64_t t = 0; ok && t < n_prompt; t++) {
-        const double d = vk_rel_diff(ob_logits(g, t), ob_logits(c, t), nv);
-        g_worst = fmax(g_worst, d);
-        if (!(d <= tol)) {
-            fprintf(stderr,
-                    "  %s: prompt position %lld: logits differ by %.3g of their range "
-                    "(tolerance %.3g)\n",
-                    what, (long long)t, d, tol);
-            ok = false;
-        }
-    }
-    float gap;
-    int32_t next = ok ? vk_argmax(ob_logits(c, -1), nv, &gap) : 0;
-    for (int step = 0; ok && step < n_steps; step++) {
-        if (ob_eval(g, &next, 1, false, &err) || ob_eval(c, &next, 1, false, &err)) {
-            fprintf(stderr, "  %s: decode step %d: %s\n", what, step, err.msg);
-            ok = false;
-            break;
-        }
-        const double d = vk_rel_diff(ob_logits(g, -1), ob_logits(c, -1), nv);
-        g_worst = fmax(g_worst, d);
-        float ggap;
-        const int32_t a = vk_argmax(ob_logits(g, -1), nv, &ggap),
-                      b = vk_argmax(ob_logits(c, -1), nv, &gap);
-        if (!(d <= tol) || (a != b && gap > 2 * d * 1.0)) {
-            fprintf(stderr,
-                    "  %s: decode step %d: logits differ by %.3g of their range, "
-                    "greedy %d vs CPU %d (CPU top-2 gap %g)\n",
-                    what, step, d, a, b, gap);
-            ok = false;
-        }
-        next = b;
-    }
-    ob_context_free(g);
-    ob_context_free(c);
-    return ok;
-}
-
 TEST(stories260k_matches_cpu) {
     NEED_VULKAN(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
-    CHECK(compare(m, dev, 20, 12, 1e-3, "stories260K F32"));
+    CHECK(dm_compare(m, OB_DEVICE_VULKAN, dev, 20, 12, 1e-3, "stories260K F32"));
     ob_model_free(m);
 }
 
@@ -114,12 +32,12 @@ TEST(stories260k_matches_cpu) {
  * for quantized ones (the CPU's Q8 activations; 1.7e-2 is the largest seen on lavapipe). */
 static void family(const char *arch, const char *type, const char *extra) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth(arch, type, extra);
+    ob_model *m = dm_load_synth(arch, type, extra);
     CHECK_MSG(m, "outboard synth --arch %s --type %s %s", arch, type, extra);
     char what[96];
     snprintf(what, sizeof what, "synth %s %s %s", arch, type, extra);
     const bool flt = type[0] == 'f' || type[0] == 'b';
-    CHECK(compare(m, dev, 13, 6, flt ? 1e-3 : 3e-2, what));
+    CHECK(dm_compare(m, OB_DEVICE_VULKAN, dev, 13, 6, flt ? 1e-3 : 3e-2, what));
     ob_model_free(m);
 }
 
@@ -158,107 +76,26 @@ TEST(default_model_greedy_matches_cpu) {
 #ifdef __SANITIZE_ADDRESS__
     SKIP("skipped: the default model on lavapipe is too slow under the sanitizers");
 #endif
-    const char *path = getenv("OB_DEFAULT_MODEL");
-    ob_model *m = NULL;
-    ob_err err = {{0}};
-    if (!path || access(path, R_OK) || ob_model_load(path, NULL, &m, &err))
-        SKIP("the default model is not there (scripts/fetch-default-model.sh)");
-    ob_status st;
-    ob_context *g = ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
-    CHECK_MSG(g, "%s", err.msg);
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    const char *text = "One, two, three, four,"; /* a clear continuation: gaps of 1.6..2.3 */
-    int32_t *prompt = NULL;
-    size_t n = 0;
-    CHECK(ob_tokenize(m, text, strlen(text), true, false, &prompt, &n, &err) == OB_OK);
-    const bool ran = ob_eval(g, prompt, (int64_t)n, false, &err) == OB_OK &&
-                     ob_eval(c, prompt, (int64_t)n, false, &err) == OB_OK;
-    ob_tokens_free(prompt);
-    CHECK_MSG(ran, "%s", err.msg);
-    for (int step = 0; step < 3; step++) {
-        float gap, ggap;
-        const float *lg = ob_logits(g, -1), *lc = ob_logits(c, -1);
-        const int32_t a = vk_argmax(lg, info.n_vocab, &ggap), b = vk_argmax(lc, info.n_vocab, &gap);
-        int64_t second = b == 0 ? 1 : 0;
-        for (int64_t i = 0; i < info.n_vocab; i++)
-            if (i != b && lc[i] > lc[second]) second = i;
-        const double moved = fabs((double)lg[b] - lc[b]) + fabs((double)lg[second] - lc[second]);
-        const double d = vk_rel_diff(lg, lc, info.n_vocab);
-        fprintf(stderr, "default model step %d: token %d, CPU top-2 gap %.3f, moved %.3f, "
-                "logits within %.3g of their range\n", step, b, gap, moved, d);
-        CHECK_MSG(d <= 5e-2, "step %d: logits differ by %.3g of their range", step, d);
-        CHECK_MSG(a == b && gap > moved, "step %d: device %d, CPU %d (CPU gap %g, the two "
-                  "logits moved by %g)", step, a, b, gap, moved);
-        CHECK(ob_eval(g, &b, 1, false, &err) == OB_OK && ob_eval(c, &b, 1, false, &err) == OB_OK);
-    }
-    ob_context_free(g);
-    ob_context_free(c);
-    ob_model_free(m);
+    dm_default_model_greedy(OB_DEVICE_VULKAN, dev);
 }
 
 /* Two sequences in one batch (a shared prefix forked, then both decoding side by side, with
  * the prefix cache of the KV pool): every entry's logits as the CPU's. */
-static bool two_sequences(ob_model *m, int dev, ob_device kind, float *out, int64_t nv) {
-    ob_context_params p;
-    ob_context_params_init(&p);
-    p.n_ctx = 64;
-    p.n_threads = 1;
-    p.n_seq_max = 2;
-    p.kv_size = 4 * 32;
-    p.device = kind;
-    p.device_index = kind == OB_DEVICE_VULKAN ? dev : -1;
-    ob_context *c = NULL;
-    ob_batch *b = NULL;
-    ob_err err = {{0}};
-    bool ok = !ob_context_new(m, &p, &c, &err) && !ob_batch_new(16, &b, &err);
-    for (int32_t i = 0; ok && i < 9; i++)
-        ok = !ob_batch_add(b, 1 + i * 5, i, 0, false, &err);
-    ok = ok && !ob_decode(c, b, &err) && !ob_seq_fork(c, 0, 1, &err);
-    for (int step = 0; ok && step < 3; step++) {
-        ob_batch_clear(b);
-        ok = !ob_batch_add(b, 7 + step, 9 + step, 0, true, &err) &&
-             !ob_batch_add(b, 40 + step, 9 + step, 1, true, &err) && !ob_decode(c, b, &err);
-        for (int e = 0; ok && e < 2; e++)
-            memcpy(out + (step * 2 + e) * nv, ob_batch_logits(c, e), (size_t)nv * sizeof(float));
-    }
-    if (!ok) fprintf(stderr, "  two sequences on %s: %s\n", ob_context_device(c), err.msg);
-    ob_batch_free(b);
-    ob_context_free(c);
-    return ok;
-}
-
 TEST(two_sequences_in_one_batch) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("llama", "q8_0", "");
-    CHECK(m);
-    ob_model_info info;
-    ob_model_get_info(m, &info);
-    const int64_t nv = info.n_vocab;
-    float *a = calloc((size_t)(6 * nv), sizeof(float)),
-          *b = calloc((size_t)(6 * nv), sizeof(float));
-    CHECK(two_sequences(m, dev, OB_DEVICE_VULKAN, a, nv) &&
-          two_sequences(m, dev, OB_DEVICE_CPU, b, nv));
-    for (int r = 0; r < 6; r++) {
-        const double d = vk_rel_diff(a + r * nv, b + r * nv, nv);
-        CHECK_MSG(d <= 3e-2, "entry %d: logits differ by %.3g of their range", r, d);
-    }
-    free(a);
-    free(b);
-    ob_model_free(m);
+    dm_two_sequences_match(OB_DEVICE_VULKAN, dev);
 }
 
 /* A model larger than the device's free memory is refused before anything is uploaded, with
  * both figures in the message. */
 TEST(too_large_for_the_device) {
     NEED_VULKAN(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
     ob_status st;
     ob_err err = {{0}};
     vulkan_fault_set(3);
-    ob_context *g = ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
+    ob_context *g = dm_ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
     CHECK(g == NULL);
     CHECK_STATUS(st, OB_ERR_LIMIT, &err, "MiB free");
     CHECK(strstr(err.msg, "need"));
@@ -269,15 +106,15 @@ TEST(too_large_for_the_device) {
  * context on the same model runs. */
 TEST(out_of_memory_is_reported) {
     NEED_VULKAN(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
     ob_status st;
     ob_err err = {{0}};
     vulkan_fault_set(1);
-    ob_context *g = ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
+    ob_context *g = dm_ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
     CHECK(g == NULL);
     CHECK_STATUS(st, OB_ERR_NOMEM, &err, "VK_ERROR_OUT_OF_DEVICE_MEMORY");
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+    ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
     const int32_t tok[3] = {1, 403, 407};
     CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
     ob_context_free(c);
@@ -288,11 +125,11 @@ TEST(out_of_memory_is_reported) {
  * VK_ERROR_DEVICE_LOST named, the sequence is as it was, and the CPU keeps working. */
 TEST(device_lost_is_reported) {
     NEED_VULKAN(dev);
-    ob_model *m = load_stories();
+    ob_model *m = dm_load_stories();
     if (!m) SKIP("models/stories260K.gguf not in the shared folder");
     ob_status st;
     ob_err err = {{0}};
-    ob_context *g = ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
+    ob_context *g = dm_ctx_new(m, OB_DEVICE_VULKAN, dev, &st, &err);
     CHECK_MSG(g, "%s", err.msg);
     const int32_t tok[3] = {1, 403, 407};
     CHECK(ob_eval(g, tok, 2, false, &err) == OB_OK);
@@ -301,7 +138,7 @@ TEST(device_lost_is_reported) {
     CHECK_EQ_INT(ob_context_n_past(g), 2);
     CHECK_STATUS(ob_eval(g, tok + 2, 1, false, &err), OB_ERR_DEVICE, &err, "VK_ERROR_DEVICE_LOST");
     ob_context_free(g);
-    ob_context *c = ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+    ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
     CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
     ob_context_free(c);
     ob_model_free(m);
@@ -311,7 +148,7 @@ TEST(validation_layer_silent) {
     NEED_VULKAN(dev);
     (void)dev;
     CHECK_EQ_INT(vulkan_validation_messages(), 0);
-    fprintf(stderr, "largest logits difference: %.3g of the range\n", g_worst);
+    fprintf(stderr, "largest logits difference: %.3g of the range\n", dm_worst);
 }
 
 int main(void) {
@@ -330,6 +167,6 @@ int main(void) {
     RUN(out_of_memory_is_reported);
     RUN(device_lost_is_reported);
     RUN(validation_layer_silent);
-    vk_models_done();
+    dm_models_done();
     return t_summary();
 }

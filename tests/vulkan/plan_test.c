@@ -15,7 +15,7 @@
 #include "outboard.h"
 
 #include "test.h"
-#include "vk_models.h"
+#include "device_models.h"
 #include "vk_test.h"
 
 #include <stdlib.h>
@@ -41,7 +41,7 @@ static uint64_t total(const ob_plan_part *p) {
 
 static void auto_placement_boundaries(const char *arch) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth(arch, "q8_0", "");
+    ob_model *m = dm_load_synth(arch, "q8_0", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -78,7 +78,7 @@ TEST(auto_placement_fills_the_budget_gemma3) {
 /* Host and device parts against the context and the file. */
 TEST(parts_add_up) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("qwen3", "f16", "");
+    ob_model *m = dm_load_synth("qwen3", "f16", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -111,7 +111,7 @@ TEST(parts_add_up) {
  * what the plan said, to the byte. */
 TEST(link_bytes_equal_the_plan) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("llama", "q8_0", "");
+    ob_model *m = dm_load_synth("llama", "q8_0", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -141,7 +141,7 @@ TEST(link_bytes_equal_the_plan) {
 
 TEST(unbudgeted_auto_fits_the_device) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("llama", "f32", "");
+    ob_model *m = dm_load_synth("llama", "f32", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context_params p;
@@ -164,7 +164,7 @@ TEST(unbudgeted_auto_fits_the_device) {
  * rate plus the latency, counted in the copies' time. */
 TEST(link_emulation_slows_copies) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("llama", "f32", "");
+    ob_model *m = dm_load_synth("llama", "f32", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context_params p;
@@ -196,6 +196,6 @@ int main(void) {
     RUN(link_bytes_equal_the_plan);
     RUN(unbudgeted_auto_fits_the_device);
     RUN(link_emulation_slows_copies);
-    vk_models_done();
+    dm_models_done();
     return t_summary();
 }

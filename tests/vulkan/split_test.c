@@ -11,7 +11,7 @@
 #include "outboard.h"
 
 #include "test.h"
-#include "vk_models.h"
+#include "device_models.h"
 #include "vk_test.h"
 
 #include <math.h>
@@ -57,7 +57,7 @@ static bool compare_split(ob_model *m, int dev, int64_t gpu_layers, double tol,
               !ob_eval(c, prompt, n_prompt, true, &err);
     if (!ok) fprintf(stderr, "  %s: prefill: %s\n", what, err.msg);
     for (int64_t t = 0; ok && t < n_prompt; t++) {
-        const double d = vk_rel_diff(ob_logits(s, t), ob_logits(c, t), nv);
+        const double d = dm_rel_diff(ob_logits(s, t), ob_logits(c, t), nv);
         g_worst = fmax(g_worst, d);
         if (!(d <= tol)) {
             fprintf(stderr, "  %s, %lld device layers: position %lld differs by %.3g "
@@ -65,13 +65,13 @@ static bool compare_split(ob_model *m, int dev, int64_t gpu_layers, double tol,
             ok = false;
         }
     }
-    int32_t next = ok ? vk_argmax(ob_logits(c, -1), nv, NULL) : 0;
+    int32_t next = ok ? dm_argmax(ob_logits(c, -1), nv, NULL) : 0;
     for (int64_t step = 0; ok && step < n_steps; step++) {
         ok = !ob_eval(s, &next, 1, false, &err) && !ob_eval(c, &next, 1, false, &err);
-        const double d = ok ? vk_rel_diff(ob_logits(s, -1), ob_logits(c, -1), nv) : INFINITY;
+        const double d = ok ? dm_rel_diff(ob_logits(s, -1), ob_logits(c, -1), nv) : INFINITY;
         g_worst = fmax(g_worst, d);
-        const int32_t a = ok ? vk_argmax(ob_logits(s, -1), nv, NULL) : -1;
-        next = ok ? vk_argmax(ob_logits(c, -1), nv, NULL) : 0;
+        const int32_t a = ok ? dm_argmax(ob_logits(s, -1), nv, NULL) : -1;
+        next = ok ? dm_argmax(ob_logits(c, -1), nv, NULL) : 0;
         if (!(d <= tol) || a != next) {
             fprintf(stderr, "  %s, %lld device layers: decode step %lld: difference %.3g, "
                     "tokens %d and %d %s\n", what, (long long)gpu_layers, (long long)step, d,
@@ -117,7 +117,7 @@ TEST(stories260k_every_split) {
 
 TEST(llama_q8_0_every_split) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("llama", "q8_0", "");
+    ob_model *m = dm_load_synth("llama", "q8_0", "");
     CHECK(m);
     every_split(m, dev, 3e-2, "synth llama q8_0");
     ob_model_free(m);
@@ -125,7 +125,7 @@ TEST(llama_q8_0_every_split) {
 
 TEST(gemma3_q4_k_window_every_split) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("gemma3", "q4_k", "--swa 4");
+    ob_model *m = dm_load_synth("gemma3", "q4_k", "--swa 4");
     CHECK(m);
     every_split(m, dev, 3e-2, "synth gemma3 q4_k");
     ob_model_free(m);
@@ -135,7 +135,7 @@ TEST(gemma3_q4_k_window_every_split) {
  * row's logits as a CPU context with the same calls gives them. */
 TEST(two_sequences_and_a_fork_on_a_split) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("llama", "f16", "");
+    ob_model *m = dm_load_synth("llama", "f16", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context *ctx[2] = {ctx_new(m, OB_DEVICE_VULKAN, dev, 1, 2, &err),
@@ -162,7 +162,7 @@ TEST(two_sequences_and_a_fork_on_a_split) {
         CHECK_MSG(!ob_decode(ctx[k], b, &err), "%s", err.msg);
         for (int i = 0; i < 3; i++) rows[k][i] = ob_batch_logits(ctx[k], i);
         for (int i = 0; i < 3 && k == 1; i++) {
-            const double d = vk_rel_diff(rows[0][i], rows[1][i], info.n_vocab);
+            const double d = dm_rel_diff(rows[0][i], rows[1][i], info.n_vocab);
             CHECK_MSG(d <= 1e-3, "batch row %d differs by %.3g", i, d);
         }
     }
@@ -174,7 +174,7 @@ TEST(two_sequences_and_a_fork_on_a_split) {
 
 TEST(placement_names_both_devices) {
     NEED_VULKAN(dev);
-    ob_model *m = vk_load_synth("qwen3", "f32", "");
+    ob_model *m = dm_load_synth("qwen3", "f32", "");
     CHECK(m);
     ob_model_info info;
     ob_model_get_info(m, &info);
@@ -211,6 +211,6 @@ int main(void) {
     RUN(two_sequences_and_a_fork_on_a_split);
     RUN(placement_names_both_devices);
     RUN(validation_layer_silent);
-    vk_models_done();
+    dm_models_done();
     return t_summary();
 }
