@@ -106,28 +106,34 @@ static ob_status device_new(const ob_context_params *p, const model_backend_shap
     }
 }
 
-/* Adds the stage of layers [lo, hi): on the device when `device`, else the CPU. */
-static ob_status stage_add(ob_context *c, const ob_context_params *p,
-                           const model_backend_shape *whole, int64_t lo, int64_t hi,
-                           bool device, ob_err *err) {
+/* The backend of layers [lo, hi) of the whole shape: the device p asks for (device), or the
+ * CPU. *out stays NULL when auto finds no device. */
+static ob_status backend_of(const ob_context_params *p, const model_backend_shape *whole,
+                            int64_t lo, int64_t hi, bool device, model_backend **out,
+                            ob_err *err) {
     model_backend_shape shape = *whole;
     shape.n_layer = hi - lo;
-    model_stage *st = &c->stage[c->n_stage];
-    ob_status s = device ? device_new(p, &shape, lo, &st->be, err) : OB_OK;
-    if (!s && !st->be) s = model_backend_cpu_new(&shape, lo, p->n_threads, &st->be, err);
-    if (s) return s;
-    c->n_stage++;
+    *out = NULL;
+    return device ? device_new(p, &shape, lo, out, err)
+                  : model_backend_cpu_new(&shape, lo, p->n_threads, out, err);
+}
+
+/* Appends be (owned from here on) as the next stage, after checking that it runs every kind
+ * of layer the model has, with its activation buffers. */
+static ob_status stage_push(ob_context *c, model_backend *be, ob_err *err) {
+    model_stage *st = &c->stage[c->n_stage++];
+    st->be = be;
     const model_hparams *hp = &c->model->hp;
-    const char *name = st->be->ops->name;
-    if (hp->moe.n_expert > 0 && !st->be->ops->moe_ffn)
+    const char *name = be->ops->name;
+    if (hp->moe.n_expert > 0 && !be->ops->moe_ffn)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
                        "mixture-of-experts layers, which this backend does not run (use "
                        "--device cpu)", name, hp->arch_name);
-    if (hp->recurrent && !st->be->ops->deltanet)
+    if (hp->recurrent && !be->ops->deltanet)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "context: the %s backend has no "
                        "recurrent-layer ops, which architecture '%s' needs (use --device cpu)",
                        name, hp->arch_name);
-    return buffers_new(&st->buf, st->be, hp, c->n_batch, err);
+    return buffers_new(&st->buf, be, hp, c->n_batch, err);
 }
 
 static void placement_describe(ob_context *c) {
@@ -160,9 +166,15 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
         if ((st = model_plan(c->model, p, &whole, &plan, err))) return st;
         on_device = plan.n_gpu_layers;
     }
-    const int64_t host = n_layer - on_device;
-    if (host > 0) st = stage_add(c, p, &whole, 0, host, false, err);
-    if (!st && host < n_layer) st = stage_add(c, p, &whole, host, n_layer, true, err);
+    /* the device first: when auto finds none, every layer goes to one CPU stage */
+    int64_t host = n_layer - on_device;
+    model_backend *dev = NULL, *cpu = NULL;
+    if (host < n_layer && !(st = backend_of(p, &whole, host, n_layer, true, &dev, err)) && !dev)
+        host = n_layer;
+    if (!st && host > 0) st = backend_of(p, &whole, 0, host, false, &cpu, err);
+    if (!st && cpu) st = stage_push(c, cpu, err); /* the stage owns it, even on failure */
+    if (dev && !st) st = stage_push(c, dev, err);
+    else if (dev) dev->ops->free(dev);
     c->weights.progress = NULL;
     c->weights.progress_user = NULL;
     c->link_gbps = p->link_gbps;

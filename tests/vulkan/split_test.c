@@ -193,6 +193,15 @@ TEST(placement_names_both_devices) {
     CHECK_MSG(c, "%s", err.msg);
     CHECK(!strcmp(ob_context_device(c), "cpu"));
     ob_context_free(c);
+    /* auto with a share for a GPU that is not there (CI: lavapipe is not taken by auto): one
+     * CPU stage for every layer, not two */
+    c = ctx_new(m, OB_DEVICE_AUTO, -1, 1, 1, &err);
+    CHECK_MSG(c, "%s", err.msg);
+    snprintf(want, sizeof want, "cpu: layers 0-%lld", (long long)info.n_layer - 1);
+    if (!strcmp(ob_context_device(c), "cpu"))
+        CHECK_MSG(!strcmp(ob_context_placement(c), want), "'%s', expected '%s'",
+                  ob_context_placement(c), want);
+    ob_context_free(c);
     ob_model_free(m);
 }
 
