@@ -55,6 +55,10 @@ void cli_bar_start(cli_bar *b, const char *label);
 bool cli_bar_progress(float p, void *user); /* an ob_progress_fn over a cli_bar */
 void cli_bar_end(cli_bar *b);               /* ends the line of a bar cut short */
 
+/* Hooks a bar (started here; cli_bar_end it) to p's weight preparation: "preparing" on the
+ * CPU, "weights" for a device. */
+void cli_bar_for_context(cli_bar *bar, ob_context_params *p);
+
 /* ob_context_new with a bar while the backends prepare the weights (repacking on the CPU,
  * uploading to a device), then the line cli_device_chosen prints. */
 ob_status cli_context_new(ob_model *m, const ob_context_params *cp, ob_context **out,

@@ -60,6 +60,18 @@ static ob_status take_gpu_layers(argv_cursor *c, int64_t *out, ob_err *err) {
     return st ? st : cli_parse_gpu_layers(flag, v, out, err);
 }
 
+static ob_status take_size(argv_cursor *c, uint64_t *out, ob_err *err) {
+    const char *flag = c->argv[c->i], *v = NULL;
+    ob_status st = take_str(c, &v, err);
+    return st ? st : cli_parse_size(flag, v, 1 << 20, 1ull << 50, out, err);
+}
+
+static ob_status take_link(argv_cursor *c, double *gbps, double *latency_us, ob_err *err) {
+    const char *flag = c->argv[c->i], *v = NULL;
+    ob_status st = take_str(c, &v, err);
+    return st ? st : cli_parse_link(flag, v, gbps, latency_us, err);
+}
+
 static ob_status take_int(argv_cursor *c, int min, int max, int *out, ob_err *err) {
     int64_t v = 0;
     ob_status st = take_i64(c, min, max, &v, err);
@@ -212,12 +224,9 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "-t", NULL)) st = take_int(&c, 0, CLI_MAX_THREADS, &o->threads, err);
         else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, &o->device_index, err);
         else if (is(a, "--gpu-layers", "-ngl")) st = take_gpu_layers(&c, &o->gpu_layers, err);
-        else if (is(a, "--vram-budget", NULL) || is(a, "--link-emulate", NULL)) {
-            const char *v = NULL;
-            if (!(st = take_str(&c, &v, err)))
-                st = a[2] == 'v' ? cli_parse_size(a, v, 1 << 20, 1ull << 50, &o->vram_budget, err)
-                                 : cli_parse_link(a, v, &o->link_gbps, &o->link_latency_us, err);
-        }
+        else if (is(a, "--vram-budget", NULL)) st = take_size(&c, &o->vram_budget, err);
+        else if (is(a, "--link-emulate", NULL))
+            st = take_link(&c, &o->link_gbps, &o->link_latency_us, err);
         else st = unknown(a, err);
         if (st) return st;
     }

@@ -20,13 +20,17 @@ void cli_device_chosen(FILE *to, const ob_context_params *cp, const ob_context *
         fprintf(to, "device: no CUDA device or discrete Vulkan GPU\n");
 }
 
+void cli_bar_for_context(cli_bar *bar, ob_context_params *p) {
+    cli_bar_start(bar, p->device == OB_DEVICE_CPU ? "preparing" : "weights");
+    p->progress = cli_bar_progress;
+    p->progress_user = bar;
+}
+
 ob_status cli_context_new(ob_model *m, const ob_context_params *cp, ob_context **out,
                           ob_err *err) {
     cli_bar bar;
     ob_context_params p = *cp;
-    cli_bar_start(&bar, p.device == OB_DEVICE_CPU ? "preparing" : "weights");
-    p.progress = cli_bar_progress;
-    p.progress_user = &bar;
+    cli_bar_for_context(&bar, &p);
     ob_status st = ob_context_new(m, &p, out, err);
     cli_bar_end(&bar);
     if (!st) cli_device_chosen(stderr, cp, *out);

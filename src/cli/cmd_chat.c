@@ -292,9 +292,7 @@ static int setup(chat *c) {
     cli_ctx_warn("chat", c->model, c->o.cp.n_ctx);
     cli_bar bar; /* while the backends prepare the weights */
     ob_context_params cp = c->o.cp;
-    cli_bar_start(&bar, cp.device == OB_DEVICE_CPU ? "preparing" : "weights");
-    cp.progress = cli_bar_progress;
-    cp.progress_user = &bar;
+    cli_bar_for_context(&bar, &cp);
     ob_status est = cli_chat_engine_init(&c->eng, c->model, &cp, &err);
     cli_bar_end(&bar);
     if (est) goto fail;

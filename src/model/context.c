@@ -62,11 +62,14 @@ ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob
 
 /* A host cache larger than the machine's memory would be allocated lazily and then fail
  * page by page deep in a forward step; refuse it up front with the figures. */
-static ob_status check_host_memory(size_t kv_bytes, int64_t kv_size, ob_err *err) {
+double model_host_memory(void) {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0) return OB_OK; /* unknown: nothing to compare with */
-    const double have = (double)pages * (double)page;
-    if ((double)kv_bytes <= have) return OB_OK;
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+}
+
+static ob_status check_host_memory(size_t kv_bytes, int64_t kv_size, ob_err *err) {
+    const double have = model_host_memory();
+    if (have == 0 || (double)kv_bytes <= have) return OB_OK; /* unknown: nothing to compare */
     return ob_fail(err, OB_ERR_LIMIT, "context: the KV cache of %lld positions needs %.1f GiB, "
                    "more than the machine's %.1f GiB of memory", (long long)kv_size,
                    (double)kv_bytes / (1 << 30), have / (1 << 30));

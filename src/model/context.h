@@ -67,6 +67,9 @@ struct ob_context {
 /* context.c: p checked and its defaults filled in, as ob_context_new does it. */
 ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob_err *err);
 
+/* context.c: bytes of the machine's memory, 0 when the system does not say. */
+double model_host_memory(void);
+
 /* context.c: the shape of a context for checked params p over the whole model (weights set). */
 void model_context_shape(const ob_model *m, const ob_context_params *p,
                          model_backend_shape *out);

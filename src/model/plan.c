@@ -13,7 +13,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Device memory left to other programs and the driver's own use when no budget is given:
  * 5% of it, at least 512 MiB. */
@@ -120,12 +119,12 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
     out->link_chunk = link_bytes(m, n_layer, g, p->n_batch);
     /* the host holds its part's cache and activations (weights are the mapped file's) */
     const uint64_t host = out->host.kv + out->host.state + out->host.activations;
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && (double)host > (double)pages * (double)page)
+    const double have = model_host_memory();
+    if (have > 0 && (double)host > have)
         return ob_fail(err, OB_ERR_LIMIT, "plan: the host part needs %.2f GiB (KV cache %.2f, "
                        "state %.2f), more than the machine's %.2f GiB", (double)host / (1 << 30),
                        (double)out->host.kv / (1 << 30), (double)out->host.state / (1 << 30),
-                       (double)pages * (double)page / (1 << 30));
+                       have / (1 << 30));
     return OB_OK;
 }
 

@@ -133,19 +133,29 @@ static void admit(serve_sched *s) {
 /* The pool ran out mid-step: the youngest sequence gives its blocks back and waits at the
  * front of the queue; its tokens so far are evaluated again when it returns, and its sampler,
  * stop matcher and parser carry on where they were. */
-static void preempt_youngest(serve_sched *s) {
+static serve_seq *youngest_running(const serve_sched *s) {
     serve_seq *young = NULL;
     for (int i = 0; i < s->n_running; i++)
         if (!young || s->running[i]->order > young->order) young = s->running[i];
+    return young;
+}
+
+/* With mu held: q leaves its slot (its cache dropped) for the front of the queue. */
+static void requeue_front(serve_sched *s, serve_seq *q) {
+    seq_unslot(s, q);
+    q->phase = SERVE_SEQ_WAITING;
+    q->n_past = 0;
+    memmove(s->waiting + 1, s->waiting, s->n_waiting * sizeof *s->waiting);
+    s->waiting[0] = q;
+    s->n_waiting++;
+}
+
+static void preempt_youngest(serve_sched *s) {
+    serve_seq *young = youngest_running(s);
     pthread_mutex_lock(&s->mu);
-    seq_unslot(s, young);
-    young->phase = SERVE_SEQ_WAITING;
+    requeue_front(s, young);
     s->hold = true;
     if (s->o.metrics) serve_metrics_preempt(s->o.metrics);
-    young->n_past = 0;
-    memmove(s->waiting + 1, s->waiting, s->n_waiting * sizeof *s->waiting);
-    s->waiting[0] = young;
-    s->n_waiting++;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -392,17 +402,9 @@ static void device_lost(serve_sched *s, const ob_err *why) {
             s->o.model_id, why->msg);
     pthread_mutex_lock(&s->mu);
     int moved = 0;
-    for (; s->n_running > 0; moved++) { /* the youngest first to the front: the oldest ends first */
-        serve_seq *young = s->running[0];
-        for (int i = 1; i < s->n_running; i++)
-            if (s->running[i]->order > young->order) young = s->running[i];
-        seq_unslot(s, young); /* the old context's bookkeeping, before it goes */
-        young->phase = SERVE_SEQ_WAITING;
-        young->n_past = 0;
-        memmove(s->waiting + 1, s->waiting, s->n_waiting * sizeof *s->waiting);
-        s->waiting[0] = young;
-        s->n_waiting++;
-    }
+    /* the youngest first to the front, so the oldest ends first; the old context's
+     * bookkeeping is done before it goes */
+    for (; s->n_running > 0; moved++) requeue_front(s, youngest_running(s));
     s->hold = false;
     pthread_mutex_unlock(&s->mu);
     ob_context *fresh = NULL;
