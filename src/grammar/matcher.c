@@ -218,8 +218,13 @@ ob_status gram_match_copy(gram_match *dst, const gram_match *src, ob_err *err) {
 /* ---- stepping --------------------------------------------------------------------------- */
 
 /* Whether some stack of st may match a code point in [lo, hi] (a partial character). A negated
- * class is taken to allow it: the exact test happens when the character is complete. */
+ * class is taken to allow it: the exact test happens when the character is complete. A range
+ * that holds no Unicode scalar value (only surrogates, as after the bytes ED A0, or only values
+ * past U+10FFFF) matches nothing: no continuation could complete it, so taking its first bytes
+ * would leave the sequence with no token allowed next. */
 bool gram_match_may_match(const gram_match *m, const gram_state *st, uint32_t lo, uint32_t hi) {
+    if (hi > 0x10FFFF) hi = 0x10FFFF;
+    if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF)) return false;
     const ob_grammar *g = m->g;
     for (uint32_t i = 0; i < st->n; i++) {
         if (!st->set[i]) continue;

@@ -68,6 +68,14 @@ TEST(gbnf_escapes_utf8_comments) {
     /* a token may end inside a character: the partial bytes are viable */
     CHECK(prefix_ok(g, "A\xc3") && !prefix_ok(g, "A\xc4"));
     ob_grammar_free(g);
+    /* A negated class takes any character, but a partial character that only a surrogate or a
+     * value past U+10FFFF could complete is not viable: no token could continue it. */
+    g = compile("root ::= [^\"]*");
+    CHECK(g);
+    CHECK(prefix_ok(g, "a\xed") && prefix_ok(g, "a\xed\x9f") && matches(g, "a\xed\x9f\xbf"));
+    CHECK(!prefix_ok(g, "a\xed\xa0") && !prefix_ok(g, "a\xed\xbd") && !prefix_ok(g, "\xf4\x90"));
+    CHECK(prefix_ok(g, "\xf4\x8f") && matches(g, "\xf4\x8f\xbf\xbf"));
+    ob_grammar_free(g);
     g = compile("# a comment\nroot ::= a | b  # trailing\na ::= \"x\" (\n   \"y\" |\n \"z\"\n)\n\n"
                 "b ::= \"w\"{0,2}\n");
     CHECK(g);
