@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "serve/serve_json.h"
+#include "serve/serve_tool_grammar.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,70 +23,6 @@ int serve_req_parse_grammar(serve_gen_req *r, const json_t *body, serve_error *e
     if (serve_json_get_string(body, "", "grammar", SERVE_MAX_TEXT, &g, &n, e) < 0) return -1;
     if (!g || !n) return 0;
     return serve_req_strdup(&r->grammar, g, n, e);
-}
-
-/* ---- tool calls ------------------------------------------------------------------------ */
-
-/* The schema of one call of tool t: {"name": const, "<args key>": parameters}. */
-static json_t *call_schema(const json_t *tool, const char *args_key) {
-    const json_t *fn = json_object_get(tool, "function");
-    json_t *params = json_object_get(fn, "parameters");
-    params = params ? json_incref(params) : json_pack("{s:s}", "type", "object");
-    return json_pack("{s:s,s:{s:{s:O},s:o},s:[s,s]}", "type", "object", "properties", "name",
-                     "const", json_object_get(fn, "name"), args_key, params, "required", "name",
-                     args_key);
-}
-
-/* GBNF for the calls tool_choice allows in the model's format; NULL with e set. */
-static char *tool_grammar(const serve_gen_req *r, const char *format, serve_error *e) {
-    bool hermes = !strcmp(format, "hermes");
-    if (!hermes && strcmp(format, "llama3")) {
-        serve_error_bad(e, "unsupported_value", "tool_choice",
-                        "tool_choice: constraining the output to a tool call is supported for "
-                        "the hermes and llama3 tool-call formats; this model's format is \"%s\"",
-                        format);
-        return NULL;
-    }
-    json_t *any = json_array();
-    for (size_t i = 0; any && i < json_array_size(r->tools); i++) {
-        const json_t *t = json_array_get(r->tools, i);
-        const char *name = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
-        if (r->tool_choice == SERVE_TOOL_CHOICE_FUNCTION && strcmp(name, r->tool_choice_name))
-            continue;
-        json_array_append_new(any, call_schema(t, hermes ? "arguments" : "parameters"));
-    }
-    json_t *schema = json_pack("{s:o}", "anyOf", any);
-    char *text = schema ? json_dumps(schema, JSON_COMPACT) : NULL;
-    json_decref(schema);
-    char *gbnf = NULL;
-    size_t len = 0;
-    ob_err err = {{0}};
-    ob_status st = text ? ob_json_schema_to_gbnf(text, strlen(text), "call", &gbnf, &len, &err)
-                        : OB_ERR_NOMEM;
-    free(text);
-    if (st) {
-        if (st == OB_ERR_NOMEM) serve_req_nomem(e, "the tool-call grammar");
-        else serve_error_bad(e, "unsupported_schema", "tools",
-                             "tools: a parameters schema cannot be enforced: %s", err.msg);
-        return NULL;
-    }
-    /* Hermes: <tool_call>{json}</tool_call>; Llama 3: the JSON object alone. One call per
-     * answer: a small model left free to add calls tends to start another one and run out of
-     * tokens inside it. */
-    const char *root = hermes ? "root ::= \"<tool_call>\" [ \\n]{0,2} call [ \\n]{0,2} "
-                                "\"</tool_call>\"\n"
-                              : "root ::= call\n";
-    size_t rl = strlen(root);
-    char *all = ob_alloc(rl + len + 1, 1);
-    if (!all) {
-        ob_string_free(gbnf);
-        serve_req_nomem(e, "the tool-call grammar");
-        return NULL;
-    }
-    memcpy(all, root, rl);
-    memcpy(all + rl, gbnf, len + 1);
-    ob_string_free(gbnf);
-    return all;
 }
 
 /* ---- building ------------------------------------------------------------------------ */
@@ -110,7 +47,7 @@ int serve_constraint_build(const serve_gen_req *r, const ob_chat *chat, ob_gramm
                                "grammar, response_format / format and a required tool_choice "
                                "constrain the output each; give at most one");
     if (tools) {
-        char *g = tool_grammar(r, ob_chat_format(chat), e);
+        char *g = serve_tool_grammar(r, ob_chat_format(chat), e);
         if (!g) return -1;
         st = ob_grammar_new(g, strlen(g), NULL, out, &err);
         ob_free(g);

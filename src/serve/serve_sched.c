@@ -284,10 +284,12 @@ static int64_t think_budget(const serve_sched *s, const serve_seq *q) {
 /* Whether q's next token is one of the closing tokens the engine writes in place of a sampled
  * one: once its thinking has reached the budget, the format's end of reasoning goes into the
  * answer token by token (each evaluated like a sampled one) and the model continues after it.
- * Constrained sequences are left alone: their grammar decides every token. */
+ * Constrained sequences are left alone (their grammar decides every token) unless the grammar
+ * waits for the reasoning to end. */
 static bool next_is_forced(serve_sched *s, serve_seq *q) {
     if (q->forcing) return true;
-    if (q->think_closed || !s->think_close || q->matcher || !q->out) return false;
+    if (q->think_closed || !s->think_close || (q->matcher && !q->matcher_waits) || !q->out)
+        return false;
     const int64_t budget = think_budget(s, q);
     if (budget < 0 || q->n_think < budget || !ob_chat_parser_in_reasoning(q->out)) return false;
     q->forcing = q->think_closed = true;
@@ -337,6 +339,10 @@ static bool sample(serve_sched *s, serve_seq *q, const float *logits) {
     else if ((r->max_tokens > 0 && q->n_gen >= r->max_tokens) || (int64_t)q->n_tokens >= s->n_ctx)
         end = "length";
     if (!end && !forced && q->out && ob_chat_parser_in_reasoning(q->out)) q->n_think++;
+    if (!end && q->matcher_waits && !ob_chat_parser_in_reasoning(q->out)) {
+        ob_sampler_set_matcher(q->sampler, q->matcher);
+        q->matcher_waits = false;
+    }
     if (end) seq_done(s, q, end);
     return !end;
 }

@@ -103,6 +103,12 @@ static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *
         ob_status st = ob_chat_parser_new(chat, &pp, &q->out, &err);
         free(tools);
         if (st) return serve_req_nomem(e, "the output parser");
+        /* A thinking model whose prompt opened its reasoning thinks freely first: a schema,
+         * grammar or forced tool call is what its answer after the reasoning must follow. */
+        if (q->matcher && ob_chat_parser_in_reasoning(q->out)) {
+            ob_sampler_set_matcher(q->sampler, NULL);
+            q->matcher_waits = true;
+        }
     }
     const serve_sampling *sp = &r->sampling;
     if (sp->presence_penalty != 0 || sp->frequency_penalty != 0) {

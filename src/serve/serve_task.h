@@ -67,6 +67,9 @@ typedef struct serve_seq {
     size_t item_from;
     int64_t t_first_ns, t_last_ns;
     ob_matcher *matcher; /* owned or NULL: the grammar its sampler follows */
+    bool matcher_waits;  /* the prompt left a reasoning block open: the grammar constrains
+                            the answer after it, so the matcher joins the sampler once the
+                            output parser has seen the reasoning close */
     spec_seq spec;       /* speculative decoding: draft length, acceptance, counters */
     int64_t verify_at;   /* this step: the batch entry of its pending token, -1 when it is
                             not decoding */

@@ -8,6 +8,7 @@ own, so every call here is the constraint's doing):
   against its input_schema with `jsonschema`, and stop_reason is "tool_use";
 - Responses `tool_choice` "required" and {"type": "function", "name": ...}, streamed and not:
   a function_call item of a declared function (the named one) whose arguments validate;
+- parallel calls allowed (the default) give one to four valid calls, disallowed exactly one;
 - sampled at temperature 1 with several seeds, so the constraint, not one lucky path, is what
   is tested.
 """
@@ -73,24 +74,29 @@ ANTHROPIC_CHOICES = [{"type": "any"}, {"type": "tool", "name": "book"},
 @pytest.mark.parametrize("choice", ANTHROPIC_CHOICES, ids=["any", "tool-book", "tool-add"])
 def test_anthropic_forced_tool_use(anthropic_client, choice):
     for seed in SEEDS:
+        # odd seeds allow parallel calls (one to four; room for four), even ones exactly one
+        parallel = seed % 2 == 1
         msg = anthropic_client.messages.create(
-            model=MODEL_ID, max_tokens=400, tools=anthropic_tools(), tool_choice=choice,
+            model=MODEL_ID, max_tokens=1600 if parallel else 400, tools=anthropic_tools(),
+            tool_choice={**choice, "disable_parallel_tool_use": not parallel},
             messages=[{"role": "user", "content": "Book a room."}],
             extra_body={"seed": seed, "temperature": 1})
         assert msg.stop_reason == "tool_use", msg
         uses = [b for b in msg.content if b.type == "tool_use"]
-        assert len(uses) == 1, msg.content
-        if choice["type"] == "tool":
-            assert uses[0].name == choice["name"]
-        assert uses[0].id
-        jsonschema.validate(uses[0].input, SCHEMAS[uses[0].name])
+        assert 1 <= len(uses) <= (4 if parallel else 1), msg.content
+        for u in uses:
+            if choice["type"] == "tool":
+                assert u.name == choice["name"]
+            assert u.id
+            jsonschema.validate(u.input, SCHEMAS[u.name])
 
 
 @pytest.mark.parametrize("choice", ANTHROPIC_CHOICES, ids=["any", "tool-book", "tool-add"])
 def test_anthropic_forced_tool_use_streamed(anthropic_client, choice):
     for seed in SEEDS[:1]:
         with anthropic_client.messages.stream(
-                model=MODEL_ID, max_tokens=400, tools=anthropic_tools(), tool_choice=choice,
+                model=MODEL_ID, max_tokens=400, tools=anthropic_tools(),
+                tool_choice={**choice, "disable_parallel_tool_use": True},
                 messages=[{"role": "user", "content": "Add two numbers."}],
                 extra_body={"seed": seed, "temperature": 1}) as stream:
             partial = ""
@@ -121,14 +127,15 @@ def test_responses_forced_function_call(openai_client, choice):
     for seed in SEEDS:
         resp = openai_client.responses.create(
             model=MODEL_ID, input="What is the weather in Paris?", tools=responses_tools(),
-            tool_choice=choice, temperature=1, max_output_tokens=400, store=False,
-            extra_body={"seed": seed})
+            tool_choice=choice, temperature=1, max_output_tokens=1600 if seed % 2 else 400,
+            store=False, parallel_tool_calls=seed % 2 == 1, extra_body={"seed": seed})
         calls = function_calls(resp)
-        assert len(calls) == 1, resp.output
-        if isinstance(choice, dict):
-            assert calls[0].name == choice["name"]
-        assert calls[0].call_id and calls[0].id and calls[0].id != calls[0].call_id
-        jsonschema.validate(json.loads(calls[0].arguments), SCHEMAS[calls[0].name])
+        assert 1 <= len(calls) <= (4 if seed % 2 == 1 else 1), resp.output
+        for c in calls:
+            if isinstance(choice, dict):
+                assert c.name == choice["name"]
+            assert c.call_id and c.id and c.id != c.call_id
+            jsonschema.validate(json.loads(c.arguments), SCHEMAS[c.name])
 
 
 @pytest.mark.parametrize("choice", RESPONSES_CHOICES, ids=["required", "fn-book", "fn-weather"])
@@ -138,7 +145,7 @@ def test_responses_forced_function_call_streamed(openai_client, choice):
         stream = openai_client.responses.create(
             model=MODEL_ID, input="Book a room for two nights.", tools=responses_tools(),
             tool_choice=choice, temperature=1, max_output_tokens=400, store=False, stream=True,
-            extra_body={"seed": seed})
+            parallel_tool_calls=False, extra_body={"seed": seed})
         final = None
         for ev in stream:
             if ev.type == "response.function_call_arguments.delta":
