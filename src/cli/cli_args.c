@@ -221,6 +221,7 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "-p", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->n_prompt, err);
         else if (is(a, "-n", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->n_gen, err);
         else if (is(a, "-r", NULL)) st = take_i64(&c, 1, CLI_MAX_BENCH_REPS, &o->reps, err);
+        else if (is(a, "-d", "--depth")) st = take_i64(&c, 0, CLI_MAX_CTX, &o->depth, err);
         else if (is(a, "-t", NULL)) st = take_int(&c, 0, CLI_MAX_THREADS, &o->threads, err);
         else if (is(a, "--device", NULL)) st = take_device(&c, &o->device, &o->device_index, err);
         else if (is(a, "--gpu-layers", "-ngl")) st = take_gpu_layers(&c, &o->gpu_layers, err);

@@ -48,6 +48,7 @@ typedef struct cli_chat_args {
 typedef struct cli_bench_args {
     const char *model;
     int64_t n_prompt, n_gen, reps; /* -p 512, -n 128, -r 5 */
+    int64_t depth;                 /* -d N: tokens already in the cache before each test, 0 */
     int threads;                   /* 0: the physical cores */
     ob_device device;
     int device_index; /* --device kind:N, -1 without N */

@@ -1,8 +1,10 @@
 /*
- * `outboard bench -m MODEL.gguf -p 512 -n 128 -r 3 [-t THREADS] [--json]`: prompt processing
- * (pp: one pass over p tokens from an empty cache) and text generation (tg: n single-token
- * passes from an empty cache) speed, measured the way llama-bench measures them (random token
- * ids, one warm-up run, then r timed runs), printed as a markdown table or JSON. The table
+ * `outboard bench -m MODEL.gguf -p 512 -n 128 -r 3 [-d DEPTH] [-t THREADS] [--json]`: prompt
+ * processing (pp: one pass over p tokens) and text generation (tg: n single-token passes)
+ * speed, from an empty cache or, with -d, after DEPTH tokens already in it (evaluated before
+ * each run, untimed: what a long conversation's next turn costs), measured the way llama-bench
+ * measures them (random token ids, one warm-up run, then r timed runs; llama-bench's -d is
+ * the same depth), printed as a markdown table or JSON. The table
  * gives the median of the runs (what BENCHMARKS.md quotes on a shared, noisy machine) and the
  * mean with its standard deviation.
  */
@@ -24,7 +26,7 @@ typedef struct bench_result {
 } bench_result;
 
 static int usage(FILE *to) {
-    fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-t THREADS] "
+    fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-d DEPTH] [-t THREADS] "
                 "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
                 "  [--vram-budget SIZE] [--link-emulate GBPS[,LATENCY_US]] [--json]\n");
     return to == stdout ? 0 : 2;
@@ -50,24 +52,30 @@ static void summarize(bench_result *r, int64_t reps) {
     }
 }
 
-/* One timed run: pp evaluates all tokens in one call, tg one token per call. Returns tok/s. */
-static ob_status run_once(ob_context *c, const int32_t *toks, int64_t n, bool pp, double *ts,
-                          ob_err *err) {
+/* One timed run after `depth` tokens (evaluated first, in passes of `batch`, untimed): pp
+ * evaluates all n tokens in one call, tg one token per call. The cache starts empty each run
+ * (a recurrent state cannot be cut back to the depth). Returns tok/s. */
+static ob_status run_once(ob_context *c, const int32_t *toks, int64_t depth, int64_t batch,
+                          int64_t n, bool pp, double *ts, ob_err *err) {
     ob_status st = ob_context_truncate(c, 0, err);
+    for (int64_t at = 0; !st && at < depth; at += batch)
+        st = ob_eval(c, toks + at, depth - at < batch ? depth - at : batch, false, err);
     if (st) return st;
+    const int32_t *run = toks + depth;
     double t0 = cli_now();
-    if (pp) st = ob_eval(c, toks, n, false, err);
-    for (int64_t i = 0; !pp && !st && i < n; i++) st = ob_eval(c, toks + i, 1, false, err);
+    if (pp) st = ob_eval(c, run, n, false, err);
+    for (int64_t i = 0; !pp && !st && i < n; i++) st = ob_eval(c, run + i, 1, false, err);
     *ts = (double)n / (cli_now() - t0);
     return st;
 }
 
-static ob_status measure(ob_context *c, const int32_t *toks, bench_result *r, int64_t reps,
-                         ob_err *err) {
+static ob_status measure(ob_context *c, const int32_t *toks, int64_t depth, int64_t batch,
+                         bench_result *r, int64_t reps, ob_err *err) {
     bool pp = r->test[0] == 'p';
     double warm;
-    ob_status st = run_once(c, toks, r->n, pp, &warm, err);
-    for (int64_t i = 0; !st && i < reps; i++) st = run_once(c, toks, r->n, pp, &r->ts[i], err);
+    ob_status st = run_once(c, toks, depth, batch, r->n, pp, &warm, err);
+    for (int64_t i = 0; !st && i < reps; i++)
+        st = run_once(c, toks, depth, batch, r->n, pp, &r->ts[i], err);
     if (!st) summarize(r, reps);
     return st;
 }
@@ -79,9 +87,9 @@ static void print_results(const cli_bench_args *o, const ob_model_info *info, co
         for (int i = 0; i < n_rs; i++) {
             printf("  {\"model\": \"%s\", \"type\": \"%s\", \"n_params\": %llu, \"size\": %llu, "
                    "\"n_threads\": %d, \"backend\": \"%s\", \"test\": \"%s%lld\", "
-                   "\"samples_ts\": [", name, info->type_name,
+                   "\"n_depth\": %lld, \"samples_ts\": [", name, info->type_name,
                    (unsigned long long)info->n_params, (unsigned long long)info->n_bytes,
-                   threads, backend, rs[i].test, (long long)rs[i].n);
+                   threads, backend, rs[i].test, (long long)rs[i].n, (long long)o->depth);
             for (int64_t k = 0; k < o->reps; k++) printf("%s%.3f", k ? ", " : "", rs[i].ts[k]);
             printf("], \"median_ts\": %.3f, \"avg_ts\": %.3f, \"stddev_ts\": %.3f}%s\n",
                    rs[i].median, rs[i].mean, rs[i].sd, i + 1 < n_rs ? "," : "");
@@ -91,11 +99,17 @@ static void print_results(const cli_bench_args *o, const ob_model_info *info, co
     }
     printf("| model | type | size | params | backend | threads | test | t/s (median) | t/s (mean ± sd) |\n");
     printf("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |\n");
-    for (int i = 0; i < n_rs; i++)
-        printf("| %s | %s | %.2f GiB | %.2f B | %s | %d | %s%lld | %.2f | %.2f ± %.2f |\n",
+    for (int i = 0; i < n_rs; i++) {
+        char test[64];
+        if (o->depth > 0)
+            snprintf(test, sizeof test, "%s%lld @ d%lld", rs[i].test, (long long)rs[i].n,
+                     (long long)o->depth);
+        else snprintf(test, sizeof test, "%s%lld", rs[i].test, (long long)rs[i].n);
+        printf("| %s | %s | %.2f GiB | %.2f B | %s | %d | %s | %.2f | %.2f ± %.2f |\n",
                name, info->type_name, (double)info->n_bytes / 1073741824.0,
-               (double)info->n_params / 1e9, backend, threads, rs[i].test, (long long)rs[i].n,
-               rs[i].median, rs[i].mean, rs[i].sd);
+               (double)info->n_params / 1e9, backend, threads, test, rs[i].median, rs[i].mean,
+               rs[i].sd);
+    }
 }
 
 int cli_cmd_bench(int argc, char **argv) {
@@ -113,8 +127,10 @@ int cli_cmd_bench(int argc, char **argv) {
     int64_t n_max = o.n_prompt > o.n_gen ? o.n_prompt : o.n_gen;
     ob_context_params cp;
     ob_context_params_init(&cp);
-    cp.n_ctx = n_max > 0 ? n_max : 1;
-    cp.n_batch = o.n_prompt > 0 ? o.n_prompt : 1;
+    cp.n_ctx = o.depth + (n_max > 0 ? n_max : 1);
+    /* the depth is filled in passes of up to 512 tokens, or of the prompt when longer */
+    const int64_t fill = o.depth < 512 ? o.depth : 512;
+    cp.n_batch = o.n_prompt > fill ? o.n_prompt : fill > 0 ? fill : 1;
     cp.n_threads = o.threads;
     cp.device = o.device;
     cp.device_index = o.device_index;
@@ -137,7 +153,7 @@ int cli_cmd_bench(int argc, char **argv) {
     if (o.n_prompt > 0) rs[n_rs++] = (bench_result){"pp", o.n_prompt, ts, 0, 0, 0};
     if (o.n_gen > 0) rs[n_rs++] = (bench_result){"tg", o.n_gen, ts + o.reps, 0, 0, 0};
     for (int i = 0; i < n_rs; i++)
-        if (measure(c, toks, &rs[i], o.reps, &err)) goto done;
+        if (measure(c, toks, o.depth, cp.n_batch, &rs[i], o.reps, &err)) goto done;
     const char *name = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
     print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c), ob_context_placement(c));
     cli_device_report(stderr, c);

@@ -114,12 +114,19 @@ TEST(bench_and_eval) {
         ARGV("bench", "-m", "m", "-p", "0", "-n", "16", "-r", "1", "-t", "4", "--json");
         CHECK_STATUS(cli_bench_args_parse(argc_, argv_, &b, &e), OB_OK, &e, "");
         CHECK(b.n_prompt == 0 && b.n_gen == 16 && b.reps == 1 && b.threads == 4 && b.json);
+        CHECK(b.depth == 0);
+    }
+    {
+        ARGV("bench", "-m", "m", "-d", "4096", "-p", "48");
+        CHECK_STATUS(cli_bench_args_parse(argc_, argv_, &b, &e), OB_OK, &e, "");
+        CHECK(b.depth == 4096 && b.n_prompt == 48);
     }
     static const bad_case BENCH[] = {
         {{"-m", "m", "-r", "0"}, "-r: 0 is outside [1, 10000]"},
         {{"-m", "m", "-p", "x"}, "-p: 'x' is not an integer"},
         {{"-m", "m", "-t", "-4"}, "-t: -4 is outside [0, 1024]"},
         {{"-m", "m", "-n"}, "-n needs a value"},
+        {{"-m", "m", "-d", "-1"}, "-d: -1 is outside [0, "},
         {{"-m", "m", "--ctx", "5"}, "unknown option '--ctx'"},
     };
     CHECK_BAD(cli_bench_args_parse, cli_bench_args, BENCH);
