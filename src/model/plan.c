@@ -131,15 +131,17 @@ static ob_status place(const ob_model *m, const ob_context_params *p,
         return ob_fail(err, OB_ERR_UNSUPPORTED, "plan: the %s backend has no "
                        "mixture-of-experts kernels for architecture '%s' (use --experts host "
                        "or auto)", out->device.device, m->hp.arch_name);
-    char whose[96] = "";
+    char reason[96] = ""; /* why the experts would go to the host */
+    if (p->experts == OB_EXPERTS_HOST) snprintf(reason, sizeof reason, "--experts host");
+    else if (!runs)
+        snprintf(reason, sizeof reason, "the %s backend has no MoE kernels", out->device.device);
     if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO) {
         int64_t g = most_layers(m, whole, out->budget);
-        bool host = moe && (p->experts == OB_EXPERTS_HOST ||
-                            (p->experts == OB_EXPERTS_AUTO && (!runs || g < n_layer)));
-        if (host) {
-            snprintf(whose, sizeof whose, "; with them %lld would", (long long)g);
-            g = most_layers(m, dev_shape, out->budget);
-        }
+        const bool host = moe && (p->experts == OB_EXPERTS_HOST ||
+                                  (p->experts == OB_EXPERTS_AUTO && (!runs || g < n_layer)));
+        if (host && p->experts == OB_EXPERTS_AUTO && runs)
+            snprintf(reason, sizeof reason, "with them only %lld fit", (long long)g);
+        if (host) g = most_layers(m, dev_shape, out->budget);
         out->n_gpu_layers = g;
         out->experts_on_host = host && g > 0;
         snprintf(out->why, sizeof out->why, "%lld of %lld layers fit the device's %.2f GiB "
@@ -157,7 +159,7 @@ static ob_status place(const ob_model *m, const ob_context_params *p,
         out->experts_on_host =
             moe && g > 0 && (asked || (p->experts == OB_EXPERTS_AUTO && (!runs || !fits)));
         if (out->experts_on_host && p->experts == OB_EXPERTS_AUTO && runs)
-            snprintf(whose, sizeof whose, "; with them they need %.2f GiB",
+            snprintf(reason, sizeof reason, "with them the layers need %.2f GiB",
                      (double)part_total(&full) / (1 << 30));
         snprintf(out->why, sizeof out->why, "%lld of %lld layers on the device, as asked%s",
                  (long long)g, (long long)n_layer,
@@ -165,10 +167,7 @@ static ob_status place(const ob_model *m, const ob_context_params *p,
     }
     if (out->experts_on_host) {
         const size_t used = strlen(out->why);
-        snprintf(out->why + used, sizeof out->why - used, " (%s%s)",
-                 p->experts == OB_EXPERTS_HOST ? "--experts host"
-                 : !runs ? "the backend has no MoE kernels" : "the experts do not fit",
-                 whose);
+        snprintf(out->why + used, sizeof out->why - used, " (%s)", reason);
     }
     return OB_OK;
 }
