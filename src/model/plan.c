@@ -120,12 +120,12 @@ static int64_t most_layers(const ob_model *m, const model_backend_shape *s, uint
 }
 
 /* Where the device's layers and their experts go, with the reason in out->why: out->budget
- * and out->device.device set. */
+ * and out->device.device set; runs: the device's backend has MoE kernels. */
 static ob_status place(const ob_model *m, const ob_context_params *p,
                        const model_backend_shape *whole, const model_backend_shape *dev_shape,
-                       ob_plan *out, ob_err *err) {
+                       bool runs, ob_plan *out, ob_err *err) {
     const int64_t n_layer = m->hp.n_layer;
-    const bool moe = m->hp.moe.n_expert > 0, runs = device_runs_moe(out->device.device);
+    const bool moe = m->hp.moe.n_expert > 0;
     const double budget_gib = (double)out->budget / (1 << 30);
     if (moe && p->experts == OB_EXPERTS_DEVICE && !runs)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "plan: the %s backend has no "
@@ -188,7 +188,8 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
     model_backend_shape dev_shape, host_experts;
     model_moe_host_shapes(shape, &dev_shape, &host_experts);
     if (has_device) {
-        ob_status st = place(m, p, shape, &dev_shape, out, err);
+        ob_status st =
+            place(m, p, shape, &dev_shape, device_runs_moe(out->device.device), out, err);
         if (st) return st;
     } else {
         snprintf(out->why, sizeof out->why, "%s", p->device == OB_DEVICE_CPU
