@@ -261,7 +261,8 @@ static ob_status stage_sync(model_stage *st, ob_err *err) {
 }
 
 /* The hidden state of the pass from one stage's buffers to the next's: the source has run
- * its layers first. The one place activations cross between backends. */
+ * its layers first. Activations cross between backends only here and in moe_host.c, both
+ * through model_link_copy. */
 static ob_status hidden_copy(ob_context *c, model_stage *from, model_stage *to, int64_t n_tok,
                              ob_err *err) {
     const uint64_t t0 = model_now_ns();
