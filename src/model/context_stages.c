@@ -187,7 +187,7 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
         !(st = backend_of(p, &dev_shape, host, n_layer, true, &dev, err)) && !dev)
         host = n_layer;
     if (!st && dev && experts_on_host)
-        st = model_moe_host_new(c, &host_experts, host, p->n_threads, &moe_host, err);
+        st = model_moe_host_new(c, &host_experts, host, n_layer, p->n_threads, &moe_host, err);
     if (!st && host > 0) st = backend_of(p, &whole, 0, host, false, &cpu, err);
     if (!st && cpu) st = stage_push(c, cpu, NULL, err); /* the stage owns it, even on failure */
     if (dev && !st) {

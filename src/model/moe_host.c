@@ -47,7 +47,8 @@ void model_moe_host_free(model_moe_host *h) {
 }
 
 ob_status model_moe_host_new(ob_context *c, const model_backend_shape *host, int64_t layer_lo,
-                             int n_threads, model_moe_host **out, ob_err *err) {
+                             int64_t layer_hi, int n_threads, model_moe_host **out,
+                             ob_err *err) {
     *out = NULL;
     model_moe_host *h = ob_calloc(1, sizeof *h);
     if (!h) return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for the host's experts");
@@ -60,7 +61,9 @@ ob_status model_moe_host_new(ob_context *c, const model_backend_shape *host, int
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for the host's expert rows "
                        "(a batch of %lld)", (long long)host->n_batch);
     }
-    ob_status st = model_backend_cpu_new(host, layer_lo, n_threads, &h->cpu, err);
+    model_backend_shape range = *host;
+    range.n_layer = layer_hi - layer_lo;
+    ob_status st = model_backend_cpu_new(&range, layer_lo, n_threads, &h->cpu, err);
     if (st) {
         model_moe_host_free(h);
         return st;

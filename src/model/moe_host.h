@@ -28,12 +28,13 @@ void model_moe_host_shapes(const model_backend_shape *whole, model_backend_shape
  * rows crossing each way and the CPU's expert scratch, both for s->n_batch rows. */
 uint64_t model_moe_host_bytes(const model_backend_shape *s);
 
-/* The host's part of the device's layers [layer_lo, layer_lo + host->n_layer), host a shape
- * from model_moe_host_shapes: a CPU backend of n_threads over the MoE blocks' weights, and the
- * rows of a batch. c is borrowed for the helper's life (its link and transfer counts). *out
- * owned by the caller (model_moe_host_free). */
+/* The host's part of the device's layers [layer_lo, layer_hi), host the whole model's host
+ * shape from model_moe_host_shapes: a CPU backend of n_threads over those layers' MoE blocks'
+ * weights, and the rows of a batch. c is borrowed for the helper's life (its link and
+ * transfer counts). *out owned by the caller (model_moe_host_free). */
 ob_status model_moe_host_new(ob_context *c, const model_backend_shape *host, int64_t layer_lo,
-                             int n_threads, model_moe_host **out, ob_err *err);
+                             int64_t layer_hi, int n_threads, model_moe_host **out,
+                             ob_err *err);
 void model_moe_host_free(model_moe_host *h);
 
 /* out (n_tok, n_embd) = layer il's MoE block of xn (n_tok, n_embd), both activation buffers of
