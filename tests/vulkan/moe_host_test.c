@@ -3,7 +3,7 @@
  * the host CPU (moe_host.h), through the public API, against the CPU alone:
  *   - logits with the layers split at 0, half and all of them, experts on the host, equal the
  *     CPU's within tolerance at every prompt position (two passes) and decode step, with the
- *     same greedy tokens, in two weight types;
+ *     same greedy tokens, in three weight types (one with each expert's gate and up merged);
  *   - the bytes counted over the link per prompt chunk and per decoded token equal the plan's,
  *     exactly, and so do the copies (the hidden state once per pass when split, and each
  *     device layer's MoE output);
@@ -113,9 +113,9 @@ static bool compare(ob_model *m, int dev, int64_t g, double tol, const char *wha
     return ok;
 }
 
-static void every_split(const char *type, double tol) {
+static void every_split(const char *type, const char *extra, double tol) {
     NEED_VULKAN(dev);
-    ob_model *m = dm_load_synth("qwen3moe", type, "");
+    ob_model *m = dm_load_synth("qwen3moe", type, extra);
     CHECK(m);
     ob_model_info info;
     ob_model_get_info(m, &info);
@@ -127,11 +127,16 @@ static void every_split(const char *type, double tol) {
 }
 
 TEST(experts_on_host_match_the_cpu_q8_0) {
-    every_split("q8_0", 3e-2);
+    every_split("q8_0", "", 3e-2);
 }
 
 TEST(experts_on_host_match_the_cpu_q4_k) {
-    every_split("q4_k", 3e-2);
+    every_split("q4_k", "", 3e-2);
+}
+
+/* gate and up of each expert in one merged tensor (ffn_gate_up_exps) */
+TEST(experts_on_host_match_the_cpu_merged_f16) {
+    every_split("f16", "--merged-experts", 1e-2);
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
@@ -284,6 +289,7 @@ TEST(validation_layer_silent) {
 int main(void) {
     RUN(experts_on_host_match_the_cpu_q8_0);
     RUN(experts_on_host_match_the_cpu_q4_k);
+    RUN(experts_on_host_match_the_cpu_merged_f16);
     RUN(link_bytes_equal_the_plan);
     RUN(device_memory_holds_no_experts);
     RUN(planner_moves_experts_to_the_host);
