@@ -11,7 +11,8 @@
  *   - the planner: a budget that holds every layer only without its experts puts every layer
  *     on the device with the experts on the host, one byte less one layer fewer; the parts add
  *     up to the file's tensors; --experts device is refused on a backend without MoE kernels;
- *   - the placement line says where the MoE blocks run.
+ *   - the placement line says where the MoE blocks run;
+ *   - a device lost at a MoE block fails the step cleanly.
  */
 #include "model/context.h"
 #include "outboard.h"
@@ -278,6 +279,38 @@ TEST(placement_says_where_the_experts_run) {
     ob_model_free(m);
 }
 
+/* The device lost at the first MoE block of a step (its sync is the step's first submit):
+ * the block is not run on the host, that step and the next fail naming the loss, the sequence
+ * is as it was, and a CPU context on the model still runs. */
+TEST(device_lost_at_a_moe_block) {
+    NEED_VULKAN(dev);
+    ob_model *m = dm_load_synth("qwen3moe", "q8_0", "");
+    CHECK(m);
+    ob_context_params p;
+    params(&p, OB_DEVICE_VULKAN, dev, -1, OB_EXPERTS_HOST, 0);
+    ob_context *g = ctx_new(m, &p);
+    CHECK(g);
+    ob_err err = {{0}};
+    const int32_t tok[3] = {1, 40, 70};
+    CHECK(ob_eval(g, tok, 2, false, &err) == OB_OK);
+    ob_transfer_stats before, after;
+    ob_context_transfer_stats(g, &before);
+    vulkan_fault_set(2);
+    CHECK_STATUS(ob_eval(g, tok + 2, 1, false, &err), OB_ERR_DEVICE, &err,
+                 "VK_ERROR_DEVICE_LOST");
+    CHECK_EQ_INT(ob_context_n_past(g), 2);
+    ob_context_transfer_stats(g, &after);
+    CHECK_EQ_INT(after.bytes_back, before.bytes_back); /* no rows left the lost device */
+    CHECK_STATUS(ob_eval(g, tok + 2, 1, false, &err), OB_ERR_DEVICE, &err,
+                 "VK_ERROR_DEVICE_LOST");
+    ob_context_free(g);
+    params(&p, OB_DEVICE_CPU, -1, 0, OB_EXPERTS_AUTO, 0);
+    ob_context *c = ctx_new(m, &p);
+    CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
+    ob_context_free(c);
+    ob_model_free(m);
+}
+
 TEST(validation_layer_silent) {
     NEED_VULKAN(dev);
     (void)dev;
@@ -294,6 +327,7 @@ int main(void) {
     RUN(device_memory_holds_no_experts);
     RUN(planner_moves_experts_to_the_host);
     RUN(placement_says_where_the_experts_run);
+    RUN(device_lost_at_a_moe_block);
     RUN(validation_layer_silent);
     dm_models_done();
     return t_summary();
