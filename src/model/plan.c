@@ -56,11 +56,11 @@ static bool device_of(const ob_context_params *p, char name[16], uint64_t *mem) 
     return true;
 }
 
-/* The part of a backend holding s->part of layers [lo, hi) (s: the whole model's shape, or
+/* The part of a backend holding shape->part of layers [lo, hi) (shape: the whole model's, or
  * one of model_moe_host_shapes'). */
-static void part_of(const ob_model *m, const model_backend_shape *whole, int64_t lo, int64_t hi,
+static void part_of(const ob_model *m, const model_backend_shape *shape, int64_t lo, int64_t hi,
                     ob_plan_part *out) {
-    model_backend_shape s = *whole;
+    model_backend_shape s = *shape;
     s.n_layer = hi - lo;
     out->layer_lo = lo;
     out->layer_hi = hi;
