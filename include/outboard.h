@@ -144,6 +144,16 @@ typedef enum ob_device {
                           implementations such as lavapipe only by index) */
 } ob_device;
 
+/* Where the routed experts of the mixture-of-experts layers placed on a GPU live. */
+typedef enum ob_experts {
+    OB_EXPERTS_AUTO = 0, /* on the device when its backend runs MoE blocks and the layers fit
+                            the budget with them; else on the host (the default) */
+    OB_EXPERTS_DEVICE,   /* on the device; refused where its backend has no MoE kernels */
+    OB_EXPERTS_HOST,     /* on the host: the device runs attention, norms and the KV cache,
+                            and each layer's MoE block (router, experts, shared expert) runs on
+                            the CPU, its normed input rows and its output crossing the link */
+} ob_experts;
+
 typedef struct ob_context_params {
     int64_t n_ctx;   /* positions one sequence may use (<= the trained context); 0 = the
                         model's training context, capped at 4096 */
@@ -168,6 +178,7 @@ typedef struct ob_context_params {
                              cable is about 3): each copy of a pass takes at least its bytes
                              at that rate plus link_latency_us; 0 = as fast as it goes */
     double link_latency_us;
+    ob_experts experts;   /* the MoE blocks of the device's layers (OB_EXPERTS_AUTO) */
     ob_progress_fn progress; /* preparing the weights (repacking, or uploading to a device),
                                 per backend from 0 to 1; false cancels; may be NULL */
     void *progress_user;
@@ -191,6 +202,11 @@ typedef struct ob_plan_part {
 
 typedef struct ob_plan {
     ob_plan_part host, device; /* the device part is empty without a GPU device */
+    ob_plan_part experts;     /* with experts_on_host: the host's share of the device's layers,
+                                 their MoE blocks (weights: router, experts and shared expert;
+                                 activations: the rows crossing and the CPU's expert scratch);
+                                 else empty */
+    bool experts_on_host;     /* the device's layers run their MoE blocks on the host */
     int64_t n_layer, n_gpu_layers;
     uint64_t budget;          /* device bytes the placement was given, 0 = none */
     uint64_t link_token;      /* bytes crossing host<->device per decoded token */
@@ -202,8 +218,12 @@ typedef struct ob_plan {
  * that size the real allocations, without allocating anything or opening a device (the
  * device's memory comes from its properties, or p->vram_budget). With p->n_gpu_layers =
  * OB_GPU_LAYERS_AUTO the most layers whose weights, cache, state and activations fit the
- * budget go to the device; OB_ERR_LIMIT naming the figures when even the CPU alone would not
- * fit the machine's memory. */
+ * budget go to the device. A mixture-of-experts model's device layers keep their MoE blocks
+ * on the host as p->experts says (auto: when the device's backend has no MoE kernels, or when
+ * not every layer fits with them; then the most layers whose other parts fit go to the
+ * device). OB_ERR_UNSUPPORTED for OB_EXPERTS_DEVICE on a backend without MoE kernels;
+ * OB_ERR_LIMIT naming the figures when even the CPU alone would not fit the machine's
+ * memory. */
 ob_status ob_plan_context(const ob_model *m, const ob_context_params *p, ob_plan *out,
                           ob_err *err);
 
@@ -224,13 +244,15 @@ const char *ob_context_device(const ob_context *c);
  * 9-17" (valid for the context's life). */
 const char *ob_context_placement(const ob_context *c);
 
-/* What crossed the host<->device link per forward pass: the hidden state from the CPU's layers
- * to the device's (one copy per pass on a split context: how many, their bytes, and the time
- * spent in them, waiting for the device included), and the rows read back from a device at
- * the end of a pass. All 0 on the CPU alone. Weight uploads are not counted here. */
+/* What crossed the host<->device link: activations copied to the device (the hidden state
+ * from the CPU's layers to the device's, one copy per pass on a split context, and with
+ * experts on the host each MoE block's output: how many copies, their bytes, and the time
+ * spent in them, waiting for the device included), and activations read back from it (the
+ * rows of logits at the end of a pass, and with experts on the host each MoE block's normed
+ * input rows). All 0 on the CPU alone. Weight uploads are not counted here. */
 typedef struct ob_transfer_stats {
-    uint64_t copies, bytes, ns; /* hidden-state copies from the CPU's layers to the device's */
-    uint64_t bytes_back;        /* rows of logits (or hidden states) read back from a device */
+    uint64_t copies, bytes, ns; /* copies to the device */
+    uint64_t bytes_back;        /* bytes read back from the device */
 } ob_transfer_stats;
 
 void ob_context_transfer_stats(const ob_context *c, ob_transfer_stats *out);

@@ -72,6 +72,12 @@ static ob_status take_link(argv_cursor *c, double *gbps, double *latency_us, ob_
     return st ? st : cli_parse_link(flag, v, gbps, latency_us, err);
 }
 
+static ob_status take_experts(argv_cursor *c, ob_experts *out, ob_err *err) {
+    const char *flag = c->argv[c->i], *v = NULL;
+    ob_status st = take_str(c, &v, err);
+    return st ? st : cli_parse_experts(flag, v, out, err);
+}
+
 static ob_status take_int(argv_cursor *c, int min, int max, int *out, ob_err *err) {
     int64_t v = 0;
     ob_status st = take_i64(c, min, max, &v, err);
@@ -228,6 +234,7 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "--vram-budget", NULL)) st = take_size(&c, &o->vram_budget, err);
         else if (is(a, "--link-emulate", NULL))
             st = take_link(&c, &o->link_gbps, &o->link_latency_us, err);
+        else if (is(a, "--experts", NULL)) st = take_experts(&c, &o->experts, err);
         else st = unknown(a, err);
         if (st) return st;
     }

@@ -55,6 +55,7 @@ typedef struct cli_bench_args {
     int64_t gpu_layers; /* --gpu-layers N|auto, -1: all */
     uint64_t vram_budget; /* --vram-budget SIZE, 0: the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate GBPS[,LATENCY_US] */
+    ob_experts experts; /* --experts host|device|auto */
     bool json, help;
 } cli_bench_args;
 

@@ -47,7 +47,8 @@ void cli_device_report(FILE *to, const ob_context *c) {
     ob_transfer_stats t;
     ob_context_transfer_stats(c, &t);
     if (t.copies)
-        fprintf(to, "hidden state: %llu copies between backends, %.2f MiB, %.1f ms (waiting "
-                "for the device included)\n", (unsigned long long)t.copies,
-                (double)t.bytes / 1048576.0, (double)t.ns / 1e6);
+        fprintf(to, "activations: %llu copies to the device, %.2f MiB, %.1f ms (waiting for "
+                "the device included); %.2f MiB back\n", (unsigned long long)t.copies,
+                (double)t.bytes / 1048576.0, (double)t.ns / 1e6,
+                (double)t.bytes_back / 1048576.0);
 }

@@ -25,7 +25,9 @@ const char CLI_ENGINE_OPTS_HELP[] =
     "  --device cpu|cuda[:N]|vulkan[:N]|auto (cpu; `outboard devices` lists them)\n"
     "  --gpu-layers N|auto (all): with a GPU device, the last N layers run on it, the rest on\n"
     "    the CPU; auto: as many as --vram-budget SIZE (the device's memory) holds\n"
-    "  --link-emulate GBPS[,LATENCY_US]: copies between the CPU and the device as slow as that\n";
+    "  --link-emulate GBPS[,LATENCY_US]: copies between the CPU and the device as slow as that\n"
+    "  --experts host|device|auto (auto): where a mixture-of-experts model's device layers run\n"
+    "    their MoE blocks; host keeps the experts in host memory, computed by the CPU\n";
 
 /* ---- values -------------------------------------------------------------------------------- */
 
@@ -238,6 +240,19 @@ ob_status cli_parse_gpu_layers(const char *flag, const char *text, int64_t *out,
     return st;
 }
 
+ob_status cli_parse_experts(const char *flag, const char *text, ob_experts *out, ob_err *err) {
+    static const char *const NAMES[] = {"auto", "device", "host"}; /* ob_experts order */
+    for (int i = 0; i < 3; i++) {
+        if (!strcmp(text, NAMES[i])) {
+            *out = (ob_experts)i;
+            return OB_OK;
+        }
+    }
+    char sh[CLI_SHOWN_SIZE];
+    return ob_fail(err, OB_ERR_ARG, "%s: '%s', expected host, device or auto", flag,
+                   cli_shown(text, sh));
+}
+
 ob_status cli_parse_link(const char *flag, const char *text, double *gbps, double *latency_us,
                          ob_err *err) {
     char rate[64];
@@ -260,7 +275,8 @@ ob_status cli_parse_link(const char *flag, const char *text, double *gbps, doubl
 static const char *const ENGINE_FLAGS[] = {"--temp",           "--top-k", "--top-p",
                                            "--min-p",          "--seed",  "--ctx",
                                            "--repeat-penalty", "--threads", "--device",
-                                           "--gpu-layers", "--vram-budget", "--link-emulate"};
+                                           "--gpu-layers", "--vram-budget", "--link-emulate",
+                                           "--experts"};
 
 bool cli_engine_opt_known(const char *flag) {
     for (size_t i = 0; i < sizeof ENGINE_FLAGS / sizeof ENGINE_FLAGS[0]; i++)
@@ -294,6 +310,8 @@ ob_status cli_engine_opt_set(const char *flag, const char *text, ob_sampler_para
         st = cli_parse_size(flag, text, 1 << 20, (uint64_t)1 << 50, &cp->vram_budget, err);
     } else if (!strcmp(flag, "--link-emulate")) {
         st = cli_parse_link(flag, text, &cp->link_gbps, &cp->link_latency_us, err);
+    } else if (!strcmp(flag, "--experts")) {
+        st = cli_parse_experts(flag, text, &cp->experts, err);
     } else if (!strcmp(flag, "--threads")) { /* 0: the physical cores */
         if (!(st = cli_parse_i64(flag, text, 0, CLI_MAX_THREADS, &n, err))) cp->n_threads = (int)n;
     } else {

@@ -28,7 +28,8 @@ typedef struct bench_result {
 static int usage(FILE *to) {
     fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-d DEPTH] [-t THREADS] "
                 "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
-                "  [--vram-budget SIZE] [--link-emulate GBPS[,LATENCY_US]] [--json]\n");
+                "  [--vram-budget SIZE] [--link-emulate GBPS[,LATENCY_US]]\n"
+                "  [--experts host|device|auto] [--json]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -138,6 +139,7 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.vram_budget = o.vram_budget;
     cp.link_gbps = o.link_gbps;
     cp.link_latency_us = o.link_latency_us;
+    cp.experts = o.experts;
     ob_context *c = NULL;
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
     double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);

@@ -1,6 +1,7 @@
 /*
  * `outboard plan -m MODEL [--ctx N] [--parallel N] [--kv-size N] [--batch N] [--device D]
- * [--gpu-layers N|auto] [--vram-budget SIZE] [--json]`: where a context's layers would run and
+ * [--gpu-layers N|auto] [--vram-budget SIZE] [--experts host|device|auto] [--json]`: where a
+ * context's layers (and a mixture-of-experts model's MoE blocks) would run and
  * the memory each device would give them, from ob_plan_context (the functions that size the
  * real allocations), before any weight is read: the file is mapped, its pages are not.
  * --parallel N sizes the KV pool as the server does (N sequences of --ctx each).
@@ -15,10 +16,11 @@
 static const char USAGE[] =
     "usage: outboard plan -m MODEL.gguf [--ctx N] [--parallel N] [--kv-size N] [--batch N]\n"
     "                     [--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
-    "                     [--vram-budget SIZE] [--json]\n"
+    "                     [--vram-budget SIZE] [--experts host|device|auto] [--json]\n"
     "  Prints where the layers would run and the memory each device would hold for them\n"
-    "  (weights, KV cache, recurrent state, activations), and the bytes crossing between the\n"
-    "  CPU and the device per decoded token and per prompt chunk. Reads no weights.\n";
+    "  (weights, KV cache, recurrent state, activations; a MoE model's experts kept on the\n"
+    "  host for the device's layers in a row of their own), and the bytes crossing between\n"
+    "  the CPU and the device per decoded token and per prompt chunk. Reads no weights.\n";
 
 typedef struct plan_args {
     const char *model;
@@ -74,9 +76,9 @@ static uint64_t total(const ob_plan_part *p) {
     return p->weights + p->kv + p->state + p->activations;
 }
 
-static void print_part(const ob_plan_part *p) {
+static void print_part(const ob_plan_part *p, const char *what) {
     if (p->layer_hi == p->layer_lo) return;
-    printf("  %-8s layers %3lld-%-4lld %9.3f %9.3f %9.3f %11.3f %9.3f\n", p->device,
+    printf("  %-8s %-7s %3lld-%-4lld %9.3f %9.3f %9.3f %11.3f %9.3f\n", p->device, what,
            (long long)p->layer_lo, (long long)p->layer_hi - 1, gib(p->weights), gib(p->kv),
            gib(p->state), gib(p->activations), gib(total(p)));
 }
@@ -96,10 +98,13 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
                "\"n_gpu_layers\": %lld, \"budget\": %llu,\n", in->name, in->arch,
                (long long)p->n_layer, (long long)p->n_gpu_layers,
                (unsigned long long)p->budget);
-        printf("  \"link_token\": %llu, \"link_chunk\": %llu,\n",
-               (unsigned long long)p->link_token, (unsigned long long)p->link_chunk);
+        printf("  \"link_token\": %llu, \"link_chunk\": %llu, \"experts_on_host\": %s,\n",
+               (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
+               p->experts_on_host ? "true" : "false");
+        printf("  \"why\": \"%s\",\n", p->why); /* planner text: no quotes or escapes */
         print_json_part("host", &p->host, false);
-        print_json_part("device", &p->device, true);
+        print_json_part("device", &p->device, false);
+        print_json_part("experts", &p->experts, true);
         printf("}\n");
         return;
     }
@@ -109,10 +114,11 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
            (long long)a->parallel, (long long)a->cp.n_batch);
     if (p->budget) printf("device    %s, budget %.2f GiB\n", p->device.device, gib(p->budget));
     printf("placement %s\n", p->why);
-    printf("  %-8s %-12s %9s %9s %9s %11s %9s  (GiB)\n", "", "", "weights", "KV", "state",
+    printf("  %-8s %-16s %9s %9s %9s %11s %9s  (GiB)\n", "", "", "weights", "KV", "state",
            "activations", "total");
-    print_part(&p->host);
-    print_part(&p->device);
+    print_part(&p->host, "layers");
+    print_part(&p->device, "layers");
+    print_part(&p->experts, "experts");
     if (p->n_gpu_layers > 0)
         printf("link      %llu bytes per decoded token, %llu per prompt chunk of %lld\n",
                (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,

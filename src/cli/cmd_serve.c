@@ -53,6 +53,7 @@ typedef struct serve_args {
     int64_t gpu_layers;       /* --gpu-layers, -1 = all */
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate */
+    ob_experts experts;       /* --experts, auto */
     bool gpu_required;        /* --device-policy gpu-required */
     bool help;
 } serve_args;
@@ -78,6 +79,8 @@ static const char USAGE[] =
     "  --gpu-layers N|auto  with a GPU device, its share: the last N layers (all); auto:\n"
     "                    as many as --vram-budget SIZE (the device's memory) holds\n"
     "  --link-emulate GBPS[,LATENCY_US]  CPU<->device copies as slow as that link\n"
+    "  --experts host|device|auto  where a MoE model's device layers run their experts (auto:\n"
+    "                    on the host when the device has no MoE kernels or they do not fit)\n"
     "  --device-policy any|gpu-required  gpu-required: a model no GPU takes is not served\n"
     "  --queue N         requests that may wait for a slot before 503 (64)\n"
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
@@ -169,6 +172,8 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         return cli_parse_size(f, v, 1 << 20, (uint64_t)1 << 50, &a->vram_budget, err);
     else if (!strcmp(f, "--link-emulate"))
         return cli_parse_link(f, v, &a->link_gbps, &a->link_latency_us, err);
+    else if (!strcmp(f, "--experts"))
+        return cli_parse_experts(f, v, &a->experts, err);
     else if (!strcmp(f, "--device-policy")) {
         char shown[CLI_SHOWN_SIZE];
         if (strcmp(v, "any") && strcmp(v, "gpu-required"))
@@ -323,6 +328,7 @@ static int serve_start(const serve_args *a, server *s) {
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
                    .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
+                   .experts = a->experts,
                    .gpu_required = a->gpu_required, .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,
     };

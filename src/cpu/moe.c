@@ -95,6 +95,22 @@ cpu_moe_scratch *cpu_moe_scratch_new(int64_t n_batch, int64_t n_embd, int64_t n_
     return s;
 }
 
+size_t cpu_moe_scratch_bytes(int64_t n_batch, int64_t n_embd, int64_t n_expert, int64_t n_used,
+                             int64_t n_ff, int64_t n_ff_sh) {
+    if (n_batch < 1 || n_expert < 1 || n_expert > CPU_MOE_MAX_EXPERTS || n_used < 1 ||
+        n_used > n_expert || n_embd < 1 || n_ff < 0 || n_ff_sh < 0)
+        return 0;
+    /* the buffers of cpu_moe_scratch_new, in its order; the sizes were range-checked at load */
+    const uint64_t ff = (uint64_t)(n_ff > n_ff_sh ? n_ff : n_ff_sh);
+    const uint64_t rows = (uint64_t)(n_batch * n_used);
+    const uint64_t floats = (uint64_t)(n_batch * n_expert) + rows + rows * (uint64_t)n_embd +
+                            2 * rows * ff + rows * (uint64_t)n_embd + (uint64_t)n_batch;
+    const uint64_t ints = 3 * rows + (uint64_t)n_expert + 1;
+    const uint64_t bytes = floats * sizeof(float) + ints * sizeof(int32_t) +
+                           2 * (uint64_t)n_expert * sizeof(cpu_matmul_job);
+    return bytes > SIZE_MAX ? 0 : (size_t)bytes;
+}
+
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Scratch of cpu_matmul_many over one kind of matrix (`ws`, one per expert) for n_rows rows

@@ -50,6 +50,11 @@ typedef struct cpu_moe_scratch cpu_moe_scratch;
  * memory is short or the sizes overflow. */
 cpu_moe_scratch *cpu_moe_scratch_new(int64_t n_batch, int64_t n_embd, int64_t n_expert,
                                      int64_t n_used, int64_t n_ff, int64_t n_ff_sh);
+
+/* Bytes cpu_moe_scratch_new allocates for the same sizes (its buffers, not alignment padding);
+ * 0 when they are out of range or overflow. */
+size_t cpu_moe_scratch_bytes(int64_t n_batch, int64_t n_embd, int64_t n_expert, int64_t n_used,
+                             int64_t n_ff, int64_t n_ff_sh);
 void cpu_moe_scratch_free(cpu_moe_scratch *s);
 
 /* Bytes of matmul scratch (cpu_matmul's wsp) the block needs for n_tok tokens. */

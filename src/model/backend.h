@@ -146,10 +146,14 @@ typedef struct model_backend_ops {
     void (*sigmoid_mul)(model_backend *be, float *x, const float *gate, int64_t n);
 } model_backend_ops;
 
+struct model_moe_host;
+
 struct model_backend {
     const model_backend_ops *ops;
     model_backend_caps caps;
     int64_t layer_lo, layer_hi; /* layers [lo, hi) run here */
+    struct model_moe_host *moe_host; /* borrowed, or NULL: the MoE blocks of these layers run
+                                        on the host CPU through it (moe_host.h), not moe_ffn */
 };
 
 /* Sizes a backend needs to allocate its cache and scratch. */
@@ -159,6 +163,9 @@ typedef struct model_backend_shape {
     int64_t n_layer_model; /* layers of the whole model */
     const model_backend_weights *weights; /* the model's weights, of which the backend binds
                                              those its range reads (borrowed) */
+    model_weight_part part; /* which of them: all, all but the MoE blocks' (a device whose
+                               layers run those on the host), or only those (the host's CPU
+                               backend for them) */
     int64_t n_ctx;       /* positions one sequence may use */
     int64_t n_kv_rows;   /* rows of the KV pool (its blocks * KV_BLOCK): full-attention layers */
     int64_t n_seq;       /* sequences (each has its own ring on sliding-window layers) */
@@ -222,7 +229,7 @@ static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il)
  * allocates (0 when the size overflows). */
 size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo);
 
-/* Bytes of the weights layers [layer_lo, layer_lo + s->n_layer) read (backend_bind.c). */
+/* Bytes of the weights of s->part of layers [layer_lo, layer_lo + s->n_layer) (backend_bind.c). */
 uint64_t model_backend_weight_bytes(const model_backend_shape *s, int64_t layer_lo);
 
 /* Binds one weight in a backend's own form (user: the backend). */

@@ -10,7 +10,8 @@ uint64_t model_backend_weight_bytes(const model_backend_shape *s, int64_t layer_
     const model_backend_weights *w = s->weights;
     uint64_t bytes = 0;
     for (int64_t i = 0; w && i < w->n; i++)
-        if (model_weight_wanted(w->table[i], layer_lo, layer_lo + s->n_layer, s->n_layer_model))
+        if (model_weight_wanted(w->table[i], layer_lo, layer_lo + s->n_layer, s->n_layer_model,
+                                s->part))
             bytes += (uint64_t)w->table[i]->n_out * w->table[i]->row_size;
     return bytes;
 }
@@ -24,7 +25,7 @@ ob_status model_backend_bind_each(const model_backend_shape *s, int64_t layer_lo
     uint64_t done = 0;
     for (int64_t i = 0; i < w->n; i++) {
         const model_weight *mw = w->table[i];
-        if (!model_weight_wanted(mw, layer_lo, layer_lo + s->n_layer, s->n_layer_model))
+        if (!model_weight_wanted(mw, layer_lo, layer_lo + s->n_layer, s->n_layer_model, s->part))
             continue;
         ob_status st = bind(user, mw, err);
         if (st) return st;

@@ -49,6 +49,10 @@ ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob
         !(p->link_latency_us >= 0 && p->link_latency_us <= 1e7))
         return ob_fail(err, OB_ERR_ARG, "context: link emulation %g GB/s, %g us: expected "
                        "0..10000 GB/s and 0..10000000 us", p->link_gbps, p->link_latency_us);
+    if (p->experts != OB_EXPERTS_AUTO && p->experts != OB_EXPERTS_DEVICE &&
+        p->experts != OB_EXPERTS_HOST)
+        return ob_fail(err, OB_ERR_ARG, "context: experts %d, expected OB_EXPERTS_AUTO, "
+                       "_DEVICE or _HOST", (int)p->experts);
     if (p->n_batch > p->n_ctx) p->n_batch = p->n_ctx;
     if (p->n_seq_max == 0) p->n_seq_max = 1;
     if (p->kv_size == 0) p->kv_size = p->n_ctx;

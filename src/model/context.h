@@ -13,6 +13,8 @@
 /* One backend of a context and the activations of a pass on it. */
 typedef struct model_stage {
     model_backend *be;     /* owned: layers [be->layer_lo, be->layer_hi) */
+    struct model_moe_host *moe_host; /* owned, or NULL: the host CPU running the MoE blocks of
+                              a device's layers (be->moe_host points here) */
     model_buffers buf;     /* owned: one forward pass of n_batch rows, from be->ops->host_buf
                               when it hands memory out */
 } model_stage;
@@ -100,6 +102,16 @@ ob_status model_stages_forward(ob_context *c, const model_step *s, ob_err *err);
 void model_stages_kv_copy(ob_context *c, const kv_copy *copies, int64_t n);
 void model_stages_seq_copy(ob_context *c, int32_t src, int32_t dst);
 void model_stages_rs_copy(ob_context *c, int32_t src, int src_slot, int32_t dst, int dst_slot);
+
+/* context_stages.c: the monotonic clock in nanoseconds. */
+uint64_t model_now_ns(void);
+
+/* context_stages.c: the one path activations take between host and device memory: copies
+ * `bytes` from src to dst, then with an emulated link waits until the copy has taken what
+ * that link would take, and counts it in c->xfer (to_device: a copy to the device, its time
+ * from t0, when the caller began waiting for the source; else bytes read back). */
+void model_link_copy(ob_context *c, void *dst, const void *src, size_t bytes, bool to_device,
+                     uint64_t t0);
 
 /* Whether every stage can do what caps asks for (paged_kv). */
 bool model_stages_paged(const ob_context *c);

@@ -4,11 +4,14 @@
  * takes part in. A context runs all its layers on one backend, or the first layers on
  * the CPU and the rest on a device; only the hidden state (n_tok, n_embd) f32 crosses, once
  * per pass, through one copy that is counted (ob_context_transfer_stats). The context's
- * activations are per stage, so each backend keeps its own in memory it reads in place.
+ * activations are per stage, so each backend keeps its own in memory it reads in place. A
+ * device stage of a mixture-of-experts model may run its layers' MoE blocks on the host
+ * (moe_host.h, as the plan says): those rows cross through the same counted copy.
  */
 #include "core/alloc.h"
 #include "core/err.h"
 #include "model/context.h"
+#include "model/moe_host.h"
 #include "vulkan/vulkan_backend.h"
 
 #include <stdio.h>
@@ -118,17 +121,21 @@ static ob_status backend_of(const ob_context_params *p, const model_backend_shap
                   : model_backend_cpu_new(&shape, lo, p->n_threads, out, err);
 }
 
-/* Appends be (owned from here on) as the next stage, after checking that it runs every kind
- * of layer the model has, with its activation buffers. */
-static ob_status stage_push(ob_context *c, model_backend *be, ob_err *err) {
+/* Appends be and moe_host (both owned from here on; moe_host may be NULL) as the next stage,
+ * after checking that it runs every kind of layer the model has, with its activation
+ * buffers. */
+static ob_status stage_push(ob_context *c, model_backend *be, model_moe_host *moe_host,
+                            ob_err *err) {
     model_stage *st = &c->stage[c->n_stage++];
     st->be = be;
+    st->moe_host = moe_host;
+    be->moe_host = moe_host;
     const model_hparams *hp = &c->model->hp;
     const char *name = be->ops->name;
-    if (hp->moe.n_expert > 0 && !be->ops->moe_ffn)
+    if (hp->moe.n_expert > 0 && !be->ops->moe_ffn && !moe_host)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "%s backend: architecture '%s' has "
                        "mixture-of-experts layers, which this backend does not run (use "
-                       "--device cpu)", name, hp->arch_name);
+                       "--experts host or --device cpu)", name, hp->arch_name);
     if (hp->recurrent && !be->ops->deltanet)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "context: the %s backend has no "
                        "recurrent-layer ops, which architecture '%s' needs (use --device cpu)",
@@ -141,8 +148,9 @@ static void placement_describe(ob_context *c) {
     for (int i = 0; i < c->n_stage && used < sizeof c->placement; i++) {
         const model_backend *be = c->stage[i].be;
         int k = snprintf(c->placement + used, sizeof c->placement - used,
-                         "%s%s: layers %lld-%lld", i ? ", " : "", be->ops->name,
-                         (long long)be->layer_lo, (long long)be->layer_hi - 1);
+                         "%s%s: layers %lld-%lld%s", i ? ", " : "", be->ops->name,
+                         (long long)be->layer_lo, (long long)be->layer_hi - 1,
+                         c->stage[i].moe_host ? " (MoE blocks on the cpu)" : "");
         if (k < 0) break;
         used += (size_t)k;
     }
@@ -161,20 +169,33 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
     whole.n_layer_model = n_layer;
     ob_status st = OB_OK;
     int64_t on_device = model_plan_gpu_layers(p, n_layer);
-    if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO) { /* as the planner places them */
+    bool experts_on_host = false;
+    /* as the planner places the layers (auto), and a MoE model's experts (always) */
+    if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO || (c->model->hp.moe.n_expert > 0 && on_device)) {
         ob_plan plan;
         if ((st = model_plan(c->model, p, &whole, &plan, err))) return st;
-        on_device = plan.n_gpu_layers;
+        if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO) on_device = plan.n_gpu_layers;
+        experts_on_host = plan.experts_on_host;
     }
+    model_backend_shape dev_shape = whole, host_experts;
+    if (experts_on_host) model_moe_host_shapes(&whole, &dev_shape, &host_experts);
     /* the device first: when auto finds none, every layer goes to one CPU stage */
     int64_t host = n_layer - on_device;
     model_backend *dev = NULL, *cpu = NULL;
-    if (host < n_layer && !(st = backend_of(p, &whole, host, n_layer, true, &dev, err)) && !dev)
+    model_moe_host *moe_host = NULL;
+    if (host < n_layer &&
+        !(st = backend_of(p, &dev_shape, host, n_layer, true, &dev, err)) && !dev)
         host = n_layer;
+    if (!st && dev && experts_on_host)
+        st = model_moe_host_new(c, &host_experts, host, n_layer, p->n_threads, &moe_host, err);
     if (!st && host > 0) st = backend_of(p, &whole, 0, host, false, &cpu, err);
-    if (!st && cpu) st = stage_push(c, cpu, err); /* the stage owns it, even on failure */
-    if (dev && !st) st = stage_push(c, dev, err);
-    else if (dev) dev->ops->free(dev);
+    if (!st && cpu) st = stage_push(c, cpu, NULL, err); /* the stage owns it, even on failure */
+    if (dev && !st) {
+        st = stage_push(c, dev, moe_host, err);
+    } else {
+        if (dev) dev->ops->free(dev);
+        model_moe_host_free(moe_host);
+    }
     c->weights.progress = NULL;
     c->weights.progress_user = NULL;
     c->link_gbps = p->link_gbps;
@@ -189,6 +210,8 @@ void model_stages_free(ob_context *c) {
         buffers_free(&st->buf, st->be->ops->host_buf != NULL);
         st->be->ops->free(st->be);
         st->be = NULL;
+        model_moe_host_free(st->moe_host);
+        st->moe_host = NULL;
     }
     c->n_stage = 0;
 }
@@ -201,7 +224,7 @@ bool model_stages_paged(const ob_context *c) {
 
 /* ---- the forward pass ------------------------------------------------------------------ */
 
-static uint64_t now_ns(void) {
+uint64_t model_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -212,11 +235,25 @@ static uint64_t now_ns(void) {
 static void link_wait(const ob_context *c, uint64_t bytes, uint64_t t0) {
     if (c->link_gbps <= 0) return;
     const double want = (double)bytes / (c->link_gbps * 1e9) + c->link_latency_us * 1e-6;
-    const double left = want - (double)(now_ns() - t0) * 1e-9;
+    const double left = want - (double)(model_now_ns() - t0) * 1e-9;
     if (left <= 0) return;
     struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
     while (nanosleep(&ts, &ts) != 0) {
     }
+}
+
+void model_link_copy(ob_context *c, void *dst, const void *src, size_t bytes, bool to_device,
+                     uint64_t t0) {
+    const uint64_t t1 = model_now_ns();
+    memcpy(dst, src, bytes);
+    link_wait(c, bytes, t1);
+    if (!to_device) {
+        c->xfer.bytes_back += bytes;
+        return;
+    }
+    c->xfer.copies++;
+    c->xfer.bytes += bytes;
+    c->xfer.ns += model_now_ns() - t0;
 }
 
 static ob_status stage_sync(model_stage *st, ob_err *err) {
@@ -224,19 +261,15 @@ static ob_status stage_sync(model_stage *st, ob_err *err) {
 }
 
 /* The hidden state of the pass from one stage's buffers to the next's: the source has run
- * its layers first. The one place activations cross between backends. */
+ * its layers first. Activations cross between backends only here and in moe_host.c, both
+ * through model_link_copy. */
 static ob_status hidden_copy(ob_context *c, model_stage *from, model_stage *to, int64_t n_tok,
                              ob_err *err) {
-    const uint64_t t0 = now_ns();
+    const uint64_t t0 = model_now_ns();
     ob_status st = stage_sync(from, err);
     if (st) return st;
     const size_t bytes = (size_t)(n_tok * c->model->hp.n_embd) * sizeof(float);
-    const uint64_t t1 = now_ns();
-    memcpy(to->buf.x, from->buf.x, bytes);
-    link_wait(c, bytes, t1);
-    c->xfer.copies++;
-    c->xfer.bytes += bytes;
-    c->xfer.ns += now_ns() - t0;
+    model_link_copy(c, to->buf.x, from->buf.x, bytes, true, t0);
     return OB_OK;
 }
 
@@ -263,7 +296,7 @@ ob_status model_stages_forward(ob_context *c, const model_step *s, ob_err *err) 
         const int64_t width = s->hidden ? m->hp.n_embd : m->hp.n_vocab;
         const uint64_t back = (uint64_t)(s->n_out * width) * sizeof(float);
         /* the copy itself ran inside the device's work: an emulated link adds all of it */
-        link_wait(c, back, now_ns());
+        link_wait(c, back, model_now_ns());
         c->xfer.bytes_back += back;
     }
     if (!st && !done) st = OB_ERR_CANCELLED; /* the caller words the message */

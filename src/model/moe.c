@@ -11,6 +11,7 @@
 #include "cpu/matmul.h"
 #include "cpu/moe.h"
 #include "model/model.h"
+#include "model/moe_host.h"
 #include "quant/quant.h"
 
 #include <stdio.h>
@@ -78,7 +79,7 @@ static ob_status bind_experts(ob_model *m, const char *name, int64_t n_in, int64
         for (int64_t e = 0; e < ne; e++) {
             model_weight *w = &out[p][e];
             *w = (model_weight){.name = t->name.ptr, .type = t->type, .n_in = n_in,
-                                .n_out = n_out, .row_size = row_size,
+                                .n_out = n_out, .row_size = row_size, .moe = true,
                                 .data = (const char *)t->data + (size_t)e * slab +
                                         (size_t)p * (size_t)n_out * row_size};
             ob_status st = model_weight_register(m, w, err);
@@ -100,6 +101,7 @@ static ob_status bind_shared(ob_model *m, int64_t il, model_moe_block *f, ob_err
     MATRIX(sh_up, "ffn_up_shexp.weight", e, ff);
     MATRIX(sh_down, "ffn_down_shexp.weight", ff, e);
 #undef MATRIX
+    f->sh_gate_w.moe = f->sh_gate.moe = f->sh_up.moe = f->sh_down.moe = true;
     return OB_OK;
 }
 
@@ -119,6 +121,7 @@ ob_status model_moe_bind_layer(ob_model *m, int64_t il, ob_err *err) {
     ob_status st;
     snprintf(name, sizeof name, "blk.%lld.ffn_gate_inp.weight", (long long)il);
     if ((st = model_bind_matrix(m, name, e, ne, &f->router, err))) return st;
+    f->router.moe = true;
     model_weight *gate_up[2] = {l->views, l->views + ne}, *down[1] = {l->views + 2 * ne};
     snprintf(name, sizeof name, "blk.%lld.ffn_gate_up_exps.weight", (long long)il);
     if (gguf_tensor_find(m->file, name)) {
@@ -151,7 +154,8 @@ void model_moe_free(ob_model *m) {
 void model_moe_ffn(const ob_model *m, model_backend *be, float *out, const float *xn,
                    int64_t il, int64_t n_tok) {
     (void)m;
-    be->ops->moe_ffn(be, il, out, xn, n_tok);
+    if (be->moe_host) model_moe_host_ffn(be->moe_host, be, il, out, xn, n_tok);
+    else be->ops->moe_ffn(be, il, out, xn, n_tok);
 }
 
 void model_moe_shape(const ob_model *m, model_backend_shape *shape) {

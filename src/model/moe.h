@@ -52,7 +52,8 @@ ob_status model_moe_bind_layer(ob_model *m, int64_t il, ob_err *err);
 void model_moe_free(ob_model *m);
 
 /* out (n_tok, n_embd) = layer il's MoE block of xn (n_tok, n_embd), the normed input; out must
- * not alias xn. The FFN half of any family's layer loop with MoE layers. */
+ * not alias xn. The FFN half of any family's layer loop with MoE layers: on be, or on the host
+ * when be's layers keep their experts there (be->moe_host). */
 void model_moe_ffn(const ob_model *m, model_backend *be, float *out, const float *xn,
                    int64_t il, int64_t n_tok);
 

@@ -4,11 +4,14 @@
  * backends size their allocations with (model_backend_weight_bytes, model_kv_bytes,
  * model_rs_bytes, model_buffers_bytes). With OB_GPU_LAYERS_AUTO the device gets the most of
  * the last layers that fit its budget: the device's memory, less a reserve for the driver and
- * other programs, unless the caller gives one.
+ * other programs, unless the caller gives one. A mixture-of-experts model's device layers may
+ * keep their MoE blocks on the host (moe_host.h): the device part then holds the rest of
+ * those layers, and the experts part the blocks' weights and host scratch.
  */
 #include "core/err.h"
 #include "cuda/cuda_backend.h"
 #include "model/context.h"
+#include "model/moe_host.h"
 #include "vulkan/vulkan_backend.h"
 
 #include <stdio.h>
@@ -53,10 +56,11 @@ static bool device_of(const ob_context_params *p, char name[16], uint64_t *mem) 
     return true;
 }
 
-/* The part of a backend holding layers [lo, hi). */
-static void part_of(const ob_model *m, const model_backend_shape *whole, int64_t lo, int64_t hi,
+/* The part of a backend holding shape->part of layers [lo, hi) (shape: the whole model's, or
+ * one of model_moe_host_shapes'). */
+static void part_of(const ob_model *m, const model_backend_shape *shape, int64_t lo, int64_t hi,
                     ob_plan_part *out) {
-    model_backend_shape s = *whole;
+    model_backend_shape s = *shape;
     s.n_layer = hi - lo;
     out->layer_lo = lo;
     out->layer_hi = hi;
@@ -64,18 +68,108 @@ static void part_of(const ob_model *m, const model_backend_shape *whole, int64_t
     out->weights = model_backend_weight_bytes(&s, lo);
     out->kv = model_kv_bytes(&s, lo);
     out->state = model_rs_bytes(&s, lo);
-    out->activations = model_buffers_bytes(&m->hp, s.n_batch);
+    out->activations = s.part == MODEL_PART_MOE ? model_moe_host_bytes(&s)
+                                                : model_buffers_bytes(&m->hp, s.n_batch);
 }
 
 static uint64_t part_total(const ob_plan_part *p) {
     return p->weights + p->kv + p->state + p->activations;
 }
 
-/* Bytes over the link per pass of n_tok rows with one row of logits kept. */
-static uint64_t link_bytes(const ob_model *m, int64_t n_layer, int64_t on_device, int64_t n_tok) {
+/* Layers of [lo, hi) with a mixture-of-experts block. */
+static int64_t moe_layers(const model_backend_shape *s, int64_t lo, int64_t hi) {
+    int64_t n = 0;
+    for (int64_t il = lo; s->weights && s->weights->moe && il < hi; il++)
+        n += s->weights->moe[il] != NULL;
+    return n;
+}
+
+/* Bytes over the link per pass of n_tok rows with one row of logits kept: the hidden state
+ * into the device's layers, the logits row back, and with experts on the host each device
+ * MoE layer's input rows out and its output rows in (model_stages_forward, moe_host.c). */
+static uint64_t link_bytes(const ob_model *m, const model_backend_shape *s, int64_t on_device,
+                           bool experts_on_host, int64_t n_tok) {
+    const int64_t n_layer = m->hp.n_layer;
     if (on_device == 0) return 0;
-    const uint64_t hidden = on_device < n_layer ? (uint64_t)(n_tok * m->hp.n_embd) * 4 : 0;
-    return hidden + (uint64_t)m->hp.n_vocab * 4;
+    const uint64_t rows = (uint64_t)(n_tok * m->hp.n_embd) * 4;
+    const uint64_t hidden = on_device < n_layer ? rows : 0;
+    const uint64_t experts =
+        experts_on_host ? 2 * rows * (uint64_t)moe_layers(s, n_layer - on_device, n_layer) : 0;
+    return hidden + experts + (uint64_t)m->hp.n_vocab * 4;
+}
+
+/* Whether the GPU backend of kind `dev` ("cuda", "vulkan") runs MoE blocks itself. Neither
+ * does: the Vulkan op table has no moe_ffn, and the CUDA backend refuses MoE shapes
+ * (backend_cuda.c), so their MoE layers keep the blocks on the host. */
+static bool device_runs_moe(const char *dev) {
+    (void)dev;
+    return false;
+}
+
+/* The most of the last layers whose part of shape s fits the budget; the part only grows with
+ * the count. */
+static int64_t most_layers(const ob_model *m, const model_backend_shape *s, uint64_t budget) {
+    const int64_t n_layer = m->hp.n_layer;
+    int64_t g = n_layer;
+    for (ob_plan_part dev; g > 0; g--) {
+        memset(&dev, 0, sizeof dev);
+        part_of(m, s, n_layer - g, n_layer, &dev);
+        if (part_total(&dev) <= budget) break;
+    }
+    return g;
+}
+
+/* Where the device's layers and their experts go, with the reason in out->why: out->budget
+ * and out->device.device set; runs: the device's backend has MoE kernels. */
+static ob_status place(const ob_model *m, const ob_context_params *p,
+                       const model_backend_shape *whole, const model_backend_shape *dev_shape,
+                       bool runs, ob_plan *out, ob_err *err) {
+    const int64_t n_layer = m->hp.n_layer;
+    const bool moe = m->hp.moe.n_expert > 0;
+    const double budget_gib = (double)out->budget / (1 << 30);
+    if (moe && p->experts == OB_EXPERTS_DEVICE && !runs)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "plan: the %s backend has no "
+                       "mixture-of-experts kernels for architecture '%s' (use --experts host "
+                       "or auto)", out->device.device, m->hp.arch_name);
+    char reason[96] = ""; /* why the experts would go to the host */
+    if (p->experts == OB_EXPERTS_HOST) snprintf(reason, sizeof reason, "--experts host");
+    else if (!runs)
+        snprintf(reason, sizeof reason, "the %s backend has no MoE kernels", out->device.device);
+    if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO) {
+        int64_t g = most_layers(m, whole, out->budget);
+        const bool host = moe && (p->experts == OB_EXPERTS_HOST ||
+                                  (p->experts == OB_EXPERTS_AUTO && (!runs || g < n_layer)));
+        if (host && p->experts == OB_EXPERTS_AUTO && runs)
+            snprintf(reason, sizeof reason, "with them only %lld fit", (long long)g);
+        if (host) g = most_layers(m, dev_shape, out->budget);
+        out->n_gpu_layers = g;
+        out->experts_on_host = host && g > 0;
+        snprintf(out->why, sizeof out->why, "%lld of %lld layers fit the device's %.2f GiB "
+                 "(weights, KV cache, state and activations)%s", (long long)g,
+                 (long long)n_layer, budget_gib, out->experts_on_host ? " without their MoE "
+                 "blocks, which run on the host" : "");
+    } else {
+        const int64_t g = model_plan_gpu_layers(p, n_layer);
+        ob_plan_part full;
+        memset(&full, 0, sizeof full);
+        part_of(m, whole, n_layer - g, n_layer, &full);
+        const bool fits = part_total(&full) <= out->budget;
+        out->n_gpu_layers = g;
+        const bool asked = p->experts == OB_EXPERTS_HOST;
+        out->experts_on_host =
+            moe && g > 0 && (asked || (p->experts == OB_EXPERTS_AUTO && (!runs || !fits)));
+        if (out->experts_on_host && p->experts == OB_EXPERTS_AUTO && runs)
+            snprintf(reason, sizeof reason, "with them the layers need %.2f GiB",
+                     (double)part_total(&full) / (1 << 30));
+        snprintf(out->why, sizeof out->why, "%lld of %lld layers on the device, as asked%s",
+                 (long long)g, (long long)n_layer,
+                 out->experts_on_host ? ", their MoE blocks on the host" : "");
+    }
+    if (out->experts_on_host) {
+        const size_t used = strlen(out->why);
+        snprintf(out->why + used, sizeof out->why - used, " (%s)", reason);
+    }
+    return OB_OK;
 }
 
 ob_status model_plan(const ob_model *m, const ob_context_params *p,
@@ -87,38 +181,35 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
     uint64_t mem = 0;
     const bool has_device =
         p->device != OB_DEVICE_CPU && device_of(p, out->device.device, &mem);
-    int64_t g = has_device ? model_plan_gpu_layers(p, n_layer) : 0;
     out->budget = !has_device     ? 0
                   : p->vram_budget ? p->vram_budget
                   : mem > reserve_of(mem) ? mem - reserve_of(mem)
                                            : 0;
-    ob_plan_part dev;
-    memset(&dev, 0, sizeof dev);
-    if (has_device && p->n_gpu_layers == OB_GPU_LAYERS_AUTO) {
-        /* the device part grows from the last layer down; it only grows with g */
-        for (g = n_layer; g > 0; g--) {
-            part_of(m, shape, n_layer - g, n_layer, &dev);
-            if (part_total(&dev) <= out->budget) break;
-        }
-        snprintf(out->why, sizeof out->why, "%lld of %lld layers fit the device's %.2f GiB "
-                 "(weights, KV cache, state and activations)", (long long)g,
-                 (long long)n_layer, (double)out->budget / (1 << 30));
-    } else if (has_device) {
-        snprintf(out->why, sizeof out->why, "%lld of %lld layers on the device, as asked",
-                 (long long)g, (long long)n_layer);
+    model_backend_shape dev_shape, host_experts;
+    model_moe_host_shapes(shape, &dev_shape, &host_experts);
+    if (has_device) {
+        ob_status st =
+            place(m, p, shape, &dev_shape, device_runs_moe(out->device.device), out, err);
+        if (st) return st;
     } else {
         snprintf(out->why, sizeof out->why, "%s", p->device == OB_DEVICE_CPU
                                                       ? "the CPU, as asked"
                                                       : "no such GPU: the CPU alone");
     }
-    out->n_gpu_layers = g;
+    const int64_t g = out->n_gpu_layers;
     part_of(m, shape, 0, n_layer - g, &out->host);
-    part_of(m, shape, n_layer - g, n_layer, &out->device);
+    part_of(m, out->experts_on_host ? &dev_shape : shape, n_layer - g, n_layer, &out->device);
+    if (out->experts_on_host) {
+        snprintf(out->experts.device, sizeof out->experts.device, "cpu");
+        part_of(m, &host_experts, n_layer - g, n_layer, &out->experts);
+    }
     if (!has_device) out->device.device[0] = '\0';
-    out->link_token = link_bytes(m, n_layer, g, 1);
-    out->link_chunk = link_bytes(m, n_layer, g, p->n_batch);
-    /* the host holds its part's cache and activations (weights are the mapped file's) */
-    const uint64_t host = out->host.kv + out->host.state + out->host.activations;
+    out->link_token = link_bytes(m, shape, g, out->experts_on_host, 1);
+    out->link_chunk = link_bytes(m, shape, g, out->experts_on_host, p->n_batch);
+    /* the host holds its part's cache and activations, and the experts' rows and scratch
+     * (weights are the mapped file's) */
+    const uint64_t host = out->host.kv + out->host.state + out->host.activations +
+                          out->experts.activations;
     const double have = model_host_memory();
     if (have > 0 && (double)host > have)
         return ob_fail(err, OB_ERR_LIMIT, "plan: the host part needs %.2f GiB (KV cache %.2f, "

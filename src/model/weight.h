@@ -25,7 +25,18 @@ typedef struct model_weight {
                            output projection */
     bool embed, head;   /* read by the embedding lookup / by the output projection (both for
                            a tied embedding) */
+    bool moe;           /* read by its layer's mixture-of-experts block (router, routed
+                           experts, shared expert), which may run on another backend */
 } model_weight;
+
+/* Which of its layers' weights a backend binds: all of them, or, when a device's layers run
+ * their MoE blocks on the host, all but those blocks' (the device) and only those (the host's
+ * CPU backend for them). */
+typedef enum model_weight_part {
+    MODEL_PART_ALL = 0,
+    MODEL_PART_NO_MOE,
+    MODEL_PART_MOE,
+} model_weight_part;
 
 /* One mixture-of-experts feed-forward block: router softmax, top-k, the chosen experts'
  * SwiGLU, their weighted sum, plus the gated shared expert when there is one (cpu/moe.h
@@ -58,11 +69,13 @@ typedef struct model_backend_weights {
     void *progress_user;
 } model_backend_weights;
 
-/* Whether a backend running layers [lo, hi) of a model of n_layer layers reads w: its layer
- * is in the range, or it is the embedding and the range starts the model, or the output
- * projection and the range ends it. */
+/* Whether a backend running `part` of layers [lo, hi) of a model of n_layer layers reads w:
+ * its layer is in the range (and w is in the part), or it is the embedding and the range
+ * starts the model, or the output projection and the range ends it (not for the MoE part). */
 static inline bool model_weight_wanted(const model_weight *w, int64_t lo, int64_t hi,
-                                       int64_t n_layer) {
+                                       int64_t n_layer, model_weight_part part) {
+    if (part == MODEL_PART_MOE && !w->moe) return false;
+    if (part == MODEL_PART_NO_MOE && w->moe) return false;
     if (w->layer >= 0) return w->layer >= lo && w->layer < hi;
     return (w->embed && lo == 0) || (w->head && hi == n_layer);
 }

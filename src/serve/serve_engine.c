@@ -41,6 +41,7 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     cp.vram_budget = p->vram_budget;
     cp.link_gbps = p->link_gbps;
     cp.link_latency_us = p->link_latency_us;
+    cp.experts = p->experts;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
     e->cp = cp;

@@ -27,6 +27,7 @@ typedef struct serve_engine_params {
                                  OB_GPU_LAYERS_AUTO */
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate, 0 = none */
+    ob_experts experts;       /* --experts: a MoE model's experts on the device or the host */
     bool gpu_required;        /* --device-policy gpu-required: no GPU, no model */
     const char *model_draft;  /* a draft model's file, or NULL */
     const char *draft_target; /* the file of the model it drafts for (the others have none) */

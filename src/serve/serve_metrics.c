@@ -315,7 +315,8 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
     put_scalar(&b, "outboard_kv_blocks_total", "gauge", "KV pool blocks in all.",
                (long long)m->kv_total);
     put_scalar(&b, "outboard_hidden_copies_total", "counter",
-               "Copies of the hidden state between the CPU's and the device's layers.",
+               "Copies of activations to the device: the hidden state between the CPU's "
+               "and the device's layers, and MoE blocks' outputs computed on the host.",
                (long long)m->xfer_copies);
     put_scalar(&b, "outboard_hidden_copy_bytes_total", "counter",
                "Bytes of those copies.", (long long)m->xfer_bytes);

@@ -227,6 +227,17 @@ TEST(sizes_layers_and_links) {
                  "--link-emulate");
     CHECK_STATUS(cli_parse_link("--link-emulate", "3,", &gbps, &lat, &e), OB_ERR_ARG, &e,
                  "--link-emulate");
+    ob_experts x = OB_EXPERTS_AUTO;
+    CHECK_STATUS(cli_parse_experts("--experts", "host", &x, &e), OB_OK, &e, "");
+    CHECK(x == OB_EXPERTS_HOST);
+    CHECK_STATUS(cli_parse_experts("--experts", "device", &x, &e), OB_OK, &e, "");
+    CHECK(x == OB_EXPERTS_DEVICE);
+    CHECK_STATUS(cli_parse_experts("--experts", "auto", &x, &e), OB_OK, &e, "");
+    CHECK(x == OB_EXPERTS_AUTO);
+    const char *bad_experts[] = {"", "cpu", "Host", "host ", "1"};
+    for (size_t i = 0; i < sizeof bad_experts / sizeof bad_experts[0]; i++)
+        CHECK_STATUS(cli_parse_experts("--experts", bad_experts[i], &x, &e), OB_ERR_ARG, &e,
+                     "expected host, device or auto");
 }
 
 /* Parses an id list and checks it against want[0..n). */

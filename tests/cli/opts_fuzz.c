@@ -38,6 +38,7 @@ static void engine_in_range(const ob_sampler_params *sp, const ob_context_params
     FUZZ_ASSERT(sp->repeat_penalty > 0 && sp->repeat_penalty <= CLI_MAX_REPEAT_PENALTY);
     FUZZ_ASSERT(sp->top_k >= 0 && cp->n_ctx >= 0 && cp->n_ctx <= CLI_MAX_CTX);
     FUZZ_ASSERT(cp->n_threads >= 0 && cp->n_threads <= CLI_MAX_THREADS);
+    FUZZ_ASSERT(cp->experts >= OB_EXPERTS_AUTO && cp->experts <= OB_EXPERTS_HOST);
 }
 
 static void engine_commands(int argc, char **argv) {
@@ -62,7 +63,9 @@ static void engine_commands(int argc, char **argv) {
     memset(&e, 0, sizeof e);
     st = cli_bench_args_parse(argc, argv, &b, &e);
     if (st) check_failure(st, &e);
-    else if (!b.help) FUZZ_ASSERT(b.model && b.reps >= 1 && b.reps <= CLI_MAX_BENCH_REPS);
+    else if (!b.help)
+        FUZZ_ASSERT(b.model && b.reps >= 1 && b.reps <= CLI_MAX_BENCH_REPS &&
+                    b.experts >= OB_EXPERTS_AUTO && b.experts <= OB_EXPERTS_HOST);
     cli_eval_args v;
     memset(&e, 0, sizeof e);
     st = cli_eval_args_parse(argc, argv, &v, &e);

@@ -9,7 +9,8 @@
  * the KV pool, and layers split between the CPU and the device. Then faults: a model larger
  * than the free memory, the device out of memory at creation, and a kernel failing in the
  * middle of a run, each a clear error after which a CPU context on the same model still runs;
- * mixture-of-experts and recurrent models refused by name. Without a GPU every test skips.
+ * a mixture-of-experts model with its experts on the host, refused by name with them on the
+ * device, and a recurrent model refused by name. Without a GPU every test skips.
  */
 #include "outboard.h"
 
@@ -185,25 +186,37 @@ TEST(kernel_failure_is_reported) {
     ob_model_free(m);
 }
 
-/* Mixture-of-experts and recurrent (DeltaNet) models are refused when the backend is made,
- * naming the kind of layer, and run on the CPU. */
-TEST(moe_and_recurrent_refused) {
+/* A mixture-of-experts model runs on the device with its MoE blocks on the host (the CUDA
+ * backend has no MoE kernels), matching the CPU, and is refused naming the kind of layer when
+ * the experts must be on the device; a recurrent (DeltaNet) model is refused when the backend
+ * is made, and runs on the CPU. */
+TEST(moe_on_host_and_recurrent_refused) {
     NEED_CUDA(dev);
-    const char *arch[2] = {"qwen3moe", "qwen35"}, *kind[2] = {"mixture-of-experts", "recurrent"};
-    for (int i = 0; i < 2; i++) {
-        ob_model *m = dm_load_synth(arch[i], "q8_0", "");
-        CHECK_MSG(m, "outboard synth --arch %s", arch[i]);
-        ob_status st;
-        ob_err err = {{0}};
-        ob_context *g = dm_ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
-        CHECK(g == NULL);
-        CHECK_STATUS(st, OB_ERR_UNSUPPORTED, &err, kind[i]);
-        ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
-        const int32_t tok[3] = {1, 5, 9};
-        CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
-        ob_context_free(c);
-        ob_model_free(m);
-    }
+    ob_model *m = dm_load_synth("qwen3moe", "q8_0", "");
+    CHECK_MSG(m, "outboard synth --arch qwen3moe");
+    CHECK(dm_compare(m, OB_DEVICE_CUDA, dev, 13, 4, 3e-2, "qwen3moe, experts on the host"));
+    ob_context_params p;
+    ob_context_params_init(&p);
+    p.n_ctx = 64;
+    p.device = OB_DEVICE_CUDA;
+    p.device_index = dev;
+    p.experts = OB_EXPERTS_DEVICE;
+    ob_err err = {{0}};
+    ob_context *g = NULL;
+    ob_status st = ob_context_new(m, &p, &g, &err);
+    CHECK(g == NULL);
+    CHECK_STATUS(st, OB_ERR_UNSUPPORTED, &err, "mixture-of-experts");
+    ob_model_free(m);
+    m = dm_load_synth("qwen35", "q8_0", "");
+    CHECK_MSG(m, "outboard synth --arch qwen35");
+    g = dm_ctx_new(m, OB_DEVICE_CUDA, dev, &st, &err);
+    CHECK(g == NULL);
+    CHECK_STATUS(st, OB_ERR_UNSUPPORTED, &err, "recurrent");
+    ob_context *c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+    const int32_t tok[3] = {1, 5, 9};
+    CHECK(c && ob_eval(c, tok, 3, false, &err) == OB_OK);
+    ob_context_free(c);
+    ob_model_free(m);
 }
 
 TEST(report) {
@@ -228,7 +241,7 @@ int main(void) {
     RUN(too_large_for_the_device);
     RUN(out_of_memory_is_reported);
     RUN(kernel_failure_is_reported);
-    RUN(moe_and_recurrent_refused);
+    RUN(moe_on_host_and_recurrent_refused);
     RUN(report);
     dm_models_done();
     return t_summary();

@@ -1,8 +1,9 @@
 """A real `outboard serve` with its layers split between the CPU and a Vulkan device (Mesa's
 lavapipe in CI): `--device vulkan:0 --gpu-layers 1` on a synthetic llama file answers greedy
 requests as the CPU alone does, its startup line names the placement, and /metrics counts the
-hidden-state copies between the two backends; --device-policy gpu-required refuses a model left
-to the CPU. Skipped where no Vulkan device is listed.
+hidden-state copies between the two backends; a mixture-of-experts model runs there with its
+experts on the host; --device-policy gpu-required refuses a model left to the CPU. Skipped where
+no Vulkan device is listed.
 """
 import json
 import os
@@ -103,8 +104,43 @@ def test_gpu_required_policy(tiny):
     assert p.returncode != 0 and "no GPU took the model (cpu: layers 0-" in p.stderr, p.stderr
 
 
+def test_moe_model_with_experts_on_the_host_answers_as_the_cpu(tiny, tmp_path):
+    """A mixture-of-experts model (synthetic qwen3moe) on the Vulkan device, which has no MoE
+    kernels: its layers run there with their MoE blocks on the host, and it answers the
+    official OpenAI client as the CPU alone does; the startup line says where the blocks run
+    and /metrics counts their rows crossing."""
+    openai = pytest.importorskip("openai")
+    path = str(tmp_path / "qwen3moe.gguf")
+    subprocess.run([OUTBOARD, "synth", "--arch", "qwen3moe", "--shape", "tiny", "--type", "q8_0",
+                    "-o", path], check=True, capture_output=True)
+    prompt = "Once upon a time"
+
+    def ask(s):
+        client = openai.OpenAI(base_url=s.url + "/v1", api_key="unused", max_retries=0)
+        r = client.completions.create(model="qwen3moe", prompt=prompt, max_tokens=8,
+                                      temperature=0)
+        return r.choices[0].text
+
+    cpu = Server("--spec", "off", model=path)
+    try:
+        want = ask(cpu)
+    finally:
+        cpu.stop()
+    s = Server("--spec", "off", "--device", "vulkan:0", model=path,
+               env={"LSAN_OPTIONS": "detect_leaks=0"})
+    try:
+        got = ask(s)
+        copies = metric(s, "outboard_hidden_copies_total")
+    finally:
+        _, out, _ = s.stop()
+    assert got == want
+    # every layer on the device: no hidden-state copy, a MoE output copy per layer per pass
+    assert copies >= 2 * 8, copies
+    assert "vulkan: layers 0-1 (MoE blocks on the cpu)" in out, out
+
+
 def test_bad_device_flags_are_refused(tiny):
-    for args in (["--device", "warp"], ["--gpu-layers", "-3"],
+    for args in (["--device", "warp"], ["--gpu-layers", "-3"], ["--experts", "sideways"],
                  ["--device-policy", "gpu-required"], ["--device-policy", "maybe"]):
         p = subprocess.run([OUTBOARD, "serve", "-m", tiny, "--port", "0", *args],
                            capture_output=True, text=True, timeout=30)

@@ -7,7 +7,8 @@
  *   - the parts add up: KV bytes of host and device equal what a context allocates, weights
  *     equal the tensors' bytes (the embedding counted on both sides of a split);
  *   - the bytes counted over the link per prompt chunk and per decoded token equal the plan's,
- *     exactly, on contexts split at several points and on the device alone;
+ *     exactly, on contexts split at several points and on the device alone, dense and MoE
+ *     (experts on the host);
  *   - without a budget the placement fits the device's memory;
  *   - an emulated link makes each copy take at least what that link would.
  */
@@ -108,10 +109,11 @@ TEST(parts_add_up) {
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
- * what the plan said, to the byte. */
-TEST(link_bytes_equal_the_plan) {
+ * what the plan said, to the byte (for a MoE model, with each device layer's MoE rows
+ * crossing to the host and back). */
+static void link_bytes_of(const char *arch) {
     NEED_VULKAN(dev);
-    ob_model *m = dm_load_synth("llama", "q8_0", "");
+    ob_model *m = dm_load_synth(arch, "q8_0", "");
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
@@ -137,6 +139,14 @@ TEST(link_bytes_equal_the_plan) {
         ob_context_free(c);
     }
     ob_model_free(m);
+}
+
+TEST(link_bytes_equal_the_plan) {
+    link_bytes_of("llama");
+}
+
+TEST(link_bytes_equal_the_plan_experts_on_host) {
+    link_bytes_of("qwen3moe");
 }
 
 TEST(unbudgeted_auto_fits_the_device) {
@@ -194,6 +204,7 @@ int main(void) {
     RUN(auto_placement_fills_the_budget_gemma3);
     RUN(parts_add_up);
     RUN(link_bytes_equal_the_plan);
+    RUN(link_bytes_equal_the_plan_experts_on_host);
     RUN(unbudgeted_auto_fits_the_device);
     RUN(link_emulation_slows_copies);
     dm_models_done();
