@@ -3,7 +3,7 @@
  * its hyperparameters, a table of the tensors each layer holds, and its forward functions.
  * One binder (family.c) walks the table for every layer, checking each tensor's shape against
  * the hyperparameters; freeing walks the same table. A new family is one file that defines a
- * model_family (reusing the rows its kin share) and a line in model.c's list.
+ * model_family (reusing the rows its kin share), named in model.c's list and model_arch.
  *
  * A row names a tensor by its suffix ("attn_q.weight" is blk.N.attn_q.weight), the field it
  * fills, its form, its shape as expressions of the hyperparameters, and the layer kinds it

@@ -1,8 +1,9 @@
 /*
  * Architecture `llama`: Llama 2 and 3.x, Mistral (with its sliding window when the file sets
- * llama.attention.sliding_window), TinyStories. Its hyperparameter reading, tensor binding and
- * layer loop also serve qwen2 (q/k/v biases) and qwen3 (per-head q/k norms) through flags. Hyperparameters come only from the GGUF metadata; tensors are bound by name
- * with their shapes checked; the forward step below reads top to bottom.
+ * llama.attention.sliding_window), TinyStories. Its hyperparameter reading, tensor rows and
+ * layer loop also serve qwen2 (q/k/v biases) and qwen3 (per-head q/k norms) through flags and
+ * rows of their own. Hyperparameters come only from the GGUF metadata; tensors are bound by
+ * name with their shapes checked (family.h); the forward step below reads top to bottom.
  *
  *   x = embed(tokens)
  *   for each layer:  x += Wo attention(rope(Wq rmsnorm(x)), rope(Wk ..), Wv ..)

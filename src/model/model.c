@@ -118,18 +118,35 @@ ob_status model_weight_register(ob_model *m, model_weight *w, ob_err *err) {
     return OB_OK;
 }
 
+ob_status model_tensor_shaped(const ob_model *m, const char *name, int n_dims,
+                              const int64_t *ne, const gguf_tensor **out, ob_err *err) {
+    char want[128] = "[";
+    bool fits = true;
+    const gguf_tensor *t = *out = gguf_tensor_find(m->file, name);
+    for (int i = 0; i < 4; i++) {
+        const int64_t n = i < n_dims ? ne[i] : 1;
+        fits = fits && t && t->ne[i] == n;
+        if (i < n_dims) {
+            const size_t used = strlen(want);
+            snprintf(want + used, sizeof want - used, "%s%lld", i ? ", " : "", (long long)n);
+        }
+    }
+    strcat(want, "]");
+    if (!t)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected %s)",
+                       gguf_name(m->file), name, want);
+    if (!fits)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], "
+                       "expected %s", gguf_name(m->file), name, (long long)t->ne[0],
+                       (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], want);
+    return OB_OK;
+}
+
 ob_status model_bind_matrix(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
                             model_weight *out, ob_err *err) {
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld, %lld])",
-                       gguf_name(m->file), name, (long long)n_in, (long long)n_out);
-    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != 1 || t->ne[3] != 1)
-        return ob_fail(err, OB_ERR_FORMAT,
-                       "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                       gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
-                       (long long)t->ne[2], (long long)t->ne[3], (long long)n_in,
-                       (long long)n_out);
+    const gguf_tensor *t;
+    ob_status st = model_tensor_shaped(m, name, 2, (const int64_t[]){n_in, n_out}, &t, err);
+    if (st) return st;
     *out = (model_weight){.name = t->name.ptr, .data = t->data, .type = t->type, .n_in = n_in,
                           .n_out = n_out, .row_size = t->nbytes / (size_t)n_out};
     return model_weight_register(m, out, err);
@@ -143,18 +160,11 @@ ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, floa
 ob_status model_bind_vector_2d(const ob_model *m, const char *name, int64_t n0, int64_t n1,
                                float **out, ob_err *err) {
     *out = NULL;
-    char shape[48]; /* as the messages write the expected shape */
-    if (n1 == 1) snprintf(shape, sizeof shape, "[%lld]", (long long)n0);
-    else snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)n0, (long long)n1);
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected %s)",
-                       gguf_name(m->file), name, shape);
+    const gguf_tensor *t;
+    ob_status st = model_tensor_shaped(m, name, n1 == 1 ? 1 : 2, (const int64_t[]){n0, n1}, &t,
+                                       err);
+    if (st) return st;
     const int64_t n = n0 * n1;
-    if (gguf_tensor_nelements(t) != n || t->ne[0] != n0 || t->ne[1] != n1)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld], expected %s",
-                       gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
-                       shape);
     const quant_traits *qt = quant_traits_get(t->type);
     if (!qt || !qt->to_f32 || n % qt->block_size)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s cannot be read as f32",

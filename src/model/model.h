@@ -220,6 +220,11 @@ void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b
  * Outside ob_model_load it does nothing and returns true. */
 bool model_load_advance(const ob_model *m, uint64_t bytes);
 
+/* The tensor `name` (*out) of shape ne (n_dims of them; the rest 1). Errors name the tensor
+ * and the file with the shape expected, a misshapen one also with the shape found. */
+ob_status model_tensor_shaped(const ob_model *m, const char *name, int n_dims,
+                              const int64_t *ne, const gguf_tensor **out, ob_err *err);
+
 /* Binds a 2-D weight of [n_in, n_out] (ne order) named `name`: checks it exists, its shape and
  * that its type has kernels, and numbers it in the weight table (its layer read from a
  * "blk.N." name). Errors name the tensor, expected and actual shape. */

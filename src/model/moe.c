@@ -54,17 +54,10 @@ ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err) {
 ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
                                  int parts, model_weight *const *out, ob_err *err) {
     const int64_t ne = m->hp.moe.n_expert;
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld, %lld, "
-                       "%lld])", gguf_name(m->file), name, (long long)n_in,
-                       (long long)(parts * n_out), (long long)ne);
-    if (t->ne[0] != n_in || t->ne[1] != parts * n_out || t->ne[2] != ne || t->ne[3] != 1)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], "
-                       "expected [%lld, %lld, %lld]", gguf_name(m->file), name,
-                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                       (long long)t->ne[3], (long long)n_in, (long long)(parts * n_out),
-                       (long long)ne);
+    const gguf_tensor *t;
+    ob_status st = model_tensor_shaped(m, name, 3, (const int64_t[]){n_in, parts * n_out, ne}, &t,
+                                       err);
+    if (st) return st;
     if (!quant_traits_get(t->type))
         return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s is not supported",
                        gguf_name(m->file), name, gguf_qtype_name(t->type));
@@ -79,8 +72,7 @@ ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, in
                                 .n_out = n_out, .row_size = row_size,
                                 .data = (const char *)t->data + (size_t)e * slab +
                                         (size_t)p * (size_t)n_out * row_size};
-            ob_status st = model_weight_register(m, w, err);
-            if (st) return st;
+            if ((st = model_weight_register(m, w, err))) return st;
         }
     }
     return OB_OK;
