@@ -78,8 +78,9 @@ ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, in
     return OB_OK;
 }
 
-/* A layer's block: the router, the experts (ffn_gate_up_exps when the file merges gate and
- * up, else ffn_gate_exps and ffn_up_exps), and the shared expert with its gate. */
+/* A layer's block: the router and the experts (ffn_gate_up_exps when the file merges gate
+ * and up, else ffn_gate_exps and ffn_up_exps); then, for families that have one, the shared
+ * expert and its gate. */
 const model_tensor_row MODEL_ROWS_MOE[] = {
     MODEL_MOE_ROW("ffn_gate_inp.weight", MODEL_FORM_MATRIX, router, MODEL_DIM_EMBD,
                   MODEL_DIM_EXPERTS, false),
