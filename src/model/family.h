@@ -85,6 +85,10 @@ typedef struct model_tensor_row {
     MODEL_ROW(suffix, MODEL_FORM_VECTOR, field, d0, MODEL_DIM_ONE, on)
 #define MODEL_MOE_ROW(suffix, form, field, d0, d1, optional)                                    \
     {suffix, offsetof(model_moe_block, field), form, d0, d1, MODEL_ON_MOE, true, optional}
+#define MODEL_MOE_MATRIX(suffix, field, d0, d1)                                                 \
+    MODEL_MOE_ROW(suffix, MODEL_FORM_MATRIX, field, d0, d1, false)
+#define MODEL_EXPERTS(suffix, field, d0, d1)                                                    \
+    MODEL_MOE_ROW(suffix, MODEL_FORM_EXPERTS, field, d0, d1, false)
 #define MODEL_ROWS_END {NULL, 0, MODEL_FORM_MATRIX, MODEL_DIM_ONE, MODEL_DIM_ONE, 0, false, false}
 
 typedef struct model_family {

@@ -82,28 +82,20 @@ ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, in
  * and up, else ffn_gate_exps and ffn_up_exps); then, for families that have one, the shared
  * expert and its gate. */
 const model_tensor_row MODEL_ROWS_MOE[] = {
-    MODEL_MOE_ROW("ffn_gate_inp.weight", MODEL_FORM_MATRIX, router, MODEL_DIM_EMBD,
-                  MODEL_DIM_EXPERTS, false),
+    MODEL_MOE_MATRIX("ffn_gate_inp.weight", router, MODEL_DIM_EMBD, MODEL_DIM_EXPERTS),
     MODEL_MOE_ROW("ffn_gate_up_exps.weight", MODEL_FORM_EXPERTS_GATE_UP, gate, MODEL_DIM_EMBD,
                   MODEL_DIM_FF_EXP, true),
-    MODEL_MOE_ROW("ffn_gate_exps.weight", MODEL_FORM_EXPERTS, gate, MODEL_DIM_EMBD,
-                  MODEL_DIM_FF_EXP, false),
-    MODEL_MOE_ROW("ffn_up_exps.weight", MODEL_FORM_EXPERTS, up, MODEL_DIM_EMBD,
-                  MODEL_DIM_FF_EXP, false),
-    MODEL_MOE_ROW("ffn_down_exps.weight", MODEL_FORM_EXPERTS, down, MODEL_DIM_FF_EXP,
-                  MODEL_DIM_EMBD, false),
+    MODEL_EXPERTS("ffn_gate_exps.weight", gate, MODEL_DIM_EMBD, MODEL_DIM_FF_EXP),
+    MODEL_EXPERTS("ffn_up_exps.weight", up, MODEL_DIM_EMBD, MODEL_DIM_FF_EXP),
+    MODEL_EXPERTS("ffn_down_exps.weight", down, MODEL_DIM_FF_EXP, MODEL_DIM_EMBD),
     MODEL_ROWS_END,
 };
 
 const model_tensor_row MODEL_ROWS_SHARED_EXPERT[] = {
-    MODEL_MOE_ROW("ffn_gate_inp_shexp.weight", MODEL_FORM_MATRIX, sh_gate_w, MODEL_DIM_EMBD,
-                  MODEL_DIM_ONE, false),
-    MODEL_MOE_ROW("ffn_gate_shexp.weight", MODEL_FORM_MATRIX, sh_gate, MODEL_DIM_EMBD,
-                  MODEL_DIM_FF_SHEXP, false),
-    MODEL_MOE_ROW("ffn_up_shexp.weight", MODEL_FORM_MATRIX, sh_up, MODEL_DIM_EMBD,
-                  MODEL_DIM_FF_SHEXP, false),
-    MODEL_MOE_ROW("ffn_down_shexp.weight", MODEL_FORM_MATRIX, sh_down, MODEL_DIM_FF_SHEXP,
-                  MODEL_DIM_EMBD, false),
+    MODEL_MOE_MATRIX("ffn_gate_inp_shexp.weight", sh_gate_w, MODEL_DIM_EMBD, MODEL_DIM_ONE),
+    MODEL_MOE_MATRIX("ffn_gate_shexp.weight", sh_gate, MODEL_DIM_EMBD, MODEL_DIM_FF_SHEXP),
+    MODEL_MOE_MATRIX("ffn_up_shexp.weight", sh_up, MODEL_DIM_EMBD, MODEL_DIM_FF_SHEXP),
+    MODEL_MOE_MATRIX("ffn_down_shexp.weight", sh_down, MODEL_DIM_FF_SHEXP, MODEL_DIM_EMBD),
     MODEL_ROWS_END,
 };
 

@@ -255,15 +255,13 @@ static const model_tensor_row *const QWEN3NEXT_TABLE[] = {
     Q35_NORMS, Q35_ATTENTION, MODEL_ROWS_QK_NORM, Q35_DELTANET, Q3NEXT_BA,
     MODEL_ROWS_MOE, MODEL_ROWS_SHARED_EXPERT, NULL};
 
-const model_family MODEL_FAMILY_QWEN35 = {"qwen35", MODEL_ARCH_QWEN35, qwen35_hparams,
-                                          QWEN35_TABLE, model_embed_tokens,
-                                          model_qwen35_layers};
-const model_family MODEL_FAMILY_QWEN35MOE = {"qwen35moe", MODEL_ARCH_QWEN35MOE, qwen35_hparams,
-                                             QWEN35MOE_TABLE, model_embed_tokens,
-                                             model_qwen35_layers};
-const model_family MODEL_FAMILY_QWEN3NEXT = {"qwen3next", MODEL_ARCH_QWEN3NEXT, qwen35_hparams,
-                                             QWEN3NEXT_TABLE, model_embed_tokens,
-                                             model_qwen35_layers};
+#define QWEN35_FAMILY(name, arch, table)                                                        \
+    {name, arch, qwen35_hparams, table, model_embed_tokens, model_qwen35_layers}
+const model_family MODEL_FAMILY_QWEN35 = QWEN35_FAMILY("qwen35", MODEL_ARCH_QWEN35, QWEN35_TABLE);
+const model_family MODEL_FAMILY_QWEN35MOE =
+    QWEN35_FAMILY("qwen35moe", MODEL_ARCH_QWEN35MOE, QWEN35MOE_TABLE);
+const model_family MODEL_FAMILY_QWEN3NEXT =
+    QWEN35_FAMILY("qwen3next", MODEL_ARCH_QWEN3NEXT, QWEN3NEXT_TABLE);
 
 /* ---- forward --------------------------------------------------------------------------- */
 
