@@ -4,14 +4,16 @@
  * window, DeltaNet, experts separate and merged, a shared expert, 2-D vectors), and the load
  * either succeeds or fails with "out of memory" and no model; under make check (ASan) any
  * field the table frees wrongly or not at all is reported. The tiny synthetic files come
- * from `outboard synth`.
+ * from `outboard synth`. Every family's table is checked for the rules the binder relies on.
  */
 #include "outboard.h"
 
 #include "core/alloc.h"
+#include "model/family.h"
 #include "test.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static char tmp_dir[256];
@@ -64,6 +66,38 @@ static void sweep(const char *arch, const char *extra) {
     CHECK_MSG(failed > 0, "%s: no failed allocation made the load fail", arch);
 }
 
+static const model_family *const FAMILIES[] = {
+    &MODEL_FAMILY_LLAMA, &MODEL_FAMILY_QWEN2, &MODEL_FAMILY_QWEN3, &MODEL_FAMILY_GEMMA3,
+    &MODEL_FAMILY_QWEN3MOE, &MODEL_FAMILY_QWEN35, &MODEL_FAMILY_QWEN35MOE, &MODEL_FAMILY_QWEN3NEXT,
+};
+
+/* What the binder takes for granted: a MoE block's fields are only on MoE layers, expert forms
+ * only in the block, fields inside their struct, every row on some layer; and a tensor named
+ * once per family (an alternative form is another name for the same field). */
+TEST(every_table_keeps_the_binder_rules) {
+    for (size_t f = 0; f < sizeof FAMILIES / sizeof FAMILIES[0]; f++) {
+        const model_family *fam = FAMILIES[f];
+        for (const model_tensor_row *const *g = fam->table; *g; g++) {
+            for (const model_tensor_row *r = *g; r->suffix; r++) {
+                const bool experts = r->form == MODEL_FORM_EXPERTS ||
+                                     r->form == MODEL_FORM_EXPERTS_GATE_UP;
+                CHECK_MSG(!r->in_moe || r->on == MODEL_ON_MOE, "%s: %s", fam->name, r->suffix);
+                CHECK_MSG(!experts || r->in_moe, "%s: %s", fam->name, r->suffix);
+                CHECK_MSG(r->field < (r->in_moe ? sizeof(model_moe_block) : sizeof(model_layer)),
+                          "%s: %s", fam->name, r->suffix);
+                CHECK_MSG(r->form != MODEL_FORM_VECTOR || !r->in_moe, "%s: %s", fam->name,
+                          r->suffix);
+                CHECK_MSG(r->on & MODEL_ANY_MIXER && r->on & MODEL_ANY_FFN, "%s: %s: no layer",
+                          fam->name, r->suffix);
+                for (const model_tensor_row *const *g2 = fam->table; *g2; g2++)
+                    for (const model_tensor_row *q = *g2; q->suffix && q != r; q++)
+                        CHECK_MSG(strcmp(q->suffix, r->suffix) != 0, "%s: %s listed twice",
+                                  fam->name, r->suffix);
+            }
+        }
+    }
+}
+
 TEST(gemma3_sliding_window_and_post_norms) { sweep("gemma3", ""); }
 TEST(qwen2_biases) { sweep("qwen2", ""); }
 TEST(qwen3moe_separate_experts) { sweep("qwen3moe", ""); }
@@ -73,6 +107,7 @@ TEST(qwen35moe_deltanet_merged_experts_shared_expert) {
 TEST(qwen3next_fused_beta_alpha) { sweep("qwen3next", ""); }
 
 int main(void) {
+    RUN(every_table_keeps_the_binder_rules);
     RUN(gemma3_sliding_window_and_post_norms);
     RUN(qwen2_biases);
     RUN(qwen3moe_separate_experts);
