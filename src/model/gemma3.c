@@ -20,9 +20,8 @@
  * uses 1/sqrt(n_embd / n_head) (query_pre_attn_scalar in Google's config): llama.cpp decides
  * by the layer count too, as the GGUF carries no key for it.
  */
-#include "model/model.h"
+#include "model/family.h"
 
-#include "core/alloc.h"
 #include "core/err.h"
 
 #include <math.h>
@@ -54,28 +53,23 @@ static ob_status gemma3_hparams(ob_model *m, ob_err *err) {
     const float d = hp->n_layer == GEMMA3_27B_LAYERS ? (float)(hp->n_embd / hp->n_head)
                                                       : (float)hp->head_dim;
     hp->attn_scale = 1.0f / sqrtf(d);
+    hp->flags.rope_neox = true;
+    hp->flags.qk_norm = true;
     return OB_OK;
 }
 
-ob_status model_gemma3_load(ob_model *m, ob_err *err) {
-    ob_status st = gemma3_hparams(m, err);
-    if (!st) st = model_llama_bind(m, err);
-    if (st) return st;
-    const int64_t e = m->hp.n_embd, hd = m->hp.head_dim;
-    for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        model_layer *l = &m->w.layers[il];
-        if ((st = model_bind_layer_vector(m, il, "attn_q_norm.weight", hd, &l->q_norm, err)) ||
-            (st = model_bind_layer_vector(m, il, "attn_k_norm.weight", hd, &l->k_norm, err)) ||
-            (st = model_bind_layer_vector(m, il, "post_attention_norm.weight", e,
-                                          &l->post_attn_norm, err)) ||
-            (st = model_bind_layer_vector(m, il, "post_ffw_norm.weight", e, &l->post_ffn_norm,
-                                          err)))
-            return st;
-    }
-    m->hp.flags.rope_neox = true;
-    m->hp.flags.qk_norm = true;
-    return OB_OK;
-}
+/* the norms of the attention and FFN outputs, before they join the residual stream */
+static const model_tensor_row GEMMA3_POST_NORMS[] = {
+    MODEL_VECTOR("post_attention_norm.weight", post_attn_norm, MODEL_DIM_EMBD, MODEL_ON_ALL),
+    MODEL_VECTOR("post_ffw_norm.weight", post_ffn_norm, MODEL_DIM_EMBD, MODEL_ON_ALL),
+    MODEL_ROWS_END,
+};
+
+static const model_tensor_row *const GEMMA3_TABLE[] = {
+    MODEL_ROWS_LLAMA, MODEL_ROWS_QK_NORM, GEMMA3_POST_NORMS, MODEL_ROWS_SWIGLU, NULL};
+
+const model_family MODEL_FAMILY_GEMMA3 = {"gemma3", MODEL_ARCH_GEMMA3, gemma3_hparams,
+                                          GEMMA3_TABLE, model_gemma3_embed, model_gemma3_layers};
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */

@@ -1,15 +1,16 @@
 /*
  * Architecture `llama`: Llama 2 and 3.x, Mistral (with its sliding window when the file sets
- * llama.attention.sliding_window), TinyStories. Its hyperparameter reading, tensor binding and
- * layer loop also serve qwen2 (q/k/v biases) and qwen3 (per-head q/k norms) through flags. Hyperparameters come only from the GGUF metadata; tensors are bound by name
- * with their shapes checked; the forward step below reads top to bottom.
+ * llama.attention.sliding_window), TinyStories. Its hyperparameter reading, tensor rows and
+ * layer loop also serve qwen2 (q/k/v biases) and qwen3 (per-head q/k norms) through flags and
+ * rows of their own. Hyperparameters come only from the GGUF metadata; tensors are bound by
+ * name with their shapes checked (family.h); the forward step below reads top to bottom.
  *
  *   x = embed(tokens)
  *   for each layer:  x += Wo attention(rope(Wq rmsnorm(x)), rope(Wk ..), Wv ..)
  *                    x += Wdown (silu(Wgate rmsnorm(x)) * Wup rmsnorm(x))
  *   logits = Wout rmsnorm(x)
  */
-#include "model/model.h"
+#include "model/family.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -142,65 +143,6 @@ static ob_status read_rope(ob_model *m, ob_err *err) {
                    "llama3)", gguf_name(m->file), key, OB_STR_FMT(type));
 }
 
-/* ---- tensors --------------------------------------------------------------------------- */
-
-static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
-    const model_hparams *hp = &m->hp;
-    const int64_t e = hp->n_embd, qd = hp->n_head * hp->head_dim,
-                  kvd = hp->n_head_kv * hp->head_dim, ff = hp->n_ff;
-    char name[96];
-    ob_status st;
-#define MATRIX(field, suffix, n_in, n_out)                                                      \
-    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
-    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
-#define VECTOR(field, suffix, n)                                                                \
-    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
-    if ((st = model_bind_vector(m, name, n, &l->field, err))) return st
-    VECTOR(attn_norm, "attn_norm.weight", e);
-    MATRIX(wq, "attn_q.weight", e, qd);
-    MATRIX(wk, "attn_k.weight", e, kvd);
-    MATRIX(wv, "attn_v.weight", e, kvd);
-    MATRIX(wo, "attn_output.weight", qd, e);
-    VECTOR(ffn_norm, "ffn_norm.weight", e);
-    if (hp->moe.n_expert > 0) return OB_OK; /* a mixture of experts instead (moe.c) */
-    MATRIX(w_gate, "ffn_gate.weight", e, ff);
-    MATRIX(w_up, "ffn_up.weight", e, ff);
-    MATRIX(w_down, "ffn_down.weight", ff, e);
-#undef MATRIX
-#undef VECTOR
-    return OB_OK;
-}
-
-ob_status model_bind_all(ob_model *m, model_bind_layer_fn bind, ob_err *err) {
-    model_hparams *hp = &m->hp;
-    const gguf_tensor *te = gguf_tensor_find(m->file, "token_embd.weight");
-    if (!te)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor 'token_embd.weight' not found",
-                       gguf_name(m->file));
-    hp->n_vocab = te->ne[1];
-    ob_status st = model_bind_matrix(m, "token_embd.weight", hp->n_embd, hp->n_vocab,
-                                     &m->w.tok_embd, err);
-    if (!st) st = model_bind_vector(m, "output_norm.weight", hp->n_embd, &m->w.output_norm, err);
-    if (st) return st;
-    hp->flags.tied_output = gguf_tensor_find(m->file, "output.weight") == NULL;
-    if (hp->flags.tied_output) m->w.output = m->w.tok_embd;
-    else if ((st = model_bind_matrix(m, "output.weight", hp->n_embd, hp->n_vocab, &m->w.output,
-                                     err)))
-        return st;
-    m->w.layers = ob_calloc((size_t)hp->n_layer, sizeof *m->w.layers);
-    if (!m->w.layers) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    for (int64_t il = 0; il < hp->n_layer; il++) {
-        model_layer *l = &m->w.layers[il];
-        l->kind = hp->recurrent && hp->recurrent[il] ? MODEL_LAYER_DELTANET
-                  : hp->swa && hp->swa[il]           ? MODEL_LAYER_SLIDING
-                                                     : MODEL_LAYER_ATTENTION;
-        if ((st = bind(m, il, l, err))) return st;
-    }
-    return OB_OK;
-}
-
-ob_status model_llama_bind(ob_model *m, ob_err *err) { return model_bind_all(m, bind_layer, err); }
-
 ob_status model_llama_read_hparams(ob_model *m, ob_err *err) {
     ob_status st = read_sizes(m, err);
     if (!st) st = read_rope(m, err);
@@ -227,14 +169,43 @@ ob_status model_llama_read_swa(ob_model *m, int64_t pattern, bool required, ob_e
     return OB_OK;
 }
 
-ob_status model_llama_load(ob_model *m, ob_err *err) {
+/* ---- the family ------------------------------------------------------------------------ */
+
+const model_tensor_row MODEL_ROWS_LLAMA[] = {
+    MODEL_VECTOR("attn_norm.weight", attn_norm, MODEL_DIM_EMBD, MODEL_ON_ALL),
+    MODEL_MATRIX("attn_q.weight", wq, MODEL_DIM_EMBD, MODEL_DIM_Q, MODEL_ON_ATTENTION),
+    MODEL_MATRIX("attn_k.weight", wk, MODEL_DIM_EMBD, MODEL_DIM_KV, MODEL_ON_ATTENTION),
+    MODEL_MATRIX("attn_v.weight", wv, MODEL_DIM_EMBD, MODEL_DIM_KV, MODEL_ON_ATTENTION),
+    MODEL_MATRIX("attn_output.weight", wo, MODEL_DIM_Q, MODEL_DIM_EMBD, MODEL_ON_ATTENTION),
+    MODEL_VECTOR("ffn_norm.weight", ffn_norm, MODEL_DIM_EMBD, MODEL_ON_ALL),
+    MODEL_ROWS_END,
+};
+
+const model_tensor_row MODEL_ROWS_SWIGLU[] = {
+    MODEL_MATRIX("ffn_gate.weight", w_gate, MODEL_DIM_EMBD, MODEL_DIM_FF, MODEL_ON_DENSE),
+    MODEL_MATRIX("ffn_up.weight", w_up, MODEL_DIM_EMBD, MODEL_DIM_FF, MODEL_ON_DENSE),
+    MODEL_MATRIX("ffn_down.weight", w_down, MODEL_DIM_FF, MODEL_DIM_EMBD, MODEL_ON_DENSE),
+    MODEL_ROWS_END,
+};
+
+/* one head_dim vector each, shared by all heads */
+const model_tensor_row MODEL_ROWS_QK_NORM[] = {
+    MODEL_VECTOR("attn_q_norm.weight", q_norm, MODEL_DIM_HEAD, MODEL_ON_ATTENTION),
+    MODEL_VECTOR("attn_k_norm.weight", k_norm, MODEL_DIM_HEAD, MODEL_ON_ATTENTION),
+    MODEL_ROWS_END,
+};
+
+/* Mistral-style: every layer sees the last sliding_window positions when the file says so */
+static ob_status llama_hparams(ob_model *m, ob_err *err) {
     ob_status st = model_llama_read_hparams(m, err);
-    /* Mistral-style: every layer sees the last sliding_window positions when the file says so */
     if (!st) st = model_llama_read_swa(m, 0, false, err);
-    if (!st) st = model_llama_bind(m, err);
-    m->hp.flags.rope_neox = false;
     return st;
 }
+
+static const model_tensor_row *const LLAMA_TABLE[] = {MODEL_ROWS_LLAMA, MODEL_ROWS_SWIGLU, NULL};
+
+const model_family MODEL_FAMILY_LLAMA = {"llama", MODEL_ARCH_LLAMA, llama_hparams, LLAMA_TABLE,
+                                         model_embed_tokens, model_llama_layers};
 
 /* ---- forward --------------------------------------------------------------------------- */
 

@@ -1,15 +1,16 @@
 /*
- * Loading a model: map the GGUF, pick the architecture from general.architecture (refusing
- * ones outboard does not run, by name), touch every weight page, then let the architecture read
- * its hyperparameters and bind its tensors (repacking some), reporting progress through both. Also the helpers the
- * architecture files share for binding tensors and reading "<arch>.*" keys, and the public
- * model accessors.
+ * Loading a model: map the GGUF, pick the family from general.architecture (refusing ones
+ * outboard does not run, by name), touch every weight page, then let the family read its
+ * hyperparameters and bind its tensors by its table (family.h), reporting progress. Also the
+ * helpers the family files share for binding tensors and reading "<arch>.*" keys, and the
+ * public model accessors.
  */
 #include "model/model.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
 #include "cpu/matmul.h"
+#include "model/family.h"
 #include "quant/quant.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,33 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct model_arch_entry {
-    const char *name;
-    model_arch arch;
-    ob_status (*load)(ob_model *m, ob_err *err);
-    model_embed_fn embed;
-    model_layers_fn layers;
-} model_arch_entry;
-
-static const model_arch_entry ARCHES[] = {
-    {"llama", MODEL_ARCH_LLAMA, model_llama_load, model_embed_tokens, model_llama_layers},
-    {"qwen2", MODEL_ARCH_QWEN2, model_qwen2_load, model_embed_tokens, model_llama_layers},
-    {"qwen3", MODEL_ARCH_QWEN3, model_qwen3_load, model_embed_tokens, model_llama_layers},
-    {"gemma3", MODEL_ARCH_GEMMA3, model_gemma3_load, model_gemma3_embed, model_gemma3_layers},
-    {"qwen3moe", MODEL_ARCH_QWEN3MOE, model_qwen3moe_load, model_embed_tokens,
-     model_qwen3moe_layers},
-    {"qwen35", MODEL_ARCH_QWEN35, model_qwen35_load, model_embed_tokens, model_qwen35_layers},
-    {"qwen35moe", MODEL_ARCH_QWEN35MOE, model_qwen35_load, model_embed_tokens,
-     model_qwen35_layers},
-    {"qwen3next", MODEL_ARCH_QWEN3NEXT, model_qwen35_load, model_embed_tokens,
-     model_qwen35_layers},
+static const model_family *const FAMILIES[] = {
+    &MODEL_FAMILY_LLAMA, &MODEL_FAMILY_QWEN2, &MODEL_FAMILY_QWEN3, &MODEL_FAMILY_GEMMA3,
+    &MODEL_FAMILY_QWEN3MOE, &MODEL_FAMILY_QWEN35, &MODEL_FAMILY_QWEN35MOE, &MODEL_FAMILY_QWEN3NEXT,
 };
-#define N_ARCHES (sizeof ARCHES / sizeof ARCHES[0])
+#define N_FAMILIES (sizeof FAMILIES / sizeof FAMILIES[0])
 
-static const model_arch_entry *arch_of(const ob_model *m) {
-    for (size_t i = 0; i < N_ARCHES; i++)
-        if (ARCHES[i].arch == m->hp.arch) return &ARCHES[i];
-    return &ARCHES[0];
+static const model_family *arch_of(const ob_model *m) {
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (FAMILIES[i]->arch == m->hp.arch) return FAMILIES[i];
+    return FAMILIES[0];
 }
 
 model_embed_fn model_embed_of(const ob_model *m) { return arch_of(m)->embed; }
@@ -133,18 +117,35 @@ ob_status model_weight_register(ob_model *m, model_weight *w, ob_err *err) {
     return OB_OK;
 }
 
+ob_status model_tensor_shaped(const ob_model *m, const char *name, int n_dims,
+                              const int64_t *ne, const gguf_tensor **out, ob_err *err) {
+    char want[128] = "[";
+    bool fits = true;
+    const gguf_tensor *t = *out = gguf_tensor_find(m->file, name);
+    for (int i = 0; i < 4; i++) {
+        const int64_t n = i < n_dims ? ne[i] : 1;
+        fits = fits && t && t->ne[i] == n;
+        if (i < n_dims) {
+            const size_t used = strlen(want);
+            snprintf(want + used, sizeof want - used, "%s%lld", i ? ", " : "", (long long)n);
+        }
+    }
+    strcat(want, "]");
+    if (!t)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected %s)",
+                       gguf_name(m->file), name, want);
+    if (!fits)
+        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], "
+                       "expected %s", gguf_name(m->file), name, (long long)t->ne[0],
+                       (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3], want);
+    return OB_OK;
+}
+
 ob_status model_bind_matrix(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
                             model_weight *out, ob_err *err) {
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld, %lld])",
-                       gguf_name(m->file), name, (long long)n_in, (long long)n_out);
-    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != 1 || t->ne[3] != 1)
-        return ob_fail(err, OB_ERR_FORMAT,
-                       "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
-                       gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
-                       (long long)t->ne[2], (long long)t->ne[3], (long long)n_in,
-                       (long long)n_out);
+    const gguf_tensor *t;
+    ob_status st = model_tensor_shaped(m, name, 2, (const int64_t[]){n_in, n_out}, &t, err);
+    if (st) return st;
     *out = (model_weight){.name = t->name.ptr, .data = t->data, .type = t->type, .n_in = n_in,
                           .n_out = n_out, .row_size = t->nbytes / (size_t)n_out};
     return model_weight_register(m, out, err);
@@ -152,15 +153,17 @@ ob_status model_bind_matrix(ob_model *m, const char *name, int64_t n_in, int64_t
 
 ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
                             ob_err *err) {
+    return model_bind_vector_2d(m, name, n, 1, out, err);
+}
+
+ob_status model_bind_vector_2d(const ob_model *m, const char *name, int64_t n0, int64_t n1,
+                               float **out, ob_err *err) {
     *out = NULL;
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld])",
-                       gguf_name(m->file), name, (long long)n);
-    if (gguf_tensor_nelements(t) != n || t->ne[0] != n)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld], expected [%lld]",
-                       gguf_name(m->file), name, (long long)t->ne[0], (long long)t->ne[1],
-                       (long long)n);
+    const gguf_tensor *t;
+    ob_status st = model_tensor_shaped(m, name, n1 == 1 ? 1 : 2, (const int64_t[]){n0, n1}, &t,
+                                       err);
+    if (st) return st;
+    const int64_t n = n0 * n1;
     const quant_traits *qt = quant_traits_get(t->type);
     if (!qt || !qt->to_f32 || n % qt->block_size)
         return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s cannot be read as f32",
@@ -170,32 +173,6 @@ ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, floa
     qt->to_f32(t->data, *out, n);
     return OB_OK;
 }
-
-ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,
-                                  float **out, ob_err *err) {
-    char name[128];
-    snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, suffix);
-    return model_bind_vector(m, name, n, out, err);
-}
-
-#define LAYER_FIELD(f) offsetof(model_layer, f)
-const size_t MODEL_LAYER_MATRICES[] = {
-    LAYER_FIELD(wq),        LAYER_FIELD(wk),        LAYER_FIELD(wv),
-    LAYER_FIELD(wo),        LAYER_FIELD(w_gate),    LAYER_FIELD(w_up),
-    LAYER_FIELD(w_down),    LAYER_FIELD(ssm_qkv),   LAYER_FIELD(ssm_z),
-    LAYER_FIELD(ssm_alpha), LAYER_FIELD(ssm_beta),  LAYER_FIELD(ssm_ba),
-    LAYER_FIELD(ssm_out),
-};
-const size_t MODEL_LAYER_N_MATRICES = sizeof MODEL_LAYER_MATRICES / sizeof(size_t);
-const size_t MODEL_LAYER_VECTORS[] = {
-    LAYER_FIELD(attn_norm), LAYER_FIELD(ffn_norm),       LAYER_FIELD(bq),
-    LAYER_FIELD(bk),        LAYER_FIELD(bv),             LAYER_FIELD(q_norm),
-    LAYER_FIELD(k_norm),    LAYER_FIELD(post_attn_norm), LAYER_FIELD(post_ffn_norm),
-    LAYER_FIELD(ssm_conv),  LAYER_FIELD(ssm_dt),         LAYER_FIELD(ssm_a),
-    LAYER_FIELD(ssm_norm),
-};
-const size_t MODEL_LAYER_N_VECTORS = sizeof MODEL_LAYER_VECTORS / sizeof(size_t);
-#undef LAYER_FIELD
 
 /* ---- load ------------------------------------------------------------------------------ */
 
@@ -275,22 +252,23 @@ static int32_t special_id(const ob_model *m, const char *key) {
     return (int32_t)v;
 }
 
-static ob_status pick_arch(ob_model *m, const model_arch_entry **out, ob_err *err) {
+static ob_status pick_arch(ob_model *m, const model_family **out, ob_err *err) {
     ob_str arch;
     ob_status st = gguf_get_str(m->file, "general.architecture", &arch, err);
     if (st) return st;
-    for (size_t i = 0; i < N_ARCHES; i++) {
-        if (ob_str_eq_cstr(arch, ARCHES[i].name)) {
-            *out = &ARCHES[i];
-            snprintf(m->hp.arch_name, sizeof m->hp.arch_name, "%s", ARCHES[i].name);
-            m->hp.arch = ARCHES[i].arch;
+    char names[256] = "";
+    for (size_t i = 0; i < N_FAMILIES; i++) {
+        if (ob_str_eq_cstr(arch, FAMILIES[i]->name)) {
+            *out = FAMILIES[i];
+            snprintf(m->hp.arch_name, sizeof m->hp.arch_name, "%s", FAMILIES[i]->name);
+            m->hp.arch = FAMILIES[i]->arch;
             return OB_OK;
         }
+        const size_t used = strlen(names);
+        snprintf(names + used, sizeof names - used, "%s%s", i ? ", " : "", FAMILIES[i]->name);
     }
-    return ob_fail(err, OB_ERR_UNSUPPORTED,
-                   "%s: architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, "
-                   "gemma3, qwen3moe, qwen35, qwen35moe, qwen3next)",
-                   gguf_name(m->file), OB_STR_FMT(arch));
+    return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: architecture '%.*s' is not supported "
+                   "(supported: %s)", gguf_name(m->file), OB_STR_FMT(arch), names);
 }
 
 void ob_model_params_init(ob_model_params *p) {
@@ -319,9 +297,9 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
     *out = NULL;
     ob_model *m = ob_calloc(1, sizeof *m);
     if (!m) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path);
-    const model_arch_entry *arch = NULL;
+    const model_family *family = NULL;
     ob_status st = gguf_open_set(path, &m->file, err); /* a split set reads as one file */
-    if (!st) st = pick_arch(m, &arch, err);
+    if (!st) st = pick_arch(m, &family, err);
     model_load_progress lp = {.params = p};
     if (!st) {
         model_tally(m);
@@ -329,7 +307,8 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
         m->loading = &lp;
         st = prefault(m, p, err);
     }
-    if (!st) st = arch->load(m, err);
+    if (!st) st = family->read_hparams(m, err);
+    if (!st) st = model_bind_all(m, family, err);
     if (!st) st = finish_weights(m, err);
     if (!st) st = read_pooling(m, err);
     m->loading = NULL;
@@ -356,10 +335,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
 
 void ob_model_free(ob_model *m) {
     if (!m) return;
-    model_moe_free(m);
-    for (int64_t il = 0; m->w.layers && il < m->hp.n_layer; il++)
-        for (size_t i = 0; i < MODEL_LAYER_N_VECTORS; i++)
-            ob_free(*model_layer_vector(&m->w.layers[il], i));
+    model_layers_free(m, arch_of(m));
     ob_free(m->hp.swa);
     ob_free(m->hp.recurrent);
     ob_free(m->w.layers);

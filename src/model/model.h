@@ -2,12 +2,12 @@
  * The model as the engine sees it: hyperparameters read from GGUF metadata, per-architecture
  * flags, the weights bound by name (views into the mapped file), and the forward step.
  *
- * An architecture is a row in the table of model.c: a name as general.architecture spells it,
- * a function that reads its hyperparameters and binds its tensors, and a forward function.
- * The llama family (Llama 2/3.x, Mistral without sliding windows, TinyStories) is llama.c.
- * Families that differ in a few places (qwen2: q/k/v biases; qwen3: per-head q/k RMSNorm;
- * gemma3: scaled embeddings, extra norms, GELU) add flags to model_flags and tensors to
- * model_layer and reuse the rest.
+ * An architecture is a model_family (family.h): a name as general.architecture spells it, a
+ * function that reads its hyperparameters, a table of its per-layer tensors, and its forward
+ * functions. The llama family (Llama 2/3.x, Mistral, TinyStories) is llama.c. Families that
+ * differ in a few places (qwen2: q/k/v biases; qwen3: per-head q/k RMSNorm; gemma3: scaled
+ * embeddings, extra norms, GELU) add flags to model_flags, fields to model_layer and rows to
+ * their table, and reuse the rest.
  */
 #ifndef OB_MODEL_MODEL_H
 #define OB_MODEL_MODEL_H
@@ -73,22 +73,28 @@ typedef struct model_hparams {
     ob_pooling pooling;   /* <arch>.pooling_type, OB_POOLING_NONE when absent */
 } model_hparams;
 
-/* A layer's token mixer, set by model_bind_all from the hyperparameters before the family
- * binds the layer: the one field forward passes and binding branch on. */
+/* A layer's token mixer, set by model_bind_all from the hyperparameters before the layer is
+ * bound: the field forward passes branch on, and with model_ffn_kind what selects the rows of
+ * the family's tensor table (family.h) the layer holds. */
 typedef enum model_layer_kind {
     MODEL_LAYER_ATTENTION = 0, /* causal attention over every earlier position */
     MODEL_LAYER_SLIDING,       /* causal attention over the last n_swa positions (hp.swa) */
     MODEL_LAYER_DELTANET,      /* Gated DeltaNet: recurrent state, no KV cache (hp.recurrent) */
 } model_layer_kind;
 
+/* A layer's feed-forward half, set with its kind. */
+typedef enum model_ffn_kind {
+    MODEL_FFN_DENSE = 0, /* w_gate, w_up, w_down */
+    MODEL_FFN_MOE,       /* a mixture of experts (moe, hp.moe.n_expert > 0) */
+} model_ffn_kind;
+
 /* One transformer block's weights. Matrices are views into the file; norm vectors are F32
- * copies (files store them F32, F16 or BF16; the ops want F32). A layer binds the fields of
- * its kind and family; the others stay zero. MODEL_LAYER_MATRICES and MODEL_LAYER_VECTORS
- * list every field, so what visits all of a layer's weights (scratch sizing, freeing) has
- * one list to follow, and a new field is added there too. The feed-forward half is the dense
- * SwiGLU (w_gate, w_up, w_down) or, when moe is set, a mixture of experts. */
+ * copies (files store them F32, F16 or BF16; the ops want F32). A layer binds the fields its
+ * family's tensor table gives its kinds; the others stay zero. The feed-forward half is the
+ * dense SwiGLU (w_gate, w_up, w_down) or, when moe is set, a mixture of experts. */
 typedef struct model_layer {
     model_layer_kind kind;
+    model_ffn_kind ffn;
     float *attn_norm;   /* (n_embd) */
     model_weight wq;      /* blk.N.attn_q.weight      [n_embd -> n_head * head_dim] */
     model_weight wk;      /* blk.N.attn_k.weight      [n_embd -> n_head_kv * head_dim] */
@@ -121,20 +127,6 @@ typedef struct model_layer {
     float *ssm_a;         /* blk.N.ssm_a (n_v_head) */
     float *ssm_norm;      /* blk.N.ssm_norm.weight (d_state) */
 } model_layer;
-
-/* offsetof every model_weight / every owned F32 vector field of model_layer (model.c). */
-extern const size_t MODEL_LAYER_MATRICES[];
-extern const size_t MODEL_LAYER_N_MATRICES;
-extern const size_t MODEL_LAYER_VECTORS[];
-extern const size_t MODEL_LAYER_N_VECTORS;
-
-static inline const model_weight *model_layer_matrix(const model_layer *l, size_t i) {
-    return (const model_weight *)((const char *)l + MODEL_LAYER_MATRICES[i]);
-}
-
-static inline float **model_layer_vector(model_layer *l, size_t i) {
-    return (float **)((char *)l + MODEL_LAYER_VECTORS[i]);
-}
 
 typedef struct model_weights {
     model_weight tok_embd;  /* token_embd.weight [n_embd -> n_vocab rows] */
@@ -228,6 +220,11 @@ void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b
  * Outside ob_model_load it does nothing and returns true. */
 bool model_load_advance(const ob_model *m, uint64_t bytes);
 
+/* The tensor `name` (*out) of shape ne (n_dims of them; the rest 1). Errors name the tensor
+ * and the file with the shape expected, a misshapen one also with the shape found. */
+ob_status model_tensor_shaped(const ob_model *m, const char *name, int n_dims,
+                              const int64_t *ne, const gguf_tensor **out, ob_err *err);
+
 /* Binds a 2-D weight of [n_in, n_out] (ne order) named `name`: checks it exists, its shape and
  * that its type has kernels, and numbers it in the weight table (its layer read from a
  * "blk.N." name). Errors name the tensor, expected and actual shape. */
@@ -241,6 +238,9 @@ ob_status model_weight_register(ob_model *m, model_weight *w, ob_err *err);
 /* Binds a 1-D vector of n elements as a new F32 array (*out owned by the model). */
 ob_status model_bind_vector(const ob_model *m, const char *name, int64_t n, float **out,
                             ob_err *err);
+/* The same for a tensor of ne [n0, n1] (n1 = 1: a vector), read as n0 * n1 floats. */
+ob_status model_bind_vector_2d(const ob_model *m, const char *name, int64_t n0, int64_t n1,
+                               float **out, ob_err *err);
 
 /* Reads "<arch>.<suffix>" as u32 (required or with a default). */
 ob_status model_key_i64(const ob_model *m, const char *suffix, int64_t *out, ob_err *err);
@@ -266,19 +266,11 @@ void model_vocab_load(ob_model *m);
 void model_vocab_free(ob_model *m);
 
 /* llama.c: the llama family, and the parts its kin share. model_llama_read_hparams reads the
- * sizes, RoPE and norm epsilon of "<arch>.*"; model_llama_bind reads token_embd, output_norm,
- * output (or ties it) and every layer's llama tensors; model_llama_read_swa reads
+ * sizes, RoPE and norm epsilon of "<arch>.*"; model_llama_read_swa reads
  * "<arch>.attention.sliding_window" and marks layers (pattern: every n-th layer global, 0 =
  * all layers use the window). */
 ob_status model_llama_read_hparams(ob_model *m, ob_err *err);
-/* Binds one layer's tensors (an architecture's own). */
-typedef ob_status (*model_bind_layer_fn)(ob_model *m, int64_t il, model_layer *l, ob_err *err);
-/* Binds token_embd (n_vocab from its shape), output_norm, output (tied to token_embd when the
- * file has none), then every layer through `bind`. */
-ob_status model_bind_all(ob_model *m, model_bind_layer_fn bind, ob_err *err);
-ob_status model_llama_bind(ob_model *m, ob_err *err);
 ob_status model_llama_read_swa(ob_model *m, int64_t pattern, bool required, ob_err *err);
-ob_status model_llama_load(ob_model *m, ob_err *err);
 /* q, k, v (n_tok rows) of layer il from buf->xn: projections, biases and per-head norms as
  * the flags say, RoPE with the layer's base (sliding-window layers may have their own). */
 void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int64_t il,
@@ -296,28 +288,19 @@ bool model_llama_layers(const ob_model *m, model_backend *be, model_buffers *buf
 void model_llama3_rope_factors(float base, int64_t n_rot, float factor, float lo_f, float hi_f,
                                float orig_ctx, float *out);
 
-/* qwen2.c, qwen3.c, gemma3.c, qwen3moe.c */
-ob_status model_qwen2_load(ob_model *m, ob_err *err);
-ob_status model_qwen3_load(ob_model *m, ob_err *err);
-ob_status model_gemma3_load(ob_model *m, ob_err *err);
+/* gemma3.c, qwen3moe.c */
 void model_gemma3_embed(const ob_model *m, model_backend *be, model_buffers *buf,
                         const model_step *s);
 bool model_gemma3_layers(const ob_model *m, model_backend *be, model_buffers *buf,
                          const model_step *s);
-ob_status model_qwen3moe_load(ob_model *m, ob_err *err);
 bool model_qwen3moe_layers(const ob_model *m, model_backend *be, model_buffers *buf,
                            const model_step *s);
 
 /* qwen35.c: Qwen3.5, Gated DeltaNet layers and gated full attention, with a dense FFN
  * (qwen35) or a mixture of experts with a gated shared expert (qwen35moe, qwen3next; the
  * file's comment says where qwen3next differs). */
-ob_status model_qwen35_load(ob_model *m, ob_err *err);
 bool model_qwen35_layers(const ob_model *m, model_backend *be, model_buffers *buf,
                          const model_step *s);
-
-/* Binds "blk.<il>.<suffix>" as an F32 vector of n (*out owned by the model). */
-ob_status model_bind_layer_vector(const ob_model *m, int64_t il, const char *suffix, int64_t n,
-                                  float **out, ob_err *err);
 
 /* The embedding and layer functions of the model's architecture. */
 model_embed_fn model_embed_of(const ob_model *m);

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "cpu/matmul.h"
 #include "cpu/moe.h"
+#include "model/family.h"
 #include "model/model.h"
 #include "model/moe_host.h"
 #include "quant/quant.h"
@@ -52,22 +53,13 @@ ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err) {
 
 /* ---- tensors --------------------------------------------------------------------------- */
 
-/* Cuts the 3-D tensor `name`, [n_in, parts * n_out, n_expert], into views: part p of expert e
- * is out[p][e], rows p * n_out.. of that expert's slab. */
-static ob_status bind_experts(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
-                              int parts, model_weight *const *out, ob_err *err) {
+ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
+                                 int parts, model_weight *const *out, ob_err *err) {
     const int64_t ne = m->hp.moe.n_expert;
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found (expected [%lld, %lld, "
-                       "%lld])", gguf_name(m->file), name, (long long)n_in,
-                       (long long)(parts * n_out), (long long)ne);
-    if (t->ne[0] != n_in || t->ne[1] != parts * n_out || t->ne[2] != ne || t->ne[3] != 1)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld, %lld, %lld], "
-                       "expected [%lld, %lld, %lld]", gguf_name(m->file), name,
-                       (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                       (long long)t->ne[3], (long long)n_in, (long long)(parts * n_out),
-                       (long long)ne);
+    const gguf_tensor *t;
+    ob_status st = model_tensor_shaped(m, name, 3, (const int64_t[]){n_in, parts * n_out, ne}, &t,
+                                       err);
+    if (st) return st;
     if (!quant_traits_get(t->type))
         return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s is not supported",
                        gguf_name(m->file), name, gguf_qtype_name(t->type));
@@ -82,73 +74,55 @@ static ob_status bind_experts(ob_model *m, const char *name, int64_t n_in, int64
                                 .n_out = n_out, .row_size = row_size, .moe = true,
                                 .data = (const char *)t->data + (size_t)e * slab +
                                         (size_t)p * (size_t)n_out * row_size};
-            ob_status st = model_weight_register(m, w, err);
-            if (st) return st;
+            if ((st = model_weight_register(m, w, err))) return st;
         }
     }
     return OB_OK;
 }
 
-static ob_status bind_shared(ob_model *m, int64_t il, model_moe_block *f, ob_err *err) {
-    const int64_t e = m->hp.n_embd, ff = f->n_ff_sh;
-    char name[96];
-    ob_status st;
-#define MATRIX(field, suffix, n_in, n_out)                                                      \
-    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
-    if ((st = model_bind_matrix(m, name, n_in, n_out, &f->field, err))) return st
-    MATRIX(sh_gate_w, "ffn_gate_inp_shexp.weight", e, 1);
-    MATRIX(sh_gate, "ffn_gate_shexp.weight", e, ff);
-    MATRIX(sh_up, "ffn_up_shexp.weight", e, ff);
-    MATRIX(sh_down, "ffn_down_shexp.weight", ff, e);
-#undef MATRIX
-    f->sh_gate_w.moe = f->sh_gate.moe = f->sh_up.moe = f->sh_down.moe = true;
-    return OB_OK;
-}
+/* A layer's block: the router and the experts (ffn_gate_up_exps when the file merges gate
+ * and up, else ffn_gate_exps and ffn_up_exps); then, for families that have one, the shared
+ * expert and its gate. */
+const model_tensor_row MODEL_ROWS_MOE[] = {
+    MODEL_MOE_MATRIX("ffn_gate_inp.weight", router, MODEL_DIM_EMBD, MODEL_DIM_EXPERTS),
+    MODEL_MOE_ROW("ffn_gate_up_exps.weight", MODEL_FORM_EXPERTS_GATE_UP, gate, MODEL_DIM_EMBD,
+                  MODEL_DIM_FF_EXP, true),
+    MODEL_EXPERTS("ffn_gate_exps.weight", gate, MODEL_DIM_EMBD, MODEL_DIM_FF_EXP),
+    MODEL_EXPERTS("ffn_up_exps.weight", up, MODEL_DIM_EMBD, MODEL_DIM_FF_EXP),
+    MODEL_EXPERTS("ffn_down_exps.weight", down, MODEL_DIM_FF_EXP, MODEL_DIM_EMBD),
+    MODEL_ROWS_END,
+};
 
-ob_status model_moe_bind_layer(ob_model *m, int64_t il, ob_err *err) {
+const model_tensor_row MODEL_ROWS_SHARED_EXPERT[] = {
+    MODEL_MOE_MATRIX("ffn_gate_inp_shexp.weight", sh_gate_w, MODEL_DIM_EMBD, MODEL_DIM_ONE),
+    MODEL_MOE_MATRIX("ffn_gate_shexp.weight", sh_gate, MODEL_DIM_EMBD, MODEL_DIM_FF_SHEXP),
+    MODEL_MOE_MATRIX("ffn_up_shexp.weight", sh_up, MODEL_DIM_EMBD, MODEL_DIM_FF_SHEXP),
+    MODEL_MOE_MATRIX("ffn_down_shexp.weight", sh_down, MODEL_DIM_FF_SHEXP, MODEL_DIM_EMBD),
+    MODEL_ROWS_END,
+};
+
+ob_status model_moe_layer_new(ob_model *m, int64_t il, ob_err *err) {
     const model_moe_hparams *mo = &m->hp.moe;
-    const int64_t e = m->hp.n_embd, ne = mo->n_expert, ff = mo->n_ff_exp;
+    const int64_t ne = mo->n_expert;
     model_moe_layer *l = ob_calloc(1, sizeof *l);
     if (!l) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
     m->w.layers[il].moe = l;
     l->views = ob_calloc((size_t)(3 * ne), sizeof *l->views);
     if (!l->views) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    model_moe_block *f = &l->ffn;
-    *f = (model_moe_block){.n_expert = ne, .n_used = mo->n_expert_used, .n_embd = e, .n_ff = ff,
-                   .norm = mo->norm_w, .scale = mo->w_scale, .gate = l->views,
-                   .up = l->views + ne, .down = l->views + 2 * ne, .n_ff_sh = mo->n_ff_shexp};
-    char name[96];
-    ob_status st;
-    snprintf(name, sizeof name, "blk.%lld.ffn_gate_inp.weight", (long long)il);
-    if ((st = model_bind_matrix(m, name, e, ne, &f->router, err))) return st;
-    f->router.moe = true;
-    model_weight *gate_up[2] = {l->views, l->views + ne}, *down[1] = {l->views + 2 * ne};
-    snprintf(name, sizeof name, "blk.%lld.ffn_gate_up_exps.weight", (long long)il);
-    if (gguf_tensor_find(m->file, name)) {
-        if ((st = bind_experts(m, name, e, ff, 2, gate_up, err))) return st;
-    } else {
-        snprintf(name, sizeof name, "blk.%lld.ffn_gate_exps.weight", (long long)il);
-        if ((st = bind_experts(m, name, e, ff, 1, &gate_up[0], err))) return st;
-        snprintf(name, sizeof name, "blk.%lld.ffn_up_exps.weight", (long long)il);
-        if ((st = bind_experts(m, name, e, ff, 1, &gate_up[1], err))) return st;
-    }
-    snprintf(name, sizeof name, "blk.%lld.ffn_down_exps.weight", (long long)il);
-    if ((st = bind_experts(m, name, ff, e, 1, down, err))) return st;
-    return f->n_ff_sh > 0 ? bind_shared(m, il, f, err) : OB_OK;
+    l->ffn = (model_moe_block){.n_expert = ne, .n_used = mo->n_expert_used,
+                               .n_embd = m->hp.n_embd, .n_ff = mo->n_ff_exp, .norm = mo->norm_w,
+                               .scale = mo->w_scale, .gate = l->views, .up = l->views + ne,
+                               .down = l->views + 2 * ne, .n_ff_sh = mo->n_ff_shexp};
+    return OB_OK;
 }
 
-void model_moe_free(ob_model *m) {
-    if (!m->w.layers) return;
-    for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        model_moe_layer *l = m->w.layers[il].moe;
-        if (!l) continue;
-        /* views past each tensor's start have repacked copies of their own */
-        for (int64_t i = 0; l->views && i < 3 * m->hp.moe.n_expert; i++)
-            if (l->views[i].data) cpu_weight_release(l->views[i].data);
-        ob_free(l->views);
-        ob_free(l);
-        m->w.layers[il].moe = NULL;
-    }
+void model_moe_layer_free(model_moe_layer *l) {
+    if (!l) return;
+    /* views past each tensor's start have repacked copies of their own */
+    for (int64_t i = 0; l->views && i < 3 * l->ffn.n_expert; i++)
+        if (l->views[i].data) cpu_weight_release(l->views[i].data);
+    ob_free(l->views);
+    ob_free(l);
 }
 
 void model_moe_ffn(const ob_model *m, model_backend *be, float *out, const float *xn,

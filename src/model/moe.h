@@ -38,18 +38,25 @@ typedef struct model_moe_layer {
  * expert whose width defaults to n_ff. norm_w is the architecture's to set (llama.cpp
  * renormalises for qwen3moe, qwen35moe and qwen3next alike, whatever the file says).
  *
- * A family with MoE layers calls, in its load function, this after the llama-style sizes,
- * then model_moe_bind_layer for each MoE layer; its layer loop calls model_moe_ffn on the
- * normed input in place of the dense FFN. Contexts size the backend's expert scratch from
- * m->hp.moe (model_moe_shape) and refuse a backend whose ops lack moe_ffn. */
+ * A family with MoE layers calls, in its hyperparameter reader, this after the llama-style
+ * sizes, and puts MODEL_ROWS_MOE (and MODEL_ROWS_SHARED_EXPERT) in its tensor table (family.h);
+ * its layer loop calls model_moe_ffn on the normed input in place of the dense FFN. Contexts
+ * size the backend's expert scratch from m->hp.moe (model_moe_shape) and refuse a backend
+ * whose ops lack moe_ffn. */
 ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err);
 
-/* Binds layer il's block into m->w.layers[il].moe (allocated here, freed by model_moe_free):
- * shapes and types checked against m->hp.moe, errors naming the tensor. */
-ob_status model_moe_bind_layer(ob_model *m, int64_t il, ob_err *err);
+/* Allocates layer il's block into m->w.layers[il].moe, sized by m->hp.moe, its expert views
+ * empty for the table's rows to fill (model_bind_all does both). */
+ob_status model_moe_layer_new(ob_model *m, int64_t il, ob_err *err);
 
-/* Frees every layer's block (and the repacked copies of its expert views). */
-void model_moe_free(ob_model *m);
+/* Cuts the 3-D tensor `name`, [n_in, parts * n_out, n_expert], into views: part p of expert e
+ * is out[p][e], rows p * n_out.. of that expert's slab. Errors name the tensor, its shape and
+ * the one expected. */
+ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, int64_t n_out,
+                                 int parts, model_weight *const *out, ob_err *err);
+
+/* Frees a layer's block and the repacked copies of its expert views; NULL is a no-op. */
+void model_moe_layer_free(model_moe_layer *l);
 
 /* out (n_tok, n_embd) = layer il's MoE block of xn (n_tok, n_embd), the normed input; out must
  * not alias xn. The FFN half of any family's layer loop with MoE layers: on be, or on the host

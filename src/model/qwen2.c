@@ -2,24 +2,25 @@
  * Architecture `qwen2`: Qwen2, Qwen2.5 and the DeepSeek-R1-Distill-Qwen models. The llama block
  * (llama.c) with three differences: the q, k and v projections add a bias, RoPE rotates the
  * halves of each head (NeoX order), and small models tie the output to the embeddings (which
- * model_llama_bind already handles). Hyperparameters come from "qwen2.*" keys only.
+ * model_bind_all already handles). Hyperparameters come from "qwen2.*" keys only.
  */
-#include "model/model.h"
+#include "model/family.h"
 
-ob_status model_qwen2_load(ob_model *m, ob_err *err) {
-    ob_status st = model_llama_read_hparams(m, err);
-    if (!st) st = model_llama_bind(m, err);
-    if (st) return st;
-    const model_hparams *hp = &m->hp;
-    const int64_t qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
-    for (int64_t il = 0; il < hp->n_layer; il++) {
-        model_layer *l = &m->w.layers[il];
-        if ((st = model_bind_layer_vector(m, il, "attn_q.bias", qd, &l->bq, err)) ||
-            (st = model_bind_layer_vector(m, il, "attn_k.bias", kvd, &l->bk, err)) ||
-            (st = model_bind_layer_vector(m, il, "attn_v.bias", kvd, &l->bv, err)))
-            return st;
-    }
+static const model_tensor_row QWEN2_BIASES[] = {
+    MODEL_VECTOR("attn_q.bias", bq, MODEL_DIM_Q, MODEL_ON_ATTENTION),
+    MODEL_VECTOR("attn_k.bias", bk, MODEL_DIM_KV, MODEL_ON_ATTENTION),
+    MODEL_VECTOR("attn_v.bias", bv, MODEL_DIM_KV, MODEL_ON_ATTENTION),
+    MODEL_ROWS_END,
+};
+
+static ob_status qwen2_hparams(ob_model *m, ob_err *err) {
     m->hp.flags.rope_neox = true;
     m->hp.flags.qkv_bias = true;
-    return OB_OK;
+    return model_llama_read_hparams(m, err);
 }
+
+static const model_tensor_row *const QWEN2_TABLE[] = {MODEL_ROWS_LLAMA, QWEN2_BIASES,
+                                                      MODEL_ROWS_SWIGLU, NULL};
+
+const model_family MODEL_FAMILY_QWEN2 = {"qwen2", MODEL_ARCH_QWEN2, qwen2_hparams, QWEN2_TABLE,
+                                         model_embed_tokens, model_llama_layers};

@@ -35,11 +35,10 @@
  * rotated. That is NeoX RoPE with the fourth section's pairs left alone, which the frequency
  * divisors express (an infinite divisor: angle 0). Hyperparameters only from "qwen35.*".
  */
-#include "model/model.h"
+#include "model/family.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
-#include "quant/quant.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -156,107 +155,24 @@ static ob_status read_sections(ob_model *m, ob_err *err) {
     return OB_OK;
 }
 
-/* ---- tensors --------------------------------------------------------------------------- */
-
-static ob_status bind_deltanet(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
-    const model_hparams *hp = &m->hp;
-    const int64_t e = hp->n_embd, ds = hp->ssm_d_state, nv = hp->ssm_n_v_head,
-                  vd = nv * ds, conv_dim = (2 * hp->ssm_n_k_head + nv) * ds;
+/* Early converters wrote DeltaNet's q, k, v and z as one fused blk.N.ssm_in: refused by name
+ * rather than reported as a missing attn_qkv. */
+static ob_status refuse_fused_qkvz(ob_model *m, ob_err *err) {
     char name[96];
-    ob_status st;
-#define MATRIX(field, suffix, n_in, n_out)                                                      \
-    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
-    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
-#define VECTOR(field, suffix, n)                                                                \
-    if ((st = model_bind_layer_vector(m, il, suffix, n, &l->field, err))) return st
-    snprintf(name, sizeof name, "blk.%lld.attn_qkv.weight", (long long)il);
-    if (!gguf_tensor_find(m->file, name)) {
+    for (int64_t il = 0; il < m->hp.n_layer; il++) {
+        if (!m->hp.recurrent[il]) continue;
+        snprintf(name, sizeof name, "blk.%lld.attn_qkv.weight", (long long)il);
+        if (gguf_tensor_find(m->file, name)) continue;
         snprintf(name, sizeof name, "blk.%lld.ssm_in.weight", (long long)il);
-        if (gguf_tensor_find(m->file, name)) /* early converters' fused q, k, v, z */
+        if (gguf_tensor_find(m->file, name))
             return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': the fused qkvz "
                            "projection of early conversions is not supported (convert the "
                            "model again: attn_qkv and attn_gate)", gguf_name(m->file), name);
     }
-    MATRIX(ssm_qkv, "attn_qkv.weight", e, conv_dim);
-    MATRIX(ssm_z, "attn_gate.weight", e, vd);
-    if (hp->arch == MODEL_ARCH_QWEN3NEXT) {
-        MATRIX(ssm_ba, "ssm_ba.weight", e, 2 * nv);
-    } else {
-        MATRIX(ssm_alpha, "ssm_alpha.weight", e, nv);
-        MATRIX(ssm_beta, "ssm_beta.weight", e, nv);
-    }
-    MATRIX(ssm_out, "ssm_out.weight", vd, e);
-    VECTOR(ssm_dt, "ssm_dt.bias", nv);
-    VECTOR(ssm_a, "ssm_a", nv);
-    VECTOR(ssm_norm, "ssm_norm.weight", ds);
-#undef MATRIX
-#undef VECTOR
-    /* the kernel is (conv_dim rows of conv_kernel taps): read as one vector of their product */
-    snprintf(name, sizeof name, "blk.%lld.ssm_conv1d.weight", (long long)il);
-    const gguf_tensor *t = gguf_tensor_find(m->file, name);
-    if (t && (t->ne[0] != hp->ssm_conv || t->ne[1] != conv_dim))
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s': shape [%lld, %lld], expected "
-                       "[%lld, %lld]", gguf_name(m->file), name, (long long)t->ne[0],
-                       (long long)t->ne[1], (long long)hp->ssm_conv, (long long)conv_dim);
-    if (!t)
-        return ob_fail(err, OB_ERR_FORMAT, "%s: tensor '%s' not found", gguf_name(m->file), name);
-    const quant_traits *qt = quant_traits_get(t->type);
-    const int64_t n = conv_dim * hp->ssm_conv;
-    if (!qt || !qt->to_f32 || n % qt->block_size || gguf_tensor_nelements(t) != n)
-        return ob_fail(err, OB_ERR_UNSUPPORTED, "%s: tensor '%s': type %s cannot be read as f32",
-                       gguf_name(m->file), name, gguf_qtype_name(t->type));
-    if (!(l->ssm_conv = ob_alloc((size_t)n, sizeof(float))))
-        return ob_fail(err, OB_ERR_NOMEM, "tensor '%s': out of memory", name);
-    qt->to_f32(t->data, l->ssm_conv, n);
     return OB_OK;
 }
 
-static ob_status bind_attention(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
-    const model_hparams *hp = &m->hp;
-    const int64_t e = hp->n_embd, hd = hp->head_dim, qd = hp->n_head * hd,
-                  kvd = hp->n_head_kv * hd;
-    char name[96];
-    ob_status st;
-#define MATRIX(field, suffix, n_in, n_out)                                                      \
-    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
-    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
-    MATRIX(wq, "attn_q.weight", e, 2 * qd); /* per head: q, then its gate */
-    MATRIX(wk, "attn_k.weight", e, kvd);
-    MATRIX(wv, "attn_v.weight", e, kvd);
-    MATRIX(wo, "attn_output.weight", qd, e);
-#undef MATRIX
-    if ((st = model_bind_layer_vector(m, il, "attn_q_norm.weight", hd, &l->q_norm, err)) ||
-        (st = model_bind_layer_vector(m, il, "attn_k_norm.weight", hd, &l->k_norm, err)))
-        return st;
-    return OB_OK;
-}
-
-static ob_status bind_layer(ob_model *m, int64_t il, model_layer *l, ob_err *err) {
-    const model_hparams *hp = &m->hp;
-    const int64_t e = hp->n_embd, ff = hp->n_ff;
-    char name[96];
-    ob_status st;
-    if ((st = model_bind_layer_vector(m, il, "attn_norm.weight", e, &l->attn_norm, err)) ||
-        (st = model_bind_layer_vector(m, il, "post_attention_norm.weight", e, &l->ffn_norm,
-                                      err)))
-        return st;
-    st = l->kind == MODEL_LAYER_DELTANET ? bind_deltanet(m, il, l, err)
-                                         : bind_attention(m, il, l, err);
-    if (st) return st;
-    if (hp->moe.n_expert > 0) return model_moe_bind_layer(m, il, err);
-#define MATRIX(field, suffix, n_in, n_out)                                                      \
-    snprintf(name, sizeof name, "blk.%lld." suffix, (long long)il);                             \
-    if ((st = model_bind_matrix(m, name, n_in, n_out, &l->field, err))) return st
-    MATRIX(w_gate, "ffn_gate.weight", e, ff);
-    MATRIX(w_up, "ffn_up.weight", e, ff);
-    MATRIX(w_down, "ffn_down.weight", ff, e);
-#undef MATRIX
-    return OB_OK;
-}
-
-static ob_status bind_all(ob_model *m, ob_err *err) { return model_bind_all(m, bind_layer, err); }
-
-ob_status model_qwen35_load(ob_model *m, ob_err *err) {
+static ob_status qwen35_hparams(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     const bool moe = hp->arch != MODEL_ARCH_QWEN35, next = hp->arch == MODEL_ARCH_QWEN3NEXT;
     ob_status st = model_llama_read_hparams(m, err);
@@ -268,10 +184,10 @@ ob_status model_qwen35_load(ob_model *m, ob_err *err) {
     if (!st) st = skip_nextn(m, err);
     if (!st) st = read_kinds(m, err);
     if (!st && !next) st = read_sections(m, err);
+    if (!st) st = refuse_fused_qkvz(m, err);
     if (st) return st;
     hp->moe.norm_w = true; /* llama.cpp renormalises the chosen weights for both */
     hp->ssm_grouped_heads = next;
-    if ((st = bind_all(m, err))) return st;
     hp->flags.rope_neox = true;
     hp->flags.qk_norm = true;
     /* per row: attention's q | gate and gate; DeltaNet's qkv, z, alpha, beta, o and (qwen3next)
@@ -282,6 +198,70 @@ ob_status model_qwen35_load(ob_model *m, ob_err *err) {
     hp->n_extra = attn > dnet ? attn : dnet;
     return OB_OK;
 }
+
+/* ---- tensors --------------------------------------------------------------------------- */
+
+/* every layer: its input norm, and the FFN's (post_attention_norm) */
+static const model_tensor_row Q35_NORMS[] = {
+    MODEL_VECTOR("attn_norm.weight", attn_norm, MODEL_DIM_EMBD, MODEL_ON_ALL),
+    MODEL_VECTOR("post_attention_norm.weight", ffn_norm, MODEL_DIM_EMBD, MODEL_ON_ALL),
+    MODEL_ROWS_END,
+};
+
+static const model_tensor_row Q35_ATTENTION[] = {
+    MODEL_MATRIX("attn_q.weight", wq, MODEL_DIM_EMBD, MODEL_DIM_Q_GATED, MODEL_ON_ATTENTION),
+    MODEL_MATRIX("attn_k.weight", wk, MODEL_DIM_EMBD, MODEL_DIM_KV, MODEL_ON_ATTENTION),
+    MODEL_MATRIX("attn_v.weight", wv, MODEL_DIM_EMBD, MODEL_DIM_KV, MODEL_ON_ATTENTION),
+    MODEL_MATRIX("attn_output.weight", wo, MODEL_DIM_Q, MODEL_DIM_EMBD, MODEL_ON_ATTENTION),
+    MODEL_ROWS_END,
+};
+
+#define DNET_MATRIX(suffix, field, d0, d1) MODEL_MATRIX(suffix, field, d0, d1, MODEL_ON_DELTANET)
+#define DNET_VECTOR(suffix, field, d0, d1)                                                      \
+    MODEL_ROW(suffix, MODEL_FORM_VECTOR, field, d0, d1, MODEL_ON_DELTANET)
+
+/* DeltaNet layers but for their beta and alpha projections */
+static const model_tensor_row Q35_DELTANET[] = {
+    DNET_MATRIX("attn_qkv.weight", ssm_qkv, MODEL_DIM_EMBD, MODEL_DIM_SSM_CONV),
+    DNET_MATRIX("attn_gate.weight", ssm_z, MODEL_DIM_EMBD, MODEL_DIM_SSM_VALUE),
+    DNET_MATRIX("ssm_out.weight", ssm_out, MODEL_DIM_SSM_VALUE, MODEL_DIM_EMBD),
+    DNET_VECTOR("ssm_dt.bias", ssm_dt, MODEL_DIM_SSM_HEADS, MODEL_DIM_ONE),
+    DNET_VECTOR("ssm_a", ssm_a, MODEL_DIM_SSM_HEADS, MODEL_DIM_ONE),
+    DNET_VECTOR("ssm_norm.weight", ssm_norm, MODEL_DIM_SSM_STATE, MODEL_DIM_ONE),
+    /* conv_dim rows of conv_kernel taps, read as one vector of their product */
+    DNET_VECTOR("ssm_conv1d.weight", ssm_conv, MODEL_DIM_SSM_KERNEL, MODEL_DIM_SSM_CONV),
+    MODEL_ROWS_END,
+};
+
+static const model_tensor_row Q35_ALPHA_BETA[] = {
+    DNET_MATRIX("ssm_alpha.weight", ssm_alpha, MODEL_DIM_EMBD, MODEL_DIM_SSM_HEADS),
+    DNET_MATRIX("ssm_beta.weight", ssm_beta, MODEL_DIM_EMBD, MODEL_DIM_SSM_HEADS),
+    MODEL_ROWS_END,
+};
+
+/* qwen3next: beta and alpha from one projection */
+static const model_tensor_row Q3NEXT_BA[] = {
+    DNET_MATRIX("ssm_ba.weight", ssm_ba, MODEL_DIM_EMBD, MODEL_DIM_SSM_HEADS2),
+    MODEL_ROWS_END,
+};
+
+static const model_tensor_row *const QWEN35_TABLE[] = {
+    Q35_NORMS, Q35_ATTENTION, MODEL_ROWS_QK_NORM, Q35_DELTANET, Q35_ALPHA_BETA,
+    MODEL_ROWS_SWIGLU, NULL};
+static const model_tensor_row *const QWEN35MOE_TABLE[] = {
+    Q35_NORMS, Q35_ATTENTION, MODEL_ROWS_QK_NORM, Q35_DELTANET, Q35_ALPHA_BETA,
+    MODEL_ROWS_MOE, MODEL_ROWS_SHARED_EXPERT, NULL};
+static const model_tensor_row *const QWEN3NEXT_TABLE[] = {
+    Q35_NORMS, Q35_ATTENTION, MODEL_ROWS_QK_NORM, Q35_DELTANET, Q3NEXT_BA,
+    MODEL_ROWS_MOE, MODEL_ROWS_SHARED_EXPERT, NULL};
+
+#define QWEN35_FAMILY(name, arch, table)                                                        \
+    {name, arch, qwen35_hparams, table, model_embed_tokens, model_qwen35_layers}
+const model_family MODEL_FAMILY_QWEN35 = QWEN35_FAMILY("qwen35", MODEL_ARCH_QWEN35, QWEN35_TABLE);
+const model_family MODEL_FAMILY_QWEN35MOE =
+    QWEN35_FAMILY("qwen35moe", MODEL_ARCH_QWEN35MOE, QWEN35MOE_TABLE);
+const model_family MODEL_FAMILY_QWEN3NEXT =
+    QWEN35_FAMILY("qwen3next", MODEL_ARCH_QWEN3NEXT, QWEN3NEXT_TABLE);
 
 /* ---- forward --------------------------------------------------------------------------- */
 

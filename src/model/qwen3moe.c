@@ -10,28 +10,25 @@
  *                    x += moe(rmsnorm(x))
  *   logits = Wout rmsnorm(x)
  */
-#include "model/model.h"
+#include "model/family.h"
 
 #include <math.h>
 
-ob_status model_qwen3moe_load(ob_model *m, ob_err *err) {
+static ob_status qwen3moe_hparams(ob_model *m, ob_err *err) {
     ob_status st = model_llama_read_hparams(m, err);
     if (!st) st = model_moe_read_hparams(m, false, err);
-    if (st) return st;
     m->hp.moe.norm_w = true;
-    if ((st = model_llama_bind(m, err))) return st;
-    const int64_t hd = m->hp.head_dim;
-    for (int64_t il = 0; il < m->hp.n_layer; il++) {
-        model_layer *l = &m->w.layers[il];
-        if ((st = model_bind_layer_vector(m, il, "attn_q_norm.weight", hd, &l->q_norm, err)) ||
-            (st = model_bind_layer_vector(m, il, "attn_k_norm.weight", hd, &l->k_norm, err)) ||
-            (st = model_moe_bind_layer(m, il, err)))
-            return st;
-    }
     m->hp.flags.rope_neox = true;
     m->hp.flags.qk_norm = true;
-    return OB_OK;
+    return st;
 }
+
+static const model_tensor_row *const QWEN3MOE_TABLE[] = {MODEL_ROWS_LLAMA, MODEL_ROWS_QK_NORM,
+                                                         MODEL_ROWS_MOE, NULL};
+
+const model_family MODEL_FAMILY_QWEN3MOE = {"qwen3moe", MODEL_ARCH_QWEN3MOE, qwen3moe_hparams,
+                                            QWEN3MOE_TABLE, model_embed_tokens,
+                                            model_qwen3moe_layers};
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */

@@ -56,3 +56,23 @@ def compare(ours, ref):
     gap = top2[:, 1] - top2[:, 0]
     mismatch = np.nonzero(ours.argmax(axis=1) != ref.argmax(axis=1))[0]
     return float(diff.max()), rel, mismatch, gap
+
+
+def renamed(src, dst, old, new):
+    """src (an F32 file: its tensors copy as plain arrays) rewritten with tensor old named
+    new."""
+    gguf = pytest.importorskip("gguf")
+    r = gguf.GGUFReader(src)
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(dst, arch)
+    for name, f in r.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture":
+            continue
+        sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(name, f.contents(), f.types[0], sub)
+    for t in r.tensors:
+        w.add_tensor(new if t.name == old else t.name, np.array(t.data))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BUILD, llama_cpp_logits, outboard, outboard_logits
+from conftest import BUILD, llama_cpp_logits, outboard, outboard_logits, renamed
 from test_logits import check
 
 ARCHES = ["qwen2", "qwen3", "gemma3"]
@@ -110,3 +110,24 @@ def test_cuda_device_takes_family_or_says_why_not(arch, synth_dir):
     assert f"architecture '{arch}'" not in proc.stderr, proc.stderr
     proc = outboard("run", "-m", path, "--tokens", "1,2,3", "-n", 2, "--device", "auto", "--ids")
     assert len(proc.stdout.split()) == 2
+
+
+# One tensor of each family's own rows of its tensor table, and the shape the tiny synth shape
+# gives it (qwen2: 2 kv heads of 64; qwen3: head_dim 128; gemma3: n_embd 256, layer 5 global)
+@pytest.mark.parametrize("arch,tensor,shape", [
+    ("llama", "blk.1.ffn_down.weight", "[768, 256]"),
+    ("qwen2", "blk.1.attn_v.bias", "[128]"),
+    ("qwen3", "blk.1.attn_q_norm.weight", "[128]"),
+    ("gemma3", "blk.5.post_ffw_norm.weight", "[256]"),
+    ("qwen3moe", "blk.1.ffn_up_exps.weight", "[256, 512, 8]"),
+])
+def test_missing_tensor_is_named_with_its_shape(arch, tensor, shape, synth_dir, tmp_path):
+    """A file without a tensor its family's table requires is refused at load naming the
+    tensor, the file and the shape expected, and nothing leaks on the way out."""
+    dst = str(tmp_path / "renamed.gguf")
+    renamed(synth(synth_dir, arch, "f32"), dst, tensor, "unused.weight")
+    proc = outboard("run", "-m", dst, "--tokens", "1,2,3", "-n", 2, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert f"renamed.gguf: tensor '{tensor}' not found (expected {shape})" in proc.stderr, \
+        proc.stderr
+    assert "Sanitizer" not in proc.stderr and "runtime error" not in proc.stderr, proc.stderr

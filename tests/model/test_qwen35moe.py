@@ -20,7 +20,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BUILD, llama_cpp_logits, outboard, outboard_logits
+from conftest import BUILD, llama_cpp_logits, outboard, outboard_logits, renamed
 from test_families import tokens
 from test_logits import check
 
@@ -142,32 +142,19 @@ def test_qwen3next_truncate_restores_or_refuses(synth_dir):
     assert msg.startswith("error:") and "recurrent" in msg, msg
 
 
-def renamed(src, dst, old, new):
-    """src (an F32 file: its tensors copy as plain arrays) rewritten with tensor old named
-    new."""
-    gguf = pytest.importorskip("gguf")
-    r = gguf.GGUFReader(src)
-    arch = r.fields["general.architecture"].contents()
-    w = gguf.GGUFWriter(dst, arch)
-    for name, f in r.fields.items():
-        if name.startswith("GGUF.") or name == "general.architecture":
-            continue
-        sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
-        w.add_key_value(name, f.contents(), f.types[0], sub)
-    for t in r.tensors:
-        w.add_tensor(new if t.name == old else t.name, np.array(t.data))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
 @pytest.mark.parametrize("old,new,message", [
     ("blk.0.attn_qkv.weight", "blk.0.ssm_in.weight", "fused qkvz projection of early"),
     ("blk.1.ssm_ba.weight", "blk.1.ssm_alpha.weight", "'blk.1.ssm_ba.weight' not found"),
     ("blk.2.ffn_gate_inp_shexp.weight", "blk.2.gate.weight",
      "'blk.2.ffn_gate_inp_shexp.weight' not found"),
-], ids=["legacy_ssm_in", "no_ssm_ba", "no_shared_gate"])
+    # the tiny shape: conv_kernel 4, conv_dim (2 * 2 + 4) * 64, head_dim 64, 8 experts of 256
+    ("blk.0.ssm_conv1d.weight", "blk.0.conv1d.weight",
+     "'blk.0.ssm_conv1d.weight' not found (expected [4, 512])"),
+    ("blk.3.attn_k_norm.weight", "blk.3.k_norm.weight",
+     "'blk.3.attn_k_norm.weight' not found (expected [64])"),
+    ("blk.3.ffn_down_exps.weight", "blk.3.down.weight",
+     "'blk.3.ffn_down_exps.weight' not found (expected [256, 256, 8])"),
+], ids=["legacy_ssm_in", "no_ssm_ba", "no_shared_gate", "no_conv", "no_k_norm", "no_down_exps"])
 def test_qwen3next_missing_tensors_are_named(old, new, message, synth_dir, tmp_path):
     """A file without a tensor the architecture needs is refused at load, naming it."""
     dst = str(tmp_path / "renamed.gguf")
