@@ -134,12 +134,9 @@ static ob_status generate(ob_context *c, ob_sampler *s, spec_seq *ss, run_out *r
 }
 
 /* --verbose: what speculation did. */
-static void print_spec(const ob_context *c, const spec_seq *ss) {
-    const char *why = NULL;
+static void print_spec(const spec_seq *ss) {
     if (ss->p.mode == SPEC_MODE_OFF) {
         fprintf(stderr, "speculative: off\n");
-    } else if (!spec_context_supported(c, &why)) {
-        fprintf(stderr, "speculative: off (%s)\n", why);
     } else {
         fprintf(stderr, "speculative: %s, %lld draft tokens, %lld accepted (%.1f%%), "
                 "%.2f tokens per pass over %lld passes\n", spec_mode_name(ss->p.mode),
@@ -223,7 +220,7 @@ int cli_cmd_run(int argc, char **argv) {
             n_prompt, (double)n_prompt / (t1 - t0), (long long)n_gen,
             n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0);
     if (o.verbose) {
-        print_spec(c, &ss);
+        print_spec(&ss);
         cli_device_report(stderr, c);
     }
     rc = 0;

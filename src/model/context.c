@@ -258,10 +258,37 @@ static int64_t snapshot_of(ob_context *c, int32_t seq, int64_t n) {
     return rs_park_lookup(c->rs_park, k, kv_pool_prefix_hash(c->pool, seq, k));
 }
 
+/* Between the checkpoint and the end: the state goes back to the checkpoint and the kept
+ * positions after it are evaluated again (their tokens are in the pool), which brings it to
+ * exactly n_past. This is how a rejected speculative draft is dropped: the checkpoint is the
+ * state before the verification pass, and the replay covers the pending token and the
+ * accepted part of the draft. Their cache rows are written again with the same values. */
+static ob_status replay_state(ob_context *c, int32_t seq, int64_t n_past, ob_err *err) {
+    const int64_t from = c->rs_ckpt[seq], n = n_past - from;
+    int32_t *tok = ob_alloc((size_t)n, sizeof *tok);
+    if (!tok)
+        return ob_fail(err, OB_ERR_NOMEM, "truncate: out of memory for %lld tokens",
+                       (long long)n);
+    kv_pool_seq_tokens(c->pool, seq, from, n, tok);
+    model_stages_rs_copy(c, seq, 1, seq, 0);
+    kv_pool_seq_truncate(c->pool, seq, from);
+    ob_status st = model_decode_replay(c, seq, from, tok, n, err);
+    ob_free(tok);
+    if (st) { /* the sequence is whole at its checkpoint: say so rather than keep it wrong */
+        char what[256];
+        snprintf(what, sizeof what, "truncate: sequence %d to %lld: evaluating positions "
+                 "%lld..%lld again failed, it now holds %lld positions", seq,
+                 (long long)n_past, (long long)from, (long long)(n_past - 1), (long long)from);
+        ob_err_prefix(err, what);
+    }
+    return st;
+}
+
 /* A recurrent state summarises every position, so it can go back only to where a copy of it
  * was kept: position 0 (the next decode starts from a zero state), the sequence's checkpoint
- * (its length before its last decode) or a block boundary of it whose state a snapshot holds
- * (rs_park.h). Anything else is refused, never kept wrong. */
+ * (its length before its last decode), a block boundary of it whose state a snapshot holds
+ * (rs_park.h), or a position after the checkpoint by evaluating again from there
+ * (replay_state). Anything else is refused, never kept wrong. */
 static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int64_t len,
                                 ob_err *err) {
     if (!c->rs_ckpt || n_past == len || n_past == 0) return OB_OK;
@@ -275,6 +302,7 @@ static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int6
         if (c->rs_ckpt[seq] > n_past) c->rs_ckpt[seq] = -1; /* past the new end */
         return OB_OK;
     }
+    if (c->rs_ckpt[seq] >= 0 && n_past > c->rs_ckpt[seq]) return replay_state(c, seq, n_past, err);
     char ck[64] = "", kept[160] = "";
     if (c->rs_ckpt[seq] >= 0)
         snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);

@@ -112,4 +112,12 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
                            const int32_t *seq, const bool *want, int64_t n, bool hidden,
                            ob_err *err);
 
+/* decode.c: evaluates tok (n of them, borrowed) at positions from.. of sequence seq, which
+ * holds from positions, keeping no rows: the outputs of the last decode (ob_batch_logits)
+ * stay as they were, and the abort callback is not asked. For a truncation that must bring a
+ * recurrent state forward from a checkpoint. Errors: model_decode_run's (the sequence then
+ * holds from positions, as before). */
+ob_status model_decode_replay(ob_context *c, int32_t seq, int64_t from, const int32_t *tok,
+                              int64_t n, ob_err *err);
+
 #endif

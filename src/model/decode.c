@@ -318,6 +318,46 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     return OB_OK;
 }
 
+ob_status model_decode_replay(ob_context *c, int32_t seq, int64_t from, const int32_t *tok,
+                              int64_t n, ob_err *err) {
+    const size_t count = (size_t)n;
+    int64_t *pos = ob_alloc(count, sizeof *pos);
+    int32_t *sq = ob_alloc(count, sizeof *sq);
+    bool *want = ob_calloc(count, sizeof *want); /* no rows: the last decode's stay */
+    ob_status st;
+    if (!pos || !sq || !want) {
+        st = ob_fail(err, OB_ERR_NOMEM, "replay: out of memory for %lld positions",
+                     (long long)n);
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            pos[i] = from + i;
+            sq[i] = seq;
+        }
+        /* The rows of the last decode are read after a truncation (a server reads every
+         * sequence's rows, then drops each one's rejected draft): this pass gets row numbers
+         * of its own, and no abort, since a truncation is all or nothing. */
+        int32_t *rows = c->entry_row;
+        const size_t rows_cap = c->entries_cap;
+        const int64_t n_entries = c->n_entries;
+        const bool hidden = c->hidden_rows;
+        bool (*abort)(void *) = c->abort;
+        c->entry_row = NULL;
+        c->entries_cap = 0;
+        c->abort = NULL;
+        st = model_decode_run(c, tok, pos, sq, want, n, false, err);
+        ob_free(c->entry_row);
+        c->entry_row = rows;
+        c->entries_cap = rows_cap;
+        c->n_entries = n_entries;
+        c->hidden_rows = hidden;
+        c->abort = abort;
+    }
+    ob_free(pos);
+    ob_free(sq);
+    ob_free(want);
+    return st;
+}
+
 ob_status ob_decode(ob_context *c, const ob_batch *b, ob_err *err) {
     if (!b) return ob_fail(err, OB_ERR_ARG, "decode: no batch");
     return model_decode_run(c, b->token, b->pos, b->seq, b->logits, b->n, false, err);

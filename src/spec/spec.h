@@ -23,8 +23,10 @@
  *
  * Rejected positions are dropped with ob_seq_truncate. A sliding-window ring holds n_batch
  * positions beyond its window, so a draft of at most n_batch - 1 tokens can always be taken
- * back; a recurrent state (qwen35's DeltaNet) cannot return to an arbitrary position, so
- * speculation is off for such models (spec_context_supported).
+ * back. A recurrent state (qwen35's DeltaNet) summarises every position, so it goes back to
+ * the checkpoint the verification pass kept and the kept positions are evaluated again (in
+ * ob_seq_truncate); its verification and replay passes run the recurrence token by token, as
+ * plain decoding does, so the state after them is the same.
  */
 #ifndef OB_SPEC_SPEC_H
 #define OB_SPEC_SPEC_H
@@ -57,10 +59,6 @@ typedef struct spec_params {
 } spec_params;
 
 void spec_params_init(spec_params *p);
-
-/* Whether sequences of c can be rolled back exactly to any earlier position: false on a model
- * with recurrent layers. *why (may be NULL) gets a static reason when false. */
-bool spec_context_supported(const ob_context *c, const char **why);
 
 /* ---- prompt lookup (spec_ngram.c) ---- */
 
@@ -116,9 +114,8 @@ typedef struct spec_seq {
     int64_t n_drafted, n_accepted; /* draft tokens proposed / kept */
 } spec_seq;
 
-/* Sets up s for a new sequence under p on context c (spec_context_supported decides whether
- * drafting is possible at all). Draft mode without a drafter (spec_seq_set_drafter) drafts
- * nothing. */
+/* Sets up s for a new sequence under p on context c (its batch size caps the draft). Draft
+ * mode without a drafter (spec_seq_set_drafter) drafts nothing. */
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c);
 /* Drafts of sequence seq come from d (borrowed; NULL: prompt lookup). */
 void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq);

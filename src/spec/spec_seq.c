@@ -67,16 +67,6 @@ void spec_params_init(spec_params *p) {
     *p = (spec_params){.mode = SPEC_MODE_AUTO, .max_draft = 16};
 }
 
-bool spec_context_supported(const ob_context *c, const char **why) {
-    if (c->rs_ckpt) { /* see truncate_state in model/context.c */
-        if (why)
-            *why = "the model has recurrent layers, whose state cannot be taken back to "
-                   "an arbitrary position";
-        return false;
-    }
-    return true;
-}
-
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
     memset(s, 0, sizeof *s);
     s->p = *p;
@@ -84,7 +74,7 @@ void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
     if (s->p.max_draft > SPEC_MAX_DRAFT) s->p.max_draft = SPEC_MAX_DRAFT;
     /* The whole draft and the pending token in one pass of the context's batch. */
     if (s->p.max_draft > c->n_batch - 1) s->p.max_draft = (int)(c->n_batch - 1);
-    s->enabled = p->mode != SPEC_MODE_OFF && s->p.max_draft >= 1 && spec_context_supported(c, NULL);
+    s->enabled = p->mode != SPEC_MODE_OFF && s->p.max_draft >= 1;
     s->k = s->p.max_draft < 8 ? s->p.max_draft : 8;
     s->accept = 1.0;
     s->backoff = SPEC_BACKOFF_MIN;
