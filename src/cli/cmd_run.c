@@ -157,6 +157,7 @@ int cli_cmd_run(int argc, char **argv) {
     if (o.help) return usage(stdout);
     ob_model *m = NULL, *dm = NULL;
     spec_drafter *drafter = NULL;
+    spec_mtp *mtp = NULL;
     ob_context *c = NULL;
     ob_sampler *s = NULL;
     cli_grammar gr = {0};
@@ -208,6 +209,8 @@ int cli_cmd_run(int argc, char **argv) {
             goto done;
         spec_seq_set_drafter(&ss, drafter, 0);
     }
+    if (spec_mtp_for(&o.spec, m, c, drafter != NULL, 1, &mtp, &err)) goto done;
+    if (mtp) spec_seq_set_mtp(&ss, mtp, 0);
     run_out out = {tx, &o, info.eos_id, 0};
     double t0 = cli_now();
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
@@ -232,6 +235,7 @@ done:
     ob_free(hist);
     ob_sampler_free(s);
     cli_grammar_close(&gr);
+    spec_mtp_free(mtp);
     ob_context_free(c);
     spec_drafter_free(drafter);
     ob_model_free(dm);

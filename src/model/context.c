@@ -182,7 +182,8 @@ void ob_context_free(ob_context *c) {
     rs_park_free(c->rs_park);
     void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
                     c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash,
-                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id};
+                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id, c->hidden,
+                    c->hidden_seq, c->hidden_pos};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);
 }

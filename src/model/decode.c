@@ -125,6 +125,35 @@ static ob_status grow_outputs(ob_context *c, int64_t n, int64_t rows, int64_t wi
     return OB_OK;
 }
 
+/* Room for every entry's hidden state when they are kept (model_context_keep_hidden). */
+static ob_status grow_hidden(ob_context *c, int64_t n, ob_err *err) {
+    c->n_hidden = 0;
+    if (!c->keep_hidden || n <= c->hidden_cap) return OB_OK;
+    float *h = ob_realloc(c->hidden, (size_t)n * (size_t)c->model->hp.n_embd, sizeof(float));
+    if (h) c->hidden = h;
+    int32_t *sq = h ? ob_realloc(c->hidden_seq, (size_t)n, sizeof *sq) : NULL;
+    if (sq) c->hidden_seq = sq;
+    int64_t *ps = sq ? ob_realloc(c->hidden_pos, (size_t)n, sizeof *ps) : NULL;
+    if (!ps)
+        return ob_fail(err, OB_ERR_NOMEM, "decode: out of memory for the hidden states of %lld "
+                       "entries", (long long)n);
+    c->hidden_pos = ps;
+    c->hidden_cap = n;
+    return OB_OK;
+}
+
+void model_context_keep_hidden(ob_context *c, bool on) {
+    c->keep_hidden = on;
+    c->n_hidden = 0;
+}
+
+const float *model_context_hidden(const ob_context *c, int32_t seq, int64_t pos) {
+    for (int64_t i = 0; i < c->n_hidden; i++)
+        if (c->hidden_seq[i] == seq && c->hidden_pos[i] == pos)
+            return c->hidden + (size_t)i * (size_t)c->model->hp.n_embd;
+    return NULL;
+}
+
 /* The first non-finite value among rows (n_rows, n_vocab), or -1. A model file with broken
  * weights or metadata (NaN in a tensor, a negative norm epsilon) shows it here first; the
  * scan costs one read of the logits, nothing beside a forward step. */
@@ -162,6 +191,8 @@ static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, con
     }
     const int64_t width = hidden ? c->model->hp.n_embd : c->model->hp.n_vocab;
     s->logits = c->logits + (size_t)row * (size_t)width;
+    if (c->keep_hidden && !hidden)
+        s->hidden_all = c->hidden + (size_t)i0 * (size_t)c->model->hp.n_embd;
 }
 
 /* One forward pass over entries [i0, i0 + nb); *row advances past its rows of logits. */
@@ -281,9 +312,11 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     for (int64_t i = 0; i < n; i++) rows += want[i];
     if (!st)
         st = grow_outputs(c, n, rows, hidden ? c->model->hp.n_embd : c->model->hp.n_vocab, err);
+    if (!st && !hidden) st = grow_hidden(c, n, err);
     if (!st) st = kv_pool_reserve(c->pool, c->seq_new, err);
     if (st) return st;
     c->n_entries = 0;
+    c->n_hidden = 0;
     /* the recurrent state of every sequence the batch touches is kept in its checkpoint slot,
      * to restore on failure (and for a truncation back to this length) */
     for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++) {
@@ -313,6 +346,13 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     }
     kv_pool_commit(c->pool, tok, pos, seq, n);
     finish_snapshots(c, pos, seq, true);
+    if (c->keep_hidden && !hidden) {
+        for (int64_t i = 0; i < n; i++) {
+            c->hidden_seq[i] = seq[i];
+            c->hidden_pos[i] = pos[i];
+        }
+        c->n_hidden = n;
+    }
     c->n_entries = n;
     c->hidden_rows = hidden;
     return OB_OK;
@@ -341,10 +381,15 @@ ob_status model_decode_replay(ob_context *c, int32_t seq, int64_t from, const in
         const int64_t n_entries = c->n_entries;
         const bool hidden = c->hidden_rows;
         bool (*abort)(void *) = c->abort;
+        const bool keep_hidden = c->keep_hidden;
+        const int64_t n_hidden = c->n_hidden;
         c->entry_row = NULL;
         c->entries_cap = 0;
         c->abort = NULL;
+        c->keep_hidden = false; /* the hidden states of the last decode stay too */
         st = model_decode_run(c, tok, pos, sq, want, n, false, err);
+        c->keep_hidden = keep_hidden;
+        c->n_hidden = n_hidden;
         ob_free(c->entry_row);
         c->entry_row = rows;
         c->entries_cap = rows_cap;

@@ -294,6 +294,11 @@ bool model_llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
 void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b,
                           const model_step *s) {
     const int64_t e = m->hp.n_embd, n_out = s->n_out;
+    if (s->hidden_all) { /* read on the host, as the rows below */
+        be->ops->rmsnorm(be, b->xn, b->x, m->w.output_norm, s->kv.n_tok, e, m->hp.norm_eps);
+        if (be->ops->sync) be->ops->sync(be, NULL);
+        memcpy(s->hidden_all, b->xn, (size_t)(s->kv.n_tok * e) * sizeof(float));
+    }
     if (n_out == 0) return; /* a middle piece of a long prompt: only the cache matters */
     /* Only the rows asked for need logits: norm and project just those. The last n_out rows
      * (a prompt's last token, or all of them) are read in place. */

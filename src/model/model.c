@@ -6,6 +6,7 @@
  * model accessors.
  */
 #include "model/model.h"
+#include "model/qwen35_mtp.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -357,6 +358,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
 void ob_model_free(ob_model *m) {
     if (!m) return;
     model_moe_free(m);
+    model_mtp_free(m->mtp);
     for (int64_t il = 0; m->w.layers && il < m->hp.n_layer; il++)
         for (size_t i = 0; i < MODEL_LAYER_N_VECTORS; i++)
             ob_free(*model_layer_vector(&m->w.layers[il], i));

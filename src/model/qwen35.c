@@ -36,6 +36,7 @@
  * divisors express (an infinite divisor: angle 0). Hyperparameters only from "qwen35.*".
  */
 #include "model/model.h"
+#include "model/qwen35_mtp.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -78,7 +79,7 @@ static ob_status read_ssm(ob_model *m, ob_err *err) {
 /* Files with multi-token-prediction blocks count them in block_count and name how many in
  * nextn_predict_layers; they follow the main stack and are not run in the main pass (as in
  * llama.cpp), so the model is the layers before them. */
-static ob_status skip_nextn(ob_model *m, ob_err *err) {
+static ob_status skip_nextn(ob_model *m, int64_t *n_nextn, ob_err *err) {
     int64_t nextn;
     ob_status st = model_key_i64_or(m, "nextn_predict_layers", 0, &nextn, err);
     if (st) return st;
@@ -87,6 +88,7 @@ static ob_status skip_nextn(ob_model *m, ob_err *err) {
                        "0..%lld", gguf_name(m->file), m->hp.arch_name, (long long)nextn,
                        (long long)(m->hp.n_layer - 1));
     m->hp.n_layer -= nextn;
+    *n_nextn = nextn;
     return OB_OK;
 }
 
@@ -259,19 +261,22 @@ static ob_status bind_all(ob_model *m, ob_err *err) { return model_bind_all(m, b
 ob_status model_qwen35_load(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     const bool moe = hp->arch != MODEL_ARCH_QWEN35, next = hp->arch == MODEL_ARCH_QWEN3NEXT;
+    int64_t nextn = 0;
     ob_status st = model_llama_read_hparams(m, err);
     if (!st && m->w.rope_freqs)
         st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s: %s with rope_freqs / llama3 rope scaling "
                      "is not supported", gguf_name(m->file), hp->arch_name);
     if (!st && moe) st = model_moe_read_hparams(m, true, err);
     if (!st) st = read_ssm(m, err);
-    if (!st) st = skip_nextn(m, err);
+    if (!st) st = skip_nextn(m, &nextn, err);
     if (!st) st = read_kinds(m, err);
     if (!st && !next) st = read_sections(m, err);
     if (st) return st;
     hp->moe.norm_w = true; /* llama.cpp renormalises the chosen weights for both */
     hp->ssm_grouped_heads = next;
     if ((st = bind_all(m, err))) return st;
+    /* the first block after the stack drafts (speculative decoding, spec_mtp.c) */
+    if (nextn > 0 && (st = model_mtp_bind(m, hp->n_layer, err))) return st;
     hp->flags.rope_neox = true;
     hp->flags.qk_norm = true;
     /* per row: attention's q | gate and gate; DeltaNet's qkv, z, alpha, beta, o and (qwen3next)

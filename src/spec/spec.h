@@ -6,8 +6,10 @@
  *
  * Drafts come from prompt lookup (spec_ngram.c): the longest earlier occurrence of the most
  * recent tokens in the prompt and the generated text proposes what followed it there, which
- * pays when the answer repeats its input (an edit of a file, a quote); or from a draft model
- * (spec_draft.c), a smaller model with the same vocabulary drafting greedily.
+ * pays when the answer repeats its input (an edit of a file, a quote); from a draft model
+ * (spec_draft.c), a smaller model with the same vocabulary drafting greedily; or from the
+ * model's own multi-token-prediction block (spec_mtp.c, Qwen3.5's nextn layers), which reads
+ * the target's final hidden states.
  *
  * Verification (spec_step.c, and the server's scheduler the same way): the pass evaluates the
  * pending token and the draft d1..dK; the sampler draws the token after the pending one from
@@ -45,9 +47,10 @@ typedef enum spec_mode {
                         prompt lookup), dropped while it does not pay */
     SPEC_MODE_NGRAM, /* prompt lookup, kept on whatever its acceptance */
     SPEC_MODE_DRAFT, /* the draft model (spec_drafter), kept on whatever its acceptance */
+    SPEC_MODE_MTP,   /* the model's multi-token-prediction block (spec_mtp), kept on */
 } spec_mode;
 
-/* "auto", "off", "ngram", "draft" -> *out. OB_ERR_ARG naming the value and the choices
+/* "auto", "off", "ngram", "draft", "mtp" -> *out. OB_ERR_ARG naming the value and the choices
  * otherwise. Whether a draft model is loaded is the caller's to check. */
 ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err);
 /* The mode's name ("auto"), static storage. */
@@ -91,6 +94,28 @@ void spec_drafter_forget(spec_drafter *d, int32_t seq);
 int spec_drafter_draft(spec_drafter *d, int32_t seq, const int32_t *hist, int64_t n, int max,
                        int32_t *out);
 
+/* ---- the model's multi-token-prediction block (spec_mtp.c) ---- */
+
+/* Drafts greedily with m's MTP block (model_mtp_available) for n_seq sequences of target,
+ * a context of m, whose final hidden states it has kept from now on. Borrows both. *out:
+ * spec_mtp_free. OB_ERR_UNSUPPORTED naming the reason when m has no usable block. */
+typedef struct spec_mtp spec_mtp;
+ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int n_threads,
+                       spec_mtp **out, ob_err *err);
+void spec_mtp_free(spec_mtp *d);
+/* Sequence seq ended: its entries are dropped. */
+void spec_mtp_forget(spec_mtp *d, int32_t seq);
+/* The MTP drafter speculation under p wants on target (a context of m): made in mtp mode, and
+ * in auto mode when m has a usable block and no draft model (have_drafter) is loaded; else
+ * *out NULL. OB_ERR_UNSUPPORTED naming the reason in mtp mode on a model without a block. */
+ob_status spec_mtp_for(const spec_params *p, const ob_model *m, ob_context *target,
+                       bool have_drafter, int32_t n_seq, spec_mtp **out, ob_err *err);
+/* Up to max draft tokens after hist (n tokens, the pending one last, the others evaluated in
+ * c) into out; the count (0 when the target's last decode did not keep what it needs). Stops
+ * after an end-of-generation token. */
+int spec_mtp_draft(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                   int64_t n, int max, int32_t *out);
+
 /* ---- one sequence's drafting state (spec_seq.c) ---- */
 
 /* Per sequence: the adaptive draft length, whether drafting pays, and the counters reported
@@ -98,6 +123,9 @@ int spec_drafter_draft(spec_drafter *d, int32_t seq, const int32_t *hist, int64_
 typedef struct spec_seq {
     spec_params p;
     spec_drafter *drafter; /* borrowed or NULL: drafts come from it in auto and draft mode */
+    spec_mtp *mtp;         /* borrowed or NULL: drafts come from it in mtp mode, and in auto
+                              mode when there is no drafter */
+    const ob_context *ctx; /* borrowed: the context the sequence decodes in */
     int32_t seq;           /* the sequence id in the drafter's context */
     bool enabled;          /* false: mode off or the context cannot roll back */
     int k;                 /* draft length for the next pass, 1..p.max_draft */
@@ -119,6 +147,8 @@ typedef struct spec_seq {
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c);
 /* Drafts of sequence seq come from d (borrowed; NULL: prompt lookup). */
 void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq);
+/* Drafts of sequence seq come from the MTP block's d (borrowed; NULL: none). */
+void spec_seq_set_mtp(spec_seq *s, spec_mtp *d, int32_t seq);
 
 /* The draft for the next pass after hist (n tokens: prompt, generated, and the pending token
  * last), at most room tokens (what the context and the batch have space for): written to out

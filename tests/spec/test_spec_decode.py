@@ -90,7 +90,7 @@ def test_run_modes_give_the_same_ids(model):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--spec", "fast"], {"*": "'fast': expected auto, off, ngram or draft"}),
+    (["--spec", "fast"], {"*": "'fast': expected auto, off, ngram, draft or mtp"}),
     (["--spec", "draft"], {"run": "--spec draft needs a draft model: --model-draft FILE",
                            "chat": "--spec draft needs a draft model: --model-draft FILE",
                            "serve": "--spec draft needs a draft model: --model-draft FILE"}),

@@ -1,0 +1,156 @@
+/*
+ * The multi-token-prediction drafter (spec.h): Qwen3.5's MTP block (model/qwen35_mtp.h) drafts
+ * from the target's own hidden states, as llama.cpp's draft-mtp does. Its entry at position p
+ * pairs the token x_p with the target's hidden state at p - 1 (zeros before position 0) and
+ * predicts x_{p+1}; its cache holds one entry per position the target kept.
+ *
+ * Before drafting, a sequence's entries are brought up to the target's history: the longest
+ * prefix of it the entries were made for is kept, and the rest, up to and including the
+ * pending token (whose entry pairs it with the hidden state of the last kept position, the
+ * row that sampled it), is evaluated from the hidden states the target's last decode kept
+ * (model_context_hidden): a prompt's prefill, or a verification pass whose accepted rows
+ * these are. That entry's logits give the first draft token; each further one comes from an
+ * entry of the token before it and the block's own output state, at the next position, and
+ * is replaced by the target's next time. Where the last decode does not reach back far enough
+ * (a prompt taken in several decodes), the entries start where it does and the earlier
+ * positions keep whatever the cache held: the drafts may be worse, never the output.
+ */
+#include "spec/spec.h"
+
+#include "core/alloc.h"
+#include "core/err.h"
+#include "model/context.h"
+#include "model/qwen35_mtp.h"
+
+#include <string.h>
+
+struct spec_mtp {
+    const ob_model *model;  /* borrowed */
+    model_mtp_ctx *x;       /* owned */
+    int32_t n_seq;
+    int64_t n_ctx, max_rows;
+    int32_t *cached;        /* (n_seq, n_ctx) the token of each sequence's entries */
+    int64_t *n_cached;      /* (n_seq) entries made for the target's history */
+    float *h;               /* (max_rows, n_embd) the target's hidden states of a pass */
+    float *h_last;          /* (n_embd) the block's output state of the last entry */
+    float *logits;          /* (n_vocab) */
+};
+
+ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int n_threads,
+                       spec_mtp **out, ob_err *err) {
+    *out = NULL;
+    const int64_t n_ctx = ob_context_n_ctx(target);
+    const int64_t max_rows = target->n_batch > SPEC_MAX_DRAFT ? target->n_batch
+                                                              : SPEC_MAX_DRAFT + 1;
+    spec_mtp *d = ob_calloc(1, sizeof *d);
+    if (!d) return ob_fail(err, OB_ERR_NOMEM, "out of memory for the MTP drafter");
+    *d = (spec_mtp){.model = m, .n_seq = n_seq, .n_ctx = n_ctx, .max_rows = max_rows};
+    ob_status st = model_mtp_ctx_new(m, n_seq, n_ctx, max_rows, n_threads, &d->x, err);
+    if (st) {
+        spec_mtp_free(d);
+        return st;
+    }
+    const size_t e = (size_t)m->hp.n_embd;
+    d->cached = ob_alloc((size_t)n_seq * (size_t)n_ctx, sizeof *d->cached);
+    d->n_cached = ob_calloc((size_t)n_seq, sizeof *d->n_cached);
+    d->h = ob_alloc((size_t)max_rows * e, sizeof *d->h);
+    d->h_last = ob_alloc(e, sizeof *d->h_last);
+    d->logits = ob_alloc((size_t)m->hp.n_vocab, sizeof *d->logits);
+    if (!d->cached || !d->n_cached || !d->h || !d->h_last || !d->logits) {
+        spec_mtp_free(d);
+        return ob_fail(err, OB_ERR_NOMEM, "out of memory for the MTP drafter");
+    }
+    model_context_keep_hidden(target, true);
+    *out = d;
+    return OB_OK;
+}
+
+ob_status spec_mtp_for(const spec_params *p, const ob_model *m, ob_context *target,
+                       bool have_drafter, int32_t n_seq, spec_mtp **out, ob_err *err) {
+    *out = NULL;
+    const char *why = NULL;
+    const bool have = model_mtp_available(m, &why);
+    if (p->mode == SPEC_MODE_MTP && !have)
+        return ob_fail(err, OB_ERR_UNSUPPORTED, "--spec mtp: %s", why);
+    if (p->mode == SPEC_MODE_MTP || (p->mode == SPEC_MODE_AUTO && have && !have_drafter))
+        return spec_mtp_new(m, target, n_seq, ob_context_n_threads(target), out, err);
+    return OB_OK;
+}
+
+void spec_mtp_free(spec_mtp *d) {
+    if (!d) return;
+    model_mtp_ctx_free(d->x);
+    ob_free(d->cached);
+    ob_free(d->n_cached);
+    ob_free(d->h);
+    ob_free(d->h_last);
+    ob_free(d->logits);
+    ob_free(d);
+}
+
+void spec_mtp_forget(spec_mtp *d, int32_t seq) {
+    if (d && seq >= 0 && seq < d->n_seq) d->n_cached[seq] = 0;
+}
+
+static int32_t argmax(const float *l, int64_t n) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (l[i] > l[best]) best = i;
+    return (int32_t)best;
+}
+
+/* The first position from which every entry up to n - 1 has its input state in the target's
+ * last decode (at least keep); n when even the last has none. */
+static int64_t catch_up_from(const ob_context *c, int32_t seq, int64_t keep, int64_t n) {
+    int64_t from = n;
+    while (from > keep && (from - 1 == 0 || model_context_hidden(c, seq, from - 2))) from--;
+    return from;
+}
+
+/* Entries [from, n) of seq from hist and the target's hidden states; the last one's output
+ * state and logits kept. */
+static bool catch_up(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                     int64_t from, int64_t n) {
+    const size_t e = (size_t)d->model->hp.n_embd;
+    for (int64_t p0 = from; p0 < n; p0 += d->max_rows) {
+        const int64_t k = n - p0 < d->max_rows ? n - p0 : d->max_rows;
+        for (int64_t i = 0; i < k; i++) {
+            const int64_t p = p0 + i;
+            const float *h = p > 0 ? model_context_hidden(c, seq, p - 1) : NULL;
+            if (h) memcpy(d->h + (size_t)i * e, h, e * sizeof(float));
+            else memset(d->h + (size_t)i * e, 0, e * sizeof(float)); /* before position 0 */
+        }
+        const bool last = p0 + k == n;
+        if (model_mtp_eval(d->x, seq, p0, hist + p0, d->h, k, last ? d->h_last : NULL,
+                           last ? d->logits : NULL, NULL))
+            return false;
+    }
+    return true;
+}
+
+int spec_mtp_draft(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                   int64_t n, int max, int32_t *out) {
+    if (seq < 0 || seq >= d->n_seq || n < 1 || n > d->n_ctx || max < 1) return 0;
+    int32_t *cached = d->cached + (size_t)seq * (size_t)d->n_ctx;
+    int64_t keep = 0;
+    while (keep < d->n_cached[seq] && keep < n && cached[keep] == hist[keep]) keep++;
+    if (keep == n) keep = n - 1; /* the pending token's entry again, for its logits */
+    const int64_t from = catch_up_from(c, seq, keep, n);
+    if (from == n) return 0;
+    d->n_cached[seq] = 0;
+    if (!catch_up(d, c, seq, hist, from, n)) return 0;
+    memcpy(cached + from, hist + from, (size_t)(n - from) * sizeof *hist);
+    d->n_cached[seq] = n;
+    const int64_t nv = d->model->hp.n_vocab;
+    int got = 0;
+    for (;;) {
+        out[got] = argmax(d->logits, nv);
+        got++;
+        const int64_t pos = n + got - 1; /* the entry of the token just drafted */
+        if (got == max || pos >= d->n_ctx || ob_token_is_eog(d->model, out[got - 1])) break;
+        if (model_mtp_eval(d->x, seq, pos, &out[got - 1], d->h_last, 1, d->h_last, d->logits,
+                           NULL))
+            break;
+    }
+    return got;
+}
