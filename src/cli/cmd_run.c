@@ -81,8 +81,9 @@ static int usage(FILE *to) {
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
             "  -f FILE: the prompt's text ('-' = standard input), at most 64 MiB\n"
             "  --grammar FILE (GBNF) | --json-schema FILE: constrain the output\n"
-            "  --spec auto|off|ngram|draft: speculative decoding by prompt lookup or a draft\n"
-            "    model (auto: the draft model if given, else lookup, where it pays)\n"
+            "  --spec auto|off|ngram|draft|mtp: speculative decoding by prompt lookup, a draft\n"
+            "    model or the model's MTP layers (auto: the draft model if given, else MTP if\n"
+            "    the model has it, else lookup, where it pays)\n"
             "  --spec-max N: most draft tokens per pass (16)  --model-draft FILE: a smaller\n"
             "    model with the same vocabulary that drafts\n"
             "%s  --ids (print token ids)  --ignore-eos  --verbose (speculation figures)\n",

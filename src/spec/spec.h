@@ -44,7 +44,8 @@
 typedef enum spec_mode {
     SPEC_MODE_OFF = 0,
     SPEC_MODE_AUTO,  /* the best drafter there is (the draft model when one is loaded, else
-                        prompt lookup), dropped while it does not pay */
+                        the model's MTP block when it has one, else prompt lookup), dropped
+                        while it does not pay */
     SPEC_MODE_NGRAM, /* prompt lookup, kept on whatever its acceptance */
     SPEC_MODE_DRAFT, /* the draft model (spec_drafter), kept on whatever its acceptance */
     SPEC_MODE_MTP,   /* the model's multi-token-prediction block (spec_mtp), kept on */
