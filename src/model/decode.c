@@ -143,6 +143,7 @@ static ob_status grow_hidden(ob_context *c, int64_t n, ob_err *err) {
 }
 
 void model_context_keep_hidden(ob_context *c, bool on) {
+    if (c->keep_hidden == on) return; /* a second drafter on the same context */
     c->keep_hidden = on;
     c->n_hidden = 0;
 }

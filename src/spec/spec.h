@@ -106,6 +106,11 @@ ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int
 void spec_mtp_free(spec_mtp *d);
 /* Sequence seq ended: its entries are dropped. */
 void spec_mtp_forget(spec_mtp *d, int32_t seq);
+/* The last decode evaluated part of seq's prompt, whose first n tokens (hist) are now in the
+ * target's cache: the entries follow, and the state at n - 1 is kept for the next part (a
+ * prompt the server takes in chunks). d may be NULL. */
+void spec_mtp_observe(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                      int64_t n);
 /* The MTP drafter speculation under p wants on target (a context of m): made in mtp mode, and
  * in auto mode when m has a usable block and no draft model (have_drafter) is loaded; else
  * *out NULL. OB_ERR_UNSUPPORTED naming the reason in mtp mode on a model without a block. */

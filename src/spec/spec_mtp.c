@@ -11,9 +11,11 @@
  * (model_context_hidden): a prompt's prefill, or a verification pass whose accepted rows
  * these are. That entry's logits give the first draft token; each further one comes from an
  * entry of the token before it and the block's own output state, at the next position, and
- * is replaced by the target's next time. Where the last decode does not reach back far enough
- * (a prompt taken in several decodes), the entries start where it does and the earlier
- * positions keep whatever the cache held: the drafts may be worse, never the output.
+ * is replaced by the target's next time. A prompt taken in several decodes (the server's
+ * chunks) is followed decode by decode (spec_mtp_observe), keeping the state of each chunk's
+ * last position for the next chunk's first entry. Where the states do not reach back far
+ * enough, the entries start where they do and the earlier positions keep whatever the cache
+ * held: the drafts may be worse, never the output.
  */
 #include "spec/spec.h"
 
@@ -33,6 +35,8 @@ struct spec_mtp {
     int64_t *n_cached;      /* (n_seq) entries made for the target's history */
     float *h;               /* (max_rows, n_embd) the target's hidden states of a pass */
     float *h_last;          /* (n_embd) the block's output state of the last entry */
+    float *kept;            /* (n_seq, n_embd) per sequence, the target's state at kept_pos */
+    int64_t *kept_pos;      /* (n_seq) -1 = none */
     float *logits;          /* (n_vocab) */
 };
 
@@ -56,7 +60,11 @@ ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int
     d->h = ob_alloc((size_t)max_rows * e, sizeof *d->h);
     d->h_last = ob_alloc(e, sizeof *d->h_last);
     d->logits = ob_alloc((size_t)m->hp.n_vocab, sizeof *d->logits);
-    if (!d->cached || !d->n_cached || !d->h || !d->h_last || !d->logits) {
+    d->kept = ob_alloc((size_t)n_seq * e, sizeof *d->kept);
+    d->kept_pos = ob_alloc((size_t)n_seq, sizeof *d->kept_pos);
+    for (int32_t s = 0; d->kept_pos && s < n_seq; s++) d->kept_pos[s] = -1;
+    if (!d->cached || !d->n_cached || !d->h || !d->h_last || !d->logits || !d->kept ||
+        !d->kept_pos) {
         spec_mtp_free(d);
         return ob_fail(err, OB_ERR_NOMEM, "out of memory for the MTP drafter");
     }
@@ -85,11 +93,23 @@ void spec_mtp_free(spec_mtp *d) {
     ob_free(d->h);
     ob_free(d->h_last);
     ob_free(d->logits);
+    ob_free(d->kept);
+    ob_free(d->kept_pos);
     ob_free(d);
 }
 
 void spec_mtp_forget(spec_mtp *d, int32_t seq) {
-    if (d && seq >= 0 && seq < d->n_seq) d->n_cached[seq] = 0;
+    if (!d || seq < 0 || seq >= d->n_seq) return;
+    d->n_cached[seq] = 0;
+    d->kept_pos[seq] = -1;
+}
+
+/* The target's final state at position pos of seq: from its last decode, or the one kept from
+ * an earlier decode; NULL when neither has it. */
+static const float *state_at(const spec_mtp *d, const ob_context *c, int32_t seq, int64_t pos) {
+    const float *h = model_context_hidden(c, seq, pos);
+    if (h || pos != d->kept_pos[seq]) return h;
+    return d->kept + (size_t)seq * (size_t)d->model->hp.n_embd;
 }
 
 static int32_t argmax(const float *l, int64_t n) {
@@ -101,9 +121,10 @@ static int32_t argmax(const float *l, int64_t n) {
 
 /* The first position from which every entry up to n - 1 has its input state in the target's
  * last decode (at least keep); n when even the last has none. */
-static int64_t catch_up_from(const ob_context *c, int32_t seq, int64_t keep, int64_t n) {
+static int64_t catch_up_from(const spec_mtp *d, const ob_context *c, int32_t seq, int64_t keep,
+                             int64_t n) {
     int64_t from = n;
-    while (from > keep && (from - 1 == 0 || model_context_hidden(c, seq, from - 2))) from--;
+    while (from > keep && (from - 1 == 0 || state_at(d, c, seq, from - 2))) from--;
     return from;
 }
 
@@ -116,7 +137,7 @@ static bool catch_up(spec_mtp *d, const ob_context *c, int32_t seq, const int32_
         const int64_t k = n - p0 < d->max_rows ? n - p0 : d->max_rows;
         for (int64_t i = 0; i < k; i++) {
             const int64_t p = p0 + i;
-            const float *h = p > 0 ? model_context_hidden(c, seq, p - 1) : NULL;
+            const float *h = p > 0 ? state_at(d, c, seq, p - 1) : NULL;
             if (h) memcpy(d->h + (size_t)i * e, h, e * sizeof(float));
             else memset(d->h + (size_t)i * e, 0, e * sizeof(float)); /* before position 0 */
         }
@@ -128,19 +149,37 @@ static bool catch_up(spec_mtp *d, const ob_context *c, int32_t seq, const int32_
     return true;
 }
 
-int spec_mtp_draft(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                   int64_t n, int max, int32_t *out) {
-    if (seq < 0 || seq >= d->n_seq || n < 1 || n > d->n_ctx || max < 1) return 0;
+/* Brings seq's entries up to hist (n tokens): those from the first that differs, as far back
+ * as the target's states reach. False when not even entry n - 1 can be made. */
+static bool follow(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                   int64_t n) {
     int32_t *cached = d->cached + (size_t)seq * (size_t)d->n_ctx;
     int64_t keep = 0;
     while (keep < d->n_cached[seq] && keep < n && cached[keep] == hist[keep]) keep++;
-    if (keep == n) keep = n - 1; /* the pending token's entry again, for its logits */
-    const int64_t from = catch_up_from(c, seq, keep, n);
-    if (from == n) return 0;
+    if (keep == n) keep = n - 1; /* the last entry again, for its logits */
+    const int64_t from = catch_up_from(d, c, seq, keep, n);
+    if (from == n) return false;
     d->n_cached[seq] = 0;
-    if (!catch_up(d, c, seq, hist, from, n)) return 0;
+    if (!catch_up(d, c, seq, hist, from, n)) return false;
     memcpy(cached + from, hist + from, (size_t)(n - from) * sizeof *hist);
     d->n_cached[seq] = n;
+    return true;
+}
+
+void spec_mtp_observe(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                      int64_t n) {
+    if (!d || seq < 0 || seq >= d->n_seq || n < 1 || n > d->n_ctx) return;
+    const float *last = model_context_hidden(c, seq, n - 1);
+    if (!last || !follow(d, c, seq, hist, n)) return;
+    memcpy(d->kept + (size_t)seq * (size_t)d->model->hp.n_embd, last,
+           (size_t)d->model->hp.n_embd * sizeof(float));
+    d->kept_pos[seq] = n - 1;
+}
+
+int spec_mtp_draft(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
+                   int64_t n, int max, int32_t *out) {
+    if (seq < 0 || seq >= d->n_seq || n < 1 || n > d->n_ctx || max < 1) return 0;
+    if (!follow(d, c, seq, hist, n)) return 0;
     const int64_t nv = d->model->hp.n_vocab;
     int got = 0;
     for (;;) {

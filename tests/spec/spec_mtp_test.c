@@ -44,6 +44,8 @@ static ob_context *context(void) {
     ob_context_params_init(&p);
     p.n_ctx = CTX;
     p.n_threads = 1;
+    p.n_seq_max = 2;
+    p.kv_size = 2 * CTX;
     ob_context *c = NULL;
     ob_err err = {{0}};
     if (ob_context_new(model, &p, &c, &err)) fprintf(stderr, "context: %s\n", err.msg);
@@ -145,6 +147,47 @@ TEST(entries_follow_accepted_and_rejected_drafts) {
     ob_context_free(c);
 }
 
+/* A prompt evaluated in three decodes (the server's chunks), followed after each: the entries
+ * are those of one evaluation, the first of each chunk paired with the state kept from the
+ * chunk before. */
+TEST(prompt_in_chunks) {
+    ob_context *c = context();
+    spec_mtp *d = NULL;
+    ob_err err = {{0}};
+    CHECK(c);
+    CHECK_STATUS(spec_mtp_new(model, c, 2, 1, &d, &err), OB_OK, &err, "");
+    if (!c || !d) return;
+    int32_t hist[40];
+    for (int i = 0; i < 30; i++) hist[i] = 7 + 29 * i % 230;
+    ob_batch *b = NULL;
+    CHECK(!ob_batch_new(16, &b, &err));
+    for (int64_t at = 0; b && at < 29; at += 10) {
+        const int64_t k = 29 - at < 10 ? 29 - at : 10;
+        ob_batch_clear(b);
+        for (int64_t i = 0; i < k; i++) ob_batch_add(b, hist[at + i], at + i, 1, i == k - 1, NULL);
+        CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
+        spec_mtp_observe(d, c, 1, hist, at + k);
+    }
+    ob_batch_free(b);
+    /* sequence 1 of the drafter against the reference, through a copy on sequence 0's terms */
+    const int64_t nv = model->hp.n_vocab;
+    float *ref = malloc((size_t)nv * sizeof *ref);
+    int32_t out[1];
+    CHECK(ref && reference(hist, 30, ref));
+    CHECK_EQ_INT(spec_mtp_draft(d, c, 1, hist, 30, 1, out), 1);
+    const double diff = ref ? rel_diff(d->logits, ref, nv) : 1.0;
+    CHECK_MSG(diff < TOL, "logits differ by %g of their range", diff);
+    /* a drafter that did not follow the chunks has no entries before the last one */
+    spec_mtp *late = NULL;
+    CHECK_STATUS(spec_mtp_new(model, c, 2, 1, &late, &err), OB_OK, &err, "");
+    CHECK(late && spec_mtp_draft(late, c, 1, hist, 30, 1, out) == 1);
+    CHECK(late && rel_diff(late->logits, ref, nv) > 100 * TOL);
+    spec_mtp_free(late);
+    free(ref);
+    spec_mtp_free(d);
+    ob_context_free(c);
+}
+
 /* Without the hidden states it needs (a context that did not keep them) the drafter drafts
  * nothing rather than something from wrong states. */
 TEST(no_states_no_draft) {
@@ -171,6 +214,7 @@ int main(void) {
         return 0;
     }
     RUN(entries_follow_accepted_and_rejected_drafts);
+    RUN(prompt_in_chunks);
     RUN(no_states_no_draft);
     ob_model_free(model);
     return t_summary();
