@@ -11,7 +11,9 @@ the plain tokens:
 - `run` with --spec off, draft, ngram and auto gives the same ids, greedy and seeded at
   temperature 0.9, on qwen35 and qwen35moe, over a context that ends inside a draft;
 - a server decoding 3 streams at once, each drafting in its own slot, streams exactly what each
-  gives alone without speculation; /metrics counts rejected drafts.
+  gives alone without speculation; /metrics counts rejected drafts;
+- a client that leaves while its sequence verifies drafts frees it, and the slot's next answer
+  is plain decoding's.
 """
 import concurrent.futures
 import json
@@ -118,5 +120,37 @@ def test_server_batched_drafts_equal_plain(models):
         accepted = metric(s, "outboard_spec_accepted_tokens_total")
         assert drafted > 0 and 0 < accepted < drafted, (drafted, accepted)
         assert s.request("GET", "/health")[0] == 200
+    finally:
+        s.stop()
+
+
+def test_client_leaving_mid_verification(models):
+    """A client that leaves while its sequence verifies drafts frees its sequence (state and
+    slot of the draft model) and the next answer in that slot is intact."""
+    import http.client
+    target, draft = models
+    s = Server("--parallel", "1", "--model-draft", draft, model=target)
+    try:
+        want = complete(s, STORY, "off")
+        body = json.dumps({"prompt": STORY, "max_tokens": 400, "temperature": 0,
+                           "stream": True, "speculative": "draft", "ignore_eos": True})
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        conn.request("POST", "/v1/completions", body=body,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        seen = 0
+        for line in resp:
+            if line.startswith(b"data: "):
+                seen += 1
+                if seen == 3:
+                    break
+        conn.close()
+        for _ in range(200):
+            if metric(s, "outboard_sequences_running") == 0:
+                break
+            threading.Event().wait(0.05)
+        assert metric(s, "outboard_sequences_running") == 0
+        assert complete(s, STORY, "draft") == want
     finally:
         s.stop()
