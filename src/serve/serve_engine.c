@@ -22,6 +22,7 @@ static ob_status replan_to_cpu(void *user, ob_context **out, ob_err *err) {
     if (st) return st;
     ob_context_free(e->ctx); /* the engine thread, the one user of it, asked */
     e->ctx = *out;
+    spec_mtp_attach(e->mtp, e->ctx);
     e->cp = cp;
     snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
     return OB_OK;

@@ -106,6 +106,10 @@ ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int
 void spec_mtp_free(spec_mtp *d);
 /* Sequence seq ended: its entries are dropped. */
 void spec_mtp_forget(spec_mtp *d, int32_t seq);
+/* The sequences now decode in target, a context that replaced the one d was made for (the
+ * server's after a lost device): it keeps its hidden states from now on and every sequence's
+ * entries are dropped. d may be NULL. */
+void spec_mtp_attach(spec_mtp *d, ob_context *target);
 /* The last decode evaluated part of seq's prompt, whose first n tokens (hist) are now in the
  * target's cache: the entries follow, and the state at n - 1 is kept for the next part (a
  * prompt the server takes in chunks). d may be NULL. */

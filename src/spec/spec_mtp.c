@@ -104,6 +104,12 @@ void spec_mtp_forget(spec_mtp *d, int32_t seq) {
     d->kept_pos[seq] = -1;
 }
 
+void spec_mtp_attach(spec_mtp *d, ob_context *target) {
+    if (!d) return;
+    model_context_keep_hidden(target, true);
+    for (int32_t s = 0; s < d->n_seq; s++) spec_mtp_forget(d, s);
+}
+
 /* The target's final state at position pos of seq: from its last decode, or the one kept from
  * an earlier decode; NULL when neither has it. */
 static const float *state_at(const spec_mtp *d, const ob_context *c, int32_t seq, int64_t pos) {
