@@ -113,18 +113,17 @@ void spec_mtp_attach(spec_mtp *d, ob_context *target);
 /* The last decode evaluated part of seq's prompt, whose first n tokens (hist) are now in the
  * target's cache: the entries follow, and the state at n - 1 is kept for the next part (a
  * prompt the server takes in chunks). d may be NULL. */
-void spec_mtp_observe(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                      int64_t n);
+void spec_mtp_observe(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n);
 /* The MTP drafter speculation under p wants on target (a context of m): made in mtp mode, and
  * in auto mode when m has a usable block and no draft model (have_drafter) is loaded; else
  * *out NULL. OB_ERR_UNSUPPORTED naming the reason in mtp mode on a model without a block. */
 ob_status spec_mtp_for(const spec_params *p, const ob_model *m, ob_context *target,
                        bool have_drafter, int32_t n_seq, spec_mtp **out, ob_err *err);
 /* Up to max draft tokens after hist (n tokens, the pending one last, the others evaluated in
- * c) into out; the count (0 when the target's last decode did not keep what it needs). Stops
- * after an end-of-generation token. */
-int spec_mtp_draft(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                   int64_t n, int max, int32_t *out);
+ * the target) into out; the count (0 when the target's last decode did not keep what it
+ * needs). Stops after an end-of-generation token. */
+int spec_mtp_draft(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n, int max,
+                   int32_t *out);
 
 /* ---- one sequence's drafting state (spec_seq.c) ---- */
 
@@ -135,7 +134,6 @@ typedef struct spec_seq {
     spec_drafter *drafter; /* borrowed or NULL: drafts come from it in auto and draft mode */
     spec_mtp *mtp;         /* borrowed or NULL: drafts come from it in mtp mode, and in auto
                               mode when there is no drafter */
-    const ob_context *ctx; /* borrowed: the context the sequence decodes in */
     int32_t seq;           /* the sequence id in the drafter's context */
     bool enabled;          /* false: mode off or the context cannot roll back */
     int k;                 /* draft length for the next pass, 1..p.max_draft */

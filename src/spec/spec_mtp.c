@@ -28,6 +28,7 @@
 
 struct spec_mtp {
     const ob_model *model;  /* borrowed */
+    const ob_context *target; /* borrowed: the context whose hidden states it reads */
     model_mtp_ctx *x;       /* owned */
     int32_t n_seq;
     int64_t n_ctx, max_rows;
@@ -48,7 +49,8 @@ ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int
                                                               : SPEC_MAX_DRAFT + 1;
     spec_mtp *d = ob_calloc(1, sizeof *d);
     if (!d) return ob_fail(err, OB_ERR_NOMEM, "out of memory for the MTP drafter");
-    *d = (spec_mtp){.model = m, .n_seq = n_seq, .n_ctx = n_ctx, .max_rows = max_rows};
+    *d = (spec_mtp){.model = m, .target = target, .n_seq = n_seq, .n_ctx = n_ctx,
+                    .max_rows = max_rows};
     ob_status st = model_mtp_ctx_new(m, n_seq, n_ctx, max_rows, n_threads, &d->x, err);
     if (st) {
         spec_mtp_free(d);
@@ -106,14 +108,15 @@ void spec_mtp_forget(spec_mtp *d, int32_t seq) {
 
 void spec_mtp_attach(spec_mtp *d, ob_context *target) {
     if (!d) return;
+    d->target = target;
     model_context_keep_hidden(target, true);
     for (int32_t s = 0; s < d->n_seq; s++) spec_mtp_forget(d, s);
 }
 
 /* The target's final state at position pos of seq: from its last decode, or the one kept from
  * an earlier decode; NULL when neither has it. */
-static const float *state_at(const spec_mtp *d, const ob_context *c, int32_t seq, int64_t pos) {
-    const float *h = model_context_hidden(c, seq, pos);
+static const float *state_at(const spec_mtp *d, int32_t seq, int64_t pos) {
+    const float *h = model_context_hidden(d->target, seq, pos);
     if (h || pos != d->kept_pos[seq]) return h;
     return d->kept + (size_t)seq * (size_t)d->model->hp.n_embd;
 }
@@ -127,23 +130,21 @@ static int32_t argmax(const float *l, int64_t n) {
 
 /* The first position from which every entry up to n - 1 has its input state in the target's
  * last decode (at least keep); n when even the last has none. */
-static int64_t catch_up_from(const spec_mtp *d, const ob_context *c, int32_t seq, int64_t keep,
-                             int64_t n) {
+static int64_t catch_up_from(const spec_mtp *d, int32_t seq, int64_t keep, int64_t n) {
     int64_t from = n;
-    while (from > keep && (from - 1 == 0 || state_at(d, c, seq, from - 2))) from--;
+    while (from > keep && (from - 1 == 0 || state_at(d, seq, from - 2))) from--;
     return from;
 }
 
 /* Entries [from, n) of seq from hist and the target's hidden states; the last one's output
  * state and logits kept. */
-static bool catch_up(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                     int64_t from, int64_t n) {
+static bool catch_up(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t from, int64_t n) {
     const size_t e = (size_t)d->model->hp.n_embd;
     for (int64_t p0 = from; p0 < n; p0 += d->max_rows) {
         const int64_t k = n - p0 < d->max_rows ? n - p0 : d->max_rows;
         for (int64_t i = 0; i < k; i++) {
             const int64_t p = p0 + i;
-            const float *h = p > 0 ? state_at(d, c, seq, p - 1) : NULL;
+            const float *h = p > 0 ? state_at(d, seq, p - 1) : NULL;
             if (h) memcpy(d->h + (size_t)i * e, h, e * sizeof(float));
             else memset(d->h + (size_t)i * e, 0, e * sizeof(float)); /* before position 0 */
         }
@@ -157,35 +158,33 @@ static bool catch_up(spec_mtp *d, const ob_context *c, int32_t seq, const int32_
 
 /* Brings seq's entries up to hist (n tokens): those from the first that differs, as far back
  * as the target's states reach. False when not even entry n - 1 can be made. */
-static bool follow(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                   int64_t n) {
+static bool follow(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n) {
     int32_t *cached = d->cached + (size_t)seq * (size_t)d->n_ctx;
     int64_t keep = 0;
     while (keep < d->n_cached[seq] && keep < n && cached[keep] == hist[keep]) keep++;
     if (keep == n) keep = n - 1; /* the last entry again, for its logits */
-    const int64_t from = catch_up_from(d, c, seq, keep, n);
+    const int64_t from = catch_up_from(d, seq, keep, n);
     if (from == n) return false;
     d->n_cached[seq] = 0;
-    if (!catch_up(d, c, seq, hist, from, n)) return false;
+    if (!catch_up(d, seq, hist, from, n)) return false;
     memcpy(cached + from, hist + from, (size_t)(n - from) * sizeof *hist);
     d->n_cached[seq] = n;
     return true;
 }
 
-void spec_mtp_observe(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                      int64_t n) {
+void spec_mtp_observe(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n) {
     if (!d || seq < 0 || seq >= d->n_seq || n < 1 || n > d->n_ctx) return;
-    const float *last = model_context_hidden(c, seq, n - 1);
-    if (!last || !follow(d, c, seq, hist, n)) return;
+    const float *last = model_context_hidden(d->target, seq, n - 1);
+    if (!last || !follow(d, seq, hist, n)) return;
     memcpy(d->kept + (size_t)seq * (size_t)d->model->hp.n_embd, last,
            (size_t)d->model->hp.n_embd * sizeof(float));
     d->kept_pos[seq] = n - 1;
 }
 
-int spec_mtp_draft(spec_mtp *d, const ob_context *c, int32_t seq, const int32_t *hist,
-                   int64_t n, int max, int32_t *out) {
+int spec_mtp_draft(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n, int max,
+                   int32_t *out) {
     if (seq < 0 || seq >= d->n_seq || n < 1 || n > d->n_ctx || max < 1) return 0;
-    if (!follow(d, c, seq, hist, n)) return 0;
+    if (!follow(d, seq, hist, n)) return 0;
     const int64_t nv = d->model->hp.n_vocab;
     int got = 0;
     for (;;) {

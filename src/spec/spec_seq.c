@@ -72,7 +72,6 @@ void spec_params_init(spec_params *p) {
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
     memset(s, 0, sizeof *s);
     s->p = *p;
-    s->ctx = c;
     if (s->p.max_draft < 1) s->p.max_draft = 1;
     if (s->p.max_draft > SPEC_MAX_DRAFT) s->p.max_draft = SPEC_MAX_DRAFT;
     /* The whole draft and the pending token in one pass of the context's batch. */
@@ -107,7 +106,7 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     if (s->drafter && (mode == SPEC_MODE_DRAFT || mode == SPEC_MODE_AUTO))
         return spec_drafter_draft(s->drafter, s->seq, hist, n, max, out);
     if (s->mtp && (mode == SPEC_MODE_MTP || mode == SPEC_MODE_AUTO))
-        return spec_mtp_draft(s->mtp, s->ctx, s->seq, hist, n, max, out);
+        return spec_mtp_draft(s->mtp, s->seq, hist, n, max, out);
     if (mode == SPEC_MODE_DRAFT || mode == SPEC_MODE_MTP) return 0; /* no such drafter */
     int match = 0;
     const int got = spec_ngram_draft(hist, n, max, out, &match);

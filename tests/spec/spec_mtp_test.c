@@ -84,13 +84,13 @@ static double rel_diff(const float *a, const float *b, int64_t n) {
 
 /* Drafts 4 tokens after hist, then asks again for 1 (the pending token's entry once more):
  * its logits and the first draft token against the reference. */
-static void check_drafter(spec_mtp *d, const ob_context *c, const int32_t *hist, int64_t n) {
+static void check_drafter(spec_mtp *d, const int32_t *hist, int64_t n) {
     const int64_t nv = model->hp.n_vocab;
     float *ref = malloc((size_t)nv * sizeof *ref);
     int32_t out[4];
     CHECK(ref && reference(hist, n, ref));
-    CHECK(spec_mtp_draft(d, c, 0, hist, n, 4, out) >= 1); /* fewer after an end token */
-    CHECK_EQ_INT(spec_mtp_draft(d, c, 0, hist, n, 1, out + 1), 1);
+    CHECK(spec_mtp_draft(d, 0, hist, n, 4, out) >= 1); /* fewer after an end token */
+    CHECK_EQ_INT(spec_mtp_draft(d, 0, hist, n, 1, out + 1), 1);
     CHECK_EQ_INT(out[0], out[1]);
     CHECK_EQ_INT(out[0], argmax(ref, nv));
     const double diff = rel_diff(d->logits, ref, nv);
@@ -119,30 +119,30 @@ TEST(entries_follow_accepted_and_rejected_drafts) {
     for (int i = 0; i < 12; i++) hist[i] = 3 + 37 * i % 240;
     CHECK_STATUS(ob_eval(c, hist, 12, false, &err), OB_OK, &err, "");
     hist[12] = 77; /* the pending token sampled from the prompt */
-    check_drafter(d, c, hist, 13);
+    check_drafter(d, hist, 13);
     /* a verification pass of the pending token and 3 draft tokens; 2 of them accepted */
     const int32_t pass[4] = {77, 5, 6, 7};
     decode(c, pass, 4, 12);
     CHECK_STATUS(ob_seq_truncate(c, 0, 15, &err), OB_OK, &err, "");
     hist[13] = 5, hist[14] = 6, hist[15] = 91; /* 91 drawn in place of the third */
-    check_drafter(d, c, hist, 16);
+    check_drafter(d, hist, 16);
     /* a pass whose first draft token is rejected */
     const int32_t pass2[3] = {91, 8, 9};
     decode(c, pass2, 3, 15);
     CHECK_STATUS(ob_seq_truncate(c, 0, 16, &err), OB_OK, &err, "");
     hist[16] = 123;
-    check_drafter(d, c, hist, 17);
+    check_drafter(d, hist, 17);
     /* a pass whose draft is accepted whole */
     const int32_t pass3[3] = {123, 10, 11};
     decode(c, pass3, 3, 16);
     hist[17] = 10, hist[18] = 11, hist[19] = 200;
-    check_drafter(d, c, hist, 20);
+    check_drafter(d, hist, 20);
     /* the history rewritten behind the entries (a chat that renders its turns anew): they are
      * made again from where the tokens differ, which the last decode covers */
     ob_seq_free(c, 0);
     for (int i = 0; i < 20; i++) hist[i] = 240 - 11 * i;
     CHECK_STATUS(ob_eval(c, hist, 19, false, &err), OB_OK, &err, "");
-    check_drafter(d, c, hist, 20);
+    check_drafter(d, hist, 20);
     spec_mtp_free(d);
     ob_context_free(c);
 }
@@ -166,7 +166,7 @@ TEST(prompt_in_chunks) {
         ob_batch_clear(b);
         for (int64_t i = 0; i < k; i++) ob_batch_add(b, hist[at + i], at + i, 1, i == k - 1, NULL);
         CHECK_STATUS(ob_decode(c, b, &err), OB_OK, &err, "");
-        spec_mtp_observe(d, c, 1, hist, at + k);
+        spec_mtp_observe(d, 1, hist, at + k);
     }
     ob_batch_free(b);
     /* sequence 1 of the drafter against the reference, through a copy on sequence 0's terms */
@@ -174,13 +174,13 @@ TEST(prompt_in_chunks) {
     float *ref = malloc((size_t)nv * sizeof *ref);
     int32_t out[1];
     CHECK(ref && reference(hist, 30, ref));
-    CHECK_EQ_INT(spec_mtp_draft(d, c, 1, hist, 30, 1, out), 1);
+    CHECK_EQ_INT(spec_mtp_draft(d, 1, hist, 30, 1, out), 1);
     const double diff = ref ? rel_diff(d->logits, ref, nv) : 1.0;
     CHECK_MSG(diff < TOL, "logits differ by %g of their range", diff);
     /* a drafter that did not follow the chunks has no entries before the last one */
     spec_mtp *late = NULL;
     CHECK_STATUS(spec_mtp_new(model, c, 2, 1, &late, &err), OB_OK, &err, "");
-    CHECK(late && spec_mtp_draft(late, c, 1, hist, 30, 1, out) == 1);
+    CHECK(late && spec_mtp_draft(late, 1, hist, 30, 1, out) == 1);
     CHECK(late && rel_diff(late->logits, ref, nv) > 100 * TOL);
     spec_mtp_free(late);
     free(ref);
@@ -188,8 +188,8 @@ TEST(prompt_in_chunks) {
     ob_context_free(c);
 }
 
-/* Without the hidden states it needs (a context that did not keep them) the drafter drafts
- * nothing rather than something from wrong states. */
+/* Without the hidden states it needs (its context has not evaluated the history: another one
+ * did) the drafter drafts nothing rather than something from wrong states. */
 TEST(no_states_no_draft) {
     ob_context *c = context(), *other = context();
     spec_mtp *d = NULL;
@@ -200,8 +200,8 @@ TEST(no_states_no_draft) {
     int32_t hist[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     CHECK_STATUS(ob_eval(other, hist, 7, false, &err), OB_OK, &err, "");
     int32_t out[4];
-    CHECK_EQ_INT(spec_mtp_draft(d, other, 0, hist, 8, 4, out), 0);
-    CHECK_EQ_INT(spec_mtp_draft(d, c, 5, hist, 8, 4, out), 0); /* no such sequence */
+    CHECK_EQ_INT(spec_mtp_draft(d, 0, hist, 8, 4, out), 0);
+    CHECK_EQ_INT(spec_mtp_draft(d, 5, hist, 8, 4, out), 0); /* no such sequence */
     spec_mtp_free(d);
     ob_context_free(c);
     ob_context_free(other);
