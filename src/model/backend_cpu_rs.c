@@ -19,11 +19,6 @@
 #include <string.h>
 
 #define RS_MAX_CONV 16 /* kernel taps cpu_dnet_conv keeps on its stack */
-/* A sequence with at most this many rows in a batch runs the recurrence token by token, the
- * way one-row decode steps do, so a speculative verification pass (a pending token and a
- * draft) and the replay of its accepted rows leave exactly the state plain decoding would;
- * longer runs (prefill) take the chunked form. Equal to the longest draft plus its token. */
-#define RS_STEP_ROWS 65
 
 struct model_cpu_rs {
     model_backend_shape shape;
@@ -194,7 +189,9 @@ static void delta_task(void *arg, int ith, int nth) {
             .g = a->alpha + h, .beta = a->beta + h, .gb_stride = nv,
             .out = a->out + h * ds, .out_stride = nv * ds, .state = state,
         };
-        if (n <= RS_STEP_ROWS) cpu_dnet_step(&hd);
+        /* token by token for one row and where the batch asks for it (a speculative
+         * verification and its replay: plain decoding's state exactly), else in chunks */
+        if (n == 1 || (a->kv->stepwise && a->kv->stepwise[s])) cpu_dnet_step(&hd);
         else cpu_dnet_chunked(&hd, rs->scratch + (size_t)ith * rs->scratch_per);
     }
 }

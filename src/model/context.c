@@ -93,11 +93,13 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
         c->rs_mark = ob_calloc((size_t)c->n_seq, sizeof *c->rs_mark);
         c->rs_snap_at = ob_alloc(2 * (size_t)c->n_seq, sizeof *c->rs_snap_at);
         c->rs_snap_id = ob_alloc(2 * (size_t)c->n_seq, sizeof *c->rs_snap_id);
+        c->rs_stepwise = ob_calloc((size_t)c->n_seq, sizeof *c->rs_stepwise);
         for (int32_t s = 0; c->rs_ckpt && s < c->n_seq; s++) c->rs_ckpt[s] = -1;
     }
     if (!c->step_pos || !c->step_seq || !c->step_slot || !c->step_out || !c->step_blocks ||
         !c->seq_new || !c->swa_lo ||
-        (recurrent && (!c->rs_ckpt || !c->rs_mark || !c->rs_snap_at || !c->rs_snap_id)))
+        (recurrent && (!c->rs_ckpt || !c->rs_mark || !c->rs_snap_at || !c->rs_snap_id ||
+                       !c->rs_stepwise)))
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
     /* Prefix caching needs copy-on-write and arbitrary block tables, which a backend without
      * paged_kv lacks. Sliding-window layers share no blocks: a prefix continues a parked ring.
@@ -182,7 +184,7 @@ void ob_context_free(ob_context *c) {
     rs_park_free(c->rs_park);
     void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
                     c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash,
-                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id, c->hidden,
+                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id, c->rs_stepwise, c->hidden,
                     c->hidden_seq, c->hidden_pos};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);

@@ -49,6 +49,8 @@ struct ob_context {
     int64_t *rs_snap_at;   /* (2 n_seq) decode scratch: entries after which a sequence's state
                               is kept (decode.c), -1 = none */
     int64_t *rs_snap_id;   /* (2 n_seq) decode scratch: the snapshot each went to, -1 = none */
+    bool *rs_stepwise;     /* (n_seq) decode scratch: model_kv_batch.stepwise */
+    bool replaying;        /* model_decode_replay's pass: every sequence runs stepwise */
     float *logits;         /* (logits_cap / n_vocab, n_vocab) f32: rows of the last decode */
     size_t logits_cap;     /* floats allocated */
     int32_t *entry_row;    /* (entries_cap) logits row of each entry of the last decode, or -1 */

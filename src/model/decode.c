@@ -175,7 +175,8 @@ static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, con
     *s = (model_step){.tokens = tok + i0, .out_rows = c->step_out, .abort = c->abort,
                       .abort_user = c->abort_user, .hidden = hidden};
     s->kv = (model_kv_batch){.n_tok = nb, .pos = c->step_pos, .seq = c->step_seq,
-                             .slot = c->step_slot, .blocks = c->step_blocks};
+                             .slot = c->step_slot, .blocks = c->step_blocks,
+                             .stepwise = c->rs_stepwise};
     for (int64_t t = 0; t < nb; t++) {
         const int64_t p = pos[i0 + t];
         const int32_t *table = kv_pool_seq_table(c->pool, seq[i0 + t]);
@@ -238,6 +239,16 @@ static void note_ring_writes(ob_context *c) {
 }
 
 /* ---- recurrent-state snapshots (rs_park.h) -------------------------------------------- */
+
+/* Which sequences run their recurrences token by token (model_kv_batch.stepwise): those whose
+ * every entry wants logits (a speculative verification: a prompt wants only its last), and
+ * every one in a replay. A prompt's rows go in chunks, the same wherever it is cut, so a prompt
+ * that reuses a cached state gets what a cold run gets. */
+static void plan_stepwise(ob_context *c, const int32_t *seq, const bool *want, int64_t n) {
+    for (int32_t q = 0; q < c->n_seq; q++) c->rs_stepwise[q] = true;
+    for (int64_t i = 0; !c->replaying && i < n; i++)
+        if (!want[i]) c->rs_stepwise[seq[i]] = false;
+}
 
 /* Up to two snapshot points per sequence the batch extends, entries after which its state is
  * kept: c->rs_snap_at[2 q] at the last block boundary the batch crosses, c->rs_snap_at[2 q + 1]
@@ -329,7 +340,10 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     const kv_copy *copies = kv_pool_copies(c->pool, &n_copies);
     if (n_copies) model_stages_kv_copy(c, copies, n_copies);
     int64_t row = 0;
-    if (c->rs_ckpt) plan_snapshots(c, pos, seq, n);
+    if (c->rs_ckpt) {
+        plan_snapshots(c, pos, seq, n);
+        plan_stepwise(c, seq, want, n);
+    }
     for (int64_t i0 = 0, end; i0 < n && !st; i0 = end) {
         end = pass_end(c, seq, i0, n);
         st = pass_run(c, tok, pos, seq, want, i0, end - i0, hidden, &row,
@@ -388,7 +402,9 @@ ob_status model_decode_replay(ob_context *c, int32_t seq, int64_t from, const in
         c->entries_cap = 0;
         c->abort = NULL;
         c->keep_hidden = false; /* the hidden states of the last decode stay too */
+        c->replaying = true;
         st = model_decode_run(c, tok, pos, sq, want, n, false, err);
+        c->replaying = false;
         c->keep_hidden = keep_hidden;
         c->n_hidden = n_hidden;
         ob_free(c->entry_row);
