@@ -458,7 +458,8 @@ static void step(serve_sched *s) {
         s->entry[i]->n_past++;
     for (int i = 0; s->o.mtp && i < s->n_running; i++) { /* a prompt chunk's states */
         serve_seq *q = s->running[i];
-        if (q->phase == SERVE_SEQ_PREFILL && q->slot >= 0 && q->n_past > 0)
+        if (q->phase == SERVE_SEQ_PREFILL && q->slot >= 0 && q->n_past > 0 &&
+            spec_seq_uses_mtp(&q->spec))
             spec_mtp_observe(s->o.mtp, q->slot, q->tokens, q->n_past);
     }
     for (int64_t i = 0; i < b->n; i++) {

@@ -157,6 +157,9 @@ void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c);
 void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq);
 /* Drafts of sequence seq come from the MTP block's d (borrowed; NULL: none). */
 void spec_seq_set_mtp(spec_seq *s, spec_mtp *d, int32_t seq);
+/* Whether s drafts with its MTP drafter (mtp mode, or auto without a draft model): its prompt
+ * is then worth following (spec_mtp_observe). */
+bool spec_seq_uses_mtp(const spec_seq *s);
 
 /* The draft for the next pass after hist (n tokens: prompt, generated, and the pending token
  * last), at most room tokens (what the context and the batch have space for): written to out

@@ -92,6 +92,11 @@ void spec_seq_set_mtp(spec_seq *s, spec_mtp *d, int32_t seq) {
     s->seq = seq;
 }
 
+bool spec_seq_uses_mtp(const spec_seq *s) {
+    return s->enabled && s->mtp &&
+           (s->p.mode == SPEC_MODE_MTP || (s->p.mode == SPEC_MODE_AUTO && !s->drafter));
+}
+
 int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, int32_t *out) {
     if (!s->enabled) return 0;
     if (s->pause > 0) {
@@ -105,8 +110,7 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     /* auto: a draft model someone chose, else the model's own MTP block, else prompt lookup */
     if (s->drafter && (mode == SPEC_MODE_DRAFT || mode == SPEC_MODE_AUTO))
         return spec_drafter_draft(s->drafter, s->seq, hist, n, max, out);
-    if (s->mtp && (mode == SPEC_MODE_MTP || mode == SPEC_MODE_AUTO))
-        return spec_mtp_draft(s->mtp, s->seq, hist, n, max, out);
+    if (spec_seq_uses_mtp(s)) return spec_mtp_draft(s->mtp, s->seq, hist, n, max, out);
     if (mode == SPEC_MODE_DRAFT || mode == SPEC_MODE_MTP) return 0; /* no such drafter */
     int match = 0;
     const int got = spec_ngram_draft(hist, n, max, out, &match);
