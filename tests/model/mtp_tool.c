@@ -1,5 +1,5 @@
 /*
- * A helper test_qwen35_mtp.py drives: `mtp_tool MODEL.gguf IDS OUT.bin` evaluates the tokens
+ * The tool test_qwen35_mtp.py drives: `mtp_tool MODEL.gguf IDS OUT.bin` evaluates the tokens
  * (comma-separated ids) in one decode with the hidden states kept, then runs the model's
  * multi-token-prediction block over every position the way the drafter does (entry p: token
  * p with the hidden state at p - 1, zeros before 0), one entry per call in sequence 0 and all
