@@ -80,6 +80,7 @@ typedef struct cli_synth_args {
     int64_t swa;    /* sliding window, -1: the architecture's default */
     bool help;
     bool merged_experts; /* --merged-experts: ffn_gate_up_exps instead of gate and up */
+    int64_t nextn;  /* --nextn: multi-token-prediction blocks after the stack (qwen35 family) */
 } cli_synth_args;
 
 typedef struct cli_tokenize_args {

@@ -27,6 +27,7 @@ typedef struct chat {
     cli_chat_engine eng;
     ob_model *draft_model;  /* --model-draft, or NULL */
     spec_drafter *drafter;  /* owned, or NULL */
+    spec_mtp *mtp;          /* owned: the model's multi-token-prediction drafter, or NULL */
     json_t *messages;  /* the conversation (owned) */
     bool interactive;  /* stdin is a terminal: prompts */
     bool failed;       /* a turn got no answer (template, tokenizer or engine error): a script
@@ -52,9 +53,11 @@ static int usage(FILE *to) {
             "  -n N   reply tokens at most (-1: until the model stops or the context is full)\n"
             "%s"
             "  --show-prompt   print each rendered prompt on stderr\n"
-            "  --spec auto|off|ngram|draft   speculative decoding by prompt lookup or a draft "
-            "model\n"
-            "                  (auto: the draft model if given, else lookup, where it pays)\n"
+            "  --spec auto|off|ngram|draft|mtp   speculative decoding by prompt lookup, a "
+            "draft model\n"
+            "                  or the model's MTP layers (auto: the draft model if given, else "
+            "MTP\n"
+            "                  if the model has it, else lookup, where it pays)\n"
             "  --spec-max N    most draft tokens per pass (16)\n"
             "  --model-draft FILE   a smaller model with the same vocabulary that drafts\n"
             "  --verbose       per-turn token counts, speed and speculation on stderr\n"
@@ -160,6 +163,7 @@ static int answer(chat *c, const char *text, const int32_t *ids, size_t n, cli_c
     spec_seq ss;
     spec_seq_init(&ss, &c->o.spec, c->eng.ctx);
     spec_seq_set_drafter(&ss, c->drafter, 0);
+    if (c->mtp) spec_seq_set_mtp(&ss, c->mtp, 0);
     cli_chat_reply_opts ro = {
         .n_predict = c->o.n_predict,
         .tty = c->color,
@@ -306,6 +310,8 @@ static int setup(chat *c) {
                              ob_context_n_threads(c->eng.ctx), &c->drafter, &err))
             goto fail;
     }
+    if (spec_mtp_for(&c->o.spec, c->model, c->eng.ctx, c->drafter != NULL, 1, &c->mtp, &err))
+        goto fail;
     c->messages = json_array();
     if (!c->messages) {
         ob_fail(&err, OB_ERR_NOMEM, "out of memory");
@@ -387,6 +393,7 @@ int cli_cmd_chat(int argc, char **argv) {
     json_decref(c.messages);
     cli_chat_engine_clear(&c.eng);
     spec_drafter_free(c.drafter);
+    spec_mtp_free(c.mtp);
     ob_model_free(c.draft_model);
     cli_chat_tmpl_clear(&c.tmpl);
     ob_model_free(c.model);

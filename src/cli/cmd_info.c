@@ -105,7 +105,9 @@ static void print_recurrent(const gguf_file *f, ob_str arch) {
     const int64_t nk = arch_int(f, arch, "ssm.group_count");
     const int64_t nv = arch_int(f, arch, "ssm.time_step_rank");
     const int64_t conv = arch_int(f, arch, "ssm.conv_kernel");
-    const int64_t n_layer = arch_int(f, arch, "block_count");
+    /* block_count counts the multi-token-prediction blocks after the main stack */
+    const int64_t nextn = arch_int(f, arch, "nextn_predict_layers");
+    const int64_t n_layer = arch_int(f, arch, "block_count") - (nextn > 0 ? nextn : 0);
     if (ds <= 0 || nk <= 0 || nv <= 0 || conv <= 0 || n_layer <= 0) return;
     char key[256];
     snprintf(key, sizeof key, "%.*s.attention.recurrent_layers", OB_STR_FMT(arch));
@@ -119,6 +121,9 @@ static void print_recurrent(const gguf_file *f, ob_str arch) {
                      : !kv && (il + 1) % every != 0;
     printf("%-17s %" PRId64 " deltanet, %" PRId64 " attention\n", "layer kinds", n_rec,
            n_layer - n_rec);
+    if (nextn > 0)
+        printf("%-17s %" PRId64 " after the main stack (drafts with --spec mtp)\n", "mtp layers",
+               nextn);
     const double per_layer = ((double)(conv - 1) * (double)((2 * nk + nv) * ds) +
                               (double)nv * (double)ds * (double)ds) * 4.0;
     /* a context keeps four copies per sequence: live, checkpoint, two prefix-reuse snapshots */

@@ -81,8 +81,9 @@ static int usage(FILE *to) {
             "usage: outboard run -m MODEL.gguf (-p PROMPT | -f FILE | --tokens 1,2,3) [-n N]\n"
             "  -f FILE: the prompt's text ('-' = standard input), at most 64 MiB\n"
             "  --grammar FILE (GBNF) | --json-schema FILE: constrain the output\n"
-            "  --spec auto|off|ngram|draft: speculative decoding by prompt lookup or a draft\n"
-            "    model (auto: the draft model if given, else lookup, where it pays)\n"
+            "  --spec auto|off|ngram|draft|mtp: speculative decoding by prompt lookup, a draft\n"
+            "    model or the model's MTP layers (auto: the draft model if given, else MTP if\n"
+            "    the model has it, else lookup, where it pays)\n"
             "  --spec-max N: most draft tokens per pass (16)  --model-draft FILE: a smaller\n"
             "    model with the same vocabulary that drafts\n"
             "%s  --ids (print token ids)  --ignore-eos  --verbose (speculation figures)\n",
@@ -134,12 +135,9 @@ static ob_status generate(ob_context *c, ob_sampler *s, spec_seq *ss, run_out *r
 }
 
 /* --verbose: what speculation did. */
-static void print_spec(const ob_context *c, const spec_seq *ss) {
-    const char *why = NULL;
+static void print_spec(const spec_seq *ss) {
     if (ss->p.mode == SPEC_MODE_OFF) {
         fprintf(stderr, "speculative: off\n");
-    } else if (!spec_context_supported(c, &why)) {
-        fprintf(stderr, "speculative: off (%s)\n", why);
     } else {
         fprintf(stderr, "speculative: %s, %lld draft tokens, %lld accepted (%.1f%%), "
                 "%.2f tokens per pass over %lld passes\n", spec_mode_name(ss->p.mode),
@@ -160,6 +158,7 @@ int cli_cmd_run(int argc, char **argv) {
     if (o.help) return usage(stdout);
     ob_model *m = NULL, *dm = NULL;
     spec_drafter *drafter = NULL;
+    spec_mtp *mtp = NULL;
     ob_context *c = NULL;
     ob_sampler *s = NULL;
     cli_grammar gr = {0};
@@ -211,6 +210,8 @@ int cli_cmd_run(int argc, char **argv) {
             goto done;
         spec_seq_set_drafter(&ss, drafter, 0);
     }
+    if (spec_mtp_for(&o.spec, m, c, drafter != NULL, 1, &mtp, &err)) goto done;
+    if (mtp) spec_seq_set_mtp(&ss, mtp, 0);
     run_out out = {tx, &o, info.eos_id, 0};
     double t0 = cli_now();
     if (ob_eval(c, prompt, (int64_t)n_prompt, false, &err)) goto done;
@@ -223,7 +224,7 @@ int cli_cmd_run(int argc, char **argv) {
             n_prompt, (double)n_prompt / (t1 - t0), (long long)n_gen,
             n_gen > 1 ? (double)(n_gen - 1) / (t2 - t1) : 0.0);
     if (o.verbose) {
-        print_spec(c, &ss);
+        print_spec(&ss);
         cli_device_report(stderr, c);
     }
     rc = 0;
@@ -235,6 +236,7 @@ done:
     ob_free(hist);
     ob_sampler_free(s);
     cli_grammar_close(&gr);
+    spec_mtp_free(mtp);
     ob_context_free(c);
     spec_drafter_free(drafter);
     ob_model_free(dm);

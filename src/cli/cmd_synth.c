@@ -286,6 +286,8 @@ static int usage(FILE *to) {
                     "  [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  [--merged-experts (qwen3moe, qwen35moe, qwen3next: ffn_gate_up_exps)]\n"
+                    "  [--nextn 0|1 (qwen35, qwen35moe, qwen3next: a multi-token-prediction\n"
+                    "   block after the stack, blk.N.nextn.*)]\n"
                     "  [--pooling none|mean|cls|last (writes <arch>.pooling_type, for embeddings)]\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                 "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
@@ -302,6 +304,11 @@ int cli_cmd_synth(int argc, char **argv) {
     if (o.help) return usage(stdout);
     if (!strcmp(o.arch, "qwen35") || !strcmp(o.arch, "qwen35moe") || !strcmp(o.arch, "qwen3next"))
         return cli_synth_qwen35(&o); /* synth_qwen35.c */
+    if (o.nextn) {
+        fprintf(stderr, "outboard synth: --nextn: %s has no multi-token-prediction blocks "
+                "(qwen35, qwen35moe, qwen3next)\n", o.arch);
+        return 2;
+    }
     const synth_arch *ar = NULL;
     for (size_t i = 0; i < sizeof ARCHS / sizeof ARCHS[0]; i++)
         if (!strcmp(ARCHS[i].name, o.arch)) ar = &ARCHS[i];

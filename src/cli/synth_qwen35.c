@@ -20,6 +20,18 @@
  * Every layer has attn_norm, post_attention_norm (the FFN's input norm) and a SwiGLU FFN
  * (qwen35), or experts and a gated shared expert (qwen35moe, qwen3next: synth_moe.c). The
  * qwen35moe converter writes no feed_forward_length (the checkpoints have no dense width).
+ *
+ * --nextn 1 adds the multi-token-prediction block as llama.cpp's converter writes a
+ * checkpoint's mtp.* tensors: block_count counts it, nextn_predict_layers says 1, and block
+ * N = the main stack's length is a full-attention block (the layer tensors above, its FFN
+ * dense or experts as the others') with
+ *
+ *   nextn.eh_proj           [2 n_embd, n_embd]  mtp.fc: the concatenation (enorm(embedding),
+ *                                               hnorm(hidden state)) back to n_embd
+ *   nextn.enorm, nextn.hnorm [n_embd] f32        mtp.pre_fc_norm_embedding / _hidden
+ *   nextn.shared_head_norm  [n_embd] f32        mtp.norm, before the shared output head
+ *
+ * and no nextn.embed_tokens or nextn.shared_head_head: the block uses token_embd and output.
  */
 #include "cli/synth.h"
 #include "cli/synth_moe.h"
@@ -58,7 +70,8 @@ static void write_keys(synth_state *st, const q35_shape *sh, const cli_synth_arg
     gguf_writer_set_str(w, "general.name", name);
     cli_synth_u32(w, a, "context_length", (uint32_t)sh->n_ctx);
     cli_synth_u32(w, a, "embedding_length", (uint32_t)sh->n_embd);
-    cli_synth_u32(w, a, "block_count", (uint32_t)sh->n_layer);
+    cli_synth_u32(w, a, "block_count", (uint32_t)(sh->n_layer + o->nextn));
+    if (o->nextn) cli_synth_u32(w, a, "nextn_predict_layers", (uint32_t)o->nextn);
     if (strcmp(a, "qwen35moe")) cli_synth_u32(w, a, "feed_forward_length", (uint32_t)sh->n_ff);
     cli_synth_u32(w, a, "attention.head_count", (uint32_t)sh->n_head);
     cli_synth_u32(w, a, "attention.head_count_kv", (uint32_t)sh->n_head_kv);
@@ -150,8 +163,27 @@ static int write_ffn(synth_state *st, const q35_shape *sh, uint32_t type, int64_
     return 0;
 }
 
+/* The multi-token-prediction block il (after the main stack). */
+static int write_nextn(synth_state *st, const q35_shape *sh, uint32_t type, int64_t il) {
+    const int64_t e = sh->n_embd;
+    const float a_2e = sqrtf(3.0f / (float)(2 * e));
+    char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%lld." s, (long long)il), n)
+    if (cli_synth_vector(st, NAME("attn_norm.weight"), e, 1.0f, 0.1f) ||
+        write_attention(st, sh, type, il) ||
+        cli_synth_vector(st, NAME("post_attention_norm.weight"), e, 1.0f, 0.1f) ||
+        write_ffn(st, sh, type, il) ||
+        cli_synth_matrix(st, NAME("nextn.eh_proj.weight"), type, 2 * e, e, a_2e) ||
+        cli_synth_vector(st, NAME("nextn.enorm.weight"), e, 1.0f, 0.1f) ||
+        cli_synth_vector(st, NAME("nextn.hnorm.weight"), e, 1.0f, 0.1f) ||
+        cli_synth_vector(st, NAME("nextn.shared_head_norm.weight"), e, 1.0f, 0.1f))
+        return -1;
+#undef NAME
+    return 0;
+}
+
 static int write_tensors(synth_state *st, const q35_shape *sh, uint32_t type, int64_t n_vocab,
-                         bool next) {
+                         bool next, int64_t nextn) {
     const int64_t e = sh->n_embd;
     const float a_e = sqrtf(3.0f / (float)e);
     if (cli_synth_matrix(st, "token_embd.weight", type, e, n_vocab, 1.0f) ||
@@ -170,6 +202,8 @@ static int write_tensors(synth_state *st, const q35_shape *sh, uint32_t type, in
             return -1;
 #undef NAME
     }
+    for (int64_t il = sh->n_layer; il < sh->n_layer + nextn; il++)
+        if (write_nextn(st, sh, type, il)) return -1;
     return 0;
 }
 
@@ -190,7 +224,8 @@ int cli_synth_qwen35(const cli_synth_args *o) {
     }
     synth_state st = {.w = gguf_writer_new(), .rng = o->seed * 0x9e3779b97f4a7c15ull | 1,
                       .preset = preset,
-                      .mix = {.n_layer = sh->n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
+                      .mix = {.n_layer = sh->n_layer + o->nextn,
+                              .n_gqa = sh->n_head / sh->n_head_kv}};
     synth_moe_dims md;
     if (synth_moe_dims_for(o->arch, sh->name, &md)) {
         md.merged = o->merged_experts;
@@ -202,7 +237,7 @@ int cli_synth_qwen35(const cli_synth_args *o) {
     if (st.w && !cli_synth_vocab(&st, o->vocab, &n_vocab)) {
         write_keys(&st, sh, o, n_vocab);
         if (preset) gguf_writer_set_u32(st.w, "general.file_type", preset->file_type);
-        if (!write_tensors(&st, sh, type, n_vocab, is_next(o->arch)) &&
+        if (!write_tensors(&st, sh, type, n_vocab, is_next(o->arch), o->nextn) &&
             !gguf_writer_write(st.w, o->out, &st.err))
             rc = 0;
     }

@@ -33,6 +33,10 @@ typedef struct model_kv_batch {
     const int32_t *slot;          /* (n_tok) its pool row: block * KV_BLOCK + pos % KV_BLOCK */
     const int32_t *const *blocks; /* (n_tok) its sequence's block table (kv_pool) */
     int64_t n_kv;                 /* largest pos + 1 over the rows */
+    const bool *stepwise;         /* (n_seq) or NULL: the sequence's rows are a speculative
+                                     verification (every row's logits wanted) or its replay,
+                                     whose recurrences run token by token as one-row decode
+                                     steps do, so the state after them is plain decoding's */
 } model_kv_batch;
 
 /* The weights of one Gated DeltaNet layer that the deltanet op reads: host F32 vectors owned

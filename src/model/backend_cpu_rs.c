@@ -189,7 +189,9 @@ static void delta_task(void *arg, int ith, int nth) {
             .g = a->alpha + h, .beta = a->beta + h, .gb_stride = nv,
             .out = a->out + h * ds, .out_stride = nv * ds, .state = state,
         };
-        if (n == 1) cpu_dnet_step(&hd);
+        /* token by token for one row and where the batch asks for it (a speculative
+         * verification and its replay: plain decoding's state exactly), else in chunks */
+        if (n == 1 || (a->kv->stepwise && a->kv->stepwise[s])) cpu_dnet_step(&hd);
         else cpu_dnet_chunked(&hd, rs->scratch + (size_t)ith * rs->scratch_per);
     }
 }

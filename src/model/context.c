@@ -97,11 +97,13 @@ static ob_status context_arrays_new(ob_context *c, const model_backend_shape *sh
         c->rs_mark = ob_calloc((size_t)c->n_seq, sizeof *c->rs_mark);
         c->rs_snap_at = ob_alloc(2 * (size_t)c->n_seq, sizeof *c->rs_snap_at);
         c->rs_snap_id = ob_alloc(2 * (size_t)c->n_seq, sizeof *c->rs_snap_id);
+        c->rs_stepwise = ob_calloc((size_t)c->n_seq, sizeof *c->rs_stepwise);
         for (int32_t s = 0; c->rs_ckpt && s < c->n_seq; s++) c->rs_ckpt[s] = -1;
     }
     if (!c->step_pos || !c->step_seq || !c->step_slot || !c->step_out || !c->step_blocks ||
         !c->seq_new || !c->swa_lo ||
-        (recurrent && (!c->rs_ckpt || !c->rs_mark || !c->rs_snap_at || !c->rs_snap_id)))
+        (recurrent && (!c->rs_ckpt || !c->rs_mark || !c->rs_snap_at || !c->rs_snap_id ||
+                       !c->rs_stepwise)))
         return ob_fail(err, OB_ERR_NOMEM, "context: out of memory for %d sequences", c->n_seq);
     /* Prefix caching needs copy-on-write and arbitrary block tables, which a backend without
      * paged_kv lacks. Sliding-window layers share no blocks: a prefix continues a parked ring.
@@ -186,7 +188,8 @@ void ob_context_free(ob_context *c) {
     rs_park_free(c->rs_park);
     void *bufs[] = {c->logits,   c->entry_row, c->step_pos, c->step_seq,   c->step_slot,
                     c->step_out, (void *)c->step_blocks, c->seq_new, c->swa_lo, c->match_hash,
-                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id};
+                    c->rs_ckpt,  c->rs_mark,  c->rs_snap_at, c->rs_snap_id, c->rs_stepwise, c->hidden,
+                    c->hidden_seq, c->hidden_pos};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(c);
 }
@@ -262,10 +265,37 @@ static int64_t snapshot_of(ob_context *c, int32_t seq, int64_t n) {
     return rs_park_lookup(c->rs_park, k, kv_pool_prefix_hash(c->pool, seq, k));
 }
 
+/* Between the checkpoint and the end: the state goes back to the checkpoint and the kept
+ * positions after it are evaluated again (their tokens are in the pool), which brings it to
+ * exactly n_past. This is how a rejected speculative draft is dropped: the checkpoint is the
+ * state before the verification pass, and the replay covers the pending token and the
+ * accepted part of the draft. Their cache rows are written again with the same values. */
+static ob_status replay_state(ob_context *c, int32_t seq, int64_t n_past, ob_err *err) {
+    const int64_t from = c->rs_ckpt[seq], n = n_past - from;
+    int32_t *tok = ob_alloc((size_t)n, sizeof *tok);
+    if (!tok)
+        return ob_fail(err, OB_ERR_NOMEM, "truncate: out of memory for %lld tokens",
+                       (long long)n);
+    kv_pool_seq_tokens(c->pool, seq, from, n, tok);
+    model_stages_rs_copy(c, seq, 1, seq, 0);
+    kv_pool_seq_truncate(c->pool, seq, from);
+    ob_status st = model_decode_replay(c, seq, from, tok, n, err);
+    ob_free(tok);
+    if (st) { /* the sequence is whole at its checkpoint: say so rather than keep it wrong */
+        char what[256];
+        snprintf(what, sizeof what, "truncate: sequence %d to %lld: evaluating positions "
+                 "%lld..%lld again failed, it now holds %lld positions", seq,
+                 (long long)n_past, (long long)from, (long long)(n_past - 1), (long long)from);
+        ob_err_prefix(err, what);
+    }
+    return st;
+}
+
 /* A recurrent state summarises every position, so it can go back only to where a copy of it
  * was kept: position 0 (the next decode starts from a zero state), the sequence's checkpoint
- * (its length before its last decode) or a block boundary of it whose state a snapshot holds
- * (rs_park.h). Anything else is refused, never kept wrong. */
+ * (its length before its last decode), a block boundary of it whose state a snapshot holds
+ * (rs_park.h), or a position after the checkpoint by evaluating again from there
+ * (replay_state). Anything else is refused, never kept wrong. */
 static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int64_t len,
                                 ob_err *err) {
     if (!c->rs_ckpt || n_past == len || n_past == 0) return OB_OK;
@@ -279,6 +309,7 @@ static ob_status truncate_state(ob_context *c, int32_t seq, int64_t n_past, int6
         if (c->rs_ckpt[seq] > n_past) c->rs_ckpt[seq] = -1; /* past the new end */
         return OB_OK;
     }
+    if (c->rs_ckpt[seq] >= 0 && n_past > c->rs_ckpt[seq]) return replay_state(c, seq, n_past, err);
     char ck[64] = "", kept[160] = "";
     if (c->rs_ckpt[seq] >= 0)
         snprintf(ck, sizeof ck, " or %lld (its last checkpoint)", (long long)c->rs_ckpt[seq]);

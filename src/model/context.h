@@ -51,6 +51,8 @@ struct ob_context {
     int64_t *rs_snap_at;   /* (2 n_seq) decode scratch: entries after which a sequence's state
                               is kept (decode.c), -1 = none */
     int64_t *rs_snap_id;   /* (2 n_seq) decode scratch: the snapshot each went to, -1 = none */
+    bool *rs_stepwise;     /* (n_seq) decode scratch: model_kv_batch.stepwise */
+    bool replaying;        /* model_decode_replay's pass: every sequence runs stepwise */
     float *logits;         /* (logits_cap / n_vocab, n_vocab) f32: rows of the last decode */
     size_t logits_cap;     /* floats allocated */
     int32_t *entry_row;    /* (entries_cap) logits row of each entry of the last decode, or -1 */
@@ -64,6 +66,13 @@ struct ob_context {
     int64_t *seq_new;      /* (n_seq) positions a batch adds to each sequence */
     bool (*abort)(void *user); /* ob_context_set_abort, or NULL */
     void *abort_user;
+    /* model_context_keep_hidden: every entry's final hidden state after the output norm, the
+     * input of a multi-token-prediction drafter (spec_mtp.c) */
+    bool keep_hidden;
+    float *hidden;         /* (hidden_cap, n_embd) f32: entry i of the last decode in row i */
+    int32_t *hidden_seq;   /* (hidden_cap) its sequence */
+    int64_t *hidden_pos;   /* (hidden_cap) its position */
+    int64_t n_hidden, hidden_cap; /* entries of the last successful decode kept, 0 = none */
 };
 
 /* context.c: p checked and its defaults filled in, as ob_context_new does it. */
@@ -123,5 +132,22 @@ bool model_stages_paged(const ob_context *c);
 ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos,
                            const int32_t *seq, const bool *want, int64_t n, bool hidden,
                            ob_err *err);
+
+/* decode.c: from the next decode on (on = true), every entry's final hidden state after the
+ * output norm is kept until the decode after it, for model_context_hidden. */
+void model_context_keep_hidden(ob_context *c, bool on);
+
+/* decode.c: the kept hidden state (n_embd floats, valid until the next decode) of sequence
+ * seq at position pos in the last successful decode, or NULL when it had no such entry. A
+ * truncation leaves it readable. */
+const float *model_context_hidden(const ob_context *c, int32_t seq, int64_t pos);
+
+/* decode.c: evaluates tok (n of them, borrowed) at positions from.. of sequence seq, which
+ * holds from positions, keeping no rows: the outputs of the last decode (ob_batch_logits)
+ * stay as they were, and the abort callback is not asked. For a truncation that must bring a
+ * recurrent state forward from a checkpoint. Errors: model_decode_run's (the sequence then
+ * holds from positions, as before). */
+ob_status model_decode_replay(ob_context *c, int32_t seq, int64_t from, const int32_t *tok,
+                              int64_t n, ob_err *err);
 
 #endif

@@ -125,6 +125,36 @@ static ob_status grow_outputs(ob_context *c, int64_t n, int64_t rows, int64_t wi
     return OB_OK;
 }
 
+/* Room for every entry's hidden state when they are kept (model_context_keep_hidden). */
+static ob_status grow_hidden(ob_context *c, int64_t n, ob_err *err) {
+    c->n_hidden = 0;
+    if (!c->keep_hidden || n <= c->hidden_cap) return OB_OK;
+    float *h = ob_realloc(c->hidden, (size_t)n * (size_t)c->model->hp.n_embd, sizeof(float));
+    if (h) c->hidden = h;
+    int32_t *sq = h ? ob_realloc(c->hidden_seq, (size_t)n, sizeof *sq) : NULL;
+    if (sq) c->hidden_seq = sq;
+    int64_t *ps = sq ? ob_realloc(c->hidden_pos, (size_t)n, sizeof *ps) : NULL;
+    if (!ps)
+        return ob_fail(err, OB_ERR_NOMEM, "decode: out of memory for the hidden states of %lld "
+                       "entries", (long long)n);
+    c->hidden_pos = ps;
+    c->hidden_cap = n;
+    return OB_OK;
+}
+
+void model_context_keep_hidden(ob_context *c, bool on) {
+    if (c->keep_hidden == on) return; /* a second drafter on the same context */
+    c->keep_hidden = on;
+    c->n_hidden = 0;
+}
+
+const float *model_context_hidden(const ob_context *c, int32_t seq, int64_t pos) {
+    for (int64_t i = 0; i < c->n_hidden; i++)
+        if (c->hidden_seq[i] == seq && c->hidden_pos[i] == pos)
+            return c->hidden + (size_t)i * (size_t)c->model->hp.n_embd;
+    return NULL;
+}
+
 /* The first non-finite value among rows (n_rows, n_vocab), or -1. A model file with broken
  * weights or metadata (NaN in a tensor, a negative norm epsilon) shows it here first; the
  * scan costs one read of the logits, nothing beside a forward step. */
@@ -145,7 +175,8 @@ static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, con
     *s = (model_step){.tokens = tok + i0, .out_rows = c->step_out, .abort = c->abort,
                       .abort_user = c->abort_user, .hidden = hidden};
     s->kv = (model_kv_batch){.n_tok = nb, .pos = c->step_pos, .seq = c->step_seq,
-                             .slot = c->step_slot, .blocks = c->step_blocks};
+                             .slot = c->step_slot, .blocks = c->step_blocks,
+                             .stepwise = c->rs_stepwise};
     for (int64_t t = 0; t < nb; t++) {
         const int64_t p = pos[i0 + t];
         const int32_t *table = kv_pool_seq_table(c->pool, seq[i0 + t]);
@@ -162,6 +193,8 @@ static void pass_plan(ob_context *c, const int32_t *tok, const int64_t *pos, con
     }
     const int64_t width = hidden ? c->model->hp.n_embd : c->model->hp.n_vocab;
     s->logits = c->logits + (size_t)row * (size_t)width;
+    if (c->keep_hidden && !hidden)
+        s->hidden_all = c->hidden + (size_t)i0 * (size_t)c->model->hp.n_embd;
 }
 
 /* One forward pass over entries [i0, i0 + nb); *row advances past its rows of logits. */
@@ -206,6 +239,16 @@ static void note_ring_writes(ob_context *c) {
 }
 
 /* ---- recurrent-state snapshots (rs_park.h) -------------------------------------------- */
+
+/* Which sequences run their recurrences token by token (model_kv_batch.stepwise): those whose
+ * every entry wants logits (a speculative verification: a prompt wants only its last), and
+ * every one in a replay. A prompt's rows go in chunks, the same wherever it is cut, so a prompt
+ * that reuses a cached state gets what a cold run gets. */
+static void plan_stepwise(ob_context *c, const int32_t *seq, const bool *want, int64_t n) {
+    for (int32_t q = 0; q < c->n_seq; q++) c->rs_stepwise[q] = true;
+    for (int64_t i = 0; !c->replaying && i < n; i++)
+        if (!want[i]) c->rs_stepwise[seq[i]] = false;
+}
 
 /* Up to two snapshot points per sequence the batch extends, entries after which its state is
  * kept: c->rs_snap_at[2 q] at the last block boundary the batch crosses, c->rs_snap_at[2 q + 1]
@@ -281,9 +324,11 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     for (int64_t i = 0; i < n; i++) rows += want[i];
     if (!st)
         st = grow_outputs(c, n, rows, hidden ? c->model->hp.n_embd : c->model->hp.n_vocab, err);
+    if (!st && !hidden) st = grow_hidden(c, n, err);
     if (!st) st = kv_pool_reserve(c->pool, c->seq_new, err);
     if (st) return st;
     c->n_entries = 0;
+    c->n_hidden = 0;
     /* the recurrent state of every sequence the batch touches is kept in its checkpoint slot,
      * to restore on failure (and for a truncation back to this length) */
     for (int32_t q = 0; c->rs_ckpt && q < c->n_seq; q++) {
@@ -295,7 +340,10 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     const kv_copy *copies = kv_pool_copies(c->pool, &n_copies);
     if (n_copies) model_stages_kv_copy(c, copies, n_copies);
     int64_t row = 0;
-    if (c->rs_ckpt) plan_snapshots(c, pos, seq, n);
+    if (c->rs_ckpt) {
+        plan_snapshots(c, pos, seq, n);
+        plan_stepwise(c, seq, want, n);
+    }
     for (int64_t i0 = 0, end; i0 < n && !st; i0 = end) {
         end = pass_end(c, seq, i0, n);
         st = pass_run(c, tok, pos, seq, want, i0, end - i0, hidden, &row,
@@ -313,9 +361,63 @@ ob_status model_decode_run(ob_context *c, const int32_t *tok, const int64_t *pos
     }
     kv_pool_commit(c->pool, tok, pos, seq, n);
     finish_snapshots(c, pos, seq, true);
+    if (c->keep_hidden && !hidden) {
+        for (int64_t i = 0; i < n; i++) {
+            c->hidden_seq[i] = seq[i];
+            c->hidden_pos[i] = pos[i];
+        }
+        c->n_hidden = n;
+    }
     c->n_entries = n;
     c->hidden_rows = hidden;
     return OB_OK;
+}
+
+ob_status model_decode_replay(ob_context *c, int32_t seq, int64_t from, const int32_t *tok,
+                              int64_t n, ob_err *err) {
+    const size_t count = (size_t)n;
+    int64_t *pos = ob_alloc(count, sizeof *pos);
+    int32_t *sq = ob_alloc(count, sizeof *sq);
+    bool *want = ob_calloc(count, sizeof *want); /* no rows: the last decode's stay */
+    ob_status st;
+    if (!pos || !sq || !want) {
+        st = ob_fail(err, OB_ERR_NOMEM, "replay: out of memory for %lld positions",
+                     (long long)n);
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            pos[i] = from + i;
+            sq[i] = seq;
+        }
+        /* The rows of the last decode are read after a truncation (a server reads every
+         * sequence's rows, then drops each one's rejected draft): this pass gets row numbers
+         * of its own, and no abort, since a truncation is all or nothing. */
+        int32_t *rows = c->entry_row;
+        const size_t rows_cap = c->entries_cap;
+        const int64_t n_entries = c->n_entries;
+        const bool hidden = c->hidden_rows;
+        bool (*abort)(void *) = c->abort;
+        const bool keep_hidden = c->keep_hidden;
+        const int64_t n_hidden = c->n_hidden;
+        c->entry_row = NULL;
+        c->entries_cap = 0;
+        c->abort = NULL;
+        c->keep_hidden = false; /* the hidden states of the last decode stay too */
+        c->replaying = true;
+        st = model_decode_run(c, tok, pos, sq, want, n, false, err);
+        c->replaying = false;
+        c->keep_hidden = keep_hidden;
+        c->n_hidden = n_hidden;
+        ob_free(c->entry_row);
+        c->entry_row = rows;
+        c->entries_cap = rows_cap;
+        c->n_entries = n_entries;
+        c->hidden_rows = hidden;
+        c->abort = abort;
+    }
+    ob_free(pos);
+    ob_free(sq);
+    ob_free(want);
+    return st;
 }
 
 ob_status ob_decode(ob_context *c, const ob_batch *b, ob_err *err) {

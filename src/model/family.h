@@ -99,6 +99,8 @@ typedef struct model_family {
     const model_tensor_row *const *table; /* NULL-terminated groups of rows, bound in order */
     model_embed_fn embed;
     model_layers_fn layers;
+    /* binds what the table does not, after it (qwen35's multi-token-prediction block), or NULL */
+    ob_status (*bind_extra)(ob_model *m, ob_err *err);
 } model_family;
 
 /* Binds token_embd (n_vocab from its shape), output_norm, output (tied to token_embd when the

@@ -69,7 +69,8 @@ static const model_tensor_row *const GEMMA3_TABLE[] = {
     MODEL_ROWS_LLAMA, MODEL_ROWS_QK_NORM, GEMMA3_POST_NORMS, MODEL_ROWS_SWIGLU, NULL};
 
 const model_family MODEL_FAMILY_GEMMA3 = {"gemma3", MODEL_ARCH_GEMMA3, gemma3_hparams,
-                                          GEMMA3_TABLE, model_gemma3_embed, model_gemma3_layers};
+                                          GEMMA3_TABLE, model_gemma3_embed, model_gemma3_layers,
+                                          NULL};
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */

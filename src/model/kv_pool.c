@@ -295,6 +295,14 @@ void kv_pool_commit(kv_pool *p, const int32_t *tokens, const int64_t *pos, const
     p->open = false;
 }
 
+void kv_pool_seq_tokens(const kv_pool *p, int32_t seq, int64_t from, int64_t n, int32_t *out) {
+    const kv_seq *s = &p->seqs[seq];
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t pos = from + i;
+        out[i] = p->tokens[(size_t)s->blocks[pos / KV_BLOCK] * KV_BLOCK + (size_t)(pos % KV_BLOCK)];
+    }
+}
+
 void kv_pool_rollback(kv_pool *p) {
     if (!p->open) return;
     for (int32_t i = 0; i < p->n_seq; i++) {

@@ -73,6 +73,8 @@ const kv_copy *kv_pool_copies(const kv_pool *p, int64_t *n);
  * position the batch wrote, so full blocks can be hashed for the prefix cache. */
 void kv_pool_commit(kv_pool *p, const int32_t *tokens, const int64_t *pos, const int32_t *seq,
                     int64_t n);
+/* The tokens committed at positions [from, from + n) of seq (within its length) into out. */
+void kv_pool_seq_tokens(const kv_pool *p, int32_t seq, int64_t from, int64_t n, int32_t *out);
 /* Returns every sequence to its state before kv_pool_reserve. */
 void kv_pool_rollback(kv_pool *p);
 

@@ -205,7 +205,7 @@ static ob_status llama_hparams(ob_model *m, ob_err *err) {
 static const model_tensor_row *const LLAMA_TABLE[] = {MODEL_ROWS_LLAMA, MODEL_ROWS_SWIGLU, NULL};
 
 const model_family MODEL_FAMILY_LLAMA = {"llama", MODEL_ARCH_LLAMA, llama_hparams, LLAMA_TABLE,
-                                         model_embed_tokens, model_llama_layers};
+                                         model_embed_tokens, model_llama_layers, NULL};
 
 /* ---- forward --------------------------------------------------------------------------- */
 
@@ -265,6 +265,11 @@ bool model_llama_layers(const ob_model *m, model_backend *be, model_buffers *b,
 void model_forward_logits(const ob_model *m, model_backend *be, model_buffers *b,
                           const model_step *s) {
     const int64_t e = m->hp.n_embd, n_out = s->n_out;
+    if (s->hidden_all) { /* read on the host, as the rows below */
+        be->ops->rmsnorm(be, b->xn, b->x, m->w.output_norm, s->kv.n_tok, e, m->hp.norm_eps);
+        if (be->ops->sync) be->ops->sync(be, NULL);
+        memcpy(s->hidden_all, b->xn, (size_t)(s->kv.n_tok * e) * sizeof(float));
+    }
     if (n_out == 0) return; /* a middle piece of a long prompt: only the cache matters */
     /* Only the rows asked for need logits: norm and project just those. The last n_out rows
      * (a prompt's last token, or all of them) are read in place. */

@@ -6,6 +6,7 @@
  * public model accessors.
  */
 #include "model/model.h"
+#include "model/qwen35_mtp.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -309,6 +310,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
     }
     if (!st) st = family->read_hparams(m, err);
     if (!st) st = model_bind_all(m, family, err);
+    if (!st && family->bind_extra) st = family->bind_extra(m, err);
     if (!st) st = finish_weights(m, err);
     if (!st) st = read_pooling(m, err);
     m->loading = NULL;
@@ -336,6 +338,7 @@ ob_status ob_model_load(const char *path, const ob_model_params *params, ob_mode
 void ob_model_free(ob_model *m) {
     if (!m) return;
     model_layers_free(m, arch_of(m));
+    model_mtp_free(m->mtp);
     ob_free(m->hp.swa);
     ob_free(m->hp.recurrent);
     ob_free(m->w.layers);

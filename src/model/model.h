@@ -70,6 +70,8 @@ typedef struct model_hparams {
     int64_t ssm_n_v_head; /* <arch>.ssm.time_step_rank */
     bool ssm_grouped_heads; /* value heads of a key head adjacent (qwen3next), else tiled */
     int64_t n_extra;      /* floats per row of model_buffers.extra (0: none) */
+    int64_t n_nextn;      /* multi-token-prediction blocks after the n_layer of the stack
+                             (<arch>.nextn_predict_layers; qwen35), not run in the main pass */
     ob_pooling pooling;   /* <arch>.pooling_type, OB_POOLING_NONE when absent */
 } model_hparams;
 
@@ -161,6 +163,8 @@ struct ob_model {
     int32_t bos_id, eos_id; /* from tokenizer.ggml.*_token_id, -1 when absent */
     struct tok_vocab *vocab; /* owned; NULL when the vocabulary could not be loaded */
     ob_err vocab_err;     /* why vocab is NULL */
+    struct model_mtp *mtp; /* owned: the multi-token-prediction block (qwen35_mtp.h), or NULL */
+    ob_err mtp_err;       /* why a file's multi-token-prediction block cannot be used */
 };
 
 /* Activation buffers of one forward pass, sized for n_batch tokens (owned by the context). */
@@ -187,6 +191,9 @@ typedef struct model_step {
     float *logits;           /* (n_out, n_vocab) f32, written in out_rows' order */
     bool hidden;             /* logits gets (n_out, n_embd): the hidden states after the
                                 output norm, not projected (embeddings) */
+    float *hidden_all;       /* (kv.n_tok, n_embd) f32 or NULL: every row's hidden state after
+                                the output norm, whether its logits are wanted or not (a
+                                multi-token-prediction drafter's input) */
     bool (*abort)(void *user); /* asked before each layer; true stops the pass, or NULL */
     void *abort_user;
 } model_step;

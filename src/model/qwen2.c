@@ -23,4 +23,4 @@ static const model_tensor_row *const QWEN2_TABLE[] = {MODEL_ROWS_LLAMA, QWEN2_BI
                                                       MODEL_ROWS_SWIGLU, NULL};
 
 const model_family MODEL_FAMILY_QWEN2 = {"qwen2", MODEL_ARCH_QWEN2, qwen2_hparams, QWEN2_TABLE,
-                                         model_embed_tokens, model_llama_layers};
+                                         model_embed_tokens, model_llama_layers, NULL};

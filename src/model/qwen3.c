@@ -16,4 +16,4 @@ static const model_tensor_row *const QWEN3_TABLE[] = {MODEL_ROWS_LLAMA, MODEL_RO
                                                       MODEL_ROWS_SWIGLU, NULL};
 
 const model_family MODEL_FAMILY_QWEN3 = {"qwen3", MODEL_ARCH_QWEN3, qwen3_hparams, QWEN3_TABLE,
-                                         model_embed_tokens, model_llama_layers};
+                                         model_embed_tokens, model_llama_layers, NULL};

@@ -36,6 +36,8 @@
  * divisors express (an infinite divisor: angle 0). Hyperparameters only from "qwen35.*".
  */
 #include "model/family.h"
+#include "model/model.h"
+#include "model/qwen35_mtp.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -77,7 +79,7 @@ static ob_status read_ssm(ob_model *m, ob_err *err) {
 /* Files with multi-token-prediction blocks count them in block_count and name how many in
  * nextn_predict_layers; they follow the main stack and are not run in the main pass (as in
  * llama.cpp), so the model is the layers before them. */
-static ob_status skip_nextn(ob_model *m, ob_err *err) {
+static ob_status skip_nextn(ob_model *m, int64_t *n_nextn, ob_err *err) {
     int64_t nextn;
     ob_status st = model_key_i64_or(m, "nextn_predict_layers", 0, &nextn, err);
     if (st) return st;
@@ -86,6 +88,7 @@ static ob_status skip_nextn(ob_model *m, ob_err *err) {
                        "0..%lld", gguf_name(m->file), m->hp.arch_name, (long long)nextn,
                        (long long)(m->hp.n_layer - 1));
     m->hp.n_layer -= nextn;
+    *n_nextn = nextn;
     return OB_OK;
 }
 
@@ -175,19 +178,21 @@ static ob_status refuse_fused_qkvz(ob_model *m, ob_err *err) {
 static ob_status qwen35_hparams(ob_model *m, ob_err *err) {
     model_hparams *hp = &m->hp;
     const bool moe = hp->arch != MODEL_ARCH_QWEN35, next = hp->arch == MODEL_ARCH_QWEN3NEXT;
+    int64_t nextn = 0;
     ob_status st = model_llama_read_hparams(m, err);
     if (!st && m->w.rope_freqs)
         st = ob_fail(err, OB_ERR_UNSUPPORTED, "%s: %s with rope_freqs / llama3 rope scaling "
                      "is not supported", gguf_name(m->file), hp->arch_name);
     if (!st && moe) st = model_moe_read_hparams(m, true, err);
     if (!st) st = read_ssm(m, err);
-    if (!st) st = skip_nextn(m, err);
+    if (!st) st = skip_nextn(m, &nextn, err);
     if (!st) st = read_kinds(m, err);
     if (!st && !next) st = read_sections(m, err);
     if (!st) st = refuse_fused_qkvz(m, err);
     if (st) return st;
     hp->moe.norm_w = true; /* llama.cpp renormalises the chosen weights for both */
     hp->ssm_grouped_heads = next;
+    hp->n_nextn = nextn;
     hp->flags.rope_neox = true;
     hp->flags.qk_norm = true;
     /* per row: attention's q | gate and gate; DeltaNet's qkv, z, alpha, beta, o and (qwen3next)
@@ -255,8 +260,13 @@ static const model_tensor_row *const QWEN3NEXT_TABLE[] = {
     Q35_NORMS, Q35_ATTENTION, MODEL_ROWS_QK_NORM, Q35_DELTANET, Q3NEXT_BA,
     MODEL_ROWS_MOE, MODEL_ROWS_SHARED_EXPERT, NULL};
 
+/* The first block after the stack drafts (speculative decoding, spec_mtp.c). */
+static ob_status bind_mtp(ob_model *m, ob_err *err) {
+    return m->hp.n_nextn > 0 ? model_mtp_bind(m, m->hp.n_layer, err) : OB_OK;
+}
+
 #define QWEN35_FAMILY(name, arch, table)                                                        \
-    {name, arch, qwen35_hparams, table, model_embed_tokens, model_qwen35_layers}
+    {name, arch, qwen35_hparams, table, model_embed_tokens, model_qwen35_layers, bind_mtp}
 const model_family MODEL_FAMILY_QWEN35 = QWEN35_FAMILY("qwen35", MODEL_ARCH_QWEN35, QWEN35_TABLE);
 const model_family MODEL_FAMILY_QWEN35MOE =
     QWEN35_FAMILY("qwen35moe", MODEL_ARCH_QWEN35MOE, QWEN35MOE_TABLE);

@@ -28,7 +28,7 @@ static const model_tensor_row *const QWEN3MOE_TABLE[] = {MODEL_ROWS_LLAMA, MODEL
 
 const model_family MODEL_FAMILY_QWEN3MOE = {"qwen3moe", MODEL_ARCH_QWEN3MOE, qwen3moe_hparams,
                                             QWEN3MOE_TABLE, model_embed_tokens,
-                                            model_qwen3moe_layers};
+                                            model_qwen3moe_layers, NULL};
 
 /* Layers [be->layer_lo, be->layer_hi) on the batch in buf->x (n_tok, n_embd); false when
  * s->abort stopped them between two layers. */

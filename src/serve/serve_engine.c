@@ -22,6 +22,7 @@ static ob_status replan_to_cpu(void *user, ob_context **out, ob_err *err) {
     if (st) return st;
     ob_context_free(e->ctx); /* the engine thread, the one user of it, asked */
     e->ctx = *out;
+    spec_mtp_attach(e->mtp, e->ctx);
     e->cp = cp;
     snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
     return OB_OK;
@@ -65,11 +66,17 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
             return st;
         }
     }
+    /* made whenever the model has the block: a request may ask for it whatever --spec says */
+    spec_params sp = p->spec;
+    if (sp.mode != SPEC_MODE_MTP) sp.mode = SPEC_MODE_AUTO;
+    if ((st = spec_mtp_for(&sp, e->model, e->ctx, false, (int32_t)p->parallel, &e->mtp, err)))
+        return st;
     serve_sched_opts so = {.model = e->model, .ctx = e->ctx, .prompter = &e->prompter,
                            .metrics = metrics, .model_id = e->desc.id,
                            .n_parallel = (int)p->parallel, .max_queue = p->queue,
                            .n_batch = 512, .spec = p->spec,
                            .reasoning_budget = p->reasoning_budget, .drafter = e->drafter,
+                           .mtp = e->mtp,
                            .replan = replan_to_cpu, .replan_user = e};
     return serve_sched_start(&so, &e->sched, err);
 }
@@ -117,6 +124,7 @@ void serve_engine_close(serve_engine *e) {
     serve_sched_stop(e->sched);
     serve_sched_free(e->sched);
     spec_drafter_free(e->drafter); /* after the engine thread that drafted with it */
+    spec_mtp_free(e->mtp);
     ob_model_free(e->draft_model);
     serve_prompter_clear(&e->prompter);
     serve_embedder_clear(&e->embedder);

@@ -42,6 +42,7 @@ typedef struct serve_engine {
     serve_embedder embedder; /* embeddings, on a context of their own made on first use */
     ob_model *draft_model;   /* owned: --model-draft for this model, or NULL */
     spec_drafter *drafter;   /* owned: its context, a sequence per parallel slot, or NULL */
+    spec_mtp *mtp;           /* owned: the model's multi-token-prediction drafter, or NULL */
     int n_threads;     /* as the context started them */
     char placement[128]; /* where its layers run (ob_context_placement) */
     ob_context_params cp; /* what its context was made with (replan makes a CPU one) */

@@ -48,6 +48,7 @@ static void seq_unslot(serve_sched *s, serve_seq *q) {
     if (q->slot < 0) return;
     ob_seq_free(s->o.ctx, q->slot);
     spec_drafter_forget(s->o.drafter, q->slot); /* its draft cache went with the slot */
+    spec_mtp_forget(s->o.mtp, q->slot);
     s->slot_used[q->slot] = false;
     q->slot = -1;
     for (int i = 0; i < s->n_running; i++)
@@ -123,6 +124,7 @@ static void admit(serve_sched *s) {
         /* the draft model's sequence is the slot's (a preempted sequence may come back in
          * another one) */
         if (s->o.drafter) spec_seq_set_drafter(&q->spec, s->o.drafter, slot);
+        if (s->o.mtp) spec_seq_set_mtp(&q->spec, s->o.mtp, slot);
         q->phase = SERVE_SEQ_PREFILL;
         /* A preempted sequence keeps its first admission's place: age decides who yields. */
         if (!q->order) q->order = ++s->next_order;
@@ -460,6 +462,12 @@ static void step(serve_sched *s) {
     }
     for (int64_t i = 0; i < b->n; i++)
         s->entry[i]->n_past++;
+    for (int i = 0; s->o.mtp && i < s->n_running; i++) { /* a prompt chunk's states */
+        serve_seq *q = s->running[i];
+        if (q->phase == SERVE_SEQ_PREFILL && q->slot >= 0 && q->n_past > 0 &&
+            spec_seq_uses_mtp(&q->spec))
+            spec_mtp_observe(s->o.mtp, q->slot, q->tokens, q->n_past);
+    }
     for (int64_t i = 0; i < b->n; i++) {
         serve_seq *q = s->entry[i];
         if (!b->logits[i] || q->phase == SERVE_SEQ_DONE) continue;

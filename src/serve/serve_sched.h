@@ -31,6 +31,8 @@ typedef struct serve_sched_opts {
                                        request's own budget applies either way) */
     spec_drafter *drafter;          /* borrowed, or NULL: a draft model with a sequence per
                                        slot, used by the engine thread only */
+    spec_mtp *mtp;                  /* borrowed, or NULL: the model's multi-token-prediction
+                                       drafter with a sequence per slot, the same way */
     /* When ob_decode reports the context's device lost (OB_ERR_DEVICE): makes a context for
      * the same model on what remains, which replaces ctx (the old one is the callee's to
      * free); the running sequences then go back to the queue and are evaluated again there.

@@ -64,6 +64,11 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
         return serve_error_bad(e, "invalid_value", "speculative", "speculative: 'draft' needs a "
                                "draft model, which this server does not load for this model "
                                "(serve --model-draft); expected auto, off or ngram");
+    if (q->task->req->speculative == SPEC_MODE_MTP && !s->o.mtp)
+        return serve_error_bad(e, "invalid_value", "speculative", "speculative: 'mtp' needs the "
+                               "model's multi-token-prediction block, which this server does "
+                               "not run for this model (a model with nextn layers, serve --spec "
+                               "auto or mtp); expected auto, off or ngram");
     if (q->task->req->speculative >= 0) spec.mode = (spec_mode)q->task->req->speculative;
     spec_seq_init(&q->spec, &spec, s->o.ctx); /* reads only what the context fixed at its start */
     for (size_t i = 0; i < q->n_prompt; i++)

@@ -6,8 +6,10 @@
  *
  * Drafts come from prompt lookup (spec_ngram.c): the longest earlier occurrence of the most
  * recent tokens in the prompt and the generated text proposes what followed it there, which
- * pays when the answer repeats its input (an edit of a file, a quote); or from a draft model
- * (spec_draft.c), a smaller model with the same vocabulary drafting greedily.
+ * pays when the answer repeats its input (an edit of a file, a quote); from a draft model
+ * (spec_draft.c), a smaller model with the same vocabulary drafting greedily; or from the
+ * model's own multi-token-prediction block (spec_mtp.c, Qwen3.5's nextn layers), which reads
+ * the target's final hidden states.
  *
  * Verification (spec_step.c, and the server's scheduler the same way): the pass evaluates the
  * pending token and the draft d1..dK; the sampler draws the token after the pending one from
@@ -23,8 +25,10 @@
  *
  * Rejected positions are dropped with ob_seq_truncate. A sliding-window ring holds n_batch
  * positions beyond its window, so a draft of at most n_batch - 1 tokens can always be taken
- * back; a recurrent state (qwen35's DeltaNet) cannot return to an arbitrary position, so
- * speculation is off for such models (spec_context_supported).
+ * back. A recurrent state (qwen35's DeltaNet) summarises every position, so it goes back to
+ * the checkpoint the verification pass kept and the kept positions are evaluated again (in
+ * ob_seq_truncate); its verification and replay passes run the recurrence token by token, as
+ * plain decoding does, so the state after them is the same.
  */
 #ifndef OB_SPEC_SPEC_H
 #define OB_SPEC_SPEC_H
@@ -40,12 +44,14 @@
 typedef enum spec_mode {
     SPEC_MODE_OFF = 0,
     SPEC_MODE_AUTO,  /* the best drafter there is (the draft model when one is loaded, else
-                        prompt lookup), dropped while it does not pay */
+                        the model's MTP block when it has one, else prompt lookup), dropped
+                        while it does not pay */
     SPEC_MODE_NGRAM, /* prompt lookup, kept on whatever its acceptance */
     SPEC_MODE_DRAFT, /* the draft model (spec_drafter), kept on whatever its acceptance */
+    SPEC_MODE_MTP,   /* the model's multi-token-prediction block (spec_mtp), kept on */
 } spec_mode;
 
-/* "auto", "off", "ngram", "draft" -> *out. OB_ERR_ARG naming the value and the choices
+/* "auto", "off", "ngram", "draft", "mtp" -> *out. OB_ERR_ARG naming the value and the choices
  * otherwise. Whether a draft model is loaded is the caller's to check. */
 ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err);
 /* The mode's name ("auto"), static storage. */
@@ -57,10 +63,6 @@ typedef struct spec_params {
 } spec_params;
 
 void spec_params_init(spec_params *p);
-
-/* Whether sequences of c can be rolled back exactly to any earlier position: false on a model
- * with recurrent layers. *why (may be NULL) gets a static reason when false. */
-bool spec_context_supported(const ob_context *c, const char **why);
 
 /* ---- prompt lookup (spec_ngram.c) ---- */
 
@@ -93,6 +95,36 @@ void spec_drafter_forget(spec_drafter *d, int32_t seq);
 int spec_drafter_draft(spec_drafter *d, int32_t seq, const int32_t *hist, int64_t n, int max,
                        int32_t *out);
 
+/* ---- the model's multi-token-prediction block (spec_mtp.c) ---- */
+
+/* Drafts greedily with m's MTP block (model_mtp_available) for n_seq sequences of target,
+ * a context of m, whose final hidden states it has kept from now on. Borrows both. *out:
+ * spec_mtp_free. OB_ERR_UNSUPPORTED naming the reason when m has no usable block. */
+typedef struct spec_mtp spec_mtp;
+ob_status spec_mtp_new(const ob_model *m, ob_context *target, int32_t n_seq, int n_threads,
+                       spec_mtp **out, ob_err *err);
+void spec_mtp_free(spec_mtp *d);
+/* Sequence seq ended: its entries are dropped. */
+void spec_mtp_forget(spec_mtp *d, int32_t seq);
+/* The sequences now decode in target, a context that replaced the one d was made for (the
+ * server's after a lost device): it keeps its hidden states from now on and every sequence's
+ * entries are dropped. d may be NULL. */
+void spec_mtp_attach(spec_mtp *d, ob_context *target);
+/* The last decode evaluated part of seq's prompt, whose first n tokens (hist) are now in the
+ * target's cache: the entries follow, and the state at n - 1 is kept for the next part (a
+ * prompt the server takes in chunks). d may be NULL. */
+void spec_mtp_observe(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n);
+/* The MTP drafter speculation under p wants on target (a context of m): made in mtp mode, and
+ * in auto mode when m has a usable block and no draft model (have_drafter) is loaded; else
+ * *out NULL. OB_ERR_UNSUPPORTED naming the reason in mtp mode on a model without a block. */
+ob_status spec_mtp_for(const spec_params *p, const ob_model *m, ob_context *target,
+                       bool have_drafter, int32_t n_seq, spec_mtp **out, ob_err *err);
+/* Up to max draft tokens after hist (n tokens, the pending one last, the others evaluated in
+ * the target) into out; the count (0 when the target's last decode did not keep what it
+ * needs). Stops after an end-of-generation token. */
+int spec_mtp_draft(spec_mtp *d, int32_t seq, const int32_t *hist, int64_t n, int max,
+                   int32_t *out);
+
 /* ---- one sequence's drafting state (spec_seq.c) ---- */
 
 /* Per sequence: the adaptive draft length, whether drafting pays, and the counters reported
@@ -100,6 +132,8 @@ int spec_drafter_draft(spec_drafter *d, int32_t seq, const int32_t *hist, int64_
 typedef struct spec_seq {
     spec_params p;
     spec_drafter *drafter; /* borrowed or NULL: drafts come from it in auto and draft mode */
+    spec_mtp *mtp;         /* borrowed or NULL: drafts come from it in mtp mode, and in auto
+                              mode when there is no drafter */
     int32_t seq;           /* the sequence id in the drafter's context */
     bool enabled;          /* false: mode off or the context cannot roll back */
     int k;                 /* draft length for the next pass, 1..p.max_draft */
@@ -116,12 +150,16 @@ typedef struct spec_seq {
     int64_t n_drafted, n_accepted; /* draft tokens proposed / kept */
 } spec_seq;
 
-/* Sets up s for a new sequence under p on context c (spec_context_supported decides whether
- * drafting is possible at all). Draft mode without a drafter (spec_seq_set_drafter) drafts
- * nothing. */
+/* Sets up s for a new sequence under p on context c (its batch size caps the draft). Draft
+ * mode without a drafter (spec_seq_set_drafter) drafts nothing. */
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c);
 /* Drafts of sequence seq come from d (borrowed; NULL: prompt lookup). */
 void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq);
+/* Drafts of sequence seq come from the MTP block's d (borrowed; NULL: none). */
+void spec_seq_set_mtp(spec_seq *s, spec_mtp *d, int32_t seq);
+/* Whether s drafts with its MTP drafter (mtp mode, or auto without a draft model): its prompt
+ * is then worth following (spec_mtp_observe). */
+bool spec_seq_uses_mtp(const spec_seq *s);
 
 /* The draft for the next pass after hist (n tokens: prompt, generated, and the pending token
  * last), at most room tokens (what the context and the batch have space for): written to out

@@ -36,7 +36,8 @@ ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err) {
     } modes[] = {{"auto", SPEC_MODE_AUTO},
                  {"off", SPEC_MODE_OFF},
                  {"ngram", SPEC_MODE_NGRAM},
-                 {"draft", SPEC_MODE_DRAFT}};
+                 {"draft", SPEC_MODE_DRAFT},
+                 {"mtp", SPEC_MODE_MTP}};
     for (size_t i = 0; text && i < sizeof modes / sizeof modes[0]; i++)
         if (!strcmp(text, modes[i].name)) {
             *out = modes[i].mode;
@@ -50,7 +51,7 @@ ob_status spec_mode_parse(const char *text, spec_mode *out, ob_err *err) {
         shown[n] = (unsigned char)text[n] < 0x20 || text[n] == 0x7f ? '?' : text[n];
     shown[n] = 0;
     return ob_fail(err, OB_ERR_ARG,
-                   "speculative mode '%s': expected auto, off, ngram or draft", shown);
+                   "speculative mode '%s': expected auto, off, ngram, draft or mtp", shown);
 }
 
 const char *spec_mode_name(spec_mode m) {
@@ -59,22 +60,13 @@ const char *spec_mode_name(spec_mode m) {
     case SPEC_MODE_AUTO: return "auto";
     case SPEC_MODE_NGRAM: return "ngram";
     case SPEC_MODE_DRAFT: return "draft";
+    case SPEC_MODE_MTP: return "mtp";
     }
     return "?";
 }
 
 void spec_params_init(spec_params *p) {
     *p = (spec_params){.mode = SPEC_MODE_AUTO, .max_draft = 16};
-}
-
-bool spec_context_supported(const ob_context *c, const char **why) {
-    if (c->rs_ckpt) { /* see truncate_state in model/context.c */
-        if (why)
-            *why = "the model has recurrent layers, whose state cannot be taken back to "
-                   "an arbitrary position";
-        return false;
-    }
-    return true;
 }
 
 void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
@@ -84,7 +76,7 @@ void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
     if (s->p.max_draft > SPEC_MAX_DRAFT) s->p.max_draft = SPEC_MAX_DRAFT;
     /* The whole draft and the pending token in one pass of the context's batch. */
     if (s->p.max_draft > c->n_batch - 1) s->p.max_draft = (int)(c->n_batch - 1);
-    s->enabled = p->mode != SPEC_MODE_OFF && s->p.max_draft >= 1 && spec_context_supported(c, NULL);
+    s->enabled = p->mode != SPEC_MODE_OFF && s->p.max_draft >= 1;
     s->k = s->p.max_draft < 8 ? s->p.max_draft : 8;
     s->accept = 1.0;
     s->backoff = SPEC_BACKOFF_MIN;
@@ -93,6 +85,16 @@ void spec_seq_init(spec_seq *s, const spec_params *p, const ob_context *c) {
 void spec_seq_set_drafter(spec_seq *s, spec_drafter *d, int32_t seq) {
     s->drafter = d;
     s->seq = seq;
+}
+
+void spec_seq_set_mtp(spec_seq *s, spec_mtp *d, int32_t seq) {
+    s->mtp = d;
+    s->seq = seq;
+}
+
+bool spec_seq_uses_mtp(const spec_seq *s) {
+    return s->enabled && s->mtp &&
+           (s->p.mode == SPEC_MODE_MTP || (s->p.mode == SPEC_MODE_AUTO && !s->drafter));
 }
 
 int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, int32_t *out) {
@@ -104,9 +106,12 @@ int spec_seq_draft(spec_seq *s, const int32_t *hist, int64_t n, int64_t room, in
     int max = s->k;
     if (room < max) max = room > 0 ? (int)room : 0;
     if (max < 1) return 0;
-    if (s->drafter && s->p.mode != SPEC_MODE_NGRAM)
+    const spec_mode mode = s->p.mode;
+    /* auto: a draft model someone chose, else the model's own MTP block, else prompt lookup */
+    if (s->drafter && (mode == SPEC_MODE_DRAFT || mode == SPEC_MODE_AUTO))
         return spec_drafter_draft(s->drafter, s->seq, hist, n, max, out);
-    if (s->p.mode == SPEC_MODE_DRAFT) return 0; /* no draft model */
+    if (spec_seq_uses_mtp(s)) return spec_mtp_draft(s->mtp, s->seq, hist, n, max, out);
+    if (mode == SPEC_MODE_DRAFT || mode == SPEC_MODE_MTP) return 0; /* no such drafter */
     int match = 0;
     const int got = spec_ngram_draft(hist, n, max, out, &match);
     /* Auto mode drafts only from a match long enough to be a copy, not a common phrase: a pass

@@ -102,13 +102,16 @@ def model(path, arch, n_embd=8, n_head=2, n_kv=1, n_ff=16, n_layer=1, mat=None, 
     w.close()
 
 
-def qwen35(path, n_embd=8, n_head=2, n_kv=1, hd=4, n_ff=16, ds=4, n_k=1, n_v=2):
-    """Two layers: a Gated DeltaNet layer, then gated full attention (interval 2)."""
+def qwen35(path, n_embd=8, n_head=2, n_kv=1, hd=4, n_ff=16, ds=4, n_k=1, n_v=2, nextn=False):
+    """Two layers: a Gated DeltaNet layer, then gated full attention (interval 2); with nextn,
+    a multi-token-prediction block after them (blk.2, as llama.cpp's converter writes it)."""
     w = gguf.GGUFWriter(path, "qwen35")
     w.add_name("seed-qwen35")
     w.add_context_length(64)
     w.add_embedding_length(n_embd)
-    w.add_block_count(2)
+    w.add_block_count(3 if nextn else 2)
+    if nextn:
+        w.add_nextn_predict_layers(1)
     w.add_feed_forward_length(n_ff)
     w.add_head_count(n_head)
     w.add_head_count_kv(n_kv)
@@ -129,7 +132,7 @@ def qwen35(path, n_embd=8, n_head=2, n_kv=1, hd=4, n_ff=16, ds=4, n_k=1, n_v=2):
     tensor(w, "token_embd.weight", (N_VOCAB, n_embd))
     tensor(w, "output_norm.weight", (n_embd,))
     tensor(w, "output.weight", (N_VOCAB, n_embd))
-    for il in range(2):
+    for il in range(3 if nextn else 2):
         b = f"blk.{il}."
         tensor(w, b + "attn_norm.weight", (n_embd,))
         tensor(w, b + "post_attention_norm.weight", (n_embd,))
@@ -153,6 +156,10 @@ def qwen35(path, n_embd=8, n_head=2, n_kv=1, hd=4, n_ff=16, ds=4, n_k=1, n_v=2):
         tensor(w, b + "ffn_gate.weight", (n_ff, n_embd))
         tensor(w, b + "ffn_up.weight", (n_ff, n_embd))
         tensor(w, b + "ffn_down.weight", (n_embd, n_ff))
+        if il == 2:
+            tensor(w, b + "nextn.eh_proj.weight", (n_embd, 2 * n_embd))
+            for name in ("enorm", "hnorm", "shared_head_norm"):
+                tensor(w, b + f"nextn.{name}.weight", (n_embd,))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -172,6 +179,7 @@ def main():
     model(os.path.join(out, "qwen3moe-q8_0-4experts"), "qwen3moe", n_embd=32, n_head=4, n_kv=2,
           n_ff=64, n_layer=2, mat=q8, experts=4)
     qwen35(os.path.join(out, "qwen35-f32"))
+    qwen35(os.path.join(out, "qwen35-f32-nextn"), nextn=True)
 
 
 if __name__ == "__main__":

@@ -168,11 +168,13 @@ TEST(mode_names) {
     CHECK(spec_mode_parse("off", &m, &err) == OB_OK && m == SPEC_MODE_OFF);
     CHECK(spec_mode_parse("auto", &m, &err) == OB_OK && m == SPEC_MODE_AUTO);
     CHECK(spec_mode_parse("draft", &m, &err) == OB_OK && m == SPEC_MODE_DRAFT);
+    CHECK(spec_mode_parse("mtp", &m, &err) == OB_OK && m == SPEC_MODE_MTP);
     CHECK_STATUS(spec_mode_parse("fast", &m, &err), OB_ERR_ARG, &err,
-                 "'fast': expected auto, off, ngram or draft");
+                 "'fast': expected auto, off, ngram, draft or mtp");
     CHECK_STATUS(spec_mode_parse(NULL, &m, &err), OB_ERR_ARG, &err, "expected auto");
     CHECK_EQ_STR(spec_mode_name(SPEC_MODE_NGRAM), "ngram");
     CHECK_EQ_STR(spec_mode_name(SPEC_MODE_DRAFT), "draft");
+    CHECK_EQ_STR(spec_mode_name(SPEC_MODE_MTP), "mtp");
 }
 
 int main(void) {
