@@ -76,6 +76,8 @@ typedef struct cli_synth_args {
     uint64_t seed;
     int rope_freqs; /* -1: as the shape says, 0/1: force */
     int64_t swa;    /* sliding window, -1: the architecture's default */
+    int64_t layers, embd; /* --layers, --embd: the shape's layer count and width overridden
+                             (the feed-forward width scaled with it), 0 = the shape's */
     bool help;
     bool merged_experts; /* --merged-experts: ffn_gate_up_exps instead of gate and up */
 } cli_synth_args;
