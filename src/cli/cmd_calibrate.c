@@ -32,10 +32,11 @@
 #define CAL_WIDTH_LARGE 512
 #define CAL_LAYERS_FEW 1
 #define CAL_LAYERS_MORE 3
-#define CAL_DECODE_TOKENS 32/* single-token passes per timed run */
+#define CAL_DECODE_TOKENS 64/* single-token passes per timed run */
 #define CAL_RUNS 5          /* timed runs per figure at most; the median is kept */
 #define CAL_ENOUGH_S 20.0   /* no further runs once the runs so far took this long */
 #define CAL_MAX_PP 2048     /* most prompt rows of a calibration pass */
+#define CAL_SETTLE_US 20000 /* a pause before each timed run */
 #define CAL_READ_BYTES ((size_t)512 << 20)
 
 /* The three shapes calib_fit separates the costs with (calib.h). */
@@ -116,6 +117,9 @@ static ob_status cal_model_open(const cal_run *run, const ob_context_params *cp,
 static ob_status cal_model_time(const cal_run *run, cal_model *cm, const int32_t *toks,
                                 bool decode, int r, ob_err *err) {
     ob_status st = ob_context_truncate(cm->c, 0, err);
+    /* the threads of the model timed before spin a while after their last op before they
+     * sleep (src/cpu/pool.c): on a machine with few cores they would take this run's */
+    usleep(CAL_SETTLE_US);
     const double t0 = cli_now();
     if (!decode) {
         if (!st) st = ob_eval(cm->c, toks, run->n_pp, false, err);

@@ -272,6 +272,8 @@ static void print_start(const serve_args *a, server *s) {
                eng->desc.id, a->files[0], (long long)eng->desc.n_ctx, (long long)eng->kv_tokens,
                (long long)a->parallel, eng->n_threads);
         if (a->device != OB_DEVICE_CPU) printf("  %s", eng->placement);
+        printf("  predicted %.1f tok/s prefill, %.1f tok/s decode%s", eng->predicted.prefill_tps,
+               eng->predicted.decode_tps, eng->predicted.calibrated ? "" : " (uncalibrated)");
         serve_registry_release(s->registry, h, false, 0);
     }
     if (a->n_files > 1) printf("  +%zu more on demand", a->n_files - 1);

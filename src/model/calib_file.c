@@ -30,6 +30,7 @@
 #define CALIB_MAGIC "outboard-calibration"
 #define MAX_FIELDS 9
 #define FIGURE_MAX 1e12 /* no rate, latency or bandwidth figure reaches this */
+#define FIGURE_MIN 1e-12 /* nor, above 0, falls below this */
 
 /* ---- lookups ----------------------------------------------------------------------------- */
 
@@ -104,7 +105,9 @@ static bool figure(const char *s, double *out) {
     char *end;
     errno = 0;
     const double v = strtod(s, &end);
-    if (*end || errno || !isfinite(v) || v < 0 || v > FIGURE_MAX) return false;
+    /* a figure too small to scale to and from its unit without underflowing is no figure */
+    if (*end || errno || !isfinite(v) || v < 0 || v > FIGURE_MAX || (v > 0 && v < FIGURE_MIN))
+        return false;
     *out = v;
     return true;
 }

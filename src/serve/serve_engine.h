@@ -12,6 +12,9 @@
 #include "serve/serve_embed.h"
 #include "serve/serve_sched.h"
 
+#include <jansson.h>
+#include <pthread.h>
+
 typedef struct serve_engine_params {
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
     int64_t kv_size;  /* KV pool in tokens; 0 = ctx * parallel */
@@ -42,7 +45,9 @@ typedef struct serve_engine {
     ob_model *draft_model;   /* owned: --model-draft for this model, or NULL */
     spec_drafter *drafter;   /* owned: its context, a sequence per parallel slot, or NULL */
     int n_threads;     /* as the context started them */
-    char placement[128]; /* where its layers run (ob_context_placement) */
+    char placement[128]; /* where its layers run (ob_context_placement); guarded by mu */
+    ob_plan_speed predicted; /* the speed ob_plan_predict gives that placement; guarded by mu */
+    pthread_mutex_t mu;  /* the engine thread moves the layers while HTTP threads read */
     ob_context_params cp; /* what its context was made with (replan makes a CPU one) */
     bool gpu_required;    /* --device-policy gpu-required: never replanned to the CPU */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
@@ -58,5 +63,10 @@ ob_status serve_engine_open(const serve_engine_params *p, const char *path, cons
 void serve_engine_close(serve_engine *e);
 /* Whether no request is queued or running on it. */
 bool serve_engine_idle(serve_engine *e);
+/* The plan in force for /health: {"model", "placement", "predicted": {"prefill_tps",
+ * "decode_tps", "calibrated", "basis"}, "measured": {"prefill_tps", "decode_tps"}} with the
+ * measured figures from the engine's own passes (null before any such pass). New reference,
+ * NULL when out of memory. */
+json_t *serve_engine_health(serve_engine *e);
 
 #endif

@@ -412,6 +412,9 @@ static void device_lost(serve_sched *s, const ob_err *why) {
     if (!s->o.replan(s->o.replan_user, &fresh, &err)) {
         s->o.ctx = fresh;
         s->xfer_seen = (ob_transfer_stats){0};
+        pthread_mutex_lock(&s->mu); /* the new placement's speed from now on */
+        s->speed = (serve_sched_speed){0};
+        pthread_mutex_unlock(&s->mu);
         if (s->o.metrics) serve_metrics_device_lost(s->o.metrics);
         return;
     }
@@ -429,12 +432,41 @@ static void device_lost(serve_sched *s, const ob_err *why) {
     }
 }
 
+/* Whether every row of the batch is a prompt row (1), every sequence decodes one token (2),
+ * or neither (0): the kinds the speed counters keep apart. */
+static int batch_kind(const serve_sched *s, int64_t n_drafts) {
+    const ob_batch *b = s->batch;
+    bool prefill = true, decode = n_drafts == 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        prefill &= s->entry[i]->phase == SERVE_SEQ_PREFILL;
+        decode &= s->entry[i]->phase == SERVE_SEQ_DECODE;
+    }
+    return prefill ? 1 : decode ? 2 : 0;
+}
+
+static void speed_add(serve_sched *s, int kind, int64_t n, int64_t t0) {
+    const double secs = (double)(serve_now_ns() - t0) / 1e9;
+    pthread_mutex_lock(&s->mu);
+    if (kind == 1) s->speed.prefill_tokens += n, s->speed.prefill_s += secs;
+    if (kind == 2) s->speed.decode_passes++, s->speed.decode_s += secs;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void serve_sched_speed_get(serve_sched *s, serve_sched_speed *out) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->speed;
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void step(serve_sched *s) {
     const int64_t n_drafts = build_batch(s, true);
     ob_batch *b = s->batch;
     if (b->n == 0) return;
     ob_err err;
+    const int kind = batch_kind(s, n_drafts);
+    const int64_t t0 = serve_now_ns();
     ob_status st = ob_decode(s->o.ctx, b, &err);
+    if (!st) speed_add(s, kind, b->n, t0);
     if (st == OB_ERR_LIMIT && n_drafts > 0) { /* the pool is short: the same step undrafted */
         build_batch(s, false);
         st = ob_decode(s->o.ctx, b, &err);

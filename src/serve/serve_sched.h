@@ -54,6 +54,16 @@ void serve_sched_free(serve_sched *s);
  * whole body once generation ends (this thread waits for it). Takes r. */
 /* Whether no request is queued or running (a model with none may be unloaded). */
 bool serve_sched_idle(serve_sched *s);
+
+/* What the engine's own passes measured: prompt rows and seconds of passes holding only
+ * prompt rows, and passes and seconds of passes in which every sequence decoded one token
+ * (no drafts), so one stream's decode speed is passes / seconds. Mixed passes count in
+ * neither. Counted since the model was loaded (or moved to another device). */
+typedef struct serve_sched_speed {
+    int64_t prefill_tokens, decode_passes;
+    double prefill_s, decode_s;
+} serve_sched_speed;
+void serve_sched_speed_get(serve_sched *s, serve_sched_speed *out);
 /* serve_app_config.count_tokens: the prompt tokens r would be answered from (chat template
  * and tokenizer, on the calling thread). */
 int serve_sched_count_tokens(void *sched, const serve_gen_req *r, int64_t *n, serve_error *e);

@@ -14,6 +14,7 @@ struct serve_sched {
     serve_sched_opts o;
     int64_t n_vocab, n_ctx;
     ob_transfer_stats xfer_seen; /* the context's hidden-state copies already in the metrics */
+    serve_sched_speed speed;     /* the engine's passes by kind; guarded by mu */
     pthread_t thread;
     bool started;
     atomic_bool stopping;
