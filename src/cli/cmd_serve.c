@@ -54,6 +54,7 @@ typedef struct serve_args {
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate */
     bool gpu_required;        /* --device-policy gpu-required */
+    bool watch_devices;       /* --watch-devices */
     bool help;
 } serve_args;
 
@@ -79,6 +80,8 @@ static const char USAGE[] =
     "                    as many as --vram-budget SIZE (the device's memory) holds\n"
     "  --link-emulate GBPS[,LATENCY_US]  CPU<->device copies as slow as that link\n"
     "  --device-policy any|gpu-required  gpu-required: a model no GPU takes is not served\n"
+    "  --watch-devices   a model left on the CPU (its device lost, or auto found none) moves\n"
+    "                    to the device when it is there, at the next idle moment\n"
     "  --queue N         requests that may wait for a slot before 503 (64)\n"
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
@@ -220,6 +223,10 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
             a->help = true;
             return OB_OK;
         }
+        if (!strcmp(f, "--watch-devices")) {
+            a->watch_devices = true;
+            continue;
+        }
         char shown[CLI_SHOWN_SIZE];
         if (f[0] != '-')
             return ob_fail(err, OB_ERR_ARG, "unexpected argument '%s'", cli_shown(f, shown));
@@ -234,6 +241,8 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     if (a->gpu_required && a->device == OB_DEVICE_CPU)
         return ob_fail(err, OB_ERR_ARG, "--device-policy gpu-required needs --device auto, cuda "
                        "or vulkan");
+    if (a->watch_devices && a->device == OB_DEVICE_CPU)
+        return ob_fail(err, OB_ERR_ARG, "--watch-devices needs --device auto, cuda or vulkan");
     if (a->spec == SPEC_MODE_DRAFT && !a->model_draft)
         return ob_fail(err, OB_ERR_ARG, "--spec draft needs a draft model: --model-draft FILE");
     return OB_OK;
@@ -325,7 +334,7 @@ static int serve_start(const serve_args *a, server *s) {
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
                    .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
-                   .gpu_required = a->gpu_required, .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
+                   .gpu_required = a->gpu_required, .watch_devices = a->watch_devices, .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define SERVE_WATCH_S 1.0 /* --watch-devices: seconds of idleness between looks */
+
 /* The placement of e's context and its predicted speed (under e->mu: HTTP threads read them). */
 static void plan_note(serve_engine *e) {
     ob_plan plan;
@@ -40,6 +42,30 @@ static ob_status replan_to_cpu(void *user, ob_context **out, ob_err *err) {
     return OB_OK;
 }
 
+/* serve_sched_opts.replug (--watch-devices): a model left on the CPU moves to the device the
+ * server asked for once the planner finds it there (listed, with room for some layers). */
+static ob_status replan_to_device(void *user, ob_context **out, ob_err *err) {
+    serve_engine *e = user;
+    if (strcmp(ob_context_device(e->ctx), "cpu"))
+        return ob_fail(err, OB_ERR_ARG, "already on a device");
+    ob_plan plan;
+    ob_status st = ob_plan_context(e->model, &e->asked, &plan, err);
+    if (st) return st;
+    if (plan.n_gpu_layers == 0) return ob_fail(err, OB_ERR_DEVICE, "no device to move to");
+    if ((st = ob_context_new(e->model, &e->asked, out, err))) return st;
+    if (!strcmp(ob_context_device(*out), "cpu")) { /* auto found none after all */
+        ob_context_free(*out);
+        return ob_fail(err, OB_ERR_DEVICE, "no device to move to");
+    }
+    ob_context_free(e->ctx); /* the engine thread, the one user of it, asked */
+    e->ctx = *out;
+    e->cp = e->asked;
+    plan_note(e);
+    fprintf(stderr, "outboard serve: %s: the device is there: its layers move (%s)\n",
+            e->desc.id, e->placement);
+    return OB_OK;
+}
+
 static ob_status start_sched(const serve_engine_params *p, const char *path, serve_engine *e,
                              int64_t ctx, int64_t kv, serve_metrics *metrics, ob_err *err) {
     ob_context_params cp;
@@ -56,7 +82,7 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     cp.link_latency_us = p->link_latency_us;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
-    e->cp = cp;
+    e->cp = e->asked = cp;
     e->gpu_required = p->gpu_required;
     plan_note(e);
     if (p->gpu_required && !strcmp(ob_context_device(e->ctx), "cpu"))
@@ -83,6 +109,10 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
                            .n_batch = 512, .spec = p->spec,
                            .reasoning_budget = p->reasoning_budget, .drafter = e->drafter,
                            .replan = replan_to_cpu, .replan_user = e};
+    if (p->watch_devices && cp.device != OB_DEVICE_CPU && cp.n_gpu_layers != 0) {
+        so.replug = replan_to_device;
+        so.watch_s = SERVE_WATCH_S;
+    }
     return serve_sched_start(&so, &e->sched, err);
 }
 

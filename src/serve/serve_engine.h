@@ -31,6 +31,7 @@ typedef struct serve_engine_params {
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate, 0 = none */
     bool gpu_required;        /* --device-policy gpu-required: no GPU, no model */
+    bool watch_devices;       /* --watch-devices: back to the device when it is there again */
     const char *model_draft;  /* a draft model's file, or NULL */
     const char *draft_target; /* the file of the model it drafts for (the others have none) */
 } serve_engine_params;
@@ -49,6 +50,7 @@ typedef struct serve_engine {
     ob_plan_speed predicted; /* the speed ob_plan_predict gives that placement; guarded by mu */
     pthread_mutex_t mu;  /* the engine thread moves the layers while HTTP threads read */
     ob_context_params cp; /* what its context was made with (replan makes a CPU one) */
+    ob_context_params asked; /* what the server asked for (--device, --gpu-layers) */
     bool gpu_required;    /* --device-policy gpu-required: never replanned to the CPU */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } serve_engine;

@@ -13,6 +13,7 @@
 
 #include "serve/serve_response.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -552,16 +553,47 @@ static void drain(serve_sched *s) {
     }
 }
 
+/* Waits (s->mu held) for work; with a replug callback, at most watch_s. True when that time
+ * passed with nothing to do: an idle moment to look for the device. */
+static bool idle_wait(serve_sched *s) {
+    if (!s->o.replug) {
+        pthread_cond_wait(&s->cv, &s->mu);
+        return false;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* the condition variable's clock */
+    const double w = s->o.watch_s > 0 ? s->o.watch_s : 1.0;
+    until.tv_sec += (time_t)w;
+    until.tv_nsec += (long)((w - (double)(time_t)w) * 1e9);
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    const int rc = pthread_cond_timedwait(&s->cv, &s->mu, &until);
+    return rc == ETIMEDOUT && s->n_waiting == 0 && s->n_running == 0 &&
+           !atomic_load(&s->stopping);
+}
+
+/* An idle moment with --watch-devices: the model moves to its device if it is there. */
+static void replug(serve_sched *s) {
+    ob_context *fresh = NULL;
+    ob_err err;
+    if (s->o.replug(s->o.replan_user, &fresh, &err)) return;
+    s->o.ctx = fresh;
+    s->xfer_seen = (ob_transfer_stats){0};
+    pthread_mutex_lock(&s->mu); /* the new placement's speed from now on */
+    s->speed = (serve_sched_speed){0};
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void *engine_main(void *arg) {
     serve_sched *s = arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         admit(s);
         update_gauges(s);
-        bool stop = atomic_load(&s->stopping);
-        if (!stop && s->n_running == 0) pthread_cond_wait(&s->cv, &s->mu);
+        bool stop = atomic_load(&s->stopping), watch = false;
+        if (!stop && s->n_running == 0) watch = idle_wait(s);
         pthread_mutex_unlock(&s->mu);
         if (stop) break;
+        if (watch) replug(s);
         retire_gone(s);
         if (s->n_running > 0) step(s);
     }

@@ -37,6 +37,12 @@ typedef struct serve_sched_opts {
      * NULL, or a failure: they end with the error. Called on the engine thread. */
     ob_status (*replan)(void *user, ob_context **ctx, ob_err *err);
     void *replan_user;
+    /* With --watch-devices: called with replan_user every watch_s seconds while nothing is
+     * queued or running; when the device the server asked for is there (again, or at last),
+     * makes a context on it, which replaces ctx (the old one is the callee's to free), and
+     * returns OB_OK; any other status leaves ctx as it was. NULL: never called. */
+    ob_status (*replug)(void *user, ob_context **ctx, ob_err *err);
+    double watch_s;
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;
