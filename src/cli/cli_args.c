@@ -294,6 +294,7 @@ ob_status cli_synth_args_parse(int argc, char **argv, cli_synth_args *o, ob_err 
         else if (is(a, "--rope-freqs", NULL)) o->rope_freqs = 1;
         else if (is(a, "--no-rope-freqs", NULL)) o->rope_freqs = 0;
         else if (is(a, "--merged-experts", NULL)) o->merged_experts = true;
+        else if (is(a, "--quiet", NULL)) o->quiet = true;
         else if (is(a, "--arch", NULL)) st = take_str(&c, &o->arch, err);
         else if (is(a, "--shape", NULL)) st = take_str(&c, &o->shape, err);
         else if (is(a, "--type", NULL)) st = take_str(&c, &o->type, err);

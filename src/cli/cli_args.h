@@ -78,7 +78,7 @@ typedef struct cli_synth_args {
     int64_t swa;    /* sliding window, -1: the architecture's default */
     int64_t layers, embd; /* --layers, --embd: the shape's layer count and width overridden
                              (the feed-forward width scaled with it), 0 = the shape's */
-    bool help;
+    bool help, quiet; /* --quiet: no summary line on success */
     bool merged_experts; /* --merged-experts: ffn_gate_up_exps instead of gate and up */
 } cli_synth_args;
 

@@ -70,8 +70,8 @@ static int synth_model(const cal_run *run, int s, const char *type, char *path, 
     snprintf(embd, sizeof embd, "%lld", (long long)SHAPES[s].embd);
     snprintf(layers, sizeof layers, "%lld", (long long)SHAPES[s].layers);
     char *argv[] = {"synth", "--shape", "tiny", "--type", (char *)type, "--embd", embd,
-                    "--layers", layers, "-o", path, NULL};
-    return cli_cmd_synth(11, argv);
+                    "--layers", layers, "-o", path, "--quiet", NULL};
+    return cli_cmd_synth(12, argv);
 }
 
 /* One calibration model open on the backend being measured. */
@@ -173,10 +173,10 @@ static ob_status measure_type(const cal_run *run, const ob_context_params *cp,
             w_dec[s] = cm[s].work.decode_bytes;
             w_pre[s] = cm[s].work.prefill_macs;
             layers[s] = cm[s].n_layer;
-            if (getenv("OB_CALIB_DEBUG"))
-                fprintf(stderr, "  shape %d (%d runs): decode %.1f us (%.0f bytes), prefill "
-                        "%.1f us (%.0f MACs)\n", s, runs, t_dec[s] * 1e6, w_dec[s],
-                        t_pre[s] * 1e6, w_pre[s]);
+            fprintf(stderr, "  %lld layers x %lld wide, median of %d: decode %.1f us/token "
+                    "(%.0f bytes), prefill %.1f ms/chunk (%.3g multiply-adds)\n",
+                    (long long)SHAPES[s].layers, (long long)SHAPES[s].embd, runs,
+                    t_dec[s] * 1e6, w_dec[s], t_pre[s] * 1e3, w_pre[s]);
         }
         cal_model_close(&cm[s]);
     }

@@ -334,7 +334,8 @@ static int serve_start(const serve_args *a, server *s) {
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
                    .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
-                   .gpu_required = a->gpu_required, .watch_devices = a->watch_devices, .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
+                   .gpu_required = a->gpu_required, .watch_devices = a->watch_devices,
+                   .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;

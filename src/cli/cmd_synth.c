@@ -287,8 +287,8 @@ static int usage(FILE *to) {
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  [--merged-experts (qwen3moe, qwen35moe, qwen3next: ffn_gate_up_exps)]\n"
                     "  [--pooling none|mean|cls|last (writes <arch>.pooling_type, for embeddings)]\n"
-                    "  [--layers N] [--embd N (a multiple of 256; the feed-forward width scales\n"
-                    "   with it)]: the shape with another layer count or width\n"
+                    "  [--quiet] [--layers N] [--embd N (a multiple of 256; the feed-forward\n"
+                    "   width scales with it)]: the shape with another layer count or width\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                 "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return to == stdout ? 0 : 2;
@@ -365,7 +365,8 @@ int cli_cmd_synth(int argc, char **argv) {
             rc = 0;
     }
     if (rc) fprintf(stderr, "outboard synth: %s\n", st.w ? st.err.msg : "out of memory");
-    else fprintf(stderr, "wrote %s: %s %s, %s, %lld tokens\n", o.out, ar->name, sh->name,
+    else if (!o.quiet)
+        fprintf(stderr, "wrote %s: %s %s, %s, %lld tokens\n", o.out, ar->name, sh->name,
                  preset ? preset->name : gguf_qtype_name(type), (long long)n_vocab);
     for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
     ob_free(st.bufs);

@@ -4,7 +4,8 @@
  *
  *     outboard-calibration  1
  *     backend  KEY  THREADS  READ_GBS
- *     type  QTYPE  DECODE_PASS_US  DECODE_LAYER_US  DECODE_GBS  PREFILL_PASS_US  PREFILL_LAYER_US  PREFILL_GMACS
+ *     type  QTYPE  DECODE_PASS_US  DECODE_LAYER_US  DECODE_GBS
+ *           PREFILL_PASS_US  PREFILL_LAYER_US  PREFILL_GMACS       (one line)
  *     link  KEY  EMULATE_GBPS  EMULATE_LATENCY_US  H2D_GBS  H2D_LATENCY_US  D2H_GBS  D2H_LATENCY_US
  *
  * A `type` line belongs to the `backend` line above it. The file is read as untrusted input: a

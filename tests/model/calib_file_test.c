@@ -112,7 +112,8 @@ TEST(path_follows_environment) {
     const char *old_over = getenv("OUTBOARD_CALIBRATION");
     setenv("XDG_CONFIG_HOME", "/x/cfg", 1);
     unsetenv("OUTBOARD_CALIBRATION");
-    CHECK(calib_path(buf, sizeof buf, NULL) == OB_OK && !strcmp(buf, "/x/cfg/outboard/calibration"));
+    CHECK(calib_path(buf, sizeof buf, NULL) == OB_OK &&
+          !strcmp(buf, "/x/cfg/outboard/calibration"));
     setenv("XDG_CONFIG_HOME", "relative", 1); /* not absolute: ignored, as the spec says */
     setenv("HOME", "/home/u", 1);
     CHECK(calib_path(buf, sizeof buf, NULL) == OB_OK &&
