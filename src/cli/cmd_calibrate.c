@@ -33,7 +33,7 @@
 #define CAL_LAYERS_FEW 1
 #define CAL_LAYERS_MORE 3
 #define CAL_DECODE_TOKENS 64/* single-token passes per timed run */
-#define CAL_RUNS 5          /* timed runs per figure at most; the median is kept */
+#define CAL_RUNS 7          /* timed runs per figure at most; the median is kept */
 #define CAL_ENOUGH_S 20.0   /* no further runs once the runs so far took this long */
 #define CAL_MAX_PP 2048     /* most prompt rows of a calibration pass */
 #define CAL_SETTLE_US 20000 /* a pause before each timed run */
@@ -240,7 +240,7 @@ static ob_status measure_link(const cal_run *run, const ob_context_params *cp, c
     if (st) return st;
     const double inv_bw = (per_copy[1] - per_copy[0]) / (bytes[1] - bytes[0]);
     if (!(inv_bw > 0))
-        return ob_fail(err, OB_ERR_ARG, "calibration: a %.0f-byte copy took no longer than a "
+        return ob_fail(err, OB_ERR_ARG, "a %.0f-byte copy took no longer than a "
                        "%.0f-byte one (the machine too busy to measure?)", bytes[1], bytes[0]);
     out->h2d_gbs = 1e-9 / inv_bw;
     out->h2d_latency_us = (per_copy[0] - bytes[0] * inv_bw) * 1e6;

@@ -99,9 +99,10 @@ double calib_cost_eval(const calib_cost *c, int64_t n_layers, double work);
 /* Solves pass_s, layer_s and rate from three measured passes: t[i] seconds for n_layers[i]
  * layers and work[i] (the first and third with the same layer count and more work in the
  * third; the second with more layers). Noise that makes a term negative clips it to 0. When
- * the extra work cost no measurable time (weights small enough to stay in a cache),
- * fallback_rate stands for the rate if it is above 0 (the host's read bandwidth), else
- * OB_ERR_ARG; OB_ERR_ARG too when the shapes do not separate the terms. */
+ * the wider layer cost no measurable time more (weights small enough to stay in a cache, or
+ * a burst of other load), fallback_rate stands for the rate if it is above 0 (the host's read
+ * bandwidth), else the rate the extra layers give, with no cost per layer besides their work;
+ * OB_ERR_ARG when neither took more time, or the shapes do not separate the terms. */
 ob_status calib_fit(const double t[3], const int64_t n_layers[3], const double work[3],
                     double fallback_rate, calib_cost *out, ob_err *err);
 

@@ -35,17 +35,23 @@ ob_status calib_fit(const double t[3], const int64_t n_layers[3], const double w
                     double fallback_rate, calib_cost *out, ob_err *err) {
     /* t0 = P + L0*O + w0/R, t1 = P + L1*O + w1/R, t2 = P + L0*O + w2/R (L2 == L0) */
     if (n_layers[2] != n_layers[0] || n_layers[1] <= n_layers[0] || !(work[2] > work[0]))
-        return ob_fail(err, OB_ERR_ARG, "calibration: the three passes do not separate the "
+        return ob_fail(err, OB_ERR_ARG, "the three passes do not separate the "
                        "per-pass, per-layer and per-work costs");
     double inv_rate = (t[2] - t[0]) / (work[2] - work[0]);
-    if ((!(inv_rate > 0) || !isfinite(inv_rate)) && fallback_rate > 0)
-        inv_rate = 1.0 / fallback_rate;
+    bool per_layer = true;
+    if (!(inv_rate > 0) || !isfinite(inv_rate)) {
+        /* the wider layer cost no more: the rate the caller knows, else the one the extra
+         * layers give with no cost per layer besides their work */
+        per_layer = fallback_rate <= 0;
+        inv_rate = per_layer ? (t[1] - t[0]) / (work[1] - work[0]) : 1.0 / fallback_rate;
+        per_layer = !per_layer;
+    }
     if (!(inv_rate > 0) || !isfinite(inv_rate))
-        return ob_fail(err, OB_ERR_ARG, "calibration: %.3g more work took %.3g s, not more "
-                       "time (the machine too busy to measure?)", work[2] - work[0],
-                       t[2] - t[0]);
-    double layer = ((t[1] - t[0]) - (work[1] - work[0]) * inv_rate) /
-                   (double)(n_layers[1] - n_layers[0]);
+        return ob_fail(err, OB_ERR_ARG, "%.3g more work took %.3g s, not more time (the "
+                       "machine too busy to measure?)", work[2] - work[0], t[2] - t[0]);
+    double layer = per_layer ? ((t[1] - t[0]) - (work[1] - work[0]) * inv_rate) /
+                                   (double)(n_layers[1] - n_layers[0])
+                             : 0;
     if (layer < 0) layer = 0;
     double pass = t[0] - (double)n_layers[0] * layer - work[0] * inv_rate;
     if (pass < 0) pass = 0;

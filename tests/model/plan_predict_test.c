@@ -189,10 +189,14 @@ TEST(fit_recovers_costs) {
     CHECK(calib_fit(t, layers, work, 0, &got, NULL) == OB_OK);
     CHECK(close_to(got.pass_s, truth.pass_s) && close_to(got.layer_s, truth.layer_s) &&
           fabs(got.rate - truth.rate) < 1e-6 * truth.rate);
-    /* extra work that took no time: the fallback rate, or a clear error without one */
+    /* a wider layer that took no more time: the fallback rate, else the extra layers' */
     double flat[3] = {t[0], t[1], t[0]};
-    CHECK(calib_fit(flat, layers, work, 0, &got, NULL) == OB_ERR_ARG);
     CHECK(calib_fit(flat, layers, work, 1e10, &got, NULL) == OB_OK && got.rate == 1e10);
+    CHECK(calib_fit(flat, layers, work, 0, &got, NULL) == OB_OK && got.layer_s == 0);
+    CHECK(close_to(got.rate, (work[1] - work[0]) / (t[1] - t[0])));
+    /* nothing took more time: a clear error */
+    double none[3] = {t[0], t[0], t[0]};
+    CHECK(calib_fit(none, layers, work, 0, &got, NULL) == OB_ERR_ARG);
     const int64_t same[3] = {1, 1, 1};
     CHECK(calib_fit(t, same, work, 0, &got, NULL) == OB_ERR_ARG);
 }
