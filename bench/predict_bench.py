@@ -104,6 +104,9 @@ def main():
         lines.append("| %s | %d of %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
             names.get(g, "half"), g, a.layers, pred[g][0], statistics.median(measured[g][0]),
             rp, pred[g][1], statistics.median(measured[g][1]), rt))
+    within = sum(abs(statistics.median(ratios[g][k]) - 1) <= 0.15
+                 for g in placements for k in (0, 1))
+    lines += ["", "Within 15%% of measured: %d of %d figures." % (within, 2 * len(placements))]
     table = "\n".join(lines)
     print(table)
     if a.write:

@@ -37,6 +37,7 @@
 #define CAL_ENOUGH_S 20.0   /* no further runs once the runs so far took this long */
 #define CAL_MAX_PP 2048     /* most prompt rows of a calibration pass */
 #define CAL_SETTLE_US 20000 /* a pause before each timed run */
+#define CAL_LINK_ROWS 16    /* single-row passes the link's latency is averaged over */
 #define CAL_READ_BYTES ((size_t)512 << 20)
 
 /* The three shapes calib_fit separates the costs with (calib.h). */
@@ -224,7 +225,7 @@ static ob_status measure_link(const cal_run *run, const ob_context_params *cp, c
         ob_transfer_stats a, b;
         st = ob_context_truncate(c, 0, err);
         ob_context_transfer_stats(c, &a);
-        const int64_t n = k ? run->n_pp : 1, reps = k ? 2 : CAL_DECODE_TOKENS;
+        const int64_t n = k ? run->n_pp : 1, reps = k ? 2 : CAL_LINK_ROWS;
         for (int64_t i = 0; !st && i < reps; i++) {
             if (k) st = ob_context_truncate(c, 0, err);
             if (!st) st = ob_eval(c, toks, n, false, err);

@@ -42,7 +42,8 @@ typedef struct calib_type {
 typedef struct calib_backend {
     char key[CALIB_KEY_SIZE]; /* "cpu AMD EPYC" or "vulkan llvmpipe (...) | Mesa 22.3.6" */
     int n_threads;            /* host threads the CPU ran on; 0 for a device */
-    double read_gbs;          /* streaming read bandwidth (10^9 bytes/s), 0 = not measured */
+    double read_gbs;          /* streaming read bandwidth (10^9 bytes/s), 0 = not measured; for
+                                 a device, the best decode rate of its weight types */
     int n_types;
     calib_type types[CALIB_MAX_TYPES];
 } calib_backend;
