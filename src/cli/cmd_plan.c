@@ -12,6 +12,8 @@
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/err.h"
+#include "gguf/qtype.h"
+#include "model/calib.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,14 +23,16 @@ static const char USAGE[] =
     "                     [--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
     "                     [--vram-budget SIZE] [--threads N] [--link-emulate GBPS[,US]]\n"
     "                     [--json]\n"
-    "       outboard plan --calibrate [--device D] [--threads N] [--batch N]\n"
-    "                     [--link-emulate GBPS[,US]] [--types q4_0,q8_0,q4_K,q6_K]\n"
+    "       outboard plan --calibrate [-m MODEL.gguf] [--device D] [--threads N]\n"
+    "                     [--batch N] [--link-emulate GBPS[,US]] [--types LIST]\n"
     "  Prints where the layers would run and the memory each device would hold for them\n"
     "  (weights, KV cache, recurrent state, activations), the bytes crossing between the\n"
     "  CPU and the device per decoded token and per prompt chunk, and the predicted prefill\n"
     "  and decode speed. Reads no weights. --calibrate measures this machine (the CPU at the\n"
     "  thread count, the device, the link) for the prediction and stores the figures in\n"
-    "  $XDG_CONFIG_HOME/outboard/calibration (~/.config/outboard/calibration).\n";
+    "  $XDG_CONFIG_HOME/outboard/calibration (~/.config/outboard/calibration), for the weight\n"
+    "  types of --types (q4_0,q8_0,q4_K,q6_K; with -m and no --types, the model's), then\n"
+    "  prints the plan of -m if one is given.\n";
 
 typedef struct plan_args {
     const char *model;
@@ -173,10 +177,7 @@ int cli_cmd_plan(int argc, char **argv) {
         fputs(USAGE, stdout);
         return 0;
     }
-    if (a.calibrate) {
-        int rc = cli_plan_calibrate(&a.cp, a.types);
-        if (rc || !a.model) return rc;
-    }
+    if (a.calibrate && !a.model) return cli_plan_calibrate(&a.cp, a.types);
     char *path = cli_model_path("plan", a.model);
     if (!path) return 1;
     ob_model_params mp;
@@ -191,6 +192,15 @@ int cli_cmd_plan(int argc, char **argv) {
     }
     ob_model_info in;
     ob_model_get_info(m, &in);
+    if (a.calibrate) { /* without --types: the type holding most of this model's layers */
+        plan_work w;
+        plan_work_of(m, 0, in.n_layer, 1, &w);
+        int rc = cli_plan_calibrate(&a.cp, a.types ? a.types : gguf_qtype_name(w.qtype));
+        if (rc) {
+            ob_model_free(m);
+            return rc;
+        }
+    }
     if (!a.cp.n_ctx) a.cp.n_ctx = in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
     if (!a.cp.kv_size) a.cp.kv_size = a.cp.n_ctx * a.parallel;
     if (a.cp.n_batch > a.cp.n_ctx) a.cp.n_batch = a.cp.n_ctx; /* as the context clips it */
