@@ -32,7 +32,7 @@
 #define CAL_WIDTH_LARGE 512
 #define CAL_LAYERS_FEW 1
 #define CAL_LAYERS_MORE 3
-#define CAL_DECODE_TOKENS 64/* single-token passes per timed run */
+#define CAL_DECODE_TOKENS 64 /* single-token passes per timed run */
 #define CAL_RUNS 7          /* timed runs per figure at most; the median is kept */
 #define CAL_ENOUGH_S 20.0   /* no further runs once the runs so far took this long */
 #define CAL_MAX_PP 2048     /* most prompt rows of a calibration pass */
@@ -293,8 +293,10 @@ static int type_list(char *list, char **names, int cap, ob_err *err) {
     return n;
 }
 
+/* The host, then the device and its link; *host_done once the host's figures are in c (they
+ * are kept when the device fails). */
 static ob_status calibrate(const cal_run *run, char **types, int n_types, calib *c,
-                           ob_err *err) {
+                           bool *host_done, ob_err *err) {
     ob_context_params host = *run->cp;
     host.device = OB_DEVICE_CPU;
     host.link_gbps = host.link_latency_us = 0;
@@ -305,6 +307,7 @@ static ob_status calibrate(const cal_run *run, char **types, int n_types, calib 
     hb->read_gbs = calib_host_read_gbs(host.n_threads, CAL_READ_BYTES, 3);
     fprintf(stderr, "%s, %d threads: read %.2f GB/s\n", key, host.n_threads, hb->read_gbs);
     ob_status st = measure_backend(run, &host, types, n_types, hb, err);
+    *host_done = st == OB_OK;
     if (st || run->cp->device == OB_DEVICE_CPU) return st;
     char path[512];
     if (synth_model(run, 1, types[0], path, sizeof path))
@@ -367,15 +370,14 @@ int cli_plan_calibrate(const ob_context_params *cp_in, const char *types_arg) {
         return 1;
     }
     char path[4096] = "";
-    st = calibrate(&run, types, n_types, c, &err);
+    bool host_done = false;
+    st = calibrate(&run, types, n_types, c, &host_done, &err);
     remove_models(run.dir, types, n_types);
-    if (!st) st = calib_path(path, sizeof path, &err);
-    if (!st) st = calib_save(path, c, &err);
+    if (st) fprintf(stderr, "outboard plan: calibration: %s\n", err.msg);
+    ob_status saved = host_done ? calib_path(path, sizeof path, &err) : st;
+    if (host_done && !saved) saved = calib_save(path, c, &err);
     ob_free(c);
-    if (st) {
-        fprintf(stderr, "outboard plan: calibration: %s\n", err.msg);
-        return 1;
-    }
-    fprintf(stderr, "calibration written to %s\n", path);
-    return 0;
+    if (host_done && saved) fprintf(stderr, "outboard plan: calibration: %s\n", err.msg);
+    if (!saved) fprintf(stderr, "calibration %swritten to %s\n", st ? "of the host " : "", path);
+    return st || saved ? 1 : 0;
 }
