@@ -98,8 +98,11 @@ static bool stage_cost(const ob_model *m, const ob_plan_part *part, bool device,
     plan_work w;
     plan_work_of(m, part->layer_lo, part->layer_hi, n_batch, &w);
     const calib_type *t = calib_type_find(b, w.qtype);
-    const calib_cost *dec = t ? &t->decode : device ? &DEVICE_DECODE : &HOST_DECODE;
-    const calib_cost *pre = t ? &t->prefill : device ? &DEVICE_PREFILL : &HOST_PREFILL;
+    /* another type measured on the same backend is closer than a default: the fixed costs
+     * are the backend's, and the rates of quantized types differ by less than machines do */
+    const calib_type *near = t ? t : b && b->n_types ? &b->types[0] : NULL;
+    const calib_cost *dec = near ? &near->decode : device ? &DEVICE_DECODE : &HOST_DECODE;
+    const calib_cost *pre = near ? &near->prefill : device ? &DEVICE_PREFILL : &HOST_PREFILL;
     *decode_s = calib_cost_eval(dec, n_layers, w.decode_bytes);
     *prefill_s = calib_cost_eval(pre, n_layers, w.prefill_macs);
     return t != NULL;
@@ -126,11 +129,11 @@ void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *
                                   ? calib_backend_find(c, plan->device_key, 0) : NULL;
     bool ok = stage_cost(m, &plan->host, false, hb, n_batch, &out->decode_s[0],
                          &out->prefill_s[0]);
-    if (!ok) add_basis(out, hb ? "host: this weight type not calibrated, defaults"
+    if (!ok) add_basis(out, hb ? "host: this weight type not calibrated, another's rates"
                                : "host: not calibrated at this thread count, defaults");
     if (!stage_cost(m, &plan->device, true, db, n_batch, &out->decode_s[1], &out->prefill_s[1])) {
         ok = false;
-        add_basis(out, db ? "device: this weight type not calibrated, defaults"
+        add_basis(out, db ? "device: this weight type not calibrated, another's rates"
                           : "device: not calibrated, defaults");
     }
     if (plan->n_gpu_layers > 0) {

@@ -151,6 +151,12 @@ TEST(host_alone_and_missing_figures) {
     p.n_threads = 3;
     plan_predict(m, &p, &plan, &c, &s);
     CHECK(!s.calibrated && strstr(s.basis, "thread count") && s.decode_tps > 0);
+    /* the model's type not measured on the host: another type's costs stand in */
+    c.backends[0].types[0].qtype = OB_QTYPE_Q4_0;
+    p.n_threads = 4;
+    plan_predict(m, &p, &plan, &c, &s);
+    CHECK(!s.calibrated && strstr(s.basis, "another's rates"));
+    CHECK_MSG(close_to(s.decode_s[0], host_dec), "%.9g vs %.9g", s.decode_s[0], host_dec);
     /* no calibration at all */
     plan_predict(m, &p, &plan, NULL, &s);
     CHECK(!s.calibrated && s.decode_tps > 0 && s.prefill_tps > 0);
