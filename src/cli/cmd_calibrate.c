@@ -239,7 +239,9 @@ static ob_status measure_link(const cal_run *run, const ob_context_params *cp, c
     ob_context_free(c);
     ob_model_free(m);
     if (st) return st;
-    const double inv_bw = (per_copy[1] - per_copy[0]) / (bytes[1] - bytes[0]);
+    double inv_bw = (per_copy[1] - per_copy[0]) / (bytes[1] - bytes[0]);
+    if (!(inv_bw > 0) && cp->link_gbps > 0) /* copies too small to tell: as emulated */
+        inv_bw = 1e-9 / cp->link_gbps;
     if (!(inv_bw > 0))
         return ob_fail(err, OB_ERR_ARG, "a %.0f-byte copy took no longer than a "
                        "%.0f-byte one (the machine too busy to measure?)", bytes[1], bytes[0]);
@@ -260,12 +262,13 @@ static ob_status measure_backend(const cal_run *run, const ob_context_params *cp
         uint32_t qt = OB_QTYPE_COUNT;
         for (uint32_t t = 0; t < OB_QTYPE_COUNT; t++)
             if (gguf_qtype_name(t) && !strcasecmp(gguf_qtype_name(t), types[i])) qt = t;
-        calib_type *ct = calib_type_add(b, qt);
-        if (!ct) return ob_fail(err, OB_ERR_LIMIT, "more than %d types", CALIB_MAX_TYPES);
         fprintf(stderr, "calibrating %s, %s ...\n", b->key, types[i]);
-        ob_status st = measure_type(run, cp, types[i], b->read_gbs, ct, err);
+        calib_type got = {.qtype = qt};
+        ob_status st = measure_type(run, cp, types[i], b->read_gbs, &got, err);
         if (st) return st;
-        ct->qtype = qt;
+        calib_type *ct = calib_type_add(b, qt); /* only figures measured go in */
+        if (!ct) return ob_fail(err, OB_ERR_LIMIT, "more than %d types", CALIB_MAX_TYPES);
+        *ct = got;
         const double gbs = ct->decode.rate * 1e-9;
         if (b->n_threads == 0 && gbs > b->read_gbs) b->read_gbs = gbs; /* what a device reads */
         fprintf(stderr, "  decode %.3g GB/s + %.0f us/layer + %.0f us/pass; prefill %.3g "
@@ -319,9 +322,14 @@ static ob_status calibrate(const cal_run *run, char **types, int n_types, calib 
     calib_backend *db = calib_backend_add(c, key, 0);
     if (!db) return ob_fail(err, OB_ERR_LIMIT, "more than %d backends", CALIB_MAX_BACKENDS);
     if ((st = measure_backend(run, &dev, types, n_types, db, err))) return st;
+    calib_link got;
+    if ((st = measure_link(run, run->cp, path, &got, err))) return st;
     calib_link *l = calib_link_add(c, key, run->cp->link_gbps, run->cp->link_latency_us);
     if (!l) return ob_fail(err, OB_ERR_LIMIT, "more than %d links", CALIB_MAX_LINKS);
-    if ((st = measure_link(run, run->cp, path, l, err))) return st;
+    got.emulate_gbps = l->emulate_gbps;
+    got.emulate_latency_us = l->emulate_latency_us;
+    memcpy(got.key, l->key, sizeof got.key);
+    *l = got;
     fprintf(stderr, "link to %s: %.3g GB/s + %.1f us to the device, %.3g GB/s + %.1f us back\n",
             key, l->h2d_gbs, l->h2d_latency_us, l->d2h_gbs, l->d2h_latency_us);
     return OB_OK;
@@ -378,6 +386,7 @@ int cli_plan_calibrate(const ob_context_params *cp_in, const char *types_arg) {
     if (host_done && !saved) saved = calib_save(path, c, &err);
     ob_free(c);
     if (host_done && saved) fprintf(stderr, "outboard plan: calibration: %s\n", err.msg);
-    if (!saved) fprintf(stderr, "calibration %swritten to %s\n", st ? "of the host " : "", path);
+    if (!saved) fprintf(stderr, "calibration written to %s%s\n", path,
+                        st ? " (the figures measured before the failure)" : "");
     return st || saved ? 1 : 0;
 }

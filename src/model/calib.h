@@ -77,7 +77,8 @@ ob_status calib_path(char *buf, size_t cap, ob_err *err);
  * OB_ERR_FORMAT when it is corrupt or foreign: the caller then uses no figure of it. */
 ob_status calib_load(const char *path, calib *out, ob_err *err);
 /* Writes c to path (NULL: calib_path), creating the directory: a temporary file renamed over
- * the old one, so a reader sees the old file or the new one, never a part. */
+ * the old one, so a reader sees the old file or the new one, never a part. OB_ERR_ARG, and
+ * nothing written, when calib_parse would reject the text (a rate of 0, say). */
 ob_status calib_save(const char *path, const calib *c, ob_err *err);
 
 /* The entry of key (and n_threads, for the CPU), NULL when absent. calib_backend_add returns

@@ -317,6 +317,19 @@ ob_status calib_save(const char *path, const calib *c, ob_err *err) {
     if (st) return st;
     char *text = calib_format(c);
     if (!text) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path);
+    /* never write what calib_load would reject: a file is all trusted or not at all */
+    calib *check = ob_alloc(1, sizeof *check);
+    ob_err why = {{0}};
+    st = !check ? ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", path)
+         : calib_parse(text, strlen(text), check, &why)
+             ? ob_fail(err, OB_ERR_ARG, "%s: not written, the figures are not valid (%s)",
+                       path, why.msg)
+             : OB_OK;
+    ob_free(check);
+    if (st) {
+        ob_free(text);
+        return st;
+    }
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
     const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     const size_t len = strlen(text);

@@ -105,6 +105,10 @@ TEST(save_creates_directory_and_loads) {
     c.backends[0].read_gbs = 99;
     CHECK(calib_save(path, &c, &err) == OB_OK);
     CHECK(calib_load(path, &back, &err) == OB_OK && near(back.backends[0].read_gbs, 99));
+    /* figures the parser would reject are never written: the old file stays */
+    c.backends[0].types[0].decode.rate = 0;
+    CHECK(calib_save(path, &c, &err) == OB_ERR_ARG && strstr(err.msg, "not written"));
+    CHECK(calib_load(path, &back, &err) == OB_OK && near(back.backends[0].read_gbs, 99));
 }
 
 TEST(path_follows_environment) {
