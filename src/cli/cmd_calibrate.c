@@ -133,10 +133,9 @@ static ob_status cal_model_time(const cal_run *run, cal_model *cm, const int32_t
     return st;
 }
 
-/* The decode and prefill costs of weight type `type` on the backend cp names: the three
- * models are timed in turn, run after run, so a burst of other load on a shared machine
- * falls on all of them alike; a slow device (a CPU implementation of Vulkan) gets fewer runs
- * of its long passes. Medians per model go into the fit. */
+/* The decode and prefill costs of weight type `type` on the backend cp names: up to CAL_RUNS
+ * runs of each model, the median of each into the fit; a slow device (a CPU implementation of
+ * Vulkan) gets fewer runs of its long passes. */
 static ob_status measure_type(const cal_run *run, const ob_context_params *cp,
                               const char *type, double read_gbs, calib_type *out,
                               ob_err *err) {
@@ -153,30 +152,32 @@ static ob_status measure_type(const cal_run *run, const ob_context_params *cp,
         if (!st) st = cal_model_open(run, cp, path, toks, &cm[s], err);
     }
     /* all prefill runs, then all decode runs: a decode run right after a long prefill pass
-     * measures that pass's aftermath (caches, the pool's threads) as much as itself */
-    int runs = CAL_RUNS;
-    for (int decode = 0; decode < 2; decode++) {
-        int r = 0;
-        for (double spent = 0; !st && r < runs && spent < CAL_ENOUGH_S; r++) {
-            const double t0 = cli_now();
-            for (int s = 0; !st && s < 3; s++)
+     * measures that pass's aftermath (caches, the pool's threads) as much as itself; and the
+     * runs of one model back to back, as a model serves, so its weights are as warm in the
+     * caches as they are then (interleaving models would time every run cold) */
+    int runs[3] = {CAL_RUNS, CAL_RUNS, CAL_RUNS};
+    for (int decode = 0; decode < 2; decode++)
+        for (int s = 0; s < 3; s++) {
+            int r = 0;
+            for (double spent = 0; !st && r < runs[s] && spent < CAL_ENOUGH_S / 3; r++) {
+                const double t0 = cli_now();
                 st = cal_model_time(run, &cm[s], toks, decode, r, err);
-            spent += cli_now() - t0;
+                spent += cli_now() - t0;
+            }
+            runs[s] = r; /* decode runs are as many as prefill runs got */
         }
-        runs = r; /* decode runs are as many as prefill runs got */
-    }
     double t_dec[3], t_pre[3], w_dec[3], w_pre[3];
     int64_t layers[3];
     for (int s = 0; s < 3; s++) {
         if (!st) {
-            t_dec[s] = median(cm[s].dec, runs);
-            t_pre[s] = median(cm[s].pre, runs);
+            t_dec[s] = median(cm[s].dec, runs[s]);
+            t_pre[s] = median(cm[s].pre, runs[s]);
             w_dec[s] = cm[s].work.decode_bytes;
             w_pre[s] = cm[s].work.prefill_macs;
             layers[s] = cm[s].n_layer;
             fprintf(stderr, "  %lld layers x %lld wide, median of %d: decode %.1f us/token "
                     "(%.0f bytes), prefill %.1f ms/chunk (%.3g multiply-adds)\n",
-                    (long long)SHAPES[s].layers, (long long)SHAPES[s].embd, runs,
+                    (long long)SHAPES[s].layers, (long long)SHAPES[s].embd, runs[s],
                     t_dec[s] * 1e6, w_dec[s], t_pre[s] * 1e3, w_pre[s]);
         }
         cal_model_close(&cm[s]);
