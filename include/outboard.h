@@ -212,7 +212,20 @@ typedef struct ob_plan {
     uint64_t link_token;      /* bytes crossing host<->device per decoded token */
     uint64_t link_chunk;      /* ... per prompt chunk of n_batch tokens (one logits row) */
     char why[256];            /* one line: why this placement */
+    char device_key[160];     /* the device by kind, name and driver ("vulkan llvmpipe (...) |
+                                 Mesa 22.3.6"), as a calibration names it; "" without one */
 } ob_plan;
+
+/* Predicted speed of a plan on this machine (ob_plan_predict). */
+typedef struct ob_plan_speed {
+    double prefill_tps;  /* prompt tokens per second, in chunks of n_batch from an empty cache */
+    double decode_tps;   /* generated tokens per second of one sequence */
+    double decode_s[3];  /* seconds per decoded token: host stage, device stage, link */
+    double prefill_s[3]; /* seconds per prompt chunk of n_batch: likewise */
+    bool calibrated;     /* every rate was measured here (`outboard plan --calibrate`); false:
+                            some are stated defaults */
+    char basis[320];     /* one line: where the rates came from (and why a file was ignored) */
+} ob_plan_speed;
 
 /* What ob_context_new(m, p) would place where and allocate, computed by the same functions
  * that size the real allocations, without allocating anything or opening a device (the
@@ -226,6 +239,17 @@ typedef struct ob_plan {
  * memory. */
 ob_status ob_plan_context(const ob_model *m, const ob_context_params *p, ob_plan *out,
                           ob_err *err);
+
+/* The prefill and decode speed of plan (from ob_plan_context(m, p)): per stage, its pass cost
+ * (the weight bytes its matrix products read per token over the measured rate for decode, the
+ * multiply-adds of a chunk over the measured rate for prefill, plus fixed costs per pass and
+ * per layer), plus the bytes crossing the link over its bandwidth and a latency per crossing.
+ * Rates come from the calibration file at calib_path (NULL: the user's, `outboard plan
+ * --calibrate`); a missing, corrupt or foreign file, or one without this device, thread count
+ * or weight type, leaves stated defaults in place (out->calibrated false, out->basis says
+ * why). Never fails. */
+void ob_plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *plan,
+                     const char *calib_path, ob_plan_speed *out);
 
 /* Allocates the KV cache and buffers and starts the threads. The context borrows the model,
  * which must outlive it. p may be NULL for the defaults. */

@@ -29,6 +29,10 @@ int cli_cmd_chat(int argc, char **argv);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_policy(int argc, char **argv);
 int cli_cmd_plan(int argc, char **argv);
+/* `outboard plan --calibrate` (cmd_calibrate.c): measures the CPU at cp's thread count, cp's
+ * device and link, for the weight types in the comma-separated list (NULL: a default list),
+ * into the user's calibration file. Returns the process exit code. */
+int cli_plan_calibrate(const ob_context_params *cp, const char *types);
 int cli_cmd_pull(int argc, char **argv);
 int cli_cmd_store(int argc, char **argv); /* list, rm, show */
 

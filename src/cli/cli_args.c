@@ -302,6 +302,7 @@ ob_status cli_synth_args_parse(int argc, char **argv, cli_synth_args *o, ob_err 
         else if (is(a, "--rope-freqs", NULL)) o->rope_freqs = 1;
         else if (is(a, "--no-rope-freqs", NULL)) o->rope_freqs = 0;
         else if (is(a, "--merged-experts", NULL)) o->merged_experts = true;
+        else if (is(a, "--quiet", NULL)) o->quiet = true;
         else if (is(a, "--arch", NULL)) st = take_str(&c, &o->arch, err);
         else if (is(a, "--shape", NULL)) st = take_str(&c, &o->shape, err);
         else if (is(a, "--type", NULL)) st = take_str(&c, &o->type, err);
@@ -319,6 +320,13 @@ ob_status cli_synth_args_parse(int argc, char **argv, cli_synth_args *o, ob_err 
         }
         /* The window is written as a u32 key and must fit a context. */
         else if (is(a, "--swa", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->swa, err);
+        /* widths in whole k-quant blocks, so every type can hold the matrices */
+        else if (is(a, "--layers", NULL)) st = take_i64(&c, 1, 256, &o->layers, err);
+        else if (is(a, "--embd", NULL)) {
+            if (!(st = take_i64(&c, 256, 16384, &o->embd, err)) && o->embd % 256)
+                st = ob_fail(err, OB_ERR_ARG, "--embd: %lld, expected a multiple of 256",
+                             (long long)o->embd);
+        }
         else st = unknown(a, err);
         if (st) return st;
     }

@@ -78,7 +78,9 @@ typedef struct cli_synth_args {
     uint64_t seed;
     int rope_freqs; /* -1: as the shape says, 0/1: force */
     int64_t swa;    /* sliding window, -1: the architecture's default */
-    bool help;
+    int64_t layers, embd; /* --layers, --embd: the shape's layer count and width overridden
+                             (the feed-forward width scaled with it), 0 = the shape's */
+    bool help, quiet; /* --quiet: no summary line on success */
     bool merged_experts; /* --merged-experts: ffn_gate_up_exps instead of gate and up */
     int64_t nextn;  /* --nextn: multi-token-prediction blocks after the stack (qwen35 family) */
 } cli_synth_args;

@@ -1,14 +1,20 @@
 /*
  * `outboard plan -m MODEL [--ctx N] [--parallel N] [--kv-size N] [--batch N] [--device D]
- * [--gpu-layers N|auto] [--vram-budget SIZE] [--experts host|device|auto] [--json]`: where a
- * context's layers (and a mixture-of-experts model's MoE blocks) would run and
- * the memory each device would give them, from ob_plan_context (the functions that size the
- * real allocations), before any weight is read: the file is mapped, its pages are not.
- * --parallel N sizes the KV pool as the server does (N sequences of --ctx each).
+ * [--gpu-layers N|auto] [--vram-budget SIZE] [--experts host|device|auto]
+ * [--link-emulate GBPS[,US]] [--json]`: where a context's layers (and a mixture-of-experts
+ * model's MoE blocks) would run and the memory each device would give them, from
+ * ob_plan_context (the functions that size the real allocations), before any weight is read:
+ * the file is mapped, its pages are not; and the prefill and decode speed that placement is
+ * predicted to reach (ob_plan_predict). --parallel N sizes the KV pool as the server does (N
+ * sequences of --ctx each). `outboard plan --calibrate [--device D] [--threads N]
+ * [--link-emulate ...] [--types LIST]` measures this machine for the prediction
+ * (cmd_calibrate.c).
  */
 #include "cli/cli.h"
 #include "core/alloc.h"
 #include "core/err.h"
+#include "gguf/qtype.h"
+#include "model/calib.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,17 +22,26 @@
 static const char USAGE[] =
     "usage: outboard plan -m MODEL.gguf [--ctx N] [--parallel N] [--kv-size N] [--batch N]\n"
     "                     [--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
-    "                     [--vram-budget SIZE] [--experts host|device|auto] [--json]\n"
+    "                     [--vram-budget SIZE] [--experts host|device|auto] [--threads N]\n"
+    "                     [--link-emulate GBPS[,US]] [--json]\n"
+    "       outboard plan --calibrate [-m MODEL.gguf] [--device D] [--threads N]\n"
+    "                     [--batch N] [--link-emulate GBPS[,US]] [--types LIST]\n"
     "  Prints where the layers would run and the memory each device would hold for them\n"
     "  (weights, KV cache, recurrent state, activations; a MoE model's experts kept on the\n"
-    "  host for the device's layers in a row of their own), and the bytes crossing between\n"
-    "  the CPU and the device per decoded token and per prompt chunk. Reads no weights.\n";
+    "  host for the device's layers in a row of their own), the bytes crossing between the\n"
+    "  CPU and the device per decoded token and per prompt chunk, and the predicted prefill\n"
+    "  and decode speed. Reads no weights. --calibrate measures this machine (the CPU at the\n"
+    "  thread count, the device, the link) for the prediction and stores the figures in\n"
+    "  $XDG_CONFIG_HOME/outboard/calibration (~/.config/outboard/calibration), for the weight\n"
+    "  types of --types (q4_0,q8_0,q4_K,q6_K; with -m and no --types, the model's), then\n"
+    "  prints the plan of -m if one is given.\n";
 
 typedef struct plan_args {
     const char *model;
+    const char *types; /* --types: weight types to calibrate, NULL = the default list */
     ob_context_params cp;
     int64_t parallel;
-    bool json, help;
+    bool json, help, calibrate;
 } plan_args;
 
 static ob_status parse(int argc, char **argv, plan_args *a, ob_err *err) {
@@ -39,8 +54,8 @@ static ob_status parse(int argc, char **argv, plan_args *a, ob_err *err) {
             a->help = true;
             return OB_OK;
         }
-        if (!strcmp(f, "--json")) {
-            a->json = true;
+        if (!strcmp(f, "--json") || !strcmp(f, "--calibrate")) {
+            *(f[2] == 'j' ? &a->json : &a->calibrate) = true;
             continue;
         }
         if (i + 1 >= argc) return ob_fail(err, OB_ERR_ARG, "%s: expected a value", f);
@@ -53,6 +68,9 @@ static ob_status parse(int argc, char **argv, plan_args *a, ob_err *err) {
             st = cli_parse_i64(f, v, 1, 4096, &a->parallel, err);
         } else if (!strcmp(f, "--kv-size")) {
             st = cli_parse_i64(f, v, 0, (int64_t)1 << 26, &a->cp.kv_size, err);
+        } else if (!strcmp(f, "--types")) {
+            a->types = v;
+            st = OB_OK;
         } else if (!strcmp(f, "--batch")) {
             st = cli_parse_i64(f, v, 1, 1 << 20, &a->cp.n_batch, err);
         } else if (cli_engine_opt_known(f)) {
@@ -65,7 +83,7 @@ static ob_status parse(int argc, char **argv, plan_args *a, ob_err *err) {
         }
         if (st) return st;
     }
-    if (!a->model) return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf is required");
+    if (!a->model && !a->calibrate) return ob_fail(err, OB_ERR_ARG, "-m MODEL.gguf is required");
     a->cp.n_seq_max = (int32_t)a->parallel;
     return OB_OK;
 }
@@ -92,7 +110,34 @@ static void print_json_part(const char *key, const ob_plan_part *p, bool last) {
            (unsigned long long)total(p), last ? "" : ",");
 }
 
-static void print_plan(const plan_args *a, const ob_model_info *in, const ob_plan *p) {
+static void print_speed(const plan_args *a, const ob_plan *p, const ob_plan_speed *sp) {
+    if (a->json) {
+        printf("  \"predicted\": {\"prefill_tps\": %.4g, \"decode_tps\": %.4g, "
+               "\"calibrated\": %s,\n    \"decode_s\": {\"host\": %.6g, \"device\": %.6g, "
+               "\"link\": %.6g},\n    \"prefill_s\": {\"host\": %.6g, \"device\": %.6g, "
+               "\"link\": %.6g},\n    \"basis\": \"", sp->prefill_tps, sp->decode_tps,
+               sp->calibrated ? "true" : "false", sp->decode_s[0], sp->decode_s[1],
+               sp->decode_s[2], sp->prefill_s[0], sp->prefill_s[1], sp->prefill_s[2]);
+        for (const char *c = sp->basis; *c; c++) /* paths and messages: escape for JSON */
+            if (*c == '"' || *c == '\\') printf("\\%c", *c);
+            else if ((unsigned char)*c < 0x20) printf("\\u%04x", *c);
+            else putchar(*c);
+        printf("\"},\n");
+        return;
+    }
+    printf("predicted %.1f tok/s prefill (chunks of %lld), %.1f tok/s decode%s\n",
+           sp->prefill_tps, (long long)a->cp.n_batch, sp->decode_tps,
+           sp->calibrated ? "" : " (uncalibrated)");
+    printf("          per token: host %.3f ms, device %.3f ms, link %.3f ms; per chunk: host "
+           "%.1f ms, device %.1f ms, link %.2f ms\n", sp->decode_s[0] * 1e3,
+           sp->decode_s[1] * 1e3, sp->decode_s[2] * 1e3, sp->prefill_s[0] * 1e3,
+           sp->prefill_s[1] * 1e3, sp->prefill_s[2] * 1e3);
+    printf("          %s\n", sp->basis);
+    (void)p;
+}
+
+static void print_plan(const plan_args *a, const ob_model_info *in, const ob_plan *p,
+                       const ob_plan_speed *sp) {
     if (a->json) {
         printf("{\n  \"model\": \"%s\", \"arch\": \"%s\", \"n_layer\": %lld, "
                "\"n_gpu_layers\": %lld, \"budget\": %llu,\n", in->name, in->arch,
@@ -102,6 +147,7 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
                (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
                p->experts_on_host ? "true" : "false");
         printf("  \"why\": \"%s\",\n", p->why); /* planner text: no quotes or escapes */
+        print_speed(a, p, sp);
         print_json_part("host", &p->host, false);
         print_json_part("device", &p->device, false);
         print_json_part("experts", &p->experts, true);
@@ -123,6 +169,7 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
         printf("link      %llu bytes per decoded token, %llu per prompt chunk of %lld\n",
                (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
                (long long)a->cp.n_batch);
+    print_speed(a, p, sp);
 }
 
 int cli_cmd_plan(int argc, char **argv) {
@@ -136,6 +183,7 @@ int cli_cmd_plan(int argc, char **argv) {
         fputs(USAGE, stdout);
         return 0;
     }
+    if (a.calibrate && !a.model) return cli_plan_calibrate(&a.cp, a.types);
     char *path = cli_model_path("plan", a.model);
     if (!path) return 1;
     ob_model_params mp;
@@ -150,12 +198,23 @@ int cli_cmd_plan(int argc, char **argv) {
     }
     ob_model_info in;
     ob_model_get_info(m, &in);
+    if (a.calibrate) { /* without --types: the type holding most of this model's layers */
+        plan_work w;
+        plan_work_of(m, 0, in.n_layer, 1, &w);
+        int rc = cli_plan_calibrate(&a.cp, a.types ? a.types : gguf_qtype_name(w.qtype));
+        if (rc) {
+            ob_model_free(m);
+            return rc;
+        }
+    }
     if (!a.cp.n_ctx) a.cp.n_ctx = in.n_ctx_train < 4096 ? in.n_ctx_train : 4096;
     if (!a.cp.kv_size) a.cp.kv_size = a.cp.n_ctx * a.parallel;
     if (a.cp.n_batch > a.cp.n_ctx) a.cp.n_batch = a.cp.n_ctx; /* as the context clips it */
     ob_plan plan;
     st = ob_plan_context(m, &a.cp, &plan, &err);
-    if (!st) print_plan(&a, &in, &plan);
+    ob_plan_speed speed;
+    if (!st) ob_plan_predict(m, &a.cp, &plan, NULL, &speed);
+    if (!st) print_plan(&a, &in, &plan, &speed);
     else fprintf(stderr, "outboard plan: %s\n", err.msg);
     ob_model_free(m);
     return st ? 1 : 0;

@@ -55,6 +55,7 @@ typedef struct serve_args {
     double link_gbps, link_latency_us; /* --link-emulate */
     ob_experts experts;       /* --experts, auto */
     bool gpu_required;        /* --device-policy gpu-required */
+    bool watch_devices;       /* --watch-devices */
     bool help;
 } serve_args;
 
@@ -82,6 +83,8 @@ static const char USAGE[] =
     "  --experts host|device|auto  where a MoE model's device layers run their experts (auto:\n"
     "                    on the host when the device has no MoE kernels or they do not fit)\n"
     "  --device-policy any|gpu-required  gpu-required: a model no GPU takes is not served\n"
+    "  --watch-devices   a model left on the CPU (its device lost, or auto found none) moves\n"
+    "                    to the device when it is there, at the next idle moment\n"
     "  --queue N         requests that may wait for a slot before 503 (64)\n"
     "  --max-body BYTES  largest request body, K/M suffixes allowed (8M)\n"
     "  --timeout S       seconds a half-sent request may stall (30)\n"
@@ -226,6 +229,10 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
             a->help = true;
             return OB_OK;
         }
+        if (!strcmp(f, "--watch-devices")) {
+            a->watch_devices = true;
+            continue;
+        }
         char shown[CLI_SHOWN_SIZE];
         if (f[0] != '-')
             return ob_fail(err, OB_ERR_ARG, "unexpected argument '%s'", cli_shown(f, shown));
@@ -240,6 +247,8 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     if (a->gpu_required && a->device == OB_DEVICE_CPU)
         return ob_fail(err, OB_ERR_ARG, "--device-policy gpu-required needs --device auto, cuda "
                        "or vulkan");
+    if (a->watch_devices && a->device == OB_DEVICE_CPU)
+        return ob_fail(err, OB_ERR_ARG, "--watch-devices needs --device auto, cuda or vulkan");
     if (a->spec == SPEC_MODE_DRAFT && !a->model_draft)
         return ob_fail(err, OB_ERR_ARG, "--spec draft needs a draft model: --model-draft FILE");
     return OB_OK;
@@ -278,6 +287,8 @@ static void print_start(const serve_args *a, server *s) {
                eng->desc.id, a->files[0], (long long)eng->desc.n_ctx, (long long)eng->kv_tokens,
                (long long)a->parallel, eng->n_threads);
         if (a->device != OB_DEVICE_CPU) printf("  %s", eng->placement);
+        printf("  predicted %.1f tok/s prefill, %.1f tok/s decode%s", eng->predicted.prefill_tps,
+               eng->predicted.decode_tps, eng->predicted.calibrated ? "" : " (uncalibrated)");
         serve_registry_release(s->registry, h, false, 0);
     }
     if (a->n_files > 1) printf("  +%zu more on demand", a->n_files - 1);
@@ -329,8 +340,9 @@ static int serve_start(const serve_args *a, server *s) {
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
                    .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
-                   .experts = a->experts,
-                   .gpu_required = a->gpu_required, .model_draft = s->draft_path, .draft_target = a->n_files ? s->paths[0] : NULL},
+                   .experts = a->experts, .gpu_required = a->gpu_required,
+                   .watch_devices = a->watch_devices, .model_draft = s->draft_path,
+                   .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,
     };
     if (serve_registry_new(&ro, &s->registry, &err)) goto fail;

@@ -289,6 +289,8 @@ static int usage(FILE *to) {
                     "  [--nextn 0|1 (qwen35, qwen35moe, qwen3next: a multi-token-prediction\n"
                     "   block after the stack, blk.N.nextn.*)]\n"
                     "  [--pooling none|mean|cls|last (writes <arch>.pooling_type, for embeddings)]\n"
+                    "  [--quiet] [--layers N] [--embd N (a multiple of 256; the feed-forward\n"
+                    "   width scales with it)]: the shape with another layer count or width\n"
                     "  TYPE: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k..q6_k iq4_nl iq4_xs, or a\n"
                 "  preset as llama-quantize names it (q4_k_m, q5_k_s, ...): per-tensor types\n");
     return to == stdout ? 0 : 2;
@@ -302,8 +304,14 @@ int cli_cmd_synth(int argc, char **argv) {
         return usage(stderr);
     }
     if (o.help) return usage(stdout);
-    if (!strcmp(o.arch, "qwen35") || !strcmp(o.arch, "qwen35moe") || !strcmp(o.arch, "qwen3next"))
+    if (!strcmp(o.arch, "qwen35") || !strcmp(o.arch, "qwen35moe") || !strcmp(o.arch, "qwen3next")) {
+        if (o.layers || o.embd) {
+            fprintf(stderr, "outboard synth: --layers and --embd take llama-shaped "
+                            "architectures, not '%s'\n", o.arch);
+            return 2;
+        }
         return cli_synth_qwen35(&o); /* synth_qwen35.c */
+    }
     if (o.nextn) {
         fprintf(stderr, "outboard synth: --nextn: %s has no multi-token-prediction blocks "
                 "(qwen35, qwen35moe, qwen3next)\n", o.arch);
@@ -329,7 +337,18 @@ int cli_cmd_synth(int argc, char **argv) {
                 sh ? o.type : o.shape);
         return 2;
     }
-    synth_dims d = {.n_layer = strcmp(sh->name, "tiny") ? sh->n_layer : ar->tiny_layers,
+    synth_shape resized;
+    if (o.embd || o.layers) { /* the shape's head counts stay; the head size follows the width */
+        resized = *sh;
+        if (o.embd) {
+            resized.n_ff = sh->n_ff * o.embd / sh->n_embd;
+            resized.n_embd = o.embd;
+        }
+        if (o.layers) resized.n_layer = o.layers;
+        sh = &resized;
+    }
+    synth_dims d = {.n_layer = o.layers || strcmp(sh->name, "tiny") ? sh->n_layer
+                                                                     : ar->tiny_layers,
                     .head_dim = ar->head_mult * sh->n_embd / sh->n_head,
                     .swa = o.swa >= 0 ? o.swa : ar->swa};
     synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1,
@@ -353,7 +372,8 @@ int cli_cmd_synth(int argc, char **argv) {
             rc = 0;
     }
     if (rc) fprintf(stderr, "outboard synth: %s\n", st.w ? st.err.msg : "out of memory");
-    else fprintf(stderr, "wrote %s: %s %s, %s, %lld tokens\n", o.out, ar->name, sh->name,
+    else if (!o.quiet)
+        fprintf(stderr, "wrote %s: %s %s, %s, %lld tokens\n", o.out, ar->name, sh->name,
                  preset ? preset->name : gguf_qtype_name(type), (long long)n_vocab);
     for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
     ob_free(st.bufs);

@@ -31,15 +31,17 @@ int64_t model_plan_gpu_layers(const ob_context_params *p, int64_t n_layer) {
 }
 
 /* The device p names (auto: a CUDA device, else the default discrete Vulkan GPU, as the
- * context picks it): its kind in `name` and its memory (free memory for CUDA, the largest
- * device-local heap for Vulkan) in *mem; false when there is none. */
-static bool device_of(const ob_context_params *p, char name[16], uint64_t *mem) {
+ * context picks it): its kind in `name`, kind, name and driver in `key` (as a calibration
+ * names it) and its memory (free memory for CUDA, the largest device-local heap for Vulkan)
+ * in *mem; false when there is none. */
+static bool device_of(const ob_context_params *p, char name[16], char key[160], uint64_t *mem) {
     int n = 0;
     if (p->device == OB_DEVICE_CUDA || p->device == OB_DEVICE_AUTO) {
         cuda_device_info ci;
         const int dev = p->device == OB_DEVICE_CUDA && p->device_index >= 0 ? p->device_index : 0;
         if (!cuda_device_count(&n, NULL) && dev < n && !cuda_device_get_info(dev, &ci, NULL)) {
             snprintf(name, 16, "cuda");
+            snprintf(key, 160, "cuda %.150s", ci.name);
             *mem = ci.mem_free;
             return true;
         }
@@ -52,6 +54,7 @@ static bool device_of(const ob_context_params *p, char name[16], uint64_t *mem) 
                   : vulkan_device_default(list, n, p->device == OB_DEVICE_AUTO);
     if (dev < 0 || dev >= n) return false;
     snprintf(name, 16, "vulkan");
+    snprintf(key, 160, "vulkan %.80s | %.60s", list[dev].name, list[dev].driver);
     *mem = list[dev].mem_bytes;
     return true;
 }
@@ -180,7 +183,7 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
     snprintf(out->host.device, sizeof out->host.device, "cpu");
     uint64_t mem = 0;
     const bool has_device =
-        p->device != OB_DEVICE_CPU && device_of(p, out->device.device, &mem);
+        p->device != OB_DEVICE_CPU && device_of(p, out->device.device, out->device_key, &mem);
     out->budget = !has_device     ? 0
                   : p->vram_budget ? p->vram_budget
                   : mem > reserve_of(mem) ? mem - reserve_of(mem)

@@ -78,7 +78,10 @@ static void r_root(serve_app *app, const serve_http_req *req, serve_http_resp *r
 
 static void r_health(serve_app *app, const serve_http_req *req, serve_http_resp *resp) {
     bool ok = atomic_load(&app->ready);
-    reply_json(json_pack("{s:s}", "status", ok ? "ok" : "loading"), SERVE_DIALECT_OPENAI, resp);
+    json_t *body = json_pack("{s:s}", "status", ok ? "ok" : "loading");
+    if (body && ok && app->cfg.registry) /* the plan in force, predicted next to measured */
+        json_object_set_new(body, "models", serve_registry_health(app->cfg.registry));
+    reply_json(body, SERVE_DIALECT_OPENAI, resp);
     if (ok) return;
     resp->status = 503;
     resp->retry_after = 1;

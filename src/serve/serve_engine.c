@@ -9,6 +9,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#define SERVE_WATCH_S 1.0 /* --watch-devices: seconds of idleness between looks */
+
+/* The placement of e's context and its predicted speed (under e->mu: HTTP threads read them). */
+static void plan_note(serve_engine *e) {
+    ob_plan plan;
+    ob_plan_speed sp;
+    memset(&sp, 0, sizeof sp);
+    if (!ob_plan_context(e->model, &e->cp, &plan, NULL))
+        ob_plan_predict(e->model, &e->cp, &plan, NULL, &sp);
+    pthread_mutex_lock(&e->mu);
+    snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
+    e->predicted = sp;
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* serve_sched_opts.replan: the device is lost; the model's layers move to the CPU. */
 static ob_status replan_to_cpu(void *user, ob_context **out, ob_err *err) {
     serve_engine *e = user;
@@ -24,7 +39,31 @@ static ob_status replan_to_cpu(void *user, ob_context **out, ob_err *err) {
     e->ctx = *out;
     spec_mtp_attach(e->mtp, e->ctx);
     e->cp = cp;
-    snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
+    plan_note(e);
+    return OB_OK;
+}
+
+/* serve_sched_opts.replug (--watch-devices): a model left on the CPU moves to the device the
+ * server asked for once the planner finds it there (listed, with room for some layers). */
+static ob_status replan_to_device(void *user, ob_context **out, ob_err *err) {
+    serve_engine *e = user;
+    if (strcmp(ob_context_device(e->ctx), "cpu"))
+        return ob_fail(err, OB_ERR_ARG, "already on a device");
+    ob_plan plan;
+    ob_status st = ob_plan_context(e->model, &e->asked, &plan, err);
+    if (st) return st;
+    if (plan.n_gpu_layers == 0) return ob_fail(err, OB_ERR_DEVICE, "no device to move to");
+    if ((st = ob_context_new(e->model, &e->asked, out, err))) return st;
+    if (!strcmp(ob_context_device(*out), "cpu")) { /* auto found none after all */
+        ob_context_free(*out);
+        return ob_fail(err, OB_ERR_DEVICE, "no device to move to");
+    }
+    ob_context_free(e->ctx); /* the engine thread, the one user of it, asked */
+    e->ctx = *out;
+    e->cp = e->asked;
+    plan_note(e);
+    fprintf(stderr, "outboard serve: %s: the device is there: its layers move (%s)\n",
+            e->desc.id, e->placement);
     return OB_OK;
 }
 
@@ -45,9 +84,9 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     cp.experts = p->experts;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     if (st) return st;
-    e->cp = cp;
+    e->cp = e->asked = cp;
     e->gpu_required = p->gpu_required;
-    snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
+    plan_note(e);
     if (p->gpu_required && !strcmp(ob_context_device(e->ctx), "cpu"))
         return ob_fail(err, OB_ERR_UNSUPPORTED, "--device-policy gpu-required: no GPU took the "
                        "model (%s)", e->placement);
@@ -78,6 +117,10 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
                            .reasoning_budget = p->reasoning_budget, .drafter = e->drafter,
                            .mtp = e->mtp,
                            .replan = replan_to_cpu, .replan_user = e};
+    if (p->watch_devices && cp.device != OB_DEVICE_CPU && cp.n_gpu_layers != 0) {
+        so.replug = replan_to_device;
+        so.watch_s = SERVE_WATCH_S;
+    }
     return serve_sched_start(&so, &e->sched, err);
 }
 
@@ -86,10 +129,12 @@ ob_status serve_engine_open(const serve_engine_params *p, const char *path, cons
     *out = NULL;
     serve_engine *e = ob_calloc(1, sizeof *e);
     if (!e) return ob_fail(err, OB_ERR_NOMEM, "out of memory for the model %s", path);
+    pthread_mutex_init(&e->mu, NULL);
     ob_model_params mp;
     ob_model_params_init(&mp);
     ob_status st = ob_model_load(path, &mp, &e->model, err);
     if (st) {
+        pthread_mutex_destroy(&e->mu);
         ob_free(e);
         return st;
     }
@@ -131,9 +176,30 @@ void serve_engine_close(serve_engine *e) {
     ob_context_free(e->ctx);
     serve_model_desc_clear(&e->desc);
     ob_model_free(e->model);
+    pthread_mutex_destroy(&e->mu);
     ob_free(e);
 }
 
 bool serve_engine_idle(serve_engine *e) {
     return serve_sched_idle(e->sched);
+}
+
+/* tokens / seconds, or JSON null before anything was measured. */
+static json_t *rate_or_null(double tokens, double secs) {
+    return secs > 0 ? json_real(tokens / secs) : json_null();
+}
+
+json_t *serve_engine_health(serve_engine *e) {
+    serve_sched_speed m;
+    serve_sched_speed_get(e->sched, &m);
+    pthread_mutex_lock(&e->mu);
+    const ob_plan_speed p = e->predicted;
+    json_t *placement = json_string(e->placement);
+    pthread_mutex_unlock(&e->mu);
+    return json_pack("{s:s, s:o, s:{s:f, s:f, s:b, s:s}, s:{s:o, s:o}}", "model", e->desc.id,
+                     "placement", placement ? placement : json_null(), "predicted",
+                     "prefill_tps", p.prefill_tps, "decode_tps", p.decode_tps, "calibrated",
+                     p.calibrated, "basis", p.basis, "measured", "prefill_tps",
+                     rate_or_null((double)m.prefill_tokens, m.prefill_s), "decode_tps",
+                     rate_or_null((double)m.decode_passes, m.decode_s));
 }

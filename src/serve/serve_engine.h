@@ -12,6 +12,9 @@
 #include "serve/serve_embed.h"
 #include "serve/serve_sched.h"
 
+#include <jansson.h>
+#include <pthread.h>
+
 typedef struct serve_engine_params {
     int64_t ctx;      /* context per request; 0 = the model's, at most 4096 */
     int64_t kv_size;  /* KV pool in tokens; 0 = ctx * parallel */
@@ -29,6 +32,7 @@ typedef struct serve_engine_params {
     double link_gbps, link_latency_us; /* --link-emulate, 0 = none */
     ob_experts experts;       /* --experts: a MoE model's experts on the device or the host */
     bool gpu_required;        /* --device-policy gpu-required: no GPU, no model */
+    bool watch_devices;       /* --watch-devices: back to the device when it is there again */
     const char *model_draft;  /* a draft model's file, or NULL */
     const char *draft_target; /* the file of the model it drafts for (the others have none) */
 } serve_engine_params;
@@ -44,8 +48,11 @@ typedef struct serve_engine {
     spec_drafter *drafter;   /* owned: its context, a sequence per parallel slot, or NULL */
     spec_mtp *mtp;           /* owned: the model's multi-token-prediction drafter, or NULL */
     int n_threads;     /* as the context started them */
-    char placement[128]; /* where its layers run (ob_context_placement) */
+    char placement[128]; /* where its layers run (ob_context_placement); guarded by mu */
+    ob_plan_speed predicted; /* the speed ob_plan_predict gives that placement; guarded by mu */
+    pthread_mutex_t mu;  /* the engine thread moves the layers while HTTP threads read */
     ob_context_params cp; /* what its context was made with (replan makes a CPU one) */
+    ob_context_params asked; /* what the server asked for (--device, --gpu-layers) */
     bool gpu_required;    /* --device-policy gpu-required: never replanned to the CPU */
     int64_t kv_tokens; /* the pool as allocated: whole blocks */
 } serve_engine;
@@ -60,5 +67,10 @@ ob_status serve_engine_open(const serve_engine_params *p, const char *path, cons
 void serve_engine_close(serve_engine *e);
 /* Whether no request is queued or running on it. */
 bool serve_engine_idle(serve_engine *e);
+/* The plan in force for /health: {"model", "placement", "predicted": {"prefill_tps",
+ * "decode_tps", "calibrated", "basis"}, "measured": {"prefill_tps", "decode_tps"}} with the
+ * measured figures from the engine's own passes (null before any such pass). New reference,
+ * NULL when out of memory. */
+json_t *serve_engine_health(serve_engine *e);
 
 #endif

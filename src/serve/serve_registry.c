@@ -564,6 +564,15 @@ int serve_registry_describe(serve_registry *r, const char *name, serve_model_des
     return rc;
 }
 
+json_t *serve_registry_health(serve_registry *r) {
+    json_t *arr = json_array();
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; arr && i < r->n; i++)
+        if (r->entries[i]->eng) json_array_append_new(arr, serve_engine_health(r->entries[i]->eng));
+    pthread_mutex_unlock(&r->mu);
+    return arr;
+}
+
 void serve_registry_counts(serve_registry *r, int64_t *loaded, int64_t *loads,
                            int64_t *unloads_idle, int64_t *unloads_evicted) {
     pthread_mutex_lock(&r->mu);

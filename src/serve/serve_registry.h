@@ -75,6 +75,10 @@ json_t *serve_registry_ollama_ps(serve_registry *r);
 int serve_registry_describe(serve_registry *r, const char *name, serve_model_desc *out,
                             serve_error *e);
 
+/* The loaded models' plans in force with predicted and measured speed (serve_engine_health),
+ * for /health: a new array, NULL when out of memory. Loads nothing. */
+json_t *serve_registry_health(serve_registry *r);
+
 /* Counters for /metrics: models loaded now, loads, unloads when idle, unloads to make room. */
 void serve_registry_counts(serve_registry *r, int64_t *loaded, int64_t *loads,
                            int64_t *unloads_idle, int64_t *unloads_evicted);

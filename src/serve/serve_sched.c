@@ -420,6 +420,9 @@ static void device_lost(serve_sched *s, const ob_err *why) {
     if (!s->o.replan(s->o.replan_user, &fresh, &err)) {
         s->o.ctx = fresh;
         s->xfer_seen = (ob_transfer_stats){0};
+        pthread_mutex_lock(&s->mu); /* the new placement's speed from now on */
+        s->speed = (serve_sched_speed){0};
+        pthread_mutex_unlock(&s->mu);
         if (s->o.metrics) serve_metrics_device_lost(s->o.metrics);
         return;
     }
@@ -442,7 +445,10 @@ static void step(serve_sched *s) {
     ob_batch *b = s->batch;
     if (b->n == 0) return;
     ob_err err;
+    const int kind = sched_batch_kind(s, n_drafts);
+    const int64_t t0 = serve_now_ns();
     ob_status st = ob_decode(s->o.ctx, b, &err);
+    if (!st) sched_speed_add(s, kind, b->n, t0);
     if (st == OB_ERR_LIMIT && n_drafts > 0) { /* the pool is short: the same step undrafted */
         build_batch(s, false);
         st = ob_decode(s->o.ctx, b, &err);
@@ -540,10 +546,11 @@ static void *engine_main(void *arg) {
         pthread_mutex_lock(&s->mu);
         admit(s);
         update_gauges(s);
-        bool stop = atomic_load(&s->stopping);
-        if (!stop && s->n_running == 0) pthread_cond_wait(&s->cv, &s->mu);
+        bool stop = atomic_load(&s->stopping), watch = false;
+        if (!stop && s->n_running == 0) watch = sched_idle_wait(s);
         pthread_mutex_unlock(&s->mu);
         if (stop) break;
+        if (watch) sched_replug(s);
         retire_gone(s);
         if (s->n_running > 0) step(s);
     }

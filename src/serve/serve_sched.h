@@ -39,6 +39,12 @@ typedef struct serve_sched_opts {
      * NULL, or a failure: they end with the error. Called on the engine thread. */
     ob_status (*replan)(void *user, ob_context **ctx, ob_err *err);
     void *replan_user;
+    /* With --watch-devices: called with replan_user every watch_s seconds while nothing is
+     * queued or running; when the device the server asked for is there (again, or at last),
+     * makes a context on it, which replaces ctx (the old one is the callee's to free), and
+     * returns OB_OK; any other status leaves ctx as it was. NULL: never called. */
+    ob_status (*replug)(void *user, ob_context **ctx, ob_err *err);
+    double watch_s;
 } serve_sched_opts;
 
 typedef struct serve_sched serve_sched;
@@ -56,6 +62,16 @@ void serve_sched_free(serve_sched *s);
  * whole body once generation ends (this thread waits for it). Takes r. */
 /* Whether no request is queued or running (a model with none may be unloaded). */
 bool serve_sched_idle(serve_sched *s);
+
+/* What the engine's own passes measured: prompt rows and seconds of passes holding only
+ * prompt rows, and passes and seconds of passes in which every sequence decoded one token
+ * (no drafts), so one stream's decode speed is passes / seconds. Mixed passes count in
+ * neither. Counted since the model was loaded (or moved to another device). */
+typedef struct serve_sched_speed {
+    int64_t prefill_tokens, decode_passes;
+    double prefill_s, decode_s;
+} serve_sched_speed;
+void serve_sched_speed_get(serve_sched *s, serve_sched_speed *out);
 /* serve_app_config.count_tokens: the prompt tokens r would be answered from (chat template
  * and tokenizer, on the calling thread). */
 int serve_sched_count_tokens(void *sched, const serve_gen_req *r, int64_t *n, serve_error *e);

@@ -14,6 +14,7 @@ struct serve_sched {
     serve_sched_opts o;
     int64_t n_vocab, n_ctx;
     ob_transfer_stats xfer_seen; /* the context's hidden-state copies already in the metrics */
+    serve_sched_speed speed;     /* the engine's passes by kind; guarded by mu */
     pthread_t thread;
     bool started;
     atomic_bool stopping;
@@ -52,5 +53,18 @@ void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason);
 void sched_seq_logprobs(serve_sched *s, serve_seq *q, const float *logits, int32_t tok);
 /* The logits the sampler sees: logit_bias and presence/frequency penalties applied. */
 const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits);
+
+/* ---- serve_sched_plan.c ---- */
+
+/* Whether every row of the built batch is a prompt row (1), every sequence decodes one token
+ * without drafts (2), or neither (0). */
+int sched_batch_kind(const serve_sched *s, int64_t n_drafts);
+/* Counts a pass of n rows of that kind that started at t0 (serve_now_ns). */
+void sched_speed_add(serve_sched *s, int kind, int64_t n, int64_t t0);
+/* Waits (s->mu held) for work; with a replug callback at most watch_s: true when that time
+ * passed with nothing queued or running. */
+bool sched_idle_wait(serve_sched *s);
+/* An idle moment with --watch-devices: the context moves to the device if it is there. */
+void sched_replug(serve_sched *s);
 
 #endif

@@ -167,11 +167,19 @@ TEST(quantize_and_synth) {
         CHECK_STATUS(cli_synth_args_parse(argc_, argv_, &s, &e), OB_OK, &e, "");
         CHECK(s.seed == UINT64_MAX && s.swa == 0 && !strcmp(s.arch, "llama"));
     }
+    {
+        ARGV("synth", "-o", "x.gguf", "--layers", "3", "--embd", "512", "--quiet");
+        CHECK_STATUS(cli_synth_args_parse(argc_, argv_, &s, &e), OB_OK, &e, "");
+        CHECK(s.layers == 3 && s.embd == 512 && s.quiet);
+    }
     static const bad_case SYNTH[] = {
         {{"-o", "x", "--seed", "abc"}, "--seed: 'abc'"},
         {{"-o", "x", "--swa", "-1"}, "--swa: -1 is outside [0, 16777216]"},
         {{"-o", "x", "--swa", "4294967297"}, "--swa: 4294967297 is outside"},
         {{"--arch", "llama"}, "-o FILE.gguf is required"},
+        {{"-o", "x", "--layers", "0"}, "--layers: 0 is outside [1, 256]"},
+        {{"-o", "x", "--embd", "300"}, "--embd: 300, expected a multiple of 256"},
+        {{"-o", "x", "--embd", "128"}, "--embd: 128 is outside [256, 16384]"},
     };
     CHECK_BAD(cli_synth_args_parse, cli_synth_args, SYNTH);
 }

@@ -8,6 +8,7 @@ no Vulkan device is listed.
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -86,6 +87,47 @@ def test_device_lost_mid_stream_moves_to_the_cpu(tiny):
     finally:
         _, _, err = s.stop()
     assert "VK_ERROR_DEVICE_LOST" in err and "move to what remains" in err, err[-2000:]
+
+
+def test_watch_devices_moves_back_after_loss(tiny):
+    """--watch-devices: the device is lost mid-stream (OB_VK_LOSE_AFTER), the model moves to
+    the CPU and the stream ends there; once the server is idle it finds the device again and
+    moves the layers back (the injected loss fires once, as a driver reset ends): /health
+    names the split placement again, the next answer is the CPU's greedy text, and the hidden
+    state crosses to the device again."""
+    prompt = "Once upon a time"
+    cpu = Server("--spec", "off", model=tiny)
+    try:
+        want = complete(cpu, prompt)
+    finally:
+        cpu.stop()
+    s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1", "--watch-devices",
+               model=tiny, env={"LSAN_OPTIONS": "detect_leaks=0", "OB_VK_LOSE_AFTER": "4"})
+
+    def placement():
+        status, raw, _ = s.request("GET", "/health")
+        assert status == 200, raw
+        return json.loads(raw)["models"][0]["placement"]
+
+    try:
+        assert complete(s, prompt) == want  # lost during this one, finished on the CPU
+        assert metric(s, "outboard_devices_lost_total") == 1
+        deadline = time.time() + 60
+        while "vulkan" not in placement() and time.time() < deadline:
+            time.sleep(0.2)
+        assert "vulkan: layers 1-1" in placement()
+        copies = metric(s, "outboard_hidden_copies_total")
+        assert complete(s, prompt) == want
+        assert metric(s, "outboard_hidden_copies_total") > copies
+    finally:
+        _, _, err = s.stop()
+    assert "move to what remains" in err and "the device is there" in err, err[-2000:]
+
+
+def test_watch_devices_needs_a_device(tiny):
+    p = subprocess.run([OUTBOARD, "serve", "-m", tiny, "--port", "0", "--watch-devices"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "--watch-devices" in p.stderr, p.stderr
 
 
 def test_gpu_required_policy(tiny):

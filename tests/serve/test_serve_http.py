@@ -144,7 +144,11 @@ def keyed():
 def test_health(server):
     status, body, _ = server.request("GET", "/health")
     assert status == 200
-    assert json.loads(body) == {"status": "ok"}
+    h = json.loads(body)
+    assert h["status"] == "ok"
+    # the loaded model's plan in force (tests/serve/test_serve_plan.py checks the figures)
+    [m] = h["models"]
+    assert m["placement"].startswith("cpu: layers 0-") and m["predicted"]["decode_tps"] > 0, m
 
 
 def test_openai_models_list(server):

@@ -1,0 +1,191 @@
+/*
+ * Predicted prefill and decode speed of a placement (ob_plan_predict): each stage of the plan
+ * costs pass_s + n_layers * layer_s + work / rate (calib.h) under the rates measured for its
+ * backend and weight type, and each crossing of the link costs its bytes over the link's
+ * bandwidth plus its latency. The layer ranges and link bytes are the plan's own fields; the
+ * work is counted over the same weight table, with the same predicate, that the backends bind
+ * their weights from (model_weight_wanted), so the prediction and the real pass cannot drift
+ * apart in what they count.
+ */
+#include "core/alloc.h"
+#include "core/err.h"
+#include "cpu/pool.h"
+#include "gguf/qtype.h"
+#include "model/calib.h"
+#include "model/context.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Stated defaults where nothing was measured: a laptop-class CPU (about 20 GB/s of read
+ * bandwidth, 100 G multiply-adds/s), a mid-range GPU behind a PCIe slot. */
+static const calib_cost HOST_DECODE = {50e-6, 20e-6, 20e9};
+static const calib_cost HOST_PREFILL = {50e-6, 20e-6, 100e9};
+static const calib_cost DEVICE_DECODE = {100e-6, 50e-6, 300e9};
+static const calib_cost DEVICE_PREFILL = {100e-6, 50e-6, 10e12};
+#define LINK_DEFAULT_GBS 25.0
+#define LINK_DEFAULT_LATENCY_US 10.0
+
+double calib_cost_eval(const calib_cost *c, int64_t n_layers, double work) {
+    return c->pass_s + (double)n_layers * c->layer_s + (c->rate > 0 ? work / c->rate : 0);
+}
+
+ob_status calib_fit(const double t[3], const int64_t n_layers[3], const double work[3],
+                    double fallback_rate, calib_cost *out, ob_err *err) {
+    /* t0 = P + L0*O + w0/R, t1 = P + L1*O + w1/R, t2 = P + L0*O + w2/R (L2 == L0) */
+    if (n_layers[2] != n_layers[0] || n_layers[1] <= n_layers[0] || !(work[2] > work[0]))
+        return ob_fail(err, OB_ERR_ARG, "the three passes do not separate the "
+                       "per-pass, per-layer and per-work costs");
+    double inv_rate = (t[2] - t[0]) / (work[2] - work[0]);
+    bool per_layer = true;
+    if (!(inv_rate > 0) || !isfinite(inv_rate)) {
+        /* the wider layer cost no more: the rate the caller knows, else the one the extra
+         * layers give with no cost per layer besides their work */
+        per_layer = fallback_rate <= 0;
+        inv_rate = per_layer ? (t[1] - t[0]) / (work[1] - work[0]) : 1.0 / fallback_rate;
+        per_layer = !per_layer;
+    }
+    if (!(inv_rate > 0) || !isfinite(inv_rate))
+        return ob_fail(err, OB_ERR_ARG, "%.3g more work took %.3g s, not more time (the "
+                       "machine too busy to measure?)", work[2] - work[0], t[2] - t[0]);
+    double layer = per_layer ? ((t[1] - t[0]) - (work[1] - work[0]) * inv_rate) /
+                                   (double)(n_layers[1] - n_layers[0])
+                             : 0;
+    if (layer < 0) layer = 0;
+    double pass = t[0] - (double)n_layers[0] * layer - work[0] * inv_rate;
+    if (pass < 0) pass = 0;
+    *out = (calib_cost){pass, layer, 1.0 / inv_rate};
+    return OB_OK;
+}
+
+/* ---- the work of a stage ----------------------------------------------------------------- */
+
+void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan_work *out) {
+    const model_backend_weights *ws = &m->w.for_backends;
+    const int64_t n_layer = m->hp.n_layer;
+    double macs = 0, by_type[OB_QTYPE_COUNT] = {0};
+    memset(out, 0, sizeof *out);
+    if (hi <= lo) return;
+    for (int64_t i = 0; i < ws->n; i++) {
+        const model_weight *w = ws->table[i];
+        /* the embedding is looked up row by row: no matrix product reads it */
+        if (!model_weight_wanted(w, lo, hi, n_layer, MODEL_PART_ALL) || (w->embed && !w->head))
+            continue;
+        const double bytes = (double)w->n_out * (double)w->row_size;
+        out->decode_bytes += bytes;
+        macs += (double)w->n_out * (double)w->n_in;
+        if (w->layer >= 0 && w->type < OB_QTYPE_COUNT) by_type[w->type] += bytes;
+    }
+    /* causal attention of a chunk from an empty cache: row t scores and sums t + 1 positions */
+    const double n = (double)n_tok, width = (double)(m->hp.n_head * m->hp.head_dim);
+    double attn = 0;
+    for (int64_t il = lo; il < hi; il++)
+        if (!(m->hp.recurrent && m->hp.recurrent[il])) attn += n * (n + 1) / 2 * width * 2;
+    out->prefill_macs = macs * n + attn;
+    for (uint32_t t = 0; t < OB_QTYPE_COUNT; t++)
+        if (by_type[t] > by_type[out->qtype]) out->qtype = t;
+}
+
+/* ---- the prediction ---------------------------------------------------------------------- */
+
+/* What one stage costs per decoded token and per chunk; false when a default stood in. */
+static bool stage_cost(const ob_model *m, const ob_plan_part *part, bool device,
+                       const calib_backend *b, int64_t n_batch, double *decode_s,
+                       double *prefill_s) {
+    *decode_s = *prefill_s = 0;
+    const int64_t n_layers = part->layer_hi - part->layer_lo;
+    if (n_layers <= 0) return true;
+    plan_work w;
+    plan_work_of(m, part->layer_lo, part->layer_hi, n_batch, &w);
+    const calib_type *t = calib_type_find(b, w.qtype);
+    /* another type measured on the same backend is closer than a default: the fixed costs
+     * are the backend's, and the rates of quantized types differ by less than machines do */
+    const calib_type *near = t ? t : b && b->n_types ? &b->types[0] : NULL;
+    const calib_cost *dec = near ? &near->decode : device ? &DEVICE_DECODE : &HOST_DECODE;
+    const calib_cost *pre = near ? &near->prefill : device ? &DEVICE_PREFILL : &HOST_PREFILL;
+    *decode_s = calib_cost_eval(dec, n_layers, w.decode_bytes);
+    *prefill_s = calib_cost_eval(pre, n_layers, w.prefill_macs);
+    return t != NULL;
+}
+
+static double link_s(double bytes, double gbs, double latency_us) {
+    return bytes > 0 ? bytes / (gbs * 1e9) + latency_us * 1e-6 : 0;
+}
+
+static void add_basis(ob_plan_speed *out, const char *what) {
+    const size_t n = strlen(out->basis);
+    snprintf(out->basis + n, sizeof out->basis - n, "%s%s", n ? "; " : "", what);
+}
+
+void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *plan,
+                  const calib *c, ob_plan_speed *out) {
+    memset(out, 0, sizeof *out);
+    char host_key[CALIB_KEY_SIZE];
+    calib_host_key(host_key, sizeof host_key);
+    const int threads = p->n_threads > 0 ? p->n_threads : cpu_physical_cores();
+    const int64_t n_batch = p->n_batch > 0 ? p->n_batch : 512;
+    const calib_backend *hb = calib_backend_find(c, host_key, threads);
+    const calib_backend *db = plan->n_gpu_layers > 0
+                                  ? calib_backend_find(c, plan->device_key, 0) : NULL;
+    bool ok = stage_cost(m, &plan->host, false, hb, n_batch, &out->decode_s[0],
+                         &out->prefill_s[0]);
+    if (!ok) add_basis(out, hb ? "host: this weight type not calibrated, another's rates"
+                               : "host: not calibrated at this thread count, defaults");
+    if (!stage_cost(m, &plan->device, true, db, n_batch, &out->decode_s[1], &out->prefill_s[1])) {
+        ok = false;
+        add_basis(out, db ? "device: this weight type not calibrated, another's rates"
+                          : "device: not calibrated, defaults");
+    }
+    if (plan->n_gpu_layers > 0) {
+        /* the plan's link bytes: one logits row back, the rest hidden states going over */
+        const double back = (double)m->hp.n_vocab * 4;
+        const double over_tok = (double)plan->link_token - back;
+        const double over_chunk = (double)plan->link_chunk - back;
+        const calib_link *l = calib_link_find(c, plan->device_key, p->link_gbps,
+                                              p->link_latency_us);
+        calib_link def = {.h2d_gbs = LINK_DEFAULT_GBS, .h2d_latency_us = LINK_DEFAULT_LATENCY_US,
+                          .d2h_gbs = LINK_DEFAULT_GBS, .d2h_latency_us = LINK_DEFAULT_LATENCY_US};
+        if (!l && p->link_gbps > 0) { /* the emulated link takes exactly this long */
+            def = (calib_link){.h2d_gbs = p->link_gbps, .h2d_latency_us = p->link_latency_us,
+                               .d2h_gbs = p->link_gbps, .d2h_latency_us = p->link_latency_us};
+            add_basis(out, "link: as emulated, not measured");
+        } else if (!l) {
+            add_basis(out, "link: not calibrated, defaults");
+        }
+        if (!l) ok = false, l = &def;
+        out->decode_s[2] = link_s(over_tok, l->h2d_gbs, l->h2d_latency_us) +
+                           link_s(back, l->d2h_gbs, l->d2h_latency_us);
+        out->prefill_s[2] = link_s(over_chunk, l->h2d_gbs, l->h2d_latency_us) +
+                            link_s(back, l->d2h_gbs, l->d2h_latency_us);
+    }
+    const double dec = out->decode_s[0] + out->decode_s[1] + out->decode_s[2];
+    const double pre = out->prefill_s[0] + out->prefill_s[1] + out->prefill_s[2];
+    out->decode_tps = dec > 0 ? 1.0 / dec : 0;
+    out->prefill_tps = pre > 0 ? (double)n_batch / pre : 0;
+    out->calibrated = ok;
+    if (ok) add_basis(out, "calibrated");
+}
+
+void ob_plan_predict(const ob_model *m, const ob_context_params *params, const ob_plan *plan,
+                     const char *calib_path, ob_plan_speed *out) {
+    ob_context_params p;
+    if (params) p = *params;
+    else ob_context_params_init(&p);
+    ob_err err = {{0}};
+    model_context_params_check(m, &p, NULL); /* defaults filled as the context fills them */
+    calib *c = ob_alloc(1, sizeof *c);
+    ob_status st = c ? calib_load(calib_path, c, &err) : OB_ERR_NOMEM;
+    plan_predict(m, &p, plan, st ? NULL : c, out);
+    char why[sizeof out->basis];
+    if (st == OB_ERR_FORMAT) /* say why the measured figures were not used */
+        snprintf(why, sizeof why, "calibration ignored (%.200s)", err.msg);
+    else if (st == OB_ERR_IO)
+        snprintf(why, sizeof why, "no calibration (`outboard plan --calibrate`)");
+    if (st == OB_ERR_FORMAT || st == OB_ERR_IO) { /* that first, then the rest */
+        const size_t n = strlen(why);
+        snprintf(why + n, sizeof why - n, "; %.*s", (int)(sizeof why - n - 3), out->basis);
+        memcpy(out->basis, why, sizeof why);
+    }
+    ob_free(c);
+}

@@ -1,0 +1,222 @@
+/*
+ * The speed prediction (src/model/plan_predict.c) against a hand calculation: a tiny
+ * synthetic llama in Q8_0 (outboard synth: 2 layers, 256 wide, 4 heads of 64, 2 KV heads, a
+ * feed-forward of 768, the built-in 259-token vocabulary, an untied output), split one layer
+ * on the host and one on a device, under a calibration whose figures are chosen by hand. The
+ * bytes and multiply-adds below are worked out from the shapes, not taken from the code:
+ *
+ *   Q8_0 rows: 256 inputs = 8 blocks of 34 bytes = 272 bytes; 768 inputs = 816 bytes.
+ *   one layer: q 256x272 + k 128x272 + v 128x272 + o 256x272 + gate 768x272 + up 768x272
+ *              + down 256x816 = 835,584 bytes; 786,432 multiply-adds per row
+ *   the head:  259 rows x 272 = 70,448 bytes; 66,304 multiply-adds per row
+ *   the token embedding is looked up, not multiplied: no bytes, no multiply-adds
+ *   attention of a 64-row chunk from an empty cache: 64*65/2 positions x 256 wide x 2 =
+ *              1,064,960 multiply-adds per layer
+ *   the link: one hidden row 256 x 4 = 1,024 bytes over, one logits row 259 x 4 = 1,036 back
+ *
+ * Also: the fit solves the three costs back from passes made with them, and a corrupt
+ * calibration file leaves the prediction on its defaults, saying so.
+ */
+#include "model/calib.h"
+#include "model/model.h"
+
+#include "core/alloc.h"
+#include "gguf/qtype.h"
+
+#include "test.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmp_dir[256];
+
+static ob_model *g_model;
+
+static ob_model *load_tiny(void) {
+    ob_model *m = NULL;
+    if (g_model) return g_model;
+    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_predict_test_XXXXXX");
+    if (!mkdtemp(tmp_dir)) return NULL;
+    const char *build = getenv("OB_BUILD");
+    char path[512], cmd[1200];
+    snprintf(path, sizeof path, "%s/tiny-q8_0.gguf", tmp_dir);
+    snprintf(cmd, sizeof cmd, "%s/outboard synth --shape tiny --type q8_0 -o %s >/dev/null 2>&1",
+             build ? build : "build", path);
+    if (system(cmd) != 0) return NULL;
+    if (ob_model_load(path, NULL, &m, NULL)) return NULL;
+    return g_model = m;
+}
+
+static bool close_to(double got, double want) { return fabs(got - want) <= 1e-9 * fabs(want); }
+
+#define LAYER_BYTES 835584.0
+#define HEAD_BYTES 70448.0
+#define LAYER_MACS 786432.0
+#define HEAD_MACS 66304.0
+#define ATTN_MACS_64 1064960.0
+
+TEST(work_by_hand) {
+    ob_model *m = load_tiny();
+    CHECK(m != NULL);
+    plan_work w;
+    plan_work_of(m, 0, 1, 64, &w); /* the host's half: the embedding and layer 0 */
+    CHECK_MSG(w.decode_bytes == LAYER_BYTES, "%.0f", w.decode_bytes);
+    CHECK_MSG(w.prefill_macs == LAYER_MACS * 64 + ATTN_MACS_64, "%.0f", w.prefill_macs);
+    CHECK(w.qtype == OB_QTYPE_Q8_0);
+    plan_work_of(m, 1, 2, 64, &w); /* the device's half: layer 1 and the head */
+    CHECK_MSG(w.decode_bytes == LAYER_BYTES + HEAD_BYTES, "%.0f", w.decode_bytes);
+    CHECK(w.prefill_macs == (LAYER_MACS + HEAD_MACS) * 64 + ATTN_MACS_64);
+    plan_work_of(m, 1, 1, 64, &w); /* no layers, no work */
+    CHECK(w.decode_bytes == 0 && w.prefill_macs == 0);
+}
+
+/* Host 4 threads; device "test device"; link emulated at 3 GB/s. */
+static void hand_calib(calib *c) {
+    memset(c, 0, sizeof *c);
+    char key[CALIB_KEY_SIZE];
+    calib_host_key(key, sizeof key);
+    calib_type *t = calib_type_add(calib_backend_add(c, key, 4), OB_QTYPE_Q8_0);
+    t->decode = (calib_cost){1e-4, 2e-4, 1e9};
+    t->prefill = (calib_cost){1e-3, 2e-3, 1e10};
+    t = calib_type_add(calib_backend_add(c, "test device", 0), OB_QTYPE_Q8_0);
+    t->decode = (calib_cost){5e-4, 1e-3, 1e10};
+    t->prefill = (calib_cost){3e-3, 4e-3, 1e11};
+    calib_link *l = calib_link_add(c, "test device", 3, 0);
+    l->h2d_gbs = 2;
+    l->h2d_latency_us = 10;
+    l->d2h_gbs = 1;
+    l->d2h_latency_us = 20;
+}
+
+TEST(split_prediction_by_hand) {
+    ob_model *m = load_tiny();
+    CHECK(m != NULL);
+    calib c;
+    hand_calib(&c);
+    ob_context_params p;
+    ob_context_params_init(&p);
+    p.n_threads = 4;
+    p.n_batch = 64;
+    p.link_gbps = 3;
+    ob_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.n_layer = 2;
+    plan.n_gpu_layers = 1;
+    plan.host = (ob_plan_part){.device = "cpu", .layer_lo = 0, .layer_hi = 1};
+    plan.device = (ob_plan_part){.device = "vulkan", .layer_lo = 1, .layer_hi = 2};
+    plan.link_token = 1024 + 1036;
+    plan.link_chunk = 64 * 1024 + 1036;
+    snprintf(plan.device_key, sizeof plan.device_key, "test device");
+    ob_plan_speed s;
+    plan_predict(m, &p, &plan, &c, &s);
+    CHECK_MSG(s.calibrated, "%s", s.basis);
+    /* decode: pass + layers * per-layer + bytes / rate, per stage */
+    const double host_dec = 1e-4 + 2e-4 + LAYER_BYTES / 1e9;
+    const double dev_dec = 5e-4 + 1e-3 + (LAYER_BYTES + HEAD_BYTES) / 1e10;
+    const double link_dec = 1024 / 2e9 + 10e-6 + 1036 / 1e9 + 20e-6;
+    CHECK_MSG(close_to(s.decode_s[0], host_dec), "%.9g vs %.9g", s.decode_s[0], host_dec);
+    CHECK_MSG(close_to(s.decode_s[1], dev_dec), "%.9g vs %.9g", s.decode_s[1], dev_dec);
+    CHECK_MSG(close_to(s.decode_s[2], link_dec), "%.9g vs %.9g", s.decode_s[2], link_dec);
+    CHECK(close_to(s.decode_tps, 1 / (host_dec + dev_dec + link_dec)));
+    /* prefill of a 64-row chunk: multiply-adds / rate */
+    const double host_pre = 1e-3 + 2e-3 + (LAYER_MACS * 64 + ATTN_MACS_64) / 1e10;
+    const double dev_pre = 3e-3 + 4e-3 + ((LAYER_MACS + HEAD_MACS) * 64 + ATTN_MACS_64) / 1e11;
+    const double link_pre = 65536 / 2e9 + 10e-6 + 1036 / 1e9 + 20e-6;
+    CHECK(close_to(s.prefill_s[0], host_pre));
+    CHECK(close_to(s.prefill_s[1], dev_pre));
+    CHECK(close_to(s.prefill_s[2], link_pre));
+    CHECK(close_to(s.prefill_tps, 64 / (host_pre + dev_pre + link_pre)));
+}
+
+TEST(host_alone_and_missing_figures) {
+    ob_model *m = load_tiny();
+    CHECK(m != NULL);
+    calib c;
+    hand_calib(&c);
+    ob_context_params p;
+    ob_context_params_init(&p);
+    p.n_threads = 4;
+    p.n_batch = 64;
+    ob_plan plan;
+    ob_err err = {{0}};
+    CHECK_MSG(ob_plan_context(m, &p, &plan, &err) == OB_OK, "%s", err.msg);
+    ob_plan_speed s;
+    plan_predict(m, &p, &plan, &c, &s);
+    CHECK(s.calibrated && s.decode_s[1] == 0 && s.decode_s[2] == 0);
+    const double host_dec = 1e-4 + 2 * 2e-4 + (2 * LAYER_BYTES + HEAD_BYTES) / 1e9;
+    CHECK_MSG(close_to(s.decode_s[0], host_dec), "%.9g vs %.9g", s.decode_s[0], host_dec);
+    /* another thread count was not measured: defaults, and the basis says so */
+    p.n_threads = 3;
+    plan_predict(m, &p, &plan, &c, &s);
+    CHECK(!s.calibrated && strstr(s.basis, "thread count") && s.decode_tps > 0);
+    /* the model's type not measured on the host: another type's costs stand in */
+    c.backends[0].types[0].qtype = OB_QTYPE_Q4_0;
+    p.n_threads = 4;
+    plan_predict(m, &p, &plan, &c, &s);
+    CHECK(!s.calibrated && strstr(s.basis, "another's rates"));
+    CHECK_MSG(close_to(s.decode_s[0], host_dec), "%.9g vs %.9g", s.decode_s[0], host_dec);
+    /* no calibration at all */
+    plan_predict(m, &p, &plan, NULL, &s);
+    CHECK(!s.calibrated && s.decode_tps > 0 && s.prefill_tps > 0);
+}
+
+TEST(corrupt_file_ignored) {
+    ob_model *m = load_tiny();
+    CHECK(m != NULL);
+    char path[400];
+    snprintf(path, sizeof path, "%s/calibration", tmp_dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("outboard-calibration\t1\nbackend\tcpu X\t4\t9\ntype\tq8_0\t1\t1\t1\n", f);
+    fclose(f);
+    ob_context_params p;
+    ob_context_params_init(&p);
+    ob_plan plan;
+    CHECK(ob_plan_context(m, &p, &plan, NULL) == OB_OK);
+    ob_plan_speed s;
+    ob_plan_predict(m, &p, &plan, path, &s);
+    CHECK_MSG(!s.calibrated && strstr(s.basis, "ignored") && strstr(s.basis, "line 3"), "%s",
+              s.basis);
+    CHECK(s.decode_tps > 0);
+    unlink(path);
+    ob_plan_predict(m, &p, &plan, path, &s); /* absent */
+    CHECK(!s.calibrated && strstr(s.basis, "no calibration"));
+}
+
+TEST(fit_recovers_costs) {
+    const calib_cost truth = {3e-4, 7e-5, 2.5e10};
+    const int64_t layers[3] = {1, 3, 1};
+    const double work[3] = {4e6, 1.2e7, 1.6e7};
+    double t[3];
+    for (int i = 0; i < 3; i++) t[i] = calib_cost_eval(&truth, layers[i], work[i]);
+    calib_cost got;
+    CHECK(calib_fit(t, layers, work, 0, &got, NULL) == OB_OK);
+    CHECK(close_to(got.pass_s, truth.pass_s) && close_to(got.layer_s, truth.layer_s) &&
+          fabs(got.rate - truth.rate) < 1e-6 * truth.rate);
+    /* a wider layer that took no more time: the fallback rate, else the extra layers' */
+    double flat[3] = {t[0], t[1], t[0]};
+    CHECK(calib_fit(flat, layers, work, 1e10, &got, NULL) == OB_OK && got.rate == 1e10);
+    CHECK(calib_fit(flat, layers, work, 0, &got, NULL) == OB_OK && got.layer_s == 0);
+    CHECK(close_to(got.rate, (work[1] - work[0]) / (t[1] - t[0])));
+    /* nothing took more time: a clear error */
+    double none[3] = {t[0], t[0], t[0]};
+    CHECK(calib_fit(none, layers, work, 0, &got, NULL) == OB_ERR_ARG);
+    const int64_t same[3] = {1, 1, 1};
+    CHECK(calib_fit(t, same, work, 0, &got, NULL) == OB_ERR_ARG);
+}
+
+int main(void) {
+    RUN(work_by_hand);
+    RUN(split_prediction_by_hand);
+    RUN(host_alone_and_missing_figures);
+    RUN(corrupt_file_ignored);
+    RUN(fit_recovers_costs);
+    ob_model_free(g_model);
+    int rc = t_summary();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp_dir);
+    if (tmp_dir[0] && system(cmd)) rc = rc ? rc : 1;
+    return rc;
+}
