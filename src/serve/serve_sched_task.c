@@ -71,7 +71,7 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
     if (!q->task->grammar) return 0;
     ob_status st = ob_matcher_new(q->task->grammar, s->trie, &q->matcher, &err);
     if (st == OB_ERR_ARG) /* a token element that names no token of this vocabulary */
-        return serve_error_bad(e, "invalid_value", "grammar", "grammar: %s", err.msg);
+        return serve_error_bad(e, "invalid_value", "grammar", "%s", err.msg);
     if (st) return serve_req_nomem(e, "the grammar matcher");
     ob_sampler_set_matcher(q->sampler, q->matcher);
     return 0;
