@@ -3,9 +3,9 @@
  * bytes to walk: each byte is fed when the grammar allows it (skipped when not), and every few
  * bytes the token mask over a small fixed vocabulary is computed and compared with token-by-
  * token checks, and a sampler under the grammar (greedy or top-k, logits from the next bytes)
- * must pick what drawing again from the masked logits picks; a byte with its high bit set also
- * accepts a whole token (control tokens included) when the matcher allows it, so token elements
- * (<|im_end|>, <[3]>, !<...>) are walked. Without a NUL the whole input is also tried as a JSON
+ * must pick what drawing again from the masked logits picks; a 0xFF byte (never in UTF-8) makes
+ * the next byte a whole token to accept (control tokens included), which must succeed exactly
+ * when the matcher allows it, so token elements (<|im_end|>, <[3]>, !<...>) are walked. Without a NUL the whole input is also tried as a JSON
  * schema.
  */
 #include "grammar/grammar_int.h"
@@ -90,8 +90,8 @@ static void walk(const ob_grammar *g, const ob_vocab_trie *t, const uint8_t *d, 
                     if ((logits[k] == 0) != ob_matcher_allows(m, (int32_t)k)) abort();
             sample_like_mask(m, d + i, n - i);
         }
-        if (d[i] & 0x80) {
-            int32_t tok = (int32_t)(d[i] & 0x7F) % (int32_t)FUZZ_N;
+        if (d[i] == 0xFF && i + 1 < n) {
+            int32_t tok = (int32_t)(d[++i] % FUZZ_N);
             bool allowed = ob_matcher_allows(m, tok);
             if ((ob_matcher_accept(m, tok, NULL) == OB_OK) != allowed) abort();
             continue;

@@ -44,8 +44,8 @@ static char *grammar_for(const char *extra, const char *format, serve_error *e) 
     return g;
 }
 
-/* Whether the grammar takes the whole of text and may end after it. */
-static bool takes(const char *gbnf, const char *text) {
+/* Whether the grammar takes the whole of text (as bytes) and may end after it, over trie. */
+static bool takes_over(const ob_vocab_trie *trie, const char *gbnf, const char *text) {
     ob_grammar *g = NULL;
     ob_matcher *m = NULL;
     ob_err err;
@@ -53,12 +53,14 @@ static bool takes(const char *gbnf, const char *text) {
         fprintf(stderr, "grammar: %s\n%s\n", err.msg, gbnf);
         return false;
     }
-    bool ok = !ob_matcher_new(g, TRIE, &m, &err) &&
+    bool ok = !ob_matcher_new(g, trie, &m, &err) &&
               !ob_matcher_accept_text(m, text, strlen(text), &err) && ob_matcher_can_end(m);
     ob_matcher_free(m);
     ob_grammar_free(g);
     return ok;
 }
+
+static bool takes(const char *gbnf, const char *text) { return takes_over(TRIE, gbnf, text); }
 
 #define XML_WEATHER                                                                             \
     "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n"            \
@@ -314,9 +316,10 @@ TEST(control_token_formats_take_their_cases) {
             CHECK_MSG(text, "%s: no case %s", path, want);
             if (!text) continue;
             CHECK_MSG(takes_as_tokens(tok, t, text), "%s %s: tokens refused", fmt, want);
-            CHECK_MSG(takes(txt, without_eog(text)), "%s %s: text refused", fmt, want);
+            CHECK_MSG(takes_over(t, txt, without_eog(text)), "%s %s: text refused", fmt, want);
             /* the markers' text in bytes is not the markers */
-            CHECK_MSG(!takes(tok, without_eog(text)), "%s %s: bytes taken for tokens", fmt, want);
+            CHECK_MSG(!takes_over(t, tok, without_eog(text)), "%s %s: bytes taken for tokens", fmt,
+                      want);
             CHECK_MSG(!takes_as_tokens(tok, t, replaced(text, "get_weather", "get_wether")) &&
                           !takes_as_tokens(tok, t, replaced(text, "\"Paris\"", "3")),
                       "%s %s: a wrong tool or argument taken", fmt, want);
