@@ -378,7 +378,7 @@ bool gram_match_accept_token(gram_match *m, int32_t tok, bool eog, const char *t
         m->oom = true;
         return false;
     }
-    memcpy(by_token, m->tmp, n_tok * sizeof *by_token);
+    if (n_tok) memcpy(by_token, m->tmp, n_tok * sizeof *by_token);
     by_token[n_tok] = 0;
     if (end && n_tok > 0 && by_token[0] != 0) { /* the empty stack (id 0) sorts first */
         memmove(by_token + 1, by_token, n_tok * sizeof *by_token);
