@@ -461,7 +461,9 @@ typedef struct ob_grammar ob_grammar;
 
 /* Compiles GBNF text (len bytes; the dialect llama.cpp reads: `name ::= alternatives` rules,
  * string literals with escapes, [a-z] / [^"] classes, `.`, groups, * + ? {m} {m,} {m,n},
- * # comments) with `root` (NULL: "root") as the start rule. Errors: OB_ERR_FORMAT
+ * # comments, and token elements <[id]>, <|text|> (the token whose text that is, brackets
+ * included) and !<...> (any one token but that one), kept by id or text until a matcher
+ * resolves them) with `root` (NULL: "root") as the start rule. Errors: OB_ERR_FORMAT
  * "grammar:LINE:COL: what" (syntax, an undefined rule, left recursion), OB_ERR_LIMIT (size,
  * nesting, repetition counts), OB_ERR_NOMEM. *out: ob_grammar_free. */
 ob_status ob_grammar_new(const char *gbnf, size_t len, const char *root, ob_grammar **out,
@@ -481,15 +483,17 @@ void ob_grammar_free(ob_grammar *g);
 
 /* Every token's text of a model arranged as a byte trie, so a grammar masks a whole vocabulary
  * by walking only the prefixes it allows. Built once per model (a few tens of ms for 262k
- * tokens) and shared read-only; borrows the model. Control tokens are left out: a grammar
- * never produces them, except that end-of-generation tokens are allowed where the grammar may
- * end. OB_ERR_UNSUPPORTED without a vocabulary, OB_ERR_NOMEM. */
+ * tokens) and shared read-only; borrows the model. Control tokens are left out of the trie:
+ * only a grammar's token element that names one allows it; end-of-generation tokens are
+ * allowed where the grammar may end or an element names them. OB_ERR_UNSUPPORTED without a
+ * vocabulary, OB_ERR_NOMEM. */
 typedef struct ob_vocab_trie ob_vocab_trie;
 ob_status ob_vocab_trie_new(const ob_model *m, ob_vocab_trie **out, ob_err *err);
 void ob_vocab_trie_free(ob_vocab_trie *t);
 
 /* A grammar's progress through one generated sequence. Borrows g and t (they must outlive it);
- * one thread at a time. *out: ob_matcher_free. */
+ * one thread at a time. OB_ERR_ARG "grammar:LINE:COL: ..." when a token element names a text
+ * no single token of t has, or an id outside it. *out: ob_matcher_free. */
 ob_status ob_matcher_new(const ob_grammar *g, const ob_vocab_trie *t, ob_matcher **out,
                          ob_err *err);
 /* An independent copy at the same point (n > 1 choices fork the prompt's matcher). */

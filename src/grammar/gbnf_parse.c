@@ -7,8 +7,10 @@
  *
  * A rule is `name ::= alternatives`, ended by a newline outside parentheses. Items: string
  * literals with escapes (\n \t \r \\ \" \[ \] \/ \xHH \uHHHH \UHHHHHHHH), character classes
- * with ranges and ^ negation, `.` for any character, rule names, groups, and the postfix
- * operators * + ? {m} {m,} {m,n}. Every error names line:column of the source. Repetitions
+ * with ranges and ^ negation, `.` for any character, rule names, groups, the postfix
+ * operators * + ? {m} {m,} {m,n}, and token elements as llama.cpp reads them: <[42]> (token
+ * 42), <|im_end|> (the one token whose text, brackets included, is that), and !<...> (any one
+ * token but that one). Every error names line:column of the source. Repetitions
  * become helper rules here, so the matcher sees only sequences, alternatives and references.
  */
 #include "grammar/grammar.h"
@@ -40,6 +42,8 @@ typedef struct parser {
     size_t n_classes, cap_classes;
     gram_range *ranges;
     size_t n_ranges, cap_ranges;
+    gram_token *tokens;
+    size_t n_tokens, cap_tokens;
     size_t n_elems; /* over all rules, against GRAM_MAX_ELEMS */
     int depth;
     ob_err *err;
@@ -276,9 +280,54 @@ static int parse_group(parser *p, uint32_t rule, ebuf *item) {
     return emit(p, item, GRAM_REF, (uint32_t)h);
 }
 
+/* A token element at p->i: <[id]>, <text> or either after '!'. The text keeps its brackets, as
+ * llama.cpp tokenizes the whole "<...>" with special tokens enabled. */
+static int parse_token(parser *p, ebuf *item) {
+    size_t at = p->i;
+    bool negated = p->s[p->i] == '!';
+    if (negated && (++p->i >= p->len || p->s[p->i] != '<'))
+        return fail_at(p, p->i, OB_ERR_FORMAT, "expected '<' after '!' (a token element)");
+    size_t open = p->i++;
+    gram_token tk = {.id = -1};
+    if (p->i < p->len && p->s[p->i] == '[') {
+        p->i++;
+        size_t digits = p->i;
+        uint64_t id = 0;
+        while (p->i < p->len && p->s[p->i] >= '0' && p->s[p->i] <= '9' && id <= INT32_MAX)
+            id = id * 10 + (uint64_t)(p->s[p->i++] - '0');
+        if (p->i == digits) return fail_at(p, p->i, OB_ERR_FORMAT, "expected a token id after '<['");
+        if (id > INT32_MAX) return fail_at(p, digits, OB_ERR_LIMIT, "token id too large");
+        if (p->i + 1 >= p->len || p->s[p->i] != ']' || p->s[p->i + 1] != '>')
+            return fail_at(p, p->i, OB_ERR_FORMAT, "expected ']>' after the token id");
+        p->i += 2;
+        tk.id = (int64_t)id;
+    } else {
+        while (p->i < p->len && p->s[p->i] != '>' && p->s[p->i] != '\n') p->i++;
+        if (p->i >= p->len || p->s[p->i] != '>')
+            return fail_at(p, open, OB_ERR_FORMAT, "unterminated token element: expected '>'");
+        p->i++;
+        if (p->i - open == 2) return fail_at(p, open, OB_ERR_FORMAT, "empty token element '<>'");
+        tk.len = (uint32_t)(p->i - open);
+        if (!(tk.text = ob_alloc(tk.len + 1, 1))) return nomem(p);
+        memcpy(tk.text, p->s + open, tk.len);
+        tk.text[tk.len] = 0;
+    }
+    size_t line, col;
+    where(p, at, &line, &col);
+    tk.line = (uint32_t)line;
+    tk.col = (uint32_t)col;
+    if (!grow((void **)&p->tokens, &p->cap_tokens, p->n_tokens + 1, sizeof *p->tokens)) {
+        ob_free(tk.text);
+        return nomem(p);
+    }
+    p->tokens[p->n_tokens] = tk;
+    return emit(p, item, negated ? GRAM_TOKEN_NOT : GRAM_TOKEN, (uint32_t)p->n_tokens++);
+}
+
 static int parse_primary(parser *p, uint32_t rule, ebuf *item) {
     char c = p->s[p->i];
     if (c == '"') return parse_literal(p, item);
+    if (c == '<' || c == '!') return parse_token(p, item);
     if (c == '[') return parse_class(p, item);
     if (c == '(') return parse_group(p, rule, item);
     if (c == '.') {
@@ -456,7 +505,7 @@ static void find_nullable(const parser *p, bool *nullable) {
                 if (e->op == GRAM_END) {
                     if (alt_null) nullable[r] = changed = true;
                     alt_null = true;
-                } else if (e->op == GRAM_CLASS || !nullable[e->arg]) {
+                } else if (e->op != GRAM_REF || !nullable[e->arg]) {
                     alt_null = false;
                 }
             }
@@ -477,7 +526,7 @@ static int left_dfs(parser *p, const bool *nullable, uint8_t *mark, uint32_t r) 
             continue;
         }
         if (!at_start) continue;
-        if (e->op == GRAM_CLASS) {
+        if (e->op != GRAM_REF) { /* a class or a token consumes input */
             at_start = false;
             continue;
         }
@@ -556,8 +605,12 @@ static int layout(parser *p, ob_grammar *g) {
     g->n_classes = p->n_classes;
     g->ranges = p->ranges;
     g->n_ranges = p->n_ranges;
+    g->tokens = p->tokens;
+    g->n_tokens = p->n_tokens;
     p->classes = NULL;
     p->ranges = NULL;
+    p->tokens = NULL;
+    p->n_tokens = 0;
     return 0;
 }
 
@@ -569,6 +622,8 @@ static void parser_free(parser *p) {
     ob_free(p->rules);
     ob_free(p->classes);
     ob_free(p->ranges);
+    for (size_t k = 0; k < p->n_tokens; k++) ob_free(p->tokens[k].text);
+    ob_free(p->tokens);
 }
 
 void gram_free(ob_grammar *g) {
@@ -579,6 +634,8 @@ void gram_free(ob_grammar *g) {
     ob_free(g->alts);
     ob_free(g->classes);
     ob_free(g->ranges);
+    for (size_t k = 0; k < g->n_tokens; k++) ob_free(g->tokens[k].text);
+    ob_free(g->tokens);
     ob_free(g);
 }
 

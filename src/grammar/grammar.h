@@ -4,10 +4,12 @@
  * masks tokens (gram_trie_*) and the JSON-schema translator (gram_schema_*).
  *
  * A compiled grammar is a flat array of elements. Rule r's alternatives start at
- * alts[rules[r].alt_first .. + alt_n]; each alternative is a run of REF / CLASS elements ended
- * by an END element. A literal string is a run of one-code-point classes; repetition operators
- * are rewritten into helper rules at parse time (x* -> R ::= x R | ""), so the matcher knows
- * only sequences, alternatives and rule references.
+ * alts[rules[r].alt_first .. + alt_n]; each alternative is a run of REF / CLASS / TOKEN /
+ * TOKEN_NOT elements ended by an END element. A literal string is a run of one-code-point
+ * classes; repetition operators are rewritten into helper rules at parse time
+ * (x* -> R ::= x R | ""), so the matcher knows only sequences, alternatives and rule
+ * references. A token element (<[id]>, <text>, !<...>) matches one whole token, not bytes: the
+ * grammar keeps it by id or text, and a matcher resolves it against its vocabulary.
  */
 #ifndef OB_GRAMMAR_H
 #define OB_GRAMMAR_H
@@ -29,7 +31,17 @@ typedef enum gram_op {
     GRAM_END = 0, /* end of an alternative */
     GRAM_REF,     /* arg: rule id */
     GRAM_CLASS,   /* arg: class id */
+    GRAM_TOKEN,   /* arg: token element id (ob_grammar.tokens): exactly that token */
+    GRAM_TOKEN_NOT, /* arg: token element id: any one token but that one */
 } gram_op;
+
+/* A terminal that matches one whole token; resolved to an id when a matcher is made. */
+typedef struct gram_token {
+    int64_t id;        /* <[id]>; -1 for <text> */
+    char *text;        /* owned, NUL-terminated: "<|im_end|>" with its brackets; NULL for an id */
+    uint32_t len;      /* bytes of text */
+    uint32_t line, col; /* where it is in the source, for errors naming it */
+} gram_token;
 
 typedef struct gram_elem {
     uint32_t op;
@@ -61,6 +73,8 @@ struct ob_grammar {
     size_t n_classes;
     gram_range *ranges; /* (n_ranges) */
     size_t n_ranges;
+    gram_token *tokens; /* (n_tokens) */
+    size_t n_tokens;
     uint32_t root;
 };
 
@@ -127,6 +141,8 @@ typedef struct gram_dstate {
 
 typedef struct gram_match {
     const ob_grammar *g; /* borrowed */
+    const int32_t *tok_ids; /* (g->n_tokens) the token elements' ids, borrowed from the owner;
+                             * NULL (no vocabulary): token elements match nothing */
     gram_nodes nodes;
     uint32_t *cur; /* (cap_cur) the current set */
     size_t cap_cur;
@@ -159,12 +175,27 @@ uint32_t gram_dfa_intern(gram_match *m, const uint32_t *set, uint32_t n);
 bool gram_dfa_step(gram_match *m, const gram_dstate *from, uint8_t b, gram_dstate *to);
 void gram_dfa_free(gram_dfa *d);
 
+/* The closure of the stacks of `from` whose token element takes token tok, into m->tmp
+ * (sorted; empty when none does). A TOKEN_NOT element takes every token but its own, except an
+ * end-of-generation one (eog), which only a TOKEN element naming it or the grammar's end
+ * allows. Nothing while a code point is partial. */
+void gram_match_advance_token(gram_match *m, const gram_state *from, int32_t tok, bool eog);
+/* Advances the current state past token tok: the stacks its token elements take, together
+ * with (text_ok) those its text's bytes lead to, and (keep_end) the empty stack when the state
+ * may end. False, state unchanged, when neither path takes it. */
+bool gram_match_accept_token(gram_match *m, int32_t tok, bool eog, const char *text, size_t len,
+                             bool text_ok, bool keep_end);
+
 /* Advances the current state by len bytes; false (state unchanged) when they do not fit. */
 bool gram_match_feed(gram_match *m, const char *s, size_t len);
 /* Whether the grammar may end in state st (the empty stack is in it, no partial code point). */
 bool gram_state_can_end(const gram_state *st);
 /* Whether nothing but the end is possible. */
 bool gram_state_must_end(const gram_state *st);
+
+/* token_trie.c: the special (control or end-of-generation) token of t whose text is s[0..n),
+ * or -1: whether a marker such as "[TOOL_CALLS]" is one token of the vocabulary or text. */
+int32_t gram_vocab_special(const ob_vocab_trie *t, const char *s, size_t n);
 
 /* ---- JSON schema -> GBNF (json_schema.c) ----------------------------------------------- */
 

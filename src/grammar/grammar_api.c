@@ -54,6 +54,38 @@ static ob_status matcher_alloc(const ob_grammar *g, const ob_vocab_trie *t, ob_m
     return OB_OK;
 }
 
+/* Each token element of g as a token id of t, into ids (g->n_tokens). OB_ERR_ARG naming the
+ * element and its place when t has no such token. */
+static ob_status resolve_tokens(const ob_grammar *g, const ob_vocab_trie *t, int32_t *ids,
+                                ob_err *err) {
+    for (size_t k = 0; k < g->n_tokens; k++) {
+        const gram_token *tk = &g->tokens[k];
+        if (tk->text) {
+            ids[k] = gram_trie_find(t, tk->text, tk->len);
+            if (ids[k] < 0)
+                return ob_fail(err, OB_ERR_ARG, "grammar:%u:%u: no single token of this "
+                               "vocabulary is '%.200s'", tk->line, tk->col, tk->text);
+        } else {
+            if (tk->id >= t->n_vocab)
+                return ob_fail(err, OB_ERR_ARG, "grammar:%u:%u: token <[%lld]> is outside the "
+                               "vocabulary of %lld tokens", tk->line, tk->col,
+                               (long long)tk->id, (long long)t->n_vocab);
+            ids[k] = (int32_t)tk->id;
+        }
+    }
+    return OB_OK;
+}
+
+/* mt's token ids: resolved from the grammar, or copied from `from`. */
+static ob_status matcher_tokens(ob_matcher *mt, const ob_matcher *from, ob_err *err) {
+    size_t n = mt->g->n_tokens;
+    mt->tok_ids = ob_alloc(n ? n : 1, sizeof *mt->tok_ids);
+    if (!mt->tok_ids) return ob_fail(err, OB_ERR_NOMEM, "grammar matcher: out of memory");
+    if (!from) return resolve_tokens(mt->g, mt->t, mt->tok_ids, err);
+    memcpy(mt->tok_ids, from->tok_ids, n * sizeof *mt->tok_ids);
+    return OB_OK;
+}
+
 ob_status ob_matcher_new(const ob_grammar *g, const ob_vocab_trie *t, ob_matcher **out,
                          ob_err *err) {
     *out = NULL;
@@ -61,10 +93,11 @@ ob_status ob_matcher_new(const ob_grammar *g, const ob_vocab_trie *t, ob_matcher
     ob_matcher *mt;
     ob_status st = matcher_alloc(g, t, &mt, err);
     if (st) return st;
-    if ((st = gram_match_init(&mt->m, g, err))) {
+    if ((st = matcher_tokens(mt, NULL, err)) || (st = gram_match_init(&mt->m, g, err))) {
         ob_matcher_free(mt);
         return st;
     }
+    mt->m.tok_ids = mt->tok_ids;
     *out = mt;
     return OB_OK;
 }
@@ -74,10 +107,11 @@ ob_status ob_matcher_clone(const ob_matcher *src, ob_matcher **out, ob_err *err)
     ob_matcher *mt;
     ob_status st = matcher_alloc(src->g, src->t, &mt, err);
     if (st) return st;
-    if ((st = gram_match_copy(&mt->m, &src->m, err))) {
+    if ((st = matcher_tokens(mt, src, err)) || (st = gram_match_copy(&mt->m, &src->m, err))) {
         ob_matcher_free(mt);
         return st;
     }
+    mt->m.tok_ids = mt->tok_ids;
     *out = mt;
     return OB_OK;
 }
@@ -96,6 +130,7 @@ void ob_matcher_free(ob_matcher *mt) {
     gram_match_free(&mt->m);
     ob_free(mt->bits);
     ob_free(mt->buf);
+    ob_free(mt->tok_ids);
     ob_free(mt);
 }
 
@@ -107,6 +142,7 @@ void ob_matcher_reset(ob_matcher *mt) {
     }
     gram_match_free(&mt->m);
     mt->m = fresh;
+    mt->m.tok_ids = mt->tok_ids;
     cache_clear(mt); /* the cached sets name nodes of the old table */
 }
 
@@ -122,14 +158,21 @@ static bool fits(ob_matcher *mt, const char *s, size_t n) {
     return true;
 }
 
+/* Whether a token element on top of the current stacks takes token. */
+static bool token_fits(ob_matcher *mt, int32_t token) {
+    if (!mt->g->n_tokens) return false;
+    gram_match_advance_token(&mt->m, &mt->m.st, token, mt->t->kind[token] == VT_EOG);
+    return !mt->m.oom && mt->m.n_tmp > 0;
+}
+
 bool ob_matcher_allows(ob_matcher *mt, int32_t token) {
     const ob_vocab_trie *t = mt->t;
     if (token < 0 || token >= t->n_vocab || mt->m.oom) return false;
-    if (t->kind[token] == VT_EOG) return gram_state_can_end(&mt->m.st);
-    if (t->kind[token] == VT_NEVER) return false;
+    if (t->kind[token] == VT_EOG) return gram_state_can_end(&mt->m.st) || token_fits(mt, token);
+    if (t->kind[token] == VT_NEVER) return token_fits(mt, token);
     /* A check can use many bytes of buf through the steps; pointers into it do not survive a
      * realloc, but each step reads its `from` before appending, which is all that is needed. */
-    return fits(mt, t->text[token], t->text_len[token]);
+    return fits(mt, t->text[token], t->text_len[token]) || token_fits(mt, token);
 }
 
 static bool same_state(const gram_mask_entry *e, const gram_state *st) {
@@ -184,12 +227,21 @@ ob_status ob_matcher_accept(ob_matcher *mt, int32_t token, ob_err *err) {
     if (token < 0 || token >= t->n_vocab)
         return ob_fail(err, OB_ERR_ARG, "grammar: token %d outside the vocabulary of %lld", token,
                        (long long)t->n_vocab);
-    if (t->kind[token] == VT_EOG) {
+    bool eog = t->kind[token] == VT_EOG;
+    if (eog) {
+        /* a token element naming it moves on (the end stays possible where it was) */
+        if (mt->g->n_tokens && gram_match_accept_token(&mt->m, token, true, NULL, 0, false, true))
+            return OB_OK;
         if (gram_state_can_end(&mt->m.st)) return OB_OK;
         return ob_fail(err, OB_ERR_ARG, "grammar: token %d ends generation where the grammar "
                        "cannot end", token);
     }
-    if (t->kind[token] == VT_NEVER || !gram_match_feed(&mt->m, t->text[token], t->text_len[token]))
+    bool ok = mt->g->n_tokens
+                  ? gram_match_accept_token(&mt->m, token, false, t->text[token],
+                                            t->text_len[token], t->kind[token] == VT_TEXT, false)
+                  : t->kind[token] == VT_TEXT &&
+                        gram_match_feed(&mt->m, t->text[token], t->text_len[token]);
+    if (!ok)
         return ob_fail(err, OB_ERR_ARG, "grammar: token %d (\"%.*s\") is not allowed here", token,
                        (int)(t->text_len[token] > 64 ? 64 : t->text_len[token]),
                        t->text[token] ? t->text[token] : "");

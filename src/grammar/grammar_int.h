@@ -22,6 +22,11 @@ struct ob_vocab_trie {
     const char **text;   /* (n_vocab) decoded text, borrowed from the model's vocabulary */
     uint32_t *text_len;  /* (n_vocab) */
     size_t max_len;      /* longest text in the trie */
+    /* Tokens outside the trie that have a text (control and end-of-generation tokens), in id
+     * order: what a grammar's <text> token element is looked up in first, as llama.cpp's
+     * tokenizer reads special-token text as that token. */
+    int32_t *special;    /* (n_special) */
+    size_t n_special;
 };
 
 /* Masks of recent states: inside a JSON string every character leads back to the same set of
@@ -39,6 +44,7 @@ typedef struct gram_mask_entry {
 struct ob_matcher {
     const ob_grammar *g;    /* borrowed */
     const ob_vocab_trie *t; /* borrowed */
+    int32_t *tok_ids;       /* (g->n_tokens) owned: each token element's id in t */
     gram_match m;
     uint64_t *bits; /* ((n_vocab + 63) / 64) tokens allowed by the last walk */
     uint32_t *buf;  /* (cap_buf) stack sets of a walk or a check */
@@ -49,6 +55,9 @@ struct ob_matcher {
 
 /* Builds t's trie from its n_vocab, kind, text and text_len (filled by the caller). */
 ob_status gram_trie_build(ob_vocab_trie *t, ob_err *err);
+/* The token whose text is s[0..n): a special token first, else the text token (the lowest id
+ * when several share it); -1 when none. */
+int32_t gram_trie_find(const ob_vocab_trie *t, const char *s, size_t n);
 /* Fills mt->bits with the tokens allowed in mt's current state. */
 ob_status gram_trie_walk(ob_matcher *mt, ob_err *err);
 

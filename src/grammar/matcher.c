@@ -8,8 +8,10 @@
  * on an END element: a position at the end of an alternative *is* its parent (norm below),
  * which is also why `x*` (R ::= x R | "") runs in constant stack depth.
  *
- * Every set is closed: each stack's top is a character class, or the stack is empty (node 0),
- * which means the grammar may end there. A byte that completes a code point moves every stack
+ * Every set is closed: each stack's top is a character class or a token element, or the stack
+ * is empty (node 0), which means the grammar may end there. Bytes move only the stacks with a
+ * class on top; a token moves those with a token element that takes it (and, when it has text,
+ * the class stacks its bytes lead to), so the two kinds of terminal live in one set. A byte that completes a code point moves every stack
  * whose class matches it past that class and closes the result again; a byte inside a
  * multi-byte character only narrows the code points still possible, and is viable when some
  * class may still match one of them.
@@ -111,7 +113,7 @@ static void expand(gram_match *m, uint32_t id, int depth) {
         return;
     }
     const gram_elem *e = &m->g->elems[t->pos[id]];
-    if (e->op == GRAM_CLASS) {
+    if (e->op != GRAM_REF) { /* a terminal: a class or a token element */
         tmp_push(m, id);
         return;
     }
@@ -228,7 +230,9 @@ bool gram_match_may_match(const gram_match *m, const gram_state *st, uint32_t lo
     const ob_grammar *g = m->g;
     for (uint32_t i = 0; i < st->n; i++) {
         if (!st->set[i]) continue;
-        const gram_class *k = &g->classes[g->elems[m->nodes.pos[st->set[i]]].arg];
+        const gram_elem *e = &g->elems[m->nodes.pos[st->set[i]]];
+        if (e->op != GRAM_CLASS) continue;
+        const gram_class *k = &g->classes[e->arg];
         if (k->negated) return true;
         for (uint32_t r = 0; r < k->n; r++)
             if (g->ranges[k->first + r].lo <= hi && g->ranges[k->first + r].hi >= lo) return true;
@@ -245,7 +249,8 @@ void gram_match_advance(gram_match *m, const gram_state *from, uint32_t cp) {
         uint32_t id = from->set[i];
         if (!id) continue;
         uint32_t pos = m->nodes.pos[id];
-        if (!gram_class_match(g, g->elems[pos].arg, cp)) continue;
+        if (g->elems[pos].op != GRAM_CLASS || !gram_class_match(g, g->elems[pos].arg, cp))
+            continue;
         expand(m, norm(m, pos + 1, m->nodes.parent[id]), 0);
     }
     sort_ids(m->tmp, m->n_tmp);
@@ -322,6 +327,81 @@ bool gram_match_feed(gram_match *m, const char *s, size_t len) {
         }
     }
     ob_free(buf);
+    return ok;
+}
+
+/* ---- whole tokens ----------------------------------------------------------------------- */
+
+void gram_match_advance_token(gram_match *m, const gram_state *from, int32_t tok, bool eog) {
+    m->n_tmp = 0;
+    if (from->rem || !m->tok_ids) return;
+    next_gen(m);
+    const ob_grammar *g = m->g;
+    for (uint32_t i = 0; i < from->n && !m->oom; i++) {
+        uint32_t id = from->set[i];
+        if (!id) continue;
+        uint32_t pos = m->nodes.pos[id];
+        const gram_elem *e = &g->elems[pos];
+        bool takes = e->op == GRAM_TOKEN ? m->tok_ids[e->arg] == tok
+                     : e->op == GRAM_TOKEN_NOT ? m->tok_ids[e->arg] != tok && !eog
+                                                : false;
+        if (takes) expand(m, norm(m, pos + 1, m->nodes.parent[id]), 0);
+    }
+    sort_ids(m->tmp, m->n_tmp);
+}
+
+/* a[0..na) ∪ b[0..nb), both sorted without duplicates, into out (room for na + nb). */
+static size_t merge_sets(const uint32_t *a, size_t na, const uint32_t *b, size_t nb,
+                         uint32_t *out) {
+    size_t i = 0, j = 0, n = 0;
+    while (i < na || j < nb) {
+        if (j >= nb || (i < na && a[i] < b[j])) out[n++] = a[i++];
+        else if (i >= na || b[j] < a[i]) out[n++] = b[j++];
+        else {
+            out[n++] = a[i++];
+            j++;
+        }
+    }
+    return n;
+}
+
+bool gram_match_accept_token(gram_match *m, int32_t tok, bool eog, const char *text, size_t len,
+                             bool text_ok, bool keep_end) {
+    if (m->oom) return false;
+    bool end = keep_end && gram_state_can_end(&m->st);
+    gram_match_advance_token(m, &m->st, tok, eog);
+    if (m->oom) return false;
+    /* the token path's set is kept aside: feeding the text reuses m->tmp */
+    size_t n_tok = m->n_tmp;
+    uint32_t *by_token = ob_alloc(n_tok + 1, sizeof *by_token);
+    if (!by_token) {
+        m->oom = true;
+        return false;
+    }
+    if (n_tok) memcpy(by_token, m->tmp, n_tok * sizeof *by_token);
+    by_token[n_tok] = 0;
+    if (end && n_tok > 0 && by_token[0] != 0) { /* the empty stack (id 0) sorts first */
+        memmove(by_token + 1, by_token, n_tok * sizeof *by_token);
+        by_token[0] = 0;
+        n_tok++;
+    }
+    bool by_text = text_ok && len > 0 && gram_match_feed(m, text, len);
+    bool ok = by_text || n_tok > 0;
+    if (ok && n_tok > 0) {
+        size_t n_text = by_text ? m->st.n : 0;
+        uint32_t *both = ob_alloc(n_text + n_tok, sizeof *both);
+        if (!both) {
+            m->oom = true;
+            ok = false;
+        } else {
+            size_t n = merge_sets(by_text ? m->st.set : NULL, n_text, by_token, n_tok, both);
+            ok = set_store(m, both, n);
+            if (ok) m->st = (gram_state){m->cur, (uint32_t)n, 0, 0, 0};
+            else m->oom = true;
+            ob_free(both);
+        }
+    }
+    ob_free(by_token);
     return ok;
 }
 

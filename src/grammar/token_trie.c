@@ -8,8 +8,10 @@
  * positions (after a key, between values) only a handful of first bytes survive.
  *
  * Token texts are what the tokens decode to (spaces unescaped, byte tokens as their byte).
- * Control and unknown tokens are not in the trie; end-of-generation tokens are allowed exactly
- * where the grammar may end.
+ * Control and unknown tokens are not in the trie; end-of-generation tokens are allowed where
+ * the grammar may end. Control and end-of-generation tokens that have a text are kept in a
+ * short side list, so a grammar's token elements (<|im_end|>, <[id]>, !<...>) can name them:
+ * after the byte walk, the token elements on top of the current stacks add their tokens.
  */
 #include "grammar/grammar_int.h"
 
@@ -46,6 +48,7 @@ void ob_vocab_trie_free(ob_vocab_trie *t) {
     ob_free(t->kind);
     ob_free(t->text);
     ob_free(t->text_len);
+    ob_free(t->special);
     ob_free(t);
 }
 
@@ -108,11 +111,19 @@ static size_t count_nodes(const keyed *k, size_t n) {
 ob_status gram_trie_build(ob_vocab_trie *t, ob_err *err) {
     keyed *k = ob_alloc((size_t)t->n_vocab + 1, sizeof *k);
     t->toks = ob_alloc((size_t)t->n_vocab + 1, sizeof *t->toks);
-    if (!k || !t->toks) goto nomem;
+    size_t n_special = 0;
+    for (int64_t id = 0; id < t->n_vocab; id++)
+        n_special += t->kind[id] != VT_TEXT && t->text[id] && t->text_len[id] > 0;
+    t->special = ob_alloc(n_special + 1, sizeof *t->special);
+    if (!k || !t->toks || !t->special) goto nomem;
     size_t n = 0;
     t->max_len = 0;
+    t->n_special = 0;
     for (int64_t id = 0; id < t->n_vocab; id++) {
-        if (t->kind[id] != VT_TEXT) continue;
+        if (t->kind[id] != VT_TEXT) {
+            if (t->text[id] && t->text_len[id] > 0) t->special[t->n_special++] = (int32_t)id;
+            continue;
+        }
         k[n++] = (keyed){t->text[id], t->text_len[id], (int32_t)id};
         if (t->text_len[id] > t->max_len) t->max_len = t->text_len[id];
     }
@@ -146,12 +157,13 @@ ob_status ob_vocab_trie_new(const ob_model *m, ob_vocab_trie **out, ob_err *err)
                        (long long)nv);
     }
     for (int64_t id = 0; id < nv; id++) {
-        ob_str s = tok_token_text(v, (int32_t)id, false);
+        /* control tokens with their text, which only token elements match (never bytes) */
+        ob_str s = tok_token_text(v, (int32_t)id, true);
+        if (s.len > UINT16_MAX) s.len = 0;
         t->text[id] = s.ptr;
         t->text_len[id] = (uint32_t)s.len;
         if (tok_is_eog(v, (int32_t)id)) t->kind[id] = VT_EOG;
-        else if (tok_is_control(v, (int32_t)id) || s.len == 0 || s.len > UINT16_MAX)
-            t->kind[id] = VT_NEVER;
+        else if (tok_is_control(v, (int32_t)id) || s.len == 0) t->kind[id] = VT_NEVER;
         else t->kind[id] = VT_TEXT;
     }
     ob_status st = gram_trie_build(t, err);
@@ -163,12 +175,55 @@ ob_status ob_vocab_trie_new(const ob_model *m, ob_vocab_trie **out, ob_err *err)
     return OB_OK;
 }
 
+/* ---- lookup by text -------------------------------------------------------------------- */
+
+int32_t gram_vocab_special(const ob_vocab_trie *t, const char *s, size_t n) {
+    for (size_t i = 0; i < t->n_special; i++) {
+        int32_t id = t->special[i];
+        if (t->text_len[id] == n && !memcmp(t->text[id], s, n)) return id;
+    }
+    return -1;
+}
+
+int32_t gram_trie_find(const ob_vocab_trie *t, const char *s, size_t n) {
+    int32_t id = gram_vocab_special(t, s, n);
+    if (id >= 0 || !n || !t->n_nodes) return id;
+    uint32_t node = 0;
+    for (size_t d = 0; d < n; d++) { /* down the children, hopping over subtrees */
+        uint32_t c = node + 1;
+        while (c < t->end[node] && t->byte[c] != (uint8_t)s[d]) c = t->end[c];
+        if (c >= t->end[node]) return -1;
+        node = c;
+    }
+    return t->tok_n[node] ? t->toks[t->tok_first[node]] : -1;
+}
+
 /* ---- the walk ---------------------------------------------------------------------------- */
 
 typedef struct frame {
     uint32_t node, child; /* the node and its next child to try */
     gram_dstate st;       /* the matcher's state after the node's bytes */
 } frame;
+
+/* The tokens the token elements on top of the current stacks take (none inside a character):
+ * <x> its token, whatever its kind; !<x> every token but x and the end-of-generation ones. */
+static void add_token_elements(ob_matcher *mt) {
+    const ob_vocab_trie *t = mt->t;
+    const gram_match *m = &mt->m;
+    if (m->st.rem) return;
+    for (uint32_t i = 0; i < m->st.n; i++) {
+        if (!m->st.set[i]) continue;
+        const gram_elem *e = &m->g->elems[m->nodes.pos[m->st.set[i]]];
+        if (e->op == GRAM_TOKEN) {
+            int32_t id = mt->tok_ids[e->arg];
+            mt->bits[id >> 6] |= 1ull << (id & 63);
+        } else if (e->op == GRAM_TOKEN_NOT) {
+            int32_t but = mt->tok_ids[e->arg];
+            for (int64_t id = 0; id < t->n_vocab; id++)
+                if (id != but && t->kind[id] != VT_EOG) mt->bits[id >> 6] |= 1ull << (id & 63);
+        }
+    }
+}
 
 ob_status gram_trie_walk(ob_matcher *mt, ob_err *err) {
     const ob_vocab_trie *t = mt->t;
@@ -203,5 +258,6 @@ ob_status gram_trie_walk(ob_matcher *mt, ob_err *err) {
     if (gram_state_can_end(&m->st))
         for (int64_t id = 0; id < t->n_vocab; id++)
             if (t->kind[id] == VT_EOG) mt->bits[id >> 6] |= 1ull << (id & 63);
+    add_token_elements(mt);
     return OB_OK;
 }

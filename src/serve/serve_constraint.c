@@ -34,20 +34,29 @@ static int compile_error(serve_gen_req *r, ob_status st, const ob_err *err, cons
                            param, "%s: %s", param, err->msg);
 }
 
-int serve_constraint_build(const serve_gen_req *r, const ob_chat *chat, ob_grammar **out,
-                           serve_error *e) {
+/* Whether r demands a tool call (tool_choice "required" or a named function). */
+static bool forced_call(const serve_gen_req *r) {
+    return r->kind == SERVE_KIND_CHAT && r->tools &&
+           (r->tool_choice == SERVE_TOOL_CHOICE_REQUIRED ||
+            r->tool_choice == SERVE_TOOL_CHOICE_FUNCTION);
+}
+
+bool serve_constraint_wanted(const serve_gen_req *r) {
+    return forced_call(r) || r->grammar || r->response_format;
+}
+
+int serve_constraint_build(const serve_gen_req *r, const ob_chat *chat,
+                           const ob_vocab_trie *trie, ob_grammar **out, serve_error *e) {
     *out = NULL;
     ob_err err = {{0}};
     ob_status st;
-    bool tools = r->kind == SERVE_KIND_CHAT && r->tools &&
-                 (r->tool_choice == SERVE_TOOL_CHOICE_REQUIRED ||
-                  r->tool_choice == SERVE_TOOL_CHOICE_FUNCTION);
+    bool tools = forced_call(r);
     if (tools + (r->grammar != NULL) + (r->response_format != NULL) > 1)
         return serve_error_bad(e, "invalid_value", r->grammar ? "grammar" : "response_format",
                                "grammar, response_format / format and a required tool_choice "
                                "constrain the output each; give at most one");
     if (tools) {
-        char *g = serve_tool_grammar(r, ob_chat_format(chat), e);
+        char *g = serve_tool_grammar(r, ob_chat_format(chat), trie, e);
         if (!g) return -1;
         st = ob_grammar_new(g, strlen(g), NULL, out, &err);
         ob_free(g);

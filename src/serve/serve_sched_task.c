@@ -74,8 +74,10 @@ static int seq_sampler(serve_sched *s, serve_seq *q, serve_error *e) {
     for (size_t i = 0; i < q->n_prompt; i++)
         ob_sampler_accept(q->sampler, q->tokens[i]);
     if (!q->task->grammar) return 0;
-    if (ob_matcher_new(q->task->grammar, s->trie, &q->matcher, &err))
-        return serve_req_nomem(e, "the grammar matcher");
+    ob_status st = ob_matcher_new(q->task->grammar, s->trie, &q->matcher, &err);
+    if (st == OB_ERR_ARG) /* a token element that names no token of this vocabulary */
+        return serve_error_bad(e, "invalid_value", "grammar", "%s", err.msg);
+    if (st) return serve_req_nomem(e, "the grammar matcher");
     ob_sampler_set_matcher(q->sampler, q->matcher);
     return 0;
 }
@@ -147,10 +149,10 @@ static int task_prompt(serve_sched *s, serve_task *t, size_t p, int *at, serve_e
     return rc;
 }
 
-/* The request's grammar, and the vocabulary trie the first time one is needed. */
+/* The vocabulary trie the first time a request needs one, then the request's grammar (a
+ * forced tool call writes the markers that are control tokens as those tokens). */
 static int task_grammar(serve_sched *s, serve_task *t, serve_error *e) {
-    if (serve_constraint_build(t->req, s->o.prompter->chat, &t->grammar, e)) return -1;
-    if (!t->grammar) return 0;
+    if (!serve_constraint_wanted(t->req)) return 0;
     ob_err err = {{0}};
     pthread_mutex_lock(&s->trie_mu);
     ob_status st = s->trie ? OB_OK : ob_vocab_trie_new(s->o.model, &s->trie, &err);
@@ -159,6 +161,7 @@ static int task_grammar(serve_sched *s, serve_task *t, serve_error *e) {
     if (st)
         return serve_error_bad(e, "unsupported_value", "grammar", "constrained output: %s",
                                err.msg);
+    if (serve_constraint_build(t->req, s->o.prompter->chat, s->trie, &t->grammar, e)) return -1;
     return 0;
 }
 

@@ -1,10 +1,25 @@
 /*
  * Forced tool calls as grammars (serve_tool_grammar.h), one per tool-call format:
  *
- *   hermes       <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>
- *   llama3       {"name": "f", "parameters": {...}}
- *   qwen3-coder  <tool_call>\n<function=f>\n<parameter=p>\nvalue\n</parameter>\n...
- *                </function>\n</tool_call>
+ *   hermes         <tool_call>\n{"name": "f", "arguments": {...}}\n</tool_call>
+ *   llama3         {"name": "f", "parameters": {...}}
+ *   qwen3-coder    <tool_call>\n<function=f>\n<parameter=p>\nvalue\n</parameter>\n...
+ *                  </function>\n</tool_call>
+ *   mistral        [TOOL_CALLS]f[ARGS]{...}  (Small 3.x, Magistral), or
+ *                  [TOOL_CALLS][{"name": "f", "arguments": {...}}]  (Nemo)
+ *   granite        <|tool_call|>[{"name": "f", "arguments": {...}}]
+ *   command-r7b    <|START_ACTION|>[{"tool_call_id": "0", "tool_name": "f",
+ *                  "parameters": {...}}]<|END_ACTION|>
+ *   deepseek-v3.1  <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{...}
+ *                  <｜tool▁call▁end｜><｜tool▁calls▁end｜>
+ *   deepseek-r1    <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f
+ *                  ```json\n{...}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>
+ *   gpt-oss        <|channel|>commentary to=functions.f <|constrain|>json<|message|>{...}
+ *                  <|call|>
+ *
+ * The markers of the last five are control tokens in their models' vocabularies, which the
+ * detokenizer writes as text but the tokenizer never makes from text: a marker that is a
+ * control token of the model becomes a token element (<[id]>), any other stays a literal.
  *
  * JSON arguments come from the JSON-schema translation of the tool's parameters. The XML form
  * writes a parameter whose schema is a string as raw text (the parser keeps it text) and any
@@ -16,6 +31,7 @@
 #include "serve/serve_tool_grammar.h"
 
 #include "core/alloc.h"
+#include "grammar/grammar.h"
 #include "serve/serve_buf.h"
 
 #include <stdio.h>
@@ -33,6 +49,18 @@ static void put_literal(serve_buf *b, const char *s, size_t n) {
         else serve_buf_append(b, (const char *)&c, 1);
     }
     serve_buf_puts(b, "\"");
+}
+
+/* A marker of the format: its control token when the vocabulary has one with that text (the
+ * model can write it only as that token), else the text. */
+static void put_marker(serve_buf *b, const ob_vocab_trie *trie, const char *text) {
+    int32_t id = trie ? gram_vocab_special(trie, text, strlen(text)) : -1;
+    if (id >= 0) serve_buf_printf(b, " <[%d]> ", (int)id);
+    else {
+        serve_buf_puts(b, " ");
+        put_literal(b, text, strlen(text));
+        serve_buf_puts(b, " ");
+    }
 }
 
 /* A GBNF character class member for byte c (escaped where the class syntax needs it). */
@@ -174,14 +202,35 @@ static json_t *tool_params(const json_t *t) {
     return p ? json_incref(p) : json_pack("{s:s}", "type", "object");
 }
 
-/* call-I ::= one JSON call of tool t: {"name": const, "<args_key>": parameters}. */
-static int json_call_rules(serve_buf *b, const json_t *t, size_t i, const char *args_key,
+/* The keys of one JSON call object, in the order the model writes them. */
+typedef struct json_call_keys {
+    const char *id;   /* a short numeric call id ("0", "1", ...) first, or NULL */
+    const char *name; /* the tool's name */
+    const char *args; /* its arguments */
+} json_call_keys;
+
+/* call-I ::= one JSON call of tool t: {["<id>": "0",] "<name>": const, "<args>": parameters}. */
+static int json_call_rules(serve_buf *b, const json_t *t, size_t i, json_call_keys keys,
                            serve_error *e) {
     json_t *params = tool_params(t);
-    json_t *schema = params ? json_pack("{s:s,s:{s:{s:s},s:O},s:[s,s]}", "type", "object",
-                                        "properties", "name", "const", tool_name(t), args_key,
-                                        params, "required", "name", args_key)
+    json_t *schema = params ? json_pack("{s:s,s:{},s:[]}", "type", "object", "properties",
+                                        "required")
                             : NULL;
+    json_t *props = json_object_get(schema, "properties"), *req = json_object_get(schema, "required");
+    bool bad = !schema;
+    if (!bad && keys.id)
+        bad = json_object_set_new(props, keys.id, json_pack("{s:s,s:s}", "type", "string",
+                                                         "pattern", "^[0-9]{1,3}$")) ||
+              json_array_append_new(req, json_string(keys.id));
+    if (!bad)
+        bad = json_object_set_new(props, keys.name, json_pack("{s:s}", "const", tool_name(t))) ||
+              json_object_set(props, keys.args, params) ||
+              json_array_append_new(req, json_string(keys.name)) ||
+              json_array_append_new(req, json_string(keys.args));
+    if (bad) {
+        json_decref(schema);
+        schema = NULL;
+    }
     /* the parameters' "#/$defs/..." references name the root of this wrapping schema */
     for (size_t k = 0; schema && k < 2; k++) {
         json_t *defs = json_object_get(params, DEFS_KEYS[k]);
@@ -253,27 +302,186 @@ static int xml_call_rules(serve_buf *b, const json_t *t, size_t i, serve_error *
     return rc;
 }
 
-char *serve_tool_grammar(const serve_gen_req *r, const char *format, serve_error *e) {
-    const bool hermes = !strcmp(format, "hermes"), llama3 = !strcmp(format, "llama3");
-    const bool xml = !strcmp(format, "qwen3-coder");
-    if (!hermes && !llama3 && !xml) {
+/* args-I ::= the JSON grammar of tool t's parameters. */
+static int args_rules(serve_buf *b, const json_t *t, size_t i, serve_error *e) {
+    json_t *params = tool_params(t);
+    if (!params) return serve_req_nomem(e, "the tool-call grammar");
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "args-%zu", i);
+    int rc = json_rules(b, params, params, prefix, tool_name(t), e);
+    json_decref(params);
+    return rc;
+}
+
+/* ---- the formats ------------------------------------------------------------------------ */
+
+typedef enum call_body {
+    BODY_JSON,  /* call-I: a JSON object naming the tool */
+    BODY_XML,   /* call-I: Qwen3-Coder's <function=...> */
+    BODY_NAMED, /* named-I: the name and the arguments apart, with markers between */
+} call_body;
+
+/* One tool-call format: how a call's body is written, and how the calls are wrapped. */
+typedef struct tool_format {
+    const char *name;
+    call_body body;
+    json_call_keys keys; /* BODY_JSON */
+    bool also_json;      /* BODY_NAMED that may also be a JSON list (Mistral's two forms) */
+    bool one_call;       /* the format holds one call per answer */
+} tool_format;
+
+#define DS_CALLS_BEGIN "<｜tool▁calls▁begin｜>"
+#define DS_CALLS_END "<｜tool▁calls▁end｜>"
+#define DS_CALL_BEGIN "<｜tool▁call▁begin｜>"
+#define DS_CALL_END "<｜tool▁call▁end｜>"
+#define DS_SEP "<｜tool▁sep｜>"
+
+static const tool_format FORMATS[] = {
+    {"hermes", BODY_JSON, {NULL, "name", "arguments"}, false, false},
+    {"llama3", BODY_JSON, {NULL, "name", "parameters"}, false, true},
+    {"qwen3-coder", BODY_XML, {0}, false, false},
+    {"mistral", BODY_NAMED, {NULL, "name", "arguments"}, true, false},
+    {"granite", BODY_JSON, {NULL, "name", "arguments"}, false, false},
+    {"command-r7b", BODY_JSON, {"tool_call_id", "tool_name", "parameters"}, false, false},
+    {"deepseek-v3.1", BODY_NAMED, {0}, false, false},
+    {"deepseek-r1", BODY_NAMED, {0}, false, false},
+    /* <|call|> ends the model's turn: the next call would be a new turn after the result */
+    {"gpt-oss", BODY_NAMED, {0}, false, true},
+};
+
+/* named-I ::= the markers and text around tool t's name and args-I, as format f writes them. */
+static void named_rule(serve_buf *b, const tool_format *f, const ob_vocab_trie *trie,
+                       const char *name, size_t i) {
+    serve_buf_printf(b, "named-%zu ::=", i);
+    const char *fmt = f->name;
+    if (!strcmp(fmt, "mistral")) {
+        put_marker(b, trie, "[TOOL_CALLS]");
+        put_literal(b, name, strlen(name));
+        put_marker(b, trie, "[ARGS]");
+        serve_buf_printf(b, "args-%zu\n", i);
+    } else if (!strcmp(fmt, "deepseek-v3.1")) {
+        put_marker(b, trie, DS_CALL_BEGIN);
+        put_literal(b, name, strlen(name));
+        put_marker(b, trie, DS_SEP);
+        serve_buf_printf(b, "args-%zu", i);
+        put_marker(b, trie, DS_CALL_END);
+        serve_buf_puts(b, "\n");
+    } else if (!strcmp(fmt, "deepseek-r1")) {
+        put_marker(b, trie, DS_CALL_BEGIN);
+        serve_buf_puts(b, "\"function\"");
+        put_marker(b, trie, DS_SEP);
+        put_literal(b, name, strlen(name));
+        serve_buf_printf(b, " \"\\n```json\\n\" args-%zu \"\\n```\"", i);
+        put_marker(b, trie, DS_CALL_END);
+        serve_buf_puts(b, "\n");
+    } else { /* gpt-oss */
+        put_marker(b, trie, "<|channel|>");
+        serve_buf_puts(b, "\"commentary to=functions.\"");
+        put_literal(b, name, strlen(name));
+        serve_buf_puts(b, " \" \"");
+        put_marker(b, trie, "<|constrain|>");
+        serve_buf_puts(b, "\"json\"");
+        put_marker(b, trie, "<|message|>");
+        serve_buf_printf(b, "args-%zu", i);
+        put_marker(b, trie, "<|call|>");
+        serve_buf_puts(b, "\n");
+    }
+}
+
+/* A JSON list of calls, "[" call ("," call){0,%d} "]", with the spacing models write. */
+#define JSON_LIST "\"[\" [ \\n]{0,5} call (\",\" [ \\n]{0,5} call){0,%d} [ \\n]{0,2} \"]\""
+
+/* root ::= the calls of format f, at most `most` of them, wrapped as the format wraps them. */
+static void root_rule(serve_buf *b, const tool_format *f, const ob_vocab_trie *trie, int most) {
+    const char *fmt = f->name;
+    if (!strcmp(fmt, "qwen3-coder")) {
+        rules_text_without(b, "xml-text", "</parameter>");
+        serve_buf_puts(b, "tagged ::= \"<tool_call>\\n\" call \"</tool_call>\"\n");
+        serve_buf_printf(b, "root ::= tagged (\"\\n\" tagged){0,%d}\n", most - 1);
+    } else if (!strcmp(fmt, "hermes")) {
+        serve_buf_puts(b, "tagged ::= \"<tool_call>\" [ \\n]{0,2} call [ \\n]{0,2} "
+                          "\"</tool_call>\"\n");
+        serve_buf_printf(b, "root ::= tagged (\"\\n\" tagged){0,%d}\n", most - 1);
+    } else if (!strcmp(fmt, "llama3")) {
+        serve_buf_puts(b, "root ::= call\n");
+    } else if (!strcmp(fmt, "mistral")) {
+        serve_buf_printf(b, "root ::= named{1,%d} | ", most);
+        put_marker(b, trie, "[TOOL_CALLS]");
+        serve_buf_printf(b, JSON_LIST, most - 1);
+        serve_buf_puts(b, "\n");
+    } else if (!strcmp(fmt, "granite") || !strcmp(fmt, "command-r7b")) {
+        bool cmdr = !strcmp(fmt, "command-r7b");
+        serve_buf_puts(b, "root ::=");
+        put_marker(b, trie, cmdr ? "<|START_ACTION|>" : "<|tool_call|>");
+        serve_buf_printf(b, JSON_LIST, most - 1);
+        if (cmdr) put_marker(b, trie, "<|END_ACTION|>");
+        serve_buf_puts(b, "\n");
+    } else if (!strcmp(fmt, "deepseek-v3.1") || !strcmp(fmt, "deepseek-r1")) {
+        serve_buf_puts(b, "root ::=");
+        put_marker(b, trie, DS_CALLS_BEGIN);
+        serve_buf_printf(b, "named (%snamed){0,%d}", fmt[9] == 'r' ? "\"\\n\"? " : "",
+                         most - 1);
+        put_marker(b, trie, DS_CALLS_END);
+        serve_buf_puts(b, "\n");
+    } else { /* gpt-oss: the call may follow the reasoning the model writes first */
+        serve_buf_puts(b, "analysis ::=");
+        put_marker(b, trie, "<|channel|>");
+        serve_buf_puts(b, "\"analysis\"");
+        put_marker(b, trie, "<|message|>");
+        serve_buf_puts(b, "oss-text");
+        put_marker(b, trie, "<|end|>");
+        put_marker(b, trie, "<|start|>");
+        serve_buf_puts(b, "\"assistant\"\n");
+        int32_t end = trie ? gram_vocab_special(trie, "<|end|>", 7) : -1;
+        if (end >= 0) { /* any tokens but the one that ends the message */
+            serve_buf_printf(b, "oss-text ::= (!<[%d]>)*\n", (int)end);
+        } else {
+            serve_buf_puts(b, "oss-text ::= oss-plain-0\n");
+            rules_text_without(b, "oss-plain", "<|end|>");
+        }
+        serve_buf_puts(b, "root ::= analysis? named\n");
+    }
+}
+
+static const tool_format *format_find(const char *name) {
+    for (size_t i = 0; i < sizeof FORMATS / sizeof *FORMATS; i++)
+        if (!strcmp(FORMATS[i].name, name)) return &FORMATS[i];
+    return NULL;
+}
+
+/* Whether tool t may be called under r's tool_choice. */
+static bool tool_allowed(const serve_gen_req *r, const json_t *t) {
+    const char *name = tool_name(t);
+    return name && (r->tool_choice != SERVE_TOOL_CHOICE_FUNCTION ||
+                    !strcmp(name, r->tool_choice_name));
+}
+
+/* `rule ::= rule-I | ...` over the allowed tools; the number of them. */
+static size_t alternatives(serve_buf *b, const serve_gen_req *r, const char *rule) {
+    serve_buf_printf(b, "%s ::= ", rule);
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(r->tools); i++)
+        if (tool_allowed(r, json_array_get(r->tools, i)))
+            serve_buf_printf(b, "%s%s-%zu", n++ ? " | " : "", rule, i);
+    serve_buf_puts(b, "\n");
+    return n;
+}
+
+char *serve_tool_grammar(const serve_gen_req *r, const char *format, const ob_vocab_trie *trie,
+                         serve_error *e) {
+    const tool_format *f = format_find(format);
+    if (!f) {
         serve_error_bad(e, "unsupported_value", "tool_choice",
                         "tool_choice: constraining the output to a tool call is supported for "
-                        "the hermes, qwen3-coder and llama3 tool-call formats; this model's "
+                        "the hermes, qwen3-coder, llama3, mistral, granite, command-r7b, "
+                        "deepseek-r1, deepseek-v3.1 and gpt-oss tool-call formats; this model's "
                         "format is \"%s\"", format);
         return NULL;
     }
     serve_buf b = {0};
-    serve_buf_puts(&b, "call ::= ");
-    size_t n = 0;
-    for (size_t i = 0; i < json_array_size(r->tools); i++) {
-        const char *name = tool_name(json_array_get(r->tools, i));
-        if (!name || (r->tool_choice == SERVE_TOOL_CHOICE_FUNCTION &&
-                      strcmp(name, r->tool_choice_name)))
-            continue;
-        serve_buf_printf(&b, "%scall-%zu", n++ ? " | " : "", i);
-    }
-    serve_buf_puts(&b, "\n");
+    bool json = f->body != BODY_NAMED || f->also_json;
+    size_t n = json ? alternatives(&b, r, "call") : 0;
+    if (f->body == BODY_NAMED) n = alternatives(&b, r, "named");
     if (!n) {
         serve_buf_clear(&b);
         serve_error_bad(e, "invalid_value", "tool_choice", "tool_choice: no declared tool is "
@@ -282,28 +490,18 @@ char *serve_tool_grammar(const serve_gen_req *r, const char *format, serve_error
     }
     for (size_t i = 0; i < json_array_size(r->tools); i++) {
         const json_t *t = json_array_get(r->tools, i);
-        const char *name = tool_name(t);
-        if (!name || (r->tool_choice == SERVE_TOOL_CHOICE_FUNCTION &&
-                      strcmp(name, r->tool_choice_name)))
-            continue;
-        int rc = xml ? xml_call_rules(&b, t, i, e)
-                     : json_call_rules(&b, t, i, hermes ? "arguments" : "parameters", e);
+        if (!tool_allowed(r, t)) continue;
+        int rc = 0;
+        if (f->body == BODY_XML) rc = xml_call_rules(&b, t, i, e);
+        else if (json) rc = json_call_rules(&b, t, i, f->keys, e);
+        if (!rc && f->body == BODY_NAMED && !(rc = args_rules(&b, t, i, e)))
+            named_rule(&b, f, trie, tool_name(t), i);
         if (rc) {
             serve_buf_clear(&b);
             return NULL;
         }
     }
-    /* Llama 3 writes one call per answer; the tagged formats may write several in a row. */
-    const int most = llama3 || !r->parallel_tool_calls ? 1 : SERVE_TOOL_MAX_CALLS;
-    if (xml) {
-        rules_text_without(&b, "xml-text", "</parameter>");
-        serve_buf_puts(&b, "tagged ::= \"<tool_call>\\n\" call \"</tool_call>\"\n");
-    } else if (hermes) {
-        serve_buf_puts(&b, "tagged ::= \"<tool_call>\" [ \\n]{0,2} call [ \\n]{0,2} "
-                           "\"</tool_call>\"\n");
-    }
-    if (llama3) serve_buf_puts(&b, "root ::= call\n");
-    else serve_buf_printf(&b, "root ::= tagged (\"\\n\" tagged){0,%d}\n", most - 1);
+    root_rule(&b, f, trie, f->one_call || !r->parallel_tool_calls ? 1 : SERVE_TOOL_MAX_CALLS);
     char *out = serve_buf_take(&b, NULL);
     if (!out) serve_req_nomem(e, "the tool-call grammar");
     return out;

@@ -3,8 +3,10 @@
  * bytes to walk: each byte is fed when the grammar allows it (skipped when not), and every few
  * bytes the token mask over a small fixed vocabulary is computed and compared with token-by-
  * token checks, and a sampler under the grammar (greedy or top-k, logits from the next bytes)
- * must pick what drawing again from the masked logits picks. Without a NUL the whole input is
- * also tried as a JSON schema.
+ * must pick what drawing again from the masked logits picks; a 0xFF byte (never in UTF-8) makes
+ * the next byte a whole token to accept (control tokens included), which must succeed exactly
+ * when the matcher allows it, so token elements (<|im_end|>, <[3]>, !<...>) are walked. Without a NUL the whole input is also tried as a JSON
+ * schema.
  */
 #include "grammar/grammar_int.h"
 
@@ -14,8 +16,11 @@
 #include <string.h>
 
 static const char *const fuzz_vocab[] = {"a", "ab", "{", "}", "\"", ":", ",", " ", "1", "-",
-                                         "\xc3", "\xa9", "\xc3\xa9", "x\"", "[", "]", "true"};
+                                         "\xc3", "\xa9", "\xc3\xa9", "x\"", "[", "]", "true",
+                                         "<a>", "<|im_end|>", "[TOOL_CALLS]", "<|call|>"};
 #define FUZZ_N ((int64_t)(sizeof fuzz_vocab / sizeof *fuzz_vocab) + 1)
+#define FUZZ_CONTROL (FUZZ_N - 4) /* "<|im_end|>" and "[TOOL_CALLS]": control tokens */
+#define FUZZ_CALL (FUZZ_N - 2)    /* "<|call|>": an end-of-generation token with a text */
 
 static ob_vocab_trie *fuzz_trie(void) {
     ob_vocab_trie *t = ob_calloc(1, sizeof *t);
@@ -31,6 +36,7 @@ static ob_vocab_trie *fuzz_trie(void) {
     for (int64_t i = 0; i < FUZZ_N - 1; i++) {
         t->text[i] = fuzz_vocab[i];
         t->text_len[i] = (uint32_t)strlen(fuzz_vocab[i]);
+        t->kind[i] = i == FUZZ_CALL ? VT_EOG : i >= FUZZ_CONTROL ? VT_NEVER : VT_TEXT;
     }
     t->text[FUZZ_N - 1] = "";
     t->kind[FUZZ_N - 1] = VT_EOG;
@@ -83,6 +89,12 @@ static void walk(const ob_grammar *g, const ob_vocab_trie *t, const uint8_t *d, 
                 for (int64_t k = 0; k < FUZZ_N; k++)
                     if ((logits[k] == 0) != ob_matcher_allows(m, (int32_t)k)) abort();
             sample_like_mask(m, d + i, n - i);
+        }
+        if (d[i] == 0xFF && i + 1 < n) {
+            int32_t tok = (int32_t)(d[++i] % FUZZ_N);
+            bool allowed = ob_matcher_allows(m, tok);
+            if ((ob_matcher_accept(m, tok, NULL) == OB_OK) != allowed) abort();
+            continue;
         }
         ob_matcher_accept_text(m, (const char *)d + i, 1, NULL);
     }

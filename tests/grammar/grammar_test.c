@@ -317,6 +317,171 @@ TEST(mask_equals_token_checks) {
     ob_vocab_trie_free(t);
 }
 
+/* ---- token elements -------------------------------------------------------------------- */
+
+/* Text tokens, then control tokens with a text (VT_NEVER), then two end-of-generation tokens:
+ * one with a text ("<|call|>", as gpt-oss has) and one without. */
+static const char *const tok_vocab_text[] = {"a", "b", "ab", "<", "b>", "<b>", "|", "x",
+                                             "<|im_end|>", "[TOOL_CALLS]", "<|call|>", ""};
+enum { TV_A, TV_B, TV_AB, TV_LT, TV_BGT, TV_TAG_B, TV_BAR, TV_X, TV_IM_END, TV_TOOL_CALLS,
+       TV_CALL, TV_EOS, TV_N };
+
+static ob_vocab_trie *token_vocab(void) {
+    ob_vocab_trie *t = ob_calloc(1, sizeof *t);
+    t->n_vocab = TV_N;
+    t->kind = ob_alloc(TV_N, 1);
+    t->text = ob_alloc(TV_N, sizeof *t->text);
+    t->text_len = ob_alloc(TV_N, sizeof *t->text_len);
+    for (int i = 0; i < TV_N; i++) {
+        t->text[i] = tok_vocab_text[i];
+        t->text_len[i] = (uint32_t)strlen(tok_vocab_text[i]);
+        t->kind[i] = i >= TV_CALL ? VT_EOG : i >= TV_IM_END ? VT_NEVER : VT_TEXT;
+    }
+    if (gram_trie_build(t, NULL)) return NULL;
+    return t;
+}
+
+/* Whether the token ids ids[0..n) are accepted one by one and the grammar may end after them. */
+static bool takes_tokens(const ob_grammar *g, const ob_vocab_trie *t, const int32_t *ids,
+                         size_t n) {
+    ob_matcher *m = NULL;
+    if (ob_matcher_new(g, t, &m, NULL)) return false;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) ok = ob_matcher_accept(m, ids[i], NULL) == OB_OK;
+    ok = ok && ob_matcher_can_end(m);
+    ob_matcher_free(m);
+    return ok;
+}
+
+#define TAKES(g, t, ...)                                                                        \
+    takes_tokens(g, t, (const int32_t[]){__VA_ARGS__},                                         \
+                 sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t))
+
+TEST(token_elements_parse) {
+    ob_vocab_trie *t = token_vocab();
+    CHECK(t);
+    /* by text (a control token), by id, negated, repeated, in groups */
+    ob_grammar *g = compile("root ::= \"a\" <|im_end|> (<[9]> | \"x\")? !<|im_end|>{1,2} <|im_end|>");
+    CHECK(g && g->n_tokens == 4);
+    if (!g || !t) return;
+    CHECK(TAKES(g, t, TV_A, TV_IM_END, TV_TOOL_CALLS, TV_B, TV_IM_END));
+    CHECK(TAKES(g, t, TV_A, TV_IM_END, TV_X, TV_AB, TV_IM_END));
+    CHECK(TAKES(g, t, TV_A, TV_IM_END, TV_TOOL_CALLS, TV_TOOL_CALLS, TV_IM_END));
+    CHECK(!TAKES(g, t, TV_A, TV_IM_END, TV_IM_END, TV_IM_END));     /* !<x> is not x */
+    CHECK(!TAKES(g, t, TV_A, TV_IM_END, TV_B, TV_B, TV_B, TV_IM_END)); /* {1,2} */
+    CHECK(!TAKES(g, t, TV_A, TV_IM_END, TV_B, TV_EOS));               /* nor an end token */
+    ob_grammar_free(g);
+    /* a token element matches the token, never the same text in bytes or other tokens */
+    g = compile("root ::= <b> \"b\"");
+    CHECK(g);
+    if (g) {
+        CHECK(TAKES(g, t, TV_TAG_B, TV_B));
+        CHECK(!TAKES(g, t, TV_LT, TV_BGT, TV_B) && !TAKES(g, t, TV_LT, TV_B, TV_BGT, TV_B));
+        ob_matcher *m = NULL;
+        CHECK(ob_matcher_new(g, t, &m, NULL) == OB_OK);
+        CHECK(m && ob_matcher_accept_text(m, "<b>", 3, NULL) != OB_OK);
+        ob_matcher_free(m);
+    }
+    ob_grammar_free(g);
+    /* "<" inside a literal or a class is text, as before */
+    g = compile("root ::= \"<|im_end|>\" [<>]");
+    CHECK(g && g->n_tokens == 0 && matches(g, "<|im_end|><"));
+    CHECK(g && !TAKES(g, t, TV_IM_END, TV_LT) && !TAKES(g, t, TV_IM_END, TV_BGT));
+    ob_grammar_free(g);
+    /* an end-of-generation token named by an element moves the grammar on */
+    g = compile("root ::= \"a\" <|call|> \"b\"");
+    CHECK(g && TAKES(g, t, TV_A, TV_CALL, TV_B) && !TAKES(g, t, TV_A, TV_EOS));
+    ob_grammar_free(g);
+    ob_vocab_trie_free(t);
+}
+
+TEST(token_element_errors) {
+    expect_error("root ::= <|im_end", OB_ERR_FORMAT, "grammar:1:10: unterminated token element");
+    expect_error("root ::= (\"a\"\n  !\"b\")", OB_ERR_FORMAT, "grammar:2:4: expected '<' after '!'");
+    expect_error("root ::= <[]>", OB_ERR_FORMAT, "grammar:1:12: expected a token id");
+    expect_error("root ::= <[12x]>", OB_ERR_FORMAT, "expected ']>'");
+    expect_error("root ::= <[99999999999]>", OB_ERR_LIMIT, "token id too large");
+    expect_error("root ::= <>", OB_ERR_FORMAT, "empty token element");
+    /* a token consumes input, so repeating one is not left recursion */
+    ob_grammar *rep = compile("root ::= (!<[1]>)* x\nx ::= (<a> | \"c\")+ <b>");
+    CHECK(rep);
+    ob_grammar_free(rep);
+    /* the vocabulary decides at matcher time: a text no single token has, an id beyond it */
+    ob_vocab_trie *t = token_vocab();
+    static const struct {
+        const char *src, *msg;
+    } bad[] = {{"root ::= (\"a\"\n  <|im_start|>)", "grammar:2:3: no single token of this "
+                                                   "vocabulary is '<|im_start|>'"},
+               {"root ::= !<ab>", "grammar:1:10: no single token of this vocabulary is '<ab>'"},
+               {"root ::= <[12]>", "grammar:1:10: token <[12]> is outside the vocabulary of 12"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad && t; i++) {
+        ob_grammar *g = compile(bad[i].src);
+        ob_matcher *m = NULL;
+        ob_err err = {{0}};
+        CHECK(g);
+        ob_status st = g ? ob_matcher_new(g, t, &m, &err) : OB_ERR_ARG;
+        CHECK_MSG(st == OB_ERR_ARG && !m && strstr(err.msg, bad[i].msg), "%s -> %s", bad[i].src,
+                  err.msg);
+        ob_grammar_free(g);
+    }
+    ob_vocab_trie_free(t);
+}
+
+/* Masks equal token-by-token checks along random walks of a grammar that mixes bytes, named
+ * control tokens, negated tokens and an end token with a text; every walk is also cloned,
+ * reset and replayed token by token. */
+TEST(token_mask_equals_checks) {
+    ob_vocab_trie *t = token_vocab();
+    ob_grammar *g = compile("root ::= (<[9]> call | \"x\" body)+ end?\n"
+                "call ::= \"a\"+ \"b\" | <b> (!<|im_end|>){0,3} <|im_end|>\n"
+                "body ::= [ab|]* <|call|>?\n"
+                "end ::= \"<\" [|b] | <|im_end|>\n");
+    CHECK(g && t);
+    if (!g || !t) return;
+    float logits[TV_N];
+    uint64_t rng = 5;
+    int saw_control = 0, saw_negated = 0;
+    for (int walk = 0; walk < 60; walk++) {
+        ob_matcher *m = NULL;
+        CHECK(ob_matcher_new(g, t, &m, NULL) == OB_OK);
+        if (!m) break;
+        int32_t path[40];
+        int n_path = 0;
+        for (int step = 0; step < 40; step++) {
+            for (int i = 0; i < TV_N; i++) logits[i] = 0;
+            CHECK(ob_matcher_mask(m, logits, NULL) == OB_OK);
+            int32_t allowed[TV_N];
+            int n_allowed = 0;
+            for (int i = 0; i < TV_N; i++) {
+                bool a = ob_matcher_allows(m, i);
+                CHECK_MSG(a == (logits[i] == 0), "walk %d step %d token %d ('%s'): mask %d, "
+                          "check %d", walk, step, i, tok_vocab_text[i], logits[i] == 0, a);
+                if (a) allowed[n_allowed++] = i;
+            }
+            if (!n_allowed) break;
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int32_t pick = allowed[(rng >> 33) % (uint64_t)n_allowed];
+            if (pick == TV_EOS) break;
+            saw_control += pick == TV_IM_END || pick == TV_TOOL_CALLS;
+            saw_negated += n_allowed >= TV_N - 3; /* only !<...> opens nearly everything */
+            CHECK(ob_matcher_accept(m, pick, NULL) == OB_OK);
+            path[n_path++] = pick;
+        }
+        ob_matcher *c = NULL;
+        CHECK(ob_matcher_clone(m, &c, NULL) == OB_OK);
+        CHECK(c && ob_matcher_can_end(c) == ob_matcher_can_end(m));
+        ob_matcher_reset(c);
+        for (int i = 0; i < n_path; i++) CHECK(ob_matcher_accept(c, path[i], NULL) == OB_OK);
+        CHECK(ob_matcher_can_end(c) == ob_matcher_can_end(m));
+        ob_matcher_free(c);
+        ob_matcher_free(m);
+    }
+    CHECK_MSG(saw_control > 20 && saw_negated > 5, "walks picked %d control tokens and met %d "
+              "negated elements: the test does not reach them", saw_control, saw_negated);
+    ob_grammar_free(g);
+    ob_vocab_trie_free(t);
+}
+
 /* ---- the sampler under a grammar ------------------------------------------------------- */
 
 /* The synthetic vocabulary and 200 more tokens ("w0".."w199") that only a free string takes,
@@ -421,6 +586,9 @@ int main(void) {
     RUN(schema_ranges);
     RUN(schema_refusals);
     RUN(mask_equals_token_checks);
+    RUN(token_elements_parse);
+    RUN(token_element_errors);
+    RUN(token_mask_equals_checks);
     RUN(sampler_picks_as_masking_does);
     return t_summary();
 }
