@@ -135,7 +135,7 @@ def main():
            f"- date: {when}; outboard commit {rev}; {os.cpu_count()} logical CPUs, "
            f"{a.threads} threads; load averages when written: {load}, 1-minute load at the "
            f"start of each round: {', '.join(loads)} (the machine is shared)",
-           f"- file: `{' '.join(synth[1:-2])}` ({md['what']})",
+           f"- file: `outboard {' '.join(synth[1:-2])}` ({md['what']})",
            f"- commands: `{' '.join(lb)} -p {a.pp} -n 0 | -p 0 -n {tg}` and "
            f"`{' '.join(ob)} -p {a.pp} -n 0 | -p 0 -n {tg}`; the 1-thread rows with `-t 1`",
            f"- read bandwidth ({a.threads} threads, `build/bench/bw_bench`): best {bw:.1f} GB/s "
