@@ -62,7 +62,12 @@ static void dot4(float out[4], const float *a, int64_t as, const float *restrict
             c3[l] += a3[i + l] * bl;
         }
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-    for (; i < n; i++) s0 += a0[i] * b[i], s1 += a1[i] * b[i], s2 += a2[i] * b[i], s3 += a3[i] * b[i];
+    for (; i < n; i++) {
+        s0 += a0[i] * b[i];
+        s1 += a1[i] * b[i];
+        s2 += a2[i] * b[i];
+        s3 += a3[i] * b[i];
+    }
     for (int l = 0; l < W; l++) s0 += c0[l], s1 += c1[l], s2 += c2[l], s3 += c3[l];
     out[0] = s0, out[1] = s1, out[2] = s2, out[3] = s3;
 }
@@ -122,7 +127,7 @@ void cpu_dnet_step(const cpu_dnet_head *h) {
 
 size_t cpu_dnet_scratch_floats(int64_t dk, int64_t dv) {
     const size_t c = CPU_DNET_CHUNK;
-    return 2 * c + 2 * c * c + c * (size_t)(dv + dk) + 2 * c * (size_t)dk + 4;
+    return 3 * c + 2 * c * c + c * (size_t)(dv + dk) + 2 * c * (size_t)dk;
 }
 
 /* One chunk of n <= CPU_DNET_CHUNK tokens starting at h->rows[t0]. The chunk's q and k rows
@@ -130,7 +135,8 @@ size_t cpu_dnet_scratch_floats(int64_t dk, int64_t dv) {
  * rows four at a time. */
 static void chunk_run(const cpu_dnet_head *h, int64_t t0, int64_t n, float *scratch) {
     const int64_t dk = h->dk, dv = h->dv, C = CPU_DNET_CHUNK, w = dv + dk;
-    float *G = scratch, *E = G + C, *L = E + C, *QK = L + C * C; /* E: exp(G_last - G_t) */
+    float *G = scratch, *E = G + C, *Gam = E + C;  /* E: exp(G_last - G_t), Gam: exp(G_t) */
+    float *L = Gam + C, *QK = L + C * C;
     float *Y = QK + C * C, *Qc = Y + C * w, *Kc = Qc + C * dk;   /* Y (n, dv + dk) */
     const int32_t *rows = h->rows + t0;
     float acc = 0.0f;
@@ -165,6 +171,7 @@ static void chunk_run(const cpu_dnet_head *h, int64_t t0, int64_t n, float *scra
     }
     /* U = W - Kc S0^T, in place of W, and the outputs' inter-chunk part gamma_t q_t S0^T,
      * which need S0 still: per state row, four tokens at a time */
+    for (int64_t t = 0; t < n; t++) Gam[t] = expf(G[t]);
     for (int64_t j = 0; j < dv; j++) {
         const float *sj = h->state + j * dk;
         for (int64_t t = 0; t < n; t += 4) {
@@ -176,7 +183,7 @@ static void chunk_run(const cpu_dnet_head *h, int64_t t0, int64_t n, float *scra
             dot4(qs, Qc + t * dk, dk, sj, dk);
             for (int r = 0; r < 4 && t + r < n; r++) {
                 Y[(t + r) * w + j] -= kw[r];
-                h->out[(int64_t)rows[t + r] * h->out_stride + j] = expf(G[t + r]) * qs[r];
+                h->out[(int64_t)rows[t + r] * h->out_stride + j] = Gam[t + r] * qs[r];
             }
         }
     }
