@@ -15,15 +15,69 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Copies smaller than a huge page are carved from shared slabs of huge pages: a mixture of
+ * experts has hundreds of ~1 MB expert matrices per layer, and on small pages each copy cost
+ * decode a TLB miss every 4 KB of its stream. A slab is freed with its last copy. */
+#define SLAB_BYTES ((size_t)32 << 20)
+#define SLAB_MAX_COPY ((size_t)2 << 20)
+
+typedef struct repack_slab {
+    struct repack_slab *next;
+    char *base;       /* (SLAB_BYTES) owned, from ob_alloc_streamed */
+    size_t used;      /* bytes handed out, from base */
+    int64_t live;     /* copies in it not yet released */
+} repack_slab;
+
 typedef struct repack_entry {
     struct repack_entry *next;
     const void *src;  /* the file's weight data (borrowed) */
     uint32_t type;
-    void *copy;       /* (n_out / rp_rows groups) repacked, owned, 64-byte aligned */
+    void *copy;       /* (n_out / rp_rows groups) repacked, 64-byte aligned: owned, or in slab */
+    repack_slab *slab; /* where copy lives, or NULL when the entry owns it */
 } repack_entry;
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static repack_entry *g_list;
+static repack_slab *g_slabs; /* the newest first; only the newest takes new copies */
+
+/* size bytes for a copy: from the newest slab when small (*slab set), else its own
+ * allocation (*slab NULL). NULL when memory is short. Called under g_mu. */
+static void *copy_alloc(size_t size, repack_slab **slab) {
+    *slab = NULL;
+    if (size >= SLAB_MAX_COPY) return ob_alloc_streamed(size);
+    size = (size + 63) & ~(size_t)63;
+    repack_slab *s = g_slabs;
+    if (!s || SLAB_BYTES - s->used < size) {
+        s = ob_calloc(1, sizeof *s);
+        if (!s || !(s->base = ob_alloc_streamed(SLAB_BYTES))) {
+            ob_free(s);
+            return ob_alloc_aligned(64, size);
+        }
+        s->next = g_slabs;
+        g_slabs = s;
+    }
+    void *p = s->base + s->used;
+    s->used += size;
+    s->live++;
+    *slab = s;
+    return p;
+}
+
+/* Frees a copy from copy_alloc (its slab with its last copy). Called under g_mu. */
+static void copy_free(void *copy, repack_slab *slab) {
+    if (!slab) {
+        ob_free_aligned(copy);
+        return;
+    }
+    if (--slab->live > 0) return;
+    for (repack_slab **p = &g_slabs; *p; p = &(*p)->next) {
+        if (*p != slab) continue;
+        *p = slab->next;
+        break;
+    }
+    ob_free_aligned(slab->base);
+    ob_free(slab);
+}
 
 static int repack_enabled(void) {
     const char *e = getenv("OB_REPACK");
@@ -54,12 +108,13 @@ static void *repack_thread(void *arg) {
 #define REPACK_MAX_THREADS 16
 #define REPACK_BYTES_PER_THREAD (8u << 20)
 
-/* Builds the copy: n_out / rows groups of rows * row_size bytes. NULL on allocation failure. */
-static void *repack_build(const cpu_weight *w) {
+/* Builds the copy: n_out / rows groups of rows * row_size bytes (*slab: copy_alloc's). NULL
+ * on allocation failure. */
+static void *repack_build(const cpu_weight *w, repack_slab **slab) {
     const quant_traits *qt = w->qt;
     const int64_t groups = w->n_out / qt->rp_rows;
     const size_t group = (size_t)qt->rp_rows * w->row_size;
-    char *copy = ob_alloc_streamed((size_t)groups * group);
+    char *copy = copy_alloc((size_t)groups * group, slab);
     if (!copy) return NULL;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t n = (int64_t)((size_t)groups * group / REPACK_BYTES_PER_THREAD);
@@ -91,9 +146,10 @@ void cpu_weight_repack(cpu_weight *w) {
     while (e && !(e->src == w->data && e->type == w->type)) e = e->next;
     if (!e) {
         e = ob_calloc(1, sizeof *e);
-        void *copy = e ? repack_build(w) : NULL;
+        repack_slab *slab = NULL;
+        void *copy = e ? repack_build(w, &slab) : NULL;
         if (copy) {
-            *e = (repack_entry){g_list, w->data, w->type, copy};
+            *e = (repack_entry){g_list, w->data, w->type, copy, slab};
             g_list = e;
         } else {
             ob_free(e);
@@ -113,7 +169,7 @@ void cpu_weight_release(const void *data) {
         repack_entry *e = *p;
         if (e->src == data) {
             *p = e->next;
-            ob_free_aligned(e->copy);
+            copy_free(e->copy, e->slab);
             ob_free(e);
         } else {
             p = &e->next;

@@ -105,8 +105,47 @@ TEST(weight_init_names_the_tensor) {
     CHECK_STATUS(cpu_weight_init(&w, &err), OB_ERR_UNSUPPORTED, &err, "blk.0.attn_q.weight");
 }
 
+/* Small repacked copies share slabs of huge pages (repack.c): two small weights' copies sit
+ * next to each other, and releasing one leaves the other's rows intact (the slab lives while a
+ * copy in it does). */
+TEST(small_copies_share_a_slab_and_outlive_a_neighbour) {
+    enum { K = 256, M = 32 };
+    const quant_traits *qt = quant_traits_get(OB_QTYPE_Q4_K);
+    const size_t row = (size_t)(K / qt->block_size) * qt->type_size;
+    char *wq[2] = {ob_alloc(M, row), ob_alloc(M, row)};
+    float *wf = ob_alloc(M * K, sizeof(float)), x[K], y[2][M];
+    void *wsp = ob_alloc_aligned(64, 64 * 1024);
+    for (int i = 0; i < M * K; i++) wf[i] = frand();
+    for (int i = 0; i < K; i++) x[i] = frand();
+    cpu_weight w[2];
+    for (int i = 0; i < 2; i++) {
+        for (int r = 0; r < M; r++) qt->from_f32(wf + r * K, wq[i] + r * row, K);
+        w[i] = (cpu_weight){.name = "w", .data = wq[i], .type = OB_QTYPE_Q4_K, .n_in = K,
+                            .n_out = M, .row_size = row};
+        CHECK(cpu_weight_init(&w[i], NULL) == OB_OK);
+    }
+    cpu_pool *pool;
+    CHECK(cpu_pool_new(1, &pool, NULL) == OB_OK);
+    if (w[0].rp && w[1].rp) { /* the CPU has a repacked layout for Q4_K */
+        const size_t bytes = (M * row + 63) & ~(size_t)63;
+        CHECK((const char *)w[1].rp - (const char *)w[0].rp == (ptrdiff_t)bytes ||
+              (const char *)w[0].rp - (const char *)w[1].rp == (ptrdiff_t)bytes);
+        cpu_matmul(pool, y[0], &w[1], x, 1, wsp);
+        cpu_weight_release(w[0].data); /* under ASan, a freed slab would be caught below */
+        cpu_matmul(pool, y[1], &w[1], x, 1, wsp);
+        CHECK(memcmp(y[0], y[1], sizeof y[0]) == 0);
+    } else {
+        cpu_weight_release(w[0].data);
+    }
+    cpu_weight_release(w[1].data);
+    cpu_pool_free(pool);
+    ob_free(wq[0]), ob_free(wq[1]), ob_free(wf);
+    ob_free_aligned(wsp);
+}
+
 int main(void) {
     RUN(matmul_matches_naive_for_every_type);
+    RUN(small_copies_share_a_slab_and_outlive_a_neighbour);
     RUN(weight_init_names_the_tensor);
     return t_summary();
 }
