@@ -12,17 +12,11 @@ Responses and Ollama answers must split the same text the same way; a smaller pe
 budget closes earlier; with no budget the reasoning runs to max_tokens.
 """
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from test_serve_http import OUTBOARD, Server
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tokenizer"))
-from test_tokenizer_reference import QWEN_PKG, read_kv  # noqa: E402
+from qwen_chat_model import qwen3_model, qwen_vocab_kv
+from test_serve_http import Server
 
 TEMPLATE = ("{%- for message in messages %}{{ '<|im_start|>' + message.role + '\\n' + "
             "message.content + '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt %}"
@@ -35,33 +29,7 @@ MSGS = [{"role": "user", "content": "Why is the sky blue?"}]
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    gguf = pytest.importorskip("gguf")
-    try:
-        pkg = __import__(QWEN_PKG)
-    except ImportError:
-        pytest.skip(f"{QWEN_PKG} (tests/requirements.txt) not installed: no Qwen vocabulary")
-    with open(os.path.join(os.path.dirname(pkg.__file__), "model_part_0000"), "rb") as f:
-        kv = read_kv(f.read(16 << 20))
-    d = tmp_path_factory.mktemp("think")
-    vocab = str(d / "vocab.gguf")
-    w = gguf.GGUFWriter(vocab, "qwen2")
-    vt = gguf.GGUFValueType
-    for key, (t, val) in kv.items():
-        if not key.startswith("tokenizer.") or key == "tokenizer.chat_template":
-            continue
-        if t == 9:
-            w.add_key_value(key, val[1], vt.ARRAY, vt(val[0]))
-        else:
-            w.add_key_value(key, val, vt(t))
-    w.add_key_value("tokenizer.chat_template", TEMPLATE, vt.STRING)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    w.close()
-    path = str(d / "qwen3-think.gguf")
-    subprocess.run([OUTBOARD, "synth", "--arch", "qwen3", "--shape", "tiny", "--type", "q8_0",
-                    "--vocab", vocab, "-o", path], check=True, capture_output=True)
-    return path
+    return qwen3_model(tmp_path_factory.mktemp("think"), "qwen3-think", qwen_vocab_kv(), TEMPLATE)
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,15 @@ call when parallel_tool_calls is false and one to four otherwise, streamed and n
 control tokens themselves never reach the visible content.
 """
 import json
-import os
-import subprocess
 
 import pytest
 
-from test_serve_http import OUTBOARD, Server
-from test_serve_tool_formats import SHARED, vocab  # noqa: F401 (a fixture)
-
-jsonschema = pytest.importorskip("jsonschema")
+from qwen_chat_model import check_calls as check_calls_of, qwen3_model, qwen_vocab_kv, \
+    shared_template, streamed_calls
+from test_serve_http import Server
 
 TEMPLATE = "Mistral-Small-3.2-24B-Instruct-2506.jinja"
 MARKERS = ["[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"]
-CONTROL = 3  # tokenizer.ggml.token_type of a control token
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {
@@ -41,41 +37,11 @@ MSGS = [{"role": "user", "content": "What is the weather in Paris, and the time?
 SEEDS = (1, 2)
 
 
-def params_of(name):
-    return next(t["function"]["parameters"] for t in TOOLS if t["function"]["name"] == name)
-
-
 @pytest.fixture(scope="module")
-def srv(vocab):  # noqa: F811
-    kv, gguf, d = vocab
-    path = os.path.join(SHARED, "templates", TEMPLATE)
-    if not os.path.exists(path):
-        pytest.skip(f"{path} missing")
-    with open(path) as f:
-        template = f.read()
-    vpath = str(d / "vocab-mistral-markers.gguf")
-    w = gguf.GGUFWriter(vpath, "qwen2")
-    vt = gguf.GGUFValueType
-    for key, (t, val) in kv.items():
-        if not key.startswith("tokenizer.") or key == "tokenizer.chat_template":
-            continue
-        if t == 9:
-            elem, items = val[0], list(val[1])
-            if key == "tokenizer.ggml.tokens":
-                items += MARKERS
-            elif key == "tokenizer.ggml.token_type":
-                items += [CONTROL] * len(MARKERS)
-            w.add_key_value(key, items, vt.ARRAY, vt(elem))
-        else:
-            w.add_key_value(key, val, vt(t))
-    w.add_key_value("tokenizer.chat_template", template, vt.STRING)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    w.close()
-    out = str(d / "mistral-markers.gguf")
-    subprocess.run([OUTBOARD, "synth", "--arch", "qwen3", "--shape", "tiny", "--type", "q8_0",
-                    "--vocab", vpath, "-o", out], check=True, capture_output=True)
+def srv(tmp_path_factory):
+    kv = qwen_vocab_kv()
+    out = qwen3_model(tmp_path_factory.mktemp("markers"), "mistral-markers", kv,
+                      shared_template(TEMPLATE), extra=MARKERS)
     s = Server("--ctx", "4096", "--parallel", "2", model=out)
     s.tokens = list(kv["tokenizer.ggml.tokens"][1][1]) + MARKERS
     try:
@@ -85,13 +51,7 @@ def srv(vocab):  # noqa: F811
 
 
 def check_calls(calls, named=None, most=1):
-    assert 1 <= len(calls) <= most, calls
-    for c in calls:
-        fn = c["function"]
-        assert fn["name"] in {t["function"]["name"] for t in TOOLS}
-        if named:
-            assert fn["name"] == named
-        jsonschema.validate(json.loads(fn["arguments"]), params_of(fn["name"]))
+    check_calls_of(calls, TOOLS, named, most)
 
 
 @pytest.mark.parametrize("choice,parallel", [("required", True), ("get_time", False)],
@@ -115,19 +75,9 @@ def test_forced_call_streamed(srv):
         "messages": MSGS, "tools": TOOLS, "tool_choice": "required", "max_tokens": 300,
         "temperature": 1, "seed": 5, "stream": True}, timeout=120)
     assert status == 200, raw
-    calls, finish = {}, None
-    for line in raw.decode().splitlines():
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        for c in json.loads(line[6:]).get("choices", []):
-            assert not any(m in (c.get("delta", {}).get("content") or "") for m in MARKERS)
-            for tc in c.get("delta", {}).get("tool_calls") or []:
-                e = calls.setdefault(tc["index"], {"name": "", "arguments": ""})
-                e["name"] += tc.get("function", {}).get("name") or ""
-                e["arguments"] += tc.get("function", {}).get("arguments") or ""
-            finish = c.get("finish_reason") or finish
+    calls, finish = streamed_calls(raw, MARKERS)
     assert finish == "tool_calls"
-    check_calls([{"function": calls[i]} for i in sorted(calls)], None, 4)
+    check_calls(calls, None, 4)
 
 
 def test_grammar_token_elements(srv):

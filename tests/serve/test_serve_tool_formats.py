@@ -17,21 +17,15 @@ at temperature 1 over several seeds so that the constraint and not one lucky pat
 - a string parameter with a pattern in the XML format is a 400 naming the keyword.
 """
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from test_serve_http import OUTBOARD, Server
+from qwen_chat_model import check_calls as check_calls_of, qwen3_model, qwen_vocab_kv, \
+    shared_template, streamed_calls
+from test_serve_http import Server
 
 jsonschema = pytest.importorskip("jsonschema")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tokenizer"))
-from test_tokenizer_reference import QWEN_PKG, read_kv  # noqa: E402
-
-SHARED = os.environ.get("OB_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
 TEMPLATES = {"qwen3-coder": "Qwen3.5-4B.jinja", "hermes": "Qwen-Qwen3-0.6B.jinja"}
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 12}
@@ -58,53 +52,16 @@ SEEDS = (1, 2)
 BUDGET = 5
 
 
-def params_of(name):
-    return next(t["function"]["parameters"] for t in TOOLS if t["function"]["name"] == name)
-
-
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
-    gguf = pytest.importorskip("gguf")
-    try:
-        pkg = __import__(QWEN_PKG)
-    except ImportError:
-        pytest.skip(f"{QWEN_PKG} (tests/requirements.txt) not installed: no Qwen vocabulary")
-    with open(os.path.join(os.path.dirname(pkg.__file__), "model_part_0000"), "rb") as f:
-        return read_kv(f.read(16 << 20)), gguf, tmp_path_factory.mktemp("toolfmt")
-
-
-def make_model(vocab, family):
-    kv, gguf, d = vocab
-    path = os.path.join(SHARED, "templates", TEMPLATES[family])
-    if not os.path.exists(path):
-        pytest.skip(f"{path} missing")
-    with open(path) as f:
-        template = f.read()
-    vpath = str(d / f"vocab-{family}.gguf")
-    w = gguf.GGUFWriter(vpath, "qwen2")
-    vt = gguf.GGUFValueType
-    for key, (t, val) in kv.items():
-        if not key.startswith("tokenizer.") or key == "tokenizer.chat_template":
-            continue
-        if t == 9:
-            w.add_key_value(key, val[1], vt.ARRAY, vt(val[0]))
-        else:
-            w.add_key_value(key, val, vt(t))
-    w.add_key_value("tokenizer.chat_template", template, vt.STRING)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    w.close()
-    out = str(d / f"{family}.gguf")
-    subprocess.run([OUTBOARD, "synth", "--arch", "qwen3", "--shape", "tiny", "--type", "q8_0",
-                    "--vocab", vpath, "-o", out], check=True, capture_output=True)
-    return out
+    return qwen_vocab_kv(), tmp_path_factory.mktemp("toolfmt")
 
 
 @pytest.fixture(scope="module", params=sorted(TEMPLATES))
 def srv(request, vocab):
     s = Server("--reasoning-budget", str(BUDGET), "--ctx", "4096", "--parallel", "2",
-               model=make_model(vocab, request.param))
+               model=qwen3_model(vocab[1], request.param, vocab[0],
+                                 shared_template(TEMPLATES[request.param])))
     s.family = request.param
     try:
         yield s
@@ -119,13 +76,7 @@ def chat(s, **body):
 
 
 def check_calls(calls, named=None, most=1):
-    assert 1 <= len(calls) <= most, calls
-    for c in calls:
-        fn = c["function"]
-        assert fn["name"] in {t["function"]["name"] for t in TOOLS}
-        if named:
-            assert fn["name"] == named
-        jsonschema.validate(json.loads(fn["arguments"]), params_of(fn["name"]))
+    check_calls_of(calls, TOOLS, named, most)
 
 
 CASES = [  # tool_choice, parallel_tool_calls, enable_thinking
@@ -160,18 +111,9 @@ def test_forced_call_streamed(srv):
         "messages": MSGS, "tools": TOOLS, "tool_choice": "required", "max_tokens": 400,
         "temperature": 1, "seed": 4, "stream": True}, timeout=120)
     assert status == 200, raw
-    calls, finish = {}, None
-    for line in raw.decode().splitlines():
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        for c in json.loads(line[6:]).get("choices", []):
-            for tc in c.get("delta", {}).get("tool_calls") or []:
-                e = calls.setdefault(tc["index"], {"name": "", "arguments": ""})
-                e["name"] += tc.get("function", {}).get("name") or ""
-                e["arguments"] += tc.get("function", {}).get("arguments") or ""
-            finish = c.get("finish_reason") or finish
+    calls, finish = streamed_calls(raw)
     assert finish == "tool_calls"
-    check_calls([{"function": calls[i]} for i in sorted(calls)], None, 4)
+    check_calls(calls, None, 4)
 
 
 def test_json_schema_after_reasoning(srv):
