@@ -115,15 +115,19 @@ static bool is_text_schema(const json_t *s) {
 /* Where schemas keep the definitions their "#/..." references name. */
 static const char *const DEFS_KEYS[] = {"$defs", "definitions"};
 
-/* The schema s as a stand-alone document: the tool's $defs / definitions come along, so a
- * "#/$defs/..." reference inside it still resolves. New reference. */
+/* Gives dst the definitions of params it lacks, so that params' "#/$defs/..." references
+ * resolve with dst as the root. */
+static void hoist_defs(json_t *dst, const json_t *params) {
+    for (size_t i = 0; i < sizeof DEFS_KEYS / sizeof DEFS_KEYS[0]; i++) {
+        json_t *defs = json_object_get(params, DEFS_KEYS[i]);
+        if (defs && !json_object_get(dst, DEFS_KEYS[i])) json_object_set(dst, DEFS_KEYS[i], defs);
+    }
+}
+
+/* The schema s as a stand-alone document, the tool's definitions with it. New reference. */
 static json_t *standalone(const json_t *s, const json_t *params) {
     json_t *d = json_deep_copy(s);
-    if (!d || !json_is_object(d)) return d;
-    for (size_t i = 0; i < 2; i++) {
-        json_t *defs = json_object_get(params, DEFS_KEYS[i]);
-        if (defs && !json_object_get(d, DEFS_KEYS[i])) json_object_set(d, DEFS_KEYS[i], defs);
-    }
+    if (d && json_is_object(d)) hoist_defs(d, params);
     return d;
 }
 
@@ -231,11 +235,7 @@ static int json_call_rules(serve_buf *b, const json_t *t, size_t i, json_call_ke
         json_decref(schema);
         schema = NULL;
     }
-    /* the parameters' "#/$defs/..." references name the root of this wrapping schema */
-    for (size_t k = 0; schema && k < 2; k++) {
-        json_t *defs = json_object_get(params, DEFS_KEYS[k]);
-        if (defs) json_object_set(schema, DEFS_KEYS[k], defs);
-    }
+    if (schema) hoist_defs(schema, params); /* the wrapping schema is the references' root */
     json_decref(params);
     if (!schema) return serve_req_nomem(e, "the tool-call grammar");
     char prefix[32];

@@ -44,16 +44,26 @@ static char *grammar_for(const char *extra, const char *format, serve_error *e) 
     return g;
 }
 
-/* Whether the grammar takes the whole of text (as bytes) and may end after it, over trie. */
-static bool takes_over(const ob_vocab_trie *trie, const char *gbnf, const char *text) {
-    ob_grammar *g = NULL;
-    ob_matcher *m = NULL;
+/* A matcher for gbnf over trie (*g and *m to free); false, with the grammar printed, when
+ * either cannot be made. */
+static bool matcher_for(const ob_vocab_trie *trie, const char *gbnf, ob_grammar **g,
+                        ob_matcher **m) {
     ob_err err;
-    if (ob_grammar_new(gbnf, strlen(gbnf), NULL, &g, &err)) {
+    *g = NULL;
+    *m = NULL;
+    if (ob_grammar_new(gbnf, strlen(gbnf), NULL, g, &err) || ob_matcher_new(*g, trie, m, &err)) {
         fprintf(stderr, "grammar: %s\n%s\n", err.msg, gbnf);
         return false;
     }
-    bool ok = !ob_matcher_new(g, trie, &m, &err) &&
+    return true;
+}
+
+/* Whether the grammar takes the whole of text (as bytes) and may end after it, over trie. */
+static bool takes_over(const ob_vocab_trie *trie, const char *gbnf, const char *text) {
+    ob_grammar *g;
+    ob_matcher *m;
+    ob_err err;
+    bool ok = matcher_for(trie, gbnf, &g, &m) &&
               !ob_matcher_accept_text(m, text, strlen(text), &err) && ob_matcher_can_end(m);
     ob_matcher_free(m);
     ob_grammar_free(g);
@@ -222,14 +232,10 @@ static size_t tokens_of(const ob_vocab_trie *t, const char *text, int32_t *ids, 
 
 /* Whether the grammar takes text token by token (markers as their tokens), ending after it. */
 static bool takes_as_tokens(const char *gbnf, const ob_vocab_trie *t, const char *text) {
-    ob_grammar *g = NULL;
-    ob_matcher *m = NULL;
+    ob_grammar *g;
+    ob_matcher *m;
     ob_err err;
-    if (ob_grammar_new(gbnf, strlen(gbnf), NULL, &g, &err)) {
-        fprintf(stderr, "grammar: %s\n%s\n", err.msg, gbnf);
-        return false;
-    }
-    bool ok = !ob_matcher_new(g, t, &m, &err);
+    bool ok = matcher_for(t, gbnf, &g, &m);
     int32_t ids[4096];
     size_t n = tokens_of(t, text, ids, 4096);
     for (size_t i = 0; i < n && ok; i++) ok = !ob_matcher_accept(m, ids[i], &err);
