@@ -35,6 +35,15 @@
 
 /* ---- lookups ----------------------------------------------------------------------------- */
 
+/* A figure as the file keeps it: six significant digits (calib_format's %.6g). Parsing and the
+ * link key's emulation figures go through this, so two figures the file cannot tell apart are
+ * one figure everywhere and what is read formats back to the same text. */
+static double as_written(double v) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.6g", v);
+    return strtod(buf, NULL);
+}
+
 const calib_backend *calib_backend_find(const calib *c, const char *key, int n_threads) {
     for (int i = 0; c && i < c->n_backends; i++)
         if (!strcmp(c->backends[i].key, key) && c->backends[i].n_threads == n_threads)
@@ -68,6 +77,8 @@ calib_type *calib_type_add(calib_backend *b, uint32_t qtype) {
 
 const calib_link *calib_link_find(const calib *c, const char *key, double emulate_gbps,
                                   double emulate_latency_us) {
+    emulate_gbps = as_written(emulate_gbps);
+    emulate_latency_us = as_written(emulate_latency_us);
     for (int i = 0; c && i < c->n_links; i++) {
         const calib_link *l = &c->links[i];
         if (!strcmp(l->key, key) && l->emulate_gbps == emulate_gbps &&
@@ -82,7 +93,8 @@ calib_link *calib_link_add(calib *c, const char *key, double emulate_gbps,
     calib_link *l = (calib_link *)calib_link_find(c, key, emulate_gbps, emulate_latency_us);
     if (!l && c->n_links < CALIB_MAX_LINKS) l = &c->links[c->n_links++];
     if (!l) return NULL;
-    *l = (calib_link){.emulate_gbps = emulate_gbps, .emulate_latency_us = emulate_latency_us};
+    *l = (calib_link){.emulate_gbps = as_written(emulate_gbps),
+                      .emulate_latency_us = as_written(emulate_latency_us)};
     snprintf(l->key, sizeof l->key, "%s", key);
     return l;
 }
@@ -109,7 +121,7 @@ static bool figure(const char *s, double *out) {
     /* a figure too small to scale to and from its unit without underflowing is no figure */
     if (*end || errno || !isfinite(v) || v < 0 || v > FIGURE_MAX || (v > 0 && v < FIGURE_MIN))
         return false;
-    *out = v;
+    *out = as_written(v);
     return true;
 }
 

@@ -187,11 +187,34 @@ TEST(load_rejects_corrupt_file) {
     CHECK(calib_load(tmp_path("absent"), &c, &err) == OB_ERR_IO);
 }
 
+TEST(figures_kept_as_written) {
+    /* Two links whose emulation figures differ only past the six digits the file keeps are
+     * one link: the second is a duplicate, not a second entry that would read back as the
+     * first (the file's round trip must give the same text). */
+    static calib c;
+    const char *dup = "outboard-calibration\t1\n"
+                      "link\tcuda:0\t105.2421\t0\t3\t4\t5\t6\n"
+                      "link\tcuda:0\t105.242\t0\t3\t4\t5\t6\n";
+    CHECK(calib_parse(dup, strlen(dup), &c, NULL) == OB_ERR_FORMAT);
+    /* A figure with more digits reads as the six-digit figure the file would write. */
+    const char *long_fig = "outboard-calibration\t1\n"
+                           "link\tcuda:0\t2.4000001\t0\t3.14159265\t4\t5\t6\n";
+    CHECK(calib_parse(long_fig, strlen(long_fig), &c, NULL) == OB_OK);
+    CHECK(c.n_links == 1 && c.links[0].h2d_gbs == 3.14159);
+    char *text = calib_format(&c);
+    CHECK(text && strstr(text, "\t2.4\t0\t3.14159\t"));
+    ob_free(text);
+    /* Looked up with the figure a user typed, unrounded: found. */
+    CHECK(calib_link_find(&c, "cuda:0", 2.4000001, 0) == &c.links[0]);
+    CHECK(calib_link_find(&c, "cuda:0", 2.41, 0) == NULL);
+}
+
 int main(void) {
     RUN(round_trip);
     RUN(save_creates_directory_and_loads);
     RUN(path_follows_environment);
     RUN(corrupt_files_rejected);
     RUN(load_rejects_corrupt_file);
+    RUN(figures_kept_as_written);
     return t_summary();
 }
