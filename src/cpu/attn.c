@@ -24,14 +24,17 @@
 #include "cpu/vec.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
-#define ATTN_CHUNK 32 /* query tokens per task */
-#define ATTN_QB 4     /* query heads sharing one pass over the cache rows */
+#define ATTN_CHUNK 32 /* query tokens per task, at most */
+#define ATTN_QMAX 16  /* query rows (tokens x heads of a group) sharing one pass over the rows */
+#define ATTN_KB 64    /* cache rows per pass: a block of K or V rows stays in L1/L2 while
+                         every query row of a tile meets it */
 
 size_t cpu_attn_scratch_floats(int64_t n_kv, int64_t head_dim, int nth) {
-    /* per thread: scores (ATTN_QB, n_kv) and rounded queries (ATTN_QB, head_dim) */
-    return (size_t)nth * ATTN_QB * (size_t)(n_kv + head_dim);
+    /* per thread: scores (ATTN_QMAX, n_kv), rounded queries and outputs (ATTN_QMAX, head_dim) */
+    return (size_t)nth * ATTN_QMAX * (size_t)(n_kv + 2 * head_dim);
 }
 
 static inline float round_f16(float x) { return cpu_f16_to_f32(cpu_f32_to_f16(x)); }
@@ -73,50 +76,126 @@ static int64_t next_run(const cpu_attn_args *a, int64_t t, int64_t q, int64_t en
     return n < end - q ? n : end - q;
 }
 
-/* Query heads [h0, h0 + nq) of token t, all reading kv head g. */
-static void attend_heads(const cpu_vec_ops *vo, const cpu_attn_args *a, int64_t g, int64_t t,
-                         int64_t h0, int64_t nq, float *scores, int64_t ld, float *qr) {
-    const int64_t hd = a->head_dim, q_stride = a->n_head * hd, p = pos_of(a, t);
-    const int64_t first = first_seen(a, p), n_see = p - first + 1;
+/* Whether token u continues token t's sequence at the next position: the two share the cache
+ * rows of every position both see, so they can meet them in one pass. */
+static bool continues(const cpu_attn_args *a, int64_t t, int64_t u) {
+    if (pos_of(a, u) != pos_of(a, t) + (u - t)) return false;
+    if (a->blocks && a->blocks[u] != a->blocks[t]) return false;
+    return !a->seq || a->seq[u] == a->seq[t];
+}
+
+/* A tile: n_tok consecutive tokens of one sequence from t0, each with the nq query heads from
+ * h0 that read kv head g: query row r is token t0 + r / nq, head h0 + r % nq. Scores, queries
+ * and outputs are rows of ld, hd and hd floats; a score row's column c is position base + c. */
+typedef struct attn_tile {
+    const cpu_attn_args *a;
+    const cpu_vec_ops *vo;
+    int64_t g, t0, n_tok, h0, nq, base, ld;
+    float *scores, *qr, *acc;
+} attn_tile;
+
+/* Scores of query rows [r0, r0 + n) against positions [lo, hi) of the tile's sequence. */
+static void tile_scores(const attn_tile *w, int64_t r0, int64_t n, int64_t lo, int64_t hi) {
+    const cpu_attn_args *a = w->a;
+    const int64_t hd = a->head_dim;
     int64_t row, len;
-    vo->round_f16(a->q + t * q_stride + h0 * hd, qr, nq * hd);
-    for (int64_t q = first; q <= p; q += len) {
-        len = next_run(a, t, q, p + 1, &row);
-        vo->scores(scores + (q - first), ld, qr, nq, a->k + row * a->kv_stride + g * hd,
-                   a->kv_stride, len, hd);
+    for (int64_t q = lo; q < hi; q += len) {
+        len = next_run(a, w->t0, q, hi, &row);
+        if (len > ATTN_KB) len = ATTN_KB;
+        w->vo->scores(w->scores + r0 * w->ld + (q - w->base), w->ld, w->qr + r0 * hd, n,
+                      a->k + row * a->kv_stride + w->g * hd, a->kv_stride, len, hd);
     }
-    for (int64_t i = 0; i < nq; i++) {
-        cpu_softmax_row(scores + i * ld, n_see, a->scale);
-        vo->round_f16(scores + i * ld, scores + i * ld, n_see);
+}
+
+/* Adds the probability-weighted value rows of positions [lo, hi) to output rows [r0, r0 + n),
+ * in position order. */
+static void tile_mix(const attn_tile *w, int64_t r0, int64_t n, int64_t lo, int64_t hi) {
+    const cpu_attn_args *a = w->a;
+    const int64_t hd = a->head_dim;
+    int64_t row, len;
+    for (int64_t q = lo; q < hi; q += len) {
+        len = next_run(a, w->t0, q, hi, &row);
+        if (len > ATTN_KB) len = ATTN_KB;
+        w->vo->mix(w->acc + r0 * hd, w->scores + r0 * w->ld + (q - w->base), w->ld, n,
+                   a->v + row * a->kv_stride + w->g * hd, a->kv_stride, len, hd);
     }
-    float *out = a->out + t * q_stride + h0 * hd;
-    memset(out, 0, (size_t)(nq * hd) * sizeof *out);
-    for (int64_t q = first; q <= p; q += len) {
-        len = next_run(a, t, q, p + 1, &row);
-        vo->mix(out, scores + (q - first), ld, nq, a->v + row * a->kv_stride + g * hd,
-                a->kv_stride, len, hd);
+}
+
+/* The tile's outputs. Token i sees positions [f_i, p_i], both rising with i: every token sees
+ * the common run [f_last, p_first], met by all query rows in one pass; what only some tokens
+ * see (older positions of a sliding window, the tile's own newer positions) is met per token.
+ * Each output still sums its positions in order, and each score and sum is the same
+ * arithmetic whatever else shares the pass, so a token's result does not depend on the tile
+ * it sits in (decode equals prefill, bit for bit). */
+static void attend_tile(attn_tile *w) {
+    const cpu_attn_args *a = w->a;
+    const int64_t hd = a->head_dim, q_stride = a->n_head * hd, nq = w->nq, last = w->n_tok - 1;
+    const int64_t p_first = pos_of(a, w->t0), f_last = first_seen(a, p_first + last);
+    w->base = first_seen(a, p_first);
+    for (int64_t i = 0; i < w->n_tok; i++)
+        w->vo->round_f16(a->q + (w->t0 + i) * q_stride + w->h0 * hd, w->qr + i * nq * hd,
+                         nq * hd);
+    const int64_t rows = w->n_tok * nq;
+    if (f_last <= p_first) tile_scores(w, 0, rows, f_last, p_first + 1);
+    for (int64_t i = 0; i < w->n_tok; i++) {
+        const int64_t f = first_seen(a, p_first + i), p = p_first + i;
+        if (f_last > p_first) { /* a window shorter than the tile: nothing in common */
+            tile_scores(w, i * nq, nq, f, p + 1);
+            continue;
+        }
+        tile_scores(w, i * nq, nq, f, f_last);
+        tile_scores(w, i * nq, nq, p_first + 1, p + 1);
     }
+    for (int64_t i = 0; i < w->n_tok; i++) {
+        const int64_t f = first_seen(a, p_first + i), n_see = p_first + i - f + 1;
+        for (int64_t r = i * nq; r < (i + 1) * nq; r++) {
+            float *s = w->scores + r * w->ld + (f - w->base);
+            cpu_softmax_row(s, n_see, a->scale);
+            w->vo->round_f16(s, s, n_see);
+        }
+    }
+    memset(w->acc, 0, (size_t)(rows * hd) * sizeof *w->acc);
+    for (int64_t i = 0; i < w->n_tok; i++) /* positions before the common run */
+        tile_mix(w, i * nq, nq, first_seen(a, p_first + i),
+                 f_last <= p_first ? f_last : p_first + i + 1);
+    if (f_last <= p_first) {
+        tile_mix(w, 0, rows, f_last, p_first + 1);
+        for (int64_t i = 1; i < w->n_tok; i++) /* the tile's own newer positions */
+            tile_mix(w, i * nq, nq, p_first + 1, p_first + i + 1);
+    }
+    for (int64_t i = 0; i < w->n_tok; i++)
+        memcpy(a->out + (w->t0 + i) * q_stride + w->h0 * hd, w->acc + i * nq * hd,
+               (size_t)(nq * hd) * sizeof *w->acc);
 }
 
 static int64_t n_kv_of(const cpu_attn_args *a) {
     return a->n_kv > 0 ? a->n_kv : a->pos0 + a->n_tok;
 }
 
+/* Tokens [t_lo, t_hi) for kv head g: tiles of consecutive tokens of one sequence, as many as
+ * ATTN_QMAX query rows allow (a group wider than that goes ATTN_QMAX heads at a time). */
 static void attn_task(const cpu_attn_args *a, int64_t g, int64_t t_lo, int64_t t_hi,
                       float *scratch) {
-    const cpu_vec_ops *vo = cpu_vec_get();
     const int64_t n_group = a->n_head / a->n_head_kv, ld = n_kv_of(a);
-    float *scores = scratch, *qr = scores + ATTN_QB * ld;
+    attn_tile w = {.a = a, .vo = cpu_vec_get(), .g = g, .ld = ld, .scores = scratch};
+    w.qr = scratch + ATTN_QMAX * ld;
+    w.acc = w.qr + ATTN_QMAX * a->head_dim;
     const int64_t h_end = (g + 1) * n_group; /* query heads [g * n_group, h_end) read head g */
-    for (int64_t t = t_lo; t < t_hi; t++)
-        for (int64_t h0 = g * n_group; h0 < h_end; h0 += ATTN_QB)
-            attend_heads(vo, a, g, t, h0, h_end - h0 < ATTN_QB ? h_end - h0 : ATTN_QB, scores, ld,
-                         qr);
+    const int64_t max_tok = n_group < ATTN_QMAX ? ATTN_QMAX / n_group : 1;
+    for (int64_t t = t_lo; t < t_hi; t += w.n_tok) {
+        w.n_tok = 1;
+        while (w.n_tok < max_tok && t + w.n_tok < t_hi && continues(a, t, t + w.n_tok))
+            w.n_tok++;
+        w.t0 = t;
+        for (w.h0 = g * n_group; w.h0 < h_end; w.h0 += w.nq) {
+            w.nq = h_end - w.h0 < ATTN_QMAX ? h_end - w.h0 : ATTN_QMAX;
+            attend_tile(&w);
+        }
+    }
 }
 
 typedef struct attn_ctx {
     const cpu_attn_args *a;
-    int64_t n_chunks;
     size_t per_thread; /* scratch floats per thread */
 } attn_ctx;
 
@@ -124,19 +203,20 @@ static void attn_run(void *arg, int ith, int nth) {
     const attn_ctx *c = arg;
     const cpu_attn_args *a = c->a;
     float *scratch = a->scratch + (size_t)ith * c->per_thread;
-    const int64_t n_tasks = a->n_head_kv * c->n_chunks;
+    /* Chunks small enough that every thread gets several tasks: a short prompt over a long
+     * cache (the next turn of a conversation) is all attention, and two chunks of 32 and 16
+     * tokens would leave one thread idle a third of the time. */
+    int64_t chunk = (a->n_tok * a->n_head_kv + 4 * nth - 1) / (4 * nth);
+    chunk = chunk < 4 ? 4 : chunk > ATTN_CHUNK ? ATTN_CHUNK : chunk;
+    const int64_t n_chunks = (a->n_tok + chunk - 1) / chunk, n_tasks = a->n_head_kv * n_chunks;
     for (int64_t task = ith; task < n_tasks; task += nth) {
-        int64_t g = task % a->n_head_kv, chunk = task / a->n_head_kv;
-        int64_t t_lo = chunk * ATTN_CHUNK;
-        int64_t t_hi = t_lo + ATTN_CHUNK < a->n_tok ? t_lo + ATTN_CHUNK : a->n_tok;
-        attn_task(a, g, t_lo, t_hi, scratch);
+        int64_t g = task % a->n_head_kv, t_lo = task / a->n_head_kv * chunk;
+        attn_task(a, g, t_lo, t_lo + chunk < a->n_tok ? t_lo + chunk : a->n_tok, scratch);
     }
 }
 
 void cpu_attention(cpu_pool *pool, const cpu_attn_args *a) {
-    const int64_t n_kv = n_kv_of(a);
-    attn_ctx c = {a, (a->n_tok + ATTN_CHUNK - 1) / ATTN_CHUNK,
-                  cpu_attn_scratch_floats(n_kv, a->head_dim, 1)};
+    attn_ctx c = {a, cpu_attn_scratch_floats(n_kv_of(a), a->head_dim, 1)};
     cpu_pool_run(pool, attn_run, &c);
 }
 
