@@ -372,6 +372,14 @@ ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *er
 ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
                                int64_t *n_attached, ob_err *err);
 
+/* Which of sequences [0, n) not in use (used[s] false) a prompt (tokens, n_tokens of them)
+ * should take so that what is kept for other prompts survives: on a model with
+ * sliding-window layers a freed sequence keeps its window only until it is written again, so
+ * this is the sequence whose window the prompt continues, else one keeping none, else the one
+ * freed longest ago; on other models the first not in use. -1 when all are in use. */
+int32_t ob_seq_pick(ob_context *c, const bool *used, int32_t n, const int32_t *tokens,
+                    int64_t n_tokens);
+
 /* The KV pool's state, for monitoring. */
 typedef struct ob_kv_stats {
     int64_t block_size;   /* positions per block */

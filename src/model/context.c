@@ -382,6 +382,26 @@ static ob_status attach_with_state(ob_context *c, int32_t seq, const int32_t *to
     return OB_OK;
 }
 
+int32_t ob_seq_pick(ob_context *c, const bool *used, int32_t n, const int32_t *tokens,
+                    int64_t n_tokens) {
+    if (n > c->n_seq) n = c->n_seq;
+    int32_t first = 0;
+    while (first < n && used[first])
+        first++;
+    if (first == n) return -1;
+    if (!c->park) return first;
+    if (n_tokens > c->n_ctx) n_tokens = c->n_ctx;
+    int32_t from = -1;
+    int64_t lo = 0;
+    const int64_t matched = tokens && n_tokens > 0
+                                ? kv_pool_match(c->pool, tokens, n_tokens, c->match_hash)
+                                : 0;
+    if (ring_park_find(c->park, c->match_hash, matched, &from, &lo) > 0 && from < n &&
+        !used[from])
+        return from;
+    return ring_park_victim(c->park, used, n);
+}
+
 ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens, int64_t n,
                                int64_t *n_attached, ob_err *err) {
     *n_attached = 0;

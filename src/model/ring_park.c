@@ -14,12 +14,14 @@ typedef struct parked {
     int64_t first_k; /* blocks of the shortest prefix the ring continues; n_k == 0: none */
     int64_t n_k;     /* prefixes of first_k, first_k + 1, ... blocks */
     int64_t lo;      /* lowest position intact in the ring */
+    uint64_t stamp;  /* when it was parked: the oldest is the first to give way */
     uint64_t *hash;  /* (max_k) chain hash of each */
 } parked;
 
 struct ring_park {
     int32_t n_seq;
     int64_t n_swa, max_k;
+    uint64_t clock;  /* parkings so far */
     parked *slots;   /* (n_seq) */
     uint64_t *hashes; /* (n_seq * max_k) storage of every slot's hash */
 };
@@ -56,6 +58,7 @@ void ring_park_save(ring_park *rp, const kv_pool *pool, int32_t seq, int64_t len
     parked *p = &rp->slots[seq];
     p->n_k = 0;
     p->lo = lo;
+    p->stamp = ++rp->clock;
     /* The smallest k whose window is intact: k * KV_BLOCK - n_swa >= lo, or lo == 0. */
     int64_t k = lo == 0 ? 1 : (lo + rp->n_swa + KV_BLOCK - 1) / KV_BLOCK;
     const int64_t last = len / KV_BLOCK;
@@ -73,6 +76,16 @@ void ring_park_save(ring_park *rp, const kv_pool *pool, int32_t seq, int64_t len
 }
 
 void ring_park_drop(ring_park *rp, int32_t seq) { rp->slots[seq].n_k = 0; }
+
+int32_t ring_park_victim(const ring_park *rp, const bool *used, int32_t n) {
+    int32_t oldest = -1;
+    for (int32_t s = 0; s < n && s < rp->n_seq; s++) {
+        if (used[s]) continue;
+        if (rp->slots[s].n_k == 0) return s;
+        if (oldest < 0 || rp->slots[s].stamp < rp->slots[oldest].stamp) oldest = s;
+    }
+    return oldest;
+}
 
 int64_t ring_park_find(const ring_park *rp, const uint64_t *hashes, int64_t n_match,
                        int32_t *slot, int64_t *lo) {

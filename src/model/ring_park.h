@@ -30,6 +30,10 @@ void ring_park_save(ring_park *rp, const kv_pool *pool, int32_t seq, int64_t len
 /* Slot seq is written (a decode, a fork into it, an attach): its parked ring is gone. */
 void ring_park_drop(ring_park *rp, int32_t seq);
 
+/* Of slots [0, n) not used (used[s] false), the one whose writing loses least: one with no
+ * ring parked, else the one parked longest ago; -1 when all are used. */
+int32_t ring_park_victim(const ring_park *rp, const bool *used, int32_t n);
+
 /* The most blocks of a prompt that some parked ring continues: hashes[i] is the chain hash
  * of the prompt's first i + 1 blocks (kv_pool_match), n_match of them. *slot gets the slot
  * whose ring to use and *lo the lowest position intact in it. 0 (and *slot -1) when none. */

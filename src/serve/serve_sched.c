@@ -116,9 +116,15 @@ static void admit(serve_sched *s) {
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        int slot = 0;
-        while (s->slot_used[slot])
-            slot++;
+        /* a free slot whose writing keeps other prompts' cached windows (a side request
+         * between two turns of an agent must not cost the next turn its prefix) */
+        int slot = ob_seq_pick(s->o.ctx, s->slot_used, (int32_t)s->o.n_parallel, q->tokens,
+                               (int64_t)q->n_tokens);
+        if (slot < 0) {
+            slot = 0;
+            while (s->slot_used[slot])
+                slot++;
+        }
         s->slot_used[slot] = true;
         q->slot = slot;
         /* the draft model's sequence is the slot's (a preempted sequence may come back in

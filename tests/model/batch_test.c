@@ -487,6 +487,49 @@ TEST(prefix_continues_a_freed_conversation) {
     for (int i = 0; i < N_SEQ; i++) free(ref[i]);
 }
 
+/* Which free sequence a prompt takes (ob_seq_pick): on gemma3, the one whose parked window
+ * it continues, else one with nothing parked, else the one parked longest ago, so a request
+ * in between does not cost a conversation its next turn's prefix; elsewhere the first free. */
+TEST(pick_keeps_parked_windows) {
+    int32_t a[130], bt[60], other[60];
+    make_tokens(a, 100, 51);
+    make_tokens(a + 100, 30, 52);
+    make_tokens(bt, 60, 53);
+    make_tokens(other, 60, 54);
+    float *ra = ref_logits(fx.m, a, 100), *rb = ref_logits(fx.m, bt, 60);
+    ob_context *c = ctx_new(fx.m, N_SEQ, 0, 32);
+    ob_batch *b = NULL;
+    ob_err err = {{0}};
+    CHECK(ra && rb && c);
+    CHECK_STATUS(ob_batch_new(256, &b, &err), OB_OK, &err, "");
+    int32_t *t0[N_SEQ] = {a, NULL, NULL, NULL}, *t1[N_SEQ] = {NULL, bt, NULL, NULL};
+    float *r0[N_SEQ] = {ra, NULL, NULL, NULL}, *r1[N_SEQ] = {NULL, rb, NULL, NULL};
+    finish_seq(c, b, 0, t0, 100, r0); /* parked first */
+    ob_seq_free(c, 0);
+    finish_seq(c, b, 1, t1, 60, r1); /* parked second */
+    ob_seq_free(c, 1);
+    bool used[N_SEQ] = {false, false, false, true};
+    CHECK_EQ_INT(ob_seq_pick(c, used, N_SEQ, other, 60), fx.swa ? 2 : 0); /* nothing parked */
+    used[2] = true;
+    CHECK_EQ_INT(ob_seq_pick(c, used, N_SEQ, other, 60), 0);  /* the oldest parked */
+    used[0] = true;
+    CHECK_EQ_INT(ob_seq_pick(c, used, N_SEQ, other, 60), 1);
+    used[1] = true;
+    CHECK_EQ_INT(ob_seq_pick(c, used, N_SEQ, other, 60), -1); /* all in use */
+    /* the next turn of the first conversation goes back to slot 0, the one continuing it,
+     * even with an empty slot at hand, and attaches its three full blocks */
+    const bool free_two[N_SEQ] = {false, true, false, true};
+    const int32_t pick = ob_seq_pick(c, free_two, N_SEQ, a, 130);
+    CHECK_EQ_INT(pick, 0);
+    int64_t got = -1;
+    CHECK_STATUS(ob_seq_attach_prefix(c, pick, a, 130, &got, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(got, 96);
+    ob_batch_free(b);
+    ob_context_free(c);
+    free(ra);
+    free(rb);
+}
+
 /* A context shorter than the sliding window (its rings hold the whole context) still parks
  * rings and attaches them. */
 TEST(prefix_in_a_context_shorter_than_the_window) {
@@ -654,6 +697,7 @@ int main(void) {
         RUN(recurrent_truncate_past_the_checkpoint_replays);
         RUN(prefix_attach_then_evaluate_the_rest);
         RUN(prefix_continues_a_freed_conversation);
+        RUN(pick_keeps_parked_windows);
         RUN(prefix_in_a_context_shorter_than_the_window);
         RUN(cancel_leaves_caches_unchanged);
         RUN(pool_too_small_fails_and_changes_nothing);

@@ -222,7 +222,7 @@ def chat_turn(s, messages):
     return json.loads(raw)
 
 
-def test_gemma3_next_chat_turn_reuses_the_previous_one():
+def test_gemma3_next_chat_turn_reuses_the_previous_one_after_another_request():
     turn1 = [{"role": "user", "content": "Name three colours of the rainbow. " + STORY}]
     s = Server("--parallel", "2", "--ctx", "2048", model=GEMMA)
     try:
@@ -230,6 +230,9 @@ def test_gemma3_next_chat_turn_reuses_the_previous_one():
         reply = first["choices"][0]["message"]["content"]
         turn2 = turn1 + [{"role": "assistant", "content": reply},
                          {"role": "user", "content": "And three more?"}]
+        # a request in between (an agent's side call) takes the other slot, so the
+        # conversation's parked sliding window survives for its next turn
+        chat_turn(s, [{"role": "user", "content": "Say hello in French."}])
         second = chat_turn(s, turn2)
         reused = second["usage"]["prompt_tokens_details"]["cached_tokens"]
         # every whole block of the first turn's prompt, at least
