@@ -361,10 +361,13 @@ ob_status ob_seq_fork(ob_context *c, int32_t src, int32_t dst, ob_err *err);
  * OB_ERR_LIMIT beyond what a sliding-window ring keeps, as ob_context_truncate). */
 ob_status ob_seq_truncate(ob_context *c, int32_t seq, int64_t n_past, ob_err *err);
 /* On an empty sequence: attaches the longest run of cached blocks whose tokens equal the
- * start of tokens (n of them), so only the rest needs evaluating; *n_attached gets the
- * positions attached (a multiple of the block size, at most n - 1 so the last token is
- * evaluated and has logits; 0 when nothing matched, and always 0 on the CUDA device, which
- * keeps no prefix cache for now). On a model with sliding-window layers the window before
+ * start of tokens (n of them), then as much of a freed sequence's partial last block after
+ * them as tokens repeat, so only the rest needs evaluating (the next turn of a conversation
+ * repeats the whole previous exchange); *n_attached gets the positions attached (at most
+ * n - 1 so the last token is evaluated and has logits; 0 when nothing matched, and always 0
+ * on the CUDA device, which keeps no prefix cache for now). On a model with recurrent layers
+ * the state is kept at block boundaries, so a multiple of the block size attaches there.
+ * On a model with sliding-window layers the window before
  * the attached positions must also be at hand: it is the freed sequence's own, so a prefix
  * attaches when it continues a freed sequence to within n_batch positions of its end (the
  * next turn of a conversation), as long as that sequence's slot was not written since.

@@ -355,9 +355,12 @@ static ob_status attach_with_ring(ob_context *c, int32_t seq, const int32_t *tok
     int32_t from = -1;
     int64_t lo = 0;
     const int64_t k = ring_park_find(c->park, c->match_hash, matched, &from, &lo);
+    /* the ring holds the parked sequence's positions past its full blocks too: as many of
+     * them as the prompt repeats may come from its tail block */
+    const int64_t m = k > 0 ? ring_park_tail(c->park, from, k, tokens, n) : 0;
     ring_park_drop(c->park, seq); /* written from now on, whichever ring it gets */
     if (k == 0) return OB_OK;
-    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1);
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + m + 1, m > 0);
     if (from != seq) model_stages_seq_copy(c, from, seq);
     c->swa_lo[seq] = lo;
     return OB_OK;
@@ -376,7 +379,8 @@ static ob_status attach_with_state(ob_context *c, int32_t seq, const int32_t *to
      * system prompt): keep the state there when the prefill gets to it */
     c->rs_mark[seq] = matched > k ? matched : 0;
     if (k == 0) return OB_OK;
-    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1);
+    /* a recurrent state is kept at block boundaries only: no tail */
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, k * KV_BLOCK + 1, false);
     model_stages_rs_copy(c, c->n_seq + (int32_t)snap, 0, seq, 0);
     c->rs_ckpt[seq] = -1;
     return OB_OK;
@@ -416,7 +420,7 @@ ob_status ob_seq_attach_prefix(ob_context *c, int32_t seq, const int32_t *tokens
     if (n > c->n_ctx) n = c->n_ctx;
     if (c->park) return attach_with_ring(c, seq, tokens, n, n_attached);
     if (c->rs_ckpt) return attach_with_state(c, seq, tokens, n, n_attached);
-    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, n);
+    *n_attached = kv_pool_seq_attach(c->pool, seq, tokens, n, true);
     return OB_OK;
 }
 

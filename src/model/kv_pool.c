@@ -12,7 +12,11 @@
 
 #define HASH_SEED 0x9e3779b97f4a7c15ull
 
-enum { BLOCK_HASHED = 1, BLOCK_LISTED = 2 };
+#define TAIL_SALT 0x7a11b10c5eed7a11ull
+
+/* HASHED: a full block with its chain hash; LISTED: in the prefix table; TAIL: the partial last
+ * block of a freed sequence, listed under its previous block's hash (tail_key) */
+enum { BLOCK_HASHED = 1, BLOCK_LISTED = 2, BLOCK_TAIL = 4 };
 
 typedef struct kv_seq {
     int32_t *blocks; /* (max_blocks) block ids in position order */
@@ -29,6 +33,7 @@ struct kv_pool {
     uint8_t *state;    /* (n_blocks) BLOCK_* flags */
     uint64_t *hash;    /* (n_blocks) chained hash of a full block (valid when BLOCK_HASHED) */
     uint64_t *prev;    /* (n_blocks) hash of the block before it, HASH_SEED for a first block */
+    uint8_t *tail_len; /* (n_blocks) positions a tail holds */
     int32_t *tokens;   /* (n_blocks, KV_BLOCK) the tokens of each position */
     int32_t *free_ids; /* (n_blocks) stack of free blocks; the top is n_free - 1 */
     int64_t n_free;
@@ -50,8 +55,8 @@ void kv_pool_free(kv_pool *p) {
     if (!p) return;
     if (p->seqs)
         for (int32_t s = 0; s < p->n_seq; s++) ob_free(p->seqs[s].blocks);
-    void *bufs[] = {p->ref, p->state, p->hash, p->prev, p->tokens, p->free_ids, p->lru_prev,
-                    p->lru_next, p->bucket, p->chain, p->seqs, p->copies};
+    void *bufs[] = {p->ref, p->state, p->hash, p->prev, p->tail_len, p->tokens, p->free_ids,
+                    p->lru_prev, p->lru_next, p->bucket, p->chain, p->seqs, p->copies};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
     ob_free(p);
 }
@@ -64,6 +69,7 @@ static bool pool_alloc_arrays(kv_pool *p) {
     p->state = ob_calloc(n, sizeof *p->state);
     p->hash = ob_calloc(n, sizeof *p->hash);
     p->prev = ob_calloc(n, sizeof *p->prev);
+    p->tail_len = ob_calloc(n, sizeof *p->tail_len);
     p->tokens = ob_calloc(n * KV_BLOCK, sizeof *p->tokens);
     p->free_ids = ob_alloc(n, sizeof *p->free_ids);
     p->lru_prev = ob_alloc(n, sizeof *p->lru_prev);
@@ -72,7 +78,8 @@ static bool pool_alloc_arrays(kv_pool *p) {
     p->chain = ob_alloc(n, sizeof *p->chain);
     p->seqs = ob_calloc((size_t)p->n_seq, sizeof *p->seqs);
     p->copies = ob_calloc((size_t)p->n_seq, sizeof *p->copies);
-    if (!p->ref || !p->state || !p->hash || !p->prev || !p->tokens || !p->free_ids ||
+    if (!p->ref || !p->state || !p->hash || !p->prev || !p->tail_len || !p->tokens ||
+        !p->free_ids ||
         !p->lru_prev || !p->lru_next || !p->bucket || !p->chain || !p->seqs || !p->copies)
         return false;
     for (int32_t s = 0; s < p->n_seq; s++) {
@@ -146,13 +153,35 @@ static void table_remove(kv_pool *p, int32_t b) {
     p->state[b] &= (uint8_t)~BLOCK_LISTED;
 }
 
-/* The listed block with this hash, previous hash and tokens, or -1. */
+/* The listed full block with this hash, previous hash and tokens, or -1. */
 static int32_t table_find(const kv_pool *p, uint64_t h, uint64_t prev, const int32_t *tokens) {
     for (int32_t b = p->bucket[h & (uint64_t)(p->n_bucket - 1)]; b >= 0; b = p->chain[b])
-        if (p->hash[b] == h && p->prev[b] == prev &&
+        if (p->hash[b] == h && p->prev[b] == prev && !(p->state[b] & BLOCK_TAIL) &&
             !memcmp(p->tokens + (size_t)b * KV_BLOCK, tokens, KV_BLOCK * sizeof *tokens))
             return b;
     return -1;
+}
+
+/* Tails are listed under a key of the hash before them: a prompt finds them by where it is,
+ * then compares tokens for as many as both have. */
+static uint64_t tail_key(uint64_t prev) { return mix64(prev ^ TAIL_SALT); }
+
+/* The listed tail after the prefix whose chain hash is prev sharing the most leading tokens
+ * with tokens (n of them, n < KV_BLOCK), or -1; *m gets how many. */
+static int32_t tail_find(const kv_pool *p, uint64_t prev, const int32_t *tokens, int64_t n,
+                         int64_t *m) {
+    const uint64_t h = tail_key(prev);
+    int32_t best = -1;
+    *m = 0;
+    for (int32_t b = p->bucket[h & (uint64_t)(p->n_bucket - 1)]; b >= 0; b = p->chain[b]) {
+        if (p->hash[b] != h || p->prev[b] != prev || !(p->state[b] & BLOCK_TAIL)) continue;
+        const int32_t *t = p->tokens + (size_t)b * KV_BLOCK;
+        int64_t k = 0;
+        while (k < n && k < p->tail_len[b] && t[k] == tokens[k])
+            k++;
+        if (k > *m) best = b, *m = k;
+    }
+    return best;
 }
 
 static void lru_unlink(kv_pool *p, int32_t b) {
@@ -206,6 +235,23 @@ static void block_release(kv_pool *p, int32_t b) {
  * after it are useless without it. */
 static void seq_release_from(kv_pool *p, kv_seq *s, int64_t keep, int64_t end) {
     for (int64_t i = end - 1; i >= keep; i--) block_release(p, s->blocks[i]);
+}
+
+/* s is about to be freed: its partial last block, when s alone holds it and every block before
+ * it is hashed, is listed as a tail, so the next turn of a conversation (whose prompt repeats
+ * the whole previous exchange) takes those positions too and not only the full blocks. */
+static void seq_keep_tail(kv_pool *p, const kv_seq *s) {
+    const int64_t len = s->n % KV_BLOCK, at = s->n / KV_BLOCK;
+    if (!p->hashing || len == 0) return;
+    const int32_t b = s->blocks[at], before = at > 0 ? s->blocks[at - 1] : -1;
+    if (p->ref[b] != 1 || (p->state[b] & BLOCK_TAIL)) return; /* shared, or already a tail */
+    if (before >= 0 && !(p->state[before] & BLOCK_HASHED)) return;
+    block_unhash(p, b);
+    p->prev[b] = before >= 0 ? p->hash[before] : HASH_SEED;
+    p->hash[b] = tail_key(p->prev[b]);
+    p->tail_len[b] = (uint8_t)len;
+    p->state[b] = BLOCK_TAIL;
+    table_insert(p, b);
 }
 
 /* ---- transactions ---------------------------------------------------------------------- */
@@ -327,6 +373,7 @@ void kv_pool_seq_truncate(kv_pool *p, int32_t seq, int64_t n) {
     kv_seq *s = &p->seqs[seq];
     if (n < 0) n = 0;
     if (n >= s->n) return;
+    if (n == 0) seq_keep_tail(p, s);
     seq_release_from(p, s, blocks_for(n), blocks_for(s->n));
     s->n = s->n_res = n;
 }
@@ -371,19 +418,37 @@ int64_t kv_pool_match(const kv_pool *p, const int32_t *tokens, int64_t n, uint64
     return pool_match(p, tokens, n, hashes, NULL);
 }
 
-int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n) {
+static void attach_block(kv_pool *p, int32_t b) {
+    if (p->ref[b] == 0) lru_unlink(p, b);
+    p->ref[b]++;
+}
+
+int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n,
+                           bool tail) {
     kv_seq *s = &p->seqs[seq];
     if (s->n != 0) return 0;
     const int64_t k = pool_match(p, tokens, n, NULL, s->blocks);
-    for (int64_t i = 0; i < k; i++) {
-        const int32_t b = s->blocks[i];
-        if (p->ref[b] == 0) lru_unlink(p, b);
-        p->ref[b]++;
-    }
+    for (int64_t i = 0; i < k; i++) attach_block(p, s->blocks[i]);
     s->n = s->n_res = k * KV_BLOCK;
     p->hit_blocks += k;
     p->hit_tokens += k * KV_BLOCK;
-    return k * KV_BLOCK;
+    int64_t avail = n - 1 - k * KV_BLOCK, m = 0;
+    if (avail > KV_BLOCK - 1) avail = KV_BLOCK - 1;
+    if (tail && p->hashing && k < p->max_blocks && avail > 0) {
+        const uint64_t prev = k > 0 ? p->hash[s->blocks[k - 1]] : HASH_SEED;
+        const int32_t b = tail_find(p, prev, tokens + k * KV_BLOCK, avail, &m);
+        if (b >= 0 && m > 0) {
+            /* shared until written: the first write past m copies it if another holds it,
+             * or unlists it (kv_pool_reserve) when this sequence alone does */
+            s->blocks[k] = b;
+            attach_block(p, b);
+            s->n = s->n_res = k * KV_BLOCK + m;
+            p->hit_tokens += m;
+        } else {
+            m = 0;
+        }
+    }
+    return k * KV_BLOCK + m;
 }
 
 uint64_t kv_pool_prefix_hash(const kv_pool *p, int32_t seq, int64_t k) {

@@ -8,7 +8,9 @@
  *           prefix attach; such a block is never written: a sequence about to write into a
  *           shared block gets a copy first, copy-on-write);
  *   cached  (ref == 0, listed in the prefix table): a full block of a finished sequence, kept
- *           for a later prompt with the same prefix, in least-recently-released order;
+ *           for a later prompt with the same prefix, in least-recently-released order, or
+ *           its partial last block (a tail: the end of a conversation's last turn, which the
+ *           next turn's prompt repeats);
  *   free    (ref == 0, not listed).
  * Allocation takes the free list first, then evicts the least recently used cached block.
  *
@@ -85,9 +87,12 @@ void kv_pool_seq_truncate(kv_pool *p, int32_t seq, int64_t n);
 /* dst (first freed) shares all of src's blocks; the next write into a shared block copies it. */
 void kv_pool_seq_fork(kv_pool *p, int32_t src, int32_t dst);
 /* On an empty sequence: attaches the longest run of cached full blocks equal to the first
- * blocks of tokens (n of them), leaving at least one token unattached. Returns positions
- * attached (a multiple of KV_BLOCK, 0 when nothing matched or hashing is off). */
-int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n);
+ * blocks of tokens (n of them), leaving at least one token unattached; with tail, then the
+ * listed tail (a freed sequence's partial last block, after the same blocks) sharing the most
+ * tokens with what follows, for those tokens. Returns positions attached (0 when nothing
+ * matched or hashing is off). */
+int64_t kv_pool_seq_attach(kv_pool *p, int32_t seq, const int32_t *tokens, int64_t n,
+                           bool tail);
 /* The blocks kv_pool_seq_attach would attach for tokens (n of them), changing nothing;
  * hashes (may be NULL, room for (n - 1) / KV_BLOCK) gets the chain hash of each, i.e. of the
  * prefix of tokens up to and including that block. 0 when hashing is off. */

@@ -15,6 +15,9 @@ typedef struct parked {
     int64_t n_k;     /* prefixes of first_k, first_k + 1, ... blocks */
     int64_t lo;      /* lowest position intact in the ring */
     uint64_t stamp;  /* when it was parked: the oldest is the first to give way */
+    int64_t full;    /* full blocks of the parked sequence */
+    int64_t n_tail;  /* positions after them, whose tokens are tail */
+    int32_t tail[KV_BLOCK];
     uint64_t *hash;  /* (max_k) chain hash of each */
 } parked;
 
@@ -59,6 +62,9 @@ void ring_park_save(ring_park *rp, const kv_pool *pool, int32_t seq, int64_t len
     p->n_k = 0;
     p->lo = lo;
     p->stamp = ++rp->clock;
+    p->full = len / KV_BLOCK;
+    p->n_tail = len % KV_BLOCK;
+    kv_pool_seq_tokens(pool, seq, p->full * KV_BLOCK, p->n_tail, p->tail);
     /* The smallest k whose window is intact: k * KV_BLOCK - n_swa >= lo, or lo == 0. */
     int64_t k = lo == 0 ? 1 : (lo + rp->n_swa + KV_BLOCK - 1) / KV_BLOCK;
     const int64_t last = len / KV_BLOCK;
@@ -76,6 +82,16 @@ void ring_park_save(ring_park *rp, const kv_pool *pool, int32_t seq, int64_t len
 }
 
 void ring_park_drop(ring_park *rp, int32_t seq) { rp->slots[seq].n_k = 0; }
+
+int64_t ring_park_tail(const ring_park *rp, int32_t slot, int64_t k, const int32_t *tokens,
+                       int64_t n) {
+    const parked *p = &rp->slots[slot];
+    if (p->n_k == 0 || p->full != k) return 0;
+    int64_t m = 0;
+    while (m < p->n_tail && k * KV_BLOCK + m < n - 1 && tokens[k * KV_BLOCK + m] == p->tail[m])
+        m++;
+    return m;
+}
 
 int32_t ring_park_victim(const ring_park *rp, const bool *used, int32_t n) {
     int32_t oldest = -1;

@@ -30,6 +30,12 @@ void ring_park_save(ring_park *rp, const kv_pool *pool, int32_t seq, int64_t len
 /* Slot seq is written (a decode, a fork into it, an attach): its parked ring is gone. */
 void ring_park_drop(ring_park *rp, int32_t seq);
 
+/* Positions past the k blocks a prompt (tokens, n of them) attaches from slot's parked ring
+ * that the ring also holds: the parked sequence's partial last block, as far as the prompt
+ * repeats it (leaving its last token unattached); 0 unless the ring ends in block k. */
+int64_t ring_park_tail(const ring_park *rp, int32_t slot, int64_t k, const int32_t *tokens,
+                       int64_t n);
+
 /* Of slots [0, n) not used (used[s] false), the one whose writing loses least: one with no
  * ring parked, else the one parked longest ago; -1 when all are used. */
 int32_t ring_park_victim(const ring_park *rp, const bool *used, int32_t n);

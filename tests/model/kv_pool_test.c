@@ -144,7 +144,7 @@ TEST(fork_shares_and_copies_on_write) {
     kv_pool_seq_free(p, 1);
     kv_pool_stats_get(p, &s);
     CHECK_EQ_INT(s.blocks_used, 0);
-    CHECK_EQ_INT(s.blocks_cached, 1); /* the one full block */
+    CHECK_EQ_INT(s.blocks_cached, 3); /* the one full block and each sequence's tail */
     kv_pool_free(p);
 }
 
@@ -173,13 +173,13 @@ TEST(prefix_attach_matches_whole_blocks) {
     ob_err err = {{0}};
     CHECK_STATUS(put(p, 0, toks, 100, &err), OB_OK, &err, "");
     kv_pool_seq_free(p, 0);
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 100), 96);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 100, false), 96);
     CHECK_EQ_INT(kv_pool_seq_len(p, 1), 96);
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, toks, 96), 64); /* one token must stay */
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 3, toks, 1), 0);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, toks, 96, false), 64); /* one token must stay */
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 3, toks, 1, false), 0);
     kv_pool_seq_free(p, 2);
     toks[40] = 999; /* differs in block 1 */
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, toks, 100), 32);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, toks, 100, false), 32);
     kv_pool_stats s;
     kv_pool_stats_get(p, &s);
     CHECK_EQ_INT(s.hit_blocks, 3 + 2 + 1);
@@ -197,7 +197,76 @@ TEST(prefix_attach_compares_tokens_not_only_hashes) {
     CHECK_STATUS(put(p, 0, toks, 64, &err), OB_OK, &err, "");
     kv_pool_seq_free(p, 0);
     p->tokens[5] = 12345; /* as if another prompt had the same hash: its tokens differ */
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 64), 0);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 64, false), 0);
+    kv_pool_free(p);
+}
+
+/* A freed sequence's partial last block (a tail) is attached after the full blocks before it,
+ * for as many tokens as the prompt repeats, leaving the prompt's last token; shared until
+ * written, then copied (another holds it) or unlisted (this sequence alone does). */
+TEST(prefix_attach_takes_a_freed_tail) {
+    kv_pool *p = pool_of(16, true);
+    CHECK(p);
+    int32_t toks[110];
+    fill(toks, 110, 1);
+    ob_err err = {{0}};
+    CHECK_STATUS(put(p, 0, toks, 100, &err), OB_OK, &err, "");
+    kv_pool_seq_free(p, 0);
+    kv_pool_stats s;
+    kv_pool_stats_get(p, &s);
+    CHECK_EQ_INT(s.blocks_cached, 4); /* three full blocks and the tail of 4 positions */
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 110, false), 96); /* without: blocks only */
+    kv_pool_seq_free(p, 1);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 110, true), 100);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, toks, 110, true), 100); /* shared */
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 3, toks, 99, true), 98);   /* one token must stay */
+    CHECK(kv_pool_seq_table(p, 1)[3] == kv_pool_seq_table(p, 2)[3]);
+    /* seq 1 writes position 100: the tail is shared, so it gets a copy of its 4 rows */
+    int64_t n_new[NSEQ] = {0, 1, 0, 0};
+    CHECK_STATUS(kv_pool_reserve(p, n_new, &err), OB_OK, &err, "");
+    int64_t n_copies = 0;
+    const kv_copy *cp = kv_pool_copies(p, &n_copies);
+    CHECK_EQ_INT(n_copies, 1);
+    CHECK(cp[0].src == kv_pool_seq_table(p, 2)[3] && cp[0].n_rows == 100 % KV_BLOCK);
+    int64_t pos = 100;
+    int32_t sq = 1;
+    kv_pool_commit(p, &toks[100], &pos, &sq, 1);
+    kv_pool_seq_free(p, 3);
+    kv_pool_seq_free(p, 2);
+    /* a prompt parting from the tail after 2 of its tokens takes those 2 */
+    int32_t other[110];
+    memcpy(other, toks, sizeof other);
+    other[98] = 9999;
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, other, 110, true), 98);
+    /* after other full blocks, the tail is not found */
+    other[3] = 9999;
+    kv_pool_seq_free(p, 2);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 2, other, 110, true), 0);
+    /* a sequence alone with the tail writes into it: unlisted, nothing copied */
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 3, toks, 110, true), 100);
+    n_new[1] = 0, n_new[3] = 1;
+    CHECK_STATUS(kv_pool_reserve(p, n_new, &err), OB_OK, &err, "");
+    kv_pool_copies(p, &n_copies);
+    CHECK_EQ_INT(n_copies, 0);
+    pos = 100, sq = 3;
+    kv_pool_commit(p, &other[100], &pos, &sq, 1);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 0, toks, 110, true), 96);
+    kv_pool_free(p);
+}
+
+/* A tail is a cached block like the others: the least recently released goes first. */
+TEST(tails_are_evicted_like_cached_blocks) {
+    kv_pool *p = pool_of(3, true);
+    CHECK(p);
+    int32_t a[40], b[64];
+    fill(a, 40, 1);
+    fill(b, 64, 1000);
+    ob_err err = {{0}};
+    CHECK_STATUS(put(p, 0, a, 40, &err), OB_OK, &err, "");
+    kv_pool_seq_free(p, 0); /* a's full block and tail of 8 cached */
+    /* released last first, the tail is the least recent: b takes the free block, then it */
+    CHECK_STATUS(put(p, 1, b, 64, &err), OB_OK, &err, "");
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 0, a, 40, true), 32);
     kv_pool_free(p);
 }
 
@@ -212,7 +281,7 @@ TEST(hashing_off_caches_nothing) {
     kv_pool_stats s;
     kv_pool_stats_get(p, &s);
     CHECK_EQ_INT(s.blocks_cached, 0);
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 64), 0);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 64, false), 0);
     /* and a single sequence gets blocks 0, 1, ... again */
     CHECK_STATUS(put(p, 0, toks, 64, &err), OB_OK, &err, "");
     CHECK(kv_pool_seq_table(p, 0)[0] == 0 && kv_pool_seq_table(p, 0)[1] == 1);
@@ -230,7 +299,7 @@ TEST(writing_into_a_cached_full_block_unlists_it) {
     int32_t other = 77;
     CHECK_STATUS(put(p, 0, &other, 1, &err), OB_OK, &err, ""); /* position 40 of block 1 */
     kv_pool_seq_free(p, 0);
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 64), 32); /* block 1 no longer matches */
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, toks, 64, false), 32); /* block 1 no longer matches */
     kv_pool_free(p);
 }
 
@@ -253,8 +322,8 @@ TEST(allocation_evicts_least_recently_used_cached_block) {
     fill(c, 32, 5000);
     CHECK_STATUS(put(p, 2, c, 32, &err), OB_OK, &err, ""); /* evicts a's second block */
     CHECK_EQ_INT(kv_pool_seq_table(p, 2)[0], 1);
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 0, a, 64), 32);
-    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, b, 65), 64); /* b's blocks both still cached */
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 0, a, 64, false), 32);
+    CHECK_EQ_INT(kv_pool_seq_attach(p, 1, b, 65, false), 64); /* b's blocks both still cached */
     kv_pool_free(p);
 }
 
@@ -277,6 +346,8 @@ int main(void) {
     RUN(truncate_releases_blocks);
     RUN(prefix_attach_matches_whole_blocks);
     RUN(prefix_attach_compares_tokens_not_only_hashes);
+    RUN(prefix_attach_takes_a_freed_tail);
+    RUN(tails_are_evicted_like_cached_blocks);
     RUN(hashing_off_caches_nothing);
     RUN(writing_into_a_cached_full_block_unlists_it);
     RUN(allocation_evicts_least_recently_used_cached_block);

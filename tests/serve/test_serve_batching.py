@@ -198,10 +198,11 @@ def test_shared_prefix_evaluates_only_new_tokens():
         second = json.loads(s.request("POST", "/v1/completions", body, timeout=60)[1])
         used = second["usage"]
         reused = used["prompt_tokens_details"]["cached_tokens"]
-        # whole blocks of the shared prefix come from the cache: only the last partial block
-        # and the suffix are evaluated (the last shared token may tokenize with the suffix)
-        assert reused % block == 0 and reused >= (n_prefix - 1) // block * block
-        assert 0 < used["prompt_tokens"] - reused <= block + 8
+        # the shared prefix comes from the cache, its whole blocks and then as much of its
+        # partial last block as the first request's tail (that sequence's partial last block)
+        # repeats: only the suffix is evaluated (the last shared token may tokenize with it)
+        assert reused > (n_prefix - 1) // block * block and reused >= n_prefix - 2, used
+        assert 0 < used["prompt_tokens"] - reused <= 8, used
         assert metric(s, "outboard_prefix_cache_hits_total") == hits + 1
         assert metric(s, "outboard_prefix_cache_tokens_total") == cached + reused
         # Ollama: prompt_eval_count counts only the tokens evaluated
@@ -209,7 +210,7 @@ def test_shared_prefix_evaluates_only_new_tokens():
         opts = {"temperature": 0, "num_predict": 4}
         for suffix in ("A cat", "A big cat"):
             g = client.generate(model=MODEL_ID, prompt=prefix + suffix, options=opts)
-            assert g.done and 0 < g.prompt_eval_count <= block + 8
+            assert g.done and 0 < g.prompt_eval_count <= 8, g.prompt_eval_count
         assert metric(s, "outboard_prefix_cache_hits_total") == hits + 3
     finally:
         s.stop()
