@@ -18,9 +18,10 @@
  *                  <|call|>
  *   gemma4         <|tool_call>call:f{key:<|"|>text<|"|>,n:5}<tool_call|>
  *
- * The markers of the last six (Gemma 4's string delimiter <|"|> too) are control tokens in their models' vocabularies, which the
- * detokenizer writes as text but the tokenizer never makes from text: a marker that is a
- * control token of the model becomes a token element (<[id]>), any other stays a literal.
+ * The markers of the last six (Gemma 4's string delimiter <|"|> too) are control tokens in
+ * their models' vocabularies, which the detokenizer writes as text but the tokenizer never
+ * makes from text: a marker that is a control token of the model becomes a token element
+ * (<[id]>), any other stays a literal.
  *
  * JSON arguments come from the JSON-schema translation of the tool's parameters. The XML form
  * writes a parameter whose schema is a string as raw text (the parser keeps it text) and any
@@ -69,7 +70,7 @@ static void put_marker(serve_buf *b, const ob_vocab_trie *trie, const char *text
 
 /* Gemma 4's string delimiter as a GBNF expression (put_marker's choice). New (ob_free), or
  * NULL when memory runs out. */
-static char *gemma_quote(const ob_vocab_trie *trie) {
+static char *gemma_quote_expr(const ob_vocab_trie *trie) {
     serve_buf q = {0};
     put_marker(&q, trie, GEMMA_QUOTE);
     return serve_buf_take(&q, NULL);
@@ -516,7 +517,7 @@ char *serve_tool_grammar(const serve_gen_req *r, const char *format, const ob_vo
                         "named \"%s\"", r->tool_choice_name ? r->tool_choice_name : "");
         return NULL;
     }
-    char *quote = !strcmp(f->name, "gemma4") ? gemma_quote(trie) : NULL;
+    char *quote = !strcmp(f->name, "gemma4") ? gemma_quote_expr(trie) : NULL;
     if (!strcmp(f->name, "gemma4") && !quote) {
         serve_buf_clear(&b);
         serve_req_nomem(e, "the tool-call grammar");

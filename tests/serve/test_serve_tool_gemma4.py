@@ -28,10 +28,11 @@ MARKERS = ["<|tool_call>", "<tool_call|>", '<|"|>', "<|turn>", "<turn|>", "<|too
 
 NAME = {"type": "string", "minLength": 1, "maxLength": 12}
 TOOLS = [
-    {"type": "function", "function": {"name": "get_weather", "description": "Weather", "parameters": {
-        "type": "object", "properties": {"city": NAME, "unit": {"type": "string", "enum": ["c", "f"]},
-                                         "days": {"type": ["integer", "null"], "minimum": 1,
-                                                  "maximum": 7}},
+    {"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                                      "parameters": {
+        "type": "object", "properties": {
+            "city": NAME, "unit": {"type": "string", "enum": ["c", "f"]},
+            "days": {"type": ["integer", "null"], "minimum": 1, "maximum": 7}},
         "required": ["city", "unit"]}}},
     {"type": "function", "function": {"name": "book", "description": "Book a room", "parameters": {
         "type": "object", "properties": {
@@ -87,8 +88,8 @@ def choice_of(named):
 
 def ask(client, named, parallel, **sampling):
     c = client.chat.completions.create(
-        model="gemma4-markers", messages=MSGS, tools=TOOLS, tool_choice=choice_of(named), max_tokens=400,
-        parallel_tool_calls=parallel, timeout=120, **sampling).choices[0]
+        model="gemma4-markers", messages=MSGS, tools=TOOLS, tool_choice=choice_of(named),
+        max_tokens=400, parallel_tool_calls=parallel, timeout=120, **sampling).choices[0]
     assert c.finish_reason == "tool_calls", c
     assert not any(m in (c.message.content or "") for m in MARKERS), c
     return [{"name": t.function.name, "arguments": t.function.arguments}
@@ -112,8 +113,8 @@ def test_forced_calls_greedy(client, named):
 @pytest.mark.parametrize("named,seed", [(None, 5), ("plan", 6)], ids=["required", "named"])
 def test_forced_calls_streamed(client, named, seed):
     stream = client.chat.completions.create(
-        model="gemma4-markers", messages=MSGS, tools=TOOLS, tool_choice=choice_of(named), max_tokens=400,
-        temperature=1, seed=seed, stream=True, timeout=120)
+        model="gemma4-markers", messages=MSGS, tools=TOOLS, tool_choice=choice_of(named),
+        max_tokens=400, temperature=1, seed=seed, stream=True, timeout=120)
     calls, finish = {}, None
     for chunk in stream:
         for c in chunk.choices:

@@ -452,9 +452,9 @@ TEST(control_token_formats_take_their_cases) {
             /* the markers' text in bytes is not the markers */
             CHECK_MSG(!takes_over(t, tok, without_eog(text)), "%s %s: bytes taken for tokens", fmt,
                       want);
+            const char *paris = strstr(text, Q) ? Q "Paris" Q : "\"Paris\"";
             CHECK_MSG(!takes_as_tokens(tok, t, replaced(text, "get_weather", "get_wether")) &&
-                          !takes_as_tokens(tok, t, strstr(text, Q) ? replaced(text, Q "Paris" Q, "3")
-                                                                   : replaced(text, "\"Paris\"", "3")),
+                          !takes_as_tokens(tok, t, replaced(text, paris, "3")),
                       "%s %s: a wrong tool or argument taken", fmt, want);
             checked++;
         }
