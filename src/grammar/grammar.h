@@ -204,6 +204,13 @@ int32_t gram_vocab_special(const ob_vocab_trie *t, const char *s, size_t n);
  * with its JSON path. */
 ob_status gram_schema_to_gbnf(const char *schema, size_t len, const char *prefix, char **gbnf,
                               size_t *gbnf_len, ob_err *err);
+/* The same schema as Gemma 4 writes a tool call's arguments, {key:<|"|>text<|"|>,n:5}
+ * (schema_gemma.c): quote is the GBNF expression of its <|"|> string delimiter (a token element
+ * or the quoted text; borrowed for the call). Also OB_ERR_UNSUPPORTED for "pattern" and for a
+ * string or property name those literals cannot hold. */
+ob_status gram_schema_to_gemma_gbnf(const char *schema, size_t len, const char *prefix,
+                                    const char *quote, char **gbnf, size_t *gbnf_len,
+                                    ob_err *err);
 /* GBNF for any JSON value whose top level is an object (json_object mode). */
 const char *gram_schema_any_object(void);
 

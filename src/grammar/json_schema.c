@@ -14,6 +14,10 @@
  * digit-range patterns, a number with a range has no exponent). Annotations (title,
  * description, default, examples, ...) are ignored. Anything else fails with
  * OB_ERR_UNSUPPORTED naming the keyword and where it is, never silently unenforced.
+ *
+ * The same translation writes Gemma 4's literals instead of JSON (schema_gemma.c) when given
+ * their string delimiter: the structure is the same, only strings, keys and constants are
+ * spelled differently, and "pattern" (translated over JSON-escaped text) is refused there.
  */
 #include "grammar/schema_int.h"
 
@@ -32,6 +36,7 @@
 
 typedef struct conv {
     const char *p; /* rule-name prefix */
+    const char *quote; /* Gemma 4 mode: the GBNF expression of its string delimiter; NULL: JSON */
     json_t *root;
     sb rules;
     int next;
@@ -95,6 +100,13 @@ static int gen(conv *c, json_t *s, const char *path, char *name, size_t cap);
 /* ---- leaves ------------------------------------------------------------------------------ */
 
 static int body_const(conv *c, json_t *v, sb *b, const char *path) {
+    if (c->quote) {
+        if (sb_gemma_literal(b, v, c->quote))
+            return fail(c, OB_ERR_UNSUPPORTED, path, "enum / const: a value whose text holds "
+                        "\"<|\" or \"<t\" or ends in '<' cannot be written in Gemma 4's "
+                        "tool-call literals");
+        return 0;
+    }
     char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!text) return fail(c, OB_ERR_NOMEM, path, "out of memory");
     sb_literal(b, text, strlen(text));
@@ -130,6 +142,11 @@ static int body_string(conv *c, json_t *s, sb *b, const char *path) {
     const char *p = c->p;
     const char *fmt = json_string_value(json_object_get(s, "format"));
     json_t *pat = json_object_get(s, "pattern");
+    /* the string's delimiter: a JSON quote, or Gemma 4's <|"|> */
+    const char *q = c->quote ? c->quote : "\"\\\"\"";
+    if (pat && c->quote)
+        return fail(c, OB_ERR_UNSUPPORTED, path, "keyword 'pattern' is not supported in Gemma "
+                    "4's tool-call literals");
     if (pat) {
         if (!json_is_string(pat)) return fail(c, OB_ERR_FORMAT, path, "pattern: expected a string");
         char why[200];
@@ -141,25 +158,25 @@ static int body_string(conv *c, json_t *s, sb *b, const char *path) {
         return 0;
     }
     if (fmt && !strcmp(fmt, "uuid")) {
-        sb_puts(b, "\"\\\"\" [0-9a-f]{8} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} "
-                   "\"-\" [0-9a-f]{12} \"\\\"\"");
+        sb_printf(b, "%s [0-9a-f]{8} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} \"-\" [0-9a-f]{4} "
+                     "\"-\" [0-9a-f]{12} %s", q, q);
         return 0;
     }
     const char *date = "[0-9]{4} \"-\" (\"0\" [1-9] | \"1\" [0-2]) \"-\" (\"0\" [1-9] | [12] "
                        "[0-9] | \"3\" [01])";
     const char *time = "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] (\".\" "
                        "[0-9]{1,6})? (\"Z\" | [+-] ([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9])";
-    if (fmt && !strcmp(fmt, "date")) return sb_printf(b, "\"\\\"\" %s \"\\\"\"", date), 0;
-    if (fmt && !strcmp(fmt, "time")) return sb_printf(b, "\"\\\"\" %s \"\\\"\"", time), 0;
+    if (fmt && !strcmp(fmt, "date")) return sb_printf(b, "%s %s %s", q, date, q), 0;
+    if (fmt && !strcmp(fmt, "time")) return sb_printf(b, "%s %s %s", q, time, q), 0;
     if (fmt && !strcmp(fmt, "date-time"))
-        return sb_printf(b, "\"\\\"\" %s \"T\" %s \"\\\"\"", date, time), 0;
+        return sb_printf(b, "%s %s \"T\" %s %s", q, date, time, q), 0;
     int64_t lo = 0, hi = -1;
     if (get_count(c, s, "minLength", path, &lo) || get_count(c, s, "maxLength", path, &hi))
         return -1;
     if (hi >= 0 && hi < lo) return fail(c, OB_ERR_FORMAT, path, "maxLength below minLength");
     if (lo == 0 && hi < 0) return sb_printf(b, "%s-string", p), 0;
-    if (hi < 0) sb_printf(b, "\"\\\"\" %s-char{%lld,} \"\\\"\"", p, (long long)lo);
-    else sb_printf(b, "\"\\\"\" %s-char{%lld,%lld} \"\\\"\"", p, (long long)lo, (long long)hi);
+    if (hi < 0) sb_printf(b, "%s %s-char{%lld,} %s", q, p, (long long)lo, q);
+    else sb_printf(b, "%s %s-char{%lld,%lld} %s", q, p, (long long)lo, (long long)hi, q);
     return 0;
 }
 
@@ -247,6 +264,15 @@ static int body_number(conv *c, json_t *s, bool integer, sb *b, const char *path
 static int kv_rule(conv *c, const char *key, json_t *schema, const char *path, char *name) {
     char vname[96];
     if (gen(c, schema, path, vname, sizeof vname)) return -1;
+    if (c->quote) { /* key:value */
+        new_name(c, name, 96);
+        sb_printf(&c->rules, "%s ::= ", name);
+        if (sb_gemma_key(&c->rules, key, c->quote))
+            return fail(c, OB_ERR_UNSUPPORTED, path, "a property name holding '<' cannot be "
+                        "written in Gemma 4's tool-call literals");
+        sb_printf(&c->rules, " \":\" %s\n", vname);
+        return 0;
+    }
     json_t *k = json_string(key);
     char *text = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
     json_decref(k);
@@ -331,8 +357,8 @@ static int object_rules(conv *c, json_t *props, json_t *req, json_t *extra, sb *
         rc = gen(c, json_is_true(extra) ? NULL : extra, xp, vname, sizeof vname);
         if (!rc) {
             new_name(c, extra_kv, sizeof extra_kv);
-            sb_printf(&c->rules, "%s ::= %s-string %s-ws \":\" %s-ws %s %s-ws\n", extra_kv, c->p,
-                      c->p, c->p, vname, c->p);
+            sb_printf(&c->rules, "%s ::= %s-%s %s-ws \":\" %s-ws %s %s-ws\n", extra_kv, c->p,
+                      c->quote ? "key" : "string", c->p, c->p, vname, c->p);
         }
     }
     /* rules first_i / rest_i from the back: names base-f-i / base-r-i */
@@ -528,11 +554,12 @@ static int gen(conv *c, json_t *s, const char *path, char *name, size_t cap) {
     return rc;
 }
 
-ob_status gram_schema_to_gbnf(const char *schema, size_t len, const char *prefix, char **gbnf,
-                              size_t *gbnf_len, ob_err *err) {
+/* The translation of schema, as JSON (quote NULL) or as Gemma 4 literals. */
+static ob_status convert(const char *schema, size_t len, const char *prefix, const char *quote,
+                         char **gbnf, size_t *gbnf_len, ob_err *err) {
     *gbnf = NULL;
     *gbnf_len = 0;
-    conv c = {.p = prefix ? prefix : "root", .err = err};
+    conv c = {.p = prefix ? prefix : "root", .quote = quote, .err = err};
     json_t *root = NULL;
     if (schema) {
         json_error_t je;
@@ -549,7 +576,8 @@ ob_status gram_schema_to_gbnf(const char *schema, size_t len, const char *prefix
     else gen(&c, root, "schema", top, sizeof top);
     if (!c.st) {
         sb_printf(&c.rules, "%s ::= %s\n", c.p, top);
-        sb_primitives(&c.rules, c.p);
+        if (quote) sb_gemma_primitives(&c.rules, c.p, quote);
+        else sb_primitives(&c.rules, c.p);
         if (c.rules.oom) fail(&c, OB_ERR_NOMEM, "schema", "out of memory");
     }
     json_decref(root);
@@ -561,4 +589,15 @@ ob_status gram_schema_to_gbnf(const char *schema, size_t len, const char *prefix
     *gbnf = c.rules.p;
     *gbnf_len = c.rules.n;
     return OB_OK;
+}
+
+ob_status gram_schema_to_gbnf(const char *schema, size_t len, const char *prefix, char **gbnf,
+                              size_t *gbnf_len, ob_err *err) {
+    return convert(schema, len, prefix, NULL, gbnf, gbnf_len, err);
+}
+
+ob_status gram_schema_to_gemma_gbnf(const char *schema, size_t len, const char *prefix,
+                                    const char *quote, char **gbnf, size_t *gbnf_len,
+                                    ob_err *err) {
+    return convert(schema, len, prefix, quote, gbnf, gbnf_len, err);
 }

@@ -7,6 +7,7 @@
 
 #include "grammar/grammar.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,23 @@ void sb_primitives(sb *b, const char *prefix);
 /* Non-negative integers lo..hi (hi < 0: unbounded) in decimal without leading zeros, as one
  * parenthesised expression; lo, hi below 10^15. */
 void sb_uint_range(sb *b, int64_t lo, int64_t hi);
+
+/* ---- Gemma 4 literals (schema_gemma.c); quote is the GBNF expression of the <|"|> string
+ * delimiter ---- */
+
+/* Whether s[0..n) may stand between two delimiters: no "<|" or "<t" in it, no '<' at its end,
+ * no NUL. */
+bool gemma_text_ok(const char *s, size_t n);
+/* Object key `key`, bare when it is a plain word, else between delimiters; -1 (nothing
+ * written) when it holds '<' and so cannot be written either way. */
+int sb_gemma_key(sb *b, const char *key, const char *quote);
+/* The literal of JSON value v as one GBNF sequence; -1 when a string or key in it cannot be
+ * written (gemma_text_ok). */
+int sb_gemma_literal(sb *b, const json_t *v, const char *quote);
+/* The primitive rules of the Gemma mode: PREFIX-ws (empty), -char (bounded text), -text,
+ * -string, -key (an additional property's name), -int, -number, -boolean, -null, -value,
+ * -object, -array. */
+void sb_gemma_primitives(sb *b, const char *prefix, const char *quote);
 
 /* A JSON schema "pattern" as a GBNF expression over the JSON-encoded string content (prefix p
  * for rule names), appended to b; -1 with why[cap] saying what is unsupported. */

@@ -16,10 +16,12 @@
  *                  ```json\n{...}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>
  *   gpt-oss        <|channel|>commentary to=functions.f <|constrain|>json<|message|>{...}
  *                  <|call|>
+ *   gemma4         <|tool_call>call:f{key:<|"|>text<|"|>,n:5}<tool_call|>
  *
- * The markers of the last five are control tokens in their models' vocabularies, which the
- * detokenizer writes as text but the tokenizer never makes from text: a marker that is a
- * control token of the model becomes a token element (<[id]>), any other stays a literal.
+ * The markers of the last six (Gemma 4's string delimiter <|"|> too) are control tokens in
+ * their models' vocabularies, which the detokenizer writes as text but the tokenizer never
+ * makes from text: a marker that is a control token of the model becomes a token element
+ * (<[id]>), any other stays a literal.
  *
  * JSON arguments come from the JSON-schema translation of the tool's parameters. The XML form
  * writes a parameter whose schema is a string as raw text (the parser keeps it text) and any
@@ -27,6 +29,7 @@
  * that cannot end the parameter early (no "</parameter>" inside), bounded or enumerated as its
  * schema says, and every other parameter is that schema's JSON grammar. Parameters come in the
  * schema's order, the required ones always, the others optionally, nothing undeclared.
+ * Gemma 4's arguments are the same translation written in its own literals (schema_gemma.c).
  */
 #include "serve/serve_tool_grammar.h"
 
@@ -36,6 +39,8 @@
 
 #include <stdio.h>
 #include <string.h>
+
+#define GEMMA_QUOTE "<|\"|>"
 
 /* ---- text ------------------------------------------------------------------------------ */
 
@@ -61,6 +66,14 @@ static void put_marker(serve_buf *b, const ob_vocab_trie *trie, const char *text
         put_literal(b, text, strlen(text));
         serve_buf_puts(b, " ");
     }
+}
+
+/* Gemma 4's string delimiter as a GBNF expression (put_marker's choice). New (ob_free), or
+ * NULL when memory runs out. */
+static char *gemma_quote_expr(const ob_vocab_trie *trie) {
+    serve_buf q = {0};
+    put_marker(&q, trie, GEMMA_QUOTE);
+    return serve_buf_take(&q, NULL);
 }
 
 /* A GBNF character class member for byte c (escaped where the class syntax needs it). */
@@ -131,9 +144,10 @@ static json_t *standalone(const json_t *s, const json_t *params) {
     return d;
 }
 
-/* Appends the JSON grammar of schema s with its rules prefixed `prefix`. */
-static int json_rules(serve_buf *b, const json_t *s, const json_t *params, const char *prefix,
-                      const char *what, serve_error *e) {
+/* Appends the JSON grammar of schema s with its rules prefixed `prefix`; with gemma_quote
+ * (the GBNF of its string delimiter), the grammar of s in Gemma 4's literals instead. */
+static int schema_rules(serve_buf *b, const json_t *s, const json_t *params, const char *prefix,
+                        const char *gemma_quote, const char *what, serve_error *e) {
     json_t *doc = standalone(s, params);
     char *text = doc ? json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     json_decref(doc);
@@ -141,7 +155,10 @@ static int json_rules(serve_buf *b, const json_t *s, const json_t *params, const
     char *gbnf = NULL;
     size_t len = 0;
     ob_err err = {{0}};
-    ob_status st = ob_json_schema_to_gbnf(text, strlen(text), prefix, &gbnf, &len, &err);
+    ob_status st = gemma_quote ? gram_schema_to_gemma_gbnf(text, strlen(text), prefix,
+                                                           gemma_quote, &gbnf, &len, &err)
+                               : ob_json_schema_to_gbnf(text, strlen(text), prefix, &gbnf, &len,
+                                                        &err);
     free(text);
     if (st == OB_ERR_NOMEM) return serve_req_nomem(e, "the tool-call grammar");
     if (st)
@@ -149,7 +166,7 @@ static int json_rules(serve_buf *b, const json_t *s, const json_t *params, const
                                "tools: %s: a parameters schema cannot be enforced: %s", what,
                                err.msg);
     serve_buf_append(b, gbnf, len);
-    ob_string_free(gbnf);
+    ob_free(gbnf);
     return 0;
 }
 
@@ -240,7 +257,7 @@ static int json_call_rules(serve_buf *b, const json_t *t, size_t i, json_call_ke
     if (!schema) return serve_req_nomem(e, "the tool-call grammar");
     char prefix[32];
     snprintf(prefix, sizeof prefix, "call-%zu", i);
-    int rc = json_rules(b, schema, NULL, prefix, tool_name(t), e);
+    int rc = schema_rules(b, schema, NULL, prefix, NULL, tool_name(t), e);
     json_decref(schema);
     return rc;
 }
@@ -264,7 +281,7 @@ static int xml_call_rules(serve_buf *b, const json_t *t, size_t i, serve_error *
         if (is_text_schema(s)) {
             rc = text_value_rule(b, s, vname, what, e);
         } else {
-            rc = json_rules(b, s, params, vname, what, e);
+            rc = schema_rules(b, s, params, vname, NULL, what, e);
         }
         if (rc) break;
         serve_buf_printf(b, "%s ::= ", pname);
@@ -302,13 +319,15 @@ static int xml_call_rules(serve_buf *b, const json_t *t, size_t i, serve_error *
     return rc;
 }
 
-/* args-I ::= the JSON grammar of tool t's parameters. */
-static int args_rules(serve_buf *b, const json_t *t, size_t i, serve_error *e) {
+/* args-I ::= the grammar of tool t's parameters: JSON, or Gemma 4's literals with
+ * gemma_quote. */
+static int args_rules(serve_buf *b, const json_t *t, size_t i, const char *gemma_quote,
+                      serve_error *e) {
     json_t *params = tool_params(t);
     if (!params) return serve_req_nomem(e, "the tool-call grammar");
     char prefix[32];
     snprintf(prefix, sizeof prefix, "args-%zu", i);
-    int rc = json_rules(b, params, params, prefix, tool_name(t), e);
+    int rc = schema_rules(b, params, params, prefix, gemma_quote, tool_name(t), e);
     json_decref(params);
     return rc;
 }
@@ -347,6 +366,7 @@ static const tool_format FORMATS[] = {
     {"deepseek-r1", BODY_NAMED, {0}, false, false},
     /* <|call|> ends the model's turn: the next call would be a new turn after the result */
     {"gpt-oss", BODY_NAMED, {0}, false, true},
+    {"gemma4", BODY_NAMED, {0}, false, false},
 };
 
 /* named-I ::= the markers and text around tool t's name and args-I, as format f writes them. */
@@ -373,6 +393,13 @@ static void named_rule(serve_buf *b, const tool_format *f, const ob_vocab_trie *
         put_literal(b, name, strlen(name));
         serve_buf_printf(b, " \"\\n```json\\n\" args-%zu \"\\n```\"", i);
         put_marker(b, trie, DS_CALL_END);
+        serve_buf_puts(b, "\n");
+    } else if (!strcmp(fmt, "gemma4")) {
+        put_marker(b, trie, "<|tool_call>");
+        serve_buf_puts(b, "\"call:\"");
+        put_literal(b, name, strlen(name));
+        serve_buf_printf(b, " args-%zu", i);
+        put_marker(b, trie, "<tool_call|>");
         serve_buf_puts(b, "\n");
     } else { /* gpt-oss */
         put_marker(b, trie, "<|channel|>");
@@ -423,6 +450,8 @@ static void root_rule(serve_buf *b, const tool_format *f, const ob_vocab_trie *t
                          most - 1);
         put_marker(b, trie, DS_CALLS_END);
         serve_buf_puts(b, "\n");
+    } else if (!strcmp(fmt, "gemma4")) { /* calls follow one another with nothing between */
+        serve_buf_printf(b, "root ::= named{1,%d}\n", most);
     } else { /* gpt-oss: the call may follow the reasoning the model writes first */
         serve_buf_puts(b, "analysis ::=");
         put_marker(b, trie, "<|channel|>");
@@ -474,8 +503,8 @@ char *serve_tool_grammar(const serve_gen_req *r, const char *format, const ob_vo
         serve_error_bad(e, "unsupported_value", "tool_choice",
                         "tool_choice: constraining the output to a tool call is supported for "
                         "the hermes, qwen3-coder, llama3, mistral, granite, command-r7b, "
-                        "deepseek-r1, deepseek-v3.1 and gpt-oss tool-call formats; this model's "
-                        "format is \"%s\"", format);
+                        "deepseek-r1, deepseek-v3.1, gpt-oss and gemma4 tool-call formats; this "
+                        "model's format is \"%s\"", format);
         return NULL;
     }
     serve_buf b = {0};
@@ -488,19 +517,30 @@ char *serve_tool_grammar(const serve_gen_req *r, const char *format, const ob_vo
                         "named \"%s\"", r->tool_choice_name ? r->tool_choice_name : "");
         return NULL;
     }
+    char *quote = !strcmp(f->name, "gemma4") ? gemma_quote_expr(trie) : NULL;
+    if (!strcmp(f->name, "gemma4") && !quote) {
+        serve_buf_clear(&b);
+        serve_req_nomem(e, "the tool-call grammar");
+        return NULL;
+    }
     for (size_t i = 0; i < json_array_size(r->tools); i++) {
         const json_t *t = json_array_get(r->tools, i);
         if (!tool_allowed(r, t)) continue;
         int rc = 0;
-        if (f->body == BODY_XML) rc = xml_call_rules(&b, t, i, e);
+        if (quote && strchr(tool_name(t), '{')) /* the reader ends the name at the first '{' */
+            rc = serve_error_bad(e, "unsupported_value", "tools", "tools: %s: a name with '{' "
+                                 "cannot be called in Gemma 4's tool-call format", tool_name(t));
+        else if (f->body == BODY_XML) rc = xml_call_rules(&b, t, i, e);
         else if (json) rc = json_call_rules(&b, t, i, f->keys, e);
-        if (!rc && f->body == BODY_NAMED && !(rc = args_rules(&b, t, i, e)))
+        if (!rc && f->body == BODY_NAMED && !(rc = args_rules(&b, t, i, quote, e)))
             named_rule(&b, f, trie, tool_name(t), i);
         if (rc) {
+            ob_free(quote);
             serve_buf_clear(&b);
             return NULL;
         }
     }
+    ob_free(quote);
     root_rule(&b, f, trie, f->one_call || !r->parallel_tool_calls ? 1 : SERVE_TOOL_MAX_CALLS);
     char *out = serve_buf_take(&b, NULL);
     if (!out) serve_req_nomem(e, "the tool-call grammar");

@@ -18,7 +18,8 @@
  * tool_choice), written as `format` (ob_chat_format) writes them: "hermes" (<tool_call> JSON),
  * "llama3" (a bare JSON object; one call), "qwen3-coder" (<function=...><parameter=...> XML,
  * Qwen3-Coder and Qwen3.5), "mistral", "granite", "command-r7b", "deepseek-r1",
- * "deepseek-v3.1", "gpt-oss" (one call). Each marker that is a control token of trie's
+ * "deepseek-v3.1", "gpt-oss" (one call), "gemma4" (<|tool_call>call:f{...}<tool_call|>, the
+ * arguments in Gemma 4's literals). Each marker that is a control token of trie's
  * vocabulary (borrowed; may be NULL) is written as that token (<[id]>), any other as text.
  * NULL with e set: a 400 for another format or for a schema keyword that cannot be enforced
  * (named). */

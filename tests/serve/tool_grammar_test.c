@@ -30,11 +30,12 @@ static ob_vocab_trie *TRIE;
     "\"items\":{\"$ref\":\"#/$defs/tag\"}}},\"required\":[\"code\"],\"$defs\":{\"tag\":"        \
     "{\"type\":\"string\",\"enum\":[\"a\",\"b\"]}}}}}]"
 
-/* The grammar for a chat request with TOOLS and `extra` fields, in `format`; NULL with *e. */
-static char *grammar_for(const char *extra, const char *format, serve_error *e) {
+/* The grammar for a chat request with `tools` and `extra` fields, in `format`; NULL with *e. */
+static char *grammar_with(const char *tools, const char *extra, const char *format,
+                          serve_error *e) {
     char body[4096];
     snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
-             "\"hi\"}],\"tools\":" TOOLS "%s}", extra);
+             "\"hi\"}],\"tools\":%s%s}", tools, extra);
     serve_limits lim = {100000};
     serve_gen_req *r = NULL;
     memset(e, 0, sizeof *e);
@@ -42,6 +43,11 @@ static char *grammar_for(const char *extra, const char *format, serve_error *e) 
     char *g = serve_tool_grammar(r, format, NULL, e);
     serve_gen_req_free(r);
     return g;
+}
+
+/* The grammar for a chat request with TOOLS and `extra` fields, in `format`; NULL with *e. */
+static char *grammar_for(const char *extra, const char *format, serve_error *e) {
+    return grammar_with(TOOLS, extra, format, e);
 }
 
 /* A matcher for gbnf over trie (*g and *m to free); false, with the grammar printed, when
@@ -147,8 +153,8 @@ TEST(named_and_json_formats) {
 
 TEST(refusals) {
     serve_error e;
-    char *g = grammar_for(",\"tool_choice\":\"required\"", "gemma4", &e);
-    CHECK(!g && e.status == 400 && strstr(e.message, "\"gemma4\"") && strstr(e.message, "qwen3-coder"));
+    char *g = grammar_for(",\"tool_choice\":\"required\"", "gemma", &e);
+    CHECK(!g && e.status == 400 && strstr(e.message, "\"gemma\"") && strstr(e.message, "gemma4"));
     ob_free(g);
     const char *pattern = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
                           "\"tool_choice\":\"required\",\"tools\":[{\"type\":\"function\","
@@ -166,7 +172,115 @@ TEST(refusals) {
     g = serve_tool_grammar(r, "hermes", NULL, &e); /* a JSON string enforces its pattern */
     CHECK_MSG(g, "%s", e.message);
     ob_free(g);
+    memset(&e, 0, sizeof e);
+    g = serve_tool_grammar(r, "gemma4", NULL, &e); /* Gemma 4's raw text does not */
+    CHECK(!g && e.status == 400 && strstr(e.message, "'pattern'") && strstr(e.message, "f:"));
+    ob_free(g);
     serve_gen_req_free(r);
+}
+
+/* ---- Gemma 4 literals ------------------------------------------------------------------- */
+
+#define Q "<|\"|>" /* Gemma 4's string delimiter */
+#define GEMMA_CALL(body) "<|tool_call>call:" body "<tool_call|>"
+#define GEMMA_WEATHER GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q "}")
+
+/* Gemma 4 text calls for TOOLS: the arguments as its literals, in the schema's order, typed
+ * and bounded as the schema says. */
+TEST(gemma4_calls) {
+    serve_error e;
+    char *single = grammar_for(",\"tool_choice\":\"required\",\"parallel_tool_calls\":false",
+                               "gemma4", &e);
+    char *many = grammar_for(",\"tool_choice\":\"required\"", "gemma4", &e);
+    CHECK_MSG(single && many, "%s", e.message);
+    if (!single || !many) return;
+    CHECK(takes(single, GEMMA_WEATHER));
+    CHECK(takes(single, GEMMA_CALL("get_weather{city:" Q "Rome" Q ",unit:" Q "f" Q ",days:7}")));
+    /* raw text: quotes, newlines, a '<' before anything but '|' or 't'; an empty string */
+    CHECK(takes(single, GEMMA_CALL("write{code:" Q "if (a < b) x(\"s\");\n</div>" Q ",tags:["
+                                   Q "a" Q "," Q "b" Q "]}")));
+    CHECK(takes(single, GEMMA_CALL("write{code:" Q Q "}")));
+    /* what would end the string or the call early */
+    CHECK(!takes(single, GEMMA_CALL("write{code:" Q "x" Q "y" Q "}")));
+    CHECK(!takes(single, GEMMA_CALL("write{code:" Q "x<tool_call|>" Q "}")));
+    CHECK(!takes(single, GEMMA_CALL("write{code:" Q "x<|turn>" Q "}")));
+    /* the schema: required keys, enums, lengths, ranges, integers, $ref, nothing undeclared */
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q "}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "k" Q "}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Llanfairpwllgwyngyll" Q ",unit:" Q
+                                    "c" Q "}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q ",days:9}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q
+                                    ",days:2.5}")));
+    CHECK(!takes(single, GEMMA_CALL("write{code:" Q "x" Q ",tags:[" Q "c" Q "]}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q ",zip:1}")));
+    CHECK(!takes(single, GEMMA_CALL("delete_all{}")));
+    /* JSON is not Gemma 4's syntax, nor are quoted strings or spacing it never writes */
+    CHECK(!takes(single, GEMMA_CALL("get_weather{\"city\":\"Paris\",\"unit\":\"c\"}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city: " Q "Paris" Q ",unit:" Q "c" Q "}")));
+    /* several calls, back to back, only when parallel calls are allowed, at most four */
+    CHECK(!takes(single, GEMMA_WEATHER GEMMA_WEATHER));
+    CHECK(takes(many, GEMMA_WEATHER GEMMA_WEATHER GEMMA_WEATHER GEMMA_WEATHER));
+    CHECK(!takes(many, GEMMA_WEATHER GEMMA_WEATHER GEMMA_WEATHER GEMMA_WEATHER GEMMA_WEATHER));
+    ob_free(single);
+    ob_free(many);
+}
+
+/* A tool with nested objects, nullable numbers, anyOf, const and a key that is not a word. */
+#define NESTED_TOOLS                                                                            \
+    "[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":"          \
+    "\"object\",\"properties\":{\"opts\":{\"type\":\"object\",\"properties\":{\"deep\":{"     \
+    "\"type\":\"boolean\"},\"n\":{\"type\":[\"number\",\"null\"],\"minimum\":-10}},"          \
+    "\"required\":[\"deep\"]},\"pick\":{\"anyOf\":[{\"type\":\"integer\"},{\"const\":"      \
+    "{\"mode\":\"auto\"}}]},\"my key\":{\"type\":\"string\"}},\"required\":[\"opts\","   \
+    "\"pick\"]}}}]"
+
+/* The arguments (JSON text) Gemma 4's own parser reads from text's one call, or NULL. */
+static char *gemma_arguments(const char *text) {
+    chat_output out;
+    ob_err err = {{0}};
+    char *args = NULL;
+    if (!chat_output_parse_tools(CHAT_FAMILY_GEMMA4, text, strlen(text), CHAT_OUTPUT_STRICT,
+                                 NESTED_TOOLS, strlen(NESTED_TOOLS), &out, &err) &&
+        out.n_calls == 1 && out.n_invalid == 0)
+        args = ob_strndup(out.calls[0].arguments, strlen(out.calls[0].arguments));
+    chat_output_clear(&out);
+    return args;
+}
+
+/* Whether text's call parses back to the JSON arguments `want`. */
+static bool parses_to(const char *text, const char *want) {
+    char *got = gemma_arguments(text);
+    json_t *a = got ? json_loads(got, 0, NULL) : NULL, *b = json_loads(want, 0, NULL);
+    bool same = a && b && json_equal(a, b);
+    if (!same) fprintf(stderr, "%s\n  read %s, expected %s\n", text, got ? got : "nothing", want);
+    json_decref(a);
+    json_decref(b);
+    ob_free(got);
+    return same;
+}
+
+TEST(gemma4_nested_literals) {
+    serve_error e;
+    char *g = grammar_with(NESTED_TOOLS, ",\"tool_choice\":{\"type\":\"function\","
+                           "\"function\":{\"name\":\"f\"}}", "gemma4", &e);
+    CHECK_MSG(g, "%s", e.message);
+    if (!g) return;
+    const char *a = GEMMA_CALL("f{opts:{deep:true},pick:5}");
+    const char *b = GEMMA_CALL("f{opts:{deep:false,n:null},pick:{mode:" Q "auto" Q "}," Q
+                               "my key" Q ":" Q "v" Q "}");
+    const char *c = GEMMA_CALL("f{opts:{deep:true,n:-2.5},pick:-3}");
+    CHECK(takes(g, a) && parses_to(a, "{\"opts\":{\"deep\":true},\"pick\":5}"));
+    CHECK(takes(g, b) && parses_to(b, "{\"opts\":{\"deep\":false,\"n\":null},\"pick\":{\"mode\":"
+                                      "\"auto\"},\"my key\":\"v\"}"));
+    CHECK(takes(g, c) && parses_to(c, "{\"opts\":{\"deep\":true,\"n\":-2.5},\"pick\":-3}"));
+    CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:true},pick:" Q "auto" Q "}")));
+    CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:true},pick:{mode:" Q "manual" Q "}}")));
+    CHECK(!takes(g, GEMMA_CALL("f{opts:{n:1},pick:1}")));
+    CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:1},pick:1}")));
+    CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:true,n:-11},pick:1}")));
+    CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:true},pick:1,my key:" Q "v" Q "}")));
+    ob_free(g);
 }
 
 /* ---- formats whose markers are control tokens ------------------------------------------ */
@@ -191,17 +305,27 @@ static const char *const EOG[] = {"</s>", "<｜end▁of▁sentence｜>", "<|end_
 #define N_CONTROL (sizeof CONTROL / sizeof *CONTROL)
 #define N_EOG (sizeof EOG / sizeof *EOG)
 #define N_SYNTH (256 + N_CONTROL + N_EOG)
+/* Gemma 4's markers, after those in the vocabulary its walks use (the other formats' walks keep
+ * the vocabulary, and so the token picks, they were written with) */
+static const char *const GEMMA_CONTROL[] = {"<|tool_call>", "<tool_call|>", Q};
+#define N_GEMMA (sizeof GEMMA_CONTROL / sizeof *GEMMA_CONTROL)
+#define N_ALL (N_SYNTH + N_GEMMA)
 
 static char BYTE_TEXT[256][2];
 
-static ob_vocab_trie *marker_vocab(void) {
+static ob_vocab_trie *marker_vocab(bool gemma) {
     ob_vocab_trie *t = ob_calloc(1, sizeof *t);
-    t->n_vocab = (int64_t)N_SYNTH;
-    t->kind = ob_alloc(N_SYNTH, 1);
-    t->text = ob_alloc(N_SYNTH, sizeof *t->text);
-    t->text_len = ob_alloc(N_SYNTH, sizeof *t->text_len);
-    for (size_t i = 0; i < N_SYNTH; i++) {
-        if (i < 256) {
+    size_t n = gemma ? N_ALL : N_SYNTH;
+    t->n_vocab = (int64_t)n;
+    t->kind = ob_alloc(n, 1);
+    t->text = ob_alloc(n, sizeof *t->text);
+    t->text_len = ob_alloc(n, sizeof *t->text_len);
+    for (size_t i = 0; i < n; i++) {
+        if (i >= N_SYNTH) {
+            t->text[i] = GEMMA_CONTROL[i - N_SYNTH];
+            t->text_len[i] = (uint32_t)strlen(t->text[i]);
+            t->kind[i] = VT_NEVER;
+        } else if (i < 256) {
             BYTE_TEXT[i][0] = (char)i;
             t->text[i] = BYTE_TEXT[i];
             t->text_len[i] = 1;
@@ -221,7 +345,7 @@ static size_t tokens_of(const ob_vocab_trie *t, const char *text, int32_t *ids, 
     size_t n = 0, len = strlen(text);
     for (size_t i = 0; i < len && n < cap;) {
         int32_t id = (int32_t)(unsigned char)text[i];
-        for (size_t k = 256; k < N_SYNTH; k++)
+        for (size_t k = 256; k < (size_t)t->n_vocab; k++)
             if (len - i >= t->text_len[k] && !memcmp(text + i, t->text[k], t->text_len[k]))
                 id = (int32_t)k;
         ids[n++] = id;
@@ -291,17 +415,19 @@ static const struct {
     {"deepseek-r1", {"one_call", "two_calls"}},
     {"deepseek-v3.1", {"one_call", "two_calls"}},
     {"gpt-oss", {"one_call"}},
+    {"gemma4", {"one_call", "two_calls"}},
 };
 
 /* Every case text passes its format's grammar, markers as tokens and (no vocabulary) as text;
  * the same text with a tool that is not declared or a bad argument does not. */
 TEST(control_token_formats_take_their_cases) {
-    ob_vocab_trie *t = marker_vocab();
-    CHECK(t);
-    if (!t) return;
+    ob_vocab_trie *base = marker_vocab(false), *gemma = marker_vocab(true);
+    CHECK(base && gemma);
+    if (!base || !gemma) return;
     int checked = 0;
     for (size_t f = 0; f < sizeof FORMAT_CASES / sizeof *FORMAT_CASES; f++) {
         const char *fmt = FORMAT_CASES[f].format;
+        const ob_vocab_trie *t = strcmp(fmt, "gemma4") ? base : gemma;
         char path[256];
         snprintf(path, sizeof path, "tests/chat/output_cases/%s.json", fmt);
         json_error_t je;
@@ -326,8 +452,9 @@ TEST(control_token_formats_take_their_cases) {
             /* the markers' text in bytes is not the markers */
             CHECK_MSG(!takes_over(t, tok, without_eog(text)), "%s %s: bytes taken for tokens", fmt,
                       want);
+            const char *paris = strstr(text, Q) ? Q "Paris" Q : "\"Paris\"";
             CHECK_MSG(!takes_as_tokens(tok, t, replaced(text, "get_weather", "get_wether")) &&
-                          !takes_as_tokens(tok, t, replaced(text, "\"Paris\"", "3")),
+                          !takes_as_tokens(tok, t, replaced(text, paris, "3")),
                       "%s %s: a wrong tool or argument taken", fmt, want);
             checked++;
         }
@@ -335,8 +462,9 @@ TEST(control_token_formats_take_their_cases) {
         ob_free(txt);
         json_decref(root);
     }
-    CHECK(checked == 11);
-    ob_vocab_trie_free(t);
+    CHECK(checked == 13);
+    ob_vocab_trie_free(base);
+    ob_vocab_trie_free(gemma);
 }
 
 /* Random walks through each format's grammar over the marker vocabulary: what the grammar lets
@@ -344,14 +472,15 @@ TEST(control_token_formats_take_their_cases) {
  * valid arguments, nothing invalid and no text. Picks lean towards closing tokens so strings
  * stay short. */
 TEST(control_token_formats_parse_back) {
-    ob_vocab_trie *t = marker_vocab();
-    CHECK(t);
-    if (!t) return;
+    ob_vocab_trie *base = marker_vocab(false), *gemma = marker_vocab(true);
+    CHECK(base && gemma);
+    if (!base || !gemma) return;
     uint64_t rng = 3;
-    static float logits[N_SYNTH];
+    static float logits[N_ALL];
     int calls = 0, walks = 0;
     for (size_t f = 0; f < sizeof FORMAT_CASES / sizeof *FORMAT_CASES; f++) {
         const char *fmt = FORMAT_CASES[f].format;
+        const ob_vocab_trie *t = strcmp(fmt, "gemma4") ? base : gemma;
         serve_error e;
         char *gbnf = case_grammar(fmt, t, &e);
         ob_grammar *g = NULL;
@@ -365,11 +494,11 @@ TEST(control_token_formats_parse_back) {
             size_t len = 0;
             bool ended = false;
             for (int step = 0; step < 1500 && m && !ended; step++) {
-                for (size_t i = 0; i < N_SYNTH; i++) logits[i] = 0;
+                for (size_t i = 0; i < (size_t)t->n_vocab; i++) logits[i] = 0;
                 CHECK(!ob_matcher_mask(m, logits, NULL));
-                int32_t allowed[N_SYNTH], closing[N_SYNTH];
+                int32_t allowed[N_ALL], closing[N_ALL];
                 size_t n_allowed = 0, n_closing = 0;
-                for (size_t i = 0; i < N_SYNTH; i++) {
+                for (size_t i = 0; i < (size_t)t->n_vocab; i++) {
                     if (logits[i] != 0) continue;
                     allowed[n_allowed++] = (int32_t)i;
                     if (i >= 256 || strchr("\"}]0123456789", (int)i)) closing[n_closing++] = (int32_t)i;
@@ -423,7 +552,8 @@ TEST(control_token_formats_parse_back) {
         ob_free(gbnf);
     }
     CHECK_MSG(walks >= 40 && calls >= walks, "%d walks ended, %d calls", walks, calls);
-    ob_vocab_trie_free(t);
+    ob_vocab_trie_free(base);
+    ob_vocab_trie_free(gemma);
 }
 
 int main(void) {
@@ -441,6 +571,8 @@ int main(void) {
     RUN(xml_calls);
     RUN(named_and_json_formats);
     RUN(refusals);
+    RUN(gemma4_calls);
+    RUN(gemma4_nested_literals);
     ob_vocab_trie_free(TRIE);
     ob_model_free(MODEL);
     return t_summary();
