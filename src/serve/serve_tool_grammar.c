@@ -461,13 +461,12 @@ static void root_rule(serve_buf *b, const tool_format *f, const ob_vocab_trie *t
         put_marker(b, trie, "<|end|>");
         put_marker(b, trie, "<|start|>");
         serve_buf_puts(b, "\"assistant\"\n");
-        int32_t end = trie ? gram_vocab_special(trie, "<|end|>", 7) : -1;
-        if (end >= 0) { /* any tokens but the one that ends the message */
-            serve_buf_printf(b, "oss-text ::= (!<[%d]>)*\n", (int)end);
-        } else {
-            serve_buf_puts(b, "oss-text ::= oss-plain-0\n");
-            rules_text_without(b, "oss-plain", "<|end|>");
-        }
+        /* Plain text only: a control token inside the reasoning (<|start|>, <|channel|>, ...)
+         * or text spelling one would be read by the Harmony parser as the message's
+         * structure, and the call after it lost. Control tokens are allowed only where a token
+         * element names them, so a text rule keeps them out; "<|" is kept out as text. */
+        serve_buf_puts(b, "oss-text ::= oss-plain-0\n");
+        rules_text_without(b, "oss-plain", "<|");
         serve_buf_puts(b, "root ::= analysis? named\n");
     }
 }
