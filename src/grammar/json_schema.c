@@ -28,7 +28,9 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SCHEMA_MAX_DEPTH 64
 #define SCHEMA_MAX_BOUND 1e15 /* numeric bounds beyond this are refused */
@@ -329,6 +331,13 @@ static int body_object(conv *c, json_t *s, sb *b, const char *path) {
     return rc;
 }
 
+/* Jinja's dictsort: keys compared with ASCII letters folded to lower case, then as bytes. */
+static int by_key_without_case(const void *x, const void *y) {
+    const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+    const int folded = strcasecmp(a, b);
+    return folded ? folded : strcmp(a, b);
+}
+
 static int object_rules(conv *c, json_t *props, json_t *req, json_t *extra, sb *b,
                         const char *path) {
     size_t n = json_object_size(props);
@@ -345,11 +354,18 @@ static int object_rules(conv *c, json_t *props, json_t *req, json_t *extra, sb *
     json_t *v;
     char pp[PATH_MAX_LEN], ppk[PATH_MAX_LEN];
     sub_path(pp, path, "properties");
-    json_object_foreach(props, key, v) {
-        sub_path(ppk, pp, key);
-        if (!rc) rc = kv_rule(c, key, v, ppk, kv[i]);
-        must[i++] = is_required(req, key);
+    const char **keys = ob_calloc(n + 1, sizeof *keys);
+    if (!keys) rc = fail(c, OB_ERR_NOMEM, path, "out of memory");
+    json_object_foreach(props, key, v) if (keys) keys[i++] = key;
+    /* Gemma 4's template writes a call's arguments through dictsort (keys compared without
+     * case): the order the model has seen its calls in */
+    if (keys && c->quote) qsort(keys, n, sizeof *keys, by_key_without_case);
+    for (i = 0; keys && i < n && !rc; i++) {
+        sub_path(ppk, pp, keys[i]);
+        rc = kv_rule(c, keys[i], json_object_get(props, keys[i]), ppk, kv[i]);
+        must[i] = is_required(req, keys[i]);
     }
+    ob_free(keys);
     char extra_kv[96] = "";
     if (!rc && extra && !json_is_false(extra)) {
         char xp[PATH_MAX_LEN], vname[96];

@@ -185,8 +185,8 @@ TEST(refusals) {
 #define GEMMA_CALL(body) "<|tool_call>call:" body "<tool_call|>"
 #define GEMMA_WEATHER GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q "}")
 
-/* Gemma 4 text calls for TOOLS: the arguments as its literals, in the schema's order, typed
- * and bounded as the schema says. */
+/* Gemma 4 text calls for TOOLS: the arguments as its literals, keys in the order its template
+ * writes them (dictsort), typed and bounded as the schema says. */
 TEST(gemma4_calls) {
     serve_error e;
     char *single = grammar_for(",\"tool_choice\":\"required\",\"parallel_tool_calls\":false",
@@ -195,7 +195,9 @@ TEST(gemma4_calls) {
     CHECK_MSG(single && many, "%s", e.message);
     if (!single || !many) return;
     CHECK(takes(single, GEMMA_WEATHER));
-    CHECK(takes(single, GEMMA_CALL("get_weather{city:" Q "Rome" Q ",unit:" Q "f" Q ",days:7}")));
+    CHECK(takes(single, GEMMA_CALL("get_weather{city:" Q "Rome" Q ",days:7,unit:" Q "f" Q "}")));
+    /* the schema's order (days last) is not the template's */
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Rome" Q ",unit:" Q "f" Q ",days:7}")));
     /* raw text: quotes, newlines, a '<' before anything but '|' or 't'; an empty string */
     CHECK(takes(single, GEMMA_CALL("write{code:" Q "if (a < b) x(\"s\");\n</div>" Q ",tags:["
                                    Q "a" Q "," Q "b" Q "]}")));
@@ -209,9 +211,9 @@ TEST(gemma4_calls) {
     CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "k" Q "}")));
     CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Llanfairpwllgwyngyll" Q ",unit:" Q
                                     "c" Q "}")));
-    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q ",days:9}")));
-    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q
-                                    ",days:2.5}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",days:9,unit:" Q "c" Q "}")));
+    CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",days:2.5,unit:" Q "c" Q
+                                    "}")));
     CHECK(!takes(single, GEMMA_CALL("write{code:" Q "x" Q ",tags:[" Q "c" Q "]}")));
     CHECK(!takes(single, GEMMA_CALL("get_weather{city:" Q "Paris" Q ",unit:" Q "c" Q ",zip:1}")));
     CHECK(!takes(single, GEMMA_CALL("delete_all{}")));
@@ -267,8 +269,8 @@ TEST(gemma4_nested_literals) {
     CHECK_MSG(g, "%s", e.message);
     if (!g) return;
     const char *a = GEMMA_CALL("f{opts:{deep:true},pick:5}");
-    const char *b = GEMMA_CALL("f{opts:{deep:false,n:null},pick:{mode:" Q "auto" Q "}," Q
-                               "my key" Q ":" Q "v" Q "}");
+    const char *b = GEMMA_CALL("f{" Q "my key" Q ":" Q "v" Q ",opts:{deep:false,n:null},"
+                               "pick:{mode:" Q "auto" Q "}}");
     const char *c = GEMMA_CALL("f{opts:{deep:true,n:-2.5},pick:-3}");
     CHECK(takes(g, a) && parses_to(a, "{\"opts\":{\"deep\":true},\"pick\":5}"));
     CHECK(takes(g, b) && parses_to(b, "{\"opts\":{\"deep\":false,\"n\":null},\"pick\":{\"mode\":"
@@ -279,7 +281,7 @@ TEST(gemma4_nested_literals) {
     CHECK(!takes(g, GEMMA_CALL("f{opts:{n:1},pick:1}")));
     CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:1},pick:1}")));
     CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:true,n:-11},pick:1}")));
-    CHECK(!takes(g, GEMMA_CALL("f{opts:{deep:true},pick:1,my key:" Q "v" Q "}")));
+    CHECK(!takes(g, GEMMA_CALL("f{my key:" Q "v" Q ",opts:{deep:true},pick:1}")));
     ob_free(g);
 }
 
