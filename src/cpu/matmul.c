@@ -30,7 +30,7 @@ ob_status cpu_weight_init(cpu_weight *w, ob_err *err) {
         return ob_fail(err, OB_ERR_UNSUPPORTED, "tensor '%s': type id %u has no CPU kernels",
                        w->name, (unsigned)w->type);
     w->act = quant_traits_get(w->qt->vec_dot_type);
-    if (!w->act || !w->act->from_f32)
+    if (!w->act || !w->act->act_from_f32)
         return ob_fail(err, OB_ERR_UNSUPPORTED,
                        "tensor '%s': activation type id %u has no quantizer", w->name,
                        (unsigned)w->qt->vec_dot_type);
@@ -152,7 +152,7 @@ void cpu_matmul(cpu_pool *pool, float *y, const cpu_weight *w, const float *x, i
                 void *wsp) {
     mm_task t = {.y = y, .w = w, .x = x, .xq = act_is_f32(w) ? (const char *)x : wsp,
                  .n_tok = n_tok, .packed = !w->rp && use_packed(w, n_tok),
-                 .conv = w->act->from_f32, .xq_row = w->act_row_size};
+                 .conv = w->act->act_from_f32, .xq_row = w->act_row_size};
     if (w->rp) {
         t.conv = w->qt->rp_act;
         t.xq_row = w->rp_act_row_size;
@@ -178,7 +178,7 @@ static void many_task(mm_task *t, const cpu_matmul_job *j, char *xq) {
     const cpu_weight *w = j->w;
     *t = (mm_task){.y = j->y, .w = w, .x = j->x, .xq = act_is_f32(w) ? (const char *)j->x : xq,
                    .n_tok = j->n_tok, .packed = !w->rp && use_packed(w, j->n_tok),
-                   .conv = w->act->from_f32, .xq_row = w->act_row_size};
+                   .conv = w->act->act_from_f32, .xq_row = w->act_row_size};
     if (w->rp) {
         t->conv = w->qt->rp_act;
         t->xq_row = w->rp_act_row_size;

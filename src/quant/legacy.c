@@ -7,11 +7,15 @@
  *   Q4_0/Q5_0: d = (the element of largest magnitude, with its sign) / -8 (/ -16);
  *   Q4_1/Q5_1: d = (max - min) / 15 (/ 31), m = min;
  *   Q8_0/Q8_1: d = max|x| / 127, q = roundf(x / d) (half away from zero).
+ * Q8_0 and Q8_1 also quantize activations (act_from_f32), as llama.cpp's x86 CPU backend does:
+ * the same d, but q = x * (127 / max|x|) rounded to nearest with ties to even.
  * Dot products sum exact integer block products and scale them in float, block by block.
  */
+#include "quant/q8_k.h"
 #include "quant/quant_impl.h"
 
 #include <math.h>
+#include <stdbool.h>
 
 /* No fused multiply-add: dequantization must round q * d and then + m separately, as the
  * file format's definition (and the gguf package) does. GCC in -std=c11 mode never contracts;
@@ -254,14 +258,34 @@ static void q8_0_to_f32(const void *src, float *dst, int64_t n) {
     }
 }
 
-static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
-    quant_block_q8_0 *b = dst;
-    for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0) {
-        float max, amax = legacy_absmax(src, QK8_0, &max);
-        float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
-        b[i].d = quant_to_f16(d);
-        for (int j = 0; j < 32; j++) b[i].qs[j] = (int8_t)roundf(src[j] * id);
+/* One block's quants and d: the reference's rounding (act false) or the activations'
+ * (act true, see the file comment); returns d. */
+static float q8_block(const float *src, int8_t *qs, bool act) {
+    float max, amax = legacy_absmax(src, 32, &max);
+    float d = amax / 127;
+    if (act) {
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        /* the magic-number rounding (q8_k.h) rounds ties to even whatever the FPU mode */
+        for (int j = 0; j < 32; j++) qs[j] = (int8_t)kq_nearest_int(src[j] * id);
+    } else {
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int j = 0; j < 32; j++) qs[j] = (int8_t)roundf(src[j] * id);
     }
+    return d;
+}
+
+static void q8_0_quantize(const float *src, void *dst, int64_t n, bool act) {
+    quant_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / QK8_0; i++, src += QK8_0)
+        b[i].d = quant_to_f16(q8_block(src, b[i].qs, act));
+}
+
+static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
+    q8_0_quantize(src, dst, n, false);
+}
+
+void quant_q8_0_act_scalar(const float *src, void *dst, int64_t n) {
+    q8_0_quantize(src, dst, n, true);
 }
 
 /* Sum of products of 32 int8 pairs (exact). */
@@ -292,19 +316,23 @@ static void q8_1_to_f32(const void *src, float *dst, int64_t n) {
     }
 }
 
-static void q8_1_from_f32(const float *src, void *dst, int64_t n) {
+static void q8_1_quantize(const float *src, void *dst, int64_t n, bool act) {
     quant_block_q8_1 *b = dst;
     for (int64_t i = 0; i < n / QK8_1; i++, src += QK8_1) {
-        float max, amax = legacy_absmax(src, QK8_1, &max);
-        float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
+        const float d = q8_block(src, b[i].qs, act);
         b[i].d = quant_to_f16(d);
         int sum = 0;
-        for (int j = 0; j < 32; j++) {
-            b[i].qs[j] = (int8_t)roundf(src[j] * id);
-            sum += b[i].qs[j];
-        }
+        for (int j = 0; j < 32; j++) sum += b[i].qs[j];
         b[i].s = quant_to_f16((float)sum * d);
     }
+}
+
+static void q8_1_from_f32(const float *src, void *dst, int64_t n) {
+    q8_1_quantize(src, dst, n, false);
+}
+
+void quant_q8_1_act_scalar(const float *src, void *dst, int64_t n) {
+    q8_1_quantize(src, dst, n, true);
 }
 
 static void q8_1_vec_dot(int64_t n, float *out, const void *x, const void *y) {

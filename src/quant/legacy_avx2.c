@@ -17,3 +17,10 @@ const quant_impl quant_q8_0_avx2 = {.from_f32 = x86_q8_0_from_f32, .vec_dot = x8
     .dot_tile = x86_q8_0_dot_tile};
 const quant_impl quant_q8_1_avx2 = {.from_f32 = x86_q8_1_from_f32, .vec_dot = x86_q8_1_vec_dot,
     .dot_tile = x86_q8_1_dot_tile};
+
+void quant_q8_0_act_avx2(const float *src, void *dst, int64_t n) {
+    x86_q8_0_act_from_f32(src, dst, n);
+}
+void quant_q8_1_act_avx2(const float *src, void *dst, int64_t n) {
+    x86_q8_1_act_from_f32(src, dst, n);
+}

@@ -186,24 +186,37 @@ NEON_ENTRY(q5_1, LK_Q5_1)
 NEON_ENTRY(q8_0, LK_Q8_0)
 NEON_ENTRY(q8_1, LK_Q8_1)
 
-/* ---- activation quantizers ---- */
+/* ---- Q8_0 / Q8_1 quantizers (act false: from_f32, act true: act_from_f32) ---- */
 
-static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
+static inline void q8_0_quantize(const float *src, void *dst, int64_t n, bool act) {
     quant_block_q8_0 *b = dst;
     for (int64_t i = 0; i < n / 32; i++) {
         int sum;
-        b[i].d = quant_to_f16(neon_quantize_q8_block(src + 32 * i, b[i].qs, &sum));
+        b[i].d = quant_to_f16(neon_quantize_q8_block(src + 32 * i, b[i].qs, &sum, act));
     }
 }
 
-static void q8_1_from_f32(const float *src, void *dst, int64_t n) {
+static inline void q8_1_quantize(const float *src, void *dst, int64_t n, bool act) {
     quant_block_q8_1 *b = dst;
     for (int64_t i = 0; i < n / 32; i++) {
         int sum;
-        float d = neon_quantize_q8_block(src + 32 * i, b[i].qs, &sum);
+        float d = neon_quantize_q8_block(src + 32 * i, b[i].qs, &sum, act);
         b[i].d = quant_to_f16(d);
         b[i].s = quant_to_f16((float)sum * d);
     }
+}
+
+static void q8_0_from_f32(const float *src, void *dst, int64_t n) {
+    q8_0_quantize(src, dst, n, false);
+}
+static void q8_1_from_f32(const float *src, void *dst, int64_t n) {
+    q8_1_quantize(src, dst, n, false);
+}
+void quant_q8_0_act_neon(const float *src, void *dst, int64_t n) {
+    q8_0_quantize(src, dst, n, true);
+}
+void quant_q8_1_act_neon(const float *src, void *dst, int64_t n) {
+    q8_1_quantize(src, dst, n, true);
 }
 
 const quant_impl quant_q4_0_neon = {.vec_dot = q4_0_vec_dot,

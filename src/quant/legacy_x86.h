@@ -180,24 +180,38 @@ LEGACY_TILE_FN(x86_q5_1_dot_tile, LK_Q5_1)
 LEGACY_TILE_FN(x86_q8_0_dot_tile, LK_Q8_0)
 LEGACY_TILE_FN(x86_q8_1_dot_tile, LK_Q8_1)
 
-/* ---- activation quantizers (bit-exact with the reference) ---- */
+/* ---- Q8_0 / Q8_1 quantizers (bit-exact with the scalar ones: act false the reference
+ * from_f32, act true act_from_f32) ---- */
 
-static void x86_q8_0_from_f32(const float *src, void *dst, int64_t n) {
+LEGACY_INLINE void lk_q8_0_quantize(const float *src, void *dst, int64_t n, bool act) {
     quant_block_q8_0 *b = dst;
     for (int64_t i = 0; i < n / 32; i++) {
         int sum;
-        b[i].d = quant_to_f16(x86_quantize_q8_block(src + 32 * i, b[i].qs, &sum));
+        b[i].d = quant_to_f16(x86_quantize_q8_block(src + 32 * i, b[i].qs, &sum, act));
     }
 }
 
-static void x86_q8_1_from_f32(const float *src, void *dst, int64_t n) {
+LEGACY_INLINE void lk_q8_1_quantize(const float *src, void *dst, int64_t n, bool act) {
     quant_block_q8_1 *b = dst;
     for (int64_t i = 0; i < n / 32; i++) {
         int sum;
-        float d = x86_quantize_q8_block(src + 32 * i, b[i].qs, &sum);
+        float d = x86_quantize_q8_block(src + 32 * i, b[i].qs, &sum, act);
         b[i].d = quant_to_f16(d);
         b[i].s = quant_to_f16((float)sum * d);
     }
+}
+
+static void x86_q8_0_from_f32(const float *src, void *dst, int64_t n) {
+    lk_q8_0_quantize(src, dst, n, false);
+}
+static void x86_q8_0_act_from_f32(const float *src, void *dst, int64_t n) {
+    lk_q8_0_quantize(src, dst, n, true);
+}
+static void x86_q8_1_from_f32(const float *src, void *dst, int64_t n) {
+    lk_q8_1_quantize(src, dst, n, false);
+}
+static void x86_q8_1_act_from_f32(const float *src, void *dst, int64_t n) {
+    lk_q8_1_quantize(src, dst, n, true);
 }
 
 #endif

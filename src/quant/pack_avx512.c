@@ -31,7 +31,7 @@ static size_t pk_size(int64_t n) {
     return (size_t)((n / 32 + PK_GROUP - 1) / PK_GROUP) * PK_GROUP_BYTES;
 }
 
-/* Quantizes one row (as Q8_0's reference does) into the packed layout, start values for a
+/* Quantizes one row (as Q8_0's act_from_f32 does) into the packed layout, start values for a
  * weight offset `off`. n % 32 == 0. */
 static void pk_pack(const float *src, uint8_t *dst, int64_t n, int off) {
     const int64_t nb = n / 32;
@@ -42,7 +42,7 @@ static void pk_pack(const float *src, uint8_t *dst, int64_t n, int off) {
         const int j = (int)(b % PK_GROUP);
         uint8_t *pair = g + 64 + (j / 2) * 128;
         int sum;
-        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)pair + 32 * (j & 1), &sum);
+        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)pair + 32 * (j & 1), &sum, true);
         d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
         memcpy(g + 4 * j, &d, 4);
         /* wrapping, not undefined, when a NaN activation made `sum` garbage */

@@ -97,6 +97,15 @@ static const quant_row ROWS[OB_QTYPE_COUNT] = {
          ARM(&quant_iq4_xs_neon)}},
 };
 
+/* Activation quantizers of the types whose activations round unlike their file format
+ * (quant.h, act_from_f32); every other type's act_from_f32 is its from_f32. */
+static const quant_from_f32_fn ACT_FROM_F32[OB_QTYPE_COUNT][QUANT_ISA_COUNT] = {
+    [OB_QTYPE_Q8_0] = {quant_q8_0_act_scalar, X86(quant_q8_0_act_avx2),
+                       X86(quant_q8_0_act_avx512), ARM(quant_q8_0_act_neon)},
+    [OB_QTYPE_Q8_1] = {quant_q8_1_act_scalar, X86(quant_q8_1_act_avx2),
+                       X86(quant_q8_1_act_avx512), ARM(quant_q8_1_act_neon)},
+};
+
 /* Packed-activation kernels (pack.h), added to the AVX-512 variant of their type. */
 static const quant_pack_impl *const PACKED_AVX512[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_0] = X86(&quant_q4_0_pack_avx512),
@@ -189,12 +198,13 @@ static bool quant_isa_ok(int isa, const quant_impl *impl, const ob_cpu_features 
     return ok;
 }
 
-/* Overlays the non-NULL fields of one kernel set. */
-static void quant_overlay(quant_traits *t, const quant_impl *impl) {
+/* Overlays the non-NULL fields of one kernel set (of ISA isa). */
+static void quant_overlay(quant_traits *t, const quant_impl *impl, int isa) {
     if (impl->to_f32) t->to_f32 = impl->to_f32;
-    if (impl->from_f32) t->from_f32 = impl->from_f32;
+    if (impl->from_f32) t->from_f32 = t->act_from_f32 = impl->from_f32;
     if (impl->vec_dot) t->vec_dot = impl->vec_dot;
     if (impl->dot_tile) t->dot_tile = impl->dot_tile;
+    if (ACT_FROM_F32[t->type][isa]) t->act_from_f32 = ACT_FROM_F32[t->type][isa];
 }
 
 /* Resolves every usable (type, ISA) pair. The chains are scalar -> avx2 -> avx512 on x86 and
@@ -210,7 +220,7 @@ static void quant_init(void) {
             .type = type, .name = row->name, .block_size = row->block_size,
             .type_size = row->type_size, .vec_dot_type = row->vec_dot_type, .isa = "scalar",
         };
-        quant_overlay(&t, row->impl[QUANT_ISA_SCALAR]);
+        quant_overlay(&t, row->impl[QUANT_ISA_SCALAR], QUANT_ISA_SCALAR);
         g_traits[type][QUANT_ISA_SCALAR] = t;
         g_have[type][QUANT_ISA_SCALAR] = true;
         g_best[type] = QUANT_ISA_SCALAR;
@@ -220,7 +230,7 @@ static void quant_init(void) {
             const quant_impl *impl = row->impl[isa];
             if (!impl) continue; /* nothing of its own: the next ISA builds on the one below */
             if (!quant_isa_ok(isa, impl, cpu)) break;
-            quant_overlay(&cur, impl);
+            quant_overlay(&cur, impl, isa);
             cur.isa = ISA_NAMES[isa];
             const quant_pack_impl *pk = isa == QUANT_ISA_AVX512 ? PACKED_AVX512[type] : NULL;
             if (pk) {
@@ -239,7 +249,7 @@ static void quant_init(void) {
         const quant_impl *neon = row->impl[QUANT_ISA_NEON];
         if (neon && quant_isa_ok(QUANT_ISA_NEON, neon, cpu)) {
             quant_traits n = t;
-            quant_overlay(&n, neon);
+            quant_overlay(&n, neon, QUANT_ISA_NEON);
             n.isa = ISA_NAMES[QUANT_ISA_NEON];
             const quant_repack_impl *rp =
                 cpu->i8mm && REPACKED_NEON_I8MM[type] ? REPACKED_NEON_I8MM[type]

@@ -9,7 +9,8 @@
  *
  * Layouts are exactly GGUF's (ggml's): a row of n elements is n / block_size blocks of
  * type_size bytes. A dot product multiplies a row of a weight type by a row of activations of
- * that type's vec_dot_type (which the caller first produces with the vec_dot_type's from_f32).
+ * that type's vec_dot_type (which the caller first produces with the vec_dot_type's
+ * act_from_f32).
  *
  * Integer quants (Q8_0, Q8_1 and the int8 parts of others) are assumed to lie in [-127, 127],
  * as every quantizer here and in ggml writes them; -128 may saturate in SIMD dot products.
@@ -57,8 +58,13 @@ typedef struct quant_traits {
                                  Q4_0/Q5_0/Q8_0/IQ4_NL->Q8_0, Q4_1/Q5_1/Q8_1->Q8_1,
                                  Q2_K..Q6_K/IQ4_XS->Q8_K */
     quant_to_f32_fn to_f32;   /* dequantize; never NULL */
-    quant_from_f32_fn from_f32; /* quantize (the reference quantizer's result; for Q8_0/Q8_1
-                                   also the fast activation quantizer); NULL if none */
+    quant_from_f32_fn from_f32; /* quantize (the reference quantizer's result: what a GGUF
+                                   file holds); NULL if none */
+    /* Quantizes a row of activations for vec_dot: the same as from_f32 except for Q8_0 and
+     * Q8_1, where it rounds x * (127 / max|x|) to nearest with ties to even, as llama.cpp's
+     * x86 CPU backend does (the file format's reference rounds x / d with ties away from
+     * zero). NULL exactly when from_f32 is. */
+    quant_from_f32_fn act_from_f32;
     quant_vec_dot_fn vec_dot; /* never NULL */
     const char *isa;          /* "scalar", "avx2", "avx512", "neon" */
     /* Extensions beyond the agreed interface. */

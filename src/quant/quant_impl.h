@@ -67,6 +67,15 @@ extern const quant_impl quant_q5_0_scalar, quant_q5_0_avx2, quant_q5_0_avx512, q
 extern const quant_impl quant_q5_1_scalar, quant_q5_1_avx2, quant_q5_1_avx512, quant_q5_1_neon;
 extern const quant_impl quant_q8_0_scalar, quant_q8_0_avx2, quant_q8_0_avx512, quant_q8_0_neon;
 extern const quant_impl quant_q8_1_scalar, quant_q8_1_avx2, quant_q8_1_avx512, quant_q8_1_neon;
+/* Their activation quantizers (quant_traits.act_from_f32), which round unlike from_f32. */
+void quant_q8_0_act_scalar(const float *src, void *dst, int64_t n);
+void quant_q8_1_act_scalar(const float *src, void *dst, int64_t n);
+void quant_q8_0_act_avx2(const float *src, void *dst, int64_t n);
+void quant_q8_1_act_avx2(const float *src, void *dst, int64_t n);
+void quant_q8_0_act_avx512(const float *src, void *dst, int64_t n);
+void quant_q8_1_act_avx512(const float *src, void *dst, int64_t n);
+void quant_q8_0_act_neon(const float *src, void *dst, int64_t n);
+void quant_q8_1_act_neon(const float *src, void *dst, int64_t n);
 
 /* K-quants and IQ4 (q2_k*.c ... q8_k*.c, iq4_*.c). Declared for their files to define; each
  * becomes live when its row in quant.c's table names it. */

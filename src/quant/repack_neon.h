@@ -66,7 +66,7 @@ static inline size_t rn_act_size(int64_t n) { return (size_t)(n / 32) * RN_ABLOC
 static inline void rn_act(const float *src, uint8_t *dst, int64_t n, int off) {
     for (int64_t b = 0; b < n / 32; b++, dst += RN_ABLOCK) {
         int sum;
-        float d = neon_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum);
+        float d = neon_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum, true);
         d = quant_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
         /* unsigned arithmetic: a NaN activation makes `sum` garbage, which must wrap */
         int32_t start = (int32_t)(0u - (uint32_t)off * (uint32_t)sum);

@@ -8,6 +8,7 @@
 #include "quant/quant_impl.h"
 
 #include <immintrin.h>
+#include <stdbool.h>
 
 /* 16 bytes of nibbles -> 32 bytes 0..15: low nibbles in bytes 0..15, high nibbles in 16..31,
  * which is the element order of a 32-element block. */
@@ -74,9 +75,13 @@ static inline __m256 x86_roundf(__m256 v) {
     return _mm256_add_ps(t, _mm256_and_ps(up, one));
 }
 
-/* One block of 32 floats -> Q8 quants as the reference does it (d = max|x| / 127,
- * q = roundf(x * (1 / d))). Writes the 32 quants, returns d and their sum. */
-static inline float x86_quantize_q8_block(const float *x, int8_t *qs, int *sum) {
+/* One block of 32 floats -> Q8 quants. d = max|x| / 127 either way; the quants are
+ *   act false: roundf(x * (1 / d)), the file format's reference quantizer (ties away from 0);
+ *   act true:  x * (127 / max|x|) rounded to nearest, ties to even, as ggml's x86 CPU backend
+ *              quantizes activations (quantize_row_q8_0/q8_1). Gemma 3's activations hit exact
+ *              ties often enough that the other rule moved its embeddings by 1e-3.
+ * Writes the 32 quants, returns d and their sum. */
+static inline float x86_quantize_q8_block(const float *x, int8_t *qs, int *sum, bool act) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 v[4], m = _mm256_setzero_ps();
     for (int k = 0; k < 4; k++) {
@@ -87,10 +92,17 @@ static inline float x86_quantize_q8_block(const float *x, int8_t *qs, int *sum) 
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     float amax = _mm_cvtss_f32(m4);
-    float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
+    float d = amax / 127, id;
+    if (act) id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    else id = d != 0.0f ? 1.0f / d : 0.0f;
     __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(x86_roundf(_mm256_mul_ps(v[k], vid)));
+    for (int k = 0; k < 4; k++) {
+        __m256 p = _mm256_mul_ps(v[k], vid);
+        p = act ? _mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+                : x86_roundf(p);
+        q[k] = _mm256_cvttps_epi32(p);
+    }
     __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
     *sum = x86_hsum_epi32(s);
     /* packs work per 128-bit lane; the permute puts the 4-byte groups back in order */
@@ -108,7 +120,7 @@ static inline void x86_repack_act(const float *src, uint8_t *dst, int64_t n, int
                                   size_t ablock) {
     for (int64_t b = 0; b < n / 32; b++, dst += ablock) {
         int sum;
-        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum);
+        float d = x86_quantize_q8_block(src + 32 * b, (int8_t *)dst, &sum, true);
         d = x86_f16(quant_to_f16(d)); /* the value a Q8_0 block stores */
         /* in unsigned arithmetic: a NaN activation (a broken model file) makes `sum` garbage,
          * and the garbage must wrap, not be undefined; the NaN check of the logits reports it */

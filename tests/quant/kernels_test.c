@@ -95,6 +95,41 @@ TEST(table_is_consistent) {
     CHECK(quant_traits_isa(OB_QTYPE_Q4_0, "sse9") == NULL);
 }
 
+/* Q8_0/Q8_1 activations round as llama.cpp's x86 CPU backend (ggml's AVX2 quantize_row_q8_0
+ * and _q8_1: q = x * (127 / max|x|) to nearest, ties to even), while from_f32 keeps the file
+ * format's reference (q = roundf(x / d), ties away from zero). A block whose largest magnitude
+ * is 127 makes x * (127 / max) = x exactly, so its halves are ties; every ISA must agree. */
+TEST(q8_activations_round_ties_to_even) {
+    static const float halves[] = {0.5f, 1.5f, 2.5f, -2.5f, 3.5f, -0.5f, 126.5f, -125.5f};
+    static const int8_t even[] = {0, 2, 2, -2, 4, 0, 126, -126};
+    static const int8_t away[] = {1, 2, 3, -3, 4, -1, 127, -126};
+    float x[64];
+    for (int i = 0; i < 64; i++) x[i] = (float)(i % 7) - 3.0f;
+    x[31] = 127.0f; /* the block's max: scale 1 */
+    x[63] = -127.0f;
+    for (int i = 0; i < 8; i++) x[i] = x[40 + i] = halves[i];
+    static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon"};
+    static const uint32_t Q8_TYPES[] = {OB_QTYPE_Q8_0, OB_QTYPE_Q8_1};
+    for (int isa = 0; isa < 4; isa++) {
+        for (int k = 0; k < 2; k++) {
+            const uint32_t type = Q8_TYPES[k];
+            const quant_traits *t = quant_traits_isa(type, ISAS[isa]);
+            if (!t) continue;
+            const size_t off = type == OB_QTYPE_Q8_1 ? 4 : 2, bs = t->type_size;
+            uint8_t act[2 * 36], ref[2 * 36];
+            t->act_from_f32(x, act, 64);
+            t->from_f32(x, ref, 64);
+            for (int i = 0; i < 8; i++) {
+                CHECK_MSG((int8_t)act[off + i] == even[i] && (int8_t)act[bs + off + 8 + i] ==
+                          even[i], "%s/%s act %g -> %d, expected %d", t->name, t->isa,
+                          halves[i], (int8_t)act[off + i], even[i]);
+                CHECK_MSG((int8_t)ref[off + i] == away[i], "%s/%s from_f32 %g -> %d, expected %d",
+                          t->name, t->isa, halves[i], (int8_t)ref[off + i], away[i]);
+            }
+        }
+    }
+}
+
 /* Reference quantizers: error per element within half a step of the block's scale, and the
  * dequantized value reproduces exactly on a second round trip. */
 TEST(reference_quantize_error_is_bounded) {
@@ -226,6 +261,13 @@ static int check_convert(const quant_traits *t, const quant_traits *r, int64_t n
         fprintf(stderr, "  %s/%s from_f32 n=%lld differs\n", t->name, t->isa, (long long)n);
         return 1;
     }
+    t->act_from_f32(s->x, s->qx, n);
+    r->act_from_f32(s->x, s->qz, n);
+    if (memcmp(s->qx, s->qz, row_bytes(t, n)) != 0) {
+        fprintf(stderr, "  %s/%s act_from_f32 n=%lld differs\n", t->name, t->isa,
+                (long long)n);
+        return 1;
+    }
     return 0;
 }
 
@@ -267,7 +309,7 @@ static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, s
 }
 
 /* dot_packed on TX weight rows x 1..TY activation rows packed by act_pack, against the
- * reference vec_dot on the same activations quantized by the reference vec_dot_type. */
+ * reference vec_dot on the same activations quantized by the reference act_from_f32. */
 static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
     if (!t->dot_packed) return 0;
     const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
@@ -279,7 +321,7 @@ static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n,
     }
     for (int j = 0; j < TY; j++) {
         fill(s->y, n);
-        ry->from_f32(s->y, s->qy + j * yb, n);
+        ry->act_from_f32(s->y, s->qy + j * yb, n);
         t->act_pack(s->y, packed + j * pb, n);
     }
     int failed = 0;
@@ -311,7 +353,7 @@ static void fill_extreme(float *x, int64_t n) {
 }
 
 /* rp_dot on two repacked groups of rows x 1..TY activation rows from rp_act, against the
- * reference vec_dot on the file layout and the reference activation quantization. With
+ * reference vec_dot on the file layout and the reference act_from_f32. With
  * `extreme`, weights from fill_extreme and activations of one sign (all at the largest quant):
  * the products that kernels summing in 16 bits must keep below saturation. */
 static int check_repacked_data(const quant_traits *t, const quant_traits *r, int64_t n,
@@ -334,7 +376,7 @@ static int check_repacked_data(const quant_traits *t, const quant_traits *r, int
         if (extreme)
             for (int64_t i = 0; i < n; i++) s->y[i] = j % 2 ? 1.0f : -1.0f;
         else fill(s->y, n);
-        ry->from_f32(s->y, s->qy + j * yb, n);
+        ry->act_from_f32(s->y, s->qy + j * yb, n);
         t->rp_act(s->y, act + j * ab, n);
     }
     /* Each activation row alone (the decode call), for the batch-invariance check below. */
@@ -474,6 +516,7 @@ TEST(reference_passes_its_own_harness) {
 int main(void) {
     RUN(table_is_consistent);
     RUN(reference_quantize_error_is_bounded);
+    RUN(q8_activations_round_ties_to_even);
     RUN(reference_vec_dot_matches_dequantized_dot);
     RUN(reference_passes_its_own_harness);
     RUN(simd_variants_match_reference);

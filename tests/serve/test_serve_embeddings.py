@@ -32,12 +32,19 @@ GEMMA = os.environ.get("OB_DEFAULT_MODEL") or os.path.join(ROOT, "models",
 STORIES = os.path.join(SHARED, "models", "stories260K.gguf")
 SANITIZED = os.path.basename(os.path.normpath(BUILD)) == "build-san"
 TOL = 1e-3
-# Gemma 3 270M's residual stream carries outliers in the thousands; both engines quantize
-# activations to Q8 and sum in different orders, which moves its logits by about 1 in 45
-# (tests/model/test_gemma3_270m.py) and its final hidden state by a cosine distance of up to
-# 2.5e-3 (measured: mean pooling 0.5e-3..1.6e-3, last 1.4e-3..2.3e-3, a lone BOS 0.5e-3), while
-# on SmolLM2 and the synthetic qwen3 both engines agree to 3e-4.
-GEMMA_TOL = 5e-3
+# Gemma 3 270M is chaotic at the last bit. Its activations land on exact or near ties of the
+# Q8 rounding (2 elements in 1,280 of a layer's normed input, measured), and one quant moved by
+# a step in a block whose scale is an outlier's moves that matmul's output by ~8e-4. With
+# llama.cpp's rounding of Q8_0 activations (ties to even, quant.h act_from_f32) "hello world"
+# comes out as llama.cpp's (distance 3e-14); what is left is float summation order (matmul and
+# attention sums differ in the 7th digit, then an F16 rounding of the KV cache or a Q8 tie
+# flips). llama.cpp differs from itself by more on TEXTS (flash attention on against off:
+# mean pooling 0.37e-3..1.42e-3, last 1.9e-3..2.5e-3), outboard from itself by as much (mean
+# of "x": 1.08e-3 between OB_REPACK=0 and the default kernels), and outboard from llama.cpp
+# by mean 0..1.20e-3 (last up to 1.8e-3). Only bit-identical kernels (llama.cpp's summation
+# orders in every matmul and in attention) would bring this under TOL. SmolLM2 and the
+# synthetic qwen3 agree to 3e-4.
+GEMMA_TOL = 2e-3
 CTX = 256
 
 TEXTS = ["hello world",
