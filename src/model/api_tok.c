@@ -23,6 +23,9 @@ void model_vocab_load(ob_model *m) {
         m->vocab_err = err;
         return;
     }
+    /* prompts of one model repeat their long parts (a system prompt, earlier turns): 32 MiB
+     * holds a few 100,000-token conversations */
+    tok_vocab_cache_fragments(v, (size_t)32 << 20);
     m->vocab = v;
 }
 

@@ -6,6 +6,7 @@
  */
 #include "core/alloc.h"
 #include "core/err.h"
+#include "tokenizer/frag_cache.h"
 #include "tokenizer/tok_impl.h"
 
 #include <string.h>
@@ -56,17 +57,22 @@ static ob_status encode_fragments(const tok_vocab *v, const char *text, const to
             continue;
         }
         const char *p = text + fr[i].off;
+        const bool prefix = v->type == TOK_TYPE_SPM && v->add_space_prefix && prev_special;
+        prev_special = false;
+        const bool long_one = v->frag_cache && fr[i].len >= TOK_FRAG_CACHE_MIN;
+        if (long_one && tok_frag_cache_get(v->frag_cache, p, fr[i].len, prefix, out)) continue;
+        const size_t before = out->n;
         ob_status st;
         switch (v->type) {
-        case TOK_TYPE_SPM:
-            st = spm_fragment(v, p, fr[i].len, v->add_space_prefix && prev_special, out);
-            break;
+        case TOK_TYPE_SPM: st = spm_fragment(v, p, fr[i].len, prefix, out); break;
         case TOK_TYPE_BPE: st = bpe_fragment(v, p, fr[i].len, out, err); break;
         default: st = tok_wpm_encode(v, p, fr[i].len, out); break;
         }
         if (st == OB_ERR_NOMEM) return ob_fail(err, st, "tokenize: no memory");
         if (st) return st;
-        prev_special = false;
+        if (long_one && !out->oom)
+            tok_frag_cache_put(v->frag_cache, p, fr[i].len, prefix, out->v + before,
+                               out->n - before);
     }
     return OB_OK;
 }

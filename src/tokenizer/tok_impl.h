@@ -129,6 +129,7 @@ struct tok_vocab {
     size_t n_re;
 
     char warnings[1024]; /* lines about metadata that was ignored or repaired at load, or "" */
+    struct tok_frag_cache *frag_cache; /* long fragments' ids (frag_cache.h), or NULL: none */
 };
 
 /* vocab.c: appends one line to v->warnings (the first ones are kept when it is full). */

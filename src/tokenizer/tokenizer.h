@@ -35,6 +35,12 @@ ob_status tok_vocab_load(const gguf_file *f, tok_vocab **out, ob_err *err);
 /* Frees v; tok_vocab_free(NULL) is a no-op. */
 void tok_vocab_free(tok_vocab *v);
 
+/* From now on tok_encode remembers the ids of long raw fragments (up to max_bytes of text and
+ * ids, least recently used first out) and reuses them for the same bytes: a server's prompts
+ * repeat their long parts turn after turn. Results are those of encoding; off when out of
+ * memory. Thread-safe as tok_encode is. */
+void tok_vocab_cache_fragments(tok_vocab *v, size_t max_bytes);
+
 int64_t tok_n_vocab(const tok_vocab *v);
 /* Lines (each ending in '\n') about metadata the loader ignored or repaired: a special token
  * id outside the vocabulary, a token type or score that means nothing. "" when none. */

@@ -6,6 +6,7 @@
  */
 #include "core/alloc.h"
 #include "core/err.h"
+#include "tokenizer/frag_cache.h"
 #include "tokenizer/tok_impl.h"
 
 #include <inttypes.h>
@@ -378,8 +379,13 @@ ob_status tok_vocab_load(const gguf_file *f, tok_vocab **out, ob_err *err) {
     return OB_OK;
 }
 
+void tok_vocab_cache_fragments(tok_vocab *v, size_t max_bytes) {
+    if (v && !v->frag_cache) v->frag_cache = tok_frag_cache_new(max_bytes);
+}
+
 void tok_vocab_free(tok_vocab *v) {
     if (!v) return;
+    tok_frag_cache_free(v->frag_cache);
     tok_pretok_free(v);
     tok_map_free(&v->map);
     tok_map_free(&v->merges);
