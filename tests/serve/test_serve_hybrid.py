@@ -32,11 +32,13 @@ def hybrid(request, tmp_path_factory):
 
 
 def complete(s, prompt, n=8):
-    body = {"prompt": prompt, "max_tokens": n, "temperature": 0}
+    """(text, usage, the first token's top log-probabilities {token: logprob})."""
+    body = {"prompt": prompt, "max_tokens": n, "temperature": 0, "logprobs": 5}
     status, raw, _ = s.request("POST", "/v1/completions", body, timeout=60)
     assert status == 200, raw
     r = json.loads(raw)
-    return r["choices"][0]["text"], r["usage"]
+    c = r["choices"][0]
+    return c["text"], r["usage"], c["logprobs"]["top_logprobs"][0]
 
 
 def common(a, b):
@@ -58,7 +60,7 @@ def test_shared_prefix_restores_a_state_snapshot_and_equals_a_cold_run(hybrid):
     try:
         hits = metric(s, "outboard_prefix_cache_hits_total")
         out = [complete(s, p) for p in prompts]
-        n_prompt = [u["prompt_tokens"] for _, u in out]
+        n_prompt = [u["prompt_tokens"] for _, u, _ in out]
         ids = [token_ids(p, hybrid) for p in prompts]
         assert n_prompt == [len(t) for t in ids]
         assert len(ids[0]) // BLOCK > common(ids[0], ids[1]) // BLOCK + 1
@@ -73,15 +75,23 @@ def test_shared_prefix_restores_a_state_snapshot_and_equals_a_cold_run(hybrid):
         assert cached(out[3][1]) == n_prompt[2] // BLOCK * BLOCK, out[3][1]
         assert n_prompt[3] - cached(out[3][1]) < BLOCK + n_prompt[3] - n_prompt[2]
         assert metric(s, "outboard_prefix_cache_hits_total") == hits + 2
-        assert metric(s, "outboard_prefix_cache_tokens_total") == sum(cached(u) for _, u in out)
+        assert metric(s, "outboard_prefix_cache_tokens_total") == sum(cached(u) for _, u, _ in out)
     finally:
         s.stop()
-    for prompt, (text, _) in zip(prompts[2:], out[2:]):
+    # A restored state continues where the cold run's state is, but not to the bit: the chunked
+    # DeltaNet prefill sums in other chunks from a snapshot, and Q8 activations turn last-bit
+    # differences into steps of a quant now and then (measured: first-token log-probabilities
+    # 1e-7 apart on F32 weights, up to 0.04 on Q8_0). A random model's greedy text follows such
+    # a step to another token, so the log-probabilities are compared: a wrong or stale state
+    # moves them by whole units.
+    for prompt, (_, _, top) in zip(prompts[2:], out[2:]):
         fresh = Server("--parallel", "2", model=hybrid)
         try:
-            alone, usage = complete(fresh, prompt)
+            _, usage, cold = complete(fresh, prompt)
             assert cached(usage) == 0
-            assert alone == text, f"{prompt!r}: reused {text!r}, cold {alone!r}"
+            shared = set(top) & set(cold)
+            assert len(shared) >= 3, (top, cold)
+            assert all(abs(top[t] - cold[t]) < 0.1 for t in shared), (prompt, top, cold)
         finally:
             fresh.stop()
 
@@ -95,7 +105,9 @@ def test_batched_decode_equals_one_at_a_time(hybrid):
     s = Server("--parallel", "4", model=hybrid)
     try:
         alone = [stream_completion(s, p, max_tokens=24) for p in prompts]
-        assert all(f == "length" and t for t, f in alone)
+        # a random model may draw its end-of-text early (the 20-character prompt's answer
+        # stops after 18 tokens on the Q8_0 qwen35), still past a block boundary
+        assert all(t for t, _ in alone) and sum(f == "length" for _, f in alone) >= 3, alone
         together = concurrently(lambda p: stream_completion(s, p, max_tokens=24), prompts)
         assert together == alone
     finally:
