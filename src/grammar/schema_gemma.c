@@ -103,12 +103,7 @@ void sb_gemma_primitives(sb *b, const char *p, const char *quote) {
     sb_printf(b, "%s-text ::= ([^<\\x00] | \"<\"+ [^<|t\\x00])*\n", p);
     sb_printf(b, "%s-string ::= %s %s-text %s\n", p, quote, p, quote);
     sb_printf(b, "%s-key ::= [A-Za-z_] [A-Za-z0-9_]{0,63}\n", p);
-    sb_printf(b, "%s-int ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15})\n", p);
-    sb_printf(b, "%s-number ::= %s-int (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?\n", p, p);
-    sb_printf(b, "%s-boolean ::= \"true\" | \"false\"\n", p);
-    sb_printf(b, "%s-null ::= \"null\"\n", p);
-    sb_printf(b, "%s-value ::= %s-object | %s-array | %s-string | %s-number | %s-boolean | "
-                 "%s-null\n", p, p, p, p, p, p, p);
+    sb_shared_primitives(b, p);
     sb_printf(b, "%s-object ::= \"{\" (%s-key \":\" %s-value (\",\" %s-key \":\" %s-value)*)? "
                  "\"}\"\n", p, p, p, p, p);
     sb_printf(b, "%s-array ::= \"[\" (%s-value (\",\" %s-value)*)? \"]\"\n", p, p, p);

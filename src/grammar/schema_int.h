@@ -28,6 +28,8 @@ void sb_literal(sb *b, const char *s, size_t n);
 /* The rules PREFIX-ws, -char, -string, -int, -number, -boolean, -null, -value, -object,
  * -array. */
 void sb_primitives(sb *b, const char *prefix);
+/* Of those, the ones Gemma 4's literals spell as JSON does (int, number, boolean, null, value). */
+void sb_shared_primitives(sb *b, const char *prefix);
 /* Non-negative integers lo..hi (hi < 0: unbounded) in decimal without leading zeros, as one
  * parenthesised expression; lo, hi below 10^15. */
 void sb_uint_range(sb *b, int64_t lo, int64_t hi);

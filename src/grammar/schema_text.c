@@ -72,18 +72,24 @@ void sb_literal(sb *b, const char *s, size_t n) {
     sb_put(b, "\"", 1);
 }
 
-/* The primitive rules every translation may use, named PREFIX-ws, PREFIX-string, ... */
-void sb_primitives(sb *b, const char *p) {
-    sb_printf(b, "%s-ws ::= | \" \" | \"\\n\" [ \\t]{0,12}\n", p);
-    sb_printf(b, "%s-char ::= [^\"\\\\\\x00-\\x1F\\x7F] | \"\\\\\" ([\"\\\\/bfnrt] | "
-                 "\"u\" [0-9a-fA-F]{4})\n", p);
-    sb_printf(b, "%s-string ::= \"\\\"\" %s-char* \"\\\"\"\n", p, p);
+/* The rules JSON and Gemma 4's literals spell alike: numbers, booleans, null, and a value of
+ * any kind (whose object, array and string rules each syntax writes its own way). */
+void sb_shared_primitives(sb *b, const char *p) {
     sb_printf(b, "%s-int ::= \"-\"? ([0-9] | [1-9] [0-9]{1,15})\n", p);
     sb_printf(b, "%s-number ::= %s-int (\".\" [0-9]{1,15})? ([eE] [-+]? [0-9]{1,3})?\n", p, p);
     sb_printf(b, "%s-boolean ::= \"true\" | \"false\"\n", p);
     sb_printf(b, "%s-null ::= \"null\"\n", p);
     sb_printf(b, "%s-value ::= %s-object | %s-array | %s-string | %s-number | %s-boolean | "
                  "%s-null\n", p, p, p, p, p, p, p);
+}
+
+/* The primitive rules every translation may use, named PREFIX-ws, PREFIX-string, ... */
+void sb_primitives(sb *b, const char *p) {
+    sb_printf(b, "%s-ws ::= | \" \" | \"\\n\" [ \\t]{0,12}\n", p);
+    sb_printf(b, "%s-char ::= [^\"\\\\\\x00-\\x1F\\x7F] | \"\\\\\" ([\"\\\\/bfnrt] | "
+                 "\"u\" [0-9a-fA-F]{4})\n", p);
+    sb_printf(b, "%s-string ::= \"\\\"\" %s-char* \"\\\"\"\n", p, p);
+    sb_shared_primitives(b, p);
     sb_printf(b, "%s-object ::= \"{\" %s-ws (%s-string %s-ws \":\" %s-ws %s-value %s-ws "
                  "(\",\" %s-ws %s-string %s-ws \":\" %s-ws %s-value %s-ws)*)? \"}\"\n",
               p, p, p, p, p, p, p, p, p, p, p, p, p);
