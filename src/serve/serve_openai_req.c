@@ -35,6 +35,7 @@ static int sampling_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
     if (got) s->frequency_penalty = (float)x;
     if ((got = serve_json_get_number(b, "", "repetition_penalty", 0.01, 10, &x, e)) < 0) return -1;
     if (got) s->repeat_penalty = (float)x;
+    if (serve_json_get_bool(b, "", "ignore_eos", &s->ignore_eos, e) < 0) return -1;
     if ((got = serve_json_get_int(b, "", "seed", INT64_MIN, INT64_MAX, &k, e)) < 0) return -1;
     if (got) {
         s->has_seed = true;

@@ -74,6 +74,7 @@ typedef struct serve_sampling {
     uint64_t seed;
     serve_logit_bias *logit_bias; /* owned, n_logit_bias entries */
     size_t n_logit_bias;
+    bool ignore_eos; /* end-of-generation tokens are never drawn (llama.cpp's and vLLM's field) */
 } serve_sampling;
 
 typedef enum serve_tool_choice {

@@ -342,7 +342,10 @@ static bool sample(serve_sched *s, serve_seq *q, const float *logits) {
     if (q->counts) q->counts[tok]++;
     q->phase = SERVE_SEQ_DECODE;
     const char *end = NULL;
-    if (ob_token_is_eog(s->o.model, tok) || sched_seq_text(s, q, tok))
+    /* with ignore_eos none is drawn; one that still comes (a draft accepted past the mask,
+     * a grammar's end) is text like any other */
+    if ((!r->sampling.ignore_eos && ob_token_is_eog(s->o.model, tok)) ||
+        sched_seq_text(s, q, tok))
         end = "stop";
     else if ((r->max_tokens > 0 && q->n_gen >= r->max_tokens) || (int64_t)q->n_tokens >= s->n_ctx)
         end = "length";
@@ -646,6 +649,7 @@ void serve_sched_free(serve_sched *s) {
     ob_free(s->running);
     ob_free(s->slot_used);
     ob_free(s->entry);
+    ob_free(s->eog);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->trie_mu);
     ob_vocab_trie_free(s->trie);

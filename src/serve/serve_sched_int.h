@@ -36,6 +36,10 @@ struct serve_sched {
      * reaches its budget; NULL when the chat format has no closable reasoning */
     int32_t *think_close;
     size_t n_think_close;
+    /* the model's end-of-generation tokens, listed at the first request that ignores them */
+    int32_t *eog;
+    size_t n_eog;
+    bool eog_listed;
 };
 
 /* ---- serve_sched_task.c ---- */

@@ -122,7 +122,7 @@ static int seq_init(serve_sched *s, serve_task *t, serve_seq *q, const int32_t *
         q->counts = ob_calloc((size_t)s->n_vocab, sizeof *q->counts);
         if (!q->counts) return serve_req_nomem(e, "penalties");
     }
-    if (q->counts || sp->n_logit_bias) {
+    if (q->counts || sp->n_logit_bias || sp->ignore_eos) {
         q->scratch = ob_alloc((size_t)s->n_vocab, sizeof *q->scratch);
         if (!q->scratch) return serve_req_nomem(e, "logit_bias");
     }
@@ -259,10 +259,25 @@ void sched_seq_flush(serve_sched *s, serve_seq *q, const char *reason) {
     ob_chat_reply_clear(&res);
 }
 
+/* The model's end-of-generation tokens into s->eog (once; on the engine thread). */
+static void list_eog(serve_sched *s) {
+    if (s->eog_listed) return;
+    s->eog_listed = true;
+    size_t n = 0;
+    for (int64_t v = 0; v < s->n_vocab; v++) n += ob_token_is_eog(s->o.model, (int32_t)v);
+    s->eog = ob_alloc(n ? n : 1, sizeof *s->eog);
+    for (int64_t v = 0; s->eog && v < s->n_vocab; v++)
+        if (ob_token_is_eog(s->o.model, (int32_t)v)) s->eog[s->n_eog++] = (int32_t)v;
+}
+
 const float *sched_seq_logits(serve_sched *s, serve_seq *q, const float *logits) {
     if (!q->scratch) return logits;
     const serve_sampling *sp = &q->task->req->sampling;
     memcpy(q->scratch, logits, (size_t)s->n_vocab * sizeof *logits);
+    if (sp->ignore_eos) {
+        list_eog(s);
+        for (size_t i = 0; i < s->n_eog; i++) q->scratch[s->eog[i]] = -INFINITY;
+    }
     for (size_t i = 0; i < sp->n_logit_bias; i++) {
         const serve_logit_bias *b = &sp->logit_bias[i];
         if (b->token >= s->n_vocab) continue;

@@ -61,10 +61,12 @@ def wait_metric(s, name, want, seconds=5.0):
     return got
 
 
-def stream_completion(s, prompt, max_tokens=16):
+def stream_completion(s, prompt, max_tokens=16, ignore_eos=False):
     """A greedy streamed /v1/completions: (text, finish_reason)."""
-    body = json.dumps({"prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
-                       "stream": True})
+    req = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    if ignore_eos:
+        req["ignore_eos"] = True
+    body = json.dumps(req)
     conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
     try:
         conn.request("POST", "/v1/completions", body=body,
