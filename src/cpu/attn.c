@@ -94,31 +94,30 @@ typedef struct attn_tile {
     float *scores, *qr, *acc;
 } attn_tile;
 
-/* Scores of query rows [r0, r0 + n) against positions [lo, hi) of the tile's sequence. */
-static void tile_scores(const attn_tile *w, int64_t r0, int64_t n, int64_t lo, int64_t hi) {
+/* Positions [lo, hi) of the tile's sequence met by query rows [r0, r0 + n), in position
+ * order and in runs of at most ATTN_KB cache rows: their scores against the K rows, or
+ * (values) the probability-weighted V rows added to their outputs. */
+static void tile_pass(const attn_tile *w, int64_t r0, int64_t n, int64_t lo, int64_t hi,
+                      bool values) {
     const cpu_attn_args *a = w->a;
     const int64_t hd = a->head_dim;
     int64_t row, len;
     for (int64_t q = lo; q < hi; q += len) {
         len = next_run(a, w->t0, q, hi, &row);
         if (len > ATTN_KB) len = ATTN_KB;
-        w->vo->scores(w->scores + r0 * w->ld + (q - w->base), w->ld, w->qr + r0 * hd, n,
-                      a->k + row * a->kv_stride + w->g * hd, a->kv_stride, len, hd);
+        float *s = w->scores + r0 * w->ld + (q - w->base);
+        const int64_t at = row * a->kv_stride + w->g * hd;
+        if (values) w->vo->mix(w->acc + r0 * hd, s, w->ld, n, a->v + at, a->kv_stride, len, hd);
+        else w->vo->scores(s, w->ld, w->qr + r0 * hd, n, a->k + at, a->kv_stride, len, hd);
     }
 }
 
-/* Adds the probability-weighted value rows of positions [lo, hi) to output rows [r0, r0 + n),
- * in position order. */
+static void tile_scores(const attn_tile *w, int64_t r0, int64_t n, int64_t lo, int64_t hi) {
+    tile_pass(w, r0, n, lo, hi, false);
+}
+
 static void tile_mix(const attn_tile *w, int64_t r0, int64_t n, int64_t lo, int64_t hi) {
-    const cpu_attn_args *a = w->a;
-    const int64_t hd = a->head_dim;
-    int64_t row, len;
-    for (int64_t q = lo; q < hi; q += len) {
-        len = next_run(a, w->t0, q, hi, &row);
-        if (len > ATTN_KB) len = ATTN_KB;
-        w->vo->mix(w->acc + r0 * hd, w->scores + r0 * w->ld + (q - w->base), w->ld, n,
-                   a->v + row * a->kv_stride + w->g * hd, a->kv_stride, len, hd);
-    }
+    tile_pass(w, r0, n, lo, hi, true);
 }
 
 /* The tile's outputs. Token i sees positions [f_i, p_i], both rising with i: every token sees

@@ -389,11 +389,11 @@ static ob_status attach_with_state(ob_context *c, int32_t seq, const int32_t *to
 int32_t ob_seq_pick(ob_context *c, const bool *used, int32_t n, const int32_t *tokens,
                     int64_t n_tokens) {
     if (n > c->n_seq) n = c->n_seq;
-    int32_t first = 0;
-    while (first < n && used[first])
-        first++;
-    if (first == n) return -1;
-    if (!c->park) return first;
+    if (!c->park) { /* nothing parked per sequence: any free one keeps all there is */
+        for (int32_t s = 0; s < n; s++)
+            if (!used[s]) return s;
+        return -1;
+    }
     if (n_tokens > c->n_ctx) n_tokens = c->n_ctx;
     int32_t from = -1;
     int64_t lo = 0;
