@@ -189,6 +189,11 @@ static void many_task(mm_task *t, const cpu_matmul_job *j, char *xq) {
 typedef struct many_run {
     mm_task *tasks;
     int n;
+    /* decode groups: the jobs' rows laid end to end, job i's from start[i] (padded to
+     * MM_ROW_STEP), claimed from one counter */
+    int64_t start[MANY_GROUP + 1];
+    _Atomic int64_t next;
+    int64_t div;
 } many_run;
 
 /* Activations of every job, the jobs' tokens dealt to the threads. */
@@ -208,6 +213,37 @@ static void many_convert(void *arg, int ith, int nth) {
 static void many_mm(void *arg, int ith, int nth) {
     const many_run *m = arg;
     for (int i = 0; i < m->n; i++) mm_run(&m->tasks[i], ith, nth);
+}
+
+/* Decode: the threads claim guided chunks of the jobs' rows laid end to end, so a claim early
+ * in the pass spans whole experts. Each thread then streams long runs of weights instead of
+ * the two taking turns through every job in short pieces. */
+static void many_flat(void *arg, int ith, int nth) {
+    many_run *m = arg;
+    (void)ith;
+    (void)nth;
+    const int64_t total = m->start[m->n];
+    int64_t r = atomic_load_explicit(&m->next, memory_order_relaxed);
+    while (r < total) {
+        int64_t n = (total - r) / m->div;
+        n -= n % MM_ROW_STEP;
+        if (n < MM_MIN_ROWS) n = MM_MIN_ROWS;
+        if (n > total - r) n = total - r;
+        if (!atomic_compare_exchange_weak_explicit(&m->next, &r, r + n, memory_order_relaxed,
+                                                   memory_order_relaxed))
+            continue;
+        int j = 0;
+        while (m->start[j + 1] <= r) j++;
+        for (int64_t lo = r; lo < r + n; j++) {
+            const int64_t hi = r + n < m->start[j + 1] ? r + n : m->start[j + 1];
+            /* job j's rows [a, b): the padding past its n_out is nobody's */
+            const int64_t n_out = m->tasks[j].w->n_out, a = lo - m->start[j];
+            const int64_t b = hi - m->start[j] < n_out ? hi - m->start[j] : n_out;
+            if (a < b) mm_chunk(&m->tasks[j], a, b);
+            lo = hi;
+        }
+        r = atomic_load_explicit(&m->next, memory_order_relaxed);
+    }
 }
 
 static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
@@ -232,10 +268,20 @@ static void many_group(cpu_pool *pool, const cpu_matmul_job *jobs, int n, char *
         else convert |= !act_is_f32(jobs[i].w);
         one_row &= jobs[i].n_tok <= 1;
     }
-    many_run m = {tasks, n};
+    many_run m = {.tasks = tasks, .n = n, .div = div};
     if (convert && one_row) many_convert(&m, 0, 1);
     else if (convert) cpu_pool_run(pool, many_convert, &m);
-    cpu_pool_run(pool, many_mm, &m);
+    if (!one_row) {
+        cpu_pool_run(pool, many_mm, &m);
+        return;
+    }
+    m.start[0] = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t rows = jobs[i].n_tok == 1 ? jobs[i].w->n_out : 0;
+        m.start[i + 1] = m.start[i] + (rows + MM_ROW_STEP - 1) / MM_ROW_STEP * MM_ROW_STEP;
+    }
+    atomic_init(&m.next, 0);
+    cpu_pool_run(pool, many_flat, &m);
 }
 
 void cpu_matmul_many(cpu_pool *pool, const cpu_matmul_job *jobs, int n, void *wsp) {

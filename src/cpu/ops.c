@@ -68,6 +68,10 @@ void cpu_rmsnorm_row(float *out, const float *x, const float *w, int64_t n, floa
     for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
 }
 
+/* Element-wise work this small runs on the calling thread: a pass of the pool (wake-up,
+ * barrier) costs more than the work (8192 SwiGLUs are a few microseconds). */
+#define CPU_OPS_SERIAL_FLOATS 8192
+
 typedef struct rmsnorm_task {
     float *out;
     const float *x, *w;
@@ -86,7 +90,8 @@ static void rmsnorm_run(void *arg, int ith, int nth) {
 void cpu_rmsnorm(cpu_pool *pool, float *out, const float *x, const float *w, int64_t n_rows,
                  int64_t n, float eps) {
     rmsnorm_task t = {out, x, w, n_rows, n, eps};
-    if (n_rows == 1) rmsnorm_run(&t, 0, 1); /* one row is not worth waking the pool for */
+    /* one row, or a few short ones (decode's per-head q/k norms), is not worth a pass */
+    if (n_rows == 1 || n_rows * n <= CPU_OPS_SERIAL_FLOATS) rmsnorm_run(&t, 0, 1);
     else cpu_pool_run(pool, rmsnorm_run, &t);
 }
 
@@ -188,7 +193,8 @@ static void swiglu_run(void *arg, int ith, int nth) {
 
 void cpu_swiglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {
     ew_task t = {out, gate, up, n};
-    cpu_pool_run(pool, swiglu_run, &t);
+    if (n <= CPU_OPS_SERIAL_FLOATS) swiglu_run(&t, 0, 1);
+    else cpu_pool_run(pool, swiglu_run, &t);
 }
 
 static void add_run(void *arg, int ith, int nth) {
@@ -240,7 +246,8 @@ static void geglu_run(void *arg, int ith, int nth) {
 void cpu_geglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {
     pthread_once(&g_gelu_once, gelu_table_init);
     ew_task t = {out, gate, up, n};
-    cpu_pool_run(pool, geglu_run, &t);
+    if (n <= CPU_OPS_SERIAL_FLOATS) geglu_run(&t, 0, 1);
+    else cpu_pool_run(pool, geglu_run, &t);
 }
 
 typedef struct scale_task {

@@ -71,6 +71,13 @@ typedef struct model_backend_caps {
     int n_threads;       /* host threads it runs ops on, 0 for a device */
 } model_backend_caps;
 
+/* One product of model_backend_ops.matmul_many: y (n_tok, w->n_out) = x (n_tok, w->n_in) W^T. */
+typedef struct model_matmul {
+    float *y;
+    const model_weight *w;
+    const float *x;
+} model_matmul;
+
 typedef struct model_backend_ops {
     const char *name; /* "cpu", "vulkan", "cuda": for messages and reports only */
 
@@ -83,6 +90,10 @@ typedef struct model_backend_ops {
     /* y (n_tok, w->n_out) = x (n_tok, w->n_in) W^T. */
     void (*matmul)(model_backend *be, float *y, const model_weight *w, const float *x,
                    int64_t n_tok);
+    /* Optional (NULL: one matmul each, see model_matmuls): each y = x W^T of the same n_tok,
+     * as matmul computes it, in one pass of the backend's threads where that is cheaper
+     * (decode's q, k and v, or gate and up: products of a few microseconds each). */
+    void (*matmul_many)(model_backend *be, const model_matmul *mm, int n, int64_t n_tok);
     /* In-place rotation of x (n_tok, n_head * head_dim); token t at position pos[t]. */
     void (*rope)(model_backend *be, float *x, int64_t n_tok, int64_t n_head, int64_t head_dim,
                  const int32_t *pos, const model_rope *rp);
@@ -159,6 +170,16 @@ struct model_backend {
     struct model_moe_host *moe_host; /* borrowed, or NULL: the MoE blocks of these layers run
                                         on the host CPU through it (moe_host.h), not moe_ffn */
 };
+
+/* The n products of mm over the same n_tok rows: in one pass where the backend offers it. */
+static inline void model_matmuls(model_backend *be, const model_matmul *mm, int n,
+                                 int64_t n_tok) {
+    if (be->ops->matmul_many) {
+        be->ops->matmul_many(be, mm, n, n_tok);
+        return;
+    }
+    for (int i = 0; i < n; i++) be->ops->matmul(be, mm[i].y, mm[i].w, mm[i].x, n_tok);
+}
 
 /* Sizes a backend needs to allocate its cache and scratch. */
 typedef struct model_backend_shape {

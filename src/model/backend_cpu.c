@@ -96,6 +96,23 @@ static void be_matmul(model_backend *be, float *y, const model_weight *w, const 
     cpu_matmul(as_cpu(be)->pool, y, prepared(as_cpu(be), w), x, n_tok, as_cpu(be)->wsp);
 }
 
+/* Decode's products of one token go through cpu_matmul_many (one pass of the pool for all
+ * of them) when their scratch fits wsp. A prompt's products keep a pass each: they are long
+ * enough that a pass's cost does not show, and their scratch is sized for one at a time. */
+static void be_matmul_many(model_backend *be, const model_matmul *mm, int n, int64_t n_tok) {
+    cpu_backend *b = as_cpu(be);
+    enum { MAX_JOBS = 8 };
+    cpu_matmul_job jobs[MAX_JOBS] = {{0}};
+    const bool one_pass = n_tok == 1 && n <= MAX_JOBS;
+    for (int i = 0; one_pass && i < n; i++)
+        jobs[i] = (cpu_matmul_job){mm[i].y, prepared(b, mm[i].w), mm[i].x, n_tok};
+    if (one_pass && cpu_matmul_many_wsize(jobs, n) <= b->wsize) {
+        cpu_matmul_many(b->pool, jobs, n, b->wsp);
+        return;
+    }
+    for (int i = 0; i < n; i++) be_matmul(be, mm[i].y, mm[i].w, mm[i].x, n_tok);
+}
+
 static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
                     int64_t head_dim, const int32_t *pos, const model_rope *rp) {
     const cpu_rope_params p = {.n_dims = rp->n_dims, .freq_base = rp->freq_base,
@@ -241,7 +258,8 @@ static void be_free(model_backend *be) {
 
 static const model_backend_ops CPU_OPS = {
     .name = "cpu", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,
-    .rope = be_rope, .kv_store = be_kv_store, .attention = be_attention, .swiglu = be_swiglu,
+    .matmul_many = be_matmul_many, .rope = be_rope, .kv_store = be_kv_store,
+    .attention = be_attention, .swiglu = be_swiglu,
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,
     .kv_copy = be_kv_copy, .seq_copy = be_seq_copy, .free = be_free, .moe_ffn = be_moe_ffn,
     .deltanet = be_deltanet, .rs_copy = be_rs_copy, .split_gate = be_split_gate,

@@ -95,8 +95,9 @@ bool model_gemma3_layers(const ob_model *m, model_backend *be, model_buffers *b,
         op->add(be, b->x, b->proj, n_tok * e);
         /* feed-forward block */
         op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
-        op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
-        op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
+        const model_matmul gate_up[2] = {{b->gate, &l->w_gate, b->xn},  /* (n_tok, n_ff) */
+                                         {b->up, &l->w_up, b->xn}};     /* (n_tok, n_ff) */
+        model_matmuls(be, gate_up, 2, n_tok);
         op->geglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
         op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
         op->rmsnorm(be, b->proj, b->proj, l->post_ffn_norm, n_tok, e, hp->norm_eps);

@@ -222,9 +222,10 @@ void model_llama_qkv(const ob_model *m, model_backend *be, model_buffers *b, int
                                 .freq_base = swa ? hp->rope_base_swa : hp->rope_base,
                                 .freq_scale = swa ? hp->rope_scale_swa : hp->rope_freq_scale,
                                 .freq_factors = m->w.rope_freqs, .neox = hp->flags.rope_neox};
-    op->matmul(be, b->q, &l->wq, b->xn, n_tok);              /* (n_tok, n_head * hd) */
-    op->matmul(be, b->k, &l->wk, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
-    op->matmul(be, b->v, &l->wv, b->xn, n_tok);              /* (n_tok, n_head_kv * hd) */
+    const model_matmul qkv[3] = {{b->q, &l->wq, b->xn},  /* (n_tok, n_head * hd) */
+                                 {b->k, &l->wk, b->xn},  /* (n_tok, n_head_kv * hd) */
+                                 {b->v, &l->wv, b->xn}}; /* (n_tok, n_head_kv * hd) */
+    model_matmuls(be, qkv, 3, n_tok);
     if (hp->flags.qkv_bias) {
         op->add_bias(be, b->q, l->bq, n_tok, qd);
         op->add_bias(be, b->k, l->bk, n_tok, kvd);
@@ -297,8 +298,9 @@ void model_llama_ffn(const ob_model *m, model_backend *be, model_buffers *b,
     const model_hparams *hp = &m->hp;
     const int64_t e = hp->n_embd;
     op->rmsnorm(be, b->xn, b->x, l->ffn_norm, n_tok, e, hp->norm_eps);
-    op->matmul(be, b->gate, &l->w_gate, b->xn, n_tok);       /* (n_tok, n_ff) */
-    op->matmul(be, b->up, &l->w_up, b->xn, n_tok);           /* (n_tok, n_ff) */
+    const model_matmul gate_up[2] = {{b->gate, &l->w_gate, b->xn},  /* (n_tok, n_ff) */
+                                     {b->up, &l->w_up, b->xn}};     /* (n_tok, n_ff) */
+    model_matmuls(be, gate_up, 2, n_tok);
     op->swiglu(be, b->gate, b->gate, b->up, n_tok * hp->n_ff);
     op->matmul(be, b->proj, &l->w_down, b->gate, n_tok);     /* (n_tok, e) */
     op->add(be, b->x, b->proj, n_tok * e);

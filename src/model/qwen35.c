@@ -291,16 +291,18 @@ static void deltanet_layer(const ob_model *m, model_backend *be, model_buffers *
     const model_dnet_weights w = {.conv = l->ssm_conv, .dt_bias = l->ssm_dt, .a = l->ssm_a,
                                   .norm = l->ssm_norm, .eps = hp->norm_eps,
                                   .grouped_heads = hp->ssm_grouped_heads};
-    op->matmul(be, qkv, &l->ssm_qkv, b->xn, n_tok);
-    op->matmul(be, z, &l->ssm_z, b->xn, n_tok);
     if (l->ssm_ba.data) { /* qwen3next: per key head, (beta, alpha) of its value heads */
         float *ba = o + n_tok * vd;           /* (n_tok, 2 nv) */
         const int64_t nk = hp->ssm_n_k_head;
-        op->matmul(be, ba, &l->ssm_ba, b->xn, n_tok);
+        const model_matmul in[3] = {{qkv, &l->ssm_qkv, b->xn}, {z, &l->ssm_z, b->xn},
+                                    {ba, &l->ssm_ba, b->xn}};
+        model_matmuls(be, in, 3, n_tok);
         op->split_gate(be, beta, alpha, ba, n_tok * nk, nv / nk);
     } else {
-        op->matmul(be, alpha, &l->ssm_alpha, b->xn, n_tok);
-        op->matmul(be, beta, &l->ssm_beta, b->xn, n_tok);
+        const model_matmul in[4] = {{qkv, &l->ssm_qkv, b->xn}, {z, &l->ssm_z, b->xn},
+                                    {alpha, &l->ssm_alpha, b->xn},
+                                    {beta, &l->ssm_beta, b->xn}};
+        model_matmuls(be, in, 4, n_tok);
     }
     op->deltanet(be, il, o, qkv, z, alpha, beta, &s->kv, &w);
     op->matmul(be, b->proj, &l->ssm_out, o, n_tok);          /* (n_tok, e) */
@@ -317,10 +319,10 @@ static void attention_layer(const ob_model *m, model_backend *be, model_buffers 
     const model_rope rp = {.n_dims = hp->n_rot, .freq_base = hp->rope_base,
                                 .freq_scale = hp->rope_freq_scale,
                                 .freq_factors = m->w.rope_freqs, .neox = true};
-    op->matmul(be, qg, &l->wq, b->xn, n_tok);
+    const model_matmul qkv[3] = {{qg, &l->wq, b->xn}, {b->k, &l->wk, b->xn},
+                                 {b->v, &l->wv, b->xn}};
+    model_matmuls(be, qkv, 3, n_tok);
     op->split_gate(be, b->q, gate, qg, n_tok * hp->n_head, hd);
-    op->matmul(be, b->k, &l->wk, b->xn, n_tok);
-    op->matmul(be, b->v, &l->wv, b->xn, n_tok);
     op->rmsnorm(be, b->q, b->q, l->q_norm, n_tok * hp->n_head, hd, hp->norm_eps);
     op->rmsnorm(be, b->k, b->k, l->k_norm, n_tok * hp->n_head_kv, hd, hp->norm_eps);
     op->rope(be, b->q, n_tok, hp->n_head, hd, b->pos, &rp);

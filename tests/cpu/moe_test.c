@@ -225,10 +225,16 @@ TEST(counts_each_chosen_expert_once_per_batch) {
     cpu_pool_free(pool);
 }
 
+/* Rows of job j's weight: with `ragged`, from 8 to 152 in steps of 24, so some are not a
+ * multiple of a repacked group and decode's claims over the jobs laid end to end cross job
+ * boundaries in the middle of a group's worth of rows; else 48. */
+static int64_t job_rows(int j, bool ragged) { return ragged ? 8 + 24 * (j % 7) : 48; }
+
 /* cpu_matmul_many gives each job exactly what cpu_matmul gives it, in types with plain,
- * packed (one token) and repacked kernels, for 40 jobs (more than one pass of the pool). */
-static void check_many(uint32_t type) {
-    enum { KI = 256, MO = 48, NJ = 40 };
+ * packed (one token) and repacked kernels, for 40 jobs (more than one pass of the pool):
+ * prompts of 1..5 tokens, or (`decode`) one token each over jobs of ragged sizes. */
+static void check_many(uint32_t type, bool decode) {
+    enum { KI = 256, MO = 152, NJ = 40 };
     const quant_traits *qt = quant_traits_ref(type);
     const size_t row = (size_t)(KI / qt->block_size) * qt->type_size;
     char *wq = ob_alloc(NJ * MO, row);
@@ -246,9 +252,10 @@ static void check_many(uint32_t type) {
     for (int i = 0; i < NJ * 5 * KI; i++) x[i] = frand();
     size_t ws = 0;
     for (int j = 0; j < NJ; j++) {
-        weight(&w[j], type, wq + (size_t)j * MO * row, KI, MO, row);
+        weight(&w[j], type, wq + (size_t)j * MO * row, KI, job_rows(j, decode), row);
         const int64_t n = j % 5 + (j % 3 == 0 ? 0 : 1) - (j % 5 == 4 ? 4 : 0); /* 1..5 */
-        jobs[j] = (cpu_matmul_job){y2 + j * 5 * MO, &w[j], x + j * 5 * KI, n > 0 ? n : 1};
+        jobs[j] = (cpu_matmul_job){y2 + j * 5 * MO, &w[j], x + j * 5 * KI,
+                                   decode || n < 1 ? 1 : n};
         ws = cpu_matmul_wsize(&w[j], 5) > ws ? cpu_matmul_wsize(&w[j], 5) : ws;
     }
     void *wsp = ob_alloc_aligned(64, cpu_matmul_many_wsize(jobs, NJ) + ws + 64);
@@ -257,8 +264,8 @@ static void check_many(uint32_t type) {
     for (int j = 0; j < NJ; j++)
         cpu_matmul(pool, y1 + j * 5 * MO, &w[j], jobs[j].x, jobs[j].n_tok, wsp);
     cpu_matmul_many(pool, jobs, NJ, wsp);
-    CHECK_MSG(!memcmp(y1, y2, NJ * 5 * MO * sizeof(float)), "%s: cpu_matmul_many differs",
-              gguf_qtype_name(type));
+    CHECK_MSG(!memcmp(y1, y2, NJ * 5 * MO * sizeof(float)), "%s%s: cpu_matmul_many differs",
+              gguf_qtype_name(type), decode ? " (decode)" : "");
     for (int j = 0; j < NJ; j++) cpu_weight_release(w[j].data);
     ob_free_aligned(wsp);
     cpu_pool_free(pool);
@@ -274,7 +281,10 @@ static void check_many(uint32_t type) {
 TEST(matmul_many_equals_one_product_at_a_time) {
     const uint32_t types[] = {OB_QTYPE_F32, OB_QTYPE_F16, OB_QTYPE_Q8_0, OB_QTYPE_Q4_0,
                               OB_QTYPE_Q4_K, OB_QTYPE_Q6_K};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) check_many(types[i]);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        check_many(types[i], false);
+        check_many(types[i], true);
+    }
 }
 
 int main(void) {
