@@ -108,9 +108,11 @@ int serve_body_parse(const char *body, size_t len, json_t **out, serve_error *e)
     return 0;
 }
 
-/* "speculative": "auto" | "off" | "ngram" (or true / false for auto / off), in every dialect's
- * body: whether this request's sequences draft (spec.h). */
-static int speculative_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
+/* "speculative": "auto" | "off" | "ngram" | "draft" | "mtp" (or true / false for auto / off):
+ * whether this request's sequences draft (spec.h), from object b where the field is named
+ * `name` in messages. */
+static int speculative_field(serve_gen_req *r, const json_t *b, const char *name,
+                             serve_error *e) {
     const json_t *v = json_object_get(b, "speculative");
     if (!v || json_is_null(v)) return 0;
     if (json_is_boolean(v)) {
@@ -118,13 +120,24 @@ static int speculative_parse(serve_gen_req *r, const json_t *b, serve_error *e) 
         return 0;
     }
     if (!json_is_string(v))
-        return serve_json_type_error(e, "speculative", "\"auto\", \"off\", \"ngram\" or a boolean",
-                                     v);
+        return serve_json_type_error(e, name, "\"auto\", \"off\", \"ngram\", \"draft\", "
+                                     "\"mtp\" or a boolean", v);
     spec_mode m;
     ob_err err;
     if (spec_mode_parse(json_string_value(v), &m, &err))
-        return serve_error_bad(e, "invalid_value", "speculative", "speculative: %s", err.msg);
+        return serve_error_bad(e, "invalid_value", name, "%s: %s", name, err.msg);
     r->speculative = (int)m;
+    return 0;
+}
+
+/* The field at the top of every dialect's body; Ollama's clients pass what the API does not
+ * name in "options" (the ollama package's chat() has no other way), so there it is read too,
+ * and wins. */
+static int speculative_parse(serve_gen_req *r, const json_t *b, serve_error *e) {
+    if (speculative_field(r, b, "speculative", e)) return -1;
+    const json_t *o = json_object_get(b, "options");
+    if (r->dialect == SERVE_DIALECT_OLLAMA && json_is_object(o))
+        return speculative_field(r, o, "options.speculative", e);
     return 0;
 }
 

@@ -14,7 +14,8 @@ processes on 127.0.0.1.
   ("speculative": "ngram"), streams exactly the text each gives alone without speculation,
   stop strings included; /metrics counts drafts, accepted tokens and tokens per pass; a bad
   "speculative" value is a 400 naming the field; the server's --spec off is overridden per
-  request; a client that leaves mid-stream frees its sequence and the next answer is intact;
+  request (Ollama's clients through options.speculative); a client that leaves mid-stream
+  frees its sequence and the next answer is intact;
 - serve --model-draft: each sequence of a batch drafts in its own slot of the draft model and
   streams what plain decoding gives, with the target itself and a random model as drafts; a
   draft model with another vocabulary stops the server at start.
@@ -192,6 +193,34 @@ def test_server_streams_with_speculation_equal_plain():
         status, body, _ = s.request("POST", "/v1/completions",
                                     {"prompt": "x", "speculative": "draft"})
         assert status == 400 and "does not load" in json.loads(body)["error"]["message"]
+        assert s.request("GET", "/health")[0] == 200
+    finally:
+        s.stop()
+
+
+def test_ollama_options_speculative():
+    """Ollama's clients carry what its API does not name in "options": options.speculative
+    turns drafting on for that request (the server runs --spec off), the text is what plain
+    decoding gives, and a bad value is a 400 naming options.speculative."""
+    ollama = pytest.importorskip("ollama")
+    s = Server("--spec", "off")
+    try:
+        client = ollama.Client(host=s.url)
+
+        def generate(spec):
+            r = client.generate(model=MODEL_ID, prompt=REPEAT, stream=False,
+                                options={"temperature": 0, "num_predict": 40,
+                                         "speculative": spec})
+            return r["response"]
+
+        plain = generate("off")
+        assert metric(s, "outboard_spec_draft_tokens_total") == 0
+        assert generate("ngram") == plain
+        assert metric(s, "outboard_spec_draft_tokens_total") > 0
+        status, body, _ = s.request("POST", "/api/generate",
+                                    {"model": MODEL_ID, "prompt": "x", "stream": False,
+                                     "options": {"speculative": "fast"}})
+        assert status == 400 and "options.speculative" in body.decode(), body
         assert s.request("GET", "/health")[0] == 200
     finally:
         s.stop()
