@@ -9,11 +9,11 @@
 
 #include "core/alloc.h"
 #include "core/err.h"
-#include "model/family.h"
 #include "cpu/matmul.h"
 #include "cpu/moe.h"
 #include "cpu/ops.h"
 #include "cpu/pool.h"
+#include "model/family.h"
 
 #include <math.h>
 #include <stdio.h>
