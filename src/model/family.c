@@ -78,12 +78,11 @@ static ob_status bind_row(ob_model *m, const model_tensor_row *r, const char *na
     return ob_fail(err, OB_ERR_ARG, "%s: tensor '%s': no such form", gguf_name(m->file), name);
 }
 
-static ob_status bind_layer(ob_model *m, const model_family *f, int64_t il, model_layer *l,
-                            ob_err *err) {
+ob_status model_bind_layer_rows(ob_model *m, const model_tensor_row *const *groups, int64_t il,
+                                model_layer *l, ob_err *err) {
     ob_status st;
-    if (l->ffn == MODEL_FFN_MOE && (st = model_moe_layer_new(m, il, err))) return st;
     char name[128];
-    for (const model_tensor_row *const *g = f->table; *g; g++) {
+    for (const model_tensor_row *const *g = groups; *g; g++) {
         for (const model_tensor_row *r = *g; r->suffix; r++) {
             if (!row_applies(r, l)) continue;
             void *field = row_field(r, l);
@@ -94,6 +93,13 @@ static ob_status bind_layer(ob_model *m, const model_family *f, int64_t il, mode
         }
     }
     return OB_OK;
+}
+
+static ob_status bind_layer(ob_model *m, const model_family *f, int64_t il, model_layer *l,
+                            ob_err *err) {
+    ob_status st;
+    if (l->ffn == MODEL_FFN_MOE && (st = model_moe_layer_new(m, &l->moe, err))) return st;
+    return model_bind_layer_rows(m, f->table, il, l, err);
 }
 
 ob_status model_bind_all(ob_model *m, const model_family *f, ob_err *err) {

@@ -109,6 +109,13 @@ typedef struct model_family {
  * with its expected shape, a misshapen one with the shape found and the one expected. */
 ob_status model_bind_all(ob_model *m, const model_family *f, ob_err *err);
 
+/* Binds the rows of groups (NULL-terminated) that layer l's kinds hold, under blk.<il>., into
+ * l (its MoE block allocated already when l->ffn is MODEL_FFN_MOE), as model_bind_all does for
+ * each layer of the stack; a block past the stack (qwen35's MTP block) binds its own this way.
+ * Errors as model_bind_all's; vectors bound are l's to free. */
+ob_status model_bind_layer_rows(ob_model *m, const model_tensor_row *const *groups, int64_t il,
+                                model_layer *l, ob_err *err);
+
 /* Frees what binding allocated in the layers (the vectors of f->table, the MoE blocks). */
 void model_layers_free(ob_model *m, const model_family *f);
 

@@ -101,12 +101,11 @@ const model_tensor_row MODEL_ROWS_SHARED_EXPERT[] = {
     MODEL_ROWS_END,
 };
 
-ob_status model_moe_layer_new(ob_model *m, int64_t il, ob_err *err) {
+ob_status model_moe_layer_new(ob_model *m, model_moe_layer **out, ob_err *err) {
     const model_moe_hparams *mo = &m->hp.moe;
     const int64_t ne = mo->n_expert;
-    model_moe_layer *l = ob_calloc(1, sizeof *l);
+    model_moe_layer *l = *out = ob_calloc(1, sizeof *l);
     if (!l) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
-    m->w.layers[il].moe = l;
     l->views = ob_calloc((size_t)(3 * ne), sizeof *l->views);
     if (!l->views) return ob_fail(err, OB_ERR_NOMEM, "%s: out of memory", gguf_name(m->file));
     l->ffn = (model_moe_block){.n_expert = ne, .n_used = mo->n_expert_used,

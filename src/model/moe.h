@@ -45,9 +45,11 @@ typedef struct model_moe_layer {
  * whose ops lack moe_ffn. */
 ob_status model_moe_read_hparams(ob_model *m, bool shared, ob_err *err);
 
-/* Allocates layer il's block into m->w.layers[il].moe, sized by m->hp.moe, its expert views
- * empty for the table's rows to fill (model_bind_all does both). */
-ob_status model_moe_layer_new(ob_model *m, int64_t il, ob_err *err);
+/* Allocates a layer's block into *out, sized by m->hp.moe, its expert views empty for the
+ * table's rows to fill (model_bind_all does both for the stack's layers, the MTP block for its
+ * own). *out is the caller's to free with model_moe_layer_free, even when this fails after
+ * allocating it (OB_ERR_NOMEM). */
+ob_status model_moe_layer_new(ob_model *m, model_moe_layer **out, ob_err *err);
 
 /* Cuts the 3-D tensor `name`, [n_in, parts * n_out, n_expert], into views: part p of expert e
  * is out[p][e], rows p * n_out.. of that expert's slab. Errors name the tensor, its shape and

@@ -1,15 +1,19 @@
 /*
  * Qwen3.5's multi-token-prediction block (qwen35_mtp.h): binding its tensors as llama.cpp's
- * loader names them (load_block_mtp in its models/qwen35.cpp) and its forward pass, the math of
- * llama.cpp's graph_mtp, on the CPU kernels of src/cpu with a cache of its own.
+ * loader names them (load_block_mtp in its models/qwen35.cpp and qwen35moe.cpp) and its forward
+ * pass, the math of llama.cpp's graph_mtp, on the CPU kernels of src/cpu with a cache of its
+ * own. A qwen35moe block's FFN is the stack's mixture-of-experts block: bound from the same
+ * table rows as the stack's layers (moe.c) and run by the same cpu_moe_ffn.
  */
 #include "model/qwen35_mtp.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
 #include "cpu/matmul.h"
+#include "cpu/moe.h"
 #include "cpu/ops.h"
 #include "cpu/pool.h"
+#include "model/family.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,9 +55,24 @@ static ob_status bind_shared(ob_model *m, int64_t il, const char *suffix, const 
     return model_bind_matrix(m, name, m->hp.n_embd, m->hp.n_vocab, out, err);
 }
 
+/* The rows of a mixture-of-experts FFN: router, experts (separate or merged gate and up), the
+ * shared expert and its gate, as the stack's qwen35moe layers hold them. */
+static const model_tensor_row *const MTP_MOE_ROWS[] = {MODEL_ROWS_MOE, MODEL_ROWS_SHARED_EXPERT,
+                                                      NULL};
+
+/* Binds the block's MoE FFN into w->moe through the stack's binder, as a full-attention layer
+ * with a MoE FFN would be bound; the block owns w->moe from its allocation, bound or not. */
+static ob_status bind_moe(ob_model *m, int64_t il, model_mtp *w, ob_err *err) {
+    model_layer l = {.kind = MODEL_LAYER_ATTENTION, .ffn = MODEL_FFN_MOE};
+    ob_status st = model_moe_layer_new(m, &l.moe, err);
+    w->moe = l.moe;
+    return st ? st : model_bind_layer_rows(m, MTP_MOE_ROWS, il, &l, err);
+}
+
 static ob_status bind_block(ob_model *m, int64_t il, model_mtp *w, ob_err *err) {
     const model_hparams *hp = &m->hp;
     const int64_t e = hp->n_embd, qd = hp->n_head * hp->head_dim, kvd = hp->n_head_kv * hp->head_dim;
+    const bool moe = hp->moe.n_expert > 0;
     const struct {
         const char *suffix;
         int64_t n_in, n_out;
@@ -62,16 +81,20 @@ static ob_status bind_block(ob_model *m, int64_t il, model_mtp *w, ob_err *err) 
         {"nextn.eh_proj.weight", 2 * e, e, &w->eh_proj},
         {"attn_q.weight", e, 2 * qd, &w->wq},  /* per head: q, then its gate */
         {"attn_k.weight", e, kvd, &w->wk},     {"attn_v.weight", e, kvd, &w->wv},
-        {"attn_output.weight", qd, e, &w->wo}, {"ffn_gate.weight", e, hp->n_ff, &w->w_gate},
+        {"attn_output.weight", qd, e, &w->wo},
+        /* the dense FFN, last: a mixture-of-experts block binds its own instead */
+        {"ffn_gate.weight", e, hp->n_ff, &w->w_gate},
         {"ffn_up.weight", e, hp->n_ff, &w->w_up}, {"ffn_down.weight", hp->n_ff, e, &w->w_down},
     };
+    const size_t n_mats = sizeof mats / sizeof mats[0] - (moe ? 3 : 0);
     char name[96];
     ob_status st;
-    for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
+    for (size_t i = 0; i < n_mats; i++) {
         snprintf(name, sizeof name, "blk.%lld.%s", (long long)il, mats[i].suffix);
         if ((st = model_bind_matrix(m, name, mats[i].n_in, mats[i].n_out, mats[i].out, err)))
             return st;
     }
+    if (moe && (st = bind_moe(m, il, w, err))) return st;
     if ((st = bind_shared(m, il, "nextn.embed_tokens.weight", &m->w.tok_embd, &w->embed, err)) ||
         (st = bind_shared(m, il, "nextn.shared_head_head.weight", &m->w.output, &w->head, err)))
         return st;
@@ -79,10 +102,10 @@ static ob_status bind_block(ob_model *m, int64_t il, model_mtp *w, ob_err *err) 
 }
 
 ob_status model_mtp_bind(ob_model *m, int64_t il, ob_err *err) {
-    if (m->hp.moe.n_expert > 0) {
-        ob_fail(&m->mtp_err, OB_ERR_UNSUPPORTED, "%s: the multi-token-prediction block of a "
-                "mixture-of-experts model (%s) is not supported", gguf_name(m->file),
-                m->hp.arch_name);
+    /* qwen3next's block: not checked against llama.cpp's graph, so not run */
+    if (m->hp.arch == MODEL_ARCH_QWEN3NEXT) {
+        ob_fail(&m->mtp_err, OB_ERR_UNSUPPORTED, "%s: the multi-token-prediction block of %s is "
+                "not supported", gguf_name(m->file), m->hp.arch_name);
         return OB_OK;
     }
     /* Owned by the model from here on, bound or not: the weights it binds are in the model's
@@ -98,6 +121,7 @@ void model_mtp_free(model_mtp *w) {
     float *vecs[] = {w->enorm, w->hnorm, w->head_norm, w->attn_norm, w->ffn_norm, w->q_norm,
                      w->k_norm};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++) ob_free(vecs[i]);
+    model_moe_layer_free(w->moe);
     ob_free(w);
 }
 
@@ -112,6 +136,7 @@ bool model_mtp_available(const ob_model *m, const char **why) {
 
 /* ---- evaluation ------------------------------------------------------------------------ */
 
+/* the block's matrices; the dense FFN's last, absent from a mixture-of-experts block */
 enum { W_EH, W_EMBED, W_HEAD, W_Q, W_K, W_V, W_O, W_GATE, W_UP, W_DOWN, W_COUNT };
 
 struct model_mtp_ctx {
@@ -119,6 +144,9 @@ struct model_mtp_ctx {
     const model_mtp *w;    /* borrowed: m->mtp */
     cpu_pool *pool;        /* owned */
     cpu_weight cw[W_COUNT]; /* the block's matrices with this CPU's kernels */
+    cpu_moe moe;           /* its mixture-of-experts FFN over experts (n_expert 0: dense) */
+    cpu_weight *experts;   /* (3 n_expert) owned: the gate views, then up, then down, prepared */
+    cpu_moe_scratch *moe_scratch; /* owned: for max_rows tokens; NULL when dense */
     int32_t n_seq;
     int64_t n_ctx, max_rows;
     uint16_t *k, *v;       /* (n_seq * n_ctx, n_head_kv * head_dim) f16: position p of sequence
@@ -128,7 +156,7 @@ struct model_mtp_ctx {
     float *x, *xn, *proj;  /* (rows, n_embd) */
     float *qg, *q, *gate;  /* (rows, 2 qd), (rows, qd), (rows, qd) */
     float *kk, *vv, *attn; /* (rows, kvd), (rows, kvd), (rows, qd) */
-    float *ff_gate, *ff_up; /* (rows, n_ff) */
+    float *ff_gate, *ff_up; /* (rows, n_ff) the dense FFN's; (rows, 1) unused by experts */
     float *attn_scratch;   /* cpu_attn_scratch_floats(n_ctx, head_dim, threads) */
     int32_t *pos, *seq;    /* (rows) */
     void *wsp;             /* matmul scratch, 64-aligned */
@@ -141,8 +169,53 @@ void model_mtp_ctx_free(model_mtp_ctx *x) {
                     x->proj, x->qg, x->q,    x->gate,    x->kk,    x->vv,
                     x->attn, x->ff_gate, x->ff_up, x->attn_scratch, x->pos, x->seq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) ob_free(bufs[i]);
+    ob_free(x->experts);
+    cpu_moe_scratch_free(x->moe_scratch);
     ob_free_aligned(x->wsp);
     ob_free(x);
+}
+
+/* *c = src prepared for this CPU's kernels; *wsize grows to its matmul scratch at max_rows. */
+static ob_status prepare(const model_mtp_ctx *x, const model_weight *src, cpu_weight *c,
+                         size_t *wsize, ob_err *err) {
+    *c = (cpu_weight){.name = src->name, .data = src->data, .type = src->type,
+                      .n_in = src->n_in, .n_out = src->n_out, .row_size = src->row_size};
+    ob_status st = cpu_weight_init(c, err);
+    if (st) return st;
+    const size_t need = cpu_matmul_wsize(c, x->max_rows);
+    if (need > *wsize) *wsize = need;
+    return OB_OK;
+}
+
+/* x->moe over the block's MoE weights (moe.h's block, as the CPU backend makes its layers'),
+ * with scratch for max_rows tokens. */
+static ob_status init_moe(model_mtp_ctx *x, size_t *wsize, ob_err *err) {
+    const model_moe_block *b = &x->w->moe->ffn;
+    const int64_t ne = b->n_expert;
+    x->experts = ob_calloc((size_t)(3 * ne), sizeof *x->experts);
+    x->moe_scratch = cpu_moe_scratch_new(x->max_rows, b->n_embd, ne, b->n_used, b->n_ff,
+                                         b->n_ff_sh);
+    if (!x->experts || !x->moe_scratch)
+        return ob_fail(err, OB_ERR_NOMEM, "MTP block: out of memory for its experts");
+    const model_weight *views[3] = {b->gate, b->up, b->down};
+    ob_status st;
+    for (int p = 0; p < 3; p++)
+        for (int64_t e = 0; e < ne; e++)
+            if ((st = prepare(x, &views[p][e], &x->experts[p * ne + e], wsize, err))) return st;
+    x->moe = (cpu_moe){.n_expert = ne, .n_used = b->n_used, .n_embd = b->n_embd, .n_ff = b->n_ff,
+                       .norm = b->norm, .scale = b->scale, .gate = x->experts,
+                       .up = x->experts + ne, .down = x->experts + 2 * ne,
+                       .n_ff_sh = b->n_ff_sh};
+    if ((st = prepare(x, &b->router, &x->moe.router, wsize, err))) return st;
+    if (b->n_ff_sh > 0 &&
+        ((st = prepare(x, &b->sh_gate, &x->moe.sh_gate, wsize, err)) ||
+         (st = prepare(x, &b->sh_up, &x->moe.sh_up, wsize, err)) ||
+         (st = prepare(x, &b->sh_down, &x->moe.sh_down, wsize, err)) ||
+         (st = prepare(x, &b->sh_gate_w, &x->moe.sh_gate_w, wsize, err))))
+        return st;
+    const size_t need = cpu_moe_wsize(&x->moe, x->max_rows); /* an expert may get every row */
+    if (need > *wsize) *wsize = need;
+    return OB_OK;
 }
 
 static ob_status init_weights(model_mtp_ctx *x, ob_err *err) {
@@ -150,16 +223,10 @@ static ob_status init_weights(model_mtp_ctx *x, ob_err *err) {
     const model_weight *src[W_COUNT] = {&w->eh_proj, &w->embed, &w->head, &w->wq,   &w->wk,
                                         &w->wv,      &w->wo,    &w->w_gate, &w->w_up, &w->w_down};
     size_t wsize = 0;
-    for (int i = 0; i < W_COUNT; i++) {
-        cpu_weight *c = &x->cw[i];
-        *c = (cpu_weight){.name = src[i]->name, .data = src[i]->data, .type = src[i]->type,
-                          .n_in = src[i]->n_in, .n_out = src[i]->n_out,
-                          .row_size = src[i]->row_size};
-        ob_status st = cpu_weight_init(c, err);
-        if (st) return st;
-        const size_t need = cpu_matmul_wsize(c, x->max_rows);
-        if (need > wsize) wsize = need;
-    }
+    ob_status st;
+    for (int i = 0; i < (w->moe ? W_GATE : W_COUNT); i++)
+        if ((st = prepare(x, src[i], &x->cw[i], &wsize, err))) return st;
+    if (w->moe && (st = init_moe(x, &wsize, err))) return st;
     x->wsp = ob_alloc_aligned(64, wsize ? wsize : 64);
     return x->wsp ? OB_OK : ob_fail(err, OB_ERR_NOMEM, "MTP block: out of memory");
 }
@@ -180,7 +247,8 @@ ob_status model_mtp_ctx_new(const ob_model *m, int32_t n_seq, int64_t n_ctx, int
                          .max_rows = max_rows};
     const size_t r = (size_t)max_rows, e = (size_t)hp->n_embd,
                  qd = (size_t)(hp->n_head * hp->head_dim),
-                 kvd = (size_t)(hp->n_head_kv * hp->head_dim), ff = (size_t)hp->n_ff;
+                 kvd = (size_t)(hp->n_head_kv * hp->head_dim),
+                 ff = m->mtp->moe ? 1 : (size_t)hp->n_ff;
     size_t cache = 0;
     ob_status st = cpu_pool_new(n_threads, &x->pool, err);
     if (!st && ob_mul_size((size_t)n_seq * (size_t)n_ctx, kvd, &cache))
@@ -281,11 +349,17 @@ static void attention(model_mtp_ctx *x, int32_t seq, int64_t pos0, int64_t n) {
     cpu_add(x->pool, x->x, x->proj, n * e);
 }
 
-/* x->x += the SwiGLU feed-forward of rmsnorm(x) * post_attention_norm. */
+/* x->x += the feed-forward of rmsnorm(x) * post_attention_norm: SwiGLU, or the routed experts
+ * plus the gated shared expert (cpu/moe.h). */
 static void feed_forward(model_mtp_ctx *x, int64_t n) {
     const model_hparams *hp = &x->m->hp;
     const int64_t e = hp->n_embd;
     cpu_rmsnorm(x->pool, x->xn, x->x, x->w->ffn_norm, n, e, hp->norm_eps);
+    if (x->w->moe) {
+        cpu_moe_ffn(x->pool, x->moe_scratch, x->proj, x->xn, &x->moe, n, x->wsp);
+        cpu_add(x->pool, x->x, x->proj, n * e);
+        return;
+    }
     matmul(x, x->ff_gate, W_GATE, x->xn, n);
     matmul(x, x->ff_up, W_UP, x->xn, n);
     cpu_swiglu(x->pool, x->ff_gate, x->ff_gate, x->ff_up, n * hp->n_ff);

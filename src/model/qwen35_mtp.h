@@ -9,6 +9,8 @@
  *                                                          per-head q/k norms, the model's RoPE,
  *                                                          its own KV cache per sequence
  *   x     += W_down (silu(W_gate xn) * W_up xn),           xn = rmsnorm(x) * post_attention_norm
+ *            or, qwen35moe, x += moe(xn): the routed experts plus the shared expert scaled by
+ *            its sigmoid gate, the stack's mixture-of-experts block (cpu/moe.h)
  *   h_out  = rmsnorm(x) * shared_head_norm (else output_norm)
  *   logits = output h_out                                  (the model's head, shared)
  *
@@ -30,8 +32,11 @@ typedef struct model_mtp {
     model_weight wq;        /* blk.N.attn_q.weight          [n_embd -> 2 n_head head_dim] */
     model_weight wk, wv;    /* blk.N.attn_{k,v}.weight      [n_embd -> n_head_kv head_dim] */
     model_weight wo;        /* blk.N.attn_output.weight     [n_head head_dim -> n_embd] */
-    model_weight w_gate, w_up; /* blk.N.ffn_{gate,up}.weight [n_embd -> n_ff] */
-    model_weight w_down;    /* blk.N.ffn_down.weight        [n_ff -> n_embd] */
+    model_weight w_gate, w_up; /* blk.N.ffn_{gate,up}.weight [n_embd -> n_ff] (dense only) */
+    model_weight w_down;    /* blk.N.ffn_down.weight        [n_ff -> n_embd] (dense only) */
+    model_moe_layer *moe;   /* owned, or NULL (dense): qwen35moe's blk.N.ffn_*_exps (or
+                               ffn_gate_up_exps), ffn_gate_inp and the *_shexp shared expert,
+                               bound from the stack's rows (moe.h) */
     float *enorm, *hnorm;   /* (n_embd) blk.N.nextn.{enorm,hnorm}.weight */
     float *head_norm;       /* (n_embd) blk.N.nextn.shared_head_norm.weight, or NULL: the
                                model's output_norm */
@@ -39,9 +44,10 @@ typedef struct model_mtp {
     float *q_norm, *k_norm; /* (head_dim) */
 } model_mtp;
 
-/* Binds block il of m (the first after the main stack) into m->mtp. A file whose block cannot
- * be used (a tensor missing or misshapen, a mixture-of-experts block) still loads: m->mtp is
- * then NULL or not usable and m->mtp_err names the reason. Fails only when out of memory. */
+/* Binds block il of m (the first after the main stack) into m->mtp: qwen35's with a dense FFN,
+ * qwen35moe's with a mixture of experts. A file whose block cannot be used (a tensor missing or
+ * misshapen, a qwen3next block) still loads: m->mtp is then NULL or not usable and m->mtp_err
+ * names the reason. Fails only when out of memory. */
 ob_status model_mtp_bind(ob_model *m, int64_t il, ob_err *err);
 void model_mtp_free(model_mtp *w);
 

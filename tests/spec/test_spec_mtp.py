@@ -1,7 +1,8 @@
 """Speculative decoding with Qwen3.5's multi-token-prediction block as the drafter
 (`--spec mtp`, and auto when the model has the block), in real `outboard run` and
-`outboard serve` processes on 127.0.0.1, on synthetic qwen35 files with the block
-(`outboard synth --nextn 1`, stories260K's vocabulary).
+`outboard serve` processes on 127.0.0.1, on synthetic qwen35 and qwen35moe files with the
+block (`outboard synth --nextn 1`, stories260K's vocabulary; qwen35moe's block has the
+mixture-of-experts FFN).
 
 With random weights the block's guesses are random, so drafts are proposed and rejected from
 their first token; a copy of the file whose output norms are zero makes every logit 0, the
@@ -32,8 +33,8 @@ STORY = "Once upon a time, there was a girl. Once upon a time, there was a"
 PROMPTS = [STORY, "Lily and Max played. Lily and Max", "The sun was hot. The sun"]
 
 
-def synth(path, *extra):
-    out = subprocess.run([OUTBOARD, "synth", "--arch", "qwen35", "--shape", "tiny", "--type",
+def synth(path, *extra, arch="qwen35"):
+    out = subprocess.run([OUTBOARD, "synth", "--arch", arch, "--shape", "tiny", "--type",
                           "f32", "--seed", "6", "--vocab", MODEL, "-o", str(path), *extra],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -56,7 +57,7 @@ def zero_norms(src, dst):
             w.add_key_value(name, field.contents(), vtype)
     for t in r.tensors:
         data = np.array(t.data, dtype=np.float32)
-        if t.name in ("output_norm.weight", "blk.4.nextn.shared_head_norm.weight"):
+        if t.name == "output_norm.weight" or t.name.endswith(".nextn.shared_head_norm.weight"):
             data = np.zeros_like(data)
         w.add_tensor(t.name, data)
     w.write_header_to_file()
@@ -70,8 +71,10 @@ def zero_norms(src, dst):
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("mtp")
     nextn = synth(d / "nextn.gguf", "--nextn", "1")
+    moe = synth(d / "moe.gguf", "--nextn", "1", arch="qwen35moe")
     return {"random": nextn, "zero": zero_norms(nextn, d / "zero.gguf"),
-            "plain": synth(d / "plain.gguf")}
+            "plain": synth(d / "plain.gguf"), "moe-random": moe,
+            "moe-zero": zero_norms(moe, d / "moe-zero.gguf")}
 
 
 def run_ids(model, spec, n, temp=0.0, extra=()):
@@ -85,7 +88,7 @@ def run_ids(model, spec, n, temp=0.0, extra=()):
     return [int(x) for x in out.stdout.split()], drafted, accepted
 
 
-@pytest.mark.parametrize("which", ["random", "zero"])
+@pytest.mark.parametrize("which", ["random", "zero", "moe-random", "moe-zero"])
 def test_run_with_mtp_equals_plain(files, which):
     model = files[which]
     for temp in (0.0, 0.9):
@@ -94,9 +97,9 @@ def test_run_with_mtp_equals_plain(files, which):
         got, d, a = run_ids(model, "mtp", 50, temp)
         assert got == plain, temp
         assert d > 0, temp
-        if which == "zero" and temp == 0:
+        if which.endswith("zero") and temp == 0:
             assert a >= 0.8 * d  # nearly all accepted (not those past -n)
-        if which == "random" and temp == 0:
+        if which.endswith("random") and temp == 0:
             assert a < d  # drafts rejected
         auto, _, _ = run_ids(model, "auto", 50, temp)
         assert auto == plain, temp
@@ -129,7 +132,7 @@ def metric(s, name):
     return int(m.group(1))
 
 
-@pytest.mark.parametrize("which", ["random", "zero"])
+@pytest.mark.parametrize("which", ["random", "zero", "moe-random", "moe-zero"])
 def test_server_batched_mtp_equals_plain(files, which):
     s = Server("--parallel", "3", model=files[which])
     try:
@@ -146,7 +149,7 @@ def test_server_batched_mtp_equals_plain(files, which):
         drafted = metric(s, "outboard_spec_draft_tokens_total")
         accepted = metric(s, "outboard_spec_accepted_tokens_total")
         assert drafted > 0
-        if which == "zero":
+        if which.endswith("zero"):
             assert accepted > 0.5 * drafted
     finally:
         s.stop()
