@@ -121,9 +121,11 @@ static void print_recurrent(const gguf_file *f, ob_str arch) {
                      : !kv && (il + 1) % every != 0;
     printf("%-17s %" PRId64 " deltanet, %" PRId64 " attention\n", "layer kinds", n_rec,
            n_layer - n_rec);
+    /* qwen3next's block is not run (model_mtp_bind refuses it) */
+    const bool runs = !ob_str_eq_cstr(arch, "qwen3next");
     if (nextn > 0)
-        printf("%-17s %" PRId64 " after the main stack (drafts with --spec mtp)\n", "mtp layers",
-               nextn);
+        printf("%-17s %" PRId64 " after the main stack (%s)\n", "mtp layers", nextn,
+               runs ? "drafts with --spec mtp" : "not run: --spec mtp refuses this architecture");
     const double per_layer = ((double)(conv - 1) * (double)((2 * nk + nv) * ds) +
                               (double)nv * (double)ds * (double)ds) * 4.0;
     /* a context keeps four copies per sequence: live, checkpoint, two prefix-reuse snapshots */

@@ -166,3 +166,17 @@ def test_server_refuses_mtp_without_the_block(files):
         assert s.request("GET", "/health")[0] == 200
     finally:
         s.stop()
+
+
+def test_qwen3next_block_is_refused_by_name(tmp_path):
+    """qwen3next's block is not run: `info` says so, `run --spec mtp` names the
+    architecture, and a qwen35moe file's block is reported as a drafter."""
+    q3n = synth(tmp_path / "q3n.gguf", "--nextn", "1", arch="qwen3next")
+    info = subprocess.run([OUTBOARD, "info", q3n], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and "--spec mtp refuses this architecture" in info.stdout
+    out = subprocess.run([OUTBOARD, "run", "-m", q3n, "-p", STORY, "-n", "2", "--spec", "mtp"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "qwen3next" in out.stderr, out.stderr
+    moe = synth(tmp_path / "moe.gguf", "--nextn", "1", arch="qwen35moe")
+    info = subprocess.run([OUTBOARD, "info", moe], capture_output=True, text=True, timeout=60)
+    assert "drafts with --spec mtp" in info.stdout
