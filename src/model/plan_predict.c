@@ -61,6 +61,19 @@ ob_status calib_fit(const double t[3], const int64_t n_layers[3], const double w
 
 /* ---- the work of a stage ----------------------------------------------------------------- */
 
+/* The share of a weight a token reads: n_used / n_expert for one of a mixture-of-experts
+ * block's routed experts (decode reads only the chosen ones, and each token of a prompt runs
+ * n_used of them), 1 for every other weight, the router and the shared expert included. */
+static double token_share(const model_backend_weights *ws, const model_weight *w) {
+    if (!w->moe || w->layer < 0 || !ws->moe || !ws->moe[w->layer]) return 1.0;
+    const model_moe_block *b = ws->moe[w->layer];
+    const model_weight *parts[3] = {b->gate, b->up, b->down};
+    for (int i = 0; i < 3; i++)
+        if (parts[i] && w->id >= parts[i][0].id && w->id < parts[i][0].id + b->n_expert)
+            return (double)b->n_used / (double)b->n_expert;
+    return 1.0;
+}
+
 void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan_work *out) {
     const model_backend_weights *ws = &m->w.for_backends;
     const int64_t n_layer = m->hp.n_layer;
@@ -72,9 +85,10 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
         /* the embedding is looked up row by row: no matrix product reads it */
         if (!model_weight_wanted(w, lo, hi, n_layer, MODEL_PART_ALL) || (w->embed && !w->head))
             continue;
-        const double bytes = (double)w->n_out * (double)w->row_size;
+        const double share = token_share(ws, w);
+        const double bytes = share * (double)w->n_out * (double)w->row_size;
         out->decode_bytes += bytes;
-        macs += (double)w->n_out * (double)w->n_in;
+        macs += share * (double)w->n_out * (double)w->n_in;
         if (w->layer >= 0 && w->type < OB_QTYPE_COUNT) by_type[w->type] += bytes;
     }
     /* causal attention of a chunk from an empty cache: row t scores and sums t + 1 positions */

@@ -72,6 +72,34 @@ TEST(work_by_hand) {
     CHECK(w.decode_bytes == 0 && w.prefill_macs == 0);
 }
 
+/* A mixture-of-experts model reads n_used of n_expert experts per token: a tiny synthetic
+ * qwen3moe in Q8_0 (2 layers, 256 wide, 4 heads of 128, 2 KV heads, 8 experts of 512 of
+ * which 2 run per token, an F32 router), one layer by hand:
+ *   q 512x272 + k 256x272 + v 256x272 + o 256x(512 inputs: 544) = 417,792 bytes;
+ *   router 8 rows x 256 x 4 = 8,192 bytes; experts gate, up 8 x 512 x 272 and down
+ *   8 x 256 x 544, 1,114,112 bytes each, a quarter of which a token reads: 835,584;
+ *   multiply-adds per token 131,072 + 65,536 + 65,536 + 131,072 + 2,048 + 2 x 3 x 131,072;
+ *   attention of a 64-row chunk: 64*65/2 positions x 512 wide x 2 = 2,129,920. */
+TEST(moe_work_counts_the_chosen_experts) {
+    char path[512], cmd[1200];
+    const char *build = getenv("OB_BUILD");
+    snprintf(path, sizeof path, "%s/moe-q8_0.gguf", tmp_dir);
+    snprintf(cmd, sizeof cmd,
+             "%s/outboard synth --arch qwen3moe --shape tiny --type q8_0 -o %s >/dev/null 2>&1",
+             build ? build : "build", path);
+    CHECK(load_tiny() != NULL && system(cmd) == 0);
+    ob_model *m = NULL;
+    CHECK(ob_model_load(path, NULL, &m, NULL) == OB_OK);
+    if (!m) return;
+    const double bytes = 417792.0 + 8192.0 + 835584.0;
+    const double macs = 131072.0 + 65536 + 65536 + 131072 + 2048 + 2 * 3 * 131072;
+    plan_work w;
+    plan_work_of(m, 0, 1, 64, &w);
+    CHECK_MSG(w.decode_bytes == bytes, "%.0f", w.decode_bytes);
+    CHECK_MSG(w.prefill_macs == macs * 64 + 2129920.0, "%.0f", w.prefill_macs);
+    ob_model_free(m);
+}
+
 /* Host 4 threads; device "test device"; link emulated at 3 GB/s. */
 static void hand_calib(calib *c) {
     memset(c, 0, sizeof *c);
@@ -210,6 +238,7 @@ TEST(fit_recovers_costs) {
 int main(void) {
     RUN(work_by_hand);
     RUN(split_prediction_by_hand);
+    RUN(moe_work_counts_the_chosen_experts);
     RUN(host_alone_and_missing_figures);
     RUN(corrupt_file_ignored);
     RUN(fit_recovers_costs);
