@@ -139,7 +139,7 @@ def header_avx2(a, bw_all, ops_all):
     print()
 
 
-def header(a, bw, bw_all):
+def header(a, bw, bw_all, ops_all):
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
     print("## Engine: outboard vs llama.cpp (llama-bench)\n")
@@ -186,6 +186,11 @@ def header(a, bw, bw_all):
               f"(rounds: {[round(x, 1) for x in bw_all]}; the best is the machine's ceiling, "
               "lower rounds met other load); the limit for generation is that divided by the "
               "weight bytes a token reads (all tensors but the token embedding)")
+    if ops_all:
+        print(f"- int8 multiply-adds, {a.threads} threads, AVX-512 VNNI (`{a.peak_cmd}` once per "
+              f"round, per-thread CPU time, VPDPBUSD): best {max(ops_all):.0f} G/s (rounds "
+              f"{[round(x) for x in ops_all]}); prompt processing is quoted against it (weight "
+              "multiply-adds per token x tokens/s)")
     print()
 
 
@@ -214,7 +219,8 @@ def main():
         header_avx2(a, bw_all, ops_all)
     else:
         bw, bw_all = bandwidth()
-        header(a, bw, bw_all)
+        ops_all, _ = peak("avx512", a.threads)
+        header(a, bw, bw_all, ops_all)
     ops = max(ops_all) if ops_all else None
     targets = TARGETS_AVX2 if a.isa == "avx2" else TARGETS
     print("| file | test | llama.cpp t/s | outboard t/s | ratio of medians | median of "

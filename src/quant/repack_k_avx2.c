@@ -166,85 +166,122 @@ R2_INLINE __m256i rk2_q6_high(__m256i h, int g) {
     }
 }
 
+/* Q6_K against RY (1..8) activation rows. A chunk is taken a half at a time (its low nibbles
+ * with the high bits of h0 and the scales of sub-block 2ch, then its high nibbles with h1 and
+ * sub-block 2ch + 1), and every activation row takes a half's two unpacked pieces before the
+ * next two are made: the unpacking, a third of the work at 4 rows, is shared by 8. */
 R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y,
                               size_t ys) {
     /* int16 pair (s, s) from the low / high int16 of each row's scale pair */
-    const __m256i dup_a = _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13,
-                                           0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13);
-    const __m256i dup_b = _mm256_add_epi8(dup_a, _mm256_set1_epi8(2));
+    const __m256i dup[2] = {
+        _mm256_setr_epi8(0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4,
+                         5, 8, 9, 8, 9, 12, 13, 12, 13),
+        _mm256_setr_epi8(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6,
+                         7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15)};
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256i isum[4];
-#pragma GCC unroll 4
+    __m256i isum[8];
+#pragma GCC unroll 8
     for (int c = 0; c < RY; c++) isum[c] = _mm256_setzero_si256();
 #pragma GCC unroll 1
     for (int ch = 0; ch < 8; ch++) {
         const uint8_t *cb = xb + 144 + 192 * ch;
         const __m256i pair =
             _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(xb + 16 + 16 * ch)));
-        const __m256i sca = _mm256_shuffle_epi8(pair, dup_a), scb = _mm256_shuffle_epi8(pair, dup_b);
-        const __m256i h0 = _mm256_loadu_si256((const __m256i *)cb),
-                      h1 = _mm256_loadu_si256((const __m256i *)(cb + 32));
 #pragma GCC unroll 2
-        for (int g = 0; g < 4; g += 2) {
-            __m256i qa[2], qb[2];
+        for (int half = 0; half < 2; half++) {
+            const __m256i sc = _mm256_shuffle_epi8(pair, dup[half]);
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(cb + 32 * half));
 #pragma GCC unroll 2
-            for (int k = 0; k < 2; k++) {
-                const __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * (g + k)));
-                qa[k] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h0, g + k));
-                qb[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l, 4), m4),
-                                        rk2_q6_high(h1, g + k));
-            }
-#pragma GCC unroll 4
-            for (int c = 0; c < RY; c++) {
-                const uint8_t *q = y + c * ys + 4 + 32 * ch + 4 * g;
-                const __m256i ta = _mm256_add_epi16(_mm256_maddubs_epi16(qa[0], r2_bcast4(q)),
-                                                    _mm256_maddubs_epi16(qa[1], r2_bcast4(q + 4)));
-                const __m256i tb = _mm256_add_epi16(_mm256_maddubs_epi16(qb[0], r2_bcast4(q + 16)),
-                                                    _mm256_maddubs_epi16(qb[1], r2_bcast4(q + 20)));
-                isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(ta, sca),
-                                                                     _mm256_madd_epi16(tb, scb)));
-                R2_KEEP(isum[c]);
+            for (int g = 0; g < 4; g += 2) {
+                __m256i q[2];
+#pragma GCC unroll 2
+                for (int k = 0; k < 2; k++) {
+                    __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * (g + k)));
+                    if (half) l = _mm256_srli_epi16(l, 4);
+                    q[k] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h, g + k));
+                }
+#pragma GCC unroll 8
+                for (int c = 0; c < RY; c++) {
+                    const uint8_t *a = y + c * ys + 4 + 32 * ch + 16 * half + 4 * g;
+                    const __m256i t =
+                        _mm256_add_epi16(_mm256_maddubs_epi16(q[0], r2_bcast4(a)),
+                                         _mm256_maddubs_epi16(q[1], r2_bcast4(a + 4)));
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(t, sc));
+                    R2_KEEP(isum[c]);
+                }
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < RY; c++) {
             const __m256i off = _mm256_madd_epi16(pair, r2_bcast4(y + c * ys + 260 + 4 * ch));
             isum[c] = _mm256_sub_epi32(isum[c], _mm256_slli_epi32(off, 5));
         }
     }
     const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xb));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int c = 0; c < RY; c++) {
         const __m256 vdy = _mm256_set1_ps(r2_load_f32(y + c * ys));
         acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(dx, vdy), acc[c]);
     }
 }
 
-/* ---- both types ---- */
+/* One group of 8 Q6_K rows against RY (1..8, constant after inlining) activation rows. */
+R2_INLINE void rk2_group_q6(int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                            const uint8_t *y, size_t ys) {
+    const size_t xb = R2_ROWS * sizeof(block_q6_k);
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++)
+        rk2_q6_k_block(RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
+#pragma GCC unroll 8
+    for (int c = 0; c < RY; c++) _mm256_storeu_ps(out + c * os, acc[c]);
+}
 
-enum { RK2_Q4_K, RK2_Q5_K, RK2_Q6_K };
+/* The Q6_K quant_dot_tile_fn: activation rows eight at a time (the other types take four,
+ * repack_tile.h; their unpacking is cheaper, so more rows would not pay for the registers). */
+static void rk2_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                         const void *xv, size_t xstride, const void *yv, size_t ystride) {
+    const uint8_t *x = xv, *y = yv;
+    for (int64_t r = 0; r < nx; r += R2_ROWS) {
+        const uint8_t *xr = x + (r / R2_ROWS) * xstride;
+        for (int64_t c = 0; c < ny; c += 8) {
+            const uint8_t *yc = y + c * ystride;
+            float *oc = out + c * os + r;
+            switch (ny - c) {
+            case 1: rk2_group_q6(1, n, oc, os, xr, yc, ystride); break;
+            case 2: rk2_group_q6(2, n, oc, os, xr, yc, ystride); break;
+            case 3: rk2_group_q6(3, n, oc, os, xr, yc, ystride); break;
+            case 4: rk2_group_q6(4, n, oc, os, xr, yc, ystride); break;
+            case 5: rk2_group_q6(5, n, oc, os, xr, yc, ystride); break;
+            case 6: rk2_group_q6(6, n, oc, os, xr, yc, ystride); break;
+            case 7: rk2_group_q6(7, n, oc, os, xr, yc, ystride); break;
+            default: rk2_group_q6(8, n, oc, os, xr, yc, ystride);
+            }
+        }
+    }
+}
+
+/* ---- Q4_K and Q5_K groups ---- */
+
+enum { RK2_Q4_K, RK2_Q5_K };
 
 /* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
 R2_INLINE void rk2_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
     const int64_t nb = n / QK_K;
-    const size_t xb = R2_ROWS * (kind == RK2_Q4_K   ? sizeof(block_q4_k)
-                                 : kind == RK2_Q5_K ? sizeof(block_q5_k)
-                                                    : sizeof(block_q6_k));
+    const size_t xb = R2_ROWS * (kind == RK2_Q4_K ? sizeof(block_q4_k) : sizeof(block_q5_k));
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        if (kind == RK2_Q6_K) rk2_q6_k_block(RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
-        else rk2_k4_block(kind == RK2_Q5_K, RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
-    }
+    for (int64_t b = 0; b < nb; b++)
+        rk2_k4_block(kind == RK2_Q5_K, RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) _mm256_storeu_ps(out + c * os, acc[c]);
 }
 
 R2_DEFINE_DOT(rk2_dot_q4_k, rk2_group, RK2_Q4_K)
 R2_DEFINE_DOT(rk2_dot_q5_k, rk2_group, RK2_Q5_K)
-R2_DEFINE_DOT(rk2_dot_q6_k, rk2_group, RK2_Q6_K)
 
 const quant_repack_impl quant_q4_k_repack_avx2 = {R2_ROWS, rk2_pack_q4_k, rk2_act_size,
                                                  quant_q8_k_from_f32_avx2, rk2_dot_q4_k};
