@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "core/str.h"
 #include "gguf/gguf.h"
+#include "model/qwen35_mtp.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -121,8 +122,9 @@ static void print_recurrent(const gguf_file *f, ob_str arch) {
                      : !kv && (il + 1) % every != 0;
     printf("%-17s %" PRId64 " deltanet, %" PRId64 " attention\n", "layer kinds", n_rec,
            n_layer - n_rec);
-    /* qwen3next's block is not run (model_mtp_bind refuses it) */
-    const bool runs = !ob_str_eq_cstr(arch, "qwen3next");
+    char name[64];
+    snprintf(name, sizeof name, "%.*s", OB_STR_FMT(arch));
+    const bool runs = model_mtp_arch_runs(name);
     if (nextn > 0)
         printf("%-17s %" PRId64 " after the main stack (%s)\n", "mtp layers", nextn,
                runs ? "drafts with --spec mtp" : "not run: --spec mtp refuses this architecture");

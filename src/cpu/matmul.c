@@ -121,23 +121,29 @@ static void mm_chunk(const mm_task *t, int64_t r_lo, int64_t r_hi) {
         mm_rows(t, r, r + MM_ROW_STEP < r_hi ? r + MM_ROW_STEP : r_hi);
 }
 
-/* Claims the next chunk of rows, [*lo, *hi); false when none are left. */
-static bool mm_claim(mm_task *t, int64_t *lo, int64_t *hi) {
-    const int64_t n_out = t->w->n_out;
-    int64_t r = atomic_load_explicit(&t->next, memory_order_relaxed);
+/* Claims the next guided chunk of rows [0, total) from *next, [*lo, *hi); false when none
+ * are left. */
+static bool guided_claim(_Atomic int64_t *next, int64_t total, int64_t div, int64_t *lo,
+                         int64_t *hi) {
+    int64_t r = atomic_load_explicit(next, memory_order_relaxed);
     for (;;) {
-        if (r >= n_out) return false;
-        int64_t n = (n_out - r) / t->div;
+        if (r >= total) return false;
+        int64_t n = (total - r) / div;
         n -= n % MM_ROW_STEP;
         if (n < MM_MIN_ROWS) n = MM_MIN_ROWS;
-        if (n > n_out - r) n = n_out - r;
-        if (atomic_compare_exchange_weak_explicit(&t->next, &r, r + n, memory_order_relaxed,
+        if (n > total - r) n = total - r;
+        if (atomic_compare_exchange_weak_explicit(next, &r, r + n, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             *lo = r;
             *hi = r + n;
             return true;
         }
     }
+}
+
+/* Claims the next chunk of t's rows, [*lo, *hi); false when none are left. */
+static bool mm_claim(mm_task *t, int64_t *lo, int64_t *hi) {
+    return guided_claim(&t->next, t->w->n_out, t->div, lo, hi);
 }
 
 static void mm_run(void *arg, int ith, int nth) {
@@ -222,27 +228,18 @@ static void many_flat(void *arg, int ith, int nth) {
     many_run *m = arg;
     (void)ith;
     (void)nth;
-    const int64_t total = m->start[m->n];
-    int64_t r = atomic_load_explicit(&m->next, memory_order_relaxed);
-    while (r < total) {
-        int64_t n = (total - r) / m->div;
-        n -= n % MM_ROW_STEP;
-        if (n < MM_MIN_ROWS) n = MM_MIN_ROWS;
-        if (n > total - r) n = total - r;
-        if (!atomic_compare_exchange_weak_explicit(&m->next, &r, r + n, memory_order_relaxed,
-                                                   memory_order_relaxed))
-            continue;
+    int64_t r, end;
+    while (guided_claim(&m->next, m->start[m->n], m->div, &r, &end)) {
         int j = 0;
         while (m->start[j + 1] <= r) j++;
-        for (int64_t lo = r; lo < r + n; j++) {
-            const int64_t hi = r + n < m->start[j + 1] ? r + n : m->start[j + 1];
+        for (int64_t lo = r; lo < end; j++) {
+            const int64_t hi = end < m->start[j + 1] ? end : m->start[j + 1];
             /* job j's rows [a, b): the padding past its n_out is nobody's */
             const int64_t n_out = m->tasks[j].w->n_out, a = lo - m->start[j];
             const int64_t b = hi - m->start[j] < n_out ? hi - m->start[j] : n_out;
             if (a < b) mm_chunk(&m->tasks[j], a, b);
             lo = hi;
         }
-        r = atomic_load_explicit(&m->next, memory_order_relaxed);
     }
 }
 

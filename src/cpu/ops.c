@@ -72,6 +72,12 @@ void cpu_rmsnorm_row(float *out, const float *x, const float *w, int64_t n, floa
  * barrier) costs more than the work (8192 SwiGLUs are a few microseconds). */
 #define CPU_OPS_SERIAL_FLOATS 8192
 
+/* fn over task t of n floats: on the calling thread when small, else in a pass of the pool. */
+static void run_sized(cpu_pool *pool, cpu_task_fn fn, void *t, int64_t n) {
+    if (n <= CPU_OPS_SERIAL_FLOATS) fn(t, 0, 1);
+    else cpu_pool_run(pool, fn, t);
+}
+
 typedef struct rmsnorm_task {
     float *out;
     const float *x, *w;
@@ -91,8 +97,8 @@ void cpu_rmsnorm(cpu_pool *pool, float *out, const float *x, const float *w, int
                  int64_t n, float eps) {
     rmsnorm_task t = {out, x, w, n_rows, n, eps};
     /* one row, or a few short ones (decode's per-head q/k norms), is not worth a pass */
-    if (n_rows == 1 || n_rows * n <= CPU_OPS_SERIAL_FLOATS) rmsnorm_run(&t, 0, 1);
-    else cpu_pool_run(pool, rmsnorm_run, &t);
+    if (n_rows == 1) rmsnorm_run(&t, 0, 1);
+    else run_sized(pool, rmsnorm_run, &t, n_rows * n);
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------ */
@@ -193,8 +199,7 @@ static void swiglu_run(void *arg, int ith, int nth) {
 
 void cpu_swiglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {
     ew_task t = {out, gate, up, n};
-    if (n <= CPU_OPS_SERIAL_FLOATS) swiglu_run(&t, 0, 1);
-    else cpu_pool_run(pool, swiglu_run, &t);
+    run_sized(pool, swiglu_run, &t, n);
 }
 
 static void add_run(void *arg, int ith, int nth) {
@@ -246,8 +251,7 @@ static void geglu_run(void *arg, int ith, int nth) {
 void cpu_geglu(cpu_pool *pool, float *out, const float *gate, const float *up, int64_t n) {
     pthread_once(&g_gelu_once, gelu_table_init);
     ew_task t = {out, gate, up, n};
-    if (n <= CPU_OPS_SERIAL_FLOATS) geglu_run(&t, 0, 1);
-    else cpu_pool_run(pool, geglu_run, &t);
+    run_sized(pool, geglu_run, &t, n);
 }
 
 typedef struct scale_task {

@@ -103,12 +103,13 @@ static void be_matmul_many(model_backend *be, const model_matmul *mm, int n, int
     cpu_backend *b = as_cpu(be);
     enum { MAX_JOBS = 8 };
     cpu_matmul_job jobs[MAX_JOBS] = {{0}};
-    const bool one_pass = n_tok == 1 && n <= MAX_JOBS;
-    for (int i = 0; one_pass && i < n; i++)
-        jobs[i] = (cpu_matmul_job){mm[i].y, prepared(b, mm[i].w), mm[i].x, n_tok};
-    if (one_pass && cpu_matmul_many_wsize(jobs, n) <= b->wsize) {
-        cpu_matmul_many(b->pool, jobs, n, b->wsp);
-        return;
+    if (n_tok == 1 && n <= MAX_JOBS) {
+        for (int i = 0; i < n; i++)
+            jobs[i] = (cpu_matmul_job){mm[i].y, prepared(b, mm[i].w), mm[i].x, n_tok};
+        if (cpu_matmul_many_wsize(jobs, n) <= b->wsize) {
+            cpu_matmul_many(b->pool, jobs, n, b->wsp);
+            return;
+        }
     }
     for (int i = 0; i < n; i++) be_matmul(be, mm[i].y, mm[i].w, mm[i].x, n_tok);
 }

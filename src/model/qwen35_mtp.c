@@ -101,9 +101,10 @@ static ob_status bind_block(ob_model *m, int64_t il, model_mtp *w, ob_err *err) 
     return bind_vectors(m, il, w, err);
 }
 
+bool model_mtp_arch_runs(const char *arch) { return strcmp(arch, "qwen3next") != 0; }
+
 ob_status model_mtp_bind(ob_model *m, int64_t il, ob_err *err) {
-    /* qwen3next's block: not checked against llama.cpp's graph, so not run */
-    if (m->hp.arch == MODEL_ARCH_QWEN3NEXT) {
+    if (!model_mtp_arch_runs(m->hp.arch_name)) {
         ob_fail(&m->mtp_err, OB_ERR_UNSUPPORTED, "%s: the multi-token-prediction block of %s is "
                 "not supported", gguf_name(m->file), m->hp.arch_name);
         return OB_OK;

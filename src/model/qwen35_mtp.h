@@ -44,6 +44,11 @@ typedef struct model_mtp {
     float *q_norm, *k_norm; /* (head_dim) */
 } model_mtp;
 
+/* Whether a multi-token-prediction block of general.architecture `arch` is run: qwen35's and
+ * qwen35moe's are; qwen3next's is not checked against llama.cpp's graph (`outboard info`
+ * says so from the file's header alone). */
+bool model_mtp_arch_runs(const char *arch);
+
 /* Binds block il of m (the first after the main stack) into m->mtp: qwen35's with a dense FFN,
  * qwen35moe's with a mixture of experts. A file whose block cannot be used (a tensor missing or
  * misshapen, a qwen3next block) still loads: m->mtp is then NULL or not usable and m->mtp_err
