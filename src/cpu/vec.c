@@ -1,5 +1,6 @@
 /*
- * Portable vector kernels and the run-time choice between them and the AVX2 ones (vec.h).
+ * Portable vector kernels and the run-time choice between them and the AVX2 or NEON ones
+ * (vec.h).
  */
 #include "cpu/vec.h"
 
@@ -51,6 +52,8 @@ const cpu_vec_ops *cpu_vec_get(void) {
 #if defined(__x86_64__) || defined(_M_X64)
     const ob_cpu_features *f = ob_cpu_features_get();
     if (f->avx2 && f->fma && f->f16c) return &cpu_vec_avx2;
+#elif defined(__aarch64__) || defined(_M_ARM64)
+    if (ob_cpu_features_get()->neon) return &cpu_vec_neon; /* OB_ISA=scalar clears it */
 #endif
     return &VEC_C;
 }

@@ -1,8 +1,8 @@
 /*
  * Small vector kernels the attention loop runs millions of times: the scores of a few query
  * heads against many keys, the probability-weighted sums of value rows, softmax's exp, SwiGLU,
- * and rounding through F16. A portable C version and, on x86-64 with AVX2/FMA/F16C,
- * an intrinsics version (vec_avx2.c) chosen once at run time (cpu_vec_get).
+ * and rounding through F16. A portable C version and intrinsics versions chosen once at run
+ * time (cpu_vec_get): on x86-64 with AVX2/FMA/F16C vec_avx2.c, on AArch64 vec_neon.c.
  *
  * The attention kernels read the F16 cache rows where they lie (row j at k + j * ks), for up to
  * n_q query heads at once: the query heads of a grouped-query group share their kv head, so
@@ -35,7 +35,7 @@ typedef struct cpu_vec_ops {
     /* dst[i] = src[i] rounded to the nearest F16 value (ties to even) and back; dst may be
      * src. Exact for finite inputs, so every version gives the same bits. */
     void (*round_f16)(const float *src, float *dst, int64_t n);
-    const char *isa; /* "c" or "avx2" */
+    const char *isa; /* "c", "avx2" or "neon" */
 } cpu_vec_ops;
 
 /* The best set for this CPU (after OB_ISA); static, thread-safe. */
@@ -46,6 +46,8 @@ const cpu_vec_ops *cpu_vec_ref(void);
 
 #if defined(__x86_64__) || defined(_M_X64)
 extern const cpu_vec_ops cpu_vec_avx2;
+#elif defined(__aarch64__) || defined(_M_ARM64)
+extern const cpu_vec_ops cpu_vec_neon;
 #endif
 
 #endif
