@@ -223,6 +223,7 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         ob_status st = OB_OK;
         if (is_help(a)) return help(&o->help);
         else if (is(a, "--json", NULL)) o->json = true;
+        else if (is(a, "--no-warmup", NULL)) o->no_warmup = true;
         else if (is(a, "-m", NULL)) st = take_str(&c, &o->model, err);
         else if (is(a, "-p", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->n_prompt, err);
         else if (is(a, "-n", NULL)) st = take_i64(&c, 0, CLI_MAX_CTX, &o->n_gen, err);

@@ -3,8 +3,8 @@
  * processing (pp: one pass over p tokens) and text generation (tg: n single-token passes)
  * speed, from an empty cache or, with -d, after DEPTH tokens already in it (evaluated before
  * each run, untimed: what a long conversation's next turn costs), measured the way llama-bench
- * measures them (random token ids, one warm-up run, then r timed runs; llama-bench's -d is
- * the same depth), printed as a markdown table or JSON. The table
+ * measures them (random token ids, one warm-up run unless --no-warmup, then r timed runs;
+ * llama-bench's -d is the same depth), printed as a markdown table or JSON. The table
  * gives the median of the runs (what BENCHMARKS.md quotes on a shared, noisy machine) and the
  * mean with its standard deviation.
  */
@@ -29,7 +29,7 @@ static int usage(FILE *to) {
     fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-d DEPTH] [-t THREADS] "
                 "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
                 "  [--vram-budget SIZE] [--link-emulate GBPS[,LATENCY_US]]\n"
-                "  [--experts host|device|auto] [--json]\n");
+                "  [--experts host|device|auto] [--no-warmup] [--json]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -71,10 +71,10 @@ static ob_status run_once(ob_context *c, const int32_t *toks, int64_t depth, int
 }
 
 static ob_status measure(ob_context *c, const int32_t *toks, int64_t depth, int64_t batch,
-                         bench_result *r, int64_t reps, ob_err *err) {
+                         bench_result *r, int64_t reps, bool warm_up, ob_err *err) {
     bool pp = r->test[0] == 'p';
     double warm;
-    ob_status st = run_once(c, toks, depth, batch, r->n, pp, &warm, err);
+    ob_status st = warm_up ? run_once(c, toks, depth, batch, r->n, pp, &warm, err) : OB_OK;
     for (int64_t i = 0; !st && i < reps; i++)
         st = run_once(c, toks, depth, batch, r->n, pp, &r->ts[i], err);
     if (!st) summarize(r, reps);
@@ -155,7 +155,8 @@ int cli_cmd_bench(int argc, char **argv) {
     if (o.n_prompt > 0) rs[n_rs++] = (bench_result){"pp", o.n_prompt, ts, 0, 0, 0};
     if (o.n_gen > 0) rs[n_rs++] = (bench_result){"tg", o.n_gen, ts + o.reps, 0, 0, 0};
     for (int i = 0; i < n_rs; i++)
-        if (measure(c, toks, o.depth, cp.n_batch, &rs[i], o.reps, &err)) goto done;
+        if (measure(c, toks, o.depth, cp.n_batch, &rs[i], o.reps, !o.no_warmup, &err))
+            goto done;
     const char *name = strrchr(o.model, '/') ? strrchr(o.model, '/') + 1 : o.model;
     print_results(&o, &info, name, rs, n_rs, ob_context_n_threads(c), ob_context_placement(c));
     cli_device_report(stderr, c);

@@ -114,12 +114,12 @@ TEST(bench_and_eval) {
         ARGV("bench", "-m", "m", "-p", "0", "-n", "16", "-r", "1", "-t", "4", "--json");
         CHECK_STATUS(cli_bench_args_parse(argc_, argv_, &b, &e), OB_OK, &e, "");
         CHECK(b.n_prompt == 0 && b.n_gen == 16 && b.reps == 1 && b.threads == 4 && b.json);
-        CHECK(b.depth == 0);
+        CHECK(b.depth == 0 && !b.no_warmup);
     }
     {
-        ARGV("bench", "-m", "m", "-d", "4096", "-p", "48");
+        ARGV("bench", "-m", "m", "-d", "4096", "-p", "48", "--no-warmup");
         CHECK_STATUS(cli_bench_args_parse(argc_, argv_, &b, &e), OB_OK, &e, "");
-        CHECK(b.depth == 4096 && b.n_prompt == 48);
+        CHECK(b.depth == 4096 && b.n_prompt == 48 && b.no_warmup);
     }
     static const bad_case BENCH[] = {
         {{"-m", "m", "-r", "0"}, "-r: 0 is outside [1, 10000]"},
