@@ -5,7 +5,10 @@
 # has them, never AMX (seen advertised by cpuid yet faulting under hypervisors).
 # LLAMA_ISA=avx2 builds it without AVX-512 (AVX2/FMA/F16C only), the reference for outboard's
 # AVX2 path (OB_ISA=avx2) on this machine.
-# Output: bench/llama.cpp/build/bin/llama-bench, or build-avx2/ for LLAMA_ISA=avx2
+# LLAMA_ISA=aarch64-i8mm or aarch64-dotprod cross-builds it for Arm with aarch64-linux-gnu-g++
+# (-march=armv8.2-a+dotprod+fp16, plus +i8mm), to run under qemu-aarch64 for the NEON
+# instruction counts (bench/neon-model-insn.sh).
+# Output: bench/llama.cpp/build/bin/llama-bench, or build-$LLAMA_ISA/ for the others
 # (bench/llama.cpp/ is ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,8 +17,8 @@ OUT=llama.cpp
 ISA=${LLAMA_ISA:-native}
 case "$ISA" in
 native) BUILD=build ;;
-avx2) BUILD=build-avx2 ;;
-*) echo "LLAMA_ISA: native or avx2, not '$ISA'" >&2; exit 2 ;;
+avx2 | aarch64-i8mm | aarch64-dotprod) BUILD=build-$ISA ;;
+*) echo "LLAMA_ISA: native, avx2, aarch64-i8mm or aarch64-dotprod, not '$ISA'" >&2; exit 2 ;;
 esac
 if [ -x "$OUT/$BUILD/bin/llama-bench" ]; then echo "$OUT/$BUILD/bin/llama-bench"; exit 0; fi
 mkdir -p "$OUT"
@@ -25,7 +28,16 @@ if [ ! -d "$OUT/src/vendor/llama.cpp" ]; then
     tar -xzf "$OUT/llama_cpp_python-$VERSION.tar.gz" -C "$OUT/src" --strip-components=1
 fi
 flags="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-if [ "$(uname -m)" = x86_64 ]; then
+case "$ISA" in
+aarch64-*)
+    march=armv8.2-a+dotprod+fp16
+    [ "$ISA" = aarch64-i8mm ] && march=$march+i8mm
+    flags="$flags -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64"
+    flags="$flags -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++"
+    flags="$flags -DGGML_CPU_ARM_ARCH=$march -DLLAMA_OPENSSL=OFF"
+    ;;
+esac
+if [ "$(uname -m)" = x86_64 ] && [ "${ISA#aarch64}" = "$ISA" ]; then
     has() { grep -qw "$1" /proc/cpuinfo; }
     flags="$flags -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
     [ "$ISA" = avx2 ] && flags="$flags -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF"
