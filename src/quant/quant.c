@@ -139,8 +139,8 @@ static const quant_repack_impl *const REPACKED_AVX2[OB_QTYPE_COUNT] = {
 };
 
 /* AVX-VNNI rp_dot kernels on the AVX2 layouts (repack_avxvnni.h): the VEX ones, and their EVEX
- * twins for CPUs with AVX512-VNNI. Types not listed keep the AVX2 kernels: Q2_K, Q3_K and IQ4_XS
- * have no VNNI kernels yet. */
+ * twins for CPUs with AVX512-VNNI (repack_avxvnni.c, repack_k_avxvnni.c,
+ * repack_q23_k_avxvnni.c, repack_iq4_avxvnni.c). */
 static const quant_dot_tile_fn *const RP_DOT_AVXVNNI[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_0] = X86(&quant_q4_0_rp_dot_avxvnni),
     [OB_QTYPE_Q5_0] = X86(&quant_q5_0_rp_dot_avxvnni),
@@ -149,6 +149,9 @@ static const quant_dot_tile_fn *const RP_DOT_AVXVNNI[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_K] = X86(&quant_q4_k_rp_dot_avxvnni),
     [OB_QTYPE_Q5_K] = X86(&quant_q5_k_rp_dot_avxvnni),
     [OB_QTYPE_Q6_K] = X86(&quant_q6_k_rp_dot_avxvnni),
+    [OB_QTYPE_Q2_K] = X86(&quant_q2_k_rp_dot_avxvnni),
+    [OB_QTYPE_Q3_K] = X86(&quant_q3_k_rp_dot_avxvnni),
+    [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_rp_dot_avxvnni),
 };
 static const quant_dot_tile_fn *const RP_DOT_AVXVNNI_EVEX[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_0] = X86(&quant_q4_0_rp_dot_avxvnni_evex),
@@ -158,6 +161,9 @@ static const quant_dot_tile_fn *const RP_DOT_AVXVNNI_EVEX[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_K] = X86(&quant_q4_k_rp_dot_avxvnni_evex),
     [OB_QTYPE_Q5_K] = X86(&quant_q5_k_rp_dot_avxvnni_evex),
     [OB_QTYPE_Q6_K] = X86(&quant_q6_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q2_K] = X86(&quant_q2_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q3_K] = X86(&quant_q3_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_rp_dot_avxvnni_evex),
 };
 
 /* NEON repacked kernels: SDOT ones, replaced by the SMMLA ones where the CPU has I8MM (both

@@ -124,7 +124,8 @@ def cpu_has_vnni256():
 
 
 # The types with AVX-VNNI kernels (src/quant/repack*_avxvnni.c).
-AVXVNNI_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q4_k", "q5_k", "q6_k", "q4_k_m"]
+AVXVNNI_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs",
+                    "q4_k_m"]
 
 
 @pytest.mark.skipif(not cpu_has_vnni256(), reason="needs AVX2 with AVX-VNNI or AVX512-VNNI+VL")

@@ -510,7 +510,8 @@ TEST(neon_repacked_kernels_are_chosen) {
  * equals AVX2's bit for bit, on random and on extreme data, 1..TY activation rows. */
 TEST(avxvnni_kernels_equal_avx2) {
     const uint32_t types[] = {OB_QTYPE_Q4_0, OB_QTYPE_Q5_0, OB_QTYPE_Q8_0, OB_QTYPE_IQ4_NL,
-                              OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K};
+                              OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K, OB_QTYPE_Q2_K,
+                              OB_QTYPE_Q3_K, OB_QTYPE_IQ4_XS};
     const ob_cpu_features *cpu = ob_cpu_features_get();
     if (!cpu->avxvnni && !cpu->avx512vnni_ymm) SKIP("no VPDPBUSD on 256-bit registers here");
     scratch s = {ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)), NULL, NULL,
