@@ -37,10 +37,16 @@ R2_INLINE void vn_block(int kind, int RY, __m256 *acc, const uint8_t *xb, const 
                         size_t ys, __m256i levels) {
     const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xb));
     const uint8_t *q = xb + 2 * R2_ROWS;
-    __m256i s[4];
-    /* the start value folds the unsigned weights' offset (0 for the signed kinds) */
+    /* Two sums per activation row, one for each half of the pieces, so that a block's
+     * VPDPBUSD form two dependency chains of 4 rather than one of 8 (each waits 4-5 cycles for
+     * the one before it on its accumulator). s starts at the start value, which folds the
+     * unsigned weights' offset (0 for the signed kinds). */
+    __m256i s[4], t[4];
 #pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) s[c] = r2_bcast4(y + c * ys + 36);
+    for (int c = 0; c < RY; c++) {
+        s[c] = r2_bcast4(y + c * ys + 36);
+        t[c] = _mm256_setzero_si256();
+    }
     if (kind == VN_Q4_0 || kind == VN_Q5_0) {
         const __m256i m4 = _mm256_set1_epi8(0x0F), m10 = _mm256_set1_epi8(0x10);
         __m256i h = _mm256_setzero_si256();
@@ -58,7 +64,7 @@ R2_INLINE void vn_block(int kind, int RY, __m256 *acc, const uint8_t *xb, const 
             for (int c = 0; c < RY; c++) {
                 const uint8_t *yb = y + c * ys;
                 s[c] = vn_dpbusd(s[c], lo, r2_bcast4(yb + 4 * g));
-                s[c] = vn_dpbusd(s[c], hi, r2_bcast4(yb + 16 + 4 * g));
+                t[c] = vn_dpbusd(t[c], hi, r2_bcast4(yb + 16 + 4 * g));
             }
         }
     } else {
@@ -67,12 +73,16 @@ R2_INLINE void vn_block(int kind, int RY, __m256 *acc, const uint8_t *xb, const 
             const __m256i w = vn_signed_piece(kind, q, g, levels);
             const __m256i aw = _mm256_sign_epi8(w, w);
 #pragma GCC unroll 4
-            for (int c = 0; c < RY; c++)
-                s[c] = vn_dpbusd(s[c], aw, _mm256_sign_epi8(r2_bcast4(y + c * ys + 4 * g), w));
+            for (int c = 0; c < RY; c++) {
+                const __m256i a = _mm256_sign_epi8(r2_bcast4(y + c * ys + 4 * g), w);
+                if (g % 2) t[c] = vn_dpbusd(t[c], aw, a);
+                else s[c] = vn_dpbusd(s[c], aw, a);
+            }
         }
     }
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) {
+        s[c] = _mm256_add_epi32(s[c], t[c]);
         const __m256 dy = _mm256_set1_ps(r2_load_f32(y + c * ys + 32));
         acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]), _mm256_mul_ps(dx, dy), acc[c]);
     }
