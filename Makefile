@@ -4,6 +4,10 @@
 #   src/cli/*.c            -> build/outboard (the only code with main())
 #   src/**/*_avx2.c        -> compiled with AVX2/FMA/F16C flags, x86-64 only
 #   src/**/*_avx512.c      -> compiled with AVX-512 (F/BW/VL/DQ/VNNI/BF16) flags, x86-64 only
+#   src/**/*_avxvnni.c     -> compiled twice, x86-64 only: with AVX2 + AVX-VNNI flags (VEX
+#                             VPDPBUSD), and as *_avxvnni_evex.o with AVX2 + AVX512-VNNI/VL and
+#                             OB_VNNI_EVEX (the EVEX twin of the same code under other names,
+#                             which CPUs with AVX-512 VNNI run and so test; repack_avxvnni.h)
 #   src/**/*_neon.c        -> compiled with NEON dot-product flags, aarch64 only
 #   src/**/*_i8mm_neon.c   -> the same plus the int8 matrix-multiply extension (I8MM)
 #   src/cuda/*.cu          -> compiled by nvcc when it is on PATH (CUDA=0 forces it off)
@@ -62,6 +66,8 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 ISA_AVX2   := -mavx2 -mfma -mf16c
+ISA_AVXVNNI := $(ISA_AVX2) -mavxvnni
+ISA_AVXVNNI_EVEX := $(ISA_AVX2) -mavx512vnni -mavx512vl -DOB_VNNI_EVEX
 ISA_AVX512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mfma -mf16c
 ISA_NEON   := -march=armv8.2-a+dotprod+fp16
 ISA_I8MM   := -march=armv8.2-a+dotprod+fp16+i8mm
@@ -70,7 +76,7 @@ ISA_I8MM   := -march=armv8.2-a+dotprod+fp16+i8mm
 LIB_DIRS ?= src
 ALL_LIB_SRC := $(shell find $(LIB_DIRS) -name '*.c' -not -path 'src/cli/*' | sort)
 ifeq ($(filter x86_64 amd64,$(ARCH)),)
-LIB_SRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_LIB_SRC))
+LIB_SRC := $(filter-out %_avx2.c %_avx512.c %_avxvnni.c,$(ALL_LIB_SRC))
 else
 LIB_SRC := $(filter-out %_neon.c,$(ALL_LIB_SRC))
 endif
@@ -123,7 +129,9 @@ endif
 # part of the library.
 PAGE_OBJ := $(if $(filter src/serve/%,$(LIB_SRC)),$(BUILD)/obj/gen/serve_page.o)
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o) $(VK_OBJ) $(PAGE_OBJ)
+# every *_avxvnni.c also gives its EVEX twin
+EVEX_OBJ := $(patsubst %_avxvnni.c,$(BUILD)/obj/%_avxvnni_evex.o,$(filter %_avxvnni.c,$(LIB_SRC)))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(EVEX_OBJ) $(CU_SRC:%.cu=$(BUILD)/obj/%.cu.o) $(VK_OBJ) $(PAGE_OBJ)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
@@ -147,6 +155,14 @@ $(BUILD)/obj/%_avx2.o: %_avx2.c
 $(BUILD)/obj/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_AVX512) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avxvnni.o: %_avxvnni.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_AVXVNNI) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%_avxvnni_evex.o: %_avxvnni.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(ISA_AVXVNNI_EVEX) -MMD -MP -c $< -o $@
 
 # (make takes the rule with the shorter stem, so *_i8mm_neon.c files get this one)
 $(BUILD)/obj/%_i8mm_neon.o: %_i8mm_neon.c

@@ -36,7 +36,7 @@ static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16, OB
                                  OB_QTYPE_Q4_1, OB_QTYPE_Q5_0, OB_QTYPE_Q5_1, OB_QTYPE_Q8_0,
                                  OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K, OB_QTYPE_Q5_K,
                                  OB_QTYPE_Q6_K, OB_QTYPE_IQ4_NL, OB_QTYPE_IQ4_XS};
-static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon"};
+static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon", "avxvnni"};
 
 enum { N = 4096 }; /* elements per row: a typical hidden size */
 enum { NY = 4 };    /* activation rows of the batched case */

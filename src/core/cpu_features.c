@@ -54,6 +54,7 @@ static void cpu_detect_arch(ob_cpu_features *f) {
     f->avx512vl = f->avx512f && ((b7 >> 31) & 1);
     f->avx512vnni = f->avx512f && ((c7 >> 11) & 1);
     f->avx512bf16 = f->avx512f && ((a7_1 >> 5) & 1);
+    f->avx512vnni_ymm = f->avx512vnni && f->avx512vl;
 }
 
 #elif defined(__aarch64__) || defined(_M_ARM64)
@@ -94,9 +95,11 @@ static void cpu_detect_arch(ob_cpu_features *f) { (void)f; }
 /* Clears every flag above the named cap. */
 static void cpu_apply_cap(const char *cap, ob_cpu_features *f) {
     if (!cap || !*cap || strcmp(cap, "avx512") == 0) return;
-    if (strcmp(cap, "avx2") == 0) {
+    if (strcmp(cap, "avx2") == 0 || strcmp(cap, "avxvnni") == 0) {
         f->avx512f = f->avx512bw = f->avx512vl = f->avx512dq = false;
         f->avx512vnni = f->avx512bf16 = false;
+        /* avx2 is plain AVX2; avxvnni keeps the 256-bit int8 dot product in either form */
+        if (strcmp(cap, "avx2") == 0) f->avxvnni = f->avx512vnni_ymm = false;
     } else if (strcmp(cap, "scalar") == 0) {
         memset(f, 0, sizeof *f);
     } else if (strcmp(cap, "neon-sdot") == 0) {

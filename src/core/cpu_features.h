@@ -8,9 +8,12 @@
  * AMX is never reported or used: it has been seen advertised by CPUID yet faulting under
  * hypervisors.
  *
- * The environment variable OB_ISA=scalar|avx2|avx512|neon|neon-sdot caps what is reported
- * (flags above the cap read false; neon-sdot is Arm without I8MM), so tests and benchmarks can
- * force a slower path in every module at once. An unknown value is ignored.
+ * The environment variable OB_ISA=scalar|avx2|avxvnni|avx512|neon|neon-sdot caps what is
+ * reported (flags above the cap read false; neon-sdot is Arm without I8MM), so tests and
+ * benchmarks can force a slower path in every module at once. avx2 is plain AVX2 (no VNNI);
+ * avxvnni is AVX2 with the int8 dot product: every AVX-512 flag reads false except
+ * avx512vnni_ymm, so a CPU with AVX-512 VNNI runs the AVX2 path with the AVX-VNNI kernels' EVEX
+ * twins (src/quant/repack_avxvnni.h). An unknown value is ignored.
  */
 #ifndef OB_CORE_CPU_FEATURES_H
 #define OB_CORE_CPU_FEATURES_H
@@ -23,6 +26,8 @@ typedef struct ob_cpu_features {
     bool avx512vnni, avx512bf16;              /* x86-64: int8 dot (VPDPBUSD), bf16 dot */
     bool avxvnni;                             /* x86-64: VEX VPDPBUSD on 256-bit registers
                                                  (AVX-VNNI, CPUs with AVX2 and no AVX-512) */
+    bool avx512vnni_ymm;                      /* x86-64: AVX512-VNNI + VL: the EVEX form of
+                                                 VPDPBUSD on 256-bit registers */
     bool neon, dotprod;                       /* aarch64: Advanced SIMD (always), SDOT/UDOT */
     bool i8mm;                                /* aarch64: int8 matrix multiply (SMMLA) */
 } ob_cpu_features;

@@ -54,6 +54,18 @@ extern const quant_repack_impl quant_q4_0_repack_avx2, quant_q5_0_repack_avx2,
     quant_q6_k_repack_avx2,
     quant_iq4_xs_repack_avx2, quant_q2_k_repack_avx2, quant_q3_k_repack_avx2;
 
+/* rp_dot on the AVX2 kernels' layouts and activation rows by VPDPBUSD (repack_avxvnni.h):
+ * the AVX-VNNI (VEX) kernels, and their EVEX twins built from the same source (_evex). */
+extern const quant_dot_tile_fn quant_q4_0_rp_dot_avxvnni, quant_q5_0_rp_dot_avxvnni,
+    quant_q8_0_rp_dot_avxvnni, quant_iq4_nl_rp_dot_avxvnni, quant_q4_k_rp_dot_avxvnni,
+    quant_q5_k_rp_dot_avxvnni, quant_q6_k_rp_dot_avxvnni, quant_q2_k_rp_dot_avxvnni,
+    quant_q3_k_rp_dot_avxvnni, quant_iq4_xs_rp_dot_avxvnni;
+extern const quant_dot_tile_fn quant_q4_0_rp_dot_avxvnni_evex, quant_q5_0_rp_dot_avxvnni_evex,
+    quant_q8_0_rp_dot_avxvnni_evex, quant_iq4_nl_rp_dot_avxvnni_evex,
+    quant_q4_k_rp_dot_avxvnni_evex, quant_q5_k_rp_dot_avxvnni_evex,
+    quant_q6_k_rp_dot_avxvnni_evex, quant_q2_k_rp_dot_avxvnni_evex,
+    quant_q3_k_rp_dot_avxvnni_evex, quant_iq4_xs_rp_dot_avxvnni_evex;
+
 extern const quant_pack_impl quant_q4_0_pack_avx512, quant_q8_0_pack_avx512;
 extern const quant_repack_impl quant_q4_0_repack_avx512, quant_q5_0_repack_avx512,
     quant_q8_0_repack_avx512, quant_iq4_nl_repack_avx512;

@@ -37,7 +37,8 @@ typedef struct quant_row {
     int64_t block_size;
     size_t type_size;
     uint32_t vec_dot_type;
-    const quant_impl *impl[QUANT_ISA_COUNT]; /* scalar, avx2, avx512, neon; NULL = none */
+    const quant_impl *impl[QUANT_ISA_COUNT]; /* scalar, avx2, avx512, neon; NULL = none (avxvnni:
+                                              * AVX2 with RP_DOT_AVXVNNI below, never a set) */
 } quant_row;
 
 /* Rows with a NULL scalar set are unsupported types. */
@@ -137,6 +138,34 @@ static const quant_repack_impl *const REPACKED_AVX2[OB_QTYPE_COUNT] = {
     [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_repack_avx2),
 };
 
+/* AVX-VNNI rp_dot kernels on the AVX2 layouts (repack_avxvnni.h): the VEX ones, and their EVEX
+ * twins for CPUs with AVX512-VNNI (repack_avxvnni.c, repack_k_avxvnni.c,
+ * repack_q23_k_avxvnni.c, repack_iq4_avxvnni.c). */
+static const quant_dot_tile_fn *const RP_DOT_AVXVNNI[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = X86(&quant_q4_0_rp_dot_avxvnni),
+    [OB_QTYPE_Q5_0] = X86(&quant_q5_0_rp_dot_avxvnni),
+    [OB_QTYPE_Q8_0] = X86(&quant_q8_0_rp_dot_avxvnni),
+    [OB_QTYPE_IQ4_NL] = X86(&quant_iq4_nl_rp_dot_avxvnni),
+    [OB_QTYPE_Q4_K] = X86(&quant_q4_k_rp_dot_avxvnni),
+    [OB_QTYPE_Q5_K] = X86(&quant_q5_k_rp_dot_avxvnni),
+    [OB_QTYPE_Q6_K] = X86(&quant_q6_k_rp_dot_avxvnni),
+    [OB_QTYPE_Q2_K] = X86(&quant_q2_k_rp_dot_avxvnni),
+    [OB_QTYPE_Q3_K] = X86(&quant_q3_k_rp_dot_avxvnni),
+    [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_rp_dot_avxvnni),
+};
+static const quant_dot_tile_fn *const RP_DOT_AVXVNNI_EVEX[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_0] = X86(&quant_q4_0_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q5_0] = X86(&quant_q5_0_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q8_0] = X86(&quant_q8_0_rp_dot_avxvnni_evex),
+    [OB_QTYPE_IQ4_NL] = X86(&quant_iq4_nl_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q4_K] = X86(&quant_q4_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q5_K] = X86(&quant_q5_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q6_K] = X86(&quant_q6_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q2_K] = X86(&quant_q2_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_Q3_K] = X86(&quant_q3_k_rp_dot_avxvnni_evex),
+    [OB_QTYPE_IQ4_XS] = X86(&quant_iq4_xs_rp_dot_avxvnni_evex),
+};
+
 /* NEON repacked kernels: SDOT ones, replaced by the SMMLA ones where the CPU has I8MM (both
  * read the same repacked layout and activation rows, so a type may have either or both). */
 static const quant_repack_impl *const REPACKED_NEON[OB_QTYPE_COUNT] = {
@@ -174,7 +203,8 @@ static void quant_set_repack(quant_traits *t, const quant_repack_impl *rp) {
     t->rp_dot = rp->dot;
 }
 
-static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+static const char *const ISA_NAMES[QUANT_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon",
+                                                        "avxvnni"};
 
 static quant_traits g_traits[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
 static bool g_have[OB_QTYPE_COUNT][QUANT_ISA_COUNT];
@@ -205,6 +235,23 @@ static void quant_overlay(quant_traits *t, const quant_impl *impl, int isa) {
     if (impl->vec_dot) t->vec_dot = impl->vec_dot;
     if (impl->dot_tile) t->dot_tile = impl->dot_tile;
     if (ACT_FROM_F32[t->type][isa]) t->act_from_f32 = ACT_FROM_F32[t->type][isa];
+}
+
+/* The avxvnni variant of a type with VNNI kernels: its AVX2 variant (same layouts, same
+ * activation rows) with the VNNI rp_dot, VEX where the CPU has AVX-VNNI, else the EVEX twin
+ * where it has AVX512-VNNI with VL. It replaces AVX2 as the best variant, never AVX-512 (whose
+ * 16-row kernels do twice the work per instruction). */
+static void quant_add_avxvnni(uint32_t type, const ob_cpu_features *cpu) {
+    const quant_dot_tile_fn *dot = cpu->avxvnni          ? RP_DOT_AVXVNNI[type]
+                                   : cpu->avx512vnni_ymm ? RP_DOT_AVXVNNI_EVEX[type]
+                                                         : NULL;
+    if (!dot || !g_have[type][QUANT_ISA_AVX2] || !g_traits[type][QUANT_ISA_AVX2].rp_rows) return;
+    quant_traits v = g_traits[type][QUANT_ISA_AVX2];
+    v.isa = ISA_NAMES[QUANT_ISA_AVXVNNI];
+    v.rp_dot = *dot;
+    g_traits[type][QUANT_ISA_AVXVNNI] = v;
+    g_have[type][QUANT_ISA_AVXVNNI] = true;
+    if (g_best[type] == QUANT_ISA_AVX2) g_best[type] = QUANT_ISA_AVXVNNI;
 }
 
 /* Resolves every usable (type, ISA) pair. The chains are scalar -> avx2 -> avx512 on x86 and
@@ -246,6 +293,7 @@ static void quant_init(void) {
             g_have[type][isa] = true;
             g_best[type] = isa;
         }
+        quant_add_avxvnni(type, cpu);
         const quant_impl *neon = row->impl[QUANT_ISA_NEON];
         if (neon && quant_isa_ok(QUANT_ISA_NEON, neon, cpu)) {
             quant_traits n = t;

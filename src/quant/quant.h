@@ -97,11 +97,14 @@ const quant_traits *quant_traits_get(uint32_t type);
 /* The scalar reference (the truth); NULL when the type is not supported. */
 const quant_traits *quant_traits_ref(uint32_t type);
 
-/* The variant for one ISA ("scalar", "avx2", "avx512", "neon"); NULL when it is not built for
- * this architecture, has no kernels of its own for this type, or the CPU (after OB_ISA) lacks
- * it. Fields a variant does not accelerate come from the next ISA down (AVX-512 -> AVX2 ->
- * scalar), so every returned struct is complete. "avx512" needs F/BW/VL/DQ and VNNI;
- * "neon" needs the dot-product extension. */
+/* The variant for one ISA ("scalar", "avx2", "avx512", "neon", "avxvnni"); NULL when it is not
+ * built for this architecture, has no kernels of its own for this type, or the CPU (after
+ * OB_ISA) lacks it. Fields a variant does not accelerate come from the next ISA down (AVX-512 ->
+ * AVX2 -> scalar), so every returned struct is complete. "avx512" needs F/BW/VL/DQ and VNNI;
+ * "neon" needs the dot-product extension; "avxvnni" is the AVX2 variant with VPDPBUSD rp_dot
+ * kernels (types with repacked rows only): the VEX ones where the CPU has AVX-VNNI, else their
+ * EVEX twins where it has AVX512-VNNI with VL. It is quant_traits_get's answer when AVX-512 is
+ * not (a CPU without it, or OB_ISA=avxvnni). */
 const quant_traits *quant_traits_isa(uint32_t type, const char *isa);
 
 /* Runs t->dot_tile, or nx * ny calls of t->vec_dot when the variant has none or ny == 1 (a

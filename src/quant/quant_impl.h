@@ -41,6 +41,7 @@ enum {
     QUANT_ISA_AVX2,
     QUANT_ISA_AVX512,
     QUANT_ISA_NEON,
+    QUANT_ISA_AVXVNNI, /* the AVX2 variant with VPDPBUSD rp_dot kernels (quant.c) */
     QUANT_ISA_COUNT,
 };
 

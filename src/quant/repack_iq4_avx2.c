@@ -15,7 +15,7 @@
 #include "quant/iq4_nl.h"
 #include "quant/pack.h"
 #include "quant/q8_k.h"
-#include "quant/repack_avx2.h"
+#include "quant/repack_k_avx2.h"
 
 #define RI2_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4 */
 
@@ -24,16 +24,6 @@ static void ri2_pack_iq4_xs(const void *src, size_t stride, void *dst, int64_t n
 }
 
 static size_t ri2_act_size(int64_t n) { return (size_t)(n / QK_K) * RI2_ABLOCK; }
-
-/* The 8 rows' scale of sub-block s (-32..31) as the int16 pair (sc, sc) in each row's lane. */
-R2_INLINE __m256i ri2_scale(__m256i sl, __m256i sh, int s) {
-    const __m256i lo4 = _mm256_and_si256(_mm256_srli_epi32(sl, 4 * s), _mm256_set1_epi32(0xF));
-    const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi32(sh, 2 * s), _mm256_set1_epi32(3));
-    const __m256i sc = _mm256_sub_epi32(_mm256_or_si256(lo4, _mm256_slli_epi32(hi2, 4)),
-                                        _mm256_set1_epi32(32));
-    return _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xFFFF)),
-                           _mm256_slli_epi32(sc, 16));
-}
 
 R2_INLINE void ri2_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y, size_t ys,
                          __m256i levels) {

@@ -23,7 +23,7 @@
  */
 #include "quant/pack.h"
 #include "quant/q8_k.h"
-#include "quant/repack_avx2.h"
+#include "quant/repack_k_avx2.h"
 
 #define RK2_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
@@ -55,37 +55,18 @@ static const uint8_t RK2_DUP[4][32] __attribute__((aligned(32))) = {
 #undef DUP_LANE
 #undef DUP
 
-/* The 8 rows' scales sc[j] and mins mn[j] (j < 8) as (v, v) int16 pairs in each row's lane,
- * unpacked from the three scale words as the reference does per row. */
+/* The 8 rows' scales sc[j] and mins mn[j] (j < 8) as (v, v) int16 pairs in each row's lane. */
 R2_INLINE void rk2_scales(const uint8_t *p, __m256i sc[8], __m256i mn[8]) {
-    const __m256i u0 = _mm256_loadu_si256((const __m256i *)p),
-                  u1 = _mm256_loadu_si256((const __m256i *)(p + 32)),
-                  u2 = _mm256_loadu_si256((const __m256i *)(p + 64));
-    const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f),
-                  m2 = _mm256_set1_epi8(0x03);
-    const __m256i r0 = _mm256_and_si256(u0, m6); /* scales 0-3 */
-    const __m256i r1 = _mm256_or_si256(_mm256_and_si256(u2, m4), /* scales 4-7 */
-        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u0, 6), m2), 4));
-    const __m256i r2 = _mm256_and_si256(u1, m6); /* mins 0-3 */
-    const __m256i r3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(u2, 4), m4), /* 4-7 */
-        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(u1, 6), m2), 4));
+    __m256i r[4];
+    rk2_scale_bytes(p, r);
 #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const __m256i sel = _mm256_load_si256((const __m256i *)RK2_DUP[j]);
-        sc[j] = _mm256_shuffle_epi8(r0, sel);
-        sc[j + 4] = _mm256_shuffle_epi8(r1, sel);
-        mn[j] = _mm256_shuffle_epi8(r2, sel);
-        mn[j + 4] = _mm256_shuffle_epi8(r3, sel);
+        sc[j] = _mm256_shuffle_epi8(r[0], sel);
+        sc[j + 4] = _mm256_shuffle_epi8(r[1], sel);
+        mn[j] = _mm256_shuffle_epi8(r[2], sel);
+        mn[j + 4] = _mm256_shuffle_epi8(r[3], sel);
     }
-}
-
-/* Fifth bits of piece g from plane h, at bit 4 of each byte (shifts within 16-bit lanes: what
- * crosses from the neighbour byte lands outside bit 4 and is masked off). */
-R2_INLINE __m256i rk2_fifth(__m256i h, int g) {
-    const __m256i m = _mm256_set1_epi8(0x10);
-    if (g < 4) return _mm256_and_si256(_mm256_slli_epi16(h, 4 - g), m);
-    if (g == 4) return _mm256_and_si256(h, m);
-    return _mm256_and_si256(_mm256_srli_epi16(h, g - 4), m);
 }
 
 /* Q4_K, or Q5_K when five (constant after inlining): the same walk with the fifth bits merged
@@ -153,18 +134,6 @@ R2_INLINE void rk2_k4_block(int five, int RY, __m256 *acc, const uint8_t *xb, co
 }
 
 /* ---- Q6_K ---- */
-
-/* 8 rows' high bits for piece g placed at bits 4..5 of each byte (shifts within 16-bit lanes:
- * what crosses from the neighbour byte lands outside bits 4..5 and is masked off). */
-R2_INLINE __m256i rk2_q6_high(__m256i h, int g) {
-    const __m256i m = _mm256_set1_epi8(0x30);
-    switch (g) {
-    case 0: return _mm256_and_si256(_mm256_slli_epi16(h, 4), m);
-    case 1: return _mm256_and_si256(_mm256_slli_epi16(h, 2), m);
-    case 2: return _mm256_and_si256(h, m);
-    default: return _mm256_and_si256(_mm256_srli_epi16(h, 2), m);
-    }
-}
 
 /* Q6_K against RY (1..8) activation rows. A chunk is taken a half at a time (its low nibbles
  * with the high bits of h0 and the scales of sub-block 2ch, then its high nibbles with h1 and

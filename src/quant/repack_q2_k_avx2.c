@@ -13,7 +13,7 @@
  */
 #include "quant/pack.h"
 #include "quant/q8_k.h"
-#include "quant/repack_avx2.h"
+#include "quant/repack_k_avx2.h"
 
 #define RQ2_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
@@ -22,22 +22,6 @@ static void rq2_pack(const void *src, size_t stride, void *dst, int64_t n) {
 }
 
 static size_t rq2_act_size(int64_t n) { return (size_t)(n / QK_K) * RQ2_ABLOCK; }
-
-/* pshufb patterns per row dword, for byte b (0..3) of a scale word: (b, b) as an int16 pair,
- * and (b, b + 1) for the min pairs. */
-#define DUP(b) b, 0x80, b, 0x80
-#define PAIR(b) b, 0x80, b + 1, 0x80
-#define LANE(f, b) f(b), f(b + 4), f(b + 8), f(b + 12)
-static const uint8_t RQ2_DUP[4][32] __attribute__((aligned(32))) = {
-    {LANE(DUP, 0), LANE(DUP, 0)}, {LANE(DUP, 1), LANE(DUP, 1)},
-    {LANE(DUP, 2), LANE(DUP, 2)}, {LANE(DUP, 3), LANE(DUP, 3)},
-};
-static const uint8_t RQ2_PAIR[2][32] __attribute__((aligned(32))) = {
-    {LANE(PAIR, 0), LANE(PAIR, 0)}, {LANE(PAIR, 2), LANE(PAIR, 2)},
-};
-#undef LANE
-#undef PAIR
-#undef DUP
 
 R2_INLINE void rq2_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y, size_t ys) {
     const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(0x0F);

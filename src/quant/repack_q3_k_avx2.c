@@ -14,7 +14,7 @@
  */
 #include "quant/pack.h"
 #include "quant/q8_k.h"
-#include "quant/repack_avx2.h"
+#include "quant/repack_k_avx2.h"
 
 #define RQ3_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
@@ -23,34 +23,6 @@ static void rq3_pack(const void *src, size_t stride, void *dst, int64_t n) {
 }
 
 static size_t rq3_act_size(int64_t n) { return (size_t)(n / QK_K) * RQ3_ABLOCK; }
-
-/* The 8 rows' scale of sub-block j (constant after inlining) as int32 in -32..31, from the
- * three scale words: low 4 bits in byte j % 8 (its high nibble for j >= 8), high 2 bits at bits
- * 2 (j / 4) of byte 8 + j % 4. */
-R2_INLINE __m256i rq3_scale(__m256i u0, __m256i u1, __m256i u2, int j) {
-    const __m256i w = (j % 8) / 4 ? u1 : u0;
-    const __m256i lo = _mm256_and_si256(_mm256_srli_epi32(w, 8 * (j % 4) + 4 * (j / 8)),
-                                        _mm256_set1_epi32(0xF));
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(u2, 8 * (j % 4) + 2 * (j / 4)),
-                                        _mm256_set1_epi32(3));
-    return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
-}
-
-/* int16 pair (a, b) in each int32 lane from two int32 lanes of small signed values. */
-R2_INLINE __m256i rq3_pair(__m256i a, __m256i b) {
-    return _mm256_or_si256(_mm256_and_si256(a, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(b, 16));
-}
-
-/* Piece g's u (0..7) for 8 rows x 4 elements from the chunk's planes (shifts within 16-bit
- * lanes: what crosses from the neighbour byte lands outside the bits kept). */
-R2_INLINE __m256i rq3_piece(__m256i h, __m256i l0, __m256i l1, int g) {
-    const __m256i l = g < 4 ? l0 : l1;
-    const int s = 2 * (g % 4);
-    const __m256i low = s ? _mm256_srli_epi16(l, s) : l;
-    const __m256i hb = g < 2 ? _mm256_slli_epi16(h, 2 - g) : g == 2 ? h : _mm256_srli_epi16(h, g - 2);
-    return _mm256_or_si256(_mm256_and_si256(low, _mm256_set1_epi8(3)),
-                           _mm256_and_si256(hb, _mm256_set1_epi8(4)));
-}
 
 R2_INLINE void rq3_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y, size_t ys) {
     const __m256i u0 = _mm256_loadu_si256((const __m256i *)(xb + 16)),

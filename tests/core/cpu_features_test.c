@@ -15,9 +15,16 @@ TEST(cap_clears_flags_above_it) {
     CHECK(!f.avx2 && !f.avx512f && !f.neon && !f.dotprod && !f.f16c);
     cpu_features_detect("avx2", &f);
     CHECK(!f.avx512f && !f.avx512vnni && !f.avx512bf16);
-    ob_cpu_features full, bogus;
+    CHECK(!f.avxvnni && !f.avx512vnni_ymm); /* avx2 is plain AVX2, without the int8 dot */
+    ob_cpu_features full, bogus, vnni;
     cpu_features_detect(NULL, &full);
-    CHECK_EQ_INT(f.avxvnni, full.avxvnni); /* an AVX2-class extension: the avx2 cap keeps it */
+    /* avxvnni: AVX2 with VPDPBUSD on ymm in either encoding, and no other AVX-512 */
+    cpu_features_detect("avxvnni", &vnni);
+    CHECK(!vnni.avx512f && !vnni.avx512bw && !vnni.avx512vl && !vnni.avx512dq);
+    CHECK(!vnni.avx512vnni && !vnni.avx512bf16);
+    CHECK_EQ_INT(vnni.avxvnni, full.avxvnni);
+    CHECK_EQ_INT(vnni.avx512vnni_ymm, full.avx512vnni_ymm);
+    CHECK_EQ_INT(vnni.avx2, full.avx2);
     cpu_features_detect("no-such-isa", &bogus); /* ignored */
     CHECK(memcmp(&full, &bogus, sizeof full) == 0);
     CHECK_EQ_INT(f.avx2, full.avx2);
@@ -32,6 +39,7 @@ TEST(flags_are_consistent) {
     cpu_features_detect(NULL, &f);
     if (f.avx512vnni || f.avx512bw || f.avx512vl || f.avx512dq || f.avx512bf16) CHECK(f.avx512f);
     if (f.avx512f || f.avxvnni) CHECK(f.avx2);
+    CHECK_EQ_INT(f.avx512vnni_ymm, f.avx512vnni && f.avx512vl);
     if (f.avx2) CHECK(f.fma && f.f16c);
     if (f.dotprod) CHECK(f.neon);
     if (f.i8mm) CHECK(f.dotprod);

@@ -113,6 +113,33 @@ def test_synth_logits_on_the_avx2_path_match_llama_cpp(qtype, synth_dir, tmp_pat
     check(ours, llama_cpp_logits(path, tokens), qtype, f"synth tiny {qtype}, OB_ISA=avx2")
 
 
+def cpu_has_vnni256():
+    """VPDPBUSD on ymm: AVX-VNNI (VEX), or AVX512-VNNI with VL, whose EVEX form of the same
+    instruction OB_ISA=avxvnni runs (src/quant/repack_avxvnni.h)."""
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return cpu_has_avx2() and ("avx_vnni" in flags or {"avx512_vnni", "avx512vl"} <= set(flags))
+
+
+# The types with AVX-VNNI kernels (src/quant/repack*_avxvnni.c).
+AVXVNNI_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs",
+                    "q4_k_m"]
+
+
+@pytest.mark.skipif(not cpu_has_vnni256(), reason="needs AVX2 with AVX-VNNI or AVX512-VNNI+VL")
+@pytest.mark.parametrize("qtype", AVXVNNI_REPACKED)
+def test_synth_logits_on_the_avxvnni_path_match_llama_cpp(qtype, synth_dir, tmp_path):
+    """The AVX2 path with the AVX-VNNI kernels (OB_ISA=avxvnni: on a CPU with AVX-512 VNNI,
+    their EVEX twins), chunked as the AVX2 test above."""
+    path = synth(synth_dir, qtype)
+    rng = np.random.default_rng(11)
+    tokens = [1] + rng.integers(3, 259, size=63).tolist()
+    ours = outboard_logits(path, tokens, tmp_path, chunk=7, env={"OB_ISA": "avxvnni"})
+    check(ours, llama_cpp_logits(path, tokens), qtype, f"synth tiny {qtype}, OB_ISA=avxvnni")
+
+
 def test_llama3_rope_freqs_match_llama_cpp(synth_dir, tmp_path):
     """rope_freqs.weight (Llama 3.1 frequency factors) at positions where they matter."""
     path = synth(synth_dir, "f32", extra=("--rope-freqs",))

@@ -26,7 +26,7 @@ static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16,
                                  OB_QTYPE_Q4_0, OB_QTYPE_Q4_1, OB_QTYPE_Q5_0,
                                  OB_QTYPE_Q5_1, OB_QTYPE_Q8_0, OB_QTYPE_Q8_1};
 #define N_TYPES (sizeof TYPES / sizeof TYPES[0])
-static const char *const SIMD_ISAS[] = {"avx2", "avx512", "neon"};
+static const char *const SIMD_ISAS[] = {"avx2", "avx512", "neon", "avxvnni"};
 
 static uint64_t rng_state = 0x243f6a8885a308d3ull;
 static uint32_t rng32(void) {
@@ -108,9 +108,9 @@ TEST(q8_activations_round_ties_to_even) {
     x[31] = 127.0f; /* the block's max: scale 1 */
     x[63] = -127.0f;
     for (int i = 0; i < 8; i++) x[i] = x[40 + i] = halves[i];
-    static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon"};
+    static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon", "avxvnni"};
     static const uint32_t Q8_TYPES[] = {OB_QTYPE_Q8_0, OB_QTYPE_Q8_1};
-    for (int isa = 0; isa < 4; isa++) {
+    for (size_t isa = 0; isa < sizeof ISAS / sizeof ISAS[0]; isa++) {
         for (int k = 0; k < 2; k++) {
             const uint32_t type = Q8_TYPES[k];
             const quant_traits *t = quant_traits_isa(type, ISAS[isa]);
@@ -505,6 +505,60 @@ TEST(neon_repacked_kernels_are_chosen) {
     fprintf(stderr, "  repacked NEON kernels: %s\n", cpu->i8mm ? "SMMLA (I8MM)" : "SDOT");
 }
 
+/* The AVX-VNNI kernels (or their EVEX twins, repack_avxvnni.h) read the AVX2 layouts and
+ * activation rows and sum the same exact integers into the same float operations: their rp_dot
+ * equals AVX2's bit for bit, on random and on extreme data, 1..TY activation rows. */
+TEST(avxvnni_kernels_equal_avx2) {
+    const uint32_t types[] = {OB_QTYPE_Q4_0, OB_QTYPE_Q5_0, OB_QTYPE_Q8_0, OB_QTYPE_IQ4_NL,
+                              OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K, OB_QTYPE_Q2_K,
+                              OB_QTYPE_Q3_K, OB_QTYPE_IQ4_XS};
+    const ob_cpu_features *cpu = ob_cpu_features_get();
+    if (!cpu->avxvnni && !cpu->avx512vnni_ymm) SKIP("no VPDPBUSD on 256-bit registers here");
+    scratch s = {ob_alloc(NMAX, sizeof(float)), ob_alloc(NMAX, sizeof(float)), NULL, NULL,
+                 NULL, NULL, NULL};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const quant_traits *v = quant_traits_isa(types[k], "avxvnni");
+        const quant_traits *a = quant_traits_isa(types[k], "avx2");
+        CHECK(v && a);
+        if (!v || !a) continue;
+        CHECK_MSG(v->rp_dot != a->rp_dot && v->rp_pack == a->rp_pack && v->rp_act == a->rp_act,
+                  "%s: avxvnni must differ from avx2 in rp_dot alone", v->name);
+        /* OB_ISA=avxvnni (or a CPU with AVX-VNNI and no AVX-512) makes it the best variant */
+        if (!cpu->avx512f) CHECK(quant_traits_get(types[k]) == v);
+        const int64_t n = 3 * 256, rows = 2 * v->rp_rows;
+        const size_t rb = row_bytes(v, n), ab = v->rp_act_size(n);
+        uint8_t *w = ob_alloc((size_t)rows, rb), *rp = ob_alloc((size_t)rows, rb);
+        uint8_t *act = ob_alloc(TY, ab);
+        float *got = ob_alloc((size_t)(rows * TY), sizeof(float));
+        float *want = ob_alloc((size_t)(rows * TY), sizeof(float));
+        for (int extreme = 0; extreme < 2; extreme++) {
+            for (int64_t i = 0; i < rows; i++) {
+                if (extreme) fill_extreme(s.x, n);
+                else fill(s.x, n);
+                quant_traits_ref(types[k])->from_f32(s.x, w + i * rb, n);
+            }
+            for (int64_t g = 0; g < 2; g++)
+                a->rp_pack(w + g * a->rp_rows * rb, rb, rp + g * a->rp_rows * rb, n);
+            for (int j = 0; j < TY; j++) {
+                if (extreme)
+                    for (int64_t i = 0; i < n; i++) s.y[i] = j % 2 ? 1.0f : -1.0f;
+                else fill(s.y, n);
+                a->rp_act(s.y, act + j * ab, n);
+            }
+            for (int ny = 1; ny <= TY; ny++) {
+                a->rp_dot(n, rows, ny, want, (size_t)rows, rp, a->rp_rows * rb, act, ab);
+                v->rp_dot(n, rows, ny, got, (size_t)rows, rp, v->rp_rows * rb, act, ab);
+                CHECK_MSG(memcmp(got, want, (size_t)(rows * ny) * sizeof(float)) == 0,
+                          "%s: avxvnni rp_dot differs from avx2, %d activation rows%s", v->name,
+                          ny, extreme ? ", extreme data" : "");
+            }
+        }
+        ob_free(w), ob_free(rp), ob_free(act), ob_free(got), ob_free(want);
+    }
+    ob_free(s.x), ob_free(s.y);
+    fprintf(stderr, "  avxvnni kernels: %s\n", cpu->avxvnni ? "VEX (AVX-VNNI)" : "EVEX twins");
+}
+
 /* The reference itself through quant_dot_tile's fallback and through check_isa's harness. */
 TEST(reference_passes_its_own_harness) {
     for (size_t k = 0; k < N_TYPES; k++) {
@@ -522,5 +576,6 @@ int main(void) {
     RUN(simd_variants_match_reference);
     RUN(repacked_kquants_match_reference);
     RUN(neon_repacked_kernels_are_chosen);
+    RUN(avxvnni_kernels_equal_avx2);
     return t_summary();
 }
