@@ -138,7 +138,8 @@ TOOL_BIN := $(TOOL_SRC:%.c=$(BUILD)/%)
 LIB      := $(BUILD)/liboutboard.a
 CLI      := $(BUILD)/outboard
 
-.PHONY: all test test-c check fuzz fuzz-run fuzz-long clean neon-test format bench
+.PHONY: all test test-c check fuzz fuzz-run fuzz-long clean neon-test neon-full-build \
+        neon-model-test format bench
 all: $(CLI) $(LIB)
 
 $(LIB): $(LIB_OBJ)
@@ -245,6 +246,25 @@ neon-tests-only: $(LIB)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
 	    QEMU_CPU=$(NEON_CPU_NO_I8MM) QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
 	    $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
+
+# The whole program for aarch64, linked against the arm64 builds of its libraries (Debian's
+# multiarch archive, scripts/setup-arm64.sh), and the engine's logits against llama.cpp run
+# through it under qemu-user: as qemu's "max" CPU (the SMMLA kernels), then the synthetic
+# models of every type again as a Cortex-A76 (SDOT only).
+NEON_FULL_BUILD ?= build-aarch64-model
+NEON_MODEL_TESTS ?= tests/model/test_logits.py
+neon-full-build:
+	bash scripts/setup-arm64.sh
+	PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
+	    $(MAKE) -s BUILD=$(NEON_FULL_BUILD) CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
+	    $(NEON_FULL_BUILD)/outboard
+neon-model-test: neon-full-build
+	OB_BUILD=$(abspath $(NEON_FULL_BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
+	    $(PYTHON) -m pytest -q $(NEON_MODEL_TESTS)
+	@echo "again as a CPU with SDOT and without I8MM (QEMU_CPU=$(NEON_CPU_NO_I8MM)):"
+	OB_BUILD=$(abspath $(NEON_FULL_BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
+	    QEMU_CPU=$(NEON_CPU_NO_I8MM) $(PYTHON) -m pytest -q $(NEON_MODEL_TESTS) \
+	    -k test_synth_logits_match
 
 # libFuzzer targets (clang only). FUZZ_SECONDS bounds each target in `make fuzz-run`.
 FUZZ_CC ?= clang

@@ -17,9 +17,9 @@
 # invocations with 2 and 1 repetitions, so model loading, outboard's repacking and llama.cpp's
 # warm-up cancel, and the per-token figure is that one run divided by its tokens.
 #
-# Needs (installed here when missing, as root): aarch64-linux-gnu-g++, Debian's dynamically
-# linked qemu-user (qemu-user-static cannot load plugins), and the arm64 -dev packages of the
-# libraries outboard links (multiarch).
+# Needs (scripts/setup-arm64.sh installs them when missing): aarch64-linux-gnu-g++, Debian's
+# dynamically linked qemu-user (qemu-user-static cannot load plugins), and the arm64 -dev
+# packages of the libraries outboard links (multiarch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CPU=${CPU:-max}
@@ -35,27 +35,13 @@ if [ $# -gt 0 ]; then FILES=("$@"); else
            models/synth-1b-q6_k.gguf models/gemma-3-270m-q4_k_m.gguf)
 fi
 
-ARM_LIBS="libjansson-dev libpcre2-dev libutf8proc-dev libmicrohttpd-dev libcurl4-openssl-dev libssl-dev"
-need_packages() {
-    local missing=()
-    command -v aarch64-linux-gnu-g++ >/dev/null || missing+=(g++-aarch64-linux-gnu)
-    command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
-    for p in $ARM_LIBS; do dpkg -s "$p:arm64" >/dev/null 2>&1 || missing+=("$p:arm64"); done
-    [ ${#missing[@]} -eq 0 ] && return
-    echo "installing ${missing[*]}" >&2
-    dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
-    apt-get update -qq >&2
-    apt-get install -y -qq "${missing[@]}" >&2
-}
-need_packages
+bash scripts/setup-arm64.sh g++-aarch64-linux-gnu qemu-user
 
 BUILD=build-aarch64-full # its own folder: a native rebuild cannot swap the binary mid-run
 PLUGIN=$BUILD/insn_plugin.so
 mkdir -p $BUILD
 cc -O2 -Wall -Wextra -Werror -shared -fPIC -o $PLUGIN bench/qemu/insn_plugin.c
-PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig \
-    make -s -j2 BUILD=$BUILD CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
-    $BUILD/outboard >&2
+make -s -j2 neon-full-build NEON_FULL_BUILD=$BUILD >&2
 OB=$BUILD/outboard
 LLAMA=bench/$(LLAMA_ISA=$LLAMA_ISA bash bench/build-llama-bench.sh)
 

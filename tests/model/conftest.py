@@ -1,6 +1,7 @@
 """Shared helpers for the engine's reference tests: run `outboard eval` and llama.cpp (through
 the pinned llama-cpp-python) on the same file and tokens, and compare their logits."""
 import os
+import shlex
 import subprocess
 
 import numpy as np
@@ -10,6 +11,9 @@ BUILD = os.environ.get("OB_BUILD", os.path.join(os.path.dirname(__file__), "..",
 SHARED = os.environ.get("OB_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..",
                                                   "shared"))
 OUTBOARD = os.path.join(BUILD, "outboard")
+# OB_RUNNER: a command that runs the binary, e.g. qemu-aarch64-static for the Arm build
+# (`make neon-model-test`), as tests/run_tests.py takes it for the C tests.
+RUNNER = shlex.split(os.environ.get("OB_RUNNER", ""))
 
 
 def shared(rel):
@@ -20,7 +24,8 @@ def shared(rel):
 
 
 def outboard(*args, check=True, **kw):
-    proc = subprocess.run([OUTBOARD, *map(str, args)], capture_output=True, text=True, **kw)
+    proc = subprocess.run([*RUNNER, OUTBOARD, *map(str, args)], capture_output=True, text=True,
+                          **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"outboard {' '.join(map(str, args))} failed:\n{proc.stderr}")
     return proc

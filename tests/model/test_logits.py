@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import compare, llama_cpp_logits, outboard, outboard_logits, shared
+from conftest import RUNNER, compare, llama_cpp_logits, outboard, outboard_logits, shared
 
 TOL = {"F32": 1e-3, "F16": 5e-3, "BF16": 5e-3}
 QUANT_TOL = 2e-2
@@ -100,7 +100,8 @@ def cpu_has_avx2():
 AVX2_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs", "q4_k_m"]
 
 
-@pytest.mark.skipif(not cpu_has_avx2(), reason="needs an x86-64 CPU with AVX2, FMA and F16C")
+@pytest.mark.skipif(bool(RUNNER) or not cpu_has_avx2(),
+                    reason="needs an x86-64 CPU with AVX2, FMA and F16C, and a native build")
 @pytest.mark.parametrize("qtype", AVX2_REPACKED)
 def test_synth_logits_on_the_avx2_path_match_llama_cpp(qtype, synth_dir, tmp_path):
     """The AVX2 kernels (OB_ISA=avx2 caps the ISA on CPUs with AVX-512 too), in chunks of 7
@@ -128,7 +129,8 @@ AVXVNNI_REPACKED = ["q4_0", "q5_0", "q8_0", "iq4_nl", "q2_k", "q3_k", "q4_k", "q
                     "q4_k_m"]
 
 
-@pytest.mark.skipif(not cpu_has_vnni256(), reason="needs AVX2 with AVX-VNNI or AVX512-VNNI+VL")
+@pytest.mark.skipif(bool(RUNNER) or not cpu_has_vnni256(),
+                    reason="needs AVX2 with AVX-VNNI or AVX512-VNNI+VL, and a native build")
 @pytest.mark.parametrize("qtype", AVXVNNI_REPACKED)
 def test_synth_logits_on_the_avxvnni_path_match_llama_cpp(qtype, synth_dir, tmp_path):
     """The AVX2 path with the AVX-VNNI kernels (OB_ISA=avxvnni: on a CPU with AVX-512 VNNI,
