@@ -17,6 +17,8 @@
 # invocations with 2 and 1 repetitions, so model loading, outboard's repacking and llama.cpp's
 # warm-up cancel, and the per-token figure is that one run divided by its tokens.
 #
+# Both programs find their aarch64 libraries where Debian's multiarch puts them (no
+# QEMU_LD_PREFIX: with it qemu 7.2 was seen to spin at start-up).
 # Needs (scripts/setup-arm64.sh installs them when missing): aarch64-linux-gnu-g++, Debian's
 # dynamically linked qemu-user (qemu-user-static cannot load plugins), and the arm64 -dev
 # packages of the libraries outboard links (multiarch).
@@ -49,7 +51,7 @@ LLAMA=bench/$(LLAMA_ISA=$LLAMA_ISA bash bench/build-llama-bench.sh)
 count() {
     local log
     log=$(mktemp)
-    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64 -cpu "$CPU" -plugin "$PLUGIN" \
+    qemu-aarch64 -cpu "$CPU" -plugin "$PLUGIN" \
         -d plugin -D "$log" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; rm -f "$log"; exit 1; }
     awk '/^qemu-insns / { print $2 }' "$log"
     rm -f "$log"
