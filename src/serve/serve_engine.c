@@ -83,8 +83,16 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     cp.link_latency_us = p->link_latency_us;
     cp.experts = p->experts;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
-    if (st) return st;
     e->cp = e->asked = cp;
+    if (st && p->watch_devices && !p->gpu_required && cp.device != OB_DEVICE_CPU) {
+        /* the card may be plugged in later: serve on the CPU meanwhile, and the watch moves
+         * the layers when the planner finds the device */
+        fprintf(stderr, "outboard serve: %s: %s; serving on the CPU until the device is there "
+                        "(--watch-devices)\n", e->desc.id, err->msg);
+        e->cp.device = OB_DEVICE_CPU;
+        st = ob_context_new(e->model, &e->cp, &e->ctx, err);
+    }
+    if (st) return st;
     e->gpu_required = p->gpu_required;
     plan_note(e);
     if (p->gpu_required && !strcmp(ob_context_device(e->ctx), "cpu"))

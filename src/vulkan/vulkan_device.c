@@ -6,9 +6,11 @@
  */
 #include "vulkan/vulkan_impl.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int g_fault; /* vulkan_fault_set: 1 out of memory, 2 device lost, 3 1 MiB free */
 
@@ -33,6 +35,26 @@ bool vulkan_fault_lose_due(void) {
         if (!atomic_compare_exchange_strong(&left, &expect, n)) n = expect;
     }
     return n > 0 && atomic_fetch_sub(&left, 1) == 1;
+}
+
+static double g_attach_at = -1; /* monotonic seconds; -1: no injection, 0 before the first look */
+static pthread_once_t g_attach_once = PTHREAD_ONCE_INIT;
+
+static double monotonic_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void attach_read(void) {
+    const char *e = getenv("OB_VK_ATTACH_AFTER_S");
+    const double s = e ? strtod(e, NULL) : 0;
+    if (s > 0) g_attach_at = monotonic_s() + s;
+}
+
+bool vulkan_fault_detached(void) {
+    pthread_once(&g_attach_once, attach_read);
+    return g_attach_at > 0 && monotonic_s() < g_attach_at;
 }
 
 const char *vulkan_result_name(VkResult r) {

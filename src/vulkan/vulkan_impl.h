@@ -196,5 +196,8 @@ bool vulkan_fault_take(int kind);
 /* OB_VK_LOSE_AFTER=N (tests of a whole server): true at the N-th submit of a serving backend
  * in this process, which then reports a lost device, as a card pulled out mid-run would. */
 bool vulkan_fault_lose_due(void);
+/* OB_VK_ATTACH_AFTER_S=S (tests of a whole server): every listing of devices comes back empty
+ * until S seconds after the first one, as if the card were plugged in only then. */
+bool vulkan_fault_detached(void);
 
 #endif

@@ -221,6 +221,7 @@ static void describe(VkPhysicalDevice pd, int index, vulkan_device_info *d, uint
 /* The physical devices of inst, merged by deviceUUID, at most cap: pds[i] describes out[i]. */
 static int enumerate(VkInstance inst, VkPhysicalDevice *pds, vulkan_device_info *out, int cap) {
     uint32_t n = 0;
+    if (vulkan_fault_detached()) return 0;
     if (vkEnumeratePhysicalDevices(inst, &n, NULL) != VK_SUCCESS || n == 0) return 0;
     VkPhysicalDevice *all = calloc(n, sizeof *all);
     uint8_t(*uuids)[16] = calloc(n, 16);

@@ -128,6 +128,42 @@ def test_watch_devices_moves_back_after_loss(tiny):
     assert "move to what remains" in err and "the device is there" in err, err[-2000:]
 
 
+def test_watch_devices_picks_up_a_device_attached_later(tiny):
+    """--watch-devices with a device that is not there at start (OB_VK_ATTACH_AFTER_S: every
+    listing is empty for the first seconds, as before a card is plugged in): the server starts
+    on the CPU instead of failing, answers there, and at an idle moment after the device shows
+    up moves the asked-for layers to it; the answers stay the CPU's greedy text and the hidden
+    state then crosses to the device."""
+    prompt = "Once upon a time"
+    cpu = Server("--spec", "off", model=tiny)
+    try:
+        want = complete(cpu, prompt)
+    finally:
+        cpu.stop()
+    s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1", "--watch-devices",
+               model=tiny, env={"LSAN_OPTIONS": "detect_leaks=0", "OB_VK_ATTACH_AFTER_S": "12"})
+
+    def placement():
+        status, raw, _ = s.request("GET", "/health")
+        assert status == 200, raw
+        return json.loads(raw)["models"][0]["placement"]
+
+    try:
+        assert placement().startswith("cpu"), placement()
+        assert complete(s, prompt) == want
+        assert metric(s, "outboard_hidden_copies_total") == 0
+        deadline = time.time() + 90
+        while "vulkan" not in placement() and time.time() < deadline:
+            time.sleep(0.2)
+        assert "vulkan: layers 1-1" in placement()
+        assert complete(s, prompt) == want
+        assert metric(s, "outboard_hidden_copies_total") > 0
+    finally:
+        _, _, err = s.stop()
+    assert "serving on the CPU until the device is there" in err, err[-2000:]
+    assert "the device is there: its layers move" in err, err[-2000:]
+
+
 def test_watch_devices_needs_a_device(tiny):
     p = subprocess.run([OUTBOARD, "serve", "-m", tiny, "--port", "0", "--watch-devices"],
                        capture_output=True, text=True, timeout=30)
