@@ -39,6 +39,28 @@ def complete(s, prompt):
     return json.loads(raw)["choices"][0]["text"]
 
 
+def cpu_answer(tiny, prompt):
+    """The CPU-only server's greedy answer: what a split placement must also give."""
+    cpu = Server("--spec", "off", model=tiny)
+    try:
+        return complete(cpu, prompt)
+    finally:
+        cpu.stop()
+
+
+def placement(s):
+    status, raw, _ = s.request("GET", "/health")
+    assert status == 200, raw
+    return json.loads(raw)["models"][0]["placement"]
+
+
+def wait_for_device(s, seconds):
+    deadline = time.time() + seconds
+    while "vulkan" not in placement(s) and time.time() < deadline:
+        time.sleep(0.2)
+    assert "vulkan: layers 1-1" in placement(s)
+
+
 def test_split_server_answers_as_the_cpu_and_counts_its_copies(tiny):
     prompts = ["Once upon a time", "The cat sat on the mat and"]
     cpu = Server("--spec", "off", model=tiny)
@@ -71,11 +93,7 @@ def test_device_lost_mid_stream_moves_to_the_cpu(tiny):
     on and ends as the CPU alone writes it, later requests succeed, and /metrics counts it."""
     openai = pytest.importorskip("openai")
     prompt = "Once upon a time"
-    cpu = Server("--spec", "off", model=tiny)
-    try:
-        want = complete(cpu, prompt)
-    finally:
-        cpu.stop()
+    want = cpu_answer(tiny, prompt)
     s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1", model=tiny,
                env={"LSAN_OPTIONS": "detect_leaks=0", "OB_VK_LOSE_AFTER": "4"})
     try:
@@ -100,26 +118,14 @@ def test_watch_devices_moves_back_after_loss(tiny):
     names the split placement again, the next answer is the CPU's greedy text, and the hidden
     state crosses to the device again."""
     prompt = "Once upon a time"
-    cpu = Server("--spec", "off", model=tiny)
-    try:
-        want = complete(cpu, prompt)
-    finally:
-        cpu.stop()
+    want = cpu_answer(tiny, prompt)
     s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1", "--watch-devices",
                model=tiny, env={"LSAN_OPTIONS": "detect_leaks=0", "OB_VK_LOSE_AFTER": "4"})
-
-    def placement():
-        status, raw, _ = s.request("GET", "/health")
-        assert status == 200, raw
-        return json.loads(raw)["models"][0]["placement"]
 
     try:
         assert complete(s, prompt) == want  # lost during this one, finished on the CPU
         assert metric(s, "outboard_devices_lost_total") == 1
-        deadline = time.time() + 60
-        while "vulkan" not in placement() and time.time() < deadline:
-            time.sleep(0.2)
-        assert "vulkan: layers 1-1" in placement()
+        wait_for_device(s, 60)
         copies = metric(s, "outboard_hidden_copies_total")
         assert complete(s, prompt) == want
         assert metric(s, "outboard_hidden_copies_total") > copies
@@ -135,27 +141,15 @@ def test_watch_devices_picks_up_a_device_attached_later(tiny):
     up moves the asked-for layers to it; the answers stay the CPU's greedy text and the hidden
     state then crosses to the device."""
     prompt = "Once upon a time"
-    cpu = Server("--spec", "off", model=tiny)
-    try:
-        want = complete(cpu, prompt)
-    finally:
-        cpu.stop()
+    want = cpu_answer(tiny, prompt)
     s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1", "--watch-devices",
                model=tiny, env={"LSAN_OPTIONS": "detect_leaks=0", "OB_VK_ATTACH_AFTER_S": "12"})
 
-    def placement():
-        status, raw, _ = s.request("GET", "/health")
-        assert status == 200, raw
-        return json.loads(raw)["models"][0]["placement"]
-
     try:
-        assert placement().startswith("cpu"), placement()
+        assert placement(s).startswith("cpu"), placement(s)
         assert complete(s, prompt) == want
         assert metric(s, "outboard_hidden_copies_total") == 0
-        deadline = time.time() + 90
-        while "vulkan" not in placement() and time.time() < deadline:
-            time.sleep(0.2)
-        assert "vulkan: layers 1-1" in placement()
+        wait_for_device(s, 90)
         assert complete(s, prompt) == want
         assert metric(s, "outboard_hidden_copies_total") > 0
     finally:
