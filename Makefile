@@ -228,24 +228,27 @@ check:
 # them under qemu-user, twice:
 # as qemu's default CPU ("max": SDOT and I8MM, so the SMMLA kernels run) and as a Cortex-A76
 # (SDOT only, so the SDOT kernels run where the SMMLA ones would).
+# The test programs are linked statically, so qemu needs no QEMU_LD_PREFIX: with the prefix, a
+# machine that also has Debian's arm64 C library (scripts/setup-arm64.sh) can pair the cross
+# toolchain's loader with the multiarch libc through the host's ld.so.cache, and threaded
+# tests then hang.
 NEON_CPU_NO_I8MM ?= cortex-a76
 NEON_TESTS = $(filter $(BUILD)/tests/quant/% $(BUILD)/tests/cpu/% \
     $(BUILD)/tests/core/cpu_features_test,$(TEST_BIN))
 neon-test:
-	$(MAKE) BUILD=build-aarch64 CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
+	$(MAKE) BUILD=build-aarch64-static CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 \
 	    PKGS= LIB_DIRS="src/core src/quant src/cpu src/gguf/qtype.c" neon-tests-only
 # The test programs are built without the loop vectorizer: gcc 12 for aarch64 stops with an
 # internal error (tree-vect-loop.cc:7457) on the double-precision reductions of the reference
 # code in the tests. The library itself keeps its normal flags.
 neon-tests-only: $(LIB)
 	$(MAKE) BUILD=$(BUILD) CC=$(CC) ARCH=$(ARCH) CUDA=0 VULKAN=0 PKGS= LIB_DIRS="$(LIB_DIRS)" \
-	    TEST_CFLAGS=-fno-tree-vectorize $(NEON_TESTS)
+	    TEST_CFLAGS=-fno-tree-vectorize LDFLAGS=-static $(NEON_TESTS)
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
-	    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
+	    $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
 	@echo "again as a CPU with SDOT and without I8MM (QEMU_CPU=$(NEON_CPU_NO_I8MM)):"
 	OB_BUILD=$(abspath $(BUILD)) OB_SHARED=$(SHARED) OB_RUNNER=qemu-aarch64-static \
-	    QEMU_CPU=$(NEON_CPU_NO_I8MM) QEMU_LD_PREFIX=/usr/aarch64-linux-gnu \
-	    $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
+	    QEMU_CPU=$(NEON_CPU_NO_I8MM) $(PYTHON) tests/run_tests.py --c-only --only quant,cpu,core
 
 # The whole program for aarch64, linked against the arm64 builds of its libraries (Debian's
 # multiarch archive, scripts/setup-arm64.sh), and the engine's logits against llama.cpp run

@@ -25,7 +25,7 @@ make -s BUILD=$BUILD CC=aarch64-linux-gnu-gcc ARCH=aarch64 CUDA=0 VULKAN=0 PKGS=
 BIN=$BUILD/bench/matmul_once
 
 count() { # cpu type ny mode -> instructions
-    QEMU_LD_PREFIX=/usr/aarch64-linux-gnu qemu-aarch64-static -cpu "$1" -singlestep \
+    qemu-aarch64-static -cpu "$1" -singlestep \
         -d exec,nochain -D /dev/stdout "$BIN" "$2" "$ROWS" "$N" "$3" "$4" | grep -c '^Trace'
 }
 

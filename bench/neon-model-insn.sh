@@ -18,7 +18,8 @@
 # warm-up cancel, and the per-token figure is that one run divided by its tokens.
 #
 # Both programs find their aarch64 libraries where Debian's multiarch puts them (no
-# QEMU_LD_PREFIX: with it qemu 7.2 was seen to spin at start-up).
+# QEMU_LD_PREFIX: with it the cross toolchain's loader meets the multiarch C library through the
+# host's ld.so.cache, and the programs hang; see the Makefile's neon-test).
 # Needs (scripts/setup-arm64.sh installs them when missing): aarch64-linux-gnu-g++, Debian's
 # dynamically linked qemu-user (qemu-user-static cannot load plugins), and the arm64 -dev
 # packages of the libraries outboard links (multiarch).
