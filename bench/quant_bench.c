@@ -6,6 +6,8 @@
  *
  *   build/bench/quant_bench [MB of weights per type, default 256] [seconds per case, 0.3]
  *                           [type names to run, e.g. Q4_0,Q8_0; default all]
+ *                           [activation rows of the batched case, 1..32, default 4: prefill
+ *                            calls the repacked kernels with 32]
  *   OB_ISA=avx2 build/bench/quant_bench        caps the ISAs as everywhere else
  */
 #include "quant/quant.h"
@@ -39,7 +41,8 @@ static const uint32_t TYPES[] = {OB_QTYPE_F32,  OB_QTYPE_F16,  OB_QTYPE_BF16, OB
 static const char *const ISAS[] = {"scalar", "avx2", "avx512", "neon", "avxvnni"};
 
 enum { N = 4096 }; /* elements per row: a typical hidden size */
-enum { NY = 4 };    /* activation rows of the batched case */
+enum { NY_MAX = 32 }; /* activation rows of the batched case: 4 unless the 4th argument says */
+static int NY = 4;
 
 static float g_sink;
 
@@ -193,8 +196,13 @@ static void bench_quantizer(uint32_t type, double secs) {
 int main(int argc, char **argv) {
     size_t mb = argc > 1 ? (size_t)strtoul(argv[1], NULL, 10) : 256;
     double secs = argc > 2 ? strtod(argv[2], NULL) : 0.3;
+    if (argc > 4) NY = atoi(argv[4]);
+    if (NY < 1 || NY > NY_MAX) {
+        fprintf(stderr, "activation rows: 1..%d\n", NY_MAX);
+        return 2;
+    }
     if (mb == 0 || secs <= 0) {
-        fprintf(stderr, "usage: quant_bench [MB of weights per type] [seconds per case]\n");
+        fprintf(stderr, "usage: quant_bench [MB of weights per type] [seconds per case] [types] [rows]\n");
         return 1;
     }
     printf("rows of %d, %zu MB of weights per type, 1 thread, per second of thread CPU time\n"

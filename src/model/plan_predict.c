@@ -77,7 +77,7 @@ static double token_share(const model_backend_weights *ws, const model_weight *w
 void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan_work *out) {
     const model_backend_weights *ws = &m->w.for_backends;
     const int64_t n_layer = m->hp.n_layer;
-    double macs = 0, by_type[OB_QTYPE_COUNT] = {0};
+    double macs = 0, head_macs = 0, by_type[OB_QTYPE_COUNT] = {0};
     memset(out, 0, sizeof *out);
     if (hi <= lo) return;
     for (int64_t i = 0; i < ws->n; i++) {
@@ -88,7 +88,8 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
         const double share = token_share(ws, w);
         const double bytes = share * (double)w->n_out * (double)w->row_size;
         out->decode_bytes += bytes;
-        macs += share * (double)w->n_out * (double)w->n_in;
+        if (w->head) head_macs += (double)w->n_out * (double)w->n_in;
+        else macs += share * (double)w->n_out * (double)w->n_in;
         if (w->layer >= 0 && w->type < OB_QTYPE_COUNT) by_type[w->type] += bytes;
     }
     /* causal attention of a chunk from an empty cache: row t scores and sums t + 1 positions */
@@ -96,7 +97,8 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
     double attn = 0;
     for (int64_t il = lo; il < hi; il++)
         if (!(m->hp.recurrent && m->hp.recurrent[il])) attn += n * (n + 1) / 2 * width * 2;
-    out->prefill_macs = macs * n + attn;
+    /* the output projection runs only on the rows that want logits: one per prompt chunk */
+    out->prefill_macs = macs * n + head_macs + attn;
     for (uint32_t t = 0; t < OB_QTYPE_COUNT; t++)
         if (by_type[t] > by_type[out->qtype]) out->qtype = t;
 }

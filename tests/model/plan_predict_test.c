@@ -8,7 +8,8 @@
  *   Q8_0 rows: 256 inputs = 8 blocks of 34 bytes = 272 bytes; 768 inputs = 816 bytes.
  *   one layer: q 256x272 + k 128x272 + v 128x272 + o 256x272 + gate 768x272 + up 768x272
  *              + down 256x816 = 835,584 bytes; 786,432 multiply-adds per row
- *   the head:  259 rows x 272 = 70,448 bytes; 66,304 multiply-adds per row
+ *   the head:  259 rows x 272 = 70,448 bytes; 66,304 multiply-adds per row, in a prompt
+ *              chunk only for its last row (the only one whose logits a prompt wants)
  *   the token embedding is looked up, not multiplied: no bytes, no multiply-adds
  *   attention of a 64-row chunk from an empty cache: 64*65/2 positions x 256 wide x 2 =
  *              1,064,960 multiply-adds per layer
@@ -67,7 +68,9 @@ TEST(work_by_hand) {
     CHECK(w.qtype == OB_QTYPE_Q8_0);
     plan_work_of(m, 1, 2, 64, &w); /* the device's half: layer 1 and the head */
     CHECK_MSG(w.decode_bytes == LAYER_BYTES + HEAD_BYTES, "%.0f", w.decode_bytes);
-    CHECK(w.prefill_macs == (LAYER_MACS + HEAD_MACS) * 64 + ATTN_MACS_64);
+    /* the head multiplies only the chunk's last row, the one whose logits a prompt wants */
+    CHECK_MSG(w.prefill_macs == LAYER_MACS * 64 + HEAD_MACS + ATTN_MACS_64, "%.0f",
+              w.prefill_macs);
     plan_work_of(m, 1, 1, 64, &w); /* no layers, no work */
     CHECK(w.decode_bytes == 0 && w.prefill_macs == 0);
 }
@@ -150,7 +153,7 @@ TEST(split_prediction_by_hand) {
     CHECK(close_to(s.decode_tps, 1 / (host_dec + dev_dec + link_dec)));
     /* prefill of a 64-row chunk: multiply-adds / rate */
     const double host_pre = 1e-3 + 2e-3 + (LAYER_MACS * 64 + ATTN_MACS_64) / 1e10;
-    const double dev_pre = 3e-3 + 4e-3 + ((LAYER_MACS + HEAD_MACS) * 64 + ATTN_MACS_64) / 1e11;
+    const double dev_pre = 3e-3 + 4e-3 + (LAYER_MACS * 64 + HEAD_MACS + ATTN_MACS_64) / 1e11;
     const double link_pre = 65536 / 2e9 + 10e-6 + 1036 / 1e9 + 20e-6;
     CHECK(close_to(s.prefill_s[0], host_pre));
     CHECK(close_to(s.prefill_s[1], dev_pre));

@@ -6,8 +6,9 @@ the reason in /health, and the server serves all the same.
 
 The hand calculation (tests/model/plan_predict_test.c works out the same shapes): the tiny
 synthetic llama in Q8_0 reads 2 x 835,584 bytes of layers and 70,448 of head per decoded
-token; a prompt chunk of 512 rows takes (2 x 786,432 + 66,304) x 512 multiply-adds in matrix
-products and 2 x 512 x 513 / 2 x 256 x 2 in attention.
+token; a prompt chunk of 512 rows takes 2 x 786,432 x 512 multiply-adds in the layers' matrix
+products, 66,304 in the head (only the chunk's last row wants logits) and 2 x 512 x 513 / 2 x
+256 x 2 in attention.
 """
 import json
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from test_serve_http import OUTBOARD, Server
 
 DECODE_S = 100e-6 + 2 * 200e-6 + (2 * 835584 + 70448) / 1e9
-PREFILL_S = 1e-3 + 2 * 2e-3 + ((2 * 786432 + 66304) * 512 + 2 * 512 * 513 // 2 * 256 * 2) / 1e10
+PREFILL_S = 1e-3 + 2 * 2e-3 + (2 * 786432 * 512 + 66304 + 2 * 512 * 513 // 2 * 256 * 2) / 1e10
 
 
 def host_key():
