@@ -53,8 +53,9 @@ static void list_cuda(void) {
     for (int i = 0; i < n; i++) {
         cuda_device_info d;
         if (cuda_device_get_info(i, &d, &err)) continue;
-        printf("cuda:%-5d %s: compute %d.%d, %d SMs, %.1f GiB (%.1f free)\n", i, d.name, d.cc_major,
-               d.cc_minor, d.sm_count, gib((double)d.mem_total), gib((double)d.mem_free));
+        printf("cuda:%-5d %s: compute %d.%d, %d SMs, %.1f GiB (%.1f free), driver CUDA %d.%d\n", i,
+               d.name, d.cc_major, d.cc_minor, d.sm_count, gib((double)d.mem_total),
+               gib((double)d.mem_free), d.driver_version / 1000, d.driver_version % 1000 / 10);
     }
 }
 

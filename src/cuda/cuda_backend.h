@@ -41,6 +41,7 @@ typedef struct cuda_device_info {
     size_t mem_free, mem_total; /* bytes, at the time of the call */
     bool managed;       /* can allocate managed memory (cuda_managed_alloc) */
     bool concurrent_managed; /* the host may touch managed memory while kernels run */
+    int driver_version; /* the CUDA version the driver supports, 1000 * major + 10 * minor */
 } cuda_device_info;
 
 /* The oldest compute capability the kernels are built for (the Makefile's NVCC_ARCH starts

@@ -88,6 +88,7 @@ extern "C" ob_status cuda_device_get_info(int dev, cuda_device_info *out, ob_err
     out->sm_count = p.multiProcessorCount;
     out->managed = p.managedMemory != 0;
     out->concurrent_managed = p.concurrentManagedAccess != 0;
+    CUDA_CHECK(cudaDriverGetVersion(&out->driver_version));
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaMemGetInfo(&out->mem_free, &out->mem_total));
     if (fault_take(3)) out->mem_free = (size_t)64 << 10;

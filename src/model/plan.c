@@ -41,7 +41,10 @@ static bool device_of(const ob_context_params *p, char name[16], char key[160], 
         const int dev = p->device == OB_DEVICE_CUDA && p->device_index >= 0 ? p->device_index : 0;
         if (!cuda_device_count(&n, NULL) && dev < n && !cuda_device_get_info(dev, &ci, NULL)) {
             snprintf(name, 16, "cuda");
-            snprintf(key, 160, "cuda %.150s", ci.name);
+            /* the driver's version as Vulkan's key has it: a driver update changes the
+             * kernels' speed, so it starts a calibration of its own */
+            snprintf(key, 160, "cuda %.130s | driver %d.%d", ci.name, ci.driver_version / 1000,
+                     ci.driver_version % 1000 / 10);
             *mem = ci.mem_free;
             return true;
         }

@@ -113,6 +113,8 @@ TEST(device_properties) {
             info.mem_total, cuda_ctx_has_cublas(c) ? "loaded" : "absent");
     CHECK(info.name[0] != 0);
     CHECK(info.sm_count > 0 && info.cc_major >= 5);
+    /* the calibration key carries it; a driver that runs sm_80 kernels is CUDA 11 or later */
+    CHECK_MSG(info.driver_version >= 11000, "driver version %d", info.driver_version);
     CHECK(info.mem_total > 0 && info.mem_free <= info.mem_total);
     int n = 0;
     CHECK_EQ_INT(cuda_device_count(&n, &err), OB_OK);
