@@ -11,6 +11,8 @@ products, 66,304 in the head (only the chunk's last row wants logits) and 2 x 51
 256 x 2 in attention.
 """
 import json
+import math
+import os
 import subprocess
 
 import pytest
@@ -85,3 +87,32 @@ def test_corrupt_calibration_ignored(tiny):
     finally:
         _, out, _ = s.stop()
     assert "(uncalibrated)" in out, out
+
+
+def test_calibrate_writes_figures_the_plan_then_uses(tiny):
+    """`outboard plan --calibrate` end to end on the CPU: it times real passes of its synthetic
+    models and writes the host's figures (read bandwidth, and per-pass, per-layer and rate
+    figures for decode and prefill, all positive), and `outboard plan` on a model of that type
+    is then calibrated. The figures' values are the benchmark's business (BENCHMARKS.md)."""
+    d, model = tiny
+    cal = d / "measured"
+    env = dict(os.environ, OUTBOARD_CALIBRATION=str(cal))
+    r = subprocess.run([OUTBOARD, "plan", "--calibrate", "--types", "q8_0", "--batch", "32",
+                        "--threads", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [l.split("\t") for l in cal.read_text().splitlines()]
+    assert lines[0] == ["outboard-calibration", "1"], lines
+    backend = [l for l in lines if l[0] == "backend"]
+    assert backend and backend[0][1] == host_key() and backend[0][2] == "1", lines
+    assert float(backend[0][3]) > 0, lines
+    q8 = [l for l in lines if l[0] == "type" and l[1] == "Q8_0"]
+    assert q8 and len(q8[0]) == 8, lines
+    figures = [float(x) for x in q8[0][2:]]
+    assert all(math.isfinite(x) and x >= 0 for x in figures), figures
+    assert figures[2] > 0 and figures[5] > 0, figures  # the decode and prefill rates
+    r = subprocess.run([OUTBOARD, "plan", "-m", model, "--threads", "1", "--batch", "32",
+                        "--json"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)["predicted"]
+    assert p["calibrated"] is True and p["basis"] == "calibrated", p
+    assert p["decode_tps"] > 0 and p["prefill_tps"] > 0, p
