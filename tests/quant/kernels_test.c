@@ -237,7 +237,16 @@ static bool same_floats(const float *a, const float *b, int64_t n, int64_t *wher
 }
 
 /* Scratch rows shared by the checks (sized for the largest case). */
-enum { NMAX = 32 * 64 + 1031, TX = 7, TY = 17 };
+/* TY activation rows for the repacked kernels: past matmul's tile of 32 into a second one;
+ * the file-layout kernels take up to TY_FILE. */
+enum { NMAX = 32 * 64 + 1031, TX = 7, TY = 40, TY_FILE = 17 };
+
+/* The activation-row counts the repacked kernels are checked at: every one up to TY_FILE (the
+ * tails of 4- and 8-row groups), then a prefill tile's 32, one past it, and TY. */
+static int next_ny(int ny) {
+    if (ny < TY_FILE) return ny + 1;
+    return ny == TY_FILE ? 32 : ny == 32 ? 33 : ny == 33 ? TY : TY + 1;
+}
 typedef struct scratch {
     float *x, *y, *a, *b; /* (NMAX) f32 each */
     uint8_t *qx, *qy, *qz; /* TX rows, TY rows, 1 row of NMAX elements of any type */
@@ -271,7 +280,7 @@ static int check_convert(const quant_traits *t, const quant_traits *r, int64_t n
     return 0;
 }
 
-/* vec_dot and dot_tile on TX weight rows x 1..TY activation rows (so each grouping of a
+/* vec_dot and dot_tile on TX weight rows x 1..TY_FILE activation rows (so each grouping of a
  * blocked tile kernel runs) against the reference vec_dot. */
 static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
     const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
@@ -280,12 +289,12 @@ static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, s
         fill(s->x, n);
         r->from_f32(s->x, s->qx + i * rb, n);
     }
-    for (int j = 0; j < TY; j++) {
+    for (int j = 0; j < TY_FILE; j++) {
         fill(s->y, n);
         ry->from_f32(s->y, s->qy + j * yb, n);
     }
-    for (int ny = 1; ny <= TY; ny++) {
-        float tile[TY][TX];
+    for (int ny = 1; ny <= TY_FILE; ny++) {
+        float tile[TY_FILE][TX];
         quant_dot_tile(t, n, TX, ny, &tile[0][0], TX, s->qx, rb, s->qy, yb);
         for (int j = 0; j < ny; j++) {
             for (int i = 0; i < TX; i++) {
@@ -308,7 +317,7 @@ static int check_dots(const quant_traits *t, const quant_traits *r, int64_t n, s
     return 0;
 }
 
-/* dot_packed on TX weight rows x 1..TY activation rows packed by act_pack, against the
+/* dot_packed on TX weight rows x 1..TY_FILE activation rows packed by act_pack, against the
  * reference vec_dot on the same activations quantized by the reference act_from_f32. */
 static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
     if (!t->dot_packed) return 0;
@@ -319,14 +328,14 @@ static int check_packed(const quant_traits *t, const quant_traits *r, int64_t n,
         fill(s->x, n);
         r->from_f32(s->x, s->qx + i * rb, n);
     }
-    for (int j = 0; j < TY; j++) {
+    for (int j = 0; j < TY_FILE; j++) {
         fill(s->y, n);
         ry->act_from_f32(s->y, s->qy + j * yb, n);
         t->act_pack(s->y, packed + j * pb, n);
     }
     int failed = 0;
-    for (int ny = 1; ny <= TY && !failed; ny++) {
-        float tile[TY][TX];
+    for (int ny = 1; ny <= TY_FILE && !failed; ny++) {
+        float tile[TY_FILE][TX];
         t->dot_packed(n, TX, ny, &tile[0][0], TX, s->qx, rb, packed, pb);
         for (int j = 0; j < ny && !failed; j++) {
             for (int i = 0; i < TX && !failed; i++) {
@@ -352,7 +361,7 @@ static void fill_extreme(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = i % 16 == 0 ? 1.0f : -1.0f;
 }
 
-/* rp_dot on two repacked groups of rows x 1..TY activation rows from rp_act, against the
+/* rp_dot on two repacked groups of rows x the next_ny counts of activation rows from rp_act, against the
  * reference vec_dot on the file layout and the reference act_from_f32. With
  * `extreme`, weights from fill_extreme and activations of one sign (all at the largest quant):
  * the products that kernels summing in 16 bits must keep below saturation. */
@@ -385,7 +394,7 @@ static int check_repacked_data(const quant_traits *t, const quant_traits *r, int
         t->rp_dot(n, rows, 1, alone + j * rows, (size_t)rows, rp, t->rp_rows * rb,
                   act + j * ab, ab);
     int failed = 0;
-    for (int ny = 1; ny <= TY && !failed; ny++) {
+    for (int ny = 1; ny <= TY && !failed; ny = next_ny(ny)) {
         t->rp_dot(n, rows, ny, tile, (size_t)rows, rp, t->rp_rows * rb, act, ab);
         for (int j = 0; j < ny && !failed; j++) {
             for (int64_t i = 0; i < rows && !failed; i++) {
@@ -461,7 +470,8 @@ TEST(simd_variants_match_reference) {
     if (tested == 0) SKIP("no SIMD variant runs on this CPU");
 }
 
-/* The K-quant and IQ4 variants with repacked rows, on 1..8 super-blocks. */
+/* The K-quant and IQ4 variants with repacked rows, on 1..11 super-blocks (past the 8 that
+ * some kernels unpack at a time). */
 TEST(repacked_kquants_match_reference) {
     const uint32_t types[] = {OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K,  OB_QTYPE_Q5_K,
                               OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS, OB_QTYPE_IQ4_NL};
@@ -476,7 +486,7 @@ TEST(repacked_kquants_match_reference) {
         for (size_t i = 0; r && i < sizeof SIMD_ISAS / sizeof SIMD_ISAS[0]; i++) {
             const quant_traits *t = quant_traits_isa(types[k], SIMD_ISAS[i]);
             if (!t || !t->rp_rows) continue;
-            for (int64_t nb = 1; nb <= 8; nb = nb * 2 + 1)
+            for (int64_t nb = 1; nb <= 11; nb = nb < 7 ? nb * 2 + 1 : nb + 4)
                 CHECK_MSG(check_repacked(t, r, nb * 256, &s) == 0, "%s on %s, %lld elements",
                           t->name, t->isa, (long long)(nb * 256));
             tested++;
@@ -507,7 +517,7 @@ TEST(neon_repacked_kernels_are_chosen) {
 
 /* The AVX-VNNI kernels (or their EVEX twins, repack_avxvnni.h) read the AVX2 layouts and
  * activation rows and sum the same exact integers into the same float operations: their rp_dot
- * equals AVX2's bit for bit, on random and on extreme data, 1..TY activation rows. */
+ * equals AVX2's bit for bit, on random and on extreme data, at the next_ny row counts. */
 TEST(avxvnni_kernels_equal_avx2) {
     const uint32_t types[] = {OB_QTYPE_Q4_0, OB_QTYPE_Q5_0, OB_QTYPE_Q8_0, OB_QTYPE_IQ4_NL,
                               OB_QTYPE_Q4_K, OB_QTYPE_Q5_K, OB_QTYPE_Q6_K, OB_QTYPE_Q2_K,
@@ -545,7 +555,7 @@ TEST(avxvnni_kernels_equal_avx2) {
                 else fill(s.y, n);
                 a->rp_act(s.y, act + j * ab, n);
             }
-            for (int ny = 1; ny <= TY; ny++) {
+            for (int ny = 1; ny <= TY; ny = next_ny(ny)) {
                 a->rp_dot(n, rows, ny, want, (size_t)rows, rp, a->rp_rows * rb, act, ab);
                 v->rp_dot(n, rows, ny, got, (size_t)rows, rp, v->rp_rows * rb, act, ab);
                 CHECK_MSG(memcmp(got, want, (size_t)(rows * ny) * sizeof(float)) == 0,
