@@ -202,7 +202,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (mb == 0 || secs <= 0) {
-        fprintf(stderr, "usage: quant_bench [MB of weights per type] [seconds per case] [types] [rows]\n");
+        fprintf(stderr, "usage: quant_bench [MB of weights per type] [seconds per case] "
+                        "[types] [rows]\n");
         return 1;
     }
     printf("rows of %d, %zu MB of weights per type, 1 thread, per second of thread CPU time\n"

@@ -185,8 +185,8 @@ R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
         const __m256i pair32 = _mm256_slli_epi16(pair, 5);
 #pragma GCC unroll 8
         for (int c = 0; c < RY; c++)
-            isum[c] = _mm256_sub_epi32(isum[c],
-                                       _mm256_madd_epi16(pair32, r2_bcast4(y + c * ys + 260 + 4 * ch)));
+            isum[c] = _mm256_sub_epi32(
+                isum[c], _mm256_madd_epi16(pair32, r2_bcast4(y + c * ys + 260 + 4 * ch)));
     }
     const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xb));
 #pragma GCC unroll 8

@@ -361,8 +361,8 @@ static void fill_extreme(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = i % 16 == 0 ? 1.0f : -1.0f;
 }
 
-/* rp_dot on two repacked groups of rows x the next_ny counts of activation rows from rp_act, against the
- * reference vec_dot on the file layout and the reference act_from_f32. With
+/* rp_dot on two repacked groups of rows x the next_ny counts of activation rows from rp_act,
+ * against the reference vec_dot on the file layout and the reference act_from_f32. With
  * `extreme`, weights from fill_extreme and activations of one sign (all at the largest quant):
  * the products that kernels summing in 16 bits must keep below saturation. */
 static int check_repacked_data(const quant_traits *t, const quant_traits *r, int64_t n,
