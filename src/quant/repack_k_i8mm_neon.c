@@ -9,6 +9,12 @@
  * Q4_K / Q5_K min term is formed per activation row as in the SDOT kernel and zipped into tile
  * order; Q6_K's -32 * bsum starts each sub-block's tile. The float folding is the SDOT
  * kernel's, element for element, so a row's result does not depend on the kernel.
+ *
+ * One pass over a group's weights serves up to 8 activation rows (4 pairs), one half of the
+ * group (4 rows) at a time: a half's accumulators, super-block sums and tiles for 4 pairs take
+ * 24 of the 32 vector registers, and each unpacked weight piece then serves twice the rows of a
+ * 4-row pass. Q4_K, whose unpacking is cheapest, keeps 4-row passes: at 8 its spills cost more
+ * than they save (counts in BENCHMARKS.md, "NEON path").
  */
 #include "quant/repack_k_neon.h"
 
@@ -395,6 +401,10 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
     static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,     \
                      size_t xstride, const void *yv, size_t ystride) {                             \
         const uint8_t *x = xv, *y = yv;                                                            \
+        if (ny == 1) { /* decode: the SDOT kernel over all the groups at once */                   \
+            RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);                      \
+            return;                                                                                \
+        }                                                                                          \
         for (int64_t r = 0; r < nx; r += RN_ROWS) {                                                \
             const uint8_t *xr = x + (r / RN_ROWS) * xstride;                                       \
             for (int64_t c = 0; c < ny; c += rkm_cols(KIND)) {                                     \
