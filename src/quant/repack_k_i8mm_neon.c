@@ -9,8 +9,25 @@
  * Q4_K / Q5_K min term is formed per activation row as in the SDOT kernel and zipped into tile
  * order; Q6_K's -32 * bsum starts each sub-block's tile. The float folding is the SDOT
  * kernel's, element for element, so a row's result does not depend on the kernel.
+ *
+ * One pass over a group's weights serves up to 8 activation rows (4 pairs), one half of the
+ * group (4 rows) at a time: a half's accumulators, super-block sums and tiles for 4 pairs take
+ * 24 of the 32 vector registers, and each unpacked weight piece then serves twice the rows of a
+ * 4-row pass. Q4_K, whose unpacking is cheapest, keeps 4-row passes: at 8 its spills cost more
+ * than they save (counts in BENCHMARKS.md, "NEON path").
  */
 #include "quant/repack_k_neon.h"
+
+enum {
+    RKM_COLS = 8,             /* the most activation rows one pass over a group's weights serves */
+    RKM_PAIRS = RKM_COLS / 2, /* their SMMLA row pairs */
+};
+
+/* Activation rows per pass for a kind: 4 for Q4_K, whose cheap unpacking saves less at 8 than
+ * the register spills of 8-row passes cost (measured under qemu, BENCHMARKS.md). */
+RN_INLINE int rkm_cols(int kind) {
+    return kind == RKN_Q4_K ? 4 : RKM_COLS;
+}
 
 /* The two activation rows of pair p (the last row twice when RY is odd). */
 RN_INLINE void rkm_pair(const uint8_t *y, size_t ys, int RY, int p, const uint8_t **t0,
@@ -48,53 +65,71 @@ RN_INLINE float32x4_t rkm_dyy(const uint8_t *t0, const uint8_t *t1) {
     return vreinterpretq_f32_s32(rn_pair_s32(t0, t1));
 }
 
-/* One Q4_K / Q5_K super-block column of half h against RY (2..4) activation rows. */
-RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
-                            const uint8_t *y, size_t ys) {
+/* The SMMLA operands of quants at..at+15 of each of the RY activation rows' pairs. */
+RN_INLINE void rkm_ops16(int RY, const uint8_t *y, size_t ys, int at, int8x16_t b[RKM_PAIRS][2]) {
+#pragma GCC unroll 4
+    for (int p = 0; p < (RY + 1) / 2; p++) {
+        const uint8_t *t0, *t1;
+        rkm_pair(y, ys, RY, p, &t0, &t1);
+        rkm_b16(t0, t1, at, b[p]);
+    }
+}
+
+/* The products of Q4_K / Q5_K pieces 2kc, 2kc + 1 (kc = k0, k0 + 1) of sub-block hi of the
+ * chunk at qc with operands b, added to the tiles s. */
+RN_INLINE void rkm_k4_mm(int five, int np, const uint8_t *qc, int k0, int h, int hi, uint8x16_t fh,
+                         int8x16_t b[RKM_PAIRS][2], int32x4_t s[2][RKM_PAIRS]) {
+#pragma GCC unroll 2
+    for (int kc = k0; kc < k0 + 2; kc++) {
+        int8x16_t m[2];
+        rkm_rows(rkn_k4_piece(five, qc, 2 * kc, h, hi, fh),
+                 rkn_k4_piece(five, qc, 2 * kc + 1, h, hi, fh), m);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++)
+#pragma GCC unroll 4
+            for (int p = 0; p < np; p++)
+                s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc - k0]);
+    }
+}
+
+/* One Q4_K / Q5_K super-block column of half h against RY (2..RKM_COLS) activation rows. */
+RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[2][RKM_PAIRS], int h,
+                            const uint8_t *xb, const uint8_t *y, size_t ys) {
     const int np = (RY + 1) / 2;
     uint8x16_t sc[2], mn[2];
     rkn_scales(xb + 32 + 16 * h, sc, mn);
-    int32x4_t isum[2][2];
+    int32x4_t isum[2][RKM_PAIRS];
 #pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++)
+            isum[i][p] = vdupq_n_s32(0);
     for (int cc = 0; cc < 4; cc++) {
         const uint8_t *qc = xb + (five ? 192 + 320 * cc : 128 + 256 * cc);
 #pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) { /* sub-block 2cc + hi */
             const int j = 2 * cc + hi, at = 4 + 32 * j;
             const uint8x16_t fh = five ? vld1q_u8(qc - 64 + 32 * hi + 16 * h) : vdupq_n_u8(0);
-            int8x16_t b[2][4];
-            int32x4_t s[2][2];
-#pragma GCC unroll 2
-            for (int p = 0; p < np; p++) {
-                const uint8_t *t0, *t1;
-                rkm_pair(y, ys, RY, p, &t0, &t1);
-                rkm_b16(t0, t1, at, b[p]);
-                rkm_b16(t0, t1, at + 16, b[p] + 2);
-                s[0][p] = s[1][p] = vdupq_n_s32(0);
-            }
+            int32x4_t s[2][RKM_PAIRS];
 #pragma GCC unroll 4
-            for (int kc = 0; kc < 4; kc++) {
-                int8x16_t m[2];
-                rkm_rows(rkn_k4_piece(five, qc, 2 * kc, h, hi, fh),
-                         rkn_k4_piece(five, qc, 2 * kc + 1, h, hi, fh), m);
-#pragma GCC unroll 2
-                for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
-            }
+            for (int p = 0; p < np; p++)
+                s[0][p] = s[1][p] = vdupq_n_s32(0);
+            int8x16_t b0[RKM_PAIRS][2], b1[RKM_PAIRS][2];
+            rkm_ops16(RY, y, ys, at, b0);
+            if (!five) rkm_ops16(RY, y, ys, at + 16, b1); /* all before the products */
+            rkm_k4_mm(five, np, qc, 0, h, hi, fh, b0, s);
+            if (five) rkm_ops16(RY, y, ys, at + 16, b1); /* after: fewer live registers */
+            rkm_k4_mm(five, np, qc, 2, h, hi, fh, b1, s);
             const int32x4_t scj = rkn_byte(sc[j / 4], j % 4);
 #pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int p = 0; p < np; p++)
                     isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -103,22 +138,23 @@ RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[4][2], int h, cons
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             const int32x4_t mt = i ? vzip2q_s32(m0, m1) : vzip1q_s32(m0, m1);
-            float32x4_t *a = &acc[2 * h + i][p];
+            float32x4_t *a = &acc[i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
             *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkm_rows_f32(mx, i), dyy));
         }
     }
 }
 
-/* One Q6_K super-block column of half h against RY (2..4) activation rows. */
-RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+/* One Q6_K super-block column of half h against RY (2..RKM_COLS) activation rows. */
+RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[2][RKM_PAIRS], int h, const uint8_t *xb,
                             const uint8_t *y, size_t ys) {
     const int np = (RY + 1) / 2;
-    int32x4_t isum[2][2];
+    int32x4_t isum[2][RKM_PAIRS];
 #pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++)
+            isum[i][p] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
         const uint8_t *ch = xb + 144 + 192 * k;
         int32x4_t sca, scb;
@@ -127,9 +163,9 @@ RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
             const uint8x16_t hb = vld1q_u8(ch + 32 * hi + 16 * h);
-            int8x16_t b[2][2];
-            int32x4_t s[2][2];
-#pragma GCC unroll 2
+            int8x16_t b[RKM_PAIRS][2];
+            int32x4_t s[2][RKM_PAIRS];
+#pragma GCC unroll 4
             for (int p = 0; p < np; p++) {
                 const uint8_t *t0, *t1;
                 rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -145,101 +181,105 @@ RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
                          rkn_q6_piece(ch, 2 * kc + 1, h, hi, hb), m);
 #pragma GCC unroll 2
                 for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+#pragma GCC unroll 4
+                    for (int p = 0; p < np; p++)
+                        s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
             }
             const int32x4_t scj = hi ? scb : sca;
 #pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int p = 0; p < np; p++)
                     isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         const float32x4_t dyy = rkm_dyy(t0, t1);
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
-            float32x4_t *a = &acc[2 * h + i][p];
+            float32x4_t *a = &acc[i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
         }
     }
 }
 
-/* One IQ4_XS super-block column of half h against RY (2..4) activation rows. */
-RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
+/* One IQ4_XS super-block column of half h against RY (2..RKM_COLS) activation rows. */
+RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[2][RKM_PAIRS], int h, const uint8_t *xb,
                             const uint8_t *y, size_t ys, int8x16_t levels) {
     const int np = (RY + 1) / 2;
-    int32x4_t isum[2][2];
+    int32x4_t isum[2][RKM_PAIRS];
 #pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-        for (int p = 0; p < np; p++) isum[i][p] = vdupq_n_s32(0);
-    for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
-        int8x16_t b[2][4];
-        int32x4_t s[2][2];
-#pragma GCC unroll 2
-        for (int p = 0; p < np; p++) {
-            const uint8_t *t0, *t1;
-            rkm_pair(y, ys, RY, p, &t0, &t1);
-            rkm_b16(t0, t1, 4 + 32 * sb, b[p]);
-            rkm_b16(t0, t1, 4 + 32 * sb + 16, b[p] + 2);
-            s[0][p] = s[1][p] = vdupq_n_s32(0);
-        }
 #pragma GCC unroll 4
-        for (int kc = 0; kc < 4; kc++) {
-            int8x16_t m[2];
-            rkm_rows(rkn_xs_piece(xb, sb, 2 * kc, h, levels),
-                     rkn_xs_piece(xb, sb, 2 * kc + 1, h, levels), m);
+        for (int p = 0; p < np; p++)
+            isum[i][p] = vdupq_n_s32(0);
+    for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
+        int32x4_t s[2][RKM_PAIRS];
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++)
+            s[0][p] = s[1][p] = vdupq_n_s32(0);
 #pragma GCC unroll 2
-            for (int i = 0; i < 2; i++)
+        for (int q = 0; q < 2; q++) { /* elements 16q..16q+15 */
+            int8x16_t bq[RKM_PAIRS][2];
+            rkm_ops16(RY, y, ys, 4 + 32 * sb + 16 * q, bq);
 #pragma GCC unroll 2
-                for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+            for (int kc = 2 * q; kc < 2 * q + 2; kc++) {
+                int8x16_t m[2];
+                rkm_rows(rkn_xs_piece(xb, sb, 2 * kc, h, levels),
+                         rkn_xs_piece(xb, sb, 2 * kc + 1, h, levels), m);
+#pragma GCC unroll 2
+                for (int i = 0; i < 2; i++)
+#pragma GCC unroll 4
+                    for (int p = 0; p < np; p++)
+                        s[i][p] = vmmlaq_s32(s[i][p], m[i], bq[p][kc - 2 * q]);
+            }
         }
         const int32x4_t sc = rkn_xs_scale(xb, sb, h);
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int p = 0; p < np; p++)
                 isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
     }
     const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         const float32x4_t dyy = rkm_dyy(t0, t1);
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
-            float32x4_t *a = &acc[2 * h + i][p];
+            float32x4_t *a = &acc[i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
         }
     }
 }
 
-/* One Q2_K or Q3_K super-block column of half h against RY (2..4) activation rows: sub-blocks
- * of 16, two SMMLA steps each; Q3_K's tiles start at -4 * bsum, Q2_K's min term is formed per
- * activation row (as in repack_q23_k_neon.c) and zipped into tile order. */
-RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
-                             const uint8_t *y, size_t ys) {
+/* One Q2_K or Q3_K super-block column of half h against RY (2..RKM_COLS) activation rows:
+ * sub-blocks of 16, two SMMLA steps each; Q3_K's tiles start at -4 * bsum, Q2_K's min term is
+ * formed per activation row (as in repack_q23_k_neon.c) and zipped into tile order. */
+RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[2][RKM_PAIRS], int h,
+                             const uint8_t *xb, const uint8_t *y, size_t ys) {
     const int np = (RY + 1) / 2;
-    int32x4_t isum[2][2], msum[2][2]; /* msum[p][t]: per row, activation row 2p + t */
+    int32x4_t isum[2][RKM_PAIRS],
+        msum[RKM_PAIRS][2]; /* msum[p][t]: per row, activation row 2p + t */
 #pragma GCC unroll 2
     for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-        for (int p = 0; p < np; p++) isum[i][p] = msum[p][i] = vdupq_n_s32(0);
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++)
+            isum[i][p] = msum[p][i] = vdupq_n_s32(0);
     for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
         const uint8_t *cb = xb + (kind == RKN_Q3_K ? 112 + 96 * k : 160 + 64 * k);
 #pragma GCC unroll 2
         for (int hi = 0; hi < 2; hi++) {
             const int j = 2 * k + hi;
-            int8x16_t b[2][2];
-            int32x4_t s[2][2];
-#pragma GCC unroll 2
+            int8x16_t b[RKM_PAIRS][2];
+            int32x4_t s[2][RKM_PAIRS];
+#pragma GCC unroll 4
             for (int p = 0; p < np; p++) {
                 const uint8_t *t0, *t1;
                 rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -255,22 +295,26 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, con
                 int8x16_t m[2];
                 if (kind == RKN_Q3_K)
                     rkm_rows(rkn_q3_piece(cb, g, h), rkn_q3_piece(cb, g + 1, h), m);
-                else rkm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
+                else
+                    rkm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
 #pragma GCC unroll 2
                 for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
-                    for (int p = 0; p < np; p++) s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
+#pragma GCC unroll 4
+                    for (int p = 0; p < np; p++)
+                        s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
             }
             int32x4_t sc, mn = vdupq_n_s32(0);
-            if (kind == RKN_Q3_K) sc = rkn_q3_scale(xb, j, h);
-            else rkn_q2_scale(xb, j, h, &sc, &mn);
+            if (kind == RKN_Q3_K)
+                sc = rkn_q3_scale(xb, j, h);
+            else
+                rkn_q2_scale(xb, j, h, &sc, &mn);
 #pragma GCC unroll 2
             for (int i = 0; i < 2; i++)
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int p = 0; p < np; p++)
                     isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
             if (kind == RKN_Q2_K) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
                 for (int p = 0; p < np; p++) {
                     const uint8_t *t0, *t1;
                     rkm_pair(y, ys, RY, p, &t0, &t1);
@@ -281,14 +325,14 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, con
         }
     }
     const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int p = 0; p < np; p++) {
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         const float32x4_t dyy = rkm_dyy(t0, t1);
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
-            float32x4_t *a = &acc[2 * h + i][p];
+            float32x4_t *a = &acc[i][p];
             *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
             if (kind == RKN_Q2_K) {
                 const int32x4_t mt =
@@ -301,15 +345,15 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[4][2], int h, con
 
 /* The SDOT kernel of each type, for a single activation row. */
 static const quant_repack_impl *const RKM_SDOT[] = {
-    [RKN_Q4_K] = &quant_q4_k_repack_neon,
-    [RKN_Q5_K] = &quant_q5_k_repack_neon,
-    [RKN_Q6_K] = &quant_q6_k_repack_neon,
-    [RKN_IQ4_XS] = &quant_iq4_xs_repack_neon,
-    [RKN_Q2_K] = &quant_q2_k_repack_neon,
-    [RKN_Q3_K] = &quant_q3_k_repack_neon,
+    [RKN_Q4_K] = &quant_q4_k_repack_neon, [RKN_Q5_K] = &quant_q5_k_repack_neon,
+    [RKN_Q6_K] = &quant_q6_k_repack_neon, [RKN_IQ4_XS] = &quant_iq4_xs_repack_neon,
+    [RKN_Q2_K] = &quant_q2_k_repack_neon, [RKN_Q3_K] = &quant_q3_k_repack_neon,
 };
 
-/* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
+/* One group of 8 rows against RY (1..RKM_COLS, constant after inlining) activation rows, one
+ * half (4 rows) at a time so that a half's accumulators and tiles for up to RKM_PAIRS
+ * activation-row pairs fit the 32 vector registers: each unpacked weight piece then serves up to
+ * RKM_COLS activation rows. */
 RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
     const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
@@ -324,34 +368,61 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
     }
     const int np = (RY + 1) / 2;
     const int8x16_t levels = vld1q_s8(quant_iq4_levels);
-    float32x4_t acc[4][2];
+    for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
+        float32x4_t acc[2][RKM_PAIRS];
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++)
 #pragma GCC unroll 4
-    for (int rp = 0; rp < 4; rp++)
-#pragma GCC unroll 2
-        for (int p = 0; p < np; p++) acc[rp][p] = vdupq_n_f32(0);
-    for (int64_t b = 0; b < n / QK_K; b++) {
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
+            for (int p = 0; p < np; p++)
+                acc[i][p] = vdupq_n_f32(0);
+        for (int64_t b = 0; b < n / QK_K; b++) {
             const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
-            if (kind == RKN_Q6_K) rkm_q6_block(RY, acc, h, xr, yr, ys);
-            else if (kind == RKN_IQ4_XS) rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
+            if (kind == RKN_Q6_K)
+                rkm_q6_block(RY, acc, h, xr, yr, ys);
+            else if (kind == RKN_IQ4_XS)
+                rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
             else if (kind == RKN_Q2_K || kind == RKN_Q3_K)
                 rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
-            else rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
+            else
+                rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
         }
-    }
-#pragma GCC unroll 2
-    for (int p = 0; p < np; p++) {
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
-            const float32x4_t a = acc[2 * h][p], c = acc[2 * h + 1][p];
+#pragma GCC unroll 4
+        for (int p = 0; p < np; p++) {
+            const float32x4_t a = acc[0][p], c = acc[1][p];
             vst1q_f32(out + 2 * p * os + 4 * h, vuzp1q_f32(a, c));
             if (2 * p + 1 < RY) vst1q_f32(out + (2 * p + 1) * os + 4 * h, vuzp2q_f32(a, c));
         }
     }
 }
 
-#define RKM_DEFINE_DOT(NAME, KIND) REPACK_DEFINE_DOT(NAME, rkm_group, KIND, RN_ROWS)
+/* The dot over 8-row groups and runs of up to RKM_COLS activation rows (repack_tile.h's
+ * REPACK_DEFINE_DOT with runs of 8 instead of 4). */
+#define RKM_DEFINE_DOT(NAME, KIND)                                                                 \
+    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,     \
+                     size_t xstride, const void *yv, size_t ystride) {                             \
+        const uint8_t *x = xv, *y = yv;                                                            \
+        if (ny == 1) { /* decode: the SDOT kernel over all the groups at once */                   \
+            RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);                      \
+            return;                                                                                \
+        }                                                                                          \
+        for (int64_t r = 0; r < nx; r += RN_ROWS) {                                                \
+            const uint8_t *xr = x + (r / RN_ROWS) * xstride;                                       \
+            for (int64_t c = 0; c < ny; c += rkm_cols(KIND)) {                                     \
+                const uint8_t *yc = y + c * ystride;                                               \
+                float *oc = out + c * os + r;                                                      \
+                switch (ny - c < rkm_cols(KIND) ? ny - c : rkm_cols(KIND)) {                       \
+                case 1: rkm_group(KIND, 1, n, oc, os, xr, yc, ystride); break;                     \
+                case 2: rkm_group(KIND, 2, n, oc, os, xr, yc, ystride); break;                     \
+                case 3: rkm_group(KIND, 3, n, oc, os, xr, yc, ystride); break;                     \
+                case 4: rkm_group(KIND, 4, n, oc, os, xr, yc, ystride); break;                     \
+                case 5: rkm_group(KIND, 5, n, oc, os, xr, yc, ystride); break;                     \
+                case 6: rkm_group(KIND, 6, n, oc, os, xr, yc, ystride); break;                     \
+                case 7: rkm_group(KIND, 7, n, oc, os, xr, yc, ystride); break;                     \
+                default: rkm_group(KIND, RKM_COLS, n, oc, os, xr, yc, ystride);                    \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
 
 RKM_DEFINE_DOT(rkm_dot_q4_k, RKN_Q4_K)
 RKM_DEFINE_DOT(rkm_dot_q5_k, RKN_Q5_K)
@@ -361,14 +432,14 @@ RKM_DEFINE_DOT(rkm_dot_q2_k, RKN_Q2_K)
 RKM_DEFINE_DOT(rkm_dot_q3_k, RKN_Q3_K)
 
 const quant_repack_impl quant_q4_k_repack_i8mm = {RN_ROWS, rkn_pack_q4_k, rkn_act_size,
-                                                 quant_q8_k_from_f32_neon, rkm_dot_q4_k};
+                                                  quant_q8_k_from_f32_neon, rkm_dot_q4_k};
 const quant_repack_impl quant_q5_k_repack_i8mm = {RN_ROWS, rkn_pack_q5_k, rkn_act_size,
-                                                 quant_q8_k_from_f32_neon, rkm_dot_q5_k};
+                                                  quant_q8_k_from_f32_neon, rkm_dot_q5_k};
 const quant_repack_impl quant_q6_k_repack_i8mm = {RN_ROWS, rkn_pack_q6_k, rkn_act_size,
-                                                 quant_q8_k_from_f32_neon, rkm_dot_q6_k};
+                                                  quant_q8_k_from_f32_neon, rkm_dot_q6_k};
 const quant_repack_impl quant_iq4_xs_repack_i8mm = {RN_ROWS, rkn_pack_iq4_xs, rkn_act_size,
-                                                   quant_q8_k_from_f32_neon, rkm_dot_iq4_xs};
+                                                    quant_q8_k_from_f32_neon, rkm_dot_iq4_xs};
 const quant_repack_impl quant_q2_k_repack_i8mm = {RN_ROWS, rkn_pack_q2_k, rkn_act_size,
-                                                 quant_q8_k_from_f32_neon, rkm_dot_q2_k};
+                                                  quant_q8_k_from_f32_neon, rkm_dot_q2_k};
 const quant_repack_impl quant_q3_k_repack_i8mm = {RN_ROWS, rkn_pack_q3_k, rkn_act_size,
-                                                 quant_q8_k_from_f32_neon, rkm_dot_q3_k};
+                                                  quant_q8_k_from_f32_neon, rkm_dot_q3_k};
