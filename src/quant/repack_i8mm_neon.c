@@ -13,6 +13,11 @@
  * activation side is the 64-bit zip of two rows' quants. A tile's sums come out as
  * [r0 t0, r0 t1, r1 t0, r1 t1] and are scaled by [dx0 dy0, dx0 dy1, dx1 dy0, dx1 dy1], the same
  * products the SDOT kernel forms, and put back in row order when stored.
+ *
+ * The activation side (zipped quants, [dy t0, dy t1, ..] and start vectors) is arranged once
+ * per chunk of 64 blocks into a stack buffer and read by up to 4 groups of 8 rows (32 rows; the
+ * matmul passes 16 per call), rather than rebuilt for every group; the groups' accumulators
+ * carry across chunks in memory, so each row still gets one fma per block in block order.
  */
 #include "quant/repack_neon.h"
 
