@@ -155,24 +155,24 @@ RN_INLINE void rm_groups(int kind, int RY, int64_t n, int ng, float *out, size_t
 }
 
 /* rp_dot: nx rows (a multiple of 8) x ny activation rows, 4 activation rows at a time, each
- * against up to RM_GROUPS groups per arrangement; a single last row goes to the SDOT kernel. */
-#define RM_DEFINE_DOT(NAME, KIND)                                                              \
+ * against up to RM_GROUPS groups per arrangement. A single last row (decode's only one) goes to
+ * the SDOT kernels' own rp_dot over all the rows, the code an SDOT-only CPU runs. */
+#define RM_DEFINE_DOT(NAME, KIND, SDOT)                                                        \
     static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv, \
                      size_t xstride, const void *yv, size_t ystride) {                         \
         const uint8_t *x = xv, *y = yv;                                                        \
         for (int64_t c = 0; c < ny; c += 4) {                                                  \
             const uint8_t *yc = y + c * ystride;                                               \
+            if (ny - c == 1) {                                                                 \
+                (SDOT).dot(n, nx, 1, out + c * os, os, xv, xstride, yc, ystride);              \
+                break;                                                                         \
+            }                                                                                  \
             for (int64_t r = 0; r < nx; r += RN_ROWS * RM_GROUPS) {                            \
                 const uint8_t *xr = x + (r / RN_ROWS) * xstride;                               \
                 float *oc = out + c * os + r;                                                  \
                 const int ng = nx - r < RN_ROWS * RM_GROUPS ? (int)((nx - r) / RN_ROWS)        \
                                                             : RM_GROUPS;                       \
                 switch (ny - c) {                                                              \
-                case 1:                                                                        \
-                    for (int g = 0; g < ng; g++)                                               \
-                        rn_sdot_group(KIND, 1, n, oc + g * RN_ROWS, os, xr + g * xstride, yc,  \
-                                      ystride);                                                \
-                    break;                                                                     \
                 case 2: rm_groups(KIND, 2, n, ng, oc, os, xr, xstride, yc, ystride); break;    \
                 case 3: rm_groups(KIND, 3, n, ng, oc, os, xr, xstride, yc, ystride); break;    \
                 default: rm_groups(KIND, 4, n, ng, oc, os, xr, xstride, yc, ystride);          \
@@ -181,10 +181,10 @@ RN_INLINE void rm_groups(int kind, int RY, int64_t n, int ng, float *out, size_t
         }                                                                                      \
     }
 
-RM_DEFINE_DOT(rm_dot_q4_0, RN_Q4_0)
-RM_DEFINE_DOT(rm_dot_q5_0, RN_Q5_0)
-RM_DEFINE_DOT(rm_dot_q8_0, RN_Q8_0)
-RM_DEFINE_DOT(rm_dot_iq4_nl, RN_IQ4_NL)
+RM_DEFINE_DOT(rm_dot_q4_0, RN_Q4_0, quant_q4_0_repack_neon)
+RM_DEFINE_DOT(rm_dot_q5_0, RN_Q5_0, quant_q5_0_repack_neon)
+RM_DEFINE_DOT(rm_dot_q8_0, RN_Q8_0, quant_q8_0_repack_neon)
+RM_DEFINE_DOT(rm_dot_iq4_nl, RN_IQ4_NL, quant_iq4_nl_repack_neon)
 
 const quant_repack_impl quant_q4_0_repack_i8mm = {RN_ROWS, rn_pack_q4_0, rn_act_size,
                                                  rn_act_q4_0, rm_dot_q4_0};
