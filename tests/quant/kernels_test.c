@@ -361,15 +361,15 @@ static void fill_extreme(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = i % 16 == 0 ? 1.0f : -1.0f;
 }
 
-/* rp_dot on two repacked groups of rows x the next_ny counts of activation rows from rp_act,
- * against the reference vec_dot on the file layout and the reference act_from_f32. With
+/* rp_dot on `groups` repacked groups of rows x the next_ny counts of activation rows from
+ * rp_act, against the reference vec_dot on the file layout and the reference act_from_f32. With
  * `extreme`, weights from fill_extreme and activations of one sign (all at the largest quant):
  * the products that kernels summing in 16 bits must keep below saturation. */
 static int check_repacked_data(const quant_traits *t, const quant_traits *r, int64_t n,
-                               scratch *s, bool extreme) {
+                               int64_t groups, scratch *s, bool extreme) {
     if (!t->rp_rows) return 0;
     const quant_traits *ry = quant_traits_ref(t->vec_dot_type);
-    const int64_t rows = 2 * t->rp_rows;
+    const int64_t rows = groups * t->rp_rows;
     size_t rb = row_bytes(t, n), yb = row_bytes(ry, n), ab = t->rp_act_size(n);
     uint8_t *w = ob_alloc((size_t)rows, rb), *rp = ob_alloc((size_t)rows, rb);
     uint8_t *act = ob_alloc(TY, ab);
@@ -379,7 +379,7 @@ static int check_repacked_data(const quant_traits *t, const quant_traits *r, int
         else fill(s->x, n);
         r->from_f32(s->x, w + i * rb, n);
     }
-    for (int64_t g = 0; g < 2; g++)
+    for (int64_t g = 0; g < groups; g++)
         t->rp_pack(w + g * t->rp_rows * rb, rb, rp + g * t->rp_rows * rb, n);
     for (int j = 0; j < TY; j++) {
         if (extreme)
@@ -428,7 +428,7 @@ static int check_repacked_data(const quant_traits *t, const quant_traits *r, int
 }
 
 static int check_repacked(const quant_traits *t, const quant_traits *r, int64_t n, scratch *s) {
-    return check_repacked_data(t, r, n, s, false) || check_repacked_data(t, r, n, s, true);
+    return check_repacked_data(t, r, n, 2, s, false) || check_repacked_data(t, r, n, 2, s, true);
 }
 
 /* One type on one ISA against the reference, over every test size. */
@@ -444,6 +444,10 @@ static int check_isa(const quant_traits *t, const quant_traits *r) {
         failed = check_convert(t, r, n, &s) || check_dots(t, r, n, &s) ||
                  check_packed(t, r, n, &s) || check_repacked(t, r, n, &s);
     }
+    /* 96 blocks of 32 and 5 groups of 8 rows: more blocks than the NEON I8MM kernels arrange
+     * at a time (64) and more groups than share one arrangement (4), so both carry over. */
+    if (!failed && t->block_size == 32 && t->rp_rows == 8)
+        failed = check_repacked_data(t, r, 96 * 32, 5, &s, false);
     ob_free(s.x);
     ob_free(s.y);
     ob_free(s.a);
