@@ -21,9 +21,9 @@
  */
 #include "quant/repack_neon.h"
 
-/* A pair of activation rows' block in SMMLA order, arranged once per call for every 8-row group
- * (the zips and pair vectors were once redone per group): q[k] elements 8k..8k+7 of row t0 then
- * of row t1, dyy [dy t0, dy t1, dy t0, dy t1], start likewise (a tile's activation order). */
+/* A pair of activation rows' block in SMMLA order, arranged once for several 8-row groups:
+ * q[k] elements 8k..8k+7 of row t0 then of row t1, dyy [dy t0, dy t1, dy t0, dy t1], start
+ * likewise (a tile's activation order). */
 typedef struct {
     int8x16_t q[4];
     float32x4_t dyy;
@@ -51,12 +51,8 @@ RN_INLINE void rm_arrange(int RY, int64_t nb, const uint8_t *y, size_t ys, rm_pa
             o->q[1] = vreinterpretq_s8_s64(vzip2q_s64(a00, a10)); /* 8..15 */
             o->q[2] = vreinterpretq_s8_s64(vzip1q_s64(a01, a11)); /* 16..23 */
             o->q[3] = vreinterpretq_s8_s64(vzip2q_s64(a01, a11)); /* 24..31 */
-            int32x2_t d = vld1_dup_s32((const int32_t *)(t0 + 32));
-            d = vld1_lane_s32((const int32_t *)(t1 + 32), d, 1);
-            int32x2_t st = vld1_dup_s32((const int32_t *)(t0 + 36));
-            st = vld1_lane_s32((const int32_t *)(t1 + 36), st, 1);
-            o->dyy = vreinterpretq_f32_s32(vcombine_s32(d, d));
-            o->start = vcombine_s32(st, st);
+            o->dyy = vreinterpretq_f32_s32(rn_pair_s32(t0 + 32, t1 + 32));
+            o->start = rn_pair_s32(t0 + 36, t1 + 36);
         }
     }
 }

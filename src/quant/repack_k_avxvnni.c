@@ -182,8 +182,9 @@ R2_INLINE void vk_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint8
 }
 
 /* One group of 8 Q6_K rows against RY (1..8, constant after inlining) activation rows. */
-R2_INLINE void vk_group_q6(int RY, int64_t n, float *out, size_t os, const uint8_t *x,
-                           const uint8_t *y, size_t ys) {
+R2_INLINE void vk_group_q6(int kind, int RY, int64_t n, float *out, size_t os,
+                           const uint8_t *x, const uint8_t *y, size_t ys) {
+    (void)kind;
     const size_t xb = R2_ROWS * sizeof(block_q6_k);
     __m256 acc[8];
 #pragma GCC unroll 8
@@ -196,27 +197,7 @@ R2_INLINE void vk_group_q6(int RY, int64_t n, float *out, size_t os, const uint8
 
 /* The Q6_K quant_dot_tile_fn: activation rows eight at a time, as in AVX2 (the unpacking is
  * the costly part, and more rows share it). */
-static void vk_dot_q6_k(int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
-                        const void *xv, size_t xstride, const void *yv, size_t ystride) {
-    const uint8_t *x = xv, *y = yv;
-    for (int64_t r = 0; r < nx; r += R2_ROWS) {
-        const uint8_t *xr = x + (r / R2_ROWS) * xstride;
-        for (int64_t c = 0; c < ny; c += 8) {
-            const uint8_t *yc = y + c * ystride;
-            float *oc = out + c * os + r;
-            switch (ny - c) {
-            case 1: vk_group_q6(1, n, oc, os, xr, yc, ystride); break;
-            case 2: vk_group_q6(2, n, oc, os, xr, yc, ystride); break;
-            case 3: vk_group_q6(3, n, oc, os, xr, yc, ystride); break;
-            case 4: vk_group_q6(4, n, oc, os, xr, yc, ystride); break;
-            case 5: vk_group_q6(5, n, oc, os, xr, yc, ystride); break;
-            case 6: vk_group_q6(6, n, oc, os, xr, yc, ystride); break;
-            case 7: vk_group_q6(7, n, oc, os, xr, yc, ystride); break;
-            default: vk_group_q6(8, n, oc, os, xr, yc, ystride);
-            }
-        }
-    }
-}
+REPACK_DEFINE_DOT8(vk_dot_q6_k, vk_group_q6, 0, R2_ROWS, 8)
 
 const quant_dot_tile_fn VN_SYM(quant_q4_k_rp_dot_avxvnni) = vk_dot_q4_k;
 const quant_dot_tile_fn VN_SYM(quant_q5_k_rp_dot_avxvnni) = vk_dot_q5_k;

@@ -395,33 +395,14 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
     }
 }
 
-/* The dot over 8-row groups and runs of up to RKM_COLS activation rows (repack_tile.h's
- * REPACK_DEFINE_DOT with runs of 8 instead of 4). */
-#define RKM_DEFINE_DOT(NAME, KIND)                                                                 \
-    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,     \
-                     size_t xstride, const void *yv, size_t ystride) {                             \
-        const uint8_t *x = xv, *y = yv;                                                            \
-        if (ny == 1) { /* decode: the SDOT kernel over all the groups at once */                   \
-            RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);                      \
-            return;                                                                                \
-        }                                                                                          \
-        for (int64_t r = 0; r < nx; r += RN_ROWS) {                                                \
-            const uint8_t *xr = x + (r / RN_ROWS) * xstride;                                       \
-            for (int64_t c = 0; c < ny; c += rkm_cols(KIND)) {                                     \
-                const uint8_t *yc = y + c * ystride;                                               \
-                float *oc = out + c * os + r;                                                      \
-                switch (ny - c < rkm_cols(KIND) ? ny - c : rkm_cols(KIND)) {                       \
-                case 1: rkm_group(KIND, 1, n, oc, os, xr, yc, ystride); break;                     \
-                case 2: rkm_group(KIND, 2, n, oc, os, xr, yc, ystride); break;                     \
-                case 3: rkm_group(KIND, 3, n, oc, os, xr, yc, ystride); break;                     \
-                case 4: rkm_group(KIND, 4, n, oc, os, xr, yc, ystride); break;                     \
-                case 5: rkm_group(KIND, 5, n, oc, os, xr, yc, ystride); break;                     \
-                case 6: rkm_group(KIND, 6, n, oc, os, xr, yc, ystride); break;                     \
-                case 7: rkm_group(KIND, 7, n, oc, os, xr, yc, ystride); break;                     \
-                default: rkm_group(KIND, RKM_COLS, n, oc, os, xr, yc, ystride);                    \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
+/* The dot over 8-row groups and runs of rkm_cols(KIND) activation rows; a single activation
+ * row (decode) goes to the SDOT kernel over all the groups at once. */
+#define RKM_DEFINE_DOT(NAME, KIND)                                                             \
+    REPACK_DEFINE_DOT8(NAME##_runs, rkm_group, KIND, RN_ROWS, rkm_cols(KIND))                  \
+    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv, \
+                     size_t xstride, const void *yv, size_t ystride) {                         \
+        if (ny == 1) RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);         \
+        else NAME##_runs(n, nx, ny, out, os, xv, xstride, yv, ystride);                        \
     }
 
 RKM_DEFINE_DOT(rkm_dot_q4_k, RKN_Q4_K)
