@@ -18,6 +18,7 @@
 #include "cli/synth_moe.h"
 #include "cli/synth.h"
 #include "core/alloc.h"
+#include "cpu/pool.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "quant/mix.h"
@@ -92,6 +93,33 @@ static int add_vector(synth_state *st, const char *name, int64_t n, float base, 
                ? -1 : 0;
 }
 
+/* Rows drawn at a time: the generator runs in order (so a file does not depend on the thread
+ * count) and the chunk's rows are then quantized in parallel. A K-quant's search made one 1B
+ * file take minutes on one core. */
+#define SYNTH_CHUNK_ROWS 512
+
+typedef struct quantize_job {
+    const quant_traits *qt;
+    const float *src; /* rows of n_in floats */
+    char *dst;        /* rows of row bytes */
+    int64_t n_rows, n_in;
+    size_t row;
+} quantize_job;
+
+static void quantize_rows(void *arg, int ith, int nth) {
+    const quantize_job *j = arg;
+    int64_t lo, hi;
+    cpu_split(j->n_rows, ith, nth, &lo, &hi);
+    for (int64_t r = lo; r < hi; r++)
+        j->qt->from_f32(j->src + r * j->n_in, j->dst + (size_t)r * j->row, j->n_in);
+}
+
+cpu_pool *cli_synth_pool(void) {
+    cpu_pool *p = NULL;
+    ob_err ignored;
+    return cpu_pool_new(cpu_physical_cores(), &p, &ignored) ? NULL : p;
+}
+
 /* Adds a [n_in, n_out] matrix of `type`, uniform with the given half-width, row by row. */
 static int add_matrix(synth_state *st, const char *name, uint32_t type, int64_t n_in,
                       int64_t n_out, float amp) {
@@ -106,17 +134,25 @@ static int add_matrix(synth_state *st, const char *name, uint32_t type, int64_t 
         return -1;
     }
     size_t row = (size_t)(n_in / qt->block_size) * qt->type_size;
+    const int64_t chunk = n_out < SYNTH_CHUNK_ROWS ? n_out : SYNTH_CHUNK_ROWS;
     char *data = ob_alloc((size_t)n_out, row);
-    float *tmp = ob_alloc((size_t)n_in, sizeof(float));
+    float *tmp = ob_alloc((size_t)(chunk > 0 ? chunk : 1) * (size_t)n_in, sizeof(float));
     if (!data || !tmp || keep_buf(st, data)) {
         ob_free(tmp);
         snprintf(st->err.msg, sizeof st->err.msg, "tensor '%s': out of memory", name);
         return -1;
     }
-    for (int64_t r = 0; r < n_out; r++) {
-        for (int64_t i = 0; i < n_in; i++) tmp[i] = amp * synth_rand(&st->rng);
-        if (type == OB_QTYPE_F32) memcpy(data + (size_t)r * row, tmp, row);
-        else qt->from_f32(tmp, data + (size_t)r * row, n_in);
+    for (int64_t r0 = 0; r0 < n_out; r0 += chunk) {
+        const int64_t rows = n_out - r0 < chunk ? n_out - r0 : chunk;
+        for (int64_t i = 0; i < rows * n_in; i++) tmp[i] = amp * synth_rand(&st->rng);
+        char *dst = data + (size_t)r0 * row;
+        if (type == OB_QTYPE_F32) {
+            memcpy(dst, tmp, (size_t)rows * row);
+            continue;
+        }
+        quantize_job job = {qt, tmp, dst, rows, n_in, row};
+        if (st->pool) cpu_pool_run(st->pool, quantize_rows, &job);
+        else quantize_rows(&job, 0, 1);
     }
     ob_free(tmp);
     int64_t ne[2] = {n_in, n_out};
@@ -352,7 +388,7 @@ int cli_cmd_synth(int argc, char **argv) {
                     .head_dim = ar->head_mult * sh->n_embd / sh->n_head,
                     .swa = o.swa >= 0 ? o.swa : ar->swa};
     synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1,
-                      .preset = preset,
+                      .preset = preset, .pool = cli_synth_pool(),
                       .mix = {.n_layer = d.n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
     synth_moe_dims md;
     if (synth_moe_dims_for(ar->name, sh->name, &md)) {
@@ -379,6 +415,7 @@ int cli_cmd_synth(int argc, char **argv) {
     ob_free(st.bufs);
     gguf_writer_free(st.w);
     synth_moe_free(st.moe);
+    cpu_pool_free(st.pool);
     return rc;
 }
 

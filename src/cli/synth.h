@@ -22,7 +22,11 @@ typedef struct synth_state {
     uint64_t rng;
     ob_err err;
     struct synth_moe *moe; /* the experts of a mixture-of-experts architecture, or NULL */
+    struct cpu_pool *pool; /* quantizes a matrix's rows in parallel; NULL: on this thread */
 } synth_state;
+
+/* A pool over the machine's physical cores for st->pool, or NULL (then one thread works). */
+struct cpu_pool *cli_synth_pool(void);
 
 /* Uniform in [-1, 1) from the state's generator. */
 float cli_synth_rand(synth_state *st);

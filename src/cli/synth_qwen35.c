@@ -37,6 +37,7 @@
 #include "cli/synth_moe.h"
 
 #include "core/alloc.h"
+#include "cpu/pool.h"
 #include "quant/quant.h"
 
 #include <math.h>
@@ -223,7 +224,7 @@ int cli_synth_qwen35(const cli_synth_args *o) {
         return 2;
     }
     synth_state st = {.w = gguf_writer_new(), .rng = o->seed * 0x9e3779b97f4a7c15ull | 1,
-                      .preset = preset,
+                      .preset = preset, .pool = cli_synth_pool(),
                       .mix = {.n_layer = sh->n_layer + o->nextn,
                               .n_gqa = sh->n_head / sh->n_head_kv}};
     synth_moe_dims md;
@@ -248,5 +249,6 @@ int cli_synth_qwen35(const cli_synth_args *o) {
     for (size_t i = 0; i < st.n_bufs; i++) ob_free(st.bufs[i]);
     ob_free(st.bufs);
     gguf_writer_free(st.w);
+    cpu_pool_free(st.pool);
     return rc;
 }
