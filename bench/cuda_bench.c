@@ -58,11 +58,16 @@ typedef struct {
     cuda_weight w;
     float *x, *y;
     int64_t n_tok;
+    int flip; /* calls alternate between two activation rows */
 } mm_arg;
 
+/* Each call reads another activation row than the last, as a model's products do, so the
+ * decode figure includes quantizing it (a repeated row is quantized once, matvec_q8.cu). */
 static ob_status run_mm(cuda_ctx *c, void *a, ob_err *err) {
     mm_arg *m = a;
-    return cuda_matmul(c, m->y, &m->w, m->x, m->n_tok, err);
+    m->flip ^= 1;
+    const float *x = m->x + (m->flip && m->n_tok == 1 ? m->w.n_in : 0);
+    return cuda_matmul(c, m->y, &m->w, x, m->n_tok, err);
 }
 
 /* One weight shape of one type: decode GB/s and prefill TFLOP/s. */
@@ -128,6 +133,29 @@ out:
     cuda_buf_free(c, o);
 }
 
+static ob_status run_sync(cuda_ctx *c, void *a, ob_err *err) { return cuda_ctx_sync(c, err); }
+
+/* What a decode step pays per op and per step apart from the kernels' work: a product too
+ * small to take measurable device time (the launch and its host-side glue), and a
+ * synchronization with nothing queued (the round trip each token's logits wait for). */
+static void bench_floor(cuda_ctx *c, float *xd, float *yd, double secs) {
+    const quant_traits *qt = quant_traits_ref(OB_QTYPE_Q8_0);
+    const int64_t n = 256;
+    size_t row = (size_t)(n / qt->block_size) * qt->type_size;
+    uint8_t *host = ob_calloc((size_t)n, row);
+    mm_arg a = {.x = xd, .y = yd, .n_tok = 1};
+    ob_err err;
+    if (!host || cuda_weight_upload(c, "floor", host, qt->type, n, n, &a.w, &err)) {
+        ob_free(host);
+        return;
+    }
+    double t = timed(c, run_mm, &a, secs), ts = timed(c, run_sync, NULL, secs);
+    printf("floor: a 256 x 256 product %.2f us per call; an idle synchronization %.2f us\n",
+           t * 1e6, ts * 1e6);
+    cuda_weight_free(c, &a.w);
+    ob_free(host);
+}
+
 int main(int argc, char **argv) {
     const char *types = argc > 1 ? argv[1] : "Q4_K,Q8_0";
     double secs = argc > 2 ? atof(argv[2]) : 0.5;
@@ -148,6 +176,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cuda_bench: %s\n", err.msg);
         return 1;
     }
+    bench_floor(c, xd, yd, secs);
     for (uint32_t t = 0; t < OB_QTYPE_COUNT; t++) {
         const quant_traits *qt = quant_traits_ref(t);
         if (!qt || !qt->from_f32 || !cuda_type_supported(t)) continue;

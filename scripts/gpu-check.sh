@@ -11,10 +11,21 @@ REPORT=$OUT/gpu-report.txt
 : >"$REPORT"
 export LD_LIBRARY_PATH=$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OB_SHARED=$HERE/shared OB_BUILD=$HERE/bin
-# The NVIDIA Vulkan driver of the image, where it keeps one.
-for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json; do
+# The NVIDIA Vulkan driver of the image, where it keeps one. An image with the driver's
+# library (libGLX_nvidia, which holds its Vulkan ICD) but no manifest gets one written here.
+for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
+    /etc/vulkan/icd.d/nvidia_icd.json; do
     [ -f "$icd" ] && export VK_DRIVER_FILES=$icd && break
 done
+if [ -z "${VK_DRIVER_FILES:-}" ]; then
+    glx=$(ls /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 /usr/lib64/libGLX_nvidia.so.0 \
+        /usr/local/nvidia/lib64/libGLX_nvidia.so.0 2>/dev/null | head -1)
+    if [ -n "$glx" ]; then
+        printf '{"file_format_version": "1.0.1", "ICD": {"library_path": "%s", "api_version": "1.3.0"}}\n' \
+            "$glx" >"$OUT/nvidia_icd.json"
+        export VK_DRIVER_FILES=$OUT/nvidia_icd.json
+    fi
+fi
 OB=$HERE/bin/outboard
 SUMMARY=()
 
@@ -28,13 +39,18 @@ stage() {
     SUMMARY+=("$(printf '%-28s exit %-3s %4ss' "$name" "$rc" "$((SECONDS - t0))")")
 }
 
-stage machine bash -c 'nvidia-smi; nproc; free -g; uname -a'
-stage devices "$OB" devices
-for t in "$HERE"/bin/tests/cuda/*_test; do stage "cuda/$(basename "$t")" "$t"; done
-# Vulkan on the GPU (device 0 is the first non-CPU device): the same shader tests as lavapipe.
-for t in "$HERE"/bin/tests/vulkan/*_test; do
-    stage "vulkan/$(basename "$t")" env OB_VK_TEST_DEVICE=0 "$t"
-done
+if [ "${TESTS:-1}" = 1 ]; then
+    stage machine bash -c 'nvidia-smi; nproc; free -g; uname -a; echo "Vulkan: ${VK_DRIVER_FILES:-no driver manifest}"; cat "${VK_DRIVER_FILES:-/dev/null}"; ldconfig -p | grep -iE "nvidia|vulkan" | head -30'
+    stage devices "$OB" devices
+    for t in "$HERE"/bin/tests/cuda/*_test; do stage "cuda/$(basename "$t")" "$t"; done
+    # Vulkan on the GPU (device 0 is the first non-CPU device): the same shader tests as lavapipe.
+    for t in "$HERE"/bin/tests/vulkan/*_test; do
+        stage "vulkan/$(basename "$t")" env OB_VK_TEST_DEVICE=0 "$t"
+    done
+    # The kernels alone at 8B shapes: decode weight GB/s against the card's bandwidth, prefill
+    # TFLOP/s, attention KV GB/s, and what the host pays per op.
+    [ -x "$HERE/bin/cuda_bench" ] && stage cuda_bench "$HERE/bin/cuda_bench" Q4_0,Q8_0,Q4_K,Q6_K 0.3
+fi
 
 # Speed: a synthetic model per weight type (1B-shaped; SHAPE=8b for the issue's 8B figures,
 # which take longer to write), outboard on CUDA, on the card through Vulkan, half its layers on
@@ -56,9 +72,9 @@ record() { # name of the run, then the JSON file it wrote
 SHAPE=${SHAPE:-1b}
 for type in ${TYPES:-q4_0 q8_0 q4_k_m q6_k}; do
     F=$M/$SHAPE-$type.gguf
-    stage "synth $SHAPE $type" "$OB" synth --shape "$SHAPE" --type $type -o "$F"
+    stage "synth $SHAPE $type" "$OB" synth --shape "$SHAPE" --type $type ${SYNTH_ARGS:-} -o "$F"
     layers=$("$OB" plan -m "$F" --json 2>/dev/null | sed -n 's/.*"n_layer": \([0-9]*\).*/\1/p')
-    for run in cuda vulkan split cpu; do
+    for run in ${RUNS:-cuda vulkan split cpu}; do
         case $run in
         cuda) args="--device cuda" n=128 ;;
         vulkan) args="--device vulkan" n=128 ;;

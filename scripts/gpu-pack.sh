@@ -18,10 +18,10 @@ EXCLUDE=$(git rev-parse --git-path info/exclude)
 mkdir -p "$(dirname "$EXCLUDE")"
 grep -qx '/.gpu/' "$EXCLUDE" 2>/dev/null || echo '/.gpu/' >>"$EXCLUDE"
 make -j"$JOBS" BUILD=$BUILD NVCC_ARCH="-gencode arch=compute_$ARCH,code=sm_$ARCH" \
-    $BUILD/outboard $(find tests/cuda tests/vulkan -name '*_test.c' | sed "s|^tests/|$BUILD/tests/|; s|\.c$||")
+    $BUILD/outboard $BUILD/bench/cuda_bench $(find tests/cuda tests/vulkan -name '*_test.c' | sed "s|^tests/|$BUILD/tests/|; s|\.c$||")
 
 rm -rf .gpu/stage && mkdir -p .gpu/stage/bin .gpu/stage/lib .gpu/stage/shared/models
-cp $BUILD/outboard .gpu/stage/bin/
+cp $BUILD/outboard $BUILD/bench/cuda_bench .gpu/stage/bin/
 for t in $(find $BUILD/tests/cuda $BUILD/tests/vulkan -name '*_test' -type f); do
     d=.gpu/stage/bin/tests/$(basename "$(dirname "$t")")
     mkdir -p "$d" && cp "$t" "$d/"

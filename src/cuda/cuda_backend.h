@@ -151,6 +151,12 @@ typedef struct cuda_weight {
 /* Whether the kernels read this ob_qtype. */
 bool cuda_type_supported(uint32_t type);
 
+/* Whether decode products (up to 8 activation rows) of this type run on int8 activations
+ * (matvec_q8.cu): each 32-element chunk of an activation row is rounded to int8 at scale
+ * amax / 127, so a product differs from the f32 one by at most the sum over chunks of
+ * (amax / 254) * sum |w| (as the CPU's own quantized activations do). */
+bool cuda_q8_type(uint32_t type);
+
 /* Copies a host weight (n_out rows of n_in elements of `type`) to the device through the
  * counted path. OB_ERR_UNSUPPORTED naming the tensor and type for a type the kernels lack;
  * OB_ERR_FORMAT when n_in does not fill whole blocks. */

@@ -139,6 +139,7 @@ static bool cublas_load(void) {
 ob_status cuda_cublas_gemm_f16(cuda_ctx *c, int m, int n, int k, const void *a, int lda,
                                const void *b, int ldb, float *cm, int ldc, ob_err *err) {
     const float one = 1.0f, zero = 0.0f;
+    c->gen++;
     cublasStatus_t s = cublas_api.gemm_ex((cublasHandle_t)c->cublas, CUBLAS_OP_T, CUBLAS_OP_N, m,
                                           n, k, &one, a, CUDA_R_16F, lda, b, CUDA_R_16F, ldb,
                                           &zero, cm, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
@@ -180,8 +181,9 @@ extern "C" void cuda_ctx_free(cuda_ctx *c) {
     cudaSetDevice(c->dev);
     cudaStreamSynchronize(c->stream);
     if (c->cublas) cublas_api.destroy((cublasHandle_t)c->cublas);
-    cudaFree(c->gemm_ws);
-    cudaFree(c->attn_ws);
+    cuda_buf_free(c, c->gemm_ws);
+    cuda_buf_free(c, c->attn_ws);
+    cuda_buf_free(c, c->q8_ws);
     cudaStreamDestroy(c->stream);
     ob_free(c);
 }
@@ -191,6 +193,7 @@ extern "C" ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) {
     if (fault_take(2))
         return cuda_fail_call(err, "cudaStreamSynchronize(c->stream)", cudaErrorLaunchFailure,
                               __FILE__, __LINE__);
+    c->gen++;
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     return OB_OK;
 }
@@ -198,6 +201,14 @@ extern "C" ob_status cuda_ctx_sync(cuda_ctx *c, ob_err *err) {
 extern "C" bool cuda_ctx_has_cublas(const cuda_ctx *c) { return c && c->cublas; }
 
 /* ---- buffers ----------------------------------------------------------------------------- */
+
+/* Records a new allocation for cuda_ptr_is_device; without room for the record it is freed. */
+static ob_status recorded(void **out, size_t bytes, const char *what, ob_err *err) {
+    if (cuda_dev_ptrs_add(*out, bytes)) return OB_OK;
+    cudaFree(*out);
+    *out = NULL;
+    return ob_fail(err, OB_ERR_NOMEM, "cuda: %s: out of host memory to record it", what);
+}
 
 extern "C" ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out,
                                     ob_err *err) {
@@ -218,7 +229,7 @@ extern "C" ob_status cuda_buf_alloc(cuda_ctx *c, size_t bytes, const char *what,
         *out = NULL;
         return cuda_fail_call(err, what, e, __FILE__, __LINE__);
     }
-    return OB_OK;
+    return recorded(out, bytes, what, err);
 }
 
 extern "C" ob_status cuda_managed_alloc(cuda_ctx *c, size_t bytes, const char *what, void **out,
@@ -253,33 +264,27 @@ extern "C" ob_status cuda_managed_alloc(cuda_ctx *c, size_t bytes, const char *w
         cudaMemPrefetchAsync(*out, n, c->dev, c->stream) != cudaSuccess)
         (void)cudaGetLastError();
 #endif
-    return OB_OK;
+    return recorded(out, n, what, err);
 }
 
 extern "C" ob_status cuda_copy_d2d(cuda_ctx *c, void *dst, const void *src, size_t bytes,
                                    ob_err *err) {
     CUDA_USE(c);
     if (!bytes || dst == src) return OB_OK;
+    c->gen++;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
     return OB_OK;
 }
 
 extern "C" void cuda_buf_free(cuda_ctx *c, void *p) {
-    if (p) cudaFree(p);
-}
-
-extern "C" bool cuda_ptr_is_device(const void *p) {
-    if (!p) return false;
-    cudaPointerAttributes a;
-    if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-        (void)cudaGetLastError(); /* not an error worth keeping: the answer is "no" */
-        return false;
-    }
-    return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
+    if (!p) return;
+    cuda_dev_ptrs_remove(p);
+    cudaFree(p);
 }
 
 extern "C" ob_status cuda_buf_zero(cuda_ctx *c, void *p, size_t bytes, ob_err *err) {
     CUDA_USE(c);
+    c->gen++;
     CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, c->stream));
     return OB_OK;
 }
@@ -287,9 +292,10 @@ extern "C" ob_status cuda_buf_zero(cuda_ctx *c, void *p, size_t bytes, ob_err *e
 ob_status cuda_scratch(cuda_ctx *c, void **buf, size_t *have, size_t bytes, const char *what,
                        ob_err *err) {
     if (*have >= bytes) return OB_OK;
-    /* kernels queued on the stream may still read the old buffer */
+    /* kernels queued on the stream may still read the old buffer; what it held is gone */
+    c->gen++;
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    cudaFree(*buf);
+    cuda_buf_free(c, *buf);
     *buf = NULL;
     *have = 0;
     ob_status st = cuda_buf_alloc(c, bytes, what, buf, err);
@@ -306,6 +312,7 @@ extern "C" ob_status cuda_copy_h2d(cuda_ctx *c, void *dst, const void *src, size
                                    ob_err *err) {
     CUDA_USE(c);
     if (!bytes) return OB_OK;
+    c->gen++;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     /* synchronous: a pageable source must stay valid until the copy has read it */
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
@@ -329,6 +336,7 @@ extern "C" ob_status cuda_copy_h2d_async(cuda_ctx *c, void *dst, const void *src
                                          ob_err *err) {
     CUDA_USE(c);
     if (!bytes) return OB_OK;
+    c->gen++;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream));
     copy_h2d_bytes.fetch_add(bytes);
     copy_h2d_count.fetch_add(1);
@@ -339,6 +347,7 @@ extern "C" ob_status cuda_copy_d2h(cuda_ctx *c, void *dst, const void *src, size
                                    ob_err *err) {
     CUDA_USE(c);
     if (!bytes) return OB_OK;
+    c->gen++;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     copy_d2h_bytes.fetch_add(bytes);

@@ -3,9 +3,10 @@
  * CPU supports, reading GGUF blocks as they are stored (decoders in cuda_blocks.h, shared with
  * the host test that checks them against src/quant's reference).
  *
- * Decode (n_tok <= 8) is memory-bound: k_matvec gives each warp one weight row; each lane
- * decodes 32-element chunks of it to f32 registers and dots them with up to 8 activation rows,
- * so the quantized weights are read exactly once per call. Prefill (more tokens) is
+ * Decode (n_tok <= 8) is memory-bound: the types matvec_q8.cu covers run there, on int8
+ * activations; for the rest (float types, Q2_K, Q3_K) k_matvec gives each warp one weight row;
+ * each lane decodes 32-element chunks of it to f32 registers and dots them with up to 8
+ * activation rows, so the quantized weights are read exactly once per call. Prefill (more tokens) is
  * compute-bound: W is decoded to F16 in tiles of rows and multiplied with cuBLAS GemmEx on the
  * tensor cores (F32 accumulate); without cuBLAS it falls back to k_matvec per 8 tokens.
  *
@@ -48,7 +49,6 @@ template <uint32_t T> __device__ void dq(const uint8_t *row, int64_t c, int64_t 
     }
 CUDA_TYPES(CUDA_DQ)
 
-#define MATVEC_MAX_TOK 8 /* activation rows one k_matvec call dots against each weight row */
 #define MATVEC_ROWS 4    /* weight rows (warps) per block */
 
 /* y (n_tok, n_out) = x (n_tok, n_in) W^T for n_tok <= MATVEC_MAX_TOK. One warp per row of W;
@@ -122,10 +122,29 @@ __global__ void k_to_f16(const uint8_t *w, size_t row_size, int64_t n_in, int64_
     const uint8_t *src = w + (row0 + r) * row_size;
     __half *o = out + r * n_in;
     const int64_t nc = (n_in + 31) / 32;
+    /* rows of a multiple of 8 halves keep every chunk 16-byte aligned in the tile (which
+     * starts 256-byte aligned): a chunk leaves in four 16-byte stores, not 32 of two bytes */
+    const bool vec = n_in % 8 == 0;
     for (int64_t c = threadIdx.x; c < nc; c += blockDim.x) {
         float v[32];
         dq<T>(src, c, n_in, v);
-        for (int j = 0; j < 32 && 32 * c + j < n_in; j++) o[32 * c + j] = __float2half_rn(v[j]);
+        if (vec && 32 * c + 32 <= n_in) {
+            uint4 *o4 = (uint4 *)(o + 32 * c);
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                union {
+                    __half2 h[4];
+                    uint4 u;
+                } pk;
+#pragma unroll
+                for (int i = 0; i < 4; i++)
+                    pk.h[i] = __floats2half2_rn(v[8 * k + 2 * i], v[8 * k + 2 * i + 1]);
+                o4[k] = pk.u;
+            }
+        } else {
+            for (int j = 0; j < 32 && 32 * c + j < n_in; j++)
+                o[32 * c + j] = __float2half_rn(v[j]);
+        }
     }
 }
 
@@ -281,9 +300,11 @@ extern "C" ob_status cuda_matmul(cuda_ctx *c, float *y, const cuda_weight *w, co
         return ob_fail(err, OB_ERR_LIMIT, "cuda: tensor '%s': dimensions exceed 2^31",
                        w->name ? w->name : "?");
     if (n_tok > MATVEC_MAX_TOK && c->cublas) return gemm(c, y, w, x, n_tok, err);
+    const bool q8 = cuda_q8_type(w->type) && w->n_in % 32 == 0;
     for (int64_t t = 0; t < n_tok; t += MATVEC_MAX_TOK) {
         int64_t nt = n_tok - t < MATVEC_MAX_TOK ? n_tok - t : MATVEC_MAX_TOK;
-        st = matvec(c, y + t * w->n_out, w, x + t * w->n_in, nt, err);
+        st = q8 ? cuda_matvec_q8(c, y + t * w->n_out, w, x + t * w->n_in, nt, err)
+                : matvec(c, y + t * w->n_out, w, x + t * w->n_in, nt, err);
         if (st) return st;
     }
     return OB_OK;

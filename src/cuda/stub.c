@@ -84,6 +84,8 @@ void cuda_copy_stats_reset(void) {}
 
 bool cuda_type_supported(uint32_t type) { return false; }
 
+bool cuda_q8_type(uint32_t type) { return false; }
+
 ob_status cuda_weight_upload(cuda_ctx *c, const char *name, const void *host, uint32_t type,
                              int64_t n_in, int64_t n_out, cuda_weight *out, ob_err *err) {
     memset(out, 0, sizeof *out);
