@@ -85,7 +85,7 @@ for type in ${TYPES:-q4_0 q8_0 q4_k_m q6_k}; do
         record "outboard $run" "$OUT/b.json"
     done
     if [ -x "$LB" ]; then
-        for dev in CUDA0 Vulkan0; do
+        for dev in ${LB_DEVS:-CUDA0 Vulkan0}; do
             stage "llama-bench $type $dev" bash -c "\"$LB\" -m \"$F\" -dev $dev -ngl 99 -p 512 -n 128 -r 3 -o json > \"$OUT/b.json\" && cat \"$OUT/b.json\""
             record "llama.cpp $dev" "$OUT/b.json"
         done
