@@ -40,7 +40,7 @@ stage() {
 }
 
 if [ "${TESTS:-1}" = 1 ]; then
-    stage machine bash -c 'nvidia-smi; nproc; free -g; uname -a; echo "Vulkan: ${VK_DRIVER_FILES:-no driver manifest}"; cat "${VK_DRIVER_FILES:-/dev/null}"; ldconfig -p | grep -iE "nvidia|vulkan" | head -30'
+    stage machine bash -c 'nvidia-smi; nproc; free -g; uname -a; grep -m1 "^flags" /proc/cpuinfo; echo "Vulkan: ${VK_DRIVER_FILES:-no driver manifest}"; cat "${VK_DRIVER_FILES:-/dev/null}"; ldconfig -p | grep -iE "nvidia|vulkan" | head -30'
     stage devices "$OB" devices
     for t in "$HERE"/bin/tests/cuda/*_test; do stage "cuda/$(basename "$t")" "$t"; done
     # Vulkan on the GPU (device 0 is the first non-CPU device): the same shader tests as lavapipe.
