@@ -13,7 +13,8 @@
 #
 # One "run" is what each program's bench does per repetition: a prompt of PP tokens, or TG
 # decode steps, from an empty cache, on one thread (the plugin's counter is not atomic, and one
-# thread keeps thread-pool spinning out of the count). Each count is the difference between
+# thread keeps thread-pool spinning out of the count; qemu itself is pinned to one host CPU,
+# see count()). Each count is the difference between
 # invocations with 2 and 1 repetitions, so model loading, outboard's repacking and llama.cpp's
 # warm-up cancel, and the per-token figure is that one run divided by its tokens.
 #
@@ -48,11 +49,15 @@ make -s -j2 neon-full-build NEON_FULL_BUILD=$BUILD >&2
 OB=$BUILD/outboard
 LLAMA=bench/$(LLAMA_ISA=$LLAMA_ISA bash bench/build-llama-bench.sh)
 
-# count PROGRAM ARGS... -> the guest instructions of one invocation
+# count PROGRAM ARGS... -> the guest instructions of one invocation. qemu runs pinned to one
+# host CPU: the plugin's add is not atomic, and a program's load-time threads (outboard repacks
+# large weights on every CPU it sees) ran on both host CPUs at once and lost counts. Unpinned,
+# one 1B Q8_0 invocation counted 9.07 G instructions; pinned, 11.33 G. Both cancel in the
+# difference of two invocations, so per-token figures moved by under 2%.
 count() {
     local log
     log=$(mktemp)
-    qemu-aarch64 -cpu "$CPU" -plugin "$PLUGIN" \
+    taskset -c 0 qemu-aarch64 -cpu "$CPU" -plugin "$PLUGIN" \
         -d plugin -D "$log" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; rm -f "$log"; exit 1; }
     awk '/^qemu-insns / { print $2 }' "$log"
     rm -f "$log"
