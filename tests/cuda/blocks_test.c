@@ -10,19 +10,11 @@
 #include "cuda/cuda_blocks.h"
 
 #include "quant/quant.h"
+#include "random_blocks.h"
 #include "test.h"
 
 #include <math.h>
 #include <stdint.h>
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint32_t rng32(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float rngf(void) { return (float)rng32() / 4294967296.0f * 2.0f - 1.0f; } /* [-1, 1) */
 
 typedef void (*chunk_fn)(const uint8_t *row, int64_t c, int64_t n, float *y);
 
@@ -82,16 +74,7 @@ static void check_type(const block_case *bc) {
             if (ref->from_f32 && rep < 6) {
                 ref->from_f32(src, row, n);
             } else if (bc->f16_at[0] >= 0) {
-                /* random bytes, with the f16 scales set to finite values */
-                size_t bytes = (size_t)(n / ref->block_size) * ref->type_size;
-                for (size_t b = 0; b < bytes; b++) row[b] = (uint8_t)rng32();
-                for (int64_t blk = 0; blk < n / ref->block_size; blk++)
-                    for (int f = 0; f < 2 && bc->f16_at[f] >= 0; f++) {
-                        uint16_t h = quant_f32_to_f16(rngf() * amp);
-                        uint8_t *p = row + blk * ref->type_size + bc->f16_at[f];
-                        p[0] = (uint8_t)h;
-                        p[1] = (uint8_t)(h >> 8);
-                    }
+                random_block_row(ref, bc->f16_at, row, n, amp);
             } else {
                 continue; /* float types without a quantizer: nothing random to build */
             }

@@ -11,19 +11,11 @@
 #include "cuda/cuda_q8.h"
 
 #include "quant/quant.h"
+#include "random_blocks.h"
 #include "test.h"
 
 #include <math.h>
 #include <stdint.h>
-
-static uint64_t rng_state = 0x9b97f4a7c15f39ccull;
-static uint32_t rng32(void) {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (uint32_t)(rng_state >> 16);
-}
-static float rngf(void) { return (float)rng32() / 4294967296.0f * 2.0f - 1.0f; } /* [-1, 1) */
 
 typedef void (*chunk_fn)(const uint8_t *row, int64_t c, int64_t n, float *y);
 typedef void (*q8_fn)(const uint8_t *row, int64_t c, cq_chunk *w);
@@ -87,16 +79,7 @@ static void check_type(const q8_case *qc) {
         if (rep < 6) {
             ref->from_f32(src, row, N);
         } else {
-            /* random bytes, with the f16 scales set to finite values */
-            const size_t bytes = (size_t)(N / ref->block_size) * ref->type_size;
-            for (size_t b = 0; b < bytes; b++) row[b] = (uint8_t)rng32();
-            for (int64_t blk = 0; blk < N / ref->block_size; blk++)
-                for (int f = 0; f < 2 && qc->f16_at[f] >= 0; f++) {
-                    uint16_t h = quant_f32_to_f16(rngf() * amp);
-                    uint8_t *p = row + blk * ref->type_size + qc->f16_at[f];
-                    p[0] = (uint8_t)h;
-                    p[1] = (uint8_t)(h >> 8);
-                }
+            random_block_row(ref, qc->f16_at, row, N, amp);
         }
         check_row(qc, row, x, rep);
     }
