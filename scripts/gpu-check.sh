@@ -11,21 +11,12 @@ REPORT=$OUT/gpu-report.txt
 : >"$REPORT"
 export LD_LIBRARY_PATH=$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OB_SHARED=$HERE/shared OB_BUILD=$HERE/bin
-# The NVIDIA Vulkan driver of the image, where it keeps one. An image with the driver's
-# library (libGLX_nvidia, which holds its Vulkan ICD) but no manifest gets one written here.
+# The NVIDIA Vulkan driver of the image, where it keeps one (the lent H200 image has the
+# manifest but not the library it names, so Vulkan skips there: docs/GPU.md).
 for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
     /etc/vulkan/icd.d/nvidia_icd.json; do
     [ -f "$icd" ] && export VK_DRIVER_FILES=$icd && break
 done
-if [ -z "${VK_DRIVER_FILES:-}" ]; then
-    glx=$(ls /usr/lib/x86_64-linux-gnu/libGLX_nvidia.so.0 /usr/lib64/libGLX_nvidia.so.0 \
-        /usr/local/nvidia/lib64/libGLX_nvidia.so.0 2>/dev/null | head -1)
-    if [ -n "$glx" ]; then
-        printf '{"file_format_version": "1.0.1", "ICD": {"library_path": "%s", "api_version": "1.3.0"}}\n' \
-            "$glx" >"$OUT/nvidia_icd.json"
-        export VK_DRIVER_FILES=$OUT/nvidia_icd.json
-    fi
-fi
 OB=$HERE/bin/outboard
 SUMMARY=()
 

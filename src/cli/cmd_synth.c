@@ -145,13 +145,9 @@ static int add_matrix(synth_state *st, const char *name, uint32_t type, int64_t 
     for (int64_t r0 = 0; r0 < n_out; r0 += chunk) {
         const int64_t rows = n_out - r0 < chunk ? n_out - r0 : chunk;
         for (int64_t i = 0; i < rows * n_in; i++) tmp[i] = amp * synth_rand(&st->rng);
-        char *dst = data + (size_t)r0 * row;
-        if (type == OB_QTYPE_F32) {
-            memcpy(dst, tmp, (size_t)rows * row);
-            continue;
-        }
-        quantize_job job = {qt, tmp, dst, rows, n_in, row};
-        if (st->pool) cpu_pool_run(st->pool, quantize_rows, &job);
+        quantize_job job = {qt, tmp, data + (size_t)r0 * row, rows, n_in, row};
+        if (type == OB_QTYPE_F32) memcpy(job.dst, tmp, (size_t)rows * row);
+        else if (st->pool) cpu_pool_run(st->pool, quantize_rows, &job);
         else quantize_rows(&job, 0, 1);
     }
     ob_free(tmp);

@@ -6,9 +6,10 @@
  * Decode (n_tok <= 8) is memory-bound: the types matvec_q8.cu covers run there, on int8
  * activations; for the rest (float types, Q2_K, Q3_K) k_matvec gives each warp one weight row;
  * each lane decodes 32-element chunks of it to f32 registers and dots them with up to 8
- * activation rows, so the quantized weights are read exactly once per call. Prefill (more tokens) is
- * compute-bound: W is decoded to F16 in tiles of rows and multiplied with cuBLAS GemmEx on the
- * tensor cores (F32 accumulate); without cuBLAS it falls back to k_matvec per 8 tokens.
+ * activation rows, so the quantized weights are read exactly once per call. Prefill (more
+ * tokens) is compute-bound: W is decoded to F16 in tiles of rows and multiplied with cuBLAS
+ * GemmEx on the tensor cores (F32 accumulate); without cuBLAS it falls back to the decode
+ * products per 8 tokens.
  *
  * Kernels are templates over the type id, one instance per type and kernel (three kernels),
  * which keeps the fat binary's compile time in bounds.
@@ -300,7 +301,7 @@ extern "C" ob_status cuda_matmul(cuda_ctx *c, float *y, const cuda_weight *w, co
         return ob_fail(err, OB_ERR_LIMIT, "cuda: tensor '%s': dimensions exceed 2^31",
                        w->name ? w->name : "?");
     if (n_tok > MATVEC_MAX_TOK && c->cublas) return gemm(c, y, w, x, n_tok, err);
-    const bool q8 = cuda_q8_type(w->type) && w->n_in % 32 == 0;
+    const bool q8 = cuda_q8_type(w->type); /* their blocks are 32 or 256 long */
     for (int64_t t = 0; t < n_tok; t += MATVEC_MAX_TOK) {
         int64_t nt = n_tok - t < MATVEC_MAX_TOK ? n_tok - t : MATVEC_MAX_TOK;
         st = q8 ? cuda_matvec_q8(c, y + t * w->n_out, w, x + t * w->n_in, nt, err)
