@@ -133,6 +133,31 @@ RN_INLINE int32_t rn_load_i32(const uint8_t *p) {
     return v;
 }
 
+/* LD1 of 4 (2) registers from *p, advancing *p past them: one instruction in its post-increment
+ * form. gcc 12 does not form that from vld1q_s8_x4: it computes an address register per load,
+ * which in a streaming loop costs as many instructions as the loads. */
+RN_INLINE int8x16x4_t rn_ld1x4(const uint8_t **p) {
+    int8x16x4_t v;
+    __asm__("ld1 {%S0.16b - %V0.16b}, [%1], #64"
+            : "=w"(v), "+r"(*p)
+            : "m"(*(const uint8_t(*)[64]) * p));
+    return v;
+}
+
+RN_INLINE int8x16x2_t rn_ld1x2(const uint8_t **p) {
+    int8x16x2_t v;
+    __asm__("ld1 {%S0.16b - %T0.16b}, [%1], #32"
+            : "=w"(v), "+r"(*p)
+            : "m"(*(const uint8_t(*)[32]) * p));
+    return v;
+}
+
+RN_INLINE float32x2_t rn_ld1_f32x2(const uint8_t **p) {
+    float32x2_t v;
+    __asm__("ldr %d0, [%1], #8" : "=w"(v), "+r"(*p) : "m"(*(const uint8_t(*)[8]) * p));
+    return v;
+}
+
 /* [v(t0), v(t1), v(t0), v(t1)] for the 32-bit values at t0 and t1 (4-byte aligned): the order
  * of an SMMLA tile's activation rows, built in three instructions. */
 RN_INLINE int32x4_t rn_pair_s32(const uint8_t *t0, const uint8_t *t1) {
