@@ -112,11 +112,70 @@ RN_INLINE void rn_decode_group(int kind, int64_t n, float *out, const uint8_t *x
     vst1q_f32(out + 4, acc[1]);
 }
 
-/* The group kernel REPACK_DEFINE_DOT instantiates: decode's own loop for one activation row,
- * rn_sdot_group (repack_neon.h) for 2..4. */
+/* ---- Q8_0 prefill: 2..4 activation rows ----
+ *
+ * Q8_0's pieces need no unpacking, so what rn_sdot_group spends besides the SDOTs is loads and
+ * the registers they take: here each 32-byte piece (rows 0-3 and 4-7) is one post-increment
+ * LD1 serving 2 x RY SDOTs, beside RY x 2 float accumulators, RY x 2 sums and RY x 2 activation
+ * registers (24 of the 32 at RY 4), so nothing spills. The 4-bit kinds keep rn_sdot_group: with
+ * their unpacking in flight the same structure spills and retires more. */
+
+/* One block column of 8 rows at *xp against RY activation rows' blocks at y[c], all advanced. */
+RN_INLINE void rn_prefill_q8_block(int RY, float32x4_t acc[4][2], const uint8_t **xp,
+                                   const uint8_t *y[4]) {
+    const uint8_t *x = *xp;
+    const float16x8_t hx = vreinterpretq_f16_u8(vld1q_u8(x));
+    x += 2 * RN_ROWS;
+    int8x16x2_t a[4];
+    int32x4_t s[4][2];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        a[c] = rn_ld1x2(&y[c]);
+        s[c][0] = s[c][1] = vdupq_n_s32(0);
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++) {
+        const int8x16x2_t w = rn_ld1x2(&x);
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            s[c][0] = vdotq_laneq_s32(s[c][0], w.val[0], a[c].val[g / 4], g % 4);
+            s[c][1] = vdotq_laneq_s32(s[c][1], w.val[1], a[c].val[g / 4], g % 4);
+        }
+    }
+    *xp = x;
+    const float32x4_t dx0 = vcvt_f32_f16(vget_low_f16(hx)), dx1 = vcvt_high_f32_f16(hx);
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        const float32x2_t ds = rn_ld1_f32x2(&y[c]); /* dy, and the start value, 0 for Q8_0 */
+        acc[c][0] = vfmaq_f32(acc[c][0], vcvtq_f32_s32(s[c][0]), vmulq_lane_f32(dx0, ds, 0));
+        acc[c][1] = vfmaq_f32(acc[c][1], vcvtq_f32_s32(s[c][1]), vmulq_lane_f32(dx1, ds, 0));
+    }
+}
+
+/* One group of 8 Q8_0 rows (x) against RY (2..4) activation rows (y, ys apart). */
+RN_INLINE void rn_prefill_q8_group(int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                                   const uint8_t *y, size_t ys) {
+    float32x4_t acc[4][2];
+    const uint8_t *yc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        acc[c][0] = acc[c][1] = vdupq_n_f32(0);
+        yc[c] = y + c * ys;
+    }
+    for (int64_t nb = n / 32; nb > 0; nb--) rn_prefill_q8_block(RY, acc, &x, yc);
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        vst1q_f32(out + c * os, acc[c][0]);
+        vst1q_f32(out + c * os + 4, acc[c][1]);
+    }
+}
+
+/* The group kernel REPACK_DEFINE_DOT instantiates: decode's own loop for one activation row;
+ * for 2..4, Q8_0's own and rn_sdot_group (repack_neon.h) for the others. */
 RN_INLINE void rn_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                         const uint8_t *y, size_t ys) {
     if (RY == 1) rn_decode_group(kind, n, out, x, y);
+    else if (kind == RN_Q8_0) rn_prefill_q8_group(RY, n, out, os, x, y, ys);
     else rn_sdot_group(kind, RY, n, out, os, x, y, ys);
 }
 
