@@ -133,7 +133,7 @@ RN_INLINE int32_t rn_load_i32(const uint8_t *p) {
     return v;
 }
 
-/* LD1 of 4 (2) registers from *p, advancing *p past them: one instruction in its post-increment
+/* LD1 of 4 registers from *p, advancing *p past them: one instruction in its post-increment
  * form. gcc 12 does not form that from vld1q_s8_x4: it computes an address register per load,
  * which in a streaming loop costs as many instructions as the loads. */
 RN_INLINE int8x16x4_t rn_ld1x4(const uint8_t **p) {
@@ -144,12 +144,14 @@ RN_INLINE int8x16x4_t rn_ld1x4(const uint8_t **p) {
     return v;
 }
 
+/* 32 bytes from *p into two registers of any numbers (LDP, post-increment): where the two are
+ * used apart, an LD1 pair's consecutive registers cost a move each. */
 RN_INLINE int8x16x2_t rn_ld1x2(const uint8_t **p) {
-    int8x16x2_t v;
-    __asm__("ld1 {%S0.16b - %T0.16b}, [%1], #32"
-            : "=w"(v), "+r"(*p)
+    int8x16_t a, b;
+    __asm__("ldp %q0, %q1, [%2], #32"
+            : "=w"(a), "=w"(b), "+r"(*p)
             : "m"(*(const uint8_t(*)[32]) * p));
-    return v;
+    return (int8x16x2_t){{a, b}};
 }
 
 RN_INLINE float32x2_t rn_ld1_f32x2(const uint8_t **p) {
