@@ -170,17 +170,249 @@ RN_INLINE void rkn_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
                               vmulq_n_f32(dx, rn_load_f32(y + c * ys)));
 }
 
+/* ---- decode: one activation row, the 8 rows in one pass ---- */
+
+/* With one activation row the accumulators of both halves fit the registers, so the decode
+ * kernels below take all 8 rows at once: one LD1 of four registers brings 64 bytes of weights
+ * (two pieces, both halves), every activation register is loaded once per super-block and
+ * serves both halves, and a nibble register feeds its two sub-blocks (low nibbles, high
+ * nibbles) from one load. Their integer sums and float steps are the ones above. */
+
+/* acc + the by-element SDOT of w and elements 4l..4l+3 of a; l a constant after inlining. */
+RN_INLINE int32x4_t rkn1_dot(int32x4_t acc, int8x16_t w, int8x16_t a, int l) {
+    switch (l) {
+    case 0: return vdotq_laneq_s32(acc, w, a, 0);
+    case 1: return vdotq_laneq_s32(acc, w, a, 1);
+    case 2: return vdotq_laneq_s32(acc, w, a, 2);
+    default: return vdotq_laneq_s32(acc, w, a, 3);
+    }
+}
+
+/* TBL indices: register b puts byte b of each int32 lane in the lane's low byte and zeros
+ * above it (index 255 reads 0), one instruction per sub-block's scales. */
+#define RKN1_BYTE(b)                                                                           \
+    b, 255, 255, 255, b + 4, 255, 255, 255, b + 8, 255, 255, 255, b + 12, 255, 255, 255
+static const uint8_t RKN1_BYTES[64] __attribute__((aligned(16))) = {
+    RKN1_BYTE(0), RKN1_BYTE(1), RKN1_BYTE(2), RKN1_BYTE(3)};
+#undef RKN1_BYTE
+
+/* The float step of a super-block for both halves: acc += float(isum) * (d * dy) with the
+ * rows' f16 d at xd. */
+RN_INLINE void rkn1_fold(float32x4_t acc[2], const int32x4_t isum[2], uint8x16_t xd, float dy) {
+    const float16x8_t d = vreinterpretq_f16_u8(xd);
+    const float32x4_t d0 = vcvt_f32_f16(vget_low_f16(d)), d1 = vcvt_high_f32_f16(d);
+    acc[0] = vfmaq_f32(acc[0], vcvtq_f32_s32(isum[0]), vmulq_n_f32(d0, dy));
+    acc[1] = vfmaq_f32(acc[1], vcvtq_f32_s32(isum[1]), vmulq_n_f32(d1, dy));
+}
+
+/* Q4_K / Q5_K min term of both halves (msum[h], one row per lane): the sum over sub-blocks j
+ * of min_j * ys_j, ys_j the activation's sum over sub-block j (|.| <= 4064). ys_j = 64 hi + lo
+ * with hi (-64..63) and lo (0..63) bytes, so SDOT meets the mins as rkn_scales_of leaves them
+ * (four bytes per row lane) in four instructions per half, exactly. */
+RN_INLINE void rkn1_k4_msum(const uint8x16_t mn[2][2], const uint8_t *yb, int32x4_t msum[2]) {
+    const int16x8x2_t bs = vld1q_s16_x2((const int16_t *)(yb + 260));
+    const int16x8_t ys = vpaddq_s16(bs.val[0], bs.val[1]);
+    /* int32 lanes: 0 the hi of sub-blocks 0-3, 1 of 4-7, 2 the lo of 0-3, 3 of 4-7 */
+    const int8x16_t hl = vuzp1q_s8(vreinterpretq_s8_s16(vshrq_n_s16(ys, 6)),
+                                   vreinterpretq_s8_s16(vandq_s16(ys, vdupq_n_s16(63))));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const int8x16_t m0 = vreinterpretq_s8_u8(mn[h][0]), m1 = vreinterpretq_s8_u8(mn[h][1]);
+        int32x4_t t = vdotq_laneq_s32(vdupq_n_s32(0), m0, hl, 0);
+        t = vshlq_n_s32(vdotq_laneq_s32(t, m1, hl, 1), 6);
+        msum[h] = vdotq_laneq_s32(vdotq_laneq_s32(t, m0, hl, 2), m1, hl, 3);
+    }
+}
+
+/* Bit g of each byte of f at bit 4 (the other bits any); g a constant after inlining. */
+RN_INLINE uint8x16_t rkn1_bit4(uint8x16_t f, int g) {
+    switch (g) {
+    case 0: return vshlq_n_u8(f, 4);
+    case 1: return vshlq_n_u8(f, 3);
+    case 2: return vshlq_n_u8(f, 2);
+    case 3: return vshlq_n_u8(f, 1);
+    case 4: return f;
+    case 5: return vshrq_n_u8(f, 1);
+    case 6: return vshrq_n_u8(f, 2);
+    default: return vshrq_n_u8(f, 3);
+    }
+}
+
+/* Sub-block 2c's (hi 0: low nibbles) or 2c + 1's (hi 1: high nibbles) quants in the nibble
+ * register v of piece g, with fifth bit g of plane f inserted at bit 4 when five. */
+RN_INLINE int8x16_t rkn1_k4_w(int five, uint8x16_t v, int hi, int g, uint8x16_t f) {
+    uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
+    if (five) u = vbslq_u8(vdupq_n_u8(0x10), rkn1_bit4(f, g), u);
+    return vreinterpretq_s8_u8(u);
+}
+
+/* Chunk c (sub-blocks 2c, 2c + 1) of the 8 rows against the activation quants a (sub-block
+ * 2c in val[0..1], 2c + 1 in val[2..3]): isum[h] += scale * sum for both sub-blocks, the
+ * rows' scales picked from sc[h] by TBL. */
+RN_INLINE void rkn1_k4_chunk(int five, int c, int32x4_t isum[2], const uint8_t *xb,
+                             int8x16x4_t a, const uint8x16_t sc[2][2], uint8x16x4_t bidx) {
+    const uint8_t *qc = xb + (five ? 192 + 320 * c : 128 + 256 * c);
+    /* fifth bits: planes of sub-block 2c (val[0..1]) and 2c + 1 (val[2..3]), halves 0 and 1 */
+    const uint8x16x4_t f = five ? vld1q_u8_x4(qc - 64) : (uint8x16x4_t){0};
+    int32x4_t s[2][2]; /* [sub-block 2c + hi][half] */
+    s[0][0] = s[0][1] = s[1][0] = s[1][1] = vdupq_n_s32(0);
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++) { /* pieces 2p and 2p + 1, both halves */
+        const uint8x16x4_t w = vld1q_u8_x4(qc + 64 * p);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const int g = 2 * p + i / 2, h = i % 2;
+            s[0][h] = rkn1_dot(s[0][h], rkn1_k4_w(five, w.val[i], 0, g, f.val[h]),
+                               a.val[g / 4], g % 4);
+            s[1][h] = rkn1_dot(s[1][h], rkn1_k4_w(five, w.val[i], 1, g, f.val[2 + h]),
+                               a.val[2 + g / 4], g % 4);
+        }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++)
+#pragma GCC unroll 2
+        for (int hi = 0; hi < 2; hi++) {
+            const int j = 2 * c + hi;
+            const uint8x16_t scj = vqtbl1q_u8(sc[h][j / 4], bidx.val[j % 4]);
+            isum[h] = vmlaq_s32(isum[h], s[hi][h], vreinterpretq_s32_u8(scj));
+        }
+}
+
+/* One Q4_K / Q5_K super-block column of the 8 rows against the activation block at yb. */
+RN_INLINE void rkn1_k4_block(int five, float32x4_t acc[2], const uint8_t *xb,
+                             const uint8_t *yb, uint8x16x4_t bidx) {
+    /* d, dmin, then the rows' three scale words (rows 0-3, 4-7 each) */
+    const uint8x16x4_t hd = vld1q_u8_x4(xb), hs = vld1q_u8_x4(xb + 64);
+    uint8x16_t sc[2][2], mn[2][2];
+    rkn_scales_of(hd.val[2], hs.val[0], hs.val[2], sc[0], mn[0]);
+    rkn_scales_of(hd.val[3], hs.val[1], hs.val[3], sc[1], mn[1]);
+    int32x4_t msum[2], isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+    rkn1_k4_msum(mn, yb, msum);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++)
+        rkn1_k4_chunk(five, c, isum, xb, vld1q_s8_x4((const int8_t *)yb + 4 + 64 * c), sc,
+                      bidx);
+    const float dy = rn_load_f32(yb);
+    rkn1_fold(acc, isum, hd.val[0], dy);
+    const float16x8_t m = vreinterpretq_f16_u8(hd.val[1]);
+    const float32x4_t m0 = vcvt_f32_f16(vget_low_f16(m)), m1 = vcvt_high_f32_f16(m);
+    acc[0] = vfmsq_f32(acc[0], vcvtq_f32_s32(msum[0]), vmulq_n_f32(m0, dy));
+    acc[1] = vfmsq_f32(acc[1], vcvtq_f32_s32(msum[1]), vmulq_n_f32(m1, dy));
+}
+
+/* A Q6_K high-bit plane hb (bits 2g..2g + 1: the top bits of element 4g + k) as two registers
+ * with zeros at bits 2..3 and 6..7: hb & 0x33 (g = 0 at bits 0..1, g = 2 at 4..5) and
+ * (hb >> 2) & 0x33 (g = 1, g = 3). */
+RN_INLINE void rkn1_q6_planes(uint8x16_t hb, uint8x16_t t[2]) {
+    const uint8x16_t m = vdupq_n_u8(0x33);
+    t[0] = vandq_u8(hb, m);
+    t[1] = vandq_u8(vshrq_n_u8(hb, 2), m);
+}
+
+/* Low nibbles of v with top bits g of planes t (rkn1_q6_planes) at bits 4..5: SLI of the
+ * bits 0..1 for g < 2 (bits 2..3 of t are zero), a bit select of bits 4..5 for g >= 2 (bits
+ * 6..7 of t are zero). */
+RN_INLINE uint8x16_t rkn1_q6_lo(uint8x16_t v, const uint8x16_t t[2], int g) {
+    if (g < 2) return vsliq_n_u8(v, t[g], 4);
+    return vbslq_u8(vdupq_n_u8(0x0f), v, t[g - 2]);
+}
+
+/* High nibbles of v with top bits g of planes t at bits 4..5, by SRI into a register holding
+ * them at bits 4..5 and zeros at 6..7. */
+RN_INLINE uint8x16_t rkn1_q6_hi(uint8x16_t v, const uint8x16_t t[2], int g) {
+    return vsriq_n_u8(g < 2 ? vshlq_n_u8(t[g], 4) : t[g - 2], v, 4);
+}
+
+/* Q6_K chunk k (sub-blocks 2k, 2k + 1) of the 8 rows against the activation quants a (2k in
+ * val[0], 2k + 1 in val[1]). Each sum starts at -32 * bsum, from lanes 2l, 2l + 1 of nb. */
+RN_INLINE void rkn1_q6_chunk(int k, int32x4_t isum[2], const uint8_t *xb, int8x16x2_t a,
+                             int32x4_t nb, int l) {
+    const uint8_t *ch = xb + 144 + 192 * k;
+    /* high-bit planes of sub-block 2k (val[0..1]) and 2k + 1 (val[2..3]), halves 0 and 1 */
+    const uint8x16x4_t hb = vld1q_u8_x4(ch);
+    /* nibble pieces as single registers (pairs of loads: LDP), which SLI may overwrite */
+    uint8x16_t q[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) q[i] = vld1q_u8(ch + 64 + 16 * i);
+    uint8x16_t t[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) rkn1_q6_planes(hb.val[i], t[i]);
+    int32x4_t s[2][2]; /* [sub-block 2k + hi][half] */
+    s[0][0] = s[0][1] = l ? vdupq_laneq_s32(nb, 2) : vdupq_laneq_s32(nb, 0);
+    s[1][0] = s[1][1] = l ? vdupq_laneq_s32(nb, 3) : vdupq_laneq_s32(nb, 1);
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const uint8x16_t v = q[2 * g + h];
+            const uint8x16_t up = rkn1_q6_hi(v, t[2 + h], g);
+            s[1][h] = rkn1_dot(s[1][h], vreinterpretq_s8_u8(up), a.val[1], g);
+            const uint8x16_t lo = rkn1_q6_lo(v, t[h], g);
+            s[0][h] = rkn1_dot(s[0][h], vreinterpretq_s8_u8(lo), a.val[0], g);
+        }
+    /* the rows' int8 scale pairs (2k, 2k + 1), row r at int16 lane r */
+    const int16x8_t pr = vld1q_s16((const int16_t *)(xb + 16 + 16 * k));
+    const int16x8_t sa = vshrq_n_s16(vshlq_n_s16(pr, 8), 8), sb = vshrq_n_s16(pr, 8);
+    isum[0] = vmlaq_s32(isum[0], s[0][0], vmovl_s16(vget_low_s16(sa)));
+    isum[1] = vmlaq_s32(isum[1], s[0][1], vmovl_high_s16(sa));
+    isum[0] = vmlaq_s32(isum[0], s[1][0], vmovl_s16(vget_low_s16(sb)));
+    isum[1] = vmlaq_s32(isum[1], s[1][1], vmovl_high_s16(sb));
+}
+
+/* One Q6_K super-block column of the 8 rows against the activation block at yb. */
+RN_INLINE void rkn1_q6_block(float32x4_t acc[2], const uint8_t *xb, const uint8_t *yb) {
+    const int16x8x2_t bs = vld1q_s16_x2((const int16_t *)(yb + 260));
+    int32x4_t isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+#pragma GCC unroll 4
+    for (int kp = 0; kp < 4; kp++) { /* chunks 2kp, 2kp + 1: sub-blocks 4kp..4kp + 3 */
+        const int16x8_t b8 = bs.val[kp / 2];
+        const int32x4_t nb =
+            kp % 2 ? vmull_high_n_s16(b8, -32) : vmull_n_s16(vget_low_s16(b8), -32);
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            const int k = 2 * kp + i;
+            rkn1_q6_chunk(k, isum, xb, vld1q_s8_x2((const int8_t *)yb + 4 + 32 * k), nb, i);
+        }
+    }
+    rkn1_fold(acc, isum, vld1q_u8(xb), rn_load_f32(yb));
+}
+
+/* One group of 8 rows against one activation row. Not inlined, and without the scheduling
+ * pass before register allocation: that pass hoists the loads and unpacking of later pieces
+ * above the SDOTs that use earlier ones, and with accumulators, activations and scales holding
+ * most of the 32 registers the hoisted values spill to the stack. */
+static __attribute__((noinline, optimize("no-schedule-insns"))) void
+rkn_group_1(int kind, int64_t n, float *out, const uint8_t *x, const uint8_t *y, size_t xb) {
+    const uint8x16x4_t bidx = vld1q_u8_x4(RKN1_BYTES);
+    float32x4_t acc[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};
+    if (kind == RKN_Q6_K)
+        for (int64_t b = 0; b < n / QK_K; b++)
+            rkn1_q6_block(acc, x + b * xb, y + b * RKN_ABLOCK);
+    else if (kind == RKN_Q5_K)
+        for (int64_t b = 0; b < n / QK_K; b++)
+            rkn1_k4_block(1, acc, x + b * xb, y + b * RKN_ABLOCK, bidx);
+    else
+        for (int64_t b = 0; b < n / QK_K; b++)
+            rkn1_k4_block(0, acc, x + b * xb, y + b * RKN_ABLOCK, bidx);
+    vst1q_f32(out, acc[0]);
+    vst1q_f32(out + 4, acc[1]);
+}
+
 /* ---- all four ---- */
 
 /* One group of 8 rows against RY (1..4, constant after inlining) activation rows, one half of
  * 4 rows at a time (a whole group's accumulators and unpacked weights would not fit the 32
- * registers). */
+ * registers); a single row of Q4_K, Q5_K or Q6_K goes to rkn_group_1 instead. */
 RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
     const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
                                  : kind == RKN_Q5_K ? sizeof(block_q5_k)
                                  : kind == RKN_Q6_K ? sizeof(block_q6_k)
                                                     : sizeof(block_iq4_xs));
+    if (RY == 1 && kind != RKN_IQ4_XS) {
+        rkn_group_1(kind, n, out, x, y, xb);
+        return;
+    }
     const int8x16_t levels = vld1q_s8(quant_iq4_levels);
     float32x4_t acc[4][2];
 #pragma GCC unroll 4

@@ -50,15 +50,19 @@ RN_INLINE int32x4_t rkn_byte(uint8x16_t v, int j) {
 /* ---- Q4_K and Q5_K ---- */
 
 /* The 4 rows' (one half's) 6-bit scales: sc[0] holds scales 0-3 as the bytes of each row's
- * lane, sc[1] scales 4-7, mn[0..1] the mins alike; unpacked from the three scale words as the
- * reference does per row. */
-RN_INLINE void rkn_scales(const uint8_t *p, uint8x16_t sc[2], uint8x16_t mn[2]) {
-    const uint8x16_t u0 = vld1q_u8(p), u1 = vld1q_u8(p + 32), u2 = vld1q_u8(p + 64);
+ * lane, sc[1] scales 4-7, mn[0..1] the mins alike; unpacked from the three scale words (u0..u2,
+ * or loaded from p, 32 bytes apart) as the reference does per row. */
+RN_INLINE void rkn_scales_of(uint8x16_t u0, uint8x16_t u1, uint8x16_t u2,
+                             uint8x16_t sc[2], uint8x16_t mn[2]) {
     const uint8x16_t m6 = vdupq_n_u8(0x3f), m4 = vdupq_n_u8(0x0f);
     sc[0] = vandq_u8(u0, m6);
     sc[1] = vorrq_u8(vandq_u8(u2, m4), vshlq_n_u8(vshrq_n_u8(u0, 6), 4));
     mn[0] = vandq_u8(u1, m6);
     mn[1] = vorrq_u8(vshrq_n_u8(u2, 4), vshlq_n_u8(vshrq_n_u8(u1, 6), 4));
+}
+
+RN_INLINE void rkn_scales(const uint8_t *p, uint8x16_t sc[2], uint8x16_t mn[2]) {
+    rkn_scales_of(vld1q_u8(p), vld1q_u8(p + 32), vld1q_u8(p + 64), sc, mn);
 }
 
 /* Half h's Q4_K / Q5_K min term for the activation row at yb: per row (lane), the sum over the
