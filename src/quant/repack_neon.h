@@ -1,9 +1,9 @@
 /*
  * What the repacked NEON kernels (repack_neon.c with SDOT, repack_i8mm_neon.c with SMMLA)
  * share for Q4_0, Q5_0, Q8_0 and IQ4_NL: the activation rows, the unpacking of the repacked
- * weights into signed bytes, and the SDOT group kernel (the I8MM file runs it for a single
- * activation row, where a 2 x 2 SMMLA tile would waste half its work). Included only by files
- * compiled with the NEON flags.
+ * weights into signed bytes, and post-increment loads. The I8MM file hands a single activation
+ * row to the SDOT kernels, where a 2 x 2 SMMLA tile would waste half its work. Included only
+ * by files compiled with the NEON flags.
  *
  * Weights: repack_layout.c's layouts at 8 rows, as the AVX2 kernels use them (repack_avx2.c
  * describes them): per block column the 8 rows' f16 scales, then 32-byte pieces, piece g holding
@@ -127,12 +127,6 @@ RN_INLINE float rn_load_f32(const uint8_t *p) {
     return v;
 }
 
-RN_INLINE int32_t rn_load_i32(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 /* LD1 of 4 registers from *p, advancing *p past them: one instruction in its post-increment
  * form. gcc 12 does not form that from vld1q_s8_x4: it computes an address register per load,
  * which in a streaming loop costs as many instructions as the loads. */
@@ -166,70 +160,6 @@ RN_INLINE int32x4_t rn_pair_s32(const uint8_t *t0, const uint8_t *t1) {
     int32x2_t v = vld1_dup_s32((const int32_t *)t0);
     v = vld1_lane_s32((const int32_t *)t1, v, 1);
     return vcombine_s32(v, v);
-}
-
-/* ---- SDOT kernel ---- */
-
-/* One logical piece g against RY activation rows: lane g % 4 of register g / 4 holds their
- * elements 4g..4g+3. A macro so that g is a literal where the lane must be one. */
-#define RN_SDOT_PIECE(g)                                                                       \
-    do {                                                                                       \
-        int8x16_t w[2];                                                                        \
-        rn_piece(kind, q, (g), levels, w);                                                     \
-        _Pragma("GCC unroll 4")                                                                \
-        for (int c = 0; c < RY; c++) {                                                         \
-            s[c][0] = vdotq_laneq_s32(s[c][0], w[0], a[c][(g) / 4], (g) % 4);                  \
-            s[c][1] = vdotq_laneq_s32(s[c][1], w[1], a[c][(g) / 4], (g) % 4);                  \
-        }                                                                                      \
-    } while (0)
-
-/* One block column of 8 rows against RY activation rows: acc[c] += products. */
-RN_INLINE void rn_sdot_block(int kind, int RY, float32x4_t acc[4][2], const uint8_t *xb,
-                             const uint8_t *y, size_t ys, int8x16_t levels) {
-    const uint8_t *q = xb + 2 * RN_ROWS;
-    int8x16_t a[4][2];
-    int32x4_t s[4][2];
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) {
-        const uint8_t *yb = y + c * ys;
-        a[c][0] = vld1q_s8((const int8_t *)yb);
-        a[c][1] = vld1q_s8((const int8_t *)yb + 16);
-        s[c][0] = s[c][1] = vdupq_n_s32(rn_load_i32(yb + 36));
-    }
-    RN_SDOT_PIECE(0);
-    RN_SDOT_PIECE(1);
-    RN_SDOT_PIECE(2);
-    RN_SDOT_PIECE(3);
-    RN_SDOT_PIECE(4);
-    RN_SDOT_PIECE(5);
-    RN_SDOT_PIECE(6);
-    RN_SDOT_PIECE(7);
-    float32x4_t dx[2];
-    rn_dx(xb, dx);
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) {
-        const float dy = rn_load_f32(y + c * ys + 32);
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++)
-            acc[c][h] = vfmaq_f32(acc[c][h], vcvtq_f32_s32(s[c][h]), vmulq_n_f32(dx[h], dy));
-    }
-}
-
-/* One group of 8 rows against RY (1..4, constant after inlining) activation rows. */
-RN_INLINE void rn_sdot_group(int kind, int RY, int64_t n, float *out, size_t os,
-                             const uint8_t *x, const uint8_t *y, size_t ys) {
-    const int8x16_t levels = rn_levels(kind);
-    float32x4_t acc[4][2];
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) acc[c][0] = acc[c][1] = vdupq_n_f32(0);
-    const size_t xb = RN_ROWS * rn_xsize(kind);
-    for (int64_t b = 0; b < n / 32; b++)
-        rn_sdot_block(kind, RY, acc, x + b * xb, y + b * RN_ABLOCK, ys, levels);
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) {
-        vst1q_f32(out + c * os, acc[c][0]);
-        vst1q_f32(out + c * os + 4, acc[c][1]);
-    }
 }
 
 #endif
