@@ -188,6 +188,11 @@ RN_INLINE int32x4_t rkn1_dot(int32x4_t acc, int8x16_t w, int8x16_t a, int l) {
     }
 }
 
+RN_INLINE uint8x16x4_t rkn1_u8x4(int8x16x4_t v) {
+    return (uint8x16x4_t){{vreinterpretq_u8_s8(v.val[0]), vreinterpretq_u8_s8(v.val[1]),
+                           vreinterpretq_u8_s8(v.val[2]), vreinterpretq_u8_s8(v.val[3])}};
+}
+
 /* TBL indices: register b puts byte b of each int32 lane in the lane's low byte and zeros
  * above it (index 255 reads 0), one instruction per sub-block's scales. */
 #define RKN1_BYTE(b)                                                                           \
@@ -249,16 +254,15 @@ RN_INLINE int8x16_t rkn1_k4_w(int five, uint8x16_t v, int hi, int g, uint8x16_t 
 /* Chunk c (sub-blocks 2c, 2c + 1) of the 8 rows against the activation quants a (sub-block
  * 2c in val[0..1], 2c + 1 in val[2..3]): isum[h] += scale * sum for both sub-blocks, the
  * rows' scales picked from sc[h] by TBL. */
-RN_INLINE void rkn1_k4_chunk(int five, int c, int32x4_t isum[2], const uint8_t *xb,
+RN_INLINE void rkn1_k4_chunk(int five, int c, int32x4_t isum[2], const uint8_t **xp,
                              int8x16x4_t a, const uint8x16_t sc[2][2], uint8x16x4_t bidx) {
-    const uint8_t *qc = xb + (five ? 192 + 320 * c : 128 + 256 * c);
     /* fifth bits: planes of sub-block 2c (val[0..1]) and 2c + 1 (val[2..3]), halves 0 and 1 */
-    const uint8x16x4_t f = five ? vld1q_u8_x4(qc - 64) : (uint8x16x4_t){0};
+    const uint8x16x4_t f = five ? rkn1_u8x4(rn_ld1x4(xp)) : (uint8x16x4_t){0};
     int32x4_t s[2][2]; /* [sub-block 2c + hi][half] */
     s[0][0] = s[0][1] = s[1][0] = s[1][1] = vdupq_n_s32(0);
 #pragma GCC unroll 4
     for (int p = 0; p < 4; p++) { /* pieces 2p and 2p + 1, both halves */
-        const uint8x16x4_t w = vld1q_u8_x4(qc + 64 * p);
+        const uint8x16x4_t w = rkn1_u8x4(rn_ld1x4(xp));
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             const int g = 2 * p + i / 2, h = i % 2;
@@ -278,20 +282,21 @@ RN_INLINE void rkn1_k4_chunk(int five, int c, int32x4_t isum[2], const uint8_t *
         }
 }
 
-/* One Q4_K / Q5_K super-block column of the 8 rows against the activation block at yb. */
-RN_INLINE void rkn1_k4_block(int five, float32x4_t acc[2], const uint8_t *xb,
+/* One Q4_K / Q5_K super-block column of the 8 rows at *xp against the activation block at yb;
+ * *xp advanced past it. The column is read in order by post-increment loads: d, dmin and the
+ * scale words, then per chunk (Q5_K's fifth-bit planes and) the nibble pieces. */
+RN_INLINE void rkn1_k4_block(int five, float32x4_t acc[2], const uint8_t **xp,
                              const uint8_t *yb, uint8x16x4_t bidx) {
     /* d, dmin, then the rows' three scale words (rows 0-3, 4-7 each) */
-    const uint8x16x4_t hd = vld1q_u8_x4(xb), hs = vld1q_u8_x4(xb + 64);
+    const uint8x16x4_t hd = rkn1_u8x4(rn_ld1x4(xp)), hs = rkn1_u8x4(rn_ld1x4(xp));
     uint8x16_t sc[2][2], mn[2][2];
     rkn_scales_of(hd.val[2], hs.val[0], hs.val[2], sc[0], mn[0]);
     rkn_scales_of(hd.val[3], hs.val[1], hs.val[3], sc[1], mn[1]);
     int32x4_t msum[2], isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
     rkn1_k4_msum(mn, yb, msum);
+    const uint8_t *ya = yb + 4; /* the activation quants */
 #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++)
-        rkn1_k4_chunk(five, c, isum, xb, vld1q_s8_x4((const int8_t *)yb + 4 + 64 * c), sc,
-                      bidx);
+    for (int c = 0; c < 4; c++) rkn1_k4_chunk(five, c, isum, xp, rn_ld1x4(&ya), sc, bidx);
     const float dy = rn_load_f32(yb);
     rkn1_fold(acc, isum, hd.val[0], dy);
     const float16x8_t m = vreinterpretq_f16_u8(hd.val[1]);
@@ -325,15 +330,18 @@ RN_INLINE uint8x16_t rkn1_q6_hi(uint8x16_t v, const uint8x16_t t[2], int g) {
 
 /* Q6_K chunk k (sub-blocks 2k, 2k + 1) of the 8 rows against the activation quants a (2k in
  * val[0], 2k + 1 in val[1]). Each sum starts at -32 * bsum, from lanes 2l, 2l + 1 of nb. */
-RN_INLINE void rkn1_q6_chunk(int k, int32x4_t isum[2], const uint8_t *xb, int8x16x2_t a,
-                             int32x4_t nb, int l) {
-    const uint8_t *ch = xb + 144 + 192 * k;
+RN_INLINE void rkn1_q6_chunk(int k, int32x4_t isum[2], const uint8_t *xb, const uint8_t **cp,
+                             int8x16x2_t a, int32x4_t nb, int l) {
     /* high-bit planes of sub-block 2k (val[0..1]) and 2k + 1 (val[2..3]), halves 0 and 1 */
-    const uint8x16x4_t hb = vld1q_u8_x4(ch);
-    /* nibble pieces as single registers (pairs of loads: LDP), which SLI may overwrite */
+    const uint8x16x4_t hb = rkn1_u8x4(rn_ld1x4(cp));
+    /* nibble pieces as single registers (LDPs), which SLI may overwrite */
     uint8x16_t q[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) q[i] = vld1q_u8(ch + 64 + 16 * i);
+#pragma GCC unroll 4
+    for (int i = 0; i < 8; i += 2) {
+        const int8x16x2_t v = rn_ld1x2(cp);
+        q[i] = vreinterpretq_u8_s8(v.val[0]);
+        q[i + 1] = vreinterpretq_u8_s8(v.val[1]);
+    }
     uint8x16_t t[4][2];
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) rkn1_q6_planes(hb.val[i], t[i]);
@@ -359,8 +367,10 @@ RN_INLINE void rkn1_q6_chunk(int k, int32x4_t isum[2], const uint8_t *xb, int8x1
     isum[1] = vmlaq_s32(isum[1], s[1][1], vmovl_high_s16(sb));
 }
 
-/* One Q6_K super-block column of the 8 rows against the activation block at yb. */
+/* One Q6_K super-block column of the 8 rows at xb against the activation block at yb; each
+ * chunk (high-bit planes, then nibble pieces) read in order by post-increment loads. */
 RN_INLINE void rkn1_q6_block(float32x4_t acc[2], const uint8_t *xb, const uint8_t *yb) {
+    const uint8_t *cp = xb + 144; /* chunk 0 */
     const int16x8x2_t bs = vld1q_s16_x2((const int16_t *)(yb + 260));
     int32x4_t isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
 #pragma GCC unroll 4
@@ -371,7 +381,8 @@ RN_INLINE void rkn1_q6_block(float32x4_t acc[2], const uint8_t *xb, const uint8_
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             const int k = 2 * kp + i;
-            rkn1_q6_chunk(k, isum, xb, vld1q_s8_x2((const int8_t *)yb + 4 + 32 * k), nb, i);
+            rkn1_q6_chunk(k, isum, xb, &cp, vld1q_s8_x2((const int8_t *)yb + 4 + 32 * k), nb,
+                          i);
         }
     }
     rkn1_fold(acc, isum, vld1q_u8(xb), rn_load_f32(yb));
@@ -389,11 +400,9 @@ rkn_group_1(int kind, int64_t n, float *out, const uint8_t *x, const uint8_t *y,
         for (int64_t b = 0; b < n / QK_K; b++)
             rkn1_q6_block(acc, x + b * xb, y + b * RKN_ABLOCK);
     else if (kind == RKN_Q5_K)
-        for (int64_t b = 0; b < n / QK_K; b++)
-            rkn1_k4_block(1, acc, x + b * xb, y + b * RKN_ABLOCK, bidx);
+        for (int64_t b = 0; b < n / QK_K; b++) rkn1_k4_block(1, acc, &x, y + b * RKN_ABLOCK, bidx);
     else
-        for (int64_t b = 0; b < n / QK_K; b++)
-            rkn1_k4_block(0, acc, x + b * xb, y + b * RKN_ABLOCK, bidx);
+        for (int64_t b = 0; b < n / QK_K; b++) rkn1_k4_block(0, acc, &x, y + b * RKN_ABLOCK, bidx);
     vst1q_f32(out, acc[0]);
     vst1q_f32(out + 4, acc[1]);
 }
