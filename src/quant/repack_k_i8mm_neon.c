@@ -13,21 +13,20 @@
  * One pass over a group's weights serves up to 8 activation rows (4 pairs), one half of the
  * group (4 rows) at a time: a half's accumulators, super-block sums and tiles for 4 pairs take
  * 24 of the 32 vector registers, and each unpacked weight piece then serves twice the rows of a
- * 4-row pass. Q4_K, whose unpacking is cheapest, keeps 4-row passes: at 8 its spills cost more
- * than they save (counts in BENCHMARKS.md, "NEON path").
+ * 4-row pass.
+ *
+ * That fits only without gcc's scheduling before register allocation, which hoists the loads
+ * and unpacking of later pieces and spills the tiles: without it these kernels retire 3-17%
+ * fewer instructions under qemu, and Q4_K's 8-row passes (which spilled before) 14% fewer than
+ * its 4-row ones.
  */
+#pragma GCC optimize("no-schedule-insns")
 #include "quant/repack_k_neon.h"
 
 enum {
     RKM_COLS = 8,             /* the most activation rows one pass over a group's weights serves */
     RKM_PAIRS = RKM_COLS / 2, /* their SMMLA row pairs */
 };
-
-/* Activation rows per pass for a kind: 4 for Q4_K, whose cheap unpacking saves less at 8 than
- * the register spills of 8-row passes cost (measured under qemu, BENCHMARKS.md). */
-RN_INLINE int rkm_cols(int kind) {
-    return kind == RKN_Q4_K ? 4 : RKM_COLS;
-}
 
 /* The two activation rows of pair p (the last row twice when RY is odd). */
 RN_INLINE void rkm_pair(const uint8_t *y, size_t ys, int RY, int p, const uint8_t **t0,
@@ -395,10 +394,10 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
     }
 }
 
-/* The dot over 8-row groups and runs of rkm_cols(KIND) activation rows; a single activation
- * row (decode) goes to the SDOT kernel over all the groups at once. */
+/* The dot over 8-row groups and runs of RKM_COLS activation rows; a single activation row
+ * (decode) goes to the SDOT kernel over all the groups at once. */
 #define RKM_DEFINE_DOT(NAME, KIND)                                                             \
-    REPACK_DEFINE_DOT8(NAME##_runs, rkm_group, KIND, RN_ROWS, rkm_cols(KIND))                  \
+    REPACK_DEFINE_DOT8(NAME##_runs, rkm_group, KIND, RN_ROWS, RKM_COLS)                  \
     static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv, \
                      size_t xstride, const void *yv, size_t ystride) {                         \
         if (ny == 1) RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);         \
