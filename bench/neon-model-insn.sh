@@ -10,6 +10,8 @@
 #                       llama.cpp is built with +i8mm), "cortex-a76" has SDOT only (llama.cpp
 #                       built without i8mm)
 #        TG=16 PP=128   tokens of one decode run and of one prompt (one batch)
+#        PIN=0          the host CPU qemu is pinned to (two runs, one per CPU model, can go
+#                       side by side on two CPUs from two checkouts)
 #
 # One "run" is what each program's bench does per repetition: a prompt of PP tokens, or TG
 # decode steps, from an empty cache, on one thread (the plugin's counter is not atomic, and one
@@ -57,7 +59,7 @@ LLAMA=bench/$(LLAMA_ISA=$LLAMA_ISA bash bench/build-llama-bench.sh)
 count() {
     local log
     log=$(mktemp)
-    taskset -c 0 qemu-aarch64 -cpu "$CPU" -plugin "$PLUGIN" \
+    taskset -c "${PIN:-0}" qemu-aarch64 -cpu "$CPU" -plugin "$PLUGIN" \
         -d plugin -D "$log" "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; rm -f "$log"; exit 1; }
     awk '/^qemu-insns / { print $2 }' "$log"
     rm -f "$log"
