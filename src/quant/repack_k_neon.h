@@ -39,7 +39,9 @@ static inline void rkn_pack_q3_k(const void *src, size_t stride, void *dst, int6
     quant_rp_pack_q3_k(src, stride, dst, n, RN_ROWS);
 }
 
-static inline size_t rkn_act_size(int64_t n) { return (size_t)(n / QK_K) * RKN_ABLOCK; }
+static inline size_t rkn_act_size(int64_t n) {
+    return (size_t)(n / QK_K) * RKN_ABLOCK;
+}
 
 /* Byte j (0..3, any value) of each int32 lane, zero-extended. */
 RN_INLINE int32x4_t rkn_byte(uint8x16_t v, int j) {
@@ -52,8 +54,8 @@ RN_INLINE int32x4_t rkn_byte(uint8x16_t v, int j) {
 /* The 4 rows' (one half's) 6-bit scales: sc[0] holds scales 0-3 as the bytes of each row's
  * lane, sc[1] scales 4-7, mn[0..1] the mins alike; unpacked from the three scale words (u0..u2,
  * or loaded from p, 32 bytes apart) as the reference does per row. */
-RN_INLINE void rkn_scales_of(uint8x16_t u0, uint8x16_t u1, uint8x16_t u2,
-                             uint8x16_t sc[2], uint8x16_t mn[2]) {
+RN_INLINE void rkn_scales_of(uint8x16_t u0, uint8x16_t u1, uint8x16_t u2, uint8x16_t sc[2],
+                             uint8x16_t mn[2]) {
     const uint8x16_t m6 = vdupq_n_u8(0x3f), m4 = vdupq_n_u8(0x0f);
     sc[0] = vandq_u8(u0, m6);
     sc[1] = vorrq_u8(vandq_u8(u2, m4), vshlq_n_u8(vshrq_n_u8(u0, 6), 4));
@@ -89,8 +91,7 @@ RN_INLINE int32x4_t rkn_k4_msum(const uint8x16_t mn[2], const uint8_t *yb) {
 /* Piece g (elements 4g..4g+3 of a 32-element sub-block) of half h (rows 4h..4h+3) of the
  * Q4_K / Q5_K chunk at qc: low nibbles (hi 0, sub-block 2c) or high (hi 1, sub-block 2c + 1),
  * with the fifth bits of plane fh (bit g) at bit 4 when five. */
-RN_INLINE int8x16_t rkn_k4_piece(int five, const uint8_t *qc, int g, int h, int hi,
-                                 uint8x16_t fh) {
+RN_INLINE int8x16_t rkn_k4_piece(int five, const uint8_t *qc, int g, int h, int hi, uint8x16_t fh) {
     const uint8x16_t v = vld1q_u8(qc + 32 * g + 16 * h);
     uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
     if (five) {
@@ -171,10 +172,10 @@ RN_INLINE int8x16_t rkn_q3_piece(const uint8_t *ch, int g, int h) {
 RN_INLINE int32x4_t rkn_q3_scale(const uint8_t *xb, int j, int h) {
     const uint32x4_t w = vld1q_u32((const uint32_t *)(xb + 16 + 32 * ((j % 8) / 4) + 16 * h));
     const uint32x4_t w2 = vld1q_u32((const uint32_t *)(xb + 80 + 16 * h));
-    const uint32x4_t lo = vandq_u32(vshlq_u32(w, vdupq_n_s32(-(8 * (j % 4) + 4 * (j / 8)))),
-                                    vdupq_n_u32(0xf));
-    const uint32x4_t hi = vandq_u32(vshlq_u32(w2, vdupq_n_s32(-(8 * (j % 4) + 2 * (j / 4)))),
-                                    vdupq_n_u32(3));
+    const uint32x4_t lo =
+        vandq_u32(vshlq_u32(w, vdupq_n_s32(-(8 * (j % 4) + 4 * (j / 8)))), vdupq_n_u32(0xf));
+    const uint32x4_t hi =
+        vandq_u32(vshlq_u32(w2, vdupq_n_s32(-(8 * (j % 4) + 2 * (j / 4)))), vdupq_n_u32(3));
     return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
 }
 
@@ -189,5 +190,70 @@ RN_INLINE int32_t rkn_ysum16(const uint8_t *yb, int j) {
     memcpy(&b, yb + 260 + 2 * j, sizeof b);
     return b;
 }
+
+/* ---- shared by the SDOT decode and prefill kernels ---- */
+
+/* acc + the by-element SDOT of w and elements 4l..4l+3 of a; l a constant after inlining. */
+RN_INLINE int32x4_t rkn1_dot(int32x4_t acc, int8x16_t w, int8x16_t a, int l) {
+    switch (l) {
+    case 0: return vdotq_laneq_s32(acc, w, a, 0);
+    case 1: return vdotq_laneq_s32(acc, w, a, 1);
+    case 2: return vdotq_laneq_s32(acc, w, a, 2);
+    default: return vdotq_laneq_s32(acc, w, a, 3);
+    }
+}
+
+/* Bit g of each byte of f at bit 4 (the other bits any); g a constant after inlining. */
+RN_INLINE uint8x16_t rkn1_bit4(uint8x16_t f, int g) {
+    switch (g) {
+    case 0: return vshlq_n_u8(f, 4);
+    case 1: return vshlq_n_u8(f, 3);
+    case 2: return vshlq_n_u8(f, 2);
+    case 3: return vshlq_n_u8(f, 1);
+    case 4: return f;
+    case 5: return vshrq_n_u8(f, 1);
+    case 6: return vshrq_n_u8(f, 2);
+    default: return vshrq_n_u8(f, 3);
+    }
+}
+
+/* Sub-block 2c's (hi 0: low nibbles) or 2c + 1's (hi 1: high nibbles) quants in the nibble
+ * register v of piece g, with fifth bit g of plane f inserted at bit 4 when five. */
+RN_INLINE int8x16_t rkn1_k4_w(int five, uint8x16_t v, int hi, int g, uint8x16_t f) {
+    uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
+    if (five) u = vbslq_u8(vdupq_n_u8(0x10), rkn1_bit4(f, g), u);
+    return vreinterpretq_s8_u8(u);
+}
+
+/* A Q6_K high-bit plane hb (bits 2g..2g + 1: the top bits of element 4g + k) as two registers
+ * with zeros at bits 2..3 and 6..7: hb & 0x33 (g = 0 at bits 0..1, g = 2 at 4..5) and
+ * (hb >> 2) & 0x33 (g = 1, g = 3). */
+RN_INLINE void rkn1_q6_planes(uint8x16_t hb, uint8x16_t t[2]) {
+    const uint8x16_t m = vdupq_n_u8(0x33);
+    t[0] = vandq_u8(hb, m);
+    t[1] = vandq_u8(vshrq_n_u8(hb, 2), m);
+}
+
+/* Low nibbles of v with top bits g of planes t (rkn1_q6_planes) at bits 4..5: SLI of the
+ * bits 0..1 for g < 2 (bits 2..3 of t are zero), a bit select of bits 4..5 for g >= 2 (bits
+ * 6..7 of t are zero). */
+RN_INLINE uint8x16_t rkn1_q6_lo(uint8x16_t v, const uint8x16_t t[2], int g) {
+    if (g < 2) return vsliq_n_u8(v, t[g], 4);
+    return vbslq_u8(vdupq_n_u8(0x0f), v, t[g - 2]);
+}
+
+/* High nibbles of v with top bits g of planes t at bits 4..5, by SRI into a register holding
+ * them at bits 4..5 and zeros at 6..7. */
+RN_INLINE uint8x16_t rkn1_q6_hi(uint8x16_t v, const uint8x16_t t[2], int g) {
+    return vsriq_n_u8(g < 2 ? vshlq_n_u8(t[g], 4) : t[g - 2], v, 4);
+}
+
+/* Q4_K, Q5_K and Q6_K (kind RKN_*) against one activation row (repack_k_decode_neon.c) and
+ * against RY (2..4) rows (repack_k_prefill_neon.c): one group of 8 rows at x, xb bytes per
+ * super-block column, activation rows at y (ys apart), results at out (os apart). */
+void quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, const uint8_t *y,
+                            size_t xb);
+void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                             size_t xb, const uint8_t *y, size_t ys);
 
 #endif

@@ -1,0 +1,260 @@
+/*
+ * Q4_K, Q5_K and Q6_K repacked 8 rows at a time (repack_k_neon.c: layouts and arithmetic),
+ * NEON with SDOT: prefill, 2..4 activation rows (the SMMLA kernels of repack_k_i8mm_neon.c
+ * take their place on CPUs with I8MM).
+ *
+ * A half (4 rows) is taken at a time and the halves are the outer
+ * loop, so only that half's float accumulators are live. A chunk's 8 nibble registers are
+ * loaded once and feed both of its sub-blocks. Integer sums use summation by parts: with S_j
+ * the running sum of sub-blocks 0..j, sum_j sc_j s_j = sum_j S_j (sc_j - sc_{j+1}) (sc_8 = 0),
+ * so no per-sub-block sum is reset and the rows' scale differences (-63..63, formed once per
+ * half as bytes) serve all activation rows. The integers are the same, and so are the float
+ * steps, as repack_k_neon.c's opening comment gives them.
+ */
+#include "quant/repack_k_neon.h"
+
+/* Byte j of each int32 lane of d, sign-extended; j a constant after inlining. */
+RN_INLINE int32x4_t rkp_sbyte(int8x16_t d, int j) {
+    const int32x4_t w = vreinterpretq_s32_s8(d);
+    switch (j) {
+    case 0: return vshrq_n_s32(vshlq_n_s32(w, 24), 24);
+    case 1: return vshrq_n_s32(vshlq_n_s32(w, 16), 24);
+    case 2: return vshrq_n_s32(vshlq_n_s32(w, 8), 24);
+    default: return vshrq_n_s32(w, 24);
+    }
+}
+
+/* Scale differences sc_j - sc_{j+1} (sc_8 = 0) of rkn_scales_of's sc, as signed bytes laid
+ * out alike: dd[0] sub-blocks 0-3, dd[1] 4-7. */
+RN_INLINE void rkp_scale_diffs(const uint8x16_t sc[2], int8x16_t dd[2]) {
+    const uint32x4_t s0 = vreinterpretq_u32_u8(sc[0]), s1 = vreinterpretq_u32_u8(sc[1]);
+    const uint32x4_t n0 = vsliq_n_u32(vshrq_n_u32(s0, 8), s1, 24), n1 = vshrq_n_u32(s1, 8);
+    dd[0] = vreinterpretq_s8_u8(vsubq_u8(sc[0], vreinterpretq_u8_u32(n0)));
+    dd[1] = vreinterpretq_s8_u8(vsubq_u8(sc[1], vreinterpretq_u8_u32(n1)));
+}
+
+/* One half's Q4_K / Q5_K min term for the activation block at yb, as rkn1_k4_msum forms it. */
+RN_INLINE int32x4_t rkp_k4_msum(const uint8x16_t mn[2], const uint8_t *yb) {
+    const int16x8_t ys =
+        vpaddq_s16(vld1q_s16((const int16_t *)(yb + 260)), vld1q_s16((const int16_t *)(yb + 276)));
+    const int8x16_t hl = vuzp1q_s8(vreinterpretq_s8_s16(vshrq_n_s16(ys, 6)),
+                                   vreinterpretq_s8_s16(vandq_s16(ys, vdupq_n_s16(63))));
+    const int8x16_t m0 = vreinterpretq_s8_u8(mn[0]), m1 = vreinterpretq_s8_u8(mn[1]);
+    int32x4_t t = vdotq_laneq_s32(vdupq_n_s32(0), m0, hl, 0);
+    t = vshlq_n_s32(vdotq_laneq_s32(t, m1, hl, 1), 6);
+    return vdotq_laneq_s32(vdotq_laneq_s32(t, m0, hl, 2), m1, hl, 3);
+}
+
+/* Chunk k (sub-blocks 2k, 2k + 1) of half h of the Q4_K / Q5_K column at xb against RY
+ * activation rows' quants at ya[] (advanced past them): S[c] runs on, isum[c] += S[c] *
+ * (sc_j - sc_{j+1}) per sub-block. */
+RN_INLINE void rkp_k4_chunk(int five, int RY, int k, int h, const uint8_t *xb, const uint8_t *ya[4],
+                            const int8x16_t dd[2], int32x4_t S[4], int32x4_t isum[4]) {
+    const uint8_t *qc = xb + (five ? 192 + 320 * k : 128 + 256 * k) + 16 * h;
+    uint8x16_t v[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; g++)
+        v[g] = vld1q_u8(qc + 32 * g);
+#pragma GCC unroll 2
+    for (int hi = 0; hi < 2; hi++) {
+        const int j = 2 * k + hi;
+        const uint8x16_t f = five ? vld1q_u8(qc - 64 + 32 * hi) : vdupq_n_u8(0);
+        int8x16_t a[4][2];
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            const int8x16x2_t t = rn_ld1x2(&ya[c]);
+            a[c][0] = t.val[0];
+            a[c][1] = t.val[1];
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            const int8x16_t w = rkn1_k4_w(five, v[g], hi, g, f);
+#pragma GCC unroll 4
+            for (int c = 0; c < RY; c++)
+                S[c] = rkn1_dot(S[c], w, a[c][g / 4], g % 4);
+        }
+        const int32x4_t dj = rkp_sbyte(dd[j / 4], j % 4);
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++)
+            isum[c] = vmlaq_s32(isum[c], S[c], dj);
+    }
+}
+
+/* Half h of one Q4_K / Q5_K super-block column at xb against RY activation blocks yb[]. */
+RN_INLINE void rkp_k4_half(int five, int RY, float32x4_t acc[4], int h, const uint8_t *xb,
+                           const uint8_t *const yb[4]) {
+    uint8x16_t sc[2], mn[2];
+    int8x16_t dd[2];
+    rkn_scales(xb + 32 + 16 * h, sc, mn);
+    rkp_scale_diffs(sc, dd);
+    int32x4_t S[4], isum[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        S[c] = isum[c] = vdupq_n_s32(0);
+    const uint8_t *ya[4]; /* the activation quants, read in order by post-increment LDPs */
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        ya[c] = yb[c] + 4;
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++)
+        rkp_k4_chunk(five, RY, k, h, xb, ya, dd, S, isum);
+    const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        const float dy = rn_load_f32(yb[c]);
+        acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, dy));
+        acc[c] = vfmsq_f32(acc[c], vcvtq_f32_s32(rkp_k4_msum(mn, yb[c])), vmulq_n_f32(mx, dy));
+    }
+}
+
+/* Half h of a group of 8 Q4_K / Q5_K rows against RY activation rows: out[c * os + i] for
+ * rows i = 4h..4h + 3. */
+RN_INLINE void rkp_k4_rows(int five, int RY, int h, int64_t n, float *out, size_t os,
+                           const uint8_t *x, size_t xs, const uint8_t *y, size_t ys) {
+    float32x4_t acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        acc[c] = vdupq_n_f32(0);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *yb[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++)
+            yb[c] = y + c * ys + b * RKN_ABLOCK;
+        rkp_k4_half(five, RY, acc, h, x + b * xs, yb);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        vst1q_f32(out + c * os + 4 * h, acc[c]);
+}
+
+/* A group of 8 Q4_K / Q5_K rows against RY (2..4) activation rows. Not inlined and without
+ * the scheduling pass before register allocation, as quant_rkn_decode_group. */
+#define RKP_K4_GROUP(RY)                                                                           \
+    static __attribute__((noinline, optimize("no-schedule-insns"))) void rkp_k4_group_##RY(        \
+        int kind, int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y, \
+        size_t ys) {                                                                               \
+        for (int h = 0; h < 2; h++) {                                                              \
+            if (kind == RKN_Q5_K)                                                                  \
+                rkp_k4_rows(1, RY, h, n, out, os, x, xs, y, ys);                                   \
+            else                                                                                   \
+                rkp_k4_rows(0, RY, h, n, out, os, x, xs, y, ys);                                   \
+        }                                                                                          \
+    }
+RKP_K4_GROUP(2)
+RKP_K4_GROUP(3)
+RKP_K4_GROUP(4)
+#undef RKP_K4_GROUP
+
+/* The 16 bytes at *p, advancing *p by 32 (LDR, post-increment): a Q6_K chunk's activation
+ * quants of sub-block 2k, after those of 2k + 1 were read at *p + 16. */
+RN_INLINE int8x16_t rkp_ld1_skip(const uint8_t **p) {
+    int8x16_t v;
+    __asm__("ldr %q0, [%1], #32" : "=w"(v), "+r"(*p) : "m"(*(const uint8_t(*)[16]) * p));
+    return v;
+}
+
+/* Q6_K chunk k (sub-blocks 2k, 2k + 1) of half h of the column at xb against RY activation
+ * rows' quants at ya[] (advanced past them); the sums start at -32 * bsum, from lanes 2l,
+ * 2l + 1 of nb[c]. The nibble pieces are loaded once for both sub-blocks: the high nibbles
+ * (2k + 1) are taken first, as SRI leaves the piece intact and SLI does not. */
+RN_INLINE void rkp_q6_chunk(int RY, int k, int h, const uint8_t *xb, const uint8_t *ya[4],
+                            const int32x4_t nb[4], int l, int32x4_t isum[4]) {
+    const uint8_t *ch = xb + 144 + 192 * k + 16 * h;
+    uint8x16_t v[4], t[2];
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++)
+        v[g] = vld1q_u8(ch + 64 + 32 * g);
+    /* the rows' int8 scale pairs (2k, 2k + 1), row 4h + r at int16 lane r */
+    const int16x4_t pr = vld1_s16((const int16_t *)(xb + 16 + 16 * k) + 4 * h);
+    const int32x4_t sc[2] = {vmovl_s16(vshr_n_s16(vshl_n_s16(pr, 8), 8)),
+                             vmovl_s16(vshr_n_s16(pr, 8))};
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) {
+        const int hi = 1 - i;
+        rkn1_q6_planes(vld1q_u8(ch + 32 * hi), t);
+        int8x16_t a[4];
+        int32x4_t s[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            a[c] = hi ? vld1q_s8((const int8_t *)ya[c] + 16) : rkp_ld1_skip(&ya[c]);
+            s[c] = l ? (hi ? vdupq_laneq_s32(nb[c], 3) : vdupq_laneq_s32(nb[c], 2))
+                     : (hi ? vdupq_laneq_s32(nb[c], 1) : vdupq_laneq_s32(nb[c], 0));
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            const uint8x16_t u = hi ? rkn1_q6_hi(v[g], t, g) : rkn1_q6_lo(v[g], t, g);
+#pragma GCC unroll 4
+            for (int c = 0; c < RY; c++)
+                s[c] = rkn1_dot(s[c], vreinterpretq_s8_u8(u), a[c], g);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++)
+            isum[c] = vmlaq_s32(isum[c], s[c], sc[hi]);
+    }
+}
+
+/* Half h of a group of 8 Q6_K rows against RY activation rows, as rkp_k4_rows. */
+RN_INLINE void rkp_q6_rows(int RY, int h, int64_t n, float *out, size_t os, const uint8_t *x,
+                           size_t xs, const uint8_t *y, size_t ys) {
+    float32x4_t acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        acc[c] = vdupq_n_f32(0);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *xb = x + b * xs, *yb[4], *ya[4];
+        int32x4_t isum[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            yb[c] = y + c * ys + b * RKN_ABLOCK;
+            ya[c] = yb[c] + 4;
+            isum[c] = vdupq_n_s32(0);
+        }
+#pragma GCC unroll 4
+        for (int kp = 0; kp < 4; kp++) { /* chunks 2kp, 2kp + 1: sub-blocks 4kp..4kp + 3 */
+            int32x4_t nb[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < RY; c++)
+                nb[c] = vmull_n_s16(vld1_s16((const int16_t *)(yb[c] + 260) + 4 * kp), -32);
+            rkp_q6_chunk(RY, 2 * kp, h, xb, ya, nb, 0, isum);
+            rkp_q6_chunk(RY, 2 * kp + 1, h, xb, ya, nb, 1, isum);
+        }
+        const float32x4_t dx = rkn_half_scales(xb, h);
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++)
+            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, rn_load_f32(yb[c])));
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        vst1q_f32(out + c * os + 4 * h, acc[c]);
+}
+
+#define RKP_Q6_GROUP(RY)                                                                           \
+    static __attribute__((noinline, optimize("no-schedule-insns"))) void rkp_q6_group_##RY(        \
+        int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y,           \
+        size_t ys) {                                                                               \
+        for (int h = 0; h < 2; h++)                                                                \
+            rkp_q6_rows(RY, h, n, out, os, x, xs, y, ys);                                          \
+    }
+RKP_Q6_GROUP(2)
+RKP_Q6_GROUP(3)
+RKP_Q6_GROUP(4)
+#undef RKP_Q6_GROUP
+
+void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                             size_t xb, const uint8_t *y, size_t ys) {
+    if (kind == RKN_Q6_K) {
+        if (RY == 2)
+            rkp_q6_group_2(n, out, os, x, xb, y, ys);
+        else if (RY == 3)
+            rkp_q6_group_3(n, out, os, x, xb, y, ys);
+        else
+            rkp_q6_group_4(n, out, os, x, xb, y, ys);
+    } else {
+        if (RY == 2)
+            rkp_k4_group_2(kind, n, out, os, x, xb, y, ys);
+        else if (RY == 3)
+            rkp_k4_group_3(kind, n, out, os, x, xb, y, ys);
+        else
+            rkp_k4_group_4(kind, n, out, os, x, xb, y, ys);
+    }
+}
