@@ -3,9 +3,9 @@
  * NEON with SDOT: prefill, 2..4 activation rows (the SMMLA kernels of repack_k_i8mm_neon.c
  * take their place on CPUs with I8MM).
  *
- * A half (4 rows) is taken at a time and the halves are the outer
- * loop, so only that half's float accumulators are live. A chunk's 8 nibble registers are
- * loaded once and feed both of its sub-blocks. Integer sums use summation by parts: with S_j
+ * A half (4 rows) is taken at a time and the halves are the outer loop, so only that half's
+ * float accumulators are live. A chunk's 8 nibble registers are loaded once and feed both of
+ * its sub-blocks. Integer sums use summation by parts: with S_j
  * the running sum of sub-blocks 0..j, sum_j sc_j s_j = sum_j S_j (sc_j - sc_{j+1}) (sc_8 = 0),
  * so no per-sub-block sum is reset and the rows' scale differences (-63..63, formed once per
  * half as bytes) serve all activation rows. The integers are the same, and so are the float
