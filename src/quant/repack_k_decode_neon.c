@@ -33,25 +33,6 @@ RN_INLINE void rkn1_fold(float32x4_t acc[2], const int32x4_t isum[2], uint8x16_t
     acc[1] = vfmaq_f32(acc[1], vcvtq_f32_s32(isum[1]), vmulq_n_f32(d1, dy));
 }
 
-/* Q4_K / Q5_K min term of both halves (msum[h], one row per lane): the sum over sub-blocks j
- * of min_j * ys_j, ys_j the activation's sum over sub-block j (|.| <= 4064). ys_j = 64 hi + lo
- * with hi (-64..63) and lo (0..63) bytes, so SDOT meets the mins as rkn_scales_of leaves them
- * (four bytes per row lane) in four instructions per half, exactly. */
-RN_INLINE void rkn1_k4_msum(const uint8x16_t mn[2][2], const uint8_t *yb, int32x4_t msum[2]) {
-    const int16x8x2_t bs = vld1q_s16_x2((const int16_t *)(yb + 260));
-    const int16x8_t ys = vpaddq_s16(bs.val[0], bs.val[1]);
-    /* int32 lanes: 0 the hi of sub-blocks 0-3, 1 of 4-7, 2 the lo of 0-3, 3 of 4-7 */
-    const int8x16_t hl = vuzp1q_s8(vreinterpretq_s8_s16(vshrq_n_s16(ys, 6)),
-                                   vreinterpretq_s8_s16(vandq_s16(ys, vdupq_n_s16(63))));
-#pragma GCC unroll 2
-    for (int h = 0; h < 2; h++) {
-        const int8x16_t m0 = vreinterpretq_s8_u8(mn[h][0]), m1 = vreinterpretq_s8_u8(mn[h][1]);
-        int32x4_t t = vdotq_laneq_s32(vdupq_n_s32(0), m0, hl, 0);
-        t = vshlq_n_s32(vdotq_laneq_s32(t, m1, hl, 1), 6);
-        msum[h] = vdotq_laneq_s32(vdotq_laneq_s32(t, m0, hl, 2), m1, hl, 3);
-    }
-}
-
 /* Chunk c (sub-blocks 2c, 2c + 1) of the 8 rows against the activation quants a (sub-block
  * 2c in val[0..1], 2c + 1 in val[2..3]): isum[h] += scale * sum for both sub-blocks, the
  * rows' scales picked from sc[h] by TBL. */
@@ -94,7 +75,9 @@ RN_INLINE void rkn1_k4_block(int five, float32x4_t acc[2], const uint8_t **xp, c
     rkn_scales_of(hd.val[2], hs.val[0], hs.val[2], sc[0], mn[0]);
     rkn_scales_of(hd.val[3], hs.val[1], hs.val[3], sc[1], mn[1]);
     int32x4_t msum[2], isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
-    rkn1_k4_msum(mn, yb, msum);
+    const int8x16_t hl = rkn_msum_bytes(yb);
+    msum[0] = rkn_msum_half(mn[0], hl);
+    msum[1] = rkn_msum_half(mn[1], hl);
     const uint8_t *ya = yb + 4; /* the activation quants */
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++)

@@ -248,6 +248,26 @@ RN_INLINE uint8x16_t rkn1_q6_hi(uint8x16_t v, const uint8x16_t t[2], int g) {
     return vsriq_n_u8(g < 2 ? vshlq_n_u8(t[g], 4) : t[g - 2], v, 4);
 }
 
+/* The Q4_K / Q5_K min term by SDOT: each activation sub-block sum ys_j (|.| <= 4064) is split
+ * as 64 hi + lo, hi (-64..63) and lo (0..63) bytes, which meet the mins (four bytes per row
+ * lane, as rkn_scales_of leaves them) exactly. rkn_msum_bytes gives the split for the
+ * activation block at yb: int32 lanes 0 the hi of sub-blocks 0-3, 1 of 4-7, 2 the lo of 0-3,
+ * 3 of 4-7. */
+RN_INLINE int8x16_t rkn_msum_bytes(const uint8_t *yb) {
+    const int16x8x2_t bs = vld1q_s16_x2((const int16_t *)(yb + 260));
+    const int16x8_t ys = vpaddq_s16(bs.val[0], bs.val[1]);
+    return vuzp1q_s8(vreinterpretq_s8_s16(vshrq_n_s16(ys, 6)),
+                     vreinterpretq_s8_s16(vandq_s16(ys, vdupq_n_s16(63))));
+}
+
+/* One half's min term (one row per lane) from its mins mn and rkn_msum_bytes's hl. */
+RN_INLINE int32x4_t rkn_msum_half(const uint8x16_t mn[2], int8x16_t hl) {
+    const int8x16_t m0 = vreinterpretq_s8_u8(mn[0]), m1 = vreinterpretq_s8_u8(mn[1]);
+    int32x4_t t = vdotq_laneq_s32(vdupq_n_s32(0), m0, hl, 0);
+    t = vshlq_n_s32(vdotq_laneq_s32(t, m1, hl, 1), 6);
+    return vdotq_laneq_s32(vdotq_laneq_s32(t, m0, hl, 2), m1, hl, 3);
+}
+
 /* Q4_K, Q5_K and Q6_K (kind RKN_*) against one activation row (repack_k_decode_neon.c) and
  * against RY (2..4) rows (repack_k_prefill_neon.c): one group of 8 rows at x, xb bytes per
  * super-block column, activation rows at y (ys apart), results at out (os apart). */

@@ -33,18 +33,6 @@ RN_INLINE void rkp_scale_diffs(const uint8x16_t sc[2], int8x16_t dd[2]) {
     dd[1] = vreinterpretq_s8_u8(vsubq_u8(sc[1], vreinterpretq_u8_u32(n1)));
 }
 
-/* One half's Q4_K / Q5_K min term for the activation block at yb, as rkn1_k4_msum forms it. */
-RN_INLINE int32x4_t rkp_k4_msum(const uint8x16_t mn[2], const uint8_t *yb) {
-    const int16x8_t ys =
-        vpaddq_s16(vld1q_s16((const int16_t *)(yb + 260)), vld1q_s16((const int16_t *)(yb + 276)));
-    const int8x16_t hl = vuzp1q_s8(vreinterpretq_s8_s16(vshrq_n_s16(ys, 6)),
-                                   vreinterpretq_s8_s16(vandq_s16(ys, vdupq_n_s16(63))));
-    const int8x16_t m0 = vreinterpretq_s8_u8(mn[0]), m1 = vreinterpretq_s8_u8(mn[1]);
-    int32x4_t t = vdotq_laneq_s32(vdupq_n_s32(0), m0, hl, 0);
-    t = vshlq_n_s32(vdotq_laneq_s32(t, m1, hl, 1), 6);
-    return vdotq_laneq_s32(vdotq_laneq_s32(t, m0, hl, 2), m1, hl, 3);
-}
-
 /* Chunk k (sub-blocks 2k, 2k + 1) of half h of the Q4_K / Q5_K column at xb against RY
  * activation rows' quants at ya[] (advanced past them): S[c] runs on, isum[c] += S[c] *
  * (sc_j - sc_{j+1}) per sub-block. */
@@ -103,7 +91,8 @@ RN_INLINE void rkp_k4_half(int five, int RY, float32x4_t acc[4], int h, const ui
     for (int c = 0; c < RY; c++) {
         const float dy = rn_load_f32(yb[c]);
         acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, dy));
-        acc[c] = vfmsq_f32(acc[c], vcvtq_f32_s32(rkp_k4_msum(mn, yb[c])), vmulq_n_f32(mx, dy));
+        acc[c] = vfmsq_f32(acc[c], vcvtq_f32_s32(rkn_msum_half(mn, rkn_msum_bytes(yb[c]))),
+                           vmulq_n_f32(mx, dy));
     }
 }
 
