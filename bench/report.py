@@ -98,20 +98,49 @@ def cpu_name():
     return platform.processor() or "unknown"
 
 
+def cpu_has_avx512():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return "avx512f" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def cpu_family():
+    """'family F model M' of x86 CPUs, whose model name alone ("AMD EPYC") may not tell
+    the generation."""
+    fam = mod = None
+    try:
+        for line in open("/proc/cpuinfo"):
+            key = line.split(":", 1)[0].strip()
+            if key == "cpu family" and fam is None:
+                fam = line.split(":", 1)[1].strip()
+            elif key == "model" and mod is None:
+                mod = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f" (cpu family {fam}, model {mod})" if fam and mod else ""
+
+
 def header_avx2(a, bw_all, ops_all):
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                          text=True).stdout.strip()
     print("## AVX2 path: outboard (OB_ISA=avx2) vs llama.cpp built for AVX2\n")
+    where = ("measured on this AVX-512 machine with outboard capped by `OB_ISA=avx2`"
+             if cpu_has_avx512() else
+             "measured on a CPU without AVX-512, where they are what runs anyway "
+             "(`OB_ISA=avx2` changes nothing there)")
     print("The kernels that x86 CPUs without AVX-512 run (most laptops and desktops: Intel client "
-          "CPUs, AMD Zen 2/3), measured on this AVX-512 machine with outboard capped by "
-          "`OB_ISA=avx2` and llama.cpp built without AVX-512 (`LLAMA_ISA=avx2 "
+          f"CPUs, AMD Zen 1-3), {where}, and llama.cpp built without AVX-512 (`LLAMA_ISA=avx2 "
           "bench/build-llama-bench.sh`: -DGGML_NATIVE=OFF, AVX/AVX2/FMA/F16C on, "
           "-DGGML_AVX512=OFF, no AVX-VNNI), both on the same files and threads. Produced by "
           "`ISA=avx2 bench/run.sh` (do not edit by hand); tokens per second, median over rounds "
           "in which the two programs took turns in an order swapped every round; the target is "
           "judged on the median of the per-round ratios.\n")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"- date: {when}; machine: {cpu_name()}, {os.cpu_count()} logical CPUs, "
+    print(f"- date: {when}; machine: {cpu_name()}{cpu_family()}, {os.cpu_count()} logical CPUs, "
           f"{a.threads} threads used; outboard commit {rev}")
     print("- outboard repacks Q4_0, Q5_0, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights 8 rows at a time on this "
           "path (src/quant/repack*_avx2.c); the other types run the file layout")

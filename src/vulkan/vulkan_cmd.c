@@ -12,8 +12,12 @@
 
 #include <string.h>
 
-/* How long a flush waits before it calls the device hung (ns). */
-#define VULKAN_FLUSH_TIMEOUT_NS (120ull * 1000000000ull)
+/* How long a flush waits before it calls the device hung (ns). A software device (lavapipe)
+ * runs the work on the host's cores, shared with whatever else runs there: on a slow or busy
+ * host one long prompt's command buffer has been seen to take over two minutes, so such a
+ * device is slow rather than hung, and it gets an hour. */
+#define VULKAN_FLUSH_TIMEOUT_NS     (120ull * 1000000000ull)
+#define VULKAN_CPU_FLUSH_TIMEOUT_NS (3600ull * 1000000000ull)
 #define VULKAN_ARENA_MIN        ((size_t)4 << 20)
 /* Recorded commands after which an op flushes by itself, so one long prompt never builds an
  * unbounded command buffer. */
@@ -230,8 +234,9 @@ static ob_status submit_wait(vulkan_ctx *c) {
                                     .semaphoreCount = 1,
                                     .pSemaphores = &c->timeline,
                                     .pValues = &value};
-    return vulkan_check(c, vkWaitSemaphores(c->dev, &wi, VULKAN_FLUSH_TIMEOUT_NS),
-                        "vkWaitSemaphores");
+    const uint64_t timeout =
+        c->info.is_cpu ? VULKAN_CPU_FLUSH_TIMEOUT_NS : VULKAN_FLUSH_TIMEOUT_NS;
+    return vulkan_check(c, vkWaitSemaphores(c->dev, &wi, timeout), "vkWaitSemaphores");
 }
 
 ob_status vulkan_flush(vulkan_ctx *c) {
