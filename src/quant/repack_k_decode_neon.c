@@ -1,12 +1,12 @@
 /*
- * Q4_K, Q5_K and Q6_K repacked 8 rows at a time (repack_k_neon.c: layouts and arithmetic),
- * NEON with SDOT: decode, one activation row, the 8 rows in one pass.
+ * Q4_K, Q5_K, Q6_K and IQ4_XS repacked 8 rows at a time (repack_k_neon.c: layouts and
+ * arithmetic), NEON with SDOT: decode, one activation row, the 8 rows in one pass.
  *
  * With one activation row the accumulators of both halves fit the registers, so these kernels
  * take all 8 rows at once: one LD1 of four registers brings 64 bytes of weights
  * (two pieces, both halves), every activation register is loaded once per super-block and
- * serves both halves, and a nibble register feeds its two sub-blocks (low nibbles, high
- * nibbles) from one load. Their integer sums and float steps are those of repack_k_neon.c's
+ * serves both halves, and a nibble register's low and high nibbles are both used from one load
+ * (two sub-blocks of Q4_K / Q5_K, two halves of one sub-block of IQ4_XS). Their integer sums and float steps are those of repack_k_neon.c's
  * opening comment. The column is read in order by post-increment loads.
  */
 #include "quant/repack_k_neon.h"
@@ -150,6 +150,73 @@ RN_INLINE void rkn1_q6_block(float32x4_t acc[2], const uint8_t *xb, const uint8_
     rkn1_fold(acc, isum, vld1q_u8(xb), rn_load_f32(yb));
 }
 
+/* ---- IQ4_XS ---- */
+
+/* TBL indices: register h spreads the scales_h words of rows 4h..4h + 3 (bytes 2r, 2r + 1 of
+ * the register of all 8) over their lanes as [b0, b0, b1, b1], so that byte k holds the high
+ * scale bits of sub-blocks 2k and 2k + 1 at bits 4(k % 2)..4(k % 2) + 3. */
+#define RKN1_SH(r) 2 * (r), 2 * (r), 2 * (r) + 1, 2 * (r) + 1
+static const uint8_t RKN1_XS_SH[32] __attribute__((aligned(16))) = {
+    RKN1_SH(0), RKN1_SH(1), RKN1_SH(2), RKN1_SH(3),
+    RKN1_SH(4), RKN1_SH(5), RKN1_SH(6), RKN1_SH(7)};
+#undef RKN1_SH
+
+/* One half's IQ4_XS scales ls - 32 (-32..31) as signed bytes from its scales_l words sl and
+ * scales_h words spread by RKN1_XS_SH, sh: sc[0] sub-blocks 0, 2, 4, 6 (byte k: 2k, from the low
+ * nibbles), sc[1] sub-blocks 1, 3, 5, 7 (the high nibbles). */
+RN_INLINE void rkn1_xs_scales(uint8x16_t sl, uint8x16_t sh, int8x16_t sc[2]) {
+    /* bits 4..7 of the odd bytes down to 0..3: the high bits of 2k at bits 0..1, of 2k + 1 at
+     * 2..3 (the even bytes keep other bits above, which SLI shifts out) */
+    const uint8x16_t t = vshlq_u8(sh, vreinterpretq_s8_u32(vdupq_n_u32(0xfc00fc00)));
+    const uint8x16_t e = vsliq_n_u8(sl, vandq_u8(t, vdupq_n_u8(0x03)), 4);
+    const uint8x16_t o = vsriq_n_u8(vandq_u8(vshlq_n_u8(t, 2), vdupq_n_u8(0x30)), sl, 4);
+    sc[0] = vreinterpretq_s8_u8(vsubq_u8(e, vdupq_n_u8(32)));
+    sc[1] = vreinterpretq_s8_u8(vsubq_u8(o, vdupq_n_u8(32)));
+}
+
+/* Sub-block s of the 8 rows at *xp (4 pieces, both halves, advanced past them) against its
+ * activation quants al (elements 0..15, the low nibbles') and ah (16..31, the high nibbles'):
+ * each nibble register feeds both, its codes mapped to levels by TBL, and isum[h] += (ls - 32)
+ * * sum. */
+RN_INLINE void rkn1_xs_sub(int s, int32x4_t isum[2], const uint8_t **xp, int8x16_t al,
+                           int8x16_t ah, const int8x16_t sc[2][2], int8x16_t levels) {
+    int32x4_t S[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+#pragma GCC unroll 2
+    for (int p = 0; p < 2; p++) { /* pieces 2p and 2p + 1, both halves */
+        const uint8x16x4_t w = rkn1_u8x4(rn_ld1x4(xp));
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const int g = 2 * p + i / 2, h = i % 2;
+            const int8x16_t lo = vqtbl1q_s8(levels, vandq_u8(w.val[i], vdupq_n_u8(0x0f)));
+            const int8x16_t hi = vqtbl1q_s8(levels, vshrq_n_u8(w.val[i], 4));
+            S[h] = rkn1_dot(rkn1_dot(S[h], lo, al, g), hi, ah, g);
+        }
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++)
+        isum[h] = vmlaq_s32(isum[h], S[h], rkn_sbyte(sc[h][s % 2], s / 2));
+}
+
+/* One IQ4_XS super-block column of the 8 rows at *xp against the activation block at yb; *xp
+ * advanced past it: d, the scale words, then each sub-block's pieces, in order. */
+RN_INLINE void rkn1_xs_block(float32x4_t acc[2], const uint8_t **xp, const uint8_t *yb,
+                             int8x16_t levels, uint8x16x2_t shidx) {
+    /* d, scales_l of rows 0-3 and 4-7, scales_h of all 8 */
+    const uint8x16x4_t hd = rkn1_u8x4(rn_ld1x4(xp));
+    int8x16_t sc[2][2];
+    rkn1_xs_scales(hd.val[1], vqtbl1q_u8(hd.val[3], shidx.val[0]), sc[0]);
+    rkn1_xs_scales(hd.val[2], vqtbl1q_u8(hd.val[3], shidx.val[1]), sc[1]);
+    int32x4_t isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+    const uint8_t *ya = yb + 4; /* the activation quants */
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) { /* sub-blocks 2c, 2c + 1 */
+        const int8x16x4_t a = rn_ld1x4(&ya);
+        rkn1_xs_sub(2 * c, isum, xp, a.val[0], a.val[1], sc, levels);
+        rkn1_xs_sub(2 * c + 1, isum, xp, a.val[2], a.val[3], sc, levels);
+    }
+    rkn1_fold(acc, isum, hd.val[0], rn_load_f32(yb));
+}
+
 /* One group of 8 rows against one activation row, without the scheduling pass before
  * register allocation: that pass hoists the loads and unpacking of later pieces
  * above the SDOTs that use earlier ones, and with accumulators, activations and scales holding
@@ -159,7 +226,12 @@ quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, const 
                        size_t xb) {
     const uint8x16x4_t bidx = vld1q_u8_x4(RKN1_BYTES);
     float32x4_t acc[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};
-    if (kind == RKN_Q6_K)
+    if (kind == RKN_IQ4_XS) {
+        const int8x16_t levels = vld1q_s8(quant_iq4_levels);
+        const uint8x16x2_t shidx = vld1q_u8_x2(RKN1_XS_SH);
+        for (int64_t b = 0; b < n / QK_K; b++)
+            rkn1_xs_block(acc, &x, y + b * RKN_ABLOCK, levels, shidx);
+    } else if (kind == RKN_Q6_K)
         for (int64_t b = 0; b < n / QK_K; b++)
             rkn1_q6_block(acc, x + b * xb, y + b * RKN_ABLOCK);
     else if (kind == RKN_Q5_K)

@@ -77,6 +77,10 @@ RN_INLINE void rkn_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t 
  * whole group's accumulators and unpacked weights would not fit the 32 registers). */
 RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
+    if (kind == RKN_IQ4_XS && RY == 1) {
+        quant_rkn_decode_group(kind, n, out, x, y, RN_ROWS * sizeof(block_iq4_xs));
+        return;
+    }
     if (kind != RKN_IQ4_XS) {
         const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
                                      : kind == RKN_Q5_K ? sizeof(block_q5_k)

@@ -193,6 +193,17 @@ RN_INLINE int32_t rkn_ysum16(const uint8_t *yb, int j) {
 
 /* ---- shared by the SDOT decode and prefill kernels ---- */
 
+/* Byte j of each int32 lane of d, sign-extended; j a constant after inlining. */
+RN_INLINE int32x4_t rkn_sbyte(int8x16_t d, int j) {
+    const int32x4_t w = vreinterpretq_s32_s8(d);
+    switch (j) {
+    case 0: return vshrq_n_s32(vshlq_n_s32(w, 24), 24);
+    case 1: return vshrq_n_s32(vshlq_n_s32(w, 16), 24);
+    case 2: return vshrq_n_s32(vshlq_n_s32(w, 8), 24);
+    default: return vshrq_n_s32(w, 24);
+    }
+}
+
 /* acc + the by-element SDOT of w and elements 4l..4l+3 of a; l a constant after inlining. */
 RN_INLINE int32x4_t rkn1_dot(int32x4_t acc, int8x16_t w, int8x16_t a, int l) {
     switch (l) {
@@ -268,9 +279,10 @@ RN_INLINE int32x4_t rkn_msum_half(const uint8x16_t mn[2], int8x16_t hl) {
     return vdotq_laneq_s32(vdotq_laneq_s32(t, m0, hl, 2), m1, hl, 3);
 }
 
-/* Q4_K, Q5_K and Q6_K (kind RKN_*) against one activation row (repack_k_decode_neon.c) and
- * against RY (2..4) rows (repack_k_prefill_neon.c): one group of 8 rows at x, xb bytes per
- * super-block column, activation rows at y (ys apart), results at out (os apart). */
+/* Q4_K, Q5_K, Q6_K and IQ4_XS (kind RKN_*) against one activation row
+ * (repack_k_decode_neon.c), Q4_K, Q5_K and Q6_K against RY (2..4) rows
+ * (repack_k_prefill_neon.c): one group of 8 rows at x, xb bytes per super-block column,
+ * activation rows at y (ys apart), results at out (os apart). */
 void quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, const uint8_t *y,
                             size_t xb);
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,

@@ -13,17 +13,6 @@
  */
 #include "quant/repack_k_neon.h"
 
-/* Byte j of each int32 lane of d, sign-extended; j a constant after inlining. */
-RN_INLINE int32x4_t rkp_sbyte(int8x16_t d, int j) {
-    const int32x4_t w = vreinterpretq_s32_s8(d);
-    switch (j) {
-    case 0: return vshrq_n_s32(vshlq_n_s32(w, 24), 24);
-    case 1: return vshrq_n_s32(vshlq_n_s32(w, 16), 24);
-    case 2: return vshrq_n_s32(vshlq_n_s32(w, 8), 24);
-    default: return vshrq_n_s32(w, 24);
-    }
-}
-
 /* Scale differences sc_j - sc_{j+1} (sc_8 = 0) of rkn_scales_of's sc, as signed bytes laid
  * out alike: dd[0] sub-blocks 0-3, dd[1] 4-7. */
 RN_INLINE void rkp_scale_diffs(const uint8x16_t sc[2], int8x16_t dd[2]) {
@@ -61,7 +50,7 @@ RN_INLINE void rkp_k4_chunk(int five, int RY, int k, int h, const uint8_t *xb, c
             for (int c = 0; c < RY; c++)
                 S[c] = rkn1_dot(S[c], w, a[c][g / 4], g % 4);
         }
-        const int32x4_t dj = rkp_sbyte(dd[j / 4], j % 4);
+        const int32x4_t dj = rkn_sbyte(dd[j / 4], j % 4);
 #pragma GCC unroll 4
         for (int c = 0; c < RY; c++)
             isum[c] = vmlaq_s32(isum[c], S[c], dj);
