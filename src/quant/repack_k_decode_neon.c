@@ -152,35 +152,27 @@ RN_INLINE void rkn1_q6_block(float32x4_t acc[2], const uint8_t *xb, const uint8_
 
 /* ---- IQ4_XS ---- */
 
-/* TBL indices: register h spreads the scales_h words of rows 4h..4h + 3 (bytes 2r, 2r + 1 of
- * the register of all 8) over their lanes as [b0, b0, b1, b1], so that byte k holds the high
- * scale bits of sub-blocks 2k and 2k + 1 at bits 4(k % 2)..4(k % 2) + 3. */
-#define RKN1_SH(r) 2 * (r), 2 * (r), 2 * (r) + 1, 2 * (r) + 1
-static const uint8_t RKN1_XS_SH[32] __attribute__((aligned(16))) = {
-    RKN1_SH(0), RKN1_SH(1), RKN1_SH(2), RKN1_SH(3),
-    RKN1_SH(4), RKN1_SH(5), RKN1_SH(6), RKN1_SH(7)};
-#undef RKN1_SH
-
-/* One half's IQ4_XS scales ls - 32 (-32..31) as signed bytes from its scales_l words sl and
- * scales_h words spread by RKN1_XS_SH, sh: sc[0] sub-blocks 0, 2, 4, 6 (byte k: 2k, from the low
- * nibbles), sc[1] sub-blocks 1, 3, 5, 7 (the high nibbles). */
+/* One half's IQ4_XS scales from its scales_l words sl and its scales_h words spread over the
+ * lanes as [b0, b0, b1, b1] (ZIP of the scales_h register with itself), sh: byte k of sc[1]
+ * holds c_{2k + 1} = ls_{2k + 1} - 32 (-32..31), of sc[0] c_{2k} - c_{2k + 1} (-63..63, the
+ * 32s cancel), as signed bytes; rkn1_xs_pair takes them so. Byte k of sh has the high bits of
+ * 2k and 2k + 1 at bits 4(k % 2)..4(k % 2) + 3. */
 RN_INLINE void rkn1_xs_scales(uint8x16_t sl, uint8x16_t sh, int8x16_t sc[2]) {
     /* bits 4..7 of the odd bytes down to 0..3: the high bits of 2k at bits 0..1, of 2k + 1 at
      * 2..3 (the even bytes keep other bits above, which SLI shifts out) */
     const uint8x16_t t = vshlq_u8(sh, vreinterpretq_s8_u32(vdupq_n_u32(0xfc00fc00)));
-    const uint8x16_t e = vsliq_n_u8(sl, vandq_u8(t, vdupq_n_u8(0x03)), 4);
+    /* the odd sub-blocks' from the high nibbles first: SRI leaves sl intact, SLI does not */
     const uint8x16_t o = vsriq_n_u8(vandq_u8(vshlq_n_u8(t, 2), vdupq_n_u8(0x30)), sl, 4);
-    sc[0] = vreinterpretq_s8_u8(vsubq_u8(e, vdupq_n_u8(32)));
+    const uint8x16_t e = vsliq_n_u8(sl, vandq_u8(t, vdupq_n_u8(0x03)), 4);
+    sc[0] = vreinterpretq_s8_u8(vsubq_u8(e, o));
     sc[1] = vreinterpretq_s8_u8(vsubq_u8(o, vdupq_n_u8(32)));
 }
 
-/* Sub-block s of the 8 rows at *xp (4 pieces, both halves, advanced past them) against its
- * activation quants al (elements 0..15, the low nibbles') and ah (16..31, the high nibbles'):
- * each nibble register feeds both, its codes mapped to levels by TBL, and isum[h] += (ls - 32)
- * * sum. */
-RN_INLINE void rkn1_xs_sub(int s, int32x4_t isum[2], const uint8_t **xp, int8x16_t al,
-                           int8x16_t ah, const int8x16_t sc[2][2], int8x16_t levels) {
-    int32x4_t S[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+/* Half h's sum S[h] += one sub-block's quants (4 pieces, both halves, at *xp, advanced past
+ * them) against its activation quants al (elements 0..15, the low nibbles') and ah (16..31,
+ * the high nibbles'): each nibble register feeds both, its codes mapped to levels by TBL. */
+RN_INLINE void rkn1_xs_sub(int32x4_t S[2], const uint8_t **xp, int8x16_t al, int8x16_t ah,
+                           int8x16_t levels) {
 #pragma GCC unroll 2
     for (int p = 0; p < 2; p++) { /* pieces 2p and 2p + 1, both halves */
         const uint8x16x4_t w = rkn1_u8x4(rn_ld1x4(xp));
@@ -192,28 +184,39 @@ RN_INLINE void rkn1_xs_sub(int s, int32x4_t isum[2], const uint8_t **xp, int8x16
             S[h] = rkn1_dot(rkn1_dot(S[h], lo, al, g), hi, ah, g);
         }
     }
+}
+
+/* Sub-blocks 2c and 2c + 1 of the 8 rows at *xp against their activation quants a:
+ * isum[h] += c_{2c} s_{2c} + c_{2c + 1} s_{2c + 1}, as (c_{2c} - c_{2c + 1}) s_{2c} +
+ * c_{2c + 1} (s_{2c} + s_{2c + 1}), so that one sum runs on through both sub-blocks instead of
+ * a second being cleared; the integers are the same. */
+RN_INLINE void rkn1_xs_pair(int c, int32x4_t isum[2], const uint8_t **xp, int8x16x4_t a,
+                            const int8x16_t sc[2][2], int8x16_t levels) {
+    int32x4_t S[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+    rkn1_xs_sub(S, xp, a.val[0], a.val[1], levels);
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++)
-        isum[h] = vmlaq_s32(isum[h], S[h], rkn_sbyte(sc[h][s % 2], s / 2));
+        isum[h] = vmlaq_s32(isum[h], S[h], rkn_sbyte(sc[h][0], c));
+    rkn1_xs_sub(S, xp, a.val[2], a.val[3], levels);
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++)
+        isum[h] = vmlaq_s32(isum[h], S[h], rkn_sbyte(sc[h][1], c));
 }
 
 /* One IQ4_XS super-block column of the 8 rows at *xp against the activation block at yb; *xp
  * advanced past it: d, the scale words, then each sub-block's pieces, in order. */
 RN_INLINE void rkn1_xs_block(float32x4_t acc[2], const uint8_t **xp, const uint8_t *yb,
-                             int8x16_t levels, uint8x16x2_t shidx) {
-    /* d, scales_l of rows 0-3 and 4-7, scales_h of all 8 */
+                             int8x16_t levels) {
+    /* d, scales_l of rows 0-3 and 4-7, scales_h of all 8 (row r at bytes 2r, 2r + 1) */
     const uint8x16x4_t hd = rkn1_u8x4(rn_ld1x4(xp));
     int8x16_t sc[2][2];
-    rkn1_xs_scales(hd.val[1], vqtbl1q_u8(hd.val[3], shidx.val[0]), sc[0]);
-    rkn1_xs_scales(hd.val[2], vqtbl1q_u8(hd.val[3], shidx.val[1]), sc[1]);
+    rkn1_xs_scales(hd.val[1], vzip1q_u8(hd.val[3], hd.val[3]), sc[0]);
+    rkn1_xs_scales(hd.val[2], vzip2q_u8(hd.val[3], hd.val[3]), sc[1]);
     int32x4_t isum[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
     const uint8_t *ya = yb + 4; /* the activation quants */
 #pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) { /* sub-blocks 2c, 2c + 1 */
-        const int8x16x4_t a = rn_ld1x4(&ya);
-        rkn1_xs_sub(2 * c, isum, xp, a.val[0], a.val[1], sc, levels);
-        rkn1_xs_sub(2 * c + 1, isum, xp, a.val[2], a.val[3], sc, levels);
-    }
+    for (int c = 0; c < 4; c++) /* sub-blocks 2c, 2c + 1 */
+        rkn1_xs_pair(c, isum, xp, rn_ld1x4(&ya), sc, levels);
     rkn1_fold(acc, isum, hd.val[0], rn_load_f32(yb));
 }
 
@@ -228,9 +231,8 @@ quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, const 
     float32x4_t acc[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};
     if (kind == RKN_IQ4_XS) {
         const int8x16_t levels = vld1q_s8(quant_iq4_levels);
-        const uint8x16x2_t shidx = vld1q_u8_x2(RKN1_XS_SH);
         for (int64_t b = 0; b < n / QK_K; b++)
-            rkn1_xs_block(acc, &x, y + b * RKN_ABLOCK, levels, shidx);
+            rkn1_xs_block(acc, &x, y + b * RKN_ABLOCK, levels);
     } else if (kind == RKN_Q6_K)
         for (int64_t b = 0; b < n / QK_K; b++)
             rkn1_q6_block(acc, x + b * xb, y + b * RKN_ABLOCK);
