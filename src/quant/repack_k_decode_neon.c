@@ -6,8 +6,9 @@
  * take all 8 rows at once: one LD1 of four registers brings 64 bytes of weights
  * (two pieces, both halves), every activation register is loaded once per super-block and
  * serves both halves, and a nibble register's low and high nibbles are both used from one load
- * (two sub-blocks of Q4_K / Q5_K, two halves of one sub-block of IQ4_XS). Their integer sums and float steps are those of repack_k_neon.c's
- * opening comment. The column is read in order by post-increment loads.
+ * (two sub-blocks of Q4_K / Q5_K, two halves of one sub-block of IQ4_XS). Their integer sums and
+ * float steps are those of repack_k_neon.c's opening comment. The column is read in order by
+ * post-increment loads.
  */
 #include "quant/repack_k_neon.h"
 
@@ -152,18 +153,12 @@ RN_INLINE void rkn1_q6_block(float32x4_t acc[2], const uint8_t *xb, const uint8_
 
 /* ---- IQ4_XS ---- */
 
-/* One half's IQ4_XS scales from its scales_l words sl and its scales_h words spread over the
- * lanes as [b0, b0, b1, b1] (ZIP of the scales_h register with itself), sh: byte k of sc[1]
- * holds c_{2k + 1} = ls_{2k + 1} - 32 (-32..31), of sc[0] c_{2k} - c_{2k + 1} (-63..63, the
- * 32s cancel), as signed bytes; rkn1_xs_pair takes them so. Byte k of sh has the high bits of
- * 2k and 2k + 1 at bits 4(k % 2)..4(k % 2) + 3. */
+/* One half's IQ4_XS scales from its scales_l words sl and spread scales_h words sh
+ * (rkn_xs_ls): byte k of sc[1] holds c_{2k + 1} = ls_{2k + 1} - 32 (-32..31), of sc[0]
+ * c_{2k} - c_{2k + 1} (-63..63, the 32s cancel), as signed bytes; rkn1_xs_pair takes them so. */
 RN_INLINE void rkn1_xs_scales(uint8x16_t sl, uint8x16_t sh, int8x16_t sc[2]) {
-    /* bits 4..7 of the odd bytes down to 0..3: the high bits of 2k at bits 0..1, of 2k + 1 at
-     * 2..3 (the even bytes keep other bits above, which SLI shifts out) */
-    const uint8x16_t t = vshlq_u8(sh, vreinterpretq_s8_u32(vdupq_n_u32(0xfc00fc00)));
-    /* the odd sub-blocks' from the high nibbles first: SRI leaves sl intact, SLI does not */
-    const uint8x16_t o = vsriq_n_u8(vandq_u8(vshlq_n_u8(t, 2), vdupq_n_u8(0x30)), sl, 4);
-    const uint8x16_t e = vsliq_n_u8(sl, vandq_u8(t, vdupq_n_u8(0x03)), 4);
+    uint8x16_t e, o;
+    rkn_xs_ls(sl, sh, &e, &o);
     sc[0] = vreinterpretq_s8_u8(vsubq_u8(e, o));
     sc[1] = vreinterpretq_s8_u8(vsubq_u8(o, vdupq_n_u8(32)));
 }
@@ -220,6 +215,19 @@ RN_INLINE void rkn1_xs_block(float32x4_t acc[2], const uint8_t **xp, const uint8
     rkn1_fold(acc, isum, hd.val[0], rn_load_f32(yb));
 }
 
+/* A group of 8 IQ4_XS rows against one activation row, apart from the other types' kernels:
+ * in one function all would save the callee-saved registers that this one uses. Without the
+ * scheduling pass, as quant_rkn_decode_group. */
+static __attribute__((noinline, optimize("no-schedule-insns"))) void
+rkn1_xs_group(int64_t n, float *out, const uint8_t *x, const uint8_t *y) {
+    const int8x16_t levels = vld1q_s8(quant_iq4_levels);
+    float32x4_t acc[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};
+    for (int64_t b = 0; b < n / QK_K; b++)
+        rkn1_xs_block(acc, &x, y + b * RKN_ABLOCK, levels);
+    vst1q_f32(out, acc[0]);
+    vst1q_f32(out + 4, acc[1]);
+}
+
 /* One group of 8 rows against one activation row, without the scheduling pass before
  * register allocation: that pass hoists the loads and unpacking of later pieces
  * above the SDOTs that use earlier ones, and with accumulators, activations and scales holding
@@ -227,13 +235,13 @@ RN_INLINE void rkn1_xs_block(float32x4_t acc[2], const uint8_t **xp, const uint8
 __attribute__((optimize("no-schedule-insns"))) void
 quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, const uint8_t *y,
                        size_t xb) {
+    if (kind == RKN_IQ4_XS) {
+        rkn1_xs_group(n, out, x, y);
+        return;
+    }
     const uint8x16x4_t bidx = vld1q_u8_x4(RKN1_BYTES);
     float32x4_t acc[2] = {vdupq_n_f32(0), vdupq_n_f32(0)};
-    if (kind == RKN_IQ4_XS) {
-        const int8x16_t levels = vld1q_s8(quant_iq4_levels);
-        for (int64_t b = 0; b < n / QK_K; b++)
-            rkn1_xs_block(acc, &x, y + b * RKN_ABLOCK, levels);
-    } else if (kind == RKN_Q6_K)
+    if (kind == RKN_Q6_K)
         for (int64_t b = 0; b < n / QK_K; b++)
             rkn1_q6_block(acc, x + b * xb, y + b * RKN_ABLOCK);
     else if (kind == RKN_Q5_K)

@@ -1,9 +1,8 @@
 /*
  * Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with SDOT: the K-quant
  * counterpart of repack_neon.c (read repack_neon.h first), for decode and prefill. This file
- * holds the layouts' and the arithmetic's description, IQ4_XS's kernel and the dispatch; Q4_K,
- * Q5_K and Q6_K have kernels of their own for decode (repack_k_decode_neon.c) and prefill
- * (repack_k_prefill_neon.c).
+ * holds the layouts' and the arithmetic's description and the dispatch; the kernels are in
+ * repack_k_decode_neon.c (one activation row) and repack_k_prefill_neon.c (2..4 rows).
  *
  * Layouts: repack_layout.c's at 8 rows, as the AVX2 kernels take them (repack_k_avx2.c lists
  * the offsets): per super-block column the rows' f16 d (and dmin), their scales, then pieces of
@@ -26,87 +25,20 @@
  */
 #include "quant/repack_k_neon.h"
 
-/* ---- IQ4_XS ---- */
-
-#define RKN_XS_PIECE(g)                                                                            \
-    do {                                                                                           \
-        const int8x16_t w = rkn_xs_piece(xb, sb, (g), h, levels);                                  \
-        _Pragma("GCC unroll 4") for (int c = 0; c < RY; c++) s[c] =                                \
-            vdotq_laneq_s32(s[c], w, a[c][(g) / 4], (g) % 4);                                      \
-    } while (0)
-
-RN_INLINE void rkn_xs_block(int RY, float32x4_t acc[4][2], int h, const uint8_t *xb,
-                            const uint8_t *y, size_t ys, int8x16_t levels) {
-    int32x4_t isum[4];
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        isum[c] = vdupq_n_s32(0);
-    for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
-        int8x16_t a[4][2];
-        int32x4_t s[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            a[c][0] = vld1q_s8((const int8_t *)y + c * ys + 4 + 32 * sb);
-            a[c][1] = vld1q_s8((const int8_t *)y + c * ys + 4 + 32 * sb + 16);
-            s[c] = vdupq_n_s32(0);
-        }
-        RKN_XS_PIECE(0);
-        RKN_XS_PIECE(1);
-        RKN_XS_PIECE(2);
-        RKN_XS_PIECE(3);
-        RKN_XS_PIECE(4);
-        RKN_XS_PIECE(5);
-        RKN_XS_PIECE(6);
-        RKN_XS_PIECE(7);
-        const int32x4_t sc = rkn_xs_scale(xb, sb, h);
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++)
-            isum[c] = vmlaq_s32(isum[c], s[c], sc);
-    }
-    const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        acc[c][h] =
-            vfmaq_f32(acc[c][h], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, rn_load_f32(y + c * ys)));
-}
-
 /* ---- all four ---- */
 
-/* One group of 8 rows against RY (1..4, constant after inlining) activation rows: Q4_K, Q5_K
- * and Q6_K through their decode and prefill kernels; IQ4_XS one half of 4 rows at a time (a
- * whole group's accumulators and unpacked weights would not fit the 32 registers). */
+/* One group of 8 rows against RY (1..4, constant after inlining) activation rows, through the
+ * decode (one row) and prefill kernels. */
 RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
-    if (kind == RKN_IQ4_XS && RY == 1) {
-        quant_rkn_decode_group(kind, n, out, x, y, RN_ROWS * sizeof(block_iq4_xs));
-        return;
-    }
-    if (kind != RKN_IQ4_XS) {
-        const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
-                                     : kind == RKN_Q5_K ? sizeof(block_q5_k)
-                                                        : sizeof(block_q6_k));
-        if (RY == 1)
-            quant_rkn_decode_group(kind, n, out, x, y, xb);
-        else
-            quant_rkn_prefill_group(kind, RY, n, out, os, x, xb, y, ys);
-        return;
-    }
-    const size_t xb = RN_ROWS * sizeof(block_iq4_xs);
-    const int8x16_t levels = vld1q_s8(quant_iq4_levels);
-    float32x4_t acc[4][2];
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        acc[c][0] = acc[c][1] = vdupq_n_f32(0);
-    for (int64_t b = 0; b < n / QK_K; b++) {
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++)
-            rkn_xs_block(RY, acc, h, x + b * xb, y + b * RKN_ABLOCK, ys, levels);
-    }
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) {
-        vst1q_f32(out + c * os, acc[c][0]);
-        vst1q_f32(out + c * os + 4, acc[c][1]);
-    }
+    const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
+                                 : kind == RKN_Q5_K ? sizeof(block_q5_k)
+                                 : kind == RKN_Q6_K ? sizeof(block_q6_k)
+                                                    : sizeof(block_iq4_xs));
+    if (RY == 1)
+        quant_rkn_decode_group(kind, n, out, x, y, xb);
+    else
+        quant_rkn_prefill_group(kind, RY, n, out, os, x, xb, y, ys);
 }
 
 #define RKN_DEFINE_DOT(NAME, KIND) REPACK_DEFINE_DOT(NAME, rkn_group, KIND, RN_ROWS)

@@ -141,6 +141,20 @@ RN_INLINE int32x4_t rkn_xs_scale(const uint8_t *xb, int s, int h) {
     return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
 }
 
+/* The IQ4_XS 6-bit scales ls (0..63) of 4 rows, one row per lane, from their scales_l words sl
+ * and their scales_h words spread over the lanes as [b0, b0, b1, b1] (ZIP of the register of
+ * the 8 rows' scales_h with itself: ZIP1 rows 0-3, ZIP2 rows 4-7), sh: byte k of *e holds
+ * ls_{2k} (low nibble of scales_l byte k), of *o ls_{2k + 1} (high nibble). Byte k of sh has
+ * the high bits of 2k and 2k + 1 at bits 4(k % 2)..4(k % 2) + 3. */
+RN_INLINE void rkn_xs_ls(uint8x16_t sl, uint8x16_t sh, uint8x16_t *e, uint8x16_t *o) {
+    /* bits 4..7 of the odd bytes down to 0..3: the high bits of 2k at bits 0..1, of 2k + 1 at
+     * 2..3 (the even bytes keep other bits above, which SLI shifts out) */
+    const uint8x16_t t = vshlq_u8(sh, vreinterpretq_s8_u32(vdupq_n_u32(0xfc00fc00)));
+    /* the odd sub-blocks' from the high nibbles first: SRI leaves sl intact, SLI does not */
+    *o = vsriq_n_u8(vandq_u8(vshlq_n_u8(t, 2), vdupq_n_u8(0x30)), sl, 4);
+    *e = vsliq_n_u8(sl, vandq_u8(t, vdupq_n_u8(0x03)), 4);
+}
+
 /* Q2_K (layout of repack_q2_k_avx2.c at 8 rows: f16 d[8], dmin[8], four scale words at 32,
  * then 8 chunks of 32 elements from 160, each two pieces of 2-bit quants): elements 4g..4g+3
  * (g < 8) of the chunk at cb, half h, as 0..3. */
@@ -280,9 +294,9 @@ RN_INLINE int32x4_t rkn_msum_half(const uint8x16_t mn[2], int8x16_t hl) {
 }
 
 /* Q4_K, Q5_K, Q6_K and IQ4_XS (kind RKN_*) against one activation row
- * (repack_k_decode_neon.c), Q4_K, Q5_K and Q6_K against RY (2..4) rows
- * (repack_k_prefill_neon.c): one group of 8 rows at x, xb bytes per super-block column,
- * activation rows at y (ys apart), results at out (os apart). */
+ * (repack_k_decode_neon.c) and against RY (2..4) rows (repack_k_prefill_neon.c): one group of 8
+ * rows at x, xb bytes per super-block column, activation rows at y (ys apart), results at out (os
+ * apart). */
 void quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, const uint8_t *y,
                             size_t xb);
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,

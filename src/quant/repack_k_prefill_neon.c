@@ -1,11 +1,12 @@
 /*
- * Q4_K, Q5_K and Q6_K repacked 8 rows at a time (repack_k_neon.c: layouts and arithmetic),
- * NEON with SDOT: prefill, 2..4 activation rows (the SMMLA kernels of repack_k_i8mm_neon.c
- * take their place on CPUs with I8MM).
+ * Q4_K, Q5_K, Q6_K and IQ4_XS repacked 8 rows at a time (repack_k_neon.c: layouts and
+ * arithmetic), NEON with SDOT: prefill, 2..4 activation rows (the SMMLA kernels of
+ * repack_k_i8mm_neon.c take their place on CPUs with I8MM).
  *
  * A half (4 rows) is taken at a time and the halves are the outer loop, so only that half's
- * float accumulators are live. A chunk's 8 nibble registers are loaded once and feed both of
- * its sub-blocks. Integer sums use summation by parts: with S_j
+ * float accumulators are live. A chunk's 8 nibble registers (IQ4_XS: a sub-block's 4) are
+ * loaded once and feed both of its sub-blocks (halves of the sub-block). Q4_K, Q5_K and IQ4_XS
+ * sums use summation by parts: with S_j
  * the running sum of sub-blocks 0..j, sum_j sc_j s_j = sum_j S_j (sc_j - sc_{j+1}) (sc_8 = 0),
  * so no per-sub-block sum is reset and the rows' scale differences (-63..63, formed once per
  * half as bytes) serve all activation rows. The integers are the same, and so are the float
@@ -218,9 +219,103 @@ RKP_Q6_GROUP(3)
 RKP_Q6_GROUP(4)
 #undef RKP_Q6_GROUP
 
+/* ---- IQ4_XS ---- */
+
+/* Half h's IQ4_XS scale differences c_s - c_{s+1} (c_s = ls_s - 32, c_8 = 0: -63..63) as
+ * signed bytes, from the column at xb: byte k of dd[0] for s = 2k, of dd[1] for s = 2k + 1. */
+RN_INLINE void rkp_xs_scale_diffs(const uint8_t *xb, int h, int8x16_t dd[2]) {
+    const uint8x16_t sa = vld1q_u8(xb + 48); /* the 8 rows' scales_h */
+    uint8x16_t e, o;
+    rkn_xs_ls(vld1q_u8(xb + 16 + 16 * h), h ? vzip2q_u8(sa, sa) : vzip1q_u8(sa, sa), &e, &o);
+    /* ls_{2k + 2} at byte k, 32 at byte 3: the 32s of c cancel but for c_7 - c_8 */
+    const uint32x4_t en =
+        vorrq_u32(vshrq_n_u32(vreinterpretq_u32_u8(e), 8), vdupq_n_u32(32u << 24));
+    dd[0] = vreinterpretq_s8_u8(vsubq_u8(e, o));
+    dd[1] = vreinterpretq_s8_u8(vsubq_u8(o, vreinterpretq_u8_u32(en)));
+}
+
+/* Sub-block s of half h of the column at xb against RY activation rows' quants at ya[]
+ * (advanced past them): S[c] runs on, isum[c] += S[c] * (c_s - c_{s+1}). Each nibble register
+ * is loaded once and feeds both halves of the sub-block, its codes mapped to levels by TBL. */
+RN_INLINE void rkp_xs_sub(int RY, int s, int h, const uint8_t *xb, const uint8_t *ya[4],
+                          const int8x16_t dd[2], int8x16_t levels, int32x4_t S[4],
+                          int32x4_t isum[4]) {
+    int8x16_t a[4][2]; /* elements 0..15 (the low nibbles'), 16..31 (the high nibbles') */
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        const int8x16x2_t t = rn_ld1x2(&ya[c]);
+        a[c][0] = t.val[0];
+        a[c][1] = t.val[1];
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        const uint8x16_t v = vld1q_u8(xb + 64 + 32 * (4 * s + g) + 16 * h);
+        const int8x16_t lo = vqtbl1q_s8(levels, vandq_u8(v, vdupq_n_u8(0x0f)));
+        const int8x16_t hi = vqtbl1q_s8(levels, vshrq_n_u8(v, 4));
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++)
+            S[c] = rkn1_dot(rkn1_dot(S[c], lo, a[c][0], g), hi, a[c][1], g);
+    }
+    const int32x4_t d = rkn_sbyte(dd[s % 2], s / 2);
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        isum[c] = vmlaq_s32(isum[c], S[c], d);
+}
+
+/* Half h of a group of 8 IQ4_XS rows against RY activation rows, as rkp_k4_rows. */
+RN_INLINE void rkp_xs_rows(int RY, int h, int64_t n, float *out, size_t os, const uint8_t *x,
+                           size_t xs, const uint8_t *y, size_t ys) {
+    const int8x16_t levels = vld1q_s8(quant_iq4_levels);
+    float32x4_t acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        acc[c] = vdupq_n_f32(0);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const uint8_t *xb = x + b * xs, *yb[4], *ya[4];
+        int32x4_t S[4], isum[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++) {
+            yb[c] = y + c * ys + b * RKN_ABLOCK;
+            ya[c] = yb[c] + 4;
+            S[c] = isum[c] = vdupq_n_s32(0);
+        }
+        int8x16_t dd[2];
+        rkp_xs_scale_diffs(xb, h, dd);
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; s++)
+            rkp_xs_sub(RY, s, h, xb, ya, dd, levels, S, isum);
+        const float32x4_t dx = rkn_half_scales(xb, h);
+#pragma GCC unroll 4
+        for (int c = 0; c < RY; c++)
+            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, rn_load_f32(yb[c])));
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        vst1q_f32(out + c * os + 4 * h, acc[c]);
+}
+
+#define RKP_XS_GROUP(RY)                                                                           \
+    static __attribute__((noinline, optimize("no-schedule-insns"))) void rkp_xs_group_##RY(        \
+        int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y,           \
+        size_t ys) {                                                                               \
+        for (int h = 0; h < 2; h++)                                                                \
+            rkp_xs_rows(RY, h, n, out, os, x, xs, y, ys);                                          \
+    }
+RKP_XS_GROUP(2)
+RKP_XS_GROUP(3)
+RKP_XS_GROUP(4)
+#undef RKP_XS_GROUP
+
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                              size_t xb, const uint8_t *y, size_t ys) {
-    if (kind == RKN_Q6_K) {
+    if (kind == RKN_IQ4_XS) {
+        if (RY == 2)
+            rkp_xs_group_2(n, out, os, x, xb, y, ys);
+        else if (RY == 3)
+            rkp_xs_group_3(n, out, os, x, xb, y, ys);
+        else
+            rkp_xs_group_4(n, out, os, x, xb, y, ys);
+    } else if (kind == RKN_Q6_K) {
         if (RY == 2)
             rkp_q6_group_2(n, out, os, x, xb, y, ys);
         else if (RY == 3)
