@@ -1,14 +1,15 @@
 /*
- * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM:
- * the K-quant counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation
- * rows of repack_k_neon.c and repack_q23_k_neon.c, whose SDOT kernels take a single activation
- * row.
+ * Q2_K, Q3_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM: the K-quant
+ * counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation rows of
+ * repack_k_neon.c and repack_q23_k_neon.c, whose SDOT kernels take a single activation row.
+ * Q4_K, Q5_K and Q6_K have kernels of their own (repack_k_prefill_i8mm_neon.c), entered from
+ * this file's dispatch.
  *
  * Per sub-block, 2 x 2 SMMLA tiles (rows 2i, 2i + 1 x activation rows 2p, 2p + 1) sum its
  * quant products; the tile meets the rows' scales as [s0, s0, s1, s1] in one multiply-add. The
- * Q4_K / Q5_K min term is formed per activation row as in the SDOT kernel and zipped into tile
- * order; Q6_K's -32 * bsum starts each sub-block's tile. The float folding is the SDOT
- * kernel's, element for element, so a row's result does not depend on the kernel.
+ * Q2_K min term is formed per activation row as in the SDOT kernel and zipped into tile order;
+ * Q3_K's -4 * bsum starts each sub-block's tile. The float folding is the SDOT kernel's,
+ * element for element, so a row's result does not depend on the kernel.
  *
  * One pass over a group's weights serves up to 8 activation rows (4 pairs), one half of the
  * group (4 rows) at a time: a half's accumulators, super-block sums and tiles for 4 pairs take
@@ -17,8 +18,7 @@
  *
  * That fits only without gcc's scheduling before register allocation, which hoists the loads
  * and unpacking of later pieces and spills the tiles: without it these kernels retire 3-17%
- * fewer instructions under qemu, and Q4_K's 8-row passes (which spilled before) 14% fewer than
- * its 4-row ones.
+ * fewer instructions under qemu.
  */
 #pragma GCC optimize("no-schedule-insns")
 #include "quant/repack_k_neon.h"
@@ -71,138 +71,6 @@ RN_INLINE void rkm_ops16(int RY, const uint8_t *y, size_t ys, int at, int8x16_t 
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         rkm_b16(t0, t1, at, b[p]);
-    }
-}
-
-/* The products of Q4_K / Q5_K pieces 2kc, 2kc + 1 (kc = k0, k0 + 1) of sub-block hi of the
- * chunk at qc with operands b, added to the tiles s. */
-RN_INLINE void rkm_k4_mm(int five, int np, const uint8_t *qc, int k0, int h, int hi, uint8x16_t fh,
-                         int8x16_t b[RKM_PAIRS][2], int32x4_t s[2][RKM_PAIRS]) {
-#pragma GCC unroll 2
-    for (int kc = k0; kc < k0 + 2; kc++) {
-        int8x16_t m[2];
-        rkm_rows(rkn_k4_piece(five, qc, 2 * kc, h, hi, fh),
-                 rkn_k4_piece(five, qc, 2 * kc + 1, h, hi, fh), m);
-#pragma GCC unroll 2
-        for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-            for (int p = 0; p < np; p++)
-                s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc - k0]);
-    }
-}
-
-/* One Q4_K / Q5_K super-block column of half h against RY (2..RKM_COLS) activation rows. */
-RN_INLINE void rkm_k4_block(int five, int RY, float32x4_t acc[2][RKM_PAIRS], int h,
-                            const uint8_t *xb, const uint8_t *y, size_t ys) {
-    const int np = (RY + 1) / 2;
-    uint8x16_t sc[2], mn[2];
-    rkn_scales(xb + 32 + 16 * h, sc, mn);
-    int32x4_t isum[2][RKM_PAIRS];
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-        for (int p = 0; p < np; p++)
-            isum[i][p] = vdupq_n_s32(0);
-    for (int cc = 0; cc < 4; cc++) {
-        const uint8_t *qc = xb + (five ? 192 + 320 * cc : 128 + 256 * cc);
-#pragma GCC unroll 2
-        for (int hi = 0; hi < 2; hi++) { /* sub-block 2cc + hi */
-            const int j = 2 * cc + hi, at = 4 + 32 * j;
-            const uint8x16_t fh = five ? vld1q_u8(qc - 64 + 32 * hi + 16 * h) : vdupq_n_u8(0);
-            int32x4_t s[2][RKM_PAIRS];
-#pragma GCC unroll 4
-            for (int p = 0; p < np; p++)
-                s[0][p] = s[1][p] = vdupq_n_s32(0);
-            int8x16_t b0[RKM_PAIRS][2], b1[RKM_PAIRS][2];
-            rkm_ops16(RY, y, ys, at, b0);
-            if (!five) rkm_ops16(RY, y, ys, at + 16, b1); /* all before the products */
-            rkm_k4_mm(five, np, qc, 0, h, hi, fh, b0, s);
-            if (five) rkm_ops16(RY, y, ys, at + 16, b1); /* after: fewer live registers */
-            rkm_k4_mm(five, np, qc, 2, h, hi, fh, b1, s);
-            const int32x4_t scj = rkn_byte(sc[j / 4], j % 4);
-#pragma GCC unroll 2
-            for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-                for (int p = 0; p < np; p++)
-                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
-        }
-    }
-    const float32x4_t dx = rkn_half_scales(xb, h), mx = rkn_half_scales(xb + 16, h);
-#pragma GCC unroll 4
-    for (int p = 0; p < np; p++) {
-        const uint8_t *t0, *t1;
-        rkm_pair(y, ys, RY, p, &t0, &t1);
-        const int32x4_t m0 = rkn_k4_msum(mn, t0), m1 = rkn_k4_msum(mn, t1); /* per row */
-        const float32x4_t dyy = rkm_dyy(t0, t1);
-#pragma GCC unroll 2
-        for (int i = 0; i < 2; i++) {
-            const int32x4_t mt = i ? vzip2q_s32(m0, m1) : vzip1q_s32(m0, m1);
-            float32x4_t *a = &acc[i][p];
-            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
-            *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkm_rows_f32(mx, i), dyy));
-        }
-    }
-}
-
-/* One Q6_K super-block column of half h against RY (2..RKM_COLS) activation rows. */
-RN_INLINE void rkm_q6_block(int RY, float32x4_t acc[2][RKM_PAIRS], int h, const uint8_t *xb,
-                            const uint8_t *y, size_t ys) {
-    const int np = (RY + 1) / 2;
-    int32x4_t isum[2][RKM_PAIRS];
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-        for (int p = 0; p < np; p++)
-            isum[i][p] = vdupq_n_s32(0);
-    for (int k = 0; k < 8; k++) { /* 32 elements: sub-blocks 2k (hi 0) and 2k + 1 (hi 1) */
-        const uint8_t *ch = xb + 144 + 192 * k;
-        int32x4_t sca, scb;
-        rkn_q6_scales(xb, k, h, &sca, &scb);
-#pragma GCC unroll 2
-        for (int hi = 0; hi < 2; hi++) {
-            const int j = 2 * k + hi;
-            const uint8x16_t hb = vld1q_u8(ch + 32 * hi + 16 * h);
-            int8x16_t b[RKM_PAIRS][2];
-            int32x4_t s[2][RKM_PAIRS];
-#pragma GCC unroll 4
-            for (int p = 0; p < np; p++) {
-                const uint8_t *t0, *t1;
-                rkm_pair(y, ys, RY, p, &t0, &t1);
-                rkm_b16(t0, t1, 4 + 16 * j, b[p]);
-                const int32_t b0 = -32 * rkn_ysum16(t0, j), b1 = -32 * rkn_ysum16(t1, j);
-                const int32_t st[4] = {b0, b1, b0, b1};
-                s[0][p] = s[1][p] = vld1q_s32(st);
-            }
-#pragma GCC unroll 2
-            for (int kc = 0; kc < 2; kc++) {
-                int8x16_t m[2];
-                rkm_rows(rkn_q6_piece(ch, 2 * kc, h, hi, hb),
-                         rkn_q6_piece(ch, 2 * kc + 1, h, hi, hb), m);
-#pragma GCC unroll 2
-                for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-                    for (int p = 0; p < np; p++)
-                        s[i][p] = vmmlaq_s32(s[i][p], m[i], b[p][kc]);
-            }
-            const int32x4_t scj = hi ? scb : sca;
-#pragma GCC unroll 2
-            for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-                for (int p = 0; p < np; p++)
-                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(scj, i));
-        }
-    }
-    const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 4
-    for (int p = 0; p < np; p++) {
-        const uint8_t *t0, *t1;
-        rkm_pair(y, ys, RY, p, &t0, &t1);
-        const float32x4_t dyy = rkm_dyy(t0, t1);
-#pragma GCC unroll 2
-        for (int i = 0; i < 2; i++) {
-            float32x4_t *a = &acc[i][p];
-            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
-        }
     }
 }
 
@@ -376,14 +244,10 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
                 acc[i][p] = vdupq_n_f32(0);
         for (int64_t b = 0; b < n / QK_K; b++) {
             const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
-            if (kind == RKN_Q6_K)
-                rkm_q6_block(RY, acc, h, xr, yr, ys);
-            else if (kind == RKN_IQ4_XS)
+            if (kind == RKN_IQ4_XS)
                 rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
-            else if (kind == RKN_Q2_K || kind == RKN_Q3_K)
-                rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
             else
-                rkm_k4_block(kind == RKN_Q5_K, RY, acc, h, xr, yr, ys);
+                rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
         }
 #pragma GCC unroll 4
         for (int p = 0; p < np; p++) {
@@ -404,9 +268,16 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
         else NAME##_runs(n, nx, ny, out, os, xv, xstride, yv, ystride);                        \
     }
 
-RKM_DEFINE_DOT(rkm_dot_q4_k, RKN_Q4_K)
-RKM_DEFINE_DOT(rkm_dot_q5_k, RKN_Q5_K)
-RKM_DEFINE_DOT(rkm_dot_q6_k, RKN_Q6_K)
+/* Q4_K, Q5_K and Q6_K: repack_k_prefill_i8mm_neon.c. */
+#define RKM_DEFINE_DOT_K(NAME, KIND)                                                               \
+    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,     \
+                     size_t xstride, const void *yv, size_t ystride) {                             \
+        quant_rkq_dot(KIND, n, nx, ny, out, os, xv, xstride, yv, ystride);                         \
+    }
+
+RKM_DEFINE_DOT_K(rkm_dot_q4_k, RKN_Q4_K)
+RKM_DEFINE_DOT_K(rkm_dot_q5_k, RKN_Q5_K)
+RKM_DEFINE_DOT_K(rkm_dot_q6_k, RKN_Q6_K)
 RKM_DEFINE_DOT(rkm_dot_iq4_xs, RKN_IQ4_XS)
 RKM_DEFINE_DOT(rkm_dot_q2_k, RKN_Q2_K)
 RKM_DEFINE_DOT(rkm_dot_q3_k, RKN_Q3_K)

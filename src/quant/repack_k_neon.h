@@ -1,7 +1,7 @@
 /*
- * What the repacked NEON K-quant kernels (repack_k_neon.c with SDOT, repack_k_i8mm_neon.c with
- * SMMLA) share: the layouts' offsets, the unpacking of scales and of one piece of quants into
- * signed bytes. Layouts and arithmetic: repack_k_neon.c's opening comment.
+ * What the repacked NEON K-quant kernels (repack_k_neon.c with SDOT, repack_k_i8mm_neon.c and
+ * repack_k_prefill_i8mm_neon.c with SMMLA) share: the layouts' offsets, the unpacking of scales
+ * and of one piece of quants into signed bytes. Layouts and arithmetic: repack_k_neon.c's opening comment.
  */
 #ifndef OB_QUANT_REPACK_K_NEON_H
 #define OB_QUANT_REPACK_K_NEON_H
@@ -67,58 +67,24 @@ RN_INLINE void rkn_scales(const uint8_t *p, uint8x16_t sc[2], uint8x16_t mn[2]) 
     rkn_scales_of(vld1q_u8(p), vld1q_u8(p + 32), vld1q_u8(p + 64), sc, mn);
 }
 
-/* Half h's Q4_K / Q5_K min term for the activation row at yb: per row (lane), the sum over the
- * 8 sub-blocks of min * (the activation's sum of that sub-block's 32 quants, |.| <= 4064, so
- * an int16), from the mins of rkn_scales widened to int16: eight widening multiply-adds and a
- * pairwise reduction instead of one multiply-add per sub-block. */
-RN_INLINE int32x4_t rkn_k4_msum(const uint8x16_t mn[2], const uint8_t *yb) {
-    const int16x8_t ys = vpaddq_s16(vld1q_s16((const int16_t *)(yb + 260)),
-                                    vld1q_s16((const int16_t *)(yb + 276))); /* ys0..ys7 */
-    const int16x4_t y03 = vget_low_s16(ys), y47 = vget_high_s16(ys);
-    const int16x8_t y0303 = vcombine_s16(y03, y03), y4747 = vcombine_s16(y47, y47);
-    /* rows (0, 1) and (2, 3): mins 0-3 from mn[0], 4-7 from mn[1] */
-    const int16x8_t a01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn[0]))),
-                    a23 = vreinterpretq_s16_u16(vmovl_high_u8(mn[0])),
-                    b01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(mn[1]))),
-                    b23 = vreinterpretq_s16_u16(vmovl_high_u8(mn[1]));
-    const int32x4_t r0 = vmlal_s16(vmull_s16(vget_low_s16(a01), y03), vget_low_s16(b01), y47);
-    const int32x4_t r1 = vmlal_high_s16(vmull_high_s16(a01, y0303), b01, y4747);
-    const int32x4_t r2 = vmlal_s16(vmull_s16(vget_low_s16(a23), y03), vget_low_s16(b23), y47);
-    const int32x4_t r3 = vmlal_high_s16(vmull_high_s16(a23, y0303), b23, y4747);
-    return vpaddq_s32(vpaddq_s32(r0, r1), vpaddq_s32(r2, r3));
-}
-
-/* Piece g (elements 4g..4g+3 of a 32-element sub-block) of half h (rows 4h..4h+3) of the
- * Q4_K / Q5_K chunk at qc: low nibbles (hi 0, sub-block 2c) or high (hi 1, sub-block 2c + 1),
- * with the fifth bits of plane fh (bit g) at bit 4 when five. */
-RN_INLINE int8x16_t rkn_k4_piece(int five, const uint8_t *qc, int g, int h, int hi, uint8x16_t fh) {
-    const uint8x16_t v = vld1q_u8(qc + 32 * g + 16 * h);
-    uint8x16_t u = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
-    if (five) {
-        const uint8x16_t f = vshlq_u8(fh, vdupq_n_s8((int8_t)(4 - g)));
-        u = vorrq_u8(u, vandq_u8(f, vdupq_n_u8(0x10)));
+/* Byte j of each int32 lane of d, sign-extended; j a constant after inlining. */
+RN_INLINE int32x4_t rkn_sbyte(int8x16_t d, int j) {
+    const int32x4_t w = vreinterpretq_s32_s8(d);
+    switch (j) {
+    case 0: return vshrq_n_s32(vshlq_n_s32(w, 24), 24);
+    case 1: return vshrq_n_s32(vshlq_n_s32(w, 16), 24);
+    case 2: return vshrq_n_s32(vshlq_n_s32(w, 8), 24);
+    default: return vshrq_n_s32(w, 24);
     }
-    return vreinterpretq_s8_u8(u);
 }
 
-/* Piece g (elements 4g.. of a 16-element sub-block) of half h of the Q6_K chunk at ch: low
- * nibbles (hi 0) or high (hi 1) of the nibble piece with their two high bits from plane hb
- * (bits 2g..2g+1) at bits 4..5, as u = q + 32. */
-RN_INLINE int8x16_t rkn_q6_piece(const uint8_t *ch, int g, int h, int hi, uint8x16_t hb) {
-    const uint8x16_t v = vld1q_u8(ch + 64 + 32 * g + 16 * h);
-    const uint8x16_t lo = hi ? vshrq_n_u8(v, 4) : vandq_u8(v, vdupq_n_u8(0x0f));
-    const uint8x16_t top =
-        vandq_u8(vshlq_u8(hb, vdupq_n_s8((int8_t)(4 - 2 * g))), vdupq_n_u8(0x30));
-    return vreinterpretq_s8_u8(vorrq_u8(lo, top));
-}
-
-/* Half h's int8 Q6_K scales of sub-blocks 2k (sa) and 2k + 1 (sb), one row per lane. */
-RN_INLINE void rkn_q6_scales(const uint8_t *xb, int k, int h, int32x4_t *sa, int32x4_t *sb) {
-    /* the rows' int8 scale pairs (2k, 2k + 1), row r at int16 lane r */
-    const int16x8_t pr = vld1q_s16((const int16_t *)(xb + 16 + 16 * k));
-    const int16x4_t ph = h ? vget_high_s16(pr) : vget_low_s16(pr);
-    *sa = vmovl_s16(vshr_n_s16(vshl_n_s16(ph, 8), 8));
-    *sb = vmovl_s16(vshr_n_s16(ph, 8));
+/* Scale differences sc_j - sc_{j+1} (sc_8 = 0) of rkn_scales_of's sc, as signed bytes laid
+ * out alike: dd[0] sub-blocks 0-3, dd[1] 4-7. */
+RN_INLINE void rkn_scale_diffs(const uint8x16_t sc[2], int8x16_t dd[2]) {
+    const uint32x4_t s0 = vreinterpretq_u32_u8(sc[0]), s1 = vreinterpretq_u32_u8(sc[1]);
+    const uint32x4_t n0 = vsliq_n_u32(vshrq_n_u32(s0, 8), s1, 24), n1 = vshrq_n_u32(s1, 8);
+    dd[0] = vreinterpretq_s8_u8(vsubq_u8(sc[0], vreinterpretq_u8_u32(n0)));
+    dd[1] = vreinterpretq_s8_u8(vsubq_u8(sc[1], vreinterpretq_u8_u32(n1)));
 }
 
 /* IQ4_XS (layout of repack_iq4_avx2.c at 8 rows: f16 d[8], the rows' scales_l words at 16,
@@ -301,5 +267,11 @@ void quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, c
                             size_t xb);
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                              size_t xb, const uint8_t *y, size_t ys);
+
+/* Q4_K, Q5_K and Q6_K with I8MM (repack_k_prefill_i8mm_neon.c): rp_dot's product of nx rows
+ * (groups of 8 at x, xs apart) and ny activation rows (at y, ys apart) into out (os apart),
+ * a single activation row through the SDOT kernels. */
+void quant_rkq_dot(int kind, int64_t n, int64_t nx, int64_t ny, float *out, size_t os,
+                   const uint8_t *x, size_t xs, const uint8_t *y, size_t ys);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * Q4_K, Q5_K, Q6_K and IQ4_XS repacked 8 rows at a time (repack_k_neon.c: layouts and
- * arithmetic), NEON with SDOT: prefill, 2..4 activation rows (the SMMLA kernels of
- * repack_k_i8mm_neon.c take their place on CPUs with I8MM).
+ * arithmetic), NEON with SDOT: prefill, 2..4 activation rows (on CPUs with I8MM the SMMLA
+ * kernels of repack_k_prefill_i8mm_neon.c take the place of Q4_K's, Q5_K's and Q6_K's;
+ * IQ4_XS keeps these).
  *
  * A half (4 rows) is taken at a time and the halves are the outer loop, so only that half's
  * float accumulators are live. A chunk's 8 nibble registers (IQ4_XS: a sub-block's 4) are
@@ -13,15 +14,6 @@
  * steps, as repack_k_neon.c's opening comment gives them.
  */
 #include "quant/repack_k_neon.h"
-
-/* Scale differences sc_j - sc_{j+1} (sc_8 = 0) of rkn_scales_of's sc, as signed bytes laid
- * out alike: dd[0] sub-blocks 0-3, dd[1] 4-7. */
-RN_INLINE void rkp_scale_diffs(const uint8x16_t sc[2], int8x16_t dd[2]) {
-    const uint32x4_t s0 = vreinterpretq_u32_u8(sc[0]), s1 = vreinterpretq_u32_u8(sc[1]);
-    const uint32x4_t n0 = vsliq_n_u32(vshrq_n_u32(s0, 8), s1, 24), n1 = vshrq_n_u32(s1, 8);
-    dd[0] = vreinterpretq_s8_u8(vsubq_u8(sc[0], vreinterpretq_u8_u32(n0)));
-    dd[1] = vreinterpretq_s8_u8(vsubq_u8(sc[1], vreinterpretq_u8_u32(n1)));
-}
 
 /* Chunk k (sub-blocks 2k, 2k + 1) of half h of the Q4_K / Q5_K column at xb against RY
  * activation rows' quants at ya[] (advanced past them): S[c] runs on, isum[c] += S[c] *
@@ -64,7 +56,7 @@ RN_INLINE void rkp_k4_half(int five, int RY, float32x4_t acc[4], int h, const ui
     uint8x16_t sc[2], mn[2];
     int8x16_t dd[2];
     rkn_scales(xb + 32 + 16 * h, sc, mn);
-    rkp_scale_diffs(sc, dd);
+    rkn_scale_diffs(sc, dd);
     int32x4_t S[4], isum[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++)

@@ -475,7 +475,7 @@ TEST(simd_variants_match_reference) {
 }
 
 /* The K-quant and IQ4 variants with repacked rows, on 1..11 super-blocks (past the 8 that
- * some kernels unpack at a time). */
+ * some kernels unpack or arrange at a time). */
 TEST(repacked_kquants_match_reference) {
     const uint32_t types[] = {OB_QTYPE_Q2_K, OB_QTYPE_Q3_K, OB_QTYPE_Q4_K,  OB_QTYPE_Q5_K,
                               OB_QTYPE_Q6_K, OB_QTYPE_IQ4_XS, OB_QTYPE_IQ4_NL};
@@ -493,6 +493,10 @@ TEST(repacked_kquants_match_reference) {
             for (int64_t nb = 1; nb <= 11; nb = nb < 7 ? nb * 2 + 1 : nb + 4)
                 CHECK_MSG(check_repacked(t, r, nb * 256, &s) == 0, "%s on %s, %lld elements",
                           t->name, t->isa, (long long)(nb * 256));
+            /* 9 groups of 8 rows: more groups than share one arrangement of the activation
+             * rows in the NEON I8MM Q4_K / Q5_K / Q6_K kernels (8), so it is made again */
+            CHECK_MSG(check_repacked_data(t, r, 11 * 256, 9, &s, false) == 0,
+                      "%s on %s, 9 groups", t->name, t->isa);
             tested++;
         }
     }
