@@ -102,15 +102,22 @@ RN_INLINE float32x4_t rkq_tile_f32(float32x4_t v, int i) {
     return i ? vzip2q_f32(v, v) : vzip1q_f32(v, v);
 }
 
-/* The tiles s of one sub-block's SMMLA step: row pairs' operands m against the pairs' operand
- * k of the arranged blocks at pr (pair p at pr[p * RKQ_CHUNK]). */
-RN_INLINE void rkq_mm(int np, const int8x16_t m[2], const rkq_pair *pr, int k,
-                      int32x4_t s[2][RKQ_PAIRS]) {
+/* The tiles s of two SMMLA steps of a sub-block: row pairs' operands m0, m1 against the pairs'
+ * operands k, k + 1 of the arranged blocks at pr (pair p at pr[p * RKQ_CHUNK]), which one LDP
+ * loads. */
+RN_INLINE void rkq_mm2(int np, const int8x16_t m0[2], const int8x16_t m1[2], const rkq_pair *pr,
+                       int k, int32x4_t s[2][RKQ_PAIRS]) {
 #pragma GCC unroll 4
     for (int p = 0; p < np; p++) {
-        const int8x16_t b = pr[p * RKQ_CHUNK].q[k];
-        s[0][p] = vmmlaq_s32(s[0][p], m[0], b);
-        s[1][p] = vmmlaq_s32(s[1][p], m[1], b);
+        int8x16_t b0, b1;
+        /* gcc forms no LDP here: the pairs lie 6 KiB apart, past its offset range, so it
+         * addresses all from one base by single loads */
+        __asm__("ldp %q0, %q1, [%2, %3]"
+                : "=w"(b0), "=w"(b1)
+                : "r"(&pr[p * RKQ_CHUNK]), "i"(16 * k), "m"(pr[p * RKQ_CHUNK].q[k]),
+                  "m"(pr[p * RKQ_CHUNK].q[k + 1]));
+        s[0][p] = vmmlaq_s32(vmmlaq_s32(s[0][p], m0[0], b0), m1[0], b1);
+        s[1][p] = vmmlaq_s32(vmmlaq_s32(s[1][p], m0[1], b0), m1[1], b1);
     }
 }
 
@@ -162,18 +169,16 @@ RN_INLINE void rkq_q6_block(int np, float32x4_t *acc, int h, const uint8_t *xb,
 #pragma GCC unroll 4
             for (int p = 0; p < np; p++)
                 s[0][p] = s[1][p] = pr[p * RKQ_CHUNK].aux[j];
+            uint8x16_t u[4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++)
+                u[g] = hi ? rkn1_q6_hi(v[g], t, g) : rkn1_q6_lo(v[g], t, g);
+            int8x16_t m[2][2]; /* elements 8kc..8kc+7: pieces 2kc, 2kc + 1 */
 #pragma GCC unroll 2
-            for (int kc = 0; kc < 2; kc++) { /* elements 8kc..8kc+7: pieces 2kc, 2kc + 1 */
-                uint8x16_t u[2];
-#pragma GCC unroll 2
-                for (int d = 0; d < 2; d++) {
-                    const int g = 2 * kc + d;
-                    u[d] = hi ? rkn1_q6_hi(v[g], t, g) : rkn1_q6_lo(v[g], t, g);
-                }
-                int8x16_t m[2];
-                rkq_rows(vreinterpretq_s8_u8(u[0]), vreinterpretq_s8_u8(u[1]), m);
-                rkq_mm(np, m, pr, 2 * j + kc, s);
-            }
+            for (int kc = 0; kc < 2; kc++)
+                rkq_rows(vreinterpretq_s8_u8(u[2 * kc]), vreinterpretq_s8_u8(u[2 * kc + 1]),
+                         m[kc]);
+            rkq_mm2(np, m[0], m[1], pr, 2 * j, s);
             rkq_scale(np, isum, s, sc[hi]);
         }
     }
@@ -209,12 +214,17 @@ RN_INLINE void rkq_k4_block(int five, int np, float32x4_t *acc, int h, const uin
         for (int hi = 0; hi < 2; hi++) { /* sub-block 2k + hi */
             const int j = 2 * k + hi;
             const uint8x16_t f = five ? vld1q_u8(qc - 64 + 32 * hi) : vdupq_n_u8(0);
-#pragma GCC unroll 4
-            for (int kc = 0; kc < 4; kc++) { /* elements 8kc..8kc+7: pieces 2kc, 2kc + 1 */
-                int8x16_t m[2];
-                rkq_rows(rkn1_k4_w(five, vld1q_u8(qc + 64 * kc), hi, 2 * kc, f),
-                         rkn1_k4_w(five, vld1q_u8(qc + 64 * kc + 32), hi, 2 * kc + 1, f), m);
-                rkq_mm(np, m, pr, 4 * j + kc, S);
+#pragma GCC unroll 2
+            for (int kk = 0; kk < 4; kk += 2) {
+                int8x16_t m[2][2]; /* elements 8kc..8kc+7 (kc = kk, kk + 1): pieces 2kc, 2kc + 1 */
+#pragma GCC unroll 2
+                for (int e = 0; e < 2; e++) {
+                    const int kc = kk + e;
+                    rkq_rows(rkn1_k4_w(five, vld1q_u8(qc + 64 * kc), hi, 2 * kc, f),
+                             rkn1_k4_w(five, vld1q_u8(qc + 64 * kc + 32), hi, 2 * kc + 1, f),
+                             m[e]);
+                }
+                rkq_mm2(np, m[0], m[1], pr, 4 * j + kk, S);
             }
             const int32x4_t dj = rkn_sbyte(dd[j / 4], j % 4);
             const int32x4_t d2[2] = {rkq_tile_s32(dj, 0), rkq_tile_s32(dj, 1)};
