@@ -66,8 +66,10 @@ RN_INLINE void rkq_arrange(int kind, int RY, int64_t nb, const uint8_t *y, size_
             if (kind == RKN_Q6_K) {
 #pragma GCC unroll 4
                 for (int e = 0; e < 4; e++) { /* sub-blocks 4e..4e+3 */
-                    const int32x4_t s0 = vmull_n_s16(vld1_s16((const int16_t *)(t0 + 260) + 4 * e), -32),
-                                    s1 = vmull_n_s16(vld1_s16((const int16_t *)(t1 + 260) + 4 * e), -32);
+                    const int32x4_t s0 = vmull_n_s16(vld1_s16((const int16_t *)(t0 + 260) + 4 * e),
+                                                     -32),
+                                    s1 = vmull_n_s16(vld1_s16((const int16_t *)(t1 + 260) + 4 * e),
+                                                     -32);
                     const int64x2_t z0 = vreinterpretq_s64_s32(vzip1q_s32(s0, s1)),
                                     z1 = vreinterpretq_s64_s32(vzip2q_s32(s0, s1));
                     o->aux[4 * e] = vreinterpretq_s32_s64(vdupq_laneq_s64(z0, 0));
@@ -176,8 +178,7 @@ RN_INLINE void rkq_q6_block(int np, float32x4_t *acc, int h, const uint8_t *xb,
             int8x16_t m[2][2]; /* elements 8kc..8kc+7: pieces 2kc, 2kc + 1 */
 #pragma GCC unroll 2
             for (int kc = 0; kc < 2; kc++)
-                rkq_rows(vreinterpretq_s8_u8(u[2 * kc]), vreinterpretq_s8_u8(u[2 * kc + 1]),
-                         m[kc]);
+                rkq_rows(vreinterpretq_s8_u8(u[2 * kc]), vreinterpretq_s8_u8(u[2 * kc + 1]), m[kc]);
             rkq_mm2(np, m[0], m[1], pr, 2 * j, s);
             rkq_scale(np, isum, s, sc[hi]);
         }
@@ -221,8 +222,7 @@ RN_INLINE void rkq_k4_block(int five, int np, float32x4_t *acc, int h, const uin
                 for (int e = 0; e < 2; e++) {
                     const int kc = kk + e;
                     rkq_rows(rkn1_k4_w(five, vld1q_u8(qc + 64 * kc), hi, 2 * kc, f),
-                             rkn1_k4_w(five, vld1q_u8(qc + 64 * kc + 32), hi, 2 * kc + 1, f),
-                             m[e]);
+                             rkn1_k4_w(five, vld1q_u8(qc + 64 * kc + 32), hi, 2 * kc + 1, f), m[e]);
                 }
                 rkq_mm2(np, m[0], m[1], pr, 4 * j + kk, S);
             }
@@ -297,7 +297,7 @@ RN_INLINE void rkq_run(int kind, int RY, int64_t n, int64_t nx, float *out, size
 
 /* One kernel per type and pair count; RY's parity only decides which results are stored. */
 #define RKQ_RUN(NAME, KIND, NP)                                                                    \
-    static __attribute__((noinline)) void NAME(int RY, int64_t n, int64_t nx, float *out,         \
+    static __attribute__((noinline)) void NAME(int RY, int64_t n, int64_t nx, float *out,          \
                                                size_t os, const uint8_t *x, size_t xs,             \
                                                const uint8_t *y, size_t ys) {                      \
         if (RY == 2 * (NP))                                                                        \
