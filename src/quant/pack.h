@@ -92,8 +92,8 @@ extern const quant_repack_impl quant_q4_0_repack_neon, quant_q5_0_repack_neon,
     quant_q2_k_repack_neon, quant_q3_k_repack_neon;
 extern const quant_repack_impl quant_q4_0_repack_i8mm, quant_q5_0_repack_i8mm,
     quant_q8_0_repack_i8mm, quant_iq4_nl_repack_i8mm, quant_q4_k_repack_i8mm,
-    quant_q5_k_repack_i8mm, quant_q6_k_repack_i8mm, quant_iq4_xs_repack_i8mm,
-    quant_q2_k_repack_i8mm, quant_q3_k_repack_i8mm;
+    quant_q5_k_repack_i8mm, quant_q6_k_repack_i8mm, quant_q2_k_repack_i8mm,
+    quant_q3_k_repack_i8mm;
 #endif
 
 #endif

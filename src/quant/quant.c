@@ -189,7 +189,8 @@ static const quant_repack_impl *const REPACKED_NEON_I8MM[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q4_K] = ARM(&quant_q4_k_repack_i8mm),
     [OB_QTYPE_Q5_K] = ARM(&quant_q5_k_repack_i8mm),
     [OB_QTYPE_Q6_K] = ARM(&quant_q6_k_repack_i8mm),
-    [OB_QTYPE_IQ4_XS] = ARM(&quant_iq4_xs_repack_i8mm),
+    /* no SMMLA kernel: its SDOT one retires fewer instructions (repack_k_i8mm_neon.c) */
+    [OB_QTYPE_IQ4_XS] = ARM(&quant_iq4_xs_repack_neon),
     [OB_QTYPE_Q2_K] = ARM(&quant_q2_k_repack_i8mm),
     [OB_QTYPE_Q3_K] = ARM(&quant_q3_k_repack_i8mm),
 };

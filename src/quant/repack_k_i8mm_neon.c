@@ -1,9 +1,11 @@
 /*
- * Q2_K, Q3_K and IQ4_XS weights repacked 8 rows at a time, NEON with I8MM: the K-quant
+ * Q2_K and Q3_K weights repacked 8 rows at a time, NEON with I8MM: the K-quant
  * counterpart of repack_i8mm_neon.c (read that first) on the layouts and activation rows of
  * repack_k_neon.c and repack_q23_k_neon.c, whose SDOT kernels take a single activation row.
  * Q4_K, Q5_K and Q6_K have kernels of their own (repack_k_prefill_i8mm_neon.c), entered from
- * this file's dispatch.
+ * this file's dispatch. IQ4_XS has none: its SDOT prefill (repack_k_prefill_neon.c) retires
+ * fewer instructions than a 2 x 2 tile kernel on its layout did (64 x 2048 under qemu: 49k
+ * against 76k at 2 activation rows, 578k against 585k at 32), so CPUs with I8MM run that.
  *
  * Per sub-block, 2 x 2 SMMLA tiles (rows 2i, 2i + 1 x activation rows 2p, 2p + 1) sum its
  * quant products; the tile meets the rows' scales as [s0, s0, s1, s1] in one multiply-add. The
@@ -71,58 +73,6 @@ RN_INLINE void rkm_ops16(int RY, const uint8_t *y, size_t ys, int at, int8x16_t 
         const uint8_t *t0, *t1;
         rkm_pair(y, ys, RY, p, &t0, &t1);
         rkm_b16(t0, t1, at, b[p]);
-    }
-}
-
-/* One IQ4_XS super-block column of half h against RY (2..RKM_COLS) activation rows. */
-RN_INLINE void rkm_xs_block(int RY, float32x4_t acc[2][RKM_PAIRS], int h, const uint8_t *xb,
-                            const uint8_t *y, size_t ys, int8x16_t levels) {
-    const int np = (RY + 1) / 2;
-    int32x4_t isum[2][RKM_PAIRS];
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-        for (int p = 0; p < np; p++)
-            isum[i][p] = vdupq_n_s32(0);
-    for (int sb = 0; sb < 8; sb++) { /* sub-block of 32 */
-        int32x4_t s[2][RKM_PAIRS];
-#pragma GCC unroll 4
-        for (int p = 0; p < np; p++)
-            s[0][p] = s[1][p] = vdupq_n_s32(0);
-#pragma GCC unroll 2
-        for (int q = 0; q < 2; q++) { /* elements 16q..16q+15 */
-            int8x16_t bq[RKM_PAIRS][2];
-            rkm_ops16(RY, y, ys, 4 + 32 * sb + 16 * q, bq);
-#pragma GCC unroll 2
-            for (int kc = 2 * q; kc < 2 * q + 2; kc++) {
-                int8x16_t m[2];
-                rkm_rows(rkn_xs_piece(xb, sb, 2 * kc, h, levels),
-                         rkn_xs_piece(xb, sb, 2 * kc + 1, h, levels), m);
-#pragma GCC unroll 2
-                for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-                    for (int p = 0; p < np; p++)
-                        s[i][p] = vmmlaq_s32(s[i][p], m[i], bq[p][kc - 2 * q]);
-            }
-        }
-        const int32x4_t sc = rkn_xs_scale(xb, sb, h);
-#pragma GCC unroll 2
-        for (int i = 0; i < 2; i++)
-#pragma GCC unroll 4
-            for (int p = 0; p < np; p++)
-                isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
-    }
-    const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 4
-    for (int p = 0; p < np; p++) {
-        const uint8_t *t0, *t1;
-        rkm_pair(y, ys, RY, p, &t0, &t1);
-        const float32x4_t dyy = rkm_dyy(t0, t1);
-#pragma GCC unroll 2
-        for (int i = 0; i < 2; i++) {
-            float32x4_t *a = &acc[i][p];
-            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
-        }
     }
 }
 
@@ -227,14 +177,12 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
                                  : kind == RKN_Q5_K ? sizeof(block_q5_k)
                                  : kind == RKN_Q6_K ? sizeof(block_q6_k)
                                  : kind == RKN_Q2_K ? sizeof(block_q2_k)
-                                 : kind == RKN_Q3_K ? sizeof(block_q3_k)
-                                                    : sizeof(block_iq4_xs));
+                                                    : sizeof(block_q3_k));
     if (RY == 1) {
         RKM_SDOT[kind]->dot(n, RN_ROWS, 1, out, os, x, xb * (size_t)(n / QK_K), y, ys);
         return;
     }
     const int np = (RY + 1) / 2;
-    const int8x16_t levels = vld1q_s8(quant_iq4_levels);
     for (int h = 0; h < 2; h++) { /* rows 4h..4h+3 */
         float32x4_t acc[2][RKM_PAIRS];
 #pragma GCC unroll 2
@@ -244,10 +192,7 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
                 acc[i][p] = vdupq_n_f32(0);
         for (int64_t b = 0; b < n / QK_K; b++) {
             const uint8_t *xr = x + b * xb, *yr = y + b * RKN_ABLOCK;
-            if (kind == RKN_IQ4_XS)
-                rkm_xs_block(RY, acc, h, xr, yr, ys, levels);
-            else
-                rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
+            rkm_q23_block(kind, RY, acc, h, xr, yr, ys);
         }
 #pragma GCC unroll 4
         for (int p = 0; p < np; p++) {
@@ -278,7 +223,6 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
 RKM_DEFINE_DOT_K(rkm_dot_q4_k, RKN_Q4_K)
 RKM_DEFINE_DOT_K(rkm_dot_q5_k, RKN_Q5_K)
 RKM_DEFINE_DOT_K(rkm_dot_q6_k, RKN_Q6_K)
-RKM_DEFINE_DOT(rkm_dot_iq4_xs, RKN_IQ4_XS)
 RKM_DEFINE_DOT(rkm_dot_q2_k, RKN_Q2_K)
 RKM_DEFINE_DOT(rkm_dot_q3_k, RKN_Q3_K)
 
@@ -288,8 +232,6 @@ const quant_repack_impl quant_q5_k_repack_i8mm = {RN_ROWS, rkn_pack_q5_k, rkn_ac
                                                   quant_q8_k_from_f32_neon, rkm_dot_q5_k};
 const quant_repack_impl quant_q6_k_repack_i8mm = {RN_ROWS, rkn_pack_q6_k, rkn_act_size,
                                                   quant_q8_k_from_f32_neon, rkm_dot_q6_k};
-const quant_repack_impl quant_iq4_xs_repack_i8mm = {RN_ROWS, rkn_pack_iq4_xs, rkn_act_size,
-                                                    quant_q8_k_from_f32_neon, rkm_dot_iq4_xs};
 const quant_repack_impl quant_q2_k_repack_i8mm = {RN_ROWS, rkn_pack_q2_k, rkn_act_size,
                                                   quant_q8_k_from_f32_neon, rkm_dot_q2_k};
 const quant_repack_impl quant_q3_k_repack_i8mm = {RN_ROWS, rkn_pack_q3_k, rkn_act_size,

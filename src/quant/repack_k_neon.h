@@ -87,26 +87,6 @@ RN_INLINE void rkn_scale_diffs(const uint8x16_t sc[2], int8x16_t dd[2]) {
     dd[1] = vreinterpretq_s8_u8(vsubq_u8(sc[1], vreinterpretq_u8_u32(n1)));
 }
 
-/* IQ4_XS (layout of repack_iq4_avx2.c at 8 rows: f16 d[8], the rows' scales_l words at 16,
- * their scales_h at 48, then 8 sub-blocks of 4 pieces from 64): elements 4g..4g+3 (g < 8) of
- * sub-block s of half h as levels, from the low nibbles of piece g (g < 4) or the high ones of
- * piece g - 4. */
-RN_INLINE int8x16_t rkn_xs_piece(const uint8_t *xb, int s, int g, int h, int8x16_t levels) {
-    const uint8x16_t v = vld1q_u8(xb + 64 + 32 * (4 * s + (g & 3)) + 16 * h);
-    const uint8x16_t u = g < 4 ? vandq_u8(v, vdupq_n_u8(0x0f)) : vshrq_n_u8(v, 4);
-    return vqtbl1q_s8(levels, u);
-}
-
-/* Half h's IQ4_XS scales of sub-block s (-32..31), one row per lane, as the reference forms
- * them: 4 low bits from nibble s of the scales_l word, 2 high bits from bits 2s of scales_h. */
-RN_INLINE int32x4_t rkn_xs_scale(const uint8_t *xb, int s, int h) {
-    const uint32x4_t sl = vld1q_u32((const uint32_t *)(xb + 16 + 16 * h));
-    const uint32x4_t sh = vmovl_u16(vld1_u16((const uint16_t *)(xb + 48 + 8 * h)));
-    const uint32x4_t lo = vandq_u32(vshlq_u32(sl, vdupq_n_s32(-4 * s)), vdupq_n_u32(0xf));
-    const uint32x4_t hi = vandq_u32(vshlq_u32(sh, vdupq_n_s32(-2 * s)), vdupq_n_u32(3));
-    return vsubq_s32(vreinterpretq_s32_u32(vorrq_u32(lo, vshlq_n_u32(hi, 4))), vdupq_n_s32(32));
-}
-
 /* The IQ4_XS 6-bit scales ls (0..63) of 4 rows, one row per lane, from their scales_l words sl
  * and their scales_h words spread over the lanes as [b0, b0, b1, b1] (ZIP of the register of
  * the 8 rows' scales_h with itself: ZIP1 rows 0-3, ZIP2 rows 4-7), sh: byte k of *e holds
@@ -172,17 +152,6 @@ RN_INLINE int32_t rkn_ysum16(const uint8_t *yb, int j) {
 }
 
 /* ---- shared by the SDOT decode and prefill kernels ---- */
-
-/* Byte j of each int32 lane of d, sign-extended; j a constant after inlining. */
-RN_INLINE int32x4_t rkn_sbyte(int8x16_t d, int j) {
-    const int32x4_t w = vreinterpretq_s32_s8(d);
-    switch (j) {
-    case 0: return vshrq_n_s32(vshlq_n_s32(w, 24), 24);
-    case 1: return vshrq_n_s32(vshlq_n_s32(w, 16), 24);
-    case 2: return vshrq_n_s32(vshlq_n_s32(w, 8), 24);
-    default: return vshrq_n_s32(w, 24);
-    }
-}
 
 /* acc + the by-element SDOT of w and elements 4l..4l+3 of a; l a constant after inlining. */
 RN_INLINE int32x4_t rkn1_dot(int32x4_t acc, int8x16_t w, int8x16_t a, int l) {
