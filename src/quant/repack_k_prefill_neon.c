@@ -15,6 +15,22 @@
  */
 #include "quant/repack_k_neon.h"
 
+/* acc[c] += isum[c] * d (one row per lane) * dy[c] for RY activation rows: one super-block's
+ * sums folded in, the same way by every kernel of this file. */
+RN_INLINE void rkp_fold(int RY, float32x4_t acc[4], const int32x4_t isum[4], float32x4_t d,
+                        const uint8_t *const yb[4]) {
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(d, rn_load_f32(yb[c])));
+}
+
+/* Stores half h's results: out[c * os + i] for rows i = 4h..4h + 3. */
+RN_INLINE void rkp_store(int RY, const float32x4_t acc[4], float *out, size_t os, int h) {
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++)
+        vst1q_f32(out + c * os + 4 * h, acc[c]);
+}
+
 /* Chunk k (sub-blocks 2k, 2k + 1) of half h of the Q4_K / Q5_K column at xb against RY
  * activation rows' quants at ya[] (advanced past them): S[c] runs on, isum[c] += S[c] *
  * (sc_j - sc_{j+1}) per sub-block. */
@@ -93,28 +109,8 @@ RN_INLINE void rkp_k4_rows(int five, int RY, int h, int64_t n, float *out, size_
             yb[c] = y + c * ys + b * RKN_ABLOCK;
         rkp_k4_half(five, RY, acc, h, x + b * xs, yb);
     }
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        vst1q_f32(out + c * os + 4 * h, acc[c]);
+    rkp_store(RY, acc, out, os, h);
 }
-
-/* A group of 8 Q4_K / Q5_K rows against RY (2..4) activation rows. Not inlined and without
- * the scheduling pass before register allocation, as quant_rkn_decode_group. */
-#define RKP_K4_GROUP(RY)                                                                           \
-    static __attribute__((noinline, optimize("no-schedule-insns"))) void rkp_k4_group_##RY(        \
-        int kind, int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y, \
-        size_t ys) {                                                                               \
-        for (int h = 0; h < 2; h++) {                                                              \
-            if (kind == RKN_Q5_K)                                                                  \
-                rkp_k4_rows(1, RY, h, n, out, os, x, xs, y, ys);                                   \
-            else                                                                                   \
-                rkp_k4_rows(0, RY, h, n, out, os, x, xs, y, ys);                                   \
-        }                                                                                          \
-    }
-RKP_K4_GROUP(2)
-RKP_K4_GROUP(3)
-RKP_K4_GROUP(4)
-#undef RKP_K4_GROUP
 
 /* The 16 bytes at *p, advancing *p by 32 (LDR, post-increment): a Q6_K chunk's activation
  * quants of sub-block 2k, after those of 2k + 1 were read at *p + 16. */
@@ -164,9 +160,10 @@ RN_INLINE void rkp_q6_chunk(int RY, int k, int h, const uint8_t *xb, const uint8
     }
 }
 
-/* Half h of a group of 8 Q6_K rows against RY activation rows, as rkp_k4_rows. */
-RN_INLINE void rkp_q6_rows(int RY, int h, int64_t n, float *out, size_t os, const uint8_t *x,
-                           size_t xs, const uint8_t *y, size_t ys) {
+/* Half h of a group of 8 Q6_K rows against RY activation rows, as rkp_k4_rows (kind: the
+ * signature the group functions share). */
+RN_INLINE void rkp_q6_rows(int kind, int RY, int h, int64_t n, float *out, size_t os,
+                           const uint8_t *x, size_t xs, const uint8_t *y, size_t ys) {
     float32x4_t acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++)
@@ -189,27 +186,10 @@ RN_INLINE void rkp_q6_rows(int RY, int h, int64_t n, float *out, size_t os, cons
             rkp_q6_chunk(RY, 2 * kp, h, xb, ya, nb, 0, isum);
             rkp_q6_chunk(RY, 2 * kp + 1, h, xb, ya, nb, 1, isum);
         }
-        const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++)
-            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, rn_load_f32(yb[c])));
+        rkp_fold(RY, acc, isum, rkn_half_scales(xb, h), yb);
     }
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        vst1q_f32(out + c * os + 4 * h, acc[c]);
+    rkp_store(RY, acc, out, os, h);
 }
-
-#define RKP_Q6_GROUP(RY)                                                                           \
-    static __attribute__((noinline, optimize("no-schedule-insns"))) void rkp_q6_group_##RY(        \
-        int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y,           \
-        size_t ys) {                                                                               \
-        for (int h = 0; h < 2; h++)                                                                \
-            rkp_q6_rows(RY, h, n, out, os, x, xs, y, ys);                                          \
-    }
-RKP_Q6_GROUP(2)
-RKP_Q6_GROUP(3)
-RKP_Q6_GROUP(4)
-#undef RKP_Q6_GROUP
 
 /* ---- IQ4_XS ---- */
 
@@ -254,9 +234,10 @@ RN_INLINE void rkp_xs_sub(int RY, int s, int h, const uint8_t *xb, const uint8_t
         isum[c] = vmlaq_s32(isum[c], S[c], d);
 }
 
-/* Half h of a group of 8 IQ4_XS rows against RY activation rows, as rkp_k4_rows. */
-RN_INLINE void rkp_xs_rows(int RY, int h, int64_t n, float *out, size_t os, const uint8_t *x,
-                           size_t xs, const uint8_t *y, size_t ys) {
+/* Half h of a group of 8 IQ4_XS rows against RY activation rows, as rkp_k4_rows (kind: the
+ * signature the group functions share). */
+RN_INLINE void rkp_xs_rows(int kind, int RY, int h, int64_t n, float *out, size_t os,
+                           const uint8_t *x, size_t xs, const uint8_t *y, size_t ys) {
     const int8x16_t levels = vld1q_s8(quant_iq4_levels);
     float32x4_t acc[4];
 #pragma GCC unroll 4
@@ -276,50 +257,46 @@ RN_INLINE void rkp_xs_rows(int RY, int h, int64_t n, float *out, size_t os, cons
 #pragma GCC unroll 8
         for (int s = 0; s < 8; s++)
             rkp_xs_sub(RY, s, h, xb, ya, dd, levels, S, isum);
-        const float32x4_t dx = rkn_half_scales(xb, h);
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++)
-            acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(dx, rn_load_f32(yb[c])));
+        rkp_fold(RY, acc, isum, rkn_half_scales(xb, h), yb);
     }
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        vst1q_f32(out + c * os + 4 * h, acc[c]);
+    rkp_store(RY, acc, out, os, h);
 }
 
-#define RKP_XS_GROUP(RY)                                                                           \
-    static __attribute__((noinline, optimize("no-schedule-insns"))) void rkp_xs_group_##RY(        \
-        int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y,           \
+/* Q4_K or Q5_K (by kind) in the signature the group functions share. */
+RN_INLINE void rkp_k45_rows(int kind, int RY, int h, int64_t n, float *out, size_t os,
+                            const uint8_t *x, size_t xs, const uint8_t *y, size_t ys) {
+    if (kind == RKN_Q5_K)
+        rkp_k4_rows(1, RY, h, n, out, os, x, xs, y, ys);
+    else
+        rkp_k4_rows(0, RY, h, n, out, os, x, xs, y, ys);
+}
+
+/* A group of 8 rows against RY (2..4) activation rows, one half after the other; ROWS is
+ * rkp_k45_rows, rkp_q6_rows or rkp_xs_rows. Not inlined and without the scheduling pass
+ * before register allocation, as quant_rkn_decode_group. */
+typedef void rkp_group_fn(int kind, int64_t n, float *out, size_t os, const uint8_t *x, size_t xs,
+                          const uint8_t *y, size_t ys);
+#define RKP_GROUP(ROWS, RY)                                                                        \
+    static __attribute__((noinline, optimize("no-schedule-insns"))) void ROWS##_group_##RY(        \
+        int kind, int64_t n, float *out, size_t os, const uint8_t *x, size_t xs, const uint8_t *y, \
         size_t ys) {                                                                               \
         for (int h = 0; h < 2; h++)                                                                \
-            rkp_xs_rows(RY, h, n, out, os, x, xs, y, ys);                                          \
+            ROWS(kind, RY, h, n, out, os, x, xs, y, ys);                                           \
     }
-RKP_XS_GROUP(2)
-RKP_XS_GROUP(3)
-RKP_XS_GROUP(4)
-#undef RKP_XS_GROUP
+#define RKP_GROUPS(ROWS) RKP_GROUP(ROWS, 2) RKP_GROUP(ROWS, 3) RKP_GROUP(ROWS, 4)
+RKP_GROUPS(rkp_k45_rows)
+RKP_GROUPS(rkp_q6_rows)
+RKP_GROUPS(rkp_xs_rows)
+#undef RKP_GROUPS
+#undef RKP_GROUP
 
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                              size_t xb, const uint8_t *y, size_t ys) {
-    if (kind == RKN_IQ4_XS) {
-        if (RY == 2)
-            rkp_xs_group_2(n, out, os, x, xb, y, ys);
-        else if (RY == 3)
-            rkp_xs_group_3(n, out, os, x, xb, y, ys);
-        else
-            rkp_xs_group_4(n, out, os, x, xb, y, ys);
-    } else if (kind == RKN_Q6_K) {
-        if (RY == 2)
-            rkp_q6_group_2(n, out, os, x, xb, y, ys);
-        else if (RY == 3)
-            rkp_q6_group_3(n, out, os, x, xb, y, ys);
-        else
-            rkp_q6_group_4(n, out, os, x, xb, y, ys);
-    } else {
-        if (RY == 2)
-            rkp_k4_group_2(kind, n, out, os, x, xb, y, ys);
-        else if (RY == 3)
-            rkp_k4_group_3(kind, n, out, os, x, xb, y, ys);
-        else
-            rkp_k4_group_4(kind, n, out, os, x, xb, y, ys);
-    }
+    static rkp_group_fn *const groups[3][3] = {
+        {rkp_k45_rows_group_2, rkp_k45_rows_group_3, rkp_k45_rows_group_4},
+        {rkp_q6_rows_group_2, rkp_q6_rows_group_3, rkp_q6_rows_group_4},
+        {rkp_xs_rows_group_2, rkp_xs_rows_group_3, rkp_xs_rows_group_4},
+    };
+    const int t = kind == RKN_Q6_K ? 1 : kind == RKN_IQ4_XS ? 2 : 0;
+    groups[t][RY - 2](kind, n, out, os, x, xb, y, ys);
 }
