@@ -45,22 +45,6 @@ RN_INLINE void rkm_b16(const uint8_t *t0, const uint8_t *t1, int at, int8x16_t b
     b[1] = vreinterpretq_s8_s64(vzip2q_s64(a0, a1));
 }
 
-/* Rows (0, 1) and (2, 3) of a half from pieces g, g + 1 (8 consecutive quants of each). */
-RN_INLINE void rkm_rows(int8x16_t w0, int8x16_t w1, int8x16_t m[2]) {
-    const int32x4_t u0 = vreinterpretq_s32_s8(w0), u1 = vreinterpretq_s32_s8(w1);
-    m[0] = vreinterpretq_s8_s32(vzip1q_s32(u0, u1));
-    m[1] = vreinterpretq_s8_s32(vzip2q_s32(u0, u1));
-}
-
-/* A per-row vector [v0, v1, v2, v3] in the order of row pair i's tiles: [v2i, v2i, v2i+1,
- * v2i+1]. */
-RN_INLINE int32x4_t rkm_rows_s32(int32x4_t v, int i) {
-    return i ? vzip2q_s32(v, v) : vzip1q_s32(v, v);
-}
-RN_INLINE float32x4_t rkm_rows_f32(float32x4_t v, int i) {
-    return i ? vzip2q_f32(v, v) : vzip1q_f32(v, v);
-}
-
 /* [dy(t0), dy(t1), dy(t0), dy(t1)]. */
 RN_INLINE float32x4_t rkm_dyy(const uint8_t *t0, const uint8_t *t1) {
     return vreinterpretq_f32_s32(rn_pair_s32(t0, t1));
@@ -111,9 +95,9 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[2][RKM_PAIRS], in
                 const int g = 4 * hi + 2 * kc;
                 int8x16_t m[2];
                 if (kind == RKN_Q3_K)
-                    rkm_rows(rkn_q3_piece(cb, g, h), rkn_q3_piece(cb, g + 1, h), m);
+                    rkn_mm_rows(rkn_q3_piece(cb, g, h), rkn_q3_piece(cb, g + 1, h), m);
                 else
-                    rkm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
+                    rkn_mm_rows(rkn_q2_piece(cb, g, h), rkn_q2_piece(cb, g + 1, h), m);
 #pragma GCC unroll 2
                 for (int i = 0; i < 2; i++)
 #pragma GCC unroll 4
@@ -129,7 +113,7 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[2][RKM_PAIRS], in
             for (int i = 0; i < 2; i++)
 #pragma GCC unroll 4
                 for (int p = 0; p < np; p++)
-                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkm_rows_s32(sc, i));
+                    isum[i][p] = vmlaq_s32(isum[i][p], s[i][p], rkn_mm_tile_s32(sc, i));
             if (kind == RKN_Q2_K) {
 #pragma GCC unroll 4
                 for (int p = 0; p < np; p++) {
@@ -150,11 +134,11 @@ RN_INLINE void rkm_q23_block(int kind, int RY, float32x4_t acc[2][RKM_PAIRS], in
 #pragma GCC unroll 2
         for (int i = 0; i < 2; i++) {
             float32x4_t *a = &acc[i][p];
-            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkm_rows_f32(dx, i), dyy));
+            *a = vfmaq_f32(*a, vcvtq_f32_s32(isum[i][p]), vmulq_f32(rkn_mm_tile_f32(dx, i), dyy));
             if (kind == RKN_Q2_K) {
                 const int32x4_t mt =
                     i ? vzip2q_s32(msum[p][0], msum[p][1]) : vzip1q_s32(msum[p][0], msum[p][1]);
-                *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkm_rows_f32(mx, i), dyy));
+                *a = vfmsq_f32(*a, vcvtq_f32_s32(mt), vmulq_f32(rkn_mm_tile_f32(mx, i), dyy));
             }
         }
     }
@@ -205,12 +189,14 @@ RN_INLINE void rkm_group(int kind, int RY, int64_t n, float *out, size_t os, con
 
 /* The dot over 8-row groups and runs of RKM_COLS activation rows; a single activation row
  * (decode) goes to the SDOT kernel over all the groups at once. */
-#define RKM_DEFINE_DOT(NAME, KIND)                                                             \
-    REPACK_DEFINE_DOT8(NAME##_runs, rkm_group, KIND, RN_ROWS, RKM_COLS)                  \
-    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv, \
-                     size_t xstride, const void *yv, size_t ystride) {                         \
-        if (ny == 1) RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);         \
-        else NAME##_runs(n, nx, ny, out, os, xv, xstride, yv, ystride);                        \
+#define RKM_DEFINE_DOT(NAME, KIND)                                                                 \
+    REPACK_DEFINE_DOT8(NAME##_runs, rkm_group, KIND, RN_ROWS, RKM_COLS)                            \
+    static void NAME(int64_t n, int64_t nx, int64_t ny, float *out, size_t os, const void *xv,     \
+                     size_t xstride, const void *yv, size_t ystride) {                             \
+        if (ny == 1)                                                                               \
+            RKM_SDOT[KIND]->dot(n, nx, 1, out, os, xv, xstride, yv, ystride);                      \
+        else                                                                                       \
+            NAME##_runs(n, nx, ny, out, os, xv, xstride, yv, ystride);                             \
     }
 
 /* Q4_K, Q5_K and Q6_K: repack_k_prefill_i8mm_neon.c. */

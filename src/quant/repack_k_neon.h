@@ -1,7 +1,8 @@
 /*
  * What the repacked NEON K-quant kernels (repack_k_neon.c with SDOT, repack_k_i8mm_neon.c and
  * repack_k_prefill_i8mm_neon.c with SMMLA) share: the layouts' offsets, the unpacking of scales
- * and of one piece of quants into signed bytes. Layouts and arithmetic: repack_k_neon.c's opening comment.
+ * and of one piece of quants into signed bytes. Layouts and arithmetic: repack_k_neon.c's opening
+ * comment.
  */
 #ifndef OB_QUANT_REPACK_K_NEON_H
 #define OB_QUANT_REPACK_K_NEON_H
@@ -149,6 +150,25 @@ RN_INLINE int32_t rkn_ysum16(const uint8_t *yb, int j) {
     int16_t b;
     memcpy(&b, yb + 260 + 2 * j, sizeof b);
     return b;
+}
+
+/* ---- shared by the SMMLA kernels (repack_k_i8mm_neon.c, repack_k_prefill_i8mm_neon.c) ---- */
+
+/* Rows (0, 1) and (2, 3) of a half from pieces w0, w1 (elements 4g.., 4g + 4.. of 4 rows):
+ * 8 consecutive quants of 2 rows per register, an SMMLA operand. */
+RN_INLINE void rkn_mm_rows(int8x16_t w0, int8x16_t w1, int8x16_t m[2]) {
+    const int32x4_t u0 = vreinterpretq_s32_s8(w0), u1 = vreinterpretq_s32_s8(w1);
+    m[0] = vreinterpretq_s8_s32(vzip1q_s32(u0, u1));
+    m[1] = vreinterpretq_s8_s32(vzip2q_s32(u0, u1));
+}
+
+/* A per-row vector [v0, v1, v2, v3] in the order of row pair i's tiles: [v2i, v2i, v2i+1,
+ * v2i+1]. */
+RN_INLINE int32x4_t rkn_mm_tile_s32(int32x4_t v, int i) {
+    return i ? vzip2q_s32(v, v) : vzip1q_s32(v, v);
+}
+RN_INLINE float32x4_t rkn_mm_tile_f32(float32x4_t v, int i) {
+    return i ? vzip2q_f32(v, v) : vzip1q_f32(v, v);
 }
 
 /* ---- shared by the SDOT decode and prefill kernels ---- */

@@ -87,23 +87,6 @@ RN_INLINE void rkq_arrange(int kind, int RY, int64_t nb, const uint8_t *y, size_
     }
 }
 
-/* Rows (0, 1) and (2, 3) of a half from pieces w0, w1 (elements 4g.., 4g + 4.. of 4 rows):
- * 8 consecutive quants of 2 rows per register, an SMMLA operand. */
-RN_INLINE void rkq_rows(int8x16_t w0, int8x16_t w1, int8x16_t m[2]) {
-    const int32x4_t u0 = vreinterpretq_s32_s8(w0), u1 = vreinterpretq_s32_s8(w1);
-    m[0] = vreinterpretq_s8_s32(vzip1q_s32(u0, u1));
-    m[1] = vreinterpretq_s8_s32(vzip2q_s32(u0, u1));
-}
-
-/* A per-row vector [v0, v1, v2, v3] in the order of row pair i's tiles: [v2i, v2i, v2i+1,
- * v2i+1]. */
-RN_INLINE int32x4_t rkq_tile_s32(int32x4_t v, int i) {
-    return i ? vzip2q_s32(v, v) : vzip1q_s32(v, v);
-}
-RN_INLINE float32x4_t rkq_tile_f32(float32x4_t v, int i) {
-    return i ? vzip2q_f32(v, v) : vzip1q_f32(v, v);
-}
-
 /* The tiles s of two SMMLA steps of a sub-block: row pairs' operands m0, m1 against the pairs'
  * operands k, k + 1 of the arranged blocks at pr (pair p at pr[p * RKQ_CHUNK]), which one LDP
  * loads. */
@@ -178,7 +161,8 @@ RN_INLINE void rkq_q6_block(int np, float32x4_t *acc, int h, const uint8_t *xb,
             int8x16_t m[2][2]; /* elements 8kc..8kc+7: pieces 2kc, 2kc + 1 */
 #pragma GCC unroll 2
             for (int kc = 0; kc < 2; kc++)
-                rkq_rows(vreinterpretq_s8_u8(u[2 * kc]), vreinterpretq_s8_u8(u[2 * kc + 1]), m[kc]);
+                rkn_mm_rows(vreinterpretq_s8_u8(u[2 * kc]), vreinterpretq_s8_u8(u[2 * kc + 1]),
+                            m[kc]);
             rkq_mm2(np, m[0], m[1], pr, 2 * j, s);
             rkq_scale(np, isum, s, sc[hi]);
         }
@@ -186,7 +170,7 @@ RN_INLINE void rkq_q6_block(int np, float32x4_t *acc, int h, const uint8_t *xb,
     const float32x4_t dx = rkn_half_scales(xb, h);
 #pragma GCC unroll 2
     for (int i = 0; i < 2; i++) {
-        const float32x4_t dxx = rkq_tile_f32(dx, i);
+        const float32x4_t dxx = rkn_mm_tile_f32(dx, i);
 #pragma GCC unroll 4
         for (int p = 0; p < np; p++)
             acc[4 * i + p] = vfmaq_f32(acc[4 * i + p], vcvtq_f32_s32(isum[i][p]),
@@ -221,13 +205,14 @@ RN_INLINE void rkq_k4_block(int five, int np, float32x4_t *acc, int h, const uin
 #pragma GCC unroll 2
                 for (int e = 0; e < 2; e++) {
                     const int kc = kk + e;
-                    rkq_rows(rkn1_k4_w(five, vld1q_u8(qc + 64 * kc), hi, 2 * kc, f),
-                             rkn1_k4_w(five, vld1q_u8(qc + 64 * kc + 32), hi, 2 * kc + 1, f), m[e]);
+                    rkn_mm_rows(rkn1_k4_w(five, vld1q_u8(qc + 64 * kc), hi, 2 * kc, f),
+                                rkn1_k4_w(five, vld1q_u8(qc + 64 * kc + 32), hi, 2 * kc + 1, f),
+                                m[e]);
                 }
                 rkq_mm2(np, m[0], m[1], pr, 4 * j + kk, S);
             }
             const int32x4_t dj = rkn_sbyte(dd[j / 4], j % 4);
-            const int32x4_t d2[2] = {rkq_tile_s32(dj, 0), rkq_tile_s32(dj, 1)};
+            const int32x4_t d2[2] = {rkn_mm_tile_s32(dj, 0), rkn_mm_tile_s32(dj, 1)};
             rkq_scale(np, isum, S, d2);
         }
     }
@@ -237,7 +222,7 @@ RN_INLINE void rkq_k4_block(int five, int np, float32x4_t *acc, int h, const uin
 #pragma GCC unroll 2
     for (int i = 0; i < 2; i++) {
         const int8x16_t mi = vreinterpretq_s8_s32(i ? vzip2q_s32(n0, n1) : vzip1q_s32(n0, n1));
-        const float32x4_t dxx = rkq_tile_f32(dx, i), mxx = rkq_tile_f32(mx, i);
+        const float32x4_t dxx = rkn_mm_tile_f32(dx, i), mxx = rkn_mm_tile_f32(mx, i);
 #pragma GCC unroll 4
         for (int p = 0; p < np; p++) {
             const rkq_pair *o = pr + p * RKQ_CHUNK;
