@@ -28,10 +28,14 @@ import time
 
 import pytest
 
-from test_serve_http import MODEL, MODEL_ID, OUTBOARD, ROOT, Server
+from test_serve_http import BUILD, MODEL, MODEL_ID, OUTBOARD, ROOT, Server
 
 SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GEMMA = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
+
+# Seconds a streamed read may wait. Sixteen streams under AddressSanitizer on a slow 2-core
+# host, with other jobs beside them, have gone a minute between chunks without anything wrong.
+STREAM_READ_TIMEOUT = 300 if os.path.basename(os.path.normpath(BUILD)) == "build-san" else 60
 
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in "
          "the sun with her dog Max. One day, they found a big red ball in the park. ")
@@ -67,7 +71,7 @@ def stream_completion(s, prompt, max_tokens=16, ignore_eos=False):
     if ignore_eos:
         req["ignore_eos"] = True
     body = json.dumps(req)
-    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=STREAM_READ_TIMEOUT)
     try:
         conn.request("POST", "/v1/completions", body=body,
                      headers={"Content-Type": "application/json"})
