@@ -24,6 +24,17 @@ RN_INLINE void rkp_fold(int RY, float32x4_t acc[4], const int32x4_t isum[4], flo
         acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(isum[c]), vmulq_n_f32(d, rn_load_f32(yb[c])));
 }
 
+/* The next 32 activation quants of each of RY rows (a[c][0]: 0..15, a[c][1]: 16..31), ya[c]
+ * advanced past them. */
+RN_INLINE void rkp_acts32(int RY, const uint8_t *ya[4], int8x16_t a[4][2]) {
+#pragma GCC unroll 4
+    for (int c = 0; c < RY; c++) {
+        const int8x16x2_t t = rn_ld1x2(&ya[c]);
+        a[c][0] = t.val[0];
+        a[c][1] = t.val[1];
+    }
+}
+
 /* Stores half h's results: out[c * os + i] for rows i = 4h..4h + 3. */
 RN_INLINE void rkp_store(int RY, const float32x4_t acc[4], float *out, size_t os, int h) {
 #pragma GCC unroll 4
@@ -46,12 +57,7 @@ RN_INLINE void rkp_k4_chunk(int five, int RY, int k, int h, const uint8_t *xb, c
         const int j = 2 * k + hi;
         const uint8x16_t f = five ? vld1q_u8(qc - 64 + 32 * hi) : vdupq_n_u8(0);
         int8x16_t a[4][2];
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            const int8x16x2_t t = rn_ld1x2(&ya[c]);
-            a[c][0] = t.val[0];
-            a[c][1] = t.val[1];
-        }
+        rkp_acts32(RY, ya, a);
 #pragma GCC unroll 8
         for (int g = 0; g < 8; g++) {
             const int8x16_t w = rkn1_k4_w(five, v[g], hi, g, f);
@@ -213,12 +219,7 @@ RN_INLINE void rkp_xs_sub(int RY, int s, int h, const uint8_t *xb, const uint8_t
                           const int8x16_t dd[2], int8x16_t levels, int32x4_t S[4],
                           int32x4_t isum[4]) {
     int8x16_t a[4][2]; /* elements 0..15 (the low nibbles'), 16..31 (the high nibbles') */
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++) {
-        const int8x16x2_t t = rn_ld1x2(&ya[c]);
-        a[c][0] = t.val[0];
-        a[c][1] = t.val[1];
-    }
+    rkp_acts32(RY, ya, a);
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
         const uint8x16_t v = vld1q_u8(xb + 64 + 32 * (4 * s + g) + 16 * h);
