@@ -269,9 +269,11 @@ neon-model-test: neon-full-build
 	    QEMU_CPU=$(NEON_CPU_NO_I8MM) $(PYTHON) -m pytest -q $(NEON_MODEL_TESTS) \
 	    -k test_synth_logits_match
 
-# libFuzzer targets (clang only). FUZZ_SECONDS bounds each target in `make fuzz-run`.
+# libFuzzer targets (clang only). FUZZ_SECONDS bounds each target in `make fuzz-run`, which
+# runs FUZZ_RUN_JOBS targets at a time (each fuzzer is one process on one core).
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 30
+FUZZ_RUN_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) CUDA=0 VULKAN=0 SAN=1 OPT=-O1 \
 	    EXTRA_CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/liboutboard.a $(FUZZ_SRC:tests/%.c=build-fuzz/fuzz/%)
@@ -279,7 +281,7 @@ build-fuzz/fuzz/%_fuzz: tests/%_fuzz.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 fuzz-run: fuzz
-	$(PYTHON) tests/run_fuzz.py --seconds $(FUZZ_SECONDS)
+	$(PYTHON) tests/run_fuzz.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_RUN_JOBS)
 # `make fuzz-long`: every target for an hour (FUZZ_LONG_SECONDS), FUZZ_JOBS targets at a time;
 # the corpus grows in build-fuzz/corpus/<target> and carries over between runs.
 FUZZ_LONG_SECONDS ?= 3600
