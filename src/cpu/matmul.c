@@ -109,16 +109,18 @@ static void mm_rows(const mm_task *t, int64_t r_lo, int64_t r_hi) {
     }
 }
 
-/* One chunk. Decode streams it in one pass; prefill walks it MM_ROW_STEP rows at a time so
- * that those rows stay in L1/L2 while every token tile passes over them (a whole chunk of an
- * 8B model's FFN would not fit). */
+/* One chunk. Decode streams it in one pass; prefill walks it MM_ROW_STEP rows at a time (or
+ * the repacked kernel's rp_prefill_rows) so that those rows stay in L1/L2 while every token
+ * tile passes over them (a whole chunk of an 8B model's FFN would not fit). */
 static void mm_chunk(const mm_task *t, int64_t r_lo, int64_t r_hi) {
     if (t->n_tok == 1) {
         mm_rows(t, r_lo, r_hi);
         return;
     }
-    for (int64_t r = r_lo; r < r_hi; r += MM_ROW_STEP)
-        mm_rows(t, r, r + MM_ROW_STEP < r_hi ? r + MM_ROW_STEP : r_hi);
+    const int64_t step =
+        t->w->rp && t->w->qt->rp_prefill_rows ? t->w->qt->rp_prefill_rows : MM_ROW_STEP;
+    for (int64_t r = r_lo; r < r_hi; r += step)
+        mm_rows(t, r, r + step < r_hi ? r + step : r_hi);
 }
 
 /* Claims the next guided chunk of rows [0, total) from *next, [*lo, *hi); false when none

@@ -194,6 +194,14 @@ static const quant_repack_impl *const REPACKED_NEON_I8MM[OB_QTYPE_COUNT] = {
     [OB_QTYPE_Q2_K] = ARM(&quant_q2_k_repack_i8mm),
     [OB_QTYPE_Q3_K] = ARM(&quant_q3_k_repack_i8mm),
 };
+/* quant_traits.rp_prefill_rows of those: the K-quant SMMLA kernels zip each run of activation
+ * rows into SMMLA order once per call and share it across the call's groups of 8 rows, so 64
+ * rows a call retire 11-12% fewer instructions per row than the default 16. */
+static const int64_t REPACKED_NEON_I8MM_PREFILL_ROWS[OB_QTYPE_COUNT] = {
+    [OB_QTYPE_Q4_K] = 64,
+    [OB_QTYPE_Q5_K] = 64,
+    [OB_QTYPE_Q6_K] = 64,
+};
 
 /* Copies a repacked kernel set into a variant. */
 static void quant_set_repack(quant_traits *t, const quant_repack_impl *rp) {
@@ -304,6 +312,8 @@ static void quant_init(void) {
                 cpu->i8mm && REPACKED_NEON_I8MM[type] ? REPACKED_NEON_I8MM[type]
                                                       : REPACKED_NEON[type];
             if (rp) quant_set_repack(&n, rp);
+            if (rp && rp == REPACKED_NEON_I8MM[type])
+                n.rp_prefill_rows = REPACKED_NEON_I8MM_PREFILL_ROWS[type];
             g_traits[type][QUANT_ISA_NEON] = n;
             g_have[type][QUANT_ISA_NEON] = true;
             g_best[type] = QUANT_ISA_NEON;

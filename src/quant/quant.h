@@ -88,6 +88,10 @@ typedef struct quant_traits {
     quant_pack_size_fn rp_act_size;
     quant_from_f32_fn rp_act;
     quant_dot_tile_fn rp_dot;
+    /* Weight rows a prefill rp_dot call should take at once, a multiple of rp_rows; 0: the
+     * caller's default. Set where the kernel prepares the activations once per call and
+     * shares them across the call's groups of rows, so more rows per call cost less each. */
+    int64_t rp_prefill_rows;
 } quant_traits;
 
 /* Best variant for this CPU (after OB_ISA); NULL when the type is not supported. The result is
