@@ -67,8 +67,8 @@ def count_skip_reasons(out, reasons):
             reasons[reason] = reasons.get(reason, 0) + 1
 
 
-def run_c(prog, build):
-    """(counts, output, tail to show) for one C test program."""
+def run_c(prog):
+    """(counts, output for count_skip_reasons, tail to show) for one C test program."""
     runner = shlex.split(os.environ.get("OB_RUNNER", ""))
     try:
         proc = subprocess.run(runner + [prog], cwd=ROOT, capture_output=True, text=True,
@@ -92,8 +92,8 @@ PYTEST_TALLY = re.compile(r"(\d+) (passed|failed|skipped|error|errors)\b")
 
 
 def run_pytest_file(path):
-    """(counts, output, lines to show) for one pytest file: its failures in full, or the
-    reasons of its skips."""
+    """(counts, output for count_skip_reasons (none: pytest lists its skips itself), lines to
+    show) for one pytest file: its failures in full, or the reasons of its skips."""
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                            path], cwd=ROOT, capture_output=True, text=True, errors="replace")
     out = proc.stdout + proc.stderr
@@ -122,9 +122,8 @@ def load_times(build):
 
 
 def ordered(items, times):
-    """Longest first by the recorded times; items never timed keep their place after the
-    C programs (recorded or not) and before the Python files without a record, which go
-    largest first."""
+    """Items with a recorded time first, longest first; then the C programs without one;
+    then the Python files without one, largest file first."""
     def key(item):
         name, kind, path = item
         if name in times:
@@ -157,7 +156,7 @@ def main():
     def run(item):
         name, kind, path = item
         start = time.time()
-        counts, out, show = run_c(path, build) if kind == "c" else run_pytest_file(path)
+        counts, out, show = run_c(path) if kind == "c" else run_pytest_file(path)
         seconds = time.time() - start
         with lock:
             took[name] = round(seconds, 1)

@@ -308,12 +308,10 @@ static void quant_init(void) {
             quant_traits n = t;
             quant_overlay(&n, neon, QUANT_ISA_NEON);
             n.isa = ISA_NAMES[QUANT_ISA_NEON];
-            const quant_repack_impl *rp =
-                cpu->i8mm && REPACKED_NEON_I8MM[type] ? REPACKED_NEON_I8MM[type]
-                                                      : REPACKED_NEON[type];
+            const bool i8mm = cpu->i8mm && REPACKED_NEON_I8MM[type];
+            const quant_repack_impl *rp = i8mm ? REPACKED_NEON_I8MM[type] : REPACKED_NEON[type];
             if (rp) quant_set_repack(&n, rp);
-            if (rp && rp == REPACKED_NEON_I8MM[type])
-                n.rp_prefill_rows = REPACKED_NEON_I8MM_PREFILL_ROWS[type];
+            if (i8mm) n.rp_prefill_rows = REPACKED_NEON_I8MM_PREFILL_ROWS[type];
             g_traits[type][QUANT_ISA_NEON] = n;
             g_have[type][QUANT_ISA_NEON] = true;
             g_best[type] = QUANT_ISA_NEON;
