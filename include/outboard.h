@@ -179,12 +179,20 @@ typedef struct ob_context_params {
                              at that rate plus link_latency_us; 0 = as fast as it goes */
     double link_latency_us;
     ob_experts experts;   /* the MoE blocks of the device's layers (OB_EXPERTS_AUTO) */
+    int64_t stream_min_tok; /* weight streaming: with a GPU device, a forward pass of at least
+                               this many rows (a prompt chunk) runs the matrix products of the
+                               CPU's layers on the device, each product's weight, input rows and
+                               output rows crossing the link, the rest of those layers (norms,
+                               attention, cache) staying on the CPU; 0 = never,
+                               OB_STREAM_AUTO (the default) = from the size where the plan
+                               predicts it is faster than the CPU (ob_plan.stream_min_tok) */
     ob_progress_fn progress; /* preparing the weights (repacking, or uploading to a device),
                                 per backend from 0 to 1; false cancels; may be NULL */
     void *progress_user;
 } ob_context_params;
 
 #define OB_GPU_LAYERS_AUTO (-2)
+#define OB_STREAM_AUTO (-1)
 
 void ob_context_params_init(ob_context_params *p);
 
@@ -198,6 +206,8 @@ typedef struct ob_plan_part {
     uint64_t kv;              /* F16 K and V cache of its attention layers */
     uint64_t state;           /* recurrent state of its DeltaNet layers */
     uint64_t activations;     /* one forward pass of n_batch rows */
+    uint64_t stream;          /* device only, with weight streaming: the buffer a host weight is
+                                 shipped into, one product at a time (the largest of them) */
 } ob_plan_part;
 
 typedef struct ob_plan {
@@ -210,7 +220,14 @@ typedef struct ob_plan {
     int64_t n_layer, n_gpu_layers;
     uint64_t budget;          /* device bytes the placement was given, 0 = none */
     uint64_t link_token;      /* bytes crossing host<->device per decoded token */
-    uint64_t link_chunk;      /* ... per prompt chunk of n_batch tokens (one logits row) */
+    uint64_t link_chunk;      /* ... per prompt chunk of n_batch tokens (one logits row),
+                                 streamed weights and their rows included when such a chunk
+                                 streams */
+    int64_t stream_min_tok;   /* passes of at least this many rows stream the host's layers'
+                                 products to the device (ob_context_params.stream_min_tok); 0 =
+                                 never (no device, no host layers, or never faster) */
+    uint64_t stream_chunk;    /* of link_chunk, the host weights shipped per streamed pass */
+    char stream_why[160];     /* one line: why streaming starts at that size, or why never */
     char why[256];            /* one line: why this placement */
     char device_key[160];     /* the device by kind, name and driver ("vulkan llvmpipe (...) |
                                  Mesa 22.3.6"), as a calibration names it; "" without one */
@@ -273,10 +290,15 @@ const char *ob_context_placement(const ob_context *c);
  * experts on the host each MoE block's output: how many copies, their bytes, and the time
  * spent in them, waiting for the device included), and activations read back from it (the
  * rows of logits at the end of a pass, and with experts on the host each MoE block's normed
- * input rows). All 0 on the CPU alone. Weight uploads are not counted here. */
+ * input rows); with weight streaming, each streamed product's weight and input rows going
+ * over and its output rows coming back. All 0 on the CPU alone. The upload of the device's
+ * own layers when the context is made is not counted here. */
 typedef struct ob_transfer_stats {
     uint64_t copies, bytes, ns; /* copies to the device */
     uint64_t bytes_back;        /* bytes read back from the device */
+    uint64_t weight_bytes;      /* of bytes, host weights shipped for streamed products
+                                   (ob_context_params.stream_min_tok) */
+    uint64_t streamed;          /* products run on the device that way */
 } ob_transfer_stats;
 
 void ob_context_transfer_stats(const ob_context *c, ob_transfer_stats *out);

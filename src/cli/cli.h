@@ -120,6 +120,8 @@ ob_status cli_parse_size(const char *flag, const char *text, uint64_t lo, uint64
 ob_status cli_parse_gpu_layers(const char *flag, const char *text, int64_t *out, ob_err *err);
 /* --experts host|device|auto into *out (ob_experts). */
 ob_status cli_parse_experts(const char *flag, const char *text, ob_experts *out, ob_err *err);
+/* --stream-weights auto|off|N: ob_context_params.stream_min_tok (OB_STREAM_AUTO, 0, N >= 2). */
+ob_status cli_parse_stream(const char *flag, const char *text, int64_t *out, ob_err *err);
 /* --link-emulate GBPS[,LATENCY_US]. */
 ob_status cli_parse_link(const char *flag, const char *text, double *gbps, double *latency_us,
                          ob_err *err);

@@ -72,6 +72,12 @@ static ob_status take_link(argv_cursor *c, double *gbps, double *latency_us, ob_
     return st ? st : cli_parse_link(flag, v, gbps, latency_us, err);
 }
 
+static ob_status take_stream(argv_cursor *c, int64_t *out, ob_err *err) {
+    const char *flag = c->argv[c->i], *v = NULL;
+    ob_status st = take_str(c, &v, err);
+    return st ? st : cli_parse_stream(flag, v, out, err);
+}
+
 static ob_status take_experts(argv_cursor *c, ob_experts *out, ob_err *err) {
     const char *flag = c->argv[c->i], *v = NULL;
     ob_status st = take_str(c, &v, err);
@@ -216,7 +222,7 @@ ob_status cli_chat_args_parse(int argc, char **argv, cli_chat_args *o, ob_err *e
 
 ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err *err) {
     *o = (cli_bench_args){.n_prompt = 512, .n_gen = 128, .reps = 5, .device_index = -1,
-                          .gpu_layers = -1};
+                          .gpu_layers = -1, .stream_min_tok = OB_STREAM_AUTO};
     argv_cursor c = {argc, argv, 1};
     for (; c.i < argc; c.i++) {
         const char *a = argv[c.i];
@@ -236,6 +242,7 @@ ob_status cli_bench_args_parse(int argc, char **argv, cli_bench_args *o, ob_err 
         else if (is(a, "--link-emulate", NULL))
             st = take_link(&c, &o->link_gbps, &o->link_latency_us, err);
         else if (is(a, "--experts", NULL)) st = take_experts(&c, &o->experts, err);
+        else if (is(a, "--stream-weights", NULL)) st = take_stream(&c, &o->stream_min_tok, err);
         else st = unknown(a, err);
         if (st) return st;
     }
@@ -261,6 +268,9 @@ ob_status cli_eval_args_parse(int argc, char **argv, cli_eval_args *o, ob_err *e
         else if (is(a, "--device", NULL))
             st = take_device(&c, &o->cp.device, &o->cp.device_index, err);
         else if (is(a, "--gpu-layers", NULL)) st = take_gpu_layers(&c, &o->cp.n_gpu_layers, err);
+        else if (is(a, "--stream-weights", NULL)) st = take_stream(&c, &o->cp.stream_min_tok, err);
+        else if (is(a, "--link-emulate", NULL))
+            st = take_link(&c, &o->cp.link_gbps, &o->cp.link_latency_us, err);
         else st = unknown(a, err);
         if (st) return st;
     }

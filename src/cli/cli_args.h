@@ -56,6 +56,7 @@ typedef struct cli_bench_args {
     uint64_t vram_budget; /* --vram-budget SIZE, 0: the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate GBPS[,LATENCY_US] */
     ob_experts experts; /* --experts host|device|auto */
+    int64_t stream_min_tok; /* --stream-weights auto|off|N */
     bool no_warmup; /* --no-warmup: time the first run too (llama-bench's flag) */
     bool json, help;
 } cli_bench_args;

@@ -27,7 +27,10 @@ const char CLI_ENGINE_OPTS_HELP[] =
     "    the CPU; auto: as many as --vram-budget SIZE (the device's memory) holds\n"
     "  --link-emulate GBPS[,LATENCY_US]: copies between the CPU and the device as slow as that\n"
     "  --experts host|device|auto (auto): where a mixture-of-experts model's device layers run\n"
-    "    their MoE blocks; host keeps the experts in host memory, computed by the CPU\n";
+    "    their MoE blocks; host keeps the experts in host memory, computed by the CPU\n"
+    "  --stream-weights auto|off|N (auto): prompt chunks of N+ tokens run the CPU's layers'\n"
+    "    matrix products on the device, their weights shipped over the link; auto: from the\n"
+    "    chunk size where the plan (`outboard plan`) says that is faster\n";
 
 /* ---- values -------------------------------------------------------------------------------- */
 
@@ -253,6 +256,22 @@ ob_status cli_parse_experts(const char *flag, const char *text, ob_experts *out,
                    cli_shown(text, sh));
 }
 
+ob_status cli_parse_stream(const char *flag, const char *text, int64_t *out, ob_err *err) {
+    if (!strcmp(text, "auto")) {
+        *out = OB_STREAM_AUTO;
+        return OB_OK;
+    }
+    if (!strcmp(text, "off")) {
+        *out = 0;
+        return OB_OK;
+    }
+    ob_status st = cli_parse_i64(flag, text, 2, INT32_MAX, out, NULL);
+    if (!st) return OB_OK;
+    char sh[CLI_SHOWN_SIZE];
+    return ob_fail(err, OB_ERR_ARG, "%s: '%s', expected auto, off or a row count of at least 2",
+                   flag, cli_shown(text, sh));
+}
+
 ob_status cli_parse_link(const char *flag, const char *text, double *gbps, double *latency_us,
                          ob_err *err) {
     char rate[64];
@@ -276,7 +295,7 @@ static const char *const ENGINE_FLAGS[] = {"--temp",           "--top-k", "--top
                                            "--min-p",          "--seed",  "--ctx",
                                            "--repeat-penalty", "--threads", "--device",
                                            "--gpu-layers", "--vram-budget", "--link-emulate",
-                                           "--experts"};
+                                           "--experts", "--stream-weights"};
 
 bool cli_engine_opt_known(const char *flag) {
     for (size_t i = 0; i < sizeof ENGINE_FLAGS / sizeof ENGINE_FLAGS[0]; i++)
@@ -312,6 +331,8 @@ ob_status cli_engine_opt_set(const char *flag, const char *text, ob_sampler_para
         st = cli_parse_link(flag, text, &cp->link_gbps, &cp->link_latency_us, err);
     } else if (!strcmp(flag, "--experts")) {
         st = cli_parse_experts(flag, text, &cp->experts, err);
+    } else if (!strcmp(flag, "--stream-weights")) {
+        st = cli_parse_stream(flag, text, &cp->stream_min_tok, err);
     } else if (!strcmp(flag, "--threads")) { /* 0: the physical cores */
         if (!(st = cli_parse_i64(flag, text, 0, CLI_MAX_THREADS, &n, err))) cp->n_threads = (int)n;
     } else {

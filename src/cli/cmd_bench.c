@@ -29,7 +29,8 @@ static int usage(FILE *to) {
     fprintf(to, "usage: outboard bench -m MODEL.gguf [-p 512] [-n 128] [-r 5] [-d DEPTH] [-t THREADS] "
                 "[--device cpu|cuda[:N]|vulkan[:N]|auto] [--gpu-layers N|auto]\n"
                 "  [--vram-budget SIZE] [--link-emulate GBPS[,LATENCY_US]]\n"
-                "  [--experts host|device|auto] [--no-warmup] [--json]\n");
+                "  [--experts host|device|auto] [--stream-weights auto|off|N]\n"
+                "  [--no-warmup] [--json]\n");
     return to == stdout ? 0 : 2;
 }
 
@@ -140,6 +141,7 @@ int cli_cmd_bench(int argc, char **argv) {
     cp.link_gbps = o.link_gbps;
     cp.link_latency_us = o.link_latency_us;
     cp.experts = o.experts;
+    cp.stream_min_tok = o.stream_min_tok;
     ob_context *c = NULL;
     int32_t *toks = ob_alloc((size_t)cp.n_ctx, sizeof *toks);
     double *ts = ob_alloc((size_t)o.reps * 2, sizeof *ts);

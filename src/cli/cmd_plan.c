@@ -91,11 +91,11 @@ static ob_status parse(int argc, char **argv, plan_args *a, ob_err *err) {
 static double gib(uint64_t b) { return (double)b / 1073741824.0; }
 
 static uint64_t total(const ob_plan_part *p) {
-    return p->weights + p->kv + p->state + p->activations;
+    return p->weights + p->kv + p->state + p->activations + p->stream;
 }
 
 static void print_part(const ob_plan_part *p, const char *what) {
-    if (p->layer_hi == p->layer_lo) return;
+    if (p->layer_hi == p->layer_lo && !p->stream) return;
     printf("  %-8s %-7s %3lld-%-4lld %9.3f %9.3f %9.3f %11.3f %9.3f\n", p->device, what,
            (long long)p->layer_lo, (long long)p->layer_hi - 1, gib(p->weights), gib(p->kv),
            gib(p->state), gib(p->activations), gib(total(p)));
@@ -104,10 +104,10 @@ static void print_part(const ob_plan_part *p, const char *what) {
 static void print_json_part(const char *key, const ob_plan_part *p, bool last) {
     printf("  \"%s\": {\"device\": \"%s\", \"layer_lo\": %lld, \"layer_hi\": %lld, "
            "\"weights\": %llu, \"kv\": %llu, \"state\": %llu, \"activations\": %llu, "
-           "\"total\": %llu}%s\n", key, p->device, (long long)p->layer_lo,
+           "\"stream\": %llu, \"total\": %llu}%s\n", key, p->device, (long long)p->layer_lo,
            (long long)p->layer_hi, (unsigned long long)p->weights, (unsigned long long)p->kv,
            (unsigned long long)p->state, (unsigned long long)p->activations,
-           (unsigned long long)total(p), last ? "" : ",");
+           (unsigned long long)p->stream, (unsigned long long)total(p), last ? "" : ",");
 }
 
 static void print_speed(const plan_args *a, const ob_plan *p, const ob_plan_speed *sp) {
@@ -147,6 +147,9 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
                (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
                p->experts_on_host ? "true" : "false");
         printf("  \"why\": \"%s\",\n", p->why); /* planner text: no quotes or escapes */
+        printf("  \"stream_min_tok\": %lld, \"stream_chunk\": %llu, \"stream_why\": \"%s\",\n",
+               (long long)p->stream_min_tok, (unsigned long long)p->stream_chunk,
+               p->stream_why);
         print_speed(a, p, sp);
         print_json_part("host", &p->host, false);
         print_json_part("device", &p->device, false);
@@ -165,7 +168,12 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
     print_part(&p->host, "layers");
     print_part(&p->device, "layers");
     print_part(&p->experts, "experts");
-    if (p->n_gpu_layers > 0)
+    if (p->device.stream)
+        printf("  (the device's total includes %.3f GiB of streaming buffer)\n",
+               gib(p->device.stream));
+    if (p->device.device[0])
+        printf("streaming %s\n", p->stream_why);
+    if (p->n_gpu_layers > 0 || p->stream_chunk)
         printf("link      %llu bytes per decoded token, %llu per prompt chunk of %lld\n",
                (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
                (long long)a->cp.n_batch);

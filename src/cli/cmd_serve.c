@@ -54,6 +54,7 @@ typedef struct serve_args {
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate */
     ob_experts experts;       /* --experts, auto */
+    int64_t stream_min_tok;   /* --stream-weights, auto */
     bool gpu_required;        /* --device-policy gpu-required */
     bool watch_devices;       /* --watch-devices */
     bool help;
@@ -82,6 +83,9 @@ static const char USAGE[] =
     "  --link-emulate GBPS[,LATENCY_US]  CPU<->device copies as slow as that link\n"
     "  --experts host|device|auto  where a MoE model's device layers run their experts (auto:\n"
     "                    on the host when the device has no MoE kernels or they do not fit)\n"
+    "  --stream-weights auto|off|N  prompt chunks of N+ tokens run the CPU's layers' products\n"
+    "                    on the device, shipping their weights (auto: where the plan says\n"
+    "                    that is faster than the CPU)\n"
     "  --device-policy any|gpu-required  gpu-required: a model no GPU takes is not served\n"
     "  --watch-devices   a model left on the CPU (its device lost or not yet there, or auto\n"
     "                    found none) moves to the device when it is there, at the next idle\n"
@@ -179,6 +183,8 @@ static ob_status parse_flag(serve_args *a, const char *f, const char *v, ob_err 
         return cli_parse_link(f, v, &a->link_gbps, &a->link_latency_us, err);
     else if (!strcmp(f, "--experts"))
         return cli_parse_experts(f, v, &a->experts, err);
+    else if (!strcmp(f, "--stream-weights"))
+        return cli_parse_stream(f, v, &a->stream_min_tok, err);
     else if (!strcmp(f, "--device-policy")) {
         char shown[CLI_SHOWN_SIZE];
         if (strcmp(v, "any") && strcmp(v, "gpu-required"))
@@ -224,6 +230,7 @@ static ob_status serve_args_parse(int argc, char **argv, serve_args *a, ob_err *
     a->reasoning_budget = -1;
     a->device_index = -1;
     a->gpu_layers = -1;
+    a->stream_min_tok = OB_STREAM_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i];
         if (!strcmp(f, "-h") || !strcmp(f, "--help")) {
@@ -341,7 +348,8 @@ static int serve_start(const serve_args *a, server *s) {
                    .device = a->device, .device_index = a->device_index,
                    .gpu_layers = a->gpu_layers, .vram_budget = a->vram_budget,
                    .link_gbps = a->link_gbps, .link_latency_us = a->link_latency_us,
-                   .experts = a->experts, .gpu_required = a->gpu_required,
+                   .experts = a->experts, .stream_min_tok = a->stream_min_tok,
+                   .gpu_required = a->gpu_required,
                    .watch_devices = a->watch_devices, .model_draft = s->draft_path,
                    .draft_target = a->n_files ? s->paths[0] : NULL},
         .metrics = s->metrics,

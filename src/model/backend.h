@@ -137,6 +137,15 @@ typedef struct model_backend_ops {
      * backend without MoE kernels: contexts of MoE models then refuse that backend. */
     void (*moe_ffn)(model_backend *be, int64_t il, float *out, const float *x, int64_t n_tok);
 
+    /* Optional (NULL: the backend cannot stream): y (n_tok, w->n_out) = x W^T for a weight
+     * it does not hold (a layer of the host's), x and y in plain host memory: w's bytes are
+     * copied into one device buffer kept for such weights (model_backend_shape.stream_bytes,
+     * grown when a larger one comes), x goes over with them, and the op returns once y holds
+     * the result (a failure is kept for ops.sync, y then left as it was). Weight streaming
+     * (model/stream.h) counts what crossed. */
+    void (*matmul_streamed)(model_backend *be, float *y, const model_weight *w, const float *x,
+                            int64_t n_tok);
+
     /* ---- recurrent layers (Gated DeltaNet, the qwen35 family); a backend without them leaves
      * these NULL and ob_context_new refuses such an architecture on it ---- */
 
@@ -162,6 +171,7 @@ typedef struct model_backend_ops {
 } model_backend_ops;
 
 struct model_moe_host;
+struct model_stream;
 
 struct model_backend {
     const model_backend_ops *ops;
@@ -169,6 +179,8 @@ struct model_backend {
     int64_t layer_lo, layer_hi; /* layers [lo, hi) run here */
     struct model_moe_host *moe_host; /* borrowed, or NULL: the MoE blocks of these layers run
                                         on the host CPU through it (moe_host.h), not moe_ffn */
+    struct model_stream *stream; /* borrowed, or NULL: on the CPU, products of enough rows run
+                                    on a device through it (stream.h) */
 };
 
 /* The n products of mm over the same n_tok rows: in one pass where the backend offers it. */
@@ -205,6 +217,8 @@ typedef struct model_backend_shape {
     const bool *recurrent; /* borrowed (n_layer of the model) or NULL: layer il is a Gated
                               DeltaNet layer, with recurrent state per sequence and no KV */
     int64_t ssm_conv, ssm_d_state, ssm_n_k_head, ssm_n_v_head; /* DeltaNet sizes */
+    uint64_t stream_bytes; /* a device's buffer for streamed host weights (matmul_streamed),
+                              made with the backend so its memory is checked then; 0 = none */
     int64_t n_rs_snap;   /* recurrent-state snapshots beside the sequences' slots, kept for
                             prefix reuse (rs_park.h) */
 } model_backend_shape;

@@ -7,6 +7,7 @@
  */
 #include "model/backend.h"
 #include "model/backend_cpu_rs.h"
+#include "model/stream.h"
 
 #include "core/alloc.h"
 #include "core/err.h"
@@ -93,6 +94,7 @@ static void be_rmsnorm(model_backend *be, float *out, const float *x, const floa
 
 static void be_matmul(model_backend *be, float *y, const model_weight *w, const float *x,
                       int64_t n_tok) {
+    if (model_stream_matmul(be->stream, y, w, x, n_tok)) return; /* a prompt chunk's, maybe */
     cpu_matmul(as_cpu(be)->pool, y, prepared(as_cpu(be), w), x, n_tok, as_cpu(be)->wsp);
 }
 

@@ -119,14 +119,31 @@ double calib_host_read_gbs(int n_threads, size_t bytes, int passes);
  * the weights its matrix products read per decoded token, and the multiply-adds of a prompt
  * chunk of n_tok rows from an empty cache (matrix products and attention scores). The
  * embedding table is looked up, not read, so it counts only where it is also the head. *qtype
- * is the type holding most of the stage's bytes. */
+ * is the type holding most of the stage's bytes. The stream_ fields describe the products weight
+ * streaming would send to a device (stream.h): the layers' own, not the head, not a MoE block's
+ * (the CPU runs those inside its MoE op): their count, weight bytes, inputs and outputs per
+ * row (floats) and multiply-adds per row. */
 typedef struct plan_work {
     double decode_bytes, prefill_macs;
     uint32_t qtype;
+    int64_t stream_products;
+    double stream_weight_bytes, stream_in, stream_out, stream_macs;
 } plan_work;
 struct ob_model;
 void plan_work_of(const struct ob_model *m, int64_t lo, int64_t hi, int64_t n_tok,
                   plan_work *out);
+
+/* One pass of n_tok rows through the host's layers of a plan, in seconds: on the CPU alone
+ * (cpu_s), and with its products streamed to the device: the CPU's share (rest_s), the
+ * device's (device_s: the products, each a submit and a wait) and the link's (link_s: each
+ * product's weight and rows over, its output back). calibrated: every rate was measured. */
+typedef struct plan_stream_cost {
+    double cpu_s, rest_s, device_s, link_s;
+    bool calibrated;
+} plan_stream_cost;
+void plan_stream_cost_of(const struct ob_model *m, const ob_context_params *p,
+                         const ob_plan *plan, const calib *c, int64_t n_tok,
+                         plan_stream_cost *out);
 
 /* The prediction for plan (m, p) from c (NULL: the stated defaults). */
 void plan_predict(const struct ob_model *m, const ob_context_params *p, const ob_plan *plan,

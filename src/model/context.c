@@ -22,7 +22,8 @@
 
 void ob_context_params_init(ob_context_params *p) {
     *p = (ob_context_params){.n_ctx = 0, .n_batch = 512, .n_threads = 0, .n_seq_max = 1,
-                             .kv_size = 0, .device_index = -1, .n_gpu_layers = -1};
+                             .kv_size = 0, .device_index = -1, .n_gpu_layers = -1,
+                             .stream_min_tok = OB_STREAM_AUTO};
 }
 
 ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob_err *err) {
@@ -42,6 +43,9 @@ ob_status model_context_params_check(const ob_model *m, ob_context_params *p, ob
     if (p->n_batch < 1 || p->n_threads < 1)
         return ob_fail(err, OB_ERR_ARG, "context: n_batch %lld, n_threads %d, expected >= 1",
                        (long long)p->n_batch, p->n_threads);
+    if (p->stream_min_tok != OB_STREAM_AUTO && (p->stream_min_tok < 0 || p->stream_min_tok == 1))
+        return ob_fail(err, OB_ERR_ARG, "context: stream_min_tok %lld, expected 0 (never), "
+                       "OB_STREAM_AUTO or at least 2 rows", (long long)p->stream_min_tok);
     if (p->n_gpu_layers < OB_GPU_LAYERS_AUTO)
         return ob_fail(err, OB_ERR_ARG, "context: n_gpu_layers %lld, expected -1 (all), "
                        "OB_GPU_LAYERS_AUTO or a count", (long long)p->n_gpu_layers);

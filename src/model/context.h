@@ -27,8 +27,10 @@ struct ob_context {
                               stage 0 embeds the tokens, the last one computes the logits */
     int n_stage;
     model_backend_weights weights; /* the model's weights with this context's progress */
-    ob_transfer_stats xfer; /* hidden-state copies between stages */
-    char placement[128];   /* ob_context_placement */
+    ob_transfer_stats xfer; /* hidden-state copies between stages, streamed products */
+    struct model_stream *stream; /* owned, or NULL: the CPU stage's products of prompt chunks
+                              run on a device (stream.h) */
+    char placement[192];   /* ob_context_placement */
     double link_gbps, link_latency_us; /* an emulated link (ob_context_params), 0 = none */
     kv_pool *pool;         /* owned: which pool rows hold which sequence's positions */
     int64_t n_ctx, n_batch, kv_size;
@@ -94,6 +96,19 @@ int64_t model_plan_gpu_layers(const ob_context_params *p, int64_t n_layer);
 ob_status model_plan(const ob_model *m, const ob_context_params *p,
                      const model_backend_shape *shape, ob_plan *out, ob_err *err);
 
+/* plan_stream.c: weight streaming (stream.h) in a plan whose placement, parts and link bytes
+ * are set: plan->stream_min_tok (p's, or with OB_STREAM_AUTO the size from which the
+ * calibration, or the defaults, say it pays; 0 without a device that streams or host layers),
+ * stream_why, device.stream (the buffer), stream_chunk, and link_chunk grown by a streamed
+ * chunk's bytes. is_cpu: the device is a CPU implementation, which auto streams to only when
+ * it was calibrated. */
+void model_plan_stream(const ob_model *m, const ob_context_params *p, bool has_device,
+                       bool is_cpu, ob_plan *plan);
+/* Whether the backend of device kind `device` ("vulkan", "cuda") streams host weights. */
+bool model_plan_streams(const char *device);
+/* The largest weight a product of layers [lo, hi) reads: the streaming buffer's size. */
+uint64_t model_stream_buffer_bytes(const ob_model *m, int64_t lo, int64_t hi);
+
 /* context_stages.c: the backends of a context for p (the CPU, a device, or the last
  * p->n_gpu_layers layers on the device and the others on the CPU), each with its activation
  * buffers; the shape's weights are set here. */
@@ -121,6 +136,12 @@ uint64_t model_now_ns(void);
  * from t0, when the caller began waiting for the source; else bytes read back). */
 void model_link_copy(ob_context *c, void *dst, const void *src, size_t bytes, bool to_device,
                      uint64_t t0);
+
+/* context_stages.c: counts a streamed product (stream.h) in c->xfer: `over` bytes to the
+ * device (weight_bytes of them its weight) and `back` from it, in an op that began at t0; with
+ * an emulated link, first waits what the link would take for each. */
+void model_link_shipped(ob_context *c, uint64_t over, uint64_t back, uint64_t weight_bytes,
+                        uint64_t t0);
 
 /* Whether every stage can do what caps asks for (paged_kv). */
 bool model_stages_paged(const ob_context *c);

@@ -12,6 +12,7 @@
 #include "core/err.h"
 #include "model/context.h"
 #include "model/moe_host.h"
+#include "model/stream.h"
 #include "vulkan/vulkan_backend.h"
 
 #include <stdio.h>
@@ -143,7 +144,7 @@ static ob_status stage_push(ob_context *c, model_backend *be, model_moe_host *mo
     return buffers_new(&st->buf, be, hp, c->n_batch, err);
 }
 
-static void placement_describe(ob_context *c) {
+static void placement_describe(ob_context *c, int64_t stream_min_tok, const char *stream_dev) {
     size_t used = 0;
     for (int i = 0; i < c->n_stage && used < sizeof c->placement; i++) {
         const model_backend *be = c->stage[i].be;
@@ -154,6 +155,32 @@ static void placement_describe(ob_context *c) {
         if (k < 0) break;
         used += (size_t)k;
     }
+    if (c->stream && used < sizeof c->placement)
+        snprintf(c->placement + used, sizeof c->placement - used,
+                 "; passes of %lld+ rows stream the cpu's products to %s", (long long)stream_min_tok,
+                 stream_dev);
+}
+
+/* Weight streaming of the host stage cpu to the device stage dev, or to a device holding
+ * no layers made for it (dev NULL), as the plan says. */
+static ob_status stream_new(ob_context *c, const ob_context_params *p,
+                            const model_backend_shape *whole, const ob_plan *plan,
+                            model_backend *cpu, model_backend *dev, ob_err *err) {
+    const int64_t n_layer = c->model->hp.n_layer;
+    model_backend *own = NULL;
+    if (!dev) {
+        model_backend_shape none = *whole;
+        none.part = MODEL_PART_NO_MOE;
+        none.n_expert = none.n_expert_used = none.n_ff_exp = none.n_ff_shexp = 0;
+        none.stream_bytes = plan->device.stream;
+        ob_status st = backend_of(p, &none, n_layer, n_layer, true, &own, err);
+        if (st) return st;
+        if (!own) return OB_OK; /* auto found no device after all: the CPU runs them */
+    }
+    ob_status st = model_stream_new(c, dev ? dev : own, own != NULL, plan->stream_min_tok,
+                                    &c->stream, err);
+    if (!st) cpu->stream = c->stream;
+    return st;
 }
 
 ob_status model_stages_new(ob_context *c, const ob_context_params *p,
@@ -170,15 +197,18 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
     ob_status st = OB_OK;
     int64_t on_device = model_plan_gpu_layers(p, n_layer);
     bool experts_on_host = false;
-    /* as the planner places the layers (auto), and a MoE model's experts (always) */
-    if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO || (c->model->hp.moe.n_expert > 0 && on_device)) {
-        ob_plan plan;
+    ob_plan plan;
+    memset(&plan, 0, sizeof plan);
+    /* as the planner places the layers (auto), a MoE model's experts (always) and weight
+     * streaming */
+    if (p->device != OB_DEVICE_CPU) {
         if ((st = model_plan(c->model, p, &whole, &plan, err))) return st;
         if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO) on_device = plan.n_gpu_layers;
         experts_on_host = plan.experts_on_host;
     }
     model_backend_shape dev_shape = whole, host_experts;
     if (experts_on_host) model_moe_host_shapes(&whole, &dev_shape, &host_experts);
+    if (plan.stream_min_tok > 0) dev_shape.stream_bytes = plan.device.stream;
     /* the device first: when auto finds none, every layer goes to one CPU stage */
     int64_t host = n_layer - on_device;
     model_backend *dev = NULL, *cpu = NULL;
@@ -196,15 +226,22 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
         if (dev) dev->ops->free(dev);
         model_moe_host_free(moe_host);
     }
+    /* a device that auto did not find streams nothing either */
+    if (!st && cpu && plan.stream_min_tok > 0 && (dev || on_device == 0))
+        st = stream_new(c, p, &whole, &plan, cpu, dev, err);
     c->weights.progress = NULL;
     c->weights.progress_user = NULL;
     c->link_gbps = p->link_gbps;
     c->link_latency_us = p->link_latency_us;
-    if (!st) placement_describe(c);
+    if (!st)
+        placement_describe(c, plan.stream_min_tok,
+                           c->stream ? model_stream_device(c->stream)->ops->name : "");
     return st;
 }
 
 void model_stages_free(ob_context *c) {
+    model_stream_free(c->stream); /* before the stages: it may stream to one of them */
+    c->stream = NULL;
     for (int i = 0; i < c->n_stage; i++) {
         model_stage *st = &c->stage[i];
         buffers_free(&st->buf, st->be->ops->host_buf != NULL);
@@ -256,6 +293,19 @@ void model_link_copy(ob_context *c, void *dst, const void *src, size_t bytes, bo
     c->xfer.ns += model_now_ns() - t0;
 }
 
+void model_link_shipped(ob_context *c, uint64_t over, uint64_t back, uint64_t weight_bytes,
+                        uint64_t t0) {
+    /* both copies ran inside the device's op: an emulated link adds all of their time */
+    link_wait(c, over, model_now_ns());
+    link_wait(c, back, model_now_ns());
+    c->xfer.copies++;
+    c->xfer.bytes += over;
+    c->xfer.bytes_back += back;
+    c->xfer.weight_bytes += weight_bytes;
+    c->xfer.streamed++;
+    c->xfer.ns += model_now_ns() - t0;
+}
+
 static ob_status stage_sync(model_stage *st, ob_err *err) {
     return st->be->ops->sync ? st->be->ops->sync(st->be, err) : OB_OK;
 }
@@ -290,6 +340,12 @@ ob_status model_stages_forward(ob_context *c, const model_step *s, ob_err *err) 
     for (int i = 0; i < c->n_stage; i++) { /* the first failure wins; every stage is idle after */
         ob_err e2;
         ob_status s2 = stage_sync(&c->stage[i], st ? &e2 : err);
+        if (!st) st = s2;
+    }
+    model_backend *own = model_stream_own_device(c->stream);
+    if (own) { /* a streaming device that is not a stage: its products' failures */
+        ob_err e2;
+        ob_status s2 = own->ops->sync(own, st ? &e2 : err);
         if (!st) st = s2;
     }
     if (!st && done && last->be->caps.device_memory) { /* the rows came back over the link */

@@ -34,7 +34,9 @@ int64_t model_plan_gpu_layers(const ob_context_params *p, int64_t n_layer) {
  * context picks it): its kind in `name`, kind, name and driver in `key` (as a calibration
  * names it) and its memory (free memory for CUDA, the largest device-local heap for Vulkan)
  * in *mem; false when there is none. */
-static bool device_of(const ob_context_params *p, char name[16], char key[160], uint64_t *mem) {
+static bool device_of(const ob_context_params *p, char name[16], char key[160], uint64_t *mem,
+                      bool *is_cpu) {
+    *is_cpu = false;
     int n = 0;
     if (p->device == OB_DEVICE_CUDA || p->device == OB_DEVICE_AUTO) {
         cuda_device_info ci;
@@ -59,6 +61,7 @@ static bool device_of(const ob_context_params *p, char name[16], char key[160], 
     snprintf(name, 16, "vulkan");
     snprintf(key, 160, "vulkan %.80s | %.60s", list[dev].name, list[dev].driver);
     *mem = list[dev].mem_bytes;
+    *is_cpu = list[dev].is_cpu;
     return true;
 }
 
@@ -178,15 +181,40 @@ static ob_status place(const ob_model *m, const ob_context_params *p,
     return OB_OK;
 }
 
+/* The parts, link bytes and weight streaming of a placed plan (out->n_gpu_layers and
+ * experts_on_host set). */
+static void plan_finish(const ob_model *m, const ob_context_params *p,
+                        const model_backend_shape *shape, const model_backend_shape *dev_shape,
+                        const model_backend_shape *host_experts, bool has_device, bool is_cpu,
+                        ob_plan *out) {
+    const int64_t n_layer = m->hp.n_layer, g = out->n_gpu_layers;
+    char name[sizeof out->device.device];
+    memcpy(name, out->device.device, sizeof name);
+    memset(&out->host, 0, sizeof out->host);
+    memset(&out->device, 0, sizeof out->device);
+    memset(&out->experts, 0, sizeof out->experts);
+    snprintf(out->host.device, sizeof out->host.device, "cpu");
+    if (has_device) memcpy(out->device.device, name, sizeof name);
+    part_of(m, shape, 0, n_layer - g, &out->host);
+    part_of(m, out->experts_on_host ? dev_shape : shape, n_layer - g, n_layer, &out->device);
+    if (out->experts_on_host) {
+        snprintf(out->experts.device, sizeof out->experts.device, "cpu");
+        part_of(m, host_experts, n_layer - g, n_layer, &out->experts);
+    }
+    out->link_token = link_bytes(m, shape, g, out->experts_on_host, 1);
+    out->link_chunk = link_bytes(m, shape, g, out->experts_on_host, p->n_batch);
+    model_plan_stream(m, p, has_device, is_cpu, out);
+}
+
 ob_status model_plan(const ob_model *m, const ob_context_params *p,
                      const model_backend_shape *shape, ob_plan *out, ob_err *err) {
     const int64_t n_layer = m->hp.n_layer;
     memset(out, 0, sizeof *out);
     out->n_layer = n_layer;
-    snprintf(out->host.device, sizeof out->host.device, "cpu");
     uint64_t mem = 0;
-    const bool has_device =
-        p->device != OB_DEVICE_CPU && device_of(p, out->device.device, out->device_key, &mem);
+    bool is_cpu = false;
+    const bool has_device = p->device != OB_DEVICE_CPU &&
+                            device_of(p, out->device.device, out->device_key, &mem, &is_cpu);
     out->budget = !has_device     ? 0
                   : p->vram_budget ? p->vram_budget
                   : mem > reserve_of(mem) ? mem - reserve_of(mem)
@@ -194,24 +222,30 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
     model_backend_shape dev_shape, host_experts;
     model_moe_host_shapes(shape, &dev_shape, &host_experts);
     if (has_device) {
-        ob_status st =
-            place(m, p, shape, &dev_shape, device_runs_moe(out->device.device), out, err);
+        const bool runs = device_runs_moe(out->device.device);
+        ob_status st = place(m, p, shape, &dev_shape, runs, out, err);
         if (st) return st;
+        plan_finish(m, p, shape, &dev_shape, &host_experts, true, is_cpu, out);
+        /* layers left on the host may stream: placed again with room for the buffer, that
+         * placement wins when it does stream */
+        const uint64_t buffer = model_stream_buffer_bytes(m, 0, n_layer);
+        if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO && out->n_gpu_layers < n_layer &&
+            p->stream_min_tok != 0 && out->stream_min_tok == 0 && out->budget > buffer &&
+            model_plan_streams(out->device.device)) {
+            ob_plan trial = *out;
+            trial.budget -= buffer;
+            if (!place(m, p, shape, &dev_shape, runs, &trial, NULL)) {
+                trial.budget = out->budget;
+                plan_finish(m, p, shape, &dev_shape, &host_experts, true, is_cpu, &trial);
+                if (trial.stream_min_tok > 0) *out = trial;
+            }
+        }
     } else {
         snprintf(out->why, sizeof out->why, "%s", p->device == OB_DEVICE_CPU
                                                       ? "the CPU, as asked"
                                                       : "no such GPU: the CPU alone");
+        plan_finish(m, p, shape, &dev_shape, &host_experts, false, false, out);
     }
-    const int64_t g = out->n_gpu_layers;
-    part_of(m, shape, 0, n_layer - g, &out->host);
-    part_of(m, out->experts_on_host ? &dev_shape : shape, n_layer - g, n_layer, &out->device);
-    if (out->experts_on_host) {
-        snprintf(out->experts.device, sizeof out->experts.device, "cpu");
-        part_of(m, &host_experts, n_layer - g, n_layer, &out->experts);
-    }
-    if (!has_device) out->device.device[0] = '\0';
-    out->link_token = link_bytes(m, shape, g, out->experts_on_host, 1);
-    out->link_chunk = link_bytes(m, shape, g, out->experts_on_host, p->n_batch);
     /* the host holds its part's cache and activations, and the experts' rows and scratch
      * (weights are the mapped file's) */
     const uint64_t host = out->host.kv + out->host.state + out->host.activations +

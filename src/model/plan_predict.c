@@ -88,6 +88,13 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
         const double share = token_share(ws, w);
         const double bytes = share * (double)w->n_out * (double)w->row_size;
         out->decode_bytes += bytes;
+        if (w->layer >= 0 && !w->moe) { /* a product the CPU backend's matmul runs */
+            out->stream_products++;
+            out->stream_weight_bytes += bytes;
+            out->stream_in += (double)w->n_in;
+            out->stream_out += (double)w->n_out;
+            out->stream_macs += (double)w->n_out * (double)w->n_in;
+        }
         if (w->head) head_macs += (double)w->n_out * (double)w->n_in;
         else macs += share * (double)w->n_out * (double)w->n_in;
         if (w->layer >= 0 && w->type < OB_QTYPE_COUNT) by_type[w->type] += bytes;
@@ -105,6 +112,19 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
 
 /* ---- the prediction ---------------------------------------------------------------------- */
 
+/* The rates of a stage of weight type qtype on backend b: measured for that type, else
+ * another type's measured on the same backend (closer than a default: the fixed costs are the
+ * backend's, and the rates of quantized types differ by less than machines do), else the
+ * stated defaults; false unless measured for that type. */
+static bool stage_rates(const calib_backend *b, uint32_t qtype, bool device,
+                        const calib_cost **dec, const calib_cost **pre) {
+    const calib_type *t = calib_type_find(b, qtype);
+    const calib_type *near = t ? t : b && b->n_types ? &b->types[0] : NULL;
+    *dec = near ? &near->decode : device ? &DEVICE_DECODE : &HOST_DECODE;
+    *pre = near ? &near->prefill : device ? &DEVICE_PREFILL : &HOST_PREFILL;
+    return t != NULL;
+}
+
 /* What one stage costs per decoded token and per chunk; false when a default stood in. */
 static bool stage_cost(const ob_model *m, const ob_plan_part *part, bool device,
                        const calib_backend *b, int64_t n_batch, double *decode_s,
@@ -114,19 +134,65 @@ static bool stage_cost(const ob_model *m, const ob_plan_part *part, bool device,
     if (n_layers <= 0) return true;
     plan_work w;
     plan_work_of(m, part->layer_lo, part->layer_hi, n_batch, &w);
-    const calib_type *t = calib_type_find(b, w.qtype);
-    /* another type measured on the same backend is closer than a default: the fixed costs
-     * are the backend's, and the rates of quantized types differ by less than machines do */
-    const calib_type *near = t ? t : b && b->n_types ? &b->types[0] : NULL;
-    const calib_cost *dec = near ? &near->decode : device ? &DEVICE_DECODE : &HOST_DECODE;
-    const calib_cost *pre = near ? &near->prefill : device ? &DEVICE_PREFILL : &HOST_PREFILL;
+    const calib_cost *dec, *pre;
+    const bool ok = stage_rates(b, w.qtype, device, &dec, &pre);
     *decode_s = calib_cost_eval(dec, n_layers, w.decode_bytes);
     *prefill_s = calib_cost_eval(pre, n_layers, w.prefill_macs);
-    return t != NULL;
+    return ok;
 }
 
 static double link_s(double bytes, double gbs, double latency_us) {
     return bytes > 0 ? bytes / (gbs * 1e9) + latency_us * 1e-6 : 0;
+}
+
+/* The link to plan's device: measured, else the emulated one's own figures, else the
+ * defaults; *why says which when not measured (NULL when it was). */
+static void link_of(const calib *c, const ob_context_params *p, const ob_plan *plan,
+                    calib_link *out, const char **why) {
+    const calib_link *l = calib_link_find(c, plan->device_key, p->link_gbps, p->link_latency_us);
+    *why = NULL;
+    if (l) {
+        *out = *l;
+    } else if (p->link_gbps > 0) { /* the emulated link takes exactly this long */
+        *out = (calib_link){.h2d_gbs = p->link_gbps, .h2d_latency_us = p->link_latency_us,
+                            .d2h_gbs = p->link_gbps, .d2h_latency_us = p->link_latency_us};
+        *why = "link: as emulated, not measured";
+    } else {
+        *out = (calib_link){.h2d_gbs = LINK_DEFAULT_GBS, .h2d_latency_us = LINK_DEFAULT_LATENCY_US,
+                            .d2h_gbs = LINK_DEFAULT_GBS, .d2h_latency_us = LINK_DEFAULT_LATENCY_US};
+        *why = "link: not calibrated, defaults";
+    }
+}
+
+static const calib_backend *host_rates(const calib *c, const ob_context_params *p) {
+    char host_key[CALIB_KEY_SIZE];
+    calib_host_key(host_key, sizeof host_key);
+    return calib_backend_find(c, host_key, p->n_threads > 0 ? p->n_threads
+                                                             : cpu_physical_cores());
+}
+
+void plan_stream_cost_of(const ob_model *m, const ob_context_params *p, const ob_plan *plan,
+                         const calib *c, int64_t n_tok, plan_stream_cost *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t n_layers = plan->host.layer_hi - plan->host.layer_lo;
+    if (n_layers <= 0) return;
+    plan_work w;
+    plan_work_of(m, plan->host.layer_lo, plan->host.layer_hi, n_tok, &w);
+    const calib_cost *hdec, *hpre, *ddec, *dpre;
+    bool ok = stage_rates(host_rates(c, p), w.qtype, false, &hdec, &hpre);
+    ok &= stage_rates(calib_backend_find(c, plan->device_key, 0), w.qtype, true, &ddec, &dpre);
+    calib_link l;
+    const char *why;
+    link_of(c, p, plan, &l, &why);
+    const double n = (double)n_tok, products = (double)w.stream_products;
+    const double streamed = w.stream_macs * n;
+    out->cpu_s = calib_cost_eval(hpre, n_layers, w.prefill_macs);
+    out->rest_s = calib_cost_eval(hpre, n_layers, w.prefill_macs - streamed);
+    out->device_s = products * dpre->pass_s + (dpre->rate > 0 ? streamed / dpre->rate : 0);
+    const double over = w.stream_weight_bytes + n * 4 * w.stream_in, back = n * 4 * w.stream_out;
+    out->link_s = over / (l.h2d_gbs * 1e9) + back / (l.d2h_gbs * 1e9) +
+                  products * (l.h2d_latency_us + l.d2h_latency_us) * 1e-6;
+    out->calibrated = ok && !why;
 }
 
 static void add_basis(ob_plan_speed *out, const char *what) {
@@ -137,11 +203,8 @@ static void add_basis(ob_plan_speed *out, const char *what) {
 void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *plan,
                   const calib *c, ob_plan_speed *out) {
     memset(out, 0, sizeof *out);
-    char host_key[CALIB_KEY_SIZE];
-    calib_host_key(host_key, sizeof host_key);
-    const int threads = p->n_threads > 0 ? p->n_threads : cpu_physical_cores();
     const int64_t n_batch = p->n_batch > 0 ? p->n_batch : 512;
-    const calib_backend *hb = calib_backend_find(c, host_key, threads);
+    const calib_backend *hb = host_rates(c, p);
     const calib_backend *db = plan->n_gpu_layers > 0
                                   ? calib_backend_find(c, plan->device_key, 0) : NULL;
     bool ok = stage_cost(m, &plan->host, false, hb, n_batch, &out->decode_s[0],
@@ -153,27 +216,36 @@ void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *
         add_basis(out, db ? "device: this weight type not calibrated, another's rates"
                           : "device: not calibrated, defaults");
     }
-    if (plan->n_gpu_layers > 0) {
+    const bool streams = plan->stream_min_tok > 0 && n_batch >= plan->stream_min_tok;
+    if (plan->n_gpu_layers > 0 || streams) {
+        calib_link l;
+        const char *why;
+        link_of(c, p, plan, &l, &why);
+        if (why) ok = false, add_basis(out, why);
         /* the plan's link bytes: one logits row back, the rest hidden states going over */
-        const double back = (double)m->hp.n_vocab * 4;
-        const double over_tok = (double)plan->link_token - back;
-        const double over_chunk = (double)plan->link_chunk - back;
-        const calib_link *l = calib_link_find(c, plan->device_key, p->link_gbps,
-                                              p->link_latency_us);
-        calib_link def = {.h2d_gbs = LINK_DEFAULT_GBS, .h2d_latency_us = LINK_DEFAULT_LATENCY_US,
-                          .d2h_gbs = LINK_DEFAULT_GBS, .d2h_latency_us = LINK_DEFAULT_LATENCY_US};
-        if (!l && p->link_gbps > 0) { /* the emulated link takes exactly this long */
-            def = (calib_link){.h2d_gbs = p->link_gbps, .h2d_latency_us = p->link_latency_us,
-                               .d2h_gbs = p->link_gbps, .d2h_latency_us = p->link_latency_us};
-            add_basis(out, "link: as emulated, not measured");
-        } else if (!l) {
-            add_basis(out, "link: not calibrated, defaults");
+        if (plan->n_gpu_layers > 0) {
+            const double back = (double)m->hp.n_vocab * 4;
+            const double over_tok = (double)plan->link_token - back;
+            double over_chunk = (double)plan->link_chunk - back;
+            if (streams) { /* the streamed products' bytes are costed below, as they cross */
+                plan_work w;
+                plan_work_of(m, plan->host.layer_lo, plan->host.layer_hi, n_batch, &w);
+                over_chunk -= w.stream_weight_bytes +
+                              (double)n_batch * 4 * (w.stream_in + w.stream_out);
+            }
+            out->decode_s[2] = link_s(over_tok, l.h2d_gbs, l.h2d_latency_us) +
+                               link_s(back, l.d2h_gbs, l.d2h_latency_us);
+            out->prefill_s[2] = link_s(over_chunk, l.h2d_gbs, l.h2d_latency_us) +
+                                link_s(back, l.d2h_gbs, l.d2h_latency_us);
         }
-        if (!l) ok = false, l = &def;
-        out->decode_s[2] = link_s(over_tok, l->h2d_gbs, l->h2d_latency_us) +
-                           link_s(back, l->d2h_gbs, l->d2h_latency_us);
-        out->prefill_s[2] = link_s(over_chunk, l->h2d_gbs, l->h2d_latency_us) +
-                            link_s(back, l->d2h_gbs, l->d2h_latency_us);
+    }
+    if (streams) { /* the host's layers' products run on the device, over the link */
+        plan_stream_cost sc;
+        plan_stream_cost_of(m, p, plan, c, n_batch, &sc);
+        if (!sc.calibrated && ok) ok = false, add_basis(out, "streaming: defaults");
+        out->prefill_s[0] = sc.rest_s;
+        out->prefill_s[1] += sc.device_s;
+        out->prefill_s[2] += sc.link_s;
     }
     const double dec = out->decode_s[0] + out->decode_s[1] + out->decode_s[2];
     const double pre = out->prefill_s[0] + out->prefill_s[1] + out->prefill_s[2];

@@ -82,6 +82,7 @@ static ob_status start_sched(const serve_engine_params *p, const char *path, ser
     cp.link_gbps = p->link_gbps;
     cp.link_latency_us = p->link_latency_us;
     cp.experts = p->experts;
+    cp.stream_min_tok = p->stream_min_tok;
     ob_status st = ob_context_new(e->model, &cp, &e->ctx, err);
     e->cp = e->asked = cp;
     if (st && p->watch_devices && !p->gpu_required && cp.device != OB_DEVICE_CPU) {

@@ -31,6 +31,7 @@ typedef struct serve_engine_params {
     uint64_t vram_budget;     /* --vram-budget, 0 = the device's memory */
     double link_gbps, link_latency_us; /* --link-emulate, 0 = none */
     ob_experts experts;       /* --experts: a MoE model's experts on the device or the host */
+    int64_t stream_min_tok;   /* --stream-weights (ob_context_params.stream_min_tok) */
     bool gpu_required;        /* --device-policy gpu-required: no GPU, no model */
     bool watch_devices;       /* --watch-devices: back to the device when it is there again */
     const char *model_draft;  /* a draft model's file, or NULL */

@@ -217,17 +217,14 @@ static void be_get_rows(model_backend *be, const model_weight *cw, const int32_t
     weight_put(b, &tmp);
 }
 
-static void be_matmul(model_backend *be, float *y, const model_weight *cw, const float *x,
-                      int64_t n_tok) {
-    vulkan_backend *b = as_vb(be);
-    vb_weight tmp, *w = weight_get(b, cw, &tmp);
+/* y = x W^T over the pieces of w, the device's copy of cw. */
+static void matmul_pieces(vulkan_backend *b, float *y, const model_weight *cw, const vb_weight *w,
+                          const float *x, int64_t n_tok) {
     vulkan_ref r[4];
-    if (!w || vulkan_op_begin(b->c, (size_t)(n_tok * (cw->n_in + cw->n_out)) * 4) ||
+    if (vulkan_op_begin(b->c, (size_t)(n_tok * (cw->n_in + cw->n_out)) * 4) ||
         !vulkan_be_ref_in(b, x, (size_t)(n_tok * cw->n_in) * 4, &r[2]) ||
-        !vulkan_be_ref_out(b, y, (size_t)(n_tok * cw->n_out) * 4, false, &r[0])) {
-        weight_put(b, &tmp);
+        !vulkan_be_ref_out(b, y, (size_t)(n_tok * cw->n_out) * 4, false, &r[0]))
         return;
-    }
     r[3] = r[2];
     for (int i = 0; i < w->n_pieces; i++) {
         const int64_t lo = i * w->rows_per_piece;
@@ -240,7 +237,74 @@ static void be_matmul(model_backend *be, float *y, const model_weight *cw, const
                            (uint32_t)((n_tok + 7) / 8));
     }
     vulkan_be_op_done(b);
+}
+
+static void be_matmul(model_backend *be, float *y, const model_weight *cw, const float *x,
+                      int64_t n_tok) {
+    vulkan_backend *b = as_vb(be);
+    vb_weight tmp, *w = weight_get(b, cw, &tmp);
+    if (w) matmul_pieces(b, y, cw, w, x, n_tok);
     weight_put(b, &tmp);
+}
+
+/* ---- streamed weights -------------------------------------------------------------------- */
+
+/* Makes the stream buffer's piece i hold at least `bytes` (the device is idle). */
+static ob_status stream_piece(vulkan_backend *b, int i, size_t bytes) {
+    if (i >= b->n_stream) {
+        vulkan_buf *grown = ob_realloc(b->stream, (size_t)(i + 1), sizeof *grown);
+        if (!grown) return OB_ERR_NOMEM;
+        memset(grown + b->n_stream, 0, (size_t)(i + 1 - b->n_stream) * sizeof *grown);
+        b->stream = grown;
+        b->n_stream = i + 1;
+    }
+    vulkan_buf *p = &b->stream[i];
+    if (p->buf && p->size >= bytes) return OB_OK;
+    vulkan_buf_free(b->c, p);
+    memset(p, 0, sizeof *p);
+    return vulkan_buf_new(b->c, bytes, false, "streamed weight", p);
+}
+
+/* Copies cw into the stream buffer, cut into pieces as weight_upload cuts a weight, and
+ * describes it in *w; false after a failure (kept in the context). */
+static bool stream_fill(vulkan_backend *b, const model_weight *cw, vb_weight *w) {
+    if (vulkan_flush(b->c)) return false; /* the last product may still read the buffer */
+    if (!type_shader(cw->type) || cw->row_size > b->c->max_range) {
+        ob_err err;
+        ob_fail(&err, OB_ERR_UNSUPPORTED, "vulkan backend: tensor '%s' (%s) cannot be "
+                "streamed to this device", cw->name, gguf_qtype_name(cw->type));
+        b->c->st = OB_ERR_UNSUPPORTED;
+        b->c->err = err;
+        return false;
+    }
+    *w = (vb_weight){.type = cw->type, .n_in = cw->n_in, .n_out = cw->n_out,
+                     .row_bytes = cw->row_size};
+    w->rows_per_piece = (int64_t)(b->c->max_range / cw->row_size);
+    if (w->rows_per_piece > cw->n_out) w->rows_per_piece = cw->n_out;
+    w->n_pieces = (int)((cw->n_out + w->rows_per_piece - 1) / w->rows_per_piece);
+    for (int i = 0; i < w->n_pieces; i++) {
+        const int64_t lo = i * w->rows_per_piece;
+        const int64_t n = cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
+        const size_t bytes = (size_t)n * cw->row_size;
+        ob_status st = stream_piece(b, i, bytes);
+        if (st == OB_ERR_NOMEM && !b->c->st) {
+            b->c->st = OB_ERR_NOMEM;
+            ob_fail(&b->c->err, OB_ERR_NOMEM, "vulkan backend: out of memory");
+        }
+        if (st || vulkan_buf_upload(b->c, &b->stream[i], 0,
+                                    (const char *)cw->data + (size_t)lo * cw->row_size, bytes))
+            return false;
+    }
+    w->pieces = b->stream;
+    return true;
+}
+
+static void be_matmul_streamed(model_backend *be, float *y, const model_weight *cw,
+                               const float *x, int64_t n_tok) {
+    vulkan_backend *b = as_vb(be);
+    vb_weight w;
+    if (stream_fill(b, cw, &w)) matmul_pieces(b, y, cw, &w, x, n_tok);
+    vulkan_flush(b->c); /* y is the host's now, and the buffer free for the next weight */
 }
 
 static void be_rmsnorm(model_backend *be, float *out, const float *x, const float *w,
@@ -354,12 +418,15 @@ static void be_free(model_backend *be) {
             weight_free(b, &b->w[i]);
         for (int i = 0; i < b->n_regions; i++)
             vulkan_buf_free(b->c, &b->regions[i].buf);
+        for (int i = 0; i < b->n_stream; i++)
+            vulkan_buf_free(b->c, &b->stream[i]);
         for (int64_t l = 0; b->k && l < b->shape.n_layer; l++) {
             vulkan_buf_free(b->c, &b->k[l]);
             vulkan_buf_free(b->c, &b->v[l]);
         }
     }
     ob_free(b->w);
+    ob_free(b->stream);
     ob_free(b->k);
     ob_free(b->v);
     vulkan_ctx_close(b->c);
@@ -371,6 +438,7 @@ static const model_backend_ops VULKAN_OPS = {
     .get_rows = be_get_rows,
     .rmsnorm = be_rmsnorm,
     .matmul = be_matmul,
+    .matmul_streamed = be_matmul_streamed,
     .rope = be_rope,
     .kv_store = vulkan_kv_store,
     .attention = vulkan_attention,
@@ -389,13 +457,14 @@ static const model_backend_ops VULKAN_OPS = {
 /* Refuses, before anything is uploaded, a model whose weights and cache exceed the device's
  * free memory. */
 static ob_status check_fits(vulkan_backend *b, ob_err *err) {
-    uint64_t need = model_backend_weight_bytes(&b->shape, b->base.layer_lo);
+    uint64_t need = model_backend_weight_bytes(&b->shape, b->base.layer_lo) +
+                    b->shape.stream_bytes;
     for (int64_t l = 0; l < b->shape.n_layer; l++)
         need += 2 * (uint64_t)vulkan_kv_layer_bytes(&b->shape, b->base.layer_lo + l);
     const uint64_t have = vulkan_free_bytes(b->c);
     if (need <= have) return OB_OK;
     return ob_fail(err, OB_ERR_LIMIT,
-                   "vulkan backend: %s: weights and KV cache need %.1f MiB, "
+                   "vulkan backend: %s: weights, KV cache and streaming buffer need %.1f MiB, "
                    "the device has %.1f MiB free (use --device cpu, fewer --gpu-layers or a "
                    "smaller --ctx)",
                    b->c->info.name, (double)need / 1048576.0, (double)have / 1048576.0);
@@ -423,6 +492,15 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
     if (!st) st = check_fits(b, err);
     if (!st) st = vulkan_kv_new(&b->base, err);
     if (!st) st = model_backend_bind_each(shape, layer_lo, "vulkan backend", weight_add, b, err);
+    /* the streaming buffer now, so a device short of it fails here, not mid-prompt */
+    if (!st && shape->stream_bytes) {
+        const uint64_t first = shape->stream_bytes < b->c->max_range ? shape->stream_bytes
+                                                                      : b->c->max_range;
+        if ((st = stream_piece(b, 0, (size_t)first))) {
+            if (!b->c->st) st = ob_fail(err, st, "vulkan backend: out of memory");
+            else if (err) *err = b->c->err;
+        }
+    }
     if (!st && (st = vulkan_flush(b->c)) && err) *err = b->c->err;
     if (st) {
         be_free(&b->base);

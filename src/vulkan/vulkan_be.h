@@ -33,6 +33,8 @@ typedef struct vulkan_backend {
     vb_region regions[VB_MAX_REGIONS];
     int n_regions;
     bool pending_readback; /* an op staged a result: flush before returning */
+    vulkan_buf *stream; /* (n_stream) pieces of the buffer streamed host weights go into */
+    int n_stream;
 } vulkan_backend;
 
 static inline vulkan_backend *as_vb(model_backend *be) {
