@@ -19,6 +19,7 @@
  * calibration file leaves the prediction on its defaults, saying so.
  */
 #include "model/calib.h"
+#include "model/context.h"
 #include "model/model.h"
 
 #include "core/alloc.h"
@@ -161,6 +162,84 @@ TEST(split_prediction_by_hand) {
     CHECK(close_to(s.prefill_tps, 64 / (host_pre + dev_pre + link_pre)));
 }
 
+/* Weight streaming of the host's layer 0 to the device under hand_calib. Layer 0's seven
+ * products: 835,584 bytes of weights; inputs per row 6 x 256 + 768 = 2,304 floats, outputs
+ * 256 + 128 + 128 + 256 + 768 + 768 + 256 = 2,560; 786,432 multiply-adds per row. A pass of
+ * n rows (attention A(n) = n(n+1)/2 x 256 x 2 stays on the CPU either way):
+ *   CPU alone: 1e-3 + 2e-3 + (786,432 n + A(n)) / 1e10
+ *   streamed:  1e-3 + 2e-3 + A(n) / 1e10                       the CPU's rest
+ *              + 7 x 3e-3 + 786,432 n / 1e11                   each product a device pass
+ *              + (835,584 + 4n x 2,304) / 2e9 + 4n x 2,560 / 1e9 + 7 x (10 + 20) us
+ * Their difference, 0.021627792 - 5.593088e-5 n s, turns negative from n = 387 (386.7), so a
+ * chunk of 512 streams from 387 rows and a chunk of 64 never. The buffer is the largest of
+ * the seven weights, gate, up and down alike: 768 x 272 = 256 x 816 = 208,896 bytes. */
+TEST(streaming_threshold_by_hand) {
+    ob_model *m = load_tiny();
+    CHECK(m != NULL);
+    calib c;
+    hand_calib(&c);
+    char path[400];
+    snprintf(path, sizeof path, "%s/calibration-stream", tmp_dir);
+    CHECK(calib_save(path, &c, NULL) == OB_OK);
+    setenv("OUTBOARD_CALIBRATION", path, 1);
+    ob_context_params p;
+    ob_context_params_init(&p);
+    p.n_threads = 4;
+    p.link_gbps = 3;
+    ob_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.n_layer = 2;
+    plan.n_gpu_layers = 1;
+    plan.host = (ob_plan_part){.device = "cpu", .layer_lo = 0, .layer_hi = 1};
+    plan.device = (ob_plan_part){.device = "vulkan", .layer_lo = 1, .layer_hi = 2};
+    snprintf(plan.device_key, sizeof plan.device_key, "test device");
+    const uint64_t hidden_512 = 512 * 1024 + 1036;
+    plan.link_chunk = hidden_512;
+    p.n_batch = 512;
+    model_plan_stream(m, &p, true, false, &plan);
+    CHECK_MSG(plan.stream_min_tok == 387, "%lld: %s", (long long)plan.stream_min_tok,
+              plan.stream_why);
+    CHECK_EQ_INT(plan.device.stream, 208896);
+    CHECK_EQ_INT(plan.stream_chunk, (uint64_t)LAYER_BYTES);
+    CHECK_EQ_INT(plan.link_chunk, hidden_512 + (uint64_t)LAYER_BYTES + 512 * 4 * (2304 + 2560));
+    /* the prediction of that chunk: the CPU keeps the rest, the device and link take the
+     * products on top of the device's own layer and the hidden state */
+    ob_plan_speed s;
+    plan_predict(m, &p, &plan, &c, &s);
+    CHECK_MSG(s.calibrated, "%s", s.basis);
+    const double attn = 512.0 * 513 / 2 * 256 * 2;
+    const double rest = 1e-3 + 2e-3 + attn / 1e10;
+    const double dev = 3e-3 + 4e-3 + (LAYER_MACS * 512 + HEAD_MACS + attn) / 1e11 + 7 * 3e-3 +
+                       LAYER_MACS * 512 / 1e11;
+    const double link = 512 * 1024 / 2e9 + 10e-6 + 1036 / 1e9 + 20e-6 +
+                        (LAYER_BYTES + 2048.0 * 2304) / 2e9 + 2048.0 * 2560 / 1e9 + 7 * 30e-6;
+    CHECK_MSG(close_to(s.prefill_s[0], rest), "%.9g vs %.9g", s.prefill_s[0], rest);
+    CHECK_MSG(close_to(s.prefill_s[1], dev), "%.9g vs %.9g", s.prefill_s[1], dev);
+    CHECK_MSG(close_to(s.prefill_s[2], link), "%.9g vs %.9g", s.prefill_s[2], link);
+    /* chunks of 64 never pay: nothing streams, nothing is added */
+    plan.link_chunk = 64 * 1024 + 1036;
+    p.n_batch = 64;
+    model_plan_stream(m, &p, true, false, &plan);
+    CHECK(plan.stream_min_tok == 0 && plan.stream_chunk == 0 && plan.device.stream == 0);
+    CHECK_EQ_INT(plan.link_chunk, 64 * 1024 + 1036);
+    CHECK_MSG(strstr(plan.stream_why, "never: the CPU is faster even at 64 rows"), "%s",
+              plan.stream_why);
+    /* a CPU implementation as the device: only with its own calibration */
+    p.n_batch = 512;
+    snprintf(plan.device_key, sizeof plan.device_key, "another device");
+    model_plan_stream(m, &p, true, true, &plan);
+    CHECK(plan.stream_min_tok == 0 && strstr(plan.stream_why, "CPU implementation"));
+    /* asked for: that size, whatever the costs; the CUDA backend cannot */
+    p.stream_min_tok = 16;
+    model_plan_stream(m, &p, true, true, &plan);
+    CHECK_EQ_INT(plan.stream_min_tok, 16);
+    snprintf(plan.device.device, sizeof plan.device.device, "cuda");
+    model_plan_stream(m, &p, true, false, &plan);
+    CHECK(plan.stream_min_tok == 0 && strstr(plan.stream_why, "cuda backend"));
+    unsetenv("OUTBOARD_CALIBRATION");
+    unlink(path);
+}
+
 TEST(host_alone_and_missing_figures) {
     ob_model *m = load_tiny();
     CHECK(m != NULL);
@@ -242,6 +321,7 @@ int main(void) {
     RUN(work_by_hand);
     RUN(split_prediction_by_hand);
     RUN(moe_work_counts_the_chosen_experts);
+    RUN(streaming_threshold_by_hand);
     RUN(host_alone_and_missing_figures);
     RUN(corrupt_file_ignored);
     RUN(fit_recovers_costs);
