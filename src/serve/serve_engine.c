@@ -16,10 +16,13 @@ static void plan_note(serve_engine *e) {
     ob_plan plan;
     ob_plan_speed sp;
     memset(&sp, 0, sizeof sp);
+    memset(&plan, 0, sizeof plan);
     if (!ob_plan_context(e->model, &e->cp, &plan, NULL))
         ob_plan_predict(e->model, &e->cp, &plan, NULL, &sp);
     pthread_mutex_lock(&e->mu);
     snprintf(e->placement, sizeof e->placement, "%s", ob_context_placement(e->ctx));
+    snprintf(e->stream_why, sizeof e->stream_why, "%s", plan.stream_why);
+    e->stream_min_tok = plan.stream_min_tok;
     e->predicted = sp;
     pthread_mutex_unlock(&e->mu);
 }
@@ -204,9 +207,13 @@ json_t *serve_engine_health(serve_engine *e) {
     pthread_mutex_lock(&e->mu);
     const ob_plan_speed p = e->predicted;
     json_t *placement = json_string(e->placement);
+    json_t *stream_why = json_string(e->stream_why);
+    const int64_t stream_min = e->stream_min_tok;
     pthread_mutex_unlock(&e->mu);
-    return json_pack("{s:s, s:o, s:{s:f, s:f, s:b, s:s}, s:{s:o, s:o}}", "model", e->desc.id,
-                     "placement", placement ? placement : json_null(), "predicted",
+    return json_pack("{s:s, s:o, s:{s:o, s:o}, s:{s:f, s:f, s:b, s:s}, s:{s:o, s:o}}", "model",
+                     e->desc.id, "placement", placement ? placement : json_null(), "streaming",
+                     "min_tokens", stream_min > 0 ? json_integer(stream_min) : json_null(),
+                     "why", stream_why ? stream_why : json_null(), "predicted",
                      "prefill_tps", p.prefill_tps, "decode_tps", p.decode_tps, "calibrated",
                      p.calibrated, "basis", p.basis, "measured", "prefill_tps",
                      rate_or_null((double)m.prefill_tokens, m.prefill_s), "decode_tps",

@@ -49,7 +49,9 @@ typedef struct serve_engine {
     spec_drafter *drafter;   /* owned: its context, a sequence per parallel slot, or NULL */
     spec_mtp *mtp;           /* owned: the model's multi-token-prediction drafter, or NULL */
     int n_threads;     /* as the context started them */
-    char placement[128]; /* where its layers run (ob_context_placement); guarded by mu */
+    char placement[192]; /* where its layers run (ob_context_placement); guarded by mu */
+    char stream_why[160]; /* the plan's weight streaming (ob_plan.stream_why); guarded by mu */
+    int64_t stream_min_tok; /* ob_plan.stream_min_tok, 0 = none; guarded by mu */
     ob_plan_speed predicted; /* the speed ob_plan_predict gives that placement; guarded by mu */
     pthread_mutex_t mu;  /* the engine thread moves the layers while HTTP threads read */
     ob_context_params cp; /* what its context was made with (replan makes a CPU one) */

@@ -49,6 +49,7 @@ struct serve_metrics {
     uint64_t spec_passes, spec_tokens, spec_drafted, spec_accepted;
     int64_t waiting, running, kv_used, kv_total;
     uint64_t xfer_copies, xfer_bytes, xfer_ns, devices_lost;
+    uint64_t streamed, streamed_bytes; /* weight streaming: products, their weights' bytes */
     histogram ttft, itl;
     route_series routes[ROUTE_MAX_SERIES];
     size_t n_routes;
@@ -145,11 +146,14 @@ void serve_metrics_device_lost(serve_metrics *m) {
     pthread_mutex_unlock(&m->mu);
 }
 
-void serve_metrics_transfer(serve_metrics *m, uint64_t copies, uint64_t bytes, uint64_t ns) {
+void serve_metrics_transfer(serve_metrics *m, uint64_t copies, uint64_t bytes, uint64_t ns,
+                            uint64_t streamed, uint64_t weight_bytes) {
     pthread_mutex_lock(&m->mu);
     m->xfer_copies += copies;
     m->xfer_bytes += bytes;
     m->xfer_ns += ns;
+    m->streamed += streamed;
+    m->streamed_bytes += weight_bytes;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -316,13 +320,19 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
                (long long)m->kv_total);
     put_scalar(&b, "outboard_hidden_copies_total", "counter",
                "Copies of activations to the device: the hidden state between the CPU's "
-               "and the device's layers, and MoE blocks' outputs computed on the host.",
+               "and the device's layers, MoE blocks' outputs computed on the host, and "
+               "streamed products (their weight and input rows).",
                (long long)m->xfer_copies);
     put_scalar(&b, "outboard_hidden_copy_bytes_total", "counter",
                "Bytes of those copies.", (long long)m->xfer_bytes);
     put_scalar(&b, "outboard_hidden_copy_microseconds_total", "counter",
                "Time in those copies, waiting for the device included.",
                (long long)(m->xfer_ns / 1000));
+    put_scalar(&b, "outboard_streamed_products_total", "counter",
+               "Matrix products of the CPU's layers run on the device (weight streaming).",
+               (long long)m->streamed);
+    put_scalar(&b, "outboard_streamed_weight_bytes_total", "counter",
+               "Bytes of weights shipped to the device for them.", (long long)m->streamed_bytes);
     put_scalar(&b, "outboard_devices_lost_total", "counter",
                "Devices lost while serving; their models moved to what remained.",
                (long long)m->devices_lost);

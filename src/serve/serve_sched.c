@@ -519,7 +519,9 @@ static void update_gauges(serve_sched *s) {
     ob_transfer_stats x;
     ob_context_transfer_stats(s->o.ctx, &x);
     serve_metrics_transfer(s->o.metrics, x.copies - s->xfer_seen.copies,
-                           x.bytes - s->xfer_seen.bytes, x.ns - s->xfer_seen.ns);
+                           x.bytes - s->xfer_seen.bytes, x.ns - s->xfer_seen.ns,
+                           x.streamed - s->xfer_seen.streamed,
+                           x.weight_bytes - s->xfer_seen.weight_bytes);
     s->xfer_seen = x;
 }
 

@@ -87,6 +87,38 @@ def test_split_server_answers_as_the_cpu_and_counts_its_copies(tiny):
     assert "cpu: layers 0-" in out and ", vulkan: layers " in out, out
 
 
+def test_streamed_prompt_answers_as_the_cpu(tiny):
+    """--stream-weights 2: prompts of two tokens or more run the CPU's layer's matrix products
+    on the device, each weight shipped over an emulated 3 GB/s link; greedy answers are the CPU
+    alone's, /health names the streaming in force, and /metrics counts the products and the
+    bytes of weights shipped (the decode steps, one row each, stream nothing)."""
+    prompts = ["Once upon a time", "The cat sat on the mat and"]
+    cpu = Server("--spec", "off", model=tiny)
+    try:
+        want = [complete(cpu, p) for p in prompts]
+    finally:
+        cpu.stop()
+    s = Server("--spec", "off", "--device", "vulkan:0", "--gpu-layers", "1",
+               "--stream-weights", "2", "--link-emulate", "3", model=tiny,
+               env={"LSAN_OPTIONS": "detect_leaks=0"})
+    try:
+        status, raw, _ = s.request("GET", "/health")
+        h = json.loads(raw)["models"][0]
+        assert h["streaming"]["min_tokens"] == 2, h
+        assert "as asked" in h["streaming"]["why"], h
+        assert "passes of 2+ rows stream the cpu's products to vulkan" in h["placement"], h
+        got = [complete(s, p) for p in prompts]
+        products = metric(s, "outboard_streamed_products_total")
+        weights = metric(s, "outboard_streamed_weight_bytes_total")
+    finally:
+        _, out, _ = s.stop()
+    assert got == want
+    # one layer on the CPU: its 7 products per prompt, each prompt one pass
+    assert products == 7 * len(prompts), products
+    assert weights > 0 and weights % len(prompts) == 0, weights
+    assert "stream the cpu's products" in out, out
+
+
 def test_device_lost_mid_stream_moves_to_the_cpu(tiny):
     """The device is lost in the middle of a stream (OB_VK_LOSE_AFTER: a submit reports
     VK_ERROR_DEVICE_LOST, as a pulled cable does): the model moves to the CPU, the stream goes
