@@ -38,6 +38,9 @@ typedef struct cuda_be {
     void *regions[CB_MAX_REGIONS]; /* managed activation buffers handed out */
     int n_regions;
     cb_upload up[CB_UP_N];
+    void *stream;        /* weight streaming: the buffer a host weight is copied into for one
+                            product (ops.matmul_streamed), stream_cap bytes */
+    size_t stream_cap;
     int32_t *meta;       /* host scratch for the batch's cache map */
     size_t meta_cap;     /* ints */
     ob_status st;        /* first failure, OB_OK while all is well */

@@ -113,6 +113,42 @@ static void be_matmul(model_backend *be, float *y, const model_weight *w, const 
     cb_failed(b, cuda_range_stage_back(b->r, 1, y, yb, &b->err));
 }
 
+/* A host layer's product (weight streaming): w's rows go into the streaming buffer, and the
+ * product runs as be_matmul's; the buffer is free again once the op returns. */
+static void be_matmul_streamed(model_backend *be, float *y, const model_weight *w,
+                               const float *x, int64_t n_tok) {
+    cuda_be *b = as_cb(be);
+    const size_t bytes = (size_t)w->n_out * w->row_size;
+    if (b->st) return;
+    if (!cuda_type_supported(w->type)) {
+        cb_failed(b, ob_fail(&b->err, OB_ERR_UNSUPPORTED, "cuda backend: tensor '%s': type %u "
+                             "has no CUDA kernel to stream it to", w->name, w->type));
+        return;
+    }
+    /* the last streamed product may still read the buffer */
+    if (cb_failed(b, cuda_ctx_sync(b->ctx, &b->err))) return;
+    cb_uploads_settled(b);
+    if (b->stream_cap < bytes) {
+        cuda_buf_free(b->ctx, b->stream);
+        b->stream = NULL;
+        b->stream_cap = 0;
+        if (cb_failed(b, cuda_buf_alloc(b->ctx, bytes, "streamed weight", &b->stream, &b->err)))
+            return;
+        b->stream_cap = bytes;
+    }
+    if (cb_failed(b, cuda_copy_h2d(b->ctx, b->stream, w->data, bytes, &b->err))) return;
+    const cuda_weight dw = {w->name, b->stream, w->type, w->n_in, w->n_out, w->row_size};
+    const size_t xb = (size_t)(n_tok * w->n_in) * 4, yb = (size_t)(n_tok * w->n_out) * 4;
+    const void *dx;
+    void *dy;
+    if (cb_failed(b, cuda_range_stage_in(b->r, 0, x, xb, &dx, &b->err)) ||
+        cb_failed(b, cuda_range_stage_out(b->r, 1, y, yb, &dy, &b->err)) ||
+        cb_failed(b, cuda_matmul(b->ctx, dy, &dw, dx, n_tok, &b->err)) ||
+        cb_failed(b, cuda_range_stage_back(b->r, 1, y, yb, &b->err)))
+        return;
+    cb_failed(b, cuda_ctx_sync(b->ctx, &b->err));
+}
+
 static void be_rope(model_backend *be, float *x, int64_t n_tok, int64_t n_head,
                     int64_t head_dim, const int32_t *pos, const model_rope *rp) {
     cuda_be *b = as_cb(be);
@@ -222,6 +258,7 @@ static void be_free(model_backend *be) {
             cuda_host_free(b->up[i].pinned);
         }
         cb_kv_free(b);
+        cuda_buf_free(b->ctx, b->stream);
     }
     ob_free(b->w);
     cuda_range_free(b->r);
@@ -237,7 +274,8 @@ static ob_status be_sync(model_backend *be, ob_err *err) {
     .name = "cuda", .get_rows = be_get_rows, .rmsnorm = be_rmsnorm, .matmul = be_matmul,        \
     .rope = be_rope, .kv_store = cb_kv_store, .attention = cb_attention, .swiglu = be_swiglu,   \
     .add = be_add, .geglu = be_geglu, .scale = be_scale, .add_bias = be_add_bias,               \
-    .kv_copy = cb_kv_copy, .seq_copy = cb_seq_copy, .sync = be_sync, .free = be_free
+    .kv_copy = cb_kv_copy, .seq_copy = cb_seq_copy, .sync = be_sync, .free = be_free,        \
+    .matmul_streamed = be_matmul_streamed
 
 /* A device whose managed memory the host may touch while kernels run (Linux, Pascal and
  * newer) holds the activations; on one that cannot (Windows, some virtual GPUs) the host
@@ -290,9 +328,11 @@ static ob_status check_device(const model_backend_shape *s, int64_t layer_lo, in
         return ob_fail(err, OB_ERR_UNSUPPORTED, "cuda backend: %s has compute capability "
                        "%d.%d; the kernels need %d.0 or newer (use --device vulkan or cpu)",
                        info->name, info->cc_major, info->cc_minor, CUDA_MIN_CC_MAJOR);
-    const uint64_t need = model_backend_weight_bytes(s, layer_lo) + model_kv_bytes(s, layer_lo);
+    const uint64_t need = model_backend_weight_bytes(s, layer_lo) +
+                          model_kv_bytes(s, layer_lo) + s->stream_bytes;
     if (need > info->mem_free)
-        return ob_fail(err, OB_ERR_LIMIT, "cuda backend: %s (device %d): weights and KV cache "
+        return ob_fail(err, OB_ERR_LIMIT, "cuda backend: %s (device %d): weights, KV cache and "
+                       "streaming buffer "
                        "need %.1f MiB, the device has %.1f MiB free (use --device cpu, fewer "
                        "--gpu-layers or a smaller --ctx)", info->name, dev,
                        (double)need / 1048576.0, (double)info->mem_free / 1048576.0);
@@ -323,6 +363,11 @@ ob_status model_backend_cuda_new(const model_backend_shape *shape, int64_t layer
     if (!st) st = cuda_range_new(b->ctx, &rs, &b->r, err);
     if (!st) st = cb_kv_new(b, err);
     if (!st) st = model_backend_bind_each(shape, layer_lo, "cuda backend", bind_weight, b, err);
+    /* the streaming buffer now, so a device short of it fails here, not mid-prompt */
+    if (!st && shape->stream_bytes &&
+        !(st = cuda_buf_alloc(b->ctx, (size_t)shape->stream_bytes, "streamed weight",
+                              &b->stream, err)))
+        b->stream_cap = (size_t)shape->stream_bytes;
     if (!st) st = cuda_ctx_sync(b->ctx, err);
     if (st) {
         be_free(&b->base);

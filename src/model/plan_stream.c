@@ -18,8 +18,7 @@
 #include <string.h>
 
 bool model_plan_streams(const char *device) {
-    /* the CUDA backend has no matmul_streamed yet */
-    return !strcmp(device, "vulkan");
+    return !strcmp(device, "vulkan") || !strcmp(device, "cuda");
 }
 
 uint64_t model_stream_buffer_bytes(const ob_model *m, int64_t lo, int64_t hi) {

@@ -123,6 +123,48 @@ TEST(split_between_cpu_and_device) {
     ob_model_free(m);
 }
 
+/* Weight streaming: the CPU's layers' products of the prompt run on the device, each weight
+ * copied into the streaming buffer (on a split and on a device holding no layers); logits as
+ * a CPU context's, and the products counted. */
+TEST(streamed_prompt_matches_cpu) {
+    NEED_CUDA(dev);
+    ob_model *m = dm_load_synth("qwen3", "q8_0", "");
+    CHECK(m);
+    ob_model_info info;
+    ob_model_get_info(m, &info);
+    const int64_t gs[] = {0, info.n_layer / 2};
+    for (size_t k = 0; k < 2; k++) {
+        ob_context_params p;
+        ob_context_params_init(&p);
+        p.n_ctx = 64;
+        p.n_threads = 1;
+        p.device = OB_DEVICE_CUDA;
+        p.device_index = dev;
+        p.n_gpu_layers = gs[k];
+        p.stream_min_tok = 2;
+        ob_context *g = NULL, *c = NULL;
+        ob_status st;
+        ob_err err = {{0}};
+        CHECK_MSG(ob_context_new(m, &p, &g, &err) == OB_OK, "%s", err.msg);
+        c = dm_ctx_new(m, OB_DEVICE_CPU, -1, &st, &err);
+        CHECK(c);
+        const int32_t prompt[9] = {1, 5, 9, 13, 17, 21, 25, 29, 33};
+        CHECK(ob_eval(g, prompt, 9, true, &err) == OB_OK &&
+              ob_eval(c, prompt, 9, true, &err) == OB_OK);
+        for (int64_t t = 0; t < 9; t++) {
+            const double d = dm_rel_diff(ob_logits(g, t), ob_logits(c, t), info.n_vocab);
+            CHECK_MSG(d <= 3e-2, "%lld device layers, position %lld: logits differ by %.3g",
+                      (long long)gs[k], (long long)t, d);
+        }
+        ob_transfer_stats x;
+        ob_context_transfer_stats(g, &x);
+        CHECK(x.streamed > 0 && x.weight_bytes > 0);
+        ob_context_free(g);
+        ob_context_free(c);
+    }
+    ob_model_free(m);
+}
+
 /* A model larger than the device's free memory is refused before anything is uploaded, with
  * both figures in the message. */
 TEST(too_large_for_the_device) {
@@ -238,6 +280,7 @@ int main(void) {
     RUN(default_model_greedy_matches_cpu);
     RUN(two_sequences_in_one_batch);
     RUN(split_between_cpu_and_device);
+    RUN(streamed_prompt_matches_cpu);
     RUN(too_large_for_the_device);
     RUN(out_of_memory_is_reported);
     RUN(kernel_failure_is_reported);

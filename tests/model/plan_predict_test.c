@@ -229,13 +229,17 @@ TEST(streaming_threshold_by_hand) {
     snprintf(plan.device_key, sizeof plan.device_key, "another device");
     model_plan_stream(m, &p, true, true, &plan);
     CHECK(plan.stream_min_tok == 0 && strstr(plan.stream_why, "CPU implementation"));
-    /* asked for: that size, whatever the costs; the CUDA backend cannot */
+    /* asked for: that size, whatever the costs, on either GPU backend */
     p.stream_min_tok = 16;
     model_plan_stream(m, &p, true, true, &plan);
     CHECK_EQ_INT(plan.stream_min_tok, 16);
     snprintf(plan.device.device, sizeof plan.device.device, "cuda");
     model_plan_stream(m, &p, true, false, &plan);
-    CHECK(plan.stream_min_tok == 0 && strstr(plan.stream_why, "cuda backend"));
+    CHECK(plan.stream_min_tok == 16 && strstr(plan.stream_why, "as asked"));
+    /* no host layers: nothing to stream */
+    plan.host.layer_hi = 0;
+    model_plan_stream(m, &p, true, false, &plan);
+    CHECK(plan.stream_min_tok == 0 && strstr(plan.stream_why, "every layer"));
     unsetenv("OUTBOARD_CALIBRATION");
     unlink(path);
 }
