@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Predicted vs measured speed of `outboard plan` for three placements of one synthetic model.
+"""Predicted vs measured speed of `outboard plan` for four placements of one synthetic model.
 
 Calibrates once (`outboard plan --calibrate`, into a private config folder), then for the
-placements all-host, half and all-device asks `outboard plan --json` for the predicted prefill
-and decode tok/s, and measures them with `outboard bench` under the same flags. Rounds
+placements all-host, half, half with the host's prompt products streamed to the device
+(--stream-weights 2) and all-device asks `outboard plan --json` for the predicted prefill and
+decode tok/s, and measures them with `outboard bench` under the same flags. It also reports
+what `--stream-weights auto` decides for the half placement under that calibration. Rounds
 alternate the order of the placements; each round gives a predicted/measured ratio per
 placement and figure, and the table reports the median of those ratios. With --write the table
 replaces the section of BENCHMARKS.md between the markers below.
@@ -68,23 +70,31 @@ def main():
     calibrate = [ob, "plan", "--calibrate", "--types", a.type, "--batch", str(a.prompt)] + common
     print("calibrating:", " ".join(calibrate), file=sys.stderr)
     run(calibrate, env)
-    placements = [0, a.layers // 2, a.layers]
+    half = a.layers // 2
+    # (layers on the device, --stream-weights): the streamed one ships the host layers'
+    # weights for every prompt chunk
+    placements = [(0, "off"), (half, "off"), (half, "2"), (a.layers, "off")]
     pred = {}
-    for g in placements:
+    for g, stream in placements:
         plan = [ob, "plan", "-m", model, "--gpu-layers", str(g), "--batch", str(a.prompt),
-                "--json"] + common
+                "--stream-weights", stream, "--json"] + common
         p = json.loads(run(plan, env))["predicted"]
         if not p["calibrated"]:
             sys.exit("placement %d: prediction not calibrated: %s" % (g, p["basis"]))
-        pred[g] = (p["prefill_tps"], p["decode_tps"])
+        pred[(g, stream)] = (p["prefill_tps"], p["decode_tps"])
+    auto = json.loads(run([ob, "plan", "-m", model, "--gpu-layers", str(half), "--batch",
+                           str(a.prompt), "--json"] + common, env))
+    auto_line = "`--stream-weights auto` for the half placement: %s (stream_min_tok %d)." % (
+        auto["stream_why"], auto["stream_min_tok"])
     ratios = {g: ([], []) for g in placements}
     measured = {g: ([], []) for g in placements}
     for r in range(a.rounds):
         order = placements if r % 2 == 0 else placements[::-1]
-        for g in order:
+        for g, stream in order:
             bench = [ob, "bench", "-m", model, "-p", str(a.prompt), "-n", str(a.gen), "-r",
                      "1", "-t", str(a.threads), "--gpu-layers", str(g), "--device", a.device,
-                     "--link-emulate", a.link, "--json"]
+                     "--link-emulate", a.link, "--stream-weights", stream, "--json"]
+            g = (g, stream)
             rows = json.loads(run(bench, env))
             pp = next(x["median_ts"] for x in rows if x["test"].startswith("pp"))
             tg = next(x["median_ts"] for x in rows if x["test"].startswith("tg"))
@@ -92,21 +102,23 @@ def main():
             measured[g][1].append(tg)
             ratios[g][0].append(pred[g][0] / pp)
             ratios[g][1].append(pred[g][1] / tg)
-            print("round %d, %d layers on the device: pp %.2f (predicted %.2f), tg %.2f "
-                  "(predicted %.2f)" % (r + 1, g, pp, pred[g][0], tg, pred[g][1]),
-                  file=sys.stderr)
-    names = {0: "all host", a.layers: "all device"}
+            print("round %d, %d layers on the device, streaming %s: pp %.2f (predicted %.2f), "
+                  "tg %.2f (predicted %.2f)" % (r + 1, g[0], g[1], pp, pred[g][0], tg,
+                                                pred[g][1]), file=sys.stderr)
+    names = {(0, "off"): "all host", (half, "off"): "half", (half, "2"): "half, streamed",
+             (a.layers, "off"): "all device"}
     lines = ["| placement | layers on device | predicted pp%d tok/s | measured | ratio | "
              "predicted tg%d tok/s | measured | ratio |" % (a.prompt, a.gen),
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for g in placements:
         rp, rt = statistics.median(ratios[g][0]), statistics.median(ratios[g][1])
         lines.append("| %s | %d of %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |" % (
-            names.get(g, "half"), g, a.layers, pred[g][0], statistics.median(measured[g][0]),
+            names[g], g[0], a.layers, pred[g][0], statistics.median(measured[g][0]),
             rp, pred[g][1], statistics.median(measured[g][1]), rt))
     within = sum(abs(statistics.median(ratios[g][k]) - 1) <= 0.15
                  for g in placements for k in (0, 1))
-    lines += ["", "Within 15%% of measured: %d of %d figures." % (within, 2 * len(placements))]
+    lines += ["", "Within 15%% of measured: %d of %d figures." % (within, 2 * len(placements)),
+              "", auto_line]
     table = "\n".join(lines)
     print(table)
     if a.write:

@@ -134,9 +134,10 @@ void plan_work_of(const struct ob_model *m, int64_t lo, int64_t hi, int64_t n_to
                   plan_work *out);
 
 /* One pass of n_tok rows through the host's layers of a plan, in seconds: on the CPU alone
- * (cpu_s), and with its products streamed to the device: the CPU's share (rest_s), the
- * device's (device_s: the products, each a submit and a wait) and the link's (link_s: each
- * product's weight and rows over, its output back). calibrated: every rate was measured. */
+ * (cpu_s), and with its products streamed to the device: the CPU's share (rest_s: everything
+ * but the products), the device's (device_s: the products' multiply-adds over its rate, and
+ * its fixed cost per layer) and the link's (link_s: each product's weight and rows over, its
+ * output back, a latency each way). calibrated: every rate was measured. */
 typedef struct plan_stream_cost {
     double cpu_s, rest_s, device_s, link_s;
     bool calibrated;

@@ -188,7 +188,10 @@ void plan_stream_cost_of(const ob_model *m, const ob_context_params *p, const ob
     const double streamed = w.stream_macs * n;
     out->cpu_s = calib_cost_eval(hpre, n_layers, w.prefill_macs);
     out->rest_s = calib_cost_eval(hpre, n_layers, w.prefill_macs - streamed);
-    out->device_s = products * dpre->pass_s + (dpre->rate > 0 ? streamed / dpre->rate : 0);
+    /* the device runs the layers' products as it would run them in its own layers: their
+     * work, and its fixed cost per layer (its dispatches; each product's wait for the link
+     * is the link's latency below) */
+    out->device_s = (double)n_layers * dpre->layer_s + (dpre->rate > 0 ? streamed / dpre->rate : 0);
     const double over = w.stream_weight_bytes + n * 4 * w.stream_in, back = n * 4 * w.stream_out;
     out->link_s = over / (l.h2d_gbs * 1e9) + back / (l.d2h_gbs * 1e9) +
                   products * (l.h2d_latency_us + l.d2h_latency_us) * 1e-6;

@@ -10,9 +10,12 @@
  * so a bisection finds the smallest size from which streaming stays faster.
  */
 #include "core/alloc.h"
+#include "cuda/cuda_backend.h"
+#include "gguf/qtype.h"
 #include "model/calib.h"
 #include "model/context.h"
 #include "model/stream.h"
+#include "vulkan/vulkan_backend.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +33,20 @@ uint64_t model_stream_buffer_bytes(const ob_model *m, int64_t lo, int64_t hi) {
         if (w->layer >= lo && w->layer < hi && !w->moe && bytes > most) most = bytes;
     }
     return most;
+}
+
+/* The first product weight of layers [lo, hi) that device kind `device` has no kernel for,
+ * NULL when it runs them all. */
+static const model_weight *unstreamable(const ob_model *m, const char *device, int64_t lo,
+                                        int64_t hi) {
+    const model_backend_weights *ws = &m->w.for_backends;
+    const bool cuda = !strcmp(device, "cuda");
+    for (int64_t i = 0; i < ws->n; i++) {
+        const model_weight *w = ws->table[i];
+        if (w->layer < lo || w->layer >= hi || w->moe) continue;
+        if (!(cuda ? cuda_type_supported(w->type) : vulkan_type_supported(w->type))) return w;
+    }
+    return NULL;
 }
 
 /* Whether streaming a pass of n rows beats the CPU, the two costs in *cpu_s and *stream_s. */
@@ -85,6 +102,7 @@ void model_plan_stream(const ob_model *m, const ob_context_params *p, bool has_d
     const int64_t host_layers = plan->host.layer_hi - plan->host.layer_lo;
     char *why = plan->stream_why;
     const size_t cap = sizeof plan->stream_why;
+    const model_weight *bad;
     plan->stream_min_tok = 0;
     plan->stream_chunk = 0;
     plan->device.stream = 0;
@@ -93,6 +111,12 @@ void model_plan_stream(const ob_model *m, const ob_context_params *p, bool has_d
     else if (host_layers <= 0) snprintf(why, cap, "every layer is on the device");
     else if (!model_plan_streams(plan->device.device))
         snprintf(why, cap, "the %s backend does not stream host weights", plan->device.device);
+    else if ((bad = unstreamable(m, plan->device.device, plan->host.layer_lo,
+                                 plan->host.layer_hi)))
+        snprintf(why, cap, "never: the %s backend has no kernel for %s (tensor %.60s)",
+                 plan->device.device, gguf_qtype_name(bad->type), bad->name);
+    else if (p->stream_min_tok == OB_STREAM_AUTO && p->n_gpu_layers == 0)
+        snprintf(why, cap, "off: --gpu-layers 0 keeps the CPU alone (ask for a size to stream)");
     else if (p->stream_min_tok > 0) {
         plan->stream_min_tok = p->stream_min_tok;
         snprintf(why, cap, "passes of %lld+ rows, as asked", (long long)p->stream_min_tok);

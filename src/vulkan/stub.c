@@ -21,6 +21,11 @@ int vulkan_device_default(const vulkan_device_info *list, int n, bool discrete_o
     return -1;
 }
 
+bool vulkan_type_supported(uint32_t type) {
+    (void)type;
+    return false;
+}
+
 uint64_t vulkan_validation_messages(void) {
     return 0;
 }

@@ -104,6 +104,8 @@ static const char *type_shader(uint32_t type) {
     }
 }
 
+bool vulkan_type_supported(uint32_t type) { return type_shader(type) != NULL; }
+
 static void weight_free(vulkan_backend *b, vb_weight *w) {
     for (int i = 0; i < w->n_pieces; i++)
         vulkan_buf_free(b->c, &w->pieces[i]);

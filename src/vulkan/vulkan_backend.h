@@ -41,6 +41,9 @@ ob_status vulkan_devices_list(vulkan_device_info *out, int cap, int *n, ob_err *
  * index). */
 int vulkan_device_default(const vulkan_device_info *list, int n, bool discrete_only);
 
+/* Whether the backend's matrix-product shaders read this ob_qtype. */
+bool vulkan_type_supported(uint32_t type);
+
 /* Validation-layer messages (warnings and errors) reported since the process started; the
  * layer is on when the environment sets OB_VK_VALIDATE=1. Tests require 0. */
 uint64_t vulkan_validation_messages(void);
