@@ -140,6 +140,7 @@ void plan_work_of(const struct ob_model *m, int64_t lo, int64_t hi, int64_t n_to
  * output back, a latency each way). calibrated: every rate was measured. */
 typedef struct plan_stream_cost {
     double cpu_s, rest_s, device_s, link_s;
+    double over_bytes, back_bytes; /* what its products send over and read back */
     bool calibrated;
 } plan_stream_cost;
 void plan_stream_cost_of(const struct ob_model *m, const ob_context_params *p,

@@ -157,8 +157,8 @@ static void placement_describe(ob_context *c, int64_t stream_min_tok, const char
     }
     if (c->stream && used < sizeof c->placement)
         snprintf(c->placement + used, sizeof c->placement - used,
-                 "; passes of %lld+ rows stream the cpu's products to %s", (long long)stream_min_tok,
-                 stream_dev);
+                 "; passes of %lld+ rows stream the cpu's products to %s",
+                 (long long)stream_min_tok, stream_dev);
 }
 
 /* Weight streaming of the host stage cpu to the device stage dev, or to a device holding
@@ -169,9 +169,8 @@ static ob_status stream_new(ob_context *c, const ob_context_params *p,
     const int64_t n_layer = c->model->hp.n_layer;
     model_backend *own = NULL;
     if (!dev) {
-        model_backend_shape none = *whole;
-        none.part = MODEL_PART_NO_MOE;
-        none.n_expert = none.n_expert_used = none.n_ff_exp = none.n_ff_shexp = 0;
+        model_backend_shape none, unused; /* binds nothing: no layers, no MoE blocks */
+        model_moe_host_shapes(whole, &none, &unused);
         none.stream_bytes = plan->device.stream;
         ob_status st = backend_of(p, &none, n_layer, n_layer, true, &own, err);
         if (st) return st;

@@ -88,7 +88,7 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
         const double share = token_share(ws, w);
         const double bytes = share * (double)w->n_out * (double)w->row_size;
         out->decode_bytes += bytes;
-        if (w->layer >= 0 && !w->moe) { /* a product the CPU backend's matmul runs */
+        if (model_weight_streamable(w, lo, hi)) {
             out->stream_products++;
             out->stream_weight_bytes += bytes;
             out->stream_in += (double)w->n_in;
@@ -191,9 +191,11 @@ void plan_stream_cost_of(const ob_model *m, const ob_context_params *p, const ob
     /* the device runs the layers' products as it would run them in its own layers: their
      * work, and its fixed cost per layer (its dispatches; each product's wait for the link
      * is the link's latency below) */
-    out->device_s = (double)n_layers * dpre->layer_s + (dpre->rate > 0 ? streamed / dpre->rate : 0);
-    const double over = w.stream_weight_bytes + n * 4 * w.stream_in, back = n * 4 * w.stream_out;
-    out->link_s = over / (l.h2d_gbs * 1e9) + back / (l.d2h_gbs * 1e9) +
+    out->device_s =
+        (double)n_layers * dpre->layer_s + (dpre->rate > 0 ? streamed / dpre->rate : 0);
+    out->over_bytes = w.stream_weight_bytes + n * 4 * w.stream_in;
+    out->back_bytes = n * 4 * w.stream_out;
+    out->link_s = out->over_bytes / (l.h2d_gbs * 1e9) + out->back_bytes / (l.d2h_gbs * 1e9) +
                   products * (l.h2d_latency_us + l.d2h_latency_us) * 1e-6;
     out->calibrated = ok && !why;
 }
@@ -219,36 +221,34 @@ void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *
         add_basis(out, db ? "device: this weight type not calibrated, another's rates"
                           : "device: not calibrated, defaults");
     }
+    /* with streaming, the host's layers' products run on the device, over the link */
     const bool streams = plan->stream_min_tok > 0 && n_batch >= plan->stream_min_tok;
+    calib_link l;
     if (plan->n_gpu_layers > 0 || streams) {
-        calib_link l;
         const char *why;
         link_of(c, p, plan, &l, &why);
         if (why) ok = false, add_basis(out, why);
-        /* the plan's link bytes: one logits row back, the rest hidden states going over */
-        if (plan->n_gpu_layers > 0) {
-            const double back = (double)m->hp.n_vocab * 4;
-            const double over_tok = (double)plan->link_token - back;
-            double over_chunk = (double)plan->link_chunk - back;
-            if (streams) { /* the streamed products' bytes are costed below, as they cross */
-                plan_work w;
-                plan_work_of(m, plan->host.layer_lo, plan->host.layer_hi, n_batch, &w);
-                over_chunk -= w.stream_weight_bytes +
-                              (double)n_batch * 4 * (w.stream_in + w.stream_out);
-            }
-            out->decode_s[2] = link_s(over_tok, l.h2d_gbs, l.h2d_latency_us) +
-                               link_s(back, l.d2h_gbs, l.d2h_latency_us);
-            out->prefill_s[2] = link_s(over_chunk, l.h2d_gbs, l.h2d_latency_us) +
-                                link_s(back, l.d2h_gbs, l.d2h_latency_us);
-        }
     }
-    if (streams) { /* the host's layers' products run on the device, over the link */
-        plan_stream_cost sc;
+    plan_stream_cost sc;
+    memset(&sc, 0, sizeof sc);
+    if (streams) {
         plan_stream_cost_of(m, p, plan, c, n_batch, &sc);
         if (!sc.calibrated && ok) ok = false, add_basis(out, "streaming: defaults");
         out->prefill_s[0] = sc.rest_s;
         out->prefill_s[1] += sc.device_s;
         out->prefill_s[2] += sc.link_s;
+    }
+    if (plan->n_gpu_layers > 0) {
+        /* the plan's link bytes: one logits row back, the rest hidden states going over,
+         * less the streamed products' bytes (costed above) */
+        const double back = (double)m->hp.n_vocab * 4;
+        const double over_tok = (double)plan->link_token - back;
+        const double over_chunk =
+            (double)plan->link_chunk - back - sc.over_bytes - sc.back_bytes;
+        out->decode_s[2] = link_s(over_tok, l.h2d_gbs, l.h2d_latency_us) +
+                           link_s(back, l.d2h_gbs, l.d2h_latency_us);
+        out->prefill_s[2] += link_s(over_chunk, l.h2d_gbs, l.h2d_latency_us) +
+                             link_s(back, l.d2h_gbs, l.d2h_latency_us);
     }
     const double dec = out->decode_s[0] + out->decode_s[1] + out->decode_s[2];
     const double pre = out->prefill_s[0] + out->prefill_s[1] + out->prefill_s[2];

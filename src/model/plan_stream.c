@@ -30,7 +30,7 @@ uint64_t model_stream_buffer_bytes(const ob_model *m, int64_t lo, int64_t hi) {
     for (int64_t i = 0; i < ws->n; i++) {
         const model_weight *w = ws->table[i];
         const uint64_t bytes = (uint64_t)w->n_out * w->row_size;
-        if (w->layer >= lo && w->layer < hi && !w->moe && bytes > most) most = bytes;
+        if (model_weight_streamable(w, lo, hi) && bytes > most) most = bytes;
     }
     return most;
 }
@@ -43,7 +43,7 @@ static const model_weight *unstreamable(const ob_model *m, const char *device, i
     const bool cuda = !strcmp(device, "cuda");
     for (int64_t i = 0; i < ws->n; i++) {
         const model_weight *w = ws->table[i];
-        if (w->layer < lo || w->layer >= hi || w->moe) continue;
+        if (!model_weight_streamable(w, lo, hi)) continue;
         if (!(cuda ? cuda_type_supported(w->type) : vulkan_type_supported(w->type))) return w;
     }
     return NULL;

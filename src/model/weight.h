@@ -80,4 +80,11 @@ static inline bool model_weight_wanted(const model_weight *w, int64_t lo, int64_
     return (w->embed && lo == 0) || (w->head && hi == n_layer);
 }
 
+/* Whether w is a matrix product of layers [lo, hi) that weight streaming may run on a device
+ * (model/stream.h): a layer's own matrix, which the CPU backend's matmul runs; not the
+ * embedding or the head, and not a MoE block's (the CPU runs those inside its MoE op). */
+static inline bool model_weight_streamable(const model_weight *w, int64_t lo, int64_t hi) {
+    return w->layer >= lo && w->layer < hi && !w->moe;
+}
+
 #endif

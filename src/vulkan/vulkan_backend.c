@@ -112,8 +112,16 @@ static void weight_free(vulkan_backend *b, vb_weight *w) {
     ob_free(w->pieces);
 }
 
-/* Uploads w in pieces of whole rows no larger than one binding may be. */
-static ob_status weight_upload(vulkan_backend *b, const model_weight *cw, vb_weight *w, ob_err *err) {
+/* Rows of piece i of w (from row i * rows_per_piece). */
+static int64_t piece_rows(const vb_weight *w, int i) {
+    const int64_t lo = i * w->rows_per_piece;
+    return w->n_out - lo < w->rows_per_piece ? w->n_out - lo : w->rows_per_piece;
+}
+
+/* Describes cw cut into pieces of whole rows no larger than one binding may be (no pieces
+ * allocated yet). */
+static ob_status weight_layout(const vulkan_backend *b, const model_weight *cw, vb_weight *w,
+                               ob_err *err) {
     memset(w, 0, sizeof *w);
     if (!type_shader(cw->type))
         return ob_fail(err, OB_ERR_UNSUPPORTED,
@@ -132,12 +140,18 @@ static ob_status weight_upload(vulkan_backend *b, const model_weight *cw, vb_wei
                        cw->name, cw->row_size, (unsigned long long)b->c->max_range);
     if (w->rows_per_piece > cw->n_out) w->rows_per_piece = cw->n_out;
     w->n_pieces = (int)((cw->n_out + w->rows_per_piece - 1) / w->rows_per_piece);
+    return OB_OK;
+}
+
+/* Uploads w in pieces of whole rows no larger than one binding may be. */
+static ob_status weight_upload(vulkan_backend *b, const model_weight *cw, vb_weight *w, ob_err *err) {
+    ob_status st = weight_layout(b, cw, w, err);
+    if (st) return st;
     w->pieces = ob_calloc((size_t)w->n_pieces, sizeof *w->pieces);
     if (!w->pieces) return ob_fail(err, OB_ERR_NOMEM, "vulkan backend: out of memory");
     for (int i = 0; i < w->n_pieces; i++) {
         const int64_t lo = i * w->rows_per_piece;
-        const int64_t n = cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
-        const size_t bytes = (size_t)n * cw->row_size;
+        const size_t bytes = (size_t)piece_rows(w, i) * cw->row_size;
         if (vulkan_buf_new(b->c, bytes, false, cw->name, &w->pieces[i]) ||
             vulkan_buf_upload(b->c, &w->pieces[i], 0,
                               (const char *)cw->data + (size_t)lo * cw->row_size, bytes)) {
@@ -201,9 +215,7 @@ static void be_get_rows(model_backend *be, const model_weight *cw, const int32_t
         return;
     }
     for (int i = 0; i < w->n_pieces; i++) {
-        const int64_t lo = i * w->rows_per_piece;
-        const int64_t rows =
-            cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
+        const int64_t lo = i * w->rows_per_piece, rows = piece_rows(w, i);
         r[1] = (vulkan_ref){w->pieces[i].buf, 0, w->pieces[i].size};
         r[2] = r[0];
         const uint32_t pc[] = {(uint32_t)cw->n_in,
@@ -229,8 +241,7 @@ static void matmul_pieces(vulkan_backend *b, float *y, const model_weight *cw, c
         return;
     r[3] = r[2];
     for (int i = 0; i < w->n_pieces; i++) {
-        const int64_t lo = i * w->rows_per_piece;
-        const int64_t n = cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
+        const int64_t lo = i * w->rows_per_piece, n = piece_rows(w, i);
         r[1] = (vulkan_ref){w->pieces[i].buf, 0, w->pieces[i].size};
         const uint32_t pc[] = {(uint32_t)cw->n_in,     (uint32_t)n, (uint32_t)n_tok,
                                (uint32_t)cw->row_size, 0,           (uint32_t)lo,
@@ -251,11 +262,16 @@ static void be_matmul(model_backend *be, float *y, const model_weight *cw, const
 
 /* ---- streamed weights -------------------------------------------------------------------- */
 
-/* Makes the stream buffer's piece i hold at least `bytes` (the device is idle). */
+/* Makes the stream buffer's piece i hold at least `bytes` (the device is idle); a failure is
+ * kept in the context. */
 static ob_status stream_piece(vulkan_backend *b, int i, size_t bytes) {
     if (i >= b->n_stream) {
         vulkan_buf *grown = ob_realloc(b->stream, (size_t)(i + 1), sizeof *grown);
-        if (!grown) return OB_ERR_NOMEM;
+        if (!grown) {
+            if (!b->c->st)
+                b->c->st = ob_fail(&b->c->err, OB_ERR_NOMEM, "vulkan backend: out of memory");
+            return b->c->st;
+        }
         memset(grown + b->n_stream, 0, (size_t)(i + 1 - b->n_stream) * sizeof *grown);
         b->stream = grown;
         b->n_stream = i + 1;
@@ -271,30 +287,19 @@ static ob_status stream_piece(vulkan_backend *b, int i, size_t bytes) {
  * describes it in *w; false after a failure (kept in the context). */
 static bool stream_fill(vulkan_backend *b, const model_weight *cw, vb_weight *w) {
     if (vulkan_flush(b->c)) return false; /* the last product may still read the buffer */
-    if (!type_shader(cw->type) || cw->row_size > b->c->max_range) {
-        ob_err err;
-        ob_fail(&err, OB_ERR_UNSUPPORTED, "vulkan backend: tensor '%s' (%s) cannot be "
-                "streamed to this device", cw->name, gguf_qtype_name(cw->type));
-        b->c->st = OB_ERR_UNSUPPORTED;
+    ob_err err;
+    ob_status st = weight_layout(b, cw, w, &err);
+    if (st) {
+        b->c->st = st;
         b->c->err = err;
         return false;
     }
-    *w = (vb_weight){.type = cw->type, .n_in = cw->n_in, .n_out = cw->n_out,
-                     .row_bytes = cw->row_size};
-    w->rows_per_piece = (int64_t)(b->c->max_range / cw->row_size);
-    if (w->rows_per_piece > cw->n_out) w->rows_per_piece = cw->n_out;
-    w->n_pieces = (int)((cw->n_out + w->rows_per_piece - 1) / w->rows_per_piece);
     for (int i = 0; i < w->n_pieces; i++) {
         const int64_t lo = i * w->rows_per_piece;
-        const int64_t n = cw->n_out - lo < w->rows_per_piece ? cw->n_out - lo : w->rows_per_piece;
-        const size_t bytes = (size_t)n * cw->row_size;
-        ob_status st = stream_piece(b, i, bytes);
-        if (st == OB_ERR_NOMEM && !b->c->st) {
-            b->c->st = OB_ERR_NOMEM;
-            ob_fail(&b->c->err, OB_ERR_NOMEM, "vulkan backend: out of memory");
-        }
-        if (st || vulkan_buf_upload(b->c, &b->stream[i], 0,
-                                    (const char *)cw->data + (size_t)lo * cw->row_size, bytes))
+        const size_t bytes = (size_t)piece_rows(w, i) * cw->row_size;
+        if (stream_piece(b, i, bytes) ||
+            vulkan_buf_upload(b->c, &b->stream[i], 0,
+                              (const char *)cw->data + (size_t)lo * cw->row_size, bytes))
             return false;
     }
     w->pieces = b->stream;
@@ -498,10 +503,7 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
     if (!st && shape->stream_bytes) {
         const uint64_t first = shape->stream_bytes < b->c->max_range ? shape->stream_bytes
                                                                       : b->c->max_range;
-        if ((st = stream_piece(b, 0, (size_t)first))) {
-            if (!b->c->st) st = ob_fail(err, st, "vulkan backend: out of memory");
-            else if (err) *err = b->c->err;
-        }
+        if ((st = stream_piece(b, 0, (size_t)first)) && err) *err = b->c->err;
     }
     if (!st && (st = vulkan_flush(b->c)) && err) *err = b->c->err;
     if (st) {
