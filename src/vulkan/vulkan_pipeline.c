@@ -72,19 +72,36 @@ static bool use_subgroups(const vulkan_ctx *c) {
     return c->subgroup_arith && !(off && !strcmp(off, "1"));
 }
 
-/* A compute pipeline of shader s. */
-static ob_status pipe_make(vulkan_ctx *c, const vulkan_spv *s, VkPipeline *out) {
+/* The workgroup size of a weight shader's subgroup build (wtype.glsl reads it from
+ * specialization constant 0), 0 for other shaders: one subgroup, so a row's sum is one
+ * subgroupAdd with no barrier (a CPU implementation runs a subgroup as one vector and pays
+ * for every barrier; a GPU's matrix-vector row is a subgroup's work either way), else 64.
+ * OB_VK_WEIGHT_WG=N asks for N (a power of two, 4..256): the tests run workgroups of several
+ * subgroups that way, as a GPU compiling narrower subgroups than it reports would. */
+static uint32_t weight_wg(const vulkan_ctx *c, const char *name) {
+    if (strncmp(name, "mm_", 3)) return 0;
+    const char *env = getenv("OB_VK_WEIGHT_WG");
+    const uint32_t n = env ? (uint32_t)strtoul(env, NULL, 10) : c->subgroup_size;
+    return n >= 4 && n <= 256 && !(n & (n - 1)) ? n : 64;
+}
+
+/* A compute pipeline of shader s; wg, when not 0, sets its specialization constant 0. */
+static ob_status pipe_make(vulkan_ctx *c, const vulkan_spv *s, uint32_t wg, VkPipeline *out) {
     const VkShaderModuleCreateInfo mi = {.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                          .codeSize = s->n_words * 4,
                                          .pCode = s->words};
     VkShaderModule mod;
     if (vulkan_check(c, vkCreateShaderModule(c->dev, &mi, NULL, &mod), s->name)) return c->st;
+    const VkSpecializationMapEntry entry = {.constantID = 0, .offset = 0, .size = sizeof wg};
+    const VkSpecializationInfo spec = {
+        .mapEntryCount = 1, .pMapEntries = &entry, .dataSize = sizeof wg, .pData = &wg};
     const VkComputePipelineCreateInfo pi = {
         .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                   .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod,
-                  .pName = "main"},
+                  .pName = "main",
+                  .pSpecializationInfo = wg ? &spec : NULL},
         .layout = c->layout};
     VkResult r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pi, NULL, out);
     vkDestroyShaderModule(c->dev, mod, NULL);
@@ -105,7 +122,7 @@ int vulkan_pipe_find(vulkan_ctx *c, const char *name) {
         return -1;
     }
     VkPipeline p;
-    if (pipe_make(c, s, &p)) return -1;
+    if (pipe_make(c, s, s != plain ? weight_wg(c, name) : 0, &p)) return -1;
     /* kept under the plain name (static storage), whichever variant was built */
     c->pipes[c->n_pipes] = (vulkan_pipe){.name = plain->name, .pipe = p};
     return c->n_pipes++;

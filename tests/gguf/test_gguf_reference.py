@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("OB_BUILD", os.path.join(ROOT, "build"))
 SHARED = os.environ.get("OB_SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 OUTBOARD = os.path.join(BUILD, "outboard")
+SANITIZED = os.path.basename(os.path.normpath(BUILD)) == "build-san"
 DEFAULT_MODEL = os.environ.get("OB_DEFAULT_MODEL") or os.path.join(
     ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
 
@@ -94,6 +95,11 @@ def ref_values(field):
 
 def compare(path):
     ours = info_json(path)
+    if SANITIZED:
+        # The sanitizer build reads the same files with our reader under ASan + UBSan; the
+        # reference's parse (pure Python, nearly all of this file's time) and the comparison
+        # give what they give in `make test`, which runs them in full.
+        return ours
     ref = gguf.GGUFReader(path)
     fields = [(k, f) for k, f in ref.fields.items() if not k.startswith("GGUF.")]
 

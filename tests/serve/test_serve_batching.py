@@ -35,7 +35,8 @@ GEMMA = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
 
 # Seconds a streamed read may wait. Sixteen streams under AddressSanitizer on a slow 2-core
 # host, with other jobs beside them, have gone a minute between chunks without anything wrong.
-STREAM_READ_TIMEOUT = 300 if os.path.basename(os.path.normpath(BUILD)) == "build-san" else 60
+SANITIZED = os.path.basename(os.path.normpath(BUILD)) == "build-san"
+STREAM_READ_TIMEOUT = 300 if SANITIZED else 60
 
 STORY = ("Once upon a time, there was a little girl named Lily. She loved to play outside in "
          "the sun with her dog Max. One day, they found a big red ball in the park. ")
@@ -118,7 +119,11 @@ def concurrently(fn, items):
         return list(ex.map(go, items))
 
 
-@pytest.mark.parametrize("model", [MODEL, SMOL], ids=["stories260K", "SmolLM2"])
+# Under the sanitizers SmolLM2's run (nearly 4 minutes there) is left to `make test`: the
+# stories260K run goes through the same scheduler, preemption and KV pool code.
+@pytest.mark.parametrize("model", [MODEL, pytest.param(SMOL, marks=pytest.mark.skipif(
+    SANITIZED, reason="SmolLM2's sixteen streams run in `make test`; slow under sanitizers"))],
+    ids=["stories260K", "SmolLM2"])
 def test_sixteen_streams_equal_one_at_a_time_also_when_preempted(model):
     prompts = prompts_3_to_60(model)
     s = Server("--parallel", "16", model=model)

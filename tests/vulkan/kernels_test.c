@@ -159,8 +159,10 @@ static bool check_weight(model_backend *be, uint32_t type, int64_t n_in, int64_t
     return ok;
 }
 
-/* Every type: 3 blocks a row (2 for the 256-element K-quants), 37 output rows (not a multiple
- * of anything), 1, 3 and 11 tokens (one token, a partial and a full-plus-partial tile of 8). */
+/* Every type: 3 blocks a row (2 for the 256-element K-quants; 67 and 68 elements for the float
+ * types, so both the element-at-a-time and the 4-at-a-time loops run), 37 output rows (not a
+ * multiple of anything, so Q8_0's, Q4_0's and Q5_0's odd rows start mid-word), 1, 3 and 11
+ * tokens (one token, a partial and a full-plus-partial tile of 8). */
 static void weights_all(void) {
     NEED_VULKAN(dev);
     model_backend_shape s = shape_of(0, NULL);
@@ -170,9 +172,10 @@ static void weights_all(void) {
         const int64_t bs = quant_traits_ref(TYPES[i])->block_size;
         const int64_t n_in = bs == 1 ? 67 : bs == 32 ? 96 : 512;
         const int64_t toks[] = {1, 3, 11};
-        for (int k = 0; k < 3; k++)
-            CHECK_MSG(check_weight(be, TYPES[i], n_in, 37, toks[k]), "%s",
-                      gguf_qtype_name(TYPES[i]));
+        for (int64_t n = n_in; n <= (bs == 1 ? n_in + 1 : n_in); n++)
+            for (int k = 0; k < 3; k++)
+                CHECK_MSG(check_weight(be, TYPES[i], n, 37, toks[k]), "%s n_in %lld",
+                          gguf_qtype_name(TYPES[i]), (long long)n);
     }
     be->ops->free(be);
 }
@@ -185,6 +188,14 @@ TEST(weights_every_type_without_subgroups) {
     setenv("OB_VK_NO_SUBGROUP", "1", 1);
     weights_all();
     unsetenv("OB_VK_NO_SUBGROUP");
+}
+
+/* Weight workgroups of several subgroups (64 invocations where lavapipe's subgroups are 8 or
+ * 16 wide): a row's sum crosses subgroups through shared memory. */
+TEST(weights_every_type_in_wide_workgroups) {
+    setenv("OB_VK_WEIGHT_WG", "64", 1);
+    weights_all();
+    unsetenv("OB_VK_WEIGHT_WG");
 }
 
 /* A binding limit of 8 KiB splits a Q8_0 weight of 100 rows of 272 bytes into 4 pieces of
@@ -325,6 +336,7 @@ TEST(validation_layer_silent) {
 int main(void) {
     RUN(weights_every_type);
     RUN(weights_every_type_without_subgroups);
+    RUN(weights_every_type_in_wide_workgroups);
     RUN(weights_split_over_bindings);
     RUN(elementwise_ops);
     RUN(rope_variants);

@@ -9,8 +9,14 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
 
+#ifdef OB_WG_SPEC
+/* The host sets the workgroup size (specialization constant 0); 64 where it does not. */
+layout(constant_id = 0) const uint WG = 64;
+layout(local_size_x_id = 0) in;
+#else
 #define WG 64
 layout(local_size_x = WG) in;
+#endif
 
 /* The workgroup's index in a 2-D grid of gl_NumWorkGroups.x columns. */
 uint group_index() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
@@ -24,6 +30,8 @@ shared float red_buf[WG];
 float wg_sum(float v) {
 #ifdef OB_SUBGROUP
     v = subgroupAdd(v);
+    /* a workgroup of one subgroup (uniform, so no invocation waits at a barrier alone) */
+    if (gl_NumSubgroups == 1) return v;
     if (gl_SubgroupInvocationID == 0) red_buf[gl_SubgroupID] = v;
     barrier();
     float s = 0.0;

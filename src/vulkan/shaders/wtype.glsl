@@ -1,12 +1,20 @@
 /*
  * Matrix products and row lookups over a weight in its GGUF block layout. The including
- * shader defines deq(row_byte, i): element i of the row starting at byte row_byte of wq.
+ * shader defines deq(row_byte, i): element i of the row starting at byte row_byte of wq; and,
+ * where it defines OB_DEQ4 first, deq4(row_byte, i): elements i..i+3 (i a multiple of 4) from
+ * as few loads as the layout allows. Without it deq4 is four deq.
  *   mode 0: y (n_tok, y_stride) f32, columns row_lo.. = x (n_tok, n_in) W^T for this piece of
  *           W (n_out rows); one workgroup per (row, tile of TT tokens), each element of the
- *           row dequantized once per tile.
+ *           row dequantized once per tile. Where n_in and x's offset are multiples of 4, each
+ *           invocation takes 4 elements a step (deq4, x as vec4): a CPU implementation (Mesa's
+ *           lavapipe) pays for every buffer load one invocation at a time, and a GPU issues
+ *           fewer, wider loads.
  *   mode 1: y (n_tok, n_in) = rows ids[0..n_tok) of W (the embedding lookup), those of them
  *           in this piece (rows row_lo..row_lo + n_out).
  */
+#ifdef OB_SUBGROUP
+#define OB_WG_SPEC /* the host makes the workgroup one subgroup (vulkan_pipeline.c) */
+#endif
 #include "common.glsl"
 
 #define TT 8
@@ -14,6 +22,7 @@
 layout(std430, binding = 0) buffer Y { float y[]; };
 layout(std430, binding = 1) readonly buffer WQ { uint wq[]; };
 layout(std430, binding = 2) readonly buffer X { float x[]; };
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; }; /* the same, 4 floats a load */
 layout(std430, binding = 3) readonly buffer Ids { int ids[]; };
 layout(push_constant) uniform PC {
     uint o_y, o_w, o_x, o_ids, o4, o5;
@@ -25,8 +34,24 @@ uint u16_at(uint b) { return byte_at(b) | (byte_at(b + 1) << 8); }
 uint u32_at(uint b) { return u16_at(b) | (u16_at(b + 2) << 16); }
 float f16_at(uint b) { return unpackHalf2x16(u16_at(b)).x; }
 int i8_at(uint b) { return int(byte_at(b) << 24) >> 24; }
+/* Two bytes at an even offset (never across words): one load. */
+uint u16_even(uint b) { return (wq[b >> 2] >> ((b & 2u) * 8u)) & 0xffffu; }
+float f16_even(uint b) { return unpackHalf2x16(u16_even(b)).x; }
+/* The four bytes from byte b on, at any alignment: one load, or two across a word boundary. */
+uint u32_any(uint b) {
+    const uint s = (b & 3u) * 8u, lo = wq[b >> 2];
+    return s == 0u ? lo : (lo >> s) | (wq[(b >> 2) + 1u] << (32u - s));
+}
+/* The bytes of w as 4 signed values, and its 4 nibbles from bit `shift` of each byte. */
+vec4 i8x4(uint w) { return vec4(ivec4(w << 24, w << 16, w << 8, w) >> 24); }
+vec4 nib4(uint w, uint shift) { return vec4((uvec4(w, w >> 8, w >> 16, w >> 24) >> shift) & 15u); }
 
 float deq(uint row_byte, uint i);
+#ifdef OB_DEQ4
+vec4 deq4(uint row_byte, uint i);
+#else
+vec4 deq4(uint rb, uint i) { return vec4(deq(rb, i), deq(rb, i + 1), deq(rb, i + 2), deq(rb, i + 3)); }
+#endif
 
 void main() {
     const uint tid = gl_LocalInvocationID.x, wbase = pc.o_w * 4u;
@@ -46,9 +71,16 @@ void main() {
     const uint rb = wbase + o * pc.row_bytes;
     float acc[TT];
     for (uint t = 0; t < TT; t++) acc[t] = 0.0;
-    for (uint i = tid; i < pc.n_in; i += WG) {
-        const float w = deq(rb, i);
-        for (uint t = 0; t < nt; t++) acc[t] += w * x[pc.o_x + (t0 + t) * pc.n_in + i];
+    if (((pc.n_in | pc.o_x) & 3u) == 0u) {
+        for (uint i = 4u * tid; i < pc.n_in; i += 4u * WG) {
+            const vec4 w = deq4(rb, i);
+            for (uint t = 0; t < nt; t++) acc[t] += dot(w, x4[(pc.o_x + (t0 + t) * pc.n_in + i) >> 2]);
+        }
+    } else {
+        for (uint i = tid; i < pc.n_in; i += WG) {
+            const float w = deq(rb, i);
+            for (uint t = 0; t < nt; t++) acc[t] += w * x[pc.o_x + (t0 + t) * pc.n_in + i];
+        }
     }
     for (uint t = 0; t < nt; t++) {
         const float s = wg_sum(acc[t]);
