@@ -11,6 +11,7 @@ Against the references (pinned):
 Mechanics (/reset, /load, Ctrl-C mid-answer, the fallback template, a too-small context) run on
 stories260K, which has no chat template, and on SmolLM2 where an answer must be long enough.
 """
+import functools
 import json
 import os
 import re
@@ -63,7 +64,10 @@ def chat(model, lines, *args, timeout=300, status=0):
     return proc
 
 
+@functools.lru_cache(maxsize=None)
 def gguf_template(model):
+    """The template and BOS/EOS texts from the gguf package's reader, once per file: it parses
+    every key, a big vocabulary's strings one by one (seconds per call)."""
     import gguf
 
     reader = gguf.GGUFReader(model)

@@ -33,8 +33,9 @@ from test_serve_http import BUILD, MODEL, MODEL_ID, OUTBOARD, ROOT, Server
 SMOL = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 GEMMA = os.path.join(ROOT, "models", "gemma-3-270m-q4_k_m.gguf")
 
-# Seconds a streamed read may wait. Sixteen streams under AddressSanitizer on a slow 2-core
-# host, with other jobs beside them, have gone a minute between chunks without anything wrong.
+# Seconds a streamed read may wait (a dropped stream's first chunks too). Sixteen streams
+# under AddressSanitizer on a slow 2-core host, with other jobs beside them, have gone a minute
+# between chunks without anything wrong.
 SANITIZED = os.path.basename(os.path.normpath(BUILD)) == "build-san"
 STREAM_READ_TIMEOUT = 300 if SANITIZED else 60
 
@@ -152,7 +153,7 @@ def open_and_drop(s):
     chunks, then closes the socket."""
     body = json.dumps({"prompt": STORY, "max_tokens": 100000, "temperature": 1.0, "seed": 1,
                        "stream": True})
-    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+    with socket.create_connection(("127.0.0.1", s.port), timeout=STREAM_READ_TIMEOUT) as sock:
         sock.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
                      f"application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
         got = b""
