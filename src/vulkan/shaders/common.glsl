@@ -10,7 +10,8 @@
 #endif
 
 #ifdef OB_WG_SPEC
-/* The host sets the workgroup size (specialization constant 0); 64 where it does not. */
+/* The workgroup size is specialization constant 0, which the host always sets: lavapipe
+ * (Mesa 22.3) ignores this default. */
 layout(constant_id = 0) const uint WG = 64;
 layout(local_size_x_id = 0) in;
 #else

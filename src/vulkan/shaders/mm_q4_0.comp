@@ -10,5 +10,5 @@ float deq(uint rb, uint i) {
 }
 vec4 deq4(uint rb, uint i) {
     const uint b = rb + (i / 32) * 18, j = i % 32;
-    return (nib4(u32_any(b + 2 + j % 16), j < 16 ? 0u : 4u) - 8.0) * f16_even(b);
+    return (nib4(u32_at(b + 2 + j % 16), j < 16 ? 0u : 4u) - 8.0) * f16_at(b);
 }

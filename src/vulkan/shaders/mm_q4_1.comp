@@ -9,5 +9,5 @@ float deq(uint rb, uint i) {
 }
 vec4 deq4(uint rb, uint i) {
     const uint b = rb + (i / 32) * 20, j = i % 32;
-    return nib4(u32_any(b + 4 + j % 16), j < 16 ? 0u : 4u) * f16_even(b) + f16_even(b + 2);
+    return nib4(u32_at(b + 4 + j % 16), j < 16 ? 0u : 4u) * f16_at(b) + f16_at(b + 2);
 }

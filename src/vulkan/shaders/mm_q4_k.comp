@@ -12,8 +12,8 @@ float deq(uint rb, uint i) {
 }
 vec4 deq4(uint rb, uint i) {
     const uint b = rb + (i / 256) * 144, e = i % 256, c = e / 64, w = e % 64;
-    const vec4 q = nib4(u32_any(b + 16 + 32 * c + w % 32), w < 32 ? 0u : 4u);
+    const vec4 q = nib4(u32_at(b + 16 + 32 * c + w % 32), w < 32 ? 0u : 4u);
     const uvec2 sm = scale_min_k4(b + 4, 2 * c + w / 32);
-    const vec2 dm = unpackHalf2x16(u32_any(b));
+    const vec2 dm = unpackHalf2x16(u32_at(b));
     return dm.x * float(sm.x) * q - dm.y * float(sm.y);
 }

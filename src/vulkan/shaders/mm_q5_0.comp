@@ -10,7 +10,7 @@ float deq(uint rb, uint i) {
     return (float(lo | (hi << 4)) - 16.0) * f16_at(b);
 }
 vec4 deq4(uint rb, uint i) {
-    const uint b = rb + (i / 32) * 22, j = i % 32, qh = u32_any(b + 2) >> j;
+    const uint b = rb + (i / 32) * 22, j = i % 32, qh = u32_at(b + 2) >> j;
     const vec4 hi = vec4(uvec4(qh, qh >> 1, qh >> 2, qh >> 3) & 1u);
-    return (nib4(u32_any(b + 6 + j % 16), j < 16 ? 0u : 4u) + 16.0 * hi - 16.0) * f16_even(b);
+    return (nib4(u32_at(b + 6 + j % 16), j < 16 ? 0u : 4u) + 16.0 * hi - 16.0) * f16_at(b);
 }

@@ -10,8 +10,8 @@ float deq(uint rb, uint i) {
     return float(lo | (hi << 4)) * f16_at(b) + f16_at(b + 2);
 }
 vec4 deq4(uint rb, uint i) {
-    const uint b = rb + (i / 32) * 24, j = i % 32, qh = u32_any(b + 4) >> j;
+    const uint b = rb + (i / 32) * 24, j = i % 32, qh = u32_at(b + 4) >> j;
     const vec4 hi = vec4(uvec4(qh, qh >> 1, qh >> 2, qh >> 3) & 1u);
-    return (nib4(u32_any(b + 8 + j % 16), j < 16 ? 0u : 4u) + 16.0 * hi) * f16_even(b) +
-           f16_even(b + 2);
+    return (nib4(u32_at(b + 8 + j % 16), j < 16 ? 0u : 4u) + 16.0 * hi) * f16_at(b) +
+           f16_at(b + 2);
 }

@@ -13,10 +13,10 @@ float deq(uint rb, uint i) {
 }
 vec4 deq4(uint rb, uint i) {
     const uint b = rb + (i / 256) * 176, e = i % 256, c = e / 64, w = e % 64, sub = 2 * c + w / 32;
-    const vec4 lo = nib4(u32_any(b + 48 + 32 * c + w % 32), w < 32 ? 0u : 4u);
-    const uint qh = u32_any(b + 16 + w % 32) >> sub;
+    const vec4 lo = nib4(u32_at(b + 48 + 32 * c + w % 32), w < 32 ? 0u : 4u);
+    const uint qh = u32_at(b + 16 + w % 32) >> sub;
     const vec4 hi = vec4(uvec4(qh, qh >> 8, qh >> 16, qh >> 24) & 1u);
     const uvec2 sm = scale_min_k4(b + 4, sub);
-    const vec2 dm = unpackHalf2x16(u32_any(b));
+    const vec2 dm = unpackHalf2x16(u32_at(b));
     return dm.x * float(sm.x) * (lo + 16.0 * hi) - dm.y * float(sm.y);
 }

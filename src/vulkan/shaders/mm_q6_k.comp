@@ -14,9 +14,9 @@ float deq(uint rb, uint i) {
 }
 vec4 deq4(uint rb, uint i) {
     const uint b = rb + (i / 256) * 210, e = i % 256, h = e / 128, k = (e % 128) / 32, l = e % 32;
-    const vec4 lo = nib4(u32_any(b + 64 * h + l + ((k & 1u) != 0 ? 32 : 0)), (k & 2u) != 0 ? 4u : 0u);
-    const uint qh = u32_any(b + 128 + 32 * h + l) >> (2 * k);
+    const vec4 lo = nib4(u32_at(b + 64 * h + l + ((k & 1u) != 0 ? 32 : 0)), (k & 2u) != 0 ? 4u : 0u);
+    const uint qh = u32_at(b + 128 + 32 * h + l) >> (2 * k);
     const vec4 hi = vec4(uvec4(qh, qh >> 8, qh >> 16, qh >> 24) & 3u);
     const int sc = i8_at(b + 192 + 8 * h + l / 16 + 2 * k);
-    return f16_even(b + 208) * float(sc) * (lo + 16.0 * hi - 32.0);
+    return f16_at(b + 208) * float(sc) * (lo + 16.0 * hi - 32.0);
 }

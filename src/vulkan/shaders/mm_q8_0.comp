@@ -8,5 +8,5 @@ float deq(uint rb, uint i) {
 }
 vec4 deq4(uint rb, uint i) {
     const uint b = rb + (i / 32) * 34;
-    return i8x4(u32_any(b + 2 + i % 32)) * f16_even(b);
+    return i8x4(u32_at(b + 2 + i % 32)) * f16_at(b);
 }

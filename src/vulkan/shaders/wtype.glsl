@@ -30,18 +30,19 @@ layout(push_constant) uniform PC {
 } pc;
 
 uint byte_at(uint b) { return (wq[b >> 2] >> ((b & 3u) * 8u)) & 0xffu; }
-uint u16_at(uint b) { return byte_at(b) | (byte_at(b + 1) << 8); }
-uint u32_at(uint b) { return u16_at(b) | (u16_at(b + 2) << 16); }
-float f16_at(uint b) { return unpackHalf2x16(u16_at(b)).x; }
-int i8_at(uint b) { return int(byte_at(b) << 24) >> 24; }
-/* Two bytes at an even offset (never across words): one load. */
-uint u16_even(uint b) { return (wq[b >> 2] >> ((b & 2u) * 8u)) & 0xffffu; }
-float f16_even(uint b) { return unpackHalf2x16(u16_even(b)).x; }
-/* The four bytes from byte b on, at any alignment: one load, or two across a word boundary. */
-uint u32_any(uint b) {
+/* Two bytes from byte b on: one load at an even offset (every block's f16 fields). */
+uint u16_at(uint b) {
+    return (b & 1u) == 0u ? (wq[b >> 2] >> ((b & 2u) * 8u)) & 0xffffu
+                          : byte_at(b) | (byte_at(b + 1) << 8);
+}
+/* The four bytes from byte b on: one load, or two across a word boundary (never a word past
+ * byte b + 3, so never past the buffer). */
+uint u32_at(uint b) {
     const uint s = (b & 3u) * 8u, lo = wq[b >> 2];
     return s == 0u ? lo : (lo >> s) | (wq[(b >> 2) + 1u] << (32u - s));
 }
+float f16_at(uint b) { return unpackHalf2x16(u16_at(b)).x; }
+int i8_at(uint b) { return int(byte_at(b) << 24) >> 24; }
 /* The bytes of w as 4 signed values, and its 4 nibbles from bit `shift` of each byte. */
 vec4 i8x4(uint w) { return vec4(ivec4(w << 24, w << 16, w << 8, w) >> 24); }
 vec4 nib4(uint w, uint shift) { return vec4((uvec4(w, w >> 8, w >> 16, w >> 24) >> shift) & 15u); }
