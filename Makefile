@@ -56,7 +56,9 @@ else
 CPPFLAGS += -D_GNU_SOURCE
 endif
 # EXTRA_CFLAGS: additions from the command line (CFLAGS itself is assembled here).
-CFLAGS  := -std=c11 $(OPT) -g $(WARN) -pthread -fno-strict-aliasing $(EXTRA_CFLAGS)
+# PLAIN_CFLAGS: without the sanitizers and EXTRA_CFLAGS (see ISA_CFLAGS below).
+PLAIN_CFLAGS := -std=c11 $(OPT) -g $(WARN) -pthread -fno-strict-aliasing
+CFLAGS  := $(PLAIN_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm -pthread
 
 # `make SAN=1` (used by `make check`): AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -69,7 +71,7 @@ endif
 # out of them (ISA_PLAIN=1): clang takes minutes over the repacking kernels' intrinsics with
 # ASan on, no fuzzer input reaches them except as weights of an already-checked shape, and
 # `make check` runs them under ASan + UBSan.
-ISA_CFLAGS := $(if $(filter 1,$(ISA_PLAIN)),-std=c11 $(OPT) -g $(WARN) -pthread -fno-strict-aliasing,$(CFLAGS))
+ISA_CFLAGS := $(if $(filter 1,$(ISA_PLAIN)),$(PLAIN_CFLAGS),$(CFLAGS))
 
 ISA_AVX2   := -mavx2 -mfma -mf16c
 ISA_AVXVNNI := $(ISA_AVX2) -mavxvnni
