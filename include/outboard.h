@@ -224,9 +224,15 @@ typedef struct ob_plan {
                                  streamed weights and their rows included when such a chunk
                                  streams */
     int64_t stream_min_tok;   /* passes of at least this many rows stream the host's layers'
-                                 products to the device (ob_context_params.stream_min_tok); 0 =
-                                 never (no device, no host layers, or never faster) */
+                                 products to the device (ob_context_params.stream_min_tok), and
+                                 so does each routed expert of the host's that gets this many
+                                 rows of a pass; 0 = never (no device, nothing on the host, or
+                                 never faster) */
     uint64_t stream_chunk;    /* of link_chunk, the host weights shipped per streamed pass */
+    uint64_t link_experts;    /* of link_chunk, the routed experts' streamed products (weights
+                                 and rows): expected, since the routing picks which experts get
+                                 stream_min_tok rows; exact when every token uses every expert */
+    uint64_t stream_experts;  /* of stream_chunk and link_experts, those experts' weights */
     char stream_why[160];     /* one line: why streaming starts at that size, or why never */
     char why[256];            /* one line: why this placement */
     char device_key[160];     /* the device by kind, name and driver ("vulkan llvmpipe (...) |
@@ -299,6 +305,10 @@ typedef struct ob_transfer_stats {
     uint64_t weight_bytes;      /* of bytes, host weights shipped for streamed products
                                    (ob_context_params.stream_min_tok) */
     uint64_t streamed;          /* products run on the device that way */
+    uint64_t expert_bytes;      /* of bytes and bytes_back, what routed experts' streamed
+                                   products sent and read back: which experts stream depends
+                                   on the routing (ob_plan.link_experts) */
+    uint64_t expert_weight_bytes; /* of weight_bytes, those experts' weights */
 } ob_transfer_stats;
 
 void ob_context_transfer_stats(const ob_context *c, ob_transfer_stats *out);

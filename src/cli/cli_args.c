@@ -322,6 +322,7 @@ ob_status cli_synth_args_parse(int argc, char **argv, cli_synth_args *o, ob_err 
         else if (is(a, "--seed", NULL)) st = take_u64(&c, &o->seed, err);
         /* llama.cpp runs one multi-token-prediction block on these models */
         else if (is(a, "--nextn", NULL)) st = take_i64(&c, 0, 1, &o->nextn, err);
+        else if (is(a, "--experts-used", NULL)) st = take_i64(&c, 1, 512, &o->experts_used, err);
         else if (is(a, "--pooling", NULL)) {
             ob_pooling p;
             char sh[CLI_SHOWN_SIZE];

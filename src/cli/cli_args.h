@@ -85,6 +85,7 @@ typedef struct cli_synth_args {
     bool help, quiet; /* --quiet: no summary line on success */
     bool merged_experts; /* --merged-experts: ffn_gate_up_exps instead of gate and up */
     int64_t nextn;  /* --nextn: multi-token-prediction blocks after the stack (qwen35 family) */
+    int64_t experts_used; /* --experts-used: experts per token, 0 = the shape's */
 } cli_synth_args;
 
 typedef struct cli_tokenize_args {

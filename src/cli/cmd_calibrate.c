@@ -106,7 +106,7 @@ static ob_status cal_model_open(const cal_run *run, const ob_context_params *cp,
     ob_model_info in;
     ob_model_get_info(cm->m, &in);
     cm->n_layer = in.n_layer;
-    plan_work_of(cm->m, 0, in.n_layer, run->n_pp, &cm->work);
+    plan_work_of(cm->m, 0, in.n_layer, run->n_pp, MODEL_PART_ALL, &cm->work);
     if (!(st = ob_eval(cm->c, toks, 8, false, err)) && !(st = ob_context_truncate(cm->c, 0, err)))
         st = ob_eval(cm->c, toks, 1, false, err);
     return st;

@@ -150,6 +150,8 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
         printf("  \"stream_min_tok\": %lld, \"stream_chunk\": %llu, \"stream_why\": \"%s\",\n",
                (long long)p->stream_min_tok, (unsigned long long)p->stream_chunk,
                p->stream_why);
+        printf("  \"link_experts\": %llu, \"stream_experts\": %llu,\n",
+               (unsigned long long)p->link_experts, (unsigned long long)p->stream_experts);
         print_speed(a, p, sp);
         print_json_part("host", &p->host, false);
         print_json_part("device", &p->device, false);
@@ -177,6 +179,9 @@ static void print_plan(const plan_args *a, const ob_model_info *in, const ob_pla
         printf("link      %llu bytes per decoded token, %llu per prompt chunk of %lld\n",
                (unsigned long long)p->link_token, (unsigned long long)p->link_chunk,
                (long long)a->cp.n_batch);
+    if (p->link_experts) /* which experts get the rows is the routing's */
+        printf("          of which routed experts' products, expected: %llu (weights %llu)\n",
+               (unsigned long long)p->link_experts, (unsigned long long)p->stream_experts);
     print_speed(a, p, sp);
 }
 
@@ -208,7 +213,7 @@ int cli_cmd_plan(int argc, char **argv) {
     ob_model_get_info(m, &in);
     if (a.calibrate) { /* without --types: the type holding most of this model's layers */
         plan_work w;
-        plan_work_of(m, 0, in.n_layer, 1, &w);
+        plan_work_of(m, 0, in.n_layer, 1, MODEL_PART_ALL, &w);
         int rc = cli_plan_calibrate(&a.cp, a.types ? a.types : gguf_qtype_name(w.qtype));
         if (rc) {
             ob_model_free(m);

@@ -318,6 +318,7 @@ static int usage(FILE *to) {
                     "  [--vocab VOCAB.gguf] [--seed N]\n"
                     "  [--rope-freqs|--no-rope-freqs] [--swa N (sliding window, 0 = none)]\n"
                     "  [--merged-experts (qwen3moe, qwen35moe, qwen3next: ffn_gate_up_exps)]\n"
+                    "  [--experts-used K (the MoE architectures: experts per token)]\n"
                     "  [--nextn 0|1 (qwen35, qwen35moe, qwen3next: a multi-token-prediction\n"
                     "   block after the stack, blk.N.nextn.*)]\n"
                     "  [--pooling none|mean|cls|last (writes <arch>.pooling_type, for embeddings)]\n"
@@ -383,12 +384,14 @@ int cli_cmd_synth(int argc, char **argv) {
                                                                      : ar->tiny_layers,
                     .head_dim = ar->head_mult * sh->n_embd / sh->n_head,
                     .swa = o.swa >= 0 ? o.swa : ar->swa};
+    synth_moe_dims md;
+    const int moe = synth_moe_dims_pick(ar->name, sh->name, o.experts_used, o.merged_experts,
+                                        &md);
+    if (moe < 0) return 2;
     synth_state st = {.w = gguf_writer_new(), .rng = o.seed * 0x9e3779b97f4a7c15ull | 1,
                       .preset = preset, .pool = cli_synth_pool(),
                       .mix = {.n_layer = d.n_layer, .n_gqa = sh->n_head / sh->n_head_kv}};
-    synth_moe_dims md;
-    if (synth_moe_dims_for(ar->name, sh->name, &md)) {
-        md.merged = o.merged_experts;
+    if (moe) {
         st.mix.n_expert = md.n_expert;
         if (!(st.moe = synth_moe_new(&md, o.seed))) st.w = (gguf_writer_free(st.w), NULL);
     }

@@ -38,6 +38,19 @@ bool synth_moe_dims_for(const char *arch, const char *shape, synth_moe_dims *out
     return true;
 }
 
+int synth_moe_dims_pick(const char *arch, const char *shape, int64_t n_used, bool merged,
+                        synth_moe_dims *out) {
+    const bool moe = synth_moe_dims_for(arch, shape, out);
+    if (n_used > 0 && (!moe || n_used > out->n_expert)) {
+        fprintf(stderr, "outboard synth: --experts-used %lld: %s\n", (long long)n_used,
+                moe ? "more than the shape's experts" : "not a mixture-of-experts architecture");
+        return -1;
+    }
+    if (n_used > 0) out->n_used = n_used;
+    out->merged = merged;
+    return moe;
+}
+
 synth_moe *synth_moe_new(const synth_moe_dims *d, uint64_t seed) {
     synth_moe *s = ob_calloc(1, sizeof *s);
     if (!s) return NULL;

@@ -27,6 +27,13 @@ typedef struct synth_moe_dims {
  * architecture is not a mixture of experts. */
 bool synth_moe_dims_for(const char *arch, const char *shape, synth_moe_dims *out);
 
+/* synth_moe_dims_for, then the options: n_used > 0 experts per token instead of the shape's
+ * (every expert used by every token makes each expert's rows those of the whole batch), the
+ * merged form. 1: a mixture of experts, 0: not one, -1: the options do not fit (said on
+ * stderr). */
+int synth_moe_dims_pick(const char *arch, const char *shape, int64_t n_used, bool merged,
+                        synth_moe_dims *out);
+
 /* Tensor data written by one synth run (freed by synth_moe_free). */
 typedef struct synth_moe synth_moe;
 

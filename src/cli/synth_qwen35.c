@@ -223,13 +223,15 @@ int cli_synth_qwen35(const cli_synth_args *o) {
         fprintf(stderr, "outboard synth: unknown type '%s'\n", o->type);
         return 2;
     }
+    synth_moe_dims md;
+    const int moe = synth_moe_dims_pick(o->arch, sh->name, o->experts_used, o->merged_experts,
+                                        &md);
+    if (moe < 0) return 2;
     synth_state st = {.w = gguf_writer_new(), .rng = o->seed * 0x9e3779b97f4a7c15ull | 1,
                       .preset = preset, .pool = cli_synth_pool(),
                       .mix = {.n_layer = sh->n_layer + o->nextn,
                               .n_gqa = sh->n_head / sh->n_head_kv}};
-    synth_moe_dims md;
-    if (synth_moe_dims_for(o->arch, sh->name, &md)) {
-        md.merged = o->merged_experts;
+    if (moe) {
         st.mix.n_expert = md.n_expert;
         if (!(st.moe = synth_moe_new(&md, o->seed))) st.w = (gguf_writer_free(st.w), NULL);
     }

@@ -23,6 +23,8 @@ struct cpu_moe_scratch {
     int32_t *start;  /* (n_expert + 1) first entry of each expert in `order` */
     int32_t *order;  /* (n_batch * n_used) entries t * n_used + j grouped by expert */
     int32_t *at;     /* (n_batch * n_used) where each entry sits in `order` */
+    int32_t *away;   /* (n_expert) 1: this pass's products of that expert ran elsewhere
+                        (cpu_moe.offload) */
     float *xg;       /* (n_batch * n_used, n_embd) each entry's input row, in `order` */
     float *g, *u;    /* (n_batch * n_used, max(n_ff, n_ff_sh)) gate and up products */
     float *d;        /* (n_batch * n_used, n_embd) down products */
@@ -53,6 +55,7 @@ void cpu_moe_scratch_free(cpu_moe_scratch *s) {
     ob_free(s->start);
     ob_free(s->order);
     ob_free(s->at);
+    ob_free(s->away);
     ob_free(s->jobs);
     ob_free(s);
 }
@@ -86,9 +89,10 @@ cpu_moe_scratch *cpu_moe_scratch_new(int64_t n_batch, int64_t n_embd, int64_t n_
     s->order = ob_alloc((size_t)rows, sizeof *s->order);
     s->at = ob_alloc((size_t)rows, sizeof *s->at);
     s->start = ob_alloc((size_t)n_expert + 1, sizeof *s->start);
+    s->away = ob_alloc((size_t)n_expert, sizeof *s->away);
     s->jobs = ob_alloc(2 * (size_t)n_expert, sizeof *s->jobs);
     if (!s->logits || !s->w || !s->xg || !s->g || !s->u || !s->d || !s->sh || !s->sel ||
-        !s->order || !s->at || !s->start || !s->jobs) {
+        !s->order || !s->at || !s->start || !s->away || !s->jobs) {
         cpu_moe_scratch_free(s);
         return NULL;
     }
@@ -105,7 +109,7 @@ size_t cpu_moe_scratch_bytes(int64_t n_batch, int64_t n_embd, int64_t n_expert, 
     const uint64_t rows = (uint64_t)(n_batch * n_used);
     const uint64_t floats = (uint64_t)(n_batch * n_expert) + rows + rows * (uint64_t)n_embd +
                             2 * rows * ff + rows * (uint64_t)n_embd + (uint64_t)n_batch;
-    const uint64_t ints = 3 * rows + (uint64_t)n_expert + 1;
+    const uint64_t ints = 3 * rows + 2 * (uint64_t)n_expert + 1;
     const uint64_t bytes = floats * sizeof(float) + ints * sizeof(int32_t) +
                            2 * (uint64_t)n_expert * sizeof(cpu_matmul_job);
     return bytes > SIZE_MAX ? 0 : (size_t)bytes;
@@ -202,9 +206,22 @@ static void expert_run(cpu_pool *pool, cpu_moe_scratch *s, const cpu_weight *gat
     cpu_matmul(pool, s->d, down, s->g, n, wsp);
 }
 
+/* y = part `part` of expert e applied to x (n rows): offered to moe->offload first. */
+static bool offloaded(const cpu_moe *moe, cpu_moe_part part, int64_t e, float *y,
+                      const float *x, int64_t n) {
+    return moe->offload && moe->offload(moe->offload_user, moe, part, e, y, x, n);
+}
+
+static void expert_product(cpu_pool *pool, const cpu_moe *moe, cpu_moe_part part, int64_t e,
+                           float *y, const float *x, int64_t n, void *wsp) {
+    const cpu_weight *ws[3] = {&moe->gate[e], &moe->up[e], &moe->down[e]};
+    if (!offloaded(moe, part, e, y, x, n)) cpu_matmul(pool, y, ws[part], x, n, wsp);
+}
+
 /* Every expert some entry chose, once, on the rows routed to it (gathered in `order`, so
- * expert e's rows are start[e]..start[e + 1] of xg, g, u and d): all gate and up products in
- * one pass of the pool, SwiGLU, all down products in another. */
+ * expert e's rows are start[e]..start[e + 1] of xg, g, u and d): the products moe->offload
+ * takes run there, expert by expert; the rest, all gate and up products in one pass of the
+ * pool, SwiGLU over every row, all down products in another. */
 static void run_experts(cpu_pool *pool, cpu_moe_scratch *s, const float *x, const cpu_moe *moe,
                         int64_t n_tok, void *wsp) {
     const int64_t n_embd = moe->n_embd, ff = moe->n_ff, k = moe->n_used, rows = n_tok * k;
@@ -217,15 +234,28 @@ static void run_experts(cpu_pool *pool, cpu_moe_scratch *s, const float *x, cons
     int n = 0;
     for (int64_t e = 0; e < moe->n_expert; e++) {
         const int32_t lo = s->start[e], c = s->start[e + 1] - lo;
+        s->away[e] = 0;
         if (c == 0) continue;
         const cpu_weight *ws[3] = {&moe->gate[e], &moe->up[e], &moe->down[e]};
         count_read(e, ws);
         const float *in = n_tok > 1 ? s->xg + (size_t)lo * (size_t)n_embd : x;
-        s->jobs[n++] = (cpu_matmul_job){s->g + (size_t)lo * (size_t)ff, ws[0], in, c};
-        s->jobs[n++] = (cpu_matmul_job){s->u + (size_t)lo * (size_t)ff, ws[1], in, c};
+        float *g = s->g + (size_t)lo * (size_t)ff, *u = s->u + (size_t)lo * (size_t)ff;
+        if (offloaded(moe, CPU_MOE_GATE, e, g, in, c)) {
+            expert_product(pool, moe, CPU_MOE_UP, e, u, in, c, wsp);
+            s->away[e] = 1;
+            continue;
+        }
+        s->jobs[n++] = (cpu_matmul_job){g, ws[0], in, c};
+        s->jobs[n++] = (cpu_matmul_job){u, ws[1], in, c};
     }
     cpu_matmul_many(pool, s->jobs, n, wsp);
     cpu_swiglu(pool, s->g, s->g, s->u, rows * ff);
+    for (int64_t e = 0; e < moe->n_expert; e++) {
+        const int64_t lo = s->start[e];
+        if (s->away[e])
+            expert_product(pool, moe, CPU_MOE_DOWN, e, s->d + lo * n_embd, s->g + lo * ff,
+                           s->start[e + 1] - lo, wsp);
+    }
     for (int i = 0; i < n / 2; i++) {
         const int64_t lo = (s->jobs[2 * i].y - s->g) / ff;
         const int64_t e = s->jobs[2 * i].w - moe->gate;

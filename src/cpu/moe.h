@@ -26,8 +26,21 @@
 /* Experts per layer the engine accepts (llama.cpp's limit too). */
 #define CPU_MOE_MAX_EXPERTS 512
 
+typedef struct cpu_moe cpu_moe;
+
+/* The three matrices of a routed expert. */
+typedef enum cpu_moe_part { CPU_MOE_GATE, CPU_MOE_UP, CPU_MOE_DOWN } cpu_moe_part;
+
+/* Offers the product y (n, n_out) = x (n, n_in) by part `part` of expert `expert` to run
+ * elsewhere (weight streaming, model/stream.h): true when it ran there, false, having done
+ * nothing, for the CPU to run it. An expert whose gate product it took has its up and down
+ * products offered one by one (the CPU runs any it declines); one it declined joins the CPU's
+ * batched products. */
+typedef bool (*cpu_moe_offload_fn)(void *user, const cpu_moe *moe, cpu_moe_part part,
+                                   int64_t expert, float *y, const float *x, int64_t n);
+
 /* One MoE feed-forward block's weights (all borrowed from the model). */
-typedef struct cpu_moe {
+struct cpu_moe {
     int64_t n_expert, n_used; /* experts, and experts per token (1..n_expert) */
     int64_t n_embd, n_ff;     /* model width; each expert's hidden width */
     bool norm;                /* renormalise the chosen weights to sum 1 */
@@ -41,7 +54,11 @@ typedef struct cpu_moe {
     cpu_weight sh_gate, sh_up;    /* [n_embd -> n_ff_sh] */
     cpu_weight sh_down;           /* [n_ff_sh -> n_embd] */
     cpu_weight sh_gate_w;         /* [n_embd -> 1] its gate: sigmoid(sh_gate_w x) */
-} cpu_moe;
+    /* NULL, or asked first for every routed expert's products (the router and the shared
+     * expert stay on the CPU: a few rows' worth of work whose result the CPU needs next) */
+    cpu_moe_offload_fn offload;
+    void *offload_user;
+};
 
 /* Scratch of cpu_moe_ffn for batches of up to n_batch tokens (owned by its creator). */
 typedef struct cpu_moe_scratch cpu_moe_scratch;

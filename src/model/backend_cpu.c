@@ -292,6 +292,17 @@ static ob_status bind_weight(void *user, const model_weight *mw, ob_err *err) {
     return OB_OK;
 }
 
+/* A routed expert's product of a prompt chunk to the stream's device when it has the rows
+ * (cpu_moe.offload): the block is layer layer_lo + (moe - moe_blk)'s. */
+static bool moe_offload(void *user, const cpu_moe *moe, cpu_moe_part part, int64_t expert,
+                        float *y, const float *x, int64_t n) {
+    cpu_backend *b = user;
+    if (!b->base.stream) return false;
+    const model_moe_block *mb = b->shape.weights->moe[b->base.layer_lo + (moe - b->moe_blk)];
+    const model_weight *ws[3] = {mb->gate, mb->up, mb->down};
+    return model_stream_matmul(b->base.stream, y, &ws[part][expert], x, n);
+}
+
 /* Layer il's MoE block over the prepared weights: each expert array is a run of consecutive
  * ids (model_moe_block). */
 static void moe_block_of(cpu_backend *b, const model_moe_block *m, cpu_moe *out) {
@@ -299,7 +310,7 @@ static void moe_block_of(cpu_backend *b, const model_moe_block *m, cpu_moe *out)
                      .n_ff = m->n_ff, .norm = m->norm, .scale = m->scale,
                      .router = b->w[m->router.id], .gate = &b->w[m->gate[0].id],
                      .up = &b->w[m->up[0].id], .down = &b->w[m->down[0].id],
-                     .n_ff_sh = m->n_ff_sh};
+                     .n_ff_sh = m->n_ff_sh, .offload = moe_offload, .offload_user = b};
     if (m->n_ff_sh > 0) {
         out->sh_gate = b->w[m->sh_gate.id];
         out->sh_up = b->w[m->sh_up.id];

@@ -16,6 +16,7 @@
 #ifndef OB_MODEL_CALIB_H
 #define OB_MODEL_CALIB_H
 
+#include "model/weight.h"
 #include "outboard.h"
 
 #include <stdbool.h>
@@ -115,36 +116,54 @@ void calib_host_key(char *buf, size_t cap);
  * 0 when out of memory. */
 double calib_host_read_gbs(int n_threads, size_t bytes, int passes);
 
-/* The work a stage of layers [lo, hi) does per pass, as the forward step does it: the bytes of
- * the weights its matrix products read per decoded token, and the multiply-adds of a prompt
- * chunk of n_tok rows from an empty cache (matrix products and attention scores). The
- * embedding table is looked up, not read, so it counts only where it is also the head. *qtype
- * is the type holding most of the stage's bytes. The stream_ fields describe the products weight
- * streaming would send to a device (stream.h): the layers' own, not the head, not a MoE block's
- * (the CPU runs those inside its MoE op): their count, weight bytes, inputs and outputs per
- * row (floats) and multiply-adds per row. */
+/* The work a stage running `part` of layers [lo, hi) does per pass, as the forward step does
+ * it: the bytes of the weights its matrix products read per decoded token, and the
+ * multiply-adds of a prompt chunk of n_tok rows from an empty cache (matrix products, and
+ * attention scores unless the part is the MoE blocks alone). The embedding table is looked up,
+ * not read, so it counts only where it is also the head. *qtype is the type holding most of
+ * the stage's bytes. The stream_ fields describe the products weight streaming would send to a
+ * device with every row of a pass (stream.h): the layers' own, not the head, not a MoE
+ * block's router or shared expert: their count, weight bytes, inputs and outputs per row
+ * (floats) and multiply-adds per row. The expert_ fields describe the routed experts' products
+ * likewise, each of which gets only the rows routed to it: a row goes to a given expert with
+ * probability expert_share (n_used / n_expert). */
 typedef struct plan_work {
     double decode_bytes, prefill_macs;
     uint32_t qtype;
     int64_t stream_products;
     double stream_weight_bytes, stream_in, stream_out, stream_macs;
+    int64_t expert_products;
+    double expert_weight_bytes, expert_in, expert_out, expert_macs, expert_share;
 } plan_work;
 struct ob_model;
 void plan_work_of(const struct ob_model *m, int64_t lo, int64_t hi, int64_t n_tok,
-                  plan_work *out);
+                  model_weight_part part, plan_work *out);
 
-/* One pass of n_tok rows through the host's layers of a plan, in seconds: on the CPU alone
- * (cpu_s), and with its products streamed to the device: the CPU's share (rest_s: everything
- * but the products), the device's (device_s: the products' multiply-adds over its rate, and
- * its fixed cost per layer) and the link's (link_s: each product's weight and rows over, its
- * output back, a latency each way). calibrated: every rate was measured. */
+/* Of a chunk of n rows, each routed to a given expert with probability p (rows independent):
+ * the chance that expert gets at least min_rows (*q) and its expected rows counting only
+ * then (*r, E[rows; rows >= min_rows]). */
+void plan_routed_rows(int64_t n, double p, int64_t min_rows, double *q, double *r);
+
+/* One pass of n_tok rows through what a plan runs on the host (its host layers, and the MoE
+ * blocks of its device layers when their experts are on the host), in seconds: on the CPU
+ * alone (cpu_s), and with its products streamed to the device: the CPU's share (rest_s:
+ * everything but the streamed products), the device's (device_s: the products' multiply-adds
+ * over its rate, and its fixed cost per layer) and the link's (link_s: each product's weight
+ * and rows over, its output back, a latency each way); moved_s is the CPU time of the products
+ * streamed. The layers' own products stream with every row. A routed expert's stream when it
+ * gets expert_min rows or more, costed by expectation (plan_routed_rows); expert_min 0 costs
+ * every expert's products as if each got all n_tok rows, the form in which a threshold per
+ * product is found. calibrated: every rate was measured. */
 typedef struct plan_stream_cost {
-    double cpu_s, rest_s, device_s, link_s;
-    double over_bytes, back_bytes; /* what its products send over and read back */
+    double cpu_s, rest_s, device_s, link_s, moved_s;
+    /* sent over (weights and rows) and read back: the layers' own products exactly, the
+     * routed experts' expected; of them, the weights */
+    double over_bytes, back_bytes, weight_bytes;
+    double expert_over, expert_back, expert_weight; /* the routed experts' share of each */
     bool calibrated;
 } plan_stream_cost;
 void plan_stream_cost_of(const struct ob_model *m, const ob_context_params *p,
-                         const ob_plan *plan, const calib *c, int64_t n_tok,
+                         const ob_plan *plan, const calib *c, int64_t n_tok, int64_t expert_min,
                          plan_stream_cost *out);
 
 /* The prediction for plan (m, p) from c (NULL: the stated defaults). */

@@ -138,10 +138,11 @@ void model_link_copy(ob_context *c, void *dst, const void *src, size_t bytes, bo
                      uint64_t t0);
 
 /* context_stages.c: counts a streamed product (stream.h) in c->xfer: `over` bytes to the
- * device (weight_bytes of them its weight) and `back` from it, in an op that began at t0; with
- * an emulated link, first waits what the link would take for each. */
+ * device (weight_bytes of them its weight) and `back` from it, in an op that began at t0, a
+ * routed expert's when `expert`; with an emulated link, first waits what the link would take
+ * for each. */
 void model_link_shipped(ob_context *c, uint64_t over, uint64_t back, uint64_t weight_bytes,
-                        uint64_t t0);
+                        bool expert, uint64_t t0);
 
 /* Whether every stage can do what caps asks for (paged_kv). */
 bool model_stages_paged(const ob_context *c);

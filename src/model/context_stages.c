@@ -161,11 +161,13 @@ static void placement_describe(ob_context *c, int64_t stream_min_tok, const char
                  (long long)stream_min_tok, stream_dev);
 }
 
-/* Weight streaming of the host stage cpu to the device stage dev, or to a device holding
- * no layers made for it (dev NULL), as the plan says. */
+/* Weight streaming of the host stage cpu (or NULL) and of the host's MoE blocks of the device's
+ * layers (moe_host, or NULL) to the device stage dev, or to a device holding no layers made
+ * for it (dev NULL), as the plan says. */
 static ob_status stream_new(ob_context *c, const ob_context_params *p,
                             const model_backend_shape *whole, const ob_plan *plan,
-                            model_backend *cpu, model_backend *dev, ob_err *err) {
+                            model_backend *cpu, model_moe_host *moe_host, model_backend *dev,
+                            ob_err *err) {
     const int64_t n_layer = c->model->hp.n_layer;
     model_backend *own = NULL;
     if (!dev) {
@@ -178,8 +180,10 @@ static ob_status stream_new(ob_context *c, const ob_context_params *p,
     }
     ob_status st = model_stream_new(c, dev ? dev : own, own != NULL, plan->stream_min_tok,
                                     &c->stream, err);
-    if (!st) cpu->stream = c->stream;
-    return st;
+    if (st) return st;
+    if (cpu) cpu->stream = c->stream;
+    if (moe_host) model_moe_host_set_stream(moe_host, c->stream);
+    return OB_OK;
 }
 
 ob_status model_stages_new(ob_context *c, const ob_context_params *p,
@@ -226,8 +230,9 @@ ob_status model_stages_new(ob_context *c, const ob_context_params *p,
         model_moe_host_free(moe_host);
     }
     /* a device that auto did not find streams nothing either */
-    if (!st && cpu && plan.stream_min_tok > 0 && (dev || on_device == 0))
-        st = stream_new(c, p, &whole, &plan, cpu, dev, err);
+    moe_host = !st && dev ? c->stage[c->n_stage - 1].moe_host : NULL; /* the stage's now */
+    if (!st && (cpu || moe_host) && plan.stream_min_tok > 0 && (dev || on_device == 0))
+        st = stream_new(c, p, &whole, &plan, cpu, moe_host, dev, err);
     c->weights.progress = NULL;
     c->weights.progress_user = NULL;
     c->link_gbps = p->link_gbps;
@@ -293,7 +298,7 @@ void model_link_copy(ob_context *c, void *dst, const void *src, size_t bytes, bo
 }
 
 void model_link_shipped(ob_context *c, uint64_t over, uint64_t back, uint64_t weight_bytes,
-                        uint64_t t0) {
+                        bool expert, uint64_t t0) {
     /* both copies ran inside the device's op: an emulated link adds all of their time */
     link_wait(c, over, model_now_ns());
     link_wait(c, back, model_now_ns());
@@ -302,6 +307,10 @@ void model_link_shipped(ob_context *c, uint64_t over, uint64_t back, uint64_t we
     c->xfer.bytes_back += back;
     c->xfer.weight_bytes += weight_bytes;
     c->xfer.streamed++;
+    if (expert) {
+        c->xfer.expert_bytes += over + back;
+        c->xfer.expert_weight_bytes += weight_bytes;
+    }
     c->xfer.ns += model_now_ns() - t0;
 }
 

@@ -72,6 +72,7 @@ ob_status model_moe_bind_experts(ob_model *m, const char *name, int64_t n_in, in
             model_weight *w = &out[p][e];
             *w = (model_weight){.name = t->name.ptr, .type = t->type, .n_in = n_in,
                                 .n_out = n_out, .row_size = row_size, .moe = true,
+                                .expert = true,
                                 .data = (const char *)t->data + (size_t)e * slab +
                                         (size_t)p * (size_t)n_out * row_size};
             if ((st = model_weight_register(m, w, err))) return st;

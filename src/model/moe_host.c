@@ -72,6 +72,8 @@ ob_status model_moe_host_new(ob_context *c, const model_backend_shape *host, int
     return OB_OK;
 }
 
+void model_moe_host_set_stream(model_moe_host *h, struct model_stream *s) { h->cpu->stream = s; }
+
 void model_moe_host_ffn(model_moe_host *h, model_backend *dev, int64_t il, float *out,
                         const float *xn, int64_t n_tok) {
     const size_t bytes = (size_t)(n_tok * h->n_embd) * sizeof(float);

@@ -37,6 +37,11 @@ ob_status model_moe_host_new(ob_context *c, const model_backend_shape *host, int
                              ob_err *err);
 void model_moe_host_free(model_moe_host *h);
 
+/* Routed experts with enough rows of a prompt chunk run their products on the stream's device
+ * (stream.h; borrowed, NULL: none), their weights shipped over the link like a host layer's. */
+struct model_stream;
+void model_moe_host_set_stream(model_moe_host *h, struct model_stream *s);
+
 /* out (n_tok, n_embd) = layer il's MoE block of xn (n_tok, n_embd), both activation buffers of
  * the device backend dev (host-addressable, ops.host_buf): waits for dev to have run its ops,
  * copies xn to the host, runs the block on the CPU and copies the result into out. When dev

@@ -65,16 +65,13 @@ ob_status calib_fit(const double t[3], const int64_t n_layers[3], const double w
  * block's routed experts (decode reads only the chosen ones, and each token of a prompt runs
  * n_used of them), 1 for every other weight, the router and the shared expert included. */
 static double token_share(const model_backend_weights *ws, const model_weight *w) {
-    if (!w->moe || w->layer < 0 || !ws->moe || !ws->moe[w->layer]) return 1.0;
+    if (!w->expert || w->layer < 0 || !ws->moe || !ws->moe[w->layer]) return 1.0;
     const model_moe_block *b = ws->moe[w->layer];
-    const model_weight *parts[3] = {b->gate, b->up, b->down};
-    for (int i = 0; i < 3; i++)
-        if (parts[i] && w->id >= parts[i][0].id && w->id < parts[i][0].id + b->n_expert)
-            return (double)b->n_used / (double)b->n_expert;
-    return 1.0;
+    return (double)b->n_used / (double)b->n_expert;
 }
 
-void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan_work *out) {
+void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok,
+                  model_weight_part part, plan_work *out) {
     const model_backend_weights *ws = &m->w.for_backends;
     const int64_t n_layer = m->hp.n_layer;
     double macs = 0, head_macs = 0, by_type[OB_QTYPE_COUNT] = {0};
@@ -83,12 +80,19 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
     for (int64_t i = 0; i < ws->n; i++) {
         const model_weight *w = ws->table[i];
         /* the embedding is looked up row by row: no matrix product reads it */
-        if (!model_weight_wanted(w, lo, hi, n_layer, MODEL_PART_ALL) || (w->embed && !w->head))
+        if (!model_weight_wanted(w, lo, hi, n_layer, part) || (w->embed && !w->head))
             continue;
         const double share = token_share(ws, w);
         const double bytes = share * (double)w->n_out * (double)w->row_size;
         out->decode_bytes += bytes;
-        if (model_weight_streamable(w, lo, hi)) {
+        if (model_weight_streamable(w, lo, hi) && w->expert) {
+            out->expert_products++;
+            out->expert_weight_bytes += (double)w->n_out * (double)w->row_size;
+            out->expert_in += (double)w->n_in;
+            out->expert_out += (double)w->n_out;
+            out->expert_macs += (double)w->n_out * (double)w->n_in;
+            out->expert_share = share;
+        } else if (model_weight_streamable(w, lo, hi)) {
             out->stream_products++;
             out->stream_weight_bytes += bytes;
             out->stream_in += (double)w->n_in;
@@ -102,7 +106,7 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok, plan
     /* causal attention of a chunk from an empty cache: row t scores and sums t + 1 positions */
     const double n = (double)n_tok, width = (double)(m->hp.n_head * m->hp.head_dim);
     double attn = 0;
-    for (int64_t il = lo; il < hi; il++)
+    for (int64_t il = lo; il < hi && part != MODEL_PART_MOE; il++)
         if (!(m->hp.recurrent && m->hp.recurrent[il])) attn += n * (n + 1) / 2 * width * 2;
     /* the output projection runs only on the rows that want logits: one per prompt chunk */
     out->prefill_macs = macs * n + head_macs + attn;
@@ -125,15 +129,16 @@ static bool stage_rates(const calib_backend *b, uint32_t qtype, bool device,
     return t != NULL;
 }
 
-/* What one stage costs per decoded token and per chunk; false when a default stood in. */
-static bool stage_cost(const ob_model *m, const ob_plan_part *part, bool device,
-                       const calib_backend *b, int64_t n_batch, double *decode_s,
+/* What one stage, running `part` of its layers, costs per decoded token and per chunk; false
+ * when a default stood in. */
+static bool stage_cost(const ob_model *m, const ob_plan_part *part, model_weight_part what,
+                       bool device, const calib_backend *b, int64_t n_batch, double *decode_s,
                        double *prefill_s) {
     *decode_s = *prefill_s = 0;
     const int64_t n_layers = part->layer_hi - part->layer_lo;
     if (n_layers <= 0) return true;
     plan_work w;
-    plan_work_of(m, part->layer_lo, part->layer_hi, n_batch, &w);
+    plan_work_of(m, part->layer_lo, part->layer_hi, n_batch, what, &w);
     const calib_cost *dec, *pre;
     const bool ok = stage_rates(b, w.qtype, device, &dec, &pre);
     *decode_s = calib_cost_eval(dec, n_layers, w.decode_bytes);
@@ -171,30 +176,68 @@ static const calib_backend *host_rates(const calib *c, const ob_context_params *
                                                              : cpu_physical_cores());
 }
 
+void plan_routed_rows(int64_t n, double p, int64_t min_rows, double *q, double *r) {
+    *q = *r = 0;
+    if (min_rows < 0) min_rows = 0;
+    if (n < min_rows || !(p > 0)) return;
+    if (p >= 1) { /* every row goes to every expert */
+        *q = 1;
+        *r = (double)n;
+        return;
+    }
+    /* the binomial's terms from min_rows up, in logarithms: (1 - p)^n alone underflows for
+     * the chunk sizes and shares of real models */
+    const double lp = log(p), lq = log1p(-p), ln = lgamma((double)n + 1);
+    for (int64_t i = min_rows; i <= n; i++) {
+        const double t = exp(ln - lgamma((double)i + 1) - lgamma((double)(n - i) + 1) +
+                             (double)i * lp + (double)(n - i) * lq);
+        *q += t;
+        *r += t * (double)i;
+    }
+}
+
 void plan_stream_cost_of(const ob_model *m, const ob_context_params *p, const ob_plan *plan,
-                         const calib *c, int64_t n_tok, plan_stream_cost *out) {
+                         const calib *c, int64_t n_tok, int64_t expert_min,
+                         plan_stream_cost *out) {
     memset(out, 0, sizeof *out);
     const int64_t n_layers = plan->host.layer_hi - plan->host.layer_lo;
-    if (n_layers <= 0) return;
-    plan_work w;
-    plan_work_of(m, plan->host.layer_lo, plan->host.layer_hi, n_tok, &w);
+    const int64_t n_moe = plan->experts.layer_hi - plan->experts.layer_lo;
+    if (n_layers <= 0 && n_moe <= 0) return;
+    plan_work w, we; /* the host's layers; the device layers' MoE blocks on the host */
+    plan_work_of(m, plan->host.layer_lo, plan->host.layer_hi, n_tok, MODEL_PART_ALL, &w);
+    plan_work_of(m, plan->experts.layer_lo, plan->experts.layer_hi, n_tok, MODEL_PART_MOE, &we);
     const calib_cost *hdec, *hpre, *ddec, *dpre;
-    bool ok = stage_rates(host_rates(c, p), w.qtype, false, &hdec, &hpre);
-    ok &= stage_rates(calib_backend_find(c, plan->device_key, 0), w.qtype, true, &ddec, &dpre);
+    const uint32_t qtype = n_layers > 0 ? w.qtype : we.qtype;
+    bool ok = stage_rates(host_rates(c, p), qtype, false, &hdec, &hpre);
+    ok &= stage_rates(calib_backend_find(c, plan->device_key, 0), qtype, true, &ddec, &dpre);
     calib_link l;
     const char *why;
     link_of(c, p, plan, &l, &why);
-    const double n = (double)n_tok, products = (double)w.stream_products;
-    const double streamed = w.stream_macs * n;
-    out->cpu_s = calib_cost_eval(hpre, n_layers, w.prefill_macs);
-    out->rest_s = calib_cost_eval(hpre, n_layers, w.prefill_macs - streamed);
-    /* the device runs the layers' products as it would run them in its own layers: their
-     * work, and its fixed cost per layer (its dispatches; each product's wait for the link
-     * is the link's latency below) */
-    out->device_s =
-        (double)n_layers * dpre->layer_s + (dpre->rate > 0 ? streamed / dpre->rate : 0);
-    out->over_bytes = w.stream_weight_bytes + n * 4 * w.stream_in;
-    out->back_bytes = n * 4 * w.stream_out;
+    const double n = (double)n_tok;
+    /* each routed expert's share of the streamed work: all of it when costing a threshold */
+    const double share = w.expert_products ? w.expert_share : we.expert_share;
+    double q = 1, r = n;
+    if (expert_min > 0) plan_routed_rows(n_tok, share, expert_min, &q, &r);
+    const double e_weight = w.expert_weight_bytes + we.expert_weight_bytes;
+    const double e_in = w.expert_in + we.expert_in, e_out = w.expert_out + we.expert_out;
+    const double streamed = w.stream_macs * n + (w.expert_macs + we.expert_macs) * r;
+    const double products = (double)w.stream_products +
+                            q * (double)(w.expert_products + we.expert_products);
+    out->cpu_s = calib_cost_eval(hpre, n_layers, w.prefill_macs) +
+                 (n_moe > 0 ? calib_cost_eval(hpre, n_moe, we.prefill_macs) : 0);
+    out->moved_s = hpre->rate > 0 ? streamed / hpre->rate : 0;
+    out->rest_s = out->cpu_s - out->moved_s;
+    /* the device runs the products as it would run them in its own layers: their work, and
+     * its fixed cost per layer (its dispatches; each product's wait for the link is the
+     * link's latency below) */
+    out->device_s = (double)(n_layers + n_moe) * dpre->layer_s +
+                    (dpre->rate > 0 ? streamed / dpre->rate : 0);
+    out->expert_weight = q * e_weight;
+    out->expert_over = out->expert_weight + r * 4 * e_in;
+    out->expert_back = r * 4 * e_out;
+    out->weight_bytes = w.stream_weight_bytes + out->expert_weight;
+    out->over_bytes = w.stream_weight_bytes + n * 4 * w.stream_in + out->expert_over;
+    out->back_bytes = n * 4 * w.stream_out + out->expert_back;
     out->link_s = out->over_bytes / (l.h2d_gbs * 1e9) + out->back_bytes / (l.d2h_gbs * 1e9) +
                   products * (l.h2d_latency_us + l.d2h_latency_us) * 1e-6;
     out->calibrated = ok && !why;
@@ -212,16 +255,24 @@ void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *
     const calib_backend *hb = host_rates(c, p);
     const calib_backend *db = plan->n_gpu_layers > 0
                                   ? calib_backend_find(c, plan->device_key, 0) : NULL;
-    bool ok = stage_cost(m, &plan->host, false, hb, n_batch, &out->decode_s[0],
+    bool ok = stage_cost(m, &plan->host, MODEL_PART_ALL, false, hb, n_batch, &out->decode_s[0],
                          &out->prefill_s[0]);
+    if (plan->experts_on_host) { /* the device's layers' MoE blocks run on the host's cores */
+        double dec, pre;
+        ok &= stage_cost(m, &plan->experts, MODEL_PART_MOE, false, hb, n_batch, &dec, &pre);
+        out->decode_s[0] += dec;
+        out->prefill_s[0] += pre;
+    }
     if (!ok) add_basis(out, hb ? "host: this weight type not calibrated, another's rates"
                                : "host: not calibrated at this thread count, defaults");
-    if (!stage_cost(m, &plan->device, true, db, n_batch, &out->decode_s[1], &out->prefill_s[1])) {
+    if (!stage_cost(m, &plan->device, plan->experts_on_host ? MODEL_PART_NO_MOE : MODEL_PART_ALL,
+                    true, db, n_batch, &out->decode_s[1], &out->prefill_s[1])) {
         ok = false;
         add_basis(out, db ? "device: this weight type not calibrated, another's rates"
                           : "device: not calibrated, defaults");
     }
-    /* with streaming, the host's layers' products run on the device, over the link */
+    /* with streaming, the host's layers' products and its routed experts' with enough rows
+     * run on the device, over the link */
     const bool streams = plan->stream_min_tok > 0 && n_batch >= plan->stream_min_tok;
     calib_link l;
     if (plan->n_gpu_layers > 0 || streams) {
@@ -232,7 +283,7 @@ void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *
     plan_stream_cost sc;
     memset(&sc, 0, sizeof sc);
     if (streams) {
-        plan_stream_cost_of(m, p, plan, c, n_batch, &sc);
+        plan_stream_cost_of(m, p, plan, c, n_batch, plan->stream_min_tok, &sc);
         if (!sc.calibrated && ok) ok = false, add_basis(out, "streaming: defaults");
         out->prefill_s[0] = sc.rest_s;
         out->prefill_s[1] += sc.device_s;

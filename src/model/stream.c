@@ -57,6 +57,6 @@ bool model_stream_matmul(model_stream *s, float *y, const model_weight *w, const
     s->dev->ops->matmul_streamed(s->dev, y, w, x, n_tok);
     uint64_t over, back;
     model_stream_product_bytes(w, n_tok, &over, &back);
-    model_link_shipped(s->c, over, back, (uint64_t)w->n_out * w->row_size, t0);
+    model_link_shipped(s->c, over, back, (uint64_t)w->n_out * w->row_size, w->expert, t0);
     return true;
 }

@@ -27,6 +27,8 @@ typedef struct model_weight {
                            a tied embedding) */
     bool moe;           /* read by its layer's mixture-of-experts block (router, routed
                            experts, shared expert), which may run on another backend */
+    bool expert;        /* one routed expert's gate, up or down matrix: a pass multiplies
+                           only the rows routed to that expert by it, maybe none */
 } model_weight;
 
 /* Which of its layers' weights a backend binds: all of them, or, when a device's layers run
@@ -81,10 +83,12 @@ static inline bool model_weight_wanted(const model_weight *w, int64_t lo, int64_
 }
 
 /* Whether w is a matrix product of layers [lo, hi) that weight streaming may run on a device
- * (model/stream.h): a layer's own matrix, which the CPU backend's matmul runs; not the
- * embedding or the head, and not a MoE block's (the CPU runs those inside its MoE op). */
+ * (model/stream.h): a layer's own matrix, which the CPU backend's matmul runs, or a routed
+ * expert's, which its MoE op offers to the stream with the rows routed to it (cpu/moe.h); not
+ * the embedding or the head, and not a MoE block's router or shared expert (a few rows'
+ * worth of work, run inside the MoE op). */
 static inline bool model_weight_streamable(const model_weight *w, int64_t lo, int64_t hi) {
-    return w->layer >= lo && w->layer < hi && !w->moe;
+    return w->layer >= lo && w->layer < hi && (!w->moe || w->expert);
 }
 
 #endif

@@ -5,7 +5,8 @@
  * with and without a shared expert, one token and a batch. Also: a batch equals each of its
  * tokens alone (grouping by expert changes which rows share a product, not a row's result),
  * in F32 and Q8_0 (views into one buffer of all experts, as the loader makes them); and
- * cpu_matmul_many, which runs the chosen experts' products together, against cpu_matmul.
+ * cpu_matmul_many, which runs the chosen experts' products together, against cpu_matmul; and a
+ * block whose offload hook takes some experts' products gives what the CPU alone gives.
  */
 #include "core/alloc.h"
 #include "cpu/moe.h"
@@ -225,6 +226,67 @@ TEST(counts_each_chosen_expert_once_per_batch) {
     cpu_pool_free(pool);
 }
 
+/* The offload hook of the test: takes the products of the even experts, running them as a
+ * device would (here with a pool and scratch of its own), and records what it was offered. */
+typedef struct offload_log {
+    cpu_pool *pool;
+    void *wsp;
+    int offered[NX][3], taken[NX][3];
+    int64_t rows[NX][3];
+} offload_log;
+
+static bool take_even(void *user, const cpu_moe *moe, cpu_moe_part part, int64_t e, float *y,
+                      const float *x, int64_t n) {
+    offload_log *log = user;
+    log->offered[e][part]++;
+    log->rows[e][part] = n;
+    if (e % 2) return false;
+    const cpu_weight *ws[3] = {&moe->gate[e], &moe->up[e], &moe->down[e]};
+    cpu_matmul(log->pool, y, ws[part], x, n, log->wsp);
+    log->taken[e][part]++;
+    return true;
+}
+
+TEST(offloaded_experts_give_the_cpus_result) {
+    cpu_pool *pool = NULL;
+    cpu_pool_new(2, &pool, NULL);
+    block b;
+    block_init(&b, OB_QTYPE_Q8_0, true, true, 0.0f);
+    float cpu[NT * NE], off[NT * NE];
+    run(&b, pool, cpu, X, NT);
+    offload_log log;
+    memset(&log, 0, sizeof log);
+    cpu_pool_new(1, &log.pool, NULL);
+    log.wsp = ob_alloc_aligned(64, cpu_moe_wsize(&b.moe, NT) + 64);
+    b.moe.offload = take_even;
+    b.moe.offload_user = &log;
+    run(&b, pool, off, X, NT);
+    double worst = 0;
+    for (int i = 0; i < NT * NE; i++) {
+        double d = fabs(off[i] - cpu[i]) / (1 + fabs(cpu[i]));
+        worst = d > worst ? d : worst;
+    }
+    CHECK_MSG(worst < 1e-6, "offloaded vs the CPU alone: %g", worst);
+    int taken = 0;
+    for (int e = 0; e < NX; e++) {
+        /* a declined expert is offered its gate only; a taken one all three, same rows */
+        const int want[3] = {log.offered[e][0], e % 2 ? 0 : log.offered[e][0],
+                             e % 2 ? 0 : log.offered[e][0]};
+        CHECK(log.offered[e][0] <= 1);
+        for (int p = 0; p < 3; p++) {
+            CHECK_EQ_INT(log.offered[e][p], want[p]);
+            CHECK_EQ_INT(log.taken[e][p], e % 2 ? 0 : want[p]);
+            if (want[p]) CHECK_EQ_INT(log.rows[e][p], log.rows[e][0]);
+        }
+        taken += log.taken[e][0];
+    }
+    CHECK(taken > 0);
+    ob_free_aligned(log.wsp);
+    cpu_pool_free(log.pool);
+    block_free(&b);
+    cpu_pool_free(pool);
+}
+
 /* Rows of job j's weight: with `ragged`, from 8 to 152 in steps of 24, so some are not a
  * multiple of a repacked group and decode's claims over the jobs laid end to end cross job
  * boundaries in the middle of a group's worth of rows; else 48. */
@@ -294,5 +356,6 @@ int main(void) {
     RUN(batch_equals_one_token_at_a_time);
     RUN(counts_each_chosen_expert_once_per_batch);
     RUN(matmul_many_equals_one_product_at_a_time);
+    RUN(offloaded_experts_give_the_cpus_result);
     return t_summary();
 }

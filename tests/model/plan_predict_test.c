@@ -64,16 +64,16 @@ TEST(work_by_hand) {
     ob_model *m = load_tiny();
     CHECK(m != NULL);
     plan_work w;
-    plan_work_of(m, 0, 1, 64, &w); /* the host's half: the embedding and layer 0 */
+    plan_work_of(m, 0, 1, 64, MODEL_PART_ALL, &w); /* the host's half: the embedding and layer 0 */
     CHECK_MSG(w.decode_bytes == LAYER_BYTES, "%.0f", w.decode_bytes);
     CHECK_MSG(w.prefill_macs == LAYER_MACS * 64 + ATTN_MACS_64, "%.0f", w.prefill_macs);
     CHECK(w.qtype == OB_QTYPE_Q8_0);
-    plan_work_of(m, 1, 2, 64, &w); /* the device's half: layer 1 and the head */
+    plan_work_of(m, 1, 2, 64, MODEL_PART_ALL, &w); /* the device's half: layer 1 and the head */
     CHECK_MSG(w.decode_bytes == LAYER_BYTES + HEAD_BYTES, "%.0f", w.decode_bytes);
     /* the head multiplies only the chunk's last row, the one whose logits a prompt wants */
     CHECK_MSG(w.prefill_macs == LAYER_MACS * 64 + HEAD_MACS + ATTN_MACS_64, "%.0f",
               w.prefill_macs);
-    plan_work_of(m, 1, 1, 64, &w); /* no layers, no work */
+    plan_work_of(m, 1, 1, 64, MODEL_PART_ALL, &w); /* no layers, no work */
     CHECK(w.decode_bytes == 0 && w.prefill_macs == 0);
 }
 
@@ -99,7 +99,7 @@ TEST(moe_work_counts_the_chosen_experts) {
     const double bytes = 417792.0 + 8192.0 + 835584.0;
     const double macs = 131072.0 + 65536 + 65536 + 131072 + 2048 + 2 * 3 * 131072;
     plan_work w;
-    plan_work_of(m, 0, 1, 64, &w);
+    plan_work_of(m, 0, 1, 64, MODEL_PART_ALL, &w);
     CHECK_MSG(w.decode_bytes == bytes, "%.0f", w.decode_bytes);
     CHECK_MSG(w.prefill_macs == macs * 64 + 2129920.0, "%.0f", w.prefill_macs);
     ob_model_free(m);
@@ -246,6 +246,88 @@ TEST(streaming_threshold_by_hand) {
     unlink(path);
 }
 
+TEST(routed_rows_by_hand) {
+    double q, r;
+    /* Binomial(4, 1/2): 1, 4, 6, 4, 1 sixteenths for 0..4 rows */
+    plan_routed_rows(4, 0.5, 2, &q, &r);
+    CHECK_MSG(close_to(q, 11.0 / 16) && close_to(r, 28.0 / 16), "%.12g %.12g", q, r);
+    plan_routed_rows(4, 0.5, 5, &q, &r);
+    CHECK(q == 0 && r == 0);
+    plan_routed_rows(10, 0.3, 0, &q, &r); /* from 0: every term, the mean */
+    CHECK_MSG(close_to(q, 1) && close_to(r, 3), "%.12g %.12g", q, r);
+    plan_routed_rows(8, 1.0, 4, &q, &r); /* every row to every expert */
+    CHECK(q == 1 && r == 8);
+    plan_routed_rows(3, 1.0, 4, &q, &r);
+    CHECK(q == 0 && r == 0);
+    /* a chunk of 8192 over 8 of 128 experts: (1 - p)^n alone would underflow */
+    plan_routed_rows(8192, 8.0 / 128, 0, &q, &r);
+    CHECK_MSG(fabs(q - 1) < 1e-9 && fabs(r - 512) < 1e-6, "%.12g %.12g", q, r);
+}
+
+/* A tiny qwen3moe (2 layers, 8 experts of 512 over a width of 256, Q8_0) with every layer on
+ * the device and its experts on the host, streaming experts of 16+ rows of a 64-row chunk.
+ * Each expert matrix is 139,264 bytes (gate and up: 512 rows of 256 = 272 bytes; down: 256
+ * rows of 512 = 544 bytes); a row sends an expert 256 + 256 + 512 floats and reads back
+ * 512 + 512 + 256. */
+TEST(moe_streaming_by_hand) {
+    CHECK(load_tiny() != NULL);
+    const char *build = getenv("OB_BUILD");
+    const char *used[2] = {"--experts-used 8", ""};
+    for (int k = 0; k < 2; k++) {
+        char path[512], cmd[1200];
+        snprintf(path, sizeof path, "%s/moe-stream-%d.gguf", tmp_dir, k);
+        snprintf(cmd, sizeof cmd, "%s/outboard synth --arch qwen3moe --shape tiny --type q8_0 "
+                 "%s -o %s >/dev/null 2>&1", build ? build : "build", used[k], path);
+        ob_model *m = NULL;
+        CHECK(system(cmd) == 0 && ob_model_load(path, NULL, &m, NULL) == OB_OK);
+        if (!m) return;
+        ob_context_params p;
+        ob_context_params_init(&p);
+        p.n_threads = 4;
+        p.n_batch = 64;
+        p.stream_min_tok = 16;
+        ob_plan plan;
+        memset(&plan, 0, sizeof plan);
+        plan.n_layer = plan.n_gpu_layers = 2;
+        plan.experts_on_host = true;
+        plan.device = (ob_plan_part){.device = "vulkan", .layer_lo = 0, .layer_hi = 2};
+        plan.experts = (ob_plan_part){.device = "cpu", .layer_lo = 0, .layer_hi = 2};
+        plan.link_chunk = 1000;
+        model_plan_stream(m, &p, true, false, &plan);
+        CHECK_MSG(plan.stream_min_tok == 16, "%s", plan.stream_why);
+        CHECK_EQ_INT(plan.device.stream, 139264);
+        /* each of the 16 experts: its chance of 16+ rows, and its rows counted then; with
+         * one expert of eight per token, Binomial(64, 1/4) summed term by term */
+        double q = 1, r = 64;
+        if (k == 1) {
+            double term = pow(0.75, 64); /* 0 rows */
+            q = r = 0;
+            for (int i = 0; i <= 64; i++) {
+                if (i >= 16) q += term, r += term * i;
+                term *= (64.0 - i) / (i + 1) * (0.25 / 0.75);
+            }
+        }
+        const double weights = 16 * 3 * 139264.0;
+        CHECK_EQ_INT(plan.stream_experts, llround(q * weights));
+        CHECK_EQ_INT(plan.link_experts, llround(q * weights + r * 4 * 2304 * 16));
+        CHECK_EQ_INT(plan.stream_chunk, plan.stream_experts);
+        CHECK_EQ_INT(plan.link_chunk, 1000 + plan.link_experts);
+        if (k == 0) {
+            CHECK_EQ_INT(plan.link_experts, 6684672 + 64 * 4 * 2304 * 16);
+            /* decode: the host's cores read the MoE blocks (every expert, and the F32
+             * router of 8 rows of 1,024 bytes) at the host's rates, not the device's */
+            calib c;
+            hand_calib(&c);
+            snprintf(plan.device_key, sizeof plan.device_key, "test device");
+            ob_plan_speed sp;
+            plan_predict(m, &p, &plan, &c, &sp);
+            const double host = 1e-4 + 2 * 2e-4 + 2 * (8 * 3 * 139264.0 + 8192) / 1e9;
+            CHECK_MSG(close_to(sp.decode_s[0], host), "%.9g vs %.9g", sp.decode_s[0], host);
+        }
+        ob_model_free(m);
+    }
+}
+
 TEST(host_alone_and_missing_figures) {
     ob_model *m = load_tiny();
     CHECK(m != NULL);
@@ -328,6 +410,8 @@ int main(void) {
     RUN(split_prediction_by_hand);
     RUN(moe_work_counts_the_chosen_experts);
     RUN(streaming_threshold_by_hand);
+    RUN(routed_rows_by_hand);
+    RUN(moe_streaming_by_hand);
     RUN(host_alone_and_missing_figures);
     RUN(corrupt_file_ignored);
     RUN(fit_recovers_costs);

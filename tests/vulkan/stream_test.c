@@ -5,9 +5,12 @@
  *   - logits of a prompt in two chunks and of decode steps after it equal the CPU alone's
  *     within tolerance, for a llama and a gemma3 (sliding window) model split at several
  *     points, on a device holding none of the layers too, and for a MoE model with its experts
- *     on the host; the prompt's products went to the device, the decode steps' did not;
+ *     on the host, all layers on the device included; the prompt's products went to the
+ *     device, the MoE model's routed experts' among them, the decode steps' did not;
  *   - the bytes counted over the link per prompt chunk (weights included) and per decoded
- *     token equal what the plan said, exactly, and the weight bytes its stream_chunk;
+ *     token equal what the plan said, exactly, and the weight bytes its stream_chunk; for a
+ *     MoE model whose tokens use every expert, the routed experts' bytes too, and for one
+ *     whose routing picks, the rest exactly and the experts' in whole matrices;
  *   - the plan and the placement line say what streams; auto never streams to an uncalibrated
  *     CPU implementation; a bad stream_min_tok is refused;
  *   - a device lost in the middle of a streamed product fails that pass with the device's
@@ -40,6 +43,7 @@ static void params(ob_context_params *p, ob_device device, int dev, int64_t gpu_
  * passes of 6+ rows with gpu_layers on the device. */
 static bool compare(ob_model *m, int dev, int64_t gpu_layers, ob_experts experts, double tol,
                     const char *what) {
+    const bool moe = experts != OB_EXPERTS_AUTO;
     ob_err err = {{0}};
     ob_context_params p;
     ob_context *s = NULL, *c = NULL;
@@ -84,10 +88,12 @@ static bool compare(ob_model *m, int dev, int64_t gpu_layers, ob_experts experts
     ob_context_transfer_stats(s, &after_steps);
     /* only the chunk of 8 streamed (the 5 after it, and single rows, stay on the CPU) */
     if (ok && (after_prompt.streamed == 0 || after_prompt.weight_bytes == 0 ||
-               after_steps.streamed != after_prompt.streamed)) {
-        fprintf(stderr, "  %s, %lld device layers: %llu products streamed in the prompt, "
-                "%llu after the steps\n", what, (long long)gpu_layers,
+               after_steps.streamed != after_prompt.streamed ||
+               (moe && after_prompt.expert_weight_bytes == 0))) {
+        fprintf(stderr, "  %s, %lld device layers: %llu products streamed in the prompt "
+                "(%llu bytes of experts), %llu after the steps\n", what, (long long)gpu_layers,
                 (unsigned long long)after_prompt.streamed,
+                (unsigned long long)after_prompt.expert_weight_bytes,
                 (unsigned long long)after_steps.streamed);
         ok = false;
     }
@@ -103,8 +109,10 @@ static void splits(const char *arch, const char *type, const char *extra, ob_exp
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
-    const int64_t gs[] = {0, 1, in.n_layer / 2, in.n_layer - 1};
-    for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++)
+    /* every layer on the device streams only a MoE model's experts kept on the host */
+    const int64_t gs[] = {0, 1, in.n_layer / 2, in.n_layer - 1, in.n_layer};
+    const size_t n_gs = sizeof gs / sizeof gs[0] - (experts == OB_EXPERTS_AUTO);
+    for (size_t k = 0; k < n_gs; k++)
         CHECK_MSG(compare(m, dev, gs[k], experts, tol, arch), "%s %s, %lld device layers", arch,
                   type, (long long)gs[k]);
     ob_model_free(m);
@@ -122,24 +130,31 @@ TEST(moe_streamed_prompt_matches_the_cpu) {
     splits("qwen3moe", "q8_0", "", OB_EXPERTS_HOST, 3e-2);
 }
 
-/* A prompt chunk, then decoded tokens: what crossed is what the plan said, to the byte. */
-static void link_bytes_of(const char *arch) {
+/* A prompt chunk, then decoded tokens: what crossed is what the plan said, to the byte. With
+ * routed experts that the routing picks (routed), their streamed products' bytes are the
+ * routing's: the rest is still the plan's to the byte, and they ship whole matrices of the
+ * experts (each of `matrix` bytes). */
+static void link_bytes_of(const char *arch, const char *extra, bool routed) {
     NEED_VULKAN(dev);
-    ob_model *m = dm_load_synth(arch, "q8_0", "");
+    ob_model *m = dm_load_synth(arch, "q8_0", extra);
     CHECK(m);
     ob_model_info in;
     ob_model_get_info(m, &in);
-    const int64_t gs[] = {0, 1, in.n_layer / 2};
+    const bool moe = !strcmp(arch, "qwen3moe");
+    const uint64_t matrix = 512 * (in.n_embd / 32) * 34; /* an expert's Q8_0 matrix */
+    const int64_t gs[] = {0, 1, in.n_layer / 2, in.n_layer};
+    const size_t n_gs = sizeof gs / sizeof gs[0] - !moe;
     int32_t toks[12];
     for (int i = 0; i < 12; i++) toks[i] = (int32_t)(5 + i * 7 % (in.n_vocab - 5));
-    for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++) {
+    for (size_t k = 0; k < n_gs; k++) {
         ob_err err = {{0}};
         ob_context_params p;
-        params(&p, OB_DEVICE_VULKAN, dev, gs[k], 4);
+        /* routed: experts of 2 rows of the 8 stream, so some surely do */
+        params(&p, OB_DEVICE_VULKAN, dev, gs[k], routed ? 2 : 4);
         ob_plan plan;
         ob_context *c = NULL;
         CHECK_MSG(!ob_plan_context(m, &p, &plan, &err), "%s", err.msg);
-        CHECK_EQ_INT(plan.stream_min_tok, 4);
+        CHECK_EQ_INT(plan.stream_min_tok, routed ? 2 : 4);
         CHECK(plan.device.stream > 0 && plan.stream_chunk > 0);
         CHECK(plan.link_chunk > plan.stream_chunk);
         CHECK_MSG(!ob_context_new(m, &p, &c, &err), "%s", err.msg);
@@ -147,8 +162,21 @@ static void link_bytes_of(const char *arch) {
         ob_context_transfer_stats(c, &a);
         CHECK(!ob_eval(c, toks, 8, false, &err)); /* one chunk of n_batch */
         ob_context_transfer_stats(c, &b);
-        CHECK_EQ_INT((b.bytes + b.bytes_back) - (a.bytes + a.bytes_back), plan.link_chunk);
-        CHECK_EQ_INT(b.weight_bytes - a.weight_bytes, plan.stream_chunk);
+        const uint64_t link = (b.bytes + b.bytes_back) - (a.bytes + a.bytes_back);
+        const uint64_t weights = b.weight_bytes - a.weight_bytes;
+        const uint64_t experts = b.expert_bytes - a.expert_bytes;
+        const uint64_t expert_weights = b.expert_weight_bytes - a.expert_weight_bytes;
+        CHECK_EQ_INT(link - experts, plan.link_chunk - plan.link_experts);
+        CHECK_EQ_INT(weights - expert_weights, plan.stream_chunk - plan.stream_experts);
+        if (!routed) { /* every expert gets every row: the plan's figures are exact */
+            CHECK_EQ_INT(link, plan.link_chunk);
+            CHECK_EQ_INT(weights, plan.stream_chunk);
+            CHECK_EQ_INT(expert_weights, plan.stream_experts);
+        } else {
+            CHECK(expert_weights > 0 && expert_weights % matrix == 0);
+            CHECK(plan.stream_experts > 0 && plan.link_experts > plan.stream_experts);
+        }
+        CHECK(moe == (expert_weights > 0));
         for (int t = 8; t < 12; t++) CHECK(!ob_eval(c, &toks[t], 1, false, &err));
         ob_context_transfer_stats(c, &d);
         CHECK_EQ_INT((d.bytes + d.bytes_back) - (b.bytes + b.bytes_back), 4 * plan.link_token);
@@ -159,11 +187,15 @@ static void link_bytes_of(const char *arch) {
 }
 
 TEST(streamed_link_bytes_equal_the_plan) {
-    link_bytes_of("llama");
+    link_bytes_of("llama", "", false);
 }
 
-TEST(streamed_link_bytes_equal_the_plan_moe) {
-    link_bytes_of("qwen3moe");
+TEST(streamed_link_bytes_equal_the_plan_moe_every_expert_used) {
+    link_bytes_of("qwen3moe", "--experts-used 8", false);
+}
+
+TEST(streamed_link_bytes_equal_the_plan_moe_routed) {
+    link_bytes_of("qwen3moe", "", true);
 }
 
 TEST(plan_and_placement_say_what_streams) {
@@ -243,7 +275,8 @@ int main(void) {
     RUN(gemma3_window_streamed_prompt_matches_the_cpu);
     RUN(moe_streamed_prompt_matches_the_cpu);
     RUN(streamed_link_bytes_equal_the_plan);
-    RUN(streamed_link_bytes_equal_the_plan_moe);
+    RUN(streamed_link_bytes_equal_the_plan_moe_every_expert_used);
+    RUN(streamed_link_bytes_equal_the_plan_moe_routed);
     RUN(plan_and_placement_say_what_streams);
     RUN(device_lost_mid_stream_fails_cleanly);
     dm_models_done();
