@@ -50,6 +50,7 @@ struct serve_metrics {
     int64_t waiting, running, kv_used, kv_total;
     uint64_t xfer_copies, xfer_bytes, xfer_ns, devices_lost;
     uint64_t streamed, streamed_bytes; /* weight streaming: products, their weights' bytes */
+    uint64_t streamed_expert_bytes;    /* of streamed_bytes, routed experts' */
     histogram ttft, itl;
     route_series routes[ROUTE_MAX_SERIES];
     size_t n_routes;
@@ -146,14 +147,14 @@ void serve_metrics_device_lost(serve_metrics *m) {
     pthread_mutex_unlock(&m->mu);
 }
 
-void serve_metrics_transfer(serve_metrics *m, uint64_t copies, uint64_t bytes, uint64_t ns,
-                            uint64_t streamed, uint64_t weight_bytes) {
+void serve_metrics_transfer(serve_metrics *m, const ob_transfer_stats *delta) {
     pthread_mutex_lock(&m->mu);
-    m->xfer_copies += copies;
-    m->xfer_bytes += bytes;
-    m->xfer_ns += ns;
-    m->streamed += streamed;
-    m->streamed_bytes += weight_bytes;
+    m->xfer_copies += delta->copies;
+    m->xfer_bytes += delta->bytes;
+    m->xfer_ns += delta->ns;
+    m->streamed += delta->streamed;
+    m->streamed_bytes += delta->weight_bytes;
+    m->streamed_expert_bytes += delta->expert_weight_bytes;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -333,6 +334,9 @@ char *serve_metrics_render(serve_metrics *m, size_t *len) {
                (long long)m->streamed);
     put_scalar(&b, "outboard_streamed_weight_bytes_total", "counter",
                "Bytes of weights shipped to the device for them.", (long long)m->streamed_bytes);
+    put_scalar(&b, "outboard_streamed_expert_weight_bytes_total", "counter",
+               "Of those, routed experts' (the experts the routing gave enough rows).",
+               (long long)m->streamed_expert_bytes);
     put_scalar(&b, "outboard_devices_lost_total", "counter",
                "Devices lost while serving; their models moved to what remained.",
                (long long)m->devices_lost);

@@ -35,10 +35,9 @@ void serve_metrics_set_queue(serve_metrics *m, int64_t waiting, int64_t running)
 void serve_metrics_set_kv(serve_metrics *m, int64_t blocks_used, int64_t blocks_total);
 /* Counts a device lost while serving (its model moved to what remained). */
 void serve_metrics_device_lost(serve_metrics *m);
-/* Adds copies between a context's CPU and device (ob_transfer_stats): hidden states, MoE rows
- * and streamed products (of which `streamed`, shipping weight_bytes of weights). */
-void serve_metrics_transfer(serve_metrics *m, uint64_t copies, uint64_t bytes, uint64_t ns,
-                            uint64_t streamed, uint64_t weight_bytes);
+/* Adds what crossed between a context's CPU and device since the last call (the difference of
+ * two ob_transfer_stats): hidden states, MoE rows and streamed products. */
+void serve_metrics_transfer(serve_metrics *m, const ob_transfer_stats *delta);
 void serve_metrics_ttft(serve_metrics *m, double seconds);
 void serve_metrics_itl(serve_metrics *m, double seconds);
 

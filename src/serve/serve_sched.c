@@ -518,10 +518,14 @@ static void update_gauges(serve_sched *s) {
     serve_metrics_set_queue(s->o.metrics, (int64_t)s->n_waiting, s->n_running);
     ob_transfer_stats x;
     ob_context_transfer_stats(s->o.ctx, &x);
-    serve_metrics_transfer(s->o.metrics, x.copies - s->xfer_seen.copies,
-                           x.bytes - s->xfer_seen.bytes, x.ns - s->xfer_seen.ns,
-                           x.streamed - s->xfer_seen.streamed,
-                           x.weight_bytes - s->xfer_seen.weight_bytes);
+    const ob_transfer_stats delta = {
+        .copies = x.copies - s->xfer_seen.copies, .bytes = x.bytes - s->xfer_seen.bytes,
+        .ns = x.ns - s->xfer_seen.ns, .bytes_back = x.bytes_back - s->xfer_seen.bytes_back,
+        .weight_bytes = x.weight_bytes - s->xfer_seen.weight_bytes,
+        .streamed = x.streamed - s->xfer_seen.streamed,
+        .expert_bytes = x.expert_bytes - s->xfer_seen.expert_bytes,
+        .expert_weight_bytes = x.expert_weight_bytes - s->xfer_seen.expert_weight_bytes};
+    serve_metrics_transfer(s->o.metrics, &delta);
     s->xfer_seen = x;
 }
 

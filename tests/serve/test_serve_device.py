@@ -2,7 +2,7 @@
 lavapipe in CI): `--device vulkan:0 --gpu-layers 1` on a synthetic llama file answers greedy
 requests as the CPU alone does, its startup line names the placement, and /metrics counts the
 hidden-state copies between the two backends; a mixture-of-experts model runs there with its
-experts on the host; --device-policy gpu-required refuses a model left to the CPU. Skipped where
+experts on the host, streaming a prompt's busy experts to the device when asked; --device-policy gpu-required refuses a model left to the CPU. Skipped where
 no Vulkan device is listed.
 """
 import json
@@ -245,6 +245,19 @@ def test_moe_model_with_experts_on_the_host_answers_as_the_cpu(tiny, tmp_path):
     # every layer on the device: no hidden-state copy, a MoE output copy per layer per pass
     assert copies >= 2 * 8, copies
     assert "vulkan: layers 0-1 (MoE blocks on the cpu)" in out, out
+    # the prompt's experts that the routing gave 2+ rows run on the device, each shipping its
+    # three matrices (Q8_0, 512 rows of 256 or 256 of 512: 139,264 bytes each); same answer
+    s = Server("--spec", "off", "--device", "vulkan:0", "--stream-weights", "2",
+               "--link-emulate", "3", model=path, env={"LSAN_OPTIONS": "detect_leaks=0"})
+    try:
+        got = ask(s)
+        experts = metric(s, "outboard_streamed_expert_weight_bytes_total")
+        weights = metric(s, "outboard_streamed_weight_bytes_total")
+    finally:
+        _, out, _ = s.stop()
+    assert got == want
+    assert experts > 0 and experts % 139264 == 0 and experts == weights, (experts, weights)
+    assert "passes of 2+ rows stream the cpu's products to vulkan" in out, out
 
 
 def test_bad_device_flags_are_refused(tiny):
