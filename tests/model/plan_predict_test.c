@@ -37,19 +37,40 @@ static char tmp_dir[256];
 
 static ob_model *g_model;
 
-static ob_model *load_tiny(void) {
-    ob_model *m = NULL;
-    if (g_model) return g_model;
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_predict_test_XXXXXX");
-    if (!mkdtemp(tmp_dir)) return NULL;
+/* `outboard synth --shape tiny --type q8_0 ARGS` into the test's folder as NAME, loaded
+ * (the caller frees it); NULL on failure. */
+static ob_model *synth(const char *name, const char *args) {
+    if (!tmp_dir[0]) {
+        snprintf(tmp_dir, sizeof tmp_dir, "/tmp/ob_predict_test_XXXXXX");
+        if (!mkdtemp(tmp_dir)) return NULL;
+    }
     const char *build = getenv("OB_BUILD");
     char path[512], cmd[1200];
-    snprintf(path, sizeof path, "%s/tiny-q8_0.gguf", tmp_dir);
-    snprintf(cmd, sizeof cmd, "%s/outboard synth --shape tiny --type q8_0 -o %s >/dev/null 2>&1",
-             build ? build : "build", path);
-    if (system(cmd) != 0) return NULL;
-    if (ob_model_load(path, NULL, &m, NULL)) return NULL;
-    return g_model = m;
+    snprintf(path, sizeof path, "%s/%s.gguf", tmp_dir, name);
+    snprintf(cmd, sizeof cmd, "%s/outboard synth --shape tiny --type q8_0 %s -o %s "
+             ">/dev/null 2>&1", build ? build : "build", args, path);
+    ob_model *m = NULL;
+    if (system(cmd) != 0 || ob_model_load(path, NULL, &m, NULL)) return NULL;
+    return m;
+}
+
+static ob_model *load_tiny(void) {
+    if (!g_model) g_model = synth("tiny-q8_0", "");
+    return g_model;
+}
+
+/* Host 4 threads, a batch of n_batch, streaming as `stream` says; a plan of n_layer layers,
+ * n_gpu of them on a device whose calibration is "test device". */
+static void plan_init(ob_context_params *p, int64_t n_batch, int64_t stream, ob_plan *plan,
+                      int64_t n_layer, int64_t n_gpu) {
+    ob_context_params_init(p);
+    p->n_threads = 4;
+    p->n_batch = n_batch;
+    p->stream_min_tok = stream;
+    memset(plan, 0, sizeof *plan);
+    plan->n_layer = n_layer;
+    plan->n_gpu_layers = n_gpu;
+    snprintf(plan->device_key, sizeof plan->device_key, "test device");
 }
 
 static bool close_to(double got, double want) { return fabs(got - want) <= 1e-9 * fabs(want); }
@@ -86,15 +107,8 @@ TEST(work_by_hand) {
  *   multiply-adds per token 131,072 + 65,536 + 65,536 + 131,072 + 2,048 + 2 x 3 x 131,072;
  *   attention of a 64-row chunk: 64*65/2 positions x 512 wide x 2 = 2,129,920. */
 TEST(moe_work_counts_the_chosen_experts) {
-    char path[512], cmd[1200];
-    const char *build = getenv("OB_BUILD");
-    snprintf(path, sizeof path, "%s/moe-q8_0.gguf", tmp_dir);
-    snprintf(cmd, sizeof cmd,
-             "%s/outboard synth --arch qwen3moe --shape tiny --type q8_0 -o %s >/dev/null 2>&1",
-             build ? build : "build", path);
-    CHECK(load_tiny() != NULL && system(cmd) == 0);
-    ob_model *m = NULL;
-    CHECK(ob_model_load(path, NULL, &m, NULL) == OB_OK);
+    ob_model *m = synth("moe-q8_0", "--arch qwen3moe");
+    CHECK(m != NULL);
     if (!m) return;
     const double bytes = 417792.0 + 8192.0 + 835584.0;
     const double macs = 131072.0 + 65536 + 65536 + 131072 + 2048 + 2 * 3 * 131072;
@@ -129,19 +143,13 @@ TEST(split_prediction_by_hand) {
     calib c;
     hand_calib(&c);
     ob_context_params p;
-    ob_context_params_init(&p);
-    p.n_threads = 4;
-    p.n_batch = 64;
-    p.link_gbps = 3;
     ob_plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.n_layer = 2;
-    plan.n_gpu_layers = 1;
+    plan_init(&p, 64, OB_STREAM_AUTO, &plan, 2, 1);
+    p.link_gbps = 3;
     plan.host = (ob_plan_part){.device = "cpu", .layer_lo = 0, .layer_hi = 1};
     plan.device = (ob_plan_part){.device = "vulkan", .layer_lo = 1, .layer_hi = 2};
     plan.link_token = 1024 + 1036;
     plan.link_chunk = 64 * 1024 + 1036;
-    snprintf(plan.device_key, sizeof plan.device_key, "test device");
     ob_plan_speed s;
     plan_predict(m, &p, &plan, &c, &s);
     CHECK_MSG(s.calibrated, "%s", s.basis);
@@ -185,19 +193,13 @@ TEST(streaming_threshold_by_hand) {
     CHECK(calib_save(path, &c, NULL) == OB_OK);
     setenv("OUTBOARD_CALIBRATION", path, 1);
     ob_context_params p;
-    ob_context_params_init(&p);
-    p.n_threads = 4;
-    p.link_gbps = 3;
     ob_plan plan;
-    memset(&plan, 0, sizeof plan);
-    plan.n_layer = 2;
-    plan.n_gpu_layers = 1;
+    plan_init(&p, 512, OB_STREAM_AUTO, &plan, 2, 1);
+    p.link_gbps = 3;
     plan.host = (ob_plan_part){.device = "cpu", .layer_lo = 0, .layer_hi = 1};
     plan.device = (ob_plan_part){.device = "vulkan", .layer_lo = 1, .layer_hi = 2};
-    snprintf(plan.device_key, sizeof plan.device_key, "test device");
     const uint64_t hidden_512 = 512 * 1024 + 1036;
     plan.link_chunk = hidden_512;
-    p.n_batch = 512;
     model_plan_stream(m, &p, true, false, &plan);
     CHECK_MSG(plan.stream_min_tok == 83, "%lld: %s", (long long)plan.stream_min_tok,
               plan.stream_why);
@@ -270,25 +272,16 @@ TEST(routed_rows_by_hand) {
  * rows of 512 = 544 bytes); a row sends an expert 256 + 256 + 512 floats and reads back
  * 512 + 512 + 256. */
 TEST(moe_streaming_by_hand) {
-    CHECK(load_tiny() != NULL);
-    const char *build = getenv("OB_BUILD");
-    const char *used[2] = {"--experts-used 8", ""};
+    const char *used[2] = {"--arch qwen3moe --experts-used 8", "--arch qwen3moe"};
     for (int k = 0; k < 2; k++) {
-        char path[512], cmd[1200];
-        snprintf(path, sizeof path, "%s/moe-stream-%d.gguf", tmp_dir, k);
-        snprintf(cmd, sizeof cmd, "%s/outboard synth --arch qwen3moe --shape tiny --type q8_0 "
-                 "%s -o %s >/dev/null 2>&1", build ? build : "build", used[k], path);
-        ob_model *m = NULL;
-        CHECK(system(cmd) == 0 && ob_model_load(path, NULL, &m, NULL) == OB_OK);
+        char name[32];
+        snprintf(name, sizeof name, "moe-stream-%d", k);
+        ob_model *m = synth(name, used[k]);
+        CHECK(m != NULL);
         if (!m) return;
         ob_context_params p;
-        ob_context_params_init(&p);
-        p.n_threads = 4;
-        p.n_batch = 64;
-        p.stream_min_tok = 16;
         ob_plan plan;
-        memset(&plan, 0, sizeof plan);
-        plan.n_layer = plan.n_gpu_layers = 2;
+        plan_init(&p, 64, 16, &plan, 2, 2);
         plan.experts_on_host = true;
         plan.device = (ob_plan_part){.device = "vulkan", .layer_lo = 0, .layer_hi = 2};
         plan.experts = (ob_plan_part){.device = "cpu", .layer_lo = 0, .layer_hi = 2};
@@ -318,7 +311,6 @@ TEST(moe_streaming_by_hand) {
              * router of 8 rows of 1,024 bytes) at the host's rates, not the device's */
             calib c;
             hand_calib(&c);
-            snprintf(plan.device_key, sizeof plan.device_key, "test device");
             ob_plan_speed sp;
             plan_predict(m, &p, &plan, &c, &sp);
             const double host = 1e-4 + 2 * 2e-4 + 2 * (8 * 3 * 139264.0 + 8192) / 1e9;

@@ -2,8 +2,9 @@
 lavapipe in CI): `--device vulkan:0 --gpu-layers 1` on a synthetic llama file answers greedy
 requests as the CPU alone does, its startup line names the placement, and /metrics counts the
 hidden-state copies between the two backends; a mixture-of-experts model runs there with its
-experts on the host, streaming a prompt's busy experts to the device when asked; --device-policy gpu-required refuses a model left to the CPU. Skipped where
-no Vulkan device is listed.
+experts on the host, streaming a prompt's busy experts to the device when asked;
+--device-policy gpu-required refuses a model left to the CPU. Skipped where no Vulkan device
+is listed.
 """
 import json
 import os
