@@ -268,6 +268,12 @@ static inline int64_t model_layer_rows(const model_backend_shape *s, int64_t il)
  * allocates (0 when the size overflows). */
 size_t model_kv_bytes(const model_backend_shape *s, int64_t layer_lo);
 
+/* Bytes of device memory a GPU backend running the MoE blocks of shape s takes for one pass's
+ * routing and expert rows (n_batch tokens): router logits (n_expert), the chosen experts'
+ * weights and ids (n_expert_used each), their gate and up rows (n_ff_exp each) and their
+ * outputs (n_embd), all 4 bytes an element; 0 for a shape without them. */
+uint64_t model_moe_device_bytes(const model_backend_shape *s);
+
 /* Bytes of the weights of s->part of layers [layer_lo, layer_lo + s->n_layer) (backend_bind.c). */
 uint64_t model_backend_weight_bytes(const model_backend_shape *s, int64_t layer_lo);
 

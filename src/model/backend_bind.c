@@ -16,6 +16,13 @@ uint64_t model_backend_weight_bytes(const model_backend_shape *s, int64_t layer_
     return bytes;
 }
 
+uint64_t model_moe_device_bytes(const model_backend_shape *s) {
+    if (s->n_expert <= 0 || s->part == MODEL_PART_NO_MOE) return 0;
+    const uint64_t k = (uint64_t)s->n_expert_used;
+    return 4 * (uint64_t)s->n_batch *
+           ((uint64_t)s->n_expert + 2 * k + k * (2 * (uint64_t)s->n_ff_exp + (uint64_t)s->n_embd));
+}
+
 ob_status model_backend_bind_each(const model_backend_shape *s, int64_t layer_lo,
                                   const char *who, model_bind_one_fn bind, void *user,
                                   ob_err *err) {

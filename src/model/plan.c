@@ -66,9 +66,9 @@ static bool device_of(const ob_context_params *p, char name[16], char key[160], 
 }
 
 /* The part of a backend holding shape->part of layers [lo, hi) (shape: the whole model's, or
- * one of model_moe_host_shapes'). */
+ * one of model_moe_host_shapes'); on a device, its MoE blocks' rows too. */
 static void part_of(const ob_model *m, const model_backend_shape *shape, int64_t lo, int64_t hi,
-                    ob_plan_part *out) {
+                    bool device, ob_plan_part *out) {
     model_backend_shape s = *shape;
     s.n_layer = hi - lo;
     out->layer_lo = lo;
@@ -79,6 +79,7 @@ static void part_of(const ob_model *m, const model_backend_shape *shape, int64_t
     out->state = model_rs_bytes(&s, lo);
     out->activations = s.part == MODEL_PART_MOE ? model_moe_host_bytes(&s)
                                                 : model_buffers_bytes(&m->hp, s.n_batch);
+    if (device) out->activations += model_moe_device_bytes(&s);
 }
 
 static uint64_t part_total(const ob_plan_part *p) {
@@ -107,12 +108,13 @@ static uint64_t link_bytes(const ob_model *m, const model_backend_shape *s, int6
     return hidden + experts + (uint64_t)m->hp.n_vocab * 4;
 }
 
-/* Whether the GPU backend of kind `dev` ("cuda", "vulkan") runs MoE blocks itself. Neither
- * does: the Vulkan op table has no moe_ffn, and the CUDA backend refuses MoE shapes
- * (backend_cuda.c), so their MoE layers keep the blocks on the host. */
-static bool device_runs_moe(const char *dev) {
-    (void)dev;
-    return false;
+/* Whether the GPU backend of kind `dev` ("cuda", "vulkan") runs the MoE blocks of m itself:
+ * the Vulkan backend those vulkan_moe_supported takes; the CUDA backend refuses MoE shapes
+ * (backend_cuda.c), so its MoE layers keep the blocks on the host. */
+static bool device_runs_moe(const char *dev, const ob_model *m) {
+    const model_moe_hparams *mo = &m->hp.moe;
+    return !strcmp(dev, "vulkan") &&
+           vulkan_moe_supported(mo->n_expert, mo->n_expert_used, mo->n_ff_shexp);
 }
 
 /* The most of the last layers whose part of shape s fits the budget; the part only grows with
@@ -122,7 +124,7 @@ static int64_t most_layers(const ob_model *m, const model_backend_shape *s, uint
     int64_t g = n_layer;
     for (ob_plan_part dev; g > 0; g--) {
         memset(&dev, 0, sizeof dev);
-        part_of(m, s, n_layer - g, n_layer, &dev);
+        part_of(m, s, n_layer - g, n_layer, true, &dev);
         if (part_total(&dev) <= budget) break;
     }
     return g;
@@ -161,7 +163,7 @@ static ob_status place(const ob_model *m, const ob_context_params *p,
         const int64_t g = model_plan_gpu_layers(p, n_layer);
         ob_plan_part full;
         memset(&full, 0, sizeof full);
-        part_of(m, whole, n_layer - g, n_layer, &full);
+        part_of(m, whole, n_layer - g, n_layer, true, &full);
         const bool fits = part_total(&full) <= out->budget;
         out->n_gpu_layers = g;
         const bool asked = p->experts == OB_EXPERTS_HOST;
@@ -195,11 +197,12 @@ static void plan_finish(const ob_model *m, const ob_context_params *p,
     memset(&out->experts, 0, sizeof out->experts);
     snprintf(out->host.device, sizeof out->host.device, "cpu");
     if (has_device) memcpy(out->device.device, name, sizeof name);
-    part_of(m, shape, 0, n_layer - g, &out->host);
-    part_of(m, out->experts_on_host ? dev_shape : shape, n_layer - g, n_layer, &out->device);
+    part_of(m, shape, 0, n_layer - g, false, &out->host);
+    part_of(m, out->experts_on_host ? dev_shape : shape, n_layer - g, n_layer, true,
+            &out->device);
     if (out->experts_on_host) {
         snprintf(out->experts.device, sizeof out->experts.device, "cpu");
-        part_of(m, host_experts, n_layer - g, n_layer, &out->experts);
+        part_of(m, host_experts, n_layer - g, n_layer, false, &out->experts);
     }
     out->link_token = link_bytes(m, shape, g, out->experts_on_host, 1);
     out->link_chunk = link_bytes(m, shape, g, out->experts_on_host, p->n_batch);
@@ -222,7 +225,7 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
     model_backend_shape dev_shape, host_experts;
     model_moe_host_shapes(shape, &dev_shape, &host_experts);
     if (has_device) {
-        const bool runs = device_runs_moe(out->device.device);
+        const bool runs = device_runs_moe(out->device.device, m);
         ob_status st = place(m, p, shape, &dev_shape, runs, out, err);
         if (st) return st;
         plan_finish(m, p, shape, &dev_shape, &host_experts, true, is_cpu, out);

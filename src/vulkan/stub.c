@@ -26,6 +26,11 @@ bool vulkan_type_supported(uint32_t type) {
     return false;
 }
 
+bool vulkan_moe_supported(int64_t n_expert, int64_t n_used, int64_t n_ff_shexp) {
+    (void)n_expert, (void)n_used, (void)n_ff_shexp;
+    return false;
+}
+
 uint64_t vulkan_validation_messages(void) {
     return 0;
 }

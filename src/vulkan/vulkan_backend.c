@@ -106,6 +106,8 @@ static const char *type_shader(uint32_t type) {
 
 bool vulkan_type_supported(uint32_t type) { return type_shader(type) != NULL; }
 
+const char *vulkan_be_type_shader(uint32_t type) { return type_shader(type); }
+
 static void weight_free(vulkan_backend *b, vb_weight *w) {
     for (int i = 0; i < w->n_pieces; i++)
         vulkan_buf_free(b->c, &w->pieces[i]);
@@ -193,9 +195,11 @@ static void weight_put(vulkan_backend *b, vb_weight *tmp) {
     weight_free(b, tmp);
 }
 
-/* Uploads one of the model's weights for good (binding callback). */
+/* Uploads one of the model's weights for good (binding callback); a routed expert's goes with
+ * its layer's other experts (vulkan_moe_new). */
 static ob_status weight_add(void *user, const model_weight *cw, ob_err *err) {
     vulkan_backend *b = user;
+    if (cw->expert) return OB_OK;
     ob_status st = weight_upload(b, cw, &b->w[cw->id], err);
     if (st) weight_free(b, &b->w[cw->id]);
     return st;
@@ -423,6 +427,7 @@ static void be_free(model_backend *be) {
         if (b->c->dev) vkDeviceWaitIdle(b->c->dev);
         for (int64_t i = 0; i < b->n_w; i++)
             weight_free(b, &b->w[i]);
+        vulkan_moe_free(b);
         for (int i = 0; i < b->n_regions; i++)
             vulkan_buf_free(b->c, &b->regions[i].buf);
         for (int i = 0; i < b->n_stream; i++)
@@ -459,6 +464,7 @@ static const model_backend_ops VULKAN_OPS = {
     .sync = be_sync,
     .host_buf = be_host_buf,
     .free = be_free,
+    .moe_ffn = vulkan_moe_ffn,
 };
 
 /* Refuses, before anything is uploaded, a model whose weights and cache exceed the device's
@@ -499,6 +505,7 @@ ob_status model_backend_vulkan_new(const model_backend_shape *shape, int64_t lay
     if (!st) st = check_fits(b, err);
     if (!st) st = vulkan_kv_new(&b->base, err);
     if (!st) st = model_backend_bind_each(shape, layer_lo, "vulkan backend", weight_add, b, err);
+    if (!st) st = vulkan_moe_new(b, err);
     /* the streaming buffer now, so a device short of it fails here, not mid-prompt */
     if (!st && shape->stream_bytes) {
         const uint64_t first = shape->stream_bytes < b->c->max_range ? shape->stream_bytes

@@ -44,6 +44,10 @@ int vulkan_device_default(const vulkan_device_info *list, int n, bool discrete_o
 /* Whether the backend's matrix-product shaders read this ob_qtype. */
 bool vulkan_type_supported(uint32_t type);
 
+/* Whether the backend runs mixture-of-experts blocks of these sizes on the device (the op
+ * moe_ffn): no shared expert, at most 64 experts per token and 1,024 experts. */
+bool vulkan_moe_supported(int64_t n_expert, int64_t n_used, int64_t n_ff_shexp);
+
 /* Validation-layer messages (warnings and errors) reported since the process started; the
  * layer is on when the environment sets OB_VK_VALIDATE=1. Tests require 0. */
 uint64_t vulkan_validation_messages(void);

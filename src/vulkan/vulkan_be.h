@@ -19,6 +19,16 @@ typedef struct vb_weight {
     vulkan_buf *pieces; /* (n_pieces) rows [i * rows_per_piece, ...) */
 } vb_weight;
 
+/* One matrix (gate, up or down) of a layer's routed experts: pieces of whole experts, each
+ * piece one binding (wtype.glsl mode 2). */
+typedef struct vb_experts {
+    uint32_t type;
+    int64_t n_in, n_out, per_piece; /* per_piece: experts in each piece but maybe the last */
+    size_t row_bytes, e_bytes;      /* e_bytes: one expert's matrix */
+    int n_pieces;
+    vulkan_buf *pieces;
+} vb_experts;
+
 typedef struct vb_region {
     vulkan_buf buf; /* host-visible; map is what host_buf returned */
 } vb_region;
@@ -35,6 +45,8 @@ typedef struct vulkan_backend {
     bool pending_readback; /* an op staged a result: flush before returning */
     vulkan_buf *stream; /* (n_stream) pieces of the buffer streamed host weights go into */
     int n_stream;
+    vb_experts *experts; /* (3 n_layer) gate, up, down of each MoE layer, or NULL */
+    float *moe_rows;     /* model_moe_device_bytes of a region: one pass's routing and rows */
 } vulkan_backend;
 
 static inline vulkan_backend *as_vb(model_backend *be) {
@@ -57,6 +69,20 @@ void vulkan_be_dispatch(vulkan_backend *b, const char *shader, const vulkan_ref 
                         const uint32_t *pc, int n_pc, uint64_t groups, uint32_t gz);
 
 uint32_t vulkan_be_fbits(float f);
+
+/* The matrix-product shader of weight type `type`, NULL for a type without one. */
+const char *vulkan_be_type_shader(uint32_t type);
+
+/* vulkan_moe.c */
+/* Uploads the routed experts of the backend's MoE layers and takes the region of their rows;
+ * OB_ERR_UNSUPPORTED for a block the kernels do not run (a shared expert, more than
+ * VULKAN_MOE_MAX_USED experts per token, more than VULKAN_MOE_MAX_EXPERTS experts). */
+#define VULKAN_MOE_MAX_USED 64
+#define VULKAN_MOE_MAX_EXPERTS 1024
+ob_status vulkan_moe_new(vulkan_backend *b, ob_err *err);
+void vulkan_moe_free(vulkan_backend *b);
+void vulkan_moe_ffn(model_backend *be, int64_t il, float *out, const float *x, int64_t n_tok);
+
 
 /* vulkan_kv.c */
 void vulkan_kv_store(model_backend *be, int64_t il, const float *k, const float *v,

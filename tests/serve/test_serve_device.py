@@ -2,7 +2,8 @@
 lavapipe in CI): `--device vulkan:0 --gpu-layers 1` on a synthetic llama file answers greedy
 requests as the CPU alone does, its startup line names the placement, and /metrics counts the
 hidden-state copies between the two backends; a mixture-of-experts model runs there with its
-experts on the host, streaming a prompt's busy experts to the device when asked;
+experts on the host (streaming a prompt's busy experts to the device when asked) or on the
+device;
 --device-policy gpu-required refuses a model left to the CPU. Skipped where no Vulkan device
 is listed.
 """
@@ -214,10 +215,11 @@ def test_gpu_required_policy(tiny):
 
 
 def test_moe_model_with_experts_on_the_host_answers_as_the_cpu(tiny, tmp_path):
-    """A mixture-of-experts model (synthetic qwen3moe) on the Vulkan device, which has no MoE
-    kernels: its layers run there with their MoE blocks on the host, and it answers the
-    official OpenAI client as the CPU alone does; the startup line says where the blocks run
-    and /metrics counts their rows crossing."""
+    """A mixture-of-experts model (synthetic qwen3moe) on the Vulkan device with --experts
+    host: its layers run there with their MoE blocks on the host, and it answers the official
+    OpenAI client as the CPU alone does; the startup line says where the blocks run and
+    /metrics counts their rows crossing. By default the experts fit and run on the device,
+    with the same answer and nothing crossing."""
     openai = pytest.importorskip("openai")
     path = str(tmp_path / "qwen3moe.gguf")
     subprocess.run([OUTBOARD, "synth", "--arch", "qwen3moe", "--shape", "tiny", "--type", "q8_0",
@@ -235,7 +237,7 @@ def test_moe_model_with_experts_on_the_host_answers_as_the_cpu(tiny, tmp_path):
         want = ask(cpu)
     finally:
         cpu.stop()
-    s = Server("--spec", "off", "--device", "vulkan:0", model=path,
+    s = Server("--spec", "off", "--device", "vulkan:0", "--experts", "host", model=path,
                env={"LSAN_OPTIONS": "detect_leaks=0"})
     try:
         got = ask(s)
@@ -246,10 +248,21 @@ def test_moe_model_with_experts_on_the_host_answers_as_the_cpu(tiny, tmp_path):
     # every layer on the device: no hidden-state copy, a MoE output copy per layer per pass
     assert copies >= 2 * 8, copies
     assert "vulkan: layers 0-1 (MoE blocks on the cpu)" in out, out
+    # auto: the experts fit, so they run on the device with their layers; nothing crosses
+    s = Server("--spec", "off", "--device", "vulkan:0", model=path,
+               env={"LSAN_OPTIONS": "detect_leaks=0"})
+    try:
+        got = ask(s)
+        copies = metric(s, "outboard_hidden_copies_total")
+    finally:
+        _, out, _ = s.stop()
+    assert got == want
+    assert copies == 0, copies
+    assert "vulkan: layers 0-1" in out and "MoE blocks on the cpu" not in out, out
     # the prompt's experts that the routing gave 2+ rows run on the device, each shipping its
     # three matrices (Q8_0, 512 rows of 256 or 256 of 512: 139,264 bytes each); same answer
-    s = Server("--spec", "off", "--device", "vulkan:0", "--stream-weights", "2",
-               "--link-emulate", "3", model=path, env={"LSAN_OPTIONS": "detect_leaks=0"})
+    s = Server("--spec", "off", "--device", "vulkan:0", "--experts", "host", "--stream-weights",
+               "2", "--link-emulate", "3", model=path, env={"LSAN_OPTIONS": "detect_leaks=0"})
     try:
         got = ask(s)
         experts = metric(s, "outboard_streamed_expert_weight_bytes_total")

@@ -1,16 +1,19 @@
 /*
  * A mixture-of-experts model (synthetic qwen3moe) on the Vulkan device with its MoE blocks on
- * the host CPU (moe_host.h), through the public API, against the CPU alone:
- *   - logits with the layers split at 0, half and all of them, experts on the host, equal the
- *     CPU's within tolerance at every prompt position (two passes) and decode step, with the
- *     same greedy tokens, in three weight types (one with each expert's gate and up merged);
+ * the host CPU (moe_host.h), or on the device (vulkan_moe.c), through the public API, against
+ * the CPU alone:
+ *   - logits with the layers split at 0, half and all of them, experts on the host or on the
+ *     device, equal the CPU's within tolerance at every prompt position (two passes) and
+ *     decode step, with the same greedy tokens, in three weight types (one with each expert's
+ *     gate and up merged), and with every expert used by every token;
  *   - the bytes counted over the link per prompt chunk and per decoded token equal the plan's,
  *     exactly, and so do the copies (the hidden state once per pass when split, and each
  *     device layer's MoE output);
  *   - the device's memory holds its part of the plan and not the experts;
  *   - the planner: a budget that holds every layer only without its experts puts every layer
  *     on the device with the experts on the host, one byte less one layer fewer; the parts add
- *     up to the file's tensors; --experts device is refused on a backend without MoE kernels;
+ *     up to the file's tensors; with room for them the experts go to the device, whose memory
+ *     then holds its part of the plan, experts included, and only the hidden state crosses;
  *   - the placement line says where the MoE blocks run;
  *   - a device lost at a MoE block fails the step cleanly.
  */
@@ -58,10 +61,11 @@ static uint64_t total(const ob_plan_part *p) {
 static double g_worst;
 
 /* A 13-token prompt (all logits) and 4 greedy steps on the CPU and on the device with g
- * layers there and the experts on the host. */
-static bool compare(ob_model *m, int dev, int64_t g, double tol, const char *what) {
+ * layers there and the experts where `experts` says. */
+static bool compare(ob_model *m, int dev, int64_t g, ob_experts experts, double tol,
+                    const char *what) {
     ob_context_params p;
-    params(&p, OB_DEVICE_VULKAN, dev, g, OB_EXPERTS_HOST, 0);
+    params(&p, OB_DEVICE_VULKAN, dev, g, experts, 0);
     ob_context *s = ctx_new(m, &p);
     params(&p, OB_DEVICE_CPU, -1, 0, OB_EXPERTS_AUTO, 0);
     ob_context *c = ctx_new(m, &p);
@@ -98,7 +102,7 @@ static bool compare(ob_model *m, int dev, int64_t g, double tol, const char *wha
             ok = false;
         }
     }
-    if (s && g > 0) { /* the MoE blocks ran on the host: their rows crossed */
+    if (s && g > 0 && experts == OB_EXPERTS_HOST) { /* the blocks' rows crossed */
         ob_transfer_stats x;
         ob_context_transfer_stats(s, &x);
         const uint64_t rows = (uint64_t)(n_prompt + n_steps) * (uint64_t)info.n_embd * 4;
@@ -114,7 +118,7 @@ static bool compare(ob_model *m, int dev, int64_t g, double tol, const char *wha
     return ok;
 }
 
-static void every_split(const char *type, const char *extra, double tol) {
+static void every_split(const char *type, const char *extra, ob_experts experts, double tol) {
     NEED_VULKAN(dev);
     ob_model *m = dm_load_synth("qwen3moe", type, extra);
     CHECK(m);
@@ -122,22 +126,42 @@ static void every_split(const char *type, const char *extra, double tol) {
     ob_model_get_info(m, &info);
     const int64_t gs[] = {0, info.n_layer / 2, info.n_layer};
     for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++)
-        CHECK_MSG(compare(m, dev, gs[k], tol, type), "qwen3moe %s, %lld device layers", type,
-                  (long long)gs[k]);
+        CHECK_MSG(compare(m, dev, gs[k], experts, tol, type),
+                  "qwen3moe %s %s, %lld device layers, experts %s", type, extra,
+                  (long long)gs[k], experts == OB_EXPERTS_HOST ? "host" : "device");
     ob_model_free(m);
 }
 
 TEST(experts_on_host_match_the_cpu_q8_0) {
-    every_split("q8_0", "", 3e-2);
+    every_split("q8_0", "", OB_EXPERTS_HOST, 3e-2);
 }
 
 TEST(experts_on_host_match_the_cpu_q4_k) {
-    every_split("q4_k", "", 3e-2);
+    every_split("q4_k", "", OB_EXPERTS_HOST, 3e-2);
 }
 
 /* gate and up of each expert in one merged tensor (ffn_gate_up_exps) */
 TEST(experts_on_host_match_the_cpu_merged_f16) {
-    every_split("f16", "--merged-experts", 1e-2);
+    every_split("f16", "--merged-experts", OB_EXPERTS_HOST, 1e-2);
+}
+
+TEST(experts_on_device_match_the_cpu_q8_0) {
+    every_split("q8_0", "", OB_EXPERTS_DEVICE, 3e-2);
+}
+
+TEST(experts_on_device_match_the_cpu_q4_k) {
+    every_split("q4_k", "", OB_EXPERTS_DEVICE, 3e-2);
+}
+
+TEST(experts_on_device_match_the_cpu_merged_f16) {
+    every_split("f16", "--merged-experts", OB_EXPERTS_DEVICE, 1e-2);
+}
+
+/* every token to every expert: the routing's order and weights with no choice left (in F32,
+ * where the CPU multiplies without quantizing the rows: eight experts' sums of Q8_0 products
+ * differ by enough to turn a near tie the other way) */
+TEST(experts_on_device_match_the_cpu_every_expert_used) {
+    every_split("f32", "--experts-used 8", OB_EXPERTS_DEVICE, 1e-3);
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
@@ -154,10 +178,10 @@ TEST(link_bytes_equal_the_plan) {
     for (size_t k = 0; k < sizeof gs / sizeof gs[0]; k++) {
         ob_err err = {{0}};
         ob_context_params p;
-        params(&p, OB_DEVICE_VULKAN, dev, gs[k], OB_EXPERTS_AUTO, 0);
+        params(&p, OB_DEVICE_VULKAN, dev, gs[k], OB_EXPERTS_HOST, 0);
         ob_plan plan;
         CHECK_MSG(!ob_plan_context(m, &p, &plan, &err), "%s", err.msg);
-        CHECK(plan.experts_on_host); /* the Vulkan backend has no MoE kernels */
+        CHECK(plan.experts_on_host);
         ob_context *c = ctx_new(m, &p);
         CHECK(c);
         ob_transfer_stats a, b, d;
@@ -180,18 +204,22 @@ TEST(link_bytes_equal_the_plan) {
     ob_model_free(m);
 }
 
-/* The device's memory with every layer there and the experts on the host: its part of the
- * plan (weights, cache, activations) and the staging arena, not the experts' weights. */
-TEST(device_memory_holds_no_experts) {
+/* The device's memory with every layer there: its part of the plan (weights, cache,
+ * activations) and the staging arena; with the experts on the host not their weights, with
+ * them on the device theirs and the rows of their block, and then a pass sends nothing over
+ * the link but the logits row back. */
+static void device_memory_holds_its_part(ob_experts experts) {
     NEED_VULKAN(dev);
     ob_model *m = dm_load_synth("qwen3moe", "q8_0", "");
     CHECK(m);
     ob_err err = {{0}};
     ob_context_params p;
-    params(&p, OB_DEVICE_VULKAN, dev, -1, OB_EXPERTS_HOST, 0);
+    params(&p, OB_DEVICE_VULKAN, dev, -1, experts, 0);
     ob_plan plan;
     CHECK(!ob_plan_context(m, &p, &plan, &err));
-    CHECK(plan.experts_on_host && plan.experts.weights > 2 * plan.device.weights);
+    const bool host = experts == OB_EXPERTS_HOST;
+    CHECK(plan.experts_on_host == host);
+    CHECK(host ? plan.experts.weights > 2 * plan.device.weights : plan.experts.weights == 0);
     ob_context *c = ctx_new(m, &p);
     CHECK(c);
     CHECK_EQ_INT(c->n_stage, 1);
@@ -203,8 +231,26 @@ TEST(device_memory_holds_no_experts) {
             (unsigned long long)plan.experts.weights);
     CHECK(used >= plan.device.weights + plan.device.kv);
     CHECK_MSG(used <= total(&plan.device), "%llu bytes on the device", (unsigned long long)used);
+    ob_model_info in;
+    ob_model_get_info(m, &in);
+    int32_t toks[8];
+    for (int i = 0; i < 8; i++) toks[i] = (int32_t)(5 + i * 7 % (in.n_vocab - 5));
+    ob_transfer_stats a, b;
+    ob_context_transfer_stats(c, &a);
+    CHECK(!ob_eval(c, toks, 8, false, &err));
+    ob_context_transfer_stats(c, &b);
+    CHECK_EQ_INT((b.bytes + b.bytes_back) - (a.bytes + a.bytes_back), plan.link_chunk);
+    if (!host) CHECK_EQ_INT(plan.link_chunk, (uint64_t)in.n_vocab * 4);
     ob_context_free(c);
     ob_model_free(m);
+}
+
+TEST(device_memory_holds_no_experts) {
+    device_memory_holds_its_part(OB_EXPERTS_HOST);
+}
+
+TEST(device_memory_holds_the_experts) {
+    device_memory_holds_its_part(OB_EXPERTS_DEVICE);
 }
 
 TEST(planner_moves_experts_to_the_host) {
@@ -247,12 +293,11 @@ TEST(planner_moves_experts_to_the_host) {
         CHECK_EQ_INT(got.n_gpu_layers, g - 1);
         CHECK(total(&got.device) <= need - 1);
     }
-    /* experts on a device whose backend has no MoE kernels: refused, with the way out */
-    params(&p, OB_DEVICE_VULKAN, dev, -1, OB_EXPERTS_DEVICE, 0);
-    CHECK(ob_plan_context(m, &p, &got, &err) == OB_ERR_UNSUPPORTED);
-    CHECK_MSG(strstr(err.msg, "--experts host"), "%s", err.msg);
-    ob_context *c = NULL;
-    CHECK(ob_context_new(m, &p, &c, &err) == OB_ERR_UNSUPPORTED);
+    /* room for everything: auto keeps the experts with their layers on the device */
+    params(&p, OB_DEVICE_VULKAN, dev, OB_GPU_LAYERS_AUTO, OB_EXPERTS_AUTO, 1ull << 40);
+    CHECK(!ob_plan_context(m, &p, &got, &err));
+    CHECK(got.n_gpu_layers == in.n_layer && !got.experts_on_host && got.experts.weights == 0);
+    CHECK_EQ_INT(got.device.weights, cpu.host.weights);
     p.experts = (ob_experts)7;
     CHECK(ob_plan_context(m, &p, &got, &err) == OB_ERR_ARG);
     ob_model_free(m);
@@ -265,17 +310,19 @@ TEST(placement_says_where_the_experts_run) {
     ob_model_info in;
     ob_model_get_info(m, &in);
     ob_context_params p;
-    params(&p, OB_DEVICE_VULKAN, dev, 1, OB_EXPERTS_AUTO, 0);
-    ob_context *c = ctx_new(m, &p);
-    CHECK(c);
-    char want[128];
-    snprintf(want, sizeof want, "cpu: layers 0-%lld, vulkan: layers %lld-%lld (MoE blocks on "
-             "the cpu)", (long long)in.n_layer - 2, (long long)in.n_layer - 1,
-             (long long)in.n_layer - 1);
-    CHECK_MSG(!strcmp(ob_context_placement(c), want), "'%s', expected '%s'",
-              ob_context_placement(c), want);
-    CHECK(!strcmp(ob_context_device(c), "vulkan"));
-    ob_context_free(c);
+    for (int host = 0; host < 2; host++) {
+        params(&p, OB_DEVICE_VULKAN, dev, 1, host ? OB_EXPERTS_HOST : OB_EXPERTS_AUTO, 0);
+        ob_context *c = ctx_new(m, &p);
+        CHECK(c);
+        char want[128];
+        snprintf(want, sizeof want, "cpu: layers 0-%lld, vulkan: layers %lld-%lld%s",
+                 (long long)in.n_layer - 2, (long long)in.n_layer - 1,
+                 (long long)in.n_layer - 1, host ? " (MoE blocks on the cpu)" : "");
+        CHECK_MSG(!strcmp(ob_context_placement(c), want), "'%s', expected '%s'",
+                  ob_context_placement(c), want);
+        CHECK(!strcmp(ob_context_device(c), "vulkan"));
+        ob_context_free(c);
+    }
     ob_model_free(m);
 }
 
@@ -323,8 +370,13 @@ int main(void) {
     RUN(experts_on_host_match_the_cpu_q8_0);
     RUN(experts_on_host_match_the_cpu_q4_k);
     RUN(experts_on_host_match_the_cpu_merged_f16);
+    RUN(experts_on_device_match_the_cpu_q8_0);
+    RUN(experts_on_device_match_the_cpu_q4_k);
+    RUN(experts_on_device_match_the_cpu_merged_f16);
+    RUN(experts_on_device_match_the_cpu_every_expert_used);
     RUN(link_bytes_equal_the_plan);
     RUN(device_memory_holds_no_experts);
+    RUN(device_memory_holds_the_experts);
     RUN(planner_moves_experts_to_the_host);
     RUN(placement_says_where_the_experts_run);
     RUN(device_lost_at_a_moe_block);

@@ -109,9 +109,9 @@ TEST(parts_add_up) {
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
- * what the plan said, to the byte (for a MoE model, with each device layer's MoE rows
- * crossing to the host and back). */
-static void link_bytes_of(const char *arch) {
+ * what the plan said, to the byte (for a MoE model with its experts on the host, with each
+ * device layer's MoE rows crossing to the host and back). */
+static void link_bytes_of(const char *arch, ob_experts experts) {
     NEED_VULKAN(dev);
     ob_model *m = dm_load_synth(arch, "q8_0", "");
     CHECK(m);
@@ -124,9 +124,11 @@ static void link_bytes_of(const char *arch) {
         ob_err err = {{0}};
         ob_context_params p;
         params(&p, dev, gs[k], 0);
+        p.experts = experts;
         ob_plan plan;
         ob_context *c = NULL;
         CHECK(!ob_plan_context(m, &p, &plan, &err));
+        CHECK(plan.experts_on_host == (experts == OB_EXPERTS_HOST));
         CHECK_MSG(!ob_context_new(m, &p, &c, &err), "%s", err.msg);
         ob_transfer_stats a, b, d;
         ob_context_transfer_stats(c, &a);
@@ -142,11 +144,11 @@ static void link_bytes_of(const char *arch) {
 }
 
 TEST(link_bytes_equal_the_plan) {
-    link_bytes_of("llama");
+    link_bytes_of("llama", OB_EXPERTS_AUTO);
 }
 
 TEST(link_bytes_equal_the_plan_experts_on_host) {
-    link_bytes_of("qwen3moe");
+    link_bytes_of("qwen3moe", OB_EXPERTS_HOST);
 }
 
 TEST(unbudgeted_auto_fits_the_device) {

@@ -151,6 +151,7 @@ static void link_bytes_of(const char *arch, const char *extra, bool routed) {
         ob_context_params p;
         /* routed: experts of 2 rows of the 8 stream, so some surely do */
         params(&p, OB_DEVICE_VULKAN, dev, gs[k], routed ? 2 : 4);
+        p.experts = moe ? OB_EXPERTS_HOST : OB_EXPERTS_AUTO;
         ob_plan plan;
         ob_context *c = NULL;
         CHECK_MSG(!ob_plan_context(m, &p, &plan, &err), "%s", err.msg);

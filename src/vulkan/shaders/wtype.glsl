@@ -11,6 +11,10 @@
  *           fewer, wider loads.
  *   mode 1: y (n_tok, n_in) = rows ids[0..n_tok) of W (the embedding lookup), those of them
  *           in this piece (rows row_lo..row_lo + n_out).
+ *   mode 2: the products of a mixture-of-experts block's routed experts: entry r < n_tok of y
+ *           (n_tok, n_out) = row r / x_div of x (n_in wide) times expert ids[r]'s W^T (n_out
+ *           rows), for the entries whose expert this piece holds (experts e_lo..e_lo + e_n,
+ *           e_bytes apart). One workgroup per (row, entry), the entry in z.
  */
 #ifdef OB_SUBGROUP
 #define OB_WG_SPEC /* the host makes the workgroup one subgroup (vulkan_pipeline.c) */
@@ -27,6 +31,7 @@ layout(std430, binding = 3) readonly buffer Ids { int ids[]; };
 layout(push_constant) uniform PC {
     uint o_y, o_w, o_x, o_ids, o4, o5;
     uint n_in, n_out, n_tok, row_bytes, mode, row_lo, y_stride;
+    uint e_lo, e_n, e_bytes, x_div; /* mode 2 */
 } pc;
 
 uint byte_at(uint b) { return (wq[b >> 2] >> ((b & 3u) * 8u)) & 0xffu; }
@@ -64,6 +69,23 @@ void main() {
         if (id < 0 || id >= int(pc.n_out)) return;
         const uint rb = wbase + uint(id) * pc.row_bytes;
         for (uint i = tid; i < pc.n_in; i += WG) y[pc.o_y + r * pc.n_in + i] = deq(rb, i);
+        return;
+    }
+    if (pc.mode == 2) { /* every test below is uniform over the workgroup */
+        const uint o = group_index(), r = gl_WorkGroupID.z;
+        if (o >= pc.n_out || r >= pc.n_tok) return;
+        const int e = ids[pc.o_ids + r] - int(pc.e_lo);
+        if (e < 0 || e >= int(pc.e_n)) return;
+        const uint rb = wbase + uint(e) * pc.e_bytes + o * pc.row_bytes;
+        const uint xo = pc.o_x + (r / pc.x_div) * pc.n_in;
+        float acc = 0.0;
+        if (((pc.n_in | xo) & 3u) == 0u) {
+            for (uint i = 4u * tid; i < pc.n_in; i += 4u * WG) acc += dot(deq4(rb, i), x4[(xo + i) >> 2]);
+        } else {
+            for (uint i = tid; i < pc.n_in; i += WG) acc += deq(rb, i) * x[xo + i];
+        }
+        const float s = wg_sum(acc);
+        if (tid == 0) y[pc.o_y + r * pc.n_out + o] = s;
         return;
     }
     const uint o = group_index();
