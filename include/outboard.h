@@ -148,7 +148,8 @@ typedef enum ob_device {
 typedef enum ob_experts {
     OB_EXPERTS_AUTO = 0, /* on the device when its backend runs MoE blocks and the layers fit
                             the budget with them; else on the host (the default) */
-    OB_EXPERTS_DEVICE,   /* on the device; refused where its backend has no MoE kernels */
+    OB_EXPERTS_DEVICE,   /* on the device; refused where its backend has no MoE kernels for
+                            the model (Vulkan runs blocks without a shared expert; CUDA none) */
     OB_EXPERTS_HOST,     /* on the host: the device runs attention, norms and the KV cache,
                             and each layer's MoE block (router, experts, shared expert) runs on
                             the CPU, its normed input rows and its output crossing the link */

@@ -102,7 +102,8 @@ void vulkan_moe_free(vulkan_backend *b) {
 static void expert_products(vulkan_backend *b, const vb_experts *ex, float *y, const float *x,
                             int64_t x_rows, const int32_t *ids, int64_t rows, uint32_t x_div) {
     vulkan_ref r[4];
-    if (vulkan_op_begin(b->c, 0) ||
+    /* the model's rows are in the backend's region; others (a caller's own) are staged */
+    if (vulkan_op_begin(b->c, (size_t)(rows * (ex->n_out + 1) + x_rows * ex->n_in) * 4) ||
         !vulkan_be_ref_out(b, y, (size_t)(rows * ex->n_out) * 4, false, &r[0]) ||
         !vulkan_be_ref_in(b, x, (size_t)(x_rows * ex->n_in) * 4, &r[2]) ||
         !vulkan_be_ref_in(b, ids, (size_t)rows * 4, &r[3]))
@@ -132,7 +133,8 @@ static void moe_op(vulkan_backend *b, uint32_t op, float *out, size_t out_bytes,
                    size_t a_bytes, int32_t *ids, float *w, int64_t n_tok, int64_t n, int64_t k,
                    const model_moe_block *mb) {
     vulkan_ref r[4];
-    if (vulkan_op_begin(b->c, 0) || !vulkan_be_ref_out(b, out, out_bytes, false, &r[0]) ||
+    if (vulkan_op_begin(b->c, out_bytes + a_bytes + (size_t)(n_tok * k) * 8) ||
+        !vulkan_be_ref_out(b, out, out_bytes, false, &r[0]) ||
         !vulkan_be_ref_in(b, a, a_bytes, &r[1]) ||
         !vulkan_be_ref_out(b, ids, (size_t)(n_tok * k) * 4, false, &r[2]) ||
         !vulkan_be_ref_out(b, w, (size_t)(n_tok * k) * 4, true, &r[3]))
