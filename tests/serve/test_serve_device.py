@@ -232,45 +232,37 @@ def test_moe_model_with_experts_on_the_host_answers_as_the_cpu(tiny, tmp_path):
                                       temperature=0)
         return r.choices[0].text
 
-    cpu = Server("--spec", "off", model=path)
-    try:
-        want = ask(cpu)
-    finally:
-        cpu.stop()
-    s = Server("--spec", "off", "--device", "vulkan:0", "--experts", "host", model=path,
-               env={"LSAN_OPTIONS": "detect_leaks=0"})
-    try:
-        got = ask(s)
-        copies = metric(s, "outboard_hidden_copies_total")
-    finally:
-        _, out, _ = s.stop()
+    def serve(*flags):
+        """The answer, the named counters of /metrics and the startup output of a server."""
+        s = Server("--spec", "off", *flags, model=path, env={"LSAN_OPTIONS": "detect_leaks=0"})
+        try:
+            got = ask(s)
+            names = ("outboard_hidden_copies_total", "outboard_streamed_weight_bytes_total",
+                     "outboard_streamed_expert_weight_bytes_total")
+            counts = {n: metric(s, n) for n in names}
+        finally:
+            _, out, _ = s.stop()
+        return got, counts, out
+
+    want, _, _ = serve()
+    got, counts, out = serve("--device", "vulkan:0", "--experts", "host")
     assert got == want
     # every layer on the device: no hidden-state copy, a MoE output copy per layer per pass
-    assert copies >= 2 * 8, copies
+    assert counts["outboard_hidden_copies_total"] >= 2 * 8, counts
     assert "vulkan: layers 0-1 (MoE blocks on the cpu)" in out, out
     # auto: the experts fit, so they run on the device with their layers; nothing crosses
-    s = Server("--spec", "off", "--device", "vulkan:0", model=path,
-               env={"LSAN_OPTIONS": "detect_leaks=0"})
-    try:
-        got = ask(s)
-        copies = metric(s, "outboard_hidden_copies_total")
-    finally:
-        _, out, _ = s.stop()
+    got, counts, out = serve("--device", "vulkan:0")
     assert got == want
-    assert copies == 0, copies
+    assert counts["outboard_hidden_copies_total"] == 0, counts
     assert "vulkan: layers 0-1" in out and "MoE blocks on the cpu" not in out, out
     # the prompt's experts that the routing gave 2+ rows run on the device, each shipping its
     # three matrices (Q8_0, 512 rows of 256 or 256 of 512: 139,264 bytes each); same answer
-    s = Server("--spec", "off", "--device", "vulkan:0", "--experts", "host", "--stream-weights",
-               "2", "--link-emulate", "3", model=path, env={"LSAN_OPTIONS": "detect_leaks=0"})
-    try:
-        got = ask(s)
-        experts = metric(s, "outboard_streamed_expert_weight_bytes_total")
-        weights = metric(s, "outboard_streamed_weight_bytes_total")
-    finally:
-        _, out, _ = s.stop()
+    got, counts, out = serve("--device", "vulkan:0", "--experts", "host", "--stream-weights", "2",
+                             "--link-emulate", "3")
+    experts = counts["outboard_streamed_expert_weight_bytes_total"]
     assert got == want
-    assert experts > 0 and experts % 139264 == 0 and experts == weights, (experts, weights)
+    assert experts > 0 and experts % 139264 == 0, counts
+    assert experts == counts["outboard_streamed_weight_bytes_total"], counts
     assert "passes of 2+ rows stream the cpu's products to vulkan" in out, out
 
 

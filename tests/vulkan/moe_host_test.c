@@ -132,36 +132,27 @@ static void every_split(const char *type, const char *extra, ob_experts experts,
     ob_model_free(m);
 }
 
-TEST(experts_on_host_match_the_cpu_q8_0) {
-    every_split("q8_0", "", OB_EXPERTS_HOST, 3e-2);
+/* The files and tolerances of both placements: gate and up of each expert in one merged tensor
+ * (ffn_gate_up_exps) in the F16 one; every token to every expert in the F32 one, where the
+ * routing has no choice left and the CPU multiplies without quantizing the rows (in Q8_0,
+ * eight experts' sums of quantized products differ by enough to turn a near tie the other
+ * way). */
+static const struct {
+    const char *type, *extra;
+    double tol;
+} FILES[] = {{"q8_0", "", 3e-2},
+             {"q4_k", "", 3e-2},
+             {"f16", "--merged-experts", 1e-2},
+             {"f32", "--experts-used 8", 1e-3}};
+
+TEST(experts_on_host_match_the_cpu) {
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++)
+        every_split(FILES[i].type, FILES[i].extra, OB_EXPERTS_HOST, FILES[i].tol);
 }
 
-TEST(experts_on_host_match_the_cpu_q4_k) {
-    every_split("q4_k", "", OB_EXPERTS_HOST, 3e-2);
-}
-
-/* gate and up of each expert in one merged tensor (ffn_gate_up_exps) */
-TEST(experts_on_host_match_the_cpu_merged_f16) {
-    every_split("f16", "--merged-experts", OB_EXPERTS_HOST, 1e-2);
-}
-
-TEST(experts_on_device_match_the_cpu_q8_0) {
-    every_split("q8_0", "", OB_EXPERTS_DEVICE, 3e-2);
-}
-
-TEST(experts_on_device_match_the_cpu_q4_k) {
-    every_split("q4_k", "", OB_EXPERTS_DEVICE, 3e-2);
-}
-
-TEST(experts_on_device_match_the_cpu_merged_f16) {
-    every_split("f16", "--merged-experts", OB_EXPERTS_DEVICE, 1e-2);
-}
-
-/* every token to every expert: the routing's order and weights with no choice left (in F32,
- * where the CPU multiplies without quantizing the rows: eight experts' sums of Q8_0 products
- * differ by enough to turn a near tie the other way) */
-TEST(experts_on_device_match_the_cpu_every_expert_used) {
-    every_split("f32", "--experts-used 8", OB_EXPERTS_DEVICE, 1e-3);
+TEST(experts_on_device_match_the_cpu) {
+    for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++)
+        every_split(FILES[i].type, FILES[i].extra, OB_EXPERTS_DEVICE, FILES[i].tol);
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
@@ -367,13 +358,8 @@ TEST(validation_layer_silent) {
 }
 
 int main(void) {
-    RUN(experts_on_host_match_the_cpu_q8_0);
-    RUN(experts_on_host_match_the_cpu_q4_k);
-    RUN(experts_on_host_match_the_cpu_merged_f16);
-    RUN(experts_on_device_match_the_cpu_q8_0);
-    RUN(experts_on_device_match_the_cpu_q4_k);
-    RUN(experts_on_device_match_the_cpu_merged_f16);
-    RUN(experts_on_device_match_the_cpu_every_expert_used);
+    RUN(experts_on_host_match_the_cpu);
+    RUN(experts_on_device_match_the_cpu);
     RUN(link_bytes_equal_the_plan);
     RUN(device_memory_holds_no_experts);
     RUN(device_memory_holds_the_experts);
