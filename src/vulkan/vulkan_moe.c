@@ -98,9 +98,10 @@ void vulkan_moe_free(vulkan_backend *b) {
     b->experts = NULL;
 }
 
-/* y (rows, n_out) = for each entry r, row r / x_div of x times expert ids[r]'s matrix. */
-static void expert_products(vulkan_backend *b, const vb_experts *ex, float *y, const float *x,
-                            int64_t x_rows, const int32_t *ids, int64_t rows, uint32_t x_div) {
+/* y (rows, n_out) = for each entry r, row r / x_div of x times expert ids[r]'s matrix; rows
+ * at most the grid's z (65,535 at least). */
+static void expert_run(vulkan_backend *b, const vb_experts *ex, float *y, const float *x,
+                       int64_t x_rows, const int32_t *ids, int64_t rows, uint32_t x_div) {
     vulkan_ref r[4];
     /* the model's rows are in the backend's region; others (a caller's own) are staged */
     if (vulkan_op_begin(b->c, (size_t)(rows * (ex->n_out + 1) + x_rows * ex->n_in) * 4) ||
@@ -126,6 +127,19 @@ static void expert_products(vulkan_backend *b, const vb_experts *ex, float *y, c
                            (uint64_t)ex->n_out, (uint32_t)rows);
     }
     vulkan_be_op_done(b);
+}
+
+/* expert_run over any number of entries: in runs that fit the grid's z, each a whole number
+ * of x's rows. */
+static void expert_products(vulkan_backend *b, const vb_experts *ex, float *y, const float *x,
+                            int64_t x_rows, const int32_t *ids, int64_t rows, uint32_t x_div) {
+    const int64_t lim = b->c->max_groups < 65535 ? b->c->max_groups : 65535;
+    const int64_t run = lim / x_div * x_div;
+    for (int64_t r0 = 0; r0 < rows; r0 += run) {
+        const int64_t n = rows - r0 < run ? rows - r0 : run;
+        expert_run(b, ex, y + r0 * ex->n_out, x + r0 / x_div * ex->n_in,
+                   (n + x_div - 1) / x_div, ids + r0, n, x_div);
+    }
 }
 
 /* moe.comp op `op` over n_tok tokens of width n with k entries each. */

@@ -59,6 +59,7 @@ static uint64_t total(const ob_plan_part *p) {
 }
 
 static double g_worst;
+static uint32_t g_max_groups; /* with a value, what the device's grid allows */
 
 /* A 13-token prompt (all logits) and 4 greedy steps on the CPU and on the device with g
  * layers there and the experts where `experts` says. */
@@ -67,6 +68,8 @@ static bool compare(ob_model *m, int dev, int64_t g, ob_experts experts, double 
     ob_context_params p;
     params(&p, OB_DEVICE_VULKAN, dev, g, experts, 0);
     ob_context *s = ctx_new(m, &p);
+    if (s && g > 0 && g_max_groups) /* a device with a small grid: work in several dispatches */
+        ((vulkan_backend *)s->stage[s->n_stage - 1].be)->c->max_groups = g_max_groups;
     params(&p, OB_DEVICE_CPU, -1, 0, OB_EXPERTS_AUTO, 0);
     ob_context *c = ctx_new(m, &p);
     ob_model_info info;
@@ -153,6 +156,14 @@ TEST(experts_on_host_match_the_cpu) {
 TEST(experts_on_device_match_the_cpu) {
     for (size_t i = 0; i < sizeof FILES / sizeof FILES[0]; i++)
         every_split(FILES[i].type, FILES[i].extra, OB_EXPERTS_DEVICE, FILES[i].tol);
+}
+
+/* A grid of 5 groups a dimension: a prompt chunk's 16 entries go in runs of 4 (whole tokens
+ * of 2 entries), and every other op spreads over x and y. */
+TEST(experts_on_device_in_a_small_grid) {
+    g_max_groups = 5;
+    every_split("q8_0", "", OB_EXPERTS_DEVICE, 3e-2);
+    g_max_groups = 0;
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
@@ -360,6 +371,7 @@ TEST(validation_layer_silent) {
 int main(void) {
     RUN(experts_on_host_match_the_cpu);
     RUN(experts_on_device_match_the_cpu);
+    RUN(experts_on_device_in_a_small_grid);
     RUN(link_bytes_equal_the_plan);
     RUN(device_memory_holds_no_experts);
     RUN(device_memory_holds_the_experts);
