@@ -26,7 +26,7 @@ typedef struct fixture {
 static uint64_t layers_total(const fixture *f, const model_backend_shape *s, int64_t g) {
     ob_plan_part part;
     memset(&part, 0, sizeof part);
-    part_of(f->m, s, f->m->hp.n_layer - g, f->m->hp.n_layer, &part);
+    part_of(f->m, s, f->m->hp.n_layer - g, f->m->hp.n_layer, true, &part);
     return part_total(&part);
 }
 
