@@ -215,10 +215,12 @@ $(BUILD)/obj/%.cu.o: %.cu
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 # A test may #include the .c it tests to reach its statics; the linker then takes the
-# test's copy and never pulls that archive member, so there is no clash.
+# test's copy and never pulls that archive member, so there is no clash. Its dependency file
+# (next to it) makes a change to such a .c, which is not in the archive's timestamp, rebuild it.
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/test.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) -MMD -MP -MF $@.d -MT $@ \
+	    -o $@ $< $(LIB) $(LDLIBS)
 
 # `make test`: every C test binary, then the Python reference tests (pytest), one summary line.
 test: all $(TEST_BIN) $(TOOL_BIN)
@@ -311,7 +313,7 @@ format:
 clean:
 	rm -rf build build-san build-fuzz build-aarch64
 
--include $(shell find $(BUILD)/obj $(BUILD)/spv -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/spv $(BUILD)/tests -name '*.d' 2>/dev/null)
 
 # `make run`: the main job. Fetches the default model (scripts/fetch-default-model.sh) and
 # serves it over HTTP on 127.0.0.1:8080 (scripts/serve-default.sh, which prints the chat page's
