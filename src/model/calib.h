@@ -156,10 +156,10 @@ void plan_routed_rows(int64_t n, double p, int64_t min_rows, double *q, double *
  * product is found. calibrated: every rate was measured. */
 typedef struct plan_stream_cost {
     double cpu_s, rest_s, device_s, link_s, moved_s;
-    /* sent over (weights and rows) and read back: the layers' own products exactly, the
-     * routed experts' expected; of them, the weights */
+    /* sent over (weights and rows) and read back, and of them the weights: the layers' own
+     * products, exactly; the routed experts', expected */
     double over_bytes, back_bytes, weight_bytes;
-    double expert_over, expert_back, expert_weight; /* the routed experts' share of each */
+    double expert_over, expert_back, expert_weight;
     bool calibrated;
 } plan_stream_cost;
 void plan_stream_cost_of(const struct ob_model *m, const ob_context_params *p,

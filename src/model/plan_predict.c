@@ -85,14 +85,14 @@ void plan_work_of(const ob_model *m, int64_t lo, int64_t hi, int64_t n_tok,
         const double share = token_share(ws, w);
         const double bytes = share * (double)w->n_out * (double)w->row_size;
         out->decode_bytes += bytes;
-        if (model_weight_streamable(w, lo, hi) && w->expert) {
+        if (model_weight_streamable(w, lo, hi) && w->expert) { /* only its routed rows */
             out->expert_products++;
             out->expert_weight_bytes += (double)w->n_out * (double)w->row_size;
             out->expert_in += (double)w->n_in;
             out->expert_out += (double)w->n_out;
             out->expert_macs += (double)w->n_out * (double)w->n_in;
             out->expert_share = share;
-        } else if (model_weight_streamable(w, lo, hi)) {
+        } else if (model_weight_streamable(w, lo, hi)) { /* every row of a pass */
             out->stream_products++;
             out->stream_weight_bytes += bytes;
             out->stream_in += (double)w->n_in;
@@ -235,10 +235,11 @@ void plan_stream_cost_of(const ob_model *m, const ob_context_params *p, const ob
     out->expert_weight = q * e_weight;
     out->expert_over = out->expert_weight + r * 4 * e_in;
     out->expert_back = r * 4 * e_out;
-    out->weight_bytes = w.stream_weight_bytes + out->expert_weight;
-    out->over_bytes = w.stream_weight_bytes + n * 4 * w.stream_in + out->expert_over;
-    out->back_bytes = n * 4 * w.stream_out + out->expert_back;
-    out->link_s = out->over_bytes / (l.h2d_gbs * 1e9) + out->back_bytes / (l.d2h_gbs * 1e9) +
+    out->weight_bytes = w.stream_weight_bytes;
+    out->over_bytes = w.stream_weight_bytes + n * 4 * w.stream_in;
+    out->back_bytes = n * 4 * w.stream_out;
+    out->link_s = (out->over_bytes + out->expert_over) / (l.h2d_gbs * 1e9) +
+                  (out->back_bytes + out->expert_back) / (l.d2h_gbs * 1e9) +
                   products * (l.h2d_latency_us + l.d2h_latency_us) * 1e-6;
     out->calibrated = ok && !why;
 }
@@ -294,8 +295,8 @@ void plan_predict(const ob_model *m, const ob_context_params *p, const ob_plan *
          * less the streamed products' bytes (costed above) */
         const double back = (double)m->hp.n_vocab * 4;
         const double over_tok = (double)plan->link_token - back;
-        const double over_chunk =
-            (double)plan->link_chunk - back - sc.over_bytes - sc.back_bytes;
+        const double over_chunk = (double)plan->link_chunk - back - sc.over_bytes -
+                                  sc.back_bytes - sc.expert_over - sc.expert_back;
         out->decode_s[2] = link_s(over_tok, l.h2d_gbs, l.h2d_latency_us) +
                            link_s(back, l.d2h_gbs, l.d2h_latency_us);
         out->prefill_s[2] += link_s(over_chunk, l.h2d_gbs, l.h2d_latency_us) +

@@ -163,12 +163,9 @@ void model_plan_stream(const ob_model *m, const ob_context_params *p, bool has_d
     if (p->n_batch < plan->stream_min_tok) return; /* no chunk is that long */
     plan_stream_cost sc; /* its bytes need no rates */
     plan_stream_cost_of(m, p, plan, NULL, p->n_batch, plan->stream_min_tok, &sc);
-    /* the layers' own products exactly, the routed experts' expected, each rounded alone */
+    /* the layers' own products exactly (whole numbers), the routed experts' expected */
     plan->stream_experts = (uint64_t)llround(sc.expert_weight);
     plan->link_experts = (uint64_t)llround(sc.expert_over + sc.expert_back);
-    plan->stream_chunk = (uint64_t)llround(sc.weight_bytes - sc.expert_weight) +
-                         plan->stream_experts;
-    plan->link_chunk += (uint64_t)llround(sc.over_bytes + sc.back_bytes - sc.expert_over -
-                                          sc.expert_back) +
-                        plan->link_experts;
+    plan->stream_chunk = (uint64_t)sc.weight_bytes + plan->stream_experts;
+    plan->link_chunk += (uint64_t)(sc.over_bytes + sc.back_bytes) + plan->link_experts;
 }
