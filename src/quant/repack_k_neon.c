@@ -2,7 +2,8 @@
  * Q4_K, Q5_K, Q6_K and IQ4_XS weights repacked 8 rows at a time, NEON with SDOT: the K-quant
  * counterpart of repack_neon.c (read repack_neon.h first), for decode and prefill. This file
  * holds the layouts' and the arithmetic's description and the dispatch; the kernels are in
- * repack_k_decode_neon.c (one activation row) and repack_k_prefill_neon.c (2..4 rows).
+ * repack_k_decode_neon.c (one activation row), repack_k_prefill_neon.c (2..4 rows) and
+ * repack_q6_k_prefill_neon.c (Q6_K, 2..8 rows).
  *
  * Layouts: repack_layout.c's at 8 rows, as the AVX2 kernels take them (repack_k_avx2.c lists
  * the offsets): per super-block column the rows' f16 d (and dmin), their scales, then pieces of
@@ -27,8 +28,8 @@
 
 /* ---- all four ---- */
 
-/* One group of 8 rows against RY (1..4, constant after inlining) activation rows, through the
- * decode (one row) and prefill kernels. */
+/* One group of 8 rows against RY (1..4, Q6_K 1..8; constant after inlining) activation rows,
+ * through the decode (one row) and prefill kernels. */
 RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                          const uint8_t *y, size_t ys) {
     const size_t xb = RN_ROWS * (kind == RKN_Q4_K   ? sizeof(block_q4_k)
@@ -37,6 +38,8 @@ RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, con
                                                     : sizeof(block_iq4_xs));
     if (RY == 1)
         quant_rkn_decode_group(kind, n, out, x, y, xb);
+    else if (kind == RKN_Q6_K)
+        quant_rkn_q6_prefill_group(RY, n, out, os, x, xb, y, ys);
     else
         quant_rkn_prefill_group(kind, RY, n, out, os, x, xb, y, ys);
 }
@@ -45,7 +48,8 @@ RN_INLINE void rkn_group(int kind, int RY, int64_t n, float *out, size_t os, con
 
 RKN_DEFINE_DOT(rkn_dot_q4_k, RKN_Q4_K)
 RKN_DEFINE_DOT(rkn_dot_q5_k, RKN_Q5_K)
-RKN_DEFINE_DOT(rkn_dot_q6_k, RKN_Q6_K)
+/* Q6_K's prefill kernel takes 8 activation rows a pass (repack_q6_k_prefill_neon.c) */
+REPACK_DEFINE_DOT8(rkn_dot_q6_k, rkn_group, RKN_Q6_K, RN_ROWS, 8)
 RKN_DEFINE_DOT(rkn_dot_iq4_xs, RKN_IQ4_XS)
 
 const quant_repack_impl quant_q4_k_repack_neon = {RN_ROWS, rkn_pack_q4_k, rkn_act_size,

@@ -256,6 +256,9 @@ void quant_rkn_decode_group(int kind, int64_t n, float *out, const uint8_t *x, c
                             size_t xb);
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                              size_t xb, const uint8_t *y, size_t ys);
+/* Q6_K against RY (2..8) activation rows (repack_q6_k_prefill_neon.c), as above. */
+void quant_rkn_q6_prefill_group(int RY, int64_t n, float *out, size_t os, const uint8_t *x,
+                                size_t xb, const uint8_t *y, size_t ys);
 
 /* Q4_K, Q5_K and Q6_K with I8MM (repack_k_prefill_i8mm_neon.c): rp_dot's product of nx rows
  * (groups of 8 at x, xs apart) and ny activation rows (at y, ys apart) into out (os apart),

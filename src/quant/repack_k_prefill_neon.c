@@ -1,8 +1,8 @@
 /*
- * Q4_K, Q5_K, Q6_K and IQ4_XS repacked 8 rows at a time (repack_k_neon.c: layouts and
- * arithmetic), NEON with SDOT: prefill, 2..4 activation rows (on CPUs with I8MM the SMMLA
- * kernels of repack_k_prefill_i8mm_neon.c take the place of Q4_K's, Q5_K's and Q6_K's;
- * IQ4_XS keeps these).
+ * Q4_K, Q5_K and IQ4_XS repacked 8 rows at a time (repack_k_neon.c: layouts and arithmetic),
+ * NEON with SDOT: prefill, 2..4 activation rows (on CPUs with I8MM the SMMLA kernels of
+ * repack_k_prefill_i8mm_neon.c take the place of Q4_K's and Q5_K's; IQ4_XS keeps these).
+ * Q6_K's are in repack_q6_k_prefill_neon.c.
  *
  * A half (4 rows) is taken at a time and the halves are the outer loop, so only that half's
  * float accumulators are live. A chunk's 8 nibble registers (IQ4_XS: a sub-block's 4) are
@@ -118,85 +118,6 @@ RN_INLINE void rkp_k4_rows(int five, int RY, int h, int64_t n, float *out, size_
     rkp_store(RY, acc, out, os, h);
 }
 
-/* The 16 bytes at *p, advancing *p by 32 (LDR, post-increment): a Q6_K chunk's activation
- * quants of sub-block 2k, after those of 2k + 1 were read at *p + 16. */
-RN_INLINE int8x16_t rkp_ld1_skip(const uint8_t **p) {
-    int8x16_t v;
-    __asm__("ldr %q0, [%1], #32" : "=w"(v), "+r"(*p) : "m"(*(const uint8_t(*)[16]) * p));
-    return v;
-}
-
-/* Q6_K chunk k (sub-blocks 2k, 2k + 1) of half h of the column at xb against RY activation
- * rows' quants at ya[] (advanced past them); the sums start at -32 * bsum, from lanes 2l,
- * 2l + 1 of nb[c]. The nibble pieces are loaded once for both sub-blocks: the high nibbles
- * (2k + 1) are taken first, as SRI leaves the piece intact and SLI does not. */
-RN_INLINE void rkp_q6_chunk(int RY, int k, int h, const uint8_t *xb, const uint8_t *ya[4],
-                            const int32x4_t nb[4], int l, int32x4_t isum[4]) {
-    const uint8_t *ch = xb + 144 + 192 * k + 16 * h;
-    uint8x16_t v[4], t[2];
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; g++)
-        v[g] = vld1q_u8(ch + 64 + 32 * g);
-    /* the rows' int8 scale pairs (2k, 2k + 1), row 4h + r at int16 lane r */
-    const int16x4_t pr = vld1_s16((const int16_t *)(xb + 16 + 16 * k) + 4 * h);
-    const int32x4_t sc[2] = {vmovl_s16(vshr_n_s16(vshl_n_s16(pr, 8), 8)),
-                             vmovl_s16(vshr_n_s16(pr, 8))};
-#pragma GCC unroll 2
-    for (int i = 0; i < 2; i++) {
-        const int hi = 1 - i;
-        rkn1_q6_planes(vld1q_u8(ch + 32 * hi), t);
-        int8x16_t a[4];
-        int32x4_t s[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            a[c] = hi ? vld1q_s8((const int8_t *)ya[c] + 16) : rkp_ld1_skip(&ya[c]);
-            s[c] = l ? (hi ? vdupq_laneq_s32(nb[c], 3) : vdupq_laneq_s32(nb[c], 2))
-                     : (hi ? vdupq_laneq_s32(nb[c], 1) : vdupq_laneq_s32(nb[c], 0));
-        }
-#pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) {
-            const uint8x16_t u = hi ? rkn1_q6_hi(v[g], t, g) : rkn1_q6_lo(v[g], t, g);
-#pragma GCC unroll 4
-            for (int c = 0; c < RY; c++)
-                s[c] = rkn1_dot(s[c], vreinterpretq_s8_u8(u), a[c], g);
-        }
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++)
-            isum[c] = vmlaq_s32(isum[c], s[c], sc[hi]);
-    }
-}
-
-/* Half h of a group of 8 Q6_K rows against RY activation rows, as rkp_k4_rows (kind: the
- * signature the group functions share). */
-RN_INLINE void rkp_q6_rows(int kind, int RY, int h, int64_t n, float *out, size_t os,
-                           const uint8_t *x, size_t xs, const uint8_t *y, size_t ys) {
-    float32x4_t acc[4];
-#pragma GCC unroll 4
-    for (int c = 0; c < RY; c++)
-        acc[c] = vdupq_n_f32(0);
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const uint8_t *xb = x + b * xs, *yb[4], *ya[4];
-        int32x4_t isum[4];
-#pragma GCC unroll 4
-        for (int c = 0; c < RY; c++) {
-            yb[c] = y + c * ys + b * RKN_ABLOCK;
-            ya[c] = yb[c] + 4;
-            isum[c] = vdupq_n_s32(0);
-        }
-#pragma GCC unroll 4
-        for (int kp = 0; kp < 4; kp++) { /* chunks 2kp, 2kp + 1: sub-blocks 4kp..4kp + 3 */
-            int32x4_t nb[4];
-#pragma GCC unroll 4
-            for (int c = 0; c < RY; c++)
-                nb[c] = vmull_n_s16(vld1_s16((const int16_t *)(yb[c] + 260) + 4 * kp), -32);
-            rkp_q6_chunk(RY, 2 * kp, h, xb, ya, nb, 0, isum);
-            rkp_q6_chunk(RY, 2 * kp + 1, h, xb, ya, nb, 1, isum);
-        }
-        rkp_fold(RY, acc, isum, rkn_half_scales(xb, h), yb);
-    }
-    rkp_store(RY, acc, out, os, h);
-}
-
 /* ---- IQ4_XS ---- */
 
 /* Half h's IQ4_XS scale differences c_s - c_{s+1} (c_s = ls_s - 32, c_8 = 0: -63..63) as
@@ -273,7 +194,7 @@ RN_INLINE void rkp_k45_rows(int kind, int RY, int h, int64_t n, float *out, size
 }
 
 /* A group of 8 rows against RY (2..4) activation rows, one half after the other; ROWS is
- * rkp_k45_rows, rkp_q6_rows or rkp_xs_rows. Not inlined and without the scheduling pass
+ * rkp_k45_rows or rkp_xs_rows. Not inlined and without the scheduling pass
  * before register allocation, as quant_rkn_decode_group. */
 typedef void rkp_group_fn(int kind, int64_t n, float *out, size_t os, const uint8_t *x, size_t xs,
                           const uint8_t *y, size_t ys);
@@ -286,18 +207,16 @@ typedef void rkp_group_fn(int kind, int64_t n, float *out, size_t os, const uint
     }
 #define RKP_GROUPS(ROWS) RKP_GROUP(ROWS, 2) RKP_GROUP(ROWS, 3) RKP_GROUP(ROWS, 4)
 RKP_GROUPS(rkp_k45_rows)
-RKP_GROUPS(rkp_q6_rows)
 RKP_GROUPS(rkp_xs_rows)
 #undef RKP_GROUPS
 #undef RKP_GROUP
 
 void quant_rkn_prefill_group(int kind, int RY, int64_t n, float *out, size_t os, const uint8_t *x,
                              size_t xb, const uint8_t *y, size_t ys) {
-    static rkp_group_fn *const groups[3][3] = {
+    static rkp_group_fn *const groups[2][3] = {
         {rkp_k45_rows_group_2, rkp_k45_rows_group_3, rkp_k45_rows_group_4},
-        {rkp_q6_rows_group_2, rkp_q6_rows_group_3, rkp_q6_rows_group_4},
         {rkp_xs_rows_group_2, rkp_xs_rows_group_3, rkp_xs_rows_group_4},
     };
-    const int t = kind == RKN_Q6_K ? 1 : kind == RKN_IQ4_XS ? 2 : 0;
+    const int t = kind == RKN_IQ4_XS;
     groups[t][RY - 2](kind, n, out, os, x, xb, y, ys);
 }
