@@ -11,21 +11,25 @@
  *   Q6_K, 1680 bytes (8 x 210): f16 d[8]; int8 scale pairs (2k, 2k + 1) of the 8 rows for each
  *     k < 8; then 8 chunks of 32 elements, each two pieces of high bits and four of low nibbles
  *     (layout comment of repack_k_avx512.c's Q6_K, at 8 rows).
- * Activation rows are plain Q8_K blocks (float d; int8 qs[256]; int16 bsums[16]).
+ * Activation rows are plain Q8_K blocks (float d; int8 qs[256]; int16 bsums[16]); Q6_K's carry
+ * offset words after each block (RK2_Q6_ABLOCK in repack_k_avx2.h).
  *
  * Int16 bounds: a Q4_K nibble times an activation quant pairs to at most 2 * 15 * 127 = 3810,
  * so a sub-block's 8 VPMADDUBSW sums stay in int16 (30480) and meet the rows' 6-bit scales in
  * one VPMADDWD against (scale, scale) pairs; Q5_K's 5-bit quants pair to at most 7874, so they
- * meet the scales after every 4 products (31496). Q6_K quants are taken unsigned (u = q + 32, up to
- * 63): 2 * 63 * 127 = 16002, so two VPMADDUBSW share a VPMADDWD with the int8 scales, and the
- * offset comes back as 32 * sum(scale * bsum). Every sum is exact in int32; results equal the
- * reference vec_dot up to float rounding order.
+ * meet the scales after every 4 products (31496). Q6_K quants are taken unsigned (u = q + 32, up
+ * to 63; a pair sums to at most 2 * 63 * 127 = 16002, below VPMADDUBSW's saturation), and a
+ * sub-block's four VPMADDUBSW are summed in int16 with wrapping adds, then the activation's
+ * offset word 32 * (its quants under that int16) is subtracted: what remains is the sum of
+ * (u - 32) * a over 8 products, at most 8 * 32 * 127 = 32512 in magnitude, so the wrapped
+ * partial sums come out exact, and one VPMADDWD per sub-block meets the int8 scales (on CPUs
+ * whose vector multiplies share one pipe, the multiplies per 32 products fall from 3.25 to 2.5).
+ * Every sum is exact in int32; results equal the reference vec_dot up to float rounding order.
  */
 #include "quant/pack.h"
 #include "quant/q8_k.h"
 #include "quant/repack_k_avx2.h"
 
-#define RK2_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
 /* ---- load-time repacking and activations ---- */
 
@@ -135,10 +139,33 @@ R2_INLINE void rk2_k4_block(int five, int RY, __m256 *acc, const uint8_t *xb, co
 
 /* ---- Q6_K ---- */
 
-/* Q6_K against RY (1..8) activation rows. A chunk is taken a half at a time (its low nibbles
- * with the high bits of h0 and the scales of sub-block 2ch, then its high nibbles with h1 and
- * sub-block 2ch + 1), and every activation row takes a half's two unpacked pieces before the
- * next two are made: the unpacking, a third of the work at 4 rows, is shared by 8. */
+/* Q6_K's activation rows: Q8_K blocks (the bsums stay for the AVX-VNNI kernel, which shares
+ * them), each followed by its sub-blocks' offset words (RK2_Q6_ABLOCK, repack_k_avx2.h). */
+static size_t rk2_act_size_q6(int64_t n) { return (size_t)(n / QK_K) * RK2_Q6_ABLOCK; }
+
+static void rk2_act_q6_k(const float *src, void *dst, int64_t n) {
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        uint8_t *blk = (uint8_t *)dst + b * RK2_Q6_ABLOCK;
+        quant_q8_k_from_f32_avx2(src + b * QK_K, blk, QK_K);
+        const int8_t *qs = (const int8_t *)(blk + 4);
+        int16_t off[2 * QK_K / 16];
+        for (int j = 0; j < QK_K / 16; j++) {
+            int even = 0, odd = 0; /* quants 4g, 4g + 1 and 4g + 2, 4g + 3 of the sub-block */
+            for (int g = 0; g < 4; g++) {
+                even += qs[16 * j + 4 * g] + qs[16 * j + 4 * g + 1];
+                odd += qs[16 * j + 4 * g + 2] + qs[16 * j + 4 * g + 3];
+            }
+            off[2 * j] = (int16_t)(32 * even);
+            off[2 * j + 1] = (int16_t)(32 * odd);
+        }
+        memcpy(blk + RK2_ABLOCK, off, sizeof off);
+    }
+}
+
+/* Q6_K against RY (1..8) activation rows, one sub-block of 16 (a half of a chunk) at a time:
+ * its four pieces of unsigned quants u = q + 32 are unpacked once for all the rows; each row
+ * sums its four VPMADDUBSW in int16 (wrapping), takes the sub-block's offset word off (the
+ * -32 comes back there), and meets the scales in one VPMADDWD. */
 R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y,
                               size_t ys) {
     /* int16 pair (s, s) from the low / high int16 of each row's scale pair */
@@ -160,33 +187,28 @@ R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
         for (int half = 0; half < 2; half++) {
             const __m256i sc = _mm256_shuffle_epi8(pair, dup[half]);
             const __m256i h = _mm256_loadu_si256((const __m256i *)(cb + 32 * half));
-#pragma GCC unroll 2
-            for (int g = 0; g < 4; g += 2) {
-                __m256i q[2];
-#pragma GCC unroll 2
-                for (int k = 0; k < 2; k++) {
-                    __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * (g + k)));
-                    if (half) l = _mm256_srli_epi16(l, 4);
-                    q[k] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h, g + k));
-                }
+            __m256i q[4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * g));
+                if (half) l = _mm256_srli_epi16(l, 4);
+                q[g] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h, g));
+            }
+            const int j = 2 * ch + half;
 #pragma GCC unroll 8
-                for (int c = 0; c < RY; c++) {
-                    const uint8_t *a = y + c * ys + 4 + 32 * ch + 16 * half + 4 * g;
-                    const __m256i t =
-                        _mm256_add_epi16(_mm256_maddubs_epi16(q[0], r2_bcast4(a)),
-                                         _mm256_maddubs_epi16(q[1], r2_bcast4(a + 4)));
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(t, sc));
-                    R2_KEEP(isum[c]);
+            for (int c = 0; c < RY; c++) {
+                const uint8_t *yc = y + c * ys, *a = yc + 4 + 16 * j;
+                __m256i t = _mm256_maddubs_epi16(q[0], r2_bcast4(a));
+#pragma GCC unroll 3
+                for (int g = 1; g < 4; g++) {
+                    t = _mm256_add_epi16(t, _mm256_maddubs_epi16(q[g], r2_bcast4(a + 4 * g)));
+                    R2_KEEP(t);
                 }
+                t = _mm256_sub_epi16(t, r2_bcast4(yc + RK2_ABLOCK + 4 * j));
+                isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(t, sc));
+                R2_KEEP(isum[c]);
             }
         }
-        /* 32 * scale fits int16 (|scale| <= 128), so the offset's factor 32 is applied once
-         * here rather than once per activation row */
-        const __m256i pair32 = _mm256_slli_epi16(pair, 5);
-#pragma GCC unroll 8
-        for (int c = 0; c < RY; c++)
-            isum[c] = _mm256_sub_epi32(
-                isum[c], _mm256_madd_epi16(pair32, r2_bcast4(y + c * ys + 260 + 4 * ch)));
     }
     const __m256 dx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)xb));
 #pragma GCC unroll 8
@@ -205,7 +227,7 @@ R2_INLINE void rk2_group_q6(int kind, int RY, int64_t n, float *out, size_t os,
 #pragma GCC unroll 8
     for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++)
-        rk2_q6_k_block(RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
+        rk2_q6_k_block(RY, acc, x + b * xb, y + b * RK2_Q6_ABLOCK, ys);
 #pragma GCC unroll 8
     for (int c = 0; c < RY; c++) _mm256_storeu_ps(out + c * os, acc[c]);
 }
@@ -239,5 +261,5 @@ const quant_repack_impl quant_q4_k_repack_avx2 = {R2_ROWS, rk2_pack_q4_k, rk2_ac
                                                  quant_q8_k_from_f32_avx2, rk2_dot_q4_k};
 const quant_repack_impl quant_q5_k_repack_avx2 = {R2_ROWS, rk2_pack_q5_k, rk2_act_size,
                                                  quant_q8_k_from_f32_avx2, rk2_dot_q5_k};
-const quant_repack_impl quant_q6_k_repack_avx2 = {R2_ROWS, rk2_pack_q6_k, rk2_act_size,
-                                                 quant_q8_k_from_f32_avx2, rk2_dot_q6_k};
+const quant_repack_impl quant_q6_k_repack_avx2 = {R2_ROWS, rk2_pack_q6_k, rk2_act_size_q6,
+                                                 rk2_act_q6_k, rk2_dot_q6_k};

@@ -9,6 +9,16 @@
 #define OB_QUANT_REPACK_K_AVX2_H
 
 #include "quant/repack_avx2.h"
+#include "quant/q8_k.h"
+
+#define RK2_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
+
+/* Q6_K's activation block (repack_k_avx2.c's rk2_act_q6_k, read by its kernel and by the
+ * AVX-VNNI one): a Q8_K block, then for each sub-block j of 16 quants two int16 offset words
+ * at RK2_ABLOCK + 4j, 32 * the sum of quants 4g and 4g + 1 over g < 4, and 32 * that of 4g + 2
+ * and 4g + 3: what VPMADDUBSW's two int16 in a row's lane gather from the sub-block's four
+ * 4-quant broadcasts, times the Q6_K offset. */
+#define RK2_Q6_ABLOCK (RK2_ABLOCK + 2 * sizeof(int16_t) * (QK_K / 16))
 
 /* The 8 rows' 6-bit sub-block scales and mins from a Q4_K/Q5_K super-block column's three
  * scale pieces at p, unpacked as the reference does per row: in each row's lane, byte j of

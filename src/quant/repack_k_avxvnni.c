@@ -1,7 +1,8 @@
 /*
  * Q4_K, Q5_K and Q6_K weights repacked 8 rows at a time, AVX-VNNI: repack_k_avx2.c's kernels
- * (same layouts, same Q8_K activation rows; read its comment first) with the quants'
- * multiply-adds done by VPDPBUSD (repack_avxvnni.h).
+ * (same layouts, same activation rows: Q8_K blocks, Q6_K's with the offset words of
+ * repack_k_avx2.h after each, which this file's Q6_K kernel steps over; read its comment first)
+ * with the quants' multiply-adds done by VPDPBUSD (repack_avxvnni.h).
  *
  * The scale step. In AVX2 a sub-block's products stay in int16 so that one VPMADDWD against
  * (scale, scale) pairs both widens them and applies the scale. VPDPBUSD leaves a sub-block's
@@ -190,7 +191,7 @@ R2_INLINE void vk_group_q6(int kind, int RY, int64_t n, float *out, size_t os,
 #pragma GCC unroll 8
     for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++)
-        vk_q6_k_block(RY, acc, x + b * xb, y + b * VK_ABLOCK, ys);
+        vk_q6_k_block(RY, acc, x + b * xb, y + b * RK2_Q6_ABLOCK, ys);
 #pragma GCC unroll 8
     for (int c = 0; c < RY; c++) _mm256_storeu_ps(out + c * os, acc[c]);
 }
