@@ -209,6 +209,47 @@ static void plan_finish(const ob_model *m, const ob_context_params *p,
     model_plan_stream(m, p, has_device, is_cpu, out);
 }
 
+/* A device that streams host weights also holds the buffer that takes one of them at a time
+ * (device.stream), beside its layers. For an automatic placement: when the layers placed in the
+ * whole budget leave the host layers streaming but no room for that buffer, the layers are
+ * placed again in the budget less the largest buffer any split needs, and streaming is turned
+ * off if even that leaves none; when they do not stream, a placement with room for the buffer
+ * wins if it does stream (fewer layers on the device, the host's streamed to it per chunk). */
+static void make_room_to_stream(const ob_model *m, const ob_context_params *p,
+                                const model_backend_shape *shape,
+                                const model_backend_shape *dev_shape,
+                                const model_backend_shape *host_experts, bool runs, bool is_cpu,
+                                ob_plan *out) {
+    const int64_t n_layer = m->hp.n_layer;
+    const uint64_t buffer = model_stream_buffer_bytes(m, 0, n_layer);
+    const bool streams = out->stream_min_tok > 0;
+    const bool over = streams && part_total(&out->device) + out->device.stream > out->budget;
+    if (streams ? !over
+                : out->n_gpu_layers == n_layer || p->stream_min_tok == 0 ||
+                      !model_plan_streams(out->device.device))
+        return;
+    ob_plan trial = *out;
+    if (out->budget > buffer) {
+        trial.budget -= buffer;
+        if (!place(m, p, shape, dev_shape, runs, &trial, NULL)) {
+            trial.budget = out->budget;
+            plan_finish(m, p, shape, dev_shape, host_experts, true, is_cpu, &trial);
+            if (over || trial.stream_min_tok > 0) *out = trial;
+        }
+    }
+    if (out->stream_min_tok > 0 && part_total(&out->device) + out->device.stream > out->budget) {
+        /* the device cannot hold the layers placed and a weight to stream */
+        out->stream_min_tok = 0;
+        out->stream_chunk = out->stream_experts = out->link_experts = 0;
+        out->link_chunk = link_bytes(m, shape, out->n_gpu_layers, out->experts_on_host,
+                                     p->n_batch);
+        snprintf(out->stream_why, sizeof out->stream_why,
+                 "off: the device's %.2f GiB leave no room for its buffer (%.2f GiB)",
+                 (double)out->budget / (1 << 30), (double)out->device.stream / (1 << 30));
+        out->device.stream = 0;
+    }
+}
+
 ob_status model_plan(const ob_model *m, const ob_context_params *p,
                      const model_backend_shape *shape, ob_plan *out, ob_err *err) {
     const int64_t n_layer = m->hp.n_layer;
@@ -229,20 +270,8 @@ ob_status model_plan(const ob_model *m, const ob_context_params *p,
         ob_status st = place(m, p, shape, &dev_shape, runs, out, err);
         if (st) return st;
         plan_finish(m, p, shape, &dev_shape, &host_experts, true, is_cpu, out);
-        /* layers left on the host may stream: placed again with room for the buffer, that
-         * placement wins when it does stream */
-        const uint64_t buffer = model_stream_buffer_bytes(m, 0, n_layer);
-        if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO && out->n_gpu_layers < n_layer &&
-            p->stream_min_tok != 0 && out->stream_min_tok == 0 && out->budget > buffer &&
-            model_plan_streams(out->device.device)) {
-            ob_plan trial = *out;
-            trial.budget -= buffer;
-            if (!place(m, p, shape, &dev_shape, runs, &trial, NULL)) {
-                trial.budget = out->budget;
-                plan_finish(m, p, shape, &dev_shape, &host_experts, true, is_cpu, &trial);
-                if (trial.stream_min_tok > 0) *out = trial;
-            }
-        }
+        if (p->n_gpu_layers == OB_GPU_LAYERS_AUTO)
+            make_room_to_stream(m, p, shape, &dev_shape, &host_experts, runs, is_cpu, out);
     } else {
         snprintf(out->why, sizeof out->why, "%s", p->device == OB_DEVICE_CPU
                                                       ? "the CPU, as asked"

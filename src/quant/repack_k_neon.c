@@ -14,7 +14,8 @@
  * sub-block's 8 SDOTs sum in int32 and are multiplied by the rows' 6-bit scales (one
  * multiply-add per lane), and the min term is the sum over sub-blocks of min * (activation
  * sub-block sum). Q6_K quants are taken as u = q + 32 (0..63): each 16-element sub-block sum
- * starts at -32 * bsum, so the offset is gone before the int8 scale multiplies it. All sums
+ * starts at -32 * bsum, so the offset is gone before the int8 scale multiplies it (the
+ * prefill kernel, repack_q6_k_prefill_neon.c, takes them signed instead). All sums
  * fit in int32 (Q6_K's largest: 16 sub-blocks x 127 x 4 x 4 x 63 x 127 < 2^29). IQ4_XS nibbles
  * become their signed levels by table lookup (TBL) and meet the sub-block scale (ls - 32) like
  * Q4_K's; it has no min term.

@@ -10,6 +10,7 @@
  *     exactly, on contexts split at several points and on the device alone, dense and MoE
  *     (experts on the host);
  *   - without a budget the placement fits the device's memory;
+ *   - with streaming asked for, the placement leaves room for the streaming buffer;
  *   - an emulated link makes each copy take at least what that link would.
  */
 #include "model/context.h"
@@ -201,6 +202,46 @@ TEST(link_emulation_slows_copies) {
     ob_model_free(m);
 }
 
+/* With the host's layers streaming (--stream-weights 4), an automatic placement leaves room on
+ * the device for the buffer that takes one host weight at a time: for each budget that holds g
+ * layers exactly, fewer layers go to the device, the host's still stream, and the layers plus
+ * the buffer fit the budget. A budget below the buffer itself turns streaming off, saying why. */
+TEST(auto_placement_leaves_room_to_stream) {
+    NEED_VULKAN(dev);
+    ob_model *m = dm_load_synth("llama", "q8_0", "");
+    CHECK(m);
+    ob_model_info in;
+    ob_model_get_info(m, &in);
+    ob_err err = {{0}};
+    ob_context_params p;
+    for (int64_t g = 1; g < in.n_layer; g++) {
+        ob_plan fixed, got;
+        params(&p, dev, g, 1ull << 40);
+        CHECK_MSG(!ob_plan_context(m, &p, &fixed, &err), "%s", err.msg);
+        const uint64_t need = total(&fixed.device);
+        params(&p, dev, OB_GPU_LAYERS_AUTO, need);
+        p.stream_min_tok = 4;
+        CHECK_MSG(!ob_plan_context(m, &p, &got, &err), "%s", err.msg);
+        CHECK_EQ_INT(got.stream_min_tok, 4);
+        CHECK(got.device.stream > 0);
+        CHECK_MSG(got.n_gpu_layers < g, "budget %llu: %lld layers and the buffer, g %lld",
+                  (unsigned long long)need, (long long)got.n_gpu_layers, (long long)g);
+        CHECK_MSG(total(&got.device) + got.device.stream <= need,
+                  "budget %llu: the device part %llu plus the buffer %llu",
+                  (unsigned long long)need, (unsigned long long)total(&got.device),
+                  (unsigned long long)got.device.stream);
+    }
+    ob_plan got;
+    params(&p, dev, OB_GPU_LAYERS_AUTO, 1);
+    p.stream_min_tok = 4;
+    CHECK_MSG(!ob_plan_context(m, &p, &got, &err), "%s", err.msg);
+    CHECK_EQ_INT(got.n_gpu_layers, 0);
+    CHECK_EQ_INT(got.stream_min_tok, 0);
+    CHECK_EQ_INT(got.device.stream, 0);
+    CHECK_MSG(strstr(got.stream_why, "no room") != NULL, "%s", got.stream_why);
+    ob_model_free(m);
+}
+
 int main(void) {
     RUN(auto_placement_fills_the_budget_llama);
     RUN(auto_placement_fills_the_budget_gemma3);
@@ -208,6 +249,7 @@ int main(void) {
     RUN(link_bytes_equal_the_plan);
     RUN(link_bytes_equal_the_plan_experts_on_host);
     RUN(unbudgeted_auto_fits_the_device);
+    RUN(auto_placement_leaves_room_to_stream);
     RUN(link_emulation_slows_copies);
     dm_models_done();
     return t_summary();
