@@ -166,7 +166,8 @@ ob_status vulkan_buf_new(vulkan_ctx *c, VkDeviceSize size, bool host, const char
     }
     out->size = size;
     if (vulkan_check(c, vkBindBufferMemory(c->dev, out->buf, out->mem, 0), what)) return c->st;
-    if (c->memp.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
+    if ((c->memp.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) &&
+        (host || !c->unmapped)) {
         if (vulkan_check(c, vkMapMemory(c->dev, out->mem, 0, VK_WHOLE_SIZE, 0, &out->map), what))
             return c->st;
     }
@@ -184,8 +185,8 @@ void vulkan_buf_free(vulkan_ctx *c, vulkan_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
-ob_status vulkan_buf_upload(vulkan_ctx *c, vulkan_buf *b, VkDeviceSize off, const void *src,
-                            size_t bytes) {
+ob_status vulkan_buf_upload_queued(vulkan_ctx *c, vulkan_buf *b, VkDeviceSize off,
+                                   const void *src, size_t bytes) {
     if (c->st) return c->st;
     if (b->map) {
         memcpy((char *)b->map + off, src, bytes);
@@ -197,9 +198,14 @@ ob_status vulkan_buf_upload(vulkan_ctx *c, vulkan_buf *b, VkDeviceSize off, cons
         const size_t n = bytes - done < piece ? bytes - done : piece;
         vulkan_ref r;
         if (vulkan_stage_in(c, (const char *)src + done, n, &r) ||
-            vulkan_copy(c, b->buf, off + done, r.buf, r.off, (n + 3) & ~(size_t)3) ||
-            vulkan_flush(c))
+            vulkan_copy(c, b->buf, off + done, r.buf, r.off, (n + 3) & ~(size_t)3))
             return c->st;
     }
     return OB_OK;
+}
+
+ob_status vulkan_buf_upload(vulkan_ctx *c, vulkan_buf *b, VkDeviceSize off, const void *src,
+                            size_t bytes) {
+    if (vulkan_buf_upload_queued(c, b, off, src, bytes)) return c->st;
+    return b->map ? OB_OK : vulkan_flush(c);
 }

@@ -73,6 +73,7 @@ typedef struct vulkan_ctx {
     uint32_t max_groups;    /* maxComputeWorkGroupCount[0] */
     uint32_t subgroup_size; /* 0 when the device reports no compute subgroups */
     bool subgroup_arith;    /* subgroupAdd and kin in compute shaders */
+    bool unmapped;          /* OB_VK_UNMAPPED: device buffers never mapped (discrete) */
     bool unified;           /* some memory type is device-local and host-visible */
 
     VkPipelineCache pcache;
@@ -132,6 +133,12 @@ void vulkan_buf_free(vulkan_ctx *c, vulkan_buf *b);
  * arena and a recorded transfer (flushed before returning). */
 ob_status vulkan_buf_upload(vulkan_ctx *c, vulkan_buf *b, VkDeviceSize off, const void *src,
                             size_t bytes);
+
+/* vulkan_buf_upload without the flush: the transfer is recorded behind what is already
+ * recorded and runs at the next flush (the arena flushes by itself when full), so many small
+ * uploads share a submission. The caller flushes before b is read back or freed. */
+ob_status vulkan_buf_upload_queued(vulkan_ctx *c, vulkan_buf *b, VkDeviceSize off,
+                                   const void *src, size_t bytes);
 
 /* Bytes of device-local memory free (VK_EXT_memory_budget) or, without it, the largest
  * device-local heap's size. */

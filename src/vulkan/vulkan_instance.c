@@ -337,7 +337,9 @@ static ob_status device_new(vulkan_ctx *c, ob_err *err) {
 }
 
 /* Limits and capabilities the ops need. OB_VK_MAX_RANGE lowers maxStorageBufferRange (tests
- * use it to exercise split weights on any device). */
+ * use it to exercise split weights on any device); OB_VK_UNMAPPED=1 leaves device buffers
+ * unmapped even where the host could map them, so that an integrated GPU or lavapipe takes the
+ * path of a discrete card, whose uploads and reads go through the staging arena. */
 static void read_limits(vulkan_ctx *c) {
     VkPhysicalDeviceSubgroupProperties sg = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
@@ -351,6 +353,8 @@ static void read_limits(vulkan_ctx *c) {
     if (env && strtoull(env, NULL, 10) >= 4096 && strtoull(env, NULL, 10) < c->max_range)
         c->max_range = strtoull(env, NULL, 10);
     c->max_range &= ~(VkDeviceSize)(c->align - 1);
+    const char *unmapped = getenv("OB_VK_UNMAPPED");
+    c->unmapped = unmapped && !strcmp(unmapped, "1");
     c->max_groups = l->maxComputeWorkGroupCount[0];
     const bool compute = sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT;
     c->subgroup_size = compute ? sg.subgroupSize : 0;

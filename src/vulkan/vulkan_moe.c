@@ -47,11 +47,14 @@ static ob_status experts_upload(vulkan_backend *b, const model_weight *ws, int64
         const int64_t count = n - lo < out->per_piece ? n - lo : out->per_piece;
         if (vulkan_buf_new(b->c, (size_t)count * out->e_bytes, false, w0->name, &out->pieces[p]))
             break;
+        /* the piece's experts share submissions (one each would be thousands for a large
+         * model); the flush below runs what the arena still holds */
         for (int64_t e = 0; e < count; e++)
-            if (vulkan_buf_upload(b->c, &out->pieces[p], (VkDeviceSize)e * out->e_bytes,
-                                  ws[lo + e].data, out->e_bytes))
+            if (vulkan_buf_upload_queued(b->c, &out->pieces[p], (VkDeviceSize)e * out->e_bytes,
+                                         ws[lo + e].data, out->e_bytes))
                 break;
     }
+    vulkan_flush(b->c);
     if (b->c->st && err) *err = b->c->err;
     return b->c->st;
 }

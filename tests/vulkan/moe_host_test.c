@@ -5,7 +5,8 @@
  *   - logits with the layers split at 0, half and all of them, experts on the host or on the
  *     device, equal the CPU's within tolerance at every prompt position (two passes) and
  *     decode step, with the same greedy tokens, in three weight types (one with each expert's
- *     gate and up merged), and with every expert used by every token;
+ *     gate and up merged), and with every expert used by every token; again with device
+ *     buffers unmapped, so that the weights go up through staging as on a discrete card;
  *   - the bytes counted over the link per prompt chunk and per decoded token equal the plan's,
  *     exactly, and so do the copies (the hidden state once per pass when split, and each
  *     device layer's MoE output);
@@ -164,6 +165,14 @@ TEST(experts_on_device_in_a_small_grid) {
     g_max_groups = 5;
     every_split("q8_0", "", OB_EXPERTS_DEVICE, 3e-2);
     g_max_groups = 0;
+}
+
+/* Device buffers left unmapped (OB_VK_UNMAPPED), as on a discrete card: every weight and
+ * expert goes up through the staging arena, the experts' copies sharing submissions. */
+TEST(experts_on_device_uploaded_through_staging) {
+    setenv("OB_VK_UNMAPPED", "1", 1);
+    every_split("q4_k", "", OB_EXPERTS_DEVICE, 3e-2);
+    unsetenv("OB_VK_UNMAPPED");
 }
 
 /* A prompt of one chunk, then decoded tokens: what the context counted crossing the link is
@@ -372,6 +381,7 @@ int main(void) {
     RUN(experts_on_host_match_the_cpu);
     RUN(experts_on_device_match_the_cpu);
     RUN(experts_on_device_in_a_small_grid);
+    RUN(experts_on_device_uploaded_through_staging);
     RUN(link_bytes_equal_the_plan);
     RUN(device_memory_holds_no_experts);
     RUN(device_memory_holds_the_experts);
