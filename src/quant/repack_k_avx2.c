@@ -174,7 +174,6 @@ R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
                          5, 8, 9, 8, 9, 12, 13, 12, 13),
         _mm256_setr_epi8(2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6,
                          7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15)};
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256i isum[8];
 #pragma GCC unroll 8
     for (int c = 0; c < RY; c++) isum[c] = _mm256_setzero_si256();
@@ -186,14 +185,8 @@ R2_INLINE void rk2_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint
 #pragma GCC unroll 2
         for (int half = 0; half < 2; half++) {
             const __m256i sc = _mm256_shuffle_epi8(pair, dup[half]);
-            const __m256i h = _mm256_loadu_si256((const __m256i *)(cb + 32 * half));
             __m256i q[4];
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * g));
-                if (half) l = _mm256_srli_epi16(l, 4);
-                q[g] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h, g));
-            }
+            rk2_q6_half(cb, half, q);
             const int j = 2 * ch + half;
 #pragma GCC unroll 8
             for (int c = 0; c < RY; c++) {

@@ -58,6 +58,20 @@ R2_INLINE __m256i rk2_q6_high(__m256i h, int g) {
     }
 }
 
+/* The 8 rows' unsigned Q6_K quants u (0..63) of half `half` of the chunk at cb (its sub-block
+ * 2c + half): q[g] holds elements 16 half + 4g..+3 of each row, low (half 0) or high nibbles
+ * with their two high bits. */
+R2_INLINE void rk2_q6_half(const uint8_t *cb, int half, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(cb + 32 * half));
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; g++) {
+        __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * g));
+        if (half) l = _mm256_srli_epi16(l, 4);
+        q[g] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h, g));
+    }
+}
+
 /* ---- Q2_K ---- */
 
 /* pshufb patterns per row dword, for byte b (0..3) of a scale word: (b, b) as an int16 pair,

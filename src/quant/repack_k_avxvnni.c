@@ -137,7 +137,6 @@ R2_DEFINE_DOT(vk_dot_q5_k, vk_group, VK_Q5_K)
  * unpacked once for all the rows, as in AVX2. */
 R2_INLINE void vk_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint8_t *y,
                              size_t ys) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256i isum[8];
 #pragma GCC unroll 8
     for (int c = 0; c < RY; c++) isum[c] = _mm256_setzero_si256();
@@ -151,14 +150,8 @@ R2_INLINE void vk_q6_k_block(int RY, __m256 *acc, const uint8_t *xb, const uint8
         for (int half = 0; half < 2; half++) {
             const __m256i sc = half ? _mm256_srai_epi32(pair, 16)
                                     : _mm256_srai_epi32(_mm256_slli_epi32(pair, 16), 16);
-            const __m256i h = _mm256_loadu_si256((const __m256i *)(cb + 32 * half));
             __m256i q[4];
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; g++) {
-                __m256i l = _mm256_loadu_si256((const __m256i *)(cb + 64 + 32 * g));
-                if (half) l = _mm256_srli_epi16(l, 4);
-                q[g] = _mm256_or_si256(_mm256_and_si256(l, m4), rk2_q6_high(h, g));
-            }
+            rk2_q6_half(cb, half, q);
 #pragma GCC unroll 8
             for (int c = 0; c < RY; c++) {
                 const uint8_t *a = y + c * ys + 4 + 32 * ch + 16 * half;
