@@ -224,9 +224,8 @@ static void make_room_to_stream(const ob_model *m, const ob_context_params *p,
     const uint64_t buffer = model_stream_buffer_bytes(m, 0, n_layer);
     const bool streams = out->stream_min_tok > 0;
     const bool over = streams && part_total(&out->device) + out->device.stream > out->budget;
-    if (streams ? !over
-                : out->n_gpu_layers == n_layer || p->stream_min_tok == 0 ||
-                      !model_plan_streams(out->device.device))
+    if (!over && (streams || out->n_gpu_layers == n_layer || p->stream_min_tok == 0 ||
+                  !model_plan_streams(out->device.device)))
         return;
     ob_plan trial = *out;
     if (out->budget > buffer) {
@@ -238,15 +237,15 @@ static void make_room_to_stream(const ob_model *m, const ob_context_params *p,
         }
     }
     if (out->stream_min_tok > 0 && part_total(&out->device) + out->device.stream > out->budget) {
-        /* the device cannot hold the layers placed and a weight to stream */
-        out->stream_min_tok = 0;
-        out->stream_chunk = out->stream_experts = out->link_experts = 0;
-        out->link_chunk = link_bytes(m, shape, out->n_gpu_layers, out->experts_on_host,
-                                     p->n_batch);
+        /* the device cannot hold the layers placed and a weight to stream: the same placement,
+         * finished without streaming */
+        const uint64_t need = out->device.stream;
+        ob_context_params off = *p;
+        off.stream_min_tok = 0;
+        plan_finish(m, &off, shape, dev_shape, host_experts, true, is_cpu, out);
         snprintf(out->stream_why, sizeof out->stream_why,
                  "off: the device's %.2f GiB leave no room for its buffer (%.2f GiB)",
-                 (double)out->budget / (1 << 30), (double)out->device.stream / (1 << 30));
-        out->device.stream = 0;
+                 (double)out->budget / (1 << 30), (double)need / (1 << 30));
     }
 }
 

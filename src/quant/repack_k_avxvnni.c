@@ -24,7 +24,6 @@
 #include "quant/repack_avxvnni.h"
 #include "quant/repack_k_avx2.h"
 
-#define VK_ABLOCK ((size_t)sizeof(block_q8_k)) /* d at 0, qs at 4, bsums at 260 */
 
 /* pshufb patterns per row dword: byte j as the int32 j (VK_WIDE) or as the int16 pair (j, j)
  * (VK_PAIR) */
@@ -122,7 +121,7 @@ R2_INLINE void vk_group(int kind, int RY, int64_t n, float *out, size_t os, cons
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++)
-        vk_k4_block(kind == VK_Q5_K, RY, acc, x + b * xb, y + b * VK_ABLOCK, ys);
+        vk_k4_block(kind == VK_Q5_K, RY, acc, x + b * xb, y + b * RK2_ABLOCK, ys);
 #pragma GCC unroll 4
     for (int c = 0; c < RY; c++) _mm256_storeu_ps(out + c * os, acc[c]);
 }
